@@ -1,0 +1,116 @@
+"""``build_app(settings)``: the one place where the registration service is wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import FastAPI, Header
+
+from registration import metrics
+from registration.config import RegistrationSettings
+from registration.handlers import Command, Outcome, handle_commands
+from registration.relay import OutboxRelay
+from registration.repository import MongoRepository
+from registration.routes import build_router
+from registration.subscribers import register_command_subscriber
+from shared import problems
+from shared.auth import Principal
+from shared.envelope import CloudEvent
+from shared.health import health_router
+from shared.kafka import make_broker
+from shared.mongo import API_KEYS, MODEL_VERSIONS, MODELS, OUTBOX, Document, database, ensure_indexes, make_client
+
+
+async def resolve_principal(_authorization: str | None) -> Principal:
+    """Seam for access control (next issue): every command and request gets a principal."""
+    return Principal.anonymous()
+
+
+async def http_principal(
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Principal:
+    """The caller of an HTTP request."""
+    return await resolve_principal(authorization or x_api_key)
+
+
+def build_app(settings: RegistrationSettings) -> FastAPI:
+    """Wire the Kafka consumer, the outbox relay and the HTTP write API."""
+    client = make_client(settings)
+    db = database(client, settings)
+    repo = MongoRepository(client, db)
+    broker = make_broker(settings)
+
+    async def publish(rows: list[Document]) -> None:
+        futures = []
+        for row in rows:
+            value, headers = CloudEvent(
+                id=row["_id"], source=row["source"], type=row["type"], time=row["time"],
+                subject=row.get("subject"), correlation_id=row["correlation_id"],
+                causation_id=row.get("causation_id"), data=row["data"],
+            ).to_kafka()
+            futures.append(await broker.publish(
+                value, topic=settings.topic_events, key=row["key"].encode(),
+                headers={k: v.decode() for k, v in headers}, no_confirm=True,
+            ))
+        await asyncio.gather(*futures)
+        metrics.OUTBOX_PUBLISHED.inc(len(rows))
+
+    relay = OutboxRelay(repo=repo, publish=publish, batch_size=settings.relay_batch_size,
+                        interval=settings.relay_interval_seconds)
+
+    async def handle_batch(commands: list[Command]) -> list[Outcome]:
+        outcomes = await handle_commands(commands, repo=repo, artifact_schemes=settings.artifact_schemes,
+                                         retries=settings.commit_retries)
+        relay.notify()
+        _observe(outcomes)
+        return outcomes
+
+    async def handle_one(command: Command) -> Outcome:
+        return (await handle_batch([command]))[0]
+
+    register_command_subscriber(broker, settings, handle_batch=handle_batch, resolve_principal=resolve_principal)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await ensure_indexes(db, [MODELS, MODEL_VERSIONS, OUTBOX, API_KEYS])
+        await broker.start()
+        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+        try:
+            yield
+        finally:
+            relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task
+            await broker.stop()
+            await client.close()
+
+    app = FastAPI(title="Model Registry: registration", version="0.1.0", lifespan=lifespan)
+    problems.install(app)
+    app.include_router(health_router({
+        "mongodb": lambda: client.admin.command("ping"),
+        "kafka": lambda: _kafka_ping(broker),
+    }))
+    app.include_router(build_router(handle_one=handle_one, principal=http_principal))
+    app.state.relay = relay
+    app.state.repo = repo
+    return app
+
+
+async def _kafka_ping(broker: object) -> None:
+    if not await broker.ping(timeout=1.5):  # type: ignore[attr-defined]
+        raise ConnectionError("broker did not answer")
+
+
+def _observe(outcomes: list[Outcome]) -> None:
+    for outcome in outcomes:
+        if outcome.replayed:
+            continue
+        reason = outcome.event.data.get("reason", "") if outcome.rejected else ""
+        command_type = outcome.event.data.get("command_type", "") if outcome.rejected else outcome.event.type
+        metrics.COMMANDS.labels(command_type, "rejected" if outcome.rejected else "accepted", reason).inc()
+        if outcome.version is not None and outcome.event.type.endswith("registered"):
+            metrics.REGISTRATIONS.labels(outcome.version["team"], outcome.version["framework"]).inc()

@@ -1,0 +1,23 @@
+"""Registration service settings (``REGISTRATION_`` prefix over the shared ones)."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import CommonSettings
+
+
+class RegistrationSettings(CommonSettings):
+    """How the registration service consumes commands and relays its outbox."""
+
+    model_config = SettingsConfigDict(env_prefix="REGISTRATION_", extra="ignore", populate_by_name=True)
+
+    service_name: str = "registration"
+    http_port: int = 8081
+    consumer_group: str = "registration"
+    batch_max_records: int = 500
+    batch_timeout_ms: int = 20
+    relay_interval_seconds: float = 0.2
+    relay_batch_size: int = 1000
+    artifact_schemes: list[str] = ["s3"]
+    commit_retries: int = 5

@@ -1,0 +1,106 @@
+"""The registration rules: what a valid version is and how versions change. No I/O here."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import semver
+
+from shared.messages import RejectReason
+from shared.versioning import precedence_key
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+LIFECYCLE_TRANSITIONS: dict[str, frozenset[str]] = {
+    "active": frozenset({"deprecated", "archived"}),
+    "deprecated": frozenset({"active", "archived"}),
+    "archived": frozenset(),
+}
+
+
+class RegistrationError(Exception):
+    """A command the registry refuses; ``reason`` is its ``command_rejected`` code."""
+
+    reason: RejectReason = "invalid"
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or []
+
+
+class InvalidCommand(RegistrationError):
+    """The command's data breaks a validation rule."""
+
+    reason: RejectReason = "invalid"
+
+
+class DuplicateVersion(RegistrationError):
+    """A version with the same SemVer precedence already exists for this model."""
+
+    reason: RejectReason = "duplicate_version"
+
+
+class NotFound(RegistrationError):
+    """The model or version the command refers to does not exist."""
+
+    reason: RejectReason = "not_found"
+
+
+class Conflict(RegistrationError):
+    """The command is valid but not in the current state (e.g. an illegal lifecycle move)."""
+
+    reason: RejectReason = "conflict"
+
+
+def check_artifact_uri(uri: str, *, schemes: list[str]) -> None:
+    """Refuse URIs of unconfigured schemes, invalid S3 bucket names or empty keys."""
+    parts = urlsplit(uri)
+    if parts.scheme not in schemes:
+        allowed = ", ".join(f"{s}://" for s in schemes)
+        raise InvalidCommand(f"artifact_uri must use one of: {allowed}", [_field("artifact_uri", "scheme")])
+    bucket, key = parts.netloc, parts.path.lstrip("/")
+    if parts.scheme == "s3" and (
+        not _BUCKET.match(bucket) or ".." in bucket or _IPV4.match(bucket) or bucket.startswith("xn--")
+    ):
+        raise InvalidCommand(f"{bucket!r} is not a valid S3 bucket name", [_field("artifact_uri", "bucket")])
+    if not bucket or not key:
+        raise InvalidCommand("artifact_uri needs a bucket and a non-empty key", [_field("artifact_uri", "key")])
+
+
+def _field(name: str, kind: str) -> dict[str, Any]:
+    return {"loc": ["data", name], "msg": f"invalid {kind}", "type": f"{name}.{kind}"}
+
+
+def version_key(version: str) -> str:
+    """Precedence key of a version string already validated as SemVer."""
+    return precedence_key(version)
+
+
+def latest_rank(version: str) -> str:
+    """Rank used to pick a model's headline version: stable releases outrank prereleases."""
+    stable = semver.Version.parse(version).prerelease is None
+    return ("1" if stable else "0") + precedence_key(version)
+
+
+def new_model(*, team: str, name: str, now: datetime) -> dict[str, Any]:
+    """The document of a model created by its first version, with its stable id."""
+    return {
+        "_id": f"mdl_{uuid.uuid4().hex}",
+        "team": team,
+        "name": name,
+        "created_at": now,
+        "updated_at": now,
+        "version_count": 0,
+        "latest_rank": "",
+    }
+
+
+def check_lifecycle_move(current: str, wanted: str) -> None:
+    """Allow only the moves of :data:`LIFECYCLE_TRANSITIONS`."""
+    if wanted not in LIFECYCLE_TRANSITIONS[current]:
+        raise Conflict(f"cannot move a version from {current!r} to {wanted!r}")

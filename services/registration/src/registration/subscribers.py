@@ -1,0 +1,81 @@
+"""Kafka adapter: decode a batch of command records, handle them, dead-letter the undecodable."""
+
+from __future__ import annotations
+
+import structlog
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka.structs import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+
+from registration import metrics
+from registration.config import RegistrationSettings
+from registration.handlers import Command, Outcome
+from shared import correlation
+from shared.auth import Principal
+from shared.envelope import EnvelopeError, decode
+from shared.kafka import dead_letter_headers
+
+log = structlog.get_logger(__name__)
+
+HandleBatch = Callable[[list[Command]], Awaitable[list[Outcome]]]
+ResolvePrincipal = Callable[[str | None], Awaitable[Principal]]
+
+
+async def _keep_raw(_: Any) -> None:
+    """Skip FastStream's body decoding: records are decoded as CloudEvents below."""
+    return None
+
+
+def register_command_subscriber(
+    broker: KafkaBroker,
+    settings: RegistrationSettings,
+    *,
+    handle_batch: HandleBatch,
+    resolve_principal: ResolvePrincipal,
+) -> None:
+    """Consume ``registry.commands`` in batches; offsets are committed only after the batch commits."""
+    dlq_topic = f"{settings.topic_commands}.dlq"
+
+    @broker.subscriber(
+        settings.topic_commands,
+        group_id=settings.consumer_group,
+        batch=True,
+        max_records=settings.batch_max_records,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        decoder=_keep_raw,
+    )
+    async def on_commands(_: Any, message: KafkaMessage) -> None:
+        records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message  # type: ignore[assignment]
+        commands: list[Command] = []
+        for record in records:
+            try:
+                event = decode(record.value, record.headers or ())
+            except EnvelopeError as exc:
+                await _dead_letter(record, exc.reason, str(exc))
+                continue
+            principal = await resolve_principal(event.authorization)
+            commands.append(Command(event=event, principal=principal))
+        if not commands:
+            return
+        with metrics.BATCH_SECONDS.time():
+            outcomes = await handle_batch(commands)
+        for outcome in outcomes:
+            correlation.bind(outcome.event.correlation_id)
+            log.info("command handled", command_id=outcome.command_id, outcome=outcome.event.type)
+
+    async def _dead_letter(record: ConsumerRecord[Any, Any], reason: str, error: str) -> None:
+        headers = {key: value.decode("utf-8", "replace") for key, value in dead_letter_headers(record, reason, error)}
+        await broker.publish(record.value or b"", topic=dlq_topic, key=record.key, headers=headers)
+        metrics.DEAD_LETTERS.labels(settings.topic_commands, reason).inc()
+        log.warning(
+            "dead-lettered a record",
+            topic=record.topic, partition=record.partition, offset=record.offset, reason=reason,
+        )

@@ -1,0 +1,75 @@
+"""API-key format (DESIGN §4) and the principal every route and handler receives.
+
+Issue 2 builds the seam: every route depends on :func:`principal_from_headers` and every
+handler takes a ``principal``; key lookup, scopes and team checks arrive with access control.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import string
+from dataclasses import dataclass, field
+
+SCOPES = ("models:read", "models:write", "deployments:write", "audit:read", "team:admin", "platform:admin")
+PLATFORM_TEAM = "platform"
+_ALPHABET = string.ascii_letters + string.digits
+_KEY = re.compile(r"^mr_([A-Za-z0-9]{8})_([A-Za-z0-9]{43,})$")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is acting: the key's id and team, and what the key may do."""
+
+    key_id: str
+    team: str
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def anonymous(cls) -> Principal:
+        """The caller of a request that carried no credential (until access control lands)."""
+        return cls(key_id="anonymous", team="anonymous")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A freshly generated key: ``token`` is shown once; only ``secret_hash`` is stored."""
+
+    key_id: str
+    token: str
+    secret_hash: str
+
+
+def _random(length: int) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 of the secret part of a key, hex-encoded."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def generate_api_key() -> ApiKey:
+    """A new key: 8-char id and a base62 secret of 256 random bits (43 characters)."""
+    key_id, secret = _random(8), _random(43)
+    return ApiKey(key_id=key_id, token=f"mr_{key_id}_{secret}", secret_hash=hash_secret(secret))
+
+
+def parse_api_key(token: str) -> tuple[str, str] | None:
+    """Split a token into (key id, secret), or ``None`` when it is not in the key format."""
+    match = _KEY.match(token.strip())
+    return (match.group(1), match.group(2)) if match else None
+
+
+def secret_matches(secret: str, stored_hash: str) -> bool:
+    """Constant-time comparison of a presented secret with the stored hash."""
+    return hmac.compare_digest(hash_secret(secret), stored_hash)
+
+
+def bearer_token(authorization: str | None, api_key_header: str | None = None) -> str | None:
+    """The credential of ``Authorization: Bearer …`` or ``X-API-Key``."""
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return api_key_header.strip() if api_key_header else None

@@ -1,0 +1,26 @@
+"""Documented enumerations and limits of the contract, served by ``GET /v1/meta``."""
+
+from __future__ import annotations
+
+FRAMEWORKS: tuple[str, ...] = (
+    "catboost", "custom", "huggingface", "jax", "keras", "lightgbm", "onnx", "prophet",
+    "pytorch", "scikit-learn", "spark-ml", "statsmodels", "tensorflow", "xgboost",
+)
+DEPLOYMENT_TARGETS: tuple[str, ...] = (
+    "azure-ml", "batch", "bentoml", "databricks", "edge", "kserve", "kubernetes", "lambda",
+    "ray-serve", "sagemaker", "seldon", "triton", "vertex-ai",
+)
+LIFECYCLE_STATES: tuple[str, ...] = ("active", "deprecated", "archived")
+DEPLOYMENT_STATUSES: tuple[str, ...] = (
+    "registered", "deploying", "deployed", "failed", "rolled_back", "retired",
+)
+DEFAULT_ARTIFACT_SCHEMES: tuple[str, ...] = ("s3",)
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_TAGS = 64
+MAX_TAG_KEY = 64
+MAX_TAG_VALUE = 256
+MAX_DESCRIPTION = 16_384
+MAX_PAGE_SIZE = 200
+DEFAULT_PAGE_SIZE = 50

@@ -1,0 +1,35 @@
+"""Correlation id carried through HTTP requests, Kafka messages and log lines."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from contextvars import ContextVar
+
+import structlog
+
+_correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+
+
+def new_id() -> str:
+    """Make a fresh, globally unique identifier."""
+    return uuid.uuid4().hex
+
+
+def current() -> str | None:
+    """The correlation id of the operation being handled, if any."""
+    return _correlation_id.get()
+
+
+_ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def bind(correlation_id: str | None) -> str:
+    """Make ``correlation_id`` (or a new one) current for this task and its log lines.
+
+    A value that is not a short token is replaced, so callers cannot inject text into logs.
+    """
+    value = correlation_id if correlation_id and _ACCEPTABLE.match(correlation_id) else new_id()
+    _correlation_id.set(value)
+    structlog.contextvars.bind_contextvars(correlation_id=value)
+    return value

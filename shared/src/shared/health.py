@@ -1,0 +1,51 @@
+"""``/healthz``, ``/readyz`` and ``/metrics``, the same on every service."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+
+from shared.problems import Problem, problem_response
+
+Check = Callable[[], Awaitable[object]]
+
+DEPENDENCY_UP = Gauge(
+    "registry_dependency_up", "1 when the dependency answered the last readiness check", ["dependency"]
+)
+
+
+def health_router(checks: dict[str, Check], *, timeout: float = 2.0) -> APIRouter:
+    """Routes for liveness, readiness (each check must answer within ``timeout``) and metrics."""
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", response_model=None)
+    async def readyz() -> JSONResponse:
+        failed: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                await asyncio.wait_for(check(), timeout)
+                DEPENDENCY_UP.labels(name).set(1)
+            except Exception as exc:  # any failure means not ready; say which and why
+                DEPENDENCY_UP.labels(name).set(0)
+                failed[name] = f"{type(exc).__name__}: {exc}"[:300]
+        if failed:
+            return problem_response(
+                Problem(503, "Not ready", "unreachable: " + ", ".join(sorted(failed)),
+                        type_="urn:registry:problem:not-ready",
+                        errors=[{"dependency": k, "error": v} for k, v in failed.items()])
+            )
+        return JSONResponse({"status": "ready", "dependencies": sorted(checks)})
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router

@@ -1,0 +1,91 @@
+"""FastStream Kafka broker factory, topic creation and dead-lettering."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.structs import ConsumerRecord
+from faststream.kafka import KafkaBroker
+from faststream.security import SASLPlaintext, SASLScram256, SASLScram512
+
+from shared.settings import CommonSettings
+
+
+def _security(settings: CommonSettings) -> Any:
+    mechanism = (settings.kafka_sasl_mechanism or "").upper()
+    if not mechanism:
+        return None
+    options = {
+        "username": settings.kafka_sasl_username or "",
+        "password": settings.kafka_sasl_password or "",
+        "use_ssl": settings.kafka_security_protocol == "SASL_SSL",
+    }
+    kinds = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
+    return kinds[mechanism](**options)
+
+
+def make_broker(settings: CommonSettings, **options: Any) -> KafkaBroker:
+    """A broker that publishes with ``acks=all`` and, where supported, the idempotent producer."""
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=settings.service_name,
+        acks="all",
+        enable_idempotence=settings.kafka_enable_idempotence,
+        security=_security(settings),
+        linger_ms=options.pop("linger_ms", 2),
+        **options,
+    )
+
+
+def admin_client(settings: CommonSettings) -> AIOKafkaAdminClient:
+    """An admin client with the same endpoint and security settings as the broker."""
+    return AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=f"{settings.service_name}-admin",
+        security_protocol=settings.kafka_security_protocol,
+        sasl_mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+        sasl_plain_username=settings.kafka_sasl_username,
+        sasl_plain_password=settings.kafka_sasl_password,
+    )
+
+
+async def ensure_topics(settings: CommonSettings, *, with_dlq: bool = True) -> list[str]:
+    """Create the contract's topics (and their ``.dlq``) that do not exist yet; return all names."""
+    names = settings.all_topics()
+    if with_dlq:
+        names += [f"{name}.dlq" for name in names]
+    admin = admin_client(settings)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, settings.kafka_topic_partitions, settings.kafka_replication_factor)
+            for name in names
+            if name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another process created them first: the goal is met
+            await asyncio.sleep(0)
+    finally:
+        await admin.close()
+    return names
+
+
+def dead_letter_headers(record: ConsumerRecord[Any, Any], reason: str, error: str) -> list[tuple[str, bytes]]:
+    """The original headers plus where the record came from and why it was refused."""
+    return [
+        *[(key, value) for key, value in (record.headers or ())],
+        ("dlq_reason", reason.encode()),
+        ("dlq_error", error[:1000].encode("utf-8", "replace")),
+        ("dlq_source_topic", record.topic.encode()),
+        ("dlq_source_partition", str(record.partition).encode()),
+        ("dlq_source_offset", str(record.offset).encode()),
+        ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
+    ]

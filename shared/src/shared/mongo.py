@@ -1,0 +1,76 @@
+"""The ``AsyncMongoClient`` factory and every collection's indexes, declared in one place.
+
+Indexes live here (not in the owning service) because `registry up` and the read side need
+them too; each service still creates only its own collections' indexes at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.settings import CommonSettings
+
+Document = dict[str, Any]
+
+MODELS = "models"
+MODEL_VERSIONS = "model_versions"
+OUTBOX = "outbox"
+API_KEYS = "api_keys"
+SHARES = "shares"
+AUDIT_LOG = "audit_log"
+DEPLOYMENTS = "deployments"
+WEBHOOKS = "webhooks"
+WEBHOOK_DELIVERIES = "webhook_deliveries"
+
+INDEXES: dict[str, list[IndexModel]] = {
+    MODELS: [
+        IndexModel([("team", ASCENDING), ("name", ASCENDING)], unique=True, name="team_name"),
+        IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="created"),
+        IndexModel([("team", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="team_created"),
+        IndexModel([("updated_at", DESCENDING), ("_id", DESCENDING)], name="updated"),
+        IndexModel([("name", ASCENDING), ("_id", ASCENDING)], name="name"),
+        IndexModel([("framework", ASCENDING), ("created_at", DESCENDING)], name="framework_created"),
+        IndexModel([("deployment_targets", ASCENDING), ("created_at", DESCENDING)], name="targets_created"),
+        IndexModel([("tag_pairs", ASCENDING), ("created_at", DESCENDING)], name="tags_created"),
+    ],
+    MODEL_VERSIONS: [
+        # SemVer precedence uniqueness: the duplicate check cannot be raced past.
+        IndexModel([("model_id", ASCENDING), ("version_key", DESCENDING)], unique=True, name="model_version_key"),
+        IndexModel([("team", ASCENDING), ("name", ASCENDING), ("version_key", DESCENDING)], name="team_name_version"),
+        IndexModel([("status", ASCENDING), ("model_id", ASCENDING)], name="status_model"),
+    ],
+    OUTBOX: [
+        # One outcome per command: this is also the processed-commands dedupe record.
+        IndexModel([("causation_id", ASCENDING)], unique=True, name="causation"),
+        IndexModel([("sent", ASCENDING), ("position", ASCENDING)], name="unsent"),
+        IndexModel([("model_id", ASCENDING), ("position", ASCENDING)], name="model_history"),
+    ],
+    API_KEYS: [
+        IndexModel([("team", ASCENDING)], name="team"),
+    ],
+}
+
+
+def make_client(settings: CommonSettings, **options: Any) -> AsyncMongoClient[Document]:
+    """Build the async client; connection-string options (e.g. ``retryWrites``) come from the URI."""
+    return AsyncMongoClient(
+        settings.mongodb_uri,
+        tz_aware=True,
+        serverSelectionTimeoutMS=options.pop("serverSelectionTimeoutMS", 5_000),
+        appname=settings.service_name,
+        **options,
+    )
+
+
+def database(client: AsyncMongoClient[Document], settings: CommonSettings) -> AsyncDatabase[Document]:
+    """The registry's database."""
+    return client[settings.mongodb_database]
+
+
+async def ensure_indexes(db: AsyncDatabase[Document], collections: list[str] | None = None) -> None:
+    """Create the declared indexes of ``collections`` (default: all); idempotent."""
+    for name in collections or list(INDEXES):
+        await db[name].create_indexes(INDEXES[name])

@@ -1,0 +1,56 @@
+"""Settings shared by every service; each service subclasses with its own env prefix."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _shared(name: str) -> AliasChoices:
+    """Accept both the service-prefixed variable and the shared, unprefixed one."""
+    return AliasChoices(name.upper(), name)
+
+
+class CommonSettings(BaseSettings):
+    """Connection and behaviour settings every service reads.
+
+    The defaults are the real-infrastructure defaults; the embedded stack overrides the few
+    that its stand-ins need (DESIGN §7).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    service_name: str = "registry"
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias=_shared("kafka_bootstrap_servers"))
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", validation_alias=_shared("kafka_security_protocol")
+    )
+    kafka_sasl_mechanism: str | None = Field(None, validation_alias=_shared("kafka_sasl_mechanism"))
+    kafka_sasl_username: str | None = Field(None, validation_alias=_shared("kafka_sasl_username"))
+    kafka_sasl_password: str | None = Field(None, validation_alias=_shared("kafka_sasl_password"))
+    # The embedded broker cannot initialise producer ids, so it turns this off (DESIGN §7).
+    kafka_enable_idempotence: bool = Field(True, validation_alias=_shared("kafka_enable_idempotence"))
+    kafka_session_timeout_ms: int = Field(10_000, validation_alias=_shared("kafka_session_timeout_ms"))
+    kafka_heartbeat_interval_ms: int = Field(3_000, validation_alias=_shared("kafka_heartbeat_interval_ms"))
+    kafka_fetch_max_wait_ms: int = Field(500, validation_alias=_shared("kafka_fetch_max_wait_ms"))
+    kafka_topic_partitions: int = Field(6, validation_alias=_shared("kafka_topic_partitions"))
+    kafka_replication_factor: int = Field(1, validation_alias=_shared("kafka_replication_factor"))
+
+    mongodb_uri: str = Field("mongodb://127.0.0.1:27017/", validation_alias=_shared("mongodb_uri"))
+    mongodb_database: str = Field("model_registry", validation_alias=_shared("mongodb_database"))
+
+    topic_commands: str = Field("registry.commands", validation_alias=_shared("topic_commands"))
+    topic_events: str = Field("registry.events", validation_alias=_shared("topic_events"))
+    topic_deploy: str = Field("deploy.events", validation_alias=_shared("topic_deploy"))
+    topic_access: str = Field("registry.access", validation_alias=_shared("topic_access"))
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    log_format: Literal["json", "console"] = Field("json", validation_alias=_shared("log_format"))
+    log_level: str = Field("INFO", validation_alias=_shared("log_level"))
+
+    def all_topics(self) -> list[str]:
+        """Every topic of the contract, without dead-letter topics."""
+        return [self.topic_commands, self.topic_events, self.topic_deploy, self.topic_access]
