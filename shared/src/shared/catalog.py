@@ -3,16 +3,44 @@
 from __future__ import annotations
 
 FRAMEWORKS: tuple[str, ...] = (
-    "catboost", "custom", "huggingface", "jax", "keras", "lightgbm", "onnx", "prophet",
-    "pytorch", "scikit-learn", "spark-ml", "statsmodels", "tensorflow", "xgboost",
+    "catboost",
+    "custom",
+    "huggingface",
+    "jax",
+    "keras",
+    "lightgbm",
+    "onnx",
+    "prophet",
+    "pytorch",
+    "scikit-learn",
+    "spark-ml",
+    "statsmodels",
+    "tensorflow",
+    "xgboost",
 )
 DEPLOYMENT_TARGETS: tuple[str, ...] = (
-    "azure-ml", "batch", "bentoml", "databricks", "edge", "kserve", "kubernetes", "lambda",
-    "ray-serve", "sagemaker", "seldon", "triton", "vertex-ai",
+    "azure-ml",
+    "batch",
+    "bentoml",
+    "databricks",
+    "edge",
+    "kserve",
+    "kubernetes",
+    "lambda",
+    "ray-serve",
+    "sagemaker",
+    "seldon",
+    "triton",
+    "vertex-ai",
 )
 LIFECYCLE_STATES: tuple[str, ...] = ("active", "deprecated", "archived")
 DEPLOYMENT_STATUSES: tuple[str, ...] = (
-    "registered", "deploying", "deployed", "failed", "rolled_back", "retired",
+    "registered",
+    "deploying",
+    "deployed",
+    "failed",
+    "rolled_back",
+    "retired",
 )
 DEFAULT_ARTIFACT_SCHEMES: tuple[str, ...] = ("s3",)
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"

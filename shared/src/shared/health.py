@@ -38,9 +38,13 @@ def health_router(checks: dict[str, Check], *, timeout: float = 2.0) -> APIRoute
                 failed[name] = f"{type(exc).__name__}: {exc}"[:300]
         if failed:
             return problem_response(
-                Problem(503, "Not ready", "unreachable: " + ", ".join(sorted(failed)),
-                        type_="urn:registry:problem:not-ready",
-                        errors=[{"dependency": k, "error": v} for k, v in failed.items()])
+                Problem(
+                    503,
+                    "Not ready",
+                    "unreachable: " + ", ".join(sorted(failed)),
+                    type_="urn:registry:problem:not-ready",
+                    errors=[{"dependency": k, "error": v} for k, v in failed.items()],
+                )
             )
         return JSONResponse({"status": "ready", "dependencies": sorted(checks)})
 

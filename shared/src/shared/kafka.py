@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,13 +19,12 @@ def _security(settings: CommonSettings) -> Any:
     mechanism = (settings.kafka_sasl_mechanism or "").upper()
     if not mechanism:
         return None
-    options = {
-        "username": settings.kafka_sasl_username or "",
-        "password": settings.kafka_sasl_password or "",
-        "use_ssl": settings.kafka_security_protocol == "SASL_SSL",
-    }
     kinds = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
-    return kinds[mechanism](**options)
+    return kinds[mechanism](
+        username=settings.kafka_sasl_username or "",
+        password=settings.kafka_sasl_password or "",
+        use_ssl=settings.kafka_security_protocol == "SASL_SSL",
+    )
 
 
 def make_broker(settings: CommonSettings, **options: Any) -> KafkaBroker:
@@ -68,11 +67,9 @@ async def ensure_topics(settings: CommonSettings, *, with_dlq: bool = True) -> l
             if name not in existing
         ]
         if missing:
-            try:
+            # Another process may create them first; the goal is met either way.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another process created them first: the goal is met
-            await asyncio.sleep(0)
     finally:
         await admin.close()
     return names
@@ -89,3 +86,9 @@ def dead_letter_headers(record: ConsumerRecord[Any, Any], reason: str, error: st
         ("dlq_source_offset", str(record.offset).encode()),
         ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
     ]
+
+
+async def ping(broker: KafkaBroker) -> None:
+    """Readiness check: raise unless the broker answers a metadata request quickly."""
+    if not await broker.ping(timeout=1.5):
+        raise ConnectionError("Kafka broker did not answer")

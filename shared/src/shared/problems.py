@@ -66,8 +66,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return problem_response(
-            Problem(422, "Invalid request", "the request does not match the schema",
-                    type_="urn:registry:problem:invalid", errors=_clean_errors(exc.errors()))
+            Problem(
+                422,
+                "Invalid request",
+                "the request does not match the schema",
+                type_="urn:registry:problem:invalid",
+                errors=_clean_errors(exc.errors()),
+            )
         )
 
     @app.exception_handler(StarletteHTTPException)

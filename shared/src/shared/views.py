@@ -8,9 +8,24 @@ from typing import Any
 from shared.mongo import Document
 
 _VERSION_FIELDS = (
-    "model_id", "team", "name", "version", "framework", "framework_version", "artifact_uri",
-    "artifact_digest", "deployment_targets", "description", "tags", "metrics", "parameters",
-    "signature", "lifecycle", "created_at", "updated_at", "created_by",
+    "model_id",
+    "team",
+    "name",
+    "version",
+    "framework",
+    "framework_version",
+    "artifact_uri",
+    "artifact_digest",
+    "deployment_targets",
+    "description",
+    "tags",
+    "metrics",
+    "parameters",
+    "signature",
+    "lifecycle",
+    "created_at",
+    "updated_at",
+    "created_by",
 )
 
 

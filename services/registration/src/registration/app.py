@@ -5,9 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Annotated
 
-from fastapi import FastAPI, Header
+from fastapi import FastAPI
+from shared.auth import Principal
+from shared.envelope import CloudEvent
+from shared.health import health_router
+from shared.http_auth import http_principal
+from shared.kafka import make_broker
+from shared.kafka import ping as kafka_ping
+from shared.mongo import (
+    API_KEYS,
+    MODEL_VERSIONS,
+    MODELS,
+    OUTBOX,
+    Document,
+    database,
+    ensure_indexes,
+    make_client,
+)
 
 from registration import metrics
 from registration.config import RegistrationSettings
@@ -17,24 +32,11 @@ from registration.repository import MongoRepository
 from registration.routes import build_router
 from registration.subscribers import register_command_subscriber
 from shared import problems
-from shared.auth import Principal
-from shared.envelope import CloudEvent
-from shared.health import health_router
-from shared.kafka import make_broker
-from shared.mongo import API_KEYS, MODEL_VERSIONS, MODELS, OUTBOX, Document, database, ensure_indexes, make_client
 
 
 async def resolve_principal(_authorization: str | None) -> Principal:
     """Seam for access control (next issue): every command and request gets a principal."""
     return Principal.anonymous()
-
-
-async def http_principal(
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
-) -> Principal:
-    """The caller of an HTTP request."""
-    return await resolve_principal(authorization or x_api_key)
 
 
 def build_app(settings: RegistrationSettings) -> FastAPI:
@@ -48,23 +50,38 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
         futures = []
         for row in rows:
             value, headers = CloudEvent(
-                id=row["_id"], source=row["source"], type=row["type"], time=row["time"],
-                subject=row.get("subject"), correlation_id=row["correlation_id"],
-                causation_id=row.get("causation_id"), data=row["data"],
+                id=row["_id"],
+                source=row["source"],
+                type=row["type"],
+                time=row["time"],
+                subject=row.get("subject"),
+                correlation_id=row["correlation_id"],
+                causation_id=row.get("causation_id"),
+                data=row["data"],
             ).to_kafka()
-            futures.append(await broker.publish(
-                value, topic=settings.topic_events, key=row["key"].encode(),
-                headers={k: v.decode() for k, v in headers}, no_confirm=True,
-            ))
+            futures.append(
+                await broker.publish(
+                    value,
+                    topic=settings.topic_events,
+                    key=row["key"].encode(),
+                    headers={k: v.decode() for k, v in headers},
+                    no_confirm=True,
+                )
+            )
         await asyncio.gather(*futures)
         metrics.OUTBOX_PUBLISHED.inc(len(rows))
 
-    relay = OutboxRelay(repo=repo, publish=publish, batch_size=settings.relay_batch_size,
-                        interval=settings.relay_interval_seconds)
+    relay = OutboxRelay(
+        repo=repo,
+        publish=publish,
+        batch_size=settings.relay_batch_size,
+        interval=settings.relay_interval_seconds,
+    )
 
     async def handle_batch(commands: list[Command]) -> list[Outcome]:
-        outcomes = await handle_commands(commands, repo=repo, artifact_schemes=settings.artifact_schemes,
-                                         retries=settings.commit_retries)
+        outcomes = await handle_commands(
+            commands, repo=repo, artifact_schemes=settings.artifact_schemes, retries=settings.commit_retries
+        )
         relay.notify()
         _observe(outcomes)
         return outcomes
@@ -72,7 +89,9 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     async def handle_one(command: Command) -> Outcome:
         return (await handle_batch([command]))[0]
 
-    register_command_subscriber(broker, settings, handle_batch=handle_batch, resolve_principal=resolve_principal)
+    register_command_subscriber(
+        broker, settings, handle_batch=handle_batch, resolve_principal=resolve_principal
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -90,19 +109,18 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
 
     app = FastAPI(title="Model Registry: registration", version="0.1.0", lifespan=lifespan)
     problems.install(app)
-    app.include_router(health_router({
-        "mongodb": lambda: client.admin.command("ping"),
-        "kafka": lambda: _kafka_ping(broker),
-    }))
+    app.include_router(
+        health_router(
+            {
+                "mongodb": lambda: client.admin.command("ping"),
+                "kafka": lambda: kafka_ping(broker),
+            }
+        )
+    )
     app.include_router(build_router(handle_one=handle_one, principal=http_principal))
     app.state.relay = relay
     app.state.repo = repo
     return app
-
-
-async def _kafka_ping(broker: object) -> None:
-    if not await broker.ping(timeout=1.5):  # type: ignore[attr-defined]
-        raise ConnectionError("broker did not answer")
 
 
 def _observe(outcomes: list[Outcome]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pydantic_settings import SettingsConfigDict
-
 from shared.settings import CommonSettings
 
 
@@ -19,5 +18,5 @@ class RegistrationSettings(CommonSettings):
     batch_timeout_ms: int = 20
     relay_interval_seconds: float = 0.2
     relay_batch_size: int = 1000
-    artifact_schemes: list[str] = ["s3"]
+    artifact_schemes: tuple[str, ...] = ("s3",)
     commit_retries: int = 5

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import semver
-
 from shared.messages import RejectReason
 from shared.versioning import precedence_key
 
@@ -57,7 +57,7 @@ class Conflict(RegistrationError):
     reason: RejectReason = "conflict"
 
 
-def check_artifact_uri(uri: str, *, schemes: list[str]) -> None:
+def check_artifact_uri(uri: str, *, schemes: Sequence[str]) -> None:
     """Refuse URIs of unconfigured schemes, invalid S3 bucket names or empty keys."""
     parts = urlsplit(uri)
     if parts.scheme not in schemes:
@@ -69,7 +69,9 @@ def check_artifact_uri(uri: str, *, schemes: list[str]) -> None:
     ):
         raise InvalidCommand(f"{bucket!r} is not a valid S3 bucket name", [_field("artifact_uri", "bucket")])
     if not bucket or not key:
-        raise InvalidCommand("artifact_uri needs a bucket and a non-empty key", [_field("artifact_uri", "key")])
+        raise InvalidCommand(
+            "artifact_uri needs a bucket and a non-empty key", [_field("artifact_uri", "key")]
+        )
 
 
 def _field(name: str, kind: str) -> dict[str, Any]:

@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
-
-from registration import domain
-from registration.repository import ConcurrentWrite, Repository
-from shared import messages
 from shared.auth import Principal
 from shared.envelope import CloudEvent
 from shared.mongo import Document
 from shared.views import version_public
+
+from registration import domain
+from registration.repository import ConcurrentWrite, Repository
+from shared import messages
 
 SOURCE = "/registry/registration"
 
@@ -73,7 +73,7 @@ async def handle_commands(
     commands: Sequence[Command],
     *,
     repo: Repository,
-    artifact_schemes: list[str],
+    artifact_schemes: Sequence[str],
     retries: int = 5,
     clock: Clock = _utcnow,
 ) -> list[Outcome]:
@@ -89,7 +89,7 @@ async def handle_commands(
 
 
 async def _handle_once(
-    commands: Sequence[Command], *, repo: Repository, artifact_schemes: list[str], now: datetime
+    commands: Sequence[Command], *, repo: Repository, artifact_schemes: Sequence[str], now: datetime
 ) -> list[Outcome]:
     done = await repo.outcomes_of([c.event.id for c in commands])
     parsed: list[tuple[Command, Any]] = []
@@ -120,7 +120,7 @@ async def _handle_once(
     return outcomes
 
 
-def _parse(command: Command, artifact_schemes: list[str]) -> Any:
+def _parse(command: Command, artifact_schemes: Sequence[str]) -> Any:
     model = messages.COMMAND_MODELS.get(command.event.type)
     if model is None or command.event.type in (messages.SHARE_MODEL, messages.UNSHARE_MODEL):
         return domain.InvalidCommand(f"unsupported command type {command.event.type!r}")
@@ -142,7 +142,12 @@ def _parse(command: Command, artifact_schemes: list[str]) -> Any:
 class _BatchState:
     """The models and versions one batch touches, updated in memory as commands apply."""
 
-    def __init__(self, models: dict[tuple[str, str], Document], versions: dict[tuple[str, str], Document], now: datetime) -> None:
+    def __init__(
+        self,
+        models: dict[tuple[str, str], Document],
+        versions: dict[tuple[str, str], Document],
+        now: datetime,
+    ) -> None:
         self.models, self.versions, self.now = models, versions, now
         self.changes = Changes()
         self._position = time.time_ns()
@@ -200,17 +205,22 @@ class _BatchState:
         self._count_version(model)
         rank = domain.latest_rank(data.version)
         if rank > model.get("latest_rank", ""):
-            self._set_model(model, {
-                "latest_rank": rank,
-                "latest_version": data.version,
-                "framework": data.framework,
-                "deployment_targets": list(data.deployment_targets),
-                "description": data.description,
-                "tags": dict(data.tags),
-                "tag_pairs": version["tag_pairs"],
-            })
+            self._set_model(
+                model,
+                {
+                    "latest_rank": rank,
+                    "latest_version": data.version,
+                    "framework": data.framework,
+                    "deployment_targets": list(data.deployment_targets),
+                    "description": data.description,
+                    "tags": dict(data.tags),
+                    "tag_pairs": version["tag_pairs"],
+                },
+            )
         self._set_model(model, {"updated_at": self.now})
-        event = self._emit(command, messages.MODEL_VERSION_REGISTERED, model, data.version, version_public(version))
+        event = self._emit(
+            command, messages.MODEL_VERSION_REGISTERED, model, data.version, version_public(version)
+        )
         return Outcome(command.event.id, event, version)
 
     def _update(self, command: Command, data: messages.UpdateModelVersion) -> Outcome:
@@ -226,8 +236,13 @@ class _BatchState:
             self._set_model(model, {k: v for k, v in changed.items() if k != "metrics"})
         self._set_model(model, {"updated_at": self.now})
         public = {k: v for k, v in changed.items() if k in ("description", "tags", "metrics")}
-        payload = {"model_id": model["_id"], "team": data.team, "name": data.name,
-                   "version": version["version"], "changes": public}
+        payload = {
+            "model_id": model["_id"],
+            "team": data.team,
+            "name": data.name,
+            "version": version["version"],
+            "changes": public,
+        }
         event = self._emit(command, messages.MODEL_VERSION_UPDATED, model, version["version"], payload)
         return Outcome(command.event.id, event, version)
 
@@ -237,8 +252,14 @@ class _BatchState:
         domain.check_lifecycle_move(previous, data.state)
         self._set_version(version, {"lifecycle": data.state, "updated_at": self.now})
         self._set_model(model, {"updated_at": self.now})
-        payload = {"model_id": model["_id"], "team": data.team, "name": data.name,
-                   "version": version["version"], "from": previous, "to": data.state}
+        payload = {
+            "model_id": model["_id"],
+            "team": data.team,
+            "name": data.name,
+            "version": version["version"],
+            "from": previous,
+            "to": data.state,
+        }
         event = self._emit(command, messages.VERSION_LIFECYCLE_CHANGED, model, version["version"], payload)
         return Outcome(command.event.id, event, version)
 
@@ -304,21 +325,23 @@ class _BatchState:
             data=data,
         )
         self._position += 1
-        self.changes.outbox.append({
-            "_id": event.id,
-            "type": event.type,
-            "source": event.source,
-            "subject": event.subject,
-            "time": event.time,
-            "correlation_id": event.correlation_id,
-            "causation_id": event.causation_id,
-            "key": f"{team}/{name}" if team and name else command.event.subject or "",
-            "data": data,
-            "team": team,
-            "model_id": model["_id"] if model and event_type != messages.COMMAND_REJECTED else None,
-            "position": self._position,
-            "sent": False,
-        })
+        self.changes.outbox.append(
+            {
+                "_id": event.id,
+                "type": event.type,
+                "source": event.source,
+                "subject": event.subject,
+                "time": event.time,
+                "correlation_id": event.correlation_id,
+                "causation_id": event.causation_id,
+                "key": f"{team}/{name}" if team and name else command.event.subject or "",
+                "data": data,
+                "team": team,
+                "model_id": model["_id"] if model and event_type != messages.COMMAND_REJECTED else None,
+                "position": self._position,
+                "sent": False,
+            }
+        )
         return event
 
 

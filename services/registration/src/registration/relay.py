@@ -7,12 +7,13 @@ A crash between publish and mark re-publishes those rows on restart; consumers d
 from __future__ import annotations
 
 import asyncio
-
-import structlog
+import contextlib
 from collections.abc import Awaitable, Callable
 
-from registration.repository import Repository
+import structlog
 from shared.mongo import Document
+
+from registration.repository import Repository
 
 log = structlog.get_logger(__name__)
 Publish = Callable[[list[Document]], Awaitable[None]]
@@ -44,10 +45,8 @@ class OutboxRelay:
     async def run(self) -> None:
         """Drain forever; errors are logged and retried, never fatal."""
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)
-            except TimeoutError:
-                pass
             self._wake.clear()
             try:
                 await self.drain()

@@ -5,12 +5,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
-
 from shared.mongo import MODEL_VERSIONS, MODELS, OUTBOX, Document
 
 if TYPE_CHECKING:
@@ -88,8 +87,15 @@ class MongoRepository:
                 for model_id, count in changes.model_version_increments.items()
             ] + [
                 # Only move the headline fields forward: a concurrent writer may have a newer one.
-                UpdateOne({"_id": model_id, **({"latest_rank": {"$lt": fields["latest_rank"]}} if "latest_rank" in fields else {})},
-                          {"$set": fields})
+                UpdateOne(
+                    {
+                        "_id": model_id,
+                        **(
+                            {"latest_rank": {"$lt": fields["latest_rank"]}} if "latest_rank" in fields else {}
+                        ),
+                    },
+                    {"$set": fields},
+                )
                 for model_id, fields in changes.model_sets.items()
             ]
             if model_ops:
@@ -98,7 +104,10 @@ class MongoRepository:
                 await self._versions.insert_many(changes.new_versions, session=session)
             if changes.version_sets:
                 await self._versions.bulk_write(
-                    [UpdateOne({"_id": vid}, {"$set": fields}) for vid, fields in changes.version_sets.items()],
+                    [
+                        UpdateOne({"_id": vid}, {"$set": fields})
+                        for vid, fields in changes.version_sets.items()
+                    ],
                     session=session,
                 )
             await self._outbox.bulk_write([InsertOne(doc) for doc in changes.outbox], session=session)
@@ -137,11 +146,19 @@ class InMemoryRepository:
 
     async def outcomes_of(self, command_ids: Sequence[str]) -> dict[str, Document]:
         wanted = set(command_ids)
-        return {doc["causation_id"]: copy.deepcopy(doc) for doc in self.outbox.values() if doc["causation_id"] in wanted}
+        return {
+            doc["causation_id"]: copy.deepcopy(doc)
+            for doc in self.outbox.values()
+            if doc["causation_id"] in wanted
+        }
 
     async def models_by_ref(self, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Document]:
         wanted = set(refs)
-        return {(m["team"], m["name"]): copy.deepcopy(m) for m in self.models.values() if (m["team"], m["name"]) in wanted}
+        return {
+            (m["team"], m["name"]): copy.deepcopy(m)
+            for m in self.models.values()
+            if (m["team"], m["name"]) in wanted
+        }
 
     async def versions_by_key(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Document]:
         wanted = set(keys)
@@ -184,5 +201,3 @@ class InMemoryRepository:
     async def mark_sent(self, event_ids: Sequence[str]) -> None:
         for event_id in event_ids:
             self.outbox[event_id]["sent"] = True
-
-

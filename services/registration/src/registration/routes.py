@@ -1,18 +1,16 @@
 """HTTP adapter: each write route builds a command and runs the same handler as Kafka."""
 
-
-
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Request, Response
-
-from registration.handlers import SOURCE, Command, Outcome
-from shared import correlation, messages
 from shared.auth import Principal
 from shared.envelope import CloudEvent
 from shared.problems import Problem
 from shared.views import version_public
+
+from registration.handlers import SOURCE, Command, Outcome
+from shared import correlation, messages
 
 HandleOne = Callable[[Command], Awaitable[Outcome]]
 
@@ -36,16 +34,16 @@ def _schema(model: type[Any], *, drop: tuple[str, ...]) -> dict[str, Any]:
     return {"requestBody": {"content": {"application/json": {"schema": schema}}, "required": True}}
 
 
-def build_router(
-    *, handle_one: HandleOne, principal: Callable[..., Awaitable[Principal]]
-) -> APIRouter:
+def build_router(*, handle_one: HandleOne, principal: Callable[..., Awaitable[Principal]]) -> APIRouter:
     """The write API of DESIGN §3 for model versions."""
     router = APIRouter(prefix="/v1/models/{team}/{name}", tags=["versions"])
     Caller = Annotated[Principal, Depends(principal)]
     AnyBody = Annotated[Any, Body()]
     IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
 
-    async def run(command_type: str, data: dict[str, Any], caller: Principal, idempotency_key: str | None) -> Outcome:
+    async def run(
+        command_type: str, data: dict[str, Any], caller: Principal, idempotency_key: str | None
+    ) -> Outcome:
         event = CloudEvent(
             id=idempotency_key or correlation.new_id(),
             source=SOURCE + "/http",
@@ -56,40 +54,72 @@ def build_router(
         outcome = await handle_one(Command(event=event, principal=caller))
         if outcome.rejected:
             status, title = _STATUS[outcome.event.data["reason"]]
-            raise Problem(status, title, outcome.event.data["message"],
-                          type_=f"urn:registry:problem:{outcome.event.data['reason']}",
-                          errors=outcome.event.data.get("errors") or None)
+            raise Problem(
+                status,
+                title,
+                outcome.event.data["message"],
+                type_=f"urn:registry:problem:{outcome.event.data['reason']}",
+                errors=outcome.event.data.get("errors") or None,
+            )
         return outcome
 
     def body_object(body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
-            raise Problem(422, "Invalid request", "the body must be a JSON object",
-                          type_="urn:registry:problem:invalid")
+            raise Problem(
+                422, "Invalid request", "the body must be a JSON object", type_="urn:registry:problem:invalid"
+            )
         return body
 
-    @router.post("/versions", status_code=201, openapi_extra=_schema(messages.RegisterModelVersion, drop=("team", "name")))
+    @router.post(
+        "/versions",
+        status_code=201,
+        openapi_extra=_schema(messages.RegisterModelVersion, drop=("team", "name")),
+    )
     async def register_version(
-        team: str, name: str, body: AnyBody, caller: Caller, response: Response, request: Request,
+        team: str,
+        name: str,
+        body: AnyBody,
+        caller: Caller,
+        response: Response,
+        request: Request,
         idempotency_key: IdempotencyKey = None,
     ) -> dict[str, Any]:
         """Register a new version (201), 409 when its SemVer precedence exists, 422 when invalid."""
         data = _with_path(body_object(body), team=team, name=name)
         outcome = await run(messages.REGISTER_MODEL_VERSION, data, caller, idempotency_key)
-        response.headers["Location"] = f"/v1/models/{team}/{name}/versions/{outcome.event.data.get('version')}"
+        response.headers["Location"] = (
+            f"/v1/models/{team}/{name}/versions/{outcome.event.data.get('version')}"
+        )
         return outcome.event.data
 
-    @router.patch("/versions/{version}", openapi_extra=_schema(messages.UpdateModelVersion, drop=("team", "name", "version")))
+    @router.patch(
+        "/versions/{version}",
+        openapi_extra=_schema(messages.UpdateModelVersion, drop=("team", "name", "version")),
+    )
     async def update_version(
-        team: str, name: str, version: str, body: AnyBody, caller: Caller, idempotency_key: IdempotencyKey = None,
+        team: str,
+        name: str,
+        version: str,
+        body: AnyBody,
+        caller: Caller,
+        idempotency_key: IdempotencyKey = None,
     ) -> dict[str, Any]:
         """Change description, tags or metrics of a version."""
         data = _with_path(body_object(body), team=team, name=name, version=version)
         outcome = await run(messages.UPDATE_MODEL_VERSION, data, caller, idempotency_key)
         return version_public(outcome.version) if outcome.version else outcome.event.data
 
-    @router.post("/versions/{version}/lifecycle", openapi_extra=_schema(messages.SetVersionLifecycle, drop=("team", "name", "version")))
+    @router.post(
+        "/versions/{version}/lifecycle",
+        openapi_extra=_schema(messages.SetVersionLifecycle, drop=("team", "name", "version")),
+    )
     async def set_lifecycle(
-        team: str, name: str, version: str, body: AnyBody, caller: Caller, idempotency_key: IdempotencyKey = None,
+        team: str,
+        name: str,
+        version: str,
+        body: AnyBody,
+        caller: Caller,
+        idempotency_key: IdempotencyKey = None,
     ) -> dict[str, Any]:
         """Move a version to ``active``, ``deprecated`` or ``archived``."""
         data = _with_path(body_object(body), team=team, name=name, version=version)
@@ -103,7 +133,14 @@ def _with_path(body: dict[str, Any], **path: str) -> dict[str, Any]:
     """Merge path parameters into the body; a body that names them differently is refused."""
     clashes = [key for key, value in path.items() if key in body and body[key] != value]
     if clashes:
-        raise Problem(422, "Invalid request", f"body fields {clashes} contradict the URL path",
-                      type_="urn:registry:problem:invalid",
-                      errors=[{"loc": ["body", key], "msg": "must match the path", "type": "path_mismatch"} for key in clashes])
+        raise Problem(
+            422,
+            "Invalid request",
+            f"body fields {clashes} contradict the URL path",
+            type_="urn:registry:problem:invalid",
+            errors=[
+                {"loc": ["body", key], "msg": "must match the path", "type": "path_mismatch"}
+                for key in clashes
+            ],
+        )
     return {**body, **path}

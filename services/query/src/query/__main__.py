@@ -1,0 +1,9 @@
+"""``python -m query``: run the service alone against the configured Kafka and MongoDB."""
+
+from shared.service import serve
+
+from query.app import build_app
+from query.config import QuerySettings
+
+if __name__ == "__main__":
+    serve(QuerySettings, build_app)

@@ -1,0 +1,15 @@
+"""Query service settings (``QUERY_`` prefix over the shared ones)."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+from shared.settings import CommonSettings
+
+
+class QuerySettings(CommonSettings):
+    """The read API's settings."""
+
+    model_config = SettingsConfigDict(env_prefix="QUERY_", extra="ignore", populate_by_name=True)
+
+    service_name: str = "query"
+    http_port: int = 8080
