@@ -129,11 +129,7 @@ def _build(attributes: Mapping[str, Any], data: Any) -> CloudEvent:
         raise EnvelopeError("malformed", "data must be a JSON object")
     time_value = attributes.get("time")
     try:
-        moment = (
-            datetime.fromisoformat(str(time_value).replace("Z", "+00:00"))
-            if time_value
-            else datetime.now(UTC)
-        )
+        moment = datetime.fromisoformat(str(time_value).replace("Z", "+00:00")) if time_value else datetime.now(UTC)
     except ValueError:
         raise EnvelopeError("malformed", f"time {time_value!r} is not RFC 3339") from None
     if moment.tzinfo is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +37,8 @@ def make_broker(settings: CommonSettings, **options: Any) -> KafkaBroker:
         enable_idempotence=settings.kafka_enable_idempotence,
         security=_security(settings),
         linger_ms=options.pop("linger_ms", 2),
+        # Route FastStream's own lines through the service's JSON logging.
+        logger=logging.getLogger("faststream"),
         **options,
     )
 

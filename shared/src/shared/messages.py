@@ -39,9 +39,7 @@ ACCESS_DENIED = "registry.access.denied"
 ACCESS_AUTH_FAILED = "registry.access.auth_failed"
 ACCESS_RATE_LIMITED = "registry.access.rate_limited"
 
-RejectReason = Literal[
-    "invalid", "unauthenticated", "forbidden", "duplicate_version", "not_found", "conflict"
-]
+RejectReason = Literal["invalid", "unauthenticated", "forbidden", "duplicate_version", "not_found", "conflict"]
 
 
 def _semver(value: str) -> str:
@@ -84,9 +82,7 @@ class VersionFields(_Data):
     framework: Framework
     framework_version: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     artifact_uri: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
-    artifact_digest: Annotated[str, StringConstraints(pattern=r"^sha(256|512):[0-9a-f]{64,128}$")] | None = (
-        None
-    )
+    artifact_digest: Annotated[str, StringConstraints(pattern=r"^sha(256|512):[0-9a-f]{64,128}$")] | None = None
     deployment_targets: Annotated[list[DeploymentTarget], Field(max_length=16)] = []
     description: Description = ""
     tags: Tags = {}

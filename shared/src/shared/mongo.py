@@ -29,9 +29,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     MODELS: [
         IndexModel([("team", ASCENDING), ("name", ASCENDING)], unique=True, name="team_name"),
         IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="created"),
-        IndexModel(
-            [("team", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="team_created"
-        ),
+        IndexModel([("team", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="team_created"),
         IndexModel([("updated_at", DESCENDING), ("_id", DESCENDING)], name="updated"),
         IndexModel([("name", ASCENDING), ("_id", ASCENDING)], name="name"),
         IndexModel([("framework", ASCENDING), ("created_at", DESCENDING)], name="framework_created"),
@@ -40,12 +38,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     MODEL_VERSIONS: [
         # SemVer precedence uniqueness: the duplicate check cannot be raced past.
-        IndexModel(
-            [("model_id", ASCENDING), ("version_key", DESCENDING)], unique=True, name="model_version_key"
-        ),
-        IndexModel(
-            [("team", ASCENDING), ("name", ASCENDING), ("version_key", DESCENDING)], name="team_name_version"
-        ),
+        IndexModel([("model_id", ASCENDING), ("version_key", DESCENDING)], unique=True, name="model_version_key"),
+        IndexModel([("team", ASCENDING), ("name", ASCENDING), ("version_key", DESCENDING)], name="team_name_version"),
         IndexModel([("status", ASCENDING), ("model_id", ASCENDING)], name="status_model"),
     ],
     OUTBOX: [

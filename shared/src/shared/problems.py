@@ -50,10 +50,7 @@ def problem_response(problem: Problem) -> JSONResponse:
 
 
 def _clean_errors(errors: Any) -> list[dict[str, Any]]:
-    return [
-        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
-        for err in errors
-    ]
+    return [{"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")} for err in errors]
 
 
 def install(app: FastAPI) -> None:

@@ -11,10 +11,10 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from shared.mongo import DEPLOYMENTS, MODEL_VERSIONS, MODELS, OUTBOX, Document
-from shared.versioning import VersionRange
 
 from query.pagination import SortSpec, decode_cursor, encode_cursor
+from shared.mongo import DEPLOYMENTS, MODEL_VERSIONS, MODELS, OUTBOX, Document
+from shared.versioning import VersionRange
 
 MODEL_SORTS = ("created_at", "updated_at", "name")
 
@@ -76,9 +76,7 @@ class Reads:
         if created:
             query["created_at"] = created
         if filters.status:
-            status_match: Any = (
-                filters.status if filters.status != "registered" else {"$in": [None, "registered"]}
-            )
+            status_match: Any = filters.status if filters.status != "registered" else {"$in": [None, "registered"]}
             model_ids = await self.versions.distinct("model_id", {"status": status_match})
             query["_id"] = {"$in": model_ids}
         return query
@@ -148,9 +146,7 @@ class Reads:
     async def latest_version(self, model: Document) -> Document | None:
         """The highest non-prerelease version."""
         docs = (
-            await self.versions.find(
-                {"model_id": model["_id"], "version_key": {"$gt": ""}, "prerelease": False}
-            )
+            await self.versions.find({"model_id": model["_id"], "version_key": {"$gt": ""}, "prerelease": False})
             .sort("version_key", -1)
             .limit(1)
             .to_list()
@@ -163,9 +159,7 @@ class Reads:
 
     async def deployment_history(self, version: Document, *, limit: int, cursor: str | None) -> Page:
         """Deployment reports of a version, oldest first."""
-        return await _by_position(
-            self.deployments, {"version_id": version["_id"]}, str(version["_id"]), limit, cursor
-        )
+        return await _by_position(self.deployments, {"version_id": version["_id"]}, str(version["_id"]), limit, cursor)
 
 
 async def _by_position(

@@ -5,15 +5,15 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+
+from query.pagination import SortSpec
+from query.reads import MODEL_SORTS, ModelFilters, Page, Reads
+from shared import catalog
 from shared.auth import Principal
 from shared.mongo import Document
 from shared.problems import Problem
 from shared.versioning import parse_range, precedence_key
 from shared.views import model_public, version_public
-
-from query.pagination import SortSpec
-from query.reads import MODEL_SORTS, ModelFilters, Page, Reads
-from shared import catalog
 
 Slug = Annotated[str, Query(pattern=catalog.SLUG_PATTERN)]
 Limit = Annotated[int, Query(ge=1, le=catalog.MAX_PAGE_SIZE)]

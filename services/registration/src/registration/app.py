@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+
+from registration import metrics
+from registration.config import RegistrationSettings
+from registration.handlers import Command, Outcome, handle_commands
+from registration.relay import OutboxRelay
+from registration.repository import MongoRepository
+from registration.routes import build_router
+from registration.subscribers import register_command_subscriber
 from shared.auth import Principal
 from shared.envelope import CloudEvent
-from shared.health import health_router
+from shared.http_app import service_app
 from shared.http_auth import http_principal
 from shared.kafka import make_broker
-from shared.kafka import ping as kafka_ping
 from shared.mongo import (
     API_KEYS,
     MODEL_VERSIONS,
@@ -23,15 +29,6 @@ from shared.mongo import (
     ensure_indexes,
     make_client,
 )
-
-from registration import metrics
-from registration.config import RegistrationSettings
-from registration.handlers import Command, Outcome, handle_commands
-from registration.relay import OutboxRelay
-from registration.repository import MongoRepository
-from registration.routes import build_router
-from registration.subscribers import register_command_subscriber
-from shared import problems
 
 
 async def resolve_principal(_authorization: str | None) -> Principal:
@@ -89,34 +86,21 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     async def handle_one(command: Command) -> Outcome:
         return (await handle_batch([command]))[0]
 
-    register_command_subscriber(
-        broker, settings, handle_batch=handle_batch, resolve_principal=resolve_principal
-    )
+    register_command_subscriber(broker, settings, handle_batch=handle_batch, resolve_principal=resolve_principal)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    relay_task: list[asyncio.Task[None]] = []
+
+    async def start() -> None:
         await ensure_indexes(db, [MODELS, MODEL_VERSIONS, OUTBOX, API_KEYS])
-        await broker.start()
-        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
-        try:
-            yield
-        finally:
-            relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
-            await broker.stop()
-            await client.close()
+        relay_task.append(asyncio.create_task(relay.run(), name="outbox-relay"))
 
-    app = FastAPI(title="Model Registry: registration", version="0.1.0", lifespan=lifespan)
-    problems.install(app)
-    app.include_router(
-        health_router(
-            {
-                "mongodb": lambda: client.admin.command("ping"),
-                "kafka": lambda: kafka_ping(broker),
-            }
-        )
-    )
+    async def stop() -> None:
+        for task in relay_task:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = service_app(title="registration", client=client, broker=broker, on_start=[start], on_stop=[stop])
     app.include_router(build_router(handle_one=handle_one, principal=http_principal))
     app.state.relay = relay
     app.state.repo = repo

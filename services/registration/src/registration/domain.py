@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import semver
+
 from shared.messages import RejectReason
 from shared.versioning import precedence_key
 
@@ -69,9 +70,7 @@ def check_artifact_uri(uri: str, *, schemes: Sequence[str]) -> None:
     ):
         raise InvalidCommand(f"{bucket!r} is not a valid S3 bucket name", [_field("artifact_uri", "bucket")])
     if not bucket or not key:
-        raise InvalidCommand(
-            "artifact_uri needs a bucket and a non-empty key", [_field("artifact_uri", "key")]
-        )
+        raise InvalidCommand("artifact_uri needs a bucket and a non-empty key", [_field("artifact_uri", "key")])
 
 
 def _field(name: str, kind: str) -> dict[str, Any]:

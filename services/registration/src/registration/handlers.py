@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
-from shared.auth import Principal
-from shared.envelope import CloudEvent
-from shared.mongo import Document
-from shared.views import version_public
 
 from registration import domain
 from registration.repository import ConcurrentWrite, Repository
 from shared import messages
+from shared.auth import Principal
+from shared.envelope import CloudEvent
+from shared.mongo import Document
+from shared.views import version_public
 
 SOURCE = "/registry/registration"
 
@@ -127,9 +127,7 @@ def _parse(command: Command, artifact_schemes: Sequence[str]) -> Any:
     try:
         data = model.model_validate(command.event.data)
     except ValidationError as exc:
-        errors = [
-            {"loc": ["data", *err["loc"]], "msg": err["msg"], "type": err["type"]} for err in exc.errors()
-        ]
+        errors = [{"loc": ["data", *err["loc"]], "msg": err["msg"], "type": err["type"]} for err in exc.errors()]
         return domain.InvalidCommand("command data is invalid", errors)
     if isinstance(data, messages.RegisterModelVersion):
         try:
@@ -218,9 +216,7 @@ class _BatchState:
                 },
             )
         self._set_model(model, {"updated_at": self.now})
-        event = self._emit(
-            command, messages.MODEL_VERSION_REGISTERED, model, data.version, version_public(version)
-        )
+        event = self._emit(command, messages.MODEL_VERSION_REGISTERED, model, data.version, version_public(version))
         return Outcome(command.event.id, event, version)
 
     def _update(self, command: Command, data: messages.UpdateModelVersion) -> Outcome:

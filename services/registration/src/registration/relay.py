@@ -11,9 +11,9 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 import structlog
-from shared.mongo import Document
 
 from registration.repository import Repository
+from shared.mongo import Document
 
 log = structlog.get_logger(__name__)
 Publish = Callable[[list[Document]], Awaitable[None]]

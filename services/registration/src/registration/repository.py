@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+
 from shared.mongo import MODEL_VERSIONS, MODELS, OUTBOX, Document
 
 if TYPE_CHECKING:
@@ -90,9 +91,7 @@ class MongoRepository:
                 UpdateOne(
                     {
                         "_id": model_id,
-                        **(
-                            {"latest_rank": {"$lt": fields["latest_rank"]}} if "latest_rank" in fields else {}
-                        ),
+                        **({"latest_rank": {"$lt": fields["latest_rank"]}} if "latest_rank" in fields else {}),
                     },
                     {"$set": fields},
                 )
@@ -104,10 +103,7 @@ class MongoRepository:
                 await self._versions.insert_many(changes.new_versions, session=session)
             if changes.version_sets:
                 await self._versions.bulk_write(
-                    [
-                        UpdateOne({"_id": vid}, {"$set": fields})
-                        for vid, fields in changes.version_sets.items()
-                    ],
+                    [UpdateOne({"_id": vid}, {"$set": fields}) for vid, fields in changes.version_sets.items()],
                     session=session,
                 )
             await self._outbox.bulk_write([InsertOne(doc) for doc in changes.outbox], session=session)
@@ -147,17 +143,13 @@ class InMemoryRepository:
     async def outcomes_of(self, command_ids: Sequence[str]) -> dict[str, Document]:
         wanted = set(command_ids)
         return {
-            doc["causation_id"]: copy.deepcopy(doc)
-            for doc in self.outbox.values()
-            if doc["causation_id"] in wanted
+            doc["causation_id"]: copy.deepcopy(doc) for doc in self.outbox.values() if doc["causation_id"] in wanted
         }
 
     async def models_by_ref(self, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Document]:
         wanted = set(refs)
         return {
-            (m["team"], m["name"]): copy.deepcopy(m)
-            for m in self.models.values()
-            if (m["team"], m["name"]) in wanted
+            (m["team"], m["name"]): copy.deepcopy(m) for m in self.models.values() if (m["team"], m["name"]) in wanted
         }
 
     async def versions_by_key(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Document]:

@@ -4,13 +4,13 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Request, Response
+
+from registration.handlers import SOURCE, Command, Outcome
+from shared import correlation, messages
 from shared.auth import Principal
 from shared.envelope import CloudEvent
 from shared.problems import Problem
 from shared.views import version_public
-
-from registration.handlers import SOURCE, Command, Outcome
-from shared import correlation, messages
 
 HandleOne = Callable[[Command], Awaitable[Outcome]]
 
@@ -41,9 +41,7 @@ def build_router(*, handle_one: HandleOne, principal: Callable[..., Awaitable[Pr
     AnyBody = Annotated[Any, Body()]
     IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
 
-    async def run(
-        command_type: str, data: dict[str, Any], caller: Principal, idempotency_key: str | None
-    ) -> Outcome:
+    async def run(command_type: str, data: dict[str, Any], caller: Principal, idempotency_key: str | None) -> Outcome:
         event = CloudEvent(
             id=idempotency_key or correlation.new_id(),
             source=SOURCE + "/http",
@@ -87,9 +85,7 @@ def build_router(*, handle_one: HandleOne, principal: Callable[..., Awaitable[Pr
         """Register a new version (201), 409 when its SemVer precedence exists, 422 when invalid."""
         data = _with_path(body_object(body), team=team, name=name)
         outcome = await run(messages.REGISTER_MODEL_VERSION, data, caller, idempotency_key)
-        response.headers["Location"] = (
-            f"/v1/models/{team}/{name}/versions/{outcome.event.data.get('version')}"
-        )
+        response.headers["Location"] = f"/v1/models/{team}/{name}/versions/{outcome.event.data.get('version')}"
         return outcome.event.data
 
     @router.patch(
@@ -138,9 +134,6 @@ def _with_path(body: dict[str, Any], **path: str) -> dict[str, Any]:
             "Invalid request",
             f"body fields {clashes} contradict the URL path",
             type_="urn:registry:problem:invalid",
-            errors=[
-                {"loc": ["body", key], "msg": "must match the path", "type": "path_mismatch"}
-                for key in clashes
-            ],
+            errors=[{"loc": ["body", key], "msg": "must match the path", "type": "path_mismatch"} for key in clashes],
         )
     return {**body, **path}

