@@ -1,0 +1,176 @@
+"""The registration service in-process against the embedded broker and database."""
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+
+from registration.app import build_app
+from registration.config import RegistrationSettings
+from registration.handlers import Command, handle_commands
+from registration.repository import MongoRepository
+from shared import messages
+from shared.kafka import ensure_topics
+from shared.mongo import ensure_indexes
+from tests.factories import PRODUCER, binary_record, register_data, register_event, structured_record
+from tests.infra import Infra
+from tests.kafka_tools import Collector, caused_by, header, publish_raw
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def settings(infra: Infra, db_name: str) -> RegistrationSettings:
+    suffix = uuid.uuid4().hex[:8]
+    env = infra.env()
+    result = RegistrationSettings(
+        kafka_bootstrap_servers=infra.kafka_bootstrap,
+        mongodb_uri=infra.mongodb_uri,
+        mongodb_database=db_name,
+        kafka_enable_idempotence=infra.idempotence,
+        kafka_session_timeout_ms=int(env["KAFKA_SESSION_TIMEOUT_MS"]),
+        kafka_heartbeat_interval_ms=int(env["KAFKA_HEARTBEAT_INTERVAL_MS"]),
+        kafka_fetch_max_wait_ms=int(env["KAFKA_FETCH_MAX_WAIT_MS"]),
+        kafka_topic_partitions=3,
+        topic_commands=f"commands-{suffix}",
+        topic_events=f"events-{suffix}",
+        topic_deploy=f"deploy-{suffix}",
+        topic_access=f"access-{suffix}",
+        consumer_group=f"registration-{suffix}",
+        relay_interval_seconds=0.05,
+    )
+    await ensure_topics(result)
+    return result
+
+
+@contextlib.asynccontextmanager
+async def running(settings: RegistrationSettings) -> AsyncIterator[httpx.AsyncClient]:
+    app = build_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://registration") as client:
+            yield client
+
+
+def key_of(data: dict[str, str]) -> bytes:
+    return f"{data['team']}/{data['name']}".encode()
+
+
+class TestKafkaCommands:
+    async def test_a_binary_mode_command_is_stored_and_answered_once(
+        self, settings: RegistrationSettings, mongo: AsyncMongoClient[dict[str, object]], unique: str
+    ) -> None:
+        command = register_event("fraud", f"m-{unique}")
+        value, headers = binary_record(command)
+        async with running(settings), Collector(settings.kafka_bootstrap_servers, settings.topic_events) as events:
+            await publish_raw(settings.kafka_bootstrap_servers, settings.topic_commands,
+                              [(value, headers, key_of(command.data))] * 2)  # redelivered: same ce_id
+            [event] = await events.wait_for(caused_by(command.id))
+            await asyncio.sleep(0.5)
+            assert len(events.matching(caused_by(command.id))) == 1
+        assert header(event, "ce_type") == messages.MODEL_VERSION_REGISTERED
+        assert header(event, "ce_correlationid") == command.correlation_id
+        assert event.key == key_of(command.data)
+        db = mongo[settings.mongodb_database]
+        assert await db.model_versions.count_documents({"name": f"m-{unique}"}) == 1
+
+    async def test_structured_mode_is_accepted(self, settings: RegistrationSettings, unique: str) -> None:
+        command = register_event("fraud", f"s-{unique}")
+        value, headers = structured_record(command)
+        async with running(settings), Collector(settings.kafka_bootstrap_servers, settings.topic_events) as events:
+            await publish_raw(settings.kafka_bootstrap_servers, settings.topic_commands,
+                              [(value, headers, key_of(command.data))])
+            [event] = await events.wait_for(caused_by(command.id))
+        assert header(event, "ce_type") == messages.MODEL_VERSION_REGISTERED
+
+    async def test_garbage_goes_to_the_dead_letter_topic_and_the_partition_keeps_moving(
+        self, settings: RegistrationSettings, unique: str
+    ) -> None:
+        command = register_event("fraud", f"g-{unique}")
+        value, headers = binary_record(command)
+        key = key_of(command.data)  # same key, same partition: the valid record comes after the poison
+        dlq = f"{settings.topic_commands}.dlq"
+        async with (
+            running(settings),
+            Collector(settings.kafka_bootstrap_servers, settings.topic_events, dlq) as seen,
+        ):
+            await publish_raw(settings.kafka_bootstrap_servers, settings.topic_commands, [
+                (b"\x00\xffnot json", [], key),
+                (json.dumps({"data": 1}).encode(), [("content-type", b"application/cloudevents+json")], key),
+                (value, headers, key),
+            ])
+            await seen.wait_for(caused_by(command.id))
+            dead = await seen.wait_for(lambda r: r.topic == dlq, count=2)
+        assert dead[0].value == b"\x00\xffnot json"
+        assert [header(r, "dlq_reason") for r in dead] == ["not_json", "malformed"]
+        assert header(dead[0], "dlq_source_topic") == settings.topic_commands
+
+    async def test_an_invalid_command_gets_a_command_rejected_event(self, settings: RegistrationSettings) -> None:
+        command = register_event("Fraud", "x", "1.0")
+        value, headers = binary_record(command)
+        async with running(settings), Collector(settings.kafka_bootstrap_servers, settings.topic_events) as events:
+            await publish_raw(settings.kafka_bootstrap_servers, settings.topic_commands, [(value, headers, b"Fraud/x")])
+            [event] = await events.wait_for(caused_by(command.id))
+        data = json.loads(event.value)
+        assert header(event, "ce_type") == messages.COMMAND_REJECTED
+        assert data["reason"] == "invalid" and data["command_id"] == command.id
+
+
+class TestOutboxRelay:
+    async def test_an_event_committed_before_a_crash_is_published_after_restart(
+        self, settings: RegistrationSettings, mongo: AsyncMongoClient[dict[str, object]], unique: str
+    ) -> None:
+        db = mongo[settings.mongodb_database]
+        await ensure_indexes(db)
+        command = register_event("fraud", f"c-{unique}")
+        # The write commits but the process "dies" before its relay runs: no service is running.
+        await handle_commands([Command(command, PRODUCER)], repo=MongoRepository(mongo, db), artifact_schemes=["s3"])
+        assert await db.outbox.count_documents({"sent": False}) == 1
+        async with running(settings), Collector(settings.kafka_bootstrap_servers, settings.topic_events) as events:
+            await events.wait_for(caused_by(command.id))
+            for _ in range(100):
+                if await db.outbox.count_documents({"sent": False}) == 0:
+                    break
+                await asyncio.sleep(0.05)
+        assert await db.outbox.count_documents({"sent": False}) == 0
+
+
+class TestHttpWrites:
+    async def test_register_update_and_lifecycle_over_http(self, settings: RegistrationSettings, unique: str) -> None:
+        base = f"/v1/models/fraud/h-{unique}/versions"
+        body = {k: v for k, v in register_data("fraud", f"h-{unique}").items() if k not in ("team", "name")}
+        async with running(settings) as http, Collector(settings.kafka_bootstrap_servers, settings.topic_events) as events:
+            created = await http.post(base, json=body, headers={"X-Correlation-ID": "corr-1"})
+            duplicate = await http.post(base, json={**body, "version": "1.0.0+other"})
+            invalid = await http.post(base, json={**body, "framework": "caffe"})
+            not_object = await http.post(base, json=[1, 2])
+            contradicting = await http.post(base, json={**body, "team": "other"})
+            updated = await http.patch(f"{base}/1.0.0", json={"description": "better"})
+            deprecated = await http.post(f"{base}/1.0.0/lifecycle", json={"state": "deprecated"})
+            missing = await http.patch(f"{base}/9.0.0", json={"description": "x"})
+            await events.wait_for(lambda r: header(r, "ce_correlationid") == "corr-1")
+            await events.wait_for(lambda r: True, count=6)
+        assert created.status_code == 201, created.text
+        assert created.headers["x-correlation-id"] == "corr-1"
+        assert created.json()["version"] == "1.0.0" and created.json()["status"] == "registered"
+        assert duplicate.status_code == 409
+        assert duplicate.headers["content-type"] == "application/problem+json"
+        assert invalid.status_code == 422 and invalid.json()["errors"][0]["loc"] == ["data", "framework"]
+        assert not_object.status_code == 422 and contradicting.status_code == 422
+        assert updated.json()["description"] == "better"
+        assert deprecated.json()["lifecycle"] == "deprecated"
+        assert missing.status_code == 404 and missing.json()["correlation_id"]
+
+    async def test_an_idempotency_key_replays_the_first_outcome(self, settings: RegistrationSettings, unique: str) -> None:
+        base = f"/v1/models/fraud/i-{unique}/versions"
+        body = {"version": "1.0.0", "framework": "onnx", "artifact_uri": "s3://bucket/key"}
+        async with running(settings) as http:
+            first = await http.post(base, json=body, headers={"Idempotency-Key": f"k-{unique}"})
+            again = await http.post(base, json=body, headers={"Idempotency-Key": f"k-{unique}"})
+        assert first.status_code == again.status_code == 201
+        assert first.json() == again.json()

@@ -1,0 +1,76 @@
+"""Plain-aiokafka helpers: publish raw records and collect what services emit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+
+class Collector:
+    """Consumes topics from the beginning in the background and keeps every record."""
+
+    def __init__(self, bootstrap: str, *topics: str) -> None:
+        self.records: list[Any] = []
+        self._consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap,
+            group_id=f"test-{uuid.uuid4().hex}",
+            auto_offset_reset="earliest",
+            session_timeout_ms=2000,
+            heartbeat_interval_ms=500,
+            fetch_max_wait_ms=20,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Collector:
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task
+        self._task.cancel()
+        await self._consumer.stop()
+
+    async def _run(self) -> None:
+        async for record in self._consumer:
+            self.records.append(record)
+
+    def matching(self, predicate: Callable[[Any], bool]) -> list[Any]:
+        return [r for r in self.records if predicate(r)]
+
+    async def wait_for(self, predicate: Callable[[Any], bool], *, count: int = 1, timeout: float = 20) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.matching(predicate)
+            if len(found) >= count:
+                return found
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"expected {count} matching records within {timeout}s, saw {len(self.matching(predicate))}")
+
+
+def header(record: Any, name: str) -> str | None:
+    for key, value in record.headers or ():
+        if key == name:
+            return bytes(value).decode()
+    return None
+
+
+def caused_by(command_id: str) -> Callable[[Any], bool]:
+    return lambda record: header(record, "ce_causationid") == command_id
+
+
+async def publish_raw(bootstrap: str, topic: str, records: list[tuple[bytes | None, list[tuple[str, bytes]], bytes]]) -> None:
+    """Send ``(value, headers, key)`` records with plain aiokafka, as a producer would."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value, headers, key in records:
+            await producer.send_and_wait(topic, value, key=key, headers=headers)
+    finally:
+        await producer.stop()

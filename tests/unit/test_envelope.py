@@ -1,0 +1,66 @@
+import json
+
+import pytest
+
+from shared.envelope import MAX_PAYLOAD_BYTES, CloudEvent, EnvelopeError, decode
+
+pytestmark = pytest.mark.unit
+
+
+def binary_headers(**overrides: str) -> list[tuple[str, bytes]]:
+    headers = {
+        "ce_specversion": "1.0",
+        "ce_id": "id-1",
+        "ce_source": "/test",
+        "ce_type": "registry.command.register_model_version",
+        "ce_time": "2026-11-26T10:00:00Z",
+        "content-type": "application/json",
+    }
+    headers.update(overrides)
+    return [(k, v.encode()) for k, v in headers.items() if v]
+
+
+class TestBinaryMode:
+    def test_round_trips_every_attribute(self) -> None:
+        event = CloudEvent(
+            source="/s", type="t", subject="fraud/m", correlation_id="c1", causation_id="x", data={"a": 1}
+        )
+        value, headers = event.to_kafka()
+        decoded = decode(value, headers)
+        assert decoded.model_dump() == event.model_dump()
+
+    def test_makes_a_correlation_id_when_the_producer_sent_none(self) -> None:
+        decoded = decode(b"{}", binary_headers())
+        assert decoded.correlation_id
+
+    def test_keeps_the_authorization_header(self) -> None:
+        decoded = decode(b"{}", [*binary_headers(), ("authorization", b"Bearer mr_x")])
+        assert decoded.authorization == "Bearer mr_x"
+
+
+class TestStructuredMode:
+    def test_reads_attributes_from_the_json_object(self) -> None:
+        body = {"specversion": "1.0", "id": "s1", "source": "/s", "type": "t", "correlationid": "c", "data": {"k": 1}}
+        decoded = decode(json.dumps(body).encode(), [("content-type", b"application/cloudevents+json")])
+        assert (decoded.id, decoded.correlation_id, decoded.data) == ("s1", "c", {"k": 1})
+
+
+class TestMalformed:
+    @pytest.mark.parametrize(
+        ("value", "headers", "reason"),
+        [
+            (None, binary_headers(), "empty"),
+            (b"\xff\xfe", binary_headers(), "not_json"),
+            (b"not json", binary_headers(), "not_json"),
+            (b"[]", binary_headers(), "malformed"),
+            (b"{}", binary_headers(ce_specversion="0.3"), "malformed"),
+            (b"{}", binary_headers(ce_id=""), "malformed"),
+            (b"{}", binary_headers(ce_time="yesterday"), "malformed"),
+            (b"{}", [("content-type", b"application/cloudevents+json")], "malformed"),
+            (b"x" * (MAX_PAYLOAD_BYTES + 1), binary_headers(), "too_large"),
+        ],
+    )
+    def test_names_the_reason(self, value: bytes | None, headers: list[tuple[str, bytes]], reason: str) -> None:
+        with pytest.raises(EnvelopeError) as caught:
+            decode(value, headers)
+        assert caught.value.reason == reason

@@ -1,0 +1,114 @@
+import pytest
+
+from registration.handlers import Command, handle_commands
+from registration.repository import InMemoryRepository
+from shared import messages
+from tests.factories import PRODUCER, command_event, register_event
+
+pytestmark = pytest.mark.unit
+SCHEMES = ["s3"]
+
+
+async def run(repo: InMemoryRepository, *events):  # type: ignore[no-untyped-def]
+    return await handle_commands([Command(e, PRODUCER) for e in events], repo=repo, artifact_schemes=SCHEMES)
+
+
+class TestRegister:
+    async def test_first_version_creates_the_model_and_one_outcome_event(self) -> None:
+        repo = InMemoryRepository()
+        command = register_event("fraud", "card")
+        [outcome] = await run(repo, command)
+        assert outcome.event.type == messages.MODEL_VERSION_REGISTERED
+        assert outcome.event.causation_id == command.id
+        assert outcome.event.correlation_id == command.correlation_id
+        [model] = repo.models.values()
+        assert (model["team"], model["name"], model["version_count"]) == ("fraud", "card", 1)
+        assert [row["causation_id"] for row in repo.outbox.values()] == [command.id]
+
+    async def test_later_versions_keep_the_model_id(self) -> None:
+        repo = InMemoryRepository()
+        [first] = await run(repo, register_event("fraud", "card", "1.0.0"))
+        [second] = await run(repo, register_event("fraud", "card", "1.1.0"))
+        assert first.event.data["model_id"] == second.event.data["model_id"]
+        assert len(repo.models) == 1
+
+    async def test_same_precedence_with_other_build_metadata_is_a_duplicate(self) -> None:
+        repo = InMemoryRepository()
+        await run(repo, register_event("fraud", "card", "1.0.0+build.1"))
+        [outcome] = await run(repo, register_event("fraud", "card", "1.0.0+build.2"))
+        assert outcome.rejected and outcome.event.data["reason"] == "duplicate_version"
+        assert len(repo.versions) == 1
+
+    async def test_duplicates_inside_one_batch_are_caught(self) -> None:
+        repo = InMemoryRepository()
+        outcomes = await run(repo, register_event("fraud", "card", "2.0.0"), register_event("fraud", "card", "2.0.0"))
+        assert [o.rejected for o in outcomes] == [False, True]
+
+    async def test_a_redelivered_command_changes_nothing_and_emits_nothing(self) -> None:
+        repo = InMemoryRepository()
+        command = register_event("fraud", "card")
+        [first] = await run(repo, command)
+        [again] = await run(repo, command)
+        assert again.replayed and again.event.id == first.event.id
+        assert len(repo.outbox) == 1 and len(repo.versions) == 1
+
+    async def test_invalid_data_is_rejected_with_field_errors(self) -> None:
+        repo = InMemoryRepository()
+        [outcome] = await run(repo, register_event("fraud", "card", "1.0", framework="caffe"))
+        assert outcome.event.data["reason"] == "invalid"
+        assert {tuple(e["loc"]) for e in outcome.event.data["errors"]} == {("data", "version"), ("data", "framework")}
+        assert not repo.models
+
+    async def test_bad_artifact_uri_is_rejected(self) -> None:
+        repo = InMemoryRepository()
+        [outcome] = await run(repo, register_event("fraud", "card", artifact_uri="s3://bucket"))
+        assert outcome.event.data["reason"] == "invalid"
+
+    async def test_headline_version_prefers_the_highest_stable_release(self) -> None:
+        repo = InMemoryRepository()
+        await run(repo, register_event("fraud", "card", "1.0.0"), register_event("fraud", "card", "2.0.0-rc.1"))
+        await run(repo, register_event("fraud", "card", "0.9.0"))
+        [model] = repo.models.values()
+        assert model["latest_version"] == "1.0.0" and model["version_count"] == 3
+
+    async def test_unknown_command_types_are_rejected(self) -> None:
+        repo = InMemoryRepository()
+        [outcome] = await run(repo, command_event("registry.command.launch_rocket", {}))
+        assert outcome.event.data["reason"] == "invalid"
+
+
+class TestUpdateAndLifecycle:
+    async def test_update_changes_only_description_tags_and_metrics(self) -> None:
+        repo = InMemoryRepository()
+        await run(repo, register_event("fraud", "card", tags={"a": "1"}))
+        data = {"team": "fraud", "name": "card", "version": "1.0.0", "tags": {"b": "2"}, "metrics": {"auc": 0.9}}
+        [outcome] = await run(repo, command_event(messages.UPDATE_MODEL_VERSION, data))
+        assert outcome.event.type == messages.MODEL_VERSION_UPDATED
+        [version] = repo.versions.values()
+        assert version["tags"] == {"b": "2"} and version["metrics"] == {"auc": 0.9}
+        assert version["tag_pairs"] == ["b:2"]
+
+    async def test_update_refuses_other_fields(self) -> None:
+        repo = InMemoryRepository()
+        await run(repo, register_event("fraud", "card"))
+        data = {"team": "fraud", "name": "card", "version": "1.0.0", "artifact_uri": "s3://x/y"}
+        [outcome] = await run(repo, command_event(messages.UPDATE_MODEL_VERSION, data))
+        assert outcome.event.data["reason"] == "invalid"
+
+    async def test_update_of_a_missing_version_is_not_found(self) -> None:
+        repo = InMemoryRepository()
+        data = {"team": "fraud", "name": "card", "version": "9.9.9", "description": "x"}
+        [outcome] = await run(repo, command_event(messages.UPDATE_MODEL_VERSION, data))
+        assert outcome.event.data["reason"] == "not_found"
+
+    async def test_lifecycle_moves_follow_the_rules(self) -> None:
+        repo = InMemoryRepository()
+        await run(repo, register_event("fraud", "card"))
+        ref = {"team": "fraud", "name": "card", "version": "1.0.0"}
+        outcomes = await run(
+            repo,
+            command_event(messages.SET_VERSION_LIFECYCLE, {**ref, "state": "archived"}),
+            command_event(messages.SET_VERSION_LIFECYCLE, {**ref, "state": "active"}),
+        )
+        assert outcomes[0].event.data["to"] == "archived"
+        assert outcomes[1].event.data["reason"] == "conflict"
