@@ -51,7 +51,9 @@ class Collector:
             if len(found) >= count:
                 return found
             await asyncio.sleep(0.02)
-        raise AssertionError(f"expected {count} matching records within {timeout}s, saw {len(self.matching(predicate))}")
+        raise AssertionError(
+            f"expected {count} matching records within {timeout}s, saw {len(self.matching(predicate))}"
+        )
 
 
 def header(record: Any, name: str) -> str | None:
@@ -65,7 +67,9 @@ def caused_by(command_id: str) -> Callable[[Any], bool]:
     return lambda record: header(record, "ce_causationid") == command_id
 
 
-async def publish_raw(bootstrap: str, topic: str, records: list[tuple[bytes | None, list[tuple[str, bytes]], bytes]]) -> None:
+async def publish_raw(
+    bootstrap: str, topic: str, records: list[tuple[bytes | None, list[tuple[str, bytes]], bytes]]
+) -> None:
     """Send ``(value, headers, key)`` records with plain aiokafka, as a producer would."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()

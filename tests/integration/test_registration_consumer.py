@@ -68,8 +68,9 @@ class TestKafkaCommands:
         command = register_event("fraud", f"m-{unique}")
         value, headers = binary_record(command)
         async with running(settings), Collector(settings.kafka_bootstrap_servers, settings.topic_events) as events:
-            await publish_raw(settings.kafka_bootstrap_servers, settings.topic_commands,
-                              [(value, headers, key_of(command.data))] * 2)  # redelivered: same ce_id
+            await publish_raw(
+                settings.kafka_bootstrap_servers, settings.topic_commands, [(value, headers, key_of(command.data))] * 2
+            )  # redelivered: same ce_id
             [event] = await events.wait_for(caused_by(command.id))
             await asyncio.sleep(0.5)
             assert len(events.matching(caused_by(command.id))) == 1
@@ -83,8 +84,9 @@ class TestKafkaCommands:
         command = register_event("fraud", f"s-{unique}")
         value, headers = structured_record(command)
         async with running(settings), Collector(settings.kafka_bootstrap_servers, settings.topic_events) as events:
-            await publish_raw(settings.kafka_bootstrap_servers, settings.topic_commands,
-                              [(value, headers, key_of(command.data))])
+            await publish_raw(
+                settings.kafka_bootstrap_servers, settings.topic_commands, [(value, headers, key_of(command.data))]
+            )
             [event] = await events.wait_for(caused_by(command.id))
         assert header(event, "ce_type") == messages.MODEL_VERSION_REGISTERED
 
@@ -99,11 +101,15 @@ class TestKafkaCommands:
             running(settings),
             Collector(settings.kafka_bootstrap_servers, settings.topic_events, dlq) as seen,
         ):
-            await publish_raw(settings.kafka_bootstrap_servers, settings.topic_commands, [
-                (b"\x00\xffnot json", [], key),
-                (json.dumps({"data": 1}).encode(), [("content-type", b"application/cloudevents+json")], key),
-                (value, headers, key),
-            ])
+            await publish_raw(
+                settings.kafka_bootstrap_servers,
+                settings.topic_commands,
+                [
+                    (b"\x00\xffnot json", [], key),
+                    (json.dumps({"data": 1}).encode(), [("content-type", b"application/cloudevents+json")], key),
+                    (value, headers, key),
+                ],
+            )
             await seen.wait_for(caused_by(command.id))
             dead = await seen.wait_for(lambda r: r.topic == dlq, count=2)
         assert dead[0].value == b"\x00\xffnot json"
@@ -144,7 +150,10 @@ class TestHttpWrites:
     async def test_register_update_and_lifecycle_over_http(self, settings: RegistrationSettings, unique: str) -> None:
         base = f"/v1/models/fraud/h-{unique}/versions"
         body = {k: v for k, v in register_data("fraud", f"h-{unique}").items() if k not in ("team", "name")}
-        async with running(settings) as http, Collector(settings.kafka_bootstrap_servers, settings.topic_events) as events:
+        async with (
+            running(settings) as http,
+            Collector(settings.kafka_bootstrap_servers, settings.topic_events) as events,
+        ):
             created = await http.post(base, json=body, headers={"X-Correlation-ID": "corr-1"})
             duplicate = await http.post(base, json={**body, "version": "1.0.0+other"})
             invalid = await http.post(base, json={**body, "framework": "caffe"})
@@ -166,7 +175,9 @@ class TestHttpWrites:
         assert deprecated.json()["lifecycle"] == "deprecated"
         assert missing.status_code == 404 and missing.json()["correlation_id"]
 
-    async def test_an_idempotency_key_replays_the_first_outcome(self, settings: RegistrationSettings, unique: str) -> None:
+    async def test_an_idempotency_key_replays_the_first_outcome(
+        self, settings: RegistrationSettings, unique: str
+    ) -> None:
         base = f"/v1/models/fraud/i-{unique}/versions"
         body = {"version": "1.0.0", "framework": "onnx", "artifact_uri": "s3://bucket/key"}
         async with running(settings) as http:

@@ -27,31 +27,50 @@ async def repo(request: pytest.FixtureRequest, db_name: str, infra: Infra) -> As
 
 
 def model(model_id: str, name: str = "card") -> dict[str, object]:
-    return {"_id": model_id, "team": "fraud", "name": name, "created_at": NOW, "updated_at": NOW,
-            "version_count": 1, "latest_rank": "1a"}
+    return {
+        "_id": model_id,
+        "team": "fraud",
+        "name": name,
+        "created_at": NOW,
+        "updated_at": NOW,
+        "version_count": 1,
+        "latest_rank": "1a",
+    }
 
 
 def version(version_id: str, model_id: str, key: str) -> dict[str, object]:
-    return {"_id": version_id, "model_id": model_id, "team": "fraud", "name": "card", "version_key": key,
-            "version": key, "created_at": NOW}
+    return {
+        "_id": version_id,
+        "model_id": model_id,
+        "team": "fraud",
+        "name": "card",
+        "version_key": key,
+        "version": key,
+        "created_at": NOW,
+    }
 
 
 def outbox(event_id: str, cause: str, position: int) -> dict[str, object]:
-    return {"_id": event_id, "causation_id": cause, "position": position, "sent": False, "type": "t",
-            "model_id": None}
+    return {"_id": event_id, "causation_id": cause, "position": position, "sent": False, "type": "t", "model_id": None}
 
 
 class TestRepositoryContract:
     async def test_commit_then_read_back_by_natural_keys(self, repo: Repository) -> None:
-        await repo.commit(Changes(new_models={"m1": model("m1")}, new_versions=[version("v1", "m1", "k1")],
-                                  outbox=[outbox("e1", "c1", 1)]))
+        await repo.commit(
+            Changes(
+                new_models={"m1": model("m1")}, new_versions=[version("v1", "m1", "k1")], outbox=[outbox("e1", "c1", 1)]
+            )
+        )
         assert (await repo.models_by_ref([("fraud", "card")]))[("fraud", "card")]["_id"] == "m1"
         assert (await repo.versions_by_key([("m1", "k1"), ("m1", "zz")])).keys() == {("m1", "k1")}
         assert (await repo.outcomes_of(["c1", "c2"])).keys() == {"c1"}
 
     async def test_a_second_version_with_the_same_key_is_refused(self, repo: Repository) -> None:
-        await repo.commit(Changes(new_models={"m1": model("m1")}, new_versions=[version("v1", "m1", "k1")],
-                                  outbox=[outbox("e1", "c1", 1)]))
+        await repo.commit(
+            Changes(
+                new_models={"m1": model("m1")}, new_versions=[version("v1", "m1", "k1")], outbox=[outbox("e1", "c1", 1)]
+            )
+        )
         with pytest.raises(ConcurrentWrite):
             await repo.commit(Changes(new_versions=[version("v2", "m1", "k1")], outbox=[outbox("e2", "c2", 2)]))
         assert (await repo.outcomes_of(["c2"])) == {}  # nothing of the refused batch was written
@@ -63,10 +82,16 @@ class TestRepositoryContract:
 
     async def test_headline_fields_only_move_forward(self, repo: Repository) -> None:
         await repo.commit(Changes(new_models={"m1": model("m1")}, outbox=[outbox("e1", "c1", 1)]))
-        await repo.commit(Changes(model_sets={"m1": {"latest_rank": "0z", "latest_version": "old"}},
-                                  outbox=[outbox("e2", "c2", 2)]))
-        await repo.commit(Changes(model_sets={"m1": {"latest_rank": "1b", "latest_version": "new"}},
-                                  model_version_increments={"m1": 2}, outbox=[outbox("e3", "c3", 3)]))
+        await repo.commit(
+            Changes(model_sets={"m1": {"latest_rank": "0z", "latest_version": "old"}}, outbox=[outbox("e2", "c2", 2)])
+        )
+        await repo.commit(
+            Changes(
+                model_sets={"m1": {"latest_rank": "1b", "latest_version": "new"}},
+                model_version_increments={"m1": 2},
+                outbox=[outbox("e3", "c3", 3)],
+            )
+        )
         stored = (await repo.models_by_ref([("fraud", "card")]))[("fraud", "card")]
         assert (stored["latest_version"], stored["version_count"]) == ("new", 3)
 

@@ -18,8 +18,13 @@ VALID = {
 class TestRegisterValidation:
     def test_accepts_the_design_example(self) -> None:
         messages.RegisterModelVersion.model_validate(
-            {**VALID, "deployment_targets": ["sagemaker", "kubernetes"], "tags": {"owner": "alice"},
-             "metrics": {"auc": 0.931}, "artifact_digest": "sha256:" + "a" * 64}
+            {
+                **VALID,
+                "deployment_targets": ["sagemaker", "kubernetes"],
+                "tags": {"owner": "alice"},
+                "metrics": {"auc": 0.931},
+                "artifact_digest": "sha256:" + "a" * 64,
+            }
         )
 
     @pytest.mark.parametrize(
@@ -77,7 +82,9 @@ class TestArtifactUri:
 
 
 class TestLifecycle:
-    @pytest.mark.parametrize(("start", "end"), [("active", "deprecated"), ("deprecated", "active"), ("active", "archived")])
+    @pytest.mark.parametrize(
+        ("start", "end"), [("active", "deprecated"), ("deprecated", "active"), ("active", "archived")]
+    )
     def test_allows_documented_moves(self, start: str, end: str) -> None:
         domain.check_lifecycle_move(start, end)
 

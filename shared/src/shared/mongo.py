@@ -28,18 +28,23 @@ WEBHOOK_DELIVERIES = "webhook_deliveries"
 INDEXES: dict[str, list[IndexModel]] = {
     MODELS: [
         IndexModel([("team", ASCENDING), ("name", ASCENDING)], unique=True, name="team_name"),
-        IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="created"),
-        IndexModel([("team", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], name="team_created"),
-        IndexModel([("updated_at", DESCENDING), ("_id", DESCENDING)], name="updated"),
-        IndexModel([("name", ASCENDING), ("_id", ASCENDING)], name="name"),
-        IndexModel([("framework", ASCENDING), ("created_at", DESCENDING)], name="framework_created"),
-        IndexModel([("deployment_targets", ASCENDING), ("created_at", DESCENDING)], name="targets_created"),
-        IndexModel([("tag_pairs", ASCENDING), ("created_at", DESCENDING)], name="tags_created"),
+        # Keyset pagination: every sort has a unique key, alone and behind each equality filter.
+        IndexModel([("created_key", DESCENDING)], name="created"),
+        IndexModel([("updated_key", DESCENDING)], name="updated"),
+        IndexModel([("name_key", ASCENDING)], name="name_key"),
+        IndexModel([("name", ASCENDING)], name="name_prefix"),
+        IndexModel([("team", ASCENDING), ("created_key", DESCENDING)], name="team_created"),
+        IndexModel([("framework", ASCENDING), ("created_key", DESCENDING)], name="framework_created"),
+        IndexModel([("deployment_targets", ASCENDING), ("created_key", DESCENDING)], name="targets_created"),
+        IndexModel([("tag_pairs", ASCENDING), ("created_key", DESCENDING)], name="tags_created"),
     ],
     MODEL_VERSIONS: [
         # SemVer precedence uniqueness: the duplicate check cannot be raced past.
         IndexModel([("model_id", ASCENDING), ("version_key", DESCENDING)], unique=True, name="model_version_key"),
-        IndexModel([("team", ASCENDING), ("name", ASCENDING), ("version_key", DESCENDING)], name="team_name_version"),
+        # Version lists without prereleases, and "latest": equality prefix then the precedence range.
+        IndexModel(
+            [("model_id", ASCENDING), ("prerelease", ASCENDING), ("version_key", DESCENDING)], name="model_stable"
+        ),
         IndexModel([("status", ASCENDING), ("model_id", ASCENDING)], name="status_model"),
     ],
     OUTBOX: [

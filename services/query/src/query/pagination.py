@@ -1,11 +1,14 @@
-"""Opaque keyset cursors: stable under concurrent inserts, unlike skip/offset paging."""
+"""Opaque keyset cursors: stable under concurrent inserts, unlike skip/offset paging.
+
+Lists sort on unique keys (see :mod:`shared.sortkeys`), so the cursor is the last key seen
+and the next page is one range condition on that key.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from shared.problems import Problem
@@ -13,58 +16,52 @@ from shared.problems import Problem
 
 @dataclass(frozen=True)
 class SortSpec:
-    """A sort on one field, with ``_id`` as the tie-breaker in the same direction."""
+    """A sort on a unique key field."""
 
-    field: str
+    name: str
+    key_field: str
     descending: bool
 
     @classmethod
-    def parse(cls, text: str, allowed: tuple[str, ...]) -> SortSpec:
-        """Parse ``field`` or ``-field``; only ``allowed`` fields are accepted."""
-        field = text.lstrip("-")
-        if field not in allowed:
+    def parse(cls, text: str, allowed: dict[str, str]) -> SortSpec:
+        """Parse ``name`` or ``-name``; ``allowed`` maps sort names to their key fields."""
+        name = text.lstrip("-")
+        if name not in allowed:
             raise Problem(
                 422,
                 "Invalid sort",
                 f"sort must be one of {', '.join(allowed)} (prefix '-' for descending)",
                 type_="urn:registry:problem:invalid",
             )
-        return cls(field, text.startswith("-"))
+        return cls(name, allowed[name], text.startswith("-"))
 
     @property
     def token(self) -> str:
         """The sort as written in a query string."""
-        return ("-" if self.descending else "") + self.field
+        return ("-" if self.descending else "") + self.name
 
     def mongo_sort(self) -> list[tuple[str, int]]:
         """The MongoDB sort document."""
-        direction = -1 if self.descending else 1
-        return [(self.field, direction), ("_id", direction)]
+        return [(self.key_field, -1 if self.descending else 1)]
 
-    def after(self, value: Any, last_id: Any) -> dict[str, Any]:
-        """Condition for the rows after (``value``, ``last_id``) in this order."""
-        op = "$lt" if self.descending else "$gt"
-        return {"$or": [{self.field: {op: value}}, {self.field: value, "_id": {op: last_id}}]}
+    def after(self, last_key: Any) -> dict[str, Any]:
+        """Condition on the key field for the rows after ``last_key``."""
+        return {"$lt" if self.descending else "$gt": last_key}
 
 
-def encode_cursor(sort: SortSpec, value: Any, last_id: Any, scope: str) -> str:
+def encode_cursor(sort: SortSpec, last_key: Any, scope: str) -> str:
     """Pack the position after the last row of a page."""
-    if isinstance(value, datetime):
-        value = {"$dt": value.isoformat()}
-    raw = json.dumps({"s": sort.token, "v": value, "i": last_id, "q": scope}, separators=(",", ":"))
+    raw = json.dumps({"s": sort.token, "k": last_key, "q": scope}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, sort: SortSpec, scope: str) -> tuple[Any, Any]:
+def decode_cursor(cursor: str, sort: SortSpec, scope: str) -> Any:
     """Unpack a cursor; it must come from the same query (same filters and sort)."""
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if raw["s"] != sort.token or raw["q"] != scope:
-            raise ValueError("cursor belongs to another query")
-        value = raw["v"]
-        if isinstance(value, dict) and "$dt" in value:
-            value = datetime.fromisoformat(value["$dt"])
-        return value, raw["i"]
+            raise ValueError("it belongs to another query")
+        return raw["k"]
     except (ValueError, KeyError, TypeError) as exc:
         raise Problem(
             422,
@@ -72,3 +69,16 @@ def decode_cursor(cursor: str, sort: SortSpec, scope: str) -> tuple[Any, Any]:
             f"cursor is not valid for this query: {exc}",
             type_="urn:registry:problem:invalid-cursor",
         ) from None
+
+
+def paged(sort: SortSpec, query: dict[str, Any], cursor: str | None, scope: str) -> dict[str, Any]:
+    """``query`` restricted to the rows after ``cursor`` (merged, so no ``$and`` is needed)."""
+    if not cursor:
+        return query
+    bound = sort.after(decode_cursor(cursor, sort, scope))
+    existing = query.get(sort.key_field)
+    if isinstance(existing, dict):
+        op, value = next(iter(bound.items()))
+        tighter = min if op == "$lt" else max
+        bound = {**existing, op: tighter(existing.get(op, value), value)}
+    return {**query, sort.key_field: bound}

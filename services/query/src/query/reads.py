@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,11 +11,12 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from query.pagination import SortSpec, decode_cursor, encode_cursor
+from query.pagination import SortSpec, encode_cursor, paged
 from shared.mongo import DEPLOYMENTS, MODEL_VERSIONS, MODELS, OUTBOX, Document
+from shared.sortkeys import time_key
 from shared.versioning import VersionRange
 
-MODEL_SORTS = ("created_at", "updated_at", "name")
+MODEL_SORTS = {"created_at": "created_key", "updated_at": "updated_key", "name": "name_key"}
 
 
 @dataclass(frozen=True)
@@ -65,16 +65,23 @@ class Reads:
         if filters.deployment_target:
             query["deployment_targets"] = filters.deployment_target
         if filters.tags:
-            query["tag_pairs"] = {"$all": list(filters.tags)}
+            # One tag rides the multikey index; the others match the tags map exactly.
+            first, *rest = filters.tags
+            query["tag_pairs"] = first
+            for pair in rest:
+                key, _, value = pair.partition(":")
+                query[f"tags.{key}"] = value
         if filters.name_prefix:
-            query["name"] = {"$regex": "^" + re.escape(filters.name_prefix)}
-        created: dict[str, datetime] = {}
+            # A range, not a regex: slugs are ASCII below 0x7f, and ranges ride the index.
+            query["name"] = {"$gte": filters.name_prefix, "$lt": filters.name_prefix + "\x7f"}
+        # Time bounds on the unique sort key, so they share its index: "~" sorts after every id.
+        created: dict[str, str] = {}
         if filters.created_after:
-            created["$gt"] = filters.created_after
+            created["$gt"] = time_key(filters.created_after, "~")
         if filters.created_before:
-            created["$lt"] = filters.created_before
+            created["$lt"] = time_key(filters.created_before, "")
         if created:
-            query["created_at"] = created
+            query["created_key"] = created
         if filters.status:
             status_match: Any = filters.status if filters.status != "registered" else {"$in": [None, "registered"]}
             model_ids = await self.versions.distinct("model_id", {"status": status_match})
@@ -91,17 +98,9 @@ class Reads:
         cursor: str | None,
     ) -> Page:
         """Models matching ``filters``, one keyset page at a time."""
-        query = await self.model_query(filters, visible)
         scope = filters.scope({"visible": visible})
-        if cursor:
-            value, last_id = decode_cursor(cursor, sort, scope)
-            query = {"$and": [query, sort.after(value, last_id)]}
-        docs = await self.models.find(query).sort(sort.mongo_sort()).limit(limit + 1).to_list()
-        next_cursor = None
-        if len(docs) > limit:
-            docs = docs[:limit]
-            next_cursor = encode_cursor(sort, docs[-1].get(sort.field), docs[-1]["_id"], scope)
-        return Page(docs, next_cursor)
+        query = paged(sort, await self.model_query(filters, visible), cursor, scope)
+        return await _page(self.models, query, sort, limit, scope)
 
     async def model(self, team: str, name: str) -> Document | None:
         """One model by team and name."""
@@ -125,19 +124,10 @@ class Reads:
         key_bounds: dict[str, str] = version_range.to_filter() if version_range else {}
         if not include_prerelease:
             query["prerelease"] = False
-        sort = SortSpec("version_key", descending=True)
-        scope = hashlib.sha256(f"{model['_id']}|{key_bounds}|{include_prerelease}".encode()).hexdigest()[:16]
-        if cursor:
-            value, _ = decode_cursor(cursor, sort, scope)
-            key_bounds = {**key_bounds, "$lt": min(value, key_bounds.get("$lt", value))}
         if key_bounds:
             query["version_key"] = key_bounds
-        docs = await self.versions.find(query).sort("version_key", -1).limit(limit + 1).to_list()
-        next_cursor = None
-        if len(docs) > limit:
-            docs = docs[:limit]
-            next_cursor = encode_cursor(sort, docs[-1]["version_key"], docs[-1]["_id"], scope)
-        return Page(docs, next_cursor)
+        scope = _fingerprint(f"{model['_id']}|{key_bounds}|{include_prerelease}")
+        return await _page(self.versions, paged(_BY_PRECEDENCE, query, cursor, scope), _BY_PRECEDENCE, limit, scope)
 
     async def version(self, model: Document, key: str) -> Document | None:
         """One version by precedence key."""
@@ -146,7 +136,7 @@ class Reads:
     async def latest_version(self, model: Document) -> Document | None:
         """The highest non-prerelease version."""
         docs = (
-            await self.versions.find({"model_id": model["_id"], "version_key": {"$gt": ""}, "prerelease": False})
+            await self.versions.find({"model_id": model["_id"], "prerelease": False})
             .sort("version_key", -1)
             .limit(1)
             .to_list()
@@ -162,18 +152,28 @@ class Reads:
         return await _by_position(self.deployments, {"version_id": version["_id"]}, str(version["_id"]), limit, cursor)
 
 
+_BY_PRECEDENCE = SortSpec("version", "version_key", descending=True)
+_BY_POSITION = SortSpec("position", "position", descending=False)
+
+
+def _fingerprint(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 async def _by_position(
     collection: AsyncCollection[Document], query: dict[str, Any], owner: str, limit: int, cursor: str | None
 ) -> Page:
     """A page of an append-only log ordered by ``position``."""
-    sort = SortSpec("position", descending=False)
-    scope = hashlib.sha256(owner.encode()).hexdigest()[:16]
-    if cursor:
-        value, _ = decode_cursor(cursor, sort, scope)
-        query = {**query, "position": {"$gt": value}}
-    docs = await collection.find(query).sort("position", 1).limit(limit + 1).to_list()
-    next_cursor = None
-    if len(docs) > limit:
-        docs = docs[:limit]
-        next_cursor = encode_cursor(sort, docs[-1]["position"], docs[-1]["_id"], scope)
-    return Page(docs, next_cursor)
+    scope = _fingerprint(owner)
+    return await _page(collection, paged(_BY_POSITION, query, cursor, scope), _BY_POSITION, limit, scope)
+
+
+async def _page(
+    collection: AsyncCollection[Document], query: dict[str, Any], sort: SortSpec, limit: int, scope: str
+) -> Page:
+    """Fetch one more row than asked, to know whether a next page exists."""
+    docs = await collection.find(query).sort(sort.mongo_sort()).limit(limit + 1).to_list()
+    if len(docs) <= limit:
+        return Page(docs)
+    docs = docs[:limit]
+    return Page(docs, encode_cursor(sort, docs[-1][sort.key_field], scope))

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import semver
 
 from shared.messages import RejectReason
+from shared.sortkeys import text_key, time_key
 from shared.versioning import precedence_key
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -90,12 +91,16 @@ def latest_rank(version: str) -> str:
 
 def new_model(*, team: str, name: str, now: datetime) -> dict[str, Any]:
     """The document of a model created by its first version, with its stable id."""
+    model_id = f"mdl_{uuid.uuid4().hex}"
     return {
-        "_id": f"mdl_{uuid.uuid4().hex}",
+        "_id": model_id,
         "team": team,
         "name": name,
         "created_at": now,
         "updated_at": now,
+        "created_key": time_key(now, model_id),
+        "updated_key": time_key(now, model_id),
+        "name_key": text_key(name, model_id),
         "version_count": 0,
         "latest_rank": "",
     }

@@ -20,6 +20,7 @@ from shared import messages
 from shared.auth import Principal
 from shared.envelope import CloudEvent
 from shared.mongo import Document
+from shared.sortkeys import time_key
 from shared.views import version_public
 
 SOURCE = "/registry/registration"
@@ -215,7 +216,7 @@ class _BatchState:
                     "tag_pairs": version["tag_pairs"],
                 },
             )
-        self._set_model(model, {"updated_at": self.now})
+        self._touch(model)
         event = self._emit(command, messages.MODEL_VERSION_REGISTERED, model, data.version, version_public(version))
         return Outcome(command.event.id, event, version)
 
@@ -230,7 +231,7 @@ class _BatchState:
         self._set_version(version, changed)
         if model.get("latest_version") == version["version"]:
             self._set_model(model, {k: v for k, v in changed.items() if k != "metrics"})
-        self._set_model(model, {"updated_at": self.now})
+        self._touch(model)
         public = {k: v for k, v in changed.items() if k in ("description", "tags", "metrics")}
         payload = {
             "model_id": model["_id"],
@@ -247,7 +248,7 @@ class _BatchState:
         previous = version.get("lifecycle", "active")
         domain.check_lifecycle_move(previous, data.state)
         self._set_version(version, {"lifecycle": data.state, "updated_at": self.now})
-        self._set_model(model, {"updated_at": self.now})
+        self._touch(model)
         payload = {
             "model_id": model["_id"],
             "team": data.team,
@@ -287,6 +288,9 @@ class _BatchState:
         if model["_id"] not in self.changes.new_models:
             increments = self.changes.model_version_increments
             increments[model["_id"]] = increments.get(model["_id"], 0) + 1
+
+    def _touch(self, model: Document) -> None:
+        self._set_model(model, {"updated_at": self.now, "updated_key": time_key(self.now, model["_id"])})
 
     def _set_model(self, model: Document, fields: dict[str, Any]) -> None:
         model.update(fields)
