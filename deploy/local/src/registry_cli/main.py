@@ -19,7 +19,7 @@ from registry_cli.produce import KINDS, produce_message
 from registry_cli.stack import EmbeddedStack, StackError
 
 app = typer.Typer(help="Model Registry: local stack and tools.", no_args_is_help=True)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 @app.command()
@@ -83,7 +83,7 @@ def _print_banner(stack: EmbeddedStack) -> None:
         f"  bootstrap platform:admin key: [bold]{stack.admin_key}[/bold]",
         "  Ctrl-C stops everything.",
     ]
-    console.print("\n".join(lines), soft_wrap=True)
+    console.print("\n".join(lines))
 
 
 @app.command()
