@@ -99,13 +99,19 @@ class TestReads:
         versions = ["1.0.0", "1.10.0", "1.2.0", "2.0.0-rc.1", "2.0.0-alpha", "0.9.0"]
         bootstrap = stack.settings.kafka_bootstrap
         await publish_raw(bootstrap, COMMANDS, [raw(register_event(owner, "m", v)) for v in versions])
-        update = command_event(messages.UPDATE_MODEL_VERSION,
-                               {"team": owner, "name": "m", "version": "1.2.0", "description": "tuned"})
+        update = command_event(
+            messages.UPDATE_MODEL_VERSION, {"team": owner, "name": "m", "version": "1.2.0", "description": "tuned"}
+        )
         await publish_raw(bootstrap, COMMANDS, [raw(update)])
         await readable(query, f"/v1/models/{owner}/m/versions/0.9.0")
         listed = (await query.get(f"/v1/models/{owner}/m/versions", params={"include_prerelease": "true"})).json()
         assert [v["version"] for v in listed["items"]] == [
-            "2.0.0-rc.1", "2.0.0-alpha", "1.10.0", "1.2.0", "1.0.0", "0.9.0"
+            "2.0.0-rc.1",
+            "2.0.0-alpha",
+            "1.10.0",
+            "1.2.0",
+            "1.0.0",
+            "0.9.0",
         ]
         stable = (await query.get(f"/v1/models/{owner}/m/versions")).json()
         assert [v["version"] for v in stable["items"]] == ["1.10.0", "1.2.0", "1.0.0", "0.9.0"]
@@ -162,12 +168,23 @@ class TestReads:
         self, stack: EmbeddedStack, query: httpx.AsyncClient
     ) -> None:
         owner = team()
-        await publish_raw(stack.settings.kafka_bootstrap, COMMANDS, [
-            raw(register_event(owner, "churn-a", framework="onnx", deployment_targets=["kserve"],
-                               tags={"stage": "prod", "owner": "bo"})),
-            raw(register_event(owner, "churn-b", tags={"stage": "prod"})),
-            raw(register_event(owner, "fraud-c", tags={"stage": "dev"})),
-        ])
+        await publish_raw(
+            stack.settings.kafka_bootstrap,
+            COMMANDS,
+            [
+                raw(
+                    register_event(
+                        owner,
+                        "churn-a",
+                        framework="onnx",
+                        deployment_targets=["kserve"],
+                        tags={"stage": "prod", "owner": "bo"},
+                    )
+                ),
+                raw(register_event(owner, "churn-b", tags={"stage": "prod"})),
+                raw(register_event(owner, "fraud-c", tags={"stage": "dev"})),
+            ],
+        )
         await readable(query, f"/v1/models/{owner}/fraud-c")
         await readable(query, f"/v1/models/{owner}/churn-a")
 
@@ -215,8 +232,9 @@ class TestHttpContract:
             httpx.AsyncClient(base_url=stack.url("registration")) as registration,
             Collector(stack.settings.kafka_bootstrap, EVENTS) as events,
         ):
-            created = await registration.post(f"/v1/models/{owner}/via-http/versions", json=body,
-                                              headers={"X-Correlation-ID": f"http-{owner}"})
+            created = await registration.post(
+                f"/v1/models/{owner}/via-http/versions", json=body, headers={"X-Correlation-ID": f"http-{owner}"}
+            )
             assert created.status_code == 201, created.text
             [event] = await events.wait_for(lambda r: header(r, "ce_correlationid") == f"http-{owner}")
         assert header(event, "ce_type") == messages.MODEL_VERSION_REGISTERED

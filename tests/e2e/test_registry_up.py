@@ -17,8 +17,7 @@ REGISTRY = str(Path(sys.executable).with_name("registry"))
 
 
 def stack_env(tmp_path: Path) -> dict[str, str]:
-    ports = {name: str(free_port()) for name in
-             ("KAFKA", "MONGO", "QUERY", "REGISTRATION", "DEPLOY_TRACKER", "AUDIT")}
+    ports = {name: str(free_port()) for name in ("KAFKA", "MONGO", "QUERY", "REGISTRATION", "DEPLOY_TRACKER", "AUDIT")}
     return {
         **os.environ,
         **{f"REGISTRY_{name}_PORT": port for name, port in ports.items()},

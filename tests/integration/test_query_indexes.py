@@ -47,7 +47,7 @@ async def reads(mongo: AsyncMongoClient[dict[str, object]], db_name: str) -> Rea
         for i in range(5)
         for j in range(3)
     ]
-    await handle_commands(commands, repo=MongoRepository(mongo, db), artifact_schemes=["s3"])
+    await handle_commands(commands, repo=MongoRepository(mongo, db, writer="test"), artifact_schemes=["s3"])
     return Reads(db)
 
 

@@ -5,6 +5,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -135,15 +136,16 @@ class TestOutboxRelay:
         await ensure_indexes(db)
         command = register_event("fraud", f"c-{unique}")
         # The write commits but the process "dies" before its relay runs: no service is running.
-        await handle_commands([Command(command, PRODUCER)], repo=MongoRepository(mongo, db), artifact_schemes=["s3"])
-        assert await db.outbox.count_documents({"sent": False}) == 1
+        dead = MongoRepository(mongo, db, writer=f"dead-{unique}")
+        await dead.register_writer()
+        await db.relay_checkpoints.update_one(
+            {"_id": dead.writer}, {"$set": {"seen_at": datetime(2000, 1, 1, tzinfo=UTC)}}
+        )
+        await handle_commands([Command(command, PRODUCER)], repo=dead, artifact_schemes=["s3"])
+        assert len(await dead.pending(dead.writer, 10)) == 1
         async with running(settings), Collector(settings.kafka_bootstrap_servers, settings.topic_events) as events:
             await events.wait_for(caused_by(command.id))
-            for _ in range(100):
-                if await db.outbox.count_documents({"sent": False}) == 0:
-                    break
-                await asyncio.sleep(0.05)
-        assert await db.outbox.count_documents({"sent": False}) == 0
+        assert await db.relay_checkpoints.count_documents({"_id": dead.writer}) == 0
 
 
 class TestHttpWrites:

@@ -1,12 +1,12 @@
 """One contract, two implementations: the in-memory fake must behave like MongoDB."""
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pymongo import AsyncMongoClient
 
-from registration.handlers import Changes
+from registration.changes import Changes, ModelChange
 from registration.repository import ConcurrentWrite, InMemoryRepository, MongoRepository, Repository
 from shared.mongo import ensure_indexes
 from tests.infra import Infra
@@ -17,86 +17,119 @@ NOW = datetime(2026, 11, 26, tzinfo=UTC)
 @pytest.fixture(params=["memory", pytest.param("mongo", marks=pytest.mark.integration)])
 async def repo(request: pytest.FixtureRequest, db_name: str, infra: Infra) -> AsyncIterator[Repository]:
     if request.param == "memory":
-        yield InMemoryRepository()
+        yield InMemoryRepository(writer="w1")
         return
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongodb_uri, tz_aware=True)
     await ensure_indexes(client[db_name])
-    yield MongoRepository(client, client[db_name])
+    yield MongoRepository(client, client[db_name], writer="w1")
     await client.drop_database(db_name)
     await client.close()
 
 
-def model(model_id: str, name: str = "card") -> dict[str, object]:
-    return {
-        "_id": model_id,
-        "team": "fraud",
-        "name": name,
-        "created_at": NOW,
-        "updated_at": NOW,
-        "version_count": 1,
-        "latest_rank": "1a",
-    }
+async def stored_model(repo: Repository, model_id: str) -> dict[str, object]:
+    if isinstance(repo, InMemoryRepository):
+        return repo.models[model_id]
+    assert isinstance(repo, MongoRepository)
+    found = await repo._models.find_one({"_id": model_id})
+    assert found is not None
+    return found
 
 
-def version(version_id: str, model_id: str, key: str) -> dict[str, object]:
+def version(version_id: str, model_id: str = "m1") -> dict[str, object]:
     return {
         "_id": version_id,
         "model_id": model_id,
         "team": "fraud",
         "name": "card",
-        "version_key": key,
-        "version": key,
+        "version_key": version_id,
+        "version": version_id,
         "created_at": NOW,
     }
 
 
-def outbox(event_id: str, cause: str, position: int) -> dict[str, object]:
-    return {"_id": event_id, "causation_id": cause, "position": position, "sent": False, "type": "t", "model_id": None}
+def outbox(event_id: str, cause: str) -> dict[str, object]:
+    return {"_id": event_id, "causation_id": cause, "type": "t", "model_id": None, "data": {}}
+
+
+def change(**fields: object) -> ModelChange:
+    return ModelChange("m1", "fraud", "card", NOW, **fields)  # type: ignore[arg-type]
+
+
+def headline(rank: str, version: str, **extra: object) -> dict[str, object]:
+    return {
+        "latest_rank": rank,
+        "latest_version": version,
+        "framework": "onnx",
+        "deployment_targets": [],
+        "description": "",
+        "tags": {},
+        "tag_pairs": [],
+        **extra,
+    }
 
 
 class TestRepositoryContract:
-    async def test_commit_then_read_back_by_natural_keys(self, repo: Repository) -> None:
+    async def test_commit_then_read_back(self, repo: Repository) -> None:
         await repo.commit(
             Changes(
-                new_models={"m1": model("m1")}, new_versions=[version("v1", "m1", "k1")], outbox=[outbox("e1", "c1", 1)]
+                models={"m1": change(added_versions=1, headline=headline("1a", "1.0.0"))},
+                new_versions=[version("v1")],
+                outbox=[outbox("e1", "c1")],
             )
         )
-        assert (await repo.models_by_ref([("fraud", "card")]))[("fraud", "card")]["_id"] == "m1"
-        assert (await repo.versions_by_key([("m1", "k1"), ("m1", "zz")])).keys() == {("m1", "k1")}
+        assert (await repo.versions_by_id(["v1", "v2"])).keys() == {"v1"}
         assert (await repo.outcomes_of(["c1", "c2"])).keys() == {"c1"}
+        model = await stored_model(repo, "m1")
+        assert (model["team"], model["version_count"], model["latest_version"]) == ("fraud", 1, "1.0.0")
+        assert model["created_at"] == NOW and model["created_key"]
 
-    async def test_a_second_version_with_the_same_key_is_refused(self, repo: Repository) -> None:
-        await repo.commit(
-            Changes(
-                new_models={"m1": model("m1")}, new_versions=[version("v1", "m1", "k1")], outbox=[outbox("e1", "c1", 1)]
-            )
-        )
+    async def test_a_second_version_with_the_same_id_refuses_the_whole_batch(self, repo: Repository) -> None:
+        await repo.commit(Changes(new_versions=[version("v1")], outbox=[outbox("e1", "c1")]))
         with pytest.raises(ConcurrentWrite):
-            await repo.commit(Changes(new_versions=[version("v2", "m1", "k1")], outbox=[outbox("e2", "c2", 2)]))
-        assert (await repo.outcomes_of(["c2"])) == {}  # nothing of the refused batch was written
+            await repo.commit(Changes(new_versions=[version("v2"), version("v1")], outbox=[outbox("e2", "c2")]))
+        assert await repo.outcomes_of(["c2"]) == {} and await repo.versions_by_id(["v2"]) == {}
 
     async def test_a_second_outcome_for_the_same_command_is_refused(self, repo: Repository) -> None:
-        await repo.commit(Changes(outbox=[outbox("e1", "c1", 1)]))
+        await repo.commit(Changes(outbox=[outbox("e1", "c1")]))
         with pytest.raises(ConcurrentWrite):
-            await repo.commit(Changes(outbox=[outbox("e2", "c1", 2)]))
+            await repo.commit(Changes(outbox=[outbox("e2", "c1")]))
 
-    async def test_headline_fields_only_move_forward(self, repo: Repository) -> None:
-        await repo.commit(Changes(new_models={"m1": model("m1")}, outbox=[outbox("e1", "c1", 1)]))
+    async def test_headline_fields_only_move_forward_and_edits_hit_only_the_headline(self, repo: Repository) -> None:
         await repo.commit(
-            Changes(model_sets={"m1": {"latest_rank": "0z", "latest_version": "old"}}, outbox=[outbox("e2", "c2", 2)])
+            Changes(
+                models={"m1": change(added_versions=1, headline=headline("1b", "2.0.0"))}, outbox=[outbox("e1", "c1")]
+            )
         )
         await repo.commit(
             Changes(
-                model_sets={"m1": {"latest_rank": "1b", "latest_version": "new"}},
-                model_version_increments={"m1": 2},
-                outbox=[outbox("e3", "c3", 3)],
+                models={"m1": change(added_versions=1, headline=headline("1a", "1.0.0"))}, outbox=[outbox("e2", "c2")]
             )
         )
-        stored = (await repo.models_by_ref([("fraud", "card")]))[("fraud", "card")]
-        assert (stored["latest_version"], stored["version_count"]) == ("new", 3)
+        await repo.commit(
+            Changes(
+                models={
+                    "m1": change(edits=[("1.0.0", {"description": "old"}), ("2.0.0", {"description": "$not-a-path"})])
+                },
+                outbox=[outbox("e3", "c3")],
+            )
+        )
+        model = await stored_model(repo, "m1")
+        assert (model["latest_version"], model["version_count"], model["description"]) == ("2.0.0", 2, "$not-a-path")
 
-    async def test_unsent_rows_come_oldest_first_until_marked(self, repo: Repository) -> None:
-        await repo.commit(Changes(outbox=[outbox("e2", "c2", 2), outbox("e1", "c1", 1), outbox("e3", "c3", 3)]))
-        assert [row["_id"] for row in await repo.unsent(2)] == ["e1", "e2"]
-        await repo.mark_sent(["e1", "e2"])
-        assert [row["_id"] for row in await repo.unsent(10)] == ["e3"]
+    async def test_relay_reads_after_the_checkpoint_in_commit_order(self, repo: Repository) -> None:
+        await repo.register_writer()
+        await repo.commit(Changes(outbox=[outbox("e1", "c1"), outbox("e2", "c2")]))
+        await repo.commit(Changes(outbox=[outbox("e3", "c3")]))
+        rows = await repo.pending(repo.writer, 2)
+        assert [row["_id"] for row in rows] == ["e1", "e2"]
+        await repo.advance(repo.writer, rows[-1]["position"])
+        assert [row["_id"] for row in await repo.pending(repo.writer, 10)] == ["e3"]
+        await repo.advance(repo.writer, 0)  # a heartbeat never moves the checkpoint back
+        assert [row["_id"] for row in await repo.pending(repo.writer, 10)] == ["e3"]
+
+    async def test_idle_writers_are_reported_until_forgotten(self, repo: Repository) -> None:
+        await repo.register_writer()
+        await repo.advance("gone", 5)
+        assert await repo.stale_writers(timedelta(seconds=-1)) == ["gone"]
+        await repo.forget_writer("gone")
+        assert await repo.stale_writers(timedelta(seconds=-1)) == []

@@ -18,6 +18,7 @@ Document = dict[str, Any]
 MODELS = "models"
 MODEL_VERSIONS = "model_versions"
 OUTBOX = "outbox"
+RELAY_CHECKPOINTS = "relay_checkpoints"
 API_KEYS = "api_keys"
 SHARES = "shares"
 AUDIT_LOG = "audit_log"
@@ -32,16 +33,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("created_key", DESCENDING)], name="created"),
         IndexModel([("updated_key", DESCENDING)], name="updated"),
         IndexModel([("name_key", ASCENDING)], name="name_key"),
-        IndexModel([("name", ASCENDING)], name="name_prefix"),
         IndexModel([("team", ASCENDING), ("created_key", DESCENDING)], name="team_created"),
         IndexModel([("framework", ASCENDING), ("created_key", DESCENDING)], name="framework_created"),
         IndexModel([("deployment_targets", ASCENDING), ("created_key", DESCENDING)], name="targets_created"),
         IndexModel([("tag_pairs", ASCENDING), ("created_key", DESCENDING)], name="tags_created"),
     ],
     MODEL_VERSIONS: [
-        # SemVer precedence uniqueness: the duplicate check cannot be raced past.
-        IndexModel([("model_id", ASCENDING), ("version_key", DESCENDING)], unique=True, name="model_version_key"),
-        # Version lists without prereleases, and "latest": equality prefix then the precedence range.
+        # SemVer precedence uniqueness is the _id itself (model id + precedence key), so a duplicate
+        # cannot race past the check. Version lists and "latest": equality prefix, then precedence.
         IndexModel(
             [("model_id", ASCENDING), ("prerelease", ASCENDING), ("version_key", DESCENDING)], name="model_stable"
         ),
@@ -50,9 +49,11 @@ INDEXES: dict[str, list[IndexModel]] = {
     OUTBOX: [
         # One outcome per command: this is also the processed-commands dedupe record.
         IndexModel([("causation_id", ASCENDING)], unique=True, name="causation"),
-        IndexModel([("sent", ASCENDING), ("position", ASCENDING)], name="unsent"),
+        # The relay reads each writer's rows after its checkpoint.
+        IndexModel([("writer", ASCENDING), ("position", ASCENDING)], name="writer_position"),
         IndexModel([("model_id", ASCENDING), ("position", ASCENDING)], name="model_history"),
     ],
+    RELAY_CHECKPOINTS: [],
     API_KEYS: [
         IndexModel([("team", ASCENDING)], name="team"),
     ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import runpy
 import signal
 import sys
 from pathlib import Path
@@ -113,16 +114,15 @@ def produce(
     typer.echo(event_id)
 
 
-@app.command()
-def bench(
-    commands: Annotated[int, typer.Option(help="Registration commands to publish")] = 5_000,
-    versions: Annotated[int, typer.Option(help="Versions loaded for the read benchmark")] = 100_000,
-    reads: Annotated[int, typer.Option(help="Requests per read benchmark")] = 2_000,
-) -> None:
-    """Run the benchmarks against a fresh embedded stack and print a table."""
-    from registry_cli.bench import run_bench
-
-    raise typer.Exit(asyncio.run(run_bench(commands=commands, versions=versions, reads=reads)))
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(ctx: typer.Context) -> None:
+    """Run ``bench/registry_bench.py`` (from the repository root) with the given options."""
+    script = Path("bench/registry_bench.py")
+    if not script.is_file():
+        console.print("[red]error:[/red] run `registry bench` from the repository root (bench/ not found)")
+        raise typer.Exit(2)
+    sys.argv = [str(script), *ctx.args]
+    runpy.run_path(str(script), run_name="__main__")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from query.pagination import SortSpec, encode_cursor, paged
+from shared.ids import version_doc_id
 from shared.mongo import DEPLOYMENTS, MODEL_VERSIONS, MODELS, OUTBOX, Document
 from shared.sortkeys import time_key
 from shared.versioning import VersionRange
@@ -73,7 +74,7 @@ class Reads:
                 query[f"tags.{key}"] = value
         if filters.name_prefix:
             # A range, not a regex: slugs are ASCII below 0x7f, and ranges ride the index.
-            query["name"] = {"$gte": filters.name_prefix, "$lt": filters.name_prefix + "\x7f"}
+            query["name_key"] = {"$gte": filters.name_prefix, "$lt": filters.name_prefix + "\x7f"}
         # Time bounds on the unique sort key, so they share its index: "~" sorts after every id.
         created: dict[str, str] = {}
         if filters.created_after:
@@ -122,8 +123,8 @@ class Reads:
         """A model's versions, newest SemVer precedence first."""
         query: dict[str, Any] = {"model_id": model["_id"]}
         key_bounds: dict[str, str] = version_range.to_filter() if version_range else {}
-        if not include_prerelease:
-            query["prerelease"] = False
+        # Both forms keep the (model_id, prerelease, version_key) index usable.
+        query["prerelease"] = False if not include_prerelease else {"$in": [False, True]}
         if key_bounds:
             query["version_key"] = key_bounds
         scope = _fingerprint(f"{model['_id']}|{key_bounds}|{include_prerelease}")
@@ -131,7 +132,7 @@ class Reads:
 
     async def version(self, model: Document, key: str) -> Document | None:
         """One version by precedence key."""
-        return await self.versions.find_one({"model_id": model["_id"], "version_key": key})
+        return await self.versions.find_one({"_id": version_doc_id(model["_id"], key)})
 
     async def latest_version(self, model: Document) -> Document | None:
         """The highest non-prerelease version."""

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
+import uuid
 
 from fastapi import FastAPI
 
@@ -24,6 +27,7 @@ from shared.mongo import (
     MODEL_VERSIONS,
     MODELS,
     OUTBOX,
+    RELAY_CHECKPOINTS,
     Document,
     database,
     ensure_indexes,
@@ -40,7 +44,7 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     """Wire the Kafka consumer, the outbox relay and the HTTP write API."""
     client = make_client(settings)
     db = database(client, settings)
-    repo = MongoRepository(client, db)
+    repo = MongoRepository(client, db, writer=f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     broker = make_broker(settings)
 
     async def publish(rows: list[Document]) -> None:
@@ -91,7 +95,7 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     relay_task: list[asyncio.Task[None]] = []
 
     async def start() -> None:
-        await ensure_indexes(db, [MODELS, MODEL_VERSIONS, OUTBOX, API_KEYS])
+        await ensure_indexes(db, [MODELS, MODEL_VERSIONS, OUTBOX, RELAY_CHECKPOINTS, API_KEYS])
         relay_task.append(asyncio.create_task(relay.run(), name="outbox-relay"))
 
     async def stop() -> None:

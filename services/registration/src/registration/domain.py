@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import semver
 
+from shared.ids import model_id, version_id
 from shared.messages import RejectReason
-from shared.sortkeys import text_key, time_key
 from shared.versioning import precedence_key
+
+__all__ = ["model_id", "version_id"]
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
@@ -87,23 +87,6 @@ def latest_rank(version: str) -> str:
     """Rank used to pick a model's headline version: stable releases outrank prereleases."""
     stable = semver.Version.parse(version).prerelease is None
     return ("1" if stable else "0") + precedence_key(version)
-
-
-def new_model(*, team: str, name: str, now: datetime) -> dict[str, Any]:
-    """The document of a model created by its first version, with its stable id."""
-    model_id = f"mdl_{uuid.uuid4().hex}"
-    return {
-        "_id": model_id,
-        "team": team,
-        "name": name,
-        "created_at": now,
-        "updated_at": now,
-        "created_key": time_key(now, model_id),
-        "updated_key": time_key(now, model_id),
-        "name_key": text_key(name, model_id),
-        "version_count": 0,
-        "latest_rank": "",
-    }
 
 
 def check_lifecycle_move(current: str, wanted: str) -> None:

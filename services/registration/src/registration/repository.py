@@ -2,128 +2,182 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pymongo import InsertOne, UpdateOne
+from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
-from shared.mongo import MODEL_VERSIONS, MODELS, OUTBOX, Document
+from registration.changes import Changes, ModelChange
+from shared.mongo import MODEL_VERSIONS, MODELS, OUTBOX, RELAY_CHECKPOINTS, Document
+from shared.sortkeys import time_key
 
 if TYPE_CHECKING:
     from pymongo import AsyncMongoClient
     from pymongo.asynchronous.database import AsyncDatabase
 
-    from registration.handlers import Changes
-
 DUPLICATE_KEY = 11000
+LOOKUP_CHUNK = 100  # the stand-in's $in gets slower per key beyond ~100 keys
 
 
 class ConcurrentWrite(Exception):
-    """Another writer changed what this batch read; the batch must be reloaded and retried."""
+    """A unique index refused the batch (duplicate, redelivery or another writer): re-run it carefully."""
 
 
 class Repository(Protocol):
     """What the command handlers and the outbox relay need from storage."""
 
+    writer: str
+
     async def outcomes_of(self, command_ids: Sequence[str]) -> dict[str, Document]:
         """Outbox rows of commands already handled, by command id."""
         ...
 
-    async def models_by_ref(self, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Document]:
-        """Models by (team, name)."""
-        ...
-
-    async def versions_by_key(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Document]:
-        """Versions by (model id, precedence key)."""
+    async def versions_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
+        """Versions by id."""
         ...
 
     async def commit(self, changes: Changes) -> None:
-        """Write every change of a batch atomically, or raise :class:`ConcurrentWrite`."""
+        """Write a batch atomically, numbering its outbox rows after every earlier commit of this writer."""
         ...
 
-    async def unsent(self, limit: int) -> list[Document]:
-        """Outbox rows not yet published, oldest first."""
+    async def register_writer(self) -> None:
+        """Create this writer's relay checkpoint."""
         ...
 
-    async def mark_sent(self, event_ids: Sequence[str]) -> None:
-        """Record that these outbox rows were published."""
+    async def pending(self, writer: str, limit: int) -> list[Document]:
+        """Outbox rows of ``writer`` after its checkpoint, oldest first."""
         ...
+
+    async def advance(self, writer: str, position: int) -> None:
+        """Move ``writer``'s checkpoint to ``position`` (everything up to it is published)."""
+        ...
+
+    async def stale_writers(self, idle: timedelta) -> list[str]:
+        """Other writers whose checkpoint has not moved for ``idle``: their processes are gone."""
+        ...
+
+    async def forget_writer(self, writer: str) -> None:
+        """Drop a drained writer's checkpoint."""
+        ...
+
+
+class _Positions:
+    """Monotonic outbox positions, assigned under a lock so commits are numbered in order."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self._last = 0
+
+    def take(self, rows: list[Document], writer: str) -> None:
+        for row in rows:
+            self._last = max(self._last + 1, time.time_ns())
+            row["position"], row["writer"] = self._last, writer
+
+
+def _chunks(items: Sequence[str]) -> list[list[str]]:
+    return [list(items[i : i + LOOKUP_CHUNK]) for i in range(0, len(items), LOOKUP_CHUNK)]
+
+
+def _lit(value: Any) -> dict[str, Any]:
+    return {"$literal": value}
+
+
+def model_pipeline(change: ModelChange) -> list[dict[str, Any]]:
+    """:meth:`ModelChange.apply` as an update pipeline, so no read precedes the write."""
+    base: dict[str, Any] = {key: _lit(value) for key, value in change.identity().items() if key != "_id"}
+    base |= {
+        "created_at": {"$ifNull": ["$created_at", _lit(change.now)]},
+        "created_key": {"$ifNull": ["$created_key", _lit(time_key(change.now, change.model_id))]},
+        "updated_at": _lit(change.now),
+        "updated_key": _lit(time_key(change.now, change.model_id)),
+        "version_count": {"$add": [{"$ifNull": ["$version_count", 0]}, change.added_versions]},
+    }
+    stages: list[dict[str, Any]] = [{"$set": base}]
+    if change.headline:
+        wins = {"$lt": [{"$ifNull": ["$latest_rank", ""]}, _lit(change.headline["latest_rank"])]}
+        stages.append({"$set": {k: {"$cond": [wins, _lit(v), f"${k}"]} for k, v in change.headline.items()}})
+    for version, fields in change.edits:
+        is_headline = {"$eq": ["$latest_version", _lit(version)]}
+        stages.append({"$set": {k: {"$cond": [is_headline, _lit(v), f"${k}"]} for k, v in fields.items()}})
+    return stages
 
 
 class MongoRepository:
     """The registration collections in MongoDB; each batch commits in one transaction."""
 
-    def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document]) -> None:
-        self._client, self._db = client, db
+    def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document], *, writer: str) -> None:
+        self._client, self.writer = client, writer
         self._models, self._versions, self._outbox = db[MODELS], db[MODEL_VERSIONS], db[OUTBOX]
+        self._checkpoints = db[RELAY_CHECKPOINTS]
+        self._positions = _Positions()
 
     async def outcomes_of(self, command_ids: Sequence[str]) -> dict[str, Document]:
-        if not command_ids:
-            return {}
-        cursor = self._outbox.find({"causation_id": {"$in": list(command_ids)}})
-        return {doc["causation_id"]: doc async for doc in cursor}
+        found: dict[str, Document] = {}
+        for chunk in _chunks(command_ids):
+            async for doc in self._outbox.find({"causation_id": {"$in": chunk}}):
+                found[doc["causation_id"]] = doc
+        return found
 
-    async def models_by_ref(self, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Document]:
-        if not refs:
-            return {}
-        query = {"$or": [{"team": team, "name": name} for team, name in refs]}
-        return {(doc["team"], doc["name"]): doc async for doc in self._models.find(query)}
-
-    async def versions_by_key(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Document]:
-        if not keys:
-            return {}
-        query = {"$or": [{"model_id": model_id, "version_key": key} for model_id, key in keys]}
-        return {(doc["model_id"], doc["version_key"]): doc async for doc in self._versions.find(query)}
+    async def versions_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
+        found: dict[str, Document] = {}
+        for chunk in _chunks(version_ids):
+            async for doc in self._versions.find({"_id": {"$in": chunk}}):
+                found[doc["_id"]] = doc
+        return found
 
     async def commit(self, changes: Changes) -> None:
         async def write(session: AsyncClientSession) -> None:
-            if changes.new_models:
-                await self._models.insert_many(list(changes.new_models.values()), session=session)
-            model_ops = [
-                UpdateOne({"_id": model_id}, {"$inc": {"version_count": count}})
-                for model_id, count in changes.model_version_increments.items()
-            ] + [
-                # Only move the headline fields forward: a concurrent writer may have a newer one.
-                UpdateOne(
-                    {
-                        "_id": model_id,
-                        **({"latest_rank": {"$lt": fields["latest_rank"]}} if "latest_rank" in fields else {}),
-                    },
-                    {"$set": fields},
-                )
-                for model_id, fields in changes.model_sets.items()
-            ]
-            if model_ops:
-                await self._models.bulk_write(model_ops, ordered=True, session=session)
             if changes.new_versions:
                 await self._versions.insert_many(changes.new_versions, session=session)
             if changes.version_sets:
-                await self._versions.bulk_write(
-                    [UpdateOne({"_id": vid}, {"$set": fields}) for vid, fields in changes.version_sets.items()],
-                    session=session,
-                )
-            await self._outbox.bulk_write([InsertOne(doc) for doc in changes.outbox], session=session)
+                updates = [UpdateOne({"_id": vid}, {"$set": fields}) for vid, fields in changes.version_sets.items()]
+                await self._versions.bulk_write(updates, session=session)
+            if changes.models:
+                upserts = [UpdateOne({"_id": mid}, model_pipeline(c), upsert=True) for mid, c in changes.models.items()]
+                await self._models.bulk_write(upserts, session=session)
+            await self._outbox.insert_many(changes.outbox, session=session)
 
-        try:
-            async with self._client.start_session() as session:
-                await session.with_transaction(write)
-        except (DuplicateKeyError, BulkWriteError) as exc:
-            if _is_duplicate(exc):
-                raise ConcurrentWrite(str(exc)) from None
-            raise
+        async with self._positions.lock:
+            self._positions.take(changes.outbox, self.writer)
+            try:
+                async with self._client.start_session() as session:
+                    await session.with_transaction(write)
+            except (DuplicateKeyError, BulkWriteError) as exc:
+                if _is_duplicate(exc):
+                    raise ConcurrentWrite(str(exc)) from None
+                raise
 
-    async def unsent(self, limit: int) -> list[Document]:
-        return await self._outbox.find({"sent": False}).sort("position", 1).limit(limit).to_list()
+    async def register_writer(self) -> None:
+        await self._checkpoints.update_one(
+            {"_id": self.writer},
+            {"$setOnInsert": {"position": 0}, "$set": {"seen_at": datetime.now(UTC)}},
+            upsert=True,
+        )
 
-    async def mark_sent(self, event_ids: Sequence[str]) -> None:
-        if event_ids:
-            await self._outbox.update_many(
-                {"_id": {"$in": list(event_ids)}}, {"$set": {"sent": True, "sent_at": datetime.now(UTC)}}
-            )
+    async def pending(self, writer: str, limit: int) -> list[Document]:
+        checkpoint = await self._checkpoints.find_one({"_id": writer})
+        after = checkpoint["position"] if checkpoint else 0
+        query = {"writer": writer, "position": {"$gt": after}}
+        return await self._outbox.find(query).sort("position", 1).limit(limit).to_list()
+
+    async def advance(self, writer: str, position: int) -> None:
+        await self._checkpoints.update_one(
+            {"_id": writer}, {"$max": {"position": position}, "$set": {"seen_at": datetime.now(UTC)}}, upsert=True
+        )
+
+    async def stale_writers(self, idle: timedelta) -> list[str]:
+        cutoff = datetime.now(UTC) - idle
+        docs = await self._checkpoints.find({"seen_at": {"$lt": cutoff}}).to_list()
+        return [doc["_id"] for doc in docs if doc["_id"] != self.writer]
+
+    async def forget_writer(self, writer: str) -> None:
+        await self._checkpoints.delete_one({"_id": writer})
 
 
 def _is_duplicate(exc: OperationFailure) -> bool:
@@ -135,61 +189,60 @@ def _is_duplicate(exc: OperationFailure) -> bool:
 class InMemoryRepository:
     """A fake with the same behaviour, for unit tests of the handlers."""
 
-    def __init__(self) -> None:
+    def __init__(self, writer: str = "memory") -> None:
+        self.writer = writer
         self.models: dict[str, Document] = {}
         self.versions: dict[str, Document] = {}
         self.outbox: dict[str, Document] = {}
+        self.checkpoints: dict[str, Document] = {}
+        self._positions = _Positions()
 
     async def outcomes_of(self, command_ids: Sequence[str]) -> dict[str, Document]:
         wanted = set(command_ids)
-        return {
-            doc["causation_id"]: copy.deepcopy(doc) for doc in self.outbox.values() if doc["causation_id"] in wanted
-        }
+        return {d["causation_id"]: copy.deepcopy(d) for d in self.outbox.values() if d["causation_id"] in wanted}
 
-    async def models_by_ref(self, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Document]:
-        wanted = set(refs)
-        return {
-            (m["team"], m["name"]): copy.deepcopy(m) for m in self.models.values() if (m["team"], m["name"]) in wanted
-        }
-
-    async def versions_by_key(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Document]:
-        wanted = set(keys)
-        return {
-            (v["model_id"], v["version_key"]): copy.deepcopy(v)
-            for v in self.versions.values()
-            if (v["model_id"], v["version_key"]) in wanted
-        }
+    async def versions_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
+        return {vid: copy.deepcopy(self.versions[vid]) for vid in version_ids if vid in self.versions}
 
     async def commit(self, changes: Changes) -> None:
-        taken = {(m["team"], m["name"]) for m in self.models.values()}
-        keys = {(v["model_id"], v["version_key"]) for v in self.versions.values()}
         causes = {d["causation_id"] for d in self.outbox.values()}
+        refs = {(m["team"], m["name"]): mid for mid, m in self.models.items()}
         if (
-            any((m["team"], m["name"]) in taken for m in changes.new_models.values())
-            or any((v["model_id"], v["version_key"]) in keys for v in changes.new_versions)
+            any(v["_id"] in self.versions for v in changes.new_versions)
             or any(d["causation_id"] in causes for d in changes.outbox)
+            or any(refs.get((c.team, c.name), c.model_id) != c.model_id for c in changes.models.values())
         ):
             raise ConcurrentWrite("duplicate key")
-        for model_id, model in changes.new_models.items():
-            self.models[model_id] = copy.deepcopy(model)
-        for model_id, count in changes.model_version_increments.items():
-            self.models[model_id]["version_count"] = self.models[model_id].get("version_count", 0) + count
-        for model_id, fields in changes.model_sets.items():
-            stored = self.models[model_id]
-            if "latest_rank" in fields and stored.get("latest_rank", "") >= fields["latest_rank"]:
-                continue
-            stored.update(copy.deepcopy(fields))
-        for version in changes.new_versions:
-            self.versions[version["_id"]] = copy.deepcopy(version)
-        for version_id, fields in changes.version_sets.items():
-            self.versions[version_id].update(copy.deepcopy(fields))
-        for doc in changes.outbox:
-            self.outbox[doc["_id"]] = copy.deepcopy(doc)
+        async with self._positions.lock:
+            self._positions.take(changes.outbox, self.writer)
+            for version in changes.new_versions:
+                self.versions[version["_id"]] = copy.deepcopy(version)
+            for version_id, fields in changes.version_sets.items():
+                self.versions[version_id].update(copy.deepcopy(fields))
+            for model_id, change in changes.models.items():
+                self.models[model_id] = copy.deepcopy(change.apply(self.models.get(model_id)))
+            for doc in changes.outbox:
+                self.outbox[doc["_id"]] = copy.deepcopy(doc)
 
-    async def unsent(self, limit: int) -> list[Document]:
-        rows = sorted((d for d in self.outbox.values() if not d["sent"]), key=lambda d: d["position"])
+    async def register_writer(self) -> None:
+        self.checkpoints.setdefault(self.writer, {"position": 0, "seen_at": datetime.now(UTC)})
+
+    async def pending(self, writer: str, limit: int) -> list[Document]:
+        after = self.checkpoints.get(writer, {}).get("position", 0)
+        rows = sorted(
+            (d for d in self.outbox.values() if d["writer"] == writer and d["position"] > after),
+            key=lambda d: d["position"],
+        )
         return copy.deepcopy(rows[:limit])
 
-    async def mark_sent(self, event_ids: Sequence[str]) -> None:
-        for event_id in event_ids:
-            self.outbox[event_id]["sent"] = True
+    async def advance(self, writer: str, position: int) -> None:
+        checkpoint = self.checkpoints.setdefault(writer, {"position": 0})
+        checkpoint["position"] = max(checkpoint["position"], position)
+        checkpoint["seen_at"] = datetime.now(UTC)
+
+    async def stale_writers(self, idle: timedelta) -> list[str]:
+        cutoff = datetime.now(UTC) - idle
+        return [w for w, c in self.checkpoints.items() if w != self.writer and c["seen_at"] < cutoff]
+
+    async def forget_writer(self, writer: str) -> None:
+        self.checkpoints.pop(writer, None)

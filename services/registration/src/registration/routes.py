@@ -5,7 +5,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Request, Response
 
-from registration.handlers import SOURCE, Command, Outcome
+from registration.batch import SOURCE
+from registration.handlers import Command, Outcome
 from shared import correlation, messages
 from shared.auth import Principal
 from shared.envelope import CloudEvent

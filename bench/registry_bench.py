@@ -1,0 +1,320 @@
+"""Benchmarks of the registry on the embedded stack; prints a table (not a test: no assertions).
+
+    make bench                       # or: .venv/bin/python bench/registry_bench.py --help
+
+1. Registration end to end: N commands published with plain aiokafka → every outcome event seen
+   on ``registry.events`` and every version readable over HTTP. Latency is publish → outcome event;
+   the version is committed (so readable) before its event is relayed, so this bounds
+   command-to-readable from above.
+2. Reads with V versions loaded: get-by-name-version and a filtered, paginated model list.
+3. The stand-in's own bulk-insert ceiling, measured in the same run, and the services' RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pymongo import AsyncMongoClient
+from rich.console import Console
+from rich.table import Table
+
+from registration.handlers import Command, event_from_outbox, handle_commands
+from registration.relay import OutboxRelay
+from registration.repository import MongoRepository
+from registry_cli.config import StackSettings
+from registry_cli.stack import EmbeddedStack
+from shared.auth import Principal
+from shared.envelope import CloudEvent
+from shared.messages import REGISTER_MODEL_VERSION
+
+console = Console()
+FRAMEWORKS = ["xgboost", "onnx", "pytorch", "scikit-learn"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def register(team: str, name: str, version: str, framework: str) -> CloudEvent:
+    data = {
+        "team": team,
+        "name": name,
+        "version": version,
+        "framework": framework,
+        "artifact_uri": f"s3://ml-models/{team}/{name}/{version}/model.tar.gz",
+        "deployment_targets": ["sagemaker"],
+        "tags": {"owner": "bench", "tier": str(hash(name) % 3)},
+        "metrics": {"auc": 0.9},
+    }
+    return CloudEvent(source="/bench", type=REGISTER_MODEL_VERSION, data=data)
+
+
+async def bench_registration(stack: EmbeddedStack, commands: int) -> dict[str, Any]:
+    bootstrap = stack.settings.kafka_bootstrap
+    models = max(1, commands // 10)
+    events = [register("bench-e2e", f"m{i % models:05d}", f"1.{i // models}.0", "xgboost") for i in range(commands)]
+    pending = {event.id for event in events}
+    published: dict[str, float] = {}
+    latencies: list[float] = []
+    consumer = AIOKafkaConsumer(
+        "registry.events",
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-{uuid.uuid4().hex}",
+        auto_offset_reset="latest",
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=500,
+        fetch_max_wait_ms=10,
+    )
+    await consumer.start()
+    await consumer.seek_to_end()
+    await asyncio.sleep(3)  # let the group settle before publishing
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+
+    async def consume() -> None:
+        while pending:
+            batch = await consumer.getmany(timeout_ms=200)
+            now = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    cause = dict(record.headers).get("ce_causationid", b"").decode()
+                    if cause in pending:
+                        pending.discard(cause)
+                        latencies.append(now - published[cause])
+
+    consumer_task = asyncio.create_task(consume())
+    started = time.perf_counter()
+    for event in events:
+        value, headers = event.to_kafka()
+        published[event.id] = time.perf_counter()
+        await producer.send(
+            "registry.commands", value, key=f"{event.data['team']}/{event.data['name']}".encode(), headers=headers
+        )
+    await producer.flush()
+    await asyncio.wait_for(consumer_task, 600)
+    events_done = time.perf_counter()
+    await producer.stop()
+    await consumer.stop()
+    async with httpx.AsyncClient(base_url=stack.url("query"), timeout=30) as http:
+        readable = 0
+        for i in range(models):
+            page = (await http.get(f"/v1/models/bench-e2e/m{i:05d}/versions", params={"limit": 200})).json()
+            readable += len(page["items"])
+    return {
+        "commands": commands,
+        "throughput": commands / (events_done - started),
+        "p50": percentile(latencies, 50) * 1000,
+        "p95": percentile(latencies, 95) * 1000,
+        "p99": percentile(latencies, 99) * 1000,
+        "readable": readable,
+    }
+
+
+async def load_versions(stack: EmbeddedStack, versions: int) -> tuple[float, float]:
+    """Load through the real command handler (one transaction per batch), as the consumer does,
+    then publish the outcome events with the real relay; return both rates."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri, tz_aware=True)
+    db = client["model_registry"]
+    repo = MongoRepository(client, db, writer=f"bench-loader-{uuid.uuid4().hex[:6]}")
+    await repo.register_writer()
+    principal = Principal(key_id="bench", team="bench")
+    per_model, teams = 10, 20
+    models = versions // per_model
+    started = time.perf_counter()
+    batch: list[Command] = []
+    for i in range(versions):
+        model = i % models
+        event = register(
+            f"team-{model % teams:02d}", f"model-{model:05d}", f"{i // models}.0.0", FRAMEWORKS[model % len(FRAMEWORKS)]
+        )
+        batch.append(Command(event, principal))
+        if len(batch) == 2000:
+            await handle_commands(batch, repo=repo, artifact_schemes=["s3"])
+            batch = []
+    if batch:
+        await handle_commands(batch, repo=repo, artifact_schemes=["s3"])
+    elapsed = time.perf_counter() - started
+    producer = AIOKafkaProducer(bootstrap_servers=stack.settings.kafka_bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+
+    async def publish(rows: list[dict[str, Any]]) -> None:
+        futures = []
+        for row in rows:
+            value, headers = event_from_outbox(row).to_kafka()
+            futures.append(await producer.send("registry.events", value, key=row["key"].encode(), headers=headers))
+        await asyncio.gather(*futures)
+
+    relay = OutboxRelay(repo=repo, publish=publish, batch_size=1000, interval=1)
+    relay_started = time.perf_counter()
+    published = await relay.drain()
+    relay_rate = published / (time.perf_counter() - relay_started)
+    await repo.forget_writer(repo.writer)
+    await producer.stop()
+    await client.close()
+    return versions / elapsed, relay_rate
+
+
+async def bench_reads(stack: EmbeddedStack, versions: int, requests: int) -> dict[str, Any]:
+    models = versions // 10
+    rng = random.Random(1)
+    gets: list[float] = []
+    lists: list[float] = []
+    async with httpx.AsyncClient(base_url=stack.url("query"), timeout=30) as http:
+        for _ in range(50):  # warm up connections and caches
+            await http.get("/v1/models/team-00/model-00000/versions/1.0.0")
+        for _ in range(requests):
+            model = rng.randrange(models)
+            path = f"/v1/models/team-{model % 20:02d}/model-{model:05d}/versions/{rng.randrange(10)}.0.0"
+            started = time.perf_counter()
+            response = await http.get(path)
+            gets.append(time.perf_counter() - started)
+            assert response.status_code == 200, response.text
+        cursor = None
+        for i in range(requests // 4):
+            params: dict[str, Any] = {"team": f"team-{i % 20:02d}", "framework": FRAMEWORKS[i % 4], "limit": 50}
+            if cursor:
+                params["cursor"] = cursor
+            started = time.perf_counter()
+            response = await http.get("/v1/models", params=params)
+            lists.append(time.perf_counter() - started)
+            body = response.json()
+            assert response.status_code == 200 and body["items"], response.text
+            cursor = None  # each request is a first page; the cursor page is measured below
+        pages: list[float] = []
+        for i in range(requests // 4):
+            params = {"team": f"team-{i % 20:02d}", "tag": "owner:bench", "limit": 50}
+            first = (await http.get("/v1/models", params=params)).json()
+            started = time.perf_counter()
+            response = await http.get("/v1/models", params={**params, "cursor": first["next_cursor"]})
+            pages.append(time.perf_counter() - started)
+            assert response.status_code == 200, response.text
+    return {
+        "get": (percentile(gets, 50) * 1000, percentile(gets, 99) * 1000),
+        "list": (percentile(lists, 50) * 1000, percentile(lists, 99) * 1000),
+        "next_page": (percentile(pages, 50) * 1000, percentile(pages, 99) * 1000),
+    }
+
+
+async def stand_in_ceiling(stack: EmbeddedStack) -> float:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri)
+    scratch = client["bench_scratch"]["docs"]
+    docs = [{"_id": f"{b}-{i}", "team": "x", "pad": "x" * 600} for b in range(10) for i in range(1000)]
+    started = time.perf_counter()
+    for b in range(10):
+        await scratch.insert_many(docs[b * 1000 : (b + 1) * 1000], ordered=False)
+    rate = len(docs) / (time.perf_counter() - started)
+    await client.drop_database("bench_scratch")
+    await client.close()
+    return rate
+
+
+def rss_mb(stack: EmbeddedStack) -> dict[str, float]:
+    result = {}
+    for name, child in stack.services.items():
+        assert child.process
+        status = Path(f"/proc/{child.process.pid}/status").read_text()
+        kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+        result[name] = kb / 1024
+    return result
+
+
+async def main(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="registry-bench-") as data_dir:
+        settings = StackSettings(
+            kafka_port=free_port(),
+            mongo_port=free_port(),
+            query_port=free_port(),
+            registration_port=free_port(),
+            deploy_tracker_port=free_port(),
+            audit_port=free_port(),
+            data_dir=Path(data_dir),
+            session_timeout_ms=2000,
+            heartbeat_interval_ms=500,
+        )
+        stack = EmbeddedStack(settings, quiet=True)
+        try:
+            console.print("starting the embedded stack …")
+            await stack.start_infrastructure()
+            await stack.start_services()
+            console.print(f"registration: {args.commands} commands over Kafka …")
+            registration = await bench_registration(stack, args.commands)
+            console.print(f"loading {args.versions} versions through the command handler …")
+            load_rate, relay_rate = await load_versions(stack, args.versions)
+            console.print("reads …")
+            reads = await bench_reads(stack, args.versions, args.reads)
+            ceiling = await stand_in_ceiling(stack)
+            memory = rss_mb(stack)
+        finally:
+            await stack.stop()
+    table = Table(title="Model Registry benchmark (embedded stack, this machine)")
+    table.add_column("measure")
+    table.add_column("result", justify="right")
+    table.add_column("target", justify="right")
+    r = registration
+    table.add_row(f"registrations/s end to end ({r['commands']} commands)", f"{r['throughput']:.0f}", "≥ 1000")
+    table.add_row(
+        "command → outcome event p50 / p95 / p99 (ms)", f"{r['p50']:.0f} / {r['p95']:.0f} / {r['p99']:.0f}", ""
+    )
+    table.add_row("versions readable over HTTP afterwards", f"{r['readable']} / {r['commands']}", "all")
+    table.add_row(f"bulk load through the handler ({args.versions} versions), versions/s", f"{load_rate:.0f}", "")
+    table.add_row("outbox relay to Kafka, events/s", f"{relay_rate:.0f}", "")
+    table.add_row(
+        f"get by name+version p50 / p99 (ms) at {args.versions} versions",
+        "{:.1f} / {:.1f}".format(*reads["get"]),
+        "≤ 3 / 10",
+    )
+    table.add_row(
+        "filtered list (team+framework) p50 / p99 (ms)", "{:.1f} / {:.1f}".format(*reads["list"]), "≤ 10 / 30"
+    )
+    table.add_row(
+        "filtered list, next page by cursor p50 / p99 (ms)", "{:.1f} / {:.1f}".format(*reads["next_page"]), "≤ 10 / 30"
+    )
+    table.add_row("stand-in MongoDB bulk insert ceiling, documents/s", f"{ceiling:.0f}", "")
+    table.add_row(
+        "RSS of the four services (MB)",
+        f"{sum(memory.values()):.0f} " + "(" + ", ".join(f"{k} {v:.0f}" for k, v in memory.items()) + ")",
+        "< 400",
+    )
+    console.print(table)
+    results = {
+        "registration": registration,
+        "load_versions_per_s": load_rate,
+        "reads_ms": reads,
+        "stand_in_bulk_docs_per_s": ceiling,
+        "rss_mb": memory,
+    }
+    out = Path("bench/results")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--commands", type=int, default=5000)
+    parser.add_argument("--versions", type=int, default=100_000)
+    parser.add_argument("--reads", type=int, default=2000)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main(parse())))

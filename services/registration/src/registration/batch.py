@@ -1,0 +1,195 @@
+"""Applying commands to the versions one batch touches, collecting writes and outcome events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from registration import domain
+from registration.changes import Changes, ModelChange
+from shared import messages
+from shared.auth import Principal
+from shared.envelope import CloudEvent
+from shared.mongo import Document
+from shared.views import version_public
+
+SOURCE = "/registry/registration"
+
+
+class BatchState:
+    """The known versions of a batch (loaded and created), updated in memory as commands apply."""
+
+    def __init__(self, versions: dict[str, Document], now: datetime) -> None:
+        self.versions, self.now = versions, now
+        self.changes = Changes()
+
+    def outbox_of(self, command_id: str) -> Document:
+        """The outcome row this batch wrote for ``command_id``."""
+        return next(doc for doc in self.changes.outbox if doc["causation_id"] == command_id)
+
+    def apply(self, command: CloudEvent, principal: Principal, data: Any) -> tuple[CloudEvent, Document | None]:
+        """Apply one parsed command; return its outcome event and the version it touched."""
+        try:
+            if isinstance(data, domain.RegistrationError):
+                raise data
+            if isinstance(data, messages.RegisterModelVersion):
+                return self._register(command, principal, data)
+            if isinstance(data, messages.UpdateModelVersion):
+                return self._update(command, data)
+            if isinstance(data, messages.SetVersionLifecycle):
+                return self._set_lifecycle(command, data)
+            raise domain.InvalidCommand(f"unsupported command type {command.type!r}")
+        except domain.RegistrationError as error:
+            return self._reject(command, data, error), None
+
+    def _register(
+        self, command: CloudEvent, principal: Principal, data: messages.RegisterModelVersion
+    ) -> tuple[CloudEvent, Document]:
+        version_id = domain.version_id(data.team, data.name, data.version)
+        existing = self.versions.get(version_id)
+        if existing is not None:
+            raise domain.DuplicateVersion(
+                f"{data.team}/{data.name} already has version {existing['version']}, "
+                f"which has the same SemVer precedence as {data.version}"
+            )
+        model = self._model(data)
+        tag_pairs = [f"{k}:{v}" for k, v in data.tags.items()]
+        version = {
+            "_id": version_id,
+            "model_id": model.model_id,
+            "team": data.team,
+            "name": data.name,
+            "version": data.version,
+            "version_key": domain.version_key(data.version),
+            "prerelease": "-" in data.version.split("+", 1)[0],
+            **data.model_dump(exclude={"team", "name", "version"}),
+            "tag_pairs": tag_pairs,
+            "lifecycle": "active",
+            "created_at": self.now,
+            "updated_at": self.now,
+            "created_by": principal.key_id,
+            "command_id": command.id,
+        }
+        self.versions[version_id] = version
+        self.changes.new_versions.append(version)
+        model.added_versions += 1
+        rank = domain.latest_rank(data.version)
+        if model.headline is None or model.headline["latest_rank"] < rank:
+            model.headline = {
+                "latest_rank": rank,
+                "latest_version": data.version,
+                "framework": data.framework,
+                "deployment_targets": list(data.deployment_targets),
+                "description": data.description,
+                "tags": dict(data.tags),
+                "tag_pairs": tag_pairs,
+            }
+        event = self._emit(command, messages.MODEL_VERSION_REGISTERED, data, data.version, version_public(version))
+        return event, version
+
+    def _update(self, command: CloudEvent, data: messages.UpdateModelVersion) -> tuple[CloudEvent, Document]:
+        version = self._existing(data)
+        changed = data.model_dump(include={"description", "tags", "metrics"}, exclude_none=True)
+        if not changed:
+            raise domain.InvalidCommand("nothing to update: give description, tags or metrics")
+        if "tags" in changed:
+            changed["tag_pairs"] = [f"{k}:{v}" for k, v in changed["tags"].items()]
+        self._set_version(version, {**changed, "updated_at": self.now})
+        headline = {k: v for k, v in changed.items() if k != "metrics"}
+        if headline:
+            self._model(data).edits.append((version["version"], headline))
+        else:
+            self._model(data)
+        public = {k: v for k, v in changed.items() if k in ("description", "tags", "metrics")}
+        payload = {**self._ref(version), "changes": public}
+        return self._emit(command, messages.MODEL_VERSION_UPDATED, data, version["version"], payload), version
+
+    def _set_lifecycle(self, command: CloudEvent, data: messages.SetVersionLifecycle) -> tuple[CloudEvent, Document]:
+        version = self._existing(data)
+        previous = version.get("lifecycle", "active")
+        domain.check_lifecycle_move(previous, data.state)
+        self._set_version(version, {"lifecycle": data.state, "updated_at": self.now})
+        self._model(data)
+        payload = {**self._ref(version), "from": previous, "to": data.state}
+        return self._emit(command, messages.VERSION_LIFECYCLE_CHANGED, data, version["version"], payload), version
+
+    def _reject(self, command: CloudEvent, data: Any, error: domain.RegistrationError) -> CloudEvent:
+        ref = data if isinstance(data, messages.ModelRef) else None
+        team = ref.team if ref else _text(command.data.get("team"))
+        name = ref.name if ref else _text(command.data.get("name"))
+        rejected = messages.CommandRejected(
+            command_id=command.id,
+            command_type=command.type,
+            reason=error.reason,
+            message=error.message,
+            errors=error.errors,
+            team=team,
+            name=name,
+        )
+        return self._emit(command, messages.COMMAND_REJECTED, ref, None, rejected.model_dump(), team=team, name=name)
+
+    # --- helpers ----------------------------------------------------------------------------
+    def _model(self, ref: messages.ModelRef) -> ModelChange:
+        model_id = domain.model_id(ref.team, ref.name)
+        if model_id not in self.changes.models:
+            self.changes.models[model_id] = ModelChange(model_id, ref.team, ref.name, self.now)
+        return self.changes.models[model_id]
+
+    def _existing(self, data: messages.VersionRef) -> Document:
+        version = self.versions.get(domain.version_id(data.team, data.name, data.version))
+        if version is None:
+            raise domain.NotFound(f"{data.team}/{data.name} has no version {data.version}")
+        return version
+
+    @staticmethod
+    def _ref(version: Document) -> dict[str, Any]:
+        return {k: version[k] for k in ("model_id", "team", "name", "version")}
+
+    def _set_version(self, version: Document, fields: dict[str, Any]) -> None:
+        version.update(fields)
+        if not any(v is version for v in self.changes.new_versions):
+            self.changes.version_sets.setdefault(version["_id"], {}).update(fields)
+
+    def _emit(
+        self,
+        command: CloudEvent,
+        event_type: str,
+        ref: messages.ModelRef | None,
+        version: str | None,
+        data: dict[str, Any],
+        *,
+        team: str | None = None,
+        name: str | None = None,
+    ) -> CloudEvent:
+        team, name = (ref.team, ref.name) if ref else (team, name)
+        key = f"{team}/{name}" if team and name else (command.subject or "")
+        event = CloudEvent(
+            source=SOURCE,
+            type=event_type,
+            time=self.now,
+            subject=(key + (f"@{version}" if version else "")) or None,
+            correlation_id=command.correlation_id,
+            causation_id=command.id,
+            data=data,
+        )
+        accepted = event_type != messages.COMMAND_REJECTED and ref is not None
+        self.changes.outbox.append(
+            {
+                "_id": event.id,
+                "type": event.type,
+                "source": event.source,
+                "subject": event.subject,
+                "time": event.time,
+                "correlation_id": event.correlation_id,
+                "causation_id": event.causation_id,
+                "key": key,
+                "data": data,
+                "team": team,
+                "model_id": domain.model_id(ref.team, ref.name) if accepted and ref else None,
+            }
+        )
+        return event
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

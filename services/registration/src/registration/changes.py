@@ -1,0 +1,65 @@
+"""What one batch of commands writes: plain data the repository commits atomically."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shared.mongo import Document
+from shared.sortkeys import text_key, time_key
+
+HEADLINE_FIELDS = ("latest_version", "framework", "deployment_targets", "description", "tags", "tag_pairs")
+
+
+@dataclass
+class ModelChange:
+    """How one model document changes, expressed without reading it first.
+
+    The first version creates the model; ``headline`` replaces the headline fields only when its
+    rank beats the stored one; ``edits`` apply to the headline only when they target the version
+    that is the headline. The Mongo repository turns this into one pipeline upsert; the fake
+    applies :meth:`apply` in Python; the contract test keeps them equal.
+    """
+
+    model_id: str
+    team: str
+    name: str
+    now: datetime
+    added_versions: int = 0
+    headline: dict[str, Any] | None = None
+    edits: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def apply(self, stored: Document | None) -> Document:
+        """The model document after this change (``stored`` is ``None`` for a new model)."""
+        doc = dict(stored or {})
+        doc.update(self.identity())
+        doc.setdefault("created_at", self.now)
+        doc.setdefault("created_key", time_key(self.now, self.model_id))
+        doc["updated_at"], doc["updated_key"] = self.now, time_key(self.now, self.model_id)
+        doc["version_count"] = doc.get("version_count", 0) + self.added_versions
+        if self.headline and doc.get("latest_rank", "") < self.headline["latest_rank"]:
+            doc.update(self.headline)
+        for version, fields in self.edits:
+            if doc.get("latest_version") == version:
+                doc.update(fields)
+        return doc
+
+    def identity(self) -> Document:
+        """Fields fixed by the model's team and name."""
+        return {
+            "_id": self.model_id,
+            "team": self.team,
+            "name": self.name,
+            "name_key": text_key(self.name, self.model_id),
+        }
+
+
+@dataclass
+class Changes:
+    """Every write of one batch."""
+
+    models: dict[str, ModelChange] = field(default_factory=dict)
+    new_versions: list[Document] = field(default_factory=list)
+    version_sets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outbox: list[Document] = field(default_factory=list)
