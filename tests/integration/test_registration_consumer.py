@@ -160,6 +160,7 @@ class TestHttpWrites:
             duplicate = await http.post(base, json={**body, "version": "1.0.0+other"})
             invalid = await http.post(base, json={**body, "framework": "caffe"})
             not_object = await http.post(base, json=[1, 2])
+            not_json = await http.post(base, content=b"{not json", headers={"content-type": "application/json"})
             contradicting = await http.post(base, json={**body, "team": "other"})
             updated = await http.patch(f"{base}/1.0.0", json={"description": "better"})
             deprecated = await http.post(f"{base}/1.0.0/lifecycle", json={"state": "deprecated"})
@@ -173,6 +174,7 @@ class TestHttpWrites:
         assert duplicate.headers["content-type"] == "application/problem+json"
         assert invalid.status_code == 422 and invalid.json()["errors"][0]["loc"] == ["data", "framework"]
         assert not_object.status_code == 422 and contradicting.status_code == 422
+        assert not_json.status_code == 422 and not_json.headers["content-type"] == "application/problem+json"
         assert updated.json()["description"] == "better"
         assert deprecated.json()["lifecycle"] == "deprecated"
         assert missing.status_code == 404 and missing.json()["correlation_id"]

@@ -122,10 +122,17 @@ class TestRepositoryContract:
         await repo.commit(Changes(outbox=[outbox("e3", "c3")]))
         rows = await repo.pending(repo.writer, 2)
         assert [row["_id"] for row in rows] == ["e1", "e2"]
-        await repo.advance(repo.writer, rows[-1]["position"])
+        await repo.advance(repo.writer, rows[-1]["seq"])
         assert [row["_id"] for row in await repo.pending(repo.writer, 10)] == ["e3"]
         await repo.advance(repo.writer, 0)  # a heartbeat never moves the checkpoint back
         assert [row["_id"] for row in await repo.pending(repo.writer, 10)] == ["e3"]
+
+    async def test_a_failed_commit_leaves_no_gap_for_the_relay(self, repo: Repository) -> None:
+        await repo.commit(Changes(outbox=[outbox("e1", "c1")]))
+        with pytest.raises(ConcurrentWrite):
+            await repo.commit(Changes(outbox=[outbox("e2", "c2"), outbox("e3", "c1")]))
+        await repo.commit(Changes(outbox=[outbox("e4", "c4")]))
+        assert [row["seq"] for row in await repo.pending(repo.writer, 10)] == [1, 2]
 
     async def test_idle_writers_are_reported_until_forgotten(self, repo: Repository) -> None:
         await repo.register_writer()

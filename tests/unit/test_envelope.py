@@ -64,3 +64,29 @@ class TestMalformed:
         with pytest.raises(EnvelopeError) as caught:
             decode(value, headers)
         assert caught.value.reason == reason
+
+
+class TestEventSchemas:
+    async def test_every_event_the_handlers_emit_matches_its_schema(self) -> None:
+        from registration.handlers import Command, handle_commands
+        from registration.repository import InMemoryRepository
+        from shared import messages
+        from tests.factories import PRODUCER, command_event, register_event
+
+        repo = InMemoryRepository()
+        ref = {"team": "fraud", "name": "card", "version": "1.0.0"}
+        events = [
+            register_event("fraud", "card"),
+            register_event("fraud", "card"),
+            command_event(messages.UPDATE_MODEL_VERSION, {**ref, "tags": {"a": "b"}}),
+            command_event(messages.SET_VERSION_LIFECYCLE, {**ref, "state": "deprecated"}),
+        ]
+        outcomes = await handle_commands([Command(e, PRODUCER) for e in events], repo=repo, artifact_schemes=["s3"])
+        assert {o.event.type for o in outcomes} == {
+            messages.MODEL_VERSION_REGISTERED,
+            messages.COMMAND_REJECTED,
+            messages.MODEL_VERSION_UPDATED,
+            messages.VERSION_LIFECYCLE_CHANGED,
+        }
+        for outcome in outcomes:
+            messages.EVENT_MODELS[outcome.event.type].model_validate(outcome.event.data)

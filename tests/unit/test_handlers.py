@@ -71,6 +71,10 @@ class TestRegister:
         [model] = repo.models.values()
         assert model["latest_version"] == "1.0.0" and model["version_count"] == 3
 
+    async def test_a_reserved_team_name_is_rejected(self) -> None:
+        [outcome] = await run(InMemoryRepository(), register_event("id", "card"))
+        assert outcome.event.data["reason"] == "invalid"
+
     async def test_unknown_command_types_are_rejected(self) -> None:
         repo = InMemoryRepository()
         [outcome] = await run(repo, command_event("registry.command.launch_rocket", {}))

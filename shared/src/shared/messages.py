@@ -115,6 +115,79 @@ class ShareModel(ModelRef):
     with_team: Slug
 
 
+class ModelVersionRegistered(BaseModel):
+    """Data of ``registry.event.model_version_registered``: the version resource as readers see it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model_id: str
+    team: str
+    name: str
+    version: str
+    framework: str
+    artifact_uri: str
+    lifecycle: str
+    status: str
+
+
+class ModelVersionUpdated(BaseModel):
+    """Data of ``registry.event.model_version_updated``."""
+
+    model_id: str
+    team: str
+    name: str
+    version: str
+    changes: dict[str, Any]
+
+
+class VersionLifecycleChanged(BaseModel):
+    """Data of ``registry.event.version_lifecycle_changed``."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    model_id: str
+    team: str
+    name: str
+    version: str
+    from_state: Lifecycle = Field(alias="from")
+    to: Lifecycle
+
+
+class ModelShareChanged(BaseModel):
+    """Data of ``registry.event.model_shared`` and ``registry.event.model_unshared``."""
+
+    model_id: str
+    team: str
+    name: str
+    with_team: str
+
+
+class DeploymentStatusChanged(BaseModel):
+    """Data of ``registry.event.deployment_status_changed``."""
+
+    model_id: str
+    team: str
+    name: str
+    version: str
+    environment: str
+    previous_status: str | None
+    status: str
+    overall_status: str
+    report_id: str
+
+
+class AccessRecorded(BaseModel):
+    """Data of the ``registry.access.*`` events: who tried what, and what happened."""
+
+    principal: str | None
+    team: str | None
+    method: str
+    path: str
+    status: int
+    reason: str | None = None
+    resource_team: str | None = None
+
+
 class CommandRejected(BaseModel):
     """Data of ``registry.event.command_rejected``."""
 
@@ -139,6 +212,21 @@ class DeploymentStatusReported(VersionRef):
     message: Annotated[str, StringConstraints(max_length=4096)] | None = None
     occurred_at: datetime
 
+
+EVENT_MODELS: dict[str, type[BaseModel]] = {
+    MODEL_VERSION_REGISTERED: ModelVersionRegistered,
+    COMMAND_REJECTED: CommandRejected,
+    MODEL_VERSION_UPDATED: ModelVersionUpdated,
+    VERSION_LIFECYCLE_CHANGED: VersionLifecycleChanged,
+    MODEL_SHARED: ModelShareChanged,
+    MODEL_UNSHARED: ModelShareChanged,
+    DEPLOYMENT_STATUS_CHANGED: DeploymentStatusChanged,
+    DEPLOY_STATUS_REPORTED: DeploymentStatusReported,
+    ACCESS_READ: AccessRecorded,
+    ACCESS_DENIED: AccessRecorded,
+    ACCESS_AUTH_FAILED: AccessRecorded,
+    ACCESS_RATE_LIMITED: AccessRecorded,
+}
 
 COMMAND_MODELS: dict[str, type[_Data]] = {
     REGISTER_MODEL_VERSION: RegisterModelVersion,

@@ -50,7 +50,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         # One outcome per command: this is also the processed-commands dedupe record.
         IndexModel([("causation_id", ASCENDING)], unique=True, name="causation"),
         # The relay reads each writer's rows after its checkpoint.
-        IndexModel([("writer", ASCENDING), ("position", ASCENDING)], name="writer_position"),
+        IndexModel([("writer", ASCENDING), ("seq", ASCENDING)], name="writer_seq"),
         IndexModel([("model_id", ASCENDING), ("position", ASCENDING)], name="model_history"),
     ],
     RELAY_CHECKPOINTS: [],

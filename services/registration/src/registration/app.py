@@ -12,13 +12,12 @@ from fastapi import FastAPI
 
 from registration import metrics
 from registration.config import RegistrationSettings
-from registration.handlers import Command, Outcome, handle_commands
+from registration.handlers import Command, Outcome, event_from_outbox, handle_commands
 from registration.relay import OutboxRelay
 from registration.repository import MongoRepository
 from registration.routes import build_router
 from registration.subscribers import register_command_subscriber
 from shared.auth import Principal
-from shared.envelope import CloudEvent
 from shared.http_app import service_app
 from shared.http_auth import http_principal
 from shared.kafka import make_broker
@@ -50,16 +49,7 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     async def publish(rows: list[Document]) -> None:
         futures = []
         for row in rows:
-            value, headers = CloudEvent(
-                id=row["_id"],
-                source=row["source"],
-                type=row["type"],
-                time=row["time"],
-                subject=row.get("subject"),
-                correlation_id=row["correlation_id"],
-                causation_id=row.get("causation_id"),
-                data=row["data"],
-            ).to_kafka()
+            value, headers = event_from_outbox(row).to_kafka()
             futures.append(
                 await broker.publish(
                     value,

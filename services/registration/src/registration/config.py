@@ -21,3 +21,4 @@ class RegistrationSettings(CommonSettings):
     relay_batch_size: int = 1000
     artifact_schemes: tuple[str, ...] = ("s3",)
     commit_retries: int = 5
+    retry_backoff_seconds: float = 1.0

@@ -89,6 +89,15 @@ def latest_rank(version: str) -> str:
     return ("1" if stable else "0") + precedence_key(version)
 
 
+RESERVED_TEAMS = frozenset({"id"})  # /v1/models/id/{model_id} would shadow a team named "id"
+
+
+def check_team_name(team: str) -> None:
+    """Refuse team slugs that collide with fixed URL segments."""
+    if team in RESERVED_TEAMS:
+        raise InvalidCommand(f"team name {team!r} is reserved", [_field("team", "reserved")])
+
+
 def check_lifecycle_move(current: str, wanted: str) -> None:
     """Allow only the moves of :data:`LIFECYCLE_TRANSITIONS`."""
     if wanted not in LIFECYCLE_TRANSITIONS[current]:

@@ -115,6 +115,7 @@ def _parse(command: Command, artifact_schemes: Sequence[str]) -> Any:
     if isinstance(data, messages.RegisterModelVersion):
         try:
             domain.check_artifact_uri(data.artifact_uri, schemes=artifact_schemes)
+            domain.check_team_name(data.team)
         except domain.InvalidCommand as exc:
             return exc
     return data

@@ -1,7 +1,7 @@
 """The outbox relay: publishes committed outcome events to Kafka in commit order.
 
-Each process writes outbox rows under its own writer id with increasing positions, and keeps a
-checkpoint: the position up to which its rows are published. Publishing a batch costs one
+Each process writes outbox rows under its own writer id with dense sequence numbers, and keeps a
+checkpoint: the number up to which its rows are published. Publishing a batch costs one
 range read and one checkpoint update, not a write per row. A crash between publish and
 checkpoint re-publishes those rows later; consumers dedupe on ``ce_id``. Rows of a process that
 died are published by the next process that finds its checkpoint idle (``adopt_after``).
@@ -51,7 +51,7 @@ class OutboxRelay:
         total = 0
         while rows := await self._repo.pending(writer, self._batch_size):
             await self._publish(rows)
-            await self._repo.advance(writer, rows[-1]["position"])
+            await self._repo.advance(writer, rows[-1]["seq"])
             total += len(rows)
         return total
 

@@ -54,8 +54,8 @@ class Repository(Protocol):
         """Outbox rows of ``writer`` after its checkpoint, oldest first."""
         ...
 
-    async def advance(self, writer: str, position: int) -> None:
-        """Move ``writer``'s checkpoint to ``position`` (everything up to it is published)."""
+    async def advance(self, writer: str, seq: int) -> None:
+        """Move ``writer``'s checkpoint to ``seq`` (everything up to it is published)."""
         ...
 
     async def stale_writers(self, idle: timedelta) -> list[str]:
@@ -68,16 +68,31 @@ class Repository(Protocol):
 
 
 class _Positions:
-    """Monotonic outbox positions, assigned under a lock so commits are numbered in order."""
+    """Numbers outbox rows under a lock, so one writer's commits are numbered in commit order.
+
+    ``seq`` is dense per writer (1, 2, 3, …; numbers of a failed commit are given back), so the
+    relay can ask for exactly the next ``limit`` rows by range: the stand-in materialises every
+    row a query's range matches, whatever the limit. ``position`` is time-based and orders rows
+    of all writers for a model's history.
+    """
 
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
-        self._last = 0
+        self._last_position = 0
+        self._seq = 0
 
-    def take(self, rows: list[Document], writer: str) -> None:
+    def take(self, rows: list[Document], writer: str) -> int:
+        """Number ``rows``; return the sequence to restore if their commit fails."""
+        before = self._seq
         for row in rows:
-            self._last = max(self._last + 1, time.time_ns())
-            row["position"], row["writer"] = self._last, writer
+            self._last_position = max(self._last_position + 1, time.time_ns())
+            self._seq += 1
+            row["position"], row["seq"], row["writer"] = self._last_position, self._seq, writer
+        return before
+
+    def give_back(self, seq: int) -> None:
+        """Undo :meth:`take` after a failed commit, keeping the sequence gap-free."""
+        self._seq = seq
 
 
 def _chunks(items: Sequence[str]) -> list[list[str]]:
@@ -144,31 +159,35 @@ class MongoRepository:
             await self._outbox.insert_many(changes.outbox, session=session)
 
         async with self._positions.lock:
-            self._positions.take(changes.outbox, self.writer)
+            before = self._positions.take(changes.outbox, self.writer)
             try:
                 async with self._client.start_session() as session:
                     await session.with_transaction(write)
             except (DuplicateKeyError, BulkWriteError) as exc:
+                self._positions.give_back(before)
                 if _is_duplicate(exc):
                     raise ConcurrentWrite(str(exc)) from None
+                raise
+            except BaseException:
+                self._positions.give_back(before)
                 raise
 
     async def register_writer(self) -> None:
         await self._checkpoints.update_one(
             {"_id": self.writer},
-            {"$setOnInsert": {"position": 0}, "$set": {"seen_at": datetime.now(UTC)}},
+            {"$setOnInsert": {"seq": 0}, "$set": {"seen_at": datetime.now(UTC)}},
             upsert=True,
         )
 
     async def pending(self, writer: str, limit: int) -> list[Document]:
         checkpoint = await self._checkpoints.find_one({"_id": writer})
-        after = checkpoint["position"] if checkpoint else 0
-        query = {"writer": writer, "position": {"$gt": after}}
-        return await self._outbox.find(query).sort("position", 1).limit(limit).to_list()
+        after = checkpoint["seq"] if checkpoint else 0
+        query = {"writer": writer, "seq": {"$gt": after, "$lte": after + limit}}
+        return await self._outbox.find(query).sort("seq", 1).to_list()
 
-    async def advance(self, writer: str, position: int) -> None:
+    async def advance(self, writer: str, seq: int) -> None:
         await self._checkpoints.update_one(
-            {"_id": writer}, {"$max": {"position": position}, "$set": {"seen_at": datetime.now(UTC)}}, upsert=True
+            {"_id": writer}, {"$max": {"seq": seq}, "$set": {"seen_at": datetime.now(UTC)}}, upsert=True
         )
 
     async def stale_writers(self, idle: timedelta) -> list[str]:
@@ -225,19 +244,19 @@ class InMemoryRepository:
                 self.outbox[doc["_id"]] = copy.deepcopy(doc)
 
     async def register_writer(self) -> None:
-        self.checkpoints.setdefault(self.writer, {"position": 0, "seen_at": datetime.now(UTC)})
+        self.checkpoints.setdefault(self.writer, {"seq": 0, "seen_at": datetime.now(UTC)})
 
     async def pending(self, writer: str, limit: int) -> list[Document]:
-        after = self.checkpoints.get(writer, {}).get("position", 0)
+        after = self.checkpoints.get(writer, {}).get("seq", 0)
         rows = sorted(
-            (d for d in self.outbox.values() if d["writer"] == writer and d["position"] > after),
-            key=lambda d: d["position"],
+            (d for d in self.outbox.values() if d["writer"] == writer and after < d["seq"] <= after + limit),
+            key=lambda d: d["seq"],
         )
         return copy.deepcopy(rows[:limit])
 
-    async def advance(self, writer: str, position: int) -> None:
-        checkpoint = self.checkpoints.setdefault(writer, {"position": 0})
-        checkpoint["position"] = max(checkpoint["position"], position)
+    async def advance(self, writer: str, seq: int) -> None:
+        checkpoint = self.checkpoints.setdefault(writer, {"seq": 0})
+        checkpoint["seq"] = max(checkpoint["seq"], seq)
         checkpoint["seen_at"] = datetime.now(UTC)
 
     async def stale_writers(self, idle: timedelta) -> list[str]:

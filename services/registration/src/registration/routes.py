@@ -69,6 +69,12 @@ def build_router(*, handle_one: HandleOne, principal: Callable[..., Awaitable[Pr
             )
         return body
 
+    async def change_version(
+        command_type: str, body: Any, caller: Principal, idempotency_key: str | None, **path: str
+    ) -> dict[str, Any]:
+        outcome = await run(command_type, _with_path(body_object(body), **path), caller, idempotency_key)
+        return version_public(outcome.version) if outcome.version else outcome.event.data
+
     @router.post(
         "/versions",
         status_code=201,
@@ -102,9 +108,9 @@ def build_router(*, handle_one: HandleOne, principal: Callable[..., Awaitable[Pr
         idempotency_key: IdempotencyKey = None,
     ) -> dict[str, Any]:
         """Change description, tags or metrics of a version."""
-        data = _with_path(body_object(body), team=team, name=name, version=version)
-        outcome = await run(messages.UPDATE_MODEL_VERSION, data, caller, idempotency_key)
-        return version_public(outcome.version) if outcome.version else outcome.event.data
+        return await change_version(
+            messages.UPDATE_MODEL_VERSION, body, caller, idempotency_key, team=team, name=name, version=version
+        )
 
     @router.post(
         "/versions/{version}/lifecycle",
@@ -119,9 +125,9 @@ def build_router(*, handle_one: HandleOne, principal: Callable[..., Awaitable[Pr
         idempotency_key: IdempotencyKey = None,
     ) -> dict[str, Any]:
         """Move a version to ``active``, ``deprecated`` or ``archived``."""
-        data = _with_path(body_object(body), team=team, name=name, version=version)
-        outcome = await run(messages.SET_VERSION_LIFECYCLE, data, caller, idempotency_key)
-        return version_public(outcome.version) if outcome.version else outcome.event.data
+        return await change_version(
+            messages.SET_VERSION_LIFECYCLE, body, caller, idempotency_key, team=team, name=name, version=version
+        )
 
     return router
 

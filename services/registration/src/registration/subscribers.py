@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -65,8 +66,15 @@ def register_command_subscriber(
             commands.append(Command(event=event, principal=principal))
         if not commands:
             return
-        with metrics.BATCH_SECONDS.time():
-            outcomes = await handle_batch(commands)
+        try:
+            with metrics.BATCH_SECONDS.time():
+                outcomes = await handle_batch(commands)
+        except Exception:
+            # MongoDB unreachable or similar: nothing was committed, so the batch is sought back
+            # and retried (NACK_ON_ERROR); pause first so an outage is not a hot loop.
+            log.exception("command batch failed; it will be retried", records=len(records))
+            await asyncio.sleep(settings.retry_backoff_seconds)
+            raise
         for outcome in outcomes:
             correlation.bind(outcome.event.correlation_id)
             log.info("command handled", command_id=outcome.command_id, outcome=outcome.event.type)

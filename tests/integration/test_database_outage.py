@@ -1,0 +1,56 @@
+"""A MongoDB outage while commands arrive loses nothing: the batch is retried once it returns."""
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+
+from registration.config import RegistrationSettings
+from registry_cli.config import StackSettings
+from registry_cli.stack import EmbeddedStack
+from shared.kafka import ensure_topics
+from tests.conftest import free_port
+from tests.factories import binary_record, register_event
+from tests.infra import Infra
+from tests.integration.test_registration_consumer import running
+from tests.kafka_tools import Collector, caused_by, publish_raw
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+async def test_commands_published_during_an_outage_land_after_it(infra: Infra, tmp_path: Path) -> None:
+    if infra.stack is None:
+        pytest.skip("needs the embedded stand-ins: it stops and restarts its own database server")
+    own = EmbeddedStack(StackSettings(mongo_port=free_port(), kafka_port=free_port(), data_dir=tmp_path), quiet=True)
+    await own.start_infrastructure()  # a private broker and database, so the outage hurts no other test
+    suffix = uuid.uuid4().hex[:8]
+    settings = RegistrationSettings(
+        kafka_bootstrap_servers=own.settings.kafka_bootstrap,
+        mongodb_uri=own.settings.mongodb_uri + "&serverSelectionTimeoutMS=2000",
+        kafka_enable_idempotence=False,
+        kafka_session_timeout_ms=2000,
+        kafka_heartbeat_interval_ms=500,
+        kafka_fetch_max_wait_ms=20,
+        consumer_group=f"registration-{suffix}",
+        retry_backoff_seconds=0.5,
+    )
+    await ensure_topics(settings)
+    command = register_event("fraud", f"outage-{suffix}")
+    value, headers = binary_record(command)
+    try:
+        async with running(settings), Collector(settings.kafka_bootstrap_servers, settings.topic_events) as events:
+            assert own.mongo is not None
+            await own.mongo.stop()
+            await publish_raw(
+                settings.kafka_bootstrap_servers,
+                settings.topic_commands,
+                [(value, headers, f"fraud/outage-{suffix}".encode())],
+            )
+            await asyncio.sleep(4)  # several failed attempts while the database is down
+            assert not events.matching(caused_by(command.id))
+            await own.mongo.start()
+            [event] = await events.wait_for(caused_by(command.id), timeout=60)
+    finally:
+        await own.stop()
+    assert dict(event.headers)["ce_type"] == b"registry.event.model_version_registered"
