@@ -18,6 +18,7 @@ from pymongo import AsyncMongoClient
 
 from registry_cli.config import StackSettings
 from registry_cli.stack import EmbeddedStack
+from tests.factories import ADMIN_KEY
 from tests.infra import Infra, external_infra, testcontainers_infra
 
 
@@ -39,6 +40,7 @@ def _stack_settings(tmp: Path) -> StackSettings:
         partitions=3,
         session_timeout_ms=2_000,
         heartbeat_interval_ms=500,
+        bootstrap_admin_key=ADMIN_KEY.token,
     )
 
 
@@ -53,6 +55,8 @@ async def infra(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Infra
         with testcontainers_infra() as endpoints:
             yield endpoints
         return
+    # Services inherit the environment: a short key cache makes revocation tests quick.
+    os.environ.setdefault("KEY_CACHE_SECONDS", "1")
     settings = _stack_settings(tmp_path_factory.mktemp("stack"))
     stack = EmbeddedStack(settings, quiet=True)
     await stack.start_infrastructure()

@@ -7,10 +7,12 @@ import uuid
 from typing import Any
 
 from shared import messages
-from shared.auth import Principal
+from shared.auth import Principal, generate_api_key
 from shared.envelope import CloudEvent
 
-PRODUCER = Principal(key_id="test0001", team="fraud")
+# A platform admin acts for every team; tests of authorization build narrower principals.
+ADMIN_KEY = generate_api_key()
+PRODUCER = Principal(key_id="test0001", team="platform", scopes=frozenset({"platform:admin"}))
 
 
 def register_data(team: str, name: str, version: str = "1.0.0", **fields: Any) -> dict[str, Any]:
@@ -24,12 +26,27 @@ def register_data(team: str, name: str, version: str = "1.0.0", **fields: Any) -
     }
 
 
-def command_event(ce_type: str, data: dict[str, Any], *, event_id: str | None = None, **attrs: Any) -> CloudEvent:
-    return CloudEvent(id=event_id or uuid.uuid4().hex, source="/tests", type=ce_type, data=data, **attrs)
+def command_event(
+    ce_type: str, data: dict[str, Any], *, event_id: str | None = None, token: str | None = None, **attrs: Any
+) -> CloudEvent:
+    authorization = f"Bearer {token}" if token else None
+    return CloudEvent(
+        id=event_id or uuid.uuid4().hex, source="/tests", type=ce_type, data=data, authorization=authorization, **attrs
+    )
 
 
-def register_event(team: str, name: str, version: str = "1.0.0", **fields: Any) -> CloudEvent:
-    return command_event(messages.REGISTER_MODEL_VERSION, register_data(team, name, version, **fields))
+def register_event(
+    team: str,
+    name: str,
+    version: str = "1.0.0",
+    *,
+    token: str | None = None,
+    correlation_id: str | None = None,
+    **fields: Any,
+) -> CloudEvent:
+    attrs = {"correlation_id": correlation_id} if correlation_id else {}
+    data = register_data(team, name, version, **fields)
+    return command_event(messages.REGISTER_MODEL_VERSION, data, token=token, **attrs)
 
 
 def binary_record(event: CloudEvent) -> tuple[bytes, list[tuple[str, bytes]]]:
@@ -38,4 +55,17 @@ def binary_record(event: CloudEvent) -> tuple[bytes, list[tuple[str, bytes]]]:
 
 def structured_record(event: CloudEvent) -> tuple[bytes, list[tuple[str, bytes]]]:
     body = event.to_structured()
-    return json.dumps(body).encode(), [("content-type", b"application/cloudevents+json")]
+    headers = [("content-type", b"application/cloudevents+json")]
+    if event.authorization:  # the credential travels as a Kafka header in both modes
+        headers.append(("authorization", event.authorization.encode()))
+    return json.dumps(body).encode(), headers
+
+
+async def store_admin_key(db: Any) -> str:
+    """Put :data:`ADMIN_KEY` (a platform admin) into ``db``'s api_keys; return its token."""
+    from shared.keystore import issue_key
+
+    await issue_key(
+        db["api_keys"], team="platform", name="tests", scopes=["platform:admin"], created_by="tests", given=ADMIN_KEY
+    )
+    return ADMIN_KEY.token

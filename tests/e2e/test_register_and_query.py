@@ -11,16 +11,17 @@ import pytest
 
 from registry_cli.stack import EmbeddedStack
 from shared import messages
-from tests.factories import binary_record, command_event, register_data, register_event, structured_record
+from tests.factories import ADMIN_KEY, binary_record, command_event, register_data, register_event, structured_record
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
 
 pytestmark = pytest.mark.e2e
 COMMANDS, EVENTS = "registry.commands", "registry.events"
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
 
 
 @pytest.fixture
 async def query(stack: EmbeddedStack) -> Any:
-    async with httpx.AsyncClient(base_url=stack.url("query"), timeout=10) as client:
+    async with httpx.AsyncClient(base_url=stack.url("query"), timeout=10, headers=AUTH) as client:
         yield client
 
 
@@ -48,7 +49,9 @@ class TestRegisterOverKafka:
         self, stack: EmbeddedStack, query: httpx.AsyncClient, structured: bool
     ) -> None:
         owner = team()
-        event = register_event(owner, "card-fraud", "1.4.0", tags={"owner": "alice"}, metrics={"auc": 0.93})
+        event = register_event(
+            owner, "card-fraud", "1.4.0", tags={"owner": "alice"}, metrics={"auc": 0.93}, token=ADMIN_KEY.token
+        )
         await publish_raw(stack.settings.kafka_bootstrap, COMMANDS, [raw(event, structured=structured)])
         response = await readable(query, f"/v1/models/{owner}/card-fraud/versions/1.4.0")
         assert response.status_code == 200, response.text
@@ -61,8 +64,8 @@ class TestRegisterOverKafka:
         self, stack: EmbeddedStack, query: httpx.AsyncClient
     ) -> None:
         owner = team()
-        first = register_event(owner, "m", "1.0.0+build.1")
-        duplicate = register_event(owner, "m", "1.0.0+build.2")
+        first = register_event(owner, "m", "1.0.0+build.1", token=ADMIN_KEY.token)
+        duplicate = register_event(owner, "m", "1.0.0+build.2", token=ADMIN_KEY.token)
         bootstrap = stack.settings.kafka_bootstrap
         async with Collector(bootstrap, EVENTS) as events:
             await publish_raw(bootstrap, COMMANDS, [raw(first), raw(first), raw(duplicate), raw(first)])
@@ -80,7 +83,7 @@ class TestRegisterOverKafka:
         self, stack: EmbeddedStack, query: httpx.AsyncClient
     ) -> None:
         owner = team()
-        good = register_event(owner, "after-garbage")
+        good = register_event(owner, "after-garbage", token=ADMIN_KEY.token)
         key = f"{owner}/after-garbage".encode()
         bootstrap = stack.settings.kafka_bootstrap
         async with Collector(bootstrap, f"{COMMANDS}.dlq") as dead:
@@ -98,9 +101,13 @@ class TestReads:
         owner = team()
         versions = ["1.0.0", "1.10.0", "1.2.0", "2.0.0-rc.1", "2.0.0-alpha", "0.9.0"]
         bootstrap = stack.settings.kafka_bootstrap
-        await publish_raw(bootstrap, COMMANDS, [raw(register_event(owner, "m", v)) for v in versions])
+        await publish_raw(
+            bootstrap, COMMANDS, [raw(register_event(owner, "m", v, token=ADMIN_KEY.token)) for v in versions]
+        )
         update = command_event(
-            messages.UPDATE_MODEL_VERSION, {"team": owner, "name": "m", "version": "1.2.0", "description": "tuned"}
+            messages.UPDATE_MODEL_VERSION,
+            {"team": owner, "name": "m", "version": "1.2.0", "description": "tuned"},
+            token=ADMIN_KEY.token,
         )
         await publish_raw(bootstrap, COMMANDS, [raw(update)])
         await readable(query, f"/v1/models/{owner}/m/versions/0.9.0")
@@ -132,7 +139,9 @@ class TestReads:
     ) -> None:
         owner = team()
         bootstrap = stack.settings.kafka_bootstrap
-        await publish_raw(bootstrap, COMMANDS, [raw(register_event(owner, f"m{i:03d}")) for i in range(230)])
+        await publish_raw(
+            bootstrap, COMMANDS, [raw(register_event(owner, f"m{i:03d}", token=ADMIN_KEY.token)) for i in range(230)]
+        )
         deadline = time.monotonic() + 30
         while (await query.get("/v1/models", params={"team": owner, "limit": 200})).json()["items"].__len__() < 200:
             assert time.monotonic() < deadline, "models were not all registered in time"
@@ -147,7 +156,11 @@ class TestReads:
             seen += [m["name"] for m in page["items"]]
             pages += 1
             if pages == 2:  # newer models arrive mid-listing; they sort before the cursor
-                await publish_raw(bootstrap, COMMANDS, [raw(register_event(owner, f"late{i}")) for i in range(5)])
+                await publish_raw(
+                    bootstrap,
+                    COMMANDS,
+                    [raw(register_event(owner, f"late{i}", token=ADMIN_KEY.token)) for i in range(5)],
+                )
                 await readable(query, f"/v1/models/{owner}/late4")
             cursor = page["next_cursor"]
             if not cursor:
@@ -179,10 +192,11 @@ class TestReads:
                         framework="onnx",
                         deployment_targets=["kserve"],
                         tags={"stage": "prod", "owner": "bo"},
+                        token=ADMIN_KEY.token,
                     )
                 ),
-                raw(register_event(owner, "churn-b", tags={"stage": "prod"})),
-                raw(register_event(owner, "fraud-c", tags={"stage": "dev"})),
+                raw(register_event(owner, "churn-b", tags={"stage": "prod"}, token=ADMIN_KEY.token)),
+                raw(register_event(owner, "fraud-c", tags={"stage": "dev"}, token=ADMIN_KEY.token)),
             ],
         )
         await readable(query, f"/v1/models/{owner}/fraud-c")
@@ -229,7 +243,7 @@ class TestHttpContract:
         owner = team()
         body = {k: v for k, v in register_data(owner, "via-http", "3.1.4").items() if k not in ("team", "name")}
         async with (
-            httpx.AsyncClient(base_url=stack.url("registration")) as registration,
+            httpx.AsyncClient(base_url=stack.url("registration"), headers=AUTH) as registration,
             Collector(stack.settings.kafka_bootstrap, EVENTS) as events,
         ):
             created = await registration.post(

@@ -5,13 +5,14 @@ import uuid
 from pathlib import Path
 
 import pytest
+from pymongo import AsyncMongoClient
 
 from registration.config import RegistrationSettings
 from registry_cli.config import StackSettings
 from registry_cli.stack import EmbeddedStack
 from shared.kafka import ensure_topics
 from tests.conftest import free_port
-from tests.factories import binary_record, register_event
+from tests.factories import ADMIN_KEY, binary_record, register_event, store_admin_key
 from tests.infra import Infra
 from tests.integration.test_registration_consumer import running
 from tests.kafka_tools import Collector, caused_by, publish_raw
@@ -24,6 +25,9 @@ async def test_commands_published_during_an_outage_land_after_it(infra: Infra, t
         pytest.skip("needs the embedded stand-ins: it stops and restarts its own database server")
     own = EmbeddedStack(StackSettings(mongo_port=free_port(), kafka_port=free_port(), data_dir=tmp_path), quiet=True)
     await own.start_infrastructure()  # a private broker and database, so the outage hurts no other test
+    keys_client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(own.settings.mongodb_uri)
+    await store_admin_key(keys_client["model_registry"])
+    await keys_client.close()
     suffix = uuid.uuid4().hex[:8]
     settings = RegistrationSettings(
         kafka_bootstrap_servers=own.settings.kafka_bootstrap,
@@ -36,7 +40,7 @@ async def test_commands_published_during_an_outage_land_after_it(infra: Infra, t
         retry_backoff_seconds=0.5,
     )
     await ensure_topics(settings)
-    command = register_event("fraud", f"outage-{suffix}")
+    command = register_event("fraud", f"outage-{suffix}", token=ADMIN_KEY.token)
     value, headers = binary_record(command)
     try:
         async with running(settings), Collector(settings.kafka_bootstrap_servers, settings.topic_events) as events:

@@ -18,7 +18,15 @@ from registration.repository import MongoRepository
 from shared import messages
 from shared.kafka import ensure_topics
 from shared.mongo import ensure_indexes
-from tests.factories import PRODUCER, binary_record, register_data, register_event, structured_record
+from tests.factories import (
+    ADMIN_KEY,
+    PRODUCER,
+    binary_record,
+    register_data,
+    register_event,
+    store_admin_key,
+    structured_record,
+)
 from tests.infra import Infra
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
 
@@ -46,6 +54,9 @@ async def settings(infra: Infra, db_name: str) -> RegistrationSettings:
         relay_interval_seconds=0.05,
     )
     await ensure_topics(result)
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongodb_uri)
+    await store_admin_key(client[db_name])
+    await client.close()
     return result
 
 
@@ -54,7 +65,8 @@ async def running(settings: RegistrationSettings) -> AsyncIterator[httpx.AsyncCl
     app = build_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://registration") as client:
+        headers = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://registration", headers=headers) as client:
             yield client
 
 
@@ -66,7 +78,7 @@ class TestKafkaCommands:
     async def test_a_binary_mode_command_is_stored_and_answered_once(
         self, settings: RegistrationSettings, mongo: AsyncMongoClient[dict[str, object]], unique: str
     ) -> None:
-        command = register_event("fraud", f"m-{unique}")
+        command = register_event("fraud", f"m-{unique}", token=ADMIN_KEY.token)
         value, headers = binary_record(command)
         async with running(settings), Collector(settings.kafka_bootstrap_servers, settings.topic_events) as events:
             await publish_raw(
@@ -82,7 +94,7 @@ class TestKafkaCommands:
         assert await db.model_versions.count_documents({"name": f"m-{unique}"}) == 1
 
     async def test_structured_mode_is_accepted(self, settings: RegistrationSettings, unique: str) -> None:
-        command = register_event("fraud", f"s-{unique}")
+        command = register_event("fraud", f"s-{unique}", token=ADMIN_KEY.token)
         value, headers = structured_record(command)
         async with running(settings), Collector(settings.kafka_bootstrap_servers, settings.topic_events) as events:
             await publish_raw(
@@ -94,7 +106,7 @@ class TestKafkaCommands:
     async def test_garbage_goes_to_the_dead_letter_topic_and_the_partition_keeps_moving(
         self, settings: RegistrationSettings, unique: str
     ) -> None:
-        command = register_event("fraud", f"g-{unique}")
+        command = register_event("fraud", f"g-{unique}", token=ADMIN_KEY.token)
         value, headers = binary_record(command)
         key = key_of(command.data)  # same key, same partition: the valid record comes after the poison
         dlq = f"{settings.topic_commands}.dlq"
@@ -118,7 +130,7 @@ class TestKafkaCommands:
         assert header(dead[0], "dlq_source_topic") == settings.topic_commands
 
     async def test_an_invalid_command_gets_a_command_rejected_event(self, settings: RegistrationSettings) -> None:
-        command = register_event("Fraud", "x", "1.0")
+        command = register_event("Fraud", "x", "1.0", token=ADMIN_KEY.token)
         value, headers = binary_record(command)
         async with running(settings), Collector(settings.kafka_bootstrap_servers, settings.topic_events) as events:
             await publish_raw(settings.kafka_bootstrap_servers, settings.topic_commands, [(value, headers, b"Fraud/x")])
@@ -134,7 +146,7 @@ class TestOutboxRelay:
     ) -> None:
         db = mongo[settings.mongodb_database]
         await ensure_indexes(db)
-        command = register_event("fraud", f"c-{unique}")
+        command = register_event("fraud", f"c-{unique}", token=ADMIN_KEY.token)
         # The write commits but the process "dies" before its relay runs: no service is running.
         dead = MongoRepository(mongo, db, writer=f"dead-{unique}")
         await dead.register_writer()

@@ -1,7 +1,7 @@
 """API-key format (DESIGN §4) and the principal every route and handler receives.
 
-Issue 2 builds the seam: every route depends on :func:`principal_from_headers` and every
-handler takes a ``principal``; key lookup, scopes and team checks arrive with access control.
+Keys are ``mr_<8-char id>_<secret>``; only the SHA-256 of the secret is stored, looked up by id
+and compared in constant time.
 """
 
 from __future__ import annotations
@@ -26,11 +26,20 @@ class Principal:
     key_id: str
     team: str
     scopes: frozenset[str] = field(default_factory=frozenset)
+    rate_limit: tuple[float, int] | None = None  # (per second, burst) when the key has its own limit
 
-    @classmethod
-    def anonymous(cls) -> Principal:
-        """The caller of a request that carried no credential (until access control lands)."""
-        return cls(key_id="anonymous", team="anonymous")
+    @property
+    def is_platform_admin(self) -> bool:
+        """A platform-team key with ``platform:admin`` may act on every team with every scope."""
+        return self.team == PLATFORM_TEAM and "platform:admin" in self.scopes
+
+    def has(self, scope: str) -> bool:
+        """Whether the key holds ``scope`` (platform admins hold all)."""
+        return self.is_platform_admin or scope in self.scopes
+
+    def acts_for(self, team: str) -> bool:
+        """Whether the key may act on ``team``'s resources (its own team, or any for platform admins)."""
+        return self.is_platform_admin or self.team == team
 
 
 @dataclass(frozen=True)

@@ -1,48 +1,94 @@
-"""The FastAPI application every service starts from: lifespan, problem+json, health, metrics."""
+"""The app every service starts from: lifespan, problem+json, health, metrics, auth, access events."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
-from shared import problems
+from shared import messages, problems
+from shared.access import AccessLog, FailureWatch
 from shared.health import health_router
+from shared.http_auth import Guard
 from shared.kafka import ping as kafka_ping
-from shared.mongo import Document
+from shared.keystore import KeyStore
+from shared.mongo import API_KEYS, Document, database
+from shared.ratelimit import RateLimiter
+from shared.settings import CommonSettings
 
 Hook = Callable[[], Awaitable[None]]
 VERSION = "0.1.0"
 
 
+@dataclass
+class Service:
+    """What a service's routes are built from."""
+
+    app: FastAPI
+    db: AsyncDatabase[Document]
+    guard: Guard
+    access: AccessLog
+    keystore: KeyStore
+    limiter: RateLimiter
+
+
 def service_app(
     *,
-    title: str,
+    settings: CommonSettings,
     client: AsyncMongoClient[Document],
     broker: KafkaBroker,
     on_start: list[Hook] | None = None,
     on_stop: list[Hook] | None = None,
-) -> FastAPI:
-    """An app that starts ``broker``, runs the hooks, and closes everything on shutdown."""
+) -> Service:
+    """An app that starts ``broker`` and the access-event publisher, and closes all on shutdown."""
+    db = database(client, settings)
+    access = AccessLog(broker, topic=settings.topic_access, service=settings.service_name)
+    keystore = KeyStore(db[API_KEYS], ttl=settings.key_cache_seconds)
+    limiter = RateLimiter(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
+    watch = FailureWatch(threshold=settings.auth_failure_threshold, window=settings.auth_failure_window_seconds)
+    guard = Guard(keystore=keystore, limiter=limiter, access=access, watch=watch)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         for hook in on_start or []:
             await hook()
         await broker.start()
+        publisher = asyncio.create_task(access.run(), name="access-events")
         try:
             yield
         finally:
             for hook in on_stop or []:
                 await hook()
+            publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await publisher
             await broker.stop()
             await client.close()
 
-    app = FastAPI(title=f"Model Registry: {title}", version=VERSION, lifespan=lifespan)
+    app = FastAPI(title=f"Model Registry: {settings.service_name}", version=VERSION, lifespan=lifespan)
     problems.install(app)
+
+    @app.middleware("http")
+    async def record_reads(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        principal = getattr(request.state, "principal", None)
+        if principal is not None and request.method == "GET" and response.status_code < 400:
+            # This middleware wraps the one that binds the correlation id: read it off the response.
+            access.record(
+                messages.ACCESS_READ,
+                principal=principal,
+                method="GET",
+                path=request.url.path,
+                status=response.status_code,
+                correlation_id=response.headers.get(problems.CORRELATION_HEADER),
+            )
+        return response
 
     async def mongo_ping() -> None:
         await client.admin.command("ping")
@@ -51,4 +97,4 @@ def service_app(
         await kafka_ping(broker)
 
     app.include_router(health_router({"mongodb": mongo_ping, "kafka": broker_ping}))
-    return app
+    return Service(app=app, db=db, guard=guard, access=access, keystore=keystore, limiter=limiter)

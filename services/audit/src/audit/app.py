@@ -1,15 +1,28 @@
-"""``build_app(settings)``: wiring of the audit service (health and metrics so far)."""
+"""``build_app(settings)``: wiring of the audit service."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
 from audit.config import AuditSettings
+from audit.routes import build_router
+from audit.store import AuditStore
+from audit.subscribers import register_audit_subscriber
 from shared.http_app import service_app
 from shared.kafka import make_broker
-from shared.mongo import make_client
+from shared.mongo import AUDIT_HEADS, AUDIT_LOG, ensure_indexes, make_client
 
 
 def build_app(settings: AuditSettings) -> FastAPI:
-    """The service's app; its consumers arrive with their issues."""
-    return service_app(title="audit", client=make_client(settings), broker=make_broker(settings))
+    """Consume every topic into the hash-chained ``audit_log`` and serve it."""
+    client = make_client(settings)
+    broker = make_broker(settings)
+
+    async def start() -> None:
+        await ensure_indexes(service.db, [AUDIT_LOG, AUDIT_HEADS])
+
+    service = service_app(settings=settings, client=client, broker=broker, on_start=[start])
+    store = AuditStore(client, service.db)
+    register_audit_subscriber(broker, settings, append=store.append)
+    service.app.include_router(build_router(db=service.db, guard=service.guard))
+    return service.app

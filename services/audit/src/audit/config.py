@@ -1,4 +1,4 @@
-"""audit service settings (``AUDIT_`` prefix over the shared ones)."""
+"""Audit service settings (``AUDIT_`` prefix over the shared ones)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ from shared.settings import CommonSettings
 
 
 class AuditSettings(CommonSettings):
-    """Settings of the audit service."""
+    """How the audit service consumes every topic."""
 
     model_config = SettingsConfigDict(env_prefix="AUDIT_", extra="ignore", populate_by_name=True)
 
     service_name: str = "audit"
     http_port: int = 8083
+    consumer_group: str = "audit"
+    batch_max_records: int = 2000
+    batch_timeout_ms: int = 50
+    retry_backoff_seconds: float = 1.0

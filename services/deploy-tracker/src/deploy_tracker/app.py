@@ -12,4 +12,4 @@ from shared.mongo import make_client
 
 def build_app(settings: DeployTrackerSettings) -> FastAPI:
     """The service's app; its consumers arrive with their issues."""
-    return service_app(title="deploy-tracker", client=make_client(settings), broker=make_broker(settings))
+    return service_app(settings=settings, client=make_client(settings), broker=make_broker(settings)).app

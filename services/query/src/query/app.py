@@ -11,20 +11,25 @@ from query.reads import Reads
 from query.routes import build_router
 from shared.auth import Principal
 from shared.http_app import VERSION, service_app
-from shared.http_auth import http_principal
 from shared.kafka import make_broker
-from shared.mongo import database, make_client
+from shared.mongo import make_client
 
 
-def visible_to(_: Principal) -> dict[str, Any]:
-    """What the caller may read, as a MongoDB filter (everything, until access control lands)."""
-    return {}
+def visible_to(principal: Principal) -> dict[str, Any]:
+    """What the caller may read, as a MongoDB filter: its team's models and those shared with it.
+
+    ``readers`` (owner team plus teams it is shared with) is kept on each model by registration,
+    so this is one multikey equality, and hidden models never reach lists, counts or cursors.
+    """
+    return {} if principal.is_platform_admin else {"readers": principal.team}
 
 
 def build_app(settings: QuerySettings) -> FastAPI:
     """Wire the read API over MongoDB; Kafka is used only to publish access events."""
     client = make_client(settings)
-    reads = Reads(database(client, settings))
-    app = service_app(title="query", client=client, broker=make_broker(settings))
-    app.include_router(build_router(reads=reads, principal=http_principal, visible=visible_to, service_version=VERSION))
-    return app
+    service = service_app(settings=settings, client=client, broker=make_broker(settings))
+    reads = Reads(service.db)
+    service.app.include_router(
+        build_router(reads=reads, guard=service.guard, visible=visible_to, service_version=VERSION)
+    )
+    return service.app

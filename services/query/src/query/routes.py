@@ -1,15 +1,16 @@
 """HTTP adapter of the read API (DESIGN §3, query service)."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from query.pagination import SortSpec
 from query.reads import MODEL_SORTS, ModelFilters, Page, Reads
 from shared import catalog
 from shared.auth import Principal
+from shared.http_auth import Guard
 from shared.mongo import Document
 from shared.problems import Problem
 from shared.versioning import parse_range, precedence_key
@@ -51,19 +52,25 @@ def _deployment_public(doc: Document) -> dict[str, Any]:
 def build_router(
     *,
     reads: Reads,
-    principal: Callable[..., Awaitable[Principal]],
+    guard: Guard,
     visible: Callable[[Principal], dict[str, Any]],
     service_version: str,
 ) -> APIRouter:
     """Every read route; ``visible`` turns the caller into the filter of what it may see."""
     router = APIRouter(prefix="/v1")
-    Caller = Annotated[Principal, Depends(principal)]
+    Caller = Annotated[Principal, Depends(guard.requiring("models:read"))]
 
-    async def find_model(team: str, name: str, caller: Principal) -> Document:
-        model = await reads.model(team, name)
-        if model is None or not _matches(model, visible(caller)):
-            raise _not_found(f"model {team}/{name}")
-        return model
+    def hidden(model: Document | None, caller: Principal, request: Request, what: str) -> Document:
+        if model is not None and _matches(model, visible(caller)):
+            return model
+        if model is not None:  # exists but not theirs: a denial, answered exactly like a miss
+            guard.deny(
+                request, caller, status=404, reason="not shared with the caller's team", resource_team=model["team"]
+            )
+        raise _not_found(what)
+
+    async def find_model(team: str, name: str, caller: Principal, request: Request) -> Document:
+        return hidden(await reads.model(team, name), caller, request, f"model {team}/{name}")
 
     async def find_version(model: Document, version: str) -> Document:
         if version == "latest":
@@ -145,30 +152,28 @@ def build_router(
         return await list_models(caller, ModelFilters(team=team), sort, limit, cursor)
 
     @router.get("/models/id/{model_id}", tags=["models"])
-    async def get_model_by_id(model_id: str, caller: Caller) -> dict[str, Any]:
+    async def get_model_by_id(model_id: str, caller: Caller, request: Request) -> dict[str, Any]:
         """A model by its stable id."""
-        model = await reads.model_by_id(model_id)
-        if model is None or not _matches(model, visible(caller)):
-            raise _not_found(f"model {model_id}")
-        return model_public(model)
+        return model_public(hidden(await reads.model_by_id(model_id), caller, request, f"model {model_id}"))
 
     @router.get("/models/{team}/{name}", tags=["models"])
-    async def get_model(team: str, name: str, caller: Caller) -> dict[str, Any]:
+    async def get_model(team: str, name: str, caller: Caller, request: Request) -> dict[str, Any]:
         """A model and its headline (latest) version fields."""
-        return model_public(await find_model(team, name, caller))
+        return model_public(await find_model(team, name, caller, request))
 
     @router.get("/models/{team}/{name}/versions", tags=["versions"])
     async def get_versions(
         team: str,
         name: str,
         caller: Caller,
+        request: Request,
         range: Annotated[str | None, Query(max_length=256, description="e.g. >=1.2.0,<2.0.0")] = None,
         include_prerelease: bool = False,
         limit: Limit = catalog.DEFAULT_PAGE_SIZE,
         cursor: Cursor = None,
     ) -> dict[str, Any]:
         """Versions by SemVer precedence, newest first."""
-        model = await find_model(team, name, caller)
+        model = await find_model(team, name, caller, request)
         try:
             version_range = parse_range(range) if range else None
         except ValueError as exc:
@@ -183,16 +188,21 @@ def build_router(
         return _page(page, version_public)
 
     @router.get("/models/{team}/{name}/versions/{version}", tags=["versions"])
-    async def get_version(team: str, name: str, version: str, caller: Caller) -> dict[str, Any]:
+    async def get_version(team: str, name: str, version: str, caller: Caller, request: Request) -> dict[str, Any]:
         """One version, or ``latest`` (the highest non-prerelease)."""
-        return version_public(await find_version(await find_model(team, name, caller), version))
+        return version_public(await find_version(await find_model(team, name, caller, request), version))
 
     @router.get("/models/{team}/{name}/history", tags=["models"])
     async def get_history(
-        team: str, name: str, caller: Caller, limit: Limit = catalog.MAX_PAGE_SIZE, cursor: Cursor = None
+        team: str,
+        name: str,
+        caller: Caller,
+        request: Request,
+        limit: Limit = catalog.MAX_PAGE_SIZE,
+        cursor: Cursor = None,
     ) -> dict[str, Any]:
         """Every change of the model, oldest first."""
-        page = await reads.history(await find_model(team, name, caller), limit=limit, cursor=cursor)
+        page = await reads.history(await find_model(team, name, caller, request), limit=limit, cursor=cursor)
         return _page(page, _event_public)
 
     @router.get("/models/{team}/{name}/versions/{version}/deployments", tags=["deployments"])
@@ -201,11 +211,12 @@ def build_router(
         name: str,
         version: str,
         caller: Caller,
+        request: Request,
         limit: Limit = catalog.DEFAULT_PAGE_SIZE,
         cursor: Cursor = None,
     ) -> dict[str, Any]:
         """Current status per environment and the report history of a version."""
-        found = await find_version(await find_model(team, name, caller), version)
+        found = await find_version(await find_model(team, name, caller, request), version)
         page = await reads.deployment_history(found, limit=limit, cursor=cursor)
         page.extra = {
             "status": found.get("status", "registered"),
@@ -214,7 +225,7 @@ def build_router(
         return _page(page, _deployment_public)
 
     @router.get("/meta", tags=["meta"])
-    async def get_meta() -> dict[str, Any]:
+    async def get_meta(_: Caller) -> dict[str, Any]:
         """Enumerations and limits of the contract."""
         return {
             "service_version": service_version,
@@ -239,9 +250,8 @@ def build_router(
 def _matches(doc: Document, visible: dict[str, Any]) -> bool:
     """Whether ``doc`` is inside the caller's visibility filter (simple equality/``$in`` forms)."""
     for key, condition in visible.items():
-        if isinstance(condition, dict) and "$in" in condition:
-            if doc.get(key) not in condition["$in"]:
-                return False
-        elif doc.get(key) != condition:
+        value = doc.get(key)
+        values = value if isinstance(value, list) else [value]
+        if condition not in values:
             return False
     return True

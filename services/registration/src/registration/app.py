@@ -13,13 +13,14 @@ from fastapi import FastAPI
 from registration import metrics
 from registration.config import RegistrationSettings
 from registration.handlers import Command, Outcome, event_from_outbox, handle_commands
+from registration.keys_routes import build_keys_router
 from registration.relay import OutboxRelay
 from registration.repository import MongoRepository
 from registration.routes import build_router
 from registration.subscribers import register_command_subscriber
-from shared.auth import Principal
+from shared import messages
+from shared.access import ACCESS_DENIED, AUTH_FAILURES, RATE_LIMITED, AccessLog
 from shared.http_app import service_app
-from shared.http_auth import http_principal
 from shared.kafka import make_broker
 from shared.mongo import (
     API_KEYS,
@@ -27,24 +28,39 @@ from shared.mongo import (
     MODELS,
     OUTBOX,
     RELAY_CHECKPOINTS,
+    SHARES,
     Document,
-    database,
     ensure_indexes,
     make_client,
 )
+from shared.ratelimit import RateLimiter
 
-
-async def resolve_principal(_authorization: str | None) -> Principal:
-    """Seam for access control (next issue): every command and request gets a principal."""
-    return Principal.anonymous()
+_DENIAL_EVENTS = {
+    "unauthenticated": messages.ACCESS_AUTH_FAILED,
+    "forbidden": messages.ACCESS_DENIED,
+    "rate_limited": messages.ACCESS_RATE_LIMITED,
+}
 
 
 def build_app(settings: RegistrationSettings) -> FastAPI:
     """Wire the Kafka consumer, the outbox relay and the HTTP write API."""
     client = make_client(settings)
-    db = database(client, settings)
-    repo = MongoRepository(client, db, writer=f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     broker = make_broker(settings)
+    relay_task: list[asyncio.Task[None]] = []
+
+    async def start() -> None:
+        await ensure_indexes(service.db, [MODELS, MODEL_VERSIONS, OUTBOX, RELAY_CHECKPOINTS, SHARES, API_KEYS])
+        relay_task.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+
+    async def stop() -> None:
+        for task in relay_task:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    service = service_app(settings=settings, client=client, broker=broker, on_start=[start], on_stop=[stop])
+    writer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    repo = MongoRepository(client, service.db, writer=writer)
 
     async def publish(rows: list[Document]) -> None:
         futures = []
@@ -63,10 +79,7 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
         metrics.OUTBOX_PUBLISHED.inc(len(rows))
 
     relay = OutboxRelay(
-        repo=repo,
-        publish=publish,
-        batch_size=settings.relay_batch_size,
-        interval=settings.relay_interval_seconds,
+        repo=repo, publish=publish, batch_size=settings.relay_batch_size, interval=settings.relay_interval_seconds
     )
 
     async def handle_batch(commands: list[Command]) -> list[Outcome]:
@@ -74,39 +87,52 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
             commands, repo=repo, artifact_schemes=settings.artifact_schemes, retries=settings.commit_retries
         )
         relay.notify()
-        _observe(outcomes)
+        _observe(outcomes, commands, service.access, topic=settings.topic_commands)
         return outcomes
 
     async def handle_one(command: Command) -> Outcome:
         return (await handle_batch([command]))[0]
 
-    register_command_subscriber(broker, settings, handle_batch=handle_batch, resolve_principal=resolve_principal)
-
-    relay_task: list[asyncio.Task[None]] = []
-
-    async def start() -> None:
-        await ensure_indexes(db, [MODELS, MODEL_VERSIONS, OUTBOX, RELAY_CHECKPOINTS, API_KEYS])
-        relay_task.append(asyncio.create_task(relay.run(), name="outbox-relay"))
-
-    async def stop() -> None:
-        for task in relay_task:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    app = service_app(title="registration", client=client, broker=broker, on_start=[start], on_stop=[stop])
-    app.include_router(build_router(handle_one=handle_one, principal=http_principal))
-    app.state.relay = relay
-    app.state.repo = repo
-    return app
+    register_command_subscriber(
+        broker,
+        settings,
+        handle_batch=handle_batch,
+        resolve_principal=service.keystore.authenticate,
+        limiter=RateLimiter(rate=settings.command_rate_per_second, burst=settings.command_burst),
+    )
+    service.app.include_router(build_router(handle_one=handle_one, guard=service.guard))
+    service.app.include_router(build_keys_router(db=service.db, guard=service.guard, keystore=service.keystore))
+    service.app.state.relay = relay
+    service.app.state.repo = repo
+    return service.app
 
 
-def _observe(outcomes: list[Outcome]) -> None:
+def _observe(outcomes: list[Outcome], commands: list[Command], access: AccessLog, *, topic: str) -> None:
+    """Count outcomes, and record refused commands as access events (every denial is one)."""
+    principals = {command.event.id: command.principal for command in commands}
     for outcome in outcomes:
         if outcome.replayed:
             continue
         reason = outcome.event.data.get("reason", "") if outcome.rejected else ""
         command_type = outcome.event.data.get("command_type", "") if outcome.rejected else outcome.event.type
         metrics.COMMANDS.labels(command_type, "rejected" if outcome.rejected else "accepted", reason).inc()
-        if outcome.version is not None and outcome.event.type.endswith("registered"):
+        if outcome.version is not None and outcome.event.type == messages.MODEL_VERSION_REGISTERED:
             metrics.REGISTRATIONS.labels(outcome.version["team"], outcome.version["framework"]).inc()
+        if reason in _DENIAL_EVENTS:
+            principal = principals.get(outcome.command_id)
+            team = principal.team if principal else "anonymous"
+            if reason == "unauthenticated":
+                AUTH_FAILURES.labels(access.service, "command").inc()
+            elif reason == "forbidden":
+                ACCESS_DENIED.labels(access.service, team, "command").inc()
+            else:
+                RATE_LIMITED.labels(access.service, team).inc()
+            access.record(
+                _DENIAL_EVENTS[reason],
+                principal=principal,
+                method="KAFKA",
+                path=topic,
+                status={"unauthenticated": 401, "forbidden": 403}.get(reason, 429),
+                reason=reason,
+                resource_team=outcome.event.data.get("team"),
+            )

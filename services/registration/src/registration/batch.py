@@ -19,19 +19,28 @@ SOURCE = "/registry/registration"
 class BatchState:
     """The known versions of a batch (loaded and created), updated in memory as commands apply."""
 
-    def __init__(self, versions: dict[str, Document], now: datetime) -> None:
-        self.versions, self.now = versions, now
+    def __init__(self, versions: dict[str, Document], models: dict[str, Document], now: datetime) -> None:
+        self.versions, self.models, self.now = versions, models, now
         self.changes = Changes()
 
     def outbox_of(self, command_id: str) -> Document:
         """The outcome row this batch wrote for ``command_id``."""
         return next(doc for doc in self.changes.outbox if doc["causation_id"] == command_id)
 
-    def apply(self, command: CloudEvent, principal: Principal, data: Any) -> tuple[CloudEvent, Document | None]:
+    def apply(
+        self, command: CloudEvent, principal: Principal | None, data: Any, *, throttled: bool = False
+    ) -> tuple[CloudEvent, Document | None]:
         """Apply one parsed command; return its outcome event and the version it touched."""
         try:
+            if principal is None:  # before validation: say nothing about the data to strangers
+                raise domain.Unauthenticated("the command needs an authorization header with a valid API key")
+            if throttled:
+                raise domain.RateLimited("this key sent commands faster than its limit; retry later")
             if isinstance(data, domain.RegistrationError):
                 raise data
+            _authorize(principal, data)
+            if isinstance(data, messages.ShareModel):
+                return self._share(command, principal, data), None
             if isinstance(data, messages.RegisterModelVersion):
                 return self._register(command, principal, data)
             if isinstance(data, messages.UpdateModelVersion):
@@ -128,6 +137,43 @@ class BatchState:
         )
         return self._emit(command, messages.COMMAND_REJECTED, ref, None, rejected.model_dump(), team=team, name=name)
 
+    def _share(self, command: CloudEvent, principal: Principal, data: messages.ShareModel) -> CloudEvent:
+        model_id = domain.model_id(data.team, data.name)
+        model = self.models.get(model_id)
+        if model is None:
+            raise domain.NotFound(f"model {data.team}/{data.name} does not exist")
+        if data.with_team == data.team:
+            raise domain.InvalidCommand("a model cannot be shared with its own team")
+        readers = set(model.get("readers") or [data.team])
+        share_id = f"{model_id}:{data.with_team}"
+        change = self._model(data)
+        payload = {"model_id": model_id, "team": data.team, "name": data.name, "with_team": data.with_team}
+        if command.type == messages.SHARE_MODEL:
+            if data.with_team in readers:
+                raise domain.Conflict(f"{data.team}/{data.name} is already shared with {data.with_team}")
+            readers.add(data.with_team)
+            change.add_readers.add(data.with_team)
+            change.remove_readers.discard(data.with_team)
+            self.changes.shares_added.append(
+                {
+                    "_id": share_id,
+                    **payload,
+                    "created_at": self.now,
+                    "created_by": principal.key_id,
+                }
+            )
+            event_type = messages.MODEL_SHARED
+        else:
+            if data.with_team not in readers:
+                raise domain.NotFound(f"{data.team}/{data.name} is not shared with {data.with_team}")
+            readers.discard(data.with_team)
+            change.remove_readers.add(data.with_team)
+            change.add_readers.discard(data.with_team)
+            self.changes.shares_removed.append(share_id)
+            event_type = messages.MODEL_UNSHARED
+        model["readers"] = sorted(readers)
+        return self._emit(command, event_type, data, None, payload)
+
     # --- helpers ----------------------------------------------------------------------------
     def _model(self, ref: messages.ModelRef) -> ModelChange:
         model_id = domain.model_id(ref.team, ref.name)
@@ -189,6 +235,25 @@ class BatchState:
             }
         )
         return event
+
+
+_REQUIRED_SCOPE: dict[type[Any], str] = {
+    messages.RegisterModelVersion: "models:write",
+    messages.UpdateModelVersion: "models:write",
+    messages.SetVersionLifecycle: "models:write",
+    messages.ShareModel: "team:admin",
+}
+
+
+def _authorize(principal: Principal, data: Any) -> None:
+    """The key must hold the command's scope and act for the model's team."""
+    scope = _REQUIRED_SCOPE.get(type(data))
+    if scope is None or not isinstance(data, messages.ModelRef):
+        return
+    if not principal.has(scope):
+        raise domain.Forbidden(f"this key lacks the {scope} scope")
+    if not principal.acts_for(data.team):
+        raise domain.Forbidden(f"this key belongs to team {principal.team!r}, not {data.team!r}")
 
 
 def _text(value: Any) -> str | None:

@@ -18,7 +18,8 @@ class ModelChange:
 
     The first version creates the model; ``headline`` replaces the headline fields only when its
     rank beats the stored one; ``edits`` apply to the headline only when they target the version
-    that is the headline. The Mongo repository turns this into one pipeline upsert; the fake
+    that is the headline; ``readers`` (the owner team and teams it is shared with) gains and loses
+    teams. The Mongo repository turns this into one pipeline upsert; the fake
     applies :meth:`apply` in Python; the contract test keeps them equal.
     """
 
@@ -29,6 +30,8 @@ class ModelChange:
     added_versions: int = 0
     headline: dict[str, Any] | None = None
     edits: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    add_readers: set[str] = field(default_factory=set)
+    remove_readers: set[str] = field(default_factory=set)
 
     def apply(self, stored: Document | None) -> Document:
         """The model document after this change (``stored`` is ``None`` for a new model)."""
@@ -38,6 +41,8 @@ class ModelChange:
         doc.setdefault("created_key", time_key(self.now, self.model_id))
         doc["updated_at"], doc["updated_key"] = self.now, time_key(self.now, self.model_id)
         doc["version_count"] = doc.get("version_count", 0) + self.added_versions
+        readers = (set(doc.get("readers") or [self.team]) | self.add_readers) - self.remove_readers
+        doc["readers"] = sorted(readers | {self.team})
         if self.headline and doc.get("latest_rank", "") < self.headline["latest_rank"]:
             doc.update(self.headline)
         for version, fields in self.edits:
@@ -63,3 +68,5 @@ class Changes:
     new_versions: list[Document] = field(default_factory=list)
     version_sets: dict[str, dict[str, Any]] = field(default_factory=dict)
     outbox: list[Document] = field(default_factory=list)
+    shares_added: list[Document] = field(default_factory=list)
+    shares_removed: list[str] = field(default_factory=list)

@@ -53,6 +53,24 @@ class NotFound(RegistrationError):
     reason: RejectReason = "not_found"
 
 
+class Unauthenticated(RegistrationError):
+    """The command carried no valid key."""
+
+    reason: RejectReason = "unauthenticated"
+
+
+class Forbidden(RegistrationError):
+    """The key may not do this to this team's models."""
+
+    reason: RejectReason = "forbidden"
+
+
+class RateLimited(RegistrationError):
+    """The key sent commands faster than its limit."""
+
+    reason: RejectReason = "rate_limited"
+
+
 class Conflict(RegistrationError):
     """The command is valid but not in the current state (e.g. an illegal lifecycle move)."""
 

@@ -29,7 +29,8 @@ class Command:
     """A command to handle, with the principal that sent it."""
 
     event: CloudEvent
-    principal: Principal
+    principal: Principal | None  # None: the command carried no valid key
+    throttled: bool = False  # the key is over its command rate
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ async def _handle_once(
         for _, d in parsed
         if isinstance(d, messages.VersionRef) and (careful or not isinstance(d, messages.RegisterModelVersion))
     }
-    state = BatchState(await repo.versions_by_id(sorted(wanted)), utcnow())
+    models = {domain.model_id(d.team, d.name) for _, d in parsed if isinstance(d, messages.ShareModel)}
+    state = BatchState(await repo.versions_by_id(sorted(wanted)), await repo.models_by_id(sorted(models)), utcnow())
     fresh = {command.event.id: _outcome(state, command, data) for command, data in parsed}
     if state.changes.outbox:
         await repo.commit(state.changes)
@@ -99,13 +101,13 @@ async def _handle_once(
 
 
 def _outcome(state: BatchState, command: Command, data: Any) -> Outcome:
-    event, version = state.apply(command.event, command.principal, data)
+    event, version = state.apply(command.event, command.principal, data, throttled=command.throttled)
     return Outcome(command.event.id, event, version)
 
 
 def _parse(command: Command, artifact_schemes: Sequence[str]) -> Any:
     model = messages.COMMAND_MODELS.get(command.event.type)
-    if model is None or command.event.type in (messages.SHARE_MODEL, messages.UNSHARE_MODEL):
+    if model is None:
         return domain.InvalidCommand(f"unsupported command type {command.event.type!r}")
     try:
         data = model.model_validate(command.event.data)

@@ -14,7 +14,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from registration.changes import Changes, ModelChange
-from shared.mongo import MODEL_VERSIONS, MODELS, OUTBOX, RELAY_CHECKPOINTS, Document
+from shared.mongo import MODEL_VERSIONS, MODELS, OUTBOX, RELAY_CHECKPOINTS, SHARES, Document
 from shared.sortkeys import time_key
 
 if TYPE_CHECKING:
@@ -40,6 +40,10 @@ class Repository(Protocol):
 
     async def versions_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
         """Versions by id."""
+        ...
+
+    async def models_by_id(self, model_ids: Sequence[str]) -> dict[str, Document]:
+        """Models by id."""
         ...
 
     async def commit(self, changes: Changes) -> None:
@@ -112,6 +116,12 @@ def model_pipeline(change: ModelChange) -> list[dict[str, Any]]:
         "updated_at": _lit(change.now),
         "updated_key": _lit(time_key(change.now, change.model_id)),
         "version_count": {"$add": [{"$ifNull": ["$version_count", 0]}, change.added_versions]},
+        "readers": {
+            "$setUnion": [
+                {"$setDifference": [{"$ifNull": ["$readers", [change.team]]}, _lit(sorted(change.remove_readers))]},
+                _lit(sorted(change.add_readers | {change.team})),
+            ]
+        },
     }
     stages: list[dict[str, Any]] = [{"$set": base}]
     if change.headline:
@@ -129,7 +139,7 @@ class MongoRepository:
     def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document], *, writer: str) -> None:
         self._client, self.writer = client, writer
         self._models, self._versions, self._outbox = db[MODELS], db[MODEL_VERSIONS], db[OUTBOX]
-        self._checkpoints = db[RELAY_CHECKPOINTS]
+        self._checkpoints, self._shares = db[RELAY_CHECKPOINTS], db[SHARES]
         self._positions = _Positions()
 
     async def outcomes_of(self, command_ids: Sequence[str]) -> dict[str, Document]:
@@ -146,6 +156,13 @@ class MongoRepository:
                 found[doc["_id"]] = doc
         return found
 
+    async def models_by_id(self, model_ids: Sequence[str]) -> dict[str, Document]:
+        found: dict[str, Document] = {}
+        for chunk in _chunks(model_ids):
+            async for doc in self._models.find({"_id": {"$in": chunk}}):
+                found[doc["_id"]] = doc
+        return found
+
     async def commit(self, changes: Changes) -> None:
         async def write(session: AsyncClientSession) -> None:
             if changes.new_versions:
@@ -156,6 +173,10 @@ class MongoRepository:
             if changes.models:
                 upserts = [UpdateOne({"_id": mid}, model_pipeline(c), upsert=True) for mid, c in changes.models.items()]
                 await self._models.bulk_write(upserts, session=session)
+            for share in changes.shares_added:
+                await self._shares.replace_one({"_id": share["_id"]}, share, upsert=True, session=session)
+            if changes.shares_removed:
+                await self._shares.delete_many({"_id": {"$in": changes.shares_removed}}, session=session)
             await self._outbox.insert_many(changes.outbox, session=session)
 
         async with self._positions.lock:
@@ -214,6 +235,7 @@ class InMemoryRepository:
         self.versions: dict[str, Document] = {}
         self.outbox: dict[str, Document] = {}
         self.checkpoints: dict[str, Document] = {}
+        self.shares: dict[str, Document] = {}
         self._positions = _Positions()
 
     async def outcomes_of(self, command_ids: Sequence[str]) -> dict[str, Document]:
@@ -222,6 +244,9 @@ class InMemoryRepository:
 
     async def versions_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
         return {vid: copy.deepcopy(self.versions[vid]) for vid in version_ids if vid in self.versions}
+
+    async def models_by_id(self, model_ids: Sequence[str]) -> dict[str, Document]:
+        return {mid: copy.deepcopy(self.models[mid]) for mid in model_ids if mid in self.models}
 
     async def commit(self, changes: Changes) -> None:
         causes = {d["causation_id"] for d in self.outbox.values()}
@@ -240,6 +265,10 @@ class InMemoryRepository:
                 self.versions[version_id].update(copy.deepcopy(fields))
             for model_id, change in changes.models.items():
                 self.models[model_id] = copy.deepcopy(change.apply(self.models.get(model_id)))
+            for share in changes.shares_added:
+                self.shares[share["_id"]] = copy.deepcopy(share)
+            for share_id in changes.shares_removed:
+                self.shares.pop(share_id, None)
             for doc in changes.outbox:
                 self.outbox[doc["_id"]] = copy.deepcopy(doc)
 

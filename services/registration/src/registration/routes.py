@@ -10,6 +10,7 @@ from registration.handlers import Command, Outcome
 from shared import correlation, messages
 from shared.auth import Principal
 from shared.envelope import CloudEvent
+from shared.http_auth import Guard
 from shared.problems import Problem
 from shared.views import version_public
 
@@ -22,6 +23,7 @@ _STATUS = {
     "duplicate_version": (409, "Duplicate version"),
     "not_found": (404, "Not found"),
     "conflict": (409, "Conflict"),
+    "rate_limited": (429, "Too many requests"),
 }
 
 
@@ -35,10 +37,11 @@ def _schema(model: type[Any], *, drop: tuple[str, ...]) -> dict[str, Any]:
     return {"requestBody": {"content": {"application/json": {"schema": schema}}, "required": True}}
 
 
-def build_router(*, handle_one: HandleOne, principal: Callable[..., Awaitable[Principal]]) -> APIRouter:
+def build_router(*, handle_one: HandleOne, guard: Guard) -> APIRouter:
     """The write API of DESIGN §3 for model versions."""
     router = APIRouter(prefix="/v1/models/{team}/{name}", tags=["versions"])
-    Caller = Annotated[Principal, Depends(principal)]
+    Caller = Annotated[Principal, Depends(guard.requiring("models:write"))]
+    Admin = Annotated[Principal, Depends(guard.requiring("team:admin"))]
     AnyBody = Annotated[Any, Body()]
     IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
 
@@ -129,18 +132,29 @@ def build_router(*, handle_one: HandleOne, principal: Callable[..., Awaitable[Pr
             messages.SET_VERSION_LIFECYCLE, body, caller, idempotency_key, team=team, name=name, version=version
         )
 
+    @router.put("/shares/{other_team}", tags=["shares"])
+    async def share(team: str, name: str, other_team: str, caller: Admin) -> dict[str, Any]:
+        """Let ``other_team`` read every version of this model."""
+        data = {"team": team, "name": name, "with_team": other_team}
+        return (await run(messages.SHARE_MODEL, data, caller, None)).event.data
+
+    @router.delete("/shares/{other_team}", status_code=204, tags=["shares"])
+    async def unshare(team: str, name: str, other_team: str, caller: Admin) -> None:
+        """Withdraw ``other_team``'s read access, effective at once."""
+        await run(messages.UNSHARE_MODEL, {"team": team, "name": name, "with_team": other_team}, caller, None)
+
     return router
 
 
 def _with_path(body: dict[str, Any], **path: str) -> dict[str, Any]:
-    """Merge path parameters into the body; a body that names them differently is refused."""
-    clashes = [key for key, value in path.items() if key in body and body[key] != value]
+    """Merge path parameters into the body; the body may not set them (server-owned: 422)."""
+    clashes = [key for key in path if key in body]
     if clashes:
         raise Problem(
             422,
             "Invalid request",
-            f"body fields {clashes} contradict the URL path",
+            f"body fields {clashes} are set by the URL path",
             type_="urn:registry:problem:invalid",
-            errors=[{"loc": ["body", key], "msg": "must match the path", "type": "path_mismatch"} for key in clashes],
+            errors=[{"loc": ["body", key], "msg": "set by the URL path", "type": "server_owned"} for key in clashes],
         )
     return {**body, **path}

@@ -15,14 +15,15 @@ from registration import metrics
 from registration.config import RegistrationSettings
 from registration.handlers import Command, Outcome
 from shared import correlation
-from shared.auth import Principal
+from shared.auth import Principal, bearer_token
 from shared.envelope import EnvelopeError, decode
 from shared.kafka import dead_letter_headers
+from shared.ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
 
 HandleBatch = Callable[[list[Command]], Awaitable[list[Outcome]]]
-ResolvePrincipal = Callable[[str | None], Awaitable[Principal]]
+ResolvePrincipal = Callable[[str | None], Awaitable[Principal | None]]
 
 
 async def _keep_raw(_: Any) -> None:
@@ -36,6 +37,7 @@ def register_command_subscriber(
     *,
     handle_batch: HandleBatch,
     resolve_principal: ResolvePrincipal,
+    limiter: RateLimiter,
 ) -> None:
     """Consume ``registry.commands`` in batches; offsets are committed only after the batch commits."""
     dlq_topic = f"{settings.topic_commands}.dlq"
@@ -62,8 +64,9 @@ def register_command_subscriber(
             except EnvelopeError as exc:
                 await _dead_letter(record, exc.reason, str(exc))
                 continue
-            principal = await resolve_principal(event.authorization)
-            commands.append(Command(event=event, principal=principal))
+            principal = await resolve_principal(bearer_token(event.authorization))
+            throttled = principal is not None and limiter.take(principal.key_id, principal.rate_limit) > 0
+            commands.append(Command(event=event, principal=principal, throttled=throttled))
         if not commands:
             return
         try:

@@ -1,0 +1,93 @@
+"""``registry keys …`` and ``registry audit verify``: operate on the running stack's MongoDB."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from shared.auditchain import verify
+from shared.auth import SCOPES
+from shared.keystore import issue_key, key_public
+from shared.mongo import API_KEYS, make_client
+from shared.settings import CommonSettings
+
+keys_app = typer.Typer(help="Create, list and revoke API keys (writes api_keys directly).", no_args_is_help=True)
+audit_app = typer.Typer(help="Audit log tools.", no_args_is_help=True)
+
+MongoUri = Annotated[str, typer.Option(envvar="MONGODB_URI", help="MongoDB of the running stack")]
+DEFAULT_URI = "mongodb://127.0.0.1:27017/?retryWrites=false&directConnection=true"
+
+
+def _settings(uri: str) -> CommonSettings:
+    return CommonSettings(service_name="registry-cli", mongodb_uri=uri)
+
+
+async def _with_db(uri: str, action: Any) -> Any:
+    settings = _settings(uri)
+    client = make_client(settings)
+    try:
+        return await action(client[settings.mongodb_database])
+    finally:
+        await client.close()
+
+
+@keys_app.command("create")
+def create(
+    team: Annotated[str, typer.Option(help="The key's team")],
+    scope: Annotated[list[str], typer.Option(help=f"Repeatable: {', '.join(SCOPES)}")],
+    name: Annotated[str, typer.Option(help="A label for the key")] = "cli",
+    expires_at: Annotated[datetime | None, typer.Option(help="Optional expiry (ISO 8601)")] = None,
+    mongodb_uri: MongoUri = DEFAULT_URI,
+) -> None:
+    """Create a key and print it (the token is shown this once)."""
+    unknown = sorted(set(scope) - set(SCOPES))
+    if unknown:
+        raise typer.BadParameter(f"unknown scopes {unknown}; use {', '.join(SCOPES)}")
+    expiry = expires_at.replace(tzinfo=expires_at.tzinfo or UTC) if expires_at else None
+
+    async def action(db: Any) -> dict[str, Any]:
+        key, record = await issue_key(
+            db[API_KEYS], team=team, name=name, scopes=scope, created_by="cli", expires_at=expiry
+        )
+        return {**key_public(record), "token": key.token}
+
+    typer.echo(json.dumps(asyncio.run(_with_db(mongodb_uri, action)), indent=2))
+
+
+@keys_app.command("list")
+def list_keys(team: Annotated[str, typer.Option()], mongodb_uri: MongoUri = DEFAULT_URI) -> None:
+    """List a team's keys (no secrets)."""
+
+    async def action(db: Any) -> list[dict[str, Any]]:
+        return [key_public(doc) for doc in await db[API_KEYS].find({"team": team}).to_list()]
+
+    typer.echo(json.dumps(asyncio.run(_with_db(mongodb_uri, action)), indent=2))
+
+
+@keys_app.command("revoke")
+def revoke(key_id: str, mongodb_uri: MongoUri = DEFAULT_URI) -> None:
+    """Revoke a key; services refuse it within their key cache time (5 s by default)."""
+
+    async def action(db: Any) -> int:
+        result = await db[API_KEYS].update_one(
+            {"_id": key_id}, {"$set": {"revoked": True, "revoked_at": datetime.now(UTC)}}
+        )
+        return int(result.matched_count)
+
+    if not asyncio.run(_with_db(mongodb_uri, action)):
+        typer.echo(f"no key {key_id!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
+
+
+@audit_app.command("verify")
+def verify_audit(mongodb_uri: MongoUri = DEFAULT_URI) -> None:
+    """Recompute every audit hash chain; exit 1 at the first broken link."""
+    verdict = asyncio.run(_with_db(mongodb_uri, verify))
+    typer.echo(json.dumps(verdict.public(), indent=2))
+    if not verdict.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,69 @@
+"""Kafka adapter: every record of every topic becomes an audit entry; offsets commit after the write."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiokafka.structs import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from prometheus_client import Counter
+
+from audit.config import AuditSettings
+from audit.entries import entry_for
+from shared.envelope import EnvelopeError, decode
+from shared.mongo import Document
+
+log = structlog.get_logger(__name__)
+AUDITED = Counter("registry_audit_entries_total", "Audit entries appended, by source topic", ["topic"])
+Append = Callable[[list[Document]], Awaitable[int]]
+
+
+async def _keep_raw(_: Any) -> None:
+    """Skip FastStream's body decoding: records are decoded as CloudEvents below."""
+    return None
+
+
+def register_audit_subscriber(broker: KafkaBroker, settings: AuditSettings, *, append: Append) -> None:
+    """Consume every contract topic in batches (group ``audit``)."""
+
+    @broker.subscriber(
+        *settings.all_topics(),
+        group_id=settings.consumer_group,
+        batch=True,
+        max_records=settings.batch_max_records,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        decoder=_keep_raw,
+    )
+    async def on_records(_: Any, message: KafkaMessage) -> None:
+        records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
+        now = datetime.now(UTC)
+        entries = [_entry(record, now) for record in records]
+        try:
+            appended = await append(entries)
+        except Exception:
+            log.exception("audit batch failed; it will be retried", records=len(records))
+            await asyncio.sleep(settings.retry_backoff_seconds)
+            raise
+        if appended:
+            for entry in entries:
+                AUDITED.labels(entry["topic"]).inc()
+
+
+def _entry(record: ConsumerRecord[Any, Any], now: datetime) -> Document:
+    try:
+        event, error = decode(record.value, record.headers or ()), None
+    except EnvelopeError as exc:
+        event, error = None, f"{exc.reason}: {exc}"
+    return entry_for(
+        topic=record.topic, partition=record.partition, offset=record.offset, event=event, error=error, received_at=now
+    )

@@ -1,0 +1,92 @@
+"""Every command, event and access of a scenario is audited exactly once, across an audit restart."""
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from registry_cli.stack import EmbeddedStack
+from tests.factories import ADMIN_KEY, binary_record, register_event
+from tests.kafka_tools import Collector, header, publish_raw
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
+TOPICS = ("registry.commands", "registry.events", "deploy.events", "registry.access")
+
+
+async def scenario_step(stack: EmbeddedStack, team: str, step: int, correlation: str) -> None:
+    headers = {**ADMIN, "X-Correlation-ID": correlation}
+    body = {"version": f"1.{step}.0", "framework": "onnx", "artifact_uri": "s3://bucket/key"}
+    async with httpx.AsyncClient(headers=headers) as http:
+        await http.post(f"{stack.url('registration')}/v1/models/{team}/m/versions", json=body)
+        await http.get(f"{stack.url('query')}/v1/models/{team}/m")
+        await http.get(f"{stack.url('query')}/v1/models/{team}/m", headers={"Authorization": "Bearer mr_bad"})
+    command = register_event(team, "k", f"1.{step}.0", token=ADMIN_KEY.token, correlation_id=correlation)
+    value, record_headers = binary_record(command)
+    await publish_raw(
+        stack.settings.kafka_bootstrap, "registry.commands", [(value, record_headers, f"{team}/k".encode())]
+    )
+
+
+async def audited(stack: EmbeddedStack, correlation: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=stack.url("audit"), headers=ADMIN) as http:
+        response = await http.get("/v1/audit", params={"correlation_id": correlation, "limit": 200})
+        assert response.status_code == 200, response.text
+        return list(response.json()["items"])
+
+
+async def test_a_scenario_is_audited_exactly_once_across_a_restart(stack: EmbeddedStack) -> None:
+    team = f"aud-{uuid.uuid4().hex[:6]}"
+    correlations = [f"aud-{uuid.uuid4().hex[:10]}" for _ in range(6)]
+    async with Collector(stack.settings.kafka_bootstrap, *TOPICS) as seen:
+        for step, correlation in enumerate(correlations[:3]):
+            await scenario_step(stack, team, step, correlation)
+        audit = stack.services["audit"]
+        await audit.stop()  # mid-stream: more messages arrive while the audit service is down
+        for step, correlation in enumerate(correlations[3:], start=3):
+            await scenario_step(stack, team, step, correlation)
+        await audit.start()
+        await stack.wait_ready("audit", 60)
+
+        def sent(correlation: str) -> set[str]:
+            return {
+                f"{r.topic}:{r.partition}:{r.offset}"
+                for r in seen.records
+                if header(r, "ce_correlationid") == correlation
+            }
+
+        deadline = asyncio.get_running_loop().time() + 60
+        for correlation in correlations:
+            while True:
+                entries = await audited(stack, correlation)
+                expected = sent(correlation)
+                if {e["id"] for e in entries} >= expected and len(expected) >= 5:
+                    break
+                assert asyncio.get_running_loop().time() < deadline, (correlation, len(entries), len(expected))
+                await asyncio.sleep(0.2)
+            ids = [e["id"] for e in entries]
+            assert len(ids) == len(set(ids)), "an entry was audited twice"
+            assert set(ids) == expected
+            kinds = {e["type"] for e in entries}
+            assert {
+                "registry.command.register_model_version",
+                "registry.event.model_version_registered",
+                "registry.access.read",
+                "registry.access.auth_failed",
+            } <= kinds
+    async with httpx.AsyncClient(base_url=stack.url("audit"), headers=ADMIN) as http:
+        verdict = (await http.get("/v1/audit/verify")).json()
+    assert verdict["ok"] is True and verdict["entries"] > 0
+
+
+async def test_teams_see_only_their_own_entries(stack: EmbeddedStack) -> None:
+    team = f"aud-{uuid.uuid4().hex[:6]}"
+    async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
+        key = (await http.post(f"/v1/teams/{team}/api-keys", json={"name": "a", "scopes": ["audit:read"]})).json()
+    async with httpx.AsyncClient(
+        base_url=stack.url("audit"), headers={"Authorization": f"Bearer {key['token']}"}
+    ) as http:
+        entries = (await http.get("/v1/audit", params={"limit": 200})).json()["items"]
+    assert all(entry["team"] == team for entry in entries)
