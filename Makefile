@@ -31,7 +31,8 @@ lint: setup
 	.venv/bin/mypy shared/src services/*/src deploy/local/src
 
 bench: setup
-	.venv/bin/registry bench
+	.venv/bin/python bench/registry_bench.py
+	.venv/bin/python bench/security_bench.py
 
 clean:
 	rm -rf .venv .uv .data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,173 @@
+"""Benchmarks of access control and audit on the embedded stack; prints a table (no assertions).
+
+    .venv/bin/python bench/security_bench.py [--messages 100000] [--requests 2000]
+
+1. Audit ingest: with the audit service stopped, N access events are published to
+   ``registry.access``; the service is started and the time until every one is chained in
+   ``audit_log`` gives entries/s while draining a backlog.
+2. Authentication on a read: ``GET /v1/meta`` with a cached key, with a key never seen before
+   (cache miss: one MongoDB lookup), and ``GET /healthz`` (no authentication) as the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from pymongo import AsyncMongoClient
+from rich.console import Console
+from rich.table import Table
+
+from registry_cli.config import StackSettings
+from registry_cli.stack import EmbeddedStack
+from shared import messages
+from shared.auth import Principal, generate_api_key
+from shared.envelope import CloudEvent
+from shared.keystore import issue_key
+
+console = Console()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] * 1000
+
+
+async def audit_ingest(stack: EmbeddedStack, messages_count: int) -> float:
+    audit = stack.services["audit"]
+    await audit.stop()
+    producer = AIOKafkaProducer(bootstrap_servers=stack.settings.kafka_bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    principal = Principal("benchkey", "bench")
+    for i in range(messages_count):
+        event = CloudEvent(
+            source="/bench",
+            type=messages.ACCESS_READ,
+            subject="bench",
+            data={
+                "principal": principal.key_id,
+                "team": "bench",
+                "method": "GET",
+                "path": f"/v1/models/bench/m{i % 100}",
+                "status": 200,
+            },
+        )
+        value, headers = event.to_kafka()
+        await producer.send("registry.access", value, key=b"bench", headers=headers)
+    await producer.flush()
+    await producer.stop()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri)
+    heads = client["model_registry"]["audit_heads"]
+
+    async def chained() -> int:
+        docs = await heads.find({"_id": {"$regex": "^registry\\.access:"}}).to_list()
+        return sum(int(d["seq"]) for d in docs)
+
+    before = await chained()
+    started = time.perf_counter()
+    await audit.start()
+    while await chained() - before < messages_count:
+        await asyncio.sleep(0.5)
+    elapsed = time.perf_counter() - started
+    await client.close()
+    return messages_count / elapsed
+
+
+async def auth_latency(stack: EmbeddedStack, requests: int) -> dict[str, tuple[float, float]]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri)
+    keys = client["model_registry"]["api_keys"]
+    fresh = []
+    for _ in range(requests):
+        key, _record = await issue_key(
+            keys,
+            team="bench",
+            name="b",
+            scopes=["models:read"],
+            created_by="bench",
+            given=generate_api_key(),
+            rate_limit=(1e5, 100_000),
+        )
+        fresh.append(key.token)
+    hot, _ = await issue_key(
+        keys, team="bench", name="hot", scopes=["models:read"], created_by="bench", rate_limit=(1e5, 100_000)
+    )
+    await client.close()
+    result: dict[str, tuple[float, float]] = {}
+    async with httpx.AsyncClient(base_url=stack.url("query"), timeout=10) as http:
+        for _ in range(50):
+            await http.get("/healthz")
+            await http.get("/v1/meta", headers={"Authorization": f"Bearer {hot.token}"})
+        for label, path, tokens in (
+            ("no authentication (/healthz)", "/healthz", [None] * requests),
+            ("cached key (/v1/meta)", "/v1/meta", [hot.token] * requests),
+            ("key cache miss (/v1/meta)", "/v1/meta", fresh),
+        ):
+            timings = []
+            for token in tokens:
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                started = time.perf_counter()
+                response = await http.get(path, headers=headers)
+                timings.append(time.perf_counter() - started)
+                assert response.status_code == 200, response.text
+            result[label] = (pct(timings, 50), pct(timings, 99))
+    return result
+
+
+async def main(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="registry-security-bench-") as data_dir:
+        settings = StackSettings(
+            kafka_port=free_port(),
+            mongo_port=free_port(),
+            query_port=free_port(),
+            registration_port=free_port(),
+            deploy_tracker_port=free_port(),
+            audit_port=free_port(),
+            data_dir=Path(data_dir),
+            session_timeout_ms=2000,
+            heartbeat_interval_ms=500,
+        )
+        stack = EmbeddedStack(settings, quiet=True)
+        try:
+            console.print("starting the embedded stack …")
+            await stack.start_infrastructure()
+            await stack.start_services()
+            console.print("authentication latency …")
+            latency = await auth_latency(stack, args.requests)
+            console.print(f"audit ingest of a {args.messages}-message backlog …")
+            ingest = await audit_ingest(stack, args.messages)
+        finally:
+            await stack.stop()
+    table = Table(title="Access control and audit benchmark (embedded stack, this machine)")
+    table.add_column("measure")
+    table.add_column("result", justify="right")
+    table.add_column("target", justify="right")
+    table.add_row(f"audit ingest draining {args.messages} messages, entries/s", f"{ingest:.0f}", "≥ 3000")
+    for label, (p50, p99) in latency.items():
+        table.add_row(f"read latency p50 / p99 (ms), {label}", f"{p50:.1f} / {p99:.1f}", "")
+    console.print(table)
+    return 0
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=1000)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main(parse())))
