@@ -12,7 +12,6 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from query.pagination import SortSpec, encode_cursor, paged
-from shared.ids import version_doc_id
 from shared.mongo import DEPLOYMENTS, MODEL_VERSIONS, MODELS, OUTBOX, Document
 from shared.sortkeys import time_key
 from shared.versioning import VersionRange
@@ -130,9 +129,9 @@ class Reads:
         scope = _fingerprint(f"{model['_id']}|{key_bounds}|{include_prerelease}")
         return await _page(self.versions, paged(_BY_PRECEDENCE, query, cursor, scope), _BY_PRECEDENCE, limit, scope)
 
-    async def version(self, model: Document, key: str) -> Document | None:
-        """One version by precedence key."""
-        return await self.versions.find_one({"_id": version_doc_id(model["_id"], key)})
+    async def version_by_id(self, version_id: str) -> Document | None:
+        """One version by document id (model id and precedence key)."""
+        return await self.versions.find_one({"_id": version_id})
 
     async def latest_version(self, model: Document) -> Document | None:
         """The highest non-prerelease version."""
