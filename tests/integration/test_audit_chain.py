@@ -89,3 +89,14 @@ async def test_swapping_two_entries_is_found_at_the_first(db) -> None:  # type: 
 async def test_an_untouched_log_verifies(db) -> None:  # type: ignore[no-untyped-def]
     verdict = await verify(db)
     assert verdict.ok and verdict.entries == 10
+
+
+async def test_verify_ignores_entries_appended_after_it_read_the_heads(db) -> None:  # type: ignore[no-untyped-def]
+    # Simulate a concurrent append: an entry beyond the head, as if written after the heads were read.
+    head = await db.audit_heads.find_one({"_id": "registry.events:1"})
+    await db.audit_heads.update_one(
+        {"_id": head["_id"]},
+        {"$set": {"seq": 3, "hash": (await db.audit_log.find_one({"chain": "registry.events:1", "seq": 3}))["hash"]}},
+    )
+    verdict = await verify(db)
+    assert verdict.ok and verdict.entries == 9
