@@ -29,13 +29,13 @@ from rich.console import Console
 from rich.table import Table
 
 from registration.handlers import Command, event_from_outbox, handle_commands
-from registration.relay import OutboxRelay
 from registration.repository import MongoRepository
 from registry_cli.config import StackSettings
 from registry_cli.stack import EmbeddedStack
 from shared.auth import Principal
 from shared.envelope import CloudEvent
 from shared.messages import REGISTER_MODEL_VERSION
+from shared.outbox import OutboxRelay
 
 console = Console()
 FRAMEWORKS = ["xgboost", "onnx", "pytorch", "scikit-learn"]

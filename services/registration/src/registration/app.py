@@ -12,9 +12,8 @@ from fastapi import FastAPI
 
 from registration import metrics
 from registration.config import RegistrationSettings
-from registration.handlers import Command, Outcome, event_from_outbox, handle_commands
+from registration.handlers import Command, Outcome, handle_commands
 from registration.keys_routes import build_keys_router
-from registration.relay import OutboxRelay
 from registration.repository import MongoRepository
 from registration.routes import build_router
 from registration.subscribers import register_command_subscriber
@@ -33,6 +32,7 @@ from shared.mongo import (
     ensure_indexes,
     make_client,
 )
+from shared.outbox import OutboxRelay, kafka_publisher
 from shared.ratelimit import RateLimiter
 
 _DENIAL_EVENTS = {
@@ -62,20 +62,10 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     writer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     repo = MongoRepository(client, service.db, writer=writer)
 
+    publish_events = kafka_publisher(broker, settings.topic_events)
+
     async def publish(rows: list[Document]) -> None:
-        futures = []
-        for row in rows:
-            value, headers = event_from_outbox(row).to_kafka()
-            futures.append(
-                await broker.publish(
-                    value,
-                    topic=settings.topic_events,
-                    key=row["key"].encode(),
-                    headers={k: v.decode() for k, v in headers},
-                    no_confirm=True,
-                )
-            )
-        await asyncio.gather(*futures)
+        await publish_events(rows)
         metrics.OUTBOX_PUBLISHED.inc(len(rows))
 
     relay = OutboxRelay(

@@ -22,6 +22,9 @@ from shared import messages
 from shared.auth import Principal
 from shared.envelope import CloudEvent
 from shared.mongo import Document
+from shared.outbox import event_from_outbox
+
+__all__ = ["Command", "Outcome", "event_from_outbox", "handle_commands"]
 
 
 @dataclass(frozen=True)
@@ -121,17 +124,3 @@ def _parse(command: Command, artifact_schemes: Sequence[str]) -> Any:
         except domain.InvalidCommand as exc:
             return exc
     return data
-
-
-def event_from_outbox(doc: Document) -> CloudEvent:
-    """Rebuild the CloudEvent that an outbox row stands for."""
-    return CloudEvent(
-        id=doc["_id"],
-        source=doc["source"],
-        type=doc["type"],
-        time=doc["time"],
-        subject=doc.get("subject"),
-        correlation_id=doc["correlation_id"],
-        causation_id=doc.get("causation_id"),
-        data=doc["data"],
-    )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -15,6 +13,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from registration.changes import Changes, ModelChange
 from shared.mongo import MODEL_VERSIONS, MODELS, OUTBOX, RELAY_CHECKPOINTS, SHARES, Document
+from shared.outbox import MongoOutboxLog, Numbering, OutboxLog
 from shared.sortkeys import time_key
 
 if TYPE_CHECKING:
@@ -29,7 +28,7 @@ class ConcurrentWrite(Exception):
     """A unique index refused the batch (duplicate, redelivery or another writer): re-run it carefully."""
 
 
-class Repository(Protocol):
+class Repository(OutboxLog, Protocol):
     """What the command handlers and the outbox relay need from storage."""
 
     writer: str
@@ -49,54 +48,6 @@ class Repository(Protocol):
     async def commit(self, changes: Changes) -> None:
         """Write a batch atomically, numbering its outbox rows after every earlier commit of this writer."""
         ...
-
-    async def register_writer(self) -> None:
-        """Create this writer's relay checkpoint."""
-        ...
-
-    async def pending(self, writer: str, limit: int) -> list[Document]:
-        """Outbox rows of ``writer`` after its checkpoint, oldest first."""
-        ...
-
-    async def advance(self, writer: str, seq: int) -> None:
-        """Move ``writer``'s checkpoint to ``seq`` (everything up to it is published)."""
-        ...
-
-    async def stale_writers(self, idle: timedelta) -> list[str]:
-        """Other writers whose checkpoint has not moved for ``idle``: their processes are gone."""
-        ...
-
-    async def forget_writer(self, writer: str) -> None:
-        """Drop a drained writer's checkpoint."""
-        ...
-
-
-class _Positions:
-    """Numbers outbox rows under a lock, so one writer's commits are numbered in commit order.
-
-    ``seq`` is dense per writer (1, 2, 3, …; numbers of a failed commit are given back), so the
-    relay can ask for exactly the next ``limit`` rows by range: the stand-in materialises every
-    row a query's range matches, whatever the limit. ``position`` is time-based and orders rows
-    of all writers for a model's history.
-    """
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self._last_position = 0
-        self._seq = 0
-
-    def take(self, rows: list[Document], writer: str) -> int:
-        """Number ``rows``; return the sequence to restore if their commit fails."""
-        before = self._seq
-        for row in rows:
-            self._last_position = max(self._last_position + 1, time.time_ns())
-            self._seq += 1
-            row["position"], row["seq"], row["writer"] = self._last_position, self._seq, writer
-        return before
-
-    def give_back(self, seq: int) -> None:
-        """Undo :meth:`take` after a failed commit, keeping the sequence gap-free."""
-        self._seq = seq
 
 
 def _chunks(items: Sequence[str]) -> list[list[str]]:
@@ -139,8 +90,9 @@ class MongoRepository:
     def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document], *, writer: str) -> None:
         self._client, self.writer = client, writer
         self._models, self._versions, self._outbox = db[MODELS], db[MODEL_VERSIONS], db[OUTBOX]
-        self._checkpoints, self._shares = db[RELAY_CHECKPOINTS], db[SHARES]
-        self._positions = _Positions()
+        self._shares = db[SHARES]
+        self._relay_log = MongoOutboxLog(db[OUTBOX], db[RELAY_CHECKPOINTS], writer=writer)
+        self._positions = Numbering()
 
     async def outcomes_of(self, command_ids: Sequence[str]) -> dict[str, Document]:
         found: dict[str, Document] = {}
@@ -194,30 +146,19 @@ class MongoRepository:
                 raise
 
     async def register_writer(self) -> None:
-        await self._checkpoints.update_one(
-            {"_id": self.writer},
-            {"$setOnInsert": {"seq": 0}, "$set": {"seen_at": datetime.now(UTC)}},
-            upsert=True,
-        )
+        await self._relay_log.register_writer()
 
     async def pending(self, writer: str, limit: int) -> list[Document]:
-        checkpoint = await self._checkpoints.find_one({"_id": writer})
-        after = checkpoint["seq"] if checkpoint else 0
-        query = {"writer": writer, "seq": {"$gt": after, "$lte": after + limit}}
-        return await self._outbox.find(query).sort("seq", 1).to_list()
+        return await self._relay_log.pending(writer, limit)
 
     async def advance(self, writer: str, seq: int) -> None:
-        await self._checkpoints.update_one(
-            {"_id": writer}, {"$max": {"seq": seq}, "$set": {"seen_at": datetime.now(UTC)}}, upsert=True
-        )
+        await self._relay_log.advance(writer, seq)
 
     async def stale_writers(self, idle: timedelta) -> list[str]:
-        cutoff = datetime.now(UTC) - idle
-        docs = await self._checkpoints.find({"seen_at": {"$lt": cutoff}}).to_list()
-        return [doc["_id"] for doc in docs if doc["_id"] != self.writer]
+        return await self._relay_log.stale_writers(idle)
 
     async def forget_writer(self, writer: str) -> None:
-        await self._checkpoints.delete_one({"_id": writer})
+        await self._relay_log.forget_writer(writer)
 
 
 def _is_duplicate(exc: OperationFailure) -> bool:
@@ -236,7 +177,7 @@ class InMemoryRepository:
         self.outbox: dict[str, Document] = {}
         self.checkpoints: dict[str, Document] = {}
         self.shares: dict[str, Document] = {}
-        self._positions = _Positions()
+        self._positions = Numbering()
 
     async def outcomes_of(self, command_ids: Sequence[str]) -> dict[str, Document]:
         wanted = set(command_ids)

@@ -1,0 +1,202 @@
+"""Transactional outbox shared by the services that emit events: numbering, relay reads, relay.
+
+Each process writes outbox rows under its own writer id with dense sequence numbers and keeps a
+checkpoint: the number up to which its rows are published. Publishing a batch costs one range
+read and one checkpoint update, not a write per row. A crash between publish and checkpoint
+re-publishes those rows later; consumers dedupe on ``ce_id``. Rows of a process that died are
+published by the next process that finds its checkpoint idle (``adopt_after``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import structlog
+from faststream.kafka import KafkaBroker
+from pymongo.asynchronous.collection import AsyncCollection
+
+from shared.envelope import CloudEvent
+from shared.mongo import Document
+
+log = structlog.get_logger(__name__)
+Publish = Callable[[list[Document]], Awaitable[None]]
+HEARTBEAT_SECONDS = 5.0
+
+
+class Numbering:
+    """Numbers outbox rows under a lock, so one writer's commits are numbered in commit order.
+
+    ``seq`` is dense per writer (numbers of a failed commit are given back), so the relay can ask
+    for exactly the next ``limit`` rows by range: the stand-in materialises every row a query's
+    range matches, whatever the limit. ``position`` is time-based and orders rows of all writers.
+    """
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self._last_position = 0
+        self._seq = 0
+
+    def take(self, rows: list[Document], writer: str) -> int:
+        """Number ``rows``; return the sequence to restore if their commit fails."""
+        before = self._seq
+        for row in rows:
+            self._last_position = max(self._last_position + 1, time.time_ns())
+            self._seq += 1
+            row["position"], row["seq"], row["writer"] = self._last_position, self._seq, writer
+        return before
+
+    def give_back(self, seq: int) -> None:
+        """Undo :meth:`take` after a failed commit, keeping the sequence gap-free."""
+        self._seq = seq
+
+
+class OutboxLog(Protocol):
+    """What the relay needs: this writer's id, the rows after a checkpoint, and checkpoints."""
+
+    writer: str
+
+    async def register_writer(self) -> None:
+        """Create this writer's relay checkpoint."""
+        ...
+
+    async def pending(self, writer: str, limit: int) -> list[Document]:
+        """Outbox rows of ``writer`` after its checkpoint, oldest first."""
+        ...
+
+    async def advance(self, writer: str, seq: int) -> None:
+        """Move ``writer``'s checkpoint to ``seq`` (everything up to it is published)."""
+        ...
+
+    async def stale_writers(self, idle: timedelta) -> list[str]:
+        """Other writers whose checkpoint has not moved for ``idle``: their processes are gone."""
+        ...
+
+    async def forget_writer(self, writer: str) -> None:
+        """Drop a drained writer's checkpoint."""
+        ...
+
+
+class MongoOutboxLog:
+    """:class:`OutboxLog` over an outbox collection and its checkpoints collection."""
+
+    def __init__(
+        self, outbox: AsyncCollection[Document], checkpoints: AsyncCollection[Document], *, writer: str
+    ) -> None:
+        self._outbox, self._checkpoints, self.writer = outbox, checkpoints, writer
+
+    async def register_writer(self) -> None:
+        await self._checkpoints.update_one(
+            {"_id": self.writer}, {"$setOnInsert": {"seq": 0}, "$set": {"seen_at": datetime.now(UTC)}}, upsert=True
+        )
+
+    async def pending(self, writer: str, limit: int) -> list[Document]:
+        checkpoint = await self._checkpoints.find_one({"_id": writer})
+        after = checkpoint["seq"] if checkpoint else 0
+        query = {"writer": writer, "seq": {"$gt": after, "$lte": after + limit}}
+        return await self._outbox.find(query).sort("seq", 1).to_list()
+
+    async def advance(self, writer: str, seq: int) -> None:
+        await self._checkpoints.update_one(
+            {"_id": writer}, {"$max": {"seq": seq}, "$set": {"seen_at": datetime.now(UTC)}}, upsert=True
+        )
+
+    async def stale_writers(self, idle: timedelta) -> list[str]:
+        cutoff = datetime.now(UTC) - idle
+        docs = await self._checkpoints.find({"seen_at": {"$lt": cutoff}}).to_list()
+        return [doc["_id"] for doc in docs if doc["_id"] != self.writer]
+
+    async def forget_writer(self, writer: str) -> None:
+        await self._checkpoints.delete_one({"_id": writer})
+
+
+def event_from_outbox(doc: Document) -> CloudEvent:
+    """Rebuild the CloudEvent that an outbox row stands for."""
+    return CloudEvent(
+        id=doc["_id"],
+        source=doc["source"],
+        type=doc["type"],
+        time=doc["time"],
+        subject=doc.get("subject"),
+        correlation_id=doc["correlation_id"],
+        causation_id=doc.get("causation_id"),
+        data=doc["data"],
+    )
+
+
+def kafka_publisher(broker: KafkaBroker, topic: str) -> Publish:
+    """Publish outbox rows to ``topic`` keyed by their ``key``, waiting for every acknowledgement."""
+
+    async def publish(rows: list[Document]) -> None:
+        futures = []
+        for row in rows:
+            value, headers = event_from_outbox(row).to_kafka()
+            header_map = {k: v.decode() for k, v in headers}
+            futures.append(
+                await broker.publish(value, topic=topic, key=row["key"].encode(), headers=header_map, no_confirm=True)
+            )
+        await asyncio.gather(*futures)
+
+    return publish
+
+
+class OutboxRelay:
+    """Drains this writer's outbox whenever a commit wakes it, and on a timer as a safety net."""
+
+    def __init__(
+        self,
+        *,
+        repo: OutboxLog,
+        publish: Publish,
+        batch_size: int,
+        interval: float,
+        adopt_after: timedelta = timedelta(seconds=30),
+    ) -> None:
+        self._repo, self._publish = repo, publish
+        self._batch_size, self._interval, self._adopt_after = batch_size, interval, adopt_after
+        self._wake = asyncio.Event()
+
+    def notify(self) -> None:
+        """Ask for a drain soon (called after each committed batch)."""
+        self._wake.set()
+
+    async def drain(self, writer: str | None = None) -> int:
+        """Publish every row of ``writer`` (default: this process) after its checkpoint."""
+        writer = writer or self._repo.writer
+        total = 0
+        while rows := await self._repo.pending(writer, self._batch_size):
+            await self._publish(rows)
+            await self._repo.advance(writer, rows[-1]["seq"])
+            total += len(rows)
+        return total
+
+    async def adopt_orphans(self) -> int:
+        """Publish what dead writers left behind, then forget them."""
+        total = 0
+        for writer in await self._repo.stale_writers(self._adopt_after):
+            total += await self.drain(writer)
+            await self._repo.forget_writer(writer)
+            log.info("adopted an idle writer's outbox", writer=writer, published=total)
+        return total
+
+    async def run(self) -> None:
+        """Drain forever; errors are logged and retried, never fatal."""
+        await self._repo.register_writer()
+        last_heartbeat = 0.0
+        while True:
+            try:
+                if time.monotonic() - last_heartbeat > HEARTBEAT_SECONDS:
+                    await self._repo.advance(self._repo.writer, 0)  # proves this writer alive
+                    await self.adopt_orphans()
+                    last_heartbeat = time.monotonic()
+                await self.drain()
+            except Exception:
+                log.exception("outbox relay failed; retrying")
+                await asyncio.sleep(min(self._interval * 5, 2.0))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
