@@ -95,3 +95,9 @@ async def ping(broker: KafkaBroker) -> None:
     """Readiness check: raise unless the broker answers a metadata request quickly."""
     if not await broker.ping(timeout=1.5):
         raise ConnectionError("Kafka broker did not answer")
+
+
+async def dead_letter(broker: KafkaBroker, record: ConsumerRecord[Any, Any], *, reason: str, error: str) -> None:
+    """Send ``record``'s original bytes to ``<topic>.dlq`` with why it was refused, so the partition moves on."""
+    headers = {key: value.decode("utf-8", "replace") for key, value in dead_letter_headers(record, reason, error)}
+    await broker.publish(record.value or b"", topic=f"{record.topic}.dlq", key=record.key, headers=headers)

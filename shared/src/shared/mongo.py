@@ -24,6 +24,8 @@ SHARES = "shares"
 AUDIT_LOG = "audit_log"
 AUDIT_HEADS = "audit_heads"
 DEPLOYMENTS = "deployments"
+DEPLOY_OUTBOX = "deploy_outbox"
+DEPLOY_RELAY_CHECKPOINTS = "deploy_relay_checkpoints"
 WEBHOOKS = "webhooks"
 WEBHOOK_DELIVERIES = "webhook_deliveries"
 
@@ -65,6 +67,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("correlation_id", ASCENDING), ("ts_key", DESCENDING)], name="correlation_recent"),
     ],
     AUDIT_HEADS: [],
+    DEPLOYMENTS: [IndexModel([("version_id", ASCENDING), ("position", ASCENDING)], name="version_history")],
+    DEPLOY_OUTBOX: [IndexModel([("writer", ASCENDING), ("seq", ASCENDING)], name="writer_seq")],
+    DEPLOY_RELAY_CHECKPOINTS: [],
     API_KEYS: [
         IndexModel([("team", ASCENDING)], name="team"),
     ],

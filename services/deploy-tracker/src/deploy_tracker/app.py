@@ -1,15 +1,55 @@
-"""``build_app(settings)``: wiring of the deploy-tracker service (health and metrics so far)."""
+"""``build_app(settings)``: wiring of the deploy-tracker service."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
 
 from fastapi import FastAPI
 
 from deploy_tracker.config import DeployTrackerSettings
+from deploy_tracker.handlers import Report, handle_reports
+from deploy_tracker.repository import MongoRepository
+from deploy_tracker.routes import build_router
+from deploy_tracker.subscribers import register_report_subscriber
 from shared.http_app import service_app
 from shared.kafka import make_broker
-from shared.mongo import make_client
+from shared.mongo import DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS, DEPLOYMENTS, ensure_indexes, make_client
+from shared.outbox import OutboxRelay, kafka_publisher
 
 
 def build_app(settings: DeployTrackerSettings) -> FastAPI:
-    """The service's app; its consumers arrive with their issues."""
-    return service_app(settings=settings, client=make_client(settings), broker=make_broker(settings)).app
+    """Consume deployment reports, relay status events, serve the HTTP bridge."""
+    client = make_client(settings)
+    broker = make_broker(settings)
+    tasks: list[asyncio.Task[None]] = []
+
+    async def start() -> None:
+        await ensure_indexes(service.db, [DEPLOYMENTS, DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS])
+        tasks.append(asyncio.create_task(relay.run(), name="deploy-outbox-relay"))
+
+    async def stop() -> None:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    service = service_app(settings=settings, client=client, broker=broker, on_start=[start], on_stop=[stop])
+    repo = MongoRepository(client, service.db, writer=f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    relay = OutboxRelay(
+        repo=repo,
+        publish=kafka_publisher(broker, settings.topic_events),
+        batch_size=settings.relay_batch_size,
+        interval=settings.relay_interval_seconds,
+    )
+
+    async def handle_batch(reports: list[Report]) -> None:
+        await handle_reports(reports, repo=repo)
+        relay.notify()
+
+    register_report_subscriber(broker, settings, handle_batch=handle_batch, authenticate=service.keystore.authenticate)
+    service.app.include_router(build_router(broker=broker, topic=settings.topic_deploy, guard=service.guard))
+    return service.app

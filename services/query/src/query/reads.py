@@ -26,6 +26,7 @@ class ModelFilters:
     team: str | None = None
     framework: str | None = None
     status: str | None = None
+    environment: str | None = None
     deployment_target: str | None = None
     tags: tuple[str, ...] = ()
     name_prefix: str | None = None
@@ -82,10 +83,17 @@ class Reads:
             created["$lt"] = time_key(filters.created_before, "")
         if created:
             query["created_key"] = created
-        if filters.status:
-            status_match: Any = filters.status if filters.status != "registered" else {"$in": [None, "registered"]}
-            model_ids = await self.versions.distinct("model_id", {"status": status_match})
-            query["_id"] = {"$in": model_ids}
+        if filters.status or filters.environment:
+            # Deployment state lives on versions; "everything deployed to prod" is the models with
+            # at least one version whose prod environment is deployed.
+            if filters.environment:
+                field = f"environments.{filters.environment}"
+                condition: Any = {f"{field}.status": filters.status} if filters.status else {field: {"$exists": True}}
+            elif filters.status == "registered":
+                condition = {"status": {"$in": [None, "registered"]}}
+            else:
+                condition = {"status": filters.status}
+            query["_id"] = {"$in": await self.versions.distinct("model_id", condition)}
         return query
 
     async def list_models(

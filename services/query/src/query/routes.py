@@ -133,6 +133,7 @@ def build_router(
         team: Slug | None = None,
         framework: Annotated[str | None, Query(max_length=64)] = None,
         status: Annotated[str | None, Query(max_length=32)] = None,
+        environment: Annotated[str | None, Query(pattern=catalog.SLUG_PATTERN)] = None,
         deployment_target: Annotated[str | None, Query(max_length=64)] = None,
         tag: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006 (FastAPI copies defaults)
         name_prefix: Annotated[str | None, Query(max_length=63)] = None,
@@ -144,7 +145,15 @@ def build_router(
     ) -> dict[str, Any]:
         """Models you can see, filtered and paginated (``next_cursor`` until the end)."""
         filters = ModelFilters(
-            team, framework, status, deployment_target, tuple(tag), name_prefix, created_after, created_before
+            team=team,
+            framework=framework,
+            status=status,
+            environment=environment,
+            deployment_target=deployment_target,
+            tags=tuple(tag),
+            name_prefix=name_prefix,
+            created_after=created_after,
+            created_before=created_before,
         )
         return await list_models(caller, filters, sort, limit, cursor)
 

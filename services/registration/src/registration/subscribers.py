@@ -17,7 +17,7 @@ from registration.handlers import Command, Outcome
 from shared import correlation
 from shared.auth import Principal, bearer_token
 from shared.envelope import EnvelopeError, decode
-from shared.kafka import dead_letter_headers
+from shared.kafka import dead_letter
 from shared.ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
@@ -40,7 +40,6 @@ def register_command_subscriber(
     limiter: RateLimiter,
 ) -> None:
     """Consume ``registry.commands`` in batches; offsets are committed only after the batch commits."""
-    dlq_topic = f"{settings.topic_commands}.dlq"
 
     @broker.subscriber(
         settings.topic_commands,
@@ -83,8 +82,7 @@ def register_command_subscriber(
             log.info("command handled", command_id=outcome.command_id, outcome=outcome.event.type)
 
     async def _dead_letter(record: ConsumerRecord[Any, Any], reason: str, error: str) -> None:
-        headers = {key: value.decode("utf-8", "replace") for key, value in dead_letter_headers(record, reason, error)}
-        await broker.publish(record.value or b"", topic=dlq_topic, key=record.key, headers=headers)
+        await dead_letter(broker, record, reason=reason, error=error)
         metrics.DEAD_LETTERS.labels(settings.topic_commands, reason).inc()
         log.warning(
             "dead-lettered a record",

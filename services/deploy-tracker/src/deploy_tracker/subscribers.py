@@ -1,0 +1,66 @@
+"""Kafka adapter: decode a batch of deployment reports, authenticate them, apply; DLQ the undecodable."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiokafka.structs import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+
+from deploy_tracker.config import DeployTrackerSettings
+from deploy_tracker.handlers import Report
+from shared.auth import Principal, bearer_token
+from shared.envelope import EnvelopeError, decode
+from shared.kafka import dead_letter
+
+log = structlog.get_logger(__name__)
+HandleBatch = Callable[[list[Report]], Awaitable[object]]
+Authenticate = Callable[[str | None], Awaitable[Principal | None]]
+
+
+async def _keep_raw(_: Any) -> None:
+    """Skip FastStream's body decoding: records are decoded as CloudEvents below."""
+    return None
+
+
+def register_report_subscriber(
+    broker: KafkaBroker, settings: DeployTrackerSettings, *, handle_batch: HandleBatch, authenticate: Authenticate
+) -> None:
+    """Consume ``deploy.events`` in batches (group ``deploy-tracker``), committing after the write."""
+
+    @broker.subscriber(
+        settings.topic_deploy,
+        group_id=settings.consumer_group,
+        batch=True,
+        max_records=settings.batch_max_records,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        decoder=_keep_raw,
+    )
+    async def on_reports(_: Any, message: KafkaMessage) -> None:
+        records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
+        reports: list[Report] = []
+        for record in records:
+            try:
+                event = decode(record.value, record.headers or ())
+            except EnvelopeError as exc:
+                await dead_letter(broker, record, reason=exc.reason, error=str(exc))
+                log.warning("dead-lettered a record", topic=record.topic, offset=record.offset, reason=exc.reason)
+                continue
+            reports.append(Report(event, await authenticate(bearer_token(event.authorization))))
+        if not reports:
+            return
+        try:
+            await handle_batch(reports)
+        except Exception:
+            log.exception("report batch failed; it will be retried", records=len(records))
+            await asyncio.sleep(settings.retry_backoff_seconds)
+            raise

@@ -1,0 +1,190 @@
+"""Deployment tracking through the running stack: Kafka reports, the HTTP bridge, the read side."""
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from registry_cli.stack import EmbeddedStack
+from shared import messages
+from shared.envelope import CloudEvent
+from tests.factories import ADMIN_KEY
+from tests.kafka_tools import Collector, caused_by, header, publish_raw
+
+pytestmark = pytest.mark.e2e
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
+T0 = datetime(2026, 11, 26, 10, tzinfo=UTC)
+
+
+async def make_key(stack: EmbeddedStack, team: str, scopes: list[str]) -> str:
+    async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
+        response = await http.post(f"/v1/teams/{team}/api-keys", json={"name": "p", "scopes": scopes})
+    return str(response.json()["token"])
+
+
+def report(team: str, version: str, environment: str, status: str, at: datetime, **extra: Any) -> dict[str, Any]:
+    return {
+        "team": team,
+        "name": "m",
+        "version": version,
+        "environment": environment,
+        "status": status,
+        "target": "kubernetes",
+        "pipeline": "github-actions",
+        "run_id": "1",
+        "occurred_at": at.isoformat(),
+        **extra,
+    }
+
+
+async def send_kafka(stack: EmbeddedStack, token: str | None, data: dict[str, Any]) -> str:
+    event = CloudEvent(
+        source="/ci",
+        type=messages.DEPLOY_STATUS_REPORTED,
+        data=data,
+        authorization=f"Bearer {token}" if token else None,
+    )
+    value, headers = event.to_kafka()
+    await publish_raw(
+        stack.settings.kafka_bootstrap, "deploy.events", [(value, headers, f"{data['team']}/{data['name']}".encode())]
+    )
+    return event.id
+
+
+async def send_http(stack: EmbeddedStack, token: str, data: dict[str, Any]) -> str:
+    async with httpx.AsyncClient(
+        base_url=stack.url("deploy-tracker"), headers={"Authorization": f"Bearer {token}"}
+    ) as http:
+        response = await http.post("/v1/deployments/events", json=data)
+    assert response.status_code == 202, response.text
+    return str(response.json()["event_id"])
+
+
+async def deployments(stack: EmbeddedStack, team: str, version: str = "1.0.0") -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=stack.url("query"), headers=ADMIN) as http:
+        response = await http.get(f"/v1/models/{team}/m/versions/{version}/deployments", params={"limit": 200})
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def registered(stack: EmbeddedStack, team: str, token: str) -> None:
+    async with httpx.AsyncClient(base_url=stack.url("registration"), headers={"Authorization": f"Bearer {token}"}) as h:
+        body = {"version": "1.0.0", "framework": "onnx", "artifact_uri": "s3://bucket/key"}
+        assert (await h.post(f"/v1/models/{team}/m/versions", json=body)).status_code == 201
+
+
+async def until_history(
+    stack: EmbeddedStack, team: str, count: int, environment: str | None = None, status: str | None = None
+) -> dict[str, Any]:
+    # The version and its history are two reads; poll until both show the report.
+    for _ in range(300):
+        body = await deployments(stack, team)
+        current = body["environments"].get(environment, {}).get("status") if environment else status
+        if len(body["items"]) >= count and current == status:
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"history did not reach {count} reports with {environment} {status}: {body}")
+
+
+LIFECYCLE = [
+    ("staging", "deploying", "deploying"),
+    ("staging", "deployed", "deployed"),
+    ("prod", "deploying", "deployed"),
+    ("prod", "failed", "deployed"),
+    ("prod", "deploying", "deployed"),
+    ("prod", "deployed", "deployed"),
+    ("prod", "rolled_back", "deployed"),
+]
+
+
+@pytest.mark.parametrize("transport", ["kafka", "http"])
+async def test_full_lifecycle_moves_status_per_environment(stack: EmbeddedStack, transport: str) -> None:
+    team = f"dep-{uuid.uuid4().hex[:6]}"
+    token = await make_key(stack, team, ["models:read", "models:write", "deployments:write"])
+    await registered(stack, team, token)
+    send = send_kafka if transport == "kafka" else send_http
+    for step, (environment, status, overall_status) in enumerate(LIFECYCLE, start=1):
+        await send(stack, token, report(team, "1.0.0", environment, status, T0 + timedelta(minutes=step)))
+        body = await until_history(stack, team, step, environment, status)
+        assert body["status"] == overall_status
+        assert [h["status"] for h in body["items"]] == [s for _, s, _ in LIFECYCLE[:step]]
+    async with httpx.AsyncClient(base_url=stack.url("query"), headers=ADMIN) as http:
+        version = (await http.get(f"/v1/models/{team}/m/versions/1.0.0")).json()
+        prod = (
+            await http.get("/v1/models", params={"team": team, "environment": "prod", "status": "rolled_back"})
+        ).json()["items"]
+    assert version["environments"]["prod"]["status"] == "rolled_back" and version["status"] == "deployed"
+    assert [m["name"] for m in prod] == ["m"]
+
+
+async def test_out_of_order_duplicate_illegal_unknown_and_foreign_reports(stack: EmbeddedStack) -> None:
+    team = f"dep-{uuid.uuid4().hex[:6]}"
+    token = await make_key(stack, team, ["models:read", "models:write", "deployments:write"])
+    stranger = await make_key(stack, f"str-{uuid.uuid4().hex[:6]}", ["deployments:write"])
+    await registered(stack, team, token)
+    async with Collector(stack.settings.kafka_bootstrap, "registry.events") as events:
+        first = report(team, "1.0.0", "prod", "deploying", T0 + timedelta(minutes=5))
+        event = CloudEvent(
+            source="/ci", type=messages.DEPLOY_STATUS_REPORTED, data=first, authorization=f"Bearer {token}"
+        )
+        value, headers = event.to_kafka()
+        await publish_raw(stack.settings.kafka_bootstrap, "deploy.events", [(value, headers, f"{team}/m".encode())] * 2)
+        older = await send_kafka(stack, token, report(team, "1.0.0", "prod", "deployed", T0))
+        illegal = await send_kafka(stack, token, report(team, "1.0.0", "prod", "retired", T0 + timedelta(minutes=6)))
+        unknown = await send_kafka(stack, token, report(team, "9.9.9", "prod", "deploying", T0))
+        foreign = await send_kafka(stack, stranger, report(team, "1.0.0", "prod", "deployed", T0 + timedelta(hours=1)))
+        nobody = await send_kafka(stack, None, report(team, "1.0.0", "prod", "deployed", T0 + timedelta(hours=1)))
+        reasons = {}
+        for name, report_id in (("illegal", illegal), ("unknown", unknown), ("foreign", foreign), ("nobody", nobody)):
+            [rejected] = await events.wait_for(caused_by(report_id))
+            assert header(rejected, "ce_type") == messages.COMMAND_REJECTED
+            reasons[name] = json.loads(rejected.value)["reason"]
+        [changed] = await events.wait_for(caused_by(event.id))
+        await asyncio.sleep(0.5)
+        assert len(events.matching(caused_by(event.id))) == 1  # the duplicate changed nothing
+        assert not events.matching(caused_by(older))  # out of order: recorded, no event
+    assert reasons == {
+        "illegal": "conflict",
+        "unknown": "not_found",
+        "foreign": "forbidden",
+        "nobody": "unauthenticated",
+    }
+    assert json.loads(changed.value)["status"] == "deploying"
+    body = await until_history(stack, team, 3)
+    outcomes = {h["id"]: h["outcome"] for h in body["items"]}
+    assert outcomes[event.id] == "applied" and outcomes[older] == "out_of_order" and outcomes[illegal] == "rejected"
+    assert body["environments"]["prod"]["status"] == "deploying"
+
+
+async def test_the_bridge_validates_like_the_consumer(stack: EmbeddedStack) -> None:
+    team = f"dep-{uuid.uuid4().hex[:6]}"
+    token = await make_key(stack, team, ["deployments:write"])
+    reader = await make_key(stack, team, ["models:read"])
+    async with httpx.AsyncClient(base_url=stack.url("deploy-tracker")) as http:
+        bad = await http.post(
+            "/v1/deployments/events", json={"team": team}, headers={"Authorization": f"Bearer {token}"}
+        )
+        other = await http.post(
+            "/v1/deployments/events",
+            json=report("someone-else", "1.0.0", "prod", "deploying", T0),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        scope = await http.post(
+            "/v1/deployments/events",
+            json=report(team, "1.0.0", "prod", "deploying", T0),
+            headers={"Authorization": f"Bearer {reader}"},
+        )
+        anonymous = await http.post("/v1/deployments/events", json=report(team, "1.0.0", "prod", "deploying", T0))
+    assert (bad.status_code, other.status_code, scope.status_code, anonymous.status_code) == (422, 403, 403, 401)
+
+
+async def test_garbage_on_deploy_events_is_dead_lettered(stack: EmbeddedStack) -> None:
+    key = f"dlq-{uuid.uuid4().hex[:6]}/m".encode()
+    async with Collector(stack.settings.kafka_bootstrap, "deploy.events.dlq") as dead:
+        await publish_raw(stack.settings.kafka_bootstrap, "deploy.events", [(b"not json", [], key)])
+        [record] = await dead.wait_for(lambda r: r.key == key)
+    assert header(record, "dlq_reason") == "not_json"
