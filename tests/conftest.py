@@ -57,6 +57,11 @@ async def infra(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Infra
         return
     # Services inherit the environment: a short key cache makes revocation tests quick.
     os.environ.setdefault("KEY_CACHE_SECONDS", "1")
+    # Webhook tests deliver to a receiver on loopback, with quick retries and time-outs.
+    os.environ.setdefault("DEPLOY_TRACKER_ALLOW_PRIVATE_WEBHOOKS", "true")
+    os.environ.setdefault("DEPLOY_TRACKER_WEBHOOK_BACKOFF_SECONDS", "0.2")
+    os.environ.setdefault("DEPLOY_TRACKER_WEBHOOK_TIMEOUT_SECONDS", "1")
+    os.environ.setdefault("DEPLOY_TRACKER_WEBHOOK_MAX_ATTEMPTS", "3")
     settings = _stack_settings(tmp_path_factory.mktemp("stack"))
     stack = EmbeddedStack(settings, quiet=True)
     await stack.start_infrastructure()

@@ -70,6 +70,11 @@ INDEXES: dict[str, list[IndexModel]] = {
     DEPLOYMENTS: [IndexModel([("version_id", ASCENDING), ("position", ASCENDING)], name="version_history")],
     DEPLOY_OUTBOX: [IndexModel([("writer", ASCENDING), ("seq", ASCENDING)], name="writer_seq")],
     DEPLOY_RELAY_CHECKPOINTS: [],
+    WEBHOOKS: [IndexModel([("team", ASCENDING), ("active", ASCENDING)], name="team_active")],
+    WEBHOOK_DELIVERIES: [
+        IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="due"),
+        IndexModel([("webhook_id", ASCENDING), ("created_at", DESCENDING)], name="by_webhook"),
+    ],
     API_KEYS: [
         IndexModel([("team", ASCENDING)], name="team"),
     ],

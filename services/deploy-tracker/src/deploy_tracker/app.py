@@ -14,10 +14,20 @@ from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.handlers import Report, handle_reports
 from deploy_tracker.repository import MongoRepository
 from deploy_tracker.routes import build_router
-from deploy_tracker.subscribers import register_report_subscriber
+from deploy_tracker.subscribers import register_event_subscriber, register_report_subscriber
+from deploy_tracker.webhook_routes import build_webhook_router
+from deploy_tracker.webhooks import DeliveryWorker, fan_out
 from shared.http_app import service_app
 from shared.kafka import make_broker
-from shared.mongo import DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS, DEPLOYMENTS, ensure_indexes, make_client
+from shared.mongo import (
+    DEPLOY_OUTBOX,
+    DEPLOY_RELAY_CHECKPOINTS,
+    DEPLOYMENTS,
+    WEBHOOK_DELIVERIES,
+    WEBHOOKS,
+    ensure_indexes,
+    make_client,
+)
 from shared.outbox import OutboxRelay, kafka_publisher
 
 
@@ -28,8 +38,11 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
     tasks: list[asyncio.Task[None]] = []
 
     async def start() -> None:
-        await ensure_indexes(service.db, [DEPLOYMENTS, DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS])
+        await ensure_indexes(
+            service.db, [DEPLOYMENTS, DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS, WEBHOOKS, WEBHOOK_DELIVERIES]
+        )
         tasks.append(asyncio.create_task(relay.run(), name="deploy-outbox-relay"))
+        tasks.append(asyncio.create_task(DeliveryWorker(service.db, settings).run(), name="webhook-deliveries"))
 
     async def stop() -> None:
         for task in tasks:
@@ -51,5 +64,9 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
         relay.notify()
 
     register_report_subscriber(broker, settings, handle_batch=handle_batch, authenticate=service.keystore.authenticate)
+    register_event_subscriber(broker, settings, fan_out=lambda events: fan_out(service.db, events))
     service.app.include_router(build_router(broker=broker, topic=settings.topic_deploy, guard=service.guard))
+    service.app.include_router(
+        build_webhook_router(db=service.db, guard=service.guard, allow_private=settings.allow_private_webhooks)
+    )
     return service.app

@@ -20,3 +20,13 @@ class DeployTrackerSettings(CommonSettings):
     relay_interval_seconds: float = 0.2
     relay_batch_size: int = 1000
     retry_backoff_seconds: float = 1.0
+    # Webhooks: delivery attempts, exponential backoff with jitter, per-request timeout.
+    webhook_group: str = "deploy-tracker-webhooks"
+    webhook_max_attempts: int = 6
+    webhook_backoff_seconds: float = 2.0
+    webhook_backoff_max_seconds: float = 600.0
+    webhook_timeout_seconds: float = 5.0
+    webhook_concurrency: int = 32
+    webhook_poll_seconds: float = 0.2
+    # Refuse webhook URLs resolving to private, loopback or link-local addresses unless allowed.
+    allow_private_webhooks: bool = False

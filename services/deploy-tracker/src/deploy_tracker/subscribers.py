@@ -14,7 +14,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.handlers import Report
 from shared.auth import Principal, bearer_token
-from shared.envelope import EnvelopeError, decode
+from shared.envelope import CloudEvent, EnvelopeError, decode
 from shared.kafka import dead_letter
 
 log = structlog.get_logger(__name__)
@@ -62,5 +62,39 @@ def register_report_subscriber(
             await handle_batch(reports)
         except Exception:
             log.exception("report batch failed; it will be retried", records=len(records))
+            await asyncio.sleep(settings.retry_backoff_seconds)
+            raise
+
+
+def register_event_subscriber(
+    broker: KafkaBroker, settings: DeployTrackerSettings, *, fan_out: Callable[[list[CloudEvent]], Awaitable[int]]
+) -> None:
+    """Consume ``registry.events`` (its own group) and turn matching events into webhook deliveries."""
+
+    @broker.subscriber(
+        settings.topic_events,
+        group_id=settings.webhook_group,
+        batch=True,
+        max_records=settings.batch_max_records,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        decoder=_keep_raw,
+    )
+    async def on_events(_: Any, message: KafkaMessage) -> None:
+        records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
+        events = []
+        for record in records:
+            try:
+                events.append(decode(record.value, record.headers or ()))
+            except EnvelopeError:
+                continue  # registry.events is written by the registry itself; nothing to deliver
+        try:
+            await fan_out(events)
+        except Exception:
+            log.exception("webhook fan-out failed; it will be retried", records=len(records))
             await asyncio.sleep(settings.retry_backoff_seconds)
             raise

@@ -1,0 +1,121 @@
+"""``/v1/teams/{team}/webhooks``: subscriptions (``team:admin``) and their deliveries."""
+
+import re
+import secrets
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pymongo.asynchronous.database import AsyncDatabase
+
+from deploy_tracker.webhook_targets import TargetRefused, check_target
+from shared import catalog, messages
+from shared.auth import Principal
+from shared.http_auth import Guard
+from shared.mongo import WEBHOOK_DELIVERIES, WEBHOOKS, Document
+from shared.problems import Problem
+
+EVENT_TYPES = sorted(set(messages.EVENT_MODELS) - {messages.DEPLOY_STATUS_REPORTED} | {"*"})
+_EVENT_PATTERN = "^(" + "|".join(re.escape(t) for t in EVENT_TYPES) + ")$"
+EventType = Annotated[str, StringConstraints(pattern=_EVENT_PATTERN)]
+
+
+class WebhookCreate(BaseModel):
+    """A subscription: where to POST and which event types (``*`` for all of the team's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: Annotated[str, StringConstraints(min_length=8, max_length=2048)]
+    event_types: Annotated[list[EventType], Field(min_length=1, max_length=len(EVENT_TYPES))]
+    active: bool = True
+    description: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+def _public(doc: Document) -> dict[str, Any]:
+    return {
+        "id": doc["_id"],
+        "team": doc["team"],
+        "url": doc["url"],
+        "event_types": doc["event_types"],
+        "active": doc["active"],
+        "description": doc.get("description", ""),
+        "created_at": doc["created_at"].isoformat().replace("+00:00", "Z"),
+    }
+
+
+def _delivery(doc: Document) -> dict[str, Any]:
+    keep = ("event_id", "event_type", "status", "attempts", "next_attempt_at", "delivered_at", "dead_at", "errors")
+    return {"id": doc["_id"], **{k: doc.get(k) for k in keep}}
+
+
+def build_webhook_router(*, db: AsyncDatabase[Document], guard: Guard, allow_private: bool) -> APIRouter:
+    """Manage a team's webhooks; the secret is returned once, at creation."""
+    router = APIRouter(prefix="/v1/teams/{team}/webhooks", tags=["webhooks"])
+    Admin = Annotated[Principal, Depends(guard.requiring("team:admin"))]
+
+    def for_team(request: Request, caller: Principal, team: str) -> None:
+        if not caller.acts_for(team):
+            guard.deny(request, caller, status=403, reason="other team's webhooks", resource_team=team)
+            raise Problem(
+                403, "Forbidden", f"this key cannot manage team {team!r}", type_="urn:registry:problem:forbidden"
+            )
+
+    async def owned(team: str, webhook_id: str) -> Document:
+        doc = await db[WEBHOOKS].find_one({"_id": webhook_id, "team": team})
+        if doc is None:
+            raise Problem(
+                404, "Not found", f"team {team!r} has no webhook {webhook_id!r}", type_="urn:registry:problem:not-found"
+            )
+        return doc
+
+    @router.post("", status_code=201)
+    async def create(team: str, body: WebhookCreate, caller: Admin, request: Request) -> dict[str, Any]:
+        """Subscribe; the response's ``secret`` signs every delivery and is not shown again."""
+        for_team(request, caller, team)
+        try:
+            await check_target(body.url, allow_private=allow_private)
+        except TargetRefused as exc:
+            raise Problem(422, "Invalid webhook URL", str(exc), type_="urn:registry:problem:invalid") from None
+        doc = {
+            "_id": f"wh_{uuid.uuid4().hex[:16]}",
+            "team": team,
+            **body.model_dump(),
+            "secret": secrets.token_urlsafe(32),
+            "created_at": datetime.now(UTC),
+            "created_by": caller.key_id,
+        }
+        await db[WEBHOOKS].insert_one(doc)
+        return {**_public(doc), "secret": doc["secret"]}
+
+    @router.get("")
+    async def list_webhooks(team: str, caller: Admin, request: Request) -> dict[str, Any]:
+        """The team's subscriptions (no secrets)."""
+        for_team(request, caller, team)
+        return {"items": [_public(d) for d in await db[WEBHOOKS].find({"team": team}).to_list()]}
+
+    @router.delete("/{webhook_id}", status_code=204)
+    async def delete(team: str, webhook_id: str, caller: Admin, request: Request) -> None:
+        """Remove a subscription; pending deliveries stop."""
+        for_team(request, caller, team)
+        await owned(team, webhook_id)
+        await db[WEBHOOKS].delete_one({"_id": webhook_id})
+
+    @router.get("/{webhook_id}/deliveries")
+    async def deliveries(
+        team: str,
+        webhook_id: str,
+        caller: Admin,
+        request: Request,
+        status: Annotated[str | None, Query(pattern="^(pending|delivered|dead)$")] = None,
+        limit: Annotated[int, Query(ge=1, le=catalog.MAX_PAGE_SIZE)] = catalog.DEFAULT_PAGE_SIZE,
+    ) -> dict[str, Any]:
+        """Recent deliveries, newest first, with attempts and errors; ``dead`` ones are dead-lettered."""
+        for_team(request, caller, team)
+        await owned(team, webhook_id)
+        query: dict[str, Any] = {"webhook_id": webhook_id, **({"status": status} if status else {})}
+        docs = await db[WEBHOOK_DELIVERIES].find(query).sort("created_at", -1).limit(limit).to_list()
+        return {"items": [_delivery(d) for d in docs]}
+
+    return router

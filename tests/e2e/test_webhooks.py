@@ -1,0 +1,143 @@
+"""Webhook deliveries to a local receiver: signed, filtered, retried, dead-lettered, isolated."""
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from registry_cli.stack import EmbeddedStack
+from tests.conftest import free_port
+from tests.factories import ADMIN_KEY
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
+
+
+class Receiver:
+    """Records every request; /flaky fails twice, /hang never answers in time, /dead always fails."""
+
+    def __init__(self) -> None:
+        self.received: dict[str, list[tuple[dict[str, str], bytes]]] = defaultdict(list)
+        self.port = free_port()
+
+    async def endpoint(self, request: Request) -> Response:
+        path = request.path_params["path"]
+        self.received[path].append((dict(request.headers), await request.body()))
+        if path == "hang":
+            await asyncio.sleep(30)
+        if path == "dead" or (path == "flaky" and len(self.received[path]) <= 2):
+            return Response(status_code=500)
+        return Response(status_code=204)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path}"
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    box = Receiver()
+    app = Starlette(routes=[Route("/{path}", box.endpoint, methods=["POST"])])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=box.port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    yield box
+    server.should_exit = True
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(task, 5)
+
+
+async def eventually(check: Any, timeout: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.1)
+
+
+async def test_deliveries_are_signed_filtered_retried_dead_lettered_and_isolated(
+    stack: EmbeddedStack, receiver: Receiver
+) -> None:
+    team = f"wh-{uuid.uuid4().hex[:6]}"
+    registered = "registry.event.model_version_registered"
+    async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
+        token = (
+            await http.post(f"/v1/teams/{team}/api-keys", json={"name": "a", "scopes": ["team:admin", "models:write"]})
+        ).json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    hooks: dict[str, dict[str, Any]] = {}
+    async with httpx.AsyncClient(base_url=stack.url("deploy-tracker"), headers=headers) as tracker:
+        for path, types in (
+            ("ok", [registered]),
+            ("filtered", ["registry.event.deployment_status_changed"]),
+            ("flaky", [registered]),
+            ("hang", [registered]),
+            ("dead", ["*"]),
+        ):
+            response = await tracker.post(
+                f"/v1/teams/{team}/webhooks", json={"url": receiver.url(path), "event_types": types}
+            )
+            assert response.status_code == 201, response.text
+            hooks[path] = response.json()
+        listed = (await tracker.get(f"/v1/teams/{team}/webhooks")).json()["items"]
+        assert len(listed) == 5 and all("secret" not in hook for hook in listed)
+        async with httpx.AsyncClient(base_url=stack.url("registration"), headers=headers) as registration:
+            body = {"version": "1.0.0", "framework": "onnx", "artifact_uri": "s3://bucket/key"}
+            assert (await registration.post(f"/v1/models/{team}/m/versions", json=body)).status_code == 201
+
+        async def delivered_ok() -> bool:
+            return bool(receiver.received["ok"])
+
+        await eventually(delivered_ok)
+        # The hanging endpoint holds its own delivery only: the healthy one was served meanwhile.
+        hang = (await tracker.get(f"/v1/teams/{team}/webhooks/{hooks['hang']['id']}/deliveries")).json()["items"]
+        assert hang and hang[0]["status"] == "pending"
+
+        async def settled() -> bool:
+            states = {}
+            for path in ("flaky", "hang", "dead"):
+                items = (await tracker.get(f"/v1/teams/{team}/webhooks/{hooks[path]['id']}/deliveries")).json()
+                states[path] = [d["status"] for d in items["items"]]
+            return states == {"flaky": ["delivered"], "hang": ["dead"], "dead": ["dead"]}
+
+        await eventually(settled, timeout=60)
+        dead = (
+            await tracker.get(f"/v1/teams/{team}/webhooks/{hooks['dead']['id']}/deliveries", params={"status": "dead"})
+        ).json()["items"]
+    assert dead[0]["attempts"] == 3 and len(dead[0]["errors"]) == 3 and "HTTP 500" in dead[0]["errors"][0]["error"]
+    assert len(receiver.received["flaky"]) == 3 and not receiver.received["filtered"]
+    request_headers, raw = receiver.received["ok"][0]
+    secret = hooks["ok"]["secret"].encode()
+    assert request_headers["x-registry-signature"] == "sha256=" + hmac.new(secret, raw, hashlib.sha256).hexdigest()
+    assert request_headers["x-registry-delivery"] and request_headers["content-type"] == "application/cloudevents+json"
+    event = json.loads(raw)
+    assert event["type"] == registered and event["data"]["team"] == team and event["specversion"] == "1.0"
+
+
+async def test_other_teams_cannot_see_or_manage_webhooks(stack: EmbeddedStack) -> None:
+    async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
+        token = (
+            await http.post(
+                f"/v1/teams/wh-other-{uuid.uuid4().hex[:4]}/api-keys", json={"name": "a", "scopes": ["team:admin"]}
+            )
+        ).json()["token"]
+    async with httpx.AsyncClient(
+        base_url=stack.url("deploy-tracker"), headers={"Authorization": f"Bearer {token}"}
+    ) as tracker:
+        assert (await tracker.get("/v1/teams/somebody/webhooks")).status_code == 403
+        refused = await tracker.post(
+            "/v1/teams/somebody/webhooks", json={"url": "http://127.0.0.1/x", "event_types": ["*"]}
+        )
+        assert refused.status_code == 403
