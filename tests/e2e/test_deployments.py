@@ -117,8 +117,13 @@ async def test_full_lifecycle_moves_status_per_environment(stack: EmbeddedStack,
         prod = (
             await http.get("/v1/models", params={"team": team, "environment": "prod", "status": "rolled_back"})
         ).json()["items"]
+        in_staging = (
+            await http.get(f"/v1/models/{team}/m/versions", params={"environment": "staging", "status": "deployed"})
+        ).json()["items"]
+        in_dev = (await http.get(f"/v1/models/{team}/m/versions", params={"environment": "dev"})).json()["items"]
     assert version["environments"]["prod"]["status"] == "rolled_back" and version["status"] == "deployed"
     assert [m["name"] for m in prod] == ["m"]
+    assert [v["version"] for v in in_staging] == ["1.0.0"] and in_dev == []
 
 
 async def test_out_of_order_duplicate_illegal_unknown_and_foreign_reports(stack: EmbeddedStack) -> None:

@@ -86,13 +86,7 @@ class Reads:
         if filters.status or filters.environment:
             # Deployment state lives on versions; "everything deployed to prod" is the models with
             # at least one version whose prod environment is deployed.
-            if filters.environment:
-                field = f"environments.{filters.environment}"
-                condition: Any = {f"{field}.status": filters.status} if filters.status else {field: {"$exists": True}}
-            elif filters.status == "registered":
-                condition = {"status": {"$in": [None, "registered"]}}
-            else:
-                condition = {"status": filters.status}
+            condition = deployment_condition(filters.status, filters.environment)
             query["_id"] = {"$in": await self.versions.distinct("model_id", condition)}
         return query
 
@@ -126,15 +120,18 @@ class Reads:
         include_prerelease: bool,
         limit: int,
         cursor: str | None,
+        status: str | None = None,
+        environment: str | None = None,
     ) -> Page:
-        """A model's versions, newest SemVer precedence first."""
+        """A model's versions, newest SemVer precedence first, optionally by deployment state."""
         query: dict[str, Any] = {"model_id": model["_id"]}
         key_bounds: dict[str, str] = version_range.to_filter() if version_range else {}
         # Both forms keep the (model_id, prerelease, version_key) index usable.
         query["prerelease"] = False if not include_prerelease else {"$in": [False, True]}
         if key_bounds:
             query["version_key"] = key_bounds
-        scope = _fingerprint(f"{model['_id']}|{key_bounds}|{include_prerelease}")
+        query |= deployment_condition(status, environment)
+        scope = _fingerprint(f"{model['_id']}|{key_bounds}|{include_prerelease}|{status}|{environment}")
         return await _page(self.versions, paged(_BY_PRECEDENCE, query, cursor, scope), _BY_PRECEDENCE, limit, scope)
 
     async def version_by_id(self, version_id: str) -> Document | None:
@@ -158,6 +155,16 @@ class Reads:
     async def deployment_history(self, version: Document, *, limit: int, cursor: str | None) -> Page:
         """Deployment reports of a version, oldest first."""
         return await _by_position(self.deployments, {"version_id": version["_id"]}, str(version["_id"]), limit, cursor)
+
+
+def deployment_condition(status: str | None, environment: str | None) -> dict[str, Any]:
+    """Versions in ``status`` (overall, or in ``environment`` when given), or reported in ``environment``."""
+    if environment:
+        field = f"environments.{environment}"
+        return {f"{field}.status": status} if status else {field: {"$exists": True}}
+    if status == "registered":
+        return {"status": {"$in": [None, "registered"]}}
+    return {"status": status} if status else {}
 
 
 _BY_PRECEDENCE = SortSpec("version", "version_key", descending=True)

@@ -186,10 +186,19 @@ def build_router(
         request: Request,
         range: Annotated[str | None, Query(max_length=256, description="e.g. >=1.2.0,<2.0.0")] = None,
         include_prerelease: bool = False,
+        status: Annotated[str | None, Query(max_length=32)] = None,
+        environment: Annotated[str | None, Query(pattern=catalog.SLUG_PATTERN)] = None,
         limit: Limit = catalog.DEFAULT_PAGE_SIZE,
         cursor: Cursor = None,
     ) -> dict[str, Any]:
-        """Versions by SemVer precedence, newest first."""
+        """Versions by SemVer precedence, newest first; ``status``/``environment`` filter by deployment."""
+        if status and status not in catalog.DEPLOYMENT_STATUSES:
+            raise Problem(
+                422,
+                "Invalid filter",
+                f"status must be one of {', '.join(catalog.DEPLOYMENT_STATUSES)}",
+                type_="urn:registry:problem:invalid",
+            )
         model = await find_model(team, name, caller, request)
         try:
             version_range = parse_range(range) if range else None
@@ -201,6 +210,8 @@ def build_router(
             include_prerelease=include_prerelease,
             limit=limit,
             cursor=cursor,
+            status=status,
+            environment=environment,
         )
         return _page(page, version_public)
 
