@@ -17,6 +17,7 @@ from deploy_tracker.routes import build_router
 from deploy_tracker.subscribers import register_event_subscriber, register_report_subscriber
 from deploy_tracker.webhook_routes import build_webhook_router
 from deploy_tracker.webhooks import DeliveryWorker, fan_out
+from shared.envelope import CloudEvent
 from shared.http_app import service_app
 from shared.kafka import make_broker
 from shared.mongo import (
@@ -42,7 +43,7 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
             service.db, [DEPLOYMENTS, DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS, WEBHOOKS, WEBHOOK_DELIVERIES]
         )
         tasks.append(asyncio.create_task(relay.run(), name="deploy-outbox-relay"))
-        tasks.append(asyncio.create_task(DeliveryWorker(service.db, settings).run(), name="webhook-deliveries"))
+        tasks.append(asyncio.create_task(worker.run(), name="webhook-deliveries"))
 
     async def stop() -> None:
         for task in tasks:
@@ -64,7 +65,14 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
         relay.notify()
 
     register_report_subscriber(broker, settings, handle_batch=handle_batch, authenticate=service.keystore.authenticate)
-    register_event_subscriber(broker, settings, fan_out=lambda events: fan_out(service.db, events))
+    worker = DeliveryWorker(service.db, settings)
+
+    async def deliver(events: list[CloudEvent]) -> int:
+        created = await fan_out(service.db, events)
+        worker.enqueue(created)
+        return len(created)
+
+    register_event_subscriber(broker, settings, fan_out=deliver)
     service.app.include_router(build_router(broker=broker, topic=settings.topic_deploy, guard=service.guard))
     service.app.include_router(
         build_webhook_router(db=service.db, guard=service.guard, allow_private=settings.allow_private_webhooks)

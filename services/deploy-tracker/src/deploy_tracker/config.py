@@ -27,6 +27,6 @@ class DeployTrackerSettings(CommonSettings):
     webhook_backoff_max_seconds: float = 600.0
     webhook_timeout_seconds: float = 5.0
     webhook_concurrency: int = 32
-    webhook_poll_seconds: float = 0.2
+    webhook_recovery_seconds: float = 30.0
     # Refuse webhook URLs resolving to private, loopback or link-local addresses unless allowed.
     allow_private_webhooks: bool = False

@@ -1,14 +1,16 @@
 """Webhook fan-out: matching events become delivery records; a worker POSTs them, signed, with retries.
 
 Deliveries are records in ``webhook_deliveries`` (at-least-once: created before the event's offset
-is committed, idempotent on event id + subscription). Each attempt is claimed with a lease, so a
-slow or dead endpoint holds only its own delivery while the worker serves the others.
+is committed, idempotent on event id + subscription). The process that creates a delivery queues
+it in memory and schedules its retries with timers, so MongoDB is not polled on the hot path (the
+stand-in reads every matching document on each query). A slow scan every ``recovery_seconds``
+picks up deliveries whose process died. Each attempt is claimed with a lease, so a slow or dead
+endpoint holds only its own delivery while the worker serves the others.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -36,11 +38,11 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-async def fan_out(db: AsyncDatabase[Document], events: list[CloudEvent]) -> int:
-    """Create a pending delivery for every active subscription that wants each event."""
+async def fan_out(db: AsyncDatabase[Document], events: list[CloudEvent]) -> list[str]:
+    """Create a pending delivery for every active subscription that wants each event; return new ids."""
     teams = {team for event in events if isinstance(team := event.data.get("team"), str)}
     if not teams:
-        return 0
+        return []
     subscriptions = await db[WEBHOOKS].find({"team": {"$in": sorted(teams)}, "active": True}).to_list()
     now = datetime.now(UTC)
     records = [
@@ -63,59 +65,85 @@ async def fan_out(db: AsyncDatabase[Document], events: list[CloudEvent]) -> int:
         if sub["team"] == event.data.get("team") and (event.type in sub["event_types"] or "*" in sub["event_types"])
     ]
     if not records:
-        return 0
-    with contextlib.suppress(BulkWriteError):  # redelivered events: their deliveries already exist
+        return []
+    try:
         await db[WEBHOOK_DELIVERIES].insert_many(records, ordered=False)
-    return len(records)
+    except BulkWriteError as exc:  # redelivered events: those deliveries already exist
+        failed = {error["index"] for error in exc.details.get("writeErrors", [])}
+        return [record["_id"] for index, record in enumerate(records) if index not in failed]
+    return [record["_id"] for record in records]
 
 
 class DeliveryWorker:
-    """Finds due deliveries, claims each with a lease, and POSTs them concurrently."""
+    """Delivers queued deliveries concurrently; each is claimed with a lease before its attempt."""
 
     def __init__(self, db: AsyncDatabase[Document], settings: DeployTrackerSettings) -> None:
         self._db, self._settings = db, settings
         self._deliveries, self._webhooks = db[WEBHOOK_DELIVERIES], db[WEBHOOKS]
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def run(self) -> None:
-        """Poll for due deliveries until cancelled."""
-        async with httpx.AsyncClient(timeout=self._settings.webhook_timeout_seconds, follow_redirects=False) as http:
-            while True:
-                try:
-                    await self._dispatch_due(http)
-                except Exception:
-                    log.exception("webhook dispatch failed; retrying")
-                await asyncio.sleep(self._settings.webhook_poll_seconds)
+    def enqueue(self, delivery_ids: list[str]) -> None:
+        """Deliver these soon (called after fan-out committed them)."""
+        for delivery_id in delivery_ids:
+            self._queue.put_nowait(delivery_id)
 
-    async def _dispatch_due(self, http: httpx.AsyncClient) -> None:
+    async def run(self) -> None:
+        """Deliver until cancelled; recover orphaned deliveries now and then."""
+        recovery = asyncio.create_task(self._recover_forever())
+        try:
+            async with httpx.AsyncClient(
+                timeout=self._settings.webhook_timeout_seconds, follow_redirects=False
+            ) as http:
+                while True:
+                    delivery_id = await self._queue.get()
+                    await self._slots.acquire()
+                    task = asyncio.create_task(self._claim_and_attempt(http, delivery_id))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+        finally:
+            recovery.cancel()
+
+    async def _recover_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.webhook_recovery_seconds)
+            try:
+                await self.recover()
+            except Exception:
+                log.exception("webhook recovery scan failed")
+
+    async def recover(self) -> int:
+        """Queue pending deliveries that are overdue and unleased: their process died or restarted."""
         now = datetime.now(UTC)
-        due = await self._deliveries.find(
-            {"status": "pending", "next_attempt_at": {"$lte": now}}, {"_id": 1, "lease_until": 1}
+        grace = timedelta(seconds=self._settings.webhook_timeout_seconds + 10)
+        docs = await self._deliveries.find(
+            {"status": "pending", "next_attempt_at": {"$lte": now - grace}}, {"_id": 1, "lease_until": 1}
         ).to_list()
-        for candidate in due:
-            if candidate["lease_until"] > now or self._slots.locked():
-                continue
+        overdue = [doc["_id"] for doc in docs if doc["lease_until"] <= now]
+        self.enqueue(overdue)
+        return len(overdue)
+
+    async def _claim_and_attempt(self, http: httpx.AsyncClient, delivery_id: str) -> None:
+        try:
+            now = datetime.now(UTC)
             lease = now + timedelta(seconds=self._settings.webhook_timeout_seconds + 5)
-            claimed = await self._deliveries.find_one_and_update(
-                {"_id": candidate["_id"], "status": "pending", "lease_until": {"$lte": now}},
+            delivery = await self._deliveries.find_one_and_update(
+                {"_id": delivery_id, "status": "pending", "lease_until": {"$lte": now}},
                 {"$set": {"lease_until": lease}},
             )
-            if claimed is None:
-                continue  # another replica took it
-            await self._slots.acquire()
-            task = asyncio.create_task(self._attempt(http, claimed))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _attempt(self, http: httpx.AsyncClient, delivery: Document) -> None:
-        try:
-            error = await self._post(http, delivery)
-            await self._record(delivery, error)
+            if delivery is not None:  # None: delivered, dead, or taken by another replica
+                await self._attempt(http, delivery)
         except Exception:
-            log.exception("recording a webhook attempt failed", delivery=delivery["_id"])
+            log.exception("webhook attempt failed", delivery=delivery_id)
         finally:
             self._slots.release()
+
+    async def _attempt(self, http: httpx.AsyncClient, delivery: Document) -> None:
+        error = await self._post(http, delivery)
+        retry_in = await self._record(delivery, error)
+        if retry_in is not None:
+            asyncio.get_running_loop().call_later(retry_in, self._queue.put_nowait, delivery["_id"])
 
     async def _post(self, http: httpx.AsyncClient, delivery: Document) -> str | None:
         subscription = await self._webhooks.find_one({"_id": delivery["webhook_id"]})
@@ -139,10 +167,12 @@ class DeliveryWorker:
             return f"{type(exc).__name__}: {exc}"[:300]
         return None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
 
-    async def _record(self, delivery: Document, error: str | None) -> None:
+    async def _record(self, delivery: Document, error: str | None) -> float | None:
+        """Store the attempt's result; return the seconds until a retry, if one is due."""
         attempts = delivery["attempts"] + 1
         now = datetime.now(UTC)
         changes: dict[str, Any] = {"attempts": attempts, "last_attempt_at": now, "lease_until": now}
+        retry_in: float | None = None
         if error is None:
             changes |= {"status": "delivered", "delivered_at": now}
             DELIVERIES.labels("delivered").inc()
@@ -151,10 +181,12 @@ class DeliveryWorker:
             DELIVERIES.labels("dead").inc()
         else:
             base = self._settings.webhook_backoff_seconds * 2 ** (attempts - 1)
-            delay = min(self._settings.webhook_backoff_max_seconds, base) * random.uniform(0.8, 1.2)
-            changes["next_attempt_at"] = now + timedelta(seconds=delay)
+            # Jitter spreads retries of many deliveries that failed together.
+            retry_in = min(self._settings.webhook_backoff_max_seconds, base) * random.uniform(0.8, 1.2)
+            changes["next_attempt_at"] = now + timedelta(seconds=retry_in)
             DELIVERIES.labels("retry").inc()
         update: dict[str, Any] = {"$set": changes}
         if error is not None:
             update["$push"] = {"errors": {"at": now, "error": error}}
         await self._deliveries.update_one({"_id": delivery["_id"]}, update)
+        return retry_in
