@@ -33,6 +33,7 @@ lint: setup
 bench: setup
 	.venv/bin/python bench/registry_bench.py
 	.venv/bin/python bench/security_bench.py
+	.venv/bin/python bench/deploy_bench.py
 
 clean:
 	rm -rf .venv .uv .data .pytest_cache .mypy_cache .ruff_cache
