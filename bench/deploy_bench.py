@@ -164,7 +164,7 @@ async def main(args: argparse.Namespace) -> int:
                 await asyncio.sleep(0.5)
             applied_rate = args.reports / (time.perf_counter() - started)
             fan_started = time.perf_counter()
-            while received["count"] < args.reports:
+            while not args.no_webhook and received["count"] < args.reports:
                 await asyncio.sleep(0.5)
             fan_rate = args.reports / (time.perf_counter() - started)
             drain_after = time.perf_counter() - fan_started
@@ -188,6 +188,7 @@ def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reports", type=int, default=50_000)
     parser.add_argument("--versions", type=int, default=500)
+    parser.add_argument("--no-webhook", action="store_true", help="measure the tracker without webhook fan-out")
     return parser.parse_args()
 
 

@@ -4,6 +4,7 @@ import asyncio
 import json
 import os
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
@@ -59,3 +60,34 @@ async def test_security_counters_are_exported(stack: EmbeddedStack) -> None:
         metrics = (await http.get("/metrics")).text
     assert 'registry_auth_failures_total{reason="malformed",service="query"}' in metrics
     assert "registry_access_denied_total" in metrics and "registry_rate_limited_total" in metrics
+
+
+async def test_produce_publishes_a_command_and_a_deploy_report_in_one_line(stack: EmbeddedStack) -> None:
+    team = f"cli-{uuid.uuid4().hex[:6]}"
+    env_args = ("--api-key", ADMIN_KEY.token, "--bootstrap-servers", stack.settings.kafka_bootstrap)
+    register = {"team": team, "name": "m", "version": "1.0.0", "framework": "onnx", "artifact_uri": "s3://b/k"}
+    code, out = await cli(stack, "produce", "register", "--data", json.dumps(register), *env_args)
+    assert code == 0 and len(out.strip()) == 32, out
+    report = {
+        "team": team,
+        "name": "m",
+        "version": "1.0.0",
+        "environment": "prod",
+        "status": "deploying",
+        "occurred_at": "2026-11-26T10:00:00Z",
+    }
+    async with httpx.AsyncClient(
+        base_url=stack.url("query"), headers={"Authorization": f"Bearer {ADMIN_KEY.token}"}
+    ) as http:
+        for _ in range(200):
+            if (await http.get(f"/v1/models/{team}/m/versions/1.0.0")).status_code == 200:
+                break
+            await asyncio.sleep(0.05)
+        code, out = await cli(stack, "produce", "deploy", "--data", json.dumps(report), *env_args)
+        assert code == 0, out
+        for _ in range(200):
+            version = (await http.get(f"/v1/models/{team}/m/versions/1.0.0")).json()
+            if version["environments"].get("prod", {}).get("status") == "deploying":
+                break
+            await asyncio.sleep(0.05)
+    assert version["status"] == "deploying"
