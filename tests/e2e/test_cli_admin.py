@@ -65,7 +65,7 @@ async def test_security_counters_are_exported(stack: EmbeddedStack) -> None:
 async def test_produce_publishes_a_command_and_a_deploy_report_in_one_line(stack: EmbeddedStack) -> None:
     team = f"cli-{uuid.uuid4().hex[:6]}"
     env_args = ("--api-key", ADMIN_KEY.token, "--bootstrap-servers", stack.settings.kafka_bootstrap)
-    register = {"team": team, "name": "m", "version": "1.0.0", "framework": "onnx", "artifact_uri": "s3://b/k"}
+    register = {"team": team, "name": "m", "version": "1.0.0", "framework": "onnx", "artifact_uri": "s3://bucket/key"}
     code, out = await cli(stack, "produce", "register", "--data", json.dumps(register), *env_args)
     assert code == 0 and len(out.strip()) == 32, out
     report = {
@@ -87,6 +87,7 @@ async def test_produce_publishes_a_command_and_a_deploy_report_in_one_line(stack
         assert code == 0, out
         for _ in range(200):
             version = (await http.get(f"/v1/models/{team}/m/versions/1.0.0")).json()
+            assert "environments" in version, version
             if version["environments"].get("prod", {}).get("status") == "deploying":
                 break
             await asyncio.sleep(0.05)
