@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
+from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.security import SASLPlaintext, SASLScram256, SASLScram512
 
@@ -101,3 +103,32 @@ async def dead_letter(broker: KafkaBroker, record: ConsumerRecord[Any, Any], *, 
     """Send ``record``'s original bytes to ``<topic>.dlq`` with why it was refused, so the partition moves on."""
     headers = {key: value.decode("utf-8", "replace") for key, value in dead_letter_headers(record, reason, error)}
     await broker.publish(record.value or b"", topic=f"{record.topic}.dlq", key=record.key, headers=headers)
+
+
+async def _keep_raw(_: Any) -> None:
+    """Skip FastStream's body decoding: handlers decode each record as a CloudEvent themselves."""
+    return None
+
+
+def batch_subscriber(
+    broker: KafkaBroker, settings: CommonSettings, *topics: str, group: str, max_records: int, timeout_ms: int
+) -> Callable[[Callable[..., Awaitable[None]]], object]:
+    """The subscriber every consumer here uses: batches, earliest offset, commit only after success.
+
+    ``NACK_ON_ERROR`` seeks the batch back when the handler raises, so nothing is skipped; raw
+    records reach the handler as ``message.raw_message`` (a tuple of ``ConsumerRecord``).
+    """
+    subscriber: Callable[[Callable[..., Awaitable[None]]], object] = broker.subscriber(
+        *topics,
+        group_id=group,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=timeout_ms,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        decoder=_keep_raw,
+    )
+    return subscriber

@@ -9,13 +9,13 @@ from typing import Any
 
 import structlog
 from aiokafka.structs import ConsumerRecord
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from prometheus_client import Counter
 
 from audit.config import AuditSettings
 from audit.entries import entry_for
 from shared.envelope import EnvelopeError, decode
+from shared.kafka import batch_subscriber
 from shared.mongo import Document
 
 log = structlog.get_logger(__name__)
@@ -23,26 +23,16 @@ AUDITED = Counter("registry_audit_entries_total", "Audit entries appended, by so
 Append = Callable[[list[Document]], Awaitable[int]]
 
 
-async def _keep_raw(_: Any) -> None:
-    """Skip FastStream's body decoding: records are decoded as CloudEvents below."""
-    return None
-
-
 def register_audit_subscriber(broker: KafkaBroker, settings: AuditSettings, *, append: Append) -> None:
     """Consume every contract topic in batches (group ``audit``)."""
 
-    @broker.subscriber(
+    @batch_subscriber(
+        broker,
+        settings,
         *settings.all_topics(),
-        group_id=settings.consumer_group,
-        batch=True,
+        group=settings.consumer_group,
         max_records=settings.batch_max_records,
-        batch_timeout_ms=settings.batch_timeout_ms,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        decoder=_keep_raw,
+        timeout_ms=settings.batch_timeout_ms,
     )
     async def on_records(_: Any, message: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message

@@ -8,23 +8,17 @@ from typing import Any
 
 import structlog
 from aiokafka.structs import ConsumerRecord
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.handlers import Report
 from shared.auth import Principal, bearer_token
 from shared.envelope import CloudEvent, EnvelopeError, decode
-from shared.kafka import dead_letter
+from shared.kafka import batch_subscriber, dead_letter
 
 log = structlog.get_logger(__name__)
 HandleBatch = Callable[[list[Report]], Awaitable[object]]
 Authenticate = Callable[[str | None], Awaitable[Principal | None]]
-
-
-async def _keep_raw(_: Any) -> None:
-    """Skip FastStream's body decoding: records are decoded as CloudEvents below."""
-    return None
 
 
 def register_report_subscriber(
@@ -32,18 +26,13 @@ def register_report_subscriber(
 ) -> None:
     """Consume ``deploy.events`` in batches (group ``deploy-tracker``), committing after the write."""
 
-    @broker.subscriber(
+    @batch_subscriber(
+        broker,
+        settings,
         settings.topic_deploy,
-        group_id=settings.consumer_group,
-        batch=True,
+        group=settings.consumer_group,
         max_records=settings.batch_max_records,
-        batch_timeout_ms=settings.batch_timeout_ms,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        decoder=_keep_raw,
+        timeout_ms=settings.batch_timeout_ms,
     )
     async def on_reports(_: Any, message: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
@@ -71,18 +60,13 @@ def register_event_subscriber(
 ) -> None:
     """Consume ``registry.events`` (its own group) and turn matching events into webhook deliveries."""
 
-    @broker.subscriber(
+    @batch_subscriber(
+        broker,
+        settings,
         settings.topic_events,
-        group_id=settings.webhook_group,
-        batch=True,
+        group=settings.webhook_group,
         max_records=settings.batch_max_records,
-        batch_timeout_ms=settings.batch_timeout_ms,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        decoder=_keep_raw,
+        timeout_ms=settings.batch_timeout_ms,
     )
     async def on_events(_: Any, message: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message

@@ -8,7 +8,6 @@ from typing import Any
 
 import structlog
 from aiokafka.structs import ConsumerRecord
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from registration import metrics
@@ -17,18 +16,13 @@ from registration.handlers import Command, Outcome
 from shared import correlation
 from shared.auth import Principal, bearer_token
 from shared.envelope import EnvelopeError, decode
-from shared.kafka import dead_letter
+from shared.kafka import batch_subscriber, dead_letter
 from shared.ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
 
 HandleBatch = Callable[[list[Command]], Awaitable[list[Outcome]]]
 ResolvePrincipal = Callable[[str | None], Awaitable[Principal | None]]
-
-
-async def _keep_raw(_: Any) -> None:
-    """Skip FastStream's body decoding: records are decoded as CloudEvents below."""
-    return None
 
 
 def register_command_subscriber(
@@ -41,18 +35,13 @@ def register_command_subscriber(
 ) -> None:
     """Consume ``registry.commands`` in batches; offsets are committed only after the batch commits."""
 
-    @broker.subscriber(
+    @batch_subscriber(
+        broker,
+        settings,
         settings.topic_commands,
-        group_id=settings.consumer_group,
-        batch=True,
+        group=settings.consumer_group,
         max_records=settings.batch_max_records,
-        batch_timeout_ms=settings.batch_timeout_ms,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        decoder=_keep_raw,
+        timeout_ms=settings.batch_timeout_ms,
     )
     async def on_commands(_: Any, message: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
