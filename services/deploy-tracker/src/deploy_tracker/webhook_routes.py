@@ -31,6 +31,7 @@ class WebhookCreate(BaseModel):
     event_types: Annotated[list[EventType], Field(min_length=1, max_length=len(EVENT_TYPES))]
     active: bool = True
     description: Annotated[str, StringConstraints(max_length=500)] = ""
+    max_attempts: Annotated[int, Field(ge=1, le=50)] | None = None  # default: DEPLOY_TRACKER_WEBHOOK_MAX_ATTEMPTS
 
 
 def _public(doc: Document) -> dict[str, Any]:

@@ -140,13 +140,14 @@ class DeliveryWorker:
             self._slots.release()
 
     async def _attempt(self, http: httpx.AsyncClient, delivery: Document) -> None:
-        error = await self._post(http, delivery)
-        retry_in = await self._record(delivery, error)
+        subscription = await self._webhooks.find_one({"_id": delivery["webhook_id"]})
+        error = await self._post(http, delivery, subscription)
+        limit = (subscription or {}).get("max_attempts") or self._settings.webhook_max_attempts
+        retry_in = await self._record(delivery, error, max_attempts=limit)
         if retry_in is not None:
             asyncio.get_running_loop().call_later(retry_in, self._queue.put_nowait, delivery["_id"])
 
-    async def _post(self, http: httpx.AsyncClient, delivery: Document) -> str | None:
-        subscription = await self._webhooks.find_one({"_id": delivery["webhook_id"]})
+    async def _post(self, http: httpx.AsyncClient, delivery: Document, subscription: Document | None) -> str | None:
         if subscription is None or not subscription.get("active"):
             return "subscription removed or inactive"
         try:
@@ -167,7 +168,7 @@ class DeliveryWorker:
             return f"{type(exc).__name__}: {exc}"[:300]
         return None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
 
-    async def _record(self, delivery: Document, error: str | None) -> float | None:
+    async def _record(self, delivery: Document, error: str | None, *, max_attempts: int) -> float | None:
         """Store the attempt's result; return the seconds until a retry, if one is due."""
         attempts = delivery["attempts"] + 1
         now = datetime.now(UTC)
@@ -176,7 +177,7 @@ class DeliveryWorker:
         if error is None:
             changes |= {"status": "delivered", "delivered_at": now}
             DELIVERIES.labels("delivered").inc()
-        elif attempts >= self._settings.webhook_max_attempts:
+        elif attempts >= max_attempts:
             changes |= {"status": "dead", "dead_at": now}  # dead-lettered: visible in …/deliveries
             DELIVERIES.labels("dead").inc()
         else:
