@@ -32,7 +32,7 @@ from starlette.routing import Route
 
 from registration.handlers import Command, handle_commands
 from registration.repository import MongoRepository
-from registry_cli.config import StackSettings
+from registry_cli.config import free_port, throwaway_settings
 from registry_cli.stack import EmbeddedStack
 from shared import messages
 from shared.auth import Principal
@@ -42,14 +42,6 @@ from shared.keystore import issue_key
 console = Console()
 TEAM = "deploy-bench"
 STATUSES = ["deploying", "deployed"]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def prepare(stack: EmbeddedStack, versions: int) -> str:
@@ -107,17 +99,7 @@ async def main(args: argparse.Namespace) -> int:
 
     os.environ["DEPLOY_TRACKER_ALLOW_PRIVATE_WEBHOOKS"] = "true"
     with tempfile.TemporaryDirectory(prefix="registry-deploy-bench-") as data_dir:
-        settings = StackSettings(
-            kafka_port=free_port(),
-            mongo_port=free_port(),
-            query_port=free_port(),
-            registration_port=free_port(),
-            deploy_tracker_port=free_port(),
-            audit_port=free_port(),
-            data_dir=Path(data_dir),
-            session_timeout_ms=2000,
-            heartbeat_interval_ms=500,
-        )
+        settings = throwaway_settings(Path(data_dir))
         stack = EmbeddedStack(settings, quiet=True)
         try:
             console.print("starting the embedded stack …")

@@ -30,7 +30,7 @@ from rich.table import Table
 
 from registration.handlers import Command, event_from_outbox, handle_commands
 from registration.repository import MongoRepository
-from registry_cli.config import StackSettings
+from registry_cli.config import throwaway_settings
 from registry_cli.stack import EmbeddedStack
 from shared.auth import Principal
 from shared.envelope import CloudEvent
@@ -39,14 +39,6 @@ from shared.outbox import OutboxRelay
 
 console = Console()
 FRAMEWORKS = ["xgboost", "onnx", "pytorch", "scikit-learn"]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -259,17 +251,7 @@ def rss_mb(stack: EmbeddedStack) -> dict[str, float]:
 
 async def main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="registry-bench-") as data_dir:
-        settings = StackSettings(
-            kafka_port=free_port(),
-            mongo_port=free_port(),
-            query_port=free_port(),
-            registration_port=free_port(),
-            deploy_tracker_port=free_port(),
-            audit_port=free_port(),
-            data_dir=Path(data_dir),
-            session_timeout_ms=2000,
-            heartbeat_interval_ms=500,
-        )
+        settings = throwaway_settings(Path(data_dir))
         stack = EmbeddedStack(settings, quiet=True)
         try:
             console.print("starting the embedded stack …")

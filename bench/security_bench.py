@@ -24,7 +24,7 @@ from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
 
-from registry_cli.config import StackSettings
+from registry_cli.config import throwaway_settings
 from registry_cli.stack import EmbeddedStack
 from shared import messages
 from shared.auth import Principal, generate_api_key
@@ -32,14 +32,6 @@ from shared.envelope import CloudEvent
 from shared.keystore import issue_key
 
 console = Console()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pct(values: list[float], q: float) -> float:
@@ -129,17 +121,7 @@ async def auth_latency(stack: EmbeddedStack, requests: int) -> dict[str, tuple[f
 
 async def main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="registry-security-bench-") as data_dir:
-        settings = StackSettings(
-            kafka_port=free_port(),
-            mongo_port=free_port(),
-            query_port=free_port(),
-            registration_port=free_port(),
-            deploy_tracker_port=free_port(),
-            audit_port=free_port(),
-            data_dir=Path(data_dir),
-            session_timeout_ms=2000,
-            heartbeat_interval_ms=500,
-        )
+        settings = throwaway_settings(Path(data_dir))
         stack = EmbeddedStack(settings, quiet=True)
         try:
             console.print("starting the embedded stack …")

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,32 +15,14 @@ from pathlib import Path
 import pytest
 from pymongo import AsyncMongoClient
 
-from registry_cli.config import StackSettings
+from registry_cli.config import StackSettings, throwaway_settings
 from registry_cli.stack import EmbeddedStack
 from tests.factories import ADMIN_KEY
 from tests.infra import Infra, external_infra, testcontainers_infra
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _stack_settings(tmp: Path) -> StackSettings:
-    return StackSettings(
-        kafka_port=free_port(),
-        mongo_port=free_port(),
-        query_port=free_port(),
-        registration_port=free_port(),
-        deploy_tracker_port=free_port(),
-        audit_port=free_port(),
-        data_dir=tmp,
-        partitions=3,
-        session_timeout_ms=2_000,
-        heartbeat_interval_ms=500,
-        bootstrap_admin_key=ADMIN_KEY.token,
-    )
+    return throwaway_settings(tmp, partitions=3, bootstrap_admin_key=ADMIN_KEY.token)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from registry_cli.config import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REGISTRY = str(Path(sys.executable).with_name("registry"))

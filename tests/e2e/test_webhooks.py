@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from registry_cli.config import free_port
 from registry_cli.stack import EmbeddedStack
-from tests.conftest import free_port
 from tests.factories import ADMIN_KEY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -30,9 +30,10 @@ class Guard:
         token = bearer_token(authorization, x_api_key)
         principal = await self.keystore.authenticate(token)
         if principal is None:
-            reason = "missing" if not token else ("malformed" if parse_api_key(token) is None else "invalid")
+            parsed = parse_api_key(token) if token else None
+            reason = "missing" if not token else ("malformed" if parsed is None else "invalid")
             AUTH_FAILURES.labels(self.access.service, reason).inc()
-            source = (parse_api_key(token) or ("", ""))[0] if token else ""
+            source = parsed[0] if parsed else ""
             self.watch.failed(source or (request.client.host if request.client else "unknown"), reason)
             self.access.record(
                 messages.ACCESS_AUTH_FAILED,

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.security import SASLPlaintext, SASLScram256, SASLScram512
+from prometheus_client import Counter
 
+from shared.envelope import CloudEvent, EnvelopeError, decode
 from shared.settings import CommonSettings
+
+log = structlog.get_logger(__name__)
+DEAD_LETTERS = Counter("registry_dlq_messages_total", "Records sent to a dead-letter topic", ["topic", "reason"])
 
 
 def _security(settings: CommonSettings) -> Any:
@@ -132,3 +139,35 @@ def batch_subscriber(
         decoder=_keep_raw,
     )
     return subscriber
+
+
+async def decode_or_dead_letter(broker: KafkaBroker, record: ConsumerRecord[Any, Any]) -> CloudEvent | None:
+    """The record's CloudEvent; an undecodable record goes to ``<topic>.dlq`` (counted, logged) and gives None."""
+    try:
+        return decode(record.value, record.headers or ())
+    except EnvelopeError as exc:
+        await dead_letter(broker, record, reason=exc.reason, error=str(exc))
+        DEAD_LETTERS.labels(record.topic, exc.reason).inc()
+        log.warning(
+            "dead-lettered a record",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=exc.reason,
+        )
+        return None
+
+
+@contextlib.asynccontextmanager
+async def retried_after_pause(seconds: float, what: str, records: int) -> AsyncIterator[None]:
+    """Let a failed batch propagate (so it is sought back and retried), after a pause.
+
+    Nothing of the batch was committed (MongoDB unreachable or similar); the pause keeps an outage
+    from becoming a hot loop.
+    """
+    try:
+        yield
+    except Exception:
+        log.exception(f"{what} failed; it will be retried", records=records)
+        await asyncio.sleep(seconds)
+        raise

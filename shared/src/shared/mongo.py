@@ -6,9 +6,11 @@ them too; each service still creates only its own collections' indexes at start-
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.settings import CommonSettings
@@ -101,3 +103,18 @@ async def ensure_indexes(db: AsyncDatabase[Document], collections: list[str] | N
     """Create the declared indexes of ``collections`` (default: all); idempotent."""
     for name in collections or list(INDEXES):
         await db[name].create_indexes(INDEXES[name])
+
+
+LOOKUP_CHUNK = 100  # the stand-in's $in gets slower per key beyond ~100 keys
+
+
+async def find_by_ids(
+    collection: AsyncCollection[Document], ids: Sequence[str], *, field: str = "_id", projection: Any = None
+) -> dict[str, Document]:
+    """Documents whose ``field`` is one of ``ids``, keyed by that field, fetched in chunks."""
+    found: dict[str, Document] = {}
+    for start in range(0, len(ids), LOOKUP_CHUNK):
+        query = {field: {"$in": list(ids[start : start + LOOKUP_CHUNK])}}
+        async for doc in collection.find(query, projection):
+            found[doc[field]] = doc
+    return found

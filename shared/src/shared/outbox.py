@@ -18,6 +18,8 @@ from typing import Protocol
 
 import structlog
 from faststream.kafka import KafkaBroker
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.envelope import CloudEvent
@@ -82,12 +84,32 @@ class OutboxLog(Protocol):
 
 
 class MongoOutboxLog:
-    """:class:`OutboxLog` over an outbox collection and its checkpoints collection."""
+    """:class:`OutboxLog` over an outbox collection and its checkpoints; services' repositories extend it."""
 
     def __init__(
         self, outbox: AsyncCollection[Document], checkpoints: AsyncCollection[Document], *, writer: str
     ) -> None:
         self._outbox, self._checkpoints, self.writer = outbox, checkpoints, writer
+        self._numbering = Numbering()
+
+    async def commit_numbered(
+        self,
+        client: AsyncMongoClient[Document],
+        rows: list[Document],
+        write: Callable[[AsyncClientSession], Awaitable[None]],
+    ) -> None:
+        """Number ``rows`` after this writer's earlier commits and run ``write`` in one transaction.
+
+        The numbers are given back if the transaction fails, so the sequence stays gap-free.
+        """
+        async with self._numbering.lock:
+            before = self._numbering.take(rows, self.writer)
+            try:
+                async with client.start_session() as session:
+                    await session.with_transaction(write)
+            except BaseException:
+                self._numbering.give_back(before)
+                raise
 
     async def register_writer(self) -> None:
         await self._checkpoints.update_one(
@@ -126,6 +148,23 @@ def event_from_outbox(doc: Document) -> CloudEvent:
         causation_id=doc.get("causation_id"),
         data=doc["data"],
     )
+
+
+def outbox_row(event: CloudEvent, *, key: str, team: str | None, model_id: str | None) -> Document:
+    """The outbox row of ``event`` (the inverse of :func:`event_from_outbox`), numbered at commit."""
+    return {
+        "_id": event.id,
+        "type": event.type,
+        "source": event.source,
+        "subject": event.subject,
+        "time": event.time,
+        "correlation_id": event.correlation_id,
+        "causation_id": event.causation_id,
+        "key": key,
+        "data": event.data,
+        "team": team,
+        "model_id": model_id,
+    }
 
 
 def kafka_publisher(broker: KafkaBroker, topic: str) -> Publish:

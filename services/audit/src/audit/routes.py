@@ -7,34 +7,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import catalog
-from shared.auditchain import verify
+from shared.auditchain import CHAINED_FIELDS, verify
 from shared.auth import Principal
 from shared.http_auth import Guard
 from shared.mongo import AUDIT_LOG, Document
 from shared.problems import Problem
 from shared.sortkeys import time_key
 
-_PUBLIC = (
-    "_id",
-    "seq",
-    "chain",
-    "topic",
-    "partition",
-    "offset",
-    "ce_id",
-    "type",
-    "source",
-    "time",
-    "actor",
-    "team",
-    "model",
-    "outcome",
-    "correlation_id",
-    "causation_id",
-    "detail",
-    "hash",
-    "prev_hash",
-)
+_PUBLIC = (*CHAINED_FIELDS, "hash", "prev_hash")
 
 
 def _public(doc: Document) -> dict[str, Any]:

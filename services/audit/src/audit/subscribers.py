@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +14,7 @@ from prometheus_client import Counter
 from audit.config import AuditSettings
 from audit.entries import entry_for
 from shared.envelope import EnvelopeError, decode
-from shared.kafka import batch_subscriber
+from shared.kafka import batch_subscriber, retried_after_pause
 from shared.mongo import Document
 
 log = structlog.get_logger(__name__)
@@ -38,12 +37,8 @@ def register_audit_subscriber(broker: KafkaBroker, settings: AuditSettings, *, a
         records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
         now = datetime.now(UTC)
         entries = [_entry(record, now) for record in records]
-        try:
+        async with retried_after_pause(settings.retry_backoff_seconds, "audit batch", len(records)):
             appended = await append(entries)
-        except Exception:
-            log.exception("audit batch failed; it will be retried", records=len(records))
-            await asyncio.sleep(settings.retry_backoff_seconds)
-            raise
         if appended:
             for entry in entries:
                 AUDITED.labels(entry["topic"]).inc()

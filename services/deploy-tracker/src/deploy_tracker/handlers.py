@@ -16,7 +16,7 @@ from shared.auth import Principal
 from shared.envelope import CloudEvent
 from shared.ids import model_id, version_id
 from shared.mongo import Document
-from shared.outbox import OutboxLog
+from shared.outbox import OutboxLog, outbox_row
 
 SOURCE = "/registry/deploy-tracker"
 
@@ -195,21 +195,8 @@ def _emit(
         causation_id=cause.id,
         data=data,
     )
-    changes.outbox.append(
-        {
-            "_id": event.id,
-            "type": event.type,
-            "source": event.source,
-            "subject": event.subject,
-            "time": event.time,
-            "correlation_id": event.correlation_id,
-            "causation_id": event.causation_id,
-            "key": key,
-            "data": data,
-            "team": team,
-            "model_id": model or (model_id(team, name) if team and name else None),
-        }
-    )
+    derived = model_id(team, name) if team and name else None
+    changes.outbox.append(outbox_row(event, key=key, team=team, model_id=model or derived))
 
 
 def _text(value: Any) -> str | None:

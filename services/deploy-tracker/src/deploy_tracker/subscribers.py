@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,7 +13,7 @@ from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.handlers import Report
 from shared.auth import Principal, bearer_token
 from shared.envelope import CloudEvent, EnvelopeError, decode
-from shared.kafka import batch_subscriber, dead_letter
+from shared.kafka import batch_subscriber, decode_or_dead_letter, retried_after_pause
 
 log = structlog.get_logger(__name__)
 HandleBatch = Callable[[list[Report]], Awaitable[object]]
@@ -38,21 +37,14 @@ def register_report_subscriber(
         records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
         reports: list[Report] = []
         for record in records:
-            try:
-                event = decode(record.value, record.headers or ())
-            except EnvelopeError as exc:
-                await dead_letter(broker, record, reason=exc.reason, error=str(exc))
-                log.warning("dead-lettered a record", topic=record.topic, offset=record.offset, reason=exc.reason)
+            event = await decode_or_dead_letter(broker, record)
+            if event is None:
                 continue
             reports.append(Report(event, await authenticate(bearer_token(event.authorization))))
         if not reports:
             return
-        try:
+        async with retried_after_pause(settings.retry_backoff_seconds, "report batch", len(records)):
             await handle_batch(reports)
-        except Exception:
-            log.exception("report batch failed; it will be retried", records=len(records))
-            await asyncio.sleep(settings.retry_backoff_seconds)
-            raise
 
 
 def register_event_subscriber(
@@ -76,9 +68,5 @@ def register_event_subscriber(
                 events.append(decode(record.value, record.headers or ()))
             except EnvelopeError:
                 continue  # registry.events is written by the registry itself; nothing to deliver
-        try:
+        async with retried_after_pause(settings.retry_backoff_seconds, "webhook fan-out", len(records)):
             await fan_out(events)
-        except Exception:
-            log.exception("webhook fan-out failed; it will be retried", records=len(records))
-            await asyncio.sleep(settings.retry_backoff_seconds)
-            raise

@@ -11,6 +11,7 @@ from shared import messages
 from shared.auth import Principal
 from shared.envelope import CloudEvent
 from shared.mongo import Document
+from shared.outbox import outbox_row
 from shared.views import version_public
 
 SOURCE = "/registry/registration"
@@ -219,21 +220,8 @@ class BatchState:
             data=data,
         )
         accepted = event_type != messages.COMMAND_REJECTED and ref is not None
-        self.changes.outbox.append(
-            {
-                "_id": event.id,
-                "type": event.type,
-                "source": event.source,
-                "subject": event.subject,
-                "time": event.time,
-                "correlation_id": event.correlation_id,
-                "causation_id": event.causation_id,
-                "key": key,
-                "data": data,
-                "team": team,
-                "model_id": domain.model_id(ref.team, ref.name) if accepted and ref else None,
-            }
-        )
+        model = domain.model_id(ref.team, ref.name) if accepted and ref else None
+        self.changes.outbox.append(outbox_row(event, key=key, team=team, model_id=model))
         return event
 
 

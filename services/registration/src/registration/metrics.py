@@ -12,7 +12,6 @@ COMMANDS = Counter(
 REGISTRATIONS = Counter(
     "registry_registrations_total", "Model versions registered, by team and framework", ["team", "framework"]
 )
-DEAD_LETTERS = Counter("registry_dlq_messages_total", "Records sent to a dead-letter topic", ["topic", "reason"])
 BATCH_SECONDS = Histogram(
     "registry_command_batch_seconds",
     "Time to handle and commit one batch of commands",

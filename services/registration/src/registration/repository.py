@@ -12,7 +12,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from registration.changes import Changes, ModelChange
-from shared.mongo import MODEL_VERSIONS, MODELS, OUTBOX, RELAY_CHECKPOINTS, SHARES, Document
+from shared.mongo import MODEL_VERSIONS, MODELS, OUTBOX, RELAY_CHECKPOINTS, SHARES, Document, find_by_ids
 from shared.outbox import MongoOutboxLog, Numbering, OutboxLog
 from shared.sortkeys import time_key
 
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from pymongo.asynchronous.database import AsyncDatabase
 
 DUPLICATE_KEY = 11000
-LOOKUP_CHUNK = 100  # the stand-in's $in gets slower per key beyond ~100 keys
 
 
 class ConcurrentWrite(Exception):
@@ -48,10 +47,6 @@ class Repository(OutboxLog, Protocol):
     async def commit(self, changes: Changes) -> None:
         """Write a batch atomically, numbering its outbox rows after every earlier commit of this writer."""
         ...
-
-
-def _chunks(items: Sequence[str]) -> list[list[str]]:
-    return [list(items[i : i + LOOKUP_CHUNK]) for i in range(0, len(items), LOOKUP_CHUNK)]
 
 
 def _lit(value: Any) -> dict[str, Any]:
@@ -84,36 +79,22 @@ def model_pipeline(change: ModelChange) -> list[dict[str, Any]]:
     return stages
 
 
-class MongoRepository:
+class MongoRepository(MongoOutboxLog):
     """The registration collections in MongoDB; each batch commits in one transaction."""
 
     def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document], *, writer: str) -> None:
-        self._client, self.writer = client, writer
-        self._models, self._versions, self._outbox = db[MODELS], db[MODEL_VERSIONS], db[OUTBOX]
-        self._shares = db[SHARES]
-        self._relay_log = MongoOutboxLog(db[OUTBOX], db[RELAY_CHECKPOINTS], writer=writer)
-        self._positions = Numbering()
+        super().__init__(db[OUTBOX], db[RELAY_CHECKPOINTS], writer=writer)
+        self._client = client
+        self._models, self._versions, self._shares = db[MODELS], db[MODEL_VERSIONS], db[SHARES]
 
     async def outcomes_of(self, command_ids: Sequence[str]) -> dict[str, Document]:
-        found: dict[str, Document] = {}
-        for chunk in _chunks(command_ids):
-            async for doc in self._outbox.find({"causation_id": {"$in": chunk}}):
-                found[doc["causation_id"]] = doc
-        return found
+        return await find_by_ids(self._outbox, command_ids, field="causation_id")
 
     async def versions_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
-        found: dict[str, Document] = {}
-        for chunk in _chunks(version_ids):
-            async for doc in self._versions.find({"_id": {"$in": chunk}}):
-                found[doc["_id"]] = doc
-        return found
+        return await find_by_ids(self._versions, version_ids)
 
     async def models_by_id(self, model_ids: Sequence[str]) -> dict[str, Document]:
-        found: dict[str, Document] = {}
-        for chunk in _chunks(model_ids):
-            async for doc in self._models.find({"_id": {"$in": chunk}}):
-                found[doc["_id"]] = doc
-        return found
+        return await find_by_ids(self._models, model_ids)
 
     async def commit(self, changes: Changes) -> None:
         async def write(session: AsyncClientSession) -> None:
@@ -131,34 +112,12 @@ class MongoRepository:
                 await self._shares.delete_many({"_id": {"$in": changes.shares_removed}}, session=session)
             await self._outbox.insert_many(changes.outbox, session=session)
 
-        async with self._positions.lock:
-            before = self._positions.take(changes.outbox, self.writer)
-            try:
-                async with self._client.start_session() as session:
-                    await session.with_transaction(write)
-            except (DuplicateKeyError, BulkWriteError) as exc:
-                self._positions.give_back(before)
-                if _is_duplicate(exc):
-                    raise ConcurrentWrite(str(exc)) from None
-                raise
-            except BaseException:
-                self._positions.give_back(before)
-                raise
-
-    async def register_writer(self) -> None:
-        await self._relay_log.register_writer()
-
-    async def pending(self, writer: str, limit: int) -> list[Document]:
-        return await self._relay_log.pending(writer, limit)
-
-    async def advance(self, writer: str, seq: int) -> None:
-        await self._relay_log.advance(writer, seq)
-
-    async def stale_writers(self, idle: timedelta) -> list[str]:
-        return await self._relay_log.stale_writers(idle)
-
-    async def forget_writer(self, writer: str) -> None:
-        await self._relay_log.forget_writer(writer)
+        try:
+            await self.commit_numbered(self._client, changes.outbox, write)
+        except (DuplicateKeyError, BulkWriteError) as exc:
+            if _is_duplicate(exc):
+                raise ConcurrentWrite(str(exc)) from None
+            raise
 
 
 def _is_duplicate(exc: OperationFailure) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,8 +14,7 @@ from registration.config import RegistrationSettings
 from registration.handlers import Command, Outcome
 from shared import correlation
 from shared.auth import Principal, bearer_token
-from shared.envelope import EnvelopeError, decode
-from shared.kafka import batch_subscriber, dead_letter
+from shared.kafka import batch_subscriber, decode_or_dead_letter, retried_after_pause
 from shared.ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
@@ -47,36 +45,17 @@ def register_command_subscriber(
         records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
         commands: list[Command] = []
         for record in records:
-            try:
-                event = decode(record.value, record.headers or ())
-            except EnvelopeError as exc:
-                await _dead_letter(record, exc.reason, str(exc))
+            event = await decode_or_dead_letter(broker, record)
+            if event is None:
                 continue
             principal = await resolve_principal(bearer_token(event.authorization))
             throttled = principal is not None and limiter.take(principal.key_id, principal.rate_limit) > 0
             commands.append(Command(event=event, principal=principal, throttled=throttled))
         if not commands:
             return
-        try:
+        async with retried_after_pause(settings.retry_backoff_seconds, "command batch", len(records)):
             with metrics.BATCH_SECONDS.time():
                 outcomes = await handle_batch(commands)
-        except Exception:
-            # MongoDB unreachable or similar: nothing was committed, so the batch is sought back
-            # and retried (NACK_ON_ERROR); pause first so an outage is not a hot loop.
-            log.exception("command batch failed; it will be retried", records=len(records))
-            await asyncio.sleep(settings.retry_backoff_seconds)
-            raise
         for outcome in outcomes:
             correlation.bind(outcome.event.correlation_id)
             log.info("command handled", command_id=outcome.command_id, outcome=outcome.event.type)
-
-    async def _dead_letter(record: ConsumerRecord[Any, Any], reason: str, error: str) -> None:
-        await dead_letter(broker, record, reason=reason, error=error)
-        metrics.DEAD_LETTERS.labels(settings.topic_commands, reason).inc()
-        log.warning(
-            "dead-lettered a record",
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            reason=reason,
-        )
