@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -12,12 +13,13 @@ from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared import messages, problems
+from shared import messages, metrics, problems
 from shared.access import AccessLog, FailureWatch
 from shared.health import health_router
 from shared.http_auth import Guard
 from shared.kafka import ping as kafka_ping
 from shared.keystore import KeyStore
+from shared.lag import LagMonitor
 from shared.mongo import API_KEYS, Document, database
 from shared.ratelimit import RateLimiter
 from shared.settings import CommonSettings
@@ -45,8 +47,12 @@ def service_app(
     broker: KafkaBroker,
     on_start: list[Hook] | None = None,
     on_stop: list[Hook] | None = None,
+    consumer_groups: dict[str, list[str]] | None = None,
 ) -> Service:
-    """An app that starts ``broker`` and the access-event publisher, and closes all on shutdown."""
+    """An app that starts the broker, access events and the lag monitor, and closes all on shutdown.
+
+    ``consumer_groups`` maps each of the service's consumer groups to its topics, for the lag gauge.
+    """
     db = database(client, settings)
     access = AccessLog(broker, topic=settings.topic_access, service=settings.service_name)
     keystore = KeyStore(db[API_KEYS], ttl=settings.key_cache_seconds)
@@ -59,24 +65,34 @@ def service_app(
         for hook in on_start or []:
             await hook()
         await broker.start()
-        publisher = asyncio.create_task(access.run(), name="access-events")
+        background = [asyncio.create_task(access.run(), name="access-events")]
+        if consumer_groups:
+            monitor = LagMonitor(settings, consumer_groups, interval=settings.lag_sample_seconds)
+            background.append(asyncio.create_task(monitor.run(), name="consumer-lag"))
         try:
             yield
         finally:
             for hook in on_stop or []:
                 await hook()
-            publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await publisher
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await broker.stop()
             await client.close()
 
+    metrics.set_build_info(settings.service_name)
     app = FastAPI(title=f"Model Registry: {settings.service_name}", version=VERSION, lifespan=lifespan)
     problems.install(app)
 
     @app.middleware("http")
-    async def record_reads(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
         response = await call_next(request)
+        # The route template (not the path) keeps the label set bounded: no model names in labels.
+        route = getattr(request.scope.get("route"), "path", metrics.UNROUTED)
+        metrics.HTTP_SECONDS.labels(request.method, route).observe(time.perf_counter() - started)
+        metrics.HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
         principal = getattr(request.state, "principal", None)
         if principal is not None and request.method == "GET" and response.status_code < 400:
             # This middleware wraps the one that binds the correlation id: read it off the response.

@@ -3,6 +3,7 @@
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
+import structlog
 from fastapi import Depends, Header, Request
 
 from shared import messages
@@ -69,6 +70,8 @@ class Guard:
                 headers={"Retry-After": str(max(1, round(wait + 0.499)))},
             )
         request.state.principal = principal
+        # Every later log line of this request names who asked (the key id is public, never the secret).
+        structlog.contextvars.bind_contextvars(team=principal.team, key_id=principal.key_id)
         return principal
 
     def deny(

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
@@ -52,15 +53,26 @@ def make_broker(settings: CommonSettings, **options: Any) -> KafkaBroker:
     )
 
 
+def _client_options(settings: CommonSettings) -> dict[str, Any]:
+    """Endpoint and security options of plain aiokafka clients, the same as the broker's."""
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol,
+        "sasl_mechanism": settings.kafka_sasl_mechanism or "PLAIN",
+        "sasl_plain_username": settings.kafka_sasl_username,
+        "sasl_plain_password": settings.kafka_sasl_password,
+    }
+
+
 def admin_client(settings: CommonSettings) -> AIOKafkaAdminClient:
     """An admin client with the same endpoint and security settings as the broker."""
-    return AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        client_id=f"{settings.service_name}-admin",
-        security_protocol=settings.kafka_security_protocol,
-        sasl_mechanism=settings.kafka_sasl_mechanism or "PLAIN",
-        sasl_plain_username=settings.kafka_sasl_username,
-        sasl_plain_password=settings.kafka_sasl_password,
+    return AIOKafkaAdminClient(client_id=f"{settings.service_name}-admin", **_client_options(settings))
+
+
+def offsets_consumer(settings: CommonSettings) -> AIOKafkaConsumer:
+    """A consumer outside any group, used only to read partitions' first and end offsets."""
+    return AIOKafkaConsumer(
+        client_id=f"{settings.service_name}-offsets", enable_auto_commit=False, **_client_options(settings)
     )
 
 

@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
+SECRET_FIELDS = frozenset({"authorization", "api_key", "token", "secret", "password", "signing_secret"})
+_KEY_PATTERN = re.compile(r"mr_[A-Za-z0-9]{8}_[A-Za-z0-9_-]{8,}")
 
-def configure_logging(*, service: str, fmt: str = "json", level: str = "INFO") -> None:
-    """Route stdlib and structlog output through one JSON (or console) renderer."""
+
+def redact_secrets(_logger: object, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Last line of defence: drop secret-named fields and mask anything shaped like an API key.
+
+    Code never logs secrets on purpose; this catches the accident (an exception message quoting
+    a header, a field added later) before it reaches a log pipeline.
+    """
+    for key in list(event):
+        if key.lower() in SECRET_FIELDS:
+            event[key] = "[redacted]"
+        elif isinstance(event[key], str) and "mr_" in event[key]:
+            event[key] = _KEY_PATTERN.sub("mr_[redacted]", event[key])
+    return event
+
+
+def configure_logging(*, service: str, fmt: str = "auto", level: str = "INFO") -> None:
+    """Route stdlib and structlog output through one JSON (or, on a terminal, console) renderer."""
+    console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()) if console else structlog.processors.JSONRenderer()
     )
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -21,6 +40,7 @@ def configure_logging(*, service: str, fmt: str = "json", level: str = "INFO") -
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         lambda _logger, _name, event: {"service": service, **event},
+        redact_secrets,
     ]
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

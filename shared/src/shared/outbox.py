@@ -23,11 +23,13 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.envelope import CloudEvent
+from shared.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
 from shared.mongo import Document
 
 log = structlog.get_logger(__name__)
 Publish = Callable[[list[Document]], Awaitable[None]]
 HEARTBEAT_SECONDS = 5.0
+SAMPLE_SECONDS = 1.0
 
 
 class Numbering:
@@ -56,6 +58,11 @@ class Numbering:
         """Undo :meth:`take` after a failed commit, keeping the sequence gap-free."""
         self._seq = seq
 
+    @property
+    def last(self) -> int:
+        """The number of this writer's latest committed row (0 before the first)."""
+        return self._seq
+
 
 class OutboxLog(Protocol):
     """What the relay needs: this writer's id, the rows after a checkpoint, and checkpoints."""
@@ -80,6 +87,10 @@ class OutboxLog(Protocol):
 
     async def forget_writer(self, writer: str) -> None:
         """Drop a drained writer's checkpoint."""
+        ...
+
+    async def unsent(self) -> tuple[int, datetime | None]:
+        """How many of this writer's rows are not published yet, and the time of the oldest."""
         ...
 
 
@@ -134,6 +145,16 @@ class MongoOutboxLog:
 
     async def forget_writer(self, writer: str) -> None:
         await self._checkpoints.delete_one({"_id": writer})
+
+    async def unsent(self) -> tuple[int, datetime | None]:
+        # Sequences are dense, so the backlog is a subtraction and the oldest row a point lookup.
+        checkpoint = await self._checkpoints.find_one({"_id": self.writer})
+        done = checkpoint["seq"] if checkpoint else 0
+        backlog = max(0, self._numbering.last - done)
+        if not backlog:
+            return 0, None
+        oldest = await self._outbox.find_one({"writer": self.writer, "seq": done + 1}, {"time": 1})
+        return backlog, oldest["time"] if oldest else None
 
 
 def event_from_outbox(doc: Document) -> CloudEvent:
@@ -193,9 +214,10 @@ class OutboxRelay:
         publish: Publish,
         batch_size: int,
         interval: float,
+        name: str = "events",
         adopt_after: timedelta = timedelta(seconds=30),
     ) -> None:
-        self._repo, self._publish = repo, publish
+        self._repo, self._publish, self._name = repo, publish, name
         self._batch_size, self._interval, self._adopt_after = batch_size, interval, adopt_after
         self._wake = asyncio.Event()
 
@@ -210,6 +232,7 @@ class OutboxRelay:
         while rows := await self._repo.pending(writer, self._batch_size):
             await self._publish(rows)
             await self._repo.advance(writer, rows[-1]["seq"])
+            OUTBOX_PUBLISHED.labels(self._name).inc(len(rows))
             total += len(rows)
         return total
 
@@ -222,10 +245,19 @@ class OutboxRelay:
             log.info("adopted an idle writer's outbox", writer=writer, published=total)
         return total
 
+    async def sample(self) -> None:
+        """Set the backlog gauges from the database (it keeps growing while Kafka is away)."""
+        backlog, oldest = await self._repo.unsent()
+        OUTBOX_BACKLOG.labels(self._name).set(backlog)
+        age = 0.0
+        if oldest is not None:
+            age = (datetime.now(UTC) - (oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC))).total_seconds()
+        OUTBOX_OLDEST_AGE.labels(self._name).set(max(0.0, age))
+
     async def run(self) -> None:
         """Drain forever; errors are logged and retried, never fatal."""
         await self._repo.register_writer()
-        last_heartbeat = 0.0
+        last_heartbeat = last_sample = 0.0
         while True:
             try:
                 if time.monotonic() - last_heartbeat > HEARTBEAT_SECONDS:
@@ -236,6 +268,10 @@ class OutboxRelay:
             except Exception:
                 log.exception("outbox relay failed; retrying")
                 await asyncio.sleep(min(self._interval * 5, 2.0))
+            if time.monotonic() - last_sample > SAMPLE_SECONDS:
+                last_sample = time.monotonic()
+                with contextlib.suppress(Exception):  # the database may be away; next time
+                    await self.sample()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)
             self._wake.clear()

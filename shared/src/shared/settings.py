@@ -53,9 +53,13 @@ class CommonSettings(BaseSettings):
     auth_failure_threshold: int = Field(20, validation_alias=_shared("auth_failure_threshold"))
     auth_failure_window_seconds: float = Field(60.0, validation_alias=_shared("auth_failure_window_seconds"))
 
+    # How often consuming services ask the broker for their groups' lag (registry_consumer_lag).
+    lag_sample_seconds: float = Field(15.0, validation_alias=_shared("lag_sample_seconds"))
+
     http_host: str = "127.0.0.1"
     http_port: int = 8080
-    log_format: Literal["json", "console"] = Field("json", validation_alias=_shared("log_format"))
+    # "auto": human-readable on a terminal, JSON lines otherwise (pipes, containers, files).
+    log_format: Literal["auto", "json", "console"] = Field("auto", validation_alias=_shared("log_format"))
     log_level: str = Field("INFO", validation_alias=_shared("log_level"))
 
     def all_topics(self) -> list[str]:

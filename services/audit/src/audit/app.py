@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from audit.config import AuditSettings
 from audit.routes import build_router
 from audit.store import AuditStore
-from audit.subscribers import register_audit_subscriber
+from audit.subscribers import CHAIN_LENGTH, register_audit_subscriber
 from shared.http_app import service_app
 from shared.kafka import make_broker
 from shared.mongo import AUDIT_HEADS, AUDIT_LOG, ensure_indexes, make_client
@@ -20,8 +20,17 @@ def build_app(settings: AuditSettings) -> FastAPI:
 
     async def start() -> None:
         await ensure_indexes(service.db, [AUDIT_LOG, AUDIT_HEADS])
+        for chain, length in (await store.chain_lengths()).items():  # chains are long before this process
+            topic, _, partition = chain.rpartition(":")
+            CHAIN_LENGTH.labels(topic, partition).set(length)
 
-    service = service_app(settings=settings, client=client, broker=broker, on_start=[start])
+    service = service_app(
+        settings=settings,
+        client=client,
+        broker=broker,
+        on_start=[start],
+        consumer_groups={settings.consumer_group: settings.all_topics()},
+    )
     store = AuditStore(client, service.db)
     register_audit_subscriber(broker, settings, append=store.append)
     service.app.include_router(build_router(db=service.db, guard=service.guard))

@@ -18,8 +18,8 @@ class AuditStore:
     def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document]) -> None:
         self._client, self._log, self._heads = client, db[AUDIT_LOG], db[AUDIT_HEADS]
 
-    async def append(self, entries: list[Document]) -> int:
-        """Append entries (in source order per chain); records already audited are skipped."""
+    async def append(self, entries: list[Document]) -> list[Document]:
+        """Append entries (in source order per chain) and return them; records already audited are skipped."""
         by_chain: dict[str, list[Document]] = defaultdict(list)
         for entry in entries:
             by_chain[entry["chain"]].append(entry)
@@ -42,7 +42,7 @@ class AuditStore:
                     UpdateOne({"_id": chain}, {"$set": {"seq": seq, "hash": prev_hash, "offset": offset}}, upsert=True)
                 )
         if not fresh:
-            return 0
+            return []
 
         async def write(session: AsyncClientSession) -> None:
             await self._log.insert_many(fresh, ordered=False, session=session)
@@ -50,4 +50,8 @@ class AuditStore:
 
         async with self._client.start_session() as session:
             await session.with_transaction(write)
-        return len(fresh)
+        return fresh
+
+    async def chain_lengths(self) -> dict[str, int]:
+        """Entries in each chain (``topic:partition``), from the heads."""
+        return {doc["_id"]: doc["seq"] async for doc in self._heads.find({}, {"seq": 1})}

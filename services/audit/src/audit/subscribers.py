@@ -9,17 +9,21 @@ from typing import Any
 import structlog
 from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaBroker, KafkaMessage
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from audit.config import AuditSettings
 from audit.entries import entry_for
 from shared.envelope import EnvelopeError, decode
 from shared.kafka import batch_subscriber, retried_after_pause
+from shared.metrics import observed_batch
 from shared.mongo import Document
 
 log = structlog.get_logger(__name__)
 AUDITED = Counter("registry_audit_entries_total", "Audit entries appended, by source topic", ["topic"])
-Append = Callable[[list[Document]], Awaitable[int]]
+CHAIN_LENGTH = Gauge(
+    "registry_audit_chain_length", "Entries in the hash chain of a topic-partition", ["topic", "partition"]
+)
+Append = Callable[[list[Document]], Awaitable[list[Document]]]
 
 
 def register_audit_subscriber(broker: KafkaBroker, settings: AuditSettings, *, append: Append) -> None:
@@ -35,13 +39,14 @@ def register_audit_subscriber(broker: KafkaBroker, settings: AuditSettings, *, a
     )
     async def on_records(_: Any, message: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
-        now = datetime.now(UTC)
-        entries = [_entry(record, now) for record in records]
-        async with retried_after_pause(settings.retry_backoff_seconds, "audit batch", len(records)):
-            appended = await append(entries)
-        if appended:
-            for entry in entries:
+        with observed_batch(settings.consumer_group, records):
+            now = datetime.now(UTC)
+            entries = [_entry(record, now) for record in records]
+            async with retried_after_pause(settings.retry_backoff_seconds, "audit batch", len(records)):
+                appended = await append(entries)
+            for entry in appended:  # redelivered records were skipped: count only what was chained
                 AUDITED.labels(entry["topic"]).inc()
+                CHAIN_LENGTH.labels(entry["topic"], str(entry["partition"])).set(entry["seq"])
 
 
 def _entry(record: ConsumerRecord[Any, Any], now: datetime) -> Document:

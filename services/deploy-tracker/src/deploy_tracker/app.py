@@ -51,13 +51,24 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    service = service_app(settings=settings, client=client, broker=broker, on_start=[start], on_stop=[stop])
+    service = service_app(
+        settings=settings,
+        client=client,
+        broker=broker,
+        on_start=[start],
+        on_stop=[stop],
+        consumer_groups={
+            settings.consumer_group: [settings.topic_deploy],
+            settings.webhook_group: [settings.topic_events],
+        },
+    )
     repo = MongoRepository(client, service.db, writer=f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     relay = OutboxRelay(
         repo=repo,
         publish=kafka_publisher(broker, settings.topic_events),
         batch_size=settings.relay_batch_size,
         interval=settings.relay_interval_seconds,
+        name="deploy_outbox",
     )
 
     async def handle_batch(reports: list[Report]) -> None:

@@ -14,6 +14,7 @@ from deploy_tracker.handlers import Report
 from shared.auth import Principal, bearer_token
 from shared.envelope import CloudEvent, EnvelopeError, decode
 from shared.kafka import batch_subscriber, decode_or_dead_letter, retried_after_pause
+from shared.metrics import observed_batch
 
 log = structlog.get_logger(__name__)
 HandleBatch = Callable[[list[Report]], Awaitable[object]]
@@ -35,16 +36,17 @@ def register_report_subscriber(
     )
     async def on_reports(_: Any, message: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
-        reports: list[Report] = []
-        for record in records:
-            event = await decode_or_dead_letter(broker, record)
-            if event is None:
-                continue
-            reports.append(Report(event, await authenticate(bearer_token(event.authorization))))
-        if not reports:
-            return
-        async with retried_after_pause(settings.retry_backoff_seconds, "report batch", len(records)):
-            await handle_batch(reports)
+        with observed_batch(settings.consumer_group, records):
+            reports: list[Report] = []
+            for record in records:
+                event = await decode_or_dead_letter(broker, record)
+                if event is None:
+                    continue
+                reports.append(Report(event, await authenticate(bearer_token(event.authorization))))
+            if not reports:
+                return
+            async with retried_after_pause(settings.retry_backoff_seconds, "report batch", len(records)):
+                await handle_batch(reports)
 
 
 def register_event_subscriber(
@@ -62,11 +64,12 @@ def register_event_subscriber(
     )
     async def on_events(_: Any, message: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
-        events = []
-        for record in records:
-            try:
-                events.append(decode(record.value, record.headers or ()))
-            except EnvelopeError:
-                continue  # registry.events is written by the registry itself; nothing to deliver
-        async with retried_after_pause(settings.retry_backoff_seconds, "webhook fan-out", len(records)):
-            await fan_out(events)
+        with observed_batch(settings.webhook_group, records):
+            events = []
+            for record in records:
+                try:
+                    events.append(decode(record.value, record.headers or ()))
+                except EnvelopeError:
+                    continue  # registry.events is written by the registry itself; nothing to deliver
+            async with retried_after_pause(settings.retry_backoff_seconds, "webhook fan-out", len(records)):
+                await fan_out(events)

@@ -28,7 +28,6 @@ from shared.mongo import (
     OUTBOX,
     RELAY_CHECKPOINTS,
     SHARES,
-    Document,
     ensure_indexes,
     make_client,
 )
@@ -58,18 +57,23 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    service = service_app(settings=settings, client=client, broker=broker, on_start=[start], on_stop=[stop])
+    service = service_app(
+        settings=settings,
+        client=client,
+        broker=broker,
+        on_start=[start],
+        on_stop=[stop],
+        consumer_groups={settings.consumer_group: [settings.topic_commands]},
+    )
     writer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     repo = MongoRepository(client, service.db, writer=writer)
 
-    publish_events = kafka_publisher(broker, settings.topic_events)
-
-    async def publish(rows: list[Document]) -> None:
-        await publish_events(rows)
-        metrics.OUTBOX_PUBLISHED.inc(len(rows))
-
     relay = OutboxRelay(
-        repo=repo, publish=publish, batch_size=settings.relay_batch_size, interval=settings.relay_interval_seconds
+        repo=repo,
+        publish=kafka_publisher(broker, settings.topic_events),
+        batch_size=settings.relay_batch_size,
+        interval=settings.relay_interval_seconds,
+        name="outbox",
     )
 
     async def handle_batch(commands: list[Command]) -> list[Outcome]:
@@ -100,17 +104,22 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
 def _observe(outcomes: list[Outcome], commands: list[Command], access: AccessLog, *, topic: str) -> None:
     """Count outcomes, and record refused commands as access events (every denial is one)."""
     principals = {command.event.id: command.principal for command in commands}
+    # ce_type comes from the sender: anything but a contract command type is counted as "other".
+    types = {c.event.id: c.event.type if c.event.type in messages.COMMAND_TYPES else "other" for c in commands}
     for outcome in outcomes:
         if outcome.replayed:
             continue
         reason = outcome.event.data.get("reason", "") if outcome.rejected else ""
-        command_type = outcome.event.data.get("command_type", "") if outcome.rejected else outcome.event.type
+        command_type = types.get(outcome.command_id, "other")
         metrics.COMMANDS.labels(command_type, "rejected" if outcome.rejected else "accepted", reason).inc()
         if outcome.version is not None and outcome.event.type == messages.MODEL_VERSION_REGISTERED:
             metrics.REGISTRATIONS.labels(outcome.version["team"], outcome.version["framework"]).inc()
+        principal = principals.get(outcome.command_id)
+        # The sender's authenticated team, never the team named in the command: labels stay bounded.
+        team = principal.team if principal else "anonymous"
+        if outcome.rejected:
+            metrics.REJECTIONS.labels(team, reason).inc()
         if reason in _DENIAL_EVENTS:
-            principal = principals.get(outcome.command_id)
-            team = principal.team if principal else "anonymous"
             if reason == "unauthenticated":
                 AUTH_FAILURES.labels(access.service, "command").inc()
             elif reason == "forbidden":

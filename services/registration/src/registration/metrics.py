@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter
 
 COMMANDS = Counter(
     "registry_commands_total",
@@ -12,9 +12,8 @@ COMMANDS = Counter(
 REGISTRATIONS = Counter(
     "registry_registrations_total", "Model versions registered, by team and framework", ["team", "framework"]
 )
-BATCH_SECONDS = Histogram(
-    "registry_command_batch_seconds",
-    "Time to handle and commit one batch of commands",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+REJECTIONS = Counter(
+    "registry_rejections_total",
+    "Commands rejected, by the sender's team (anonymous when unauthenticated) and reason",
+    ["team", "reason"],
 )
-OUTBOX_PUBLISHED = Counter("registry_outbox_published_total", "Outbox events published to Kafka")

@@ -9,12 +9,12 @@ import structlog
 from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaBroker, KafkaMessage
 
-from registration import metrics
 from registration.config import RegistrationSettings
 from registration.handlers import Command, Outcome
 from shared import correlation
 from shared.auth import Principal, bearer_token
 from shared.kafka import batch_subscriber, decode_or_dead_letter, retried_after_pause
+from shared.metrics import observed_batch
 from shared.ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
@@ -43,19 +43,19 @@ def register_command_subscriber(
     )
     async def on_commands(_: Any, message: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
-        commands: list[Command] = []
-        for record in records:
-            event = await decode_or_dead_letter(broker, record)
-            if event is None:
-                continue
-            principal = await resolve_principal(bearer_token(event.authorization))
-            throttled = principal is not None and limiter.take(principal.key_id, principal.rate_limit) > 0
-            commands.append(Command(event=event, principal=principal, throttled=throttled))
-        if not commands:
-            return
-        async with retried_after_pause(settings.retry_backoff_seconds, "command batch", len(records)):
-            with metrics.BATCH_SECONDS.time():
+        with observed_batch(settings.consumer_group, records):
+            commands: list[Command] = []
+            for record in records:
+                event = await decode_or_dead_letter(broker, record)
+                if event is None:
+                    continue
+                principal = await resolve_principal(bearer_token(event.authorization))
+                throttled = principal is not None and limiter.take(principal.key_id, principal.rate_limit) > 0
+                commands.append(Command(event=event, principal=principal, throttled=throttled))
+            if not commands:
+                return
+            async with retried_after_pause(settings.retry_backoff_seconds, "command batch", len(records)):
                 outcomes = await handle_batch(commands)
-        for outcome in outcomes:
-            correlation.bind(outcome.event.correlation_id)
-            log.info("command handled", command_id=outcome.command_id, outcome=outcome.event.type)
+            for outcome in outcomes:
+                correlation.bind(outcome.event.correlation_id)
+                log.info("command handled", command_id=outcome.command_id, outcome=outcome.event.type)

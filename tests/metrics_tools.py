@@ -1,0 +1,50 @@
+"""Scraping a service's ``/metrics`` and reading samples out of it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+async def scrape(base_url: str) -> tuple[Samples, set[str]]:
+    """Every sample of the exposition, and every metric family it declares (with or without samples)."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(f"{base_url}/metrics")
+    response.raise_for_status()
+    samples: Samples = {}
+    families: set[str] = set()
+    for family in text_string_to_metric_families(response.text):
+        families.add(family.name)
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+            families.add(sample.name)  # _total, _bucket, _count, _sum, _info, _created
+    return samples, families
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    wanted = set(labels.items())
+    return sum(value for (sample, have), value in samples.items() if sample == name and wanted <= have)
+
+
+def present(samples: Samples, name: str, **labels: str) -> bool:
+    wanted = set(labels.items())
+    return any(sample == name and wanted <= have for sample, have in samples)
+
+
+async def eventually(base_url: str, check: Callable[[Samples], bool], *, timeout: float = 30) -> Samples:
+    """Scrape until ``check`` holds; fail with the last scrape's relevant lines otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        samples, _ = await scrape(base_url)
+        if check(samples):
+            return samples
+        if time.monotonic() > deadline:
+            raise AssertionError(f"metrics of {base_url} never satisfied the check")
+        await asyncio.sleep(0.25)
