@@ -52,8 +52,10 @@ async def test_a_scripted_scenario_is_counted_on_every_service(stack: EmbeddedSt
     # Lag is sampled from the broker: every partition of the group shows up, and drains to zero.
     drained = await eventually(
         registration,
-        lambda s: present(s, "registry_consumer_lag", group="registration", topic=COMMANDS)
-        and total(s, "registry_consumer_lag", group="registration", topic=COMMANDS) == 0,
+        lambda s: (
+            present(s, "registry_consumer_lag", group="registration", topic=COMMANDS)
+            and total(s, "registry_consumer_lag", group="registration", topic=COMMANDS) == 0
+        ),
     )
     partitions = {dict(labels)["partition"] for name, labels in drained if name == "registry_consumer_lag"}
     assert partitions == {str(p) for p in range(stack.settings.partitions)}
@@ -90,8 +92,10 @@ async def test_deploy_tracker_exports_its_groups_and_outbox(stack: EmbeddedStack
     url = stack.url("deploy-tracker")
     samples = await eventually(
         url,
-        lambda s: present(s, "registry_consumer_lag", group="deploy-tracker", topic="deploy.events")
-        and present(s, "registry_consumer_lag", topic="registry.events")
-        and present(s, "registry_outbox_backlog", outbox="deploy_outbox"),
+        lambda s: (
+            present(s, "registry_consumer_lag", group="deploy-tracker", topic="deploy.events")
+            and present(s, "registry_consumer_lag", topic="registry.events")
+            and present(s, "registry_outbox_backlog", outbox="deploy_outbox")
+        ),
     )
     assert present(samples, "registry_build_info", service="deploy-tracker")
