@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
+import structlog
 from fastapi import FastAPI, Request, Response
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
@@ -25,6 +27,7 @@ from shared.ratelimit import RateLimiter
 from shared.settings import CommonSettings
 
 Hook = Callable[[], Awaitable[None]]
+log = structlog.get_logger("registry.http")
 VERSION = "0.1.0"
 
 
@@ -94,6 +97,18 @@ def service_app(
         metrics.HTTP_SECONDS.labels(request.method, route).observe(time.perf_counter() - started)
         metrics.HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
         principal = getattr(request.state, "principal", None)
+        # Writes and failures at INFO; successful reads (the bulk of traffic) only at DEBUG.
+        level = logging.DEBUG if request.method == "GET" and response.status_code < 400 else logging.INFO
+        log.log(
+            level,
+            "request handled",
+            method=request.method,
+            route=route,
+            status=response.status_code,
+            ms=round((time.perf_counter() - started) * 1000, 1),
+            team=principal.team if principal else None,
+            correlation_id=response.headers.get(problems.CORRELATION_HEADER),
+        )
         if principal is not None and request.method == "GET" and response.status_code < 400:
             # This middleware wraps the one that binds the correlation id: read it off the response.
             access.record(

@@ -47,8 +47,9 @@ def make_broker(settings: CommonSettings, **options: Any) -> KafkaBroker:
         enable_idempotence=settings.kafka_enable_idempotence,
         security=_security(settings),
         linger_ms=options.pop("linger_ms", 2),
-        # Route FastStream's own lines through the service's JSON logging.
-        logger=logging.getLogger("faststream"),
+        # FastStream's own "faststream" logger has a colourised stdout handler and does not
+        # propagate; a plain child of the root logger goes through the service's JSON logging.
+        logger=logging.getLogger("registry.kafka"),
         **options,
     )
 

@@ -60,3 +60,5 @@ def configure_logging(*, service: str, fmt: str = "auto", level: str = "INFO") -
     # aiokafka logs every rebalance and retry at INFO/WARNING; keep errors only.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # FastStream logs "Received"/"Processed" for every batch; the services log their own outcomes.
+    logging.getLogger("registry.kafka").setLevel(logging.WARNING)

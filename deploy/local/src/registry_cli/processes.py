@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 
@@ -56,9 +57,15 @@ class Child:
     """One supervised process whose output lines are printed with its name in front."""
 
     def __init__(
-        self, name: str, argv: Sequence[str], *, env: dict[str, str] | None = None, quiet: bool = False
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        quiet: bool = False,
+        log_path: Path | None = None,
     ) -> None:
-        self.name, self.argv, self.env, self.quiet = name, list(argv), env, quiet
+        self.name, self.argv, self.env, self.quiet, self.log_path = name, list(argv), env, quiet, log_path
         self.process: asyncio.subprocess.Process | None = None
         self._pump: asyncio.Task[None] | None = None
 
@@ -83,10 +90,21 @@ class Child:
     async def _prefix_output(self) -> None:
         assert self.process and self.process.stdout
         prefix = f"{self.name:<15}| "
-        async for raw in self.process.stdout:
-            if not self.quiet:
-                sys.stdout.write(prefix + raw.decode("utf-8", "replace"))
-                sys.stdout.flush()
+        log_file = None
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_file = self.log_path.open("ab")  # appended across restarts, like a container's log
+        try:
+            async for raw in self.process.stdout:
+                if log_file is not None:
+                    log_file.write(raw)
+                    log_file.flush()
+                if not self.quiet:
+                    sys.stdout.write(prefix + raw.decode("utf-8", "replace"))
+                    sys.stdout.flush()
+        finally:
+            if log_file is not None:
+                log_file.close()
 
     async def stop(self, *, grace: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after ``grace`` seconds."""

@@ -133,7 +133,13 @@ class EmbeddedStack:
     async def start_services(self, *, timeout: float = 60.0) -> None:
         """Start the four services and wait until each reports ready."""
         for name, module in SERVICE_MODULES.items():
-            child = Child(name, [sys.executable, "-m", module], env=service_env(self.settings, name), quiet=self.quiet)
+            child = Child(
+                name,
+                [sys.executable, "-m", module],
+                env=service_env(self.settings, name),
+                quiet=self.quiet,
+                log_path=self.settings.data_dir / "logs" / f"{name}.log",
+            )
             await child.start()
             self.services[name] = child
         await asyncio.gather(*(self.wait_ready(name, timeout) for name in self.services))

@@ -56,6 +56,12 @@ def register_command_subscriber(
                 return
             async with retried_after_pause(settings.retry_backoff_seconds, "command batch", len(records)):
                 outcomes = await handle_batch(commands)
+            teams = {command.event.id: command.principal.team for command in commands if command.principal}
             for outcome in outcomes:
                 correlation.bind(outcome.event.correlation_id)
-                log.info("command handled", command_id=outcome.command_id, outcome=outcome.event.type)
+                log.info(
+                    "command handled",
+                    command_id=outcome.command_id,
+                    outcome=outcome.event.type,
+                    team=teams.get(outcome.command_id),
+                )
