@@ -5,7 +5,7 @@ UV := .uv/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: run test lint bench setup clean
+.PHONY: run observe test lint bench setup clean
 
 .uv/bin/uv:
 	$(PYTHON) -m venv .uv
@@ -19,6 +19,10 @@ setup: .venv/.synced
 
 run: setup
 	.venv/bin/registry up
+
+# The stack plus a real Prometheus (Debian: apt-get install prometheus) with the alert rules.
+observe: setup
+	.venv/bin/registry up --with-prometheus
 
 test: setup
 	.venv/bin/ruff check .

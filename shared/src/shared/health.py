@@ -18,8 +18,37 @@ DEPENDENCY_UP = Gauge(
 )
 
 
-def health_router(checks: dict[str, Check], *, timeout: float = 2.0) -> APIRouter:
-    """Routes for liveness, readiness (each check must answer within ``timeout``) and metrics."""
+class Readiness:
+    """The dependency checks behind ``/readyz``, also run on a timer so the gauge stays current.
+
+    Nothing else calls ``/readyz`` on a schedule under Compose, so without the timer
+    ``registry_dependency_up`` would only move when a probe happened to ask.
+    """
+
+    def __init__(self, checks: dict[str, Check], *, timeout: float = 2.0) -> None:
+        self.checks, self.timeout = checks, timeout
+
+    async def failures(self) -> dict[str, str]:
+        """Run every check (each within ``timeout``); return the failing ones with why."""
+        failed: dict[str, str] = {}
+        for name, check in self.checks.items():
+            try:
+                await asyncio.wait_for(check(), self.timeout)
+                DEPENDENCY_UP.labels(name).set(1)
+            except Exception as exc:  # any failure means not ready; say which and why
+                DEPENDENCY_UP.labels(name).set(0)
+                failed[name] = f"{type(exc).__name__}: {exc}"[:300]
+        return failed
+
+    async def watch(self, interval: float) -> None:
+        """Re-check every ``interval`` seconds, forever."""
+        while True:
+            await self.failures()
+            await asyncio.sleep(interval)
+
+
+def health_router(readiness: Readiness) -> APIRouter:
+    """Routes for liveness (no I/O), readiness and metrics."""
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz")
@@ -28,14 +57,7 @@ def health_router(checks: dict[str, Check], *, timeout: float = 2.0) -> APIRoute
 
     @router.get("/readyz", response_model=None)
     async def readyz() -> JSONResponse:
-        failed: dict[str, str] = {}
-        for name, check in checks.items():
-            try:
-                await asyncio.wait_for(check(), timeout)
-                DEPENDENCY_UP.labels(name).set(1)
-            except Exception as exc:  # any failure means not ready; say which and why
-                DEPENDENCY_UP.labels(name).set(0)
-                failed[name] = f"{type(exc).__name__}: {exc}"[:300]
+        failed = await readiness.failures()
         if failed:
             return problem_response(
                 Problem(
@@ -46,7 +68,7 @@ def health_router(checks: dict[str, Check], *, timeout: float = 2.0) -> APIRoute
                     errors=[{"dependency": k, "error": v} for k, v in failed.items()],
                 )
             )
-        return JSONResponse({"status": "ready", "dependencies": sorted(checks)})
+        return JSONResponse({"status": "ready", "dependencies": sorted(readiness.checks)})
 
     @router.get("/metrics")
     async def metrics() -> Response:

@@ -17,7 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import messages, metrics, problems
 from shared.access import AccessLog, FailureWatch
-from shared.health import health_router
+from shared.health import Readiness, health_router
 from shared.http_auth import Guard
 from shared.kafka import ping as kafka_ping
 from shared.keystore import KeyStore
@@ -62,13 +62,17 @@ def service_app(
     limiter = RateLimiter(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
     watch = FailureWatch(threshold=settings.auth_failure_threshold, window=settings.auth_failure_window_seconds)
     guard = Guard(keystore=keystore, limiter=limiter, access=access, watch=watch)
+    readiness = Readiness({})
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         for hook in on_start or []:
             await hook()
         await broker.start()
-        background = [asyncio.create_task(access.run(), name="access-events")]
+        background = [
+            asyncio.create_task(access.run(), name="access-events"),
+            asyncio.create_task(readiness.watch(settings.readiness_sample_seconds), name="readiness"),
+        ]
         if consumer_groups:
             monitor = LagMonitor(settings, consumer_groups, interval=settings.lag_sample_seconds)
             background.append(asyncio.create_task(monitor.run(), name="consumer-lag"))
@@ -127,5 +131,6 @@ def service_app(
     async def broker_ping() -> None:
         await kafka_ping(broker)
 
-    app.include_router(health_router({"mongodb": mongo_ping, "kafka": broker_ping}))
+    readiness.checks.update({"mongodb": mongo_ping, "kafka": broker_ping})
+    app.include_router(health_router(readiness))
     return Service(app=app, db=db, guard=guard, access=access, keystore=keystore, limiter=limiter)

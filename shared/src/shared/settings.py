@@ -55,6 +55,8 @@ class CommonSettings(BaseSettings):
 
     # How often consuming services ask the broker for their groups' lag (registry_consumer_lag).
     lag_sample_seconds: float = Field(15.0, validation_alias=_shared("lag_sample_seconds"))
+    # How often dependencies are re-checked for registry_dependency_up (``/readyz`` checks live).
+    readiness_sample_seconds: float = Field(10.0, validation_alias=_shared("readiness_sample_seconds"))
 
     http_host: str = "127.0.0.1"
     http_port: int = 8080

@@ -29,6 +29,10 @@ class StackSettings(BaseSettings):
     heartbeat_interval_ms: int = 1_000
     fetch_max_wait_ms: int = 20
     log_format: str = "json"
+    # `registry up --with-prometheus` / `make observe`: Debian's `prometheus` package (or any build).
+    prometheus_bin: str = "prometheus"
+    prometheus_port: int = 9090
+    prometheus_scrape_interval: str = "5s"
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -61,7 +65,15 @@ def throwaway_settings(data_dir: Path, **overrides: Any) -> StackSettings:
     """A stack on free ports with quick consumer-group timings, for tests and benchmarks."""
     ports = {
         name: free_port()
-        for name in ("kafka_port", "mongo_port", "query_port", "registration_port", "deploy_tracker_port", "audit_port")
+        for name in (
+            "kafka_port",
+            "mongo_port",
+            "query_port",
+            "registration_port",
+            "deploy_tracker_port",
+            "audit_port",
+            "prometheus_port",
+        )
     }
     options: dict[str, Any] = {"session_timeout_ms": 2_000, "heartbeat_interval_ms": 500, **ports, **overrides}
     return StackSettings(data_dir=data_dir, **options)

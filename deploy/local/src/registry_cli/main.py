@@ -16,6 +16,7 @@ from rich.console import Console
 
 from registry_cli.admin import audit_app, keys_app
 from registry_cli.config import StackSettings
+from registry_cli.observe import PrometheusMissing
 from registry_cli.processes import PortInUse
 from registry_cli.produce import KINDS, produce_message
 from registry_cli.stack import EmbeddedStack, StackError
@@ -30,6 +31,9 @@ console = Console(stderr=True, soft_wrap=True)
 def up(
     data_dir: Annotated[Path | None, typer.Option(help="Where MongoDB keeps its files (default .data)")] = None,
     partitions: Annotated[int | None, typer.Option(help="Partitions per topic (default 6)")] = None,
+    with_prometheus: Annotated[
+        bool, typer.Option(help="Also run Prometheus (REGISTRY_PROMETHEUS_PORT, default 9090) with the alert rules")
+    ] = False,
 ) -> None:
     """Start the embedded broker, database and the four services; Ctrl-C stops everything."""
     overrides: dict[str, object] = {}
@@ -38,13 +42,13 @@ def up(
     if partitions is not None:
         overrides["partitions"] = partitions
     settings = StackSettings(**overrides)  # type: ignore[arg-type]
-    raise typer.Exit(asyncio.run(_run_stack(settings)))
+    raise typer.Exit(asyncio.run(_run_stack(settings, with_prometheus=with_prometheus)))
 
 
-async def _run_stack(settings: StackSettings) -> int:
+async def _run_stack(settings: StackSettings, *, with_prometheus: bool) -> int:
     stack = EmbeddedStack(settings)
     try:
-        stack.check_ports()
+        stack.check_ports(prometheus=with_prometheus)
     except PortInUse as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
@@ -56,6 +60,8 @@ async def _run_stack(settings: StackSettings) -> int:
     try:
         await stack.start_infrastructure()
         await stack.start_services()
+        if with_prometheus:
+            await stack.start_prometheus()
         _print_banner(stack)
         while not stopping.is_set():
             with contextlib.suppress(TimeoutError):
@@ -64,7 +70,7 @@ async def _run_stack(settings: StackSettings) -> int:
                 console.print(f"[red]error:[/red] {', '.join(stack.exited())} stopped unexpectedly; shutting down")
                 code = 1
                 break
-    except (StackError, TimeoutError, RuntimeError) as exc:
+    except (StackError, TimeoutError, RuntimeError, PrometheusMissing) as exc:
         console.print(f"[red]error:[/red] {exc}")
         code = 1
     finally:
@@ -84,6 +90,12 @@ def _print_banner(stack: EmbeddedStack) -> None:
         f"  audit          {stack.url('audit')}",
         f"  Kafka          {s.kafka_bootstrap}",
         f"  MongoDB        {s.mongodb_uri}",
+        *(
+            [f"  Prometheus     {stack.prometheus_url} (alerts: {stack.prometheus_url}/alerts)"]
+            if stack.prometheus
+            else []
+        ),
+        f"  logs           {s.data_dir / 'logs'}",
         f"  bootstrap platform:admin key: [bold]{stack.admin_key}[/bold]",
         "  Ctrl-C stops everything.",
     ]

