@@ -22,9 +22,7 @@ from tests.infra import Infra, external_infra, testcontainers_infra
 
 
 def _stack_settings(tmp: Path) -> StackSettings:
-    return throwaway_settings(
-        tmp, partitions=3, bootstrap_admin_key=ADMIN_KEY.token, prometheus_scrape_interval="1s"
-    )
+    return throwaway_settings(tmp, partitions=3, bootstrap_admin_key=ADMIN_KEY.token, prometheus_scrape_interval="1s")
 
 
 @pytest.fixture(scope="session")

@@ -13,18 +13,26 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 async def scrape(base_url: str) -> tuple[Samples, set[str]]:
-    """Every sample of the exposition, and every metric family it declares (with or without samples)."""
+    """Every sample of the exposition, and every series name its families declare (with or without samples)."""
     async with httpx.AsyncClient(timeout=10) as http:
         response = await http.get(f"{base_url}/metrics")
     response.raise_for_status()
     samples: Samples = {}
     families: set[str] = set()
     for family in text_string_to_metric_families(response.text):
-        families.add(family.name)
+        # The series names a query can use, whether or not the family has samples yet.
+        families.update(family.name + suffix for suffix in _SERIES_SUFFIXES.get(family.type, ("",)))
         for sample in family.samples:
             samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-            families.add(sample.name)  # _total, _bucket, _count, _sum, _info, _created
     return samples, families
+
+
+_SERIES_SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_count", "_sum"),
+    "summary": ("", "_count", "_sum"),
+    "info": ("_info",),
+}
 
 
 def total(samples: Samples, name: str, **labels: str) -> float:

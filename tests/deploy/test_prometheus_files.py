@@ -51,7 +51,9 @@ def test_every_alert_is_unit_tested_and_has_a_runbook_entry() -> None:
     tests = yaml.safe_load((PROMETHEUS_DIR / "tests" / "registry-alerts.test.yml").read_text())["tests"]
     tested = {case["alertname"] for test in tests for case in test.get("alert_rule_test", []) if case["exp_alerts"]}
     guide = (ROOT / "docs" / "operations.md").read_text()
-    anchors = {re.sub(r"[^a-z0-9-]", "", h.strip().lower().replace(" ", "-")) for h in re.findall(r"^#+ (.+)$", guide, re.M)}
+    anchors = {
+        re.sub(r"[^a-z0-9-]", "", h.strip().lower().replace(" ", "-")) for h in re.findall(r"^#+ (.+)$", guide, re.M)
+    }
     for rule in _alerts():
         name = str(rule["alert"])
         assert name in tested, f"{name} has no promtool test that makes it fire"
