@@ -16,10 +16,9 @@ import httpx
 from registry_cli.config import StackSettings
 from registry_cli.observe import prometheus_argv
 from registry_cli.processes import Child, check_port_free, wait_for_port
-from shared.auth import PLATFORM_TEAM, SCOPES, ApiKey, generate_api_key, hash_secret, parse_api_key
+from shared.bootstrap import store_bootstrap_key
 from shared.kafka import ensure_topics
-from shared.keystore import issue_key
-from shared.mongo import API_KEYS, ensure_indexes, make_client
+from shared.mongo import ensure_indexes, make_client
 from shared.settings import CommonSettings
 
 SERVICE_MODULES = {
@@ -130,7 +129,14 @@ class EmbeddedStack:
         client = make_client(settings)
         try:
             await ensure_indexes(client[settings.mongodb_database])
-            self.admin_key = await _bootstrap_key(client[settings.mongodb_database], s.bootstrap_admin_key)
+            try:
+                self.admin_key = await store_bootstrap_key(
+                    client[settings.mongodb_database], s.bootstrap_admin_key, created_by="registry up"
+                )
+            except ValueError:
+                raise StackError(
+                    "REGISTRY_BOOTSTRAP_ADMIN_KEY is not a key of the form mr_<8 chars>_<secret>"
+                ) from None
         finally:
             await client.close()
 
@@ -208,17 +214,3 @@ async def _retry(action: Any, *, attempts: int, delay: float = 0.2) -> Any:
                 raise
             await asyncio.sleep(delay)
     return None
-
-
-async def _bootstrap_key(db: Any, given: str | None) -> str:
-    """Store the bootstrap ``platform:admin`` key (given or new) and return its token."""
-    key = generate_api_key()
-    if given:
-        parsed = parse_api_key(given)
-        if parsed is None:
-            raise StackError("REGISTRY_BOOTSTRAP_ADMIN_KEY is not a key of the form mr_<8 chars>_<secret>")
-        key = ApiKey(key_id=parsed[0], token=given, secret_hash=hash_secret(parsed[1]))
-    await issue_key(
-        db[API_KEYS], team=PLATFORM_TEAM, name="bootstrap", scopes=list(SCOPES), created_by="registry up", given=key
-    )
-    return key.token

@@ -1,0 +1,79 @@
+"""``python -m shared.bootstrap``: create topics and indexes, and store the bootstrap admin key.
+
+Run once per deployment before the services (the Compose ``init`` service, the Kubernetes
+init Job). Every step is idempotent, so running it on every deploy is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Any
+
+from pydantic import Field
+
+from shared.auth import PLATFORM_TEAM, SCOPES, ApiKey, generate_api_key, hash_secret, parse_api_key
+from shared.kafka import ensure_topics
+from shared.keystore import issue_key
+from shared.logs import configure_logging
+from shared.mongo import API_KEYS, ensure_indexes, make_client
+from shared.settings import CommonSettings
+
+
+class BootstrapSettings(CommonSettings):
+    """The shared settings plus the key to install (a Secret in Kubernetes, never a literal)."""
+
+    service_name: str = "registry-init"
+    bootstrap_admin_key: str | None = Field(None, validation_alias="BOOTSTRAP_ADMIN_KEY")
+
+
+async def store_bootstrap_key(db: Any, given: str | None, *, created_by: str) -> str:
+    """Store a ``platform:admin`` key (``given`` or a new one) unless it exists; return its token.
+
+    An existing record is left alone, so re-running never re-enables a revoked key.
+    """
+    key = generate_api_key()
+    if given:
+        parsed = parse_api_key(given)
+        if parsed is None:
+            raise ValueError("the bootstrap key is not of the form mr_<8 chars>_<secret>")
+        key = ApiKey(key_id=parsed[0], token=given, secret_hash=hash_secret(parsed[1]))
+        if await db[API_KEYS].find_one({"_id": key.key_id}, {"_id": 1}):
+            return key.token
+    await issue_key(
+        db[API_KEYS], team=PLATFORM_TEAM, name="bootstrap", scopes=list(SCOPES), created_by=created_by, given=key
+    )
+    return key.token
+
+
+async def bootstrap(settings: BootstrapSettings) -> list[str]:
+    """Create the contract's topics (with ``.dlq``) and every index; install the admin key if given."""
+    topics = await ensure_topics(settings)
+    client = make_client(settings)
+    try:
+        db = client[settings.mongodb_database]
+        await ensure_indexes(db)
+        if settings.bootstrap_admin_key:
+            await store_bootstrap_key(db, settings.bootstrap_admin_key, created_by="bootstrap job")
+    finally:
+        await client.close()
+    return topics
+
+
+def main() -> int:
+    """Entry point of the init job; a non-zero exit fails the job so the rollout waits."""
+    settings = BootstrapSettings()
+    configure_logging(service=settings.service_name, fmt=settings.log_format, level=settings.log_level)
+    try:
+        topics = asyncio.run(bootstrap(settings))
+    except Exception as exc:  # one line for the job's status, not a traceback
+        print(f"bootstrap failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    key_note = "admin key installed" if settings.bootstrap_admin_key else "no BOOTSTRAP_ADMIN_KEY given"
+    print(f"bootstrap done: {len(topics)} topics, indexes ensured, {key_note} ({os.getpid()})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
