@@ -16,6 +16,7 @@ from rich.console import Console
 
 from registry_cli.admin import audit_app, keys_app
 from registry_cli.config import StackSettings
+from registry_cli.dlq import dlq_app
 from registry_cli.observe import PrometheusMissing
 from registry_cli.processes import PortInUse
 from registry_cli.produce import KINDS, produce_message
@@ -24,6 +25,7 @@ from registry_cli.stack import EmbeddedStack, StackError
 app = typer.Typer(help="Model Registry: local stack and tools.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(dlq_app, name="dlq")
 console = Console(stderr=True, soft_wrap=True)
 
 

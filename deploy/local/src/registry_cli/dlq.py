@@ -1,0 +1,133 @@
+"""``registry dlq show|replay``: inspect dead-lettered records and send them back to their topic.
+
+A record lands in ``<topic>.dlq`` with its original bytes, key and headers plus ``dlq_*``
+headers saying where it came from and why. Replaying republishes the original (without the
+``dlq_*`` headers) to its source topic, under a consumer group, so each dead letter is
+replayed once however often the command runs. Replay after fixing what refused it: a record
+that still cannot be decoded simply comes back to the DLQ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+dlq_app = typer.Typer(help="Dead-letter topics: show and replay.", no_args_is_help=True)
+Bootstrap = Annotated[str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka of the running stack")]
+REPLAY_GROUP = "registry-dlq-replay"
+
+
+@dataclass
+class DeadLetter:
+    """One record of a DLQ topic."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+    def header(self, name: str) -> str | None:
+        return next((v.decode("utf-8", "replace") for k, v in self.headers if k == name), None)
+
+    def original_headers(self) -> list[tuple[str, bytes]]:
+        return [(k, v) for k, v in self.headers if not k.startswith("dlq_")]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "dlq_partition": self.partition,
+            "dlq_offset": self.offset,
+            "source": f"{self.header('dlq_source_topic')}[{self.header('dlq_source_partition')}]"
+            f"@{self.header('dlq_source_offset')}",
+            "reason": self.header("dlq_reason"),
+            "error": self.header("dlq_error"),
+            "failed_at": self.header("dlq_failed_at"),
+            "ce_type": self.header("ce_type"),
+            "key": self.key.decode("utf-8", "replace") if self.key else None,
+        }
+
+
+async def read_dead_letters(
+    bootstrap: str, topic: str, *, group: str | None
+) -> tuple[list[DeadLetter], AIOKafkaConsumer]:
+    """Every record of ``topic`` after ``group``'s committed offsets (from the start without a group).
+
+    Partitions are assigned by hand (no group membership, so no rebalance wait); the group id
+    only names where the offsets are committed. Reading stops at the end offsets seen at start.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    await consumer.topics()  # loads metadata, so the topic's partitions are known
+    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    consumer.assign(partitions)
+    if group is None:
+        await consumer.seek_to_beginning(*partitions)
+    ends = await consumer.end_offsets(partitions)
+    letters: list[DeadLetter] = []
+    while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
+        batches = await consumer.getmany(timeout_ms=1000)
+        for records in batches.values():
+            letters += [DeadLetter(r.partition, r.offset, r.key, r.value, list(r.headers or ())) for r in records]
+    return letters, consumer
+
+
+async def replay(bootstrap: str, topic: str, *, dry_run: bool) -> list[DeadLetter]:
+    """Republish every dead letter of ``topic``.dlq not replayed before.
+
+    All or nothing by design: a filter would have to leave holes in the group's offsets.
+    """
+    letters, consumer = await read_dead_letters(bootstrap, f"{topic}.dlq", group=REPLAY_GROUP)
+    try:
+        if dry_run or not letters:
+            return letters
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        try:
+            for letter in letters:
+                await producer.send_and_wait(
+                    letter.header("dlq_source_topic") or topic,
+                    letter.value,
+                    key=letter.key,
+                    headers=letter.original_headers(),
+                )
+        finally:
+            await producer.stop()
+        await consumer.commit()  # only after every send was acknowledged: a crash replays again
+        return letters
+    finally:
+        await consumer.stop()
+
+
+@dlq_app.command("show")
+def show(
+    topic: Annotated[str, typer.Argument(help="The source topic, e.g. registry.commands")],
+    bootstrap_servers: Bootstrap = "127.0.0.1:9092",
+) -> None:
+    """Print every dead letter of ``<topic>.dlq`` as JSON lines (reason, error, source position)."""
+
+    async def run() -> list[DeadLetter]:
+        letters, consumer = await read_dead_letters(bootstrap_servers, f"{topic}.dlq", group=None)
+        await consumer.stop()
+        return letters
+
+    for letter in asyncio.run(run()):
+        typer.echo(json.dumps(letter.summary()))
+
+
+@dlq_app.command("replay")
+def replay_command(
+    topic: Annotated[str, typer.Argument(help="The source topic, e.g. registry.commands")],
+    dry_run: Annotated[bool, typer.Option(help="List what would be replayed; send nothing")] = False,
+    bootstrap_servers: Bootstrap = "127.0.0.1:9092",
+) -> None:
+    """Send dead letters not replayed before back to their source topic, original headers and key."""
+    letters = asyncio.run(replay(bootstrap_servers, topic, dry_run=dry_run))
+    verb = "would replay" if dry_run else "replayed"
+    typer.echo(f"{verb} {len(letters)} record(s) to {topic}")

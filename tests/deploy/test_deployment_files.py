@@ -1,0 +1,232 @@
+"""Dockerfiles, Compose, Kubernetes overlays and the CI workflow, checked with the tools and schemas we have here.
+
+No Docker engine or cluster runs here, so what cannot be run is validated: the manifests
+against the Kubernetes API schemas, Compose and the workflow against their published
+schemas, and the promises each file makes (non-root, probes, secrets by reference,
+entry-point modules that exist, consumers scaled to at most the partition count).
+"""
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from shared.settings import CommonSettings
+
+pytestmark = pytest.mark.deploy
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = {"registration": "registration", "query": "query", "deploy-tracker": "deploy_tracker", "audit": "audit"}
+OVERLAYS = {"dev": "model-registry-dev", "staging": "model-registry-staging", "prod": "model-registry"}
+KUBERNETES_VERSION = "1.30.0"
+SECRET_NAMES = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$|MONGODB_URI")
+
+
+def check_schema(schema: str, path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def module_runs(module: str) -> bool:
+    """``python -m module`` would find something to run."""
+    spec = importlib.util.find_spec(module)
+    if spec is None:
+        return False
+    if spec.submodule_search_locations:  # a package: needs a __main__
+        return importlib.util.find_spec(f"{module}.__main__") is not None
+    return True
+
+
+# --- Dockerfiles ----------------------------------------------------------------------------
+
+
+def dockerfile(service: str) -> str:
+    return (ROOT / "services" / service / "Dockerfile").read_text()
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_image_is_multi_stage_uv_built_non_root_and_health_checked(service: str) -> None:
+    text = dockerfile(service)
+    stages = re.findall(r"^FROM \S+ AS (\w+)$", text, re.M)
+    assert len(stages) >= 2, "multi-stage: build tools stay out of the runtime image"
+    assert re.search(r"uv sync --frozen --no-dev --package " + re.escape(service), text)
+    runtime = text.split(f"AS {stages[-1]}", 1)[1]
+    assert "uv" not in re.sub(r"#.*", "", runtime).split(), "uv is not in the runtime stage"
+    user = re.findall(r"^USER (\S+)$", runtime, re.M)
+    assert user and user[-1].split(":")[0] not in {"0", "root"}
+    assert re.search(r"^HEALTHCHECK .*\n?.*/readyz", runtime, re.M)
+    for source in re.findall(r"^COPY (?!--from)(?:--\S+ )*(\S+) ", text, re.M):
+        assert (ROOT / source).exists(), f"COPY {source}: no such path in the repository"
+
+
+@pytest.mark.parametrize(("service", "module"), SERVICES.items())
+def test_each_image_entry_point_is_the_service_module(service: str, module: str) -> None:
+    entry = re.search(r'^ENTRYPOINT \["python", "-m", "([\w.]+)"\]$', dockerfile(service), re.M)
+    assert entry and entry.group(1) == module and module_runs(module)
+    prefix = module.upper() + "_"
+    assert f"{prefix}HTTP_HOST=0.0.0.0" in dockerfile(service) and f"{prefix}HTTP_PORT=8080" in dockerfile(service)
+
+
+# --- Compose --------------------------------------------------------------------------------
+
+COMPOSE = ROOT / "deploy" / "compose.yaml"
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return loaded
+
+
+def test_compose_matches_the_compose_specification() -> None:
+    check_schema("vendor.compose-spec", COMPOSE)
+
+
+def test_compose_runs_kraft_kafka_a_replica_set_the_services_and_monitoring() -> None:
+    services = compose()["services"]
+    assert {*SERVICES, "kafka", "mongo", "init", "prometheus", "grafana"} <= services.keys()
+    assert "controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]  # KRaft: no ZooKeeper
+    assert "--replSet" in services["mongo"]["command"]
+    assert services["init"]["entrypoint"][-1] == "shared.bootstrap" and module_runs("shared.bootstrap")
+    for name, module in SERVICES.items():
+        build = services[name]["build"]
+        assert (
+            COMPOSE.parent / build["context"] / build["dockerfile"]
+        ).resolve() == ROOT / f"services/{name}/Dockerfile"
+        assert services[name]["depends_on"]["init"]["condition"] == "service_completed_successfully"
+        assert "healthcheck" not in services[name], f"{name}: the image's HEALTHCHECK applies"
+        assert module_runs(module)
+    for name, service in services.items():
+        for dependency in service.get("depends_on", []):
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (COMPOSE.parent / source).exists(), f"{name} mounts missing {source}"
+    published = [port.split(":")[0] for service in services.values() for port in service.get("ports", [])]
+    assert len(published) == len(set(published))
+
+
+def test_compose_service_settings_are_ones_the_services_read_and_secrets_come_from_outside() -> None:
+    known = {
+        str(field.validation_alias.choices[0])
+        for field in CommonSettings.model_fields.values()
+        if field.validation_alias
+    }  # type: ignore[union-attr]
+    for name, service in compose()["services"].items():
+        environment = service.get("environment", {})
+        if name in SERVICES:
+            unknown = set(environment) - known
+            assert not unknown, f"{name}: settings no service reads: {unknown}"
+        for key, value in environment.items():
+            if SECRET_NAMES.search(key) and key != "MONGODB_URI":
+                assert str(value).startswith("${"), f"{name}: {key} must come from the environment"
+
+
+# --- Kubernetes -----------------------------------------------------------------------------
+
+
+def kustomize(overlay: str) -> list[dict[str, Any]]:
+    binary = shutil.which("kubectl") or shutil.which("kustomize")
+    assert binary, "needs kubectl (or kustomize) to render the overlays"
+    argv = [binary, "kustomize"] if binary.endswith("kubectl") else [binary, "build"]
+    done = subprocess.run(
+        [*argv, str(ROOT / "deploy" / "k8s" / "overlays" / overlay)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def rendered(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
+    return request.param, kustomize(request.param)
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == kind}
+
+
+def test_every_overlay_validates_against_the_kubernetes_schemas(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    overlay, docs = rendered
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"]["namespace"] == OVERLAYS[overlay]
+
+
+def test_every_service_has_probes_resources_a_service_an_hpa_and_a_pdb(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, docs = rendered
+    deployments, hpas = by_kind(docs, "Deployment"), by_kind(docs, "HorizontalPodAutoscaler")
+    services, pdbs = by_kind(docs, "Service"), by_kind(docs, "PodDisruptionBudget")
+    assert set(deployments) == set(SERVICES)
+    for name, deployment in deployments.items():
+        pod = deployment["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
+        assert pod["securityContext"]["runAsNonRoot"] and not container["securityContext"]["allowPrivilegeEscalation"]
+        assert container["image"].startswith(f"model-registry/{name}:")
+        assert {name, f"{name}-pods"} <= services.keys() and services[f"{name}-pods"]["spec"]["clusterIP"] == "None"
+        assert hpas[name]["spec"]["scaleTargetRef"]["name"] == name and name in pdbs
+
+
+def test_consumers_scale_to_at_most_the_partition_count(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    _, docs = rendered
+    [config] = [
+        doc for doc in docs if doc["kind"] == "ConfigMap" and doc["metadata"]["name"].startswith("registry-config")
+    ]
+    partitions = int(config["data"]["KAFKA_TOPIC_PARTITIONS"])
+    for name, deployment in by_kind(docs, "Deployment").items():
+        hpa = by_kind(docs, "HorizontalPodAutoscaler")[name]["spec"]
+        assert hpa["minReplicas"] <= hpa["maxReplicas"]
+        if deployment["metadata"]["labels"]["app.kubernetes.io/component"] == "consumer":
+            assert hpa["maxReplicas"] <= partitions, f"{name}: replicas beyond {partitions} partitions would idle"
+
+
+def test_secrets_are_referenced_never_embedded(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    _, docs = rendered
+    assert not by_kind(docs, "Secret")
+    pods = [doc["spec"]["template"]["spec"] for doc in docs if doc["kind"] in {"Deployment", "Job"}]
+    for pod in pods:
+        for container in pod["containers"]:
+            for variable in container.get("env", []):
+                if SECRET_NAMES.search(variable["name"]):
+                    assert "secretKeyRef" in variable.get("valueFrom", {}), variable["name"]
+    for config in by_kind(docs, "ConfigMap").values():
+        assert not [key for key in config["data"] if SECRET_NAMES.search(key)]
+
+
+def test_the_init_job_runs_the_bootstrap_module(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    _, docs = rendered
+    [job] = by_kind(docs, "Job").values()
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "shared.bootstrap"] and module_runs("shared.bootstrap")
+
+
+# --- CI workflow ----------------------------------------------------------------------------
+
+WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
+
+
+def test_the_workflow_matches_the_github_schema_and_does_what_it_says() -> None:
+    check_schema("vendor.github-workflows", WORKFLOW)
+    jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
+    assert {"lint", "test", "images", "real-infrastructure"} <= jobs.keys()
+    assert any(step.get("run") == "bash .ci/run" for step in jobs["test"]["steps"])
+    real = [step for step in jobs["real-infrastructure"]["steps"] if step.get("env")]
+    assert real and real[0]["env"]["REGISTRY_TEST_INFRA"] == "testcontainers"
+    for service in jobs["images"]["strategy"]["matrix"]["service"]:
+        assert (ROOT / "services" / service / "Dockerfile").is_file()
