@@ -80,6 +80,14 @@ async def test_dashboards_and_rules_query_only_exported_metrics(stack: EmbeddedS
     missing = {n for n in registry_series if re.sub(r"_(bucket|count|sum)$", "", n) not in families_shown}
     assert not missing, f"exported but on no dashboard: {sorted(missing)}"
 
+    # The operations guide's metrics table lists exactly the registry metrics that exist.
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    documented = set(re.findall(r"^\| `(registry_\w+)` \|", guide, re.M))
+    exported_families = {re.sub(r"_(bucket|count|sum)$", "", n) for n in registry_series}
+    assert documented == exported_families, (
+        f"undocumented: {sorted(exported_families - documented)}; gone: {sorted(documented - exported_families)}"
+    )
+
 
 def test_dashboards_are_well_formed() -> None:
     assert {p.stem for p in DASHBOARDS} == {"overview", "service", "kafka-consumers", "security"}
