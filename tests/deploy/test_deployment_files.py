@@ -52,7 +52,7 @@ def module_runs(module: str) -> bool:
 
 
 def dockerfile(service: str) -> str:
-    return (ROOT / "services" / service / "Dockerfile").read_text()
+    return (ROOT / "deploy" / "docker" / f"{service}.Dockerfile").read_text()
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -102,7 +102,7 @@ def test_compose_runs_kraft_kafka_a_replica_set_the_services_and_monitoring() ->
         build = services[name]["build"]
         assert (
             COMPOSE.parent / build["context"] / build["dockerfile"]
-        ).resolve() == ROOT / f"services/{name}/Dockerfile"
+        ).resolve() == ROOT / f"deploy/docker/{name}.Dockerfile"
         assert services[name]["depends_on"]["init"]["condition"] == "service_completed_successfully"
         assert "healthcheck" not in services[name], f"{name}: the image's HEALTHCHECK applies"
         assert module_runs(module)
@@ -229,4 +229,4 @@ def test_the_workflow_matches_the_github_schema_and_does_what_it_says() -> None:
     real = [step for step in jobs["real-infrastructure"]["steps"] if step.get("env")]
     assert real and real[0]["env"]["REGISTRY_TEST_INFRA"] == "testcontainers"
     for service in jobs["images"]["strategy"]["matrix"]["service"]:
-        assert (ROOT / "services" / service / "Dockerfile").is_file()
+        assert (ROOT / "deploy" / "docker" / f"{service}.Dockerfile").is_file()

@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1.7
-# The audit service. Build from the repository root (the uv workspace):
-#   docker build -f services/audit/Dockerfile -t model-registry/audit .
+# The registration service. Build from the repository root (the uv workspace):
+#   docker build -f deploy/docker/registration.Dockerfile -t model-registry/registration .
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -15,19 +15,19 @@ COPY services/query/pyproject.toml services/query/
 COPY services/deploy-tracker/pyproject.toml services/deploy-tracker/
 COPY services/audit/pyproject.toml services/audit/
 COPY deploy/local/pyproject.toml deploy/local/
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --package audit --no-install-workspace
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --package registration --no-install-workspace
 COPY shared shared
-COPY services/audit services/audit
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --package audit --no-editable
+COPY services/registration services/registration
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --package registration --no-editable
 
 FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 registry && useradd --system --uid 10001 --gid registry --no-create-home registry
 COPY --from=build --chown=root:root /app/.venv /app/.venv
 ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1 LOG_FORMAT=json \
-    AUDIT_HTTP_HOST=0.0.0.0 AUDIT_HTTP_PORT=8080
+    REGISTRATION_HTTP_HOST=0.0.0.0 REGISTRATION_HTTP_PORT=8080
 # Never root; the code is owned by root, so the process cannot change it.
 USER 10001:10001
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/readyz', timeout=2).status != 200)"]
-ENTRYPOINT ["python", "-m", "audit"]
+ENTRYPOINT ["python", "-m", "registration"]

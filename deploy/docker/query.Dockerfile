@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1.7
 # The query service. Build from the repository root (the uv workspace):
-#   docker build -f services/query/Dockerfile -t model-registry/query .
+#   docker build -f deploy/docker/query.Dockerfile -t model-registry/query .
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build

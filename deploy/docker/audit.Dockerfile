@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1.7
-# The deploy-tracker service. Build from the repository root (the uv workspace):
-#   docker build -f services/deploy-tracker/Dockerfile -t model-registry/deploy-tracker .
+# The audit service. Build from the repository root (the uv workspace):
+#   docker build -f deploy/docker/audit.Dockerfile -t model-registry/audit .
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -15,19 +15,19 @@ COPY services/query/pyproject.toml services/query/
 COPY services/deploy-tracker/pyproject.toml services/deploy-tracker/
 COPY services/audit/pyproject.toml services/audit/
 COPY deploy/local/pyproject.toml deploy/local/
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --package deploy-tracker --no-install-workspace
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --package audit --no-install-workspace
 COPY shared shared
-COPY services/deploy-tracker services/deploy-tracker
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --package deploy-tracker --no-editable
+COPY services/audit services/audit
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --package audit --no-editable
 
 FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 registry && useradd --system --uid 10001 --gid registry --no-create-home registry
 COPY --from=build --chown=root:root /app/.venv /app/.venv
 ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1 LOG_FORMAT=json \
-    DEPLOY_TRACKER_HTTP_HOST=0.0.0.0 DEPLOY_TRACKER_HTTP_PORT=8080
+    AUDIT_HTTP_HOST=0.0.0.0 AUDIT_HTTP_PORT=8080
 # Never root; the code is owned by root, so the process cannot change it.
 USER 10001:10001
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/readyz', timeout=2).status != 200)"]
-ENTRYPOINT ["python", "-m", "deploy_tracker"]
+ENTRYPOINT ["python", "-m", "audit"]
