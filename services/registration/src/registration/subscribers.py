@@ -63,5 +63,6 @@ def register_command_subscriber(
                     "command handled",
                     command_id=outcome.command_id,
                     outcome=outcome.event.type,
+                    reason=outcome.event.data.get("reason") if outcome.rejected else None,
                     team=teams.get(outcome.command_id),
                 )
