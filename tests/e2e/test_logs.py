@@ -25,7 +25,23 @@ def log_lines(stack: EmbeddedStack) -> list[tuple[str, str]]:
     return lines
 
 
+async def _answer_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    writer.close()
+
+
 async def test_logs_are_structured_and_hold_no_secret(stack: EmbeddedStack) -> None:
+    receiver = await asyncio.start_server(_answer_ok, "127.0.0.1", 0)  # a webhook receiver that accepts
+    receiver_port = receiver.sockets[0].getsockname()[1]
+    try:
+        await _scenario(stack, receiver_port)
+    finally:
+        receiver.close()
+
+
+async def _scenario(stack: EmbeddedStack, receiver_port: int) -> None:
     team = f"lg{uuid.uuid4().hex[:8]}"
     async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN, timeout=10) as http:
         created = await http.post(
@@ -43,11 +59,11 @@ async def test_logs_are_structured_and_hold_no_secret(stack: EmbeddedStack) -> N
         )
         assert refused.status_code == 401
     async with httpx.AsyncClient(base_url=stack.url("deploy-tracker"), headers=own, timeout=10) as tracker:
-        hook = await tracker.post(
-            f"/v1/teams/{team}/webhooks", json={"url": "http://127.0.0.1:9/h", "event_types": ["*"]}
-        )
+        url_token = uuid.uuid4().hex  # receivers often put a token in the URL: it must not be logged either
+        subscription = {"url": f"http://127.0.0.1:{receiver_port}/h?token={url_token}", "event_types": ["*"]}
+        hook = await tracker.post(f"/v1/teams/{team}/webhooks", json=subscription)
         assert hook.status_code == 201, hook.text
-        webhook_secret = hook.json()["secret"]
+        webhook_secret, hook_id = hook.json()["secret"], hook.json()["id"]
     commands = [register_event(team, "k", "2.0.0", token=token), register_event(team, "k", "2.0.1", token=wrong)]
     await publish_raw(
         stack.settings.kafka_bootstrap,
@@ -55,17 +71,27 @@ async def test_logs_are_structured_and_hold_no_secret(stack: EmbeddedStack) -> N
         [(*binary_record(c), f"{team}/k".encode()) for c in commands],
     )
 
-    secrets = {"new key": token, "wrong key": wrong, "admin key": ADMIN_KEY.token, "webhook secret": webhook_secret}
+    secrets = {
+        "new key": token,
+        "wrong key": wrong,
+        "admin key": ADMIN_KEY.token,
+        "webhook secret": webhook_secret,
+        "webhook URL token": url_token,
+    }
     secrets |= {
         f"{name} secret part": value.split("_", 2)[-1] for name, value in secrets.items() if value.startswith("mr_")
     }
     parsed: list[dict[str, Any]] = []
-    for _ in range(100):  # until the Kafka command's outcome has been logged
-        await asyncio.sleep(0.2)
-        lines = log_lines(stack)
-        parsed = [json.loads(line) for _, line in lines]
-        if any(entry.get("event") == "command handled" and entry.get("team") == team for entry in parsed):
-            break
+    async with httpx.AsyncClient(base_url=stack.url("deploy-tracker"), headers=own, timeout=10) as tracker:
+        for _ in range(100):  # until the command's outcome is logged and the webhook has been tried
+            await asyncio.sleep(0.2)
+            lines = log_lines(stack)
+            parsed = [json.loads(line) for _, line in lines]
+            deliveries = (await tracker.get(f"/v1/teams/{team}/webhooks/{hook_id}/deliveries")).json()["items"]
+            handled = any(entry.get("event") == "command handled" and entry.get("team") == team for entry in parsed)
+            if handled and any(delivery["status"] == "delivered" for delivery in deliveries):
+                break
+        assert any(delivery["status"] == "delivered" for delivery in deliveries), deliveries
     for name, line in lines:
         for what, secret in secrets.items():
             assert secret not in line, f"{what} appears in {name}: {line[:200]}"

@@ -43,7 +43,8 @@ def configure_logging(*, service: str, fmt: str = "auto", level: str = "INFO") -
         redact_secrets,
     ]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # Level first: a DEBUG line (every successful read) costs nothing unless DEBUG is on.
+        processors=[structlog.stdlib.filter_by_level, *shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
@@ -60,5 +61,8 @@ def configure_logging(*, service: str, fmt: str = "auto", level: str = "INFO") -
     # aiokafka logs every rebalance and retry at INFO/WARNING; keep errors only.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # httpx logs every outgoing request's full URL at INFO: webhook URLs may carry tokens.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
     # FastStream logs "Received"/"Processed" for every batch; the services log their own outcomes.
     logging.getLogger("registry.kafka").setLevel(logging.WARNING)
