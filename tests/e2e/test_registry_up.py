@@ -17,7 +17,8 @@ REGISTRY = str(Path(sys.executable).with_name("registry"))
 
 
 def stack_env(tmp_path: Path) -> dict[str, str]:
-    ports = {name: str(free_port()) for name in ("KAFKA", "MONGO", "QUERY", "REGISTRATION", "DEPLOY_TRACKER", "AUDIT")}
+    names = ("KAFKA", "MONGO", "QUERY", "REGISTRATION", "DEPLOY_TRACKER", "AUDIT", "PROMETHEUS")
+    ports = {name: str(free_port()) for name in names}
     return {
         **os.environ,
         **{f"REGISTRY_{name}_PORT": port for name, port in ports.items()},
@@ -42,10 +43,11 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-async def test_up_serves_prints_the_key_and_leaves_nothing_behind(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flags", [[], ["--with-prometheus"]], ids=["make-run", "make-observe"])
+async def test_up_serves_prints_the_key_and_leaves_nothing_behind(tmp_path: Path, flags: list[str]) -> None:
     env = stack_env(tmp_path)
     process = await asyncio.create_subprocess_exec(
-        REGISTRY, "up", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        REGISTRY, "up", *flags, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
     assert process.stdout
     output: list[str] = []
@@ -61,10 +63,15 @@ async def test_up_serves_prints_the_key_and_leaves_nothing_behind(tmp_path: Path
         assert env["REGISTRY_BOOTSTRAP_ADMIN_KEY"] in text
         assert any(line.startswith("registration   | ") for line in output)
         children = descendants(process.pid)
-        assert len(children) >= 6  # broker, database, four services
+        assert len(children) >= 6 + len(flags)  # broker, database, four services (and Prometheus)
         async with httpx.AsyncClient() as client:
             ready = await client.get(f"http://127.0.0.1:{env['REGISTRY_QUERY_PORT']}/readyz")
-        assert ready.status_code == 200
+            assert ready.status_code == 200
+            if flags:
+                prometheus = f"http://127.0.0.1:{env['REGISTRY_PROMETHEUS_PORT']}"
+                assert f"Prometheus     {prometheus}" in text
+                assert (await client.get(f"{prometheus}/-/ready")).status_code == 200
+        assert (Path(env["REGISTRY_DATA_DIR"]) / "logs" / "query.log").stat().st_size > 0
     finally:
         process.send_signal(signal.SIGTERM)
         drain = asyncio.create_task(process.stdout.read())
