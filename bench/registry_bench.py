@@ -34,6 +34,7 @@ from registry_cli.config import throwaway_settings
 from registry_cli.stack import EmbeddedStack
 from shared.auth import Principal
 from shared.envelope import CloudEvent
+from shared.keystore import issue_key
 from shared.messages import REGISTER_MODEL_VERSION
 from shared.outbox import OutboxRelay
 
@@ -46,7 +47,28 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def register(team: str, name: str, version: str, framework: str) -> CloudEvent:
+def auth(stack: EmbeddedStack) -> dict[str, str]:
+    """The bootstrap platform:admin key as a header: every read and command is authenticated."""
+    return {"Authorization": f"Bearer {stack.admin_key}"}
+
+
+async def unthrottled_admin_key(stack: EmbeddedStack) -> str:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri, tz_aware=True)
+    try:
+        key, _ = await issue_key(
+            client["model_registry"]["api_keys"],
+            team="platform",
+            name="bench",
+            scopes=["platform:admin"],
+            created_by="bench",
+            rate_limit=(1e6, 1_000_000),
+        )
+    finally:
+        await client.close()
+    return key.token
+
+
+def register(team: str, name: str, version: str, framework: str, token: str | None = None) -> CloudEvent:
     data = {
         "team": team,
         "name": name,
@@ -57,13 +79,17 @@ def register(team: str, name: str, version: str, framework: str) -> CloudEvent:
         "tags": {"owner": "bench", "tier": str(hash(name) % 3)},
         "metrics": {"auc": 0.9},
     }
-    return CloudEvent(source="/bench", type=REGISTER_MODEL_VERSION, data=data)
+    authorization = f"Bearer {token}" if token else None
+    return CloudEvent(source="/bench", type=REGISTER_MODEL_VERSION, data=data, authorization=authorization)
 
 
 async def bench_registration(stack: EmbeddedStack, commands: int) -> dict[str, Any]:
     bootstrap = stack.settings.kafka_bootstrap
     models = max(1, commands // 10)
-    events = [register("bench-e2e", f"m{i % models:05d}", f"1.{i // models}.0", "xgboost") for i in range(commands)]
+    events = [
+        register("bench-e2e", f"m{i % models:05d}", f"1.{i // models}.0", "xgboost", stack.admin_key)
+        for i in range(commands)
+    ]
     pending = {event.id for event in events}
     published: dict[str, float] = {}
     latencies: list[float] = []
@@ -106,7 +132,7 @@ async def bench_registration(stack: EmbeddedStack, commands: int) -> dict[str, A
     events_done = time.perf_counter()
     await producer.stop()
     await consumer.stop()
-    async with httpx.AsyncClient(base_url=stack.url("query"), timeout=30) as http:
+    async with httpx.AsyncClient(base_url=stack.url("query"), timeout=30, headers=auth(stack)) as http:
         readable = 0
         for i in range(models):
             page = (await http.get(f"/v1/models/bench-e2e/m{i:05d}/versions", params={"limit": 200})).json()
@@ -126,15 +152,17 @@ async def bench_single_command(stack: EmbeddedStack, samples: int) -> tuple[floa
     producer = AIOKafkaProducer(bootstrap_servers=stack.settings.kafka_bootstrap, acks="all")
     await producer.start()
     latencies: list[float] = []
-    async with httpx.AsyncClient(base_url=stack.url("query"), timeout=10) as http:
+    async with httpx.AsyncClient(base_url=stack.url("query"), timeout=10, headers=auth(stack)) as http:
         for i in range(samples):
-            event = register("bench-single", f"m{i:04d}", "1.0.0", "onnx")
+            event = register("bench-single", f"m{i:04d}", "1.0.0", "onnx", stack.admin_key)
             value, headers = event.to_kafka()
             started = time.perf_counter()
             await producer.send_and_wait(
                 "registry.commands", value, key=f"bench-single/m{i:04d}".encode(), headers=headers
             )
             while (await http.get(f"/v1/models/bench-single/m{i:04d}/versions/1.0.0")).status_code != 200:
+                if time.perf_counter() - started > 30:
+                    raise RuntimeError("a single command was not readable within 30 s (see the stack's logs)")
                 await asyncio.sleep(0.005)
             latencies.append(time.perf_counter() - started)
     await producer.stop()
@@ -148,7 +176,7 @@ async def load_versions(stack: EmbeddedStack, versions: int) -> tuple[float, flo
     db = client["model_registry"]
     repo = MongoRepository(client, db, writer=f"bench-loader-{uuid.uuid4().hex[:6]}")
     await repo.register_writer()
-    principal = Principal(key_id="bench", team="bench")
+    principal = Principal(key_id="bench", team="platform", scopes=frozenset({"platform:admin"}))
     per_model, teams = 10, 20
     models = versions // per_model
     started = time.perf_counter()
@@ -190,7 +218,7 @@ async def bench_reads(stack: EmbeddedStack, versions: int, requests: int) -> dic
     rng = random.Random(1)
     gets: list[float] = []
     lists: list[float] = []
-    async with httpx.AsyncClient(base_url=stack.url("query"), timeout=30) as http:
+    async with httpx.AsyncClient(base_url=stack.url("query"), timeout=30, headers=auth(stack)) as http:
         for _ in range(50):  # warm up connections and caches
             await http.get("/v1/models/team-00/model-00000/versions/1.0.0")
         for _ in range(requests):
@@ -256,6 +284,8 @@ async def main(args: argparse.Namespace) -> int:
         try:
             console.print("starting the embedded stack …")
             await stack.start_infrastructure()
+            # The bench's own platform:admin key, with a rate limit far above the load it generates.
+            stack.admin_key = await unthrottled_admin_key(stack)
             await stack.start_services()
             console.print("single commands on an idle system …")
             single = await bench_single_command(stack, 50)

@@ -28,6 +28,7 @@ from shared.settings import CommonSettings
 
 Hook = Callable[[], Awaitable[None]]
 log = structlog.get_logger("registry.http")
+_NOTEWORTHY_READ_STATUSES = frozenset({401, 403, 429})
 VERSION = "0.1.0"
 
 
@@ -101,8 +102,10 @@ def service_app(
         metrics.HTTP_SECONDS.labels(request.method, route).observe(time.perf_counter() - started)
         metrics.HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
         principal = getattr(request.state, "principal", None)
-        # Writes and failures at INFO; successful reads (the bulk of traffic) only at DEBUG.
-        level = logging.DEBUG if request.method == "GET" and response.status_code < 400 else logging.INFO
+        # Writes, denials and server errors at INFO; reads (the bulk of traffic, 404s included:
+        # clients poll for what is not there yet) only at DEBUG.
+        noteworthy = request.method != "GET" or response.status_code in _NOTEWORTHY_READ_STATUSES
+        level = logging.INFO if noteworthy or response.status_code >= 500 else logging.DEBUG
         log.log(
             level,
             "request handled",
