@@ -17,9 +17,14 @@ async def scrape(base_url: str) -> tuple[Samples, set[str]]:
     async with httpx.AsyncClient(timeout=10) as http:
         response = await http.get(f"{base_url}/metrics")
     response.raise_for_status()
+    return parse(response.text)
+
+
+def parse(exposition: str) -> tuple[Samples, set[str]]:
+    """Samples and declared series names of a Prometheus text exposition."""
     samples: Samples = {}
     families: set[str] = set()
-    for family in text_string_to_metric_families(response.text):
+    for family in text_string_to_metric_families(exposition):
         # The series names a query can use, whether or not the family has samples yet.
         families.update(family.name + suffix for suffix in _SERIES_SUFFIXES.get(family.type, ("",)))
         for sample in family.samples:

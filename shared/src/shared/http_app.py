@@ -15,7 +15,7 @@ from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared import messages, metrics, problems
+from shared import correlation, messages, metrics, problems
 from shared.access import AccessLog, FailureWatch
 from shared.health import Readiness, health_router
 from shared.http_auth import Guard
@@ -96,7 +96,19 @@ def service_app(
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
-        response = await call_next(request)
+        # Bound here, in the outermost middleware, so the handlers' tasks, this middleware's own
+        # log lines and the 500 below all carry the same id.
+        correlation_id = correlation.bind(request.headers.get(problems.CORRELATION_HEADER))
+        try:
+            response = await call_next(request)
+        except Exception:
+            # A bug, not a refusal: answer problem+json like every other error, and count it as the
+            # 500 it is (otherwise the error-rate alert would miss exactly these).
+            log.exception("request failed", method=request.method, path=request.url.path)
+            response = problems.problem_response(
+                problems.Problem(500, "Internal error", "the request failed; it is logged with its correlation id")
+            )
+        response.headers[problems.CORRELATION_HEADER] = correlation_id
         # The route template (not the path) keeps the label set bounded: no model names in labels.
         route = getattr(request.scope.get("route"), "path", metrics.UNROUTED)
         metrics.HTTP_SECONDS.labels(request.method, route).observe(time.perf_counter() - started)
@@ -114,17 +126,15 @@ def service_app(
             status=response.status_code,
             ms=round((time.perf_counter() - started) * 1000, 1),
             team=principal.team if principal else None,
-            correlation_id=response.headers.get(problems.CORRELATION_HEADER),
         )
         if principal is not None and request.method == "GET" and response.status_code < 400:
-            # This middleware wraps the one that binds the correlation id: read it off the response.
             access.record(
                 messages.ACCESS_READ,
                 principal=principal,
                 method="GET",
                 path=request.url.path,
                 status=response.status_code,
-                correlation_id=response.headers.get(problems.CORRELATION_HEADER),
+                correlation_id=correlation_id,
             )
         return response
 

@@ -1,15 +1,13 @@
-"""RFC 9457 problem+json responses and the correlation-id middleware every HTTP service uses."""
+"""RFC 9457 problem+json responses every HTTP service uses (the correlation id is bound in shared.http_app)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
 
 from shared import correlation
 
@@ -54,7 +52,7 @@ def _clean_errors(errors: Any) -> list[dict[str, Any]]:
 
 
 def install(app: FastAPI) -> None:
-    """Attach problem+json handlers and the correlation-id middleware to ``app``."""
+    """Attach the problem+json exception handlers to ``app``."""
 
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
@@ -75,10 +73,3 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem_response(Problem(exc.status_code, str(exc.detail), str(exc.detail)))
-
-    @app.middleware("http")
-    async def _correlate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        value = correlation.bind(request.headers.get(CORRELATION_HEADER))
-        response = await call_next(request)
-        response.headers[CORRELATION_HEADER] = value
-        return response
