@@ -15,11 +15,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.security import SASLPlaintext, SASLScram256, SASLScram512
 from prometheus_client import Counter
 
 from shared.envelope import CloudEvent, EnvelopeError, decode
+from shared.metrics import observed_batch
 from shared.settings import CommonSettings
 
 log = structlog.get_logger(__name__)
@@ -130,15 +131,20 @@ async def _keep_raw(_: Any) -> None:
     return None
 
 
+Records = tuple[ConsumerRecord[Any, Any], ...]
+RecordsHandler = Callable[[Records], Awaitable[None]]
+
+
 def batch_subscriber(
     broker: KafkaBroker, settings: CommonSettings, *topics: str, group: str, max_records: int, timeout_ms: int
-) -> Callable[[Callable[..., Awaitable[None]]], object]:
-    """The subscriber every consumer here uses: batches, earliest offset, commit only after success.
+) -> Callable[[RecordsHandler], RecordsHandler]:
+    """Register a handler of raw record batches the way every consumer here runs.
 
-    ``NACK_ON_ERROR`` seeks the batch back when the handler raises, so nothing is skipped; raw
-    records reach the handler as ``message.raw_message`` (a tuple of ``ConsumerRecord``).
+    Batches, earliest offset, commit only after success: ``NACK_ON_ERROR`` seeks the batch back
+    when the handler raises, so nothing is skipped. Every batch is timed, counted by outcome and
+    puts its position on log lines (:func:`shared.metrics.observed_batch`).
     """
-    subscriber: Callable[[Callable[..., Awaitable[None]]], object] = broker.subscriber(
+    subscriber = broker.subscriber(
         *topics,
         group_id=group,
         batch=True,
@@ -151,7 +157,19 @@ def batch_subscriber(
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         decoder=_keep_raw,
     )
-    return subscriber
+
+    def register(handler: RecordsHandler) -> RecordsHandler:
+        async def on_batch(_: Any, message: KafkaMessage) -> None:
+            records: Records = message.raw_message
+            with observed_batch(group, records):
+                await handler(records)
+
+        # FastStream names the subscriber after the function it is given.
+        on_batch.__name__ = on_batch.__qualname__ = handler.__name__
+        subscriber(on_batch)
+        return handler
+
+    return register
 
 
 async def decode_or_dead_letter(broker: KafkaBroker, record: ConsumerRecord[Any, Any]) -> CloudEvent | None:

@@ -8,14 +8,13 @@ from typing import Any
 
 import structlog
 from aiokafka.structs import ConsumerRecord
-from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka import KafkaBroker
 from prometheus_client import Counter, Gauge
 
 from audit.config import AuditSettings
 from audit.entries import entry_for
 from shared.envelope import EnvelopeError, decode
-from shared.kafka import batch_subscriber, retried_after_pause
-from shared.metrics import observed_batch
+from shared.kafka import Records, batch_subscriber, retried_after_pause
 from shared.mongo import Document
 
 log = structlog.get_logger(__name__)
@@ -37,16 +36,14 @@ def register_audit_subscriber(broker: KafkaBroker, settings: AuditSettings, *, a
         max_records=settings.batch_max_records,
         timeout_ms=settings.batch_timeout_ms,
     )
-    async def on_records(_: Any, message: KafkaMessage) -> None:
-        records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
-        with observed_batch(settings.consumer_group, records):
-            now = datetime.now(UTC)
-            entries = [_entry(record, now) for record in records]
-            async with retried_after_pause(settings.retry_backoff_seconds, "audit batch", len(records)):
-                appended = await append(entries)
-            for entry in appended:  # redelivered records were skipped: count only what was chained
-                AUDITED.labels(entry["topic"]).inc()
-                CHAIN_LENGTH.labels(entry["topic"], str(entry["partition"])).set(entry["seq"])
+    async def on_records(records: Records) -> None:
+        now = datetime.now(UTC)
+        entries = [_entry(record, now) for record in records]
+        async with retried_after_pause(settings.retry_backoff_seconds, "audit batch", len(records)):
+            appended = await append(entries)
+        for entry in appended:  # redelivered records were skipped: count only what was chained
+            AUDITED.labels(entry["topic"]).inc()
+            CHAIN_LENGTH.labels(entry["topic"], str(entry["partition"])).set(entry["seq"])
 
 
 def _entry(record: ConsumerRecord[Any, Any], now: datetime) -> Document:

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import structlog
-from aiokafka.structs import ConsumerRecord
-from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka import KafkaBroker
 
 from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.handlers import Report
 from shared.auth import Principal, bearer_token
 from shared.envelope import CloudEvent, EnvelopeError, decode
-from shared.kafka import batch_subscriber, decode_or_dead_letter, retried_after_pause
-from shared.metrics import observed_batch
+from shared.kafka import Records, batch_subscriber, decode_or_dead_letter, retried_after_pause
 
 log = structlog.get_logger(__name__)
 HandleBatch = Callable[[list[Report]], Awaitable[object]]
@@ -34,19 +31,17 @@ def register_report_subscriber(
         max_records=settings.batch_max_records,
         timeout_ms=settings.batch_timeout_ms,
     )
-    async def on_reports(_: Any, message: KafkaMessage) -> None:
-        records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
-        with observed_batch(settings.consumer_group, records):
-            reports: list[Report] = []
-            for record in records:
-                event = await decode_or_dead_letter(broker, record)
-                if event is None:
-                    continue
-                reports.append(Report(event, await authenticate(bearer_token(event.authorization))))
-            if not reports:
-                return
-            async with retried_after_pause(settings.retry_backoff_seconds, "report batch", len(records)):
-                await handle_batch(reports)
+    async def on_reports(records: Records) -> None:
+        reports: list[Report] = []
+        for record in records:
+            event = await decode_or_dead_letter(broker, record)
+            if event is None:
+                continue
+            reports.append(Report(event, await authenticate(bearer_token(event.authorization))))
+        if not reports:
+            return
+        async with retried_after_pause(settings.retry_backoff_seconds, "report batch", len(records)):
+            await handle_batch(reports)
 
 
 def register_event_subscriber(
@@ -62,14 +57,12 @@ def register_event_subscriber(
         max_records=settings.batch_max_records,
         timeout_ms=settings.batch_timeout_ms,
     )
-    async def on_events(_: Any, message: KafkaMessage) -> None:
-        records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
-        with observed_batch(settings.webhook_group, records):
-            events = []
-            for record in records:
-                try:
-                    events.append(decode(record.value, record.headers or ()))
-                except EnvelopeError:
-                    continue  # registry.events is written by the registry itself; nothing to deliver
-            async with retried_after_pause(settings.retry_backoff_seconds, "webhook fan-out", len(records)):
-                await fan_out(events)
+    async def on_events(records: Records) -> None:
+        events = []
+        for record in records:
+            try:
+                events.append(decode(record.value, record.headers or ()))
+            except EnvelopeError:
+                continue  # registry.events is written by the registry itself; nothing to deliver
+        async with retried_after_pause(settings.retry_backoff_seconds, "webhook fan-out", len(records)):
+            await fan_out(events)

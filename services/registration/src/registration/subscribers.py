@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import structlog
-from aiokafka.structs import ConsumerRecord
-from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka import KafkaBroker
 
 from registration.config import RegistrationSettings
 from registration.handlers import Command, Outcome
 from shared import correlation
 from shared.auth import Principal, bearer_token
-from shared.kafka import batch_subscriber, decode_or_dead_letter, retried_after_pause
-from shared.metrics import observed_batch
+from shared.kafka import Records, batch_subscriber, decode_or_dead_letter, retried_after_pause
 from shared.ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
@@ -41,28 +38,26 @@ def register_command_subscriber(
         max_records=settings.batch_max_records,
         timeout_ms=settings.batch_timeout_ms,
     )
-    async def on_commands(_: Any, message: KafkaMessage) -> None:
-        records: tuple[ConsumerRecord[Any, Any], ...] = message.raw_message
-        with observed_batch(settings.consumer_group, records):
-            commands: list[Command] = []
-            for record in records:
-                event = await decode_or_dead_letter(broker, record)
-                if event is None:
-                    continue
-                principal = await resolve_principal(bearer_token(event.authorization))
-                throttled = principal is not None and limiter.take(principal.key_id, principal.rate_limit) > 0
-                commands.append(Command(event=event, principal=principal, throttled=throttled))
-            if not commands:
-                return
-            async with retried_after_pause(settings.retry_backoff_seconds, "command batch", len(records)):
-                outcomes = await handle_batch(commands)
-            teams = {command.event.id: command.principal.team for command in commands if command.principal}
-            for outcome in outcomes:
-                correlation.bind(outcome.event.correlation_id)
-                log.info(
-                    "command handled",
-                    command_id=outcome.command_id,
-                    outcome=outcome.event.type,
-                    reason=outcome.event.data.get("reason") if outcome.rejected else None,
-                    team=teams.get(outcome.command_id),
-                )
+    async def on_commands(records: Records) -> None:
+        commands: list[Command] = []
+        for record in records:
+            event = await decode_or_dead_letter(broker, record)
+            if event is None:
+                continue
+            principal = await resolve_principal(bearer_token(event.authorization))
+            throttled = principal is not None and limiter.take(principal.key_id, principal.rate_limit) > 0
+            commands.append(Command(event=event, principal=principal, throttled=throttled))
+        if not commands:
+            return
+        async with retried_after_pause(settings.retry_backoff_seconds, "command batch", len(records)):
+            outcomes = await handle_batch(commands)
+        teams = {command.event.id: command.principal.team for command in commands if command.principal}
+        for outcome in outcomes:
+            correlation.bind(outcome.event.correlation_id)
+            log.info(
+                "command handled",
+                command_id=outcome.command_id,
+                outcome=outcome.event.type,
+                reason=outcome.event.data.get("reason") if outcome.rejected else None,
+                team=teams.get(outcome.command_id),
+            )
