@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request, Response
@@ -27,6 +28,7 @@ from shared.ratelimit import RateLimiter
 from shared.settings import CommonSettings
 
 Hook = Callable[[], Awaitable[None]]
+Background = Callable[[], Coroutine[Any, Any, None]]
 log = structlog.get_logger("registry.http")
 _NOTEWORTHY_READ_STATUSES = frozenset({401, 403, 429})
 VERSION = "0.1.0"
@@ -50,11 +52,13 @@ def service_app(
     client: AsyncMongoClient[Document],
     broker: KafkaBroker,
     on_start: list[Hook] | None = None,
-    on_stop: list[Hook] | None = None,
+    background: dict[str, Background] | None = None,
     consumer_groups: dict[str, list[str]] | None = None,
 ) -> Service:
     """An app that starts the broker, access events and the lag monitor, and closes all on shutdown.
 
+    ``on_start`` hooks run before the broker starts; ``background`` coroutines (relays, workers,
+    by task name) run from after it starts until shutdown, when they are cancelled before it stops.
     ``consumer_groups`` maps each of the service's consumer groups to its topics, for the lag gauge.
     """
     db = database(client, settings)
@@ -70,19 +74,18 @@ def service_app(
         for hook in on_start or []:
             await hook()
         await broker.start()
-        background = [
+        tasks = [
             asyncio.create_task(access.run(), name="access-events"),
             asyncio.create_task(readiness.watch(settings.readiness_sample_seconds), name="readiness"),
+            *(asyncio.create_task(run(), name=name) for name, run in (background or {}).items()),
         ]
         if consumer_groups:
             monitor = LagMonitor(settings, consumer_groups, interval=settings.lag_sample_seconds)
-            background.append(asyncio.create_task(monitor.run(), name="consumer-lag"))
+            tasks.append(asyncio.create_task(monitor.run(), name="consumer-lag"))
         try:
             yield
         finally:
-            for hook in on_stop or []:
-                await hook()
-            for task in background:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

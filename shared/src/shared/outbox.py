@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -30,6 +33,11 @@ log = structlog.get_logger(__name__)
 Publish = Callable[[list[Document]], Awaitable[None]]
 HEARTBEAT_SECONDS = 5.0
 SAMPLE_SECONDS = 1.0
+
+
+def writer_id() -> str:
+    """A writer id unique to this process: host, pid and a random suffix (pids are reused)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 class Numbering:
@@ -102,6 +110,7 @@ class MongoOutboxLog:
     ) -> None:
         self._outbox, self._checkpoints, self.writer = outbox, checkpoints, writer
         self._numbering = Numbering()
+        self._published = 0  # this writer's checkpoint: only this process advances it
 
     async def commit_numbered(
         self,
@@ -137,6 +146,8 @@ class MongoOutboxLog:
         await self._checkpoints.update_one(
             {"_id": writer}, {"$max": {"seq": seq}, "$set": {"seen_at": datetime.now(UTC)}}, upsert=True
         )
+        if writer == self.writer:
+            self._published = max(self._published, seq)
 
     async def stale_writers(self, idle: timedelta) -> list[str]:
         cutoff = datetime.now(UTC) - idle
@@ -147,13 +158,12 @@ class MongoOutboxLog:
         await self._checkpoints.delete_one({"_id": writer})
 
     async def unsent(self) -> tuple[int, datetime | None]:
-        # Sequences are dense, so the backlog is a subtraction and the oldest row a point lookup.
-        checkpoint = await self._checkpoints.find_one({"_id": self.writer})
-        done = checkpoint["seq"] if checkpoint else 0
-        backlog = max(0, self._numbering.last - done)
+        # Sequences are dense and both ends are known here: the backlog is a subtraction, and
+        # the database is asked only for the oldest row's time, by point lookup, when there is one.
+        backlog = max(0, self._numbering.last - self._published)
         if not backlog:
             return 0, None
-        oldest = await self._outbox.find_one({"writer": self.writer, "seq": done + 1}, {"time": 1})
+        oldest = await self._outbox.find_one({"writer": self.writer, "seq": self._published + 1}, {"time": 1})
         return backlog, oldest["time"] if oldest else None
 
 

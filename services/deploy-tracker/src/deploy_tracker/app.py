@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import socket
-import uuid
-
 from fastapi import FastAPI
 from prometheus_client import Counter
 
@@ -30,7 +24,7 @@ from shared.mongo import (
     ensure_indexes,
     make_client,
 )
-from shared.outbox import OutboxRelay, kafka_publisher
+from shared.outbox import OutboxRelay, kafka_publisher, writer_id
 
 REPORTS = Counter(
     "registry_deploy_reports_total",
@@ -43,33 +37,24 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
     """Consume deployment reports, relay status events, serve the HTTP bridge."""
     client = make_client(settings)
     broker = make_broker(settings)
-    tasks: list[asyncio.Task[None]] = []
 
     async def start() -> None:
         await ensure_indexes(
             service.db, [DEPLOYMENTS, DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS, WEBHOOKS, WEBHOOK_DELIVERIES]
         )
-        tasks.append(asyncio.create_task(relay.run(), name="deploy-outbox-relay"))
-        tasks.append(asyncio.create_task(worker.run(), name="webhook-deliveries"))
-
-    async def stop() -> None:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     service = service_app(
         settings=settings,
         client=client,
         broker=broker,
         on_start=[start],
-        on_stop=[stop],
+        background={"deploy-outbox-relay": lambda: relay.run(), "webhook-deliveries": lambda: worker.run()},
         consumer_groups={
             settings.consumer_group: [settings.topic_deploy],
             settings.webhook_group: [settings.topic_events],
         },
     )
-    repo = MongoRepository(client, service.db, writer=f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    repo = MongoRepository(client, service.db, writer=writer_id())
     relay = OutboxRelay(
         repo=repo,
         publish=kafka_publisher(broker, settings.topic_events),

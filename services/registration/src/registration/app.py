@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import socket
-import uuid
-
 from fastapi import FastAPI
 
 from registration import metrics
@@ -31,7 +25,7 @@ from shared.mongo import (
     ensure_indexes,
     make_client,
 )
-from shared.outbox import OutboxRelay, kafka_publisher
+from shared.outbox import OutboxRelay, kafka_publisher, writer_id
 from shared.ratelimit import RateLimiter
 
 _DENIAL_EVENTS = {
@@ -45,28 +39,19 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     """Wire the Kafka consumer, the outbox relay and the HTTP write API."""
     client = make_client(settings)
     broker = make_broker(settings)
-    relay_task: list[asyncio.Task[None]] = []
 
     async def start() -> None:
         await ensure_indexes(service.db, [MODELS, MODEL_VERSIONS, OUTBOX, RELAY_CHECKPOINTS, SHARES, API_KEYS])
-        relay_task.append(asyncio.create_task(relay.run(), name="outbox-relay"))
-
-    async def stop() -> None:
-        for task in relay_task:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     service = service_app(
         settings=settings,
         client=client,
         broker=broker,
         on_start=[start],
-        on_stop=[stop],
+        background={"outbox-relay": lambda: relay.run()},
         consumer_groups={settings.consumer_group: [settings.topic_commands]},
     )
-    writer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    repo = MongoRepository(client, service.db, writer=writer)
+    repo = MongoRepository(client, service.db, writer=writer_id())
 
     relay = OutboxRelay(
         repo=repo,
