@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,8 +30,8 @@ from starlette.routing import Route
 
 from registration.handlers import Command, handle_commands
 from registration.repository import MongoRepository
-from registry_cli.config import free_port, throwaway_settings
-from registry_cli.stack import EmbeddedStack
+from registry_cli.config import free_port
+from registry_cli.stack import EmbeddedStack, throwaway_stack
 from shared import messages
 from shared.auth import Principal
 from shared.envelope import CloudEvent
@@ -98,13 +96,10 @@ async def main(args: argparse.Namespace) -> int:
     import os
 
     os.environ["DEPLOY_TRACKER_ALLOW_PRIVATE_WEBHOOKS"] = "true"
-    with tempfile.TemporaryDirectory(prefix="registry-deploy-bench-") as data_dir:
-        settings = throwaway_settings(Path(data_dir))
-        stack = EmbeddedStack(settings, quiet=True)
-        try:
-            console.print("starting the embedded stack …")
-            await stack.start_infrastructure()
-            await stack.start_services()
+    console.print("starting the embedded stack …")
+    try:
+        async with throwaway_stack("registry-deploy-bench-") as stack:
+            settings = stack.settings
             token = await prepare(stack, args.versions)
             async with httpx.AsyncClient(
                 base_url=stack.url("deploy-tracker"), headers={"Authorization": f"Bearer {token}"}
@@ -151,10 +146,9 @@ async def main(args: argparse.Namespace) -> int:
             fan_rate = args.reports / (time.perf_counter() - started)
             drain_after = time.perf_counter() - fan_started
             await client.close()
-        finally:
-            await stack.stop()
-            server.should_exit = True
-            await receiver
+    finally:
+        server.should_exit = True
+        await receiver
     table = Table(title="Deployment tracking benchmark (embedded stack, this machine)")
     table.add_column("measure")
     table.add_column("result", justify="right")

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import random
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -30,8 +29,7 @@ from rich.table import Table
 
 from registration.handlers import Command, event_from_outbox, handle_commands
 from registration.repository import MongoRepository
-from registry_cli.config import throwaway_settings
-from registry_cli.stack import EmbeddedStack
+from registry_cli.stack import EmbeddedStack, throwaway_stack
 from shared.auth import Principal
 from shared.envelope import CloudEvent
 from shared.keystore import issue_key
@@ -52,7 +50,8 @@ def auth(stack: EmbeddedStack) -> dict[str, str]:
     return {"Authorization": f"Bearer {stack.admin_key}"}
 
 
-async def unthrottled_admin_key(stack: EmbeddedStack) -> str:
+async def use_unthrottled_admin_key(stack: EmbeddedStack) -> None:
+    """Make the bench's own platform:admin key, with a rate limit far above its load, the stack's key."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri, tz_aware=True)
     try:
         key, _ = await issue_key(
@@ -65,7 +64,7 @@ async def unthrottled_admin_key(stack: EmbeddedStack) -> str:
         )
     finally:
         await client.close()
-    return key.token
+    stack.admin_key = key.token
 
 
 def register(team: str, name: str, version: str, framework: str, token: str | None = None) -> CloudEvent:
@@ -278,27 +277,18 @@ def rss_mb(stack: EmbeddedStack) -> dict[str, float]:
 
 
 async def main(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="registry-bench-") as data_dir:
-        settings = throwaway_settings(Path(data_dir))
-        stack = EmbeddedStack(settings, quiet=True)
-        try:
-            console.print("starting the embedded stack …")
-            await stack.start_infrastructure()
-            # The bench's own platform:admin key, with a rate limit far above the load it generates.
-            stack.admin_key = await unthrottled_admin_key(stack)
-            await stack.start_services()
-            console.print("single commands on an idle system …")
-            single = await bench_single_command(stack, 50)
-            console.print(f"registration: {args.commands} commands over Kafka …")
-            registration = await bench_registration(stack, args.commands)
-            console.print(f"loading {args.versions} versions through the command handler …")
-            load_rate, relay_rate = await load_versions(stack, args.versions)
-            console.print("reads …")
-            reads = await bench_reads(stack, args.versions, args.reads)
-            ceiling = await stand_in_ceiling(stack)
-            memory = rss_mb(stack)
-        finally:
-            await stack.stop()
+    console.print("starting the embedded stack …")
+    async with throwaway_stack("registry-bench-", before_services=use_unthrottled_admin_key) as stack:
+        console.print("single commands on an idle system …")
+        single = await bench_single_command(stack, 50)
+        console.print(f"registration: {args.commands} commands over Kafka …")
+        registration = await bench_registration(stack, args.commands)
+        console.print(f"loading {args.versions} versions through the command handler …")
+        load_rate, relay_rate = await load_versions(stack, args.versions)
+        console.print("reads …")
+        reads = await bench_reads(stack, args.versions, args.reads)
+        ceiling = await stand_in_ceiling(stack)
+        memory = rss_mb(stack)
     table = Table(title="Model Registry benchmark (embedded stack, this machine)")
     table.add_column("measure")
     table.add_column("result", justify="right")

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,8 +22,7 @@ from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
 
-from registry_cli.config import throwaway_settings
-from registry_cli.stack import EmbeddedStack
+from registry_cli.stack import EmbeddedStack, throwaway_stack
 from shared import messages
 from shared.auth import Principal, generate_api_key
 from shared.envelope import CloudEvent
@@ -120,19 +117,12 @@ async def auth_latency(stack: EmbeddedStack, requests: int) -> dict[str, tuple[f
 
 
 async def main(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="registry-security-bench-") as data_dir:
-        settings = throwaway_settings(Path(data_dir))
-        stack = EmbeddedStack(settings, quiet=True)
-        try:
-            console.print("starting the embedded stack …")
-            await stack.start_infrastructure()
-            await stack.start_services()
-            console.print("authentication latency …")
-            latency = await auth_latency(stack, args.requests)
-            console.print(f"audit ingest of a {args.messages}-message backlog …")
-            ingest = await audit_ingest(stack, args.messages)
-        finally:
-            await stack.stop()
+    console.print("starting the embedded stack …")
+    async with throwaway_stack("registry-security-bench-") as stack:
+        console.print("authentication latency …")
+        latency = await auth_latency(stack, args.requests)
+        console.print(f"audit ingest of a {args.messages}-message backlog …")
+        ingest = await audit_ingest(stack, args.messages)
     table = Table(title="Access control and audit benchmark (embedded stack, this machine)")
     table.add_column("measure")
     table.add_column("result", justify="right")

