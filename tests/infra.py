@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from shared.settings import CommonSettings
+
 
 @dataclass
 class Infra:
@@ -61,3 +63,15 @@ def testcontainers_infra() -> Iterator[Infra]:
             mongodb_uri=f"mongodb://{host}:{port}/?directConnection=true",
             idempotence=True,
         )
+
+
+def private_topics(infra: Infra, prefix: str, *, partitions: int) -> CommonSettings:
+    """Settings whose four contract topics are this test's own (``<prefix>`` for commands)."""
+    return CommonSettings(
+        kafka_bootstrap_servers=infra.kafka_bootstrap,
+        kafka_topic_partitions=partitions,
+        topic_commands=prefix,
+        topic_events=f"{prefix}-e",
+        topic_deploy=f"{prefix}-d",
+        topic_access=f"{prefix}-a",
+    )

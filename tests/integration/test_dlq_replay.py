@@ -10,8 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from shared.kafka import ensure_topics
-from shared.settings import CommonSettings
-from tests.infra import Infra
+from tests.infra import Infra, private_topics
 from tests.kafka_tools import publish_raw
 
 pytestmark = pytest.mark.integration
@@ -19,15 +18,7 @@ pytestmark = pytest.mark.integration
 
 async def test_dead_letters_are_shown_and_replayed_exactly_once(infra: Infra) -> None:
     topic = f"replay-{uuid.uuid4().hex[:8]}"
-    settings = CommonSettings(
-        kafka_bootstrap_servers=infra.kafka_bootstrap,
-        kafka_topic_partitions=1,
-        topic_commands=topic,
-        topic_events=f"{topic}-e",
-        topic_deploy=f"{topic}-d",
-        topic_access=f"{topic}-a",
-    )
-    await ensure_topics(settings)
+    await ensure_topics(private_topics(infra, topic, partitions=1))
     dead_headers = [
         ("ce_type", b"registry.command.register_model_version"),
         ("authorization", b"Bearer mr_abcdefgh_secret"),

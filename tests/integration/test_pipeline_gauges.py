@@ -14,8 +14,7 @@ from shared.lag import LagMonitor
 from shared.metrics import CONSUMER_LAG, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
 from shared.mongo import Document
 from shared.outbox import MongoOutboxLog, OutboxRelay, outbox_row
-from shared.settings import CommonSettings
-from tests.infra import Infra
+from tests.infra import Infra, private_topics
 
 pytestmark = pytest.mark.integration
 
@@ -61,14 +60,7 @@ async def test_outbox_backlog_and_age_grow_while_publishing_fails_and_clear_afte
 
 async def test_consumer_lag_is_end_minus_committed_per_partition(infra: Infra) -> None:
     topic, group = f"lag-{uuid.uuid4().hex[:8]}", f"stuck-{uuid.uuid4().hex[:6]}"
-    settings = CommonSettings(
-        kafka_bootstrap_servers=infra.kafka_bootstrap,
-        kafka_topic_partitions=2,
-        topic_commands=topic,
-        topic_events=f"{topic}-e",
-        topic_deploy=f"{topic}-d",
-        topic_access=f"{topic}-a",
-    )
+    settings = private_topics(infra, topic, partitions=2)
     await ensure_topics(settings, with_dlq=False)
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
     await producer.start()
