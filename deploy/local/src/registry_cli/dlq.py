@@ -10,7 +10,9 @@ that still cannot be decoded simply comes back to the DLQ.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -52,22 +54,28 @@ class DeadLetter:
         }
 
 
-async def read_dead_letters(
-    bootstrap: str, topic: str, *, group: str | None
-) -> tuple[list[DeadLetter], AIOKafkaConsumer]:
-    """Every record of ``topic`` after ``group``'s committed offsets (from the start without a group).
+@contextlib.asynccontextmanager
+async def dead_letter_reader(bootstrap: str, *, group: str | None) -> AsyncIterator[AIOKafkaConsumer]:
+    """A started consumer, stopped on exit whatever happened.
 
-    Partitions are assigned by hand (no group membership, so no rebalance wait); the group id
-    only names where the offsets are committed. Reading stops at the end offsets seen at start.
+    It never joins the group (no rebalance wait): ``group`` only names where offsets are committed.
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+async def read_dead_letters(consumer: AIOKafkaConsumer, topic: str, *, from_start: bool) -> list[DeadLetter]:
+    """Every record of ``topic`` after the committed offsets (or from the start) up to the ends seen at first."""
     await consumer.topics()  # loads metadata, so the topic's partitions are known
     partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
     consumer.assign(partitions)
-    if group is None:
+    if from_start:
         await consumer.seek_to_beginning(*partitions)
     ends = await consumer.end_offsets(partitions)
     letters: list[DeadLetter] = []
@@ -75,7 +83,7 @@ async def read_dead_letters(
         batches = await consumer.getmany(timeout_ms=1000)
         for records in batches.values():
             letters += [DeadLetter(r.partition, r.offset, r.key, r.value, list(r.headers or ())) for r in records]
-    return letters, consumer
+    return letters
 
 
 async def replay(bootstrap: str, topic: str, *, dry_run: bool) -> list[DeadLetter]:
@@ -83,8 +91,8 @@ async def replay(bootstrap: str, topic: str, *, dry_run: bool) -> list[DeadLette
 
     All or nothing by design: a filter would have to leave holes in the group's offsets.
     """
-    letters, consumer = await read_dead_letters(bootstrap, f"{topic}.dlq", group=REPLAY_GROUP)
-    try:
+    async with dead_letter_reader(bootstrap, group=REPLAY_GROUP) as consumer:
+        letters = await read_dead_letters(consumer, f"{topic}.dlq", from_start=False)
         if dry_run or not letters:
             return letters
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
@@ -101,8 +109,12 @@ async def replay(bootstrap: str, topic: str, *, dry_run: bool) -> list[DeadLette
             await producer.stop()
         await consumer.commit()  # only after every send was acknowledged: a crash replays again
         return letters
-    finally:
-        await consumer.stop()
+
+
+async def show_dead_letters(bootstrap: str, topic: str) -> list[DeadLetter]:
+    """Every dead letter of ``topic``.dlq, from the start; commits nothing."""
+    async with dead_letter_reader(bootstrap, group=None) as consumer:
+        return await read_dead_letters(consumer, f"{topic}.dlq", from_start=True)
 
 
 @dlq_app.command("show")
@@ -111,13 +123,7 @@ def show(
     bootstrap_servers: Bootstrap = "127.0.0.1:9092",
 ) -> None:
     """Print every dead letter of ``<topic>.dlq`` as JSON lines (reason, error, source position)."""
-
-    async def run() -> list[DeadLetter]:
-        letters, consumer = await read_dead_letters(bootstrap_servers, f"{topic}.dlq", group=None)
-        await consumer.stop()
-        return letters
-
-    for letter in asyncio.run(run()):
+    for letter in asyncio.run(show_dead_letters(bootstrap_servers, topic)):
         typer.echo(json.dumps(letter.summary()))
 
 
