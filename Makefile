@@ -5,7 +5,7 @@ UV := .uv/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: run observe test lint bench setup clean
+.PHONY: run observe test lint bench setup system-packages clean
 
 .uv/bin/uv:
 	$(PYTHON) -m venv .uv
@@ -24,7 +24,11 @@ run: setup
 observe: setup
 	.venv/bin/registry up --with-prometheus
 
-test: setup
+# Prometheus (promtool) from Debian's packages when missing and root; else one line saying what to install.
+system-packages:
+	@tools/ensure-system-packages
+
+test: setup system-packages
 	.venv/bin/ruff check .
 	.venv/bin/mypy shared/src services/*/src deploy/local/src
 	.venv/bin/pytest

@@ -17,7 +17,7 @@ PROMTOOL = shutil.which("promtool")
 
 
 def promtool(*args: str) -> str:
-    assert PROMTOOL, "promtool is missing: `apt-get install prometheus` (.ci/run installs it)"
+    assert PROMTOOL, "promtool is missing: `apt-get install prometheus` (`make test` installs it)"
     done = subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout + done.stderr
