@@ -36,7 +36,7 @@ async def test_commands_published_during_an_outage_land_after_it(infra: Infra, t
         kafka_heartbeat_interval_ms=500,
         kafka_fetch_max_wait_ms=20,
         consumer_group=f"registration-{suffix}",
-        retry_backoff_seconds=0.5,
+        consumer_backoff_seconds=0.5,
     )
     await ensure_topics(settings)
     command = register_event("fraud", f"outage-{suffix}", token=ADMIN_KEY.token)

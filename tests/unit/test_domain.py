@@ -15,6 +15,13 @@ VALID = {
 }
 
 
+def nested(depth: int) -> dict[str, object]:
+    value: dict[str, object] = {}
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
 class TestRegisterValidation:
     def test_accepts_the_design_example(self) -> None:
         messages.RegisterModelVersion.model_validate(
@@ -40,6 +47,17 @@ class TestRegisterValidation:
             ("deployment_targets", ["mainframe"]),
             ("artifact_digest", "md5:abc"),
             ("tags", {"k": "v" * 257}),
+            # Keys MongoDB cannot store: found to fail every retry of the batch that carried them.
+            ("tags", {"a\u0000b": "v"}),
+            ("tags", {"$where": "v"}),
+            ("parameters", {"a.b": "v"}),
+            ("metrics", {"a\u0000b": 1.0}),
+            ("metrics", {"auc": float("nan")}),
+            ("signature", {"inputs": {"a\u0000b": 1}}),
+            ("signature", {"$set": {}}),
+            ("signature", {"n": 2**64}),
+            ("signature", {"deep": nested(40)}),
+            ("signature", {"many": list(range(10_000))}),
         ],
     )
     def test_rejects_each_broken_rule(self, field: str, value: object) -> None:

@@ -7,6 +7,11 @@ from shared.envelope import MAX_PAYLOAD_BYTES, CloudEvent, EnvelopeError, decode
 pytestmark = pytest.mark.unit
 
 
+def structured(**attributes: object) -> bytes:
+    body = {"specversion": "1.0", "id": "s1", "source": "/s", "type": "t", "data": {}, **attributes}
+    return json.dumps(body).encode()
+
+
 def binary_headers(**overrides: str) -> list[tuple[str, bytes]]:
     headers = {
         "ce_specversion": "1.0",
@@ -45,6 +50,17 @@ class TestStructuredMode:
         assert (decoded.id, decoded.correlation_id, decoded.data) == ("s1", "c", {"k": 1})
 
 
+class TestCredentials:
+    def test_a_credential_inside_a_structured_event_is_refused(self) -> None:
+        body = json.loads(structured(authorization="Bearer mr_abcdefgh_secret"))
+        with pytest.raises(EnvelopeError, match="authorization header"):
+            decode(json.dumps(body).encode(), [("content-type", b"application/cloudevents+json")])
+
+    def test_a_correlation_id_that_is_not_a_short_token_is_replaced(self) -> None:
+        decoded = decode(b"{}", binary_headers(ce_correlationid="x" * 500))
+        assert decoded.correlation_id != "x" * 500
+
+
 class TestMalformed:
     @pytest.mark.parametrize(
         ("value", "headers", "reason"),
@@ -58,6 +74,15 @@ class TestMalformed:
             (b"{}", binary_headers(ce_time="yesterday"), "malformed"),
             (b"{}", [("content-type", b"application/cloudevents+json")], "malformed"),
             (b"x" * (MAX_PAYLOAD_BYTES + 1), binary_headers(), "too_large"),
+            # Found: these raised RecursionError / pydantic's ValidationError, which no consumer caught.
+            (b"[" * 5000, binary_headers(), "too_deep"),
+            (b'{"a":' * 80 + b"1" + b"}" * 80, binary_headers(), "too_deep"),
+            (structured(subject=5), [("content-type", b"application/cloudevents+json")], "malformed"),
+            (structured(id=["x"]), [("content-type", b"application/cloudevents+json")], "malformed"),
+            (structured(time="2026-13-45T99:00:00Z"), [("content-type", b"application/cloudevents+json")], "malformed"),
+            (b'{"auc": NaN}', binary_headers(), "not_json"),
+            (b"{}", [*binary_headers(), ("ce_id", b"id-2")], "malformed"),
+            (b"{}", binary_headers(ce_id="a\nb"), "malformed"),
         ],
     )
     def test_names_the_reason(self, value: bytes | None, headers: list[tuple[str, bytes]], reason: str) -> None:

@@ -24,12 +24,17 @@ def current() -> str | None:
 _ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+def acceptable(correlation_id: object) -> bool:
+    """Whether a correlation id given by a caller is a short token that may be kept and logged."""
+    return isinstance(correlation_id, str) and _ACCEPTABLE.match(correlation_id) is not None
+
+
 def bind(correlation_id: str | None) -> str:
     """Make ``correlation_id`` (or a new one) current for this task and its log lines.
 
     A value that is not a short token is replaced, so callers cannot inject text into logs.
     """
-    value = correlation_id if correlation_id and _ACCEPTABLE.match(correlation_id) else new_id()
+    value = correlation_id if correlation_id and acceptable(correlation_id) else new_id()
     _correlation_id.set(value)
     structlog.contextvars.bind_contextvars(correlation_id=value)
     return value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
@@ -12,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from shared.problems import Problem, problem_response
 
 Check = Callable[[], Awaitable[object]]
+ConsumerStatus = Callable[[], dict[str, dict[str, Any]]]
 
 DEPENDENCY_UP = Gauge(
     "registry_dependency_up", "1 when the dependency answered the last readiness check", ["dependency"]
@@ -47,8 +49,13 @@ class Readiness:
             await asyncio.sleep(interval)
 
 
-def health_router(readiness: Readiness) -> APIRouter:
-    """Routes for liveness (no I/O), readiness and metrics."""
+def health_router(readiness: Readiness, consumers: ConsumerStatus | None = None) -> APIRouter:
+    """Routes for liveness (no I/O), readiness and metrics.
+
+    ``/readyz`` also reports each consumer group's lag and whether it is stalled (lag that has
+    not moved for ``CONSUMER_STALL_SECONDS``); a stalled consumer does not make the HTTP API
+    unready (it still serves), it is shown here, in ``registry_consumer_stalled`` and by an alert.
+    """
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz")
@@ -58,6 +65,7 @@ def health_router(readiness: Readiness) -> APIRouter:
     @router.get("/readyz", response_model=None)
     async def readyz() -> JSONResponse:
         failed = await readiness.failures()
+        groups = consumers() if consumers else {}
         if failed:
             return problem_response(
                 Problem(
@@ -68,7 +76,10 @@ def health_router(readiness: Readiness) -> APIRouter:
                     errors=[{"dependency": k, "error": v} for k, v in failed.items()],
                 )
             )
-        return JSONResponse({"status": "ready", "dependencies": sorted(readiness.checks)})
+        body: dict[str, Any] = {"status": "ready", "dependencies": sorted(readiness.checks)}
+        if groups:
+            body["consumers"] = groups
+        return JSONResponse(body)
 
     @router.get("/metrics")
     async def metrics() -> Response:

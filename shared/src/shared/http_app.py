@@ -68,6 +68,9 @@ def service_app(
     watch = FailureWatch(threshold=settings.auth_failure_threshold, window=settings.auth_failure_window_seconds)
     guard = Guard(keystore=keystore, limiter=limiter, access=access, watch=watch)
     readiness = Readiness({})
+    monitor = (
+        LagMonitor(settings, consumer_groups, interval=settings.lag_sample_seconds) if consumer_groups else None
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -79,8 +82,7 @@ def service_app(
             asyncio.create_task(readiness.watch(settings.readiness_sample_seconds), name="readiness"),
             *(asyncio.create_task(run(), name=name) for name, run in (background or {}).items()),
         ]
-        if consumer_groups:
-            monitor = LagMonitor(settings, consumer_groups, interval=settings.lag_sample_seconds)
+        if monitor is not None:
             tasks.append(asyncio.create_task(monitor.run(), name="consumer-lag"))
         try:
             yield
@@ -148,5 +150,5 @@ def service_app(
         await kafka_ping(broker)
 
     readiness.checks.update({"mongodb": mongo_ping, "kafka": broker_ping})
-    app.include_router(health_router(readiness))
+    app.include_router(health_router(readiness, monitor.consumers if monitor else None))
     return Service(app=app, db=db, guard=guard, access=access, keystore=keystore, limiter=limiter)

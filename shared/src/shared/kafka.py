@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,13 +12,11 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
-from faststream import AckPolicy
-from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka import KafkaBroker
 from faststream.security import SASLPlaintext, SASLScram256, SASLScram512
 from prometheus_client import Counter
 
 from shared.envelope import CloudEvent, EnvelopeError, decode
-from shared.metrics import observed_batch
 from shared.settings import CommonSettings
 
 log = structlog.get_logger(__name__)
@@ -101,10 +97,14 @@ async def ensure_topics(settings: CommonSettings, *, with_dlq: bool = True) -> l
     return names
 
 
+# Never copied to a dead-letter topic: whoever reads it would collect producers' keys.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
+
+
 def dead_letter_headers(record: ConsumerRecord[Any, Any], reason: str, error: str) -> list[tuple[str, bytes]]:
-    """The original headers plus where the record came from and why it was refused."""
+    """The original headers (credentials dropped) plus where the record came from and why it was refused."""
     return [
-        *[(key, value) for key, value in (record.headers or ())],
+        *[(key, value) for key, value in (record.headers or ()) if key.lower() not in _CREDENTIAL_HEADERS],
         ("dlq_reason", reason.encode()),
         ("dlq_error", error[:1000].encode("utf-8", "replace")),
         ("dlq_source_topic", record.topic.encode()),
@@ -126,52 +126,6 @@ async def dead_letter(broker: KafkaBroker, record: ConsumerRecord[Any, Any], *, 
     await broker.publish(record.value or b"", topic=f"{record.topic}.dlq", key=record.key, headers=headers)
 
 
-async def _keep_raw(_: Any) -> None:
-    """Skip FastStream's body decoding: handlers decode each record as a CloudEvent themselves."""
-    return None
-
-
-Records = tuple[ConsumerRecord[Any, Any], ...]
-RecordsHandler = Callable[[Records], Awaitable[None]]
-
-
-def batch_subscriber(
-    broker: KafkaBroker, settings: CommonSettings, *topics: str, group: str, max_records: int, timeout_ms: int
-) -> Callable[[RecordsHandler], RecordsHandler]:
-    """Register a handler of raw record batches the way every consumer here runs.
-
-    Batches, earliest offset, commit only after success: ``NACK_ON_ERROR`` seeks the batch back
-    when the handler raises, so nothing is skipped. Every batch is timed, counted by outcome and
-    puts its position on log lines (:func:`shared.metrics.observed_batch`).
-    """
-    subscriber = broker.subscriber(
-        *topics,
-        group_id=group,
-        batch=True,
-        max_records=max_records,
-        batch_timeout_ms=timeout_ms,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        decoder=_keep_raw,
-    )
-
-    def register(handler: RecordsHandler) -> RecordsHandler:
-        async def on_batch(_: Any, message: KafkaMessage) -> None:
-            records: Records = message.raw_message
-            with observed_batch(group, records):
-                await handler(records)
-
-        # FastStream names the subscriber after the function it is given.
-        on_batch.__name__ = on_batch.__qualname__ = handler.__name__
-        subscriber(on_batch)
-        return handler
-
-    return register
-
-
 async def decode_or_dead_letter(broker: KafkaBroker, record: ConsumerRecord[Any, Any]) -> CloudEvent | None:
     """The record's CloudEvent; an undecodable record goes to ``<topic>.dlq`` (counted, logged) and gives None."""
     try:
@@ -187,18 +141,3 @@ async def decode_or_dead_letter(broker: KafkaBroker, record: ConsumerRecord[Any,
             reason=exc.reason,
         )
         return None
-
-
-@contextlib.asynccontextmanager
-async def retried_after_pause(seconds: float, what: str, records: int) -> AsyncIterator[None]:
-    """Let a failed batch propagate (so it is sought back and retried), after a pause.
-
-    Nothing of the batch was committed (MongoDB unreachable or similar); the pause keeps an outage
-    from becoming a hot loop.
-    """
-    try:
-        yield
-    except Exception:
-        log.exception(f"{what} failed; it will be retried", records=records)
-        await asyncio.sleep(seconds)
-        raise

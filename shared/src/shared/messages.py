@@ -9,6 +9,7 @@ import semver
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from shared import catalog
+from shared.jsonbounds import FIELD_NAME_PATTERN, check_document
 
 # --- ce_type values -------------------------------------------------------------------------
 REGISTER_MODEL_VERSION = "registry.command.register_model_version"
@@ -49,12 +50,20 @@ def _semver(value: str) -> str:
     return value
 
 
+def _bounded_document(value: dict[str, Any]) -> dict[str, Any]:
+    check_document(value, max_depth=catalog.MAX_SIGNATURE_DEPTH, max_nodes=catalog.MAX_SIGNATURE_VALUES)
+    return value
+
+
 Slug = Annotated[str, StringConstraints(pattern=catalog.SLUG_PATTERN)]
 SemVer = Annotated[str, StringConstraints(max_length=256), AfterValidator(_semver)]
-TagKey = Annotated[str, StringConstraints(min_length=1, max_length=catalog.MAX_TAG_KEY)]
+# Keys become MongoDB field names (tags.<key>): no NUL, no ".", no leading "$".
+TagKey = Annotated[str, StringConstraints(min_length=1, max_length=catalog.MAX_TAG_KEY, pattern=FIELD_NAME_PATTERN)]
 TagValue = Annotated[str, StringConstraints(max_length=catalog.MAX_TAG_VALUE)]
 Tags = Annotated[dict[TagKey, TagValue], Field(max_length=catalog.MAX_TAGS)]
-Metrics = Annotated[dict[TagKey, float], Field(max_length=catalog.MAX_TAGS)]
+Metrics = Annotated[dict[TagKey, Annotated[float, Field(allow_inf_nan=False)]], Field(max_length=catalog.MAX_TAGS)]
+# Free-form JSON (a model's input/output schema): bounded in depth, size, keys and numbers.
+Signature = Annotated[dict[str, Any], AfterValidator(_bounded_document)]
 Description = Annotated[str, StringConstraints(max_length=catalog.MAX_DESCRIPTION)]
 Framework = Literal[catalog.FRAMEWORKS]  # type: ignore[valid-type]
 DeploymentTarget = Literal[catalog.DEPLOYMENT_TARGETS]  # type: ignore[valid-type]
@@ -90,7 +99,7 @@ class VersionFields(_Data):
     tags: Tags = {}
     metrics: Metrics = {}
     parameters: Tags = {}
-    signature: dict[str, Any] | None = None
+    signature: Signature | None = None
 
 
 class RegisterModelVersion(VersionFields, VersionRef):

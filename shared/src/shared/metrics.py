@@ -31,6 +31,11 @@ BATCH_SECONDS = Histogram(
     ["group"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+CONSUMER_BATCHES_RETRIED = Counter(
+    "registry_consumer_batches_retried_total",
+    "Batches sought back and retried because a dependency (MongoDB, Kafka) was unavailable",
+    ["group"],
+)
 HTTP_REQUESTS = Counter(
     "registry_http_requests_total", "HTTP requests by method, route template and status", ["method", "route", "status"]
 )
@@ -44,6 +49,11 @@ CONSUMER_LAG = Gauge(
     "registry_consumer_lag",
     "Records not yet committed by a consumer group: end offset minus committed offset",
     ["group", "topic", "partition"],
+)
+CONSUMER_STALLED = Gauge(
+    "registry_consumer_stalled",
+    "1 when a consumer group has lag and its committed offsets have not moved for CONSUMER_STALL_SECONDS",
+    ["group"],
 )
 OUTBOX_BACKLOG = Gauge("registry_outbox_backlog", "Outbox events committed but not yet published", ["outbox"])
 OUTBOX_OLDEST_AGE = Gauge(

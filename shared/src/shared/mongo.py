@@ -6,7 +6,8 @@ them too; each service still creates only its own collections' indexes at start-
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
@@ -92,6 +93,19 @@ def make_client(settings: CommonSettings, **options: Any) -> AsyncMongoClient[Do
         appname=settings.service_name,
         **options,
     )
+
+
+def pinger(client: AsyncMongoClient[Document], *, timeout: float = 2.0) -> Callable[[], Awaitable[bool]]:
+    """An async check that MongoDB answers a ping within ``timeout`` seconds."""
+
+    async def reachable() -> bool:
+        try:
+            await asyncio.wait_for(client.admin.command("ping"), timeout)
+        except Exception:  # any failure to answer is "not reachable"
+            return False
+        return True
+
+    return reachable
 
 
 def database(client: AsyncMongoClient[Document], settings: CommonSettings) -> AsyncDatabase[Document]:

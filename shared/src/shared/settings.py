@@ -53,6 +53,14 @@ class CommonSettings(BaseSettings):
     auth_failure_threshold: int = Field(20, validation_alias=_shared("auth_failure_threshold"))
     auth_failure_window_seconds: float = Field(60.0, validation_alias=_shared("auth_failure_window_seconds"))
 
+    # Consumers: a record that keeps failing is dead-lettered after this many attempts; a batch
+    # that fails on a dependency is retried after an exponential pause up to the maximum.
+    consumer_max_attempts: int = Field(3, validation_alias=_shared("consumer_max_attempts"))
+    consumer_backoff_seconds: float = Field(1.0, validation_alias=_shared("consumer_backoff_seconds"))
+    consumer_backoff_max_seconds: float = Field(30.0, validation_alias=_shared("consumer_backoff_max_seconds"))
+    # A consumer group with lag whose committed offsets have not moved for this long is stalled.
+    consumer_stall_seconds: float = Field(120.0, validation_alias=_shared("consumer_stall_seconds"))
+
     # How often consuming services ask the broker for their groups' lag (registry_consumer_lag).
     lag_sample_seconds: float = Field(15.0, validation_alias=_shared("lag_sample_seconds"))
     # How often dependencies are re-checked for registry_dependency_up (``/readyz`` checks live).

@@ -10,7 +10,7 @@ from audit.store import AuditStore
 from audit.subscribers import CHAIN_LENGTH, register_audit_subscriber
 from shared.http_app import service_app
 from shared.kafka import make_broker
-from shared.mongo import AUDIT_HEADS, AUDIT_LOG, ensure_indexes, make_client
+from shared.mongo import AUDIT_HEADS, AUDIT_LOG, ensure_indexes, make_client, pinger
 
 
 def build_app(settings: AuditSettings) -> FastAPI:
@@ -32,6 +32,6 @@ def build_app(settings: AuditSettings) -> FastAPI:
         consumer_groups={settings.consumer_group: settings.all_topics()},
     )
     store = AuditStore(client, service.db)
-    register_audit_subscriber(broker, settings, append=store.append)
+    register_audit_subscriber(broker, settings, append=store.append, probe=pinger(client))
     service.app.include_router(build_router(db=service.db, guard=service.guard))
     return service.app

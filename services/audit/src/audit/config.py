@@ -17,4 +17,3 @@ class AuditSettings(CommonSettings):
     consumer_group: str = "audit"
     batch_max_records: int = 2000
     batch_timeout_ms: int = 50
-    retry_backoff_seconds: float = 1.0

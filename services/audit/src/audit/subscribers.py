@@ -13,8 +13,8 @@ from prometheus_client import Counter, Gauge
 
 from audit.config import AuditSettings
 from audit.entries import entry_for
+from shared.consuming import Probe, Records, batch_subscriber
 from shared.envelope import EnvelopeError, decode
-from shared.kafka import Records, batch_subscriber, retried_after_pause
 from shared.mongo import Document
 
 log = structlog.get_logger(__name__)
@@ -25,7 +25,7 @@ CHAIN_LENGTH = Gauge(
 Append = Callable[[list[Document]], Awaitable[list[Document]]]
 
 
-def register_audit_subscriber(broker: KafkaBroker, settings: AuditSettings, *, append: Append) -> None:
+def register_audit_subscriber(broker: KafkaBroker, settings: AuditSettings, *, append: Append, probe: Probe) -> None:
     """Consume every contract topic in batches (group ``audit``)."""
 
     @batch_subscriber(
@@ -35,12 +35,12 @@ def register_audit_subscriber(broker: KafkaBroker, settings: AuditSettings, *, a
         group=settings.consumer_group,
         max_records=settings.batch_max_records,
         timeout_ms=settings.batch_timeout_ms,
+        probe=probe,
     )
     async def on_records(records: Records) -> None:
         now = datetime.now(UTC)
         entries = [_entry(record, now) for record in records]
-        async with retried_after_pause(settings.retry_backoff_seconds, "audit batch", len(records)):
-            appended = await append(entries)
+        appended = await append(entries)
         for entry in appended:  # redelivered records were skipped: count only what was chained
             AUDITED.labels(entry["topic"]).inc()
             CHAIN_LENGTH.labels(entry["topic"], str(entry["partition"])).set(entry["seq"])

@@ -23,6 +23,7 @@ from shared.mongo import (
     WEBHOOKS,
     ensure_indexes,
     make_client,
+    pinger,
 )
 from shared.outbox import OutboxRelay, kafka_publisher, writer_id
 
@@ -69,7 +70,9 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
         for row in history:
             REPORTS.labels(row["outcome"], row.get("reason", "")).inc()
 
-    register_report_subscriber(broker, settings, handle_batch=handle_batch, authenticate=service.keystore.authenticate)
+    register_report_subscriber(
+        broker, settings, handle_batch=handle_batch, authenticate=service.keystore.authenticate, probe=pinger(client)
+    )
     worker = DeliveryWorker(service.db, settings)
 
     async def deliver(events: list[CloudEvent]) -> int:
@@ -77,7 +80,7 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
         worker.enqueue(created)
         return len(created)
 
-    register_event_subscriber(broker, settings, fan_out=deliver)
+    register_event_subscriber(broker, settings, fan_out=deliver, probe=pinger(client))
     service.app.include_router(build_router(broker=broker, topic=settings.topic_deploy, guard=service.guard))
     service.app.include_router(
         build_webhook_router(db=service.db, guard=service.guard, allow_private=settings.allow_private_webhooks)

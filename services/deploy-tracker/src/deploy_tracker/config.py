@@ -19,7 +19,6 @@ class DeployTrackerSettings(CommonSettings):
     batch_timeout_ms: int = 20
     relay_interval_seconds: float = 0.2
     relay_batch_size: int = 1000
-    retry_backoff_seconds: float = 1.0
     # Webhooks: delivery attempts, exponential backoff with jitter, per-request timeout.
     webhook_group: str = "deploy-tracker-webhooks"
     webhook_max_attempts: int = 6

@@ -10,8 +10,9 @@ from faststream.kafka import KafkaBroker
 from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.handlers import Report
 from shared.auth import Principal, bearer_token
+from shared.consuming import Probe, Records, batch_subscriber
 from shared.envelope import CloudEvent, EnvelopeError, decode
-from shared.kafka import Records, batch_subscriber, decode_or_dead_letter, retried_after_pause
+from shared.kafka import decode_or_dead_letter
 
 log = structlog.get_logger(__name__)
 HandleBatch = Callable[[list[Report]], Awaitable[object]]
@@ -19,7 +20,12 @@ Authenticate = Callable[[str | None], Awaitable[Principal | None]]
 
 
 def register_report_subscriber(
-    broker: KafkaBroker, settings: DeployTrackerSettings, *, handle_batch: HandleBatch, authenticate: Authenticate
+    broker: KafkaBroker,
+    settings: DeployTrackerSettings,
+    *,
+    handle_batch: HandleBatch,
+    authenticate: Authenticate,
+    probe: Probe,
 ) -> None:
     """Consume ``deploy.events`` in batches (group ``deploy-tracker``), committing after the write."""
 
@@ -30,6 +36,7 @@ def register_report_subscriber(
         group=settings.consumer_group,
         max_records=settings.batch_max_records,
         timeout_ms=settings.batch_timeout_ms,
+        probe=probe,
     )
     async def on_reports(records: Records) -> None:
         reports: list[Report] = []
@@ -40,12 +47,15 @@ def register_report_subscriber(
             reports.append(Report(event, await authenticate(bearer_token(event.authorization))))
         if not reports:
             return
-        async with retried_after_pause(settings.retry_backoff_seconds, "report batch", len(records)):
-            await handle_batch(reports)
+        await handle_batch(reports)
 
 
 def register_event_subscriber(
-    broker: KafkaBroker, settings: DeployTrackerSettings, *, fan_out: Callable[[list[CloudEvent]], Awaitable[int]]
+    broker: KafkaBroker,
+    settings: DeployTrackerSettings,
+    *,
+    fan_out: Callable[[list[CloudEvent]], Awaitable[int]],
+    probe: Probe,
 ) -> None:
     """Consume ``registry.events`` (its own group) and turn matching events into webhook deliveries."""
 
@@ -56,6 +66,7 @@ def register_event_subscriber(
         group=settings.webhook_group,
         max_records=settings.batch_max_records,
         timeout_ms=settings.batch_timeout_ms,
+        probe=probe,
     )
     async def on_events(records: Records) -> None:
         events = []
@@ -64,5 +75,4 @@ def register_event_subscriber(
                 events.append(decode(record.value, record.headers or ()))
             except EnvelopeError:
                 continue  # registry.events is written by the registry itself; nothing to deliver
-        async with retried_after_pause(settings.retry_backoff_seconds, "webhook fan-out", len(records)):
-            await fan_out(events)
+        await fan_out(events)

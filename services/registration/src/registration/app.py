@@ -24,6 +24,7 @@ from shared.mongo import (
     SHARES,
     ensure_indexes,
     make_client,
+    pinger,
 )
 from shared.outbox import OutboxRelay, kafka_publisher, writer_id
 from shared.ratelimit import RateLimiter
@@ -78,6 +79,7 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
         handle_batch=handle_batch,
         resolve_principal=service.keystore.authenticate,
         limiter=RateLimiter(rate=settings.command_rate_per_second, burst=settings.command_burst),
+        probe=pinger(client),
     )
     service.app.include_router(build_router(handle_one=handle_one, guard=service.guard))
     service.app.include_router(build_keys_router(db=service.db, guard=service.guard, keystore=service.keystore))

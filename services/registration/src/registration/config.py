@@ -21,7 +21,6 @@ class RegistrationSettings(CommonSettings):
     relay_batch_size: int = 1000
     artifact_schemes: tuple[str, ...] = ("s3",)
     commit_retries: int = 5
-    retry_backoff_seconds: float = 1.0
     # Per-key limit on Kafka commands (HTTP requests have the shared RATE_LIMIT_* settings).
     command_rate_per_second: float = 500.0
     command_burst: int = 2000

@@ -11,7 +11,8 @@ from registration.config import RegistrationSettings
 from registration.handlers import Command, Outcome
 from shared import correlation
 from shared.auth import Principal, bearer_token
-from shared.kafka import Records, batch_subscriber, decode_or_dead_letter, retried_after_pause
+from shared.consuming import Probe, Records, batch_subscriber
+from shared.kafka import decode_or_dead_letter
 from shared.ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
@@ -27,6 +28,7 @@ def register_command_subscriber(
     handle_batch: HandleBatch,
     resolve_principal: ResolvePrincipal,
     limiter: RateLimiter,
+    probe: Probe,
 ) -> None:
     """Consume ``registry.commands`` in batches; offsets are committed only after the batch commits."""
 
@@ -37,6 +39,7 @@ def register_command_subscriber(
         group=settings.consumer_group,
         max_records=settings.batch_max_records,
         timeout_ms=settings.batch_timeout_ms,
+        probe=probe,
     )
     async def on_commands(records: Records) -> None:
         commands: list[Command] = []
@@ -49,8 +52,7 @@ def register_command_subscriber(
             commands.append(Command(event=event, principal=principal, throttled=throttled))
         if not commands:
             return
-        async with retried_after_pause(settings.retry_backoff_seconds, "command batch", len(records)):
-            outcomes = await handle_batch(commands)
+        outcomes = await handle_batch(commands)
         teams = {command.event.id: command.principal.team for command in commands if command.principal}
         for outcome in outcomes:
             correlation.bind(outcome.event.correlation_id)

@@ -1,0 +1,141 @@
+"""The one consumer mechanism every service uses, on the real broker: poison is isolated, outages wait."""
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+
+import pytest
+from faststream.kafka import KafkaBroker
+from pymongo.errors import AutoReconnect
+
+from shared.consuming import Records, batch_subscriber
+from shared.kafka import ensure_topics, make_broker
+from shared.settings import CommonSettings
+from tests.infra import Infra, private_topics
+from tests.kafka_tools import Collector, header, publish_raw
+
+pytestmark = pytest.mark.integration
+Handler = Callable[[Records], Awaitable[None]]
+
+
+@pytest.fixture
+async def topics(infra: Infra) -> CommonSettings:
+    settings = private_topics(infra, f"runner-{uuid.uuid4().hex[:8]}", partitions=1).model_copy(
+        update={
+            "kafka_enable_idempotence": infra.idempotence,
+            "kafka_session_timeout_ms": 2000,
+            "kafka_heartbeat_interval_ms": 500,
+            "kafka_fetch_max_wait_ms": 20,
+            "consumer_backoff_seconds": 0.1,
+        }
+    )
+    await ensure_topics(settings)
+    return settings
+
+
+async def consuming(settings: CommonSettings, handler: Handler, *, probe: Callable[[], Awaitable[bool]]) -> KafkaBroker:
+    broker = make_broker(settings)
+    batch_subscriber(
+        broker,
+        settings,
+        settings.topic_commands,
+        group=f"g-{uuid.uuid4().hex[:8]}",
+        max_records=50,
+        timeout_ms=200,
+        probe=probe,
+    )(handler)
+    await broker.start()
+    return broker
+
+
+async def up() -> bool:
+    return True
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+class TestPoisonIsolation:
+    async def test_a_record_that_always_fails_is_dead_lettered_and_the_rest_are_handled(
+        self, topics: CommonSettings, infra: Infra
+    ) -> None:
+        handled: list[bytes] = []
+        attempts: list[bytes] = []
+
+        async def handler(records: Records) -> None:
+            attempts.extend(r.value for r in records)
+            if any(r.value == b"poison" for r in records):
+                raise ValueError("this record can never be stored")
+            handled.extend(r.value for r in records)
+
+        records = [
+            (b"first", [], b"k"),
+            (b"poison", [("authorization", b"Bearer mr_secret")], b"k"),
+            (b"after", [], b"k"),
+        ]
+        broker = await consuming(topics, handler, probe=up)
+        try:
+            async with Collector(infra.kafka_bootstrap, f"{topics.topic_commands}.dlq") as dead:
+                await publish_raw(infra.kafka_bootstrap, topics.topic_commands, records)
+                [letter] = await dead.wait_for(lambda r: True)
+                await wait_until(lambda: b"after" in handled)
+        finally:
+            await broker.stop()
+        assert handled.count(b"first") >= 1 and b"poison" not in handled
+        assert attempts.count(b"poison") >= topics.consumer_max_attempts  # tried, then given up on
+        assert letter.value == b"poison"
+        assert header(letter, "dlq_reason") == "handler_failed"
+        assert "ValueError: this record can never be stored" in (header(letter, "dlq_error") or "")
+        assert header(letter, "authorization") is None  # credentials never reach a dead-letter topic
+
+
+class TestDependencyOutage:
+    async def test_a_batch_failing_on_a_dependency_is_retried_not_dead_lettered(
+        self, topics: CommonSettings, infra: Infra
+    ) -> None:
+        handled: list[bytes] = []
+        failures = [AutoReconnect("connection refused"), AutoReconnect("connection refused")]
+
+        async def handler(records: Records) -> None:
+            if failures:
+                raise failures.pop()
+            handled.extend(r.value for r in records)
+
+        broker = await consuming(topics, handler, probe=up)
+        try:
+            async with Collector(infra.kafka_bootstrap, f"{topics.topic_commands}.dlq") as dead:
+                await publish_raw(infra.kafka_bootstrap, topics.topic_commands, [(b"a", [], b"k"), (b"b", [], b"k")])
+                await wait_until(lambda: handled == [b"a", b"b"])
+                await asyncio.sleep(0.5)
+                assert dead.records == []
+        finally:
+            await broker.stop()
+
+    async def test_any_failure_while_the_database_does_not_answer_counts_as_an_outage(
+        self, topics: CommonSettings, infra: Infra
+    ) -> None:
+        handled: list[bytes] = []
+        database_up = asyncio.Event()
+
+        async def probe() -> bool:
+            return database_up.is_set()
+
+        async def handler(records: Records) -> None:
+            if not database_up.is_set():
+                raise RuntimeError("some error a driver raises mid-outage")
+            handled.extend(r.value for r in records)
+
+        broker = await consuming(topics, handler, probe=probe)
+        try:
+            async with Collector(infra.kafka_bootstrap, f"{topics.topic_commands}.dlq") as dead:
+                await publish_raw(infra.kafka_bootstrap, topics.topic_commands, [(b"kept", [], b"k")])
+                await asyncio.sleep(1.5)  # several retries while "down"
+                database_up.set()
+                await wait_until(lambda: handled == [b"kept"])
+                assert dead.records == []
+        finally:
+            await broker.stop()
