@@ -16,6 +16,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from registry_cli.config import StackSettings, throwaway_settings
+from registry_cli.secrets import load_or_create
 from registry_cli.stack import EmbeddedStack
 from tests.factories import ADMIN_KEY
 from tests.infra import Infra, external_infra, testcontainers_infra
@@ -49,11 +50,14 @@ async def infra(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Infra
     stack = EmbeddedStack(settings, quiet=True)
     await stack.start_infrastructure()
     try:
+        secrets = load_or_create(settings.data_dir)
         yield Infra(
             kafka_bootstrap=settings.kafka_bootstrap,
             mongodb_uri=settings.mongodb_uri,
             idempotence=False,
             stack=stack,
+            signing_key=secrets.event_signing_key,
+            audit_chain_key=secrets.audit_chain_key,
         )
     finally:
         await stack.stop()

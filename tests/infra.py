@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.settings import CommonSettings
@@ -19,6 +20,9 @@ class Infra:
     mongodb_uri: str
     idempotence: bool
     stack: Any = None  # the EmbeddedStack when the stand-ins were started here
+    # The services' shared secrets (the embedded stack's own, or made for this run).
+    signing_key: str = field(default_factory=lambda: secrets.token_hex(32))
+    audit_chain_key: str = field(default_factory=lambda: secrets.token_hex(32))
 
     def env(self) -> dict[str, str]:
         """Shared service settings pointing at these endpoints, with test-friendly group timings."""
@@ -30,6 +34,8 @@ class Infra:
             "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
             "KAFKA_FETCH_MAX_WAIT_MS": "20",
             "KAFKA_TOPIC_PARTITIONS": "3",
+            "EVENT_SIGNING_KEY": self.signing_key,
+            "AUDIT_CHAIN_KEY": self.audit_chain_key,
         }
 
 
@@ -68,6 +74,7 @@ def testcontainers_infra() -> Iterator[Infra]:
 def private_topics(infra: Infra, prefix: str, *, partitions: int) -> CommonSettings:
     """Settings whose four contract topics are this test's own (``<prefix>`` for commands)."""
     return CommonSettings(
+        event_signing_key=infra.signing_key,
         kafka_bootstrap_servers=infra.kafka_bootstrap,
         kafka_topic_partitions=partitions,
         topic_commands=prefix,

@@ -37,6 +37,7 @@ async def test_commands_published_during_an_outage_land_after_it(infra: Infra, t
         kafka_fetch_max_wait_ms=20,
         consumer_group=f"registration-{suffix}",
         consumer_backoff_seconds=0.5,
+        event_signing_key=infra.signing_key,
     )
     await ensure_topics(settings)
     command = register_event("fraud", f"outage-{suffix}", token=ADMIN_KEY.token)

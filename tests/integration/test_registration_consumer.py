@@ -52,6 +52,7 @@ async def settings(infra: Infra, db_name: str) -> RegistrationSettings:
         topic_access=f"access-{suffix}",
         consumer_group=f"registration-{suffix}",
         relay_interval_seconds=0.05,
+        event_signing_key=infra.signing_key,
     )
     await ensure_topics(result)
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongodb_uri)

@@ -47,8 +47,9 @@ def version(version_id: str, model_id: str = "m1") -> dict[str, object]:
     }
 
 
-def outbox(event_id: str, cause: str) -> dict[str, object]:
-    return {"_id": event_id, "causation_id": cause, "type": "t", "model_id": None, "data": {}}
+def outbox(event_id: str, cause: str, *, team: str = "fraud") -> dict[str, object]:
+    """An outcome row of command ``cause`` sent by ``team`` (its key is scoped to the team)."""
+    return {"_id": event_id, "causation_id": cause, "command_key": f"{team}/{cause}", "type": "t", "data": {}}
 
 
 def change(**fields: object) -> ModelChange:
@@ -78,7 +79,7 @@ class TestRepositoryContract:
             )
         )
         assert (await repo.versions_by_id(["v1", "v2"])).keys() == {"v1"}
-        assert (await repo.outcomes_of(["c1", "c2"])).keys() == {"c1"}
+        assert (await repo.outcomes_of(["fraud/c1", "fraud/c2"])).keys() == {"fraud/c1"}
         model = await stored_model(repo, "m1")
         assert (model["team"], model["version_count"], model["latest_version"]) == ("fraud", 1, "1.0.0")
         assert model["created_at"] == NOW and model["created_key"]
@@ -87,12 +88,18 @@ class TestRepositoryContract:
         await repo.commit(Changes(new_versions=[version("v1")], outbox=[outbox("e1", "c1")]))
         with pytest.raises(ConcurrentWrite):
             await repo.commit(Changes(new_versions=[version("v2"), version("v1")], outbox=[outbox("e2", "c2")]))
-        assert await repo.outcomes_of(["c2"]) == {} and await repo.versions_by_id(["v2"]) == {}
+        assert await repo.outcomes_of(["fraud/c2"]) == {} and await repo.versions_by_id(["v2"]) == {}
 
     async def test_a_second_outcome_for_the_same_command_is_refused(self, repo: Repository) -> None:
         await repo.commit(Changes(outbox=[outbox("e1", "c1")]))
         with pytest.raises(ConcurrentWrite):
             await repo.commit(Changes(outbox=[outbox("e2", "c1")]))
+
+    async def test_the_same_id_from_another_team_is_another_command(self, repo: Repository) -> None:
+        # Found: ids were one global namespace, so one team could pre-empt another's command.
+        await repo.commit(Changes(outbox=[outbox("e1", "c1", team="fraud")]))
+        await repo.commit(Changes(outbox=[outbox("e2", "c1", team="risk")]))
+        assert (await repo.outcomes_of(["fraud/c1", "risk/c1"])).keys() == {"fraud/c1", "risk/c1"}
 
     async def test_headline_fields_only_move_forward_and_edits_hit_only_the_headline(self, repo: Repository) -> None:
         await repo.commit(

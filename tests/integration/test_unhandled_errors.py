@@ -15,7 +15,10 @@ pytestmark = pytest.mark.integration
 
 async def test_an_unhandled_exception_is_a_counted_problem_500(infra: Infra) -> None:
     settings = CommonSettings(
-        service_name="boom-test", kafka_bootstrap_servers=infra.kafka_bootstrap, mongodb_uri=infra.mongodb_uri
+        service_name="boom-test",
+        kafka_bootstrap_servers=infra.kafka_bootstrap,
+        mongodb_uri=infra.mongodb_uri,
+        event_signing_key=infra.signing_key,
     )
     service = service_app(settings=settings, client=make_client(settings), broker=make_broker(settings))
 

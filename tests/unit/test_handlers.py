@@ -3,6 +3,7 @@ import pytest
 from registration.handlers import Command, handle_commands
 from registration.repository import InMemoryRepository
 from shared import messages
+from shared.auth import Principal
 from tests.factories import PRODUCER, command_event, register_event
 
 pytestmark = pytest.mark.unit
@@ -116,3 +117,44 @@ class TestUpdateAndLifecycle:
         )
         assert outcomes[0].event.data["to"] == "archived"
         assert outcomes[1].event.data["reason"] == "conflict"
+
+
+class TestIdsAreScopedToTheSender:
+    """Found: command ids were one global namespace, checked before authorization."""
+
+    FRAUD = Principal(key_id="fraudkey", team="fraud", scopes=frozenset({"models:write"}))
+    RISK = Principal(key_id="riskkey1", team="risk", scopes=frozenset({"models:write"}))
+
+    async def test_another_team_pre_sending_an_id_neither_answers_nor_suppresses_the_command(self) -> None:
+        repo = InMemoryRepository()
+        mine = register_event("fraud", "card", "1.0.0")
+        theirs = command_event(messages.REGISTER_MODEL_VERSION, {**mine.data, "team": "risk"}, event_id=mine.id)
+        [pre_empt] = await handle_commands([Command(theirs, self.RISK)], repo=repo, artifact_schemes=SCHEMES)
+        [outcome] = await handle_commands([Command(mine, self.FRAUD)], repo=repo, artifact_schemes=SCHEMES)
+        assert not pre_empt.replayed and not outcome.replayed
+        assert outcome.event.type == messages.MODEL_VERSION_REGISTERED and outcome.event.data["team"] == "fraud"
+
+    async def test_an_anonymous_sender_cannot_pre_empt_an_id_either(self) -> None:
+        repo = InMemoryRepository()
+        mine = register_event("fraud", "card", "1.0.0")
+        [anonymous] = await handle_commands([Command(mine, None)], repo=repo, artifact_schemes=SCHEMES)
+        [outcome] = await handle_commands([Command(mine, self.FRAUD)], repo=repo, artifact_schemes=SCHEMES)
+        assert anonymous.event.data["reason"] == "unauthenticated"
+        assert outcome.event.type == messages.MODEL_VERSION_REGISTERED
+
+    async def test_rejections_are_filed_under_the_sender_not_the_payloads_team(self) -> None:
+        # Found: an unauthenticated or forbidden command's rejection was keyed and labelled with
+        # the team named in its payload, so it reached that team's stream, webhooks and audit.
+        repo = InMemoryRepository()
+        command = register_event("fraud", "card", "1.0.0")
+        [anonymous] = await handle_commands([Command(command, None)], repo=repo, artifact_schemes=SCHEMES)
+        [forbidden] = await handle_commands(
+            [Command(register_event("fraud", "card", "1.0.1"), self.RISK)], repo=repo, artifact_schemes=SCHEMES
+        )
+        assert (anonymous.event.data["team"], anonymous.event.subject) == (None, "anonymous")
+        assert forbidden.event.data["reason"] == "forbidden"
+        assert (forbidden.event.data["team"], forbidden.event.data["name"], forbidden.event.subject) == (
+            "risk",
+            None,
+            "risk",
+        )

@@ -14,7 +14,7 @@ class FakeKeys:
     async def find_one(self, query: dict[str, str]) -> dict[str, object] | None:
         self.lookups += 1
         found = self.docs.get(query["_id"])
-        return dict(found) if found else None  # like a database: a fresh document each time
+        return {**found, "_id": query["_id"]} if found else None  # like a database: a fresh document each time
 
 
 class TestKeyFormat:

@@ -14,6 +14,7 @@ from prometheus_client import Counter
 from shared import correlation, messages
 from shared.auth import Principal
 from shared.envelope import CloudEvent
+from shared.signing import EventSigner
 
 log = structlog.get_logger(__name__)
 
@@ -50,8 +51,10 @@ class FailureWatch:
 class AccessLog:
     """Queues access events and publishes them in batches from a background task."""
 
-    def __init__(self, broker: KafkaBroker, *, topic: str, service: str, max_queue: int = 10_000) -> None:
-        self._broker, self._topic, self.service = broker, topic, service
+    def __init__(
+        self, broker: KafkaBroker, *, topic: str, service: str, signer: EventSigner, max_queue: int = 10_000
+    ) -> None:
+        self._broker, self._topic, self.service, self._signer = broker, topic, service, signer
         self._queue: asyncio.Queue[CloudEvent] = asyncio.Queue(max_queue)
 
     def record(
@@ -110,9 +113,8 @@ class AccessLog:
         try:
             futures = []
             for event in batch:
-                value, headers = event.to_kafka()
+                value, headers_map = self._signer.encode(event)
                 key = (event.subject or "anonymous").encode()
-                headers_map = {k: v.decode() for k, v in headers}
                 futures.append(
                     await self._broker.publish(value, self._topic, key=key, headers=headers_map, no_confirm=True)
                 )

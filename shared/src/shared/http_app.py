@@ -26,6 +26,7 @@ from shared.lag import LagMonitor
 from shared.mongo import API_KEYS, Document, database
 from shared.ratelimit import RateLimiter
 from shared.settings import CommonSettings
+from shared.signing import EventSigner
 
 Hook = Callable[[], Awaitable[None]]
 Background = Callable[[], Coroutine[Any, Any, None]]
@@ -44,6 +45,7 @@ class Service:
     access: AccessLog
     keystore: KeyStore
     limiter: RateLimiter
+    signer: EventSigner
 
 
 def service_app(
@@ -62,15 +64,14 @@ def service_app(
     ``consumer_groups`` maps each of the service's consumer groups to its topics, for the lag gauge.
     """
     db = database(client, settings)
-    access = AccessLog(broker, topic=settings.topic_access, service=settings.service_name)
+    signer = EventSigner.from_settings(settings)
+    access = AccessLog(broker, topic=settings.topic_access, service=settings.service_name, signer=signer)
     keystore = KeyStore(db[API_KEYS], ttl=settings.key_cache_seconds)
     limiter = RateLimiter(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
     watch = FailureWatch(threshold=settings.auth_failure_threshold, window=settings.auth_failure_window_seconds)
     guard = Guard(keystore=keystore, limiter=limiter, access=access, watch=watch)
     readiness = Readiness({})
-    monitor = (
-        LagMonitor(settings, consumer_groups, interval=settings.lag_sample_seconds) if consumer_groups else None
-    )
+    monitor = LagMonitor(settings, consumer_groups, interval=settings.lag_sample_seconds) if consumer_groups else None
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -151,4 +152,4 @@ def service_app(
 
     readiness.checks.update({"mongodb": mongo_ping, "kafka": broker_ping})
     app.include_router(health_router(readiness, monitor.consumers if monitor else None))
-    return Service(app=app, db=db, guard=guard, access=access, keystore=keystore, limiter=limiter)
+    return Service(app=app, db=db, guard=guard, access=access, keystore=keystore, limiter=limiter, signer=signer)

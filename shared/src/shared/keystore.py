@@ -39,21 +39,28 @@ class KeyStore:
         if parsed is None:
             return None
         key_id, secret = parsed
+        record = await self._usable(key_id)
+        if record is None or not secret_matches(secret, record["secret_hash"]):
+            return None
+        return _principal(record)
+
+    async def principal_of(self, key_id: str) -> Principal | None:
+        """The principal of a key a service already authenticated (by id: no secret), if still valid.
+
+        Only for claims that arrive signed by a service (:mod:`shared.signing`); revocation and
+        expiry since then still apply.
+        """
+        record = await self._usable(key_id)
+        return _principal(record) if record else None
+
+    async def _usable(self, key_id: str) -> Document | None:
         record = await self._record(key_id)
         if record is None or record.get("revoked"):
             return None
         expires_at = record.get("expires_at")
         if expires_at is not None and _aware(expires_at) <= datetime.now(UTC):
             return None
-        if not secret_matches(secret, record["secret_hash"]):
-            return None
-        limit = record.get("rate_limit")
-        return Principal(
-            key_id=key_id,
-            team=record["team"],
-            scopes=frozenset(record.get("scopes", ())),
-            rate_limit=(float(limit["per_second"]), int(limit["burst"])) if limit else None,
-        )
+        return record
 
     def forget(self, key_id: str) -> None:
         """Drop a cached record at once (the service that revoked the key calls this)."""
@@ -71,6 +78,16 @@ class KeyStore:
         while len(self._cache) > self._max:
             self._cache.popitem(last=False)
         return record
+
+
+def _principal(record: Document) -> Principal:
+    limit = record.get("rate_limit")
+    return Principal(
+        key_id=record["_id"],
+        team=record["team"],
+        scopes=frozenset(record.get("scopes", ())),
+        rate_limit=(float(limit["per_second"]), int(limit["burst"])) if limit else None,
+    )
 
 
 def _aware(moment: datetime) -> datetime:

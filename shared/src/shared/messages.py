@@ -219,7 +219,8 @@ class DeploymentStatusReported(VersionRef):
     target: DeploymentTarget | None = None
     pipeline: Annotated[str, StringConstraints(max_length=128)] | None = None
     run_id: Annotated[str, StringConstraints(max_length=128)] | None = None
-    url: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    # Shown as a link in history: only http(s), never javascript: or data: URLs.
+    url: Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s]+$")] | None = None
     message: Annotated[str, StringConstraints(max_length=4096)] | None = None
     occurred_at: datetime
 

@@ -26,6 +26,7 @@ API_KEYS = "api_keys"
 SHARES = "shares"
 AUDIT_LOG = "audit_log"
 AUDIT_HEADS = "audit_heads"
+AUDIT_VERIFIED = "audit_verified"
 DEPLOYMENTS = "deployments"
 DEPLOY_OUTBOX = "deploy_outbox"
 DEPLOY_RELAY_CHECKPOINTS = "deploy_relay_checkpoints"
@@ -55,8 +56,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("status", ASCENDING), ("model_id", ASCENDING)], name="status_model"),
     ],
     OUTBOX: [
-        # One outcome per command: this is also the processed-commands dedupe record.
-        IndexModel([("causation_id", ASCENDING)], unique=True, name="causation"),
+        # One outcome per command: this is also the processed-commands dedupe record. The key is
+        # the sender's team and the command's ce_id, so no team's id can collide with another's.
+        IndexModel(
+            [("command_key", ASCENDING)],
+            unique=True,
+            name="command_key",
+            partialFilterExpression={"command_key": {"$type": "string"}},
+        ),
         # The relay reads each writer's rows after its checkpoint.
         IndexModel([("writer", ASCENDING), ("seq", ASCENDING)], name="writer_seq"),
         IndexModel([("model_id", ASCENDING), ("position", ASCENDING)], name="model_history"),
@@ -70,6 +77,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("correlation_id", ASCENDING), ("ts_key", DESCENDING)], name="correlation_recent"),
     ],
     AUDIT_HEADS: [],
+    AUDIT_VERIFIED: [],
     DEPLOYMENTS: [IndexModel([("version_id", ASCENDING), ("position", ASCENDING)], name="version_history")],
     DEPLOY_OUTBOX: [IndexModel([("writer", ASCENDING), ("seq", ASCENDING)], name="writer_seq")],
     DEPLOY_RELAY_CHECKPOINTS: [],
@@ -113,9 +121,18 @@ def database(client: AsyncMongoClient[Document], settings: CommonSettings) -> As
     return client[settings.mongodb_database]
 
 
+# Indexes earlier versions created that now stand in the way (dropped when found).
+RETIRED_INDEXES: dict[str, list[str]] = {
+    OUTBOX: ["causation"],  # unique on the bare ce_id: one id namespace for every team
+}
+
+
 async def ensure_indexes(db: AsyncDatabase[Document], collections: list[str] | None = None) -> None:
-    """Create the declared indexes of ``collections`` (default: all); idempotent."""
+    """Create the declared indexes of ``collections`` (default: all) and drop retired ones; idempotent."""
     for name in collections or list(INDEXES):
+        retired = set(RETIRED_INDEXES.get(name, ())) & set(await db[name].index_information())
+        for index in sorted(retired):
+            await db[name].drop_index(index)
         await db[name].create_indexes(INDEXES[name])
 
 

@@ -28,6 +28,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from shared.envelope import CloudEvent
 from shared.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
 from shared.mongo import Document
+from shared.signing import EventSigner
 
 log = structlog.get_logger(__name__)
 Publish = Callable[[list[Document]], Awaitable[None]]
@@ -198,14 +199,13 @@ def outbox_row(event: CloudEvent, *, key: str, team: str | None, model_id: str |
     }
 
 
-def kafka_publisher(broker: KafkaBroker, topic: str) -> Publish:
-    """Publish outbox rows to ``topic`` keyed by their ``key``, waiting for every acknowledgement."""
+def kafka_publisher(broker: KafkaBroker, topic: str, signer: EventSigner) -> Publish:
+    """Publish outbox rows to ``topic`` keyed by their ``key``, signed, waiting for every acknowledgement."""
 
     async def publish(rows: list[Document]) -> None:
         futures = []
         for row in rows:
-            value, headers = event_from_outbox(row).to_kafka()
-            header_map = {k: v.decode() for k, v in headers}
+            value, header_map = signer.encode(event_from_outbox(row))
             futures.append(
                 await broker.publish(value, topic=topic, key=row["key"].encode(), headers=header_map, no_confirm=True)
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,6 +45,11 @@ class CommonSettings(BaseSettings):
     topic_events: str = Field("registry.events", validation_alias=_shared("topic_events"))
     topic_deploy: str = Field("deploy.events", validation_alias=_shared("topic_deploy"))
     topic_access: str = Field("registry.access", validation_alias=_shared("topic_access"))
+
+    # The secret every service signs its records with (shared.signing); a rotation keeps the old
+    # one as EVENT_SIGNING_PREVIOUS_KEY until every service has the new one.
+    event_signing_key: SecretStr | None = Field(None, validation_alias=_shared("event_signing_key"))
+    event_signing_previous_key: SecretStr | None = Field(None, validation_alias=_shared("event_signing_previous_key"))
 
     # Access control (DESIGN §4): per-key token buckets, key cache, failure alerting.
     rate_limit_per_second: float = Field(50.0, validation_alias=_shared("rate_limit_per_second"))

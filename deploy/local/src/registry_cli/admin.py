@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from shared.auditchain import verify
+from registry_cli.secrets import load_or_create
+from shared.auditchain import ChainKey, Verdict, verify
 from shared.auth import SCOPES
 from shared.keystore import issue_key, key_public
 from shared.mongo import API_KEYS, make_client
@@ -85,9 +87,27 @@ def revoke(key_id: str, mongodb_uri: MongoUri = DEFAULT_URI) -> None:
 
 
 @audit_app.command("verify")
-def verify_audit(mongodb_uri: MongoUri = DEFAULT_URI) -> None:
-    """Recompute every audit hash chain; exit 1 at the first broken link."""
-    verdict = asyncio.run(_with_db(mongodb_uri, verify))
+def verify_audit(
+    mongodb_uri: MongoUri = DEFAULT_URI,
+    chain_key: Annotated[
+        str | None, typer.Option(envvar="AUDIT_CHAIN_KEY", help="The audit chain key (default: the local stack's)")
+    ] = None,
+    data_dir: Annotated[Path, typer.Option(help="Local stack whose key to use when none is given")] = Path(".data"),
+    full: Annotated[
+        bool, typer.Option(help="Walk every chain from the start, not from the last verified point")
+    ] = True,
+) -> None:
+    """Recompute every audit chain; exit 1 at the first broken link."""
+    if chain_key is None:
+        if not (data_dir / "secrets.json").exists():
+            raise typer.BadParameter("give --chain-key (or AUDIT_CHAIN_KEY), or run from the stack's directory")
+        chain_key = load_or_create(data_dir).audit_chain_key
+    key = ChainKey(chain_key.encode())
+
+    async def action(db: Any) -> Verdict:
+        return await verify(db, key, full=full)
+
+    verdict = asyncio.run(_with_db(mongodb_uri, action))
     typer.echo(json.dumps(verdict.public(), indent=2))
     if not verdict.ok:
         raise typer.Exit(1)

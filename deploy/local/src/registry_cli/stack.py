@@ -20,6 +20,7 @@ import httpx
 from registry_cli.config import StackSettings, throwaway_settings
 from registry_cli.observe import prometheus_argv
 from registry_cli.processes import Child, check_port_free, wait_for_port
+from registry_cli.secrets import load_or_create
 from shared.bootstrap import store_bootstrap_key
 from shared.kafka import ensure_topics
 from shared.mongo import ensure_indexes, make_client
@@ -45,6 +46,7 @@ def common_settings(stack: StackSettings) -> CommonSettings:
         mongodb_uri=stack.mongodb_uri,
         kafka_enable_idempotence=False,
         kafka_topic_partitions=stack.partitions,
+        event_signing_key=load_or_create(stack.data_dir).event_signing_key,
     )
 
 
@@ -62,6 +64,7 @@ def service_env(stack: StackSettings, service: str) -> dict[str, str]:
         "LOG_FORMAT": stack.log_format,
         f"{prefix}HTTP_HOST": stack.host,
         f"{prefix}HTTP_PORT": str(stack.service_ports()[service]),
+        **load_or_create(stack.data_dir).env(),
     }
 
 

@@ -8,18 +8,29 @@ from audit.config import AuditSettings
 from audit.routes import build_router
 from audit.store import AuditStore
 from audit.subscribers import CHAIN_LENGTH, register_audit_subscriber
+from shared.auditchain import ChainKey
 from shared.http_app import service_app
+from shared.identity import RecordIdentity
 from shared.kafka import make_broker
-from shared.mongo import AUDIT_HEADS, AUDIT_LOG, ensure_indexes, make_client, pinger
+from shared.mongo import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED, ensure_indexes, make_client, pinger
+
+
+class ChainKeyMissing(RuntimeError):
+    """The audit service was started without ``AUDIT_CHAIN_KEY``."""
 
 
 def build_app(settings: AuditSettings) -> FastAPI:
     """Consume every topic into the hash-chained ``audit_log`` and serve it."""
+    if settings.chain_key is None:
+        raise ChainKeyMissing(
+            "AUDIT_CHAIN_KEY is not set: the audit chain is keyed with it "
+            "(e.g. python -c 'import secrets; print(secrets.token_hex(32))'); keep it outside the database"
+        )
     client = make_client(settings)
     broker = make_broker(settings)
 
     async def start() -> None:
-        await ensure_indexes(service.db, [AUDIT_LOG, AUDIT_HEADS])
+        await ensure_indexes(service.db, [AUDIT_LOG, AUDIT_HEADS, AUDIT_VERIFIED])
         for chain, length in (await store.chain_lengths()).items():  # chains are long before this process
             topic, _, partition = chain.rpartition(":")
             CHAIN_LENGTH.labels(topic, partition).set(length)
@@ -31,7 +42,9 @@ def build_app(settings: AuditSettings) -> FastAPI:
         on_start=[start],
         consumer_groups={settings.consumer_group: settings.all_topics()},
     )
-    store = AuditStore(client, service.db)
-    register_audit_subscriber(broker, settings, append=store.append, probe=pinger(client))
-    service.app.include_router(build_router(db=service.db, guard=service.guard))
+    chain_key = ChainKey(settings.chain_key.get_secret_value().encode())
+    store = AuditStore(client, service.db, key=chain_key)
+    identity = RecordIdentity(keystore=service.keystore, signer=service.signer)
+    register_audit_subscriber(broker, settings, append=store.append, identity=identity, probe=pinger(client))
+    service.app.include_router(build_router(db=service.db, guard=service.guard, key=chain_key))
     return service.app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import CommonSettings
@@ -17,3 +18,6 @@ class AuditSettings(CommonSettings):
     consumer_group: str = "audit"
     batch_max_records: int = 2000
     batch_timeout_ms: int = 50
+    # HMAC key of the audit chain: whoever can write the database but not read this cannot
+    # rewrite the log unnoticed. Kept outside the database (a Secret), like EVENT_SIGNING_KEY.
+    chain_key: SecretStr | None = Field(None, validation_alias=AliasChoices("AUDIT_CHAIN_KEY", "chain_key"))

@@ -1,12 +1,21 @@
-"""Turning any record of any topic into an audit entry (no I/O)."""
+"""Turning any record of any topic into an audit entry (no I/O).
+
+What an entry asserts about who acted and for which team comes only from what the record
+proves (:mod:`shared.identity`): its API key, or a service's signature. A record that proves
+nothing is still audited, with ``team``/``actor`` empty and what it said kept under ``claims``,
+so no producer can write entries into another team's log or in another key's name.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from shared import messages
-from shared.auth import bearer_token, parse_api_key
+from shared.auditchain import VERSION
+from shared.auth import Principal, bearer_token, parse_api_key
 from shared.envelope import CloudEvent
 from shared.mongo import Document
 from shared.sortkeys import time_key
@@ -19,44 +28,80 @@ _ACCESS_OUTCOMES = {
 }
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where a record came from, and its identity: a digest of everything it carried.
+
+    Offsets are positions, not identities: a broker whose log restarts hands out offset 0
+    again. The digest of position and content tells a redelivered record (same bytes at the
+    same position) from a new one, whatever happened to the broker meanwhile.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    digest: str
+
+    @classmethod
+    def of(
+        cls, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, headers: Any
+    ) -> Source:
+        """The source of a consumed record."""
+        digest = hashlib.sha256()
+        for part in (topic.encode(), str(partition).encode(), str(offset).encode(), key or b"", value or b""):
+            digest.update(len(part).to_bytes(8, "big") + part)
+        for name, raw in headers or ():
+            for part in (str(name).encode(), bytes(raw)):
+                digest.update(len(part).to_bytes(8, "big") + part)
+        return cls(topic, partition, offset, digest.hexdigest()[:40])
+
+
+def received_now() -> datetime:
+    """Now, at the millisecond precision MongoDB keeps (what is hashed is what is stored)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
 def entry_for(
-    *, topic: str, partition: int, offset: int, event: CloudEvent | None, error: str | None, received_at: datetime
+    source: Source,
+    *,
+    event: CloudEvent | None,
+    error: str | None,
+    received_at: datetime,
+    principal: Principal | None = None,
+    signed: bool = False,
 ) -> Document:
     """The audit entry of one record; undecodable records are audited too."""
-    entry_id = f"{topic}:{partition}:{offset}"
     entry: Document = {
-        "_id": entry_id,
-        "chain": f"{topic}:{partition}",
-        "topic": topic,
-        "partition": partition,
-        "offset": offset,
+        "_id": source.digest,
+        "v": VERSION,
+        "chain": f"{source.topic}:{source.partition}",
+        "topic": source.topic,
+        "partition": source.partition,
+        "offset": source.offset,
         "received_at": received_at,
-        "ts_key": time_key(received_at, entry_id),
+        "ts_key": time_key(received_at, source.digest),
     }
     if event is None:
-        return entry | {
-            "type": "undecodable",
-            "outcome": "dead_lettered",
-            "detail": (error or "")[:500],
-            "ce_id": None,
-            "source": None,
-            "time": None,
-            "actor": None,
-            "team": None,
-            "model": None,
-            "correlation_id": None,
-            "causation_id": None,
-        }
-    data = event.data
-    team, name = _text(data.get("team")), _text(data.get("name"))
+        return (
+            entry
+            | dict.fromkeys(
+                ("ce_id", "source", "time", "verified", "actor", "actor_team", "team", "model", "claims"),
+            )
+            | {
+                "type": "undecodable",
+                "outcome": "dead_lettered",
+                "detail": (error or "")[:500],
+                "correlation_id": None,
+                "causation_id": None,
+            }
+        )
     return entry | {
         "ce_id": event.id,
         "type": event.type,
         "source": event.source,
         "time": event.time.isoformat(),
-        "actor": _actor(event),
-        "team": team,
-        "model": f"{team}/{name}" if team and name else None,
+        **_attribution(event, principal, signed),
         "outcome": _outcome(event),
         "correlation_id": event.correlation_id,
         "causation_id": event.causation_id,
@@ -64,20 +109,44 @@ def entry_for(
     }
 
 
-def _actor(event: CloudEvent) -> str | None:
-    """The key id that acted (never the secret): from the command's credential or the event."""
-    token = bearer_token(event.authorization)
-    if token:
-        parsed = parse_api_key(token)
-        return parsed[0] if parsed else "malformed-key"
-    return _text(event.data.get("principal")) or _text(event.data.get("created_by"))
+def _attribution(event: CloudEvent, principal: Principal | None, signed: bool) -> Document:
+    """``verified``, ``actor``, ``actor_team``, ``team``, ``model`` and ``claims`` of an entry."""
+    data = event.data
+    team, name = _text(data.get("team")), _text(data.get("name"))
+    model = f"{team}/{name}" if team and name else None
+    if principal is not None:  # a valid key, or a service acting for one
+        acts = team is not None and principal.acts_for(team)
+        return {
+            "verified": "key",
+            "actor": principal.key_id,
+            "actor_team": principal.team,
+            "team": team if acts else principal.team,
+            "model": model if acts else None,
+            "claims": None if acts or team is None else {"team": team, "model": model},
+        }
+    if signed:  # a service's own event: it states the team and, for access events, the key
+        actor = _text(data.get("principal")) or _text(data.get("created_by"))
+        return {"verified": "service", "actor": actor, "actor_team": None, "team": team, "model": model, "claims": None}
+    claimed_actor = None
+    if event.authorization:
+        parsed = parse_api_key(bearer_token(event.authorization) or "")
+        claimed_actor = parsed[0] if parsed else "malformed-key"
+    claims = {"actor": claimed_actor or _text(data.get("principal")), "team": team, "model": model}
+    return {
+        "verified": None,
+        "actor": None,
+        "actor_team": None,
+        "team": None,
+        "model": None,
+        "claims": {k: v for k, v in claims.items() if v} or None,
+    }
 
 
 def _outcome(event: CloudEvent) -> str:
     if event.type in _ACCESS_OUTCOMES:
         return _ACCESS_OUTCOMES[event.type]
     if event.type == messages.COMMAND_REJECTED:
-        return f"rejected:{event.data.get('reason')}"
+        return f"rejected:{_text(event.data.get('reason'))}"
     return "ok"
 
 
@@ -86,10 +155,10 @@ def _detail(event: CloudEvent) -> str | None:
     if event.type in _ACCESS_OUTCOMES:
         return f"{data.get('method')} {data.get('path')} {data.get('status')}"[:500]
     if event.type == messages.COMMAND_REJECTED:
-        return _text(data.get("message"))
+        return (_text(data.get("message")) or "")[:500] or None
     version = _text(data.get("version"))
-    return f"version {version}" if version else None
+    return f"version {version[:256]}" if version else None
 
 
 def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+    return value[:512] if isinstance(value, str) else None

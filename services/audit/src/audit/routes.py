@@ -6,8 +6,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pymongo.asynchronous.database import AsyncDatabase
 
+from audit.team_verify import DEFAULT_TEAM_VERIFY, MAX_TEAM_VERIFY, verify_team
 from shared import catalog
-from shared.auditchain import CHAINED_FIELDS, verify
+from shared.auditchain import CHAINED_FIELDS, ChainKey, verify
 from shared.auth import Principal
 from shared.http_auth import Guard
 from shared.mongo import AUDIT_LOG, Document
@@ -23,7 +24,7 @@ def _public(doc: Document) -> dict[str, Any]:
     return body
 
 
-def build_router(*, db: AsyncDatabase[Document], guard: Guard) -> APIRouter:
+def build_router(*, db: AsyncDatabase[Document], guard: Guard, key: ChainKey) -> APIRouter:
     """The audit API; callers need ``audit:read`` and see their own team's entries."""
     router = APIRouter(prefix="/v1/audit", tags=["audit"])
     Reader = Annotated[Principal, Depends(guard.requiring("audit:read"))]
@@ -78,8 +79,19 @@ def build_router(*, db: AsyncDatabase[Document], guard: Guard) -> APIRouter:
         return {"items": [_public(doc) for doc in docs[:limit]], "next_cursor": next_cursor}
 
     @router.get("/verify")
-    async def verify_chains(_: Reader) -> dict[str, Any]:
-        """Recompute every chain; ``ok`` or the first broken link."""
-        return (await verify(db)).public()
+    async def verify_chains(
+        caller: Reader,
+        full: bool = False,
+        limit: Annotated[int, Query(ge=1, le=MAX_TEAM_VERIFY)] = DEFAULT_TEAM_VERIFY,
+    ) -> dict[str, Any]:
+        """Verify the audit log: ``ok`` or the first broken link.
+
+        A platform admin verifies every chain, from the last verified point (``full=true``: from
+        the start). A team key verifies its own team's newest ``limit`` entries: each one's hash
+        and its links to its neighbours, without seeing other teams' entries.
+        """
+        if caller.is_platform_admin:
+            return (await verify(db, key, full=full)).public()
+        return (await verify_team(db, key, team=caller.team, limit=limit)).public()
 
     return router

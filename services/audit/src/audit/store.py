@@ -7,46 +7,82 @@ from collections import defaultdict
 from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from shared.auditchain import GENESIS, link
-from shared.mongo import AUDIT_HEADS, AUDIT_LOG, Document
+from shared.auditchain import GENESIS, ChainKey
+from shared.mongo import AUDIT_HEADS, AUDIT_LOG, Document, find_by_ids
 
 
 class AuditStore:
     """Chains entries onto their heads and commits entries and heads in one transaction."""
 
-    def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document]) -> None:
-        self._client, self._log, self._heads = client, db[AUDIT_LOG], db[AUDIT_HEADS]
+    def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document], *, key: ChainKey) -> None:
+        self._client, self._log, self._heads, self._key = client, db[AUDIT_LOG], db[AUDIT_HEADS], key
 
-    async def append(self, entries: list[Document]) -> list[Document]:
-        """Append entries (in source order per chain) and return them; records already audited are skipped."""
+    async def append(self, entries: list[Document], *, attempts: int = 3) -> list[Document]:
+        """Append entries (in source order per chain) and return them; records already audited are skipped.
+
+        A batch that raced another writer of one of its chains is re-chained on the new heads.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._append_once([dict(entry) for entry in entries])
+            except (HeadMoved, DuplicateKeyError, BulkWriteError):
+                if attempt == attempts:
+                    raise
+        return []
+
+    async def _append_once(self, entries: list[Document]) -> list[Document]:
+        """One attempt of :meth:`append`.
+
+        An entry's ``_id`` is its record's identity (position and content), so a redelivered
+        record is found by id. Only records at or before the head's last offset can be
+        redeliveries (a partition is consumed in order), so only those are looked up; after a
+        broker restart, offsets start again below the head and are looked up until they pass it.
+        """
         by_chain: dict[str, list[Document]] = defaultdict(list)
         for entry in entries:
             by_chain[entry["chain"]].append(entry)
         heads = {doc["_id"]: doc async for doc in self._heads.find({"_id": {"$in": list(by_chain)}})}
+        maybe_seen = [
+            entry["_id"]
+            for chain, items in by_chain.items()
+            for entry in items
+            if entry["offset"] <= heads.get(chain, {}).get("offset", -1)
+        ]
+        seen = set(await find_by_ids(self._log, maybe_seen, projection={"_id": 1})) if maybe_seen else set()
         fresh: list[Document] = []
         head_updates: list[UpdateOne] = []
         for chain, items in by_chain.items():
             head = heads.get(chain, {"seq": 0, "hash": GENESIS, "offset": -1})
             seq, prev_hash, offset = head["seq"], head["hash"], head["offset"]
             for entry in sorted(items, key=lambda e: e["offset"]):
-                if entry["offset"] <= offset:
-                    continue  # redelivered after a restart: already in the chain
+                if entry["_id"] in seen:
+                    continue  # redelivered: already in the chain
+                seen.add(entry["_id"])
                 seq += 1
                 entry["seq"], entry["prev_hash"] = seq, prev_hash
-                entry["hash"] = prev_hash = link(prev_hash, entry)
+                entry["hash"] = prev_hash = self._key.link(prev_hash, entry)
                 offset = entry["offset"]
                 fresh.append(entry)
             if seq != head["seq"]:
+                # The head's seq is the condition: a second writer on this chain (a rebalance
+                # mid-batch) fails the transaction instead of forking the chain.
                 head_updates.append(
-                    UpdateOne({"_id": chain}, {"$set": {"seq": seq, "hash": prev_hash, "offset": offset}}, upsert=True)
+                    UpdateOne(
+                        {"_id": chain, "seq": head["seq"]},
+                        {"$set": {"seq": seq, "hash": prev_hash, "offset": offset}},
+                        upsert=head["seq"] == 0,
+                    )
                 )
         if not fresh:
             return []
 
         async def write(session: AsyncClientSession) -> None:
             await self._log.insert_many(fresh, ordered=False, session=session)
-            await self._heads.bulk_write(head_updates, session=session)
+            result = await self._heads.bulk_write(head_updates, session=session)
+            if result.matched_count + result.upserted_count != len(head_updates):
+                raise HeadMoved("another writer appended to a chain of this batch")
 
         async with self._client.start_session() as session:
             await session.with_transaction(write)
@@ -55,3 +91,7 @@ class AuditStore:
     async def chain_lengths(self) -> dict[str, int]:
         """Entries in each chain (``topic:partition``), from the heads."""
         return {doc["_id"]: doc["seq"] async for doc in self._heads.find({}, {"seq": 1})}
+
+
+class HeadMoved(Exception):
+    """A chain's head changed under this batch; the batch is retried against the new head."""

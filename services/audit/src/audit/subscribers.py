@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -12,9 +12,10 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import Counter, Gauge
 
 from audit.config import AuditSettings
-from audit.entries import entry_for
+from audit.entries import Source, entry_for, received_now
 from shared.consuming import Probe, Records, batch_subscriber
 from shared.envelope import EnvelopeError, decode
+from shared.identity import RecordIdentity
 from shared.mongo import Document
 
 log = structlog.get_logger(__name__)
@@ -25,7 +26,9 @@ CHAIN_LENGTH = Gauge(
 Append = Callable[[list[Document]], Awaitable[list[Document]]]
 
 
-def register_audit_subscriber(broker: KafkaBroker, settings: AuditSettings, *, append: Append, probe: Probe) -> None:
+def register_audit_subscriber(
+    broker: KafkaBroker, settings: AuditSettings, *, append: Append, identity: RecordIdentity, probe: Probe
+) -> None:
     """Consume every contract topic in batches (group ``audit``)."""
 
     @batch_subscriber(
@@ -38,19 +41,20 @@ def register_audit_subscriber(broker: KafkaBroker, settings: AuditSettings, *, a
         probe=probe,
     )
     async def on_records(records: Records) -> None:
-        now = datetime.now(UTC)
-        entries = [_entry(record, now) for record in records]
+        now = received_now()
+        entries = [await _entry(record, now, identity) for record in records]
         appended = await append(entries)
         for entry in appended:  # redelivered records were skipped: count only what was chained
             AUDITED.labels(entry["topic"]).inc()
             CHAIN_LENGTH.labels(entry["topic"], str(entry["partition"])).set(entry["seq"])
 
 
-def _entry(record: ConsumerRecord[Any, Any], now: datetime) -> Document:
+async def _entry(record: ConsumerRecord[Any, Any], now: datetime, identity: RecordIdentity) -> Document:
+    source = Source.of(record.topic, record.partition, record.offset, record.key, record.value, record.headers)
     try:
-        event, error = decode(record.value, record.headers or ()), None
+        event = decode(record.value, record.headers or ())
     except EnvelopeError as exc:
-        event, error = None, f"{exc.reason}: {exc}"
-    return entry_for(
-        topic=record.topic, partition=record.partition, offset=record.offset, event=event, error=error, received_at=now
-    )
+        return entry_for(source, event=None, error=f"{exc.reason}: {exc}", received_at=now)
+    principal = await identity.principal(record, event)
+    signed = principal is None and identity.signed(record)
+    return entry_for(source, event=event, error=None, received_at=now, principal=principal, signed=signed)

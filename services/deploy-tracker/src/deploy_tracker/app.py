@@ -14,6 +14,7 @@ from deploy_tracker.webhook_routes import build_webhook_router
 from deploy_tracker.webhooks import DeliveryWorker, fan_out
 from shared.envelope import CloudEvent
 from shared.http_app import service_app
+from shared.identity import RecordIdentity
 from shared.kafka import make_broker
 from shared.mongo import (
     DEPLOY_OUTBOX,
@@ -56,9 +57,10 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
         },
     )
     repo = MongoRepository(client, service.db, writer=writer_id())
+    identity = RecordIdentity(keystore=service.keystore, signer=service.signer)
     relay = OutboxRelay(
         repo=repo,
-        publish=kafka_publisher(broker, settings.topic_events),
+        publish=kafka_publisher(broker, settings.topic_events, service.signer),
         batch_size=settings.relay_batch_size,
         interval=settings.relay_interval_seconds,
         name="deploy_outbox",
@@ -71,7 +73,11 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
             REPORTS.labels(row["outcome"], row.get("reason", "")).inc()
 
     register_report_subscriber(
-        broker, settings, handle_batch=handle_batch, authenticate=service.keystore.authenticate, probe=pinger(client)
+        broker,
+        settings,
+        handle_batch=handle_batch,
+        identity=identity,
+        probe=pinger(client),
     )
     worker = DeliveryWorker(service.db, settings)
 
@@ -80,8 +86,10 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
         worker.enqueue(created)
         return len(created)
 
-    register_event_subscriber(broker, settings, fan_out=deliver, probe=pinger(client))
-    service.app.include_router(build_router(broker=broker, topic=settings.topic_deploy, guard=service.guard))
+    register_event_subscriber(broker, settings, fan_out=deliver, identity=identity, probe=pinger(client))
+    service.app.include_router(
+        build_router(broker=broker, topic=settings.topic_deploy, guard=service.guard, signer=service.signer)
+    )
     service.app.include_router(
         build_webhook_router(db=service.db, guard=service.guard, allow_private=settings.allow_private_webhooks)
     )

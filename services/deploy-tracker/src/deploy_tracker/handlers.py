@@ -21,12 +21,20 @@ from shared.outbox import OutboxLog, outbox_row
 SOURCE = "/registry/deploy-tracker"
 
 
+ANONYMOUS = "~anonymous"  # not a slug: no team's namespace
+
+
 @dataclass(frozen=True)
 class Report:
     """A deployment report with the principal of the key that sent it (``None``: no valid key)."""
 
     event: CloudEvent
     principal: Principal | None
+
+    @property
+    def key(self) -> str:
+        """The report's identity: its ``ce_id`` within the sender's team, so no other sender can suppress it."""
+        return f"{self.principal.team if self.principal else ANONYMOUS}/{self.event.id}"
 
 
 @dataclass
@@ -41,8 +49,8 @@ class Changes:
 class Repository(OutboxLog, Protocol):
     """What the report handler needs from storage."""
 
-    async def seen(self, report_ids: Sequence[str]) -> set[str]:
-        """Ids of reports already recorded."""
+    async def seen(self, report_keys: Sequence[str]) -> set[str]:
+        """Keys (team-scoped ids) of reports already recorded."""
         ...
 
     async def versions_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
@@ -58,11 +66,11 @@ async def handle_reports(reports: Sequence[Report], *, repo: Repository) -> list
     """Record every new report in history (applied or not); return the history rows written."""
     now = datetime.now(UTC)
     base_position = time.time_ns()
-    seen = await repo.seen([r.event.id for r in reports])
-    fresh, ids = [], set()
+    seen = await repo.seen([r.key for r in reports])
+    fresh, keys = [], set()
     for report in reports:
-        if report.event.id not in seen and report.event.id not in ids:
-            ids.add(report.event.id)
+        if report.key not in seen and report.key not in keys:
+            keys.add(report.key)
             fresh.append((report, _parse(report.event)))
     wanted = {version_id(d.team, d.name, d.version) for _, d in fresh if isinstance(d, messages.VersionRef)}
     versions = await repo.versions_by_id(sorted(wanted))
@@ -94,20 +102,24 @@ def _apply(
 ) -> None:
     event, principal = report.event, report.principal
     row: Document = {
-        "_id": event.id,
+        "_id": report.key,
+        "report_id": event.id,
         "received_at": now,
         "position": position,
         "correlation_id": event.correlation_id,
         "reporter": principal.key_id if principal else None,
+        "reporter_team": principal.team if principal else None,
     }
     if principal is None:
         return _reject(changes, row, event, "unauthenticated", "the report needs a valid API key", None)
     if isinstance(data, str):
         return _reject(changes, row, event, "invalid", data, None)
-    row |= data.model_dump(mode="python") | {"occurred_at": data.occurred_at.astimezone(UTC)}
     # Only the owning team (or a platform admin) reports deployments; a share grants reading only.
+    # A refused report is kept as the sender's, never merged into the target's history.
     if not principal.has("deployments:write") or not principal.acts_for(data.team):
-        return _reject(changes, row, event, "forbidden", "this key may not report deployments of this model", data)
+        row["claimed"] = {"team": data.team, "name": data.name, "version": data.version}
+        return _reject(changes, row, event, "forbidden", "this key may not report deployments of this model", None)
+    row |= data.model_dump(mode="python") | {"occurred_at": data.occurred_at.astimezone(UTC)}
     vid = version_id(data.team, data.name, data.version)
     version = versions.get(vid)
     if version is None:
@@ -115,19 +127,14 @@ def _apply(
     environments: dict[str, Any] = dict(version.get("environments") or {})
     current = environments.get(data.environment)
     outcome = decide(current, data.status, row["occurred_at"])
-    row |= {
-        "version_id": vid,
-        "model_id": version["model_id"],
-        "outcome": outcome,
-        "previous_status": current["status"] if current else None,
-    }
-    changes.history.append(row)
+    previous = current["status"] if current else None
+    row |= {"version_id": vid, "model_id": version["model_id"], "previous_status": previous}
+    if outcome == "illegal_transition":
+        message = f"{previous or 'registered'} → {data.status} is not allowed in {data.environment}"
+        return _reject(changes, row, event, "conflict", message, data)
+    changes.history.append(row | {"outcome": outcome})
     if outcome == "out_of_order":
         return None  # recorded in history, status untouched (DESIGN §2)
-    if outcome == "illegal_transition":
-        message = f"{row['previous_status'] or 'registered'} → {data.status} is not allowed in {data.environment}"
-        changes.history.pop()
-        return _reject(changes, row, event, "conflict", message, data)
     environments[data.environment] = {
         "status": data.status,
         "occurred_at": row["occurred_at"],
@@ -144,7 +151,7 @@ def _apply(
         name=data.name,
         version=version["version"],
         environment=data.environment,
-        previous_status=row["previous_status"],
+        previous_status=previous,
         status=data.status,
         overall_status=version["status"],
         report_id=event.id,
@@ -161,10 +168,11 @@ def _reject(
     message: str,
     data: messages.DeploymentStatusReported | None,
 ) -> None:
-    team = data.team if data else _text(event.data.get("team"))
-    name = data.name if data else _text(event.data.get("name"))
+    """Record a refused report; ``data`` is given only when the sender may report on its model."""
+    team = data.team if data else row["reporter_team"]
+    name = data.name if data else None
     row |= {"outcome": "rejected", "reason": reason, "message": message}
-    row.setdefault("version_id", version_id(team, name, data.version) if data and team and name else None)
+    row.setdefault("version_id", version_id(data.team, data.name, data.version) if data else None)
     changes.history.append(row)
     payload = messages.CommandRejected(
         command_id=event.id,
@@ -186,18 +194,14 @@ def _emit(
     name: str | None,
     model: str | None,
 ) -> None:
-    key = f"{team}/{name}" if team and name else ""
+    key = f"{team}/{name}" if team and name else (team or "anonymous")
     event = CloudEvent(
         source=SOURCE,
         type=event_type,
-        subject=key or None,
+        subject=key,
         correlation_id=cause.correlation_id,
         causation_id=cause.id,
         data=data,
     )
     derived = model_id(team, name) if team and name else None
     changes.outbox.append(outbox_row(event, key=key, team=team, model_id=model or derived))
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None

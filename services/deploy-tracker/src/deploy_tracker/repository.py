@@ -20,8 +20,8 @@ class MongoRepository(MongoOutboxLog):
         super().__init__(db[DEPLOY_OUTBOX], db[DEPLOY_RELAY_CHECKPOINTS], writer=writer)
         self._client, self._history, self._versions = client, db[DEPLOYMENTS], db[MODEL_VERSIONS]
 
-    async def seen(self, report_ids: Sequence[str]) -> set[str]:
-        return set(await find_by_ids(self._history, report_ids, projection={"_id": 1}))
+    async def seen(self, report_keys: Sequence[str]) -> set[str]:
+        return set(await find_by_ids(self._history, report_keys, projection={"_id": 1}))
 
     async def versions_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
         return await find_by_ids(self._versions, version_ids)

@@ -2,21 +2,26 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Request
+from fastapi import APIRouter, Body, Depends, Request
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
 from shared import correlation, messages
-from shared.auth import Principal, bearer_token
+from shared.auth import Principal
 from shared.envelope import CloudEvent
 from shared.http_auth import Guard
 from shared.problems import Problem
+from shared.signing import PRINCIPAL_HEADER, EventSigner
 
 SOURCE = "/registry/deploy-tracker/http"
 
 
-def build_router(*, broker: KafkaBroker, topic: str, guard: Guard) -> APIRouter:
-    """The bridge; the same validation as the consumer, then a 202 with the event id."""
+def build_router(*, broker: KafkaBroker, topic: str, guard: Guard, signer: EventSigner) -> APIRouter:
+    """The bridge; the same validation as the consumer, then a 202 with the event id.
+
+    The caller's key never travels on: the report is published under the service's signature
+    with the caller's key id (``ce_principal``), which the tracker trusts only when signed.
+    """
     router = APIRouter(prefix="/v1/deployments", tags=["deployments"])
     Reporter = Annotated[Principal, Depends(guard.requiring("deployments:write"))]
 
@@ -34,8 +39,6 @@ def build_router(*, broker: KafkaBroker, topic: str, guard: Guard) -> APIRouter:
         caller: Reporter,
         request: Request,
         body: Annotated[Any, Body()],
-        authorization: Annotated[str | None, Header()] = None,
-        x_api_key: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
         """Publish a deployment report; the tracker applies it asynchronously."""
         try:
@@ -57,18 +60,17 @@ def build_router(*, broker: KafkaBroker, topic: str, guard: Guard) -> APIRouter:
                 f"this key may not report deployments of team {data.team!r}",
                 type_="urn:registry:problem:forbidden",
             )
-        token = bearer_token(authorization, x_api_key)
         event = CloudEvent(
             source=SOURCE,
             type=messages.DEPLOY_STATUS_REPORTED,
             subject=f"{data.team}/{data.name}",
             correlation_id=correlation.current() or correlation.new_id(),
-            authorization=f"Bearer {token}",
             data=data.model_dump(mode="json"),
         )
         value, headers = event.to_kafka()
+        signed = signer.sign(value, [*headers, (PRINCIPAL_HEADER, caller.key_id.encode())])
         await broker.publish(
-            value, topic=topic, key=f"{data.team}/{data.name}".encode(), headers={k: v.decode() for k, v in headers}
+            value, topic=topic, key=f"{data.team}/{data.name}".encode(), headers={k: v.decode() for k, v in signed}
         )
         return {"event_id": event.id, "status": "accepted"}
 

@@ -6,17 +6,20 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from faststream.kafka import KafkaBroker
+from prometheus_client import Counter
 
 from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.handlers import Report
-from shared.auth import Principal, bearer_token
 from shared.consuming import Probe, Records, batch_subscriber
 from shared.envelope import CloudEvent, EnvelopeError, decode
+from shared.identity import RecordIdentity
 from shared.kafka import decode_or_dead_letter
 
 log = structlog.get_logger(__name__)
+UNSIGNED_EVENTS = Counter(
+    "registry_unsigned_events_total", "Records on registry.events without a valid service signature: not sent on"
+)
 HandleBatch = Callable[[list[Report]], Awaitable[object]]
-Authenticate = Callable[[str | None], Awaitable[Principal | None]]
 
 
 def register_report_subscriber(
@@ -24,7 +27,7 @@ def register_report_subscriber(
     settings: DeployTrackerSettings,
     *,
     handle_batch: HandleBatch,
-    authenticate: Authenticate,
+    identity: RecordIdentity,
     probe: Probe,
 ) -> None:
     """Consume ``deploy.events`` in batches (group ``deploy-tracker``), committing after the write."""
@@ -44,7 +47,7 @@ def register_report_subscriber(
             event = await decode_or_dead_letter(broker, record)
             if event is None:
                 continue
-            reports.append(Report(event, await authenticate(bearer_token(event.authorization))))
+            reports.append(Report(event, await identity.principal(record, event)))
         if not reports:
             return
         await handle_batch(reports)
@@ -55,9 +58,14 @@ def register_event_subscriber(
     settings: DeployTrackerSettings,
     *,
     fan_out: Callable[[list[CloudEvent]], Awaitable[int]],
+    identity: RecordIdentity,
     probe: Probe,
 ) -> None:
-    """Consume ``registry.events`` (its own group) and turn matching events into webhook deliveries."""
+    """Consume ``registry.events`` (its own group) and turn matching events into webhook deliveries.
+
+    Only events a service signed are sent on: a record forged onto the topic by another producer
+    would otherwise reach a team's endpoint signed with the team's own webhook secret.
+    """
 
     @batch_subscriber(
         broker,
@@ -71,8 +79,11 @@ def register_event_subscriber(
     async def on_events(records: Records) -> None:
         events = []
         for record in records:
+            if not identity.signed(record):
+                UNSIGNED_EVENTS.inc()
+                continue
             try:
                 events.append(decode(record.value, record.headers or ()))
             except EnvelopeError:
-                continue  # registry.events is written by the registry itself; nothing to deliver
+                continue  # signed, so the registry's own; nothing a team could be sent
         await fan_out(events)

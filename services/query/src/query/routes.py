@@ -47,8 +47,12 @@ def _event_public(doc: Document) -> dict[str, Any]:
     }
 
 
+_DEPLOYMENT_INTERNAL = ("_id", "report_id", "version_id", "position", "reporter_team", "claimed")
+
+
 def _deployment_public(doc: Document) -> dict[str, Any]:
-    return {k: v for k, v in doc.items() if k not in ("_id", "version_id", "position")} | {"id": doc["_id"]}
+    public = {k: v for k, v in doc.items() if k not in _DEPLOYMENT_INTERNAL}
+    return public | {"id": doc.get("report_id", doc["_id"])}
 
 
 def build_router(

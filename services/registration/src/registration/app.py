@@ -56,7 +56,7 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
 
     relay = OutboxRelay(
         repo=repo,
-        publish=kafka_publisher(broker, settings.topic_events),
+        publish=kafka_publisher(broker, settings.topic_events, service.signer),
         batch_size=settings.relay_batch_size,
         interval=settings.relay_interval_seconds,
         name="outbox",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from registration import domain
 from registration.changes import Changes, ModelChange
-from shared import messages
+from shared import catalog, messages
 from shared.auth import Principal
 from shared.envelope import CloudEvent
 from shared.mongo import Document
@@ -15,6 +16,7 @@ from shared.outbox import outbox_row
 from shared.views import version_public
 
 SOURCE = "/registry/registration"
+ANONYMOUS = "anonymous"  # the key of outcomes of commands that carried no valid key
 
 
 class BatchState:
@@ -23,15 +25,26 @@ class BatchState:
     def __init__(self, versions: dict[str, Document], models: dict[str, Document], now: datetime) -> None:
         self.versions, self.models, self.now = versions, models, now
         self.changes = Changes()
+        self._stamp: dict[str, str] = {}
 
-    def outbox_of(self, command_id: str) -> Document:
-        """The outcome row this batch wrote for ``command_id``."""
-        return next(doc for doc in self.changes.outbox if doc["causation_id"] == command_id)
+    def outbox_of(self, command_key: str) -> Document:
+        """The outcome row this batch wrote for the command ``command_key``."""
+        return next(doc for doc in self.changes.outbox if doc.get("command_key") == command_key)
 
     def apply(
-        self, command: CloudEvent, principal: Principal | None, data: Any, *, throttled: bool = False
+        self,
+        command: CloudEvent,
+        principal: Principal | None,
+        data: Any,
+        *,
+        stamp: dict[str, str],
+        throttled: bool = False,
     ) -> tuple[CloudEvent, Document | None]:
-        """Apply one parsed command; return its outcome event and the version it touched."""
+        """Apply one parsed command; return its outcome event and the version it touched.
+
+        ``stamp`` (the command's scoped key and fingerprint) is written on its outcome row.
+        """
+        self._stamp = stamp
         try:
             if principal is None:  # before validation: say nothing about the data to strangers
                 raise domain.Unauthenticated("the command needs an authorization header with a valid API key")
@@ -50,7 +63,7 @@ class BatchState:
                 return self._set_lifecycle(command, data)
             raise domain.InvalidCommand(f"unsupported command type {command.type!r}")
         except domain.RegistrationError as error:
-            return self._reject(command, data, error), None
+            return self._reject(command, principal, data, error), None
 
     def _register(
         self, command: CloudEvent, principal: Principal, data: messages.RegisterModelVersion
@@ -123,10 +136,19 @@ class BatchState:
         payload = {**self._ref(version), "from": previous, "to": data.state}
         return self._emit(command, messages.VERSION_LIFECYCLE_CHANGED, data, version["version"], payload), version
 
-    def _reject(self, command: CloudEvent, data: Any, error: domain.RegistrationError) -> CloudEvent:
-        ref = data if isinstance(data, messages.ModelRef) else None
-        team = ref.team if ref else _text(command.data.get("team"))
-        name = ref.name if ref else _text(command.data.get("name"))
+    def _reject(
+        self, command: CloudEvent, principal: Principal | None, data: Any, error: domain.RegistrationError
+    ) -> CloudEvent:
+        # Filed under the sender: a model of the sender's own team (or any, for a platform admin),
+        # else the sender's team with no model; nothing unauthenticated lands in a team's stream,
+        # webhooks or audit because of a team name written in a payload.
+        claimed = data if isinstance(data, messages.ModelRef) else None
+        team_claim = claimed.team if claimed else _slug(command.data.get("team"))
+        name_claim = claimed.name if claimed else _slug(command.data.get("name"))
+        team: str | None = principal.team if principal else None
+        name: str | None = None
+        if principal is not None and team_claim and name_claim and principal.acts_for(team_claim):
+            team, name = team_claim, name_claim
         rejected = messages.CommandRejected(
             command_id=command.id,
             command_type=command.type,
@@ -136,7 +158,7 @@ class BatchState:
             team=team,
             name=name,
         )
-        return self._emit(command, messages.COMMAND_REJECTED, ref, None, rejected.model_dump(), team=team, name=name)
+        return self._emit(command, messages.COMMAND_REJECTED, None, None, rejected.model_dump(), team=team, name=name)
 
     def _share(self, command: CloudEvent, principal: Principal, data: messages.ShareModel) -> CloudEvent:
         model_id = domain.model_id(data.team, data.name)
@@ -209,7 +231,7 @@ class BatchState:
         name: str | None = None,
     ) -> CloudEvent:
         team, name = (ref.team, ref.name) if ref else (team, name)
-        key = f"{team}/{name}" if team and name else (command.subject or "")
+        key = f"{team}/{name}" if team and name else (team or ANONYMOUS)
         event = CloudEvent(
             source=SOURCE,
             type=event_type,
@@ -221,7 +243,7 @@ class BatchState:
         )
         accepted = event_type != messages.COMMAND_REJECTED and ref is not None
         model = domain.model_id(ref.team, ref.name) if accepted and ref else None
-        self.changes.outbox.append(outbox_row(event, key=key, team=team, model_id=model))
+        self.changes.outbox.append(outbox_row(event, key=key, team=team, model_id=model) | self._stamp)
         return event
 
 
@@ -244,5 +266,5 @@ def _authorize(principal: Principal, data: Any) -> None:
         raise domain.Forbidden(f"this key belongs to team {principal.team!r}, not {data.team!r}")
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+def _slug(value: Any) -> str | None:
+    return value if isinstance(value, str) and re.fullmatch(catalog.SLUG_PATTERN, value) else None

@@ -8,6 +8,8 @@ catch that); only when the commit reports a duplicate key is it re-run reading e
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +29,9 @@ from shared.outbox import event_from_outbox
 __all__ = ["Command", "Outcome", "event_from_outbox", "handle_commands"]
 
 
+ANONYMOUS = "~anonymous"  # not a slug, so no team's namespace can be it
+
+
 @dataclass(frozen=True)
 class Command:
     """A command to handle, with the principal that sent it."""
@@ -34,6 +39,21 @@ class Command:
     event: CloudEvent
     principal: Principal | None  # None: the command carried no valid key
     throttled: bool = False  # the key is over its command rate
+
+    @property
+    def key(self) -> str:
+        """The command's identity: its ``ce_id`` within the sending team's namespace.
+
+        Ids are chosen by senders, so they are only unique per sender: a command of another
+        team, or of nobody, with the same id is a different command and never suppresses this one.
+        """
+        return f"{self.principal.team if self.principal else ANONYMOUS}/{self.event.id}"
+
+    @property
+    def fingerprint(self) -> str:
+        """What the command asks for (type and data), to tell a retry from a reused id."""
+        canonical = json.dumps([self.event.type, self.event.data], sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -44,6 +64,7 @@ class Outcome:
     event: CloudEvent
     version: Document | None = None
     replayed: bool = False
+    fingerprint: str | None = None  # of the command that produced the stored outcome (on replays)
 
     @property
     def rejected(self) -> bool:
@@ -76,12 +97,12 @@ async def handle_commands(
 async def _handle_once(
     commands: Sequence[Command], *, repo: Repository, artifact_schemes: Sequence[str], careful: bool
 ) -> list[Outcome]:
-    done = await repo.outcomes_of([c.event.id for c in commands]) if careful else {}
+    done = await repo.outcomes_of([c.key for c in commands]) if careful else {}
     parsed: list[tuple[Command, Any]] = []
     seen: set[str] = set()
     for command in commands:
-        if command.event.id not in done and command.event.id not in seen:
-            seen.add(command.event.id)
+        if command.key not in done and command.key not in seen:
+            seen.add(command.key)
             parsed.append((command, _parse(command, artifact_schemes)))
     wanted = {
         domain.version_id(d.team, d.name, d.version)
@@ -90,21 +111,28 @@ async def _handle_once(
     }
     models = {domain.model_id(d.team, d.name) for _, d in parsed if isinstance(d, messages.ShareModel)}
     state = BatchState(await repo.versions_by_id(sorted(wanted)), await repo.models_by_id(sorted(models)), utcnow())
-    fresh = {command.event.id: _outcome(state, command, data) for command, data in parsed}
+    fresh = {command.key: _outcome(state, command, data) for command, data in parsed}
     if state.changes.outbox:
         await repo.commit(state.changes)
     outcomes = []
     for command in commands:
-        if command.event.id in fresh:
-            outcomes.append(fresh[command.event.id])
+        if command.key in fresh:
+            outcomes.append(fresh[command.key])
         else:
-            stored = done.get(command.event.id) or state.outbox_of(command.event.id)
-            outcomes.append(Outcome(command.event.id, event_from_outbox(stored), replayed=True))
+            stored = done.get(command.key) or state.outbox_of(command.key)
+            event = event_from_outbox(stored)
+            outcomes.append(Outcome(command.event.id, event, replayed=True, fingerprint=stored.get("fingerprint")))
     return outcomes
 
 
 def _outcome(state: BatchState, command: Command, data: Any) -> Outcome:
-    event, version = state.apply(command.event, command.principal, data, throttled=command.throttled)
+    event, version = state.apply(
+        command.event,
+        command.principal,
+        data,
+        stamp={"command_key": command.key, "fingerprint": command.fingerprint},
+        throttled=command.throttled,
+    )
     return Outcome(command.event.id, event, version)
 
 

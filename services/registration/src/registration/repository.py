@@ -32,8 +32,8 @@ class Repository(OutboxLog, Protocol):
 
     writer: str
 
-    async def outcomes_of(self, command_ids: Sequence[str]) -> dict[str, Document]:
-        """Outbox rows of commands already handled, by command id."""
+    async def outcomes_of(self, command_keys: Sequence[str]) -> dict[str, Document]:
+        """Outbox rows of commands already handled, by command key (team-scoped id)."""
         ...
 
     async def versions_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
@@ -87,8 +87,8 @@ class MongoRepository(MongoOutboxLog):
         self._client = client
         self._models, self._versions, self._shares = db[MODELS], db[MODEL_VERSIONS], db[SHARES]
 
-    async def outcomes_of(self, command_ids: Sequence[str]) -> dict[str, Document]:
-        return await find_by_ids(self._outbox, command_ids, field="causation_id")
+    async def outcomes_of(self, command_keys: Sequence[str]) -> dict[str, Document]:
+        return await find_by_ids(self._outbox, command_keys, field="command_key")
 
     async def versions_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
         return await find_by_ids(self._versions, version_ids)
@@ -138,9 +138,9 @@ class InMemoryRepository:
         self.shares: dict[str, Document] = {}
         self._positions = Numbering()
 
-    async def outcomes_of(self, command_ids: Sequence[str]) -> dict[str, Document]:
-        wanted = set(command_ids)
-        return {d["causation_id"]: copy.deepcopy(d) for d in self.outbox.values() if d["causation_id"] in wanted}
+    async def outcomes_of(self, command_keys: Sequence[str]) -> dict[str, Document]:
+        wanted = set(command_keys)
+        return {d["command_key"]: copy.deepcopy(d) for d in self.outbox.values() if d.get("command_key") in wanted}
 
     async def versions_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
         return {vid: copy.deepcopy(self.versions[vid]) for vid in version_ids if vid in self.versions}
@@ -149,11 +149,11 @@ class InMemoryRepository:
         return {mid: copy.deepcopy(self.models[mid]) for mid in model_ids if mid in self.models}
 
     async def commit(self, changes: Changes) -> None:
-        causes = {d["causation_id"] for d in self.outbox.values()}
+        causes = {d.get("command_key") for d in self.outbox.values()}
         refs = {(m["team"], m["name"]): mid for mid, m in self.models.items()}
         if (
             any(v["_id"] in self.versions for v in changes.new_versions)
-            or any(d["causation_id"] in causes for d in changes.outbox)
+            or any(d.get("command_key") in causes for d in changes.outbox)
             or any(refs.get((c.team, c.name), c.model_id) != c.model_id for c in changes.models.values())
         ):
             raise ConcurrentWrite("duplicate key")

@@ -53,7 +53,15 @@ def build_router(*, handle_one: HandleOne, guard: Guard) -> APIRouter:
             correlation_id=correlation.current() or correlation.new_id(),
             data=data,
         )
-        outcome = await handle_one(Command(event=event, principal=caller))
+        command = Command(event=event, principal=caller)
+        outcome = await handle_one(command)
+        if outcome.replayed and outcome.fingerprint not in (None, command.fingerprint):
+            raise Problem(
+                422,
+                "Idempotency key reused",
+                "this Idempotency-Key was already used for a different request; use a new key",
+                type_="urn:registry:problem:invalid",
+            )
         if outcome.rejected:
             status, title = _STATUS[outcome.event.data["reason"]]
             raise Problem(

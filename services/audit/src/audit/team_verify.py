@@ -1,0 +1,59 @@
+"""Verifying one team's audit entries without showing it anyone else's.
+
+Chains are per topic-partition, so a team's entries sit between other teams' entries. Each of
+the team's entries is checked against its own hash (so it was not edited) and against its two
+neighbours' links (so nothing was inserted or removed right next to it); the neighbours are
+read for their hashes only and never reported. Removing another team's entry elsewhere in a
+chain is for the platform verification to find.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.auditchain import GENESIS, ChainKey, Verdict
+from shared.mongo import AUDIT_HEADS, AUDIT_LOG, Document
+
+DEFAULT_TEAM_VERIFY = 10_000
+MAX_TEAM_VERIFY = 100_000
+_LINKS = {"seq": 1, "hash": 1, "prev_hash": 1, "chain": 1}
+
+
+async def verify_team(db: AsyncDatabase[Document], key: ChainKey, *, team: str, limit: int) -> Verdict:
+    """Check ``team``'s newest ``limit`` entries and their links; report only the team's own entries."""
+    docs = await db[AUDIT_LOG].find({"team": team}).sort("ts_key", -1).limit(limit).to_list()
+    by_chain: dict[str, list[Document]] = defaultdict(list)
+    for doc in docs:
+        by_chain[doc["chain"]].append(doc)
+    heads = {doc["_id"]: doc async for doc in db[AUDIT_HEADS].find({"_id": {"$in": sorted(by_chain)}})}
+    checked = 0
+    for chain in sorted(by_chain):
+        mine = sorted(by_chain[chain], key=lambda d: d["seq"])
+        wanted = sorted({s for d in mine for s in (d["seq"] - 1, d["seq"] + 1)} - {d["seq"] for d in mine})
+        around = {d["seq"]: d for d in mine}
+        async for doc in db[AUDIT_LOG].find({"chain": chain, "seq": {"$in": wanted}}, _LINKS):
+            around.setdefault(doc["seq"], doc)
+        for doc in mine:
+            problem = _problem(key, doc, around, heads.get(chain))
+            if problem:
+                broken = {"chain": chain, "seq": doc["seq"], "entry_id": doc["_id"], "problem": problem}
+                return Verdict(False, checked, len(by_chain), broken, scope=f"team:{team}")
+            checked += 1
+    return Verdict(True, checked, len(by_chain), scope=f"team:{team}")
+
+
+def _problem(key: ChainKey, doc: Document, around: dict[int, Document], head: Document | None) -> str | None:
+    if doc.get("hash") != key.link(doc.get("prev_hash", ""), doc):
+        return "hash does not match (entry edited)"
+    before = around.get(doc["seq"] - 1)
+    expected_prev = GENESIS if doc["seq"] == 1 else (before or {}).get("hash")
+    if doc.get("prev_hash") != expected_prev:
+        return "previous entry missing or changed"
+    after = around.get(doc["seq"] + 1)
+    if after is not None:
+        return None if after.get("prev_hash") == doc["hash"] else "next entry does not link to this one"
+    if head is None or head["seq"] != doc["seq"] or head["hash"] != doc["hash"]:
+        return "next entry missing (or the chain's head moved)"
+    return None
