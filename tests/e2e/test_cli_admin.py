@@ -48,9 +48,14 @@ async def test_unknown_scopes_are_refused(stack: EmbeddedStack) -> None:
 
 
 async def test_audit_verify_passes_on_an_untouched_log(stack: EmbeddedStack) -> None:
-    code, out = await cli(stack, "audit", "verify")
+    code, out = await cli(stack, "audit", "verify", "--data-dir", str(stack.settings.data_dir))
     assert code == 0, out
     assert json.loads(out)["ok"] is True
+
+
+async def test_audit_verify_with_another_key_finds_the_chain_broken(stack: EmbeddedStack) -> None:
+    code, out = await cli(stack, "audit", "verify", "--chain-key", "x" * 32)
+    assert code == 1 and json.loads(out)["ok"] is False
 
 
 async def test_security_counters_are_exported(stack: EmbeddedStack) -> None:

@@ -66,7 +66,7 @@ MODEL_QUERIES = [
 @pytest.mark.parametrize("sort", ["-created_at", "name", "-updated_at"])
 async def test_model_lists_use_an_index(reads: Reads, filters: ModelFilters, sort: str) -> None:
     spec = SortSpec.parse(sort, MODEL_SORTS)
-    query = await reads.model_query(filters, {})
+    query = reads.model_query(filters, {})
     plan = await reads.models.find(query).sort(spec.mongo_sort()).limit(51).explain()
     assert "COLLSCAN" not in stages(plan["queryPlanner"]), plan["queryPlanner"]
 

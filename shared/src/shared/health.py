@@ -72,7 +72,7 @@ def health_router(readiness: Readiness, consumers: ConsumerStatus | None = None)
                     503,
                     "Not ready",
                     "unreachable: " + ", ".join(sorted(failed)),
-                    type_="urn:registry:problem:not-ready",
+                    type_="urn:registry:problem:not_ready",
                     errors=[{"dependency": k, "error": v} for k, v in failed.items()],
                 )
             )

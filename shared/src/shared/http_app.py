@@ -18,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import correlation, messages, metrics, problems
 from shared.access import AccessLog, FailureWatch
+from shared.body_first_auth import AuthenticateBeforeBody
 from shared.health import Readiness, health_router
 from shared.http_auth import Guard
 from shared.kafka import ping as kafka_ping
@@ -96,8 +97,16 @@ def service_app(
             await client.close()
 
     metrics.set_build_info(settings.service_name)
-    app = FastAPI(title=f"Model Registry: {settings.service_name}", version=VERSION, lifespan=lifespan)
+    app = FastAPI(
+        title=f"Model Registry: {settings.service_name}",
+        version=VERSION,
+        lifespan=lifespan,
+        # The same cap as Kafka payloads; FastAPI answers 413 before parsing a byte past it.
+        max_body_size=settings.max_body_bytes,
+    )
     problems.install(app)
+    # Added before the observing middleware below, so it runs inside it (correlation id, metrics).
+    app.add_middleware(AuthenticateBeforeBody, guard=guard)
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -28,30 +28,7 @@ class Guard:
         authorization: Annotated[str | None, Header()] = None,
         x_api_key: Annotated[str | None, Header()] = None,
     ) -> Principal:
-        token = bearer_token(authorization, x_api_key)
-        principal = await self.keystore.authenticate(token)
-        if principal is None:
-            parsed = parse_api_key(token) if token else None
-            reason = "missing" if not token else ("malformed" if parsed is None else "invalid")
-            AUTH_FAILURES.labels(self.access.service, reason).inc()
-            source = parsed[0] if parsed else ""
-            self.watch.failed(source or (request.client.host if request.client else "unknown"), reason)
-            self.access.record(
-                messages.ACCESS_AUTH_FAILED,
-                principal=None,
-                method=request.method,
-                path=request.url.path,
-                status=401,
-                reason=reason,
-            )
-            # One answer for every failure, so probing learns nothing about which keys exist.
-            raise Problem(
-                401,
-                "Unauthenticated",
-                "a valid API key is required",
-                type_="urn:registry:problem:unauthenticated",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        principal = await self.authenticate(request)
         wait = self.limiter.take(principal.key_id, principal.rate_limit)
         if wait > 0:
             RATE_LIMITED.labels(self.access.service, principal.team).inc()
@@ -66,13 +43,41 @@ class Guard:
                 429,
                 "Too many requests",
                 f"rate limit of {self.limiter.rate:g}/s exceeded",
-                type_="urn:registry:problem:rate-limited",
+                type_="urn:registry:problem:rate_limited",
                 headers={"Retry-After": str(max(1, round(wait + 0.499)))},
             )
         request.state.principal = principal
         # Every later log line of this request names who asked (the key id is public, never the secret).
         structlog.contextvars.bind_contextvars(team=principal.team, key_id=principal.key_id)
         return principal
+
+    async def authenticate(self, request: Request) -> Principal:
+        """The principal of the request's key, or the one 401 problem for every kind of failure (recorded)."""
+        token = bearer_token(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        principal = await self.keystore.authenticate(token)
+        if principal is not None:
+            return principal
+        parsed = parse_api_key(token) if token else None
+        reason = "missing" if not token else ("malformed" if parsed is None else "invalid")
+        AUTH_FAILURES.labels(self.access.service, reason).inc()
+        source = parsed[0] if parsed else ""
+        self.watch.failed(source or (request.client.host if request.client else "unknown"), reason)
+        self.access.record(
+            messages.ACCESS_AUTH_FAILED,
+            principal=None,
+            method=request.method,
+            path=request.url.path,
+            status=401,
+            reason=reason,
+        )
+        # One answer for every failure, so probing learns nothing about which keys exist.
+        raise Problem(
+            401,
+            "Unauthenticated",
+            "a valid API key is required",
+            type_="urn:registry:problem:unauthenticated",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
     def deny(
         self, request: Request, principal: Principal, *, status: int, reason: str, resource_team: str | None = None

@@ -12,6 +12,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shared import correlation
 
 PROBLEM_JSON = "application/problem+json"
+# Statuses raised by the framework itself (unknown route, body over the limit) and their types.
+_HTTP_REASONS = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 CORRELATION_HEADER = "X-Correlation-ID"
 
 
@@ -72,4 +74,6 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(Problem(exc.status_code, str(exc.detail), str(exc.detail)))
+        reason = _HTTP_REASONS.get(exc.status_code)
+        type_ = f"urn:registry:problem:{reason}" if reason else "about:blank"
+        return problem_response(Problem(exc.status_code, str(exc.detail), str(exc.detail), type_=type_))

@@ -71,6 +71,8 @@ class CommonSettings(BaseSettings):
     # How often dependencies are re-checked for registry_dependency_up (``/readyz`` checks live).
     readiness_sample_seconds: float = Field(10.0, validation_alias=_shared("readiness_sample_seconds"))
 
+    # HTTP request bodies over this are refused with 413 before parsing (the Kafka payload cap).
+    max_body_bytes: int = Field(256 * 1024, validation_alias=_shared("max_body_bytes"))
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     # "auto": human-readable on a terminal, JSON lines otherwise (pipes, containers, files).

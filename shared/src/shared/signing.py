@@ -6,8 +6,9 @@ tracker (reports relayed by its HTTP bridge) and webhook fan-out (events sent on
 trust it only when its signature verifies under ``EVENT_SIGNING_KEY``, a secret every service
 shares and no producer holds. During a rotation ``EVENT_SIGNING_PREVIOUS_KEY`` still verifies.
 
-The MAC covers the value and every header except itself and ``authorization``, each length-
-prefixed, so no bytes can move between fields; the ``ce_`` attributes are in the headers.
+The MAC covers the value, ``content-type`` and every ``ce_`` header (the CloudEvent's
+attributes) but itself, each length-prefixed, so no bytes can move between fields. Other
+headers (a client library's own, a credential) are not part of the event and not covered.
 """
 
 from __future__ import annotations
@@ -21,17 +22,20 @@ from shared.settings import CommonSettings
 
 SIGNATURE_HEADER = "ce_registrysignature"  # a CloudEvents extension attribute in binary mode
 PRINCIPAL_HEADER = "ce_principal"  # key id a service acted for (the tracker's HTTP bridge)
-_UNSIGNED = frozenset({SIGNATURE_HEADER, "authorization"})
 
 
 class SigningKeyMissing(RuntimeError):
     """A service was started without ``EVENT_SIGNING_KEY``."""
 
 
+def _covered(name: str) -> bool:
+    return (name.startswith("ce_") and name != SIGNATURE_HEADER) or name == "content-type"
+
+
 def _mac(key: bytes, value: bytes, headers: Iterable[tuple[str, bytes]]) -> str:
     mac = hmac.new(key, digestmod=hashlib.sha256)
     mac.update(len(value).to_bytes(8, "big") + value)
-    for name, raw in sorted((n.lower(), bytes(v)) for n, v in headers if n.lower() not in _UNSIGNED):
+    for name, raw in sorted((n.lower(), bytes(v)) for n, v in headers if _covered(n.lower())):
         encoded = name.encode()
         mac.update(len(encoded).to_bytes(4, "big") + encoded + len(raw).to_bytes(8, "big") + raw)
     return "v1=" + mac.hexdigest()

@@ -90,7 +90,5 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
     service.app.include_router(
         build_router(broker=broker, topic=settings.topic_deploy, guard=service.guard, signer=service.signer)
     )
-    service.app.include_router(
-        build_webhook_router(db=service.db, guard=service.guard, allow_private=settings.allow_private_webhooks)
-    )
+    service.app.include_router(build_webhook_router(db=service.db, guard=service.guard, settings=settings))
     return service.app

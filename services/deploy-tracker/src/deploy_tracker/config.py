@@ -26,6 +26,11 @@ class DeployTrackerSettings(CommonSettings):
     webhook_backoff_max_seconds: float = 600.0
     webhook_timeout_seconds: float = 5.0
     webhook_concurrency: int = 32
+    # Each team's share of the concurrency: one team's slow endpoints never hold all of it.
+    webhook_team_concurrency: int = 4
+    webhook_dns_timeout_seconds: float = 2.0
+    # How long a rotated-out secret still signs deliveries (the receiver's time to switch).
+    webhook_secret_overlap_seconds: float = 86_400.0
     webhook_recovery_seconds: float = 30.0
-    # Refuse webhook URLs resolving to private, loopback or link-local addresses unless allowed.
+    # Refuse webhook URLs resolving to any address that is not public unless allowed (tests).
     allow_private_webhooks: bool = False

@@ -1,15 +1,16 @@
 """``/v1/teams/{team}/webhooks``: subscriptions (``team:admin``) and their deliveries."""
 
 import re
-import secrets
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pymongo.asynchronous.database import AsyncDatabase
 
+from deploy_tracker.config import DeployTrackerSettings
+from deploy_tracker.webhook_secrets import new_secret
 from deploy_tracker.webhook_targets import TargetRefused, check_target
 from shared import catalog, messages
 from shared.auth import Principal
@@ -34,6 +35,10 @@ class WebhookCreate(BaseModel):
     max_attempts: Annotated[int, Field(ge=1, le=50)] | None = None  # default: DEPLOY_TRACKER_WEBHOOK_MAX_ATTEMPTS
 
 
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
 def _public(doc: Document) -> dict[str, Any]:
     return {
         "id": doc["_id"],
@@ -42,8 +47,17 @@ def _public(doc: Document) -> dict[str, Any]:
         "event_types": doc["event_types"],
         "active": doc["active"],
         "description": doc.get("description", ""),
-        "created_at": doc["created_at"].isoformat().replace("+00:00", "Z"),
+        "created_at": _iso(doc["created_at"]),
+        "previous_secret_expires_at": _iso(doc.get("previous_secret_expires_at")),
     }
+
+
+class SecretRotation(BaseModel):
+    """How long the secret being replaced keeps signing deliveries (default: the service's overlap)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    previous_valid_seconds: Annotated[int, Field(ge=0, le=7 * 86_400)] | None = None
 
 
 def _delivery(doc: Document) -> dict[str, Any]:
@@ -51,8 +65,9 @@ def _delivery(doc: Document) -> dict[str, Any]:
     return {"id": doc["_id"], **{k: doc.get(k) for k in keep}}
 
 
-def build_webhook_router(*, db: AsyncDatabase[Document], guard: Guard, allow_private: bool) -> APIRouter:
-    """Manage a team's webhooks; the secret is returned once, at creation."""
+def build_webhook_router(*, db: AsyncDatabase[Document], guard: Guard, settings: DeployTrackerSettings) -> APIRouter:
+    """Manage a team's webhooks; a secret is returned once, at creation or rotation."""
+    allow_private = settings.allow_private_webhooks
     router = APIRouter(prefix="/v1/teams/{team}/webhooks", tags=["webhooks"])
     Admin = Annotated[Principal, Depends(guard.requiring("team:admin"))]
 
@@ -67,7 +82,7 @@ def build_webhook_router(*, db: AsyncDatabase[Document], guard: Guard, allow_pri
         doc = await db[WEBHOOKS].find_one({"_id": webhook_id, "team": team})
         if doc is None:
             raise Problem(
-                404, "Not found", f"team {team!r} has no webhook {webhook_id!r}", type_="urn:registry:problem:not-found"
+                404, "Not found", f"team {team!r} has no webhook {webhook_id!r}", type_="urn:registry:problem:not_found"
             )
         return doc
 
@@ -83,7 +98,7 @@ def build_webhook_router(*, db: AsyncDatabase[Document], guard: Guard, allow_pri
             "_id": f"wh_{uuid.uuid4().hex[:16]}",
             "team": team,
             **body.model_dump(),
-            "secret": secrets.token_urlsafe(32),
+            "secret": new_secret(),
             "created_at": datetime.now(UTC),
             "created_by": caller.key_id,
         }
@@ -103,6 +118,23 @@ def build_webhook_router(*, db: AsyncDatabase[Document], guard: Guard, allow_pri
         await owned(team, webhook_id)
         await db[WEBHOOKS].delete_one({"_id": webhook_id})
 
+    @router.post("/{webhook_id}/secret")
+    async def rotate_secret(
+        team: str, webhook_id: str, caller: Admin, request: Request, body: SecretRotation | None = None
+    ) -> dict[str, Any]:
+        """Replace the signing secret; the old one keeps signing (beside the new) for the overlap."""
+        for_team(request, caller, team)
+        doc = await owned(team, webhook_id)
+        overlap = body.previous_valid_seconds if body and body.previous_valid_seconds is not None else None
+        seconds = settings.webhook_secret_overlap_seconds if overlap is None else overlap
+        changes = {
+            "secret": new_secret(),
+            "previous_secret": doc["secret"],
+            "previous_secret_expires_at": datetime.now(UTC) + timedelta(seconds=seconds),
+        }
+        await db[WEBHOOKS].update_one({"_id": webhook_id, "team": team}, {"$set": changes})
+        return {**_public(doc | changes), "secret": changes["secret"]}
+
     @router.get("/{webhook_id}/deliveries")
     async def deliveries(
         team: str,
@@ -116,7 +148,7 @@ def build_webhook_router(*, db: AsyncDatabase[Document], guard: Guard, allow_pri
         for_team(request, caller, team)
         await owned(team, webhook_id)
         query: dict[str, Any] = {"webhook_id": webhook_id, **({"status": status} if status else {})}
-        docs = await db[WEBHOOK_DELIVERIES].find(query).sort("created_at", -1).limit(limit).to_list()
+        docs = await db[WEBHOOK_DELIVERIES].find(query, {"body": 0}).sort("created_at", -1).limit(limit).to_list()
         return {"items": [_delivery(d) for d in docs]}
 
     return router

@@ -1,39 +1,94 @@
-"""Which webhook URLs the tracker may call: no private, loopback or link-local targets by default."""
+"""Which webhook URLs the tracker may call, and the one address it then connects to.
+
+A URL is resolved once per attempt, every address is vetted, and the connection goes to the
+vetted address with the URL's host kept for ``Host`` and TLS (SNI and certificate name): a
+name that resolves differently the second time (DNS rebinding) cannot steer the request. Only
+globally routable addresses pass (not private, loopback, link-local, shared 100.64/10, or
+reserved ranges), including IPv4 hidden inside IPv6 forms (mapped, 6to4, Teredo, NAT64).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 class TargetRefused(ValueError):
     """The URL is malformed or points somewhere the registry must not call."""
 
 
-async def check_target(url: str, *, allow_private: bool) -> None:
-    """Resolve the URL's host and refuse internal addresses (checked again before each delivery)."""
+@dataclass(frozen=True)
+class Target:
+    """Where one attempt connects: the URL with the vetted address, and the name it stands for."""
+
+    url: str  # the subscription URL with its host replaced by the vetted address
+    host_header: str  # the original host[:port]
+    hostname: str  # for TLS: SNI and the certificate's name
+
+
+async def system_resolver(host: str, port: int, *, timeout: float = 2.0) -> list[str]:
+    """Addresses of ``host`` from the system resolver, within ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
+    except (OSError, TimeoutError):
+        raise TargetRefused(f"cannot resolve {host!r}") from None
+    return [str(info[4][0]) for info in infos]
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether ``address`` is globally routable, looking inside IPv6 forms that carry an IPv4 address."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded: list[ipaddress.IPv4Address] = []
+        if address.ipv4_mapped:
+            embedded.append(address.ipv4_mapped)
+        if address.sixtofour:
+            embedded.append(address.sixtofour)
+        if address.teredo:
+            embedded.extend(address.teredo)
+        if address in _NAT64:
+            embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        if embedded:
+            return all(is_public(inner) for inner in embedded)
+    return address.is_global and not address.is_multicast
+
+
+def _parts(url: str) -> tuple[str, str, int]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise TargetRefused("the URL must be http(s)://host/…")
     if parts.username or parts.password:
         raise TargetRefused("the URL must not carry credentials")
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-    except OSError:
-        raise TargetRefused(f"cannot resolve {parts.hostname!r}") from None
-    if allow_private:
-        return
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        internal = (
-            address.is_private
-            or address.is_loopback
-            or address.is_link_local
-            or address.is_reserved
-            or address.is_multicast
-            or address.is_unspecified
-        )
-        if internal:
-            raise TargetRefused(f"{parts.hostname!r} resolves to an internal address ({address})")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise TargetRefused("the URL's port is not a number in range") from None
+    return parts.scheme, parts.hostname, port
+
+
+async def vet(url: str, *, allow_private: bool, resolver: Resolver) -> Target:
+    """Resolve ``url``'s host once, refuse it unless every address is public, and pin the first."""
+    scheme, hostname, port = _parts(url)
+    addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in await resolver(hostname, port)]
+    if not addresses:
+        raise TargetRefused(f"{hostname!r} has no address")
+    if not allow_private and not all(is_public(a) for a in addresses):
+        raise TargetRefused(f"{hostname!r} resolves to an address that is not public")
+    pinned = addresses[0]
+    literal = f"[{pinned}]" if pinned.version == 6 else str(pinned)
+    parts = urlsplit(url)
+    netloc = f"{literal}:{port}"
+    host_header = parts.netloc.rsplit("@", 1)[-1]
+    return Target(urlunsplit((scheme, netloc, parts.path or "/", parts.query, "")), host_header, hostname)
+
+
+async def check_target(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> None:
+    """Refuse a URL at subscription time (it is vetted again before every attempt)."""
+    await vet(url, allow_private=allow_private, resolver=resolver or system_resolver)

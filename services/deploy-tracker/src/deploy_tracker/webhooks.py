@@ -5,16 +5,23 @@ is committed, idempotent on event id + subscription). The process that creates a
 it in memory and schedules its retries with timers, so MongoDB is not polled on the hot path (the
 stand-in reads every matching document on each query). A slow scan every ``recovery_seconds``
 picks up deliveries whose process died. Each attempt is claimed with a lease, so a slow or dead
-endpoint holds only its own delivery while the worker serves the others.
+endpoint holds only its own delivery, and each team has its own share of the concurrency, so one
+team's slow endpoints cannot starve another team's deliveries.
+
+Signatures follow Standard Webhooks: ``webhook-id``, ``webhook-timestamp`` and
+``webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`` — one signature per valid
+secret while a rotated-out secret is still honoured. Receivers refuse timestamps outside their
+replay window (5 minutes in the reference libraries) and remember ids they have seen.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
+import functools
 import json
 import random
+import ssl
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,21 +32,18 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from deploy_tracker.config import DeployTrackerSettings
-from deploy_tracker.webhook_targets import TargetRefused, check_target
+from deploy_tracker.webhook_secrets import signature_header, valid_secrets
+from deploy_tracker.webhook_targets import Resolver, TargetRefused, system_resolver, vet
 from shared.envelope import CloudEvent
 from shared.mongo import WEBHOOK_DELIVERIES, WEBHOOKS, Document
 
 log = structlog.get_logger(__name__)
 DELIVERIES = Counter("registry_webhook_deliveries_total", "Webhook delivery attempts by outcome", ["outcome"])
+Queued = tuple[str, str]  # (delivery id, team)
 
 
-def sign(secret: str, body: bytes) -> str:
-    """``X-Registry-Signature`` value: HMAC-SHA256 of the exact body with the subscription secret."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-async def fan_out(db: AsyncDatabase[Document], events: list[CloudEvent]) -> list[str]:
-    """Create a pending delivery for every active subscription that wants each event; return new ids."""
+async def fan_out(db: AsyncDatabase[Document], events: list[CloudEvent]) -> list[Queued]:
+    """Create a pending delivery for every active subscription that wants each event; return new ones."""
     teams = {team for event in events if isinstance(team := event.data.get("team"), str)}
     if not teams:
         return []
@@ -70,40 +74,48 @@ async def fan_out(db: AsyncDatabase[Document], events: list[CloudEvent]) -> list
         await db[WEBHOOK_DELIVERIES].insert_many(records, ordered=False)
     except BulkWriteError as exc:  # redelivered events: those deliveries already exist
         failed = {error["index"] for error in exc.details.get("writeErrors", [])}
-        return [record["_id"] for index, record in enumerate(records) if index not in failed]
-    return [record["_id"] for record in records]
+        return [(record["_id"], record["team"]) for index, record in enumerate(records) if index not in failed]
+    return [(record["_id"], record["team"]) for record in records]
 
 
 class DeliveryWorker:
     """Delivers queued deliveries concurrently; each is claimed with a lease before its attempt."""
 
-    def __init__(self, db: AsyncDatabase[Document], settings: DeployTrackerSettings) -> None:
+    def __init__(
+        self, db: AsyncDatabase[Document], settings: DeployTrackerSettings, *, resolver: Resolver | None = None
+    ) -> None:
         self._db, self._settings = db, settings
         self._deliveries, self._webhooks = db[WEBHOOK_DELIVERIES], db[WEBHOOKS]
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._team_slots: defaultdict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(settings.webhook_team_concurrency)
+        )
+        self._resolver = resolver or functools.partial(system_resolver, timeout=settings.webhook_dns_timeout_seconds)
+        self._queue: asyncio.Queue[Queued] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def enqueue(self, delivery_ids: list[str]) -> None:
+    def enqueue(self, deliveries: list[Queued]) -> None:
         """Deliver these soon (called after fan-out committed them)."""
-        for delivery_id in delivery_ids:
-            self._queue.put_nowait(delivery_id)
+        for delivery in deliveries:
+            self._queue.put_nowait(delivery)
 
     async def run(self) -> None:
         """Deliver until cancelled; recover orphaned deliveries now and then."""
         recovery = asyncio.create_task(self._recover_forever())
         try:
-            async with httpx.AsyncClient(
-                timeout=self._settings.webhook_timeout_seconds, follow_redirects=False
-            ) as http:
+            # No keep-alive: each attempt connects to the address vetted for it, never to a pooled one.
+            limits = httpx.Limits(max_keepalive_connections=0)
+            timeout = self._settings.webhook_timeout_seconds
+            async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, limits=limits) as http:
                 while True:
-                    delivery_id = await self._queue.get()
-                    await self._slots.acquire()
-                    task = asyncio.create_task(self._claim_and_attempt(http, delivery_id))
+                    delivery_id, team = await self._queue.get()
+                    task = asyncio.create_task(self._claim_and_attempt(http, delivery_id, team))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
         finally:
-            recovery.cancel()
+            # In-flight attempts stop with the worker; their leases expire and recovery retries them.
+            for task in [recovery, *self._tasks]:
+                task.cancel()
 
     async def _recover_forever(self) -> None:
         while True:
@@ -118,26 +130,26 @@ class DeliveryWorker:
         now = datetime.now(UTC)
         grace = timedelta(seconds=self._settings.webhook_timeout_seconds + 10)
         docs = await self._deliveries.find(
-            {"status": "pending", "next_attempt_at": {"$lte": now - grace}}, {"_id": 1, "lease_until": 1}
+            {"status": "pending", "next_attempt_at": {"$lte": now - grace}}, {"_id": 1, "lease_until": 1, "team": 1}
         ).to_list()
-        overdue = [doc["_id"] for doc in docs if doc["lease_until"] <= now]
+        overdue = [(doc["_id"], doc["team"]) for doc in docs if doc["lease_until"] <= now]
         self.enqueue(overdue)
         return len(overdue)
 
-    async def _claim_and_attempt(self, http: httpx.AsyncClient, delivery_id: str) -> None:
-        try:
-            now = datetime.now(UTC)
-            lease = now + timedelta(seconds=self._settings.webhook_timeout_seconds + 5)
-            delivery = await self._deliveries.find_one_and_update(
-                {"_id": delivery_id, "status": "pending", "lease_until": {"$lte": now}},
-                {"$set": {"lease_until": lease}},
-            )
-            if delivery is not None:  # None: delivered, dead, or taken by another replica
-                await self._attempt(http, delivery)
-        except Exception:
-            log.exception("webhook attempt failed", delivery=delivery_id)
-        finally:
-            self._slots.release()
+    async def _claim_and_attempt(self, http: httpx.AsyncClient, delivery_id: str, team: str) -> None:
+        # The team's slot first: waiting for it holds none of the slots other teams need.
+        async with self._team_slots[team], self._slots:
+            try:
+                now = datetime.now(UTC)
+                lease = now + timedelta(seconds=self._settings.webhook_timeout_seconds + 5)
+                delivery = await self._deliveries.find_one_and_update(
+                    {"_id": delivery_id, "status": "pending", "lease_until": {"$lte": now}},
+                    {"$set": {"lease_until": lease}},
+                )
+                if delivery is not None:  # None: delivered, dead, or taken by another replica
+                    await self._attempt(http, delivery)
+            except Exception:
+                log.exception("webhook attempt failed", delivery=delivery_id)
 
     async def _attempt(self, http: httpx.AsyncClient, delivery: Document) -> None:
         subscription = await self._webhooks.find_one({"_id": delivery["webhook_id"]})
@@ -145,28 +157,45 @@ class DeliveryWorker:
         limit = (subscription or {}).get("max_attempts") or self._settings.webhook_max_attempts
         retry_in = await self._record(delivery, error, max_attempts=limit)
         if retry_in is not None:
-            asyncio.get_running_loop().call_later(retry_in, self._queue.put_nowait, delivery["_id"])
+            queued = (delivery["_id"], delivery["team"])
+            asyncio.get_running_loop().call_later(retry_in, self._queue.put_nowait, queued)
 
     async def _post(self, http: httpx.AsyncClient, delivery: Document, subscription: Document | None) -> str | None:
+        """POST one delivery; ``None`` on a 2xx, else a coarse error category.
+
+        Categories say what kind of failure it was, never the low-level error or the status
+        line: the deliveries API must not turn into a scanner of what answers where.
+        """
         if subscription is None or not subscription.get("active"):
-            return "subscription removed or inactive"
+            return "subscription_removed"
         try:
-            await check_target(subscription["url"], allow_private=self._settings.allow_private_webhooks)
-        except TargetRefused as exc:
-            return f"target refused: {exc}"
+            target = await vet(
+                subscription["url"], allow_private=self._settings.allow_private_webhooks, resolver=self._resolver
+            )
+        except TargetRefused:
+            return "target_refused"
         body = delivery["body"].encode()
+        now = datetime.now(UTC)
         headers = {
+            "host": target.host_header,
             "content-type": "application/cloudevents+json",
-            "x-registry-signature": sign(subscription["secret"], body),
-            "x-registry-delivery": delivery["_id"],
+            "webhook-id": delivery["_id"],
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": signature_header(valid_secrets(subscription, now), delivery["_id"], now, body),
             "x-registry-event": delivery["event_type"],
             "user-agent": "model-registry-webhooks/0.1",
         }
         try:
-            response = await http.post(subscription["url"], content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            return f"{type(exc).__name__}: {exc}"[:300]
-        return None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
+            response = await http.post(
+                target.url, content=body, headers=headers, extensions={"sni_hostname": target.hostname}
+            )
+        except httpx.TimeoutException:
+            return "timeout"
+        except httpx.ConnectError as exc:
+            return "tls_failed" if isinstance(exc.__cause__ or exc.__context__, ssl.SSLError) else "connection_failed"
+        except httpx.HTTPError:
+            return "protocol_error"
+        return None if 200 <= response.status_code < 300 else f"http_{response.status_code // 100}xx"
 
     async def _record(self, delivery: Document, error: str | None, *, max_attempts: int) -> float | None:
         """Store the attempt's result; return the seconds until a retry, if one is due."""

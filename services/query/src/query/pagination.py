@@ -67,7 +67,7 @@ def decode_cursor(cursor: str, sort: SortSpec, scope: str) -> Any:
             422,
             "Invalid cursor",
             f"cursor is not valid for this query: {exc}",
-            type_="urn:registry:problem:invalid-cursor",
+            type_="urn:registry:problem:invalid",
         ) from None
 
 
@@ -75,7 +75,12 @@ def paged(sort: SortSpec, query: dict[str, Any], cursor: str | None, scope: str)
     """``query`` restricted to the rows after ``cursor`` (merged, so no ``$and`` is needed)."""
     if not cursor:
         return query
-    bound = sort.after(decode_cursor(cursor, sort, scope))
+    return after_key(sort, query, decode_cursor(cursor, sort, scope))
+
+
+def after_key(sort: SortSpec, query: dict[str, Any], last_key: Any) -> dict[str, Any]:
+    """``query`` restricted to the rows after the row whose sort key is ``last_key``."""
+    bound = sort.after(last_key)
     existing = query.get(sort.key_field)
     if isinstance(existing, dict):
         op, value = next(iter(bound.items()))

@@ -11,12 +11,13 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from query.pagination import SortSpec, encode_cursor, paged
+from query.pagination import SortSpec, after_key, encode_cursor, paged
 from shared.mongo import DEPLOYMENTS, MODEL_VERSIONS, MODELS, OUTBOX, Document
 from shared.sortkeys import time_key
 from shared.versioning import VersionRange
 
 MODEL_SORTS = {"created_at": "created_key", "updated_at": "updated_key", "name": "name_key"}
+MAX_SCANNED_MODELS = 2_000  # models one request with a status/environment filter may examine
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class Reads:
         self.models, self.versions = db[MODELS], db[MODEL_VERSIONS]
         self.outbox, self.deployments = db[OUTBOX], db[DEPLOYMENTS]
 
-    async def model_query(self, filters: ModelFilters, visible: dict[str, Any]) -> dict[str, Any]:
+    def model_query(self, filters: ModelFilters, visible: dict[str, Any]) -> dict[str, Any]:
         """The MongoDB filter for ``filters`` within what the caller may see."""
         query: dict[str, Any] = dict(visible)
         if filters.team:
@@ -83,11 +84,6 @@ class Reads:
             created["$lt"] = time_key(filters.created_before, "")
         if created:
             query["created_key"] = created
-        if filters.status or filters.environment:
-            # Deployment state lives on versions; "everything deployed to prod" is the models with
-            # at least one version whose prod environment is deployed.
-            condition = deployment_condition(filters.status, filters.environment)
-            query["_id"] = {"$in": await self.versions.distinct("model_id", condition)}
         return query
 
     async def list_models(
@@ -101,8 +97,40 @@ class Reads:
     ) -> Page:
         """Models matching ``filters``, one keyset page at a time."""
         scope = filters.scope({"visible": visible})
-        query = paged(sort, await self.model_query(filters, visible), cursor, scope)
+        query = paged(sort, self.model_query(filters, visible), cursor, scope)
+        if filters.status or filters.environment:
+            condition = deployment_condition(filters.status, filters.environment)
+            return await self._deployed_page(query, condition, sort=sort, limit=limit, scope=scope)
         return await _page(self.models, query, sort, limit, scope)
+
+    async def _deployed_page(
+        self, query: dict[str, Any], condition: dict[str, Any], *, sort: SortSpec, limit: int, scope: str
+    ) -> Page:
+        """Models of ``query`` with a version in the deployment state ``condition``, with bounded work.
+
+        Deployment state lives on versions; "everything deployed to prod" is the models with at
+        least one version whose prod environment is deployed. Visible models are examined in sort
+        order, a chunk at a time, and each chunk's versions asked for by model id; at most
+        ``MAX_SCANNED_MODELS`` models per request, so the page may come back short with a
+        ``next_cursor`` that continues the scan (found: a distinct over every team's versions).
+        """
+        found: list[Document] = []
+        last_key: Any = None
+        examined, chunk = 0, max(limit * 2, 100)
+        while len(found) < limit and examined < MAX_SCANNED_MODELS:
+            window = query if last_key is None else after_key(sort, query, last_key)
+            batch = await self.models.find(window).sort(sort.mongo_sort()).limit(chunk).to_list()
+            ids = [doc["_id"] for doc in batch]
+            matching = set(await self.versions.distinct("model_id", {"model_id": {"$in": ids}, **condition}))
+            for doc in batch:
+                last_key, examined = doc[sort.key_field], examined + 1
+                if doc["_id"] in matching:
+                    found.append(doc)
+                    if len(found) == limit:
+                        break
+            if len(batch) < chunk and len(found) < limit:
+                return Page(found)  # the end of the models: no next page
+        return Page(found, encode_cursor(sort, last_key, scope))
 
     async def model(self, team: str, name: str) -> Document | None:
         """One model by team and name."""

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
 from query.pagination import SortSpec
 from query.reads import MODEL_SORTS, ModelFilters, Page, Reads
@@ -32,7 +32,7 @@ def _not_found(what: str) -> Problem:
         404,
         "Not found",
         f"{what} does not exist or is not visible to you",
-        type_="urn:registry:problem:not-found",
+        type_="urn:registry:problem:not_found",
     )
 
 
@@ -66,21 +66,20 @@ def build_router(
     router = APIRouter(prefix="/v1")
     Caller = Annotated[Principal, Depends(guard.requiring("models:read"))]
 
-    def hidden(model: Document | None, caller: Principal, request: Request, what: str) -> Document:
+    def hidden(model: Document | None, caller: Principal, what: str) -> Document:
+        # A model the caller may not see is answered exactly like one that does not exist: same
+        # status and body, and no access event or counter either, since the caller can read its
+        # own team's audit log and anyone can read /metrics (found: both told the two apart).
         if model is not None and _matches(model, visible(caller)):
             return model
-        if model is not None:  # exists but not theirs: a denial, answered exactly like a miss
-            guard.deny(
-                request, caller, status=404, reason="not shared with the caller's team", resource_team=model["team"]
-            )
         raise _not_found(what)
 
-    async def find_model(team: str, name: str, caller: Principal, request: Request) -> Document:
-        return hidden(await reads.model(team, name), caller, request, f"model {team}/{name}")
+    async def find_model(team: str, name: str, caller: Principal) -> Document:
+        return hidden(await reads.model(team, name), caller, f"model {team}/{name}")
 
-    async def find_version(team: str, name: str, version: str, caller: Principal, request: Request) -> Document:
+    async def find_version(team: str, name: str, version: str, caller: Principal) -> Document:
         if version == "latest":
-            model = await find_model(team, name, caller, request)
+            model = await find_model(team, name, caller)
             found = await reads.latest_version(model)
             if found is None:
                 raise _not_found(f"a non-prerelease version of {team}/{name}")
@@ -99,7 +98,7 @@ def build_router(
         model_doc, found = await asyncio.gather(
             reads.model(team, name), reads.version_by_id(version_doc_id(model_id(team, name), key))
         )
-        model = hidden(model_doc, caller, request, f"model {team}/{name}")
+        model = hidden(model_doc, caller, f"model {team}/{name}")
         if found is None or found["model_id"] != model["_id"]:
             raise _not_found(f"version {version} of {team}/{name}")
         return found
@@ -173,21 +172,20 @@ def build_router(
         return await list_models(caller, ModelFilters(team=team), sort, limit, cursor)
 
     @router.get("/models/id/{model_id}", tags=["models"])
-    async def get_model_by_id(model_id: str, caller: Caller, request: Request) -> dict[str, Any]:
+    async def get_model_by_id(model_id: str, caller: Caller) -> dict[str, Any]:
         """A model by its stable id."""
-        return model_public(hidden(await reads.model_by_id(model_id), caller, request, f"model {model_id}"))
+        return model_public(hidden(await reads.model_by_id(model_id), caller, f"model {model_id}"))
 
     @router.get("/models/{team}/{name}", tags=["models"])
-    async def get_model(team: str, name: str, caller: Caller, request: Request) -> dict[str, Any]:
+    async def get_model(team: str, name: str, caller: Caller) -> dict[str, Any]:
         """A model and its headline (latest) version fields."""
-        return model_public(await find_model(team, name, caller, request))
+        return model_public(await find_model(team, name, caller))
 
     @router.get("/models/{team}/{name}/versions", tags=["versions"])
     async def get_versions(
         team: str,
         name: str,
         caller: Caller,
-        request: Request,
         range: Annotated[str | None, Query(max_length=256, description="e.g. >=1.2.0,<2.0.0")] = None,
         include_prerelease: bool = False,
         status: Annotated[str | None, Query(max_length=32)] = None,
@@ -203,7 +201,7 @@ def build_router(
                 f"status must be one of {', '.join(catalog.DEPLOYMENT_STATUSES)}",
                 type_="urn:registry:problem:invalid",
             )
-        model = await find_model(team, name, caller, request)
+        model = await find_model(team, name, caller)
         try:
             version_range = parse_range(range) if range else None
         except ValueError as exc:
@@ -220,21 +218,20 @@ def build_router(
         return _page(page, version_public)
 
     @router.get("/models/{team}/{name}/versions/{version}", tags=["versions"])
-    async def get_version(team: str, name: str, version: str, caller: Caller, request: Request) -> dict[str, Any]:
+    async def get_version(team: str, name: str, version: str, caller: Caller) -> dict[str, Any]:
         """One version, or ``latest`` (the highest non-prerelease)."""
-        return version_public(await find_version(team, name, version, caller, request))
+        return version_public(await find_version(team, name, version, caller))
 
     @router.get("/models/{team}/{name}/history", tags=["models"])
     async def get_history(
         team: str,
         name: str,
         caller: Caller,
-        request: Request,
         limit: Limit = catalog.MAX_PAGE_SIZE,
         cursor: Cursor = None,
     ) -> dict[str, Any]:
         """Every change of the model, oldest first."""
-        page = await reads.history(await find_model(team, name, caller, request), limit=limit, cursor=cursor)
+        page = await reads.history(await find_model(team, name, caller), limit=limit, cursor=cursor)
         return _page(page, _event_public)
 
     @router.get("/models/{team}/{name}/versions/{version}/deployments", tags=["deployments"])
@@ -243,12 +240,11 @@ def build_router(
         name: str,
         version: str,
         caller: Caller,
-        request: Request,
         limit: Limit = catalog.DEFAULT_PAGE_SIZE,
         cursor: Cursor = None,
     ) -> dict[str, Any]:
         """Current status per environment and the report history of a version."""
-        found = await find_version(team, name, version, caller, request)
+        found = await find_version(team, name, version, caller)
         page = await reads.deployment_history(found, limit=limit, cursor=cursor)
         page.extra = {
             "status": found.get("status", "registered"),

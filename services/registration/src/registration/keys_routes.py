@@ -104,7 +104,7 @@ def build_keys_router(*, db: AsyncDatabase[Document], guard: Guard, keystore: Ke
         )
         if result.matched_count == 0:
             raise Problem(
-                404, "Not found", f"team {team!r} has no key {key_id!r}", type_="urn:registry:problem:not-found"
+                404, "Not found", f"team {team!r} has no key {key_id!r}", type_="urn:registry:problem:not_found"
             )
         keystore.forget(key_id)
 
