@@ -195,12 +195,13 @@ async def load_versions(stack: EmbeddedStack, versions: int) -> tuple[float, flo
     producer = AIOKafkaProducer(bootstrap_servers=stack.settings.kafka_bootstrap, acks="all", linger_ms=5)
     await producer.start()
 
-    async def publish(rows: list[dict[str, Any]]) -> None:
+    async def publish(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
         futures = []
         for row in rows:
             value, headers = event_from_outbox(row).to_kafka()
             futures.append(await producer.send("registry.events", value, key=row["key"].encode(), headers=headers))
         await asyncio.gather(*futures)
+        return []
 
     relay = OutboxRelay(repo=repo, publish=publish, batch_size=1000, interval=1)
     relay_started = time.perf_counter()

@@ -27,10 +27,11 @@ async def test_outbox_backlog_and_age_grow_while_publishing_fails_and_clear_afte
     kafka_up = False
     published: list[Document] = []
 
-    async def publish(rows: list[Document]) -> None:
+    async def publish(rows: list[Document]) -> list[tuple[Document, str]]:
         if not kafka_up:
             raise ConnectionError("broker unreachable")
         published.extend(rows)
+        return []
 
     name = f"test_{uuid.uuid4().hex[:6]}"
     relay = OutboxRelay(repo=log, publish=publish, batch_size=100, interval=0.1, name=name)

@@ -202,3 +202,57 @@ class TestHttpWrites:
             again = await http.post(base, json=body, headers={"Idempotency-Key": f"k-{unique}"})
         assert first.status_code == again.status_code == 201
         assert first.json() == again.json()
+
+
+class TestHttpBounds:
+    async def test_a_body_over_the_cap_is_refused_before_parsing(
+        self, settings: RegistrationSettings, unique: str
+    ) -> None:
+        # Found: a version with a 5.6 MB signature was accepted over HTTP, and its event could
+        # never be published (the cap was Kafka-only).
+        base = f"/v1/models/fraud/big-{unique}/versions"
+        body = {"version": "1.0.0", "framework": "onnx", "artifact_uri": "s3://bucket/key"}
+        huge = {**body, "signature": {"inputs": ["x" * 1000] * 5_600}}
+
+        async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: counted while it streams
+            yield json.dumps(huge).encode()
+
+        async with running(settings) as http:
+            refused = await http.post(base, json=huge)
+            streamed = await http.post(base, content=chunked(), headers={"content-type": "application/json"})
+            accepted = await http.post(base, json=body)
+        for response in (refused, streamed):
+            assert response.status_code == 413 and response.headers["content-type"] == "application/problem+json"
+            assert response.json()["type"] == "urn:registry:problem:too_large"
+        assert accepted.status_code == 201
+
+    async def test_a_body_without_a_key_is_refused_before_any_of_it_is_read(
+        self, settings: RegistrationSettings, unique: str
+    ) -> None:
+        sent: list[int] = []
+
+        async def stream() -> AsyncIterator[bytes]:
+            for _ in range(64):
+                sent.append(1)
+                yield b" " * 65_536
+
+        async with running(settings) as http:
+            response = await http.post(
+                f"/v1/models/fraud/anon-{unique}/versions",
+                content=stream(),
+                headers={"Authorization": "", "content-type": "application/json"},
+            )
+        assert response.status_code == 401
+        assert len(sent) <= 1  # the service answered without draining the body
+
+    async def test_a_team_cannot_hold_more_keys_than_its_quota(
+        self, settings: RegistrationSettings, unique: str
+    ) -> None:
+        base = f"/v1/teams/q-{unique}/api-keys"
+        async with running(settings.model_copy(update={"max_keys_per_team": 2})) as http:
+            made = [await http.post(base, json={"name": f"k{n}", "scopes": ["models:read"]}) for n in range(3)]
+            assert [r.status_code for r in made] == [201, 201, 409]
+            assert made[2].json()["type"] == "urn:registry:problem:conflict"
+            assert (await http.delete(f"{base}/{made[0].json()['key_id']}")).status_code == 204
+            again = await http.post(base, json={"name": "k3", "scopes": ["models:read"]})
+        assert again.status_code == 201

@@ -18,7 +18,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import correlation, messages, metrics, problems
 from shared.access import AccessLog, FailureWatch
-from shared.body_first_auth import AuthenticateBeforeBody
 from shared.health import Readiness, health_router
 from shared.http_auth import Guard
 from shared.kafka import ping as kafka_ping
@@ -26,6 +25,7 @@ from shared.keystore import KeyStore
 from shared.lag import LagMonitor
 from shared.mongo import API_KEYS, Document, database
 from shared.ratelimit import RateLimiter
+from shared.request_bounds import RequestBounds
 from shared.settings import CommonSettings
 from shared.signing import EventSigner
 
@@ -101,12 +101,10 @@ def service_app(
         title=f"Model Registry: {settings.service_name}",
         version=VERSION,
         lifespan=lifespan,
-        # The same cap as Kafka payloads; FastAPI answers 413 before parsing a byte past it.
-        max_body_size=settings.max_body_bytes,
     )
     problems.install(app)
     # Added before the observing middleware below, so it runs inside it (correlation id, metrics).
-    app.add_middleware(AuthenticateBeforeBody, guard=guard)
+    app.add_middleware(RequestBounds, guard=guard, max_body_bytes=settings.max_body_bytes)
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

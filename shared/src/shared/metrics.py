@@ -61,6 +61,11 @@ OUTBOX_OLDEST_AGE = Gauge(
     "Age of the oldest outbox event not yet published (0 when none)",
     ["outbox"],
 )
+OUTBOX_PARKED = Counter(
+    "registry_outbox_parked_total",
+    "Outbox events the broker refused for good (e.g. too large): parked, not published",
+    ["outbox"],
+)
 OUTBOX_PUBLISHED = Counter("registry_outbox_published_total", "Outbox events published to Kafka", ["outbox"])
 
 _KNOWN_TYPES = frozenset(

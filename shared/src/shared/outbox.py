@@ -17,21 +17,37 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTimestampError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.envelope import CloudEvent
-from shared.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
+from shared.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PARKED, OUTBOX_PUBLISHED
 from shared.mongo import Document
 from shared.signing import EventSigner
 
 log = structlog.get_logger(__name__)
-Publish = Callable[[list[Document]], Awaitable[None]]
+Parked = list[tuple[Document, str]]  # rows the broker refused for good, with why
+Publish = Callable[[list[Document]], Awaitable[Parked]]
+# The broker will never take these records, however often they are sent: park them, move on.
+REFUSED_FOR_GOOD = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordException,
+    InvalidTimestampError,
+)
 HEARTBEAT_SECONDS = 5.0
 SAMPLE_SECONDS = 1.0
 
@@ -102,6 +118,10 @@ class OutboxLog(Protocol):
         """How many of this writer's rows are not published yet, and the time of the oldest."""
         ...
 
+    async def park(self, rows: list[tuple[str, str]]) -> None:
+        """Mark rows (by id) the broker refused for good, with the reason; they stay for inspection."""
+        ...
+
 
 class MongoOutboxLog:
     """:class:`OutboxLog` over an outbox collection and its checkpoints; services' repositories extend it."""
@@ -158,6 +178,11 @@ class MongoOutboxLog:
     async def forget_writer(self, writer: str) -> None:
         await self._checkpoints.delete_one({"_id": writer})
 
+    async def park(self, rows: list[tuple[str, str]]) -> None:
+        now = datetime.now(UTC)
+        for row_id, reason in rows:
+            await self._outbox.update_one({"_id": row_id}, {"$set": {"parked_reason": reason, "parked_at": now}})
+
     async def unsent(self) -> tuple[int, datetime | None]:
         # Sequences are dense and both ends are known here: the backlog is a subtraction, and
         # the database is asked only for the oldest row's time, by point lookup, when there is one.
@@ -200,16 +225,31 @@ def outbox_row(event: CloudEvent, *, key: str, team: str | None, model_id: str |
 
 
 def kafka_publisher(broker: KafkaBroker, topic: str, signer: EventSigner) -> Publish:
-    """Publish outbox rows to ``topic`` keyed by their ``key``, signed, waiting for every acknowledgement."""
+    """Publish outbox rows to ``topic`` keyed by their ``key``, signed, waiting for every acknowledgement.
 
-    async def publish(rows: list[Document]) -> None:
-        futures = []
+    Returns the rows the broker refused for good (too large, invalid); any other failure raises,
+    so the batch is retried (consumers dedupe what was already published).
+    """
+
+    async def publish(rows: list[Document]) -> Parked:
+        parked: Parked = []
+        sent: list[tuple[Document, Any]] = []
         for row in rows:
             value, header_map = signer.encode(event_from_outbox(row))
-            futures.append(
-                await broker.publish(value, topic=topic, key=row["key"].encode(), headers=header_map, no_confirm=True)
-            )
-        await asyncio.gather(*futures)
+            key = row["key"].encode()
+            try:
+                future = await broker.publish(value, topic=topic, key=key, headers=header_map, no_confirm=True)
+            except REFUSED_FOR_GOOD as exc:
+                parked.append((row, f"{type(exc).__name__}: {exc}"[:500]))
+                continue
+            sent.append((row, future))
+        results = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
+        for (row, _), result in zip(sent, results, strict=True):
+            if isinstance(result, REFUSED_FOR_GOOD):
+                parked.append((row, f"{type(result).__name__}: {result}"[:500]))
+            elif isinstance(result, BaseException):
+                raise result
+        return parked
 
     return publish
 
@@ -240,7 +280,13 @@ class OutboxRelay:
         writer = writer or self._repo.writer
         total = 0
         while rows := await self._repo.pending(writer, self._batch_size):
-            await self._publish(rows)
+            parked = await self._publish(rows)
+            if parked:
+                # Never blocks the rows behind it: kept in the outbox, counted, alerted on.
+                await self._repo.park([(row["_id"], reason) for row, reason in parked])
+                OUTBOX_PARKED.labels(self._name).inc(len(parked))
+                for row, reason in parked:
+                    log.error("outbox event refused by the broker; parked", event_id=row["_id"], reason=reason)
             await self._repo.advance(writer, rows[-1]["seq"])
             OUTBOX_PUBLISHED.labels(self._name).inc(len(rows))
             total += len(rows)

@@ -13,7 +13,7 @@ from shared import correlation
 
 PROBLEM_JSON = "application/problem+json"
 # Statuses raised by the framework itself (unknown route, body over the limit) and their types.
-_HTTP_REASONS = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+_HTTP_REASONS = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}  # see shared.request_bounds
 CORRELATION_HEADER = "X-Correlation-ID"
 
 
@@ -76,4 +76,5 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         reason = _HTTP_REASONS.get(exc.status_code)
         type_ = f"urn:registry:problem:{reason}" if reason else "about:blank"
-        return problem_response(Problem(exc.status_code, str(exc.detail), str(exc.detail), type_=type_))
+        title = {413: "Content too large"}.get(exc.status_code, str(exc.detail))
+        return problem_response(Problem(exc.status_code, title, str(exc.detail), type_=type_))

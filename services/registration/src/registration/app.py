@@ -82,7 +82,11 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
         probe=pinger(client),
     )
     service.app.include_router(build_router(handle_one=handle_one, guard=service.guard))
-    service.app.include_router(build_keys_router(db=service.db, guard=service.guard, keystore=service.keystore))
+    service.app.include_router(
+        build_keys_router(
+            db=service.db, guard=service.guard, keystore=service.keystore, max_keys_per_team=settings.max_keys_per_team
+        )
+    )
     service.app.state.relay = relay
     service.app.state.repo = repo
     return service.app

@@ -24,3 +24,5 @@ class RegistrationSettings(CommonSettings):
     # Per-key limit on Kafka commands (HTTP requests have the shared RATE_LIMIT_* settings).
     command_rate_per_second: float = 500.0
     command_burst: int = 2000
+    # Usable (unrevoked, unexpired) keys a team may hold; creating one more is refused (409).
+    max_keys_per_team: int = 100

@@ -37,8 +37,10 @@ class ApiKeyCreate(BaseModel):
     rate_limit: RateLimit | None = None
 
 
-def build_keys_router(*, db: AsyncDatabase[Document], guard: Guard, keystore: KeyStore) -> APIRouter:
-    """``/v1/teams/{team}/api-keys``."""
+def build_keys_router(
+    *, db: AsyncDatabase[Document], guard: Guard, keystore: KeyStore, max_keys_per_team: int
+) -> APIRouter:
+    """``/v1/teams/{team}/api-keys``; a team holds at most ``max_keys_per_team`` usable keys."""
     router = APIRouter(prefix="/v1/teams/{team}/api-keys", tags=["api-keys"])
     Admin = Annotated[Principal, Depends(guard.requiring("team:admin"))]
     keys = db[API_KEYS]
@@ -73,6 +75,19 @@ def build_keys_router(*, db: AsyncDatabase[Document], guard: Guard, keystore: Ke
                 "Invalid rate limit",
                 "only platform admins set a key's own rate limit",
                 type_="urn:registry:problem:invalid",
+            )
+        usable = {
+            "team": team,
+            "revoked": {"$ne": True},
+            "$or": [{"expires_at": None}, {"expires_at": {"$gt": datetime.now(UTC)}}],
+        }
+        if await keys.count_documents(usable) >= max_keys_per_team:
+            # Found: a team admin could mint keys without end (each one a lookup and a cache entry).
+            raise Problem(
+                409,
+                "Too many keys",
+                f"team {team!r} already has {max_keys_per_team} usable keys; revoke one first",
+                type_="urn:registry:problem:conflict",
             )
         limit = (body.rate_limit.per_second, body.rate_limit.burst) if body.rate_limit else None
         key, record = await issue_key(

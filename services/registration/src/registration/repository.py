@@ -194,3 +194,7 @@ class InMemoryRepository:
 
     async def forget_writer(self, writer: str) -> None:
         self.checkpoints.pop(writer, None)
+
+    async def park(self, rows: list[tuple[str, str]]) -> None:
+        for row_id, reason in rows:
+            self.outbox[row_id]["parked_reason"] = reason

@@ -1,0 +1,81 @@
+"""The edge of every HTTP service: bodies are capped and authenticated before they are read.
+
+FastAPI reads and parses a route's body before it resolves the route's dependencies, so the
+:class:`~shared.http_auth.Guard` alone would let anyone without a key make a service read and
+parse whatever it sends. This ASGI middleware, in front of the routes:
+
+- answers 413 problem+json when ``Content-Length`` is over ``MAX_BODY_BYTES``, before reading;
+- answers a request to ``/v1`` that has a body and no valid key with the same 401 the Guard
+  gives (recorded the same way), before reading;
+- stops a body without a declared length (chunked) as soon as it passes the cap (413).
+
+(FastAPI's own ``max_body_size`` answers in text/plain, replacing any problem+json response.)
+"""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.http_auth import Guard
+from shared.problems import Problem, problem_response
+
+TOO_LARGE_TYPE = "urn:registry:problem:too_large"
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` when a streamed body passes the cap; FastAPI re-raises HTTP errors."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is over the limit of {limit} bytes")
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _has_body(scope: Scope) -> bool:
+    length = _declared_length(scope)
+    chunked = any(name == b"transfer-encoding" for name, _ in scope.get("headers", ()))
+    return chunked or bool(length)
+
+
+class RequestBounds:
+    """Cap request bodies and authenticate before reading them (see the module's docstring)."""
+
+    def __init__(self, app: ASGIApp, *, guard: Guard, max_body_bytes: int, prefix: str = "/v1/") -> None:
+        self.app, self.guard, self.limit, self.prefix = app, guard, max_body_bytes, prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _has_body(scope):
+            await self.app(scope, receive, send)
+            return
+        declared = _declared_length(scope)
+        if declared is not None and declared > self.limit:
+            problem = Problem(413, "Content too large", BodyTooLarge(self.limit).detail, type_=TOO_LARGE_TYPE)
+            await problem_response(problem)(scope, receive, send)
+            return
+        if scope["path"].startswith(self.prefix):
+            try:
+                await self.guard.authenticate(Request(scope))
+            except Problem as problem:
+                await problem_response(problem)(scope, receive, send)
+                return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise BodyTooLarge(self.limit)
+            return message
+
+        await self.app(scope, counted, send)
