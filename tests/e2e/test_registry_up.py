@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from registry_cli.config import free_port
+from shared.auth import generate_api_key
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REGISTRY = str(Path(sys.executable).with_name("registry"))
@@ -23,7 +24,7 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
         **os.environ,
         **{f"REGISTRY_{name}_PORT": port for name, port in ports.items()},
         "REGISTRY_DATA_DIR": str(tmp_path / "data"),
-        "REGISTRY_BOOTSTRAP_ADMIN_KEY": "mr_abcdefgh_" + "s" * 43,
+        "REGISTRY_BOOTSTRAP_ADMIN_KEY": generate_api_key().token,
     }
 
 

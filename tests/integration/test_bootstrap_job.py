@@ -10,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
 from shared.auth import generate_api_key
+from shared.bootstrap import store_bootstrap_key
 from tests.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -64,3 +65,24 @@ async def test_the_init_job_creates_topics_indexes_and_the_key_once(
     code, output = await run_bootstrap({**env, "BOOTSTRAP_ADMIN_KEY": "not-a-key"})
     assert code == 1 and "bootstrap failed" in output and "not-a-key" not in output
     await mongo.drop_database(db_name)
+
+
+async def test_without_a_given_key_one_key_is_made_per_database_and_shown_once(
+    mongo: AsyncMongoClient[dict[str, object]], db_name: str
+) -> None:
+    # Found: every start of `registry up` minted another never-expiring platform:admin key.
+    db = mongo[db_name]
+    first = await store_bootstrap_key(db, None, created_by="registry up")
+    second = await store_bootstrap_key(db, None, created_by="registry up")
+    assert first is not None and second is None
+    assert await db.api_keys.count_documents({"team": "platform"}) == 1
+    await mongo.drop_database(db_name)
+
+
+@pytest.mark.parametrize("secret", ["s" * 43, "ab" * 22, "0123" * 11])
+async def test_a_given_key_whose_secret_is_not_random_is_refused(
+    mongo: AsyncMongoClient[dict[str, object]], db_name: str, secret: str
+) -> None:
+    with pytest.raises(ValueError, match="not random enough"):
+        await store_bootstrap_key(mongo[db_name], f"mr_abcdefgh_{secret}", created_by="test")
+    assert await mongo[db_name].api_keys.count_documents({}) == 0

@@ -13,7 +13,16 @@ from typing import Any
 
 from pydantic import Field
 
-from shared.auth import PLATFORM_TEAM, SCOPES, ApiKey, generate_api_key, hash_secret, parse_api_key
+from shared.auth import (
+    MIN_SECRET_BITS,
+    PLATFORM_TEAM,
+    SCOPES,
+    ApiKey,
+    estimated_entropy_bits,
+    generate_api_key,
+    hash_secret,
+    parse_api_key,
+)
 from shared.kafka import ensure_topics
 from shared.keystore import issue_key
 from shared.logs import configure_logging
@@ -28,21 +37,32 @@ class BootstrapSettings(CommonSettings):
     bootstrap_admin_key: str | None = Field(None, validation_alias="BOOTSTRAP_ADMIN_KEY")
 
 
-async def store_bootstrap_key(db: Any, given: str | None, *, created_by: str) -> str:
-    """Store a ``platform:admin`` key (``given`` or a new one) unless it exists; return its token.
+BOOTSTRAP_NAME = "bootstrap"
 
-    An existing record is left alone, so re-running never re-enables a revoked key.
+
+async def store_bootstrap_key(db: Any, given: str | None, *, created_by: str) -> str | None:
+    """Install the ``platform:admin`` bootstrap key; return its token when it is to be shown.
+
+    ``given`` (a key in the format of DESIGN §4 with a random-looking secret) is stored unless it
+    exists: re-running never re-enables a revoked key. Without one, a key is made only if this
+    database has no bootstrap key yet (one per data directory, shown once); later starts return
+    ``None`` and the first key stays the only one.
     """
-    key = generate_api_key()
     if given:
         parsed = parse_api_key(given)
         if parsed is None:
             raise ValueError("the bootstrap key is not of the form mr_<8 chars>_<secret>")
+        if estimated_entropy_bits(parsed[1]) < MIN_SECRET_BITS:
+            raise ValueError("the bootstrap key's secret is not random enough: generate one (docs/operations.md)")
         key = ApiKey(key_id=parsed[0], token=given, secret_hash=hash_secret(parsed[1]))
         if await db[API_KEYS].find_one({"_id": key.key_id}, {"_id": 1}):
             return key.token
+    else:
+        if await db[API_KEYS].find_one({"team": PLATFORM_TEAM, "name": BOOTSTRAP_NAME}, {"_id": 1}):
+            return None
+        key = generate_api_key()
     await issue_key(
-        db[API_KEYS], team=PLATFORM_TEAM, name="bootstrap", scopes=list(SCOPES), created_by=created_by, given=key
+        db[API_KEYS], team=PLATFORM_TEAM, name=BOOTSTRAP_NAME, scopes=list(SCOPES), created_by=created_by, given=key
     )
     return key.token
 

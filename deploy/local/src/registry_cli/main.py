@@ -98,7 +98,12 @@ def _print_banner(stack: EmbeddedStack) -> None:
             else []
         ),
         f"  logs           {s.data_dir / 'logs'}",
-        f"  bootstrap platform:admin key: [bold]{stack.admin_key}[/bold]",
+        (
+            f"  bootstrap platform:admin key: [bold]{stack.admin_key}[/bold] (shown this once)"
+            if stack.admin_key
+            else "  bootstrap platform:admin key: shown at the first start of this data directory"
+            " (another: registry keys create --team platform --scope platform:admin)"
+        ),
         "  Ctrl-C stops everything.",
     ]
     console.print("\n".join(lines))

@@ -140,10 +140,8 @@ class EmbeddedStack:
                 self.admin_key = await store_bootstrap_key(
                     client[settings.mongodb_database], s.bootstrap_admin_key, created_by="registry up"
                 )
-            except ValueError:
-                raise StackError(
-                    "REGISTRY_BOOTSTRAP_ADMIN_KEY is not a key of the form mr_<8 chars>_<secret>"
-                ) from None
+            except ValueError as exc:
+                raise StackError(f"REGISTRY_BOOTSTRAP_ADMIN_KEY: {exc}") from None
         finally:
             await client.close()
 
