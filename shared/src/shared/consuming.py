@@ -173,6 +173,7 @@ def batch_subscriber(
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        group_instance_id=settings.kafka_group_instance_id,
         decoder=_keep_raw,
     )
 

@@ -35,6 +35,10 @@ class CommonSettings(BaseSettings):
     kafka_session_timeout_ms: int = Field(10_000, validation_alias=_shared("kafka_session_timeout_ms"))
     kafka_heartbeat_interval_ms: int = Field(3_000, validation_alias=_shared("kafka_heartbeat_interval_ms"))
     kafka_fetch_max_wait_ms: int = Field(500, validation_alias=_shared("kafka_fetch_max_wait_ms"))
+    # Static group membership (KIP-345): a restarted process with the same id gets its partitions
+    # back at once instead of waiting out its old session and a rebalance. Unique per replica
+    # (the pod name, say); unset: dynamic membership.
+    kafka_group_instance_id: str | None = Field(None, validation_alias=_shared("kafka_group_instance_id"))
     kafka_topic_partitions: int = Field(6, validation_alias=_shared("kafka_topic_partitions"))
     kafka_replication_factor: int = Field(1, validation_alias=_shared("kafka_replication_factor"))
 

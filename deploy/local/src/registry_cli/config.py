@@ -24,9 +24,10 @@ class StackSettings(BaseSettings):
     data_dir: Path = Path(".data")
     partitions: int = 6
     bootstrap_admin_key: str | None = None
-    # Shorter group timings than Kafka's defaults: a join takes ~5 s otherwise (DESIGN §7).
-    session_timeout_ms: int = 6_000
-    heartbeat_interval_ms: int = 1_000
+    # Shorter group timings than Kafka's defaults: a join takes ~5 s otherwise (DESIGN §7), and a
+    # service restarted after a crash waits out its old session before it gets partitions back.
+    session_timeout_ms: int = 3_000
+    heartbeat_interval_ms: int = 500
     fetch_max_wait_ms: int = 20
     log_format: str = "json"
     # `registry up --with-prometheus` / `make observe`: Debian's `prometheus` package (or any build).

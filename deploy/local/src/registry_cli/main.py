@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import runpy
 import signal
@@ -21,6 +20,7 @@ from registry_cli.observe import PrometheusMissing
 from registry_cli.processes import PortInUse
 from registry_cli.produce import KINDS, produce_message
 from registry_cli.stack import EmbeddedStack, StackError
+from registry_cli.supervise import GaveUp
 
 app = typer.Typer(help="Model Registry: local stack and tools.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -65,13 +65,10 @@ async def _run_stack(settings: StackSettings, *, with_prometheus: bool) -> int:
         if with_prometheus:
             await stack.start_prometheus()
         _print_banner(stack)
-        while not stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), 0.5)
-            if stack.exited():
-                console.print(f"[red]error:[/red] {', '.join(stack.exited())} stopped unexpectedly; shutting down")
-                code = 1
-                break
+        await stack.supervisor(_supervisor_says).run(stopping)
+    except GaveUp as exc:
+        console.print(f"[red]error:[/red] {exc}; shutting down")
+        code = 1
     except (StackError, TimeoutError, RuntimeError, PrometheusMissing) as exc:
         console.print(f"[red]error:[/red] {exc}")
         code = 1
@@ -80,6 +77,10 @@ async def _run_stack(settings: StackSettings, *, with_prometheus: bool) -> int:
         await stack.stop()
         console.print("stopped")
     return code
+
+
+def _supervisor_says(line: str) -> None:
+    console.print(f"{'supervisor':<15}| {line}")
 
 
 def _print_banner(stack: EmbeddedStack) -> None:

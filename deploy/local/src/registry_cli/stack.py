@@ -21,6 +21,7 @@ from registry_cli.config import StackSettings, throwaway_settings
 from registry_cli.observe import prometheus_argv
 from registry_cli.processes import Child, check_port_free, wait_for_port
 from registry_cli.secrets import load_or_create
+from registry_cli.supervise import Supervisor
 from shared.bootstrap import store_bootstrap_key
 from shared.kafka import ensure_topics
 from shared.mongo import ensure_indexes, make_client
@@ -204,22 +205,26 @@ class EmbeddedStack:
         if self.kafka:
             await self.kafka.stop(grace=5)
 
-    def exited(self) -> list[str]:
-        """Names of children that have exited on their own."""
-        children = [*self.services.values(), *(c for c in (self.kafka, self.mongo, self.prometheus) if c)]
-        return [child.name for child in children if child.returncode is not None]
+    def supervisor(self, report: Callable[[str], None], **policy: Any) -> Supervisor:
+        """A supervisor that restarts this stack's services and watches its broker and database.
+
+        ``policy`` overrides :class:`Supervisor`'s limits (restarts per window, back-off).
+        """
+        infrastructure = {child.name: child for child in (self.kafka, self.mongo, self.prometheus) if child}
+        return Supervisor(services=self.services, infrastructure=infrastructure, report=report, **policy)
 
 
 @contextlib.asynccontextmanager
 async def throwaway_stack(
-    prefix: str, *, before_services: Callable[[EmbeddedStack], Awaitable[None]] | None = None
+    prefix: str, *, before_services: Callable[[EmbeddedStack], Awaitable[None]] | None = None, **overrides: Any
 ) -> AsyncIterator[EmbeddedStack]:
     """A quiet stack on free ports in a temporary directory, stopped and removed afterwards.
 
-    ``before_services`` runs once the broker and database are up (to seed keys or data).
+    ``before_services`` runs once the broker and database are up (to seed keys or data);
+    ``overrides`` are :class:`StackSettings` fields.
     """
     with tempfile.TemporaryDirectory(prefix=prefix) as data_dir:
-        stack = EmbeddedStack(throwaway_settings(Path(data_dir)), quiet=True)
+        stack = EmbeddedStack(throwaway_settings(Path(data_dir), **overrides), quiet=True)
         try:
             await stack.start_infrastructure()
             if before_services is not None:
