@@ -1,7 +1,9 @@
 """``registry up`` as a user runs it: banner, readiness, port conflicts, clean shutdown."""
 
 import asyncio
+import contextlib
 import os
+import re
 import signal
 import socket
 import sys
@@ -81,6 +83,118 @@ async def test_up_serves_prints_the_key_and_leaves_nothing_behind(tmp_path: Path
     assert code == 0
     assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
     assert (Path(env["REGISTRY_DATA_DIR"]) / "mongo").is_dir()
+
+
+class Up:
+    """A running `registry up` and everything it printed so far."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process, self.output = process, []
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.process.stdout
+        async for line in self.process.stdout:
+            self.output.append(line.decode())
+
+    @property
+    def text(self) -> str:
+        return "".join(self.output)
+
+    async def wait_for(self, needle: str, timeout: float = 90) -> None:
+        async with asyncio.timeout(timeout):
+            while needle not in self.text:
+                assert self.process.returncode is None, "registry up exited:\n" + self.text
+                await asyncio.sleep(0.1)
+
+    async def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(self.process.wait(), 60)
+        await self._reader
+        return code
+
+
+async def start_up(env: dict[str, str]) -> Up:
+    process = await asyncio.create_subprocess_exec(
+        REGISTRY, "up", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    up = Up(process)
+    await up.wait_for("Ctrl-C stops everything")
+    return up
+
+
+def service_pid(up: Up, module: str) -> int:
+    for pid in descendants(up.process.pid):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:3] == [b"-m", module.encode()]:
+                return pid
+    raise AssertionError(f"no {module} process")
+
+
+async def wait_ready(url: str, timeout: float = 60) -> None:
+    async with httpx.AsyncClient() as client, asyncio.timeout(timeout):
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{url}/readyz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+
+
+async def test_a_killed_service_is_restarted_while_the_rest_keeps_running(tmp_path: Path) -> None:
+    env = stack_env(tmp_path)
+    up = await start_up(env)
+    try:
+        broker_and_database = {
+            pid for pid in descendants(up.process.pid) if b"-m" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+        }
+        os.kill(service_pid(up, "registration"), signal.SIGKILL)
+        await up.wait_for("registration restarted (restart 1")
+        await wait_ready(f"http://127.0.0.1:{env['REGISTRY_REGISTRATION_PORT']}")
+        assert broker_and_database <= descendants(up.process.pid)  # never stopped
+        assert "registration exited with code -9" in up.text
+    finally:
+        assert await up.stop() == 0
+
+
+async def test_a_restart_with_kept_data_audits_new_work_and_mints_no_second_key(tmp_path: Path) -> None:
+    # Found: after a restart with the same .data/, the broker's offsets start at 0 again and the
+    # audit skipped every new record as already audited; and each start minted another admin key.
+    env = {k: v for k, v in stack_env(tmp_path).items() if k != "REGISTRY_BOOTSTRAP_ADMIN_KEY"}
+    registration = f"http://127.0.0.1:{env['REGISTRY_REGISTRATION_PORT']}"
+    audit = f"http://127.0.0.1:{env['REGISTRY_AUDIT_PORT']}"
+    up = await start_up(env)
+    try:
+        token = re.search(r"(mr_[A-Za-z0-9]{8}_[A-Za-z0-9]{43,})", up.text)
+        assert token, up.text
+        headers = {"Authorization": f"Bearer {token.group(1)}"}
+        body = {"version": "1.0.0", "framework": "onnx", "artifact_uri": "s3://bucket/key"}
+        async with httpx.AsyncClient(headers=headers) as http:
+            assert (await http.post(f"{registration}/v1/models/kept/m/versions", json=body)).status_code == 201
+            await audited(http, audit, "registry.event.model_version_registered", count=1)
+    finally:
+        assert await up.stop() == 0
+    up = await start_up(env)
+    try:
+        assert "shown at the first start" in up.text and token.group(1) not in up.text
+        async with httpx.AsyncClient(headers=headers) as http:
+            second = {**body, "version": "1.1.0"}
+            assert (await http.post(f"{registration}/v1/models/kept/m/versions", json=second)).status_code == 201
+            await audited(http, audit, "registry.event.model_version_registered", count=2)
+            keys = (await http.get(f"{registration}/v1/teams/platform/api-keys")).json()["items"]
+            verdict = (await http.get(f"{audit}/v1/audit/verify", params={"full": "true"})).json()
+        assert len(keys) == 1 and verdict["ok"] is True
+    finally:
+        assert await up.stop() == 0
+
+
+async def audited(http: httpx.AsyncClient, audit: str, type_: str, *, count: int, timeout: float = 30) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            items = (await http.get(f"{audit}/v1/audit", params={"type": type_, "model": "kept/m"})).json()["items"]
+            if len(items) >= count:
+                assert len(items) == count, items
+                return
+            await asyncio.sleep(0.3)
 
 
 async def test_a_port_in_use_is_a_one_line_error_naming_the_setting(tmp_path: Path) -> None:

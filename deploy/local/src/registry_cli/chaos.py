@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 import signal
 import time
@@ -157,9 +158,10 @@ async def _report(producer: AIOKafkaProducer, token: str, load: _Load, target: t
 async def _kill_now_and_then(
     stack: EmbeddedStack, report: ChaosReport, *, until: float, every: tuple[float, float], victims: tuple[str, ...]
 ) -> None:
+    turns = itertools.cycle(random.sample(victims, len(victims)))  # each service in turn
     while time.monotonic() < until:
         await asyncio.sleep(random.uniform(*every))
-        victim = random.choice(victims)
+        victim = next(turns)
         process = stack.services[victim].process
         if process is not None and process.returncode is None and time.monotonic() < until:
             with contextlib.suppress(ProcessLookupError):
