@@ -143,11 +143,21 @@ async def test_out_of_order_duplicate_illegal_unknown_and_foreign_reports(stack:
         unknown = await send_kafka(stack, token, report(team, "9.9.9", "prod", "deploying", T0))
         foreign = await send_kafka(stack, stranger, report(team, "1.0.0", "prod", "deployed", T0 + timedelta(hours=1)))
         nobody = await send_kafka(stack, None, report(team, "1.0.0", "prod", "deployed", T0 + timedelta(hours=1)))
-        reasons = {}
-        for name, report_id in (("illegal", illegal), ("unknown", unknown), ("foreign", foreign), ("nobody", nobody)):
+        script = await send_kafka(
+            stack, token, report(team, "1.0.0", "dev", "deploying", T0, url="javascript:alert(1)")
+        )
+        reasons, filed_under = {}, {}
+        for name, report_id in (
+            ("illegal", illegal),
+            ("unknown", unknown),
+            ("foreign", foreign),
+            ("nobody", nobody),
+            ("script", script),
+        ):
             [rejected] = await events.wait_for(caused_by(report_id))
             assert header(rejected, "ce_type") == messages.COMMAND_REJECTED
             reasons[name] = json.loads(rejected.value)["reason"]
+            filed_under[name] = json.loads(rejected.value)["team"]
         [changed] = await events.wait_for(caused_by(event.id))
         await asyncio.sleep(0.5)
         assert len(events.matching(caused_by(event.id))) == 1  # the duplicate changed nothing
@@ -157,11 +167,16 @@ async def test_out_of_order_duplicate_illegal_unknown_and_foreign_reports(stack:
         "unknown": "not_found",
         "foreign": "forbidden",
         "nobody": "unauthenticated",
+        "script": "invalid",
     }
+    # Found: foreign and anonymous refusals were merged into the target's history and filed
+    # (and sent to webhooks) under its team.
+    assert filed_under["foreign"] != team and filed_under["nobody"] is None
     assert json.loads(changed.value)["status"] == "deploying"
     body = await until_history(stack, team, 3)
     outcomes = {h["id"]: h["outcome"] for h in body["items"]}
     assert outcomes[event.id] == "applied" and outcomes[older] == "out_of_order" and outcomes[illegal] == "rejected"
+    assert foreign not in outcomes and nobody not in outcomes
     assert body["environments"]["prod"]["status"] == "deploying"
 
 
