@@ -15,6 +15,7 @@ from deploy_tracker.webhook_targets import TargetRefused, check_target
 from shared import catalog, messages
 from shared.auth import Principal
 from shared.http_auth import Guard
+from shared.http_params import IdPath, SlugPath
 from shared.mongo import WEBHOOK_DELIVERIES, WEBHOOKS, Document
 from shared.problems import Problem
 
@@ -87,7 +88,7 @@ def build_webhook_router(*, db: AsyncDatabase[Document], guard: Guard, settings:
         return doc
 
     @router.post("", status_code=201)
-    async def create(team: str, body: WebhookCreate, caller: Admin, request: Request) -> dict[str, Any]:
+    async def create(team: SlugPath, body: WebhookCreate, caller: Admin, request: Request) -> dict[str, Any]:
         """Subscribe; the response's ``secret`` signs every delivery and is not shown again."""
         for_team(request, caller, team)
         try:
@@ -106,13 +107,13 @@ def build_webhook_router(*, db: AsyncDatabase[Document], guard: Guard, settings:
         return {**_public(doc), "secret": doc["secret"]}
 
     @router.get("")
-    async def list_webhooks(team: str, caller: Admin, request: Request) -> dict[str, Any]:
+    async def list_webhooks(team: SlugPath, caller: Admin, request: Request) -> dict[str, Any]:
         """The team's subscriptions (no secrets)."""
         for_team(request, caller, team)
         return {"items": [_public(d) for d in await db[WEBHOOKS].find({"team": team}).to_list()]}
 
     @router.delete("/{webhook_id}", status_code=204)
-    async def delete(team: str, webhook_id: str, caller: Admin, request: Request) -> None:
+    async def delete(team: SlugPath, webhook_id: IdPath, caller: Admin, request: Request) -> None:
         """Remove a subscription; pending deliveries stop."""
         for_team(request, caller, team)
         await owned(team, webhook_id)
@@ -120,7 +121,7 @@ def build_webhook_router(*, db: AsyncDatabase[Document], guard: Guard, settings:
 
     @router.post("/{webhook_id}/secret")
     async def rotate_secret(
-        team: str, webhook_id: str, caller: Admin, request: Request, body: SecretRotation | None = None
+        team: SlugPath, webhook_id: IdPath, caller: Admin, request: Request, body: SecretRotation | None = None
     ) -> dict[str, Any]:
         """Replace the signing secret; the old one keeps signing (beside the new) for the overlap."""
         for_team(request, caller, team)
@@ -137,8 +138,8 @@ def build_webhook_router(*, db: AsyncDatabase[Document], guard: Guard, settings:
 
     @router.get("/{webhook_id}/deliveries")
     async def deliveries(
-        team: str,
-        webhook_id: str,
+        team: SlugPath,
+        webhook_id: IdPath,
         caller: Admin,
         request: Request,
         status: Annotated[str | None, Query(pattern="^(pending|delivered|dead)$")] = None,

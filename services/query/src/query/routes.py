@@ -12,6 +12,7 @@ from query.reads import MODEL_SORTS, ModelFilters, Page, Reads
 from shared import catalog
 from shared.auth import Principal
 from shared.http_auth import Guard
+from shared.http_params import IdPath, SlugPath
 from shared.ids import model_id, version_doc_id
 from shared.mongo import Document
 from shared.problems import Problem
@@ -162,7 +163,7 @@ def build_router(
 
     @router.get("/teams/{team}/models", tags=["models"])
     async def get_team_models(
-        team: str,
+        team: SlugPath,
         caller: Caller,
         sort: Annotated[str, Query(max_length=32)] = "-created_at",
         limit: Limit = catalog.DEFAULT_PAGE_SIZE,
@@ -172,19 +173,19 @@ def build_router(
         return await list_models(caller, ModelFilters(team=team), sort, limit, cursor)
 
     @router.get("/models/id/{model_id}", tags=["models"])
-    async def get_model_by_id(model_id: str, caller: Caller) -> dict[str, Any]:
+    async def get_model_by_id(model_id: IdPath, caller: Caller) -> dict[str, Any]:
         """A model by its stable id."""
         return model_public(hidden(await reads.model_by_id(model_id), caller, f"model {model_id}"))
 
     @router.get("/models/{team}/{name}", tags=["models"])
-    async def get_model(team: str, name: str, caller: Caller) -> dict[str, Any]:
+    async def get_model(team: SlugPath, name: SlugPath, caller: Caller) -> dict[str, Any]:
         """A model and its headline (latest) version fields."""
         return model_public(await find_model(team, name, caller))
 
     @router.get("/models/{team}/{name}/versions", tags=["versions"])
     async def get_versions(
-        team: str,
-        name: str,
+        team: SlugPath,
+        name: SlugPath,
         caller: Caller,
         range: Annotated[str | None, Query(max_length=256, description="e.g. >=1.2.0,<2.0.0")] = None,
         include_prerelease: bool = False,
@@ -218,14 +219,14 @@ def build_router(
         return _page(page, version_public)
 
     @router.get("/models/{team}/{name}/versions/{version}", tags=["versions"])
-    async def get_version(team: str, name: str, version: str, caller: Caller) -> dict[str, Any]:
+    async def get_version(team: SlugPath, name: SlugPath, version: str, caller: Caller) -> dict[str, Any]:
         """One version, or ``latest`` (the highest non-prerelease)."""
         return version_public(await find_version(team, name, version, caller))
 
     @router.get("/models/{team}/{name}/history", tags=["models"])
     async def get_history(
-        team: str,
-        name: str,
+        team: SlugPath,
+        name: SlugPath,
         caller: Caller,
         limit: Limit = catalog.MAX_PAGE_SIZE,
         cursor: Cursor = None,
@@ -236,8 +237,8 @@ def build_router(
 
     @router.get("/models/{team}/{name}/versions/{version}/deployments", tags=["deployments"])
     async def get_deployments(
-        team: str,
-        name: str,
+        team: SlugPath,
+        name: SlugPath,
         version: str,
         caller: Caller,
         limit: Limit = catalog.DEFAULT_PAGE_SIZE,

@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.auth import PLATFORM_TEAM, SCOPES, Principal
 from shared.http_auth import Guard
+from shared.http_params import IdPath, SlugPath
 from shared.keystore import KeyStore, issue_key, key_public
 from shared.mongo import API_KEYS, Document
 from shared.problems import Problem
@@ -54,7 +55,7 @@ def build_keys_router(
 
     @router.post("", status_code=201)
     async def create_key(
-        team: str, body: ApiKeyCreate, caller: Admin, request: Request, response: Response
+        team: SlugPath, body: ApiKeyCreate, caller: Admin, request: Request, response: Response
     ) -> dict[str, Any]:
         """Create a key; its ``token`` is in this response only."""
         for_team(request, caller, team)
@@ -104,14 +105,14 @@ def build_keys_router(
         return {**key_public(record), "token": key.token}
 
     @router.get("")
-    async def list_keys(team: str, caller: Admin, request: Request) -> dict[str, Any]:
+    async def list_keys(team: SlugPath, caller: Admin, request: Request) -> dict[str, Any]:
         """The team's keys, without secrets."""
         for_team(request, caller, team)
         docs = await keys.find({"team": team}).to_list()
         return {"items": [key_public(doc) for doc in sorted(docs, key=lambda d: d["created_at"])]}
 
     @router.delete("/{key_id}", status_code=204)
-    async def revoke_key(team: str, key_id: str, caller: Admin, request: Request) -> None:
+    async def revoke_key(team: SlugPath, key_id: IdPath, caller: Admin, request: Request) -> None:
         """Revoke a key: this service refuses it at once, the others within the key cache time."""
         for_team(request, caller, team)
         result = await keys.update_one(

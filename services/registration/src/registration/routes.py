@@ -11,6 +11,7 @@ from shared import correlation, messages
 from shared.auth import Principal
 from shared.envelope import CloudEvent
 from shared.http_auth import Guard
+from shared.http_params import SlugPath
 from shared.problems import Problem
 from shared.views import version_public
 
@@ -92,8 +93,8 @@ def build_router(*, handle_one: HandleOne, guard: Guard) -> APIRouter:
         openapi_extra=_schema(messages.RegisterModelVersion, drop=("team", "name")),
     )
     async def register_version(
-        team: str,
-        name: str,
+        team: SlugPath,
+        name: SlugPath,
         body: AnyBody,
         caller: Caller,
         response: Response,
@@ -111,8 +112,8 @@ def build_router(*, handle_one: HandleOne, guard: Guard) -> APIRouter:
         openapi_extra=_schema(messages.UpdateModelVersion, drop=("team", "name", "version")),
     )
     async def update_version(
-        team: str,
-        name: str,
+        team: SlugPath,
+        name: SlugPath,
         version: str,
         body: AnyBody,
         caller: Caller,
@@ -128,8 +129,8 @@ def build_router(*, handle_one: HandleOne, guard: Guard) -> APIRouter:
         openapi_extra=_schema(messages.SetVersionLifecycle, drop=("team", "name", "version")),
     )
     async def set_lifecycle(
-        team: str,
-        name: str,
+        team: SlugPath,
+        name: SlugPath,
         version: str,
         body: AnyBody,
         caller: Caller,
@@ -141,13 +142,13 @@ def build_router(*, handle_one: HandleOne, guard: Guard) -> APIRouter:
         )
 
     @router.put("/shares/{other_team}", tags=["shares"])
-    async def share(team: str, name: str, other_team: str, caller: Admin) -> dict[str, Any]:
+    async def share(team: SlugPath, name: SlugPath, other_team: SlugPath, caller: Admin) -> dict[str, Any]:
         """Let ``other_team`` read every version of this model."""
         data = {"team": team, "name": name, "with_team": other_team}
         return (await run(messages.SHARE_MODEL, data, caller, None)).event.data
 
     @router.delete("/shares/{other_team}", status_code=204, tags=["shares"])
-    async def unshare(team: str, name: str, other_team: str, caller: Admin) -> None:
+    async def unshare(team: SlugPath, name: SlugPath, other_team: SlugPath, caller: Admin) -> None:
         """Withdraw ``other_team``'s read access, effective at once."""
         await run(messages.UNSHARE_MODEL, {"team": team, "name": name, "with_team": other_team}, caller, None)
 
