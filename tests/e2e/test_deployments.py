@@ -208,3 +208,18 @@ async def test_garbage_on_deploy_events_is_dead_lettered(stack: EmbeddedStack) -
         await publish_raw(stack.settings.kafka_bootstrap, "deploy.events", [(b"not json", [], key)])
         [record] = await dead.wait_for(lambda r: r.key == key)
     assert header(record, "dlq_reason") == "not_json"
+
+
+async def test_the_bridge_puts_no_credential_on_the_bus(stack: EmbeddedStack) -> None:
+    # Found: the bridge copied the caller's API key into the deploy.events headers, where anyone
+    # who can read the topic collects it.
+    team = f"dep-{uuid.uuid4().hex[:6]}"
+    token = await make_key(stack, team, ["models:read", "models:write", "deployments:write"])
+    await registered(stack, team, token)
+    async with Collector(stack.settings.kafka_bootstrap, "deploy.events") as seen:
+        report_id = await send_http(stack, token, report(team, "1.0.0", "prod", "deploying", T0))
+        [record] = await seen.wait_for(lambda r: header(r, "ce_id") == report_id)
+    assert header(record, "authorization") is None and token.encode() not in b"".join(v for _, v in record.headers)
+    assert header(record, "ce_principal") == token.split("_")[1]  # the key id, signed by the service
+    assert header(record, "ce_registrysignature")
+    await until_history(stack, team, 1, "prod", "deploying")  # and the tracker still applied it

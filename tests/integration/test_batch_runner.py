@@ -5,6 +5,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import pytest
+import structlog
 from faststream.kafka import KafkaBroker
 from pymongo.errors import AutoReconnect
 
@@ -107,13 +108,19 @@ class TestDependencyOutage:
 
         broker = await consuming(topics, handler, probe=up)
         try:
-            async with Collector(infra.kafka_bootstrap, f"{topics.topic_commands}.dlq") as dead:
-                await publish_raw(infra.kafka_bootstrap, topics.topic_commands, [(b"a", [], b"k"), (b"b", [], b"k")])
-                await wait_until(lambda: handled == [b"a", b"b"])
-                await asyncio.sleep(0.5)
-                assert dead.records == []
+            with structlog.testing.capture_logs() as logs:
+                async with Collector(infra.kafka_bootstrap, f"{topics.topic_commands}.dlq") as dead:
+                    await publish_raw(
+                        infra.kafka_bootstrap, topics.topic_commands, [(b"a", [], b"k"), (b"b", [], b"k")]
+                    )
+                    await wait_until(lambda: handled == [b"a", b"b"])
+                    await asyncio.sleep(0.5)
+                    assert dead.records == []
         finally:
             await broker.stop()
+        # Found: the retry log lines carried no exception text.
+        retries = [line for line in logs if line["event"] == "batch failed on a dependency; it will be retried"]
+        assert len(retries) == 2 and retries[0]["error"] == "AutoReconnect: connection refused"
 
     async def test_any_failure_while_the_database_does_not_answer_counts_as_an_outage(
         self, topics: CommonSettings, infra: Infra

@@ -1,5 +1,6 @@
 """The gauges that page someone: outbox backlog and age while Kafka refuses, consumer lag while a group is stuck."""
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -11,7 +12,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from shared.envelope import CloudEvent
 from shared.kafka import ensure_topics
 from shared.lag import LagMonitor
-from shared.metrics import CONSUMER_LAG, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
+from shared.metrics import CONSUMER_LAG, CONSUMER_STALLED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
 from shared.mongo import Document
 from shared.outbox import MongoOutboxLog, OutboxRelay, outbox_row
 from tests.infra import Infra, private_topics
@@ -87,3 +88,37 @@ async def test_consumer_lag_is_end_minus_committed_per_partition(infra: Infra) -
     assert stuck == {(group, topic, 0): 3, (group, topic, 1): 4}
     assert CONSUMER_LAG.labels(group, topic, "0")._value.get() == 3
     assert CONSUMER_LAG.labels(group, topic, "1")._value.get() == 4
+
+
+async def test_a_group_with_lag_that_does_not_move_is_reported_stalled_and_moving_clears_it(infra: Infra) -> None:
+    # Found: a consumer stuck on a poison batch kept /readyz at 200 and no metric said so.
+    topic, group = f"stall-{uuid.uuid4().hex[:8]}", f"stalled-{uuid.uuid4().hex[:6]}"
+    settings = private_topics(infra, topic, partitions=1).model_copy(update={"consumer_stall_seconds": 0.2})
+    await ensure_topics(settings, with_dlq=False)
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
+    await producer.start()
+    try:
+        for _ in range(3):
+            await producer.send_and_wait(topic, b"x", partition=0)
+    finally:
+        await producer.stop()
+    monitor = LagMonitor(settings, {group: [topic]}, interval=1)
+    await monitor.sample()
+    assert monitor.consumers()[group]["stalled"] is False  # lag, but just seen: not yet
+    await asyncio.sleep(0.3)
+    await monitor.sample()
+    assert monitor.consumers()[group] | {"seconds_since_progress": 0} == {
+        "lag": 3,
+        "seconds_since_progress": 0,
+        "stalled": True,
+    }
+    assert CONSUMER_STALLED.labels(group)._value.get() == 1
+    consumer = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, 0)])
+        await consumer.commit({TopicPartition(topic, 0): 3})  # it caught up
+    finally:
+        await consumer.stop()
+    await monitor.sample()
+    assert monitor.consumers()[group]["stalled"] is False and CONSUMER_STALLED.labels(group)._value.get() == 0
