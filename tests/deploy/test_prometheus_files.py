@@ -61,4 +61,5 @@ def test_every_alert_is_unit_tested_and_has_a_runbook_entry() -> None:
         assert isinstance(annotations, dict)
         assert annotations["runbook_url"] == f"docs/operations.md#{name.lower()}"
         assert name.lower() in anchors, f"docs/operations.md has no runbook section for {name}"
-        assert rule.get("labels", {}).get("severity") in {"critical", "warning"}  # type: ignore[union-attr]
+        labels = rule.get("labels", {})
+        assert isinstance(labels, dict) and labels.get("severity") in {"critical", "warning"}

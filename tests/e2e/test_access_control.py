@@ -37,7 +37,7 @@ async def make_key(stack: EmbeddedStack, team: str, scopes: list[str], **extra: 
     async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
         response = await http.post(f"/v1/teams/{team}/api-keys", json={"name": "t", "scopes": scopes, **extra})
     assert response.status_code == 201, response.text
-    return response.json()
+    return dict(response.json())
 
 
 async def eventually(check: Any, timeout: float = 15) -> None:

@@ -43,7 +43,7 @@ def fuzz_service(base_url: str, headers: dict[str, str], examples: int) -> list[
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
     failures: list[str] = []
     for result in schema.get_all_operations():
-        failures += fuzz_operation(result.ok(), base_url, headers, examples)
+        failures += fuzz_operation(result.ok(), base_url, headers, examples)  # type: ignore[union-attr]
     return failures
 
 

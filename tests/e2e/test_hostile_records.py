@@ -120,7 +120,7 @@ async def test_the_tracker_dead_letters_a_poison_report_and_applies_the_next(sta
         async def applied() -> bool:
             async with httpx.AsyncClient(base_url=stack.url("query"), headers=ADMIN) as http:
                 body = (await http.get(f"/v1/models/{owner}/m/versions/1.0.0/deployments")).json()
-            return body.get("environments", {}).get("prod", {}).get("status") == "deploying"
+            return bool(body.get("environments", {}).get("prod", {}).get("status") == "deploying")
 
         await until(applied)
         await dead.wait_for(lambda r: r.key == key)

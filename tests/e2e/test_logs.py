@@ -88,8 +88,10 @@ async def _scenario(stack: EmbeddedStack, receiver_port: int) -> None:
             lines = log_lines(stack)
             parsed = [json.loads(line) for _, line in lines]
             deliveries = (await tracker.get(f"/v1/teams/{team}/webhooks/{hook_id}/deliveries")).json()["items"]
-            handled = any(entry.get("event") == "command handled" and entry.get("team") == team for entry in parsed)
-            if handled and any(delivery["status"] == "delivered" for delivery in deliveries):
+            outcome_logged = any(
+                entry.get("event") == "command handled" and entry.get("team") == team for entry in parsed
+            )
+            if outcome_logged and any(delivery["status"] == "delivered" for delivery in deliveries):
                 break
         assert any(delivery["status"] == "delivered" for delivery in deliveries), deliveries
     for name, line in lines:

@@ -151,7 +151,7 @@ class TestReads:
         cursor = None
         pages = 0
         while True:
-            params = {"team": owner, "limit": 50, **({"cursor": cursor} if cursor else {})}
+            params: dict[str, str | int] = {"team": owner, "limit": 50, **({"cursor": cursor} if cursor else {})}
             page = (await query.get("/v1/models", params=params)).json()
             seen += [m["name"] for m in page["items"]]
             pages += 1

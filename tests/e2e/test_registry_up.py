@@ -89,7 +89,7 @@ class Up:
     """A running `registry up` and everything it printed so far."""
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process, self.output = process, []
+        self.process, self.output = process, list[str]()
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:

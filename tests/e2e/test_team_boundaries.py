@@ -108,7 +108,7 @@ class TestExistenceOracle:
 
 class Receiver:
     def __init__(self) -> None:
-        self.port, self.bodies = free_port(), []
+        self.port, self.bodies = free_port(), list[bytes]()
 
     async def endpoint(self, request: Request) -> Response:
         self.bodies.append(await request.body())

@@ -73,7 +73,7 @@ class TestPoisonIsolation:
                 raise ValueError("this record can never be stored")
             handled.extend(r.value for r in records)
 
-        records = [
+        records: list[tuple[bytes | None, list[tuple[str, bytes]], bytes]] = [
             (b"first", [], b"k"),
             (b"poison", [("authorization", b"Bearer mr_secret")], b"k"),
             (b"after", [], b"k"),

@@ -46,7 +46,7 @@ async def test_outbox_backlog_and_age_grow_while_publishing_fails_and_clear_afte
     async def write(session: AsyncClientSession) -> None:
         await db["outbox"].insert_many(rows, session=session)
 
-    await log.commit_numbered(mongo, rows, write)  # type: ignore[arg-type]
+    await log.commit_numbered(mongo, rows, write)
     with pytest.raises(ConnectionError):
         await relay.drain()
     await relay.sample()

@@ -89,7 +89,7 @@ async def subscribe(db: Any, team: str, url: str, deliveries: int) -> list[tuple
         for n in range(deliveries)
     ]
     await db[WEBHOOK_DELIVERIES].insert_many(docs)
-    return [(doc["_id"], team) for doc in docs]
+    return [(str(doc["_id"]), team) for doc in docs]
 
 
 @contextlib.asynccontextmanager

@@ -198,3 +198,10 @@ class InMemoryRepository:
     async def park(self, rows: list[tuple[str, str]]) -> None:
         for row_id, reason in rows:
             self.outbox[row_id]["parked_reason"] = reason
+
+    async def unsent(self) -> tuple[int, datetime | None]:
+        after = self.checkpoints.get(self.writer, {}).get("seq", 0)
+        rows = sorted(
+            (d for d in self.outbox.values() if d["writer"] == self.writer and d["seq"] > after), key=lambda d: d["seq"]
+        )
+        return len(rows), rows[0]["time"] if rows else None
