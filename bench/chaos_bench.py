@@ -17,34 +17,14 @@ from rich.console import Console
 from rich.table import Table
 
 from registry_cli.chaos import run_chaos
-from registry_cli.stack import EmbeddedStack, throwaway_stack
-from shared.keystore import issue_key
+from registry_cli.stack import throwaway_stack, unthrottled_admin_key
 
 console = Console()
 
 
-async def unthrottled_key(stack: EmbeddedStack) -> str:
-    """A platform:admin key whose rate limit is far above the load."""
-    from pymongo import AsyncMongoClient
-
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(stack.settings.mongodb_uri)
-    try:
-        key, _ = await issue_key(
-            client["model_registry"]["api_keys"],
-            team="platform",
-            name="chaos",
-            scopes=["platform:admin"],
-            created_by="chaos bench",
-            rate_limit=(1e6, 1_000_000),
-        )
-    finally:
-        await client.close()
-    return key.token
-
-
 async def main(args: argparse.Namespace) -> None:
     async with throwaway_stack("registry-chaos-") as stack:
-        token = await unthrottled_key(stack)
+        token = await unthrottled_admin_key(stack, name="chaos")
         console.print(f"chaos for {args.seconds:.0f}s at {args.rate:g} commands/s …")
         report = await run_chaos(
             stack,

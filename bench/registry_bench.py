@@ -29,10 +29,9 @@ from rich.table import Table
 
 from registration.handlers import Command, event_from_outbox, handle_commands
 from registration.repository import MongoRepository
-from registry_cli.stack import EmbeddedStack, throwaway_stack
+from registry_cli.stack import EmbeddedStack, throwaway_stack, unthrottled_admin_key
 from shared.auth import Principal
 from shared.envelope import CloudEvent
-from shared.keystore import issue_key
 from shared.messages import REGISTER_MODEL_VERSION
 from shared.outbox import OutboxRelay
 
@@ -52,19 +51,7 @@ def auth(stack: EmbeddedStack) -> dict[str, str]:
 
 async def use_unthrottled_admin_key(stack: EmbeddedStack) -> None:
     """Make the bench's own platform:admin key, with a rate limit far above its load, the stack's key."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri, tz_aware=True)
-    try:
-        key, _ = await issue_key(
-            client["model_registry"]["api_keys"],
-            team="platform",
-            name="bench",
-            scopes=["platform:admin"],
-            created_by="bench",
-            rate_limit=(1e6, 1_000_000),
-        )
-    finally:
-        await client.close()
-    stack.admin_key = key.token
+    stack.admin_key = await unthrottled_admin_key(stack, name="bench")
 
 
 def register(team: str, name: str, version: str, framework: str, token: str | None = None) -> CloudEvent:

@@ -5,7 +5,6 @@ Found: a body of 5,000 ``[`` (RecursionError), a structured event whose ``subjec
 fail and be retried forever, stopping every team's registrations, deployments and auditing.
 """
 
-import asyncio
 import json
 import uuid
 from typing import Any
@@ -18,6 +17,7 @@ from shared import messages
 from shared.envelope import CloudEvent
 from tests.factories import ADMIN_KEY, binary_record, register_event
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
+from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
@@ -37,16 +37,6 @@ STRUCTURED = [("content-type", b"application/cloudevents+json")]
 
 def team() -> str:
     return f"h{uuid.uuid4().hex[:8]}"
-
-
-async def until(check: Any, timeout: float = 20) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        found = await check()
-        if found:
-            return found
-        assert asyncio.get_running_loop().time() < deadline, "the valid record after the poison never landed"
-        await asyncio.sleep(0.1)
 
 
 async def readable(stack: EmbeddedStack, path: str) -> bool:

@@ -1,26 +1,22 @@
 """No team reads, suppresses, forges or learns of another team's data: ids, existence, forged records."""
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from registry_cli.config import free_port
 from registry_cli.stack import EmbeddedStack
 from shared import messages
 from shared.envelope import CloudEvent
 from tests.factories import ADMIN_KEY, register_event
 from tests.kafka_tools import publish_raw
 from tests.metrics_tools import scrape, total
+from tests.waiting import serving, until
 
 pytestmark = pytest.mark.e2e
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
@@ -39,14 +35,6 @@ def as_key(stack: EmbeddedStack, service: str, key: dict[str, Any], **headers: s
     return httpx.AsyncClient(
         base_url=stack.url(service), headers={"Authorization": f"Bearer {key['token']}", **headers}, timeout=10
     )
-
-
-async def until(check: Any, timeout: float = 20) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (found := await check()):
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
-    return found
 
 
 class TestIdempotencyKeys:
@@ -108,27 +96,11 @@ class TestExistenceOracle:
 
 class Receiver:
     def __init__(self) -> None:
-        self.port, self.bodies = free_port(), list[bytes]()
+        self.bodies: list[bytes] = []
 
     async def endpoint(self, request: Request) -> Response:
         self.bodies.append(await request.body())
         return Response(status_code=204)
-
-
-@contextlib.asynccontextmanager
-async def receiving() -> AsyncIterator[Receiver]:
-    box = Receiver()
-    app = Starlette(routes=[Route("/hook", box.endpoint, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=box.port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    try:
-        yield box
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 5)
 
 
 class TestForgedRecords:
@@ -138,9 +110,10 @@ class TestForgedRecords:
         victim = f"vic-{uuid.uuid4().hex[:6]}"
         key = await make_key(stack, victim)
         bootstrap = stack.settings.kafka_bootstrap
-        async with receiving() as receiver:
+        receiver = Receiver()
+        async with serving([Route("/hook", receiver.endpoint, methods=["POST"])]) as port:
             async with as_key(stack, "deploy-tracker", key) as tracker:
-                hook = {"url": f"http://127.0.0.1:{receiver.port}/hook", "event_types": ["*"]}
+                hook = {"url": f"http://127.0.0.1:{port}/hook", "event_types": ["*"]}
                 assert (await tracker.post(f"/v1/teams/{victim}/webhooks", json=hook)).status_code == 201
             forged_event = CloudEvent(
                 source="/registry/registration",

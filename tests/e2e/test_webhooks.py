@@ -1,7 +1,6 @@
 """Webhook deliveries to a local receiver: signed, filtered, retried, dead-lettered, isolated."""
 
 import asyncio
-import contextlib
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -9,17 +8,15 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from registry_cli.config import free_port
 from registry_cli.stack import EmbeddedStack
 from tests.factories import ADMIN_KEY
+from tests.waiting import serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
@@ -30,7 +27,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.received: dict[str, list[tuple[dict[str, str], bytes]]] = defaultdict(list)
-        self.port = free_port()
+        self.port = 0  # set once it serves
 
     async def endpoint(self, request: Request) -> Response:
         path = request.path_params["path"]
@@ -48,15 +45,9 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     box = Receiver()
-    app = Starlette(routes=[Route("/{path}", box.endpoint, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=box.port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    yield box
-    server.should_exit = True
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(task, 5)
+    async with serving([Route("/{path}", box.endpoint, methods=["POST"])]) as port:
+        box.port = port
+        yield box
 
 
 async def eventually(check: Any, timeout: float = 30) -> None:

@@ -5,23 +5,21 @@ import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import uvicorn
 from pymongo import AsyncMongoClient
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.webhook_secrets import new_secret
-from deploy_tracker.webhooks import DeliveryWorker
-from registry_cli.config import free_port
+from deploy_tracker.webhooks import DeliveryWorker, fan_out
+from shared.envelope import CloudEvent
 from shared.mongo import WEBHOOK_DELIVERIES, WEBHOOKS, ensure_indexes
 from tests.infra import Infra
+from tests.waiting import serving, until
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +28,7 @@ class Receiver:
     """Counts requests; a holding receiver answers none until released."""
 
     def __init__(self, *, holding: bool = False) -> None:
-        self.port, self.hits = free_port(), 0
+        self.hits = 0
         self.released = asyncio.Event()
         if not holding:
             self.released.set()
@@ -40,20 +38,8 @@ class Receiver:
         await self.released.wait()
         return Response(status_code=204)
 
-
-@contextlib.asynccontextmanager
-async def serving(box: Receiver) -> AsyncIterator[Receiver]:
-    app = Starlette(routes=[Route("/{path}", box.endpoint, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=box.port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    try:
-        yield box
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 5)
+    def routes(self) -> list[Route]:
+        return [Route("/hook", self.endpoint, methods=["POST"])]
 
 
 @pytest.fixture
@@ -66,30 +52,13 @@ async def db(infra: Infra, db_name: str) -> AsyncIterator[Any]:
 
 
 async def subscribe(db: Any, team: str, url: str, deliveries: int) -> list[tuple[str, str]]:
-    hook = f"wh_{uuid.uuid4().hex[:8]}"
-    now = datetime.now(UTC)
+    """A subscription of ``team`` to ``url`` and ``deliveries`` pending deliveries (made by fan-out)."""
     await db[WEBHOOKS].insert_one(
-        {"_id": hook, "team": team, "url": url, "event_types": ["*"], "active": True, "secret": new_secret()}
+        {"_id": f"wh_{uuid.uuid4().hex[:8]}", "team": team, "url": url, "event_types": ["*"], "active": True}
+        | {"secret": new_secret()}
     )
-    docs = [
-        {
-            "_id": f"{hook}:{n}",
-            "webhook_id": hook,
-            "team": team,
-            "event_id": str(n),
-            "event_type": "t",
-            "body": "{}",
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "lease_until": now,
-            "created_at": now,
-            "errors": [],
-        }
-        for n in range(deliveries)
-    ]
-    await db[WEBHOOK_DELIVERIES].insert_many(docs)
-    return [(str(doc["_id"]), team) for doc in docs]
+    events = [CloudEvent(source="/t", type="t", data={"team": team, "n": n}) for n in range(deliveries)]
+    return await fan_out(db, events)
 
 
 @contextlib.asynccontextmanager
@@ -101,13 +70,6 @@ async def working(worker: DeliveryWorker) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def until(check: Any, timeout: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_name_that_rebinds_to_loopback_after_vetting_is_never_called(
@@ -127,8 +89,9 @@ async def test_a_name_that_rebinds_to_loopback_after_vetting_is_never_called(
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
     settings = DeployTrackerSettings(webhook_timeout_seconds=1.0, webhook_max_attempts=1, allow_private_webhooks=False)
     worker = DeliveryWorker(db, settings)
-    async with serving(Receiver()) as inside:
-        queued = await subscribe(db, "evil", f"http://rebind.test:{inside.port}/hook", 1)
+    inside = Receiver()
+    async with serving(inside.routes()) as port:
+        queued = await subscribe(db, "evil", f"http://rebind.test:{port}/hook", 1)
         async with working(worker):
             worker.enqueue(queued)
 
@@ -148,9 +111,10 @@ async def test_one_teams_slow_endpoints_do_not_starve_another_team(db: Any) -> N
         webhook_timeout_seconds=60.0, webhook_concurrency=8, webhook_team_concurrency=2, allow_private_webhooks=True
     )
     worker = DeliveryWorker(db, settings)
-    async with serving(Receiver(holding=True)) as slow, serving(Receiver()) as fast:
-        slow_queue = await subscribe(db, "slow-team", f"http://127.0.0.1:{slow.port}/hook", 20)
-        fast_queue = await subscribe(db, "fast-team", f"http://127.0.0.1:{fast.port}/hook", 3)
+    slow, fast = Receiver(holding=True), Receiver()
+    async with serving(slow.routes()) as slow_port, serving(fast.routes()) as fast_port:
+        slow_queue = await subscribe(db, "slow-team", f"http://127.0.0.1:{slow_port}/hook", 20)
+        fast_queue = await subscribe(db, "fast-team", f"http://127.0.0.1:{fast_port}/hook", 3)
         async with working(worker):
             worker.enqueue(slow_queue)
 
@@ -163,6 +127,8 @@ async def test_one_teams_slow_endpoints_do_not_starve_another_team(db: Any) -> N
             async def fast_delivered() -> bool:
                 return fast.hits == 3
 
-            await until(fast_delivered, timeout=15)  # while every slow delivery is still held
+            await until(
+                fast_delivered, timeout=15, what="the fast team's deliveries"
+            )  # while every slow delivery is still held
             assert slow.hits == settings.webhook_team_concurrency  # its share, not every slot
             slow.released.set()

@@ -120,10 +120,7 @@ async def _produce(stack: EmbeddedStack, token: str, load: _Load, *, rate: float
                     "artifact_uri": f"s3://chaos/{model}/{version}.onnx",
                 },
             )
-            with contextlib.suppress(Exception):  # not acknowledged: not counted as sent
-                value, headers = command.to_kafka()
-                key = f"{load.team}/{model}".encode()
-                await producer.send_and_wait("registry.commands", value, key=key, headers=headers)
+            if await _sent(producer, "registry.commands", command, f"{load.team}/{model}"):
                 load.commands[command.id] = (model, version)
                 load.versions.append((model, version))
             if sequence % 5 == 4 and load.versions:  # on a version sent a while ago: applied, or not_found
@@ -149,10 +146,18 @@ async def _report(producer: AIOKafkaProducer, token: str, load: _Load, target: t
             "occurred_at": (datetime.now(UTC) - timedelta(seconds=1)).isoformat(),
         },
     )
-    with contextlib.suppress(Exception):
-        value, headers = report.to_kafka()
-        await producer.send_and_wait("deploy.events", value, key=f"{load.team}/{model}".encode(), headers=headers)
+    if await _sent(producer, "deploy.events", report, f"{load.team}/{model}"):
         load.reports.add(report.id)
+
+
+async def _sent(producer: AIOKafkaProducer, topic: str, event: CloudEvent, key: str) -> bool:
+    """Publish ``event``; whether the broker acknowledged it (only then does it count as sent)."""
+    value, headers = event.to_kafka()
+    try:
+        await producer.send_and_wait(topic, value, key=key.encode(), headers=headers)
+    except Exception:
+        return False
+    return True
 
 
 async def _kill_now_and_then(

@@ -22,8 +22,10 @@ from registry_cli.observe import prometheus_argv
 from registry_cli.processes import Child, check_port_free, wait_for_port
 from registry_cli.secrets import load_or_create
 from registry_cli.supervise import Supervisor
+from shared.auth import PLATFORM_TEAM
 from shared.bootstrap import store_bootstrap_key
 from shared.kafka import ensure_topics
+from shared.keystore import issue_key
 from shared.mongo import ensure_indexes, make_client
 from shared.settings import CommonSettings
 
@@ -212,6 +214,24 @@ class EmbeddedStack:
         """
         infrastructure = {child.name: child for child in (self.kafka, self.mongo, self.prometheus) if child}
         return Supervisor(services=self.services, infrastructure=infrastructure, report=report, **policy)
+
+
+async def unthrottled_admin_key(stack: EmbeddedStack, *, name: str) -> str:
+    """A new ``platform:admin`` key whose rate limit is far above any load (benchmarks, chaos)."""
+    settings = common_settings(stack.settings)
+    client = make_client(settings)
+    try:
+        key, _ = await issue_key(
+            client[settings.mongodb_database]["api_keys"],
+            team=PLATFORM_TEAM,
+            name=name,
+            scopes=["platform:admin"],
+            created_by=name,
+            rate_limit=(1e6, 1_000_000),
+        )
+    finally:
+        await client.close()
+    return key.token
 
 
 @contextlib.asynccontextmanager
