@@ -1,10 +1,12 @@
 """``registry dlq show|replay``: inspect dead-lettered records and send them back to their topic.
 
-A record lands in ``<topic>.dlq`` with its original bytes, key and headers plus ``dlq_*``
-headers saying where it came from and why. Replaying republishes the original (without the
-``dlq_*`` headers) to its source topic, under a consumer group, so each dead letter is
-replayed once however often the command runs. Replay after fixing what refused it: a record
-that still cannot be decoded simply comes back to the DLQ.
+A record lands in ``<topic>.dlq`` with its original bytes, key and headers (but never its
+``authorization`` header: whoever reads the DLQ must not collect producers' keys) plus ``dlq_*``
+headers saying where it came from and why. Commands and deployment reports act with a key, so
+``replay --api-key`` attaches one (checked like any other key) to what it sends back.
+Replaying republishes the original (without the ``dlq_*`` headers) to its source topic, under
+a consumer group, so each dead letter is replayed once however often the command runs. Replay
+after fixing what refused it: a record that still cannot be decoded comes back to the DLQ.
 """
 
 from __future__ import annotations
@@ -37,8 +39,12 @@ class DeadLetter:
     def header(self, name: str) -> str | None:
         return next((v.decode("utf-8", "replace") for k, v in self.headers if k == name), None)
 
-    def original_headers(self) -> list[tuple[str, bytes]]:
-        return [(k, v) for k, v in self.headers if not k.startswith("dlq_")]
+    def original_headers(self, authorization: str | None = None) -> list[tuple[str, bytes]]:
+        """The headers it had before it was dead-lettered, with ``authorization`` when one is given."""
+        kept = [(k, v) for k, v in self.headers if not k.startswith("dlq_")]
+        if authorization is None:
+            return kept
+        return [(k, v) for k, v in kept if k.lower() != "authorization"] + [("authorization", authorization.encode())]
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -86,7 +92,7 @@ async def read_dead_letters(consumer: AIOKafkaConsumer, topic: str, *, from_star
     return letters
 
 
-async def replay(bootstrap: str, topic: str, *, dry_run: bool) -> list[DeadLetter]:
+async def replay(bootstrap: str, topic: str, *, dry_run: bool, api_key: str | None = None) -> list[DeadLetter]:
     """Republish every dead letter of ``topic``.dlq not replayed before.
 
     All or nothing by design: a filter would have to leave holes in the group's offsets.
@@ -103,7 +109,7 @@ async def replay(bootstrap: str, topic: str, *, dry_run: bool) -> list[DeadLette
                     letter.header("dlq_source_topic") or topic,
                     letter.value,
                     key=letter.key,
-                    headers=letter.original_headers(),
+                    headers=letter.original_headers(f"Bearer {api_key}" if api_key else None),
                 )
         finally:
             await producer.stop()
@@ -131,9 +137,13 @@ def show(
 def replay_command(
     topic: Annotated[str, typer.Argument(help="The source topic, e.g. registry.commands")],
     dry_run: Annotated[bool, typer.Option(help="List what would be replayed; send nothing")] = False,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="REGISTRY_API_KEY", help="Key the replayed commands or reports act with"),
+    ] = None,
     bootstrap_servers: Bootstrap = "127.0.0.1:9092",
 ) -> None:
     """Send dead letters not replayed before back to their source topic, original headers and key."""
-    letters = asyncio.run(replay(bootstrap_servers, topic, dry_run=dry_run))
+    letters = asyncio.run(replay(bootstrap_servers, topic, dry_run=dry_run, api_key=api_key))
     verb = "would replay" if dry_run else "replayed"
     typer.echo(f"{verb} {len(letters)} record(s) to {topic}")
