@@ -25,6 +25,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED, Document
+from shared.settings import ConfigurationError
 
 GENESIS = "0" * 64
 VERSION = 2
@@ -93,7 +94,7 @@ class ChainKey:
 
     def __init__(self, key: bytes) -> None:
         if len(key) < 16:
-            raise ValueError("AUDIT_CHAIN_KEY must be at least 16 bytes")
+            raise ConfigurationError("AUDIT_CHAIN_KEY must be at least 16 bytes")
         self._key = key
 
     def link(self, prev_hash: str, entry: Document) -> str:

@@ -8,6 +8,10 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class ConfigurationError(RuntimeError):
+    """A service cannot start with these settings; the message says what to set."""
+
+
 def _shared(name: str) -> AliasChoices:
     """Accept both the service-prefixed variable and the shared, unprefixed one."""
     return AliasChoices(name.upper(), name)

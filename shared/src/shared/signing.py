@@ -18,13 +18,13 @@ import hmac
 from collections.abc import Iterable
 
 from shared.envelope import CloudEvent, Headers
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, ConfigurationError
 
 SIGNATURE_HEADER = "ce_registrysignature"  # a CloudEvents extension attribute in binary mode
 PRINCIPAL_HEADER = "ce_principal"  # key id a service acted for (the tracker's HTTP bridge)
 
 
-class SigningKeyMissing(RuntimeError):
+class SigningKeyMissing(ConfigurationError):
     """A service was started without ``EVENT_SIGNING_KEY``."""
 
 
@@ -46,7 +46,7 @@ class EventSigner:
 
     def __init__(self, key: bytes, *, previous: bytes | None = None) -> None:
         if len(key) < 16:
-            raise ValueError("EVENT_SIGNING_KEY must be at least 16 bytes")
+            raise ConfigurationError("EVENT_SIGNING_KEY must be at least 16 bytes")
         self._key, self._verifying = key, [key, *([previous] if previous else [])]
 
     @classmethod

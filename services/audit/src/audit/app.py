@@ -13,9 +13,10 @@ from shared.http_app import service_app
 from shared.identity import RecordIdentity
 from shared.kafka import make_broker
 from shared.mongo import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED, ensure_indexes, make_client, pinger
+from shared.settings import ConfigurationError
 
 
-class ChainKeyMissing(RuntimeError):
+class ChainKeyMissing(ConfigurationError):
     """The audit service was started without ``AUDIT_CHAIN_KEY``."""
 
 

@@ -1,0 +1,26 @@
+"""A service started with settings that cannot work says what to set, in one line, and exits 2."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize(
+    ("module", "env", "says"),
+    [
+        ("registration", {}, "EVENT_SIGNING_KEY is not set"),
+        ("audit", {"EVENT_SIGNING_KEY": "k" * 32, "AUDIT_CHAIN_KEY": ""}, "AUDIT_CHAIN_KEY must be at least 16 bytes"),
+        ("query", {"EVENT_SIGNING_KEY": "k" * 32, "QUERY_HTTP_PORT": "x"}, "invalid settings (http_port"),
+    ],
+)
+def test_a_service_that_cannot_start_says_why_in_one_line(module: str, env: dict[str, str], says: str) -> None:
+    clean = {k: v for k, v in os.environ.items() if k not in ("EVENT_SIGNING_KEY", "AUDIT_CHAIN_KEY")}
+    done = subprocess.run(
+        [sys.executable, "-m", module], env={**clean, **env}, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and says in done.stderr
