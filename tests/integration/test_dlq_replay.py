@@ -59,7 +59,7 @@ async def test_dead_letters_are_shown_and_replayed_exactly_once(infra: Infra) ->
         await consumer.stop()
     [record] = [record for records in batches.values() for record in records]
     assert record.value == b'{"x": 1}' and record.key == b"team/model"
-    assert record.headers == [
+    assert list(record.headers) == [
         ("ce_type", b"registry.command.register_model_version"),
         ("authorization", b"Bearer mr_abcdefgh_secret"),
     ]
