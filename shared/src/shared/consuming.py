@@ -27,6 +27,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from shared.kafka import DEAD_LETTERS, dead_letter
+from shared.logs import describe
 from shared.metrics import CONSUMER_BATCHES_RETRIED, observed_batch
 from shared.settings import CommonSettings
 
@@ -39,11 +40,6 @@ HANDLER_FAILED = "handler_failed"
 
 
 _UNAVAILABLE = (ConnectionFailure, KafkaConnectionError, AIOKafkaTimeoutError, TimeoutError, ConnectionError)
-
-
-def describe(exc: BaseException) -> str:
-    """Exception type and message, bounded, for log lines and dead-letter headers."""
-    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from contextvars import ContextVar
+from typing import TypeGuard
 
 import structlog
 
@@ -24,7 +25,7 @@ def current() -> str | None:
 _ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def acceptable(correlation_id: object) -> bool:
+def acceptable(correlation_id: object) -> TypeGuard[str]:
     """Whether a correlation id given by a caller is a short token that may be kept and logged."""
     return isinstance(correlation_id, str) and _ACCEPTABLE.match(correlation_id) is not None
 
@@ -34,7 +35,7 @@ def bind(correlation_id: str | None) -> str:
 
     A value that is not a short token is replaced, so callers cannot inject text into logs.
     """
-    value = correlation_id if correlation_id and acceptable(correlation_id) else new_id()
+    value = correlation_id if acceptable(correlation_id) else new_id()
     _correlation_id.set(value)
     structlog.contextvars.bind_contextvars(correlation_id=value)
     return value

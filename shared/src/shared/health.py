@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
+from shared.logs import describe
 from shared.problems import Problem, problem_response
 
 Check = Callable[[], Awaitable[object]]
@@ -39,7 +40,7 @@ class Readiness:
                 DEPENDENCY_UP.labels(name).set(1)
             except Exception as exc:  # any failure means not ready; say which and why
                 DEPENDENCY_UP.labels(name).set(0)
-                failed[name] = f"{type(exc).__name__}: {exc}"[:300]
+                failed[name] = describe(exc, limit=300)
         return failed
 
     async def watch(self, interval: float) -> None:

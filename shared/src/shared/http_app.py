@@ -97,11 +97,7 @@ def service_app(
             await client.close()
 
     metrics.set_build_info(settings.service_name)
-    app = FastAPI(
-        title=f"Model Registry: {settings.service_name}",
-        version=VERSION,
-        lifespan=lifespan,
-    )
+    app = FastAPI(title=f"Model Registry: {settings.service_name}", version=VERSION, lifespan=lifespan)
     problems.install(app)
     # Added before the observing middleware below, so it runs inside it (correlation id, metrics).
     app.add_middleware(RequestBounds, guard=guard, max_body_bytes=settings.max_body_bytes)

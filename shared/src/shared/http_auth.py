@@ -25,6 +25,7 @@ class Guard:
     async def __call__(
         self,
         request: Request,
+        # Read from the request by authenticate(); declared so /openapi.json documents both headers.
         authorization: Annotated[str | None, Header()] = None,
         x_api_key: Annotated[str | None, Header()] = None,
     ) -> Principal:

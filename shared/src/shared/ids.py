@@ -6,6 +6,16 @@ import hashlib
 
 from shared.versioning import precedence_key
 
+# Records of nobody: the sender-scoped namespace of commands and reports without a valid key
+# (not a slug, so it is no team's), and the Kafka key and subject of their outcomes.
+ANONYMOUS_SCOPE = "~anonymous"
+ANONYMOUS = "anonymous"
+
+
+def sender_scoped(team: str | None, ce_id: str) -> str:
+    """A sender-chosen ``ce_id`` within its sender's team, so no other sender can collide with it."""
+    return f"{team or ANONYMOUS_SCOPE}/{ce_id}"
+
 
 def model_id(team: str, name: str) -> str:
     """The stable id of a model, derived from its team and name."""

@@ -12,8 +12,6 @@ import math
 import re
 from typing import Any
 
-MAX_DEPTH = 32
-MAX_NODES = 20_000
 MAX_STRING = 16_384
 MAX_KEY = 256
 INT64 = (-(2**63), 2**63 - 1)
@@ -34,7 +32,7 @@ def check_field_name(name: str) -> None:
         )
 
 
-def check_document(value: Any, *, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES) -> None:
+def check_document(value: Any, *, max_depth: int, max_nodes: int) -> None:
     """Walk ``value`` (parsed JSON) and raise :class:`JsonBoundsError` at the first value out of bounds."""
     stack: list[tuple[Any, int, str]] = [(value, 0, "$")]
     nodes = 0

@@ -17,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from shared.kafka import admin_client, offsets_consumer
+from shared.logs import describe
 from shared.metrics import CONSUMER_LAG, CONSUMER_STALLED
 from shared.settings import CommonSettings
 
@@ -31,11 +32,11 @@ class LagMonitor:
         self._stall_after = settings.consumer_stall_seconds
         # Per group: the committed offsets last seen and when they last moved.
         self._progress: dict[str, tuple[dict[tuple[str, int], int], float]] = {}
-        self.status: dict[str, dict[str, Any]] = {}
+        self._status: dict[str, dict[str, Any]] = {}
 
     def consumers(self) -> dict[str, dict[str, Any]]:
         """Lag and progress of each group at the last sample (the ``consumers`` field of ``/readyz``)."""
-        return dict(self.status)
+        return dict(self._status)
 
     def _track_progress(self, group: str, committed: dict[tuple[str, int], int], lag: int) -> None:
         """A group is stalled when it has lag and its committed offsets have not moved for a while."""
@@ -46,7 +47,7 @@ class LagMonitor:
         idle = now - moved_at
         stalled = lag > 0 and idle > self._stall_after
         CONSUMER_STALLED.labels(group).set(1 if stalled else 0)
-        self.status[group] = {"lag": lag, "seconds_since_progress": round(idle, 1), "stalled": stalled}
+        self._status[group] = {"lag": lag, "seconds_since_progress": round(idle, 1), "stalled": stalled}
         if stalled:
             log.warning("consumer group is stalled", group=group, lag=lag, seconds_since_progress=round(idle))
 
@@ -93,5 +94,5 @@ class LagMonitor:
             try:
                 await self.sample()
             except Exception as exc:  # the broker may be away; readiness reports that, not this loop
-                log.warning("consumer lag sample failed", error=f"{type(exc).__name__}: {exc}"[:300])
+                log.warning("consumer lag sample failed", error=describe(exc, limit=300))
             await asyncio.sleep(self._interval)

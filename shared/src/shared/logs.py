@@ -14,6 +14,11 @@ SECRET_FIELDS = frozenset({"authorization", "api_key", "token", "secret", "passw
 _KEY_PATTERN = re.compile(r"mr_[A-Za-z0-9]{8}_[A-Za-z0-9_-]{8,}")
 
 
+def describe(exc: BaseException, *, limit: int = 500) -> str:
+    """Exception type and message, bounded, for log lines, stored errors and dead-letter headers."""
+    return f"{type(exc).__name__}: {exc}"[:limit]
+
+
 def redact_secrets(_logger: object, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Last line of defence: drop secret-named fields and mask anything shaped like an API key.
 

@@ -130,9 +130,9 @@ RETIRED_INDEXES: dict[str, list[str]] = {
 async def ensure_indexes(db: AsyncDatabase[Document], collections: list[str] | None = None) -> None:
     """Create the declared indexes of ``collections`` (default: all) and drop retired ones; idempotent."""
     for name in collections or list(INDEXES):
-        retired = set(RETIRED_INDEXES.get(name, ())) & set(await db[name].index_information())
-        for index in sorted(retired):
-            await db[name].drop_index(index)
+        if name in RETIRED_INDEXES:
+            for index in sorted(set(RETIRED_INDEXES[name]) & set(await db[name].index_information())):
+                await db[name].drop_index(index)
         await db[name].create_indexes(INDEXES[name])
 
 

@@ -33,6 +33,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.envelope import CloudEvent
+from shared.logs import describe
 from shared.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PARKED, OUTBOX_PUBLISHED
 from shared.mongo import Document
 from shared.signing import EventSigner
@@ -240,13 +241,13 @@ def kafka_publisher(broker: KafkaBroker, topic: str, signer: EventSigner) -> Pub
             try:
                 future = await broker.publish(value, topic=topic, key=key, headers=header_map, no_confirm=True)
             except REFUSED_FOR_GOOD as exc:
-                parked.append((row, f"{type(exc).__name__}: {exc}"[:500]))
+                parked.append((row, describe(exc)))
                 continue
             sent.append((row, future))
         results = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
         for (row, _), result in zip(sent, results, strict=True):
             if isinstance(result, REFUSED_FOR_GOOD):
-                parked.append((row, f"{type(result).__name__}: {result}"[:500]))
+                parked.append((row, describe(result)))
             elif isinstance(result, BaseException):
                 raise result
         return parked

@@ -12,8 +12,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shared import correlation
 
 PROBLEM_JSON = "application/problem+json"
-# Statuses raised by the framework itself (unknown route, body over the limit) and their types.
-_HTTP_REASONS = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}  # see shared.request_bounds
+# Statuses raised by the framework itself (unknown route, wrong method) or by the body limit
+# (shared.request_bounds): reason code of the problem type, and title.
+_HTTP_PROBLEMS = {
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    413: ("too_large", "Content too large"),
+}
 CORRELATION_HEADER = "X-Correlation-ID"
 
 
@@ -49,6 +54,12 @@ def problem_response(problem: Problem) -> JSONResponse:
     return JSONResponse(body, status_code=problem.status, media_type=PROBLEM_JSON, headers=problem.headers)
 
 
+def status_problem(status: int, detail: str) -> Problem:
+    """The problem of an HTTP status the framework (or the body limit) answers with."""
+    reason, title = _HTTP_PROBLEMS.get(status, (None, detail))
+    return Problem(status, title, detail, type_=f"urn:registry:problem:{reason}" if reason else "about:blank")
+
+
 def _clean_errors(errors: Any) -> list[dict[str, Any]]:
     return [{"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")} for err in errors]
 
@@ -74,7 +85,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        reason = _HTTP_REASONS.get(exc.status_code)
-        type_ = f"urn:registry:problem:{reason}" if reason else "about:blank"
-        title = {413: "Content too large"}.get(exc.status_code, str(exc.detail))
-        return problem_response(Problem(exc.status_code, title, str(exc.detail), type_=type_))
+        return problem_response(status_problem(exc.status_code, str(exc.detail)))

@@ -19,9 +19,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.http_auth import Guard
-from shared.problems import Problem, problem_response
-
-TOO_LARGE_TYPE = "urn:registry:problem:too_large"
+from shared.problems import Problem, problem_response, status_problem
 
 
 class BodyTooLarge(HTTPException):
@@ -31,20 +29,19 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"the request body is over the limit of {limit} bytes")
 
 
-def _declared_length(scope: Scope) -> int | None:
+def _body(scope: Scope) -> tuple[bool, int | None]:
+    """Whether the request has a body, and its declared length (``None``: chunked or unreadable)."""
+    length: int | None = None
+    chunked = False
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return None
-    return None
-
-
-def _has_body(scope: Scope) -> bool:
-    length = _declared_length(scope)
-    chunked = any(name == b"transfer-encoding" for name, _ in scope.get("headers", ()))
-    return chunked or bool(length)
+                length = None
+        elif name == b"transfer-encoding":
+            chunked = True
+    return chunked or bool(length), length
 
 
 class RequestBounds:
@@ -54,13 +51,13 @@ class RequestBounds:
         self.app, self.guard, self.limit, self.prefix = app, guard, max_body_bytes, prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _has_body(scope):
+        has_body, declared = _body(scope) if scope["type"] == "http" else (False, None)
+        if not has_body:
             await self.app(scope, receive, send)
             return
-        declared = _declared_length(scope)
         if declared is not None and declared > self.limit:
-            problem = Problem(413, "Content too large", BodyTooLarge(self.limit).detail, type_=TOO_LARGE_TYPE)
-            await problem_response(problem)(scope, receive, send)
+            too_large = BodyTooLarge(self.limit)
+            await problem_response(status_problem(too_large.status_code, too_large.detail))(scope, receive, send)
             return
         if scope["path"].startswith(self.prefix):
             try:

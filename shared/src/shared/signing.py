@@ -67,9 +67,14 @@ class EventSigner:
         """``headers`` plus the signature of the record."""
         return [*headers, (SIGNATURE_HEADER, _mac(self._key, value, headers).encode())]
 
-    def encode(self, event: CloudEvent) -> tuple[bytes, dict[str, str]]:
-        """``event`` in binary mode, signed, with headers as FastStream publishes them."""
+    def encode(self, event: CloudEvent, *, acting_for: str | None = None) -> tuple[bytes, dict[str, str]]:
+        """``event`` in binary mode, signed, with headers as FastStream publishes them.
+
+        ``acting_for`` is the key id of the caller a service publishes for (``ce_principal``).
+        """
         value, headers = event.to_kafka()
+        if acting_for is not None:
+            headers.append((PRINCIPAL_HEADER, acting_for.encode()))
         return value, {name: raw.decode() for name, raw in self.sign(value, headers)}
 
     def verify(self, value: bytes | None, headers: Iterable[tuple[str, bytes]]) -> bool:

@@ -236,15 +236,14 @@ async def unthrottled_admin_key(stack: EmbeddedStack, *, name: str) -> str:
 
 @contextlib.asynccontextmanager
 async def throwaway_stack(
-    prefix: str, *, before_services: Callable[[EmbeddedStack], Awaitable[None]] | None = None, **overrides: Any
+    prefix: str, *, before_services: Callable[[EmbeddedStack], Awaitable[None]] | None = None
 ) -> AsyncIterator[EmbeddedStack]:
     """A quiet stack on free ports in a temporary directory, stopped and removed afterwards.
 
-    ``before_services`` runs once the broker and database are up (to seed keys or data);
-    ``overrides`` are :class:`StackSettings` fields.
+    ``before_services`` runs once the broker and database are up (to seed keys or data).
     """
     with tempfile.TemporaryDirectory(prefix=prefix) as data_dir:
-        stack = EmbeddedStack(throwaway_settings(Path(data_dir), **overrides), quiet=True)
+        stack = EmbeddedStack(throwaway_settings(Path(data_dir)), quiet=True)
         try:
             await stack.start_infrastructure()
             if before_services is not None:

@@ -58,6 +58,7 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
     )
     repo = MongoRepository(client, service.db, writer=writer_id())
     identity = RecordIdentity(keystore=service.keystore, signer=service.signer)
+    probe = pinger(client)
     relay = OutboxRelay(
         repo=repo,
         publish=kafka_publisher(broker, settings.topic_events, service.signer),
@@ -77,7 +78,7 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
         settings,
         handle_batch=handle_batch,
         identity=identity,
-        probe=pinger(client),
+        probe=probe,
     )
     worker = DeliveryWorker(service.db, settings)
 
@@ -86,7 +87,7 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
         worker.enqueue(created)
         return len(created)
 
-    register_event_subscriber(broker, settings, fan_out=deliver, identity=identity, probe=pinger(client))
+    register_event_subscriber(broker, settings, fan_out=deliver, identity=identity, probe=probe)
     service.app.include_router(
         build_router(broker=broker, topic=settings.topic_deploy, guard=service.guard, signer=service.signer)
     )

@@ -14,14 +14,11 @@ from deploy_tracker.transitions import decide, overall
 from shared import messages
 from shared.auth import Principal
 from shared.envelope import CloudEvent
-from shared.ids import model_id, version_id
+from shared.ids import ANONYMOUS, model_id, sender_scoped, version_id
 from shared.mongo import Document
 from shared.outbox import OutboxLog, outbox_row
 
 SOURCE = "/registry/deploy-tracker"
-
-
-ANONYMOUS = "~anonymous"  # not a slug: no team's namespace
 
 
 @dataclass(frozen=True)
@@ -34,7 +31,7 @@ class Report:
     @property
     def key(self) -> str:
         """The report's identity: its ``ce_id`` within the sender's team, so no other sender can suppress it."""
-        return f"{self.principal.team if self.principal else ANONYMOUS}/{self.event.id}"
+        return sender_scoped(self.principal.team if self.principal else None, self.event.id)
 
 
 @dataclass
@@ -194,7 +191,7 @@ def _emit(
     name: str | None,
     model: str | None,
 ) -> None:
-    key = f"{team}/{name}" if team and name else (team or "anonymous")
+    key = f"{team}/{name}" if team and name else (team or ANONYMOUS)
     event = CloudEvent(
         source=SOURCE,
         type=event_type,

@@ -11,7 +11,7 @@ from shared.auth import Principal
 from shared.envelope import CloudEvent
 from shared.http_auth import Guard
 from shared.problems import Problem
-from shared.signing import PRINCIPAL_HEADER, EventSigner
+from shared.signing import EventSigner
 
 SOURCE = "/registry/deploy-tracker/http"
 
@@ -67,11 +67,8 @@ def build_router(*, broker: KafkaBroker, topic: str, guard: Guard, signer: Event
             correlation_id=correlation.current() or correlation.new_id(),
             data=data.model_dump(mode="json"),
         )
-        value, headers = event.to_kafka()
-        signed = signer.sign(value, [*headers, (PRINCIPAL_HEADER, caller.key_id.encode())])
-        await broker.publish(
-            value, topic=topic, key=f"{data.team}/{data.name}".encode(), headers={k: v.decode() for k, v in signed}
-        )
+        value, headers = signer.encode(event, acting_for=caller.key_id)
+        await broker.publish(value, topic=topic, key=f"{data.team}/{data.name}".encode(), headers=headers)
         return {"event_id": event.id, "status": "accepted"}
 
     return router

@@ -14,7 +14,7 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -60,7 +60,8 @@ def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
-def _parts(url: str) -> tuple[str, str, int]:
+def _parts(url: str) -> tuple[SplitResult, str, int]:
+    """The URL's parts, host and port, or :class:`TargetRefused` when it is no plain http(s) URL."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise TargetRefused("the URL must be http(s)://host/…")
@@ -70,12 +71,12 @@ def _parts(url: str) -> tuple[str, str, int]:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise TargetRefused("the URL's port is not a number in range") from None
-    return parts.scheme, parts.hostname, port
+    return parts, parts.hostname, port
 
 
 async def vet(url: str, *, allow_private: bool, resolver: Resolver) -> Target:
     """Resolve ``url``'s host once, refuse it unless every address is public, and pin the first."""
-    scheme, hostname, port = _parts(url)
+    parts, hostname, port = _parts(url)
     addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in await resolver(hostname, port)]
     if not addresses:
         raise TargetRefused(f"{hostname!r} has no address")
@@ -83,10 +84,8 @@ async def vet(url: str, *, allow_private: bool, resolver: Resolver) -> Target:
         raise TargetRefused(f"{hostname!r} resolves to an address that is not public")
     pinned = addresses[0]
     literal = f"[{pinned}]" if pinned.version == 6 else str(pinned)
-    parts = urlsplit(url)
-    netloc = f"{literal}:{port}"
-    host_header = parts.netloc.rsplit("@", 1)[-1]
-    return Target(urlunsplit((scheme, netloc, parts.path or "/", parts.query, "")), host_header, hostname)
+    pinned_url = urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))
+    return Target(pinned_url, host_header=parts.netloc.rsplit("@", 1)[-1], hostname=hostname)
 
 
 async def check_target(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> None:

@@ -11,12 +11,12 @@ from registration.changes import Changes, ModelChange
 from shared import catalog, messages
 from shared.auth import Principal
 from shared.envelope import CloudEvent
+from shared.ids import ANONYMOUS
 from shared.mongo import Document
 from shared.outbox import outbox_row
 from shared.views import version_public
 
 SOURCE = "/registry/registration"
-ANONYMOUS = "anonymous"  # the key of outcomes of commands that carried no valid key
 
 
 class BatchState:
@@ -25,7 +25,6 @@ class BatchState:
     def __init__(self, versions: dict[str, Document], models: dict[str, Document], now: datetime) -> None:
         self.versions, self.models, self.now = versions, models, now
         self.changes = Changes()
-        self._stamp: dict[str, str] = {}
 
     def outbox_of(self, command_key: str) -> Document:
         """The outcome row this batch wrote for the command ``command_key``."""
@@ -42,9 +41,15 @@ class BatchState:
     ) -> tuple[CloudEvent, Document | None]:
         """Apply one parsed command; return its outcome event and the version it touched.
 
-        ``stamp`` (the command's scoped key and fingerprint) is written on its outcome row.
+        ``stamp`` (the command's scoped key, and fingerprint if any) is written on its outcome row.
         """
-        self._stamp = stamp
+        event, version = self._apply(command, principal, data, throttled=throttled)
+        self.changes.outbox[-1] |= stamp  # every command emits exactly one outcome row, the last
+        return event, version
+
+    def _apply(
+        self, command: CloudEvent, principal: Principal | None, data: Any, *, throttled: bool
+    ) -> tuple[CloudEvent, Document | None]:
         try:
             if principal is None:  # before validation: say nothing about the data to strangers
                 raise domain.Unauthenticated("the command needs an authorization header with a valid API key")
@@ -243,7 +248,7 @@ class BatchState:
         )
         accepted = event_type != messages.COMMAND_REJECTED and ref is not None
         model = domain.model_id(ref.team, ref.name) if accepted and ref else None
-        self.changes.outbox.append(outbox_row(event, key=key, team=team, model_id=model) | self._stamp)
+        self.changes.outbox.append(outbox_row(event, key=key, team=team, model_id=model))
         return event
 
 

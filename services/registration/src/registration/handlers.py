@@ -23,13 +23,11 @@ from registration.repository import ConcurrentWrite, Repository
 from shared import messages
 from shared.auth import Principal
 from shared.envelope import CloudEvent
+from shared.ids import sender_scoped
 from shared.mongo import Document
 from shared.outbox import event_from_outbox
 
 __all__ = ["Command", "Outcome", "event_from_outbox", "handle_commands"]
-
-
-ANONYMOUS = "~anonymous"  # not a slug, so no team's namespace can be it
 
 
 @dataclass(frozen=True)
@@ -39,6 +37,8 @@ class Command:
     event: CloudEvent
     principal: Principal | None  # None: the command carried no valid key
     throttled: bool = False  # the key is over its command rate
+    # What an HTTP request asked for, to tell a retry from a reused Idempotency-Key (Kafka: none).
+    fingerprint: str | None = None
 
     @property
     def key(self) -> str:
@@ -47,13 +47,13 @@ class Command:
         Ids are chosen by senders, so they are only unique per sender: a command of another
         team, or of nobody, with the same id is a different command and never suppresses this one.
         """
-        return f"{self.principal.team if self.principal else ANONYMOUS}/{self.event.id}"
+        return sender_scoped(self.principal.team if self.principal else None, self.event.id)
 
-    @property
-    def fingerprint(self) -> str:
-        """What the command asks for (type and data), to tell a retry from a reused id."""
-        canonical = json.dumps([self.event.type, self.event.data], sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+
+def request_fingerprint(command_type: str, data: dict[str, Any]) -> str:
+    """The digest of what a request asks for (command type and data)."""
+    canonical = json.dumps([command_type, data], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -126,13 +126,8 @@ async def _handle_once(
 
 
 def _outcome(state: BatchState, command: Command, data: Any) -> Outcome:
-    event, version = state.apply(
-        command.event,
-        command.principal,
-        data,
-        stamp={"command_key": command.key, "fingerprint": command.fingerprint},
-        throttled=command.throttled,
-    )
+    stamp = {"command_key": command.key} | ({"fingerprint": command.fingerprint} if command.fingerprint else {})
+    event, version = state.apply(command.event, command.principal, data, stamp=stamp, throttled=command.throttled)
     return Outcome(command.event.id, event, version)
 
 

@@ -149,11 +149,11 @@ class InMemoryRepository:
         return {mid: copy.deepcopy(self.models[mid]) for mid in model_ids if mid in self.models}
 
     async def commit(self, changes: Changes) -> None:
-        causes = {d.get("command_key") for d in self.outbox.values()}
+        handled = {d.get("command_key") for d in self.outbox.values()}
         refs = {(m["team"], m["name"]): mid for mid, m in self.models.items()}
         if (
             any(v["_id"] in self.versions for v in changes.new_versions)
-            or any(d.get("command_key") in causes for d in changes.outbox)
+            or any(d.get("command_key") in handled for d in changes.outbox)
             or any(refs.get((c.team, c.name), c.model_id) != c.model_id for c in changes.models.values())
         ):
             raise ConcurrentWrite("duplicate key")

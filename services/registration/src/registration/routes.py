@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Request, Response
 
 from registration.batch import SOURCE
-from registration.handlers import Command, Outcome
+from registration.handlers import Command, Outcome, request_fingerprint
 from shared import correlation, messages
 from shared.auth import Principal
 from shared.envelope import CloudEvent
@@ -54,7 +54,7 @@ def build_router(*, handle_one: HandleOne, guard: Guard) -> APIRouter:
             correlation_id=correlation.current() or correlation.new_id(),
             data=data,
         )
-        command = Command(event=event, principal=caller)
+        command = Command(event=event, principal=caller, fingerprint=request_fingerprint(command_type, data))
         outcome = await handle_one(command)
         if outcome.replayed and outcome.fingerprint not in (None, command.fingerprint):
             raise Problem(
