@@ -94,18 +94,17 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
 
 def _observe(outcomes: list[Outcome], commands: list[Command], access: AccessLog, *, topic: str) -> None:
     """Count outcomes, and record refused commands as access events (every denial is one)."""
-    principals = {command.event.id: command.principal for command in commands}
-    # ce_type comes from the sender: anything but a contract command type is counted as "other".
-    types = {c.event.id: c.event.type if c.event.type in messages.COMMAND_TYPES else "other" for c in commands}
-    for outcome in outcomes:
+    # Outcomes come in the order of their commands. (Not matched by ce_id: two teams may use one.)
+    for command, outcome in zip(commands, outcomes, strict=True):
         if outcome.replayed:
             continue
         reason = outcome.event.data.get("reason", "") if outcome.rejected else ""
-        command_type = types.get(outcome.command_id, "other")
+        # ce_type comes from the sender: anything but a contract command type is counted as "other".
+        command_type = command.event.type if command.event.type in messages.COMMAND_TYPES else "other"
         metrics.COMMANDS.labels(command_type, "rejected" if outcome.rejected else "accepted", reason).inc()
         if outcome.version is not None and outcome.event.type == messages.MODEL_VERSION_REGISTERED:
             metrics.REGISTRATIONS.labels(outcome.version["team"], outcome.version["framework"]).inc()
-        principal = principals.get(outcome.command_id)
+        principal = command.principal
         # The sender's authenticated team, never the team named in the command: labels stay bounded.
         team = principal.team if principal else "anonymous"
         if outcome.rejected:

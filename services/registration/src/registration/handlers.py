@@ -81,7 +81,10 @@ def utcnow() -> datetime:
 async def handle_commands(
     commands: Sequence[Command], *, repo: Repository, artifact_schemes: Sequence[str], retries: int = 5
 ) -> list[Outcome]:
-    """Handle ``commands`` in order; a command already handled yields its stored outcome."""
+    """Handle ``commands`` in order; one outcome per command, in their order.
+
+    A command already handled yields its stored outcome.
+    """
     careful = False
     for attempt in range(retries + 1):
         try:

@@ -53,13 +53,12 @@ def register_command_subscriber(
         if not commands:
             return
         outcomes = await handle_batch(commands)
-        teams = {command.event.id: command.principal.team for command in commands if command.principal}
-        for outcome in outcomes:
+        for command, outcome in zip(commands, outcomes, strict=True):  # in the order of their commands
             correlation.bind(outcome.event.correlation_id)
             log.info(
                 "command handled",
                 command_id=outcome.command_id,
                 outcome=outcome.event.type,
                 reason=outcome.event.data.get("reason") if outcome.rejected else None,
-                team=teams.get(outcome.command_id),
+                team=command.principal.team if command.principal else None,
             )
