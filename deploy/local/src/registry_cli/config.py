@@ -30,6 +30,9 @@ class StackSettings(BaseSettings):
     heartbeat_interval_ms: int = 500
     fetch_max_wait_ms: int = 20
     log_format: str = "json"
+    # How long the database keeps a transaction whose client died (mongod's
+    # transactionLifetimeLimitSeconds, 60 s): a restarted service waits that long on its locks.
+    mongo_transaction_lifetime_seconds: float = 10.0
     # `registry up --with-prometheus` / `make observe`: Debian's `prometheus` package (or any build).
     prometheus_bin: str = "prometheus"
     prometheus_port: int = 9090

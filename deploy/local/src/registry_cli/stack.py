@@ -118,7 +118,10 @@ class EmbeddedStack:
             [
                 sys.executable,
                 "-m",
-                "secantus",
+                "registry_cli.embedded_mongo",
+                "--transaction-lifetime-seconds",
+                str(s.mongo_transaction_lifetime_seconds),
+                "--",
                 "--host",
                 s.host,
                 "--port",
