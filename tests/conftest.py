@@ -7,7 +7,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -89,3 +92,48 @@ async def mongo(infra: Infra) -> AsyncIterator[AsyncMongoClient[dict[str, object
 def unique() -> Iterator[str]:
     """A fresh slug fragment for names, so tests never collide."""
     yield uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(autouse=True)
+def _dump_tasks_before_the_timeout(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Print every asyncio task's stack shortly before pytest-timeout fires.
+
+    pytest-timeout shows only thread stacks, and an async test that hangs is an idle event loop
+    in ``select``: the awaiting coroutine is what says where it hangs.
+    """
+    timeout = request.config.getini("timeout")
+    delay = float(timeout) - 30 if timeout else 0
+    if delay <= 0:
+        yield
+        return
+    timer = threading.Timer(delay, _dump_tasks)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def _dump_tasks() -> None:
+    loop = _session_loop
+    if loop is None or loop.is_closed():
+        return
+
+    def dump() -> None:
+        for task in asyncio.all_tasks(loop):
+            print(f"--- {task.get_name()}", file=sys.stderr)
+            task.print_stack(file=sys.stderr)
+
+    loop.call_soon_threadsafe(dump)
+
+
+_session_loop: asyncio.AbstractEventLoop | None = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _remember_the_session_loop() -> AsyncIterator[None]:
+    global _session_loop
+    _session_loop = asyncio.get_running_loop()
+    yield
+    _session_loop = None

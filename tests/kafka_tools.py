@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -35,7 +36,9 @@ class Collector:
     async def __aexit__(self, *_: object) -> None:
         assert self._task
         self._task.cancel()
-        await self._consumer.stop()
+        # Leaving the group is a courtesy: never let a slow LeaveGroup hold a test.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._consumer.stop(), 10)
 
     async def _run(self) -> None:
         async for record in self._consumer:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,26 @@ class Service:
     signer: EventSigner
 
 
+async def stop_within(tasks: list[asyncio.Task[None]], closers: Mapping[str, Hook], *, grace: float) -> None:
+    """Cancel the background tasks, then run each closer (Kafka, MongoDB), each step within ``grace``.
+
+    A step that overruns (a broker that never answers a LeaveGroup, a task that swallows its
+    cancellation) is logged and skipped: a service asked to stop must stop, and what it did not
+    finish is redone by whoever takes over its partitions and outbox.
+    """
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        _, stuck = await asyncio.wait(tasks, timeout=grace)
+        for task in stuck:
+            log.warning("background task did not stop in time", task=task.get_name(), grace_seconds=grace)
+    for what, close in closers.items():
+        try:
+            await asyncio.wait_for(close(), grace)
+        except TimeoutError:
+            log.warning("shutdown step did not finish in time", step=what, grace_seconds=grace)
+
+
 def service_app(
     *,
     settings: CommonSettings,
@@ -89,12 +109,8 @@ def service_app(
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await broker.stop()
-            await client.close()
+            closers = {"kafka": broker.stop, "mongodb": client.close}
+            await stop_within(tasks, closers, grace=settings.shutdown_grace_seconds)
 
     metrics.set_build_info(settings.service_name)
     app = FastAPI(title=f"Model Registry: {settings.service_name}", version=VERSION, lifespan=lifespan)

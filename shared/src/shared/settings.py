@@ -79,6 +79,9 @@ class CommonSettings(BaseSettings):
     # How often dependencies are re-checked for registry_dependency_up (``/readyz`` checks live).
     readiness_sample_seconds: float = Field(10.0, validation_alias=_shared("readiness_sample_seconds"))
 
+    # Each shutdown step (background tasks, Kafka, MongoDB) gets this long before it is abandoned.
+    shutdown_grace_seconds: float = Field(10.0, validation_alias=_shared("shutdown_grace_seconds"))
+
     # HTTP request bodies over this are refused with 413 before parsing (the Kafka payload cap).
     max_body_bytes: int = Field(256 * 1024, validation_alias=_shared("max_body_bytes"))
     http_host: str = "127.0.0.1"
