@@ -14,11 +14,22 @@ from tests.infra import Infra
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", pytest.param("mongo", marks=pytest.mark.integration)])
-async def repo(request: pytest.FixtureRequest, db_name: str, infra: Infra) -> AsyncIterator[Repository]:
-    if request.param == "memory":
-        yield InMemoryRepository(writer="w1")
-        return
+@pytest.fixture(
+    params=[pytest.param("memory", marks=pytest.mark.unit), pytest.param("mongo", marks=pytest.mark.integration)]
+)
+def repo(request: pytest.FixtureRequest) -> Repository:
+    """Each implementation in turn; only the MongoDB one starts infrastructure."""
+    found: Repository = request.getfixturevalue(f"{request.param}_repo")
+    return found
+
+
+@pytest.fixture
+def memory_repo() -> Repository:
+    return InMemoryRepository(writer="w1")
+
+
+@pytest.fixture
+async def mongo_repo(infra: Infra, db_name: str) -> AsyncIterator[Repository]:
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongodb_uri, tz_aware=True)
     await ensure_indexes(client[db_name])
     yield MongoRepository(client, client[db_name], writer="w1")

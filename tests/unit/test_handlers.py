@@ -181,3 +181,11 @@ class TestOutcomesAreCountedForTheirOwnSender:
         [denial] = [access._queue.get_nowait() for _ in range(access._queue.qsize())]
         assert denial.data["principal"] == "mallorky" and denial.data["team"] == "mallory"
         assert REJECTIONS.labels("mallory", "forbidden")._value.get() == before + 1
+
+
+def test_every_command_type_of_the_contract_has_one_use_case() -> None:
+    from registration.usecases import USE_CASES
+
+    assert set(USE_CASES) == set(messages.COMMAND_MODELS)
+    for command_type, use_case in USE_CASES.items():
+        assert use_case.data is messages.COMMAND_MODELS[command_type]

@@ -240,7 +240,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     ACCESS_RATE_LIMITED: AccessRecorded,
 }
 
-COMMAND_MODELS: dict[str, type[_Data]] = {
+COMMAND_MODELS: dict[str, type[ModelRef]] = {
     REGISTER_MODEL_VERSION: RegisterModelVersion,
     UPDATE_MODEL_VERSION: UpdateModelVersion,
     SET_VERSION_LIFECYCLE: SetVersionLifecycle,

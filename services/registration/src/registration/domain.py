@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import semver
 
 from shared.ids import model_id, version_id
-from shared.messages import RejectReason
+from shared.messages import RegisterModelVersion, RejectReason, ShareModel
+from shared.mongo import Document
 from shared.versioning import precedence_key
 
 __all__ = ["model_id", "version_id"]
@@ -120,3 +122,61 @@ def check_lifecycle_move(current: str, wanted: str) -> None:
     """Allow only the moves of :data:`LIFECYCLE_TRANSITIONS`."""
     if wanted not in LIFECYCLE_TRANSITIONS[current]:
         raise Conflict(f"cannot move a version from {current!r} to {wanted!r}")
+
+
+def tag_pairs(tags: dict[str, str]) -> list[str]:
+    """``key:value`` strings, indexed so that a tag filter is one index lookup."""
+    return [f"{k}:{v}" for k, v in tags.items()]
+
+
+def new_version(data: RegisterModelVersion, *, created_by: str, command_id: str, now: datetime) -> Document:
+    """The stored document of a version being registered."""
+    return {
+        "_id": version_id(data.team, data.name, data.version),
+        "model_id": model_id(data.team, data.name),
+        "team": data.team,
+        "name": data.name,
+        "version": data.version,
+        "version_key": version_key(data.version),
+        "prerelease": "-" in data.version.split("+", 1)[0],
+        **data.model_dump(exclude={"team", "name", "version"}),
+        "tag_pairs": tag_pairs(data.tags),
+        "lifecycle": "active",
+        "created_at": now,
+        "updated_at": now,
+        "created_by": created_by,
+        "command_id": command_id,
+    }
+
+
+def headline(data: RegisterModelVersion) -> dict[str, Any]:
+    """The model fields a version sets when it becomes the model's latest (see :func:`latest_rank`)."""
+    return {
+        "latest_rank": latest_rank(data.version),
+        "latest_version": data.version,
+        "framework": data.framework,
+        "deployment_targets": list(data.deployment_targets),
+        "description": data.description,
+        "tags": dict(data.tags),
+        "tag_pairs": tag_pairs(data.tags),
+    }
+
+
+def version_ref(version: Document) -> dict[str, Any]:
+    """The fields that name a version in events."""
+    return {k: version[k] for k in ("model_id", "team", "name", "version")}
+
+
+def share_ref(data: ShareModel) -> dict[str, Any]:
+    """The fields that name a share in events and in the shares collection."""
+    return {
+        "model_id": model_id(data.team, data.name),
+        "team": data.team,
+        "name": data.name,
+        "with_team": data.with_team,
+    }
+
+
+def share_id(data: ShareModel) -> str:
+    """The id of the share of ``data``'s model with ``data.with_team``."""
+    return f"{model_id(data.team, data.name)}:{data.with_team}"

@@ -1,4 +1,4 @@
-"""Command handling: validate, apply to the current state, and record the outcome event.
+"""Command handling: parse, authorize, apply each command's use case, commit the batch once.
 
 Commands are handled a batch at a time, and the batch is one MongoDB transaction: the stand-in
 writes several times more documents per second in bulk than one at a time. A batch is first
@@ -8,68 +8,18 @@ catch that); only when the commit reports a duplicate key is it re-run reading e
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-from pydantic import ValidationError
 
 from registration import domain
-from registration.batch import BatchState
+from registration.batch import Batch
+from registration.commands import Command, Outcome, Rejected, parse, request_fingerprint
 from registration.repository import ConcurrentWrite, Repository
+from registration.usecases import USE_CASES
 from shared import messages
-from shared.auth import Principal
-from shared.envelope import CloudEvent
-from shared.ids import sender_scoped
-from shared.mongo import Document
 from shared.outbox import event_from_outbox
 
-__all__ = ["Command", "Outcome", "event_from_outbox", "handle_commands"]
-
-
-@dataclass(frozen=True)
-class Command:
-    """A command to handle, with the principal that sent it."""
-
-    event: CloudEvent
-    principal: Principal | None  # None: the command carried no valid key
-    throttled: bool = False  # the key is over its command rate
-    # What an HTTP request asked for, to tell a retry from a reused Idempotency-Key (Kafka: none).
-    fingerprint: str | None = None
-
-    @property
-    def key(self) -> str:
-        """The command's identity: its ``ce_id`` within the sending team's namespace.
-
-        Ids are chosen by senders, so they are only unique per sender: a command of another
-        team, or of nobody, with the same id is a different command and never suppresses this one.
-        """
-        return sender_scoped(self.principal.team if self.principal else None, self.event.id)
-
-
-def request_fingerprint(command_type: str, data: dict[str, Any]) -> str:
-    """The digest of what a request asks for (command type and data)."""
-    canonical = json.dumps([command_type, data], sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one command: its outcome event and, on success, the version."""
-
-    command_id: str
-    event: CloudEvent
-    version: Document | None = None
-    replayed: bool = False
-    fingerprint: str | None = None  # of the command that produced the stored outcome (on replays)
-
-    @property
-    def rejected(self) -> bool:
-        """Whether the command was refused."""
-        return self.event.type == messages.COMMAND_REJECTED
+__all__ = ["Command", "Outcome", "event_from_outbox", "handle_commands", "request_fingerprint"]
 
 
 def utcnow() -> datetime:
@@ -85,68 +35,83 @@ async def handle_commands(
 
     A command already handled yields its stored outcome.
     """
-    careful = False
+    read_everything = False
     for attempt in range(retries + 1):
         try:
-            return await _handle_once(commands, repo=repo, artifact_schemes=artifact_schemes, careful=careful)
+            return await _handle_once(commands, repo, artifact_schemes, read_everything=read_everything)
         except ConcurrentWrite:
             # A duplicate, a redelivery or another writer: re-run, reading everything first.
-            careful = True
+            read_everything = True
             if attempt == retries:
                 raise
     raise AssertionError("unreachable")
 
 
 async def _handle_once(
-    commands: Sequence[Command], *, repo: Repository, artifact_schemes: Sequence[str], careful: bool
+    commands: Sequence[Command], repo: Repository, artifact_schemes: Sequence[str], *, read_everything: bool
 ) -> list[Outcome]:
-    done = await repo.outcomes_of([c.key for c in commands]) if careful else {}
-    parsed: list[tuple[Command, Any]] = []
-    seen: set[str] = set()
+    done = await repo.outcomes_of([c.key for c in commands]) if read_everything else {}
+    parsed: dict[str, tuple[Command, messages.ModelRef | Rejected]] = {}
     for command in commands:
-        if command.key not in done and command.key not in seen:
-            seen.add(command.key)
-            parsed.append((command, _parse(command, artifact_schemes)))
-    wanted = {
+        if command.key not in done and command.key not in parsed:
+            parsed[command.key] = (command, parse(command, artifact_schemes))
+    batch = await _load(repo, [data for _, data in parsed.values()], read_everything=read_everything)
+    fresh = {key: apply(batch, command, data) for key, (command, data) in parsed.items()}
+    if batch.changes.outbox:
+        await repo.commit(batch.changes)
+    return [fresh.get(c.key) or _replayed(c, done.get(c.key) or batch.outcome_row(c.key)) for c in commands]
+
+
+async def _load(repo: Repository, parsed: list[messages.ModelRef | Rejected], *, read_everything: bool) -> Batch:
+    """A batch holding the versions and models the parsed commands refer to.
+
+    Registrations are not read unless ``read_everything``: the unique index refuses a duplicate.
+    """
+    versions = {
         domain.version_id(d.team, d.name, d.version)
-        for _, d in parsed
-        if isinstance(d, messages.VersionRef) and (careful or not isinstance(d, messages.RegisterModelVersion))
+        for d in parsed
+        if isinstance(d, messages.VersionRef) and (read_everything or not isinstance(d, messages.RegisterModelVersion))
     }
-    models = {domain.model_id(d.team, d.name) for _, d in parsed if isinstance(d, messages.ShareModel)}
-    state = BatchState(await repo.versions_by_id(sorted(wanted)), await repo.models_by_id(sorted(models)), utcnow())
-    fresh = {command.key: _outcome(state, command, data) for command, data in parsed}
-    if state.changes.outbox:
-        await repo.commit(state.changes)
-    outcomes = []
-    for command in commands:
-        if command.key in fresh:
-            outcomes.append(fresh[command.key])
-        else:
-            stored = done.get(command.key) or state.outbox_of(command.key)
-            event = event_from_outbox(stored)
-            outcomes.append(Outcome(command.event.id, event, replayed=True, fingerprint=stored.get("fingerprint")))
-    return outcomes
+    models = {domain.model_id(d.team, d.name) for d in parsed if isinstance(d, messages.ShareModel)}
+    return Batch(await repo.versions_by_id(sorted(versions)), await repo.models_by_id(sorted(models)), utcnow())
 
 
-def _outcome(state: BatchState, command: Command, data: Any) -> Outcome:
-    stamp = {"command_key": command.key} | ({"fingerprint": command.fingerprint} if command.fingerprint else {})
-    event, version = state.apply(command.event, command.principal, data, stamp=stamp, throttled=command.throttled)
-    return Outcome(command.event.id, event, version)
-
-
-def _parse(command: Command, artifact_schemes: Sequence[str]) -> Any:
-    model = messages.COMMAND_MODELS.get(command.event.type)
-    if model is None:
-        return domain.InvalidCommand(f"unsupported command type {command.event.type!r}")
-    try:
-        data = model.model_validate(command.event.data)
-    except ValidationError as exc:
-        errors = [{"loc": ["data", *err["loc"]], "msg": err["msg"], "type": err["type"]} for err in exc.errors()]
-        return domain.InvalidCommand("command data is invalid", errors)
-    if isinstance(data, messages.RegisterModelVersion):
+def apply(batch: Batch, command: Command, data: messages.ModelRef | Rejected) -> Outcome:
+    """Apply one parsed command to ``batch``: its use case's outcome, or its rejection."""
+    claimed = data if isinstance(data, messages.ModelRef) else None
+    refusal = _refusal(command, data)
+    if refusal is None:
+        assert claimed is not None
         try:
-            domain.check_artifact_uri(data.artifact_uri, schemes=artifact_schemes)
-            domain.check_team_name(data.team)
-        except domain.InvalidCommand as exc:
-            return exc
-    return data
+            event, version = USE_CASES[command.event.type].apply(batch, command, claimed)
+            return Outcome(command.event.id, event, version)
+        except domain.RegistrationError as error:
+            refusal = Rejected.of(error)
+    return Outcome(command.event.id, batch.reject(command, refusal, claimed))
+
+
+def _refusal(command: Command, data: messages.ModelRef | Rejected) -> Rejected | None:
+    """Why the sender may not run this command, in the order a stranger learns least."""
+    principal = command.principal
+    if principal is None:  # before validation: say nothing about the data to strangers
+        return Rejected("unauthenticated", "the command needs an authorization header with a valid API key")
+    if command.throttled:
+        return Rejected("rate_limited", "this key sent commands faster than its limit; retry later")
+    if isinstance(data, Rejected):
+        return data
+    scope = USE_CASES[command.event.type].scope
+    if not principal.has(scope):
+        return Rejected("forbidden", f"this key lacks the {scope} scope")
+    if not principal.acts_for(data.team):
+        return Rejected("forbidden", f"this key belongs to team {principal.team!r}, not {data.team!r}")
+    return None
+
+
+def _replayed(command: Command, stored: dict[str, object]) -> Outcome:
+    fingerprint = stored.get("fingerprint")
+    return Outcome(
+        command.event.id,
+        event_from_outbox(stored),
+        replayed=True,
+        fingerprint=fingerprint if isinstance(fingerprint, str) else None,
+    )

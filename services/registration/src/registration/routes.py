@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Request, Response
 
 from registration.batch import SOURCE
-from registration.handlers import Command, Outcome, request_fingerprint
+from registration.commands import Command, Outcome, request_fingerprint
 from shared import correlation, messages
 from shared.auth import Principal
 from shared.envelope import CloudEvent

@@ -1,0 +1,129 @@
+"""One function per command type: what it checks, what it changes, what it emits.
+
+Each use case reads and changes the batch state (:class:`~registration.batch.Batch`) and returns
+its outcome event with the version it touched; a rule it breaks is raised as a
+:class:`~registration.domain.RegistrationError` and becomes the command's ``command_rejected``.
+:data:`USE_CASES` maps each command type to its data model, the scope it needs, and its function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from registration import domain
+from registration.batch import Batch
+from registration.commands import Command
+from shared import messages
+from shared.envelope import CloudEvent
+from shared.mongo import Document
+from shared.views import version_public
+
+Applied = tuple[CloudEvent, Document | None]  # the outcome event, and the version it touched
+Data = TypeVar("Data", bound=messages.ModelRef)
+
+
+def register_version(batch: Batch, command: Command, data: messages.RegisterModelVersion) -> Applied:
+    """Add a version to a model (creating the model with its first version)."""
+    version_id = domain.version_id(data.team, data.name, data.version)
+    if (existing := batch.versions.get(version_id)) is not None:
+        raise domain.DuplicateVersion(
+            f"{data.team}/{data.name} already has version {existing['version']}, "
+            f"which has the same SemVer precedence as {data.version}"
+        )
+    model = batch.model_change(data)
+    assert command.principal is not None  # authorized before any use case runs
+    version = domain.new_version(data, created_by=command.principal.key_id, command_id=command.event.id, now=batch.now)
+    batch.add_version(version)
+    model.added_versions += 1
+    headline = domain.headline(data)
+    if model.headline is None or model.headline["latest_rank"] < headline["latest_rank"]:
+        model.headline = headline
+    event = batch.emit(command, messages.MODEL_VERSION_REGISTERED, data, version_public(version), version=data.version)
+    return event, version
+
+
+def update_version(batch: Batch, command: Command, data: messages.UpdateModelVersion) -> Applied:
+    """Change a version's description, tags or metrics (and the model's headline if it is the latest)."""
+    version = batch.version(data)
+    changed = data.model_dump(include={"description", "tags", "metrics"}, exclude_none=True)
+    if not changed:
+        raise domain.InvalidCommand("nothing to update: give description, tags or metrics")
+    if "tags" in changed:
+        changed["tag_pairs"] = domain.tag_pairs(changed["tags"])
+    batch.set_version(version, {**changed, "updated_at": batch.now})
+    model = batch.model_change(data)
+    if headline := {k: v for k, v in changed.items() if k != "metrics"}:
+        model.edits.append((version["version"], headline))
+    public = {k: v for k, v in changed.items() if k in ("description", "tags", "metrics")}
+    payload = {**domain.version_ref(version), "changes": public}
+    return batch.emit(command, messages.MODEL_VERSION_UPDATED, data, payload, version=version["version"]), version
+
+
+def set_lifecycle(batch: Batch, command: Command, data: messages.SetVersionLifecycle) -> Applied:
+    """Move a version between active, deprecated and archived."""
+    version = batch.version(data)
+    previous = version.get("lifecycle", "active")
+    domain.check_lifecycle_move(previous, data.state)
+    batch.set_version(version, {"lifecycle": data.state, "updated_at": batch.now})
+    batch.model_change(data)
+    payload = {**domain.version_ref(version), "from": previous, "to": data.state}
+    return batch.emit(command, messages.VERSION_LIFECYCLE_CHANGED, data, payload, version=version["version"]), version
+
+
+def share(batch: Batch, command: Command, data: messages.ShareModel) -> Applied:
+    """Let another team read a model."""
+    readers = _readers(batch, data)
+    if data.with_team in readers:
+        raise domain.Conflict(f"{data.team}/{data.name} is already shared with {data.with_team}")
+    change = batch.model_change(data)
+    change.add_readers.add(data.with_team)
+    change.remove_readers.discard(data.with_team)
+    payload = domain.share_ref(data)
+    assert command.principal is not None
+    row = {"_id": domain.share_id(data), **payload, "created_at": batch.now, "created_by": command.principal.key_id}
+    batch.changes.shares_added.append(row)
+    batch.models[payload["model_id"]]["readers"] = sorted(readers | {data.with_team})
+    return batch.emit(command, messages.MODEL_SHARED, data, payload), None
+
+
+def unshare(batch: Batch, command: Command, data: messages.ShareModel) -> Applied:
+    """Stop another team from reading a model."""
+    readers = _readers(batch, data)
+    if data.with_team not in readers:
+        raise domain.NotFound(f"{data.team}/{data.name} is not shared with {data.with_team}")
+    change = batch.model_change(data)
+    change.remove_readers.add(data.with_team)
+    change.add_readers.discard(data.with_team)
+    batch.changes.shares_removed.append(domain.share_id(data))
+    payload = domain.share_ref(data)
+    batch.models[payload["model_id"]]["readers"] = sorted(readers - {data.with_team})
+    return batch.emit(command, messages.MODEL_UNSHARED, data, payload), None
+
+
+def _readers(batch: Batch, data: messages.ShareModel) -> set[str]:
+    model = batch.models.get(domain.model_id(data.team, data.name))
+    if model is None:
+        raise domain.NotFound(f"model {data.team}/{data.name} does not exist")
+    if data.with_team == data.team:
+        raise domain.InvalidCommand("a model cannot be shared with its own team")
+    return set(model.get("readers") or [data.team])
+
+
+@dataclass(frozen=True)
+class UseCase(Generic[Data]):
+    """A command type's data model, the scope its sender needs, and the function that applies it."""
+
+    data: type[Data]
+    scope: str
+    apply: Callable[[Batch, Command, Data], Applied]
+
+
+USE_CASES: dict[str, UseCase[Any]] = {
+    messages.REGISTER_MODEL_VERSION: UseCase(messages.RegisterModelVersion, "models:write", register_version),
+    messages.UPDATE_MODEL_VERSION: UseCase(messages.UpdateModelVersion, "models:write", update_version),
+    messages.SET_VERSION_LIFECYCLE: UseCase(messages.SetVersionLifecycle, "models:write", set_lifecycle),
+    messages.SHARE_MODEL: UseCase(messages.ShareModel, "team:admin", share),
+    messages.UNSHARE_MODEL: UseCase(messages.ShareModel, "team:admin", unshare),
+}
