@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared import correlation
 from shared.jsonbounds import depth_of
+from shared.times import utc_text
 
 SPEC_VERSION = "1.0"
 JSON = "application/json"
@@ -54,7 +55,7 @@ class CloudEvent(BaseModel):
             ("ce_id", self.id.encode()),
             ("ce_source", self.source.encode()),
             ("ce_type", self.type.encode()),
-            ("ce_time", _rfc3339(self.time).encode()),
+            ("ce_time", utc_text(self.time).encode()),
             ("content-type", JSON.encode()),
             ("ce_correlationid", self.correlation_id.encode()),
         ]
@@ -73,7 +74,7 @@ class CloudEvent(BaseModel):
             "id": self.id,
             "source": self.source,
             "type": self.type,
-            "time": _rfc3339(self.time),
+            "time": utc_text(self.time),
             "datacontenttype": JSON,
             "correlationid": self.correlation_id,
             "data": self.data,
@@ -83,10 +84,6 @@ class CloudEvent(BaseModel):
         if self.causation_id:
             body["causationid"] = self.causation_id
         return body
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def decode(value: bytes | None, headers: Iterable[tuple[str, bytes]]) -> CloudEvent:

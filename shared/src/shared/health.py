@@ -70,10 +70,8 @@ def health_router(readiness: Readiness, consumers: ConsumerStatus | None = None)
         if failed:
             return problem_response(
                 Problem(
-                    503,
-                    "Not ready",
+                    "not_ready",
                     "unreachable: " + ", ".join(sorted(failed)),
-                    type_="urn:registry:problem:not_ready",
                     errors=[{"dependency": k, "error": v} for k, v in failed.items()],
                 )
             )

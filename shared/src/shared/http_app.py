@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -38,7 +38,11 @@ VERSION = "0.1.0"
 
 @dataclass
 class Service:
-    """What a service's routes are built from."""
+    """What a service's routes and workers are built from.
+
+    The service registers its start-up work (:meth:`on_start`) and background tasks
+    (:meth:`in_background`) after it has built them; the app's lifespan runs them.
+    """
 
     app: FastAPI
     db: AsyncDatabase[Document]
@@ -47,6 +51,21 @@ class Service:
     keystore: KeyStore
     limiter: RateLimiter
     signer: EventSigner
+    settings: CommonSettings
+    broker: KafkaBroker
+    client: AsyncMongoClient[Document]
+    readiness: Readiness
+    monitor: LagMonitor | None
+    start_hooks: list[Hook] = field(default_factory=list)
+    background: dict[str, Background] = field(default_factory=dict)
+
+    def on_start(self, hook: Hook) -> None:
+        """Run ``hook`` at start-up, before the broker starts (indexes, recovery)."""
+        self.start_hooks.append(hook)
+
+    def in_background(self, name: str, run: Background) -> None:
+        """Run ``run`` from after the broker starts until shutdown (relays, workers)."""
+        self.background[name] = run
 
 
 async def stop_within(tasks: list[asyncio.Task[None]], closers: Mapping[str, Hook], *, grace: float) -> None:
@@ -67,6 +86,28 @@ async def stop_within(tasks: list[asyncio.Task[None]], closers: Mapping[str, Hoo
             await asyncio.wait_for(close(), grace)
         except TimeoutError:
             log.warning("shutdown step did not finish in time", step=what, grace_seconds=grace)
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start-up hooks, then the broker and the background tasks; on shutdown all of it, bounded."""
+    service: Service = app.state.service
+    for hook in service.start_hooks:
+        await hook()
+    await service.broker.start()
+    workers: dict[str, Background] = {
+        "access-events": service.access.run,
+        "readiness": lambda: service.readiness.watch(service.settings.readiness_sample_seconds),
+        **service.background,
+    }
+    if service.monitor is not None:
+        workers["consumer-lag"] = service.monitor.run
+    tasks = [asyncio.create_task(run(), name=name) for name, run in workers.items()]
+    try:
+        yield
+    finally:
+        closers = {"kafka": service.broker.stop, "mongodb": service.client.close}
+        await stop_within(tasks, closers, grace=service.settings.shutdown_grace_seconds)
 
 
 def service_app(
@@ -94,26 +135,8 @@ def service_app(
     readiness = Readiness({})
     monitor = LagMonitor(settings, consumer_groups, interval=settings.lag_sample_seconds) if consumer_groups else None
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        for hook in on_start or []:
-            await hook()
-        await broker.start()
-        tasks = [
-            asyncio.create_task(access.run(), name="access-events"),
-            asyncio.create_task(readiness.watch(settings.readiness_sample_seconds), name="readiness"),
-            *(asyncio.create_task(run(), name=name) for name, run in (background or {}).items()),
-        ]
-        if monitor is not None:
-            tasks.append(asyncio.create_task(monitor.run(), name="consumer-lag"))
-        try:
-            yield
-        finally:
-            closers = {"kafka": broker.stop, "mongodb": client.close}
-            await stop_within(tasks, closers, grace=settings.shutdown_grace_seconds)
-
     metrics.set_build_info(settings.service_name)
-    app = FastAPI(title=f"Model Registry: {settings.service_name}", version=VERSION, lifespan=lifespan)
+    app = FastAPI(title=f"Model Registry: {settings.service_name}", version=VERSION, lifespan=_lifespan)
     problems.install(app)
     # Added before the observing middleware below, so it runs inside it (correlation id, metrics).
     app.add_middleware(RequestBounds, guard=guard, max_body_bytes=settings.max_body_bytes)
@@ -131,7 +154,7 @@ def service_app(
             # 500 it is (otherwise the error-rate alert would miss exactly these).
             log.exception("request failed", method=request.method, path=request.url.path)
             response = problems.problem_response(
-                problems.Problem(500, "Internal error", "the request failed; it is logged with its correlation id")
+                problems.Problem("internal", "the request failed; it is logged with its correlation id")
             )
         response.headers[problems.CORRELATION_HEADER] = correlation_id
         # The route template (not the path) keeps the label set bounded: no model names in labels.
@@ -171,4 +194,21 @@ def service_app(
 
     readiness.checks.update({"mongodb": mongo_ping, "kafka": broker_ping})
     app.include_router(health_router(readiness, monitor.consumers if monitor else None))
-    return Service(app=app, db=db, guard=guard, access=access, keystore=keystore, limiter=limiter, signer=signer)
+    service = Service(
+        app=app,
+        db=db,
+        guard=guard,
+        access=access,
+        keystore=keystore,
+        limiter=limiter,
+        signer=signer,
+        settings=settings,
+        broker=broker,
+        client=client,
+        readiness=readiness,
+        monitor=monitor,
+        start_hooks=list(on_start or []),
+        background=dict(background or {}),
+    )
+    app.state.service, app.state.guard = service, guard
+    return service

@@ -41,10 +41,8 @@ class Guard:
                 status=429,
             )
             raise Problem(
-                429,
-                "Too many requests",
+                "rate_limited",
                 f"rate limit of {self.limiter.rate:g}/s exceeded",
-                type_="urn:registry:problem:rate_limited",
                 headers={"Retry-After": str(max(1, round(wait + 0.499)))},
             )
         request.state.principal = principal
@@ -72,13 +70,7 @@ class Guard:
             reason=reason,
         )
         # One answer for every failure, so probing learns nothing about which keys exist.
-        raise Problem(
-            401,
-            "Unauthenticated",
-            "a valid API key is required",
-            type_="urn:registry:problem:unauthenticated",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise Problem("unauthenticated", "a valid API key is required", headers={"WWW-Authenticate": "Bearer"})
 
     def deny(
         self, request: Request, principal: Principal, *, status: int, reason: str, resource_team: str | None = None
@@ -95,15 +87,40 @@ class Guard:
             resource_team=resource_team,
         )
 
+    def demand(self, request: Request, principal: Principal, scope: str) -> Principal:
+        """``principal`` if it holds ``scope``; else a 403 problem, after recording the denial."""
+        if not principal.has(scope):
+            self.deny(request, principal, status=403, reason=f"missing scope {scope}")
+            raise Problem("forbidden", f"this key lacks the {scope} scope")
+        return principal
+
     def requiring(self, scope: str) -> PrincipalDependency:
         """A dependency that also demands ``scope`` (403 and an access event otherwise)."""
 
         async def dependency(request: Request, principal: Annotated[Principal, Depends(self)]) -> Principal:
-            if not principal.has(scope):
-                self.deny(request, principal, status=403, reason=f"missing scope {scope}")
-                raise Problem(
-                    403, "Forbidden", f"this key lacks the {scope} scope", type_="urn:registry:problem:forbidden"
-                )
-            return principal
+            return self.demand(request, principal, scope)
 
         return dependency
+
+
+def guard_of(request: Request) -> Guard:
+    """The app's guard (``app.state.guard``, set by :func:`shared.http_app.service_app`)."""
+    guard: Guard = request.app.state.guard
+    return guard
+
+
+def requires(scope: str) -> PrincipalDependency:
+    """For module-level routes: the caller's principal, which must hold ``scope``.
+
+    Resolves the app's :class:`Guard` per request, so routers need nothing at import time.
+    """
+
+    async def dependency(
+        request: Request,
+        authorization: Annotated[str | None, Header()] = None,
+        x_api_key: Annotated[str | None, Header()] = None,
+    ) -> Principal:
+        guard = guard_of(request)
+        return guard.demand(request, await guard(request, authorization, x_api_key), scope)
+
+    return dependency

@@ -2,42 +2,78 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared import correlation
 
 PROBLEM_JSON = "application/problem+json"
-# Statuses raised by the framework itself (unknown route, wrong method) or by the body limit
-# (shared.request_bounds): reason code of the problem type, and title.
-_HTTP_PROBLEMS = {
-    404: ("not_found", "Not found"),
-    405: ("method_not_allowed", "Method not allowed"),
-    413: ("too_large", "Content too large"),
-}
 CORRELATION_HEADER = "X-Correlation-ID"
+PROBLEM_TYPE_PREFIX = "urn:registry:problem:"
+
+# The one catalogue of refusals: each reason is a Kafka ``command_rejected`` reason (the first
+# seven, :data:`shared.messages.RejectReason`) or an HTTP-only one, and has one status and title.
+ProblemReason = Literal[
+    "invalid",
+    "unauthenticated",
+    "forbidden",
+    "duplicate_version",
+    "not_found",
+    "conflict",
+    "rate_limited",
+    "method_not_allowed",
+    "too_large",
+    "not_ready",
+    "internal",
+]
+CATALOGUE: dict[ProblemReason, tuple[int, str]] = {
+    "invalid": (422, "Invalid request"),
+    "unauthenticated": (401, "Unauthenticated"),
+    "forbidden": (403, "Forbidden"),
+    "duplicate_version": (409, "Duplicate version"),
+    "not_found": (404, "Not found"),
+    "conflict": (409, "Conflict"),
+    "rate_limited": (429, "Too many requests"),
+    "method_not_allowed": (405, "Method not allowed"),
+    "too_large": (413, "Content too large"),
+    "not_ready": (503, "Not ready"),
+    "internal": (500, "Internal error"),
+}
+_BY_STATUS: dict[int, ProblemReason] = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
 class Problem(Exception):
-    """An HTTP error to be rendered as problem+json."""
+    """A refusal to be rendered as problem+json; its status, title and type follow from ``reason``."""
 
     def __init__(
         self,
-        status: int,
-        title: str,
+        reason: ProblemReason,
         detail: str,
         *,
-        type_: str = "about:blank",
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
-        self.status, self.title, self.detail, self.type = status, title, detail, type_
+        self.reason, self.detail = reason, detail
+        self.status, self.title = CATALOGUE[reason]
+        self.type = PROBLEM_TYPE_PREFIX + reason
         self.errors, self.headers = errors, headers or {}
+
+
+class ProblemDetails(BaseModel):
+    """The body of every error response (RFC 9457)."""
+
+    type: str = Field(examples=[PROBLEM_TYPE_PREFIX + "not_found"])
+    title: str
+    status: int
+    detail: str
+    correlation_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
 
 
 def problem_response(problem: Problem) -> JSONResponse:
@@ -56,8 +92,7 @@ def problem_response(problem: Problem) -> JSONResponse:
 
 def status_problem(status: int, detail: str) -> Problem:
     """The problem of an HTTP status the framework (or the body limit) answers with."""
-    reason, title = _HTTP_PROBLEMS.get(status, (None, detail))
-    return Problem(status, title, detail, type_=f"urn:registry:problem:{reason}" if reason else "about:blank")
+    return Problem(_BY_STATUS.get(status, "invalid" if status < 500 else "internal"), detail)
 
 
 def _clean_errors(errors: Any) -> list[dict[str, Any]]:
@@ -74,13 +109,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return problem_response(
-            Problem(
-                422,
-                "Invalid request",
-                "the request does not match the schema",
-                type_="urn:registry:problem:invalid",
-                errors=_clean_errors(exc.errors()),
-            )
+            Problem("invalid", "the request does not match the schema", errors=_clean_errors(exc.errors()))
         )
 
     @app.exception_handler(StarletteHTTPException)

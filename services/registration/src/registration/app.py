@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from registration import metrics
+from registration import metrics, routes
 from registration.config import RegistrationSettings
 from registration.handlers import Command, Outcome, handle_commands
 from registration.keys_routes import build_keys_router
 from registration.repository import MongoRepository
-from registration.routes import build_router
 from registration.subscribers import register_command_subscriber
 from shared import messages
 from shared.access import ACCESS_DENIED, AUTH_FAILURES, RATE_LIMITED, AccessLog
@@ -40,20 +39,13 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     """Wire the Kafka consumer, the outbox relay and the HTTP write API."""
     client = make_client(settings)
     broker = make_broker(settings)
-
-    async def start() -> None:
-        await ensure_indexes(service.db, [MODELS, MODEL_VERSIONS, OUTBOX, RELAY_CHECKPOINTS, SHARES, API_KEYS])
-
     service = service_app(
         settings=settings,
         client=client,
         broker=broker,
-        on_start=[start],
-        background={"outbox-relay": lambda: relay.run()},
         consumer_groups={settings.consumer_group: [settings.topic_commands]},
     )
     repo = MongoRepository(client, service.db, writer=writer_id())
-
     relay = OutboxRelay(
         repo=repo,
         publish=kafka_publisher(broker, settings.topic_events, service.signer),
@@ -73,6 +65,11 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     async def handle_one(command: Command) -> Outcome:
         return (await handle_batch([command]))[0]
 
+    async def create_indexes() -> None:
+        await ensure_indexes(service.db, [MODELS, MODEL_VERSIONS, OUTBOX, RELAY_CHECKPOINTS, SHARES, API_KEYS])
+
+    service.on_start(create_indexes)
+    service.in_background("outbox-relay", relay.run)
     register_command_subscriber(
         broker,
         settings,
@@ -81,7 +78,8 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
         limiter=RateLimiter(rate=settings.command_rate_per_second, burst=settings.command_burst),
         probe=pinger(client),
     )
-    service.app.include_router(build_router(handle_one=handle_one, guard=service.guard))
+    service.app.state.handle_one = handle_one
+    service.app.include_router(routes.router)
     service.app.include_router(
         build_keys_router(
             db=service.db, guard=service.guard, keystore=service.keystore, max_keys_per_team=settings.max_keys_per_team
