@@ -33,7 +33,7 @@ from registry_cli.stack import EmbeddedStack, throwaway_stack, unthrottled_admin
 from shared.auth import Principal
 from shared.envelope import CloudEvent
 from shared.messages import REGISTER_MODEL_VERSION
-from shared.outbox import OutboxRelay
+from shared.outbox_relay import OutboxRelay
 
 console = Console()
 FRAMEWORKS = ["xgboost", "onnx", "pytorch", "scikit-learn"]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from tests.waiting import until
 
 
 class Collector:
@@ -48,15 +49,17 @@ class Collector:
         return [r for r in self.records if predicate(r)]
 
     async def wait_for(self, predicate: Callable[[Any], bool], *, count: int = 1, timeout: float = 20) -> list[Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """Every record matching ``predicate`` once there are ``count``; fail loudly after ``timeout`` s."""
+
+        async def enough() -> list[Any] | None:
             found = self.matching(predicate)
-            if len(found) >= count:
-                return found
-            await asyncio.sleep(0.02)
-        raise AssertionError(
-            f"expected {count} matching records within {timeout}s, saw {len(self.matching(predicate))}"
-        )
+            return found if len(found) >= count else None
+
+        try:
+            return await until(enough, timeout=timeout, what=f"{count} matching records", interval=0.02)
+        except AssertionError:
+            seen = len(self.matching(predicate))
+            raise AssertionError(f"expected {count} matching records within {timeout}s, saw {seen}") from None
 
 
 def header(record: Any, name: str) -> str | None:
@@ -71,7 +74,7 @@ def caused_by(command_id: str) -> Callable[[Any], bool]:
 
 
 async def publish_raw(
-    bootstrap: str, topic: str, records: list[tuple[bytes | None, list[tuple[str, bytes]], bytes]]
+    bootstrap: str, topic: str, records: Sequence[tuple[bytes | None, list[tuple[str, bytes]], bytes]]
 ) -> None:
     """Send ``(value, headers, key)`` records with plain aiokafka, as a producer would."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.waiting import until
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -52,12 +52,11 @@ def present(samples: Samples, name: str, **labels: str) -> bool:
 
 
 async def eventually(base_url: str, check: Callable[[Samples], bool], *, timeout: float = 30) -> Samples:
-    """Scrape until ``check`` holds; fail with the last scrape's relevant lines otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """Scrape until ``check`` holds and return that scrape; fail loudly after ``timeout`` s."""
+
+    async def satisfied() -> Samples | None:
         samples, _ = await scrape(base_url)
-        if check(samples):
-            return samples
-        if time.monotonic() > deadline:
-            raise AssertionError(f"metrics of {base_url} never satisfied the check")
-        await asyncio.sleep(0.25)
+        return samples if check(samples) else None
+
+    # A scrape is a whole exposition: a few a second is plenty.
+    return await until(satisfied, timeout=timeout, what=f"the check on the metrics of {base_url}", interval=0.25)

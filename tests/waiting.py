@@ -17,8 +17,13 @@ from registry_cli.config import free_port
 T = TypeVar("T")
 
 
-async def until(check: Callable[[], Awaitable[T]], *, timeout: float = 20, what: str = "condition") -> T:
-    """Await ``check`` until it returns something truthy, and return that; fail after ``timeout`` s."""
+async def until(
+    check: Callable[[], Awaitable[T | None]], *, timeout: float = 20, what: str = "condition", interval: float = 0.05
+) -> T:
+    """Await ``check`` every ``interval`` s until it returns something truthy, and return that.
+
+    Fails with an ``AssertionError`` naming ``what`` once ``timeout`` s have passed.
+    """
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         found = await check()
@@ -26,7 +31,7 @@ async def until(check: Callable[[], Awaitable[T]], *, timeout: float = 20, what:
             return found
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{what} not met within {timeout:g}s")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(interval)
 
 
 @asynccontextmanager
@@ -35,8 +40,12 @@ async def serving(routes: list[Route]) -> AsyncIterator[int]:
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(Starlette(routes=routes), host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
+
+    async def started() -> bool:
+        assert not task.done(), "the HTTP server stopped before it started"
+        return bool(server.started)
+
+    await until(started, timeout=10, what="the HTTP server started", interval=0.02)
     try:
         yield port
     finally:

@@ -1,6 +1,5 @@
 """Every command, event and access of a scenario is audited exactly once, across an audit restart."""
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -10,6 +9,7 @@ import pytest
 from registry_cli.stack import EmbeddedStack
 from tests.factories import ADMIN_KEY, binary_record, register_event
 from tests.kafka_tools import Collector, header, publish_raw
+from tests.waiting import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
@@ -57,16 +57,17 @@ async def test_a_scenario_is_audited_exactly_once_across_a_restart(stack: Embedd
                 if header(r, "ce_correlationid") == correlation
             }
 
-        deadline = asyncio.get_running_loop().time() + 60
         for correlation in correlations:
-            while True:
+
+            async def complete(correlation: str = correlation) -> list[dict[str, Any]] | None:
                 entries = await audited(stack, correlation)
                 expected = sent(correlation)
-                positions = [f"{e['topic']}:{e['partition']}:{e['offset']}" for e in entries]
-                if set(positions) >= expected and len(expected) >= 5:
-                    break
-                assert asyncio.get_running_loop().time() < deadline, (correlation, len(entries), len(expected))
-                await asyncio.sleep(0.2)
+                found = {f"{e['topic']}:{e['partition']}:{e['offset']}" for e in entries}
+                return entries if found >= expected and len(expected) >= 5 else None
+
+            entries = await until(complete, timeout=60, what=f"every record of {correlation} audited")
+            expected = sent(correlation)
+            positions = [f"{e['topic']}:{e['partition']}:{e['offset']}" for e in entries]
             assert len(positions) == len(set(positions)), "an entry was audited twice"
             assert set(positions) == expected
             kinds = {e["type"] for e in entries}
@@ -82,11 +83,40 @@ async def test_a_scenario_is_audited_exactly_once_across_a_restart(stack: Embedd
 
 
 async def test_teams_see_only_their_own_entries(stack: EmbeddedStack) -> None:
-    team = f"aud-{uuid.uuid4().hex[:6]}"
+    ours, theirs = f"aud-{uuid.uuid4().hex[:6]}", f"aud-{uuid.uuid4().hex[:6]}"
+    tokens = {}
     async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
-        key = (await http.post(f"/v1/teams/{team}/api-keys", json={"name": "a", "scopes": ["audit:read"]})).json()
-    async with httpx.AsyncClient(
-        base_url=stack.url("audit"), headers={"Authorization": f"Bearer {key['token']}"}
-    ) as http:
-        entries = (await http.get("/v1/audit", params={"limit": 200})).json()["items"]
-    assert all(entry["team"] == team for entry in entries)
+        for team in (ours, theirs):
+            scopes = ["audit:read", "models:write"]
+            response = await http.post(f"/v1/teams/{team}/api-keys", json={"name": "a", "scopes": scopes})
+            assert response.status_code == 201, response.text
+            tokens[team] = response.json()["token"]
+            body = {"version": "1.0.0", "framework": "onnx", "artifact_uri": "s3://bucket/key"}
+            headers = {"Authorization": f"Bearer {tokens[team]}"}
+            created = await http.post(f"/v1/models/{team}/m/versions", json=body, headers=headers)
+            assert created.status_code == 201, created.text
+
+    async def listed(team: str, *, as_team: str | None = None) -> list[dict[str, Any]]:
+        """``team``'s entries as the platform admin sees them, or everything ``as_team``'s key is shown."""
+        token = tokens[as_team] if as_team else ADMIN_KEY.token
+        params: dict[str, str | int] = {"limit": 200, **({} if as_team else {"team": team})}
+        async with httpx.AsyncClient(base_url=stack.url("audit"), headers={"Authorization": f"Bearer {token}"}) as h:
+            response = await h.get("/v1/audit", params=params)
+        assert response.status_code == 200, response.text
+        return list(response.json()["items"])
+
+    def registered(team: str, entries: list[dict[str, Any]]) -> bool:
+        return any(e["type"] == "registry.event.model_version_registered" and e["team"] == team for e in entries)
+
+    async def theirs_audited() -> list[dict[str, Any]] | None:
+        entries = await listed(theirs)
+        return entries if registered(theirs, entries) else None
+
+    async def ours_shown() -> list[dict[str, Any]] | None:
+        entries = await listed(ours, as_team=ours)
+        return entries if registered(ours, entries) else None
+
+    their_entries = await until(theirs_audited, what="the other team's registration audited")
+    shown = await until(ours_shown, what="the team's own registration shown to its key")
+    assert {entry["team"] for entry in shown} == {ours}
+    assert not {entry["id"] for entry in shown} & {entry["id"] for entry in their_entries}

@@ -5,16 +5,22 @@ import json
 import os
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from registry_cli.stack import EmbeddedStack
 from tests.factories import ADMIN_KEY
+from tests.metrics_tools import scrape, total
+from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 REGISTRY = str(Path(sys.executable).with_name("registry"))
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
+KEY_CACHE_SECONDS = 1  # set for the test stack in conftest
 
 
 async def cli(stack: EmbeddedStack, *args: str) -> tuple[int, str]:
@@ -38,8 +44,12 @@ async def test_keys_made_by_the_cli_work_list_without_secrets_and_revoke(stack: 
         assert code == 0 and created["key_id"] in out and created["token"] not in out
         code, out = await cli(stack, "keys", "revoke", created["key_id"])
         assert code == 0, out
-        await asyncio.sleep(1.2)  # the key cache of the test stack is 1 s
-        assert (await http.get("/v1/models")).status_code == 401
+
+        async def refused() -> bool:
+            return (await http.get("/v1/models")).status_code == 401
+
+        # Services cache keys for KEY_CACHE_SECONDS (1 s in the test stack): refused within that, plus slack.
+        await until(refused, timeout=KEY_CACHE_SECONDS + 1, what="the revoked key refused")
 
 
 async def test_unknown_scopes_are_refused(stack: EmbeddedStack) -> None:
@@ -58,13 +68,32 @@ async def test_audit_verify_with_another_key_finds_the_chain_broken(stack: Embed
     assert code == 1 and json.loads(out)["ok"] is False
 
 
-async def test_security_counters_are_exported(stack: EmbeddedStack) -> None:
+async def test_security_counters_move_by_what_was_refused(stack: EmbeddedStack) -> None:
+    team = f"sec-{uuid.uuid4().hex[:6]}"
+    async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
+        lacking = await http.post(f"/v1/teams/{team}/api-keys", json={"name": "l", "scopes": ["deployments:write"]})
+        limit = {"per_second": 0.01, "burst": 2}  # two requests, then none for 100 s
+        limited = await http.post(
+            f"/v1/teams/{team}/api-keys", json={"name": "r", "scopes": ["models:read"], "rate_limit": limit}
+        )
+    assert lacking.status_code == limited.status_code == 201, (lacking.text, limited.text)
+    before, _ = await scrape(stack.url("query"))
     async with httpx.AsyncClient(base_url=stack.url("query")) as http:
-        await http.get("/v1/models", headers={"Authorization": "Bearer mr_nope"})
-        await http.get("/v1/models", headers={"Authorization": f"Bearer {ADMIN_KEY.token}"})
-        metrics = (await http.get("/metrics")).text
-    assert 'registry_auth_failures_total{reason="malformed",service="query"}' in metrics
-    assert "registry_access_denied_total" in metrics and "registry_rate_limited_total" in metrics
+        malformed = await http.get("/v1/models", headers={"Authorization": "Bearer mr_nope"})
+        denied = await http.get("/v1/models", headers={"Authorization": f"Bearer {lacking.json()['token']}"})
+        burst = [
+            (await http.get("/v1/models", headers={"Authorization": f"Bearer {limited.json()['token']}"})).status_code
+            for _ in range(5)
+        ]
+    assert (malformed.status_code, denied.status_code, burst) == (401, 403, [200, 200, 429, 429, 429])
+    after, _ = await scrape(stack.url("query"))
+
+    def moved(name: str, **labels: str) -> float:
+        return total(after, name, service="query", **labels) - total(before, name, service="query", **labels)
+
+    assert moved("registry_auth_failures_total", reason="malformed") == 1
+    assert moved("registry_access_denied_total", team=team, reason="missing scope models:read") == 1
+    assert moved("registry_rate_limited_total", team=team) == 3
 
 
 async def test_produce_publishes_a_command_and_a_deploy_report_in_one_line(stack: EmbeddedStack) -> None:
@@ -81,19 +110,25 @@ async def test_produce_publishes_a_command_and_a_deploy_report_in_one_line(stack
         "status": "deploying",
         "occurred_at": "2026-11-26T10:00:00Z",
     }
+    path = f"/v1/models/{team}/m/versions/1.0.0"
     async with httpx.AsyncClient(
         base_url=stack.url("query"), headers={"Authorization": f"Bearer {ADMIN_KEY.token}"}
     ) as http:
-        for _ in range(200):
-            if (await http.get(f"/v1/models/{team}/m/versions/1.0.0")).status_code == 200:
-                break
-            await asyncio.sleep(0.05)
+
+        async def registered() -> bool:
+            return (await http.get(path)).status_code == 200
+
+        await until(registered, what="the produced registration readable")
         code, out = await cli(stack, "produce", "deploy", "--data", json.dumps(report), *env_args)
         assert code == 0, out
-        for _ in range(200):
-            version = (await http.get(f"/v1/models/{team}/m/versions/1.0.0")).json()
-            assert "environments" in version, version
-            if version["environments"].get("prod", {}).get("status") == "deploying":
-                break
-            await asyncio.sleep(0.05)
+        report_id = out.strip()
+
+        async def deployed() -> dict[str, Any] | None:
+            version: dict[str, Any] = (await http.get(path)).json()
+            return version if version["environments"] else None
+
+        version = await until(deployed, what="the produced deploy report applied")
     assert version["status"] == "deploying"
+    [(environment, state)] = version["environments"].items()
+    assert (environment, state["status"], state["report_id"]) == ("prod", "deploying", report_id)
+    assert datetime.fromisoformat(state["occurred_at"]) == datetime(2026, 11, 26, 10, tzinfo=UTC)

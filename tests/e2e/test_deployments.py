@@ -1,6 +1,5 @@
 """Deployment tracking through the running stack: Kafka reports, the HTTP bridge, the read side."""
 
-import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -14,6 +13,7 @@ from shared import messages
 from shared.envelope import CloudEvent
 from tests.factories import ADMIN_KEY
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
+from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
@@ -80,14 +80,13 @@ async def registered(stack: EmbeddedStack, team: str, token: str) -> None:
 async def until_history(
     stack: EmbeddedStack, team: str, count: int, environment: str | None = None, status: str | None = None
 ) -> dict[str, Any]:
-    # The version and its history are two reads; poll until both show the report.
-    for _ in range(300):
+    # The version and its history are two reads; wait until both show the report.
+    async def reached() -> dict[str, Any] | None:
         body = await deployments(stack, team)
         current = body["environments"].get(environment, {}).get("status") if environment else status
-        if len(body["items"]) >= count and current == status:
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"history did not reach {count} reports with {environment} {status}: {body}")
+        return body if len(body["items"]) >= count and current == status else None
+
+    return await until(reached, timeout=30, what=f"{count} reports in the history with {environment} {status}")
 
 
 LIFECYCLE = [
@@ -159,7 +158,8 @@ async def test_out_of_order_duplicate_illegal_unknown_and_foreign_reports(stack:
             reasons[name] = json.loads(rejected.value)["reason"]
             filed_under[name] = json.loads(rejected.value)["team"]
         [changed] = await events.wait_for(caused_by(event.id))
-        await asyncio.sleep(0.5)
+        # Every report went to the same key (partition) and `script`, sent last, has been answered:
+        # whatever the duplicate and `older` caused is on the bus by now.
         assert len(events.matching(caused_by(event.id))) == 1  # the duplicate changed nothing
         assert not events.matching(caused_by(older))  # out of order: recorded, no event
     assert reasons == {

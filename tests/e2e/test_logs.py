@@ -12,6 +12,7 @@ import pytest
 from registry_cli.stack import EmbeddedStack
 from tests.factories import ADMIN_KEY, binary_record, register_event
 from tests.kafka_tools import publish_raw
+from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
@@ -81,19 +82,23 @@ async def _scenario(stack: EmbeddedStack, receiver_port: int) -> None:
     secrets |= {
         f"{name} secret part": value.split("_", 2)[-1] for name, value in secrets.items() if value.startswith("mr_")
     }
-    parsed: list[dict[str, Any]] = []
     async with httpx.AsyncClient(base_url=stack.url("deploy-tracker"), headers=own, timeout=10) as tracker:
-        for _ in range(100):  # until the command's outcome is logged and the webhook has been tried
-            await asyncio.sleep(0.2)
+
+        async def logged_and_delivered() -> list[tuple[str, str]] | None:
             lines = log_lines(stack)
-            parsed = [json.loads(line) for _, line in lines]
-            deliveries = (await tracker.get(f"/v1/teams/{team}/webhooks/{hook_id}/deliveries")).json()["items"]
             outcome_logged = any(
-                entry.get("event") == "command handled" and entry.get("team") == team for entry in parsed
+                entry.get("event") == "command handled" and entry.get("team") == team
+                for entry in (json.loads(line) for _, line in lines)
             )
-            if outcome_logged and any(delivery["status"] == "delivered" for delivery in deliveries):
-                break
-        assert any(delivery["status"] == "delivered" for delivery in deliveries), deliveries
+            deliveries = (await tracker.get(f"/v1/teams/{team}/webhooks/{hook_id}/deliveries")).json()["items"]
+            delivered = any(delivery["status"] == "delivered" for delivery in deliveries)
+            return lines if outcome_logged and delivered else None
+
+        # Reading every log file is not free: a few times a second is enough.
+        lines = await until(
+            logged_and_delivered, timeout=30, interval=0.2, what="the outcome logged and the webhook delivered"
+        )
+    parsed: list[dict[str, Any]] = [json.loads(line) for _, line in lines]
     for name, line in lines:
         for what, secret in secrets.items():
             assert secret not in line, f"{what} appears in {name}: {line[:200]}"

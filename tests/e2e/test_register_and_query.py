@@ -1,8 +1,6 @@
 """The whole system as separate processes: raw CloudEvents in over Kafka, results out over HTTP."""
 
-import asyncio
 import json
-import time
 import uuid
 from typing import Any
 
@@ -13,6 +11,7 @@ from registry_cli.stack import EmbeddedStack
 from shared import messages
 from tests.factories import ADMIN_KEY, binary_record, command_event, register_data, register_event, structured_record
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
+from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 COMMANDS, EVENTS = "registry.commands", "registry.events"
@@ -26,12 +25,13 @@ async def query(stack: EmbeddedStack) -> Any:
 
 
 async def readable(query: httpx.AsyncClient, path: str, *, timeout: float = 15) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while True:
+    """The 200 response of ``path`` once there is one; fail loudly after ``timeout`` s."""
+
+    async def answered() -> httpx.Response | None:
         response = await query.get(path)
-        if response.status_code == 200 or time.monotonic() > deadline:
-            return response
-        await asyncio.sleep(0.02)
+        return response if response.status_code == 200 else None
+
+    return await until(answered, timeout=timeout, what=f"GET {path} answering 200")
 
 
 def raw(event: Any, *, structured: bool = False) -> tuple[bytes, list[tuple[str, bytes]], bytes]:
@@ -53,9 +53,7 @@ class TestRegisterOverKafka:
             owner, "card-fraud", "1.4.0", tags={"owner": "alice"}, metrics={"auc": 0.93}, token=ADMIN_KEY.token
         )
         await publish_raw(stack.settings.kafka_bootstrap, COMMANDS, [raw(event, structured=structured)])
-        response = await readable(query, f"/v1/models/{owner}/card-fraud/versions/1.4.0")
-        assert response.status_code == 200, response.text
-        body = response.json()
+        body = (await readable(query, f"/v1/models/{owner}/card-fraud/versions/1.4.0")).json()
         assert (body["version"], body["tags"], body["metrics"]) == ("1.4.0", {"owner": "alice"}, {"auc": 0.93})
         model = (await query.get(f"/v1/models/{owner}/card-fraud")).json()
         assert (await query.get(f"/v1/models/id/{model['model_id']}")).json()["name"] == "card-fraud"
@@ -66,18 +64,20 @@ class TestRegisterOverKafka:
         owner = team()
         first = register_event(owner, "m", "1.0.0+build.1", token=ADMIN_KEY.token)
         duplicate = register_event(owner, "m", "1.0.0+build.2", token=ADMIN_KEY.token)
+        sentinel = register_event(owner, "m", "2.0.0", token=ADMIN_KEY.token)
         bootstrap = stack.settings.kafka_bootstrap
         async with Collector(bootstrap, EVENTS) as events:
-            await publish_raw(bootstrap, COMMANDS, [raw(first), raw(first), raw(duplicate), raw(first)])
-            await events.wait_for(caused_by(duplicate.id))
-            await events.wait_for(caused_by(first.id))
-            await asyncio.sleep(1.0)  # time for any (wrong) second outcome to show up
+            records = [raw(first), raw(first), raw(duplicate), raw(first), raw(sentinel)]
+            await publish_raw(bootstrap, COMMANDS, records)
+            # The sentinel is last on the same key (partition): once its outcome is out, any
+            # (wrong) second outcome of the ones before it would be out too.
+            await events.wait_for(caused_by(sentinel.id))
             assert len(events.matching(caused_by(first.id))) == 1
             [rejected] = events.matching(caused_by(duplicate.id))
         assert header(rejected, "ce_type") == messages.COMMAND_REJECTED
         assert json.loads(rejected.value)["reason"] == "duplicate_version"
         versions = (await query.get(f"/v1/models/{owner}/m/versions")).json()["items"]
-        assert [v["version"] for v in versions] == ["1.0.0+build.1"]
+        assert [v["version"] for v in versions] == ["2.0.0", "1.0.0+build.1"]
 
     async def test_garbage_is_dead_lettered_and_the_next_command_still_lands(
         self, stack: EmbeddedStack, query: httpx.AsyncClient
@@ -88,9 +88,8 @@ class TestRegisterOverKafka:
         bootstrap = stack.settings.kafka_bootstrap
         async with Collector(bootstrap, f"{COMMANDS}.dlq") as dead:
             await publish_raw(bootstrap, COMMANDS, [(b"\xde\xad\xbe\xef", [], key), raw(good)])
-            response = await readable(query, f"/v1/models/{owner}/after-garbage/versions/1.0.0")
+            await readable(query, f"/v1/models/{owner}/after-garbage/versions/1.0.0")
             [record] = await dead.wait_for(lambda r: r.key == key)
-        assert response.status_code == 200
         assert record.value == b"\xde\xad\xbe\xef" and header(record, "dlq_reason") == "not_json"
 
 
@@ -125,12 +124,13 @@ class TestReads:
         ranged = (await query.get(f"/v1/models/{owner}/m/versions", params={"range": ">=1.0.0,<1.10.0"})).json()
         assert [v["version"] for v in ranged["items"]] == ["1.2.0", "1.0.0"]
         assert (await query.get(f"/v1/models/{owner}/m/versions/latest")).json()["version"] == "1.10.0"
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            history = (await query.get(f"/v1/models/{owner}/m/history")).json()["items"]
-            if len(history) == 7:
-                break
-            await asyncio.sleep(0.05)
+
+        async def whole_history() -> list[Any] | None:
+            items: list[Any] = (await query.get(f"/v1/models/{owner}/m/history")).json()["items"]
+            return items if len(items) >= 7 else None
+
+        history = await until(whole_history, timeout=10, what="the 6 registrations and the update in the history")
+        assert len(history) == 7
         assert [h["type"] for h in history][-1] == messages.MODEL_VERSION_UPDATED
         assert [h["data"]["version"] for h in history[:6]] == versions
 
@@ -142,10 +142,12 @@ class TestReads:
         await publish_raw(
             bootstrap, COMMANDS, [raw(register_event(owner, f"m{i:03d}", token=ADMIN_KEY.token)) for i in range(230)]
         )
-        deadline = time.monotonic() + 30
-        while (await query.get("/v1/models", params={"team": owner, "limit": 200})).json()["items"].__len__() < 200:
-            assert time.monotonic() < deadline, "models were not all registered in time"
-            await asyncio.sleep(0.1)
+
+        async def first_page_full() -> bool:
+            page = (await query.get("/v1/models", params={"team": owner, "limit": 200})).json()
+            return len(page["items"]) == 200
+
+        await until(first_page_full, timeout=30, what="200 of the 230 models registered")
         await readable(query, f"/v1/models/{owner}/m229")
         seen: list[str] = []
         cursor = None

@@ -14,6 +14,7 @@ import pytest
 
 from registry_cli.config import free_port
 from shared.auth import generate_api_key
+from tests.waiting import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REGISTRY = str(Path(sys.executable).with_name("registry"))
@@ -102,10 +103,11 @@ class Up:
         return "".join(self.output)
 
     async def wait_for(self, needle: str, timeout: float = 90) -> None:
-        async with asyncio.timeout(timeout):
-            while needle not in self.text:
-                assert self.process.returncode is None, "registry up exited:\n" + self.text
-                await asyncio.sleep(0.1)
+        async def printed() -> bool:
+            assert self.process.returncode is None, "registry up exited:\n" + self.text
+            return needle in self.text
+
+        await until(printed, timeout=timeout, what=f"registry up printing {needle!r}", interval=0.1)
 
     async def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
@@ -132,12 +134,15 @@ def service_pid(up: Up, module: str) -> int:
 
 
 async def wait_ready(url: str, timeout: float = 60) -> None:
-    async with httpx.AsyncClient() as client, asyncio.timeout(timeout):
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(f"{url}/readyz")).status_code == 200:
-                    return
-            await asyncio.sleep(0.2)
+    async with httpx.AsyncClient() as client:
+
+        async def ready() -> bool:
+            try:
+                return (await client.get(f"{url}/readyz")).status_code == 200
+            except httpx.HTTPError:  # not listening yet
+                return False
+
+        await until(ready, timeout=timeout, what=f"{url} ready", interval=0.2)
 
 
 async def test_a_killed_service_is_restarted_while_the_rest_keeps_running(tmp_path: Path) -> None:
@@ -188,13 +193,12 @@ async def test_a_restart_with_kept_data_audits_new_work_and_mints_no_second_key(
 
 
 async def audited(http: httpx.AsyncClient, audit: str, type_: str, *, count: int, timeout: float = 30) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            items = (await http.get(f"{audit}/v1/audit", params={"type": type_, "model": "kept/m"})).json()["items"]
-            if len(items) >= count:
-                assert len(items) == count, items
-                return
-            await asyncio.sleep(0.3)
+    async def listed() -> list[object] | None:
+        items = (await http.get(f"{audit}/v1/audit", params={"type": type_, "model": "kept/m"})).json()["items"]
+        return items if len(items) >= count else None
+
+    items = await until(listed, timeout=timeout, what=f"{count} {type_} entries of kept/m", interval=0.2)
+    assert len(items) == count, items
 
 
 async def test_a_port_in_use_is_a_one_line_error_naming_the_setting(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """No team reads, suppresses, forges or learns of another team's data: ids, existence, forged records."""
 
-import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -114,24 +114,35 @@ class TestForgedRecords:
         async with serving([Route("/hook", receiver.endpoint, methods=["POST"])]) as port:
             async with as_key(stack, "deploy-tracker", key) as tracker:
                 hook = {"url": f"http://127.0.0.1:{port}/hook", "event_types": ["*"]}
-                assert (await tracker.post(f"/v1/teams/{victim}/webhooks", json=hook)).status_code == 201
+                created = await tracker.post(f"/v1/teams/{victim}/webhooks", json=hook)
+                assert created.status_code == 201, created.text
             forged_event = CloudEvent(
                 source="/registry/registration",
                 type=messages.MODEL_VERSION_REGISTERED,
                 data={"team": victim, "name": "m", "version": "6.6.6", "principal": key["key_id"]},
             )
             forged_command = register_event(victim, "m", "6.6.7", token=f"mr_{key['key_id']}_{'x' * 43}")
+            # The sentinel: a real command sent after the forged records, with the same key. Its event
+            # reaches registry.events' partition after the forged event, so once the tracker has made
+            # the sentinel's delivery, one for the forged event would be listed too.
+            sentinel = register_event(victim, "m", "1.0.0", token=key["token"])
             await publish_raw(bootstrap, "registry.events", [(*forged_event.to_kafka(), f"{victim}/m".encode())])
-            await publish_raw(bootstrap, "registry.commands", [(*forged_command.to_kafka(), f"{victim}/m".encode())])
-            async with as_key(stack, "registration", key) as http:  # a real event after the forged one
-                assert (await http.post(f"/v1/models/{victim}/m/versions", json=BODY)).status_code == 201
+            await publish_raw(
+                bootstrap,
+                "registry.commands",
+                [(*record.to_kafka(), f"{victim}/m".encode()) for record in (forged_command, sentinel)],
+            )
 
             async def delivered() -> bool:
                 return bool(receiver.bodies)
 
-            await until(delivered)
-            await asyncio.sleep(0.5)
-        assert len(receiver.bodies) == 1 and b"6.6.6" not in receiver.bodies[0]
+            await until(delivered, what="the sentinel's webhook delivery")
+            async with as_key(stack, "deploy-tracker", key) as tracker:
+                path = f"/v1/teams/{victim}/webhooks/{created.json()['id']}/deliveries"
+                deliveries = (await tracker.get(path)).json()["items"]
+        assert len(deliveries) == 1 and len(receiver.bodies) == 1
+        sent = json.loads(receiver.bodies[0])
+        assert (sent["type"], sent["data"]["version"]) == (messages.MODEL_VERSION_REGISTERED, "1.0.0")
 
         async def entries_of(ce_id: str) -> list[Any]:
             async with httpx.AsyncClient(base_url=stack.url("audit"), headers=ADMIN) as http:

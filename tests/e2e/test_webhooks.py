@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from registry_cli.stack import EmbeddedStack
 from tests.factories import ADMIN_KEY
-from tests.waiting import serving
+from tests.waiting import serving, until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
@@ -33,7 +33,7 @@ class Receiver:
         path = request.path_params["path"]
         self.received[path].append((dict(request.headers), await request.body()))
         if path == "hang":
-            await asyncio.sleep(30)
+            await asyncio.sleep(30)  # the thing under test: a receiver that outlasts the delivery time-out
         if path == "dead" or (path == "flaky" and len(self.received[path]) <= 2):
             return Response(status_code=500)
         return Response(status_code=204)
@@ -48,13 +48,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     async with serving([Route("/{path}", box.endpoint, methods=["POST"])]) as port:
         box.port = port
         yield box
-
-
-async def eventually(check: Any, timeout: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
 
 
 async def test_deliveries_are_signed_filtered_retried_dead_lettered_and_isolated(
@@ -91,7 +84,7 @@ async def test_deliveries_are_signed_filtered_retried_dead_lettered_and_isolated
         async def delivered_ok() -> bool:
             return bool(receiver.received["ok"])
 
-        await eventually(delivered_ok)
+        await until(delivered_ok, timeout=30, what="the delivery to /ok")
         # The hanging endpoint holds its own delivery only: the healthy one was served meanwhile.
         hang = (await tracker.get(f"/v1/teams/{team}/webhooks/{hooks['hang']['id']}/deliveries")).json()["items"]
         assert hang and hang[0]["status"] == "pending"
@@ -103,7 +96,7 @@ async def test_deliveries_are_signed_filtered_retried_dead_lettered_and_isolated
                 states[path] = [d["status"] for d in items["items"]]
             return states == {"flaky": ["delivered"], "hang": ["dead"], "dead": ["dead"]}
 
-        await eventually(settled, timeout=60)
+        await until(settled, timeout=60, what="flaky delivered, hang and dead dead-lettered")
         dead = (
             await tracker.get(f"/v1/teams/{team}/webhooks/{hooks['dead']['id']}/deliveries", params={"status": "dead"})
         ).json()["items"]
@@ -146,7 +139,7 @@ async def test_a_rotated_secret_keeps_signing_beside_the_new_one_during_the_over
         async def delivered() -> bool:
             return bool(receiver.received["rot"])
 
-        await eventually(delivered)
+        await until(delivered, timeout=30, what="the delivery to /rot")
     request_headers, raw = receiver.received["rot"][0]
     assert len(request_headers["webhook-signature"].split(" ")) == 2
     Webhook(hook["secret"]).verify(raw, request_headers)  # receivers not switched yet

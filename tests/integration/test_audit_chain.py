@@ -1,22 +1,30 @@
 """The audit store's keyed chains against MongoDB: exactly once, tamper-evident, offsets not identities."""
 
+import contextlib
 import secrets
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
+from audit.app import build_app
+from audit.config import AuditSettings
 from audit.entries import Source, entry_for
 from audit.store import AuditStore
 from audit.team_verify import verify_team
 from shared import messages
 from shared.auditchain import ChainKey, verify
 from shared.auth import Principal
+from shared.kafka import ensure_topics
 from shared.mongo import ensure_indexes
-from tests.factories import command_event, register_data, register_event
+from tests.factories import ADMIN_KEY, command_event, register_data, register_event, store_admin_key
 from tests.infra import Infra
+from tests.kafka_tools import publish_raw
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
@@ -54,6 +62,40 @@ async def db(infra: Infra, db_name: str) -> AsyncIterator[Any]:
     await client.close()
 
 
+def audit_settings(infra: Infra, db_name: str) -> AuditSettings:
+    """The audit service on topics and a database of this test's own."""
+    suffix = uuid.uuid4().hex[:8]
+    env = infra.env()
+    return AuditSettings(
+        kafka_bootstrap_servers=infra.kafka_bootstrap,
+        mongodb_uri=infra.mongodb_uri,
+        mongodb_database=db_name,
+        kafka_enable_idempotence=infra.idempotence,
+        kafka_session_timeout_ms=int(env["KAFKA_SESSION_TIMEOUT_MS"]),
+        kafka_heartbeat_interval_ms=int(env["KAFKA_HEARTBEAT_INTERVAL_MS"]),
+        kafka_fetch_max_wait_ms=int(env["KAFKA_FETCH_MAX_WAIT_MS"]),
+        kafka_topic_partitions=1,
+        topic_commands=f"commands-{suffix}",
+        topic_events=f"events-{suffix}",
+        topic_deploy=f"deploy-{suffix}",
+        topic_access=f"access-{suffix}",
+        consumer_group=f"audit-{suffix}",
+        event_signing_key=infra.signing_key,
+        chain_key=secrets.token_hex(32),
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(settings: AuditSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """The audit app in-process (consumer started by its lifespan), called as the platform admin."""
+    app = build_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://audit", headers=headers) as client:
+            yield client
+
+
 async def entry_at(db: Any, chain: str, seq: int) -> dict[str, Any]:
     return dict(await db.audit_log.find_one({"chain": chain, "seq": seq}))
 
@@ -77,10 +119,27 @@ class TestExactlyOnce:
         verdict = await verify(db, KEY)
         assert verdict.ok and verdict.entries == 13
 
-    async def test_undecodable_records_are_audited_too(self) -> None:
-        source = Source.of("registry.commands", 2, 0, None, b"\xff", [])
-        entry = entry_for(source, event=None, error="not_json: x", received_at=NOW)
-        assert entry["type"] == "undecodable" and entry["outcome"] == "dead_lettered"
+    async def test_undecodable_records_are_audited_too(
+        self, infra: Infra, db_name: str, mongo: AsyncMongoClient[dict[str, object]]
+    ) -> None:
+        # Through the audit service itself: its consumer, the store and the API.
+        settings = audit_settings(infra, db_name)
+        await ensure_topics(settings)
+        await store_admin_key(mongo[db_name])
+        try:
+            async with running(settings) as http:
+                await publish_raw(settings.kafka_bootstrap_servers, settings.topic_commands, [(b"\xff", [], b"k")])
+
+                async def listed() -> list[Any]:
+                    return list((await http.get("/v1/audit", params={"type": "undecodable"})).json()["items"])
+
+                [entry] = await until(listed, what="the undecodable record's audit entry")
+                verdict = (await http.get("/v1/audit/verify", params={"full": "true"})).json()
+        finally:
+            await mongo.drop_database(db_name)
+        assert (entry["topic"], entry["offset"], entry["outcome"]) == (settings.topic_commands, 0, "dead_lettered")
+        assert entry["detail"].startswith("not_json:") and entry["team"] is None
+        assert verdict["ok"] is True and verdict["entries"] >= 1  # chained like any other entry
 
 
 class TestAttribution:

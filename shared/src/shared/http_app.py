@@ -18,12 +18,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import correlation, messages, metrics, problems
 from shared.access import AccessLog, FailureWatch
+from shared.documents import Document
 from shared.health import Readiness, health_router
 from shared.http_auth import Guard
 from shared.kafka import ping as kafka_ping
 from shared.keystore import KeyStore
 from shared.lag import LagMonitor
-from shared.mongo import API_KEYS, Document, database
+from shared.mongo import API_KEYS, database
 from shared.ratelimit import RateLimiter
 from shared.request_bounds import RequestBounds
 from shared.settings import CommonSettings
@@ -56,7 +57,7 @@ class Service:
     client: AsyncMongoClient[Document]
     readiness: Readiness
     monitor: LagMonitor | None
-    start_hooks: list[Hook] = field(default_factory=list)
+    start_hooks: list[Hook] = field(default_factory=list)  # run in order, before the broker starts
     background: dict[str, Background] = field(default_factory=dict)
 
     def on_start(self, hook: Hook) -> None:
@@ -115,15 +116,13 @@ def service_app(
     settings: CommonSettings,
     client: AsyncMongoClient[Document],
     broker: KafkaBroker,
-    on_start: list[Hook] | None = None,
-    background: dict[str, Background] | None = None,
     consumer_groups: dict[str, list[str]] | None = None,
 ) -> Service:
     """An app that starts the broker, access events and the lag monitor, and closes all on shutdown.
 
-    ``on_start`` hooks run before the broker starts; ``background`` coroutines (relays, workers,
-    by task name) run from after it starts until shutdown, when they are cancelled before it stops.
-    ``consumer_groups`` maps each of the service's consumer groups to its topics, for the lag gauge.
+    The service registers its start-up hooks and background tasks on the returned :class:`Service`
+    once it has built them. ``consumer_groups`` maps each of the service's consumer groups to its
+    topics, for the lag gauge.
     """
     db = database(client, settings)
     signer = EventSigner.from_settings(settings)
@@ -207,8 +206,6 @@ def service_app(
         client=client,
         readiness=readiness,
         monitor=monitor,
-        start_hooks=list(on_start or []),
-        background=dict(background or {}),
     )
     app.state.service, app.state.guard = service, guard
     return service

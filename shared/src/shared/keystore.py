@@ -16,7 +16,8 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.auth import ApiKey, Principal, generate_api_key, parse_api_key, secret_matches
-from shared.mongo import Document
+from shared.documents import Document
+from shared.views import ApiKeyPublic
 
 
 class KeyStore:
@@ -124,19 +125,5 @@ async def issue_key(
 
 
 def key_public(record: Document) -> dict[str, Any]:
-    """A key's record without its hash."""
-    return {
-        "key_id": record["_id"],
-        "team": record["team"],
-        "name": record.get("name"),
-        "scopes": record.get("scopes", []),
-        "revoked": bool(record.get("revoked")),
-        "created_at": _iso(record.get("created_at")),
-        "expires_at": _iso(record.get("expires_at")),
-        "created_by": record.get("created_by"),
-        "rate_limit": record.get("rate_limit"),
-    }
-
-
-def _iso(value: Any) -> Any:
-    return _aware(value).isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
+    """A key's record without its hash, as JSON-ready data (:class:`shared.views.ApiKeyPublic`)."""
+    return ApiKeyPublic.of(record).model_dump(mode="json")

@@ -14,9 +14,8 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.documents import Document
 from shared.settings import CommonSettings
-
-Document = dict[str, Any]
 
 MODELS = "models"
 MODEL_VERSIONS = "model_versions"

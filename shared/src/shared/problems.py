@@ -76,6 +76,19 @@ class ProblemDetails(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
+def documented(*reasons: ProblemReason) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a route or router: the refusals of ``reasons`` with their problem+json body."""
+    schema = {"$ref": "#/components/schemas/" + ProblemDetails.__name__}
+    return {
+        CATALOGUE[reason][0]: {
+            "model": ProblemDetails,
+            "description": CATALOGUE[reason][1],
+            "content": {PROBLEM_JSON: {"schema": schema}},
+        }
+        for reason in reasons
+    }
+
+
 def problem_response(problem: Problem) -> JSONResponse:
     """Render ``problem`` with the current correlation id."""
     body: dict[str, Any] = {

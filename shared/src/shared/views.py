@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
-from shared.mongo import Document
+from shared.documents import Document
 from shared.times import UtcTime
 
 Item = TypeVar("Item")

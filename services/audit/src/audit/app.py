@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from audit import routes
 from audit.config import AuditSettings
-from audit.routes import build_router
 from audit.store import AuditStore
 from audit.subscribers import CHAIN_LENGTH, register_audit_subscriber
+from shared import asyncapi
 from shared.auditchain import ChainKey
 from shared.http_app import service_app
 from shared.identity import RecordIdentity
@@ -29,6 +30,14 @@ def build_app(settings: AuditSettings) -> FastAPI:
         )
     client = make_client(settings)
     broker = make_broker(settings)
+    service = service_app(
+        settings=settings,
+        client=client,
+        broker=broker,
+        consumer_groups={settings.consumer_group: settings.all_topics()},
+    )
+    chain_key = ChainKey(settings.chain_key.get_secret_value().encode())
+    store = AuditStore(client, service.db, key=chain_key)
 
     async def start() -> None:
         await ensure_indexes(service.db, [AUDIT_LOG, AUDIT_HEADS, AUDIT_VERIFIED])
@@ -36,16 +45,10 @@ def build_app(settings: AuditSettings) -> FastAPI:
             topic, _, partition = chain.rpartition(":")
             CHAIN_LENGTH.labels(topic, partition).set(length)
 
-    service = service_app(
-        settings=settings,
-        client=client,
-        broker=broker,
-        on_start=[start],
-        consumer_groups={settings.consumer_group: settings.all_topics()},
-    )
-    chain_key = ChainKey(settings.chain_key.get_secret_value().encode())
-    store = AuditStore(client, service.db, key=chain_key)
+    service.on_start(start)
     identity = RecordIdentity(keystore=service.keystore, signer=service.signer)
     register_audit_subscriber(broker, settings, append=store.append, identity=identity, probe=pinger(client))
-    service.app.include_router(build_router(db=service.db, guard=service.guard, key=chain_key))
+    service.app.state.chain_key = chain_key
+    service.app.include_router(routes.router)
+    asyncapi.serve(service.app, settings, consumes=["commands", "events", "deploy", "access"], publishes=["access"])
     return service.app

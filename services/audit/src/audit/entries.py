@@ -16,8 +16,8 @@ from typing import Any
 from shared import messages
 from shared.auditchain import VERSION
 from shared.auth import Principal, bearer_token, parse_api_key
+from shared.documents import Document
 from shared.envelope import CloudEvent
-from shared.mongo import Document
 from shared.sortkeys import time_key
 
 _ACCESS_OUTCOMES = {

@@ -4,94 +4,112 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
 from pymongo.asynchronous.database import AsyncDatabase
 
 from audit.team_verify import DEFAULT_TEAM_VERIFY, MAX_TEAM_VERIFY, verify_team
+from audit.views import AuditEntryPublic, AuditVerification
 from shared import catalog
-from shared.auditchain import CHAINED_FIELDS, ChainKey, verify
+from shared.auditchain import ChainKey, verify
 from shared.auth import Principal
-from shared.http_auth import Guard
-from shared.mongo import AUDIT_LOG, Document
-from shared.problems import Problem
+from shared.documents import Document
+from shared.http_app import Service
+from shared.http_auth import guard_of, requires
+from shared.mongo import AUDIT_LOG
+from shared.problems import Problem, ProblemDetails
 from shared.sortkeys import time_key
+from shared.views import Page
 
-_PUBLIC = (*CHAINED_FIELDS, "hash", "prev_hash")
-
-
-def _public(doc: Document) -> dict[str, Any]:
-    body = {("id" if k == "_id" else k): doc.get(k) for k in _PUBLIC}
-    body["received_at"] = doc["received_at"].isoformat().replace("+00:00", "Z")
-    return body
+_PROBLEM = {"model": ProblemDetails, "content": {"application/problem+json": {}}}
+router = APIRouter(prefix="/v1/audit", tags=["audit"], responses={s: _PROBLEM for s in (401, 403, 422, 429)})
 
 
-def build_router(*, db: AsyncDatabase[Document], guard: Guard, key: ChainKey) -> APIRouter:
-    """The audit API; callers need ``audit:read`` and see their own team's entries."""
-    router = APIRouter(prefix="/v1/audit", tags=["audit"])
-    Reader = Annotated[Principal, Depends(guard.requiring("audit:read"))]
-    log = db[AUDIT_LOG]
+def _db(request: Request) -> AsyncDatabase[Document]:
+    service: Service = request.app.state.service
+    return service.db
 
-    @router.get("")
-    async def list_entries(
-        caller: Reader,
-        request: Request,
-        team: Annotated[str | None, Query(pattern=catalog.SLUG_PATTERN)] = None,
-        model: Annotated[str | None, Query(max_length=130)] = None,
-        type: Annotated[str | None, Query(max_length=128)] = None,
-        principal: Annotated[str | None, Query(max_length=64)] = None,
-        correlation_id: Annotated[str | None, Query(max_length=128)] = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: Annotated[int, Query(ge=1, le=catalog.MAX_PAGE_SIZE)] = catalog.DEFAULT_PAGE_SIZE,
-        cursor: Annotated[str | None, Query(max_length=300)] = None,
-    ) -> dict[str, Any]:
-        """Entries newest first; ``next_cursor`` continues."""
-        if not caller.is_platform_admin:
-            if team and team != caller.team:
-                guard.deny(request, caller, status=403, reason="other team's audit", resource_team=team)
-                raise Problem(
-                    403,
-                    "Forbidden",
-                    "you can read only your own team's audit entries",
-                    type_="urn:registry:problem:forbidden",
-                )
-            team = caller.team
-        query: dict[str, Any] = {}
-        for field, value in (
-            ("team", team),
-            ("model", model),
-            ("type", type),
-            ("actor", principal),
-            ("correlation_id", correlation_id),
-        ):
-            if value:
-                query[field] = value
+
+def _chain_key(request: Request) -> ChainKey:
+    key: ChainKey = request.app.state.chain_key
+    return key
+
+
+Reader = Annotated[Principal, Depends(requires("audit:read"))]
+Db = Annotated[AsyncDatabase[Document], Depends(_db)]
+Key = Annotated[ChainKey, Depends(_chain_key)]
+
+
+class AuditFilters(BaseModel):
+    """The query of ``GET /v1/audit``: every filter is optional, and they combine."""
+
+    team: str | None = Field(None, pattern=catalog.SLUG_PATTERN, description="default: the caller's team")
+    model: str | None = Field(None, max_length=130, description="``team/name``")
+    type: str | None = Field(None, max_length=128, description="CloudEvents type, or ``undecodable``")
+    principal: str | None = Field(None, max_length=64, description="the acting key's id")
+    correlation_id: str | None = Field(None, max_length=128)
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = Field(catalog.DEFAULT_PAGE_SIZE, ge=1, le=catalog.MAX_PAGE_SIZE)
+    cursor: str | None = Field(None, max_length=300, description="``next_cursor`` of the previous page")
+
+    def query(self, team: str | None) -> Document:
+        """The MongoDB filter of these parameters, within ``team``'s entries (any team if ``None``)."""
+        equal = {
+            "team": team,
+            "model": self.model,
+            "type": self.type,
+            "actor": self.principal,
+            "correlation_id": self.correlation_id,
+        }
+        query: dict[str, Any] = {field: value for field, value in equal.items() if value}
         bounds: dict[str, str] = {}
-        if since:
-            bounds["$gte"] = time_key(since, "")
-        if until:
-            bounds["$lt"] = time_key(until, "")
-        if cursor:
-            bounds["$lt"] = min(cursor, bounds.get("$lt", cursor))
+        if self.since:
+            bounds["$gte"] = time_key(self.since, "")
+        if self.until:
+            bounds["$lt"] = time_key(self.until, "")
+        if self.cursor:
+            bounds["$lt"] = min(self.cursor, bounds.get("$lt", self.cursor))
         if bounds:
             query["ts_key"] = bounds
-        docs = await log.find(query).sort("ts_key", -1).limit(limit + 1).to_list()
-        next_cursor = docs[limit - 1]["ts_key"] if len(docs) > limit else None
-        return {"items": [_public(doc) for doc in docs[:limit]], "next_cursor": next_cursor}
+        return query
 
-    @router.get("/verify")
-    async def verify_chains(
-        caller: Reader,
-        full: bool = False,
-        limit: Annotated[int, Query(ge=1, le=MAX_TEAM_VERIFY)] = DEFAULT_TEAM_VERIFY,
-    ) -> dict[str, Any]:
-        """Verify the audit log: ``ok`` or the first broken link.
 
-        A platform admin verifies every chain, from the last verified point (``full=true``: from
-        the start). A team key verifies its own team's newest ``limit`` entries: each one's hash
-        and its links to its neighbours, without seeing other teams' entries.
-        """
-        if caller.is_platform_admin:
-            return (await verify(db, key, full=full)).public()
-        return (await verify_team(db, key, team=caller.team, limit=limit)).public()
+def _readable_team(request: Request, caller: Principal, team: str | None) -> str | None:
+    """The team whose entries ``caller`` reads: its own, unless it is a platform admin."""
+    if caller.is_platform_admin:
+        return team
+    if team and team != caller.team:
+        guard_of(request).deny(request, caller, status=403, reason="other team's audit", resource_team=team)
+        raise Problem("forbidden", "you can read only your own team's audit entries")
+    return caller.team
 
-    return router
+
+@router.get("")
+async def list_entries(
+    caller: Reader, request: Request, db: Db, filters: Annotated[AuditFilters, Query()]
+) -> Page[AuditEntryPublic]:
+    """Entries newest first; ``next_cursor`` continues. Callers see their own team's entries."""
+    query = filters.query(_readable_team(request, caller, filters.team))
+    limit = filters.limit
+    docs = await db[AUDIT_LOG].find(query).sort("ts_key", -1).limit(limit + 1).to_list()
+    next_cursor = docs[limit - 1]["ts_key"] if len(docs) > limit else None
+    return Page[AuditEntryPublic](items=[AuditEntryPublic.of(doc) for doc in docs[:limit]], next_cursor=next_cursor)
+
+
+@router.get("/verify", response_model_exclude_unset=True)
+async def verify_chains(
+    caller: Reader,
+    db: Db,
+    key: Key,
+    full: bool = False,
+    limit: Annotated[int, Query(ge=1, le=MAX_TEAM_VERIFY)] = DEFAULT_TEAM_VERIFY,
+) -> AuditVerification:
+    """Verify the audit log: ``ok`` or the first broken link.
+
+    A platform admin verifies every chain, from the last verified point (``full=true``: from
+    the start). A team key verifies its own team's newest ``limit`` entries: each one's hash
+    and its links to its neighbours, without seeing other teams' entries.
+    """
+    if caller.is_platform_admin:
+        return AuditVerification.of(await verify(db, key, full=full))
+    return AuditVerification.of(await verify_team(db, key, team=caller.team, limit=limit))

@@ -10,7 +10,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared.auditchain import GENESIS, ChainKey
-from shared.mongo import AUDIT_HEADS, AUDIT_LOG, Document, find_by_ids
+from shared.documents import Document
+from shared.mongo import AUDIT_HEADS, AUDIT_LOG, find_by_ids
 
 
 class AuditStore:

@@ -14,9 +14,9 @@ from prometheus_client import Counter, Gauge
 from audit.config import AuditSettings
 from audit.entries import Source, entry_for, received_now
 from shared.consuming import Probe, Records, batch_subscriber
+from shared.documents import Document
 from shared.envelope import EnvelopeError, decode
 from shared.identity import RecordIdentity
-from shared.mongo import Document
 
 log = structlog.get_logger(__name__)
 AUDITED = Counter("registry_audit_entries_total", "Audit entries appended, by source topic", ["topic"])

@@ -14,7 +14,8 @@ from collections import defaultdict
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.auditchain import GENESIS, ChainKey, Verdict
-from shared.mongo import AUDIT_HEADS, AUDIT_LOG, Document
+from shared.documents import Document
+from shared.mongo import AUDIT_HEADS, AUDIT_LOG
 
 DEFAULT_TEAM_VERIFY = 10_000
 MAX_TEAM_VERIFY = 100_000

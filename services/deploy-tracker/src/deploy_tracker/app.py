@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 from prometheus_client import Counter
 
+from deploy_tracker import routes, webhook_routes
 from deploy_tracker.config import DeployTrackerSettings
-from deploy_tracker.handlers import Report, handle_reports
+from deploy_tracker.handlers import handle_reports
+from deploy_tracker.reports import Report
 from deploy_tracker.repository import MongoRepository
-from deploy_tracker.routes import build_router
 from deploy_tracker.subscribers import register_event_subscriber, register_report_subscriber
-from deploy_tracker.webhook_routes import build_webhook_router
 from deploy_tracker.webhooks import DeliveryWorker, fan_out
+from shared import asyncapi
 from shared.envelope import CloudEvent
 from shared.http_app import service_app
 from shared.identity import RecordIdentity
@@ -26,7 +27,8 @@ from shared.mongo import (
     make_client,
     pinger,
 )
-from shared.outbox import OutboxRelay, kafka_publisher, writer_id
+from shared.outbox_relay import OutboxRelay, kafka_publisher
+from shared.outbox_rows import writer_id
 
 REPORTS = Counter(
     "registry_deploy_reports_total",
@@ -39,18 +41,10 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
     """Consume deployment reports, relay status events, serve the HTTP bridge."""
     client = make_client(settings)
     broker = make_broker(settings)
-
-    async def start() -> None:
-        await ensure_indexes(
-            service.db, [DEPLOYMENTS, DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS, WEBHOOKS, WEBHOOK_DELIVERIES]
-        )
-
     service = service_app(
         settings=settings,
         client=client,
         broker=broker,
-        on_start=[start],
-        background={"deploy-outbox-relay": lambda: relay.run(), "webhook-deliveries": lambda: worker.run()},
         consumer_groups={
             settings.consumer_group: [settings.topic_deploy],
             settings.webhook_group: [settings.topic_events],
@@ -88,8 +82,19 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
         return len(created)
 
     register_event_subscriber(broker, settings, fan_out=deliver, identity=identity, probe=probe)
-    service.app.include_router(
-        build_router(broker=broker, topic=settings.topic_deploy, guard=service.guard, signer=service.signer)
-    )
-    service.app.include_router(build_webhook_router(db=service.db, guard=service.guard, settings=settings))
+
+    async def create_indexes() -> None:
+        await ensure_indexes(
+            service.db, [DEPLOYMENTS, DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS, WEBHOOKS, WEBHOOK_DELIVERIES]
+        )
+
+    service.on_start(create_indexes)
+    service.in_background("deploy-outbox-relay", relay.run)
+    service.in_background("webhook-deliveries", worker.run)
+    # What the routes' dependencies read from each request (the guard is set by service_app).
+    service.app.state.report_bridge = routes.ReportBridge(broker, settings.topic_deploy, service.signer)
+    service.app.state.db, service.app.state.settings = service.db, settings
+    service.app.include_router(routes.router)
+    service.app.include_router(webhook_routes.router)
+    asyncapi.serve(service.app, settings, consumes=["deploy", "events"], publishes=["events", "access", "deploy"])
     return service.app

@@ -9,8 +9,9 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from deploy_tracker.handlers import Changes
-from shared.mongo import DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS, DEPLOYMENTS, MODEL_VERSIONS, Document, find_by_ids
-from shared.outbox import MongoOutboxLog
+from shared.documents import Document
+from shared.mongo import DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS, DEPLOYMENTS, MODEL_VERSIONS, find_by_ids
+from shared.outbox_mongo import MongoOutboxLog
 
 
 class MongoRepository(MongoOutboxLog):

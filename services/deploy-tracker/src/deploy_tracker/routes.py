@@ -1,74 +1,76 @@
-"""HTTP bridge for pipelines that cannot speak Kafka: ``POST /v1/deployments/events`` → ``deploy.events``."""
+"""HTTP bridge for pipelines that cannot speak Kafka: ``POST /v1/deployments/events`` → ``deploy.events``.
 
-from typing import Annotated, Any
+The caller's key never travels on: the report is published under the service's signature with the
+caller's key id (``ce_principal``), which the tracker trusts only when signed.
+"""
 
-from fastapi import APIRouter, Body, Depends, Request
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request
 from faststream.kafka import KafkaBroker
-from pydantic import ValidationError
+from pydantic import BaseModel, Field
 
 from shared import correlation, messages
 from shared.auth import Principal
 from shared.envelope import CloudEvent
-from shared.http_auth import Guard
-from shared.problems import Problem
+from shared.http_auth import guard_of, requires
+from shared.problems import Problem, documented
 from shared.signing import EventSigner
 
 SOURCE = "/registry/deploy-tracker/http"
 
 
-def build_router(*, broker: KafkaBroker, topic: str, guard: Guard, signer: EventSigner) -> APIRouter:
-    """The bridge; the same validation as the consumer, then a 202 with the event id.
+@dataclass(frozen=True)
+class ReportBridge:
+    """Where the bridge publishes reports (``app.state.report_bridge``, set by ``build_app``)."""
 
-    The caller's key never travels on: the report is published under the service's signature
-    with the caller's key id (``ce_principal``), which the tracker trusts only when signed.
-    """
-    router = APIRouter(prefix="/v1/deployments", tags=["deployments"])
-    Reporter = Annotated[Principal, Depends(guard.requiring("deployments:write"))]
+    broker: KafkaBroker
+    topic: str
+    signer: EventSigner
 
-    @router.post(
-        "/events",
-        status_code=202,
-        openapi_extra={
-            "requestBody": {
-                "content": {"application/json": {"schema": messages.DeploymentStatusReported.model_json_schema()}},
-                "required": True,
-            }
-        },
+    async def publish(self, event: CloudEvent, *, key: str, acting_for: str) -> None:
+        """Sign ``event`` as the service, naming the caller's key id, and publish it under ``key``."""
+        value, headers = self.signer.encode(event, acting_for=acting_for)
+        await self.broker.publish(value, topic=self.topic, key=key.encode(), headers=headers)
+
+
+class ReportAccepted(BaseModel):
+    """A report published for the tracker, which applies it asynchronously."""
+
+    event_id: str = Field(description="the CloudEvent id of the published report")
+    status: Literal["accepted"] = "accepted"
+
+
+def _bridge(request: Request) -> ReportBridge:
+    bridge: ReportBridge = request.app.state.report_bridge
+    return bridge
+
+
+Reporter = Annotated[Principal, Depends(requires("deployments:write"))]
+Bridge = Annotated[ReportBridge, Depends(_bridge)]
+router = APIRouter(
+    prefix="/v1/deployments",
+    tags=["deployments"],
+    responses=documented("unauthenticated", "forbidden", "invalid", "rate_limited"),
+)
+
+
+@router.post("/events", status_code=202)
+async def report(
+    data: messages.DeploymentStatusReported, caller: Reporter, bridge: Bridge, request: Request
+) -> ReportAccepted:
+    """Publish a deployment report (validated as the consumer does); the tracker applies it asynchronously."""
+    if not caller.acts_for(data.team):
+        guard_of(request).deny(request, caller, status=403, reason="other team's model", resource_team=data.team)
+        raise Problem("forbidden", f"this key may not report deployments of team {data.team!r}")
+    model = f"{data.team}/{data.name}"
+    event = CloudEvent(
+        source=SOURCE,
+        type=messages.DEPLOY_STATUS_REPORTED,
+        subject=model,
+        correlation_id=correlation.current() or correlation.new_id(),
+        data=data.model_dump(mode="json"),
     )
-    async def report(
-        caller: Reporter,
-        request: Request,
-        body: Annotated[Any, Body()],
-    ) -> dict[str, Any]:
-        """Publish a deployment report; the tracker applies it asynchronously."""
-        try:
-            data = messages.DeploymentStatusReported.model_validate(body)
-        except ValidationError as exc:
-            errors = [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-            raise Problem(
-                422,
-                "Invalid report",
-                "the report does not match the schema",
-                errors=errors,
-                type_="urn:registry:problem:invalid",
-            ) from None
-        if not caller.acts_for(data.team):
-            guard.deny(request, caller, status=403, reason="other team's model", resource_team=data.team)
-            raise Problem(
-                403,
-                "Forbidden",
-                f"this key may not report deployments of team {data.team!r}",
-                type_="urn:registry:problem:forbidden",
-            )
-        event = CloudEvent(
-            source=SOURCE,
-            type=messages.DEPLOY_STATUS_REPORTED,
-            subject=f"{data.team}/{data.name}",
-            correlation_id=correlation.current() or correlation.new_id(),
-            data=data.model_dump(mode="json"),
-        )
-        value, headers = signer.encode(event, acting_for=caller.key_id)
-        await broker.publish(value, topic=topic, key=f"{data.team}/{data.name}".encode(), headers=headers)
-        return {"event_id": event.id, "status": "accepted"}
-
-    return router
+    await bridge.publish(event, key=model, acting_for=caller.key_id)
+    return ReportAccepted(event_id=event.id)

@@ -9,7 +9,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import Counter
 
 from deploy_tracker.config import DeployTrackerSettings
-from deploy_tracker.handlers import Report
+from deploy_tracker.reports import Report
 from shared.consuming import Probe, Records, batch_subscriber
 from shared.envelope import CloudEvent, EnvelopeError, decode
 from shared.identity import RecordIdentity

@@ -7,17 +7,26 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.webhook_secrets import new_secret
 from deploy_tracker.webhook_targets import TargetRefused, check_target
+from deploy_tracker.webhook_views import (
+    WebhookCreated,
+    WebhookDeliveryList,
+    WebhookDeliveryPublic,
+    WebhookList,
+    WebhookPublic,
+)
 from shared import catalog, messages
 from shared.auth import Principal
-from shared.http_auth import Guard
+from shared.documents import Document
+from shared.http_auth import guard_of, requires
 from shared.http_params import IdPath, SlugPath
-from shared.mongo import WEBHOOK_DELIVERIES, WEBHOOKS, Document
-from shared.problems import Problem
+from shared.mongo import WEBHOOK_DELIVERIES, WEBHOOKS
+from shared.problems import Problem, documented
 
 EVENT_TYPES = sorted(set(messages.EVENT_MODELS) - {messages.DEPLOY_STATUS_REPORTED} | {"*"})
 _EVENT_PATTERN = "^(" + "|".join(re.escape(t) for t in EVENT_TYPES) + ")$"
@@ -36,23 +45,6 @@ class WebhookCreate(BaseModel):
     max_attempts: Annotated[int, Field(ge=1, le=50)] | None = None  # default: DEPLOY_TRACKER_WEBHOOK_MAX_ATTEMPTS
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
-def _public(doc: Document) -> dict[str, Any]:
-    return {
-        "id": doc["_id"],
-        "team": doc["team"],
-        "url": doc["url"],
-        "event_types": doc["event_types"],
-        "active": doc["active"],
-        "description": doc.get("description", ""),
-        "created_at": _iso(doc["created_at"]),
-        "previous_secret_expires_at": _iso(doc.get("previous_secret_expires_at")),
-    }
-
-
 class SecretRotation(BaseModel):
     """How long the secret being replaced keeps signing deliveries (default: the service's overlap)."""
 
@@ -61,95 +53,111 @@ class SecretRotation(BaseModel):
     previous_valid_seconds: Annotated[int, Field(ge=0, le=7 * 86_400)] | None = None
 
 
-def _delivery(doc: Document) -> dict[str, Any]:
-    keep = ("event_id", "event_type", "status", "attempts", "next_attempt_at", "delivered_at", "dead_at", "errors")
-    return {"id": doc["_id"], **{k: doc.get(k) for k in keep}}
+def _settings(request: Request) -> DeployTrackerSettings:
+    settings: DeployTrackerSettings = request.app.state.settings
+    return settings
 
 
-def build_webhook_router(*, db: AsyncDatabase[Document], guard: Guard, settings: DeployTrackerSettings) -> APIRouter:
-    """Manage a team's webhooks; a secret is returned once, at creation or rotation."""
-    allow_private = settings.allow_private_webhooks
-    router = APIRouter(prefix="/v1/teams/{team}/webhooks", tags=["webhooks"])
-    Admin = Annotated[Principal, Depends(guard.requiring("team:admin"))]
+def _webhooks(request: Request) -> AsyncCollection[Document]:
+    db: AsyncDatabase[Document] = request.app.state.db
+    return db[WEBHOOKS]
 
-    def for_team(request: Request, caller: Principal, team: str) -> None:
-        if not caller.acts_for(team):
-            guard.deny(request, caller, status=403, reason="other team's webhooks", resource_team=team)
-            raise Problem(
-                403, "Forbidden", f"this key cannot manage team {team!r}", type_="urn:registry:problem:forbidden"
-            )
 
-    async def owned(team: str, webhook_id: str) -> Document:
-        doc = await db[WEBHOOKS].find_one({"_id": webhook_id, "team": team})
-        if doc is None:
-            raise Problem(
-                404, "Not found", f"team {team!r} has no webhook {webhook_id!r}", type_="urn:registry:problem:not_found"
-            )
-        return doc
+def _deliveries(request: Request) -> AsyncCollection[Document]:
+    db: AsyncDatabase[Document] = request.app.state.db
+    return db[WEBHOOK_DELIVERIES]
 
-    @router.post("", status_code=201)
-    async def create(team: SlugPath, body: WebhookCreate, caller: Admin, request: Request) -> dict[str, Any]:
-        """Subscribe; the response's ``secret`` signs every delivery and is not shown again."""
-        for_team(request, caller, team)
-        try:
-            await check_target(body.url, allow_private=allow_private)
-        except TargetRefused as exc:
-            raise Problem(422, "Invalid webhook URL", str(exc), type_="urn:registry:problem:invalid") from None
-        doc = {
-            "_id": f"wh_{uuid.uuid4().hex[:16]}",
-            "team": team,
-            **body.model_dump(),
-            "secret": new_secret(),
-            "created_at": datetime.now(UTC),
-            "created_by": caller.key_id,
-        }
-        await db[WEBHOOKS].insert_one(doc)
-        return {**_public(doc), "secret": doc["secret"]}
 
-    @router.get("")
-    async def list_webhooks(team: SlugPath, caller: Admin, request: Request) -> dict[str, Any]:
-        """The team's subscriptions (no secrets)."""
-        for_team(request, caller, team)
-        return {"items": [_public(d) for d in await db[WEBHOOKS].find({"team": team}).to_list()]}
+async def _team_admin(
+    team: SlugPath, request: Request, caller: Annotated[Principal, Depends(requires("team:admin"))]
+) -> Principal:
+    """The caller, if it administers ``team`` (its own, or any for a platform admin)."""
+    if not caller.acts_for(team):
+        guard_of(request).deny(request, caller, status=403, reason="other team's webhooks", resource_team=team)
+        raise Problem("forbidden", f"this key cannot manage team {team!r}")
+    return caller
 
-    @router.delete("/{webhook_id}", status_code=204)
-    async def delete(team: SlugPath, webhook_id: IdPath, caller: Admin, request: Request) -> None:
-        """Remove a subscription; pending deliveries stop."""
-        for_team(request, caller, team)
-        await owned(team, webhook_id)
-        await db[WEBHOOKS].delete_one({"_id": webhook_id})
 
-    @router.post("/{webhook_id}/secret")
-    async def rotate_secret(
-        team: SlugPath, webhook_id: IdPath, caller: Admin, request: Request, body: SecretRotation | None = None
-    ) -> dict[str, Any]:
-        """Replace the signing secret; the old one keeps signing (beside the new) for the overlap."""
-        for_team(request, caller, team)
-        doc = await owned(team, webhook_id)
-        overlap = body.previous_valid_seconds if body and body.previous_valid_seconds is not None else None
-        seconds = settings.webhook_secret_overlap_seconds if overlap is None else overlap
-        changes = {
-            "secret": new_secret(),
-            "previous_secret": doc["secret"],
-            "previous_secret_expires_at": datetime.now(UTC) + timedelta(seconds=seconds),
-        }
-        await db[WEBHOOKS].update_one({"_id": webhook_id, "team": team}, {"$set": changes})
-        return {**_public(doc | changes), "secret": changes["secret"]}
+Settings = Annotated[DeployTrackerSettings, Depends(_settings)]
+Webhooks = Annotated[AsyncCollection[Document], Depends(_webhooks)]
+Deliveries = Annotated[AsyncCollection[Document], Depends(_deliveries)]
+TeamAdmin = Annotated[Principal, Depends(_team_admin)]
 
-    @router.get("/{webhook_id}/deliveries")
-    async def deliveries(
-        team: SlugPath,
-        webhook_id: IdPath,
-        caller: Admin,
-        request: Request,
-        status: Annotated[str | None, Query(pattern="^(pending|delivered|dead)$")] = None,
-        limit: Annotated[int, Query(ge=1, le=catalog.MAX_PAGE_SIZE)] = catalog.DEFAULT_PAGE_SIZE,
-    ) -> dict[str, Any]:
-        """Recent deliveries, newest first, with attempts and errors; ``dead`` ones are dead-lettered."""
-        for_team(request, caller, team)
-        await owned(team, webhook_id)
-        query: dict[str, Any] = {"webhook_id": webhook_id, **({"status": status} if status else {})}
-        docs = await db[WEBHOOK_DELIVERIES].find(query, {"body": 0}).sort("created_at", -1).limit(limit).to_list()
-        return {"items": [_delivery(d) for d in docs]}
 
-    return router
+async def _owned(team: SlugPath, webhook_id: IdPath, _: TeamAdmin, webhooks: Webhooks) -> Document:
+    """The team's webhook ``webhook_id``, or the not-found problem."""
+    doc = await webhooks.find_one({"_id": webhook_id, "team": team})
+    if doc is None:
+        raise Problem("not_found", f"team {team!r} has no webhook {webhook_id!r}")
+    return doc
+
+
+Owned = Annotated[Document, Depends(_owned)]
+NOT_FOUND = documented("not_found")
+router = APIRouter(
+    prefix="/v1/teams/{team}/webhooks",
+    tags=["webhooks"],
+    responses=documented("unauthenticated", "forbidden", "invalid", "rate_limited"),
+)
+
+
+@router.post("", status_code=201)
+async def create(
+    team: SlugPath, body: WebhookCreate, caller: TeamAdmin, webhooks: Webhooks, settings: Settings
+) -> WebhookCreated:
+    """Subscribe; the response's ``secret`` signs every delivery and is not shown again."""
+    try:
+        await check_target(body.url, allow_private=settings.allow_private_webhooks)
+    except TargetRefused as exc:
+        raise Problem("invalid", str(exc)) from None
+    doc = {
+        "_id": f"wh_{uuid.uuid4().hex[:16]}",
+        "team": team,
+        **body.model_dump(),
+        "secret": new_secret(),
+        "created_at": datetime.now(UTC),
+        "created_by": caller.key_id,
+    }
+    await webhooks.insert_one(doc)
+    return WebhookCreated.of(doc)
+
+
+@router.get("")
+async def list_webhooks(team: SlugPath, _: TeamAdmin, webhooks: Webhooks) -> WebhookList:
+    """The team's subscriptions (no secrets)."""
+    return WebhookList(items=[WebhookPublic.of(doc) for doc in await webhooks.find({"team": team}).to_list()])
+
+
+@router.delete("/{webhook_id}", status_code=204, responses=NOT_FOUND)
+async def delete(webhook: Owned, webhooks: Webhooks) -> None:
+    """Remove a subscription; pending deliveries stop."""
+    await webhooks.delete_one({"_id": webhook["_id"]})
+
+
+@router.post("/{webhook_id}/secret", responses=NOT_FOUND)
+async def rotate_secret(
+    webhook: Owned, webhooks: Webhooks, settings: Settings, body: SecretRotation | None = None
+) -> WebhookCreated:
+    """Replace the signing secret; the old one keeps signing (beside the new) for the overlap."""
+    overlap = body.previous_valid_seconds if body else None
+    seconds = settings.webhook_secret_overlap_seconds if overlap is None else overlap
+    changes = {
+        "secret": new_secret(),
+        "previous_secret": webhook["secret"],
+        "previous_secret_expires_at": datetime.now(UTC) + timedelta(seconds=seconds),
+    }
+    await webhooks.update_one({"_id": webhook["_id"], "team": webhook["team"]}, {"$set": changes})
+    return WebhookCreated.of(webhook | changes)
+
+
+@router.get("/{webhook_id}/deliveries", responses=NOT_FOUND)
+async def deliveries(
+    webhook: Owned,
+    collection: Deliveries,
+    status: Annotated[str | None, Query(pattern="^(pending|delivered|dead)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=catalog.MAX_PAGE_SIZE)] = catalog.DEFAULT_PAGE_SIZE,
+) -> WebhookDeliveryList:
+    """Recent deliveries, newest first, with attempts and errors; ``dead`` ones are dead-lettered."""
+    query: dict[str, Any] = {"webhook_id": webhook["_id"], **({"status": status} if status else {})}
+    docs = await collection.find(query, {"body": 0}).sort("created_at", -1).limit(limit).to_list()
+    return WebhookDeliveryList(items=[WebhookDeliveryPublic.of(doc) for doc in docs])

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from standardwebhooks import Webhook
 
-from shared.mongo import Document
+from shared.documents import Document
 
 PREFIX = "whsec_"
 

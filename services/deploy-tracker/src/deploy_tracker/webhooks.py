@@ -1,4 +1,4 @@
-"""Webhook fan-out: matching events become delivery records; a worker POSTs them, signed, with retries.
+"""Webhook fan-out and delivery: matching events become delivery records; a worker POSTs them, signed, with retries.
 
 Deliveries are records in ``webhook_deliveries`` (at-least-once: created before the event's offset
 is committed, idempotent on event id + subscription). The process that creates a delivery queues
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import random
 import ssl
 from collections import defaultdict
@@ -32,10 +31,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from deploy_tracker.config import DeployTrackerSettings
+from deploy_tracker.webhook_fanout import deliveries, teams_of
 from deploy_tracker.webhook_secrets import signature_header, valid_secrets
 from deploy_tracker.webhook_targets import Resolver, TargetRefused, system_resolver, vet
+from shared.documents import Document
 from shared.envelope import CloudEvent
-from shared.mongo import WEBHOOK_DELIVERIES, WEBHOOKS, Document
+from shared.mongo import WEBHOOK_DELIVERIES, WEBHOOKS
 
 log = structlog.get_logger(__name__)
 DELIVERIES = Counter("registry_webhook_deliveries_total", "Webhook delivery attempts by outcome", ["outcome"])
@@ -44,30 +45,11 @@ Queued = tuple[str, str]  # (delivery id, team)
 
 async def fan_out(db: AsyncDatabase[Document], events: list[CloudEvent]) -> list[Queued]:
     """Create a pending delivery for every active subscription that wants each event; return new ones."""
-    teams = {team for event in events if isinstance(team := event.data.get("team"), str)}
+    teams = teams_of(events)
     if not teams:
         return []
-    subscriptions = await db[WEBHOOKS].find({"team": {"$in": sorted(teams)}, "active": True}).to_list()
-    now = datetime.now(UTC)
-    records = [
-        {
-            "_id": f"{event.id}:{sub['_id']}",
-            "webhook_id": sub["_id"],
-            "team": sub["team"],
-            "event_id": event.id,
-            "event_type": event.type,
-            "body": json.dumps(event.to_structured(), separators=(",", ":")),
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "lease_until": now,
-            "created_at": now,
-            "errors": [],
-        }
-        for event in events
-        for sub in subscriptions
-        if sub["team"] == event.data.get("team") and (event.type in sub["event_types"] or "*" in sub["event_types"])
-    ]
+    subscriptions = await db[WEBHOOKS].find({"team": {"$in": teams}, "active": True}).to_list()
+    records = deliveries(events, subscriptions, datetime.now(UTC))
     if not records:
         return []
     try:

@@ -6,11 +6,12 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from query import deployments_routes, meta_routes, models_routes, versions_routes
 from query.config import QuerySettings
 from query.reads import Reads
-from query.routes import build_router
+from shared import asyncapi
 from shared.auth import Principal
-from shared.http_app import VERSION, service_app
+from shared.http_app import service_app
 from shared.kafka import make_broker
 from shared.mongo import make_client
 
@@ -26,10 +27,12 @@ def visible_to(principal: Principal) -> dict[str, Any]:
 
 def build_app(settings: QuerySettings) -> FastAPI:
     """Wire the read API over MongoDB; Kafka is used only to publish access events."""
-    client = make_client(settings)
-    service = service_app(settings=settings, client=client, broker=make_broker(settings))
-    reads = Reads(service.db)
-    service.app.include_router(
-        build_router(reads=reads, guard=service.guard, visible=visible_to, service_version=VERSION)
-    )
-    return service.app
+    service = service_app(settings=settings, client=make_client(settings), broker=make_broker(settings))
+    app = service.app
+    # What the routes' dependencies (query.deps) read from each request.
+    app.state.reads = Reads(service.db)
+    app.state.visible_to = visible_to
+    for module in (models_routes, versions_routes, deployments_routes, meta_routes):
+        app.include_router(module.router)
+    asyncapi.serve(app, settings, publishes=["access"])
+    return app

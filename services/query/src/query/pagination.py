@@ -27,12 +27,7 @@ class SortSpec:
         """Parse ``name`` or ``-name``; ``allowed`` maps sort names to their key fields."""
         name = text.lstrip("-")
         if name not in allowed:
-            raise Problem(
-                422,
-                "Invalid sort",
-                f"sort must be one of {', '.join(allowed)} (prefix '-' for descending)",
-                type_="urn:registry:problem:invalid",
-            )
+            raise Problem("invalid", f"sort must be one of {', '.join(allowed)} (prefix '-' for descending)")
         return cls(name, allowed[name], text.startswith("-"))
 
     @property
@@ -63,12 +58,7 @@ def decode_cursor(cursor: str, sort: SortSpec, scope: str) -> Any:
             raise ValueError("it belongs to another query")
         return raw["k"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise Problem(
-            422,
-            "Invalid cursor",
-            f"cursor is not valid for this query: {exc}",
-            type_="urn:registry:problem:invalid",
-        ) from None
+        raise Problem("invalid", f"cursor is not valid for this query: {exc}") from None
 
 
 def paged(sort: SortSpec, query: dict[str, Any], cursor: str | None, scope: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +12,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from query.pagination import SortSpec, after_key, encode_cursor, paged
-from shared.mongo import DEPLOYMENTS, MODEL_VERSIONS, MODELS, OUTBOX, Document
+from shared.documents import Document
+from shared.mongo import DEPLOYMENTS, MODEL_VERSIONS, MODELS, OUTBOX
 from shared.sortkeys import time_key
 from shared.versioning import VersionRange
 
@@ -46,7 +47,6 @@ class Page:
 
     items: list[Document]
     next_cursor: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Reads:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from registration import metrics, routes
+from registration import keys_routes, metrics, routes
 from registration.config import RegistrationSettings
 from registration.handlers import Command, Outcome, handle_commands
-from registration.keys_routes import build_keys_router
 from registration.repository import MongoRepository
 from registration.subscribers import register_command_subscriber
-from shared import messages
+from shared import asyncapi, messages
 from shared.access import ACCESS_DENIED, AUTH_FAILURES, RATE_LIMITED, AccessLog
 from shared.http_app import service_app
 from shared.kafka import make_broker
@@ -25,7 +24,8 @@ from shared.mongo import (
     make_client,
     pinger,
 )
-from shared.outbox import OutboxRelay, kafka_publisher, writer_id
+from shared.outbox_relay import OutboxRelay, kafka_publisher
+from shared.outbox_rows import writer_id
 from shared.ratelimit import RateLimiter
 
 _DENIAL_EVENTS = {
@@ -79,12 +79,9 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
         probe=pinger(client),
     )
     service.app.state.handle_one = handle_one
+    asyncapi.serve(service.app, settings, consumes=["commands"], publishes=["events", "access"])
     service.app.include_router(routes.router)
-    service.app.include_router(
-        build_keys_router(
-            db=service.db, guard=service.guard, keystore=service.keystore, max_keys_per_team=settings.max_keys_per_team
-        )
-    )
+    service.app.include_router(keys_routes.router)
     service.app.state.relay = relay
     service.app.state.repo = repo
     return service.app

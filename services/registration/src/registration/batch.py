@@ -14,10 +14,10 @@ from registration import domain
 from registration.changes import Changes, ModelChange
 from registration.commands import Command, Rejected
 from shared import catalog, messages
+from shared.documents import Document
 from shared.envelope import CloudEvent
 from shared.ids import ANONYMOUS
-from shared.mongo import Document
-from shared.outbox import outbox_row
+from shared.outbox_rows import outbox_row
 
 SOURCE = "/registry/registration"
 

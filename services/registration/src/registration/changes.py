@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shared.mongo import Document
+from shared.documents import Document
 from shared.sortkeys import text_key, time_key
 
 HEADLINE_FIELDS = ("latest_version", "framework", "deployment_targets", "description", "tags", "tag_pairs")

@@ -13,10 +13,10 @@ from pydantic import ValidationError
 from registration import domain
 from shared import messages
 from shared.auth import Principal
+from shared.documents import Document
 from shared.envelope import CloudEvent
 from shared.ids import sender_scoped
 from shared.messages import RejectReason
-from shared.mongo import Document
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 
 import semver
 
+from shared.documents import Document
 from shared.ids import model_id, version_id
 from shared.messages import RegisterModelVersion, RejectReason, ShareModel
-from shared.mongo import Document
 from shared.versioning import precedence_key
 
 __all__ = ["model_id", "version_id"]

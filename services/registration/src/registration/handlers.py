@@ -17,7 +17,7 @@ from registration.commands import Command, Outcome, Rejected, parse, request_fin
 from registration.repository import ConcurrentWrite, Repository
 from registration.usecases import USE_CASES
 from shared import messages
-from shared.outbox import event_from_outbox
+from shared.outbox_rows import event_from_outbox
 
 __all__ = ["Command", "Outcome", "event_from_outbox", "handle_commands", "request_fingerprint"]
 

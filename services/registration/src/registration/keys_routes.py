@@ -1,18 +1,22 @@
 """API-key management for a team (``team:admin``): create (shown once), list, revoke."""
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.asynchronous.collection import AsyncCollection
 
+from registration.config import RegistrationSettings
 from shared.auth import PLATFORM_TEAM, SCOPES, Principal
-from shared.http_auth import Guard
+from shared.documents import Document
+from shared.http_app import Service
+from shared.http_auth import guard_of, requires
 from shared.http_params import IdPath, SlugPath
-from shared.keystore import KeyStore, issue_key, key_public
-from shared.mongo import API_KEYS, Document
-from shared.problems import Problem
+from shared.keystore import KeyStore, issue_key
+from shared.mongo import API_KEYS
+from shared.problems import Problem, ProblemDetails
+from shared.views import ApiKeyCreated, ApiKeyPublic
 
 
 class RateLimit(BaseModel):
@@ -38,90 +42,113 @@ class ApiKeyCreate(BaseModel):
     rate_limit: RateLimit | None = None
 
 
-def build_keys_router(
-    *, db: AsyncDatabase[Document], guard: Guard, keystore: KeyStore, max_keys_per_team: int
-) -> APIRouter:
-    """``/v1/teams/{team}/api-keys``; a team holds at most ``max_keys_per_team`` usable keys."""
-    router = APIRouter(prefix="/v1/teams/{team}/api-keys", tags=["api-keys"])
-    Admin = Annotated[Principal, Depends(guard.requiring("team:admin"))]
-    keys = db[API_KEYS]
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
 
-    def for_team(request: Request, caller: Principal, team: str) -> None:
-        if not caller.acts_for(team):
-            guard.deny(request, caller, status=403, reason="other team's keys", resource_team=team)
-            raise Problem(
-                403, "Forbidden", f"this key cannot manage team {team!r}", type_="urn:registry:problem:forbidden"
-            )
 
-    @router.post("", status_code=201)
-    async def create_key(
-        team: SlugPath, body: ApiKeyCreate, caller: Admin, request: Request, response: Response
-    ) -> dict[str, Any]:
-        """Create a key; its ``token`` is in this response only."""
-        for_team(request, caller, team)
-        if "platform:admin" in body.scopes and not (team == PLATFORM_TEAM and caller.is_platform_admin):
-            raise Problem(
-                422,
-                "Invalid scopes",
-                "platform:admin is only for platform-team keys made by a platform admin",
-                type_="urn:registry:problem:invalid",
-            )
-        if body.expires_at is not None and body.expires_at.astimezone(UTC) <= datetime.now(UTC):
-            raise Problem(
-                422, "Invalid expiry", "expires_at must be in the future", type_="urn:registry:problem:invalid"
-            )
-        if body.rate_limit is not None and not caller.is_platform_admin:
-            raise Problem(
-                422,
-                "Invalid rate limit",
-                "only platform admins set a key's own rate limit",
-                type_="urn:registry:problem:invalid",
-            )
-        usable = {
-            "team": team,
-            "revoked": {"$ne": True},
-            "$or": [{"expires_at": None}, {"expires_at": {"$gt": datetime.now(UTC)}}],
-        }
-        if await keys.count_documents(usable) >= max_keys_per_team:
-            # Found: a team admin could mint keys without end (each one a lookup and a cache entry).
-            raise Problem(
-                409,
-                "Too many keys",
-                f"team {team!r} already has {max_keys_per_team} usable keys; revoke one first",
-                type_="urn:registry:problem:conflict",
-            )
-        limit = (body.rate_limit.per_second, body.rate_limit.burst) if body.rate_limit else None
-        key, record = await issue_key(
-            keys,
-            team=team,
-            name=body.name,
-            scopes=body.scopes,
-            created_by=caller.key_id,
-            expires_at=body.expires_at,
-            rate_limit=limit,
-        )
-        response.headers["Location"] = f"/v1/teams/{team}/api-keys/{key.key_id}"
-        response.headers["Cache-Control"] = "no-store"
-        return {**key_public(record), "token": key.token}
+def _keys(request: Request) -> AsyncCollection[Document]:
+    return _service(request).db[API_KEYS]
 
-    @router.get("")
-    async def list_keys(team: SlugPath, caller: Admin, request: Request) -> dict[str, Any]:
-        """The team's keys, without secrets."""
-        for_team(request, caller, team)
-        docs = await keys.find({"team": team}).to_list()
-        return {"items": [key_public(doc) for doc in sorted(docs, key=lambda d: d["created_at"])]}
 
-    @router.delete("/{key_id}", status_code=204)
-    async def revoke_key(team: SlugPath, key_id: IdPath, caller: Admin, request: Request) -> None:
-        """Revoke a key: this service refuses it at once, the others within the key cache time."""
-        for_team(request, caller, team)
-        result = await keys.update_one(
-            {"_id": key_id, "team": team}, {"$set": {"revoked": True, "revoked_at": datetime.now(UTC)}}
-        )
-        if result.matched_count == 0:
-            raise Problem(
-                404, "Not found", f"team {team!r} has no key {key_id!r}", type_="urn:registry:problem:not_found"
-            )
-        keystore.forget(key_id)
+def _keystore(request: Request) -> KeyStore:
+    return _service(request).keystore
 
-    return router
+
+def _quota(request: Request) -> int:
+    settings = _service(request).settings
+    if not isinstance(settings, RegistrationSettings):
+        raise TypeError(f"the key routes need RegistrationSettings, not {type(settings).__name__}")
+    return settings.max_keys_per_team
+
+
+async def _team_admin(
+    team: SlugPath, request: Request, caller: Annotated[Principal, Depends(requires("team:admin"))]
+) -> Principal:
+    """The caller, if it administers ``team`` (its own, or any for a platform admin)."""
+    if not caller.acts_for(team):
+        guard_of(request).deny(request, caller, status=403, reason="other team's keys", resource_team=team)
+        raise Problem("forbidden", f"this key cannot manage team {team!r}")
+    return caller
+
+
+TeamAdmin = Annotated[Principal, Depends(_team_admin)]
+Keys = Annotated[AsyncCollection[Document], Depends(_keys)]
+_PROBLEM = {"model": ProblemDetails, "content": {"application/problem+json": {}}}
+router = APIRouter(
+    prefix="/v1/teams/{team}/api-keys", tags=["api-keys"], responses={s: _PROBLEM for s in (401, 403, 422, 429)}
+)
+
+
+class ApiKeyList(BaseModel):
+    """A team's keys, oldest first (a team holds a bounded number: no pagination)."""
+
+    items: list[ApiKeyPublic]
+
+
+def _refusal(team: str, body: ApiKeyCreate, caller: Principal) -> str | None:
+    """Why ``caller`` may not create the key ``body`` for ``team``, if it may not."""
+    if "platform:admin" in body.scopes and not (team == PLATFORM_TEAM and caller.is_platform_admin):
+        return "platform:admin is only for platform-team keys made by a platform admin"
+    if body.expires_at is not None and body.expires_at.astimezone(UTC) <= datetime.now(UTC):
+        return "expires_at must be in the future"
+    if body.rate_limit is not None and not caller.is_platform_admin:
+        return "only platform admins set a key's own rate limit"
+    return None
+
+
+async def _usable_count(keys: AsyncCollection[Document], team: str) -> int:
+    now = datetime.now(UTC)
+    usable = {"team": team, "revoked": {"$ne": True}, "$or": [{"expires_at": None}, {"expires_at": {"$gt": now}}]}
+    return await keys.count_documents(usable)
+
+
+@router.post("", status_code=201, responses={409: _PROBLEM})
+async def create_key(
+    team: SlugPath,
+    body: ApiKeyCreate,
+    caller: TeamAdmin,
+    keys: Keys,
+    quota: Annotated[int, Depends(_quota)],
+    response: Response,
+) -> ApiKeyCreated:
+    """Create a key; its ``token`` is in this response only."""
+    refusal = _refusal(team, body, caller)
+    if refusal:
+        raise Problem("invalid", refusal)
+    if await _usable_count(keys, team) >= quota:
+        # Found: a team admin could mint keys without end (each one a lookup and a cache entry).
+        raise Problem("conflict", f"team {team!r} already has {quota} usable keys; revoke one first")
+    limit = (body.rate_limit.per_second, body.rate_limit.burst) if body.rate_limit else None
+    key, record = await issue_key(
+        keys,
+        team=team,
+        name=body.name,
+        scopes=body.scopes,
+        created_by=caller.key_id,
+        expires_at=body.expires_at,
+        rate_limit=limit,
+    )
+    response.headers["Location"] = f"/v1/teams/{team}/api-keys/{key.key_id}"
+    response.headers["Cache-Control"] = "no-store"
+    return ApiKeyCreated(**ApiKeyPublic.of(record).model_dump(), token=key.token)
+
+
+@router.get("")
+async def list_keys(team: SlugPath, caller: TeamAdmin, keys: Keys) -> ApiKeyList:
+    """The team's keys, without secrets."""
+    docs = await keys.find({"team": team}).to_list()
+    return ApiKeyList(items=[ApiKeyPublic.of(doc) for doc in sorted(docs, key=lambda d: d["created_at"])])
+
+
+@router.delete("/{key_id}", status_code=204, responses={404: _PROBLEM})
+async def revoke_key(
+    team: SlugPath, key_id: IdPath, caller: TeamAdmin, keys: Keys, keystore: Annotated[KeyStore, Depends(_keystore)]
+) -> None:
+    """Revoke a key: this service refuses it at once, the others within the key cache time."""
+    result = await keys.update_one(
+        {"_id": key_id, "team": team}, {"$set": {"revoked": True, "revoked_at": datetime.now(UTC)}}
+    )
+    if result.matched_count == 0:
+        raise Problem("not_found", f"team {team!r} has no key {key_id!r}")
+    keystore.forget(key_id)

@@ -12,8 +12,10 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from registration.changes import Changes, ModelChange
-from shared.mongo import MODEL_VERSIONS, MODELS, OUTBOX, RELAY_CHECKPOINTS, SHARES, Document, find_by_ids
-from shared.outbox import MongoOutboxLog, Numbering, OutboxLog
+from shared.documents import Document
+from shared.mongo import MODEL_VERSIONS, MODELS, OUTBOX, RELAY_CHECKPOINTS, SHARES, find_by_ids
+from shared.outbox_mongo import MongoOutboxLog
+from shared.outbox_rows import Numbering, OutboxLog
 from shared.sortkeys import time_key
 
 if TYPE_CHECKING:

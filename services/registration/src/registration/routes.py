@@ -18,16 +18,14 @@ from shared.auth import Principal
 from shared.envelope import CloudEvent
 from shared.http_auth import requires
 from shared.http_params import SlugPath
-from shared.problems import Problem, ProblemDetails
+from shared.problems import Problem, documented
 from shared.views import ModelVersionPublic
 
 HandleOne = Callable[[Command], Awaitable[Outcome]]
 Writer = Annotated[Principal, Depends(requires("models:write"))]
 Admin = Annotated[Principal, Depends(requires("team:admin"))]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
-_REFUSALS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ProblemDetails, "content": {"application/problem+json": {}}} for status in (403, 404, 409, 422)
-}
+_REFUSALS = documented("unauthenticated", "forbidden", "not_found", "conflict", "invalid", "rate_limited")
 router = APIRouter(prefix="/v1/models/{team}/{name}", responses=_REFUSALS)
 
 

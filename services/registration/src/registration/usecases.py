@@ -16,8 +16,8 @@ from registration import domain
 from registration.batch import Batch
 from registration.commands import Command
 from shared import messages
+from shared.documents import Document
 from shared.envelope import CloudEvent
-from shared.mongo import Document
 from shared.views import version_public
 
 Applied = tuple[CloudEvent, Document | None]  # the outcome event, and the version it touched

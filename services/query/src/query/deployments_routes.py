@@ -1,0 +1,32 @@
+"""Deployment route: where a version stands per environment, and the reports that got it there."""
+
+from fastapi import APIRouter
+
+from query.deps import INVALID, NOT_FOUND, REFUSALS, Cursor, Limit, Visible
+from shared import catalog
+from shared.http_params import SlugPath
+from shared.views import DeploymentReportPublic, VersionDeployments
+
+router = APIRouter(
+    prefix="/v1/models/{team}/{name}/versions/{version}", tags=["deployments"], responses=REFUSALS | INVALID
+)
+
+
+@router.get("/deployments", responses=NOT_FOUND)
+async def get_deployments(
+    visible: Visible,
+    team: SlugPath,
+    name: SlugPath,
+    version: str,
+    limit: Limit = catalog.DEFAULT_PAGE_SIZE,
+    cursor: Cursor = None,
+) -> VersionDeployments:
+    """Current status per environment and the report history of a version, oldest report first."""
+    found = await visible.version(team, name, version)
+    page = await visible.reads.deployment_history(found, limit=limit, cursor=cursor)
+    return VersionDeployments(
+        items=[DeploymentReportPublic.of(doc) for doc in page.items],
+        next_cursor=page.next_cursor,
+        status=found.get("status") or "registered",
+        environments=found.get("environments") or {},
+    )

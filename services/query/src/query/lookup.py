@@ -1,0 +1,82 @@
+"""What one caller may read: models and versions outside its visibility answer as missing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from query.reads import Reads
+from shared.auth import Principal
+from shared.documents import Document
+from shared.ids import model_id, version_doc_id
+from shared.problems import Problem
+from shared.versioning import precedence_key
+
+VisibleTo = Callable[[Principal], dict[str, Any]]
+
+
+def not_found(what: str) -> Problem:
+    """The one answer for what does not exist and for what the caller may not see."""
+    return Problem("not_found", f"{what} does not exist or is not visible to you")
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The reads of one caller; ``visible`` is its visibility filter (a MongoDB filter)."""
+
+    reads: Reads
+    visible: dict[str, Any]
+
+    def shown(self, model: Document | None, what: str) -> Document:
+        """``model`` if the caller may see it, else the not-found problem."""
+        # A model the caller may not see is answered exactly like one that does not exist: same
+        # status and body, and no access event or counter either, since the caller can read its
+        # own team's audit log and anyone can read /metrics (found: both told the two apart).
+        if model is not None and matches(model, self.visible):
+            return model
+        raise not_found(what)
+
+    async def model(self, team: str, name: str) -> Document:
+        """A visible model by team and name."""
+        return self.shown(await self.reads.model(team, name), f"model {team}/{name}")
+
+    async def model_by_id(self, model_id: str) -> Document:
+        """A visible model by its stable id."""
+        return self.shown(await self.reads.model_by_id(model_id), f"model {model_id}")
+
+    async def version(self, team: str, name: str, version: str) -> Document:
+        """A version of a visible model; ``latest`` is the highest non-prerelease."""
+        if version == "latest":
+            return await self.latest(team, name)
+        try:
+            key = precedence_key(version)
+        except ValueError:
+            raise Problem("invalid", f"{version!r} is not a SemVer 2.0 version or 'latest'") from None
+        # Both ids derive from the path, so the model (for visibility) and the version are
+        # fetched concurrently: one round trip of latency instead of two.
+        model_doc, found = await asyncio.gather(
+            self.reads.model(team, name), self.reads.version_by_id(version_doc_id(model_id(team, name), key))
+        )
+        model = self.shown(model_doc, f"model {team}/{name}")
+        if found is None or found["model_id"] != model["_id"]:
+            raise not_found(f"version {version} of {team}/{name}")
+        return found
+
+    async def latest(self, team: str, name: str) -> Document:
+        """The highest non-prerelease version of a visible model."""
+        found = await self.reads.latest_version(await self.model(team, name))
+        if found is None:
+            raise not_found(f"a non-prerelease version of {team}/{name}")
+        return found
+
+
+def matches(doc: Document, visible: dict[str, Any]) -> bool:
+    """Whether ``doc`` is inside the caller's visibility filter (simple equality/``$in`` forms)."""
+    for key, condition in visible.items():
+        value = doc.get(key)
+        values = value if isinstance(value, list) else [value]
+        if condition not in values:
+            return False
+    return True

@@ -1,0 +1,54 @@
+"""``GET /v1/meta``: the enumerations and limits of the contract, for clients and forms."""
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from query.deps import INVALID, REFUSALS, Caller
+from query.reads import MODEL_SORTS
+from shared import catalog
+
+router = APIRouter(prefix="/v1", tags=["meta"], responses=REFUSALS | INVALID)
+
+
+class Limits(BaseModel):
+    """Sizes the API enforces."""
+
+    max_payload_bytes: int
+    max_page_size: int
+    default_page_size: int
+    max_tags: int
+
+
+class Meta(BaseModel):
+    """Enumerations and limits of the contract."""
+
+    service_version: str
+    frameworks: list[str]
+    deployment_targets: list[str]
+    lifecycle_states: list[str]
+    deployment_statuses: list[str]
+    slug_pattern: str
+    semver: str
+    limits: Limits
+    model_sorts: list[str]
+
+
+@router.get("/meta")
+async def get_meta(request: Request, _: Caller) -> Meta:
+    """Enumerations and limits of the contract."""
+    return Meta(
+        service_version=request.app.version,
+        frameworks=list(catalog.FRAMEWORKS),
+        deployment_targets=list(catalog.DEPLOYMENT_TARGETS),
+        lifecycle_states=list(catalog.LIFECYCLE_STATES),
+        deployment_statuses=list(catalog.DEPLOYMENT_STATUSES),
+        slug_pattern=catalog.SLUG_PATTERN,
+        semver="2.0.0",
+        limits=Limits(
+            max_payload_bytes=catalog.MAX_PAYLOAD_BYTES,
+            max_page_size=catalog.MAX_PAGE_SIZE,
+            default_page_size=catalog.DEFAULT_PAGE_SIZE,
+            max_tags=catalog.MAX_TAGS,
+        ),
+        model_sorts=[*MODEL_SORTS, *(f"-{s}" for s in MODEL_SORTS)],
+    )

@@ -1,0 +1,68 @@
+"""Version routes: a model's versions by SemVer precedence, and one version (or ``latest``)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from query.deps import (
+    INVALID,
+    NOT_FOUND,
+    REFUSALS,
+    Cursor,
+    DeploymentStatus,
+    Environment,
+    Limit,
+    Visible,
+    checked_status,
+)
+from shared import catalog
+from shared.http_params import SlugPath
+from shared.problems import Problem
+from shared.versioning import VersionRange, parse_range
+from shared.views import ModelVersionPublic, Page
+
+router = APIRouter(prefix="/v1/models/{team}/{name}/versions", tags=["versions"], responses=REFUSALS | INVALID)
+Range = Annotated[str | None, Query(max_length=256, description="e.g. >=1.2.0,<2.0.0")]
+
+
+def version_range(text: str | None) -> VersionRange | None:
+    """The parsed ``range`` query parameter, or the invalid problem."""
+    try:
+        return parse_range(text) if text else None
+    except ValueError as exc:
+        raise Problem("invalid", str(exc)) from None
+
+
+@router.get("", responses=NOT_FOUND)
+async def get_versions(
+    visible: Visible,
+    team: SlugPath,
+    name: SlugPath,
+    range: Range = None,
+    include_prerelease: bool = False,
+    status: DeploymentStatus = None,
+    environment: Environment = None,
+    limit: Limit = catalog.DEFAULT_PAGE_SIZE,
+    cursor: Cursor = None,
+) -> Page[ModelVersionPublic]:
+    """Versions by SemVer precedence, newest first; ``status``/``environment`` filter by deployment."""
+    status = checked_status(status)
+    model = await visible.model(team, name)
+    page = await visible.reads.list_versions(
+        model,
+        version_range=version_range(range),
+        include_prerelease=include_prerelease,
+        limit=limit,
+        cursor=cursor,
+        status=status,
+        environment=environment,
+    )
+    return Page[ModelVersionPublic](
+        items=[ModelVersionPublic.of(doc) for doc in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get("/{version}", responses=NOT_FOUND)
+async def get_version(visible: Visible, team: SlugPath, name: SlugPath, version: str) -> ModelVersionPublic:
+    """One version, or ``latest`` (the highest non-prerelease)."""
+    return ModelVersionPublic.of(await visible.version(team, name, version))

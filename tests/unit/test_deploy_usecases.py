@@ -1,0 +1,219 @@
+"""The deploy tracker's use cases over the in-memory repository: reports, and the webhook fan-out policy."""
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from deploy_tracker.handlers import handle_reports
+from deploy_tracker.memory import InMemoryRepository
+from deploy_tracker.reports import Report
+from deploy_tracker.webhook_fanout import deliveries, teams_of
+from shared import messages
+from shared.auth import Principal
+from shared.envelope import CloudEvent
+from shared.ids import model_id, version_id
+from tests.factories import command_event
+
+pytestmark = pytest.mark.unit
+T0 = datetime(2026, 11, 26, 10, tzinfo=UTC)
+FRAUD = Principal(key_id="k-fraud", team="fraud", scopes=frozenset({"deployments:write"}))
+RISK = Principal(key_id="k-risk", team="risk", scopes=frozenset({"deployments:write"}))
+
+
+def tracker(*models: tuple[str, str]) -> InMemoryRepository:
+    """A repository holding version 1.0.0 of each (team, name), never reported."""
+    repo = InMemoryRepository()
+    for team, name in models:
+        vid = version_id(team, name, "1.0.0")
+        repo.versions[vid] = {
+            "_id": vid,
+            "model_id": model_id(team, name),
+            "team": team,
+            "name": name,
+            "version": "1.0.0",
+            "status": "registered",
+        }
+    return repo
+
+
+def report(
+    status: str,
+    *,
+    by: Principal | None = FRAUD,
+    team: str = "fraud",
+    at: datetime = T0,
+    event_id: str | None = None,
+    **fields: Any,
+) -> Report:
+    data = {"team": team, "name": "card", "version": "1.0.0", "environment": "prod", "status": status}
+    data |= {"occurred_at": at.isoformat(), **fields}
+    return Report(command_event(messages.DEPLOY_STATUS_REPORTED, data, event_id=event_id), by)
+
+
+def emitted(repo: InMemoryRepository, event_type: str) -> list[dict[str, Any]]:
+    return [row for row in repo.outbox.values() if row["type"] == event_type]
+
+
+def rejection(repo: InMemoryRepository) -> dict[str, Any]:
+    [row] = emitted(repo, messages.COMMAND_REJECTED)
+    assert not emitted(repo, messages.DEPLOYMENT_STATUS_CHANGED)
+    data: dict[str, Any] = row["data"]
+    return data
+
+
+def prod(repo: InMemoryRepository, team: str = "fraud") -> dict[str, Any]:
+    """The stored state of ``prod`` for the team's version 1.0.0 (empty: never reported)."""
+    environments = repo.versions[version_id(team, "card", "1.0.0")].get("environments") or {}
+    found: dict[str, Any] = environments.get("prod", {})
+    return found
+
+
+class TestApplyingReports:
+    async def test_deploying_then_deployed_moves_the_environment_and_emits_each_change(self) -> None:
+        repo = tracker(("fraud", "card"))
+        first = report("deploying")
+        await handle_reports([first], repo=repo)
+        await handle_reports([report("deployed", at=T0 + timedelta(minutes=1))], repo=repo)
+        changes = [row["data"] for row in emitted(repo, messages.DEPLOYMENT_STATUS_CHANGED)]
+        assert [(c["previous_status"], c["status"], c["overall_status"]) for c in changes] == [
+            (None, "deploying", "deploying"),
+            ("deploying", "deployed", "deployed"),
+        ]
+        row = emitted(repo, messages.DEPLOYMENT_STATUS_CHANGED)[0]
+        assert (row["key"], row["team"], row["model_id"]) == ("fraud/card", "fraud", model_id("fraud", "card"))
+        assert (row["causation_id"], row["correlation_id"]) == (first.event.id, first.event.correlation_id)
+        assert (prod(repo)["status"], prod(repo)["occurred_at"]) == ("deployed", T0 + timedelta(minutes=1))
+        assert repo.versions[version_id("fraud", "card", "1.0.0")]["status"] == "deployed"
+        assert [h["outcome"] for h in repo.history.values()] == ["applied", "applied"]
+
+    async def test_a_later_report_in_the_same_batch_starts_from_the_earlier_one(self) -> None:
+        repo = tracker(("fraud", "card"))
+        history = await handle_reports(
+            [report("deploying"), report("deployed", at=T0 + timedelta(minutes=1))], repo=repo
+        )
+        assert [(h["outcome"], h["previous_status"]) for h in history] == [("applied", None), ("applied", "deploying")]
+        assert [h["position"] for h in history] == sorted({h["position"] for h in history})
+        assert prod(repo)["status"] == "deployed"
+
+    async def test_an_older_report_is_kept_in_history_but_changes_nothing(self) -> None:
+        repo = tracker(("fraud", "card"))
+        await handle_reports([report("deploying")], repo=repo)
+        [late] = await handle_reports([report("failed", at=T0 - timedelta(minutes=1))], repo=repo)
+        assert (late["outcome"], late["status"], late["previous_status"]) == ("out_of_order", "failed", "deploying")
+        assert len(emitted(repo, messages.DEPLOYMENT_STATUS_CHANGED)) == 1
+        assert prod(repo)["status"] == "deploying"
+
+
+class TestRejectedReports:
+    async def test_a_transition_the_state_machine_forbids_is_a_conflict_filed_under_the_model(self) -> None:
+        repo = tracker(("fraud", "card"))
+        sent = report("deployed")
+        [row] = await handle_reports([sent], repo=repo)
+        rejected = rejection(repo)
+        assert rejected["reason"] == "conflict"
+        assert rejected["message"] == "registered → deployed is not allowed in prod"
+        assert (rejected["command_id"], rejected["team"], rejected["name"]) == (sent.event.id, "fraud", "card")
+        assert (row["outcome"], row["reason"], row["previous_status"]) == ("rejected", "conflict", None)
+        assert row["version_id"] == version_id("fraud", "card", "1.0.0")
+        assert prod(repo) == {}
+
+    async def test_a_report_without_a_valid_key_is_unauthenticated_and_filed_under_nobody(self) -> None:
+        repo = tracker(("fraud", "card"))
+        sent = report("deploying", by=None)
+        [row] = await handle_reports([sent], repo=repo)
+        assert rejection(repo)["reason"] == "unauthenticated"
+        [outbox] = repo.outbox.values()
+        assert (outbox["key"], outbox["team"], outbox["model_id"]) == ("anonymous", None, None)
+        assert (row["_id"], row["reporter"], row["version_id"]) == (f"~anonymous/{sent.event.id}", None, None)
+        assert "environment" not in row and prod(repo) == {}
+
+    async def test_another_teams_key_is_forbidden_and_its_claim_stays_its_own(self) -> None:
+        repo = tracker(("fraud", "card"))
+        [row] = await handle_reports([report("deploying", by=RISK)], repo=repo)
+        rejected = rejection(repo)
+        assert (rejected["reason"], rejected["team"], rejected["name"]) == ("forbidden", "risk", None)
+        assert [outbox["key"] for outbox in repo.outbox.values()] == ["risk"]
+        assert row["claimed"] == {"team": "fraud", "name": "card", "version": "1.0.0"}
+        assert row["version_id"] is None and "environment" not in row
+        assert prod(repo) == {}
+
+    async def test_a_key_of_the_team_without_the_deployments_scope_is_forbidden(self) -> None:
+        repo = tracker(("fraud", "card"))
+        reader = Principal(key_id="k-read", team="fraud", scopes=frozenset({"models:read"}))
+        await handle_reports([report("deploying", by=reader)], repo=repo)
+        assert rejection(repo)["reason"] == "forbidden"
+
+    async def test_a_version_that_does_not_exist_is_not_found(self) -> None:
+        repo = tracker(("fraud", "card"))
+        [row] = await handle_reports([report("deploying", version="9.9.9")], repo=repo)
+        rejected = rejection(repo)
+        assert (rejected["reason"], rejected["message"]) == ("not_found", "fraud/card has no version 9.9.9")
+        assert (rejected["team"], rejected["name"]) == ("fraud", "card")
+        assert row["version_id"] == version_id("fraud", "card", "9.9.9") and "model_id" not in row
+
+    async def test_invalid_data_is_rejected_naming_the_field_and_filed_under_the_sender(self) -> None:
+        repo = tracker(("fraud", "card"))
+        [row] = await handle_reports([report("launched")], repo=repo)
+        rejected = rejection(repo)
+        assert rejected["reason"] == "invalid" and rejected["message"].startswith("invalid report: status: ")
+        assert (rejected["team"], rejected["name"]) == ("fraud", None)
+        assert (row["outcome"], row["version_id"]) == ("rejected", None)
+
+    async def test_another_event_type_on_the_topic_is_invalid(self) -> None:
+        repo = tracker(("fraud", "card"))
+        event = command_event("deploy.event.something_else", {})
+        await handle_reports([Report(event, FRAUD)], repo=repo)
+        assert rejection(repo)["message"] == "unsupported report type 'deploy.event.something_else'"
+
+
+class TestIdempotency:
+    async def test_a_redelivered_report_writes_and_emits_nothing(self) -> None:
+        repo = tracker(("fraud", "card"))
+        sent = report("deploying")
+        assert len(await handle_reports([sent, sent], repo=repo)) == 1
+        assert await handle_reports([sent], repo=repo) == []
+        assert len(repo.history) == 1 and len(repo.outbox) == 1
+
+    async def test_the_same_id_from_two_teams_is_two_reports(self) -> None:
+        # One team must not suppress another's report by sending its id first.
+        repo = tracker(("fraud", "card"), ("risk", "card"))
+        shared_id = uuid.uuid4().hex
+        await handle_reports([report("deploying", event_id=shared_id)], repo=repo)
+        await handle_reports([report("deploying", by=RISK, team="risk", event_id=shared_id)], repo=repo)
+        assert set(repo.history) == {f"fraud/{shared_id}", f"risk/{shared_id}"}
+        changed = emitted(repo, messages.DEPLOYMENT_STATUS_CHANGED)
+        assert sorted(row["key"] for row in changed) == ["fraud/card", "risk/card"]
+        assert prod(repo, "risk")["status"] == "deploying"
+
+
+def subscription(team: str, *event_types: str, active: bool = True) -> dict[str, Any]:
+    return {"_id": f"wh_{uuid.uuid4().hex[:8]}", "team": team, "event_types": list(event_types), "active": active}
+
+
+def status_changed(team: str) -> CloudEvent:
+    return CloudEvent(source="/t", type=messages.DEPLOYMENT_STATUS_CHANGED, data={"team": team})
+
+
+class TestWebhookFanOut:
+    def test_a_subscription_gets_its_teams_events_of_the_types_it_chose(self) -> None:
+        mine, everything = subscription("fraud", messages.DEPLOYMENT_STATUS_CHANGED), subscription("fraud", "*")
+        other_type = subscription("fraud", messages.MODEL_VERSION_REGISTERED)
+        event = status_changed("fraud")
+        found = deliveries([event], [mine, other_type, everything], T0)
+        assert [d["_id"] for d in found] == [f"{event.id}:{mine['_id']}", f"{event.id}:{everything['_id']}"]
+        assert found[0] | {"status": "pending", "attempts": 0, "next_attempt_at": T0, "team": "fraud"} == found[0]
+        assert json.loads(found[0]["body"])["id"] == event.id
+
+    def test_another_teams_or_an_inactive_subscription_gets_nothing(self) -> None:
+        others = [subscription("risk", "*"), subscription("fraud", "*", active=False)]
+        assert deliveries([status_changed("fraud")], others, T0) == []
+
+    def test_only_the_teams_named_in_events_are_asked_for(self) -> None:
+        nameless = CloudEvent(source="/t", type="t", data={"team": 7})
+        assert teams_of([status_changed("risk"), status_changed("fraud"), status_changed("risk"), nameless]) == [
+            "fraud",
+            "risk",
+        ]
