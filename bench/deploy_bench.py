@@ -32,10 +32,10 @@ from registration.handlers import Command, handle_commands
 from registration.repository import MongoRepository
 from registry_cli.config import free_port
 from registry_cli.stack import EmbeddedStack, throwaway_stack
-from shared import messages
-from shared.auth import Principal
-from shared.envelope import CloudEvent
-from shared.keystore import issue_key
+from shared.chassis.keystore import issue_key
+from shared.contract import messages
+from shared.contract.auth import Principal
+from shared.contract.envelope import CloudEvent
 
 console = Console()
 TEAM = "deploy-bench"

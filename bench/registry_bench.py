@@ -30,10 +30,10 @@ from rich.table import Table
 from registration.handlers import Command, event_from_outbox, handle_commands
 from registration.repository import MongoRepository
 from registry_cli.stack import EmbeddedStack, throwaway_stack, unthrottled_admin_key
-from shared.auth import Principal
-from shared.envelope import CloudEvent
-from shared.messages import REGISTER_MODEL_VERSION
-from shared.outbox_relay import OutboxRelay
+from shared.contract.auth import Principal
+from shared.contract.envelope import CloudEvent
+from shared.contract.messages import REGISTER_MODEL_VERSION
+from shared.outbox.relay import OutboxRelay
 
 console = Console()
 FRAMEWORKS = ["xgboost", "onnx", "pytorch", "scikit-learn"]

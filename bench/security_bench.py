@@ -23,10 +23,10 @@ from rich.console import Console
 from rich.table import Table
 
 from registry_cli.stack import EmbeddedStack, throwaway_stack
-from shared import messages
-from shared.auth import Principal, generate_api_key
-from shared.envelope import CloudEvent
-from shared.keystore import issue_key
+from shared.chassis.keystore import issue_key
+from shared.contract import messages
+from shared.contract.auth import Principal, generate_api_key
+from shared.contract.envelope import CloudEvent
 
 console = Console()
 

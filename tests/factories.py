@@ -6,9 +6,9 @@ import json
 import uuid
 from typing import Any
 
-from shared import messages
-from shared.auth import Principal, generate_api_key
-from shared.envelope import CloudEvent
+from shared.contract import messages
+from shared.contract.auth import Principal, generate_api_key
+from shared.contract.envelope import CloudEvent
 
 # A platform admin acts for every team; tests of authorization build narrower principals.
 ADMIN_KEY = generate_api_key()
@@ -63,7 +63,7 @@ def structured_record(event: CloudEvent) -> tuple[bytes, list[tuple[str, bytes]]
 
 async def store_admin_key(db: Any) -> str:
     """Put :data:`ADMIN_KEY` (a platform admin) into ``db``'s api_keys; return its token."""
-    from shared.keystore import issue_key
+    from shared.chassis.keystore import issue_key
 
     await issue_key(
         db["api_keys"], team="platform", name="tests", scopes=["platform:admin"], created_by="tests", given=ADMIN_KEY

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.settings import CommonSettings
+from shared.chassis.settings import CommonSettings
 
 
 @dataclass

@@ -22,7 +22,7 @@ from audit.config import AuditSettings
 from deploy_tracker.config import DeployTrackerSettings
 from query.config import QuerySettings
 from registration.config import RegistrationSettings
-from shared.settings import CommonSettings
+from shared.chassis.settings import CommonSettings
 
 pytestmark = pytest.mark.deploy
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,7 +101,7 @@ def test_compose_runs_kraft_kafka_a_replica_set_the_services_and_monitoring() ->
     assert {*SERVICES, "kafka", "mongo", "init", "prometheus", "grafana"} <= services.keys()
     assert "controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]  # KRaft: no ZooKeeper
     assert "--replSet" in services["mongo"]["command"]
-    assert services["init"]["entrypoint"][-1] == "shared.bootstrap" and module_runs("shared.bootstrap")
+    assert services["init"]["entrypoint"][-1] == "shared.chassis.bootstrap" and module_runs("shared.chassis.bootstrap")
     for name, module in SERVICES.items():
         build = services[name]["build"]
         assert (
@@ -231,7 +231,9 @@ def test_the_init_job_runs_the_bootstrap_module(rendered: tuple[str, list[dict[s
     _, docs = rendered
     [job] = by_kind(docs, "Job").values()
     [container] = job["spec"]["template"]["spec"]["containers"]
-    assert container["command"] == ["python", "-m", "shared.bootstrap"] and module_runs("shared.bootstrap")
+    assert container["command"] == ["python", "-m", "shared.chassis.bootstrap"] and module_runs(
+        "shared.chassis.bootstrap"
+    )
 
 
 # --- CI workflow ----------------------------------------------------------------------------

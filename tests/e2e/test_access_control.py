@@ -11,8 +11,8 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from registry_cli.stack import EmbeddedStack
-from shared import messages
-from shared.auth import SCOPES
+from shared.contract import messages
+from shared.contract.auth import SCOPES
 from tests.factories import ADMIN_KEY, binary_record, command_event, register_event
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
 from tests.waiting import until

@@ -11,9 +11,9 @@ from jsonschema import Draft202012Validator
 
 from registry_cli.secrets import load_or_create
 from registry_cli.stack import EmbeddedStack
-from shared import messages
-from shared.envelope import CloudEvent
-from shared.signing import EventSigner
+from shared.chassis.signing import EventSigner
+from shared.contract import messages
+from shared.contract.envelope import CloudEvent
 from tests.factories import ADMIN_KEY, binary_record, register_event
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
 

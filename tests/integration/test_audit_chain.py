@@ -12,15 +12,15 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from audit.app import build_app
+from audit.chain import ChainKey, verify
 from audit.config import AuditSettings
 from audit.entries import Source, entry_for
 from audit.store import AuditStore
 from audit.team_verify import verify_team
-from shared import messages
-from shared.auditchain import ChainKey, verify
-from shared.auth import Principal
-from shared.kafka import ensure_topics
-from shared.mongo import ensure_indexes
+from shared.chassis.kafka import ensure_topics
+from shared.chassis.mongo import ensure_indexes
+from shared.contract import messages
+from shared.contract.auth import Principal
 from tests.factories import ADMIN_KEY, command_event, register_data, register_event, store_admin_key
 from tests.infra import Infra
 from tests.kafka_tools import publish_raw

@@ -9,9 +9,9 @@ import structlog
 from faststream.kafka import KafkaBroker
 from pymongo.errors import AutoReconnect
 
-from shared.consuming import Records, batch_subscriber
-from shared.kafka import ensure_topics, make_broker
-from shared.settings import CommonSettings
+from shared.chassis.consuming import Records, batch_subscriber
+from shared.chassis.kafka import ensure_topics, make_broker
+from shared.chassis.settings import CommonSettings
 from tests.infra import Infra, private_topics
 from tests.kafka_tools import Collector, header, publish_raw
 

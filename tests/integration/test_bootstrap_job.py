@@ -1,4 +1,4 @@
-"""``python -m shared.bootstrap`` (the init job of Compose and Kubernetes): idempotent, and never re-enables a key."""
+"""``python -m shared.chassis.bootstrap`` (Compose and Kubernetes init job): idempotent; never re-enables keys."""
 
 import asyncio
 import os
@@ -9,8 +9,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
-from shared.auth import generate_api_key
-from shared.bootstrap import store_bootstrap_key
+from shared.chassis.bootstrap import store_bootstrap_key
+from shared.contract.auth import generate_api_key
 from tests.infra import Infra
 
 pytestmark = pytest.mark.integration
@@ -20,7 +20,7 @@ async def run_bootstrap(env: dict[str, str]) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "shared.bootstrap",
+        "shared.chassis.bootstrap",
         env={**os.environ, **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

@@ -10,7 +10,7 @@ from pymongo import AsyncMongoClient
 from registration.config import RegistrationSettings
 from registry_cli.config import StackSettings, free_port
 from registry_cli.stack import EmbeddedStack
-from shared.kafka import ensure_topics
+from shared.chassis.kafka import ensure_topics
 from tests.factories import ADMIN_KEY, binary_record, register_event, store_admin_key
 from tests.infra import Infra
 from tests.integration.test_registration_consumer import running

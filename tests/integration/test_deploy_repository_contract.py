@@ -11,9 +11,9 @@ from pymongo.errors import OperationFailure
 from deploy_tracker.handlers import Changes, Repository
 from deploy_tracker.memory import InMemoryRepository
 from deploy_tracker.repository import MongoRepository
-from shared.envelope import CloudEvent
-from shared.mongo import DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS, DEPLOYMENTS, ensure_indexes
-from shared.outbox_rows import outbox_row
+from shared.chassis.mongo import DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS, DEPLOYMENTS, ensure_indexes
+from shared.contract.envelope import CloudEvent
+from shared.outbox.rows import outbox_row
 from tests.infra import Infra
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)  # whole milliseconds: MongoDB keeps no finer time

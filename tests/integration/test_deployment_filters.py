@@ -10,8 +10,8 @@ from query.pagination import SortSpec
 from query.reads import MODEL_SORTS, ModelFilters, Reads
 from registration.handlers import Command, handle_commands
 from registration.repository import MongoRepository
-from shared.ids import version_id
-from shared.mongo import ensure_indexes
+from shared.chassis.mongo import ensure_indexes
+from shared.contract.ids import version_id
 from tests.factories import PRODUCER, register_event
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from shared.kafka import ensure_topics
+from shared.chassis.kafka import ensure_topics
 from tests.infra import Infra, private_topics
 from tests.kafka_tools import publish_raw
 

@@ -6,13 +6,13 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from shared.envelope import CloudEvent
-from shared.kafka import ensure_topics, make_broker
-from shared.metrics import OUTBOX_PARKED
-from shared.outbox_mongo import MongoOutboxLog
-from shared.outbox_relay import OutboxRelay, kafka_publisher
-from shared.outbox_rows import outbox_row
-from shared.signing import EventSigner
+from shared.chassis.kafka import ensure_topics, make_broker
+from shared.chassis.metrics import OUTBOX_PARKED
+from shared.chassis.signing import EventSigner
+from shared.contract.envelope import CloudEvent
+from shared.outbox.log import MongoOutboxLog
+from shared.outbox.relay import OutboxRelay, kafka_publisher
+from shared.outbox.rows import outbox_row
 from tests.infra import Infra, private_topics
 from tests.kafka_tools import Collector, header
 

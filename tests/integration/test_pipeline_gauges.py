@@ -9,14 +9,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from shared.documents import Document
-from shared.envelope import CloudEvent
-from shared.kafka import ensure_topics
-from shared.lag import LagMonitor
-from shared.metrics import CONSUMER_LAG, CONSUMER_STALLED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
-from shared.outbox_mongo import MongoOutboxLog
-from shared.outbox_relay import OutboxRelay
-from shared.outbox_rows import outbox_row
+from shared.chassis.kafka import ensure_topics
+from shared.chassis.lag import LagMonitor
+from shared.chassis.metrics import CONSUMER_LAG, CONSUMER_STALLED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
+from shared.contract.documents import Document
+from shared.contract.envelope import CloudEvent
+from shared.outbox.log import MongoOutboxLog
+from shared.outbox.relay import OutboxRelay
+from shared.outbox.rows import outbox_row
 from tests.infra import Infra, private_topics
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ from query.pagination import SortSpec
 from query.reads import MODEL_SORTS, ModelFilters, Reads
 from registration.handlers import Command, handle_commands
 from registration.repository import MongoRepository
-from shared.mongo import ensure_indexes
-from shared.versioning import parse_range
+from shared.chassis.mongo import ensure_indexes
+from shared.contract.versioning import parse_range
 from tests.factories import PRODUCER, register_event
 
 pytestmark = pytest.mark.integration

@@ -15,9 +15,9 @@ from registration.app import build_app
 from registration.config import RegistrationSettings
 from registration.handlers import Command, handle_commands
 from registration.repository import MongoRepository
-from shared import messages
-from shared.kafka import ensure_topics
-from shared.mongo import ensure_indexes
+from shared.chassis.kafka import ensure_topics
+from shared.chassis.mongo import ensure_indexes
+from shared.contract import messages
 from tests.factories import (
     ADMIN_KEY,
     PRODUCER,

@@ -8,7 +8,7 @@ from pymongo import AsyncMongoClient
 
 from registration.changes import Changes, ModelChange
 from registration.repository import ConcurrentWrite, InMemoryRepository, MongoRepository, Repository
-from shared.mongo import ensure_indexes
+from shared.chassis.mongo import ensure_indexes
 from tests.infra import Infra
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)

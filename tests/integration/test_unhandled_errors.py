@@ -3,10 +3,10 @@
 import httpx
 import pytest
 
-from shared.http_app import service_app
-from shared.kafka import make_broker
-from shared.mongo import make_client
-from shared.settings import CommonSettings
+from shared.chassis.http_app import service_app
+from shared.chassis.kafka import make_broker
+from shared.chassis.mongo import make_client
+from shared.chassis.settings import CommonSettings
 from tests.infra import Infra
 from tests.metrics_tools import Samples, parse, total
 

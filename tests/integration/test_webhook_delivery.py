@@ -16,8 +16,8 @@ from starlette.routing import Route
 from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.webhook_secrets import new_secret
 from deploy_tracker.webhooks import DeliveryWorker, fan_out
-from shared.envelope import CloudEvent
-from shared.mongo import WEBHOOK_DELIVERIES, WEBHOOKS, ensure_indexes
+from shared.chassis.mongo import WEBHOOK_DELIVERIES, WEBHOOKS, ensure_indexes
+from shared.contract.envelope import CloudEvent
 from tests.infra import Infra
 from tests.waiting import serving, until
 

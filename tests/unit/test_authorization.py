@@ -2,8 +2,8 @@ import pytest
 
 from registration.handlers import Command, handle_commands
 from registration.repository import InMemoryRepository
-from shared import messages
-from shared.auth import Principal
+from shared.contract import messages
+from shared.contract.auth import Principal
 from tests.factories import PRODUCER, command_event, register_event
 
 pytestmark = pytest.mark.unit

@@ -2,8 +2,8 @@ import pytest
 
 from registration.handlers import Command, handle_commands
 from registration.repository import InMemoryRepository
-from shared import messages
-from shared.auth import Principal
+from shared.contract import messages
+from shared.contract.auth import Principal
 from tests.factories import PRODUCER, command_event, register_event
 
 pytestmark = pytest.mark.unit
@@ -164,10 +164,9 @@ class TestOutcomesAreCountedForTheirOwnSender:
     async def test_a_denial_in_a_batch_where_two_teams_used_one_id_is_recorded_as_the_deniers(self) -> None:
         # Found in a hostile run: outcomes were matched to senders by ce_id, which two teams may share,
         # so a forbidden command's access event and rejection counter went to the other team.
-        from registration.app import _observe
-        from registration.metrics import REJECTIONS
-        from shared.access import AccessLog
-        from shared.signing import EventSigner
+        from registration.metrics import REJECTIONS, observe
+        from shared.chassis.access import AccessLog
+        from shared.chassis.signing import EventSigner
 
         alice = Principal(key_id="alicekey", team="alice", scopes=frozenset({"models:write"}))
         mallory = Principal(key_id="mallorky", team="mallory", scopes=frozenset({"models:write"}))
@@ -177,7 +176,7 @@ class TestOutcomesAreCountedForTheirOwnSender:
         outcomes = await handle_commands(commands, repo=InMemoryRepository(), artifact_schemes=SCHEMES)
         access = AccessLog(None, topic="t", service="registration", signer=EventSigner(b"k" * 32))  # type: ignore[arg-type]
         before = REJECTIONS.labels("mallory", "forbidden")._value.get()
-        _observe(outcomes, commands, access, topic="registry.commands")
+        observe(outcomes, commands, access, topic="registry.commands")
         [denial] = [access._queue.get_nowait() for _ in range(access._queue.qsize())]
         assert denial.data["principal"] == "mallorky" and denial.data["team"] == "mallory"
         assert REJECTIONS.labels("mallory", "forbidden")._value.get() == before + 1

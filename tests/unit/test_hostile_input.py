@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from registration.handlers import Command, handle_commands
 from registration.repository import InMemoryRepository
-from shared import messages
-from shared.envelope import CloudEvent, EnvelopeError, decode
+from shared.contract import messages
+from shared.contract.envelope import CloudEvent, EnvelopeError, decode
 from tests.factories import PRODUCER, register_data
 
 pytestmark = pytest.mark.unit

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from shared.http_app import stop_within
+from shared.chassis.http_app import stop_within
 
 pytestmark = pytest.mark.unit
 

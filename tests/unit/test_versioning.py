@@ -4,7 +4,7 @@ import random
 import pytest
 import semver
 
-from shared.versioning import parse_range, precedence_key
+from shared.contract.versioning import parse_range, precedence_key
 
 pytestmark = pytest.mark.unit
 

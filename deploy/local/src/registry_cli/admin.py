@@ -10,12 +10,12 @@ from typing import Annotated, Any
 
 import typer
 
+from audit.chain import ChainKey, Verdict, verify
 from registry_cli.secrets import load_or_create
-from shared.auditchain import ChainKey, Verdict, verify
-from shared.auth import SCOPES
-from shared.keystore import issue_key, key_public
-from shared.mongo import API_KEYS, make_client
-from shared.settings import CommonSettings
+from shared.chassis.keystore import issue_key, key_public
+from shared.chassis.mongo import API_KEYS, make_client
+from shared.chassis.settings import CommonSettings
+from shared.contract.auth import SCOPES
 
 keys_app = typer.Typer(help="Create, list and revoke API keys (writes api_keys directly).", no_args_is_help=True)
 audit_app = typer.Typer(help="Audit log tools.", no_args_is_help=True)

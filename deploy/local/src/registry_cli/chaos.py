@@ -28,8 +28,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from registry_cli.stack import EmbeddedStack
-from shared import messages
-from shared.envelope import CloudEvent
+from shared.contract import messages
+from shared.contract.envelope import CloudEvent
 
 CONSUMERS = ("registration", "audit", "deploy-tracker")
 

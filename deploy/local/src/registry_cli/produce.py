@@ -6,9 +6,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from shared import messages
-from shared.envelope import CloudEvent
-from shared.settings import CommonSettings
+from shared.chassis.settings import CommonSettings
+from shared.contract import messages
+from shared.contract.envelope import CloudEvent
 
 _TOPICS = CommonSettings()
 KINDS: dict[str, tuple[str, str]] = {

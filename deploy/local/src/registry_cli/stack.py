@@ -22,12 +22,12 @@ from registry_cli.observe import prometheus_argv
 from registry_cli.processes import Child, check_port_free, wait_for_port
 from registry_cli.secrets import load_or_create
 from registry_cli.supervise import Supervisor
-from shared.auth import PLATFORM_TEAM
-from shared.bootstrap import store_bootstrap_key
-from shared.kafka import ensure_topics
-from shared.keystore import issue_key
-from shared.mongo import ensure_indexes, make_client
-from shared.settings import CommonSettings
+from shared.chassis.bootstrap import store_bootstrap_key
+from shared.chassis.kafka import ensure_topics
+from shared.chassis.keystore import issue_key
+from shared.chassis.mongo import ensure_indexes, make_client
+from shared.chassis.settings import CommonSettings
+from shared.contract.auth import PLATFORM_TEAM
 
 SERVICE_MODULES = {
     "registration": "registration",

@@ -2,7 +2,7 @@
 
 from audit.app import build_app
 from audit.config import AuditSettings
-from shared.service import serve
+from shared.chassis.service import serve
 
 if __name__ == "__main__":
     serve(AuditSettings, build_app)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from audit import routes
+from audit import metrics, routes
+from audit.chain import ChainKey
 from audit.config import AuditSettings
 from audit.store import AuditStore
-from audit.subscribers import CHAIN_LENGTH, register_audit_subscriber
-from shared import asyncapi
-from shared.auditchain import ChainKey
-from shared.http_app import service_app
-from shared.identity import RecordIdentity
-from shared.kafka import make_broker
-from shared.mongo import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED, ensure_indexes, make_client, pinger
-from shared.settings import ConfigurationError
+from audit.subscribers import register_audit_subscriber
+from shared.chassis import asyncapi
+from shared.chassis.http_app import service_app
+from shared.chassis.identity import RecordIdentity
+from shared.chassis.kafka import make_broker
+from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED, ensure_indexes, make_client, pinger
+from shared.chassis.settings import ConfigurationError
 
 
 class ChainKeyMissing(ConfigurationError):
@@ -43,7 +43,7 @@ def build_app(settings: AuditSettings) -> FastAPI:
         await ensure_indexes(service.db, [AUDIT_LOG, AUDIT_HEADS, AUDIT_VERIFIED])
         for chain, length in (await store.chain_lengths()).items():  # chains are long before this process
             topic, _, partition = chain.rpartition(":")
-            CHAIN_LENGTH.labels(topic, partition).set(length)
+            metrics.CHAIN_LENGTH.labels(topic, partition).set(length)
 
     service.on_start(start)
     identity = RecordIdentity(keystore=service.keystore, signer=service.signer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import CommonSettings
+from shared.chassis.settings import CommonSettings
 
 
 class AuditSettings(CommonSettings):

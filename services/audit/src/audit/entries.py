@@ -1,7 +1,7 @@
 """Turning any record of any topic into an audit entry (no I/O).
 
 What an entry asserts about who acted and for which team comes only from what the record
-proves (:mod:`shared.identity`): its API key, or a service's signature. A record that proves
+proves (:mod:`shared.chassis.identity`): its API key, or a service's signature. A record that proves
 nothing is still audited, with ``team``/``actor`` empty and what it said kept under ``claims``,
 so no producer can write entries into another team's log or in another key's name.
 """
@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shared import messages
-from shared.auditchain import VERSION
-from shared.auth import Principal, bearer_token, parse_api_key
-from shared.documents import Document
-from shared.envelope import CloudEvent
-from shared.sortkeys import time_key
+from audit.chain import VERSION
+from shared.contract import messages
+from shared.contract.auth import Principal, bearer_token, parse_api_key
+from shared.contract.documents import Document
+from shared.contract.envelope import CloudEvent
+from shared.contract.sortkeys import time_key
 
 _ACCESS_OUTCOMES = {
     messages.ACCESS_READ: "read",

@@ -7,21 +7,22 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from pymongo.asynchronous.database import AsyncDatabase
 
+from audit.chain import ChainKey, verify
 from audit.team_verify import DEFAULT_TEAM_VERIFY, MAX_TEAM_VERIFY, verify_team
 from audit.views import AuditEntryPublic, AuditVerification
-from shared import catalog
-from shared.auditchain import ChainKey, verify
-from shared.auth import Principal
-from shared.documents import Document
-from shared.http_app import Service
-from shared.http_auth import guard_of, requires
-from shared.mongo import AUDIT_LOG
-from shared.problems import Problem, ProblemDetails
-from shared.sortkeys import time_key
-from shared.views import Page
+from shared.chassis.http_app import Service
+from shared.chassis.http_auth import guard_of, requires
+from shared.chassis.mongo import AUDIT_LOG
+from shared.chassis.problems import Problem, documented
+from shared.contract import catalog
+from shared.contract.auth import Principal
+from shared.contract.documents import Document
+from shared.contract.sortkeys import time_key
+from shared.contract.views import Page
 
-_PROBLEM = {"model": ProblemDetails, "content": {"application/problem+json": {}}}
-router = APIRouter(prefix="/v1/audit", tags=["audit"], responses={s: _PROBLEM for s in (401, 403, 422, 429)})
+router = APIRouter(
+    prefix="/v1/audit", tags=["audit"], responses=documented("unauthenticated", "forbidden", "invalid", "rate_limited")
+)
 
 
 def _db(request: Request) -> AsyncDatabase[Document]:

@@ -9,9 +9,9 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from shared.auditchain import GENESIS, ChainKey
-from shared.documents import Document
-from shared.mongo import AUDIT_HEADS, AUDIT_LOG, find_by_ids
+from audit.chain import GENESIS, ChainKey
+from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG, find_by_ids
+from shared.contract.documents import Document
 
 
 class AuditStore:

@@ -9,20 +9,16 @@ from typing import Any
 import structlog
 from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaBroker
-from prometheus_client import Counter, Gauge
 
+from audit import metrics
 from audit.config import AuditSettings
 from audit.entries import Source, entry_for, received_now
-from shared.consuming import Probe, Records, batch_subscriber
-from shared.documents import Document
-from shared.envelope import EnvelopeError, decode
-from shared.identity import RecordIdentity
+from shared.chassis.consuming import Probe, Records, batch_subscriber
+from shared.chassis.identity import RecordIdentity
+from shared.contract.documents import Document
+from shared.contract.envelope import EnvelopeError, decode
 
 log = structlog.get_logger(__name__)
-AUDITED = Counter("registry_audit_entries_total", "Audit entries appended, by source topic", ["topic"])
-CHAIN_LENGTH = Gauge(
-    "registry_audit_chain_length", "Entries in the hash chain of a topic-partition", ["topic", "partition"]
-)
 Append = Callable[[list[Document]], Awaitable[list[Document]]]
 
 
@@ -45,8 +41,8 @@ def register_audit_subscriber(
         entries = [await _entry(record, now, identity) for record in records]
         appended = await append(entries)
         for entry in appended:  # redelivered records were skipped: count only what was chained
-            AUDITED.labels(entry["topic"]).inc()
-            CHAIN_LENGTH.labels(entry["topic"], str(entry["partition"])).set(entry["seq"])
+            metrics.AUDITED.labels(entry["topic"]).inc()
+            metrics.CHAIN_LENGTH.labels(entry["topic"], str(entry["partition"])).set(entry["seq"])
 
 
 async def _entry(record: ConsumerRecord[Any, Any], now: datetime, identity: RecordIdentity) -> Document:

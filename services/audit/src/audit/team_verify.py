@@ -13,9 +13,9 @@ from collections import defaultdict
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.auditchain import GENESIS, ChainKey, Verdict
-from shared.documents import Document
-from shared.mongo import AUDIT_HEADS, AUDIT_LOG
+from audit.chain import GENESIS, ChainKey, Verdict
+from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG
+from shared.contract.documents import Document
 
 DEFAULT_TEAM_VERIFY = 10_000
 MAX_TEAM_VERIFY = 100_000

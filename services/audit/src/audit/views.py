@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from shared.auditchain import CHAINED_FIELDS, Verdict
-from shared.documents import Document
-from shared.times import UtcTime
+from audit.chain import CHAINED_FIELDS, Verdict
+from shared.contract.documents import Document
+from shared.contract.times import UtcTime
 
 _SHOWN = (*CHAINED_FIELDS, "hash", "prev_hash")
 

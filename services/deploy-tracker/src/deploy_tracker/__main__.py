@@ -2,7 +2,7 @@
 
 from deploy_tracker.app import build_app
 from deploy_tracker.config import DeployTrackerSettings
-from shared.service import serve
+from shared.chassis.service import serve
 
 if __name__ == "__main__":
     serve(DeployTrackerSettings, build_app)

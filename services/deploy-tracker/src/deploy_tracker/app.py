@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from prometheus_client import Counter
 
-from deploy_tracker import routes, webhook_routes
+from deploy_tracker import metrics, routes, webhook_routes
 from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.handlers import handle_reports
 from deploy_tracker.reports import Report
 from deploy_tracker.repository import MongoRepository
 from deploy_tracker.subscribers import register_event_subscriber, register_report_subscriber
 from deploy_tracker.webhooks import DeliveryWorker, fan_out
-from shared import asyncapi
-from shared.envelope import CloudEvent
-from shared.http_app import service_app
-from shared.identity import RecordIdentity
-from shared.kafka import make_broker
-from shared.mongo import (
+from shared.chassis import asyncapi
+from shared.chassis.http_app import service_app
+from shared.chassis.identity import RecordIdentity
+from shared.chassis.kafka import make_broker
+from shared.chassis.mongo import (
     DEPLOY_OUTBOX,
     DEPLOY_RELAY_CHECKPOINTS,
     DEPLOYMENTS,
@@ -27,14 +25,9 @@ from shared.mongo import (
     make_client,
     pinger,
 )
-from shared.outbox_relay import OutboxRelay, kafka_publisher
-from shared.outbox_rows import writer_id
-
-REPORTS = Counter(
-    "registry_deploy_reports_total",
-    "Deployment reports recorded, by outcome (applied, out_of_order, rejected) and reject reason",
-    ["outcome", "reason"],
-)
+from shared.contract.envelope import CloudEvent
+from shared.outbox.relay import OutboxRelay, kafka_publisher
+from shared.outbox.rows import writer_id
 
 
 def build_app(settings: DeployTrackerSettings) -> FastAPI:
@@ -65,7 +58,7 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
         history = await handle_reports(reports, repo=repo)
         relay.notify()
         for row in history:
-            REPORTS.labels(row["outcome"], row.get("reason", "")).inc()
+            metrics.REPORTS.labels(row["outcome"], row.get("reason", "")).inc()
 
     register_report_subscriber(
         broker,

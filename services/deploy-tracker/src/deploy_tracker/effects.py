@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from deploy_tracker.reports import Moved, Refused, Report, Verdict
-from shared import messages
-from shared.documents import Document
-from shared.envelope import CloudEvent
-from shared.ids import ANONYMOUS, model_id
-from shared.outbox_rows import outbox_row
+from shared.contract import messages
+from shared.contract.documents import Document
+from shared.contract.envelope import CloudEvent
+from shared.contract.ids import ANONYMOUS, model_id
+from shared.outbox.rows import outbox_row
 
 SOURCE = "/registry/deploy-tracker"
 

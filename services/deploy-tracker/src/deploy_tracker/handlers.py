@@ -10,9 +10,9 @@ from typing import Any, Protocol
 
 from deploy_tracker.effects import Stamp, emit_rejection, emit_status_change, record
 from deploy_tracker.reports import Refused, Rejected, Report, Reported, judge, parse, status_after
-from shared.documents import Document
-from shared.ids import version_id
-from shared.outbox_rows import OutboxLog
+from shared.contract.documents import Document
+from shared.contract.ids import version_id
+from shared.outbox.rows import OutboxLog
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pymongo.errors import DuplicateKeyError
 
 from deploy_tracker.handlers import Changes
-from shared.documents import Document
-from shared.outbox_rows import Numbering
+from shared.contract.documents import Document
+from shared.outbox.rows import Numbering
 
 DUPLICATE_KEY = 11000
 

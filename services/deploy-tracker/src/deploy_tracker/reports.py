@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from deploy_tracker.transitions import decide, overall
-from shared import messages
-from shared.auth import Principal
-from shared.documents import Document
-from shared.envelope import CloudEvent
-from shared.ids import sender_scoped, version_id
+from shared.contract import messages
+from shared.contract.auth import Principal
+from shared.contract.documents import Document
+from shared.contract.envelope import CloudEvent
+from shared.contract.ids import sender_scoped, version_id
 
 Reported = messages.DeploymentStatusReported
 

@@ -9,9 +9,9 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from deploy_tracker.handlers import Changes
-from shared.documents import Document
-from shared.mongo import DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS, DEPLOYMENTS, MODEL_VERSIONS, find_by_ids
-from shared.outbox_mongo import MongoOutboxLog
+from shared.chassis.mongo import DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS, DEPLOYMENTS, MODEL_VERSIONS, find_by_ids
+from shared.contract.documents import Document
+from shared.outbox.log import MongoOutboxLog
 
 
 class MongoRepository(MongoOutboxLog):

@@ -11,12 +11,12 @@ from fastapi import APIRouter, Depends, Request
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, Field
 
-from shared import correlation, messages
-from shared.auth import Principal
-from shared.envelope import CloudEvent
-from shared.http_auth import guard_of, requires
-from shared.problems import Problem, documented
-from shared.signing import EventSigner
+from shared.chassis.http_auth import guard_of, requires
+from shared.chassis.problems import Problem, documented
+from shared.chassis.signing import EventSigner
+from shared.contract import correlation, messages
+from shared.contract.auth import Principal
+from shared.contract.envelope import CloudEvent
 
 SOURCE = "/registry/deploy-tracker/http"
 

@@ -6,19 +6,16 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from faststream.kafka import KafkaBroker
-from prometheus_client import Counter
 
+from deploy_tracker import metrics
 from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.reports import Report
-from shared.consuming import Probe, Records, batch_subscriber
-from shared.envelope import CloudEvent, EnvelopeError, decode
-from shared.identity import RecordIdentity
-from shared.kafka import decode_or_dead_letter
+from shared.chassis.consuming import Probe, Records, batch_subscriber
+from shared.chassis.identity import RecordIdentity
+from shared.chassis.kafka import decode_or_dead_letter
+from shared.contract.envelope import CloudEvent, EnvelopeError, decode
 
 log = structlog.get_logger(__name__)
-UNSIGNED_EVENTS = Counter(
-    "registry_unsigned_events_total", "Records on registry.events without a valid service signature: not sent on"
-)
 HandleBatch = Callable[[list[Report]], Awaitable[object]]
 
 
@@ -80,7 +77,7 @@ def register_event_subscriber(
         events = []
         for record in records:
             if not identity.signed(record):
-                UNSIGNED_EVENTS.inc()
+                metrics.UNSIGNED_EVENTS.inc()
                 continue
             try:
                 events.append(decode(record.value, record.headers or ()))

@@ -6,8 +6,8 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from shared.documents import Document
-from shared.envelope import CloudEvent
+from shared.contract.documents import Document
+from shared.contract.envelope import CloudEvent
 
 
 def teams_of(events: Iterable[CloudEvent]) -> list[str]:

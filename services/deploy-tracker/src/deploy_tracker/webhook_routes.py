@@ -20,13 +20,13 @@ from deploy_tracker.webhook_views import (
     WebhookList,
     WebhookPublic,
 )
-from shared import catalog, messages
-from shared.auth import Principal
-from shared.documents import Document
-from shared.http_auth import guard_of, requires
-from shared.http_params import IdPath, SlugPath
-from shared.mongo import WEBHOOK_DELIVERIES, WEBHOOKS
-from shared.problems import Problem, documented
+from shared.chassis.http_auth import guard_of, requires
+from shared.chassis.http_params import IdPath, SlugPath
+from shared.chassis.mongo import WEBHOOK_DELIVERIES, WEBHOOKS
+from shared.chassis.problems import Problem, documented
+from shared.contract import catalog, messages
+from shared.contract.auth import Principal
+from shared.contract.documents import Document
 
 EVENT_TYPES = sorted(set(messages.EVENT_MODELS) - {messages.DEPLOY_STATUS_REPORTED} | {"*"})
 _EVENT_PATTERN = "^(" + "|".join(re.escape(t) for t in EVENT_TYPES) + ")$"

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from standardwebhooks import Webhook
 
-from shared.documents import Document
+from shared.contract.documents import Document
 
 PREFIX = "whsec_"
 

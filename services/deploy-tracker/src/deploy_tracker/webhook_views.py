@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from shared.documents import Document
-from shared.times import UtcTime
+from shared.contract.documents import Document
+from shared.contract.times import UtcTime
 
 
 class WebhookPublic(BaseModel):

@@ -26,20 +26,19 @@ from typing import Any
 
 import httpx
 import structlog
-from prometheus_client import Counter
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
+from deploy_tracker import metrics
 from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.webhook_fanout import deliveries, teams_of
 from deploy_tracker.webhook_secrets import signature_header, valid_secrets
 from deploy_tracker.webhook_targets import Resolver, TargetRefused, system_resolver, vet
-from shared.documents import Document
-from shared.envelope import CloudEvent
-from shared.mongo import WEBHOOK_DELIVERIES, WEBHOOKS
+from shared.chassis.mongo import WEBHOOK_DELIVERIES, WEBHOOKS
+from shared.contract.documents import Document
+from shared.contract.envelope import CloudEvent
 
 log = structlog.get_logger(__name__)
-DELIVERIES = Counter("registry_webhook_deliveries_total", "Webhook delivery attempts by outcome", ["outcome"])
 Queued = tuple[str, str]  # (delivery id, team)
 
 
@@ -187,16 +186,16 @@ class DeliveryWorker:
         retry_in: float | None = None
         if error is None:
             changes |= {"status": "delivered", "delivered_at": now}
-            DELIVERIES.labels("delivered").inc()
+            metrics.DELIVERIES.labels("delivered").inc()
         elif attempts >= max_attempts:
             changes |= {"status": "dead", "dead_at": now}  # dead-lettered: visible in …/deliveries
-            DELIVERIES.labels("dead").inc()
+            metrics.DELIVERIES.labels("dead").inc()
         else:
             base = self._settings.webhook_backoff_seconds * 2 ** (attempts - 1)
             # Jitter spreads retries of many deliveries that failed together.
             retry_in = min(self._settings.webhook_backoff_max_seconds, base) * random.uniform(0.8, 1.2)
             changes["next_attempt_at"] = now + timedelta(seconds=retry_in)
-            DELIVERIES.labels("retry").inc()
+            metrics.DELIVERIES.labels("retry").inc()
         update: dict[str, Any] = {"$set": changes}
         if error is not None:
             update["$push"] = {"errors": {"at": now, "error": error}}

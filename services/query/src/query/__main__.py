@@ -2,7 +2,7 @@
 
 from query.app import build_app
 from query.config import QuerySettings
-from shared.service import serve
+from shared.chassis.service import serve
 
 if __name__ == "__main__":
     serve(QuerySettings, build_app)

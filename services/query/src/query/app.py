@@ -9,11 +9,11 @@ from fastapi import FastAPI
 from query import deployments_routes, meta_routes, models_routes, versions_routes
 from query.config import QuerySettings
 from query.reads import Reads
-from shared import asyncapi
-from shared.auth import Principal
-from shared.http_app import service_app
-from shared.kafka import make_broker
-from shared.mongo import make_client
+from shared.chassis import asyncapi
+from shared.chassis.http_app import service_app
+from shared.chassis.kafka import make_broker
+from shared.chassis.mongo import make_client
+from shared.contract.auth import Principal
 
 
 def visible_to(principal: Principal) -> dict[str, Any]:

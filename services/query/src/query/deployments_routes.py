@@ -3,9 +3,9 @@
 from fastapi import APIRouter
 
 from query.deps import INVALID, NOT_FOUND, REFUSALS, Cursor, Limit, Visible
-from shared import catalog
-from shared.http_params import SlugPath
-from shared.views import DeploymentReportPublic, VersionDeployments
+from shared.chassis.http_params import SlugPath
+from shared.contract import catalog
+from shared.contract.views import DeploymentReportPublic, VersionDeployments
 
 router = APIRouter(
     prefix="/v1/models/{team}/{name}/versions/{version}", tags=["deployments"], responses=REFUSALS | INVALID

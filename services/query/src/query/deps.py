@@ -5,10 +5,10 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from query.lookup import Lookup
-from shared import catalog
-from shared.auth import Principal
-from shared.http_auth import requires
-from shared.problems import Problem, documented
+from shared.chassis.http_auth import requires
+from shared.chassis.problems import Problem, documented
+from shared.contract import catalog
+from shared.contract.auth import Principal
 
 Slug = Annotated[str, Query(pattern=catalog.SLUG_PATTERN)]
 Limit = Annotated[int, Query(ge=1, le=catalog.MAX_PAGE_SIZE)]

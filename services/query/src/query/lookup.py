@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from query.reads import Reads
-from shared.auth import Principal
-from shared.documents import Document
-from shared.ids import model_id, version_doc_id
-from shared.problems import Problem
-from shared.versioning import precedence_key
+from shared.chassis.problems import Problem
+from shared.contract.auth import Principal
+from shared.contract.documents import Document
+from shared.contract.ids import model_id, version_doc_id
+from shared.contract.versioning import precedence_key
 
 VisibleTo = Callable[[Principal], dict[str, Any]]
 

@@ -5,7 +5,7 @@ from pydantic import BaseModel
 
 from query.deps import INVALID, REFUSALS, Caller
 from query.reads import MODEL_SORTS
-from shared import catalog
+from shared.contract import catalog
 
 router = APIRouter(prefix="/v1", tags=["meta"], responses=REFUSALS | INVALID)
 

@@ -19,10 +19,10 @@ from query.deps import (
 )
 from query.pagination import SortSpec
 from query.reads import MODEL_SORTS, ModelFilters
-from shared import catalog
-from shared.http_params import IdPath, SlugPath
-from shared.problems import Problem
-from shared.views import ModelEventPublic, ModelPublic, Page
+from shared.chassis.http_params import IdPath, SlugPath
+from shared.chassis.problems import Problem
+from shared.contract import catalog
+from shared.contract.views import ModelEventPublic, ModelPublic, Page
 
 router = APIRouter(prefix="/v1", tags=["models"], responses=REFUSALS | INVALID)
 Sort = Annotated[str, Query(max_length=32, description="a field of /v1/meta model_sorts, '-' for descending")]

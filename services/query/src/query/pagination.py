@@ -1,6 +1,6 @@
 """Opaque keyset cursors: stable under concurrent inserts, unlike skip/offset paging.
 
-Lists sort on unique keys (see :mod:`shared.sortkeys`), so the cursor is the last key seen
+Lists sort on unique keys (see :mod:`shared.contract.sortkeys`), so the cursor is the last key seen
 and the next page is one range condition on that key.
 """
 
@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from shared.problems import Problem
+from shared.chassis.problems import Problem
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from query.pagination import SortSpec, after_key, encode_cursor, paged
-from shared.documents import Document
-from shared.mongo import DEPLOYMENTS, MODEL_VERSIONS, MODELS, OUTBOX
-from shared.sortkeys import time_key
-from shared.versioning import VersionRange
+from shared.chassis.mongo import DEPLOYMENTS, MODEL_VERSIONS, MODELS, OUTBOX
+from shared.contract.documents import Document
+from shared.contract.sortkeys import time_key
+from shared.contract.versioning import VersionRange
 
 MODEL_SORTS = {"created_at": "created_key", "updated_at": "updated_key", "name": "name_key"}
 MAX_SCANNED_MODELS = 2_000  # models one request with a status/environment filter may examine

@@ -15,11 +15,11 @@ from query.deps import (
     Visible,
     checked_status,
 )
-from shared import catalog
-from shared.http_params import SlugPath
-from shared.problems import Problem
-from shared.versioning import VersionRange, parse_range
-from shared.views import ModelVersionPublic, Page
+from shared.chassis.http_params import SlugPath
+from shared.chassis.problems import Problem
+from shared.contract import catalog
+from shared.contract.versioning import VersionRange, parse_range
+from shared.contract.views import ModelVersionPublic, Page
 
 router = APIRouter(prefix="/v1/models/{team}/{name}/versions", tags=["versions"], responses=REFUSALS | INVALID)
 Range = Annotated[str | None, Query(max_length=256, description="e.g. >=1.2.0,<2.0.0")]

@@ -2,7 +2,7 @@
 
 from registration.app import build_app
 from registration.config import RegistrationSettings
-from shared.service import serve
+from shared.chassis.service import serve
 
 if __name__ == "__main__":
     serve(RegistrationSettings, build_app)

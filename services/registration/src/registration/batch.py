@@ -13,11 +13,11 @@ from typing import Any
 from registration import domain
 from registration.changes import Changes, ModelChange
 from registration.commands import Command, Rejected
-from shared import catalog, messages
-from shared.documents import Document
-from shared.envelope import CloudEvent
-from shared.ids import ANONYMOUS
-from shared.outbox_rows import outbox_row
+from shared.contract import catalog, messages
+from shared.contract.documents import Document
+from shared.contract.envelope import CloudEvent
+from shared.contract.ids import ANONYMOUS
+from shared.outbox.rows import outbox_row
 
 SOURCE = "/registry/registration"
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shared.documents import Document
-from shared.sortkeys import text_key, time_key
+from shared.contract.documents import Document
+from shared.contract.sortkeys import text_key, time_key
 
 HEADLINE_FIELDS = ("latest_version", "framework", "deployment_targets", "description", "tags", "tag_pairs")
 

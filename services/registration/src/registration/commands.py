@@ -11,12 +11,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from registration import domain
-from shared import messages
-from shared.auth import Principal
-from shared.documents import Document
-from shared.envelope import CloudEvent
-from shared.ids import sender_scoped
-from shared.messages import RejectReason
+from shared.contract import messages
+from shared.contract.auth import Principal
+from shared.contract.documents import Document
+from shared.contract.envelope import CloudEvent
+from shared.contract.ids import sender_scoped
+from shared.contract.messages import RejectReason
 
 
 @dataclass(frozen=True)

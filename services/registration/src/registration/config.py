@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import CommonSettings
+from shared.chassis.settings import CommonSettings
 
 
 class RegistrationSettings(CommonSettings):

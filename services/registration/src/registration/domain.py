@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 
 import semver
 
-from shared.documents import Document
-from shared.ids import model_id, version_id
-from shared.messages import RegisterModelVersion, RejectReason, ShareModel
-from shared.versioning import precedence_key
+from shared.contract.documents import Document
+from shared.contract.ids import model_id, version_id
+from shared.contract.messages import RegisterModelVersion, RejectReason, ShareModel
+from shared.contract.versioning import precedence_key
 
 __all__ = ["model_id", "version_id"]
 

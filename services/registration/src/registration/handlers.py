@@ -16,8 +16,8 @@ from registration.batch import Batch
 from registration.commands import Command, Outcome, Rejected, parse, request_fingerprint
 from registration.repository import ConcurrentWrite, Repository
 from registration.usecases import USE_CASES
-from shared import messages
-from shared.outbox_rows import event_from_outbox
+from shared.contract import messages
+from shared.outbox.rows import event_from_outbox
 
 __all__ = ["Command", "Outcome", "event_from_outbox", "handle_commands", "request_fingerprint"]
 

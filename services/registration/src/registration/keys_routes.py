@@ -8,15 +8,15 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pymongo.asynchronous.collection import AsyncCollection
 
 from registration.config import RegistrationSettings
-from shared.auth import PLATFORM_TEAM, SCOPES, Principal
-from shared.documents import Document
-from shared.http_app import Service
-from shared.http_auth import guard_of, requires
-from shared.http_params import IdPath, SlugPath
-from shared.keystore import KeyStore, issue_key
-from shared.mongo import API_KEYS
-from shared.problems import Problem, ProblemDetails
-from shared.views import ApiKeyCreated, ApiKeyPublic
+from shared.chassis.http_app import Service
+from shared.chassis.http_auth import guard_of, requires
+from shared.chassis.http_params import IdPath, SlugPath
+from shared.chassis.keystore import KeyStore, issue_key
+from shared.chassis.mongo import API_KEYS
+from shared.chassis.problems import Problem, documented
+from shared.contract.auth import PLATFORM_TEAM, SCOPES, Principal
+from shared.contract.documents import Document
+from shared.contract.views import ApiKeyCreated, ApiKeyPublic
 
 
 class RateLimit(BaseModel):
@@ -74,9 +74,10 @@ async def _team_admin(
 
 TeamAdmin = Annotated[Principal, Depends(_team_admin)]
 Keys = Annotated[AsyncCollection[Document], Depends(_keys)]
-_PROBLEM = {"model": ProblemDetails, "content": {"application/problem+json": {}}}
 router = APIRouter(
-    prefix="/v1/teams/{team}/api-keys", tags=["api-keys"], responses={s: _PROBLEM for s in (401, 403, 422, 429)}
+    prefix="/v1/teams/{team}/api-keys",
+    tags=["api-keys"],
+    responses=documented("unauthenticated", "forbidden", "invalid", "rate_limited"),
 )
 
 
@@ -103,7 +104,7 @@ async def _usable_count(keys: AsyncCollection[Document], team: str) -> int:
     return await keys.count_documents(usable)
 
 
-@router.post("", status_code=201, responses={409: _PROBLEM})
+@router.post("", status_code=201, responses=documented("conflict"))
 async def create_key(
     team: SlugPath,
     body: ApiKeyCreate,
@@ -141,7 +142,7 @@ async def list_keys(team: SlugPath, caller: TeamAdmin, keys: Keys) -> ApiKeyList
     return ApiKeyList(items=[ApiKeyPublic.of(doc) for doc in sorted(docs, key=lambda d: d["created_at"])])
 
 
-@router.delete("/{key_id}", status_code=204, responses={404: _PROBLEM})
+@router.delete("/{key_id}", status_code=204, responses=documented("not_found"))
 async def revoke_key(
     team: SlugPath, key_id: IdPath, caller: TeamAdmin, keys: Keys, keystore: Annotated[KeyStore, Depends(_keystore)]
 ) -> None:

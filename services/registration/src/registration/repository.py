@@ -12,11 +12,11 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from registration.changes import Changes, ModelChange
-from shared.documents import Document
-from shared.mongo import MODEL_VERSIONS, MODELS, OUTBOX, RELAY_CHECKPOINTS, SHARES, find_by_ids
-from shared.outbox_mongo import MongoOutboxLog
-from shared.outbox_rows import Numbering, OutboxLog
-from shared.sortkeys import time_key
+from shared.chassis.mongo import MODEL_VERSIONS, MODELS, OUTBOX, RELAY_CHECKPOINTS, SHARES, find_by_ids
+from shared.contract.documents import Document
+from shared.contract.sortkeys import time_key
+from shared.outbox.log import MongoOutboxLog
+from shared.outbox.rows import Numbering, OutboxLog
 
 if TYPE_CHECKING:
     from pymongo import AsyncMongoClient

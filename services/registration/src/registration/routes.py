@@ -13,13 +13,13 @@ from pydantic import BaseModel, ConfigDict
 
 from registration.batch import SOURCE
 from registration.commands import Command, Outcome, request_fingerprint
-from shared import correlation, messages
-from shared.auth import Principal
-from shared.envelope import CloudEvent
-from shared.http_auth import requires
-from shared.http_params import SlugPath
-from shared.problems import Problem, documented
-from shared.views import ModelVersionPublic
+from shared.chassis.http_auth import requires
+from shared.chassis.http_params import SlugPath
+from shared.chassis.problems import Problem, documented
+from shared.contract import correlation, messages
+from shared.contract.auth import Principal
+from shared.contract.envelope import CloudEvent
+from shared.contract.views import ModelVersionPublic
 
 HandleOne = Callable[[Command], Awaitable[Outcome]]
 Writer = Annotated[Principal, Depends(requires("models:write"))]

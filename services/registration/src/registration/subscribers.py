@@ -9,11 +9,11 @@ from faststream.kafka import KafkaBroker
 
 from registration.config import RegistrationSettings
 from registration.handlers import Command, Outcome
-from shared import correlation
-from shared.auth import Principal, bearer_token
-from shared.consuming import Probe, Records, batch_subscriber
-from shared.kafka import decode_or_dead_letter
-from shared.ratelimit import RateLimiter
+from shared.chassis.consuming import Probe, Records, batch_subscriber
+from shared.chassis.kafka import decode_or_dead_letter
+from shared.chassis.ratelimit import RateLimiter
+from shared.contract import correlation
+from shared.contract.auth import Principal, bearer_token
 
 log = structlog.get_logger(__name__)
 

@@ -15,10 +15,10 @@ from typing import Any, Generic, TypeVar
 from registration import domain
 from registration.batch import Batch
 from registration.commands import Command
-from shared import messages
-from shared.documents import Document
-from shared.envelope import CloudEvent
-from shared.views import version_public
+from shared.contract import messages
+from shared.contract.documents import Document
+from shared.contract.envelope import CloudEvent
+from shared.contract.views import version_public
 
 Applied = tuple[CloudEvent, Document | None]  # the outcome event, and the version it touched
 Data = TypeVar("Data", bound=messages.ModelRef)

@@ -1,0 +1,1 @@
+"""The service chassis: HTTP app, auth, health, metrics, logging, Kafka, MongoDB."""

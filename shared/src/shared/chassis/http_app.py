@@ -1,0 +1,212 @@
+"""The app every service starts from: lifespan, problem+json, health, metrics, auth, access events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from faststream.kafka import KafkaBroker
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.chassis import metrics, problems
+from shared.chassis.access import AccessLog, FailureWatch
+from shared.chassis.health import Readiness, health_router
+from shared.chassis.http_auth import Guard
+from shared.chassis.kafka import ping as kafka_ping
+from shared.chassis.keystore import KeyStore
+from shared.chassis.lag import LagMonitor
+from shared.chassis.mongo import API_KEYS, database
+from shared.chassis.ratelimit import RateLimiter
+from shared.chassis.request_bounds import RequestBounds
+from shared.chassis.settings import CommonSettings
+from shared.chassis.signing import EventSigner
+from shared.contract import correlation, messages
+from shared.contract.documents import Document
+
+Hook = Callable[[], Awaitable[None]]
+Background = Callable[[], Coroutine[Any, Any, None]]
+log = structlog.get_logger("registry.http")
+_NOTEWORTHY_READ_STATUSES = frozenset({401, 403, 429})
+VERSION = "0.1.0"
+
+
+@dataclass
+class Service:
+    """What a service's routes and workers are built from.
+
+    The service registers its start-up work (:meth:`on_start`) and background tasks
+    (:meth:`in_background`) after it has built them; the app's lifespan runs them.
+    """
+
+    app: FastAPI
+    db: AsyncDatabase[Document]
+    guard: Guard
+    access: AccessLog
+    keystore: KeyStore
+    limiter: RateLimiter
+    signer: EventSigner
+    settings: CommonSettings
+    broker: KafkaBroker
+    client: AsyncMongoClient[Document]
+    readiness: Readiness
+    monitor: LagMonitor | None
+    start_hooks: list[Hook] = field(default_factory=list)  # run in order, before the broker starts
+    background: dict[str, Background] = field(default_factory=dict)
+
+    def on_start(self, hook: Hook) -> None:
+        """Run ``hook`` at start-up, before the broker starts (indexes, recovery)."""
+        self.start_hooks.append(hook)
+
+    def in_background(self, name: str, run: Background) -> None:
+        """Run ``run`` from after the broker starts until shutdown (relays, workers)."""
+        self.background[name] = run
+
+
+async def stop_within(tasks: list[asyncio.Task[None]], closers: Mapping[str, Hook], *, grace: float) -> None:
+    """Cancel the background tasks, then run each closer (Kafka, MongoDB), each step within ``grace``.
+
+    A step that overruns (a broker that never answers a LeaveGroup, a task that swallows its
+    cancellation) is logged and skipped: a service asked to stop must stop, and what it did not
+    finish is redone by whoever takes over its partitions and outbox.
+    """
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        _, stuck = await asyncio.wait(tasks, timeout=grace)
+        for task in stuck:
+            log.warning("background task did not stop in time", task=task.get_name(), grace_seconds=grace)
+    for what, close in closers.items():
+        try:
+            await asyncio.wait_for(close(), grace)
+        except TimeoutError:
+            log.warning("shutdown step did not finish in time", step=what, grace_seconds=grace)
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start-up hooks, then the broker and the background tasks; on shutdown all of it, bounded."""
+    service: Service = app.state.service
+    for hook in service.start_hooks:
+        await hook()
+    await service.broker.start()
+    workers: dict[str, Background] = {
+        "access-events": service.access.run,
+        "readiness": lambda: service.readiness.watch(service.settings.readiness_sample_seconds),
+        **service.background,
+    }
+    if service.monitor is not None:
+        workers["consumer-lag"] = service.monitor.run
+    tasks = [asyncio.create_task(run(), name=name) for name, run in workers.items()]
+    try:
+        yield
+    finally:
+        closers = {"kafka": service.broker.stop, "mongodb": service.client.close}
+        await stop_within(tasks, closers, grace=service.settings.shutdown_grace_seconds)
+
+
+def service_app(
+    *,
+    settings: CommonSettings,
+    client: AsyncMongoClient[Document],
+    broker: KafkaBroker,
+    consumer_groups: dict[str, list[str]] | None = None,
+) -> Service:
+    """An app that starts the broker, access events and the lag monitor, and closes all on shutdown.
+
+    The service registers its start-up hooks and background tasks on the returned :class:`Service`
+    once it has built them. ``consumer_groups`` maps each of the service's consumer groups to its
+    topics, for the lag gauge.
+    """
+    db = database(client, settings)
+    signer = EventSigner.from_settings(settings)
+    access = AccessLog(broker, topic=settings.topic_access, service=settings.service_name, signer=signer)
+    keystore = KeyStore(db[API_KEYS], ttl=settings.key_cache_seconds)
+    limiter = RateLimiter(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
+    watch = FailureWatch(threshold=settings.auth_failure_threshold, window=settings.auth_failure_window_seconds)
+    guard = Guard(keystore=keystore, limiter=limiter, access=access, watch=watch)
+    readiness = Readiness({})
+    monitor = LagMonitor(settings, consumer_groups, interval=settings.lag_sample_seconds) if consumer_groups else None
+
+    metrics.set_build_info(settings.service_name)
+    app = FastAPI(title=f"Model Registry: {settings.service_name}", version=VERSION, lifespan=_lifespan)
+    problems.install(app)
+    # Added before the observing middleware below, so it runs inside it (correlation id, metrics).
+    app.add_middleware(RequestBounds, guard=guard, max_body_bytes=settings.max_body_bytes)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        # Bound here, in the outermost middleware, so the handlers' tasks, this middleware's own
+        # log lines and the 500 below all carry the same id.
+        correlation_id = correlation.bind(request.headers.get(problems.CORRELATION_HEADER))
+        try:
+            response = await call_next(request)
+        except Exception:
+            # A bug, not a refusal: answer problem+json like every other error, and count it as the
+            # 500 it is (otherwise the error-rate alert would miss exactly these).
+            log.exception("request failed", method=request.method, path=request.url.path)
+            response = problems.problem_response(
+                problems.Problem("internal", "the request failed; it is logged with its correlation id")
+            )
+        response.headers[problems.CORRELATION_HEADER] = correlation_id
+        # The route template (not the path) keeps the label set bounded: no model names in labels.
+        route = getattr(request.scope.get("route"), "path", metrics.UNROUTED)
+        metrics.HTTP_SECONDS.labels(request.method, route).observe(time.perf_counter() - started)
+        metrics.HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        principal = getattr(request.state, "principal", None)
+        # Writes, denials and server errors at INFO; reads (the bulk of traffic, 404s included:
+        # clients poll for what is not there yet) only at DEBUG.
+        noteworthy = request.method != "GET" or response.status_code in _NOTEWORTHY_READ_STATUSES
+        level = logging.INFO if noteworthy or response.status_code >= 500 else logging.DEBUG
+        log.log(
+            level,
+            "request handled",
+            method=request.method,
+            route=route,
+            status=response.status_code,
+            ms=round((time.perf_counter() - started) * 1000, 1),
+            team=principal.team if principal else None,
+        )
+        if principal is not None and request.method == "GET" and response.status_code < 400:
+            access.record(
+                messages.ACCESS_READ,
+                principal=principal,
+                method="GET",
+                path=request.url.path,
+                status=response.status_code,
+                correlation_id=correlation_id,
+            )
+        return response
+
+    async def mongo_ping() -> None:
+        await client.admin.command("ping")
+
+    async def broker_ping() -> None:
+        await kafka_ping(broker)
+
+    readiness.checks.update({"mongodb": mongo_ping, "kafka": broker_ping})
+    app.include_router(health_router(readiness, monitor.consumers if monitor else None))
+    service = Service(
+        app=app,
+        db=db,
+        guard=guard,
+        access=access,
+        keystore=keystore,
+        limiter=limiter,
+        signer=signer,
+        settings=settings,
+        broker=broker,
+        client=client,
+        readiness=readiness,
+        monitor=monitor,
+    )
+    app.state.service, app.state.guard = service, guard
+    return service

@@ -1,0 +1,126 @@
+"""The FastAPI dependencies that authenticate, rate-limit and authorize every request."""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, Header, Request
+
+from shared.chassis.access import ACCESS_DENIED, AUTH_FAILURES, RATE_LIMITED, AccessLog, FailureWatch
+from shared.chassis.keystore import KeyStore
+from shared.chassis.problems import Problem
+from shared.chassis.ratelimit import RateLimiter
+from shared.contract import messages
+from shared.contract.auth import Principal, bearer_token, parse_api_key
+
+PrincipalDependency = Callable[..., Awaitable[Principal]]
+
+
+class Guard:
+    """Authenticates the key of a request, applies its rate limit, and records failures."""
+
+    def __init__(self, *, keystore: KeyStore, limiter: RateLimiter, access: AccessLog, watch: FailureWatch) -> None:
+        self.keystore, self.limiter, self.access, self.watch = keystore, limiter, access, watch
+
+    async def __call__(
+        self,
+        request: Request,
+        # Read from the request by authenticate(); declared so /openapi.json documents both headers.
+        authorization: Annotated[str | None, Header()] = None,
+        x_api_key: Annotated[str | None, Header()] = None,
+    ) -> Principal:
+        principal = await self.authenticate(request)
+        wait = self.limiter.take(principal.key_id, principal.rate_limit)
+        if wait > 0:
+            RATE_LIMITED.labels(self.access.service, principal.team).inc()
+            self.access.record(
+                messages.ACCESS_RATE_LIMITED,
+                principal=principal,
+                method=request.method,
+                path=request.url.path,
+                status=429,
+            )
+            raise Problem(
+                "rate_limited",
+                f"rate limit of {self.limiter.rate:g}/s exceeded",
+                headers={"Retry-After": str(max(1, round(wait + 0.499)))},
+            )
+        request.state.principal = principal
+        # Every later log line of this request names who asked (the key id is public, never the secret).
+        structlog.contextvars.bind_contextvars(team=principal.team, key_id=principal.key_id)
+        return principal
+
+    async def authenticate(self, request: Request) -> Principal:
+        """The principal of the request's key, or the one 401 problem for every kind of failure (recorded)."""
+        token = bearer_token(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        principal = await self.keystore.authenticate(token)
+        if principal is not None:
+            return principal
+        parsed = parse_api_key(token) if token else None
+        reason = "missing" if not token else ("malformed" if parsed is None else "invalid")
+        AUTH_FAILURES.labels(self.access.service, reason).inc()
+        source = parsed[0] if parsed else ""
+        self.watch.failed(source or (request.client.host if request.client else "unknown"), reason)
+        self.access.record(
+            messages.ACCESS_AUTH_FAILED,
+            principal=None,
+            method=request.method,
+            path=request.url.path,
+            status=401,
+            reason=reason,
+        )
+        # One answer for every failure, so probing learns nothing about which keys exist.
+        raise Problem("unauthenticated", "a valid API key is required", headers={"WWW-Authenticate": "Bearer"})
+
+    def deny(
+        self, request: Request, principal: Principal, *, status: int, reason: str, resource_team: str | None = None
+    ) -> None:
+        """Count and record a refusal of an authenticated caller."""
+        ACCESS_DENIED.labels(self.access.service, principal.team, reason).inc()
+        self.access.record(
+            messages.ACCESS_DENIED,
+            principal=principal,
+            method=request.method,
+            path=request.url.path,
+            status=status,
+            reason=reason,
+            resource_team=resource_team,
+        )
+
+    def demand(self, request: Request, principal: Principal, scope: str) -> Principal:
+        """``principal`` if it holds ``scope``; else a 403 problem, after recording the denial."""
+        if not principal.has(scope):
+            self.deny(request, principal, status=403, reason=f"missing scope {scope}")
+            raise Problem("forbidden", f"this key lacks the {scope} scope")
+        return principal
+
+    def requiring(self, scope: str) -> PrincipalDependency:
+        """A dependency that also demands ``scope`` (403 and an access event otherwise)."""
+
+        async def dependency(request: Request, principal: Annotated[Principal, Depends(self)]) -> Principal:
+            return self.demand(request, principal, scope)
+
+        return dependency
+
+
+def guard_of(request: Request) -> Guard:
+    """The app's guard (``app.state.guard``, set by :func:`shared.chassis.http_app.service_app`)."""
+    guard: Guard = request.app.state.guard
+    return guard
+
+
+def requires(scope: str) -> PrincipalDependency:
+    """For module-level routes: the caller's principal, which must hold ``scope``.
+
+    Resolves the app's :class:`Guard` per request, so routers need nothing at import time.
+    """
+
+    async def dependency(
+        request: Request,
+        authorization: Annotated[str | None, Header()] = None,
+        x_api_key: Annotated[str | None, Header()] = None,
+    ) -> Principal:
+        guard = guard_of(request)
+        return guard.demand(request, await guard(request, authorization, x_api_key), scope)
+
+    return dependency

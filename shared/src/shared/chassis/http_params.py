@@ -1,0 +1,15 @@
+"""Path parameters every HTTP service validates before a handler sees them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path
+
+from shared.contract import catalog
+
+# Teams and model names are slugs everywhere (DESIGN §2); anything else is a 422, never an
+# error later (a team name that is not header-safe once broke a Location header).
+SlugPath = Annotated[str, Path(pattern=catalog.SLUG_PATTERN, description="a lowercase slug")]
+# Ids the services make themselves (key ids, webhook ids, model ids): short, plain ASCII.
+IdPath = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_:.-]+$")]

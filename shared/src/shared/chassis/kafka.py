@@ -1,0 +1,143 @@
+"""FastStream Kafka broker factory, topic creation and dead-lettering."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.structs import ConsumerRecord
+from faststream.kafka import KafkaBroker
+from faststream.security import SASLPlaintext, SASLScram256, SASLScram512
+from prometheus_client import Counter
+
+from shared.chassis.settings import CommonSettings
+from shared.contract.envelope import CloudEvent, EnvelopeError, decode
+
+log = structlog.get_logger(__name__)
+DEAD_LETTERS = Counter("registry_dlq_messages_total", "Records sent to a dead-letter topic", ["topic", "reason"])
+
+
+def _security(settings: CommonSettings) -> Any:
+    mechanism = (settings.kafka_sasl_mechanism or "").upper()
+    if not mechanism:
+        return None
+    kinds = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
+    return kinds[mechanism](
+        username=settings.kafka_sasl_username or "",
+        password=settings.kafka_sasl_password or "",
+        use_ssl=settings.kafka_security_protocol == "SASL_SSL",
+    )
+
+
+def make_broker(settings: CommonSettings, **options: Any) -> KafkaBroker:
+    """A broker that publishes with ``acks=all`` and, where supported, the idempotent producer."""
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=settings.service_name,
+        acks="all",
+        enable_idempotence=settings.kafka_enable_idempotence,
+        security=_security(settings),
+        linger_ms=options.pop("linger_ms", 2),
+        # FastStream's own "faststream" logger has a colourised stdout handler and does not
+        # propagate; a plain child of the root logger goes through the service's JSON logging.
+        logger=logging.getLogger("registry.kafka"),
+        **options,
+    )
+
+
+def _client_options(settings: CommonSettings) -> dict[str, Any]:
+    """Endpoint and security options of plain aiokafka clients, the same as the broker's."""
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol,
+        "sasl_mechanism": settings.kafka_sasl_mechanism or "PLAIN",
+        "sasl_plain_username": settings.kafka_sasl_username,
+        "sasl_plain_password": settings.kafka_sasl_password,
+    }
+
+
+def admin_client(settings: CommonSettings) -> AIOKafkaAdminClient:
+    """An admin client with the same endpoint and security settings as the broker."""
+    return AIOKafkaAdminClient(client_id=f"{settings.service_name}-admin", **_client_options(settings))
+
+
+def offsets_consumer(settings: CommonSettings) -> AIOKafkaConsumer:
+    """A consumer outside any group, used only to read partitions' first and end offsets."""
+    return AIOKafkaConsumer(
+        client_id=f"{settings.service_name}-offsets", enable_auto_commit=False, **_client_options(settings)
+    )
+
+
+async def ensure_topics(settings: CommonSettings, *, with_dlq: bool = True) -> list[str]:
+    """Create the contract's topics (and their ``.dlq``) that do not exist yet; return all names."""
+    names = settings.all_topics()
+    if with_dlq:
+        names += [f"{name}.dlq" for name in names]
+    admin = admin_client(settings)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, settings.kafka_topic_partitions, settings.kafka_replication_factor)
+            for name in names
+            if name not in existing
+        ]
+        if missing:
+            # Another process may create them first; the goal is met either way.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+    finally:
+        await admin.close()
+    return names
+
+
+# Never copied to a dead-letter topic: whoever reads it would collect producers' keys.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
+
+
+def dead_letter_headers(record: ConsumerRecord[Any, Any], reason: str, error: str) -> list[tuple[str, bytes]]:
+    """The original headers (credentials dropped) plus where the record came from and why it was refused."""
+    return [
+        *[(key, value) for key, value in (record.headers or ()) if key.lower() not in _CREDENTIAL_HEADERS],
+        ("dlq_reason", reason.encode()),
+        ("dlq_error", error[:1000].encode("utf-8", "replace")),
+        ("dlq_source_topic", record.topic.encode()),
+        ("dlq_source_partition", str(record.partition).encode()),
+        ("dlq_source_offset", str(record.offset).encode()),
+        ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
+    ]
+
+
+async def ping(broker: KafkaBroker) -> None:
+    """Readiness check: raise unless the broker answers a metadata request quickly."""
+    if not await broker.ping(timeout=1.5):
+        raise ConnectionError("Kafka broker did not answer")
+
+
+async def dead_letter(broker: KafkaBroker, record: ConsumerRecord[Any, Any], *, reason: str, error: str) -> None:
+    """Send ``record``'s original bytes to ``<topic>.dlq`` with why it was refused, so the partition moves on."""
+    headers = {key: value.decode("utf-8", "replace") for key, value in dead_letter_headers(record, reason, error)}
+    await broker.publish(record.value or b"", topic=f"{record.topic}.dlq", key=record.key, headers=headers)
+
+
+async def decode_or_dead_letter(broker: KafkaBroker, record: ConsumerRecord[Any, Any]) -> CloudEvent | None:
+    """The record's CloudEvent; an undecodable record goes to ``<topic>.dlq`` (counted, logged) and gives None."""
+    try:
+        return decode(record.value, record.headers or ())
+    except EnvelopeError as exc:
+        await dead_letter(broker, record, reason=exc.reason, error=str(exc))
+        DEAD_LETTERS.labels(record.topic, exc.reason).inc()
+        log.warning(
+            "dead-lettered a record",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=exc.reason,
+        )
+        return None

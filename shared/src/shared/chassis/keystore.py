@@ -1,0 +1,129 @@
+"""Authenticating API keys against ``api_keys``, with a short cache.
+
+A revoked or expired key stops working in every service within ``ttl`` seconds (default 5):
+that is how long a cached key record is trusted. Unknown key ids are cached too, so a flood of
+made-up keys does not reach MongoDB on every request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+from shared.contract.auth import ApiKey, Principal, generate_api_key, parse_api_key, secret_matches
+from shared.contract.documents import Document
+from shared.contract.views import ApiKeyPublic
+
+
+class KeyStore:
+    """Turns a presented token into a :class:`Principal`, or ``None`` for any failure."""
+
+    def __init__(
+        self,
+        keys: AsyncCollection[Document],
+        *,
+        ttl: float = 5.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._keys, self._ttl, self._max, self._clock = keys, ttl, max_entries, clock
+        self._cache: OrderedDict[str, tuple[float, Document | None]] = OrderedDict()
+
+    async def authenticate(self, token: str | None) -> Principal | None:
+        """The key's principal; ``None`` alike for malformed, unknown, revoked and expired keys."""
+        parsed = parse_api_key(token) if token else None
+        if parsed is None:
+            return None
+        key_id, secret = parsed
+        record = await self._usable(key_id)
+        if record is None or not secret_matches(secret, record["secret_hash"]):
+            return None
+        return _principal(record)
+
+    async def principal_of(self, key_id: str) -> Principal | None:
+        """The principal of a key a service already authenticated (by id: no secret), if still valid.
+
+        Only for claims that arrive signed by a service (:mod:`shared.chassis.signing`); revocation and
+        expiry since then still apply.
+        """
+        record = await self._usable(key_id)
+        return _principal(record) if record else None
+
+    async def _usable(self, key_id: str) -> Document | None:
+        record = await self._record(key_id)
+        if record is None or record.get("revoked"):
+            return None
+        expires_at = record.get("expires_at")
+        if expires_at is not None and _aware(expires_at) <= datetime.now(UTC):
+            return None
+        return record
+
+    def forget(self, key_id: str) -> None:
+        """Drop a cached record at once (the service that revoked the key calls this)."""
+        self._cache.pop(key_id, None)
+
+    async def _record(self, key_id: str) -> Document | None:
+        now = self._clock()
+        cached = self._cache.get(key_id)
+        if cached is not None and cached[0] > now:
+            self._cache.move_to_end(key_id)
+            return cached[1]
+        record = await self._keys.find_one({"_id": key_id})
+        self._cache[key_id] = (now + self._ttl, record)
+        self._cache.move_to_end(key_id)
+        while len(self._cache) > self._max:
+            self._cache.popitem(last=False)
+        return record
+
+
+def _principal(record: Document) -> Principal:
+    limit = record.get("rate_limit")
+    return Principal(
+        key_id=record["_id"],
+        team=record["team"],
+        scopes=frozenset(record.get("scopes", ())),
+        rate_limit=(float(limit["per_second"]), int(limit["burst"])) if limit else None,
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def issue_key(
+    keys: AsyncCollection[Document],
+    *,
+    team: str,
+    name: str,
+    scopes: list[str],
+    created_by: str,
+    expires_at: datetime | None = None,
+    given: ApiKey | None = None,
+    rate_limit: tuple[float, int] | None = None,
+) -> tuple[ApiKey, Document]:
+    """Store a new key (only its secret's hash) and return it with its public record."""
+    key = given or generate_api_key()
+    record: Document = {
+        "_id": key.key_id,
+        "team": team,
+        "name": name,
+        "scopes": sorted(set(scopes)),
+        "secret_hash": key.secret_hash,
+        "revoked": False,
+        "created_at": datetime.now(UTC),
+        "created_by": created_by,
+        "expires_at": expires_at,
+        "rate_limit": {"per_second": rate_limit[0], "burst": rate_limit[1]} if rate_limit else None,
+    }
+    await keys.replace_one({"_id": key.key_id}, record, upsert=True)
+    return key, record
+
+
+def key_public(record: Document) -> dict[str, Any]:
+    """A key's record without its hash, as JSON-ready data (:class:`shared.contract.views.ApiKeyPublic`)."""
+    return ApiKeyPublic.of(record).model_dump(mode="json")

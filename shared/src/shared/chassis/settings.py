@@ -1,0 +1,95 @@
+"""Settings shared by every service; each service subclasses with its own env prefix."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigurationError(RuntimeError):
+    """A service cannot start with these settings; the message says what to set."""
+
+
+def _shared(name: str) -> AliasChoices:
+    """Accept both the service-prefixed variable and the shared, unprefixed one."""
+    return AliasChoices(name.upper(), name)
+
+
+class CommonSettings(BaseSettings):
+    """Connection and behaviour settings every service reads.
+
+    The defaults are the real-infrastructure defaults; the embedded stack overrides the few
+    that its stand-ins need (DESIGN §7).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    service_name: str = "registry"
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias=_shared("kafka_bootstrap_servers"))
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", validation_alias=_shared("kafka_security_protocol")
+    )
+    kafka_sasl_mechanism: str | None = Field(None, validation_alias=_shared("kafka_sasl_mechanism"))
+    kafka_sasl_username: str | None = Field(None, validation_alias=_shared("kafka_sasl_username"))
+    kafka_sasl_password: str | None = Field(None, validation_alias=_shared("kafka_sasl_password"))
+    # The embedded broker cannot initialise producer ids, so it turns this off (DESIGN §7).
+    kafka_enable_idempotence: bool = Field(True, validation_alias=_shared("kafka_enable_idempotence"))
+    kafka_session_timeout_ms: int = Field(10_000, validation_alias=_shared("kafka_session_timeout_ms"))
+    kafka_heartbeat_interval_ms: int = Field(3_000, validation_alias=_shared("kafka_heartbeat_interval_ms"))
+    kafka_fetch_max_wait_ms: int = Field(500, validation_alias=_shared("kafka_fetch_max_wait_ms"))
+    # Static group membership (KIP-345): a restarted process with the same id gets its partitions
+    # back at once instead of waiting out its old session and a rebalance. Unique per replica
+    # (the pod name, say); unset: dynamic membership.
+    kafka_group_instance_id: str | None = Field(None, validation_alias=_shared("kafka_group_instance_id"))
+    kafka_topic_partitions: int = Field(6, validation_alias=_shared("kafka_topic_partitions"))
+    kafka_replication_factor: int = Field(1, validation_alias=_shared("kafka_replication_factor"))
+
+    mongodb_uri: str = Field("mongodb://127.0.0.1:27017/", validation_alias=_shared("mongodb_uri"))
+    mongodb_database: str = Field("model_registry", validation_alias=_shared("mongodb_database"))
+
+    topic_commands: str = Field("registry.commands", validation_alias=_shared("topic_commands"))
+    topic_events: str = Field("registry.events", validation_alias=_shared("topic_events"))
+    topic_deploy: str = Field("deploy.events", validation_alias=_shared("topic_deploy"))
+    topic_access: str = Field("registry.access", validation_alias=_shared("topic_access"))
+
+    # The secret every service signs its records with (shared.chassis.signing); a rotation keeps the old
+    # one as EVENT_SIGNING_PREVIOUS_KEY until every service has the new one.
+    event_signing_key: SecretStr | None = Field(None, validation_alias=_shared("event_signing_key"))
+    event_signing_previous_key: SecretStr | None = Field(None, validation_alias=_shared("event_signing_previous_key"))
+
+    # Access control (DESIGN §4): per-key token buckets, key cache, failure alerting.
+    rate_limit_per_second: float = Field(50.0, validation_alias=_shared("rate_limit_per_second"))
+    rate_limit_burst: int = Field(100, validation_alias=_shared("rate_limit_burst"))
+    key_cache_seconds: float = Field(5.0, validation_alias=_shared("key_cache_seconds"))
+    auth_failure_threshold: int = Field(20, validation_alias=_shared("auth_failure_threshold"))
+    auth_failure_window_seconds: float = Field(60.0, validation_alias=_shared("auth_failure_window_seconds"))
+
+    # Consumers: a record that keeps failing is dead-lettered after this many attempts; a batch
+    # that fails on a dependency is retried after an exponential pause up to the maximum.
+    consumer_max_attempts: int = Field(3, validation_alias=_shared("consumer_max_attempts"))
+    consumer_backoff_seconds: float = Field(1.0, validation_alias=_shared("consumer_backoff_seconds"))
+    consumer_backoff_max_seconds: float = Field(30.0, validation_alias=_shared("consumer_backoff_max_seconds"))
+    # A consumer group with lag whose committed offsets have not moved for this long is stalled.
+    consumer_stall_seconds: float = Field(120.0, validation_alias=_shared("consumer_stall_seconds"))
+
+    # How often consuming services ask the broker for their groups' lag (registry_consumer_lag).
+    lag_sample_seconds: float = Field(15.0, validation_alias=_shared("lag_sample_seconds"))
+    # How often dependencies are re-checked for registry_dependency_up (``/readyz`` checks live).
+    readiness_sample_seconds: float = Field(10.0, validation_alias=_shared("readiness_sample_seconds"))
+
+    # Each shutdown step (background tasks, Kafka, MongoDB) gets this long before it is abandoned.
+    shutdown_grace_seconds: float = Field(10.0, validation_alias=_shared("shutdown_grace_seconds"))
+
+    # HTTP request bodies over this are refused with 413 before parsing (the Kafka payload cap).
+    max_body_bytes: int = Field(256 * 1024, validation_alias=_shared("max_body_bytes"))
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    # "auto": human-readable on a terminal, JSON lines otherwise (pipes, containers, files).
+    log_format: Literal["auto", "json", "console"] = Field("auto", validation_alias=_shared("log_format"))
+    log_level: str = Field("INFO", validation_alias=_shared("log_level"))
+
+    def all_topics(self) -> list[str]:
+        """Every topic of the contract, without dead-letter topics."""
+        return [self.topic_commands, self.topic_events, self.topic_deploy, self.topic_access]

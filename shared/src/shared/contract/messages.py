@@ -1,0 +1,249 @@
+"""Typed data of every command, event and report on the contract's topics (DESIGN §2)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import semver
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from shared.contract import catalog
+from shared.contract.jsonbounds import FIELD_NAME_PATTERN, check_document
+
+# --- ce_type values -------------------------------------------------------------------------
+REGISTER_MODEL_VERSION = "registry.command.register_model_version"
+UPDATE_MODEL_VERSION = "registry.command.update_model_version"
+SET_VERSION_LIFECYCLE = "registry.command.set_version_lifecycle"
+SHARE_MODEL = "registry.command.share_model"
+UNSHARE_MODEL = "registry.command.unshare_model"
+COMMAND_TYPES = (
+    REGISTER_MODEL_VERSION,
+    UPDATE_MODEL_VERSION,
+    SET_VERSION_LIFECYCLE,
+    SHARE_MODEL,
+    UNSHARE_MODEL,
+)
+
+MODEL_VERSION_REGISTERED = "registry.event.model_version_registered"
+COMMAND_REJECTED = "registry.event.command_rejected"
+MODEL_VERSION_UPDATED = "registry.event.model_version_updated"
+VERSION_LIFECYCLE_CHANGED = "registry.event.version_lifecycle_changed"
+MODEL_SHARED = "registry.event.model_shared"
+MODEL_UNSHARED = "registry.event.model_unshared"
+DEPLOYMENT_STATUS_CHANGED = "registry.event.deployment_status_changed"
+
+DEPLOY_STATUS_REPORTED = "deploy.event.status_reported"
+
+ACCESS_READ = "registry.access.read"
+ACCESS_DENIED = "registry.access.denied"
+ACCESS_AUTH_FAILED = "registry.access.auth_failed"
+ACCESS_RATE_LIMITED = "registry.access.rate_limited"
+
+RejectReason = Literal[
+    "invalid", "unauthenticated", "forbidden", "duplicate_version", "not_found", "conflict", "rate_limited"
+]
+
+
+def _semver(value: str) -> str:
+    semver.Version.parse(value)  # raises ValueError with a precise message
+    return value
+
+
+def _bounded_document(value: dict[str, Any]) -> dict[str, Any]:
+    check_document(value, max_depth=catalog.MAX_SIGNATURE_DEPTH, max_nodes=catalog.MAX_SIGNATURE_VALUES)
+    return value
+
+
+Slug = Annotated[str, StringConstraints(pattern=catalog.SLUG_PATTERN)]
+SemVer = Annotated[str, StringConstraints(max_length=256), AfterValidator(_semver)]
+# Keys become MongoDB field names (tags.<key>): no NUL, no ".", no leading "$".
+TagKey = Annotated[str, StringConstraints(min_length=1, max_length=catalog.MAX_TAG_KEY, pattern=FIELD_NAME_PATTERN)]
+TagValue = Annotated[str, StringConstraints(max_length=catalog.MAX_TAG_VALUE)]
+Tags = Annotated[dict[TagKey, TagValue], Field(max_length=catalog.MAX_TAGS)]
+Metrics = Annotated[dict[TagKey, Annotated[float, Field(allow_inf_nan=False)]], Field(max_length=catalog.MAX_TAGS)]
+# Free-form JSON (a model's input/output schema): bounded in depth, size, keys and numbers.
+Signature = Annotated[dict[str, Any], AfterValidator(_bounded_document)]
+Description = Annotated[str, StringConstraints(max_length=catalog.MAX_DESCRIPTION)]
+Framework = Literal[catalog.FRAMEWORKS]  # type: ignore[valid-type]
+DeploymentTarget = Literal[catalog.DEPLOYMENT_TARGETS]  # type: ignore[valid-type]
+Lifecycle = Literal["active", "deprecated", "archived"]
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelRef(_Data):
+    """Which model a message is about."""
+
+    team: Slug
+    name: Slug
+
+
+class VersionRef(ModelRef):
+    """Which version of a model a message is about."""
+
+    version: SemVer
+
+
+class VersionFields(_Data):
+    """Fields a producer supplies when registering a version (team/name/version aside)."""
+
+    framework: Framework
+    framework_version: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    artifact_uri: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    artifact_digest: Annotated[str, StringConstraints(pattern=r"^sha(256|512):[0-9a-f]{64,128}$")] | None = None
+    deployment_targets: Annotated[list[DeploymentTarget], Field(max_length=16)] = []
+    description: Description = ""
+    tags: Tags = {}
+    metrics: Metrics = {}
+    parameters: Tags = {}
+    signature: Signature | None = None
+
+
+class RegisterModelVersion(VersionFields, VersionRef):
+    """Data of ``registry.command.register_model_version``."""
+
+
+class UpdateModelVersion(VersionRef):
+    """Data of ``registry.command.update_model_version``: only these fields may change."""
+
+    description: Description | None = None
+    tags: Tags | None = None
+    metrics: Metrics | None = None
+
+
+class SetVersionLifecycle(VersionRef):
+    """Data of ``registry.command.set_version_lifecycle``."""
+
+    state: Lifecycle
+
+
+class ShareModel(ModelRef):
+    """Data of ``registry.command.share_model`` / ``unshare_model``."""
+
+    with_team: Slug
+
+
+class ModelVersionRegistered(BaseModel):
+    """Data of ``registry.event.model_version_registered``: the version resource as readers see it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model_id: str
+    team: str
+    name: str
+    version: str
+    framework: str
+    artifact_uri: str
+    lifecycle: str
+    status: str
+
+
+class ModelVersionUpdated(BaseModel):
+    """Data of ``registry.event.model_version_updated``."""
+
+    model_id: str
+    team: str
+    name: str
+    version: str
+    changes: dict[str, Any]
+
+
+class VersionLifecycleChanged(BaseModel):
+    """Data of ``registry.event.version_lifecycle_changed``."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    model_id: str
+    team: str
+    name: str
+    version: str
+    from_state: Lifecycle = Field(alias="from")
+    to: Lifecycle
+
+
+class ModelShareChanged(BaseModel):
+    """Data of ``registry.event.model_shared`` and ``registry.event.model_unshared``."""
+
+    model_id: str
+    team: str
+    name: str
+    with_team: str
+
+
+class DeploymentStatusChanged(BaseModel):
+    """Data of ``registry.event.deployment_status_changed``."""
+
+    model_id: str
+    team: str
+    name: str
+    version: str
+    environment: str
+    previous_status: str | None
+    status: str
+    overall_status: str
+    report_id: str
+
+
+class AccessRecorded(BaseModel):
+    """Data of the ``registry.access.*`` events: who tried what, and what happened."""
+
+    principal: str | None
+    team: str | None
+    method: str
+    path: str
+    status: int
+    reason: str | None = None
+    resource_team: str | None = None
+
+
+class CommandRejected(BaseModel):
+    """Data of ``registry.event.command_rejected``."""
+
+    command_id: str
+    command_type: str
+    reason: RejectReason
+    message: str
+    errors: list[dict[str, Any]] = []
+    team: str | None = None
+    name: str | None = None
+
+
+class DeploymentStatusReported(VersionRef):
+    """Data of ``deploy.event.status_reported``."""
+
+    environment: Slug
+    status: Literal["deploying", "deployed", "failed", "rolled_back", "retired"]
+    target: DeploymentTarget | None = None
+    pipeline: Annotated[str, StringConstraints(max_length=128)] | None = None
+    run_id: Annotated[str, StringConstraints(max_length=128)] | None = None
+    # Shown as a link in history: only http(s), never javascript: or data: URLs.
+    url: Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s]+$")] | None = None
+    message: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    occurred_at: datetime
+
+
+EVENT_MODELS: dict[str, type[BaseModel]] = {
+    MODEL_VERSION_REGISTERED: ModelVersionRegistered,
+    COMMAND_REJECTED: CommandRejected,
+    MODEL_VERSION_UPDATED: ModelVersionUpdated,
+    VERSION_LIFECYCLE_CHANGED: VersionLifecycleChanged,
+    MODEL_SHARED: ModelShareChanged,
+    MODEL_UNSHARED: ModelShareChanged,
+    DEPLOYMENT_STATUS_CHANGED: DeploymentStatusChanged,
+    DEPLOY_STATUS_REPORTED: DeploymentStatusReported,
+    ACCESS_READ: AccessRecorded,
+    ACCESS_DENIED: AccessRecorded,
+    ACCESS_AUTH_FAILED: AccessRecorded,
+    ACCESS_RATE_LIMITED: AccessRecorded,
+}
+
+COMMAND_MODELS: dict[str, type[ModelRef]] = {
+    REGISTER_MODEL_VERSION: RegisterModelVersion,
+    UPDATE_MODEL_VERSION: UpdateModelVersion,
+    SET_VERSION_LIFECYCLE: SetVersionLifecycle,
+    SHARE_MODEL: ShareModel,
+    UNSHARE_MODEL: ShareModel,
+}

@@ -1,0 +1,83 @@
+"""The outbox log in MongoDB: rows after a writer's checkpoint, checkpoints, parking."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+
+from shared.contract.documents import Document
+from shared.outbox.rows import Numbering
+
+
+class MongoOutboxLog:
+    """:class:`OutboxLog` over an outbox collection and its checkpoints; services' repositories extend it."""
+
+    def __init__(
+        self, outbox: AsyncCollection[Document], checkpoints: AsyncCollection[Document], *, writer: str
+    ) -> None:
+        self._outbox, self._checkpoints, self.writer = outbox, checkpoints, writer
+        self._numbering = Numbering()
+        self._published = 0  # this writer's checkpoint: only this process advances it
+
+    async def commit_numbered(
+        self,
+        client: AsyncMongoClient[Document],
+        rows: list[Document],
+        write: Callable[[AsyncClientSession], Awaitable[None]],
+    ) -> None:
+        """Number ``rows`` after this writer's earlier commits and run ``write`` in one transaction.
+
+        The numbers are given back if the transaction fails, so the sequence stays gap-free.
+        """
+        async with self._numbering.lock:
+            before = self._numbering.take(rows, self.writer)
+            try:
+                async with client.start_session() as session:
+                    await session.with_transaction(write)
+            except BaseException:
+                self._numbering.give_back(before)
+                raise
+
+    async def register_writer(self) -> None:
+        await self._checkpoints.update_one(
+            {"_id": self.writer}, {"$setOnInsert": {"seq": 0}, "$set": {"seen_at": datetime.now(UTC)}}, upsert=True
+        )
+
+    async def pending(self, writer: str, limit: int) -> list[Document]:
+        checkpoint = await self._checkpoints.find_one({"_id": writer})
+        after = checkpoint["seq"] if checkpoint else 0
+        query = {"writer": writer, "seq": {"$gt": after, "$lte": after + limit}}
+        return await self._outbox.find(query).sort("seq", 1).to_list()
+
+    async def advance(self, writer: str, seq: int) -> None:
+        await self._checkpoints.update_one(
+            {"_id": writer}, {"$max": {"seq": seq}, "$set": {"seen_at": datetime.now(UTC)}}, upsert=True
+        )
+        if writer == self.writer:
+            self._published = max(self._published, seq)
+
+    async def stale_writers(self, idle: timedelta) -> list[str]:
+        cutoff = datetime.now(UTC) - idle
+        docs = await self._checkpoints.find({"seen_at": {"$lt": cutoff}}).to_list()
+        return [doc["_id"] for doc in docs if doc["_id"] != self.writer]
+
+    async def forget_writer(self, writer: str) -> None:
+        await self._checkpoints.delete_one({"_id": writer})
+
+    async def park(self, rows: list[tuple[str, str]]) -> None:
+        now = datetime.now(UTC)
+        for row_id, reason in rows:
+            await self._outbox.update_one({"_id": row_id}, {"$set": {"parked_reason": reason, "parked_at": now}})
+
+    async def unsent(self) -> tuple[int, datetime | None]:
+        # Sequences are dense and both ends are known here: the backlog is a subtraction, and
+        # the database is asked only for the oldest row's time, by point lookup, when there is one.
+        backlog = max(0, self._numbering.last - self._published)
+        if not backlog:
+            return 0, None
+        oldest = await self._outbox.find_one({"writer": self.writer, "seq": self._published + 1}, {"time": 1})
+        return backlog, oldest["time"] if oldest else None

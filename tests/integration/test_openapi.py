@@ -1,0 +1,146 @@
+"""Each service's /openapi.json documents what every route takes and answers, success and refusal.
+
+Built from the apps themselves (no lifespan: documenting needs neither Kafka nor MongoDB), as
+clients fetch it: a client generated from it gets a typed result for every call.
+"""
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from audit.app import build_app as build_audit
+from audit.config import AuditSettings
+from deploy_tracker.app import build_app as build_deploy_tracker
+from deploy_tracker.config import DeployTrackerSettings
+from query.app import build_app as build_query
+from query.config import QuerySettings
+from registration.app import build_app as build_registration
+from registration.config import RegistrationSettings
+from shared.chassis.problems import PROBLEM_JSON
+
+pytestmark = pytest.mark.integration
+KEY = secrets.token_hex(32)
+APPS: dict[str, Callable[[], FastAPI]] = {
+    "registration": lambda: build_registration(RegistrationSettings(event_signing_key=KEY)),
+    "query": lambda: build_query(QuerySettings(event_signing_key=KEY)),
+    "deploy-tracker": lambda: build_deploy_tracker(DeployTrackerSettings(event_signing_key=KEY)),
+    "audit": lambda: build_audit(AuditSettings(event_signing_key=KEY, chain_key=KEY)),
+}
+# The routes of the chassis (health, metrics, the AsyncAPI document) are not the services' API.
+CHASSIS = {"/healthz", "/readyz", "/metrics", "/asyncapi.json"}
+REFUSALS = {"401", "403", "429"}  # every /v1 route needs a key, may lack its scope, is rate-limited
+MODEL, VERSIONS = "/v1/models/{team}/{name}", "/v1/models/{team}/{name}/versions"
+KEYS, WEBHOOKS = "/v1/teams/{team}/api-keys", "/v1/teams/{team}/webhooks"
+# Every route of the API (DESIGN §3) and its success status.
+ROUTES = {
+    "registration": {
+        (VERSIONS, "post"): "201",
+        (VERSIONS + "/{version}", "patch"): "200",
+        (VERSIONS + "/{version}/lifecycle", "post"): "200",
+        (MODEL + "/shares/{other_team}", "put"): "200",
+        (MODEL + "/shares/{other_team}", "delete"): "204",
+        (KEYS, "post"): "201",
+        (KEYS, "get"): "200",
+        (KEYS + "/{key_id}", "delete"): "204",
+    },
+    "query": {
+        (path, "get"): "200"
+        for path in (
+            "/v1/meta",
+            "/v1/models",
+            "/v1/models/id/{model_id}",
+            "/v1/teams/{team}/models",
+            MODEL,
+            MODEL + "/history",
+            VERSIONS,
+            VERSIONS + "/{version}",
+            VERSIONS + "/{version}/deployments",
+        )
+    },
+    "deploy-tracker": {
+        ("/v1/deployments/events", "post"): "202",
+        (WEBHOOKS, "post"): "201",
+        (WEBHOOKS, "get"): "200",
+        (WEBHOOKS + "/{webhook_id}", "delete"): "204",
+        (WEBHOOKS + "/{webhook_id}/secret", "post"): "200",
+        (WEBHOOKS + "/{webhook_id}/deliveries", "get"): "200",
+    },
+    "audit": {("/v1/audit", "get"): "200", ("/v1/audit/verify", "get"): "200"},
+}
+
+
+async def openapi(service: str) -> dict[str, Any]:
+    transport = httpx.ASGITransport(app=APPS[service]())
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as http:
+        response = await http.get("/openapi.json")
+    assert response.status_code == 200
+    document: dict[str, Any] = response.json()
+    return document
+
+
+def operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (path, method): operation
+        for path, item in document["paths"].items()
+        if path not in CHASSIS
+        for method, operation in item.items()
+    }
+
+
+def resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    assert "$ref" in schema, schema  # a named model, not an anonymous object
+    found: dict[str, Any] = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return found
+
+
+def success_body(document: dict[str, Any], operation: dict[str, Any], status: str) -> dict[str, Any] | None:
+    """The schema of the operation's one success response (``status``); ``None`` for a 204."""
+    assert [code for code in operation["responses"] if code.startswith("2")] == [status]
+    response = operation["responses"][status]
+    if status == "204":
+        assert not response.get("content"), "a 204 has no body to document"
+        return None
+    return resolve(document, response["content"]["application/json"]["schema"])
+
+
+@pytest.mark.parametrize("service", list(APPS))
+async def test_every_route_documents_its_success_body_and_refusals(service: str) -> None:
+    # Found: every route returned dict[str, Any], so /openapi.json documented no response body.
+    document = await openapi(service)
+    found = operations(document)
+    assert set(found) == set(ROUTES[service])
+    for (path, method), operation in found.items():
+        body = success_body(document, operation, ROUTES[service][path, method])
+        assert body is None or body["properties"], f"{method} {path}"
+        for status in REFUSALS:
+            problem = operation["responses"][status]["content"][PROBLEM_JSON]["schema"]
+            assert resolve(document, problem)["title"] == "ProblemDetails", f"{method} {path} {status}"
+        if "{name}" in path or "{model_id}" in path:  # a model that is absent or hidden
+            assert "404" in operation["responses"], f"{method} {path}"
+
+
+async def test_typed_bodies_replace_hand_spliced_schemas() -> None:
+    document = await openapi("registration")
+    register = document["paths"]["/v1/models/{team}/{name}/versions"]["post"]
+    body = resolve(document, register["requestBody"]["content"]["application/json"]["schema"])
+    assert {"version", "framework", "artifact_uri"} <= set(body["required"])
+    assert "team" not in body["properties"]  # set by the path, refused in the body
+
+
+async def test_pages_carry_their_extra_fields_typed() -> None:
+    document = await openapi("query")
+
+    def body(path: str) -> dict[str, Any]:
+        schema = document["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        return resolve(document, schema)
+
+    deployments = body("/v1/models/{team}/{name}/versions/{version}/deployments")
+    assert {"items", "next_cursor", "status", "environments"} <= set(deployments["properties"])
+    report = resolve(document, deployments["properties"]["items"]["items"])
+    assert {"id", "outcome", "environment", "status", "occurred_at", "received_at"} <= set(report["properties"])
+    event = resolve(document, body("/v1/models/{team}/{name}/history")["properties"]["items"]["items"])
+    assert set(event["properties"]) == {"event_id", "type", "time", "correlation_id", "causation_id", "data"}
