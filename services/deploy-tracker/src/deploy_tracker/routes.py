@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from shared.chassis.http_auth import guard_of, requires
 from shared.chassis.problems import Problem, documented
+from shared.chassis.publishing import publish_event
 from shared.chassis.signing import EventSigner
 from shared.contract import correlation, messages
 from shared.contract.auth import Principal
@@ -31,8 +32,7 @@ class ReportBridge:
 
     async def publish(self, event: CloudEvent, *, key: str, acting_for: str) -> None:
         """Sign ``event`` as the service, naming the caller's key id, and publish it under ``key``."""
-        value, headers = self.signer.encode(event, acting_for=acting_for)
-        await self.broker.publish(value, topic=self.topic, key=key.encode(), headers=headers)
+        await (await publish_event(self.broker, self.signer, event, topic=self.topic, key=key, acting_for=acting_for))
 
 
 class ReportAccepted(BaseModel):

@@ -11,10 +11,12 @@ import structlog
 from faststream.kafka import KafkaBroker
 from prometheus_client import Counter
 
+from shared.chassis.publishing import publish_event
 from shared.chassis.signing import EventSigner
 from shared.contract import correlation, messages
 from shared.contract.auth import Principal
 from shared.contract.envelope import CloudEvent
+from shared.contract.ids import ANONYMOUS
 
 log = structlog.get_logger(__name__)
 
@@ -111,13 +113,12 @@ class AccessLog:
         if not batch:
             return
         try:
-            futures = []
-            for event in batch:
-                value, headers_map = self._signer.encode(event)
-                key = (event.subject or "anonymous").encode()
-                futures.append(
-                    await self._broker.publish(value, self._topic, key=key, headers=headers_map, no_confirm=True)
+            futures = [
+                await publish_event(
+                    self._broker, self._signer, event, topic=self._topic, key=event.subject or ANONYMOUS
                 )
+                for event in batch
+            ]
             await asyncio.gather(*futures)
         except Exception:
             log.exception("could not publish access events", events=len(batch))

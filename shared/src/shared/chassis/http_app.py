@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -20,6 +18,7 @@ from shared.chassis import metrics, problems
 from shared.chassis.access import AccessLog, FailureWatch
 from shared.chassis.health import Readiness, health_router
 from shared.chassis.http_auth import Guard
+from shared.chassis.http_observe import observe
 from shared.chassis.kafka import ping as kafka_ping
 from shared.chassis.keystore import KeyStore
 from shared.chassis.lag import LagMonitor
@@ -28,13 +27,11 @@ from shared.chassis.ratelimit import RateLimiter
 from shared.chassis.request_bounds import RequestBounds
 from shared.chassis.settings import CommonSettings
 from shared.chassis.signing import EventSigner
-from shared.contract import correlation, messages
 from shared.contract.documents import Document
 
 Hook = Callable[[], Awaitable[None]]
 Background = Callable[[], Coroutine[Any, Any, None]]
 log = structlog.get_logger("registry.http")
-_NOTEWORTHY_READ_STATUSES = frozenset({401, 403, 429})
 VERSION = "0.1.0"
 
 
@@ -141,50 +138,7 @@ def service_app(
     # Added before the observing middleware below, so it runs inside it (correlation id, metrics).
     app.add_middleware(RequestBounds, guard=guard, max_body_bytes=settings.max_body_bytes)
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        # Bound here, in the outermost middleware, so the handlers' tasks, this middleware's own
-        # log lines and the 500 below all carry the same id.
-        correlation_id = correlation.bind(request.headers.get(problems.CORRELATION_HEADER))
-        try:
-            response = await call_next(request)
-        except Exception:
-            # A bug, not a refusal: answer problem+json like every other error, and count it as the
-            # 500 it is (otherwise the error-rate alert would miss exactly these).
-            log.exception("request failed", method=request.method, path=request.url.path)
-            response = problems.problem_response(
-                problems.Problem("internal", "the request failed; it is logged with its correlation id")
-            )
-        response.headers[problems.CORRELATION_HEADER] = correlation_id
-        # The route template (not the path) keeps the label set bounded: no model names in labels.
-        route = getattr(request.scope.get("route"), "path", metrics.UNROUTED)
-        metrics.HTTP_SECONDS.labels(request.method, route).observe(time.perf_counter() - started)
-        metrics.HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        principal = getattr(request.state, "principal", None)
-        # Writes, denials and server errors at INFO; reads (the bulk of traffic, 404s included:
-        # clients poll for what is not there yet) only at DEBUG.
-        noteworthy = request.method != "GET" or response.status_code in _NOTEWORTHY_READ_STATUSES
-        level = logging.INFO if noteworthy or response.status_code >= 500 else logging.DEBUG
-        log.log(
-            level,
-            "request handled",
-            method=request.method,
-            route=route,
-            status=response.status_code,
-            ms=round((time.perf_counter() - started) * 1000, 1),
-            team=principal.team if principal else None,
-        )
-        if principal is not None and request.method == "GET" and response.status_code < 400:
-            access.record(
-                messages.ACCESS_READ,
-                principal=principal,
-                method="GET",
-                path=request.url.path,
-                status=response.status_code,
-                correlation_id=correlation_id,
-            )
-        return response
+    app.middleware("http")(observe)
 
     async def mongo_ping() -> None:
         await client.admin.command("ping")

@@ -18,6 +18,7 @@ from prometheus_client import Counter
 
 from shared.chassis.settings import CommonSettings
 from shared.contract.envelope import CloudEvent, EnvelopeError, decode
+from shared.contract.times import utc_text
 
 log = structlog.get_logger(__name__)
 DEAD_LETTERS = Counter("registry_dlq_messages_total", "Records sent to a dead-letter topic", ["topic", "reason"])
@@ -110,7 +111,7 @@ def dead_letter_headers(record: ConsumerRecord[Any, Any], reason: str, error: st
         ("dlq_source_topic", record.topic.encode()),
         ("dlq_source_partition", str(record.partition).encode()),
         ("dlq_source_offset", str(record.offset).encode()),
-        ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
+        ("dlq_failed_at", utc_text(datetime.now(UTC)).encode()),
     ]
 
 

@@ -28,6 +28,7 @@ from faststream.kafka import KafkaBroker
 
 from shared.chassis.logs import describe
 from shared.chassis.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PARKED, OUTBOX_PUBLISHED
+from shared.chassis.publishing import publish_event
 from shared.chassis.signing import EventSigner
 from shared.contract.documents import Document
 from shared.outbox.rows import OutboxLog, event_from_outbox
@@ -63,10 +64,8 @@ def kafka_publisher(broker: KafkaBroker, topic: str, signer: EventSigner) -> Pub
         parked: Parked = []
         sent: list[tuple[Document, Any]] = []
         for row in rows:
-            value, header_map = signer.encode(event_from_outbox(row))
-            key = row["key"].encode()
             try:
-                future = await broker.publish(value, topic=topic, key=key, headers=header_map, no_confirm=True)
+                future = await publish_event(broker, signer, event_from_outbox(row), topic=topic, key=row["key"])
             except REFUSED_FOR_GOOD as exc:
                 parked.append((row, describe(exc)))
                 continue
