@@ -1,9 +1,10 @@
 import pytest
 
-from registration.handlers import Command, handle_commands
+from registration.handlers import Command, Outcome, handle_commands
 from registration.repository import InMemoryRepository
 from shared.contract import messages
 from shared.contract.auth import Principal
+from shared.contract.envelope import CloudEvent
 from tests.factories import PRODUCER, command_event, register_event
 
 pytestmark = pytest.mark.unit
@@ -14,7 +15,9 @@ READER = Principal("reader01", "fraud", frozenset({"models:read"}))
 OTHER = Principal("other001", "risk", frozenset({"models:write", "team:admin"}))
 
 
-async def run(repo: InMemoryRepository, principal: Principal | None, *events, throttled: bool = False):  # type: ignore[no-untyped-def]
+async def run(
+    repo: InMemoryRepository, principal: Principal | None, *events: CloudEvent, throttled: bool = False
+) -> list[Outcome]:
     commands = [Command(e, principal, throttled=throttled) for e in events]
     return await handle_commands(commands, repo=repo, artifact_schemes=["s3"])
 

@@ -1,16 +1,17 @@
 import pytest
 
-from registration.handlers import Command, handle_commands
+from registration.handlers import Command, Outcome, handle_commands
 from registration.repository import InMemoryRepository
 from shared.contract import messages
 from shared.contract.auth import Principal
+from shared.contract.envelope import CloudEvent
 from tests.factories import PRODUCER, command_event, register_event
 
 pytestmark = pytest.mark.unit
 SCHEMES = ["s3"]
 
 
-async def run(repo: InMemoryRepository, *events):  # type: ignore[no-untyped-def]
+async def run(repo: InMemoryRepository, *events: CloudEvent) -> list[Outcome]:
     return await handle_commands([Command(e, PRODUCER) for e in events], repo=repo, artifact_schemes=SCHEMES)
 
 
