@@ -20,7 +20,7 @@ from deploy_tracker.webhook_views import (
     WebhookList,
     WebhookPublic,
 )
-from shared.chassis.http_auth import guard_of, requires
+from shared.chassis.http_auth import administers_team
 from shared.chassis.http_params import IdPath, SlugPath
 from shared.chassis.mongo import WEBHOOK_DELIVERIES, WEBHOOKS
 from shared.chassis.problems import Problem, documented
@@ -68,20 +68,10 @@ def _deliveries(request: Request) -> AsyncCollection[Document]:
     return db[WEBHOOK_DELIVERIES]
 
 
-async def _team_admin(
-    team: SlugPath, request: Request, caller: Annotated[Principal, Depends(requires("team:admin"))]
-) -> Principal:
-    """The caller, if it administers ``team`` (its own, or any for a platform admin)."""
-    if not caller.acts_for(team):
-        guard_of(request).deny(request, caller, status=403, reason="other team's webhooks", resource_team=team)
-        raise Problem("forbidden", f"this key cannot manage team {team!r}")
-    return caller
-
-
 Settings = Annotated[DeployTrackerSettings, Depends(_settings)]
 Webhooks = Annotated[AsyncCollection[Document], Depends(_webhooks)]
 Deliveries = Annotated[AsyncCollection[Document], Depends(_deliveries)]
-TeamAdmin = Annotated[Principal, Depends(_team_admin)]
+TeamAdmin = Annotated[Principal, Depends(administers_team("webhooks"))]
 
 
 async def _owned(team: SlugPath, webhook_id: IdPath, _: TeamAdmin, webhooks: Webhooks) -> Document:

@@ -9,7 +9,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from registration.config import RegistrationSettings
 from shared.chassis.http_app import Service
-from shared.chassis.http_auth import guard_of, requires
+from shared.chassis.http_auth import administers_team
 from shared.chassis.http_params import IdPath, SlugPath
 from shared.chassis.keystore import KeyStore, issue_key
 from shared.chassis.mongo import API_KEYS
@@ -62,17 +62,7 @@ def _quota(request: Request) -> int:
     return settings.max_keys_per_team
 
 
-async def _team_admin(
-    team: SlugPath, request: Request, caller: Annotated[Principal, Depends(requires("team:admin"))]
-) -> Principal:
-    """The caller, if it administers ``team`` (its own, or any for a platform admin)."""
-    if not caller.acts_for(team):
-        guard_of(request).deny(request, caller, status=403, reason="other team's keys", resource_team=team)
-        raise Problem("forbidden", f"this key cannot manage team {team!r}")
-    return caller
-
-
-TeamAdmin = Annotated[Principal, Depends(_team_admin)]
+TeamAdmin = Annotated[Principal, Depends(administers_team("keys"))]
 Keys = Annotated[AsyncCollection[Document], Depends(_keys)]
 router = APIRouter(
     prefix="/v1/teams/{team}/api-keys",

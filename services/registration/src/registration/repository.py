@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pymongo import UpdateOne
@@ -16,7 +15,8 @@ from shared.chassis.mongo import MODEL_VERSIONS, MODELS, OUTBOX, RELAY_CHECKPOIN
 from shared.contract.documents import Document
 from shared.contract.sortkeys import time_key
 from shared.outbox.log import MongoOutboxLog
-from shared.outbox.rows import Numbering, OutboxLog
+from shared.outbox.memory import InMemoryOutboxLog
+from shared.outbox.rows import OutboxLog
 
 if TYPE_CHECKING:
     from pymongo import AsyncMongoClient
@@ -128,17 +128,14 @@ def _is_duplicate(exc: OperationFailure) -> bool:
     return exc.code == DUPLICATE_KEY
 
 
-class InMemoryRepository:
+class InMemoryRepository(InMemoryOutboxLog):
     """A fake with the same behaviour, for unit tests of the handlers."""
 
     def __init__(self, writer: str = "memory") -> None:
-        self.writer = writer
+        super().__init__(writer)
         self.models: dict[str, Document] = {}
         self.versions: dict[str, Document] = {}
-        self.outbox: dict[str, Document] = {}
-        self.checkpoints: dict[str, Document] = {}
         self.shares: dict[str, Document] = {}
-        self._positions = Numbering()
 
     async def outcomes_of(self, command_keys: Sequence[str]) -> dict[str, Document]:
         wanted = set(command_keys)
@@ -159,8 +156,7 @@ class InMemoryRepository:
             or any(refs.get((c.team, c.name), c.model_id) != c.model_id for c in changes.models.values())
         ):
             raise ConcurrentWrite("duplicate key")
-        async with self._positions.lock:
-            self._positions.take(changes.outbox, self.writer)
+        async with self.numbering.lock:
             for version in changes.new_versions:
                 self.versions[version["_id"]] = copy.deepcopy(version)
             for version_id, fields in changes.version_sets.items():
@@ -171,39 +167,4 @@ class InMemoryRepository:
                 self.shares[share["_id"]] = copy.deepcopy(share)
             for share_id in changes.shares_removed:
                 self.shares.pop(share_id, None)
-            for doc in changes.outbox:
-                self.outbox[doc["_id"]] = copy.deepcopy(doc)
-
-    async def register_writer(self) -> None:
-        self.checkpoints.setdefault(self.writer, {"seq": 0, "seen_at": datetime.now(UTC)})
-
-    async def pending(self, writer: str, limit: int) -> list[Document]:
-        after = self.checkpoints.get(writer, {}).get("seq", 0)
-        rows = sorted(
-            (d for d in self.outbox.values() if d["writer"] == writer and after < d["seq"] <= after + limit),
-            key=lambda d: d["seq"],
-        )
-        return copy.deepcopy(rows[:limit])
-
-    async def advance(self, writer: str, seq: int) -> None:
-        checkpoint = self.checkpoints.setdefault(writer, {"seq": 0})
-        checkpoint["seq"] = max(checkpoint["seq"], seq)
-        checkpoint["seen_at"] = datetime.now(UTC)
-
-    async def stale_writers(self, idle: timedelta) -> list[str]:
-        cutoff = datetime.now(UTC) - idle
-        return [w for w, c in self.checkpoints.items() if w != self.writer and c["seen_at"] < cutoff]
-
-    async def forget_writer(self, writer: str) -> None:
-        self.checkpoints.pop(writer, None)
-
-    async def park(self, rows: list[tuple[str, str]]) -> None:
-        for row_id, reason in rows:
-            self.outbox[row_id]["parked_reason"] = reason
-
-    async def unsent(self) -> tuple[int, datetime | None]:
-        after = self.checkpoints.get(self.writer, {}).get("seq", 0)
-        rows = sorted(
-            (d for d in self.outbox.values() if d["writer"] == self.writer and d["seq"] > after), key=lambda d: d["seq"]
-        )
-        return len(rows), rows[0]["time"] if rows else None
+            self.add_rows(changes.outbox)

@@ -7,6 +7,7 @@ import structlog
 from fastapi import Depends, Header, Request
 
 from shared.chassis.access import ACCESS_DENIED, AUTH_FAILURES, RATE_LIMITED, AccessLog, FailureWatch
+from shared.chassis.http_params import SlugPath
 from shared.chassis.keystore import KeyStore
 from shared.chassis.problems import Problem
 from shared.chassis.ratelimit import RateLimiter
@@ -122,5 +123,23 @@ def requires(scope: str) -> PrincipalDependency:
     ) -> Principal:
         guard = guard_of(request)
         return guard.demand(request, await guard(request, authorization, x_api_key), scope)
+
+    return dependency
+
+
+def administers_team(resource: str) -> PrincipalDependency:
+    """For ``/v1/teams/{team}/…`` routes: the caller, holding ``team:admin`` for the path's team.
+
+    Its own team, or any for a platform admin; otherwise a 403 and an access event naming
+    ``resource`` ("keys", "webhooks") and the team it was refused.
+    """
+
+    async def dependency(
+        team: SlugPath, request: Request, caller: Annotated[Principal, Depends(requires("team:admin"))]
+    ) -> Principal:
+        if not caller.acts_for(team):
+            guard_of(request).deny(request, caller, status=403, reason=f"other team's {resource}", resource_team=team)
+            raise Problem("forbidden", f"this key cannot manage team {team!r}")
+        return caller
 
     return dependency
