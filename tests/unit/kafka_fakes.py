@@ -1,0 +1,72 @@
+"""Shared pieces of the subscriber tests under FastStream's ``TestKafkaBroker``: no broker, no database."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, TypeAlias, cast
+
+from aiokafka.structs import ConsumerRecord
+from faststream.kafka import KafkaBroker, KafkaMessage
+
+from shared.chassis.identity import RecordIdentity
+from shared.chassis.keystore import KeyStore
+from shared.chassis.signing import EventSigner
+from shared.contract import messages
+from shared.contract.documents import Document
+from shared.contract.envelope import CloudEvent
+from tests.factories import ADMIN_KEY, command_event
+
+SIGNING_KEY = "k" * 64
+NOT_JSON = b"{this is not json"
+Record: TypeAlias = ConsumerRecord[Any, Any]
+
+
+def published(record: tuple[bytes, list[tuple[str, bytes]]]) -> tuple[bytes, dict[str, str]]:
+    """A record as FastStream publishes it: headers as text."""
+    value, headers = record
+    return value, {name: raw.decode() for name, raw in headers}
+
+
+def headers_of(record: Record) -> dict[str, str]:
+    return {name: bytes(raw).decode() for name, raw in record.headers}
+
+
+async def _raw(_: Any) -> None:
+    return None
+
+
+def dead_letters(broker: KafkaBroker, topic: str) -> list[Record]:
+    """Every record published to ``<topic>.dlq``, as it arrived."""
+    records: list[Record] = []
+
+    @broker.subscriber(f"{topic}.dlq", decoder=_raw)
+    async def dead_lettered(_: Any, message: KafkaMessage) -> None:
+        records.append(cast(Record, message.raw_message))
+
+    return records
+
+
+def report_event(team: str, *, token: str | None = None) -> CloudEvent:
+    data = {"team": team, "name": f"m-{uuid.uuid4().hex[:8]}", "version": "1.0.0", "status": "deployed"}
+    return command_event(messages.DEPLOY_STATUS_REPORTED, data, token=token)
+
+
+class KeysInMemory:
+    """The ``api_keys`` collection as far as :class:`KeyStore` reads it, holding :data:`ADMIN_KEY`."""
+
+    def __init__(self) -> None:
+        admin = {"team": "platform", "scopes": ["platform:admin"], "secret_hash": ADMIN_KEY.secret_hash}
+        self.docs: dict[str, Document] = {ADMIN_KEY.key_id: {"_id": ADMIN_KEY.key_id, **admin}}
+
+    async def find_one(self, query: dict[str, str]) -> Document | None:
+        return self.docs.get(query["_id"])
+
+
+def identity() -> RecordIdentity:
+    keystore = KeyStore(KeysInMemory())  # type: ignore[arg-type]
+    return RecordIdentity(keystore=keystore, signer=EventSigner(SIGNING_KEY.encode()))
+
+
+async def mongo_up() -> bool:
+    """A database probe that always finds MongoDB up."""
+    return True
