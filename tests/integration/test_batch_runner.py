@@ -14,9 +14,11 @@ from shared.chassis.kafka import ensure_topics, make_broker
 from shared.chassis.settings import CommonSettings
 from tests.infra import Infra, private_topics
 from tests.kafka_tools import Collector, header, publish_raw
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 Handler = Callable[[Records], Awaitable[None]]
+SENTINEL = b"poison sentinel"  # a record every handler here refuses: it always ends in the dead-letter topic
 
 
 @pytest.fixture
@@ -53,11 +55,25 @@ async def up() -> bool:
     return True
 
 
-async def wait_until(condition: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
+def holds(condition: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    """``condition`` as a check for :func:`until`."""
+
+    async def check() -> bool:
+        return condition()
+
+    return check
+
+
+async def letters_before_a_sentinel(infra: Infra, topics: CommonSettings, dead: Collector) -> list[bytes]:
+    """What was dead-lettered before a poison sentinel sent now on key ``k``; waits for the sentinel's letter.
+
+    One partition, one key: the sentinel is handled after every record sent before it, so their
+    letters, if any, are on the dead-letter topic ahead of its own.
+    """
+    await publish_raw(infra.kafka_bootstrap, topics.topic_commands, [(SENTINEL, [], b"k")])
+    await dead.wait_for(lambda r: r.value == SENTINEL)
+    letters = [r.value for r in dead.records]
+    return letters[: letters.index(SENTINEL)]
 
 
 class TestPoisonIsolation:
@@ -83,7 +99,7 @@ class TestPoisonIsolation:
             async with Collector(infra.kafka_bootstrap, f"{topics.topic_commands}.dlq") as dead:
                 await publish_raw(infra.kafka_bootstrap, topics.topic_commands, records)
                 [letter] = await dead.wait_for(lambda r: True)
-                await wait_until(lambda: b"after" in handled)
+                await until(holds(lambda: b"after" in handled), what="the record after the poison handled")
         finally:
             await broker.stop()
         assert handled.count(b"first") >= 1 and b"poison" not in handled
@@ -104,6 +120,8 @@ class TestDependencyOutage:
         async def handler(records: Records) -> None:
             if failures:
                 raise failures.pop()
+            if any(r.value == SENTINEL for r in records):
+                raise ValueError("the sentinel is never stored")
             handled.extend(r.value for r in records)
 
         broker = await consuming(topics, handler, probe=up)
@@ -113,9 +131,8 @@ class TestDependencyOutage:
                     await publish_raw(
                         infra.kafka_bootstrap, topics.topic_commands, [(b"a", [], b"k"), (b"b", [], b"k")]
                     )
-                    await wait_until(lambda: handled == [b"a", b"b"])
-                    await asyncio.sleep(0.5)
-                    assert dead.records == []
+                    await until(holds(lambda: handled == [b"a", b"b"]), what="both records handled")
+                    assert await letters_before_a_sentinel(infra, topics, dead) == []
         finally:
             await broker.stop()
         # Found: the retry log lines carried no exception text.
@@ -126,23 +143,29 @@ class TestDependencyOutage:
         self, topics: CommonSettings, infra: Infra
     ) -> None:
         handled: list[bytes] = []
+        attempts: list[bytes] = []
         database_up = asyncio.Event()
 
         async def probe() -> bool:
             return database_up.is_set()
 
         async def handler(records: Records) -> None:
+            attempts.extend(r.value for r in records)
             if not database_up.is_set():
                 raise RuntimeError("some error a driver raises mid-outage")
+            if any(r.value == SENTINEL for r in records):
+                raise ValueError("the sentinel is never stored")
             handled.extend(r.value for r in records)
 
         broker = await consuming(topics, handler, probe=probe)
         try:
             async with Collector(infra.kafka_bootstrap, f"{topics.topic_commands}.dlq") as dead:
                 await publish_raw(infra.kafka_bootstrap, topics.topic_commands, [(b"kept", [], b"k")])
-                await asyncio.sleep(1.5)  # several retries while "down"
+                # More failures than a poison record is allowed before it is dead-lettered.
+                more_than_poison_gets = holds(lambda: attempts.count(b"kept") > topics.consumer_max_attempts)
+                await until(more_than_poison_gets, what='several failed attempts while "down"')
                 database_up.set()
-                await wait_until(lambda: handled == [b"kept"])
-                assert dead.records == []
+                await until(holds(lambda: handled == [b"kept"]), what="the record handled once the database is back")
+                assert await letters_before_a_sentinel(infra, topics, dead) == []
         finally:
             await broker.stop()

@@ -1,6 +1,5 @@
 """A MongoDB outage while commands arrive loses nothing: the batch is retried once it returns."""
 
-import asyncio
 import uuid
 from pathlib import Path
 
@@ -11,10 +10,12 @@ from registration.config import RegistrationSettings
 from registry_cli.config import StackSettings, free_port
 from registry_cli.stack import EmbeddedStack
 from shared.chassis.kafka import ensure_topics
+from shared.chassis.metrics import CONSUMER_BATCHES_RETRIED
 from tests.factories import ADMIN_KEY, binary_record, register_event, store_admin_key
 from tests.infra import Infra
 from tests.integration.test_registration_consumer import running
 from tests.kafka_tools import Collector, caused_by, publish_raw
+from tests.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -42,19 +43,26 @@ async def test_commands_published_during_an_outage_land_after_it(infra: Infra, t
     await ensure_topics(settings)
     command = register_event("fraud", f"outage-{suffix}", token=ADMIN_KEY.token)
     value, headers = binary_record(command)
+    key = f"fraud/outage-{suffix}".encode()  # the key of the command and of its event
+    marker = f"still down {suffix}".encode()
+
+    async def several_failed_attempts() -> bool:
+        retried: float = CONSUMER_BATCHES_RETRIED.labels(settings.consumer_group)._value.get()
+        return retried >= 2
+
     try:
         async with running(settings), Collector(settings.kafka_bootstrap_servers, settings.topic_events) as events:
             assert own.mongo is not None
             await own.mongo.stop()
-            await publish_raw(
-                settings.kafka_bootstrap_servers,
-                settings.topic_commands,
-                [(value, headers, f"fraud/outage-{suffix}".encode())],
-            )
-            await asyncio.sleep(4)  # several failed attempts while the database is down
+            await publish_raw(settings.kafka_bootstrap_servers, settings.topic_commands, [(value, headers, key)])
+            await until(several_failed_attempts, timeout=60, what="the command failed twice while the database is down")
+            # The sentinel, on the event's partition while the outage lasts: no event may come before it.
+            await publish_raw(settings.kafka_bootstrap_servers, settings.topic_events, [(marker, [], key)])
+            [sentinel] = await events.wait_for(lambda r: r.value == marker)
             assert not events.matching(caused_by(command.id))
             await own.mongo.start()
             [event] = await events.wait_for(caused_by(command.id), timeout=60)
     finally:
         await own.stop()
+    assert event.partition == sentinel.partition and event.offset > sentinel.offset  # published after the outage
     assert dict(event.headers)["ce_type"] == b"registry.event.model_version_registered"

@@ -1,6 +1,5 @@
 """The registration service in-process against the embedded broker and database."""
 
-import asyncio
 import contextlib
 import json
 import uuid
@@ -80,19 +79,26 @@ class TestKafkaCommands:
         self, settings: RegistrationSettings, mongo: AsyncMongoClient[dict[str, object]], unique: str
     ) -> None:
         command = register_event("fraud", f"m-{unique}", token=ADMIN_KEY.token)
+        # The sentinel: a later version of the same model, so the same key and partition on both topics.
+        marker = register_event("fraud", f"m-{unique}", "2.0.0", token=ADMIN_KEY.token)
         value, headers = binary_record(command)
+        key = key_of(command.data)
         async with running(settings), Collector(settings.kafka_bootstrap_servers, settings.topic_events) as events:
+            redelivered_twice = [(value, headers, key)] * 2  # same ce_id
             await publish_raw(
-                settings.kafka_bootstrap_servers, settings.topic_commands, [(value, headers, key_of(command.data))] * 2
-            )  # redelivered: same ce_id
-            [event] = await events.wait_for(caused_by(command.id))
-            await asyncio.sleep(0.5)
-            assert len(events.matching(caused_by(command.id))) == 1
+                settings.kafka_bootstrap_servers,
+                settings.topic_commands,
+                [*redelivered_twice, (*binary_record(marker), key)],
+            )
+            await events.wait_for(caused_by(marker.id))
+            # An outcome of the redelivery would have been published before the marker's.
+            [event, *redelivered] = events.matching(caused_by(command.id))
+            assert not redelivered
         assert header(event, "ce_type") == messages.MODEL_VERSION_REGISTERED
         assert header(event, "ce_correlationid") == command.correlation_id
         assert event.key == key_of(command.data)
         db = mongo[settings.mongodb_database]
-        assert await db.model_versions.count_documents({"name": f"m-{unique}"}) == 1
+        assert await db.model_versions.count_documents({"name": f"m-{unique}", "version": "1.0.0"}) == 1
 
     async def test_structured_mode_is_accepted(self, settings: RegistrationSettings, unique: str) -> None:
         command = register_event("fraud", f"s-{unique}", token=ADMIN_KEY.token)
