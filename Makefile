@@ -42,6 +42,7 @@ bench: setup
 	.venv/bin/python bench/registry_bench.py
 	.venv/bin/python bench/security_bench.py
 	.venv/bin/python bench/deploy_bench.py
+	.venv/bin/python bench/search_bench.py
 
 clean:
 	rm -rf .venv .uv .data .pytest_cache .mypy_cache .ruff_cache

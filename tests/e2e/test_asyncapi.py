@@ -23,7 +23,7 @@ AUTH = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
 ROLES = {
     "registration": ({"commands"}, {"events", "access"}),
     "deploy-tracker": ({"deploy", "events"}, {"events", "access", "deploy"}),  # webhooks; the HTTP bridge
-    "query": (set(), {"access"}),
+    "query": ({"events"}, {"access"}),  # its search projection
     "audit": ({"commands", "events", "deploy", "access"}, {"access"}),
 }
 

@@ -42,6 +42,22 @@ async def mongo_repo(infra: Infra, db_name: str) -> AsyncIterator[Repository]:
     await client.close()
 
 
+async def given_model(repo: Repository, model_id: str) -> None:
+    doc = {"_id": model_id, "team": "fraud", "name": "card", "feed_key": "2026-01-01T00:00:00.000000 m1"}
+    if isinstance(repo, InMemoryRepository):
+        repo.models[model_id] = doc
+        return
+    assert isinstance(repo, MongoRepository)
+    await repo._models.insert_one(doc)
+
+
+async def stored_model(repo: Repository, model_id: str) -> dict[str, Any] | None:
+    if isinstance(repo, InMemoryRepository):
+        return repo.models.get(model_id)
+    assert isinstance(repo, MongoRepository)
+    return await repo._models.find_one({"_id": model_id})
+
+
 async def given_version(repo: Repository, version_id: str) -> None:
     doc = {"_id": version_id, "model_id": "m1", "team": "fraud", "name": "card", "version": "1.0.0"}
     if isinstance(repo, InMemoryRepository):
@@ -132,3 +148,26 @@ class TestDeployRepositoryContract:
         assert await repo.stale_writers(timedelta(seconds=-1)) == ["gone"]
         await repo.forget_writer("gone")
         assert await repo.stale_writers(timedelta(seconds=-1)) == []
+
+    async def test_a_status_change_moves_its_model_in_the_feed_but_never_creates_one(self, repo: Repository) -> None:
+        await given_version(repo, "v1")
+        await given_model(repo, "m1")
+        key = "2026-11-26T00:00:00.000000 m1"
+        await repo.commit(
+            Changes(
+                history=[history("fraud/r1")],
+                version_sets={"v1": prod("deploying")},
+                feed_keys={"m1": key, "m9": "2026-11-26T00:00:00.000000 m9"},
+            )
+        )
+        model = await stored_model(repo, "m1")
+        assert model is not None and (model["feed_key"], model["team"]) == (key, "fraud")
+        assert await stored_model(repo, "m9") is None
+
+    async def test_a_refused_batch_moves_no_model(self, repo: Repository) -> None:
+        await given_model(repo, "m1")
+        await repo.commit(Changes(history=[history("fraud/r1")]))
+        with pytest.raises(OperationFailure):
+            await repo.commit(Changes(history=[history("fraud/r1")], feed_keys={"m1": "2026-11-26T00:00:00.000000 m1"}))
+        model = await stored_model(repo, "m1")
+        assert model is not None and model["feed_key"] == "2026-01-01T00:00:00.000000 m1"

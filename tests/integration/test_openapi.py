@@ -59,6 +59,9 @@ ROUTES = {
             VERSIONS,
             VERSIONS + "/{version}",
             VERSIONS + "/{version}/deployments",
+            "/v1/assistant/search",
+            "/v1/assistant/documents",
+            "/v1/assistant/models/{team}/{name}/card",
         )
     },
     "deploy-tracker": {

@@ -9,6 +9,7 @@ from pymongo import AsyncMongoClient
 from registration.changes import Changes, ModelChange
 from registration.repository import ConcurrentWrite, InMemoryRepository, MongoRepository, Repository
 from shared.chassis.mongo import ensure_indexes
+from shared.contract.sortkeys import time_key
 from tests.infra import Infra
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
@@ -63,8 +64,8 @@ def outbox(event_id: str, cause: str, *, team: str = "fraud") -> dict[str, objec
     return {"_id": event_id, "causation_id": cause, "command_key": f"{team}/{cause}", "type": "t", "data": {}}
 
 
-def change(**fields: object) -> ModelChange:
-    return ModelChange("m1", "fraud", "card", NOW, **fields)  # type: ignore[arg-type]
+def change(at: datetime = NOW, **fields: object) -> ModelChange:
+    return ModelChange("m1", "fraud", "card", at, **fields)  # type: ignore[arg-type]
 
 
 def headline(rank: str, version: str, **extra: object) -> dict[str, object]:
@@ -158,3 +159,37 @@ class TestRepositoryContract:
         assert await repo.stale_writers(timedelta(seconds=-1)) == ["gone"]
         await repo.forget_writer("gone")
         assert await repo.stale_writers(timedelta(seconds=-1)) == []
+
+    async def test_every_change_moves_the_model_to_the_end_of_the_document_feed(self, repo: Repository) -> None:
+        await repo.commit(Changes(models={"m1": change(added_versions=1)}, outbox=[outbox("e1", "c1")]))
+        first = (await stored_model(repo, "m1"))["feed_key"]
+        later = NOW + timedelta(seconds=1)
+        await repo.commit(Changes(models={"m1": change(later)}, outbox=[outbox("e2", "c2")]))
+        moved = (await stored_model(repo, "m1"))["feed_key"]
+        assert (first, moved) == (time_key(NOW, "m1"), time_key(later, "m1"))
+
+    async def test_an_unshared_team_is_a_former_reader_until_shared_again(self, repo: Repository) -> None:
+        def readers(model: dict[str, object]) -> tuple[list[object], list[object]]:
+            return sorted(model["readers"]), sorted(model["former_readers"])  # type: ignore[call-overload]
+
+        steps = [
+            (change(added_versions=1), (["fraud"], [])),
+            (change(add_readers={"risk", "ops"}), (["fraud", "ops", "risk"], [])),
+            (change(remove_readers={"risk", "ops"}), (["fraud"], ["ops", "risk"])),
+            (change(add_readers={"risk"}), (["fraud", "risk"], ["ops"])),
+        ]
+        for number, (step, expected) in enumerate(steps):
+            await repo.commit(Changes(models={"m1": step}, outbox=[outbox(f"e{number}", f"c{number}")]))
+            assert readers(await stored_model(repo, "m1")) == expected, number
+
+
+@pytest.mark.integration
+async def test_models_stored_before_the_feed_get_their_place_in_it(mongo_repo: Repository) -> None:
+    assert isinstance(mongo_repo, MongoRepository)
+    await mongo_repo._models.insert_one({"_id": "old", "updated_key": time_key(NOW, "old"), "readers": ["fraud"]})
+    await mongo_repo.commit(Changes(models={"m1": change(added_versions=1)}, outbox=[outbox("e1", "c1")]))
+    await mongo_repo.backfill_feed_keys()
+    await mongo_repo.backfill_feed_keys()  # idempotent
+    old, new = await stored_model(mongo_repo, "old"), await stored_model(mongo_repo, "m1")
+    assert (old["feed_key"], old["former_readers"]) == (time_key(NOW, "old"), [])
+    assert new["feed_key"] == time_key(NOW, "m1")

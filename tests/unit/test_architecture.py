@@ -57,6 +57,9 @@ USE_CASE_MODULES = [
     "deploy_tracker.reports",
     "deploy_tracker.effects",
     "deploy_tracker.webhook_fanout",
+    "query.cards",
+    "query.search.documents",
+    "query.search.parser",
     "shared.outbox.rows",
 ]
 CONTRACT_MODULES = sorted(

@@ -16,6 +16,8 @@ from rich.console import Console
 from registry_cli.admin import audit_app, keys_app
 from registry_cli.config import StackSettings
 from registry_cli.dlq import dlq_app
+from registry_cli.export import export_app
+from registry_cli.mcp_stdio import mcp
 from registry_cli.observe import PrometheusMissing
 from registry_cli.processes import PortInUse
 from registry_cli.produce import KINDS, produce_message
@@ -26,6 +28,8 @@ app = typer.Typer(help="Model Registry: local stack and tools.", no_args_is_help
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(export_app, name="export")
+app.command("mcp")(mcp)
 console = Console(stderr=True, soft_wrap=True)
 
 

@@ -12,6 +12,7 @@ from deploy_tracker.effects import Stamp, emit_rejection, emit_status_change, re
 from deploy_tracker.reports import Refused, Rejected, Report, Reported, judge, parse, status_after
 from shared.contract.documents import Document
 from shared.contract.ids import version_id
+from shared.contract.sortkeys import time_key
 from shared.outbox.rows import OutboxLog
 
 
@@ -26,11 +27,16 @@ class Effects:
 
 @dataclass
 class Changes:
-    """Every write of one batch: history rows, version status fields, outbox rows."""
+    """Every write of one batch: history rows, version status fields, outbox rows, models' feed keys.
+
+    A status change moves its model to the end of the query service's document feed
+    (``feed_key``, as registration sets it on every model change), in the same transaction.
+    """
 
     history: list[Document] = field(default_factory=list)
     version_sets: dict[str, dict[str, Any]] = field(default_factory=dict)
     outbox: list[Document] = field(default_factory=list)
+    feed_keys: dict[str, str] = field(default_factory=dict)  # model id -> its new feed key
 
 
 class Repository(OutboxLog, Protocol):
@@ -66,8 +72,8 @@ def handle_report(
 class _Batch:
     """The versions one batch touches, updated in memory as its reports apply, and its writes."""
 
-    def __init__(self, versions: dict[str, Document]) -> None:
-        self.versions = versions
+    def __init__(self, versions: dict[str, Document], now: datetime) -> None:
+        self.versions, self.now = versions, now
         self.changes = Changes()
 
     def add(self, effects: Effects) -> None:
@@ -78,6 +84,8 @@ class _Batch:
             vid, fields = effects.status
             self.versions[vid].update(fields)  # later reports of the batch start from here
             self.changes.version_sets[vid] = fields
+            model_id = self.versions[vid]["model_id"]
+            self.changes.feed_keys[model_id] = time_key(self.now, model_id)
 
 
 async def handle_reports(reports: Sequence[Report], *, repo: Repository) -> list[Document]:
@@ -86,7 +94,7 @@ async def handle_reports(reports: Sequence[Report], *, repo: Repository) -> list
     fresh = _first_of_each(reports, await repo.seen([r.key for r in reports]))
     parsed = [(report, parse(report.event)) for report in fresh]
     wanted = {version_id(d.team, d.name, d.version) for _, d in parsed if isinstance(d, Reported)}
-    batch = _Batch(await repo.versions_by_id(sorted(wanted)))
+    batch = _Batch(await repo.versions_by_id(sorted(wanted)), now)
     for offset, (report, data) in enumerate(parsed):
         batch.add(handle_report(report, data, stamp=Stamp(now, first_position + offset), versions=batch.versions))
     if batch.changes.history:

@@ -9,17 +9,25 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from deploy_tracker.handlers import Changes
-from shared.chassis.mongo import DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS, DEPLOYMENTS, MODEL_VERSIONS, find_by_ids
+from shared.chassis.mongo import (
+    DEPLOY_OUTBOX,
+    DEPLOY_RELAY_CHECKPOINTS,
+    DEPLOYMENTS,
+    MODEL_VERSIONS,
+    MODELS,
+    find_by_ids,
+)
 from shared.contract.documents import Document
 from shared.outbox.log import MongoOutboxLog
 
 
 class MongoRepository(MongoOutboxLog):
-    """Writes only what the tracker owns: ``deployments``, its outbox, and ``status``/``environments``."""
+    """Writes only what the tracker owns: ``deployments``, its outbox, ``status``/``environments``, ``feed_key``."""
 
     def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document], *, writer: str) -> None:
         super().__init__(db[DEPLOY_OUTBOX], db[DEPLOY_RELAY_CHECKPOINTS], writer=writer)
         self._client, self._history, self._versions = client, db[DEPLOYMENTS], db[MODEL_VERSIONS]
+        self._models = db[MODELS]
 
     async def seen(self, report_keys: Sequence[str]) -> set[str]:
         return set(await find_by_ids(self._history, report_keys, projection={"_id": 1}))
@@ -33,6 +41,9 @@ class MongoRepository(MongoOutboxLog):
             if changes.version_sets:
                 updates = [UpdateOne({"_id": vid}, {"$set": fields}) for vid, fields in changes.version_sets.items()]
                 await self._versions.bulk_write(updates, session=session)
+            if changes.feed_keys:
+                moves = [UpdateOne({"_id": mid}, {"$set": {"feed_key": key}}) for mid, key in changes.feed_keys.items()]
+                await self._models.bulk_write(moves, session=session)
             if changes.outbox:
                 await self._outbox.insert_many(changes.outbox, session=session)
 

@@ -14,8 +14,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from query.pagination import SortSpec, after_key, encode_cursor, paged
 from shared.chassis.mongo import DEPLOYMENTS, MODEL_VERSIONS, MODELS, OUTBOX
 from shared.contract.documents import Document
+from shared.contract.ids import version_doc_id
 from shared.contract.sortkeys import time_key
-from shared.contract.versioning import VersionRange
+from shared.contract.versioning import VersionRange, precedence_key
 
 MODEL_SORTS = {"created_at": "created_key", "updated_at": "updated_key", "name": "name_key"}
 MAX_SCANNED_MODELS = 2_000  # models one request with a status/environment filter may examine
@@ -139,6 +140,22 @@ class Reads:
     async def model_by_id(self, model_id: str) -> Document | None:
         """One model by its stable id."""
         return await self.models.find_one({"_id": model_id})
+
+    async def models_by_ids(self, model_ids: list[str]) -> list[Document]:
+        """The models of ``model_ids`` that exist (one round trip)."""
+        return await self.models.find({"_id": {"$in": model_ids}}).to_list() if model_ids else []
+
+    async def headline_versions(self, models: list[Document]) -> dict[str, Document]:
+        """Each model's headline (latest) version by model id, in one round trip."""
+        wanted = {
+            version_doc_id(m["_id"], precedence_key(m["latest_version"])): m["_id"]
+            for m in models
+            if m.get("latest_version")
+        }
+        if not wanted:
+            return {}
+        found = await self.versions.find({"_id": {"$in": list(wanted)}}).to_list()
+        return {wanted[doc["_id"]]: doc for doc in found}
 
     async def list_versions(
         self,

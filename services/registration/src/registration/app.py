@@ -60,6 +60,7 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
 
     async def create_indexes() -> None:
         await ensure_indexes(service.db, [MODELS, MODEL_VERSIONS, OUTBOX, RELAY_CHECKPOINTS, SHARES, API_KEYS])
+        await repo.backfill_feed_keys()
 
     service.on_start(create_indexes)
     service.in_background("outbox-relay", relay.run)

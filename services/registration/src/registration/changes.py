@@ -19,8 +19,10 @@ class ModelChange:
     The first version creates the model; ``headline`` replaces the headline fields only when its
     rank beats the stored one; ``edits`` apply to the headline only when they target the version
     that is the headline; ``readers`` (the owner team and teams it is shared with) gains and loses
-    teams. The Mongo repository turns this into one pipeline upsert; the fake
-    applies :meth:`apply` in Python; the contract test keeps them equal.
+    teams, and ``former_readers`` holds the teams it was unshared from (until shared again), so
+    their document feed can show a tombstone. ``feed_key`` moves the model to the end of the
+    document feed on every change. The Mongo repository turns this into one pipeline upsert; the
+    fake applies :meth:`apply` in Python; the contract test keeps them equal.
     """
 
     model_id: str
@@ -40,9 +42,12 @@ class ModelChange:
         doc.setdefault("created_at", self.now)
         doc.setdefault("created_key", time_key(self.now, self.model_id))
         doc["updated_at"], doc["updated_key"] = self.now, time_key(self.now, self.model_id)
+        doc["feed_key"] = time_key(self.now, self.model_id)
         doc["version_count"] = doc.get("version_count", 0) + self.added_versions
         readers = (set(doc.get("readers") or [self.team]) | self.add_readers) - self.remove_readers
         doc["readers"] = sorted(readers | {self.team})
+        former = (set(doc.get("former_readers") or []) - self.add_readers) | self.remove_readers
+        doc["former_readers"] = sorted(former)
         if self.headline and doc.get("latest_rank", "") < self.headline["latest_rank"]:
             doc.update(self.headline)
         for version, fields in self.edits:

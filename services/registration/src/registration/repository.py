@@ -70,6 +70,13 @@ def model_pipeline(change: ModelChange) -> list[dict[str, Any]]:
                 _lit(sorted(change.add_readers | {change.team})),
             ]
         },
+        "former_readers": {
+            "$setUnion": [
+                {"$setDifference": [{"$ifNull": ["$former_readers", []]}, _lit(sorted(change.add_readers))]},
+                _lit(sorted(change.remove_readers)),
+            ]
+        },
+        "feed_key": _lit(time_key(change.now, change.model_id)),
     }
     stages: list[dict[str, Any]] = [{"$set": base}]
     if change.headline:
@@ -97,6 +104,13 @@ class MongoRepository(MongoOutboxLog):
 
     async def models_by_id(self, model_ids: Sequence[str]) -> dict[str, Document]:
         return await find_by_ids(self._models, model_ids)
+
+    async def backfill_feed_keys(self) -> None:
+        """Give models stored before the document feed existed their place in it (idempotent)."""
+        await self._models.update_many(
+            {"feed_key": {"$exists": False}},
+            [{"$set": {"feed_key": "$updated_key", "former_readers": {"$ifNull": ["$former_readers", []]}}}],
+        )
 
     async def commit(self, changes: Changes) -> None:
         async def write(session: AsyncClientSession) -> None:

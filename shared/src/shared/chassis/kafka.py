@@ -52,7 +52,7 @@ def make_broker(settings: CommonSettings, **options: Any) -> KafkaBroker:
     )
 
 
-def _client_options(settings: CommonSettings) -> dict[str, Any]:
+def client_options(settings: CommonSettings) -> dict[str, Any]:
     """Endpoint and security options of plain aiokafka clients, the same as the broker's."""
     return {
         "bootstrap_servers": settings.kafka_bootstrap_servers,
@@ -65,13 +65,13 @@ def _client_options(settings: CommonSettings) -> dict[str, Any]:
 
 def admin_client(settings: CommonSettings) -> AIOKafkaAdminClient:
     """An admin client with the same endpoint and security settings as the broker."""
-    return AIOKafkaAdminClient(client_id=f"{settings.service_name}-admin", **_client_options(settings))
+    return AIOKafkaAdminClient(client_id=f"{settings.service_name}-admin", **client_options(settings))
 
 
 def offsets_consumer(settings: CommonSettings) -> AIOKafkaConsumer:
     """A consumer outside any group, used only to read partitions' first and end offsets."""
     return AIOKafkaConsumer(
-        client_id=f"{settings.service_name}-offsets", enable_auto_commit=False, **_client_options(settings)
+        client_id=f"{settings.service_name}-offsets", enable_auto_commit=False, **client_options(settings)
     )
 
 

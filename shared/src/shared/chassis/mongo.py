@@ -45,6 +45,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("framework", ASCENDING), ("created_key", DESCENDING)], name="framework_created"),
         IndexModel([("deployment_targets", ASCENDING), ("created_key", DESCENDING)], name="targets_created"),
         IndexModel([("tag_pairs", ASCENDING), ("created_key", DESCENDING)], name="tags_created"),
+        # The document feed (query: /v1/assistant/documents) reads in change order: every model
+        # for an admin, else a team's readable models merged with those unshared from it.
+        IndexModel([("feed_key", ASCENDING)], name="feed"),
+        IndexModel([("readers", ASCENDING), ("feed_key", ASCENDING)], name="readers_feed"),
+        IndexModel([("former_readers", ASCENDING), ("feed_key", ASCENDING)], name="former_readers_feed"),
     ],
     MODEL_VERSIONS: [
         # SemVer precedence uniqueness is the _id itself (model id + precedence key), so a duplicate

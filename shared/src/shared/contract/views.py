@@ -188,3 +188,134 @@ class ApiKeyCreated(ApiKeyPublic):
     """A key just created: the one response that carries its secret."""
 
     token: str = Field(description="the key itself; shown only in this response, store it now")
+
+
+# --- Model cards (GET /v1/assistant/models/{team}/{name}/card) -------------------------------
+# Only what the registry recorded: an empty field or list means "not recorded", never a guess.
+
+
+class CardDetails(BaseModel):
+    """Who owns the model, what it is built with, where its artifact is, and its versions."""
+
+    model_id: str
+    team: str
+    name: str
+    owners: list[str] = []
+    framework: str | None = None
+    framework_version: str | None = None
+    artifact_uri: str | None = None
+    artifact_digest: str | None = None
+    registered_by: str | None = Field(None, description="the key id that registered the described version")
+    version_created_at: UtcTime | None = None
+    version_updated_at: UtcTime | None = None
+    model_created_at: UtcTime | None = None
+    model_updated_at: UtcTime | None = None
+    latest_version: str | None = Field(None, description="the model's headline version (stable before prerelease)")
+    version_count: int = 0
+    versions: list[str] = Field([], description="the versions the card read, newest SemVer precedence first")
+    versions_truncated: bool = Field(False, description="true when the model has more versions than were read")
+
+
+class CardIntendedUse(BaseModel):
+    """What the model is for, in its team's words."""
+
+    description: str = ""
+    model_description: str | None = Field(None, description="the model's own description, when it differs")
+    documentation: str | None = Field(None, description="the model's documentation (markdown, shown verbatim)")
+    links: dict[str, str] = {}
+    deployment_targets: list[str] = []
+    signature: dict[str, Any] | None = None
+
+
+class CardVersionMetrics(BaseModel):
+    """One version's metrics and their change from the version before it by SemVer precedence."""
+
+    version: str
+    prerelease: bool = False
+    lifecycle: str = "active"
+    created_at: UtcTime | None = None
+    metrics: dict[str, float] = {}
+    previous: str | None = Field(None, description="the version before this one among those read")
+    changes: dict[str, float] = Field({}, description="this metric minus the previous version's, where both have it")
+
+
+class CardDataset(BaseModel):
+    """A dataset a version was trained or evaluated on, as recorded."""
+
+    name: str | None = None
+    uri: str | None = None
+    digest: str | None = None
+
+
+class CardLineage(BaseModel):
+    """Where a version came from, as recorded at registration."""
+
+    run_id: str | None = None
+    run_url: str | None = None
+    experiment: str | None = None
+    code_repository: str | None = None
+    code_commit: str | None = None
+    parent: str | None = Field(None, description="team/name@version this one was derived from")
+    datasets: list[CardDataset] = []
+
+
+class CardTraining(BaseModel):
+    """Training parameters and lineage of the described version."""
+
+    parameters: dict[str, str] = {}
+    lineage: CardLineage | None = None
+
+
+class CardEnvironment(BaseModel):
+    """Where a version stands in one environment, and the change that put it there."""
+
+    environment: str
+    version: str
+    status: str
+    previous_status: str | None = None
+    changed_at: UtcTime | None = Field(None, description="when the last applied report says it happened")
+    recorded_at: UtcTime | None = None
+    target: str | None = None
+    pipeline: str | None = None
+    run_id: str | None = None
+    url: str | None = None
+    report_id: str | None = None
+
+
+class CardDeployments(BaseModel):
+    """Deployment status of the described version per environment, and other versions deployed."""
+
+    status: str = "registered"
+    environments: list[CardEnvironment] = []
+    other_versions: list[CardEnvironment] = Field([], description="other versions read that are deployed or deploying")
+    reports_read: int | None = Field(None, description="recent reports of the described version read; null: none read")
+    failed_reports: int = 0
+
+
+class CardLifecycle(BaseModel):
+    """The described version's lifecycle state and the versions read in each state."""
+
+    state: str = "active"
+    versions_by_state: dict[str, list[str]] = {}
+
+
+class ModelCard(BaseModel):
+    """A model card (after "Model Cards for Model Reporting" and Hugging Face's), from the registry's records."""
+
+    version: str | None = Field(None, description="the version the card describes")
+    details: CardDetails
+    intended_use: CardIntendedUse
+    metrics: list[CardVersionMetrics] = []
+    training: CardTraining
+    deployments: CardDeployments
+    lifecycle: CardLifecycle
+    tags: dict[str, str] = {}
+    caveats: list[str] = Field([], description="derived from the records: lifecycle, prereleases, failed deployments")
+    not_recorded: list[str] = Field([], description="the card's fields with no recorded data")
+
+
+class ModelCardPublic(BaseModel):
+    """A model card as structured data and as markdown safe to render."""
+
+    card: ModelCard
+    markdown: str

@@ -1,0 +1,225 @@
+"""Benchmarks of the assistant features on the embedded stack; prints a table (no assertions).
+
+    .venv/bin/python bench/assistant_bench.py [--models 10000] [--versions-per-model 10] [--burst 1000]
+
+1. The generated catalogue (tests/relevance) loaded straight into MongoDB, then the search
+   projection's build from MongoDB timed in this process with the query service's own code, and
+   the memory the built index adds.
+2. Search over HTTP against the running query service (its index built at its start, including
+   the catalogue): p50/p99 with filters and facets, models hydrated from MongoDB.
+3. Event → searchable: a burst of registrations over Kafka, each model searched for until found;
+   the latency of the k-th model is when the search total reached k minus when the k-th was sent.
+4. The RAG feed streamed as NDJSON: documents per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from pymongo import AsyncMongoClient
+from rich.console import Console
+from rich.table import Table
+
+from query.config import QuerySettings
+from query.search.documents import search_document
+from query.search.index import SearchIndex
+from query.search_projection import SearchProjection
+from registry_cli.secrets import load_or_create
+from registry_cli.stack import EmbeddedStack, throwaway_stack, unthrottled_admin_key
+from shared.contract.envelope import CloudEvent
+from shared.contract.messages import REGISTER_MODEL_VERSION
+from tests.relevance.catalogue import generate
+from tests.relevance.judged import JUDGED
+
+console = Console()
+DATABASE = "model_registry"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+async def load_catalogue(stack: EmbeddedStack, models: int, versions_per_model: int) -> tuple[int, int, float]:
+    """Insert generated model and version documents directly (the write path has its own benchmark)."""
+    replicas = max(1, round(models / 324))
+    catalogue = generate(replicas=replicas, versions_per_model=versions_per_model)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri, tz_aware=True)
+    db = client[DATABASE]
+    started = time.perf_counter()
+    model_docs = [entry.model for entry in catalogue]
+    version_docs = [version for entry in catalogue for version in entry.versions]
+    for start in range(0, len(model_docs), 2000):
+        await db.models.insert_many(model_docs[start : start + 2000], ordered=False)
+    for start in range(0, len(version_docs), 5000):
+        await db.model_versions.insert_many(version_docs[start : start + 5000], ordered=False)
+    await client.close()
+    return len(model_docs), len(version_docs), time.perf_counter() - started
+
+
+def own_rss() -> int:
+    status = Path(f"/proc/{os.getpid()}/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) * 1024
+
+
+async def bench_build(stack: EmbeddedStack) -> dict[str, float]:
+    """The projection's build from MongoDB, with the query service's code, and the index's memory."""
+    settings = QuerySettings(
+        mongodb_uri=stack.settings.mongodb_uri,
+        event_signing_key=load_or_create(stack.settings.data_dir).event_signing_key,
+    )
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri, tz_aware=True)
+    before = own_rss()
+    index = SearchIndex()
+    projection = SearchProjection(client[DATABASE], index, search_document, settings=settings)
+    started = time.perf_counter()
+    count = await projection.build()
+    seconds = time.perf_counter() - started
+    after = own_rss()
+    await client.close()
+    return {"models": count, "seconds": seconds, "index_mb": (after - before) / 2**20}
+
+
+QUERIES = [
+    {"q": "fraud detection"},
+    {"q": "churn predction"},  # a typo
+    {"q": "forecast", "framework": "prophet"},
+    {"q": "sentiment status:deployed"},
+    {"q": '"image classification"'},
+    {"q": "anom"},  # a prefix, as typed
+    {"q": "credit scoring", "tag": "pii:true"},
+    {"q": "recommend env:prod"},
+]
+
+
+async def bench_search(stack: EmbeddedStack, token: str, requests: int) -> dict[str, float]:
+    latencies: list[float] = []
+    queries = QUERIES + [{"q": judged.query} for judged in JUDGED]
+    async with httpx.AsyncClient(base_url=stack.url("query"), headers={"Authorization": f"Bearer {token}"}) as http:
+        for i in range(requests):
+            params = dict(queries[i % len(queries)]) | {"limit": 10}
+            started = time.perf_counter()
+            response = await http.get("/v1/assistant/search", params=params)
+            latencies.append(time.perf_counter() - started)
+            if response.status_code != 200:
+                raise RuntimeError(f"search {params} answered {response.status_code}: {response.text[:200]}")
+    return {"p50": percentile(latencies, 50) * 1000, "p99": percentile(latencies, 99) * 1000}
+
+
+async def bench_event_to_searchable(stack: EmbeddedStack, token: str, burst: int) -> dict[str, float]:
+    word = f"burst{uuid.uuid4().hex[:8]}"
+    producer = AIOKafkaProducer(bootstrap_servers=stack.settings.kafka_bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    sent: list[float] = []
+    for i in range(burst):
+        data = {
+            "team": "bench-burst",
+            "name": f"b{i:05d}",
+            "version": "1.0.0",
+            "framework": random.choice(["xgboost", "onnx", "pytorch"]),
+            "artifact_uri": f"s3://bench/b{i:05d}",
+            "description": f"{word} burst model {i}",
+        }
+        value, headers = CloudEvent(
+            source="/bench", type=REGISTER_MODEL_VERSION, data=data, authorization=f"Bearer {token}"
+        ).to_kafka()
+        await producer.send("registry.commands", value, key=f"bench-burst/b{i:05d}".encode(), headers=headers)
+        sent.append(time.perf_counter())
+    await producer.flush()
+    await producer.stop()
+    reached: list[float] = []  # reached[k] = when the search total first was ≥ k + 1
+    async with httpx.AsyncClient(base_url=stack.url("query"), headers={"Authorization": f"Bearer {token}"}) as http:
+        deadline = time.perf_counter() + 300
+        while len(reached) < burst and time.perf_counter() < deadline:
+            total = (await http.get("/v1/assistant/search", params={"q": word, "limit": 1})).json()["total"]
+            now = time.perf_counter()
+            reached.extend([now] * (total - len(reached)))
+            await asyncio.sleep(0.02)
+    latencies = [reached[k] - sent[k] for k in range(len(reached))]
+    return {
+        "found": len(reached),
+        "p50": percentile(latencies, 50) * 1000,
+        "p99": percentile(latencies, 99) * 1000,
+        "all_searchable_s": reached[-1] - sent[0] if reached else float("nan"),
+    }
+
+
+async def bench_feed(stack: EmbeddedStack, token: str) -> dict[str, float]:
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/x-ndjson"}
+    documents = 0
+    started = time.perf_counter()
+    async with (
+        httpx.AsyncClient(base_url=stack.url("query"), headers=headers, timeout=600) as http,
+        http.stream("GET", "/v1/assistant/documents") as response,
+    ):
+        async for line in response.aiter_lines():
+            documents += line.startswith('{"id"')
+    seconds = time.perf_counter() - started
+    return {"documents": documents, "per_second": documents / seconds}
+
+
+def query_rss_mb(stack: EmbeddedStack) -> float:
+    child = stack.services["query"]
+    assert child.process
+    status = Path(f"/proc/{child.process.pid}/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024
+
+
+async def main(args: argparse.Namespace) -> int:
+    loaded: dict[str, Any] = {}
+
+    async def seed(stack: EmbeddedStack) -> None:
+        stack.admin_key = await unthrottled_admin_key(stack, name="bench")
+        loaded["models"], loaded["versions"], loaded["seconds"] = await load_catalogue(
+            stack, args.models, args.versions_per_model
+        )
+
+    async with throwaway_stack("assistant-bench-", before_services=seed) as stack:
+        token = stack.admin_key
+        assert token is not None
+        build = await bench_build(stack)
+        search = await bench_search(stack, token, args.searches)
+        burst = await bench_event_to_searchable(stack, token, args.burst)
+        feed = await bench_feed(stack, token)
+        query_rss = query_rss_mb(stack)
+    table = Table(title="Assistant benchmark (embedded stack, this machine)")
+    for column in ("measure", "result", "target"):
+        table.add_column(column)
+    table.add_row("catalogue loaded", f"{loaded['models']:,} models / {loaded['versions']:,} versions", "")
+    table.add_row("projection build from MongoDB", f"{build['seconds']:.1f} s ({build['models']:,} models)", "≤ 30 s")
+    table.add_row("index memory (in the build process)", f"{build['index_mb']:.0f} MB", "reported")
+    table.add_row("search over HTTP p50 / p99", f"{search['p50']:.1f} / {search['p99']:.1f} ms", "≤ 10 / 30 ms")
+    table.add_row(
+        f"event → searchable, {args.burst}-command burst, p50 / p99",
+        f"{burst['p50']:.0f} / {burst['p99']:.0f} ms ({burst['found']} found)",
+        "p99 ≤ 1 s",
+    )
+    table.add_row("whole burst searchable after", f"{burst['all_searchable_s']:.1f} s", "")
+    table.add_row(
+        "feed streaming (NDJSON)", f"{feed['per_second']:,.0f} documents/s ({feed['documents']:,})", "≥ 5,000/s"
+    )
+    table.add_row("query service RSS", f"{query_rss:.0f} MB", "reported")
+    console.print(table)
+    return 0
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=int, default=10_000)
+    parser.add_argument("--versions-per-model", type=int, default=10)
+    parser.add_argument("--searches", type=int, default=1_000)
+    parser.add_argument("--burst", type=int, default=1_000)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main(parse())))

@@ -1,0 +1,498 @@
+"""Model cards from stored documents: the structured card and its markdown. No I/O here.
+
+A card says only what the registry recorded: a field without data is listed in ``not_recorded``
+and its markdown section says so, and every caveat is derived from a record (lifecycle,
+prerelease, a failed deployment), never written for the team.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from shared.contract.documents import Document
+from shared.contract.times import utc_text
+from shared.contract.versioning import precedence_key
+from shared.contract.views import (
+    CardDataset,
+    CardDeployments,
+    CardDetails,
+    CardEnvironment,
+    CardIntendedUse,
+    CardLifecycle,
+    CardLineage,
+    CardTraining,
+    CardVersionMetrics,
+    ModelCard,
+)
+
+LIVE_STATUSES = ("deployed", "deploying")  # what "another version runs there" means
+
+
+def build_card(
+    model: Document, versions: list[Document], deployments: list[Document] | None, version: str | None
+) -> ModelCard:
+    """The card of ``version`` of ``model`` (default: its latest), from the versions and reports read.
+
+    Args:
+        model: the stored model document.
+        versions: the versions read (any order); metrics changes compare neighbours by precedence.
+        deployments: recent deployment reports of the described version, or ``None`` if none were read.
+        version: the version to describe; it must be among ``versions`` (by SemVer precedence).
+
+    Raises:
+        ValueError: ``version`` is not among ``versions``.
+
+    """
+    ordered = sorted(versions, key=lambda doc: str(doc["version_key"]), reverse=True)
+    described = described_version(model, ordered, version)
+    doc = described or {}
+    details = CardDetails(
+        model_id=model["_id"],
+        team=model["team"],
+        name=model["name"],
+        owners=_names(model.get("owners")),
+        framework=doc.get("framework") or model.get("framework"),
+        framework_version=doc.get("framework_version"),
+        artifact_uri=doc.get("artifact_uri"),
+        artifact_digest=doc.get("artifact_digest"),
+        registered_by=doc.get("created_by"),
+        version_created_at=doc.get("created_at"),
+        version_updated_at=doc.get("updated_at"),
+        model_created_at=model.get("created_at"),
+        model_updated_at=model.get("updated_at"),
+        latest_version=model.get("latest_version"),
+        version_count=max(int(model.get("version_count") or 0), len(ordered)),
+        versions=[v["version"] for v in ordered],
+        versions_truncated=len(ordered) < int(model.get("version_count") or 0),
+    )
+    description = doc.get("description") or ""
+    model_description = model.get("description") or None
+    intended = CardIntendedUse(
+        description=description,
+        model_description=model_description if model_description != description else None,
+        documentation=model.get("documentation") if isinstance(model.get("documentation"), str) else None,
+        links=_links(model.get("links")),
+        deployment_targets=list(doc.get("deployment_targets") or []),
+        signature=doc.get("signature") or None,
+    )
+    card = ModelCard(
+        version=doc.get("version"),
+        details=details,
+        intended_use=intended,
+        metrics=_metrics(ordered),
+        training=CardTraining(
+            parameters={str(k): str(v) for k, v in (doc.get("parameters") or {}).items()},
+            lineage=_lineage(doc.get("lineage")),
+        ),
+        deployments=_deployments(doc, ordered, deployments),
+        lifecycle=CardLifecycle(state=doc.get("lifecycle") or "active", versions_by_state=_by_state(ordered)),
+        tags={str(k): str(v) for k, v in (doc.get("tags") or {}).items()},
+    )
+    return card.model_copy(update={"caveats": _caveats(card, ordered), "not_recorded": _not_recorded(card)})
+
+
+def described_version(model: Document, versions: list[Document], version: str | None) -> Document | None:
+    """The version a card describes: ``version``, else the model's latest, else its newest stable or newest.
+
+    Raises:
+        ValueError: ``version`` is not among ``versions``.
+
+    """
+    ordered = sorted(versions, key=lambda doc: str(doc["version_key"]), reverse=True)
+    if version is not None:
+        key = precedence_key(version)
+        found = next((doc for doc in ordered if doc["version_key"] == key), None)
+        if found is None:
+            raise ValueError(f"version {version} is not among the versions read")
+        return found
+    latest = model.get("latest_version")
+    by_name = next((doc for doc in ordered if doc["version"] == latest), None)
+    stable = next((doc for doc in ordered if not doc.get("prerelease")), None)
+    return by_name or stable or (ordered[0] if ordered else None)
+
+
+def _metrics(ordered: list[Document]) -> list[CardVersionMetrics]:
+    rows = []
+    for index, doc in enumerate(ordered):
+        metrics = {str(k): float(v) for k, v in (doc.get("metrics") or {}).items()}
+        previous = ordered[index + 1] if index + 1 < len(ordered) else None
+        before = (previous or {}).get("metrics") or {}
+        rows.append(
+            CardVersionMetrics(
+                version=doc["version"],
+                prerelease=bool(doc.get("prerelease")),
+                lifecycle=doc.get("lifecycle") or "active",
+                created_at=doc.get("created_at"),
+                metrics=metrics,
+                previous=previous["version"] if previous else None,
+                # Rounded so that 0.95 - 0.93 reads 0.02, not 0.019999999999999907.
+                changes={k: round(v - float(before[k]), 12) for k, v in metrics.items() if k in before},
+            )
+        )
+    return rows
+
+
+def _deployments(doc: Document, ordered: list[Document], reports: list[Document] | None) -> CardDeployments:
+    by_report = {str(r.get("report_id")): r for r in reports or [] if r.get("outcome") == "applied"}
+    described = [_environment(doc, env, state, by_report) for env, state in sorted(_states(doc).items())]
+    others = [
+        _environment(other, env, state, {})
+        for other in ordered
+        if other is not doc
+        for env, state in sorted(_states(other).items())
+        if state.get("status") in LIVE_STATUSES
+    ]
+    failed = sum(1 for r in reports or [] if r.get("outcome") == "applied" and r.get("status") == "failed")
+    return CardDeployments(
+        status=doc.get("status") or "registered",
+        environments=described,
+        other_versions=sorted(others, key=lambda e: e.environment),
+        reports_read=None if reports is None else len(reports),
+        failed_reports=failed,
+    )
+
+
+def _states(doc: Document) -> dict[str, Document]:
+    return {str(k): v for k, v in (doc.get("environments") or {}).items() if isinstance(v, dict)}
+
+
+def _environment(doc: Document, env: str, state: Document, by_report: dict[str, Document]) -> CardEnvironment:
+    report = by_report.get(str(state.get("report_id")), {})
+    return CardEnvironment(
+        environment=env,
+        version=doc["version"],
+        status=str(state.get("status")),
+        previous_status=report.get("previous_status"),
+        changed_at=state.get("occurred_at"),
+        recorded_at=state.get("updated_at"),
+        target=state.get("target"),
+        pipeline=report.get("pipeline"),
+        run_id=report.get("run_id"),
+        url=report.get("url"),
+        report_id=state.get("report_id"),
+    )
+
+
+def _by_state(ordered: list[Document]) -> dict[str, list[str]]:
+    states: dict[str, list[str]] = {}
+    for doc in ordered:
+        states.setdefault(doc.get("lifecycle") or "active", []).append(doc["version"])
+    return states
+
+
+def _caveats(card: ModelCard, ordered: list[Document]) -> list[str]:
+    """Statements the records support, most specific to the described version first."""
+    found: list[str] = []
+    version, latest = card.version, card.details.latest_version
+    if version is None:
+        return ["No version of this model was read."]
+    if card.lifecycle.state != "active":
+        found.append(f"Version {version} is {card.lifecycle.state}.")
+    if _is_prerelease(version):
+        found.append(f"Version {version} is a prerelease.")
+    if latest and _is_prerelease(latest):
+        found.append(f"The model has no stable release recorded: its latest version {latest} is a prerelease.")
+    if latest and latest != version:
+        found.append(f"This card describes {version}; the model's latest version is {latest}.")
+    for env in card.deployments.environments:
+        if env.status in ("failed", "rolled_back"):
+            verb = "failed to deploy" if env.status == "failed" else "was rolled back"
+            found.append(f"Version {version} {verb} in {env.environment}.")
+    deploys = card.deployments
+    if deploys.failed_reports and deploys.reports_read:
+        failed, read = deploys.failed_reports, deploys.reports_read
+        found.append(f"{failed} of the last {read} deployment reports of {version} were failures.")
+    for state in ("deprecated", "archived"):
+        others = [v for v in card.lifecycle.versions_by_state.get(state, []) if v != version]
+        if others:
+            found.append(f"{state.capitalize()} versions: {', '.join(others)}.")
+    if card.details.versions_truncated:
+        found.append(
+            f"The card read the {len(ordered)} newest of {card.details.version_count} versions; "
+            "older ones are not in its metrics and lifecycle sections."
+        )
+    return found
+
+
+def _is_prerelease(version: str) -> bool:
+    return "-" in version.split("+", 1)[0]
+
+
+def _not_recorded(card: ModelCard) -> list[str]:
+    checks = {
+        "details.owners": card.details.owners,
+        "details.framework_version": card.details.framework_version,
+        "details.artifact_digest": card.details.artifact_digest,
+        "intended_use.description": card.intended_use.description or card.intended_use.model_description,
+        "intended_use.documentation": card.intended_use.documentation,
+        "intended_use.links": card.intended_use.links,
+        "intended_use.signature": card.intended_use.signature,
+        "metrics": any(m.metrics for m in card.metrics),
+        "training.parameters": card.training.parameters,
+        "training.lineage": card.training.lineage,
+        "deployments.environments": card.deployments.environments,
+        "tags": card.tags,
+    }
+    return [name for name, value in checks.items() if not value]
+
+
+# --- reading fields another issue adds (owners, links, lineage), whatever shape they settle on ---
+
+
+def _first(raw: Document, *keys: str) -> str | None:
+    return next((str(raw[k]) for k in keys if isinstance(raw.get(k), str | int | float) and raw[k] != ""), None)
+
+
+def _names(raw: Any) -> list[str]:
+    items = raw if isinstance(raw, list) else [raw] if raw else []
+    names = []
+    for item in items:
+        if isinstance(item, str) and item:
+            names.append(item)
+        elif isinstance(item, dict) and (name := _first(item, "name", "email", "team", "id")):
+            email = _first(item, "email")
+            names.append(f"{name} ({email})" if email and email != name else name)
+    return names
+
+
+def _links(raw: Any) -> dict[str, str]:
+    if isinstance(raw, dict):
+        return {str(k): str(v) for k, v in raw.items() if isinstance(v, str)}
+    links = {}
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, dict) and (url := _first(item, "url", "href")):
+            links[_first(item, "name", "title", "label", "rel") or url] = url
+    return links
+
+
+def _lineage(raw: Any) -> CardLineage | None:
+    if not isinstance(raw, dict) or not raw:
+        return None
+    flat = {**raw, **(raw["source"] if isinstance(raw.get("source"), dict) else {})}
+    parent = flat.get("parent")
+    if isinstance(parent, dict):
+        parent = f"{parent.get('team')}/{parent.get('name')}@{parent.get('version')}"
+    lineage = CardLineage(
+        run_id=_first(flat, "run_id", "training_run_id"),
+        run_url=_first(flat, "run_url", "url"),
+        experiment=_first(flat, "experiment", "experiment_id"),
+        code_repository=_first(flat, "code_repository", "repository", "code_repo"),
+        code_commit=_first(flat, "code_commit", "commit"),
+        parent=parent if isinstance(parent, str) and parent else None,
+        datasets=[d for d in map(_dataset, flat.get("datasets") or []) if d is not None],
+    )
+    return lineage if lineage.model_dump(exclude_defaults=True) else None
+
+
+def _dataset(raw: Any) -> CardDataset | None:
+    if isinstance(raw, str) and raw:
+        return CardDataset(uri=raw)
+    if isinstance(raw, dict):
+        found = CardDataset(
+            name=_first(raw, "name"), uri=_first(raw, "uri", "url", "path"), digest=_first(raw, "digest", "sha256")
+        )
+        return found if found.model_dump(exclude_defaults=True) else None
+    return None
+
+
+# --- markdown ------------------------------------------------------------------------------------
+# Every recorded string is the team's text: it is escaped (inline) or fenced (documentation,
+# signature), so no markdown or HTML of theirs takes effect when the card is rendered.
+
+NOT_RECORDED = "Not recorded."
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_ESCAPED = frozenset("\\`*_[]|~#")
+_BLOCK_START = frozenset("+-=")
+
+
+def card_markdown(card: ModelCard) -> str:
+    """The card as markdown: a heading per section, tables for records, user text escaped or fenced."""
+    d = card.details
+    title = f"{d.team}/{d.name}" + (f" {card.version}" if card.version else "")
+    parts = [
+        f"# Model card: {inline(title)}",
+        "Generated from the registry's records only; a section without data says it is not recorded.",
+        "## Model details",
+        _details(card),
+        "## Intended use",
+        _intended_use(card),
+        "## Metrics",
+        _metrics_md(card),
+        "## Training data and lineage",
+        _training_md(card),
+        "## Deployment status",
+        _deployments_md(card),
+        "## Lifecycle",
+        _lifecycle_md(card),
+        "## Tags",
+        _table(["Tag", "Value"], [[inline(k), inline(v)] for k, v in sorted(card.tags.items())]) or NOT_RECORDED,
+        "## Caveats",
+        "\n".join(f"- {inline(c)}" for c in card.caveats) or "None derived from the records.",
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def _details(card: ModelCard) -> str:
+    d = card.details
+    framework = " ".join(x for x in (d.framework, d.framework_version) if x)
+    listed = ", ".join(d.versions)
+    if d.versions_truncated:
+        listed = f"{listed} (the {len(d.versions)} newest of {d.version_count})"
+    rows = [
+        ("Team", d.team),
+        ("Name", d.name),
+        ("Model id", d.model_id),
+        ("Owners", ", ".join(d.owners)),
+        ("Framework", framework),
+        ("Framework version", d.framework_version),
+        ("Artifact", d.artifact_uri),
+        ("Artifact digest", d.artifact_digest),
+        ("Version registered", _when(d.version_created_at) + (f" by key {d.registered_by}" if d.registered_by else "")),
+        ("Version updated", _when(d.version_updated_at)),
+        ("Model created", _when(d.model_created_at)),
+        ("Model updated", _when(d.model_updated_at)),
+        ("Latest version", d.latest_version),
+        ("Versions", f"{d.version_count}: {listed}" if listed else ""),
+    ]
+    return _table(["Field", "Value"], [[name, inline(value) if value else NOT_RECORDED] for name, value in rows])
+
+
+def _intended_use(card: ModelCard) -> str:
+    use = card.intended_use
+    parts = [paragraphs(use.description) if use.description else f"Description: {NOT_RECORDED}"]
+    if use.model_description:
+        parts.append("Model description:\n\n" + paragraphs(use.model_description))
+    targets = ", ".join(use.deployment_targets)
+    parts.append(f"Deployment targets: {inline(targets)}" if targets else f"Deployment targets: {NOT_RECORDED}")
+    parts.append("### Documentation")
+    parts.append(fenced(use.documentation, "markdown") if use.documentation else NOT_RECORDED)
+    parts.append("### Links")
+    parts.append("\n".join(f"- {inline(k)}: {inline(v)}" for k, v in sorted(use.links.items())) or NOT_RECORDED)
+    parts.append("### Inputs and outputs (signature)")
+    parts.append(fenced(_json(use.signature), "json") if use.signature else NOT_RECORDED)
+    return "\n\n".join(parts)
+
+
+def _metrics_md(card: ModelCard) -> str:
+    rows = [
+        [inline(m.version), inline(name), _number(value), _change(m.changes.get(name), m.previous)]
+        for m in card.metrics
+        for name, value in sorted(m.metrics.items())
+    ]
+    if not rows:
+        return NOT_RECORDED
+    note = "Newest version first; the change is from the previous version by SemVer precedence."
+    if card.details.versions_truncated:
+        note += f" Only the {len(card.metrics)} newest of {card.details.version_count} versions were read."
+    return note + "\n\n" + _table(["Version", "Metric", "Value", "Change"], rows)
+
+
+def _training_md(card: ModelCard) -> str:
+    params = sorted(card.training.parameters.items())
+    parts = [
+        "### Parameters",
+        _table(["Parameter", "Value"], [[inline(k), inline(v)] for k, v in params]) or NOT_RECORDED,
+    ]
+    parts.append("### Lineage")
+    lineage = card.training.lineage
+    if lineage is None:
+        parts.append(NOT_RECORDED)
+        return "\n\n".join(parts)
+    fields = [
+        ("Training run", lineage.run_id),
+        ("Run URL", lineage.run_url),
+        ("Experiment", lineage.experiment),
+        ("Code repository", lineage.code_repository),
+        ("Code commit", lineage.code_commit),
+        ("Derived from", lineage.parent),
+    ]
+    rows = [[name, inline(value) if value else NOT_RECORDED] for name, value in fields]
+    parts.append(_table(["Field", "Value"], rows))
+    datasets = [[inline(x.name or ""), inline(x.uri or ""), inline(x.digest or "")] for x in lineage.datasets]
+    parts.append("Datasets:\n\n" + (_table(["Name", "URI", "Digest"], datasets) or NOT_RECORDED))
+    return "\n\n".join(parts)
+
+
+def _deployments_md(card: ModelCard) -> str:
+    deploys = card.deployments
+    parts = [f"Overall status of {inline(card.version or '')}: {inline(deploys.status)}."]
+    header = ["Environment", "Version", "Status", "Last change", "Previous", "Target", "Pipeline"]
+    rows = [_environment_row(e) for e in deploys.environments]
+    parts.append(_table(header, rows) or f"Environments: {NOT_RECORDED}")
+    if deploys.reports_read:
+        parts.append(f"{deploys.failed_reports} failures among the last {deploys.reports_read} reports.")
+    if deploys.other_versions:
+        parts.append("Other versions deployed or deploying:")
+        parts.append(_table(header, [_environment_row(e) for e in deploys.other_versions]))
+    return "\n\n".join(parts)
+
+
+def _environment_row(env: CardEnvironment) -> list[str]:
+    values = [env.environment, env.version, env.status, _when(env.changed_at)]
+    values += [env.previous_status or "", env.target or "", env.pipeline or ""]
+    return [inline(value) for value in values]
+
+
+def _lifecycle_md(card: ModelCard) -> str:
+    by_state = card.lifecycle.versions_by_state
+    lines = [f"- {inline(state)}: {inline(', '.join(versions))}" for state, versions in sorted(by_state.items())]
+    return f"This version: {inline(card.lifecycle.state)}.\n\nVersions read, by state:\n\n" + "\n".join(lines)
+
+
+def inline(text: str) -> str:
+    """``text`` on one line with markdown and HTML inert (safe in a table cell too)."""
+    out = []
+    for char in " ".join(text.split()):
+        out.append(_ENTITIES.get(char) or ("\\" + char if char in _ESCAPED else char))
+    return "".join(out)
+
+
+def paragraphs(text: str) -> str:
+    """Multi-line ``text`` with its line breaks kept and no line able to start a block construct."""
+    lines = []
+    for raw in text.splitlines():
+        line = inline(raw)
+        if line[:1] in _BLOCK_START:
+            line = "\\" + line
+        digits = len(line) - len(line.lstrip("0123456789"))
+        if digits and line[digits : digits + 1] in (".", ")"):
+            line = line[:digits] + "\\" + line[digits:]  # "1." would start an ordered list
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def fenced(text: str, info: str) -> str:
+    """``text`` verbatim in a code fence longer than any backtick run inside it."""
+    longest, run = 0, 0
+    for char in text:
+        run = run + 1 if char == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{info}\n{text.rstrip()}\n{fence}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    if not rows:
+        return ""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def _when(moment: datetime | None) -> str:
+    return utc_text(moment) if moment else ""
+
+
+def _number(value: float) -> str:
+    return repr(value)
+
+
+def _change(delta: float | None, previous: str | None) -> str:
+    if delta is None:
+        return "—" if previous else "first version read"
+    return ("+" if delta > 0 else "") + repr(delta)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str)

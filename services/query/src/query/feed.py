@@ -1,0 +1,219 @@
+"""The RAG document feed: every model a caller may read, in change order, as one document each.
+
+Registration and the deploy tracker set a model's ``feed_key`` (a unique, byte-sortable time key)
+on every change, so the feed is a compacted log: a model appears once, at its latest change, and
+replaying it from any cursor converges to the current set. A model unshared from the caller's
+team keeps that team in ``former_readers`` and appears as a tombstone, which tells nothing but the
+id of a model the team could read before. Everything is read from MongoDB, so every query replica
+serves the same feed and a cursor from one resumes on another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import heapq
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+from query.cards import build_card, card_markdown
+from shared.chassis.problems import Problem
+from shared.contract.auth import Principal
+from shared.contract.documents import Document
+from shared.contract.sortkeys import time_key
+
+MAX_VERSIONS = 20  # versions read per model document (the newest by SemVer precedence)
+# Changes younger than this are not served yet: a transaction that took its key before a later one
+# but commits after it would otherwise land behind a cursor already handed out (clock skew between
+# services counts here too). The feed lags by this much, and no cursor skips a change.
+SETTLE = timedelta(seconds=2)
+LOOKUP_CHUNK = 100  # model ids per $in when reading versions
+_FEED_KEY = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6} \S+")
+
+Render = Callable[[Document, list[Document]], str]
+
+
+def card_text(model: Document, versions: list[Document]) -> str:
+    """The model card's markdown for the model's latest version (no deployment reports read)."""
+    return card_markdown(build_card(model, versions, None, None))
+
+
+def encode_cursor(feed_key: str) -> str:
+    """The opaque cursor of the position after ``feed_key``."""
+    return base64.urlsafe_b64encode(feed_key.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """The feed key a cursor holds, or the invalid problem."""
+    try:
+        key = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        key = ""
+    if not _FEED_KEY.fullmatch(key):
+        raise Problem("invalid", "cursor is not a document feed cursor")
+    return key
+
+
+def is_tombstone(model: Document, principal: Principal) -> bool:
+    """Whether ``model`` is shown to ``principal`` only as deleted: its team may no longer read it."""
+    return not principal.is_platform_admin and principal.team not in (model.get("readers") or [])
+
+
+def tombstone(model: Document) -> Document:
+    """The deleted document of a model: its id and nothing else."""
+    return {"id": model["_id"], "text": "", "metadata": {}, "updated_at": None, "deleted": True}
+
+
+def document(model: Document, versions: list[Document], render: Render = card_text) -> Document:
+    """A readable model as a document: its card as text, and filterable metadata."""
+    ordered = sorted(versions, key=lambda v: str(v["version_key"]), reverse=True)
+    return {
+        "id": model["_id"],
+        "text": render(model, ordered),
+        "metadata": metadata(model, ordered),
+        "updated_at": updated_at(model, ordered),
+        "deleted": False,
+    }
+
+
+def metadata(model: Document, versions: Sequence[Document]) -> Document:
+    """Flat JSON a vector index can filter on.
+
+    ``statuses`` holds every deployment status of the versions read in any environment
+    (``registered`` when none was reported), ``environments`` every environment reported, and
+    ``lifecycle`` the latest version's lifecycle.
+    """
+    latest = next((v for v in versions if v.get("version") == model.get("latest_version")), None)
+    states = [state for v in versions for state in (v.get("environments") or {}).items()]
+    statuses = {str(s.get("status")) for _, s in states if isinstance(s, dict) and s.get("status")}
+    return {
+        "team": model["team"],
+        "name": model["name"],
+        "framework": model.get("framework"),
+        "latest_version": model.get("latest_version"),
+        "version_count": int(model.get("version_count") or 0),
+        "tags": dict(model.get("tags") or {}),
+        "deployment_targets": list(model.get("deployment_targets") or []),
+        "statuses": sorted(statuses) or ["registered"],
+        "environments": sorted({str(env) for env, _ in states}),
+        "lifecycle": latest.get("lifecycle", "active") if latest else None,
+    }
+
+
+def updated_at(model: Document, versions: Sequence[Document]) -> datetime | None:
+    """The model's last change: registration's ``updated_at`` or a later deployment status change."""
+    times = [model.get("updated_at")]
+    times += [
+        s.get("updated_at") for v in versions for s in (v.get("environments") or {}).values() if isinstance(s, dict)
+    ]
+    found = [t.astimezone(UTC) for t in times if isinstance(t, datetime)]
+    return max(found) if found else None
+
+
+@dataclass
+class FeedPage:
+    """Documents after a cursor; ``last_key`` is the position after them (the cursor's if none)."""
+
+    items: list[Document]
+    last_key: str
+    has_more: bool
+
+
+class Feed:
+    """Reads the feed of one caller from the models and versions collections."""
+
+    def __init__(
+        self,
+        models: AsyncCollection[Document],
+        versions: AsyncCollection[Document],
+        *,
+        render: Render = card_text,
+        settle: timedelta = SETTLE,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._models, self._versions = models, versions
+        self._render, self._settle, self._clock = render, settle, clock
+
+    def horizon(self) -> str:
+        """The feed key below which every change has settled."""
+        return time_key(self._clock() - self._settle, "")
+
+    async def page(self, principal: Principal, *, after: str, limit: int, before: str | None = None) -> FeedPage:
+        """Up to ``limit`` documents after the feed key ``after`` (``""``: from the start), below ``before``."""
+        found = await self._changed(principal, after, before or self.horizon(), limit + 1)
+        models, has_more = found[:limit], len(found) > limit
+        readable = [m for m in models if not is_tombstone(m, principal)]
+        versions = await self._versions_of(readable)
+        items = [
+            tombstone(m) if is_tombstone(m, principal) else document(m, versions.get(m["_id"], []), self._render)
+            for m in models
+        ]
+        return FeedPage(items, models[-1]["feed_key"] if models else after, has_more)
+
+    async def stream(self, principal: Principal, *, after: str, page_size: int) -> AsyncIterator[FeedPage]:
+        """Every page after ``after`` up to the horizon when the stream began (so it ends under writes)."""
+        before = self.horizon()
+        while True:
+            page = await self.page(principal, after=after, limit=page_size, before=before)
+            yield page
+            if not page.has_more:
+                return
+            after = page.last_key
+
+    async def _changed(self, principal: Principal, after: str, before: str, limit: int) -> list[Document]:
+        """Models changed in (``after``, ``before``) that the caller reads or was unshared from, in order.
+
+        A team's feed is two index range scans merged here (``readers_feed`` and
+        ``former_readers_feed``) rather than one ``$or``, which the stand-in would not serve from
+        indexes; the unshared branch reads only what a tombstone needs.
+        """
+        window = {"feed_key": {"$gt": after, "$lt": before}}
+        if principal.is_platform_admin:
+            return await self._models.find(window).sort("feed_key", 1).limit(limit).to_list()
+        readable, unshared = await asyncio.gather(
+            self._models.find({"readers": principal.team, **window}).sort("feed_key", 1).limit(limit).to_list(),
+            self._models.find({"former_readers": principal.team, **window}, {"_id": 1, "feed_key": 1, "readers": 1})
+            .sort("feed_key", 1)
+            .limit(limit)
+            .to_list(),
+        )
+        merged: list[Document] = []
+        seen: set[str] = set()
+        for model in heapq.merge(readable, unshared, key=lambda m: str(m["feed_key"])):
+            if model["_id"] not in seen:
+                seen.add(model["_id"])
+                merged.append(model)
+        return merged[:limit]
+
+    async def _versions_of(self, models: Sequence[Document]) -> dict[str, list[Document]]:
+        """The newest ``MAX_VERSIONS`` versions of each model, in few queries.
+
+        Models with few versions are read together (their count bounds the rows); each one with
+        more is read alone, newest first, so no model's history is ever read whole.
+        """
+        few = [m["_id"] for m in models if int(m.get("version_count") or 0) <= MAX_VERSIONS]
+        many = [m["_id"] for m in models if int(m.get("version_count") or 0) > MAX_VERSIONS]
+        found: dict[str, list[Document]] = {}
+        for start in range(0, len(few), LOOKUP_CHUNK):
+            async for version in self._versions.find({"model_id": {"$in": few[start : start + LOOKUP_CHUNK]}}):
+                found.setdefault(version["model_id"], []).append(version)
+        newest = await asyncio.gather(
+            *(
+                self._versions.find({"model_id": mid, "prerelease": {"$in": [False, True]}})
+                .sort("version_key", -1)
+                .limit(MAX_VERSIONS)
+                .to_list()
+                for mid in many
+            )
+        )
+        found.update(zip(many, newest, strict=True))
+        # A version registered since the model was read may push a "few" model past the bound.
+        return {
+            mid: sorted(vs, key=lambda v: str(v["version_key"]), reverse=True)[:MAX_VERSIONS]
+            for mid, vs in found.items()
+        }

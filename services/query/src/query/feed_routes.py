@@ -1,0 +1,111 @@
+"""``GET /v1/assistant/documents``: the RAG document feed, as JSON pages or one NDJSON stream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from query.deps import INVALID, REFUSALS, Caller, Cursor, Limit
+from query.feed import Feed, FeedPage, decode_cursor, encode_cursor
+from shared.contract import catalog
+from shared.contract.auth import Principal
+from shared.contract.times import UtcTime
+
+NDJSON = "application/x-ndjson"
+STREAM_PAGE = catalog.MAX_PAGE_SIZE  # documents read per query while streaming
+
+router = APIRouter(prefix="/v1/assistant", tags=["assistant"], responses=REFUSALS | INVALID)
+
+
+class DocumentPublic(BaseModel):
+    """One model as a retrieval document; a tombstone (``deleted``) carries only the id."""
+
+    id: str = Field(description="the model id: stable, so re-indexing a document replaces it")
+    text: str = Field(description="the model card as markdown (empty for a tombstone)")
+    metadata: dict[str, Any] = Field(
+        description="team, name, framework, latest_version, version_count, tags, deployment_targets, "
+        "statuses, environments, lifecycle (of the latest version); empty for a tombstone"
+    )
+    updated_at: UtcTime | None = Field(description="the model's last change (null for a tombstone)")
+    deleted: bool = Field(description="true: the model is no longer readable by you; delete it from your index")
+
+
+class DocumentPage(BaseModel):
+    """Documents in change order, and the cursor to resume after them."""
+
+    items: list[DocumentPublic]
+    next_cursor: str | None = Field(
+        description="resume here next time, even at the end of the feed (null only if the feed was empty "
+        "and no cursor was given)"
+    )
+    has_more: bool = Field(description="false once the feed is caught up; poll again later from next_cursor")
+
+
+class StreamEnd(BaseModel):
+    """The last line of an NDJSON stream: where to resume (it has no ``id``, unlike a document)."""
+
+    next_cursor: str | None
+
+
+def feed(request: Request) -> Feed:
+    """The feed over the models and versions the read side already holds."""
+    reads = request.app.state.reads
+    return Feed(reads.models, reads.versions)
+
+
+def _cursor_of(page: FeedPage) -> str | None:
+    return encode_cursor(page.last_key) if page.last_key else None
+
+
+async def _ndjson(feed: Feed, caller: Principal, after: str) -> AsyncIterator[str]:
+    """Each document on its own line, a page at a time, then a :class:`StreamEnd` line."""
+    last = after
+    async for page in feed.stream(caller, after=after, page_size=STREAM_PAGE):
+        for item in page.items:
+            yield DocumentPublic.model_validate(item).model_dump_json() + "\n"
+        last = page.last_key
+    yield StreamEnd(next_cursor=encode_cursor(last) if last else None).model_dump_json() + "\n"
+
+
+@router.get(
+    "/documents",
+    response_model=DocumentPage,
+    responses={
+        200: {
+            "content": {
+                NDJSON: {
+                    "schema": {"type": "string"},
+                    "description": "one DocumentPublic per line, then one StreamEnd line",
+                }
+            }
+        }
+    },
+)
+async def get_documents(
+    caller: Caller,
+    feed: Annotated[Feed, Depends(feed)],
+    cursor: Cursor = None,
+    limit: Limit = catalog.DEFAULT_PAGE_SIZE,
+    accept: Annotated[str | None, Header()] = None,
+) -> DocumentPage | StreamingResponse:
+    """Every model you can read as a document for a vector index, in change order.
+
+    A model appears once, at its latest change (a card edit, a new version, a deployment status
+    change, a share); one unshared from your team appears once more as a tombstone
+    (``deleted: true``). Replaying from ``next_cursor`` keeps an index in sync; changes show up
+    after a settle delay of a few seconds. With ``Accept: application/x-ndjson`` the whole feed
+    from ``cursor`` streams as NDJSON (``limit`` ignored), ending with ``{"next_cursor": …}``.
+    """
+    after = decode_cursor(cursor) if cursor else ""
+    if accept and any(part.split(";")[0].strip() == NDJSON for part in accept.split(",")):
+        return StreamingResponse(_ndjson(feed, caller, after), media_type=NDJSON)
+    page = await feed.page(caller, after=after, limit=limit)
+    return DocumentPage(
+        items=[DocumentPublic.model_validate(item) for item in page.items],
+        next_cursor=_cursor_of(page),
+        has_more=page.has_more,
+    )

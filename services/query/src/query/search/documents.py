@@ -1,0 +1,110 @@
+"""What the search index holds for one model: its text and its filterable values, from stored documents.
+
+One search document per model, built from the model document and all its versions, so a query
+matches a model by anything any of its versions says (a metric name of an old version, the status
+of a version deployed to production). Filters mirror ``GET /v1/models``: framework, deployment
+targets and tags are the model's headline values; status, environment and lifecycle are those of
+any of its versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.contract.documents import Document
+
+
+@dataclass(frozen=True)
+class SearchDocument:
+    """One model as the index sees it: text to rank on, exact values to filter and count on."""
+
+    model_id: str
+    team: str
+    name: str
+    description: str
+    documentation: str
+    tags: str
+    facts: str
+    framework: str
+    deployment_targets: tuple[str, ...]
+    tag_pairs: tuple[str, ...]
+    tag_keys: tuple[str, ...]
+    statuses: tuple[str, ...]
+    environments: tuple[str, ...]
+    env_statuses: tuple[str, ...]
+    lifecycles: tuple[str, ...]
+    readers: tuple[str, ...]
+    updated: int
+
+
+def search_document(model: Document, versions: list[Document]) -> SearchDocument:
+    """The search document of ``model`` and its ``versions`` (stored shapes, any order)."""
+    tags = _merged_tags(model, versions)
+    env_statuses = {f"{env}={state.get('status')}" for v in versions for env, state in _envs(v)}
+    statuses = _unique(v.get("status") or "registered" for v in versions)
+    lifecycles = _unique(v.get("lifecycle") or "active" for v in versions)
+    return SearchDocument(
+        model_id=model["_id"],
+        team=model["team"],
+        name=model["name"],
+        description=_paragraphs([model.get("description"), *(v.get("description") for v in versions)]),
+        documentation=model.get("documentation") or "",
+        tags="; ".join(f"{key}: {value}" for key, value in tags.items()),
+        facts=_facts(model, versions, statuses, lifecycles),
+        framework=model.get("framework") or _latest_framework(versions),
+        deployment_targets=_unique(model.get("deployment_targets") or []),
+        tag_pairs=tuple(f"{key}={value}" for key, value in (model.get("tags") or {}).items()),
+        tag_keys=tuple(model.get("tags") or {}),
+        statuses=statuses,
+        environments=tuple(sorted({env for v in versions for env, _ in _envs(v)})),
+        env_statuses=tuple(sorted(env_statuses)),
+        lifecycles=lifecycles,
+        readers=_unique(model.get("readers") or [model["team"]]),
+        updated=_micros([model, *versions]),
+    )
+
+
+def _merged_tags(model: Document, versions: list[Document]) -> dict[str, str]:
+    """Every tag any version had, the model's headline values winning."""
+    merged: dict[str, str] = {}
+    for doc in [*versions, model]:
+        merged.update(doc.get("tags") or {})
+    return merged
+
+
+def _envs(version: Document) -> Iterable[tuple[str, Document]]:
+    return (version.get("environments") or {}).items()
+
+
+def _facts(model: Document, versions: list[Document], statuses: tuple[str, ...], lifecycles: tuple[str, ...]) -> str:
+    """Framework, targets, metric names, lifecycles and statuses as searchable words."""
+    frameworks = _unique([model.get("framework") or "", *(v.get("framework") or "" for v in versions)])
+    targets = _unique(
+        [*(model.get("deployment_targets") or []), *(t for v in versions for t in v.get("deployment_targets") or [])]
+    )
+    metrics = _unique(name for v in versions for name in v.get("metrics") or {})
+    environments = _unique(env for v in versions for env, _ in _envs(v))
+    parts = [frameworks, targets, metrics, lifecycles, statuses, environments]
+    return "\n".join(" ".join(part) for part in parts if part)
+
+
+def _latest_framework(versions: list[Document]) -> str:
+    latest = max(versions, key=lambda v: v.get("version_key") or "", default={})
+    return str(latest.get("framework") or "")
+
+
+def _paragraphs(texts: Iterable[str | None]) -> str:
+    return "\n\n".join(_unique(text.strip() for text in texts if text and text.strip()))
+
+
+def _unique(values: Iterable[str]) -> tuple[str, ...]:
+    """Non-empty values once each, in first-seen order."""
+    return tuple(dict.fromkeys(value for value in values if value))
+
+
+def _micros(docs: list[Document]) -> int:
+    """The latest change of any of ``docs``, in microseconds since the epoch (0 if none is dated)."""
+    times = [doc.get("updated_at") or doc.get("created_at") for doc in docs]
+    return max((int(t.timestamp() * 1_000_000) for t in times if isinstance(t, datetime)), default=0)

@@ -1,0 +1,152 @@
+"""The in-memory search index of models: ranked results, snippets and facets, within what a caller may read.
+
+Use from one writer and any number of readers: a single task (the projection that consumes
+``registry.events``) calls :meth:`SearchIndex.upsert`, :meth:`~SearchIndex.delete` and
+:meth:`~SearchIndex.commit`; :meth:`~SearchIndex.search` may be called from the event loop or any
+thread at the same time. Tantivy releases the GIL while it searches, aggregates and commits, and
+each search reads one consistent snapshot (the last commit), so a search never sees half an
+upsert. A commit with nothing pending costs nothing, so the writer can call it every ~100 ms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import tantivy
+from tantivy import Query
+
+from query.search.documents import SearchDocument
+from query.search.parser import InvalidQuery, ParsedQuery, parse_query
+from query.search.queries import QueryBuilder, SearchFilters
+from query.search.schema import UPDATED, new_index, to_tantivy
+from query.search.snippets import Snippet, highlight_query, snippets
+from shared.contract import catalog
+
+FACETS = ("framework", "status", "team", "deployment_target", "environment")
+FACET_SIZE = 50
+MAX_OFFSET = 10_000
+WRITER_HEAP_BYTES = 50_000_000
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """A search as the caller asked for it; ``readers`` ``None`` is a platform admin (sees everything)."""
+
+    q: str
+    readers: frozenset[str] | None
+    filters: SearchFilters = field(default_factory=SearchFilters)
+    limit: int = catalog.DEFAULT_PAGE_SIZE
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One model found; ``score`` is 0 when the query only filters (newest first, then)."""
+
+    model_id: str
+    score: float
+    snippets: dict[str, Snippet] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One page of hits, and over all of them (not just this page) the total and facet counts."""
+
+    total: int
+    items: list[Hit]
+    facets: dict[str, dict[str, int]]
+    relaxed: bool = False  # no model had enough of the words: these have some of them
+
+
+class SearchIndex:
+    """Models searchable by text, filterable by exact values, counted by facet."""
+
+    def __init__(self, *, heap_bytes: int = WRITER_HEAP_BYTES) -> None:
+        self._index = new_index()
+        self._index.config_reader("manual")
+        self._schema = self._index.schema
+        self._writer = self._index.writer(heap_bytes, 1)
+        self._builder = QueryBuilder(self._schema)
+        self._pending = False
+
+    def upsert(self, docs: Iterable[SearchDocument]) -> None:
+        """Add ``docs``, each replacing what the index held for its model (visible after :meth:`commit`)."""
+        for doc in docs:
+            self._writer.delete_documents_by_term("model_id", doc.model_id)
+            self._writer.add_document(to_tantivy(doc))
+            self._pending = True
+
+    def delete(self, model_ids: Iterable[str]) -> None:
+        """Remove these models (visible after :meth:`commit`)."""
+        for model_id in model_ids:
+            self._writer.delete_documents_by_term("model_id", model_id)
+            self._pending = True
+
+    def commit(self) -> None:
+        """Make every change so far visible to searches."""
+        if self._pending:
+            self._pending = False
+            self._writer.commit()
+            self._index.reload()
+
+    def __len__(self) -> int:
+        return int(self._index.searcher().num_docs)
+
+    def search(self, request: SearchRequest) -> SearchResult | InvalidQuery:
+        """Ranked hits with snippets, the total and the facets; or why the request cannot be run.
+
+        When no model has enough of the free words, the search is run again needing any one of
+        them, and the result says so (``relaxed``): better a ranked guess than nothing.
+        """
+        parsed = parse_query(request.q)
+        if isinstance(parsed, InvalidQuery):
+            return parsed
+        if not 1 <= request.limit <= catalog.MAX_PAGE_SIZE or not 0 <= request.offset <= MAX_OFFSET:
+            return InvalidQuery(f"limit must be 1 to {catalog.MAX_PAGE_SIZE} and offset 0 to {MAX_OFFSET}")
+        searcher = self._index.searcher()
+        result = self._run(searcher, parsed, request, relaxed=False)
+        if result.total == 0 and len(self._builder.free_words(parsed)) > 1:
+            result = self._run(searcher, parsed, request, relaxed=True)
+        return result
+
+    def _run(
+        self, searcher: tantivy.Searcher, parsed: ParsedQuery, request: SearchRequest, *, relaxed: bool
+    ) -> SearchResult:
+        query = self._builder.build(parsed, request.filters, request.readers, relaxed=relaxed)
+        order = None if parsed.ranked else UPDATED  # a query that only filters lists the newest first
+        found = searcher.search(query, request.limit, count=True, order_by_field=order, offset=request.offset)
+        hits = [(float(score) if parsed.ranked else 0.0, searcher.doc(address)) for score, address in found.hits]
+        return SearchResult(
+            total=int(getattr(found, "count", 0) or 0),  # ``count`` is missing from tantivy's type stub
+            items=self._hits(searcher, parsed, hits, relaxed=relaxed),
+            facets=facet_counts(searcher, query),
+            relaxed=relaxed,
+        )
+
+    def _hits(
+        self,
+        searcher: tantivy.Searcher,
+        parsed: ParsedQuery,
+        hits: list[tuple[float, tantivy.Document]],
+        *,
+        relaxed: bool,
+    ) -> list[Hit]:
+        ids = [str(doc.get_first("model_id")) for _, doc in hits]
+        ranking = self._builder.ranking(parsed, relaxed=relaxed)
+        if ranking is None or not hits:
+            return [Hit(model_id, score) for model_id, (score, _) in zip(ids, hits, strict=True)]
+        shown = Query.term_set_query(self._schema, "model_id", ids)
+        marking = highlight_query(self._builder, searcher, parsed, ranking, shown)
+        found = snippets(searcher, self._schema, marking, [doc for _, doc in hits])
+        return [Hit(i, score, s) for i, (score, _), s in zip(ids, hits, found, strict=True)]
+
+
+def facet_counts(searcher: tantivy.Searcher, query: Query) -> dict[str, dict[str, int]]:
+    """Models matching ``query`` per value of each of :data:`FACETS` (most frequent first)."""
+    aggregations = {name: {"terms": {"field": name, "size": FACET_SIZE}} for name in FACETS}
+    result = searcher.aggregate(query, aggregations)
+    return {
+        name: {str(bucket["key"]): int(bucket["doc_count"]) for bucket in result.get(name, {}).get("buckets", [])}
+        for name in FACETS
+    }

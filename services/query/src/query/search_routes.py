@@ -1,0 +1,152 @@
+"""``GET /v1/assistant/search``: ranked free-text search with snippets and facets, within what the caller reads."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from query.deps import INVALID, REFUSALS, Caller, Cursor, Environment, Limit, Slug, checked_status
+from query.reads import Reads
+from query.search.index import Hit, SearchIndex, SearchRequest
+from query.search.parser import InvalidQuery
+from query.search.queries import SearchFilters
+from shared.chassis.problems import Problem
+from shared.contract import catalog
+from shared.contract.auth import Principal
+from shared.contract.documents import Document
+from shared.contract.views import ModelPublic, ModelVersionPublic
+
+router = APIRouter(prefix="/v1/assistant", tags=["assistant"], responses=REFUSALS)
+MAX_QUERY_CHARS = 512
+
+
+class SnippetPublic(BaseModel):
+    """Why a field matched: a fragment of it, the matched words' ``[start, end)`` ranges, and as HTML."""
+
+    fragment: str
+    highlights: list[tuple[int, int]]
+    html: str = Field(description="the fragment with matched words in <b>; the text itself is escaped")
+
+
+class SearchHitPublic(BaseModel):
+    """One model found, with its latest version and the snippets that explain the match."""
+
+    score: float = Field(description="BM25 relevance; 0 when the query only filters (newest first)")
+    model: ModelPublic
+    latest_version: ModelVersionPublic | None = None
+    snippets: dict[str, SnippetPublic] = {}
+
+
+class SearchPage(BaseModel):
+    """A page of ranked hits; ``total`` and ``facets`` count every match the caller may read."""
+
+    items: list[SearchHitPublic]
+    total: int
+    facets: dict[str, dict[str, int]] = Field(
+        description="counts per framework, status, team, deployment_target and environment"
+    )
+    next_cursor: str | None = None
+    relaxed: bool = Field(False, description="no model had all the words, so these have some of them")
+
+
+@router.get("/search", responses=INVALID)
+async def search(
+    request: Request,
+    caller: Caller,
+    q: Annotated[str, Query(max_length=MAX_QUERY_CHARS)] = "",
+    team: Slug | None = None,
+    framework: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[str | None, Query(max_length=32)] = None,
+    environment: Environment = None,
+    deployment_target: Annotated[str | None, Query(max_length=64)] = None,
+    tag: Annotated[list[str], Query(max_length=catalog.MAX_TAGS)] = [],  # noqa: B006 (FastAPI copies it)
+    name_prefix: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Limit = catalog.DEFAULT_PAGE_SIZE,
+    cursor: Cursor = None,
+) -> SearchPage:
+    """Search model names, descriptions, documentation, tags, frameworks, targets, metrics and statuses.
+
+    ``q`` takes words, ``"quoted phrases"`` and ``field:value`` terms (``framework:xgboost``,
+    ``tag:owner=alice``, ``status:deployed``, ``env:prod``, ``team:fraud``); longer words tolerate
+    typos and the last word matches as a prefix (search as you type).
+    """
+    filters = SearchFilters(
+        team=team,
+        framework=framework,
+        deployment_target=deployment_target,
+        tags=tuple(tag),
+        name_prefix=name_prefix,
+        status=checked_status(status),
+        environment=environment,
+    )
+    scope = _scope(q, filters)
+    offset = _offset(cursor, scope)
+    readers = None if caller.is_platform_admin else frozenset({caller.team})
+    index: SearchIndex = request.app.state.search_index
+    found = await asyncio.to_thread(index.search, SearchRequest(q, readers, filters, limit, offset))
+    if isinstance(found, InvalidQuery):
+        raise Problem("invalid", found.message)
+    items = await _hits(request.app.state.reads, caller, found.items)
+    more = offset + len(found.items) < found.total
+    return SearchPage(
+        items=items,
+        total=found.total,
+        facets=found.facets,
+        relaxed=found.relaxed,
+        next_cursor=_cursor(offset + len(found.items), scope) if more and found.items else None,
+    )
+
+
+async def _hits(reads: Reads, caller: Principal, hits: list[Hit]) -> list[SearchHitPublic]:
+    """The models and latest versions of ``hits`` from MongoDB, in rank order.
+
+    The index can trail MongoDB by an event; a model unshared a moment ago is dropped here, so
+    nothing the caller may no longer read is shown.
+    """
+    models = {m["_id"]: m for m in await reads.models_by_ids([hit.model_id for hit in hits])}
+    shown = [hit for hit in hits if hit.model_id in models and _readable(models[hit.model_id], caller)]
+    latest = await reads.headline_versions([models[hit.model_id] for hit in shown])
+    return [
+        SearchHitPublic(
+            score=hit.score,
+            model=ModelPublic.of(models[hit.model_id]),
+            latest_version=ModelVersionPublic.of(latest[hit.model_id]) if hit.model_id in latest else None,
+            snippets={
+                name: SnippetPublic(fragment=s.fragment, highlights=list(s.highlights), html=s.html)
+                for name, s in hit.snippets.items()
+            },
+        )
+        for hit in shown
+    ]
+
+
+def _readable(model: Document, caller: Principal) -> bool:
+    return caller.is_platform_admin or caller.team in (model.get("readers") or [model["team"]])
+
+
+def _scope(q: str, filters: SearchFilters) -> str:
+    raw = json.dumps([q, filters.__dict__], sort_keys=True, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def _cursor(offset: int, scope: str) -> str:
+    raw = json.dumps({"o": offset, "q": scope}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _offset(cursor: str | None, scope: str) -> int:
+    if not cursor:
+        return 0
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if raw["q"] != scope or not isinstance(raw["o"], int) or raw["o"] < 0:
+            raise ValueError("it belongs to another search")
+        return int(raw["o"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise Problem("invalid", f"cursor is not valid for this search: {exc}") from None

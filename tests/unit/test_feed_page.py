@@ -1,0 +1,190 @@
+"""Paging the document feed: change order, the two branches of a team's feed, the settle horizon, streaming.
+
+The feed reads MongoDB collections; here a tiny stand-in answers the few query forms it sends
+(equality or array membership, ``$gt``/``$lt``/``$in``), so the paging logic runs without a server.
+The e2e test runs the same paths against the stack.
+"""
+
+import copy
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import pytest
+from pymongo.asynchronous.collection import AsyncCollection
+
+from query.feed import Feed, FeedPage
+from shared.contract.auth import Principal
+from shared.contract.sortkeys import time_key
+
+pytestmark = pytest.mark.unit
+T0 = datetime(2026, 11, 26, 10, tzinfo=UTC)
+FRAUD = Principal(key_id="k1", team="fraud", scopes=frozenset({"models:read"}))
+RISK = Principal(key_id="k2", team="risk", scopes=frozenset({"models:read"}))
+ADMIN = Principal(key_id="k0", team="platform", scopes=frozenset({"platform:admin"}))
+
+
+def matches(doc: dict[str, Any], query: dict[str, Any]) -> bool:
+    for field, condition in query.items():
+        value = doc.get(field)
+        values = value if isinstance(value, list) else [value]
+        if not isinstance(condition, dict):
+            if condition not in values:
+                return False
+            continue
+        if not all(any(holds(op, v, bound) for v in values) for op, bound in condition.items()):
+            return False
+    return True
+
+
+def holds(op: str, value: Any, bound: Any) -> bool:
+    if op == "$in":
+        return value in bound
+    if value is None:
+        return False
+    return bool(value > bound if op == "$gt" else value < bound)
+
+
+class Found:
+    def __init__(self, docs: list[dict[str, Any]], projection: dict[str, int] | None) -> None:
+        self.docs = [{k: v for k, v in d.items() if k in projection} if projection else d for d in docs]
+
+    def sort(self, field: str, direction: int) -> "Found":
+        self.docs.sort(key=lambda d: d[field], reverse=direction < 0)
+        return self
+
+    def limit(self, count: int) -> "Found":
+        self.docs = self.docs[:count]
+        return self
+
+    async def to_list(self) -> list[dict[str, Any]]:
+        return copy.deepcopy(self.docs)
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        for doc in copy.deepcopy(self.docs):
+            yield doc
+
+
+class Collection:
+    def __init__(self) -> None:
+        self.docs: list[dict[str, Any]] = []
+        self.queries: list[dict[str, Any]] = []
+
+    def find(self, query: dict[str, Any], projection: dict[str, int] | None = None) -> Found:
+        self.queries.append(query)
+        return Found([d for d in self.docs if matches(d, query)], projection)
+
+
+class World:
+    def __init__(self) -> None:
+        self.models, self.versions, self.now = Collection(), Collection(), T0 + timedelta(hours=1)
+        as_collection = cast(AsyncCollection[dict[str, Any]], self.models)
+        self.feed = Feed(as_collection, cast(AsyncCollection[dict[str, Any]], self.versions), clock=lambda: self.now)
+
+    def model(self, name: str, minute: int, *, readers: tuple[str, ...] = (), former: tuple[str, ...] = ()) -> None:
+        """Model ``name`` of fraud (with versions 1.0.0 and 1.1.0), last changed ``minute`` after T0."""
+        mid = f"m-{name}"
+        self.models.docs = [d for d in self.models.docs if d["_id"] != mid]
+        self.models.docs.append(
+            {
+                "_id": mid,
+                "team": "fraud",
+                "name": name,
+                "readers": ["fraud", *readers],
+                "former_readers": list(former),
+                "latest_version": "1.1.0",
+                "version_count": 2,
+                "description": f"the {name} model",
+                "updated_at": T0,
+                "feed_key": time_key(T0 + timedelta(minutes=minute), mid),
+            }
+        )
+        for number in ("1.0.0", "1.1.0"):
+            self.versions.docs.append(
+                {
+                    "_id": f"{mid}:{number}",
+                    "model_id": mid,
+                    "version": number,
+                    "version_key": number,
+                    "prerelease": False,
+                    "created_at": T0,
+                }
+            )
+
+
+def ids(page: FeedPage) -> list[tuple[str, bool]]:
+    return [(item["id"], item["deleted"]) for item in page.items]
+
+
+class TestPaging:
+    async def test_models_come_in_change_order_and_a_cursor_resumes_after_the_last(self) -> None:
+        world = World()
+        for minute, name in enumerate(["c", "a", "b"]):
+            world.model(name, minute)
+        first = await world.feed.page(FRAUD, after="", limit=2)
+        assert (ids(first), first.has_more) == ([("m-c", False), ("m-a", False)], True)
+        rest = await world.feed.page(FRAUD, after=first.last_key, limit=2)
+        assert (ids(rest), rest.has_more) == ([("m-b", False)], False)
+        caught_up = await world.feed.page(FRAUD, after=rest.last_key, limit=2)
+        assert (caught_up.items, caught_up.last_key, caught_up.has_more) == ([], rest.last_key, False)
+
+    async def test_a_team_sees_what_is_shared_with_it_and_tombstones_of_what_was_unshared(self) -> None:
+        world = World()
+        world.model("hidden", 0)
+        world.model("shared", 1, readers=("risk",))
+        world.model("unshared", 2, former=("risk",))
+        world.model("also-shared", 3, readers=("risk",))
+        page = await world.feed.page(RISK, after="", limit=10)
+        assert ids(page) == [("m-shared", False), ("m-unshared", True), ("m-also-shared", False)]
+        assert page.items[1] == {"id": "m-unshared", "text": "", "metadata": {}, "updated_at": None, "deleted": True}
+
+    async def test_the_unshared_branch_reads_no_content_and_no_versions(self) -> None:
+        world = World()
+        world.model("unshared", 0, former=("risk",))
+        await world.feed.page(RISK, after="", limit=10)
+        assert world.versions.queries == []
+
+    async def test_a_page_across_both_branches_is_cut_at_the_limit_in_change_order(self) -> None:
+        world = World()
+        for minute in range(6):
+            world.model(f"m{minute}", minute, **({"readers": ("risk",)} if minute % 2 else {"former": ("risk",)}))
+        first = await world.feed.page(RISK, after="", limit=3)
+        rest = await world.feed.page(RISK, after=first.last_key, limit=3)
+        assert [i for i, _ in ids(first) + ids(rest)] == [f"m-m{m}" for m in range(6)]
+        assert [d for _, d in ids(first)] == [True, False, True] and first.has_more and not rest.has_more
+
+    async def test_an_admin_sees_every_model_and_no_tombstone(self) -> None:
+        world = World()
+        world.model("a", 0, former=("risk",))
+        world.model("b", 1)
+        assert ids(await world.feed.page(ADMIN, after="", limit=10)) == [("m-a", False), ("m-b", False)]
+
+    async def test_a_change_younger_than_the_settle_delay_waits(self) -> None:
+        world = World()
+        world.model("a", 0)
+        world.now = T0 + timedelta(seconds=1)  # the change at T0 is one second old
+        assert (await world.feed.page(FRAUD, after="", limit=10)).items == []
+        world.now = T0 + timedelta(seconds=5)
+        assert ids(await world.feed.page(FRAUD, after="", limit=10)) == [("m-a", False)]
+
+    async def test_a_change_moves_the_model_to_the_end_once(self) -> None:
+        world = World()
+        world.model("a", 0)
+        world.model("b", 1)
+        world.model("a", 2)
+        assert ids(await world.feed.page(FRAUD, after="", limit=10)) == [("m-b", False), ("m-a", False)]
+
+
+class TestStreaming:
+    async def test_the_stream_is_the_pages_joined_and_stops_at_its_start_horizon(self) -> None:
+        world = World()
+        for minute in range(5):
+            world.model(f"m{minute}", minute)
+        pages = [page async for page in world.feed.stream(FRAUD, after="", page_size=2)]
+        assert [len(p.items) for p in pages] == [2, 2, 1]
+        world.now += timedelta(hours=1)
+        streamed = []
+        async for page in world.feed.stream(FRAUD, after=pages[0].last_key, page_size=2):
+            streamed += ids(page)
+            world.model(f"late{len(streamed)}", 130)  # changed after the stream began: not in it
+        assert [i for i, _ in streamed] == ["m-m2", "m-m3", "m-m4"]
