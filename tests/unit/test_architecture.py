@@ -58,6 +58,7 @@ USE_CASE_MODULES = [
     "deploy_tracker.effects",
     "deploy_tracker.webhook_fanout",
     "query.cards",
+    "query.card_markdown",
     "query.search.documents",
     "query.search.parser",
     "shared.outbox.rows",

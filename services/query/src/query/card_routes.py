@@ -4,7 +4,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 
-from query.cards import build_card, card_markdown, described_version
+from query.card_markdown import card_markdown
+from query.cards import build_card, described_version
 from query.deps import INVALID, NOT_FOUND, REFUSALS, Visible
 from query.lookup import Lookup, not_found
 from shared.chassis.http_params import SlugPath

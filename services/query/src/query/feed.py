@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from query.cards import build_card, card_markdown
+from query.card_markdown import card_markdown
+from query.cards import build_card
 from shared.chassis.problems import Problem
 from shared.contract.auth import Principal
 from shared.contract.documents import Document
