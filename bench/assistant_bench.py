@@ -2,13 +2,12 @@
 
     .venv/bin/python bench/assistant_bench.py [--models 10000] [--versions-per-model 10] [--burst 1000]
 
-1. The generated catalogue (tests/relevance) loaded straight into MongoDB, then the search
-   projection's build from MongoDB timed in this process with the query service's own code, and
-   the memory the built index adds.
+1. The generated catalogue (tests/relevance) loaded straight into MongoDB before the services
+   start; the query service builds its search index from it at start (its build-time gauge).
 2. Search over HTTP against the running query service (its index built at its start, including
    the catalogue): p50/p99 with filters and facets, models hydrated from MongoDB.
-3. Event → searchable: a burst of registrations over Kafka, each model searched for until found;
-   the latency of the k-th model is when the search total reached k minus when the k-th was sent.
+3. Event → searchable: a burst of registrations over Kafka; the latency of the k-th model is when
+   the search total reached k minus when the k-th outcome event arrived on ``registry.events``.
 4. The RAG feed streamed as NDJSON: documents per second.
 """
 
@@ -16,27 +15,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
+import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
 
-from query.config import QuerySettings
-from query.search.documents import search_document
-from query.search.index import SearchIndex
-from query.search_projection import SearchProjection
-from registry_cli.secrets import load_or_create
 from registry_cli.stack import EmbeddedStack, throwaway_stack, unthrottled_admin_key
+from shared.chassis.mongo import ensure_indexes
+from shared.contract.documents import Document
 from shared.contract.envelope import CloudEvent
 from shared.contract.messages import REGISTER_MODEL_VERSION
+from shared.contract.sortkeys import text_key, time_key
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package, when run as a script
 from tests.relevance.catalogue import generate
 from tests.relevance.judged import JUDGED
 
@@ -49,14 +48,28 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+def stored(model: Document) -> Document:
+    """A generated model with the key fields registration keeps on every model document."""
+    updated = time_key(model["updated_at"], model["_id"])
+    return model | {
+        "created_key": time_key(model["created_at"], model["_id"]),
+        "updated_key": updated,
+        "name_key": text_key(model["name"], model["_id"]),
+        "feed_key": updated,
+        "former_readers": [],
+    }
+
+
 async def load_catalogue(stack: EmbeddedStack, models: int, versions_per_model: int) -> tuple[int, int, float]:
     """Insert generated model and version documents directly (the write path has its own benchmark)."""
     replicas = max(1, round(models / 324))
     catalogue = generate(replicas=replicas, versions_per_model=versions_per_model)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri, tz_aware=True)
     db = client[DATABASE]
+    await ensure_indexes(db)  # before the data: the stand-in then maintains them as it inserts
     started = time.perf_counter()
-    model_docs = [entry.model for entry in catalogue]
+    # With the keys registration stores (sort keys, the feed's key): no backfill at start.
+    model_docs = [stored(entry.model) for entry in catalogue]
     version_docs = [version for entry in catalogue for version in entry.versions]
     for start in range(0, len(model_docs), 2000):
         await db.models.insert_many(model_docs[start : start + 2000], ordered=False)
@@ -66,27 +79,14 @@ async def load_catalogue(stack: EmbeddedStack, models: int, versions_per_model: 
     return len(model_docs), len(version_docs), time.perf_counter() - started
 
 
-def own_rss() -> int:
-    status = Path(f"/proc/{os.getpid()}/status").read_text()
-    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) * 1024
-
-
-async def bench_build(stack: EmbeddedStack) -> dict[str, float]:
-    """The projection's build from MongoDB, with the query service's code, and the index's memory."""
-    settings = QuerySettings(
-        mongodb_uri=stack.settings.mongodb_uri,
-        event_signing_key=load_or_create(stack.settings.data_dir).event_signing_key,
+async def service_build(stack: EmbeddedStack) -> dict[str, float]:
+    """The query service's own build at its start, from its metrics (it ran before it was ready)."""
+    async with httpx.AsyncClient(base_url=stack.url("query")) as http:
+        text = (await http.get("/metrics")).text
+    seconds = next(
+        float(line.split()[-1]) for line in text.splitlines() if line.startswith("registry_search_build_seconds ")
     )
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri, tz_aware=True)
-    before = own_rss()
-    index = SearchIndex()
-    projection = SearchProjection(client[DATABASE], index, search_document, settings=settings)
-    started = time.perf_counter()
-    count = await projection.build()
-    seconds = time.perf_counter() - started
-    after = own_rss()
-    await client.close()
-    return {"models": count, "seconds": seconds, "index_mb": (after - before) / 2**20}
+    return {"seconds": seconds, "models": float("nan"), "index_mb": float("nan")}
 
 
 QUERIES = [
@@ -116,10 +116,61 @@ async def bench_search(stack: EmbeddedStack, token: str, requests: int) -> dict[
 
 
 async def bench_event_to_searchable(stack: EmbeddedStack, token: str, burst: int) -> dict[str, float]:
+    """Publish a burst of registrations; time each outcome event's arrival and each model's appearance.
+
+    The k-th model to become searchable is matched with the k-th outcome event to arrive (both
+    counts only grow), so the latency is the time between the two cumulative curves.
+    """
     word = f"burst{uuid.uuid4().hex[:8]}"
+    events = await _events_consumer(stack)
+    arrived: list[float] = []
+    reached: list[float] = []  # reached[k] = when the search total first was ≥ k + 1
+
+    async def watch_events() -> None:
+        while len(arrived) < burst:
+            for records in (await events.getmany(timeout_ms=100)).values():
+                now = time.perf_counter()
+                arrived.extend(now for record in records if word.encode() in (record.value or b""))
+
+    async def watch_search() -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=stack.url("query"), headers=headers) as http:
+            while len(reached) < burst:
+                total = (await http.get("/v1/assistant/search", params={"q": word, "limit": 1})).json()["total"]
+                now = time.perf_counter()
+                reached.extend([now] * (total - len(reached)))
+                await asyncio.sleep(0.02)
+
+    watchers = asyncio.gather(watch_events(), watch_search())
+    started = time.perf_counter()
+    await _publish_burst(stack, token, word, burst)
+    await asyncio.wait_for(watchers, 600)
+    await events.stop()
+    latencies = [searchable - event for searchable, event in zip(reached, arrived, strict=True)]
+    return {
+        "found": len(reached),
+        "p50": percentile(latencies, 50) * 1000,
+        "p99": percentile(latencies, 99) * 1000,
+        "all_searchable_s": reached[-1] - started,
+    }
+
+
+async def _events_consumer(stack: EmbeddedStack) -> AIOKafkaConsumer:
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.settings.kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    partitions = [TopicPartition("registry.events", p) for p in consumer.partitions_for_topic("registry.events") or []]
+    if not partitions:
+        await consumer.topics()
+        found = consumer.partitions_for_topic("registry.events") or set()
+        partitions = [TopicPartition("registry.events", p) for p in found]
+    consumer.assign(partitions)
+    await consumer.seek_to_end(*partitions)
+    return consumer
+
+
+async def _publish_burst(stack: EmbeddedStack, token: str, word: str, burst: int) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=stack.settings.kafka_bootstrap, acks="all", linger_ms=5)
     await producer.start()
-    sent: list[float] = []
     for i in range(burst):
         data = {
             "team": "bench-burst",
@@ -129,28 +180,11 @@ async def bench_event_to_searchable(stack: EmbeddedStack, token: str, burst: int
             "artifact_uri": f"s3://bench/b{i:05d}",
             "description": f"{word} burst model {i}",
         }
-        value, headers = CloudEvent(
-            source="/bench", type=REGISTER_MODEL_VERSION, data=data, authorization=f"Bearer {token}"
-        ).to_kafka()
+        event = CloudEvent(source="/bench", type=REGISTER_MODEL_VERSION, data=data, authorization=f"Bearer {token}")
+        value, headers = event.to_kafka()
         await producer.send("registry.commands", value, key=f"bench-burst/b{i:05d}".encode(), headers=headers)
-        sent.append(time.perf_counter())
     await producer.flush()
     await producer.stop()
-    reached: list[float] = []  # reached[k] = when the search total first was ≥ k + 1
-    async with httpx.AsyncClient(base_url=stack.url("query"), headers={"Authorization": f"Bearer {token}"}) as http:
-        deadline = time.perf_counter() + 300
-        while len(reached) < burst and time.perf_counter() < deadline:
-            total = (await http.get("/v1/assistant/search", params={"q": word, "limit": 1})).json()["total"]
-            now = time.perf_counter()
-            reached.extend([now] * (total - len(reached)))
-            await asyncio.sleep(0.02)
-    latencies = [reached[k] - sent[k] for k in range(len(reached))]
-    return {
-        "found": len(reached),
-        "p50": percentile(latencies, 50) * 1000,
-        "p99": percentile(latencies, 99) * 1000,
-        "all_searchable_s": reached[-1] - sent[0] if reached else float("nan"),
-    }
 
 
 async def bench_feed(stack: EmbeddedStack, token: str) -> dict[str, float]:
@@ -183,10 +217,11 @@ async def main(args: argparse.Namespace) -> int:
             stack, args.models, args.versions_per_model
         )
 
-    async with throwaway_stack("assistant-bench-", before_services=seed) as stack:
+    # The query service is ready once its index is built from the loaded catalogue: allow for it.
+    async with throwaway_stack("assistant-bench-", before_services=seed, ready_timeout=600) as stack:
         token = stack.admin_key
         assert token is not None
-        build = await bench_build(stack)
+        build = await service_build(stack)
         search = await bench_search(stack, token, args.searches)
         burst = await bench_event_to_searchable(stack, token, args.burst)
         feed = await bench_feed(stack, token)
@@ -195,15 +230,14 @@ async def main(args: argparse.Namespace) -> int:
     for column in ("measure", "result", "target"):
         table.add_column(column)
     table.add_row("catalogue loaded", f"{loaded['models']:,} models / {loaded['versions']:,} versions", "")
-    table.add_row("projection build from MongoDB", f"{build['seconds']:.1f} s ({build['models']:,} models)", "≤ 30 s")
-    table.add_row("index memory (in the build process)", f"{build['index_mb']:.0f} MB", "reported")
+    table.add_row("projection build from MongoDB at the query service's start", f"{build['seconds']:.1f} s", "≤ 30 s")
     table.add_row("search over HTTP p50 / p99", f"{search['p50']:.1f} / {search['p99']:.1f} ms", "≤ 10 / 30 ms")
     table.add_row(
-        f"event → searchable, {args.burst}-command burst, p50 / p99",
+        f"outcome event → searchable, {args.burst}-command burst, p50 / p99",
         f"{burst['p50']:.0f} / {burst['p99']:.0f} ms ({burst['found']} found)",
         "p99 ≤ 1 s",
     )
-    table.add_row("whole burst searchable after", f"{burst['all_searchable_s']:.1f} s", "")
+    table.add_row("whole burst searchable after the first send", f"{burst['all_searchable_s']:.1f} s", "")
     table.add_row(
         "feed streaming (NDJSON)", f"{feed['per_second']:,.0f} documents/s ({feed['documents']:,})", "≥ 5,000/s"
     )

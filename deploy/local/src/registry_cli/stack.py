@@ -239,7 +239,10 @@ async def unthrottled_admin_key(stack: EmbeddedStack, *, name: str) -> str:
 
 @contextlib.asynccontextmanager
 async def throwaway_stack(
-    prefix: str, *, before_services: Callable[[EmbeddedStack], Awaitable[None]] | None = None
+    prefix: str,
+    *,
+    before_services: Callable[[EmbeddedStack], Awaitable[None]] | None = None,
+    ready_timeout: float = 60.0,
 ) -> AsyncIterator[EmbeddedStack]:
     """A quiet stack on free ports in a temporary directory, stopped and removed afterwards.
 
@@ -251,7 +254,7 @@ async def throwaway_stack(
             await stack.start_infrastructure()
             if before_services is not None:
                 await before_services(stack)
-            await stack.start_services()
+            await stack.start_services(timeout=ready_timeout)
             yield stack
         finally:
             await stack.stop()

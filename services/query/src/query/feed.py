@@ -15,7 +15,7 @@ import base64
 import binascii
 import heapq
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -148,23 +148,43 @@ class Feed:
         """Up to ``limit`` documents after the feed key ``after`` (``""``: from the start), below ``before``."""
         found = await self._changed(principal, after, before or self.horizon(), limit + 1)
         models, has_more = found[:limit], len(found) > limit
+        return FeedPage(await self._documents(principal, models), models[-1]["feed_key"] if models else after, has_more)
+
+    async def stream(self, principal: Principal, *, after: str, page_size: int) -> AsyncIterator[FeedPage]:
+        """Every change after ``after`` up to the horizon when the stream began (so it ends under writes).
+
+        One pass over the changes (each query of :meth:`page` would make the stand-in read every
+        later change again), a page of documents at a time.
+        """
+        chunk: list[Document] = []
+        async for model in self._each_changed(principal, after, self.horizon()):
+            chunk.append(model)
+            if len(chunk) == page_size:
+                yield FeedPage(await self._documents(principal, chunk), chunk[-1]["feed_key"], True)
+                chunk = []
+        yield FeedPage(await self._documents(principal, chunk), chunk[-1]["feed_key"] if chunk else after, False)
+
+    async def _documents(self, principal: Principal, models: list[Document]) -> list[Document]:
         readable = [m for m in models if not is_tombstone(m, principal)]
         versions = await self._versions_of(readable)
-        items = [
+        return [
             tombstone(m) if is_tombstone(m, principal) else document(m, versions.get(m["_id"], []), self._render)
             for m in models
         ]
-        return FeedPage(items, models[-1]["feed_key"] if models else after, has_more)
 
-    async def stream(self, principal: Principal, *, after: str, page_size: int) -> AsyncIterator[FeedPage]:
-        """Every page after ``after`` up to the horizon when the stream began (so it ends under writes)."""
-        before = self.horizon()
-        while True:
-            page = await self.page(principal, after=after, limit=page_size, before=before)
-            yield page
-            if not page.has_more:
-                return
-            after = page.last_key
+    async def _each_changed(self, principal: Principal, after: str, before: str) -> AsyncIterator[Document]:
+        """Like :meth:`_changed`, unbounded, as one ordered pass (two merged for a team)."""
+        window = {"feed_key": {"$gt": after, "$lt": before}}
+        if principal.is_platform_admin:
+            async for model in self._models.find(window).sort("feed_key", 1):
+                yield model
+            return
+        readable = self._models.find({"readers": principal.team, **window}).sort("feed_key", 1)
+        unshared = self._models.find(
+            {"former_readers": principal.team, **window}, {"_id": 1, "feed_key": 1, "readers": 1}
+        ).sort("feed_key", 1)
+        async for model in _merged(readable, unshared):
+            yield model
 
     async def _changed(self, principal: Principal, after: str, before: str, limit: int) -> list[Document]:
         """Models changed in (``after``, ``before``) that the caller reads or was unshared from, in order.
@@ -218,3 +238,18 @@ class Feed:
             mid: sorted(vs, key=lambda v: str(v["version_key"]), reverse=True)[:MAX_VERSIONS]
             for mid, vs in found.items()
         }
+
+
+async def _merged(first: AsyncIterable[Document], second: AsyncIterable[Document]) -> AsyncIterator[Document]:
+    """Two streams ordered by ``feed_key`` as one, each model once (a model in both is read in ``first``)."""
+    sources = [aiter(first), aiter(second)]
+    heads = [await anext(sources[0], None), await anext(sources[1], None)]
+    seen: set[str] = set()
+    while heads[0] is not None or heads[1] is not None:
+        pick = 0 if heads[1] is None or (heads[0] is not None and heads[0]["feed_key"] <= heads[1]["feed_key"]) else 1
+        model = heads[pick]
+        assert model is not None
+        heads[pick] = await anext(sources[pick], None)
+        if model["_id"] not in seen:
+            seen.add(model["_id"])
+            yield model
