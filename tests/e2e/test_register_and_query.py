@@ -228,6 +228,9 @@ class TestReads:
             "/v1/models?tag=novalue": 422,
             "/v1/models?status=sleeping": 422,
             "/v1/models?created_after=yesterday": 422,
+            # A version in the path is bounded before any handler parses it (this one is valid SemVer).
+            "/v1/models/nobody/nothing/versions/1.0.0-" + "a" * 300: 422,
+            "/v1/models/nobody/nothing/versions/1.0.0-" + "a" * 300 + "/deployments": 422,
         }
         for path, status in cases.items():
             response = await query.get(path, headers={"X-Correlation-ID": "probe-1"})

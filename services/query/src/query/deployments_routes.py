@@ -3,7 +3,7 @@
 from fastapi import APIRouter
 
 from query.deps import INVALID, NOT_FOUND, REFUSALS, Cursor, Limit, Visible
-from shared.chassis.http_params import SlugPath
+from shared.chassis.http_params import SlugPath, VersionPath
 from shared.contract import catalog
 from shared.contract.views import DeploymentReportPublic, VersionDeployments
 
@@ -17,7 +17,7 @@ async def get_deployments(
     visible: Visible,
     team: SlugPath,
     name: SlugPath,
-    version: str,
+    version: VersionPath,
     limit: Limit = catalog.DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
 ) -> VersionDeployments:

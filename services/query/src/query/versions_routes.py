@@ -15,7 +15,7 @@ from query.deps import (
     Visible,
     checked_status,
 )
-from shared.chassis.http_params import SlugPath
+from shared.chassis.http_params import SlugPath, VersionPath
 from shared.chassis.problems import Problem
 from shared.contract import catalog
 from shared.contract.versioning import VersionRange, parse_range
@@ -63,6 +63,6 @@ async def get_versions(
 
 
 @router.get("/{version}", responses=NOT_FOUND)
-async def get_version(visible: Visible, team: SlugPath, name: SlugPath, version: str) -> ModelVersionPublic:
+async def get_version(visible: Visible, team: SlugPath, name: SlugPath, version: VersionPath) -> ModelVersionPublic:
     """One version, or ``latest`` (the highest non-prerelease)."""
     return ModelVersionPublic.of(await visible.version(team, name, version))

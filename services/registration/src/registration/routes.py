@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from registration.batch import SOURCE
 from registration.commands import Command, Outcome, request_fingerprint
 from shared.chassis.http_auth import requires
-from shared.chassis.http_params import SlugPath
+from shared.chassis.http_params import SlugPath, VersionPath
 from shared.chassis.problems import Problem, documented
 from shared.contract import correlation, messages
 from shared.contract.auth import Principal
@@ -110,7 +110,7 @@ async def register_version(
 async def update_version(
     team: SlugPath,
     name: SlugPath,
-    version: str,
+    version: VersionPath,
     body: UpdateVersionBody,
     caller: Writer,
     request: Request,
@@ -125,7 +125,7 @@ async def update_version(
 async def set_lifecycle(
     team: SlugPath,
     name: SlugPath,
-    version: str,
+    version: VersionPath,
     body: LifecycleBody,
     caller: Writer,
     request: Request,
