@@ -54,7 +54,7 @@ async def get_model_card(
         described = described_version(model, versions, version)
     except ValueError:
         raise not_found(f"version {version} of {team}/{name}") from None
-    reports = await recent_reports(visible, described) if described else None
+    reports = await visible.reads.recent_deployments(described, MAX_CARD_REPORTS) if described else None
     card = build_card(model, versions, reports, described["version"] if described else None)
     markdown = card_markdown(card)
     response.headers["Vary"] = "Accept"
@@ -75,13 +75,6 @@ async def card_versions(visible: Lookup, model: Document, key: str | None) -> li
         model, version_range=VersionRange({"$lte": key}), include_prerelease=True, limit=MAX_CARD_VERSIONS, cursor=None
     )
     return window.items
-
-
-async def recent_reports(visible: Lookup, version: Document) -> list[Document]:
-    """The described version's most recent deployment reports (the history route pages oldest first)."""
-    query = {"version_id": version["_id"]}
-    cursor = visible.reads.deployments.find(query).sort("position", -1).limit(MAX_CARD_REPORTS)
-    return await cursor.to_list()
 
 
 def _key_of(version: Any) -> str | None:

@@ -197,6 +197,11 @@ class Reads:
         """Every change of a model, oldest first (the outbox is its event log)."""
         return await _by_position(self.outbox, {"model_id": model["_id"]}, str(model["_id"]), limit, cursor)
 
+    async def recent_deployments(self, version: Document, limit: int) -> list[Document]:
+        """A version's most recent deployment reports, newest first (the history pages oldest first)."""
+        cursor = self.deployments.find({"version_id": version["_id"]}).sort("position", -1).limit(limit)
+        return await cursor.to_list()
+
     async def deployment_history(self, version: Document, *, limit: int, cursor: str | None) -> Page:
         """Deployment reports of a version, oldest first."""
         return await _by_position(self.deployments, {"version_id": version["_id"]}, str(version["_id"]), limit, cursor)
