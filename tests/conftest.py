@@ -14,9 +14,11 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from registry_cli.config import StackSettings, throwaway_settings
 from registry_cli.secrets import load_or_create
@@ -73,6 +75,15 @@ async def stack(infra: Infra) -> AsyncIterator[EmbeddedStack]:
         pytest.fail("the end-to-end stack needs REGISTRY_TEST_INFRA=embedded")
     await infra.stack.start_services()
     yield infra.stack
+
+
+@pytest.fixture
+async def mongo_database(infra: Infra, db_name: str) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
+    """A fresh database on the session's MongoDB, dropped afterwards."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri, tz_aware=True)
+    yield client[db_name]
+    await client.drop_database(db_name)
+    await client.close()
 
 
 @pytest.fixture

@@ -1,11 +1,10 @@
 """One contract, two implementations: the deploy tracker's in-memory repository must behave like MongoDB."""
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
 from deploy_tracker.handlers import Changes, Repository
@@ -14,7 +13,6 @@ from deploy_tracker.repository import MongoRepository
 from shared.chassis.mongo import DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS, DEPLOYMENTS, ensure_indexes
 from shared.contract.envelope import CloudEvent
 from shared.outbox.rows import outbox_row
-from tests.infra import Infra
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)  # whole milliseconds: MongoDB keeps no finer time
 
@@ -34,12 +32,10 @@ def memory_repo() -> Repository:
 
 
 @pytest.fixture
-async def mongo_repo(infra: Infra, db_name: str) -> AsyncIterator[Repository]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri, tz_aware=True)
-    await ensure_indexes(client[db_name], [DEPLOYMENTS, DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS])
-    yield MongoRepository(client, client[db_name], writer="w1")
-    await client.drop_database(db_name)
-    await client.close()
+async def mongo_repo(mongo_database: AsyncDatabase[dict[str, Any]]) -> Repository:
+    db = mongo_database
+    await ensure_indexes(db, [DEPLOYMENTS, DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS])
+    return MongoRepository(db.client, db, writer="w1")
 
 
 async def given_model(repo: Repository, model_id: str) -> None:

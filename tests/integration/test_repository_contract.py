@@ -1,16 +1,15 @@
 """One contract, two implementations: the in-memory fake must behave like MongoDB."""
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from registration.changes import Changes, ModelChange
 from registration.repository import ConcurrentWrite, InMemoryRepository, MongoRepository, Repository
 from shared.chassis.mongo import ensure_indexes
 from shared.contract.sortkeys import time_key
-from tests.infra import Infra
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 
@@ -30,12 +29,10 @@ def memory_repo() -> Repository:
 
 
 @pytest.fixture
-async def mongo_repo(infra: Infra, db_name: str) -> AsyncIterator[Repository]:
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongodb_uri, tz_aware=True)
-    await ensure_indexes(client[db_name])
-    yield MongoRepository(client, client[db_name], writer="w1")
-    await client.drop_database(db_name)
-    await client.close()
+async def mongo_repo(mongo_database: AsyncDatabase[dict[str, Any]]) -> Repository:
+    db = mongo_database
+    await ensure_indexes(db)
+    return MongoRepository(db.client, db, writer="w1")
 
 
 async def stored_model(repo: Repository, model_id: str) -> dict[str, object]:

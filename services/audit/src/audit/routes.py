@@ -13,16 +13,14 @@ from audit.views import AuditEntryPublic, AuditVerification
 from shared.chassis.http_app import Service
 from shared.chassis.http_auth import guard_of, requires
 from shared.chassis.mongo import AUDIT_LOG
-from shared.chassis.problems import Problem, documented
+from shared.chassis.problems import Problem, keyed_route_refusals
 from shared.contract import catalog
 from shared.contract.auth import Principal
 from shared.contract.documents import Document
 from shared.contract.sortkeys import time_key
 from shared.contract.views import Page
 
-router = APIRouter(
-    prefix="/v1/audit", tags=["audit"], responses=documented("unauthenticated", "forbidden", "invalid", "rate_limited")
-)
+router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=keyed_route_refusals("invalid"))
 
 
 def _db(request: Request) -> AsyncDatabase[Document]:

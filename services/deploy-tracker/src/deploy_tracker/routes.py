@@ -12,7 +12,7 @@ from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, Field
 
 from shared.chassis.http_auth import guard_of, requires
-from shared.chassis.problems import Problem, documented
+from shared.chassis.problems import Problem, keyed_route_refusals
 from shared.chassis.publishing import publish_event
 from shared.chassis.signing import EventSigner
 from shared.contract import correlation, messages
@@ -52,7 +52,7 @@ Bridge = Annotated[ReportBridge, Depends(_bridge)]
 router = APIRouter(
     prefix="/v1/deployments",
     tags=["deployments"],
-    responses=documented("unauthenticated", "forbidden", "invalid", "rate_limited"),
+    responses=keyed_route_refusals("invalid"),
 )
 
 

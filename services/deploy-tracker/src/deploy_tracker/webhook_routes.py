@@ -23,7 +23,7 @@ from deploy_tracker.webhook_views import (
 from shared.chassis.http_auth import administers_team
 from shared.chassis.http_params import IdPath, SlugPath
 from shared.chassis.mongo import WEBHOOK_DELIVERIES, WEBHOOKS
-from shared.chassis.problems import Problem, documented
+from shared.chassis.problems import Problem, documented, keyed_route_refusals
 from shared.contract import catalog, messages
 from shared.contract.auth import Principal
 from shared.contract.documents import Document
@@ -87,7 +87,7 @@ NOT_FOUND = documented("not_found")
 router = APIRouter(
     prefix="/v1/teams/{team}/webhooks",
     tags=["webhooks"],
-    responses=documented("unauthenticated", "forbidden", "invalid", "rate_limited"),
+    responses=keyed_route_refusals("invalid"),
 )
 
 

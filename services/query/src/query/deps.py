@@ -6,7 +6,7 @@ from fastapi import Depends, Query, Request
 
 from query.lookup import Lookup
 from shared.chassis.http_auth import requires
-from shared.chassis.problems import Problem, documented
+from shared.chassis.problems import Problem, documented, keyed_route_refusals
 from shared.contract import catalog
 from shared.contract.auth import Principal
 
@@ -18,7 +18,7 @@ Environment = Annotated[str | None, Query(pattern=catalog.SLUG_PATTERN)]
 
 
 # Every read route may refuse the caller; lists and lookups also refuse a bad query string.
-REFUSALS = documented("unauthenticated", "forbidden", "rate_limited")
+REFUSALS = keyed_route_refusals()
 INVALID, NOT_FOUND = documented("invalid"), documented("not_found")
 
 

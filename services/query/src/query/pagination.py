@@ -44,16 +44,29 @@ class SortSpec:
         return {"$lt" if self.descending else "$gt": last_key}
 
 
+def pack(position: dict[str, Any]) -> str:
+    """An opaque cursor holding ``position`` (compact JSON, URL-safe base64 without padding)."""
+    raw = json.dumps(position, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def unpack(cursor: str) -> dict[str, Any]:
+    """The position a cursor of :func:`pack` holds; raises ``ValueError`` (or Key/TypeError) if it is not one."""
+    raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    if not isinstance(raw, dict):
+        raise ValueError("it is not a cursor")
+    return raw
+
+
 def encode_cursor(sort: SortSpec, last_key: Any, scope: str) -> str:
     """Pack the position after the last row of a page."""
-    raw = json.dumps({"s": sort.token, "k": last_key, "q": scope}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return pack({"s": sort.token, "k": last_key, "q": scope})
 
 
 def decode_cursor(cursor: str, sort: SortSpec, scope: str) -> Any:
     """Unpack a cursor; it must come from the same query (same filters and sort)."""
     try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        raw = unpack(cursor)
         if raw["s"] != sort.token or raw["q"] != scope:
             raise ValueError("it belongs to another query")
         return raw["k"]

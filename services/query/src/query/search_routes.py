@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
 from typing import Annotated
@@ -12,6 +11,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from query.deps import INVALID, REFUSALS, Caller, Cursor, Environment, Limit, Slug, checked_status
+from query.pagination import pack, unpack
 from query.reads import Reads
 from query.search.index import Hit, SearchIndex, SearchRequest
 from query.search.parser import InvalidQuery
@@ -136,15 +136,14 @@ def _scope(q: str, filters: SearchFilters) -> str:
 
 
 def _cursor(offset: int, scope: str) -> str:
-    raw = json.dumps({"o": offset, "q": scope}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return pack({"o": offset, "q": scope})
 
 
 def _offset(cursor: str | None, scope: str) -> int:
     if not cursor:
         return 0
     try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        raw = unpack(cursor)
         if raw["q"] != scope or not isinstance(raw["o"], int) or raw["o"] < 0:
             raise ValueError("it belongs to another search")
         return int(raw["o"])

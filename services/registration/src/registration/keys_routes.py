@@ -13,7 +13,7 @@ from shared.chassis.http_auth import administers_team
 from shared.chassis.http_params import IdPath, SlugPath
 from shared.chassis.keystore import KeyStore, issue_key
 from shared.chassis.mongo import API_KEYS
-from shared.chassis.problems import Problem, documented
+from shared.chassis.problems import Problem, documented, keyed_route_refusals
 from shared.contract.auth import PLATFORM_TEAM, SCOPES, Principal
 from shared.contract.documents import Document
 from shared.contract.views import ApiKeyCreated, ApiKeyPublic
@@ -67,7 +67,7 @@ Keys = Annotated[AsyncCollection[Document], Depends(_keys)]
 router = APIRouter(
     prefix="/v1/teams/{team}/api-keys",
     tags=["api-keys"],
-    responses=documented("unauthenticated", "forbidden", "invalid", "rate_limited"),
+    responses=keyed_route_refusals("invalid"),
 )
 
 

@@ -15,7 +15,7 @@ from registration.batch import SOURCE
 from registration.commands import Command, Outcome, request_fingerprint
 from shared.chassis.http_auth import requires
 from shared.chassis.http_params import SlugPath, VersionPath
-from shared.chassis.problems import Problem, documented
+from shared.chassis.problems import Problem, keyed_route_refusals
 from shared.contract import correlation, messages
 from shared.contract.auth import Principal
 from shared.contract.envelope import CloudEvent
@@ -25,7 +25,7 @@ HandleOne = Callable[[Command], Awaitable[Outcome]]
 Writer = Annotated[Principal, Depends(requires("models:write"))]
 Admin = Annotated[Principal, Depends(requires("team:admin"))]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
-_REFUSALS = documented("unauthenticated", "forbidden", "not_found", "conflict", "invalid", "rate_limited")
+_REFUSALS = keyed_route_refusals("not_found", "conflict", "invalid")
 router = APIRouter(prefix="/v1/models/{team}/{name}", responses=_REFUSALS)
 
 

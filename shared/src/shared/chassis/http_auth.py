@@ -95,14 +95,6 @@ class Guard:
             raise Problem("forbidden", f"this key lacks the {scope} scope")
         return principal
 
-    def requiring(self, scope: str) -> PrincipalDependency:
-        """A dependency that also demands ``scope`` (403 and an access event otherwise)."""
-
-        async def dependency(request: Request, principal: Annotated[Principal, Depends(self)]) -> Principal:
-            return self.demand(request, principal, scope)
-
-        return dependency
-
 
 def guard_of(request: Request) -> Guard:
     """The app's guard (``app.state.guard``, set by :func:`shared.chassis.http_app.service_app`)."""

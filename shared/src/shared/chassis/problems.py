@@ -89,6 +89,11 @@ def documented(*reasons: ProblemReason) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def keyed_route_refusals(*more: ProblemReason) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a route behind an API key: no key, a missing scope, over the rate, and ``more``."""
+    return documented("unauthenticated", "forbidden", "rate_limited", *more)
+
+
 def problem_response(problem: Problem) -> JSONResponse:
     """Render ``problem`` with the current correlation id."""
     body: dict[str, Any] = {
