@@ -24,6 +24,7 @@ def version_doc(team: str, name: str, version: str = "1.0.0", **fields: Any) -> 
         "version_key": precedence_key(version),
         "prerelease": "-" in version,
         "framework": "xgboost",
+        "artifact_uri": f"s3://models/{team}/{name}/{version}",
         "deployment_targets": ["sagemaker"],
         "description": "",
         "tags": {},

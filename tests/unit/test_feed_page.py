@@ -13,6 +13,7 @@ from typing import Any, cast
 import pytest
 from pymongo.asynchronous.collection import AsyncCollection
 
+from query.document_cache import DocumentCache
 from query.feed import Feed, FeedPage
 from shared.contract.auth import Principal
 from shared.contract.sortkeys import time_key
@@ -76,12 +77,30 @@ class Collection:
 
 
 class World:
-    def __init__(self) -> None:
+    def __init__(self, cache: DocumentCache | None = None) -> None:
         self.models, self.versions, self.now = Collection(), Collection(), T0 + timedelta(hours=1)
-        as_collection = cast(AsyncCollection[dict[str, Any]], self.models)
-        self.feed = Feed(as_collection, cast(AsyncCollection[dict[str, Any]], self.versions), clock=lambda: self.now)
+        self.rendered: list[str] = []  # the model of every card rendered, in order
+        self.feed = Feed(
+            cast(AsyncCollection[dict[str, Any]], self.models),
+            cast(AsyncCollection[dict[str, Any]], self.versions),
+            clock=lambda: self.now,
+            render=self.render,
+            cache=cache,
+        )
 
-    def model(self, name: str, minute: int, *, readers: tuple[str, ...] = (), former: tuple[str, ...] = ()) -> None:
+    def render(self, model: dict[str, Any], versions: list[dict[str, Any]]) -> str:
+        self.rendered.append(model["_id"])
+        return f"{model['description']} ({len(versions)} versions)"
+
+    def model(
+        self,
+        name: str,
+        minute: int,
+        *,
+        readers: tuple[str, ...] = (),
+        former: tuple[str, ...] = (),
+        description: str | None = None,
+    ) -> None:
         """Model ``name`` of fraud (with versions 1.0.0 and 1.1.0), last changed ``minute`` after T0."""
         mid = f"m-{name}"
         self.models.docs = [d for d in self.models.docs if d["_id"] != mid]
@@ -94,7 +113,7 @@ class World:
                 "former_readers": list(former),
                 "latest_version": "1.1.0",
                 "version_count": 2,
-                "description": f"the {name} model",
+                "description": description or f"the {name} model",
                 "updated_at": T0,
                 "feed_key": time_key(T0 + timedelta(minutes=minute), mid),
             }
@@ -188,3 +207,52 @@ class TestStreaming:
             streamed += ids(page)
             world.model(f"late{len(streamed)}", 130)  # changed after the stream began: not in it
         assert [i for i, _ in streamed] == ["m-m2", "m-m3", "m-m4"]
+
+
+class TestDocumentCache:
+    async def test_a_document_is_rendered_once_per_change_of_its_model(self) -> None:
+        world = World()
+        world.model("a", 0)
+        await world.feed.page(FRAUD, after="", limit=10)
+        await world.feed.page(FRAUD, after="", limit=10)
+        assert world.rendered == ["m-a"]
+        world.model("a", 1, description="retrained on March data")
+        page = await world.feed.page(FRAUD, after="", limit=10)
+        assert world.rendered == ["m-a", "m-a"] and page.items[0]["text"].startswith("retrained on March data")
+
+    async def test_every_caller_is_served_the_same_rendering(self) -> None:
+        world = World()
+        world.model("a", 0, readers=("risk",))
+        fraud, risk = await world.feed.page(FRAUD, after="", limit=10), await world.feed.page(RISK, after="", limit=10)
+        assert fraud.items == risk.items and world.rendered == ["m-a"]
+
+    async def test_warming_renders_every_model_so_a_sync_reads_no_versions(self) -> None:
+        world = World()
+        for minute in range(3):
+            world.model(f"m{minute}", minute)
+        assert await world.feed.warm() == 3
+        reads_after_warming = len(world.versions.queries)
+        streamed = [page async for page in world.feed.stream(ADMIN, after="", page_size=2)]
+        assert sum(len(p.items) for p in streamed) == 3 and len(world.versions.queries) == reads_after_warming
+        assert sorted(world.rendered) == ["m-m0", "m-m1", "m-m2"]
+
+    async def test_with_no_capacity_every_read_renders(self) -> None:
+        world = World(DocumentCache(capacity=0))
+        world.model("a", 0)
+        await world.feed.page(FRAUD, after="", limit=10)
+        await world.feed.page(FRAUD, after="", limit=10)
+        assert world.rendered == ["m-a", "m-a"]
+
+    def test_past_capacity_the_longest_unrefreshed_document_goes(self) -> None:
+        cache = DocumentCache(capacity=2)
+        a, b, c = ({"_id": name, "feed_key": f"k-{name}"} for name in "abc")
+        cache.put(a, {"id": "a"})
+        cache.put(b, {"id": "b"})
+        cache.put(a, {"id": "a2"})  # refreshed: now the newest
+        cache.put(c, {"id": "c"})
+        assert (cache.get(a), cache.get(b), cache.get(c), len(cache)) == ({"id": "a2"}, None, {"id": "c"}, 2)
+
+    def test_a_document_of_an_earlier_change_is_not_served(self) -> None:
+        cache = DocumentCache()
+        cache.put({"_id": "a", "feed_key": "k1"}, {"id": "a"})
+        assert cache.get({"_id": "a", "feed_key": "k2"}) is None

@@ -1,5 +1,6 @@
 """The search index on hand-made models: matching, filters, facets, visibility, snippets and updates."""
 
+import json
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -230,6 +231,21 @@ class TestSnippets:
 
     def test_fields_without_a_match_have_no_snippet(self, index: SearchIndex) -> None:
         assert set(search(index, "subscribers").items[0].snippets) == {"description"}
+
+
+class TestSummaries:
+    def test_a_hit_carries_its_model_and_latest_version_as_indexed(self) -> None:
+        index = index_of([searchable("t", "m", description="forecasts demand", metrics={"mape": 0.12})])
+        shown = json.loads(search(index, "demand").items[0].summary)
+        assert shown["model"]["name"] == "m" and shown["model"]["latest_version"] == "1.0.0"
+        assert shown["latest_version"]["metrics"] == {"mape": 0.12}
+
+    def test_an_upsert_replaces_the_summary_too(self) -> None:
+        index = index_of([searchable("t", "m", description="forecasts demand")])
+        index.upsert([searchable("t", "m", description="forecasts demand weekly")])
+        index.commit()
+        shown = json.loads(search(index, "demand").items[0].summary)
+        assert shown["latest_version"]["description"] == "forecasts demand weekly"
 
 
 class TestUpdates:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
+import structlog
 from fastapi import FastAPI
+from pymongo.errors import PyMongoError
 
-from query import card_routes, deployments_routes, meta_routes, models_routes, search_routes, versions_routes
+from query import card_routes, deployments_routes, meta_routes, metrics, models_routes, search_routes, versions_routes
 from query.config import QuerySettings
+from query.document_cache import DocumentCache
+from query.feed import Feed
 from query.feed_routes import router as feed_router
 from query.mcp_server import mount_mcp
 from query.reads import Reads
@@ -17,8 +23,10 @@ from query.search_projection import SearchProjection
 from shared.chassis import asyncapi
 from shared.chassis.http_app import service_app
 from shared.chassis.kafka import make_broker
-from shared.chassis.mongo import make_client
+from shared.chassis.mongo import MODEL_VERSIONS, MODELS, make_client
 from shared.contract.auth import Principal
+
+log = structlog.get_logger(__name__)
 
 
 def visible_to(principal: Principal) -> dict[str, Any]:
@@ -28,6 +36,19 @@ def visible_to(principal: Principal) -> dict[str, Any]:
     so this is one multikey equality, and hidden models never reach lists, counts or cursors.
     """
     return {} if principal.is_platform_admin else {"readers": principal.team}
+
+
+async def warm_after(built: asyncio.Event, feed: Feed) -> None:
+    """Once ``built`` is set, render every feed document into the cache (a failure only costs speed)."""
+    await built.wait()
+    started = time.perf_counter()
+    try:
+        count = await feed.warm()
+    except PyMongoError as exc:  # the feed renders on demand until the next start
+        log.warning("feed cache not warmed", error=str(exc))
+        return
+    metrics.FEED_WARM_SECONDS.set(time.perf_counter() - started)
+    log.info("feed cache warmed", documents=count, seconds=round(time.perf_counter() - started, 2))
 
 
 def build_app(settings: QuerySettings) -> FastAPI:
@@ -41,6 +62,11 @@ def build_app(settings: QuerySettings) -> FastAPI:
     projection = SearchProjection(service.db, index, search_document, settings=settings)
     service.in_background("search-projection", projection.run)
     service.readiness.checks["search_index"] = projection.ready
+    cache = DocumentCache(settings.feed_cache_documents)
+    metrics.FEED_CACHED_DOCUMENTS.set_function(lambda: len(cache))
+    app.state.feed = feed = Feed(service.db[MODELS], service.db[MODEL_VERSIONS], cache=cache)
+    # After the index build, which readiness waits for: the two would only slow each other down.
+    service.in_background("feed-warm", lambda: warm_after(projection.built, feed))
     for module in (models_routes, versions_routes, deployments_routes, meta_routes):
         app.include_router(module.router)
     app.include_router(feed_router)

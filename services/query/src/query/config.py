@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.chassis.settings import CommonSettings
@@ -14,3 +15,6 @@ class QuerySettings(CommonSettings):
 
     service_name: str = "query"
     http_port: int = 8080
+    feed_cache_documents: int = Field(
+        50_000, ge=0, description="rendered feed documents kept in memory (0: render every time)"
+    )

@@ -4,8 +4,10 @@ Registration and the deploy tracker set a model's ``feed_key`` (a unique, byte-s
 on every change, so the feed is a compacted log: a model appears once, at its latest change, and
 replaying it from any cursor converges to the current set. A model unshared from the caller's
 team keeps that team in ``former_readers`` and appears as a tombstone, which tells nothing but the
-id of a model the team could read before. Everything is read from MongoDB, so every query replica
-serves the same feed and a cursor from one resumes on another.
+id of a model the team could read before. Order and visibility are read from MongoDB, so every
+query replica serves the same feed and a cursor from one resumes on another; the documents
+themselves come from a :class:`~query.document_cache.DocumentCache` when it holds the model's
+current change, and are rendered (and cached) when it does not.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from query.card_markdown import card_markdown
 from query.cards import build_card
+from query.document_cache import DocumentCache
 from shared.chassis.problems import Problem
 from shared.contract.auth import Principal
 from shared.contract.documents import Document
@@ -34,6 +37,7 @@ MAX_VERSIONS = 20  # versions read per model document (the newest by SemVer prec
 # services counts here too). The feed lags by this much, and no cursor skips a change.
 SETTLE = timedelta(seconds=2)
 LOOKUP_CHUNK = 100  # model ids per $in when reading versions
+WARM_CHUNK = 500  # models rendered per round of warming the cache
 _FEED_KEY = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6} \S+")
 
 Render = Callable[[Document, list[Document]], str]
@@ -136,9 +140,11 @@ class Feed:
         render: Render = card_text,
         settle: timedelta = SETTLE,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        cache: DocumentCache | None = None,
     ) -> None:
         self._models, self._versions = models, versions
         self._render, self._settle, self._clock = render, settle, clock
+        self._cache = cache if cache is not None else DocumentCache()
 
     def horizon(self) -> str:
         """The feed key below which every change has settled."""
@@ -164,13 +170,32 @@ class Feed:
                 chunk = []
         yield FeedPage(await self._documents(principal, chunk), chunk[-1]["feed_key"] if chunk else after, False)
 
+    async def warm(self) -> int:
+        """Render every model's current document into the cache, in change order; return how many.
+
+        Run once the service is up, so the first bulk sync is served from memory too.
+        """
+        count, chunk = 0, []
+        async for model in self._models.find({"feed_key": {"$lt": self.horizon()}}).sort("feed_key", 1):
+            chunk.append(model)
+            if len(chunk) == WARM_CHUNK:
+                count += len(await self._rendered(chunk))
+                chunk = []
+        return count + len(await self._rendered(chunk))
+
     async def _documents(self, principal: Principal, models: list[Document]) -> list[Document]:
-        readable = [m for m in models if not is_tombstone(m, principal)]
-        versions = await self._versions_of(readable)
-        return [
-            tombstone(m) if is_tombstone(m, principal) else document(m, versions.get(m["_id"], []), self._render)
-            for m in models
-        ]
+        rendered = await self._rendered([m for m in models if not is_tombstone(m, principal)])
+        return [tombstone(m) if is_tombstone(m, principal) else rendered[m["_id"]] for m in models]
+
+    async def _rendered(self, models: list[Document]) -> dict[str, Document]:
+        """The document of each of ``models`` by id: cached at its feed key, else rendered from its versions."""
+        found = {m["_id"]: doc for m in models if (doc := self._cache.get(m)) is not None}
+        missing = [m for m in models if m["_id"] not in found]
+        versions = await self._versions_of(missing)  # read after the models: see query.document_cache
+        for model in missing:
+            found[model["_id"]] = document(model, versions.get(model["_id"], []), self._render)
+            self._cache.put(model, found[model["_id"]])
+        return found
 
     async def _each_changed(self, principal: Principal, after: str, before: str) -> AsyncIterator[Document]:
         """Like :meth:`_changed`, unbounded, as one ordered pass (two merged for a team)."""

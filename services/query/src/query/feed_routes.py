@@ -52,9 +52,9 @@ class StreamEnd(BaseModel):
 
 
 def feed(request: Request) -> Feed:
-    """The feed over the models and versions the read side already holds."""
-    reads = request.app.state.reads
-    return Feed(reads.models, reads.versions)
+    """The service's one feed (its document cache is shared by every request)."""
+    found: Feed = request.app.state.feed
+    return found
 
 
 def _cursor_of(page: FeedPage) -> str | None:

@@ -9,3 +9,7 @@ SEARCH_EVENTS_APPLIED = Counter(
 SEARCH_EVENTS_IGNORED = Counter(
     "registry_search_unsigned_events_total", "Change events without a valid service signature, not applied"
 )
+FEED_WARM_SECONDS = Gauge(
+    "registry_feed_warm_seconds", "How long rendering every feed document into the cache took after start-up"
+)
+FEED_CACHED_DOCUMENTS = Gauge("registry_feed_cached_documents", "Rendered feed documents held in memory")

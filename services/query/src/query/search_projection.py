@@ -26,6 +26,7 @@ from shared.chassis.signing import EventSigner
 from shared.contract import messages
 from shared.contract.documents import Document
 from shared.contract.ids import model_id
+from shared.contract.views import ModelVersionPublic
 
 log = structlog.get_logger(__name__)
 # Events that change what a model looks like in search or who may read it.
@@ -41,20 +42,9 @@ CHANGES = frozenset(
 )
 BUILD_BATCH = 500  # models read per round trip while building
 VERSIONS_PER_MODEL = 200  # newest versions of a model that feed its search document
-_VERSION_FIELDS = {
-    "model_id": 1,
-    "version": 1,
-    "version_key": 1,
-    "framework": 1,
-    "description": 1,
-    "tags": 1,
-    "metrics": 1,
-    "lifecycle": 1,
-    "status": 1,
-    "environments": 1,
-    "deployment_targets": 1,
-    "prerelease": 1,
-}
+# What search documents and hits use of a version: everything public (the hit shows the latest
+# version whole), none of the write side's bookkeeping; lineage is read only for cards.
+_VERSION_FIELDS = {field: 1 for field in ModelVersionPublic.model_fields} | {"version_key": 1}
 
 
 class Index(Protocol):

@@ -12,14 +12,11 @@ from pydantic import BaseModel, Field
 
 from query.deps import INVALID, REFUSALS, Caller, Cursor, Environment, Limit, Slug, checked_status
 from query.pagination import pack, unpack
-from query.reads import Reads
 from query.search.index import Hit, SearchIndex, SearchRequest
 from query.search.parser import InvalidQuery
 from query.search.queries import SearchFilters
 from shared.chassis.problems import Problem
 from shared.contract import catalog
-from shared.contract.auth import Principal
-from shared.contract.documents import Document
 from shared.contract.views import ModelPublic, ModelVersionPublic
 
 router = APIRouter(prefix="/v1/assistant", tags=["assistant"], responses=REFUSALS)
@@ -92,7 +89,7 @@ async def search(
     found = await asyncio.to_thread(index.search, SearchRequest(q, readers, filters, limit, offset))
     if isinstance(found, InvalidQuery):
         raise Problem("invalid", found.message)
-    items = await _hits(request.app.state.reads, caller, found.items)
+    items = _hits(found.items)
     more = offset + len(found.items) < found.total
     return SearchPage(
         items=items,
@@ -103,31 +100,26 @@ async def search(
     )
 
 
-async def _hits(reads: Reads, caller: Principal, hits: list[Hit]) -> list[SearchHitPublic]:
-    """The models and latest versions of ``hits`` from MongoDB, in rank order.
+def _hits(hits: list[Hit]) -> list[SearchHitPublic]:
+    """The hits in rank order, each shown as the index holds it.
 
-    The index can trail MongoDB by an event; a model unshared a moment ago is dropped here, so
-    nothing the caller may no longer read is shown.
+    The model and its latest version come from the same index snapshot as the visibility filter
+    that let the hit through, so a page never mixes two moments; the index trails MongoDB by the
+    event lag (well under a second), within which a model unshared a moment ago may still be found.
     """
-    models = {m["_id"]: m for m in await reads.models_by_ids([hit.model_id for hit in hits])}
-    shown = [hit for hit in hits if hit.model_id in models and _readable(models[hit.model_id], caller)]
-    latest = await reads.headline_versions([models[hit.model_id] for hit in shown])
     return [
-        SearchHitPublic(
-            score=hit.score,
-            model=ModelPublic.of(models[hit.model_id]),
-            latest_version=ModelVersionPublic.of(latest[hit.model_id]) if hit.model_id in latest else None,
-            snippets={
-                name: SnippetPublic(fragment=s.fragment, highlights=list(s.highlights), html=s.html)
-                for name, s in hit.snippets.items()
-            },
+        SearchHitPublic.model_validate(
+            json.loads(hit.summary)
+            | {
+                "score": hit.score,
+                "snippets": {
+                    name: {"fragment": s.fragment, "highlights": list(s.highlights), "html": s.html}
+                    for name, s in hit.snippets.items()
+                },
+            }
         )
-        for hit in shown
+        for hit in hits
     ]
-
-
-def _readable(model: Document, caller: Principal) -> bool:
-    return caller.is_platform_admin or caller.team in (model.get("readers") or [model["team"]])
 
 
 def _scope(q: str, filters: SearchFilters) -> str:

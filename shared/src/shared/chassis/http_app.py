@@ -18,7 +18,7 @@ from shared.chassis import metrics, problems
 from shared.chassis.access import AccessLog, FailureWatch
 from shared.chassis.health import Readiness, health_router
 from shared.chassis.http_auth import Guard
-from shared.chassis.http_observe import observe
+from shared.chassis.http_observe import Observe
 from shared.chassis.kafka import ping as kafka_ping
 from shared.chassis.keystore import KeyStore
 from shared.chassis.lag import LagMonitor
@@ -137,8 +137,7 @@ def service_app(
     problems.install(app)
     # Added before the observing middleware below, so it runs inside it (correlation id, metrics).
     app.add_middleware(RequestBounds, guard=guard, max_body_bytes=settings.max_body_bytes)
-
-    app.middleware("http")(observe)
+    app.add_middleware(Observe)
 
     async def mongo_ping() -> None:
         await client.admin.command("ping")

@@ -4,16 +4,20 @@ One search document per model, built from the model document and all its version
 matches a model by anything any of its versions says (a metric name of an old version, the status
 of a version deployed to production). Filters mirror ``GET /v1/models``: framework, deployment
 targets and tags are the model's headline values; status, environment and lifecycle are those of
-any of its versions.
+any of its versions. The document also carries what a hit shows (the model and its latest version,
+as public JSON), so a search answers from the index alone, one consistent snapshot, without a read
+of MongoDB per page.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from shared.contract.documents import Document
+from shared.contract.views import model_public, version_public
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class SearchDocument:
     lifecycles: tuple[str, ...]
     readers: tuple[str, ...]
     updated: int
+    summary: str  # {"model": ModelPublic, "latest_version": ModelVersionPublic | null} as JSON
 
 
 def search_document(model: Document, versions: list[Document]) -> SearchDocument:
@@ -63,7 +68,19 @@ def search_document(model: Document, versions: list[Document]) -> SearchDocument
         lifecycles=lifecycles,
         readers=_unique(model.get("readers") or [model["team"]]),
         updated=_micros([model, *versions]),
+        summary=hit_summary(model, versions),
     )
+
+
+def hit_summary(model: Document, versions: list[Document]) -> str:
+    """What a search hit shows of ``model``: its public view and its latest version's, as JSON.
+
+    The latest version is looked for among ``versions`` (the projection reads a model's newest
+    ones); a model whose latest stable version is older than all of those shows none.
+    """
+    latest = next((v for v in versions if v.get("version") == model.get("latest_version")), None)
+    shown = {"model": model_public(model), "latest_version": version_public(latest) if latest else None}
+    return json.dumps(shown, separators=(",", ":"))
 
 
 def _merged_tags(model: Document, versions: list[Document]) -> dict[str, str]:

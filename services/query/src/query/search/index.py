@@ -19,7 +19,7 @@ from tantivy import Query
 from query.search.documents import SearchDocument
 from query.search.parser import InvalidQuery, ParsedQuery, parse_query
 from query.search.queries import QueryBuilder, SearchFilters
-from query.search.schema import UPDATED, new_index, to_tantivy
+from query.search.schema import SUMMARY, UPDATED, new_index, to_tantivy
 from query.search.snippets import Snippet, highlight_query, snippets
 from shared.contract import catalog
 
@@ -47,6 +47,7 @@ class Hit:
     model_id: str
     score: float
     snippets: dict[str, Snippet] = field(default_factory=dict)
+    summary: bytes = b""  # the search document's summary (JSON), as indexed
 
 
 @dataclass(frozen=True)
@@ -133,13 +134,17 @@ class SearchIndex:
         relaxed: bool,
     ) -> list[Hit]:
         ids = [str(doc.get_first("model_id")) for _, doc in hits]
+        summaries = [bytes(doc.get_first(SUMMARY) or b"") for _, doc in hits]
         ranking = self._builder.ranking(parsed, relaxed=relaxed)
         if ranking is None or not hits:
-            return [Hit(model_id, score) for model_id, (score, _) in zip(ids, hits, strict=True)]
-        shown = Query.term_set_query(self._schema, "model_id", ids)
-        marking = highlight_query(self._builder, searcher, parsed, ranking, shown)
-        found = snippets(searcher, self._schema, marking, [doc for _, doc in hits])
-        return [Hit(i, score, s) for i, (score, _), s in zip(ids, hits, found, strict=True)]
+            found: list[dict[str, Snippet]] = [{} for _ in hits]
+        else:
+            shown = Query.term_set_query(self._schema, "model_id", ids)
+            marking = highlight_query(self._builder, searcher, parsed, ranking, shown)
+            found = snippets(searcher, self._schema, marking, [doc for _, doc in hits])
+        return [
+            Hit(i, score, s, summary) for i, (score, _), s, summary in zip(ids, hits, found, summaries, strict=True)
+        ]
 
 
 def facet_counts(searcher: tantivy.Searcher, query: Query) -> dict[str, dict[str, int]]:

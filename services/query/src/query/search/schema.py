@@ -37,6 +37,7 @@ FILTER_FIELDS = (
     "readers",
 )
 UPDATED = "updated"
+SUMMARY = "summary"  # stored, not indexed: what a hit shows
 
 
 def analyzer(*, stem: bool) -> tantivy.TextAnalyzer:
@@ -60,6 +61,7 @@ def build_schema() -> tantivy.Schema:
     for field in FILTER_FIELDS:
         builder.add_text_field(field, stored=field == "model_id", fast=True, tokenizer_name="raw")
     builder.add_integer_field(UPDATED, fast=True)
+    builder.add_bytes_field(SUMMARY, stored=True, indexed=False)
     return builder.build()
 
 
@@ -92,4 +94,5 @@ def to_tantivy(doc: SearchDocument) -> tantivy.Document:
         lifecycle=list(doc.lifecycles),
         readers=list(doc.readers),
         updated=doc.updated,
+        summary=doc.summary.encode(),
     )
