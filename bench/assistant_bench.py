@@ -4,8 +4,9 @@
 
 1. The generated catalogue (tests/relevance) loaded straight into MongoDB before the services
    start; the query service builds its search index from it at start (its build-time gauge).
+   Then it renders every feed document into memory (the benchmark waits for that: steady state).
 2. Search over HTTP against the running query service (its index built at its start, including
-   the catalogue): p50/p99 with filters and facets, models hydrated from MongoDB.
+   the catalogue): p50/p99 with filters and facets, hits shown from the index.
 3. Event → searchable: a burst of registrations over Kafka; the latency of the k-th model is when
    the search total reached k minus when the k-th outcome event arrived on ``registry.events``.
 4. The RAG feed streamed as NDJSON: documents per second.
@@ -79,14 +80,21 @@ async def load_catalogue(stack: EmbeddedStack, models: int, versions_per_model: 
     return len(model_docs), len(version_docs), time.perf_counter() - started
 
 
-async def service_build(stack: EmbeddedStack) -> dict[str, float]:
-    """The query service's own build at its start, from its metrics (it ran before it was ready)."""
+async def gauge(stack: EmbeddedStack, name: str) -> float:
+    """The value of one of the query service's gauges (0 until it is set)."""
     async with httpx.AsyncClient(base_url=stack.url("query")) as http:
         text = (await http.get("/metrics")).text
-    seconds = next(
-        float(line.split()[-1]) for line in text.splitlines() if line.startswith("registry_search_build_seconds ")
-    )
-    return {"seconds": seconds, "models": float("nan"), "index_mb": float("nan")}
+    return next((float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")), 0.0)
+
+
+async def feed_warmed(stack: EmbeddedStack) -> float:
+    """Wait for the query service to render every feed document into its cache; how long that took.
+
+    The rest of the benchmark measures the steady state: the warm-up competes for both cores.
+    """
+    while not (seconds := await gauge(stack, "registry_feed_warm_seconds")):
+        await asyncio.sleep(1)
+    return seconds
 
 
 QUERIES = [
@@ -221,7 +229,8 @@ async def main(args: argparse.Namespace) -> int:
     async with throwaway_stack("assistant-bench-", before_services=seed, ready_timeout=600) as stack:
         token = stack.admin_key
         assert token is not None
-        build = await service_build(stack)
+        build = await gauge(stack, "registry_search_build_seconds")
+        warm = await feed_warmed(stack)
         search = await bench_search(stack, token, args.searches)
         burst = await bench_event_to_searchable(stack, token, args.burst)
         feed = await bench_feed(stack, token)
@@ -230,7 +239,8 @@ async def main(args: argparse.Namespace) -> int:
     for column in ("measure", "result", "target"):
         table.add_column(column)
     table.add_row("catalogue loaded", f"{loaded['models']:,} models / {loaded['versions']:,} versions", "")
-    table.add_row("projection build from MongoDB at the query service's start", f"{build['seconds']:.1f} s", "≤ 30 s")
+    table.add_row("projection build from MongoDB at the query service's start", f"{build:.1f} s", "≤ 30 s")
+    table.add_row("feed documents rendered into memory after the build", f"{warm:.1f} s", "reported")
     table.add_row("search over HTTP p50 / p99", f"{search['p50']:.1f} / {search['p99']:.1f} ms", "≤ 10 / 30 ms")
     table.add_row(
         f"outcome event → searchable, {args.burst}-command burst, p50 / p99",

@@ -38,6 +38,7 @@ MAX_VERSIONS = 20  # versions read per model document (the newest by SemVer prec
 SETTLE = timedelta(seconds=2)
 LOOKUP_CHUNK = 100  # model ids per $in when reading versions
 WARM_CHUNK = 500  # models rendered per round of warming the cache
+RENDERS_PER_YIELD = 5
 _FEED_KEY = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6} \S+")
 
 Render = Callable[[Document, list[Document]], str]
@@ -192,9 +193,11 @@ class Feed:
         found = {m["_id"]: doc for m in models if (doc := self._cache.get(m)) is not None}
         missing = [m for m in models if m["_id"] not in found]
         versions = await self._versions_of(missing)  # read after the models: see query.document_cache
-        for model in missing:
+        for done, model in enumerate(missing, start=1):
             found[model["_id"]] = document(model, versions.get(model["_id"], []), self._render)
             self._cache.put(model, found[model["_id"]])
+            if done % RENDERS_PER_YIELD == 0:
+                await asyncio.sleep(0)  # a card takes about a millisecond: let requests in between
         return found
 
     async def _each_changed(self, principal: Principal, after: str, before: str) -> AsyncIterator[Document]:

@@ -62,11 +62,14 @@ def _cursor_of(page: FeedPage) -> str | None:
 
 
 async def _ndjson(feed: Feed, caller: Principal, after: str) -> AsyncIterator[str]:
-    """Each document on its own line, a page at a time, then a :class:`StreamEnd` line."""
+    """Each document on its own line, a page at a time, then a :class:`StreamEnd` line.
+
+    A page goes out as one chunk: a write per document would cost an event-loop turn each.
+    """
     last = after
     async for page in feed.stream(caller, after=after, page_size=STREAM_PAGE):
-        for item in page.items:
-            yield DocumentPublic.model_validate(item).model_dump_json() + "\n"
+        if page.items:
+            yield "".join(DocumentPublic.model_validate(item).model_dump_json() + "\n" for item in page.items)
         last = page.last_key
     yield StreamEnd(next_cursor=encode_cursor(last) if last else None).model_dump_json() + "\n"
 
