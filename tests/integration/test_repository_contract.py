@@ -132,6 +132,28 @@ class TestRepositoryContract:
         model = await stored_model(repo, "m1")
         assert (model["latest_version"], model["version_count"], model["description"]) == ("2.0.0", 2, "$not-a-path")
 
+    async def test_metadata_the_model_owns_is_not_overwritten_by_a_newer_version(self, repo: Repository) -> None:
+        await repo.commit(
+            Changes(
+                models={"m1": change(added_versions=1, headline=headline("1a", "1.0.0", description="from v1"))},
+                outbox=[outbox("e1", "c1")],
+            )
+        )
+        own = {"description": "the model's own", "own_metadata": ["description"], "aliases": {"champion": "1.0.0"}}
+        await repo.commit(Changes(models={"m1": change(fields=own)}, outbox=[outbox("e2", "c2")]))
+        newer = headline("1b", "2.0.0", description="from v2", tags={"a": "b"}, tag_pairs=["a:b"])
+        await repo.commit(Changes(models={"m1": change(added_versions=1, headline=newer)}, outbox=[outbox("e3", "c3")]))
+        await repo.commit(
+            Changes(models={"m1": change(edits=[("2.0.0", {"description": "edited v2"})])}, outbox=[outbox("e4", "c4")])
+        )
+        model = await stored_model(repo, "m1")
+        assert (model["latest_version"], model["description"], model["tags"]) == (
+            "2.0.0",
+            "the model's own",
+            {"a": "b"},
+        )
+        assert model["aliases"] == {"champion": "1.0.0"}
+
     async def test_relay_reads_after_the_checkpoint_in_commit_order(self, repo: Repository) -> None:
         await repo.register_writer()
         await repo.commit(Changes(outbox=[outbox("e1", "c1"), outbox("e2", "c2")]))

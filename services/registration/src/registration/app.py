@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from registration import keys_routes, metrics, routes
+from registration import curation_routes, keys_routes, metrics, routes
 from registration.config import RegistrationSettings
 from registration.handlers import Command, Outcome, handle_commands
 from registration.repository import MongoRepository
@@ -75,6 +75,7 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     service.app.state.handle_one = handle_one
     asyncapi.serve(service.app, settings, consumes=["commands"], publishes=["events", "access"])
     service.app.include_router(routes.router)
+    service.app.include_router(curation_routes.router)
     service.app.include_router(keys_routes.router)
     service.app.state.relay = relay
     service.app.state.repo = repo

@@ -20,21 +20,48 @@ from shared.contract.ids import ANONYMOUS
 from shared.outbox.rows import outbox_row
 
 SOURCE = "/registry/registration"
+Applied = tuple[CloudEvent, Document | None]  # a use case's outcome event, and the version it touched
 
 
 class Batch:
     """The known versions and models of a batch (loaded and created), updated as commands apply."""
 
-    def __init__(self, versions: dict[str, Document], models: dict[str, Document], now: datetime) -> None:
+    def __init__(
+        self,
+        versions: dict[str, Document],
+        models: dict[str, Document],
+        now: datetime,
+        candidates: dict[str, list[Document]] | None = None,
+    ) -> None:
         self.versions, self.models, self.now = versions, models, now
+        self.candidates = candidates or {}  # model id -> its newest stored versions (for a new headline)
         self.changes = Changes()
 
     def version(self, ref: messages.VersionRef) -> Document:
-        """The version ``ref`` names, or :class:`~registration.domain.NotFound`."""
+        """The version ``ref`` names, or :class:`~registration.domain.NotFound` (a deleted one too)."""
         version = self.versions.get(domain.version_id(ref.team, ref.name, ref.version))
-        if version is None:
+        if version is None or version.get("deleted"):
             raise domain.NotFound(f"{ref.team}/{ref.name} has no version {ref.version}")
         return version
+
+    def delete_version(self, version: Document, *, deleted_by: str) -> None:
+        """Delete a stored version, leaving a tombstone that keeps its number from being reused."""
+        version["deleted"] = True
+        self.changes.deleted_versions.append(
+            {
+                "_id": version["_id"],
+                "model_id": version["model_id"],
+                "version": version["version"],
+                "deleted_at": self.now,
+                "deleted_by": deleted_by,
+            }
+        )
+
+    def candidates_of(self, model_id: str) -> list[Document]:
+        """The model's newest versions as this batch now sees them (its own changes included)."""
+        stored = {v["_id"]: self.versions.get(v["_id"], v) for v in self.candidates.get(model_id, [])}
+        stored |= {v["_id"]: v for v in self.changes.new_versions if v["model_id"] == model_id}
+        return [v for v in stored.values() if not v.get("deleted")]
 
     def add_version(self, version: Document) -> None:
         """Record a new version document."""

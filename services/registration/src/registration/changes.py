@@ -10,6 +10,8 @@ from shared.contract.documents import Document
 from shared.contract.sortkeys import text_key, time_key
 
 HEADLINE_FIELDS = ("latest_version", "framework", "deployment_targets", "description", "tags", "tag_pairs")
+# Headline fields a team can give the model itself (update_model); once given, versions no longer set them.
+OWNABLE = {"description": ("description",), "tags": ("tags", "tag_pairs")}
 
 
 @dataclass
@@ -21,8 +23,12 @@ class ModelChange:
     that is the headline; ``readers`` (the owner team and teams it is shared with) gains and loses
     teams, and ``former_readers`` holds the teams it was unshared from (until shared again), so
     their document feed can show a tombstone. ``feed_key`` moves the model to the end of the
-    document feed on every change. The Mongo repository turns this into one pipeline upsert; the
-    fake applies :meth:`apply` in Python; the contract test keeps them equal.
+    document feed on every change. ``fields`` are set as given, last (the model's own metadata and
+    its aliases, which the use cases compute from the model they read; a model's commands are
+    handled one at a time, in order, so nothing changes them in between). A headline field named
+    in ``own_metadata`` belongs to the model and no version overwrites it. The Mongo repository
+    turns this into one pipeline upsert; the fake applies :meth:`apply` in Python; the contract
+    test keeps them equal.
     """
 
     model_id: str
@@ -34,6 +40,7 @@ class ModelChange:
     edits: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     add_readers: set[str] = field(default_factory=set)
     remove_readers: set[str] = field(default_factory=set)
+    fields: dict[str, Any] = field(default_factory=dict)
 
     def apply(self, stored: Document | None) -> Document:
         """The model document after this change (``stored`` is ``None`` for a new model)."""
@@ -48,11 +55,13 @@ class ModelChange:
         doc["readers"] = sorted(readers | {self.team})
         former = (set(doc.get("former_readers") or []) - self.add_readers) | self.remove_readers
         doc["former_readers"] = sorted(former)
+        owned = {f for name in doc.get("own_metadata") or [] for f in OWNABLE.get(name, ())}
         if self.headline and doc.get("latest_rank", "") < self.headline["latest_rank"]:
-            doc.update(self.headline)
+            doc.update({k: v for k, v in self.headline.items() if k not in owned})
         for version, fields in self.edits:
             if doc.get("latest_version") == version:
-                doc.update(fields)
+                doc.update({k: v for k, v in fields.items() if k not in owned})
+        doc.update(self.fields)
         return doc
 
     def identity(self) -> Document:
@@ -75,3 +84,4 @@ class Changes:
     outbox: list[Document] = field(default_factory=list)
     shares_added: list[Document] = field(default_factory=list)
     shares_removed: list[str] = field(default_factory=list)
+    deleted_versions: list[Document] = field(default_factory=list)  # tombstones of versions deleted

@@ -12,11 +12,13 @@ import semver
 
 from shared.contract.documents import Document
 from shared.contract.ids import model_id, version_id
-from shared.contract.messages import RegisterModelVersion, RejectReason, ShareModel
+from shared.contract.messages import ModelRef, RegisterModelVersion, RejectReason, ShareModel
 from shared.contract.versioning import precedence_key
 
 __all__ = ["model_id", "version_id"]
 
+MAX_ALIASES = 32  # per model
+HEADLINE_CANDIDATES = 50  # newest versions read to find a model's new latest after a lifecycle move or delete
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 LIFECYCLE_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -162,9 +164,27 @@ def headline(data: RegisterModelVersion) -> dict[str, Any]:
     }
 
 
+def headline_of(version: Document) -> dict[str, Any]:
+    """The model fields a stored version sets as the model's latest (like :func:`headline`)."""
+    return {
+        "latest_rank": latest_rank(version["version"]),
+        "latest_version": version["version"],
+        "framework": version.get("framework"),
+        "deployment_targets": list(version.get("deployment_targets") or []),
+        "description": version.get("description") or "",
+        "tags": dict(version.get("tags") or {}),
+        "tag_pairs": tag_pairs(version.get("tags") or {}),
+    }
+
+
 def version_ref(version: Document) -> dict[str, Any]:
     """The fields that name a version in events."""
     return {k: version[k] for k in ("model_id", "team", "name", "version")}
+
+
+def model_ref(ref: ModelRef) -> dict[str, Any]:
+    """The fields that name a model in events."""
+    return {"model_id": model_id(ref.team, ref.name), "team": ref.team, "name": ref.name}
 
 
 def share_ref(data: ShareModel) -> dict[str, Any]:

@@ -22,6 +22,19 @@ from shared.outbox.rows import event_from_outbox
 __all__ = ["Command", "Outcome", "event_from_outbox", "handle_commands", "request_fingerprint"]
 
 
+# Commands whose rules read the model document (its readers, aliases or own metadata).
+MODEL_READING = (
+    messages.ShareModel,
+    messages.SetAlias,
+    messages.RemoveAlias,
+    messages.UpdateModel,
+    messages.DeleteVersion,
+    messages.SetVersionLifecycle,
+)
+# Commands that may change which version heads the model (its latest).
+REHEADING = (messages.DeleteVersion, messages.SetVersionLifecycle)
+
+
 def utcnow() -> datetime:
     """Now, truncated to milliseconds as BSON stores it, so stored and returned values agree."""
     now = datetime.now(UTC)
@@ -66,14 +79,27 @@ async def _load(repo: Repository, parsed: list[messages.ModelRef | Rejected], *,
     """A batch holding the versions and models the parsed commands refer to.
 
     Registrations are not read unless ``read_everything``: the unique index refuses a duplicate.
+    Only deleted versions' tombstones, which no index of the versions collection holds, are read
+    for them. A version's parent (lineage) is read with its model, to check that it may be named.
     """
+    refs = [d for d in parsed if isinstance(d, messages.ModelRef)]
+    registrations = [d for d in refs if isinstance(d, messages.RegisterModelVersion)]
     versions = {
         domain.version_id(d.team, d.name, d.version)
-        for d in parsed
+        for d in refs
         if isinstance(d, messages.VersionRef) and (read_everything or not isinstance(d, messages.RegisterModelVersion))
     }
-    models = {domain.model_id(d.team, d.name) for d in parsed if isinstance(d, messages.ShareModel)}
-    return Batch(await repo.versions_by_id(sorted(versions)), await repo.models_by_id(sorted(models)), utcnow())
+    parents = [d.parent for d in registrations if d.parent is not None]
+    versions |= {domain.version_id(p.team, p.name, p.version) for p in parents}
+    models = {domain.model_id(d.team, d.name) for d in refs if isinstance(d, MODEL_READING)}
+    models |= {domain.model_id(p.team, p.name) for p in parents}
+    reheaded = sorted({domain.model_id(d.team, d.name) for d in refs if isinstance(d, REHEADING)})
+    found = await repo.versions_by_id(sorted(versions))
+    if not read_everything and registrations:
+        wanted = [domain.version_id(d.team, d.name, d.version) for d in registrations]
+        found |= await repo.tombstones_by_id(wanted)
+    candidates = await repo.newest_versions(reheaded, domain.HEADLINE_CANDIDATES) if reheaded else {}
+    return Batch(found, await repo.models_by_id(sorted(models)), utcnow(), candidates)
 
 
 def apply(batch: Batch, command: Command, data: messages.ModelRef | Rejected) -> Outcome:

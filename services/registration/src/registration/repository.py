@@ -10,7 +10,7 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
-from registration.changes import Changes, ModelChange
+from registration.changes import OWNABLE, Changes, ModelChange
 from shared.chassis.mongo import MODEL_VERSIONS, MODELS, OUTBOX, RELAY_CHECKPOINTS, SHARES, find_by_ids
 from shared.contract.documents import Document
 from shared.contract.sortkeys import time_key
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pymongo.asynchronous.database import AsyncDatabase
 
 DUPLICATE_KEY = 11000
+DELETED_VERSIONS = "deleted_versions"  # tombstones: a deleted version's number is never reused
 
 
 class ConcurrentWrite(Exception):
@@ -39,7 +40,15 @@ class Repository(OutboxLog, Protocol):
         ...
 
     async def versions_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
-        """Versions by id."""
+        """Versions by id, deleted ones as their tombstones (``deleted: True``)."""
+        ...
+
+    async def tombstones_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
+        """The tombstones of deleted versions among ``version_ids`` (``deleted: True``)."""
+        ...
+
+    async def newest_versions(self, model_ids: Sequence[str], limit: int) -> dict[str, list[Document]]:
+        """Each model's ``limit`` newest versions by SemVer precedence."""
         ...
 
     async def models_by_id(self, model_ids: Sequence[str]) -> dict[str, Document]:
@@ -81,11 +90,21 @@ def model_pipeline(change: ModelChange) -> list[dict[str, Any]]:
     stages: list[dict[str, Any]] = [{"$set": base}]
     if change.headline:
         wins = {"$lt": [{"$ifNull": ["$latest_rank", ""]}, _lit(change.headline["latest_rank"])]}
-        stages.append({"$set": {k: {"$cond": [wins, _lit(v), f"${k}"]} for k, v in change.headline.items()}})
+        stages.append({"$set": {k: _unless_owned(k, wins, v) for k, v in change.headline.items()}})
     for version, fields in change.edits:
         is_headline = {"$eq": ["$latest_version", _lit(version)]}
-        stages.append({"$set": {k: {"$cond": [is_headline, _lit(v), f"${k}"]} for k, v in fields.items()}})
+        stages.append({"$set": {k: _unless_owned(k, is_headline, v) for k, v in fields.items()}})
+    if change.fields:
+        stages.append({"$set": {k: _lit(v) for k, v in change.fields.items()}})
     return stages
+
+
+def _unless_owned(field: str, condition: dict[str, Any], value: Any) -> dict[str, Any]:
+    """``value`` where ``condition`` holds and the model has not taken ``field`` as its own metadata."""
+    owner = next((name for name, fields in OWNABLE.items() if field in fields), None)
+    if owner is not None:
+        condition = {"$and": [condition, {"$not": [{"$in": [owner, {"$ifNull": ["$own_metadata", []]}]}]}]}
+    return {"$cond": [condition, _lit(value), f"${field}"]}
 
 
 class MongoRepository(MongoOutboxLog):
@@ -95,12 +114,28 @@ class MongoRepository(MongoOutboxLog):
         super().__init__(db[OUTBOX], db[RELAY_CHECKPOINTS], writer=writer)
         self._client = client
         self._models, self._versions, self._shares = db[MODELS], db[MODEL_VERSIONS], db[SHARES]
+        self._tombstones = db[DELETED_VERSIONS]
 
     async def outcomes_of(self, command_keys: Sequence[str]) -> dict[str, Document]:
         return await find_by_ids(self._outbox, command_keys, field="command_key")
 
     async def versions_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
-        return await find_by_ids(self._versions, version_ids)
+        found = await find_by_ids(self._versions, version_ids)
+        missing = [vid for vid in version_ids if vid not in found]
+        return found | (await self.tombstones_by_id(missing) if missing else {})
+
+    async def tombstones_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
+        found = await find_by_ids(self._tombstones, version_ids)
+        return {vid: doc | {"deleted": True} for vid, doc in found.items()}
+
+    async def newest_versions(self, model_ids: Sequence[str], limit: int) -> dict[str, list[Document]]:
+        return {
+            mid: await self._versions.find({"model_id": mid, "prerelease": {"$in": [False, True]}})
+            .sort("version_key", -1)
+            .limit(limit)
+            .to_list()
+            for mid in model_ids
+        }
 
     async def models_by_id(self, model_ids: Sequence[str]) -> dict[str, Document]:
         return await find_by_ids(self._models, model_ids)
@@ -126,6 +161,10 @@ class MongoRepository(MongoOutboxLog):
                 await self._shares.replace_one({"_id": share["_id"]}, share, upsert=True, session=session)
             if changes.shares_removed:
                 await self._shares.delete_many({"_id": {"$in": changes.shares_removed}}, session=session)
+            if changes.deleted_versions:
+                gone = [doc["_id"] for doc in changes.deleted_versions]
+                await self._versions.delete_many({"_id": {"$in": gone}}, session=session)
+                await self._tombstones.insert_many(changes.deleted_versions, session=session)
             await self._outbox.insert_many(changes.outbox, session=session)
 
         try:
@@ -150,13 +189,25 @@ class InMemoryRepository(InMemoryOutboxLog):
         self.models: dict[str, Document] = {}
         self.versions: dict[str, Document] = {}
         self.shares: dict[str, Document] = {}
+        self.tombstones: dict[str, Document] = {}
 
     async def outcomes_of(self, command_keys: Sequence[str]) -> dict[str, Document]:
         wanted = set(command_keys)
         return {d["command_key"]: copy.deepcopy(d) for d in self.outbox.values() if d.get("command_key") in wanted}
 
     async def versions_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
-        return {vid: copy.deepcopy(self.versions[vid]) for vid in version_ids if vid in self.versions}
+        found = {vid: copy.deepcopy(self.versions[vid]) for vid in version_ids if vid in self.versions}
+        return found | await self.tombstones_by_id([vid for vid in version_ids if vid not in found])
+
+    async def tombstones_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
+        return {vid: self.tombstones[vid] | {"deleted": True} for vid in version_ids if vid in self.tombstones}
+
+    async def newest_versions(self, model_ids: Sequence[str], limit: int) -> dict[str, list[Document]]:
+        by_model = {mid: [v for v in self.versions.values() if v["model_id"] == mid] for mid in model_ids}
+        return {
+            mid: copy.deepcopy(sorted(vs, key=lambda v: v["version_key"], reverse=True)[:limit])
+            for mid, vs in by_model.items()
+        }
 
     async def models_by_id(self, model_ids: Sequence[str]) -> dict[str, Document]:
         return {mid: copy.deepcopy(self.models[mid]) for mid in model_ids if mid in self.models}
@@ -165,7 +216,7 @@ class InMemoryRepository(InMemoryOutboxLog):
         handled = {d.get("command_key") for d in self.outbox.values()}
         refs = {(m["team"], m["name"]): mid for mid, m in self.models.items()}
         if (
-            any(v["_id"] in self.versions for v in changes.new_versions)
+            any(v["_id"] in self.versions or v["_id"] in self.tombstones for v in changes.new_versions)
             or any(d.get("command_key") in handled for d in changes.outbox)
             or any(refs.get((c.team, c.name), c.model_id) != c.model_id for c in changes.models.values())
         ):
@@ -181,4 +232,7 @@ class InMemoryRepository(InMemoryOutboxLog):
                 self.shares[share["_id"]] = copy.deepcopy(share)
             for share_id in changes.shares_removed:
                 self.shares.pop(share_id, None)
+            for tombstone in changes.deleted_versions:
+                self.versions.pop(tombstone["_id"], None)
+                self.tombstones[tombstone["_id"]] = copy.deepcopy(tombstone)
             self.add_rows(changes.outbox)

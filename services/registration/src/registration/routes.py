@@ -82,7 +82,8 @@ async def run(request: Request, command_type: str, data: dict[str, Any], caller:
     return outcome
 
 
-def _version_of(outcome: Outcome) -> ModelVersionPublic:
+def version_of(outcome: Outcome) -> ModelVersionPublic:
+    """The version an outcome touched, as clients see it."""
     if outcome.version is not None:
         return ModelVersionPublic.of(outcome.version)
     return ModelVersionPublic.model_validate(outcome.event.data)  # a replay: the stored event's data
@@ -101,7 +102,7 @@ async def register_version(
     """Register a new version (201), 409 when its SemVer precedence exists, 422 when invalid."""
     data = {**body.model_dump(mode="json", exclude_unset=True), "team": team, "name": name}
     outcome = await run(request, messages.REGISTER_MODEL_VERSION, data, caller, idempotency_key)
-    version = _version_of(outcome)
+    version = version_of(outcome)
     response.headers["Location"] = f"/v1/models/{team}/{name}/versions/{version.version}"
     return version
 
@@ -118,7 +119,7 @@ async def update_version(
 ) -> ModelVersionPublic:
     """Change description, tags or metrics of a version."""
     data = {**body.model_dump(mode="json", exclude_unset=True), "team": team, "name": name, "version": version}
-    return _version_of(await run(request, messages.UPDATE_MODEL_VERSION, data, caller, idempotency_key))
+    return version_of(await run(request, messages.UPDATE_MODEL_VERSION, data, caller, idempotency_key))
 
 
 @router.post("/versions/{version}/lifecycle", tags=["versions"])
@@ -133,7 +134,7 @@ async def set_lifecycle(
 ) -> ModelVersionPublic:
     """Move a version to ``active``, ``deprecated`` or ``archived``."""
     data = {"state": body.state, "team": team, "name": name, "version": version}
-    return _version_of(await run(request, messages.SET_VERSION_LIFECYCLE, data, caller, idempotency_key))
+    return version_of(await run(request, messages.SET_VERSION_LIFECYCLE, data, caller, idempotency_key))
 
 
 @router.put("/shares/{other_team}", tags=["shares"])

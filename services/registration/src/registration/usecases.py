@@ -12,15 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from registration import domain
-from registration.batch import Batch
+from registration import curation, domain, removal
+from registration.batch import Applied, Batch
 from registration.commands import Command
 from shared.contract import messages
-from shared.contract.documents import Document
-from shared.contract.envelope import CloudEvent
 from shared.contract.views import version_public
 
-Applied = tuple[CloudEvent, Document | None]  # the outcome event, and the version it touched
 Data = TypeVar("Data", bound=messages.ModelRef)
 
 
@@ -28,6 +25,11 @@ def register_version(batch: Batch, command: Command, data: messages.RegisterMode
     """Add a version to a model (creating the model with its first version)."""
     version_id = domain.version_id(data.team, data.name, data.version)
     if (existing := batch.versions.get(version_id)) is not None:
+        if existing.get("deleted"):
+            raise domain.DuplicateVersion(
+                f"{data.team}/{data.name} {existing['version']} was deleted, and a deleted version's number "
+                f"(by SemVer precedence, so {data.version} too) is never reused"
+            )
         raise domain.DuplicateVersion(
             f"{data.team}/{data.name} already has version {existing['version']}, "
             f"which has the same SemVer precedence as {data.version}"
@@ -59,17 +61,6 @@ def update_version(batch: Batch, command: Command, data: messages.UpdateModelVer
     public = {k: v for k, v in changed.items() if k in ("description", "tags", "metrics")}
     payload = {**domain.version_ref(version), "changes": public}
     return batch.emit(command, messages.MODEL_VERSION_UPDATED, data, payload, version=version["version"]), version
-
-
-def set_lifecycle(batch: Batch, command: Command, data: messages.SetVersionLifecycle) -> Applied:
-    """Move a version between active, deprecated and archived."""
-    version = batch.version(data)
-    previous = version.get("lifecycle", "active")
-    domain.check_lifecycle_move(previous, data.state)
-    batch.set_version(version, {"lifecycle": data.state, "updated_at": batch.now})
-    batch.model_change(data)
-    payload = {**domain.version_ref(version), "from": previous, "to": data.state}
-    return batch.emit(command, messages.VERSION_LIFECYCLE_CHANGED, data, payload, version=version["version"]), version
 
 
 def share(batch: Batch, command: Command, data: messages.ShareModel) -> Applied:
@@ -123,7 +114,12 @@ class UseCase(Generic[Data]):
 USE_CASES: dict[str, UseCase[Any]] = {
     messages.REGISTER_MODEL_VERSION: UseCase(messages.RegisterModelVersion, "models:write", register_version),
     messages.UPDATE_MODEL_VERSION: UseCase(messages.UpdateModelVersion, "models:write", update_version),
-    messages.SET_VERSION_LIFECYCLE: UseCase(messages.SetVersionLifecycle, "models:write", set_lifecycle),
+    messages.SET_VERSION_LIFECYCLE: UseCase(messages.SetVersionLifecycle, "models:write", removal.set_lifecycle),
     messages.SHARE_MODEL: UseCase(messages.ShareModel, "team:admin", share),
     messages.UNSHARE_MODEL: UseCase(messages.ShareModel, "team:admin", unshare),
+    messages.SET_ALIAS: UseCase(messages.SetAlias, "models:write", curation.set_alias),
+    messages.REMOVE_ALIAS: UseCase(messages.RemoveAlias, "models:write", curation.remove_alias),
+    messages.SET_APPROVAL: UseCase(messages.SetApproval, "models:approve", curation.set_approval),
+    messages.UPDATE_MODEL: UseCase(messages.UpdateModel, "models:write", curation.update_model),
+    messages.DELETE_VERSION: UseCase(messages.DeleteVersion, "models:write", removal.delete_version),
 }

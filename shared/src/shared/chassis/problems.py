@@ -17,7 +17,7 @@ CORRELATION_HEADER = "X-Correlation-ID"
 PROBLEM_TYPE_PREFIX = "urn:registry:problem:"
 
 # The one catalogue of refusals: each reason is a Kafka ``command_rejected`` reason (the first
-# seven, :data:`shared.contract.messages.RejectReason`) or an HTTP-only one, and has one status and title.
+# eight, :data:`shared.contract.messages.RejectReason`) or an HTTP-only one, and has one status and title.
 ProblemReason = Literal[
     "invalid",
     "unauthenticated",
@@ -26,6 +26,7 @@ ProblemReason = Literal[
     "not_found",
     "conflict",
     "rate_limited",
+    "not_approved",
     "method_not_allowed",
     "too_large",
     "not_ready",
@@ -39,6 +40,7 @@ CATALOGUE: dict[ProblemReason, tuple[int, str]] = {
     "not_found": (404, "Not found"),
     "conflict": (409, "Conflict"),
     "rate_limited": (429, "Too many requests"),
+    "not_approved": (409, "Version not approved"),
     "method_not_allowed": (405, "Method not allowed"),
     "too_large": (413, "Content too large"),
     "not_ready": (503, "Not ready"),

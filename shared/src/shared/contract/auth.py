@@ -14,7 +14,15 @@ import secrets
 import string
 from dataclasses import dataclass, field
 
-SCOPES = ("models:read", "models:write", "deployments:write", "audit:read", "team:admin", "platform:admin")
+SCOPES = (
+    "models:read",
+    "models:write",
+    "models:approve",
+    "deployments:write",
+    "audit:read",
+    "team:admin",
+    "platform:admin",
+)
 PLATFORM_TEAM = "platform"
 _ALPHABET = string.ascii_letters + string.digits
 _KEY = re.compile(r"^mr_([A-Za-z0-9]{8})_([A-Za-z0-9]{43,})$")

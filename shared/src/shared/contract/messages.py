@@ -17,12 +17,22 @@ UPDATE_MODEL_VERSION = "registry.command.update_model_version"
 SET_VERSION_LIFECYCLE = "registry.command.set_version_lifecycle"
 SHARE_MODEL = "registry.command.share_model"
 UNSHARE_MODEL = "registry.command.unshare_model"
+SET_ALIAS = "registry.command.set_alias"
+REMOVE_ALIAS = "registry.command.remove_alias"
+SET_APPROVAL = "registry.command.set_approval"
+UPDATE_MODEL = "registry.command.update_model"
+DELETE_VERSION = "registry.command.delete_version"
 COMMAND_TYPES = (
     REGISTER_MODEL_VERSION,
     UPDATE_MODEL_VERSION,
     SET_VERSION_LIFECYCLE,
     SHARE_MODEL,
     UNSHARE_MODEL,
+    SET_ALIAS,
+    REMOVE_ALIAS,
+    SET_APPROVAL,
+    UPDATE_MODEL,
+    DELETE_VERSION,
 )
 
 MODEL_VERSION_REGISTERED = "registry.event.model_version_registered"
@@ -32,16 +42,29 @@ VERSION_LIFECYCLE_CHANGED = "registry.event.version_lifecycle_changed"
 MODEL_SHARED = "registry.event.model_shared"
 MODEL_UNSHARED = "registry.event.model_unshared"
 DEPLOYMENT_STATUS_CHANGED = "registry.event.deployment_status_changed"
+ALIAS_SET = "registry.event.alias_set"
+ALIAS_REMOVED = "registry.event.alias_removed"
+VERSION_APPROVAL_CHANGED = "registry.event.version_approval_changed"
+MODEL_UPDATED = "registry.event.model_updated"
+MODEL_VERSION_DELETED = "registry.event.model_version_deleted"
 
 DEPLOY_STATUS_REPORTED = "deploy.event.status_reported"
 
 ACCESS_READ = "registry.access.read"
+ACCESS_WRITE = "registry.access.write"
 ACCESS_DENIED = "registry.access.denied"
 ACCESS_AUTH_FAILED = "registry.access.auth_failed"
 ACCESS_RATE_LIMITED = "registry.access.rate_limited"
 
 RejectReason = Literal[
-    "invalid", "unauthenticated", "forbidden", "duplicate_version", "not_found", "conflict", "rate_limited"
+    "invalid",
+    "unauthenticated",
+    "forbidden",
+    "duplicate_version",
+    "not_found",
+    "conflict",
+    "rate_limited",
+    "not_approved",
 ]
 
 
@@ -68,6 +91,10 @@ Description = Annotated[str, StringConstraints(max_length=catalog.MAX_DESCRIPTIO
 Framework = Literal[catalog.FRAMEWORKS]  # type: ignore[valid-type]
 DeploymentTarget = Literal[catalog.DEPLOYMENT_TARGETS]  # type: ignore[valid-type]
 Lifecycle = Literal["active", "deprecated", "archived"]
+ApprovalStatus = Literal["pending", "approved", "rejected"]
+# Shown as links by clients: only http(s), never javascript: or data: URLs.
+HttpUrl = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s]+$")]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
 class _Data(BaseModel):
@@ -87,6 +114,33 @@ class VersionRef(ModelRef):
     version: SemVer
 
 
+class Dataset(_Data):
+    """A dataset a version was trained or evaluated on."""
+
+    uri: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    digest: Annotated[str, StringConstraints(pattern=r"^sha(256|512):[0-9a-f]{64,128}$")] | None = None
+    name: ShortText | None = None
+
+
+class Source(_Data):
+    """Where a version came from: its training run, experiment, code and data."""
+
+    run_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    run_url: HttpUrl | None = None
+    experiment: ShortText | None = None
+    code_repository: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None
+    code_commit: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{7,64}$")] | None = None
+    datasets: Annotated[list[Dataset], Field(max_length=catalog.MAX_DATASETS)] = []
+
+
+class Contact(_Data):
+    """Someone to ask about a model."""
+
+    name: ShortText
+    email: Annotated[str, StringConstraints(max_length=256, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    role: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
 class VersionFields(_Data):
     """Fields a producer supplies when registering a version (team/name/version aside)."""
 
@@ -100,6 +154,8 @@ class VersionFields(_Data):
     metrics: Metrics = {}
     parameters: Tags = {}
     signature: Signature | None = None
+    source: Source | None = None
+    parent: VersionRef | None = Field(None, description="the version this one was fine-tuned or derived from")
 
 
 class RegisterModelVersion(VersionFields, VersionRef):
@@ -124,6 +180,47 @@ class ShareModel(ModelRef):
     """Data of ``registry.command.share_model`` / ``unshare_model``."""
 
     with_team: Slug
+
+
+class SetAlias(VersionRef):
+    """Data of ``registry.command.set_alias``: point ``alias`` at the version (moving it if it exists)."""
+
+    alias: Slug
+
+
+class RemoveAlias(ModelRef):
+    """Data of ``registry.command.remove_alias``."""
+
+    alias: Slug
+
+
+class ApprovalDecision(_Data):
+    """A decision on a version: approved (it may go where approval is required), rejected, or pending again."""
+
+    status: ApprovalStatus
+    comment: Annotated[str, StringConstraints(max_length=catalog.MAX_COMMENT)] | None = None
+
+
+class SetApproval(ApprovalDecision, VersionRef):
+    """Data of ``registry.command.set_approval`` (scope ``models:approve``)."""
+
+
+class ModelMetadata(_Data):
+    """A model's own metadata; in an update, only the fields given change."""
+
+    description: Description | None = None
+    owners: Annotated[list[Contact], Field(max_length=catalog.MAX_OWNERS)] | None = None
+    documentation: Annotated[str, StringConstraints(max_length=catalog.MAX_DOCUMENTATION)] | None = None
+    tags: Tags | None = None
+    links: Annotated[dict[TagKey, HttpUrl], Field(max_length=catalog.MAX_LINKS)] | None = None
+
+
+class UpdateModel(ModelMetadata, ModelRef):
+    """Data of ``registry.command.update_model``."""
+
+
+class DeleteVersion(VersionRef):
+    """Data of ``registry.command.delete_version``."""
 
 
 class ModelVersionRegistered(BaseModel):
@@ -171,6 +268,50 @@ class ModelShareChanged(BaseModel):
     team: str
     name: str
     with_team: str
+
+
+class AliasChanged(BaseModel):
+    """Data of ``registry.event.alias_set`` and ``alias_removed``."""
+
+    model_id: str
+    team: str
+    name: str
+    alias: str
+    version: str | None = Field(description="the version the alias points at now (null once removed)")
+    previous_version: str | None = Field(description="the version it pointed at before (null if new)")
+
+
+class VersionApprovalChanged(BaseModel):
+    """Data of ``registry.event.version_approval_changed``."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    model_id: str
+    team: str
+    name: str
+    version: str
+    from_status: ApprovalStatus = Field(alias="from")
+    to: ApprovalStatus
+    by: str
+    comment: str | None = None
+
+
+class ModelUpdated(BaseModel):
+    """Data of ``registry.event.model_updated``."""
+
+    model_id: str
+    team: str
+    name: str
+    changes: dict[str, Any]
+
+
+class ModelVersionDeleted(BaseModel):
+    """Data of ``registry.event.model_version_deleted``."""
+
+    model_id: str
+    team: str
+    name: str
+    version: str
 
 
 class DeploymentStatusChanged(BaseModel):
@@ -233,8 +374,14 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     MODEL_SHARED: ModelShareChanged,
     MODEL_UNSHARED: ModelShareChanged,
     DEPLOYMENT_STATUS_CHANGED: DeploymentStatusChanged,
+    ALIAS_SET: AliasChanged,
+    ALIAS_REMOVED: AliasChanged,
+    VERSION_APPROVAL_CHANGED: VersionApprovalChanged,
+    MODEL_UPDATED: ModelUpdated,
+    MODEL_VERSION_DELETED: ModelVersionDeleted,
     DEPLOY_STATUS_REPORTED: DeploymentStatusReported,
     ACCESS_READ: AccessRecorded,
+    ACCESS_WRITE: AccessRecorded,
     ACCESS_DENIED: AccessRecorded,
     ACCESS_AUTH_FAILED: AccessRecorded,
     ACCESS_RATE_LIMITED: AccessRecorded,
@@ -246,4 +393,9 @@ COMMAND_MODELS: dict[str, type[ModelRef]] = {
     SET_VERSION_LIFECYCLE: SetVersionLifecycle,
     SHARE_MODEL: ShareModel,
     UNSHARE_MODEL: ShareModel,
+    SET_ALIAS: SetAlias,
+    REMOVE_ALIAS: RemoveAlias,
+    SET_APPROVAL: SetApproval,
+    UPDATE_MODEL: UpdateModel,
+    DELETE_VERSION: DeleteVersion,
 }

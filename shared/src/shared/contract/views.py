@@ -27,6 +27,23 @@ class EnvironmentStatus(BaseModel):
     updated_at: UtcTime
 
 
+class Approval(BaseModel):
+    """Whether a version may go where approval is required: ``pending`` until someone decides."""
+
+    status: str = "pending"
+    by: str | None = Field(None, description="the key id that decided")
+    at: UtcTime | None = None
+    comment: str | None = None
+
+
+class VersionParent(BaseModel):
+    """The version another was fine-tuned or derived from."""
+
+    team: str
+    name: str
+    version: str
+
+
 class ModelVersionPublic(BaseModel):
     """A model version as clients see it; deployment fields default until a first report."""
 
@@ -51,6 +68,10 @@ class ModelVersionPublic(BaseModel):
     prerelease: bool = False
     status: str = Field("registered", description="the most advanced status across environments")
     environments: dict[str, EnvironmentStatus] = {}
+    approval: Approval = Approval()
+    aliases: list[str] = Field([], description="the model's aliases that point at this version")
+    source: dict[str, Any] | None = Field(None, description="training run, experiment, code and datasets")
+    parent: VersionParent | None = None
 
     @classmethod
     def of(cls, doc: Document) -> ModelVersionPublic:
@@ -70,6 +91,10 @@ class ModelPublic(BaseModel):
     deployment_targets: list[str] = []
     description: str = ""
     tags: dict[str, str] = {}
+    owners: list[dict[str, Any]] = []
+    documentation: str | None = None
+    links: dict[str, str] = {}
+    aliases: dict[str, str] = Field({}, description="alias → the version it points at")
     created_at: UtcTime | None = None
     updated_at: UtcTime | None = None
 

@@ -1,0 +1,96 @@
+"""Use cases that curate a model rather than add to it: aliases, approvals and the model's own metadata.
+
+Each reads the model or version the batch loaded, checks its rule, records the change and returns
+its outcome event (see :mod:`registration.usecases`, whose table maps commands to these).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from registration import domain
+from registration.batch import Applied, Batch
+from registration.commands import Command
+from shared.contract import messages
+from shared.contract.documents import Document
+
+
+def set_alias(batch: Batch, command: Command, data: messages.SetAlias) -> Applied:
+    """Point ``alias`` at a version, creating the alias or moving it from the version it named."""
+    version = batch.version(data)
+    if version.get("lifecycle") == "archived":
+        raise domain.Conflict(f"{data.team}/{data.name} {version['version']} is archived: an alias cannot point at it")
+    aliases = dict(_model(batch, data).get("aliases") or {})
+    previous = aliases.get(data.alias)
+    if previous == version["version"]:
+        raise domain.Conflict(f"alias {data.alias!r} already points at {previous}")
+    if previous is None and len(aliases) >= domain.MAX_ALIASES:
+        raise domain.Conflict(f"{data.team}/{data.name} already has {domain.MAX_ALIASES} aliases")
+    aliases[data.alias] = version["version"]
+    _set_model(batch, data, {"aliases": aliases})
+    payload = {**domain.model_ref(data), "alias": data.alias, "version": version["version"]}
+    payload["previous_version"] = previous
+    return batch.emit(command, messages.ALIAS_SET, data, payload, version=version["version"]), None
+
+
+def remove_alias(batch: Batch, command: Command, data: messages.RemoveAlias) -> Applied:
+    """Remove an alias; the version it pointed at is untouched."""
+    aliases = dict(_model(batch, data).get("aliases") or {})
+    if data.alias not in aliases:
+        raise domain.NotFound(f"{data.team}/{data.name} has no alias {data.alias!r}")
+    previous = aliases.pop(data.alias)
+    _set_model(batch, data, {"aliases": aliases})
+    payload = {**domain.model_ref(data), "alias": data.alias, "version": None, "previous_version": previous}
+    return batch.emit(command, messages.ALIAS_REMOVED, data, payload), None
+
+
+def set_approval(batch: Batch, command: Command, data: messages.SetApproval) -> Applied:
+    """Record a decision on a version: approved (it may go to gated environments), rejected, or pending again."""
+    version = batch.version(data)
+    previous = (version.get("approval") or {}).get("status", "pending")
+    assert command.principal is not None  # authorized before any use case runs
+    approval = {"status": data.status, "by": command.principal.key_id, "at": batch.now, "comment": data.comment}
+    batch.set_version(version, {"approval": approval, "updated_at": batch.now})
+    batch.model_change(data)
+    payload = {
+        **domain.version_ref(version),
+        "from": previous,
+        "to": data.status,
+        "by": command.principal.key_id,
+        "comment": data.comment,
+    }
+    event = batch.emit(command, messages.VERSION_APPROVAL_CHANGED, data, payload, version=version["version"])
+    return event, version
+
+
+def update_model(batch: Batch, command: Command, data: messages.UpdateModel) -> Applied:
+    """Set the model's own description, owners, documentation, tags or links (only those given).
+
+    A description or tags given here belong to the model from then on: registering or editing a
+    version no longer copies its own over them.
+    """
+    model = _model(batch, data)
+    changes = data.model_dump(include={"description", "owners", "documentation", "tags", "links"}, exclude_none=True)
+    if not changes:
+        raise domain.InvalidCommand("nothing to update: give description, owners, documentation, tags or links")
+    fields: dict[str, Any] = dict(changes)
+    if "tags" in changes:
+        fields["tag_pairs"] = domain.tag_pairs(changes["tags"])
+    owned = set(model.get("own_metadata") or []) | ({"description", "tags"} & changes.keys())
+    fields["own_metadata"] = sorted(owned)
+    _set_model(batch, data, fields)
+    payload = {**domain.model_ref(data), "changes": changes}
+    return batch.emit(command, messages.MODEL_UPDATED, data, payload), None
+
+
+def _model(batch: Batch, ref: messages.ModelRef) -> Document:
+    model = batch.models.get(domain.model_id(ref.team, ref.name))
+    if model is None:
+        raise domain.NotFound(f"model {ref.team}/{ref.name} does not exist")
+    return model
+
+
+def _set_model(batch: Batch, ref: messages.ModelRef, fields: dict[str, Any]) -> None:
+    """Record ``fields`` on the model, in the batch's copy too (a later command of the batch reads it)."""
+    batch.model_change(ref).fields.update(fields)
+    _model(batch, ref).update(fields)

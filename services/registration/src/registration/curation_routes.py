@@ -1,0 +1,103 @@
+"""HTTP routes of the curation commands: aliases, approvals, the model's own metadata, deletes.
+
+Like :mod:`registration.routes`, each builds its command and runs the Kafka path's handler.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict
+
+from registration.routes import IdempotencyKey, Writer, run, version_of
+from shared.chassis.http_auth import requires
+from shared.chassis.http_params import SlugPath, VersionPath
+from shared.chassis.problems import keyed_route_refusals
+from shared.contract import messages
+from shared.contract.auth import Principal
+from shared.contract.views import ModelVersionPublic
+
+Approver = Annotated[Principal, Depends(requires("models:approve"))]
+router = APIRouter(
+    prefix="/v1/models/{team}/{name}", responses=keyed_route_refusals("not_found", "conflict", "invalid")
+)
+
+
+class AliasBody(BaseModel):
+    """The version an alias points at."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: messages.SemVer
+
+
+class AliasPublic(BaseModel):
+    """An alias of a model and the version it points at."""
+
+    alias: str
+    version: str
+    previous_version: str | None = None
+
+
+class ModelUpdatedPublic(BaseModel):
+    """What changed on the model."""
+
+    model_id: str
+    team: str
+    name: str
+    changes: dict[str, object]
+
+
+@router.put("/aliases/{alias}", tags=["aliases"])
+async def set_alias(
+    team: SlugPath, name: SlugPath, alias: SlugPath, body: AliasBody, caller: Writer, request: Request
+) -> AliasPublic:
+    """Point ``alias`` (``champion``, ``production``…) at a version; it moves if it pointed elsewhere."""
+    data = {"team": team, "name": name, "alias": alias, "version": body.version}
+    return AliasPublic.model_validate((await run(request, messages.SET_ALIAS, data, caller, None)).event.data)
+
+
+@router.delete("/aliases/{alias}", status_code=204, tags=["aliases"])
+async def remove_alias(team: SlugPath, name: SlugPath, alias: SlugPath, caller: Writer, request: Request) -> None:
+    """Remove an alias (the version stays)."""
+    await run(request, messages.REMOVE_ALIAS, {"team": team, "name": name, "alias": alias}, caller, None)
+
+
+@router.put("/versions/{version}/approval", tags=["versions"])
+async def set_approval(
+    team: SlugPath,
+    name: SlugPath,
+    version: VersionPath,
+    body: messages.ApprovalDecision,
+    caller: Approver,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> ModelVersionPublic:
+    """Approve or reject a version (scope ``models:approve``); gated environments need ``approved``."""
+    data = {**body.model_dump(exclude_none=True), "team": team, "name": name, "version": version}
+    return version_of(await run(request, messages.SET_APPROVAL, data, caller, idempotency_key))
+
+
+@router.patch("", tags=["models"])
+async def update_model(
+    team: SlugPath,
+    name: SlugPath,
+    body: messages.ModelMetadata,
+    caller: Writer,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> ModelUpdatedPublic:
+    """Set the model's own description, owners, documentation (markdown), tags or links."""
+    data = {**body.model_dump(mode="json", exclude_unset=True), "team": team, "name": name}
+    outcome = await run(request, messages.UPDATE_MODEL, data, caller, idempotency_key)
+    return ModelUpdatedPublic.model_validate(outcome.event.data)
+
+
+@router.delete("/versions/{version}", status_code=204, tags=["versions"])
+async def delete_version(
+    team: SlugPath, name: SlugPath, version: VersionPath, caller: Writer, request: Request
+) -> None:
+    """Delete a version that is deployed nowhere and named by no alias; its number is never reused."""
+    data = {"team": team, "name": name, "version": version}
+    await run(request, messages.DELETE_VERSION, data, caller, None)

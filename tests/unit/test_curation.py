@@ -1,0 +1,180 @@
+"""Aliases, approvals, model metadata, lifecycle moves and deletes, through the command handler."""
+
+from typing import Any
+
+import pytest
+
+from registration.handlers import Command, Outcome, handle_commands
+from registration.repository import InMemoryRepository
+from shared.contract import messages
+from shared.contract.auth import Principal
+from shared.contract.envelope import CloudEvent
+from tests.factories import PRODUCER, command_event, register_event
+
+pytestmark = pytest.mark.unit
+SCHEMES = ["s3"]
+FRAUD_WRITER = Principal(key_id="fw000001", team="fraud", scopes=frozenset({"models:read", "models:write"}))
+FRAUD_APPROVER = Principal(key_id="fa000001", team="fraud", scopes=frozenset({"models:approve"}))
+CARD = {"team": "fraud", "name": "card"}
+
+
+async def run(repo: InMemoryRepository, *events: CloudEvent, principal: Principal = PRODUCER) -> list[Outcome]:
+    return await handle_commands([Command(e, principal) for e in events], repo=repo, artifact_schemes=SCHEMES)
+
+
+async def one(repo: InMemoryRepository, ce_type: str, principal: Principal = PRODUCER, **data: Any) -> Outcome:
+    [outcome] = await run(repo, command_event(ce_type, CARD | data), principal=principal)
+    return outcome
+
+
+def reason(outcome: Outcome) -> str | None:
+    return str(outcome.event.data["reason"]) if outcome.rejected else None
+
+
+async def card_with(*versions: str, **fields: Any) -> InMemoryRepository:
+    repo = InMemoryRepository()
+    await run(repo, *(register_event("fraud", "card", v, **fields) for v in versions))
+    return repo
+
+
+def model(repo: InMemoryRepository) -> dict[str, Any]:
+    [found] = repo.models.values()
+    return found
+
+
+class TestAliases:
+    async def test_an_alias_points_at_a_version_and_moves_with_its_previous_target_in_the_event(self) -> None:
+        repo = await card_with("1.0.0", "1.1.0")
+        first = await one(repo, messages.SET_ALIAS, alias="champion", version="1.0.0")
+        moved = await one(repo, messages.SET_ALIAS, alias="champion", version="1.1.0")
+        assert first.event.type == messages.ALIAS_SET and first.event.data["previous_version"] is None
+        assert (moved.event.data["version"], moved.event.data["previous_version"]) == ("1.1.0", "1.0.0")
+        assert model(repo)["aliases"] == {"champion": "1.1.0"}
+
+    async def test_removing_an_alias_names_what_it_pointed_at(self) -> None:
+        repo = await card_with("1.0.0")
+        await one(repo, messages.SET_ALIAS, alias="champion", version="1.0.0")
+        removed = await one(repo, messages.REMOVE_ALIAS, alias="champion")
+        assert (removed.event.type, removed.event.data["previous_version"]) == (messages.ALIAS_REMOVED, "1.0.0")
+        assert model(repo)["aliases"] == {}
+        assert reason(await one(repo, messages.REMOVE_ALIAS, alias="champion")) == "not_found"
+
+    async def test_an_alias_needs_an_existing_unarchived_version(self) -> None:
+        repo = await card_with("1.0.0")
+        assert reason(await one(repo, messages.SET_ALIAS, alias="champion", version="9.9.9")) == "not_found"
+        await one(repo, messages.SET_VERSION_LIFECYCLE, version="1.0.0", state="archived")
+        assert reason(await one(repo, messages.SET_ALIAS, alias="champion", version="1.0.0")) == "conflict"
+
+    async def test_an_alias_name_is_a_slug(self) -> None:
+        repo = await card_with("1.0.0")
+        assert reason(await one(repo, messages.SET_ALIAS, alias="Champion!", version="1.0.0")) == "invalid"
+
+    async def test_another_team_cannot_move_an_alias(self) -> None:
+        repo = await card_with("1.0.0")
+        risk = Principal(key_id="rw000001", team="risk", scopes=frozenset({"models:write"}))
+        assert reason(await one(repo, messages.SET_ALIAS, risk, alias="champion", version="1.0.0")) == "forbidden"
+
+
+class TestApproval:
+    async def test_an_approver_approves_and_the_event_says_who_and_from_what(self) -> None:
+        repo = await card_with("1.0.0")
+        outcome = await one(
+            repo, messages.SET_APPROVAL, FRAUD_APPROVER, version="1.0.0", status="approved", comment="ok"
+        )
+        assert outcome.event.type == messages.VERSION_APPROVAL_CHANGED
+        assert (outcome.event.data["from"], outcome.event.data["to"], outcome.event.data["by"]) == (
+            "pending",
+            "approved",
+            "fa000001",
+        )
+        [version] = repo.versions.values()
+        assert (version["approval"]["status"], version["approval"]["comment"]) == ("approved", "ok")
+
+    async def test_registering_does_not_let_a_key_approve(self) -> None:
+        repo = await card_with("1.0.0")
+        outcome = await one(repo, messages.SET_APPROVAL, FRAUD_WRITER, version="1.0.0", status="approved")
+        assert reason(outcome) == "forbidden" and "models:approve" in outcome.event.data["message"]
+
+
+class TestModelMetadata:
+    async def test_the_model_keeps_its_own_description_and_tags_over_newer_versions(self) -> None:
+        repo = await card_with("1.0.0", description="v1 text")
+        owners = [{"name": "Alice", "email": "alice@example.com", "role": "owner"}]
+        updated = await one(
+            repo,
+            messages.UPDATE_MODEL,
+            description="Scores card payments",
+            owners=owners,
+            tags={"domain": "payments"},
+            links={"repository": "https://git.example.com/fraud/card"},
+        )
+        assert updated.event.type == messages.MODEL_UPDATED and updated.event.data["changes"]["owners"] == owners
+        await run(repo, register_event("fraud", "card", "2.0.0", description="v2 text", tags={"x": "y"}))
+        found = model(repo)
+        assert (found["latest_version"], found["description"], found["tags"]) == (
+            "2.0.0",
+            "Scores card payments",
+            {"domain": "payments"},
+        )
+        assert found["links"] == {"repository": "https://git.example.com/fraud/card"}
+
+    async def test_an_update_with_nothing_in_it_is_invalid(self) -> None:
+        repo = await card_with("1.0.0")
+        assert reason(await one(repo, messages.UPDATE_MODEL)) == "invalid"
+
+    async def test_links_must_be_http(self) -> None:
+        repo = await card_with("1.0.0")
+        assert reason(await one(repo, messages.UPDATE_MODEL, links={"x": "javascript:alert(1)"})) == "invalid"
+
+    async def test_an_unknown_model_is_not_found(self) -> None:
+        assert reason(await one(InMemoryRepository(), messages.UPDATE_MODEL, description="x")) == "not_found"
+
+
+class TestLatest:
+    async def test_deprecating_or_archiving_the_latest_moves_latest_to_the_best_active_version(self) -> None:
+        repo = await card_with("1.0.0", "1.1.0", "2.0.0")
+        await one(repo, messages.SET_VERSION_LIFECYCLE, version="2.0.0", state="deprecated")
+        assert model(repo)["latest_version"] == "1.1.0"
+        await one(repo, messages.SET_VERSION_LIFECYCLE, version="1.1.0", state="archived")
+        assert model(repo)["latest_version"] == "1.0.0"
+        await one(repo, messages.SET_VERSION_LIFECYCLE, version="2.0.0", state="active")
+        assert model(repo)["latest_version"] == "2.0.0"
+
+    async def test_a_newer_registration_still_becomes_latest_after_a_deprecation(self) -> None:
+        repo = await card_with("1.0.0", "2.0.0")
+        await one(repo, messages.SET_VERSION_LIFECYCLE, version="2.0.0", state="deprecated")
+        await run(repo, register_event("fraud", "card", "1.5.0"))
+        assert model(repo)["latest_version"] == "1.5.0"
+
+    async def test_with_no_active_version_there_is_no_latest(self) -> None:
+        repo = await card_with("1.0.0")
+        await one(repo, messages.SET_VERSION_LIFECYCLE, version="1.0.0", state="deprecated")
+        assert model(repo)["latest_version"] is None
+
+    async def test_an_aliased_version_cannot_be_archived(self) -> None:
+        repo = await card_with("1.0.0")
+        await one(repo, messages.SET_ALIAS, alias="champion", version="1.0.0")
+        assert reason(await one(repo, messages.SET_VERSION_LIFECYCLE, version="1.0.0", state="archived")) == "conflict"
+
+
+class TestDelete:
+    async def test_a_deleted_version_is_gone_its_number_is_never_reused_and_latest_moves(self) -> None:
+        repo = await card_with("1.0.0", "2.0.0")
+        deleted = await one(repo, messages.DELETE_VERSION, version="2.0.0")
+        assert deleted.event.type == messages.MODEL_VERSION_DELETED
+        assert [v["version"] for v in repo.versions.values()] == ["1.0.0"]
+        assert (model(repo)["latest_version"], model(repo)["version_count"]) == ("1.0.0", 1)
+        [again] = await run(repo, register_event("fraud", "card", "2.0.0+rebuilt"))
+        assert reason(again) == "duplicate_version" and "deleted" in again.event.data["message"]
+        assert reason(await one(repo, messages.DELETE_VERSION, version="2.0.0")) == "not_found"
+
+    async def test_a_version_deployed_somewhere_or_aliased_is_not_deleted(self) -> None:
+        repo = await card_with("1.0.0", "2.0.0")
+        [v1] = [v for v in repo.versions.values() if v["version"] == "1.0.0"]
+        v1["environments"] = {"prod": {"status": "deployed"}}
+        await one(repo, messages.SET_ALIAS, alias="candidate", version="2.0.0")
+        deployed = await one(repo, messages.DELETE_VERSION, version="1.0.0")
+        aliased = await one(repo, messages.DELETE_VERSION, version="2.0.0")
+        assert (reason(deployed), reason(aliased)) == ("conflict", "conflict")
+        assert "prod" in deployed.event.data["message"] and "candidate" in aliased.event.data["message"]
+        assert len(repo.versions) == 2
