@@ -178,3 +178,36 @@ class TestDelete:
         assert (reason(deployed), reason(aliased)) == ("conflict", "conflict")
         assert "prod" in deployed.event.data["message"] and "candidate" in aliased.event.data["message"]
         assert len(repo.versions) == 2
+
+
+class TestLineage:
+    async def test_a_version_records_its_source_and_a_readable_parent(self) -> None:
+        repo = await card_with("1.0.0")
+        source = {
+            "run_id": "run-42",
+            "run_url": "https://mlflow.example.com/runs/42",
+            "code_commit": "0a1b2c3d",
+            "datasets": [{"uri": "s3://data/cards/2026-10", "digest": "sha256:" + "a" * 64}],
+        }
+        parent = {"team": "fraud", "name": "card", "version": "1.0.0"}
+        [outcome] = await run(repo, register_event("fraud", "card-tuned", "1.0.0", source=source, parent=parent))
+        assert not outcome.rejected, outcome.event.data
+        stored = next(v for v in repo.versions.values() if v["name"] == "card-tuned")
+        assert stored["source"]["run_id"] == "run-42" and stored["parent"] == parent
+
+    async def test_a_parent_another_team_cannot_read_is_as_unknown_as_a_missing_one(self) -> None:
+        repo = await card_with("1.0.0")
+        risk = Principal(key_id="rw000001", team="risk", scopes=frozenset({"models:write"}))
+        hidden = {"team": "fraud", "name": "card", "version": "1.0.0"}
+        missing = {"team": "fraud", "name": "card", "version": "9.0.0"}
+        [unreadable] = await run(repo, register_event("risk", "m", parent=hidden), principal=risk)
+        [absent] = await run(repo, register_event("risk", "m2", parent=missing), principal=risk)
+        assert (reason(unreadable), reason(absent)) == ("not_found", "not_found")
+        assert unreadable.event.data["message"].replace("1.0.0", "9.0.0") == absent.event.data["message"]
+
+    async def test_a_version_cannot_be_its_own_parent(self) -> None:
+        [outcome] = await run(
+            InMemoryRepository(),
+            register_event("fraud", "card", parent={"team": "fraud", "name": "card", "version": "1.0.0"}),
+        )
+        assert reason(outcome) == "invalid"

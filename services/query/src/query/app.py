@@ -10,7 +10,16 @@ import structlog
 from fastapi import FastAPI
 from pymongo.errors import PyMongoError
 
-from query import card_routes, deployments_routes, meta_routes, metrics, models_routes, search_routes, versions_routes
+from query import (
+    card_routes,
+    deployments_routes,
+    lineage_routes,
+    meta_routes,
+    metrics,
+    models_routes,
+    search_routes,
+    versions_routes,
+)
 from query.config import QuerySettings
 from query.document_cache import DocumentCache
 from query.feed import Feed
@@ -67,7 +76,7 @@ def build_app(settings: QuerySettings) -> FastAPI:
     app.state.feed = feed = Feed(service.db[MODELS], service.db[MODEL_VERSIONS], cache=cache)
     # After the index build, which readiness waits for: the two would only slow each other down.
     service.in_background("feed-warm", lambda: warm_after(projection.built, feed))
-    for module in (models_routes, versions_routes, deployments_routes, meta_routes):
+    for module in (models_routes, versions_routes, deployments_routes, meta_routes, lineage_routes):
         app.include_router(module.router)
     app.include_router(feed_router)
     app.include_router(search_routes.router)

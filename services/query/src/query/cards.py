@@ -81,7 +81,7 @@ def build_card(
         metrics=_metrics(ordered),
         training=CardTraining(
             parameters={str(k): str(v) for k, v in (doc.get("parameters") or {}).items()},
-            lineage=_lineage(doc.get("lineage")),
+            lineage=_lineage(doc.get("lineage") or {k: doc[k] for k in ("source", "parent") if doc.get(k)}),
         ),
         deployments=_deployments(doc, ordered, deployments),
         lifecycle=CardLifecycle(state=doc.get("lifecycle") or "active", versions_by_state=_by_state(ordered)),

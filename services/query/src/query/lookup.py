@@ -46,14 +46,32 @@ class Lookup:
         """A visible model by its stable id."""
         return self.shown(await self.reads.model_by_id(model_id), f"model {model_id}")
 
-    async def version(self, team: str, name: str, version: str) -> Document:
-        """A version of a visible model; ``latest`` is the highest non-prerelease."""
+    async def version(
+        self, team: str, name: str, version: str, *, include_prerelease: bool = False, include_deprecated: bool = False
+    ) -> Document:
+        """A version of a visible model, with the aliases that point at it.
+
+        ``version`` is a SemVer version, ``@alias``, or ``latest``: the highest non-prerelease
+        active version (prereleases and deprecated versions count too when asked for).
+        """
         if version == "latest":
-            return await self.latest(team, name)
+            model = await self.model(team, name)
+            found = await self.reads.latest_version(
+                model, include_prerelease=include_prerelease, include_deprecated=include_deprecated
+            )
+            if found is None:
+                raise not_found(f"a latest version of {team}/{name}")
+            return with_aliases(found, model)
+        if version.startswith("@"):
+            model = await self.model(team, name)
+            target = (model.get("aliases") or {}).get(version[1:])
+            if target is None:
+                raise not_found(f"alias {version[1:]} of {team}/{name}")
+            version = target
         try:
             key = precedence_key(version)
         except ValueError:
-            raise Problem("invalid", f"{version!r} is not a SemVer 2.0 version or 'latest'") from None
+            raise Problem("invalid", f"{version!r} is not a SemVer 2.0 version, @alias or 'latest'") from None
         # Both ids derive from the path, so the model (for visibility) and the version are
         # fetched concurrently: one round trip of latency instead of two.
         model_doc, found = await asyncio.gather(
@@ -62,14 +80,13 @@ class Lookup:
         model = self.shown(model_doc, f"model {team}/{name}")
         if found is None or found["model_id"] != model["_id"]:
             raise not_found(f"version {version} of {team}/{name}")
-        return found
+        return with_aliases(found, model)
 
-    async def latest(self, team: str, name: str) -> Document:
-        """The highest non-prerelease version of a visible model."""
-        found = await self.reads.latest_version(await self.model(team, name))
-        if found is None:
-            raise not_found(f"a non-prerelease version of {team}/{name}")
-        return found
+
+def with_aliases(version: Document, model: Document) -> Document:
+    """``version`` with the names of the model's aliases that point at it."""
+    aliases = sorted(alias for alias, target in (model.get("aliases") or {}).items() if target == version["version"])
+    return version | {"aliases": aliases}
 
 
 def matches(doc: Document, visible: dict[str, Any]) -> bool:

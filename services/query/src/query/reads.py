@@ -167,8 +167,9 @@ class Reads:
         cursor: str | None,
         status: str | None = None,
         environment: str | None = None,
+        lifecycle: str | None = None,
     ) -> Page:
-        """A model's versions, newest SemVer precedence first, optionally by deployment state."""
+        """A model's versions, newest SemVer precedence first, optionally by deployment state or lifecycle."""
         query: dict[str, Any] = {"model_id": model["_id"]}
         key_bounds: dict[str, str] = version_range.to_filter() if version_range else {}
         # Both forms keep the (model_id, prerelease, version_key) index usable.
@@ -176,22 +177,35 @@ class Reads:
         if key_bounds:
             query["version_key"] = key_bounds
         query |= deployment_condition(status, environment)
-        scope = _fingerprint(f"{model['_id']}|{key_bounds}|{include_prerelease}|{status}|{environment}")
+        if lifecycle:
+            query["lifecycle"] = lifecycle
+        scope = _fingerprint(f"{model['_id']}|{key_bounds}|{include_prerelease}|{status}|{environment}|{lifecycle}")
         return await _page(self.versions, paged(_BY_PRECEDENCE, query, cursor, scope), _BY_PRECEDENCE, limit, scope)
 
     async def version_by_id(self, version_id: str) -> Document | None:
         """One version by document id (model id and precedence key)."""
         return await self.versions.find_one({"_id": version_id})
 
-    async def latest_version(self, model: Document) -> Document | None:
-        """The highest non-prerelease version."""
-        docs = (
-            await self.versions.find({"model_id": model["_id"], "prerelease": False})
-            .sort("version_key", -1)
-            .limit(1)
-            .to_list()
-        )
+    async def latest_version(
+        self, model: Document, *, include_prerelease: bool = False, include_deprecated: bool = False
+    ) -> Document | None:
+        """The highest active non-prerelease version (prereleases and deprecated ones too, if asked)."""
+        lifecycles = ["active", "deprecated"] if include_deprecated else ["active"]
+        query: dict[str, Any] = {
+            "model_id": model["_id"],
+            "prerelease": {"$in": [False, True]} if include_prerelease else False,
+            "lifecycle": {"$in": lifecycles},
+        }
+        docs = await self.versions.find(query).sort("version_key", -1).limit(1).to_list()
         return docs[0] if docs else None
+
+    async def children(self, version: Document, visible: dict[str, Any], limit: int) -> list[Document]:
+        """Versions registered with ``version`` as their parent, of models the caller may read."""
+        parent = {f"parent.{k}": version[k] for k in ("team", "name", "version")}
+        found = await self.versions.find(parent).sort("version_key", -1).limit(limit * 4).to_list()
+        owners = {"_id": {"$in": sorted({v["model_id"] for v in found})}, **visible}
+        readable = {m["_id"] for m in await self.models.find(owners, {"_id": 1}).to_list()}
+        return [v for v in found if v["model_id"] in readable][:limit]
 
     async def history(self, model: Document, *, limit: int, cursor: str | None) -> Page:
         """Every change of a model, oldest first (the outbox is its event log)."""

@@ -38,6 +38,11 @@ CHANGES = frozenset(
         messages.MODEL_SHARED,
         messages.MODEL_UNSHARED,
         messages.DEPLOYMENT_STATUS_CHANGED,
+        messages.ALIAS_SET,
+        messages.ALIAS_REMOVED,
+        messages.VERSION_APPROVAL_CHANGED,
+        messages.MODEL_UPDATED,
+        messages.MODEL_VERSION_DELETED,
     }
 )
 BUILD_BATCH = 500  # models read per round trip while building

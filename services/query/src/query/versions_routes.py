@@ -15,9 +15,11 @@ from query.deps import (
     Visible,
     checked_status,
 )
+from query.lookup import with_aliases
 from shared.chassis.http_params import SlugPath, VersionPath
 from shared.chassis.problems import Problem
 from shared.contract import catalog
+from shared.contract.messages import Lifecycle
 from shared.contract.versioning import VersionRange, parse_range
 from shared.contract.views import ModelVersionPublic, Page
 
@@ -42,10 +44,11 @@ async def get_versions(
     include_prerelease: bool = False,
     status: DeploymentStatus = None,
     environment: Environment = None,
+    lifecycle: Lifecycle | None = None,
     limit: Limit = catalog.DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
 ) -> Page[ModelVersionPublic]:
-    """Versions by SemVer precedence, newest first; ``status``/``environment`` filter by deployment."""
+    """Versions by SemVer precedence, newest first; filter by deployment ``status``/``environment`` or ``lifecycle``."""
     status = checked_status(status)
     model = await visible.model(team, name)
     page = await visible.reads.list_versions(
@@ -56,13 +59,27 @@ async def get_versions(
         cursor=cursor,
         status=status,
         environment=environment,
+        lifecycle=lifecycle,
     )
     return Page[ModelVersionPublic](
-        items=[ModelVersionPublic.of(doc) for doc in page.items], next_cursor=page.next_cursor
+        items=[ModelVersionPublic.of(with_aliases(doc, model)) for doc in page.items], next_cursor=page.next_cursor
     )
 
 
 @router.get("/{version}", responses=NOT_FOUND)
-async def get_version(visible: Visible, team: SlugPath, name: SlugPath, version: VersionPath) -> ModelVersionPublic:
-    """One version, or ``latest`` (the highest non-prerelease)."""
-    return ModelVersionPublic.of(await visible.version(team, name, version))
+async def get_version(
+    visible: Visible,
+    team: SlugPath,
+    name: SlugPath,
+    version: VersionPath,
+    include_prerelease: Annotated[bool, Query(description="latest: prereleases count too")] = False,
+    include_deprecated: Annotated[bool, Query(description="latest: deprecated versions count too")] = False,
+) -> ModelVersionPublic:
+    """One version: a SemVer version, ``@alias`` (``@champion``), or ``latest``.
+
+    ``latest`` is the highest non-prerelease version that is ``active``.
+    """
+    found = await visible.version(
+        team, name, version, include_prerelease=include_prerelease, include_deprecated=include_deprecated
+    )
+    return ModelVersionPublic.of(found)

@@ -86,17 +86,17 @@ def check_artifact_uri(uri: str, *, schemes: Sequence[str]) -> None:
     parts = urlsplit(uri)
     if parts.scheme not in schemes:
         allowed = ", ".join(f"{s}://" for s in schemes)
-        raise InvalidCommand(f"artifact_uri must use one of: {allowed}", [_field("artifact_uri", "scheme")])
+        raise InvalidCommand(f"artifact_uri must use one of: {allowed}", [field_error("artifact_uri", "scheme")])
     bucket, key = parts.netloc, parts.path.lstrip("/")
     if parts.scheme == "s3" and (
         not _BUCKET.match(bucket) or ".." in bucket or _IPV4.match(bucket) or bucket.startswith("xn--")
     ):
-        raise InvalidCommand(f"{bucket!r} is not a valid S3 bucket name", [_field("artifact_uri", "bucket")])
+        raise InvalidCommand(f"{bucket!r} is not a valid S3 bucket name", [field_error("artifact_uri", "bucket")])
     if not bucket or not key:
-        raise InvalidCommand("artifact_uri needs a bucket and a non-empty key", [_field("artifact_uri", "key")])
+        raise InvalidCommand("artifact_uri needs a bucket and a non-empty key", [field_error("artifact_uri", "key")])
 
 
-def _field(name: str, kind: str) -> dict[str, Any]:
+def field_error(name: str, kind: str) -> dict[str, Any]:
     return {"loc": ["data", name], "msg": f"invalid {kind}", "type": f"{name}.{kind}"}
 
 
@@ -117,7 +117,7 @@ RESERVED_TEAMS = frozenset({"id"})  # /v1/models/id/{model_id} would shadow a te
 def check_team_name(team: str) -> None:
     """Refuse team slugs that collide with fixed URL segments."""
     if team in RESERVED_TEAMS:
-        raise InvalidCommand(f"team name {team!r} is reserved", [_field("team", "reserved")])
+        raise InvalidCommand(f"team name {team!r} is reserved", [field_error("team", "reserved")])
 
 
 def check_lifecycle_move(current: str, wanted: str) -> None:

@@ -16,6 +16,7 @@ from registration import curation, domain, removal
 from registration.batch import Applied, Batch
 from registration.commands import Command
 from shared.contract import messages
+from shared.contract.auth import Principal
 from shared.contract.views import version_public
 
 Data = TypeVar("Data", bound=messages.ModelRef)
@@ -34,8 +35,10 @@ def register_version(batch: Batch, command: Command, data: messages.RegisterMode
             f"{data.team}/{data.name} already has version {existing['version']}, "
             f"which has the same SemVer precedence as {data.version}"
         )
-    model = batch.model_change(data)
     assert command.principal is not None  # authorized before any use case runs
+    if data.parent is not None:
+        _check_parent(batch, data, data.parent, command.principal)
+    model = batch.model_change(data)
     version = domain.new_version(data, created_by=command.principal.key_id, command_id=command.event.id, now=batch.now)
     batch.add_version(version)
     model.added_versions += 1
@@ -44,6 +47,20 @@ def register_version(batch: Batch, command: Command, data: messages.RegisterMode
         model.headline = headline
     event = batch.emit(command, messages.MODEL_VERSION_REGISTERED, data, version_public(version), version=data.version)
     return event, version
+
+
+def _check_parent(
+    batch: Batch, data: messages.RegisterModelVersion, parent: messages.VersionRef, principal: Principal
+) -> None:
+    """A parent must be another existing version the registering team may read (else: not found, alike)."""
+    itself = (data.team, data.name, domain.version_key(data.version))
+    if (parent.team, parent.name, domain.version_key(parent.version)) == itself:
+        raise domain.InvalidCommand("a version cannot be its own parent", [domain.field_error("parent", "self")])
+    found = batch.versions.get(domain.version_id(parent.team, parent.name, parent.version))
+    model = batch.models.get(domain.model_id(parent.team, parent.name)) or {}
+    readable = principal.is_platform_admin or data.team in (model.get("readers") or [parent.team])
+    if found is None or found.get("deleted") or not readable:
+        raise domain.NotFound(f"parent {parent.team}/{parent.name} {parent.version} does not exist")
 
 
 def update_version(batch: Batch, command: Command, data: messages.UpdateModelVersion) -> Applied:

@@ -52,6 +52,12 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("former_readers", ASCENDING), ("feed_key", ASCENDING)], name="former_readers_feed"),
     ],
     MODEL_VERSIONS: [
+        # Lineage: the versions derived from one version (only versions that name a parent).
+        IndexModel(
+            [("parent.team", ASCENDING), ("parent.name", ASCENDING), ("parent.version", ASCENDING)],
+            name="children",
+            sparse=True,
+        ),
         # SemVer precedence uniqueness is the _id itself (model id + precedence key), so a duplicate
         # cannot race past the check. Version lists and "latest": equality prefix, then precedence.
         IndexModel(
