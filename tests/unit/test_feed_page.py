@@ -256,3 +256,13 @@ class TestDocumentCache:
         cache = DocumentCache()
         cache.put({"_id": "a", "feed_key": "k1"}, {"id": "a"})
         assert cache.get({"_id": "a", "feed_key": "k2"}) is None
+
+    async def test_a_refresh_renders_changed_models_ahead_of_the_next_sync(self) -> None:
+        world = World()
+        world.model("a", 0)
+        world.model("b", 1)
+        assert await world.feed.refresh(["m-b"]) == 1 and world.rendered == ["m-b"]
+        reads_after_refresh = len(world.versions.queries)
+        page = await world.feed.page(FRAUD, after="", limit=10)
+        assert [item["id"] for item in page.items] == ["m-a", "m-b"] and world.rendered == ["m-b", "m-a"]
+        assert len(world.versions.queries) == reads_after_refresh + 1  # only m-a was read

@@ -72,3 +72,9 @@ def test_documentation_is_optional_and_a_version_without_status_is_registered() 
     del model["documentation"]
     doc = search_document(model, [version])
     assert doc.documentation == "" and doc.statuses == ("registered",)
+
+
+def test_alias_names_are_searchable_words() -> None:
+    version = version_doc("fraud", "card")
+    doc = search_document(model_doc("fraud", "card", version, aliases={"champion": "1.0.0"}), [version])
+    assert "champion" in doc.facts.split()

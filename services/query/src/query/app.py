@@ -36,6 +36,7 @@ from shared.chassis.mongo import MODEL_VERSIONS, MODELS, make_client
 from shared.contract.auth import Principal
 
 log = structlog.get_logger(__name__)
+REFRESH_CHUNK = 200  # changed models rendered per round trip
 
 
 def visible_to(principal: Principal) -> dict[str, Any]:
@@ -47,17 +48,47 @@ def visible_to(principal: Principal) -> dict[str, Any]:
     return {} if principal.is_platform_admin else {"readers": principal.team}
 
 
-async def warm_after(built: asyncio.Event, feed: Feed) -> None:
-    """Once ``built`` is set, render every feed document into the cache (a failure only costs speed)."""
+class ChangedModels:
+    """Ids of models changed since the feed last rendered them: a burst of changes collapses into one set."""
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._waiting = asyncio.Event()
+
+    def add(self, model_ids: set[str]) -> None:
+        """Note changed models (called by the search projection after each batch of events)."""
+        self._ids |= model_ids
+        self._waiting.set()
+
+    async def take(self) -> list[str]:
+        """Wait for changes, then take every id noted so far."""
+        await self._waiting.wait()
+        self._waiting.clear()
+        taken, self._ids = sorted(self._ids), set()
+        return taken
+
+
+async def keep_feed_warm(built: asyncio.Event, feed: Feed, changed: ChangedModels) -> None:
+    """Once the index is built, render every feed document into memory; then each model as it changes.
+
+    A sync of the feed then reads only the change order from MongoDB. A failure costs only speed:
+    the feed renders what it misses.
+    """
     await built.wait()
     started = time.perf_counter()
     try:
         count = await feed.warm()
-    except PyMongoError as exc:  # the feed renders on demand until the next start
+        metrics.FEED_WARM_SECONDS.set(time.perf_counter() - started)
+        log.info("feed cache warmed", documents=count, seconds=round(time.perf_counter() - started, 2))
+    except PyMongoError as exc:
         log.warning("feed cache not warmed", error=str(exc))
-        return
-    metrics.FEED_WARM_SECONDS.set(time.perf_counter() - started)
-    log.info("feed cache warmed", documents=count, seconds=round(time.perf_counter() - started, 2))
+    while True:
+        model_ids = await changed.take()
+        try:
+            for start in range(0, len(model_ids), REFRESH_CHUNK):
+                await feed.refresh(model_ids[start : start + REFRESH_CHUNK])
+        except PyMongoError as exc:
+            log.warning("feed documents not refreshed", models=len(model_ids), error=str(exc))
 
 
 def build_app(settings: QuerySettings) -> FastAPI:
@@ -68,14 +99,15 @@ def build_app(settings: QuerySettings) -> FastAPI:
     app.state.reads = Reads(service.db)
     app.state.visible_to = visible_to
     app.state.search_index = index = SearchIndex()
-    projection = SearchProjection(service.db, index, search_document, settings=settings)
+    changed = ChangedModels()
+    projection = SearchProjection(service.db, index, search_document, settings=settings, on_change=changed.add)
     service.in_background("search-projection", projection.run)
     service.readiness.checks["search_index"] = projection.ready
     cache = DocumentCache(settings.feed_cache_documents)
     metrics.FEED_CACHED_DOCUMENTS.set_function(lambda: len(cache))
     app.state.feed = feed = Feed(service.db[MODELS], service.db[MODEL_VERSIONS], cache=cache)
     # After the index build, which readiness waits for: the two would only slow each other down.
-    service.in_background("feed-warm", lambda: warm_after(projection.built, feed))
+    service.in_background("feed-cache", lambda: keep_feed_warm(projection.built, feed, changed))
     for module in (models_routes, versions_routes, deployments_routes, meta_routes, lineage_routes):
         app.include_router(module.router)
     app.include_router(feed_router)

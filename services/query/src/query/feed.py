@@ -184,6 +184,11 @@ class Feed:
                 chunk = []
         return count + len(await self._rendered(chunk))
 
+    async def refresh(self, model_ids: Sequence[str]) -> int:
+        """Render the current documents of these models (changed a moment ago) into the cache; return how many."""
+        models = await self._models.find({"_id": {"$in": list(model_ids)}}).to_list()
+        return len(await self._rendered(models))
+
     async def _documents(self, principal: Principal, models: list[Document]) -> list[Document]:
         rendered = await self._rendered([m for m in models if not is_tombstone(m, principal)])
         return [tombstone(m) if is_tombstone(m, principal) else rendered[m["_id"]] for m in models]

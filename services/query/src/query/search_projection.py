@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -70,10 +70,17 @@ class SearchProjection:
     """Builds the index from MongoDB, then applies every change event to it."""
 
     def __init__(
-        self, db: AsyncDatabase[Document], index: Index, document: Documents, *, settings: CommonSettings
+        self,
+        db: AsyncDatabase[Document],
+        index: Index,
+        document: Documents,
+        *,
+        settings: CommonSettings,
+        on_change: Callable[[set[str]], None] | None = None,
     ) -> None:
         self._models, self._versions = db[MODELS], db[MODEL_VERSIONS]
         self._index, self._document, self._settings = index, document, settings
+        self._on_change = on_change  # told the ids of the models each batch of events changed
         self._signer = EventSigner.from_settings(settings)
         self.built = asyncio.Event()
 
@@ -161,6 +168,8 @@ class SearchProjection:
         await asyncio.to_thread(self._index.delete, sorted(changed - {m["_id"] for m in models}))  # deleted since
         await asyncio.to_thread(self._index.commit)
         metrics.SEARCH_EVENTS_APPLIED.inc(len(changed))
+        if self._on_change is not None:
+            self._on_change(changed)
 
     def _changed_model(self, record: Any) -> str | None:
         headers = [(name, bytes(value)) for name, value in record.headers or ()]

@@ -96,14 +96,15 @@ def _envs(version: Document) -> Iterable[tuple[str, Document]]:
 
 
 def _facts(model: Document, versions: list[Document], statuses: tuple[str, ...], lifecycles: tuple[str, ...]) -> str:
-    """Framework, targets, metric names, lifecycles and statuses as searchable words."""
+    """Framework, targets, metric names, lifecycles, statuses and alias names as searchable words."""
     frameworks = _unique([model.get("framework") or "", *(v.get("framework") or "" for v in versions)])
     targets = _unique(
         [*(model.get("deployment_targets") or []), *(t for v in versions for t in v.get("deployment_targets") or [])]
     )
     metrics = _unique(name for v in versions for name in v.get("metrics") or {})
     environments = _unique(env for v in versions for env, _ in _envs(v))
-    parts = [frameworks, targets, metrics, lifecycles, statuses, environments]
+    aliases = _unique(model.get("aliases") or {})
+    parts = [frameworks, targets, metrics, lifecycles, statuses, environments, aliases]
     return "\n".join(" ".join(part) for part in parts if part)
 
 
