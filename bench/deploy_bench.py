@@ -122,7 +122,7 @@ async def main(args: argparse.Namespace) -> int:
                     "team": TEAM,
                     "name": f"m{pair // 2:04d}",
                     "version": "1.0.0",
-                    "environment": ("staging", "prod")[pair % 2],
+                    "environment": ("staging", "canary")[pair % 2],  # neither gated (prod needs approved versions)
                     "status": STATUSES[round_ % 2],
                     "occurred_at": (t0 + timedelta(seconds=round_)).isoformat(),
                 }

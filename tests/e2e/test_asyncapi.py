@@ -89,7 +89,7 @@ async def test_what_the_services_send_conforms_to_their_documents(stack: Embedde
             "team": team,
             "name": "card",
             "version": "1.0.0",
-            "environment": "prod",
+            "environment": "staging",  # not gated: the report applies and its event is checked too
             "status": "deploying",
             "occurred_at": datetime.now(UTC).isoformat(),
         },

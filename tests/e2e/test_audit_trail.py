@@ -120,3 +120,30 @@ async def test_teams_see_only_their_own_entries(stack: EmbeddedStack) -> None:
     shown = await until(ours_shown, what="the team's own registration shown to its key")
     assert {entry["team"] for entry in shown} == {ours}
     assert not {entry["id"] for entry in shown} & {entry["id"] for entry in their_entries}
+
+
+async def test_a_key_created_and_revoked_over_http_is_audited_as_two_writes(stack: EmbeddedStack) -> None:
+    team = f"aud-{uuid.uuid4().hex[:6]}"
+    created_by, revoked_by = f"aud-{uuid.uuid4().hex[:10]}", f"aud-{uuid.uuid4().hex[:10]}"
+    async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
+        body = {"name": "ci", "scopes": ["models:read"]}
+        response = await http.post(f"/v1/teams/{team}/api-keys", json=body, headers={"X-Correlation-ID": created_by})
+        assert response.status_code == 201, response.text
+        key_id = response.json()["key_id"]
+        revoked = await http.delete(f"/v1/teams/{team}/api-keys/{key_id}", headers={"X-Correlation-ID": revoked_by})
+        assert revoked.status_code == 204, revoked.text
+
+    async def write_of(correlation: str) -> dict[str, Any] | None:
+        return next((e for e in await audited(stack, correlation) if e["type"] == "registry.access.write"), None)
+
+    creation = await until(lambda: write_of(created_by), timeout=60, what="the key's creation audited")
+    revocation = await until(lambda: write_of(revoked_by), timeout=60, what="the key's revocation audited")
+    for entry, correlation in ((creation, created_by), (revocation, revoked_by)):
+        assert (entry["actor"], entry["verified"], entry["outcome"]) == (ADMIN_KEY.key_id, "service", "write")
+        assert entry["correlation_id"] == correlation and entry["topic"] == "registry.access"
+        assert entry["expires_at"] is not None  # an access entry: kept for AUDIT_ACCESS_RETENTION_DAYS
+    assert creation["detail"] == f"POST /v1/teams/{team}/api-keys 201"
+    assert revocation["detail"] == f"DELETE /v1/teams/{team}/api-keys/{key_id} 204"
+    async with httpx.AsyncClient(base_url=stack.url("audit"), headers=ADMIN) as http:
+        listed = await http.get("/v1/audit", params={"type": "registry.access.write", "principal": ADMIN_KEY.key_id})
+    assert {creation["id"], revocation["id"]} <= {entry["id"] for entry in listed.json()["items"]}

@@ -106,7 +106,7 @@ async def test_produce_publishes_a_command_and_a_deploy_report_in_one_line(stack
         "team": team,
         "name": "m",
         "version": "1.0.0",
-        "environment": "prod",
+        "environment": "staging",
         "status": "deploying",
         "occurred_at": "2026-11-26T10:00:00Z",
     }
@@ -130,5 +130,5 @@ async def test_produce_publishes_a_command_and_a_deploy_report_in_one_line(stack
         version = await until(deployed, what="the produced deploy report applied")
     assert version["status"] == "deploying"
     [(environment, state)] = version["environments"].items()
-    assert (environment, state["status"], state["report_id"]) == ("prod", "deploying", report_id)
+    assert (environment, state["status"], state["report_id"]) == ("staging", "deploying", report_id)
     assert datetime.fromisoformat(state["occurred_at"]) == datetime(2026, 11, 26, 10, tzinfo=UTC)

@@ -11,6 +11,7 @@ from registry_cli.stack import EmbeddedStack
 from shared.contract import messages
 from tests.factories import ADMIN_KEY, binary_record, command_event
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
+from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 ADMIN_SCOPES = ["models:read", "models:write", "team:admin"]
@@ -193,3 +194,48 @@ class TestCommandsOverKafka:
         assert header(alias_set, "ce_type") == messages.ALIAS_SET and alias_set.key == f"{t}/m".encode()
         assert json.loads(alias_set.value)["version"] == "1.0.0"
         assert json.loads(refused.value)["reason"] == "forbidden"
+
+
+class TestEveryNewCommandOverKafka:
+    async def test_each_has_one_outcome_in_order_on_the_models_partition_and_in_the_audit_log(
+        self, stack: EmbeddedStack, team: dict[str, str]
+    ) -> None:
+        t = team["team"]
+        async with client(stack, "registration", team["writer"]) as http:
+            for version in ("1.0.0", "2.0.0"):
+                await register(http, t, "m", version)
+        ref = {"team": t, "name": "m"}
+        commands = [
+            command_event(messages.SET_ALIAS, ref | {"alias": "candidate", "version": "2.0.0"}, token=team["writer"]),
+            command_event(messages.REMOVE_ALIAS, ref | {"alias": "candidate"}, token=team["writer"]),
+            command_event(messages.UPDATE_MODEL, ref | {"description": "over Kafka"}, token=team["writer"]),
+            command_event(
+                messages.SET_APPROVAL, ref | {"version": "2.0.0", "status": "rejected"}, token=team["approver"]
+            ),
+            command_event(messages.DELETE_VERSION, ref | {"version": "2.0.0"}, token=team["writer"]),
+        ]
+        records = [(*binary_record(c), f"{t}/m".encode()) for c in commands]
+        async with Collector(stack.settings.kafka_bootstrap, "registry.events") as events:
+            await publish_raw(stack.settings.kafka_bootstrap, "registry.commands", records)
+            outcomes = [(await events.wait_for(caused_by(c.id)))[0] for c in commands]
+        assert [header(o, "ce_type") for o in outcomes] == [
+            messages.ALIAS_SET,
+            messages.ALIAS_REMOVED,
+            messages.MODEL_UPDATED,
+            messages.VERSION_APPROVAL_CHANGED,
+            messages.MODEL_VERSION_DELETED,
+        ]
+        assert len({o.partition for o in outcomes}) == 1 and [o.offset for o in outcomes] == sorted(
+            o.offset for o in outcomes
+        )
+        types = {header(o, "ce_type") for o in outcomes}
+
+        async def audited() -> set[str] | None:
+            async with httpx.AsyncClient(base_url=stack.url("audit"), headers=ADMIN) as http:
+                listed = (await http.get("/v1/audit", params={"team": t, "limit": 200})).json()["items"]
+            found = {entry["type"] for entry in listed} & types
+            return found if found == types else None
+
+        await until(audited, what="the five outcome events in the team's audit log")
+        async with httpx.AsyncClient(base_url=stack.url("audit"), headers=ADMIN) as http:
+            assert (await http.get("/v1/audit/verify")).json()["ok"]

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from registry_cli.stack import EmbeddedStack
+from shared.chassis.problems import PROBLEM_JSON
 from shared.contract import messages
 from shared.contract.envelope import CloudEvent
 from tests.factories import ADMIN_KEY
@@ -64,6 +65,22 @@ async def send_http(stack: EmbeddedStack, token: str, data: dict[str, Any]) -> s
     return str(response.json()["event_id"])
 
 
+async def send_waiting(stack: EmbeddedStack, token: str, data: dict[str, Any]) -> httpx.Response:
+    """Report over the bridge as the README's pipeline steps do: ``Prefer: wait=30``, the outcome comes back."""
+    headers = {"Authorization": f"Bearer {token}", "Prefer": "wait=30"}
+    async with httpx.AsyncClient(base_url=stack.url("deploy-tracker"), headers=headers, timeout=45) as http:
+        return await http.post("/v1/deployments/events", json=data)
+
+
+async def approve(stack: EmbeddedStack, team: str, version: str = "1.0.0") -> None:
+    """Approve a version through registration (``models:approve``; the admin key holds every scope)."""
+    async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
+        path = f"/v1/models/{team}/m/versions/{version}/approval"
+        response = await http.put(path, json={"status": "approved", "comment": "validated offline"})
+    assert response.status_code == 200, response.text
+    assert response.json()["approval"]["status"] == "approved"
+
+
 async def deployments(stack: EmbeddedStack, team: str, version: str = "1.0.0") -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=stack.url("query"), headers=ADMIN) as http:
         response = await http.get(f"/v1/models/{team}/m/versions/{version}/deployments", params={"limit": 200})
@@ -105,6 +122,7 @@ async def test_full_lifecycle_moves_status_per_environment(stack: EmbeddedStack,
     team = f"dep-{uuid.uuid4().hex[:6]}"
     token = await make_key(stack, team, ["models:read", "models:write", "deployments:write"])
     await registered(stack, team, token)
+    await approve(stack, team)  # prod requires approval (DEPLOY_TRACKER_APPROVAL_ENVIRONMENTS' default)
     send = send_kafka if transport == "kafka" else send_http
     for step, (environment, status, overall_status) in enumerate(LIFECYCLE, start=1):
         await send(stack, token, report(team, "1.0.0", environment, status, T0 + timedelta(minutes=step)))
@@ -130,6 +148,7 @@ async def test_out_of_order_duplicate_illegal_unknown_and_foreign_reports(stack:
     token = await make_key(stack, team, ["models:read", "models:write", "deployments:write"])
     stranger = await make_key(stack, f"str-{uuid.uuid4().hex[:6]}", ["deployments:write"])
     await registered(stack, team, token)
+    await approve(stack, team)
     async with Collector(stack.settings.kafka_bootstrap, "registry.events") as events:
         first = report(team, "1.0.0", "prod", "deploying", T0 + timedelta(minutes=5))
         event = CloudEvent(
@@ -217,9 +236,100 @@ async def test_the_bridge_puts_no_credential_on_the_bus(stack: EmbeddedStack) ->
     token = await make_key(stack, team, ["models:read", "models:write", "deployments:write"])
     await registered(stack, team, token)
     async with Collector(stack.settings.kafka_bootstrap, "deploy.events") as seen:
-        report_id = await send_http(stack, token, report(team, "1.0.0", "prod", "deploying", T0))
+        report_id = await send_http(stack, token, report(team, "1.0.0", "staging", "deploying", T0))
         [record] = await seen.wait_for(lambda r: header(r, "ce_id") == report_id)
     assert header(record, "authorization") is None and token.encode() not in b"".join(v for _, v in record.headers)
     assert header(record, "ce_principal") == token.split("_")[1]  # the key id, signed by the service
     assert header(record, "ce_registrysignature")
-    await until_history(stack, team, 1, "prod", "deploying")  # and the tracker still applied it
+    await until_history(stack, team, 1, "staging", "deploying")  # and the tracker still applied it
+
+
+async def test_a_pipeline_that_reports_only_deployed_gets_its_outcome(stack: EmbeddedStack) -> None:
+    # The README's pipeline steps: one `deployed` report to prod of an approved version, with
+    # `Prefer: wait=30` so that a refusal fails the step. Found: a first `deployed` was a conflict.
+    team = f"dep-{uuid.uuid4().hex[:6]}"
+    token = await make_key(stack, team, ["models:read", "models:write", "deployments:write"])
+    await registered(stack, team, token)
+    await approve(stack, team)
+    response = await send_waiting(stack, token, report(team, "1.0.0", "prod", "deployed", T0))
+    assert (response.status_code, response.headers["Preference-Applied"]) == (200, "wait=30"), response.text
+    outcome = response.json()
+    assert (outcome["outcome"], outcome["status"], outcome["previous_status"]) == ("applied", "deployed", None)
+    assert outcome["skipped_deploying"] is True
+    body = await until_history(stack, team, 1, "prod", "deployed")
+    [row] = body["items"]
+    assert (row["id"], row["outcome"], row["skipped_deploying"]) == (outcome["event_id"], "applied", True)
+    assert body["status"] == "deployed"
+
+
+async def test_a_version_rolled_back_is_deployed_again(stack: EmbeddedStack) -> None:
+    team = f"dep-{uuid.uuid4().hex[:6]}"
+    token = await make_key(stack, team, ["models:read", "models:write", "deployments:write"])
+    await registered(stack, team, token)
+    await approve(stack, team)
+    steps = ["deployed", "rolled_back", "deploying", "deployed"]
+    answers = []
+    for minute, status in enumerate(steps):
+        response = await send_waiting(
+            stack, token, report(team, "1.0.0", "prod", status, T0 + timedelta(minutes=minute))
+        )
+        assert response.status_code == 200, response.text
+        answers.append((response.json()["previous_status"], response.json()["status"]))
+    assert answers == [
+        (None, "deployed"),
+        ("deployed", "rolled_back"),
+        ("rolled_back", "deploying"),
+        ("deploying", "deployed"),
+    ]
+    body = await until_history(stack, team, 4, "prod", "deployed")
+    assert [(h["status"], h["skipped_deploying"]) for h in body["items"]] == [
+        ("deployed", True),
+        ("rolled_back", False),
+        ("deploying", False),
+        ("deployed", False),
+    ]
+
+
+async def test_a_pending_version_is_not_deployed_to_prod(stack: EmbeddedStack) -> None:
+    team = f"dep-{uuid.uuid4().hex[:6]}"
+    token = await make_key(stack, team, ["models:read", "models:write", "deployments:write"])
+    await registered(stack, team, token)  # never approved: pending
+    async with Collector(stack.settings.kafka_bootstrap, "registry.events") as events:
+        over_kafka = await send_kafka(stack, token, report(team, "1.0.0", "prod", "deployed", T0))
+        [rejected] = await events.wait_for(caused_by(over_kafka))
+    assert header(rejected, "ce_type") == messages.COMMAND_REJECTED
+    refusal = json.loads(rejected.value)
+    assert (refusal["reason"], refusal["team"], refusal["name"]) == ("not_approved", team, "m")
+    assert refusal["message"] == f"{team}/m 1.0.0 is not approved for prod (approval: pending)"
+
+    response = await send_waiting(stack, token, report(team, "1.0.0", "prod", "deploying", T0))
+    assert (response.status_code, response.headers["content-type"]) == (409, PROBLEM_JSON), response.text
+    assert response.headers["Preference-Applied"] == "wait=30"
+    problem = response.json()
+    assert (problem["type"], problem["title"]) == ("urn:registry:problem:not_approved", "Version not approved")
+    assert problem["detail"] == f"{team}/m 1.0.0 is not approved for prod (approval: pending)"
+
+    # Reporting that something stopped is never gated, and an environment that is not gated takes it.
+    failed = await send_waiting(stack, token, report(team, "1.0.0", "prod", "failed", T0 + timedelta(minutes=1)))
+    staged = await send_waiting(stack, token, report(team, "1.0.0", "staging", "deployed", T0))
+    assert (failed.status_code, staged.status_code) == (200, 200), (failed.text, staged.text)
+    body = await until_history(stack, team, 4, "prod", "failed")
+    assert [(h["outcome"], h.get("reason")) for h in body["items"]] == [
+        ("rejected", "not_approved"),
+        ("rejected", "not_approved"),
+        ("applied", None),
+        ("applied", None),
+    ]
+
+
+async def test_a_waiting_pipeline_gets_each_refusal_as_its_problem(stack: EmbeddedStack) -> None:
+    team = f"dep-{uuid.uuid4().hex[:6]}"
+    token = await make_key(stack, team, ["models:read", "models:write", "deployments:write"])
+    await registered(stack, team, token)
+    unknown = await send_waiting(stack, token, report(team, "9.9.9", "staging", "deployed", T0))
+    illegal = await send_waiting(stack, token, report(team, "1.0.0", "staging", "retired", T0))
+    assert [(r.status_code, r.json()["type"]) for r in (unknown, illegal)] == [
+        (404, "urn:registry:problem:not_found"),
+        (409, "urn:registry:problem:conflict"),
+    ]
+    assert illegal.json()["detail"] == "registered → retired is not allowed in staging"

@@ -142,7 +142,7 @@ async def test_a_deployment_moves_the_model_to_the_end_and_every_reader_agrees(s
     items, _ = await feed_until(stack, token, None, "three documents", lambda items: len(items) == 3)
     assert [i for i, _ in ids(items)] == names
 
-    report = {"team": team, "name": "first", "version": "1.0.0", "environment": "prod", "status": "deploying"}
+    report = {"team": team, "name": "first", "version": "1.0.0", "environment": "staging", "status": "deploying"}
     async with client(stack, "deploy-tracker", token) as http:
         sent = await http.post("/v1/deployments/events", json={**report, "occurred_at": datetime.now(UTC).isoformat()})
     assert sent.status_code == 202, sent.text
@@ -151,7 +151,7 @@ async def test_a_deployment_moves_the_model_to_the_end_and_every_reader_agrees(s
         return [i for i, _ in ids(items)] == names[1:] + names[:1]
 
     items, end = await feed_until(stack, token, None, "the deploying model last", moved)
-    assert (items[-1]["metadata"]["statuses"], items[-1]["metadata"]["environments"]) == (["deploying"], ["prod"])
+    assert (items[-1]["metadata"]["statuses"], items[-1]["metadata"]["environments"]) == (["deploying"], ["staging"])
 
     # Pages of one, the NDJSON stream and the CLI export all read the same feed.
     paged, paged_end = await feed(stack, token, limit=1)

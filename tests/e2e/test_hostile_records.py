@@ -97,7 +97,7 @@ async def test_the_tracker_dead_letters_a_poison_report_and_applies_the_next(sta
             "team": owner,
             "name": "m",
             "version": "1.0.0",
-            "environment": "prod",
+            "environment": "staging",
             "status": "deploying",
             "occurred_at": "2026-11-26T10:00:00Z",
         },
@@ -110,7 +110,7 @@ async def test_the_tracker_dead_letters_a_poison_report_and_applies_the_next(sta
         async def applied() -> bool:
             async with httpx.AsyncClient(base_url=stack.url("query"), headers=ADMIN) as http:
                 body = (await http.get(f"/v1/models/{owner}/m/versions/1.0.0/deployments")).json()
-            return bool(body.get("environments", {}).get("prod", {}).get("status") == "deploying")
+            return bool(body.get("environments", {}).get("staging", {}).get("status") == "deploying")
 
         await until(applied)
         await dead.wait_for(lambda r: r.key == key)

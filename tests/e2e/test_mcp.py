@@ -109,7 +109,7 @@ class TestToolsOverHttp:
             "team": name,
             "name": "scorer",
             "version": "1.1.0",
-            "environment": "prod",
+            "environment": "staging",
             "status": "deploying",
             "target": "kubernetes",
             "occurred_at": datetime.now(UTC).isoformat(),
@@ -136,8 +136,8 @@ class TestToolsOverHttp:
         assert [v["version"] for v in more.structured_content["items"]] == ["1.0.0"]
         assert "cursor=" in text(versions) and "auc=0.91" in text(more)
         assert status.structured_content["version"] == "1.1.0"
-        assert status.structured_content["environments"]["prod"]["target"] == "kubernetes"
-        assert "- prod: deploying on kubernetes" in text(status)
+        assert status.structured_content["environments"]["staging"]["target"] == "kubernetes"
+        assert "- staging: deploying on kubernetes" in text(status)
 
     async def test_a_refusal_is_a_tool_error_with_the_problems_detail(
         self, stack: EmbeddedStack, team: tuple[str, str]

@@ -39,7 +39,7 @@ async def report_deploying(stack: EmbeddedStack, token: str, team: str, version:
         "team": team,
         "name": "m",
         "version": version,
-        "environment": "prod",
+        "environment": "staging",
         "status": "deploying",
         "target": "kubernetes",
         "pipeline": "github-actions",
@@ -68,7 +68,7 @@ async def test_a_card_describes_versions_metrics_and_deployments_as_json_and_mar
             body: dict[str, Any] = response.json() if response.status_code == 200 else {}
             return body if body and body["card"]["deployments"]["environments"] else None
 
-        body = await until(deployed_card, timeout=30, what="the card showing the prod report")
+        body = await until(deployed_card, timeout=30, what="the card showing the staging report")
         as_markdown = await query.get(path, headers={"Accept": "text/markdown"})
         older = await query.get(path, params={"version": "1.0.0"})
         absent_version = await query.get(path, params={"version": "9.9.9"})
@@ -78,8 +78,12 @@ async def test_a_card_describes_versions_metrics_and_deployments_as_json_and_mar
     assert card["version"] == "1.1.0" and card["details"]["versions"] == ["1.1.0", "1.0.0"]
     assert card["intended_use"]["description"] == HOSTILE and card["tags"] == {"domain": "payments|cards"}
     assert [(m["version"], m["changes"]) for m in card["metrics"]] == [("1.1.0", {"auc": 0.05}), ("1.0.0", {})]
-    [prod] = card["deployments"]["environments"]
-    assert (prod["environment"], prod["status"], prod["pipeline"]) == ("prod", "deploying", "github-actions")
+    [staging] = card["deployments"]["environments"]
+    assert (staging["environment"], staging["status"], staging["pipeline"]) == (
+        "staging",
+        "deploying",
+        "github-actions",
+    )
     assert card["deployments"]["reports_read"] == 1
     assert "training.lineage" in card["not_recorded"] and "details.owners" in card["not_recorded"]
 

@@ -23,8 +23,11 @@ FRAUD = Principal(key_id="k-fraud", team="fraud", scopes=frozenset({"deployments
 RISK = Principal(key_id="k-risk", team="risk", scopes=frozenset({"deployments:write"}))
 
 
-def tracker(*models: tuple[str, str]) -> InMemoryRepository:
-    """A repository holding version 1.0.0 of each (team, name), never reported."""
+GATED = frozenset({"prod"})  # the service's default
+
+
+def tracker(*models: tuple[str, str], approval: str | None = None) -> InMemoryRepository:
+    """A repository holding version 1.0.0 of each (team, name), never reported (no ``approval``: never decided)."""
     repo = InMemoryRepository()
     for team, name in models:
         vid = version_id(team, name, "1.0.0")
@@ -36,6 +39,8 @@ def tracker(*models: tuple[str, str]) -> InMemoryRepository:
             "version": "1.0.0",
             "status": "registered",
         }
+        if approval is not None:
+            repo.versions[vid]["approval"] = {"status": approval, "by": "k-approver", "at": T0, "comment": None}
     return repo
 
 
@@ -107,14 +112,106 @@ class TestApplyingReports:
         assert prod(repo)["status"] == "deploying"
 
 
+class TestFirstReportsAndRedeploys:
+    @pytest.mark.parametrize("status", ["deployed", "failed"])
+    async def test_a_pipeline_reporting_only_the_end_state_is_applied_saying_deploying_was_skipped(
+        self, status: str
+    ) -> None:
+        repo = tracker(("fraud", "card"))
+        [row] = await handle_reports([report(status)], repo=repo)
+        assert (row["outcome"], row["previous_status"], row["skipped_deploying"]) == ("applied", None, True)
+        [changed] = [r["data"] for r in emitted(repo, messages.DEPLOYMENT_STATUS_CHANGED)]
+        assert (changed["previous_status"], changed["status"], changed["overall_status"]) == (None, status, status)
+        assert "skipped_deploying" not in changed  # the event's contract model has no such field
+        assert prod(repo)["status"] == status
+
+    async def test_a_report_after_deploying_skipped_nothing(self) -> None:
+        repo = tracker(("fraud", "card"))
+        sent = [report("deploying"), report("deployed", at=T0 + timedelta(minutes=1))]
+        history = await handle_reports(sent, repo=repo)
+        assert [h["skipped_deploying"] for h in history] == [False, False]
+
+    @pytest.mark.parametrize("stopped", ["rolled_back", "retired"])
+    async def test_a_version_rolled_back_or_retired_can_be_deployed_again(self, stopped: str) -> None:
+        repo = tracker(("fraud", "card"))
+        steps = ["deployed", stopped, "deploying", "deployed"]
+        sent = [report(status, at=T0 + timedelta(minutes=n)) for n, status in enumerate(steps)]
+        history = await handle_reports(sent, repo=repo)
+        assert [(h["outcome"], h["previous_status"]) for h in history] == [
+            ("applied", None),
+            ("applied", "deployed"),
+            ("applied", stopped),
+            ("applied", "deploying"),
+        ]
+        assert prod(repo)["status"] == "deployed"
+
+
+class TestApprovalGate:
+    """``prod`` requires approval here, as the service's default setting says."""
+
+    @pytest.mark.parametrize("status", ["deploying", "deployed"])
+    async def test_an_approved_version_goes_to_work_in_a_gated_environment(self, status: str) -> None:
+        repo = tracker(("fraud", "card"), approval="approved")
+        [row] = await handle_reports([report(status)], repo=repo, approval_environments=GATED)
+        assert row["outcome"] == "applied" and prod(repo)["status"] == status
+
+    @pytest.mark.parametrize(
+        ("approval", "shown"), [(None, "pending"), ("pending", "pending"), ("rejected", "rejected")]
+    )
+    @pytest.mark.parametrize("status", ["deploying", "deployed"])
+    async def test_a_version_not_approved_is_refused_saying_where_its_approval_stands(
+        self, approval: str | None, shown: str, status: str
+    ) -> None:
+        repo = tracker(("fraud", "card"), approval=approval)
+        sent = report(status)
+        [row] = await handle_reports([sent], repo=repo, approval_environments=GATED)
+        rejected = rejection(repo)
+        assert rejected["reason"] == "not_approved"
+        assert rejected["message"] == f"fraud/card 1.0.0 is not approved for prod (approval: {shown})"
+        assert (rejected["command_id"], rejected["team"], rejected["name"]) == (sent.event.id, "fraud", "card")
+        assert (row["outcome"], row["reason"], row["previous_status"]) == ("rejected", "not_approved", None)
+        assert row["version_id"] == version_id("fraud", "card", "1.0.0") and row["environment"] == "prod"
+        assert prod(repo) == {}
+
+    async def test_an_environment_that_is_not_gated_takes_a_pending_version(self) -> None:
+        repo = tracker(("fraud", "card"))
+        sent = report("deployed", environment="staging")
+        [row] = await handle_reports([sent], repo=repo, approval_environments=GATED)
+        assert row["outcome"] == "applied"
+
+    @pytest.mark.parametrize("status", ["failed", "rolled_back", "retired"])
+    async def test_saying_something_stopped_is_never_gated(self, status: str) -> None:
+        # Deployed while approved; the approval is withdrawn; the pipeline must still be able to say
+        # it failed, rolled back or retired (a first `failed` too).
+        repo = tracker(("fraud", "card"), approval="approved")
+        if status != "failed":
+            await handle_reports([report("deployed")], repo=repo, approval_environments=GATED)
+        repo.versions[version_id("fraud", "card", "1.0.0")]["approval"]["status"] = "rejected"
+        [row] = await handle_reports(
+            [report(status, at=T0 + timedelta(minutes=1))], repo=repo, approval_environments=GATED
+        )
+        assert row["outcome"] == "applied" and prod(repo)["status"] == status
+
+    async def test_the_gate_comes_before_the_state_machine(self) -> None:
+        # An unapproved version's report to go to work is `not_approved` even where the state
+        # machine would call it a conflict: approval is what the pipeline has to fix first.
+        repo = tracker(("fraud", "card"), approval="approved")
+        await handle_reports([report("deploying")], repo=repo, approval_environments=GATED)
+        repo.versions[version_id("fraud", "card", "1.0.0")]["approval"]["status"] = "pending"
+        later = T0 + timedelta(minutes=1)
+        [row] = await handle_reports([report("deploying", at=later)], repo=repo, approval_environments=GATED)
+        assert (row["reason"], row["previous_status"]) == ("not_approved", "deploying")
+        assert prod(repo)["status"] == "deploying"
+
+
 class TestRejectedReports:
     async def test_a_transition_the_state_machine_forbids_is_a_conflict_filed_under_the_model(self) -> None:
         repo = tracker(("fraud", "card"))
-        sent = report("deployed")
+        sent = report("retired")
         [row] = await handle_reports([sent], repo=repo)
         rejected = rejection(repo)
         assert rejected["reason"] == "conflict"
-        assert rejected["message"] == "registered → deployed is not allowed in prod"
+        assert rejected["message"] == "registered → retired is not allowed in prod"
         assert (rejected["command_id"], rejected["team"], rejected["name"]) == (sent.event.id, "fraud", "card")
         assert (row["outcome"], row["reason"], row["previous_status"]) == ("rejected", "conflict", None)
         assert row["version_id"] == version_id("fraud", "card", "1.0.0")

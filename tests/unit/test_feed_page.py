@@ -166,7 +166,8 @@ class TestPaging:
     async def test_a_page_across_both_branches_is_cut_at_the_limit_in_change_order(self) -> None:
         world = World()
         for minute in range(6):
-            world.model(f"m{minute}", minute, **({"readers": ("risk",)} if minute % 2 else {"former": ("risk",)}))
+            shared = minute % 2 == 1
+            world.model(f"m{minute}", minute, readers=("risk",) if shared else (), former=() if shared else ("risk",))
         first = await world.feed.page(RISK, after="", limit=3)
         rest = await world.feed.page(RISK, after=first.last_key, limit=3)
         assert [i for i, _ in ids(first) + ids(rest)] == [f"m-m{m}" for m in range(6)]

@@ -141,7 +141,7 @@ class EmbeddedStack:
         await _retry(lambda: ensure_topics(settings), attempts=50)
         client = make_client(settings)
         try:
-            await ensure_indexes(client[settings.mongodb_database])
+            await ensure_indexes(client[settings.mongodb_database], settings=settings)
             try:
                 self.admin_key = await store_bootstrap_key(
                     client[settings.mongodb_database], s.bootstrap_admin_key, created_by="registry up"

@@ -37,7 +37,7 @@ def build_app(settings: AuditSettings) -> FastAPI:
         consumer_groups={settings.consumer_group: settings.all_topics()},
     )
     chain_key = ChainKey(settings.chain_key.get_secret_value().encode())
-    store = AuditStore(client, service.db, key=chain_key)
+    store = AuditStore(client, service.db, key=chain_key, retention=settings.retention())
 
     async def start() -> None:
         await ensure_indexes(service.db, [AUDIT_LOG, AUDIT_HEADS, AUDIT_VERIFIED])

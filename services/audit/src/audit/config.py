@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -21,3 +23,12 @@ class AuditSettings(CommonSettings):
     # HMAC key of the audit chain: whoever can write the database but not read this cannot
     # rewrite the log unnoticed. Kept outside the database (a Secret), like EVENT_SIGNING_KEY.
     chain_key: SecretStr | None = Field(None, validation_alias=AliasChoices("AUDIT_CHAIN_KEY", "chain_key"))
+    # Entries of the access topic (reads, writes, denials: the bulk of the log) expire this long
+    # after they were received; every other entry is kept for ever. 0 keeps access entries too.
+    access_retention_days: float = Field(90.0, ge=0)
+
+    def retention(self) -> dict[str, timedelta]:
+        """How long the entries of each expiring topic are kept (whole seconds)."""
+        if not self.access_retention_days:
+            return {}
+        return {self.topic_access: timedelta(seconds=round(self.access_retention_days * 86_400))}

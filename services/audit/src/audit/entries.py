@@ -22,6 +22,7 @@ from shared.contract.sortkeys import time_key
 
 _ACCESS_OUTCOMES = {
     messages.ACCESS_READ: "read",
+    messages.ACCESS_WRITE: "write",
     messages.ACCESS_DENIED: "denied",
     messages.ACCESS_AUTH_FAILED: "auth_failed",
     messages.ACCESS_RATE_LIMITED: "rate_limited",

@@ -3,22 +3,36 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
+from datetime import timedelta
 
 from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from audit.chain import GENESIS, ChainKey
+from audit.links import ChainKey, Tail, extend
 from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG, find_by_ids
 from shared.contract.documents import Document
 
 
 class AuditStore:
-    """Chains entries onto their heads and commits entries and heads in one transaction."""
+    """Chains entries onto their heads and commits entries and heads in one transaction.
 
-    def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document], *, key: ChainKey) -> None:
+    Entries of a topic in ``retention`` (the access topic) expire that long after they were
+    received (:func:`audit.links.extend`); every other entry is kept for ever.
+    """
+
+    def __init__(
+        self,
+        client: AsyncMongoClient[Document],
+        db: AsyncDatabase[Document],
+        *,
+        key: ChainKey,
+        retention: Mapping[str, timedelta] | None = None,
+    ) -> None:
         self._client, self._log, self._heads, self._key = client, db[AUDIT_LOG], db[AUDIT_HEADS], key
+        self._retention = dict(retention or {})
 
     async def append(self, entries: list[Document], *, attempts: int = 3) -> list[Document]:
         """Append entries (in source order per chain) and return them; records already audited are skipped.
@@ -55,25 +69,21 @@ class AuditStore:
         fresh: list[Document] = []
         head_updates: list[UpdateOne] = []
         for chain, items in by_chain.items():
-            head = heads.get(chain, {"seq": 0, "hash": GENESIS, "offset": -1})
-            seq, prev_hash, offset = head["seq"], head["hash"], head["offset"]
+            head = tail = Tail.of(heads.get(chain))
             for entry in sorted(items, key=lambda e: e["offset"]):
                 if entry["_id"] in seen:
                     continue  # redelivered: already in the chain
                 seen.add(entry["_id"])
-                seq += 1
-                entry["seq"], entry["prev_hash"] = seq, prev_hash
-                entry["hash"] = prev_hash = self._key.link(prev_hash, entry)
-                offset = entry["offset"]
+                tail = extend(self._key, tail, entry, retention=self._retention.get(entry["topic"]))
                 fresh.append(entry)
-            if seq != head["seq"]:
+            if tail.seq != head.seq:
                 # The head's seq is the condition: a second writer on this chain (a rebalance
                 # mid-batch) fails the transaction instead of forking the chain.
                 head_updates.append(
                     UpdateOne(
-                        {"_id": chain, "seq": head["seq"]},
-                        {"$set": {"seq": seq, "hash": prev_hash, "offset": offset}},
-                        upsert=head["seq"] == 0,
+                        {"_id": chain, "seq": head.seq},
+                        {"$set": tail.head(self._key, chain)},
+                        upsert=head.seq == 0,
                     )
                 )
         if not fresh:

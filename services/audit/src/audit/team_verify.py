@@ -4,16 +4,19 @@ Chains are per topic-partition, so a team's entries sit between other teams' ent
 the team's entries is checked against its own hash (so it was not edited) and against its two
 neighbours' links (so nothing was inserted or removed right next to it); the neighbours are
 read for their hashes only and never reported. Removing another team's entry elsewhere in a
-chain is for the platform verification to find.
+chain is for the platform verification to find. A neighbour may be missing because it expired
+(access events): only where the hashed expiry fields say so (:func:`audit.links.may_be_gone`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import UTC, datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from audit.chain import GENESIS, ChainKey, Verdict
+from audit.links import has_expired, may_be_gone
 from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG
 from shared.contract.documents import Document
 
@@ -22,8 +25,11 @@ MAX_TEAM_VERIFY = 100_000
 _LINKS = {"seq": 1, "hash": 1, "prev_hash": 1, "chain": 1}
 
 
-async def verify_team(db: AsyncDatabase[Document], key: ChainKey, *, team: str, limit: int) -> Verdict:
+async def verify_team(
+    db: AsyncDatabase[Document], key: ChainKey, *, team: str, limit: int, now: datetime | None = None
+) -> Verdict:
     """Check ``team``'s newest ``limit`` entries and their links; report only the team's own entries."""
+    now = now or datetime.now(UTC)
     docs = await db[AUDIT_LOG].find({"team": team}).sort("ts_key", -1).limit(limit).to_list()
     by_chain: dict[str, list[Document]] = defaultdict(list)
     for doc in docs:
@@ -37,7 +43,7 @@ async def verify_team(db: AsyncDatabase[Document], key: ChainKey, *, team: str, 
         async for doc in db[AUDIT_LOG].find({"chain": chain, "seq": {"$in": wanted}}, _LINKS):
             around.setdefault(doc["seq"], doc)
         for doc in mine:
-            problem = _problem(key, doc, around, heads.get(chain))
+            problem = _problem(key, doc, around, heads.get(chain), now)
             if problem:
                 broken = {"chain": chain, "seq": doc["seq"], "entry_id": doc["_id"], "problem": problem}
                 return Verdict(False, checked, len(by_chain), broken, scope=f"team:{team}")
@@ -45,16 +51,23 @@ async def verify_team(db: AsyncDatabase[Document], key: ChainKey, *, team: str, 
     return Verdict(True, checked, len(by_chain), scope=f"team:{team}")
 
 
-def _problem(key: ChainKey, doc: Document, around: dict[int, Document], head: Document | None) -> str | None:
+def _problem(
+    key: ChainKey, doc: Document, around: dict[int, Document], head: Document | None, now: datetime
+) -> str | None:
     if doc.get("hash") != key.link(doc.get("prev_hash", ""), doc):
         return "hash does not match (entry edited)"
     before = around.get(doc["seq"] - 1)
     expected_prev = GENESIS if doc["seq"] == 1 else (before or {}).get("hash")
-    if doc.get("prev_hash") != expected_prev:
+    expired_before = before is None and may_be_gone(
+        doc.get("prev_expires_at"), doc.get("prev_expiring_from"), first_missing=doc["seq"] - 1, now=now
+    )
+    if doc.get("prev_hash") != expected_prev and not expired_before:
         return "previous entry missing or changed"
     after = around.get(doc["seq"] + 1)
     if after is not None:
         return None if after.get("prev_hash") == doc["hash"] else "next entry does not link to this one"
     if head is None or head["seq"] != doc["seq"] or head["hash"] != doc["hash"]:
-        return "next entry missing (or the chain's head moved)"
+        # The next entry expires no earlier than this one: gone while this one has expired too
+        # (a TTL pass under way), it is for the platform verification to judge.
+        return None if has_expired(doc.get("expires_at"), now=now) else "next entry missing (or the chain's head moved)"
     return None

@@ -40,6 +40,11 @@ class AuditEntryPublic(BaseModel):
     correlation_id: str | None = None
     causation_id: str | None = None
     detail: str | None = None
+    expires_at: UtcTime | None = Field(None, description="when the entry may be deleted (access events); null: never")
+    prev_expires_at: UtcTime | None = Field(None, description="the previous entry's ``expires_at``")
+    prev_expiring_from: int | None = Field(
+        None, description="first ``seq`` of the run of expiring entries the previous entry ends"
+    )
     hash: str
     prev_hash: str
 

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from deploy_tracker import metrics, routes, webhook_routes
 from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.handlers import handle_reports
+from deploy_tracker.outcomes import OutcomeWatch
 from deploy_tracker.reports import Report
 from deploy_tracker.repository import MongoRepository
 from deploy_tracker.subscribers import register_event_subscriber, register_report_subscriber
@@ -54,8 +55,10 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
         name="deploy_outbox",
     )
 
+    approval_environments = frozenset(settings.approval_environments)
+
     async def handle_batch(reports: list[Report]) -> None:
-        history = await handle_reports(reports, repo=repo)
+        history = await handle_reports(reports, repo=repo, approval_environments=approval_environments)
         relay.notify()
         for row in history:
             metrics.REPORTS.labels(row["outcome"], row.get("reason", "")).inc()
@@ -78,7 +81,9 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
 
     async def create_indexes() -> None:
         await ensure_indexes(
-            service.db, [DEPLOYMENTS, DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS, WEBHOOKS, WEBHOOK_DELIVERIES]
+            service.db,
+            [DEPLOYMENTS, DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS, WEBHOOKS, WEBHOOK_DELIVERIES],
+            settings=settings,  # the retention of webhook deliveries
         )
 
     service.on_start(create_indexes)
@@ -86,6 +91,11 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
     service.in_background("webhook-deliveries", worker.run)
     # What the routes' dependencies read from each request (the guard is set by service_app).
     service.app.state.report_bridge = routes.ReportBridge(broker, settings.topic_deploy, service.signer)
+    service.app.state.outcome_watch = OutcomeWatch(
+        service.db[DEPLOYMENTS],
+        max_seconds=settings.report_wait_max_seconds,
+        concurrency=settings.report_wait_concurrency,
+    )
     service.app.state.db, service.app.state.settings = service.db, settings
     service.app.include_router(routes.router)
     service.app.include_router(webhook_routes.router)

@@ -19,6 +19,12 @@ class DeployTrackerSettings(CommonSettings):
     batch_timeout_ms: int = 20
     relay_interval_seconds: float = 0.2
     relay_batch_size: int = 1000
+    # Environments where a version goes to work (deploying, deployed) only once approved.
+    approval_environments: tuple[str, ...] = ("prod",)
+    # ``Prefer: wait=<s>`` on the HTTP bridge: the longest wait granted, and how many requests may
+    # wait at once (past that, the bridge answers 202 at once, as without the preference).
+    report_wait_max_seconds: int = 30
+    report_wait_concurrency: int = 64
     # Webhooks: delivery attempts, exponential backoff with jitter, per-request timeout.
     webhook_group: str = "deploy-tracker-webhooks"
     webhook_max_attempts: int = 6

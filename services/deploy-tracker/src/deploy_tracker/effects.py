@@ -45,7 +45,8 @@ def record(report: Report, stamp: Stamp, verdict: Verdict) -> Document:
         row |= {"model_id": verdict.version["model_id"], "previous_status": verdict.previous}
     if isinstance(verdict, Refused):
         return row | {"outcome": "rejected", "reason": verdict.why.reason, "message": verdict.why.message}
-    return row | {"outcome": verdict.outcome}
+    # A pipeline that reports only its end state skipped ``deploying``: say so rather than invent one.
+    return row | {"outcome": verdict.outcome, "skipped_deploying": verdict.skipped_deploying}
 
 
 def emit_rejection(report: Report, refused: Refused) -> Document:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -56,10 +56,15 @@ class Repository(OutboxLog, Protocol):
 
 
 def handle_report(
-    report: Report, parsed: Reported | Rejected, *, stamp: Stamp, versions: Mapping[str, Document]
+    report: Report,
+    parsed: Reported | Rejected,
+    *,
+    stamp: Stamp,
+    versions: Mapping[str, Document],
+    approval_environments: Collection[str] = frozenset(),
 ) -> Effects:
     """Decide what one report does, record it in history, and emit its event (if it causes one)."""
-    verdict = judge(report, parsed, versions)
+    verdict = judge(report, parsed, versions, approval_environments=approval_environments)
     history = record(report, stamp, verdict)
     if isinstance(verdict, Refused):
         return Effects(history, emit_rejection(report, verdict))
@@ -88,15 +93,25 @@ class _Batch:
             self.changes.feed_keys[model_id] = time_key(self.now, model_id)
 
 
-async def handle_reports(reports: Sequence[Report], *, repo: Repository) -> list[Document]:
-    """Record every new report in history (applied or not); return the history rows written."""
+async def handle_reports(
+    reports: Sequence[Report], *, repo: Repository, approval_environments: Collection[str] = frozenset()
+) -> list[Document]:
+    """Record every new report in history (applied or not); return the history rows written.
+
+    ``approval_environments`` are where a version goes to work only once approved (none unless given:
+    the service's setting, default ``prod``, decides).
+    """
     now, first_position = datetime.now(UTC), time.time_ns()
     fresh = _first_of_each(reports, await repo.seen([r.key for r in reports]))
     parsed = [(report, parse(report.event)) for report in fresh]
     wanted = {version_id(d.team, d.name, d.version) for _, d in parsed if isinstance(d, Reported)}
     batch = _Batch(await repo.versions_by_id(sorted(wanted)), now)
     for offset, (report, data) in enumerate(parsed):
-        batch.add(handle_report(report, data, stamp=Stamp(now, first_position + offset), versions=batch.versions))
+        stamp = Stamp(now, first_position + offset)
+        effects = handle_report(
+            report, data, stamp=stamp, versions=batch.versions, approval_environments=approval_environments
+        )
+        batch.add(effects)
     if batch.changes.history:
         await repo.commit(batch.changes)
     return batch.changes.history

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from deploy_tracker.transitions import decide, overall
+from deploy_tracker.transitions import APPROVED, approval_status, decide, needs_approval, overall, skips_deploying
 from shared.contract import messages
 from shared.contract.auth import Principal
 from shared.contract.documents import Document
@@ -78,6 +78,11 @@ class Moved:
         """The id of the version the report moves."""
         return version_id(self.data.team, self.data.name, self.data.version)
 
+    @property
+    def skipped_deploying(self) -> bool:
+        """Whether the report is its environment's first and reports an end state (no ``deploying`` seen)."""
+        return self.outcome == "applied" and skips_deploying(self.previous, self.data.status)
+
 
 Verdict = Refused | Moved
 
@@ -93,8 +98,18 @@ def parse(event: CloudEvent) -> Reported | Rejected:
         return Rejected("invalid", "invalid report: " + details)
 
 
-def judge(report: Report, parsed: Reported | Rejected, versions: Mapping[str, Document]) -> Verdict:
-    """What one report does: the first failing check refuses it, authentication first."""
+def judge(
+    report: Report,
+    parsed: Reported | Rejected,
+    versions: Mapping[str, Document],
+    *,
+    approval_environments: Collection[str] = frozenset(),
+) -> Verdict:
+    """What one report does: the first failing check refuses it, authentication first.
+
+    The approval gate comes before the state machine: a report that would put an unapproved
+    version to work in a gated environment is ``not_approved`` wherever the machine would take it.
+    """
     principal = report.principal
     if principal is None:  # before validation: nothing about the data is said to strangers
         return Refused(UNAUTHENTICATED)
@@ -106,7 +121,24 @@ def judge(report: Report, parsed: Reported | Rejected, versions: Mapping[str, Do
     version = versions.get(version_id(parsed.team, parsed.name, parsed.version))
     if version is None:
         return Refused(Rejected("not_found", f"{parsed.team}/{parsed.name} has no version {parsed.version}"), parsed)
+    gated = needs_approval(parsed.environment, parsed.status, approval_environments)
+    if gated and approval_status(version) != APPROVED:
+        return _unapproved(parsed, version)
     return _move(parsed, version)
+
+
+def _unapproved(data: Reported, version: Document) -> Refused:
+    """The refusal of a report that would put an unapproved ``version`` to work where approval is required."""
+    what = f"{data.team}/{data.name} {data.version}"
+    message = f"{what} is not approved for {data.environment} (approval: {approval_status(version)})"
+    previous = _environment(version, data.environment)
+    return Refused(Rejected("not_approved", message), data, version=version, previous=previous)
+
+
+def _environment(version: Document, environment: str) -> str | None:
+    """The status of ``environment`` of ``version`` (``None``: never reported)."""
+    current = (version.get("environments") or {}).get(environment)
+    return str(current["status"]) if current else None
 
 
 def _move(data: Reported, version: Document) -> Verdict:

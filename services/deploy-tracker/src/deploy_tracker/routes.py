@@ -2,24 +2,35 @@
 
 The caller's key never travels on: the report is published under the service's signature with the
 caller's key id (``ce_principal``), which the tracker trusts only when signed.
+
+A pipeline that must fail when its report is refused sends ``Prefer: wait=<s>`` (RFC 7240): the
+bridge then waits, up to ``DEPLOY_TRACKER_REPORT_WAIT_MAX_SECONDS`` (30), for the tracker's outcome
+and answers it — 200, or the refusal as problem+json — with ``Preference-Applied``; 202 as without
+the preference when the wait runs out.
 """
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, Field
 
+from deploy_tracker.outcomes import OutcomeWatch, requested_wait
 from shared.chassis.http_auth import guard_of, requires
-from shared.chassis.problems import Problem, keyed_route_refusals
+from shared.chassis.problems import CATALOGUE, Problem, ProblemReason, documented, keyed_route_refusals
 from shared.chassis.publishing import publish_event
 from shared.chassis.signing import EventSigner
 from shared.contract import correlation, messages
 from shared.contract.auth import Principal
+from shared.contract.documents import Document
 from shared.contract.envelope import CloudEvent
+from shared.contract.ids import sender_scoped
 
 SOURCE = "/registry/deploy-tracker/http"
+PREFERENCE_APPLIED = "Preference-Applied"
+_REASONS: dict[str, ProblemReason] = {reason: reason for reason in CATALOGUE}
 
 
 @dataclass(frozen=True)
@@ -42,25 +53,102 @@ class ReportAccepted(BaseModel):
     status: Literal["accepted"] = "accepted"
 
 
+class ReportOutcome(BaseModel):
+    """What the tracker made of a report it took (``Prefer: wait``): applied, or kept as out of order."""
+
+    event_id: str = Field(description="the CloudEvent id of the published report")
+    outcome: Literal["applied", "out_of_order"] = Field(
+        description="applied, or out_of_order: older than the environment's last report, kept in history only"
+    )
+    environment: str
+    reported_status: str = Field(description="the status the report gave")
+    status: str | None = Field(description="the environment's status after the report")
+    previous_status: str | None = Field(description="the environment's status before the report")
+    skipped_deploying: bool = Field(
+        False, description="the environment's first report gave its end state: no deploying was seen"
+    )
+
+    @classmethod
+    def of(cls, row: Document) -> "ReportOutcome":
+        """The outcome recorded in a history row the tracker did not refuse."""
+        applied = row["outcome"] == "applied"
+        return cls(
+            event_id=row["report_id"],
+            outcome=row["outcome"],
+            environment=row["environment"],
+            reported_status=row["status"],
+            status=row["status"] if applied else row.get("previous_status"),
+            previous_status=row.get("previous_status"),
+            skipped_deploying=bool(row.get("skipped_deploying")),
+        )
+
+
+def refusal(row: Document, headers: dict[str, str]) -> Problem:
+    """The problem of a report the tracker refused, with the reason and message it recorded."""
+    reason = _REASONS.get(str(row.get("reason")), "invalid")
+    return Problem(reason, str(row.get("message") or "the report was refused"), headers=headers)
+
+
 def _bridge(request: Request) -> ReportBridge:
     bridge: ReportBridge = request.app.state.report_bridge
     return bridge
 
 
+def _outcome_watch(request: Request) -> OutcomeWatch:
+    watch: OutcomeWatch = request.app.state.outcome_watch
+    return watch
+
+
+def _refusals_after_waiting() -> dict[int | str, dict[str, Any]]:
+    """The refusals a waited-for report can come back with, beyond those of every keyed route."""
+    responses = documented("not_found", "conflict")
+    responses[409] = responses[409] | {
+        "description": "Conflict (`conflict`: a transition the state machine forbids) or Version not approved "
+        "(`not_approved`: the environment requires an approved version)"
+    }
+    return responses
+
+
 Reporter = Annotated[Principal, Depends(requires("deployments:write"))]
 Bridge = Annotated[ReportBridge, Depends(_bridge)]
+Watch = Annotated[OutcomeWatch, Depends(_outcome_watch)]
+Prefer = Annotated[
+    list[str] | None,
+    Header(
+        description="RFC 7240; `wait=<seconds>` (capped by DEPLOY_TRACKER_REPORT_WAIT_MAX_SECONDS, 30) answers "
+        "the tracker's outcome instead of 202: 200 when it took the report, the refusal's problem+json "
+        "otherwise, 202 if the wait runs out"
+    ),
+]
 router = APIRouter(
     prefix="/v1/deployments",
     tags=["deployments"],
     responses=keyed_route_refusals("invalid"),
 )
+_APPLIED_HEADER = {
+    PREFERENCE_APPLIED: {"description": "`wait=<seconds>`: how long the bridge waited", "schema": {"type": "string"}}
+}
+WAITED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": ReportOutcome, "description": "The tracker's outcome (`Prefer: wait`)", "headers": _APPLIED_HEADER},
+    202: {"description": "Published; without `Prefer: wait`, or when the wait ran out", "headers": _APPLIED_HEADER},
+    **_refusals_after_waiting(),
+}
 
 
-@router.post("/events", status_code=202)
+@router.post("/events", status_code=202, response_model=ReportAccepted, responses=WAITED_RESPONSES)
 async def report(
-    data: messages.DeploymentStatusReported, caller: Reporter, bridge: Bridge, request: Request
-) -> ReportAccepted:
-    """Publish a deployment report (validated as the consumer does); the tracker applies it asynchronously."""
+    data: messages.DeploymentStatusReported,
+    caller: Reporter,
+    bridge: Bridge,
+    watch: Watch,
+    request: Request,
+    response: Response,
+    prefer: Prefer = None,
+) -> ReportAccepted | Response:
+    """Publish a deployment report (validated as the consumer does); the tracker applies it asynchronously.
+
+    With ``Prefer: wait=<s>`` the answer is the tracker's outcome when it comes within the wait.
+    """
     if not caller.acts_for(data.team):
         guard_of(request).deny(request, caller, status=403, reason="other team's model", resource_team=data.team)
         raise Problem("forbidden", f"this key may not report deployments of team {data.team!r}")
@@ -73,4 +161,18 @@ async def report(
         data=data.model_dump(mode="json"),
     )
     await bridge.publish(event, key=model, acting_for=caller.key_id)
-    return ReportAccepted(event_id=event.id)
+    accepted = ReportAccepted(event_id=event.id)
+    wait = requested_wait(prefer or [])
+    if wait is None:
+        return accepted
+    # The tracker files the report under the sender's team, as it files every report (Report.key).
+    waited = await watch.wait(sender_scoped(caller.team, event.id), requested=wait)
+    if waited is None:  # too many requests waiting: the preference is not applied
+        return accepted
+    applied = {PREFERENCE_APPLIED: f"wait={waited.seconds}"}
+    if waited.row is None:  # the wait ran out: as without the preference, but saying it waited
+        response.headers.update(applied)
+        return accepted
+    if waited.row["outcome"] == "rejected":
+        raise refusal(waited.row, applied)
+    return JSONResponse(ReportOutcome.of(waited.row).model_dump(mode="json"), headers=applied)

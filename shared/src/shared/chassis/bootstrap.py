@@ -73,7 +73,7 @@ async def bootstrap(settings: BootstrapSettings) -> list[str]:
     client = make_client(settings)
     try:
         db = client[settings.mongodb_database]
-        await ensure_indexes(db)
+        await ensure_indexes(db, settings=settings)
         if settings.bootstrap_admin_key:
             await store_bootstrap_key(db, settings.bootstrap_admin_key, created_by="bootstrap job")
     finally:

@@ -1,4 +1,4 @@
-"""The app every service starts from: lifespan, problem+json, health, metrics, auth, access events."""
+"""The app every service starts from: lifespan, problem+json, health, metrics, auth, access events, CORS."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.chassis import metrics, problems
 from shared.chassis.access import AccessLog, FailureWatch
+from shared.chassis.cors import ListedOrigins
 from shared.chassis.health import Readiness, health_router
 from shared.chassis.http_auth import Guard
 from shared.chassis.http_observe import Observe
@@ -138,6 +139,10 @@ def service_app(
     # Added before the observing middleware below, so it runs inside it (correlation id, metrics).
     app.add_middleware(RequestBounds, guard=guard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(Observe)
+    if settings.cors_allowed_origins:
+        # Added last, so outermost: a browser's preflight carries no key and is answered here,
+        # and every answer from inside (a 401, a 413, the 500 of a bug) gets the CORS headers.
+        app.add_middleware(ListedOrigins, origins=settings.cors_allowed_origins)
 
     async def mongo_ping() -> None:
         await client.admin.command("ping")

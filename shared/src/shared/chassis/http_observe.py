@@ -1,4 +1,4 @@
-"""The outermost HTTP middleware: correlation id, the 500 of a bug, metrics, the log line, read events.
+"""The observing HTTP middleware: correlation id, the 500 of a bug, metrics, the log line, access events.
 
 Plain ASGI rather than Starlette's ``BaseHTTPMiddleware`` (``app.middleware("http")``), which runs
 every request in a task group and copies the response through a memory stream: that cost a
@@ -11,6 +11,7 @@ import logging
 import time
 
 import structlog
+from fastapi.routing import APIRoute
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,10 +22,11 @@ from shared.contract.auth import Principal
 
 log = structlog.get_logger("registry.http")
 _NOTEWORTHY_READ_STATUSES = frozenset({401, 403, 429})
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class Observe:
-    """Answer the request, then count, log and (for a successful read) audit it."""
+    """Answer the request, then count, log and (for a successful read or write) audit it."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -34,7 +36,7 @@ class Observe:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        # Bound here, in the outermost middleware, so the handlers' tasks, this middleware's own log
+        # Bound here, outside everything but CORS, so the handlers' tasks, this middleware's own log
         # lines and the 500 below all carry the same id.
         correlation_id = correlation.bind(Headers(scope=scope).get(problems.CORRELATION_HEADER))
         status: int | None = None
@@ -67,14 +69,30 @@ def _record(scope: Scope, status: int, seconds: float, correlation_id: str) -> N
     metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
     principal: Principal | None = scope.get("state", {}).get("principal")
     _log(method, route, status, seconds, principal)
-    if principal is not None and method == "GET" and status < 400:
-        access: AccessLog = scope["app"].state.service.access
+    if principal is None or status >= 400:
+        return  # refusals are recorded where they are decided (the guard), with their reason
+    access: AccessLog = scope["app"].state.service.access
+    if method == "GET":
         access.record(
             messages.ACCESS_READ,
             principal=principal,
             method="GET",
             path=scope["path"],
             status=status,
+            correlation_id=correlation_id,
+        )
+    elif method in _WRITE_METHODS and isinstance(scope.get("route"), APIRoute):
+        # A write of the API (keys, webhooks, shares, aliases, approvals, deletes, the HTTP bridges).
+        # Not a protocol endpoint mounted as a plain route: the MCP transport POSTs JSON-RPC whose
+        # tool calls are reads, each recorded as the read it runs.
+        team = scope.get("path_params", {}).get("team")
+        access.record(
+            messages.ACCESS_WRITE,
+            principal=principal,
+            method=method,
+            path=scope["path"],
+            status=status,
+            resource_team=team if isinstance(team, str) else None,
             correlation_id=correlation_id,
         )
 

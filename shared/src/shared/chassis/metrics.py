@@ -75,6 +75,7 @@ _KNOWN_TYPES = frozenset(
         messages.COMMAND_REJECTED,
         messages.DEPLOY_STATUS_REPORTED,
         messages.ACCESS_READ,
+        messages.ACCESS_WRITE,
         messages.ACCESS_DENIED,
         messages.ACCESS_AUTH_FAILED,
         messages.ACCESS_RATE_LIMITED,

@@ -1,7 +1,9 @@
 """The ``AsyncMongoClient`` factory and every collection's indexes, declared in one place.
 
 Indexes live here (not in the owning service) because `registry up` and the read side need
-them too; each service still creates only its own collections' indexes at start-up.
+them too; each service still creates only its own collections' indexes at start-up. TTL indexes
+whose period is a setting (:func:`expiry_indexes`) are brought to the configured period when
+they exist with another (``collMod``), and dropped when the setting turns expiry off.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ DEPLOY_OUTBOX = "deploy_outbox"
 DEPLOY_RELAY_CHECKPOINTS = "deploy_relay_checkpoints"
 WEBHOOKS = "webhooks"
 WEBHOOK_DELIVERIES = "webhook_deliveries"
+EXPIRY_INDEX = "expiry"  # the TTL index of a collection whose documents expire
 
 INDEXES: dict[str, list[IndexModel]] = {
     MODELS: [
@@ -85,6 +88,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("ts_key", DESCENDING)], name="recent"),
         IndexModel([("team", ASCENDING), ("ts_key", DESCENDING)], name="team_recent"),
         IndexModel([("correlation_id", ASCENDING), ("ts_key", DESCENDING)], name="correlation_recent"),
+        # Retention: only entries that carry an expiry date (access events, audit.links.extend)
+        # are ever deleted, at that date; no other entry has the field, so none can expire.
+        IndexModel(
+            [("expires_at", ASCENDING)],
+            name=EXPIRY_INDEX,
+            expireAfterSeconds=0,
+            partialFilterExpression={"expires_at": {"$type": "date"}},
+        ),
     ],
     AUDIT_HEADS: [],
     AUDIT_VERIFIED: [],
@@ -137,13 +148,48 @@ RETIRED_INDEXES: dict[str, list[str]] = {
 }
 
 
-async def ensure_indexes(db: AsyncDatabase[Document], collections: list[str] | None = None) -> None:
-    """Create the declared indexes of ``collections`` (default: all) and drop retired ones; idempotent."""
+def expiry_indexes(settings: CommonSettings) -> dict[str, IndexModel | None]:
+    """The TTL index of each collection whose retention is a setting (``None``: kept for ever)."""
+    seconds = round(settings.webhook_delivery_retention_days * 86_400)
+    deliveries = IndexModel([("created_at", ASCENDING)], name=EXPIRY_INDEX, expireAfterSeconds=seconds)
+    return {WEBHOOK_DELIVERIES: deliveries if seconds else None}
+
+
+async def ensure_indexes(
+    db: AsyncDatabase[Document], collections: list[str] | None = None, *, settings: CommonSettings | None = None
+) -> None:
+    """Create the declared indexes of ``collections`` (default: all) and drop retired ones; idempotent.
+
+    ``settings`` gives the retention periods of :func:`expiry_indexes` (default: their defaults).
+    """
+    expiring = expiry_indexes(settings or CommonSettings.model_construct())
     for name in collections or list(INDEXES):
         if name in RETIRED_INDEXES:
             for index in sorted(set(RETIRED_INDEXES[name]) & set(await db[name].index_information())):
                 await db[name].drop_index(index)
-        await db[name].create_indexes(INDEXES[name])
+        indexes = list(INDEXES[name])
+        if name in expiring:
+            ttl = await _retune_expiry(db, name, expiring[name])
+            indexes += [ttl] if ttl is not None else []
+        await db[name].create_indexes(indexes)
+
+
+async def _retune_expiry(db: AsyncDatabase[Document], name: str, wanted: IndexModel | None) -> IndexModel | None:
+    """Bring an existing TTL index to ``wanted``'s period, or drop it; return what is still to create.
+
+    ``create_indexes`` refuses an index that exists with other options, so a changed retention
+    setting is applied with ``collMod`` (no rebuild), and a retention turned off drops the index.
+    """
+    current = (await db[name].index_information()).get(EXPIRY_INDEX)
+    if current is None:
+        return wanted
+    if wanted is None:
+        await db[name].drop_index(EXPIRY_INDEX)
+        return None
+    seconds = wanted.document["expireAfterSeconds"]
+    if current.get("expireAfterSeconds") != seconds:
+        await db.command("collMod", name, index={"name": EXPIRY_INDEX, "expireAfterSeconds": seconds})
+    return None
 
 
 LOOKUP_CHUNK = 100  # the stand-in's $in gets slower per key beyond ~100 keys

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# An origin as browsers send it: scheme and host (and port), no path, no wildcard, no trailing slash.
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^\s/*?#@]+")
 
 
 class ConfigurationError(RuntimeError):
@@ -86,9 +90,26 @@ class CommonSettings(BaseSettings):
     max_body_bytes: int = Field(256 * 1024, validation_alias=_shared("max_body_bytes"))
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # Browser origins allowed to call the HTTP APIs with credentials (CORS), e.g.
+    # '["https://console.example.com"]'. None by default: then no response carries CORS headers.
+    # Explicit origins only: "*" together with credentials would let any web page use a caller's key.
+    cors_allowed_origins: list[str] = Field(default_factory=list, validation_alias=_shared("cors_allowed_origins"))
+    # Webhook delivery records (``webhook_deliveries``) are deleted this long after they were
+    # created (a MongoDB TTL index); 0 keeps them forever. Shared: the init job creates the index too.
+    webhook_delivery_retention_days: float = Field(
+        90.0, ge=0, validation_alias=_shared("webhook_delivery_retention_days")
+    )
     # "auto": human-readable on a terminal, JSON lines otherwise (pipes, containers, files).
     log_format: Literal["auto", "json", "console"] = Field("auto", validation_alias=_shared("log_format"))
     log_level: str = Field("INFO", validation_alias=_shared("log_level"))
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _explicit_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an origin: scheme://host[:port], no path, no wildcard")
+        return origins
 
     def all_topics(self) -> list[str]:
         """Every topic of the contract, without dead-letter topics."""

@@ -159,6 +159,9 @@ class DeploymentReportPublic(BaseModel):
     environment: str
     status: str
     previous_status: str | None = None
+    skipped_deploying: bool = Field(
+        False, description="applied as its environment's first report with an end state: no deploying was seen"
+    )
     target: str | None = None
     pipeline: str | None = None
     run_id: str | None = None
