@@ -37,6 +37,7 @@ from shared.contract.auth import Principal
 
 log = structlog.get_logger(__name__)
 REFRESH_CHUNK = 200  # changed models rendered per round trip
+REFRESH_INTERVAL_SECONDS = 1.0
 
 
 def visible_to(principal: Principal) -> dict[str, Any]:
@@ -89,6 +90,9 @@ async def keep_feed_warm(built: asyncio.Event, feed: Feed, changed: ChangedModel
                 await feed.refresh(model_ids[start : start + REFRESH_CHUNK])
         except PyMongoError as exc:
             log.warning("feed documents not refreshed", models=len(model_ids), error=str(exc))
+        # At most one round a second: a burst is rendered in a few large reads instead of one per
+        # batch of events, each competing with the search projection's own reads of the same models.
+        await asyncio.sleep(REFRESH_INTERVAL_SECONDS)
 
 
 def build_app(settings: QuerySettings) -> FastAPI:
