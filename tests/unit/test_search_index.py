@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Iterable
+from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -269,6 +270,41 @@ class TestUpdates:
         assert search(index, "demand").total == 0
         index.commit()
         assert search(index, "demand").total == 1
+
+
+class TestResultCache:
+    def test_a_repeated_search_is_answered_from_memory_until_the_next_commit(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        index = index_of([searchable("t", "m", description="forecasts demand")])
+        runs: list[str] = []
+        run = index._run
+
+        def counted(*args: Any, **kwargs: Any) -> SearchResult:
+            runs.append("run")
+            return run(*args, **kwargs)
+
+        monkeypatch.setattr(index, "_run", counted)
+        first, again = search(index, "demand"), search(index, "demand")
+        assert again is first and runs == ["run"]
+        index.upsert([searchable("t", "m2", description="forecasts demand weekly")])
+        index.commit()
+        assert search(index, "demand").total == 2 and runs == ["run", "run"]
+
+    def test_a_cached_answer_is_never_served_to_another_reader(self) -> None:
+        index = index_of([searchable("fraud", "m", description="forecasts demand")])
+        assert search(index, "demand", FRAUD).total == 1
+        assert search(index, "demand", frozenset({"risk"})).total == 0
+
+    def test_a_result_computed_across_a_commit_is_not_kept(self) -> None:
+        index = index_of([searchable("t", "m", description="forecasts demand")])
+        before = index._generation
+        stale = search(index, "nothing-matches-this")
+        index.upsert([searchable("t", "m2", description="nothing-matches-this after all")])
+        index.commit()
+        request = SearchRequest("nothing-matches-this", ADMIN, SearchFilters(), 20, 0)
+        index._remember(request, stale, before)  # a search that began before the commit ends after it
+        assert search(index, "nothing-matches-this").total == 1
 
 
 class TestConcurrency:

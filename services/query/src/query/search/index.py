@@ -6,10 +6,16 @@ Use from one writer and any number of readers: a single task (the projection tha
 thread at the same time. Tantivy releases the GIL while it searches, aggregates and commits, and
 each search reads one consistent snapshot (the last commit), so a search never sees half an
 upsert. A commit with nothing pending costs nothing, so the writer can call it every ~100 ms.
+
+Results are kept per snapshot, like Elasticsearch's request cache: the same search against the same
+commit has the same answer, so a repeated search (a dashboard, an assistant asking again, the next
+keystroke's predecessor) costs a dictionary lookup, and every commit starts afresh.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -27,6 +33,7 @@ FACETS = ("framework", "status", "team", "deployment_target", "environment")
 FACET_SIZE = 50
 MAX_OFFSET = 10_000
 WRITER_HEAP_BYTES = 50_000_000
+RESULT_CACHE_ENTRIES = 2_048  # searches answered from memory until the next commit (a page is ~10 KB)
 
 
 @dataclass(frozen=True)
@@ -63,13 +70,17 @@ class SearchResult:
 class SearchIndex:
     """Models searchable by text, filterable by exact values, counted by facet."""
 
-    def __init__(self, *, heap_bytes: int = WRITER_HEAP_BYTES) -> None:
+    def __init__(self, *, heap_bytes: int = WRITER_HEAP_BYTES, cached: int = RESULT_CACHE_ENTRIES) -> None:
         self._index = new_index()
         self._index.config_reader("manual")
         self._schema = self._index.schema
         self._writer = self._index.writer(heap_bytes, 1)
         self._builder = QueryBuilder(self._schema)
         self._pending = False
+        self._results: OrderedDict[SearchRequest, SearchResult] = OrderedDict()
+        self._results_capacity = cached
+        self._results_lock = threading.Lock()  # searches run in worker threads
+        self._generation = 0  # commits so far: a result is kept only if none happened while it was computed
 
     def upsert(self, docs: Iterable[SearchDocument]) -> None:
         """Add ``docs``, each replacing what the index held for its model (visible after :meth:`commit`)."""
@@ -90,6 +101,9 @@ class SearchIndex:
             self._pending = False
             self._writer.commit()
             self._index.reload()
+            with self._results_lock:
+                self._generation += 1
+                self._results.clear()  # answers of the previous snapshot
 
     def __len__(self) -> int:
         return int(self._index.searcher().num_docs)
@@ -105,11 +119,26 @@ class SearchIndex:
             return parsed
         if not 1 <= request.limit <= catalog.MAX_PAGE_SIZE or not 0 <= request.offset <= MAX_OFFSET:
             return InvalidQuery(f"limit must be 1 to {catalog.MAX_PAGE_SIZE} and offset 0 to {MAX_OFFSET}")
+        with self._results_lock:
+            if (cached := self._results.get(request)) is not None:
+                self._results.move_to_end(request)
+                return cached
+            generation = self._generation
         searcher = self._index.searcher()
         result = self._run(searcher, parsed, request, relaxed=False)
         if result.total == 0 and len(self._builder.free_words(parsed)) > 1:
             result = self._run(searcher, parsed, request, relaxed=True)
+        self._remember(request, result, generation)
         return result
+
+    def _remember(self, request: SearchRequest, result: SearchResult, generation: int) -> None:
+        """Keep ``result`` unless a commit happened since the search began (it may be of either snapshot)."""
+        with self._results_lock:
+            if generation != self._generation or self._results_capacity == 0:
+                return
+            self._results[request] = result
+            if len(self._results) > self._results_capacity:
+                self._results.popitem(last=False)
 
     def _run(
         self, searcher: tantivy.Searcher, parsed: ParsedQuery, request: SearchRequest, *, relaxed: bool
