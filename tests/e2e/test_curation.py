@@ -9,24 +9,13 @@ import pytest
 
 from registry_cli.stack import EmbeddedStack
 from shared.contract import messages
-from tests.factories import ADMIN_KEY, binary_record, command_event
+from tests.factories import binary_record, command_event
+from tests.http_tools import ADMIN, acting_as, team_key
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
 from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 ADMIN_SCOPES = ["models:read", "models:write", "team:admin"]
-ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
-
-
-async def key(stack: EmbeddedStack, team: str, scopes: list[str]) -> str:
-    async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
-        response = await http.post(f"/v1/teams/{team}/api-keys", json={"name": "k", "scopes": scopes})
-    assert response.status_code == 201, response.text
-    return str(response.json()["token"])
-
-
-def client(stack: EmbeddedStack, service: str, token: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=stack.url(service), headers={"Authorization": f"Bearer {token}"}, timeout=15)
 
 
 async def register(http: httpx.AsyncClient, team: str, name: str, version: str, **fields: Any) -> httpx.Response:
@@ -37,8 +26,8 @@ async def register(http: httpx.AsyncClient, team: str, name: str, version: str, 
 @pytest.fixture
 async def team(stack: EmbeddedStack) -> dict[str, str]:
     name = f"cur-{uuid.uuid4().hex[:6]}"
-    writer = await key(stack, name, ADMIN_SCOPES)
-    approver = await key(stack, name, ["models:read", "models:approve"])
+    writer = await team_key(stack, name, ADMIN_SCOPES)
+    approver = await team_key(stack, name, ["models:read", "models:approve"])
     return {"team": name, "writer": writer, "approver": approver}
 
 
@@ -47,7 +36,7 @@ class TestAliasesOverHttp:
         self, stack: EmbeddedStack, team: dict[str, str]
     ) -> None:
         t = team["team"]
-        async with client(stack, "registration", team["writer"]) as http:
+        async with acting_as(stack, "registration", team["writer"]) as http:
             for version in ("1.0.0", "1.1.0"):
                 assert (await register(http, t, "m", version)).status_code == 201
             set_alias = await http.put(f"/v1/models/{t}/m/aliases/champion", json={"version": "1.0.0"})
@@ -56,7 +45,7 @@ class TestAliasesOverHttp:
             to_archived = await http.put(f"/v1/models/{t}/m/aliases/old", json={"version": "1.0.0"})
         assert set_alias.status_code == 200 and moved.json()["previous_version"] == "1.0.0"
         assert archived.status_code == 200 and to_archived.status_code == 409
-        async with client(stack, "query", team["writer"]) as http:
+        async with acting_as(stack, "query", team["writer"]) as http:
             resolved = await http.get(f"/v1/models/{t}/m/versions/@champion")
             listed = await http.get(f"/v1/models/{t}/m/aliases")
             unknown = await http.get(f"/v1/models/{t}/m/versions/@nothing")
@@ -69,10 +58,10 @@ class TestAliasesOverHttp:
 class TestApprovalOverHttp:
     async def test_only_a_key_with_models_approve_approves(self, stack: EmbeddedStack, team: dict[str, str]) -> None:
         t = team["team"]
-        async with client(stack, "registration", team["writer"]) as http:
+        async with acting_as(stack, "registration", team["writer"]) as http:
             await register(http, t, "m", "1.0.0")
             by_writer = await http.put(f"/v1/models/{t}/m/versions/1.0.0/approval", json={"status": "approved"})
-        async with client(stack, "registration", team["approver"]) as http:
+        async with acting_as(stack, "registration", team["approver"]) as http:
             approved = await http.put(
                 f"/v1/models/{t}/m/versions/1.0.0/approval", json={"status": "approved", "comment": "reviewed"}
             )
@@ -90,13 +79,13 @@ class TestModelMetadataOverHttp:
             "documentation": "## Intended use\n\nCard-not-present payments.",
             "links": {"repository": "https://git.example.com/fraud/card"},
         }
-        async with client(stack, "registration", team["writer"]) as http:
+        async with acting_as(stack, "registration", team["writer"]) as http:
             await register(http, t, "m", "1.0.0", description="version text")
             updated = await http.patch(f"/v1/models/{t}/m", json=metadata)
             await register(http, t, "m", "2.0.0", description="newer version text")
             bad_link = await http.patch(f"/v1/models/{t}/m", json={"links": {"x": "javascript:alert(1)"}})
         assert updated.status_code == 200 and bad_link.status_code == 422
-        async with client(stack, "query", team["writer"]) as http:
+        async with acting_as(stack, "query", team["writer"]) as http:
             model = (await http.get(f"/v1/models/{t}/m")).json()
         assert model["description"] == metadata["description"] and model["latest_version"] == "2.0.0"
         assert (model["owners"], model["links"]) == (metadata["owners"], metadata["links"])
@@ -107,26 +96,26 @@ class TestLineage:
         self, stack: EmbeddedStack, team: dict[str, str]
     ) -> None:
         base, t = f"base-{uuid.uuid4().hex[:6]}", team["team"]
-        base_key = await key(stack, base, ADMIN_SCOPES)
-        async with client(stack, "registration", base_key) as http:
+        base_key = await team_key(stack, base, ADMIN_SCOPES)
+        async with acting_as(stack, "registration", base_key) as http:
             await register(http, base, "foundation", "1.0.0")
             assert (await http.put(f"/v1/models/{base}/foundation/shares/{t}")).status_code == 200
         source = {"run_id": "run-7", "code_commit": "abc1234", "datasets": [{"uri": "s3://data/cards"}]}
         parent = {"team": base, "name": "foundation", "version": "1.0.0"}
-        async with client(stack, "registration", team["writer"]) as http:
+        async with acting_as(stack, "registration", team["writer"]) as http:
             tuned = await register(http, t, "tuned", "1.0.0", source=source, parent=parent)
             child = await register(
                 http, t, "tuned-small", "1.0.0", parent={"team": t, "name": "tuned", "version": "1.0.0"}
             )
         assert tuned.status_code == 201 and child.status_code == 201, (tuned.text, child.text)
-        async with client(stack, "registration", base_key) as http:
+        async with acting_as(stack, "registration", base_key) as http:
             assert (await http.delete(f"/v1/models/{base}/foundation/shares/{t}")).status_code == 204
-        async with client(stack, "query", team["writer"]) as http:
+        async with acting_as(stack, "query", team["writer"]) as http:
             lineage = (await http.get(f"/v1/models/{t}/tuned/versions/1.0.0/lineage")).json()
         assert lineage["version"]["source"]["run_id"] == "run-7"
         assert lineage["parents"] == [] and lineage["parents_truncated"]  # unshared since: no longer readable
         assert [c["name"] for c in lineage["children"]] == ["tuned-small"]
-        async with client(stack, "query", base_key) as http:
+        async with acting_as(stack, "query", base_key) as http:
             theirs = (await http.get(f"/v1/models/{base}/foundation/versions/1.0.0/lineage")).json()
         assert theirs["children"] == []  # the fine-tuned model belongs to a team that did not share it
 
@@ -136,14 +125,14 @@ class TestLatestAndDelete:
         self, stack: EmbeddedStack, team: dict[str, str]
     ) -> None:
         t = team["team"]
-        async with client(stack, "registration", team["writer"]) as http:
+        async with acting_as(stack, "registration", team["writer"]) as http:
             for version in ("1.0.0", "2.0.0", "3.0.0"):
                 await register(http, t, "m", version)
             await http.post(f"/v1/models/{t}/m/versions/3.0.0/lifecycle", json={"state": "deprecated"})
             deleted = await http.delete(f"/v1/models/{t}/m/versions/2.0.0")
             again = await register(http, t, "m", "2.0.0")
         assert deleted.status_code == 204 and again.status_code == 409
-        async with client(stack, "query", team["writer"]) as http:
+        async with acting_as(stack, "query", team["writer"]) as http:
             latest = (await http.get(f"/v1/models/{t}/m/versions/latest")).json()["version"]
             with_deprecated = await http.get(f"/v1/models/{t}/m/versions/latest", params={"include_deprecated": True})
             gone = await http.get(f"/v1/models/{t}/m/versions/2.0.0")
@@ -160,13 +149,13 @@ class TestSharesListed:
         self, stack: EmbeddedStack, team: dict[str, str]
     ) -> None:
         t, other = team["team"], f"oth-{uuid.uuid4().hex[:6]}"
-        other_key = await key(stack, other, ["models:read"])
-        async with client(stack, "registration", team["writer"]) as http:
+        other_key = await team_key(stack, other, ["models:read"])
+        async with acting_as(stack, "registration", team["writer"]) as http:
             await register(http, t, "m", "1.0.0")
             await http.put(f"/v1/models/{t}/m/shares/{other}")
-        async with client(stack, "query", team["writer"]) as http:
+        async with acting_as(stack, "query", team["writer"]) as http:
             mine = await http.get(f"/v1/models/{t}/m/shares")
-        async with client(stack, "query", other_key) as http:
+        async with acting_as(stack, "query", other_key) as http:
             theirs = await http.get(f"/v1/models/{t}/m/shares")
         assert mine.json() == {"items": [{"team": other}]} and theirs.status_code == 404
 
@@ -176,7 +165,7 @@ class TestCommandsOverKafka:
         self, stack: EmbeddedStack, team: dict[str, str]
     ) -> None:
         t = team["team"]
-        async with client(stack, "registration", team["writer"]) as http:
+        async with acting_as(stack, "registration", team["writer"]) as http:
             await register(http, t, "m", "1.0.0")
         command = command_event(
             messages.SET_ALIAS, {"team": t, "name": "m", "alias": "prod", "version": "1.0.0"}, token=team["writer"]
@@ -201,7 +190,7 @@ class TestEveryNewCommandOverKafka:
         self, stack: EmbeddedStack, team: dict[str, str]
     ) -> None:
         t = team["team"]
-        async with client(stack, "registration", team["writer"]) as http:
+        async with acting_as(stack, "registration", team["writer"]) as http:
             for version in ("1.0.0", "2.0.0"):
                 await register(http, t, "m", version)
         ref = {"team": t, "name": "m"}

@@ -15,29 +15,18 @@ import pytest
 from registry_cli.stack import EmbeddedStack
 from shared.contract.ids import model_id
 from tests.factories import ADMIN_KEY
+from tests.http_tools import ADMIN, acting_as, team_key
 from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 REGISTRY = str(Path(sys.executable).with_name("registry"))
-ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
 SCOPES = ["models:read", "models:write", "team:admin", "deployments:write"]
 BODY = {"version": "1.0.0", "framework": "onnx", "artifact_uri": "s3://bucket/key", "description": "Scores payments"}
 Docs = list[dict[str, Any]]
 
 
-async def make_key(stack: EmbeddedStack, team: str) -> str:
-    async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
-        response = await http.post(f"/v1/teams/{team}/api-keys", json={"name": "feed", "scopes": SCOPES})
-    assert response.status_code == 201, response.text
-    return str(response.json()["token"])
-
-
-def client(stack: EmbeddedStack, service: str, token: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=stack.url(service), headers={"Authorization": f"Bearer {token}"}, timeout=30)
-
-
 async def register(stack: EmbeddedStack, token: str, team: str, name: str, version: str = "1.0.0") -> None:
-    async with client(stack, "registration", token) as http:
+    async with acting_as(stack, "registration", token) as http:
         response = await http.post(f"/v1/models/{team}/{name}/versions", json={**BODY, "version": version})
     assert response.status_code == 201, response.text
 
@@ -47,7 +36,7 @@ async def feed(
 ) -> tuple[Docs, str | None]:
     """Every document after ``cursor``, page by page, and the cursor to resume from."""
     items: Docs = []
-    async with client(stack, "query", token) as http:
+    async with acting_as(stack, "query", token) as http:
         while True:
             params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
             response = await http.get("/v1/assistant/documents", params=params)
@@ -73,7 +62,7 @@ async def stream(stack: EmbeddedStack, token: str, cursor: str | None = None) ->
     params = {"cursor": cursor} if cursor else {}
     headers = {"Accept": "application/x-ndjson"}
     async with (
-        client(stack, "query", token) as http,
+        acting_as(stack, "query", token) as http,
         http.stream("GET", "/v1/assistant/documents", params=params, headers=headers) as response,
     ):
         assert response.status_code == 200 and response.headers["content-type"].startswith("application/x-ndjson")
@@ -100,12 +89,12 @@ def ids(items: Docs) -> list[tuple[str, bool]]:
 async def test_a_team_keeps_an_index_in_sync_through_shares_and_unshares(stack: EmbeddedStack) -> None:
     u = uuid.uuid4().hex[:6]
     a, b = f"fda-{u}", f"fdb-{u}"
-    key_a, key_b = await make_key(stack, a), await make_key(stack, b)
+    key_a, key_b = await team_key(stack, a, SCOPES), await team_key(stack, b, SCOPES)
     await register(stack, key_a, a, "shared")
     await register(stack, key_a, a, "hidden")
     await register(stack, key_b, b, "own")
     shared, hidden, own = model_id(a, "shared"), model_id(a, "hidden"), model_id(b, "own")
-    async with client(stack, "registration", key_a) as http:
+    async with acting_as(stack, "registration", key_a) as http:
         assert (await http.put(f"/v1/models/{a}/shared/shares/{b}")).status_code == 200
 
     # B's feed lists its own model and the one shared with it, never the hidden one.
@@ -117,7 +106,7 @@ async def test_a_team_keeps_an_index_in_sync_through_shares_and_unshares(stack: 
     assert hidden not in {i for i, _ in ids((await feed(stack, key_b, limit=1))[0])}
 
     # Unshared: from its last cursor, B sees exactly one tombstone, which tells nothing but the id.
-    async with client(stack, "registration", key_a) as http:
+    async with acting_as(stack, "registration", key_a) as http:
         assert (await http.delete(f"/v1/models/{a}/shared/shares/{b}")).status_code == 204
     items, cursor = await feed_until(stack, key_b, cursor, "the tombstone", bool)
     assert items == [{"id": shared, "text": "", "metadata": {}, "updated_at": None, "deleted": True}]
@@ -135,7 +124,7 @@ async def test_a_team_keeps_an_index_in_sync_through_shares_and_unshares(stack: 
 
 async def test_a_deployment_moves_the_model_to_the_end_and_every_reader_agrees(stack: EmbeddedStack) -> None:
     team = f"fdd-{uuid.uuid4().hex[:6]}"
-    token = await make_key(stack, team)
+    token = await team_key(stack, team, SCOPES)
     for name in ("first", "second", "third"):
         await register(stack, token, team, name)
     names = [model_id(team, n) for n in ("first", "second", "third")]
@@ -143,7 +132,7 @@ async def test_a_deployment_moves_the_model_to_the_end_and_every_reader_agrees(s
     assert [i for i, _ in ids(items)] == names
 
     report = {"team": team, "name": "first", "version": "1.0.0", "environment": "staging", "status": "deploying"}
-    async with client(stack, "deploy-tracker", token) as http:
+    async with acting_as(stack, "deploy-tracker", token) as http:
         sent = await http.post("/v1/deployments/events", json={**report, "occurred_at": datetime.now(UTC).isoformat()})
     assert sent.status_code == 202, sent.text
 
@@ -157,7 +146,7 @@ async def test_a_deployment_moves_the_model_to_the_end_and_every_reader_agrees(s
     paged, paged_end = await feed(stack, token, limit=1)
     assert (paged, paged_end) == (items, end)
     assert await stream(stack, token) == (items, end)
-    async with client(stack, "query", token) as http:
+    async with acting_as(stack, "query", token) as http:
         page = (await http.get("/v1/assistant/documents", params={"limit": 1})).json()
     assert page["items"] == items[:1] and page["has_more"]
     assert await stream(stack, token, page["next_cursor"]) == (items[1:], end)

@@ -4,32 +4,19 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 
 from registry_cli.stack import EmbeddedStack
-from tests.factories import ADMIN_KEY
+from tests.http_tools import acting_as, team_key
 from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
-ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
 HOSTILE = "Scores <script>alert(1)</script> transactions | fast"
-
-
-async def make_key(stack: EmbeddedStack, team: str, scopes: list[str]) -> str:
-    async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
-        response = await http.post(f"/v1/teams/{team}/api-keys", json={"name": "cards", "scopes": scopes})
-    assert response.status_code == 201, response.text
-    return str(response.json()["token"])
-
-
-def client(stack: EmbeddedStack, service: str, token: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=stack.url(service), headers={"Authorization": f"Bearer {token}"}, timeout=10)
 
 
 async def register(stack: EmbeddedStack, token: str, team: str, version: str, **fields: Any) -> None:
     body = {"version": version, "framework": "xgboost", "artifact_uri": f"s3://models/{team}/m/{version}", **fields}
-    async with client(stack, "registration", token) as http:
+    async with acting_as(stack, "registration", token) as http:
         response = await http.post(f"/v1/models/{team}/m/versions", json=body)
     assert response.status_code == 201, response.text
 
@@ -46,14 +33,14 @@ async def report_deploying(stack: EmbeddedStack, token: str, team: str, version:
         "run_id": "7",
         "occurred_at": datetime(2026, 5, 1, 12, tzinfo=UTC).isoformat(),
     }
-    async with client(stack, "deploy-tracker", token) as http:
+    async with acting_as(stack, "deploy-tracker", token) as http:
         response = await http.post("/v1/deployments/events", json=report)
     assert response.status_code == 202, response.text
 
 
 async def test_a_card_describes_versions_metrics_and_deployments_as_json_and_markdown(stack: EmbeddedStack) -> None:
     team = f"card-{uuid.uuid4().hex[:6]}"
-    token = await make_key(stack, team, ["models:read", "models:write", "deployments:write"])
+    token = await team_key(stack, team, ["models:read", "models:write", "deployments:write"])
     await register(stack, token, team, "1.0.0", metrics={"auc": 0.9}, description="first cut")
     await register(
         stack, token, team, "1.1.0", metrics={"auc": 0.95}, description=HOSTILE, tags={"domain": "payments|cards"}
@@ -61,7 +48,7 @@ async def test_a_card_describes_versions_metrics_and_deployments_as_json_and_mar
     await report_deploying(stack, token, team, "1.1.0")
     path = f"/v1/assistant/models/{team}/m/card"
 
-    async with client(stack, "query", token) as query:
+    async with acting_as(stack, "query", token) as query:
 
         async def deployed_card() -> dict[str, Any] | None:
             response = await query.get(path)
@@ -101,17 +88,17 @@ async def test_a_card_describes_versions_metrics_and_deployments_as_json_and_mar
 
 async def test_another_team_gets_the_same_404_for_a_hidden_model_as_for_an_absent_one(stack: EmbeddedStack) -> None:
     owner, other = f"card-{uuid.uuid4().hex[:6]}", f"peek-{uuid.uuid4().hex[:6]}"
-    owner_token = await make_key(stack, owner, ["models:read", "models:write"])
-    other_token = await make_key(stack, other, ["models:read"])
+    owner_token = await team_key(stack, owner, ["models:read", "models:write"])
+    other_token = await team_key(stack, other, ["models:read"])
     await register(stack, owner_token, owner, "1.0.0")
-    async with client(stack, "query", owner_token) as query:
+    async with acting_as(stack, "query", owner_token) as query:
 
         async def readable() -> bool:
             return (await query.get(f"/v1/assistant/models/{owner}/m/card")).status_code == 200
 
         await until(readable, timeout=15, what="the owner reading its card")
     answers = []
-    async with client(stack, "query", other_token) as query:
+    async with acting_as(stack, "query", other_token) as query:
         for name in ("m", "nothing-here"):
             for accept in ("application/json", "text/markdown"):
                 response = await query.get(f"/v1/assistant/models/{owner}/{name}/card", headers={"Accept": accept})

@@ -2,7 +2,6 @@
 
 import contextlib
 import secrets
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from shared.contract import messages
 from shared.contract.auth import Principal
 from tests.factories import ADMIN_KEY, command_event, register_data, register_event, store_admin_key
 from tests.infra import Infra
+from tests.integration.audit_settings import audit_settings
 from tests.kafka_tools import publish_raw
 from tests.waiting import until
 
@@ -60,29 +60,6 @@ async def db(infra: Infra, db_name: str) -> AsyncIterator[Any]:
     yield client[db_name]
     await client.drop_database(db_name)
     await client.close()
-
-
-def audit_settings(infra: Infra, db_name: str) -> AuditSettings:
-    """The audit service on topics and a database of this test's own."""
-    suffix = uuid.uuid4().hex[:8]
-    env = infra.env()
-    return AuditSettings(
-        kafka_bootstrap_servers=infra.kafka_bootstrap,
-        mongodb_uri=infra.mongodb_uri,
-        mongodb_database=db_name,
-        kafka_enable_idempotence=infra.idempotence,
-        kafka_session_timeout_ms=int(env["KAFKA_SESSION_TIMEOUT_MS"]),
-        kafka_heartbeat_interval_ms=int(env["KAFKA_HEARTBEAT_INTERVAL_MS"]),
-        kafka_fetch_max_wait_ms=int(env["KAFKA_FETCH_MAX_WAIT_MS"]),
-        kafka_topic_partitions=1,
-        topic_commands=f"commands-{suffix}",
-        topic_events=f"events-{suffix}",
-        topic_deploy=f"deploy-{suffix}",
-        topic_access=f"access-{suffix}",
-        consumer_group=f"audit-{suffix}",
-        event_signing_key=infra.signing_key,
-        chain_key=secrets.token_hex(32),
-    )
 
 
 @contextlib.asynccontextmanager

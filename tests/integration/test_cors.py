@@ -25,6 +25,7 @@ from registry_cli.config import free_port
 from shared.chassis.kafka import ensure_topics
 from tests.factories import ADMIN_KEY, store_admin_key
 from tests.infra import Infra
+from tests.integration.audit_settings import audit_settings as own_audit_settings
 from tests.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -82,27 +83,9 @@ def test_a_wildcard_origin_is_refused_at_start() -> None:
 
 
 def audit_settings(infra: Infra, db_name: str) -> AuditSettings:
-    """The audit service on topics, a group and a database of this test's own, allowing the console."""
-    suffix = uuid.uuid4().hex[:8]
-    env = infra.env()
-    return AuditSettings(
-        kafka_bootstrap_servers=infra.kafka_bootstrap,
-        mongodb_uri=infra.mongodb_uri,
-        mongodb_database=db_name,
-        kafka_enable_idempotence=infra.idempotence,
-        kafka_session_timeout_ms=int(env["KAFKA_SESSION_TIMEOUT_MS"]),
-        kafka_heartbeat_interval_ms=int(env["KAFKA_HEARTBEAT_INTERVAL_MS"]),
-        kafka_fetch_max_wait_ms=int(env["KAFKA_FETCH_MAX_WAIT_MS"]),
-        kafka_topic_partitions=1,
-        topic_commands=f"commands-{suffix}",
-        topic_events=f"events-{suffix}",
-        topic_deploy=f"deploy-{suffix}",
-        topic_access=f"access-{suffix}",
-        consumer_group=f"audit-{suffix}",
-        event_signing_key=infra.signing_key,
-        chain_key=secrets.token_hex(32),
-        cors_allowed_origins=[CONSOLE, "http://localhost:5173"],
-    )
+    """The audit service of this test's own (topics, group, database), allowing the console."""
+    own = own_audit_settings(infra, db_name)
+    return own.model_copy(update={"cors_allowed_origins": [CONSOLE, "http://localhost:5173"]})
 
 
 @asynccontextmanager

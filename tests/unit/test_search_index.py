@@ -2,8 +2,8 @@
 
 import json
 from collections.abc import Iterable
-from typing import Any
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
