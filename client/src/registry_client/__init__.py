@@ -1,0 +1,1 @@
+"""The Model Registry's Python client."""
