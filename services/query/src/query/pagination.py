@@ -75,9 +75,15 @@ def decode_cursor(cursor: str, sort: SortSpec, scope: str) -> Any:
 
 
 def paged(sort: SortSpec, query: dict[str, Any], cursor: str | None, scope: str) -> dict[str, Any]:
-    """``query`` restricted to the rows after ``cursor`` (merged, so no ``$and`` is needed)."""
+    """``query`` restricted to the rows after ``cursor`` (merged, so no ``$and`` is needed).
+
+    A first page with no condition at all is given an all-inclusive range on its string sort key
+    (the ``…_key`` fields are never empty): the embedded stand-in serves an empty filter by scanning the whole
+    collection even when an index gives the order, a range from the index (found: a platform
+    admin's first page of models took 100 ms at 5,000 models, 1.6 ms with the range).
+    """
     if not cursor:
-        return query
+        return query or ({sort.key_field: {"$gt": ""}} if sort.key_field.endswith("_key") else {})
     return after_key(sort, query, decode_cursor(cursor, sort, scope))
 
 
