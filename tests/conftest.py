@@ -25,6 +25,9 @@ from registry_cli.secrets import load_or_create
 from registry_cli.stack import EmbeddedStack
 from tests.factories import ADMIN_KEY
 from tests.infra import Infra, external_infra, testcontainers_infra
+from tests.mlflow_server import mlflow_server
+
+__all__ = ["mlflow_server"]  # a fixture: a seeded MLflow tracking server, started by the tests that ask for it
 
 
 def _stack_settings(tmp: Path) -> StackSettings:

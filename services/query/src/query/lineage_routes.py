@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
 
 from query.deps import INVALID, NOT_FOUND, REFUSALS, Caller, Visible
 from query.lookup import Lookup, not_found
@@ -11,33 +10,11 @@ from shared.chassis.http_params import SlugPath, VersionPath
 from shared.chassis.problems import Problem
 from shared.contract import catalog
 from shared.contract.documents import Document
+from shared.contract.read_views import AliasesPublic, LineagePublic, SharesPublic
 from shared.contract.views import ModelVersionPublic
 
 router = APIRouter(prefix="/v1/models/{team}/{name}", responses=REFUSALS | INVALID | NOT_FOUND)
-MAX_CHILDREN = 100
-
-
-class AliasesPublic(BaseModel):
-    """Every alias of a model and the version it points at."""
-
-    items: list[dict[str, str]] = Field(description='[{"alias": …, "version": …}], by alias')
-
-
-class SharesPublic(BaseModel):
-    """The teams a model is shared with (besides its own)."""
-
-    items: list[dict[str, str]] = Field(description='[{"team": …}], by team')
-
-
-class LineagePublic(BaseModel):
-    """A version, the chain of versions it derives from, and the versions derived from it."""
-
-    version: ModelVersionPublic
-    parents: list[ModelVersionPublic] = Field(description="nearest first")
-    parents_truncated: bool = Field(
-        description=f"the walk stopped at a parent you may not read, one deleted, or after {catalog.MAX_LINEAGE_DEPTH}"
-    )
-    children: list[ModelVersionPublic] = Field(description=f"newest first, at most {MAX_CHILDREN}, readable only")
+MAX_CHILDREN = catalog.MAX_LINEAGE_CHILDREN
 
 
 @router.get("/aliases", tags=["aliases"])

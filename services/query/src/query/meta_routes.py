@@ -1,36 +1,13 @@
 """``GET /v1/meta``: the enumerations and limits of the contract, for clients and forms."""
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
 
 from query.deps import INVALID, REFUSALS, Caller
 from query.reads import MODEL_SORTS
 from shared.contract import catalog
+from shared.contract.read_views import Limits, Meta
 
 router = APIRouter(prefix="/v1", tags=["meta"], responses=REFUSALS | INVALID)
-
-
-class Limits(BaseModel):
-    """Sizes the API enforces."""
-
-    max_payload_bytes: int
-    max_page_size: int
-    default_page_size: int
-    max_tags: int
-
-
-class Meta(BaseModel):
-    """Enumerations and limits of the contract."""
-
-    service_version: str
-    frameworks: list[str]
-    deployment_targets: list[str]
-    lifecycle_states: list[str]
-    deployment_statuses: list[str]
-    slug_pattern: str
-    semver: str
-    limits: Limits
-    model_sorts: list[str]
 
 
 @router.get("/meta")

@@ -8,7 +8,6 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, Field
 
 from query.deps import INVALID, REFUSALS, Caller, Cursor, Environment, Limit, Slug, checked_status
 from query.pagination import pack, unpack
@@ -17,39 +16,10 @@ from query.search.parser import InvalidQuery
 from query.search.queries import SearchFilters
 from shared.chassis.problems import Problem
 from shared.contract import catalog
-from shared.contract.views import ModelPublic, ModelVersionPublic
+from shared.contract.assistant_views import SearchPage
 
 router = APIRouter(prefix="/v1/assistant", tags=["assistant"], responses=REFUSALS)
 MAX_QUERY_CHARS = 512
-
-
-class SnippetPublic(BaseModel):
-    """Why a field matched: a fragment of it, the matched words' ``[start, end)`` ranges, and as HTML."""
-
-    fragment: str
-    highlights: list[tuple[int, int]]
-    html: str = Field(description="the fragment with matched words in <b>; the text itself is escaped")
-
-
-class SearchHitPublic(BaseModel):
-    """One model found, with its latest version and the snippets that explain the match."""
-
-    score: float = Field(description="BM25 relevance; 0 when the query only filters (newest first)")
-    model: ModelPublic
-    latest_version: ModelVersionPublic | None = None
-    snippets: dict[str, SnippetPublic] = {}
-
-
-class SearchPage(BaseModel):
-    """A page of ranked hits; ``total`` and ``facets`` count every match the caller may read."""
-
-    items: list[SearchHitPublic]
-    total: int
-    facets: dict[str, dict[str, int]] = Field(
-        description="counts per framework, status, team, deployment_target and environment"
-    )
-    next_cursor: str | None = None
-    relaxed: bool = Field(False, description="no model had all the words, so these have some of them")
 
 
 @router.get("/search", response_model=SearchPage, responses=INVALID)

@@ -17,6 +17,7 @@ from shared.chassis.problems import keyed_route_refusals
 from shared.contract import messages
 from shared.contract.auth import Principal
 from shared.contract.views import ModelVersionPublic
+from shared.contract.write_views import AliasPublic, ModelUpdatedPublic
 
 Approver = Annotated[Principal, Depends(requires("models:approve"))]
 router = APIRouter(
@@ -30,23 +31,6 @@ class AliasBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: messages.SemVer
-
-
-class AliasPublic(BaseModel):
-    """An alias of a model and the version it points at."""
-
-    alias: str
-    version: str
-    previous_version: str | None = None
-
-
-class ModelUpdatedPublic(BaseModel):
-    """What changed on the model."""
-
-    model_id: str
-    team: str
-    name: str
-    changes: dict[str, object]
 
 
 @router.put("/aliases/{alias}", tags=["aliases"])

@@ -14,6 +14,7 @@ from shared.chassis.http_params import IdPath, SlugPath
 from shared.chassis.keystore import KeyStore, issue_key
 from shared.chassis.mongo import API_KEYS
 from shared.chassis.problems import Problem, documented, keyed_route_refusals
+from shared.contract.admin_views import ApiKeyList
 from shared.contract.auth import PLATFORM_TEAM, SCOPES, Principal
 from shared.contract.documents import Document
 from shared.contract.views import ApiKeyCreated, ApiKeyPublic
@@ -69,12 +70,6 @@ router = APIRouter(
     tags=["api-keys"],
     responses=keyed_route_refusals("invalid"),
 )
-
-
-class ApiKeyList(BaseModel):
-    """A team's keys, oldest first (a team holds a bounded number: no pagination)."""
-
-    items: list[ApiKeyPublic]
 
 
 def _refusal(team: str, body: ApiKeyCreate, caller: Principal) -> str | None:

@@ -20,6 +20,7 @@ from shared.contract import correlation, messages
 from shared.contract.auth import Principal
 from shared.contract.envelope import CloudEvent
 from shared.contract.views import ModelVersionPublic
+from shared.contract.write_views import ShareChange
 
 HandleOne = Callable[[Command], Awaitable[Outcome]]
 Writer = Annotated[Principal, Depends(requires("models:write"))]
@@ -51,15 +52,6 @@ class LifecycleBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     state: messages.Lifecycle
-
-
-class ShareChange(BaseModel):
-    """A model shared with (or withdrawn from) another team."""
-
-    model_id: str
-    team: str
-    name: str
-    with_team: str
 
 
 async def run(request: Request, command_type: str, data: dict[str, Any], caller: Principal, key: str | None) -> Outcome:

@@ -56,6 +56,7 @@ MAX_OWNERS = 16
 MAX_LINKS = 16
 MAX_DATASETS = 32
 MAX_LINEAGE_DEPTH = 32  # parent hops a lineage walk follows
+MAX_LINEAGE_CHILDREN = 100  # derived versions a lineage answer lists
 MAX_SIGNATURE_DEPTH = 16
 MAX_SIGNATURE_VALUES = 5_000
 MAX_PAGE_SIZE = 200

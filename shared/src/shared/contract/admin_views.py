@@ -1,4 +1,7 @@
-"""What the webhook routes answer: subscriptions (their secret only once) and their deliveries."""
+"""What a team's admin routes answer: its API keys, webhook subscriptions (their secret only once) and deliveries.
+
+A single key is :class:`shared.contract.views.ApiKeyPublic` (``ApiKeyCreated`` when just made).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,13 @@ from pydantic import BaseModel, Field
 
 from shared.contract.documents import Document
 from shared.contract.times import UtcTime
+from shared.contract.views import ApiKeyPublic
+
+
+class ApiKeyList(BaseModel):
+    """A team's keys, oldest first (a team holds a bounded number: no pagination)."""
+
+    items: list[ApiKeyPublic]
 
 
 class WebhookPublic(BaseModel):

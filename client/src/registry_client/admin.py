@@ -1,0 +1,84 @@
+"""A team's administration (scope ``team:admin``): API keys (registration service) and webhooks (deploy-tracker)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from registry_client.config import ApiBase
+from registry_client.steps import Call, as_model, body, no_content, path, query
+from registry_client.surface import endpoint
+from shared.contract.admin_views import ApiKeyList, WebhookCreated, WebhookDeliveryList, WebhookList
+from shared.contract.views import ApiKeyCreated, KeyRateLimit
+
+
+class TeamAdmin(ApiBase):
+    """Keys and webhook subscriptions of a team."""
+
+    @endpoint
+    def create_api_key(
+        self,
+        team: str,
+        name: str,
+        scopes: Sequence[str],
+        *,
+        expires_at: datetime | None = None,
+        rate_limit: KeyRateLimit | None = None,
+    ) -> Call[ApiKeyCreated]:
+        """Create a key; its ``token`` is in this answer only. ``rate_limit`` is for platform admins to set."""
+        data = body(name=name, scopes=list(scopes), expires_at=expires_at, rate_limit=rate_limit)
+        return Call("registration", "POST", path("teams", team, "api-keys"), as_model(ApiKeyCreated), json=data)
+
+    @endpoint
+    def list_api_keys(self, team: str) -> Call[ApiKeyList]:
+        """The team's keys, oldest first, without their secrets."""
+        return Call("registration", "GET", path("teams", team, "api-keys"), as_model(ApiKeyList))
+
+    @endpoint
+    def revoke_api_key(self, team: str, key_id: str) -> Call[None]:
+        """Revoke a key: the registration service refuses it at once, the others within their key cache time."""
+        return Call("registration", "DELETE", path("teams", team, "api-keys", key_id), no_content)
+
+    @endpoint
+    def create_webhook(
+        self,
+        team: str,
+        url: str,
+        event_types: Sequence[str],
+        *,
+        active: bool | None = None,
+        description: str | None = None,
+        max_attempts: int | None = None,
+    ) -> Call[WebhookCreated]:
+        """Subscribe ``url`` to the team's ``event_types`` (``*``: all); the answer's ``secret`` is shown only there."""
+        data = body(
+            url=url, event_types=list(event_types), active=active, description=description, max_attempts=max_attempts
+        )
+        return Call("deploy-tracker", "POST", path("teams", team, "webhooks"), as_model(WebhookCreated), json=data)
+
+    @endpoint
+    def list_webhooks(self, team: str) -> Call[WebhookList]:
+        """The team's subscriptions, without their secrets."""
+        return Call("deploy-tracker", "GET", path("teams", team, "webhooks"), as_model(WebhookList))
+
+    @endpoint
+    def delete_webhook(self, team: str, webhook_id: str) -> Call[None]:
+        """Remove a subscription; its pending deliveries stop."""
+        return Call("deploy-tracker", "DELETE", path("teams", team, "webhooks", webhook_id), no_content)
+
+    @endpoint
+    def rotate_webhook_secret(
+        self, team: str, webhook_id: str, *, previous_valid_seconds: int | None = None
+    ) -> Call[WebhookCreated]:
+        """A new signing secret (shown once); the old one keeps signing beside it for the overlap."""
+        data = body(previous_valid_seconds=previous_valid_seconds) or None
+        route = path("teams", team, "webhooks", webhook_id, "secret")
+        return Call("deploy-tracker", "POST", route, as_model(WebhookCreated), json=data)
+
+    @endpoint
+    def list_deliveries(
+        self, team: str, webhook_id: str, *, status: str | None = None, limit: int | None = None
+    ) -> Call[WebhookDeliveryList]:
+        """A subscription's recent deliveries, newest first (``status``: ``pending``, ``delivered`` or ``dead``)."""
+        route = path("teams", team, "webhooks", webhook_id, "deliveries")
+        return Call("deploy-tracker", "GET", route, as_model(WebhookDeliveryList), query(status=status, limit=limit))

@@ -1,0 +1,171 @@
+"""Publishing commands and deployment reports to Kafka as the registry expects them, for pipelines.
+
+A CloudEvent in binary mode (``ce_*`` headers, the data as JSON value), keyed ``<team>/<name>`` so
+every message about one model stays in order, with the key as ``authorization: Bearer …``. The
+outcome (the success event or ``command_rejected``, whose ``ce_causationid`` is the returned id)
+appears on ``registry.events``; over HTTP the same writes answer at once (:class:`RegistryClient`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Self
+
+from aiokafka import AIOKafkaProducer
+from pydantic import BaseModel
+
+from shared.contract import messages
+from shared.contract.envelope import CloudEvent
+
+# Short names (``registry produce <kind>``) of every command type, and of the deployment report.
+KINDS: dict[str, str] = {
+    "register": messages.REGISTER_MODEL_VERSION,
+    "update": messages.UPDATE_MODEL_VERSION,
+    "lifecycle": messages.SET_VERSION_LIFECYCLE,
+    "share": messages.SHARE_MODEL,
+    "unshare": messages.UNSHARE_MODEL,
+    "alias": messages.SET_ALIAS,
+    "remove-alias": messages.REMOVE_ALIAS,
+    "approval": messages.SET_APPROVAL,
+    "update-model": messages.UPDATE_MODEL,
+    "delete": messages.DELETE_VERSION,
+    "deploy": messages.DEPLOY_STATUS_REPORTED,
+}
+DATA_MODELS: dict[str, type[BaseModel]] = {
+    **messages.COMMAND_MODELS,
+    messages.DEPLOY_STATUS_REPORTED: messages.DeploymentStatusReported,
+}
+DEFAULT_SOURCE = "/registry/client"
+
+
+def event_type(kind: str) -> str:
+    """The ``ce_type`` of a short name (``register``) or of a ``ce_type`` itself; ``ValueError`` if neither."""
+    ce_type = KINDS.get(kind, kind)
+    if ce_type not in DATA_MODELS:
+        raise ValueError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)} or a command's ce_type")
+    return ce_type
+
+
+def registry_event(
+    kind: str,
+    data: Mapping[str, Any] | BaseModel,
+    *,
+    api_key: str | None,
+    source: str = DEFAULT_SOURCE,
+    correlation_id: str | None = None,
+    event_id: str | None = None,
+    validate: bool = True,
+) -> CloudEvent:
+    """The CloudEvent of a command or report; with ``validate``, its data is checked first.
+
+    An invalid one raises ``pydantic.ValidationError``. The data goes out as given (a model as its
+    JSON, unset fields left out): the registry validates it again and refuses with ``command_rejected``.
+    """
+    ce_type = event_type(kind)
+    payload = data.model_dump(mode="json", exclude_unset=True) if isinstance(data, BaseModel) else dict(data)
+    if validate:
+        DATA_MODELS[ce_type].model_validate(payload)
+    team, name = str(payload.get("team", "")), str(payload.get("name", ""))
+    attributes: dict[str, Any] = {"correlation_id": correlation_id} if correlation_id else {}
+    if event_id:
+        attributes["id"] = event_id
+    return CloudEvent(
+        source=source,
+        type=ce_type,
+        subject=f"{team}/{name}",
+        authorization=f"Bearer {api_key}" if api_key else None,
+        data=payload,
+        **attributes,
+    )
+
+
+class RegistryProducer:
+    """A Kafka producer of registry commands and deployment reports (``async with``, or ``start``/``stop``).
+
+    Args:
+        bootstrap_servers: the brokers (default ``KAFKA_BOOTSTRAP_SERVERS``, else ``127.0.0.1:9092``).
+        api_key: the key commands act with (default ``REGISTRY_API_KEY``).
+        source: the ``ce_source`` naming this producer.
+        commands_topic, deploy_topic: default ``TOPIC_COMMANDS``/``TOPIC_DEPLOY``, else the contract's names.
+        validate: check each message's data against the contract before sending it.
+        producer_options: passed to ``AIOKafkaProducer`` (``security_protocol``, ``sasl_mechanism``…).
+
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | None = None,
+        *,
+        api_key: str | None = None,
+        source: str = DEFAULT_SOURCE,
+        commands_topic: str | None = None,
+        deploy_topic: str | None = None,
+        validate: bool = True,
+        **producer_options: Any,
+    ) -> None:
+        self.api_key = api_key or os.environ.get("REGISTRY_API_KEY") or None
+        self.source, self.validate = source, validate
+        self.commands_topic = commands_topic or os.environ.get("TOPIC_COMMANDS") or "registry.commands"
+        self.deploy_topic = deploy_topic or os.environ.get("TOPIC_DEPLOY") or "deploy.events"
+        servers = bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or "127.0.0.1:9092"
+        self._producer = AIOKafkaProducer(bootstrap_servers=servers, **{"acks": "all", **producer_options})
+
+    async def start(self) -> None:
+        """Connect to the brokers."""
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        """Flush what is pending and disconnect."""
+        await self._producer.stop()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def publish(
+        self,
+        kind: str,
+        data: Mapping[str, Any] | BaseModel,
+        *,
+        correlation_id: str | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        """Publish a command or report (``kind``: a short name of :data:`KINDS` or a ``ce_type``); return its ``ce_id``.
+
+        Sending again with the same ``event_id`` changes nothing more: the registry applies a
+        command once per id (within the key's team).
+        """
+        event = registry_event(
+            kind,
+            data,
+            api_key=self.api_key,
+            source=self.source,
+            correlation_id=correlation_id,
+            event_id=event_id,
+            validate=self.validate,
+        )
+        topic = self.deploy_topic if event.type == messages.DEPLOY_STATUS_REPORTED else self.commands_topic
+        value, headers = event.to_kafka()
+        await self._producer.send_and_wait(topic, value, key=(event.subject or "").encode(), headers=headers)
+        return event.id
+
+
+async def publish_once(
+    kind: str,
+    data: Mapping[str, Any] | BaseModel,
+    *,
+    bootstrap_servers: str | None = None,
+    api_key: str | None = None,
+    correlation_id: str | None = None,
+    **options: Any,
+) -> str:
+    """Connect, publish one command or report, disconnect; return its ``ce_id`` (a pipeline step's one call)."""
+    async with RegistryProducer(bootstrap_servers, api_key=api_key, **options) as producer:
+        return await producer.publish(kind, data, correlation_id=correlation_id)

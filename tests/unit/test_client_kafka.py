@@ -1,0 +1,79 @@
+"""The client's Kafka helper: every command type and the deployment report, in the contract's envelope."""
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from registry_client.kafka import KINDS, RegistryProducer, event_type, registry_event
+from shared.contract import messages
+from shared.contract.envelope import decode
+
+pytestmark = pytest.mark.unit
+REGISTER = {"team": "fraud", "name": "card", "version": "1.4.0", "framework": "xgboost", "artifact_uri": "s3://b/k"}
+
+
+class SentRecords:
+    """Stands in for ``AIOKafkaProducer``: keeps what would have been sent."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    async def send_and_wait(self, topic: str, value: bytes, *, key: bytes, headers: list[tuple[str, bytes]]) -> None:
+        self.records.append({"topic": topic, "value": value, "key": key, "headers": headers})
+
+
+def test_every_command_type_and_the_deployment_report_has_a_kind() -> None:
+    assert set(KINDS.values()) == set(messages.COMMAND_MODELS) | {messages.DEPLOY_STATUS_REPORTED}
+    assert event_type("register") == event_type(messages.REGISTER_MODEL_VERSION) == messages.REGISTER_MODEL_VERSION
+    with pytest.raises(ValueError, match="unknown kind"):
+        event_type("registry.event.model_version_registered")  # an event is not something producers send
+
+
+def test_a_command_is_a_binary_mode_cloudevent_with_the_key_as_credential() -> None:
+    event = registry_event("register", REGISTER, api_key="mr_k_s", correlation_id="build-8812")
+    value, headers = event.to_kafka()
+    decoded = decode(value, headers)
+    assert dict(headers)["ce_specversion"] == b"1.0" and dict(headers)["content-type"] == b"application/json"
+    assert (decoded.type, decoded.subject, decoded.correlation_id) == (
+        messages.REGISTER_MODEL_VERSION,
+        "fraud/card",
+        "build-8812",
+    )
+    assert decoded.authorization == "Bearer mr_k_s" and json.loads(value) == REGISTER
+
+
+def test_data_is_checked_against_the_contract_unless_told_not_to() -> None:
+    broken = {**REGISTER, "version": "not-semver"}
+    with pytest.raises(ValidationError):
+        registry_event("register", broken, api_key=None)
+    assert registry_event("register", broken, api_key=None, validate=False).data == broken
+
+
+def test_a_contract_model_is_sent_as_its_json() -> None:
+    report = messages.DeploymentStatusReported(
+        team="fraud",
+        name="card",
+        version="1.4.0",
+        environment="prod",
+        status="deployed",
+        occurred_at=datetime(2026, 11, 26, 10, tzinfo=UTC),
+    )
+    event = registry_event("deploy", report, api_key=None)
+    assert event.data["occurred_at"] == "2026-11-26T10:00:00Z" and "target" not in event.data
+
+
+async def test_commands_and_reports_go_to_their_topics_keyed_by_model() -> None:
+    producer = RegistryProducer("127.0.0.1:1", api_key="mr_k_s", commands_topic="cmds", deploy_topic="deploys")
+    sent = SentRecords()
+    producer._producer = sent
+    alias = {"team": "fraud", "name": "card", "version": "1.4.0", "alias": "champion"}
+    report = {**REGISTER, "environment": "prod", "status": "deploying", "occurred_at": "2026-11-26T10:00:00Z"}
+    report.pop("framework"), report.pop("artifact_uri")
+    first = await producer.publish("alias", alias, event_id="build-1")
+    await producer.publish(messages.DEPLOY_STATUS_REPORTED, report)
+    assert first == "build-1"
+    assert [(r["topic"], r["key"]) for r in sent.records] == [("cmds", b"fraud/card"), ("deploys", b"fraud/card")]
+    assert dict(sent.records[0]["headers"])["ce_type"] == messages.SET_ALIAS.encode()
