@@ -14,9 +14,12 @@ import typer
 from rich.console import Console
 
 from registry_cli.admin import audit_app, keys_app
+from registry_cli.browse import card, deployments, list_audit, models_app, search, versions_app
 from registry_cli.config import StackSettings
+from registry_cli.curate import aliases_app, approve, reject
 from registry_cli.dlq import dlq_app
 from registry_cli.export import export_app
+from registry_cli.importing import import_app
 from registry_cli.mcp_stdio import mcp
 from registry_cli.observe import PrometheusMissing
 from registry_cli.processes import PortInUse
@@ -29,7 +32,17 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(export_app, name="export")
+app.add_typer(import_app, name="import")
 app.command("mcp")(mcp)
+audit_app.command("list")(list_audit)
+app.add_typer(models_app, name="models")
+app.add_typer(versions_app, name="versions")
+app.add_typer(aliases_app, name="aliases")
+app.command("search")(search)
+app.command("card")(card)
+app.command("deployments")(deployments)
+app.command("approve")(approve)
+app.command("reject")(reject)
 console = Console(stderr=True, soft_wrap=True)
 
 
