@@ -1,4 +1,4 @@
-"""``registry export documents``: the RAG document feed as NDJSON on stdout, through the HTTP API."""
+"""``registry export documents``: the RAG document feed as NDJSON on stdout, through the Python client."""
 
 from __future__ import annotations
 
@@ -8,46 +8,34 @@ from typing import Annotated, TextIO
 
 import httpx
 import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn
+
+from registry_cli.output import exit_code, problem_line
+from registry_client import RegistryClient
+from registry_client.errors import RegistryError
+from shared.contract.assistant_views import StreamEnd
 
 export_app = typer.Typer(help="Export registry data through the HTTP API.", no_args_is_help=True)
-NDJSON = "application/x-ndjson"
 
 
 class ExportFailed(Exception):
-    """The API refused the export or the stream ended before its last line."""
+    """The stream ended before its last line."""
 
 
-def export_documents(
-    url: str, api_key: str | None, since: str | None, out: TextIO, *, timeout: float = 60
-) -> str | None:
+def export_documents(client: RegistryClient, since: str | None, out: TextIO, progress: Progress) -> str | None:
     """Write every document after ``since`` to ``out``, one JSON per line; return the cursor to resume from.
 
-    The stream's last line (``{"next_cursor": …}``, the only one without an ``id``) is not written:
-    it is returned, so ``out`` holds documents only.
+    The stream's last item (``{"next_cursor": …}``) is not written: it is returned, so ``out``
+    holds documents only.
     """
-    headers = {"Accept": NDJSON, **({"Authorization": f"Bearer {api_key}"} if api_key else {})}
-    params = {"cursor": since} if since else {}
-    endpoint = url.rstrip("/") + "/v1/assistant/documents"
-    with httpx.stream("GET", endpoint, params=params, headers=headers, timeout=timeout) as response:
-        if response.status_code != 200:
-            response.read()
-            raise ExportFailed(f"{response.status_code}: {_detail(response)}")
-        for line in response.iter_lines():
-            if not line.strip():
-                continue
-            item = json.loads(line)
-            if "id" not in item:
-                cursor = item.get("next_cursor")
-                return str(cursor) if cursor else None
-            out.write(line + "\n")
+    task = progress.add_task("documents exported", total=None)
+    for item in client.stream_documents(cursor=since):
+        if isinstance(item, StreamEnd):
+            return item.next_cursor
+        out.write(item.model_dump_json() + "\n")
+        progress.advance(task)
     raise ExportFailed("the stream ended before its last line; run the export again from the same --since")
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        return str(response.json().get("detail") or response.text)
-    except ValueError:
-        return response.text
 
 
 @export_app.command("documents")
@@ -59,11 +47,19 @@ def documents(
     """Every model you can read as a RAG document (NDJSON on stdout); the resume cursor goes to stderr.
 
     Tombstones ("deleted": true) are models your team can no longer read: delete them from your
-    index. Run again with --since to get only what changed.
+    index. Run again with --since to get only what changed. A count of documents runs on stderr.
     """
+    columns = (SpinnerColumn(), TextColumn("{task.completed:,} {task.description}"))
     try:
-        cursor = export_documents(url, api_key, since, sys.stdout)
-    except (ExportFailed, httpx.HTTPError) as exc:
+        with (
+            RegistryClient(api_key, query_url=url) as client,
+            Progress(*columns, console=Console(stderr=True), transient=True) as progress,
+        ):
+            cursor = export_documents(client, since, sys.stdout, progress)
+    except ExportFailed as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    except (RegistryError, httpx.TransportError) as exc:
+        typer.echo(problem_line(exc), err=True)
+        raise typer.Exit(exit_code(exc)) from None
     typer.echo(json.dumps({"next_cursor": cursor}), err=True)
