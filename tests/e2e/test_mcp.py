@@ -289,3 +289,16 @@ class TestStdio:
         assert tools == TOOLS
         assert model.structured_content == same.structured_content and text(model) == text(same)
         assert "does not exist or is not visible to you" in failure(hidden)
+
+
+async def test_a_tool_call_takes_one_rate_limit_token(stack: EmbeddedStack) -> None:
+    # Found: the MCP request took the caller's token and the route the tool runs took another.
+    team = f"mcp-rl-{uuid.uuid4().hex[:6]}"
+    body = {"name": "limited", "scopes": SCOPES, "rate_limit": {"per_second": 0.001, "burst": 20}}
+    async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
+        response = await http.post(f"/v1/teams/{team}/api-keys", json=body)
+    assert response.status_code == 201, response.text
+    token = str(response.json()["token"])
+    async with mcp_session(stack, token) as session:  # initialize and its notification: a few tokens
+        results = [await session.call_tool("search_models", {"query": "anything"}) for _ in range(12)]
+    assert not any(result.is_error for result in results), [text(r) for r in results if r.is_error]

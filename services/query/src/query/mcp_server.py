@@ -76,7 +76,13 @@ def _forwarding(client: httpx.AsyncClient) -> ApiOf:
 def mount_mcp(service: Service) -> None:
     """Serve the registry's MCP tools and card resources at ``/mcp`` of ``service``'s app."""
     # In-process: the ASGI app itself, no socket and no lifespan (the running app's is the one).
-    api_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://query.internal")
+    # Each tool call runs its route with the caller's key; the MCP request took the caller's rate
+    # token, so the call says it is internal and takes none (the limit counts tool calls once).
+    api_client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=service.app),
+        base_url="http://query.internal",
+        headers=service.guard.internal_headers,
+    )
     server = build_server(_forwarding(api_client))
     sdk_app = server.streamable_http_app(
         streamable_http_path=PATH,

@@ -1,5 +1,7 @@
 """The FastAPI dependencies that authenticate, rate-limit and authorize every request."""
 
+import hmac
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -17,11 +19,31 @@ from shared.contract.auth import Principal, bearer_token, parse_api_key
 PrincipalDependency = Callable[..., Awaitable[Principal]]
 
 
+INTERNAL_HEADER = "x-registry-internal"
+
+
 class Guard:
-    """Authenticates the key of a request, applies its rate limit, and records failures."""
+    """Authenticates the key of a request, applies its rate limit, and records failures.
+
+    A request the service sends to itself on a caller's behalf (an MCP tool running the HTTP
+    route it stands for) carries :attr:`internal_headers`: it is authenticated and authorized as
+    the caller, but takes no second rate-limit token, the caller's request having taken one. The
+    header's value is a secret made per process, so no request from outside can carry it.
+    """
 
     def __init__(self, *, keystore: KeyStore, limiter: RateLimiter, access: AccessLog, watch: FailureWatch) -> None:
         self.keystore, self.limiter, self.access, self.watch = keystore, limiter, access, watch
+        self._internal_secret = secrets.token_urlsafe(32)
+
+    @property
+    def internal_headers(self) -> dict[str, str]:
+        """Headers of a request this process sends to itself on behalf of an already rate-limited caller."""
+        return {INTERNAL_HEADER: self._internal_secret}
+
+    def is_internal(self, request: Request) -> bool:
+        """Whether ``request`` came from this process on a caller's behalf (see the class docstring)."""
+        sent = request.headers.get(INTERNAL_HEADER)
+        return sent is not None and hmac.compare_digest(sent.encode(), self._internal_secret.encode())
 
     async def __call__(
         self,
@@ -31,7 +53,7 @@ class Guard:
         x_api_key: Annotated[str | None, Header()] = None,
     ) -> Principal:
         principal = await self.authenticate(request)
-        wait = self.limiter.take(principal.key_id, principal.rate_limit)
+        wait = 0.0 if self.is_internal(request) else self.limiter.take(principal.key_id, principal.rate_limit)
         if wait > 0:
             RATE_LIMITED.labels(self.access.service, principal.team).inc()
             self.access.record(
