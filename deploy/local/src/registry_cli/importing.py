@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from registry_cli.mlflow_import.apply import ModelOutcome, apply_plan
+from registry_cli.mlflow_import.apply import DEFAULT_CONCURRENCY, ModelOutcome, apply_plan
 from registry_cli.mlflow_import.mapping import MappingOptions, build_plan
 from registry_cli.mlflow_import.plan import ImportPlan
 from registry_cli.mlflow_import.source import MlflowSource, MlflowSourceError
@@ -41,6 +41,7 @@ def import_mlflow(
     ] = None,
     api_key: Annotated[str | None, typer.Option(envvar="REGISTRY_API_KEY", help="A key of the team")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+    concurrency: Annotated[int, typer.Option(min=1, max=32, help="Models imported at once")] = DEFAULT_CONCURRENCY,
 ) -> None:
     """Copy registered models, versions, stages, aliases and lineage from MLflow; re-running sends nothing twice."""
     started = time.perf_counter()
@@ -59,7 +60,7 @@ def import_mlflow(
     try:
         with RegistryClient(api_key) as client, Progress(console=console, transient=True) as progress:
             task = progress.add_task("importing", total=plan.step_count())
-            outcomes = apply_plan(plan, client, advance=lambda n: progress.advance(task, n))
+            outcomes = apply_plan(plan, client, advance=lambda n: progress.advance(task, n), concurrency=concurrency)
     except RegistryError as exc:
         console.print(f"[red]the registry refused:[/red] {exc.detail} (correlation id {exc.correlation_id})")
         raise typer.Exit(4) from None

@@ -8,14 +8,16 @@ after a lost answer replays instead of registering twice. A refusal fails that s
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from registry_cli.mlflow_import.plan import ImportPlan, Step
+from registry_cli.mlflow_import.plan import ImportPlan, ModelPlan, Step
 from registry_client import RegistryClient
 from registry_client.errors import NotFound, RegistryError
 
 MAX_VERSIONS_READ = 10_000  # versions of one model read to know which are present
+DEFAULT_CONCURRENCY = 8  # models imported at once (httpx.Client is safe to share between threads)
 
 
 @dataclass
@@ -56,22 +58,34 @@ def present(client: RegistryClient, team: str, name: str) -> Present:
 
 
 def apply_plan(
-    plan: ImportPlan, client: RegistryClient, *, advance: Callable[[int], None] | None = None
+    plan: ImportPlan,
+    client: RegistryClient,
+    *,
+    advance: Callable[[int], None] | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> list[ModelOutcome]:
-    """Send every step of ``plan`` that is not already done; one outcome per model, in plan order."""
-    outcomes = []
-    for model in plan.models:
-        outcome = ModelOutcome(model.mlflow_name, model.name, skipped=len(plan.skipped_of(model.mlflow_name)))
-        have = present(client, model.team, model.name)
-        for step in model.steps():
-            if is_done(step, have):
-                outcome.present += 1
-            else:
-                _send(client, step, outcome)
-            if advance is not None:
-                advance(1)
-        outcomes.append(outcome)
-    return outcomes
+    """Send every step of ``plan`` that is not already done; one outcome per model, in plan order.
+
+    Models are independent, so several are imported at once (each one's steps stay in order):
+    a step is one synchronous HTTP command, and one at a time left the registry mostly waiting.
+    """
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="import") as pool:
+        return list(pool.map(lambda model: _apply_model(plan, model, client, advance), plan.models))
+
+
+def _apply_model(
+    plan: ImportPlan, model: ModelPlan, client: RegistryClient, advance: Callable[[int], None] | None
+) -> ModelOutcome:
+    outcome = ModelOutcome(model.mlflow_name, model.name, skipped=len(plan.skipped_of(model.mlflow_name)))
+    have = present(client, model.team, model.name)
+    for step in model.steps():
+        if is_done(step, have):
+            outcome.present += 1
+        else:
+            _send(client, step, outcome)
+        if advance is not None:
+            advance(1)
+    return outcome
 
 
 def is_done(step: Step, have: Present) -> bool:
