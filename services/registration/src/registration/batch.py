@@ -44,6 +44,18 @@ class Batch:
             raise domain.NotFound(f"{ref.team}/{ref.name} has no version {ref.version}")
         return version
 
+    def model(self, ref: messages.ModelRef) -> Document:
+        """The model ``ref`` names, or :class:`~registration.domain.NotFound`."""
+        model = self.models.get(domain.model_id(ref.team, ref.name))
+        if model is None:
+            raise domain.NotFound(f"model {ref.team}/{ref.name} does not exist")
+        return model
+
+    def set_model(self, ref: messages.ModelRef, fields: dict[str, Any]) -> None:
+        """Set ``fields`` on the model as given (in memory too: a later command of the batch reads them)."""
+        self.model_change(ref).fields.update(fields)
+        self.model(ref).update(fields)
+
     def delete_version(self, version: Document, *, deleted_by: str) -> None:
         """Delete a stored version, leaving a tombstone that keeps its number from being reused."""
         version["deleted"] = True

@@ -12,7 +12,6 @@ from registration import domain
 from registration.batch import Applied, Batch
 from registration.commands import Command
 from shared.contract import messages
-from shared.contract.documents import Document
 
 
 def set_alias(batch: Batch, command: Command, data: messages.SetAlias) -> Applied:
@@ -20,14 +19,14 @@ def set_alias(batch: Batch, command: Command, data: messages.SetAlias) -> Applie
     version = batch.version(data)
     if version.get("lifecycle") == "archived":
         raise domain.Conflict(f"{data.team}/{data.name} {version['version']} is archived: an alias cannot point at it")
-    aliases = dict(_model(batch, data).get("aliases") or {})
+    aliases = dict(batch.model(data).get("aliases") or {})
     previous = aliases.get(data.alias)
     if previous == version["version"]:
         raise domain.Conflict(f"alias {data.alias!r} already points at {previous}")
     if previous is None and len(aliases) >= domain.MAX_ALIASES:
         raise domain.Conflict(f"{data.team}/{data.name} already has {domain.MAX_ALIASES} aliases")
     aliases[data.alias] = version["version"]
-    _set_model(batch, data, {"aliases": aliases})
+    batch.set_model(data, {"aliases": aliases})
     payload = {**domain.model_ref(data), "alias": data.alias, "version": version["version"]}
     payload["previous_version"] = previous
     return batch.emit(command, messages.ALIAS_SET, data, payload, version=version["version"]), None
@@ -35,11 +34,11 @@ def set_alias(batch: Batch, command: Command, data: messages.SetAlias) -> Applie
 
 def remove_alias(batch: Batch, command: Command, data: messages.RemoveAlias) -> Applied:
     """Remove an alias; the version it pointed at is untouched."""
-    aliases = dict(_model(batch, data).get("aliases") or {})
+    aliases = dict(batch.model(data).get("aliases") or {})
     if data.alias not in aliases:
         raise domain.NotFound(f"{data.team}/{data.name} has no alias {data.alias!r}")
     previous = aliases.pop(data.alias)
-    _set_model(batch, data, {"aliases": aliases})
+    batch.set_model(data, {"aliases": aliases})
     payload = {**domain.model_ref(data), "alias": data.alias, "version": None, "previous_version": previous}
     return batch.emit(command, messages.ALIAS_REMOVED, data, payload), None
 
@@ -69,7 +68,7 @@ def update_model(batch: Batch, command: Command, data: messages.UpdateModel) -> 
     A description or tags given here belong to the model from then on: registering or editing a
     version no longer copies its own over them.
     """
-    model = _model(batch, data)
+    model = batch.model(data)
     changes = data.model_dump(include={"description", "owners", "documentation", "tags", "links"}, exclude_none=True)
     if not changes:
         raise domain.InvalidCommand("nothing to update: give description, owners, documentation, tags or links")
@@ -78,19 +77,6 @@ def update_model(batch: Batch, command: Command, data: messages.UpdateModel) -> 
         fields["tag_pairs"] = domain.tag_pairs(changes["tags"])
     owned = set(model.get("own_metadata") or []) | ({"description", "tags"} & changes.keys())
     fields["own_metadata"] = sorted(owned)
-    _set_model(batch, data, fields)
+    batch.set_model(data, fields)
     payload = {**domain.model_ref(data), "changes": changes}
     return batch.emit(command, messages.MODEL_UPDATED, data, payload), None
-
-
-def _model(batch: Batch, ref: messages.ModelRef) -> Document:
-    model = batch.models.get(domain.model_id(ref.team, ref.name))
-    if model is None:
-        raise domain.NotFound(f"model {ref.team}/{ref.name} does not exist")
-    return model
-
-
-def _set_model(batch: Batch, ref: messages.ModelRef, fields: dict[str, Any]) -> None:
-    """Record ``fields`` on the model, in the batch's copy too (a later command of the batch reads it)."""
-    batch.model_change(ref).fields.update(fields)
-    _model(batch, ref).update(fields)

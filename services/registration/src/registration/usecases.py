@@ -111,9 +111,7 @@ def unshare(batch: Batch, command: Command, data: messages.ShareModel) -> Applie
 
 
 def _readers(batch: Batch, data: messages.ShareModel) -> set[str]:
-    model = batch.models.get(domain.model_id(data.team, data.name))
-    if model is None:
-        raise domain.NotFound(f"model {data.team}/{data.name} does not exist")
+    model = batch.model(data)
     if data.with_team == data.team:
         raise domain.InvalidCommand("a model cannot be shared with its own team")
     return set(model.get("readers") or [data.team])
