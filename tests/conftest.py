@@ -25,9 +25,12 @@ from registry_cli.secrets import load_or_create
 from registry_cli.stack import EmbeddedStack
 from tests.factories import ADMIN_KEY
 from tests.infra import Infra, external_infra, testcontainers_infra
+from tests.browser import browser_page, chromium_browser, phone_page
 from tests.mlflow_server import mlflow_server
 
-__all__ = ["mlflow_server"]  # a fixture: a seeded MLflow tracking server, started by the tests that ask for it
+# Fixtures defined elsewhere: a seeded MLflow tracking server, and Debian's Chromium driven by
+# Playwright (one browser per run; a page per test, desktop- or phone-sized).
+__all__ = ["browser_page", "chromium_browser", "mlflow_server", "phone_page"]
 
 
 def _stack_settings(tmp: Path) -> StackSettings:

@@ -104,6 +104,7 @@ def _print_banner(stack: EmbeddedStack) -> None:
     s = stack.settings
     lines = [
         "[bold green]Model Registry is up[/bold green]",
+        f"  console        {stack.url('query')}/console   (sign in with the key below)",
         f"  query          {stack.url('query')}   (docs: {stack.url('query')}/docs)",
         f"  registration   {stack.url('registration')}",
         f"  deploy-tracker {stack.url('deploy-tracker')}",

@@ -68,6 +68,18 @@ def service_env(stack: StackSettings, service: str) -> dict[str, str]:
         f"{prefix}HTTP_HOST": stack.host,
         f"{prefix}HTTP_PORT": str(stack.service_ports()[service]),
         **load_or_create(stack.data_dir).env(),
+        **_peers(stack, service),
+    }
+
+
+def _peers(stack: StackSettings, service: str) -> dict[str, str]:
+    """The other services a service calls: the console (in query) acts through registration and audit."""
+    if service != "query":
+        return {}
+    ports = stack.service_ports()
+    return {
+        "QUERY_REGISTRATION_URL": f"http://{stack.host}:{ports['registration']}",
+        "QUERY_AUDIT_URL": f"http://{stack.host}:{ports['audit']}",
     }
 
 

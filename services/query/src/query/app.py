@@ -18,9 +18,11 @@ from query import (
     metrics,
     models_routes,
     search_routes,
+    team_routes,
     versions_routes,
 )
 from query.config import QuerySettings
+from query.console import mount_console
 from query.document_cache import DocumentCache
 from query.feed import Feed
 from query.feed_routes import router as feed_router
@@ -112,11 +114,12 @@ def build_app(settings: QuerySettings) -> FastAPI:
     app.state.feed = feed = Feed(service.db[MODELS], service.db[MODEL_VERSIONS], cache=cache)
     # After the index build, which readiness waits for: the two would only slow each other down.
     service.in_background("feed-cache", lambda: keep_feed_warm(projection.built, feed, changed))
-    for module in (models_routes, versions_routes, deployments_routes, meta_routes, lineage_routes):
+    for module in (models_routes, versions_routes, deployments_routes, meta_routes, lineage_routes, team_routes):
         app.include_router(module.router)
     app.include_router(feed_router)
     app.include_router(search_routes.router)
     app.include_router(card_routes.router)
     asyncapi.serve(app, settings, consumes=["events"], publishes=["access"])
     mount_mcp(service)
+    mount_console(service, settings)
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, HttpUrl
 from pydantic_settings import SettingsConfigDict
 
 from shared.chassis.settings import CommonSettings
@@ -17,4 +17,14 @@ class QuerySettings(CommonSettings):
     http_port: int = 8080
     feed_cache_documents: int = Field(
         50_000, ge=0, description="rendered feed documents kept in memory (0: render every time)"
+    )
+    # The web console (/console): its actions go to registration's API, its audit page to audit's.
+    registration_url: HttpUrl = Field(
+        HttpUrl("http://127.0.0.1:8081"), description="the registration service, for the console's actions"
+    )
+    audit_url: HttpUrl = Field(HttpUrl("http://127.0.0.1:8083"), description="the audit service, for the console")
+    console_session_hours: float = Field(8, gt=0, le=24 * 7, description="a console sign-in lasts at most this long")
+    console_idle_minutes: float = Field(30, gt=0, le=24 * 60, description="…and ends after this long without a request")
+    console_secure_cookies: bool = Field(
+        False, description="mark the session cookie Secure even when requests reach the service over plain HTTP"
     )

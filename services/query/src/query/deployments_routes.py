@@ -2,17 +2,29 @@
 
 from fastapi import APIRouter
 
-from query.deps import INVALID, NOT_FOUND, REFUSALS, Cursor, Limit, Visible
+from query.deps import INVALID, NOT_FOUND, REFUSALS, Cursor, Environment, Limit, Visible
 from shared.chassis.http_params import SlugPath, VersionPath
 from shared.contract import catalog
-from shared.contract.views import DeploymentReportPublic, VersionDeployments
+from shared.contract.views import DeploymentReportPublic, Page, VersionDeployments
 
-router = APIRouter(
-    prefix="/v1/models/{team}/{name}/versions/{version}", tags=["deployments"], responses=REFUSALS | INVALID
-)
+router = APIRouter(prefix="/v1/models/{team}/{name}", tags=["deployments"], responses=REFUSALS | INVALID)
 
 
 @router.get("/deployments", responses=NOT_FOUND)
+async def get_model_deployments(
+    visible: Visible,
+    team: SlugPath,
+    name: SlugPath,
+    environment: Environment = None,
+    limit: Limit = catalog.DEFAULT_PAGE_SIZE,
+) -> Page[DeploymentReportPublic]:
+    """The model's latest deployment reports across its versions (one ``environment``'s, if given), newest first."""
+    model = await visible.model(team, name)
+    reports = await visible.reads.model_deployments(model, environment=environment, limit=limit)
+    return Page[DeploymentReportPublic](items=[DeploymentReportPublic.of(doc) for doc in reports])
+
+
+@router.get("/versions/{version}/deployments", responses=NOT_FOUND)
 async def get_deployments(
     visible: Visible,
     team: SlugPath,

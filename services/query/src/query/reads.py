@@ -216,6 +216,29 @@ class Reads:
         cursor = self.deployments.find({"version_id": version["_id"]}).sort("position", -1).limit(limit)
         return await cursor.to_list()
 
+    async def readable_model_ids(self, team: str, visible: dict[str, Any]) -> list[str] | None:
+        """Which of ``team``'s models ``visible`` lets the caller read: ``None`` for every one of them.
+
+        A caller of another team reads only the models shared with it, at most
+        ``MAX_SCANNED_MODELS`` of them.
+        """
+        if not visible or visible.get("readers") == team:
+            return None
+        shared = self.models.find({"team": team, **visible}, {"_id": 1}).limit(MAX_SCANNED_MODELS)
+        return [doc["_id"] for doc in await shared.to_list()]
+
+    async def team_recent(self, what: str, team: str, model_ids: list[str] | None, limit: int) -> list[Document]:
+        """The newest ``limit`` ``versions`` (by registration) or ``deployments`` (by receipt) of a team's models."""
+        collection, field = (self.versions, "created_at") if what == "versions" else (self.deployments, "received_at")
+        query: dict[str, Any] = {"team": team}
+        query["model_id"] = {"$exists": True} if model_ids is None else {"$in": model_ids}
+        return await collection.find(query).sort(field, -1).limit(limit).to_list()
+
+    async def model_deployments(self, model: Document, *, environment: str | None, limit: int) -> list[Document]:
+        """A model's most recent deployment reports across its versions, newest first."""
+        query = {"model_id": model["_id"]} | ({"environment": environment} if environment else {})
+        return await self.deployments.find(query).sort("received_at", -1).limit(limit).to_list()
+
     async def deployment_history(self, version: Document, *, limit: int, cursor: str | None) -> Page:
         """Deployment reports of a version, oldest first."""
         return await _by_position(self.deployments, {"version_id": version["_id"]}, str(version["_id"]), limit, cursor)

@@ -52,7 +52,10 @@ class Guard:
         authorization: Annotated[str | None, Header()] = None,
         x_api_key: Annotated[str | None, Header()] = None,
     ) -> Principal:
-        principal = await self.authenticate(request)
+        return self.admit(request, await self.authenticate(request))
+
+    def admit(self, request: Request, principal: Principal) -> Principal:
+        """Take ``principal``'s rate-limit token for ``request`` (none if internal), or the 429 (recorded)."""
         wait = 0.0 if self.is_internal(request) else self.limiter.take(principal.key_id, principal.rate_limit)
         if wait > 0:
             RATE_LIMITED.labels(self.access.service, principal.team).inc()
@@ -76,6 +79,10 @@ class Guard:
     async def authenticate(self, request: Request) -> Principal:
         """The principal of the request's key, or the one 401 problem for every kind of failure (recorded)."""
         token = bearer_token(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        return await self.authenticate_token(request, token)
+
+    async def authenticate_token(self, request: Request, token: str | None) -> Principal:
+        """The principal of ``token`` (sent by ``request`` other than in a header: a sign-in form), or the 401."""
         principal = await self.keystore.authenticate(token)
         if principal is not None:
             return principal

@@ -33,6 +33,7 @@ DEPLOY_OUTBOX = "deploy_outbox"
 DEPLOY_RELAY_CHECKPOINTS = "deploy_relay_checkpoints"
 WEBHOOKS = "webhooks"
 WEBHOOK_DELIVERIES = "webhook_deliveries"
+CONSOLE_SESSIONS = "console_sessions"
 EXPIRY_INDEX = "expiry"  # the TTL index of a collection whose documents expire
 
 INDEXES: dict[str, list[IndexModel]] = {
@@ -67,6 +68,8 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("model_id", ASCENDING), ("prerelease", ASCENDING), ("version_key", DESCENDING)], name="model_stable"
         ),
         IndexModel([("status", ASCENDING), ("model_id", ASCENDING)], name="status_model"),
+        # A team's recent registrations (query: GET /v1/teams/{team}/versions, the console's team page).
+        IndexModel([("team", ASCENDING), ("created_at", DESCENDING)], name="team_recent"),
     ],
     OUTBOX: [
         # One outcome per command: this is also the processed-commands dedupe record. The key is
@@ -99,7 +102,12 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     AUDIT_HEADS: [],
     AUDIT_VERIFIED: [],
-    DEPLOYMENTS: [IndexModel([("version_id", ASCENDING), ("position", ASCENDING)], name="version_history")],
+    DEPLOYMENTS: [
+        IndexModel([("version_id", ASCENDING), ("position", ASCENDING)], name="version_history"),
+        # A model's recent reports across its versions (query: GET …/deployments, the console's timeline).
+        IndexModel([("model_id", ASCENDING), ("received_at", DESCENDING)], name="model_recent"),
+        IndexModel([("team", ASCENDING), ("received_at", DESCENDING)], name="team_recent"),
+    ],
     DEPLOY_OUTBOX: [IndexModel([("writer", ASCENDING), ("seq", ASCENDING)], name="writer_seq")],
     DEPLOY_RELAY_CHECKPOINTS: [],
     WEBHOOKS: [IndexModel([("team", ASCENDING), ("active", ASCENDING)], name="team_active")],
@@ -110,6 +118,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     API_KEYS: [
         IndexModel([("team", ASCENDING)], name="team"),
     ],
+    # The web console's sign-ins (query): each removed at its absolute expiry by the TTL monitor.
+    CONSOLE_SESSIONS: [IndexModel([("expires_at", ASCENDING)], name=EXPIRY_INDEX, expireAfterSeconds=0)],
 }
 
 

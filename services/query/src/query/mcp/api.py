@@ -1,4 +1,4 @@
-"""The HTTP caller behind every MCP tool: GET a route of the read API with one caller's credentials."""
+"""The HTTP caller behind every MCP tool and console page: a registry API, with one caller's credentials."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ class RegistryApiError(Exception):
 
 
 class RegistryApi:
-    """GETs to the registry's read API, sent with the caller's ``Authorization`` (or ``X-API-Key``).
+    """Requests to one service's API, sent with the caller's ``Authorization`` (or ``X-API-Key``).
 
     The same routes, keys, team isolation, rate limits and access events as any HTTP client:
-    the MCP tools never read MongoDB themselves.
+    neither the MCP tools nor the console read MongoDB themselves.
     """
 
     def __init__(self, client: httpx.AsyncClient, *, headers: Mapping[str, str]) -> None:
@@ -37,10 +37,29 @@ class RegistryApi:
             raise RegistryApiError(None, f"the registry at {self.client.base_url} did not answer ({exc!r})") from None
         if not response.is_success:
             raise RegistryApiError(response.status_code, _detail(response))
+        return _object(response, f"GET {path}")
+
+    async def send(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, *, headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """A write: the JSON object answered (``{}`` for 204), else :class:`RegistryApiError` with the detail."""
+        try:
+            response = await self.client.request(method, path, json=body, headers={**self.headers, **(headers or {})})
+        except httpx.HTTPError as exc:
+            raise RegistryApiError(None, f"the registry at {self.client.base_url} did not answer ({exc!r})") from None
+        if not response.is_success:
+            raise RegistryApiError(response.status_code, _detail(response))
+        return {} if response.status_code == 204 or not response.content else _object(response, f"{method} {path}")
+
+
+def _object(response: httpx.Response, what: str) -> dict[str, Any]:
+    try:
         body = response.json()
-        if not isinstance(body, dict):
-            raise RegistryApiError(response.status_code, f"GET {path} answered {type(body).__name__}, not an object")
-        return body
+    except ValueError:
+        raise RegistryApiError(response.status_code, f"{what} did not answer JSON") from None
+    if not isinstance(body, dict):
+        raise RegistryApiError(response.status_code, f"{what} answered {type(body).__name__}, not an object")
+    return body
 
 
 def _detail(response: httpx.Response) -> str:

@@ -1,0 +1,168 @@
+"""Signing in and out, and the console's actions: each a form post that becomes the API's own write.
+
+An action is the registration service's HTTP write, sent from the server with the session's key,
+so it is the same command with the same authorization, outcome event and audit entries as from
+any client. Its outcome, or the problem's message, is shown once on the page the user returns to.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+
+from query.console.sessions import Flash
+from query.console.web import (
+    COOKIE,
+    PATH,
+    SIGN_IN_COOKIE,
+    ConsoleRefusal,
+    Visit,
+    check_csrf,
+    console_of,
+    form_of,
+    new_token,
+    redirect,
+    render,
+    safe_next,
+    visit,
+)
+from query.mcp.api import RegistryApiError
+from shared.chassis.http_params import SlugPath, VersionPath
+from shared.chassis.problems import Problem
+
+router = APIRouter(prefix=PATH, include_in_schema=False)
+Signed = Annotated[Visit, Depends(visit)]
+SIGN_IN_FORM_SECONDS = 600
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https" or console_of(request).secure_cookies
+
+
+def _sign_in_form(request: Request, *, message: str | None = None, status: int = 200) -> HTMLResponse:
+    token = new_token()
+    context = {"sign_in_token": token, "next": safe_next(request.query_params.get("next")), "message": message}
+    response = render(request, "sign_in.html", context, status=status)
+    response.set_cookie(
+        SIGN_IN_COOKIE,
+        token,
+        max_age=SIGN_IN_FORM_SECONDS,
+        path=PATH,
+        httponly=True,
+        secure=_secure(request),
+        samesite="strict",
+    )
+    return response
+
+
+@router.get("/sign-in", response_class=HTMLResponse)
+async def sign_in_form(request: Request) -> HTMLResponse:
+    """The sign-in form, with its own token (cookie and hidden field: there is no session to hold one yet)."""
+    return _sign_in_form(request)
+
+
+@router.post("/sign-in")
+async def sign_in(request: Request) -> Response:
+    """Check the key (as the API would: a failure is the one recorded 401), then open a session."""
+    form = await form_of(request)
+    sent, expected = form.get("sign_in_token", ""), request.cookies.get(SIGN_IN_COOKIE, "")
+    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        return _sign_in_form(request, message="The sign-in form expired; please sign in again.", status=403)
+    console = console_of(request)
+    key = form.get("api_key", "").strip()
+    try:
+        principal = console.guard.admit(request, await console.guard.authenticate_token(request, key))
+    except Problem as problem:
+        message = "That key was not accepted." if problem.status == 401 else problem.detail
+        return _sign_in_form(request, message=message, status=problem.status)
+    if not principal.has("models:read"):
+        console.guard.deny(request, principal, status=403, reason="missing scope models:read")
+        return _sign_in_form(request, message="This key lacks the models:read scope the console needs.", status=403)
+    session_id, _ = await console.sessions.create(key, principal)
+    response = redirect(safe_next(form.get("next")))
+    response.delete_cookie(SIGN_IN_COOKIE, path=PATH)
+    response.set_cookie(
+        COOKIE,
+        session_id,
+        max_age=int(console.sessions.lifetime.total_seconds()),
+        path=PATH,
+        httponly=True,
+        secure=_secure(request),
+        samesite="strict",
+    )
+    return response
+
+
+@router.post("/sign-out")
+async def sign_out(request: Request, visit: Signed) -> Response:
+    """End the session here and in MongoDB, and clear the cookie."""
+    check_csrf(request, visit, await form_of(request))
+    await console_of(request).sessions.close(visit.session_id)
+    response = redirect(f"{PATH}/sign-in")
+    response.delete_cookie(COOKIE, path=PATH, httponly=True, samesite="strict")
+    return response
+
+
+Write = tuple[str, str, dict[str, object]]  # method, path, body
+
+
+async def _act(request: Request, visit: Signed, back: str, write: Write, done: str) -> Response:
+    """Send one write with the session's key; keep its outcome for the page at ``back``."""
+    form = await form_of(request)
+    check_csrf(request, visit, form)
+    method, path, body = write
+    headers = {"Idempotency-Key": form["idempotency_key"]} if form.get("idempotency_key") else {}
+    try:
+        await visit.registration.send(method, path, body, headers=headers)
+        flash = Flash("ok", done)
+    except RegistryApiError as exc:
+        flash = Flash("problem", f"{exc.detail}" + (f" (HTTP {exc.status})" if exc.status else ""))
+    await console_of(request).sessions.flash(visit.session_id, flash)
+    return redirect(back)
+
+
+def _model_page(team: str, name: str, version: str | None = None) -> str:
+    page = f"{PATH}/models/{team}/{name}"
+    return f"{page}?version={quote(version)}" if version else page
+
+
+@router.post("/models/{team}/{name}/versions/{version}/approval")
+async def decide(request: Request, visit: Signed, team: SlugPath, name: SlugPath, version: VersionPath) -> Response:
+    """Approve or reject a version (the API requires ``models:approve``)."""
+    form = await form_of(request)
+    status = form.get("decision", "")
+    if status not in ("approved", "rejected", "pending"):
+        raise ConsoleRefusal(422, "the decision must be approved, rejected or pending")
+    body: dict[str, object] = {"status": status}
+    if form.get("comment"):
+        body["comment"] = form["comment"]
+    path = f"/v1/models/{team}/{name}/versions/{version}/approval"
+    done = f"{team}/{name} {version}: {status}"
+    return await _act(request, visit, _model_page(team, name, version), ("PUT", path, body), done)
+
+
+@router.post("/models/{team}/{name}/aliases")
+async def set_alias(request: Request, visit: Signed, team: SlugPath, name: SlugPath) -> Response:
+    """Point an alias at a version, creating or moving it (the API requires ``models:write``)."""
+    form = await form_of(request)
+    alias, version = form.get("alias", "").strip(), form.get("version", "").strip()
+    if not alias or not version:
+        raise ConsoleRefusal(422, "an alias needs a name and a version")
+    path = f"/v1/models/{team}/{name}/aliases/{quote(alias, safe='')}"
+    done = f"alias {alias} → {version}"
+    return await _act(request, visit, _model_page(team, name, version), ("PUT", path, {"version": version}), done)
+
+
+@router.post("/models/{team}/{name}/versions/{version}/lifecycle")
+async def set_lifecycle(
+    request: Request, visit: Signed, team: SlugPath, name: SlugPath, version: VersionPath
+) -> Response:
+    """Deprecate, archive or re-activate a version (the API requires ``models:write``)."""
+    state = (await form_of(request)).get("state", "")
+    path = f"/v1/models/{team}/{name}/versions/{version}/lifecycle"
+    done = f"{team}/{name} {version} is now {state}"
+    return await _act(request, visit, _model_page(team, name, version), ("POST", path, {"state": state}), done)

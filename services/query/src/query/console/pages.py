@@ -1,0 +1,204 @@
+"""The console's pages: search, a model, a team, a model's audit trail. Each reads the API as the caller."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from query.console import views
+from query.console.web import PATH, Visit, new_token, redirect, render, visit
+from query.mcp.api import RegistryApi, RegistryApiError
+from shared.chassis.http_params import SlugPath
+from shared.contract import catalog
+
+router = APIRouter(prefix=PATH, include_in_schema=False)
+Signed = Annotated[Visit, Depends(visit)]
+Text = Annotated[str, Query(max_length=512)]
+Filter = Annotated[str | None, Query(max_length=64)]
+Cursor = Annotated[str | None, Query(max_length=2048)]
+SEARCH_PAGE_SIZE = 20
+VERSIONS_SHOWN = catalog.MAX_PAGE_SIZE  # the newest 200 by SemVer; older ones are a page further
+DEPLOYMENTS_SHOWN = 100
+
+
+@router.get("")
+async def home() -> Response:
+    """The console starts at search."""
+    return redirect(f"{PATH}/search")
+
+
+async def _search(
+    visit: Visit, q: str, filters: dict[str, str], cursor: str | None
+) -> tuple[dict[str, Any] | None, str | None]:
+    params: dict[str, str | int | None] = {"q": q, "limit": SEARCH_PAGE_SIZE, "cursor": cursor, **filters}
+    try:
+        return await visit.reads.get("/v1/assistant/search", params), None
+    except RegistryApiError as exc:
+        return None, exc.detail
+
+
+def _search_context(
+    q: str, filters: dict[str, str], found: dict[str, Any] | None, problem: str | None
+) -> dict[str, Any]:
+    return {
+        "q": q,
+        "filters": filters,
+        "found": found,
+        "problem": problem,
+        "facets": views.facet_links(found["facets"], filters) if found else [],
+    }
+
+
+def _filters(framework: str | None, status: str | None, team: str | None, environment: str | None) -> dict[str, str]:
+    chosen = {"framework": framework, "status": status, "team": team, "environment": environment}
+    return {name: value for name, value in chosen.items() if value}
+
+
+@router.get("/search", response_class=HTMLResponse)
+async def search_page(
+    request: Request,
+    visit: Signed,
+    q: Text = "",
+    framework: Filter = None,
+    status: Filter = None,
+    team: Filter = None,
+    environment: Filter = None,
+    cursor: Cursor = None,
+) -> HTMLResponse:
+    """The search box, facets and the first page of results (live as you type, with console.js)."""
+    filters = _filters(framework, status, team, environment)
+    found, problem = await _search(visit, q, filters, cursor)
+    return render(request, "search.html", _search_context(q, filters, found, problem), visit=visit)
+
+
+@router.get("/search/results", response_class=HTMLResponse)
+async def search_results(
+    request: Request,
+    visit: Signed,
+    q: Text = "",
+    framework: Filter = None,
+    status: Filter = None,
+    team: Filter = None,
+    environment: Filter = None,
+    cursor: Cursor = None,
+) -> HTMLResponse:
+    """Only the facets and results of a search: what the page's script swaps in as the user types."""
+    filters = _filters(framework, status, team, environment)
+    found, problem = await _search(visit, q, filters, cursor)
+    return render(request, "_results.html", _search_context(q, filters, found, problem), visit=visit)
+
+
+async def _optional(api: RegistryApi, path: str, params: dict[str, str | int | None] | None = None) -> Any:
+    """A read whose refusal only leaves its part of the page empty (shares of a model one only reads)."""
+    try:
+        return await api.get(path, params)
+    except RegistryApiError as exc:
+        if exc.status in (403, 404):
+            return None
+        raise
+
+
+@router.get("/models/{team}/{name}", response_class=HTMLResponse)
+async def model_page(
+    request: Request,
+    visit: Signed,
+    team: SlugPath,
+    name: SlugPath,
+    version: Annotated[str | None, Query(max_length=300)] = None,
+    versions_cursor: Cursor = None,
+) -> HTMLResponse:
+    """A model: metadata, versions, the chosen version's metrics, lineage and card, deployments, shares."""
+    base = f"/v1/models/{team}/{name}"
+    owner = visit.principal.acts_for(team)
+    model, versions, deployments, shares = await asyncio.gather(
+        visit.reads.get(base),
+        visit.reads.get(
+            f"{base}/versions",
+            {"limit": VERSIONS_SHOWN, "include_prerelease": "true", "cursor": versions_cursor},
+        ),
+        visit.reads.get(f"{base}/deployments", {"limit": DEPLOYMENTS_SHOWN}),
+        _optional(visit.reads, f"{base}/shares") if owner else asyncio.sleep(0, None),
+    )
+    items: list[dict[str, Any]] = versions["items"]
+    selected = _selected(items, version, model)
+    if selected is None and version:
+        selected = await visit.reads.get(f"{base}/versions/{version}")
+    lineage, card = (None, None)
+    if selected is not None:
+        lineage, card = await asyncio.gather(
+            _optional(visit.reads, f"{base}/versions/{selected['version']}/lineage"),
+            _optional(visit.reads, f"/v1/assistant/models/{team}/{name}/card", {"version": selected["version"]}),
+        )
+    previous = views.previous_of(items, selected) if selected else None
+    context = {
+        "model": model,
+        "versions": items,
+        "versions_next": versions.get("next_cursor"),
+        "environments": views.environments_of(items),
+        "selected": selected,
+        "previous": previous,
+        "metrics": views.compare_metrics(selected, previous) if selected else [],
+        "lineage": lineage,
+        "card": card,
+        "timelines": views.timelines(deployments["items"]),
+        "shares": shares["items"] if shares else None,
+        "owner": owner,
+        "lifecycles": ("active", "deprecated", "archived"),
+        "idempotency_key": new_token(),
+    }
+    return render(request, "model.html", context, visit=visit)
+
+
+def _selected(versions: list[dict[str, Any]], wanted: str | None, model: dict[str, Any]) -> dict[str, Any] | None:
+    """The version the page details: the one asked for, else the model's latest, else the newest listed."""
+    target = wanted or model.get("latest_version")
+    for candidate in versions:
+        if candidate["version"] == target:
+            return candidate
+    return None if wanted else (versions[0] if versions else None)
+
+
+@router.get("/models/{team}/{name}/audit", response_class=HTMLResponse)
+async def audit_page(
+    request: Request,
+    visit: Signed,
+    team: SlugPath,
+    name: SlugPath,
+    correlation_id: Annotated[str | None, Query(max_length=128)] = None,
+    cursor: Annotated[str | None, Query(max_length=300)] = None,
+) -> HTMLResponse:
+    """A model's audit entries, newest first; a correlation id shows one operation across every service."""
+    model = await visit.reads.get(f"/v1/models/{team}/{name}")  # a model the caller cannot read stays unknown
+    params: dict[str, str | int | None] = {"team": team, "limit": 50, "cursor": cursor}
+    params |= {"correlation_id": correlation_id} if correlation_id else {"model": f"{team}/{name}"}
+    entries, problem = None, None
+    if not visit.can("audit:read"):
+        problem = "this key lacks the audit:read scope"
+    else:
+        try:
+            entries = await visit.audit.get("/v1/audit", params)
+        except RegistryApiError as exc:
+            problem = exc.detail
+    context = {"model": model, "entries": entries, "problem": problem, "correlation_id": correlation_id}
+    return render(request, "audit.html", context, visit=visit)
+
+
+@router.get("/teams/{team}", response_class=HTMLResponse)
+async def team_page(request: Request, visit: Signed, team: SlugPath, cursor: Cursor = None) -> HTMLResponse:
+    """A team's models (those the caller reads), its recent registrations and deployments."""
+    models, versions, deployments = await asyncio.gather(
+        visit.reads.get(f"/v1/teams/{team}/models", {"sort": "-updated_at", "limit": 50, "cursor": cursor}),
+        visit.reads.get(f"/v1/teams/{team}/versions", {"limit": 20}),
+        visit.reads.get(f"/v1/teams/{team}/deployments", {"limit": 20}),
+    )
+    context = {
+        "team": team,
+        "models": models["items"],
+        "models_next": models.get("next_cursor"),
+        "recent_versions": versions["items"],
+        "recent_deployments": deployments["items"],
+    }
+    return render(request, "team.html", context, visit=visit)

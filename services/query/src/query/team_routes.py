@@ -1,0 +1,34 @@
+"""A team's recent activity: its newest registrations and deployment reports, within what the caller reads."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from query.deps import INVALID, REFUSALS, Visible
+from shared.chassis.http_params import SlugPath
+from shared.contract import catalog
+from shared.contract.documents import Document
+from shared.contract.views import DeploymentReportPublic, ModelVersionPublic, Page
+
+router = APIRouter(prefix="/v1/teams/{team}", tags=["teams"], responses=REFUSALS | INVALID)
+RecentLimit = Annotated[int, Query(ge=1, le=catalog.MAX_PAGE_SIZE)]
+Activity = Literal["versions", "deployments"]
+
+
+async def _recent(visible: Visible, what: Activity, team: str, limit: int) -> list[Document]:
+    reads = visible.reads
+    return await reads.team_recent(what, team, await reads.readable_model_ids(team, visible.visible), limit)
+
+
+@router.get("/versions")
+async def recent_versions(visible: Visible, team: SlugPath, limit: RecentLimit = 20) -> Page[ModelVersionPublic]:
+    """The team's most recently registered versions, newest first (of another team: only its models shared with you)."""
+    docs = await _recent(visible, "versions", team, limit)
+    return Page[ModelVersionPublic](items=[ModelVersionPublic.of(doc) for doc in docs])
+
+
+@router.get("/deployments")
+async def recent_deployments(visible: Visible, team: SlugPath, limit: RecentLimit = 20) -> Page[DeploymentReportPublic]:
+    """The team's most recent deployment reports on its versions, newest first (another team's: shared models only)."""
+    docs = await _recent(visible, "deployments", team, limit)
+    return Page[DeploymentReportPublic](items=[DeploymentReportPublic.of(doc) for doc in docs])
