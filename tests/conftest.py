@@ -23,9 +23,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from registry_cli.config import StackSettings, throwaway_settings
 from registry_cli.secrets import load_or_create
 from registry_cli.stack import EmbeddedStack
+from tests.browser import browser_page, chromium_browser, phone_page
 from tests.factories import ADMIN_KEY
 from tests.infra import Infra, external_infra, testcontainers_infra
-from tests.browser import browser_page, chromium_browser, phone_page
 from tests.mlflow_server import mlflow_server
 
 # Fixtures defined elsewhere: a seeded MLflow tracking server, and Debian's Chromium driven by

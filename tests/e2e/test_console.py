@@ -309,3 +309,62 @@ class TestActions:
             assert correlation
             one_operation = await http.get(f"/console/models/{team}/scorer/audit?correlation_id={correlation.group(1)}")
         assert one_operation.status_code == 200 and "Showing one operation" in one_operation.text
+
+
+class TestBoundedWork:
+    async def test_a_page_takes_one_rate_limit_token_however_many_reads_it_makes(
+        self, stack: EmbeddedStack, fraud: dict[str, str]
+    ) -> None:
+        team = fraud["team"]
+        async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
+            made = await http.post(
+                f"/v1/teams/{team}/api-keys",
+                json={"name": "slow", "scopes": ["models:read"], "rate_limit": {"per_second": 0.01, "burst": 3}},
+            )
+        key = made.json()["token"]
+        async with console_client(stack) as http:
+            await sign_in(http, key)  # token 1
+            model = await http.get(f"/console/models/{team}/scorer")  # token 2, though it reads six routes
+            team_page = await http.get(f"/console/teams/{team}")  # token 3
+            limited = await http.get(f"/console/models/{team}/scorer")
+        assert model.status_code == 200 and team_page.status_code == 200
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        assert "rate limit" in limited.text and limited.headers["content-type"].startswith("text/html")
+
+    async def test_hostile_input_gets_a_precise_refusal(self, stack: EmbeddedStack, fraud: dict[str, str]) -> None:
+        team = fraud["team"]
+        async with console_client(stack) as http:
+            await sign_in(http, fraud["key"])
+            page = (await http.get(f"/console/models/{team}/scorer")).text
+            token = hidden(page, "csrf_token")
+            answers = {
+                "long query": await http.get("/console/search", params={"q": "x" * 600}),
+                "bad path": await http.get("/console/models/NOT%20A%20SLUG/x"),
+                "nul in query": await http.get("/console/search", params={"q": "a\x00b"}),
+                "bad version": await http.get(f"/console/models/{team}/scorer", params={"version": "{$gt:1}"}),
+                "not utf-8": await http.post(
+                    f"/console/models/{team}/scorer/aliases",
+                    content=b"csrf_token=" + token.encode() + b"&alias=\xff\xfe",
+                    headers={"content-type": "application/x-www-form-urlencoded"},
+                ),
+                "too many fields": await http.post(
+                    f"/console/models/{team}/scorer/aliases",
+                    content="&".join(f"f{i}=x" for i in range(100)).encode(),
+                    headers={"content-type": "application/x-www-form-urlencoded"},
+                ),
+                "bad decision": await http.post(_action_path(team), data={"csrf_token": token, "decision": "$where"}),
+                "empty alias": await http.post(
+                    f"/console/models/{team}/scorer/aliases", data={"csrf_token": token, "alias": "", "version": ""}
+                ),
+            }
+        statuses = {what: answer.status_code for what, answer in answers.items()}
+        assert statuses == {
+            "long query": 422,
+            "bad path": 422,
+            "nul in query": 200,  # searched as text: the search API takes any words
+            "bad version": 422,
+            "not utf-8": 400,
+            "too many fields": 400,
+            "bad decision": 422,
+            "empty alias": 422,
+        }, {what: answer.text[:200] for what, answer in answers.items()}

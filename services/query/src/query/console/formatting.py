@@ -20,12 +20,21 @@ _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "typograp
 MAX_MARKDOWN_CHARS = 200_000  # the documentation limit is 64 KiB; a card adds a few KiB
 
 
-def markdown(text: str | None) -> Markup:
-    """``text`` rendered as CommonMark with raw HTML shown as text, never interpreted."""
+def markdown(text: str | None, heading_below: int = 2) -> Markup:
+    """``text`` rendered as CommonMark with raw HTML shown as text, never interpreted.
+
+    Its headings start below the page's own ``<h{heading_below}>``, so a ``# Title`` in a team's
+    documentation never competes with the page's title (for screen readers too).
+    """
     if not text:
         return Markup("")
+    env: dict[str, object] = {}
+    tokens = _markdown.parse(text[:MAX_MARKDOWN_CHARS], env)
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(6, int(token.tag[1]) + heading_below)}"
     # The renderer escapes every text token; html=False turns raw HTML blocks into text tokens.
-    return Markup(_markdown.render(text[:MAX_MARKDOWN_CHARS]))
+    return Markup(_markdown.renderer.render(tokens, _markdown.options, env))
 
 
 def snippet(found: dict[str, Any] | None) -> Markup:
