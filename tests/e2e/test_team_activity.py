@@ -61,3 +61,29 @@ async def test_recent_activity_is_newest_first_and_only_what_the_caller_reads(st
         absent = await http.get(f"/v1/models/{owner}/no-such-model/deployments")
     assert versions.json()["items"] == [] and deployments.json()["items"] == []
     assert hidden.status_code == absent.status_code == 404
+
+
+async def test_a_models_applied_reports_are_listed_as_soon_as_they_are_applied(stack: EmbeddedStack) -> None:
+    team, key = await new_team(stack, "tl")
+    await register(stack, key, team, "m", "1.0.0")
+
+    async def applied() -> list[tuple[str, str]]:
+        async with acting_as(stack, "query", key) as http:
+            answer = await http.get(f"/v1/models/{team}/m/deployments", params={"outcome": "applied"})
+        return [(row["environment"], row["status"]) for row in answer.json()["items"]]
+
+    assert await applied() == []
+    for environment, status in (("staging", "deploying"), ("staging", "deployed"), ("canary", "deployed")):
+        await _deploy(stack, key, team, "m", environment, status)
+        # Read right after the tracker answered: no stale list, on the cached path either.
+        assert (await applied())[0] == (environment, status)
+    async with acting_as(stack, "deploy-tracker", key) as http:
+        illegal = {"team": team, "name": "m", "version": "1.0.0", "environment": "prod", "status": "deployed"}
+        illegal["occurred_at"] = datetime.now(UTC).isoformat()
+        refused = await http.post("/v1/deployments/events", json=illegal, headers={"Prefer": "wait=20"})
+    assert refused.status_code == 409  # prod takes approved versions only
+    async with acting_as(stack, "query", key) as http:
+        every = (await http.get(f"/v1/models/{team}/m/deployments")).json()["items"]
+        rejected = (await http.get(f"/v1/models/{team}/m/deployments", params={"outcome": "rejected"})).json()["items"]
+    assert len(every) == 4 and [row["outcome"] for row in rejected] == ["rejected"]
+    assert await applied() == [("canary", "deployed"), ("staging", "deployed"), ("staging", "deploying")]

@@ -31,6 +31,7 @@ from query.reads import Reads
 from query.search.documents import search_document
 from query.search.index import SearchIndex
 from query.search_projection import SearchProjection
+from query.version_cache import VersionCache
 from shared.chassis import asyncapi
 from shared.chassis.http_app import service_app
 from shared.chassis.kafka import make_broker
@@ -102,7 +103,7 @@ def build_app(settings: QuerySettings) -> FastAPI:
     service = service_app(settings=settings, client=make_client(settings), broker=make_broker(settings))
     app = service.app
     # What the routes' dependencies (query.deps) read from each request.
-    app.state.reads = Reads(service.db)
+    app.state.reads = Reads(service.db, version_cache=VersionCache(settings.version_cache_models))
     app.state.visible_to = visible_to
     app.state.search_index = index = SearchIndex()
     changed = ChangedModels()

@@ -1,5 +1,7 @@
 """Deployment route: where a version stands per environment, and the reports that got it there."""
 
+from typing import Literal
+
 from fastapi import APIRouter
 
 from query.deps import INVALID, NOT_FOUND, REFUSALS, Cursor, Environment, Limit, Visible
@@ -16,11 +18,12 @@ async def get_model_deployments(
     team: SlugPath,
     name: SlugPath,
     environment: Environment = None,
+    outcome: Literal["applied", "out_of_order", "rejected"] | None = None,
     limit: Limit = catalog.DEFAULT_PAGE_SIZE,
 ) -> Page[DeploymentReportPublic]:
     """The model's latest deployment reports across its versions (one ``environment``'s, if given), newest first."""
     model = await visible.model(team, name)
-    reports = await visible.reads.model_deployments(model, environment=environment, limit=limit)
+    reports = await visible.reads.model_deployments(model, environment=environment, outcome=outcome, limit=limit)
     return Page[DeploymentReportPublic](items=[DeploymentReportPublic.of(doc) for doc in reports])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,7 +12,8 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from query.pagination import SortSpec, after_key, encode_cursor, paged
+from query.pagination import SortSpec, after_key, decode_cursor, encode_cursor, paged
+from query.version_cache import MAX_VERSIONS_PER_MODEL, VersionCache
 from shared.chassis.mongo import DEPLOYMENTS, MODEL_VERSIONS, MODELS, OUTBOX
 from shared.contract.documents import Document
 from shared.contract.ids import version_doc_id
@@ -20,6 +22,7 @@ from shared.contract.versioning import VersionRange, precedence_key
 
 MODEL_SORTS = {"created_at": "created_key", "updated_at": "updated_key", "name": "name_key"}
 MAX_SCANNED_MODELS = 2_000  # models one request with a status/environment filter may examine
+RECENT_APPLIED_REPORTS = 200  # a model's newest applied deployment reports kept in memory
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,8 @@ class Page:
 class Reads:
     """Every query the read API runs."""
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self._db = db
+    def __init__(self, db: AsyncDatabase[Document], *, version_cache: VersionCache | None = None) -> None:
+        self._db, self.version_cache = db, version_cache
         self.models, self.versions = db[MODELS], db[MODEL_VERSIONS]
         self.outbox, self.deployments = db[OUTBOX], db[DEPLOYMENTS]
 
@@ -180,7 +183,23 @@ class Reads:
         if lifecycle:
             query["lifecycle"] = lifecycle
         scope = _fingerprint(f"{model['_id']}|{key_bounds}|{include_prerelease}|{status}|{environment}|{lifecycle}")
+        every = await self.every_version(model) if not (status or environment) else None
+        if every is not None:
+            return _page_in_memory(every, query, _BY_PRECEDENCE, cursor, limit, scope)
         return await _page(self.versions, paged(_BY_PRECEDENCE, query, cursor, scope), _BY_PRECEDENCE, limit, scope)
+
+    async def every_version(self, model: Document) -> list[Document] | None:
+        """All of ``model``'s versions, newest first, from the cache when current; ``None`` if not cacheable."""
+        if self.version_cache is None or not self.version_cache.cacheable(model):
+            return None
+        found = self.version_cache.get("versions", model)
+        if found is None:
+            query = {"model_id": model["_id"], "prerelease": {"$in": [False, True]}}
+            found = await self.versions.find(query).sort("version_key", -1).limit(MAX_VERSIONS_PER_MODEL + 1).to_list()
+            if len(found) > MAX_VERSIONS_PER_MODEL:
+                return None
+            self.version_cache.keep("versions", model, found)
+        return found
 
     async def version_by_id(self, version_id: str) -> Document | None:
         """One version by document id (model id and precedence key)."""
@@ -191,6 +210,12 @@ class Reads:
     ) -> Document | None:
         """The highest active non-prerelease version (prereleases and deprecated ones too, if asked)."""
         lifecycles = ["active", "deprecated"] if include_deprecated else ["active"]
+        every = await self.every_version(model)
+        if every is not None:  # newest first: the first that qualifies
+            stable = [False, True] if include_prerelease else [False]
+            return next(
+                (doc for doc in every if doc.get("prerelease") in stable and doc.get("lifecycle") in lifecycles), None
+            )
         query: dict[str, Any] = {
             "model_id": model["_id"],
             "prerelease": {"$in": [False, True]} if include_prerelease else False,
@@ -234,9 +259,25 @@ class Reads:
         query["model_id"] = {"$exists": True} if model_ids is None else {"$in": model_ids}
         return await collection.find(query).sort(field, -1).limit(limit).to_list()
 
-    async def model_deployments(self, model: Document, *, environment: str | None, limit: int) -> list[Document]:
-        """A model's most recent deployment reports across its versions, newest first."""
+    async def model_deployments(
+        self, model: Document, *, environment: str | None, outcome: str | None, limit: int
+    ) -> list[Document]:
+        """A model's most recent deployment reports across its versions, newest first.
+
+        Applied reports are kept in memory per change of the model (each one moves its
+        ``feed_key``), up to the newest ``RECENT_APPLIED_REPORTS``.
+        """
+        if outcome == "applied" and self.version_cache is not None and self.version_cache.cacheable(model):
+            applied = self.version_cache.get("deployments", model)
+            if applied is None:
+                query = {"model_id": model["_id"], "outcome": "applied"}
+                cursor = self.deployments.find(query).sort("received_at", -1).limit(RECENT_APPLIED_REPORTS)
+                applied = await cursor.to_list()
+                self.version_cache.keep("deployments", model, applied)
+            if limit <= RECENT_APPLIED_REPORTS:
+                return [row for row in applied if environment in (None, row.get("environment"))][:limit]
         query = {"model_id": model["_id"]} | ({"environment": environment} if environment else {})
+        query |= {"outcome": outcome} if outcome else {}
         return await self.deployments.find(query).sort("received_at", -1).limit(limit).to_list()
 
     async def deployment_history(self, version: Document, *, limit: int, cursor: str | None) -> Page:
@@ -268,6 +309,39 @@ async def _by_position(
     """A page of an append-only log ordered by ``position``."""
     scope = _fingerprint(owner)
     return await _page(collection, paged(_BY_POSITION, query, cursor, scope), _BY_POSITION, limit, scope)
+
+
+def _page_in_memory(
+    rows: list[Document], query: dict[str, Any], sort: SortSpec, cursor: str | None, limit: int, scope: str
+) -> Page:
+    """:func:`_page` over ``rows`` (already in ``sort`` order): the same filter forms, the same cursors."""
+    after = decode_cursor(cursor, sort, scope) if cursor else None
+    conditions = [(field, condition) for field, condition in query.items() if field != "model_id"]
+    page: list[Document] = []
+    for row in rows:
+        if after is not None and not (row[sort.key_field] < after if sort.descending else row[sort.key_field] > after):
+            continue
+        if all(_holds(row.get(field), condition) for field, condition in conditions):
+            page.append(row)
+            if len(page) > limit:
+                return Page(page[:limit], encode_cursor(sort, page[limit - 1][sort.key_field], scope))
+    return Page(page)
+
+
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "$gt": lambda value, bound: value > bound,
+    "$gte": lambda value, bound: value >= bound,
+    "$lt": lambda value, bound: value < bound,
+    "$lte": lambda value, bound: value <= bound,
+    "$in": lambda value, options: value in options,
+}
+
+
+def _holds(value: Any, condition: Any) -> bool:
+    """``value`` against one filter condition of the forms :meth:`Reads.list_versions` builds."""
+    if not isinstance(condition, dict):
+        return bool(value == condition)
+    return value is not None and all(_COMPARISONS[op](value, bound) for op, bound in condition.items())
 
 
 async def _page(

@@ -2,7 +2,7 @@
 
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated
 
 import structlog
@@ -20,6 +20,9 @@ PrincipalDependency = Callable[..., Awaitable[Principal]]
 
 
 INTERNAL_HEADER = "x-registry-internal"
+# On an internal request: its caller's own request is recorded as the access (a console page
+# view), so this read of the API it makes is not recorded again.
+RECORDED_BY_CALLER_HEADER = "x-registry-recorded-by-caller"
 
 
 class Guard:
@@ -40,10 +43,23 @@ class Guard:
         """Headers of a request this process sends to itself on behalf of an already rate-limited caller."""
         return {INTERNAL_HEADER: self._internal_secret}
 
+    @property
+    def internal_unrecorded_headers(self) -> dict[str, str]:
+        """:attr:`internal_headers` of a read whose caller's request is recorded as the access itself."""
+        return {**self.internal_headers, RECORDED_BY_CALLER_HEADER: "1"}
+
     def is_internal(self, request: Request) -> bool:
         """Whether ``request`` came from this process on a caller's behalf (see the class docstring)."""
-        sent = request.headers.get(INTERNAL_HEADER)
+        return self.is_internal_headers(request.headers)
+
+    def is_internal_headers(self, headers: Mapping[str, str]) -> bool:
+        """:meth:`is_internal` for a request's headers."""
+        sent = headers.get(INTERNAL_HEADER)
         return sent is not None and hmac.compare_digest(sent.encode(), self._internal_secret.encode())
+
+    def recorded_by_caller(self, headers: Mapping[str, str]) -> bool:
+        """Whether an internal request's access is recorded by its caller's own request (not again)."""
+        return RECORDED_BY_CALLER_HEADER in headers and self.is_internal_headers(headers)
 
     async def __call__(
         self,

@@ -45,7 +45,11 @@ class Observe:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                MutableHeaders(scope=message)[problems.CORRELATION_HEADER] = correlation_id
+                headers = MutableHeaders(scope=message)
+                headers[problems.CORRELATION_HEADER] = correlation_id
+                # The server's own time until the answer starts (W3C Server Timing): what a client's
+                # round trip leaves out of the network, readable in browsers' developer tools.
+                headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
             await send(message)
 
         try:
@@ -71,7 +75,10 @@ def _record(scope: Scope, status: int, seconds: float, correlation_id: str) -> N
     _log(method, route, status, seconds, principal)
     if principal is None or status >= 400:
         return  # refusals are recorded where they are decided (the guard), with their reason
-    access: AccessLog = scope["app"].state.service.access
+    service = scope["app"].state.service
+    if service.guard.recorded_by_caller(Headers(scope=scope)):
+        return  # a console page's read of the API: the page view is the access recorded
+    access: AccessLog = service.access
     if method == "GET":
         access.record(
             messages.ACCESS_READ,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -12,7 +13,6 @@ from query.console import views
 from query.console.web import PATH, Visit, new_token, redirect, render, visit
 from query.mcp.api import RegistryApi, RegistryApiError
 from shared.chassis.http_params import SlugPath
-from shared.contract import catalog
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
 Signed = Annotated[Visit, Depends(visit)]
@@ -20,8 +20,8 @@ Text = Annotated[str, Query(max_length=512)]
 Filter = Annotated[str | None, Query(max_length=64)]
 Cursor = Annotated[str | None, Query(max_length=2048)]
 SEARCH_PAGE_SIZE = 20
-VERSIONS_SHOWN = catalog.MAX_PAGE_SIZE  # the newest 200 by SemVer; older ones are a page further
-DEPLOYMENTS_SHOWN = 100
+VERSIONS_SHOWN = 50  # a page of the versions table, newest SemVer first; older ones a page further
+DEPLOYMENTS_SHOWN = 50
 
 
 @router.get("")
@@ -113,25 +113,26 @@ async def model_page(
     """A model: metadata, versions, the chosen version's metrics, lineage and card, deployments, shares."""
     base = f"/v1/models/{team}/{name}"
     owner = visit.principal.acts_for(team)
-    model, versions, deployments, shares = await asyncio.gather(
+    # The chosen version's lineage is asked for at once (the latest's when none is chosen), so the
+    # page costs one round of concurrent reads, not two.
+    wanted = f"{base}/versions/{quote(version or 'latest', safe='@')}/lineage"
+    model, versions, deployments, shares, lineage = await asyncio.gather(
         visit.reads.get(base),
         visit.reads.get(
             f"{base}/versions",
             {"limit": VERSIONS_SHOWN, "include_prerelease": "true", "cursor": versions_cursor},
         ),
-        visit.reads.get(f"{base}/deployments", {"limit": DEPLOYMENTS_SHOWN}),
+        # The timeline is of status changes: applied reports (refusals are in the audit trail).
+        visit.reads.get(f"{base}/deployments", {"limit": DEPLOYMENTS_SHOWN, "outcome": "applied"}),
         _optional(visit.reads, f"{base}/shares") if owner else asyncio.sleep(0, None),
+        _optional(visit.reads, wanted),
     )
     items: list[dict[str, Any]] = versions["items"]
     selected = _selected(items, version, model)
     if selected is None and version:
         selected = await visit.reads.get(f"{base}/versions/{version}")
-    lineage, card = (None, None)
-    if selected is not None:
-        lineage, card = await asyncio.gather(
-            _optional(visit.reads, f"{base}/versions/{selected['version']}/lineage"),
-            _optional(visit.reads, f"/v1/assistant/models/{team}/{name}/card", {"version": selected["version"]}),
-        )
+    if selected is not None and (lineage is None or lineage["version"]["version"] != selected["version"]):
+        lineage = await _optional(visit.reads, f"{base}/versions/{selected['version']}/lineage")
     previous = views.previous_of(items, selected) if selected else None
     context = {
         "model": model,
@@ -142,7 +143,7 @@ async def model_page(
         "previous": previous,
         "metrics": views.compare_metrics(selected, previous) if selected else [],
         "lineage": lineage,
-        "card": card,
+        "versions_cursor": versions_cursor,
         "timelines": views.timelines(deployments["items"]),
         "shares": shares["items"] if shares else None,
         "owner": owner,
@@ -159,6 +160,22 @@ def _selected(versions: list[dict[str, Any]], wanted: str | None, model: dict[st
         if candidate["version"] == target:
             return candidate
     return None if wanted else (versions[0] if versions else None)
+
+
+@router.get("/models/{team}/{name}/card", response_class=HTMLResponse)
+async def card_page(
+    request: Request,
+    visit: Signed,
+    team: SlugPath,
+    name: SlugPath,
+    version: Annotated[str | None, Query(max_length=300)] = None,
+) -> HTMLResponse:
+    """A model's card (of one version, else its latest), as the assistant API renders it."""
+    model, card = await asyncio.gather(
+        visit.reads.get(f"/v1/models/{team}/{name}"),
+        visit.reads.get(f"/v1/assistant/models/{team}/{name}/card", {"version": version}),
+    )
+    return render(request, "card.html", {"model": model, "card": card, "version": version}, visit=visit)
 
 
 @router.get("/models/{team}/{name}/audit", response_class=HTMLResponse)

@@ -35,7 +35,7 @@ class MetricRow:
 
     @property
     def change(self) -> float | None:
-        """This version's value minus the previous one's, when both have the metric."""
+        """The value minus the previous version's value, when both versions have the metric."""
         if self.value is None or self.previous is None:
             return None
         return self.value - self.previous

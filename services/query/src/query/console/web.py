@@ -120,7 +120,8 @@ async def visit(request: Request) -> Visit:
         session=session,
         principal=principal,
         # The page took the caller's token: its own reads say they are internal and take none.
-        reads=RegistryApi(console.reads, headers=headers | console.guard.internal_headers),
+        # Nor are they recorded as accesses of their own: the page view is (one entry, not seven).
+        reads=RegistryApi(console.reads, headers=headers | console.guard.internal_unrecorded_headers),
         registration=RegistryApi(console.registration, headers=headers),
         audit=RegistryApi(console.audit, headers=headers),
     )
