@@ -24,7 +24,8 @@ run: setup
 observe: setup
 	.venv/bin/registry up --with-prometheus
 
-# Prometheus (promtool) from Debian's packages when missing and root; else one line saying what to install.
+# Prometheus (promtool) and Chromium (the console's browser tests) from Debian's packages when
+# missing and root; else one line saying what to install.
 system-packages:
 	@tools/ensure-system-packages
 
@@ -43,6 +44,7 @@ bench: setup
 	.venv/bin/python bench/security_bench.py
 	.venv/bin/python bench/deploy_bench.py
 	.venv/bin/python bench/search_bench.py
+	.venv/bin/python bench/console_bench.py
 
 clean:
 	rm -rf .venv .uv .data .pytest_cache .mypy_cache .ruff_cache
