@@ -61,6 +61,9 @@ async def test_recent_activity_is_newest_first_and_only_what_the_caller_reads(st
         absent = await http.get(f"/v1/models/{owner}/no-such-model/deployments")
     assert versions.json()["items"] == [] and deployments.json()["items"] == []
     assert hidden.status_code == absent.status_code == 404
+    # No server-side clock on refusals: it would time a hidden model against an absent one.
+    assert "server-timing" not in hidden.headers and "server-timing" not in absent.headers
+    assert versions.headers["server-timing"].startswith("app;dur=")
 
 
 async def test_a_models_applied_reports_are_listed_as_soon_as_they_are_applied(stack: EmbeddedStack) -> None:
