@@ -59,7 +59,7 @@ async def audit_ingest(stack: EmbeddedStack, messages_count: int) -> float:
         await producer.send("registry.access", value, key=b"bench", headers=headers)
     await producer.flush()
     await producer.stop()
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.audit_mongodb_uri)
     heads = client["model_registry"]["audit_heads"]
 
     async def chained() -> int:

@@ -5,6 +5,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
 
 from registry_cli.stack import EmbeddedStack
 from tests.factories import ADMIN_KEY, binary_record, register_event
@@ -147,3 +148,26 @@ async def test_a_key_created_and_revoked_over_http_is_audited_as_two_writes(stac
     async with httpx.AsyncClient(base_url=stack.url("audit"), headers=ADMIN) as http:
         listed = await http.get("/v1/audit", params={"type": "registry.access.write", "principal": ADMIN_KEY.key_id})
     assert {creation["id"], revocation["id"]} <= {entry["id"] for entry in listed.json()["items"]}
+
+
+async def test_the_audit_log_is_written_to_its_own_database_server(stack: EmbeddedStack) -> None:
+    """The embedded stack's audit log lives on the second stand-in; the shared one holds none of it."""
+    correlation = uuid.uuid4().hex
+    await scenario_step(stack, f"own-{uuid.uuid4().hex[:6]}", 1, correlation)
+
+    async def entries() -> list[dict[str, Any]] | None:
+        found = await audited(stack, correlation)
+        return found or None
+
+    await until(entries, timeout=30, what="the scenario audited")
+    shared: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri)
+    own: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.audit_mongodb_uri)
+    try:
+        in_shared = await shared["model_registry"]["audit_log"].count_documents({"correlation_id": correlation})
+        in_own = await own["model_registry"]["audit_log"].count_documents({"correlation_id": correlation})
+        shared_collections = await shared["model_registry"].list_collection_names()
+    finally:
+        await shared.close()
+        await own.close()
+    assert in_shared == 0 and in_own > 0
+    assert "audit_heads" not in shared_collections

@@ -21,7 +21,7 @@ REGISTRY = str(Path(sys.executable).with_name("registry"))
 
 
 def stack_env(tmp_path: Path) -> dict[str, str]:
-    names = ("KAFKA", "MONGO", "QUERY", "REGISTRATION", "DEPLOY_TRACKER", "AUDIT", "PROMETHEUS")
+    names = ("KAFKA", "MONGO", "AUDIT_MONGO", "QUERY", "REGISTRATION", "DEPLOY_TRACKER", "AUDIT", "PROMETHEUS")
     ports = {name: str(free_port()) for name in names}
     return {
         **os.environ,
@@ -84,6 +84,7 @@ async def test_up_serves_prints_the_key_and_leaves_nothing_behind(tmp_path: Path
     assert code == 0
     assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
     assert (Path(env["REGISTRY_DATA_DIR"]) / "mongo").is_dir()
+    assert (Path(env["REGISTRY_DATA_DIR"]) / "audit-mongo").is_dir()  # the audit log's own server
 
 
 class Up:

@@ -22,6 +22,12 @@ audit_app = typer.Typer(help="Audit log tools.", no_args_is_help=True)
 
 MongoUri = Annotated[str, typer.Option(envvar="MONGODB_URI", help="MongoDB of the running stack")]
 DEFAULT_URI = "mongodb://127.0.0.1:27017/?retryWrites=false&directConnection=true"
+# The audit log's database: its own server in the embedded stack; the shared one elsewhere.
+AuditMongoUri = Annotated[
+    str,
+    typer.Option("--mongodb-uri", envvar=["AUDIT_MONGODB_URI", "MONGODB_URI"], help="MongoDB holding the audit log"),
+]
+DEFAULT_AUDIT_URI = "mongodb://127.0.0.1:27018/?retryWrites=false&directConnection=true"
 
 
 def _settings(uri: str) -> CommonSettings:
@@ -88,7 +94,7 @@ def revoke(key_id: str, mongodb_uri: MongoUri = DEFAULT_URI) -> None:
 
 @audit_app.command("verify")
 def verify_audit(
-    mongodb_uri: MongoUri = DEFAULT_URI,
+    mongodb_uri: AuditMongoUri = DEFAULT_AUDIT_URI,
     chain_key: Annotated[
         str | None, typer.Option(envvar="AUDIT_CHAIN_KEY", help="The audit chain key (default: the local stack's)")
     ] = None,

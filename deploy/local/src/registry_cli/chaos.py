@@ -253,7 +253,7 @@ async def _judge_reads(stack: EmbeddedStack, token: str, load: _Load, report: Ch
 
 async def _judge_audit(stack: EmbeddedStack, load: _Load, report: ChaosReport) -> None:
     """Every acknowledged record has exactly one audit entry (once the audit log has caught up)."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri, tz_aware=True)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.audit_mongodb_uri, tz_aware=True)
     wanted = set(load.commands) | load.reports
     try:
         log = client["model_registry"]["audit_log"]

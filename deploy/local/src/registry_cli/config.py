@@ -17,6 +17,9 @@ class StackSettings(BaseSettings):
     host: str = "127.0.0.1"
     kafka_port: int = 9092
     mongo_port: int = 27017
+    # The audit log's own database server: the largest writer, and it reads nothing the others
+    # write, so on two single-threaded stand-ins the stack uses two cores (docs/operations.md).
+    audit_mongo_port: int = 27018
     query_port: int = 8080
     registration_port: int = 8081
     deploy_tracker_port: int = 8082
@@ -46,7 +49,15 @@ class StackSettings(BaseSettings):
     @property
     def mongodb_uri(self) -> str:
         """Connection string with the stand-in's workaround (no retryable writes, DESIGN §7)."""
-        return f"mongodb://{self.host}:{self.mongo_port}/?retryWrites=false&directConnection=true"
+        return self._mongo_uri(self.mongo_port)
+
+    @property
+    def audit_mongodb_uri(self) -> str:
+        """Connection string of the audit log's own server."""
+        return self._mongo_uri(self.audit_mongo_port)
+
+    def _mongo_uri(self, port: int) -> str:
+        return f"mongodb://{self.host}:{port}/?retryWrites=false&directConnection=true"
 
     def service_ports(self) -> dict[str, int]:
         """HTTP port of each service, by service name."""
@@ -72,6 +83,7 @@ def throwaway_settings(data_dir: Path, **overrides: Any) -> StackSettings:
         for name in (
             "kafka_port",
             "mongo_port",
+            "audit_mongo_port",
             "query_port",
             "registration_port",
             "deploy_tracker_port",

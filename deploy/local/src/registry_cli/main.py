@@ -111,6 +111,7 @@ def _print_banner(stack: EmbeddedStack) -> None:
         f"  audit          {stack.url('audit')}",
         f"  Kafka          {s.kafka_bootstrap}",
         f"  MongoDB        {s.mongodb_uri}",
+        f"  audit MongoDB  {s.audit_mongodb_uri}   (the audit log's own server)",
         *(
             [f"  Prometheus     {stack.prometheus_url} (alerts: {stack.prometheus_url}/alerts)"]
             if stack.prometheus

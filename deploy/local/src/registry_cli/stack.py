@@ -25,7 +25,7 @@ from registry_cli.supervise import Supervisor
 from shared.chassis.bootstrap import store_bootstrap_key
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.keystore import issue_key
-from shared.chassis.mongo import ensure_indexes, make_client
+from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED, INDEXES, ensure_indexes, make_client
 from shared.chassis.settings import CommonSettings
 from shared.contract.auth import PLATFORM_TEAM
 
@@ -53,6 +53,10 @@ def common_settings(stack: StackSettings) -> CommonSettings:
     )
 
 
+# The audit service's collections: on their own database server in the embedded stack.
+AUDIT_COLLECTIONS = [AUDIT_LOG, AUDIT_HEADS, AUDIT_VERIFIED]
+
+
 def service_env(stack: StackSettings, service: str) -> dict[str, str]:
     """Environment of one service process (DESIGN §5 variables)."""
     prefix = service.upper().replace("-", "_") + "_"
@@ -73,7 +77,13 @@ def service_env(stack: StackSettings, service: str) -> dict[str, str]:
 
 
 def _peers(stack: StackSettings, service: str) -> dict[str, str]:
-    """The other services a service calls: the console (in query) acts through registration and audit."""
+    """What a service reaches besides the shared broker and database.
+
+    The audit log has its own database server; the console (in query) acts through registration
+    and reads audit.
+    """
+    if service == "audit":
+        return {"AUDIT_MONGODB_URI": stack.audit_mongodb_uri}
     if service != "query":
         return {}
     ports = stack.service_ports()
@@ -90,6 +100,7 @@ class EmbeddedStack:
         self.settings, self.quiet = settings, quiet
         self.kafka: Child | None = None
         self.mongo: Child | None = None
+        self.audit_mongo: Child | None = None
         self.services: dict[str, Child] = {}
         self.prometheus: Child | None = None
         self.admin_key: str | None = None
@@ -99,6 +110,7 @@ class EmbeddedStack:
         s = self.settings
         check_port_free(s.host, s.kafka_port, "Kafka broker", "REGISTRY_KAFKA_PORT")
         check_port_free(s.host, s.mongo_port, "MongoDB server", "REGISTRY_MONGO_PORT")
+        check_port_free(s.host, s.audit_mongo_port, "audit's MongoDB server", "REGISTRY_AUDIT_MONGO_PORT")
         if services:
             for name, port in s.service_ports().items():
                 setting = f"REGISTRY_{name.upper().replace('-', '_')}_PORT"
@@ -123,37 +135,25 @@ class EmbeddedStack:
             quiet=self.quiet,
         )
         await self.kafka.start()
-        mongo_dir = s.data_dir / "mongo"
-        mongo_dir.mkdir(parents=True, exist_ok=True)
-        self.mongo = Child(
-            "mongodb",
-            [
-                sys.executable,
-                "-m",
-                "registry_cli.embedded_mongo",
-                "--transaction-lifetime-seconds",
-                str(s.mongo_transaction_lifetime_seconds),
-                "--",
-                "--host",
-                s.host,
-                "--port",
-                str(s.mongo_port),
-                "--storage-path",
-                str(mongo_dir),
-                "--sync-on-commit",
-                "--log-level",
-                "WARNING",
-            ],
-            quiet=self.quiet,
-        )
-        await self.mongo.start()
+        self.mongo = self._database_server("mongodb", s.mongo_port, s.data_dir / "mongo")
+        self.audit_mongo = self._database_server("audit-mongodb", s.audit_mongo_port, s.data_dir / "audit-mongo")
+        for server in (self.mongo, self.audit_mongo):
+            await server.start()
         await wait_for_port(s.host, s.kafka_port, timeout=20, process=self.kafka)
         await wait_for_port(s.host, s.mongo_port, timeout=60, process=self.mongo)
+        await wait_for_port(s.host, s.audit_mongo_port, timeout=60, process=self.audit_mongo)
         settings = common_settings(s)
         await _retry(lambda: ensure_topics(settings), attempts=50)
+        audit_settings = settings.model_copy(update={"mongodb_uri": s.audit_mongodb_uri})
+        audit_client = make_client(audit_settings)
+        try:
+            await ensure_indexes(audit_client[settings.mongodb_database], AUDIT_COLLECTIONS, settings=settings)
+        finally:
+            await audit_client.close()
         client = make_client(settings)
         try:
-            await ensure_indexes(client[settings.mongodb_database], settings=settings)
+            others = [name for name in INDEXES if name not in AUDIT_COLLECTIONS]
+            await ensure_indexes(client[settings.mongodb_database], others, settings=settings)
             try:
                 self.admin_key = await store_bootstrap_key(
                     client[settings.mongodb_database], s.bootstrap_admin_key, created_by="registry up"
@@ -162,6 +162,29 @@ class EmbeddedStack:
                 raise StackError(f"REGISTRY_BOOTSTRAP_ADMIN_KEY: {exc}") from None
         finally:
             await client.close()
+
+    def _database_server(self, name: str, port: int, storage: Path) -> Child:
+        """A SecantusDB server (the MongoDB stand-in) on ``port``, its data under ``storage``."""
+        storage.mkdir(parents=True, exist_ok=True)
+        s = self.settings
+        command = [
+            sys.executable,
+            "-m",
+            "registry_cli.embedded_mongo",
+            "--transaction-lifetime-seconds",
+            str(s.mongo_transaction_lifetime_seconds),
+            "--",
+            "--host",
+            s.host,
+            "--port",
+            str(port),
+            "--storage-path",
+            str(storage),
+            "--sync-on-commit",
+            "--log-level",
+            "WARNING",
+        ]
+        return Child(name, command, quiet=self.quiet)
 
     async def start_services(self, *, timeout: float = 60.0) -> None:
         """Start the four services and wait until each reports ready."""
@@ -217,8 +240,7 @@ class EmbeddedStack:
         if self.prometheus:
             await self.prometheus.stop(grace=5)
         await asyncio.gather(*(child.stop() for child in self.services.values()))
-        if self.mongo:
-            await self.mongo.stop(grace=20)
+        await asyncio.gather(*(server.stop(grace=20) for server in (self.mongo, self.audit_mongo) if server))
         if self.kafka:
             await self.kafka.stop(grace=5)
 
@@ -227,7 +249,8 @@ class EmbeddedStack:
 
         ``policy`` overrides :class:`Supervisor`'s limits (restarts per window, back-off).
         """
-        infrastructure = {child.name: child for child in (self.kafka, self.mongo, self.prometheus) if child}
+        children = (self.kafka, self.mongo, self.audit_mongo, self.prometheus)
+        infrastructure = {child.name: child for child in children if child}
         return Supervisor(services=self.services, infrastructure=infrastructure, report=report, **policy)
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
+from pymongo import AsyncMongoClient
 
 from audit import metrics, routes
 from audit.chain import ChainKey
@@ -13,8 +16,17 @@ from shared.chassis import asyncapi
 from shared.chassis.http_app import service_app
 from shared.chassis.identity import RecordIdentity
 from shared.chassis.kafka import make_broker
-from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED, ensure_indexes, make_client, pinger
+from shared.chassis.mongo import (
+    AUDIT_HEADS,
+    AUDIT_LOG,
+    AUDIT_VERIFIED,
+    database,
+    ensure_indexes,
+    make_client,
+    pinger,
+)
 from shared.chassis.settings import ConfigurationError
+from shared.contract.documents import Document
 
 
 class ChainKeyMissing(ConfigurationError):
@@ -29,6 +41,7 @@ def build_app(settings: AuditSettings) -> FastAPI:
             "(e.g. python -c 'import secrets; print(secrets.token_hex(32))'); keep it outside the database"
         )
     client = make_client(settings)
+    log_client = make_client(settings.log_settings()) if settings.log_mongodb_uri else client
     broker = make_broker(settings)
     service = service_app(
         settings=settings,
@@ -37,18 +50,34 @@ def build_app(settings: AuditSettings) -> FastAPI:
         consumer_groups={settings.consumer_group: settings.all_topics()},
     )
     chain_key = ChainKey(settings.chain_key.get_secret_value().encode())
-    store = AuditStore(client, service.db, key=chain_key, retention=settings.retention())
+    log_db = database(log_client, settings)
+    store = AuditStore(log_client, log_db, key=chain_key, retention=settings.retention())
 
     async def start() -> None:
-        await ensure_indexes(service.db, [AUDIT_LOG, AUDIT_HEADS, AUDIT_VERIFIED])
+        await ensure_indexes(log_db, [AUDIT_LOG, AUDIT_HEADS, AUDIT_VERIFIED], settings=settings)
         for chain, length in (await store.chain_lengths()).items():  # chains are long before this process
             topic, _, partition = chain.rpartition(":")
             metrics.CHAIN_LENGTH.labels(topic, partition).set(length)
 
     service.on_start(start)
     identity = RecordIdentity(keystore=service.keystore, signer=service.signer)
-    register_audit_subscriber(broker, settings, append=store.append, identity=identity, probe=pinger(client))
-    service.app.state.chain_key = chain_key
+    register_audit_subscriber(broker, settings, append=store.append, identity=identity, probe=pinger(log_client))
+    if log_client is not client:
+
+        async def log_database_ping() -> None:
+            await log_client.admin.command("ping")
+
+        service.readiness.checks["audit_mongodb"] = log_database_ping
+        service.in_background("audit-database", lambda: _close_on_shutdown(log_client))
+    service.app.state.chain_key, service.app.state.audit_db = chain_key, log_db
     service.app.include_router(routes.router)
     asyncapi.serve(service.app, settings, consumes=["commands", "events", "deploy", "access"], publishes=["access"])
     return service.app
+
+
+async def _close_on_shutdown(client: AsyncMongoClient[Document]) -> None:
+    """Hold the audit log's own client open until shutdown cancels this, then close it."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await client.close()

@@ -26,6 +26,19 @@ class AuditSettings(CommonSettings):
     # Entries of the access topic (reads, writes, denials: the bulk of the log) expire this long
     # after they were received; every other entry is kept for ever. 0 keeps access entries too.
     access_retention_days: float = Field(90.0, ge=0)
+    # The audit log's own database server, if it has one (the embedded stack gives it one, so the
+    # largest writer does not queue behind the others on one single-threaded stand-in). Unset: the
+    # shared MONGODB_URI, the usual arrangement on a real MongoDB cluster. API keys are always read
+    # from the shared database.
+    log_mongodb_uri: str | None = Field(
+        None, validation_alias=AliasChoices("AUDIT_MONGODB_URI", "log_mongodb_uri"), repr=False
+    )
+
+    def log_settings(self) -> AuditSettings:
+        """These settings with the audit log's database as the one to connect to."""
+        if not self.log_mongodb_uri:
+            return self
+        return self.model_copy(update={"mongodb_uri": self.log_mongodb_uri})
 
     def retention(self) -> dict[str, timedelta]:
         """How long the entries of each expiring topic are kept (whole seconds)."""

@@ -10,7 +10,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from audit.chain import ChainKey, verify
 from audit.team_verify import DEFAULT_TEAM_VERIFY, MAX_TEAM_VERIFY, verify_team
 from audit.views import entry_public, verification_public
-from shared.chassis.http_app import Service
 from shared.chassis.http_auth import guard_of, requires
 from shared.chassis.mongo import AUDIT_LOG
 from shared.chassis.problems import Problem, keyed_route_refusals
@@ -25,8 +24,9 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=keyed_route_ref
 
 
 def _db(request: Request) -> AsyncDatabase[Document]:
-    service: Service = request.app.state.service
-    return service.db
+    """The audit log's database (its own server's, when it has one)."""
+    log_db: AsyncDatabase[Document] = request.app.state.audit_db
+    return log_db
 
 
 def _chain_key(request: Request) -> ChainKey:
