@@ -45,6 +45,7 @@ bench: setup
 	.venv/bin/python bench/deploy_bench.py
 	.venv/bin/python bench/search_bench.py
 	.venv/bin/python bench/console_bench.py
+	.venv/bin/python bench/vs_mlflow.py
 
 clean:
 	rm -rf .venv .uv .data .pytest_cache .mypy_cache .ruff_cache

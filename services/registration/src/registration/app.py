@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from registration import curation_routes, keys_routes, metrics, routes
 from registration.config import RegistrationSettings
+from registration.group_commit import GroupCommit
 from registration.handlers import Command, Outcome, handle_commands
 from registration.repository import MongoRepository
 from registration.subscribers import register_command_subscriber
@@ -55,8 +56,8 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
         metrics.observe(outcomes, commands, service.access, topic=settings.topic_commands)
         return outcomes
 
-    async def handle_one(command: Command) -> Outcome:
-        return (await handle_batch([command]))[0]
+    # HTTP writes arriving together share one transaction, as the Kafka path's polls do.
+    handle_one = GroupCommit(handle_batch, max_commands=settings.http_group_commit_max).submit
 
     async def create_indexes() -> None:
         await ensure_indexes(service.db, [MODELS, MODEL_VERSIONS, OUTBOX, RELAY_CHECKPOINTS, SHARES, API_KEYS])

@@ -21,6 +21,8 @@ class RegistrationSettings(CommonSettings):
     relay_batch_size: int = 1000
     artifact_schemes: tuple[str, ...] = ("s3",)
     commit_retries: int = 5
+    # HTTP writes that arrive while a transaction runs are committed together in the next one.
+    http_group_commit_max: int = 500
     # Per-key limit on Kafka commands (HTTP requests have the shared RATE_LIMIT_* settings).
     command_rate_per_second: float = 500.0
     command_burst: int = 2000

@@ -60,4 +60,6 @@ def observe(outcomes: list[Outcome], commands: list[Command], access: AccessLog,
                 status={"unauthenticated": 401, "forbidden": 403}.get(reason, 429),
                 reason=reason,
                 resource_team=outcome.event.data.get("team"),
+                # The command's own: a batch is handled outside any one request's context.
+                correlation_id=command.event.correlation_id,
             )
