@@ -24,7 +24,7 @@ keep-alive ``httpx.AsyncClient`` per client. In this order, for each:
    result pages until its next commit, so after the first request this is served from memory.
 7. Memory after all of the above: RSS summed over every process, each printed (MLflow: the CLI,
    uvicorn's supervisor, multiprocessing's resource tracker and the workers; the registry: four
-   services, the broker and the MongoDB stand-in), and PSS, which counts shared pages once.
+   services, the broker and the two MongoDB stand-ins), and PSS, which counts shared pages once.
 
 Ratios read > 1 when the registry is ahead: registry/MLflow for throughput, MLflow/registry for
 latency, time and memory. Targets (issue "Speed", item 6): ≥ 10x on writes, ≥ 3x on reads, less memory.
@@ -266,7 +266,7 @@ class Registry:
         return answer.status_code == 200 and answer.json()["total"] >= -(-models // len(TOPICS))
 
     def process_groups(self) -> list[int]:
-        children = [self.stack.kafka, self.stack.mongo, *self.stack.services.values()]
+        children = [self.stack.kafka, self.stack.mongo, self.stack.audit_mongo, *self.stack.services.values()]
         return [child.process.pid for child in children if child and child.process]
 
 
