@@ -52,7 +52,7 @@ from rich.console import Console
 from rich.table import Table
 
 from registry_cli.config import free_port
-from registry_cli.processes import Child
+from registry_cli.processes import Child, group_members
 from registry_cli.stack import EmbeddedStack, throwaway_stack
 from shared.chassis.keystore import issue_key
 from shared.contract.auth import SCOPES
@@ -112,17 +112,6 @@ def versions(count: int, clients: int) -> list[Item]:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
-def group_members(group: int) -> list[int]:
-    """Live (not zombie) processes of a process group, from /proc."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == group and fields[0] != "Z":
-                found.append(int(stat.parent.name))
-    return found
 
 
 def memory_mb(groups: list[int]) -> tuple[float, float, int]:

@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from registry_cli.config import free_port
-from registry_cli.processes import Child
+from registry_cli.processes import Child, group_members
 from tests.waiting import until
 
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
@@ -121,7 +121,7 @@ async def _stop(server: Child) -> None:
     await server.stop(grace=15)
 
     async def gone() -> bool:
-        return not _members(group)
+        return not group_members(group)
 
     try:
         await until(gone, timeout=15, what="the MLflow server's processes exiting")
@@ -129,17 +129,6 @@ async def _stop(server: Child) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(group, signal.SIGKILL)
         await until(gone, timeout=10, what="the MLflow server's processes killed")
-
-
-def _members(group: int) -> list[int]:
-    """Live (not zombie) processes of a process group, from /proc."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == group and fields[0] != "Z":
-                found.append(int(stat.parent.name))
-    return found
 
 
 def _seed(uri: str, root: Path) -> SeededMlflow:

@@ -52,43 +52,35 @@ def _search_context(
     }
 
 
-def _filters(framework: str | None, status: str | None, team: str | None, environment: str | None) -> dict[str, str]:
+async def searched(
+    visit: Signed,
+    q: Text = "",
+    framework: Filter = None,
+    status: Filter = None,
+    team: Filter = None,
+    environment: Filter = None,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """The search a page or its results part shows: the API's answer (or its refusal) and the facets."""
     chosen = {"framework": framework, "status": status, "team": team, "environment": environment}
-    return {name: value for name, value in chosen.items() if value}
+    filters = {name: value for name, value in chosen.items() if value}
+    found, problem = await _search(visit, q, filters, cursor)
+    return _search_context(q, filters, found, problem)
+
+
+Searched = Annotated[dict[str, Any], Depends(searched)]
 
 
 @router.get("/search", response_class=HTMLResponse)
-async def search_page(
-    request: Request,
-    visit: Signed,
-    q: Text = "",
-    framework: Filter = None,
-    status: Filter = None,
-    team: Filter = None,
-    environment: Filter = None,
-    cursor: Cursor = None,
-) -> HTMLResponse:
+async def search_page(request: Request, visit: Signed, context: Searched) -> HTMLResponse:
     """The search box, facets and the first page of results (live as you type, with console.js)."""
-    filters = _filters(framework, status, team, environment)
-    found, problem = await _search(visit, q, filters, cursor)
-    return render(request, "search.html", _search_context(q, filters, found, problem), visit=visit)
+    return render(request, "search.html", context, visit=visit)
 
 
 @router.get("/search/results", response_class=HTMLResponse)
-async def search_results(
-    request: Request,
-    visit: Signed,
-    q: Text = "",
-    framework: Filter = None,
-    status: Filter = None,
-    team: Filter = None,
-    environment: Filter = None,
-    cursor: Cursor = None,
-) -> HTMLResponse:
+async def search_results(request: Request, visit: Signed, context: Searched) -> HTMLResponse:
     """Only the facets and results of a search: what the page's script swaps in as the user types."""
-    filters = _filters(framework, status, team, environment)
-    found, problem = await _search(visit, q, filters, cursor)
-    return render(request, "_results.html", _search_context(q, filters, found, problem), visit=visit)
+    return render(request, "_results.html", context, visit=visit)
 
 
 async def _optional(api: RegistryApi, path: str, params: dict[str, str | int | None] | None = None) -> Any:
