@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from typing import TypedDict, Unpack
+from typing import Unpack
 
 import httpx
 
 from registry_client.config import ApiBase
 from registry_client.errors import RegistryError
+from registry_client.reads import CatalogFilters
 from registry_client.steps import Call, Emit, Items, ReadLine, as_model, exchange, pages, path, query
 from registry_client.surface import endpoint, iterator
 from shared.contract.assistant_views import DocumentPage, DocumentPublic, SearchHitPublic, SearchPage, StreamEnd
@@ -19,16 +19,8 @@ NDJSON = "application/x-ndjson"
 MARKDOWN = "text/markdown"
 
 
-class SearchFilters(TypedDict, total=False):
+class SearchFilters(CatalogFilters, total=False):
     """Filters of a search, on top of the ``field:value`` terms the query itself may hold."""
-
-    team: str
-    framework: str
-    status: str
-    environment: str
-    deployment_target: str
-    tags: Mapping[str, str] | Sequence[str]
-    name_prefix: str
 
 
 def _search(q: str, limit: int | None, cursor: str | None, filters: SearchFilters) -> Call[SearchPage]:

@@ -26,13 +26,8 @@ from shared.contract.views import (
 Lifecycle = Literal["active", "deprecated", "archived"]
 
 
-class ModelFilters(TypedDict, total=False):
-    """Filters of the model list; they combine.
-
-    ``framework``, ``deployment_target`` and ``tags`` match the model's headline version;
-    ``status``/``environment`` match models with any version so deployed; ``sort`` is one of
-    ``created_at``, ``updated_at``, ``name``, ``-`` first for descending (default ``-created_at``).
-    """
+class CatalogFilters(TypedDict, total=False):
+    """The filters the model list and the search share."""
 
     team: str
     framework: str
@@ -41,6 +36,16 @@ class ModelFilters(TypedDict, total=False):
     deployment_target: str
     tags: Mapping[str, str] | Sequence[str]
     name_prefix: str
+
+
+class ModelFilters(CatalogFilters, total=False):
+    """Filters of the model list; they combine.
+
+    ``framework``, ``deployment_target`` and ``tags`` match the model's headline version;
+    ``status``/``environment`` match models with any version so deployed; ``sort`` is one of
+    ``created_at``, ``updated_at``, ``name``, ``-`` first for descending (default ``-created_at``).
+    """
+
     created_after: datetime
     created_before: datetime
     sort: str

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import FastAPI
-from pymongo import AsyncMongoClient
 
 from audit import metrics, routes
 from audit.chain import ChainKey
@@ -26,7 +23,6 @@ from shared.chassis.mongo import (
     pinger,
 )
 from shared.chassis.settings import ConfigurationError
-from shared.contract.documents import Document
 
 
 class ChainKeyMissing(ConfigurationError):
@@ -68,16 +64,8 @@ def build_app(settings: AuditSettings) -> FastAPI:
             await log_client.admin.command("ping")
 
         service.readiness.checks["audit_mongodb"] = log_database_ping
-        service.in_background("audit-database", lambda: _close_on_shutdown(log_client))
+        service.on_stop("audit-mongodb", log_client.close)
     service.app.state.chain_key, service.app.state.audit_db = chain_key, log_db
     service.app.include_router(routes.router)
     asyncapi.serve(service.app, settings, consumes=["commands", "events", "deploy", "access"], publishes=["access"])
     return service.app
-
-
-async def _close_on_shutdown(client: AsyncMongoClient[Document]) -> None:
-    """Hold the audit log's own client open until shutdown cancels this, then close it."""
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await client.close()

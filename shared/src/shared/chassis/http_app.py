@@ -58,6 +58,7 @@ class Service:
     monitor: LagMonitor | None
     start_hooks: list[Hook] = field(default_factory=list)  # run in order, before the broker starts
     background: dict[str, Background] = field(default_factory=dict)
+    stop_hooks: dict[str, Hook] = field(default_factory=dict)  # run at shutdown, after Kafka and MongoDB
 
     def on_start(self, hook: Hook) -> None:
         """Run ``hook`` at start-up, before the broker starts (indexes, recovery)."""
@@ -66,6 +67,10 @@ class Service:
     def in_background(self, name: str, run: Background) -> None:
         """Run ``run`` from after the broker starts until shutdown (relays, workers)."""
         self.background[name] = run
+
+    def on_stop(self, name: str, hook: Hook) -> None:
+        """Run ``hook`` at shutdown, once the background tasks are stopped (other clients' closes)."""
+        self.stop_hooks[name] = hook
 
 
 async def stop_within(tasks: list[asyncio.Task[None]], closers: Mapping[str, Hook], *, grace: float) -> None:
@@ -106,7 +111,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        closers = {"kafka": service.broker.stop, "mongodb": service.client.close}
+        closers = {"kafka": service.broker.stop, "mongodb": service.client.close, **service.stop_hooks}
         await stop_within(tasks, closers, grace=service.settings.shutdown_grace_seconds)
 
 

@@ -7,7 +7,6 @@ Content-Security-Policy.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -77,11 +76,5 @@ def mount_console(service: Service, settings: QuerySettings) -> None:
         status = exc.status or 502
         return render(request, "error.html", {"status": status, "message": exc.detail}, status=status)
 
-    async def close_clients() -> None:
-        try:
-            await asyncio.Event().wait()  # until shutdown cancels it
-        finally:
-            for client in (reads, registration, audit):
-                await client.aclose()
-
-    service.in_background("console-clients", close_clients)
+    for name, client in {"reads": reads, "registration": registration, "audit": audit}.items():
+        service.on_stop(f"console-{name}", client.aclose)
