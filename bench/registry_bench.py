@@ -7,7 +7,10 @@
    the version is committed (so readable) before its event is relayed, so this bounds
    command-to-readable from above.
 2. Reads with V versions loaded: get-by-name-version and a filtered, paginated model list.
-3. The stand-in's own bulk-insert ceiling, measured in the same run, and the services' RSS.
+3. The stand-in's bulk insert and update ceilings, measured in the same run on each of its two
+   servers (the shared one, the audit log's), the documents one registration writes on each (read
+   from their oplogs), and so the registrations/s the stand-in would allow (``bench/stand_in.py``);
+   the services' RSS.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
+from stand_in import add_stand_in_rows, bound_per_s, measure_ceiling, oplog_position, settled_writes
 
 from registration.handlers import Command, event_from_outbox, handle_commands
 from registration.repository import MongoRepository
@@ -105,6 +109,8 @@ async def bench_registration(stack: EmbeddedStack, commands: int) -> dict[str, A
                         pending.discard(cause)
                         latencies.append(now - published[cause])
 
+    servers = {"shared": stack.settings.mongodb_uri, "audit": stack.settings.audit_mongodb_uri}
+    since = {name: await oplog_position(uri) for name, uri in servers.items()}
     consumer_task = asyncio.create_task(consume())
     started = time.perf_counter()
     for event in events:
@@ -118,6 +124,8 @@ async def bench_registration(stack: EmbeddedStack, commands: int) -> dict[str, A
     events_done = time.perf_counter()
     await producer.stop()
     await consumer.stop()
+    # Before the reads below, whose access events would be counted as the registrations' writes.
+    writes = {name: await settled_writes(uri, since[name]) for name, uri in servers.items()}
     async with httpx.AsyncClient(base_url=stack.url("query"), timeout=30, headers=auth(stack)) as http:
         readable = 0
         for i in range(models):
@@ -130,6 +138,7 @@ async def bench_registration(stack: EmbeddedStack, commands: int) -> dict[str, A
         "p95": percentile(latencies, 95) * 1000,
         "p99": percentile(latencies, 99) * 1000,
         "readable": readable,
+        "writes": writes,
     }
 
 
@@ -241,19 +250,6 @@ async def bench_reads(stack: EmbeddedStack, versions: int, requests: int) -> dic
     }
 
 
-async def stand_in_ceiling(stack: EmbeddedStack) -> float:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri)
-    scratch = client["bench_scratch"]["docs"]
-    docs = [{"_id": f"{b}-{i}", "team": "x", "pad": "x" * 600} for b in range(10) for i in range(1000)]
-    started = time.perf_counter()
-    for b in range(10):
-        await scratch.insert_many(docs[b * 1000 : (b + 1) * 1000], ordered=False)
-    rate = len(docs) / (time.perf_counter() - started)
-    await client.drop_database("bench_scratch")
-    await client.close()
-    return rate
-
-
 def rss_mb(stack: EmbeddedStack) -> dict[str, float]:
     result = {}
     for name, child in stack.services.items():
@@ -275,7 +271,11 @@ async def main(args: argparse.Namespace) -> int:
         load_rate, relay_rate = await load_versions(stack, args.versions)
         console.print("reads …")
         reads = await bench_reads(stack, args.versions, args.reads)
-        ceiling = await stand_in_ceiling(stack)
+        console.print("the stand-in's write ceilings …")
+        ceilings = {
+            "shared": await measure_ceiling(stack.settings.mongodb_uri),
+            "audit": await measure_ceiling(stack.settings.audit_mongodb_uri),
+        }
         memory = rss_mb(stack)
     table = Table(title="Model Registry benchmark (embedded stack, this machine)")
     table.add_column("measure")
@@ -303,7 +303,7 @@ async def main(args: argparse.Namespace) -> int:
     table.add_row(
         "filtered list, next page by cursor p50 / p99 (ms)", "{:.1f} / {:.1f}".format(*reads["next_page"]), "≤ 10 / 30"
     )
-    table.add_row("stand-in MongoDB bulk insert ceiling, documents/s", f"{ceiling:.0f}", "")
+    add_stand_in_rows(table, r["writes"], ceilings, r["commands"], "registration", "registrations")
     table.add_row(
         "RSS of the four services (MB)",
         f"{sum(memory.values()):.0f} " + "(" + ", ".join(f"{k} {v:.0f}" for k, v in memory.items()) + ")",
@@ -311,10 +311,18 @@ async def main(args: argparse.Namespace) -> int:
     )
     console.print(table)
     results = {
-        "registration": registration,
+        "registration": {k: v for k, v in registration.items() if k != "writes"},
         "load_versions_per_s": load_rate,
         "reads_ms": reads,
-        "stand_in_bulk_docs_per_s": ceiling,
+        "stand_in": {
+            name: {
+                "inserts_per_s": ceilings[name].inserts_per_s,
+                "updates_per_s": ceilings[name].updates_per_s,
+                "documents_per_registration": writes.total() / r["commands"],
+                "bound_per_s": bound_per_s(writes, r["commands"], ceilings[name]),
+            }
+            for name, writes in r["writes"].items()
+        },
         "rss_mb": memory,
     }
     out = Path("bench/results")

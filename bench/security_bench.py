@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
+from stand_in import Writes, add_stand_in_rows, measure_ceiling, oplog_position, settled_writes
 
 from registry_cli.stack import EmbeddedStack, throwaway_stack
 from shared.chassis.keystore import issue_key
@@ -36,7 +37,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] * 1000
 
 
-async def audit_ingest(stack: EmbeddedStack, messages_count: int) -> float:
+async def audit_ingest(stack: EmbeddedStack, messages_count: int) -> tuple[float, Writes]:
     audit = stack.services["audit"]
     await audit.stop()
     producer = AIOKafkaProducer(bootstrap_servers=stack.settings.kafka_bootstrap, acks="all", linger_ms=5)
@@ -67,13 +68,14 @@ async def audit_ingest(stack: EmbeddedStack, messages_count: int) -> float:
         return sum(int(d["seq"]) for d in docs)
 
     before = await chained()
+    since = await oplog_position(stack.settings.audit_mongodb_uri)
     started = time.perf_counter()
     await audit.start()
     while await chained() - before < messages_count:
         await asyncio.sleep(0.5)
     elapsed = time.perf_counter() - started
     await client.close()
-    return messages_count / elapsed
+    return messages_count / elapsed, await settled_writes(stack.settings.audit_mongodb_uri, since)
 
 
 async def auth_latency(stack: EmbeddedStack, requests: int) -> dict[str, tuple[float, float]]:
@@ -122,12 +124,14 @@ async def main(args: argparse.Namespace) -> int:
         console.print("authentication latency …")
         latency = await auth_latency(stack, args.requests)
         console.print(f"audit ingest of a {args.messages}-message backlog …")
-        ingest = await audit_ingest(stack, args.messages)
+        ingest, writes = await audit_ingest(stack, args.messages)
+        ceiling = await measure_ceiling(stack.settings.audit_mongodb_uri)
     table = Table(title="Access control and audit benchmark (embedded stack, this machine)")
     table.add_column("measure")
     table.add_column("result", justify="right")
     table.add_column("target", justify="right")
     table.add_row(f"audit ingest draining {args.messages} messages, entries/s", f"{ingest:.0f}", "≥ 3000")
+    add_stand_in_rows(table, {"audit": writes}, {"audit": ceiling}, args.messages, "entry", "entries")
     for label, (p50, p99) in latency.items():
         table.add_row(f"read latency p50 / p99 (ms), {label}", f"{p50:.1f} / {p99:.1f}", "")
     console.print(table)
