@@ -98,7 +98,7 @@ def test_compose_matches_the_compose_specification() -> None:
 
 def test_compose_runs_kraft_kafka_a_replica_set_the_services_and_monitoring() -> None:
     services = compose()["services"]
-    assert {*SERVICES, "kafka", "mongo", "init", "prometheus", "grafana"} <= services.keys()
+    assert {*SERVICES, "kafka", "mongo", "init", "prometheus", "alertmanager", "grafana"} <= services.keys()
     assert "controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]  # KRaft: no ZooKeeper
     assert "--replSet" in services["mongo"]["command"]
     assert services["init"]["entrypoint"][-1] == "shared.chassis.bootstrap" and module_runs("shared.chassis.bootstrap")
@@ -119,6 +119,29 @@ def test_compose_runs_kraft_kafka_a_replica_set_the_services_and_monitoring() ->
                 assert (COMPOSE.parent / source).exists(), f"{name} mounts missing {source}"
     published = [port.split(":")[0] for service in services.values() for port in service.get("ports", [])]
     assert len(published) == len(set(published))
+
+
+def test_compose_alertmanager_reads_the_tested_config_and_its_secrets_from_the_environment() -> None:
+    spec = compose()
+    alertmanager = spec["services"]["alertmanager"]
+    assert "./alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro" in alertmanager["volumes"]
+    config = yaml.safe_load((COMPOSE.parent / "alertmanager" / "alertmanager.yml").read_text())
+    secret_files = {
+        value
+        for receiver in config["receivers"]
+        for kind in receiver.values()
+        if isinstance(kind, list)
+        for entry in kind
+        for value in (
+            entry.get("routing_key_file"),
+            entry.get("http_config", {}).get("authorization", {}).get("credentials_file"),
+        )
+        if value
+    } | {config["global"]["slack_api_url_file"]}
+    mounted = {secret["target"]: secret["source"] for secret in alertmanager["secrets"]}
+    assert secret_files == set(mounted)
+    assert all(spec["secrets"][source]["environment"].startswith("ALERTMANAGER_") for source in mounted.values())
+    assert "alertmanager" in spec["services"]["prometheus"]["depends_on"]
 
 
 def settings_names(settings_class: type[CommonSettings]) -> set[str]:

@@ -86,6 +86,4 @@ async def test_prometheus_counts_the_registrations_made_here(stack: EmbeddedStac
             alerts = (await prom.get("/api/v1/alerts")).json()["data"]["alerts"]
             assert not [a for a in alerts if a["labels"]["alertname"] == "RegistryServiceDown"], alerts
     finally:
-        assert stack.prometheus is not None
-        await stack.prometheus.stop(grace=5)
-        stack.prometheus = None
+        await stack.stop_prometheus()

@@ -8,13 +8,16 @@ from typing import Any
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from deploy_tracker.secret_box import SEALED
 from registry_cli.stack import EmbeddedStack
+from shared.chassis.mongo import WEBHOOKS
 from tests.factories import ADMIN_KEY
 from tests.waiting import serving, until
 
@@ -144,6 +147,15 @@ async def test_a_rotated_secret_keeps_signing_beside_the_new_one_during_the_over
     assert len(request_headers["webhook-signature"].split(" ")) == 2
     Webhook(hook["secret"]).verify(raw, request_headers)  # receivers not switched yet
     Webhook(rotated.json()["secret"]).verify(raw, request_headers)  # receivers switched already
+    # At rest, both are sealed: a copy of the database holds neither secret.
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri)
+    stored = await client["model_registry"][WEBHOOKS].find_one({"_id": hook["id"]})
+    await client.close()
+    assert stored is not None
+    assert stored["secret"].startswith(SEALED) and stored["previous_secret"].startswith(SEALED)
+    raw_document = repr(stored)
+    for secret in (hook["secret"], rotated.json()["secret"]):
+        assert secret not in raw_document and secret.removeprefix("whsec_") not in raw_document
 
 
 async def test_other_teams_cannot_see_or_manage_webhooks(stack: EmbeddedStack) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.integration
 CONSOLE = "https://console.example.com"
 STRANGER = "https://evil.example.net"
 KEY = secrets.token_hex(32)
+WEBHOOK_KEYS = Fernet.generate_key().decode()
 # Each service's app, allowing the given origins.
 APPS: dict[str, Callable[[list[str]], FastAPI]] = {
     "registration": lambda origins: build_registration(
@@ -39,7 +41,7 @@ APPS: dict[str, Callable[[list[str]], FastAPI]] = {
     ),
     "query": lambda origins: build_query(QuerySettings(event_signing_key=KEY, cors_allowed_origins=origins)),
     "deploy-tracker": lambda origins: build_deploy_tracker(
-        DeployTrackerSettings(event_signing_key=KEY, cors_allowed_origins=origins)
+        DeployTrackerSettings(event_signing_key=KEY, webhook_secret_keys=WEBHOOK_KEYS, cors_allowed_origins=origins)
     ),
     "audit": lambda origins: build_audit(
         AuditSettings(event_signing_key=KEY, chain_key=KEY, cors_allowed_origins=origins)

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from fastapi import FastAPI
 
 from audit.app import build_app as build_audit
@@ -24,10 +25,13 @@ from shared.chassis.problems import PROBLEM_JSON
 
 pytestmark = pytest.mark.integration
 KEY = secrets.token_hex(32)
+WEBHOOK_KEYS = Fernet.generate_key().decode()
 APPS: dict[str, Callable[[], FastAPI]] = {
     "registration": lambda: build_registration(RegistrationSettings(event_signing_key=KEY)),
     "query": lambda: build_query(QuerySettings(event_signing_key=KEY)),
-    "deploy-tracker": lambda: build_deploy_tracker(DeployTrackerSettings(event_signing_key=KEY)),
+    "deploy-tracker": lambda: build_deploy_tracker(
+        DeployTrackerSettings(event_signing_key=KEY, webhook_secret_keys=WEBHOOK_KEYS)
+    ),
     "audit": lambda: build_audit(AuditSettings(event_signing_key=KEY, chain_key=KEY)),
 }
 # The routes of the chassis (health, metrics, the AsyncAPI document) are not the services' API.

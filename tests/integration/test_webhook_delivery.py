@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from pymongo import AsyncMongoClient
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from deploy_tracker.config import DeployTrackerSettings
+from deploy_tracker.secret_box import SecretBox
 from deploy_tracker.webhook_secrets import new_secret
 from deploy_tracker.webhooks import DeliveryWorker, fan_out
 from shared.chassis.mongo import WEBHOOK_DELIVERIES, WEBHOOKS, ensure_indexes
@@ -22,6 +24,7 @@ from tests.infra import Infra
 from tests.waiting import serving, until
 
 pytestmark = pytest.mark.integration
+BOX = SecretBox([Fernet.generate_key().decode()])
 
 
 class Receiver:
@@ -55,7 +58,7 @@ async def subscribe(db: Any, team: str, url: str, deliveries: int) -> list[tuple
     """A subscription of ``team`` to ``url`` and ``deliveries`` pending deliveries (made by fan-out)."""
     await db[WEBHOOKS].insert_one(
         {"_id": f"wh_{uuid.uuid4().hex[:8]}", "team": team, "url": url, "event_types": ["*"], "active": True}
-        | {"secret": new_secret()}
+        | {"secret": BOX.seal(new_secret())}
     )
     events = [CloudEvent(source="/t", type="t", data={"team": team, "n": n}) for n in range(deliveries)]
     return await fan_out(db, events)
@@ -88,7 +91,7 @@ async def test_a_name_that_rebinds_to_loopback_after_vetting_is_never_called(
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
     settings = DeployTrackerSettings(webhook_timeout_seconds=1.0, webhook_max_attempts=1, allow_private_webhooks=False)
-    worker = DeliveryWorker(db, settings)
+    worker = DeliveryWorker(db, settings, box=BOX)
     inside = Receiver()
     async with serving(inside.routes()) as port:
         queued = await subscribe(db, "evil", f"http://rebind.test:{port}/hook", 1)
@@ -110,7 +113,7 @@ async def test_one_teams_slow_endpoints_do_not_starve_another_team(db: Any) -> N
     settings = DeployTrackerSettings(
         webhook_timeout_seconds=60.0, webhook_concurrency=8, webhook_team_concurrency=2, allow_private_webhooks=True
     )
-    worker = DeliveryWorker(db, settings)
+    worker = DeliveryWorker(db, settings, box=BOX)
     slow, fast = Receiver(holding=True), Receiver()
     async with serving(slow.routes()) as slow_port, serving(fast.routes()) as fast_port:
         slow_queue = await subscribe(db, "slow-team", f"http://127.0.0.1:{slow_port}/hook", 20)

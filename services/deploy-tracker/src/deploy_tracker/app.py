@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import structlog
 from fastapi import FastAPI
 
 from deploy_tracker import metrics, routes, webhook_routes
@@ -10,6 +11,7 @@ from deploy_tracker.handlers import handle_reports
 from deploy_tracker.outcomes import OutcomeWatch
 from deploy_tracker.reports import Report
 from deploy_tracker.repository import MongoRepository
+from deploy_tracker.secret_box import SecretBox, reseal_all
 from deploy_tracker.subscribers import register_event_subscriber, register_report_subscriber
 from deploy_tracker.webhooks import DeliveryWorker, fan_out
 from shared.chassis import asyncapi
@@ -29,6 +31,8 @@ from shared.chassis.mongo import (
 from shared.contract.envelope import CloudEvent
 from shared.outbox.relay import OutboxRelay, kafka_publisher
 from shared.outbox.rows import writer_id
+
+log = structlog.get_logger(__name__)
 
 
 def build_app(settings: DeployTrackerSettings) -> FastAPI:
@@ -70,7 +74,8 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
         identity=identity,
         probe=probe,
     )
-    worker = DeliveryWorker(service.db, settings)
+    box = SecretBox.from_setting(settings.webhook_secret_keys)
+    worker = DeliveryWorker(service.db, settings, box=box)
 
     async def deliver(events: list[CloudEvent]) -> int:
         created = await fan_out(service.db, events)
@@ -86,7 +91,12 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
             settings=settings,  # the retention of webhook deliveries
         )
 
+    async def reseal_secrets() -> None:
+        if resealed := await reseal_all(service.db[WEBHOOKS], box):
+            log.info("webhook secrets re-sealed under the newest key", subscriptions=resealed)
+
     service.on_start(create_indexes)
+    service.on_start(reseal_secrets)
     service.in_background("deploy-outbox-relay", relay.run)
     service.in_background("webhook-deliveries", worker.run)
     # What the routes' dependencies read from each request (the guard is set by service_app).
@@ -97,6 +107,7 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
         concurrency=settings.report_wait_concurrency,
     )
     service.app.state.db, service.app.state.settings = service.db, settings
+    service.app.state.secret_box = box
     service.app.include_router(routes.router)
     service.app.include_router(webhook_routes.router)
     asyncapi.serve(service.app, settings, consumes=["deploy", "events"], publishes=["events", "access", "deploy"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.chassis.settings import CommonSettings
@@ -37,6 +38,10 @@ class DeployTrackerSettings(CommonSettings):
     webhook_dns_timeout_seconds: float = 2.0
     # How long a rotated-out secret still signs deliveries (the receiver's time to switch).
     webhook_secret_overlap_seconds: float = 86_400.0
+    # Fernet keys sealing the stored signing secrets, comma-separated, newest first (secret_box.py).
+    webhook_secret_keys: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("DEPLOY_TRACKER_WEBHOOK_SECRET_KEYS", "webhook_secret_keys")
+    )
     webhook_recovery_seconds: float = 30.0
     # Refuse webhook URLs resolving to any address that is not public unless allowed (tests).
     allow_private_webhooks: bool = False

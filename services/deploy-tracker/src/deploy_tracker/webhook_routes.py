@@ -11,6 +11,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from deploy_tracker.config import DeployTrackerSettings
+from deploy_tracker.secret_box import SecretBox
 from deploy_tracker.webhook_secrets import new_secret
 from deploy_tracker.webhook_targets import TargetRefused, check_target
 from shared.chassis.http_auth import administers_team
@@ -58,6 +59,11 @@ def _settings(request: Request) -> DeployTrackerSettings:
     return settings
 
 
+def _box(request: Request) -> SecretBox:
+    box: SecretBox = request.app.state.secret_box
+    return box
+
+
 def _webhooks(request: Request) -> AsyncCollection[Document]:
     db: AsyncDatabase[Document] = request.app.state.db
     return db[WEBHOOKS]
@@ -70,6 +76,7 @@ def _deliveries(request: Request) -> AsyncCollection[Document]:
 
 Settings = Annotated[DeployTrackerSettings, Depends(_settings)]
 Webhooks = Annotated[AsyncCollection[Document], Depends(_webhooks)]
+Box = Annotated[SecretBox, Depends(_box)]
 Deliveries = Annotated[AsyncCollection[Document], Depends(_deliveries)]
 TeamAdmin = Annotated[Principal, Depends(administers_team("webhooks"))]
 
@@ -93,23 +100,24 @@ router = APIRouter(
 
 @router.post("", status_code=201)
 async def create(
-    team: SlugPath, body: WebhookCreate, caller: TeamAdmin, webhooks: Webhooks, settings: Settings
+    team: SlugPath, body: WebhookCreate, caller: TeamAdmin, webhooks: Webhooks, settings: Settings, box: Box
 ) -> WebhookCreated:
     """Subscribe; the response's ``secret`` signs every delivery and is not shown again."""
     try:
         await check_target(body.url, allow_private=settings.allow_private_webhooks)
     except TargetRefused as exc:
         raise Problem("invalid", str(exc)) from None
+    secret = new_secret()
     doc = {
         "_id": f"wh_{uuid.uuid4().hex[:16]}",
         "team": team,
         **body.model_dump(),
-        "secret": new_secret(),
+        "secret": box.seal(secret),
         "created_at": datetime.now(UTC),
         "created_by": caller.key_id,
     }
     await webhooks.insert_one(doc)
-    return WebhookCreated.of(doc)
+    return WebhookCreated.of(doc | {"secret": secret})
 
 
 @router.get("")
@@ -126,18 +134,19 @@ async def delete(webhook: Owned, webhooks: Webhooks) -> None:
 
 @router.post("/{webhook_id}/secret", responses=NOT_FOUND)
 async def rotate_secret(
-    webhook: Owned, webhooks: Webhooks, settings: Settings, body: SecretRotation | None = None
+    webhook: Owned, webhooks: Webhooks, settings: Settings, box: Box, body: SecretRotation | None = None
 ) -> WebhookCreated:
     """Replace the signing secret; the old one keeps signing (beside the new) for the overlap."""
     overlap = body.previous_valid_seconds if body else None
     seconds = settings.webhook_secret_overlap_seconds if overlap is None else overlap
+    secret = new_secret()
     changes = {
-        "secret": new_secret(),
-        "previous_secret": webhook["secret"],
+        "secret": box.seal(secret),
+        "previous_secret": webhook["secret"],  # still sealed, as stored
         "previous_secret_expires_at": datetime.now(UTC) + timedelta(seconds=seconds),
     }
     await webhooks.update_one({"_id": webhook["_id"], "team": webhook["team"]}, {"$set": changes})
-    return WebhookCreated.of(webhook | changes)
+    return WebhookCreated.of(webhook | changes | {"secret": secret})
 
 
 @router.get("/{webhook_id}/deliveries", responses=NOT_FOUND)

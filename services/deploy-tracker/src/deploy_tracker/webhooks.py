@@ -26,11 +26,13 @@ from typing import Any
 
 import httpx
 import structlog
+from cryptography.fernet import InvalidToken
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from deploy_tracker import metrics
 from deploy_tracker.config import DeployTrackerSettings
+from deploy_tracker.secret_box import SecretBox
 from deploy_tracker.webhook_fanout import deliveries, teams_of
 from deploy_tracker.webhook_secrets import signature_header, valid_secrets
 from deploy_tracker.webhook_targets import Resolver, TargetRefused, system_resolver, vet
@@ -63,9 +65,14 @@ class DeliveryWorker:
     """Delivers queued deliveries concurrently; each is claimed with a lease before its attempt."""
 
     def __init__(
-        self, db: AsyncDatabase[Document], settings: DeployTrackerSettings, *, resolver: Resolver | None = None
+        self,
+        db: AsyncDatabase[Document],
+        settings: DeployTrackerSettings,
+        *,
+        box: SecretBox,
+        resolver: Resolver | None = None,
     ) -> None:
-        self._db, self._settings = db, settings
+        self._db, self._settings, self._box = db, settings, box
         self._deliveries, self._webhooks = db[WEBHOOK_DELIVERIES], db[WEBHOOKS]
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
         self._team_slots: defaultdict[str, asyncio.Semaphore] = defaultdict(
@@ -157,12 +164,16 @@ class DeliveryWorker:
             return "target_refused"
         body = delivery["body"].encode()
         now = datetime.now(UTC)
+        try:
+            signing = [self._box.open(secret) for secret in valid_secrets(subscription, now)]
+        except InvalidToken:  # sealed under a key no longer listed (secret_box.reseal_all logged it)
+            return "secret_unreadable"
         headers = {
             "host": target.host_header,
             "content-type": "application/cloudevents+json",
             "webhook-id": delivery["_id"],
             "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": signature_header(valid_secrets(subscription, now), delivery["_id"], now, body),
+            "webhook-signature": signature_header(signing, delivery["_id"], now, body),
             "x-registry-event": delivery["event_type"],
             "user-agent": "model-registry-webhooks/0.1",
         }
