@@ -259,6 +259,24 @@ def test_the_init_job_runs_the_bootstrap_module(rendered: tuple[str, list[dict[s
     )
 
 
+def test_the_backup_cronjob_dumps_with_the_oplog_to_object_storage_and_keeps_a_bounded_history(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, docs = rendered
+    cron = by_kind(docs, "CronJob")["registry-backup"]["spec"]
+    assert cron["concurrencyPolicy"] == "Forbid"  # a slow dump is never overlapped by the next
+    pod = cron["jobTemplate"]["spec"]["template"]["spec"]
+    [dump] = pod["initContainers"]
+    [upload] = pod["containers"]
+    script = dump["command"][-1]
+    assert "mongodump" in script and "--oplog" in script and "oplog.rs" in script and "oplog.bson" in script
+    assert [v["valueFrom"]["secretKeyRef"]["key"] for v in dump["env"]] == ["mongodb-uri"]
+    assert "--sse aws:kms" in upload["command"][-1] and "aws s3 rm" in upload["command"][-1]
+    assert pod["serviceAccountName"] == "registry-backup" and pod["securityContext"]["runAsNonRoot"]
+    [config] = [d for d in by_kind(docs, "ConfigMap").values() if d["metadata"]["name"].startswith("registry-backup")]
+    assert int(config["data"]["BACKUP_RETENTION_DAYS"]) > 0 and config["data"]["BACKUP_BUCKET_URI"].startswith("s3://")
+
+
 # --- CI workflow ----------------------------------------------------------------------------
 
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from registry_cli.admin import audit_app, keys_app
+from registry_cli.backup_commands import backup_command, restore_command
 from registry_cli.browse import card, deployments, list_audit, models_app, search, versions_app
 from registry_cli.config import StackSettings
 from registry_cli.curate import aliases_app, approve, reject
@@ -42,6 +43,8 @@ app.command("search")(search)
 app.command("card")(card)
 app.command("deployments")(deployments)
 app.command("approve")(approve)
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
 app.command("reject")(reject)
 console = Console(stderr=True, soft_wrap=True)
 
