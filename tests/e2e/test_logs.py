@@ -19,9 +19,11 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
 
 
 def log_lines(stack: EmbeddedStack) -> list[tuple[str, str]]:
-    """(file name, line) of every service log the stack wrote."""
+    """(file name, line) of every service log the stack wrote (not Prometheus', Alertmanager's or nginx's)."""
     lines = []
     for path in sorted(Path(stack.settings.data_dir, "logs").glob("*.log")):
+        if path.stem not in stack.services:
+            continue
         lines += [(path.name, line) for line in path.read_text(errors="replace").splitlines() if line.strip()]
     return lines
 

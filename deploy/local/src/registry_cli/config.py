@@ -46,6 +46,22 @@ class StackSettings(BaseSettings):
     alertmanager_bin: str = "prometheus-alertmanager"
     alertmanager_port: int = 9093
     alert_webhook_url: str | None = None
+    # `registry up --with-gateway`: nginx (Debian's `nginx` package) as the one TLS entry point.
+    nginx_bin: str = "nginx"
+    gateway_port: int = 8443
+    # `registry up --tls`: TLS on every hop (broker, both databases with client certificates,
+    # the services' own HTTPS), with certificates from the data directory's CA (registry_cli.stack_tls).
+    tls: bool = False
+
+    @property
+    def tls_dir(self) -> Path:
+        """Where the stack's CA and certificates live."""
+        return self.data_dir / "tls"
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when the services serve TLS, else ``http``."""
+        return "https" if self.tls else "http"
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -63,7 +79,11 @@ class StackSettings(BaseSettings):
         return self._mongo_uri(self.audit_mongo_port)
 
     def _mongo_uri(self, port: int) -> str:
-        return f"mongodb://{self.host}:{port}/?retryWrites=false&directConnection=true"
+        uri = f"mongodb://{self.host}:{port}/?retryWrites=false&directConnection=true"
+        if self.tls:  # the server's CA, and this client's certificate: the servers require one
+            tls = self.tls_dir.resolve()
+            uri += f"&tls=true&tlsCAFile={tls / 'ca.pem'}&tlsCertificateKeyFile={tls / 'client-combined.pem'}"
+        return uri
 
     def service_ports(self) -> dict[str, int]:
         """HTTP port of each service, by service name."""
@@ -96,6 +116,7 @@ def throwaway_settings(data_dir: Path, **overrides: Any) -> StackSettings:
             "audit_port",
             "prometheus_port",
             "alertmanager_port",
+            "gateway_port",
         )
     }
     options: dict[str, Any] = {"session_timeout_ms": 2_000, "heartbeat_interval_ms": 500, **ports, **overrides}

@@ -20,6 +20,7 @@ from registry_cli.config import StackSettings
 from registry_cli.curate import aliases_app, approve, reject
 from registry_cli.dlq import dlq_app
 from registry_cli.export import export_app
+from registry_cli.gateway import NginxMissing
 from registry_cli.importing import import_app
 from registry_cli.mcp_stdio import mcp
 from registry_cli.observe import PrometheusMissing
@@ -56,6 +57,13 @@ def up(
     with_prometheus: Annotated[
         bool, typer.Option(help="Also run Prometheus (:9090, alert rules) and Alertmanager (:9093, routes)")
     ] = False,
+    with_gateway: Annotated[
+        bool, typer.Option(help="Also run nginx as the one HTTPS entry point (:8443, needs Debian's nginx)")
+    ] = False,
+    tls: Annotated[
+        bool,
+        typer.Option(help="TLS on every hop: broker, databases (client certificates), the services' own HTTPS"),
+    ] = False,
 ) -> None:
     """Start the embedded broker, database and the four services; Ctrl-C stops everything."""
     overrides: dict[str, object] = {}
@@ -63,14 +71,16 @@ def up(
         overrides["data_dir"] = data_dir
     if partitions is not None:
         overrides["partitions"] = partitions
+    if tls:
+        overrides["tls"] = True
     settings = StackSettings(**overrides)  # type: ignore[arg-type]
-    raise typer.Exit(asyncio.run(_run_stack(settings, with_prometheus=with_prometheus)))
+    raise typer.Exit(asyncio.run(_run_stack(settings, with_prometheus=with_prometheus, with_gateway=with_gateway)))
 
 
-async def _run_stack(settings: StackSettings, *, with_prometheus: bool) -> int:
+async def _run_stack(settings: StackSettings, *, with_prometheus: bool, with_gateway: bool = False) -> int:
     stack = EmbeddedStack(settings)
     try:
-        stack.check_ports(prometheus=with_prometheus)
+        stack.check_ports(prometheus=with_prometheus, gateway=with_gateway)
     except PortInUse as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
@@ -84,12 +94,14 @@ async def _run_stack(settings: StackSettings, *, with_prometheus: bool) -> int:
         await stack.start_services()
         if with_prometheus:
             await stack.start_prometheus()
+        if with_gateway:
+            await stack.start_gateway()
         _print_banner(stack)
         await stack.supervisor(_supervisor_says).run(stopping)
     except GaveUp as exc:
         console.print(f"[red]error:[/red] {exc}; shutting down")
         code = 1
-    except (StackError, TimeoutError, RuntimeError, PrometheusMissing) as exc:
+    except (StackError, TimeoutError, RuntimeError, PrometheusMissing, NginxMissing) as exc:
         console.print(f"[red]error:[/red] {exc}")
         code = 1
     finally:
@@ -108,6 +120,11 @@ def _print_banner(stack: EmbeddedStack) -> None:
     lines = [
         "[bold green]Model Registry is up[/bold green]",
         f"  console        {stack.url('query')}/console   (sign in with the key below)",
+        *(
+            [f"  gateway        {stack.gateway_url}   (every API, one URL; CA: {s.data_dir / 'tls' / 'ca.pem'})"]
+            if stack.gateway
+            else []
+        ),
         f"  query          {stack.url('query')}   (docs: {stack.url('query')}/docs)",
         f"  registration   {stack.url('registration')}",
         f"  deploy-tracker {stack.url('deploy-tracker')}",
@@ -122,6 +139,11 @@ def _print_banner(stack: EmbeddedStack) -> None:
                 + (f" (notifies {s.alert_webhook_url}/<receiver>)" if s.alert_webhook_url else ""),
             ]
             if stack.prometheus
+            else []
+        ),
+        *(
+            [f"  TLS            every hop; clients trust {s.tls_dir / 'ca.pem'} (export SSL_CERT_FILE=…)"]
+            if s.tls
             else []
         ),
         f"  logs           {s.data_dir / 'logs'}",

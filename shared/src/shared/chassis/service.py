@@ -24,12 +24,21 @@ def serve(settings_class: type[S], build_app: Callable[[S], FastAPI]) -> None:
     try:
         settings = settings_class()
         configure_logging(service=settings.service_name, fmt=settings.log_format, level=settings.log_level)
+        if bool(settings.http_tls_cert_file) != bool(settings.http_tls_key_file):
+            raise ConfigurationError("HTTPS needs both HTTP_TLS_CERT_FILE and HTTP_TLS_KEY_FILE")
         app = build_app(settings)
     except (ConfigurationError, ValidationError) as exc:
         line = f"cannot start: {exc}" if isinstance(exc, ConfigurationError) else _one_line(exc)
         print(line.splitlines()[0], file=sys.stderr)
         raise SystemExit(2) from None
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None)
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        ssl_certfile=settings.http_tls_cert_file,
+        ssl_keyfile=settings.http_tls_key_file,
+    )
 
 
 def _one_line(exc: ValidationError) -> str:

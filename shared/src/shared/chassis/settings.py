@@ -38,6 +38,12 @@ class CommonSettings(BaseSettings):
     kafka_sasl_mechanism: str | None = Field(None, validation_alias=_shared("kafka_sasl_mechanism"))
     kafka_sasl_username: str | None = Field(None, validation_alias=_shared("kafka_sasl_username"))
     kafka_sasl_password: str | None = Field(None, validation_alias=_shared("kafka_sasl_password"))
+    # TLS to the brokers (SSL, SASL_SSL): the CA that signed them (default: the system's), and a
+    # client certificate for mutual TLS (shared.chassis.kafka_security).
+    kafka_ssl_cafile: str | None = Field(None, validation_alias=_shared("kafka_ssl_cafile"))
+    kafka_ssl_certfile: str | None = Field(None, validation_alias=_shared("kafka_ssl_certfile"))
+    kafka_ssl_keyfile: str | None = Field(None, validation_alias=_shared("kafka_ssl_keyfile"))
+    kafka_ssl_key_password: SecretStr | None = Field(None, validation_alias=_shared("kafka_ssl_key_password"))
     # The embedded broker cannot initialise producer ids, so it turns this off (DESIGN §7).
     kafka_enable_idempotence: bool = Field(True, validation_alias=_shared("kafka_enable_idempotence"))
     kafka_session_timeout_ms: int = Field(10_000, validation_alias=_shared("kafka_session_timeout_ms"))
@@ -90,6 +96,9 @@ class CommonSettings(BaseSettings):
     max_body_bytes: int = Field(256 * 1024, validation_alias=_shared("max_body_bytes"))
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # HTTPS served by the service itself (no terminating proxy in front): PEM chain and key.
+    http_tls_cert_file: str | None = Field(None, validation_alias=_shared("http_tls_cert_file"))
+    http_tls_key_file: str | None = Field(None, validation_alias=_shared("http_tls_key_file"))
     # Browser origins allowed to call the HTTP APIs with credentials (CORS), e.g.
     # '["https://console.example.com"]'. None by default: then no response carries CORS headers.
     # Explicit origins only: "*" together with credentials would let any web page use a caller's key.

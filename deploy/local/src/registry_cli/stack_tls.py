@@ -1,0 +1,77 @@
+"""The embedded stack's TLS material (``registry up --tls``): one server certificate, one client's.
+
+Every server of the stack (the TLS fronts of the broker and of both databases, the four services)
+presents the ``stack`` certificate, valid for the stack's host and ``localhost``; every client
+that must prove itself (the services and tools to the databases, whose fronts require a client
+certificate) presents ``client``. Both are signed by the data directory's CA (:mod:`registry_cli.certificates`),
+which is what every client trusts. PyMongo wants a client's certificate and key in one file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from registry_cli.certificates import Leaf, leaf
+from registry_cli.config import StackSettings
+
+
+@dataclass(frozen=True)
+class StackTls:
+    """The files: the server's chain and key, the client's combined PEM, and the CA."""
+
+    server: Leaf
+    client_pem: Path
+
+    @property
+    def ca(self) -> Path:
+        """The CA every client trusts."""
+        return self.server.ca
+
+
+def stack_tls(settings: StackSettings) -> StackTls:
+    """Make (once) and return the stack's certificates."""
+    server = leaf(settings.tls_dir, "stack", [settings.host, "localhost"])
+    client = leaf(settings.tls_dir, "client", ["registry-client"])
+    combined = settings.tls_dir / "client-combined.pem"
+    if not combined.exists():
+        descriptor = os.open(combined, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(client.cert.read_bytes() + client.key.read_bytes())
+    return StackTls(server, combined)
+
+
+def service_tls_env(settings: StackSettings) -> dict[str, str]:
+    """What a service process is told with ``--tls``: Kafka over TLS, its own HTTPS, whom to trust."""
+    if not settings.tls:
+        return {}
+    tls = stack_tls(settings)
+    return {
+        "KAFKA_SECURITY_PROTOCOL": "SSL",
+        "KAFKA_SSL_CAFILE": str(tls.ca.resolve()),
+        "HTTP_TLS_CERT_FILE": str(tls.server.cert.resolve()),
+        "HTTP_TLS_KEY_FILE": str(tls.server.key.resolve()),
+        # The console's calls to registration and audit (httpx) trust the stack's CA.
+        "SSL_CERT_FILE": str(tls.ca.resolve()),
+    }
+
+
+def tls_front_argv(settings: StackSettings, *, listen: int, to: int, client_ca: bool) -> list[str]:
+    """The command of a TLS front (:mod:`registry_cli.tls_proxy`) on ``listen`` for a stand-in on ``to``."""
+    tls = stack_tls(settings)
+    return [
+        sys.executable,
+        "-m",
+        "registry_cli.tls_proxy",
+        "--listen",
+        f"{settings.host}:{listen}",
+        "--to",
+        f"{settings.host}:{to}",
+        "--cert",
+        str(tls.server.cert.resolve()),
+        "--key",
+        str(tls.server.key.resolve()),
+        *(["--client-ca", str(tls.ca.resolve())] if client_ca else []),
+    ]

@@ -1,0 +1,101 @@
+"""``registry up --tls``: register → read over TLS on every hop, and no hop answers in the clear."""
+
+import ssl
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+
+from registry_cli.config import StackSettings, throwaway_settings
+from registry_cli.stack import EmbeddedStack, unthrottled_admin_key
+from tests.factories import register_event
+from tests.waiting import until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+async def tls_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[EmbeddedStack, str]]:
+    settings = throwaway_settings(Path(tmp_path_factory.mktemp("tls")) / "data", tls=True)
+    stack = EmbeddedStack(settings, quiet=True)
+    try:
+        await stack.start_infrastructure()
+        await stack.start_services()
+        yield stack, await unthrottled_admin_key(stack, name="tls-test")
+    finally:
+        await stack.stop()
+
+
+def trust(settings: StackSettings) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(settings.tls_dir / "ca.pem"))
+
+
+async def test_register_then_read_over_https_and_a_command_over_kafka_tls(tls_stack: tuple[EmbeddedStack, str]) -> None:
+    stack, token = tls_stack
+    settings, team = stack.settings, f"tls{uuid.uuid4().hex[:8]}"
+    headers = {"Authorization": f"Bearer {token}"}
+    assert stack.url("registration").startswith("https://")
+    async with (
+        httpx.AsyncClient(base_url=stack.url("registration"), headers=headers, verify=trust(settings)) as registration,
+        httpx.AsyncClient(base_url=stack.url("query"), headers=headers, verify=trust(settings)) as query,
+    ):
+        created = await registration.post(
+            f"/v1/models/{team}/ranker/versions",
+            json={"version": "1.0.0", "framework": "onnx", "artifact_uri": "s3://bucket/model.onnx"},
+        )
+        assert created.status_code == 201, created.text
+        read = await query.get(f"/v1/models/{team}/ranker/versions/1.0.0")
+        assert read.status_code == 200 and read.json()["version"] == "1.0.0"
+
+        # The Kafka path: a command published over TLS, consumed by registration over TLS.
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, security_protocol="SSL", ssl_context=trust(settings)
+        )
+        await producer.start()
+        try:
+            value, record_headers = register_event(team, "ranker", "1.1.0", token=token).to_kafka()
+            await producer.send_and_wait(
+                "registry.commands", value, key=f"{team}/ranker".encode(), headers=record_headers
+            )
+        finally:
+            await producer.stop()
+
+        async def readable() -> bool:
+            return (await query.get(f"/v1/models/{team}/ranker/versions/1.1.0")).status_code == 200
+
+        await until(readable, timeout=30, what="the command's version readable over HTTPS")
+
+
+async def test_no_hop_answers_in_the_clear_or_to_a_client_without_a_certificate(
+    tls_stack: tuple[EmbeddedStack, str],
+) -> None:
+    stack, _ = tls_stack
+    settings = stack.settings
+    plain_http = stack.url("query").replace("https://", "http://")
+    async with httpx.AsyncClient(timeout=5) as http:
+        with pytest.raises(httpx.HTTPError):
+            await http.get(f"{plain_http}/healthz")
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=3000)
+    with pytest.raises(KafkaConnectionError):
+        await consumer.start()
+    await consumer.stop()
+    uri = f"mongodb://{settings.host}:{settings.mongo_port}/?directConnection=true&serverSelectionTimeoutMS=2000"
+    plain: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    with pytest.raises(PyMongoError):
+        await plain.admin.command("ping")
+    await plain.close()
+    ca_only = uri + f"&tls=true&tlsCAFile={settings.tls_dir / 'ca.pem'}"  # TLS, but no client certificate
+    anonymous: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(ca_only)
+    with pytest.raises(PyMongoError):
+        await anonymous.admin.command("ping")
+    await anonymous.close()
+    certified: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_uri)
+    assert (await certified.admin.command("ping"))["ok"] == 1
+    await certified.close()
