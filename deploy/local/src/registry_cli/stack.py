@@ -80,7 +80,7 @@ def service_env(stack: StackSettings, service: str) -> dict[str, str]:
         f"{prefix}HTTP_PORT": str(stack.service_ports()[service]),
         **load_or_create(stack.data_dir).env(),
         **_peers(stack, service),
-        **service_tls_env(stack),
+        **service_tls_env(stack, service),
     }
 
 

@@ -43,19 +43,22 @@ def stack_tls(settings: StackSettings) -> StackTls:
     return StackTls(server, combined)
 
 
-def service_tls_env(settings: StackSettings) -> dict[str, str]:
+def service_tls_env(settings: StackSettings, service: str) -> dict[str, str]:
     """What a service process is told with ``--tls``: Kafka over TLS, its own HTTPS, whom to trust."""
     if not settings.tls:
         return {}
     tls = stack_tls(settings)
-    return {
+    env = {
         "KAFKA_SECURITY_PROTOCOL": "SSL",
         "KAFKA_SSL_CAFILE": str(tls.ca.resolve()),
         "HTTP_TLS_CERT_FILE": str(tls.server.cert.resolve()),
         "HTTP_TLS_KEY_FILE": str(tls.server.key.resolve()),
-        # The console's calls to registration and audit (httpx) trust the stack's CA.
-        "SSL_CERT_FILE": str(tls.ca.resolve()),
     }
+    if service == "query":
+        # The console's calls to registration and audit (httpx) trust the stack's CA. Only there:
+        # it replaces the system's CAs, which the tracker's webhook deliveries to the world need.
+        env["SSL_CERT_FILE"] = str(tls.ca.resolve())
+    return env
 
 
 def tls_front_argv(settings: StackSettings, *, listen: int, to: int, client_ca: bool) -> list[str]:
