@@ -37,6 +37,8 @@ def test_the_template_as_compose_renders_it_passes_nginx_t(tmp_path: Path) -> No
         "REGISTRATION_UPSTREAM": "registration:8080",
         "DEPLOY_TRACKER_UPSTREAM": "deploy-tracker:8080",
         "AUDIT_UPSTREAM": "audit:8080",
+        "UPSTREAM_SCHEME": "http",
+        "UPSTREAM_TLS": "",
     }
     (tmp_path / "logs").mkdir()
     (tmp_path / "registry.conf").write_text(render(values))

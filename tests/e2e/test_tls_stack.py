@@ -99,3 +99,18 @@ async def test_no_hop_answers_in_the_clear_or_to_a_client_without_a_certificate(
     certified: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_uri)
     assert (await certified.admin.command("ping"))["ok"] == 1
     await certified.close()
+
+
+async def test_the_gateway_reaches_the_https_services_and_verifies_them(tls_stack: tuple[EmbeddedStack, str]) -> None:
+    stack, token = tls_stack
+    await stack.start_gateway()
+    try:
+        async with httpx.AsyncClient(
+            base_url=stack.gateway_url, headers={"Authorization": f"Bearer {token}"}, verify=trust(stack.settings)
+        ) as gateway:
+            meta = await gateway.get("/v1/meta")  # query, over HTTPS behind the gateway
+            keys = await gateway.get("/v1/teams/platform/api-keys")  # registration
+        assert meta.status_code == 200, meta.text
+        assert keys.status_code == 200, keys.text
+    finally:
+        await stack.stop_gateway()

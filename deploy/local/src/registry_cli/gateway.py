@@ -66,6 +66,14 @@ def write_config(settings: StackSettings, upstreams: dict[str, int] | None = Non
         "GATEWAY_TLS_CERT_FILE": str(tls.cert.resolve()),
         "GATEWAY_TLS_KEY_FILE": str(tls.key.resolve()),
         **{f"{name.upper().replace('-', '_')}_UPSTREAM": f"{settings.host}:{port}" for name, port in ports.items()},
+        "UPSTREAM_SCHEME": settings.scheme,
+        # With --tls the services serve HTTPS themselves: the gateway verifies them against the stack's CA.
+        "UPSTREAM_TLS": (
+            f"proxy_ssl_trusted_certificate {tls.ca.resolve()}; proxy_ssl_verify on; "
+            "proxy_ssl_server_name on; proxy_ssl_name localhost;"
+            if settings.tls
+            else ""
+        ),
     }
     (home / "registry.conf").write_text(render(values))
     # As root, nginx's workers would otherwise switch to `nobody`, which cannot write the buffers here.
