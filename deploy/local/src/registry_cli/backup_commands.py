@@ -35,8 +35,12 @@ def backup_command(
     except BackupError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    sizes = ", ".join(f"{name} {archive['bytes'] / 1e6:.1f} MB" for name, archive in manifest["archives"].items())
+    sizes = ", ".join(f"{name} {_size(archive['bytes'])}" for name, archive in manifest["archives"].items())
     console.print(f"backed up to {target} ({sizes}); keep .data/secrets.json safe separately: it is not in it")
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.0f} kB"
 
 
 def _parse_time(text: str) -> datetime:
