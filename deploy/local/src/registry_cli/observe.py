@@ -51,16 +51,8 @@ def prometheus_config(settings: StackSettings) -> dict[str, Any]:
 
 def prometheus_argv(settings: StackSettings) -> list[str]:
     """Write the local config under the data directory; return the command that serves it."""
-    binary = shutil.which(settings.prometheus_bin)
-    if binary is None:
-        raise PrometheusMissing(
-            f"{settings.prometheus_bin!r} is not installed: `apt-get install prometheus` (Debian) "
-            "or set REGISTRY_PROMETHEUS_BIN to a Prometheus binary"
-        )
-    home = settings.data_dir / "prometheus"
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "prometheus.yml"
-    config.write_text(yaml.safe_dump(prometheus_config(settings), sort_keys=False))
+    binary = _installed([settings.prometheus_bin], "prometheus", "REGISTRY_PROMETHEUS_BIN")
+    home, config = _written(settings.data_dir / "prometheus", "prometheus.yml", prometheus_config(settings))
     return [
         binary,
         f"--config.file={config}",
@@ -103,16 +95,9 @@ def _use_local_timings(route: dict[str, Any], *, top: bool = False) -> None:
 
 def alertmanager_argv(settings: StackSettings) -> list[str]:
     """Write the local Alertmanager config under the data directory; return the command that serves it."""
-    binary = shutil.which(settings.alertmanager_bin) or shutil.which("alertmanager")
-    if binary is None:
-        raise PrometheusMissing(
-            f"{settings.alertmanager_bin!r} is not installed: `apt-get install prometheus-alertmanager` (Debian) "
-            "or set REGISTRY_ALERTMANAGER_BIN to an Alertmanager binary"
-        )
-    home = settings.data_dir / "alertmanager"
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "alertmanager.yml"
-    config.write_text(yaml.safe_dump(alertmanager_config(settings), sort_keys=False))
+    names = [settings.alertmanager_bin, "alertmanager"]  # Debian's name, then upstream's
+    binary = _installed(names, "prometheus-alertmanager", "REGISTRY_ALERTMANAGER_BIN")
+    home, config = _written(settings.data_dir / "alertmanager", "alertmanager.yml", alertmanager_config(settings))
     return [
         binary,
         f"--config.file={config}",
@@ -122,3 +107,19 @@ def alertmanager_argv(settings: StackSettings) -> list[str]:
         "--log.level=warn",
         "--log.format=json",
     ]
+
+
+def _installed(names: list[str], package: str, setting: str) -> str:
+    """The first of ``names`` on the PATH, or the error saying which package (or setting) provides one."""
+    for name in names:
+        if found := shutil.which(name):
+            return found
+    raise PrometheusMissing(f"{names[0]!r} is not installed: `apt-get install {package}` (Debian) or set {setting}")
+
+
+def _written(home: Path, name: str, config: dict[str, Any]) -> tuple[Path, Path]:
+    """``config`` as YAML in ``home``/``name`` (created); the directory and the file."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return home, path
