@@ -101,10 +101,12 @@ async def test_symptoms_of_a_down_service_are_held_back_and_teams_get_their_own_
             now = datetime.now(UTC)
             window = {"startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=10)).isoformat()}
             platform = {"team": "ml-platform", "severity": "critical"}
+            not_ready = {"alertname": "RegistryNotReady", "dependency": "kafka", **platform}
             alerts = [
-                {"labels": {"alertname": "RegistryServiceDown", "job": "probe-down", **platform}},
-                {"labels": {"alertname": "RegistryNotReady", "job": "probe-down", "dependency": "kafka", **platform}},
-                {"labels": {"alertname": "RegistryNotReady", "job": "probe-up", "dependency": "kafka", **platform}},
+                {"labels": {"alertname": "RegistryServiceDown", "job": "probe-down", "instance": "a", **platform}},
+                {"labels": {**not_ready, "job": "probe-down", "instance": "a"}},  # the down replica: held back
+                {"labels": {**not_ready, "job": "probe-down", "instance": "b"}},  # another replica: not
+                {"labels": {**not_ready, "job": "probe-up", "instance": "a"}},
                 {
                     "labels": {
                         "alertname": "RegistryForgedEvents",
@@ -121,14 +123,16 @@ async def test_symptoms_of_a_down_service_are_held_back_and_teams_get_their_own_
                 async def delivered() -> bool:
                     return bool(
                         notes.alerts("platform-pager", "RegistryNotReady", job="probe-up")
+                        and notes.alerts("platform-pager", "RegistryNotReady", job="probe-down", instance="b")
                         and notes.alerts("security-chat", "RegistryForgedEvents")
                         and notes.alerts("platform-pager", "RegistryServiceDown", job="probe-down")
                     )
 
                 await until(delivered, timeout=30, what="the uninhibited alerts delivered")
                 inhibited = (await alertmanager.get("/api/v2/alerts", params={"inhibited": "true"})).json()
-            assert [a["labels"]["job"] for a in inhibited if a["status"]["inhibitedBy"]] == ["probe-down"]
-            assert notes.receivers_of("RegistryNotReady", job="probe-down") == set()
+            held = [(a["labels"]["job"], a["labels"]["instance"]) for a in inhibited if a["status"]["inhibitedBy"]]
+            assert held == [("probe-down", "a")]
+            assert notes.receivers_of("RegistryNotReady", job="probe-down", instance="a") == set()
             assert notes.receivers_of("RegistryForgedEvents") == {"security-chat", "incident-webhook"}
         finally:
             await stack.stop_prometheus()

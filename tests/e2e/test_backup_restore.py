@@ -1,6 +1,8 @@
 """``registry backup`` / ``registry restore`` on a stack of its own: under write load, wiped, and to a point in time."""
 
 import asyncio
+import hashlib
+import json
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -148,8 +150,21 @@ async def test_a_restore_to_a_time_between_two_registrations_has_only_the_first(
     try:
         assert await again.versions(team, name) == {"1.0.0"}
         assert await again.audit_verifies()
+        # The restored database keeps its history: a later backup still replays from the start.
+        # (Found: the replay started a fresh oplog, so the next point-in-time restore rebuilt only
+        # what was written after the first one, silently.)
+        assert await again.register(team, name, "3.0.0") == 201
+        await asyncio.sleep(1.0)
+        later = datetime.now(UTC)
+        await backup(settings, tmp_path / "second")
     finally:
         await again.stack.stop()
+    restore(settings, tmp_path / "second", to_time=later)
+    third = await started(settings, token)
+    try:
+        assert await third.versions(team, name) == {"1.0.0", "3.0.0"}
+    finally:
+        await third.stack.stop()
 
 
 async def test_a_restore_refuses_a_running_stack_and_an_altered_archive(
@@ -163,4 +178,14 @@ async def test_a_restore_refuses_a_running_stack_and_an_altered_archive(
     archive.write_bytes(archive.read_bytes()[:-100])
     with pytest.raises(BackupError, match="altered"):
         restore(settings, tmp_path / "backup")
+    # An archive that matches its manifest but cannot be restored fails before anything moves:
+    # the shared server's archive would be extracted, the audit one's not (found: half-restored).
+    manifest_path = tmp_path / "backup" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    archive.write_bytes(b"not an archive")
+    manifest["archives"]["audit-mongo"]["sha256"] = hashlib.sha256(b"not an archive").hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(BackupError, match="before anything was replaced"):
+        restore(settings, tmp_path / "backup")
     assert (settings.data_dir / "mongo").is_dir() and not list(settings.data_dir.glob("*.before-restore-*"))
+    assert not list(settings.data_dir.glob("*.restoring-*"))

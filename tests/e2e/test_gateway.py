@@ -31,7 +31,9 @@ async def test_the_client_does_everything_through_one_url(gateway: str) -> None:
     team = f"gw{uuid.uuid4().hex[:8]}"
     async with AsyncRegistryClient(ADMIN_KEY.token, gateway_url=gateway) as registry:
         # registration (a write under /v1/models), then query (a read of the same path)
-        created = await registry.register_version(team, "ranker", "1.0.0", framework="onnx", artifact_uri="s3://bucket/model.onnx")
+        created = await registry.register_version(
+            team, "ranker", "1.0.0", framework="onnx", artifact_uri="s3://bucket/model.onnx"
+        )
         assert created.version == "1.0.0"
         assert (await registry.get_version(team, "ranker", "1.0.0")).version == "1.0.0"
         # registration: a team's keys

@@ -5,6 +5,7 @@ import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -135,3 +136,27 @@ async def test_one_teams_slow_endpoints_do_not_starve_another_team(db: Any) -> N
             )  # while every slow delivery is still held
             assert slow.hits == settings.webhook_team_concurrency  # its share, not every slot
             slow.released.set()
+
+
+async def test_a_previous_secret_no_key_opens_does_not_stop_deliveries_signed_with_the_current_one(db: Any) -> None:
+    # Found: every delivery failed with secret_unreadable while the rotated-out secret, sealed
+    # under a key since dropped, stayed in its overlap, although the current secret opened.
+    settings = DeployTrackerSettings(webhook_timeout_seconds=5.0, webhook_max_attempts=1, allow_private_webhooks=True)
+    worker = DeliveryWorker(db, settings, box=BOX)
+    receiver = Receiver()
+    lost = SecretBox([Fernet.generate_key().decode()]).seal(new_secret())
+    async with serving(receiver.routes()) as port:
+        queued = await subscribe(db, "rotated", f"http://127.0.0.1:{port}/hook", 1)
+        expiry = datetime.now(UTC) + timedelta(hours=1)
+        await db[WEBHOOKS].update_one(
+            {"team": "rotated"}, {"$set": {"previous_secret": lost, "previous_secret_expires_at": expiry}}
+        )
+        async with working(worker):
+            worker.enqueue(queued)
+
+            async def delivered() -> bool:
+                doc = await db[WEBHOOK_DELIVERIES].find_one({"_id": queued[0][0]})
+                return bool(doc["status"] == "delivered")
+
+            await until(delivered)
+    assert receiver.hits == 1

@@ -50,3 +50,12 @@ def test_a_missing_or_malformed_key_setting_stops_the_service(setting: str | Non
 def test_the_setting_lists_keys_newest_first() -> None:
     box = SecretBox.from_setting(SecretStr(f" {NEW} , {OLD} "))
     assert SecretBox([NEW]).open(box.seal("whsec_x")) == "whsec_x"
+
+
+def test_open_each_keeps_the_secrets_that_open_and_leaves_out_the_rest() -> None:
+    # Found: one unreadable secret (the previous one, sealed under a dropped key) failed every
+    # delivery, even after the team rotated to a new secret.
+    box = SecretBox([NEW])
+    readable, lost = box.seal("whsec_new"), SecretBox([OLD]).seal("whsec_old")
+    assert box.open_each([readable, lost, "whsec_plain"]) == ["whsec_new", "whsec_plain"]
+    assert box.open_each([lost]) == []

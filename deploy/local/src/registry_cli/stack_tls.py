@@ -71,7 +71,7 @@ def tls_front_argv(settings: StackSettings, *, listen: int, to: int, client_ca: 
         "--listen",
         f"{settings.host}:{listen}",
         "--to",
-        f"{settings.host}:{to}",
+        f"127.0.0.1:{to}",  # the stand-in behind listens on loopback only
         "--cert",
         str(tls.server.cert.resolve()),
         "--key",

@@ -66,6 +66,16 @@ class SecretBox:
             return stored
         return self._any.decrypt(stored.removeprefix(SEALED).encode()).decode()
 
+    def open_each(self, stored: list[str]) -> list[str]:
+        """The secrets of ``stored`` that open, in order; those no listed key opens are left out."""
+        opened = []
+        for value in stored:
+            try:
+                opened.append(self.open(value))
+            except InvalidToken:
+                continue
+        return opened
+
     def is_current(self, stored: str) -> bool:
         """Whether ``stored`` is sealed under the newest key (nothing to re-seal)."""
         if not stored.startswith(SEALED):

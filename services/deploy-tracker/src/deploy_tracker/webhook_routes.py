@@ -140,11 +140,14 @@ async def rotate_secret(
     overlap = body.previous_valid_seconds if body else None
     seconds = settings.webhook_secret_overlap_seconds if overlap is None else overlap
     secret = new_secret()
-    changes = {
-        "secret": box.seal(secret),
-        "previous_secret": webhook["secret"],  # still sealed, as stored
-        "previous_secret_expires_at": datetime.now(UTC) + timedelta(seconds=seconds),
-    }
+    changes: dict[str, Any] = {"secret": box.seal(secret)}
+    if box.open_each([webhook["secret"]]):  # an unreadable one (its key dropped) is not kept signing
+        changes |= {
+            "previous_secret": webhook["secret"],  # still sealed, as stored
+            "previous_secret_expires_at": datetime.now(UTC) + timedelta(seconds=seconds),
+        }
+    else:
+        changes |= {"previous_secret": None, "previous_secret_expires_at": None}
     await webhooks.update_one({"_id": webhook["_id"], "team": webhook["team"]}, {"$set": changes})
     return WebhookCreated.of(webhook | changes | {"secret": secret})
 

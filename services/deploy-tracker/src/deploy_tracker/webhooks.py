@@ -26,7 +26,6 @@ from typing import Any
 
 import httpx
 import structlog
-from cryptography.fernet import InvalidToken
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
@@ -164,9 +163,10 @@ class DeliveryWorker:
             return "target_refused"
         body = delivery["body"].encode()
         now = datetime.now(UTC)
-        try:
-            signing = [self._box.open(secret) for secret in valid_secrets(subscription, now)]
-        except InvalidToken:  # sealed under a key no longer listed (secret_box.reseal_all logged it)
+        # Sealed under a key no longer listed (secret_box.reseal_all logged it): sign with the
+        # secrets that still open, so a rotation recovers at once; fail only if none does.
+        signing = self._box.open_each(valid_secrets(subscription, now))
+        if not signing:
             return "secret_unreadable"
         headers = {
             "host": target.host_header,
