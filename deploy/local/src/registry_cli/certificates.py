@@ -15,11 +15,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VALIDITY = timedelta(days=397)  # the longest a browser accepts for a leaf
+RENEW_BEFORE = timedelta(days=30)  # a certificate this close to its end is made again at start
 
 
 @dataclass(frozen=True)
@@ -32,10 +34,14 @@ class Leaf:
 
 
 def leaf(tls_dir: Path, name: str, hosts: list[str]) -> Leaf:
-    """The leaf ``name`` for ``hosts`` (DNS names or IP addresses), signed by the directory's CA; made once."""
+    """The leaf ``name`` for ``hosts`` (DNS names or IP addresses), signed by the directory's CA.
+
+    Made once and kept while it still serves: it is made again when it nears its end, names other
+    hosts than asked (the stack's host changed), or was not signed by the current CA.
+    """
     ca_cert, ca_key = _authority(tls_dir)
     cert_path, key_path = tls_dir / f"{name}.pem", tls_dir / f"{name}-key.pem"
-    if not cert_path.exists() or not key_path.exists():
+    if not _still_serves(cert_path, key_path, hosts, ca_cert):
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.now(UTC)
         names: list[x509.GeneralName] = [_general_name(host) for host in hosts]
@@ -66,7 +72,9 @@ def _authority(tls_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
     if cert_path.exists() and key_path.exists():
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
         assert isinstance(key, ec.EllipticCurvePrivateKey)
-        return x509.load_pem_x509_certificate(cert_path.read_bytes()), key
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        if cert.not_valid_after_utc - datetime.now(UTC) > RENEW_BEFORE:
+            return cert, key
     tls_dir.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Model Registry local CA")])
@@ -99,6 +107,21 @@ def _authority(tls_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
     _write_private(key_path, _key_pem(key))
     cert_path.write_bytes(_cert_pem(cert))
     return cert, key
+
+
+def _still_serves(cert_path: Path, key_path: Path, hosts: list[str], ca: x509.Certificate) -> bool:
+    """Whether the leaf on disk is there, far from its end, for exactly ``hosts``, and signed by ``ca``."""
+    if not cert_path.exists() or not key_path.exists():
+        return False
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())  # the first PEM: the leaf
+    try:
+        cert.verify_directly_issued_by(ca)
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, TypeError, x509.ExtensionNotFound, InvalidSignature):
+        return False
+    return set(names) == {_general_name(host) for host in hosts} and (
+        cert.not_valid_after_utc - datetime.now(UTC) > RENEW_BEFORE
+    )
 
 
 def _general_name(host: str) -> x509.GeneralName:

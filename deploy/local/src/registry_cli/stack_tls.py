@@ -36,10 +36,11 @@ def stack_tls(settings: StackSettings) -> StackTls:
     server = leaf(settings.tls_dir, "stack", [settings.host, "localhost"])
     client = leaf(settings.tls_dir, "client", ["registry-client"])
     combined = settings.tls_dir / "client-combined.pem"
-    if not combined.exists():
+    pem = client.cert.read_bytes() + client.key.read_bytes()
+    if not combined.exists() or combined.read_bytes() != pem:  # made again with the client's certificate
         descriptor = os.open(combined, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "wb") as file:
-            file.write(client.cert.read_bytes() + client.key.read_bytes())
+            file.write(pem)
     return StackTls(server, combined)
 
 
