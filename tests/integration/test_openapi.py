@@ -4,36 +4,15 @@ Built from the apps themselves (no lifespan: documenting needs neither Kafka nor
 clients fetch it: a client generated from it gets a typed result for every call.
 """
 
-import secrets
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
-from fastapi import FastAPI
 
-from audit.app import build_app as build_audit
-from audit.config import AuditSettings
-from deploy_tracker.app import build_app as build_deploy_tracker
-from deploy_tracker.config import DeployTrackerSettings
-from query.app import build_app as build_query
-from query.config import QuerySettings
-from registration.app import build_app as build_registration
-from registration.config import RegistrationSettings
 from shared.chassis.problems import PROBLEM_JSON
+from tests.routes import APPS
 
 pytestmark = pytest.mark.integration
-KEY = secrets.token_hex(32)
-WEBHOOK_KEYS = Fernet.generate_key().decode()
-APPS: dict[str, Callable[[], FastAPI]] = {
-    "registration": lambda: build_registration(RegistrationSettings(event_signing_key=KEY)),
-    "query": lambda: build_query(QuerySettings(event_signing_key=KEY)),
-    "deploy-tracker": lambda: build_deploy_tracker(
-        DeployTrackerSettings(event_signing_key=KEY, webhook_secret_keys=WEBHOOK_KEYS)
-    ),
-    "audit": lambda: build_audit(AuditSettings(event_signing_key=KEY, chain_key=KEY)),
-}
 # The routes of the chassis (health, metrics, the AsyncAPI document) are not the services' API.
 CHASSIS = {"/healthz", "/readyz", "/metrics", "/asyncapi.json"}
 REFUSALS = {"401", "403", "429"}  # every /v1 route needs a key, may lack its scope, is rate-limited

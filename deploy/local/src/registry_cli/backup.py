@@ -35,7 +35,7 @@ from registry_cli.config import StackSettings
 from registry_cli.processes import PortInUse, check_port_free
 
 MANIFEST = "manifest.json"
-SERVER_NAMES = ("mongo", "audit-mongo")  # each archive's name, and its data directory's under the data dir
+SERVER_NAMES = ("mongo", "audit-mongo")  # each server's archive, named as its data directory
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,8 @@ def servers(settings: StackSettings) -> list[Server]:
     """The stack's servers, in backup order: the shared one, then the audit log's."""
     shared, audit = SERVER_NAMES
     return [
-        Server(shared, settings.mongodb_uri, settings.mongo_port, settings.data_dir / shared),
-        Server(audit, settings.audit_mongodb_uri, settings.audit_mongo_port, settings.data_dir / audit),
+        Server(shared, settings.mongodb_uri, settings.mongo_port, settings.mongo_data_dir),
+        Server(audit, settings.audit_mongodb_uri, settings.audit_mongo_port, settings.audit_mongo_data_dir),
     ]
 
 

@@ -9,7 +9,6 @@ their owner only.
 from __future__ import annotations
 
 import ipaddress
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +18,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from registry_cli.files import write_private
 
 VALIDITY = timedelta(days=397)  # the longest a browser accepts for a leaf
 RENEW_BEFORE = timedelta(days=30)  # a certificate this close to its end is made again at start
@@ -61,7 +62,7 @@ def leaf(tls_dir: Path, name: str, hosts: list[str]) -> Leaf:
             )
             .sign(ca_key, hashes.SHA256())
         )
-        _write_private(key_path, _key_pem(key))
+        write_private(key_path, _key_pem(key))
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + _cert_pem(ca_cert))
     return Leaf(cert_path, key_path, tls_dir / "ca.pem")
 
@@ -104,7 +105,7 @@ def _authority(tls_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
         )
         .sign(key, hashes.SHA256())
     )
-    _write_private(key_path, _key_pem(key))
+    write_private(key_path, _key_pem(key))
     cert_path.write_bytes(_cert_pem(cert))
     return cert, key
 
@@ -138,10 +139,3 @@ def _cert_pem(cert: x509.Certificate) -> bytes:
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     pkcs8 = serialization.PrivateFormat.PKCS8
     return key.private_bytes(serialization.Encoding.PEM, pkcs8, serialization.NoEncryption())
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(data)

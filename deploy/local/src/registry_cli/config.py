@@ -59,6 +59,16 @@ class StackSettings(BaseSettings):
         return self.data_dir / "tls"
 
     @property
+    def mongo_data_dir(self) -> Path:
+        """Where the shared database server keeps its files."""
+        return self.data_dir / "mongo"
+
+    @property
+    def audit_mongo_data_dir(self) -> Path:
+        """Where the audit log's database server keeps its files."""
+        return self.data_dir / "audit-mongo"
+
+    @property
     def scheme(self) -> str:
         """``https`` when the services serve TLS, else ``http``."""
         return "https" if self.tls else "http"

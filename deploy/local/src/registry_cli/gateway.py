@@ -9,31 +9,21 @@ logs and buffers there), in the foreground, under the stack's supervision.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from string import Template
 
 from registry_cli.certificates import Leaf, leaf
 from registry_cli.config import StackSettings
+from registry_cli.processes import installed
 
 GATEWAY_DIR = Path(__file__).resolve().parents[3] / "gateway"
 TEMPLATE = GATEWAY_DIR / "registry.conf.template"
 DEBIAN_NGINX = "/usr/sbin/nginx"  # outside a non-root user's PATH
 
 
-class NginxMissing(RuntimeError):
-    """No nginx binary where the settings say."""
-
-
 def nginx_binary(settings: StackSettings) -> str:
     """The nginx to run: the setting's, else Debian's."""
-    found = shutil.which(settings.nginx_bin) or (DEBIAN_NGINX if Path(DEBIAN_NGINX).exists() else None)
-    if found is None:
-        raise NginxMissing(
-            f"{settings.nginx_bin!r} is not installed: `apt-get install nginx` (Debian) "
-            "or set REGISTRY_NGINX_BIN to an nginx binary"
-        )
-    return found
+    return installed([settings.nginx_bin], "nginx", "REGISTRY_NGINX_BIN", also=(DEBIAN_NGINX,))
 
 
 def render(values: dict[str, str]) -> str:

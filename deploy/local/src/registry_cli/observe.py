@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from registry_cli.config import StackSettings
+from registry_cli.processes import installed
 
 # deploy/local/src/registry_cli/observe.py -> deploy/prometheus
 PROMETHEUS_DIR = Path(__file__).resolve().parents[3] / "prometheus"
@@ -16,10 +16,6 @@ RULES_DIR = PROMETHEUS_DIR / "rules"
 ALERTMANAGER_DIR = PROMETHEUS_DIR.parent / "alertmanager"
 # Local timings: a test or a demo sees a notification seconds after Prometheus fires, not minutes.
 LOCAL_TIMINGS = {"group_wait": "1s", "group_interval": "5s", "repeat_interval": "1h"}
-
-
-class PrometheusMissing(RuntimeError):
-    """No Prometheus (or Alertmanager) binary where the settings say."""
 
 
 def prometheus_config(settings: StackSettings) -> dict[str, Any]:
@@ -51,7 +47,7 @@ def prometheus_config(settings: StackSettings) -> dict[str, Any]:
 
 def prometheus_argv(settings: StackSettings) -> list[str]:
     """Write the local config under the data directory; return the command that serves it."""
-    binary = _installed([settings.prometheus_bin], "prometheus", "REGISTRY_PROMETHEUS_BIN")
+    binary = installed([settings.prometheus_bin], "prometheus", "REGISTRY_PROMETHEUS_BIN")
     home, config = _written(settings.data_dir / "prometheus", "prometheus.yml", prometheus_config(settings))
     return [
         binary,
@@ -96,7 +92,7 @@ def _use_local_timings(route: dict[str, Any], *, top: bool = False) -> None:
 def alertmanager_argv(settings: StackSettings) -> list[str]:
     """Write the local Alertmanager config under the data directory; return the command that serves it."""
     names = [settings.alertmanager_bin, "alertmanager"]  # Debian's name, then upstream's
-    binary = _installed(names, "prometheus-alertmanager", "REGISTRY_ALERTMANAGER_BIN")
+    binary = installed(names, "prometheus-alertmanager", "REGISTRY_ALERTMANAGER_BIN")
     home, config = _written(settings.data_dir / "alertmanager", "alertmanager.yml", alertmanager_config(settings))
     return [
         binary,
@@ -107,14 +103,6 @@ def alertmanager_argv(settings: StackSettings) -> list[str]:
         "--log.level=warn",
         "--log.format=json",
     ]
-
-
-def _installed(names: list[str], package: str, setting: str) -> str:
-    """The first of ``names`` on the PATH, or the error saying which package (or setting) provides one."""
-    for name in names:
-        if found := shutil.which(name):
-            return found
-    raise PrometheusMissing(f"{names[0]!r} is not installed: `apt-get install {package}` (Debian) or set {setting}")
 
 
 def _written(home: Path, name: str, config: dict[str, Any]) -> tuple[Path, Path]:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -30,6 +31,21 @@ def group_members(group: int) -> list[int]:
             if int(fields[2]) == group and fields[0] != "Z":
                 found.append(int(stat.parent.name))
     return found
+
+
+class ToolMissing(RuntimeError):
+    """A program the stack runs (Prometheus, Alertmanager, nginx) is not installed."""
+
+
+def installed(names: list[str], package: str, setting: str, *, also: tuple[str, ...] = ()) -> str:
+    """The first of ``names`` on the PATH (else of the paths ``also``), or the error naming its package."""
+    for name in names:
+        if found := shutil.which(name):
+            return found
+    for path in also:
+        if Path(path).exists():
+            return path
+    raise ToolMissing(f"{names[0]!r} is not installed: `apt-get install {package}` (Debian) or set {setting}")
 
 
 class PortInUse(RuntimeError):

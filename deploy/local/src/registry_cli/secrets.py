@@ -8,12 +8,13 @@ and every service must agree on the other.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+
+from registry_cli.files import write_private
 
 
 @dataclass(frozen=True)
@@ -50,16 +51,5 @@ def load_or_create(data_dir: Path) -> StackSecrets:
     missing = [field.name for field in fields(StackSecrets) if field.name not in known]
     made = StackSecrets(**{name: known.get(name) or MAKERS[name]() for name in MAKERS})
     if missing:
-        _write_private(path, made.__dict__)
+        write_private(path, json.dumps(made.__dict__).encode())
     return made
-
-
-def _write_private(path: Path, values: dict[str, str]) -> None:
-    """Write ``values`` to ``path`` readable by the owner only, replacing it whole (never half written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp")
-    partial.unlink(missing_ok=True)
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        json.dump(values, file)
-    partial.replace(path)

@@ -162,9 +162,9 @@ class EmbeddedStack:
         # client certificate.
         mongo_port = free_port(LOOPBACK) if s.tls else s.mongo_port
         audit_mongo_port = free_port(LOOPBACK) if s.tls else s.audit_mongo_port
-        self.mongo = self._database_server("mongodb", private_host, mongo_port, s.data_dir / "mongo")
+        self.mongo = self._database_server("mongodb", private_host, mongo_port, s.mongo_data_dir)
         self.audit_mongo = self._database_server(
-            "audit-mongodb", private_host, audit_mongo_port, s.data_dir / "audit-mongo"
+            "audit-mongodb", private_host, audit_mongo_port, s.audit_mongo_data_dir
         )
         for server in (self.mongo, self.audit_mongo):
             await server.start()

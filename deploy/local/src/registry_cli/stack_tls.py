@@ -9,13 +9,13 @@ which is what every client trusts. PyMongo wants a client's certificate and key 
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from registry_cli.certificates import Leaf, leaf
 from registry_cli.config import StackSettings
+from registry_cli.files import write_private
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,7 @@ def stack_tls(settings: StackSettings) -> StackTls:
     combined = settings.tls_dir / "client-combined.pem"
     pem = client.cert.read_bytes() + client.key.read_bytes()
     if not combined.exists() or combined.read_bytes() != pem:  # made again with the client's certificate
-        descriptor = os.open(combined, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(pem)
+        write_private(combined, pem)
     return StackTls(server, combined)
 
 
