@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.chassis import metrics, problems
 from shared.chassis.access import AccessLog
+from shared.chassis.consuming import is_transient
 from shared.chassis.http_auth import Guard
 from shared.contract import correlation, messages
 from shared.contract.auth import Principal
@@ -58,15 +59,30 @@ class Observe:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
-            # A bug, not a refusal: answer problem+json like every other error, and count it as the
-            # 500 it is (otherwise the error-rate alert would miss exactly these).
-            log.exception("request failed", method=scope["method"], path=scope["path"])
+        except Exception as exc:
             if status is not None:
+                log.exception("request failed", method=scope["method"], path=scope["path"])
                 raise  # the response had begun: nothing well-formed can be sent any more
-            bug = problems.Problem("internal", "the request failed; it is logged with its correlation id")
-            await problems.problem_response(bug)(scope, receive, send_with_id)
+            await _failure_response(scope, exc)(scope, receive, send_with_id)
         _record(scope, status or 500, time.perf_counter() - started, correlation_id)
+
+
+def _failure_response(scope: Scope, exc: Exception) -> ASGIApp:
+    """The problem+json answer to a request that raised ``exc``, counted as the 5xx it is.
+
+    A dependency that is away (MongoDB, Kafka) is a 503 the caller may retry: the same request
+    would succeed once it is back; anything else is a bug, a 500 (and the error-rate alert
+    counts both: otherwise it would miss exactly these).
+    """
+    if is_transient(exc):
+        log.warning("request failed: a dependency is unavailable", path=scope["path"], error_type=type(exc).__name__)
+        problem = problems.Problem(
+            "unavailable", "a service this request needs is unavailable; retry later", headers={"Retry-After": "5"}
+        )
+    else:
+        log.exception("request failed", method=scope["method"], path=scope["path"], exc_info=exc)
+        problem = problems.Problem("internal", "the request failed; it is logged with its correlation id")
+    return problems.problem_response(problem)
 
 
 def _record(scope: Scope, status: int, seconds: float, correlation_id: str) -> None:

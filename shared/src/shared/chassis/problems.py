@@ -30,6 +30,7 @@ ProblemReason = Literal[
     "method_not_allowed",
     "too_large",
     "not_ready",
+    "unavailable",
     "internal",
 ]
 CATALOGUE: dict[ProblemReason, tuple[int, str]] = {
@@ -44,6 +45,7 @@ CATALOGUE: dict[ProblemReason, tuple[int, str]] = {
     "method_not_allowed": (405, "Method not allowed"),
     "too_large": (413, "Content too large"),
     "not_ready": (503, "Not ready"),
+    "unavailable": (503, "Service unavailable"),
     "internal": (500, "Internal error"),
 }
 _BY_STATUS: dict[int, ProblemReason] = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
