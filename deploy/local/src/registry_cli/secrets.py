@@ -24,6 +24,7 @@ class StackSecrets:
     event_signing_key: str
     audit_chain_key: str
     webhook_secret_keys: str
+    backup_key: str  # signs backup manifests (registry_cli.backup); no service reads it
 
     def env(self) -> dict[str, str]:
         """As the environment variables the services read."""
@@ -38,6 +39,7 @@ MAKERS = {
     "event_signing_key": lambda: secrets.token_hex(32),
     "audit_chain_key": lambda: secrets.token_hex(32),
     "webhook_secret_keys": lambda: Fernet.generate_key().decode(),
+    "backup_key": lambda: secrets.token_hex(32),
 }
 
 
