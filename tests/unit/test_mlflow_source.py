@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from registry_cli.mlflow_import.source import (
+    MlflowAnswerTooLarge,
     MlflowRequestFailed,
     MlflowSource,
     MlflowUnexpectedAnswer,
@@ -77,6 +78,34 @@ def test_an_mlmodel_file_past_its_size_cap_is_not_read() -> None:
     with source(answer, read_flavors=True, limits=SourceLimits(max_mlmodel_bytes=1000)) as reader:
         [version] = reader.model_versions("m")
         assert version.flavors is None
+
+
+def endless(chunk: bytes) -> Iterator[bytes]:
+    """A body without a length that never ends: only a bounded reader returns from it."""
+    while True:
+        yield chunk
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(lambda: httpx.Response(200, content=b'{"registered_models": [' + b" " * 5000 + b"]}"), id="sized"),
+        pytest.param(lambda: httpx.Response(200, content=endless(b" " * 1024)), id="endless"),
+        pytest.param(lambda: httpx.Response(500, content=endless(b"x" * 1024)), id="endless-error"),
+    ],
+)
+def test_an_answer_past_its_size_cap_is_refused_not_read(body: Callable[[], httpx.Response]) -> None:
+    with (
+        source(lambda _: body(), limits=SourceLimits(max_answer_bytes=4096)) as reader,
+        pytest.raises(MlflowAnswerTooLarge, match="cap of 4096"),
+    ):
+        reader.registered_models()
+
+
+def test_an_answer_within_its_size_cap_is_read() -> None:
+    answer = httpx.Response(200, json={"registered_models": [{"name": "a"}]})
+    with source(lambda _: answer, limits=SourceLimits(max_answer_bytes=4096)) as reader:
+        assert [m.name for m in reader.registered_models()] == ["a"]
 
 
 @pytest.mark.parametrize(("name", "query"), [("plain", "name='plain'"), ("it's", 'name="it\'s"'), ("both'\"", None)])

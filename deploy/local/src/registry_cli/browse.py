@@ -19,6 +19,7 @@ from registry_cli.output import (
     stdout,
     table,
 )
+from registry_cli.terminal import visible
 from registry_client.assistant import SearchFilters
 from registry_client.audit import AuditFilters
 from registry_client.reads import Lifecycle, ModelFilters, VersionFilters
@@ -148,13 +149,13 @@ def card(
     """A model card: rendered for a terminal, as markdown, or as JSON (structured card plus markdown)."""
     with registry(api_key) as client:
         if markdown and not as_json:
-            typer.echo(client.get_card_markdown(team, name, version=version))
+            typer.echo(visible(client.get_card_markdown(team, name, version=version)))
             return
         found = client.get_card(team, name, version=version)
     if as_json:
         print_json(found)
         return
-    stdout().print(Markdown(found.markdown))
+    stdout().print(Markdown(visible(found.markdown)))
 
 
 def deployments(

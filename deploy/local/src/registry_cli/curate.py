@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from registry_cli.output import ApiKey, AsJson, fields, print_json, registry
+from registry_cli.terminal import visible
 from registry_client.writes import ApprovalStatus
 from shared.contract.views import ModelVersionPublic
 
@@ -23,7 +24,7 @@ def set_alias(team: str, name: str, alias: str, version: str, as_json: AsJson = 
         print_json(moved)
         return
     was = f" (was {moved.previous_version})" if moved.previous_version else ""
-    typer.echo(f"{team}/{name} @{moved.alias} -> {moved.version}{was}")
+    typer.echo(visible(f"{team}/{name} @{moved.alias} -> {moved.version}{was}", lines=False))
 
 
 @aliases_app.command("rm")

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from registry_cli.output import exit_code, problem_line
+from registry_cli.terminal import json_text
 from registry_client import RegistryClient
 from registry_client.errors import RegistryError
 from shared.contract.assistant_views import StreamEnd
@@ -27,13 +28,13 @@ def export_documents(client: RegistryClient, since: str | None, out: TextIO, pro
     """Write every document after ``since`` to ``out``, one JSON per line; return the cursor to resume from.
 
     The stream's last item (``{"next_cursor": …}``) is not written: it is returned, so ``out``
-    holds documents only.
+    holds documents only. DEL, C1 and bidi controls, which JSON leaves raw, are written as escapes.
     """
     task = progress.add_task("documents exported", total=None)
     for item in client.stream_documents(cursor=since):
         if isinstance(item, StreamEnd):
             return item.next_cursor
-        out.write(item.model_dump_json() + "\n")
+        out.write(json_text(item.model_dump_json()) + "\n")
         progress.advance(task)
     raise ExportFailed("the stream ended before its last line; run the export again from the same --since")
 

@@ -1,4 +1,7 @@
-"""What the client commands share: the client, exit codes a shell can branch on, tables or JSON on stdout."""
+"""What the client commands share: the client, exit codes a shell can branch on, tables or JSON on stdout.
+
+Every string from a server passes :mod:`registry_cli.terminal` before it is printed.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from registry_cli.terminal import markup, visible
 from registry_client import (
     Conflict,
     Forbidden,
@@ -62,7 +66,11 @@ def exit_code(error: Exception) -> ExitCode:
 
 
 def problem_line(error: Exception) -> str:
-    """One line for stderr: the problem's detail, reason and correlation id."""
+    """One line for stderr: the problem's detail, reason and correlation id (control characters made visible)."""
+    return visible(_problem(error), lines=False)
+
+
+def _problem(error: Exception) -> str:
     if isinstance(error, RegistryError):
         facts = [str(error.status)] if error.status else []
         facts += [error.reason] if error.reason else []
@@ -95,21 +103,21 @@ def stdout() -> Console:
 
 
 def print_json(result: BaseModel | Sequence[BaseModel]) -> None:
-    """A result as ``model_dump(mode="json")``; a list as a JSON array."""
+    r"""A result as ``model_dump(mode="json")``; a list as a JSON array (control characters as ``\uXXXX``)."""
     if isinstance(result, BaseModel):
         data: Any = result.model_dump(mode="json")
     else:
         data = [item.model_dump(mode="json") for item in result]
-    typer.echo(json.dumps(data, indent=2))
+    typer.echo(json.dumps(data, indent=2))  # ASCII only: every control character leaves as \uXXXX
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """Rows as a table (``-`` for what is missing)."""
-    grid = Table(title=title, title_justify="left")
+    """Rows as a table (``-`` for what is missing); title and cells are shown as text, never read as markup."""
+    grid = Table(title=markup(title, lines=False) if title else None, title_justify="left")
     for column in columns:
-        grid.add_column(column, overflow="fold")
+        grid.add_column(markup(column), overflow="fold")
     for row in rows:
-        grid.add_row(*(cell_text(cell) for cell in row))
+        grid.add_row(*(markup(cell_text(cell)) for cell in row))
     stdout().print(grid)
 
 

@@ -11,11 +11,13 @@ Endpoints (MLflow 2.x and 3.x, all ``GET`` with query parameters, under the trac
   the server must be able to read the artifact store, and MLflow 3 records flavors nowhere else)
 
 Every read is bounded: page sizes, a cap on models and on versions per model (what lies beyond is
-reported in the snapshot's notes, not silently dropped), a timeout per request, a size cap on MLmodel.
+reported in the snapshot's notes, not silently dropped), a timeout per request, a size cap on every
+answer (streamed, refused past the cap) and a smaller one on MLmodel.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -35,6 +37,7 @@ from registry_cli.mlflow_import.records import (
 M = TypeVar("M", bound=BaseModel)
 API = "/api/2.0/mlflow/"
 MAX_MODELS_PAGE = 1000  # registered-models/search refuses more per page
+DEFAULT_MAX_ANSWER_BYTES = 16 * 1024 * 1024  # a full page of 1000 models with long descriptions fits
 
 
 class MlflowSourceError(Exception):
@@ -60,6 +63,10 @@ class MlflowUnexpectedAnswer(MlflowSourceError):
     """The tracking server answered 2xx with something that is not the documented JSON."""
 
 
+class MlflowAnswerTooLarge(MlflowSourceError):
+    """An answer grew past ``max_answer_bytes``: it is refused, not read into memory."""
+
+
 @dataclass(frozen=True)
 class SourceLimits:
     """Bounds on what one read asks of the server."""
@@ -69,12 +76,13 @@ class SourceLimits:
     max_versions: int = 1_000  # per registered model
     timeout: float = 10.0  # seconds, per request
     max_mlmodel_bytes: int = 256 * 1024
+    max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES  # any one API answer, errors included
 
     def __post_init__(self) -> None:
         if not 1 <= self.page_size <= MAX_MODELS_PAGE:
             raise ValueError(f"page_size must be 1-{MAX_MODELS_PAGE}")
-        if self.max_models < 1 or self.max_versions < 1 or self.timeout <= 0:
-            raise ValueError("max_models, max_versions and timeout must be positive")
+        if self.max_models < 1 or self.max_versions < 1 or self.timeout <= 0 or self.max_answer_bytes < 1:
+            raise ValueError("max_models, max_versions, timeout and max_answer_bytes must be positive")
 
 
 def name_filter(name: str) -> str | None:
@@ -256,16 +264,17 @@ class MlflowSource:
 
     def _get(self, path: str, params: dict[str, Any], *, missing_ok: bool = False) -> dict[str, Any] | None:
         try:
-            response = self._http.get(API + path, params=params)
+            with self._http.stream("GET", API + path, params=params) as response:
+                body = self._bounded_body(response, path)
         except httpx.TransportError as exc:
             raise MlflowUnreachable(f"MLflow at {self.tracking_uri} did not answer {path}: {exc}") from None
         if response.status_code == 404 and missing_ok:
             return None
         if response.status_code >= 400:
-            code, message = _error_of(response)
+            code, message = _error_of(body)
             raise MlflowRequestFailed(path, response.status_code, code, message)
         try:
-            answer = response.json()
+            answer = json.loads(body)
         except ValueError:
             raise MlflowUnexpectedAnswer(
                 f"{path} answered {response.status_code} without JSON "
@@ -275,6 +284,19 @@ class MlflowSource:
             raise MlflowUnexpectedAnswer(f"{path} answered JSON that is not an object")
         return answer
 
+    def _bounded_body(self, response: httpx.Response, path: str) -> bytes:
+        """The answer's bytes, read in chunks and refused as soon as they pass ``max_answer_bytes``."""
+        cap = self.limits.max_answer_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise MlflowAnswerTooLarge(f"{path} answered {declared} bytes, more than the cap of {cap}")
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > cap:
+                raise MlflowAnswerTooLarge(f"{path} answered more than the cap of {cap} bytes")
+        return bytes(body)
+
     @staticmethod
     def _parse(kind: type[M], item: Any, what: str) -> M:
         try:
@@ -283,12 +305,12 @@ class MlflowSource:
             raise MlflowUnexpectedAnswer(f"MLflow sent {what} this reader does not understand: {exc}") from None
 
 
-def _error_of(response: httpx.Response) -> tuple[str | None, str]:
+def _error_of(body: bytes) -> tuple[str | None, str]:
     """MLflow's ``{"error_code", "message"}``, or the start of whatever else the server sent."""
     try:
-        body = response.json()
+        answer = json.loads(body)
     except ValueError:
-        return None, response.text[:200]
-    if isinstance(body, dict):
-        return body.get("error_code"), str(body.get("message") or "")
-    return None, str(body)[:200]
+        return None, body[:200].decode("utf-8", "replace")
+    if isinstance(answer, dict):
+        return answer.get("error_code"), str(answer.get("message") or "")
+    return None, str(answer)[:200]
