@@ -31,6 +31,14 @@ pytestmark = pytest.mark.unit
         "http://[fd00::1]/hook",
         "http://198.18.0.1/hook",
         "http://8.8.8.8:99999/hook",
+        # Found passing: NAT64 local-use, site-local, IPv4-compatible (even of a public address) and
+        # IPv4-translated forms.
+        "http://[64:ff9b:1::a00:1]/hook",
+        "http://[64:ff9b:1::808:808]/hook",
+        "http://[fec0::1]/hook",
+        "http://[::10.0.0.1]/hook",
+        "http://[::8.8.8.8]/hook",
+        "http://[::ffff:0:a00:1]/hook",
     ],
 )
 async def test_targets_that_are_not_public_or_malformed_are_refused(url: str) -> None:

@@ -4,7 +4,9 @@ A URL is resolved once per attempt, every address is vetted, and the connection 
 vetted address with the URL's host kept for ``Host`` and TLS (SNI and certificate name): a
 name that resolves differently the second time (DNS rebinding) cannot steer the request. Only
 globally routable addresses pass (not private, loopback, link-local, shared 100.64/10, or
-reserved ranges), including IPv4 hidden inside IPv6 forms (mapped, 6to4, Teredo, NAT64).
+reserved ranges), including IPv4 hidden inside IPv6 forms (mapped, 6to4, Teredo, NAT64); and IPv6
+ranges Python's ``is_global`` still calls global but nobody should route to: NAT64 local-use,
+site-local, IPv4-compatible and IPv4-translated.
 """
 
 from __future__ import annotations
@@ -18,6 +20,15 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NEVER_PUBLIC = tuple(
+    ipaddress.ip_network(net)
+    for net in (
+        "64:ff9b:1::/48",  # NAT64 local-use (RFC 8215): translates to whatever the local network holds
+        "fec0::/10",  # site-local (deprecated by RFC 3879, still routed on some networks)
+        "::/96",  # IPv4-compatible (deprecated by RFC 4291): ::10.0.0.1 reaches 10.0.0.1 on some stacks
+        "::ffff:0:0:0/96",  # IPv4-translated (SIIT, RFC 2765)
+    )
+)
 
 
 class TargetRefused(ValueError):
@@ -46,6 +57,8 @@ async def system_resolver(host: str, port: int, *, timeout: float = 2.0) -> list
 def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Whether ``address`` is globally routable, looking inside IPv6 forms that carry an IPv4 address."""
     if isinstance(address, ipaddress.IPv6Address):
+        if any(address in network for network in _NEVER_PUBLIC):
+            return False
         embedded: list[ipaddress.IPv4Address] = []
         if address.ipv4_mapped:
             embedded.append(address.ipv4_mapped)
