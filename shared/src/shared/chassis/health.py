@@ -15,6 +15,7 @@ from shared.chassis.problems import Problem, problem_response
 
 Check = Callable[[], Awaitable[object]]
 ConsumerStatus = Callable[[], dict[str, dict[str, Any]]]
+TasksDown = Callable[[], dict[str, str]]
 
 DEPENDENCY_UP = Gauge(
     "registry_dependency_up", "1 when the dependency answered the last readiness check", ["dependency"]
@@ -50,8 +51,13 @@ class Readiness:
             await asyncio.sleep(interval)
 
 
-def health_router(readiness: Readiness, consumers: ConsumerStatus | None = None) -> APIRouter:
+def health_router(
+    readiness: Readiness, consumers: ConsumerStatus | None = None, tasks_down: TasksDown | None = None
+) -> APIRouter:
     """Routes for liveness (no I/O), readiness and metrics.
+
+    ``/readyz`` fails while a dependency check fails or a background task is down (``tasks_down``
+    names each with why: :class:`shared.chassis.supervision.TaskSupervisor`).
 
     ``/readyz`` also reports each consumer group's lag and whether it is stalled (lag that has
     not moved for ``CONSUMER_STALL_SECONDS``); a stalled consumer does not make the HTTP API
@@ -66,13 +72,22 @@ def health_router(readiness: Readiness, consumers: ConsumerStatus | None = None)
     @router.get("/readyz", response_model=None)
     async def readyz() -> JSONResponse:
         failed = await readiness.failures()
+        down = tasks_down() if tasks_down else {}
         groups = consumers() if consumers else {}
-        if failed:
+        if failed or down:
+            why = []
+            if failed:
+                why.append("unreachable: " + ", ".join(sorted(failed)))
+            if down:
+                why.append("background task down: " + ", ".join(sorted(down)))
             return problem_response(
                 Problem(
                     "not_ready",
-                    "unreachable: " + ", ".join(sorted(failed)),
-                    errors=[{"dependency": k, "error": v} for k, v in failed.items()],
+                    "; ".join(why),
+                    errors=[
+                        *({"dependency": k, "error": v} for k, v in failed.items()),
+                        *({"task": k, "error": v} for k, v in down.items()),
+                    ],
                 )
             )
         body: dict[str, Any] = {"status": "ready", "dependencies": sorted(readiness.checks)}

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 from fastapi import FastAPI
@@ -28,10 +27,10 @@ from shared.chassis.ratelimit import RateLimiter
 from shared.chassis.request_bounds import RequestBounds
 from shared.chassis.settings import CommonSettings
 from shared.chassis.signing import EventSigner
+from shared.chassis.supervision import Background, TaskSupervisor
 from shared.contract.documents import Document
 
 Hook = Callable[[], Awaitable[None]]
-Background = Callable[[], Coroutine[Any, Any, None]]
 log = structlog.get_logger("registry.http")
 VERSION = "0.1.0"
 
@@ -41,7 +40,8 @@ class Service:
     """What a service's routes and workers are built from.
 
     The service registers its start-up work (:meth:`on_start`) and background tasks
-    (:meth:`in_background`) after it has built them; the app's lifespan runs them.
+    (:meth:`in_background`) after it has built them; the app's lifespan runs them, each
+    background task under ``supervisor`` (restarted with back-off when it dies).
     """
 
     app: FastAPI
@@ -56,6 +56,7 @@ class Service:
     client: AsyncMongoClient[Document]
     readiness: Readiness
     monitor: LagMonitor | None
+    supervisor: TaskSupervisor
     start_hooks: list[Hook] = field(default_factory=list)  # run in order, before the broker starts
     background: dict[str, Background] = field(default_factory=dict)
     stop_hooks: dict[str, Hook] = field(default_factory=dict)  # run at shutdown, after Kafka and MongoDB
@@ -65,7 +66,7 @@ class Service:
         self.start_hooks.append(hook)
 
     def in_background(self, name: str, run: Background) -> None:
-        """Run ``run`` from after the broker starts until shutdown (relays, workers)."""
+        """Run ``run`` from after the broker starts until shutdown (relays, workers), restarted if it dies."""
         self.background[name] = run
 
     def on_stop(self, name: str, hook: Hook) -> None:
@@ -107,7 +108,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     }
     if service.monitor is not None:
         workers["consumer-lag"] = service.monitor.run
-    tasks = [asyncio.create_task(run(), name=name) for name, run in workers.items()]
+    tasks = service.supervisor.start(workers)
     try:
         yield
     finally:
@@ -137,6 +138,11 @@ def service_app(
     guard = Guard(keystore=keystore, limiter=limiter, access=access, watch=watch)
     readiness = Readiness({})
     monitor = LagMonitor(settings, consumer_groups, interval=settings.lag_sample_seconds) if consumer_groups else None
+    supervisor = TaskSupervisor(
+        first_pause=settings.background_task_restart_seconds,
+        max_pause=settings.background_task_restart_max_seconds,
+        settle=settings.background_task_settle_seconds,
+    )
 
     metrics.set_build_info(settings.service_name)
     app = FastAPI(title=f"Model Registry: {settings.service_name}", version=VERSION, lifespan=_lifespan)
@@ -156,7 +162,7 @@ def service_app(
         await kafka_ping(broker)
 
     readiness.checks.update({"mongodb": mongo_ping, "kafka": broker_ping})
-    app.include_router(health_router(readiness, monitor.consumers if monitor else None))
+    app.include_router(health_router(readiness, monitor.consumers if monitor else None, supervisor.down))
     service = Service(
         app=app,
         db=db,
@@ -170,6 +176,7 @@ def service_app(
         client=client,
         readiness=readiness,
         monitor=monitor,
+        supervisor=supervisor,
     )
     app.state.service, app.state.guard = service, guard
     return service

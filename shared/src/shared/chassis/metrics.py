@@ -67,6 +67,16 @@ OUTBOX_PARKED = Counter(
     ["outbox"],
 )
 OUTBOX_PUBLISHED = Counter("registry_outbox_published_total", "Outbox events published to Kafka", ["outbox"])
+BACKGROUND_TASK_RESTARTS = Counter(
+    "registry_background_task_restarts_total",
+    "Background tasks restarted after they died (raised, or returned before shutdown), by task name",
+    ["task"],
+)
+BACKGROUND_TASK_UP = Gauge(
+    "registry_background_task_up",
+    "1 while the background task runs; 0 from its death until its restarted run has lasted the settle time",
+    ["task"],
+)
 
 _KNOWN_TYPES = frozenset(
     [

@@ -69,6 +69,26 @@ class CommonSettings(BaseSettings):
     event_signing_key: SecretStr | None = Field(None, validation_alias=_shared("event_signing_key"))
     event_signing_previous_key: SecretStr | None = Field(None, validation_alias=_shared("event_signing_previous_key"))
 
+    # Producers sign Kafka records with their API key (shared.contract.record_signing). A record
+    # with a bearer key instead (``authorization: Bearer mr_…``, the earlier form) is refused as
+    # unauthenticated unless this transition setting accepts it; new installations refuse.
+    kafka_accept_bearer_keys: bool = Field(False, validation_alias=_shared("kafka_accept_bearer_keys"))
+    # A signed record's ce_time may be this far from the broker's append time (or the consumer's
+    # clock, where the topic keeps producers' create times); outside it the record is refused.
+    kafka_signature_window_seconds: float = Field(
+        300.0, gt=0, validation_alias=_shared("kafka_signature_window_seconds")
+    )
+    # Fernet keys (comma-separated, newest first) sealing API keys' signature verifiers: read by
+    # registration and by whatever issues keys (the CLI, the init job). Unset: derived from
+    # EVENT_SIGNING_KEY, whose holders can already act for any key on the bus.
+    key_verifier_sealing_keys: SecretStr | None = Field(None, validation_alias=_shared("key_verifier_sealing_keys"))
+    # Where the other services fetch verifiers: registration's internal route (never behind the gateway).
+    registration_internal_url: str = Field(
+        "http://127.0.0.1:8081", validation_alias=_shared("registration_internal_url")
+    )
+    # The credential services present on internal routes; unset: derived from EVENT_SIGNING_KEY.
+    internal_api_token: SecretStr | None = Field(None, validation_alias=_shared("internal_api_token"))
+
     # Access control (DESIGN §4): per-key token buckets, key cache, failure alerting.
     rate_limit_per_second: float = Field(50.0, validation_alias=_shared("rate_limit_per_second"))
     rate_limit_burst: int = Field(100, validation_alias=_shared("rate_limit_burst"))
@@ -91,6 +111,16 @@ class CommonSettings(BaseSettings):
 
     # Each shutdown step (background tasks, Kafka, MongoDB) gets this long before it is abandoned.
     shutdown_grace_seconds: float = Field(10.0, validation_alias=_shared("shutdown_grace_seconds"))
+    # A background task that dies is restarted after a pause doubling from the first to the
+    # maximum; it counts as up again (``/readyz``, registry_background_task_up) once it has run
+    # for the settle time, which also starts the pauses afresh.
+    background_task_restart_seconds: float = Field(
+        1.0, gt=0, validation_alias=_shared("background_task_restart_seconds")
+    )
+    background_task_restart_max_seconds: float = Field(
+        60.0, gt=0, validation_alias=_shared("background_task_restart_max_seconds")
+    )
+    background_task_settle_seconds: float = Field(5.0, ge=0, validation_alias=_shared("background_task_settle_seconds"))
 
     # HTTP request bodies over this are refused with 413 before parsing (the Kafka payload cap).
     max_body_bytes: int = Field(256 * 1024, validation_alias=_shared("max_body_bytes"))
