@@ -2,7 +2,9 @@
 
 Outermost on every service, so a preflight is answered before authentication and body limits
 (a browser sends it without the key). The request headers allowed are those the services read;
-the response headers exposed are those a client acts on.
+the response headers exposed are those a client acts on. Never on ``/console``: the web console
+authenticates by cookie, and its pages and forms are for its own origin only (with credentials
+allowed, a listed origin could otherwise read a signed-in user's pages).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ ALLOWED_HEADERS = (
 )
 EXPOSED_HEADERS = (CORRELATION_HEADER, "Retry-After", "Location", "Preference-Applied")
 PREFLIGHT_MAX_AGE = 600
+NO_CORS_PREFIX = "/console"  # the cookie-authenticated console: same origin only
 
 
 class ListedOrigins(CORSMiddleware):
@@ -53,8 +56,15 @@ class ListedOrigins(CORSMiddleware):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            if _under(scope["path"], NO_CORS_PREFIX):
+                await self.app(scope, receive, send)
+                return
             origin = Headers(scope=scope).get("origin")
             if origin is None or not self.is_allowed_origin(origin):
                 await self.app(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
