@@ -20,6 +20,16 @@ class TestMarkdown:
         assert "javascript:" not in html.replace("[a](javascript:alert(1))", "")
         assert 'href="data:' not in html
 
+    def test_links_go_only_to_the_web_or_to_mail(self) -> None:
+        html = markdown(
+            "[a](ms-msdt:/id%20PCWDiagnostic) [b](//evil.example/x) [c](vbscript:x) [d](file:///etc/passwd)"
+            " [e](data:image/png;base64,iVBORw0KGgo=) [f](/console/models) [g](HTTPS://Example.com/ok)"
+            " [h](mailto:team@example.com) [i](http:///nohost) ![j](//evil.example/pixel.png)"
+        )
+        hrefs = [part.split('"', 1)[0] for part in html.split('href="')[1:]]
+        assert hrefs == ["HTTPS://Example.com/ok", "mailto:team@example.com"]
+        assert "<img" not in html
+
     def test_headings_start_below_the_pages_own(self) -> None:
         assert str(markdown("# Title\n\n###### Deep")) == "<h3>Title</h3>\n<h6>Deep</h6>\n"
 

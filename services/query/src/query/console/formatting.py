@@ -3,20 +3,39 @@
 Everything a team wrote (descriptions, documentation, tags, links, comments) reaches the page
 through autoescaping or through :func:`markdown`, which renders CommonMark with raw HTML off, so
 no team can put a script, a frame or a form on another reader's page. Links go out only to
-``http``/``https`` (``javascript:`` and ``data:`` URLs are dropped by markdown-it's link check and
-by :func:`web_url`), and the Content-Security-Policy forbids inline scripts besides.
+absolute ``http``/``https`` URLs and ``mailto:`` (markdown-it's own check refuses four schemes
+and lets ``ms-msdt:``, ``//host`` and the rest through, so :class:`_WebLinksOnly` replaces it;
+:func:`web_url` for links outside markdown), and the Content-Security-Policy forbids inline
+scripts besides.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import Environment
 from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
-_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable("table")
+
+class _WebLinksOnly(MarkdownIt):
+    """CommonMark whose links and images may point only at ``http(s)://host…`` or ``mailto:``."""
+
+    def validateLink(self, url: str) -> bool:
+        """Whether a link or image target may be rendered; anything else stays as its source text."""
+        try:
+            parts = urlsplit(url.strip())
+        except ValueError:
+            return False
+        scheme = parts.scheme.lower()
+        if scheme in ("http", "https"):
+            return bool(parts.hostname)
+        return scheme == "mailto" and bool(parts.path)
+
+
+_markdown = _WebLinksOnly("commonmark", {"html": False, "linkify": False, "typographer": False}).enable("table")
 MAX_MARKDOWN_CHARS = 200_000  # the documentation limit is 64 KiB; a card adds a few KiB
 
 
