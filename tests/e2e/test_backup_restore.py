@@ -3,7 +3,9 @@
 import asyncio
 import hashlib
 import json
+import os
 import shutil
+import stat
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -12,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from registry_cli.backup import BackupError, backup, restore
+from registry_cli.backup import BackupError, backup, restore, sign_manifest
 from registry_cli.config import StackSettings, throwaway_settings
+from registry_cli.secrets import load_or_create
 from registry_cli.stack import EmbeddedStack, unthrottled_admin_key
 from tests.waiting import until
 
@@ -170,7 +173,13 @@ async def test_a_restore_to_a_time_between_two_registrations_has_only_the_first(
 async def test_a_restore_refuses_a_running_stack_and_an_altered_archive(
     settings: StackSettings, first_run: Running, tmp_path: Path
 ) -> None:
-    await backup(settings, tmp_path / "backup")
+    umask = os.umask(0o022)  # found: the folder and archives followed it (0755/0644), readable by all
+    try:
+        await backup(settings, tmp_path / "backup")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "backup").stat().st_mode) == 0o700
+    assert {stat.S_IMODE(file.stat().st_mode) for file in (tmp_path / "backup").iterdir()} == {0o600}
     with pytest.raises(BackupError, match="stop the stack"):
         restore(settings, tmp_path / "backup")
     await first_run.stack.stop()
@@ -184,7 +193,8 @@ async def test_a_restore_refuses_a_running_stack_and_an_altered_archive(
     manifest = json.loads(manifest_path.read_text())
     archive.write_bytes(b"not an archive")
     manifest["archives"]["audit-mongo"]["sha256"] = hashlib.sha256(b"not an archive").hexdigest()
-    manifest_path.write_text(json.dumps(manifest))
+    backup_key = bytes.fromhex(load_or_create(settings.data_dir).backup_key)
+    manifest_path.write_text(json.dumps(sign_manifest(manifest, backup_key)))  # as the key's holder could
     with pytest.raises(BackupError, match="before anything was replaced"):
         restore(settings, tmp_path / "backup")
     assert (settings.data_dir / "mongo").is_dir() and not list(settings.data_dir.glob("*.before-restore-*"))

@@ -13,13 +13,22 @@ deletes it) and puts the archive's in its place: extracted as it is, or, with a 
 rebuilt by replaying the archive's oplog up to that time (every transaction all or nothing).
 On real infrastructure the same jobs are mongodump/mongorestore's: see docs/operations.md,
 "Backups and point-in-time recovery".
+
+A backup holds every team's data and its API keys' verifiers, and a restore brings back whatever
+it holds: the folder is its owner's alone (0700, files 0600), and the manifest, which names each
+archive and its SHA-256, carries an HMAC-SHA256 under the stack's backup key (``backup_key`` in
+``<data dir>/secrets.json``, never in the backup). Restore refuses a manifest that is unsigned or
+altered, an archive named by anything but a plain file name (no path, no ``..``, no symlink), and
+an archive member that is not a plain file or directory inside its destination.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
+import os
 import shutil
 import tarfile
 from dataclasses import dataclass
@@ -32,9 +41,12 @@ from secantus.oplog_replay import restore_archive_to_timestamp
 from secantus.storage import extract_backup_archive
 
 from registry_cli.config import StackSettings
+from registry_cli.files import write_private
 from registry_cli.processes import PortInUse, check_port_free
+from registry_cli.secrets import load_or_create
 
 MANIFEST = "manifest.json"
+FORMAT = "registry-embedded-backup/2"  # /2: signed (``mac``); /1 manifests were not and are refused
 SERVER_NAMES = ("mongo", "audit-mongo")  # each server's archive, named as its data directory
 
 
@@ -73,22 +85,42 @@ async def backup(settings: StackSettings, into: Path) -> dict[str, Any]:
             result = await client.admin.command({"secantusAdmin.backupArchive": 1, "outputPath": str(target)})
         finally:
             await client.close()
+        await asyncio.to_thread(target.chmod, 0o600)  # the server wrote it under its own umask
         digest = await asyncio.to_thread(_sha256, target)
         archives[server.name] = {"file": target.name, "bytes": int(result["sizeBytes"]), "sha256": digest}
     manifest = {
-        "format": "registry-embedded-backup/1",
+        "format": FORMAT,
         "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
         "archives": archives,
     }
-    await asyncio.to_thread((into / MANIFEST).write_text, json.dumps(manifest, indent=2))
-    return manifest
+    signed = sign_manifest(manifest, _backup_key(settings))
+    await asyncio.to_thread(write_private, into / MANIFEST, json.dumps(signed, indent=2).encode())
+    return signed
 
 
 def _new_directory(path: Path) -> None:
     if path.exists():
         raise BackupError(f"{path} exists already: back up into a new directory")
-    path.mkdir(parents=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700)
+    path.chmod(0o700)  # whatever the umask: nobody else may list or read a backup
+
+
+def _backup_key(settings: StackSettings) -> bytes:
+    return bytes.fromhex(load_or_create(settings.data_dir).backup_key)
+
+
+def _mac(manifest: dict[str, Any], key: bytes) -> str:
+    """HMAC-SHA256 of the manifest's canonical JSON, its ``mac`` left out."""
+    body = {name: value for name, value in manifest.items() if name != "mac"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def sign_manifest(manifest: dict[str, Any], key: bytes) -> dict[str, Any]:
+    """The manifest with its ``mac`` under ``key`` (the stack's backup key)."""
+    return {**manifest, "mac": _mac(manifest, key)}
 
 
 def restore(settings: StackSettings, source: Path, *, to_time: datetime | None = None) -> dict[str, Any]:
@@ -96,7 +128,7 @@ def restore(settings: StackSettings, source: Path, *, to_time: datetime | None =
 
     Each server's current data directory is kept beside it as ``<name>.before-restore-<time>``.
     """
-    manifest = _checked_manifest(source)
+    manifest = _checked_manifest(settings, source)
     if to_time is not None:
         to_time = to_time.astimezone(UTC)
         started = datetime.fromisoformat(manifest["started_at"])
@@ -119,8 +151,9 @@ def restore(settings: StackSettings, source: Path, *, to_time: datetime | None =
     staged: list[tuple[Server, Path]] = []
     try:
         for server in servers(settings):
-            archive = source / manifest["archives"][server.name]["file"]
+            archive = _archive_path(source, manifest["archives"][server.name]["file"])
             staging = server.data_dir.with_name(f"{server.data_dir.name}.restoring-{stamp}")
+            _check_members(archive, staging)
             staged.append((server, staging))
             if to_time is None:
                 extract_backup_archive(str(archive), str(staging))
@@ -142,20 +175,60 @@ def restore(settings: StackSettings, source: Path, *, to_time: datetime | None =
     return report
 
 
-def _checked_manifest(source: Path) -> dict[str, Any]:
-    """The backup's manifest, once every archive it names is present and unaltered."""
+def _checked_manifest(settings: StackSettings, source: Path) -> dict[str, Any]:
+    """The backup's manifest, once its MAC, its archives' names and their SHA-256 sums hold."""
     path = source / MANIFEST
     if not path.is_file():
         raise BackupError(f"{source} is not a backup made by `registry backup` (no {MANIFEST})")
-    manifest: dict[str, Any] = json.loads(path.read_text())
-    for archive in manifest["archives"].values():
-        file = source / archive["file"]
-        if not file.is_file() or _sha256(file) != archive["sha256"]:
+    try:
+        manifest = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise BackupError(f"{path} is not JSON: it was not written by `registry backup`") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("mac"), str):
+        raise BackupError(
+            f"{path} is not signed: restore only trusts a backup whose manifest carries the MAC of "
+            f"this stack's backup key (made by `registry backup` since format {FORMAT})"
+        )
+    if not hmac.compare_digest(manifest["mac"], _mac(manifest, _backup_key(settings))):
+        raise BackupError(
+            f"{path} is altered, or signed with another stack's backup key: its MAC does not match "
+            f"the backup_key in {settings.data_dir / 'secrets.json'} (restoring on another machine: "
+            "copy the secrets.json of the stack that made the backup first)"
+        )
+    archives = manifest.get("archives")
+    if manifest.get("format") != FORMAT or not isinstance(archives, dict):
+        raise BackupError(f"{path} has format {manifest.get('format')!r}: this restore reads {FORMAT}")
+    if archives.keys() != set(SERVER_NAMES):
+        raise BackupError(f"{source} must hold exactly the archives of {', '.join(SERVER_NAMES)}")
+    for archive in archives.values():
+        file = _archive_path(source, archive.get("file"))
+        if not file.is_file() or _sha256(file) != archive.get("sha256"):
             raise BackupError(f"{file} is missing or altered since the backup (its SHA-256 differs)")
-    missing = set(SERVER_NAMES) - manifest["archives"].keys()
-    if missing:
-        raise BackupError(f"{source} has no archive of {', '.join(sorted(missing))}")
     return manifest
+
+
+def _archive_path(source: Path, name: object) -> Path:
+    """Where the archive ``name`` is: a plain file name in ``source``, never a path or a link."""
+    if not isinstance(name, str) or name in ("", ".", "..") or name != os.path.basename(name) or "\\" in name:
+        raise BackupError(f"the manifest names the archive {name!r}: only a plain file name in the backup is allowed")
+    path = source / name
+    if path.is_symlink():
+        raise BackupError(f"{path} is a symbolic link: an archive must be a file in the backup itself")
+    return path
+
+
+def _check_members(archive: Path, destination: Path) -> None:
+    """Refuse an archive with a member that is not a plain file or directory inside ``destination``."""
+    with tarfile.open(archive, "r:*") as tar:
+        for member in tar:
+            if not (member.isfile() or member.isdir()):
+                raise BackupError(f"{archive}: member {member.name!r} is not a plain file or directory")
+            if member.name.startswith(("/", "\\")):
+                raise BackupError(f"{archive}: member {member.name!r} is refused (an absolute path)")
+            try:
+                tarfile.data_filter(member, str(destination))
+            except tarfile.FilterError as exc:
+                raise BackupError(f"{archive}: member {member.name!r} is refused ({exc})") from None
 
 
 def _sha256(path: Path) -> str:
