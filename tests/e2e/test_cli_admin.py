@@ -1,4 +1,4 @@
-"""``registry keys`` and ``registry audit verify`` against the running stack's database."""
+"""``registry keys`` (through the registration service) and ``registry audit verify`` (the audit database)."""
 
 import asyncio
 import json
@@ -28,7 +28,10 @@ async def cli(stack: EmbeddedStack, *args: str) -> tuple[int, str]:
         **os.environ,
         "MONGODB_URI": stack.settings.mongodb_uri,
         "AUDIT_MONGODB_URI": stack.settings.audit_mongodb_uri,  # the audit log's own server
+        "REGISTRY_API_KEY": ADMIN_KEY.token,
+        "REGISTRY_REGISTRATION_URL": stack.url("registration"),
     }
+    env.pop("REGISTRY_GATEWAY_URL", None)
     process = await asyncio.create_subprocess_exec(
         REGISTRY, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
@@ -46,7 +49,7 @@ async def test_keys_made_by_the_cli_work_list_without_secrets_and_revoke(stack: 
         assert (await http.get("/v1/models")).status_code == 200
         code, out = await cli(stack, "keys", "list", "--team", "cli-team")
         assert code == 0 and created["key_id"] in out and created["token"] not in out
-        code, out = await cli(stack, "keys", "revoke", created["key_id"])
+        code, out = await cli(stack, "keys", "revoke", created["key_id"], "--team", "cli-team")
         assert code == 0, out
 
         async def refused() -> bool:
@@ -54,6 +57,35 @@ async def test_keys_made_by_the_cli_work_list_without_secrets_and_revoke(stack: 
 
         # Services cache keys for KEY_CACHE_SECONDS (1 s in the test stack): refused within that, plus slack.
         await until(refused, timeout=KEY_CACHE_SECONDS + 1, what="the revoked key refused")
+
+
+async def test_keys_made_and_revoked_by_the_cli_are_in_the_teams_audit_log_with_their_actor(
+    stack: EmbeddedStack,
+) -> None:
+    # Found: the CLI wrote the keys collection directly, so its keys left no trace at all.
+    team = f"cli-{uuid.uuid4().hex[:6]}"
+    code, out = await cli(stack, "keys", "create", "--team", team, "--scope", "models:read", "--name", "ci")
+    assert code == 0, out
+    created = json.loads(out)
+    code, out = await cli(stack, "keys", "revoke", created["key_id"], "--team", team)
+    assert code == 0, out
+    async with httpx.AsyncClient(base_url=stack.url("audit"), headers=ADMIN) as http:
+
+        async def audited() -> dict[str, dict[str, Any]] | None:
+            items = (await http.get("/v1/audit", params={"team": team})).json()["items"]
+            found = {e["type"]: e for e in items if e["type"].startswith("registry.event.api_key_")}
+            return found if len(found) == 2 else None
+
+        found = await until(audited, timeout=30, what="the CLI's key created and revoked in the audit log")
+    for entry in found.values():
+        assert (entry["actor"], entry["actor_team"], entry["expires_at"]) == (ADMIN_KEY.key_id, "platform", None)
+        assert created["key_id"] in entry["detail"]
+        assert created["token"].rsplit("_", 1)[1] not in json.dumps(entry)
+
+
+async def test_a_key_revoked_by_the_cli_must_name_its_team(stack: EmbeddedStack) -> None:
+    code, out = await cli(stack, "keys", "revoke", "abcd1234", "--team", "nobody-here")
+    assert code != 0 and "abcd1234" in out
 
 
 async def test_unknown_scopes_are_refused(stack: EmbeddedStack) -> None:

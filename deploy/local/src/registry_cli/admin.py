@@ -1,4 +1,4 @@
-"""``registry keys …`` and ``registry audit verify``: operate on the running stack's MongoDB."""
+"""``registry keys …`` (through the registration service, which owns keys) and ``registry audit verify``."""
 
 from __future__ import annotations
 
@@ -11,17 +11,18 @@ from typing import Annotated, Any
 import typer
 
 from audit.chain import ChainKey, Verdict, verify
+from registry_cli.output import ApiKey, print_json, registry
 from registry_cli.secrets import load_or_create
-from shared.chassis.keystore import issue_key, key_public
-from shared.chassis.mongo import API_KEYS, make_client
+from shared.chassis.mongo import make_client
 from shared.chassis.settings import CommonSettings
 from shared.contract.auth import SCOPES
 
-keys_app = typer.Typer(help="Create, list and revoke API keys (writes api_keys directly).", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Create, list and revoke API keys through the registration service (a team:admin or platform:admin key).",
+    no_args_is_help=True,
+)
 audit_app = typer.Typer(help="Audit log tools.", no_args_is_help=True)
 
-MongoUri = Annotated[str, typer.Option(envvar="MONGODB_URI", help="MongoDB of the running stack")]
-DEFAULT_URI = "mongodb://127.0.0.1:27017/?retryWrites=false&directConnection=true"
 # The audit log's database: its own server in the embedded stack; the shared one elsewhere.
 AuditMongoUri = Annotated[
     str,
@@ -49,46 +50,31 @@ def create(
     scope: Annotated[list[str], typer.Option(help=f"Repeatable: {', '.join(SCOPES)}")],
     name: Annotated[str, typer.Option(help="A label for the key")] = "cli",
     expires_at: Annotated[datetime | None, typer.Option(help="Optional expiry (ISO 8601)")] = None,
-    mongodb_uri: MongoUri = DEFAULT_URI,
+    api_key: ApiKey = None,
 ) -> None:
-    """Create a key and print it (the token is shown this once)."""
+    """Create a key and print it as JSON (the token is shown this once); the audit log records who made it."""
     unknown = sorted(set(scope) - set(SCOPES))
     if unknown:
         raise typer.BadParameter(f"unknown scopes {unknown}; use {', '.join(SCOPES)}")
     expiry = expires_at.replace(tzinfo=expires_at.tzinfo or UTC) if expires_at else None
-
-    async def action(db: Any) -> dict[str, Any]:
-        key, record = await issue_key(
-            db[API_KEYS], team=team, name=name, scopes=scope, created_by="cli", expires_at=expiry
-        )
-        return {**key_public(record), "token": key.token}
-
-    typer.echo(json.dumps(asyncio.run(_with_db(mongodb_uri, action)), indent=2))
+    with registry(api_key) as client:
+        created = client.create_api_key(team, name, scope, expires_at=expiry)
+    print_json(created)
 
 
 @keys_app.command("list")
-def list_keys(team: Annotated[str, typer.Option()], mongodb_uri: MongoUri = DEFAULT_URI) -> None:
-    """List a team's keys (no secrets)."""
-
-    async def action(db: Any) -> list[dict[str, Any]]:
-        return [key_public(doc) for doc in await db[API_KEYS].find({"team": team}).to_list()]
-
-    typer.echo(json.dumps(asyncio.run(_with_db(mongodb_uri, action)), indent=2))
+def list_keys(team: Annotated[str, typer.Option()], api_key: ApiKey = None) -> None:
+    """List a team's keys as JSON (no secrets)."""
+    with registry(api_key) as client:
+        keys = client.list_api_keys(team)
+    print_json(keys.items)
 
 
 @keys_app.command("revoke")
-def revoke(key_id: str, mongodb_uri: MongoUri = DEFAULT_URI) -> None:
+def revoke(key_id: str, team: Annotated[str, typer.Option(help="The key's team")], api_key: ApiKey = None) -> None:
     """Revoke a key; services refuse it within their key cache time (5 s by default)."""
-
-    async def action(db: Any) -> int:
-        result = await db[API_KEYS].update_one(
-            {"_id": key_id}, {"$set": {"revoked": True, "revoked_at": datetime.now(UTC)}}
-        )
-        return int(result.matched_count)
-
-    if not asyncio.run(_with_db(mongodb_uri, action)):
-        typer.echo(f"no key {key_id!r}", err=True)
-        raise typer.Exit(1)
+    with registry(api_key) as client:
+        client.revoke_api_key(team, key_id)
     typer.echo(f"revoked {key_id}")
 
 

@@ -18,6 +18,7 @@ from shared.contract import messages
 from shared.contract.auth import Principal, bearer_token, parse_api_key
 from shared.contract.documents import Document
 from shared.contract.envelope import CloudEvent
+from shared.contract.identity_events import IDENTITY_EVENT_MODELS
 from shared.contract.sortkeys import time_key
 
 _ACCESS_OUTCOMES = {
@@ -125,11 +126,22 @@ def _attribution(event: CloudEvent, principal: Principal | None, signed: bool) -
             "model": model if acts else None,
             "claims": None if acts or team is None else {"team": team, "model": model},
         }
-    if signed:  # a service's own event: it states the team and, for access events, the key
+    if signed:  # a service's own event: it states the team and the key that acted
         actor = _text(data.get("principal")) or _text(data.get("created_by"))
-        return {"verified": "service", "actor": actor, "actor_team": None, "team": team, "model": model, "claims": None}
-    claimed_actor = None
-    if event.authorization:
+        actor_team = None
+        if event.type in IDENTITY_EVENT_MODELS:  # keys and webhooks name their actor and its team
+            actor, actor_team = _text(data.get("actor")), _text(data.get("actor_team"))
+        return {
+            "verified": "service",
+            "actor": actor,
+            "actor_team": actor_team,
+            "team": team,
+            "model": model,
+            "claims": None,
+        }
+    # The key id an unproven record names (a signature that does not verify, a refused bearer key).
+    claimed_actor = event.proof.key_id[:64] if event.proof else None
+    if claimed_actor is None and event.authorization:
         parsed = parse_api_key(bearer_token(event.authorization) or "")
         claimed_actor = parsed[0] if parsed else "malformed-key"
     claims = {"actor": claimed_actor or _text(data.get("principal")), "team": team, "model": model}
@@ -157,8 +169,19 @@ def _detail(event: CloudEvent) -> str | None:
         return f"{data.get('method')} {data.get('path')} {data.get('status')}"[:500]
     if event.type == messages.COMMAND_REJECTED:
         return (_text(data.get("message")) or "")[:500] or None
+    if event.type in IDENTITY_EVENT_MODELS:
+        return _identity_detail(data)
     version = _text(data.get("version"))
     return f"version {version[:256]}" if version else None
+
+
+def _identity_detail(data: dict[str, Any]) -> str:
+    """What changed, in a line: the key and its scopes, or the webhook and where it points."""
+    if "key_id" in data:
+        scopes = data.get("scopes")
+        listed = ",".join(s for s in scopes if isinstance(s, str)) if isinstance(scopes, list) else ""
+        return f"key {_text(data.get('key_id'))} ({_text(data.get('key_name')) or ''}) scopes {listed}"[:500]
+    return f"webhook {_text(data.get('webhook_id'))} -> {_text(data.get('url'))}"[:500]
 
 
 def _text(value: Any) -> str | None:

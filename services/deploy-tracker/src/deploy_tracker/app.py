@@ -29,6 +29,7 @@ from shared.chassis.mongo import (
     pinger,
 )
 from shared.contract.envelope import CloudEvent
+from shared.outbox.changes import ChangeLog
 from shared.outbox.relay import OutboxRelay, kafka_publisher
 from shared.outbox.rows import writer_id
 
@@ -49,7 +50,7 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
         },
     )
     repo = MongoRepository(client, service.db, writer=writer_id())
-    identity = RecordIdentity(keystore=service.keystore, signer=service.signer)
+    identity = RecordIdentity.of(settings, keystore=service.keystore, signer=service.signer)
     probe = pinger(client)
     relay = OutboxRelay(
         repo=repo,
@@ -108,6 +109,7 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
     )
     service.app.state.db, service.app.state.settings = service.db, settings
     service.app.state.secret_box = box
+    service.app.state.changes = ChangeLog(repo, client, wake=relay.notify)  # webhook changes as events
     service.app.include_router(routes.router)
     service.app.include_router(webhook_routes.router)
     asyncapi.serve(service.app, settings, consumes=["deploy", "events"], publishes=["events", "access", "deploy"])

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from shared.contract.documents import Document
 from shared.contract.envelope import CloudEvent
+from shared.contract.identity_events import IDENTITY_EVENT_MODELS
 
 
 def teams_of(events: Iterable[CloudEvent]) -> list[str]:
@@ -16,10 +17,14 @@ def teams_of(events: Iterable[CloudEvent]) -> list[str]:
 
 
 def wants(subscription: Document, event: CloudEvent) -> bool:
-    """Whether ``subscription`` gets ``event``: active, of the event's team, subscribed to its type (or ``*``)."""
+    """Whether ``subscription`` gets ``event``: active, of the event's team, subscribed to its type (or ``*``).
+
+    Key and webhook changes are for the audit log only: they leave the registry through no webhook.
+    """
     types = subscription["event_types"]
     return (
-        subscription.get("active") is True
+        event.type not in IDENTITY_EVENT_MODELS
+        and subscription.get("active") is True
         and subscription["team"] == event.data.get("team")
         and (event.type in types or "*" in types)
     )

@@ -7,11 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.secret_box import SecretBox
+from deploy_tracker.webhook_events import webhook_event
 from deploy_tracker.webhook_secrets import new_secret
 from deploy_tracker.webhook_targets import TargetRefused, check_target
 from shared.chassis.http_auth import administers_team
@@ -28,8 +30,17 @@ from shared.contract.admin_views import (
 )
 from shared.contract.auth import Principal
 from shared.contract.documents import Document
+from shared.contract.identity_events import (
+    IDENTITY_EVENT_MODELS,
+    WEBHOOK_CREATED,
+    WEBHOOK_DELETED,
+    WEBHOOK_SECRET_ROTATED,
+)
+from shared.outbox.changes import ChangeLog
 
-EVENT_TYPES = sorted(set(messages.EVENT_MODELS) - {messages.DEPLOY_STATUS_REPORTED} | {"*"})
+# Key and webhook changes go to the audit log only, never to a webhook (webhook_fanout.wants).
+_UNSUBSCRIBABLE = {messages.DEPLOY_STATUS_REPORTED, *IDENTITY_EVENT_MODELS}
+EVENT_TYPES = sorted(set(messages.EVENT_MODELS) - _UNSUBSCRIBABLE | {"*"})
 _EVENT_PATTERN = "^(" + "|".join(re.escape(t) for t in EVENT_TYPES) + ")$"
 EventType = Annotated[str, StringConstraints(pattern=_EVENT_PATTERN)]
 
@@ -69,6 +80,11 @@ def _webhooks(request: Request) -> AsyncCollection[Document]:
     return db[WEBHOOKS]
 
 
+def _changes(request: Request) -> ChangeLog:
+    changes: ChangeLog = request.app.state.changes
+    return changes
+
+
 def _deliveries(request: Request) -> AsyncCollection[Document]:
     db: AsyncDatabase[Document] = request.app.state.db
     return db[WEBHOOK_DELIVERIES]
@@ -78,6 +94,7 @@ Settings = Annotated[DeployTrackerSettings, Depends(_settings)]
 Webhooks = Annotated[AsyncCollection[Document], Depends(_webhooks)]
 Box = Annotated[SecretBox, Depends(_box)]
 Deliveries = Annotated[AsyncCollection[Document], Depends(_deliveries)]
+Changes = Annotated[ChangeLog, Depends(_changes)]
 TeamAdmin = Annotated[Principal, Depends(administers_team("webhooks"))]
 
 
@@ -100,9 +117,18 @@ router = APIRouter(
 
 @router.post("", status_code=201)
 async def create(
-    team: SlugPath, body: WebhookCreate, caller: TeamAdmin, webhooks: Webhooks, settings: Settings, box: Box
+    team: SlugPath,
+    body: WebhookCreate,
+    caller: TeamAdmin,
+    webhooks: Webhooks,
+    settings: Settings,
+    box: Box,
+    changes: Changes,
 ) -> WebhookCreated:
-    """Subscribe; the response's ``secret`` signs every delivery and is not shown again."""
+    """Subscribe; the response's ``secret`` signs every delivery and is not shown again.
+
+    The subscription and its ``webhook_created`` event (without the secret) commit together.
+    """
     try:
         await check_target(body.url, allow_private=settings.allow_private_webhooks)
     except TargetRefused as exc:
@@ -116,7 +142,11 @@ async def create(
         "created_at": datetime.now(UTC),
         "created_by": caller.key_id,
     }
-    await webhooks.insert_one(doc)
+
+    async def insert(session: AsyncClientSession) -> None:
+        await webhooks.insert_one(doc, session=session)
+
+    await changes.commit([webhook_event(doc, WEBHOOK_CREATED, actor=caller)], insert)
     return WebhookCreated.of(doc | {"secret": secret})
 
 
@@ -127,29 +157,48 @@ async def list_webhooks(team: SlugPath, _: TeamAdmin, webhooks: Webhooks) -> Web
 
 
 @router.delete("/{webhook_id}", status_code=204, responses=NOT_FOUND)
-async def delete(webhook: Owned, webhooks: Webhooks) -> None:
-    """Remove a subscription; pending deliveries stop."""
-    await webhooks.delete_one({"_id": webhook["_id"]})
+async def delete(webhook: Owned, caller: TeamAdmin, webhooks: Webhooks, changes: Changes) -> None:
+    """Remove a subscription; pending deliveries stop; ``webhook_deleted`` tells the audit log."""
+
+    async def remove(session: AsyncClientSession) -> None:
+        await webhooks.delete_one({"_id": webhook["_id"]}, session=session)
+
+    await changes.commit([webhook_event(webhook, WEBHOOK_DELETED, actor=caller)], remove)
 
 
 @router.post("/{webhook_id}/secret", responses=NOT_FOUND)
 async def rotate_secret(
-    webhook: Owned, webhooks: Webhooks, settings: Settings, box: Box, body: SecretRotation | None = None
+    webhook: Owned,
+    caller: TeamAdmin,
+    webhooks: Webhooks,
+    settings: Settings,
+    box: Box,
+    changes: Changes,
+    body: SecretRotation | None = None,
 ) -> WebhookCreated:
-    """Replace the signing secret; the old one keeps signing (beside the new) for the overlap."""
+    """Replace the signing secret; the old one keeps signing (beside the new) for the overlap.
+
+    ``webhook_secret_rotated`` (the overlap, never a secret) commits with the new secret.
+    """
     overlap = body.previous_valid_seconds if body else None
     seconds = settings.webhook_secret_overlap_seconds if overlap is None else overlap
     secret = new_secret()
-    changes: dict[str, Any] = {"secret": box.seal(secret)}
+    fields: dict[str, Any] = {"secret": box.seal(secret)}
     if box.open_each([webhook["secret"]]):  # an unreadable one (its key dropped) is not kept signing
-        changes |= {
+        fields |= {
             "previous_secret": webhook["secret"],  # still sealed, as stored
             "previous_secret_expires_at": datetime.now(UTC) + timedelta(seconds=seconds),
         }
     else:
-        changes |= {"previous_secret": None, "previous_secret_expires_at": None}
-    await webhooks.update_one({"_id": webhook["_id"], "team": webhook["team"]}, {"$set": changes})
-    return WebhookCreated.of(webhook | changes | {"secret": secret})
+        fields |= {"previous_secret": None, "previous_secret_expires_at": None}
+
+    async def rekey(session: AsyncClientSession) -> None:
+        await webhooks.update_one({"_id": webhook["_id"], "team": webhook["team"]}, {"$set": fields}, session=session)
+
+    kept = round(seconds) if fields["previous_secret"] else 0
+    event = webhook_event(webhook, WEBHOOK_SECRET_ROTATED, actor=caller, previous_valid_seconds=kept)
+    await changes.commit([event], rekey)
+    return WebhookCreated.of(webhook | fields | {"secret": secret})
 
 
 @router.get("/{webhook_id}/deliveries", responses=NOT_FOUND)

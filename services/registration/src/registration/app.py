@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from registration import curation_routes, keys_routes, metrics, routes
+from registration import curation_routes, internal_routes, keys_routes, metrics, routes
 from registration.config import RegistrationSettings
 from registration.group_commit import GroupCommit
 from registration.handlers import Command, Outcome, handle_commands
+from registration.key_events import announce_unannounced
 from registration.repository import MongoRepository
 from registration.subscribers import register_command_subscriber
 from shared.chassis import asyncapi
 from shared.chassis.http_app import service_app
+from shared.chassis.identity import RecordIdentity
 from shared.chassis.kafka import make_broker
 from shared.chassis.mongo import (
     API_KEYS,
@@ -25,6 +27,8 @@ from shared.chassis.mongo import (
     pinger,
 )
 from shared.chassis.ratelimit import RateLimiter
+from shared.chassis.verifiers import VerifierBox, sealed_verifiers
+from shared.outbox.changes import ChangeLog
 from shared.outbox.relay import OutboxRelay, kafka_publisher
 from shared.outbox.rows import writer_id
 
@@ -33,11 +37,14 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     """Wire the Kafka consumer, the outbox relay and the HTTP write API."""
     client = make_client(settings)
     broker = make_broker(settings)
+    # Keys' signature verifiers are sealed in their records; the other services fetch them here.
+    verifier_box = VerifierBox.of(settings)
     service = service_app(
         settings=settings,
         client=client,
         broker=broker,
         consumer_groups={settings.consumer_group: [settings.topic_commands]},
+        verifiers=sealed_verifiers(verifier_box),
     )
     repo = MongoRepository(client, service.db, writer=writer_id())
     relay = OutboxRelay(
@@ -47,6 +54,9 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
         interval=settings.relay_interval_seconds,
         name="outbox",
     )
+
+    # Key changes are announced through the same outbox as the command outcomes (key_events).
+    changes = ChangeLog(repo, client, wake=relay.notify)
 
     async def handle_batch(commands: list[Command]) -> list[Outcome]:
         outcomes = await handle_commands(
@@ -63,13 +73,17 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
         await ensure_indexes(service.db, [MODELS, MODEL_VERSIONS, OUTBOX, RELAY_CHECKPOINTS, SHARES, API_KEYS])
         await repo.backfill_feed_keys()
 
+    async def announce_keys() -> None:
+        await announce_unannounced(changes, service.db[API_KEYS])
+
     service.on_start(create_indexes)
+    service.on_start(announce_keys)
     service.in_background("outbox-relay", relay.run)
     register_command_subscriber(
         broker,
         settings,
         handle_batch=handle_batch,
-        resolve_principal=service.keystore.authenticate,
+        identity=RecordIdentity.of(settings, keystore=service.keystore, signer=service.signer),
         limiter=RateLimiter(rate=settings.command_rate_per_second, burst=settings.command_burst),
         probe=pinger(client),
     )
@@ -78,6 +92,9 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     service.app.include_router(routes.router)
     service.app.include_router(curation_routes.router)
     service.app.include_router(keys_routes.router)
+    service.app.include_router(internal_routes.router)
+    service.app.state.verifier_box = verifier_box
     service.app.state.relay = relay
     service.app.state.repo = repo
+    service.app.state.changes = changes
     return service.app

@@ -1,13 +1,16 @@
 """API-key management for a team (``team:admin``): create (shown once), list, revoke."""
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
 from registration.config import RegistrationSettings
+from registration.key_events import announce, key_event
 from shared.chassis.http_app import Service
 from shared.chassis.http_auth import administers_team
 from shared.chassis.http_params import IdPath, SlugPath
@@ -17,7 +20,9 @@ from shared.chassis.problems import Problem, documented, keyed_route_refusals
 from shared.contract.admin_views import ApiKeyList
 from shared.contract.auth import PLATFORM_TEAM, SCOPES, Principal
 from shared.contract.documents import Document
+from shared.contract.identity_events import API_KEY_CREATED, API_KEY_REVOKED
 from shared.contract.views import ApiKeyCreated, ApiKeyPublic
+from shared.outbox.changes import AlreadyAnnounced, ChangeLog
 
 
 class RateLimit(BaseModel):
@@ -56,6 +61,11 @@ def _keystore(request: Request) -> KeyStore:
     return _service(request).keystore
 
 
+def _changes(request: Request) -> ChangeLog:
+    changes: ChangeLog = request.app.state.changes
+    return changes
+
+
 def _quota(request: Request) -> int:
     settings = _service(request).settings
     if not isinstance(settings, RegistrationSettings):
@@ -65,6 +75,7 @@ def _quota(request: Request) -> int:
 
 TeamAdmin = Annotated[Principal, Depends(administers_team("keys"))]
 Keys = Annotated[AsyncCollection[Document], Depends(_keys)]
+Changes = Annotated[ChangeLog, Depends(_changes)]
 router = APIRouter(
     prefix="/v1/teams/{team}/api-keys",
     tags=["api-keys"],
@@ -96,9 +107,11 @@ async def create_key(
     caller: TeamAdmin,
     keys: Keys,
     quota: Annotated[int, Depends(_quota)],
+    changes: Changes,
     response: Response,
+    request: Request,
 ) -> ApiKeyCreated:
-    """Create a key; its ``token`` is in this response only."""
+    """Create a key; its ``token`` is in this response only; ``api_key_created`` tells the audit log."""
     refusal = _refusal(team, body, caller)
     if refusal:
         raise Problem("invalid", refusal)
@@ -114,7 +127,10 @@ async def create_key(
         created_by=caller.key_id,
         expires_at=body.expires_at,
         rate_limit=limit,
+        verifiers=request.app.state.verifier_box,  # so the key can sign Kafka records
     )
+    # Stored first, then announced: a crash in between is announced at the next start (key_events).
+    await announce(changes, keys, record, API_KEY_CREATED, actor=caller)
     response.headers["Location"] = f"/v1/teams/{team}/api-keys/{key.key_id}"
     response.headers["Cache-Control"] = "no-store"
     return ApiKeyCreated(**ApiKeyPublic.of(record).model_dump(), token=key.token)
@@ -129,12 +145,25 @@ async def list_keys(team: SlugPath, caller: TeamAdmin, keys: Keys) -> ApiKeyList
 
 @router.delete("/{key_id}", status_code=204, responses=documented("not_found"))
 async def revoke_key(
-    team: SlugPath, key_id: IdPath, caller: TeamAdmin, keys: Keys, keystore: Annotated[KeyStore, Depends(_keystore)]
+    team: SlugPath,
+    key_id: IdPath,
+    caller: TeamAdmin,
+    keys: Keys,
+    keystore: Annotated[KeyStore, Depends(_keystore)],
+    changes: Changes,
 ) -> None:
-    """Revoke a key: this service refuses it at once, the others within the key cache time."""
-    result = await keys.update_one(
-        {"_id": key_id, "team": team}, {"$set": {"revoked": True, "revoked_at": datetime.now(UTC)}}
-    )
-    if result.matched_count == 0:
+    """Revoke a key: this service refuses it at once, the others within the key cache time.
+
+    The revocation and its ``api_key_revoked`` event commit together; a key is revoked once.
+    """
+    record = await keys.find_one({"_id": key_id, "team": team})
+    if record is None:
         raise Problem("not_found", f"team {team!r} has no key {key_id!r}")
+
+    async def revoke(session: AsyncClientSession) -> None:
+        revoked = {"$set": {"revoked": True, "revoked_at": datetime.now(UTC)}, "$addToSet": {"announced": "revoked"}}
+        await keys.update_one({"_id": key_id, "team": team}, revoked, session=session)
+
+    with contextlib.suppress(AlreadyAnnounced):  # revoked and announced before: nothing changes
+        await changes.commit([key_event(record, API_KEY_REVOKED, actor=caller)], revoke)
     keystore.forget(key_id)

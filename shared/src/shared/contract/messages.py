@@ -9,6 +9,7 @@ import semver
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.contract import catalog
+from shared.contract.identity_events import IDENTITY_EVENT_MODELS
 from shared.contract.jsonbounds import FIELD_NAME_PATTERN, check_document
 
 # --- ce_type values -------------------------------------------------------------------------
@@ -379,6 +380,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     VERSION_APPROVAL_CHANGED: VersionApprovalChanged,
     MODEL_UPDATED: ModelUpdated,
     MODEL_VERSION_DELETED: ModelVersionDeleted,
+    **IDENTITY_EVENT_MODELS,  # keys and webhooks (shared.contract.identity_events)
     DEPLOY_STATUS_REPORTED: DeploymentStatusReported,
     ACCESS_READ: AccessRecorded,
     ACCESS_WRITE: AccessRecorded,

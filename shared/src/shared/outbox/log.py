@@ -42,6 +42,20 @@ class MongoOutboxLog:
                 self._numbering.give_back(before)
                 raise
 
+    async def commit_with_rows(
+        self,
+        client: AsyncMongoClient[Document],
+        rows: list[Document],
+        write: Callable[[AsyncClientSession], Awaitable[None]],
+    ) -> None:
+        """Run ``write`` and insert the outbox ``rows`` in one transaction (a change and its events)."""
+
+        async def both(session: AsyncClientSession) -> None:
+            await write(session)
+            await self._outbox.insert_many(rows, session=session)
+
+        await self.commit_numbered(client, rows, both)
+
     async def register_writer(self) -> None:
         await self._checkpoints.update_one(
             {"_id": self.writer}, {"$setOnInsert": {"seq": 0}, "$set": {"seen_at": datetime.now(UTC)}}, upsert=True
