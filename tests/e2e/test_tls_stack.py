@@ -37,6 +37,13 @@ def trust(settings: StackSettings) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(settings.tls_dir / "ca.pem"))
 
 
+def certified(settings: StackSettings) -> ssl.SSLContext:
+    """Trusts the stack's CA and presents the stack's client certificate (the broker's front requires one)."""
+    context = trust(settings)
+    context.load_cert_chain(settings.tls_dir / "client.pem", settings.tls_dir / "client-key.pem")
+    return context
+
+
 async def test_register_then_read_over_https_and_a_command_over_kafka_tls(tls_stack: tuple[EmbeddedStack, str]) -> None:
     stack, token = tls_stack
     settings, team = stack.settings, f"tls{uuid.uuid4().hex[:8]}"
@@ -56,7 +63,7 @@ async def test_register_then_read_over_https_and_a_command_over_kafka_tls(tls_st
 
         # The Kafka path: a command published over TLS, consumed by registration over TLS.
         producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap, security_protocol="SSL", ssl_context=trust(settings)
+            bootstrap_servers=settings.kafka_bootstrap, security_protocol="SSL", ssl_context=certified(settings)
         )
         await producer.start()
         try:
@@ -86,6 +93,16 @@ async def test_no_hop_answers_in_the_clear_or_to_a_client_without_a_certificate(
     with pytest.raises(KafkaConnectionError):
         await consumer.start()
     await consumer.stop()
+    # TLS, but no client certificate: found taken by the broker's front, which has no other check.
+    anonymous_kafka = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        security_protocol="SSL",
+        ssl_context=trust(settings),
+        request_timeout_ms=3000,
+    )
+    with pytest.raises(KafkaConnectionError):
+        await anonymous_kafka.start()
+    await anonymous_kafka.stop()
     uri = f"mongodb://{settings.host}:{settings.mongo_port}/?directConnection=true&serverSelectionTimeoutMS=2000"
     plain: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
     with pytest.raises(PyMongoError):

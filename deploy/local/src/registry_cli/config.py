@@ -52,6 +52,10 @@ class StackSettings(BaseSettings):
     # `registry up --tls`: TLS on every hop (broker, both databases with client certificates,
     # the services' own HTTPS), with certificates from the data directory's CA (registry_cli.stack_tls).
     tls: bool = False
+    # With --tls, each TLS front (registry_cli.tls_proxy): how many connections it holds at once
+    # (more are closed before their handshake) and how long one may carry nothing before it is closed.
+    tls_front_max_connections: int = 1024
+    tls_front_idle_seconds: float = 600.0
 
     @property
     def tls_dir(self) -> Path:

@@ -28,6 +28,7 @@ from registry_cli.supervise import Supervisor
 from shared.chassis.bootstrap import store_bootstrap_key
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.keystore import issue_key
+from shared.chassis.verifiers import VerifierBox
 from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED, INDEXES, ensure_indexes, make_client
 from shared.chassis.settings import CommonSettings
 from shared.contract.auth import PLATFORM_TEAM
@@ -56,7 +57,13 @@ def common_settings(stack: StackSettings) -> CommonSettings:
     )
     if not stack.tls:
         return settings
-    tls = {"kafka_security_protocol": "SSL", "kafka_ssl_cafile": str(stack_tls(stack).ca.resolve())}
+    files = stack_tls(stack)
+    tls = {
+        "kafka_security_protocol": "SSL",
+        "kafka_ssl_cafile": str(files.ca.resolve()),
+        "kafka_ssl_certfile": str(files.client.cert.resolve()),  # the broker's front requires one
+        "kafka_ssl_keyfile": str(files.client.key.resolve()),
+    }
     return settings.model_copy(update=tls)
 
 
@@ -90,13 +97,16 @@ def _peers(stack: StackSettings, service: str) -> dict[str, str]:
     """What a service reaches besides the shared broker and database.
 
     The audit log has its own database server; the console (in query) acts through registration
-    and reads audit.
+    and reads audit; the tracker and audit fetch keys' signature verifiers from registration.
     """
+    ports = stack.service_ports()
+    verifiers = {"REGISTRATION_INTERNAL_URL": f"{stack.scheme}://{stack.host}:{ports['registration']}"}
     if service == "audit":
-        return {"AUDIT_MONGODB_URI": stack.audit_mongodb_uri}
+        return {"AUDIT_MONGODB_URI": stack.audit_mongodb_uri, **verifiers}
+    if service == "deploy-tracker":
+        return verifiers
     if service != "query":
         return {}
-    ports = stack.service_ports()
     return {
         "QUERY_REGISTRATION_URL": f"{stack.scheme}://{stack.host}:{ports['registration']}",
         "QUERY_AUDIT_URL": f"{stack.scheme}://{stack.host}:{ports['audit']}",
@@ -158,7 +168,7 @@ class EmbeddedStack:
         )
         await self.kafka.start()
         # With --tls each stand-in listens on a private loopback port behind a TLS front on the
-        # stack's own port (registry_cli.tls_proxy says why); the databases' fronts require a
+        # stack's own port (registry_cli.tls_proxy says why); every front requires the stack's
         # client certificate.
         mongo_port = free_port(LOOPBACK) if s.tls else s.mongo_port
         audit_mongo_port = free_port(LOOPBACK) if s.tls else s.audit_mongo_port
@@ -170,15 +180,15 @@ class EmbeddedStack:
             await server.start()
         if s.tls:
             fronts = [
-                ("kafka-tls", s.kafka_port, broker_port, False),
-                ("mongodb-tls", s.mongo_port, mongo_port, True),
-                ("audit-mongodb-tls", s.audit_mongo_port, audit_mongo_port, True),
+                ("kafka-tls", s.kafka_port, broker_port),
+                ("mongodb-tls", s.mongo_port, mongo_port),
+                ("audit-mongodb-tls", s.audit_mongo_port, audit_mongo_port),
             ]
-            for name, listen, to, client_ca in fronts:
-                front = Child(name, tls_front_argv(s, listen=listen, to=to, client_ca=client_ca), quiet=self.quiet)
+            for name, listen, to in fronts:
+                front = Child(name, tls_front_argv(s, listen=listen, to=to), quiet=self.quiet)
                 await front.start()
                 self.tls_fronts.append(front)
-            for front, (_, listen, _, _) in zip(self.tls_fronts, fronts, strict=True):
+            for front, (_, listen, _) in zip(self.tls_fronts, fronts, strict=True):
                 await wait_for_port(s.host, listen, timeout=20, process=front)
             await wait_for_port(private_host, broker_port, timeout=20, process=self.kafka)
         await wait_for_port(s.host, s.kafka_port, timeout=20, process=self.kafka)
@@ -198,7 +208,10 @@ class EmbeddedStack:
             await ensure_indexes(client[settings.mongodb_database], others, settings=settings)
             try:
                 self.admin_key = await store_bootstrap_key(
-                    client[settings.mongodb_database], s.bootstrap_admin_key, created_by="registry up"
+                    client[settings.mongodb_database],
+                    s.bootstrap_admin_key,
+                    created_by="registry up",
+                    verifiers=VerifierBox.of(settings),
                 )
             except ValueError as exc:
                 raise StackError(f"REGISTRY_BOOTSTRAP_ADMIN_KEY: {exc}") from None
@@ -368,6 +381,7 @@ async def unthrottled_admin_key(stack: EmbeddedStack, *, name: str) -> str:
             scopes=["platform:admin"],
             created_by=name,
             rate_limit=(1e6, 1_000_000),
+            verifiers=VerifierBox.of(settings),  # so it can sign Kafka records
         )
     finally:
         await client.close()

@@ -1,9 +1,9 @@
 """The embedded stack's TLS material (``registry up --tls``): one server certificate, one client's.
 
 Every server of the stack (the TLS fronts of the broker and of both databases, the four services)
-presents the ``stack`` certificate, valid for the stack's host and ``localhost``; every client
-that must prove itself (the services and tools to the databases, whose fronts require a client
-certificate) presents ``client``. Both are signed by the data directory's CA (:mod:`registry_cli.certificates`),
+presents the ``stack`` certificate, valid for the stack's host and ``localhost``; every client of
+the broker and the databases (the services, the CLI, tools), whose fronts all require a client
+certificate, presents ``client``. Both are signed by the data directory's CA (:mod:`registry_cli.certificates`),
 which is what every client trusts. PyMongo wants a client's certificate and key in one file.
 """
 
@@ -23,6 +23,7 @@ class StackTls:
     """The files: the server's chain and key, the client's combined PEM, and the CA."""
 
     server: Leaf
+    client: Leaf
     client_pem: Path
 
     @property
@@ -39,7 +40,7 @@ def stack_tls(settings: StackSettings) -> StackTls:
     pem = client.cert.read_bytes() + client.key.read_bytes()
     if not combined.exists() or combined.read_bytes() != pem:  # made again with the client's certificate
         write_private(combined, pem)
-    return StackTls(server, combined)
+    return StackTls(server, client, combined)
 
 
 def service_tls_env(settings: StackSettings, service: str) -> dict[str, str]:
@@ -50,8 +51,11 @@ def service_tls_env(settings: StackSettings, service: str) -> dict[str, str]:
     env = {
         "KAFKA_SECURITY_PROTOCOL": "SSL",
         "KAFKA_SSL_CAFILE": str(tls.ca.resolve()),
+        "KAFKA_SSL_CERTFILE": str(tls.client.cert.resolve()),  # the broker's front requires it
+        "KAFKA_SSL_KEYFILE": str(tls.client.key.resolve()),
         "HTTP_TLS_CERT_FILE": str(tls.server.cert.resolve()),
         "HTTP_TLS_KEY_FILE": str(tls.server.key.resolve()),
+        "INTERNAL_CA_FILE": str(tls.ca.resolve()),  # the tracker's and audit's calls to registration
     }
     if service == "query":
         # The console's calls to registration and audit (httpx) trust the stack's CA. Only there:
@@ -60,8 +64,13 @@ def service_tls_env(settings: StackSettings, service: str) -> dict[str, str]:
     return env
 
 
-def tls_front_argv(settings: StackSettings, *, listen: int, to: int, client_ca: bool) -> list[str]:
-    """The command of a TLS front (:mod:`registry_cli.tls_proxy`) on ``listen`` for a stand-in on ``to``."""
+def tls_front_argv(settings: StackSettings, *, listen: int, to: int) -> list[str]:
+    """The command of a TLS front (:mod:`registry_cli.tls_proxy`) on ``listen`` for a stand-in on ``to``.
+
+    Every front requires a client certificate signed by the stack's CA: nobody without the
+    stack's client key gets through, to the broker (which has no authentication of its own) or
+    to a database.
+    """
     tls = stack_tls(settings)
     return [
         sys.executable,
@@ -75,5 +84,10 @@ def tls_front_argv(settings: StackSettings, *, listen: int, to: int, client_ca: 
         str(tls.server.cert.resolve()),
         "--key",
         str(tls.server.key.resolve()),
-        *(["--client-ca", str(tls.ca.resolve())] if client_ca else []),
+        "--client-ca",
+        str(tls.ca.resolve()),
+        "--max-connections",
+        str(settings.tls_front_max_connections),
+        "--idle-seconds",
+        str(settings.tls_front_idle_seconds),
     ]
