@@ -90,7 +90,12 @@ class SearchProjection:
             raise RuntimeError("the search index is still being built")
 
     async def run(self) -> None:
-        """Build, then follow the events topic until cancelled."""
+        """Build, then follow the events topic until cancelled.
+
+        Run again after a failure (the chassis restarts it), it rebuilds: what changed while it was
+        down (an unshare, say) is read from MongoDB, and readiness fails until the rebuild is done.
+        """
+        self.built.clear()
         consumer = AIOKafkaConsumer(
             client_id=f"{self._settings.service_name}-search",
             enable_auto_commit=False,
