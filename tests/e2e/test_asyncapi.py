@@ -14,6 +14,7 @@ from registry_cli.stack import EmbeddedStack
 from shared.chassis.signing import EventSigner
 from shared.contract import messages
 from shared.contract.envelope import CloudEvent
+from shared.contract.identity_events import IDENTITY_EVENT_MODELS
 from tests.factories import ADMIN_KEY, binary_record, register_event
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
 
@@ -65,6 +66,18 @@ def violations(record: Any, schemas: dict[str, tuple[dict[str, Any], dict[str, A
     return [f"{ce_type}: {p}" for p in problems]
 
 
+async def change_keys_and_webhooks(stack: EmbeddedStack, team: str) -> None:
+    """Create and revoke a key, create, re-key and delete a webhook: one of each identity event."""
+    async with httpx.AsyncClient(headers=AUTH, timeout=10) as http:
+        keys = f"{stack.url('registration')}/v1/teams/{team}/api-keys"
+        key = (await http.post(keys, json={"name": "k", "scopes": ["models:read"]})).json()
+        assert (await http.delete(f"{keys}/{key['key_id']}")).status_code == 204
+        hooks = f"{stack.url('deploy-tracker')}/v1/teams/{team}/webhooks"
+        hook = (await http.post(hooks, json={"url": "http://127.0.0.1:9/h", "event_types": ["*"]})).json()
+        assert (await http.post(f"{hooks}/{hook['id']}/secret")).status_code == 200
+        assert (await http.delete(f"{hooks}/{hook['id']}")).status_code == 204
+
+
 async def test_each_service_documents_what_it_consumes_and_publishes(stack: EmbeddedStack) -> None:
     docs = await documents(stack)
     for service, (consumes, publishes) in ROLES.items():
@@ -109,6 +122,13 @@ async def test_what_the_services_send_conforms_to_their_documents(stack: Embedde
             assert (await query.get(f"/v1/models/{team}/card")).status_code == 200
         await seen.wait_for(lambda r: header(r, "ce_type") == messages.ACCESS_READ and team in r.value.decode())
         await seen.wait_for(caused_by(refused.id))
+        await change_keys_and_webhooks(stack, team)
+        for change in IDENTITY_EVENT_MODELS:
+
+            def announced(record: Any, change: str = change) -> bool:
+                return header(record, "ce_type") == change and team in record.value.decode()
+
+            await seen.wait_for(announced)
     signer = EventSigner(load_or_create(settings.data_dir).event_signing_key.encode())
     # Everything the services signed on the session's topics (other tests' traffic included), and
     # the commands and reports this test sent: records other tests forged or broke on purpose are not
@@ -123,5 +143,6 @@ async def test_what_the_services_send_conforms_to_their_documents(stack: Embedde
         messages.ACCESS_READ,
         messages.REGISTER_MODEL_VERSION,
         messages.DEPLOY_STATUS_REPORTED,
+        *IDENTITY_EVENT_MODELS,
     } <= kinds
     assert [v for r in checked for v in violations(r, schemas)] == []
