@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 from pymongo import AsyncMongoClient
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 
 from registry_cli.config import StackSettings, throwaway_settings
 from registry_cli.stack import EmbeddedStack, unthrottled_admin_key
@@ -37,7 +37,7 @@ def trust(settings: StackSettings) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(settings.tls_dir / "ca.pem"))
 
 
-def certified(settings: StackSettings) -> ssl.SSLContext:
+def with_client_certificate(settings: StackSettings) -> ssl.SSLContext:
     """Trusts the stack's CA and presents the stack's client certificate (the broker's front requires one)."""
     context = trust(settings)
     context.load_cert_chain(settings.tls_dir / "client.pem", settings.tls_dir / "client-key.pem")
@@ -63,7 +63,9 @@ async def test_register_then_read_over_https_and_a_command_over_kafka_tls(tls_st
 
         # The Kafka path: a command published over TLS, consumed by registration over TLS.
         producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap, security_protocol="SSL", ssl_context=certified(settings)
+            bootstrap_servers=settings.kafka_bootstrap,
+            security_protocol="SSL",
+            ssl_context=with_client_certificate(settings),
         )
         await producer.start()
         try:
@@ -116,6 +118,38 @@ async def test_no_hop_answers_in_the_clear_or_to_a_client_without_a_certificate(
     certified: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_uri)
     assert (await certified.admin.command("ping"))["ok"] == 1
     await certified.close()
+
+
+async def test_the_stand_ins_private_ports_give_nothing_without_credentials(
+    tls_stack: tuple[EmbeddedStack, str],
+) -> None:
+    # Found: behind their TLS fronts the databases listened in plain text, without authentication,
+    # on loopback ports any local user reaches: one insert into api_keys made a platform admin.
+    stack, _ = tls_stack
+    database = "model_registry"
+    for name in ("mongodb", "audit-mongodb"):
+        uri = f"mongodb://127.0.0.1:{stack.private_ports[name]}/?directConnection=true&serverSelectionTimeoutMS=3000"
+        anonymous: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+        try:
+            with pytest.raises(OperationFailure, match="requires authentication"):
+                await anonymous[database]["api_keys"].find_one()
+            with pytest.raises(OperationFailure, match="requires authentication"):
+                await anonymous[database]["api_keys"].insert_one({"team": "platform", "scopes": ["platform:admin"]})
+        finally:
+            await anonymous.close()
+    # A service is its own user, on the servers it uses only: query has no account on the audit log's.
+    query_uri = stack.settings.service_mongodb_uri("query")
+    query: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(query_uri)
+    audit_as_query: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        query_uri.replace(f":{stack.settings.mongo_port}/", f":{stack.settings.audit_mongo_port}/")
+    )
+    try:
+        assert await query[database]["api_keys"].count_documents({}) >= 1
+        with pytest.raises(OperationFailure, match=r"[Aa]uthentication failed"):
+            await audit_as_query[database]["audit_log"].find_one()
+    finally:
+        await query.close()
+        await audit_as_query.close()
 
 
 async def test_the_gateway_reaches_the_https_services_and_verifies_them(tls_stack: tuple[EmbeddedStack, str]) -> None:

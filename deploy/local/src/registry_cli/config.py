@@ -5,8 +5,14 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from registry_cli.secrets import load_or_create
+
+# With --tls the databases require a user (registry_cli.database_users); this one is the stack's own.
+DATABASE_ADMIN = "registry-admin"
 
 
 class StackSettings(BaseSettings):
@@ -92,12 +98,22 @@ class StackSettings(BaseSettings):
         """Connection string of the audit log's own server."""
         return self._mongo_uri(self.audit_mongo_port)
 
-    def _mongo_uri(self, port: int) -> str:
-        uri = f"mongodb://{self.host}:{port}/?retryWrites=false&directConnection=true"
-        if self.tls:  # the server's CA, and this client's certificate: the servers require one
-            tls = self.tls_dir.resolve()
-            uri += f"&tls=true&tlsCAFile={tls / 'ca.pem'}&tlsCertificateKeyFile={tls / 'client-combined.pem'}"
-        return uri
+    def service_mongodb_uri(self, service: str, *, audit_server: bool = False) -> str:
+        """The connection string a service is given: as its own database user with ``--tls``."""
+        return self._mongo_uri(self.audit_mongo_port if audit_server else self.mongo_port, service)
+
+    def _mongo_uri(self, port: int, user: str = DATABASE_ADMIN) -> str:
+        if not self.tls:
+            return f"mongodb://{self.host}:{port}/?retryWrites=false&directConnection=true"
+        # The server's CA, this client's certificate (the fronts require one), and a database user
+        # (the servers behind them require one: registry_cli.database_users).
+        password = load_or_create(self.data_dir).database_password(user)
+        tls = self.tls_dir.resolve()
+        return (
+            f"mongodb://{quote(user, safe='')}:{password}@{self.host}:{port}/?retryWrites=false&directConnection=true"
+            "&authSource=admin&authMechanism=SCRAM-SHA-256"
+            f"&tls=true&tlsCAFile={tls / 'ca.pem'}&tlsCertificateKeyFile={tls / 'client-combined.pem'}"
+        )
 
     def service_ports(self) -> dict[str, int]:
         """HTTP port of each service, by service name."""

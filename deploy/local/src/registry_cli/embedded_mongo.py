@@ -7,31 +7,44 @@ supervisor starts in its place redoes that very batch and waits on those locks a
 On MongoDB the knob is the ``transactionLifetimeLimitSeconds`` server parameter; SecantusDB's
 daemon has no flag for it, so this launcher passes it to the server it builds.
 
-    python -m registry_cli.embedded_mongo --transaction-lifetime-seconds 10 -- <secantus options>
+With ``--users-from-env`` it also writes the users listed (JSON) in ``REGISTRY_DATABASE_USERS``
+into the server's storage before it listens, and runs it with ``--auth``
+(:mod:`registry_cli.database_users` says why).
+
+    python -m registry_cli.embedded_mongo --transaction-lifetime-seconds 10 [--users-from-env] -- <secantus options>
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
+import json
+import os
 import sys
 from typing import Any
 
 import secantus.server
 from secantus.cli import main as secantus_main
 
+from registry_cli.database_users import USERS_ENV, provision
+
 
 def run(argv: list[str]) -> int:
     """Start the daemon with ``argv`` after ``--``, its transactions reaped after the given lifetime."""
     parser = argparse.ArgumentParser(prog="registry_cli.embedded_mongo")
     parser.add_argument("--transaction-lifetime-seconds", type=float, required=True)
+    parser.add_argument("--users-from-env", action="store_true", help=f"provision {USERS_ENV}'s users; --auth")
     at = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:at])
+    users: list[dict[str, Any]] = json.loads(os.environ.pop(USERS_ENV)) if args.users_from_env else []
     server_class: Any = secantus.server.SecantusDBServer
-    server_class.__init__ = functools.partialmethod(
-        server_class.__init__, transaction_lifetime_seconds=args.transaction_lifetime_seconds
-    )
-    return int(secantus_main(argv[at + 1 :]))
+    original = server_class.__init__
+
+    def init(self: Any, *positional: Any, **options: Any) -> None:
+        original(self, *positional, **options, transaction_lifetime_seconds=args.transaction_lifetime_seconds)
+        provision(self.storage, users)  # before the server listens: no moment without its users
+
+    server_class.__init__ = init
+    return int(secantus_main([*argv[at + 1 :], *(["--auth"] if args.users_from_env else [])]))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ and every service must agree on the other.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import secrets
 from dataclasses import dataclass, fields
@@ -25,6 +27,7 @@ class StackSecrets:
     audit_chain_key: str
     webhook_secret_keys: str
     backup_key: str  # signs backup manifests (registry_cli.backup); no service reads it
+    database_secret: str  # the database users' passwords derive from it (database_password)
 
     def env(self) -> dict[str, str]:
         """As the environment variables the services read."""
@@ -34,12 +37,19 @@ class StackSecrets:
             "DEPLOY_TRACKER_WEBHOOK_SECRET_KEYS": self.webhook_secret_keys,
         }
 
+    def database_password(self, user: str) -> str:
+        """The password of the database user ``user`` (``registry up --tls``: registry_cli.database_users)."""
+        return hmac.new(
+            bytes.fromhex(self.database_secret), f"database-user:{user}".encode(), hashlib.sha256
+        ).hexdigest()
+
 
 MAKERS = {
     "event_signing_key": lambda: secrets.token_hex(32),
     "audit_chain_key": lambda: secrets.token_hex(32),
     "webhook_secret_keys": lambda: Fernet.generate_key().decode(),
     "backup_key": lambda: secrets.token_hex(32),
+    "database_secret": lambda: secrets.token_hex(32),
 }
 
 

