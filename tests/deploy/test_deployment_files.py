@@ -7,6 +7,8 @@ entry-point modules that exist, consumers scaled to at most the partition count)
 """
 
 import importlib.util
+import ipaddress
+import json
 import re
 import shutil
 import subprocess
@@ -117,8 +119,26 @@ def test_compose_runs_kraft_kafka_a_replica_set_the_services_and_monitoring() ->
             source = volume.split(":")[0]
             if source.startswith("."):
                 assert (COMPOSE.parent / source).exists(), f"{name} mounts missing {source}"
-    published = [port.split(":")[0] for service in services.values() for port in service.get("ports", [])]
+    published = [port.split(":")[-2] for service in services.values() for port in service.get("ports", [])]
     assert len(published) == len(set(published))
+
+
+def test_compose_publishes_only_the_gateway_and_the_services_believe_only_its_forwarded_headers() -> None:
+    spec = compose()
+    services = spec["services"]
+    assert services["gateway"]["ports"] == ["8443:8443"]
+    for name, service in services.items():
+        if name in SERVICES:
+            assert "ports" not in service, f"{name} must be reached through the gateway only"
+        elif name != "gateway":
+            for port in service.get("ports", []):
+                assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond this host"
+    gateway_address = services["gateway"]["networks"]["default"]["ipv4_address"]
+    subnet = spec["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(gateway_address) in ipaddress.ip_network(subnet)
+    for name in SERVICES:
+        environment = services[name].get("environment", spec["x-service"]["environment"])
+        assert json.loads(environment["TRUSTED_PROXIES"]) == [gateway_address], name
 
 
 def test_compose_alertmanager_reads_the_tested_config_and_its_secrets_from_the_environment() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from registry_cli.stack import EmbeddedStack
 from registry_client import AsyncRegistryClient
+from tests.e2e.console_tools import new_team, sign_in
 from tests.factories import ADMIN_KEY
 
 pytestmark = pytest.mark.e2e
@@ -77,3 +78,15 @@ async def test_the_console_and_mcp_are_served_through_the_gateway(stack: Embedde
         assert mcp.status_code == 200, mcp.text
         assert "serverInfo" in mcp.text
         assert (await http.get("/metrics")).status_code == 404  # scraped inside the cluster, not at the edge
+
+
+async def test_the_consoles_cookies_stay_secure_behind_the_tls_gateway(stack: EmbeddedStack, gateway: str) -> None:
+    # nginx ends TLS and says so in X-Forwarded-Proto; the services believe it from their
+    # TRUSTED_PROXIES only (uvicorn's own default would be any process on 127.0.0.1).
+    _, key = await new_team(stack, "gwc")
+    verify = ssl.create_default_context(cafile=str(stack.settings.data_dir / "tls" / "ca.pem"))
+    async with httpx.AsyncClient(base_url=gateway, verify=verify, timeout=10, follow_redirects=False) as http:
+        signed = await sign_in(http, key)
+    assert signed.status_code == 303, signed.text
+    cookies = [c.lower() for c in signed.headers.get_list("set-cookie") if c.startswith("mr_console=")]
+    assert cookies and all("; secure" in cookie for cookie in cookies)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import json
 import ssl
 import sys
 import tempfile
@@ -89,6 +90,8 @@ def service_env(stack: StackSettings, service: str) -> dict[str, str]:
         "LOG_FORMAT": stack.log_format,
         f"{prefix}HTTP_HOST": stack.host,
         f"{prefix}HTTP_PORT": str(stack.service_ports()[service]),
+        # The local gateway (nginx on this host) ends TLS and says so in X-Forwarded-Proto.
+        "TRUSTED_PROXIES": json.dumps([LOOPBACK]),
         **load_or_create(stack.data_dir).env(),
         **_peers(stack, service),
         **service_tls_env(stack, service),

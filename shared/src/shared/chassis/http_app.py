@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from shared.chassis import metrics, problems
 from shared.chassis.access import AccessLog, FailureWatch
@@ -154,6 +155,9 @@ def service_app(
         # Added last, so outermost: a browser's preflight carries no key and is answered here,
         # and every answer from inside (a 401, a 413, the 500 of a bug) gets the CORS headers.
         app.add_middleware(ListedOrigins, origins=settings.cors_allowed_origins)
+    if settings.trusted_proxies:
+        # Outermost of all: everything inside sees the scheme and client the trusted proxy reports.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
 
     async def mongo_ping() -> None:
         await client.admin.command("ping")

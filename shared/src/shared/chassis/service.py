@@ -38,6 +38,9 @@ def serve(settings_class: type[S], build_app: Callable[[S], FastAPI]) -> None:
         log_config=None,
         ssl_certfile=settings.http_tls_cert_file,
         ssl_keyfile=settings.http_tls_key_file,
+        # Forwarded headers are the app's business, believed from TRUSTED_PROXIES only
+        # (uvicorn's own default would believe any process on 127.0.0.1).
+        proxy_headers=False,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Literal
 
@@ -133,6 +134,11 @@ class CommonSettings(BaseSettings):
     # '["https://console.example.com"]'. None by default: then no response carries CORS headers.
     # Explicit origins only: "*" together with credentials would let any web page use a caller's key.
     cors_allowed_origins: list[str] = Field(default_factory=list, validation_alias=_shared("cors_allowed_origins"))
+    # Proxies (addresses or networks, e.g. '["172.30.0.10"]') whose X-Forwarded-Proto and
+    # X-Forwarded-For are believed: behind a TLS-terminating gateway the request counts as HTTPS
+    # (the console's cookies stay Secure) and the client is the gateway's caller. None by
+    # default: then those headers are ignored, from whoever sends them.
+    trusted_proxies: list[str] = Field(default_factory=list, validation_alias=_shared("trusted_proxies"))
     # Webhook delivery records (``webhook_deliveries``) are deleted this long after they were
     # created (a MongoDB TTL index); 0 keeps them forever. Shared: the init job creates the index too.
     webhook_delivery_retention_days: float = Field(
@@ -149,6 +155,16 @@ class CommonSettings(BaseSettings):
             if not _ORIGIN.fullmatch(origin):
                 raise ValueError(f"{origin!r} is not an origin: scheme://host[:port], no path, no wildcard")
         return origins
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _listed_proxies(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"{proxy!r} is not an IP address or network (no names, no wildcard)") from None
+        return proxies
 
     def all_topics(self) -> list[str]:
         """Every topic of the contract, without dead-letter topics."""
