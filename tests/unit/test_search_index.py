@@ -298,7 +298,7 @@ class TestResultCache:
 
     def test_a_result_computed_across_a_commit_is_not_kept(self) -> None:
         index = index_of([searchable("t", "m", description="forecasts demand")])
-        before = index._generation
+        before = index.stamp(ADMIN)
         stale = search(index, "nothing-matches-this")
         index.upsert([searchable("t", "m2", description="nothing-matches-this after all")])
         index.commit()

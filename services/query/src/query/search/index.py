@@ -7,9 +7,13 @@ thread at the same time. Tantivy releases the GIL while it searches, aggregates 
 each search reads one consistent snapshot (the last commit), so a search never sees half an
 upsert. A commit with nothing pending costs nothing, so the writer can call it every ~100 ms.
 
+A team searches an index of only the models it may read (:mod:`query.search.shards`), so its
+scores, order, snippets, totals and facets are what they would be if nothing else existed.
+
 Results are kept per snapshot, like Elasticsearch's request cache: the same search against the same
 commit has the same answer, so a repeated search (a dashboard, an assistant asking again, the next
-keystroke's predecessor) costs a dictionary lookup, and every commit starts afresh.
+keystroke's predecessor) costs a dictionary lookup, until the next commit of the index it ran
+against (another team's private change leaves a team's cached answers, and so its timings, alone).
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from tantivy import Query
 from query.search.documents import SearchDocument
 from query.search.parser import InvalidQuery, ParsedQuery, parse_query
 from query.search.queries import QueryBuilder, SearchFilters
-from query.search.schema import SUMMARY, UPDATED, new_index, to_tantivy
+from query.search.schema import SUMMARY, UPDATED
+from query.search.shards import Shard, Shards
 from query.search.snippets import Snippet, highlight_query, snippets
 from shared.contract import catalog
 
@@ -34,11 +39,12 @@ FACET_SIZE = 50
 MAX_OFFSET = 10_000
 WRITER_HEAP_BYTES = 50_000_000
 RESULT_CACHE_ENTRIES = 2_048  # searches answered from memory until the next commit (a page is ~10 KB)
+Stamp = tuple[Shard, int]  # the index a result was computed from, and its commits then
 
 
 @dataclass(frozen=True)
 class SearchRequest:
-    """A search as the caller asked for it; ``readers`` ``None`` is a platform admin (sees everything)."""
+    """A search as the caller asked for it: ``readers`` is the caller's team, or ``None`` for a platform admin."""
 
     q: str
     readers: frozenset[str] | None
@@ -71,42 +77,32 @@ class SearchIndex:
     """Models searchable by text, filterable by exact values, counted by facet."""
 
     def __init__(self, *, heap_bytes: int = WRITER_HEAP_BYTES, cached: int = RESULT_CACHE_ENTRIES) -> None:
-        self._index = new_index()
-        self._index.config_reader("manual")
-        self._schema = self._index.schema
-        self._writer = self._index.writer(heap_bytes, 1)
+        self._shards = Shards(heap_bytes)
+        self._schema = self._shards.everything.index.schema  # every shard's: one schema
         self._builder = QueryBuilder(self._schema)
-        self._pending = False
-        self._results: OrderedDict[SearchRequest, SearchResult] = OrderedDict()
+        self._results: OrderedDict[SearchRequest, tuple[Stamp, SearchResult]] = OrderedDict()
         self._results_capacity = cached
         self._results_lock = threading.Lock()  # searches run in worker threads
-        self._generation = 0  # commits so far: a result is kept only if none happened while it was computed
 
     def upsert(self, docs: Iterable[SearchDocument]) -> None:
         """Add ``docs``, each replacing what the index held for its model (visible after :meth:`commit`)."""
-        for doc in docs:
-            self._writer.delete_documents_by_term("model_id", doc.model_id)
-            self._writer.add_document(to_tantivy(doc))
-            self._pending = True
+        self._shards.upsert(docs)
 
     def delete(self, model_ids: Iterable[str]) -> None:
         """Remove these models (visible after :meth:`commit`)."""
-        for model_id in model_ids:
-            self._writer.delete_documents_by_term("model_id", model_id)
-            self._pending = True
+        self._shards.delete(model_ids)
 
     def commit(self) -> None:
         """Make every change so far visible to searches."""
-        if self._pending:
-            self._pending = False
-            self._writer.commit()
-            self._index.reload()
-            with self._results_lock:
-                self._generation += 1
-                self._results.clear()  # answers of the previous snapshot
+        self._shards.commit()
+
+    def stamp(self, readers: frozenset[str] | None) -> Stamp:
+        """The index that ``readers`` search and its commits so far: a cached result is served while they hold."""
+        shard = self._shards.of(readers)
+        return shard, shard.commits
 
     def __len__(self) -> int:
-        return int(self._index.searcher().num_docs)
+        return int(self._shards.everything.searcher().num_docs)
 
     def search(self, request: SearchRequest) -> SearchResult | InvalidQuery:
         """Ranked hits with snippets, the total and the facets; or why the request cannot be run.
@@ -119,24 +115,24 @@ class SearchIndex:
             return parsed
         if not 1 <= request.limit <= catalog.MAX_PAGE_SIZE or not 0 <= request.offset <= MAX_OFFSET:
             return InvalidQuery(f"limit must be 1 to {catalog.MAX_PAGE_SIZE} and offset 0 to {MAX_OFFSET}")
+        stamp = self.stamp(request.readers)
         with self._results_lock:
-            if (cached := self._results.get(request)) is not None:
+            if (cached := self._results.get(request)) is not None and cached[0] == stamp:
                 self._results.move_to_end(request)
-                return cached
-            generation = self._generation
-        searcher = self._index.searcher()
+                return cached[1]
+        searcher = stamp[0].searcher()  # read after the stamp: never older than it
         result = self._run(searcher, parsed, request, relaxed=False)
         if result.total == 0 and len(self._builder.free_words(parsed)) > 1:
             result = self._run(searcher, parsed, request, relaxed=True)
-        self._remember(request, result, generation)
+        self._remember(request, result, stamp)
         return result
 
-    def _remember(self, request: SearchRequest, result: SearchResult, generation: int) -> None:
-        """Keep ``result`` unless a commit happened since the search began (it may be of either snapshot)."""
+    def _remember(self, request: SearchRequest, result: SearchResult, stamp: Stamp) -> None:
+        """Keep ``result`` unless its index committed since the search began (it may be of either snapshot)."""
         with self._results_lock:
-            if generation != self._generation or self._results_capacity == 0:
+            if stamp != self.stamp(request.readers) or self._results_capacity == 0:
                 return
-            self._results[request] = result
+            self._results[request] = (stamp, result)
             if len(self._results) > self._results_capacity:
                 self._results.popitem(last=False)
 

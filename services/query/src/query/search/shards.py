@@ -1,0 +1,138 @@
+"""One Tantivy index per reader: the platform's, of every model, and each team's, of the models it may read.
+
+Everything a search shows is computed from the index it runs against, not only from the documents
+it matched: BM25 weighs a word by how many documents hold it and how long they are, the snippet
+generator picks a fragment by the same counts, and a word counts as a typo when no document has
+it. Over one index of every model, another team's private text would move a team's scores, order
+and snippets (a private model containing a word lowers the score of the team's own model with
+it), so a team could test guesses and count the private models that contain them. Filtering the
+matches by reader does not help, since the statistics are the whole index's. Instead each team
+searches an index that holds exactly what it may read (its own models and those shared with it),
+and its results are the same as if nothing else existed; a platform admin, who reads everything,
+searches the index of every model. A model is indexed once per reader team, so memory grows with
+how widely models are shared (typically one to three copies).
+
+Until Tantivy merges its segments, an index's statistics still count the documents replaced or
+removed from it: earlier revisions of models that were readable by that team when indexed.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+
+import tantivy
+
+from query.search.documents import SearchDocument
+from query.search.schema import new_index, to_tantivy
+
+TEAM_HEAP_BYTES = 15_000_000  # Tantivy's least writer budget; a team's changes between commits are small
+OPEN_TEAM_WRITERS = 16  # team writers kept open (each has its threads); beyond, the least recently used is closed
+
+
+class Shard:
+    """One in-memory index and, while open, its writer."""
+
+    def __init__(self, heap_bytes: int) -> None:
+        self.index = new_index()
+        self.index.config_reader("manual")
+        self._heap_bytes = heap_bytes
+        self._writer: tantivy.IndexWriter | None = None
+        self._pending = False
+        self.commits = 0  # a result computed before the last commit is not served again
+
+    def upsert(self, model_id: str, doc: tantivy.Document) -> None:
+        """Replace what this index holds for ``model_id`` with ``doc`` (visible after :meth:`commit`)."""
+        writer = self._open()
+        writer.delete_documents_by_term("model_id", model_id)
+        writer.add_document(doc)
+
+    def delete(self, model_id: str) -> None:
+        """Remove ``model_id`` (visible after :meth:`commit`)."""
+        self._open().delete_documents_by_term("model_id", model_id)
+
+    def commit(self) -> None:
+        """Make the changes visible (nothing to do without any)."""
+        if not self._pending or self._writer is None:
+            return
+        self._pending = False
+        self._writer.commit()
+        self.index.reload()
+        self.commits += 1
+
+    def close(self) -> None:
+        """Commit, then let the writer go once its merges are done (its threads end); the next change opens one."""
+        self.commit()
+        if self._writer is not None:
+            self._writer.wait_merging_threads()
+            self._writer = None
+
+    def searcher(self) -> tantivy.Searcher:
+        """The last committed state."""
+        return self.index.searcher()
+
+    def _open(self) -> tantivy.IndexWriter:
+        if self._writer is None:
+            self._writer = self.index.writer(self._heap_bytes, 1)
+        self._pending = True
+        return self._writer
+
+
+class Shards:
+    """The platform's index and the teams', kept in step: each model is in the index of each of its readers."""
+
+    def __init__(self, heap_bytes: int) -> None:
+        self.everything = Shard(heap_bytes)
+        self._nothing = Shard(TEAM_HEAP_BYTES)  # for a caller who reads no model
+        self._teams: dict[str, Shard] = {}
+        self._readers: dict[str, tuple[str, ...]] = {}  # model id → the teams whose index holds it
+        self._open: OrderedDict[str, None] = OrderedDict()  # teams whose writer is open, least recently used first
+        self._changed: set[str] = set()  # teams with changes to commit
+
+    def of(self, readers: frozenset[str] | None) -> Shard:
+        """The index to search for ``readers``: ``None`` is a platform admin, else the caller's one team."""
+        if readers is None:
+            return self.everything
+        if len(readers) > 1:
+            raise ValueError("a search reads as one team or as the platform")
+        return next((self._teams.get(team, self._nothing) for team in readers), self._nothing)
+
+    def upsert(self, docs: Iterable[SearchDocument]) -> None:
+        """Index ``docs`` in every index that should hold them (visible after :meth:`commit`)."""
+        for doc in docs:
+            indexed = to_tantivy(doc)
+            readers = tuple(dict.fromkeys(doc.readers))
+            for team in set(self._readers.get(doc.model_id, ())) - set(readers):  # no longer shared with it
+                self._team(team).delete(doc.model_id)
+            self.everything.upsert(doc.model_id, indexed)
+            for team in readers:
+                self._team(team).upsert(doc.model_id, indexed)
+            self._readers[doc.model_id] = readers
+
+    def delete(self, model_ids: Iterable[str]) -> None:
+        """Remove these models from every index (visible after :meth:`commit`)."""
+        for model_id in model_ids:
+            self.everything.delete(model_id)
+            for team in self._readers.pop(model_id, ()):
+                self._team(team).delete(model_id)
+
+    def commit(self) -> None:
+        """Make every change visible."""
+        self.everything.commit()
+        for team in sorted(self._changed):
+            self._teams[team].commit()
+        self._changed.clear()
+
+    def _team(self, team: str) -> Shard:
+        """``team``'s index, about to change: its writer is the most recently used; beyond the bound, close one."""
+        shard = self._teams.get(team)
+        if shard is None:
+            shard = self._teams[team] = Shard(TEAM_HEAP_BYTES)
+        self._changed.add(team)
+        self._open[team] = None
+        self._open.move_to_end(team)
+        if len(self._open) > OPEN_TEAM_WRITERS:
+            oldest, _ = self._open.popitem(last=False)
+            self._teams[oldest].close()  # its changes become visible now, before the others' commit
+            self._changed.discard(oldest)
+        return shard
