@@ -201,7 +201,7 @@ async def _publish_burst(stack: EmbeddedStack, token: str, word: str, burst: int
             "artifact_uri": f"s3://bench/b{i:05d}",
             "description": f"{word} burst model {i}",
         }
-        event = CloudEvent(source="/bench", type=REGISTER_MODEL_VERSION, data=data, authorization=f"Bearer {token}")
+        event = CloudEvent(source="/bench", type=REGISTER_MODEL_VERSION, data=data, sign_with=token)
         value, headers = event.to_kafka()
         await producer.send("registry.commands", value, key=f"bench-burst/b{i:05d}".encode(), headers=headers)
     await producer.flush()

@@ -34,8 +34,9 @@ from starlette.routing import Route
 from registration.handlers import Command, handle_commands
 from registration.repository import MongoRepository
 from registry_cli.config import free_port
-from registry_cli.stack import EmbeddedStack, throwaway_stack
+from registry_cli.stack import EmbeddedStack, common_settings, throwaway_stack
 from shared.chassis.keystore import issue_key
+from shared.chassis.verifiers import VerifierBox
 from shared.contract import messages
 from shared.contract.auth import Principal
 from shared.contract.envelope import CloudEvent
@@ -55,6 +56,7 @@ async def prepare(stack: EmbeddedStack, versions: int) -> str:
         scopes=["deployments:write", "team:admin"],
         created_by="bench",
         rate_limit=(1e5, 100_000),
+        verifiers=VerifierBox.of(common_settings(stack.settings)),  # it signs its reports
     )
     repo = MongoRepository(client, db, writer="deploy-bench-loader")
     commands = [
@@ -134,9 +136,7 @@ async def main(args: argparse.Namespace) -> int:
                     "status": STATUSES[round_ % 2],
                     "occurred_at": (t0 + timedelta(seconds=round_)).isoformat(),
                 }
-                event = CloudEvent(
-                    source="/bench", type=messages.DEPLOY_STATUS_REPORTED, data=data, authorization=f"Bearer {token}"
-                )
+                event = CloudEvent(source="/bench", type=messages.DEPLOY_STATUS_REPORTED, data=data, sign_with=token)
                 value, headers = event.to_kafka()
                 await producer.send("deploy.events", value, key=f"{TEAM}/{data['name']}".encode(), headers=headers)
             await producer.flush()

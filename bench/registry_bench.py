@@ -69,8 +69,7 @@ def register(team: str, name: str, version: str, framework: str, token: str | No
         "tags": {"owner": "bench", "tier": str(hash(name) % 3)},
         "metrics": {"auc": 0.9},
     }
-    authorization = f"Bearer {token}" if token else None
-    return CloudEvent(source="/bench", type=REGISTER_MODEL_VERSION, data=data, authorization=authorization)
+    return CloudEvent(source="/bench", type=REGISTER_MODEL_VERSION, data=data, sign_with=token or None)
 
 
 async def bench_registration(stack: EmbeddedStack, commands: int) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any
 from shared.contract import messages
 from shared.contract.auth import Principal, generate_api_key
 from shared.contract.envelope import CloudEvent
+from shared.contract.record_signing import signature_headers
 
 # A platform admin acts for every team; tests of authorization build narrower principals.
 ADMIN_KEY = generate_api_key()
@@ -29,9 +30,16 @@ def register_data(team: str, name: str, version: str = "1.0.0", **fields: Any) -
 def command_event(
     ce_type: str, data: dict[str, Any], *, event_id: str | None = None, token: str | None = None, **attrs: Any
 ) -> CloudEvent:
-    authorization = f"Bearer {token}" if token else None
+    """A command or report; with ``token``, signed with that key when encoded (never sent itself)."""
     return CloudEvent(
-        id=event_id or uuid.uuid4().hex, source="/tests", type=ce_type, data=data, authorization=authorization, **attrs
+        id=event_id or uuid.uuid4().hex, source="/tests", type=ce_type, data=data, sign_with=token, **attrs
+    )
+
+
+def bearer_event(ce_type: str, data: dict[str, Any], *, token: str, **attrs: Any) -> CloudEvent:
+    """A command or report carrying its key as ``authorization: Bearer`` (the form refused by default)."""
+    return CloudEvent(
+        id=uuid.uuid4().hex, source="/tests", type=ce_type, data=data, authorization=f"Bearer {token}", **attrs
     )
 
 
@@ -55,17 +63,34 @@ def binary_record(event: CloudEvent) -> tuple[bytes, list[tuple[str, bytes]]]:
 
 def structured_record(event: CloudEvent) -> tuple[bytes, list[tuple[str, bytes]]]:
     body = event.to_structured()
+    value = json.dumps(body).encode()
     headers = [("content-type", b"application/cloudevents+json")]
     if event.authorization:  # the credential travels as a Kafka header in both modes
         headers.append(("authorization", event.authorization.encode()))
-    return json.dumps(body).encode(), headers
+    if event.sign_with:  # so does the signature, over the whole value
+        signed: dict[str, str] = {n: body[n] for n in ("id", "source", "type", "time", "subject") if n in body}
+        headers.extend(signature_headers(event.sign_with, attributes=signed, value=value))
+    return value, headers
 
 
-async def store_admin_key(db: Any) -> str:
-    """Put :data:`ADMIN_KEY` (a platform admin) into ``db``'s api_keys; return its token."""
+async def store_admin_key(db: Any, *, signing_key: str | None = None) -> str:
+    """Put :data:`ADMIN_KEY` (a platform admin) into ``db``'s api_keys; return its token.
+
+    With ``signing_key`` (the services' ``EVENT_SIGNING_KEY``), the key can sign Kafka records for
+    services that derive their verifier sealing key from it.
+    """
     from shared.chassis.keystore import issue_key
+    from shared.chassis.settings import CommonSettings
+    from shared.chassis.verifiers import VerifierBox
 
+    verifiers = VerifierBox.of(CommonSettings(event_signing_key=signing_key)) if signing_key else None
     await issue_key(
-        db["api_keys"], team="platform", name="tests", scopes=["platform:admin"], created_by="tests", given=ADMIN_KEY
+        db["api_keys"],
+        team="platform",
+        name="tests",
+        scopes=["platform:admin"],
+        created_by="tests",
+        given=ADMIN_KEY,
+        verifiers=verifiers,
     )
     return ADMIN_KEY.token

@@ -3,6 +3,7 @@
 import pytest
 
 from registry_cli.chaos import CONSUMERS, run_chaos
+from registry_cli.secrets import load_or_create
 from registry_cli.stack import EmbeddedStack, throwaway_stack
 from tests.factories import ADMIN_KEY, store_admin_key
 
@@ -13,7 +14,9 @@ async def seed_key(stack: EmbeddedStack) -> None:
     from pymongo import AsyncMongoClient
 
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(stack.settings.mongodb_uri)
-    await store_admin_key(client["model_registry"])
+    await store_admin_key(
+        client["model_registry"], signing_key=load_or_create(stack.settings.data_dir).event_signing_key
+    )
     await client.close()
 
 

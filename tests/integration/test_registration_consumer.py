@@ -55,7 +55,7 @@ async def settings(infra: Infra, db_name: str) -> RegistrationSettings:
     )
     await ensure_topics(result)
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongodb_uri)
-    await store_admin_key(client[db_name])
+    await store_admin_key(client[db_name], signing_key=infra.signing_key)
     await client.close()
     return result
 

@@ -9,10 +9,9 @@ from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from shared.chassis.identity import RecordIdentity
-from shared.chassis.keystore import KeyStore
+from shared.chassis.keystore_memory import InMemoryKeyStore
 from shared.chassis.signing import EventSigner
 from shared.contract import messages
-from shared.contract.documents import Document
 from shared.contract.envelope import CloudEvent
 from tests.factories import ADMIN_KEY, command_event
 
@@ -51,20 +50,17 @@ def report_event(team: str, *, token: str | None = None) -> CloudEvent:
     return command_event(messages.DEPLOY_STATUS_REPORTED, data, token=token)
 
 
-class KeysInMemory:
-    """The ``api_keys`` collection as far as :class:`KeyStore` reads it, holding :data:`ADMIN_KEY`."""
-
-    def __init__(self) -> None:
-        admin = {"team": "platform", "scopes": ["platform:admin"], "secret_hash": ADMIN_KEY.secret_hash}
-        self.docs: dict[str, Document] = {ADMIN_KEY.key_id: {"_id": ADMIN_KEY.key_id, **admin}}
-
-    async def find_one(self, query: dict[str, str]) -> Document | None:
-        return self.docs.get(query["_id"])
+def admin_keys() -> InMemoryKeyStore:
+    """A key store holding :data:`ADMIN_KEY`, a platform admin that can sign."""
+    keys = InMemoryKeyStore()
+    keys.add(ADMIN_KEY, team="platform", scopes=frozenset({"platform:admin"}))
+    return keys
 
 
-def identity() -> RecordIdentity:
-    keystore = KeyStore(KeysInMemory())  # type: ignore[arg-type]
-    return RecordIdentity(keystore=keystore, signer=EventSigner(SIGNING_KEY.encode()))
+def identity(keystore: InMemoryKeyStore | None = None, *, accept_bearer: bool = False) -> RecordIdentity:
+    return RecordIdentity(
+        keystore=keystore or admin_keys(), signer=EventSigner(SIGNING_KEY.encode()), accept_bearer=accept_bearer
+    )
 
 
 async def mongo_up() -> bool:

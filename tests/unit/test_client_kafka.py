@@ -9,9 +9,12 @@ from pydantic import ValidationError
 
 from registry_client.kafka import KINDS, RegistryProducer, event_type, registry_event
 from shared.contract import messages
+from shared.contract.auth import generate_api_key
 from shared.contract.envelope import decode
+from shared.contract.record_signing import NotAKey, signature_matches, signing_key
 
 pytestmark = pytest.mark.unit
+KEY = generate_api_key()
 REGISTER = {"team": "fraud", "name": "card", "version": "1.4.0", "framework": "xgboost", "artifact_uri": "s3://b/k"}
 
 
@@ -32,8 +35,8 @@ def test_every_command_type_and_the_deployment_report_has_a_kind() -> None:
         event_type("registry.event.model_version_registered")  # an event is not something producers send
 
 
-def test_a_command_is_a_binary_mode_cloudevent_with_the_key_as_credential() -> None:
-    event = registry_event("register", REGISTER, api_key="mr_k_s", correlation_id="build-8812")
+def test_a_command_is_a_binary_mode_cloudevent_signed_with_the_key_which_is_never_sent() -> None:
+    event = registry_event("register", REGISTER, api_key=KEY.token, correlation_id="build-8812")
     value, headers = event.to_kafka()
     decoded = decode(value, headers)
     assert dict(headers)["ce_specversion"] == b"1.0" and dict(headers)["content-type"] == b"application/json"
@@ -42,7 +45,15 @@ def test_a_command_is_a_binary_mode_cloudevent_with_the_key_as_credential() -> N
         "fraud/card",
         "build-8812",
     )
-    assert decoded.authorization == "Bearer mr_k_s" and json.loads(value) == REGISTER
+    assert decoded.authorization is None and json.loads(value) == REGISTER
+    assert decoded.proof is not None and decoded.proof.key_id == KEY.key_id
+    assert signature_matches(signing_key(KEY.token.split("_")[2]), decoded.proof)
+    assert not any(KEY.token.split("_")[2].encode() in raw for _, raw in headers)  # the secret stays home
+
+
+def test_a_producer_given_something_else_than_a_key_refuses_to_send() -> None:
+    with pytest.raises(NotAKey):
+        registry_event("register", REGISTER, api_key="not-a-key").to_kafka()
 
 
 def test_data_is_checked_against_the_contract_unless_told_not_to() -> None:
@@ -66,7 +77,7 @@ def test_a_contract_model_is_sent_as_its_json() -> None:
 
 
 async def test_commands_and_reports_go_to_their_topics_keyed_by_model() -> None:
-    producer = RegistryProducer("127.0.0.1:1", api_key="mr_k_s", commands_topic="cmds", deploy_topic="deploys")
+    producer = RegistryProducer("127.0.0.1:1", api_key=KEY.token, commands_topic="cmds", deploy_topic="deploys")
     sent = SentRecords()
     producer._producer = sent
     alias = {"team": "fraud", "name": "card", "version": "1.4.0", "alias": "champion"}
@@ -77,3 +88,5 @@ async def test_commands_and_reports_go_to_their_topics_keyed_by_model() -> None:
     assert first == "build-1"
     assert [(r["topic"], r["key"]) for r in sent.records] == [("cmds", b"fraud/card"), ("deploys", b"fraud/card")]
     assert dict(sent.records[0]["headers"])["ce_type"] == messages.SET_ALIAS.encode()
+    assert all(dict(r["headers"])["ce_keyid"] == KEY.key_id.encode() for r in sent.records)
+    assert all("authorization" not in dict(r["headers"]) for r in sent.records)

@@ -1,6 +1,6 @@
 import pytest
 
-from shared.chassis.keystore import KeyStore
+from shared.chassis.keystore import MongoKeyStore
 from shared.chassis.ratelimit import RateLimiter
 from shared.contract.auth import Principal, generate_api_key, hash_secret, parse_api_key, secret_matches
 
@@ -39,7 +39,7 @@ class TestKeyStore:
             good.key_id: {"team": "fraud", "scopes": ["models:read"], "secret_hash": good.secret_hash},
             revoked.key_id: {"team": "fraud", "scopes": [], "secret_hash": revoked.secret_hash, "revoked": True},
         }
-        store = KeyStore(FakeKeys(docs))  # type: ignore[arg-type]
+        store = MongoKeyStore(FakeKeys(docs))  # type: ignore[arg-type]
         principal = await store.authenticate(good.token)
         assert principal == Principal(good.key_id, "fraud", frozenset({"models:read"}))
         wrong_secret = good.token[:-1] + ("a" if good.token[-1] != "a" else "b")
@@ -50,7 +50,7 @@ class TestKeyStore:
         key = generate_api_key()
         keys = FakeKeys({key.key_id: {"team": "fraud", "scopes": [], "secret_hash": key.secret_hash}})
         now = [0.0]
-        store = KeyStore(keys, ttl=5, clock=lambda: now[0])  # type: ignore[arg-type]
+        store = MongoKeyStore(keys, ttl=5, clock=lambda: now[0])  # type: ignore[arg-type]
         assert await store.authenticate(key.token) is not None
         keys.docs[key.key_id]["revoked"] = True
         now[0] = 4.9

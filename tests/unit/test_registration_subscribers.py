@@ -18,15 +18,18 @@ from shared.chassis.ratelimit import RateLimiter
 from shared.contract import messages
 from shared.contract.auth import Principal
 from shared.contract.envelope import CloudEvent
-from tests.factories import ADMIN_KEY, PRODUCER, binary_record, register_event, structured_record
+from tests.factories import ADMIN_KEY, binary_record, register_event, structured_record
 from tests.unit.kafka_fakes import (
     NOT_JSON,
     SIGNING_KEY,
     Record,
     dead_letters,
     headers_of,
+    identity,
     published,
 )
+
+ADMIN = Principal(key_id=ADMIN_KEY.key_id, team="platform", scopes=frozenset({"platform:admin"}))
 
 pytestmark = pytest.mark.unit
 
@@ -40,7 +43,6 @@ class Registration:
     def __init__(self) -> None:
         self.handled: list[Command] = []
         self.attempts: list[list[str]] = []
-        self.tokens: list[str | None] = []
         self.poison: set[str] = set()
         self.error: Exception = ValueError("this command breaks the handler")
         self.mongo_up = True
@@ -51,10 +53,6 @@ class Registration:
             raise self.error
         self.handled.extend(commands)
         return [Outcome(command.event.id, _registered(command)) for command in commands]
-
-    async def resolve_principal(self, token: str | None) -> Principal | None:
-        self.tokens.append(token)
-        return PRODUCER if token == ADMIN_KEY.token else None
 
     async def probe(self) -> bool:
         return self.mongo_up
@@ -79,7 +77,7 @@ def registration_broker(
         broker,
         settings,
         handle_batch=service.handle_batch,
-        resolve_principal=service.resolve_principal,
+        identity=identity(),
         limiter=limiter or RateLimiter(rate=settings.command_rate_per_second, burst=settings.command_burst),
         probe=service.probe,
     )
@@ -98,9 +96,8 @@ class TestCommandSubscriber:
 
         [command] = service.handled
         assert (command.event.id, command.event.type, command.event.data) == (event.id, event.type, event.data)
-        assert command.principal == PRODUCER
+        assert command.principal == ADMIN
         assert not command.throttled
-        assert service.tokens == [ADMIN_KEY.token]
         assert dead == []
 
     async def test_a_structured_mode_command_reaches_the_handler_like_a_binary_one(self) -> None:
@@ -113,7 +110,7 @@ class TestCommandSubscriber:
             await br.publish(value, topic=settings.topic_commands, headers=headers)
 
         [command] = service.handled
-        assert (command.event.id, command.event.data, command.principal) == (event.id, event.data, PRODUCER)
+        assert (command.event.id, command.event.data, command.principal) == (event.id, event.data, ADMIN)
 
     async def test_a_command_without_a_key_reaches_the_handler_unauthenticated(self) -> None:
         service = Registration()
@@ -125,7 +122,7 @@ class TestCommandSubscriber:
 
         [command] = service.handled
         assert command.principal is None
-        assert service.tokens == [None]
+        assert command.unproven is not None and "no signature" in command.unproven
 
     async def test_a_key_over_its_command_rate_marks_the_command_throttled(self) -> None:
         service = Registration()

@@ -1,7 +1,8 @@
 """Publishing commands and deployment reports to Kafka as the registry expects them, for pipelines.
 
 A CloudEvent in binary mode (``ce_*`` headers, the data as JSON value), keyed ``<team>/<name>`` so
-every message about one model stays in order, with the key as ``authorization: Bearer …``. The
+every message about one model stays in order, signed with the API key (``ce_keyid`` and
+``ce_signature``, :mod:`shared.contract.record_signing`): the key itself never travels. The
 outcome (the success event or ``command_rejected``, whose ``ce_causationid`` is the returned id)
 appears on ``registry.events``; over HTTP the same writes answer at once (:class:`RegistryClient`).
 """
@@ -62,6 +63,7 @@ def registry_event(
 
     An invalid one raises ``pydantic.ValidationError``. The data goes out as given (a model as its
     JSON, unset fields left out): the registry validates it again and refuses with ``command_rejected``.
+    With ``api_key``, the event is signed with it when encoded (:meth:`CloudEvent.to_kafka`).
     """
     ce_type = event_type(kind)
     payload = data.model_dump(mode="json", exclude_unset=True) if isinstance(data, BaseModel) else dict(data)
@@ -75,7 +77,7 @@ def registry_event(
         source=source,
         type=ce_type,
         subject=f"{team}/{name}",
-        authorization=f"Bearer {api_key}" if api_key else None,
+        sign_with=api_key or None,
         data=payload,
         **attributes,
     )
@@ -86,7 +88,7 @@ class RegistryProducer:
 
     Args:
         bootstrap_servers: the brokers (default ``KAFKA_BOOTSTRAP_SERVERS``, else ``127.0.0.1:9092``).
-        api_key: the key commands act with (default ``REGISTRY_API_KEY``).
+        api_key: the key commands act with, which signs each record (default ``REGISTRY_API_KEY``).
         source: the ``ce_source`` naming this producer.
         commands_topic, deploy_topic: default ``TOPIC_COMMANDS``/``TOPIC_DEPLOY``, else the contract's names.
         validate: check each message's data against the contract before sending it.

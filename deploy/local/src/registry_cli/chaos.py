@@ -111,7 +111,7 @@ async def _produce(stack: EmbeddedStack, token: str, load: _Load, *, rate: float
             command = CloudEvent(
                 source="/chaos",
                 type=messages.REGISTER_MODEL_VERSION,
-                authorization=f"Bearer {token}",
+                sign_with=token,
                 data={
                     "team": load.team,
                     "name": model,
@@ -136,7 +136,7 @@ async def _report(producer: AIOKafkaProducer, token: str, load: _Load, target: t
     report = CloudEvent(
         source="/chaos",
         type=messages.DEPLOY_STATUS_REPORTED,
-        authorization=f"Bearer {token}",
+        sign_with=token,
         data={
             "team": load.team,
             "name": model,

@@ -3,7 +3,8 @@
 A record lands in ``<topic>.dlq`` with its original bytes, key and headers (but never its
 ``authorization`` header: whoever reads the DLQ must not collect producers' keys) plus ``dlq_*``
 headers saying where it came from and why. Commands and deployment reports act with a key, so
-``replay --api-key`` attaches one (checked like any other key) to what it sends back.
+``replay --api-key`` signs what it sends back with that key (checked like any other signature;
+a record in binary mode gets a fresh ``ce_time``, so the signature is inside its window).
 Replaying republishes the original (without the ``dlq_*`` headers) to its source topic, under
 a consumer group, so each dead letter is replayed once however often the command runs. Replay
 after fixing what refused it: a record that still cannot be decoded comes back to the DLQ.
@@ -16,10 +17,15 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shared.contract.envelope import STRUCTURED
+from shared.contract.record_signing import KEYID_HEADER, SIGNATURE_HEADER, signature_headers
+from shared.contract.times import utc_text
 
 dlq_app = typer.Typer(help="Dead-letter topics: show and replay.", no_args_is_help=True)
 Bootstrap = Annotated[str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka of the running stack")]
@@ -39,12 +45,32 @@ class DeadLetter:
     def header(self, name: str) -> str | None:
         return next((v.decode("utf-8", "replace") for k, v in self.headers if k == name), None)
 
-    def original_headers(self, authorization: str | None = None) -> list[tuple[str, bytes]]:
-        """The headers it had before it was dead-lettered, with ``authorization`` when one is given."""
+    def original_headers(self, api_key: str | None = None) -> list[tuple[str, bytes]]:
+        """The headers it had before it was dead-lettered; with ``api_key``, signed again with it."""
         kept = [(k, v) for k, v in self.headers if not k.startswith("dlq_")]
-        if authorization is None:
+        if api_key is None:
             return kept
-        return [(k, v) for k, v in kept if k.lower() != "authorization"] + [("authorization", authorization.encode())]
+        resigned = {"authorization", KEYID_HEADER, SIGNATURE_HEADER}
+        kept = [(k, v) for k, v in kept if k.lower() not in resigned]
+        binary = not any(k.lower() == "content-type" and v.startswith(STRUCTURED.encode()) for k, v in kept)
+        if binary:
+            now = utc_text(datetime.now(UTC)).encode()
+            kept = [(k, v) for k, v in kept if k.lower() != "ce_time"] + [("ce_time", now)]
+        attributes = self._attributes(kept, binary=binary)
+        return kept + signature_headers(api_key, attributes=attributes, value=self.value or b"")
+
+    def _attributes(self, headers: list[tuple[str, bytes]], *, binary: bool) -> dict[str, str]:
+        """The CloudEvent attributes a signature covers, from the headers or the structured body."""
+        if binary:
+            found = {k.lower()[3:]: v.decode("utf-8", "replace") for k, v in headers if k.lower().startswith("ce_")}
+        else:
+            body: Any = None
+            with contextlib.suppress(ValueError):
+                body = json.loads(self.value or b"{}")
+            found = {k: str(v) for k, v in body.items() if k != "data"} if isinstance(body, dict) else {}
+        return {name: found.get(name, "") for name in ("id", "source", "type", "time")} | (
+            {"subject": found["subject"]} if found.get("subject") else {}
+        )
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -109,7 +135,7 @@ async def replay(bootstrap: str, topic: str, *, dry_run: bool, api_key: str | No
                     letter.header("dlq_source_topic") or topic,
                     letter.value,
                     key=letter.key,
-                    headers=letter.original_headers(f"Bearer {api_key}" if api_key else None),
+                    headers=letter.original_headers(api_key),
                 )
         finally:
             await producer.stop()

@@ -161,7 +161,7 @@ def produce(
     kind: Annotated[str, typer.Argument(help=f"One of: {', '.join(KINDS)}")],
     data: Annotated[str | None, typer.Option(help="The data as JSON; '-' or omitted reads stdin")] = None,
     file: Annotated[Path | None, typer.Option(help="Read the data from this JSON file")] = None,
-    api_key: Annotated[str | None, typer.Option(envvar="REGISTRY_API_KEY", help="Sent as Bearer credential")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="REGISTRY_API_KEY", help="Signs the record")] = None,
     bootstrap_servers: Annotated[str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS")] = "127.0.0.1:9092",
     correlation_id: Annotated[str | None, typer.Option(help="Propagated as ce_correlationid")] = None,
 ) -> None:

@@ -31,8 +31,8 @@ from registry_cli.supervise import Supervisor
 from shared.chassis.bootstrap import store_bootstrap_key
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.keystore import issue_key
-from shared.chassis.verifiers import VerifierBox
 from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED, INDEXES, ensure_indexes, make_client
+from shared.chassis.verifiers import VerifierBox
 from shared.chassis.settings import CommonSettings
 from shared.contract.auth import PLATFORM_TEAM
 

@@ -56,7 +56,7 @@ def build_app(settings: AuditSettings) -> FastAPI:
             metrics.CHAIN_LENGTH.labels(topic, partition).set(length)
 
     service.on_start(start)
-    identity = RecordIdentity(keystore=service.keystore, signer=service.signer)
+    identity = RecordIdentity.of(settings, keystore=service.keystore, signer=service.signer)
     register_audit_subscriber(broker, settings, append=store.append, identity=identity, probe=pinger(log_client))
     if log_client is not client:
 

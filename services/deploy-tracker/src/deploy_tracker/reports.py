@@ -24,6 +24,7 @@ class Report:
 
     event: CloudEvent
     principal: Principal | None
+    unproven: str | None = None  # with no principal: why the record proves none (told its sender)
 
     @property
     def key(self) -> str:
@@ -112,7 +113,7 @@ def judge(
     """
     principal = report.principal
     if principal is None:  # before validation: nothing about the data is said to strangers
-        return Refused(UNAUTHENTICATED)
+        return Refused(Rejected("unauthenticated", report.unproven) if report.unproven else UNAUTHENTICATED)
     if isinstance(parsed, Rejected):
         return Refused(parsed)
     # Only the owning team (or a platform admin) reports deployments; a share grants reading only.

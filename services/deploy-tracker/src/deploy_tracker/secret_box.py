@@ -13,78 +13,23 @@ secret that is not under the newest key (:func:`reseal_all`). Once that has run,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import structlog
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from pydantic import SecretStr
+from cryptography.fernet import InvalidToken
 from pymongo.asynchronous.collection import AsyncCollection
 
-from shared.chassis.settings import ConfigurationError
+from shared.chassis import sealing
+from shared.chassis.sealing import SEALED
 from shared.contract.documents import Document
 
+__all__ = ["SEALED", "SecretBox", "reseal_all"]
 log = structlog.get_logger(__name__)
-SEALED = "fernet:"  # stored values without it were written before sealing: plain, re-sealed at start
 SECRET_FIELDS = ("secret", "previous_secret")
 
 
-class SecretBox:
-    """Seals and opens webhook secrets with a list of Fernet keys, the first the one sealing."""
+class SecretBox(sealing.SecretBox):
+    """Seals and opens webhook secrets (:class:`shared.chassis.sealing.SecretBox`)."""
 
-    def __init__(self, keys: Sequence[str]) -> None:
-        if not keys:
-            raise ConfigurationError("DEPLOY_TRACKER_WEBHOOK_SECRET_KEYS lists no key")
-        try:
-            self._keys = [Fernet(key.strip()) for key in keys]
-        except ValueError:
-            raise ConfigurationError(
-                "DEPLOY_TRACKER_WEBHOOK_SECRET_KEYS: each key is 32 url-safe base64-encoded bytes "
-                "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
-            ) from None
-        self._any = MultiFernet(self._keys)
-
-    @classmethod
-    def from_setting(cls, value: SecretStr | None) -> SecretBox:
-        """The box of the comma-separated keys of the setting; the tracker cannot run without one."""
-        if value is None:
-            raise ConfigurationError(
-                "DEPLOY_TRACKER_WEBHOOK_SECRET_KEYS is not set: webhook signing secrets are stored sealed "
-                "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
-            )
-        return cls([key for key in value.get_secret_value().split(",") if key.strip()])
-
-    def seal(self, secret: str) -> str:
-        """``secret`` as stored: sealed under the newest key."""
-        return SEALED + self._keys[0].encrypt(secret.encode()).decode()
-
-    def open(self, stored: str) -> str:
-        """The secret ``stored`` holds (a value from before sealing is the secret itself).
-
-        Raises :class:`InvalidToken` when no listed key opens it (a key dropped too early).
-        """
-        if not stored.startswith(SEALED):
-            return stored
-        return self._any.decrypt(stored.removeprefix(SEALED).encode()).decode()
-
-    def open_each(self, stored: list[str]) -> list[str]:
-        """The secrets of ``stored`` that open, in order; those no listed key opens are left out."""
-        opened = []
-        for value in stored:
-            try:
-                opened.append(self.open(value))
-            except InvalidToken:
-                continue
-        return opened
-
-    def is_current(self, stored: str) -> bool:
-        """Whether ``stored`` is sealed under the newest key (nothing to re-seal)."""
-        if not stored.startswith(SEALED):
-            return False
-        try:
-            self._keys[0].decrypt(stored.removeprefix(SEALED).encode())
-        except InvalidToken:
-            return False
-        return True
+    SETTING = "DEPLOY_TRACKER_WEBHOOK_SECRET_KEYS"
 
 
 async def reseal_all(webhooks: AsyncCollection[Document], box: SecretBox) -> int:

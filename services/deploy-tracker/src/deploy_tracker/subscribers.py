@@ -44,7 +44,10 @@ def register_report_subscriber(
             event = await decode_or_dead_letter(broker, record)
             if event is None:
                 continue
-            reports.append(Report(event, await identity.principal(record, event)))
+            proven = await identity.provenance(record, event)
+            # A bearer key accepted in transition goes no further than here.
+            event = event.model_copy(update={"authorization": None}) if event.authorization else event
+            reports.append(Report(event, proven.principal, unproven=proven.why_not))
         if not reports:
             return
         await handle_batch(reports)

@@ -25,6 +25,7 @@ class Command:
 
     event: CloudEvent
     principal: Principal | None  # None: the command carried no valid key
+    unproven: str | None = None  # with no principal: why the record proves none (told its sender)
     throttled: bool = False  # the key is over its command rate
     # What an HTTP request asked for, to tell a retry from a reused Idempotency-Key (Kafka: none).
     fingerprint: str | None = None

@@ -120,7 +120,7 @@ def _refusal(command: Command, data: messages.ModelRef | Rejected) -> Rejected |
     """Why the sender may not run this command, in the order a stranger learns least."""
     principal = command.principal
     if principal is None:  # before validation: say nothing about the data to strangers
-        return Rejected("unauthenticated", "the command needs an authorization header with a valid API key")
+        return Rejected("unauthenticated", command.unproven or "the command needs a signature of a valid API key")
     if command.throttled:
         return Rejected("rate_limited", "this key sent commands faster than its limit; retry later")
     if isinstance(data, Rejected):

@@ -10,15 +10,14 @@ from faststream.kafka import KafkaBroker
 from registration.config import RegistrationSettings
 from registration.handlers import Command, Outcome
 from shared.chassis.consuming import Probe, Records, batch_subscriber
+from shared.chassis.identity import RecordIdentity
 from shared.chassis.kafka import decode_or_dead_letter
 from shared.chassis.ratelimit import RateLimiter
 from shared.contract import correlation
-from shared.contract.auth import Principal, bearer_token
 
 log = structlog.get_logger(__name__)
 
 HandleBatch = Callable[[list[Command]], Awaitable[list[Outcome]]]
-ResolvePrincipal = Callable[[str | None], Awaitable[Principal | None]]
 
 
 def register_command_subscriber(
@@ -26,7 +25,7 @@ def register_command_subscriber(
     settings: RegistrationSettings,
     *,
     handle_batch: HandleBatch,
-    resolve_principal: ResolvePrincipal,
+    identity: RecordIdentity,
     limiter: RateLimiter,
     probe: Probe,
 ) -> None:
@@ -47,9 +46,12 @@ def register_command_subscriber(
             event = await decode_or_dead_letter(broker, record)
             if event is None:
                 continue
-            principal = await resolve_principal(bearer_token(event.authorization))
+            proven = await identity.provenance(record, event)
+            principal = proven.principal
             throttled = principal is not None and limiter.take(principal.key_id, principal.rate_limit) > 0
-            commands.append(Command(event=event, principal=principal, throttled=throttled))
+            # A bearer key accepted in transition goes no further than here.
+            event = event.model_copy(update={"authorization": None}) if event.authorization else event
+            commands.append(Command(event=event, principal=principal, throttled=throttled, unproven=proven.why_not))
         if not commands:
             return
         outcomes = await handle_batch(commands)

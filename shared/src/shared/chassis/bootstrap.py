@@ -18,6 +18,7 @@ from shared.chassis.keystore import issue_key
 from shared.chassis.logs import configure_logging
 from shared.chassis.mongo import API_KEYS, ensure_indexes, make_client
 from shared.chassis.settings import CommonSettings
+from shared.chassis.verifiers import VERIFIER_FIELD, VerifierBox
 from shared.contract.auth import (
     MIN_SECRET_BITS,
     PLATFORM_TEAM,
@@ -40,13 +41,16 @@ class BootstrapSettings(CommonSettings):
 BOOTSTRAP_NAME = "bootstrap"
 
 
-async def store_bootstrap_key(db: Any, given: str | None, *, created_by: str) -> str | None:
+async def store_bootstrap_key(
+    db: Any, given: str | None, *, created_by: str, verifiers: VerifierBox | None = None
+) -> str | None:
     """Install the ``platform:admin`` bootstrap key; return its token when it is to be shown.
 
     ``given`` (a key in the format of DESIGN §4 with a random-looking secret) is stored unless it
     exists: re-running never re-enables a revoked key. Without one, a key is made only if this
     database has no bootstrap key yet (one per data directory, shown once); later starts return
-    ``None`` and the first key stays the only one.
+    ``None`` and the first key stays the only one. With ``verifiers`` the key can sign Kafka
+    records; a given key stored before signing existed gets its verifier now.
     """
     if given:
         parsed = parse_api_key(given)
@@ -56,13 +60,22 @@ async def store_bootstrap_key(db: Any, given: str | None, *, created_by: str) ->
             raise ValueError("the bootstrap key's secret is not random enough: generate one (docs/operations.md)")
         key = ApiKey(key_id=parsed[0], token=given, secret_hash=hash_secret(parsed[1]))
         if await db[API_KEYS].find_one({"_id": key.key_id}, {"_id": 1}):
+            if verifiers is not None:
+                unsigned = {"_id": key.key_id, "secret_hash": key.secret_hash, VERIFIER_FIELD: {"$exists": False}}
+                await db[API_KEYS].update_one(unsigned, {"$set": {VERIFIER_FIELD: verifiers.seal_for(key.token)}})
             return key.token
     else:
         if await db[API_KEYS].find_one({"team": PLATFORM_TEAM, "name": BOOTSTRAP_NAME}, {"_id": 1}):
             return None
         key = generate_api_key()
     await issue_key(
-        db[API_KEYS], team=PLATFORM_TEAM, name=BOOTSTRAP_NAME, scopes=list(SCOPES), created_by=created_by, given=key
+        db[API_KEYS],
+        team=PLATFORM_TEAM,
+        name=BOOTSTRAP_NAME,
+        scopes=list(SCOPES),
+        created_by=created_by,
+        given=key,
+        verifiers=verifiers,
     )
     return key.token
 
@@ -75,7 +88,9 @@ async def bootstrap(settings: BootstrapSettings) -> list[str]:
         db = client[settings.mongodb_database]
         await ensure_indexes(db, settings=settings)
         if settings.bootstrap_admin_key:
-            await store_bootstrap_key(db, settings.bootstrap_admin_key, created_by="bootstrap job")
+            sealable = settings.key_verifier_sealing_keys or settings.event_signing_key
+            verifiers = VerifierBox.of(settings) if sealable else None  # without: the key cannot sign
+            await store_bootstrap_key(db, settings.bootstrap_admin_key, created_by="bootstrap job", verifiers=verifiers)
     finally:
         await client.close()
     return topics

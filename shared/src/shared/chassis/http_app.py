@@ -21,7 +21,7 @@ from shared.chassis.health import Readiness, health_router
 from shared.chassis.http_auth import Guard
 from shared.chassis.http_observe import Observe
 from shared.chassis.kafka import ping as kafka_ping
-from shared.chassis.keystore import KeyStore
+from shared.chassis.keystore import KeyStore, MongoKeyStore
 from shared.chassis.lag import LagMonitor
 from shared.chassis.mongo import API_KEYS, database
 from shared.chassis.ratelimit import RateLimiter
@@ -29,6 +29,7 @@ from shared.chassis.request_bounds import RequestBounds
 from shared.chassis.settings import CommonSettings
 from shared.chassis.signing import EventSigner
 from shared.chassis.supervision import Background, TaskSupervisor
+from shared.chassis.verifiers import RemoteVerifiers, VerifierSource
 from shared.contract.documents import Document
 
 Hook = Callable[[], Awaitable[None]]
@@ -123,6 +124,7 @@ def service_app(
     client: AsyncMongoClient[Document],
     broker: KafkaBroker,
     consumer_groups: dict[str, list[str]] | None = None,
+    verifiers: VerifierSource | None = None,
 ) -> Service:
     """An app that starts the broker, access events and the lag monitor, and closes all on shutdown.
 
@@ -133,7 +135,11 @@ def service_app(
     db = database(client, settings)
     signer = EventSigner.from_settings(settings)
     access = AccessLog(broker, topic=settings.topic_access, service=settings.service_name, signer=signer)
-    keystore = KeyStore(db[API_KEYS], ttl=settings.key_cache_seconds)
+    # Signed records are verified with keys' verifiers: registration's own, or fetched from it.
+    remote: RemoteVerifiers | None = None
+    if verifiers is None:
+        verifiers = remote = RemoteVerifiers.of(settings)
+    keystore = MongoKeyStore(db[API_KEYS], ttl=settings.key_cache_seconds, verifiers=verifiers)
     limiter = RateLimiter(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
     watch = FailureWatch(threshold=settings.auth_failure_threshold, window=settings.auth_failure_window_seconds)
     guard = Guard(keystore=keystore, limiter=limiter, access=access, watch=watch)
@@ -182,5 +188,7 @@ def service_app(
         monitor=monitor,
         supervisor=supervisor,
     )
+    if remote is not None:
+        service.on_stop("key-verifiers", remote.close)
     app.state.service, app.state.guard = service, guard
     return service

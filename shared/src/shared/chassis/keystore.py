@@ -1,8 +1,9 @@
-"""Authenticating API keys against ``api_keys``, with a short cache.
+"""Authenticating API keys and the records they sign, against ``api_keys``, with a short cache.
 
 A revoked or expired key stops working in every service within ``ttl`` seconds (default 5):
 that is how long a cached key record is trusted. Unknown key ids are cached too, so a flood of
-made-up keys does not reach MongoDB on every request.
+made-up keys does not reach MongoDB on every request. A key's verifier never changes, so it is
+kept longer (bounded); revocation is judged on the record, whatever the verifier cache holds.
 """
 
 from __future__ import annotations
@@ -11,17 +12,47 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from shared.chassis.verifiers import VERIFIER_FIELD, VerifierBox, VerifierSource
 from shared.contract.auth import ApiKey, Principal, generate_api_key, parse_api_key, secret_matches
 from shared.contract.documents import Document
+from shared.contract.record_signing import RecordProof, signature_matches
 from shared.contract.views import ApiKeyPublic
 
 
-class KeyStore:
-    """Turns a presented token into a :class:`Principal`, or ``None`` for any failure."""
+class KeyStore(Protocol):
+    """Where keys are checked: a presented token, a signed record, or a key id a service vouches for.
+
+    Every method answers ``None`` alike for malformed, unknown, revoked and expired keys and for a
+    wrong secret or signature, so a caller learns nothing about which keys exist.
+    """
+
+    async def authenticate(self, token: str | None) -> Principal | None:
+        """The principal of a presented API key."""
+        ...
+
+    async def verify(self, proof: RecordProof) -> Principal | None:
+        """The principal of the key that signed a record, if the signature verifies."""
+        ...
+
+    async def principal_of(self, key_id: str) -> Principal | None:
+        """The principal of a key a service already authenticated, if still valid."""
+        ...
+
+    def forget(self, key_id: str) -> None:
+        """Drop what is cached of a key (it was revoked)."""
+        ...
+
+
+async def _no_verifiers(_key_id: str, _record: Document) -> bytes | None:
+    return None
+
+
+class MongoKeyStore:
+    """:class:`KeyStore` over the ``api_keys`` collection, verifying signatures with ``verifiers``."""
 
     def __init__(
         self,
@@ -30,9 +61,12 @@ class KeyStore:
         ttl: float = 5.0,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        verifiers: VerifierSource = _no_verifiers,
     ) -> None:
         self._keys, self._ttl, self._max, self._clock = keys, ttl, max_entries, clock
         self._cache: OrderedDict[str, tuple[float, Document | None]] = OrderedDict()
+        self._verifiers = verifiers
+        self._verifier_cache: OrderedDict[str, tuple[float, bytes | None]] = OrderedDict()
 
     async def authenticate(self, token: str | None) -> Principal | None:
         """The key's principal; ``None`` alike for malformed, unknown, revoked and expired keys."""
@@ -44,6 +78,31 @@ class KeyStore:
         if record is None or not secret_matches(secret, record["secret_hash"]):
             return None
         return _principal(record)
+
+    async def verify(self, proof: RecordProof) -> Principal | None:
+        """The principal of the key that signed a record; ``None`` when the signature does not verify."""
+        record = await self._usable(proof.key_id)
+        if record is None:
+            return None
+        verifier = await self._verifier(proof.key_id, record)
+        if verifier is None or not signature_matches(verifier, proof):
+            return None
+        return _principal(record)
+
+    async def _verifier(self, key_id: str, record: Document) -> bytes | None:
+        if VERIFIER_FIELD not in record:  # a key made before signing, or without a verifier: nothing to fetch
+            return None
+        now = self._clock()
+        cached = self._verifier_cache.get(key_id)
+        if cached is not None and (cached[1] is not None or cached[0] > now):
+            self._verifier_cache.move_to_end(key_id)
+            return cached[1]
+        verifier = await self._verifiers(key_id, record)
+        self._verifier_cache[key_id] = (now + self._ttl, verifier)
+        self._verifier_cache.move_to_end(key_id)
+        while len(self._verifier_cache) > self._max:
+            self._verifier_cache.popitem(last=False)
+        return verifier
 
     async def principal_of(self, key_id: str) -> Principal | None:
         """The principal of a key a service already authenticated (by id: no secret), if still valid.
@@ -66,6 +125,7 @@ class KeyStore:
     def forget(self, key_id: str) -> None:
         """Drop a cached record at once (the service that revoked the key calls this)."""
         self._cache.pop(key_id, None)
+        self._verifier_cache.pop(key_id, None)
 
     async def _record(self, key_id: str) -> Document | None:
         now = self._clock()
@@ -105,8 +165,13 @@ async def issue_key(
     expires_at: datetime | None = None,
     given: ApiKey | None = None,
     rate_limit: tuple[float, int] | None = None,
+    verifiers: VerifierBox | None = None,
 ) -> tuple[ApiKey, Document]:
-    """Store a new key (only its secret's hash) and return it with its public record."""
+    """Store a new key (only its secret's hash) and return it with its public record.
+
+    With ``verifiers``, the key's signature verifier is stored sealed too, so the key can sign
+    Kafka records; a key stored without one authenticates over HTTP only.
+    """
     key = given or generate_api_key()
     record: Document = {
         "_id": key.key_id,
@@ -120,6 +185,8 @@ async def issue_key(
         "expires_at": expires_at,
         "rate_limit": {"per_second": rate_limit[0], "burst": rate_limit[1]} if rate_limit else None,
     }
+    if verifiers is not None:
+        record[VERIFIER_FIELD] = verifiers.seal_for(key.token)
     await keys.replace_one({"_id": key.key_id}, record, upsert=True)
     return key, record
 

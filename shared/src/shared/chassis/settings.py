@@ -89,6 +89,8 @@ class CommonSettings(BaseSettings):
     )
     # The credential services present on internal routes; unset: derived from EVENT_SIGNING_KEY.
     internal_api_token: SecretStr | None = Field(None, validation_alias=_shared("internal_api_token"))
+    # The CA that internal HTTPS calls trust (default: the system's).
+    internal_ca_file: str | None = Field(None, validation_alias=_shared("internal_ca_file"))
 
     # Access control (DESIGN §4): per-key token buckets, key cache, failure alerting.
     rate_limit_per_second: float = Field(50.0, validation_alias=_shared("rate_limit_per_second"))

@@ -11,6 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.contract import correlation
 from shared.contract.jsonbounds import depth_of
+from shared.contract.record_signing import (
+    KEYID_HEADER,
+    SIGNATURE_HEADER,
+    RecordProof,
+    canonical_string,
+    signature_headers,
+)
 from shared.contract.times import utc_text
 
 SPEC_VERSION = "1.0"
@@ -19,6 +26,7 @@ STRUCTURED = "application/cloudevents+json"
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_DEPTH = 64  # deeper than any message of the contract; the JSON parser itself stops near 1,000
 MAX_ATTRIBUTE = 512
+MAX_PROOF = 128  # ce_keyid and ce_signature: an 8-character id, ``v1=`` and 64 hex digits
 # Headers whose repetition would make a record mean two things (which ce_id? whose key?).
 _SINGLE_HEADERS = frozenset({"content-type", "authorization"})
 
@@ -45,17 +53,27 @@ class CloudEvent(BaseModel):
     subject: str | None = None
     correlation_id: str = Field(default_factory=lambda: correlation.current() or correlation.new_id())
     causation_id: str | None = None
+    # A bearer credential as earlier producers sent it (refused unless KAFKA_ACCEPT_BEARER_KEYS).
     authorization: str | None = Field(default=None, repr=False)
     data: dict[str, Any] = Field(default_factory=dict)
+    # Producer side: the API key :meth:`to_kafka` signs the record with (never sent itself).
+    sign_with: str | None = Field(default=None, repr=False, exclude=True)
+    # Consumer side: the key id and signature the record presented, with what they sign (unverified).
+    proof: RecordProof | None = Field(default=None, repr=False, exclude=True)
 
     def to_kafka(self) -> tuple[bytes, Headers]:
-        """Encode in binary mode: data as the value, attributes as ``ce_`` headers."""
+        """Encode in binary mode: data as the value, attributes as ``ce_`` headers.
+
+        With :attr:`sign_with`, the record carries ``ce_keyid`` and ``ce_signature``
+        (:mod:`shared.contract.record_signing`) instead of the key.
+        """
+        time = utc_text(self.time)
         headers: Headers = [
             ("ce_specversion", SPEC_VERSION.encode()),
             ("ce_id", self.id.encode()),
             ("ce_source", self.source.encode()),
             ("ce_type", self.type.encode()),
-            ("ce_time", utc_text(self.time).encode()),
+            ("ce_time", time.encode()),
             ("content-type", JSON.encode()),
             ("ce_correlationid", self.correlation_id.encode()),
         ]
@@ -65,7 +83,12 @@ class CloudEvent(BaseModel):
             headers.append(("ce_causationid", self.causation_id.encode()))
         if self.authorization:
             headers.append(("authorization", self.authorization.encode()))
-        return json.dumps(self.data, separators=(",", ":"), default=str).encode(), headers
+        value = json.dumps(self.data, separators=(",", ":"), default=str).encode()
+        if self.sign_with:
+            signed = {"id": self.id, "source": self.source, "type": self.type, "time": time}
+            signed |= {"subject": self.subject} if self.subject else {}
+            headers.extend(signature_headers(self.sign_with, attributes=signed, value=value))
+        return value, headers
 
     def to_structured(self) -> dict[str, Any]:
         """The event as one CloudEvents JSON object (webhooks, structured mode)."""
@@ -114,7 +137,9 @@ def decode(value: bytes | None, headers: Iterable[tuple[str, bytes]]) -> CloudEv
         data = body
     if "authorization" in header_map:
         attributes["authorization"] = header_map["authorization"]
-    return _build(attributes, data)
+    # In both modes the signature travels in Kafka headers: it covers the whole value.
+    presented = (header_map.get(KEYID_HEADER), header_map.get(SIGNATURE_HEADER))
+    return _build(attributes, data, value=value, presented=presented)
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -155,7 +180,36 @@ def _attribute(attributes: Mapping[str, Any], name: str) -> str | None:
     return value
 
 
-def _build(attributes: Mapping[str, Any], data: Any) -> CloudEvent:
+def _proof(
+    found: Mapping[str, str | None], value: bytes, presented: tuple[str | None, str | None]
+) -> RecordProof | None:
+    """What a signed record presents, with the canonical string its signature must cover."""
+    key_id, signed = presented
+    if key_id is None and signed is None:
+        return None
+    if not key_id or not signed:
+        raise EnvelopeError("malformed", f"{KEYID_HEADER} and {SIGNATURE_HEADER} go together")
+    if len(key_id) > MAX_PROOF or len(signed) > MAX_PROOF:
+        raise EnvelopeError("malformed", f"{KEYID_HEADER} or {SIGNATURE_HEADER} is longer than {MAX_PROOF}")
+    canonical = canonical_string(
+        key_id=key_id,
+        event_id=found["id"] or "",
+        source=found["source"] or "",
+        event_type=found["type"] or "",
+        time=found["time"] or "",
+        subject=found["subject"],
+        value=value,
+    )
+    return RecordProof(key_id=key_id, signature=signed, canonical=canonical, time_sent=bool(found["time"]))
+
+
+def _build(
+    attributes: Mapping[str, Any],
+    data: Any,
+    *,
+    value: bytes = b"",
+    presented: tuple[str | None, str | None] = (None, None),
+) -> CloudEvent:
     if attributes.get("specversion") != SPEC_VERSION:
         raise EnvelopeError("malformed", f"specversion must be {SPEC_VERSION!r}")
     found = {name: _attribute(attributes, name) for name in ("id", "source", "type", "subject", "time", "causationid")}
@@ -173,6 +227,7 @@ def _build(attributes: Mapping[str, Any], data: Any) -> CloudEvent:
         raise EnvelopeError("malformed", f"time {(time_value or '')[:40]!r} is not RFC 3339") from None
     correlation_id = attributes.get("correlationid")
     authorization = attributes.get("authorization")
+    proof = _proof(found, value, presented)
     try:
         return CloudEvent(
             id=found["id"],
@@ -185,6 +240,7 @@ def _build(attributes: Mapping[str, Any], data: Any) -> CloudEvent:
             causation_id=found["causationid"],
             authorization=authorization if isinstance(authorization, str) else None,
             data=data,
+            proof=proof,
         )
     except ValidationError as exc:  # a last net: nothing but EnvelopeError leaves decode()
         raise EnvelopeError("malformed", f"not a CloudEvent: {exc.error_count()} invalid attributes") from None

@@ -1,0 +1,62 @@
+"""Routes for the other services only: an API key's signature verifier (never behind the gateway).
+
+The tracker and the audit service verify signed Kafka records; they fetch a key's verifier here,
+presenting the services' credential (``INTERNAL_API_TOKEN``), and cache it. The gateway routes
+nothing under ``/internal``.
+"""
+
+import base64
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request
+from pydantic import BaseModel, Field
+
+from shared.chassis.http_app import Service
+from shared.chassis.http_params import IdPath
+from shared.chassis.mongo import API_KEYS
+from shared.chassis.problems import Problem, documented
+from shared.chassis.verifiers import VerifierBox, internal_token
+
+
+class KeyVerifier(BaseModel):
+    """What checks a key's signatures; it cannot make an API key, nor authenticate over HTTP."""
+
+    key_id: str
+    verifier: str = Field(description="base64 of the key's signing key (HMAC-SHA256 key of ce_signature)")
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+def _box(request: Request) -> VerifierBox:
+    box: VerifierBox = request.app.state.verifier_box
+    return box
+
+
+def _from_a_service(
+    request: Request, token: Annotated[str | None, Header(alias="X-Registry-Service-Token")] = None
+) -> None:
+    expected = internal_token(_service(request).settings)
+    if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Problem("unauthenticated", "this route is for the registry's services")
+
+
+router = APIRouter(
+    prefix="/internal/v1",
+    tags=["internal"],
+    dependencies=[Depends(_from_a_service)],
+    responses=documented("unauthenticated"),
+)
+
+
+@router.get("/keys/{key_id}/verifier", responses=documented("not_found"))
+async def key_verifier(key_id: IdPath, request: Request, box: Annotated[VerifierBox, Depends(_box)]) -> KeyVerifier:
+    """The verifier of a usable key; 404 alike for unknown, revoked and keys made before signing."""
+    record = await _service(request).db[API_KEYS].find_one({"_id": key_id, "revoked": {"$ne": True}})
+    verifier = box.verifier_of(record) if record else None
+    if verifier is None:
+        raise Problem("not_found", f"no key {key_id!r} that can sign")
+    return KeyVerifier(key_id=key_id, verifier=base64.b64encode(verifier).decode())
