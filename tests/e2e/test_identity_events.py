@@ -103,3 +103,16 @@ async def test_each_key_and_webhook_change_is_in_the_teams_audit_log_with_its_ac
     everything = json.dumps(list(found.values()) + mine) + "".join(r.value.decode() + repr(r.headers) for r in records)
     for secret in [*secrets, "pathtoken", "querytoken"]:
         assert secret.rsplit("_", 1)[-1] not in everything
+
+
+async def test_the_bootstrap_key_written_before_any_service_ran_is_announced_by_registration(
+    stack: EmbeddedStack,
+) -> None:
+    # `registry up` stores the bootstrap key in the keys collection before the services start.
+    async def announced() -> list[dict[str, Any]] | None:
+        entries = await audit_entries(stack, ADMIN_KEY.token, "platform", type=API_KEY_CREATED)
+        return [e for e in entries if f"key {ADMIN_KEY.key_id} " in (e["detail"] or "")] or None
+
+    [entry] = await until(announced, timeout=30, what="the bootstrap key's creation in the audit log")
+    assert (entry["actor"], entry["actor_team"], entry["expires_at"]) == ("registry up", None, None)
+    assert ADMIN_KEY.token.rsplit("_", 1)[1] not in json.dumps(entry)
