@@ -13,13 +13,20 @@ launcher (:mod:`registry_cli.embedded_mongo`) writes these users into the server
 it listens, from the environment variable :data:`USERS_ENV` (never its command line, which
 other local users can read), replacing any earlier record of the same name: a restored backup's
 users take the current passwords.
+
+``python -m registry_cli.database_users`` prints the administrator's connection strings (with
+``REGISTRY_TLS=true`` and the stack's other ``REGISTRY_`` settings) for the commands that read
+``MONGODB_URI`` / ``AUDIT_MONGODB_URI``: ``eval "$(REGISTRY_TLS=true python -m registry_cli.database_users)"``.
 """
 
 from __future__ import annotations
 
+import shlex
+import sys
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from registry_cli.config import DATABASE_ADMIN
+from registry_cli.config import DATABASE_ADMIN, StackSettings
 from registry_cli.secrets import StackSecrets
 
 USERS_ENV = "REGISTRY_DATABASE_USERS"
@@ -50,3 +57,24 @@ def provision(storage: Any, wanted: list[dict[str, Any]]) -> None:
             "mechanisms": [SCRAM_SHA_256],
         }
         storage.add_user("admin", name, record, replace=True)
+
+
+def redacted(uri: str) -> str:
+    """``uri`` with its password replaced by ``***`` (for printing)."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def main() -> int:
+    """Print the stack's administrator connection strings as shell assignments (``eval "$(…)"``)."""
+    settings = StackSettings()
+    print(f"export MONGODB_URI={shlex.quote(settings.mongodb_uri)}")
+    print(f"export AUDIT_MONGODB_URI={shlex.quote(settings.audit_mongodb_uri)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -18,6 +18,7 @@ from registry_cli.backup_commands import backup_command, restore_command
 from registry_cli.browse import card, deployments, list_audit, models_app, search, versions_app
 from registry_cli.config import StackSettings
 from registry_cli.curate import aliases_app, approve, reject
+from registry_cli.database_users import redacted
 from registry_cli.dlq import dlq_app
 from registry_cli.export import export_app
 from registry_cli.importing import import_app
@@ -128,8 +129,9 @@ def _print_banner(stack: EmbeddedStack) -> None:
         f"  deploy-tracker {stack.url('deploy-tracker')}",
         f"  audit          {stack.url('audit')}",
         f"  Kafka          {s.kafka_bootstrap}",
-        f"  MongoDB        {s.mongodb_uri}",
-        f"  audit MongoDB  {s.audit_mongodb_uri}   (the audit log's own server)",
+        f"  MongoDB        {redacted(s.mongodb_uri)}",
+        f"  audit MongoDB  {redacted(s.audit_mongodb_uri)}   (the audit log's own server)",
+        *(['  (the password: eval "$(REGISTRY_TLS=true python -m registry_cli.database_users)")'] if s.tls else []),
         *(
             [
                 f"  Prometheus     {stack.prometheus_url} (alerts: {stack.prometheus_url}/alerts)",
