@@ -121,7 +121,7 @@ class CommonSettings(BaseSettings):
         1.0, gt=0, validation_alias=_shared("background_task_restart_seconds")
     )
     background_task_restart_max_seconds: float = Field(
-        60.0, gt=0, validation_alias=_shared("background_task_restart_max_seconds")
+        30.0, gt=0, validation_alias=_shared("background_task_restart_max_seconds")
     )
     background_task_settle_seconds: float = Field(5.0, ge=0, validation_alias=_shared("background_task_settle_seconds"))
 
