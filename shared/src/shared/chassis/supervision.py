@@ -38,7 +38,7 @@ class TaskSupervisor:
     """Runs named background tasks until cancelled, restarting each one that dies."""
 
     def __init__(
-        self, *, first_pause: float = 1.0, max_pause: float = 60.0, settle: float = 5.0, sleep: Sleep = asyncio.sleep
+        self, *, first_pause: float = 1.0, max_pause: float = 30.0, settle: float = 5.0, sleep: Sleep = asyncio.sleep
     ) -> None:
         self.first_pause, self.max_pause, self.settle = first_pause, max_pause, settle
         self._sleep = sleep  # the pause before a restart (a test records it instead of waiting)
