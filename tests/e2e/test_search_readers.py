@@ -1,4 +1,7 @@
-"""Search on the running stack depends on nothing the caller cannot read: other teams' private text changes nothing."""
+"""Search on the running stack depends on nothing the caller cannot read: other teams' private text changes nothing.
+
+The HTTP search, MCP ``search_models`` and the console's results all answer from one search path; each is compared.
+"""
 
 import uuid
 from typing import Any
@@ -6,7 +9,10 @@ from typing import Any
 import pytest
 
 from registry_cli.stack import EmbeddedStack
+from tests.e2e.console_tools import console_client, sign_in
 from tests.e2e.test_assistant_search import ADMIN, key, register, search, team
+from tests.e2e.test_console import FRAGMENT
+from tests.e2e.test_mcp import mcp_session, text
 from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
@@ -25,8 +31,17 @@ async def test_another_teams_private_models_change_nothing_in_a_readers_search(s
     )
     queries = [word, f"{word} card", f"card fraud {word} chargebacks", typo, word[:6], f'"{word} card"', f"{word} zzz"]
 
-    async def pages() -> list[dict[str, Any]]:
-        return [await search(stack, reader, q=q) for q in queries]
+    async def pages() -> list[Any]:
+        found: list[Any] = [await search(stack, reader, q=q) for q in queries]
+        async with mcp_session(stack, reader["Authorization"].removeprefix("Bearer ")) as session:
+            for q in queries[:3]:
+                result = await session.call_tool("search_models", {"query": q})
+                found.append((result.structured_content, text(result)))
+        async with console_client(stack) as http:
+            await sign_in(http, reader["Authorization"].removeprefix("Bearer "))
+            for q in queries[:3]:
+                found.append((await http.get("/console/search/results", params={"q": q}, headers=FRAGMENT)).text)
+        return found
 
     async def indexed(who: dict[str, str], count: int) -> bool:
         return bool((await search(stack, who, q=word))["total"] == count)
@@ -36,10 +51,11 @@ async def test_another_teams_private_models_change_nothing_in_a_readers_search(s
     assert alone[0]["total"] == 3 and alone[0]["items"][0]["score"] > 0
 
     for i in range(FOREIGN_MODELS):  # private, full of the reader's words, the misspelled one included
-        text = f"{word} card fraud {typo} chargebacks {'card ' * i}{word} customers {i}"
-        await register(stack, other, f"private-{i}", description=text)
+        words = f"{word} card fraud {typo} chargebacks {'card ' * i}{word} customers {i}"
+        await register(stack, other, f"private-{i}", description=words)
     await until(lambda: indexed(ADMIN, 3 + FOREIGN_MODELS), what="the private models in search")
 
     crowded = await pages()
-    for q, before, after in zip(queries, alone, crowded, strict=True):
+    shown = [*queries, *(f"MCP {q}" for q in queries[:3]), *(f"console {q}" for q in queries[:3])]
+    for q, before, after in zip(shown, alone, crowded, strict=True):
         assert after == before, f"results for {q!r} moved with another team's private models"
