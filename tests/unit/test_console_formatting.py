@@ -6,6 +6,7 @@ from typing import Any
 
 from query.console import views
 from query.console.formatting import markdown, number, snippet, web_url, when
+from query.console.web import segment
 
 
 class TestMarkdown:
@@ -82,3 +83,9 @@ class TestModelPageViews:
     def test_timelines_per_environment(self) -> None:
         reports = [{"environment": "prod", "n": 3}, {"environment": "dev", "n": 2}, {"environment": "prod", "n": 1}]
         assert views.timelines(reports) == [("dev", [reports[1]]), ("prod", [reports[0], reports[2]])]
+
+
+def test_every_path_segment_the_console_builds_is_one_segment() -> None:
+    assert segment("1.0.0+build.1") == "1.0.0%2Bbuild.1" and segment("@champion") == "@champion"
+    assert segment("../../other/m") == "..%2F..%2Fother%2Fm" and segment("a?b#c%") == "a%3Fb%23c%25"
+    assert segment("..") == "%2E%2E" and segment(".") == "%2E"

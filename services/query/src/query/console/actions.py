@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
@@ -28,6 +28,7 @@ from query.console.web import (
     redirect,
     render,
     safe_next,
+    segment,
     visit,
 )
 from query.mcp.api import RegistryApiError
@@ -126,8 +127,12 @@ async def _act(request: Request, visit: Signed, back: str, write: Write, done: s
 
 
 def _model_page(team: str, name: str, version: str | None = None) -> str:
-    page = f"{PATH}/models/{team}/{name}"
-    return f"{page}?version={quote(version)}" if version else page
+    page = f"{PATH}/models/{segment(team)}/{segment(name)}"
+    return f"{page}?{urlencode({'version': version})}" if version else page
+
+
+def _version_path(team: str, name: str, version: str, action: str) -> str:
+    return f"/v1/models/{segment(team)}/{segment(name)}/versions/{segment(version)}/{action}"
 
 
 @router.post("/models/{team}/{name}/versions/{version}/approval")
@@ -140,7 +145,7 @@ async def decide(request: Request, visit: Signed, team: SlugPath, name: SlugPath
     body: dict[str, object] = {"status": status}
     if form.get("comment"):
         body["comment"] = form["comment"]
-    path = f"/v1/models/{team}/{name}/versions/{version}/approval"
+    path = _version_path(team, name, version, "approval")
     done = f"{team}/{name} {version}: {status}"
     return await _act(request, visit, _model_page(team, name, version), ("PUT", path, body), done)
 
@@ -152,7 +157,7 @@ async def set_alias(request: Request, visit: Signed, team: SlugPath, name: SlugP
     alias, version = form.get("alias", "").strip(), form.get("version", "").strip()
     if not alias or not version:
         raise ConsoleRefusal(422, "an alias needs a name and a version")
-    path = f"/v1/models/{team}/{name}/aliases/{quote(alias, safe='')}"
+    path = f"/v1/models/{segment(team)}/{segment(name)}/aliases/{segment(alias)}"
     done = f"alias {alias} → {version}"
     return await _act(request, visit, _model_page(team, name, version), ("PUT", path, {"version": version}), done)
 
@@ -163,6 +168,6 @@ async def set_lifecycle(
 ) -> Response:
     """Deprecate, archive or re-activate a version (the API requires ``models:write``)."""
     state = (await form_of(request)).get("state", "")
-    path = f"/v1/models/{team}/{name}/versions/{version}/lifecycle"
+    path = _version_path(team, name, version, "lifecycle")
     done = f"{team}/{name} {version} is now {state}"
     return await _act(request, visit, _model_page(team, name, version), ("POST", path, {"state": state}), done)

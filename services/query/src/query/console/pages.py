@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from query.console import views
-from query.console.web import PATH, Visit, new_token, redirect, render, visit
+from query.console.web import PATH, Visit, new_token, redirect, render, segment, visit
 from query.mcp.api import RegistryApi, RegistryApiError
 from shared.chassis.http_params import SlugPath
 
@@ -103,11 +102,11 @@ async def model_page(
     versions_cursor: Cursor = None,
 ) -> HTMLResponse:
     """A model: metadata, versions, the chosen version's metrics, lineage and card, deployments, shares."""
-    base = f"/v1/models/{team}/{name}"
+    base = f"/v1/models/{segment(team)}/{segment(name)}"
     owner = visit.principal.acts_for(team)
     # The chosen version's lineage is asked for at once (the latest's when none is chosen), so the
     # page costs one round of concurrent reads, not two.
-    wanted = f"{base}/versions/{quote(version or 'latest', safe='@')}/lineage"
+    wanted = f"{base}/versions/{segment(version or 'latest')}/lineage"
     model, versions, deployments, shares, lineage = await asyncio.gather(
         visit.reads.get(base),
         visit.reads.get(
@@ -122,9 +121,9 @@ async def model_page(
     items: list[dict[str, Any]] = versions["items"]
     selected = _selected(items, version, model)
     if selected is None and version:
-        selected = await visit.reads.get(f"{base}/versions/{version}")
+        selected = await visit.reads.get(f"{base}/versions/{segment(version)}")
     if selected is not None and (lineage is None or lineage["version"]["version"] != selected["version"]):
-        lineage = await _optional(visit.reads, f"{base}/versions/{selected['version']}/lineage")
+        lineage = await _optional(visit.reads, f"{base}/versions/{segment(selected['version'])}/lineage")
     previous = views.previous_of(items, selected) if selected else None
     context = {
         "model": model,
@@ -163,9 +162,10 @@ async def card_page(
     version: Annotated[str | None, Query(max_length=300)] = None,
 ) -> HTMLResponse:
     """A model's card (of one version, else its latest), as the assistant API renders it."""
+    base = f"{segment(team)}/{segment(name)}"
     model, card = await asyncio.gather(
-        visit.reads.get(f"/v1/models/{team}/{name}"),
-        visit.reads.get(f"/v1/assistant/models/{team}/{name}/card", {"version": version}),
+        visit.reads.get(f"/v1/models/{base}"),
+        visit.reads.get(f"/v1/assistant/models/{base}/card", {"version": version}),
     )
     return render(request, "card.html", {"model": model, "card": card, "version": version}, visit=visit)
 
@@ -180,7 +180,9 @@ async def audit_page(
     cursor: Annotated[str | None, Query(max_length=300)] = None,
 ) -> HTMLResponse:
     """A model's audit entries, newest first; a correlation id shows one operation across every service."""
-    model = await visit.reads.get(f"/v1/models/{team}/{name}")  # a model the caller cannot read stays unknown
+    model = await visit.reads.get(
+        f"/v1/models/{segment(team)}/{segment(name)}"
+    )  # a model the caller cannot read stays unknown
     params: dict[str, str | int | None] = {"team": team, "limit": 50, "cursor": cursor}
     params |= {"correlation_id": correlation_id} if correlation_id else {"model": f"{team}/{name}"}
     entries, problem = None, None
@@ -199,9 +201,9 @@ async def audit_page(
 async def team_page(request: Request, visit: Signed, team: SlugPath, cursor: Cursor = None) -> HTMLResponse:
     """A team's models (those the caller reads), its recent registrations and deployments."""
     models, versions, deployments = await asyncio.gather(
-        visit.reads.get(f"/v1/teams/{team}/models", {"sort": "-updated_at", "limit": 50, "cursor": cursor}),
-        visit.reads.get(f"/v1/teams/{team}/versions", {"limit": 20}),
-        visit.reads.get(f"/v1/teams/{team}/deployments", {"limit": 20}),
+        visit.reads.get(f"/v1/teams/{segment(team)}/models", {"sort": "-updated_at", "limit": 50, "cursor": cursor}),
+        visit.reads.get(f"/v1/teams/{segment(team)}/versions", {"limit": 20}),
+        visit.reads.get(f"/v1/teams/{segment(team)}/deployments", {"limit": 20}),
     )
     context = {
         "team": team,

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 import httpx
 from fastapi import Request
@@ -177,6 +177,16 @@ def check_csrf(request: Request, visit: Visit, form: dict[str, str]) -> None:
     if not hmac.compare_digest(form.get("csrf_token", "").encode(), visit.session.csrf_token.encode()):
         console_of(request).guard.deny(request, visit.principal, status=403, reason="console form without its token")
         raise ConsoleRefusal(403, "this form was not sent from the console page it belongs to; reload it and retry")
+
+
+def segment(value: str) -> str:
+    """``value`` as one path segment of an API path the console builds: ``/``, ``?``, ``#``, ``%`` and dots quoted.
+
+    Without it a query parameter such as ``version=../../other/m/versions/1.0.0`` walks the
+    in-process read to another path (httpx removes dot segments). ``@`` stays: ``versions/@alias``.
+    """
+    quoted = quote(value, safe="@")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
 
 
 def new_token() -> str:
