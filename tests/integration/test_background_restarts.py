@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
@@ -33,10 +34,10 @@ from shared.chassis.kafka import ensure_topics
 from shared.chassis.keystore import issue_key
 from shared.chassis.settings import CommonSettings
 from shared.chassis.supervision import Background, TaskSupervisor
-from tests.factories import ADMIN_KEY, store_admin_key
+from tests.factories import ADMIN_KEY, binary_record, register_event, store_admin_key
 from tests.infra import Infra
 from tests.integration.audit_settings import audit_settings
-from tests.kafka_tools import Collector
+from tests.kafka_tools import Collector, caused_by, publish_raw
 from tests.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -301,3 +302,36 @@ async def test_a_search_projection_that_dies_is_restarted_and_an_unshare_then_hi
         # And the restarted projection follows events again: shared anew, found anew.
         assert (await writes.put(f"{model}/shares/{other}")).status_code == 200
         await until(found_by_them, what="the re-shared model in the other team's search")
+
+
+async def test_a_consumer_whose_fetch_loop_dies_is_restarted_and_handles_commands_again(
+    infra: Infra, db_name: str, monkeypatch: pytest.MonkeyPatch, unique: str
+) -> None:
+    # The consumers' fetch loops are FastStream's tasks, restarted by FastStream itself (handler
+    # errors never reach them: consuming.BatchRunner). This pins that a loop that dies comes back.
+    settings = service_settings("registration", infra, db_name)
+    assert isinstance(settings, RegistrationSettings)
+    await ensure_topics(settings)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri)
+    await store_admin_key(client[db_name])
+    await client.close()
+    broken: list[str] = []
+    getmany = AIOKafkaConsumer.getmany
+
+    async def failing_getmany(self: AIOKafkaConsumer, *partitions: Any, **options: Any) -> Any:
+        if not broken:
+            broken.append("fetch")
+            raise RuntimeError("the fetch loop broke (injected)")
+        return await getmany(self, *partitions, **options)
+
+    monkeypatch.setattr(AIOKafkaConsumer, "getmany", failing_getmany)
+    command = register_event(f"c-{unique}", "model", token=ADMIN_KEY.token)
+    async with (
+        running(build_registration(settings), "http://registration"),
+        Collector(infra.kafka_bootstrap, settings.topic_events) as events,
+    ):
+        await publish_raw(
+            infra.kafka_bootstrap, settings.topic_commands, [(*binary_record(command), f"c-{unique}/model".encode())]
+        )
+        await events.wait_for(caused_by(command.id))  # its outcome, whatever it is: the command was consumed
+    assert broken == ["fetch"]
