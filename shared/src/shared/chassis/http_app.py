@@ -21,6 +21,7 @@ from shared.chassis.health import Readiness, health_router
 from shared.chassis.http_auth import Guard
 from shared.chassis.http_observe import Observe
 from shared.chassis.kafka import ping as kafka_ping
+from shared.chassis.key_evictions import KeyEvictions
 from shared.chassis.keystore import KeyStore, MongoKeyStore
 from shared.chassis.lag import LagMonitor
 from shared.chassis.mongo import API_KEYS, database
@@ -190,5 +191,7 @@ def service_app(
     )
     if remote is not None:
         service.on_stop("key-verifiers", remote.close)
+    # Every replica drops a key from its cache as soon as its revocation event arrives.
+    service.in_background("key-evictions", KeyEvictions(settings, keystore, signer).run)
     app.state.service, app.state.guard = service, guard
     return service

@@ -1,0 +1,85 @@
+"""Revoked keys leave every replica's key cache as their ``api_key_revoked`` event arrives.
+
+Each process follows ``registry.events`` from its end on every partition, outside any consumer
+group (every replica must see every revocation), and drops the revoked key from its
+:class:`~shared.chassis.keystore.KeyStore`: a revocation takes effect everywhere as fast as the event
+travels, not after ``KEY_CACHE_SECONDS``, which stays the bound if the broker is away. Only events
+a service signed count; nothing else on the topic is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.chassis.kafka import client_options
+from shared.chassis.keystore import KeyStore
+from shared.chassis.settings import CommonSettings
+from shared.chassis.signing import EventSigner
+from shared.contract.identity_events import API_KEY_REVOKED
+
+log = structlog.get_logger(__name__)
+FETCH_WAIT_MS = 500  # an idle fetch waits this long at most: data returns at once, idle polls stay rare
+
+
+class KeyEvictions:
+    """Follows the events topic and tells the key store to forget each key a service revoked."""
+
+    def __init__(self, settings: CommonSettings, keystore: KeyStore, signer: EventSigner) -> None:
+        self._settings, self._keystore, self._signer = settings, keystore, signer
+        self.following = asyncio.Event()  # set once positioned at the end of every partition
+
+    def apply(self, records: Iterable[Any]) -> list[str]:
+        """Forget the keys ``records`` revoke (signed ``api_key_revoked`` events only); return their ids."""
+        forgotten = []
+        for record in records:
+            if _header(record, "ce_type") != API_KEY_REVOKED.encode():
+                continue
+            if not self._signer.verify(record.value, record.headers or ()):
+                continue
+            try:
+                key_id = json.loads(record.value)["key_id"]
+            except (ValueError, TypeError, KeyError):
+                continue
+            if isinstance(key_id, str):
+                self._keystore.forget(key_id)
+                forgotten.append(key_id)
+        if forgotten:
+            log.info("revoked keys dropped from the key cache", keys=forgotten)
+        return forgotten
+
+    async def run(self) -> None:
+        """Follow the topic from its end until cancelled."""
+        consumer = AIOKafkaConsumer(
+            client_id=f"{self._settings.service_name}-key-evictions",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=FETCH_WAIT_MS,
+            **client_options(self._settings),
+        )
+        await consumer.start()
+        try:
+            topic = self._settings.topic_events
+            while not (found := consumer.partitions_for_topic(topic)):
+                await consumer.topics()  # the topic may not exist for a moment at start
+                await asyncio.sleep(0.5)
+            partitions = [TopicPartition(topic, p) for p in sorted(found)]
+            consumer.assign(partitions)
+            await consumer.seek_to_end(*partitions)
+            for partition in partitions:
+                await consumer.position(partition)  # resolves the end now: later events are all seen
+            self.following.set()
+            while True:
+                batches = await consumer.getmany(timeout_ms=1_000, max_records=1_000)
+                self.apply(record for records in batches.values() for record in records)
+        finally:
+            self.following.clear()
+            await consumer.stop()
+
+
+def _header(record: Any, name: str) -> bytes | None:
+    return next((bytes(raw) for key, raw in record.headers or () if key == name), None)

@@ -1,0 +1,67 @@
+"""A revoked key leaves every replica's key cache when its event arrives, not when the cache expires."""
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.chassis.kafka import ensure_topics
+from shared.chassis.key_evictions import KeyEvictions
+from shared.chassis.keystore import MongoKeyStore, issue_key
+from shared.chassis.mongo import API_KEYS
+from shared.chassis.signing import EventSigner
+from shared.contract.envelope import CloudEvent
+from shared.contract.identity_events import API_KEY_REVOKED, ApiKeyChanged
+from tests.infra import Infra, private_topics
+from tests.kafka_tools import publish_raw
+from tests.waiting import until
+
+pytestmark = pytest.mark.integration
+HOUR = 3600.0
+
+
+def revocation(key_id: str, signer: EventSigner) -> tuple[bytes, list[tuple[str, bytes]], bytes]:
+    data = ApiKeyChanged(team="fraud", actor="adm00001", key_id=key_id, scopes=["models:read"])
+    event = CloudEvent(source="/registry/registration", type=API_KEY_REVOKED, data=data.model_dump(mode="json"))
+    value, headers = signer.encode(event)
+    return value, [(name, raw.encode()) for name, raw in headers.items()], b"fraud"
+
+
+async def test_a_revocation_event_evicts_the_key_from_a_cache_that_would_keep_it_an_hour(
+    infra: Infra, mongo_database: AsyncDatabase[dict[str, Any]]
+) -> None:
+    settings = private_topics(infra, f"evict-{uuid.uuid4().hex[:8]}", partitions=1)
+    await ensure_topics(settings)
+    keys = mongo_database[API_KEYS]
+    keystore = MongoKeyStore(keys, ttl=HOUR)
+    revoked, _ = await issue_key(keys, team="fraud", name="a", scopes=["models:read"], created_by="t")
+    forged, _ = await issue_key(keys, team="fraud", name="b", scopes=["models:read"], created_by="t")
+    for key in (revoked, forged):
+        assert await keystore.authenticate(key.token) is not None  # cached for an hour
+        await keys.update_one({"_id": key.key_id}, {"$set": {"revoked": True}})
+        assert await keystore.authenticate(key.token) is not None, "the cache still holds it"
+    evictions = KeyEvictions(settings, keystore, EventSigner(infra.signing_key.encode()))
+    task = asyncio.create_task(evictions.run())
+    try:
+        await asyncio.wait_for(evictions.following.wait(), 30)
+        # Unsigned (another producer's), then signed (a service's), in one partition: in this order.
+        await publish_raw(
+            infra.kafka_bootstrap,
+            settings.topic_events,
+            [
+                revocation(forged.key_id, EventSigner(b"not-the-services-key" * 2)),
+                revocation(revoked.key_id, EventSigner(infra.signing_key.encode())),
+            ],
+        )
+
+        async def refused() -> bool:
+            return await keystore.authenticate(revoked.token) is None
+
+        await until(refused, timeout=5, what="the revoked key evicted and refused")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    # The forged event arrived first and evicted nothing: its key is still served from the cache.
+    assert await keystore.authenticate(forged.token) is not None
