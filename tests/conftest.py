@@ -69,6 +69,7 @@ async def infra(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Infra
             stack=stack,
             signing_key=secrets.event_signing_key,
             audit_chain_key=secrets.audit_chain_key,
+            audit_signing_key=secrets.audit_signing_key,
         )
     finally:
         await stack.stop()

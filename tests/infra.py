@@ -23,6 +23,7 @@ class Infra:
     # The services' shared secrets (the embedded stack's own, or made for this run).
     signing_key: str = field(default_factory=lambda: secrets.token_hex(32))
     audit_chain_key: str = field(default_factory=lambda: secrets.token_hex(32))
+    audit_signing_key: str = field(default_factory=lambda: secrets.token_hex(32))
 
     def env(self) -> dict[str, str]:
         """Shared service settings pointing at these endpoints, with test-friendly group timings."""
@@ -36,6 +37,7 @@ class Infra:
             "KAFKA_TOPIC_PARTITIONS": "3",
             "EVENT_SIGNING_KEY": self.signing_key,
             "AUDIT_CHAIN_KEY": self.audit_chain_key,
+            "AUDIT_SIGNING_KEY": self.audit_signing_key,
         }
 
 

@@ -23,7 +23,7 @@ APPS: dict[str, Callable[[], FastAPI]] = {
     "deploy-tracker": lambda: build_deploy_tracker(
         DeployTrackerSettings(event_signing_key=KEY, webhook_secret_keys=Fernet.generate_key().decode())
     ),
-    "audit": lambda: build_audit(AuditSettings(event_signing_key=KEY, chain_key=KEY)),
+    "audit": lambda: build_audit(AuditSettings(event_signing_key=KEY, signing_key=KEY)),
 }
 # Answered by the gateway itself, or kept inside the cluster: never routed to a service.
 EDGE_ONLY = {"/healthz", "/readyz", "/metrics"}

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from audit.signing import SigningKey
 from registry_cli.stack import EmbeddedStack
 from tests.factories import ADMIN_KEY
 from tests.metrics_tools import scrape, total
@@ -100,9 +101,10 @@ async def test_audit_verify_passes_on_an_untouched_log(stack: EmbeddedStack) -> 
     assert verdict["ok"] is True and verdict["entries"] > 0, verdict
 
 
-async def test_audit_verify_with_another_key_finds_the_chain_broken(stack: EmbeddedStack) -> None:
-    code, out = await cli(stack, "audit", "verify", "--chain-key", "x" * 32)
-    assert code == 1 and json.loads(out)["ok"] is False
+async def test_audit_verify_with_another_public_key_finds_the_chain_broken(stack: EmbeddedStack) -> None:
+    other = SigningKey.generate().public.raw.hex()
+    code, out = await cli(stack, "audit", "verify", "--public-key", other, "--data-dir", str(stack.settings.data_dir))
+    assert code == 1 and "signature" in json.loads(out)["first_broken"]["problem"]
 
 
 async def test_security_counters_move_by_what_was_refused(stack: EmbeddedStack) -> None:

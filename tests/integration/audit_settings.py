@@ -1,4 +1,4 @@
-"""Settings of an audit service of one test's own: its topics, consumer group, database and chain key."""
+"""Settings of an audit service of one test's own: its topics, consumer group, database and keys."""
 
 from __future__ import annotations
 
@@ -29,4 +29,5 @@ def audit_settings(infra: Infra, db_name: str) -> AuditSettings:
         consumer_group=f"audit-{suffix}",
         event_signing_key=infra.signing_key,
         chain_key=secrets.token_hex(32),
+        signing_key=secrets.token_hex(32),
     )

@@ -1,4 +1,4 @@
-"""The audit store's keyed chains against MongoDB: exactly once, tamper-evident, offsets not identities."""
+"""The audit store's signed chains against MongoDB: exactly once, tamper-evident, migrated once."""
 
 import contextlib
 import secrets
@@ -11,9 +11,12 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from audit.app import build_app
-from audit.chain import ChainKey, verify
+from audit.chain import BAD_ENTRY_SIGNATURE, LEGACY_AFTER_ANCHOR, ChainKey, Tail, Verifier, verify
 from audit.config import AuditSettings
 from audit.entries import Source, entry_for
+from audit.links import link
+from audit.migration import MIGRATED, MigrationRefused, migrate
+from audit.signing import KeyRing, SigningKey
 from audit.store import AuditStore
 from audit.team_verify import verify_team
 from shared.chassis.kafka import ensure_topics
@@ -28,7 +31,8 @@ from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
-KEY = ChainKey(secrets.token_bytes(32))
+SIGNER = SigningKey.generate()
+VERIFIER = Verifier(KeyRing.of(SIGNER))
 FRAUD = Principal(key_id="fraudkey", team="fraud", scopes=frozenset({"models:write"}))
 
 
@@ -55,7 +59,7 @@ def entries(topic: str, partition: int, offsets: range, *, epoch: str = "a", tea
 async def db(infra: Infra, db_name: str) -> AsyncIterator[Any]:
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongodb_uri, tz_aware=True)
     await ensure_indexes(client[db_name])
-    store = AuditStore(client, client[db_name], key=KEY)
+    store = AuditStore(client, client[db_name], signer=SIGNER)
     await store.append(entries("registry.commands", 0, range(0, 6)) + entries("registry.events", 1, range(0, 4)))
     yield client[db_name]
     await client.drop_database(db_name)
@@ -79,21 +83,21 @@ async def entry_at(db: Any, chain: str, seq: int) -> dict[str, Any]:
 
 class TestExactlyOnce:
     async def test_a_redelivered_batch_is_appended_once(self, db: Any) -> None:
-        store = AuditStore(db.client, db, key=KEY)
+        store = AuditStore(db.client, db, signer=SIGNER)
         appended = await store.append(entries("registry.commands", 0, range(4, 9)))  # 4 and 5 are redeliveries
         assert [entry["offset"] for entry in appended] == [6, 7, 8]
-        verdict = await verify(db, KEY)
+        verdict = await verify(db, VERIFIER, signer=SIGNER)
         assert verdict.ok and verdict.entries == 13 and verdict.chains == 2
 
     async def test_records_at_reused_offsets_after_a_broker_restart_are_appended(self, db: Any) -> None:
         # Found: after a restart with kept data, offsets start at 0 again and every new record
         # at an offset below the stored head was skipped as "already audited".
-        store = AuditStore(db.client, db, key=KEY)
+        store = AuditStore(db.client, db, signer=SIGNER)
         appended = await store.append(entries("registry.commands", 0, range(0, 3), epoch="b"))
         assert [entry["offset"] for entry in appended] == [0, 1, 2]
         again = await store.append(entries("registry.commands", 0, range(0, 3), epoch="b"))  # redelivered
         assert again == []
-        verdict = await verify(db, KEY)
+        verdict = await verify(db, VERIFIER, signer=SIGNER)
         assert verdict.ok and verdict.entries == 13
 
     async def test_undecodable_records_are_audited_too(
@@ -139,13 +143,13 @@ class TestAttribution:
 
 class TestTampering:
     async def test_an_untouched_log_verifies(self, db: Any) -> None:
-        verdict = await verify(db, KEY)
+        verdict = await verify(db, VERIFIER, signer=SIGNER)
         assert verdict.ok and verdict.entries == 10
 
     async def test_editing_an_entry_is_found_at_that_entry(self, db: Any) -> None:
         target = await entry_at(db, "registry.commands:0", 4)
         await db.audit_log.update_one({"_id": target["_id"]}, {"$set": {"actor": "mallory"}})
-        verdict = await verify(db, KEY)
+        verdict = await verify(db, VERIFIER, signer=SIGNER)
         assert not verdict.ok and verdict.broken and verdict.broken["entry_id"] == target["_id"]
         assert "edited" in verdict.broken["problem"]
 
@@ -154,28 +158,42 @@ class TestTampering:
         target = await entry_at(db, "registry.commands:0", 2)
         moved = target["received_at"] - timedelta(days=30)
         await db.audit_log.update_one({"_id": target["_id"]}, {"$set": {"received_at": moved}})
-        verdict = await verify(db, KEY)
+        verdict = await verify(db, VERIFIER, signer=SIGNER)
         assert not verdict.ok and verdict.broken and verdict.broken["entry_id"] == target["_id"]
 
-    async def test_a_rehashed_edit_without_the_key_is_found(self, db: Any) -> None:
-        # Someone with database access recomputes the chain after an edit, but not with the key.
+    async def test_a_rehashed_edit_is_found_at_the_next_signed_entry(self, db: Any) -> None:
+        # Someone with database access edits an entry and recomputes the plain hashes after it,
+        # head included: the batch's signed last entry no longer verifies.
+        prev = (await entry_at(db, "registry.events:1", 1))["hash"]
+        for seq in (2, 3, 4):
+            doc = await entry_at(db, "registry.events:1", seq)
+            doc |= {"team": "mallory", "prev_hash": prev}
+            doc["hash"] = prev = link(prev, doc)
+            await db.audit_log.replace_one({"_id": doc["_id"]}, doc)
+        await db.audit_heads.update_one({"_id": "registry.events:1"}, {"$set": {"hash": prev}})
+        verdict = await verify(db, VERIFIER, signer=SIGNER)
+        last = await entry_at(db, "registry.events:1", 4)
+        assert not verdict.ok and verdict.broken
+        assert (verdict.broken["entry_id"], verdict.broken["problem"]) == (last["_id"], BAD_ENTRY_SIGNATURE)
+
+    async def test_a_rehashed_edit_with_a_chain_key_is_found(self, db: Any) -> None:
         other = ChainKey(secrets.token_bytes(32))
         target = await entry_at(db, "registry.events:1", 2)
-        forged = {**target, "team": "mallory"}
+        forged = {**target, "team": "mallory", "v": 3}
         forged["hash"] = other.link(target["prev_hash"], forged)
         await db.audit_log.replace_one({"_id": target["_id"]}, forged)
-        verdict = await verify(db, KEY)
+        verdict = await verify(db, VERIFIER, signer=SIGNER)
         assert not verdict.ok and verdict.broken and verdict.broken["entry_id"] == target["_id"]
 
     async def test_deleting_an_entry_is_found_where_it_was(self, db: Any) -> None:
         await db.audit_log.delete_one({"chain": "registry.commands:0", "seq": 3})
-        verdict = await verify(db, KEY)
+        verdict = await verify(db, VERIFIER, signer=SIGNER)
         assert not verdict.ok and verdict.broken
         assert (verdict.broken["chain"], verdict.broken["seq"]) == ("registry.commands:0", 3)
 
     async def test_deleting_the_last_entry_is_found_by_the_head(self, db: Any) -> None:
         await db.audit_log.delete_one({"chain": "registry.events:1", "seq": 4})
-        verdict = await verify(db, KEY)
+        verdict = await verify(db, VERIFIER, signer=SIGNER)
         assert not verdict.ok and verdict.broken and verdict.broken["chain"] == "registry.events:1"
 
     async def test_swapping_two_entries_is_found_at_the_first(self, db: Any) -> None:
@@ -187,7 +205,7 @@ class TestTampering:
         await db.audit_log.update_one(
             {"_id": second["_id"]}, {"$set": {k: v for k, v in first.items() if k not in keep}}
         )
-        verdict = await verify(db, KEY)
+        verdict = await verify(db, VERIFIER, signer=SIGNER)
         assert not verdict.ok and verdict.broken and verdict.broken["entry_id"] == first["_id"]
 
     async def test_entries_past_the_head_are_found(self, db: Any) -> None:
@@ -195,53 +213,162 @@ class TestTampering:
         head = await db.audit_heads.find_one({"_id": "registry.events:1"})
         third = await entry_at(db, "registry.events:1", 3)
         await db.audit_heads.update_one({"_id": head["_id"]}, {"$set": {"seq": 3, "hash": third["hash"]}})
-        verdict = await verify(db, KEY)
+        verdict = await verify(db, VERIFIER, signer=SIGNER)
         assert not verdict.ok and verdict.broken and "beyond the head" in verdict.broken["problem"]
 
     async def test_a_chain_deleted_with_its_head_but_one_entry_left_is_found(self, db: Any) -> None:
         await db.audit_heads.delete_one({"_id": "registry.events:1"})
         await db.audit_log.delete_many({"chain": "registry.events:1", "seq": {"$gt": 1}})
-        verdict = await verify(db, KEY)
+        verdict = await verify(db, VERIFIER, signer=SIGNER)
         assert not verdict.ok and verdict.broken and verdict.broken["chain"] == "registry.events:1"
 
 
 class TestIncremental:
     async def test_a_second_verify_starts_from_the_checkpoint_and_still_sees_later_edits(self, db: Any) -> None:
-        assert (await verify(db, KEY, full=False)).entries == 10
-        store = AuditStore(db.client, db, key=KEY)
+        assert (await verify(db, VERIFIER, signer=SIGNER, full=False)).entries == 10
+        store = AuditStore(db.client, db, signer=SIGNER)
         await store.append(entries("registry.commands", 0, range(6, 8)))
-        second = await verify(db, KEY, full=False)
+        second = await verify(db, VERIFIER, signer=SIGNER, full=False)
         assert second.ok and second.entries == 2  # only what was appended since
         newest = await entry_at(db, "registry.commands:0", 8)
         await db.audit_log.update_one({"_id": newest["_id"]}, {"$set": {"detail": "nothing to see"}})
-        third = await verify(db, KEY, full=False)
+        third = await verify(db, VERIFIER, signer=SIGNER, full=False)
         assert not third.ok and third.broken and third.broken["entry_id"] == newest["_id"]
 
     async def test_removing_the_checkpointed_entry_is_found(self, db: Any) -> None:
-        await verify(db, KEY, full=False)
+        await verify(db, VERIFIER, signer=SIGNER, full=False)
         await db.audit_log.delete_one({"chain": "registry.events:1", "seq": 4})
         await db.audit_heads.update_one(
             {"_id": "registry.events:1"},
             {"$set": {"seq": 3, "hash": (await entry_at(db, "registry.events:1", 3))["hash"]}},
         )
-        verdict = await verify(db, KEY, full=False)
+        verdict = await verify(db, VERIFIER, signer=SIGNER, full=False)
         assert not verdict.ok and verdict.broken and verdict.broken["chain"] == "registry.events:1"
 
 
 class TestTeamScope:
     async def test_a_team_verifies_its_own_entries_only(self, db: Any) -> None:
-        store = AuditStore(db.client, db, key=KEY)
+        store = AuditStore(db.client, db, signer=SIGNER)
         await store.append(entries("registry.commands", 0, range(6, 9), team="risk"))
-        verdict = await verify_team(db, KEY, team="fraud", limit=1000)
+        verdict = await verify_team(db, VERIFIER, team="fraud", limit=1000)
         assert verdict.ok and verdict.entries == 10 and verdict.scope == "team:fraud"
 
     async def test_an_edit_of_a_teams_entry_is_found_by_that_team(self, db: Any) -> None:
         target = await entry_at(db, "registry.commands:0", 5)
         await db.audit_log.update_one({"_id": target["_id"]}, {"$set": {"outcome": "ok-ish"}})
-        verdict = await verify_team(db, KEY, team="fraud", limit=1000)
+        verdict = await verify_team(db, VERIFIER, team="fraud", limit=1000)
         assert not verdict.ok and verdict.broken and verdict.broken["entry_id"] == target["_id"]
 
     async def test_removing_an_entry_next_to_a_teams_entry_is_found_by_that_team(self, db: Any) -> None:
         await db.audit_log.delete_one({"chain": "registry.commands:0", "seq": 3})
-        verdict = await verify_team(db, KEY, team="fraud", limit=1000)
+        verdict = await verify_team(db, VERIFIER, team="fraud", limit=1000)
         assert not verdict.ok and verdict.broken and verdict.broken["seq"] in (2, 4)
+
+
+def legacy_chain(key: ChainKey, chain: str, count: int) -> tuple[list[Any], dict[str, Any]]:
+    """``count`` v3 entries keyed with ``key`` and their MAC'd head, as the service wrote them before signed chains."""
+    topic, _, partition = chain.rpartition(":")
+    made, prev = entries(topic, int(partition), range(count)), Tail()
+    for doc in made:
+        doc["v"], doc["seq"], doc["prev_hash"] = 3, prev.seq + 1, prev.hash
+        doc["hash"] = key.link(prev.hash, doc)
+        prev = Tail(doc["seq"], doc["hash"], doc["offset"])
+    head = {"_id": chain, "seq": prev.seq, "hash": prev.hash, "offset": prev.offset, "expires_at": None}
+    return made, head | {"expiring_from": None, "mac": key.seal_tail(chain, prev)}
+
+
+class TestMigration:
+    CHAIN = "registry.commands:0"
+
+    @pytest.fixture
+    async def legacy_db(self, mongo_database: Any) -> tuple[Any, ChainKey]:
+        key = ChainKey(secrets.token_bytes(32))
+        await ensure_indexes(mongo_database)
+        made, head = legacy_chain(key, self.CHAIN, 4)
+        await mongo_database.audit_log.insert_many(made)
+        await mongo_database.audit_heads.insert_one(head)
+        return mongo_database, key
+
+    async def test_a_keyed_chain_is_migrated_once_recorded_and_then_verifies_with_the_public_key(
+        self, legacy_db: tuple[Any, ChainKey]
+    ) -> None:
+        db, key = legacy_db
+        assert await migrate(db.client, db, signer=SIGNER, legacy=key) == [self.CHAIN]
+        assert await migrate(db.client, db, signer=SIGNER, legacy=key) == []  # once
+        record = await entry_at(db, self.CHAIN, 5)
+        assert (record["type"], record["v"], record["actor"]) == (MIGRATED, 4, "audit") and "sig" in record
+        head = await db.audit_heads.find_one({"_id": self.CHAIN})
+        assert (head["anchor_seq"], "mac" in head, "sig" in head) == (4, False, True)
+        await AuditStore(db.client, db, signer=SIGNER).append(entries("registry.commands", 0, range(4, 6)))
+        keyed = await verify(db, Verifier(KeyRing.of(SIGNER), legacy=key))
+        assert keyed.ok and keyed.entries == 7 and keyed.legacy_unchecked == 0
+        public_only = await verify(db, VERIFIER)  # the chain key is needed only for the legacy contents
+        assert public_only.ok and public_only.legacy_unchecked == 4
+
+    async def test_a_legacy_entry_after_the_migration_point_fails(self, legacy_db: tuple[Any, ChainKey]) -> None:
+        db, key = legacy_db
+        await migrate(db.client, db, signer=SIGNER, legacy=key)
+        # Even someone holding the old chain key cannot add a keyed entry once the chain is signed.
+        last = await entry_at(db, self.CHAIN, 5)
+        [forged] = entries("registry.commands", 0, range(9, 10), epoch="x")
+        forged |= {"v": 3, "seq": 6, "prev_hash": last["hash"]}
+        forged["hash"] = key.link(last["hash"], forged)
+        await db.audit_log.insert_one(forged)
+        await db.audit_heads.update_one({"_id": self.CHAIN}, {"$set": {"seq": 6, "hash": forged["hash"]}})
+        verdict = await verify(db, Verifier(KeyRing.of(SIGNER), legacy=key))
+        assert not verdict.ok and verdict.broken
+        assert (verdict.broken["seq"], verdict.broken["entry_id"], verdict.broken["problem"]) == (
+            6,
+            forged["_id"],
+            LEGACY_AFTER_ANCHOR,
+        )
+
+    async def test_without_the_chain_key_or_with_a_broken_chain_nothing_is_migrated(
+        self, legacy_db: tuple[Any, ChainKey]
+    ) -> None:
+        db, key = legacy_db
+        with pytest.raises(MigrationRefused, match="AUDIT_CHAIN_KEY"):
+            await migrate(db.client, db, signer=SIGNER, legacy=None)
+        await db.audit_log.update_one({"chain": self.CHAIN, "seq": 2}, {"$set": {"team": "mallory"}})
+        with pytest.raises(MigrationRefused, match="does not verify"):
+            await migrate(db.client, db, signer=SIGNER, legacy=key)
+        head = await db.audit_heads.find_one({"_id": self.CHAIN})
+        assert "sig" not in head and await db.audit_log.count_documents({"type": MIGRATED}) == 0
+
+    async def test_the_service_migrates_at_start_and_publishes_its_public_key(
+        self, infra: Infra, db_name: str, mongo: AsyncMongoClient[dict[str, object]]
+    ) -> None:
+        settings = audit_settings(infra, db_name)
+        assert settings.chain_key is not None and settings.signing_key is not None
+        key = ChainKey(settings.chain_key.get_secret_value().encode())
+        made, head = legacy_chain(key, self.CHAIN, 3)
+        await mongo[db_name].audit_log.insert_many(made)
+        await mongo[db_name].audit_heads.insert_one(head)
+        await ensure_topics(settings)
+        await store_admin_key(mongo[db_name])
+        try:
+            async with running(settings) as http:
+                listed = (await http.get("/v1/audit", params={"type": MIGRATED})).json()["items"]
+                published = (await http.get("/v1/audit/public-keys")).json()["keys"]
+                verdict = (await http.get("/v1/audit/verify", params={"full": "true"})).json()
+        finally:
+            await mongo.drop_database(db_name)
+        signer = SigningKey.parse(settings.signing_key.get_secret_value())
+        assert [(e["seq"], e["sig"]["kid"]) for e in listed] == [(4, signer.public.kid)]
+        assert published == [signer.public.public()]
+        assert verdict["ok"] is True and verdict["entries"] == 4
+
+
+class TestRotation:
+    async def test_after_a_rotation_old_heads_verify_while_the_old_key_is_listed_as_retired(self, db: Any) -> None:
+        await verify(db, VERIFIER, signer=SIGNER)  # checkpoints signed by the old key
+        new = SigningKey.generate()
+        await AuditStore(db.client, db, signer=new).append(entries("registry.commands", 0, range(6, 8)))
+        rotated = Verifier(KeyRing.of(new, retired=SIGNER.public.raw.hex()))
+        # registry.events:1 is idle: its head is still the old key's; registry.commands:0 the new one's.
+        heads = {doc["_id"]: doc["sig"]["kid"] async for doc in db.audit_heads.find({})}
+        assert heads == {"registry.commands:0": new.public.kid, "registry.events:1": SIGNER.public.kid}
+        assert (await verify(db, rotated, signer=new, full=False)).ok
+        assert (await verify(db, rotated, signer=new)).ok
+        dropped = await verify(db, Verifier(KeyRing.of(new)))
+        assert not dropped.ok and dropped.broken and "signature" in dropped.broken["problem"]  # the old key's

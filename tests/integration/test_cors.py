@@ -44,7 +44,7 @@ APPS: dict[str, Callable[[list[str]], FastAPI]] = {
         DeployTrackerSettings(event_signing_key=KEY, webhook_secret_keys=WEBHOOK_KEYS, cors_allowed_origins=origins)
     ),
     "audit": lambda origins: build_audit(
-        AuditSettings(event_signing_key=KEY, chain_key=KEY, cors_allowed_origins=origins)
+        AuditSettings(event_signing_key=KEY, signing_key=KEY, cors_allowed_origins=origins)
     ),
 }
 # A write a browser console makes: credentials, JSON, a correlation id and an idempotency key.

@@ -1,7 +1,6 @@
 """Retention on MongoDB: TTL indexes on webhook deliveries and on access entries only, and a verifiable log."""
 
 import contextlib
-import secrets
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -11,9 +10,10 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.errors import OperationFailure
 
-from audit.chain import ChainKey, verify
+from audit.chain import Verifier, verify
 from audit.config import AuditSettings
 from audit.entries import Source, entry_for, received_now
+from audit.signing import KeyRing, SigningKey
 from audit.store import AuditStore
 from audit.team_verify import verify_team
 from deploy_tracker.webhook_fanout import deliveries
@@ -33,7 +33,8 @@ from tests.infra import Infra
 from tests.waiting import until
 
 pytestmark = pytest.mark.integration
-KEY = ChainKey(secrets.token_bytes(32))
+SIGNER = SigningKey.generate()
+VERIFIER = Verifier(KeyRing.of(SIGNER))
 ACCESS_CHAIN = "registry.access:0"
 
 
@@ -124,7 +125,7 @@ class TestAccessEntries:
         index = (await audit_db[AUDIT_LOG].index_information())[EXPIRY_INDEX]
         assert index["key"] == [("expires_at", 1)] and index["expireAfterSeconds"] == 0
         assert index["partialFilterExpression"] == {"expires_at": {"$type": "date"}}
-        store = AuditStore(audit_db.client, audit_db, key=KEY, retention=retention(30))
+        store = AuditStore(audit_db.client, audit_db, signer=SIGNER, retention=retention(30))
         long_ago = received_now() - timedelta(days=40)
         await store.append(access_entries(2, long_ago) + command_entries(2, long_ago))
         stored = await audit_db[AUDIT_LOG].find({}).to_list()
@@ -134,19 +135,19 @@ class TestAccessEntries:
         }
         await expired_gone(audit_db, AUDIT_LOG, {"chain": ACCESS_CHAIN})
         assert await audit_db[AUDIT_LOG].count_documents({"chain": "registry.commands:0"}) == 2
-        verdict = await verify(audit_db, KEY)
+        verdict = await verify(audit_db, VERIFIER, signer=SIGNER)
         assert verdict.ok and verdict.entries == 2  # every access entry expired: the sealed head vouches
 
     async def test_verify_accepts_the_expired_prefix_and_reports_a_deletion_after_it(self, audit_db: Any) -> None:
-        store = AuditStore(audit_db.client, audit_db, key=KEY, retention=retention(90))
+        store = AuditStore(audit_db.client, audit_db, signer=SIGNER, retention=retention(90))
         await store.append(access_entries(3, received_now() - timedelta(days=100)))
         await store.append(access_entries(3, received_now(), first=3))
         await expired_gone(audit_db, AUDIT_LOG, {"seq": {"$lte": 3}})
-        verdict = await verify(audit_db, KEY, page=2)  # the expired run is longer than a page
+        verdict = await verify(audit_db, VERIFIER, signer=SIGNER, page=2)  # the expired run is longer than a page
         assert verdict.ok and verdict.entries == 3
-        assert (await verify_team(audit_db, KEY, team="fraud", limit=100)).ok
+        assert (await verify_team(audit_db, VERIFIER, team="fraud", limit=100)).ok
         await audit_db[AUDIT_LOG].delete_one({"chain": ACCESS_CHAIN, "seq": 5})
-        verdict = await verify(audit_db, KEY)
+        verdict = await verify(audit_db, VERIFIER, signer=SIGNER)
         assert (
             not verdict.ok
             and verdict.broken
@@ -158,18 +159,18 @@ class TestAccessEntries:
         )
 
     async def test_a_recent_prefix_cut_is_reported(self, audit_db: Any) -> None:
-        store = AuditStore(audit_db.client, audit_db, key=KEY, retention=retention(90))
+        store = AuditStore(audit_db.client, audit_db, signer=SIGNER, retention=retention(90))
         await store.append(access_entries(4, received_now()))
         await audit_db[AUDIT_LOG].delete_many({"chain": ACCESS_CHAIN, "seq": {"$lte": 2}})
-        verdict = await verify(audit_db, KEY)
+        verdict = await verify(audit_db, VERIFIER, signer=SIGNER)
         assert not verdict.ok and verdict.broken and verdict.broken["seq"] == 1
 
     async def test_an_entry_verified_before_that_expired_since_is_no_break(self, audit_db: Any) -> None:
-        store = AuditStore(audit_db.client, audit_db, key=KEY, retention=retention(90))
+        store = AuditStore(audit_db.client, audit_db, signer=SIGNER, retention=retention(90))
         await store.append(access_entries(3, received_now() - timedelta(days=100)))
-        assert (await verify(audit_db, KEY, full=False)).ok  # the checkpoint: seq 3, expired, still there
+        assert (await verify(audit_db, VERIFIER, signer=SIGNER, full=False)).ok  # checkpoint: seq 3, expired, kept
         await expired_gone(audit_db, AUDIT_LOG, {"chain": ACCESS_CHAIN})
-        assert (await verify(audit_db, KEY, full=False)).ok
+        assert (await verify(audit_db, VERIFIER, signer=SIGNER, full=False)).ok
         await store.append(access_entries(2, received_now(), first=3))
-        verdict = await verify(audit_db, KEY, full=False)
+        verdict = await verify(audit_db, VERIFIER, signer=SIGNER, full=False)
         assert verdict.ok and verdict.entries == 2

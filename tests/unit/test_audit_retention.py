@@ -6,13 +6,16 @@ from typing import Any
 
 import pytest
 
-from audit.chain import ChainKey, Tail, Verdict, extend, verify_chain
+from audit.chain import BAD_HEAD_SIGNATURE, ChainKey, Tail, Verdict, Verifier, extend, verify_chain
 from audit.entries import Source, entry_for
+from audit.signing import KeyRing, SigningKey
 from shared.contract import messages
 from tests.factories import command_event
 
 pytestmark = pytest.mark.unit
-KEY = ChainKey(secrets.token_bytes(32))
+KEY = ChainKey(secrets.token_bytes(32))  # the legacy chain key
+SIGNER = SigningKey.generate()
+VERIFIER = Verifier(KeyRing.of(SIGNER), legacy=KEY)
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 RETENTION = timedelta(days=90)
 ACCESS, COMMANDS = "registry.access", "registry.commands"
@@ -34,12 +37,12 @@ def chained(
     made = []
     for age in ages:
         made.append(entry(topic, tail.offset + 1, NOW - age))
-        tail = extend(KEY, tail, made[-1], retention=retention)
+        tail = extend(tail, made[-1], retention=retention)
     return made, tail
 
 
 def verdict(entries: list[dict[str, Any]], tail: Tail, *, chain: str = f"{ACCESS}:0") -> Verdict:
-    return verify_chain(KEY, chain, entries, tail.head(KEY, chain), now=NOW)
+    return verify_chain(VERIFIER, chain, entries, tail.head(SIGNER, chain), now=NOW)
 
 
 def days(*values: int) -> list[timedelta]:
@@ -50,7 +53,7 @@ class TestChaining:
     def test_an_access_entry_expires_its_retention_after_it_was_received(self) -> None:
         [first], _ = chained(days(10))
         assert first["expires_at"] == NOW - timedelta(days=10) + RETENTION
-        assert "prev_expires_at" not in first and first["v"] == 3
+        assert "prev_expires_at" not in first and first["v"] == 4
 
     def test_an_entry_of_any_other_topic_never_expires(self) -> None:
         entries, tail = chained(days(200, 100), topic=COMMANDS, retention=None)
@@ -125,9 +128,10 @@ class TestRemovalsStillFound:
     def test_a_head_that_claims_an_earlier_expiry_is_not_believed(self) -> None:
         _, tail = chained(days(30, 20))
         chain = f"{ACCESS}:0"
-        forged = tail.head(KEY, chain) | {"expires_at": NOW - timedelta(days=1)}
-        result = verify_chain(KEY, chain, [], forged, now=NOW)
-        assert not result.ok and result.broken and result.broken["seq"] == 1
+        forged = tail.head(SIGNER, chain) | {"expires_at": NOW - timedelta(days=1)}
+        result = verify_chain(VERIFIER, chain, [], forged, now=NOW)
+        assert not result.ok and result.broken
+        assert (result.broken["seq"], result.broken["problem"]) == (2, BAD_HEAD_SIGNATURE)
 
     def test_an_edited_expiry_is_found_at_that_entry(self) -> None:
         entries, tail = chained(days(120, 100, 10, 5))
@@ -144,17 +148,15 @@ class TestRemovalsStillFound:
 
 
 class TestOlderEntries:
-    def test_entries_chained_before_retention_still_verify(self) -> None:
+    def test_legacy_entries_before_the_migration_point_still_verify_with_the_chain_key(self) -> None:
         entries, _ = chained(days(3, 2, 1), retention=None)
-        for made in entries:  # version 2: no expiry fields in the canonical form
-            made["v"] = 2
-        relinked, prev = [], Tail()
-        for made in entries:
-            made["prev_hash"] = prev.hash
+        prev = Tail()
+        for made in entries:  # version 2: keyed, no expiry fields in the canonical form
+            made["v"], made["prev_hash"] = 2, prev.hash
             made["hash"] = KEY.link(prev.hash, made)
             prev = Tail(made["seq"], made["hash"], made["offset"])
-            relinked.append(made)
-        assert verdict(relinked, prev).ok
-        relinked[1]["detail"] = "edited"
-        result = verdict(relinked, prev)
+        anchored = Tail(prev.seq, prev.hash, prev.offset, anchor_seq=prev.seq, anchor_hash=prev.hash)
+        assert verify_chain(VERIFIER, f"{ACCESS}:0", entries, anchored.head(SIGNER, f"{ACCESS}:0"), now=NOW).ok
+        entries[1]["detail"] = "edited"
+        result = verify_chain(VERIFIER, f"{ACCESS}:0", entries, anchored.head(SIGNER, f"{ACCESS}:0"), now=NOW)
         assert not result.ok and result.broken and result.broken["seq"] == 2

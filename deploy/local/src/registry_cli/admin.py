@@ -10,7 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from audit.chain import ChainKey, Verdict, verify
+from audit.chain import ChainKey, Verdict, Verifier, verify
+from audit.signing import KeyRing, PublicKey, SigningKey
 from registry_cli.output import ApiKey, print_json, registry
 from registry_cli.secrets import load_or_create
 from shared.chassis.mongo import make_client
@@ -81,23 +82,47 @@ def revoke(key_id: str, team: Annotated[str, typer.Option(help="The key's team")
 @audit_app.command("verify")
 def verify_audit(
     mongodb_uri: AuditMongoUri = DEFAULT_AUDIT_URI,
-    chain_key: Annotated[
-        str | None, typer.Option(envvar="AUDIT_CHAIN_KEY", help="The audit chain key (default: the local stack's)")
+    public_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="An audit public key (64 hex digits, as GET /v1/audit/public-keys lists it); repeat for retired "
+            "keys (default: the local stack's)"
+        ),
     ] = None,
-    data_dir: Annotated[Path, typer.Option(help="Local stack whose key to use when none is given")] = Path(".data"),
+    chain_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="AUDIT_CHAIN_KEY",
+            help="The legacy chain key, to check entries written before signed chains (default: the local stack's)",
+        ),
+    ] = None,
+    data_dir: Annotated[Path, typer.Option(help="Local stack whose public key to use when none is given")] = Path(
+        ".data"
+    ),
     full: Annotated[
         bool, typer.Option(help="Walk every chain from the start, not from the last verified point")
     ] = True,
 ) -> None:
-    """Recompute every audit chain; exit 1 at the first broken link."""
-    if chain_key is None:
-        if not (data_dir / "secrets.json").exists():
-            raise typer.BadParameter("give --chain-key (or AUDIT_CHAIN_KEY), or run from the stack's directory")
-        chain_key = load_or_create(data_dir).audit_chain_key
-    key = ChainKey(chain_key.encode())
+    """Check every audit chain with the audit service's public key (no secret); exit 1 at the first broken link.
+
+    Read-only: it holds nothing that could sign, so it moves no checkpoint. Without the legacy
+    chain key, entries written before signed chains are checked by their links and the signed
+    migration point only (``legacy_unchecked`` counts them).
+    """
+    local = load_or_create(data_dir) if (data_dir / "secrets.json").exists() else None
+    if not public_key:
+        if local is None:
+            raise typer.BadParameter("give --public-key (GET /v1/audit/public-keys), or run from the stack's directory")
+        public_key = [SigningKey.parse(local.audit_signing_key).public.raw.hex()]
+    if chain_key is None and local is not None:
+        chain_key = local.audit_chain_key
+    verifier = Verifier(
+        KeyRing([PublicKey.parse(text) for text in public_key]),
+        legacy=ChainKey(chain_key.encode()) if chain_key else None,
+    )
 
     async def action(db: Any) -> Verdict:
-        return await verify(db, key, full=full)
+        return await verify(db, verifier, full=full)
 
     verdict = asyncio.run(_with_db(mongodb_uri, action))
     typer.echo(json.dumps(verdict.public(), indent=2))

@@ -21,11 +21,17 @@ from registry_cli.files import write_private
 
 @dataclass(frozen=True)
 class StackSecrets:
-    """The stack's secrets: event signing (every service), audit chain, webhook sealing (deploy tracker)."""
+    """The stack's secrets: event signing (every service), audit chain and signing, webhook sealing (deploy tracker).
+
+    ``audit_signing_key`` is the audit service's Ed25519 private key (the hex seed); its public
+    key is what ``registry audit verify`` checks with. ``audit_chain_key`` only verifies chains
+    written before signed chains.
+    """
 
     event_signing_key: str
     audit_chain_key: str
     webhook_secret_keys: str
+    audit_signing_key: str
     backup_key: str  # signs backup manifests (registry_cli.backup); no service reads it
     database_secret: str  # the database users' passwords derive from it (database_password)
 
@@ -34,6 +40,7 @@ class StackSecrets:
         return {
             "EVENT_SIGNING_KEY": self.event_signing_key,
             "AUDIT_CHAIN_KEY": self.audit_chain_key,
+            "AUDIT_SIGNING_KEY": self.audit_signing_key,
             "DEPLOY_TRACKER_WEBHOOK_SECRET_KEYS": self.webhook_secret_keys,
         }
 
@@ -48,6 +55,7 @@ MAKERS = {
     "event_signing_key": lambda: secrets.token_hex(32),
     "audit_chain_key": lambda: secrets.token_hex(32),
     "webhook_secret_keys": lambda: Fernet.generate_key().decode(),
+    "audit_signing_key": lambda: secrets.token_hex(32),  # any 32 bytes are an Ed25519 seed
     "backup_key": lambda: secrets.token_hex(32),
     "database_secret": lambda: secrets.token_hex(32),
 }

@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from audit import metrics, routes
-from audit.chain import ChainKey
+from audit.chain import ChainKey, Verifier
 from audit.config import AuditSettings
+from audit.migration import migrate
+from audit.signing import KeyRing, SigningKey
 from audit.store import AuditStore
 from audit.subscribers import register_audit_subscriber
 from shared.chassis import asyncapi
@@ -25,17 +27,21 @@ from shared.chassis.mongo import (
 from shared.chassis.settings import ConfigurationError
 
 
-class ChainKeyMissing(ConfigurationError):
-    """The audit service was started without ``AUDIT_CHAIN_KEY``."""
+class SigningKeyMissing(ConfigurationError):
+    """The audit service was started without ``AUDIT_SIGNING_KEY``."""
 
 
 def build_app(settings: AuditSettings) -> FastAPI:
     """Consume every topic into the hash-chained ``audit_log`` and serve it."""
-    if settings.chain_key is None:
-        raise ChainKeyMissing(
-            "AUDIT_CHAIN_KEY is not set: the audit chain is keyed with it "
-            "(e.g. python -c 'import secrets; print(secrets.token_hex(32))'); keep it outside the database"
+    legacy = ChainKey(settings.chain_key.get_secret_value().encode()) if settings.chain_key is not None else None
+    if settings.signing_key is None:
+        raise SigningKeyMissing(
+            "AUDIT_SIGNING_KEY is not set: the audit chain's heads are signed with it "
+            "(an Ed25519 seed, e.g. python -c 'import secrets; print(secrets.token_hex(32))'); "
+            "keep it outside the database"
         )
+    signer = SigningKey.parse(settings.signing_key.get_secret_value())
+    verifier = Verifier(KeyRing.of(signer, settings.retired_public_keys), legacy=legacy)
     client = make_client(settings)
     log_client = make_client(settings.log_settings()) if settings.log_mongodb_uri else client
     broker = make_broker(settings)
@@ -45,12 +51,12 @@ def build_app(settings: AuditSettings) -> FastAPI:
         broker=broker,
         consumer_groups={settings.consumer_group: settings.all_topics()},
     )
-    chain_key = ChainKey(settings.chain_key.get_secret_value().encode())
     log_db = database(log_client, settings)
-    store = AuditStore(log_client, log_db, key=chain_key, retention=settings.retention())
+    store = AuditStore(log_client, log_db, signer=signer, retention=settings.retention())
 
     async def start() -> None:
         await ensure_indexes(log_db, [AUDIT_LOG, AUDIT_HEADS, AUDIT_VERIFIED], settings=settings)
+        await migrate(log_client, log_db, signer=signer, legacy=legacy)  # keyed chains, once
         for chain, length in (await store.chain_lengths()).items():  # chains are long before this process
             topic, _, partition = chain.rpartition(":")
             metrics.CHAIN_LENGTH.labels(topic, partition).set(length)
@@ -65,7 +71,7 @@ def build_app(settings: AuditSettings) -> FastAPI:
 
         service.readiness.checks["audit_mongodb"] = log_database_ping
         service.on_stop("audit-mongodb", log_client.close)
-    service.app.state.chain_key, service.app.state.audit_db = chain_key, log_db
+    service.app.state.verifier, service.app.state.signer, service.app.state.audit_db = verifier, signer, log_db
     service.app.include_router(routes.router)
     asyncapi.serve(service.app, settings, consumes=["commands", "events", "deploy", "access"], publishes=["access"])
     return service.app

@@ -20,8 +20,17 @@ class AuditSettings(CommonSettings):
     consumer_group: str = "audit"
     batch_max_records: int = 2000
     batch_timeout_ms: int = 50
-    # HMAC key of the audit chain: whoever can write the database but not read this cannot
-    # rewrite the log unnoticed. Kept outside the database (a Secret), like EVENT_SIGNING_KEY.
+    # The audit service's Ed25519 private key (64 hex digits, the seed, or PEM): it signs the
+    # chains' heads and checkpoints; its public key is published (GET /v1/audit/public-keys).
+    # Kept outside the database (a Secret), like EVENT_SIGNING_KEY.
+    signing_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("AUDIT_SIGNING_KEY", "signing_key"), repr=False
+    )
+    # Public keys (64 hex digits or PEM, comma-separated) of earlier signing keys: what they
+    # signed still verifies. Listed as "retired" by GET /v1/audit/public-keys.
+    retired_public_keys: str = ""
+    # Legacy HMAC key of chains written before signed chains: needed once to verify and migrate
+    # them at start, and afterwards only to check the contents of their pre-migration entries.
     chain_key: SecretStr | None = Field(None, validation_alias=AliasChoices("AUDIT_CHAIN_KEY", "chain_key"))
     # Entries of the access topic (reads, writes, denials: the bulk of the log) expire this long
     # after they were received; every other entry is kept for ever. 0 keeps access entries too.

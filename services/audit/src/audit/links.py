@@ -1,17 +1,23 @@
-"""How audit entries are linked: the canonical form of each version, the chain key, expiry.
+"""How audit entries are linked: the canonical form of each version, signed heads, expiry.
 
-Each entry stores ``hash = HMAC-SHA256(AUDIT_CHAIN_KEY, prev_hash + canonical(entry))`` and a
-dense ``seq``; the chain's head (last seq and hash) is kept in ``audit_heads``. The canonical
-form covers every field the audit API shows or filters on. Entries written before keyed chains
-(``v`` absent) are linked with plain SHA-256 over their original fields, ``v`` 2 entries over
-theirs; ``v`` 3 added the expiry fields below.
+Each entry (``v`` 4) stores ``hash = SHA-256(prev_hash + canonical(entry))`` and a dense
+``seq``: plain SHA-256, so anyone can recompute it. What makes the chain unforgeable is the
+audit service's Ed25519 signature (:mod:`audit.signing`) over the chain's head (last seq, hash,
+expiry facts and migration point), kept in ``audit_heads``, and over the last entry of every
+batch (its ``sig``): without the private key nobody can move a head or append past it.
+
+Entries written before signed chains are *legacy*: without ``v`` (plain SHA-256 over their
+original fields), ``v`` 2 and 3 (HMAC-SHA256 under ``AUDIT_CHAIN_KEY``; 3 added the expiry
+fields). A chain that holds them was re-anchored once (:mod:`audit.migration`): its head states,
+signed, the seq and hash of the last legacy entry (``anchor_seq``/``anchor_hash``); every entry
+after it must be ``v`` 4, and only the legacy part needs the chain key to check its contents.
 
 Retention: entries of an expiring topic (access events) carry ``expires_at``, which a TTL index
 acts on and which never decreases along a chain; every entry carries, hashed, its predecessor's
 ``prev_expires_at`` and the first ``seq`` of the run of expiring entries that predecessor ends
 (``prev_expiring_from``). Entries may therefore be missing before an entry only if all of them
-lie in that run and that time has passed (:func:`may_be_gone`). The head seals the chain's end
-the same way (:class:`Tail`), so a chain whose every entry expired still verifies.
+lie in that run and that time has passed (:func:`may_be_gone`). The signed head states the
+chain's end the same way (:class:`Tail`), so a chain whose every entry expired still verifies.
 """
 
 from __future__ import annotations
@@ -23,11 +29,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from audit.signing import KeyRing, SigningKey
 from shared.chassis.settings import ConfigurationError
 from shared.contract.documents import Document
 
 GENESIS = "0" * 64
-VERSION = 3
+VERSION = 4
+LEGACY_VERSIONS = (None, 2, 3)
 _V2_FIELDS = (
     "_id",
     "v",
@@ -73,7 +81,7 @@ _LEGACY_FIELDS = (
     "causation_id",
     "detail",
 )
-_FIELDS = {2: _V2_FIELDS, VERSION: CHAINED_FIELDS}
+_FIELDS = {2: _V2_FIELDS, 3: CHAINED_FIELDS}
 # Entries expire by the database's clock and are judged by the verifier's: this much apart is tolerated.
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -92,8 +100,13 @@ def canonical(entry: Document, fields: tuple[str, ...] = CHAINED_FIELDS) -> byte
     return json.dumps(body, sort_keys=True, separators=(",", ":"), default=_plain).encode()
 
 
+def link(prev_hash: str, entry: Document) -> str:
+    """The hash of a ``v`` 4 entry following ``prev_hash``: plain SHA-256, anyone can recompute it."""
+    return hashlib.sha256(prev_hash.encode() + canonical(entry)).hexdigest()
+
+
 class ChainKey:
-    """Links entries with the audit chain key (HMAC-SHA256)."""
+    """The legacy chain key (HMAC-SHA256): checks entries written before signed chains."""
 
     def __init__(self, key: bytes) -> None:
         if len(key) < 16:
@@ -101,7 +114,7 @@ class ChainKey:
         self._key = key
 
     def link(self, prev_hash: str, entry: Document) -> str:
-        """The hash of ``entry`` following ``prev_hash``, over the fields of the entry's version."""
+        """The hash of a legacy ``entry`` following ``prev_hash``, over the fields of the entry's version."""
         version = entry.get("v")
         if version is None:  # written before keyed chains
             return hashlib.sha256(prev_hash.encode() + canonical(entry, _LEGACY_FIELDS)).hexdigest()
@@ -109,65 +122,148 @@ class ChainKey:
         return hmac.new(self._key, prev_hash.encode() + canonical(entry, fields), hashlib.sha256).hexdigest()
 
     def seal(self, chain: str, seq: int, hash_: str) -> str:
-        """A MAC over a verification checkpoint, so a forged checkpoint cannot skip entries."""
+        """The MAC legacy verification checkpoints carried."""
         return hmac.new(self._key, f"{chain}|{seq}|{hash_}".encode(), hashlib.sha256).hexdigest()
 
     def seal_tail(self, chain: str, tail: Tail) -> str:
-        """A MAC over a chain's head, expiry included, so a head cannot claim its entries expired."""
+        """The MAC a legacy head carried over its end, expiry included."""
         expires = _plain(tail.expires_at) if tail.expires_at else ""
         message = f"head|{chain}|{tail.seq}|{tail.hash}|{expires}|{tail.expiring_from or ''}"
         return hmac.new(self._key, message.encode(), hashlib.sha256).hexdigest()
 
 
+class Verifier:
+    """Checks entries and signatures with the published public keys (and, for legacy entries, the chain key).
+
+    Holds nothing that can extend a chain: ``registry audit verify`` and auditors use it offline.
+    """
+
+    def __init__(self, keys: KeyRing, legacy: ChainKey | None = None) -> None:
+        self.keys, self.legacy = keys, legacy
+
+    def digest(self, prev_hash: str, entry: Document) -> str | None:
+        """What ``entry``'s hash must be after ``prev_hash``; ``None``: a keyed legacy entry and no chain key."""
+        version = entry.get("v")
+        if version == VERSION:
+            return link(prev_hash, entry)
+        if version is None:
+            return hashlib.sha256(prev_hash.encode() + canonical(entry, _LEGACY_FIELDS)).hexdigest()
+        return self.legacy.link(prev_hash, entry) if self.legacy else None
+
+    def head_ok(self, chain: str, head: Document) -> bool:
+        """Whether ``head`` is signed, by a listed key, over everything it states."""
+        return self.keys.verify("head", head_fields(chain, Tail.of(head)), head.get("sig"))
+
+    def entry_ok(self, doc: Document) -> bool:
+        """Whether an entry that carries a batch-end signature carries a valid one (``True`` without one)."""
+        if "sig" not in doc:
+            return True
+        return self.keys.verify("entry", entry_fields(doc["chain"], doc["seq"], doc.get("hash")), doc["sig"])
+
+    def checkpoint_ok(self, doc: Document) -> bool:
+        """Whether a verification checkpoint is signed."""
+        return self.keys.verify("checkpoint", entry_fields(doc["_id"], doc["seq"], doc["hash"]), doc.get("sig"))
+
+
+def head_fields(chain: str, tail: Tail) -> dict[str, Any]:
+    """What a head's signature covers."""
+    return {
+        "chain": chain,
+        "seq": tail.seq,
+        "hash": tail.hash,
+        "offset": tail.offset,
+        "expires_at": _plain(tail.expires_at) if tail.expires_at else None,
+        "expiring_from": tail.expiring_from,
+        "anchor_seq": tail.anchor_seq,
+        "anchor_hash": tail.anchor_hash,
+        "expiring_since": tail.expiring_since,
+    }
+
+
+def entry_fields(chain: str, seq: int, hash_: Any) -> dict[str, Any]:
+    """What an entry's batch-end signature (or a checkpoint's) covers: its hash covers the rest."""
+    return {"chain": chain, "seq": seq, "hash": hash_}
+
+
 @dataclass(frozen=True)
 class Tail:
-    """The end of a chain, as its head stores it: what the next entry links to."""
+    """The end of a chain, as its head stores it: what the next entry links to.
+
+    ``anchor_seq``/``anchor_hash``: the last legacy entry of a migrated chain (0 and the genesis
+    for a chain that was signed from its start); every entry after it is ``v`` 4.
+    ``expiring_since``: the first seq that could expire (``None``: none can), so a chain of a
+    topic kept for ever never excuses a gap, whatever its entries claim.
+    """
 
     seq: int = 0
     hash: str = GENESIS
     offset: int = -1
     expires_at: datetime | None = None  # of the last entry; None: it never expires
     expiring_from: int | None = None  # first seq of the run of expiring entries the last entry ends
+    anchor_seq: int = 0
+    anchor_hash: str = GENESIS
+    expiring_since: int | None = None
 
     @classmethod
     def of(cls, head: Document | None) -> Tail:
         """The tail a stored head describes (a chain without a head: the genesis)."""
         if head is None:
             return cls()
-        return cls(head["seq"], head["hash"], head["offset"], head.get("expires_at"), head.get("expiring_from"))
+        return cls(
+            head["seq"],
+            head["hash"],
+            head["offset"],
+            head.get("expires_at"),
+            head.get("expiring_from"),
+            head.get("anchor_seq", 0),
+            head.get("anchor_hash", GENESIS),
+            head.get("expiring_since"),
+        )
 
-    def head(self, key: ChainKey, chain: str) -> Document:
-        """The head document's fields, sealed."""
+    def head(self, signer: SigningKey, chain: str) -> Document:
+        """The head document's fields, signed."""
         return {
             "seq": self.seq,
             "hash": self.hash,
             "offset": self.offset,
             "expires_at": self.expires_at,
             "expiring_from": self.expiring_from,
-            "mac": key.seal_tail(chain, self),
+            "anchor_seq": self.anchor_seq,
+            "anchor_hash": self.anchor_hash,
+            "expiring_since": self.expiring_since,
+            "sig": signer.sign("head", head_fields(chain, self)),
         }
 
 
-def extend(key: ChainKey, tail: Tail, entry: Document, *, retention: timedelta | None) -> Tail:
-    """Chain ``entry`` onto ``tail`` (setting its ``seq``, links and expiry) and return the new tail.
+def extend(tail: Tail, entry: Document, *, retention: timedelta | None) -> Tail:
+    """Chain ``entry`` (``v`` 4) onto ``tail`` (setting its ``seq``, links and expiry) and return the new tail.
 
     With a ``retention``, the entry expires that long after it was received, but never before its
     predecessor: expiry only ever removes the oldest entries of a chain.
     """
     seq = tail.seq + 1
-    entry["seq"], entry["prev_hash"] = seq, tail.hash
+    entry["v"], entry["seq"], entry["prev_hash"] = VERSION, seq, tail.hash
     if tail.expires_at is not None:
         entry["prev_expires_at"], entry["prev_expiring_from"] = tail.expires_at, tail.expiring_from
     expires_at = expiring_from = None
+    since = tail.expiring_since
     if retention is not None:
+        since = seq if since is None else since
         expires_at = entry["received_at"] + retention
         if tail.expires_at is not None:
             expires_at, expiring_from = max(expires_at, tail.expires_at), tail.expiring_from
         else:
             expiring_from = seq
         entry["expires_at"] = expires_at
-    entry["hash"] = key.link(tail.hash, entry)
-    return Tail(seq, entry["hash"], entry["offset"], expires_at, expiring_from)
+    entry["hash"] = link(tail.hash, entry)
+    return Tail(
+        seq, entry["hash"], entry["offset"], expires_at, expiring_from, tail.anchor_seq, tail.anchor_hash, since
+    )
+
+
+def sign_batch_end(signer: SigningKey, entry: Document) -> None:
+    """Sign the last entry a batch appended to a chain: a signed point inside the chain, not only at its head."""
+    entry["sig"] = signer.sign("entry", entry_fields(entry["chain"], entry["seq"], entry["hash"]))
 
 
 def may_be_gone(expires_at: Any, expiring_from: Any, *, first_missing: int, now: datetime) -> bool:

@@ -1,4 +1,4 @@
-"""``GET /v1/audit`` (filtered, paginated, team-scoped) and ``GET /v1/audit/verify``."""
+"""``GET /v1/audit`` (filtered, paginated, team-scoped), ``GET /v1/audit/verify`` and ``GET /v1/audit/public-keys``."""
 
 from datetime import datetime
 from typing import Annotated, Any
@@ -7,14 +7,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from pymongo.asynchronous.database import AsyncDatabase
 
-from audit.chain import ChainKey, verify
+from audit.chain import Verifier, verify
+from audit.signing import SigningKey
 from audit.team_verify import DEFAULT_TEAM_VERIFY, MAX_TEAM_VERIFY, verify_team
 from audit.views import entry_public, verification_public
 from shared.chassis.http_auth import guard_of, requires
 from shared.chassis.mongo import AUDIT_LOG
 from shared.chassis.problems import Problem, keyed_route_refusals
 from shared.contract import catalog
-from shared.contract.audit_views import AuditEntryPublic, AuditVerification
+from shared.contract.audit_views import AuditEntryPublic, AuditPublicKeys, AuditVerification
 from shared.contract.auth import Principal
 from shared.contract.documents import Document
 from shared.contract.sortkeys import time_key
@@ -29,14 +30,20 @@ def _db(request: Request) -> AsyncDatabase[Document]:
     return log_db
 
 
-def _chain_key(request: Request) -> ChainKey:
-    key: ChainKey = request.app.state.chain_key
-    return key
+def _verifier(request: Request) -> Verifier:
+    verifier: Verifier = request.app.state.verifier
+    return verifier
+
+
+def _signer(request: Request) -> SigningKey:
+    signer: SigningKey = request.app.state.signer
+    return signer
 
 
 Reader = Annotated[Principal, Depends(requires("audit:read"))]
 Db = Annotated[AsyncDatabase[Document], Depends(_db)]
-Key = Annotated[ChainKey, Depends(_chain_key)]
+Checker = Annotated[Verifier, Depends(_verifier)]
+Signer = Annotated[SigningKey, Depends(_signer)]
 
 
 class AuditFilters(BaseModel):
@@ -100,7 +107,8 @@ async def list_entries(
 async def verify_chains(
     caller: Reader,
     db: Db,
-    key: Key,
+    verifier: Checker,
+    signer: Signer,
     full: bool = False,
     limit: Annotated[int, Query(ge=1, le=MAX_TEAM_VERIFY)] = DEFAULT_TEAM_VERIFY,
 ) -> AuditVerification:
@@ -111,5 +119,15 @@ async def verify_chains(
     and its links to its neighbours, without seeing other teams' entries.
     """
     if caller.is_platform_admin:
-        return verification_public(await verify(db, key, full=full))
-    return verification_public(await verify_team(db, key, team=caller.team, limit=limit))
+        return verification_public(await verify(db, verifier, signer=signer, full=full))
+    return verification_public(await verify_team(db, verifier, team=caller.team, limit=limit))
+
+
+@router.get("/public-keys")
+async def public_keys(caller: Reader, verifier: Checker) -> AuditPublicKeys:
+    """The Ed25519 public keys that verify the audit chain's signed heads, checkpoints and batch ends.
+
+    The ``current`` key signs; ``retired`` ones verify what they signed before a rotation. With
+    these alone (no secret), ``registry audit verify --public-key`` checks a chain offline.
+    """
+    return AuditPublicKeys.model_validate({"keys": verifier.keys.public()})

@@ -11,7 +11,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from audit.links import ChainKey, Tail, extend
+from audit.links import Tail, extend, sign_batch_end
+from audit.signing import SigningKey
 from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG, find_by_ids
 from shared.contract.documents import Document
 
@@ -20,7 +21,8 @@ class AuditStore:
     """Chains entries onto their heads and commits entries and heads in one transaction.
 
     Entries of a topic in ``retention`` (the access topic) expire that long after they were
-    received (:func:`audit.links.extend`); every other entry is kept for ever.
+    received (:func:`audit.links.extend`); every other entry is kept for ever. The new heads, and
+    the last entry each batch appends to a chain, are signed with ``signer``.
     """
 
     def __init__(
@@ -28,10 +30,10 @@ class AuditStore:
         client: AsyncMongoClient[Document],
         db: AsyncDatabase[Document],
         *,
-        key: ChainKey,
+        signer: SigningKey,
         retention: Mapping[str, timedelta] | None = None,
     ) -> None:
-        self._client, self._log, self._heads, self._key = client, db[AUDIT_LOG], db[AUDIT_HEADS], key
+        self._client, self._log, self._heads, self._signer = client, db[AUDIT_LOG], db[AUDIT_HEADS], signer
         self._retention = dict(retention or {})
 
     async def append(self, entries: list[Document], *, attempts: int = 3) -> list[Document]:
@@ -69,20 +71,25 @@ class AuditStore:
         fresh: list[Document] = []
         head_updates: list[UpdateOne] = []
         for chain, items in by_chain.items():
+            if chain in heads and "sig" not in heads[chain]:
+                raise NotMigrated(f"chain {chain} has a legacy head: the service migrates it at start")
             head = tail = Tail.of(heads.get(chain))
+            last: Document | None = None
             for entry in sorted(items, key=lambda e: e["offset"]):
                 if entry["_id"] in seen:
                     continue  # redelivered: already in the chain
                 seen.add(entry["_id"])
-                tail = extend(self._key, tail, entry, retention=self._retention.get(entry["topic"]))
+                tail = extend(tail, entry, retention=self._retention.get(entry["topic"]))
                 fresh.append(entry)
-            if tail.seq != head.seq:
+                last = entry
+            if last is not None:
+                sign_batch_end(self._signer, last)
                 # The head's seq is the condition: a second writer on this chain (a rebalance
                 # mid-batch) fails the transaction instead of forking the chain.
                 head_updates.append(
                     UpdateOne(
                         {"_id": chain, "seq": head.seq},
-                        {"$set": tail.head(self._key, chain)},
+                        {"$set": tail.head(self._signer, chain), "$unset": {"mac": ""}},
                         upsert=head.seq == 0,
                     )
                 )
@@ -102,6 +109,10 @@ class AuditStore:
     async def chain_lengths(self) -> dict[str, int]:
         """Entries in each chain (``topic:partition``), from the heads."""
         return {doc["_id"]: doc["seq"] async for doc in self._heads.find({}, {"seq": 1})}
+
+
+class NotMigrated(Exception):
+    """A chain's head is a legacy (MAC'd) one: :func:`audit.migration.migrate` re-anchors it first."""
 
 
 class HeadMoved(Exception):

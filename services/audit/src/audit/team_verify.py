@@ -6,6 +6,8 @@ neighbours' links (so nothing was inserted or removed right next to it); the nei
 read for their hashes only and never reported. Removing another team's entry elsewhere in a
 chain is for the platform verification to find. A neighbour may be missing because it expired
 (access events): only where the hashed expiry fields say so (:func:`audit.links.may_be_gone`).
+The chain's head must carry the audit service's signature, and an entry's version must match
+the migration point it states, as in the platform verification.
 """
 
 from __future__ import annotations
@@ -15,8 +17,19 @@ from datetime import UTC, datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from audit.chain import GENESIS, ChainKey, Verdict
-from audit.links import has_expired, may_be_gone
+from audit.chain import (
+    BAD_ENTRY_SIGNATURE,
+    BAD_HEAD_SIGNATURE,
+    EXPIRY_HASHED,
+    GENESIS,
+    Verdict,
+    Verifier,
+    anchor_problem,
+    expiry_problem,
+    may_expire,
+    version_problem,
+)
+from audit.links import Tail, has_expired, may_be_gone
 from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG
 from shared.contract.documents import Document
 
@@ -26,7 +39,7 @@ _LINKS = {"seq": 1, "hash": 1, "prev_hash": 1, "chain": 1}
 
 
 async def verify_team(
-    db: AsyncDatabase[Document], key: ChainKey, *, team: str, limit: int, now: datetime | None = None
+    db: AsyncDatabase[Document], verifier: Verifier, *, team: str, limit: int, now: datetime | None = None
 ) -> Verdict:
     """Check ``team``'s newest ``limit`` entries and their links; report only the team's own entries."""
     now = now or datetime.now(UTC)
@@ -35,31 +48,52 @@ async def verify_team(
     for doc in docs:
         by_chain[doc["chain"]].append(doc)
     heads = {doc["_id"]: doc async for doc in db[AUDIT_HEADS].find({"_id": {"$in": sorted(by_chain)}})}
-    checked = 0
+    checked, unchecked = 0, 0
     for chain in sorted(by_chain):
         mine = sorted(by_chain[chain], key=lambda d: d["seq"])
+        head = heads.get(chain)
+        if head is not None and not verifier.head_ok(chain, head):
+            broken = {"chain": chain, "seq": head["seq"], "entry_id": None, "problem": BAD_HEAD_SIGNATURE}
+            return Verdict(False, checked, len(by_chain), broken, scope=f"team:{team}")
         wanted = sorted({s for d in mine for s in (d["seq"] - 1, d["seq"] + 1)} - {d["seq"] for d in mine})
         around = {d["seq"]: d for d in mine}
         async for doc in db[AUDIT_LOG].find({"chain": chain, "seq": {"$in": wanted}}, _LINKS):
             around.setdefault(doc["seq"], doc)
         for doc in mine:
-            problem = _problem(key, doc, around, heads.get(chain), now)
+            problem = _problem(verifier, doc, around, head, now)
             if problem:
                 broken = {"chain": chain, "seq": doc["seq"], "entry_id": doc["_id"], "problem": problem}
-                return Verdict(False, checked, len(by_chain), broken, scope=f"team:{team}")
+                return Verdict(False, checked, len(by_chain), broken, scope=f"team:{team}", legacy_unchecked=unchecked)
             checked += 1
-    return Verdict(True, checked, len(by_chain), scope=f"team:{team}")
+            unchecked += verifier.digest(doc.get("prev_hash", ""), doc) is None
+    return Verdict(True, checked, len(by_chain), scope=f"team:{team}", legacy_unchecked=unchecked)
 
 
 def _problem(
-    key: ChainKey, doc: Document, around: dict[int, Document], head: Document | None, now: datetime
+    verifier: Verifier, doc: Document, around: dict[int, Document], head: Document | None, now: datetime
 ) -> str | None:
-    if doc.get("hash") != key.link(doc.get("prev_hash", ""), doc):
+    anchor = Tail.of(head)  # no head: nothing may be legacy, and the entry is reported below
+    problem = version_problem(doc, anchor.anchor_seq) or expiry_problem(doc, anchor.expiring_since)
+    if problem:
+        return problem
+    digest = verifier.digest(doc.get("prev_hash", ""), doc)
+    if digest is not None and doc.get("hash") != digest:
         return "hash does not match (entry edited)"
+    problem = anchor_problem(doc, anchor.anchor_seq, anchor.anchor_hash)
+    if problem:
+        return problem
+    if not verifier.entry_ok(doc):
+        return BAD_ENTRY_SIGNATURE
     before = around.get(doc["seq"] - 1)
     expected_prev = GENESIS if doc["seq"] == 1 else (before or {}).get("hash")
-    expired_before = before is None and may_be_gone(
-        doc.get("prev_expires_at"), doc.get("prev_expiring_from"), first_missing=doc["seq"] - 1, now=now
+    expired_before = (
+        before is None
+        and doc.get("v") in EXPIRY_HASHED
+        and digest is not None
+        and may_expire(doc["seq"] - 1, anchor.expiring_since)
+        and may_be_gone(
+            doc.get("prev_expires_at"), doc.get("prev_expiring_from"), first_missing=doc["seq"] - 1, now=now
+        )
     )
     if doc.get("prev_hash") != expected_prev and not expired_before:
         return "previous entry missing or changed"

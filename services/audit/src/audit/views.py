@@ -6,7 +6,7 @@ from audit.chain import CHAINED_FIELDS, Verdict
 from shared.contract.audit_views import AuditEntryPublic, AuditVerification
 from shared.contract.documents import Document
 
-_SHOWN = (*CHAINED_FIELDS, "hash", "prev_hash")
+_SHOWN = (*CHAINED_FIELDS, "hash", "prev_hash", "sig")
 
 
 def entry_public(doc: Document) -> AuditEntryPublic:

@@ -46,6 +46,11 @@ class AuditEntryPublic(BaseModel):
     )
     hash: str
     prev_hash: str
+    sig: dict[str, str] | None = Field(
+        None,
+        description="the audit service's Ed25519 signature (``kid``, ``sig`` hex) over ``chain``, ``seq`` and "
+        "``hash``, on the last entry of each appended batch",
+    )
 
 
 class BrokenLink(BaseModel):
@@ -65,3 +70,23 @@ class AuditVerification(BaseModel):
     chains: int = Field(description="chains checked")
     scope: str = Field(description="``all``, or ``team:<team>`` for a team's own entries")
     first_broken: BrokenLink | None = None
+    legacy_unchecked: int | None = Field(
+        None,
+        description="entries written before signed chains whose contents were not checked (verified without "
+        "the legacy ``AUDIT_CHAIN_KEY``): only their links and the signed migration point were",
+    )
+
+
+class AuditPublicKey(BaseModel):
+    """A public key that verifies the audit service's signatures."""
+
+    kid: str = Field(description="key id: the first 16 hex digits of the SHA-256 of the raw public key")
+    alg: str = Field(description="``Ed25519``")
+    public_key: str = Field(description="the raw 32-byte public key, hex")
+    status: str = Field(description="``current`` (signs now) or ``retired`` (verifies earlier signatures)")
+
+
+class AuditPublicKeys(BaseModel):
+    """The answer of ``GET /v1/audit/public-keys``."""
+
+    keys: list[AuditPublicKey]

@@ -1,0 +1,223 @@
+"""The signed audit chain in memory: each forgery of issue 22 (finding 1) fails, naming the first bad entry."""
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from audit.chain import (
+    BAD_ENTRY_SIGNATURE,
+    BAD_HEAD_SIGNATURE,
+    LEGACY_AFTER_ANCHOR,
+    ChainKey,
+    Tail,
+    Verifier,
+    extend,
+    verify_chain,
+)
+from audit.entries import Source, entry_for
+from audit.links import canonical, link, sign_batch_end
+from audit.signing import KeyRing, PublicKey, SigningKey
+from shared.chassis.settings import ConfigurationError
+from shared.contract import messages
+from tests.factories import command_event, register_data
+
+pytestmark = pytest.mark.unit
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+CHAIN = "registry.commands:0"
+SIGNER = SigningKey.generate()
+VERIFIER = Verifier(KeyRing.of(SIGNER))
+_LEGACY_FIELDS = ("_id", "chain", "seq", "topic", "partition", "offset", "ce_id", "type", "source", "time")
+
+
+def entry(offset: int, team: str = "fraud") -> dict[str, Any]:
+    event = command_event(messages.REGISTER_MODEL_VERSION, register_data(team, f"m{offset}"), event_id=f"e{offset}")
+    value, headers = event.to_kafka()
+    source = Source.of("registry.commands", 0, offset, b"k", value, headers)
+    return entry_for(source, event=event, error=None, received_at=NOW - timedelta(days=1), signed=True)
+
+
+def chain_of(count: int, *, signer: SigningKey = SIGNER, tail: Tail | None = None) -> tuple[list[dict[str, Any]], Tail]:
+    """``count`` entries appended one batch each (every entry signed), and the chain's tail."""
+    tail, made = tail or Tail(), []
+    for _ in range(count):
+        made.append(entry(tail.offset + 1))
+        tail = extend(tail, made[-1], retention=None)
+        sign_batch_end(signer, made[-1])
+    return made, tail
+
+
+def unversioned_hash(prev_hash: str, doc: dict[str, Any]) -> str:
+    """The plain SHA-256 link legacy (pre-keyed) entries had: what a forger can compute."""
+    fields = (*_LEGACY_FIELDS, "actor", "team", "model", "outcome", "correlation_id", "causation_id", "detail")
+    return hashlib.sha256(prev_hash.encode() + canonical(doc, fields)).hexdigest()
+
+
+class TestSignedChain:
+    def test_an_untouched_chain_verifies_with_the_public_key_alone(self) -> None:
+        entries, tail = chain_of(5)
+        offline = Verifier(KeyRing([PublicKey.parse(SIGNER.public.raw.hex())]))  # no secret at all
+        result = verify_chain(offline, CHAIN, entries, tail.head(SIGNER, CHAIN), now=NOW)
+        assert result.ok and result.entries == 5 and entries[0]["v"] == 4
+
+    def test_a_v4_hash_is_plain_sha256_over_every_shown_field(self) -> None:
+        [made], _ = chain_of(1)
+        assert made["hash"] == link(made["prev_hash"], made)
+        assert made["hash"] == hashlib.sha256(made["prev_hash"].encode() + canonical(made)).hexdigest()
+
+    def test_dropping_v_and_recomputing_the_hashes_is_found_at_the_first_entry_changed(self) -> None:
+        # Found: an entry without ``v`` was checked with unkeyed SHA-256 anywhere in the chain.
+        entries, tail = chain_of(5)
+        prev = entries[1]["hash"]
+        for doc in entries[2:]:
+            del doc["v"], doc["sig"]
+            doc["team"], doc["prev_hash"] = "mallory", prev
+            doc["hash"] = prev = unversioned_hash(prev, doc)
+        head = tail.head(SIGNER, CHAIN) | {"hash": prev}
+        result = verify_chain(VERIFIER, CHAIN, entries, head, now=NOW)
+        assert not result.ok and result.broken
+        assert (result.broken["seq"], result.broken["entry_id"]) == (3, entries[2]["_id"])
+        assert result.broken["problem"] == LEGACY_AFTER_ANCHOR
+
+    @pytest.mark.parametrize("versioned", [True, False])
+    def test_an_entry_appended_at_the_head_with_the_head_moved_is_found_at_that_entry(self, versioned: bool) -> None:
+        # Found: the head's MAC was checked only when the head was ahead of the walk.
+        entries, tail = chain_of(3)
+        forged = entry(3, team="risk") | {"outcome": "approved", "actor": "mallory"}
+        moved = extend(tail, forged, retention=None)
+        if not versioned:
+            del forged["v"]
+            forged["hash"] = unversioned_hash(tail.hash, forged)
+        head = tail.head(SIGNER, CHAIN) | {"seq": moved.seq, "hash": forged["hash"], "offset": moved.offset}
+        result = verify_chain(VERIFIER, CHAIN, [*entries, forged], head, now=NOW)
+        assert not result.ok and result.broken
+        assert (result.broken["seq"], result.broken["entry_id"]) == (4, forged["_id"])
+        assert result.broken["problem"] == (BAD_HEAD_SIGNATURE if versioned else LEGACY_AFTER_ANCHOR)
+
+    def test_a_head_signed_by_a_key_nobody_published_is_refused(self) -> None:
+        entries, tail = chain_of(3)
+        own = SigningKey.generate()
+        result = verify_chain(VERIFIER, CHAIN, entries, tail.head(own, CHAIN), now=NOW)
+        assert not result.ok and result.broken and result.broken["problem"] == BAD_HEAD_SIGNATURE
+
+    def test_an_unsigned_head_is_refused_even_when_it_names_the_last_entry(self) -> None:
+        entries, tail = chain_of(3)
+        head = {k: v for k, v in tail.head(SIGNER, CHAIN).items() if k != "sig"}
+        result = verify_chain(VERIFIER, CHAIN, entries, head, now=NOW)
+        assert not result.ok and result.broken
+        assert (result.broken["seq"], result.broken["entry_id"]) == (3, entries[2]["_id"])
+
+    def test_an_entry_past_the_signed_head_is_named(self) -> None:
+        entries, tail = chain_of(3)
+        forged = entry(3, team="risk")
+        extend(tail, forged, retention=None)
+        result = verify_chain(VERIFIER, CHAIN, [*entries, forged], tail.head(SIGNER, CHAIN), now=NOW)
+        assert not result.ok and result.broken
+        assert (result.broken["seq"], result.broken["entry_id"]) == (4, forged["_id"])
+
+    def test_a_deletion_passed_off_as_expiry_and_rehashed_is_found_at_the_first_entry_changed(self) -> None:
+        # Found: seq 3-4 deleted and the neighbours given a past expiry verified.
+        entries, tail = chain_of(6)
+        past = NOW - timedelta(days=1)
+        kept = entries[:2] + entries[4:]  # seq 3 and 4 deleted
+        kept[1] |= {"expires_at": past}
+        kept[2] |= {"prev_expires_at": past, "prev_expiring_from": 2}
+        prev = kept[0]["hash"]
+        for doc in kept[1:]:  # everything after recomputed, signatures stripped, as anyone can
+            doc.pop("sig")
+            doc["prev_hash"] = prev if doc["seq"] != 5 else doc["prev_hash"]
+            doc["hash"] = prev = link(doc["prev_hash"], doc)
+        head = tail.head(SIGNER, CHAIN) | {"hash": prev}
+        result = verify_chain(VERIFIER, CHAIN, kept, head, now=NOW)
+        assert not result.ok and result.broken
+        assert (result.broken["seq"], result.broken["entry_id"]) == (2, entries[1]["_id"])
+        assert "expiry" in result.broken["problem"]
+        kept[1].pop("expires_at")  # only the entry after the gap claims it: the gap is named
+        kept[1]["hash"] = link(kept[1]["prev_hash"], kept[1])
+        result = verify_chain(VERIFIER, CHAIN, kept, head, now=NOW)
+        assert not result.ok and result.broken
+        assert (result.broken["seq"], result.broken["problem"]) == (3, "entry missing")
+
+    def test_a_rehashed_deletion_in_an_expiring_chain_is_found_at_the_next_signed_point(self) -> None:
+        made, tail = [], Tail()
+        for offset in range(6):
+            made.append(entry(offset))
+            tail = extend(tail, made[-1], retention=timedelta(days=90))
+            if offset % 3 == 2:  # batches of three
+                sign_batch_end(SIGNER, made[-1])
+        kept = made[:2] + made[4:]
+        past = NOW - timedelta(days=1)
+        kept[2] |= {"prev_expires_at": past}
+        prev = kept[2]["prev_hash"]  # the entry after the gap keeps its link to the deleted one
+        for doc in kept[2:]:
+            doc["prev_hash"] = prev
+            doc["hash"] = prev = link(prev, doc)
+        result = verify_chain(VERIFIER, CHAIN, kept, tail.head(SIGNER, CHAIN), now=NOW)
+        assert not result.ok and result.broken
+        assert (result.broken["seq"], result.broken["entry_id"]) == (6, made[5]["_id"])
+        assert result.broken["problem"] == BAD_ENTRY_SIGNATURE
+
+
+class TestLegacyChains:
+    def legacy_chain(self, key: ChainKey, versions: list[int | None]) -> tuple[list[dict[str, Any]], Tail]:
+        made, prev = [], Tail()
+        for version in versions:
+            doc = entry(prev.offset + 1)
+            doc["seq"], doc["prev_hash"] = prev.seq + 1, prev.hash
+            if version is None:
+                del doc["v"]
+            else:
+                doc["v"] = version
+            doc["hash"] = key.link(prev.hash, doc)
+            made.append(doc)
+            prev = Tail(doc["seq"], doc["hash"], doc["offset"])
+        return made, prev
+
+    def test_v2_entries_deleted_with_their_neighbours_given_a_past_expiry_are_found(self) -> None:
+        # Found: v2 entries do not hash the expiry fields, yet a gap before one was excused by them.
+        key = ChainKey(secrets.token_bytes(32))
+        entries, old = self.legacy_chain(key, [2, 2, 2, 2, 2, 2])
+        anchored = Tail(old.seq, old.hash, old.offset, anchor_seq=old.seq, anchor_hash=old.hash)
+        kept = entries[:2] + entries[4:]
+        kept[2] |= {"prev_expires_at": NOW - timedelta(days=1), "prev_expiring_from": 1}
+        for verifier in (Verifier(KeyRing.of(SIGNER), legacy=key), VERIFIER):  # with and without the chain key
+            result = verify_chain(verifier, CHAIN, kept, anchored.head(SIGNER, CHAIN), now=NOW)
+            assert not result.ok and result.broken and result.broken["seq"] == 3
+
+    def test_without_the_chain_key_legacy_contents_are_counted_unchecked_and_the_anchor_still_binds(self) -> None:
+        key = ChainKey(secrets.token_bytes(32))
+        entries, old = self.legacy_chain(key, [None, 3, 3])
+        anchored = Tail(old.seq, old.hash, old.offset, anchor_seq=old.seq, anchor_hash=old.hash)
+        after, tail = chain_of(2, tail=anchored)
+        result = verify_chain(VERIFIER, CHAIN, entries + after, tail.head(SIGNER, CHAIN), now=NOW)
+        assert result.ok and result.legacy_unchecked == 2 and result.public()["legacy_unchecked"] == 2
+        entries[2]["hash"] = "f" * 64  # rewritten legacy part: the signed migration point no longer matches
+        after[0]["prev_hash"] = "f" * 64
+        result = verify_chain(VERIFIER, CHAIN, entries + after, tail.head(SIGNER, CHAIN), now=NOW)
+        assert not result.ok and result.broken and result.broken["seq"] == 3
+
+
+class TestRotation:
+    def test_heads_signed_by_a_retired_key_verify_while_it_is_listed(self) -> None:
+        old, new = SigningKey.generate(), SigningKey.generate()
+        entries, tail = chain_of(2, signer=old)
+        head = tail.head(old, CHAIN)
+        rotated = Verifier(KeyRing.of(new, retired=old.public.raw.hex()))
+        assert verify_chain(rotated, CHAIN, entries, head, now=NOW).ok
+        more, tail = chain_of(2, signer=new, tail=tail)
+        assert verify_chain(rotated, CHAIN, entries + more, tail.head(new, CHAIN), now=NOW).ok
+        assert [k["status"] for k in rotated.keys.public()] == ["current", "retired"]
+        unlisted = Verifier(KeyRing.of(new))
+        assert not verify_chain(unlisted, CHAIN, entries, head, now=NOW).ok
+
+    def test_keys_are_read_as_hex_or_pem(self) -> None:
+        from cryptography.hazmat.primitives import serialization
+
+        key = SigningKey.generate()
+        assert SigningKey.parse(key.seed_hex()).public.kid == key.public.kid
+        pem = key.public.key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        assert PublicKey.parse(pem.decode()).kid == key.public.kid
+        with pytest.raises(ConfigurationError):
+            SigningKey.parse("not a key")
