@@ -47,7 +47,7 @@ async def send_kafka(stack: EmbeddedStack, token: str | None, data: dict[str, An
         source="/ci",
         type=messages.DEPLOY_STATUS_REPORTED,
         data=data,
-        authorization=f"Bearer {token}" if token else None,
+        sign_with=token,
     )
     value, headers = event.to_kafka()
     await publish_raw(
@@ -151,9 +151,7 @@ async def test_out_of_order_duplicate_illegal_unknown_and_foreign_reports(stack:
     await approve(stack, team)
     async with Collector(stack.settings.kafka_bootstrap, "registry.events") as events:
         first = report(team, "1.0.0", "prod", "deploying", T0 + timedelta(minutes=5))
-        event = CloudEvent(
-            source="/ci", type=messages.DEPLOY_STATUS_REPORTED, data=first, authorization=f"Bearer {token}"
-        )
+        event = CloudEvent(source="/ci", type=messages.DEPLOY_STATUS_REPORTED, data=first, sign_with=token)
         value, headers = event.to_kafka()
         await publish_raw(stack.settings.kafka_bootstrap, "deploy.events", [(value, headers, f"{team}/m".encode())] * 2)
         older = await send_kafka(stack, token, report(team, "1.0.0", "prod", "deployed", T0))

@@ -92,7 +92,7 @@ async def test_the_tracker_dead_letters_a_poison_report_and_applies_the_next(sta
     report = CloudEvent(
         source="/ci",
         type=messages.DEPLOY_STATUS_REPORTED,
-        authorization=f"Bearer {ADMIN_KEY.token}",
+        sign_with=ADMIN_KEY.token,
         data={
             "team": owner,
             "name": "m",

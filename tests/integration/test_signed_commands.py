@@ -1,0 +1,139 @@
+"""Registration over the real broker and database: signed commands act, everything else is refused.
+
+Found: commands carried ``authorization: Bearer mr_…``, so whoever read ``registry.commands``
+collected working keys. Now a command proves its key with a signature; a bad or tampered one, one
+outside the time window and (by default) a bearer key get ``command_rejected`` ``unauthenticated``
+naming why, and a replay of a signed command changes nothing more.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from registration.config import RegistrationSettings
+from shared.chassis.identity import BAD_SIGNATURE, BEARER_REFUSED
+from shared.chassis.keystore import issue_key
+from shared.contract import messages
+from shared.contract.auth import ApiKey
+from shared.contract.envelope import CloudEvent
+from tests.factories import ADMIN_KEY, bearer_event, command_event, register_data
+from tests.integration.test_registration_consumer import key_of, running, settings
+from tests.kafka_tools import Collector, caused_by, header, publish_raw
+
+__all__ = ["settings"]  # the fixture, shared with the consumer's other tests
+pytestmark = pytest.mark.integration
+Record = tuple[bytes, list[tuple[str, bytes]], bytes]
+
+
+def signed(team: str, name: str, version: str = "1.0.0", **attributes: Any) -> CloudEvent:
+    data = register_data(team, name, version)
+    return command_event(messages.REGISTER_MODEL_VERSION, data, token=ADMIN_KEY.token, **attributes)
+
+
+def raw(event: CloudEvent) -> Record:
+    value, headers = event.to_kafka()
+    return value, headers, key_of(event.data)
+
+
+def outcome(record: Any) -> tuple[str | None, Any]:
+    data = json.loads(record.value)
+    return header(record, "ce_type"), (data.get("reason"), data.get("message"))
+
+
+async def team_key(settings: RegistrationSettings, mongo: AsyncMongoClient[dict[str, object]], team: str) -> ApiKey:
+    """A key of ``team`` that can sign (sealed verifier), to be revoked when the test ends."""
+    from shared.chassis.verifiers import VerifierBox
+
+    key, _ = await issue_key(
+        mongo[settings.mongodb_database]["api_keys"],
+        team=team,
+        name="bearer-test",
+        scopes=["models:write"],
+        created_by="tests",
+        verifiers=VerifierBox.of(settings),
+    )
+    return key
+
+
+async def revoke(settings: RegistrationSettings, mongo: AsyncMongoClient[dict[str, object]], key: ApiKey) -> None:
+    # What this test put on the bus must authenticate nowhere once it is over.
+    await mongo[settings.mongodb_database]["api_keys"].update_one({"_id": key.key_id}, {"$set": {"revoked": True}})
+
+
+class TestSignedCommands:
+    async def test_only_a_valid_signature_in_its_window_acts_and_its_replay_changes_nothing(
+        self, settings: RegistrationSettings, mongo: AsyncMongoClient[dict[str, object]], unique: str
+    ) -> None:
+        good = signed("fraud", f"ok-{unique}")
+        forged_value, forged_headers = signed("fraud", f"forged-{unique}").to_kafka()
+        forged_headers = [(n, b"v1=" + b"0" * 64 if n == "ce_signature" else r) for n, r in forged_headers]
+        tampered_event = signed("fraud", f"tampered-{unique}")
+        value, headers = tampered_event.to_kafka()
+        tampered = (value.replace(b"xgboost", b"onnx"), headers, key_of(tampered_event.data))
+        stale = signed("fraud", f"stale-{unique}", time=datetime.now(UTC) - timedelta(minutes=10))
+        marker = signed("fraud", f"ok-{unique}", "2.0.0")  # after the replay, on the same partition
+        records = [
+            raw(good),
+            (forged_value, forged_headers, key_of(good.data)),
+            tampered,
+            raw(stale),
+            raw(good),  # a replay of the same signed record
+            raw(marker),
+        ]
+        async with running(settings), Collector(settings.kafka_bootstrap_servers, settings.topic_events) as events:
+            await publish_raw(settings.kafka_bootstrap_servers, settings.topic_commands, records)
+            await events.wait_for(caused_by(marker.id))
+            for event in (stale, tampered_event):
+                await events.wait_for(caused_by(event.id))
+            answers = {
+                name: [outcome(r) for r in events.matching(caused_by(event_id))]
+                for name, event_id in [
+                    ("good", good.id),
+                    ("forged", dict(forged_headers)["ce_id"].decode()),
+                    ("tampered", tampered_event.id),
+                    ("stale", stale.id),
+                ]
+            }
+        assert answers["good"] == [(messages.MODEL_VERSION_REGISTERED, (None, None))]  # once: the replay did nothing
+        assert answers["forged"] == [(messages.COMMAND_REJECTED, ("unauthenticated", BAD_SIGNATURE))]
+        assert answers["tampered"] == [(messages.COMMAND_REJECTED, ("unauthenticated", BAD_SIGNATURE))]
+        [(kind, (reason, message))] = answers["stale"]
+        assert (kind, reason) == (messages.COMMAND_REJECTED, "unauthenticated") and "300 s" in message
+        versions = mongo[settings.mongodb_database].model_versions
+        assert await versions.count_documents({"name": {"$regex": f"-{unique}$"}}) == 2  # good 1.0.0 and 2.0.0
+
+    async def test_a_bearer_key_is_refused_by_default_naming_why(
+        self, settings: RegistrationSettings, mongo: AsyncMongoClient[dict[str, object]], unique: str
+    ) -> None:
+        key = await team_key(settings, mongo, "fraud")
+        command = bearer_event(messages.REGISTER_MODEL_VERSION, register_data("fraud", f"b-{unique}"), token=key.token)
+        try:
+            async with running(settings), Collector(settings.kafka_bootstrap_servers, settings.topic_events) as events:
+                await publish_raw(settings.kafka_bootstrap_servers, settings.topic_commands, [raw(command)])
+                [answer] = await events.wait_for(caused_by(command.id))
+        finally:
+            await revoke(settings, mongo, key)
+        assert outcome(answer) == (messages.COMMAND_REJECTED, ("unauthenticated", BEARER_REFUSED))
+
+    async def test_a_bearer_key_acts_while_the_transition_setting_accepts_it(
+        self, settings: RegistrationSettings, mongo: AsyncMongoClient[dict[str, object]], unique: str
+    ) -> None:
+        transition = settings.model_copy(update={"kafka_accept_bearer_keys": True})
+        key = await team_key(settings, mongo, "fraud")
+        command = bearer_event(messages.REGISTER_MODEL_VERSION, register_data("fraud", f"t-{unique}"), token=key.token)
+        try:
+            async with (
+                running(transition),
+                Collector(transition.kafka_bootstrap_servers, settings.topic_events) as events,
+            ):
+                await publish_raw(transition.kafka_bootstrap_servers, settings.topic_commands, [raw(command)])
+                [answer] = await events.wait_for(caused_by(command.id))
+        finally:
+            await revoke(settings, mongo, key)
+        assert header(answer, "ce_type") == messages.MODEL_VERSION_REGISTERED
+        assert key.token.encode() not in answer.value and all(key.token.encode() not in v for _, v in answer.headers)
