@@ -14,11 +14,14 @@ pytestmark = pytest.mark.e2e
     [
         ("registration", {}, "EVENT_SIGNING_KEY is not set"),
         ("audit", {"EVENT_SIGNING_KEY": "k" * 32, "AUDIT_CHAIN_KEY": ""}, "AUDIT_CHAIN_KEY must be at least 16 bytes"),
+        ("audit", {"EVENT_SIGNING_KEY": "k" * 32}, "AUDIT_SIGNING_KEY is not set"),
+        ("audit", {"EVENT_SIGNING_KEY": "k" * 32, "AUDIT_SIGNING_KEY": "x"}, "AUDIT_SIGNING_KEY is not an Ed25519"),
         ("query", {"EVENT_SIGNING_KEY": "k" * 32, "QUERY_HTTP_PORT": "x"}, "invalid settings (http_port"),
     ],
 )
 def test_a_service_that_cannot_start_says_why_in_one_line(module: str, env: dict[str, str], says: str) -> None:
-    clean = {k: v for k, v in os.environ.items() if k not in ("EVENT_SIGNING_KEY", "AUDIT_CHAIN_KEY")}
+    secrets = ("EVENT_SIGNING_KEY", "AUDIT_CHAIN_KEY", "AUDIT_SIGNING_KEY")
+    clean = {k: v for k, v in os.environ.items() if k not in secrets}
     done = subprocess.run(
         [sys.executable, "-m", module], env={**clean, **env}, capture_output=True, text=True, timeout=60
     )
