@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
 # What each service consumes and publishes (DESIGN §2), by channel.
 ROLES = {
-    "registration": ({"commands"}, {"events", "access"}),
+    "registration": ({"commands", "events"}, {"events", "access"}),  # events: key revocations evict its cache
     "deploy-tracker": ({"deploy", "events"}, {"events", "access", "deploy"}),  # webhooks; the HTTP bridge
     "query": ({"events"}, {"access"}),  # its search projection
     "audit": ({"commands", "events", "deploy", "access"}, {"access"}),

@@ -88,7 +88,8 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
         probe=pinger(client),
     )
     service.app.state.handle_one = handle_one
-    asyncapi.serve(service.app, settings, consumes=["commands"], publishes=["events", "access"])
+    # Events: every replica reads key revocations to evict its key cache (shared.chassis.key_evictions).
+    asyncapi.serve(service.app, settings, consumes=["commands", "events"], publishes=["events", "access"])
     service.app.include_router(routes.router)
     service.app.include_router(curation_routes.router)
     service.app.include_router(keys_routes.router)
