@@ -151,7 +151,7 @@ def _print_banner(stack: EmbeddedStack) -> None:
             f"  bootstrap platform:admin key: [bold]{stack.admin_key}[/bold] (shown this once)"
             if stack.admin_key
             else "  bootstrap platform:admin key: shown at the first start of this data directory"
-            " (another: registry keys create --team platform --scope platform:admin)"
+            " (another: REGISTRY_API_KEY=<an admin key> registry keys create --team platform --scope platform:admin)"
         ),
         "  Ctrl-C stops everything.",
     ]
