@@ -152,7 +152,7 @@ async def revoke_key(
     keystore: Annotated[KeyStore, Depends(_keystore)],
     changes: Changes,
 ) -> None:
-    """Revoke a key: this service refuses it at once, the others within the key cache time.
+    """Revoke a key: this service refuses it at once, the others as its event arrives (key_evictions).
 
     The revocation and its ``api_key_revoked`` event commit together; a key is revoked once.
     """
