@@ -36,7 +36,7 @@ class TeamAdmin(ApiBase):
 
     @endpoint
     def revoke_api_key(self, team: str, key_id: str) -> Call[None]:
-        """Revoke a key: the registration service refuses it at once, the others within their key cache time."""
+        """Revoke a key: registration refuses it at once, the other services as its event reaches them."""
         return Call("registration", "DELETE", path("teams", team, "api-keys", key_id), no_content)
 
     @endpoint
