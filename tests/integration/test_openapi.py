@@ -66,7 +66,11 @@ ROUTES = {
         (WEBHOOKS + "/{webhook_id}/secret", "post"): "200",
         (WEBHOOKS + "/{webhook_id}/deliveries", "get"): "200",
     },
-    "audit": {("/v1/audit", "get"): "200", ("/v1/audit/verify", "get"): "200"},
+    "audit": {
+        ("/v1/audit", "get"): "200",
+        ("/v1/audit/verify", "get"): "200",
+        ("/v1/audit/public-keys", "get"): "200",
+    },
 }
 # A second success a request can ask for: the bridge answers the tracker's outcome on `Prefer: wait`.
 ALSO_SUCCEEDS = {("/v1/deployments/events", "post"): "200"}
