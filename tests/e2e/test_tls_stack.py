@@ -13,6 +13,7 @@ from aiokafka.errors import KafkaConnectionError
 from pymongo import AsyncMongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 
+from registry_cli.backup import backup
 from registry_cli.config import StackSettings, throwaway_settings
 from registry_cli.stack import EmbeddedStack, unthrottled_admin_key
 from tests.factories import register_event
@@ -147,9 +148,18 @@ async def test_the_stand_ins_private_ports_give_nothing_without_credentials(
         assert await query[database]["api_keys"].count_documents({}) >= 1
         with pytest.raises(OperationFailure, match=r"[Aa]uthentication failed"):
             await audit_as_query[database]["audit_log"].find_one()
+        with pytest.raises(OperationFailure, match="not authorized"):  # archives are the administrator's
+            await query.admin.command({"secantusAdmin.backupArchive": 1, "outputPath": "/tmp/taken.tar.gz"})
     finally:
         await query.close()
         await audit_as_query.close()
+
+
+async def test_the_closed_stack_is_backed_up_by_its_administrator(
+    tls_stack: tuple[EmbeddedStack, str], tmp_path: Path
+) -> None:
+    manifest = await backup(tls_stack[0].settings, tmp_path / "backup")
+    assert set(manifest["archives"]) == {"mongo", "audit-mongo"} and manifest["mac"]
 
 
 async def test_the_gateway_reaches_the_https_services_and_verifies_them(tls_stack: tuple[EmbeddedStack, str]) -> None:
