@@ -78,6 +78,8 @@ async def test_the_console_and_mcp_are_served_through_the_gateway(stack: Embedde
         assert mcp.status_code == 200, mcp.text
         assert "serverInfo" in mcp.text
         assert (await http.get("/metrics")).status_code == 404  # scraped inside the cluster, not at the edge
+        # Registration's internal route (keys' signature verifiers) is for the services, never the edge.
+        assert (await http.get(f"/internal/v1/keys/{ADMIN_KEY.key_id}/verifier")).status_code == 404
 
 
 async def test_the_consoles_cookies_stay_secure_behind_the_tls_gateway(stack: EmbeddedStack, gateway: str) -> None:

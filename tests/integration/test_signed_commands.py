@@ -8,19 +8,25 @@ naming why, and a replay of a signed command changes nothing more.
 
 from __future__ import annotations
 
+import base64
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
+from registration.app import build_app
 from registration.config import RegistrationSettings
 from shared.chassis.identity import BAD_SIGNATURE, BEARER_REFUSED
-from shared.chassis.keystore import issue_key
+from shared.chassis.keystore import MongoKeyStore, issue_key
+from shared.chassis.verifiers import INTERNAL_TOKEN_HEADER, VERIFIER_PATH, RemoteVerifiers, internal_token
 from shared.contract import messages
-from shared.contract.auth import ApiKey
-from shared.contract.envelope import CloudEvent
+from shared.contract.auth import ApiKey, generate_api_key
+from shared.contract.envelope import CloudEvent, decode
+from shared.contract.record_signing import signing_key
 from tests.factories import ADMIN_KEY, bearer_event, command_event, register_data
 from tests.integration.test_registration_consumer import key_of, running, settings
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
@@ -137,3 +143,57 @@ class TestSignedCommands:
             await revoke(settings, mongo, key)
         assert header(answer, "ce_type") == messages.MODEL_VERSION_REGISTERED
         assert key.token.encode() not in answer.value and all(key.token.encode() not in v for _, v in answer.headers)
+
+
+class TestTheVerifierRoute:
+    """``GET /internal/v1/keys/{key_id}/verifier``: for the registry's services only."""
+
+    async def test_it_answers_only_the_services_credential(self, settings: RegistrationSettings) -> None:
+        app = build_app(settings)
+        path = VERIFIER_PATH.format(key_id=ADMIN_KEY.key_id)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://registration") as http:
+            anonymous = await http.get(path)
+            with_a_key = await http.get(path, headers={"Authorization": f"Bearer {ADMIN_KEY.token}"})
+            wrong = await http.get(path, headers={INTERNAL_TOKEN_HEADER: "not-the-token"})
+            right = await http.get(path, headers={INTERNAL_TOKEN_HEADER: internal_token(settings)})
+        assert [anonymous.status_code, with_a_key.status_code, wrong.status_code] == [401, 401, 401]
+        assert right.status_code == 200, right.text
+        secret = ADMIN_KEY.token.split("_", 2)[2]
+        assert base64.b64decode(right.json()["verifier"]) == signing_key(secret)
+        assert secret not in right.text and ADMIN_KEY.secret_hash not in right.text
+
+    async def test_unknown_revoked_and_unsigning_keys_alike_have_none(
+        self, settings: RegistrationSettings, mongo: AsyncMongoClient[dict[str, object]]
+    ) -> None:
+        keys = mongo[settings.mongodb_database]["api_keys"]
+        revoked = await team_key(settings, mongo, "fraud")
+        await revoke(settings, mongo, revoked)
+        unsigning, _ = await issue_key(keys, team="fraud", name="old", scopes=["models:write"], created_by="tests")
+        app = build_app(settings)
+        headers = {INTERNAL_TOKEN_HEADER: internal_token(settings)}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://registration") as http:
+            answers = [
+                (await http.get(VERIFIER_PATH.format(key_id=key_id), headers=headers)).status_code
+                for key_id in ("nokey123", revoked.key_id, unsigning.key_id)
+            ]
+        assert answers == [404, 404, 404]
+
+    async def test_another_service_verifies_signatures_with_what_it_fetches(
+        self, settings: RegistrationSettings, mongo: AsyncMongoClient[dict[str, object]]
+    ) -> None:
+        app = build_app(settings)
+        remote = RemoteVerifiers(
+            "http://registration", internal_token(settings), transport=httpx.ASGITransport(app=app)
+        )
+        store = MongoKeyStore(mongo[settings.mongodb_database]["api_keys"], verifiers=remote)
+        try:
+            proof = decode(*signed("fraud", "m").to_kafka()).proof
+            forged = decode(
+                *command_event(messages.REGISTER_MODEL_VERSION, {}, token=generate_api_key().token).to_kafka()
+            ).proof
+            assert proof is not None and forged is not None
+            principal = await store.verify(proof)
+            assert principal is not None and principal.key_id == ADMIN_KEY.key_id
+            assert await store.verify(replace(forged, key_id=ADMIN_KEY.key_id)) is None
+        finally:
+            await remote.close()

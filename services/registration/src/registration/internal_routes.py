@@ -2,7 +2,7 @@
 
 The tracker and the audit service verify signed Kafka records; they fetch a key's verifier here,
 presenting the services' credential (``INTERNAL_API_TOKEN``), and cache it. The gateway routes
-nothing under ``/internal``.
+nothing under ``/internal``, and the route is left out of the public ``/openapi.json``.
 """
 
 import base64
@@ -49,6 +49,7 @@ router = APIRouter(
     tags=["internal"],
     dependencies=[Depends(_from_a_service)],
     responses=documented("unauthenticated"),
+    include_in_schema=False,  # not the public API: documented in docs/operations.md
 )
 
 

@@ -94,9 +94,18 @@ class RemoteVerifiers:
     refusing records it could not check.
     """
 
-    def __init__(self, base_url: str, token: str, *, timeout: float = 5.0, ca_file: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 5.0,
+        ca_file: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self._base_url, self._token, self._timeout = base_url.rstrip("/"), token, timeout
         self._verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
+        self._transport = transport  # tests: registration in-process
         self._client: httpx.AsyncClient | None = None
 
     @classmethod
@@ -106,7 +115,9 @@ class RemoteVerifiers:
 
     async def __call__(self, key_id: str, _record: Document) -> bytes | None:
         if self._client is None:
-            self._client = httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout, verify=self._verify)
+            self._client = httpx.AsyncClient(
+                base_url=self._base_url, timeout=self._timeout, verify=self._verify, transport=self._transport
+            )
         answer = await self._client.get(
             VERIFIER_PATH.format(key_id=key_id), headers={INTERNAL_TOKEN_HEADER: self._token}
         )
