@@ -10,8 +10,10 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from types import SimpleNamespace
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -24,6 +26,7 @@ from pymongo.errors import AutoReconnect
 from audit.app import build_app as build_audit
 from deploy_tracker.app import build_app as build_deploy_tracker
 from deploy_tracker.config import DeployTrackerSettings
+from query import mcp_server
 from query.app import build_app as build_query
 from query.config import QuerySettings
 from query.search_projection import SearchProjection
@@ -335,3 +338,42 @@ async def test_a_consumer_whose_fetch_loop_dies_is_restarted_and_handles_command
         )
         await events.wait_for(caused_by(command.id))  # its outcome, whatever it is: the command was consumed
     assert broken == ["fetch"]
+
+
+async def test_an_mcp_endpoint_whose_session_manager_died_is_restarted_and_answers_again(
+    infra: Infra, db_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The SDK's session manager runs once per instance: restarted as it was, the task died again at
+    # once, for ever, and /mcp answered 503 "starting or stopping".
+    settings = QuerySettings(**shared_settings(infra, db_name))
+    await ensure_topics(settings)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri)
+    await store_admin_key(client[db_name])
+    await client.close()
+    died: list[str] = []
+
+    async def serve_then_fail_once() -> None:
+        if not died:  # while its session manager runs, as a failure of its task group would
+            died.append("mcp")
+            raise RuntimeError("the session manager's task group failed (injected)")
+        await anyio.sleep_forever()
+
+    monkeypatch.setattr(mcp_server, "anyio", SimpleNamespace(sleep_forever=serve_then_fail_once))
+    before = restarts("mcp")
+    async with running(build_query(settings), "http://query") as http:
+        await until(lambda: asyncio.sleep(0, restarts("mcp") > before), what="the MCP task restarted")
+        await wait_ready(http)
+        initialize = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "0"},
+            },
+        }
+        answer = await http.post("/mcp", json=initialize, headers={"Accept": "application/json, text/event-stream"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["result"]["serverInfo"]["name"]
+    assert died == ["mcp"]

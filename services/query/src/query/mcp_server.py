@@ -84,21 +84,32 @@ def mount_mcp(service: Service) -> None:
         headers=service.guard.internal_headers,
     )
     server = build_server(_forwarding(api_client))
-    sdk_app = server.streamable_http_app(
-        streamable_http_path=PATH,
-        stateless_http=True,
-        json_response=True,
-        # DNS-rebinding protection checks Host/Origin against localhost names, which a replica
-        # behind a Service name would fail; it guards keyless local servers, and every request
-        # here must carry an API key a rebinding page does not have.
-        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-    )
-    endpoint = KeyedEndpoint(sdk_app, guard=service.guard)
+
+    def transport() -> ASGIApp:
+        return server.streamable_http_app(
+            streamable_http_path=PATH,
+            stateless_http=True,
+            json_response=True,
+            # DNS-rebinding protection checks Host/Origin against localhost names, which a replica
+            # behind a Service name would fail; it guards keyless local servers, and every request
+            # here must carry an API key a rebinding page does not have.
+            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        )
+
+    endpoint = KeyedEndpoint(transport(), guard=service.guard)
     # A route, not a mount: a mount would redirect POST /mcp to /mcp/.
     service.app.router.routes.append(Route(PATH, endpoint=endpoint, include_in_schema=False))
 
+    runs = 0
+
     async def run_sessions() -> None:
-        async with api_client, server.session_manager.run():
+        # The SDK's session manager runs once per instance: a run after a failure (the chassis
+        # restarts this task) gets a new transport, and with it a new session manager.
+        nonlocal runs
+        if runs:
+            endpoint.app = transport()
+        runs += 1
+        async with server.session_manager.run():
             endpoint.running = True
             try:
                 await anyio.sleep_forever()
@@ -106,3 +117,4 @@ def mount_mcp(service: Service) -> None:
                 endpoint.running = False
 
     service.in_background("mcp", run_sessions)
+    service.on_stop("mcp-client", api_client.aclose)
