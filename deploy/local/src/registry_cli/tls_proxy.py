@@ -129,7 +129,11 @@ class Front:
     async def _accept(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            connection, _ = await loop.sock_accept(self.listener)
+            try:
+                connection, _ = await loop.sock_accept(self.listener)
+            except OSError:  # out of descriptors, a connection reset while queued: keep serving
+                await asyncio.sleep(0.1)
+                continue
             if self.active >= self.limits.max_connections:
                 connection.close()
                 continue
