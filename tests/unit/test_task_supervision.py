@@ -161,3 +161,23 @@ async def test_a_task_that_returns_or_cancels_itself_is_restarted_too() -> None:
     assert supervisor.down()[names[1]] == "cancelled from inside the task"
     await stop_within(running, {}, grace=1)
     assert all(task.done() for task in running)
+
+
+async def test_readiness_names_a_failing_dependency_and_a_dead_task_together() -> None:
+    name, task = f"relay-{uuid.uuid4().hex[:6]}", Breaks(failures=1)
+    pauses = Pauses()
+    pauses.released.clear()
+    supervisor = TaskSupervisor(sleep=pauses)
+
+    async def mongodb() -> None:
+        raise ConnectionError("connection refused")
+
+    app = FastAPI()
+    app.include_router(health_router(Readiness({"mongodb": mongodb}), None, supervisor.down))
+    (running,) = supervisor.start({name: task.run})
+    await until(lambda: asyncio.sleep(0, pauses.taken), what="the task died")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service") as http:
+        problem = (await http.get("/readyz")).json()
+    assert problem["detail"] == f"unreachable: mongodb; background task down: {name}"
+    assert [error.get("dependency") or error.get("task") for error in problem["errors"]] == ["mongodb", name]
+    await stop_within([running], {}, grace=1)
