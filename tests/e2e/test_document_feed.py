@@ -122,6 +122,37 @@ async def test_a_team_keeps_an_index_in_sync_through_shares_and_unshares(stack: 
     assert {own} <= {i for i, _ in ids(admin_items)} and not any(deleted for _, deleted in ids(admin_items))
 
 
+async def test_a_former_reader_sees_its_tombstone_and_nothing_of_what_the_owner_does_after(
+    stack: EmbeddedStack,
+) -> None:
+    u = uuid.uuid4().hex[:6]
+    a, b = f"fta-{u}", f"ftb-{u}"
+    key_a, key_b = await team_key(stack, a, SCOPES), await team_key(stack, b, SCOPES)
+    await register(stack, key_a, a, "secret")
+    secret, own = model_id(a, "secret"), model_id(b, "own")
+    async with acting_as(stack, "registration", key_a) as http:
+        assert (await http.put(f"/v1/models/{a}/secret/shares/{b}")).status_code == 200
+    _, cursor = await feed_until(stack, key_b, None, "the shared model", lambda items: len(items) == 1)
+    async with acting_as(stack, "registration", key_a) as http:
+        assert (await http.delete(f"/v1/models/{a}/secret/shares/{b}")).status_code == 204
+    items, after_tombstone = await feed_until(stack, key_b, cursor, "the tombstone", bool)
+    assert ids(items) == [(secret, True)]
+
+    # The owner keeps working on the model; then B changes its own model, the sentinel.
+    await register(stack, key_a, a, "secret", "1.1.0")
+    async with acting_as(stack, "registration", key_a) as http:
+        patched = await http.patch(f"/v1/models/{a}/secret", json={"description": "Retrained"})
+    assert patched.status_code == 200
+    await register(stack, key_b, b, "own")
+    items, _ = await feed_until(stack, key_b, after_tombstone, "B's sentinel", lambda items: own in dict(ids(items)))
+    assert ids(items) == [(own, False)]
+    # Replaying from before the unsharing still shows the tombstone once, where it was unshared.
+    replayed, _ = await feed(stack, key_b, cursor)
+    assert ids(replayed) == [(secret, True), (own, False)]
+    streamed, _ = await stream(stack, key_b, cursor)
+    assert ids(streamed) == [(secret, True), (own, False)]
+
+
 async def test_a_deployment_moves_the_model_to_the_end_and_every_reader_agrees(stack: EmbeddedStack) -> None:
     team = f"fdd-{uuid.uuid4().hex[:6]}"
     token = await team_key(stack, team, SCOPES)

@@ -201,6 +201,22 @@ class TestRepositoryContract:
             await repo.commit(Changes(models={"m1": step}, outbox=[outbox(f"e{number}", f"c{number}")]))
             assert readers(await stored_model(repo, "m1")) == expected, number
 
+    async def test_a_former_readers_tombstone_stays_where_the_model_was_unshared(self, repo: Repository) -> None:
+        later = NOW + timedelta(minutes=5)
+        steps = [
+            (change(added_versions=1, add_readers={"risk", "ops"}), {}),
+            (change(remove_readers={"risk"}), {"risk": time_key(NOW, "m1")}),
+            (change(at=later, remove_readers={"ops"}), {"risk": time_key(NOW, "m1"), "ops": time_key(later, "m1")}),
+            (
+                change(at=later + timedelta(minutes=1), added_versions=1),
+                {"risk": time_key(NOW, "m1"), "ops": time_key(later, "m1")},
+            ),
+            (change(at=later, add_readers={"risk"}), {"ops": time_key(later, "m1")}),
+        ]
+        for number, (step, expected) in enumerate(steps):
+            await repo.commit(Changes(models={"m1": step}, outbox=[outbox(f"e{number}", f"c{number}")]))
+            assert ((await stored_model(repo, "m1")).get("unshared_at") or {}) == expected, number
+
 
 @pytest.mark.integration
 async def test_models_stored_before_the_feed_get_their_place_in_it(mongo_repo: Repository) -> None:
@@ -212,3 +228,17 @@ async def test_models_stored_before_the_feed_get_their_place_in_it(mongo_repo: R
     old, new = await stored_model(mongo_repo, "old"), await stored_model(mongo_repo, "m1")
     assert (old["feed_key"], old["former_readers"]) == (time_key(NOW, "old"), [])
     assert new["feed_key"] == time_key(NOW, "m1")
+
+
+@pytest.mark.integration
+async def test_models_unshared_before_unshared_at_keep_their_tombstone_at_their_feed_key(
+    mongo_repo: Repository,
+) -> None:
+    assert isinstance(mongo_repo, MongoRepository)
+    key = time_key(NOW, "old")
+    await mongo_repo._models.insert_one(
+        {"_id": "old", "feed_key": key, "readers": ["fraud"], "former_readers": ["risk"]}
+    )
+    await mongo_repo.backfill_feed_keys()
+    await mongo_repo.backfill_feed_keys()  # idempotent
+    assert (await stored_model(mongo_repo, "old"))["unshared_at"] == {"risk": key}

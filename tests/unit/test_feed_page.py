@@ -173,6 +173,26 @@ class TestPaging:
         assert [i for i, _ in ids(first) + ids(rest)] == [f"m-m{m}" for m in range(6)]
         assert [d for _, d in ids(first)] == [True, False, True] and first.has_more and not rest.has_more
 
+    async def test_a_former_reader_gets_its_tombstone_once_and_nothing_of_later_changes(self) -> None:
+        world = World()
+        world.model("unshared", 2, former=("risk",))
+        unshared_key = world.models.docs[0]["feed_key"]
+        world.model("also-shared", 3, readers=("risk",))
+        world.model("unshared", 5, former=("risk",))  # the owner changes it after unsharing
+        world.models.docs[-1]["unshared_at"] = {"risk": unshared_key}
+        world.model("unshared", 7, former=("risk",))  # and again
+        world.models.docs[-1]["unshared_at"] = {"risk": unshared_key}
+        first = await world.feed.page(RISK, after="", limit=1)
+        rest = await world.feed.page(RISK, after=first.last_key, limit=10)
+        assert ids(first) == [("m-unshared", True)] and first.last_key == unshared_key
+        assert ids(rest) == [("m-also-shared", False)]  # not the tombstone again at minute 5 or 7
+        assert ids(await world.feed.page(RISK, after=rest.last_key, limit=10)) == []
+        streamed = [
+            item for page in [p async for p in world.feed.stream(RISK, after="", page_size=1)] for item in ids(page)
+        ]
+        assert streamed == [("m-unshared", True), ("m-also-shared", False)]
+        assert ids(await world.feed.page(FRAUD, after=first.last_key, limit=10))[-1] == ("m-unshared", False)
+
     async def test_an_admin_sees_every_model_and_no_tombstone(self) -> None:
         world = World()
         world.model("a", 0, former=("risk",))

@@ -4,7 +4,9 @@ Registration and the deploy tracker set a model's ``feed_key`` (a unique, byte-s
 on every change, so the feed is a compacted log: a model appears once, at its latest change, and
 replaying it from any cursor converges to the current set. A model unshared from the caller's
 team keeps that team in ``former_readers`` and appears as a tombstone, which tells nothing but the
-id of a model the team could read before. Order and visibility are read from MongoDB, so every
+id of a model the team could read before; the tombstone stands where the model was unshared
+(``unshared_at``), so the owner's later changes never reach a former reader, not even as their
+timing. Order and visibility are read from MongoDB, so every
 query replica serves the same feed and a cursor from one resumes on another; the documents
 themselves come from a :class:`~query.document_cache.DocumentCache` when it holds the model's
 current change, and are rendered (and cached) when it does not.
@@ -213,36 +215,44 @@ class Feed:
                 yield model
             return
         readable = self._models.find({"readers": principal.team, **window}).sort("feed_key", 1)
-        unshared = self._models.find(
-            {"former_readers": principal.team, **window}, {"_id": 1, "feed_key": 1, "readers": 1}
-        ).sort("feed_key", 1)
-        async for model in _merged(readable, unshared):
+        async for model in _merged(readable, _each(await self._unshared(principal.team, after, before))):
             yield model
 
     async def _changed(self, principal: Principal, after: str, before: str, limit: int) -> list[Document]:
         """Models changed in (``after``, ``before``) that the caller reads or was unshared from, in order.
 
-        A team's feed is two index range scans merged here (``readers_feed`` and
-        ``former_readers_feed``) rather than one ``$or``, which the stand-in would not serve from
-        indexes; the unshared branch reads only what a tombstone needs.
+        A team's feed is an index range scan (``readers_feed``) merged here with the team's
+        tombstones (:meth:`_unshared`) rather than one ``$or``, which the stand-in would not serve
+        from indexes.
         """
         window = {"feed_key": {"$gt": after, "$lt": before}}
         if principal.is_platform_admin:
             return await self._models.find(window).sort("feed_key", 1).limit(limit).to_list()
         readable, unshared = await asyncio.gather(
             self._models.find({"readers": principal.team, **window}).sort("feed_key", 1).limit(limit).to_list(),
-            self._models.find({"former_readers": principal.team, **window}, {"_id": 1, "feed_key": 1, "readers": 1})
-            .sort("feed_key", 1)
-            .limit(limit)
-            .to_list(),
+            self._unshared(principal.team, after, before),
         )
         merged: list[Document] = []
         seen: set[str] = set()
-        for model in heapq.merge(readable, unshared, key=lambda m: str(m["feed_key"])):
+        for model in heapq.merge(readable, unshared[:limit], key=lambda m: str(m["feed_key"])):
             if model["_id"] not in seen:
                 seen.add(model["_id"])
                 merged.append(model)
         return merged[:limit]
+
+    async def _unshared(self, team: str, after: str, before: str) -> list[Document]:
+        """The tombstones of ``team`` in (``after``, ``before``), each at the change that unshared it, in order.
+
+        Read through ``former_readers_feed`` (every model unshared from the team, only what a
+        tombstone needs) and placed by ``unshared_at``, not by the model's current ``feed_key``:
+        a former reader's feed never moves again when the owner changes the model. A model
+        unshared before ``unshared_at`` existed (registration backfills it) stands at its feed key.
+        """
+        found = await self._models.find(
+            {"former_readers": team}, {"_id": 1, "feed_key": 1, "readers": 1, "unshared_at": 1}
+        ).to_list()
+        placed = [{**m, "feed_key": str((m.get("unshared_at") or {}).get(team) or m["feed_key"])} for m in found]
+        return sorted((m for m in placed if after < m["feed_key"] < before), key=lambda m: str(m["feed_key"]))
 
     async def _versions_of(self, models: Sequence[Document]) -> dict[str, list[Document]]:
         """The newest ``MAX_VERSIONS`` versions of each model, in few queries.
@@ -271,6 +281,11 @@ class Feed:
             mid: sorted(vs, key=lambda v: str(v["version_key"]), reverse=True)[:MAX_VERSIONS]
             for mid, vs in found.items()
         }
+
+
+async def _each(models: list[Document]) -> AsyncIterator[Document]:
+    for model in models:
+        yield model
 
 
 async def _merged(first: AsyncIterable[Document], second: AsyncIterable[Document]) -> AsyncIterator[Document]:

@@ -22,7 +22,9 @@ class ModelChange:
     rank beats the stored one; ``edits`` apply to the headline only when they target the version
     that is the headline; ``readers`` (the owner team and teams it is shared with) gains and loses
     teams, and ``former_readers`` holds the teams it was unshared from (until shared again), so
-    their document feed can show a tombstone. ``feed_key`` moves the model to the end of the
+    their document feed can show a tombstone; ``unshared_at`` keeps, per former reader, the feed
+    key of the change that unshared it, where its tombstone stays (later changes of the model
+    never reach a former reader, not even as their timing). ``feed_key`` moves the model to the end of the
     document feed on every change. ``fields`` are set as given, last (the model's own metadata and
     its aliases, which the use cases compute from the model they read; a model's commands are
     handled one at a time, in order, so nothing changes them in between). A headline field named
@@ -55,6 +57,11 @@ class ModelChange:
         doc["readers"] = sorted(readers | {self.team})
         former = (set(doc.get("former_readers") or []) - self.add_readers) | self.remove_readers
         doc["former_readers"] = sorted(former)
+        unshared = {team: key for team, key in (doc.get("unshared_at") or {}).items() if team not in self.add_readers}
+        for team in self.remove_readers:
+            unshared.setdefault(team, doc["feed_key"])
+        if unshared or "unshared_at" in doc:
+            doc["unshared_at"] = unshared
         owned = {f for name in doc.get("own_metadata") or [] for f in OWNABLE.get(name, ())}
         if self.headline and doc.get("latest_rank", "") < self.headline["latest_rank"]:
             doc.update({k: v for k, v in self.headline.items() if k not in owned})

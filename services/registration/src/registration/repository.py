@@ -87,6 +87,11 @@ def model_pipeline(change: ModelChange) -> list[dict[str, Any]]:
         },
         "feed_key": _lit(time_key(change.now, change.model_id)),
     }
+    # Where a former reader's tombstone stays: the first unsharing since it last read the model.
+    for team in sorted(change.remove_readers):
+        base[f"unshared_at.{team}"] = {"$ifNull": [f"$unshared_at.{team}", _lit(time_key(change.now, change.model_id))]}
+    for team in sorted(change.add_readers):
+        base[f"unshared_at.{team}"] = "$$REMOVE"
     stages: list[dict[str, Any]] = [{"$set": base}]
     if change.headline:
         wins = {"$lt": [{"$ifNull": ["$latest_rank", ""]}, _lit(change.headline["latest_rank"])]}
@@ -141,10 +146,19 @@ class MongoRepository(MongoOutboxLog):
         return await find_by_ids(self._models, model_ids)
 
     async def backfill_feed_keys(self) -> None:
-        """Give models stored before the document feed existed their place in it (idempotent)."""
+        """Give models stored before the document feed existed their place in it (idempotent).
+
+        Models unshared before ``unshared_at`` existed keep each former reader's tombstone at their
+        current feed key, and there it stays.
+        """
         await self._models.update_many(
             {"feed_key": {"$exists": False}},
             [{"$set": {"feed_key": "$updated_key", "former_readers": {"$ifNull": ["$former_readers", []]}}}],
+        )
+        at_current_key = {"$map": {"input": "$former_readers", "as": "team", "in": ["$$team", "$feed_key"]}}
+        await self._models.update_many(
+            {"former_readers.0": {"$exists": True}, "unshared_at": {"$exists": False}},
+            [{"$set": {"unshared_at": {"$arrayToObject": at_current_key}}}],
         )
 
     async def commit(self, changes: Changes) -> None:
