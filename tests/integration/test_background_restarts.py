@@ -19,6 +19,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 from pymongo.errors import AutoReconnect
@@ -52,11 +53,12 @@ QUICK_RESTARTS = {
     "background_task_settle_seconds": 0.5,
 }
 # What each service runs in the background: the chassis' tasks and the service's own.
+CHASSIS = {"access-events", "readiness", "key-evictions"}
 TASKS = {
-    "registration": {"access-events", "readiness", "consumer-lag", "outbox-relay"},
-    "query": {"access-events", "readiness", "search-projection", "feed-cache", "mcp"},
-    "deploy-tracker": {"access-events", "readiness", "consumer-lag", "deploy-outbox-relay", "webhook-deliveries"},
-    "audit": {"access-events", "readiness", "consumer-lag"},
+    "registration": {*CHASSIS, "consumer-lag", "outbox-relay"},
+    "query": {*CHASSIS, "search-projection", "feed-cache", "mcp"},
+    "deploy-tracker": {*CHASSIS, "consumer-lag", "deploy-outbox-relay", "webhook-deliveries"},
+    "audit": {*CHASSIS, "consumer-lag"},
 }
 
 
@@ -319,15 +321,15 @@ async def test_a_consumer_whose_fetch_loop_dies_is_restarted_and_handles_command
     await store_admin_key(client[db_name])
     await client.close()
     broken: list[str] = []
-    getmany = AIOKafkaConsumer.getmany
+    get_msg = BatchSubscriber.get_msg
 
-    async def failing_getmany(self: AIOKafkaConsumer, *partitions: Any, **options: Any) -> Any:
+    async def failing_get_msg(self: BatchSubscriber, consumer: AIOKafkaConsumer) -> Any:
         if not broken:
             broken.append("fetch")
             raise RuntimeError("the fetch loop broke (injected)")
-        return await getmany(self, *partitions, **options)
+        return await get_msg(self, consumer)
 
-    monkeypatch.setattr(AIOKafkaConsumer, "getmany", failing_getmany)
+    monkeypatch.setattr(BatchSubscriber, "get_msg", failing_get_msg)
     command = register_event(f"c-{unique}", "model", token=ADMIN_KEY.token)
     async with (
         running(build_registration(settings), "http://registration"),
