@@ -82,3 +82,22 @@ async def test_a_route_and_a_start_announcing_the_same_key_announce_it_once(db: 
     # The refused commit gave its number back: the writer's next row follows without a gap.
     await announce(changes, db[API_KEYS], record | {"revoked": True}, API_KEY_REVOKED, actor=ADMIN)
     assert sorted(row["seq"] for row in await db[OUTBOX].find().to_list()) == [1, 2]
+
+
+async def test_many_keys_are_announced_in_chunks_and_a_chunk_another_replica_began_is_finished(
+    db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    wakes = Wakes()
+    changes = change_log(db, wakes)
+    records = [
+        (await issue_key(db[API_KEYS], team="fraud", name=f"k{n}", scopes=["models:read"], created_by="tests"))[1]
+        for n in range(5)
+    ]
+    # Another replica announced the fourth key and has not noted it on the key yet.
+    await announce(changes, db[API_KEYS], records[3], API_KEY_CREATED, actor=None)
+    await db[API_KEYS].update_one({"_id": records[3]["_id"]}, {"$unset": {"announced": 1}})
+    assert await announce_unannounced(changes, db[API_KEYS], chunk=2) == 5
+    rows = await db[OUTBOX].find().to_list()
+    assert sorted(row["data"]["key_id"] for row in rows) == sorted(r["_id"] for r in records)
+    assert await announce_unannounced(changes, db[API_KEYS], chunk=2) == 0
+    assert wakes.count == 1 + 2 + 1  # the other replica's, two whole chunks, the refused chunk's other key

@@ -9,10 +9,10 @@ between storing the key and announcing it. ``announced`` on a key lists what was
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 
 import structlog
+from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -53,11 +53,12 @@ def key_event(record: Document, event_type: str, *, actor: Principal | None, lat
     )
 
 
-def mark_announced(keys: AsyncCollection[Document], key_id: str, event_type: str) -> Write:
-    """The write that notes on the key that ``event_type`` was announced."""
+def mark_announced(keys: AsyncCollection[Document], changed: list[tuple[str, str]]) -> Write:
+    """The write that notes on each key that its change (key id, event type) was announced."""
 
     async def write(session: AsyncClientSession) -> None:
-        await keys.update_one({"_id": key_id}, {"$addToSet": {"announced": CHANGES[event_type]}}, session=session)
+        notes = [UpdateOne({"_id": key_id}, {"$addToSet": {"announced": CHANGES[t]}}) for key_id, t in changed]
+        await keys.bulk_write(notes, session=session)
 
     return write
 
@@ -67,21 +68,35 @@ async def announce(
 ) -> None:
     """Announce a change already stored (a key just issued); nothing if it was announced meanwhile."""
     event = key_event(record, event_type, actor=actor, late=actor is None)
-    with contextlib.suppress(AlreadyAnnounced):  # announced meanwhile, by the same id
-        await changes.commit([event], mark_announced(keys, record["_id"], event_type))
+    try:
+        await changes.commit([event], mark_announced(keys, [(record["_id"], event_type)]))
+    except AlreadyAnnounced:  # announced meanwhile, by the same id: note it, or every start tries again
+        await keys.update_one({"_id": record["_id"]}, {"$addToSet": {"announced": CHANGES[event_type]}})
 
 
-async def announce_unannounced(changes: ChangeLog, keys: AsyncCollection[Document]) -> int:
-    """Announce what was done to keys without an event (written directly, or a crash in between)."""
-    count = 0
+async def announce_unannounced(changes: ChangeLog, keys: AsyncCollection[Document], *, chunk: int = 100) -> int:
+    """Announce what was done to keys without an event (written directly, or a crash in between).
+
+    In transactions of ``chunk`` events (the first start after an upgrade announces every key); a
+    chunk another replica announced part of meanwhile is announced again one event at a time.
+    """
+    todo: list[tuple[Document, str]] = []
     pending = {"$or": [{"announced": {"$ne": "created"}}, {"revoked": True, "announced": {"$ne": "revoked"}}]}
     async for record in keys.find(pending):
         done = set(record.get("announced") or ())
-        for event_type, change in CHANGES.items():
-            if change in done or (event_type == API_KEY_REVOKED and not record.get("revoked")):
-                continue
-            await announce(changes, keys, record, event_type, actor=None)
-            count += 1
-    if count:
-        log.info("announced key changes made without an event", events=count)
-    return count
+        todo += [
+            (record, event_type)
+            for event_type, change in CHANGES.items()
+            if change not in done and (event_type == API_KEY_CREATED or record.get("revoked"))
+        ]
+    for start in range(0, len(todo), chunk):
+        part = todo[start : start + chunk]
+        events = [key_event(record, event_type, actor=None, late=True) for record, event_type in part]
+        try:
+            await changes.commit(events, mark_announced(keys, [(r["_id"], event_type) for r, event_type in part]))
+        except AlreadyAnnounced:
+            for record, event_type in part:
+                await announce(changes, keys, record, event_type, actor=None)
+    if todo:
+        log.info("announced key changes made without an event", events=len(todo))
+    return len(todo)
