@@ -155,3 +155,8 @@ async def _remember_the_session_loop() -> AsyncIterator[None]:
     _session_loop = asyncio.get_running_loop()
     yield
     _session_loop = None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The scan of every topic for credentials runs last, after the whole suite's traffic."""
+    items.sort(key=lambda item: item.nodeid.startswith("tests/e2e/test_nothing_on_the_bus.py"))

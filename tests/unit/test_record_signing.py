@@ -26,6 +26,7 @@ from shared.contract import messages
 from shared.contract.auth import ApiKey, Principal, generate_api_key
 from shared.contract.envelope import CloudEvent, decode
 from shared.contract.record_signing import canonical_string, signature_headers
+from tests.bus_scan import credentials_in
 from tests.factories import bearer_event, command_event, register_data, register_event
 
 pytestmark = pytest.mark.unit
@@ -264,3 +265,14 @@ def test_a_cloud_event_never_serialises_the_key_it_signs_with(key: ApiKey) -> No
     event = CloudEvent(source="/t", type="x", sign_with=key.token)
     assert key.token not in event.model_dump_json() and key.token not in repr(event)
     assert canonical_string(key_id="k", event_id="i", source="s", event_type="t", time="x", subject=None, value=b"")
+
+
+def test_the_bus_scan_finds_keys_in_headers_values_and_credential_headers(key: ApiKey) -> None:
+    # The scan of every topic (tests/e2e/test_nothing_on_the_bus.py) must see what it looks for.
+    value, headers = bearer_event(messages.REGISTER_MODEL_VERSION, {"note": key.token}, token=key.token).to_kafka()
+    found = list(credentials_in([record(value, [*headers, ("x-api-key", b"opaque")])]))
+    assert {(f.where, f.token) for f in found} == {
+        ("authorization", key.token.encode()),
+        ("value", key.token.encode()),
+        ("x-api-key", b"opaque"),
+    }
