@@ -15,8 +15,11 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from registry_cli.backup import backup
 from registry_cli.config import StackSettings, throwaway_settings
+from registry_cli.dlq import show_dead_letters
+from registry_cli.produce import produce_message
 from registry_cli.stack import EmbeddedStack, unthrottled_admin_key
-from tests.factories import register_event
+from registry_cli.stack_tls import kafka_client_options
+from tests.factories import register_data, register_event
 from tests.waiting import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -160,6 +163,31 @@ async def test_the_closed_stack_is_backed_up_by_its_administrator(
 ) -> None:
     manifest = await backup(tls_stack[0].settings, tmp_path / "backup")
     assert set(manifest["archives"]) == {"mongo", "audit-mongo"} and manifest["mac"]
+
+
+async def test_the_clis_kafka_commands_present_the_client_certificate(tls_stack: tuple[EmbeddedStack, str]) -> None:
+    # `registry produce` and `registry dlq` with REGISTRY_TLS=true: the broker's front requires a certificate.
+    stack, token = tls_stack
+    settings, team = stack.settings, f"cli{uuid.uuid4().hex[:8]}"
+    options = kafka_client_options(settings)
+    data = register_data(team, "ranker")
+    await produce_message(
+        "register",
+        data,
+        bootstrap_servers=settings.kafka_bootstrap,
+        api_key=token,
+        correlation_id=None,
+        **options,
+    )
+    async with httpx.AsyncClient(
+        base_url=stack.url("query"), headers={"Authorization": f"Bearer {token}"}, verify=trust(settings)
+    ) as query:
+
+        async def readable() -> bool:
+            return (await query.get(f"/v1/models/{team}/ranker/versions/1.0.0")).status_code == 200
+
+        await until(readable, timeout=30, what="the produced version readable")
+    assert isinstance(await show_dead_letters(settings.kafka_bootstrap, "registry.commands", **options), list)
 
 
 async def test_the_gateway_reaches_the_https_services_and_verifies_them(tls_stack: tuple[EmbeddedStack, str]) -> None:

@@ -23,6 +23,8 @@ from typing import Annotated, Any
 import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from registry_cli.config import StackSettings
+from registry_cli.stack_tls import kafka_client_options
 from shared.contract.envelope import STRUCTURED
 from shared.contract.record_signing import KEYID_HEADER, SIGNATURE_HEADER, signature_headers
 from shared.contract.times import utc_text
@@ -87,13 +89,14 @@ class DeadLetter:
 
 
 @contextlib.asynccontextmanager
-async def dead_letter_reader(bootstrap: str, *, group: str | None) -> AsyncIterator[AIOKafkaConsumer]:
+async def dead_letter_reader(bootstrap: str, *, group: str | None, **options: Any) -> AsyncIterator[AIOKafkaConsumer]:
     """A started consumer, stopped on exit whatever happened.
 
     It never joins the group (no rebalance wait): ``group`` only names where offsets are committed.
+    ``options`` go to aiokafka (TLS: :func:`registry_cli.stack_tls.kafka_client_options`).
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest"
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest", **options
     )
     await consumer.start()
     try:
@@ -118,16 +121,18 @@ async def read_dead_letters(consumer: AIOKafkaConsumer, topic: str, *, from_star
     return letters
 
 
-async def replay(bootstrap: str, topic: str, *, dry_run: bool, api_key: str | None = None) -> list[DeadLetter]:
+async def replay(
+    bootstrap: str, topic: str, *, dry_run: bool, api_key: str | None = None, **options: Any
+) -> list[DeadLetter]:
     """Republish every dead letter of ``topic``.dlq not replayed before.
 
     All or nothing by design: a filter would have to leave holes in the group's offsets.
     """
-    async with dead_letter_reader(bootstrap, group=REPLAY_GROUP) as consumer:
+    async with dead_letter_reader(bootstrap, group=REPLAY_GROUP, **options) as consumer:
         letters = await read_dead_letters(consumer, f"{topic}.dlq", from_start=False)
         if dry_run or not letters:
             return letters
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **options)
         await producer.start()
         try:
             for letter in letters:
@@ -143,9 +148,9 @@ async def replay(bootstrap: str, topic: str, *, dry_run: bool, api_key: str | No
         return letters
 
 
-async def show_dead_letters(bootstrap: str, topic: str) -> list[DeadLetter]:
+async def show_dead_letters(bootstrap: str, topic: str, **options: Any) -> list[DeadLetter]:
     """Every dead letter of ``topic``.dlq, from the start; commits nothing."""
-    async with dead_letter_reader(bootstrap, group=None) as consumer:
+    async with dead_letter_reader(bootstrap, group=None, **options) as consumer:
         return await read_dead_letters(consumer, f"{topic}.dlq", from_start=True)
 
 
@@ -155,7 +160,7 @@ def show(
     bootstrap_servers: Bootstrap = "127.0.0.1:9092",
 ) -> None:
     """Print every dead letter of ``<topic>.dlq`` as JSON lines (reason, error, source position)."""
-    for letter in asyncio.run(show_dead_letters(bootstrap_servers, topic)):
+    for letter in asyncio.run(show_dead_letters(bootstrap_servers, topic, **kafka_client_options(StackSettings()))):
         typer.echo(json.dumps(letter.summary()))
 
 
@@ -170,6 +175,7 @@ def replay_command(
     bootstrap_servers: Bootstrap = "127.0.0.1:9092",
 ) -> None:
     """Send dead letters not replayed before back to their source topic, original headers and key."""
-    letters = asyncio.run(replay(bootstrap_servers, topic, dry_run=dry_run, api_key=api_key))
+    options = kafka_client_options(StackSettings())  # with REGISTRY_TLS=true: the stack's client certificate
+    letters = asyncio.run(replay(bootstrap_servers, topic, dry_run=dry_run, api_key=api_key, **options))
     verb = "would replay" if dry_run else "replayed"
     typer.echo(f"{verb} {len(letters)} record(s) to {topic}")

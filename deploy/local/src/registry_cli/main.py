@@ -26,6 +26,7 @@ from registry_cli.mcp_stdio import mcp
 from registry_cli.processes import PortInUse
 from registry_cli.produce import KINDS, produce_message
 from registry_cli.stack import EmbeddedStack, StackError
+from registry_cli.stack_tls import kafka_client_options
 from registry_cli.supervise import GaveUp
 
 app = typer.Typer(help="Model Registry: local stack and tools.", no_args_is_help=True)
@@ -179,7 +180,12 @@ def produce(
         raise typer.Exit(2) from None
     event_id = asyncio.run(
         produce_message(
-            kind, payload, bootstrap_servers=bootstrap_servers, api_key=api_key, correlation_id=correlation_id
+            kind,
+            payload,
+            bootstrap_servers=bootstrap_servers,
+            api_key=api_key,
+            correlation_id=correlation_id,
+            **kafka_client_options(StackSettings()),  # with REGISTRY_TLS=true: the stack's client certificate
         )
     )
     typer.echo(event_id)

@@ -16,10 +16,12 @@ async def produce_message(
     bootstrap_servers: str,
     api_key: str | None,
     correlation_id: str | None,
+    **producer_options: Any,
 ) -> str:
     """Publish ``data`` as a CloudEvent of ``kind``, keyed by team/name; return its ``ce_id``.
 
     The data is sent unchecked: the registry's refusal (``command_rejected``) says what is wrong.
+    ``producer_options`` go to aiokafka (TLS: :func:`registry_cli.stack_tls.kafka_client_options`).
     """
     return await publish_once(
         kind,
@@ -29,4 +31,5 @@ async def produce_message(
         correlation_id=correlation_id,
         source="/registry/cli",
         validate=False,
+        **producer_options,
     )

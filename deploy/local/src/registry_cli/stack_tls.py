@@ -9,9 +9,11 @@ which is what every client trusts. PyMongo wants a client's certificate and key 
 
 from __future__ import annotations
 
+import ssl
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from registry_cli.certificates import Leaf, leaf
 from registry_cli.config import StackSettings
@@ -62,6 +64,20 @@ def service_tls_env(settings: StackSettings, service: str) -> dict[str, str]:
         # it replaces the system's CAs, which the tracker's webhook deliveries to the world need.
         env["SSL_CERT_FILE"] = str(tls.ca.resolve())
     return env
+
+
+def kafka_client_options(settings: StackSettings) -> dict[str, Any]:
+    """What the CLI's Kafka clients (``registry produce``, ``registry dlq``) add for this stack.
+
+    With ``--tls`` (``REGISTRY_TLS=true``): TLS trusting the stack's CA, presenting its client
+    certificate, which the broker's front requires; nothing otherwise.
+    """
+    if not settings.tls:
+        return {}
+    tls = stack_tls(settings)
+    context = ssl.create_default_context(cafile=str(tls.ca))
+    context.load_cert_chain(tls.client.cert, tls.client.key)
+    return {"security_protocol": "SSL", "ssl_context": context}
 
 
 def tls_front_argv(settings: StackSettings, *, listen: int, to: int) -> list[str]:
