@@ -17,6 +17,8 @@ from shared.chassis.settings import CommonSettings
 from shared.chassis.signing import PRINCIPAL_HEADER, SIGNATURE_HEADER
 from shared.contract import messages
 from shared.contract.envelope import SPEC_VERSION
+from shared.contract.record_signing import KEYID_HEADER
+from shared.contract.record_signing import SIGNATURE_HEADER as RECORD_SIGNATURE_HEADER
 
 TopicKind = Literal["commands", "events", "deploy", "access"]
 SCHEMA_FORMAT = "application/schema+json;version=draft-2020-12"
@@ -50,8 +52,16 @@ def _headers(message_type: str, kind: TopicKind) -> dict[str, Any]:
     }
     required = ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_correlationid"]
     if kind in _CARRIES_KEY:
-        properties["authorization"] = _text("Bearer <API key> of the sender")
-    else:
+        # Producers sign with their key (shared.contract.record_signing; the README gives the canonical string).
+        properties[KEYID_HEADER] = _text("id of the API key that signed the record", pattern="^[A-Za-z0-9]{8}$")
+        properties[RECORD_SIGNATURE_HEADER] = _text(
+            "v1= and the hex HMAC-SHA256, under the key's signing key, of the record's canonical string",
+            pattern="^v1=[0-9a-f]{64}$",
+        )
+        properties["authorization"] = _text(
+            "the earlier form, Bearer <API key>: refused unless KAFKA_ACCEPT_BEARER_KEYS", deprecated=True
+        )
+    if kind == "deploy" or kind not in _CARRIES_KEY:  # the tracker's HTTP bridge relays reports, signed
         properties[SIGNATURE_HEADER] = _text("HMAC of the record by the registry service that sent it")
         properties[PRINCIPAL_HEADER] = _text("key id a service acted for (HTTP bridges)")
     return {"type": "object", "properties": properties, "required": required}
