@@ -143,13 +143,16 @@ def test_another_teams_private_change_leaves_a_readers_cached_answers_alone(monk
     assert results(index, "card fraud").total == first.total + 1 and runs == ["run", "run"]
 
 
-def test_many_teams_indexed_at_once_hold_few_writers_and_find_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(shards, "OPEN_TEAM_WRITERS", 2)
+def test_many_teams_written_in_batches_each_find_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shards, "TEAM_BATCH", 2)  # a team's index is written before the end of the upsert
     teams = [f"team-{i}" for i in range(7)]
-    index = indexed(
-        [searchable(team, f"model-{j}", description=f"card fraud {team}") for team in teams for j in range(2)]
-    )
+    docs = [searchable(team, f"model-{j}", description=f"card fraud {team}") for j in range(5) for team in teams]
+    index = indexed(docs)
+    index.delete([docs[0].model_id])
+    index.upsert([searchable("team-1", "model-0", description="card fraud", readers=["team-1", "team-2"])])
+    index.commit()
+    totals = {team: 4 if team == "team-0" else 6 if team == "team-2" else 5 for team in teams}
     for team in teams:
         found = index.search(SearchRequest("card fraud", frozenset({team})))
-        assert isinstance(found, SearchResult) and found.total == 2 and found.facets["team"] == {team: 2}
-    assert len(index) == 14
+        assert isinstance(found, SearchResult) and found.total == totals[team], team
+    assert len(index) == 34
