@@ -91,3 +91,21 @@ async def test_a_request_that_goes_away_does_not_cancel_the_others() -> None:
     leaving.cancel()
     assert said(await first) == "outcome-0" and said(await staying) == "outcome-2"
     assert handler.batches == [[0], [1, 2]]  # the departed request's command was still handled
+
+
+async def test_a_batch_answered_with_the_wrong_number_of_outcomes_fails_its_requests_and_the_worker_goes_on() -> None:
+    # Found while supervising background work: the worker died on the mismatch, and the batch's
+    # requests and every one queued behind them waited for ever.
+    answers: list[list[Outcome]] = [[], [cast(Outcome, "outcome-2")]]
+
+    async def short(commands: list[Command]) -> list[Outcome]:
+        await asyncio.sleep(0.01)
+        return answers.pop(0)
+
+    group = GroupCommit(short)
+    first = asyncio.ensure_future(group.submit(command(1)))
+    await asyncio.sleep(0)  # its batch starts; the next request queues behind it
+    queued = asyncio.ensure_future(group.submit(command(2)))
+    with pytest.raises(ValueError, match="zip"):
+        await asyncio.wait_for(first, 5)
+    assert said(await asyncio.wait_for(queued, 5)) == "outcome-2"

@@ -51,11 +51,14 @@ class GroupCommit:
             batch, self._queue = self._queue[: self.max_commands], self._queue[self.max_commands :]
             try:
                 outcomes = await self.handle_batch([command for command, _ in batch])
+                # One outcome per command; a bug that breaks this fails the batch's requests
+                # instead of ending the worker with them (and the queue behind them) left waiting.
+                answers = list(zip(batch, outcomes, strict=True))
             except Exception as exc:  # each request answers with the failure, as a batch of one would
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
+            for (_, future), outcome in answers:
                 if not future.done():
                     future.set_result(outcome)
