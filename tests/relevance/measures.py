@@ -69,3 +69,24 @@ def evaluate(index: SearchIndex, catalogue: list[CatalogueModel], judged: Sequen
         scored.append(Scored(item, reciprocal_rank(ranked, grades), ndcg(ranked, grades), ranked))
     count = len(scored)
     return Evaluation(sum(s.reciprocal_rank for s in scored) / count, sum(s.ndcg for s in scored) / count, scored)
+
+
+def evaluate_per_team(
+    index: SearchIndex, catalogue: list[CatalogueModel], judged: Sequence[Judged] = JUDGED
+) -> Evaluation:
+    """Run every judged query as each team that may read one of its relevant models, graded on what it reads."""
+    scored = []
+    teams = sorted({str(m.model["team"]) for m in catalogue})
+    for item in judged:
+        grades = item.relevant(catalogue)
+        for team in teams:
+            readable = {str(m.model["_id"]) for m in catalogue if team in m.model["readers"]}
+            own = {model_id: grade for model_id, grade in grades.items() if model_id in readable}
+            if not own:
+                continue
+            result = index.search(SearchRequest(item.query, frozenset({team}), limit=CUTOFF))
+            assert isinstance(result, SearchResult), (item.query, result)
+            ranked = [hit.model_id for hit in result.items]
+            scored.append(Scored(item, reciprocal_rank(ranked, own), ndcg(ranked, own), ranked))
+    count = len(scored)
+    return Evaluation(sum(s.reciprocal_rank for s in scored) / count, sum(s.ndcg for s in scored) / count, scored)
