@@ -11,7 +11,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from audit.app import build_app
-from audit.chain import BAD_ENTRY_SIGNATURE, LEGACY_AFTER_ANCHOR, ChainKey, Tail, Verifier, verify
+from audit.chain import BAD_ENTRY_SIGNATURE, BAD_HEAD_SIGNATURE, LEGACY_AFTER_ANCHOR, ChainKey, Tail, Verifier, verify
 from audit.config import AuditSettings
 from audit.entries import Source, entry_for
 from audit.links import link
@@ -161,20 +161,28 @@ class TestTampering:
         verdict = await verify(db, VERIFIER, signer=SIGNER)
         assert not verdict.ok and verdict.broken and verdict.broken["entry_id"] == target["_id"]
 
-    async def test_a_rehashed_edit_is_found_at_the_next_signed_entry(self, db: Any) -> None:
+    @pytest.mark.parametrize("strip", [False, True])
+    async def test_a_rehashed_edit_is_found_at_the_next_signed_entry(self, db: Any, strip: bool) -> None:
         # Someone with database access edits an entry and recomputes the plain hashes after it,
-        # head included: the batch's signed last entry no longer verifies.
-        prev = (await entry_at(db, "registry.events:1", 1))["hash"]
-        for seq in (2, 3, 4):
-            doc = await entry_at(db, "registry.events:1", seq)
-            doc |= {"team": "mallory", "prev_hash": prev}
+        # head included: the next entry the service signed (every 64th) no longer verifies, and
+        # one whose signature was removed is missing it.
+        chain = "registry.events:1"
+        await AuditStore(db.client, db, signer=SIGNER).append(entries("registry.events", 1, range(4, 70)))
+        prev = (await entry_at(db, chain, 9))["hash"]
+        for seq in range(10, 71):
+            doc = await entry_at(db, chain, seq)
+            doc |= {"team": "mallory"} if seq == 10 else {}
+            doc["prev_hash"] = prev
             doc["hash"] = prev = link(prev, doc)
+            if strip:
+                doc.pop("sig", None)
             await db.audit_log.replace_one({"_id": doc["_id"]}, doc)
-        await db.audit_heads.update_one({"_id": "registry.events:1"}, {"$set": {"hash": prev}})
+        await db.audit_heads.update_one({"_id": chain}, {"$set": {"hash": prev}})
         verdict = await verify(db, VERIFIER, signer=SIGNER)
-        last = await entry_at(db, "registry.events:1", 4)
+        signed = await entry_at(db, chain, 64)
         assert not verdict.ok and verdict.broken
-        assert (verdict.broken["entry_id"], verdict.broken["problem"]) == (last["_id"], BAD_ENTRY_SIGNATURE)
+        assert (verdict.broken["seq"], verdict.broken["entry_id"]) == (64, signed["_id"])
+        assert verdict.broken["problem"] == BAD_ENTRY_SIGNATURE
 
     async def test_a_rehashed_edit_with_a_chain_key_is_found(self, db: Any) -> None:
         other = ChainKey(secrets.token_bytes(32))
@@ -371,4 +379,5 @@ class TestRotation:
         assert (await verify(db, rotated, signer=new, full=False)).ok
         assert (await verify(db, rotated, signer=new)).ok
         dropped = await verify(db, Verifier(KeyRing.of(new)))
-        assert not dropped.ok and dropped.broken and "signature" in dropped.broken["problem"]  # the old key's
+        assert not dropped.ok and dropped.broken  # the idle chain's head is the old key's
+        assert (dropped.broken["chain"], dropped.broken["problem"]) == ("registry.events:1", BAD_HEAD_SIGNATURE)

@@ -18,7 +18,7 @@ from audit.chain import (
     verify_chain,
 )
 from audit.entries import Source, entry_for
-from audit.links import canonical, link, sign_batch_end
+from audit.links import canonical, link, sign_entry
 from audit.signing import KeyRing, PublicKey, SigningKey
 from shared.chassis.settings import ConfigurationError
 from shared.contract import messages
@@ -45,7 +45,7 @@ def chain_of(count: int, *, signer: SigningKey = SIGNER, tail: Tail | None = Non
     for _ in range(count):
         made.append(entry(tail.offset + 1))
         tail = extend(tail, made[-1], retention=None)
-        sign_batch_end(signer, made[-1])
+        sign_entry(signer, made[-1])
     return made, tail
 
 
@@ -145,8 +145,8 @@ class TestSignedChain:
         for offset in range(6):
             made.append(entry(offset))
             tail = extend(tail, made[-1], retention=timedelta(days=90))
-            if offset % 3 == 2:  # batches of three
-                sign_batch_end(SIGNER, made[-1])
+            if offset % 3 == 2:  # signed points (every 64th in the store; any entry may carry one)
+                sign_entry(SIGNER, made[-1])
         kept = made[:2] + made[4:]
         past = NOW - timedelta(days=1)
         kept[2] |= {"prev_expires_at": past}

@@ -3,7 +3,7 @@
 How entries are linked is :mod:`audit.links`. Threat model (docs/operations.md, "Audit log"):
 someone who can write to the database but does not hold the audit service's private key cannot
 edit, insert, delete or reorder entries, append past a head, or move a head, without ``verify``
-finding it: every head (and every batch's last entry) is signed, and the hashes in between are
+finding it: every head (and every 64th entry) is signed, and the hashes in between are
 plain SHA-256 that anyone recomputes. Checking needs only the public keys. Cutting the tail and
 putting back an older signed head is the one change signatures alone cannot show; verification
 checkpoints (signed, the length last verified) and ``registry_audit_chain_length`` in
@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 EDITED = "hash does not match (entry edited)"
-BAD_ENTRY_SIGNATURE = "entry's signature does not verify (entry edited, or the chain rewritten after it)"
+BAD_ENTRY_SIGNATURE = "entry's signature is missing or does not verify (entry edited, or the chain rewritten)"
 BAD_HEAD_SIGNATURE = "head is not signed by the audit service's key (head moved, edited or forged)"
 LEGACY_AFTER_ANCHOR = "legacy entry after the chain's signed migration point (written around the service)"
 _CHECKPOINT_GONE = "entry verified before is missing or changed"

@@ -3,8 +3,10 @@
 Each entry (``v`` 4) stores ``hash = SHA-256(prev_hash + canonical(entry))`` and a dense
 ``seq``: plain SHA-256, so anyone can recompute it. What makes the chain unforgeable is the
 audit service's Ed25519 signature (:mod:`audit.signing`) over the chain's head (last seq, hash,
-expiry facts and migration point), kept in ``audit_heads``, and over the last entry of every
-batch (its ``sig``): without the private key nobody can move a head or append past it.
+expiry facts and migration point), kept in ``audit_heads``, and over every entry whose seq is a
+multiple of :data:`SIGNED_EVERY` (its ``sig``, required there): without the private key nobody
+can move a head or append past it, and a chain re-hashed after an edit shows at the next signed
+entry.
 
 Entries written before signed chains are *legacy*: without ``v`` (plain SHA-256 over their
 original fields), ``v`` 2 and 3 (HMAC-SHA256 under ``AUDIT_CHAIN_KEY``; 3 added the expiry
@@ -34,6 +36,7 @@ from shared.chassis.settings import ConfigurationError
 from shared.contract.documents import Document
 
 GENESIS = "0" * 64
+SIGNED_EVERY = 64  # every entry at a multiple of this seq carries the service's signature
 VERSION = 4
 LEGACY_VERSIONS = (None, 2, 3)
 _V2_FIELDS = (
@@ -155,9 +158,9 @@ class Verifier:
         return self.keys.verify("head", head_fields(chain, Tail.of(head)), head.get("sig"))
 
     def entry_ok(self, doc: Document) -> bool:
-        """Whether an entry that carries a batch-end signature carries a valid one (``True`` without one)."""
+        """Whether an entry's signature verifies: required on a ``v`` 4 entry at a signed seq, checked if present."""
         if "sig" not in doc:
-            return True
+            return doc.get("v") != VERSION or not must_be_signed(doc["seq"])
         return self.keys.verify("entry", entry_fields(doc["chain"], doc["seq"], doc.get("hash")), doc["sig"])
 
     def checkpoint_ok(self, doc: Document) -> bool:
@@ -261,8 +264,13 @@ def extend(tail: Tail, entry: Document, *, retention: timedelta | None) -> Tail:
     )
 
 
-def sign_batch_end(signer: SigningKey, entry: Document) -> None:
-    """Sign the last entry a batch appended to a chain: a signed point inside the chain, not only at its head."""
+def must_be_signed(seq: int) -> bool:
+    """Whether the entry at ``seq`` carries the service's signature: a signed point inside the chain."""
+    return seq % SIGNED_EVERY == 0
+
+
+def sign_entry(signer: SigningKey, entry: Document) -> None:
+    """Sign ``entry`` (its chain, seq and hash; the hash covers the rest)."""
     entry["sig"] = signer.sign("entry", entry_fields(entry["chain"], entry["seq"], entry["hash"]))
 
 

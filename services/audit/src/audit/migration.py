@@ -22,7 +22,7 @@ from pymongo.errors import DuplicateKeyError
 
 from audit.chain import verify_legacy
 from audit.entries import received_now
-from audit.links import ChainKey, Tail, extend, sign_batch_end
+from audit.links import ChainKey, Tail, extend, sign_entry
 from audit.signing import SigningKey
 from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG
 from shared.chassis.settings import ConfigurationError
@@ -112,7 +112,7 @@ async def _reanchor(
     anchored = Tail(old.seq, old.hash, old.offset, old.expires_at, old.expiring_from, old.seq, old.hash, since)
     entry = migration_entry(chain, old, kid=signer.public.kid, verified=entries)
     tail = extend(anchored, entry, retention=None)  # kept for ever, whatever the chain's topic
-    sign_batch_end(signer, entry)
+    sign_entry(signer, entry)  # signed wherever it falls: the migration point's witness
 
     async def write(session: AsyncClientSession) -> None:
         await db[AUDIT_LOG].insert_one(entry, session=session)

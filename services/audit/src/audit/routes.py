@@ -125,7 +125,7 @@ async def verify_chains(
 
 @router.get("/public-keys")
 async def public_keys(caller: Reader, verifier: Checker) -> AuditPublicKeys:
-    """The Ed25519 public keys that verify the audit chain's signed heads, checkpoints and batch ends.
+    """The Ed25519 public keys that verify the audit chain's signed heads, checkpoints and signed entries.
 
     The ``current`` key signs; ``retired`` ones verify what they signed before a rotation. With
     these alone (no secret), ``registry audit verify --public-key`` checks a chain offline.

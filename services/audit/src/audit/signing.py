@@ -1,4 +1,4 @@
-"""The audit service's Ed25519 key: it signs the chains' heads, checkpoints and batch ends.
+"""The audit service's Ed25519 key: it signs the chains' heads, checkpoints and every 64th entry.
 
 Only the service holds the private key (``AUDIT_SIGNING_KEY``); the public keys are published
 (``GET /v1/audit/public-keys``, the docs), so anyone can check a chain and nobody who can only
@@ -9,6 +9,7 @@ while its public key is listed as retired (``AUDIT_RETIRED_PUBLIC_KEYS``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -102,6 +103,16 @@ class SigningKey:
         return {"kid": self.public.kid, "sig": self._private.sign(signed_message(kind, fields)).hex()}
 
 
+@functools.lru_cache(maxsize=65_536)
+def _valid(public: bytes, signature: bytes, message: bytes) -> bool:
+    """Whether ``signature`` by ``public`` covers ``message``; remembered, since verification walks repeat."""
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
+
+
 class KeyRing:
     """The public keys signatures are checked against: the current one and any retired ones."""
 
@@ -126,11 +137,7 @@ class KeyRing:
             return False
         if key is None:
             return False
-        try:
-            key.key.verify(raw, signed_message(kind, fields))
-        except InvalidSignature:
-            return False
-        return True
+        return _valid(key.raw, raw, signed_message(kind, fields))
 
     def public(self) -> list[dict[str, str]]:
         """Every listed key, current first."""

@@ -11,7 +11,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from audit.links import Tail, extend, sign_batch_end
+from audit.links import Tail, extend, must_be_signed, sign_entry
 from audit.signing import SigningKey
 from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG, find_by_ids
 from shared.contract.documents import Document
@@ -22,7 +22,7 @@ class AuditStore:
 
     Entries of a topic in ``retention`` (the access topic) expire that long after they were
     received (:func:`audit.links.extend`); every other entry is kept for ever. The new heads, and
-    the last entry each batch appends to a chain, are signed with ``signer``.
+    every entry at a signed seq (:func:`audit.links.must_be_signed`), are signed with ``signer``.
     """
 
     def __init__(
@@ -74,16 +74,15 @@ class AuditStore:
             if chain in heads and "sig" not in heads[chain]:
                 raise NotMigrated(f"chain {chain} has a legacy head: the service migrates it at start")
             head = tail = Tail.of(heads.get(chain))
-            last: Document | None = None
             for entry in sorted(items, key=lambda e: e["offset"]):
                 if entry["_id"] in seen:
                     continue  # redelivered: already in the chain
                 seen.add(entry["_id"])
                 tail = extend(tail, entry, retention=self._retention.get(entry["topic"]))
+                if must_be_signed(tail.seq):
+                    sign_entry(self._signer, entry)
                 fresh.append(entry)
-                last = entry
-            if last is not None:
-                sign_batch_end(self._signer, last)
+            if tail.seq != head.seq:
                 # The head's seq is the condition: a second writer on this chain (a rebalance
                 # mid-batch) fails the transaction instead of forking the chain.
                 head_updates.append(

@@ -49,7 +49,7 @@ class AuditEntryPublic(BaseModel):
     sig: dict[str, str] | None = Field(
         None,
         description="the audit service's Ed25519 signature (``kid``, ``sig`` hex) over ``chain``, ``seq`` and "
-        "``hash``, on the last entry of each appended batch",
+        "``hash``, on every entry whose ``seq`` is a multiple of 64 (and the migration entry)",
     )
 
 
