@@ -23,10 +23,16 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 from pymongo.errors import AutoReconnect
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from audit.app import build_app as build_audit
 from deploy_tracker.app import build_app as build_deploy_tracker
 from deploy_tracker.config import DeployTrackerSettings
+from deploy_tracker.secret_box import SecretBox
+from deploy_tracker.webhook_secrets import new_secret
+from deploy_tracker.webhooks import DeliveryWorker, fan_out
 from query import mcp_server
 from query.app import build_app as build_query
 from query.config import QuerySettings
@@ -34,15 +40,18 @@ from query.search_projection import SearchProjection
 from registration.app import build_app as build_registration
 from registration.config import RegistrationSettings
 from registration.repository import MongoRepository
+from shared.chassis.http_app import stop_within
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.keystore import issue_key
+from shared.chassis.mongo import WEBHOOK_DELIVERIES, WEBHOOKS, ensure_indexes
 from shared.chassis.settings import CommonSettings
 from shared.chassis.supervision import Background, TaskSupervisor
+from shared.contract.envelope import CloudEvent
 from tests.factories import ADMIN_KEY, binary_record, register_event, store_admin_key
 from tests.infra import Infra
 from tests.integration.audit_settings import audit_settings
 from tests.kafka_tools import Collector, caused_by, publish_raw
-from tests.waiting import until
+from tests.waiting import serving, until
 
 pytestmark = pytest.mark.integration
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
@@ -379,3 +388,47 @@ async def test_an_mcp_endpoint_whose_session_manager_died_is_restarted_and_answe
     assert answer.status_code == 200, answer.text
     assert answer.json()["result"]["serverInfo"]["name"]
     assert died == ["mcp"]
+
+
+async def test_a_webhook_worker_that_died_delivers_what_was_queued_while_it_was_down(
+    infra: Infra, db_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri, tz_aware=True)
+    db = client[db_name]
+    await ensure_indexes(db, [WEBHOOKS, WEBHOOK_DELIVERIES])
+    box = SecretBox([Fernet.generate_key().decode()])
+    worker = DeliveryWorker(db, DeployTrackerSettings(allow_private_webhooks=True), box=box)
+    hits: list[str] = []
+
+    async def hook(request: Request) -> Response:
+        hits.append(request.headers.get("content-type", ""))
+        return Response(status_code=204)
+
+    outage = Outage()
+    make_client = httpx.AsyncClient
+
+    def failing_client(**options: Any) -> httpx.AsyncClient:
+        outage.fail()  # e.g. a CA bundle that cannot be read while it is being replaced
+        return make_client(**options)
+
+    monkeypatch.setattr(httpx, "AsyncClient", failing_client)  # only the worker makes clients here
+    supervisor = TaskSupervisor(first_pause=0.05, max_pause=0.2, settle=0.2)
+    outage.on = True
+    try:
+        async with serving([Route("/hook", hook, methods=["POST"])]) as port:
+            await db[WEBHOOKS].insert_one(
+                {"_id": "wh_restart", "team": "t", "url": f"http://127.0.0.1:{port}/hook", "event_types": ["*"]}
+                | {"active": True, "secret": box.seal(new_secret())}
+            )
+            (running,) = supervisor.start({"webhook-deliveries": worker.run})
+            await until(lambda: asyncio.sleep(0, "webhook-deliveries" in supervisor.down()), what="the worker died")
+            events = [CloudEvent(source="/t", type="t", data={"team": "t", "n": n}) for n in range(3)]
+            worker.enqueue(await fan_out(db, events))  # queued while the worker is down
+
+            outage.on = False
+            await until(lambda: asyncio.sleep(0, len(hits) == 3), what="the three deliveries made after the restart")
+            await until(lambda: asyncio.sleep(0, supervisor.down() == {}), what="the worker up again")
+            await stop_within([running], {}, grace=5)
+    finally:
+        await client.drop_database(db_name)
+        await client.close()
