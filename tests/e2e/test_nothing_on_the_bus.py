@@ -66,7 +66,13 @@ async def stack_run(stack: EmbeddedStack, team: str, token: str) -> None:
 
 
 def _version(team: str, version: str) -> dict[str, Any]:
-    return {"team": team, "name": "m", "version": version, "framework": "onnx", "artifact_uri": "s3://models-bucket/m.onnx"}
+    return {
+        "team": team,
+        "name": "m",
+        "version": version,
+        "framework": "onnx",
+        "artifact_uri": "s3://models-bucket/m.onnx",
+    }
 
 
 def _report(team: str, version: str, environment: str) -> dict[str, Any]:
