@@ -64,9 +64,9 @@ async def test_a_key_revoked_directly_is_announced_revoked_too(db: AsyncDatabase
     await db[API_KEYS].update_one({"_id": key.key_id}, {"$set": {"revoked": True}})
     assert await announce_unannounced(changes, db[API_KEYS]) == 1
     rows = await db[OUTBOX].find().sort("seq", 1).to_list()
-    assert [(r["type"], r["data"]["announced_late"]) for r in rows] == [
-        (API_KEY_CREATED, False),
-        (API_KEY_REVOKED, True),
+    assert [(r["type"], r["data"]["announced_late"], r["data"]["actor"]) for r in rows] == [
+        (API_KEY_CREATED, False, "adm00001"),
+        (API_KEY_REVOKED, True, None),  # who revoked it outside the API is unknown: no one is named
     ]
     stored = await db[API_KEYS].find_one({"_id": key.key_id})
     assert stored is not None and sorted(stored["announced"]) == ["created", "revoked"]

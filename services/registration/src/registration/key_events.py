@@ -35,9 +35,11 @@ def event_id(key_id: str, event_type: str) -> str:
 
 def key_event(record: Document, event_type: str, *, actor: Principal | None, late: bool = False) -> CloudEvent:
     """The event of ``event_type`` for the stored key ``record``: its public fields and who acted."""
+    # Announced late, a creation names who wrote the key; who revoked one outside the API is unknown.
+    writer = record.get("created_by") if event_type == API_KEY_CREATED else None
     data = ApiKeyChanged(
         team=record["team"],
-        actor=actor.key_id if actor else record.get("created_by"),
+        actor=actor.key_id if actor else writer,
         actor_team=actor.team if actor else None,
         key_id=record["_id"],
         key_name=record.get("name"),

@@ -26,7 +26,10 @@ class _Change(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     team: str = Field(description="the team whose key or webhook changed (the Kafka key)")
-    actor: str | None = Field(description="id of the key that made the change, or the tool that did (``bootstrap``)")
+    actor: str | None = Field(
+        description="id of the key that made the change, or the tool that wrote it (``registry up``); "
+        "null when unknown (a key revoked outside the API, announced late)"
+    )
     actor_team: str | None = Field(None, description="the acting key's team (a platform admin acts for any team)")
 
 
