@@ -3,9 +3,11 @@
 The HTTP search, MCP ``search_models`` and the console's results all answer from one search path; each is compared.
 """
 
+import re
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 
 from registry_cli.stack import EmbeddedStack
@@ -59,3 +61,10 @@ async def test_another_teams_private_models_change_nothing_in_a_readers_search(s
     shown = [*queries, *(f"MCP {q}" for q in queries[:3]), *(f"console {q}" for q in queries[:3])]
     for q, before, after in zip(shown, alone, crowded, strict=True):
         assert after == before, f"results for {q!r} moved with another team's private models"
+
+
+async def test_the_indexes_documents_are_a_metric(stack: EmbeddedStack) -> None:
+    async with httpx.AsyncClient(base_url=stack.url("query"), timeout=10) as http:
+        text = (await http.get("/metrics")).text
+    held = dict(re.findall(r'^registry_search_indexed_documents\{index="(\w+)"\} (\S+)$', text, re.M))
+    assert float(held["teams"]) >= float(held["platform"]) > 0  # each model once per reader team, owner included

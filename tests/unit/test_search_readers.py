@@ -155,4 +155,4 @@ def test_many_teams_written_in_batches_each_find_their_own(monkeypatch: pytest.M
     for team in teams:
         found = index.search(SearchRequest("card fraud", frozenset({team})))
         assert isinstance(found, SearchResult) and found.total == totals[team], team
-    assert len(index) == 34
+    assert len(index) == 34 and index.team_documents() == 35  # model-0 of team-1 is read by team-2 too

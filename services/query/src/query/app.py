@@ -106,6 +106,8 @@ def build_app(settings: QuerySettings) -> FastAPI:
     app.state.reads = Reads(service.db, version_cache=VersionCache(settings.version_cache_models))
     app.state.visible_to = visible_to
     app.state.search_index = index = SearchIndex()
+    metrics.SEARCH_INDEXED_DOCUMENTS.labels("platform").set_function(lambda: len(index))
+    metrics.SEARCH_INDEXED_DOCUMENTS.labels("teams").set_function(index.team_documents)
     changed = ChangedModels()
     projection = SearchProjection(service.db, index, search_document, settings=settings, on_change=changed.add)
     service.in_background("search-projection", projection.run)

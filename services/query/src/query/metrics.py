@@ -9,6 +9,11 @@ SEARCH_EVENTS_APPLIED = Counter(
 SEARCH_EVENTS_IGNORED = Counter(
     "registry_search_unsigned_events_total", "Change events without a valid service signature, not applied"
 )
+SEARCH_INDEXED_DOCUMENTS = Gauge(
+    "registry_search_indexed_documents",
+    "Documents the search indexes hold: the platform's (one per model) and the teams' (one per model and reader team)",
+    ["index"],
+)
 FEED_WARM_SECONDS = Gauge(
     "registry_feed_warm_seconds", "How long rendering every feed document into the cache took after start-up"
 )

@@ -104,6 +104,10 @@ class SearchIndex:
     def __len__(self) -> int:
         return int(self._shards.everything.searcher().num_docs)
 
+    def team_documents(self) -> int:
+        """Documents in the teams' indexes: one per model and team that may read it (what sharing costs)."""
+        return self._shards.team_documents()
+
     def search(self, request: SearchRequest) -> SearchResult | InvalidQuery:
         """Ranked hits with snippets, the total and the facets; or why the request cannot be run.
 

@@ -101,6 +101,10 @@ class Shards:
             raise ValueError("a search reads as one team or as the platform")
         return next((self._teams.get(team, self._nothing) for team in readers), self._nothing)
 
+    def team_documents(self) -> int:
+        """Documents in the teams' indexes, as last committed."""
+        return sum(int(shard.searcher().num_docs) for shard in list(self._teams.values()))
+
     def upsert(self, docs: Iterable[SearchDocument]) -> None:
         """Index ``docs`` in every index that should hold them (visible after :meth:`commit`)."""
         for doc in docs:
