@@ -24,7 +24,10 @@ class SnippetPublic(BaseModel):
 class SearchHitPublic(BaseModel):
     """One model found, with its latest version and the snippets that explain the match."""
 
-    score: float = Field(description="BM25 relevance; 0 when the query only filters (newest first)")
+    score: float = Field(
+        description="BM25 relevance, its statistics counted over only the models the caller may read (other teams' "
+        "private models change no score); 0 when the query only filters (newest first)"
+    )
     model: ModelPublic
     latest_version: ModelVersionPublic | None = None
     snippets: dict[str, SnippetPublic] = {}

@@ -24,7 +24,7 @@ class Snippet(BaseModel):
 class SearchHit(BaseModel):
     """One ranked search result."""
 
-    score: float = Field(description="BM25 relevance; only comparable within one answer")
+    score: float = Field(description="BM25 relevance over the models you may read; only comparable within one answer")
     model: ModelPublic
     latest_version: ModelVersionPublic | None = None
     snippets: dict[str, Snippet] = Field({}, description="per matched field")
