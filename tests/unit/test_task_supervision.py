@@ -40,7 +40,7 @@ class Breaks:
 
 
 class Pauses:
-    """Stands in for the pause before a restart: records it, and waits only while ``held``."""
+    """Stands in for the pause before a restart: records it, and waits until ``released`` (set at first)."""
 
     def __init__(self) -> None:
         self.taken: list[float] = []
