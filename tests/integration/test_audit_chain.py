@@ -346,7 +346,8 @@ class TestMigration:
     async def test_the_service_migrates_at_start_and_publishes_its_public_key(
         self, infra: Infra, db_name: str, mongo: AsyncMongoClient[dict[str, object]]
     ) -> None:
-        settings = audit_settings(infra, db_name)
+        retired = SigningKey.generate().public.raw.hex()  # a key rotated out earlier
+        settings = audit_settings(infra, db_name).model_copy(update={"retired_public_keys": retired})
         assert settings.chain_key is not None and settings.signing_key is not None
         key = ChainKey(settings.chain_key.get_secret_value().encode())
         made, head = legacy_chain(key, self.CHAIN, 3)
@@ -363,8 +364,23 @@ class TestMigration:
             await mongo.drop_database(db_name)
         signer = SigningKey.parse(settings.signing_key.get_secret_value())
         assert [(e["seq"], e["sig"]["kid"]) for e in listed] == [(4, signer.public.kid)]
-        assert published == [signer.public.public()]
+        assert published == KeyRing.of(signer, retired).public()
+        assert [k["status"] for k in published] == ["current", "retired"]
         assert verdict["ok"] is True and verdict["entries"] == 4
+
+    async def test_the_service_does_not_start_on_a_keyed_chain_without_the_chain_key(
+        self, infra: Infra, db_name: str, mongo: AsyncMongoClient[dict[str, object]]
+    ) -> None:
+        settings = audit_settings(infra, db_name).model_copy(update={"chain_key": None})
+        made, head = legacy_chain(ChainKey(secrets.token_bytes(32)), self.CHAIN, 2)
+        await mongo[db_name].audit_log.insert_many(made)
+        await mongo[db_name].audit_heads.insert_one(head)
+        try:
+            with pytest.raises(MigrationRefused, match="AUDIT_CHAIN_KEY"):
+                async with running(settings):
+                    pass
+        finally:
+            await mongo.drop_database(db_name)
 
 
 class TestRotation:
