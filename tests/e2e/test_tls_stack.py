@@ -85,6 +85,19 @@ async def test_register_then_read_over_https_and_a_command_over_kafka_tls(tls_st
 
         await until(readable, timeout=30, what="the command's version readable over HTTPS")
 
+    # The audit service checks the command's signature with the verifier it fetches from
+    # registration over HTTPS (INTERNAL_CA_FILE), and names the key.
+    async with httpx.AsyncClient(base_url=stack.url("audit"), headers=headers, verify=trust(settings)) as audit:
+
+        async def attributed() -> dict[str, Any] | None:
+            answer = await audit.get(
+                "/v1/audit", params={"team": team, "type": "registry.command.register_model_version"}
+            )
+            return next((e for e in answer.json()["items"] if e["topic"] == "registry.commands"), None)
+
+        entry = await until(attributed, timeout=30, what="the Kafka command audited")
+    assert (entry["verified"], entry["actor"]) == ("key", token.split("_")[1])
+
 
 async def test_no_hop_answers_in_the_clear_or_to_a_client_without_a_certificate(
     tls_stack: tuple[EmbeddedStack, str],
