@@ -21,6 +21,7 @@ from audit.links import canonical, link
 from audit.signing import KeyRing, SigningKey
 from registry_cli.secrets import load_or_create
 from registry_cli.stack import EmbeddedStack
+from registry_client import AsyncRegistryClient
 from tests.factories import ADMIN_KEY, binary_record, register_event
 from tests.kafka_tools import publish_raw
 from tests.waiting import until
@@ -169,5 +170,8 @@ async def test_the_published_public_key_is_the_one_the_stack_signs_with(stack: E
     async with httpx.AsyncClient(base_url=stack.url("audit"), headers=ADMIN) as http:
         response = await http.get("/v1/audit/public-keys")
     assert response.status_code == 200, response.text
+    async with AsyncRegistryClient(ADMIN_KEY.token, audit_url=stack.url("audit")) as client:
+        published = await client.audit_public_keys()
     signer = SigningKey.parse(load_or_create(stack.settings.data_dir).audit_signing_key)
     assert response.json()["keys"] == KeyRing.of(signer).public()
+    assert [key.public_key for key in published.keys] == [signer.public.raw.hex()]

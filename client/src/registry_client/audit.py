@@ -8,7 +8,7 @@ from typing import TypedDict, Unpack
 from registry_client.config import ApiBase
 from registry_client.steps import Call, Items, as_model, pages, path, query
 from registry_client.surface import endpoint, iterator
-from shared.contract.audit_views import AuditEntryPublic, AuditVerification
+from shared.contract.audit_views import AuditEntryPublic, AuditPublicKeys, AuditVerification
 from shared.contract.views import Page
 
 
@@ -54,3 +54,8 @@ class AuditReads(ApiBase):
         a team key verifies its team's newest ``limit`` entries and their links.
         """
         return Call("audit", "GET", path("audit", "verify"), as_model(AuditVerification), query(full=full, limit=limit))
+
+    @endpoint
+    def audit_public_keys(self) -> Call[AuditPublicKeys]:
+        """The Ed25519 public keys that verify the audit chains (current and retired): all an auditor needs."""
+        return Call("audit", "GET", path("audit", "public-keys"), as_model(AuditPublicKeys))
