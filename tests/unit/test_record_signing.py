@@ -276,3 +276,11 @@ def test_the_bus_scan_finds_keys_in_headers_values_and_credential_headers(key: A
         ("value", key.token.encode()),
         ("x-api-key", b"opaque"),
     }
+
+
+async def test_a_bearer_key_beside_a_valid_signature_is_refused_too(key: ApiKey, keys: InMemoryKeyStore) -> None:
+    # Accepting the signature would let producers keep sending their key alongside it.
+    event = signed(key).model_copy(update={"authorization": f"Bearer {key.token}"})
+    proven = await prove(keys, *event.to_kafka())
+    assert (proven.principal, proven.why_not) == (None, BEARER_REFUSED)
+    assert (await prove(keys, *event.to_kafka(), accept_bearer=True)).principal is not None

@@ -72,7 +72,12 @@ class RecordIdentity:
         return (await self.provenance(record, event)).principal
 
     async def provenance(self, record: ConsumerRecord[Any, Any], event: CloudEvent) -> Provenance:
-        """The proven principal of ``record``, or why there is none."""
+        """The proven principal of ``record``, or why there is none.
+
+        A bearer key is refused even beside a valid signature: its producer must stop sending it.
+        """
+        if event.authorization and not self._accept_bearer:
+            return Provenance(None, BEARER_REFUSED)
         if event.proof is not None:
             if not event.proof.time_sent:
                 return Provenance(None, "a signed record needs ce_time, which its signature covers")
@@ -82,8 +87,6 @@ class RecordIdentity:
             principal = await self._keystore.verify(event.proof)
             return Provenance(principal, None if principal else BAD_SIGNATURE)
         if event.authorization:
-            if not self._accept_bearer:
-                return Provenance(None, BEARER_REFUSED)
             principal = await self._keystore.authenticate(bearer_token(event.authorization))
             return Provenance(principal, None if principal else "the record's bearer key is not valid")
         acted_for = _header(record, PRINCIPAL_HEADER)
