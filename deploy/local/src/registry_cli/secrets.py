@@ -1,8 +1,8 @@
 """The embedded stack's own secrets: made once per data directory, kept beside its data.
 
 On real infrastructure these come from a secret store (a Kubernetes Secret, the Compose
-environment); locally they must survive restarts, because the audit chain is keyed with one
-and every service must agree on the other.
+environment); locally they must survive restarts, because the audit chain is signed with one
+(its public key checks the log) and every service must agree on the other.
 """
 
 from __future__ import annotations
