@@ -306,8 +306,11 @@ class TestKafkaCommandAuth:
         self, stack: EmbeddedStack, world: World, kind: str, reason: str
     ) -> None:
         name = f"k-{uuid.uuid4().hex[:8]}"
-        command = register_event(world.owner, name, token=world.keys[kind])
+        malformed = kind == "malformed"  # not a key, so nothing to sign with: a signature that is none
+        command = register_event(world.owner, name, token=None if malformed else world.keys[kind])
         value, headers = binary_record(command)
+        if malformed:
+            headers += [("ce_keyid", b"nope"), ("ce_signature", b"mr_nope")]
         async with Collector(stack.settings.kafka_bootstrap, "registry.events") as events:
             await publish_raw(
                 stack.settings.kafka_bootstrap,
