@@ -156,3 +156,28 @@ def test_many_teams_written_in_batches_each_find_their_own(monkeypatch: pytest.M
         found = index.search(SearchRequest("card fraud", frozenset({team})))
         assert isinstance(found, SearchResult) and found.total == totals[team], team
     assert len(index) == 34 and index.team_documents() == 35  # model-0 of team-1 is read by team-2 too
+
+
+def test_a_team_index_that_fails_to_commit_keeps_the_change_queued(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Dropped, an unshare would leave the model in the former reader's index for good."""
+    docs = readable()
+    index = indexed(docs)
+    close = shards.Shard.close
+    failures = iter([RuntimeError("the commit failed")])
+
+    def failing_once(shard: shards.Shard) -> None:
+        if (failure := next(failures, None)) is not None:
+            raise failure
+        close(shard)
+
+    monkeypatch.setattr(shards.Shard, "close", failing_once)
+    unshared = searchable("growth", "churn-predictor", framework="lightgbm", description="card after fraud")
+    index.upsert([unshared])
+    with pytest.raises(RuntimeError):
+        index.commit()
+    index.commit()  # the projection, restarted, commits again
+    assert docs[2].model_id not in {hit.model_id for hit in results(index, "card fraud").items}
+    growth = index.search(SearchRequest("card fraud", frozenset({"growth"})))
+    assert isinstance(growth, SearchResult) and [hit.model_id for hit in growth.items] == [docs[2].model_id]

@@ -18,6 +18,7 @@ removed from it: earlier revisions of models that were readable by that team whe
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 import tantivy
@@ -65,6 +66,13 @@ class Shard:
         if self._writer is not None:
             self._writer.wait_merging_threads()
             self._writer = None
+
+    def abandon(self) -> None:
+        """Drop the writer and what it held uncommitted (after a failure: the next change opens a fresh one)."""
+        writer, self._writer, self._pending = self._writer, None, False
+        if writer is not None:
+            with contextlib.suppress(Exception):  # a writer that failed may fail to roll back too
+                writer.rollback()
 
     def searcher(self) -> tantivy.Searcher:
         """The last committed state."""
@@ -137,13 +145,22 @@ class Shards:
             self._write(team)  # visible before the others' commit: each index is consistent on its own
 
     def _write(self, team: str) -> None:
-        """Write, commit and close ``team``'s queued changes."""
+        """Write, commit and close ``team``'s queued changes; on a failure they stay queued, for the next commit.
+
+        Replaying them is harmless (an upsert replaces, a delete of the absent does nothing), whereas
+        dropping them could leave an unshared model in a former reader's index.
+        """
         shard = self._teams.get(team)
         if shard is None:
             shard = self._teams[team] = Shard(TEAM_HEAP_BYTES)
-        for model_id, doc in self._queued.pop(team, []):
-            if doc is None:
-                shard.delete(model_id)
-            else:
-                shard.upsert(model_id, doc)
-        shard.close()
+        try:
+            for model_id, doc in self._queued.get(team, []):
+                if doc is None:
+                    shard.delete(model_id)
+                else:
+                    shard.upsert(model_id, doc)
+            shard.close()
+        except BaseException:
+            shard.abandon()
+            raise
+        del self._queued[team]
