@@ -23,6 +23,7 @@ from shared.chassis.kafka import ensure_topics
 from shared.chassis.mongo import ensure_indexes
 from shared.contract import messages
 from shared.contract.auth import Principal
+from shared.contract.envelope import decode
 from tests.factories import ADMIN_KEY, command_event, register_data, register_event, store_admin_key
 from tests.infra import Infra
 from tests.integration.audit_settings import audit_settings
@@ -127,7 +128,8 @@ class TestAttribution:
     def test_a_record_that_proves_nothing_names_no_actor_and_no_team(self) -> None:
         # Found: actor was parsed from any bearer string and team taken from the payload, so any
         # producer could write entries into another team's log in another key's name.
-        event = register_event("fraud", "m", token="mr_fraudkey_" + "x" * 43)
+        # As consumed: signed with a key id the record names, which nothing verified.
+        event = decode(*register_event("fraud", "m", token="mr_fraudkey_" + "x" * 43).to_kafka())
         source = Source.of("registry.commands", 0, 0, None, b"{}", [])
         entry = entry_for(source, event=event, error=None, received_at=NOW)
         assert (entry["actor"], entry["team"], entry["model"], entry["verified"]) == (None, None, None, None)
