@@ -16,13 +16,22 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from registration.app import build_app
 from registration.config import RegistrationSettings
+from shared.chassis.bootstrap import store_bootstrap_key
 from shared.chassis.identity import BAD_SIGNATURE, BEARER_REFUSED
 from shared.chassis.keystore import MongoKeyStore, issue_key
-from shared.chassis.verifiers import INTERNAL_TOKEN_HEADER, VERIFIER_PATH, RemoteVerifiers, internal_token
+from shared.chassis.verifiers import (
+    INTERNAL_TOKEN_HEADER,
+    VERIFIER_PATH,
+    RemoteVerifiers,
+    VerifierBox,
+    internal_token,
+)
 from shared.contract import messages
 from shared.contract.auth import ApiKey, generate_api_key
 from shared.contract.envelope import CloudEvent, decode
@@ -197,3 +206,15 @@ class TestTheVerifierRoute:
             assert await store.verify(replace(forged, key_id=ADMIN_KEY.key_id)) is None
         finally:
             await remote.close()
+
+
+async def test_a_given_bootstrap_key_stored_before_signing_gets_its_verifier_at_the_next_start(
+    mongo_database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    key = generate_api_key()
+    keys = mongo_database["api_keys"]
+    await issue_key(keys, team="platform", name="bootstrap", scopes=["platform:admin"], created_by="old", given=key)
+    box = VerifierBox([Fernet.generate_key().decode()])
+    await store_bootstrap_key(mongo_database, key.token, created_by="registry up", verifiers=box)
+    record = await keys.find_one({"_id": key.key_id})
+    assert record is not None and box.verifier_of(record) == signing_key(key.token.split("_", 2)[2])
