@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import json
 import ssl
 import sys
 import tempfile
@@ -32,8 +31,8 @@ from shared.chassis.bootstrap import store_bootstrap_key
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.keystore import issue_key
 from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED, INDEXES, ensure_indexes, make_client
-from shared.chassis.verifiers import VerifierBox
 from shared.chassis.settings import CommonSettings
+from shared.chassis.verifiers import VerifierBox
 from shared.contract.auth import PLATFORM_TEAM
 
 SERVICE_MODULES = {
