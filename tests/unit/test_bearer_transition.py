@@ -4,6 +4,7 @@ accepted bearer key goes no further than the subscriber."""
 from __future__ import annotations
 
 import pytest
+from aiokafka.admin import NewTopic
 from faststream.kafka import TestKafkaBroker
 
 from deploy_tracker.config import DeployTrackerSettings
@@ -12,6 +13,7 @@ from deploy_tracker.subscribers import register_report_subscriber
 from registration.commands import Command, Outcome
 from registration.config import RegistrationSettings
 from registration.subscribers import register_command_subscriber
+from shared.chassis import kafka
 from shared.chassis.identity import BEARER_REFUSED
 from shared.chassis.kafka import make_broker
 from shared.chassis.keystore import MongoKeyStore
@@ -91,3 +93,24 @@ async def test_a_verifier_that_cannot_be_fetched_fails_the_batch_instead_of_refu
     store = MongoKeyStore(Keys(), verifiers=unreachable)  # type: ignore[arg-type]
     with pytest.raises(ConnectionError):
         await store.verify(RecordProof("abcdefgh", "v1=00", "canonical", time_sent=True))
+
+
+async def test_the_topics_producers_sign_for_keep_the_brokers_append_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The signature window is then judged on when the broker took a record, not on when a
+    # consumer that was down for a while gets to it.
+    created: list[NewTopic] = []
+
+    class Admin:
+        async def start(self) -> None: ...
+        async def close(self) -> None: ...
+        async def list_topics(self) -> list[str]:
+            return []
+
+        async def create_topics(self, topics: list[NewTopic]) -> None:
+            created.extend(topics)
+
+    monkeypatch.setattr(kafka, "admin_client", lambda _settings: Admin())
+    settings = RegistrationSettings(event_signing_key=SIGNING_KEY)
+    await kafka.ensure_topics(settings)
+    append_time = {t.name for t in created if t.topic_configs.get("message.timestamp.type") == "LogAppendTime"}
+    assert append_time == {settings.topic_commands, settings.topic_deploy}

@@ -57,6 +57,9 @@ def offsets_consumer(settings: CommonSettings) -> AIOKafkaConsumer:
     )
 
 
+APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
+
+
 async def ensure_topics(settings: CommonSettings, *, with_dlq: bool = True) -> list[str]:
     """Create the contract's topics (and their ``.dlq``) that do not exist yet; return all names."""
     names = settings.all_topics()
@@ -66,8 +69,16 @@ async def ensure_topics(settings: CommonSettings, *, with_dlq: bool = True) -> l
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        # Producers' signed records are judged by when the broker took them (shared.chassis.identity),
+        # so a consumer catching up after an outage does not refuse its backlog as out of window.
+        signed = {settings.topic_commands, settings.topic_deploy}
         missing = [
-            NewTopic(name, settings.kafka_topic_partitions, settings.kafka_replication_factor)
+            NewTopic(
+                name,
+                settings.kafka_topic_partitions,
+                settings.kafka_replication_factor,
+                topic_configs=APPEND_TIME if name in signed else {},
+            )
             for name in names
             if name not in existing
         ]
