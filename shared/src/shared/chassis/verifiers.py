@@ -35,7 +35,8 @@ VerifierSource = Callable[[str, Document], Awaitable[bytes | None]]
 
 def _derived_from_event_key(settings: CommonSettings, purpose: str, setting: str) -> str:
     if settings.event_signing_key is None:
-        raise ConfigurationError(f"{setting} is not set, nor EVENT_SIGNING_KEY to derive it from")
+        # EVENT_SIGNING_KEY is required anyway: name it first, as every service does.
+        raise ConfigurationError(f"EVENT_SIGNING_KEY is not set (every service needs it; {setting} derives from it)")
     return settings.event_signing_key.get_secret_value() + "\x00" + purpose
 
 
