@@ -39,6 +39,11 @@ pytestmark = pytest.mark.unit
         "http://[::10.0.0.1]/hook",
         "http://[::8.8.8.8]/hook",
         "http://[::ffff:0:a00:1]/hook",
+        # Python's is_global still calls these global: documentation (RFC 9637) and SRv6 SIDs (RFC 9602).
+        "http://[3fff::1]/hook",
+        "http://[3fff:fff:ffff::1]/hook",
+        "http://[5f00::1]/hook",
+        "http://[5f00:ffff::1]/hook",
     ],
 )
 async def test_targets_that_are_not_public_or_malformed_are_refused(url: str) -> None:

@@ -6,7 +6,7 @@ name that resolves differently the second time (DNS rebinding) cannot steer the 
 globally routable addresses pass (not private, loopback, link-local, shared 100.64/10, or
 reserved ranges), including IPv4 hidden inside IPv6 forms (mapped, 6to4, Teredo, NAT64); and IPv6
 ranges Python's ``is_global`` still calls global but nobody should route to: NAT64 local-use,
-site-local, IPv4-compatible and IPv4-translated.
+site-local, IPv4-compatible, IPv4-translated, documentation (3fff::/20) and SRv6 (5f00::/16).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ _NEVER_PUBLIC = tuple(
         "fec0::/10",  # site-local (deprecated by RFC 3879, still routed on some networks)
         "::/96",  # IPv4-compatible (deprecated by RFC 4291): ::10.0.0.1 reaches 10.0.0.1 on some stacks
         "::ffff:0:0:0/96",  # IPv4-translated (SIIT, RFC 2765)
+        "3fff::/20",  # documentation (RFC 9637): never routed on the internet
+        "5f00::/16",  # SRv6 SIDs (RFC 9602): segment routing inside one operator's network
     )
 )
 
