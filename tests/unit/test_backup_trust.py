@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from registry_cli import backup
 from registry_cli.backup import FORMAT, MANIFEST, BackupError, restore, sign_manifest
 from registry_cli.config import StackSettings, throwaway_settings
 from registry_cli.secrets import load_or_create
@@ -156,3 +157,27 @@ def test_an_archive_member_outside_plain_files_is_refused_before_anything_moves(
         restore(settings, tmp_path / "backup")
     assert nothing_moved(settings) and not settings.mongo_data_dir.exists()
     assert not (tmp_path / "escaped").exists()
+
+
+def test_an_archive_swapped_after_its_check_is_not_what_is_restored(
+    settings: StackSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found: restore hashed each archive in the backup folder, then opened it again by its path to
+    # extract it; whoever could write the folder swapped the file in between.
+    source = tmp_path / "backup"
+    make_backup(settings, source)
+    planted = tarfile.TarInfo("planted-admin-key")
+    planted.size = 3
+    hashed = backup._sha256
+
+    def hash_then_swap(path: Path) -> str:
+        digest = hashed(path)
+        (source / path.name).write_bytes(archive_bytes([planted]))
+        return digest
+
+    monkeypatch.setattr(backup, "_sha256", hash_then_swap)
+    restore(settings, source)
+    assert (settings.mongo_data_dir / "WiredTiger").is_file()
+    assert not (settings.mongo_data_dir / "planted-admin-key").exists()
+    assert not (settings.audit_mongo_data_dir / "planted-admin-key").exists()
+    assert not list(settings.data_dir.glob(".restore-*"))  # the private copies are gone

@@ -31,6 +31,7 @@ import json
 import os
 import shutil
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,7 +129,18 @@ def restore(settings: StackSettings, source: Path, *, to_time: datetime | None =
 
     Each server's current data directory is kept beside it as ``<name>.before-restore-<time>``.
     """
-    manifest = _checked_manifest(settings, source)
+    # The archives are copied into a private folder and checked there: what is checked is what is
+    # extracted, even if someone swaps a file in the backup folder between the two.
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private = Path(tempfile.mkdtemp(prefix=".restore-", dir=settings.data_dir))
+    try:
+        return _restore_checked(settings, source, private, to_time)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _restore_checked(settings: StackSettings, source: Path, private: Path, to_time: datetime | None) -> dict[str, Any]:
+    manifest = _checked_manifest(settings, source, private)
     if to_time is not None:
         to_time = to_time.astimezone(UTC)
         started = datetime.fromisoformat(manifest["started_at"])
@@ -151,7 +163,7 @@ def restore(settings: StackSettings, source: Path, *, to_time: datetime | None =
     staged: list[tuple[Server, Path]] = []
     try:
         for server in servers(settings):
-            archive = _archive_path(source, manifest["archives"][server.name]["file"])
+            archive = private / manifest["archives"][server.name]["file"]
             staging = server.data_dir.with_name(f"{server.data_dir.name}.restoring-{stamp}")
             _check_members(archive, staging)
             staged.append((server, staging))
@@ -175,8 +187,11 @@ def restore(settings: StackSettings, source: Path, *, to_time: datetime | None =
     return report
 
 
-def _checked_manifest(settings: StackSettings, source: Path) -> dict[str, Any]:
-    """The backup's manifest, once its MAC, its archives' names and their SHA-256 sums hold."""
+def _checked_manifest(settings: StackSettings, source: Path, private: Path) -> dict[str, Any]:
+    """The backup's manifest, once its MAC, its archives' names and their SHA-256 sums hold.
+
+    Each archive is copied into ``private`` first and its copy is what is hashed (and later extracted).
+    """
     path = source / MANIFEST
     if not path.is_file():
         raise BackupError(f"{source} is not a backup made by `registry backup` (no {MANIFEST})")
@@ -202,8 +217,12 @@ def _checked_manifest(settings: StackSettings, source: Path) -> dict[str, Any]:
         raise BackupError(f"{source} must hold exactly the archives of {', '.join(SERVER_NAMES)}")
     for archive in archives.values():
         file = _archive_path(source, archive.get("file"))
-        if not file.is_file() or _sha256(file) != archive.get("sha256"):
-            raise BackupError(f"{file} is missing or altered since the backup (its SHA-256 differs)")
+        if not file.is_file():
+            raise BackupError(f"{file} is missing since the backup")
+        copy = private / file.name
+        shutil.copyfile(file, copy, follow_symlinks=False)
+        if _sha256(copy) != archive.get("sha256"):
+            raise BackupError(f"{file} is altered since the backup (its SHA-256 differs)")
     return manifest
 
 
