@@ -163,6 +163,44 @@ async def test_a_task_that_returns_or_cancels_itself_is_restarted_too() -> None:
     assert all(task.done() for task in running)
 
 
+class PanicException(BaseException):
+    """Stands in for pyo3's ``pyo3_runtime.PanicException``: a Rust panic surfaces as a BaseException."""
+
+
+async def test_a_task_killed_by_a_rust_panic_is_shown_down_and_restarted() -> None:
+    starts: list[int] = []
+    running = asyncio.Event()
+
+    async def panics_once() -> None:
+        starts.append(1)
+        if len(starts) == 1:
+            raise PanicException("called `Result::unwrap()` on an `Err` value")
+        running.set()
+        await asyncio.Event().wait()
+
+    name = f"panics-{uuid.uuid4().hex[:6]}"
+    supervisor = TaskSupervisor(first_pause=0.001, max_pause=0.001, settle=3600)
+    tasks = supervisor.start({name: panics_once})
+
+    async def running_again() -> bool:
+        return running.is_set()
+
+    await until(running_again, what="the task running again after its panic")
+    assert "unwrap" in supervisor.down()[name]  # down, naming why, until the new run settles
+    assert restarts(name) == 1
+    await stop_within(tasks, {}, grace=1)
+
+
+async def test_keyboard_interrupt_and_system_exit_are_not_swallowed_as_deaths() -> None:
+    for stop in (KeyboardInterrupt, SystemExit):
+
+        async def exits(stop: type[BaseException] = stop) -> None:
+            raise stop()
+
+        with pytest.raises(stop):
+            await TaskSupervisor(first_pause=0.001, settle=3600).keep(f"exits-{uuid.uuid4().hex[:6]}", exits)
+
+
 async def test_readiness_names_a_failing_dependency_and_a_dead_task_together() -> None:
     name, task = f"relay-{uuid.uuid4().hex[:6]}", Breaks(failures=1)
     pauses = Pauses()

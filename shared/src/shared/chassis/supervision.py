@@ -77,7 +77,11 @@ class TaskSupervisor:
                 health.recovering.cancel()
 
     async def _run_once(self, run: Background) -> tuple[str, BaseException | None]:
-        """Run ``run`` once; return why it ended (a cancellation from outside is re-raised)."""
+        """Run ``run`` once; return why it ended (a cancellation from outside, or the process exiting, is re-raised).
+
+        Any other ``BaseException`` is a death: Tantivy's ``pyo3_runtime.PanicException`` derives from
+        ``BaseException`` and ``asyncio.to_thread`` passes it through, and the task must come back from it.
+        """
         try:
             await run()
         except asyncio.CancelledError as exc:
@@ -86,7 +90,9 @@ class TaskSupervisor:
                 raise  # shutdown: not a failure
             # Cancelled from inside (a leaked cancel scope, a library's own cancel): it died all the same.
             return "cancelled from inside the task", exc
-        except Exception as exc:
+        except (KeyboardInterrupt, SystemExit):
+            raise  # the process is stopping: not the task's death
+        except BaseException as exc:  # a Rust panic (pyo3's PanicException) is one
             return describe(exc, limit=300), exc
         return "returned, though it should run until shutdown", None
 
