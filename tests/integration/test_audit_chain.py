@@ -14,10 +14,10 @@ from audit.app import build_app
 from audit.chain import BAD_ENTRY_SIGNATURE, BAD_HEAD_SIGNATURE, LEGACY_AFTER_ANCHOR, ChainKey, Tail, Verifier, verify
 from audit.config import AuditSettings
 from audit.entries import Source, entry_for
-from audit.links import link
+from audit.links import extend, link
 from audit.migration import MIGRATED, MigrationRefused, migrate
 from audit.signing import KeyRing, SigningKey
-from audit.store import AuditStore
+from audit.store import AuditStore, ChainRefused
 from audit.team_verify import verify_team
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.mongo import ensure_indexes
@@ -231,6 +231,63 @@ class TestTampering:
         await db.audit_log.delete_many({"chain": "registry.events:1", "seq": {"$gt": 1}})
         verdict = await verify(db, VERIFIER, signer=SIGNER)
         assert not verdict.ok and verdict.broken and verdict.broken["chain"] == "registry.events:1"
+
+
+class TestForgedHeads:
+    """Finding 1 of issue 22's review: the writer must not sign past a head it cannot trust."""
+
+    CHAIN = "registry.commands:0"
+
+    async def forge(self, db: Any, *, extra: int, sig: Any) -> list[Any]:
+        """Append ``extra`` forged v4 entries (plain hashes) and a head over them carrying ``sig``."""
+        tail = Tail.of(await db.audit_heads.find_one({"_id": self.CHAIN}))
+        forged = entries("registry.commands", 0, range(50, 50 + extra), epoch="forged", team="mallory")
+        for doc in forged:
+            tail = extend(tail, doc, retention=None)
+        await db.audit_log.insert_many(forged)
+        head = tail.head(SIGNER, self.CHAIN) | {"sig": sig}
+        await db.audit_heads.replace_one({"_id": self.CHAIN}, head)
+        return forged
+
+    async def test_a_head_with_a_junk_signature_is_not_extended_and_verify_reports_it(self, db: Any) -> None:
+        await self.forge(db, extra=2, sig={"kid": SIGNER.public.kid, "sig": "00" * 64})
+        store = AuditStore(db.client, db, signer=SIGNER)  # a fresh process: nothing remembered
+        with pytest.raises(ChainRefused, match="signature does not verify"):
+            await store.append(entries("registry.commands", 0, range(6, 7)))
+        assert self.CHAIN in store.refusals()
+        with pytest.raises(ChainRefused, match=self.CHAIN):
+            await store.ready()  # /readyz names the chain
+        assert await db.audit_log.count_documents({"chain": self.CHAIN}) == 8  # the genuine record not chained
+        verdict = await verify(db, VERIFIER)
+        assert not verdict.ok and verdict.broken
+        assert (verdict.broken["chain"], verdict.broken["problem"]) == (self.CHAIN, BAD_HEAD_SIGNATURE)
+
+    async def test_an_unsigned_head_is_not_migrated_by_the_writer(self, db: Any) -> None:
+        await self.forge(db, extra=1, sig=None)
+        await db.audit_heads.update_one({"_id": self.CHAIN}, {"$unset": {"sig": ""}})
+        with pytest.raises(ChainRefused, match="not signed"):
+            await AuditStore(db.client, db, signer=SIGNER).append(entries("registry.commands", 0, range(6, 7)))
+
+    async def test_an_older_signed_head_put_back_is_refused_by_the_process_that_wrote_past_it(self, db: Any) -> None:
+        store = AuditStore(db.client, db, signer=SIGNER)
+        older = await db.audit_heads.find_one({"_id": self.CHAIN})
+        await store.append(entries("registry.commands", 0, range(6, 8)))
+        await db.audit_log.delete_many({"chain": self.CHAIN, "seq": {"$gt": 6}})  # the tail cut,
+        await db.audit_heads.replace_one({"_id": self.CHAIN}, older)  # and the older signed head put back
+        with pytest.raises(ChainRefused, match="went back"):
+            await store.append(entries("registry.commands", 0, range(8, 9)))
+        assert await db.audit_log.count_documents({"chain": self.CHAIN}) == 6
+
+    async def test_a_refused_chain_is_ready_again_once_its_head_is_restored(self, db: Any) -> None:
+        store = AuditStore(db.client, db, signer=SIGNER)
+        genuine = await db.audit_heads.find_one({"_id": self.CHAIN})
+        await db.audit_heads.update_one({"_id": self.CHAIN}, {"$set": {"sig": {"kid": "x", "sig": "00"}}})
+        with pytest.raises(ChainRefused):
+            await store.append(entries("registry.commands", 0, range(6, 7)))
+        await db.audit_heads.replace_one({"_id": self.CHAIN}, genuine)
+        assert [e["seq"] for e in await store.append(entries("registry.commands", 0, range(6, 7)))] == [7]
+        await store.ready()
+        assert (await verify(db, VERIFIER)).ok
 
 
 class TestIncremental:

@@ -52,7 +52,7 @@ def build_app(settings: AuditSettings) -> FastAPI:
         consumer_groups={settings.consumer_group: settings.all_topics()},
     )
     log_db = database(log_client, settings)
-    store = AuditStore(log_client, log_db, signer=signer, retention=settings.retention())
+    store = AuditStore(log_client, log_db, signer=signer, verifier=verifier, retention=settings.retention())
 
     async def start() -> None:
         await ensure_indexes(log_db, [AUDIT_LOG, AUDIT_HEADS, AUDIT_VERIFIED], settings=settings)
@@ -62,6 +62,7 @@ def build_app(settings: AuditSettings) -> FastAPI:
             metrics.CHAIN_LENGTH.labels(topic, partition).set(length)
 
     service.on_start(start)
+    service.readiness.checks["audit_chains"] = store.ready  # a chain whose head cannot be trusted
     identity = RecordIdentity.of(settings, keystore=service.keystore, signer=service.signer)
     register_audit_subscriber(broker, settings, append=store.append, identity=identity, probe=pinger(log_client))
     if log_client is not client:

@@ -6,3 +6,8 @@ AUDITED = Counter("registry_audit_entries_total", "Audit entries appended, by so
 CHAIN_LENGTH = Gauge(
     "registry_audit_chain_length", "Entries in the hash chain of a topic-partition", ["topic", "partition"]
 )
+CHAINS_REFUSED = Counter(
+    "registry_audit_chain_refused_total",
+    "Batches the audit service refused to chain: the stored head of the topic-partition cannot be trusted",
+    ["topic", "partition"],
+)

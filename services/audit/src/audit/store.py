@@ -6,15 +6,19 @@ from collections import defaultdict
 from collections.abc import Mapping
 from datetime import timedelta
 
+import structlog
 from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from audit.links import Tail, extend, must_be_signed, sign_entry
-from audit.signing import SigningKey
+from audit import metrics
+from audit.links import Tail, Verifier, extend, must_be_signed, sign_entry
+from audit.signing import KeyRing, SigningKey
 from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG, find_by_ids
 from shared.contract.documents import Document
+
+log = structlog.get_logger(__name__)
 
 
 class AuditStore:
@@ -23,6 +27,13 @@ class AuditStore:
     Entries of a topic in ``retention`` (the access topic) expire that long after they were
     received (:func:`audit.links.extend`); every other entry is kept for ever. The new heads, and
     every entry at a signed seq (:func:`audit.links.must_be_signed`), are signed with ``signer``.
+
+    A stored head is extended only if its signature verifies (``verifier``, the service's public
+    keys) and it does not contradict the tail this process last wrote or verified on that chain
+    (older, another hash at the same seq, another migration point): signing past a head someone
+    wrote around the service would vouch for their entries. Such a chain is refused
+    (:class:`ChainRefused`): counted, logged, named by :meth:`refusals` (``/readyz``), and the batch
+    fails, so its records are retried and then dead-lettered with the reason, never chained.
     """
 
     def __init__(
@@ -31,10 +42,14 @@ class AuditStore:
         db: AsyncDatabase[Document],
         *,
         signer: SigningKey,
+        verifier: Verifier | None = None,
         retention: Mapping[str, timedelta] | None = None,
     ) -> None:
         self._client, self._log, self._heads, self._signer = client, db[AUDIT_LOG], db[AUDIT_HEADS], signer
+        self._verifier = verifier or Verifier(KeyRing.of(signer))
         self._retention = dict(retention or {})
+        self._tails: dict[str, Tail] = {}  # each chain's end as this process last wrote or verified it
+        self._refused: dict[str, str] = {}  # chains refused, with why, until one of their batches is chained
 
     async def append(self, entries: list[Document], *, attempts: int = 3) -> list[Document]:
         """Append entries (in source order per chain) and return them; records already audited are skipped.
@@ -70,10 +85,9 @@ class AuditStore:
         seen = set(await find_by_ids(self._log, maybe_seen, projection={"_id": 1})) if maybe_seen else set()
         fresh: list[Document] = []
         head_updates: list[UpdateOne] = []
+        tails: dict[str, Tail] = {}
         for chain, items in by_chain.items():
-            if chain in heads and "sig" not in heads[chain]:
-                raise NotMigrated(f"chain {chain} has a legacy head: the service migrates it at start")
-            head = tail = Tail.of(heads.get(chain))
+            head = tail = self._trusted(chain, heads.get(chain))
             for entry in sorted(items, key=lambda e: e["offset"]):
                 if entry["_id"] in seen:
                     continue  # redelivered: already in the chain
@@ -82,6 +96,7 @@ class AuditStore:
                 if must_be_signed(tail.seq):
                     sign_entry(self._signer, entry)
                 fresh.append(entry)
+            tails[chain] = tail
             if tail.seq != head.seq:
                 # The head's seq is the condition: a second writer on this chain (a rebalance
                 # mid-batch) fails the transaction instead of forking the chain.
@@ -103,15 +118,69 @@ class AuditStore:
 
         async with self._client.start_session() as session:
             await session.with_transaction(write)
+        self._tails.update(tails)
+        for chain in tails:
+            self._refused.pop(chain, None)
         return fresh
+
+    def _trusted(self, chain: str, head: Document | None) -> Tail:
+        """The tail ``head`` states, if the service may extend it; else raise :class:`ChainRefused`."""
+        known = self._tails.get(chain)
+        problem = None
+        if head is None:
+            problem = None if known is None else "head deleted"
+        elif "sig" not in head:
+            problem = "head is not signed (a legacy head is migrated at start, never after)"
+        elif not self._verifier.head_ok(chain, head):
+            problem = "head's signature does not verify (head edited or forged)"
+        elif known is not None:
+            problem = _contradiction(known, Tail.of(head))
+        if problem is not None:
+            self._refuse(chain, problem)
+        tail = Tail.of(head)
+        self._tails[chain] = tail
+        return tail
+
+    def _refuse(self, chain: str, problem: str) -> None:
+        self._refused[chain] = problem
+        topic, _, partition = chain.rpartition(":")
+        metrics.CHAINS_REFUSED.labels(topic, partition).inc()
+        log.error("audit_chain_refused", chain=chain, problem=problem)
+        raise ChainRefused(f"audit chain {chain} not extended: {problem}")
+
+    def refusals(self) -> dict[str, str]:
+        """The chains refused since their last append, with why."""
+        return dict(self._refused)
+
+    async def ready(self) -> None:
+        """Readiness check: fails while a chain is refused, naming it."""
+        if self._refused:
+            raise ChainRefused("; ".join(f"{chain}: {why}" for chain, why in sorted(self._refused.items())))
 
     async def chain_lengths(self) -> dict[str, int]:
         """Entries in each chain (``topic:partition``), from the heads."""
         return {doc["_id"]: doc["seq"] async for doc in self._heads.find({}, {"seq": 1})}
 
 
-class NotMigrated(Exception):
-    """A chain's head is a legacy (MAC'd) one: :func:`audit.migration.migrate` re-anchors it first."""
+def _contradiction(known: Tail, stored: Tail) -> str | None:
+    """Why a validly signed ``stored`` head cannot follow ``known`` (what this process last saw); ``None``: it can.
+
+    Another replica may have extended the chain since (a rebalance): a signed head further on is
+    fine. An older one, another at the same seq, or another migration point, is a head put back.
+    """
+    if stored.seq < known.seq:
+        return f"head went back from seq {known.seq} to {stored.seq} (an older signed head put back)"
+    if stored.seq == known.seq and stored.hash != known.hash:
+        return f"head at seq {known.seq} changed its hash"
+    if (stored.anchor_seq, stored.anchor_hash) != (known.anchor_seq, known.anchor_hash):
+        return "head's migration point changed"
+    if known.expiring_since is not None and stored.expiring_since != known.expiring_since:
+        return "head's first expiring seq changed"
+    return None
+
+
+class ChainRefused(Exception):
+    """A chain's stored head cannot be trusted: the service does not sign past it."""
 
 
 class HeadMoved(Exception):
