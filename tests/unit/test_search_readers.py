@@ -181,3 +181,51 @@ def test_a_team_index_that_fails_to_commit_keeps_the_change_queued(
     assert docs[2].model_id not in {hit.model_id for hit in results(index, "card fraud").items}
     growth = index.search(SearchRequest("card fraud", frozenset({"growth"})))
     assert isinstance(growth, SearchResult) and [hit.model_id for hit in growth.items] == [docs[2].model_id]
+
+
+class FailsToCommitOnce:
+    """Stands in for Tantivy's writer: its first commit fails; the rest is the real writer's."""
+
+    def __init__(self, writer: Any) -> None:
+        self.writer, self.failed, self.rolled_back = writer, False, False
+
+    def commit(self) -> None:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("the platform index failed to commit")
+        self.writer.commit()
+
+    def rollback(self) -> None:
+        self.rolled_back = True
+        self.writer.rollback()
+        self.writer = None  # the index's lock goes with the last reference to its writer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.writer, name)
+
+
+def test_a_platform_writer_that_fails_to_commit_is_abandoned_and_the_next_commit_uses_a_fresh_one() -> None:
+    docs = readable()
+    index = SearchIndex()
+    index.upsert(docs)
+    everything = index._shards.everything
+    failing = FailsToCommitOnce(everything._writer)
+    everything._writer = failing  # type: ignore[assignment]
+    with pytest.raises(RuntimeError):
+        index.commit()
+    assert failing.rolled_back and everything._writer is None  # not reused in an unknown state
+    index.upsert(docs)  # the projection, restarted, rebuilds
+    index.commit()
+    assert len(index) == 3
+
+
+def test_a_team_index_is_dropped_once_the_team_reads_nothing() -> None:
+    docs = readable()
+    index = indexed(docs)
+    assert set(index._shards._teams) == {"fraud", "growth"}
+    index.upsert([searchable("growth", "churn-predictor", description="card after fraud")])  # unshared from fraud
+    index.delete([docs[0].model_id, docs[1].model_id])
+    index.commit()
+    assert set(index._shards._teams) == {"growth"}
+    found = index.search(SearchRequest("card", READER))
+    assert isinstance(found, SearchResult) and found.total == 0

@@ -10,7 +10,8 @@ matches by reader does not help, since the statistics are the whole index's. Ins
 searches an index that holds exactly what it may read (its own models and those shared with it),
 and its results are the same as if nothing else existed; a platform admin, who reads everything,
 searches the index of every model. A model is indexed once per reader team, so memory grows with
-how widely models are shared (typically one to three copies).
+how widely models are shared (typically one to three copies, at most the registration's
+``REGISTRATION_MAX_SHARES_PER_MODEL`` + 1); a team's index exists only while it reads a model.
 
 Until Tantivy merges its segments, an index's statistics still count the documents replaced or
 removed from it: earlier revisions of models that were readable by that team when indexed.
@@ -55,8 +56,8 @@ class Shard:
         """Make the changes visible (nothing to do without any)."""
         if not self._pending or self._writer is None:
             return
-        self._pending = False
         self._writer.commit()
+        self._pending = False  # only once committed: a failed commit leaves the changes pending
         self.index.reload()
         self.commits += 1
 
@@ -133,8 +134,17 @@ class Shards:
                 self._queue(team, model_id, None)
 
     def commit(self) -> None:
-        """Make every change visible."""
-        self.everything.commit()
+        """Make every change visible.
+
+        A platform writer that fails is abandoned, as a team's is, and the failure re-raised: the next
+        change opens a fresh writer instead of reusing one in an unknown state. Its uncommitted changes
+        go with it; the projection, restarted by its supervisor, rebuilds them from MongoDB.
+        """
+        try:
+            self.everything.commit()
+        except BaseException:
+            self.everything.abandon()
+            raise
         for team in sorted(self._queued):
             self._write(team)
 
@@ -164,3 +174,5 @@ class Shards:
             shard.abandon()
             raise
         del self._queued[team]
+        if shard.searcher().num_docs == 0:
+            del self._teams[team]  # it reads nothing now: memory is kept only for teams that read a model
