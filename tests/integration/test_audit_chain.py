@@ -402,6 +402,34 @@ class TestMigration:
         head = await db.audit_heads.find_one({"_id": self.CHAIN})
         assert "sig" not in head and await db.audit_log.count_documents({"type": MIGRATED}) == 0
 
+    async def test_a_chain_rewritten_without_the_key_and_its_mac_is_not_migrated(
+        self, legacy_db: tuple[Any, ChainKey]
+    ) -> None:
+        db, key = legacy_db
+        prev = Tail()
+        forged = entries("registry.commands", 0, range(4), epoch="forged", team="mallory")
+        for doc in forged:  # unversioned entries: plain SHA-256, computed without any key
+            doc |= {"seq": prev.seq + 1, "prev_hash": prev.hash}
+            doc.pop("v", None)
+            doc["hash"] = key.link(prev.hash, doc)  # for v-less entries the key plays no part
+            prev = Tail(doc["seq"], doc["hash"], doc["offset"])
+        await db.audit_log.delete_many({"chain": self.CHAIN})
+        await db.audit_log.insert_many(forged)
+        await db.audit_heads.replace_one({"_id": self.CHAIN}, {"seq": 4, "hash": prev.hash, "offset": 3})
+        with pytest.raises(MigrationRefused, match="does not verify"):
+            await migrate(db.client, db, signer=SIGNER, legacy=key)
+        assert await db.audit_log.count_documents({"type": MIGRATED}) == 0
+
+    async def test_a_signed_chain_whose_head_lost_its_signature_is_not_re_signed(
+        self, legacy_db: tuple[Any, ChainKey]
+    ) -> None:
+        db, key = legacy_db
+        await migrate(db.client, db, signer=SIGNER, legacy=key)
+        await db.audit_heads.update_one({"_id": self.CHAIN}, {"$unset": {"sig": ""}})
+        with pytest.raises(MigrationRefused, match="of a signed chain"):
+            await migrate(db.client, db, signer=SIGNER, legacy=key)
+        assert "sig" not in await db.audit_heads.find_one({"_id": self.CHAIN})
+
     async def test_the_service_migrates_at_start_and_publishes_its_public_key(
         self, infra: Infra, db_name: str, mongo: AsyncMongoClient[dict[str, object]]
     ) -> None:

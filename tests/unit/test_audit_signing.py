@@ -198,6 +198,25 @@ class TestLegacyChains:
         result = verify_chain(VERIFIER, CHAIN, entries + after, tail.head(SIGNER, CHAIN), now=NOW)
         assert not result.ok and result.broken and result.broken["seq"] == 3
 
+    def test_a_legacy_head_naming_the_last_entry_without_its_mac_does_not_verify(self) -> None:
+        # Found: a chain rewritten as unversioned entries (plain SHA-256, no key needed) and a head
+        # without a MAC naming its last entry was migrated, i.e. signed.
+        key = ChainKey(secrets.token_bytes(32))
+        forged, old = self.legacy_chain(key, [None, None, None])
+        head = {"seq": old.seq, "hash": old.hash, "offset": old.offset}
+        result = verify_chain(Verifier(KeyRing([]), legacy=key), CHAIN, forged, head, now=NOW, legacy_head=key)
+        assert not result.ok and result.broken and result.broken["problem"] == BAD_HEAD_SIGNATURE
+        head["mac"] = key.seal_tail(CHAIN, old)  # the genuine legacy head
+        assert verify_chain(Verifier(KeyRing([]), legacy=key), CHAIN, forged, head, now=NOW, legacy_head=key).ok
+
+    def test_an_unversioned_entry_after_a_keyed_one_does_not_verify(self) -> None:
+        key = ChainKey(secrets.token_bytes(32))
+        made, old = self.legacy_chain(key, [3, None, 3])
+        head = {"seq": old.seq, "hash": old.hash, "offset": old.offset, "mac": key.seal_tail(CHAIN, old)}
+        result = verify_chain(Verifier(KeyRing([]), legacy=key), CHAIN, made, head, now=NOW, legacy_head=key)
+        assert not result.ok and result.broken and result.broken["seq"] == 2
+        assert "version lower" in result.broken["problem"]
+
 
 class TestRotation:
     def test_heads_signed_by_a_retired_key_verify_while_it_is_listed(self) -> None:

@@ -17,6 +17,7 @@ never expires, is reported like any other deletion.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -117,6 +118,11 @@ def version_problem(doc: Document, anchor_seq: int) -> str | None:
     return None if version in LEGACY_VERSIONS else "entry version does not match the chain's migration point"
 
 
+def _rank(doc: Document) -> int:
+    version = doc.get("v")
+    return version if isinstance(version, int) else 0
+
+
 def may_expire(first_missing: int, expiring_since: int | None) -> bool:
     """Whether entries from ``first_missing`` on are of the part of a chain that expires."""
     return expiring_since is not None and first_missing >= expiring_since
@@ -156,6 +162,7 @@ class _Walk:
     counted: int = 0
     unchecked: int = 0
     last_id: str | None = None
+    version: int = 0  # the last entry's version (none: 0); never decreases along a chain
     beyond: dict[int, str] = field(default_factory=dict)
 
     def anchored(self, head: Document | None) -> _Walk:
@@ -176,6 +183,8 @@ class _Walk:
     def step(self, doc: Document) -> None:
         """Move on to ``doc``, the next entry there is; raise :class:`_Broken` if it does not follow."""
         problem = version_problem(doc, self.anchor_seq)
+        if problem is None and _rank(doc) < self.version:
+            problem = "entry version lower than the entry's before it (legacy entries rewritten)"
         if problem is None and (self.head_seq is None or doc["seq"] <= self.head_seq):  # appended since: the head says
             problem = expiry_problem(doc, self.expiring_since)
         if problem:
@@ -197,7 +206,7 @@ class _Walk:
             raise _Broken(self.chain, doc["seq"], doc, problem)
         self.seq, self.hash, self.read, self.counted = doc["seq"], doc["hash"], True, self.counted + 1
         self.unchecked += digest is None
-        self.last_id = doc["_id"]
+        self.last_id, self.version = doc["_id"], _rank(doc)
         if self.head_seq is not None and doc["seq"] > self.head_seq:
             self.beyond.setdefault(doc["seq"], doc["_id"])
 
@@ -220,9 +229,10 @@ class _Walk:
     def _authentic(self, head: Document) -> bool:
         if self.legacy_head is None:
             return self.verifier.head_ok(self.chain, head)
-        # A legacy head was MAC'd; one that names the last entry read is vouched for by that entry.
-        named = self.read and head["seq"] == self.seq and head["hash"] == self.hash
-        return named or head.get("mac") == self.legacy_head.seal_tail(self.chain, Tail.of(head))
+        # A legacy head must carry its MAC: one naming the last entry is no proof (anyone can hash entries).
+        mac = head.get("mac")
+        expected = self.legacy_head.seal_tail(self.chain, Tail.of(head))
+        return isinstance(mac, str) and hmac.compare_digest(mac, expected)
 
     def end(self, head: Document) -> None:
         """Check the chain's head against the last entry read: signed, and naming exactly that entry.

@@ -6,8 +6,11 @@ its genesis with the chain key; then, in one transaction, an entry recording the
 by a signed one whose ``anchor_seq``/``anchor_hash`` name that last legacy entry. From then on
 every entry is ``v`` 4 and only the legacy part needs the chain key to check its contents.
 
-A chain that does not verify is not migrated: the service refuses to start and names the break
-(a signature over it would vouch for a forgery).
+A chain is migrated only if its head's MAC verifies under the chain key and its entries verify
+from the genesis with versions that never decrease; one that already holds anything only the
+signing service writes (a ``v`` 4 or signed entry, a signed checkpoint) while its head is
+unsigned is someone else's work. Either is not migrated: the service refuses to start and
+names the chain and why (a signature over it would vouch for a forgery).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from audit.chain import verify_legacy
 from audit.entries import received_now
 from audit.links import ChainKey, Tail, extend, sign_entry
 from audit.signing import SigningKey
-from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG
+from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED
 from shared.chassis.settings import ConfigurationError
 from shared.contract.documents import Document
 from shared.contract.sortkeys import time_key
@@ -53,6 +56,15 @@ async def migrate(
             raise MigrationRefused(
                 f"audit chain {chain} was written under AUDIT_CHAIN_KEY: set it once so the service can verify "
                 "and re-anchor it under AUDIT_SIGNING_KEY"
+            )
+        signed = await db[AUDIT_LOG].find_one(
+            {"chain": chain, "$or": [{"v": {"$gt": 3}}, {"sig": {"$exists": True}}]}, {"seq": 1}
+        )
+        if signed is not None or await db[AUDIT_VERIFIED].find_one({"_id": chain, "sig": {"$exists": True}}):
+            where = f"entry seq {signed['seq']} is" if signed else "its verification checkpoint is"
+            raise MigrationRefused(
+                f"audit chain {chain} has an unsigned head but {where} of a signed chain: "
+                "a head whose signature was removed is not re-signed (restore it from a backup)"
             )
         verdict = await verify_legacy(db, legacy, chain, now=now)
         if not verdict.ok:
