@@ -3,8 +3,12 @@
 A record lands in ``<topic>.dlq`` with its original bytes, key and headers (but never its
 ``authorization`` header: whoever reads the DLQ must not collect producers' keys) plus ``dlq_*``
 headers saying where it came from and why. Commands and deployment reports act with a key, so
-``replay --api-key`` signs what it sends back with that key (checked like any other signature;
-a record in binary mode gets a fresh ``ce_time``, so the signature is inside its window).
+``replay --api-key`` signs again, with that key, the letters that key signed (their ``ce_keyid`` is
+its id and their original signature verifies under it; a record in binary mode gets a fresh
+``ce_time``, so the signature is inside its window). Every other letter is sent back with its
+original headers: whoever wrote it, it never acts as the replaying operator, and its old signature
+may by then be outside the window (it is refused, naming why). ``show`` and each replay line name
+the ``ce_keyid`` a letter claims.
 Replaying republishes the original (without the ``dlq_*`` headers) to its source topic, under
 a consumer group, so each dead letter is replayed once however often the command runs. Replay
 after fixing what refused it: a record that still cannot be decoded comes back to the DLQ.
@@ -25,8 +29,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from registry_cli.config import StackSettings
 from registry_cli.stack_tls import kafka_client_options
-from shared.contract.envelope import STRUCTURED
-from shared.contract.record_signing import KEYID_HEADER, SIGNATURE_HEADER, signature_headers
+from shared.contract.auth import parse_api_key
+from shared.contract.envelope import STRUCTURED, EnvelopeError, decode
+from shared.contract.record_signing import (
+    KEYID_HEADER,
+    SIGNATURE_HEADER,
+    NotAKey,
+    signature_headers,
+    signature_matches,
+    signing_key,
+)
 from shared.contract.times import utc_text
 
 dlq_app = typer.Typer(help="Dead-letter topics: show and replay.", no_args_is_help=True)
@@ -47,10 +59,25 @@ class DeadLetter:
     def header(self, name: str) -> str | None:
         return next((v.decode("utf-8", "replace") for k, v in self.headers if k == name), None)
 
+    def claimed_key_id(self) -> str | None:
+        """The ``ce_keyid`` the letter names: a claim, proven only by its signature."""
+        return next((v.decode("utf-8", "replace") for k, v in self.headers if k.lower() == KEYID_HEADER), None)
+
+    def signed_by(self, api_key: str | None) -> bool:
+        """Whether ``api_key`` signed this letter: its ``ce_keyid`` is the key's id and its signature verifies."""
+        parsed = parse_api_key(api_key) if api_key else None
+        if parsed is None or self.claimed_key_id() != parsed[0]:
+            return False
+        try:
+            proof = decode(self.value or b"", [(k, v) for k, v in self.headers if not k.startswith("dlq_")]).proof
+        except EnvelopeError:
+            return False
+        return proof is not None and proof.key_id == parsed[0] and signature_matches(signing_key(parsed[1]), proof)
+
     def original_headers(self, api_key: str | None = None) -> list[tuple[str, bytes]]:
-        """The headers it had before it was dead-lettered; with ``api_key``, signed again with it."""
+        """The headers it had before it was dead-lettered; signed again with ``api_key`` only if that key signed it."""
         kept = [(k, v) for k, v in self.headers if not k.startswith("dlq_")]
-        if api_key is None:
+        if api_key is None or not self.signed_by(api_key):
             return kept
         resigned = {"authorization", KEYID_HEADER, SIGNATURE_HEADER}
         kept = [(k, v) for k, v in kept if k.lower() not in resigned]
@@ -84,8 +111,21 @@ class DeadLetter:
             "error": self.header("dlq_error"),
             "failed_at": self.header("dlq_failed_at"),
             "ce_type": self.header("ce_type"),
+            "ce_keyid": self.claimed_key_id(),
             "key": self.key.decode("utf-8", "replace") if self.key else None,
         }
+
+    def replay_line(self, api_key: str | None, *, dry_run: bool) -> str:
+        """What a replay does with this letter, naming the key id it claims."""
+        where = self.summary()["source"]
+        claimed = self.claimed_key_id() or "none"
+        if api_key is not None and self.signed_by(api_key):
+            done = "re-signed with the replaying key"
+        elif api_key is not None:
+            done = "sent with its original headers (the replaying key did not sign it; its signature may be stale)"
+        else:
+            done = "sent with its original headers"
+        return f"{'would be ' if dry_run else ''}{done}: {where} ce_type={self.header('ce_type')} ce_keyid={claimed}"
 
 
 @contextlib.asynccontextmanager
@@ -127,7 +167,10 @@ async def replay(
     """Republish every dead letter of ``topic``.dlq not replayed before.
 
     All or nothing by design: a filter would have to leave holes in the group's offsets.
+    Raises :class:`NotAKey` when ``api_key`` is not an API key.
     """
+    if api_key is not None and parse_api_key(api_key) is None:
+        raise NotAKey("--api-key is not an API key of the form mr_<id>_<secret>")
     async with dead_letter_reader(bootstrap, group=REPLAY_GROUP, **options) as consumer:
         letters = await read_dead_letters(consumer, f"{topic}.dlq", from_start=False)
         if dry_run or not letters:
@@ -170,12 +213,20 @@ def replay_command(
     dry_run: Annotated[bool, typer.Option(help="List what would be replayed; send nothing")] = False,
     api_key: Annotated[
         str | None,
-        typer.Option(envvar="REGISTRY_API_KEY", help="Key the replayed commands or reports act with"),
+        typer.Option(
+            envvar="REGISTRY_API_KEY",
+            help="Re-sign, with this key, the letters it signed; others keep their original headers",
+        ),
     ] = None,
     bootstrap_servers: Bootstrap = "127.0.0.1:9092",
 ) -> None:
     """Send dead letters not replayed before back to their source topic, original headers and key."""
     options = kafka_client_options(StackSettings())  # with REGISTRY_TLS=true: the stack's client certificate
-    letters = asyncio.run(replay(bootstrap_servers, topic, dry_run=dry_run, api_key=api_key, **options))
+    try:
+        letters = asyncio.run(replay(bootstrap_servers, topic, dry_run=dry_run, api_key=api_key, **options))
+    except NotAKey as exc:
+        raise typer.BadParameter(str(exc), param_hint="--api-key") from None
+    for letter in letters:
+        typer.echo(letter.replay_line(api_key, dry_run=dry_run))
     verb = "would replay" if dry_run else "replayed"
     typer.echo(f"{verb} {len(letters)} record(s) to {topic}")
