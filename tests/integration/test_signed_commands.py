@@ -187,6 +187,25 @@ class TestTheVerifierRoute:
             ]
         assert answers == [404, 404, 404]
 
+    async def test_an_expired_key_has_none(
+        self, settings: RegistrationSettings, mongo: AsyncMongoClient[dict[str, object]]
+    ) -> None:
+        keys = mongo[settings.mongodb_database]["api_keys"]
+        expired, _ = await issue_key(
+            keys,
+            team="fraud",
+            name="expired",
+            scopes=["models:write"],
+            created_by="tests",
+            expires_at=datetime.now(UTC) - timedelta(seconds=1),
+            verifiers=VerifierBox.of(settings),
+        )
+        app = build_app(settings)
+        headers = {INTERNAL_TOKEN_HEADER: internal_token(settings)}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://registration") as http:
+            answer = await http.get(VERIFIER_PATH.format(key_id=expired.key_id), headers=headers)
+        assert answer.status_code == 404, answer.text
+
     async def test_another_service_verifies_signatures_with_what_it_fetches(
         self, settings: RegistrationSettings, mongo: AsyncMongoClient[dict[str, object]]
     ) -> None:

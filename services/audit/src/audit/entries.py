@@ -140,7 +140,10 @@ def _attribution(event: CloudEvent, principal: Principal | None, signed: bool) -
             "claims": None,
         }
     # The key id an unproven record names (a signature that does not verify, a refused bearer key).
-    claimed_actor = event.proof.key_id[:64] if event.proof else None
+    # Only a key id in its format is kept: ce_keyid is whatever the sender wrote.
+    claimed_actor = None
+    if event.proof is not None:
+        claimed_actor = event.proof.key_id if event.proof.flaw is None else "malformed-key"
     if claimed_actor is None and event.authorization:
         parsed = parse_api_key(bearer_token(event.authorization) or "")
         claimed_actor = parsed[0] if parsed else "malformed-key"

@@ -26,6 +26,7 @@ def register_audit_subscriber(
     broker: KafkaBroker, settings: AuditSettings, *, append: Append, identity: RecordIdentity, probe: Probe
 ) -> None:
     """Consume every contract topic in batches (group ``audit``)."""
+    key_topics = frozenset({settings.topic_commands, settings.topic_deploy})
 
     @batch_subscriber(
         broker,
@@ -38,19 +39,24 @@ def register_audit_subscriber(
     )
     async def on_records(records: Records) -> None:
         now = received_now()
-        entries = [await _entry(record, now, identity) for record in records]
+        entries = [await _entry(record, now, identity, key_topics) for record in records]
         appended = await append(entries)
         for entry in appended:  # redelivered records were skipped: count only what was chained
             metrics.AUDITED.labels(entry["topic"]).inc()
             metrics.CHAIN_LENGTH.labels(entry["topic"], str(entry["partition"])).set(entry["seq"])
 
 
-async def _entry(record: ConsumerRecord[Any, Any], now: datetime, identity: RecordIdentity) -> Document:
+async def _entry(
+    record: ConsumerRecord[Any, Any], now: datetime, identity: RecordIdentity, key_topics: frozenset[str]
+) -> Document:
     source = Source.of(record.topic, record.partition, record.offset, record.key, record.value, record.headers)
     try:
         event = decode(record.value, record.headers or ())
     except EnvelopeError as exc:
         return entry_for(source, event=None, error=f"{exc.reason}: {exc}", received_at=now)
-    principal = await identity.principal(record, event)
+    # A key's signature (or bearer key) proves who sent a command or a report on their topics only: a copy
+    # on another topic (a dead letter, registry.events) is recorded as a claim, not as that key's act.
+    by_key = event.proof is not None or event.authorization is not None
+    principal = await identity.principal(record, event) if record.topic in key_topics or not by_key else None
     signed = principal is None and identity.signed(record)
     return entry_for(source, event=event, error=None, received_at=now, principal=principal, signed=signed)

@@ -7,6 +7,7 @@ nothing under ``/internal``, and the route is left out of the public ``/openapi.
 
 import base64
 import hmac
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -55,8 +56,11 @@ router = APIRouter(
 
 @router.get("/keys/{key_id}/verifier", responses=documented("not_found"))
 async def key_verifier(key_id: IdPath, request: Request, box: Annotated[VerifierBox, Depends(_box)]) -> KeyVerifier:
-    """The verifier of a usable key; 404 alike for unknown, revoked and keys made before signing."""
+    """The verifier of a usable key; 404 alike for unknown, revoked, expired and keys made before signing."""
     record = await _service(request).db[API_KEYS].find_one({"_id": key_id, "revoked": {"$ne": True}})
+    expires_at = record.get("expires_at") if record else None
+    if expires_at is not None and expires_at.replace(tzinfo=expires_at.tzinfo or UTC) <= datetime.now(UTC):
+        record = None  # an expired key signs nothing (the other services judge its record too)
     verifier = box.verifier_of(record) if record else None
     if verifier is None:
         raise Problem("not_found", f"no key {key_id!r} that can sign")

@@ -79,6 +79,8 @@ class RecordIdentity:
         if event.authorization and not self._accept_bearer:
             return Provenance(None, BEARER_REFUSED)
         if event.proof is not None:
+            if event.proof.flaw is not None:
+                return Provenance(None, f"the record's signature is not in its format: {event.proof.flaw}")
             if not event.proof.time_sent:
                 return Provenance(None, "a signed record needs ce_time, which its signature covers")
             if abs(event.time - _reference_time(record)) > self._window:

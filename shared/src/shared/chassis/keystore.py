@@ -67,6 +67,8 @@ class MongoKeyStore:
         self._cache: OrderedDict[str, tuple[float, Document | None]] = OrderedDict()
         self._verifiers = verifiers
         self._verifier_cache: OrderedDict[str, tuple[float, bytes | None]] = OrderedDict()
+        # Bumped by forget(): a lookup in flight across a forget() must not cache what it read before.
+        self._generation = 0
 
     async def authenticate(self, token: str | None) -> Principal | None:
         """The key's principal; ``None`` alike for malformed, unknown, revoked and expired keys."""
@@ -97,7 +99,10 @@ class MongoKeyStore:
         if cached is not None and (cached[1] is not None or cached[0] > now):
             self._verifier_cache.move_to_end(key_id)
             return cached[1]
+        generation = self._generation
         verifier = await self._verifiers(key_id, record)
+        if generation != self._generation:
+            return verifier
         self._verifier_cache[key_id] = (now + self._ttl, verifier)
         self._verifier_cache.move_to_end(key_id)
         while len(self._verifier_cache) > self._max:
@@ -124,6 +129,7 @@ class MongoKeyStore:
 
     def forget(self, key_id: str) -> None:
         """Drop a cached record at once (the service that revoked the key calls this)."""
+        self._generation += 1
         self._cache.pop(key_id, None)
         self._verifier_cache.pop(key_id, None)
 
@@ -133,7 +139,10 @@ class MongoKeyStore:
         if cached is not None and cached[0] > now:
             self._cache.move_to_end(key_id)
             return cached[1]
+        generation = self._generation
         record = await self._keys.find_one({"_id": key_id})
+        if generation != self._generation:  # forgotten meanwhile: what was read may predate the revocation
+            return record
         self._cache[key_id] = (now + self._ttl, record)
         self._cache.move_to_end(key_id)
         while len(self._cache) > self._max:

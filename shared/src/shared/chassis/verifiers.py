@@ -88,6 +88,15 @@ def sealed_verifiers(box: VerifierBox) -> VerifierSource:
     return verifier
 
 
+class VerifierUnavailable(ConnectionError):
+    """Registration could not answer for a verifier: a dependency fault, so the batch is retried.
+
+    A :class:`ConnectionError`, which :func:`shared.chassis.consuming.is_transient` treats as transient:
+    an outage, a 5xx, or a 401/403 (the services' credentials disagree: a configuration fault, not the
+    record's) must not dead-letter records that may well be signed correctly.
+    """
+
+
 class RemoteVerifiers:
     """Verifiers fetched from registration's internal route (every other service).
 
@@ -119,11 +128,16 @@ class RemoteVerifiers:
             self._client = httpx.AsyncClient(
                 base_url=self._base_url, timeout=self._timeout, verify=self._verify, transport=self._transport
             )
-        answer = await self._client.get(
-            VERIFIER_PATH.format(key_id=key_id), headers={INTERNAL_TOKEN_HEADER: self._token}
-        )
+        try:
+            answer = await self._client.get(
+                VERIFIER_PATH.format(key_id=key_id), headers={INTERNAL_TOKEN_HEADER: self._token}
+            )
+        except httpx.TransportError as exc:
+            raise VerifierUnavailable(f"registration unreachable for a verifier: {type(exc).__name__}") from exc
         if answer.status_code == 404:
             return None
+        if answer.status_code >= 500 or answer.status_code in (401, 403):
+            raise VerifierUnavailable(f"registration answered {answer.status_code} for a verifier")
         answer.raise_for_status()
         return base64.b64decode(answer.json()["verifier"])
 

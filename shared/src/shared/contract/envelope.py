@@ -16,6 +16,7 @@ from shared.contract.record_signing import (
     SIGNATURE_HEADER,
     RecordProof,
     canonical_string,
+    proof_flaw,
     signature_headers,
 )
 from shared.contract.times import utc_text
@@ -200,7 +201,13 @@ def _proof(
         subject=found["subject"],
         value=value,
     )
-    return RecordProof(key_id=key_id, signature=signed, canonical=canonical, time_sent=bool(found["time"]))
+    return RecordProof(
+        key_id=key_id,
+        signature=signed,
+        canonical=canonical,
+        time_sent=bool(found["time"]),
+        flaw=proof_flaw(key_id, signed),
+    )
 
 
 def _build(

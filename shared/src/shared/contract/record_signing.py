@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 
 from shared.contract.auth import parse_api_key
@@ -34,6 +35,8 @@ SIGNING_CONTEXT = b"registry-signing-v1"
 KEYID_HEADER = "ce_keyid"
 SIGNATURE_HEADER = "ce_signature"
 VERSION_PREFIX = "v1="
+KEY_ID_FORMAT = re.compile(r"[A-Za-z0-9]{8}")  # the id part of mr_<id>_<secret>
+SIGNATURE_FORMAT = re.compile(r"v1=[0-9a-f]{64}")
 
 
 class NotAKey(ValueError):
@@ -48,6 +51,16 @@ class RecordProof:
     signature: str
     canonical: str
     time_sent: bool  # whether ce_time was present: a signature over no time has no window
+    flaw: str | None = None  # why the key id or signature is not in its format: such a proof verifies nothing
+
+
+def proof_flaw(key_id: str, signed: str) -> str | None:
+    """Why ``ce_keyid`` or ``ce_signature`` is not in its format, or ``None`` when both are."""
+    if not KEY_ID_FORMAT.fullmatch(key_id):
+        return f"{KEYID_HEADER} is not a key id (8 letters or digits)"
+    if not SIGNATURE_FORMAT.fullmatch(signed):
+        return f"{SIGNATURE_HEADER} is not v1= and 64 lowercase hex digits"
+    return None
 
 
 def signing_key(secret: str) -> bytes:
@@ -69,8 +82,10 @@ def signature(key: bytes, canonical: str) -> str:
 
 
 def signature_matches(verifier: bytes, proof: RecordProof) -> bool:
-    """Whether ``proof``'s signature was made with ``verifier`` (constant-time)."""
-    return hmac.compare_digest(signature(verifier, proof.canonical), proof.signature)
+    """Whether ``proof``'s signature was made with ``verifier`` (constant-time, over bytes: any text compares)."""
+    if proof.flaw is not None:
+        return False
+    return hmac.compare_digest(signature(verifier, proof.canonical).encode(), proof.signature.encode())
 
 
 def signature_headers(api_key: str, *, attributes: dict[str, str], value: bytes) -> list[tuple[str, bytes]]:
