@@ -38,14 +38,14 @@ async def test_a_revocation_event_evicts_the_key_from_a_cache_that_would_keep_it
     keystore = MongoKeyStore(keys, ttl=HOUR)
     revoked, _ = await issue_key(keys, team="fraud", name="a", scopes=["models:read"], created_by="t")
     forged, _ = await issue_key(keys, team="fraud", name="b", scopes=["models:read"], created_by="t")
-    for key in (revoked, forged):
-        assert await keystore.authenticate(key.token) is not None  # cached for an hour
-        await keys.update_one({"_id": key.key_id}, {"$set": {"revoked": True}})
-        assert await keystore.authenticate(key.token) is not None, "the cache still holds it"
     evictions = KeyEvictions(settings, keystore, EventSigner(infra.signing_key.encode()))
     task = asyncio.create_task(evictions.run())
     try:
-        await asyncio.wait_for(evictions.following.wait(), 30)
+        await asyncio.wait_for(evictions.following.wait(), 30)  # (its start clears the cache)
+        for key in (revoked, forged):
+            assert await keystore.authenticate(key.token) is not None  # cached for an hour
+            await keys.update_one({"_id": key.key_id}, {"$set": {"revoked": True}})
+            assert await keystore.authenticate(key.token) is not None, "the cache still holds it"
         # Unsigned (another producer's), then signed (a service's), in one partition: in this order.
         await publish_raw(
             infra.kafka_bootstrap,
@@ -65,3 +65,30 @@ async def test_a_revocation_event_evicts_the_key_from_a_cache_that_would_keep_it
         await asyncio.gather(task, return_exceptions=True)
     # The forged event arrived first and evicted nothing: its key is still served from the cache.
     assert await keystore.authenticate(forged.token) is not None
+
+
+async def test_a_revocation_published_while_the_task_was_down_is_not_served_from_the_cache_after_its_restart(
+    infra: Infra, mongo_database: AsyncDatabase[dict[str, Any]]
+) -> None:
+    settings = private_topics(infra, f"evict-{uuid.uuid4().hex[:8]}", partitions=1)
+    await ensure_topics(settings)
+    keys = mongo_database[API_KEYS]
+    keystore = MongoKeyStore(keys, ttl=HOUR)
+    key, _ = await issue_key(keys, team="fraud", name="a", scopes=["models:read"], created_by="t")
+    assert await keystore.authenticate(key.token) is not None  # cached for an hour
+    # Revoked, and its event published, while no evictions task followed the topic.
+    await keys.update_one({"_id": key.key_id}, {"$set": {"revoked": True}})
+    await publish_raw(infra.kafka_bootstrap, settings.topic_events, [revocation(key.key_id, infra_signer(infra))])
+    assert await keystore.authenticate(key.token) is not None, "the cache still holds it"
+    evictions = KeyEvictions(settings, keystore, infra_signer(infra))
+    task = asyncio.create_task(evictions.run())  # (re)started: follows from the topic's end
+    try:
+        await asyncio.wait_for(evictions.following.wait(), 30)
+        assert await keystore.authenticate(key.token) is None
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def infra_signer(infra: Infra) -> EventSigner:
+    return EventSigner(infra.signing_key.encode())

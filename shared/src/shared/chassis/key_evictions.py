@@ -4,7 +4,8 @@ Each process follows ``registry.events`` from its end on every partition, outsid
 group (every replica must see every revocation), and drops the revoked key from its
 :class:`~shared.chassis.keystore.KeyStore`: a revocation takes effect everywhere as fast as the event
 travels, not after ``KEY_CACHE_SECONDS``, which stays the bound if the broker is away. Only events
-a service signed count; nothing else on the topic is read.
+a service signed count; nothing else on the topic is read. Each (re)start of the task, once
+positioned, clears the key cache: a revocation published while it was down is not missed.
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ class KeyEvictions:
             await consumer.seek_to_end(*partitions)
             for partition in partitions:
                 await consumer.position(partition)  # resolves the end now: later events are all seen
+            # Revocations published while this task was not following are missed: drop every cached
+            # record, so each key is read again from MongoDB (its revocation was written there first).
+            self._keystore.clear()
             self.following.set()
             while True:
                 batches = await consumer.getmany(timeout_ms=1_000, max_records=1_000)

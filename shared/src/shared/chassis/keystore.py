@@ -46,6 +46,10 @@ class KeyStore(Protocol):
         """Drop what is cached of a key (it was revoked)."""
         ...
 
+    def clear(self) -> None:
+        """Drop everything cached (revocations may have been missed: the key evictions were not following)."""
+        ...
+
 
 async def _no_verifiers(_key_id: str, _record: Document) -> bytes | None:
     return None
@@ -132,6 +136,11 @@ class MongoKeyStore:
         self._generation += 1
         self._cache.pop(key_id, None)
         self._verifier_cache.pop(key_id, None)
+
+    def clear(self) -> None:
+        """Drop every cached record, each as :meth:`forget` does (the key evictions (re)start)."""
+        for key_id in [*self._cache, *self._verifier_cache]:
+            self.forget(key_id)
 
     async def _record(self, key_id: str) -> Document | None:
         now = self._clock()

@@ -61,3 +61,6 @@ class InMemoryKeyStore:
 
     def forget(self, key_id: str) -> None:
         """Nothing is cached: a revocation shows at once."""
+
+    def clear(self) -> None:
+        """Nothing is cached: nothing to drop."""
