@@ -474,8 +474,11 @@ class TestRotation:
     async def test_after_a_rotation_old_heads_verify_while_the_old_key_is_listed_as_retired(self, db: Any) -> None:
         await verify(db, VERIFIER, signer=SIGNER)  # checkpoints signed by the old key
         new = SigningKey.generate()
-        await AuditStore(db.client, db, signer=new).append(entries("registry.commands", 0, range(6, 8)))
         rotated = Verifier(KeyRing.of(new, retired=SIGNER.public.raw.hex()))
+        with pytest.raises(ChainRefused):  # the old key not listed: its heads cannot be trusted
+            await AuditStore(db.client, db, signer=new).append(entries("registry.commands", 0, range(6, 8)))
+        store = AuditStore(db.client, db, signer=new, verifier=rotated)
+        await store.append(entries("registry.commands", 0, range(6, 8)))
         # registry.events:1 is idle: its head is still the old key's; registry.commands:0 the new one's.
         heads = {doc["_id"]: doc["sig"]["kid"] async for doc in db.audit_heads.find({})}
         assert heads == {"registry.commands:0": new.public.kid, "registry.events:1": SIGNER.public.kid}

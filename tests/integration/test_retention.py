@@ -13,6 +13,7 @@ from pymongo.errors import OperationFailure
 from audit.chain import Verifier, verify
 from audit.config import AuditSettings
 from audit.entries import Source, entry_for, received_now
+from audit.links import link
 from audit.signing import KeyRing, SigningKey
 from audit.store import AuditStore
 from audit.team_verify import verify_team
@@ -157,6 +158,25 @@ class TestAccessEntries:
                 "entry missing",
             )
         )
+
+    async def test_an_entry_forged_among_expired_ones_is_reported_by_both_verifications(self, audit_db: Any) -> None:
+        # Found: an entry set where entries had expired was excused by its own expiry fields, and
+        # the gap after it by the next genuine entry's; expiry removes only the oldest entries.
+        store = AuditStore(audit_db.client, audit_db, signer=SIGNER, retention=retention(90))
+        await store.append(access_entries(3, received_now() - timedelta(days=100)))
+        await store.append(access_entries(3, received_now(), first=3))
+        first = await audit_db[AUDIT_LOG].find_one({"chain": ACCESS_CHAIN, "seq": 1})
+        await expired_gone(audit_db, AUDIT_LOG, {"seq": {"$lte": 3}})
+        [forged] = access_entries(1, received_now(), team="mallory", first=40)
+        forged |= {"v": 4, "seq": 2, "prev_hash": first["hash"]}
+        forged |= {"prev_expires_at": first["expires_at"], "prev_expiring_from": 1}
+        forged["hash"] = link(forged["prev_hash"], forged)
+        await audit_db[AUDIT_LOG].insert_one(forged)
+        verdict = await verify(audit_db, VERIFIER)
+        assert not verdict.ok and verdict.broken
+        assert (verdict.broken["seq"], verdict.broken["problem"]) == (3, "entry missing")
+        team = await verify_team(audit_db, VERIFIER, team="fraud", limit=100)
+        assert not team.ok and team.broken and team.broken["seq"] == 4
 
     async def test_a_recent_prefix_cut_is_reported(self, audit_db: Any) -> None:
         store = AuditStore(audit_db.client, audit_db, signer=SIGNER, retention=retention(90))

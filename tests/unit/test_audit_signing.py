@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from audit.chain import (
-    BAD_ENTRY_SIGNATURE,
     BAD_HEAD_SIGNATURE,
     LEGACY_AFTER_ANCHOR,
     ChainKey,
@@ -140,7 +139,7 @@ class TestSignedChain:
         assert not result.ok and result.broken
         assert (result.broken["seq"], result.broken["problem"]) == (3, "entry missing")
 
-    def test_a_rehashed_deletion_in_an_expiring_chain_is_found_at_the_next_signed_point(self) -> None:
+    def test_a_rehashed_deletion_in_an_expiring_chain_is_found_at_the_gap(self) -> None:
         made, tail = [], Tail()
         for offset in range(6):
             made.append(entry(offset))
@@ -155,9 +154,38 @@ class TestSignedChain:
             doc["prev_hash"] = prev
             doc["hash"] = prev = link(prev, doc)
         result = verify_chain(VERIFIER, CHAIN, kept, tail.head(SIGNER, CHAIN), now=NOW)
+        assert not result.ok and result.broken  # entry 2 has not expired: nothing after it can have
+        assert (result.broken["seq"], result.broken["entry_id"]) == (3, made[4]["_id"])
+        assert result.broken["problem"] == "entry missing"
+
+    def expiring_chain(self, expired: int, live: int) -> tuple[list[dict[str, Any]], Tail]:
+        """An access chain whose first ``expired`` entries expired an hour ago and the next ``live`` have not."""
+        made, tail = [], Tail()
+        for offset in range(expired + live):
+            made.append(entry(offset))
+            if offset >= expired:
+                made[-1]["received_at"] = NOW
+            tail = extend(tail, made[-1], retention=timedelta(hours=23) if offset < expired else timedelta(days=1))
+        return made, tail
+
+    def test_a_forged_entry_standing_among_expired_ones_is_found(self) -> None:
+        # Found: a v4 entry (unsigned seq, no expiry) set where entries expired was excused by its own
+        # hashed expiry fields, and the gap after it by the genuine entry's.
+        made, tail = self.expiring_chain(6, 2)
+        [forged] = [entry(40, team="mallory")]
+        forged |= {"chain": made[0]["chain"], "v": 4, "seq": 4, "prev_hash": made[2]["hash"]}
+        forged |= {"prev_expires_at": made[2]["expires_at"], "prev_expiring_from": 1}
+        forged["hash"] = link(forged["prev_hash"], forged)
+        head = tail.head(SIGNER, CHAIN)
+        assert verify_chain(VERIFIER, CHAIN, made[6:], head, now=NOW).ok  # the expired prefix is excused
+        result = verify_chain(VERIFIER, CHAIN, [forged, *made[6:]], head, now=NOW)
         assert not result.ok and result.broken
-        assert (result.broken["seq"], result.broken["entry_id"]) == (6, made[5]["_id"])
-        assert result.broken["problem"] == BAD_ENTRY_SIGNATURE
+        assert (result.broken["seq"], result.broken["problem"]) == (5, "entry missing")
+
+    def test_a_gap_after_an_entry_that_expired_itself_is_excused(self) -> None:
+        made, tail = self.expiring_chain(6, 2)
+        head = tail.head(SIGNER, CHAIN)
+        assert verify_chain(VERIFIER, CHAIN, [made[1], made[4], *made[6:]], head, now=NOW).ok  # a TTL pass
 
 
 class TestLegacyChains:

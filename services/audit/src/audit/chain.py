@@ -10,9 +10,10 @@ checkpoints (signed, the length last verified) and ``registry_audit_chain_length
 Prometheus, which the database's writer cannot reach, show it.
 
 Expired entries (access events past their retention) are the one absence that is not a break:
-a walk accepts missing entries only where the entry after them (or the signed head) states,
-under its hash, that they had all expired. A removed entry that had not expired, or one that
-never expires, is reported like any other deletion.
+expiry removes the oldest entries first, so a walk accepts missing entries only before the
+first entry present (or after one that has itself expired), and only where the entry after
+them (or the signed head) states, under its hash, that they had all expired. A removed entry
+that had not expired, or one that never expires, is reported like any other deletion.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from audit.links import (
     entry_fields,
     extend,
     may_be_gone,
+    may_precede_a_gap,
 )
 from audit.signing import KeyRing, SigningKey
 from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED
@@ -163,6 +165,7 @@ class _Walk:
     unchecked: int = 0
     last_id: str | None = None
     version: int = 0  # the last entry's version (none: 0); never decreases along a chain
+    gap_may_follow: bool = False  # the entry stood on may be followed by expired ones (it expired itself)
     beyond: dict[int, str] = field(default_factory=dict)
 
     def anchored(self, head: Document | None) -> _Walk:
@@ -207,6 +210,7 @@ class _Walk:
         self.seq, self.hash, self.read, self.counted = doc["seq"], doc["hash"], True, self.counted + 1
         self.unchecked += digest is None
         self.last_id, self.version = doc["_id"], _rank(doc)
+        self.gap_may_follow = may_precede_a_gap(doc, checked=digest is not None, now=self.now)
         if self.head_seq is not None and doc["seq"] > self.head_seq:
             self.beyond.setdefault(doc["seq"], doc["_id"])
 
@@ -218,6 +222,8 @@ class _Walk:
         """
         if doc["seq"] == self.seq + 1 and doc.get("prev_hash") != self.hash:
             return "previous hash does not match (entry moved or removed)"
+        if self.stands_on_a_live_entry:
+            return "entry missing"
         if not checked or doc.get("v") not in EXPIRY_HASHED or not may_expire(self.first_missing, self.expiring_since):
             return "entry missing" if self.read else _CHECKPOINT_GONE
         if not may_be_gone(
@@ -225,6 +231,20 @@ class _Walk:
         ):
             return "entry missing" if self.read else _CHECKPOINT_GONE
         return None
+
+    @property
+    def stands_on_a_live_entry(self) -> bool:
+        """Whether the walk stands on a present entry that has not expired: nothing after it can have.
+
+        Expiry removes a prefix of the chain's expiring part (from ``expiring_since``), so missing
+        entries are excused only before the first entry present there; a gap after a present entry
+        of that part is a deletion unless that entry has expired too. Entries before it (kept for
+        ever) and legacy entries without hashed expiry (before any that expired) end no run.
+        """
+        if not self.read or self.seq == 0 or self.gap_may_follow:
+            return False
+        unhashed_legacy = self.version < 3 and self.seq <= self.anchor_seq
+        return may_expire(self.seq, self.expiring_since) and not unhashed_legacy
 
     def _authentic(self, head: Document) -> bool:
         if self.legacy_head is None:
@@ -258,8 +278,10 @@ class _Walk:
             raise _Broken(self.chain, self.seq, self.last_id if self.read else None, "head does not match")
         if head["seq"] > self.seq or not self.read:
             since = self.expiring_since if self.legacy_head else tail.expiring_since
-            gone = may_expire(self.first_missing, since) and may_be_gone(
-                tail.expires_at, tail.expiring_from, first_missing=self.first_missing, now=self.now
+            gone = (
+                not self.stands_on_a_live_entry
+                and may_expire(self.first_missing, since)
+                and may_be_gone(tail.expires_at, tail.expiring_from, first_missing=self.first_missing, now=self.now)
             )
             if not gone:
                 raise _Broken(self.chain, self.first_missing, None, "entry missing" if self.read else _CHECKPOINT_GONE)
@@ -355,6 +377,7 @@ async def _start(db: AsyncDatabase[Document], walk: _Walk, start: Document | Non
     if doc.get("hash") != start["hash"] or (digest is not None and doc["hash"] != digest):
         raise _Broken(walk.chain, start["seq"], doc, _CHECKPOINT_GONE)
     walk.last_id = doc["_id"]
+    walk.gap_may_follow = may_precede_a_gap(doc, checked=digest is not None, now=walk.now)
     return walk
 
 

@@ -36,6 +36,7 @@ from shared.chassis.settings import ConfigurationError
 from shared.contract.documents import Document
 
 GENESIS = "0" * 64
+MIGRATED = "registry.audit.chain.migrated"  # the type of the (signed, kept for ever) entry a migration chains
 SIGNED_EVERY = 64  # every entry at a multiple of this seq carries the service's signature
 VERSION = 4
 LEGACY_VERSIONS = (None, 2, 3)
@@ -282,6 +283,18 @@ def may_be_gone(expires_at: Any, expiring_from: Any, *, first_missing: int, now:
     entry must lie in that run of expiring entries, and the last of them must have expired.
     """
     return isinstance(expiring_from, int) and first_missing >= expiring_from and has_expired(expires_at, now=now)
+
+
+def may_precede_a_gap(doc: Document, *, checked: bool, now: datetime) -> bool:
+    """Whether missing entries may follow ``doc``, an entry still present: expiry removes the oldest first.
+
+    Only if ``doc`` has itself expired by its hashed (``checked``, ``v`` 3 or 4) ``expires_at`` (the
+    TTL pass that removes its successors is under way), or it is a migration entry the service
+    signed, which is kept for ever amid an expiring chain.
+    """
+    if doc.get("type") == MIGRATED and doc.get("v") == VERSION and "sig" in doc:
+        return True  # its signature is checked with the entry itself
+    return checked and doc.get("v") in (3, VERSION) and has_expired(doc.get("expires_at"), now=now)
 
 
 def has_expired(expires_at: Any, *, now: datetime) -> bool:

@@ -25,7 +25,7 @@ from pymongo.errors import DuplicateKeyError
 
 from audit.chain import verify_legacy
 from audit.entries import received_now
-from audit.links import ChainKey, Tail, extend, sign_entry
+from audit.links import MIGRATED, ChainKey, Tail, extend, sign_entry
 from audit.signing import SigningKey
 from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED
 from shared.chassis.settings import ConfigurationError
@@ -33,7 +33,7 @@ from shared.contract.documents import Document
 from shared.contract.sortkeys import time_key
 
 log = structlog.get_logger(__name__)
-MIGRATED = "registry.audit.chain.migrated"
+__all__ = ["MIGRATED", "MigrationRefused", "migrate", "migration_entry"]
 
 
 class MigrationRefused(ConfigurationError):

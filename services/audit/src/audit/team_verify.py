@@ -5,7 +5,8 @@ the team's entries is checked against its own hash (so it was not edited) and ag
 neighbours' links (so nothing was inserted or removed right next to it); the neighbours are
 read for their hashes only and never reported. Removing another team's entry elsewhere in a
 chain is for the platform verification to find. A neighbour may be missing because it expired
-(access events): only where the hashed expiry fields say so (:func:`audit.links.may_be_gone`).
+(access events): only where the hashed expiry fields say so (:func:`audit.links.may_be_gone`),
+and only if the entry still present before the gap (read, never reported) has expired too.
 The chain's head must carry the audit service's signature, and an entry's version must match
 the migration point it states, as in the platform verification.
 """
@@ -29,13 +30,14 @@ from audit.chain import (
     may_expire,
     version_problem,
 )
-from audit.links import Tail, has_expired, may_be_gone
+from audit.links import Tail, has_expired, may_be_gone, may_precede_a_gap
 from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG
 from shared.contract.documents import Document
 
 DEFAULT_TEAM_VERIFY = 10_000
 MAX_TEAM_VERIFY = 100_000
 _LINKS = {"seq": 1, "hash": 1, "prev_hash": 1, "chain": 1}
+_GAP = "previous entries missing after an entry that has not expired (expiry removes only the oldest)"
 
 
 async def verify_team(
@@ -60,6 +62,13 @@ async def verify_team(
         async for doc in db[AUDIT_LOG].find({"chain": chain, "seq": {"$in": wanted}}, _LINKS):
             around.setdefault(doc["seq"], doc)
         for doc in mine:
+            if doc["seq"] - 1 not in around and doc["seq"] > 1:  # a gap before it: what stands before the gap
+                earlier = await db[AUDIT_LOG].find_one({"chain": chain, "seq": {"$lt": doc["seq"]}}, sort=[("seq", -1)])
+                if earlier is not None and _stands_live(verifier, earlier, head, now):
+                    broken = {"chain": chain, "seq": doc["seq"], "entry_id": doc["_id"], "problem": _GAP}
+                    return Verdict(
+                        False, checked, len(by_chain), broken, scope=f"team:{team}", legacy_unchecked=unchecked
+                    )
             problem = _problem(verifier, doc, around, head, now)
             if problem:
                 broken = {"chain": chain, "seq": doc["seq"], "entry_id": doc["_id"], "problem": problem}
@@ -67,6 +76,16 @@ async def verify_team(
             checked += 1
             unchecked += verifier.digest(doc.get("prev_hash", ""), doc) is None
     return Verdict(True, checked, len(by_chain), scope=f"team:{team}", legacy_unchecked=unchecked)
+
+
+def _stands_live(verifier: Verifier, doc: Document, head: Document | None, now: datetime) -> bool:
+    """Whether ``doc``, present before a gap, rules out that the gap expired (as the platform walk judges)."""
+    anchor = Tail.of(head)
+    checked = verifier.digest(doc.get("prev_hash", ""), doc) == doc.get("hash")
+    if may_precede_a_gap(doc, checked=checked and verifier.entry_ok(doc), now=now):
+        return False
+    unhashed_legacy = doc.get("v") in (None, 2) and doc["seq"] <= anchor.anchor_seq
+    return may_expire(doc["seq"], anchor.expiring_since) and not unhashed_legacy
 
 
 def _problem(
