@@ -102,12 +102,16 @@ def verify_audit(
     full: Annotated[
         bool, typer.Option(help="Walk every chain from the start, not from the last verified point")
     ] = True,
+    strict: Annotated[
+        bool, typer.Option(help="Exit 1 also when legacy entries' contents could not be checked (no chain key)")
+    ] = False,
 ) -> None:
     """Check every audit chain with the audit service's public key (no secret); exit 1 at the first broken link.
 
     Read-only: it holds nothing that could sign, so it moves no checkpoint. Without the legacy
     chain key, entries written before signed chains are checked by their links and the signed
-    migration point only (``legacy_unchecked`` counts them).
+    migration point only (``legacy_unchecked`` counts them): a warning on stderr says how many,
+    and ``--strict`` makes that exit 1.
     """
     local = load_or_create(data_dir) if (data_dir / "secrets.json").exists() else None
     if not public_key:
@@ -126,5 +130,19 @@ def verify_audit(
 
     verdict = asyncio.run(_with_db(mongodb_uri, action))
     typer.echo(json.dumps(verdict.public(), indent=2))
-    if not verdict.ok:
+    warning = unchecked_warning(verdict)
+    if warning:
+        typer.echo(warning, err=True)
+    if not verdict.ok or (strict and verdict.legacy_unchecked):
         raise typer.Exit(1)
+
+
+def unchecked_warning(verdict: Verdict) -> str | None:
+    """What ``registry audit verify`` warns of when legacy entries' contents went unchecked; ``None``: nothing."""
+    if not verdict.legacy_unchecked:
+        return None
+    return (
+        f"warning: the contents of {verdict.legacy_unchecked} legacy audit entries (written before signed chains) "
+        "were NOT checked, only their links and the signed migration point: give --chain-key (AUDIT_CHAIN_KEY) "
+        "to check them; --strict fails on this"
+    )
