@@ -192,14 +192,18 @@ class GatedKeys:
         return found
 
 
-async def test_a_lookup_in_flight_when_a_key_is_forgotten_does_not_cache_it_unrevoked(key: ApiKey) -> None:
+@pytest.mark.parametrize("drop", ["forget", "clear"])
+async def test_a_lookup_in_flight_when_a_key_is_forgotten_does_not_cache_it_unrevoked(key: ApiKey, drop: str) -> None:
     keys = GatedKeys({"_id": key.key_id, "team": "fraud", "scopes": sorted(SCOPES), "secret_hash": key.secret_hash})
     store = MongoKeyStore(keys, ttl=60)  # type: ignore[arg-type]
     keys.gate.clear()
     in_flight = asyncio.create_task(store.authenticate(key.token))
     await keys.entered.wait()
     keys.doc["revoked"] = True  # revoked while the lookup had already read the record
-    store.forget(key.key_id)
+    if drop == "forget":
+        store.forget(key.key_id)
+    else:
+        store.clear()  # the key evictions (re)start
     keys.gate.set()
     await in_flight
     assert await store.authenticate(key.token) is None

@@ -139,6 +139,7 @@ class MongoKeyStore:
 
     def clear(self) -> None:
         """Drop every cached record, each as :meth:`forget` does (the key evictions (re)start)."""
+        self._generation += 1  # lookups in flight too, though nothing of theirs is cached yet
         for key_id in [*self._cache, *self._verifier_cache]:
             self.forget(key_id)
 
