@@ -149,11 +149,20 @@ async def test_a_search_projection_that_dies_is_restarted_and_an_unshare_then_hi
         assert (await writes.delete(f"{model}/shares/{other}")).status_code == 204
         await wait_down(reads, ["search-projection"])
         assert outage.raised >= 1
+        # While down, its index no longer follows the events: search refuses rather than show the
+        # model to the team it was just unshared from (the console and MCP search call this route).
+        for headers in ({}, ADMIN):
+            refused = await reads.get("/v1/assistant/search", params={"q": word}, headers=headers)
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["content-type"].startswith("application/problem+json")
+            assert int(refused.headers["Retry-After"]) > 0 and word not in refused.text
 
         outage.on = False
         await wait_ready(reads)
         assert restarts("search-projection") > before
-        page = (await reads.get("/v1/assistant/search", params={"q": word})).json()
+        searched = await reads.get("/v1/assistant/search", params={"q": word})
+        assert searched.status_code == 200, searched.text
+        page = searched.json()
         assert page["total"] == 0 and page["items"] == []
         owners = await reads.get("/v1/assistant/search", params={"q": word}, headers=ADMIN)
         assert owners.json()["total"] == 1  # the index is whole again, not emptied

@@ -67,3 +67,18 @@ async def test_each_model_is_indexed_with_its_own_versions_newest_first() -> Non
     assert index.docs == [("m1", ["c", "a"]), ("m2", []), ("m3", ["z"])]
     assert index.commits == 1 and projection.built.is_set()
     await projection.ready()
+
+
+async def test_search_is_unavailable_until_built_and_while_the_projection_is_down() -> None:
+    db = {"models": Collection([{"_id": "m1"}]), "model_versions": Collection([])}
+    projection = SearchProjection(
+        db,  # type: ignore[arg-type]
+        Index(),
+        lambda model, own: model["_id"],
+        settings=CommonSettings(event_signing_key="k" * 64),
+    )
+    assert "being built" in (projection.unavailable({}) or "")
+    await projection.build()
+    assert projection.unavailable({}) is None
+    assert projection.unavailable({"feed-cache": "died"}) is None
+    assert "restarted" in (projection.unavailable({"search-projection": "lost the database"}) or "")

@@ -112,6 +112,7 @@ def build_app(settings: QuerySettings) -> FastAPI:
     projection = SearchProjection(service.db, index, search_document, settings=settings, on_change=changed.add)
     service.in_background("search-projection", projection.run)
     service.readiness.checks["search_index"] = projection.ready
+    app.state.search_unavailable = lambda: projection.unavailable(service.supervisor.down())
     cache = DocumentCache(settings.feed_cache_documents)
     metrics.FEED_CACHED_DOCUMENTS.set_function(lambda: len(cache))
     app.state.feed = feed = Feed(service.db[MODELS], service.db[MODEL_VERSIONS], cache=cache)

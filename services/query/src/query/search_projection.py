@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -88,6 +88,18 @@ class SearchProjection:
         """A readiness check: fails until the first build is complete."""
         if not self.built.is_set():
             raise RuntimeError("the search index is still being built")
+
+    def unavailable(self, down: Mapping[str, str], *, task: str = "search-projection") -> str | None:
+        """Why search must not answer now (``None`` when it may): not built yet, or ``task`` is ``down``.
+
+        A projection that died stops applying events, so its index may still hold a model for a team
+        it was unshared from; until it has been restarted, rebuilt and has settled, search refuses.
+        """
+        if task in down:
+            return "the search index is not following changes (it is being restarted); try again shortly"
+        if not self.built.is_set():
+            return "the search index is being built; try again shortly"
+        return None
 
     async def run(self) -> None:
         """Build, then follow the events topic until cancelled.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -14,15 +15,17 @@ from query.pagination import pack, unpack
 from query.search.index import Hit, SearchIndex, SearchRequest
 from query.search.parser import InvalidQuery
 from query.search.queries import SearchFilters
-from shared.chassis.problems import Problem
+from shared.chassis.problems import Problem, documented
 from shared.contract import catalog
 from shared.contract.assistant_views import SearchPage
 
 router = APIRouter(prefix="/v1/assistant", tags=["assistant"], responses=REFUSALS)
 MAX_QUERY_CHARS = 512
+RETRY_AFTER_SECONDS = 5  # about a small index's rebuild; the supervisor's settle time bounds a restart's
+Unavailable = Callable[[], str | None]  # why search cannot answer now, or None
 
 
-@router.get("/search", response_model=SearchPage, responses=INVALID)
+@router.get("/search", response_model=SearchPage, responses=INVALID | documented("unavailable"))
 async def search(
     request: Request,
     caller: Caller,
@@ -42,7 +45,14 @@ async def search(
     ``q`` takes words, ``"quoted phrases"`` and ``field:value`` terms (``framework:xgboost``,
     ``tag:owner=alice``, ``status:deployed``, ``env:prod``, ``team:fraud``); longer words tolerate
     typos and the last word matches as a prefix (search as you type).
+
+    Answers 503 ``unavailable`` with ``Retry-After`` while the index is being built, or its
+    projection is down: an index that no longer follows the events could still show a model to a
+    team it was unshared from.
     """
+    unavailable: Unavailable = request.app.state.search_unavailable
+    if (why := unavailable()) is not None:
+        raise Problem("unavailable", why, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     filters = SearchFilters(
         team=team,
         framework=framework,
