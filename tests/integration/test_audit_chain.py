@@ -285,8 +285,9 @@ class TestForgedHeads:
         with pytest.raises(ChainRefused):
             await store.append(entries("registry.commands", 0, range(6, 7)))
         await db.audit_heads.replace_one({"_id": self.CHAIN}, genuine)
+        await store.ready()  # the restored head is trusted again: ready before any record arrives
+        assert store.refusals() == {}
         assert [e["seq"] for e in await store.append(entries("registry.commands", 0, range(6, 7)))] == [7]
-        await store.ready()
         assert (await verify(db, VERIFIER)).ok
 
 

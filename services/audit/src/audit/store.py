@@ -125,21 +125,23 @@ class AuditStore:
 
     def _trusted(self, chain: str, head: Document | None) -> Tail:
         """The tail ``head`` states, if the service may extend it; else raise :class:`ChainRefused`."""
-        known = self._tails.get(chain)
-        problem = None
-        if head is None:
-            problem = None if known is None else "head deleted"
-        elif "sig" not in head:
-            problem = "head is not signed (a legacy head is migrated at start, never after)"
-        elif not self._verifier.head_ok(chain, head):
-            problem = "head's signature does not verify (head edited or forged)"
-        elif known is not None:
-            problem = _contradiction(known, Tail.of(head))
+        problem = self._distrust(chain, head)
         if problem is not None:
             self._refuse(chain, problem)
         tail = Tail.of(head)
         self._tails[chain] = tail
         return tail
+
+    def _distrust(self, chain: str, head: Document | None) -> str | None:
+        """Why the service may not extend ``head``; ``None``: it may."""
+        known = self._tails.get(chain)
+        if head is None:
+            return None if known is None else "head deleted"
+        if "sig" not in head:
+            return "head is not signed (a legacy head is migrated at start, never after)"
+        if not self._verifier.head_ok(chain, head):
+            return "head's signature does not verify (head edited or forged)"
+        return None if known is None else _contradiction(known, Tail.of(head))
 
     def _refuse(self, chain: str, problem: str) -> None:
         self._refused[chain] = problem
@@ -153,7 +155,12 @@ class AuditStore:
         return dict(self._refused)
 
     async def ready(self) -> None:
-        """Readiness check: fails while a chain is refused, naming it."""
+        """Readiness check: fails while a chain is refused, naming it; one whose head was restored is cleared."""
+        if self._refused:
+            heads = {doc["_id"]: doc async for doc in self._heads.find({"_id": {"$in": sorted(self._refused)}})}
+            for chain in list(self._refused):
+                if self._distrust(chain, heads.get(chain)) is None:
+                    del self._refused[chain]
         if self._refused:
             raise ChainRefused("; ".join(f"{chain}: {why}" for chain, why in sorted(self._refused.items())))
 
