@@ -27,7 +27,7 @@ from shared.contract.envelope import decode
 from tests.factories import ADMIN_KEY, command_event, register_data, register_event, store_admin_key
 from tests.infra import Infra
 from tests.integration.audit_settings import audit_settings
-from tests.kafka_tools import publish_raw
+from tests.kafka_tools import Collector, header, publish_raw
 from tests.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -289,6 +289,46 @@ class TestForgedHeads:
         assert store.refusals() == {}
         assert [e["seq"] for e in await store.append(entries("registry.commands", 0, range(6, 7)))] == [7]
         assert (await verify(db, VERIFIER)).ok
+
+    async def test_the_service_refuses_a_forged_head_dead_letters_the_record_and_is_not_ready(
+        self, infra: Infra, db_name: str, mongo: AsyncMongoClient[dict[str, object]]
+    ) -> None:
+        # Through the audit service: its consumer, the store, /readyz and the API.
+        settings = audit_settings(infra, db_name)
+        await ensure_topics(settings)
+        await store_admin_key(mongo[db_name])
+        db, chain = mongo[db_name], f"{settings.topic_commands}:0"
+        try:
+            async with running(settings) as http, Collector(infra.kafka_bootstrap, f"{chain[:-2]}.dlq") as dlq:
+                await publish_raw(settings.kafka_bootstrap_servers, settings.topic_commands, [(b"\xff", [], b"k")])
+
+                async def chained() -> bool:
+                    return await db.audit_log.count_documents({"chain": chain}) == 1
+
+                await until(chained, what="the first record's audit entry")
+                tail = Tail.of(await db.audit_heads.find_one({"_id": chain}))
+                [forged] = entries(settings.topic_commands, 0, range(7, 8), epoch="forged", team="mallory")
+                tail = extend(tail, forged, retention=None)
+                await db.audit_log.insert_one(forged)
+                junk = {"kid": SIGNER.public.kid, "sig": "00" * 64}
+                await db.audit_heads.replace_one({"_id": chain}, tail.head(SIGNER, chain) | {"sig": junk})
+                await publish_raw(settings.kafka_bootstrap_servers, settings.topic_commands, [(b"\xfe", [], b"k")])
+
+                async def refused() -> list[Any]:
+                    answer = await http.get("/readyz")
+                    errors = answer.json().get("errors", []) if answer.status_code == 503 else []
+                    return [e for e in errors if e.get("dependency") == "audit_chains"]
+
+                [why] = await until(refused, what="/readyz naming the refused chain")
+                [dead] = await dlq.wait_for(lambda record: record.value == b"\xfe")
+                verdict = (await http.get("/v1/audit/verify", params={"full": "true"})).json()
+                count = await db.audit_log.count_documents({"chain": chain})
+        finally:
+            await mongo.drop_database(db_name)
+        assert chain in why["error"] and "signature does not verify" in why["error"]
+        assert "not extended" in (header(dead, "dlq_error") or "")
+        assert count == 2  # the genuine entry and the forged one: nothing chained past the forgery
+        assert verdict["ok"] is False and verdict["first_broken"]["problem"] == BAD_HEAD_SIGNATURE
 
 
 class TestIncremental:
