@@ -85,3 +85,24 @@ class TestSharing:
         data = {"team": "fraud", "name": "card", "with_team": "risk"}
         [outcome] = await run(repo, ADMIN, command_event(messages.UNSHARE_MODEL, data))
         assert outcome.event.data["reason"] == "not_found"
+
+    async def test_a_model_is_shared_with_at_most_the_configured_number_of_teams(self) -> None:
+        """Each reader team costs every query replica a search index, and any slug names a team."""
+        repo = InMemoryRepository()
+        await run(repo, PRODUCER, register_event("fraud", "card"))
+
+        async def share(team: str, max_shares: int = 3) -> Outcome:
+            data = {"team": "fraud", "name": "card", "with_team": team}
+            command = Command(command_event(messages.SHARE_MODEL, data), ADMIN)
+            [outcome] = await handle_commands([command], repo=repo, artifact_schemes=["s3"], max_shares=max_shares)
+            return outcome
+
+        assert [(await share(f"team-{i}")).rejected for i in range(3)] == [False, False, False]
+        refused = await share("team-3")
+        assert refused.event.data["reason"] == "conflict"
+        assert "REGISTRATION_MAX_SHARES_PER_MODEL" in refused.event.data["message"]
+        [model] = repo.models.values()
+        assert model["readers"] == ["fraud", "team-0", "team-1", "team-2"]
+        unshare = {"team": "fraud", "name": "card", "with_team": "team-0"}
+        await run(repo, ADMIN, command_event(messages.UNSHARE_MODEL, unshare))
+        assert not (await share("team-3")).rejected  # room again once one is unshared

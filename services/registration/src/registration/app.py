@@ -60,7 +60,11 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
 
     async def handle_batch(commands: list[Command]) -> list[Outcome]:
         outcomes = await handle_commands(
-            commands, repo=repo, artifact_schemes=settings.artifact_schemes, retries=settings.commit_retries
+            commands,
+            repo=repo,
+            artifact_schemes=settings.artifact_schemes,
+            retries=settings.commit_retries,
+            max_shares=settings.max_shares_per_model,
         )
         relay.notify()
         metrics.observe(outcomes, commands, service.access, topic=settings.topic_commands)

@@ -23,6 +23,9 @@ SOURCE = "/registry/registration"
 Applied = tuple[CloudEvent, Document | None]  # a use case's outcome event, and the version it touched
 
 
+DEFAULT_MAX_SHARES = 50  # REGISTRATION_MAX_SHARES_PER_MODEL's default
+
+
 class Batch:
     """The known versions and models of a batch (loaded and created), updated as commands apply."""
 
@@ -32,8 +35,11 @@ class Batch:
         models: dict[str, Document],
         now: datetime,
         candidates: dict[str, list[Document]] | None = None,
+        *,
+        max_shares: int = DEFAULT_MAX_SHARES,
     ) -> None:
         self.versions, self.models, self.now = versions, models, now
+        self.max_shares = max_shares  # teams a model may be shared with (REGISTRATION_MAX_SHARES_PER_MODEL)
         self.candidates = candidates or {}  # model id -> its newest stored versions (for a new headline)
         self.changes = Changes()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.chassis.settings import CommonSettings
@@ -28,3 +29,6 @@ class RegistrationSettings(CommonSettings):
     command_burst: int = 2000
     # Usable (unrevoked, unexpired) keys a team may hold; creating one more is refused (409).
     max_keys_per_team: int = 100
+    # Teams a model may be shared with; one more is refused (409). Each reader team costs every
+    # query replica a search index, and teams are implicit (any slug), so only a cap bounds them.
+    max_shares_per_model: int = Field(default=50, ge=1)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from registration import domain
-from registration.batch import Batch
+from registration.batch import DEFAULT_MAX_SHARES, Batch
 from registration.commands import Command, Outcome, Rejected, parse, request_fingerprint
 from registration.repository import ConcurrentWrite, Repository
 from registration.usecases import USE_CASES
@@ -42,7 +42,12 @@ def utcnow() -> datetime:
 
 
 async def handle_commands(
-    commands: Sequence[Command], *, repo: Repository, artifact_schemes: Sequence[str], retries: int = 5
+    commands: Sequence[Command],
+    *,
+    repo: Repository,
+    artifact_schemes: Sequence[str],
+    retries: int = 5,
+    max_shares: int = DEFAULT_MAX_SHARES,
 ) -> list[Outcome]:
     """Handle ``commands`` in order; one outcome per command, in their order.
 
@@ -51,7 +56,9 @@ async def handle_commands(
     read_everything = False
     for attempt in range(retries + 1):
         try:
-            return await _handle_once(commands, repo, artifact_schemes, read_everything=read_everything)
+            return await _handle_once(
+                commands, repo, artifact_schemes, read_everything=read_everything, max_shares=max_shares
+            )
         except ConcurrentWrite:
             # A duplicate, a redelivery or another writer: re-run, reading everything first.
             read_everything = True
@@ -61,7 +68,12 @@ async def handle_commands(
 
 
 async def _handle_once(
-    commands: Sequence[Command], repo: Repository, artifact_schemes: Sequence[str], *, read_everything: bool
+    commands: Sequence[Command],
+    repo: Repository,
+    artifact_schemes: Sequence[str],
+    *,
+    read_everything: bool,
+    max_shares: int,
 ) -> list[Outcome]:
     done = await repo.outcomes_of([c.key for c in commands]) if read_everything else {}
     parsed: dict[str, tuple[Command, messages.ModelRef | Rejected]] = {}
@@ -69,6 +81,7 @@ async def _handle_once(
         if command.key not in done and command.key not in parsed:
             parsed[command.key] = (command, parse(command, artifact_schemes))
     batch = await _load(repo, [data for _, data in parsed.values()], read_everything=read_everything)
+    batch.max_shares = max_shares
     fresh = {key: apply(batch, command, data) for key, (command, data) in parsed.items()}
     if batch.changes.outbox:
         await repo.commit(batch.changes)

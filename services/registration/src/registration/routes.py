@@ -131,7 +131,11 @@ async def set_lifecycle(
 
 @router.put("/shares/{other_team}", tags=["shares"])
 async def share(team: SlugPath, name: SlugPath, other_team: SlugPath, caller: Admin, request: Request) -> ShareChange:
-    """Let ``other_team`` read every version of this model."""
+    """Let ``other_team`` read every version of this model.
+
+    A model is shared with at most ``REGISTRATION_MAX_SHARES_PER_MODEL`` teams (50): one more is
+    refused 409 ``conflict`` naming the limit.
+    """
     data = {"team": team, "name": name, "with_team": other_team}
     return ShareChange.model_validate((await run(request, messages.SHARE_MODEL, data, caller, None)).event.data)
 

@@ -85,6 +85,11 @@ def share(batch: Batch, command: Command, data: messages.ShareModel) -> Applied:
     readers = _readers(batch, data)
     if data.with_team in readers:
         raise domain.Conflict(f"{data.team}/{data.name} is already shared with {data.with_team}")
+    if len(readers - {data.team}) >= batch.max_shares:
+        raise domain.Conflict(
+            f"{data.team}/{data.name} is already shared with {batch.max_shares} teams, the most a model may be "
+            "(REGISTRATION_MAX_SHARES_PER_MODEL); unshare one first"
+        )
     change = batch.model_change(data)
     change.add_readers.add(data.with_team)
     change.remove_readers.discard(data.with_team)
