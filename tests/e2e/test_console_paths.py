@@ -22,3 +22,17 @@ async def test_a_version_parameter_cannot_walk_the_read_to_another_model(stack: 
     assert "the-other-artifact" not in page.text
     assert page.status_code in (404, 422), page.text[:300]  # no such version, or no version at all
     assert fair.status_code == 200 and "the-other-artifact" in fair.text  # the sentinel is shown where it belongs
+
+
+@pytest.mark.parametrize("version", ["1.0.0/lineage", "latest/lineage", "@champion/lineage", "1.0.0%2Flineage", "x"])
+async def test_a_version_parameter_that_is_no_version_is_refused_not_fetched(
+    stack: EmbeddedStack, version: str
+) -> None:
+    # Quoting / as %2F did not keep it one segment: the in-process transport decodes it before
+    # routing, so 1.0.0/lineage fetched the lineage as if it were the version, and the page failed 500.
+    team, key = await new_team(stack, "path")
+    await register(stack, key, team, "scorer", "1.0.0")
+    async with console_client(stack) as http:
+        await sign_in(http, key)
+        page = await http.get(f"/console/models/{team}/scorer", params={"version": version})
+    assert page.status_code == 422, page.text[:300]

@@ -22,6 +22,8 @@ from query.console.web import (
     ConsoleRefusal,
     Visit,
     check_csrf,
+    checked_alias,
+    checked_version,
     console_of,
     form_of,
     new_token,
@@ -132,7 +134,7 @@ def _model_page(team: str, name: str, version: str | None = None) -> str:
 
 
 def _version_path(team: str, name: str, version: str, action: str) -> str:
-    return f"/v1/models/{segment(team)}/{segment(name)}/versions/{segment(version)}/{action}"
+    return f"/v1/models/{segment(team)}/{segment(name)}/versions/{segment(checked_version(version))}/{action}"
 
 
 @router.post("/models/{team}/{name}/versions/{version}/approval")
@@ -157,7 +159,7 @@ async def set_alias(request: Request, visit: Signed, team: SlugPath, name: SlugP
     alias, version = form.get("alias", "").strip(), form.get("version", "").strip()
     if not alias or not version:
         raise ConsoleRefusal(422, "an alias needs a name and a version")
-    path = f"/v1/models/{segment(team)}/{segment(name)}/aliases/{segment(alias)}"
+    path = f"/v1/models/{segment(team)}/{segment(name)}/aliases/{segment(checked_alias(alias))}"
     done = f"alias {alias} → {version}"
     return await _act(request, visit, _model_page(team, name, version), ("PUT", path, {"version": version}), done)
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from query.console import views
-from query.console.web import PATH, Visit, new_token, redirect, render, segment, visit
+from query.console.web import PATH, Visit, checked_version, new_token, redirect, render, segment, visit
 from query.mcp.api import RegistryApi, RegistryApiError
 from shared.chassis.http_params import SlugPath
 
@@ -103,6 +103,8 @@ async def model_page(
 ) -> HTMLResponse:
     """A model: metadata, versions, the chosen version's metrics, lineage and card, deployments, shares."""
     base = f"/v1/models/{segment(team)}/{segment(name)}"
+    if version:
+        checked_version(version)
     owner = visit.principal.acts_for(team)
     # The chosen version's lineage is asked for at once (the latest's when none is chosen), so the
     # page costs one round of concurrent reads, not two.

@@ -9,6 +9,7 @@ exactly those of the API.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,9 @@ from query.console.sessions import Session, Sessions
 from query.mcp.api import RegistryApi
 from shared.chassis.http_auth import Guard
 from shared.chassis.problems import CORRELATION_HEADER, Problem
-from shared.contract import correlation
+from shared.contract import catalog, correlation
 from shared.contract.auth import Principal
+from shared.contract.versioning import precedence_key
 
 COOKIE = "mr_console"
 SIGN_IN_COOKIE = "mr_console_sign_in"  # the sign-in form's own CSRF token (there is no session yet)
@@ -187,6 +189,31 @@ def segment(value: str) -> str:
     """
     quoted = quote(value, safe="@")
     return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
+
+
+_SLUG = re.compile(catalog.SLUG_PATTERN)
+
+
+def checked_version(value: str) -> str:
+    """``value`` if it is a version the API can look up (SemVer 2.0, ``latest`` or ``@alias``), else a 422 page.
+
+    Quoting by :func:`segment` is not enough: the in-process transport (and uvicorn) decode ``%2F``
+    before routing, so ``version=1.0.0/lineage`` would fetch another route as if it were a version.
+    """
+    if value == "latest" or (value.startswith("@") and _SLUG.match(value[1:])):
+        return value
+    try:
+        precedence_key(value)
+    except ValueError:
+        raise ConsoleRefusal(422, "a version is a SemVer 2.0 version (1.4.0), latest or @alias") from None
+    return value
+
+
+def checked_alias(value: str) -> str:
+    """``value`` if it is an alias name (a lowercase slug), else a 422 page."""
+    if not _SLUG.match(value):
+        raise ConsoleRefusal(422, "an alias is a lowercase slug (letters, digits and dashes)")
+    return value
 
 
 def new_token() -> str:
