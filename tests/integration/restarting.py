@@ -11,6 +11,7 @@ import httpx
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
+from pymongo import AsyncMongoClient
 from pymongo.errors import AutoReconnect
 
 from audit.app import build_app as build_audit
@@ -20,9 +21,10 @@ from query.app import build_app as build_query
 from query.config import QuerySettings
 from registration.app import build_app as build_registration
 from registration.config import RegistrationSettings
+from shared.chassis.kafka import ensure_topics
 from shared.chassis.settings import CommonSettings
 from shared.chassis.supervision import Background
-from tests.factories import ADMIN_KEY
+from tests.factories import ADMIN_KEY, store_admin_key
 from tests.infra import Infra
 from tests.integration.audit_settings import audit_settings
 from tests.waiting import until
@@ -79,6 +81,17 @@ def service_settings(service: str, infra: Infra, db_name: str) -> CommonSettings
             **common, consumer_group=group, webhook_group=f"{group}-w", webhook_secret_keys=keys
         )
     return audit_settings(infra, db_name).model_copy(update=QUICK_RESTARTS)  # its topics, group and chain key
+
+
+async def registration_with_admin(infra: Infra, db_name: str) -> RegistrationSettings:
+    """Registration's settings, its topics made, and the admin key stored in its database."""
+    settings = service_settings("registration", infra, db_name)
+    assert isinstance(settings, RegistrationSettings)
+    await ensure_topics(settings)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri)
+    await store_admin_key(client[db_name])
+    await client.close()
+    return settings
 
 
 BUILD: dict[str, Callable[[Any], FastAPI]] = {

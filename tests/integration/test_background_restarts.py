@@ -12,18 +12,17 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 from faststream.kafka.subscriber.usecase import BatchSubscriber
-from pymongo import AsyncMongoClient
 
 from registration.app import build_app as build_registration
-from registration.config import RegistrationSettings
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.supervision import Background, TaskSupervisor
-from tests.factories import ADMIN_KEY, binary_record, register_event, store_admin_key
+from tests.factories import ADMIN_KEY, binary_record, register_event
 from tests.infra import Infra
 from tests.integration.restarting import (
     BUILD,
     TASKS,
     Outage,
+    registration_with_admin,
     restarts,
     running,
     service_settings,
@@ -74,12 +73,7 @@ async def test_a_consumer_whose_fetch_loop_dies_is_restarted_and_handles_command
 ) -> None:
     # The consumers' fetch loops are FastStream's tasks, restarted by FastStream itself (handler
     # errors never reach them: consuming.BatchRunner). This pins that a loop that dies comes back.
-    settings = service_settings("registration", infra, db_name)
-    assert isinstance(settings, RegistrationSettings)
-    await ensure_topics(settings)
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri)
-    await store_admin_key(client[db_name])
-    await client.close()
+    settings = await registration_with_admin(infra, db_name)
     broken: list[str] = []
     get_msg = BatchSubscriber.get_msg
 

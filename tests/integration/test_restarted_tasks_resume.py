@@ -42,9 +42,9 @@ from tests.infra import Infra
 from tests.integration.restarting import (
     ADMIN,
     Outage,
+    registration_with_admin,
     restarts,
     running,
-    service_settings,
     shared_settings,
     wait_down,
     wait_ready,
@@ -60,12 +60,7 @@ async def test_an_outbox_relay_that_dies_at_start_is_restarted_and_publishes_wha
 ) -> None:
     # The relay registers its writer before its loop, outside the loop's own retries: with MongoDB
     # away at that moment, the task used to die and nothing was ever published again.
-    settings = service_settings("registration", infra, db_name)
-    assert isinstance(settings, RegistrationSettings)
-    await ensure_topics(settings)
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri)
-    await store_admin_key(client[db_name])
-    await client.close()
+    settings = await registration_with_admin(infra, db_name)
     outage = Outage()
     register_writer = MongoRepository.register_writer
 
