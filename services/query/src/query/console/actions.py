@@ -8,6 +8,7 @@ any client. Its outcome, or the problem's message, is shown once on the page the
 from __future__ import annotations
 
 import hmac
+import re
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -111,6 +112,7 @@ async def sign_out(request: Request, visit: Signed) -> Response:
 
 
 Write = tuple[str, str, dict[str, object]]  # method, path, body
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 async def _act(request: Request, visit: Signed, back: str, write: Write, done: str) -> Response:
@@ -118,7 +120,11 @@ async def _act(request: Request, visit: Signed, back: str, write: Write, done: s
     form = await form_of(request)
     check_csrf(request, visit, form)
     method, path, body = write
-    headers = {"Idempotency-Key": form["idempotency_key"]} if form.get("idempotency_key") else {}
+    key = form.get("idempotency_key", "")
+    if key and not _IDEMPOTENCY_KEY.fullmatch(key):
+        # The page's own keys are URL-safe tokens; anything else would not even make a header.
+        raise ConsoleRefusal(422, "this form's idempotency key is not one the console made; reload the page")
+    headers = {"Idempotency-Key": key} if key else {}
     try:
         await visit.registration.send(method, path, body, headers=headers)
         flash = Flash("ok", done)
