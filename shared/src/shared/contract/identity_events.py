@@ -1,4 +1,4 @@
-"""Identity and configuration changes as events on ``registry.events`` (DESIGN §4).
+"""Identity and configuration changes as events on ``registry.events`` (kept for ever in the audit log).
 
 API keys (registration) and webhook subscriptions (deploy-tracker) change through these events,
 so the audit log keeps every change for ever, whoever made it and however. Each names its actor;

@@ -1,4 +1,4 @@
-"""Producers sign what they publish with their API key, never send it (DESIGN §2).
+"""Producers sign what they publish with their API key, never send it on the bus.
 
 In the manner of AWS SigV4: the producer derives a *signing key* from its API key's secret, and
 sends the key id (``ce_keyid``) and an HMAC-SHA256 under the signing key (``ce_signature``) over
