@@ -5,9 +5,9 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from query import reads as reads_module
-from query.pagination import SortSpec
-from query.reads import MODEL_SORTS, ModelFilters, Reads
+from query.api import reads as reads_module
+from query.api.pagination import SortSpec
+from query.api.reads import MODEL_SORTS, ModelFilters, Reads
 from registration.handlers import Command, handle_commands
 from registration.repository import MongoRepository
 from shared.chassis.mongo import ensure_indexes

@@ -24,10 +24,10 @@ from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.secret_box import SecretBox
 from deploy_tracker.webhook_secrets import new_secret
 from deploy_tracker.webhooks import DeliveryWorker, fan_out
-from query import mcp_server
 from query.app import build_app as build_query
 from query.config import QuerySettings
-from query.search_projection import SearchProjection
+from query.mcp import server as mcp_server
+from query.search.projection import SearchProjection
 from registration.app import build_app as build_registration
 from registration.config import RegistrationSettings
 from registration.repository import MongoRepository

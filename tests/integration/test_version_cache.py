@@ -8,8 +8,8 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from query.reads import Reads
-from query.version_cache import VersionCache
+from query.api.reads import Reads
+from query.api.version_cache import VersionCache
 from registration.handlers import Command, handle_commands
 from registration.repository import MongoRepository
 from shared.chassis.mongo import ensure_indexes

@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
-from query.card_markdown import card_markdown
-from query.card_routes import prefers_markdown
-from query.cards import build_card, described_version
+from query.api.card_markdown import card_markdown
+from query.api.card_routes import prefers_markdown
+from query.api.cards import build_card, described_version
 from shared.contract.documents import Document
 from shared.contract.versioning import precedence_key
 

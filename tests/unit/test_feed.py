@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from query.feed import MAX_VERSIONS, decode_cursor, document, encode_cursor, is_tombstone, metadata, tombstone
+from query.feed.documents import MAX_VERSIONS, decode_cursor, document, encode_cursor, is_tombstone, metadata, tombstone
 from shared.chassis.problems import Problem
 from shared.contract.auth import Principal
 from shared.contract.sortkeys import time_key

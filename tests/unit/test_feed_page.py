@@ -13,8 +13,8 @@ from typing import Any, cast
 import pytest
 from pymongo.asynchronous.collection import AsyncCollection
 
-from query.document_cache import DocumentCache
-from query.feed import Feed, FeedPage
+from query.feed.cache import DocumentCache
+from query.feed.documents import Feed, FeedPage
 from shared.contract.auth import Principal
 from shared.contract.sortkeys import time_key
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from query.pagination import SortSpec, paged
-from query.reads import MODEL_SORTS
+from query.api.pagination import SortSpec, paged
+from query.api.reads import MODEL_SORTS
 
 pytestmark = pytest.mark.unit
 

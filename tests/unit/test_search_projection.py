@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from query.search_projection import SearchProjection
+from query.search.projection import SearchProjection
 from shared.chassis.settings import CommonSettings
 
 pytestmark = pytest.mark.unit

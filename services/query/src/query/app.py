@@ -10,28 +10,28 @@ import structlog
 from fastapi import FastAPI
 from pymongo.errors import PyMongoError
 
-from query import (
+from query import metrics
+from query.api import (
     card_routes,
     deployments_routes,
     lineage_routes,
     meta_routes,
-    metrics,
     models_routes,
-    search_routes,
     team_routes,
     versions_routes,
 )
+from query.api.reads import Reads
+from query.api.version_cache import VersionCache
 from query.config import QuerySettings
 from query.console import mount_console
-from query.document_cache import DocumentCache
-from query.feed import Feed
-from query.feed_routes import router as feed_router
-from query.mcp_server import mount_mcp
-from query.reads import Reads
+from query.feed.cache import DocumentCache
+from query.feed.documents import Feed
+from query.feed.routes import router as feed_router
+from query.mcp.server import mount_mcp
+from query.search import routes as search_routes
 from query.search.documents import search_document
 from query.search.index import SearchIndex
-from query.search_projection import SearchProjection
-from query.version_cache import VersionCache
+from query.search.projection import SearchProjection
 from shared.chassis import asyncapi
 from shared.chassis.http_app import service_app
 from shared.chassis.kafka import make_broker

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from query.lookup import Lookup
+from query.api.lookup import Lookup
 from shared.chassis.http_auth import requires
 from shared.chassis.problems import Problem, documented, keyed_route_refusals
 from shared.contract import catalog

@@ -25,9 +25,9 @@ from datetime import UTC, datetime, timedelta
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from query.card_markdown import card_markdown
-from query.cards import build_card
-from query.document_cache import DocumentCache
+from query.api.card_markdown import card_markdown
+from query.api.cards import build_card
+from query.feed.cache import DocumentCache
 from shared.chassis.problems import Problem
 from shared.contract.auth import Principal
 from shared.contract.documents import Document
@@ -199,7 +199,7 @@ class Feed:
         """The document of each of ``models`` by id: cached at its feed key, else rendered from its versions."""
         found = {m["_id"]: doc for m in models if (doc := self._cache.get(m)) is not None}
         missing = [m for m in models if m["_id"] not in found]
-        versions = await self._versions_of(missing)  # read after the models: see query.document_cache
+        versions = await self._versions_of(missing)  # read after the models: see query.feed.cache
         for done, model in enumerate(missing, start=1):
             found[model["_id"]] = document(model, versions.get(model["_id"], []), self._render)
             self._cache.put(model, found[model["_id"]])

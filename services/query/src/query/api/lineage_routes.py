@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from query.api.lookup import Lookup, not_found
 from query.deps import INVALID, NOT_FOUND, REFUSALS, Caller, Visible
-from query.lookup import Lookup, not_found
 from shared.chassis.http_params import SlugPath, VersionPath
 from shared.chassis.problems import Problem
 from shared.contract import catalog

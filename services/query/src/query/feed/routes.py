@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 
 from query.deps import INVALID, REFUSALS, Caller, Cursor, Limit
-from query.feed import Feed, FeedPage, decode_cursor, encode_cursor
+from query.feed.documents import Feed, FeedPage, decode_cursor, encode_cursor
 from shared.contract import catalog
 from shared.contract.assistant_views import DocumentPage, DocumentPublic, StreamEnd
 from shared.contract.auth import Principal

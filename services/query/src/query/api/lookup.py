@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from query.reads import Reads
+from query.api.reads import Reads
 from shared.chassis.problems import Problem
 from shared.contract.auth import Principal
 from shared.contract.documents import Document

@@ -12,8 +12,8 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from query.pagination import SortSpec, after_key, decode_cursor, encode_cursor, paged
-from query.version_cache import MAX_VERSIONS_PER_MODEL, VersionCache
+from query.api.pagination import SortSpec, after_key, decode_cursor, encode_cursor, paged
+from query.api.version_cache import MAX_VERSIONS_PER_MODEL, VersionCache
 from shared.chassis.mongo import DEPLOYMENTS, MODEL_VERSIONS, MODELS, OUTBOX
 from shared.contract.documents import Document
 from shared.contract.ids import version_doc_id

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter, Request
 
+from query.api.reads import MODEL_SORTS
 from query.deps import INVALID, REFUSALS, Caller
-from query.reads import MODEL_SORTS
 from shared.contract import catalog
 from shared.contract.read_views import Limits, Meta
 

@@ -10,8 +10,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
+from query.api.pagination import pack, unpack
 from query.deps import INVALID, REFUSALS, Caller, Cursor, Environment, Limit, Slug, checked_status
-from query.pagination import pack, unpack
 from query.search.index import Hit, SearchIndex, SearchRequest
 from query.search.parser import InvalidQuery
 from query.search.queries import SearchFilters

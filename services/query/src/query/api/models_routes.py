@@ -5,6 +5,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from query.api.pagination import SortSpec
+from query.api.reads import MODEL_SORTS, ModelFilters
 from query.deps import (
     INVALID,
     NOT_FOUND,
@@ -17,8 +19,6 @@ from query.deps import (
     Visible,
     checked_status,
 )
-from query.pagination import SortSpec
-from query.reads import MODEL_SORTS, ModelFilters
 from shared.chassis.http_params import IdPath, SlugPath
 from shared.chassis.problems import Problem
 from shared.contract import catalog

@@ -4,10 +4,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 
-from query.card_markdown import card_markdown
-from query.cards import build_card, described_version
+from query.api.card_markdown import card_markdown
+from query.api.cards import build_card, described_version
+from query.api.lookup import Lookup, not_found
 from query.deps import INVALID, NOT_FOUND, REFUSALS, Visible
-from query.lookup import Lookup, not_found
 from shared.chassis.http_params import SlugPath
 from shared.chassis.problems import Problem
 from shared.contract.documents import Document

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from query.api.lookup import with_aliases
 from query.deps import (
     INVALID,
     NOT_FOUND,
@@ -15,7 +16,6 @@ from query.deps import (
     Visible,
     checked_status,
 )
-from query.lookup import with_aliases
 from shared.chassis.http_params import SlugPath, VersionPath
 from shared.chassis.problems import Problem
 from shared.contract import catalog

@@ -1,0 +1,1 @@
+"""The HTTP read API: models, versions, deployments, lineage, cards and metadata."""
