@@ -61,6 +61,13 @@ def _headers(message_type: str, kind: TopicKind) -> dict[str, Any]:
         properties["authorization"] = _text(
             "the earlier form, Bearer <API key>: refused unless KAFKA_ACCEPT_BEARER_KEYS", deprecated=True
         )
+    if kind == "events":  # set by the outbox relays of registration and the deploy-tracker
+        properties["ce_revision"] = _text(
+            "the owner's revision of the model after this event (its outbox position): with the "
+            "data's model_id it makes the consistency token r.<model_id>.<revision> (registration) "
+            "or d.<model_id>.<revision> (deploy-tracker)",
+            pattern="^[0-9]{1,20}$",
+        )
     if kind == "deploy" or kind not in _CARRIES_KEY:  # the tracker's HTTP bridge relays reports, signed
         properties[SIGNATURE_HEADER] = _text("HMAC of the record by the registry service that sent it")
         properties[PRINCIPAL_HEADER] = _text("key id a service acted for (HTTP bridges)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -28,6 +29,8 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_DEPTH = 64  # deeper than any message of the contract; the JSON parser itself stops near 1,000
 MAX_ATTRIBUTE = 512
 MAX_PROOF = 128  # ce_keyid and ce_signature: an 8-character id, ``v1=`` and 64 hex digits
+# ce_revision: the writer's outbox position (nanoseconds), decimal digits only; 20 holds any uint64.
+_REVISION = re.compile(r"[0-9]{1,20}")
 # Headers whose repetition would make a record mean two things (which ce_id? whose key?).
 _SINGLE_HEADERS = frozenset({"content-type", "authorization"})
 
@@ -57,6 +60,9 @@ class CloudEvent(BaseModel):
     # A bearer credential as earlier producers sent it (refused unless KAFKA_ACCEPT_BEARER_KEYS).
     authorization: str | None = Field(default=None, repr=False)
     data: dict[str, Any] = Field(default_factory=dict)
+    # Extension attribute ``revision``: the owner's revision of the model after this event (its
+    # outbox position), set by the outbox relay of registration and the tracker; producers send none.
+    revision: int | None = Field(default=None, ge=0)
     # Producer side: the API key :meth:`to_kafka` signs the record with (never sent itself).
     sign_with: str | None = Field(default=None, repr=False, exclude=True)
     # Consumer side: the key id and signature the record presented, with what they sign (unverified).
@@ -82,6 +88,8 @@ class CloudEvent(BaseModel):
             headers.append(("ce_subject", self.subject.encode()))
         if self.causation_id:
             headers.append(("ce_causationid", self.causation_id.encode()))
+        if self.revision is not None:
+            headers.append(("ce_revision", str(self.revision).encode()))
         if self.authorization:
             headers.append(("authorization", self.authorization.encode()))
         value = json.dumps(self.data, separators=(",", ":"), default=str).encode()
@@ -107,6 +115,8 @@ class CloudEvent(BaseModel):
             body["subject"] = self.subject
         if self.causation_id:
             body["causationid"] = self.causation_id
+        if self.revision is not None:
+            body["revision"] = str(self.revision)
         return body
 
 
@@ -181,6 +191,16 @@ def _attribute(attributes: Mapping[str, Any], name: str) -> str | None:
     return value
 
 
+def _revision(attributes: Mapping[str, Any]) -> int | None:
+    """The ``revision`` extension attribute: decimal digits (at most 20), or ``None`` when absent."""
+    value = attributes.get("revision")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _REVISION.fullmatch(value):
+        raise EnvelopeError("malformed", "attribute 'revision' must be 1 to 20 decimal digits")
+    return int(value)
+
+
 def _proof(
     found: Mapping[str, str | None], value: bytes, presented: tuple[str | None, str | None]
 ) -> RecordProof | None:
@@ -235,6 +255,7 @@ def _build(
     correlation_id = attributes.get("correlationid")
     authorization = attributes.get("authorization")
     proof = _proof(found, value, presented)
+    revision = _revision(attributes)
     try:
         return CloudEvent(
             id=found["id"],
@@ -247,6 +268,7 @@ def _build(
             causation_id=found["causationid"],
             authorization=authorization if isinstance(authorization, str) else None,
             data=data,
+            revision=revision,
             proof=proof,
         )
     except ValidationError as exc:  # a last net: nothing but EnvelopeError leaves decode()

@@ -56,6 +56,8 @@ SAMPLE_SECONDS = 1.0
 def kafka_publisher(broker: KafkaBroker, topic: str, signer: EventSigner) -> Publish:
     """Publish outbox rows to ``topic`` keyed by their ``key``, signed, waiting for every acknowledgement.
 
+    Each record carries ``ce_revision`` = the row's ``position`` (:func:`event_from_outbox`).
+
     Returns the rows the broker refused for good (too large, invalid); any other failure raises,
     so the batch is retried (consumers dedupe what was already published).
     """

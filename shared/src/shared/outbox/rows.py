@@ -86,7 +86,11 @@ class OutboxLog(Protocol):
 
 
 def event_from_outbox(doc: Document) -> CloudEvent:
-    """Rebuild the CloudEvent that an outbox row stands for."""
+    """Rebuild the CloudEvent that an outbox row stands for, its ``revision`` the row's ``position``.
+
+    The position orders every row of the writer's service, so it is the model's revision after
+    this event (what a consistency token names); a row not yet numbered has none.
+    """
     return CloudEvent(
         id=doc["_id"],
         source=doc["source"],
@@ -96,6 +100,7 @@ def event_from_outbox(doc: Document) -> CloudEvent:
         correlation_id=doc["correlation_id"],
         causation_id=doc.get("causation_id"),
         data=doc["data"],
+        revision=doc.get("position"),
     )
 
 
