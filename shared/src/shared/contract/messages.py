@@ -43,6 +43,7 @@ VERSION_LIFECYCLE_CHANGED = "registry.event.version_lifecycle_changed"
 MODEL_SHARED = "registry.event.model_shared"
 MODEL_UNSHARED = "registry.event.model_unshared"
 DEPLOYMENT_STATUS_CHANGED = "registry.event.deployment_status_changed"
+DEPLOYMENT_REPORT_RECORDED = "registry.event.deployment_report_recorded"
 ALIAS_SET = "registry.event.alias_set"
 ALIAS_REMOVED = "registry.event.alias_removed"
 VERSION_APPROVAL_CHANGED = "registry.event.version_approval_changed"
@@ -315,6 +316,16 @@ class ModelVersionDeleted(BaseModel):
     version: str
 
 
+class EnvironmentState(BaseModel):
+    """Where one environment of a version stands after an applied report (as the tracker stores it)."""
+
+    status: str
+    occurred_at: datetime
+    report_id: str
+    target: str | None = None
+    updated_at: datetime
+
+
 class DeploymentStatusChanged(BaseModel):
     """Data of ``registry.event.deployment_status_changed``."""
 
@@ -327,6 +338,36 @@ class DeploymentStatusChanged(BaseModel):
     status: str
     overall_status: str
     report_id: str
+    environment_state: EnvironmentState | None = Field(
+        None, description="the environment's whole new state (absent on events of older trackers)"
+    )
+
+
+class DeploymentReportRecorded(BaseModel):
+    """A deployment report the tracker filed under a model: applied, out of order, or refused with a reason."""
+
+    id: str = Field(description="the report's CloudEvent id")
+    outcome: str = Field(description="applied, out_of_order or rejected")
+    reason: str | None = None
+    message: str | None = None
+    model_id: str
+    version_id: str
+    team: str
+    name: str
+    version: str
+    environment: str
+    status: str
+    previous_status: str | None = None
+    skipped_deploying: bool = False
+    target: str | None = None
+    pipeline: str | None = None
+    run_id: str | None = None
+    url: str | None = None
+    occurred_at: datetime
+    received_at: datetime
+    correlation_id: str | None = None
+    reporter: str | None = Field(None, description="the key id that sent the report")
+    position: int = Field(description="the report's place in its version's deployment history")
 
 
 class AccessRecorded(BaseModel):
@@ -375,6 +416,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     MODEL_SHARED: ModelShareChanged,
     MODEL_UNSHARED: ModelShareChanged,
     DEPLOYMENT_STATUS_CHANGED: DeploymentStatusChanged,
+    DEPLOYMENT_REPORT_RECORDED: DeploymentReportRecorded,
     ALIAS_SET: AliasChanged,
     ALIAS_REMOVED: AliasChanged,
     VERSION_APPROVAL_CHANGED: VersionApprovalChanged,
