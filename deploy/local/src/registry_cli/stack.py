@@ -101,17 +101,19 @@ def _peers(stack: StackSettings, service: str) -> dict[str, str]:
     """What a service reaches besides the shared broker and database.
 
     The audit log has its own database server; the console (in query) acts through registration
-    and reads audit; the tracker and audit fetch keys' signature verifiers from registration.
+    and reads audit; the other services authenticate keys, and fetch keys' signature verifiers,
+    through registration's internal routes.
     """
     ports = stack.service_ports()
-    verifiers = {"REGISTRATION_INTERNAL_URL": f"{stack.scheme}://{stack.host}:{ports['registration']}"}
+    keys = {"REGISTRATION_INTERNAL_URL": f"{stack.scheme}://{stack.host}:{ports['registration']}"}
     if service == "audit":
-        return {"AUDIT_MONGODB_URI": stack.service_mongodb_uri(service, audit_server=True), **verifiers}
+        return {"AUDIT_MONGODB_URI": stack.service_mongodb_uri(service, audit_server=True), **keys}
     if service == "deploy-tracker":
-        return verifiers
+        return keys
     if service != "query":
         return {}
     return {
+        **keys,
         "QUERY_REGISTRATION_URL": f"{stack.scheme}://{stack.host}:{ports['registration']}",
         "QUERY_AUDIT_URL": f"{stack.scheme}://{stack.host}:{ports['audit']}",
     }

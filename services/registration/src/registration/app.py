@@ -17,10 +17,12 @@ from shared.chassis.identity import RecordIdentity
 from shared.chassis.kafka import make_broker
 from shared.chassis.mongo import (
     API_KEYS,
+    INDEXES,
     MODEL_VERSIONS,
     MODELS,
     OUTBOX,
     RELAY_CHECKPOINTS,
+    RETIRED_INDEXES,
     SHARES,
     ensure_indexes,
     make_client,
@@ -44,6 +46,7 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
         client=client,
         broker=broker,
         consumer_groups={settings.consumer_group: [settings.topic_commands]},
+        owns_keys=True,  # API keys are registration's; the other services ask it (internal_routes)
         verifiers=sealed_verifiers(verifier_box),
     )
     repo = MongoRepository(client, service.db, writer=writer_id())
@@ -74,7 +77,12 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     handle_one = GroupCommit(handle_batch, max_commands=settings.http_group_commit_max).submit
 
     async def create_indexes() -> None:
-        await ensure_indexes(service.db, [MODELS, MODEL_VERSIONS, OUTBOX, RELAY_CHECKPOINTS, SHARES, API_KEYS])
+        await ensure_indexes(
+            service.db,
+            INDEXES,
+            [MODELS, MODEL_VERSIONS, OUTBOX, RELAY_CHECKPOINTS, SHARES, API_KEYS],
+            retired=RETIRED_INDEXES,
+        )
         await repo.backfill_feed_keys()
 
     async def announce_keys() -> None:

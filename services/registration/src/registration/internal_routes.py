@@ -1,8 +1,11 @@
-"""Routes for the other services only: an API key's signature verifier (never behind the gateway).
+"""Routes for the other services only: API keys' introspection and verifiers (never behind the gateway).
 
-The tracker and the audit service verify signed Kafka records; they fetch a key's verifier here,
-presenting the services' credential (``INTERNAL_API_TOKEN``), and cache it. The gateway routes
-nothing under ``/internal``, and the route is left out of the public ``/openapi.json``.
+Registration owns ``api_keys``; the other services authenticate keys here (``RemoteKeyStore`` in
+:mod:`shared.chassis.keystore_remote`) and fetch a key's verifier to check signed Kafka records,
+presenting the services' credential (``INTERNAL_API_TOKEN``), and cache the answers. Each answer is
+read from MongoDB (never from this replica's key cache), so a service whose cache a revocation just
+emptied never reads the key back from a replica that has not yet seen the revocation. The gateway
+routes nothing under ``/internal``, and the routes are left out of the public ``/openapi.json``.
 """
 
 import base64
@@ -15,9 +18,12 @@ from pydantic import BaseModel, Field
 
 from shared.chassis.http_app import Service
 from shared.chassis.http_params import IdPath
+from shared.chassis.keystore import usable
+from shared.chassis.keystore_remote import AuthenticateRequest, KeyPrincipalRecord
 from shared.chassis.mongo import API_KEYS
 from shared.chassis.problems import Problem, documented
 from shared.chassis.verifiers import VerifierBox, internal_token
+from shared.contract.auth import parse_api_key, secret_matches
 
 
 class KeyVerifier(BaseModel):
@@ -65,3 +71,23 @@ async def key_verifier(key_id: IdPath, request: Request, box: Annotated[Verifier
     if verifier is None:
         raise Problem("not_found", f"no key {key_id!r} that can sign")
     return KeyVerifier(key_id=key_id, verifier=base64.b64encode(verifier).decode())
+
+
+@router.post("/keys/authenticate", responses=documented("not_found", "invalid"))
+async def authenticate_key(body: AuthenticateRequest, request: Request) -> KeyPrincipalRecord:
+    """The principal record of a presented key; 404 alike for malformed, unknown, revoked, expired and wrong secrets."""
+    parsed = parse_api_key(body.token)
+    record = await _service(request).db[API_KEYS].find_one({"_id": parsed[0]}) if parsed else None
+    record = usable(record)
+    if parsed is None or record is None or not secret_matches(parsed[1], record["secret_hash"]):
+        raise Problem("not_found", "no usable key for this token")
+    return KeyPrincipalRecord.of(record)
+
+
+@router.get("/keys/{key_id}", responses=documented("not_found"))
+async def key_record(key_id: IdPath, request: Request) -> KeyPrincipalRecord:
+    """The principal record of a usable key by id; 404 alike for unknown, revoked and expired keys."""
+    record = usable(await _service(request).db[API_KEYS].find_one({"_id": key_id}))
+    if record is None:
+        raise Problem("not_found", f"no usable key {key_id!r}")
+    return KeyPrincipalRecord.of(record)

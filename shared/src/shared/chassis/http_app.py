@@ -23,6 +23,7 @@ from shared.chassis.http_observe import Observe
 from shared.chassis.kafka import ping as kafka_ping
 from shared.chassis.key_evictions import KeyEvictions
 from shared.chassis.keystore import KeyStore, MongoKeyStore
+from shared.chassis.keystore_remote import RemoteKeyStore
 from shared.chassis.lag import LagMonitor
 from shared.chassis.mongo import API_KEYS, database
 from shared.chassis.ratelimit import RateLimiter
@@ -30,7 +31,7 @@ from shared.chassis.request_bounds import RequestBounds
 from shared.chassis.settings import CommonSettings
 from shared.chassis.signing import EventSigner
 from shared.chassis.supervision import Background, TaskSupervisor
-from shared.chassis.verifiers import RemoteVerifiers, VerifierSource
+from shared.chassis.verifiers import VerifierSource
 from shared.contract.documents import Document
 
 Hook = Callable[[], Awaitable[None]]
@@ -125,22 +126,27 @@ def service_app(
     client: AsyncMongoClient[Document],
     broker: KafkaBroker,
     consumer_groups: dict[str, list[str]] | None = None,
+    owns_keys: bool = False,
     verifiers: VerifierSource | None = None,
 ) -> Service:
     """An app that starts the broker, access events and the lag monitor, and closes all on shutdown.
 
     The service registers its start-up hooks and background tasks on the returned :class:`Service`
     once it has built them. ``consumer_groups`` maps each of the service's consumer groups to its
-    topics, for the lag gauge.
+    topics, for the lag gauge. The service that ``owns_keys`` (registration) checks keys against its
+    ``api_keys``, signatures with ``verifiers``; every other asks registration (:class:`RemoteKeyStore`).
     """
     db = database(client, settings)
     signer = EventSigner.from_settings(settings)
     access = AccessLog(broker, topic=settings.topic_access, service=settings.service_name, signer=signer)
-    # Signed records are verified with keys' verifiers: registration's own, or fetched from it.
-    remote: RemoteVerifiers | None = None
-    if verifiers is None:
-        verifiers = remote = RemoteVerifiers.of(settings)
-    keystore = MongoKeyStore(db[API_KEYS], ttl=settings.key_cache_seconds, verifiers=verifiers)
+    remote: RemoteKeyStore | None = None
+    keystore: KeyStore
+    if owns_keys:
+        if verifiers is None:
+            raise ValueError("the service that owns keys verifies signatures with its own verifiers")
+        keystore = MongoKeyStore(db[API_KEYS], ttl=settings.key_cache_seconds, verifiers=verifiers)
+    else:
+        keystore = remote = RemoteKeyStore.of(settings)
     limiter = RateLimiter(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
     watch = FailureWatch(threshold=settings.auth_failure_threshold, window=settings.auth_failure_window_seconds)
     guard = Guard(keystore=keystore, limiter=limiter, access=access, watch=watch)
@@ -190,7 +196,7 @@ def service_app(
         supervisor=supervisor,
     )
     if remote is not None:
-        service.on_stop("key-verifiers", remote.close)
+        service.on_stop("key-introspection", remote.close)
     # Every replica drops a key from its cache as soon as its revocation event arrives.
     service.in_background("key-evictions", KeyEvictions(settings, keystore, signer).run)
     app.state.service, app.state.guard = service, guard

@@ -123,13 +123,7 @@ class MongoKeyStore:
         return _principal(record) if record else None
 
     async def _usable(self, key_id: str) -> Document | None:
-        record = await self._record(key_id)
-        if record is None or record.get("revoked"):
-            return None
-        expires_at = record.get("expires_at")
-        if expires_at is not None and _aware(expires_at) <= datetime.now(UTC):
-            return None
-        return record
+        return usable(await self._record(key_id))
 
     def forget(self, key_id: str) -> None:
         """Drop a cached record at once (the service that revoked the key calls this)."""
@@ -158,6 +152,16 @@ class MongoKeyStore:
         while len(self._cache) > self._max:
             self._cache.popitem(last=False)
         return record
+
+
+def usable(record: Document | None) -> Document | None:
+    """``record`` if its key may act now: neither revoked nor expired."""
+    if record is None or record.get("revoked"):
+        return None
+    expires_at = record.get("expires_at")
+    if expires_at is not None and _aware(expires_at) <= datetime.now(UTC):
+        return None
+    return record
 
 
 def _principal(record: Document) -> Principal:
