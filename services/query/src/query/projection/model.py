@@ -60,6 +60,10 @@ class ReadModel:
     reports: dict[str, list[Document]] = field(default_factory=dict)  # model id -> report rows, oldest first
     revisions: dict[tuple[str, str], int] = field(default_factory=dict)  # (source, model id) -> revision
     version_owner: dict[str, str] = field(default_factory=dict)  # version id -> model id
+    # What changed since the last flush to the query's database (see query.projection.storage).
+    dirty_models: set[str] = field(default_factory=set)
+    dirty_versions: set[str] = field(default_factory=set)
+    positions: dict[str, int] = field(default_factory=dict)  # source -> highest revision applied from it
     _subscribers: list[Callable[[set[str]], None]] = field(default_factory=list, repr=False)
     _waiters: list[tuple[list[Token], asyncio.Future[None]]] = field(default_factory=list, repr=False)
 
@@ -119,5 +123,6 @@ class ReadModel:
         """Take ``other``'s contents (a rebuild), keeping this model's subscribers and waiters."""
         self.models, self.by_name, self.versions = other.models, other.by_name, other.versions
         self.children, self.history, self.reports = other.children, other.history, other.reports
-        self.revisions, self.version_owner = other.revisions, other.version_owner
+        self.revisions, self.version_owner, self.positions = other.revisions, other.version_owner, other.positions
+        self.dirty_models, self.dirty_versions = other.dirty_models, other.dirty_versions
         self.notify(set(self.models))
