@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import Counter
 
 from shared.chassis.kafka import client_options
 from shared.chassis.keystore import KeyStore
@@ -26,6 +27,9 @@ from shared.contract.identity_events import API_KEY_REVOKED
 
 log = structlog.get_logger(__name__)
 FETCH_WAIT_MS = 500  # an idle fetch waits this long at most: data returns at once, idle polls stay rare
+KEYS_EVICTED = Counter(
+    "registry_key_evictions_total", "Revoked keys dropped from this process's key cache as their event arrived"
+)
 
 
 class KeyEvictions:
@@ -51,6 +55,7 @@ class KeyEvictions:
                 self._keystore.forget(key_id)
                 forgotten.append(key_id)
         if forgotten:
+            KEYS_EVICTED.inc(len(forgotten))
             log.info("revoked keys dropped from the key cache", keys=forgotten)
         return forgotten
 
