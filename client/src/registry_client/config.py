@@ -10,9 +10,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+from registry_client.consistency import ConsistencyTokens
 from registry_client.retry import RetryPolicy
 from registry_client.steps import SERVICES, Call, Service
 from shared.contract import correlation
+from shared.contract.ids import model_id
 
 API_KEY_ENV = "REGISTRY_API_KEY"
 GATEWAY_URL_ENV = "REGISTRY_GATEWAY_URL"
@@ -121,6 +123,9 @@ class ClientOptions(TypedDict, total=False):
         timeout: seconds per request (connect, read, write, pool), 30 by default.
         retry: how often and how patiently requests are retried (:class:`RetryPolicy`).
         correlation_id: sent on every call of the client (default: a new one per operation).
+        consistency: where the client keeps its writes' consistency tokens (share one
+            :class:`~registry_client.consistency.ConsistencyTokens` between clients and a producer
+            so each reads what the others wrote; default: one of its own).
     """
 
     gateway_url: str | None
@@ -131,6 +136,7 @@ class ClientOptions(TypedDict, total=False):
     timeout: float
     retry: RetryPolicy | None
     correlation_id: str | None
+    consistency: ConsistencyTokens | None
 
 
 class ApiBase:
@@ -153,3 +159,14 @@ class ApiBase:
             timeout=options.get("timeout") or DEFAULT_TIMEOUT,
         )
         self.last_correlation_id: str | None = None
+        shared = options.get("consistency")
+        self.consistency = shared if shared is not None else ConsistencyTokens.from_environment()
+        self.last_consistency_token: str | None = None
+
+    def consistency_token(self, team: str, name: str) -> str | None:
+        """The tokens this client holds for ``team/name`` (comma-separated), to hand to another process.
+
+        That process reads with them inside :func:`~registry_client.consistency.consistent` (or
+        ``REGISTRY_CONSISTENCY``) and sees this client's writes of the model.
+        """
+        return ",".join(self.consistency.of_model(model_id(team, name))) or None

@@ -13,7 +13,8 @@ from typing import Any, Self, TypeVar, Unpack
 
 import httpx
 
-from registry_client.config import CORRELATION_HEADER, ApiBase, ClientConfig, ClientOptions
+from registry_client.config import CORRELATION_HEADER, ApiBase, ClientOptions
+from registry_client.consistency import CONSISTENCY_HEADER
 from registry_client.steps import Emit, Flow, Items, ReadLine, Send, Sleep, Step
 
 R = TypeVar("R")
@@ -29,8 +30,24 @@ class _Operation:
         self.lines: dict[int, Any] = {}
 
 
-def _request(config: ClientConfig, http: httpx.Client | httpx.AsyncClient, step: Send, op: _Operation) -> httpx.Request:
-    return http.build_request(**config.request(step.call, op.correlation_id))
+def _request(client: ApiBase, http: httpx.Client | httpx.AsyncClient, step: Send, op: _Operation) -> httpx.Request:
+    """The request of ``step``; a read of the query service carries the tokens of the writes it must see."""
+    arguments = client.config.request(step.call, op.correlation_id)
+    if step.call.service == "query" and CONSISTENCY_HEADER not in step.call.headers:
+        tokens = client.consistency.header_for(step.call.path)
+        if tokens:
+            arguments["headers"][CONSISTENCY_HEADER] = tokens
+    return http.build_request(**arguments)
+
+
+def _answered(client: ApiBase, step: Send, response: httpx.Response, op: _Operation) -> None:
+    """Note what an answer tells the client: its correlation id and, of a write, its consistency token."""
+    client.last_correlation_id = response.headers.get(CORRELATION_HEADER, op.correlation_id)
+    header = response.headers.get(CONSISTENCY_HEADER)
+    if header and step.call.method != "GET" and response.is_success:
+        kept = client.consistency.remember(header)
+        if kept:
+            client.last_consistency_token = ",".join(kept)
 
 
 class SyncDriver(ApiBase):
@@ -96,14 +113,14 @@ class SyncDriver(ApiBase):
         if not isinstance(step, Send):
             raise TypeError(f"an operation that returns one result emitted {step!r}")
         try:
-            response = self._http.send(_request(self.config, self._http, step, op), stream=step.call.stream)
+            response = self._http.send(_request(self, self._http, step, op), stream=step.call.stream)
         except httpx.TransportError as failure:
             return failure
         if step.call.stream:
             op.streams.append(response)
             if not response.is_success:
                 response.read()
-        self.last_correlation_id = response.headers.get(CORRELATION_HEADER, op.correlation_id)
+        _answered(self, step, response, op)
         return response
 
     def _sleep(self, seconds: float) -> None:
@@ -183,14 +200,14 @@ class AsyncDriver(ApiBase):
         if not isinstance(step, Send):
             raise TypeError(f"an operation that returns one result emitted {step!r}")
         try:
-            response = await self._http.send(_request(self.config, self._http, step, op), stream=step.call.stream)
+            response = await self._http.send(_request(self, self._http, step, op), stream=step.call.stream)
         except httpx.TransportError as failure:
             return failure
         if step.call.stream:
             op.streams.append(response)
             if not response.is_success:
                 await response.aread()
-        self.last_correlation_id = response.headers.get(CORRELATION_HEADER, op.correlation_id)
+        _answered(self, step, response, op)
         return response
 
     async def _sleep(self, seconds: float) -> None:

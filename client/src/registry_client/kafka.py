@@ -4,19 +4,24 @@ A CloudEvent in binary mode (``ce_*`` headers, the data as JSON value), keyed ``
 every message about one model stays in order, signed with the API key (``ce_keyid`` and
 ``ce_signature``, :mod:`shared.contract.record_signing`): the key itself never travels. The
 outcome (the success event or ``command_rejected``, whose ``ce_causationid`` is the returned id)
-appears on ``registry.events``; over HTTP the same writes answer at once (:class:`RegistryClient`).
+appears on ``registry.events``; ``publish(..., wait=True)`` waits for it and returns it, with the
+consistency token that makes a later read see the write (:mod:`registry_client.outcomes`). Over
+HTTP the same writes answer at once (:class:`RegistryClient`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self, overload
 
 from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel
 
+from registry_client.consistency import ConsistencyTokens
+from registry_client.outcomes import Outcome, OutcomeWatcher
 from shared.contract import messages
 from shared.contract.envelope import CloudEvent
 
@@ -92,7 +97,11 @@ class RegistryProducer:
         source: the ``ce_source`` naming this producer.
         commands_topic, deploy_topic: default ``TOPIC_COMMANDS``/``TOPIC_DEPLOY``, else the contract's names.
         validate: check each message's data against the contract before sending it.
-        producer_options: passed to ``AIOKafkaProducer`` (``security_protocol``, ``sasl_mechanism``…).
+        events_topic: where outcomes appear (default ``TOPIC_EVENTS``, else ``registry.events``).
+        consistency: where the tokens of waited-for outcomes are kept; pass an HTTP client's
+            ``client.consistency`` so its reads see what this producer wrote.
+        producer_options: passed to ``AIOKafkaProducer`` (``security_protocol``, ``sasl_mechanism``…);
+            the connection ones (TLS, SASL) also to the consumer of outcomes.
 
     """
 
@@ -105,14 +114,21 @@ class RegistryProducer:
         commands_topic: str | None = None,
         deploy_topic: str | None = None,
         validate: bool = True,
+        events_topic: str | None = None,
+        consistency: ConsistencyTokens | None = None,
         **producer_options: Any,
     ) -> None:
         self.api_key = api_key or os.environ.get("REGISTRY_API_KEY") or None
         self.source, self.validate = source, validate
         self.commands_topic = commands_topic or os.environ.get("TOPIC_COMMANDS") or "registry.commands"
         self.deploy_topic = deploy_topic or os.environ.get("TOPIC_DEPLOY") or "deploy.events"
+        self.events_topic = events_topic or os.environ.get("TOPIC_EVENTS") or "registry.events"
+        self.consistency = consistency if consistency is not None else ConsistencyTokens()
         servers = bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or "127.0.0.1:9092"
         self._producer = AIOKafkaProducer(bootstrap_servers=servers, **{"acks": "all", **producer_options})
+        self._servers, self._options = servers, producer_options
+        self._outcomes: OutcomeWatcher | None = None  # connected at the first publish that waits
+        self._connecting = asyncio.Lock()
 
     async def start(self) -> None:
         """Connect to the brokers."""
@@ -120,7 +136,20 @@ class RegistryProducer:
 
     async def stop(self) -> None:
         """Flush what is pending and disconnect."""
-        await self._producer.stop()
+        try:
+            await self._producer.stop()
+        finally:
+            if self._outcomes is not None:
+                outcomes, self._outcomes = self._outcomes, None
+                await outcomes.stop()
+
+    async def _watching(self) -> OutcomeWatcher:
+        async with self._connecting:
+            if self._outcomes is None:
+                watcher = OutcomeWatcher.connect(self._servers, self.events_topic, self._options)
+                await watcher.start()
+                self._outcomes = watcher
+            return self._outcomes
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -131,6 +160,7 @@ class RegistryProducer:
     ) -> None:
         await self.stop()
 
+    @overload
     async def publish(
         self,
         kind: str,
@@ -138,11 +168,36 @@ class RegistryProducer:
         *,
         correlation_id: str | None = None,
         event_id: str | None = None,
-    ) -> str:
+        wait: Literal[False] = False,
+        wait_timeout: float = 30.0,
+    ) -> str: ...
+    @overload
+    async def publish(
+        self,
+        kind: str,
+        data: Mapping[str, Any] | BaseModel,
+        *,
+        correlation_id: str | None = None,
+        event_id: str | None = None,
+        wait: Literal[True],
+        wait_timeout: float = 30.0,
+    ) -> Outcome: ...
+    async def publish(
+        self,
+        kind: str,
+        data: Mapping[str, Any] | BaseModel,
+        *,
+        correlation_id: str | None = None,
+        event_id: str | None = None,
+        wait: bool = False,
+        wait_timeout: float = 30.0,
+    ) -> str | Outcome:
         """Publish a command or report (``kind``: a short name of :data:`KINDS` or a ``ce_type``); return its ``ce_id``.
 
         Sending again with the same ``event_id`` changes nothing more: the registry applies a
-        command once per id (within the key's team).
+        command once per id (within the key's team). With ``wait``, return its :class:`Outcome`
+        instead (``TimeoutError`` after ``wait_timeout`` seconds): the success event or the
+        refusal, whose consistency token is kept in :attr:`consistency`.
         """
         event = registry_event(
             kind,
@@ -155,8 +210,17 @@ class RegistryProducer:
         )
         topic = self.deploy_topic if event.type == messages.DEPLOY_STATUS_REPORTED else self.commands_topic
         value, headers = event.to_kafka()
-        await self._producer.send_and_wait(topic, value, key=(event.subject or "").encode(), headers=headers)
-        return event.id
+        key = (event.subject or "").encode()
+        if not wait:
+            await self._producer.send_and_wait(topic, value, key=key, headers=headers)
+            return event.id
+        outcomes = await self._watching()
+        outcomes.expect(event.id)  # before sending: its answer may come at once
+        await self._producer.send_and_wait(topic, value, key=key, headers=headers)
+        outcome = await outcomes.wait(event.id, wait_timeout)
+        if outcome.consistency_token:
+            self.consistency.remember(outcome.consistency_token)
+        return outcome
 
 
 async def publish_once(
@@ -171,3 +235,18 @@ async def publish_once(
     """Connect, publish one command or report, disconnect; return its ``ce_id`` (a pipeline step's one call)."""
     async with RegistryProducer(bootstrap_servers, api_key=api_key, **options) as producer:
         return await producer.publish(kind, data, correlation_id=correlation_id)
+
+
+async def publish_and_wait(
+    kind: str,
+    data: Mapping[str, Any] | BaseModel,
+    *,
+    bootstrap_servers: str | None = None,
+    api_key: str | None = None,
+    correlation_id: str | None = None,
+    timeout: float = 30.0,
+    **options: Any,
+) -> Outcome:
+    """Connect, publish one command or report, wait for its outcome, disconnect; return the outcome."""
+    async with RegistryProducer(bootstrap_servers, api_key=api_key, **options) as producer:
+        return await producer.publish(kind, data, correlation_id=correlation_id, wait=True, wait_timeout=timeout)

@@ -10,12 +10,13 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+import httpx
 from pydantic import BaseModel
 
 from registry_client.config import ApiBase
-from registry_client.errors import NotFound, WaitTimedOut
-from registry_client.retry import RetryPolicy
-from registry_client.steps import Call, Flow, Sleep, as_model, body, exchange, idempotency, no_content, path
+from registry_client.errors import WaitTimedOut, problem_error
+from registry_client.retry import RETRIED_STATUSES, RetryPolicy, retry_after
+from registry_client.steps import Call, Flow, Send, Sleep, as_model, body, exchange, idempotency, no_content, path
 from registry_client.surface import endpoint, operation
 from shared.contract.views import ModelVersionPublic
 from shared.contract.write_views import AliasPublic, ModelUpdatedPublic, ShareChange
@@ -28,19 +29,33 @@ _FIRST_POLL, _LONGEST_POLL = 0.05, 1.0
 
 
 def readable(policy: RetryPolicy, written: ModelVersionPublic, timeout: float) -> Flow[ModelVersionPublic]:
-    """Poll the query service until ``written`` reads back, for at most ``timeout`` seconds; return what it reads."""
+    """Read ``written`` back from the query service within ``timeout`` seconds; return what it reads.
+
+    The read carries the write's consistency token (the driver adds it), so the query service
+    answers once its projection has the write: one read, normally. It answers 503 (with
+    ``Retry-After``) when it could not catch up within its own wait, and 404 when it predates
+    tokens; both are tried again, backing off, until ``timeout``.
+    """
     call = Call("query", "GET", path("models", written.team, written.name, "versions", written.version), _VERSION)
     deadline, pause = time.monotonic() + timeout, _FIRST_POLL
     while True:
-        try:
-            return (yield from exchange(policy, call))
-        except NotFound:
-            if time.monotonic() + pause > deadline:
+        reply = yield Send(call)
+        if isinstance(reply, httpx.TransportError):
+            wait = pause
+            if time.monotonic() + wait > deadline:
+                raise reply
+        elif reply.is_success:
+            return call.parse(reply)
+        elif reply.status_code in (404, *RETRIED_STATUSES):
+            wait = max(pause, retry_after(reply) or 0.0)
+            if time.monotonic() + wait > deadline:
                 message = (
                     f"{written.team}/{written.name} {written.version} was registered but not readable in {timeout:g}s"
                 )
                 raise WaitTimedOut(message, result=written) from None
-        yield Sleep(pause)
+        else:
+            raise problem_error(reply)
+        yield Sleep(wait)
         pause = min(pause * 2, _LONGEST_POLL)
 
 
@@ -74,7 +89,8 @@ class VersionWrites(ApiBase):
 
         Raises :class:`DuplicateVersion` when its SemVer precedence exists and :class:`Invalid`
         (with the field ``errors``) when it breaks the contract. With ``wait``, returns once the
-        query service reads it back (:class:`WaitTimedOut` after ``wait_timeout`` seconds).
+        query service reads it back: one read carrying the write's consistency token
+        (:class:`WaitTimedOut` after ``wait_timeout`` seconds).
         ``source`` and ``parent`` take mappings or :mod:`shared.contract.messages` models.
         """
         data = body(

@@ -1,0 +1,178 @@
+"""The registry's answer to a published command or report: its outcome event on ``registry.events``.
+
+Registration answers every command, and the deploy-tracker every report, with one event whose
+``ce_causationid`` is the published ``ce_id`` (the success event, or ``command_rejected``). Its
+``ce_revision`` is the model's revision after the write, so the outcome gives the same consistency
+token an HTTP write answers with: ``r.<model_id>.<revision>`` from registration, ``d.…`` from the
+deploy-tracker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.contract import messages
+from shared.contract.envelope import CloudEvent, EnvelopeError, decode
+from shared.contract.ids import model_id
+
+# Whose events make which kind of token: the ``ce_source`` of registration's and the deploy-tracker's.
+OWNERS = {"/registry/registration": "r", "/registry/deploy-tracker": "d"}
+# Options of AIOKafkaProducer that say how to reach the brokers, which the outcome consumer shares.
+CONNECTION_OPTIONS = frozenset(
+    {
+        "client_id",
+        "security_protocol",
+        "ssl_context",
+        "sasl_mechanism",
+        "sasl_plain_username",
+        "sasl_plain_password",
+        "sasl_kerberos_service_name",
+        "sasl_kerberos_domain_name",
+        "sasl_oauth_token_provider",
+        "request_timeout_ms",
+        "retry_backoff_ms",
+        "metadata_max_age_ms",
+        "connections_max_idle_ms",
+        "api_version",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the registry did with a published command or report."""
+
+    command_id: str  # the published ce_id
+    type: str  # the outcome's ce_type (``registry.event.command_rejected`` when refused)
+    source: str
+    data: Mapping[str, Any] = field(repr=False)
+    revision: int | None = None
+    consistency_token: str | None = None  # send it back on reads (the clients do, sharing a store)
+
+    @property
+    def rejected(self) -> bool:
+        """Whether the command or report was refused (``reason`` and ``data["message"]`` say why)."""
+        return self.type == messages.COMMAND_REJECTED
+
+    @property
+    def reason(self) -> str | None:
+        """The refusal's reason code (``duplicate_version``, ``forbidden``…), or ``None``."""
+        reason = self.data.get("reason") if self.rejected else None
+        return reason if isinstance(reason, str) else None
+
+
+def outcome_of(event: CloudEvent) -> Outcome | None:
+    """The outcome an event of ``registry.events`` is, or ``None`` when it answers nothing."""
+    if not event.causation_id:
+        return None
+    data = event.data if isinstance(event.data, Mapping) else {}
+    owner = OWNERS.get(event.source)
+    model = data.get("model_id")
+    if not isinstance(model, str) and isinstance(data.get("team"), str) and isinstance(data.get("name"), str):
+        model = model_id(data["team"], data["name"])
+    token = None
+    if owner and isinstance(model, str) and event.revision is not None and event.type != messages.COMMAND_REJECTED:
+        token = f"{owner}.{model}.{event.revision}"
+    return Outcome(event.causation_id, event.type, event.source, data, event.revision, token)
+
+
+def newest(outcomes: Iterable[Outcome]) -> Outcome:
+    """Of several events answering one cause (a report's status change and its record), the latest revision."""
+    return max(outcomes, key=lambda outcome: outcome.revision or -1)
+
+
+class OutcomeWatcher:
+    """Reads ``registry.events`` from where it ended at :meth:`start`, handing outcomes to their waiters.
+
+    No consumer group: it reads every partition itself, commits nothing, and sees only events
+    published after it started, so a waiter registers (:meth:`expect`) before its command is sent.
+    """
+
+    def __init__(self, consumer: AIOKafkaConsumer, topic: str) -> None:
+        self._consumer, self.topic = consumer, topic
+        self._waiting: dict[str, asyncio.Future[Outcome]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def connect(cls, bootstrap_servers: str, topic: str, options: Mapping[str, Any]) -> OutcomeWatcher:
+        """A watcher over a consumer with the producer's connection options."""
+        shared = {name: value for name, value in options.items() if name in CONNECTION_OPTIONS}
+        return cls(AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **shared), topic)
+
+    @property
+    def started(self) -> bool:
+        """Whether it is reading."""
+        return self._task is not None
+
+    async def start(self) -> None:
+        """Connect and take every partition's end as the start: what comes after is an answer to wait for."""
+        await self._consumer.start()
+        partitions = self._consumer.partitions_for_topic(self.topic)
+        if not partitions:
+            await self._consumer.topics()  # fetches the metadata the first look did not have yet
+            partitions = self._consumer.partitions_for_topic(self.topic)
+        if not partitions:
+            await self._consumer.stop()
+            raise RuntimeError(f"topic {self.topic!r} has no partitions: is the registry running?")
+        assigned = [TopicPartition(self.topic, partition) for partition in sorted(partitions)]
+        self._consumer.assign(assigned)
+        await self._consumer.seek_to_end(*assigned)
+        for partition in assigned:
+            await self._consumer.position(partition)  # resolved now, before any command leaves
+        self._task = asyncio.create_task(self._read(), name="registry-outcomes")
+
+    async def stop(self) -> None:
+        """Stop reading; whoever still waits gets ``asyncio.CancelledError``."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for waiter in self._waiting.values():
+            waiter.cancel()
+        self._waiting.clear()
+        await self._consumer.stop()
+
+    def expect(self, command_id: str) -> asyncio.Future[Outcome]:
+        """The future outcome of ``command_id`` (register before sending the command)."""
+        waiter = self._waiting.get(command_id)
+        if waiter is None:
+            waiter = self._waiting[command_id] = asyncio.get_running_loop().create_future()
+        return waiter
+
+    async def wait(self, command_id: str, timeout: float) -> Outcome:
+        """The outcome of ``command_id``; ``TimeoutError`` after ``timeout`` seconds."""
+        waiter = self.expect(command_id)
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        finally:
+            if self._waiting.get(command_id) is waiter and not waiter.done():
+                waiter.cancel()
+            self._waiting.pop(command_id, None)
+
+    async def _read(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=500)
+            found: dict[str, list[Outcome]] = {}
+            for records in batches.values():
+                for record in records:
+                    outcome = _outcome(record.value, record.headers)
+                    if outcome is not None and outcome.command_id in self._waiting:
+                        found.setdefault(outcome.command_id, []).append(outcome)
+            for command_id, outcomes in found.items():
+                waiter = self._waiting.get(command_id)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(newest(outcomes))
+
+
+def _outcome(value: bytes | None, headers: Iterable[tuple[str, bytes]]) -> Outcome | None:
+    try:
+        return outcome_of(decode(value, headers))
+    except EnvelopeError:
+        return None
