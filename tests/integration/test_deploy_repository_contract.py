@@ -10,7 +10,7 @@ from pymongo.errors import OperationFailure
 from deploy_tracker.handlers import Changes, Repository
 from deploy_tracker.memory import InMemoryRepository
 from deploy_tracker.repository import MongoRepository
-from shared.chassis.mongo import DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS, DEPLOYMENTS, ensure_indexes
+from deploy_tracker.storage import INDEXES, ensure_storage
 from shared.contract.envelope import CloudEvent
 from shared.outbox.rows import outbox_row
 
@@ -34,24 +34,8 @@ def memory_repo() -> Repository:
 @pytest.fixture
 async def mongo_repo(mongo_database: AsyncDatabase[dict[str, Any]]) -> Repository:
     db = mongo_database
-    await ensure_indexes(db, [DEPLOYMENTS, DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS])
+    await ensure_storage(db)
     return MongoRepository(db.client, db, writer="w1")
-
-
-async def given_model(repo: Repository, model_id: str) -> None:
-    doc = {"_id": model_id, "team": "fraud", "name": "card", "feed_key": "2026-01-01T00:00:00.000000 m1"}
-    if isinstance(repo, InMemoryRepository):
-        repo.models[model_id] = doc
-        return
-    assert isinstance(repo, MongoRepository)
-    await repo._models.insert_one(doc)
-
-
-async def stored_model(repo: Repository, model_id: str) -> dict[str, Any] | None:
-    if isinstance(repo, InMemoryRepository):
-        return repo.models.get(model_id)
-    assert isinstance(repo, MongoRepository)
-    return await repo._models.find_one({"_id": model_id})
 
 
 async def given_version(repo: Repository, version_id: str) -> None:
@@ -61,6 +45,12 @@ async def given_version(repo: Repository, version_id: str) -> None:
         return
     assert isinstance(repo, MongoRepository)
     await repo._versions.insert_one(doc)
+
+
+def learned(version_id: str, approval: str) -> dict[str, Any]:
+    """A row registration described for a version the tracker did not know."""
+    identity = {"model_id": "m1", "team": "fraud", "name": "card", "version": "1.0.0"}
+    return {"_id": version_id, **identity, "approval": {"status": approval}, "deleted": False, "environments": {}}
 
 
 def history(key: str) -> dict[str, Any]:
@@ -145,25 +135,68 @@ class TestDeployRepositoryContract:
         await repo.forget_writer("gone")
         assert await repo.stale_writers(timedelta(seconds=-1)) == []
 
-    async def test_a_status_change_moves_its_model_in_the_feed_but_never_creates_one(self, repo: Repository) -> None:
+    async def test_a_learned_version_is_kept_unless_known_and_takes_its_status_in_the_same_commit(
+        self, repo: Repository
+    ) -> None:
         await given_version(repo, "v1")
-        await given_model(repo, "m1")
-        key = "2026-11-26T00:00:00.000000 m1"
         await repo.commit(
             Changes(
                 history=[history("fraud/r1")],
-                version_sets={"v1": prod("deploying")},
-                feed_keys={"m1": key, "m9": "2026-11-26T00:00:00.000000 m9"},
+                learned=[learned("v1", "approved"), learned("v2", "approved")],
+                version_sets={"v2": prod("deploying")},
             )
         )
-        model = await stored_model(repo, "m1")
-        assert model is not None and (model["feed_key"], model["team"]) == (key, "fraud")
-        assert await stored_model(repo, "m9") is None
+        found = await repo.versions_by_id(["v1", "v2"])
+        assert "approval" not in found["v1"]  # known already: what registration said later changes nothing
+        assert (found["v2"]["approval"], found["v2"]["status"], found["v2"]["team"]) == (
+            {"status": "approved"},
+            "deploying",
+            "fraud",
+        )
 
-    async def test_a_refused_batch_moves_no_model(self, repo: Repository) -> None:
-        await given_model(repo, "m1")
+    async def test_a_refused_batch_learns_nothing(self, repo: Repository) -> None:
         await repo.commit(Changes(history=[history("fraud/r1")]))
         with pytest.raises(OperationFailure):
-            await repo.commit(Changes(history=[history("fraud/r1")], feed_keys={"m1": "2026-11-26T00:00:00.000000 m1"}))
-        model = await stored_model(repo, "m1")
-        assert model is not None and model["feed_key"] == "2026-01-01T00:00:00.000000 m1"
+            await repo.commit(Changes(history=[history("fraud/r1")], learned=[learned("v2", "approved")]))
+        assert await repo.versions_by_id(["v2"]) == {}
+
+    async def test_a_history_row_filed_under_a_model_carries_its_last_rows_position(self, repo: Repository) -> None:
+        row, events = history("fraud/r1"), (outbox("e1"), outbox("e2"))
+        await repo.commit(Changes(history=[row], outbox=list(events), filed=[(row, events)]))
+        [stored] = [r for r in await repo.pending(repo.writer, 10) if r["_id"] == "e2"]
+        assert row["revision"] == stored["position"]
+
+
+class TestMongoRepositoryOnly:
+    """What only the MongoDB repository does: its collections, and the event log it serves."""
+
+    pytestmark = pytest.mark.integration
+
+    async def test_a_commit_writes_nothing_outside_the_trackers_collections(
+        self, mongo_repo: Repository, mongo_database: AsyncDatabase[dict[str, Any]]
+    ) -> None:
+        await given_version(mongo_repo, "v1")
+        row, events = history("fraud/r1"), (outbox("e1"),)
+        await mongo_repo.commit(
+            Changes(
+                history=[row],
+                learned=[learned("v2", "pending")],
+                version_sets={"v1": prod("deploying")},
+                outbox=list(events),
+                filed=[(row, events)],
+            )
+        )
+        assert set(await mongo_database.list_collection_names()) <= set(INDEXES)
+        assert not {"models", "model_versions", "outbox"} & set(await mongo_database.list_collection_names())
+
+    async def test_the_event_log_is_in_position_order_after_a_position_without_parked_rows(
+        self, mongo_repo: Repository
+    ) -> None:
+        assert isinstance(mongo_repo, MongoRepository)
+        await mongo_repo.commit(Changes(history=[history("fraud/r1")], outbox=[outbox("e1"), outbox("e2")]))
+        await mongo_repo.commit(Changes(history=[history("fraud/r2")], outbox=[outbox("e3")]))
+        await mongo_repo.park([("e2", "too large")])
+        rows = await mongo_repo.events_after(0, 10)
+        assert [r["_id"] for r in rows] == ["e1", "e3"]
+        assert [r["_id"] for r in await mongo_repo.events_after(rows[0]["position"], 10)] == ["e3"]
+        assert [r["_id"] for r in await mongo_repo.events_after(0, 1)] == ["e1"]

@@ -5,29 +5,26 @@ from __future__ import annotations
 import structlog
 from fastapi import FastAPI
 
-from deploy_tracker import metrics, routes, webhook_routes
+from deploy_tracker import internal_routes, metrics, routes, webhook_routes
 from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.handlers import handle_reports
+from deploy_tracker.known_versions import CatchUp, KnownVersions, Registration, VersionLookup
 from deploy_tracker.outcomes import OutcomeWatch
 from deploy_tracker.reports import Report
 from deploy_tracker.repository import MongoRepository
 from deploy_tracker.secret_box import SecretBox, reseal_all
-from deploy_tracker.subscribers import register_event_subscriber, register_report_subscriber
+from deploy_tracker.storage import DEPLOYMENTS, WEBHOOKS, ensure_storage
+from deploy_tracker.subscribers import (
+    register_event_subscriber,
+    register_report_subscriber,
+    register_version_subscriber,
+)
 from deploy_tracker.webhooks import DeliveryWorker, fan_out
 from shared.chassis import asyncapi
 from shared.chassis.http_app import service_app
 from shared.chassis.identity import RecordIdentity
 from shared.chassis.kafka import make_broker
-from shared.chassis.mongo import (
-    DEPLOY_OUTBOX,
-    DEPLOY_RELAY_CHECKPOINTS,
-    DEPLOYMENTS,
-    WEBHOOK_DELIVERIES,
-    WEBHOOKS,
-    ensure_indexes,
-    make_client,
-    pinger,
-)
+from shared.chassis.mongo import make_client, pinger
 from shared.contract.envelope import CloudEvent
 from shared.outbox.changes import ChangeLog
 from shared.outbox.relay import OutboxRelay, kafka_publisher
@@ -47,6 +44,7 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
         consumer_groups={
             settings.consumer_group: [settings.topic_deploy],
             settings.webhook_group: [settings.topic_events],
+            settings.versions_group: [settings.topic_events],
         },
     )
     repo = MongoRepository(client, service.db, writer=writer_id())
@@ -61,9 +59,12 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
     )
 
     approval_environments = frozenset(settings.approval_environments)
+    known = KnownVersions(service.db)
+    registration = Registration.of(settings)
+    lookup = VersionLookup(registration)
 
     async def handle_batch(reports: list[Report]) -> None:
-        history = await handle_reports(reports, repo=repo, approval_environments=approval_environments)
+        history = await handle_reports(reports, repo=repo, approval_environments=approval_environments, lookup=lookup)
         relay.notify()
         for row in history:
             metrics.REPORTS.labels(row["outcome"], row.get("reason", "")).inc()
@@ -84,13 +85,10 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
         return len(created)
 
     register_event_subscriber(broker, settings, fan_out=deliver, identity=identity, probe=probe)
+    register_version_subscriber(broker, settings, learn=known.learn_events, identity=identity, probe=probe)
 
     async def create_indexes() -> None:
-        await ensure_indexes(
-            service.db,
-            [DEPLOYMENTS, DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS, WEBHOOKS, WEBHOOK_DELIVERIES],
-            settings=settings,  # the retention of webhook deliveries
-        )
+        await ensure_storage(service.db, settings)  # with the retention of webhook deliveries
 
     async def reseal_secrets() -> None:
         if resealed := await reseal_all(service.db[WEBHOOKS], box):
@@ -100,6 +98,8 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
     service.on_start(reseal_secrets)
     service.in_background("deploy-outbox-relay", relay.run)
     service.in_background("webhook-deliveries", worker.run)
+    service.in_background("known-versions-catch-up", CatchUp(registration, known).run)
+    service.on_stop("registration-client", registration.close)
     # What the routes' dependencies read from each request (the guard is set by service_app).
     service.app.state.report_bridge = routes.ReportBridge(broker, settings.topic_deploy, service.signer)
     service.app.state.outcome_watch = OutcomeWatch(
@@ -108,9 +108,11 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
         concurrency=settings.report_wait_concurrency,
     )
     service.app.state.db, service.app.state.settings = service.db, settings
+    service.app.state.event_log = repo  # GET /internal/v1/events
     service.app.state.secret_box = box
     service.app.state.changes = ChangeLog(repo, client, wake=relay.notify)  # webhook changes as events
     service.app.include_router(routes.router)
     service.app.include_router(webhook_routes.router)
+    service.app.include_router(internal_routes.router)
     asyncapi.serve(service.app, settings, consumes=["deploy", "events"], publishes=["events", "access", "deploy"])
     return service.app

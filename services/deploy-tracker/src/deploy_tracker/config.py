@@ -14,8 +14,12 @@ class DeployTrackerSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="DEPLOY_TRACKER_", extra="ignore", populate_by_name=True)
 
     service_name: str = "deploy-tracker"
+    # Its own database (DEPLOY_TRACKER_MONGODB_DATABASE); no other service reads or writes it.
+    mongodb_database: str = "model_registry"
     http_port: int = 8082
     consumer_group: str = "deploy-tracker"
+    # The consumer group keeping the tracker's table of versions from registry.events (known_versions.py).
+    versions_group: str = "deploy-tracker-versions"
     batch_max_records: int = 500
     batch_timeout_ms: int = 20
     relay_interval_seconds: float = 0.2

@@ -10,6 +10,7 @@ from shared.contract import messages
 from shared.contract.documents import Document
 from shared.contract.envelope import CloudEvent
 from shared.contract.ids import ANONYMOUS, model_id
+from shared.contract.views import DeploymentReportPublic
 from shared.outbox.rows import outbox_row
 
 SOURCE = "/registry/deploy-tracker"
@@ -65,8 +66,19 @@ def emit_rejection(report: Report, refused: Refused) -> Document:
     return _outbox(report.event, messages.COMMAND_REJECTED, payload, model)
 
 
-def emit_status_change(report: Report, moved: Moved, overall_status: str) -> Document:
-    """The outbox row of ``deployment_status_changed`` for an applied report."""
+def emit_report_recorded(report: Report, history: Document) -> Document | None:
+    """The outbox row of ``deployment_report_recorded`` for a report filed under a model (``None``: not filed)."""
+    if history.get("model_id") is None:
+        return None
+    public = DeploymentReportPublic.of(history).model_dump(mode="json")
+    payload = messages.DeploymentReportRecorded.model_validate(
+        public | {"version_id": history["version_id"], "position": history["position"]}
+    )
+    return _outbox(report.event, messages.DEPLOYMENT_REPORT_RECORDED, payload, history["model_id"])
+
+
+def emit_status_change(report: Report, moved: Moved, status: Document) -> Document:
+    """The outbox row of ``deployment_status_changed`` for an applied report, with the environment's new state."""
     data, version = moved.data, moved.version
     payload = messages.DeploymentStatusChanged(
         model_id=version["model_id"],
@@ -76,8 +88,9 @@ def emit_status_change(report: Report, moved: Moved, overall_status: str) -> Doc
         environment=data.environment,
         previous_status=moved.previous,
         status=data.status,
-        overall_status=overall_status,
+        overall_status=status["status"],
         report_id=report.event.id,
+        environment_state=status["environments"][data.environment],
     )
     return _outbox(report.event, messages.DEPLOYMENT_STATUS_CHANGED, payload, version["model_id"])
 
@@ -85,7 +98,7 @@ def emit_status_change(report: Report, moved: Moved, overall_status: str) -> Doc
 def _outbox(
     cause: CloudEvent,
     event_type: str,
-    payload: messages.CommandRejected | messages.DeploymentStatusChanged,
+    payload: messages.CommandRejected | messages.DeploymentStatusChanged | messages.DeploymentReportRecorded,
     model: str | None,
 ) -> Document:
     """The outbox row of the event ``cause`` led to, keyed by its model, else its team, else nobody."""
@@ -97,6 +110,6 @@ def _outbox(
         subject=key,
         correlation_id=cause.correlation_id,
         causation_id=cause.id,
-        data=payload.model_dump(),
+        data=payload.model_dump(mode="json"),
     )
     return outbox_row(event, key=key, team=team, model_id=model)

@@ -2,41 +2,52 @@
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from deploy_tracker.effects import Stamp, emit_rejection, emit_status_change, record
+from deploy_tracker.effects import Stamp, emit_rejection, emit_report_recorded, emit_status_change, record
 from deploy_tracker.reports import Refused, Rejected, Report, Reported, judge, parse, status_after
 from shared.contract.documents import Document
 from shared.contract.ids import version_id
-from shared.contract.sortkeys import time_key
 from shared.outbox.rows import OutboxLog
+
+# Asks registration for a version the tracker does not know yet: its row, or ``None``.
+Lookup = Callable[[str, str, str], Awaitable[Document | None]]
 
 
 @dataclass(frozen=True)
 class Effects:
-    """What one report writes: its history row, and the event and status change it causes, if any."""
+    """What one report writes: its history row, the events and status change it causes, if any."""
 
     history: Document
-    outbox: Document | None = None
+    outbox: tuple[Document, ...] = ()
     status: tuple[str, Document] | None = None  # (version id, its new status fields)
 
 
 @dataclass
 class Changes:
-    """Every write of one batch: history rows, version status fields, outbox rows, models' feed keys.
+    """Every write of one batch: history rows, versions learned, version status fields, outbox rows.
 
-    A status change moves its model to the end of the query service's document feed
-    (``feed_key``, as registration sets it on every model change), in the same transaction.
+    A history row filed under a model carries the position of the last outbox row its report
+    wrote for that model (``revision``: the tracker's revision of the model, D2), stamped once the
+    commit has numbered the rows (:meth:`stamp_revisions`).
     """
 
     history: list[Document] = field(default_factory=list)
+    learned: list[Document] = field(default_factory=list)  # versions registration told of, new to the table
     version_sets: dict[str, dict[str, Any]] = field(default_factory=dict)
     outbox: list[Document] = field(default_factory=list)
-    feed_keys: dict[str, str] = field(default_factory=dict)  # model id -> its new feed key
+    filed: list[tuple[Document, tuple[Document, ...]]] = field(default_factory=list)
+
+    def stamp_revisions(self) -> None:
+        """Set each filed history row's ``revision`` from its outbox rows' positions (once numbered)."""
+        for history, rows in self.filed:
+            history["revision"] = max(row["position"] for row in rows)
 
 
 class Repository(OutboxLog, Protocol):
@@ -47,7 +58,7 @@ class Repository(OutboxLog, Protocol):
         ...
 
     async def versions_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
-        """Versions by id."""
+        """The tracker's known versions by id (deleted ones too, flagged ``deleted``)."""
         ...
 
     async def commit(self, changes: Changes) -> None:
@@ -66,46 +77,56 @@ def handle_report(
     """Decide what one report does, record it in history, and emit its event (if it causes one)."""
     verdict = judge(report, parsed, versions, approval_environments=approval_environments)
     history = record(report, stamp, verdict)
+    # Every report filed under a model reaches the read side (D4), whatever became of it.
+    recorded = (row,) if (row := emit_report_recorded(report, history)) is not None else ()
     if isinstance(verdict, Refused):
-        return Effects(history, emit_rejection(report, verdict))
+        return Effects(history, (emit_rejection(report, verdict), *recorded))
     if verdict.outcome != "applied":
-        return Effects(history)  # out of order: recorded in history, status untouched (DESIGN §2)
+        return Effects(history, recorded)  # out of order: recorded in history, status untouched (DESIGN §2)
     status = status_after(verdict, report.event.id, stamp.at)
-    return Effects(history, emit_status_change(report, verdict, status["status"]), (verdict.version_id, status))
+    changed = emit_status_change(report, verdict, status)
+    return Effects(history, (*recorded, changed), (verdict.version_id, status))
 
 
 class _Batch:
     """The versions one batch touches, updated in memory as its reports apply, and its writes."""
 
-    def __init__(self, versions: dict[str, Document], now: datetime) -> None:
-        self.versions, self.now = versions, now
-        self.changes = Changes()
+    def __init__(self, versions: dict[str, Document], learned: dict[str, Document]) -> None:
+        self.versions = versions | {vid: copy.deepcopy(row) for vid, row in learned.items()}
+        self.changes = Changes(learned=list(learned.values()))
 
     def add(self, effects: Effects) -> None:
         self.changes.history.append(effects.history)
-        if effects.outbox is not None:
-            self.changes.outbox.append(effects.outbox)
+        self.changes.outbox.extend(effects.outbox)
+        model = effects.history.get("model_id")
+        if model is not None and (rows := tuple(row for row in effects.outbox if row["model_id"] == model)):
+            self.changes.filed.append((effects.history, rows))
         if effects.status is not None:
             vid, fields = effects.status
             self.versions[vid].update(fields)  # later reports of the batch start from here
             self.changes.version_sets[vid] = fields
-            model_id = self.versions[vid]["model_id"]
-            self.changes.feed_keys[model_id] = time_key(self.now, model_id)
 
 
 async def handle_reports(
-    reports: Sequence[Report], *, repo: Repository, approval_environments: Collection[str] = frozenset()
+    reports: Sequence[Report],
+    *,
+    repo: Repository,
+    approval_environments: Collection[str] = frozenset(),
+    lookup: Lookup | None = None,
 ) -> list[Document]:
     """Record every new report in history (applied or not); return the history rows written.
 
     ``approval_environments`` are where a version goes to work only once approved (none unless given:
-    the service's setting, default ``prod``, decides).
+    the service's setting, default ``prod``, decides). A version the tracker does not know yet is
+    asked of registration through ``lookup`` (its event may still be on its way), and kept.
     """
     now, first_position = datetime.now(UTC), time.time_ns()
     fresh = _first_of_each(reports, await repo.seen([r.key for r in reports]))
     parsed = [(report, parse(report.event)) for report in fresh]
-    wanted = {version_id(d.team, d.name, d.version) for _, d in parsed if isinstance(d, Reported)}
-    batch = _Batch(await repo.versions_by_id(sorted(wanted)), now)
+    wanted = {version_id(d.team, d.name, d.version): d for _, d in parsed if isinstance(d, Reported)}
+    known = await repo.versions_by_id(sorted(wanted))
+    learned = await _look_up([d for vid, d in wanted.items() if vid not in known], lookup)
+    batch = _Batch(known, learned)
     for offset, (report, data) in enumerate(parsed):
         stamp = Stamp(now, first_position + offset)
         effects = handle_report(
@@ -115,6 +136,14 @@ async def handle_reports(
     if batch.changes.history:
         await repo.commit(batch.changes)
     return batch.changes.history
+
+
+async def _look_up(unknown: Sequence[Reported], lookup: Lookup | None) -> dict[str, Document]:
+    """The rows registration gives for versions the tracker does not know (those it knows too)."""
+    if lookup is None or not unknown:
+        return {}
+    answers = await asyncio.gather(*(lookup(d.team, d.name, d.version) for d in unknown))
+    return {row["_id"]: row for row in answers if row is not None}
 
 
 def _first_of_each(reports: Iterable[Report], seen: set[str]) -> list[Report]:

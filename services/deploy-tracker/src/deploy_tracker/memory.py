@@ -15,13 +15,12 @@ DUPLICATE_KEY = 11000
 
 
 class InMemoryRepository(InMemoryOutboxLog):
-    """Report history, versions, models and the outbox in dicts; a batch is written whole or not at all."""
+    """Report history, known versions and the outbox in dicts; a batch is written whole or not at all."""
 
     def __init__(self, writer: str = "memory") -> None:
         super().__init__(writer)
         self.history: dict[str, Document] = {}
         self.versions: dict[str, Document] = {}
-        self.models: dict[str, Document] = {}
 
     async def seen(self, report_keys: Sequence[str]) -> set[str]:
         return {key for key in report_keys if key in self.history}
@@ -36,12 +35,12 @@ class InMemoryRepository(InMemoryOutboxLog):
         if taken:
             raise DuplicateKeyError(f"duplicate key: {taken[0]}", DUPLICATE_KEY)
         async with self.numbering.lock:
+            self.add_rows(changes.outbox)
+            changes.stamp_revisions()
             for row in changes.history:
                 self.history[row["_id"]] = copy.deepcopy(row)
+            for row in changes.learned:
+                self.versions.setdefault(row["_id"], copy.deepcopy(row))
             for vid, fields in changes.version_sets.items():
                 if vid in self.versions:  # like an update without upsert
                     self.versions[vid].update(copy.deepcopy(fields))
-            for mid, key in changes.feed_keys.items():
-                if mid in self.models:  # like an update without upsert
-                    self.models[mid]["feed_key"] = key
-            self.add_rows(changes.outbox)

@@ -120,7 +120,7 @@ def judge(
     if not principal.has("deployments:write") or not principal.acts_for(parsed.team):
         return Refused(FORBIDDEN, claimed=parsed)
     version = versions.get(version_id(parsed.team, parsed.name, parsed.version))
-    if version is None:
+    if version is None or version.get("deleted"):
         return Refused(Rejected("not_found", f"{parsed.team}/{parsed.name} has no version {parsed.version}"), parsed)
     gated = needs_approval(parsed.environment, parsed.status, approval_environments)
     if gated and approval_status(version) != APPROVED:

@@ -30,6 +30,7 @@ from shared.contract.ids import sender_scoped
 
 SOURCE = "/registry/deploy-tracker/http"
 PREFERENCE_APPLIED = "Preference-Applied"
+CONSISTENCY = "X-Registry-Consistency"
 _REASONS: dict[str, ProblemReason] = {reason: reason for reason in CATALOGUE}
 
 
@@ -50,6 +51,12 @@ def refusal(row: Document, headers: dict[str, str]) -> Problem:
     """The problem of a report the tracker refused, with the reason and message it recorded."""
     reason = _REASONS.get(str(row.get("reason")), "invalid")
     return Problem(reason, str(row.get("message") or "the report was refused"), headers=headers)
+
+
+def consistency_header(row: Document) -> dict[str, str]:
+    """The consistency token of a recorded report: the tracker's revision of its model (none when not filed)."""
+    model, revision = row.get("model_id"), row.get("revision")
+    return {CONSISTENCY: f"d.{model}.{revision}"} if model is not None and revision is not None else {}
 
 
 def _bridge(request: Request) -> ReportBridge:
@@ -91,8 +98,16 @@ router = APIRouter(
 _APPLIED_HEADER = {
     PREFERENCE_APPLIED: {"description": "`wait=<seconds>`: how long the bridge waited", "schema": {"type": "string"}}
 }
+_OUTCOME_HEADERS = _APPLIED_HEADER | {
+    CONSISTENCY: {
+        "description": "`d.<model_id>.<revision>`: the tracker's revision of the model once the report was "
+        "recorded (its last event for the report); send it back to the query service to read this outcome. "
+        "Present when the report was filed under a model",
+        "schema": {"type": "string"},
+    }
+}
 WAITED_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"model": ReportOutcome, "description": "The tracker's outcome (`Prefer: wait`)", "headers": _APPLIED_HEADER},
+    200: {"model": ReportOutcome, "description": "The tracker's outcome (`Prefer: wait`)", "headers": _OUTCOME_HEADERS},
     202: {"description": "Published; without `Prefer: wait`, or when the wait ran out", "headers": _APPLIED_HEADER},
     **_refusals_after_waiting(),
 }
@@ -136,6 +151,7 @@ async def report(
     if waited.row is None:  # the wait ran out: as without the preference, but saying it waited
         response.headers.update(applied)
         return accepted
+    applied |= consistency_header(waited.row)
     if waited.row["outcome"] == "rejected":
         raise refusal(waited.row, applied)
     return JSONResponse(ReportOutcome.of(waited.row).model_dump(mode="json"), headers=applied)

@@ -87,3 +87,38 @@ def register_event_subscriber(
             except EnvelopeError:
                 continue  # signed, so the registry's own; nothing a team could be sent
         await fan_out(events)
+
+
+def register_version_subscriber(
+    broker: KafkaBroker,
+    settings: DeployTrackerSettings,
+    *,
+    learn: Callable[[list[CloudEvent]], Awaitable[int]],
+    identity: RecordIdentity,
+    probe: Probe,
+) -> None:
+    """Consume ``registry.events`` (group ``deploy-tracker-versions``) into the tracker's table of versions.
+
+    Only events a service signed count: a record forged onto the topic must not make a version
+    exist, nor approve one (:mod:`deploy_tracker.known_versions`).
+    """
+
+    @batch_subscriber(
+        broker,
+        settings,
+        settings.topic_events,
+        group=settings.versions_group,
+        max_records=settings.batch_max_records,
+        timeout_ms=settings.batch_timeout_ms,
+        probe=probe,
+    )
+    async def on_version_events(records: Records) -> None:
+        events = []
+        for record in records:
+            if not identity.signed(record):
+                continue  # counted once, by the webhook consumer of the same records
+            try:
+                events.append(decode(record.value, record.headers or ()))
+            except EnvelopeError:
+                continue  # signed, so the registry's own, and no version event
+        await learn(events)

@@ -13,12 +13,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.secret_box import SecretBox
+from deploy_tracker.storage import WEBHOOK_DELIVERIES, WEBHOOKS
 from deploy_tracker.webhook_events import webhook_event
 from deploy_tracker.webhook_secrets import new_secret
 from deploy_tracker.webhook_targets import TargetRefused, check_target
 from shared.chassis.http_auth import administers_team
 from shared.chassis.http_params import IdPath, SlugPath
-from shared.chassis.mongo import WEBHOOK_DELIVERIES, WEBHOOKS
 from shared.chassis.problems import Problem, documented, keyed_route_refusals
 from shared.contract import catalog, messages
 from shared.contract.admin_views import (

@@ -32,10 +32,10 @@ from pymongo.errors import BulkWriteError
 from deploy_tracker import metrics
 from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.secret_box import SecretBox
+from deploy_tracker.storage import WEBHOOK_DELIVERIES, WEBHOOKS
 from deploy_tracker.webhook_fanout import deliveries, teams_of
 from deploy_tracker.webhook_secrets import signature_header, valid_secrets
 from deploy_tracker.webhook_targets import Resolver, TargetRefused, system_resolver, vet
-from shared.chassis.mongo import WEBHOOK_DELIVERIES, WEBHOOKS
 from shared.contract.documents import Document
 from shared.contract.envelope import CloudEvent
 
