@@ -28,6 +28,20 @@ class QuerySettings(CommonSettings):
     audit_url: HttpUrl = Field(HttpUrl("http://127.0.0.1:8083"), description="the audit service, for the console")
     console_session_hours: float = Field(8, gt=0, le=24 * 7, description="a console sign-in lasts at most this long")
     console_idle_minutes: float = Field(30, gt=0, le=24 * 60, description="…and ends after this long without a request")
+    consistency_wait_seconds: float = Field(
+        5, ge=0, le=60, description="how long a read with X-Registry-Consistency waits for the read model to reach it"
+    )
+    projection_flush_seconds: float = Field(
+        0.5, gt=0, le=60, description="the read model's changes are written to the query's database at most this often"
+    )
+    projection_max_versions: int = Field(
+        1_000_000,
+        ge=1,
+        description="the most versions the in-memory read model holds: beyond it the projection stops with an error",
+    )
+    deploy_tracker_url: str = Field(
+        "http://127.0.0.1:8082", description="the deploy-tracker's internal URL, whose event log the projection reads"
+    )
     console_secure_cookies: bool = Field(
         False, description="mark the session cookie Secure even when requests reach the service over plain HTTP"
     )

@@ -18,3 +18,17 @@ FEED_WARM_SECONDS = Gauge(
     "registry_feed_warm_seconds", "How long rendering every feed document into the cache took after start-up"
 )
 FEED_CACHED_DOCUMENTS = Gauge("registry_feed_cached_documents", "Rendered feed documents held in memory")
+PROJECTION_LAG_SECONDS = Gauge(
+    "registry_projection_lag_seconds",
+    "How far the read model is behind: now minus the time of the newest applied event while more wait (0: caught up)",
+)
+PROJECTION_APPLIED_EVENTS = Counter(
+    "registry_projection_applied_events_total", "Events applied to the read model (replays it skipped not counted)"
+)
+PROJECTION_UNSIGNED_EVENTS = Counter(
+    "registry_projection_unsigned_events_total", "Records on registry.events without a service's signature, not applied"
+)
+PROJECTION_MODELS = Gauge("registry_projection_models", "Models the in-memory read model holds")
+PROJECTION_VERSIONS = Gauge(
+    "registry_projection_versions", "Versions the in-memory read model holds (bounded by QUERY_PROJECTION_MAX_VERSIONS)"
+)
