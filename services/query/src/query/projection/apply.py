@@ -134,9 +134,10 @@ def _deleted(model: ReadModel, event: CloudEvent, model_id: str) -> bool:
     del model.versions[model_id][vid]
     model.version_owner.pop(vid, None)
     if parent := version.get("parent"):
-        siblings = model.children.get(version_id(parent["team"], parent["name"], parent["version"]))
-        if siblings is not None:
-            siblings.discard(vid)
+        of = version_id(parent["team"], parent["name"], parent["version"])
+        model.children.get(of, set()).discard(vid)
+        if not model.children.get(of, True):
+            del model.children[of]
     _change(model, event, model_id, added=-1, fields=_rehead(model, model_id))
     return True
 
