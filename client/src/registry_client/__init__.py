@@ -6,6 +6,7 @@ See docs/client.md. ``RegistryClient``/``AsyncRegistryClient`` speak the HTTP AP
 
 from registry_client.client import AsyncRegistryClient, RegistryApi, RegistryClient
 from registry_client.config import correlated
+from registry_client.consistency import ConsistencyTokens, consistent
 from registry_client.errors import (
     Conflict,
     DuplicateVersion,
@@ -24,6 +25,7 @@ __all__ = [
     "NO_RETRY",
     "AsyncRegistryClient",
     "Conflict",
+    "ConsistencyTokens",
     "DuplicateVersion",
     "Forbidden",
     "Invalid",
@@ -36,5 +38,6 @@ __all__ = [
     "RetryPolicy",
     "Unauthenticated",
     "WaitTimedOut",
+    "consistent",
     "correlated",
 ]

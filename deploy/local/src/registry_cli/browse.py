@@ -12,6 +12,7 @@ from registry_cli.output import (
     DEFAULT_LIMIT,
     ApiKey,
     AsJson,
+    Consistency,
     Limit,
     fields,
     print_json,
@@ -41,6 +42,7 @@ def list_models(
     limit: Limit = DEFAULT_LIMIT,
     as_json: AsJson = False,
     api_key: ApiKey = None,
+    consistency: Consistency = None,
 ) -> None:
     """The models you can read, newest first."""
     filters: ModelFilters = {}
@@ -53,7 +55,7 @@ def list_models(
             if ":" not in pair:
                 raise typer.BadParameter(f"{pair!r} is not key:value", param_hint="--tag")
         filters["tags"] = tag
-    with registry(api_key) as client:
+    with registry(api_key, consistency) as client:
         found = list(islice(client.models(page_size=min(limit, _PAGE), **filters), limit))
     if as_json:
         print_json(found)
@@ -63,9 +65,11 @@ def list_models(
 
 
 @models_app.command("show")
-def show_model(team: str, name: str, as_json: AsJson = False, api_key: ApiKey = None) -> None:
+def show_model(
+    team: str, name: str, as_json: AsJson = False, api_key: ApiKey = None, consistency: Consistency = None
+) -> None:
     """One model with its latest version's headline fields."""
-    with registry(api_key) as client:
+    with registry(api_key, consistency) as client:
         model = client.get_model(team, name)
     if as_json:
         print_json(model)
@@ -82,6 +86,7 @@ def list_versions(
     limit: Limit = DEFAULT_LIMIT,
     as_json: AsJson = False,
     api_key: ApiKey = None,
+    consistency: Consistency = None,
 ) -> None:
     """A model's versions, newest SemVer precedence first."""
     filters: VersionFilters = {"include_prerelease": include_prerelease}
@@ -89,7 +94,7 @@ def list_versions(
         if lifecycle not in ("active", "deprecated", "archived"):
             raise typer.BadParameter("use active, deprecated or archived", param_hint="--lifecycle")
         filters["lifecycle"] = cast(Lifecycle, lifecycle)
-    with registry(api_key) as client:
+    with registry(api_key, consistency) as client:
         found = list(islice(client.versions(team, name, page_size=min(limit, _PAGE), **filters), limit))
     if as_json:
         print_json(found)
@@ -105,9 +110,10 @@ def show_version(
     version: Annotated[str, typer.Argument(help="SemVer, 'latest' or '@alias'")] = "latest",
     as_json: AsJson = False,
     api_key: ApiKey = None,
+    consistency: Consistency = None,
 ) -> None:
     """One version: by number, the latest active stable one, or through an alias."""
-    with registry(api_key) as client:
+    with registry(api_key, consistency) as client:
         found = client.get_version(team, name, version)
     if as_json:
         print_json(found)
@@ -122,6 +128,7 @@ def search(
     limit: Limit = DEFAULT_LIMIT,
     as_json: AsJson = False,
     api_key: ApiKey = None,
+    consistency: Consistency = None,
 ) -> None:
     """Ranked search over the models you can read, best first."""
     filters: SearchFilters = {}
@@ -129,7 +136,7 @@ def search(
         filters["team"] = team
     if framework:
         filters["framework"] = framework
-    with registry(api_key) as client:
+    with registry(api_key, consistency) as client:
         hits = list(islice(client.search(query, page_size=min(limit, _PAGE), **filters), limit))
     if as_json:
         print_json(hits)
@@ -145,9 +152,10 @@ def card(
     markdown: Annotated[bool, typer.Option("--markdown", help="Print the card's markdown source")] = False,
     as_json: AsJson = False,
     api_key: ApiKey = None,
+    consistency: Consistency = None,
 ) -> None:
     """A model card: rendered for a terminal, as markdown, or as JSON (structured card plus markdown)."""
-    with registry(api_key) as client:
+    with registry(api_key, consistency) as client:
         if markdown and not as_json:
             typer.echo(visible(client.get_card_markdown(team, name, version=version)))
             return
@@ -165,9 +173,10 @@ def deployments(
     limit: Limit = DEFAULT_LIMIT,
     as_json: AsJson = False,
     api_key: ApiKey = None,
+    consistency: Consistency = None,
 ) -> None:
     """Where a version stands per environment, and its deployment reports (oldest first)."""
-    with registry(api_key) as client:
+    with registry(api_key, consistency) as client:
         found = client.get_deployments(team, name, version, limit=min(limit, _PAGE))
     if as_json:
         print_json(found)

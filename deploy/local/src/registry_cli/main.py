@@ -24,7 +24,7 @@ from registry_cli.export import export_app
 from registry_cli.importing import import_app
 from registry_cli.mcp_stdio import mcp
 from registry_cli.processes import PortInUse
-from registry_cli.produce import KINDS, produce_message
+from registry_cli.produce import KINDS, produce_and_wait, produce_message
 from registry_cli.stack import EmbeddedStack, StackError
 from registry_cli.stack_tls import kafka_client_options
 from registry_cli.supervise import GaveUp
@@ -167,8 +167,17 @@ def produce(
     api_key: Annotated[str | None, typer.Option(envvar="REGISTRY_API_KEY", help="Signs the record")] = None,
     bootstrap_servers: Annotated[str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS")] = "127.0.0.1:9092",
     correlation_id: Annotated[str | None, typer.Option(help="Propagated as ce_correlationid")] = None,
+    wait: Annotated[
+        float | None,
+        typer.Option(
+            help="Wait at most this many seconds for the registry's outcome on registry.events and print it as"
+            " JSON, with the consistency token that makes a later read see the write (REGISTRY_CONSISTENCY);"
+            " exit 4 when refused, 1 when no outcome came in time",
+            min=0.1,
+        ),
+    ] = None,
 ) -> None:
-    """Publish a command or a deploy report as a CloudEvent (binary mode) and print its id."""
+    """Publish a command or a deploy report as a CloudEvent (binary mode); print its id, or with --wait its outcome."""
     if kind not in KINDS:
         console.print(f"[red]error:[/red] unknown kind {kind!r}; use one of {', '.join(KINDS)}")
         raise typer.Exit(2)
@@ -178,6 +187,10 @@ def produce(
     except json.JSONDecodeError as exc:
         console.print(f"[red]error:[/red] data is not JSON: {exc}")
         raise typer.Exit(2) from None
+    options = kafka_client_options(StackSettings())  # with REGISTRY_TLS=true: the stack's client certificate
+    if wait is not None:
+        _produce_and_wait(kind, payload, bootstrap_servers, api_key, correlation_id, wait, options)
+        return
     event_id = asyncio.run(
         produce_message(
             kind,
@@ -185,10 +198,46 @@ def produce(
             bootstrap_servers=bootstrap_servers,
             api_key=api_key,
             correlation_id=correlation_id,
-            **kafka_client_options(StackSettings()),  # with REGISTRY_TLS=true: the stack's client certificate
+            **options,
         )
     )
     typer.echo(event_id)
+
+
+def _produce_and_wait(
+    kind: str,
+    payload: dict[str, object],
+    bootstrap_servers: str,
+    api_key: str | None,
+    correlation_id: str | None,
+    timeout: float,
+    options: dict[str, object],
+) -> None:
+    try:
+        outcome = asyncio.run(
+            produce_and_wait(
+                kind,
+                payload,
+                bootstrap_servers=bootstrap_servers,
+                api_key=api_key,
+                correlation_id=correlation_id,
+                timeout=timeout,
+                **options,
+            )
+        )
+    except TimeoutError:
+        console.print(f"[red]error:[/red] no outcome on registry.events within {timeout:g} s")
+        raise typer.Exit(1) from None
+    answer = {
+        "command_id": outcome.command_id,
+        "type": outcome.type,
+        "revision": outcome.revision,
+        "consistency_token": outcome.consistency_token,
+        "data": dict(outcome.data),
+    }
+    typer.echo(json.dumps(answer, indent=2))  # ASCII only: control characters leave as \uXXXX
+    if outcome.rejected:
+        raise typer.Exit(4)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

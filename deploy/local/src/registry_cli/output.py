@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from enum import IntEnum
 from typing import Annotated, Any
 
@@ -30,6 +30,7 @@ from registry_client import (
     Unauthenticated,
     WaitTimedOut,
 )
+from registry_client.consistency import consistent, parse_token
 
 ApiKey = Annotated[
     str | None,
@@ -37,6 +38,16 @@ ApiKey = Annotated[
         envvar="REGISTRY_API_KEY",
         show_envvar=True,
         help="Sent as Bearer credential; service URLs come from REGISTRY_GATEWAY_URL or REGISTRY_<SERVICE>_URL",
+    ),
+]
+Consistency = Annotated[
+    str | None,
+    typer.Option(
+        "--consistency",
+        envvar="REGISTRY_CONSISTENCY",
+        show_envvar=True,
+        help="Consistency token(s), comma-separated, of writes this read must see (a write's X-Registry-Consistency,"
+        " `registry produce --wait`): the query service answers once it has them, or 503 after its wait",
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON (lists as an array) for scripts")]
@@ -87,10 +98,18 @@ def _problem(error: Exception) -> str:
 
 
 @contextmanager
-def registry(api_key: str | None) -> Iterator[RegistryClient]:
-    """A client for one command; a refusal or failure ends the command with its line and exit code."""
+def registry(api_key: str | None, consistency: str | None = None) -> Iterator[RegistryClient]:
+    """A client for one command; a refusal or failure ends the command with its line and exit code.
+
+    Its reads carry the tokens of its own writes and ``consistency`` (tokens handed over).
+    """
+    if consistency and any(parse_token(token) is None for token in consistency.split(",")):
+        raise typer.BadParameter(
+            "a token reads r.<model id>.<revision> or d.<model id>.<revision>", param_hint="--consistency"
+        )
+    waited_for = consistent(consistency) if consistency else nullcontext(())
     try:
-        with RegistryClient(api_key) as client:
+        with waited_for, RegistryClient(api_key) as client:
             yield client
     except (RegistryError, httpx.TransportError, WaitTimedOut) as error:
         typer.echo(problem_line(error), err=True)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry_client.kafka import KINDS, publish_once
+from registry_client.kafka import KINDS, publish_and_wait, publish_once
+from registry_client.outcomes import Outcome
 
-__all__ = ["KINDS", "produce_message"]
+__all__ = ["KINDS", "produce_and_wait", "produce_message"]
 
 
 async def produce_message(
@@ -29,6 +30,30 @@ async def produce_message(
         bootstrap_servers=bootstrap_servers,
         api_key=api_key,
         correlation_id=correlation_id,
+        source="/registry/cli",
+        validate=False,
+        **producer_options,
+    )
+
+
+async def produce_and_wait(
+    kind: str,
+    data: dict[str, Any],
+    *,
+    bootstrap_servers: str,
+    api_key: str | None,
+    correlation_id: str | None,
+    timeout: float,
+    **producer_options: Any,
+) -> Outcome:
+    """Publish as :func:`produce_message` does, then wait for the registry's outcome on ``registry.events``."""
+    return await publish_and_wait(
+        kind,
+        data,
+        bootstrap_servers=bootstrap_servers,
+        api_key=api_key,
+        correlation_id=correlation_id,
+        timeout=timeout,
         source="/registry/cli",
         validate=False,
         **producer_options,
