@@ -27,6 +27,7 @@ from shared.contract.envelope import decode
 from tests.factories import ADMIN_KEY, command_event, register_data, register_event, store_admin_key
 from tests.infra import Infra
 from tests.integration.audit_settings import audit_settings
+from tests.integration.key_owner import asking_registration_for_keys
 from tests.kafka_tools import Collector, header, publish_raw
 from tests.waiting import until
 
@@ -69,13 +70,17 @@ async def db(infra: Infra, db_name: str) -> AsyncIterator[Any]:
 
 @contextlib.asynccontextmanager
 async def running(settings: AuditSettings) -> AsyncIterator[httpx.AsyncClient]:
-    """The audit app in-process (consumer started by its lifespan), called as the platform admin."""
-    app = build_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        headers = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
-        async with httpx.AsyncClient(transport=transport, base_url="http://audit", headers=headers) as client:
-            yield client
+    """The audit app in-process (consumer started by its lifespan), called as the platform admin.
+
+    Keys are registration's: a registration over the same database answers the audit's key lookups.
+    """
+    async with asking_registration_for_keys(settings) as asking:
+        app = build_app(asking)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            headers = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
+            async with httpx.AsyncClient(transport=transport, base_url="http://audit", headers=headers) as client:
+                yield client
 
 
 async def entry_at(db: Any, chain: str, seq: int) -> dict[str, Any]:

@@ -14,6 +14,8 @@ class RegistrationSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="REGISTRATION_", extra="ignore", populate_by_name=True)
 
     service_name: str = "registration"
+    # Its own database (REGISTRATION_MONGODB_DATABASE); no other service reads or writes it.
+    mongodb_database: str = "model_registry"
     http_port: int = 8081
     consumer_group: str = "registration"
     batch_max_records: int = 500
