@@ -10,6 +10,7 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
+from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack
 from shared.contract import messages
 from shared.contract.auth import SCOPES
@@ -339,7 +340,7 @@ class TestKafkaCommandAuth:
 
 async def test_the_database_holds_no_usable_key(stack: EmbeddedStack, world: World) -> None:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri)
-    stored = await client["model_registry"]["api_keys"].find({}).to_list()
+    stored = await client[service_database("registration")]["api_keys"].find({}).to_list()
     await client.close()
     assert stored
     async with httpx.AsyncClient(base_url=stack.url("query")) as http:

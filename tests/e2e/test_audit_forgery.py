@@ -19,6 +19,7 @@ from pymongo import AsyncMongoClient
 from audit.chain import BAD_HEAD_SIGNATURE, LEGACY_AFTER_ANCHOR
 from audit.links import canonical, link
 from audit.signing import KeyRing, SigningKey
+from registry_cli.database_users import service_database
 from registry_cli.secrets import load_or_create
 from registry_cli.stack import EmbeddedStack
 from registry_client import AsyncRegistryClient
@@ -62,7 +63,7 @@ async def command_chain(stack: EmbeddedStack) -> AsyncIterator[tuple[Any, str, l
         records.append((value, headers, f"{team}/m".encode()))
     await publish_raw(stack.settings.kafka_bootstrap, "registry.commands", records)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.audit_mongodb_uri, tz_aware=True)
-    db = client["model_registry"]
+    db = client[service_database("audit")]
 
     async def audited() -> list[dict[str, Any]] | None:
         found = (

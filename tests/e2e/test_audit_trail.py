@@ -7,6 +7,7 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
+from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack
 from tests.factories import ADMIN_KEY, binary_record, register_event
 from tests.kafka_tools import Collector, header, publish_raw
@@ -162,10 +163,11 @@ async def test_the_audit_log_is_written_to_its_own_database_server(stack: Embedd
     await until(entries, timeout=30, what="the scenario audited")
     shared: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri)
     own: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.audit_mongodb_uri)
+    audit = service_database("audit")  # its database, on either server
     try:
-        in_shared = await shared["model_registry"]["audit_log"].count_documents({"correlation_id": correlation})
-        in_own = await own["model_registry"]["audit_log"].count_documents({"correlation_id": correlation})
-        shared_collections = await shared["model_registry"].list_collection_names()
+        in_shared = await shared[audit]["audit_log"].count_documents({"correlation_id": correlation})
+        in_own = await own[audit]["audit_log"].count_documents({"correlation_id": correlation})
+        shared_collections = await shared[audit].list_collection_names()
     finally:
         await shared.close()
         await own.close()

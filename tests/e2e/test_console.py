@@ -9,6 +9,7 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
+from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack
 from tests.e2e.console_tools import console_client, hidden, new_team, register, sign_in
 from tests.http_tools import ADMIN, acting_as, team_key
@@ -58,7 +59,7 @@ class TestSignIn:
         try:
             session_id = cookie.split(";")[0].split("=", 1)[1]
             stored = (
-                await client["model_registry"]["console_sessions"]
+                await client[service_database("query")]["console_sessions"]
                 .find({"key_id": fraud["key"].split("_")[1]})
                 .to_list()
             )

@@ -3,6 +3,7 @@
 import pytest
 
 from registry_cli.chaos import CONSUMERS, run_chaos
+from registry_cli.database_users import service_database
 from registry_cli.secrets import load_or_create
 from registry_cli.stack import EmbeddedStack, throwaway_stack
 from tests.factories import ADMIN_KEY, store_admin_key
@@ -15,7 +16,7 @@ async def seed_key(stack: EmbeddedStack) -> None:
 
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(stack.settings.mongodb_uri)
     await store_admin_key(
-        client["model_registry"], signing_key=load_or_create(stack.settings.data_dir).event_signing_key
+        client[service_database("registration")], signing_key=load_or_create(stack.settings.data_dir).event_signing_key
     )
     await client.close()
 

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from deploy_tracker.secret_box import SEALED
+from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack
 from shared.chassis.mongo import WEBHOOKS
 from tests.factories import ADMIN_KEY
@@ -149,7 +150,7 @@ async def test_a_rotated_secret_keeps_signing_beside_the_new_one_during_the_over
     Webhook(rotated.json()["secret"]).verify(raw, request_headers)  # receivers switched already
     # At rest, both are sealed: a copy of the database holds neither secret.
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri)
-    stored = await client["model_registry"][WEBHOOKS].find_one({"_id": hook["id"]})
+    stored = await client[service_database("deploy-tracker")][WEBHOOKS].find_one({"_id": hook["id"]})
     await client.close()
     assert stored is not None
     assert stored["secret"].startswith(SEALED) and stored["previous_secret"].startswith(SEALED)

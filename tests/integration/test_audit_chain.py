@@ -17,6 +17,7 @@ from audit.entries import Source, entry_for
 from audit.links import extend, link
 from audit.migration import MIGRATED, MigrationRefused, migrate
 from audit.signing import KeyRing, SigningKey
+from audit.storage import INDEXES as AUDIT_INDEXES
 from audit.store import AuditStore, ChainRefused
 from audit.team_verify import verify_team
 from shared.chassis.kafka import ensure_topics
@@ -60,7 +61,7 @@ def entries(topic: str, partition: int, offsets: range, *, epoch: str = "a", tea
 @pytest.fixture
 async def db(infra: Infra, db_name: str) -> AsyncIterator[Any]:
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongodb_uri, tz_aware=True)
-    await ensure_indexes(client[db_name])
+    await ensure_indexes(client[db_name], AUDIT_INDEXES)
     store = AuditStore(client, client[db_name], signer=SIGNER)
     await store.append(entries("registry.commands", 0, range(0, 6)) + entries("registry.events", 1, range(0, 4)))
     yield client[db_name]
@@ -396,7 +397,7 @@ class TestMigration:
     @pytest.fixture
     async def legacy_db(self, mongo_database: Any) -> tuple[Any, ChainKey]:
         key = ChainKey(secrets.token_bytes(32))
-        await ensure_indexes(mongo_database)
+        await ensure_indexes(mongo_database, AUDIT_INDEXES)
         made, head = legacy_chain(key, self.CHAIN, 4)
         await mongo_database.audit_log.insert_many(made)
         await mongo_database.audit_heads.insert_one(head)

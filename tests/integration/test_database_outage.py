@@ -8,6 +8,7 @@ from pymongo import AsyncMongoClient
 
 from registration.config import RegistrationSettings
 from registry_cli.config import StackSettings, free_port
+from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.metrics import CONSUMER_BATCHES_RETRIED
@@ -26,7 +27,7 @@ async def test_commands_published_during_an_outage_land_after_it(infra: Infra, t
     own = EmbeddedStack(StackSettings(mongo_port=free_port(), kafka_port=free_port(), data_dir=tmp_path), quiet=True)
     await own.start_infrastructure()  # a private broker and database, so the outage hurts no other test
     keys_client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(own.settings.mongodb_uri)
-    await store_admin_key(keys_client["model_registry"], signing_key=infra.signing_key)
+    await store_admin_key(keys_client[service_database("registration")], signing_key=infra.signing_key)
     await keys_client.close()
     suffix = uuid.uuid4().hex[:8]
     settings = RegistrationSettings(

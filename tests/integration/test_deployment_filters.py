@@ -10,7 +10,7 @@ from query.api.pagination import SortSpec
 from query.api.reads import MODEL_SORTS, ModelFilters, Reads
 from registration.handlers import Command, handle_commands
 from registration.repository import MongoRepository
-from shared.chassis.mongo import ensure_indexes
+from shared.chassis.mongo import declared_indexes, ensure_indexes
 from shared.contract.ids import version_id
 from tests.factories import PRODUCER, register_event
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def reads(mongo: AsyncMongoClient[dict[str, object]], db_name: str) -> Reads:
     db = mongo[db_name]
-    await ensure_indexes(db)
+    await ensure_indexes(db, declared_indexes())
     commands = [Command(register_event(team, f"m{i}"), PRODUCER) for team in ("a", "b") for i in range(30)]
     await handle_commands(commands, repo=MongoRepository(mongo, db, writer="test"), artifact_schemes=["s3"])
     deployed = [version_id(team, f"m{i}", "1.0.0") for team in ("a", "b") for i in range(30) if i % 3 == 0]

@@ -7,7 +7,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from registration.key_events import announce, announce_unannounced
 from shared.chassis.keystore import issue_key
-from shared.chassis.mongo import API_KEYS, OUTBOX, RELAY_CHECKPOINTS, ensure_indexes
+from shared.chassis.mongo import API_KEYS, OUTBOX, RELAY_CHECKPOINTS, declared_indexes, ensure_indexes
 from shared.contract.auth import Principal
 from shared.contract.identity_events import API_KEY_CREATED, API_KEY_REVOKED
 from shared.outbox.changes import ChangeLog
@@ -27,7 +27,7 @@ class Wakes:
 
 @pytest.fixture
 async def db(mongo_database: AsyncDatabase[dict[str, Any]]) -> AsyncDatabase[dict[str, Any]]:
-    await ensure_indexes(mongo_database, [API_KEYS, OUTBOX, RELAY_CHECKPOINTS])
+    await ensure_indexes(mongo_database, declared_indexes(), [API_KEYS, OUTBOX, RELAY_CHECKPOINTS])
     return mongo_database
 
 

@@ -15,7 +15,7 @@ from query.api.pagination import SortSpec
 from query.api.reads import MODEL_SORTS, ModelFilters, Reads
 from registration.handlers import Command, handle_commands
 from registration.repository import MongoRepository
-from shared.chassis.mongo import ensure_indexes
+from shared.chassis.mongo import declared_indexes, ensure_indexes
 from shared.contract.versioning import parse_range
 from tests.factories import PRODUCER, register_event
 
@@ -38,7 +38,7 @@ def stages(plan: Any) -> set[str]:
 @pytest.fixture
 async def reads(mongo: AsyncMongoClient[dict[str, object]], db_name: str) -> Reads:
     db = mongo[db_name]
-    await ensure_indexes(db)
+    await ensure_indexes(db, declared_indexes())
     commands = [
         Command(
             register_event("fraud", f"m{i}", f"1.{j}.0", tags={"owner": "a"}, deployment_targets=["sagemaker"]),

@@ -34,7 +34,7 @@ from registration.repository import MongoRepository
 from shared.chassis.http_app import stop_within
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.keystore import issue_key
-from shared.chassis.mongo import WEBHOOK_DELIVERIES, WEBHOOKS, ensure_indexes
+from shared.chassis.mongo import WEBHOOK_DELIVERIES, WEBHOOKS, declared_indexes, ensure_indexes
 from shared.chassis.supervision import TaskSupervisor
 from shared.contract.envelope import CloudEvent
 from tests.factories import store_admin_key
@@ -211,7 +211,7 @@ async def test_a_webhook_worker_that_died_delivers_what_was_queued_while_it_was_
 ) -> None:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri, tz_aware=True)
     db = client[db_name]
-    await ensure_indexes(db, [WEBHOOKS, WEBHOOK_DELIVERIES])
+    await ensure_indexes(db, declared_indexes(), [WEBHOOKS, WEBHOOK_DELIVERIES])
     box = SecretBox([Fernet.generate_key().decode()])
     worker = DeliveryWorker(db, DeployTrackerSettings(allow_private_webhooks=True), box=box)
     hits: list[str] = []

@@ -15,17 +15,12 @@ from audit.config import AuditSettings
 from audit.entries import Source, entry_for, received_now
 from audit.links import link
 from audit.signing import KeyRing, SigningKey
+from audit.storage import AUDIT_LOG
+from audit.storage import INDEXES as AUDIT_INDEXES
 from audit.store import AuditStore
 from audit.team_verify import verify_team
 from deploy_tracker.webhook_fanout import deliveries
-from shared.chassis.mongo import (
-    AUDIT_HEADS,
-    AUDIT_LOG,
-    AUDIT_VERIFIED,
-    EXPIRY_INDEX,
-    WEBHOOK_DELIVERIES,
-    ensure_indexes,
-)
+from shared.chassis.mongo import EXPIRY_INDEX, WEBHOOK_DELIVERIES, declared_indexes, ensure_indexes
 from shared.chassis.settings import CommonSettings
 from shared.contract import messages
 from shared.contract.envelope import CloudEvent
@@ -69,7 +64,9 @@ def retention(days: float) -> dict[str, timedelta]:
 
 class TestWebhookDeliveries:
     async def test_deliveries_expire_the_configured_period_after_they_were_created(self, db: Any) -> None:
-        await ensure_indexes(db, [WEBHOOK_DELIVERIES], settings=CommonSettings(webhook_delivery_retention_days=30))
+        await ensure_indexes(
+            db, declared_indexes(CommonSettings(webhook_delivery_retention_days=30)), [WEBHOOK_DELIVERIES]
+        )
         index = (await db[WEBHOOK_DELIVERIES].index_information())[EXPIRY_INDEX]
         assert index["key"] == [("created_at", 1)] and index["expireAfterSeconds"] == 30 * 86_400
         subscription = {"_id": "wh_1", "team": "fraud", "event_types": ["*"], "active": True}
@@ -83,13 +80,15 @@ class TestWebhookDeliveries:
     async def test_a_changed_period_is_applied_at_the_next_start(self, db: Any) -> None:
         for days in (90, 7):
             settings = CommonSettings(webhook_delivery_retention_days=days)
-            await ensure_indexes(db, [WEBHOOK_DELIVERIES], settings=settings)
+            await ensure_indexes(db, declared_indexes(settings), [WEBHOOK_DELIVERIES])
             index = (await db[WEBHOOK_DELIVERIES].index_information())[EXPIRY_INDEX]
             assert index["expireAfterSeconds"] == days * 86_400
 
     async def test_a_period_of_zero_keeps_deliveries_for_ever(self, db: Any) -> None:
-        await ensure_indexes(db, [WEBHOOK_DELIVERIES], settings=CommonSettings())
-        await ensure_indexes(db, [WEBHOOK_DELIVERIES], settings=CommonSettings(webhook_delivery_retention_days=0))
+        await ensure_indexes(db, declared_indexes(CommonSettings()), [WEBHOOK_DELIVERIES])
+        await ensure_indexes(
+            db, declared_indexes(CommonSettings(webhook_delivery_retention_days=0)), [WEBHOOK_DELIVERIES]
+        )
         assert EXPIRY_INDEX not in await db[WEBHOOK_DELIVERIES].index_information()
 
 
@@ -117,7 +116,7 @@ def command_entries(count: int, received_at: datetime) -> list[Any]:
 
 @pytest.fixture
 async def audit_db(db: Any) -> Any:
-    await ensure_indexes(db, [AUDIT_LOG, AUDIT_HEADS, AUDIT_VERIFIED])
+    await ensure_indexes(db, AUDIT_INDEXES)
     return db
 
 

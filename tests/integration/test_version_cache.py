@@ -12,7 +12,7 @@ from query.api.reads import Reads
 from query.api.version_cache import VersionCache
 from registration.handlers import Command, handle_commands
 from registration.repository import MongoRepository
-from shared.chassis.mongo import ensure_indexes
+from shared.chassis.mongo import declared_indexes, ensure_indexes
 from shared.contract.versioning import parse_range
 from tests.factories import PRODUCER, register_event
 
@@ -30,7 +30,7 @@ async def _register(
 @pytest.fixture
 async def db(mongo: AsyncMongoClient[dict[str, Any]], db_name: str) -> AsyncDatabase[dict[str, Any]]:
     database = mongo[db_name]
-    await ensure_indexes(database)
+    await ensure_indexes(database, declared_indexes())
     await _register(mongo, database, VERSIONS)
     await database["model_versions"].update_many(
         {"version": {"$in": ["0.3.0", "2.5.0"]}}, {"$set": {"lifecycle": "deprecated"}}

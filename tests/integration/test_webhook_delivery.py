@@ -19,7 +19,7 @@ from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.secret_box import SecretBox
 from deploy_tracker.webhook_secrets import new_secret
 from deploy_tracker.webhooks import DeliveryWorker, fan_out
-from shared.chassis.mongo import WEBHOOK_DELIVERIES, WEBHOOKS, ensure_indexes
+from shared.chassis.mongo import WEBHOOK_DELIVERIES, WEBHOOKS, declared_indexes, ensure_indexes
 from shared.contract.envelope import CloudEvent
 from tests.infra import Infra
 from tests.waiting import serving, until
@@ -49,7 +49,7 @@ class Receiver:
 @pytest.fixture
 async def db(infra: Infra, db_name: str) -> AsyncIterator[Any]:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri, tz_aware=True)
-    await ensure_indexes(client[db_name], [WEBHOOKS, WEBHOOK_DELIVERIES])
+    await ensure_indexes(client[db_name], declared_indexes(), [WEBHOOKS, WEBHOOK_DELIVERIES])
     yield client[db_name]
     await client.drop_database(db_name)
     await client.close()

@@ -5,21 +5,39 @@ from pathlib import Path
 import pytest
 
 from registry_cli.config import DATABASE_ADMIN, StackSettings
-from registry_cli.database_users import AUDIT_SERVER_USERS, SHARED_SERVER_USERS, redacted, users
+from registry_cli.database_users import (
+    AUDIT_SERVER_USERS,
+    SERVICE_SETTINGS,
+    SHARED_SERVER_USERS,
+    redacted,
+    service_database,
+    users,
+)
 from registry_cli.secrets import load_or_create
+from registry_cli.stack import service_env
 
 pytestmark = pytest.mark.unit
 
 
-def test_each_service_holds_read_write_on_the_registry_database_only(tmp_path: Path) -> None:
+def test_each_service_holds_read_write_on_its_own_database_only(tmp_path: Path) -> None:
     secrets = load_or_create(tmp_path)
-    shared = {user["user"]: user for user in users(secrets, SHARED_SERVER_USERS, "model_registry")}
+    databases = {"registration": "registration", "query": "query", "deploy-tracker": "deploy_tracker", "audit": "audit"}
+    shared = {user["user"]: user for user in users(secrets, databases)}
     assert shared[DATABASE_ADMIN]["roles"] == [{"role": "root", "db": "admin"}]
-    for service in SHARED_SERVER_USERS:
-        assert shared[service]["roles"] == [{"role": "readWrite", "db": "model_registry"}]
+    for service, database in databases.items():
+        assert shared[service]["roles"] == [{"role": "readWrite", "db": database}]
     assert len({user["pwd"] for user in shared.values()}) == len(shared)  # one password each
-    audit = {user["user"] for user in users(secrets, AUDIT_SERVER_USERS, "model_registry")}
+    audit = {user["user"] for user in users(secrets, {"audit": "audit"})}
     assert audit == {DATABASE_ADMIN, "audit"}  # the audit log's server knows no other service
+
+
+def test_the_stack_gives_each_service_the_database_its_settings_name(tmp_path: Path) -> None:
+    settings = StackSettings(data_dir=tmp_path)
+    for service, settings_class in SERVICE_SETTINGS.items():
+        assert service_database(service) == settings_class().mongodb_database
+        prefix = service.upper().replace("-", "_")
+        assert service_env(settings, service)[f"{prefix}_MONGODB_DATABASE"] == service_database(service)
+    assert set(SERVICE_SETTINGS) == set(SHARED_SERVER_USERS) >= set(AUDIT_SERVER_USERS)
 
 
 def test_connection_strings_carry_a_user_only_with_tls_and_print_without_the_password(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from audit.chain import ChainKey, Verdict, Verifier, verify
+from audit.config import AuditSettings
 from audit.signing import KeyRing, PublicKey, SigningKey
 from registry_cli.output import ApiKey, print_json, registry
 from registry_cli.secrets import load_or_create
@@ -30,17 +31,20 @@ AuditMongoUri = Annotated[
     typer.Option("--mongodb-uri", envvar=["AUDIT_MONGODB_URI", "MONGODB_URI"], help="MongoDB holding the audit log"),
 ]
 DEFAULT_AUDIT_URI = "mongodb://127.0.0.1:27018/?retryWrites=false&directConnection=true"
+# The audit service's own database (the audit log lives nowhere else).
+AuditDatabase = Annotated[
+    str, typer.Option("--database", envvar="AUDIT_MONGODB_DATABASE", help="The audit service's database")
+]
 
 
 def _settings(uri: str) -> CommonSettings:
     return CommonSettings(service_name="registry-cli", mongodb_uri=uri)
 
 
-async def _with_db(uri: str, action: Any) -> Any:
-    settings = _settings(uri)
-    client = make_client(settings)
+async def _with_db(uri: str, database: str, action: Any) -> Any:
+    client = make_client(_settings(uri))
     try:
-        return await action(client[settings.mongodb_database])
+        return await action(client[database])
     finally:
         await client.close()
 
@@ -82,6 +86,7 @@ def revoke(key_id: str, team: Annotated[str, typer.Option(help="The key's team")
 @audit_app.command("verify")
 def verify_audit(
     mongodb_uri: AuditMongoUri = DEFAULT_AUDIT_URI,
+    database: AuditDatabase = AuditSettings.model_fields["mongodb_database"].default,
     public_key: Annotated[
         list[str] | None,
         typer.Option(
@@ -128,7 +133,7 @@ def verify_audit(
     async def action(db: Any) -> Verdict:
         return await verify(db, verifier, full=full)
 
-    verdict = asyncio.run(_with_db(mongodb_uri, action))
+    verdict = asyncio.run(_with_db(mongodb_uri, database, action))
     typer.echo(json.dumps(verdict.public(), indent=2))
     warning = unchecked_warning(verdict)
     if warning:

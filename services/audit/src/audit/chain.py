@@ -41,7 +41,7 @@ from audit.links import (
     may_precede_a_gap,
 )
 from audit.signing import KeyRing, SigningKey
-from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED
+from audit.storage import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED
 from shared.contract.documents import Document
 
 __all__ = [

@@ -16,6 +16,8 @@ class AuditSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="AUDIT_", extra="ignore", populate_by_name=True)
 
     service_name: str = "audit"
+    # Its own database (AUDIT_MONGODB_DATABASE); no other service reads or writes it.
+    mongodb_database: str = "model_registry"
     http_port: int = 8083
     consumer_group: str = "audit"
     batch_max_records: int = 2000

@@ -27,7 +27,7 @@ from audit.chain import verify_legacy
 from audit.entries import received_now
 from audit.links import MIGRATED, ChainKey, Tail, extend, sign_entry
 from audit.signing import SigningKey
-from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED
+from audit.storage import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED
 from shared.chassis.settings import ConfigurationError
 from shared.contract.documents import Document
 from shared.contract.sortkeys import time_key

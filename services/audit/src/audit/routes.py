@@ -9,10 +9,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from audit.chain import Verifier, verify
 from audit.signing import SigningKey
+from audit.storage import AUDIT_LOG
 from audit.team_verify import DEFAULT_TEAM_VERIFY, MAX_TEAM_VERIFY, verify_team
 from audit.views import entry_public, verification_public
 from shared.chassis.http_auth import guard_of, requires
-from shared.chassis.mongo import AUDIT_LOG
 from shared.chassis.problems import Problem, keyed_route_refusals
 from shared.contract import catalog
 from shared.contract.audit_views import AuditEntryPublic, AuditPublicKeys, AuditVerification

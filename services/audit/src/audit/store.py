@@ -15,7 +15,8 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from audit import metrics
 from audit.links import Tail, Verifier, extend, must_be_signed, sign_entry
 from audit.signing import KeyRing, SigningKey
-from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG, find_by_ids
+from audit.storage import AUDIT_HEADS, AUDIT_LOG
+from shared.chassis.mongo import find_by_ids
 from shared.contract.documents import Document
 
 log = structlog.get_logger(__name__)

@@ -31,7 +31,7 @@ from audit.chain import (
     version_problem,
 )
 from audit.links import Tail, has_expired, may_be_gone, may_precede_a_gap
-from shared.chassis.mongo import AUDIT_HEADS, AUDIT_LOG
+from audit.storage import AUDIT_HEADS, AUDIT_LOG
 from shared.contract.documents import Document
 
 DEFAULT_TEAM_VERIFY = 10_000

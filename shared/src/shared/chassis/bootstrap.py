@@ -1,7 +1,10 @@
-"""``python -m shared.chassis.bootstrap``: create topics and indexes, and store the bootstrap admin key.
+"""``python -m shared.chassis.bootstrap``: create topics, and store the bootstrap admin key.
 
 Run once per deployment before the services (the Compose ``init`` service, the Kubernetes
-init Job). Every step is idempotent, so running it on every deploy is safe.
+init Job). Every step is idempotent, so running it on every deploy is safe. Indexes are each
+service's own business: every service creates its own at start-up, in its own database. The key
+goes into registration's database (registration owns API keys), named by the same variable
+registration reads, ``REGISTRATION_MONGODB_DATABASE``.
 """
 
 from __future__ import annotations
@@ -11,12 +14,12 @@ import os
 import sys
 from typing import Any
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.keystore import issue_key
 from shared.chassis.logs import configure_logging
-from shared.chassis.mongo import API_KEYS, ensure_indexes, make_client
+from shared.chassis.mongo import API_KEYS, make_client
 from shared.chassis.settings import CommonSettings
 from shared.chassis.verifiers import VERIFIER_FIELD, VerifierBox
 from shared.contract.auth import (
@@ -36,6 +39,11 @@ class BootstrapSettings(CommonSettings):
 
     service_name: str = "registry-init"
     bootstrap_admin_key: str | None = Field(None, validation_alias="BOOTSTRAP_ADMIN_KEY")
+    # Registration's database (it owns API keys): the variable registration itself reads.
+    registration_mongodb_database: str = Field(
+        "model_registry",
+        validation_alias=AliasChoices("REGISTRATION_MONGODB_DATABASE", "registration_mongodb_database"),
+    )
 
 
 BOOTSTRAP_NAME = "bootstrap"
@@ -81,16 +89,16 @@ async def store_bootstrap_key(
 
 
 async def bootstrap(settings: BootstrapSettings) -> list[str]:
-    """Create the contract's topics (with ``.dlq``) and every index; install the admin key if given."""
+    """Create the contract's topics (with ``.dlq``); install the admin key in registration's database if given."""
     topics = await ensure_topics(settings)
+    if not settings.bootstrap_admin_key:
+        return topics
     client = make_client(settings)
     try:
-        db = client[settings.mongodb_database]
-        await ensure_indexes(db, settings=settings)
-        if settings.bootstrap_admin_key:
-            sealable = settings.key_verifier_sealing_keys or settings.event_signing_key
-            verifiers = VerifierBox.of(settings) if sealable else None  # without: the key cannot sign
-            await store_bootstrap_key(db, settings.bootstrap_admin_key, created_by="bootstrap job", verifiers=verifiers)
+        db = client[settings.registration_mongodb_database]
+        sealable = settings.key_verifier_sealing_keys or settings.event_signing_key
+        verifiers = VerifierBox.of(settings) if sealable else None  # without: the key cannot sign
+        await store_bootstrap_key(db, settings.bootstrap_admin_key, created_by="bootstrap job", verifiers=verifiers)
     finally:
         await client.close()
     return topics
@@ -106,7 +114,7 @@ def main() -> int:
         print(f"bootstrap failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     key_note = "admin key installed" if settings.bootstrap_admin_key else "no BOOTSTRAP_ADMIN_KEY given"
-    print(f"bootstrap done: {len(topics)} topics, indexes ensured, {key_note} ({os.getpid()})")
+    print(f"bootstrap done: {len(topics)} topics, {key_note} ({os.getpid()})")
     return 0
 
 

@@ -1,15 +1,19 @@
-"""The ``AsyncMongoClient`` factory and every collection's indexes, declared in one place.
+"""MongoDB machinery every service uses: the client factory, a ping, index creation, chunked lookups.
 
-Indexes live here (not in the owning service) because `registry up` and the read side need
-them too; each service still creates only its own collections' indexes at start-up. TTL indexes
-whose period is a setting (:func:`expiry_indexes`) are brought to the configured period when
-they exist with another (``collMod``), and dropped when the setting turns expiry off.
+Collections and their indexes belong to the service that owns them (its ``storage`` module, e.g.
+``audit.storage``): each service creates its own at start-up with :func:`ensure_indexes`, and no
+other service reads or writes them. TTL indexes named :data:`EXPIRY_INDEX` are brought to the
+declared period when they exist with another (``collMod``), and dropped when the owner no longer
+declares one (its retention turned off).
+
+The collection names and indexes still declared below are registration's and the deploy-tracker's,
+until those services declare them in their own ``storage`` modules (issue 23).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
@@ -25,15 +29,11 @@ OUTBOX = "outbox"
 RELAY_CHECKPOINTS = "relay_checkpoints"
 API_KEYS = "api_keys"
 SHARES = "shares"
-AUDIT_LOG = "audit_log"
-AUDIT_HEADS = "audit_heads"
-AUDIT_VERIFIED = "audit_verified"
 DEPLOYMENTS = "deployments"
 DEPLOY_OUTBOX = "deploy_outbox"
 DEPLOY_RELAY_CHECKPOINTS = "deploy_relay_checkpoints"
 WEBHOOKS = "webhooks"
 WEBHOOK_DELIVERIES = "webhook_deliveries"
-CONSOLE_SESSIONS = "console_sessions"
 EXPIRY_INDEX = "expiry"  # the TTL index of a collection whose documents expire
 
 INDEXES: dict[str, list[IndexModel]] = {
@@ -86,22 +86,6 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     RELAY_CHECKPOINTS: [],
     SHARES: [IndexModel([("with_team", ASCENDING)], name="with_team")],
-    AUDIT_LOG: [
-        IndexModel([("chain", ASCENDING), ("seq", ASCENDING)], unique=True, name="chain_seq"),
-        IndexModel([("ts_key", DESCENDING)], name="recent"),
-        IndexModel([("team", ASCENDING), ("ts_key", DESCENDING)], name="team_recent"),
-        IndexModel([("correlation_id", ASCENDING), ("ts_key", DESCENDING)], name="correlation_recent"),
-        # Retention: only entries that carry an expiry date (access events, audit.links.extend)
-        # are ever deleted, at that date; no other entry has the field, so none can expire.
-        IndexModel(
-            [("expires_at", ASCENDING)],
-            name=EXPIRY_INDEX,
-            expireAfterSeconds=0,
-            partialFilterExpression={"expires_at": {"$type": "date"}},
-        ),
-    ],
-    AUDIT_HEADS: [],
-    AUDIT_VERIFIED: [],
     DEPLOYMENTS: [
         IndexModel([("version_id", ASCENDING), ("position", ASCENDING)], name="version_history"),
         # A model's recent reports across its versions (query: GET …/deployments, the console's timeline).
@@ -118,8 +102,6 @@ INDEXES: dict[str, list[IndexModel]] = {
     API_KEYS: [
         IndexModel([("team", ASCENDING)], name="team"),
     ],
-    # The web console's sign-ins (query): each removed at its absolute expiry by the TTL monitor.
-    CONSOLE_SESSIONS: [IndexModel([("expires_at", ASCENDING)], name=EXPIRY_INDEX, expireAfterSeconds=0)],
 }
 
 
@@ -152,54 +134,61 @@ def database(client: AsyncMongoClient[Document], settings: CommonSettings) -> As
     return client[settings.mongodb_database]
 
 
-# Indexes earlier versions created that now stand in the way (dropped when found).
+# Registration's indexes that earlier versions created and that now stand in the way (``retired``).
 RETIRED_INDEXES: dict[str, list[str]] = {
     OUTBOX: ["causation"],  # unique on the bare ce_id: one id namespace for every team
 }
 
 
-def expiry_indexes(settings: CommonSettings) -> dict[str, IndexModel | None]:
-    """The TTL index of each collection whose retention is a setting (``None``: kept for ever)."""
-    seconds = round(settings.webhook_delivery_retention_days * 86_400)
-    deliveries = IndexModel([("created_at", ASCENDING)], name=EXPIRY_INDEX, expireAfterSeconds=seconds)
-    return {WEBHOOK_DELIVERIES: deliveries if seconds else None}
+def expiry_index(field: str, seconds: float) -> list[IndexModel]:
+    """The TTL index :data:`EXPIRY_INDEX` deleting documents ``seconds`` after their ``field``; none for 0 (kept)."""
+    period = round(seconds)
+    return [IndexModel([(field, ASCENDING)], name=EXPIRY_INDEX, expireAfterSeconds=period)] if period else []
+
+
+def declared_indexes(settings: CommonSettings | None = None) -> dict[str, list[IndexModel]]:
+    """:data:`INDEXES` with the webhook deliveries' TTL index of ``settings``' retention (default: its default)."""
+    days = (settings or CommonSettings.model_construct()).webhook_delivery_retention_days
+    expiring = {WEBHOOK_DELIVERIES: expiry_index("created_at", days * 86_400)}
+    return {name: [*indexes, *expiring.get(name, [])] for name, indexes in INDEXES.items()}
 
 
 async def ensure_indexes(
-    db: AsyncDatabase[Document], collections: list[str] | None = None, *, settings: CommonSettings | None = None
+    db: AsyncDatabase[Document],
+    indexes: Mapping[str, Sequence[IndexModel]],
+    collections: Sequence[str] | None = None,
+    *,
+    retired: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
-    """Create the declared indexes of ``collections`` (default: all) and drop retired ones; idempotent.
+    """Create the ``indexes`` an owner declares for ``collections`` (default: all it declares); idempotent.
 
-    ``settings`` gives the retention periods of :func:`expiry_indexes` (default: their defaults).
+    A declared TTL index named :data:`EXPIRY_INDEX` that exists with another period is brought to
+    the declared one (``collMod``: ``create_indexes`` refuses an index that exists with other
+    options, and this needs no rebuild); an existing one no longer declared is dropped (its
+    retention was turned off). ``retired`` names indexes earlier versions created that now stand
+    in the way: they are dropped where found.
     """
-    expiring = expiry_indexes(settings or CommonSettings.model_construct())
-    for name in collections or list(INDEXES):
-        if name in RETIRED_INDEXES:
-            for index in sorted(set(RETIRED_INDEXES[name]) & set(await db[name].index_information())):
-                await db[name].drop_index(index)
-        indexes = list(INDEXES[name])
-        if name in expiring:
-            ttl = await _retune_expiry(db, name, expiring[name])
-            indexes += [ttl] if ttl is not None else []
-        await db[name].create_indexes(indexes)
+    for name in collections if collections is not None else list(indexes):
+        existing = await db[name].index_information()
+        for index in sorted(set((retired or {}).get(name, ())) & set(existing)):
+            await db[name].drop_index(index)
+        wanted = list(indexes[name])
+        expiry = next((index for index in wanted if index.document["name"] == EXPIRY_INDEX), None)
+        if EXPIRY_INDEX in existing:
+            if expiry is None:
+                await db[name].drop_index(EXPIRY_INDEX)
+            else:
+                wanted.remove(expiry)
+                await _retune_expiry(db, name, existing[EXPIRY_INDEX], expiry)
+        if wanted:
+            await db[name].create_indexes(wanted)
 
 
-async def _retune_expiry(db: AsyncDatabase[Document], name: str, wanted: IndexModel | None) -> IndexModel | None:
-    """Bring an existing TTL index to ``wanted``'s period, or drop it; return what is still to create.
-
-    ``create_indexes`` refuses an index that exists with other options, so a changed retention
-    setting is applied with ``collMod`` (no rebuild), and a retention turned off drops the index.
-    """
-    current = (await db[name].index_information()).get(EXPIRY_INDEX)
-    if current is None:
-        return wanted
-    if wanted is None:
-        await db[name].drop_index(EXPIRY_INDEX)
-        return None
+async def _retune_expiry(db: AsyncDatabase[Document], name: str, current: Document, wanted: IndexModel) -> None:
+    """Bring an existing TTL index to ``wanted``'s period."""
     seconds = wanted.document["expireAfterSeconds"]
     if current.get("expireAfterSeconds") != seconds:
         await db.command("collMod", name, index={"name": EXPIRY_INDEX, "expireAfterSeconds": seconds})
-    return None
 
 
 LOOKUP_CHUNK = 100  # the stand-in's $in gets slower per key beyond ~100 keys

@@ -58,7 +58,10 @@ class CommonSettings(BaseSettings):
     kafka_replication_factor: int = Field(1, validation_alias=_shared("kafka_replication_factor"))
 
     mongodb_uri: str = Field("mongodb://127.0.0.1:27017/", validation_alias=_shared("mongodb_uri"))
-    mongodb_database: str = Field("model_registry", validation_alias=_shared("mongodb_database"))
+    # Each service's own database, read from its prefixed variable (REGISTRATION_MONGODB_DATABASE,
+    # QUERY_…, DEPLOY_TRACKER_…, AUDIT_…): never a shared one, so no variable points every service
+    # at one database. No other service reads or writes it (each service's config sets its default).
+    mongodb_database: str = "model_registry"
 
     topic_commands: str = Field("registry.commands", validation_alias=_shared("topic_commands"))
     topic_events: str = Field("registry.events", validation_alias=_shared("topic_events"))
@@ -142,7 +145,7 @@ class CommonSettings(BaseSettings):
     # default: then those headers are ignored, from whoever sends them.
     trusted_proxies: list[str] = Field(default_factory=list, validation_alias=_shared("trusted_proxies"))
     # Webhook delivery records (``webhook_deliveries``) are deleted this long after they were
-    # created (a MongoDB TTL index); 0 keeps them forever. Shared: the init job creates the index too.
+    # created (a MongoDB TTL index); 0 keeps them forever.
     webhook_delivery_retention_days: float = Field(
         90.0, ge=0, validation_alias=_shared("webhook_delivery_retention_days")
     )

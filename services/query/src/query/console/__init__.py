@@ -17,10 +17,11 @@ from fastapi.responses import Response
 from query.config import QuerySettings
 from query.console import actions, pages
 from query.console.sessions import Sessions
+from query.console.storage import CONSOLE_SESSIONS, INDEXES
 from query.console.web import PAGE_HEADERS, PATH, Console, ConsoleRefusal, SignInNeeded, render, sign_in_redirect
 from query.mcp.api import RegistryApiError
 from shared.chassis.http_app import Service
-from shared.chassis.mongo import CONSOLE_SESSIONS
+from shared.chassis.mongo import ensure_indexes
 
 STATIC = Path(__file__).parent / "static"
 ASSETS = {
@@ -49,6 +50,11 @@ def mount_console(service: Service, settings: QuerySettings) -> None:
         audit=audit,
         secure_cookies=settings.console_secure_cookies,
     )
+
+    async def create_indexes() -> None:  # the sessions' expiry: the console's own collection
+        await ensure_indexes(service.db, INDEXES)
+
+    service.on_start(create_indexes)
     app.include_router(pages.router)
     app.include_router(actions.router)
     assets = {name: (STATIC / name).read_bytes() for name in ASSETS}
