@@ -35,12 +35,14 @@ from query.console.web import (
     visit,
 )
 from query.mcp.api import RegistryApiError
+from query.projection.model import parse_tokens
 from shared.chassis.http_params import SlugPath, VersionPath
 from shared.chassis.problems import Problem
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
 Signed = Annotated[Visit, Depends(visit)]
 SIGN_IN_FORM_SECONDS = 600
+DEFAULT_WAIT_SECONDS = 5.0  # QUERY_CONSISTENCY_WAIT_SECONDS' default, when the app sets none
 
 
 def _secure(request: Request) -> bool:
@@ -127,11 +129,30 @@ async def _act(request: Request, visit: Signed, back: str, write: Write, done: s
     headers = {"Idempotency-Key": key} if key else {}
     try:
         await visit.registration.send(method, path, body, headers=headers)
-        flash = Flash("ok", done)
+        shown = await read_model_has(request, visit.registration.consistency)
+        flash = Flash("ok", done if shown else f"{done} (not on this page yet: reload in a moment)")
     except RegistryApiError as exc:
         flash = Flash("problem", f"{exc.detail}" + (f" (HTTP {exc.status})" if exc.status else ""))
     await console_of(request).sessions.flash(visit.session_id, flash)
     return redirect(back)
+
+
+async def read_model_has(request: Request, token: str | None) -> bool:
+    """Wait (at most ``QUERY_CONSISTENCY_WAIT_SECONDS``) until this replica's read model has the write ``token`` names.
+
+    The page the action returns to is read from that model: so it shows the write. ``True``
+    without a token (nothing to wait for) or without a read model.
+    """
+    model = getattr(request.app.state, "read_model", None)
+    if model is None or not token:
+        return True
+    try:
+        tokens = parse_tokens(token)
+    except ValueError:
+        return True  # not one of registration's tokens: nothing this replica could wait for
+    wait = getattr(request.app.state, "consistency_wait_seconds", DEFAULT_WAIT_SECONDS)
+    reached: bool = await model.reached(tokens, float(wait))
+    return reached
 
 
 def _model_page(team: str, name: str, version: str | None = None) -> str:

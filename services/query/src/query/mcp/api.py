@@ -27,6 +27,7 @@ class RegistryApi:
 
     def __init__(self, client: httpx.AsyncClient, *, headers: Mapping[str, str]) -> None:
         self.client, self.headers = client, {"Accept": "application/json", **headers}
+        self.consistency: str | None = None  # the X-Registry-Consistency of the last write answered
 
     async def get(self, path: str, params: Params | None = None) -> dict[str, Any]:
         """The JSON object of a 2xx answer; otherwise :class:`RegistryApiError` with the problem's detail."""
@@ -49,6 +50,7 @@ class RegistryApi:
             raise RegistryApiError(None, f"the registry at {self.client.base_url} did not answer ({exc!r})") from None
         if not response.is_success:
             raise RegistryApiError(response.status_code, _detail(response))
+        self.consistency = response.headers.get("X-Registry-Consistency")
         return {} if response.status_code == 204 or not response.content else _object(response, f"{method} {path}")
 
 
