@@ -1,0 +1,151 @@
+"""The read model follows registry.events, resumes from what it persisted, and catches up from the owners' logs."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from query.projection.consumer import Projection
+from query.projection.model import ReadModel
+from query.projection.owners import OwnerLog
+from query.projection.storage import PROJECTION_STATE, MongoProjectionStore
+from shared.chassis.kafka import ensure_topics
+from shared.chassis.settings import CommonSettings
+from shared.chassis.signing import EventSigner
+from shared.contract.envelope import CloudEvent
+from tests.infra import Infra, private_topics
+from tests.kafka_tools import publish_raw
+from tests.unit.test_projection_apply import Log
+from tests.waiting import serving, until
+
+pytestmark = pytest.mark.integration
+TOKEN = "owner-token-" + uuid.uuid4().hex
+
+
+def projection(settings: CommonSettings, db: AsyncDatabase[dict[str, Any]], owners: list[OwnerLog]) -> Projection:
+    return Projection(ReadModel(), MongoProjectionStore(db), owners, settings=settings, flush_seconds=0.05)
+
+
+@asynccontextmanager
+async def running(projection: Projection) -> AsyncIterator[Projection]:
+    task = asyncio.create_task(projection.run())
+    try:
+        await until(lambda: _started(projection, task), timeout=30, what="the projection loaded and caught up")
+        yield projection
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _started(projection: Projection, task: asyncio.Task[None]) -> bool:
+    if task.done():
+        task.result()  # raises what stopped it
+    return projection.started.is_set()
+
+
+async def publish(infra: Infra, settings: CommonSettings, events: list[CloudEvent], *, signer: EventSigner) -> None:
+    records = []
+    for event in events:
+        value, headers = signer.encode(event)
+        records.append((value, [(name, raw.encode()) for name, raw in headers.items()], event.subject.encode()))  # type: ignore[union-attr]
+    await publish_raw(infra.kafka_bootstrap, settings.topic_events, records)
+
+
+async def topic(infra: Infra) -> CommonSettings:
+    settings = private_topics(infra, f"proj-{uuid.uuid4().hex[:8]}", partitions=2)
+    await ensure_topics(settings)
+    return settings
+
+
+async def test_signed_events_are_projected_and_unsigned_ones_are_not(
+    infra: Infra, mongo_database: AsyncDatabase[dict[str, Any]]
+) -> None:
+    settings, log, forged = await topic(infra), Log(), Log()
+    signer = EventSigner(infra.signing_key.encode())
+    async with running(projection(settings, mongo_database, [])) as following:
+        await publish(infra, settings, [forged.register("1.0.0")], signer=EventSigner(b"not-the-services-key" * 2))
+        await publish(infra, settings, [log.register("1.0.0"), log.register("1.1.0")], signer=signer)
+
+        async def projected() -> bool:
+            return len(following.model.sorted_versions(log.model_id)) == 2
+
+        await until(projected, what="both versions projected")
+        assert following.model.model_by_name(forged.team, forged.name) is None, "an unsigned record counts for nothing"
+        assert following.model.models[log.model_id]["latest_version"] == "1.1.0"
+
+
+async def test_a_restart_resumes_from_the_persisted_model_without_replaying(
+    infra: Infra, mongo_database: AsyncDatabase[dict[str, Any]]
+) -> None:
+    settings, log = await topic(infra), Log()
+    signer = EventSigner(infra.signing_key.encode())
+    await publish(infra, settings, [log.register(f"1.{n}.0") for n in range(3)], signer=signer)
+    async with running(projection(settings, mongo_database, [])) as first:
+
+        async def persisted() -> bool:
+            state = await mongo_database[PROJECTION_STATE].find_one({})
+            return first.applied == 3 and state is not None and sum(state["offsets"].values()) == 3
+
+        await until(persisted, what="three events applied and persisted")
+    async with running(projection(settings, mongo_database, [])) as second:
+        assert len(second.model.sorted_versions(log.model_id)) == 3, "loaded from the query's database"
+        await publish(infra, settings, [log.register("2.0.0")], signer=signer)
+
+        async def sentinel() -> bool:
+            return second.model.models[log.model_id]["latest_version"] == "2.0.0"
+
+        await until(sentinel, what="the event after the restart applied")
+        assert second.applied == 1, "the three events before the restart were not applied again"
+
+
+def owner_app(events: list[CloudEvent], asked: list[int]) -> list[Route]:
+    async def page(request: Request) -> JSONResponse:
+        if request.headers.get("x-registry-service-token") != TOKEN:
+            return JSONResponse({"title": "Unauthenticated"}, status_code=401)
+        after, limit = int(request.query_params["after"]), int(request.query_params["limit"])
+        asked.append(after)
+        found = [e for e in events if e.revision is not None and e.revision > after][: min(limit, 2)]
+        items = [e.model_dump(mode="json", exclude={"authorization"}) for e in found]
+        return JSONResponse({"items": items, "next_after": found[-1].revision if found else None})
+
+    return [Route("/internal/v1/events", page)]
+
+
+async def test_offsets_beyond_the_end_of_a_lost_log_are_caught_up_from_the_owner_then_the_topic_read_anew(
+    infra: Infra, mongo_database: AsyncDatabase[dict[str, Any]]
+) -> None:
+    settings, log = await topic(infra), Log()
+    signer = EventSigner(infra.signing_key.encode())
+    first_events = [log.register("1.0.0"), log.register("1.1.0")]
+    await publish(infra, settings, first_events, signer=signer)
+    async with running(projection(settings, mongo_database, [])) as first:
+
+        async def persisted() -> bool:
+            state = await mongo_database[PROJECTION_STATE].find_one({})
+            return state is not None and sum(state["offsets"].values()) == 2
+
+        await until(persisted, what="the first events persisted with their offsets")
+    # The stack stops with one event published but never projected, and its broker forgets the log.
+    unprojected = log.register("1.2.0")
+    lost_log = await topic(infra)
+    asked: list[int] = []
+    async with serving(owner_app(log.events, asked)) as port:
+        owner = OwnerLog("r", f"http://127.0.0.1:{port}", TOKEN)
+        async with running(projection(lost_log, mongo_database, [owner])) as second:
+            assert second.model.version(log.vid(unprojected.data["version"])) is not None, "caught up before ready"
+            assert second.applied == 1, "only the event the projection had not applied"
+            await publish(infra, lost_log, [log.register("2.0.0")], signer=signer)
+
+            async def read_anew() -> bool:
+                return second.model.models[log.model_id]["latest_version"] == "2.0.0"
+
+            await until(read_anew, what="the new log read from its beginning")
+    assert asked[0] == 0 and len(asked) >= 2, "paged from the start of the margin"
+    assert first.applied == 2
