@@ -54,7 +54,8 @@ async def publish(infra: Infra, settings: CommonSettings, events: list[CloudEven
     records = []
     for event in events:
         value, headers = signer.encode(event)
-        records.append((value, [(name, raw.encode()) for name, raw in headers.items()], event.subject.encode()))  # type: ignore[union-attr]
+        key = (event.subject or "").encode()
+        records.append((value, [(name, raw.encode()) for name, raw in headers.items()], key))
     await publish_raw(infra.kafka_bootstrap, settings.topic_events, records)
 
 
@@ -99,7 +100,7 @@ async def test_a_restart_resumes_from_the_persisted_model_without_replaying(
         await publish(infra, settings, [log.register("2.0.0")], signer=signer)
 
         async def sentinel() -> bool:
-            return second.model.models[log.model_id]["latest_version"] == "2.0.0"
+            return bool(second.model.models[log.model_id]["latest_version"] == "2.0.0")
 
         await until(sentinel, what="the event after the restart applied")
         assert second.applied == 1, "the three events before the restart were not applied again"
@@ -144,7 +145,7 @@ async def test_offsets_beyond_the_end_of_a_lost_log_are_caught_up_from_the_owner
             await publish(infra, lost_log, [log.register("2.0.0")], signer=signer)
 
             async def read_anew() -> bool:
-                return second.model.models[log.model_id]["latest_version"] == "2.0.0"
+                return bool(second.model.models[log.model_id]["latest_version"] == "2.0.0")
 
             await until(read_anew, what="the new log read from its beginning")
     assert asked[0] == 0 and len(asked) >= 2, "paged from the start of the margin"
