@@ -41,7 +41,13 @@ CHASSIS = {"access-events", "readiness", "key-evictions"}
 TASKS = {
     "registration": {*CHASSIS, "consumer-lag", "outbox-relay"},
     "query": {*CHASSIS, "search-projection", "feed-cache", "mcp"},
-    "deploy-tracker": {*CHASSIS, "consumer-lag", "deploy-outbox-relay", "webhook-deliveries"},
+    "deploy-tracker": {
+        *CHASSIS,
+        "consumer-lag",
+        "deploy-outbox-relay",
+        "webhook-deliveries",
+        "known-versions-catch-up",
+    },
     "audit": {*CHASSIS, "consumer-lag"},
 }
 
