@@ -150,3 +150,28 @@ async def test_offsets_beyond_the_end_of_a_lost_log_are_caught_up_from_the_owner
             await until(read_anew, what="the new log read from its beginning")
     assert asked[0] == 0 and len(asked) >= 2, "paged from the start of the margin"
     assert first.applied == 2
+
+
+async def test_a_rebuild_replaces_the_model_and_its_persisted_state_with_the_owners_logs(
+    infra: Infra, mongo_database: AsyncDatabase[dict[str, Any]]
+) -> None:
+    settings, log, stale = await topic(infra), Log(), Log()
+    signer = EventSigner(infra.signing_key.encode())
+    await publish(infra, settings, [stale.register("1.0.0")], signer=signer)  # known here, not to the owner
+    owned = [log.register("1.0.0"), log.register("1.1.0")]
+    asked: list[int] = []
+    async with serving(owner_app([], asked)) as down, serving(owner_app(owned, asked)) as up:
+        unreachable = OwnerLog("r", f"http://127.0.0.1:{down}", "wrong-token")
+        async with running(projection(settings, mongo_database, [unreachable])) as following:
+            await until(lambda: _has(following, stale.model_id), what="the topic's event applied")
+        rebuilding = projection(settings, mongo_database, [OwnerLog("r", f"http://127.0.0.1:{up}", TOKEN)])
+        async with running(rebuilding) as following:
+            rebuilt = await following.rebuild()
+            assert (rebuilt.models, rebuilt.versions, rebuilt.events) == (1, 2, {"r": 2})
+            assert set(following.model.models) == {log.model_id}
+    loaded, _ = await MongoProjectionStore(mongo_database).load()
+    assert set(loaded.models) == {log.model_id} and loaded.version_count() == 2
+
+
+async def _has(projection: Projection, model_id: str) -> bool:
+    return model_id in projection.model.models
