@@ -27,6 +27,7 @@ from shared.chassis.kafka import ensure_topics
 from tests.factories import ADMIN_KEY, store_admin_key
 from tests.infra import Infra
 from tests.integration.audit_settings import audit_settings as own_audit_settings
+from tests.integration.key_owner import asking_registration_for_keys
 from tests.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -117,7 +118,8 @@ async def audit_url(infra: Infra) -> AsyncIterator[str]:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri, tz_aware=True)
     try:
         await store_admin_key(client[settings.mongodb_database])
-        async with listening(build_audit(settings)) as url:
+        # Keys are registration's: one over the same database answers the audit's key lookups.
+        async with asking_registration_for_keys(settings) as asking, listening(build_audit(asking)) as url:
             yield url
     finally:
         await client.drop_database(settings.mongodb_database)

@@ -39,6 +39,7 @@ from shared.chassis.supervision import TaskSupervisor
 from shared.contract.envelope import CloudEvent
 from tests.factories import store_admin_key
 from tests.infra import Infra
+from tests.integration.key_owner import asking_registration_for_keys
 from tests.integration.restarting import (
     ADMIN,
     Outage,
@@ -121,7 +122,8 @@ async def test_a_search_projection_that_dies_is_restarted_and_an_unshare_then_hi
     before = restarts("search-projection")
     async with (
         running(build_registration(registration), "http://registration") as writes,
-        running(build_query(QuerySettings(**common)), "http://query", theirs) as reads,
+        asking_registration_for_keys(QuerySettings(**common)) as query,  # keys are registration's
+        running(build_query(query), "http://query", theirs) as reads,
     ):
         model = f"/v1/models/{owner}/secret-model"
         body = {
@@ -187,7 +189,7 @@ async def test_an_mcp_endpoint_whose_session_manager_died_is_restarted_and_answe
 
     monkeypatch.setattr(mcp_server, "anyio", SimpleNamespace(sleep_forever=serve_then_fail_once))
     before = restarts("mcp")
-    async with running(build_query(settings), "http://query") as http:
+    async with asking_registration_for_keys(settings) as asking, running(build_query(asking), "http://query") as http:
         await until(lambda: asyncio.sleep(0, restarts("mcp") > before), what="the MCP task restarted")
         await wait_ready(http)
         initialize = {
