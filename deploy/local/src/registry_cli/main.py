@@ -25,6 +25,7 @@ from registry_cli.importing import import_app
 from registry_cli.mcp_stdio import mcp
 from registry_cli.processes import PortInUse
 from registry_cli.produce import KINDS, produce_and_wait, produce_message
+from registry_cli.projection import projection_app
 from registry_cli.stack import EmbeddedStack, StackError
 from registry_cli.stack_tls import kafka_client_options
 from registry_cli.supervise import GaveUp
@@ -35,6 +36,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(export_app, name="export")
 app.add_typer(import_app, name="import")
+app.add_typer(projection_app, name="projection")
 app.command("mcp")(mcp)
 audit_app.command("list")(list_audit)
 app.add_typer(models_app, name="models")
