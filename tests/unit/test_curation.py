@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from registration.deployments import StatusSeen
 from registration.handlers import Command, Outcome, handle_commands
 from registration.repository import InMemoryRepository
 from shared.contract import messages
@@ -171,7 +172,7 @@ class TestDelete:
     async def test_a_version_deployed_somewhere_or_aliased_is_not_deleted(self) -> None:
         repo = await card_with("1.0.0", "2.0.0")
         [v1] = [v for v in repo.versions.values() if v["version"] == "1.0.0"]
-        v1["environments"] = {"prod": {"status": "deployed"}}
+        await repo.deployments.record([StatusSeen(v1["_id"], "prod", "deployed", 7)])
         await one(repo, messages.SET_ALIAS, alias="candidate", version="2.0.0")
         deployed = await one(repo, messages.DELETE_VERSION, version="1.0.0")
         aliased = await one(repo, messages.DELETE_VERSION, version="2.0.0")

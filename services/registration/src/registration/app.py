@@ -4,30 +4,20 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from registration import curation_routes, internal_routes, keys_routes, metrics, routes
+from registration import curation_routes, internal_routes, keys_routes, log_routes, metrics, routes
 from registration.config import RegistrationSettings
+from registration.deployments_bootstrap import TrackerLog, keep_bootstrapping
 from registration.group_commit import GroupCommit
 from registration.handlers import Command, Outcome, handle_commands
 from registration.key_events import announce_unannounced
 from registration.repository import MongoRepository
-from registration.subscribers import register_command_subscriber
+from registration.storage import API_KEYS, create_indexes
+from registration.subscribers import register_command_subscriber, register_deployment_subscriber
 from shared.chassis import asyncapi
 from shared.chassis.http_app import service_app
 from shared.chassis.identity import RecordIdentity
 from shared.chassis.kafka import make_broker
-from shared.chassis.mongo import (
-    API_KEYS,
-    INDEXES,
-    MODEL_VERSIONS,
-    MODELS,
-    OUTBOX,
-    RELAY_CHECKPOINTS,
-    RETIRED_INDEXES,
-    SHARES,
-    ensure_indexes,
-    make_client,
-    pinger,
-)
+from shared.chassis.mongo import make_client, pinger
 from shared.chassis.ratelimit import RateLimiter
 from shared.chassis.verifiers import VerifierBox, sealed_verifiers
 from shared.outbox.changes import ChangeLog
@@ -45,7 +35,10 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
         settings=settings,
         client=client,
         broker=broker,
-        consumer_groups={settings.consumer_group: [settings.topic_commands]},
+        consumer_groups={
+            settings.consumer_group: [settings.topic_commands],
+            settings.deployments_group: [settings.topic_events],
+        },
         owns_keys=True,  # API keys are registration's; the other services ask it (internal_routes)
         verifiers=sealed_verifiers(verifier_box),
     )
@@ -76,28 +69,35 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     # HTTP writes arriving together share one transaction, as the Kafka path's polls do.
     handle_one = GroupCommit(handle_batch, max_commands=settings.http_group_commit_max).submit
 
-    async def create_indexes() -> None:
-        await ensure_indexes(
-            service.db,
-            INDEXES,
-            [MODELS, MODEL_VERSIONS, OUTBOX, RELAY_CHECKPOINTS, SHARES, API_KEYS],
-            retired=RETIRED_INDEXES,
-        )
+    async def prepare_storage() -> None:
+        await create_indexes(service.db)
         await repo.backfill_feed_keys()
 
     async def announce_keys() -> None:
         await announce_unannounced(changes, service.db[API_KEYS])
 
-    service.on_start(create_indexes)
+    # Where versions run, from the tracker's events; a first start reads the tracker's log too.
+    tracker_log = TrackerLog.of(settings)
+
+    async def bootstrap_deployments() -> None:
+        await keep_bootstrapping(repo.deployments, tracker_log)
+
+    service.on_start(prepare_storage)
     service.on_start(announce_keys)
     service.in_background("outbox-relay", relay.run)
+    service.in_background("deployments-bootstrap", bootstrap_deployments)
+    service.on_stop("tracker-log", tracker_log.close)
+    identity = RecordIdentity.of(settings, keystore=service.keystore, signer=service.signer)
     register_command_subscriber(
         broker,
         settings,
         handle_batch=handle_batch,
-        identity=RecordIdentity.of(settings, keystore=service.keystore, signer=service.signer),
+        identity=identity,
         limiter=RateLimiter(rate=settings.command_rate_per_second, burst=settings.command_burst),
         probe=pinger(client),
+    )
+    register_deployment_subscriber(
+        broker, settings, deployments=repo.deployments, identity=identity, probe=pinger(client)
     )
     service.app.state.handle_one = handle_one
     # Events: every replica reads key revocations to evict its key cache (shared.chassis.key_evictions).
@@ -106,6 +106,7 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     service.app.include_router(curation_routes.router)
     service.app.include_router(keys_routes.router)
     service.app.include_router(internal_routes.router)
+    service.app.include_router(log_routes.router)
     service.app.state.verifier_box = verifier_box
     service.app.state.relay = relay
     service.app.state.repo = repo

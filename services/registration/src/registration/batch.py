@@ -37,8 +37,11 @@ class Batch:
         candidates: dict[str, list[Document]] | None = None,
         *,
         max_shares: int = DEFAULT_MAX_SHARES,
+        deployed: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.versions, self.models, self.now = versions, models, now
+        # version id -> {environment: status}, from the tracker's events (versions to delete only)
+        self.deployed = deployed or {}
         self.max_shares = max_shares  # teams a model may be shared with (REGISTRATION_MAX_SHARES_PER_MODEL)
         self.candidates = candidates or {}  # model id -> its newest stored versions (for a new headline)
         self.changes = Changes()

@@ -54,6 +54,16 @@ class Outcome:
     version: Document | None = None
     replayed: bool = False
     fingerprint: str | None = None  # of the command that produced the stored outcome (on replays)
+    # The model the outcome was filed under and its revision after it (the outcome row's position).
+    model_id: str | None = None
+    revision: int | None = None
+
+    @property
+    def consistency_token(self) -> str | None:
+        """``r.<model_id>.<revision>``: what a read sends back to see this write (none for a refusal)."""
+        if self.model_id is None or self.revision is None or self.rejected:
+            return None
+        return f"r.{self.model_id}.{self.revision}"
 
     @property
     def rejected(self) -> bool:

@@ -9,7 +9,11 @@ from shared.chassis.settings import CommonSettings
 
 
 class RegistrationSettings(CommonSettings):
-    """How the registration service consumes commands and relays its outbox."""
+    """How the registration service consumes commands and relays its outbox.
+
+    Every field is read from ``REGISTRATION_<FIELD>`` (e.g. ``REGISTRATION_DEPLOY_TRACKER_URL``);
+    the README's settings table lists them.
+    """
 
     model_config = SettingsConfigDict(env_prefix="REGISTRATION_", extra="ignore", populate_by_name=True)
 
@@ -18,6 +22,12 @@ class RegistrationSettings(CommonSettings):
     mongodb_database: str = "model_registry"
     http_port: int = 8081
     consumer_group: str = "registration"
+    # Reads the tracker's deployment_status_changed events on registry.events (where versions run,
+    # for refusing to delete a deployed one) into registration's deployed_environments.
+    deployments_group: str = "registration-deployments"
+    # The tracker's internal API: its event log bootstraps deployed_environments on a first start
+    # (retried in the background while the tracker is unreachable; the service serves meanwhile).
+    deploy_tracker_url: str = "http://127.0.0.1:8082"
     batch_max_records: int = 500
     batch_timeout_ms: int = 20
     relay_interval_seconds: float = 0.2

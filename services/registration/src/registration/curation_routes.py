@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict
 
-from registration.routes import IdempotencyKey, Writer, run, version_of
+from registration.routes import IdempotencyKey, Writer, keep_response, run, version_of, written
 from shared.chassis.http_auth import requires
 from shared.chassis.http_params import SlugPath, VersionPath
 from shared.chassis.problems import keyed_route_refusals
@@ -21,7 +21,9 @@ from shared.contract.write_views import AliasPublic, ModelUpdatedPublic
 
 Approver = Annotated[Principal, Depends(requires("models:approve"))]
 router = APIRouter(
-    prefix="/v1/models/{team}/{name}", responses=keyed_route_refusals("not_found", "conflict", "invalid")
+    prefix="/v1/models/{team}/{name}",
+    responses=keyed_route_refusals("not_found", "conflict", "invalid"),
+    dependencies=[Depends(keep_response)],
 )
 
 
@@ -33,7 +35,7 @@ class AliasBody(BaseModel):
     version: messages.SemVer
 
 
-@router.put("/aliases/{alias}", tags=["aliases"])
+@router.put("/aliases/{alias}", tags=["aliases"], responses=written(200))
 async def set_alias(
     team: SlugPath, name: SlugPath, alias: SlugPath, body: AliasBody, caller: Writer, request: Request
 ) -> AliasPublic:
@@ -42,13 +44,13 @@ async def set_alias(
     return AliasPublic.model_validate((await run(request, messages.SET_ALIAS, data, caller, None)).event.data)
 
 
-@router.delete("/aliases/{alias}", status_code=204, tags=["aliases"])
+@router.delete("/aliases/{alias}", status_code=204, tags=["aliases"], responses=written(204))
 async def remove_alias(team: SlugPath, name: SlugPath, alias: SlugPath, caller: Writer, request: Request) -> None:
     """Remove an alias (the version stays)."""
     await run(request, messages.REMOVE_ALIAS, {"team": team, "name": name, "alias": alias}, caller, None)
 
 
-@router.put("/versions/{version}/approval", tags=["versions"])
+@router.put("/versions/{version}/approval", tags=["versions"], responses=written(200))
 async def set_approval(
     team: SlugPath,
     name: SlugPath,
@@ -63,7 +65,7 @@ async def set_approval(
     return version_of(await run(request, messages.SET_APPROVAL, data, caller, idempotency_key))
 
 
-@router.patch("", tags=["models"])
+@router.patch("", tags=["models"], responses=written(200))
 async def update_model(
     team: SlugPath,
     name: SlugPath,
@@ -78,7 +80,7 @@ async def update_model(
     return ModelUpdatedPublic.model_validate(outcome.event.data)
 
 
-@router.delete("/versions/{version}", status_code=204, tags=["versions"])
+@router.delete("/versions/{version}", status_code=204, tags=["versions"], responses=written(204))
 async def delete_version(
     team: SlugPath, name: SlugPath, version: VersionPath, caller: Writer, request: Request
 ) -> None:

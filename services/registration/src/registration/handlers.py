@@ -9,6 +9,7 @@ catch that); only when the commit reports a duplicate key is it re-run reading e
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from registration import domain
@@ -17,6 +18,7 @@ from registration.commands import Command, Outcome, Rejected, parse, request_fin
 from registration.repository import ConcurrentWrite, Repository
 from registration.usecases import USE_CASES
 from shared.contract import messages
+from shared.contract.documents import Document
 from shared.outbox.rows import event_from_outbox
 
 __all__ = ["Command", "Outcome", "event_from_outbox", "handle_commands", "request_fingerprint"]
@@ -84,8 +86,14 @@ async def _handle_once(
     batch.max_shares = max_shares
     fresh = {key: apply(batch, command, data) for key, (command, data) in parsed.items()}
     if batch.changes.outbox:
-        await repo.commit(batch.changes)
+        await repo.commit(batch.changes)  # numbers the rows: their positions are the revisions
+    fresh = {key: _revised(outcome, batch.outcome_row(key)) for key, outcome in fresh.items()}
     return [fresh.get(c.key) or _replayed(c, done.get(c.key) or batch.outcome_row(c.key)) for c in commands]
+
+
+def _revised(outcome: Outcome, row: Document) -> Outcome:
+    """``outcome`` with the model and revision of its committed outbox row."""
+    return replace(outcome, model_id=row.get("model_id"), revision=row.get("position"))
 
 
 async def _load(repo: Repository, parsed: list[messages.ModelRef | Rejected], *, read_everything: bool) -> Batch:
@@ -112,7 +120,12 @@ async def _load(repo: Repository, parsed: list[messages.ModelRef | Rejected], *,
         wanted = [domain.version_id(d.team, d.name, d.version) for d in registrations]
         found |= await repo.tombstones_by_id(wanted)
     candidates = await repo.newest_versions(reheaded, domain.HEADLINE_CANDIDATES) if reheaded else {}
-    return Batch(found, await repo.models_by_id(sorted(models)), utcnow(), candidates)
+    # Where the versions to delete run (deletes are refused while deploying or deployed).
+    deleted = sorted(
+        {domain.version_id(d.team, d.name, d.version) for d in refs if isinstance(d, messages.DeleteVersion)}
+    )
+    deployed = await repo.deployments_of(deleted) if deleted else {}
+    return Batch(found, await repo.models_by_id(sorted(models)), utcnow(), candidates, deployed=deployed)
 
 
 def apply(batch: Batch, command: Command, data: messages.ModelRef | Rejected) -> Outcome:
@@ -146,11 +159,13 @@ def _refusal(command: Command, data: messages.ModelRef | Rejected) -> Rejected |
     return None
 
 
-def _replayed(command: Command, stored: dict[str, object]) -> Outcome:
+def _replayed(command: Command, stored: Document) -> Outcome:
     fingerprint = stored.get("fingerprint")
     return Outcome(
         command.event.id,
         event_from_outbox(stored),
         replayed=True,
         fingerprint=fingerprint if isinstance(fingerprint, str) else None,
+        model_id=stored.get("model_id"),
+        revision=stored.get("position"),
     )

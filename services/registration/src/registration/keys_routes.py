@@ -11,11 +11,11 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from registration.config import RegistrationSettings
 from registration.key_events import announce, key_event
+from registration.storage import API_KEYS
 from shared.chassis.http_app import Service
 from shared.chassis.http_auth import administers_team
 from shared.chassis.http_params import IdPath, SlugPath
 from shared.chassis.keystore import KeyStore, issue_key
-from shared.chassis.mongo import API_KEYS
 from shared.chassis.problems import Problem, documented, keyed_route_refusals
 from shared.contract.admin_views import ApiKeyList
 from shared.contract.auth import PLATFORM_TEAM, SCOPES, Principal

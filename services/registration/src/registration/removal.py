@@ -33,9 +33,8 @@ def set_lifecycle(batch: Batch, command: Command, data: messages.SetVersionLifec
 def delete_version(batch: Batch, command: Command, data: messages.DeleteVersion) -> Applied:
     """Delete a version that runs nowhere and that no alias names; its number is never reused."""
     version = batch.version(data)
-    live = sorted(
-        env for env, state in (version.get("environments") or {}).items() if state.get("status") in LIVE_STATUSES
-    )
+    # Where it runs as the tracker's deployment_status_changed events told (registration/deployments.py).
+    live = sorted(env for env, status in batch.deployed.get(version["_id"], {}).items() if status in LIVE_STATUSES)
     if live:
         raise domain.Conflict(f"{version['version']} is deployed or deploying in {', '.join(live)}")
     if aliases := _aliases_of(batch, data, version["version"]):

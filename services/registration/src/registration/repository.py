@@ -11,7 +11,17 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from registration.changes import OWNABLE, Changes, ModelChange
-from shared.chassis.mongo import MODEL_VERSIONS, MODELS, OUTBOX, RELAY_CHECKPOINTS, SHARES, find_by_ids
+from registration.deployments import InMemoryDeployedEnvironments, MongoDeployedEnvironments
+from registration.storage import (
+    DELETED_VERSIONS,
+    DEPLOYED_ENVIRONMENTS,
+    MODEL_VERSIONS,
+    MODELS,
+    OUTBOX,
+    RELAY_CHECKPOINTS,
+    SHARES,
+)
+from shared.chassis.mongo import find_by_ids
 from shared.contract.documents import Document
 from shared.contract.sortkeys import time_key
 from shared.outbox.log import MongoOutboxLog
@@ -23,7 +33,6 @@ if TYPE_CHECKING:
     from pymongo.asynchronous.database import AsyncDatabase
 
 DUPLICATE_KEY = 11000
-DELETED_VERSIONS = "deleted_versions"  # tombstones: a deleted version's number is never reused
 
 
 class ConcurrentWrite(Exception):
@@ -53,6 +62,10 @@ class Repository(OutboxLog, Protocol):
 
     async def models_by_id(self, model_ids: Sequence[str]) -> dict[str, Document]:
         """Models by id."""
+        ...
+
+    async def deployments_of(self, version_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Where versions run, ``{environment: status}`` by version id, as the tracker's events told."""
         ...
 
     async def commit(self, changes: Changes) -> None:
@@ -120,6 +133,7 @@ class MongoRepository(MongoOutboxLog):
         self._client = client
         self._models, self._versions, self._shares = db[MODELS], db[MODEL_VERSIONS], db[SHARES]
         self._tombstones = db[DELETED_VERSIONS]
+        self.deployments = MongoDeployedEnvironments(db[DEPLOYED_ENVIRONMENTS])
 
     async def outcomes_of(self, command_keys: Sequence[str]) -> dict[str, Document]:
         return await find_by_ids(self._outbox, command_keys, field="command_key")
@@ -144,6 +158,9 @@ class MongoRepository(MongoOutboxLog):
 
     async def models_by_id(self, model_ids: Sequence[str]) -> dict[str, Document]:
         return await find_by_ids(self._models, model_ids)
+
+    async def deployments_of(self, version_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        return await self.deployments.of(version_ids)
 
     async def backfill_feed_keys(self) -> None:
         """Give models stored before the document feed existed their place in it (idempotent).
@@ -204,6 +221,7 @@ class InMemoryRepository(InMemoryOutboxLog):
         self.versions: dict[str, Document] = {}
         self.shares: dict[str, Document] = {}
         self.tombstones: dict[str, Document] = {}
+        self.deployments = InMemoryDeployedEnvironments()
 
     async def outcomes_of(self, command_keys: Sequence[str]) -> dict[str, Document]:
         wanted = set(command_keys)
@@ -225,6 +243,9 @@ class InMemoryRepository(InMemoryOutboxLog):
 
     async def models_by_id(self, model_ids: Sequence[str]) -> dict[str, Document]:
         return {mid: copy.deepcopy(self.models[mid]) for mid in model_ids if mid in self.models}
+
+    async def deployments_of(self, version_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        return await self.deployments.of(version_ids)
 
     async def commit(self, changes: Changes) -> None:
         handled = {d.get("command_key") for d in self.outbox.values()}

@@ -2,7 +2,7 @@
 
 The request bodies are the command data without what the URL path names (server-owned: a body
 that sets ``team``, ``name`` or ``version`` is refused as an unknown field); the response is the
-resource the command produced.
+resource the command produced, with the write's consistency token in ``X-Registry-Consistency``.
 """
 
 from collections.abc import Awaitable, Callable
@@ -27,7 +27,27 @@ Writer = Annotated[Principal, Depends(requires("models:write"))]
 Admin = Annotated[Principal, Depends(requires("team:admin"))]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
 _REFUSALS = keyed_route_refusals("not_found", "conflict", "invalid")
-router = APIRouter(prefix="/v1/models/{team}/{name}", responses=_REFUSALS)
+CONSISTENCY_HEADER = "X-Registry-Consistency"
+
+
+def written(status: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a write route: its ``status`` carries the write's consistency token."""
+    header = {
+        "description": (
+            "r.<model_id>.<revision>: the model's revision after this write. Send it back in the same "
+            "header on a read of the query service to read at least this write."
+        ),
+        "schema": {"type": "string", "pattern": r"^r\.mdl_[0-9a-f]{24}\.[0-9]{1,20}$"},
+    }
+    return {status: {"headers": {CONSISTENCY_HEADER: header}}}
+
+
+def keep_response(request: Request, response: Response) -> None:
+    """Let :func:`run` set headers on the response of the route it runs for."""
+    request.state.write_response = response
+
+
+router = APIRouter(prefix="/v1/models/{team}/{name}", responses=_REFUSALS, dependencies=[Depends(keep_response)])
 
 
 class RegisterVersionBody(messages.VersionFields):
@@ -71,6 +91,9 @@ async def run(request: Request, command_type: str, data: dict[str, Any], caller:
     if outcome.rejected:
         rejection = messages.CommandRejected.model_validate(outcome.event.data)
         raise Problem(rejection.reason, rejection.message, errors=rejection.errors or None)
+    response: Response | None = getattr(request.state, "write_response", None)
+    if response is not None and outcome.consistency_token is not None:
+        response.headers[CONSISTENCY_HEADER] = outcome.consistency_token
     return outcome
 
 
@@ -81,7 +104,7 @@ def version_of(outcome: Outcome) -> ModelVersionPublic:
     return ModelVersionPublic.model_validate(outcome.event.data)  # a replay: the stored event's data
 
 
-@router.post("/versions", status_code=201, tags=["versions"])
+@router.post("/versions", status_code=201, tags=["versions"], responses=written(201))
 async def register_version(
     team: SlugPath,
     name: SlugPath,
@@ -99,7 +122,7 @@ async def register_version(
     return version
 
 
-@router.patch("/versions/{version}", tags=["versions"])
+@router.patch("/versions/{version}", tags=["versions"], responses=written(200))
 async def update_version(
     team: SlugPath,
     name: SlugPath,
@@ -114,7 +137,7 @@ async def update_version(
     return version_of(await run(request, messages.UPDATE_MODEL_VERSION, data, caller, idempotency_key))
 
 
-@router.post("/versions/{version}/lifecycle", tags=["versions"])
+@router.post("/versions/{version}/lifecycle", tags=["versions"], responses=written(200))
 async def set_lifecycle(
     team: SlugPath,
     name: SlugPath,
@@ -129,7 +152,7 @@ async def set_lifecycle(
     return version_of(await run(request, messages.SET_VERSION_LIFECYCLE, data, caller, idempotency_key))
 
 
-@router.put("/shares/{other_team}", tags=["shares"])
+@router.put("/shares/{other_team}", tags=["shares"], responses=written(200))
 async def share(team: SlugPath, name: SlugPath, other_team: SlugPath, caller: Admin, request: Request) -> ShareChange:
     """Let ``other_team`` read every version of this model.
 
@@ -140,7 +163,7 @@ async def share(team: SlugPath, name: SlugPath, other_team: SlugPath, caller: Ad
     return ShareChange.model_validate((await run(request, messages.SHARE_MODEL, data, caller, None)).event.data)
 
 
-@router.delete("/shares/{other_team}", status_code=204, tags=["shares"])
+@router.delete("/shares/{other_team}", status_code=204, tags=["shares"], responses=written(204))
 async def unshare(team: SlugPath, name: SlugPath, other_team: SlugPath, caller: Admin, request: Request) -> None:
     """Withdraw ``other_team``'s read access, effective at once."""
     await run(request, messages.UNSHARE_MODEL, {"team": team, "name": name, "with_team": other_team}, caller, None)

@@ -1,19 +1,24 @@
-"""Kafka adapter: decode a batch of command records, handle them, dead-letter the undecodable."""
+"""Kafka adapters: commands, and the tracker's deployment status changes (where versions run).
+
+Commands are decoded a batch at a time and handled; the undecodable are dead-lettered.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 from faststream.kafka import KafkaBroker
 
 from registration.config import RegistrationSettings
+from registration.deployments import DeployedEnvironments, StatusSeen, status_seen
 from registration.handlers import Command, Outcome
 from shared.chassis.consuming import Probe, Records, batch_subscriber
 from shared.chassis.identity import RecordIdentity
 from shared.chassis.kafka import decode_or_dead_letter
 from shared.chassis.ratelimit import RateLimiter
-from shared.contract import correlation
+from shared.contract import correlation, messages
+from shared.contract.envelope import EnvelopeError, decode
 
 log = structlog.get_logger(__name__)
 
@@ -64,3 +69,51 @@ def register_command_subscriber(
                 reason=outcome.event.data.get("reason") if outcome.rejected else None,
                 team=command.principal.team if command.principal else None,
             )
+
+
+def register_deployment_subscriber(
+    broker: KafkaBroker,
+    settings: RegistrationSettings,
+    *,
+    deployments: DeployedEnvironments,
+    identity: RecordIdentity,
+    probe: Probe,
+) -> None:
+    """Consume ``registry.events`` (group ``registration-deployments``) for the tracker's status changes.
+
+    Only records a service signed are believed: anyone who may produce to the topic could
+    otherwise mark a version undeployed and have it deleted. Other events are skipped by their
+    ``ce_type`` header, undecoded.
+    """
+
+    @batch_subscriber(
+        broker,
+        settings,
+        settings.topic_events,
+        group=settings.deployments_group,
+        max_records=settings.batch_max_records,
+        timeout_ms=settings.batch_timeout_ms,
+        probe=probe,
+    )
+    async def on_deployments(records: Records) -> None:
+        seen: list[StatusSeen] = []
+        for record in records:
+            if _ce_type(record.headers or ()) != STATUS_CHANGED or not identity.signed(record):
+                continue
+            try:
+                event = decode(record.value, record.headers or ())
+            except EnvelopeError:
+                continue  # signed, so the registry's own: nothing registration could learn from it
+            change = status_seen(event.type, event.source, event.data, event.revision)
+            if change is None:
+                log.warning("a deployment status change registration cannot read", event_id=event.id)
+                continue
+            seen.append(change)
+        await deployments.record(seen)
+
+
+STATUS_CHANGED = messages.DEPLOYMENT_STATUS_CHANGED.encode()
+
+
+def _ce_type(headers: Sequence[tuple[str, bytes]]) -> bytes | None:
+    return next((bytes(value) for name, value in headers if name == "ce_type"), None)
