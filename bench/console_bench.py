@@ -22,6 +22,7 @@ from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
 
+from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack, throwaway_stack
 from shared.chassis.keystore import issue_key
 from shared.contract.auth import SCOPES
@@ -35,7 +36,7 @@ async def make_key(stack: EmbeddedStack) -> str:
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(stack.settings.mongodb_uri, tz_aware=True)
     scopes = [s for s in SCOPES if s != "platform:admin"]
     key, _ = await issue_key(
-        client["model_registry"]["api_keys"],
+        client[service_database("registration")]["api_keys"],
         team=TEAM,
         name="bench",
         scopes=scopes,

@@ -34,6 +34,7 @@ from starlette.routing import Route
 from registration.handlers import Command, handle_commands
 from registration.repository import MongoRepository
 from registry_cli.config import free_port
+from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack, common_settings, throwaway_stack
 from shared.chassis.keystore import issue_key
 from shared.chassis.verifiers import VerifierBox
@@ -48,7 +49,7 @@ STATUSES = ["deploying", "deployed"]
 
 async def prepare(stack: EmbeddedStack, versions: int) -> str:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri, tz_aware=True)
-    db = client["model_registry"]
+    db = client[service_database("registration")]
     key, _ = await issue_key(
         db["api_keys"],
         team=TEAM,
@@ -142,7 +143,7 @@ async def main(args: argparse.Namespace) -> int:
             await producer.flush()
             await producer.stop()
             client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_uri)
-            history = client["model_registry"]["deployments"]
+            history = client[service_database("deploy-tracker")]["deployments"]
             since = await oplog_position(settings.mongodb_uri)
             started = time.perf_counter()
             await tracker.start()

@@ -33,6 +33,7 @@ from stand_in import add_stand_in_rows, bound_per_s, measure_ceiling, oplog_posi
 
 from registration.handlers import Command, event_from_outbox, handle_commands
 from registration.repository import MongoRepository
+from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack, throwaway_stack, unthrottled_admin_key
 from shared.contract.auth import Principal
 from shared.contract.envelope import CloudEvent
@@ -167,7 +168,7 @@ async def load_versions(stack: EmbeddedStack, versions: int) -> tuple[float, flo
     """Load through the real command handler (one transaction per batch), as the consumer does,
     then publish the outcome events with the real relay; return both rates."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri, tz_aware=True)
-    db = client["model_registry"]
+    db = client[service_database("registration")]
     repo = MongoRepository(client, db, writer=f"bench-loader-{uuid.uuid4().hex[:6]}")
     await repo.register_writer()
     principal = Principal(key_id="bench", team="platform", scopes=frozenset({"platform:admin"}))

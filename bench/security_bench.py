@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 from stand_in import Writes, add_stand_in_rows, measure_ceiling, oplog_position, settled_writes
 
+from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack, throwaway_stack
 from shared.chassis.keystore import issue_key
 from shared.contract import messages
@@ -61,7 +62,7 @@ async def audit_ingest(stack: EmbeddedStack, messages_count: int) -> tuple[float
     await producer.flush()
     await producer.stop()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.audit_mongodb_uri)
-    heads = client["model_registry"]["audit_heads"]
+    heads = client[service_database("audit")]["audit_heads"]
 
     async def chained() -> int:
         docs = await heads.find({"_id": {"$regex": "^registry\\.access:"}}).to_list()
@@ -80,7 +81,7 @@ async def audit_ingest(stack: EmbeddedStack, messages_count: int) -> tuple[float
 
 async def auth_latency(stack: EmbeddedStack, requests: int) -> dict[str, tuple[float, float]]:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri)
-    keys = client["model_registry"]["api_keys"]
+    keys = client[service_database("registration")]["api_keys"]
     fresh = []
     for _ in range(requests):
         key, _record = await issue_key(

@@ -25,6 +25,8 @@ from bson import Timestamp
 from pymongo import AsyncMongoClient, InsertOne, UpdateOne
 from rich.table import Table
 
+from registry_cli.database_users import service_database
+
 OPS = {"i": "insert", "u": "update", "d": "delete"}
 
 
@@ -63,7 +65,7 @@ async def oplog_position(uri: str) -> Timestamp:
         await client.close()
 
 
-async def writes_since(uri: str, since: Timestamp, database: str = "model_registry") -> Writes:
+async def writes_since(uri: str, since: Timestamp, database: str = service_database("registration")) -> Writes:
     """The documents written to ``database`` after ``since``, by collection and operation.
 
     A transaction's writes may be logged as one ``applyOps`` entry (mongod) or one entry each

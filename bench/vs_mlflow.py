@@ -52,6 +52,7 @@ from rich.console import Console
 from rich.table import Table
 
 from registry_cli.config import free_port
+from registry_cli.database_users import service_database
 from registry_cli.processes import Child, group_members
 from registry_cli.stack import EmbeddedStack, throwaway_stack
 from shared.chassis.keystore import issue_key
@@ -436,7 +437,7 @@ async def bench_key(stack: EmbeddedStack) -> str:
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(stack.settings.mongodb_uri, tz_aware=True)
     try:
         key, _ = await issue_key(
-            client["model_registry"]["api_keys"],
+            client[service_database("registration")]["api_keys"],
             team=TEAM,
             name="vs-mlflow",
             scopes=[scope for scope in SCOPES if scope != "platform:admin"],
