@@ -40,7 +40,7 @@ QUICK_RESTARTS = {
 CHASSIS = {"access-events", "readiness", "key-evictions"}
 TASKS = {
     "registration": {*CHASSIS, "consumer-lag", "outbox-relay"},
-    "query": {*CHASSIS, "search-projection", "feed-cache", "mcp"},
+    "query": {*CHASSIS, "projection", "search-projection", "feed-cache", "mcp"},
     "deploy-tracker": {
         *CHASSIS,
         "consumer-lag",

@@ -7,7 +7,6 @@ that its work resumes with nothing lost.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 from types import SimpleNamespace
 from typing import Any
 
@@ -102,7 +101,7 @@ async def reader_key(infra: Infra, db_name: str, team: str) -> dict[str, str]:
 async def test_a_search_projection_that_dies_is_restarted_and_an_unshare_then_hides_the_model(
     infra: Infra, db_name: str, monkeypatch: pytest.MonkeyPatch, unique: str
 ) -> None:
-    # The finding: apply() raised once (a MongoDB error), the task stayed dead and /readyz 200, and
+    # The finding: apply() raised once (then a MongoDB error), the task stayed dead and /readyz 200, and
     # the team the model was unshared from kept finding it, description and snippets included.
     common = shared_settings(infra, db_name)
     registration = RegistrationSettings(**common, consumer_group=f"r-{unique}", relay_interval_seconds=0.05)
@@ -112,11 +111,10 @@ async def test_a_search_projection_that_dies_is_restarted_and_an_unshare_then_hi
     outage = Outage()
     apply = SearchProjection.apply
 
-    async def failing_apply(self: SearchProjection, records: Iterable[Any]) -> None:
-        batch = list(records)
-        if outage.on and (batch or outage.raised):
-            outage.fail()  # from the first batch of events once armed (the unshare's) until repaired
-        await apply(self, batch)
+    async def failing_apply(self: SearchProjection, changed: set[str]) -> None:
+        if outage.on and (changed or outage.raised):
+            outage.fail()  # from the first change once armed (the unshare's) until repaired
+        await apply(self, changed)
 
     monkeypatch.setattr(SearchProjection, "apply", failing_apply)
     before = restarts("search-projection")

@@ -136,3 +136,14 @@ def test_the_contract_is_what_clients_need() -> None:
 def test_the_check_sees_infrastructure_reached_through_another_module() -> None:
     # shared.outbox.relay imports aiokafka and FastStream; the registration app imports it.
     assert {"aiokafka", "faststream"} <= set(infrastructure_reached("registration.app"))
+
+
+@pytest.mark.parametrize("surface", ["api", "feed", "search"])
+def test_the_query_reads_import_no_database(surface: str) -> None:
+    # Every read of the query service answers from its in-memory read model (issue 23).
+    files = list((ROOT / "services" / "query" / "src" / "query" / surface).rglob("*.py"))
+    assert files
+    for path in files:
+        modules = imported_modules(path)
+        assert not {m.split(".")[0] for m in modules} & {"pymongo", "bson"}, path
+        assert not any(m.startswith("shared.chassis.mongo") for m in modules), path

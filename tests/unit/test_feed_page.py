@@ -1,20 +1,19 @@
 """Paging the document feed: change order, the two branches of a team's feed, the settle horizon, streaming.
 
-The feed reads MongoDB collections; here a tiny stand-in answers the few query forms it sends
-(equality or array membership, ``$gt``/``$lt``/``$in``), so the paging logic runs without a server.
-The e2e test runs the same paths against the stack.
+The feed reads the query's in-memory read model; here one is filled by hand with the documents
+registration would write, so the paging logic runs without a broker or a database. The e2e test
+runs the same paths against the stack.
 """
 
-import copy
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from pymongo.asynchronous.collection import AsyncCollection
 
+from query.api.reads import Reads
 from query.feed.cache import DocumentCache
 from query.feed.documents import Feed, FeedPage
+from query.projection.model import ReadModel
 from shared.contract.auth import Principal
 from shared.contract.sortkeys import time_key
 
@@ -25,68 +24,13 @@ RISK = Principal(key_id="k2", team="risk", scopes=frozenset({"models:read"}))
 ADMIN = Principal(key_id="k0", team="platform", scopes=frozenset({"platform:admin"}))
 
 
-def matches(doc: dict[str, Any], query: dict[str, Any]) -> bool:
-    for field, condition in query.items():
-        value = doc.get(field)
-        values = value if isinstance(value, list) else [value]
-        if not isinstance(condition, dict):
-            if condition not in values:
-                return False
-            continue
-        if not all(any(holds(op, v, bound) for v in values) for op, bound in condition.items()):
-            return False
-    return True
-
-
-def holds(op: str, value: Any, bound: Any) -> bool:
-    if op == "$in":
-        return value in bound
-    if value is None:
-        return False
-    return bool(value > bound if op == "$gt" else value < bound)
-
-
-class Found:
-    def __init__(self, docs: list[dict[str, Any]], projection: dict[str, int] | None) -> None:
-        self.docs = [{k: v for k, v in d.items() if k in projection} if projection else d for d in docs]
-
-    def sort(self, field: str, direction: int) -> "Found":
-        self.docs.sort(key=lambda d: d[field], reverse=direction < 0)
-        return self
-
-    def limit(self, count: int) -> "Found":
-        self.docs = self.docs[:count]
-        return self
-
-    async def to_list(self) -> list[dict[str, Any]]:
-        return copy.deepcopy(self.docs)
-
-    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        for doc in copy.deepcopy(self.docs):
-            yield doc
-
-
-class Collection:
-    def __init__(self) -> None:
-        self.docs: list[dict[str, Any]] = []
-        self.queries: list[dict[str, Any]] = []
-
-    def find(self, query: dict[str, Any], projection: dict[str, int] | None = None) -> Found:
-        self.queries.append(query)
-        return Found([d for d in self.docs if matches(d, query)], projection)
-
-
 class World:
     def __init__(self, cache: DocumentCache | None = None) -> None:
-        self.models, self.versions, self.now = Collection(), Collection(), T0 + timedelta(hours=1)
+        self.read_model, self.now = ReadModel(), T0 + timedelta(hours=1)
         self.rendered: list[str] = []  # the model of every card rendered, in order
-        self.feed = Feed(
-            cast(AsyncCollection[dict[str, Any]], self.models),
-            cast(AsyncCollection[dict[str, Any]], self.versions),
-            clock=lambda: self.now,
-            render=self.render,
-            cache=cache,
-        )
+        self.cache = cache if cache is not None else DocumentCache()
+        self.read_model.subscribe(self.cache.forget)
+        self.feed = Feed(Reads(self.read_model), clock=lambda: self.now, render=self.render, cache=self.cache)
 
     def render(self, model: dict[str, Any], versions: list[dict[str, Any]]) -> str:
         self.rendered.append(model["_id"])
@@ -100,35 +44,37 @@ class World:
         readers: tuple[str, ...] = (),
         former: tuple[str, ...] = (),
         description: str | None = None,
+        unshared_at: dict[str, str] | None = None,
     ) -> None:
         """Model ``name`` of fraud (with versions 1.0.0 and 1.1.0), last changed ``minute`` after T0."""
         mid = f"m-{name}"
-        self.models.docs = [d for d in self.models.docs if d["_id"] != mid]
-        self.models.docs.append(
-            {
-                "_id": mid,
-                "team": "fraud",
-                "name": name,
-                "readers": ["fraud", *readers],
-                "former_readers": list(former),
-                "latest_version": "1.1.0",
-                "version_count": 2,
-                "description": description or f"the {name} model",
-                "updated_at": T0,
-                "feed_key": time_key(T0 + timedelta(minutes=minute), mid),
-            }
-        )
+        self.read_model.models[mid] = {
+            "_id": mid,
+            "team": "fraud",
+            "name": name,
+            "readers": ["fraud", *readers],
+            "former_readers": list(former),
+            "latest_version": "1.1.0",
+            "version_count": 2,
+            "description": description or f"the {name} model",
+            "updated_at": T0,
+            "feed_key": time_key(T0 + timedelta(minutes=minute), mid),
+            **({"unshared_at": unshared_at} if unshared_at else {}),
+        }
+        self.read_model.by_name[("fraud", name)] = mid
         for number in ("1.0.0", "1.1.0"):
-            self.versions.docs.append(
-                {
-                    "_id": f"{mid}:{number}",
-                    "model_id": mid,
-                    "version": number,
-                    "version_key": number,
-                    "prerelease": False,
-                    "created_at": T0,
-                }
-            )
+            vid = f"{mid}:{number}"
+            version: dict[str, Any] = {
+                "_id": vid,
+                "model_id": mid,
+                "version": number,
+                "version_key": number,
+                "prerelease": False,
+                "created_at": T0,
+            }
+            self.read_model.versions.setdefault(mid, {})[vid] = version
+            self.read_model.version_owner[vid] = mid
+        self.read_model.notify({mid})
 
 
 def ids(page: FeedPage) -> list[tuple[str, bool]]:
@@ -157,11 +103,11 @@ class TestPaging:
         assert ids(page) == [("m-shared", False), ("m-unshared", True), ("m-also-shared", False)]
         assert page.items[1] == {"id": "m-unshared", "text": "", "metadata": {}, "updated_at": None, "deleted": True}
 
-    async def test_the_unshared_branch_reads_no_content_and_no_versions(self) -> None:
+    async def test_the_unshared_branch_renders_nothing(self) -> None:
         world = World()
         world.model("unshared", 0, former=("risk",))
         await world.feed.page(RISK, after="", limit=10)
-        assert world.versions.queries == []
+        assert world.rendered == []
 
     async def test_a_page_across_both_branches_is_cut_at_the_limit_in_change_order(self) -> None:
         world = World()
@@ -176,12 +122,11 @@ class TestPaging:
     async def test_a_former_reader_gets_its_tombstone_once_and_nothing_of_later_changes(self) -> None:
         world = World()
         world.model("unshared", 2, former=("risk",))
-        unshared_key = world.models.docs[0]["feed_key"]
+        unshared_key = world.read_model.models["m-unshared"]["feed_key"]
         world.model("also-shared", 3, readers=("risk",))
-        world.model("unshared", 5, former=("risk",))  # the owner changes it after unsharing
-        world.models.docs[-1]["unshared_at"] = {"risk": unshared_key}
-        world.model("unshared", 7, former=("risk",))  # and again
-        world.models.docs[-1]["unshared_at"] = {"risk": unshared_key}
+        # The owner changes it after unsharing, and again.
+        world.model("unshared", 5, former=("risk",), unshared_at={"risk": unshared_key})
+        world.model("unshared", 7, former=("risk",), unshared_at={"risk": unshared_key})
         first = await world.feed.page(RISK, after="", limit=1)
         rest = await world.feed.page(RISK, after=first.last_key, limit=10)
         assert ids(first) == [("m-unshared", True)] and first.last_key == unshared_key
@@ -247,14 +192,13 @@ class TestDocumentCache:
         fraud, risk = await world.feed.page(FRAUD, after="", limit=10), await world.feed.page(RISK, after="", limit=10)
         assert fraud.items == risk.items and world.rendered == ["m-a"]
 
-    async def test_warming_renders_every_model_so_a_sync_reads_no_versions(self) -> None:
+    async def test_warming_renders_every_model_so_a_sync_renders_nothing(self) -> None:
         world = World()
         for minute in range(3):
             world.model(f"m{minute}", minute)
         assert await world.feed.warm() == 3
-        reads_after_warming = len(world.versions.queries)
         streamed = [page async for page in world.feed.stream(ADMIN, after="", page_size=2)]
-        assert sum(len(p.items) for p in streamed) == 3 and len(world.versions.queries) == reads_after_warming
+        assert sum(len(p.items) for p in streamed) == 3
         assert sorted(world.rendered) == ["m-m0", "m-m1", "m-m2"]
 
     async def test_with_no_capacity_every_read_renders(self) -> None:
@@ -282,8 +226,15 @@ class TestDocumentCache:
         world = World()
         world.model("a", 0)
         world.model("b", 1)
-        assert await world.feed.refresh(["m-b"]) == 1 and world.rendered == ["m-b"]
-        reads_after_refresh = len(world.versions.queries)
+        assert await world.feed.refresh(["m-b", "m-gone"]) == 1 and world.rendered == ["m-b"]
         page = await world.feed.page(FRAUD, after="", limit=10)
         assert [item["id"] for item in page.items] == ["m-a", "m-b"] and world.rendered == ["m-b", "m-a"]
-        assert len(world.versions.queries) == reads_after_refresh + 1  # only m-a was read
+
+    async def test_a_change_drops_the_document_even_when_the_feed_key_stands(self) -> None:
+        world = World()
+        world.model("a", 0)
+        await world.feed.page(FRAUD, after="", limit=10)
+        world.read_model.models["m-a"]["description"] = "edited in place"
+        world.read_model.notify({"m-a"})
+        page = await world.feed.page(FRAUD, after="", limit=10)
+        assert world.rendered == ["m-a", "m-a"] and page.items[0]["text"].startswith("edited in place")

@@ -1,82 +1,84 @@
-"""The search projection's build from MongoDB, over in-memory collections (no broker, no database)."""
+"""The search projection over the read model: built once it is loaded, then each changed model again."""
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
 
+from query.api.reads import Reads
+from query.projection.model import ReadModel
 from query.search.projection import SearchProjection
-from shared.chassis.settings import CommonSettings
+from tests.waiting import until
 
 pytestmark = pytest.mark.unit
 
 
-class Cursor:
-    def __init__(self, docs: list[dict[str, Any]]) -> None:
-        self.docs = docs
-
-    def sort(self, field: str, direction: int) -> "Cursor":
-        return Cursor(sorted(self.docs, key=lambda d: d[field], reverse=direction < 0))
-
-    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        for doc in self.docs:
-            yield doc
-
-
-class Collection:
-    def __init__(self, docs: list[dict[str, Any]]) -> None:
-        self.docs = docs
-
-    def find(self, query: dict[str, Any], projection: dict[str, int] | None = None) -> Cursor:
-        assert query == {}, "the build reads each collection whole, once"
-        return Cursor(list(self.docs))
-
-
 class Index:
     def __init__(self) -> None:
-        self.docs: list[tuple[str, list[str]]] = []
+        self.docs: dict[str, list[str]] = {}
         self.commits = 0
 
     def upsert(self, docs: Sequence[Any]) -> None:
-        self.docs.extend(docs)
+        self.docs.update(docs)
 
     def delete(self, model_ids: Sequence[str]) -> None:
-        raise AssertionError("a build deletes nothing")
+        for model_id in model_ids:
+            self.docs.pop(model_id, None)
 
     def commit(self) -> None:
         self.commits += 1
 
 
-def version(model_id: str, key: str) -> dict[str, Any]:
-    return {"model_id": model_id, "version": key, "version_key": key}
+def put(read_model: ReadModel, model_id: str, *numbers: str) -> None:
+    read_model.models[model_id] = {"_id": model_id, "team": "t", "name": model_id}
+    for number in numbers:
+        version = {"_id": f"{model_id}:{number}", "model_id": model_id, "version": number, "version_key": number}
+        read_model.versions.setdefault(model_id, {})[version["_id"]] = version
+        read_model.version_owner[version["_id"]] = model_id
 
 
-async def test_each_model_is_indexed_with_its_own_versions_newest_first() -> None:
-    models = [{"_id": m} for m in ("m3", "m1", "m2")]
-    versions = [version("m1", "a"), version("m3", "z"), version("m0", "x"), version("m1", "c"), version("m4", "y")]
-    db = {"models": Collection(models), "model_versions": Collection(versions)}
-    index = Index()
-    projection = SearchProjection(
-        db,  # type: ignore[arg-type]
-        index,
-        lambda model, own: (model["_id"], [v["version"] for v in own]),
-        settings=CommonSettings(event_signing_key="k" * 64),
+def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def checked() -> bool:
+        return check()
+
+    return checked
+
+
+def projection_of(read_model: ReadModel, index: Index, loaded: asyncio.Event) -> SearchProjection:
+    return SearchProjection(
+        Reads(read_model), index, lambda model, own: (model["_id"], [v["version"] for v in own]), loaded=loaded.wait
     )
-    assert await projection.build() == 3
-    # Versions of models that do not exist (m0, m4) are skipped; m2 has none.
-    assert index.docs == [("m1", ["c", "a"]), ("m2", []), ("m3", ["z"])]
-    assert index.commits == 1 and projection.built.is_set()
-    await projection.ready()
+
+
+async def test_the_index_is_built_once_the_read_model_is_loaded_then_follows_its_changes() -> None:
+    read_model, index, loaded = ReadModel(), Index(), asyncio.Event()
+    projection = projection_of(read_model, index, loaded)
+    task = asyncio.create_task(projection.run())
+    try:
+        put(read_model, "m1", "a", "c")
+        put(read_model, "m2")
+        read_model.notify({"m1", "m2"})  # changes before the load: the build covers them
+        await asyncio.sleep(0)
+        assert index.docs == {} and "being built" in (projection.unavailable({}) or "")
+        loaded.set()
+        await until(_async(projection.built.is_set), what="the build")
+        assert index.docs == {"m1": ["c", "a"], "m2": []}
+        await projection.ready()
+        put(read_model, "m2", "b")
+        put(read_model, "m3", "z")
+        del read_model.models["m1"]
+        read_model.notify({"m1", "m2", "m3"})
+        await until(_async(lambda: index.docs == {"m2": ["b"], "m3": ["z"]}), what="the changes indexed")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_search_is_unavailable_until_built_and_while_the_projection_is_down() -> None:
-    db = {"models": Collection([{"_id": "m1"}]), "model_versions": Collection([])}
-    projection = SearchProjection(
-        db,  # type: ignore[arg-type]
-        Index(),
-        lambda model, own: model["_id"],
-        settings=CommonSettings(event_signing_key="k" * 64),
-    )
+    read_model, loaded = ReadModel(), asyncio.Event()
+    put(read_model, "m1")
+    projection = projection_of(read_model, Index(), loaded)
     assert "being built" in (projection.unavailable({}) or "")
     await projection.build()
     assert projection.unavailable({}) is None

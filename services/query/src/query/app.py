@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 from fastapi import FastAPI
-from pymongo.errors import PyMongoError
 
 from query import metrics
 from query.api import (
@@ -21,13 +21,13 @@ from query.api import (
     versions_routes,
 )
 from query.api.reads import Reads
-from query.api.version_cache import VersionCache
 from query.config import QuerySettings
 from query.console import mount_console
 from query.feed.cache import DocumentCache
 from query.feed.documents import Feed
 from query.feed.routes import router as feed_router
 from query.mcp.server import mount_mcp
+from query.projection.build import build_projection
 from query.search import routes as search_routes
 from query.search.documents import search_document
 from query.search.index import SearchIndex
@@ -35,7 +35,7 @@ from query.search.projection import SearchProjection
 from shared.chassis import asyncapi
 from shared.chassis.http_app import service_app
 from shared.chassis.kafka import make_broker
-from shared.chassis.mongo import MODEL_VERSIONS, MODELS, make_client
+from shared.chassis.mongo import make_client
 from shared.contract.auth import Principal
 
 log = structlog.get_logger(__name__)
@@ -44,10 +44,10 @@ REFRESH_INTERVAL_SECONDS = 1.0
 
 
 def visible_to(principal: Principal) -> dict[str, Any]:
-    """What the caller may read, as a MongoDB filter: its team's models and those shared with it.
+    """What the caller may read: every model (a platform admin), or its team's and those shared with it.
 
-    ``readers`` (owner team plus teams it is shared with) is kept on each model by registration,
-    so this is one multikey equality, and hidden models never reach lists, counts or cursors.
+    ``readers`` (owner team plus teams it is shared with) is kept on each model, so hidden models
+    never reach lists, counts or cursors (:func:`query.api.reads.readable`).
     """
     return {} if principal.is_platform_admin else {"readers": principal.team}
 
@@ -60,7 +60,7 @@ class ChangedModels:
         self._waiting = asyncio.Event()
 
     def add(self, model_ids: set[str]) -> None:
-        """Note changed models (called by the search projection after each batch of events)."""
+        """Note changed models (a :meth:`ReadModel.subscribe` callback, after each batch of events)."""
         self._ids |= model_ids
         self._waiting.set()
 
@@ -72,52 +72,54 @@ class ChangedModels:
         return taken
 
 
-async def keep_feed_warm(built: asyncio.Event, feed: Feed, changed: ChangedModels) -> None:
-    """Once the index is built, render every feed document into memory; then each model as it changes.
+async def keep_feed_warm(loaded: Callable[[], Awaitable[object]], feed: Feed, changed: ChangedModels) -> None:
+    """Once the read model is loaded, render every feed document into memory; then each model as it changes.
 
-    A sync of the feed then reads only the change order from MongoDB. A failure costs only speed:
-    the feed renders what it misses.
+    A sync of the feed then renders nothing. A model changed again before its turn is rendered once.
     """
-    await built.wait()
+    await loaded()
     started = time.perf_counter()
-    try:
-        count = await feed.warm()
-        metrics.FEED_WARM_SECONDS.set(time.perf_counter() - started)
-        log.info("feed cache warmed", documents=count, seconds=round(time.perf_counter() - started, 2))
-    except PyMongoError as exc:
-        log.warning("feed cache not warmed", error=str(exc))
+    count = await feed.warm()
+    metrics.FEED_WARM_SECONDS.set(time.perf_counter() - started)
+    log.info("feed cache warmed", documents=count, seconds=round(time.perf_counter() - started, 2))
     while True:
         model_ids = await changed.take()
-        try:
-            for start in range(0, len(model_ids), REFRESH_CHUNK):
-                await feed.refresh(model_ids[start : start + REFRESH_CHUNK])
-        except PyMongoError as exc:
-            log.warning("feed documents not refreshed", models=len(model_ids), error=str(exc))
-        # At most one round a second: a burst is rendered in a few large reads instead of one per
-        # batch of events, each competing with the search projection's own reads of the same models.
+        for start in range(0, len(model_ids), REFRESH_CHUNK):
+            await feed.refresh(model_ids[start : start + REFRESH_CHUNK])
+        # At most one round a second: a burst is rendered in a few large rounds instead of one per batch.
         await asyncio.sleep(REFRESH_INTERVAL_SECONDS)
 
 
 def build_app(settings: QuerySettings) -> FastAPI:
-    """Wire the read API over MongoDB, the search index kept current from ``registry.events``."""
+    """Wire the read API over the in-memory read model, kept current from ``registry.events``."""
     service = service_app(settings=settings, client=make_client(settings), broker=make_broker(settings))
     app = service.app
+    read_model, run_projection, projection_ready = build_projection(service, settings)
+
+    async def project() -> None:
+        await run_projection()
+
+    service.in_background("projection", project)
+    service.readiness.checks["projection"] = projection_ready
+    loaded = app.state.projection.started.wait  # the persisted model is loaded and the owners' logs tried
     # What the routes' dependencies (query.deps) read from each request.
-    app.state.reads = Reads(service.db, version_cache=VersionCache(settings.version_cache_models))
+    app.state.read_model, app.state.consistency_wait_seconds = read_model, settings.consistency_wait_seconds
+    app.state.reads = reads = Reads(read_model)
     app.state.visible_to = visible_to
     app.state.search_index = index = SearchIndex()
     metrics.SEARCH_INDEXED_DOCUMENTS.labels("platform").set_function(lambda: len(index))
     metrics.SEARCH_INDEXED_DOCUMENTS.labels("teams").set_function(index.team_documents)
-    changed = ChangedModels()
-    projection = SearchProjection(service.db, index, search_document, settings=settings, on_change=changed.add)
-    service.in_background("search-projection", projection.run)
-    service.readiness.checks["search_index"] = projection.ready
-    app.state.search_unavailable = lambda: projection.unavailable(service.supervisor.down())
+    search = SearchProjection(reads, index, search_document, loaded=loaded)
+    service.in_background("search-projection", search.run)
+    service.readiness.checks["search_index"] = search.ready
+    app.state.search_unavailable = lambda: search.unavailable(service.supervisor.down())
     cache = DocumentCache(settings.feed_cache_documents)
     metrics.FEED_CACHED_DOCUMENTS.set_function(lambda: len(cache))
-    app.state.feed = feed = Feed(service.db[MODELS], service.db[MODEL_VERSIONS], cache=cache)
-    # After the index build, which readiness waits for: the two would only slow each other down.
-    service.in_background("feed-cache", lambda: keep_feed_warm(projection.built, feed, changed))
+    changed = ChangedModels()
+    read_model.subscribe(cache.forget)  # before the refresh below: a changed model's old document is never served
+    read_model.subscribe(changed.add)
+    app.state.feed = feed = Feed(reads, cache=cache)
+    service.in_background("feed-cache", lambda: keep_feed_warm(loaded, feed, changed))
     for module in (models_routes, versions_routes, deployments_routes, meta_routes, lineage_routes, team_routes):
         app.include_router(module.router)
     app.include_router(feed_router)

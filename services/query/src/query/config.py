@@ -20,9 +20,6 @@ class QuerySettings(CommonSettings):
     feed_cache_documents: int = Field(
         50_000, ge=0, description="rendered feed documents kept in memory (0: render every time)"
     )
-    version_cache_models: int = Field(
-        10_000, ge=0, description="models whose versions are kept in memory for version lists (0: none)"
-    )
     # The web console (/console): its actions go to registration's API, its audit page to audit's.
     registration_url: HttpUrl = Field(
         HttpUrl("http://127.0.0.1:8081"), description="the registration service, for the console's actions"

@@ -2,9 +2,10 @@
 
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Header, Query, Request
 
 from query.api.lookup import Lookup
+from query.projection.model import ReadModel, parse_tokens
 from shared.chassis.http_auth import requires
 from shared.chassis.problems import Problem, documented, keyed_route_refusals
 from shared.contract import catalog
@@ -23,6 +24,45 @@ INVALID, NOT_FOUND = documented("invalid"), documented("not_found")
 
 
 Caller = Annotated[Principal, Depends(requires("models:read"))]
+CONSISTENCY_HEADER = "X-Registry-Consistency"
+NOT_REACHED = "the read model has not yet reached this write"
+
+
+async def consistent(
+    request: Request,
+    caller: Caller,
+    x_registry_consistency: Annotated[
+        str | None,
+        Header(
+            max_length=512,
+            description=(
+                "consistency tokens of your writes (`r.<model id>.<revision>` or `d.<model id>.<revision>`, "
+                "comma-separated, at most 8), as the write answered them: the read waits (at most "
+                "QUERY_CONSISTENCY_WAIT_SECONDS) until this replica's read model has applied them, "
+                "else answers 503 `unavailable` with Retry-After"
+            ),
+        ),
+    ] = None,
+) -> None:
+    """Wait until the read model has reached the writes the caller names (read-your-writes), bounded.
+
+    The caller is authenticated first, so nobody without a key can make a request wait. A token of
+    a model the caller cannot read waits like any other: the read then answers its usual 404.
+    """
+    if not x_registry_consistency:
+        return
+    try:
+        tokens = parse_tokens(x_registry_consistency)
+    except ValueError as exc:
+        raise Problem("invalid", f"{CONSISTENCY_HEADER}: {exc}") from None
+    read_model: ReadModel = request.app.state.read_model
+    if not await read_model.reached(tokens, request.app.state.consistency_wait_seconds):
+        raise Problem("unavailable", NOT_REACHED, headers={"Retry-After": "1"})
+
+
+# Every read router depends on it, so each read route documents the header and honours it.
+CONSISTENT = [Depends(consistent)]
+UNAVAILABLE = documented("unavailable")
 
 
 async def lookup(request: Request, caller: Caller) -> Lookup:

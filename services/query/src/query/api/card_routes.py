@@ -7,7 +7,7 @@ from fastapi import APIRouter, Header, Query, Response
 from query.api.card_markdown import card_markdown
 from query.api.cards import build_card, described_version
 from query.api.lookup import Lookup, not_found
-from query.deps import INVALID, NOT_FOUND, REFUSALS, Visible
+from query.deps import CONSISTENT, INVALID, NOT_FOUND, REFUSALS, UNAVAILABLE, Visible
 from shared.chassis.http_params import SlugPath
 from shared.chassis.problems import Problem
 from shared.contract.documents import Document
@@ -19,7 +19,9 @@ MAX_CARD_REPORTS = 50  # most recent deployment reports of the described version
 MARKDOWN = "text/markdown; charset=utf-8"
 JSON = "application/json"
 
-router = APIRouter(prefix="/v1/assistant", tags=["assistant"], responses=REFUSALS | INVALID)
+router = APIRouter(
+    prefix="/v1/assistant", tags=["assistant"], responses=REFUSALS | INVALID | UNAVAILABLE, dependencies=CONSISTENT
+)
 Version = Annotated[str | None, Query(max_length=256, description="the version to describe (default: the latest)")]
 _AS_MARKDOWN: dict[int | str, dict[str, Any]] = {
     200: {

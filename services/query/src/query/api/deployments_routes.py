@@ -4,12 +4,17 @@ from typing import Literal
 
 from fastapi import APIRouter
 
-from query.deps import INVALID, NOT_FOUND, REFUSALS, Cursor, Environment, Limit, Visible
+from query.deps import CONSISTENT, INVALID, NOT_FOUND, REFUSALS, UNAVAILABLE, Cursor, Environment, Limit, Visible
 from shared.chassis.http_params import SlugPath, VersionPath
 from shared.contract import catalog
 from shared.contract.views import DeploymentReportPublic, Page, VersionDeployments
 
-router = APIRouter(prefix="/v1/models/{team}/{name}", tags=["deployments"], responses=REFUSALS | INVALID)
+router = APIRouter(
+    prefix="/v1/models/{team}/{name}",
+    tags=["deployments"],
+    responses=REFUSALS | INVALID | UNAVAILABLE,
+    dependencies=CONSISTENT,
+)
 
 
 @router.get("/deployments", responses=NOT_FOUND)

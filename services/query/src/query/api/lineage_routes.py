@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from query.api.lookup import Lookup, not_found
-from query.deps import INVALID, NOT_FOUND, REFUSALS, Caller, Visible
+from query.deps import CONSISTENT, INVALID, NOT_FOUND, REFUSALS, UNAVAILABLE, Caller, Visible
 from shared.chassis.http_params import SlugPath, VersionPath
 from shared.chassis.problems import Problem
 from shared.contract import catalog
@@ -13,7 +13,9 @@ from shared.contract.documents import Document
 from shared.contract.read_views import AliasesPublic, LineagePublic, SharesPublic
 from shared.contract.views import ModelVersionPublic
 
-router = APIRouter(prefix="/v1/models/{team}/{name}", responses=REFUSALS | INVALID | NOT_FOUND)
+router = APIRouter(
+    prefix="/v1/models/{team}/{name}", responses=REFUSALS | INVALID | NOT_FOUND | UNAVAILABLE, dependencies=CONSISTENT
+)
 MAX_CHILDREN = catalog.MAX_LINEAGE_CHILDREN
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,7 @@ def not_found(what: str) -> Problem:
 
 @dataclass(frozen=True)
 class Lookup:
-    """The reads of one caller; ``visible`` is its visibility filter (a MongoDB filter)."""
+    """The reads of one caller; ``visible`` is its visibility (``{}``, or ``{"readers": team}``)."""
 
     reads: Reads
     visible: dict[str, Any]
@@ -72,12 +71,8 @@ class Lookup:
             key = precedence_key(version)
         except ValueError:
             raise Problem("invalid", f"{version!r} is not a SemVer 2.0 version, @alias or 'latest'") from None
-        # Both ids derive from the path, so the model (for visibility) and the version are
-        # fetched concurrently: one round trip of latency instead of two.
-        model_doc, found = await asyncio.gather(
-            self.reads.model(team, name), self.reads.version_by_id(version_doc_id(model_id(team, name), key))
-        )
-        model = self.shown(model_doc, f"model {team}/{name}")
+        model = self.shown(await self.reads.model(team, name), f"model {team}/{name}")
+        found = await self.reads.version_by_id(version_doc_id(model_id(team, name), key))
         if found is None or found["model_id"] != model["_id"]:
             raise not_found(f"version {version} of {team}/{name}")
         return with_aliases(found, model)

@@ -8,9 +8,11 @@ from fastapi import APIRouter, Depends, Query
 from query.api.pagination import SortSpec
 from query.api.reads import MODEL_SORTS, ModelFilters
 from query.deps import (
+    CONSISTENT,
     INVALID,
     NOT_FOUND,
     REFUSALS,
+    UNAVAILABLE,
     Cursor,
     DeploymentStatus,
     Environment,
@@ -24,7 +26,7 @@ from shared.chassis.problems import Problem
 from shared.contract import catalog
 from shared.contract.views import ModelEventPublic, ModelPublic, Page
 
-router = APIRouter(prefix="/v1", tags=["models"], responses=REFUSALS | INVALID)
+router = APIRouter(prefix="/v1", tags=["models"], responses=REFUSALS | INVALID | UNAVAILABLE, dependencies=CONSISTENT)
 Sort = Annotated[str, Query(max_length=32, description="a field of /v1/meta model_sorts, '-' for descending")]
 
 

@@ -1,7 +1,7 @@
 """Opaque keyset cursors: stable under concurrent inserts, unlike skip/offset paging.
 
 Lists sort on unique keys (see :mod:`shared.contract.sortkeys`), so the cursor is the last key seen
-and the next page is one range condition on that key.
+and the next page starts right after it (:mod:`query.api.ordering`).
 """
 
 from __future__ import annotations
@@ -35,14 +35,6 @@ class SortSpec:
         """The sort as written in a query string."""
         return ("-" if self.descending else "") + self.name
 
-    def mongo_sort(self) -> list[tuple[str, int]]:
-        """The MongoDB sort document."""
-        return [(self.key_field, -1 if self.descending else 1)]
-
-    def after(self, last_key: Any) -> dict[str, Any]:
-        """Condition on the key field for the rows after ``last_key``."""
-        return {"$lt" if self.descending else "$gt": last_key}
-
 
 def pack(position: dict[str, Any]) -> str:
     """An opaque cursor holding ``position`` (compact JSON, URL-safe base64 without padding)."""
@@ -72,27 +64,3 @@ def decode_cursor(cursor: str, sort: SortSpec, scope: str) -> Any:
         return raw["k"]
     except (ValueError, KeyError, TypeError) as exc:
         raise Problem("invalid", f"cursor is not valid for this query: {exc}") from None
-
-
-def paged(sort: SortSpec, query: dict[str, Any], cursor: str | None, scope: str) -> dict[str, Any]:
-    """``query`` restricted to the rows after ``cursor`` (merged, so no ``$and`` is needed).
-
-    A first page with no condition at all is given an all-inclusive range on its string sort key
-    (the ``…_key`` fields are never empty): the embedded stand-in serves an empty filter by scanning the whole
-    collection even when an index gives the order, a range from the index (found: a platform
-    admin's first page of models took 100 ms at 5,000 models, 1.6 ms with the range).
-    """
-    if not cursor:
-        return query or ({sort.key_field: {"$gt": ""}} if sort.key_field.endswith("_key") else {})
-    return after_key(sort, query, decode_cursor(cursor, sort, scope))
-
-
-def after_key(sort: SortSpec, query: dict[str, Any], last_key: Any) -> dict[str, Any]:
-    """``query`` restricted to the rows after the row whose sort key is ``last_key``."""
-    bound = sort.after(last_key)
-    existing = query.get(sort.key_field)
-    if isinstance(existing, dict):
-        op, value = next(iter(bound.items()))
-        tighter = min if op == "$lt" else max
-        bound = {**existing, op: tighter(existing.get(op, value), value)}
-    return {**query, sort.key_field: bound}

@@ -4,13 +4,15 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from query.deps import INVALID, REFUSALS, Visible
+from query.deps import CONSISTENT, INVALID, REFUSALS, UNAVAILABLE, Visible
 from shared.chassis.http_params import SlugPath
 from shared.contract import catalog
 from shared.contract.documents import Document
 from shared.contract.views import DeploymentReportPublic, ModelVersionPublic, Page
 
-router = APIRouter(prefix="/v1/teams/{team}", tags=["teams"], responses=REFUSALS | INVALID)
+router = APIRouter(
+    prefix="/v1/teams/{team}", tags=["teams"], responses=REFUSALS | INVALID | UNAVAILABLE, dependencies=CONSISTENT
+)
 RecentLimit = Annotated[int, Query(ge=1, le=catalog.MAX_PAGE_SIZE)]
 Activity = Literal["versions", "deployments"]
 

@@ -6,9 +6,11 @@ from fastapi import APIRouter, Query
 
 from query.api.lookup import with_aliases
 from query.deps import (
+    CONSISTENT,
     INVALID,
     NOT_FOUND,
     REFUSALS,
+    UNAVAILABLE,
     Cursor,
     DeploymentStatus,
     Environment,
@@ -23,7 +25,12 @@ from shared.contract.messages import Lifecycle
 from shared.contract.versioning import VersionRange, parse_range
 from shared.contract.views import ModelVersionPublic, Page
 
-router = APIRouter(prefix="/v1/models/{team}/{name}/versions", tags=["versions"], responses=REFUSALS | INVALID)
+router = APIRouter(
+    prefix="/v1/models/{team}/{name}/versions",
+    tags=["versions"],
+    responses=REFUSALS | INVALID | UNAVAILABLE,
+    dependencies=CONSISTENT,
+)
 Range = Annotated[str | None, Query(max_length=256, description="e.g. >=1.2.0,<2.0.0")]
 
 

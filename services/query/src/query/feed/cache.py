@@ -1,13 +1,10 @@
 """Rendered feed documents kept in memory, each valid for exactly one change of its model.
 
-Rendering a model card costs far more than reading the model (it reads the model's versions and
-builds the card), and a feed is read again and again by every vector index that syncs from it. A
-model's ``feed_key`` moves on every change that alters its document (registration and the deploy
-tracker set it in the same transaction as the change), so a document rendered for one key is
+Rendering a model card costs far more than reading the model from memory, and a feed is read
+again and again by every vector index that syncs from it. A model's ``feed_key`` moves on every
+change that alters its document, and the read model tells which models each batch of events
+changed (:meth:`DocumentCache.forget` drops them at once), so a document rendered for one key is
 current for exactly as long as the model still has that key. The feed renders only what it misses.
-
-A document is rendered from versions read after the model, so it shows at least the state of the
-key it is filed under (possibly a little more): serving it for that key never shows an older state.
 """
 
 from __future__ import annotations
@@ -25,7 +22,7 @@ class DocumentCache:
         self._entries: dict[str, tuple[str, Document]] = {}
 
     def get(self, model: Document) -> Document | None:
-        """The document of ``model`` (a stored model read from MongoDB) if it was rendered at its current key."""
+        """The document of ``model`` (as the read model holds it) if it was rendered at its current key."""
         entry = self._entries.get(model["_id"])
         return entry[1] if entry is not None and entry[0] == model.get("feed_key") else None
 
@@ -35,6 +32,11 @@ class DocumentCache:
         self._entries[model["_id"]] = (str(model.get("feed_key")), document)
         while len(self._entries) > self._capacity:
             del self._entries[next(iter(self._entries))]
+
+    def forget(self, model_ids: set[str]) -> None:
+        """Drop the documents of models that changed (a :meth:`ReadModel.subscribe` callback)."""
+        for model_id in model_ids:
+            self._entries.pop(model_id, None)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 
-from query.deps import INVALID, REFUSALS, Caller, Cursor, Limit
+from query.deps import CONSISTENT, INVALID, REFUSALS, UNAVAILABLE, Caller, Cursor, Limit
 from query.feed.documents import Feed, FeedPage, decode_cursor, encode_cursor
 from shared.contract import catalog
 from shared.contract.assistant_views import DocumentPage, DocumentPublic, StreamEnd
@@ -17,7 +17,9 @@ from shared.contract.auth import Principal
 NDJSON = "application/x-ndjson"
 STREAM_PAGE = catalog.MAX_PAGE_SIZE  # documents read per query while streaming
 
-router = APIRouter(prefix="/v1/assistant", tags=["assistant"], responses=REFUSALS | INVALID)
+router = APIRouter(
+    prefix="/v1/assistant", tags=["assistant"], responses=REFUSALS | INVALID | UNAVAILABLE, dependencies=CONSISTENT
+)
 
 
 def feed(request: Request) -> Feed:

@@ -1,55 +1,27 @@
-"""The search index as a projection of MongoDB, kept current by ``registry.events``.
+"""The search index as a projection of the read model, kept current by the models each batch of events changes.
 
-Each query replica keeps its own index and reads every partition of the events topic outside
-any consumer group. At start it notes the topic's end offsets, builds the index from MongoDB, then
-consumes from those offsets: an event that landed during the build is applied again, which is
-harmless, because applying an event means re-reading its model from MongoDB (written before the
-event was published), never trusting the event's data.
+The read model (:mod:`query.projection`) is the one consumer of ``registry.events`` in the query
+service; it tells its subscribers which models each applied batch changed. Once it is loaded the
+index is built from it, then every changed model is indexed again from memory (or deleted from
+the index when the read model no longer holds it). Nothing here reads a database or the broker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from pymongo.asynchronous.database import AsyncDatabase
 
 from query import metrics
-from shared.chassis.kafka import client_options
-from shared.chassis.mongo import MODEL_VERSIONS, MODELS
-from shared.chassis.settings import CommonSettings
-from shared.chassis.signing import EventSigner
-from shared.contract import messages
+from query.api.reads import Reads
 from shared.contract.documents import Document
-from shared.contract.ids import model_id
-from shared.contract.views import ModelVersionPublic
 
 log = structlog.get_logger(__name__)
-# Events that change what a model looks like in search or who may read it.
-CHANGES = frozenset(
-    {
-        messages.MODEL_VERSION_REGISTERED,
-        messages.MODEL_VERSION_UPDATED,
-        messages.VERSION_LIFECYCLE_CHANGED,
-        messages.MODEL_SHARED,
-        messages.MODEL_UNSHARED,
-        messages.DEPLOYMENT_STATUS_CHANGED,
-        messages.ALIAS_SET,
-        messages.ALIAS_REMOVED,
-        messages.VERSION_APPROVAL_CHANGED,
-        messages.MODEL_UPDATED,
-        messages.MODEL_VERSION_DELETED,
-    }
-)
-BUILD_BATCH = 500  # models read per round trip while building
+BUILD_BATCH = 500  # models indexed per call into the index
 VERSIONS_PER_MODEL = 200  # newest versions of a model that feed its search document
-# What search documents and hits use of a version: everything public (the hit shows the latest
-# version whole), none of the write side's bookkeeping; lineage is read only for cards.
-_VERSION_FIELDS = {field: 1 for field in ModelVersionPublic.model_fields} | {"version_key": 1}
 
 
 class Index(Protocol):
@@ -67,22 +39,22 @@ class Documents(Protocol):
 
 
 class SearchProjection:
-    """Builds the index from MongoDB, then applies every change event to it."""
+    """Builds the index from the read model once it is loaded, then re-indexes each model it changes."""
 
     def __init__(
-        self,
-        db: AsyncDatabase[Document],
-        index: Index,
-        document: Documents,
-        *,
-        settings: CommonSettings,
-        on_change: Callable[[set[str]], None] | None = None,
+        self, reads: Reads, index: Index, document: Documents, *, loaded: Callable[[], Awaitable[object]]
     ) -> None:
-        self._models, self._versions = db[MODELS], db[MODEL_VERSIONS]
-        self._index, self._document, self._settings = index, document, settings
-        self._on_change = on_change  # told the ids of the models each batch of events changed
-        self._signer = EventSigner.from_settings(settings)
+        self._reads, self._index, self._document = reads, index, document
+        self._loaded = loaded  # returns once the read model holds what was persisted or caught up
+        self._changed: set[str] = set()
+        self._waiting = asyncio.Event()
         self.built = asyncio.Event()
+        reads.read_model.subscribe(self.note)
+
+    def note(self, model_ids: set[str]) -> None:
+        """Note changed models for the next round (a :meth:`ReadModel.subscribe` callback)."""
+        self._changed |= model_ids
+        self._waiting.set()
 
     async def ready(self) -> None:
         """A readiness check: fails until the first build is complete."""
@@ -92,8 +64,8 @@ class SearchProjection:
     def unavailable(self, down: Mapping[str, str], *, task: str = "search-projection") -> str | None:
         """Why search must not answer now (``None`` when it may): not built yet, or ``task`` is ``down``.
 
-        A projection that died stops applying events, so its index may still hold a model for a team
-        it was unshared from; until it has been restarted, rebuilt and has settled, search refuses.
+        A projection that died stops re-indexing changed models, so its index may still hold a model
+        for a team it was unshared from; until it has been restarted and rebuilt, search refuses.
         """
         if task in down:
             return "the search index is not following changes (it is being restarted); try again shortly"
@@ -102,63 +74,28 @@ class SearchProjection:
         return None
 
     async def run(self) -> None:
-        """Build, then follow the events topic until cancelled.
+        """Build once the read model is loaded, then index changed models until cancelled.
 
-        Run again after a failure (the chassis restarts it), it rebuilds: what changed while it was
-        down (an unshare, say) is read from MongoDB, and readiness fails until the rebuild is done.
+        Run again after a failure (the chassis restarts it), it rebuilds from the read model, and
+        readiness fails until the rebuild is done.
         """
         self.built.clear()
-        consumer = AIOKafkaConsumer(
-            client_id=f"{self._settings.service_name}-search",
-            enable_auto_commit=False,
-            fetch_max_wait_ms=self._settings.kafka_fetch_max_wait_ms,
-            **client_options(self._settings),
-        )
-        await consumer.start()
-        try:
-            partitions = await self._assign(consumer)
-            ends = await consumer.end_offsets(partitions)
-            await self.build()
-            for partition, offset in ends.items():
-                consumer.seek(partition, offset)
-            while True:
-                batches = await consumer.getmany(timeout_ms=500, max_records=1_000)
-                await self.apply(record for records in batches.values() for record in records)
-        finally:
-            await consumer.stop()
-
-    async def _assign(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        topic = self._settings.topic_events
-        while not (found := consumer.partitions_for_topic(topic)):
-            await consumer.topics()  # fetches metadata; the topic may not exist for a moment at start
-            await asyncio.sleep(0.5)
-        partitions = [TopicPartition(topic, p) for p in sorted(found)]
-        consumer.assign(partitions)
-        return partitions
+        await self._loaded()
+        self._changed.clear()  # the build reads every model as it stands now
+        await self.build()
+        while True:
+            await self._waiting.wait()
+            self._waiting.clear()
+            changed, self._changed = self._changed, set()
+            await self.apply(changed)
 
     async def build(self) -> int:
-        """Index every model from MongoDB; return how many.
-
-        Two ordered passes joined here, models by id and versions by model id, instead of a
-        version query per batch of models: each pass reads its collection once, whatever its size,
-        and only one model's versions are held at a time.
-        """
+        """Index every model of the read model; return how many."""
         started, count = time.perf_counter(), 0
-        versions = aiter(self._versions.find({}, _VERSION_FIELDS).sort("model_id", 1))
-        pending = await anext(versions, None)
-        docs: list[Any] = []
-        async for model in self._models.find({}).sort("_id", 1):
-            own: list[Document] = []
-            while pending is not None and pending["model_id"] <= model["_id"]:
-                if pending["model_id"] == model["_id"]:
-                    own.append(pending)
-                pending = await anext(versions, None)
-            own.sort(key=lambda v: str(v.get("version_key", "")), reverse=True)
-            docs.append(self._document(model, own[:VERSIONS_PER_MODEL]))
-            if len(docs) == BUILD_BATCH:
-                count += await self._upsert(docs)
-                docs = []
-        count += await self._upsert(docs)
+        model_ids = list(self._reads.read_model.models)
+        for start in range(0, len(model_ids), BUILD_BATCH):
+            docs, _ = self._documents(model_ids[start : start + BUILD_BATCH])
+            count += await self._upsert(docs)
         await asyncio.to_thread(self._index.commit)
         self.built.set()
         seconds = time.perf_counter() - started
@@ -166,50 +103,33 @@ class SearchProjection:
         log.info("search index built", models=count, seconds=round(seconds, 2))
         return count
 
+    async def apply(self, changed: set[str]) -> None:
+        """Index the current documents of ``changed`` models again; drop those the read model no longer holds."""
+        if not changed:
+            return
+        docs, gone = self._documents(sorted(changed))
+        await self._upsert(docs)
+        await asyncio.to_thread(self._index.delete, gone)
+        await asyncio.to_thread(self._index.commit)
+        metrics.SEARCH_EVENTS_APPLIED.inc(len(changed))
+
+    def _documents(self, model_ids: Sequence[str]) -> tuple[list[Any], list[str]]:
+        """The search documents of the models of ``model_ids`` held now, and the ids of those not held.
+
+        Built between two awaits, so each document is one state of its model and versions.
+        """
+        models, versions = self._reads.read_model.models, self._reads.version_orders
+        docs, gone = [], []
+        for model_id in model_ids:
+            model = models.get(model_id)
+            if model is None:
+                gone.append(model_id)
+                continue
+            newest = versions.by_precedence(model_id)[1][: -VERSIONS_PER_MODEL - 1 : -1]
+            docs.append(self._document(model, newest))
+        return docs, gone
+
     async def _upsert(self, docs: list[Any]) -> int:
         # The index works in Rust without the GIL: off the event loop, so reads keep flowing.
         await asyncio.to_thread(self._index.upsert, docs)
         return len(docs)
-
-    async def apply(self, records: Iterable[Any]) -> None:
-        """Re-project the models the change events among ``records`` name (each model once)."""
-        changed: set[str] = set()
-        for record in records:
-            found = self._changed_model(record)
-            if found:
-                changed.add(found)
-        if not changed:
-            return
-        models = await self._models.find({"_id": {"$in": sorted(changed)}}).to_list()
-        await self._project(models)
-        await asyncio.to_thread(self._index.delete, sorted(changed - {m["_id"] for m in models}))  # deleted since
-        await asyncio.to_thread(self._index.commit)
-        metrics.SEARCH_EVENTS_APPLIED.inc(len(changed))
-        if self._on_change is not None:
-            self._on_change(changed)
-
-    def _changed_model(self, record: Any) -> str | None:
-        headers = [(name, bytes(value)) for name, value in record.headers or ()]
-        kind = next((value.decode(errors="replace") for name, value in headers if name == "ce_type"), None)
-        if kind not in CHANGES:
-            return None
-        if not self._signer.verify(record.value, headers):
-            # Anyone on the bus could send these: never let an unsigned record cost a read.
-            metrics.SEARCH_EVENTS_IGNORED.inc()
-            return None
-        team, _, name = (record.key or b"").decode(errors="replace").partition("/")
-        return model_id(team, name) if team and name else None
-
-    async def _project(self, models: list[Document]) -> int:
-        if not models:
-            return 0
-        versions: dict[str, list[Document]] = {m["_id"]: [] for m in models}
-        query = {"model_id": {"$in": list(versions)}}
-        async for version in self._versions.find(query, _VERSION_FIELDS).sort("version_key", -1):
-            kept = versions[version["model_id"]]
-            if len(kept) < VERSIONS_PER_MODEL:
-                kept.append(version)
-        docs = [self._document(m, versions[m["_id"]]) for m in models]
-        # The index works in Rust without the GIL: off the event loop, so reads keep flowing.
-        await asyncio.to_thread(self._index.upsert, docs)
-        return len(models)

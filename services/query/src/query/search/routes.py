@@ -11,7 +11,18 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from query.api.pagination import pack, unpack
-from query.deps import INVALID, REFUSALS, Caller, Cursor, Environment, Limit, Slug, checked_status
+from query.deps import (
+    CONSISTENT,
+    INVALID,
+    REFUSALS,
+    UNAVAILABLE,
+    Caller,
+    Cursor,
+    Environment,
+    Limit,
+    Slug,
+    checked_status,
+)
 from query.search.index import Hit, SearchIndex, SearchRequest
 from query.search.parser import InvalidQuery
 from query.search.queries import SearchFilters
@@ -19,7 +30,9 @@ from shared.chassis.problems import Problem, documented
 from shared.contract import catalog
 from shared.contract.assistant_views import SearchPage
 
-router = APIRouter(prefix="/v1/assistant", tags=["assistant"], responses=REFUSALS)
+router = APIRouter(
+    prefix="/v1/assistant", tags=["assistant"], responses=REFUSALS | UNAVAILABLE, dependencies=CONSISTENT
+)
 MAX_QUERY_CHARS = 512
 RETRY_AFTER_SECONDS = 5  # about a small index's rebuild; the supervisor's settle time bounds a restart's
 Unavailable = Callable[[], str | None]  # why search cannot answer now, or None

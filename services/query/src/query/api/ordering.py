@@ -1,0 +1,254 @@
+"""The read model's models in each list order, kept in step with it, so a page is a slice, not a sort.
+
+Each order is a sorted list of unique keys (``created_key``, ``updated_key``, ``name_key``,
+``feed_key``: the sort value then the id, see :mod:`shared.contract.sortkeys`), one for every model
+and one per group a list narrows to (a team, a reader team, a former reader, a tag pair), so the
+smallest group a request names is walked in order from a :mod:`bisect` position. Changed models
+are noted by :meth:`ReadModel.subscribe` and re-filed lazily, before the next read; a rebuild of the
+read model (every model changed at once) re-files everything in one sort.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from query.projection.model import ReadModel
+from shared.contract.documents import Document
+
+ORDERS = ("created_key", "updated_key", "name_key", "feed_key")
+GROUPED = ("team", "readers", "former_readers", "tag_pairs")  # the fields a list narrows to, one value each
+Group = tuple[str, str] | None  # (field, value), or None for every model
+
+
+@dataclass(frozen=True)
+class Filed:
+    """Where one model is filed: its key in each order and the groups it belongs to."""
+
+    keys: tuple[str, ...]
+    groups: frozenset[tuple[str, str]]
+
+
+def filed(model: Document) -> Filed:
+    """Where ``model`` belongs in the orders."""
+    groups = {("team", str(model["team"]))}
+    for field in GROUPED[1:]:
+        groups |= {(field, str(value)) for value in model.get(field) or []}
+    # Registration sets every key; a missing one still files the model once, first.
+    keys = tuple(str(model.get(order) or f" {model['_id']}") for order in ORDERS)
+    return Filed(keys, frozenset(groups))
+
+
+class ModelOrders:
+    """Every model of a :class:`ReadModel` in each order of :data:`ORDERS`, whole and by group."""
+
+    def __init__(self, read_model: ReadModel) -> None:
+        self._read_model = read_model
+        self._filed: dict[str, Filed] = {}
+        self._lists: dict[Group, dict[str, list[str]]] = {}
+        self._owners: dict[str, dict[str, str]] = {order: {} for order in ORDERS}  # order -> key -> model id
+        self._changed: set[str] = set()
+        self._rebuild = True
+        read_model.subscribe(self.changed)
+
+    def changed(self, model_ids: set[str]) -> None:
+        """Note models to re-file before the next read (a :meth:`ReadModel.subscribe` callback)."""
+        if len(model_ids) >= max(len(self._read_model.models), 1):
+            self._rebuild, self._changed = True, set()  # everything (a load or a rebuild): one sort
+        elif not self._rebuild:
+            self._changed |= model_ids
+
+    def keys(self, group: Group, order: str) -> list[str]:
+        """The keys of ``group``'s models in ``order``, ascending (read only, valid until the next change)."""
+        self._catch_up()
+        return self._lists.get(group, {}).get(order, [])
+
+    def size(self, group: Group) -> int:
+        """How many models ``group`` holds."""
+        return len(self.keys(group, ORDERS[0]))
+
+    def model(self, order: str, key: str) -> Document | None:
+        """The model filed under ``key`` in ``order``."""
+        model_id = self._owners[order].get(key)
+        return self._read_model.models.get(model_id) if model_id is not None else None
+
+    def walk(
+        self, group: Group, order: str, *, after: str | None, before: str | None, descending: bool
+    ) -> Iterator[tuple[str, Document]]:
+        """``(key, model)`` of ``group`` with ``after < key < before``, in ``order`` (or reversed)."""
+        keys = self.keys(group, order)
+        start = 0 if after is None else bisect_left(keys, after)
+        if start < len(keys) and after is not None and keys[start] == after:
+            start += 1
+        end = len(keys) if before is None else bisect_left(keys, before)
+        positions = range(end - 1, start - 1, -1) if descending else range(start, end)
+        for position in positions:
+            key = keys[position]
+            found = self.model(order, key)
+            if found is not None:
+                yield key, found
+
+    def _catch_up(self) -> None:
+        if self._rebuild:
+            self._rebuild_all()
+        elif self._changed:
+            changed, self._changed = self._changed, set()
+            for model_id in changed:
+                self._refile(model_id)
+
+    def _rebuild_all(self) -> None:
+        self._rebuild, self._changed = False, set()
+        self._filed = {model_id: filed(model) for model_id, model in self._read_model.models.items()}
+        self._lists, self._owners = {}, {order: {} for order in ORDERS}
+        for model_id, where in self._filed.items():
+            for group in (None, *where.groups):
+                lists = self._lists.setdefault(group, {order: [] for order in ORDERS})
+                for order, key in zip(ORDERS, where.keys, strict=True):
+                    lists[order].append(key)
+            for order, key in zip(ORDERS, where.keys, strict=True):
+                self._owners[order][key] = model_id
+        for lists in self._lists.values():
+            for keys in lists.values():
+                keys.sort()
+
+    def _refile(self, model_id: str) -> None:
+        old = self._filed.pop(model_id, None)
+        model = self._read_model.models.get(model_id)
+        new = filed(model) if model is not None else None
+        if old == new:
+            if new is not None:
+                self._filed[model_id] = new
+            return
+        if old is not None:
+            for group in (None, *old.groups):
+                lists = self._lists[group]
+                for order, key in zip(ORDERS, old.keys, strict=True):
+                    _remove(lists[order], key)
+                if not lists[ORDERS[0]]:
+                    del self._lists[group]
+            for order, key in zip(ORDERS, old.keys, strict=True):
+                self._owners[order].pop(key, None)
+        if new is not None:
+            self._filed[model_id] = new
+            for group in (None, *new.groups):
+                lists = self._lists.setdefault(group, {order: [] for order in ORDERS})
+                for order, key in zip(ORDERS, new.keys, strict=True):
+                    insort(lists[order], key)
+            for order, key in zip(ORDERS, new.keys, strict=True):
+                self._owners[order][key] = model_id
+
+
+def _remove(keys: list[str], key: str) -> None:
+    position = bisect_left(keys, key)
+    if position < len(keys) and keys[position] == key:
+        del keys[position]
+
+
+class VersionOrders:
+    """Each model's versions in the orders lists need, worked out once per change of the model."""
+
+    def __init__(self, read_model: ReadModel) -> None:
+        self._read_model = read_model
+        self._by_precedence: dict[str, tuple[list[str], list[Document]]] = {}
+        self._by_registration: dict[str, list[Document]] = {}
+        self._states: dict[str, frozenset[str]] = {}
+        self._reports: dict[str, dict[str, list[Document]]] = {}
+        self._received: dict[str, list[Document]] = {}
+        read_model.subscribe(self.changed)
+
+    def changed(self, model_ids: set[str]) -> None:
+        """Forget what was worked out for these models (a :meth:`ReadModel.subscribe` callback)."""
+        caches: list[dict[str, Any]] = [
+            self._by_precedence,
+            self._by_registration,
+            self._states,
+            self._reports,
+            self._received,
+        ]
+        for cache in caches:
+            if len(model_ids) >= len(cache):
+                cache.clear()
+            else:
+                for model_id in model_ids:
+                    cache.pop(model_id, None)
+
+    def by_precedence(self, model_id: str) -> tuple[list[str], list[Document]]:
+        """The model's versions (not deleted) and their ``version_key``s, lowest precedence first."""
+        found = self._by_precedence.get(model_id)
+        if found is None:
+            versions = self._read_model.sorted_versions(model_id)[::-1]
+            found = self._by_precedence[model_id] = ([str(v["version_key"]) for v in versions], versions)
+        return found
+
+    def by_registration(self, model_id: str) -> list[Document]:
+        """The model's versions (not deleted), most recently registered first."""
+        found = self._by_registration.get(model_id)
+        if found is None:
+            versions = self.by_precedence(model_id)[1]
+            found = self._by_registration[model_id] = sorted(versions, key=_registered, reverse=True)
+        return found
+
+    def deployment_states(self, model_id: str) -> frozenset[str]:
+        """What the model's versions say of their deployment, as :func:`deployment_marks` marks."""
+        found = self._states.get(model_id)
+        if found is None:
+            marks = {mark for version in self.by_precedence(model_id)[1] for mark in deployment_marks(version)}
+            found = self._states[model_id] = frozenset(marks)
+        return found
+
+    def reports_of(self, model_id: str, version_id: str) -> list[Document]:
+        """A version's deployment reports by ``position`` (its own history's), oldest first."""
+        found = self._reports.get(model_id)
+        if found is None:
+            found = {}
+            for row in self._read_model.reports.get(model_id, []):
+                found.setdefault(str(row.get("version_id")), []).append(row)
+            for rows in found.values():
+                rows.sort(key=_position)
+            self._reports[model_id] = found
+        return found.get(version_id, [])
+
+    def reports_by_receipt(self, model_id: str) -> list[Document]:
+        """A model's deployment reports across its versions, most recently received first."""
+        found = self._received.get(model_id)
+        if found is None:
+            rows = self._read_model.reports.get(model_id, [])
+            found = self._received[model_id] = sorted(
+                rows, key=lambda row: moment(row.get("received_at")), reverse=True
+            )
+        return found
+
+
+def deployment_marks(version: Document) -> set[str]:
+    """``status=<s>`` of the version overall, ``env=<e>`` and ``env=<e>:<s>`` of each environment reported."""
+    marks = {f"status={version.get('status') or 'registered'}"}
+    for environment, state in (version.get("environments") or {}).items():
+        marks.add(f"env={environment}")
+        if isinstance(state, dict) and state.get("status"):
+            marks.add(f"env={environment}:{state['status']}")
+    return marks
+
+
+def wanted_mark(status: str | None, environment: str | None) -> str | None:
+    """The mark a version needs for a ``status``/``environment`` filter (``None``: no filter)."""
+    if environment:
+        return f"env={environment}:{status}" if status else f"env={environment}"
+    return f"status={status}" if status else None
+
+
+def moment(value: object) -> float:
+    """A stored time as seconds since the epoch, for ordering (naive times are UTC; none is the epoch)."""
+    if not isinstance(value, datetime):
+        return 0.0
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
+def _registered(version: Document) -> tuple[float, str]:
+    return moment(version.get("created_at")), str(version.get("version_key") or "")
+
+
+def _position(row: Document) -> int:
+    return int(row.get("position") or 0)
