@@ -171,10 +171,9 @@ class TestTheAsyncClient:
     async def test_shares_let_another_team_read(self, stack: EmbeddedStack, team: Team) -> None:
         other_team = f"cl-{uuid.uuid4().hex[:8]}"
         other = await team_key(stack, other_team, ["models:read"])
-        async with (
-            AsyncRegistryClient(team.writer, **urls(stack)) as owner,
-            AsyncRegistryClient(other, **urls(stack)) as reader,
-        ):
+        async with AsyncRegistryClient(team.writer, **urls(stack)) as owner:
+            # The reader gets the owner's consistency tokens: its reads wait for the share and the unshare.
+            reader = AsyncRegistryClient(other, **(urls(stack) | {"consistency": owner.consistency}))
             await owner.register_version(team.name, "m", "1.0.0", **ARTIFACT)
             shared = await owner.share(team.name, "m", other_team)
             read = await reader.get_model(team.name, "m")
@@ -182,6 +181,7 @@ class TestTheAsyncClient:
             await owner.unshare(team.name, "m", other_team)
             with pytest.raises(NotFound):
                 await reader.get_model(team.name, "m")
+            await reader.close()
         assert shared.with_team == other_team and read.name == "m"
         assert shares.items == [{"team": other_team}]
 

@@ -212,5 +212,8 @@ class ModelWrites(ApiBase):
 
     @endpoint
     def unshare(self, team: str, name: str, with_team: str) -> Call[None]:
-        """Withdraw ``with_team``'s read access, effective at once."""
+        """Withdraw ``with_team``'s read access: at once for reads carrying this write's consistency token.
+
+        Other reads follow within the query service's projection lag.
+        """
         return Call("registration", "DELETE", path("models", team, name, "shares", with_team), no_content)
