@@ -229,12 +229,11 @@ class Projection:
             if self._pending is None and not (everything or self.model.dirty_models or self.model.dirty_versions):
                 return
             rows = self._flushed.take(self.model, everything=everything)
-            checkpoint = Checkpoint(dict(self._offsets), dict(self.model.positions))
             if self._pending is not None:
-                await self._store.write(self._pending, checkpoint)
-                self._pending = None
+                rows, self._pending = self._pending.then(rows), None
+            checkpoint = Checkpoint(dict(self._offsets), dict(self.model.positions))
             try:
-                await self._store.write(rows, checkpoint)
+                await self._store.write(rows, checkpoint)  # the checkpoint last, once every row is written
             except BaseException:
                 self._pending = rows
                 raise

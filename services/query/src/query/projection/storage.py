@@ -56,6 +56,20 @@ class Rows:
     def __len__(self) -> int:
         return sum(map(len, self.upserts.values())) + sum(map(len, self.deletes.values()))
 
+    def then(self, newer: Rows) -> Rows:
+        """These rows followed by ``newer``, as one write: the newer document of an id wins."""
+        upserts: dict[str, dict[str, Document]] = {}
+        deletes = {name: set(ids) for name, ids in self.deletes.items()}
+        for rows in (self, newer):
+            for name, docs in rows.upserts.items():
+                upserts.setdefault(name, {}).update((doc["_id"], doc) for doc in docs)
+        for name, ids in newer.deletes.items():
+            deletes.setdefault(name, set()).update(ids)
+        for name, gone in deletes.items():
+            for doc_id in gone:
+                upserts.get(name, {}).pop(doc_id, None)
+        return Rows({n: list(d.values()) for n, d in upserts.items()}, {n: sorted(i) for n, i in deletes.items()})
+
 
 class Flushed:
     """How many history and report rows of each model are already persisted (they are only appended)."""
