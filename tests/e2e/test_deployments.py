@@ -21,6 +21,12 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
 T0 = datetime(2026, 11, 26, 10, tzinfo=UTC)
 
 
+def caused(event_type: str, report_id: str) -> Any:
+    """Records of ``event_type`` that the report ``report_id`` caused."""
+    by_report = caused_by(report_id)
+    return lambda record: by_report(record) and header(record, "ce_type") == event_type
+
+
 async def make_key(stack: EmbeddedStack, team: str, scopes: list[str]) -> str:
     async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
         response = await http.post(f"/v1/teams/{team}/api-keys", json={"name": "p", "scopes": scopes})
@@ -170,15 +176,24 @@ async def test_out_of_order_duplicate_illegal_unknown_and_foreign_reports(stack:
             ("nobody", nobody),
             ("script", script),
         ):
-            [rejected] = await events.wait_for(caused_by(report_id))
-            assert header(rejected, "ce_type") == messages.COMMAND_REJECTED
+            [rejected] = await events.wait_for(caused(messages.COMMAND_REJECTED, report_id))
             reasons[name] = json.loads(rejected.value)["reason"]
             filed_under[name] = json.loads(rejected.value)["team"]
-        [changed] = await events.wait_for(caused_by(event.id))
+        [changed] = await events.wait_for(caused(messages.DEPLOYMENT_STATUS_CHANGED, event.id))
         # Every report went to the same key (partition) and `script`, sent last, has been answered:
         # whatever the duplicate and `older` caused is on the bus by now.
-        assert len(events.matching(caused_by(event.id))) == 1  # the duplicate changed nothing
-        assert not events.matching(caused_by(older))  # out of order: recorded, no event
+        assert len(events.matching(caused_by(event.id))) == 2  # recorded, changed; the duplicate: nothing
+        # Out of order: recorded for the read side, status untouched (no status change, no rejection).
+        [late] = events.matching(caused_by(older))
+        assert header(late, "ce_type") == messages.DEPLOYMENT_REPORT_RECORDED
+        assert json.loads(late.value)["outcome"] == "out_of_order"
+        # Filed under the model (the read side shows them): the illegal one; never the foreign one.
+        assert [header(r, "ce_type") for r in events.matching(caused_by(illegal))] == [
+            messages.COMMAND_REJECTED,
+            messages.DEPLOYMENT_REPORT_RECORDED,
+        ]
+        assert not events.matching(caused(messages.DEPLOYMENT_REPORT_RECORDED, foreign))
+        assert json.loads(changed.value)["environment_state"]["report_id"] == event.id
     assert reasons == {
         "illegal": "conflict",
         "unknown": "not_found",
@@ -294,8 +309,7 @@ async def test_a_pending_version_is_not_deployed_to_prod(stack: EmbeddedStack) -
     await registered(stack, team, token)  # never approved: pending
     async with Collector(stack.settings.kafka_bootstrap, "registry.events") as events:
         over_kafka = await send_kafka(stack, token, report(team, "1.0.0", "prod", "deployed", T0))
-        [rejected] = await events.wait_for(caused_by(over_kafka))
-    assert header(rejected, "ce_type") == messages.COMMAND_REJECTED
+        [rejected] = await events.wait_for(caused(messages.COMMAND_REJECTED, over_kafka))
     refusal = json.loads(rejected.value)
     assert (refusal["reason"], refusal["team"], refusal["name"]) == ("not_approved", team, "m")
     assert refusal["message"] == f"{team}/m 1.0.0 is not approved for prod (approval: pending)"
