@@ -146,6 +146,8 @@ def service_app(
             raise ValueError("the service that owns keys verifies signatures with its own verifiers")
         keystore = MongoKeyStore(db[API_KEYS], ttl=settings.key_cache_seconds, verifiers=verifiers)
     else:
+        if verifiers is not None:
+            raise ValueError("only the service that owns keys reads verifiers itself; the others ask registration")
         keystore = remote = RemoteKeyStore.of(settings)
     limiter = RateLimiter(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
     watch = FailureWatch(threshold=settings.auth_failure_threshold, window=settings.auth_failure_window_seconds)
