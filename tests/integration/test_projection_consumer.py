@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from pymongo.asynchronous.database import AsyncDatabase
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -175,3 +176,32 @@ async def test_a_rebuild_replaces_the_model_and_its_persisted_state_with_the_own
 
 async def _has(projection: Projection, model_id: str) -> bool:
     return model_id in projection.model.models
+
+
+async def test_an_owner_unreachable_at_start_is_asked_again_until_it_answers(
+    infra: Infra, mongo_database: AsyncDatabase[dict[str, Any]]
+) -> None:
+    settings, log = await topic(infra), Log()
+    missed = [log.register("1.0.0")]  # published before this replica existed, on a log since lost
+    away = {"on": True}
+    routes = owner_app(missed, [])
+
+    async def flaky(request: Request) -> JSONResponse:
+        if away["on"]:
+            return JSONResponse({"title": "Service unavailable"}, status_code=503)
+        answer: JSONResponse = await routes[0].endpoint(request)
+        return answer
+
+    async with serving([Route("/internal/v1/events", flaky)]) as port:
+        owner = OwnerLog("r", f"http://127.0.0.1:{port}", TOKEN)
+        async with running(projection(settings, mongo_database, [owner])) as following:
+            assert following.model.models == {}, "ready once the first attempt is over, without the owner"
+            await publish(infra, settings, [log.register("1.1.0")], signer=EventSigner(infra.signing_key.encode()))
+            await until(lambda: _has(following, log.model_id), what="the topic followed while the owner is away")
+            away["on"] = False
+
+            async def caught_up() -> bool:
+                return len(following.model.sorted_versions(log.model_id)) == 2
+
+            await until(caught_up, what="the owner's log read once it answered")
+            assert REGISTRY.get_sample_value("registry_projection_lag_seconds") == 0.0

@@ -306,3 +306,50 @@ def test_subscribers_hear_the_changed_models() -> None:
     model.subscribe(heard.append)
     model.notify({"mdl_x"})
     assert heard == [{"mdl_x"}]
+
+
+def test_a_registration_event_the_topic_lost_is_folded_in_when_the_owners_log_brings_it_late() -> None:
+    log = Log()
+    lost = log.register("1.0.0")
+    log.register("2.0.0")
+    state = {
+        "status": "deployed",
+        "occurred_at": "2026-01-01T00:00:05Z",
+        "report_id": "r",
+        "updated_at": "2026-01-01T00:00:06Z",
+    }
+    status = {"version": "2.0.0", "environment": "prod", "status": "deployed", "overall_status": "deployed"}
+    log.emit(messages.DEPLOYMENT_STATUS_CHANGED, status | {"environment_state": state}, source=TRACKER)
+    model = ReadModel()
+    for event in log.events[1:]:  # the new log, followed while the owner was away
+        apply_event(model, event)
+    assert apply_event(model, lost) == log.model_id
+    assert [v["version"] for v in model.sorted_versions(log.model_id)] == ["2.0.0", "1.0.0"]
+    assert model.models[log.model_id]["version_count"] == 2
+    assert model.version(log.vid("2.0.0"))["status"] == "deployed", "what the tracker said is kept"  # type: ignore[index]
+    assert [row["_id"] for row in model.history[log.model_id]] == [log.events[0].id, log.events[1].id]
+    assert log.model_id in model.rewritten
+    assert apply_event(model, lost) is None, "and only once"
+
+
+def test_a_late_tracker_status_applies_only_when_newer_than_the_environments_entry() -> None:
+    log = Log()
+    log.register("1.0.0")
+    base = {"version": "1.0.0", "environment": "prod", "overall_status": "x"}
+
+    def state(status: str, second: int) -> dict[str, Any]:
+        at = f"2026-01-01T00:00:{second:02d}Z"
+        return base | {
+            "status": status,
+            "environment_state": {"status": status, "occurred_at": at, "report_id": status, "updated_at": at},
+        }
+
+    older = log.emit(messages.DEPLOYMENT_STATUS_CHANGED, state("deploying", 5), source=TRACKER)
+    log.emit(messages.DEPLOYMENT_STATUS_CHANGED, state("deployed", 9), source=TRACKER)
+    model = replay(log)
+    assert apply_event(model, older) is None
+    assert model.version(log.vid("1.0.0"))["status"] == "deployed"  # type: ignore[index]
+    dev = log.emit(messages.DEPLOYMENT_STATUS_CHANGED, state("failed", 7) | {"environment": "dev"}, source=TRACKER)
+    model.revisions[("d", log.model_id)] = (dev.revision or 0) + 1  # as if later events had come first
+    assert apply_event(model, dev) == log.model_id
+    assert set(model.version(log.vid("1.0.0"))["environments"]) == {"prod", "dev"}  # type: ignore[index]

@@ -53,3 +53,15 @@ async def test_nothing_changed_writes_nothing_and_everything_rewrites_all() -> N
     assert len(flushed.take(model)) == 3  # the model, its version, its history row
     assert len(flushed.take(model)) == 0
     assert len(flushed.take(model, everything=True)) == 3
+
+
+async def test_a_history_rewritten_by_a_late_event_is_persisted_in_its_new_order() -> None:
+    log, model, store, flushed = Log(), ReadModel(), MemoryProjectionStore(), Flushed()
+    lost = log.register("1.0.0")
+    apply_event(model, log.register("2.0.0"))
+    await store.write(flushed.take(model), Checkpoint())
+    apply_event(model, lost)
+    await store.write(flushed.take(model), Checkpoint())
+    loaded, _ = await store.load()
+    assert contents(loaded) == contents(model)
+    assert [row["_id"] for row in loaded.history[log.model_id]] == [lost.id, log.events[1].id]

@@ -47,7 +47,7 @@ def apply_event(model: ReadModel, event: CloudEvent) -> str | None:
         return None  # only the owner of an event type is believed about it
     seen = model.revisions.get((source, model_id))
     if event.revision is not None and seen is not None and event.revision <= seen:
-        return None
+        return _late(model, event, source, model_id)
     if not handler(model, event, model_id):
         return None
     if event.revision is not None:
@@ -57,6 +57,68 @@ def apply_event(model: ReadModel, event: CloudEvent) -> str | None:
     if source == "r":
         model.history.setdefault(model_id, []).append(history_row(event, model_id))
     return model_id
+
+
+def _late(model: ReadModel, event: CloudEvent, source: str, model_id: str) -> str | None:
+    """An event at or below the revision applied: a replay (nothing to do), or one the topic lost.
+
+    The topic's log can be lost while the owners' logs are away (the embedded broker forgets its
+    topics): the projection then follows the new log, and the owners' catch-up brings the lost
+    events later, older than what was applied. Registration's are folded in by replaying the
+    model's own history with them; the tracker's reports are added, and its status changes
+    applied when newer than the environment's entry.
+    """
+    if source == "r":
+        if any(row["_id"] == event.id for row in model.history.get(model_id, [])):
+            return None
+        _replay_registration(model, model_id, event)
+        return model_id
+    if event.type == REPORT_RECORDED:
+        row_id = _report_id(event.data, event.id)
+        if any(row["_id"] == row_id for row in model.reports.get(model_id, [])):
+            return None
+        _report_recorded(model, event, model_id)
+    else:
+        version, state = _version_of(model, event.data), event.data.get("environment_state")
+        if version is None or not isinstance(state, dict):
+            return None
+        current = (version.get("environments") or {}).get(event.data.get("environment"))
+        stamped, known = _time(state.get("updated_at")), (current or {}).get("updated_at")
+        if isinstance(known, datetime) and (not isinstance(stamped, datetime) or stamped <= known):
+            return None
+        _status_changed(model, event, model_id)
+    model.dirty_models.add(model_id)
+    return model_id
+
+
+def _replay_registration(model: ReadModel, model_id: str, missed: CloudEvent) -> None:
+    """Rebuild the model from its registration events plus ``missed``, keeping what the tracker set."""
+    events = sorted([*map(_event_of, model.history.pop(model_id, [])), missed], key=lambda e: e.revision or 0)
+    versions = model.versions.pop(model_id, {})
+    deployed: dict[str, dict[str, Any]] = {
+        vid: {k: v[k] for k in ("status", "environments") if k in v} for vid, v in versions.items()
+    }
+    feed_key = (model.models.pop(model_id, None) or {}).get("feed_key", "")
+    for vid, version in versions.items():
+        model.version_owner.pop(vid, None)
+        if parent := version.get("parent"):
+            model.children.get(version_id(parent["team"], parent["name"], parent["version"]), set()).discard(vid)
+    model.revisions.pop(("r", model_id), None)
+    for event in events:
+        apply_event(model, event)
+    for vid, fields in deployed.items():
+        if (found := model.version(vid)) is not None:
+            found.update(fields)
+    if (doc := model.models.get(model_id)) is not None:
+        doc["feed_key"] = max(doc["feed_key"], feed_key)
+    model.dirty_versions.update(versions)
+    model.rewritten.add(model_id)
+
+
+def _event_of(row: Document) -> CloudEvent:
+    """The event a history row records."""
+    fields = ("source", "type", "time", "subject", "correlation_id", "causation_id", "data")
+    return CloudEvent(id=row["_id"], revision=row.get("position"), **{k: row[k] for k in fields if k in row})
 
 
 def history_row(event: CloudEvent, model_id: str) -> Document:
@@ -218,18 +280,24 @@ def _status_changed(model: ReadModel, event: CloudEvent, model_id: str) -> bool:
     version["status"] = overall(environments) if isinstance(state, dict) else data.get("overall_status")
     stamped = entry.get("updated_at")
     moved = stamped if isinstance(stamped, datetime) else event.time
-    model.models[model_id]["feed_key"] = time_key(moved, model_id)
+    doc = model.models[model_id]
+    doc["feed_key"] = max(doc.get("feed_key", ""), time_key(moved, model_id))
     return True
 
 
 def _report_recorded(model: ReadModel, event: CloudEvent, model_id: str) -> bool:
     data = event.data
     row = {k: _time(v) if k in _TIME_FIELDS else v for k, v in data.items()}
-    row["report_id"] = data.get("id", event.id)
-    has_place = data.get("version_id") and data.get("position") is not None
-    row["_id"] = f"{data['version_id']}:{data['position']}" if has_place else row["report_id"]
+    row["report_id"], row["_id"] = data.get("id", event.id), _report_id(data, event.id)
     model.reports.setdefault(model_id, []).append(row)
     return True
+
+
+def _report_id(data: dict[str, Any], event_id: str) -> str:
+    """A report row's id: its place in its version's history, else the report's own id."""
+    if data.get("version_id") and data.get("position") is not None:
+        return f"{data['version_id']}:{data['position']}"
+    return str(data.get("id", event_id))
 
 
 def _version_of(model: ReadModel, data: dict[str, Any]) -> Document | None:

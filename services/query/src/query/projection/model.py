@@ -64,6 +64,7 @@ class ReadModel:
     dirty_models: set[str] = field(default_factory=set)
     dirty_versions: set[str] = field(default_factory=set)
     positions: dict[str, int] = field(default_factory=dict)  # source -> highest revision applied from it
+    rewritten: set[str] = field(default_factory=set)  # models whose history or reports changed other than at the end
     _subscribers: list[Callable[[set[str]], None]] = field(default_factory=list, repr=False)
     _waiters: list[tuple[list[Token], asyncio.Future[None]]] = field(default_factory=list, repr=False)
 
@@ -125,4 +126,5 @@ class ReadModel:
         self.children, self.history, self.reports = other.children, other.history, other.reports
         self.revisions, self.version_owner, self.positions = other.revisions, other.version_owner, other.positions
         self.dirty_models, self.dirty_versions = other.dirty_models, other.dirty_versions
+        self.rewritten = other.rewritten
         self.notify(set(self.models))

@@ -84,6 +84,9 @@ class Flushed:
         version_ids = set(model.version_owner) if everything else model.dirty_versions
         if everything:
             self.history, self.reports = {}, {}
+        for mid in model.rewritten:  # rows came in before others: write the model's rows again
+            self.history.pop(mid, None)
+            self.reports.pop(mid, None)
         rows = Rows(upserts={name: [] for name in COLLECTIONS[:4]}, deletes={PROJECTION_VERSIONS: []})
         for mid in sorted(model_ids):
             revisions = {source: rev for (source, owner), rev in model.revisions.items() if owner == mid}
@@ -96,7 +99,7 @@ class Flushed:
                 rows.deletes[PROJECTION_VERSIONS].append(vid)
             else:
                 rows.upserts[PROJECTION_VERSIONS].append(found)
-        model.dirty_models, model.dirty_versions = set(), set()
+        model.dirty_models, model.dirty_versions, model.rewritten = set(), set(), set()
         return rows
 
 
