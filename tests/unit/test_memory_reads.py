@@ -363,3 +363,40 @@ class TestLogs:
         ) == 4
         shared_only = await reads.team_recent("versions", "risk", [world.model("risk", "limits")["_id"]], 10)
         assert [v["name"] for v in shared_only] == ["limits"]
+
+
+class TestOrdersKeptInStep:
+    async def test_a_share_an_unshare_and_a_tag_change_refile_the_model_in_lists_already_made(
+        self, world: MemoryWorld
+    ) -> None:
+        reads = Reads(world.read_model)
+        risk, by_tag = {"readers": "risk"}, ModelFilters(tags=("owner:bob",))
+        assert await walk_models(reads, ModelFilters(), sort="name", limit=10, visible=risk) == [
+            "risk/card",
+            "risk/limits",
+        ]
+        assert await walk_models(reads, by_tag, sort="-updated_at", limit=10, visible=EVERYONE) == ["fraud/wire"]
+        world.share("fraud", "cart", "risk")
+        wire = world.model("fraud", "wire")
+        wire["tags"], wire["tag_pairs"] = {"owner": "carol"}, ["owner:carol"]
+        world.sync()
+        assert "fraud/cart" in await walk_models(reads, ModelFilters(), sort="name", limit=10, visible=risk)
+        assert await walk_models(reads, by_tag, sort="-updated_at", limit=10, visible=EVERYONE) == []
+        cart = world.model("fraud", "cart")
+        cart["readers"] = ["fraud"]
+        world.sync()
+        assert "fraud/cart" not in await walk_models(reads, ModelFilters(), sort="name", limit=10, visible=risk)
+
+    async def test_orders_kept_in_step_equal_orders_made_afresh(self, world: MemoryWorld) -> None:
+        reads = Reads(world.read_model)
+        groups = [None, ("team", "fraud"), ("readers", "fraud"), ("tag_pairs", "owner:alice"), ("tag_pairs", "x:1")]
+        for group in groups:
+            for order in ("created_key", "updated_key", "name_key", "feed_key"):
+                reads.orders.keys(group, order)  # made now, kept in step from here on
+        await world.register("fraud", "card", "2.0.0", tags={"x": "1"})
+        await world.register("risk", "new", tags={"x": "1"})
+        world.share("risk", "new", "fraud")
+        afresh = Reads(world.read_model)
+        for group in groups:
+            for order in ("created_key", "updated_key", "name_key", "feed_key"):
+                assert reads.orders.keys(group, order) == afresh.orders.keys(group, order), (group, order)

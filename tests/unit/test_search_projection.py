@@ -84,3 +84,22 @@ async def test_search_is_unavailable_until_built_and_while_the_projection_is_dow
     assert projection.unavailable({}) is None
     assert projection.unavailable({"feed-cache": "died"}) is None
     assert "restarted" in (projection.unavailable({"search-projection": "lost the database"}) or "")
+
+
+async def test_a_search_with_a_token_waits_until_its_models_changes_are_indexed() -> None:
+    read_model, index, loaded = ReadModel(), Index(), asyncio.Event()
+    put(read_model, "m1", "a")
+    projection = projection_of(read_model, index, loaded)
+    assert not await projection.caught_up({"m1"}, 0.01)  # not built yet
+    loaded.set()
+    task = asyncio.create_task(projection.run())
+    try:
+        assert await projection.caught_up({"m1"}, 30)
+        put(read_model, "m1", "b")
+        read_model.notify({"m1"})
+        waiting = asyncio.create_task(projection.caught_up({"m1"}, 30))
+        assert await projection.caught_up({"m2"}, 0)  # another model's change does not hold it up
+        assert await waiting and index.docs["m1"] == ["b", "a"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

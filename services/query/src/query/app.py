@@ -113,6 +113,7 @@ def build_app(settings: QuerySettings) -> FastAPI:
     service.in_background("search-projection", search.run)
     service.readiness.checks["search_index"] = search.ready
     app.state.search_unavailable = lambda: search.unavailable(service.supervisor.down())
+    app.state.search_caught_up = search.caught_up
     cache = DocumentCache(settings.feed_cache_documents)
     metrics.FEED_CACHED_DOCUMENTS.set_function(lambda: len(cache))
     changed = ChangedModels()

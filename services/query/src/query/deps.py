@@ -58,6 +58,7 @@ async def consistent(
     read_model: ReadModel = request.app.state.read_model
     if not await read_model.reached(tokens, request.app.state.consistency_wait_seconds):
         raise Problem("unavailable", NOT_REACHED, headers={"Retry-After": "1"})
+    request.state.consistency_tokens = tokens  # search waits for its index too
 
 
 # Every read router depends on it, so each read route documents the header and honours it.

@@ -12,20 +12,18 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from query.projection.model import ReadModel
 from shared.contract.documents import Document
 
 ORDERS = ("created_key", "updated_key", "name_key", "feed_key")
-GROUPED = ("team", "readers", "former_readers", "tag_pairs")  # the fields a list narrows to, one value each
+GROUPED = ("readers", "former_readers", "tag_pairs")  # list fields a list narrows to, one value each
 Group = tuple[str, str] | None  # (field, value), or None for every model
 
 
-@dataclass(frozen=True)
-class Filed:
+class Filed(NamedTuple):
     """Where one model is filed: its key in each order and the groups it belongs to."""
 
     keys: tuple[str, ...]
@@ -33,23 +31,37 @@ class Filed:
 
 
 def filed(model: Document) -> Filed:
-    """Where ``model`` belongs in the orders."""
-    groups = {("team", str(model["team"]))}
-    for field in GROUPED[1:]:
-        groups |= {(field, str(value)) for value in model.get(field) or []}
+    """Where ``model`` belongs in the orders (run for every model on a load: kept lean)."""
+    model_id = model["_id"]
+    groups = [("team", model["team"])]
+    for field in GROUPED:
+        if values := model.get(field):
+            groups += [(field, value) for value in values]
     # Registration sets every key; a missing one still files the model once, first.
-    keys = tuple(str(model.get(order) or f" {model['_id']}") for order in ORDERS)
-    return Filed(keys, frozenset(groups))
+    fallback = f" {model_id}"
+    get = model.get
+    keys = (get("created_key") or fallback, get("updated_key") or fallback, get("name_key") or fallback)
+    return Filed((*keys, get("feed_key") or fallback), frozenset(groups))
+
+
+def owner_of(key: str) -> str:
+    """The model id a sort key ends with (each is ``<value> <id>``, see :mod:`shared.contract.sortkeys`)."""
+    return key.rpartition(" ")[2]
 
 
 class ModelOrders:
-    """Every model of a :class:`ReadModel` in each order of :data:`ORDERS`, whole and by group."""
+    """Every model of a :class:`ReadModel` in each order of :data:`ORDERS`, whole and by group.
+
+    Which models each group holds is kept for every group; a group's keys in one order are
+    sorted the first time a list asks for them and kept in step from then on, so only the orders
+    and groups that lists use cost memory and upkeep.
+    """
 
     def __init__(self, read_model: ReadModel) -> None:
         self._read_model = read_model
         self._filed: dict[str, Filed] = {}
-        self._lists: dict[Group, dict[str, list[str]]] = {}
-        self._owners: dict[str, dict[str, str]] = {order: {} for order in ORDERS}  # order -> key -> model id
+        self._members: dict[tuple[str, str], set[str]] = {}
+        self._lists: dict[tuple[Group, int], list[str]] = {}  # (group, order's position) -> ascending keys
         self._changed: set[str] = set()
         self._rebuild = True
         read_model.subscribe(self.changed)
@@ -57,29 +69,31 @@ class ModelOrders:
     def changed(self, model_ids: set[str]) -> None:
         """Note models to re-file before the next read (a :meth:`ReadModel.subscribe` callback)."""
         if len(model_ids) >= max(len(self._read_model.models), 1):
-            self._rebuild, self._changed = True, set()  # everything (a load or a rebuild): one sort
+            self._rebuild, self._changed = True, set()  # everything (a load or a rebuild): one pass
         elif not self._rebuild:
             self._changed |= model_ids
 
     def keys(self, group: Group, order: str) -> list[str]:
         """The keys of ``group``'s models in ``order``, ascending (read only, valid until the next change)."""
         self._catch_up()
-        return self._lists.get(group, {}).get(order, [])
+        slot = (group, ORDERS.index(order))
+        found = self._lists.get(slot)
+        if found is None:
+            position = slot[1]
+            members = self._filed if group is None else self._members.get(group, set())
+            found = self._lists[slot] = sorted(self._filed[mid].keys[position] for mid in members)
+        return found
 
     def size(self, group: Group) -> int:
         """How many models ``group`` holds."""
-        return len(self.keys(group, ORDERS[0]))
-
-    def model(self, order: str, key: str) -> Document | None:
-        """The model filed under ``key`` in ``order``."""
-        model_id = self._owners[order].get(key)
-        return self._read_model.models.get(model_id) if model_id is not None else None
+        self._catch_up()
+        return len(self._filed) if group is None else len(self._members.get(group, ()))
 
     def walk(
         self, group: Group, order: str, *, after: str | None, before: str | None, descending: bool
     ) -> Iterator[tuple[str, Document]]:
         """``(key, model)`` of ``group`` with ``after < key < before``, in ``order`` (or reversed)."""
-        keys = self.keys(group, order)
+        keys, models = self.keys(group, order), self._read_model.models
         start = 0 if after is None else bisect_left(keys, after)
         if start < len(keys) and after is not None and keys[start] == after:
             start += 1
@@ -87,58 +101,56 @@ class ModelOrders:
         positions = range(end - 1, start - 1, -1) if descending else range(start, end)
         for position in positions:
             key = keys[position]
-            found = self.model(order, key)
+            found = models.get(owner_of(key))
             if found is not None:
                 yield key, found
 
     def _catch_up(self) -> None:
         if self._rebuild:
-            self._rebuild_all()
+            self._rebuild, self._changed = False, set()
+            self._filed = {model_id: filed(model) for model_id, model in self._read_model.models.items()}
+            self._members, self._lists = {}, {}
+            for model_id, where in self._filed.items():
+                for group in where.groups:
+                    self._members.setdefault(group, set()).add(model_id)
         elif self._changed:
             changed, self._changed = self._changed, set()
             for model_id in changed:
                 self._refile(model_id)
 
-    def _rebuild_all(self) -> None:
-        self._rebuild, self._changed = False, set()
-        self._filed = {model_id: filed(model) for model_id, model in self._read_model.models.items()}
-        self._lists, self._owners = {}, {order: {} for order in ORDERS}
-        for model_id, where in self._filed.items():
-            for group in (None, *where.groups):
-                lists = self._lists.setdefault(group, {order: [] for order in ORDERS})
-                for order, key in zip(ORDERS, where.keys, strict=True):
-                    lists[order].append(key)
-            for order, key in zip(ORDERS, where.keys, strict=True):
-                self._owners[order][key] = model_id
-        for lists in self._lists.values():
-            for keys in lists.values():
-                keys.sort()
-
     def _refile(self, model_id: str) -> None:
         old = self._filed.pop(model_id, None)
         model = self._read_model.models.get(model_id)
         new = filed(model) if model is not None else None
-        if old == new:
-            if new is not None:
-                self._filed[model_id] = new
-            return
-        if old is not None:
-            for group in (None, *old.groups):
-                lists = self._lists[group]
-                for order, key in zip(ORDERS, old.keys, strict=True):
-                    _remove(lists[order], key)
-                if not lists[ORDERS[0]]:
-                    del self._lists[group]
-            for order, key in zip(ORDERS, old.keys, strict=True):
-                self._owners[order].pop(key, None)
         if new is not None:
             self._filed[model_id] = new
-            for group in (None, *new.groups):
-                lists = self._lists.setdefault(group, {order: [] for order in ORDERS})
-                for order, key in zip(ORDERS, new.keys, strict=True):
-                    insort(lists[order], key)
-            for order, key in zip(ORDERS, new.keys, strict=True):
-                self._owners[order][key] = model_id
+        if old == new:
+            return
+        if old is not None:
+            for group in old.groups:
+                members = self._members[group]
+                members.discard(model_id)
+                if not members:
+                    del self._members[group]
+            self._file(old, remove=True)
+        if new is not None:
+            for group in new.groups:
+                self._members.setdefault(group, set()).add(model_id)
+            self._file(new, remove=False)
+
+    def _file(self, where: Filed, *, remove: bool) -> None:
+        """Take ``where``'s keys out of (or put them into) the sorted lists made so far."""
+        for group in (None, *where.groups):
+            for position, key in enumerate(where.keys):
+                keys = self._lists.get((group, position))
+                if keys is None:
+                    continue
+                if not remove:
+                    insort(keys, key)
+                    continue
+                _remove(keys, key)
+                if group is not None and not keys:
+                    del self._lists[(group, position)]  # a group gone empty
 
 
 def _remove(keys: list[str], key: str) -> None:

@@ -12,9 +12,10 @@ import hashlib
 import heapq
 import json
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -102,6 +103,7 @@ class Reads:
             else:
                 after = max(after, last) if after is not None else last
         mark = wanted_mark(filters.status, filters.environment)
+        matches = self._matcher(filters, visible, mark)
         found: list[Document] = []
         examined, previous = 0, ""
         walk = self.orders.walk(
@@ -111,7 +113,7 @@ class Reads:
             if examined == MAX_SCANNED_MODELS:  # the next request goes on from the last one examined
                 return Page(found, encode_cursor(sort, previous, scope))
             examined, previous = examined + 1, key
-            if self._model_matches(model, filters, visible, mark):
+            if matches(model):
                 if len(found) == limit:  # one more than asked: there is a next page
                     return Page(found, encode_cursor(sort, found[-1][sort.key_field], scope))
                 found.append(model)
@@ -124,23 +126,29 @@ class Reads:
         groups += [("readers", str(visible["readers"]))] if visible.get("readers") else []
         return min(groups, key=self.orders.size, default=None)
 
-    def _model_matches(self, model: Document, filters: ModelFilters, visible: dict[str, Any], mark: str | None) -> bool:
-        if not readable(model, visible):
-            return False
-        if filters.team and model.get("team") != filters.team:
-            return False
-        if filters.framework and model.get("framework") != filters.framework:
-            return False
-        if filters.deployment_target and filters.deployment_target not in (model.get("deployment_targets") or []):
-            return False
-        if filters.tags and not set(filters.tags) <= set(model.get("tag_pairs") or []):
-            return False
+    def _matcher(self, filters: ModelFilters, visible: dict[str, Any], mark: str | None) -> Callable[[Document], bool]:
+        """The test a model must pass, with only the conditions these filters set (run per model scanned)."""
+        checks: list[Callable[[Document], bool]] = []
+        if reader := visible.get("readers"):
+            checks.append(lambda m: reader in (m.get("readers") or ()))
+        for field, wanted in (("team", filters.team), ("framework", filters.framework)):
+            if wanted:
+                checks.append(partial(_equals, field, wanted))
+        if target := filters.deployment_target:
+            checks.append(lambda m: target in (m.get("deployment_targets") or ()))
+        if filters.tags:
+            tags = set(filters.tags)
+            checks.append(lambda m: tags.issubset(m.get("tag_pairs") or ()))
         for field in ("created_key", "name_key"):
             after, before = filters.key_bounds(field)
-            value = str(model.get(field) or "")
-            if (after is not None and not value > after) or (before is not None and not value < before):
-                return False
-        return mark is None or mark in self.version_orders.deployment_states(model["_id"])
+            if after is not None:
+                checks.append(partial(_above, field, after))
+            if before is not None:
+                checks.append(partial(_below, field, before))
+        if mark is not None:
+            states = self.version_orders.deployment_states
+            checks.append(lambda m: mark in states(m["_id"]))
+        return lambda model: all(check(model) for check in checks)
 
     async def model(self, team: str, name: str) -> Document | None:
         """One model by team and name."""
@@ -292,6 +300,18 @@ def _cursor_key(cursor: str | None, sort: SortSpec, scope: str, kind: type[_K]) 
     if not isinstance(key, kind) or isinstance(key, bool):
         raise Problem("invalid", "cursor is not valid for this query")
     return key
+
+
+def _equals(field: str, wanted: str, model: Document) -> bool:
+    return bool(model.get(field) == wanted)
+
+
+def _above(field: str, bound: str, model: Document) -> bool:
+    return str(model.get(field) or "") > bound
+
+
+def _below(field: str, bound: str, model: Document) -> bool:
+    return str(model.get(field) or "") < bound
 
 
 def _key_range(keys: list[str], bounds: dict[str, str]) -> tuple[int, int]:

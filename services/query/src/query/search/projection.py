@@ -47,7 +47,9 @@ class SearchProjection:
         self._reads, self._index, self._document = reads, index, document
         self._loaded = loaded  # returns once the read model holds what was persisted or caught up
         self._changed: set[str] = set()
+        self._applying: set[str] = set()
         self._waiting = asyncio.Event()
+        self._applied = asyncio.Event()  # set (and replaced) after each round of changes
         self.built = asyncio.Event()
         reads.read_model.subscribe(self.note)
 
@@ -86,8 +88,30 @@ class SearchProjection:
         while True:
             await self._waiting.wait()
             self._waiting.clear()
-            changed, self._changed = self._changed, set()
-            await self.apply(changed)
+            self._applying, self._changed = self._changed, set()
+            try:
+                await self.apply(self._applying)
+            finally:
+                self._applying = set()
+                self._applied.set()
+                self._applied = asyncio.Event()
+
+    async def caught_up(self, model_ids: set[str], timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until no change of ``model_ids`` the read model has applied is still unindexed.
+
+        Together with :meth:`ReadModel.reached`, a search that sends a write's consistency token sees it.
+        """
+        deadline = asyncio.get_running_loop().time() + timeout
+        while model_ids & (self._changed | self._applying) or not self.built.is_set():
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return False
+            waiting = self._applied if self.built.is_set() else self.built
+            try:
+                await asyncio.wait_for(waiting.wait(), remaining)
+            except TimeoutError:
+                return False
+        return True
 
     async def build(self) -> int:
         """Index every model of the read model; return how many."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -14,6 +14,7 @@ from query.api.pagination import pack, unpack
 from query.deps import (
     CONSISTENT,
     INVALID,
+    NOT_REACHED,
     REFUSALS,
     UNAVAILABLE,
     Caller,
@@ -36,6 +37,7 @@ router = APIRouter(
 MAX_QUERY_CHARS = 512
 RETRY_AFTER_SECONDS = 5  # about a small index's rebuild; the supervisor's settle time bounds a restart's
 Unavailable = Callable[[], str | None]  # why search cannot answer now, or None
+CaughtUp = Callable[[set[str], float], Awaitable[bool]]  # whether these models' changes are indexed, waiting a while
 
 
 @router.get("/search", response_model=SearchPage, responses=INVALID | documented("unavailable"))
@@ -61,11 +63,16 @@ async def search(
 
     Answers 503 ``unavailable`` with ``Retry-After`` while the index is being built, or its
     projection is down: an index that no longer follows the events could still show a model to a
-    team it was unshared from.
+    team it was unshared from. With ``X-Registry-Consistency`` it also waits until the index holds
+    those writes.
     """
     unavailable: Unavailable = request.app.state.search_unavailable
     if (why := unavailable()) is not None:
         raise Problem("unavailable", why, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    if tokens := getattr(request.state, "consistency_tokens", None):
+        caught_up: CaughtUp = request.app.state.search_caught_up
+        if not await caught_up({token.model_id for token in tokens}, request.app.state.consistency_wait_seconds):
+            raise Problem("unavailable", NOT_REACHED, headers={"Retry-After": "1"})
     filters = SearchFilters(
         team=team,
         framework=framework,
