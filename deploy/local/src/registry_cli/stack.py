@@ -100,20 +100,23 @@ def _peers(stack: StackSettings, service: str) -> dict[str, str]:
 
     The audit log has its own database server; the console (in query) acts through registration
     and reads audit; the other services authenticate keys, and fetch keys' signature verifiers,
-    through registration's internal routes.
+    through registration's internal routes; registration and the query service's projection read
+    the deploy-tracker's event log.
     """
     ports = stack.service_ports()
     keys = {"REGISTRATION_INTERNAL_URL": f"{stack.scheme}://{stack.host}:{ports['registration']}"}
+    tracker = f"{stack.scheme}://{stack.host}:{ports['deploy-tracker']}"
     if service == "audit":
         return {"AUDIT_MONGODB_URI": stack.service_mongodb_uri(service, audit_server=True), **keys}
     if service == "deploy-tracker":
         return keys
     if service != "query":
-        return {}
+        return {"REGISTRATION_DEPLOY_TRACKER_URL": tracker}
     return {
         **keys,
         "QUERY_REGISTRATION_URL": f"{stack.scheme}://{stack.host}:{ports['registration']}",
         "QUERY_AUDIT_URL": f"{stack.scheme}://{stack.host}:{ports['audit']}",
+        "QUERY_DEPLOY_TRACKER_URL": tracker,
     }
 
 

@@ -1,0 +1,398 @@
+"""The query service's projection, black box on stacks of their own: killed mid-burst, rebuilt from
+nothing, without its databases, behind a broker that forgot its topics, and read-your-writes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from subprocess import PIPE
+from typing import Any
+
+import httpx
+import pytest
+
+from registry_cli.stack import EmbeddedStack
+from shared.contract import messages
+from tests.factories import ADMIN_KEY, binary_record, register_event
+from tests.http_tools import team_key
+from tests.kafka_tools import Collector, header, publish_raw
+from tests.metrics_tools import scrape, total
+from tests.private_stack import first_ok, kill, pause, private_settings, private_stack, start_again
+from tests.waiting import until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+COMMANDS, EVENTS = "registry.commands", "registry.events"
+APPLIED = "registry_projection_applied_events_total"
+CONSISTENCY = "X-Registry-Consistency"
+REGISTRY = str(Path(sys.executable).with_name("registry"))
+
+
+def client(stack: EmbeddedStack, service: str, token: str = ADMIN_KEY.token) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=stack.url(service), headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+async def applied(stack: EmbeddedStack) -> float:
+    """Events the query service's projection applied since its process started."""
+    samples, _ = await scrape(stack.url("query"))
+    return total(samples, APPLIED)
+
+
+async def register(http: httpx.AsyncClient, team: str, name: str, version: str, **fields: Any) -> httpx.Response:
+    body = {"version": version, "framework": "onnx", "artifact_uri": f"s3://models/{name}/{version}", **fields}
+    response = await http.post(f"/v1/models/{team}/{name}/versions", json=body)
+    assert response.status_code == 201, response.text
+    return response
+
+
+def registered_for(team: str) -> Any:
+    """Matches ``model_version_registered`` events of ``team``'s models."""
+
+    def matches(record: Any) -> bool:
+        if header(record, "ce_type") != messages.MODEL_VERSION_REGISTERED:
+            return False
+        return bool(json.loads(record.value).get("team") == team)
+
+    return matches
+
+
+# --- 1. killed in the middle of a burst -------------------------------------------------------
+
+
+async def test_query_killed_mid_burst_resumes(tmp_path: Path) -> None:
+    team, models, per_model = f"burst-{uuid.uuid4().hex[:6]}", 10, 30
+    versions = [(f"m{i % models}", f"1.{i // models}.0") for i in range(models * per_model)]
+    commands = [register_event(team, name, version, token=ADMIN_KEY.token) for name, version in versions]
+    records = [(*binary_record(command), f"{team}/{command.data['name']}".encode()) for command in commands]
+    async with private_stack(private_settings(tmp_path / "data")) as stack, client(stack, "query") as query:
+        bootstrap = stack.settings.kafka_bootstrap
+        async with Collector(bootstrap, EVENTS) as events:
+            burst = asyncio.create_task(publish_raw(bootstrap, COMMANDS, records))
+            # Partway: a third of the burst has been projected (and read) when the query dies.
+            name, version = versions[len(versions) // 3]
+            await first_ok(query, f"/v1/models/{team}/{name}/versions/{version}", timeout=60)
+            await kill(stack, "query")
+            await burst
+            # The rest is registered and published while the query service is down.
+            await events.wait_for(registered_for(team), count=len(versions), timeout=120)
+            await start_again(stack, "query")
+            for name in {name for name, _ in versions}:  # the cheap wait: every version listed
+                expected = {v for n, v in versions if n == name}
+
+                async def listed(name: str = name, expected: set[str] = expected) -> bool:
+                    page = await query.get(f"/v1/models/{team}/{name}/versions", params={"limit": 200})
+                    return page.status_code == 200 and {v["version"] for v in page.json()["items"]} == expected
+
+                await until(listed, timeout=60, what=f"every version of {name} listed after the restart")
+            for name, version in versions:
+                read = await query.get(f"/v1/models/{team}/{name}/versions/{version}")
+                assert read.status_code == 200, (name, version, read.text)
+            published = len(events.records)  # every event on the private stack's registry.events
+        after_restart = await applied(stack)
+    # It resumed from the position it had stored, not from the start of the log.
+    assert 0 < after_restart < published, (after_restart, published)
+
+
+# --- a catalogue of reads, for the rebuild and the outage ------------------------------------
+
+
+@dataclass
+class Catalogue:
+    """A team's models written through every kind of write, and a team they are shared with."""
+
+    team: str
+    reader: str
+    reader_key: str
+
+
+async def write_catalogue(stack: EmbeddedStack) -> Catalogue:
+    """Versions, prereleases, lineage, an alias, an approval, a deprecation, a delete, a share,
+    model metadata and a deployment report; returns once every one is visible on the query service."""
+    team, reader = f"cat-{uuid.uuid4().hex[:6]}", f"rdr-{uuid.uuid4().hex[:6]}"
+    reader_key = await team_key(stack, reader, ["models:read"])
+    async with client(stack, "registration") as http:
+        for version in ("0.9.0", "1.0.0", "1.1.0", "2.0.0-rc.1", "0.1.0"):
+            await register(http, team, "fraud", version, tags={"domain": "cards"}, description=f"fraud {version}")
+        await register(http, team, "fraud-small", "1.0.0", parent={"team": team, "name": "fraud", "version": "1.0.0"})
+        writes = [
+            await http.patch(f"/v1/models/{team}/fraud", json={"description": "Scores card payments for fraud"}),
+            await http.patch(f"/v1/models/{team}/fraud/versions/1.1.0", json={"description": "retrained"}),
+            await http.put(f"/v1/models/{team}/fraud/aliases/prod", json={"version": "1.0.0"}),
+            await http.put(f"/v1/models/{team}/fraud/versions/1.0.0/approval", json={"status": "approved"}),
+            await http.post(f"/v1/models/{team}/fraud/versions/0.9.0/lifecycle", json={"state": "deprecated"}),
+            await http.put(f"/v1/models/{team}/fraud/shares/{reader}"),
+        ]
+        assert [w.status_code for w in writes] == [200] * len(writes), [w.text for w in writes]
+        deleted = await http.delete(f"/v1/models/{team}/fraud/versions/0.1.0")
+        assert deleted.status_code == 204, deleted.text
+    report = {
+        "team": team,
+        "name": "fraud",
+        "version": "1.0.0",
+        "environment": "prod",
+        "status": "deployed",
+        "target": "kubernetes",
+        "pipeline": "github-actions",
+        "run_id": "7",
+        "occurred_at": "2026-11-26T10:00:00+00:00",
+    }
+    async with client(stack, "deploy-tracker") as http:
+        reported = await http.post("/v1/deployments/events", json=report, headers={"Prefer": "wait=30"})
+    assert reported.status_code in (200, 201, 202), reported.text
+    catalogue = Catalogue(team, reader, reader_key)
+
+    missing: list[str] = []
+
+    async def visible() -> bool:
+        reads = await read_catalogue(stack, catalogue)
+        version = reads[f"/v1/models/{team}/fraud/versions/1.0.0"][1]
+        checks = {
+            "deployed to prod": isinstance(version, dict)
+            and version.get("environments", {}).get("prod", {}).get("status") == "deployed",
+            "lineage child": reads[f"/v1/models/{team}/fraud-small/versions/1.0.0"][0] == 200,
+            "0.1.0 deleted": reads[f"/v1/models/{team}/fraud/versions/0.1.0"][0] == 404,
+            "@prod": reads[f"/v1/models/{team}/fraud/versions/@prod"][0] == 200,
+            "shared": reads[f"as {reader}: /v1/models/{team}/fraud"][0] == 200,
+            "searchable": found_by_search(reads["/v1/assistant/search?q=fraud"][1]),
+        }
+        missing[:] = [name for name, holds in checks.items() if not holds]
+        return not missing
+
+    try:
+        await until(visible, timeout=60, what="every write of the catalogue visible on the query service")
+    except AssertionError:
+        raise AssertionError(f"not visible on the query service: {missing}") from None
+    return catalogue
+
+
+async def read_catalogue(stack: EmbeddedStack, catalogue: Catalogue) -> dict[str, tuple[int, Any]]:
+    """Status and JSON body of every kind of read of the catalogue, by path."""
+    t, model = catalogue.team, f"/v1/models/{catalogue.team}/fraud"
+    paths = [
+        f"/v1/models?team={t}",
+        f"/v1/models?tag=domain:cards&team={t}",
+        f"/v1/models?team={t}&environment=prod&status=deployed",
+        f"/v1/teams/{t}/models",
+        model,
+        f"{model}/history",
+        f"{model}/versions",
+        f"{model}/versions?include_prerelease=true",
+        f"{model}/versions?range=>=1.0.0,<2.0.0",
+        f"{model}/versions/1.0.0",
+        f"{model}/versions/1.1.0",
+        f"{model}/versions/0.1.0",
+        f"{model}/versions/latest",
+        f"{model}/versions/@prod",
+        f"{model}/versions/1.0.0/lineage",
+        f"{model}/versions/1.0.0/deployments",
+        f"{model}/deployments",
+        f"{model}/aliases",
+        f"{model}/shares",
+        f"/v1/models/{t}/fraud-small/versions/1.0.0",
+        f"/v1/models/{t}/fraud-small/versions/1.0.0/lineage",
+        f"/v1/teams/{t}/versions",
+        f"/v1/teams/{t}/deployments",
+        "/v1/assistant/search?q=fraud",
+        f"/v1/assistant/models/{t}/fraud/card",
+    ]
+    reads: dict[str, tuple[int, Any]] = {}
+    async with client(stack, "query") as http:
+        for path in paths:
+            response = await http.get(path)
+            reads[path] = (response.status_code, _body(response))
+        found = reads[model][1]
+        model_id = found.get("model_id") if isinstance(found, dict) else None
+        by_id = await http.get(f"/v1/models/id/{model_id}")
+        reads["/v1/models/id/{model_id}"] = (by_id.status_code, _body(by_id))
+    async with client(stack, "query", catalogue.reader_key) as http:
+        for path in (model, f"{model}/versions", f"/v1/models?team={t}", "/v1/assistant/search?q=fraud"):
+            response = await http.get(path)
+            reads[f"as {catalogue.reader}: {path}"] = (response.status_code, _body(response))
+    return reads
+
+
+def found_by_search(page: Any) -> bool:
+    return isinstance(page, dict) and any(hit["model"]["name"] == "fraud" for hit in page.get("items", []))
+
+
+def _body(response: httpx.Response) -> Any:
+    """The JSON body, without a refusal's ``correlation_id`` (new on every request)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text
+    if isinstance(body, dict):
+        body.pop("correlation_id", None)
+    return body
+
+
+def differences(before: dict[str, tuple[int, Any]], after: dict[str, tuple[int, Any]]) -> dict[str, Any]:
+    """What ``after`` answers differently from ``before`` (paths missing from ``after`` are not compared)."""
+    return {path: (read, after[path]) for path, read in before.items() if path in after and after[path] != read}
+
+
+@pytest.fixture(scope="module")
+async def calm(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[EmbeddedStack]:
+    """A private stack nothing is killed on (QUERY_CONSISTENCY_WAIT_SECONDS=0.5), for this module."""
+    async with private_stack(private_settings(tmp_path_factory.mktemp("calm"))) as stack:
+        yield stack
+
+
+# --- 2. rebuilt from nothing -------------------------------------------------------------------
+
+
+async def test_projection_rebuilds_from_nothing(calm: EmbeddedStack) -> None:
+    catalogue = await write_catalogue(calm)
+    before = await read_catalogue(calm, catalogue)
+    assert all(status == 200 for path, (status, _) in before.items() if not path.endswith("/0.1.0")), before
+    # The one documented command (docs/operations.md), as an operator runs it.
+    env = {name: value for name, value in os.environ.items() if name != "INTERNAL_API_TOKEN"}
+    command = [REGISTRY, "projection", "rebuild", "--query-url", calm.url("query")]
+    process = await asyncio.create_subprocess_exec(
+        *command, env={**env, "REGISTRY_API_KEY": ADMIN_KEY.token}, stdout=PIPE, stderr=PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, err.decode()
+    rebuilt = json.loads(out)
+    assert rebuilt["events"]["r"] > 0 and rebuilt["events"]["d"] > 0 and rebuilt["versions"] >= 5, rebuilt
+    # The rebuild answers once the new model is in place: the reads answer from it at once ...
+    after = await read_catalogue(calm, catalogue)
+    assert not differences(before, without_search(after)), differences(before, without_search(after))
+    outcome: dict[str, Any] = {}
+
+    async def same() -> bool:  # ... and search, fed by the projection, indexes it again
+        after = await read_catalogue(calm, catalogue)
+        outcome["differences"] = differences(before, after)
+        return not outcome["differences"]
+
+    try:
+        await until(same, timeout=30, what="search answering as before the rebuild", interval=0.2)
+    except AssertionError:
+        raise AssertionError(f"after the rebuild: {outcome['differences']}") from None
+
+
+def without_search(reads: dict[str, tuple[int, Any]]) -> dict[str, tuple[int, Any]]:
+    """``reads`` with the search answers taken as they were (search is re-indexed behind the model)."""
+    return {path: read for path, read in reads.items() if "/v1/assistant/search" not in path}
+
+
+# --- 3. without the databases ------------------------------------------------------------------
+
+
+async def test_reads_answer_while_databases_are_down(tmp_path: Path) -> None:
+    async with private_stack(private_settings(tmp_path / "data")) as stack:
+        catalogue = await write_catalogue(stack)
+        before = await read_catalogue(stack, catalogue)
+        assert stack.mongo is not None and stack.audit_mongo is not None
+        servers = (stack.mongo, stack.audit_mongo)
+        await asyncio.gather(*(server.stop(grace=20) for server in servers))
+        try:
+            during = await read_catalogue(stack, catalogue)
+            async with client(stack, "registration") as http:
+                started = time.monotonic()
+                write = await http.post(
+                    f"/v1/models/{catalogue.team}/fraud/versions",
+                    json={"version": "3.0.0", "framework": "onnx", "artifact_uri": "s3://models/fraud/3.0.0"},
+                )
+                waited = time.monotonic() - started
+        finally:
+            for server in servers:
+                await server.start()
+    assert not differences(before, during), differences(before, during)
+    assert write.status_code == 503, write.text
+    assert write.headers["content-type"].startswith("application/problem+json")
+    assert write.json()["type"] == "urn:registry:problem:unavailable" and "retry-after" in write.headers
+    assert waited < 20  # refused once the database cannot be reached, not after a client's time-out
+
+
+# --- 4. a stack stopped with events the projection never saw ----------------------------------
+
+
+async def test_stack_stopped_with_unprojected_events_catches_up(tmp_path: Path) -> None:
+    settings = private_settings(tmp_path / "data")
+    team = f"gap-{uuid.uuid4().hex[:6]}"
+    unprojected = ["2.0.0", "2.1.0", "3.0.0-rc.1", "3.0.0", "3.1.0"]
+    async with private_stack(settings) as stack:
+        async with client(stack, "registration") as registration, client(stack, "query") as query:
+            await register(registration, team, "m", "1.0.0")
+            await first_ok(query, f"/v1/models/{team}/m/versions/1.0.0")
+            pause(stack, "query")  # it sees nothing from here on
+            async with Collector(stack.settings.kafka_bootstrap, EVENTS) as events:
+                for version in unprojected:
+                    await register(registration, team, "m", version)
+                # Relayed: on the topic (and marked published in registration's outbox).
+                await events.wait_for(registered_for(team), count=1 + len(unprojected), timeout=60)
+        await kill(stack, "query")
+    # The whole stack stopped: the broker forgot every topic; the databases kept everything.
+    async with private_stack(settings) as stack, client(stack, "query") as query:
+        for version in ["1.0.0", *unprojected]:
+            read = await first_ok(query, f"/v1/models/{team}/m/versions/{version}", timeout=60)
+            assert read.json()["version"] == version
+        latest = await query.get(f"/v1/models/{team}/m/versions/latest")
+        caught_up = await applied(stack)
+    assert latest.json()["version"] == "3.1.0"
+    # Read from the projection, which applied the events it had never seen (from registration's log).
+    assert caught_up >= len(unprojected), caught_up
+
+
+# --- 5. read-your-writes over HTTP -------------------------------------------------------------
+
+
+async def test_revision_token_read_your_writes(calm: EmbeddedStack) -> None:
+    team = f"ryw-{uuid.uuid4().hex[:6]}"
+    async with (
+        client(calm, "registration") as registration,
+        client(calm, "deploy-tracker") as tracker,
+        client(calm, "query") as query,
+    ):
+
+        async def read(path: str, token: str) -> httpx.Response:
+            return await query.get(path, headers={CONSISTENCY: token})
+
+        created = (await register(registration, team, "m", "1.0.0")).headers[CONSISTENCY]
+        source, model_id, revision = created.split(".")
+        assert (source, model_id.startswith("mdl_"), revision.isdigit()) == ("r", True, True), created
+        got = await read(f"/v1/models/{team}/m/versions/1.0.0", created)
+        assert got.status_code == 200 and got.json()["version"] == "1.0.0", got.text
+
+        patched = await registration.patch(f"/v1/models/{team}/m/versions/1.0.0", json={"description": "retrained"})
+        assert patched.status_code == 200 and int(patched.headers[CONSISTENCY].split(".")[2]) > int(revision)
+        got = await read(f"/v1/models/{team}/m/versions/1.0.0", patched.headers[CONSISTENCY])
+        assert got.json()["description"] == "retrained"
+
+        aliased = await registration.put(f"/v1/models/{team}/m/aliases/prod", json={"version": "1.0.0"})
+        got = await read(f"/v1/models/{team}/m/versions/@prod", aliased.headers[CONSISTENCY])
+        assert got.status_code == 200 and got.json()["version"] == "1.0.0", got.text
+
+        report = {
+            "team": team,
+            "name": "m",
+            "version": "1.0.0",
+            "environment": "staging",
+            "status": "deploying",
+            "occurred_at": "2026-11-26T10:00:00+00:00",
+        }
+        reported = await tracker.post("/v1/deployments/events", json=report, headers={"Prefer": "wait=30"})
+        deployed = reported.headers[CONSISTENCY]
+        assert deployed.startswith(f"d.{model_id}."), deployed
+        both = f"{aliased.headers[CONSISTENCY]},{deployed}"
+        got = await read(f"/v1/models/{team}/m/versions/1.0.0/deployments", both)
+        assert got.status_code == 200 and got.json()["environments"]["staging"]["status"] == "deploying", got.text
+
+        ahead = f"r.{model_id}.{int(revision) + 10**15}"
+        started = time.monotonic()
+        waited_out = await read(f"/v1/models/{team}/m/versions/1.0.0", ahead)
+        waited = time.monotonic() - started
+        malformed = await read(f"/v1/models/{team}/m/versions/1.0.0", "r.not-a-model.12")
+    assert waited_out.status_code == 503, waited_out.text
+    assert waited_out.headers["retry-after"] == "1"
+    assert waited_out.headers["content-type"].startswith("application/problem+json")
+    assert waited_out.json()["type"] == "urn:registry:problem:unavailable"
+    assert 0.45 <= waited < 4  # QUERY_CONSISTENCY_WAIT_SECONDS=0.5, not the default 5 s
+    assert malformed.status_code in (400, 422), malformed.text
