@@ -25,6 +25,7 @@ from shared.contract import messages
 from shared.contract.deployment_views import ReportOutcome
 from shared.contract.ids import model_id
 from tests.client_fakes import Artifact
+from tests.e2e.console_tools import console_client, hidden, new_team, register, sign_in
 from tests.http_tools import acting_as, team_key
 
 pytestmark = pytest.mark.e2e
@@ -193,3 +194,19 @@ async def test_the_header_is_sent_on_the_wire(stack: EmbeddedStack, writer: tupl
         await client.register_version(team, "wire", "1.0.0", **artifact("wire", "1.0.0"))
         await client.get_version(team, "wire", "1.0.0")
     assert seen[-1] == client.last_consistency_token
+
+
+async def test_a_console_action_returns_to_a_page_that_shows_it(stack: EmbeddedStack) -> None:
+    team, key = await new_team(stack, "ryw")
+    await register(stack, key, team, "scorer", "1.0.0")
+    action = f"/console/models/{team}/scorer/versions/1.0.0/approval"
+    async with console_client(stack) as http:
+        await sign_in(http, key)
+        page = (await http.get(f"/console/models/{team}/scorer?version=1.0.0")).text
+        for number, decision in enumerate(["approved", "rejected", "approved"]):
+            comment = f"review {number} of {team}"
+            form = {"csrf_token": hidden(page, "csrf_token"), "decision": decision, "comment": comment}
+            done = await http.post(action, data=form)
+            page = (await http.get(done.headers["location"])).text
+            assert f"“{comment}”" in page, page  # read from the read model, right after the write
+            assert "not on this page yet" not in page
