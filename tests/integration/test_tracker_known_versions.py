@@ -339,5 +339,9 @@ class TestWhatTheTrackerServes:
             assert [item["id"] for item in as_admin.json()["items"]] == [items[1]["id"]]
             anonymous = await tracker.get("/internal/v1/events", headers={"Authorization": ""})
             wrong = await tracker.get("/internal/v1/events", headers={INTERNAL_TOKEN_HEADER: "not-it"})
-            assert (anonymous.status_code, wrong.status_code) == (401, 401)
+            made = await registration.post("/v1/teams/fraud/api-keys", json={"name": "p", "scopes": ["models:read"]})
+            assert made.status_code == 201, made.text
+            team_key = {"Authorization": f"Bearer {made.json()['token']}"}
+            not_admin = await tracker.get("/internal/v1/events", headers=team_key)
+            assert (anonymous.status_code, wrong.status_code, not_admin.status_code) == (401, 401, 403)
             assert "/internal/v1/events" not in (await tracker.get("/openapi.json")).json()["paths"]

@@ -6,7 +6,9 @@ caller's key id (``ce_principal``), which the tracker trusts only when signed.
 A pipeline that must fail when its report is refused sends ``Prefer: wait=<s>`` (RFC 7240): the
 bridge then waits, up to ``DEPLOY_TRACKER_REPORT_WAIT_MAX_SECONDS`` (30), for the tracker's outcome
 and answers it — 200, or the refusal as problem+json — with ``Preference-Applied``; 202 as without
-the preference when the wait runs out.
+the preference when the wait runs out. An outcome filed under a model also carries
+``X-Registry-Consistency: d.<model_id>.<revision>``, the tracker's revision of the model once the
+report was recorded, which a read on the query service can wait for.
 """
 
 from dataclasses import dataclass
