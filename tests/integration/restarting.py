@@ -39,7 +39,7 @@ QUICK_RESTARTS = {
 # What each service runs in the background: the chassis' tasks and the service's own.
 CHASSIS = {"access-events", "readiness", "key-evictions"}
 TASKS = {
-    "registration": {*CHASSIS, "consumer-lag", "outbox-relay"},
+    "registration": {*CHASSIS, "consumer-lag", "outbox-relay", "deployments-bootstrap"},
     "query": {*CHASSIS, "projection", "search-projection", "feed-cache", "mcp"},
     "deploy-tracker": {
         *CHASSIS,

@@ -73,6 +73,14 @@ class DeployedEnvironments(Protocol):
         """Apply status changes, each only over an older revision of its environment."""
         ...
 
+    async def bootstrap_mark(self) -> Document | None:
+        """How far the bootstrap from the tracker's log got (``None``: never begun)."""
+        ...
+
+    async def mark_bootstrap(self, *, after: int, done: bool) -> None:
+        """Note the bootstrap's progress, so a restart resumes it and a finished one is not redone."""
+        ...
+
 
 class MongoDeployedEnvironments:
     """:class:`DeployedEnvironments` in registration's ``deployed_environments`` collection."""
@@ -91,11 +99,9 @@ class MongoDeployedEnvironments:
             await self._collection.bulk_write([_newer_only(s) for s in seen], ordered=True)
 
     async def bootstrap_mark(self) -> Document | None:
-        """How far the bootstrap from the tracker's log got (``None``: never begun)."""
         return await self._collection.find_one({"_id": BOOTSTRAP_MARK})
 
     async def mark_bootstrap(self, *, after: int, done: bool) -> None:
-        """Note the bootstrap's progress, so a restart resumes it and a finished one is not redone."""
         await self._collection.update_one(
             {"_id": BOOTSTRAP_MARK}, {"$set": {"after": after, "done": done}}, upsert=True
         )
@@ -116,6 +122,7 @@ class InMemoryDeployedEnvironments:
 
     def __init__(self) -> None:
         self.table: dict[str, dict[str, tuple[str, int]]] = {}
+        self.mark: Document | None = None
 
     async def of(self, version_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         return {
@@ -130,3 +137,9 @@ class InMemoryDeployedEnvironments:
             stored = envs.get(s.environment)
             if s.revision == 0 or stored is None or s.revision > stored[1]:
                 envs[s.environment] = (s.status, s.revision)
+
+    async def bootstrap_mark(self) -> Document | None:
+        return dict(self.mark) if self.mark is not None else None
+
+    async def mark_bootstrap(self, *, after: int, done: bool) -> None:
+        self.mark = {"_id": BOOTSTRAP_MARK, "after": after, "done": done}
