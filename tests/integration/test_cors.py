@@ -137,6 +137,7 @@ class TestOnARealPort:
         assert methods == {"GET", "POST", "PUT", "PATCH", "DELETE"}
         allowed = {h.strip().lower() for h in response.headers["access-control-allow-headers"].split(",")}
         assert {"authorization", "content-type", "prefer", "x-correlation-id", "idempotency-key"} <= allowed
+        assert "x-registry-consistency" in allowed  # a browser's read may wait for its write
 
     async def test_a_credentialed_read_from_a_listed_origin_gets_its_origin_echoed(self, audit_url: str) -> None:
         headers = {"Origin": CONSOLE, "Authorization": f"Bearer {ADMIN_KEY.token}", "X-Correlation-ID": "cors-1"}
@@ -146,7 +147,13 @@ class TestOnARealPort:
         assert response.headers["access-control-allow-origin"] == CONSOLE  # never "*" with credentials
         assert response.headers["access-control-allow-credentials"] == "true"
         exposed = {h.strip().lower() for h in response.headers["access-control-expose-headers"].split(",")}
-        assert exposed == {"x-correlation-id", "retry-after", "location", "preference-applied"}
+        assert exposed == {
+            "x-correlation-id",
+            "retry-after",
+            "location",
+            "preference-applied",
+            "x-registry-consistency",
+        }
         assert "Origin" in response.headers["vary"]
 
     async def test_a_refusal_carries_the_cors_headers_so_the_page_can_read_it(self, audit_url: str) -> None:

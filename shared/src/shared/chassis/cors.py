@@ -26,8 +26,10 @@ ALLOWED_HEADERS = (
     CORRELATION_HEADER,
     "Idempotency-Key",
     "Mcp-Protocol-Version",  # sent by MCP clients on every Streamable HTTP request
+    "X-Registry-Consistency",  # a read waiting for a write's revision
 )
-EXPOSED_HEADERS = (CORRELATION_HEADER, "Retry-After", "Location", "Preference-Applied")
+# X-Registry-Consistency: the revision a write answers with, for the reads that follow it.
+EXPOSED_HEADERS = (CORRELATION_HEADER, "Retry-After", "Location", "Preference-Applied", "X-Registry-Consistency")
 PREFLIGHT_MAX_AGE = 600
 NO_CORS_PREFIX = "/console"  # the cookie-authenticated console: same origin only
 
