@@ -178,3 +178,16 @@ class TestPublishAndWait:
         with pytest.raises(TimeoutError):
             await producer.publish("register", REGISTER, wait=True, wait_timeout=0.05)
         await producer.stop()
+
+    async def test_a_watcher_that_fails_tells_its_waiters_why(self) -> None:
+        producer, events = producer_answering(lambda cause: [])
+
+        async def broken(timeout_ms: int) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+            await asyncio.sleep(0.01)
+            raise ConnectionError("the broker went away")
+
+        events.getmany = broken  # type: ignore[method-assign]
+        await producer._outcomes.start()  # type: ignore[union-attr]
+        with pytest.raises(ConnectionError, match="went away"):
+            await producer.publish("register", REGISTER, wait=True, wait_timeout=5)
+        await producer.stop()

@@ -45,15 +45,14 @@ def parse_token(text: str) -> tuple[Key, int] | None:
     return (match[1], match[2]), int(match[3])
 
 
+def parsed_tokens(header: str) -> list[tuple[Key, int]]:
+    """The well-formed tokens of a comma-separated header value, parsed; anything else is left out."""
+    return [parsed for parsed in map(parse_token, header.split(",")) if parsed is not None]
+
+
 def split_tokens(header: str) -> list[str]:
     """The well-formed tokens of a comma-separated header value; anything else is left out."""
-    found = []
-    for part in header.split(","):
-        parsed = parse_token(part)
-        if parsed is not None:
-            (owner, model), revision = parsed
-            found.append(f"{owner}.{model}.{revision}")
-    return found
+    return [f"{owner}.{model}.{revision}" for (owner, model), revision in parsed_tokens(header)]
 
 
 def token_of(owner: str, model: str, revision: int) -> str:
@@ -117,17 +116,14 @@ class ConsistencyTokens:
 
     def remember(self, header: str) -> list[str]:
         """Keep the tokens of a write's answer (malformed ones are ignored); return those kept."""
-        kept = []
+        found = parsed_tokens(header)
         with self._lock:
-            for token in split_tokens(header):
-                key, revision = parse_token(token) or (("", ""), 0)
-                newest = max(revision, self._newest.get(key, revision))
-                self._newest[key] = newest
+            for key, revision in found:
+                self._newest[key] = max(revision, self._newest.get(key, revision))
                 self._newest.move_to_end(key)
-                kept.append(token)
             while len(self._newest) > self.capacity:
                 self._newest.popitem(last=False)
-        return kept
+        return [f"{owner}.{model}.{revision}" for (owner, model), revision in found]
 
     def of_model(self, model: str) -> list[str]:
         """The tokens remembered for ``model`` (one per owner that answered a write of it)."""

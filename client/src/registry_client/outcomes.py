@@ -131,7 +131,7 @@ class OutcomeWatcher:
         """Stop reading; whoever still waits gets ``asyncio.CancelledError``."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # a failure already went to its waiters
                 await self._task
             self._task = None
         for waiter in self._waiting.values():
@@ -157,6 +157,15 @@ class OutcomeWatcher:
             self._waiting.pop(command_id, None)
 
     async def _read(self) -> None:
+        try:
+            await self._follow()
+        except Exception as failure:  # whoever waits learns why rather than timing out
+            for waiter in self._waiting.values():
+                if not waiter.done():
+                    waiter.set_exception(failure)
+            raise
+
+    async def _follow(self) -> None:
         while True:
             batches = await self._consumer.getmany(timeout_ms=500)
             found: dict[str, list[Outcome]] = {}
