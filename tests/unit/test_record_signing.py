@@ -20,6 +20,7 @@ from cryptography.fernet import Fernet
 from shared.chassis.identity import BAD_SIGNATURE, BEARER_REFUSED, NO_PROOF, RecordIdentity
 from shared.chassis.keystore import KeyStore, MongoKeyStore
 from shared.chassis.keystore_memory import InMemoryKeyStore
+from shared.chassis.keystore_remote import RemoteKeyStore
 from shared.chassis.signing import EventSigner
 from shared.chassis.verifiers import VERIFIER_FIELD, VerifierBox, sealed_verifiers
 from shared.contract import messages
@@ -28,6 +29,7 @@ from shared.contract.envelope import CloudEvent, decode
 from shared.contract.record_signing import canonical_string, signature_headers
 from tests.bus_scan import credentials_in
 from tests.factories import bearer_event, command_event, register_data, register_event
+from tests.unit.test_keystore_remote import FakeRegistration
 
 pytestmark = pytest.mark.unit
 SCOPES = frozenset({"models:write"})
@@ -232,9 +234,16 @@ def memory_store(key: ApiKey, *, can_sign: bool = True) -> tuple[KeyStore, Calla
     return store, lambda: store.revoke(key.key_id)
 
 
-@pytest.mark.parametrize("make", [mongo_store, memory_store], ids=["mongo", "memory"])
+def remote_store(key: ApiKey, *, can_sign: bool = True) -> tuple[KeyStore, Callable[[], None]]:
+    registration = FakeRegistration()
+    registration.add(key, can_sign=can_sign)
+    store = RemoteKeyStore("http://registration", "token", ttl=0, transport=registration.transport())
+    return store, lambda: registration.keys[key.key_id].update(revoked=True)
+
+
+@pytest.mark.parametrize("make", [mongo_store, memory_store, remote_store], ids=["mongo", "memory", "remote"])
 class TestEveryKeyStore:
-    """The same answers from the Mongo key store (sealed verifiers) and the in-memory fake."""
+    """The same answers from the Mongo key store (sealed verifiers), registration's introspection, and the fake."""
 
     async def test_a_signature_verifies_and_a_wrong_one_does_not(self, make: Any, key: ApiKey) -> None:
         store, _ = make(key)
