@@ -30,9 +30,9 @@ from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
 
+from registration.storage import create_indexes
 from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack, throwaway_stack, unthrottled_admin_key
-from shared.chassis.mongo import declared_indexes, ensure_indexes
 from shared.contract.documents import Document
 from shared.contract.envelope import CloudEvent
 from shared.contract.messages import REGISTER_MODEL_VERSION
@@ -69,7 +69,7 @@ async def load_catalogue(stack: EmbeddedStack, models: int, versions_per_model: 
     catalogue = generate(replicas=replicas, versions_per_model=versions_per_model)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri, tz_aware=True)
     db = client[DATABASE]
-    await ensure_indexes(db, declared_indexes())  # before the data: the stand-in then maintains them as it inserts
+    await create_indexes(db)  # before the data: the stand-in then maintains them as it inserts
     started = time.perf_counter()
     # With the keys registration stores (sort keys, the feed's key): no backfill at start.
     model_docs = [stored(entry.model) for entry in catalogue]

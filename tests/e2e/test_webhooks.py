@@ -16,9 +16,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from deploy_tracker.secret_box import SEALED
+from deploy_tracker.storage import WEBHOOKS
 from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack
-from shared.chassis.mongo import WEBHOOKS
 from tests.factories import ADMIN_KEY
 from tests.waiting import serving, until
 

@@ -6,8 +6,9 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from registration.key_events import announce, announce_unannounced
+from registration.storage import API_KEYS, INDEXES, OUTBOX, RELAY_CHECKPOINTS
 from shared.chassis.keystore import issue_key
-from shared.chassis.mongo import API_KEYS, OUTBOX, RELAY_CHECKPOINTS, declared_indexes, ensure_indexes
+from shared.chassis.mongo import ensure_indexes
 from shared.contract.auth import Principal
 from shared.contract.identity_events import API_KEY_CREATED, API_KEY_REVOKED
 from shared.outbox.changes import ChangeLog
@@ -27,7 +28,7 @@ class Wakes:
 
 @pytest.fixture
 async def db(mongo_database: AsyncDatabase[dict[str, Any]]) -> AsyncDatabase[dict[str, Any]]:
-    await ensure_indexes(mongo_database, declared_indexes(), [API_KEYS, OUTBOX, RELAY_CHECKPOINTS])
+    await ensure_indexes(mongo_database, INDEXES, [API_KEYS, OUTBOX, RELAY_CHECKPOINTS])
     return mongo_database
 
 

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from registration.storage import API_KEYS
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.key_evictions import KeyEvictions
 from shared.chassis.keystore import MongoKeyStore, issue_key
-from shared.chassis.mongo import API_KEYS
 from shared.chassis.signing import EventSigner
 from shared.contract.envelope import CloudEvent
 from shared.contract.identity_events import API_KEY_REVOKED, ApiKeyChanged

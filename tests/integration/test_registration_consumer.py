@@ -14,8 +14,8 @@ from registration.app import build_app
 from registration.config import RegistrationSettings
 from registration.handlers import Command, handle_commands
 from registration.repository import MongoRepository
+from registration.storage import create_indexes
 from shared.chassis.kafka import ensure_topics
-from shared.chassis.mongo import declared_indexes, ensure_indexes
 from shared.contract import messages
 from tests.factories import (
     ADMIN_KEY,
@@ -152,7 +152,7 @@ class TestOutboxRelay:
         self, settings: RegistrationSettings, mongo: AsyncMongoClient[dict[str, object]], unique: str
     ) -> None:
         db = mongo[settings.mongodb_database]
-        await ensure_indexes(db, declared_indexes())
+        await create_indexes(db)
         command = register_event("fraud", f"c-{unique}", token=ADMIN_KEY.token)
         # The write commits but the process "dies" before its relay runs: no service is running.
         dead = MongoRepository(mongo, db, writer=f"dead-{unique}")

@@ -8,7 +8,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from registration.changes import Changes, ModelChange
 from registration.repository import ConcurrentWrite, InMemoryRepository, MongoRepository, Repository
-from shared.chassis.mongo import declared_indexes, ensure_indexes
+from registration.storage import create_indexes
 from shared.contract.sortkeys import time_key
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
@@ -31,7 +31,7 @@ def memory_repo() -> Repository:
 @pytest.fixture
 async def mongo_repo(mongo_database: AsyncDatabase[dict[str, Any]]) -> Repository:
     db = mongo_database
-    await ensure_indexes(db, declared_indexes())
+    await create_indexes(db)
     return MongoRepository(db.client, db, writer="w1")
 
 

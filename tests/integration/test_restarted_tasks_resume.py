@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.secret_box import SecretBox
+from deploy_tracker.storage import WEBHOOK_DELIVERIES, WEBHOOKS, declared_indexes
 from deploy_tracker.webhook_secrets import new_secret
 from deploy_tracker.webhooks import DeliveryWorker, fan_out
 from query.app import build_app as build_query
@@ -33,7 +34,7 @@ from registration.repository import MongoRepository
 from shared.chassis.http_app import stop_within
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.keystore import issue_key
-from shared.chassis.mongo import WEBHOOK_DELIVERIES, WEBHOOKS, declared_indexes, ensure_indexes
+from shared.chassis.mongo import ensure_indexes
 from shared.chassis.supervision import TaskSupervisor
 from shared.contract.envelope import CloudEvent
 from tests.factories import store_admin_key

@@ -19,8 +19,9 @@ from audit.storage import AUDIT_LOG
 from audit.storage import INDEXES as AUDIT_INDEXES
 from audit.store import AuditStore
 from audit.team_verify import verify_team
+from deploy_tracker.storage import WEBHOOK_DELIVERIES, declared_indexes
 from deploy_tracker.webhook_fanout import deliveries
-from shared.chassis.mongo import EXPIRY_INDEX, WEBHOOK_DELIVERIES, declared_indexes, ensure_indexes
+from shared.chassis.mongo import EXPIRY_INDEX, ensure_indexes
 from shared.chassis.settings import CommonSettings
 from shared.contract import messages
 from shared.contract.envelope import CloudEvent

@@ -8,7 +8,7 @@ from cryptography.fernet import Fernet
 from pymongo import AsyncMongoClient
 
 from deploy_tracker.secret_box import SecretBox, reseal_all
-from shared.chassis.mongo import WEBHOOKS
+from deploy_tracker.storage import WEBHOOKS
 from tests.infra import Infra
 
 pytestmark = pytest.mark.integration

@@ -185,7 +185,7 @@ def names(service: str, code: str) -> list[str]:
         ("query", 'async def f(db):\n    return await db["model_versions"].find_one({})\n'),
         ("deploy_tracker", "async def f(self):\n    await self.db.models.update_one({}, {})\n"),
         ("audit", 'def f(service):\n    return service.database.get_collection("api_keys")\n'),
-        ("query", "from shared.chassis.mongo import MODELS\n"),
+        ("query", "from shared.chassis.mongo import API_KEYS\n"),
         ("query", "from registration.storage import MODELS\n"),
         ("registration", 'def f(client):\n    return client["query"]\n'),
         ("registration", 'NAME = "model_registry"\n'),

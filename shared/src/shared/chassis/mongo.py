@@ -4,10 +4,7 @@ Collections and their indexes belong to the service that owns them (its ``storag
 ``audit.storage``): each service creates its own at start-up with :func:`ensure_indexes`, and no
 other service reads or writes them. TTL indexes named :data:`EXPIRY_INDEX` are brought to the
 declared period when they exist with another (``collMod``), and dropped when the owner no longer
-declares one (its retention turned off).
-
-The collection names and indexes still declared below are registration's and the deploy-tracker's,
-until those services declare them in their own ``storage`` modules (issue 23).
+declares one (its retention turned off). ``shared`` owns no collection.
 """
 
 from __future__ import annotations
@@ -16,93 +13,17 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.chassis.settings import CommonSettings
 from shared.contract.documents import Document
 
-MODELS = "models"
-MODEL_VERSIONS = "model_versions"
-OUTBOX = "outbox"
-RELAY_CHECKPOINTS = "relay_checkpoints"
-API_KEYS = "api_keys"
-SHARES = "shares"
-DEPLOYMENTS = "deployments"
-DEPLOY_OUTBOX = "deploy_outbox"
-DEPLOY_RELAY_CHECKPOINTS = "deploy_relay_checkpoints"
-WEBHOOKS = "webhooks"
-WEBHOOK_DELIVERIES = "webhook_deliveries"
 EXPIRY_INDEX = "expiry"  # the TTL index of a collection whose documents expire
-
-INDEXES: dict[str, list[IndexModel]] = {
-    MODELS: [
-        IndexModel([("team", ASCENDING), ("name", ASCENDING)], unique=True, name="team_name"),
-        # Keyset pagination: every sort has a unique key, alone and behind each equality filter.
-        IndexModel([("created_key", DESCENDING)], name="created"),
-        IndexModel([("updated_key", DESCENDING)], name="updated"),
-        IndexModel([("name_key", ASCENDING)], name="name_key"),
-        IndexModel([("team", ASCENDING), ("created_key", DESCENDING)], name="team_created"),
-        # Visibility: every non-admin list filters on readers (owner team + teams shared with).
-        IndexModel([("readers", ASCENDING), ("created_key", DESCENDING)], name="readers_created"),
-        IndexModel([("framework", ASCENDING), ("created_key", DESCENDING)], name="framework_created"),
-        IndexModel([("deployment_targets", ASCENDING), ("created_key", DESCENDING)], name="targets_created"),
-        IndexModel([("tag_pairs", ASCENDING), ("created_key", DESCENDING)], name="tags_created"),
-        # The document feed (query: /v1/assistant/documents) reads in change order: every model
-        # for an admin, else a team's readable models merged with those unshared from it.
-        IndexModel([("feed_key", ASCENDING)], name="feed"),
-        IndexModel([("readers", ASCENDING), ("feed_key", ASCENDING)], name="readers_feed"),
-        IndexModel([("former_readers", ASCENDING), ("feed_key", ASCENDING)], name="former_readers_feed"),
-    ],
-    MODEL_VERSIONS: [
-        # Lineage: the versions derived from one version (only versions that name a parent).
-        IndexModel(
-            [("parent.team", ASCENDING), ("parent.name", ASCENDING), ("parent.version", ASCENDING)],
-            name="children",
-            sparse=True,
-        ),
-        # SemVer precedence uniqueness is the _id itself (model id + precedence key), so a duplicate
-        # cannot race past the check. Version lists and "latest": equality prefix, then precedence.
-        IndexModel(
-            [("model_id", ASCENDING), ("prerelease", ASCENDING), ("version_key", DESCENDING)], name="model_stable"
-        ),
-        IndexModel([("status", ASCENDING), ("model_id", ASCENDING)], name="status_model"),
-        # A team's recent registrations (query: GET /v1/teams/{team}/versions, the console's team page).
-        IndexModel([("team", ASCENDING), ("created_at", DESCENDING)], name="team_recent"),
-    ],
-    OUTBOX: [
-        # One outcome per command: this is also the processed-commands dedupe record. The key is
-        # the sender's team and the command's ce_id, so no team's id can collide with another's.
-        IndexModel(
-            [("command_key", ASCENDING)],
-            unique=True,
-            name="command_key",
-            partialFilterExpression={"command_key": {"$type": "string"}},
-        ),
-        # The relay reads each writer's rows after its checkpoint.
-        IndexModel([("writer", ASCENDING), ("seq", ASCENDING)], name="writer_seq"),
-        IndexModel([("model_id", ASCENDING), ("position", ASCENDING)], name="model_history"),
-    ],
-    RELAY_CHECKPOINTS: [],
-    SHARES: [IndexModel([("with_team", ASCENDING)], name="with_team")],
-    DEPLOYMENTS: [
-        IndexModel([("version_id", ASCENDING), ("position", ASCENDING)], name="version_history"),
-        # A model's recent reports across its versions (query: GET …/deployments, the console's timeline).
-        IndexModel([("model_id", ASCENDING), ("received_at", DESCENDING)], name="model_recent"),
-        IndexModel([("team", ASCENDING), ("received_at", DESCENDING)], name="team_recent"),
-    ],
-    DEPLOY_OUTBOX: [IndexModel([("writer", ASCENDING), ("seq", ASCENDING)], name="writer_seq")],
-    DEPLOY_RELAY_CHECKPOINTS: [],
-    WEBHOOKS: [IndexModel([("team", ASCENDING), ("active", ASCENDING)], name="team_active")],
-    WEBHOOK_DELIVERIES: [
-        IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="due"),
-        IndexModel([("webhook_id", ASCENDING), ("created_at", DESCENDING)], name="by_webhook"),
-    ],
-    API_KEYS: [
-        IndexModel([("team", ASCENDING)], name="team"),
-    ],
-}
+# The collection of :class:`shared.chassis.keystore.MongoKeyStore`, which registration alone wires
+# (API keys are registration's: ``registration.storage`` declares them with its other collections).
+API_KEYS = "api_keys"
 
 
 def make_client(settings: CommonSettings, **options: Any) -> AsyncMongoClient[Document]:
@@ -134,23 +55,10 @@ def database(client: AsyncMongoClient[Document], settings: CommonSettings) -> As
     return client[settings.mongodb_database]
 
 
-# Registration's indexes that earlier versions created and that now stand in the way (``retired``).
-RETIRED_INDEXES: dict[str, list[str]] = {
-    OUTBOX: ["causation"],  # unique on the bare ce_id: one id namespace for every team
-}
-
-
 def expiry_index(field: str, seconds: float) -> list[IndexModel]:
     """The TTL index :data:`EXPIRY_INDEX` deleting documents ``seconds`` after their ``field``; none for 0 (kept)."""
     period = round(seconds)
     return [IndexModel([(field, ASCENDING)], name=EXPIRY_INDEX, expireAfterSeconds=period)] if period else []
-
-
-def declared_indexes(settings: CommonSettings | None = None) -> dict[str, list[IndexModel]]:
-    """:data:`INDEXES` with the webhook deliveries' TTL index of ``settings``' retention (default: its default)."""
-    days = (settings or CommonSettings.model_construct()).webhook_delivery_retention_days
-    expiring = {WEBHOOK_DELIVERIES: expiry_index("created_at", days * 86_400)}
-    return {name: [*indexes, *expiring.get(name, [])] for name, indexes in INDEXES.items()}
 
 
 async def ensure_indexes(
