@@ -10,19 +10,24 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import pytest
+from fastapi import Depends
 from prometheus_client import REGISTRY
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.chassis.http_app import service_app
+from shared.chassis.http_auth import requires
+from shared.chassis.kafka import make_broker
 from shared.chassis.keystore import issue_key
 from shared.chassis.keystore_remote import AUTHENTICATE_PATH, KEY_PATH, RemoteKeyStore
+from shared.chassis.mongo import make_client
 from shared.chassis.settings import CommonSettings
 from shared.chassis.verifiers import INTERNAL_TOKEN_HEADER, VerifierBox, internal_token
 from shared.contract import messages
-from shared.contract.auth import ApiKey, generate_api_key
+from shared.contract.auth import ApiKey, Principal, generate_api_key
 from shared.contract.envelope import decode
 from tests.factories import ADMIN_KEY, command_event, register_data, store_admin_key
 from tests.infra import Infra
@@ -176,3 +181,32 @@ class TestTheRemoteKeyStore:
             await away.close()
         after = REGISTRY.get_sample_value("registry_key_introspection_failures_total", {"lookup": "authenticate"})
         assert (after or 0) == (before or 0) + 1
+
+
+class TestAServiceWhileRegistrationIsAway:
+    async def test_a_cached_key_keeps_working_and_any_other_is_a_401_never_a_500(
+        self, settings: CommonSettings, mongo_database: Keys
+    ) -> None:
+        await store_admin_key(mongo_database)
+        other = await a_key(mongo_database, settings)
+        async with registration_serving_keys(settings) as url:
+            asking = settings.model_copy(update={"service_name": "asks-keys", "registration_internal_url": url})
+            service = service_app(settings=asking, client=make_client(asking), broker=make_broker(asking))
+
+            @service.app.get("/whoami")
+            async def whoami(principal: Annotated[Principal, Depends(requires("models:read"))]) -> dict[str, str]:
+                return {"key_id": principal.key_id}
+
+            transport = httpx.ASGITransport(app=service.app)
+            http = httpx.AsyncClient(transport=transport, base_url="http://service")
+            admin = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
+            assert (await http.get("/whoami", headers=admin)).json() == {"key_id": ADMIN_KEY.key_id}
+        # Registration has stopped: what was cached still answers, anything else fails closed.
+        try:
+            assert (await http.get("/whoami", headers=admin)).status_code == 200
+            refused = await http.get("/whoami", headers={"Authorization": f"Bearer {other.token}"})
+            assert refused.status_code == 401, refused.text
+            assert refused.headers["content-type"].startswith("application/problem+json")
+        finally:
+            await http.aclose()
+            await service.client.close()
