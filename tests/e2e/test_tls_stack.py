@@ -15,6 +15,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from registry_cli.backup import backup
 from registry_cli.config import StackSettings, throwaway_settings
+from registry_cli.database_users import service_database
 from registry_cli.dlq import show_dead_letters
 from registry_cli.produce import produce_message
 from registry_cli.stack import EmbeddedStack, unthrottled_admin_key
@@ -143,7 +144,7 @@ async def test_the_stand_ins_private_ports_give_nothing_without_credentials(
     # Found: behind their TLS fronts the databases listened in plain text, without authentication,
     # on loopback ports any local user reaches: one insert into api_keys made a platform admin.
     stack, _ = tls_stack
-    database = "model_registry"
+    database = service_database("registration")  # where API keys are
     for name in ("mongodb", "audit-mongodb"):
         uri = f"mongodb://127.0.0.1:{stack.private_ports[name]}/?directConnection=true&serverSelectionTimeoutMS=3000"
         anonymous: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
@@ -154,16 +155,17 @@ async def test_the_stand_ins_private_ports_give_nothing_without_credentials(
                 await anonymous[database]["api_keys"].insert_one({"team": "platform", "scopes": ["platform:admin"]})
         finally:
             await anonymous.close()
-    # A service is its own user, on the servers it uses only: query has no account on the audit log's.
+    # A service is its own user, on the servers it uses only (query has no account on the audit
+    # log's), with readWrite on its own database.
     query_uri = stack.settings.service_mongodb_uri("query")
     query: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(query_uri)
     audit_as_query: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         query_uri.replace(f":{stack.settings.mongo_port}/", f":{stack.settings.audit_mongo_port}/")
     )
     try:
-        assert await query[database]["api_keys"].count_documents({}) >= 1
+        await query[service_database("query")]["probes"].insert_one({"by": "test"})
         with pytest.raises(OperationFailure, match=r"[Aa]uthentication failed"):
-            await audit_as_query[database]["audit_log"].find_one()
+            await audit_as_query[service_database("audit")]["audit_log"].find_one()
         with pytest.raises(OperationFailure, match="not authorized"):  # archives are the administrator's
             await query.admin.command({"secantusAdmin.backupArchive": 1, "outputPath": "/tmp/taken.tar.gz"})
     finally:
