@@ -14,10 +14,20 @@ from registry_client.outcomes import OutcomeWatcher, outcome_of
 from shared.contract import messages
 from shared.contract.envelope import CloudEvent
 from shared.contract.ids import model_id
+from tests.waiting import until
 
 pytestmark = pytest.mark.unit
 TOPIC = "registry.events"
 CARD = model_id("fraud", "card")
+CHANGED, RECORDED = messages.DEPLOYMENT_STATUS_CHANGED, "registry.event.deployment_report_recorded"
+REPORT = {
+    "team": "fraud",
+    "name": "card",
+    "version": "1.4.0",
+    "environment": "prod",
+    "status": "deployed",
+    "occurred_at": "2026-11-26T10:00:00Z",
+}
 REGISTER = {"team": "fraud", "name": "card", "version": "1.4.0", "framework": "xgboost", "artifact_uri": "s3://b/k"}
 
 
@@ -30,6 +40,11 @@ def outcome_event(
     source: str = "/registry/registration",
 ) -> CloudEvent:
     return CloudEvent(source=source, type=event_type, causation_id=cause, data=dict(data), revision=revision)
+
+
+def tracker_event(cause: str, event_type: str, *, revision: int, reason: str | None = None) -> CloudEvent:
+    data = {"model_id": CARD, "team": "fraud", "name": "card"} | ({"reason": reason} if reason else {})
+    return outcome_event(cause, event_type, data, revision=revision, source="/registry/deploy-tracker")
 
 
 class Events:
@@ -87,7 +102,7 @@ def producer_answering(answer: Any, tokens: ConsistencyTokens | None = None) -> 
     events = Events()
     producer = RegistryProducer("127.0.0.1:1", api_key=None, consistency=tokens)
     producer._producer = Sent(events, answer)
-    producer._outcomes = OutcomeWatcher(events, TOPIC)
+    producer._outcomes = OutcomeWatcher(events, TOPIC, producer.consistency)
     return producer, events
 
 
@@ -131,31 +146,39 @@ class TestPublishAndWait:
         assert tokens.of_model(CARD) == [f"r.{CARD}.123"] and events.stopped
         assert len(events.positioned) == 2  # every partition's end was known before the command left
 
-    async def test_of_two_events_answering_one_report_the_latest_revision_counts(self) -> None:
+    async def test_of_two_events_answering_one_report_the_change_answers_with_the_newest_token(self) -> None:
         def answer(cause: str) -> list[CloudEvent]:
-            tracker = "/registry/deploy-tracker"
-            return [
-                outcome_event(
-                    cause, messages.DEPLOYMENT_STATUS_CHANGED, {"model_id": CARD}, revision=8, source=tracker
-                ),
-                outcome_event(
-                    cause, "registry.event.deployment_report_recorded", {"model_id": CARD}, revision=9, source=tracker
-                ),
-            ]
+            return [tracker_event(cause, RECORDED, revision=8), tracker_event(cause, CHANGED, revision=9)]
 
         producer, _ = producer_answering(answer)
         await producer._outcomes.start()  # type: ignore[union-attr]
-        report = {
-            "team": "fraud",
-            "name": "card",
-            "version": "1.4.0",
-            "environment": "prod",
-            "status": "deployed",
-            "occurred_at": "2026-11-26T10:00:00Z",
-        }
-        outcome = await producer.publish("deploy", report, wait=True, wait_timeout=5)
+        outcome = await producer.publish("deploy", REPORT, wait=True, wait_timeout=5)
         await producer.stop()
-        assert outcome.consistency_token == f"d.{CARD}.9"
+        assert outcome.type == CHANGED and outcome.consistency_token == f"d.{CARD}.9"
+
+    async def test_a_refused_report_is_rejected_and_its_record_s_token_comes_with_it(self) -> None:
+        def answer(cause: str) -> list[CloudEvent]:
+            refusal = tracker_event(cause, messages.COMMAND_REJECTED, revision=11, reason="not_approved")
+            return [refusal, tracker_event(cause, RECORDED, revision=12)]
+
+        producer, _ = producer_answering(answer)
+        await producer._outcomes.start()  # type: ignore[union-attr]
+        outcome = await producer.publish("deploy", REPORT, wait=True, wait_timeout=5)
+        await producer.stop()
+        assert outcome.rejected and outcome.reason == "not_approved" and outcome.consistency_token == f"d.{CARD}.12"
+
+    async def test_a_sibling_arriving_after_the_answer_still_adds_its_token(self) -> None:
+        producer, events = producer_answering(lambda cause: [tracker_event(cause, CHANGED, revision=20)])
+        await producer._outcomes.start()  # type: ignore[union-attr]
+        outcome = await producer.publish("deploy", REPORT, wait=True, wait_timeout=5)
+        events.pending.append(tracker_event(outcome.command_id, RECORDED, revision=21))
+
+        async def newest_kept() -> bool:
+            return producer.consistency.of_model(CARD) == [f"d.{CARD}.21"]
+
+        await until(newest_kept, timeout=5, what="the late record's token kept")
+        await producer.stop()
+        assert outcome.consistency_token == f"d.{CARD}.20"
 
     async def test_other_commands_outcomes_are_not_taken_for_this_one(self) -> None:
         def answer(cause: str) -> list[CloudEvent]:

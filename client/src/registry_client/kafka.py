@@ -146,7 +146,7 @@ class RegistryProducer:
     async def _watching(self) -> OutcomeWatcher:
         async with self._connecting:
             if self._outcomes is None:
-                watcher = OutcomeWatcher.connect(self._servers, self.events_topic, self._options)
+                watcher = OutcomeWatcher.connect(self._servers, self.events_topic, self._options, self.consistency)
                 await watcher.start()
                 self._outcomes = watcher
             return self._outcomes

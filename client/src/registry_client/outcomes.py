@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from registry_client.consistency import ConsistencyTokens
 from shared.contract import messages
 from shared.contract.envelope import CloudEvent, EnvelopeError, decode
 from shared.contract.ids import model_id
 
 # Whose events make which kind of token: the ``ce_source`` of registration's and the deploy-tracker's.
 OWNERS = {"/registry/registration": "r", "/registry/deploy-tracker": "d"}
+# Which event of several answering one cause is the answer: a refusal, else anything but the record.
+_ANSWER_RANK = {messages.COMMAND_REJECTED: 0, "registry.event.deployment_report_recorded": 2}
+REMEMBERED_CAUSES = 1024  # commands whose late outcome events still add their tokens
 # Options of AIOKafkaProducer that say how to reach the brokers, which the outcome consumer shares.
 CONNECTION_OPTIONS = frozenset(
     {
@@ -82,9 +87,19 @@ def outcome_of(event: CloudEvent) -> Outcome | None:
     return Outcome(event.causation_id, event.type, event.source, data, event.revision, token)
 
 
-def newest(outcomes: Iterable[Outcome]) -> Outcome:
-    """Of several events answering one cause (a report's status change and its record), the latest revision."""
-    return max(outcomes, key=lambda outcome: outcome.revision or -1)
+def merged(outcomes: Sequence[Outcome]) -> Outcome:
+    """One outcome of the events answering one cause, as read together.
+
+    A deployment report is answered by its record (``deployment_report_recorded``) and by its
+    status change or refusal: the answer is the refusal or the change, and the token is the
+    newest revision among them, so a read with it sees both.
+    """
+    answer = min(outcomes, key=lambda outcome: _ANSWER_RANK.get(outcome.type, 1))
+    tokened = [outcome for outcome in outcomes if outcome.consistency_token]
+    if not tokened:
+        return answer
+    newest = max(tokened, key=lambda outcome: outcome.revision or -1)
+    return replace(answer, revision=newest.revision, consistency_token=newest.consistency_token)
 
 
 class OutcomeWatcher:
@@ -94,16 +109,20 @@ class OutcomeWatcher:
     published after it started, so a waiter registers (:meth:`expect`) before its command is sent.
     """
 
-    def __init__(self, consumer: AIOKafkaConsumer, topic: str) -> None:
-        self._consumer, self.topic = consumer, topic
+    def __init__(self, consumer: AIOKafkaConsumer, topic: str, tokens: ConsistencyTokens | None = None) -> None:
+        self._consumer, self.topic, self.tokens = consumer, topic, tokens
         self._waiting: dict[str, asyncio.Future[Outcome]] = {}
+        self._ours: OrderedDict[str, None] = OrderedDict()  # causes waited for, the latest ones
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
-    def connect(cls, bootstrap_servers: str, topic: str, options: Mapping[str, Any]) -> OutcomeWatcher:
-        """A watcher over a consumer with the producer's connection options."""
+    def connect(
+        cls, bootstrap_servers: str, topic: str, options: Mapping[str, Any], tokens: ConsistencyTokens | None = None
+    ) -> OutcomeWatcher:
+        """A watcher over a consumer with the producer's connection options; outcome tokens go to ``tokens``."""
         shared = {name: value for name, value in options.items() if name in CONNECTION_OPTIONS}
-        return cls(AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **shared), topic)
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **shared)
+        return cls(consumer, topic, tokens)
 
     @property
     def started(self) -> bool:
@@ -141,6 +160,10 @@ class OutcomeWatcher:
 
     def expect(self, command_id: str) -> asyncio.Future[Outcome]:
         """The future outcome of ``command_id`` (register before sending the command)."""
+        self._ours[command_id] = None
+        self._ours.move_to_end(command_id)
+        while len(self._ours) > REMEMBERED_CAUSES:
+            self._ours.popitem(last=False)
         waiter = self._waiting.get(command_id)
         if waiter is None:
             waiter = self._waiting[command_id] = asyncio.get_running_loop().create_future()
@@ -172,12 +195,15 @@ class OutcomeWatcher:
             for records in batches.values():
                 for record in records:
                     outcome = _outcome(record.value, record.headers)
-                    if outcome is not None and outcome.command_id in self._waiting:
-                        found.setdefault(outcome.command_id, []).append(outcome)
+                    if outcome is None or outcome.command_id not in self._ours:
+                        continue
+                    if outcome.consistency_token and self.tokens is not None:
+                        self.tokens.remember(outcome.consistency_token)  # a sibling arriving late counts too
+                    found.setdefault(outcome.command_id, []).append(outcome)
             for command_id, outcomes in found.items():
                 waiter = self._waiting.get(command_id)
                 if waiter is not None and not waiter.done():
-                    waiter.set_result(newest(outcomes))
+                    waiter.set_result(merged(outcomes))
 
 
 def _outcome(value: bytes | None, headers: Iterable[tuple[str, bytes]]) -> Outcome | None:
