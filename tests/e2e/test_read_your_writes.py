@@ -160,6 +160,7 @@ class TestOverKafka:
                 deployed = await producer.publish("deploy", report, wait=True, wait_timeout=30)
                 deployments = await client.get_deployments(team, "k", "1.0.0")
         assert again.rejected and again.reason == "duplicate_version" and again.consistency_token is None
+        assert deployed.type == messages.DEPLOYMENT_STATUS_CHANGED, deployed
         assert (deployed.consistency_token or "").startswith(f"d.{model_id(team, 'k')}.")
         assert deployments.environments["staging"].status == "deployed"
 
