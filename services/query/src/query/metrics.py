@@ -4,10 +4,7 @@ from prometheus_client import Counter, Gauge
 
 SEARCH_BUILD_SECONDS = Gauge("registry_search_build_seconds", "How long the last build of the search index took")
 SEARCH_EVENTS_APPLIED = Counter(
-    "registry_search_models_reprojected_total", "Models re-read into the search index after a change event"
-)
-SEARCH_EVENTS_IGNORED = Counter(
-    "registry_search_unsigned_events_total", "Change events without a valid service signature, not applied"
+    "registry_search_models_reprojected_total", "Models indexed again from the read model after a change"
 )
 SEARCH_INDEXED_DOCUMENTS = Gauge(
     "registry_search_indexed_documents",
