@@ -32,6 +32,7 @@ COMMANDS, EVENTS = "registry.commands", "registry.events"
 APPLIED = "registry_projection_applied_events_total"
 CONSISTENCY = "X-Registry-Consistency"
 REGISTRY = str(Path(sys.executable).with_name("registry"))
+FEED = "/v1/assistant/documents"  # read as the reader team: only the model shared with it
 
 
 def client(stack: EmbeddedStack, service: str, token: str = ADMIN_KEY.token) -> httpx.AsyncClient:
@@ -65,37 +66,51 @@ def registered_for(team: str) -> Any:
 # --- 1. killed in the middle of a burst -------------------------------------------------------
 
 
+async def every_version_listed(query: httpx.AsyncClient, team: str, versions: list[tuple[str, str]]) -> None:
+    """Wait until each model's version list holds (at least) its versions among ``versions``."""
+    for name in sorted({name for name, _ in versions}):
+        expected = {v for n, v in versions if n == name}
+
+        async def listed(name: str = name, expected: set[str] = expected) -> bool:
+            try:
+                page = await query.get(f"/v1/models/{team}/{name}/versions", params={"limit": 200})
+            except httpx.TransportError:  # (re)starting
+                return False
+            return page.status_code == 200 and expected <= {v["version"] for v in page.json()["items"]}
+
+        await until(listed, timeout=60, what=f"{len(expected)} versions of {team}/{name} listed", interval=0.1)
+
+
 async def test_query_killed_mid_burst_resumes(tmp_path: Path) -> None:
     team, models, per_model = f"burst-{uuid.uuid4().hex[:6]}", 10, 30
     versions = [(f"m{i % models}", f"1.{i // models}.0") for i in range(models * per_model)]
     commands = [register_event(team, name, version, token=ADMIN_KEY.token) for name, version in versions]
     records = [(*binary_record(command), f"{team}/{command.data['name']}".encode()) for command in commands]
+    half = len(records) // 2
     async with private_stack(private_settings(tmp_path / "data")) as stack, client(stack, "query") as query:
         bootstrap = stack.settings.kafka_bootstrap
         async with Collector(bootstrap, EVENTS) as events:
-            burst = asyncio.create_task(publish_raw(bootstrap, COMMANDS, records))
-            # Partway: a third of the burst has been projected (and read) when the query dies.
-            name, version = versions[len(versions) // 3]
-            await first_ok(query, f"/v1/models/{team}/{name}/versions/{version}", timeout=60)
+            # The first half is projected (and, the projection flushing as it goes, mostly stored) ...
+            await publish_raw(bootstrap, COMMANDS, records[:half])
+            await every_version_listed(query, team, versions[:half])
+            # ... then the query service dies as the second half starts.
+            burst = asyncio.create_task(publish_raw(bootstrap, COMMANDS, records[half:]))
             await kill(stack, "query")
             await burst
-            # The rest is registered and published while the query service is down.
+            # The rest is registered and published while it is down.
             await events.wait_for(registered_for(team), count=len(versions), timeout=120)
             await start_again(stack, "query")
-            for name in {name for name, _ in versions}:  # the cheap wait: every version listed
-                expected = {v for n, v in versions if n == name}
-
-                async def listed(name: str = name, expected: set[str] = expected) -> bool:
-                    page = await query.get(f"/v1/models/{team}/{name}/versions", params={"limit": 200})
-                    return page.status_code == 200 and {v["version"] for v in page.json()["items"]} == expected
-
-                await until(listed, timeout=60, what=f"every version of {name} listed after the restart")
+            await every_version_listed(query, team, versions)
             for name, version in versions:
                 read = await query.get(f"/v1/models/{team}/{name}/versions/{version}")
                 assert read.status_code == 200, (name, version, read.text)
+            for name in sorted({name for name, _ in versions}):  # each registration in the history once
+                history = (await query.get(f"/v1/models/{team}/{name}/history", params={"limit": 200})).json()
+                ids = [event["event_id"] for event in history["items"]]
+                assert len(ids) == len(set(ids)) == per_model, (name, len(ids), len(set(ids)))
             published = len(events.records)  # every event on the private stack's registry.events
         after_restart = await applied(stack)
-    # It resumed from the position it had stored, not from the start of the log.
+    # It resumed from what it had stored, not from the start of the log.
     assert 0 < after_restart < published, (after_restart, published)
 
 
@@ -211,7 +226,7 @@ async def read_catalogue(stack: EmbeddedStack, catalogue: Catalogue) -> dict[str
         by_id = await http.get(f"/v1/models/id/{model_id}")
         reads["/v1/models/id/{model_id}"] = (by_id.status_code, _body(by_id))
     async with client(stack, "query", catalogue.reader_key) as http:
-        for path in (model, f"{model}/versions", f"/v1/models?team={t}", "/v1/assistant/search?q=fraud"):
+        for path in (model, f"{model}/versions", f"/v1/models?team={t}", "/v1/assistant/search?q=fraud", FEED):
             response = await http.get(path)
             reads[f"as {catalogue.reader}: {path}"] = (response.status_code, _body(response))
     return reads
@@ -314,31 +329,76 @@ async def test_reads_answer_while_databases_are_down(tmp_path: Path) -> None:
 # --- 4. a stack stopped with events the projection never saw ----------------------------------
 
 
+def staging(team: str, version: str, status: str) -> dict[str, Any]:
+    """A deployment report to ``staging`` (no approval needed there) of ``team/m``."""
+    return {
+        "team": team,
+        "name": "m",
+        "version": version,
+        "environment": "staging",
+        "status": status,
+        "occurred_at": "2026-11-26T10:00:00+00:00",
+    }
+
+
+async def report_waiting(tracker: httpx.AsyncClient, data: dict[str, Any]) -> httpx.Response:
+    """A report over the bridge that waits for its outcome (``Prefer: wait``), as pipelines send them."""
+    return await tracker.post("/v1/deployments/events", json=data, headers={"Prefer": "wait=30"})
+
+
 async def test_stack_stopped_with_unprojected_events_catches_up(tmp_path: Path) -> None:
     settings = private_settings(tmp_path / "data")
     team = f"gap-{uuid.uuid4().hex[:6]}"
-    unprojected = ["2.0.0", "2.1.0", "3.0.0-rc.1", "3.0.0", "3.1.0"]
+    unprojected = ["2.0.0", "2.1.0", "3.0.0-rc.1", "3.0.0"]
     async with private_stack(settings) as stack:
-        async with client(stack, "registration") as registration, client(stack, "query") as query:
+        async with (
+            client(stack, "registration") as registration,
+            client(stack, "query") as query,
+            client(stack, "deploy-tracker") as tracker,
+        ):
             await register(registration, team, "m", "1.0.0")
             await first_ok(query, f"/v1/models/{team}/m/versions/1.0.0")
             pause(stack, "query")  # it sees nothing from here on
             async with Collector(stack.settings.kafka_bootstrap, EVENTS) as events:
                 for version in unprojected:
                     await register(registration, team, "m", version)
-                # Relayed: on the topic (and marked published in registration's outbox).
+                deployed = await report_waiting(tracker, staging(team, "1.0.0", "deploying"))
+                assert deployed.status_code == 200, deployed.text
+                # The tracker stops too: it will never see 3.1.0 on the topic.
                 await events.wait_for(registered_for(team), count=1 + len(unprojected), timeout=60)
+                pause(stack, "deploy-tracker")
+                await register(registration, team, "m", "3.1.0")
+                # Relayed: on the topic (and marked published in registration's outbox).
+                await events.wait_for(registered_for(team), count=2 + len(unprojected), timeout=60)
         await kill(stack, "query")
+        await kill(stack, "deploy-tracker")
     # The whole stack stopped: the broker forgot every topic; the databases kept everything.
-    async with private_stack(settings) as stack, client(stack, "query") as query:
-        for version in ["1.0.0", *unprojected]:
+    async with (
+        private_stack(settings) as stack,
+        client(stack, "query") as query,
+        client(stack, "deploy-tracker") as tracker,
+    ):
+        for version in ["1.0.0", *unprojected, "3.1.0"]:
             read = await first_ok(query, f"/v1/models/{team}/m/versions/{version}", timeout=60)
             assert read.json()["version"] == version
         latest = await query.get(f"/v1/models/{team}/m/versions/latest")
         caught_up = await applied(stack)
-    assert latest.json()["version"] == "3.1.0"
-    # Read from the projection, which applied the events it had never seen (from registration's log).
-    assert caught_up >= len(unprojected), caught_up
+        assert latest.json()["version"] == "3.1.0"
+
+        async def staged() -> bool:  # the tracker's log is read too (retried while it was starting)
+            read = await query.get(f"/v1/models/{team}/m/versions/1.0.0/deployments")
+            return bool(read.json()["environments"].get("staging", {}).get("status") == "deploying")
+
+        await until(staged, timeout=60, what="the report the query service never saw shown")
+        caught_up = await applied(stack)
+        # The tracker knows the version it never saw, and the query service shows its report.
+        later = await report_waiting(tracker, staging(team, "3.1.0", "deployed"))
+        assert later.status_code == 200 and later.json()["outcome"] == "applied", later.text
+        path = f"/v1/models/{team}/m/versions/3.1.0/deployments"
+        shown = await query.get(path, headers={CONSISTENCY: later.headers[CONSISTENCY]})
+    assert shown.status_code == 200 and shown.json()["environments"]["staging"]["status"] == "deployed", shown.text
+    # Read from the projection, which applied the events it had never seen, from each owner's log.
+    assert caught_up >= len(unprojected) + 2, caught_up
 
 
 # --- 5. read-your-writes over HTTP -------------------------------------------------------------
