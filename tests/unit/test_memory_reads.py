@@ -271,6 +271,25 @@ class TestVersionLists:
         assert await walk_versions(reads, model, 1, environment="staging") == ["2.1.0"]
         assert await walk_versions(reads, model, 1, environment="staging", status="deployed") == []
 
+    async def test_a_version_list_examines_a_bounded_number_and_its_cursor_goes_on(
+        self, versions: MemoryWorld, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        for number in ("0.1.0", "1.5.0", "2.2.0"):
+            versions.version("a", "m", number)["environments"] = {"prod": {"status": "deployed"}}
+        versions.sync()
+        monkeypatch.setattr(reads_module, "MAX_SCANNED_VERSIONS", 3)
+        reads = Reads(versions.read_model)
+        model = versions.model("a", "m")
+        first = await reads.list_versions(
+            model, version_range=None, include_prerelease=True, limit=10, cursor=None, environment="prod"
+        )
+        assert len(first.items) < 3 and first.next_cursor is not None  # short, and it goes on
+        assert await walk_versions(reads, model, 10, include_prerelease=True, environment="prod") == [
+            "2.2.0",
+            "1.5.0",
+            "0.1.0",
+        ]
+
     async def test_a_version_cursor_of_another_range_is_refused(self, versions: MemoryWorld) -> None:
         reads = Reads(versions.read_model)
         model = versions.model("a", "m")
