@@ -83,6 +83,7 @@ async def stack(infra: Infra, db_name: str) -> AsyncIterator[Stack]:
             "versions_group": f"{group}-v",
             "webhook_secret_keys": Fernet.generate_key().decode(),
             "approval_environments": ["prod"],
+            "version_lookup_timeout_seconds": 30,  # the loopback server and registration share a loaded loop
         }
     )
     try:

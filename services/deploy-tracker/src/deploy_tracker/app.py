@@ -60,8 +60,8 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
 
     approval_environments = frozenset(settings.approval_environments)
     known = KnownVersions(service.db)
-    registration = Registration.of(settings)
-    lookup = VersionLookup(registration)
+    registration = Registration.of(settings, timeout=settings.version_lookup_timeout_seconds)
+    lookup = VersionLookup(registration, forget_after=settings.version_lookup_forget_seconds)
 
     async def handle_batch(reports: list[Report]) -> None:
         history = await handle_reports(reports, repo=repo, approval_environments=approval_environments, lookup=lookup)

@@ -20,6 +20,10 @@ class DeployTrackerSettings(CommonSettings):
     consumer_group: str = "deploy-tracker"
     # The consumer group keeping the tracker's table of versions from registry.events (known_versions.py).
     versions_group: str = "deploy-tracker-versions"
+    # Asking registration for a version the tracker does not know yet: how long to wait for its
+    # answer, and how long a miss (or registration away) is not asked again.
+    version_lookup_timeout_seconds: float = 5.0
+    version_lookup_forget_seconds: float = 5.0
     batch_max_records: int = 500
     batch_timeout_ms: int = 20
     relay_interval_seconds: float = 0.2

@@ -197,9 +197,10 @@ class Registration:
         )
 
     @classmethod
-    def of(cls, settings: CommonSettings) -> Registration:
+    def of(cls, settings: CommonSettings, *, timeout: float = 2.0) -> Registration:
         """Registration at ``REGISTRATION_INTERNAL_URL``, with the services' credential."""
-        return cls(settings.registration_internal_url, internal_token(settings), ca_file=settings.internal_ca_file)
+        url, token = settings.registration_internal_url, internal_token(settings)
+        return cls(url, token, timeout=timeout, ca_file=settings.internal_ca_file)
 
     async def _get(self, path: str, params: Mapping[str, int] | None = None) -> httpx.Response | None:
         try:
