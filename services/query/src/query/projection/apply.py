@@ -141,7 +141,7 @@ def history_row(event: CloudEvent, model_id: str) -> Document:
 def _registered(model: ReadModel, event: CloudEvent, model_id: str) -> bool:
     data = event.data
     key = precedence_key(data["version"])
-    version = {k: v for k, v in data.items() if v is not None} | {
+    version = dict(data) | {
         "_id": version_doc_id(model_id, key),
         "version_key": key,
         "prerelease": "-" in data["version"].split("+", 1)[0],
