@@ -2,7 +2,8 @@
 
 Each order is a sorted list of unique keys (``created_key``, ``updated_key``, ``name_key``,
 ``feed_key``: the sort value then the id, see :mod:`shared.contract.sortkeys`), one for every model
-and one per group a list narrows to (a team, a reader team, a former reader, a tag pair), so the
+and one per group a list narrows to (a team, a reader team, a former reader, a tag pair, a
+deployment status or environment of any of its versions), so the
 smallest group a request names is walked in order from a :mod:`bisect` position. Changed models
 are noted by :meth:`ReadModel.subscribe` and re-filed lazily, before the next read; a rebuild of the
 read model (every model changed at once) re-files everything in one sort.
@@ -11,7 +12,7 @@ read model (every model changed at once) re-files everything in one sort.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -30,13 +31,18 @@ class Filed(NamedTuple):
     groups: frozenset[tuple[str, str]]
 
 
-def filed(model: Document) -> Filed:
-    """Where ``model`` belongs in the orders (run for every model on a load: kept lean)."""
+def filed(model: Document, versions: Iterable[Document]) -> Filed:
+    """Where ``model`` belongs in the orders (run for every model on a load: kept lean).
+
+    Besides its own fields' groups, a model is in ``("deployment", mark)`` for each
+    :func:`deployment_marks` mark of its versions: a status or environment filter walks only them.
+    """
     model_id = model["_id"]
     groups = [("team", model["team"])]
     for field in GROUPED:
         if values := model.get(field):
             groups += [(field, value) for value in values]
+    groups += [("deployment", mark) for version in versions for mark in deployment_marks(version)]
     # Registration sets every key; a missing one still files the model once, first.
     fallback = f" {model_id}"
     get = model.get
@@ -84,6 +90,11 @@ class ModelOrders:
             found = self._lists[slot] = sorted(self._filed[mid].keys[position] for mid in members)
         return found
 
+    def holds(self, group: tuple[str, str], model_id: str) -> bool:
+        """Whether ``group`` holds the model ``model_id``."""
+        self._catch_up()
+        return model_id in self._members.get(group, ())
+
     def size(self, group: Group) -> int:
         """How many models ``group`` holds."""
         self._catch_up()
@@ -108,7 +119,11 @@ class ModelOrders:
     def _catch_up(self) -> None:
         if self._rebuild:
             self._rebuild, self._changed = False, set()
-            self._filed = {model_id: filed(model) for model_id, model in self._read_model.models.items()}
+            versions = self._read_model.versions
+            self._filed = {
+                model_id: filed(model, versions.get(model_id, {}).values())
+                for model_id, model in self._read_model.models.items()
+            }
             self._members, self._lists = {}, {}
             for model_id, where in self._filed.items():
                 for group in where.groups:
@@ -121,7 +136,7 @@ class ModelOrders:
     def _refile(self, model_id: str) -> None:
         old = self._filed.pop(model_id, None)
         model = self._read_model.models.get(model_id)
-        new = filed(model) if model is not None else None
+        new = filed(model, self._read_model.versions.get(model_id, {}).values()) if model is not None else None
         if new is not None:
             self._filed[model_id] = new
         if old == new:
@@ -166,7 +181,6 @@ class VersionOrders:
         self._read_model = read_model
         self._by_precedence: dict[str, tuple[list[str], list[Document]]] = {}
         self._by_registration: dict[str, list[Document]] = {}
-        self._states: dict[str, frozenset[str]] = {}
         self._reports: dict[str, dict[str, list[Document]]] = {}
         self._received: dict[str, list[Document]] = {}
         read_model.subscribe(self.changed)
@@ -176,7 +190,6 @@ class VersionOrders:
         caches: list[dict[str, Any]] = [
             self._by_precedence,
             self._by_registration,
-            self._states,
             self._reports,
             self._received,
         ]
@@ -201,14 +214,6 @@ class VersionOrders:
         if found is None:
             versions = self.by_precedence(model_id)[1]
             found = self._by_registration[model_id] = sorted(versions, key=_registered, reverse=True)
-        return found
-
-    def deployment_states(self, model_id: str) -> frozenset[str]:
-        """What the model's versions say of their deployment, as :func:`deployment_marks` marks."""
-        found = self._states.get(model_id)
-        if found is None:
-            marks = {mark for version in self.by_precedence(model_id)[1] for mark in deployment_marks(version)}
-            found = self._states[model_id] = frozenset(marks)
         return found
 
     def reports_of(self, model_id: str, version_id: str) -> list[Document]:
@@ -236,6 +241,8 @@ class VersionOrders:
 
 def deployment_marks(version: Document) -> set[str]:
     """``status=<s>`` of the version overall, ``env=<e>`` and ``env=<e>:<s>`` of each environment reported."""
+    if version.get("deleted"):
+        return set()
     marks = {f"status={version.get('status') or 'registered'}"}
     for environment, state in (version.get("environments") or {}).items():
         marks.add(f"env={environment}")

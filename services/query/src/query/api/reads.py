@@ -124,6 +124,8 @@ class Reads:
         groups = [("tag_pairs", pair) for pair in filters.tags]
         groups += [("team", filters.team)] if filters.team else []
         groups += [("readers", str(visible["readers"]))] if visible.get("readers") else []
+        mark = wanted_mark(filters.status, filters.environment)
+        groups += [("deployment", mark)] if mark else []
         return min(groups, key=self.orders.size, default=None)
 
     def _matcher(self, filters: ModelFilters, visible: dict[str, Any], mark: str | None) -> Callable[[Document], bool]:
@@ -146,8 +148,8 @@ class Reads:
             if before is not None:
                 checks.append(partial(_below, field, before))
         if mark is not None:
-            states = self.version_orders.deployment_states
-            checks.append(lambda m: mark in states(m["_id"]))
+            deployed = ("deployment", mark)
+            checks.append(lambda m: self.orders.holds(deployed, m["_id"]))
         return lambda model: all(check(model) for check in checks)
 
     async def model(self, team: str, name: str) -> Document | None:
