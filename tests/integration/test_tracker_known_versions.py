@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from deploy_tracker.app import build_app as build_tracker
 from deploy_tracker.config import DeployTrackerSettings
-from deploy_tracker.known_versions import CURSOR_ID, OVERLAP_NS
+from deploy_tracker.known_versions import CURSOR_ID, OVERLAP_NS, KnownVersions
 from deploy_tracker.storage import CURSORS, DEPLOYMENTS, INDEXES, KNOWN_VERSIONS
 from registration.app import build_app as build_registration
 from registration.config import RegistrationSettings
@@ -346,3 +346,51 @@ class TestWhatTheTrackerServes:
             not_admin = await tracker.get("/internal/v1/events", headers=team_key)
             assert (anonymous.status_code, wrong.status_code, not_admin.status_code) == (401, 401, 403)
             assert "/internal/v1/events" not in (await tracker.get("/openapi.json")).json()["paths"]
+
+
+def applied(key: str, position: int, environment: str, status: str, *, version: str = "1.0.0") -> dict[str, Any]:
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    return {
+        "_id": key,
+        "report_id": key,
+        "outcome": "applied",
+        "position": position,
+        "received_at": at,
+        "occurred_at": at,
+        "model_id": model_id("fraud", "card"),
+        "version_id": version_id("fraud", "card", version),
+        "team": "fraud",
+        "name": "card",
+        "version": version,
+        "environment": environment,
+        "status": status,
+        "target": None,
+    }
+
+
+class TestUpgrade:
+    async def test_an_empty_table_takes_each_versions_deployment_state_from_the_trackers_history(
+        self, mongo_database: AsyncDatabase[dict[str, Any]]
+    ) -> None:
+        # Before the table, that state lived on registration's versions: an upgrade must not lose it.
+        await mongo_database[DEPLOYMENTS].insert_many(
+            [
+                applied("r1", 1, "prod", "deploying"),
+                applied("r2", 2, "prod", "deployed"),
+                applied("r3", 3, "staging", "failed"),
+                applied("r4", 4, "dev", "deployed", version="2.0.0") | {"outcome": "out_of_order"},
+            ]
+        )
+        table = KnownVersions(mongo_database)
+        assert await table.restore_deployment_state() == 1
+        row = await mongo_database[KNOWN_VERSIONS].find_one({"_id": version_id("fraud", "card", "1.0.0")})
+        assert row is not None
+        assert (row["status"], row["environments"]["prod"]["status"], row["environments"]["prod"]["report_id"]) == (
+            "deployed",
+            "deployed",
+            "r2",
+        )
+        assert (row["environments"]["staging"]["status"], row["team"], row["approval"]) == ("failed", "fraud", None)
+        assert await mongo_database[KNOWN_VERSIONS].count_documents({}) == 1  # out of order: no state
+        await mongo_database[DEPLOYMENTS].insert_one(applied("r5", 5, "prod", "retired"))
+        assert await table.restore_deployment_state() == 0  # once: a table that knows versions is kept

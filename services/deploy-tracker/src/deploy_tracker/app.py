@@ -90,11 +90,16 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
     async def create_indexes() -> None:
         await ensure_storage(service.db, settings)  # with the retention of webhook deliveries
 
+    async def restore_deployment_state() -> None:
+        if restored := await known.restore_deployment_state():
+            log.info("deployment state of versions restored from the tracker's history", versions=restored)
+
     async def reseal_secrets() -> None:
         if resealed := await reseal_all(service.db[WEBHOOKS], box):
             log.info("webhook secrets re-sealed under the newest key", subscriptions=resealed)
 
     service.on_start(create_indexes)
+    service.on_start(restore_deployment_state)  # an upgrade from registration-held state, once
     service.on_start(reseal_secrets)
     service.in_background("deploy-outbox-relay", relay.run)
     service.in_background("webhook-deliveries", worker.run)

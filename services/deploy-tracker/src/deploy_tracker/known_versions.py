@@ -30,7 +30,8 @@ import structlog
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from deploy_tracker.storage import CURSORS, KNOWN_VERSIONS
+from deploy_tracker.storage import CURSORS, DEPLOYMENTS, KNOWN_VERSIONS
+from deploy_tracker.transitions import overall
 from shared.chassis.settings import CommonSettings
 from shared.chassis.verifiers import INTERNAL_TOKEN_HEADER, internal_token
 from shared.contract import messages
@@ -133,7 +134,41 @@ class KnownVersions:
     """The table in MongoDB, and the cursor of registration's event log."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self._rows, self._cursors = db[KNOWN_VERSIONS], db[CURSORS]
+        self._rows, self._cursors, self._history = db[KNOWN_VERSIONS], db[CURSORS], db[DEPLOYMENTS]
+
+    async def restore_deployment_state(self) -> int:
+        """Fill an empty table with each reported version's deployment state, from the tracker's own history.
+
+        Before the table existed, that state lived on registration's versions; an upgraded tracker
+        starts with an empty table and a full ``deployments``: the last applied report of each
+        (version, environment) is where it stands. Owner and approval follow from registration's
+        event log (the catch-up reads it from the start). Returns the versions restored.
+        """
+        if await self._rows.find_one({}, {"_id": 1}) is not None:
+            return 0
+        rows: dict[str, Document] = {}
+        async for report in self._history.find({"outcome": "applied"}).sort("position", 1):
+            vid = report.get("version_id")
+            if not vid or not report.get("model_id") or not report.get("environment"):
+                continue
+            identity = {k: report.get(k) for k in ("model_id", "team", "name", "version")}
+            row = rows.setdefault(vid, new_row(vid, identity))
+            row["environments"][report["environment"]] = {
+                "status": report["status"],
+                "occurred_at": report["occurred_at"],
+                "report_id": report.get("report_id"),
+                "target": report.get("target"),
+                "updated_at": report["received_at"],
+            }
+        for row in rows.values():
+            row["status"] = overall(row["environments"])
+        if rows:
+            inserts = [
+                UpdateOne({"_id": vid}, {"$setOnInsert": {k: v for k, v in row.items() if k != "_id"}}, upsert=True)
+                for vid, row in rows.items()
+            ]
+            await self._rows.bulk_write(inserts, ordered=False)
+        return len(rows)
 
     async def learn(self, facts: Iterable[Fact]) -> int:
         """Apply ``facts`` in order; return how many there were."""
