@@ -426,21 +426,25 @@ async def test_stack_stopped_with_unprojected_events_catches_up(tmp_path: Path) 
 
 
 async def test_revision_token_read_your_writes(calm: EmbeddedStack) -> None:
-    team = f"ryw-{uuid.uuid4().hex[:6]}"
+    team, word = f"ryw-{uuid.uuid4().hex[:6]}", f"okapi{uuid.uuid4().hex[:8]}"
+    stranger = await team_key(calm, f"str-{uuid.uuid4().hex[:6]}", ["models:read"])
     async with (
         client(calm, "registration") as registration,
         client(calm, "deploy-tracker") as tracker,
         client(calm, "query") as query,
+        client(calm, "query", stranger) as outsider,
     ):
 
-        async def read(path: str, token: str) -> httpx.Response:
-            return await query.get(path, headers={CONSISTENCY: token})
+        async def read(path: str, token: str, http: httpx.AsyncClient = query) -> httpx.Response:
+            return await http.get(path, headers={CONSISTENCY: token})
 
-        created = (await register(registration, team, "m", "1.0.0")).headers[CONSISTENCY]
+        created = (await register(registration, team, "m", "1.0.0", description=f"scores {word}")).headers[CONSISTENCY]
         source, model_id, revision = created.split(".")
         assert (source, model_id.startswith("mdl_"), revision.isdigit()) == ("r", True, True), created
         got = await read(f"/v1/models/{team}/m/versions/1.0.0", created)
         assert got.status_code == 200 and got.json()["version"] == "1.0.0", got.text
+        found = await read(f"/v1/assistant/search?q={word}", created)  # search waits for its index too
+        assert [hit["model"]["name"] for hit in found.json()["items"]] == ["m"], found.text
 
         patched = await registration.patch(f"/v1/models/{team}/m/versions/1.0.0", json={"description": "retrained"})
         assert patched.status_code == 200 and int(patched.headers[CONSISTENCY].split(".")[2]) > int(revision)
@@ -451,29 +455,29 @@ async def test_revision_token_read_your_writes(calm: EmbeddedStack) -> None:
         got = await read(f"/v1/models/{team}/m/versions/@prod", aliased.headers[CONSISTENCY])
         assert got.status_code == 200 and got.json()["version"] == "1.0.0", got.text
 
-        report = {
-            "team": team,
-            "name": "m",
-            "version": "1.0.0",
-            "environment": "staging",
-            "status": "deploying",
-            "occurred_at": "2026-11-26T10:00:00+00:00",
-        }
-        reported = await tracker.post("/v1/deployments/events", json=report, headers={"Prefer": "wait=30"})
+        reported = await report_waiting(tracker, staging(team, "1.0.0", "deploying"))
         deployed = reported.headers[CONSISTENCY]
         assert deployed.startswith(f"d.{model_id}."), deployed
         both = f"{aliased.headers[CONSISTENCY]},{deployed}"
         got = await read(f"/v1/models/{team}/m/versions/1.0.0/deployments", both)
         assert got.status_code == 200 and got.json()["environments"]["staging"]["status"] == "deploying", got.text
 
+        # Another team's reader learns nothing from a token: reached, it reads the usual 404 ...
+        path = f"/v1/models/{team}/m/versions/1.0.0"
+        hidden, plain = await read(path, created, outsider), await outsider.get(path)
+        # ... and one far ahead waits out alike for a model that exists and one that does not.
         ahead = f"r.{model_id}.{int(revision) + 10**15}"
+        nowhere = f"r.mdl_{uuid.uuid4().hex[:24]}.{int(revision) + 10**15}"
         started = time.monotonic()
-        waited_out = await read(f"/v1/models/{team}/m/versions/1.0.0", ahead)
+        waited_out = await read(path, ahead)
         waited = time.monotonic() - started
-        malformed = await read(f"/v1/models/{team}/m/versions/1.0.0", "r.not-a-model.12")
+        unknown = await read(path, nowhere, outsider)
+        malformed = await read(path, "r.not-a-model.12")
+    assert (hidden.status_code, _body(hidden)) == (plain.status_code, _body(plain)) == (404, _body(plain))
     assert waited_out.status_code == 503, waited_out.text
     assert waited_out.headers["retry-after"] == "1"
     assert waited_out.headers["content-type"].startswith("application/problem+json")
     assert waited_out.json()["type"] == "urn:registry:problem:unavailable"
     assert 0.45 <= waited < 4  # QUERY_CONSISTENCY_WAIT_SECONDS=0.5, not the default 5 s
+    assert (unknown.status_code, _body(unknown)) == (503, _body(waited_out))
     assert malformed.status_code in (400, 422), malformed.text
