@@ -81,7 +81,8 @@ class _Outcomes:
     async def _run(self) -> None:
         async for record in self._consumer:
             headers = {key: bytes(value).decode("utf-8", "replace") for key, value in record.headers or ()}
-            if "ce_causationid" in headers:
+            # A report's deployment_report_recorded (for the read side) shares its outcome's cause.
+            if "ce_causationid" in headers and headers.get("ce_type") != messages.DEPLOYMENT_REPORT_RECORDED:
                 self.by_cause[headers["ce_causationid"]].add(headers.get("ce_id", ""))
 
     async def stop(self) -> None:

@@ -156,6 +156,19 @@ def _print_banner(stack: EmbeddedStack) -> None:
             else "  bootstrap platform:admin key: shown at the first start of this data directory"
             " (another: REGISTRY_API_KEY=<an admin key> registry keys create --team platform --scope platform:admin)"
         ),
+        *(
+            [f"  moved from the shared model_registry database: {', '.join(stack.adopted['moved'])}"]
+            if stack.adopted["moved"]
+            else []
+        ),
+        *(
+            [
+                f"  [yellow]left in model_registry[/yellow] (the owner's database already holds that "
+                f"collection): {', '.join(stack.adopted['left'])}"
+            ]
+            if stack.adopted["left"]
+            else []
+        ),
         "  Ctrl-C stops everything.",
     ]
     console.print("\n".join(lines))

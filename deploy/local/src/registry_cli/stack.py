@@ -25,6 +25,7 @@ from registry_cli.gateway import nginx_argv, write_config
 from registry_cli.observe import alertmanager_argv, prometheus_argv
 from registry_cli.processes import Child, check_port_free, wait_for_port
 from registry_cli.secrets import load_or_create
+from registry_cli.shared_database import adopt_shared_database
 from registry_cli.stack_tls import service_tls_env, stack_tls, tls_front_argv
 from registry_cli.supervise import Supervisor
 from shared.chassis.bootstrap import store_bootstrap_key
@@ -134,6 +135,8 @@ class EmbeddedStack:
         self.alertmanager: Child | None = None
         self.gateway: Child | None = None
         self.admin_key: str | None = None
+        # Collections moved from a data directory's pre-issue-23 shared database (registry_cli.shared_database).
+        self.adopted: dict[str, list[str]] = {"moved": [], "left": []}
         # With --tls: the loopback ports the stand-ins listen on behind their fronts, by name.
         self.private_ports: dict[str, int] = {}
 
@@ -210,6 +213,7 @@ class EmbeddedStack:
         await wait_for_port(private_host, audit_mongo_port, timeout=60, process=self.audit_mongo)
         settings = common_settings(s)
         await _retry(lambda: ensure_topics(settings), attempts=50)
+        await self._adopt_shared_database(settings)
         client = make_client(settings)
         try:
             try:
@@ -223,6 +227,20 @@ class EmbeddedStack:
                 raise StackError(f"REGISTRY_BOOTSTRAP_ADMIN_KEY: {exc}") from None
         finally:
             await client.close()
+
+    async def _adopt_shared_database(self, settings: CommonSettings) -> None:
+        """Move a data directory's shared ``model_registry`` into the services' own databases, on each server."""
+        servers = {self.settings.mongodb_uri: SHARED_SERVER_USERS, self.settings.audit_mongodb_uri: AUDIT_SERVER_USERS}
+        for uri, services in servers.items():
+            client = make_client(settings.model_copy(update={"mongodb_uri": uri}))
+            try:
+                found = await adopt_shared_database(
+                    client, {service: service_database(service) for service in services}
+                )
+            finally:
+                await client.close()
+            for outcome, names in found.items():
+                self.adopted[outcome] += names
 
     def _database_server(self, name: str, host: str, port: int, storage: Path, services: tuple[str, ...]) -> Child:
         """A SecantusDB server (the MongoDB stand-in) on ``port``, its data under ``storage``.
