@@ -39,8 +39,9 @@ class AuditSettings(CommonSettings):
     access_retention_days: float = Field(90.0, ge=0)
     # The audit log's own database server, if it has one (the embedded stack gives it one, so the
     # largest writer does not queue behind the others on one single-threaded stand-in). Unset: the
-    # shared MONGODB_URI, the usual arrangement on a real MongoDB cluster. API keys are always read
-    # from the shared database.
+    # shared MONGODB_URI, the usual arrangement on a real MongoDB cluster. Either way the log is in
+    # the audit service's own database (AUDIT_MONGODB_DATABASE); API keys are registration's, asked
+    # of it over HTTP.
     log_mongodb_uri: str | None = Field(
         None, validation_alias=AliasChoices("AUDIT_MONGODB_URI", "log_mongodb_uri"), repr=False
     )
