@@ -241,6 +241,15 @@ class TestVersionLists:
         await versions.register("a", "m", "9.0.0")
         assert (await walk_versions(reads, model, 1))[0] == "9.0.0"
 
+    async def test_a_deleted_version_leaves_lists_and_latest_at_once(self, versions: MemoryWorld) -> None:
+        reads = Reads(versions.read_model)
+        model = versions.model("a", "m")
+        assert (await walk_versions(reads, model, 50))[:2] == ["2.6.0", "2.5.0"]
+        del versions.repo.versions[versions.version("a", "m", "2.6.0")["_id"]]
+        await versions.register("a", "m", "2.7.0-rc.1")  # one gone, one come, in the same change
+        assert (await walk_versions(reads, model, 50, include_prerelease=True))[:2] == ["2.7.0-rc.1", "2.5.0"]
+        assert (await reads.latest_version(model) or {}).get("version") == "2.4.0"
+
     async def test_latest_skips_prereleases_and_deprecated_unless_asked(self, versions: MemoryWorld) -> None:
         versions.version("a", "m", "2.6.0")["lifecycle"] = "deprecated"
         await versions.register("a", "m", "3.0.0-rc.1")
@@ -408,13 +417,25 @@ class TestOrdersKeptInStep:
 
     async def test_orders_kept_in_step_equal_orders_made_afresh(self, world: MemoryWorld) -> None:
         reads = Reads(world.read_model)
-        groups = [None, ("team", "fraud"), ("readers", "fraud"), ("tag_pairs", "owner:alice"), ("tag_pairs", "x:1")]
+        groups = [
+            None,
+            ("team", "fraud"),
+            ("readers", "fraud"),
+            ("tag_pairs", "owner:alice"),
+            ("tag_pairs", "x:1"),
+            ("deployment", "status=registered"),
+            ("deployment", "env=prod:deployed"),
+        ]
         for group in groups:
             for order in ("created_key", "updated_key", "name_key", "feed_key"):
                 reads.orders.keys(group, order)  # made now, kept in step from here on
         await world.register("fraud", "card", "2.0.0", tags={"x": "1"})
         await world.register("risk", "new", tags={"x": "1"})
         world.share("risk", "new", "fraud")
+        world.version("fraud", "wire", "1.0.0")["environments"] = {"prod": {"status": "deployed"}}
+        world.version("fraud", "wire", "1.0.0")["status"] = "deployed"
+        world.sync()
+        assert reads.orders.size(("deployment", "env=prod:deployed")) == 1
         afresh = Reads(world.read_model)
         for group in groups:
             for order in ("created_key", "updated_key", "name_key", "feed_key"):

@@ -11,15 +11,18 @@ read model (every model changed at once) re-files everything in one sort.
 
 from __future__ import annotations
 
+import heapq
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from itertools import takewhile
+from typing import NamedTuple
 
 from query.projection.model import ReadModel
 from shared.contract.documents import Document
 
 ORDERS = ("created_key", "updated_key", "name_key", "feed_key")
+RESORT_AFTER = 64  # ids gained at once past which a model's version list is sorted afresh
 GROUPED = ("readers", "former_readers", "tag_pairs")  # list fields a list narrows to, one value each
 Group = tuple[str, str] | None  # (field, value), or None for every model
 
@@ -31,23 +34,23 @@ class Filed(NamedTuple):
     groups: frozenset[tuple[str, str]]
 
 
-def filed(model: Document, versions: Iterable[Document]) -> Filed:
-    """Where ``model`` belongs in the orders (run for every model on a load: kept lean).
-
-    Besides its own fields' groups, a model is in ``("deployment", mark)`` for each
-    :func:`deployment_marks` mark of its versions: a status or environment filter walks only them.
-    """
+def filed(model: Document) -> Filed:
+    """Where ``model`` belongs in the orders by its own fields (run for every model on a load: kept lean)."""
     model_id = model["_id"]
     groups = [("team", model["team"])]
     for field in GROUPED:
         if values := model.get(field):
             groups += [(field, value) for value in values]
-    groups += [("deployment", mark) for version in versions for mark in deployment_marks(version)]
     # Registration sets every key; a missing one still files the model once, first.
     fallback = f" {model_id}"
     get = model.get
     keys = (get("created_key") or fallback, get("updated_key") or fallback, get("name_key") or fallback)
     return Filed((*keys, get("feed_key") or fallback), frozenset(groups))
+
+
+def deployment_groups(versions: Iterable[Document]) -> frozenset[tuple[str, str]]:
+    """The ``("deployment", mark)`` groups a model is in: one per :func:`deployment_marks` mark of its versions."""
+    return frozenset(("deployment", mark) for version in versions for mark in deployment_marks(version))
 
 
 def owner_of(key: str) -> str:
@@ -60,15 +63,20 @@ class ModelOrders:
 
     Which models each group holds is kept for every group; a group's keys in one order are
     sorted the first time a list asks for them and kept in step from then on, so only the orders
-    and groups that lists use cost memory and upkeep.
+    and groups that lists use cost memory and upkeep. The deployment groups (a status or an
+    environment of any version) are worked out from the versions only when a list asks for one,
+    and then only for the models changed since: a registration into a large model costs nothing
+    until a list filters on deployment.
     """
 
     def __init__(self, read_model: ReadModel) -> None:
         self._read_model = read_model
-        self._filed: dict[str, Filed] = {}
+        self._filed: dict[str, Filed] = {}  # by the model's own fields
+        self._marked: dict[str, Filed] = {}  # in the deployment groups, at the keys it had then
         self._members: dict[tuple[str, str], set[str]] = {}
         self._lists: dict[tuple[Group, int], list[str]] = {}  # (group, order's position) -> ascending keys
         self._changed: set[str] = set()
+        self._unmarked: set[str] = set()  # models whose deployment groups may be out of date
         self._rebuild = True
         read_model.subscribe(self.changed)
 
@@ -81,7 +89,7 @@ class ModelOrders:
 
     def keys(self, group: Group, order: str) -> list[str]:
         """The keys of ``group``'s models in ``order``, ascending (read only, valid until the next change)."""
-        self._catch_up()
+        self._catch_up(group)
         slot = (group, ORDERS.index(order))
         found = self._lists.get(slot)
         if found is None:
@@ -92,12 +100,12 @@ class ModelOrders:
 
     def holds(self, group: tuple[str, str], model_id: str) -> bool:
         """Whether ``group`` holds the model ``model_id``."""
-        self._catch_up()
+        self._catch_up(group)
         return model_id in self._members.get(group, ())
 
     def size(self, group: Group) -> int:
         """How many models ``group`` holds."""
-        self._catch_up()
+        self._catch_up(group)
         return len(self._filed) if group is None else len(self._members.get(group, ()))
 
     def walk(
@@ -116,29 +124,42 @@ class ModelOrders:
             if found is not None:
                 yield key, found
 
-    def _catch_up(self) -> None:
+    def _catch_up(self, group: Group) -> None:
         if self._rebuild:
             self._rebuild, self._changed = False, set()
-            versions = self._read_model.versions
-            self._filed = {
-                model_id: filed(model, versions.get(model_id, {}).values())
-                for model_id, model in self._read_model.models.items()
-            }
-            self._members, self._lists = {}, {}
+            self._filed = {model_id: filed(model) for model_id, model in self._read_model.models.items()}
+            self._marked, self._members, self._lists = {}, {}, {}
+            self._unmarked = set(self._filed)
             for model_id, where in self._filed.items():
-                for group in where.groups:
-                    self._members.setdefault(group, set()).add(model_id)
+                for member_of in where.groups:
+                    self._members.setdefault(member_of, set()).add(model_id)
         elif self._changed:
             changed, self._changed = self._changed, set()
             for model_id in changed:
-                self._refile(model_id)
+                old = self._filed.pop(model_id, None)
+                model = self._read_model.models.get(model_id)
+                new = filed(model) if model is not None else None
+                if new is not None:
+                    self._filed[model_id] = new
+                self._move(model_id, old, new, everyone=True)
+            self._unmarked |= changed
+        if group is not None and group[0] == "deployment" and self._unmarked:
+            unmarked, self._unmarked = self._unmarked, set()
+            for model_id in unmarked:
+                self._mark(model_id)
 
-    def _refile(self, model_id: str) -> None:
-        old = self._filed.pop(model_id, None)
-        model = self._read_model.models.get(model_id)
-        new = filed(model, self._read_model.versions.get(model_id, {}).values()) if model is not None else None
-        if new is not None:
-            self._filed[model_id] = new
+    def _mark(self, model_id: str) -> None:
+        """File the model in the deployment groups of its versions as they are now."""
+        old = self._marked.pop(model_id, None)
+        where = self._filed.get(model_id)
+        marked: Filed | None = None
+        if where is not None:
+            marked = Filed(where.keys, deployment_groups(self._read_model.versions.get(model_id, {}).values()))
+            self._marked[model_id] = marked
+        self._move(model_id, old, marked, everyone=False)
+
+    def _move(self, model_id: str, old: Filed | None, new: Filed | None, *, everyone: bool) -> None:
+        """File the model where ``new`` says instead of where ``old`` did (``everyone``: in the whole lists too)."""
         if old == new:
             return
         if old is not None:
@@ -147,15 +168,15 @@ class ModelOrders:
                 members.discard(model_id)
                 if not members:
                     del self._members[group]
-            self._file(old, remove=True)
+            self._file(old, remove=True, everyone=everyone)
         if new is not None:
             for group in new.groups:
                 self._members.setdefault(group, set()).add(model_id)
-            self._file(new, remove=False)
+            self._file(new, remove=False, everyone=everyone)
 
-    def _file(self, where: Filed, *, remove: bool) -> None:
+    def _file(self, where: Filed, *, remove: bool, everyone: bool) -> None:
         """Take ``where``'s keys out of (or put them into) the sorted lists made so far."""
-        for group in (None, *where.groups):
+        for group in (None, *where.groups) if everyone else where.groups:
             for position, key in enumerate(where.keys):
                 keys = self._lists.get((group, position))
                 if keys is None:
@@ -175,46 +196,74 @@ def _remove(keys: list[str], key: str) -> None:
 
 
 class VersionOrders:
-    """Each model's versions in the orders lists need, worked out once per change of the model."""
+    """Each model's versions in the orders lists need, kept in step with the changes of the model.
+
+    A model's version ids (``<model id>:<precedence key>``, so their order is SemVer precedence)
+    stay sorted: after a change, the ids the model gained are put in place and the list is sorted
+    afresh only when some went away (or many came at once), so a registration costs neither a
+    sort nor a scan of a large model's every version.
+    """
 
     def __init__(self, read_model: ReadModel) -> None:
         self._read_model = read_model
-        self._by_precedence: dict[str, tuple[list[str], list[Document]]] = {}
-        self._by_registration: dict[str, list[Document]] = {}
+        self._sorted: dict[str, tuple[list[str], set[str]]] = {}  # model id -> (ids ascending, the same ids)
+        self._stale: set[str] = set()
         self._reports: dict[str, dict[str, list[Document]]] = {}
         self._received: dict[str, list[Document]] = {}
         read_model.subscribe(self.changed)
 
     def changed(self, model_ids: set[str]) -> None:
-        """Forget what was worked out for these models (a :meth:`ReadModel.subscribe` callback)."""
-        caches: list[dict[str, Any]] = [
-            self._by_precedence,
-            self._by_registration,
-            self._reports,
-            self._received,
-        ]
-        for cache in caches:
+        """Note what changed in these models (a :meth:`ReadModel.subscribe` callback)."""
+        if len(model_ids) >= len(self._read_model.models):
+            self._sorted.clear()  # a load or a rebuild: every dict is new
+        self._stale |= model_ids & self._sorted.keys()
+        for cache in (self._reports, self._received):
             if len(model_ids) >= len(cache):
                 cache.clear()
             else:
                 for model_id in model_ids:
                     cache.pop(model_id, None)
 
-    def by_precedence(self, model_id: str) -> tuple[list[str], list[Document]]:
-        """The model's versions (not deleted) and their ``version_key``s, lowest precedence first."""
-        found = self._by_precedence.get(model_id)
-        if found is None:
-            versions = self._read_model.sorted_versions(model_id)[::-1]
-            found = self._by_precedence[model_id] = ([str(v["version_key"]) for v in versions], versions)
+    def precedence(self, model_id: str) -> list[str]:
+        """The model's version ids, lowest precedence first (read only, valid until the next change)."""
+        current = self._read_model.versions.get(model_id, {})
+        entry = self._sorted.get(model_id)
+        if entry is not None and model_id in self._stale:
+            self._stale.discard(model_id)
+            ids, members = entry
+            # Versions join the read model's dict at its end (and leave it by deletion), so the
+            # newcomers are its last keys; anything else shows as a count that does not add up.
+            added = list(takewhile(lambda vid: vid not in members, reversed(current)))
+            if len(ids) + len(added) != len(current) or len(added) > RESORT_AFTER:
+                entry = None  # some went away, or many came: sort afresh
+            else:
+                for vid in added:
+                    insort(ids, vid)
+                members.update(added)
+        if entry is None:
+            ids = sorted(current)
+            entry = self._sorted[model_id] = (ids, set(ids))
+        return entry[0]
+
+    def version(self, model_id: str, version_id: str) -> Document | None:
+        """A version of the model, unless unknown or deleted."""
+        found = self._read_model.versions.get(model_id, {}).get(version_id)
+        return None if found is None or found.get("deleted") else found
+
+    def newest(self, model_id: str, count: int | None = None) -> list[Document]:
+        """The model's versions, highest precedence first (the first ``count`` of them)."""
+        found: list[Document] = []
+        for version_id in reversed(self.precedence(model_id)):
+            if count is not None and len(found) == count:
+                break
+            if (version := self.version(model_id, version_id)) is not None:
+                found.append(version)
         return found
 
-    def by_registration(self, model_id: str) -> list[Document]:
-        """The model's versions (not deleted), most recently registered first."""
-        found = self._by_registration.get(model_id)
-        if found is None:
-            versions = self.by_precedence(model_id)[1]
-            found = self._by_registration[model_id] = sorted(versions, key=_registered, reverse=True)
-        return found
+    def by_registration(self, model_id: str, count: int) -> list[Document]:
+        """The model's ``count`` most recently registered versions, newest first."""
+        versions = (v for v in self._read_model.versions.get(model_id, {}).values() if not v.get("deleted"))
+        return heapq.nlargest(count, versions, key=_registered)
 
     def reports_of(self, model_id: str, version_id: str) -> list[Document]:
         """A version's deployment reports by ``position`` (its own history's), oldest first."""

@@ -176,18 +176,20 @@ class Reads:
         key_bounds = version_range.to_filter() if version_range else {}
         scope = _fingerprint(f"{model['_id']}|{key_bounds}|{include_prerelease}|{status}|{environment}|{lifecycle}")
         last = _cursor_key(cursor, _BY_PRECEDENCE, scope, str)
-        keys, versions = self.version_orders.by_precedence(model["_id"])
-        start, end = _key_range(keys, key_bounds)
+        model_id = str(model["_id"])
+        ids, prefix = self.version_orders.precedence(model_id), f"{model_id}:"
+        start, end = _key_range(ids, {op: prefix + key for op, key in key_bounds.items()})
         if last is not None:
-            end = min(end, bisect_left(keys, last))
+            end = min(end, bisect_left(ids, prefix + last))
         mark = wanted_mark(status, environment)
         found: list[Document] = []
         for examined, position in enumerate(range(end - 1, start - 1, -1)):
-            if examined == MAX_SCANNED_VERSIONS:
-                return Page(found, encode_cursor(_BY_PRECEDENCE, keys[position + 1], scope))
-            version = versions[position]
+            if examined == MAX_SCANNED_VERSIONS:  # the next request goes on from the last one examined
+                return Page(found, encode_cursor(_BY_PRECEDENCE, ids[position + 1].removeprefix(prefix), scope))
+            version = self.version_orders.version(model_id, ids[position])
             if (
-                (include_prerelease or not version.get("prerelease"))
+                version is not None
+                and (include_prerelease or not version.get("prerelease"))
                 and (lifecycle is None or version.get("lifecycle") == lifecycle)
                 and (mark is None or mark in deployment_marks(version))
             ):
@@ -198,7 +200,7 @@ class Reads:
 
     async def every_version(self, model: Document) -> list[Document]:
         """All of ``model``'s versions, newest SemVer precedence first."""
-        return self.version_orders.by_precedence(model["_id"])[1][::-1]
+        return self.version_orders.newest(model["_id"])
 
     async def version_by_id(self, version_id: str) -> Document | None:
         """One version by document id (model id and precedence key); ``None`` if unknown or deleted."""
@@ -210,8 +212,9 @@ class Reads:
     ) -> Document | None:
         """The highest active non-prerelease version (prereleases and deprecated ones too, if asked)."""
         lifecycles = ("active", "deprecated") if include_deprecated else ("active",)
-        newest_first = reversed(self.version_orders.by_precedence(model["_id"])[1])
-        wanted = (v for v in newest_first if v.get("lifecycle") in lifecycles)
+        model_id, versions = str(model["_id"]), self.version_orders
+        newest_first = (versions.version(model_id, vid) for vid in reversed(versions.precedence(model_id)))
+        wanted = (v for v in newest_first if v is not None and v.get("lifecycle") in lifecycles)
         return next((v for v in wanted if include_prerelease or not v.get("prerelease")), None)
 
     async def children(self, version: Document, visible: dict[str, Any], limit: int) -> list[Document]:
@@ -254,7 +257,7 @@ class Reads:
         else:
             owned = [mid for mid in model_ids if (self.read_model.models.get(mid) or {}).get("team") == team]
         if what == "versions":
-            lists = [self.version_orders.by_registration(mid) for mid in owned]
+            lists = [self.version_orders.by_registration(mid, limit) for mid in owned]
             return list(islice(heapq.merge(*lists, key=_registered_at, reverse=True), limit))
         reports = [self.version_orders.reports_by_receipt(mid) for mid in owned]
         return list(islice(heapq.merge(*reports, key=_received_at, reverse=True), limit))

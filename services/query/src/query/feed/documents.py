@@ -193,7 +193,7 @@ class Feed:
         missing = [m for m in models if m["_id"] not in found]
         for done, model in enumerate(missing, start=1):
             # The model and its versions are read together, between two awaits: one state of both.
-            newest = self._reads.version_orders.by_precedence(model["_id"])[1][: -MAX_VERSIONS - 1 : -1]
+            newest = self._reads.version_orders.newest(model["_id"], MAX_VERSIONS)
             found[model["_id"]] = document(model, newest, self._render)
             self._cache.put(model, found[model["_id"]])
             if done % RENDERS_PER_YIELD == 0:

@@ -149,7 +149,7 @@ class SearchProjection:
             if model is None:
                 gone.append(model_id)
                 continue
-            newest = versions.by_precedence(model_id)[1][: -VERSIONS_PER_MODEL - 1 : -1]
+            newest = versions.newest(model_id, VERSIONS_PER_MODEL)
             docs.append(self._document(model, newest))
         return docs, gone
 
