@@ -11,7 +11,7 @@ from registration.group_commit import GroupCommit
 from registration.handlers import Command, Outcome, handle_commands
 from registration.key_events import announce_unannounced
 from registration.repository import MongoRepository
-from registration.storage import API_KEYS, create_indexes
+from registration.storage import API_KEYS, OUTBOX, create_indexes
 from registration.subscribers import register_command_subscriber, register_deployment_subscriber
 from shared.chassis import asyncapi
 from shared.chassis.http_app import service_app
@@ -21,6 +21,7 @@ from shared.chassis.mongo import make_client, pinger
 from shared.chassis.ratelimit import RateLimiter
 from shared.chassis.verifiers import VerifierBox, sealed_verifiers
 from shared.outbox.changes import ChangeLog
+from shared.outbox.reading import WindowedLog
 from shared.outbox.relay import OutboxRelay, kafka_publisher
 from shared.outbox.rows import writer_id
 
@@ -107,6 +108,7 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     service.app.include_router(keys_routes.router)
     service.app.include_router(internal_routes.router)
     service.app.include_router(log_routes.router)
+    service.app.state.event_log = WindowedLog(service.db[OUTBOX])
     service.app.state.verifier_box = verifier_box
     service.app.state.relay = relay
     service.app.state.repo = repo

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, Field
 
-from registration.storage import DELETED_VERSIONS, MODEL_VERSIONS, OUTBOX
+from registration.storage import DELETED_VERSIONS, MODEL_VERSIONS
 from shared.chassis.http_app import Service
 from shared.chassis.http_auth import guard_of
 from shared.chassis.http_params import SlugPath, VersionPath
@@ -25,6 +25,7 @@ from shared.chassis.problems import Problem, documented
 from shared.chassis.verifiers import internal_token
 from shared.contract.ids import model_id, version_id
 from shared.contract.views import Approval
+from shared.outbox.reading import WindowedLog
 from shared.outbox.rows import event_from_outbox
 
 MAX_PAGE = 1000
@@ -106,8 +107,8 @@ async def events(
 ) -> EventLogPage:
     """The events registration published on ``registry.events`` after ``after``, by position."""
     # Rows the broker refused for good (parked) were never published: they are not in the log.
-    query = {"position": {"$gt": after}, "parked_reason": {"$exists": False}}
-    rows = await _service(request).db[OUTBOX].find(query).sort("position", 1).limit(limit).to_list()
+    log: WindowedLog = request.app.state.event_log
+    rows = await log.rows_after(after, limit)
     items = [LoggedEvent.model_validate(event_from_outbox(row).model_dump(include=_LOGGED)) for row in rows]
     return EventLogPage(items=items, next_after=items[-1].revision if len(items) == limit else None)
 
