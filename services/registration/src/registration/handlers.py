@@ -87,7 +87,8 @@ async def _handle_once(
     fresh = {key: apply(batch, command, data) for key, (command, data) in parsed.items()}
     if batch.changes.outbox:
         await repo.commit(batch.changes)  # numbers the rows: their positions are the revisions
-    fresh = {key: _revised(outcome, batch.outcome_row(key)) for key, outcome in fresh.items()}
+    rows = {row.get("command_key"): row for row in batch.changes.outbox}
+    fresh = {key: _revised(outcome, rows[key]) for key, outcome in fresh.items()}
     return [fresh.get(c.key) or _replayed(c, done.get(c.key) or batch.outcome_row(c.key)) for c in commands]
 
 
