@@ -164,6 +164,8 @@ async def test_the_stand_ins_private_ports_give_nothing_without_credentials(
     )
     try:
         await query[service_database("query")]["probes"].insert_one({"by": "test"})
+        with pytest.raises(OperationFailure, match="not authorized"):  # registration's is not query's
+            await query[database]["api_keys"].find_one()
         with pytest.raises(OperationFailure, match=r"[Aa]uthentication failed"):
             await audit_as_query[service_database("audit")]["audit_log"].find_one()
         with pytest.raises(OperationFailure, match="not authorized"):  # archives are the administrator's

@@ -17,7 +17,7 @@ class AuditSettings(CommonSettings):
 
     service_name: str = "audit"
     # Its own database (AUDIT_MONGODB_DATABASE); no other service reads or writes it.
-    mongodb_database: str = "model_registry"
+    mongodb_database: str = "audit"
     http_port: int = 8083
     consumer_group: str = "audit"
     batch_max_records: int = 2000

@@ -15,7 +15,7 @@ class DeployTrackerSettings(CommonSettings):
 
     service_name: str = "deploy-tracker"
     # Its own database (DEPLOY_TRACKER_MONGODB_DATABASE); no other service reads or writes it.
-    mongodb_database: str = "model_registry"
+    mongodb_database: str = "deploy_tracker"
     http_port: int = 8082
     consumer_group: str = "deploy-tracker"
     # The consumer group keeping the tracker's table of versions from registry.events (known_versions.py).

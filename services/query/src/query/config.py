@@ -15,7 +15,7 @@ class QuerySettings(CommonSettings):
 
     service_name: str = "query"
     # Its own database (QUERY_MONGODB_DATABASE); no other service reads or writes it.
-    mongodb_database: str = "model_registry"
+    mongodb_database: str = "query"
     http_port: int = 8080
     feed_cache_documents: int = Field(
         50_000, ge=0, description="rendered feed documents kept in memory (0: render every time)"

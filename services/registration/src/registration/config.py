@@ -19,7 +19,7 @@ class RegistrationSettings(CommonSettings):
 
     service_name: str = "registration"
     # Its own database (REGISTRATION_MONGODB_DATABASE); no other service reads or writes it.
-    mongodb_database: str = "model_registry"
+    mongodb_database: str = "registration"
     http_port: int = 8081
     consumer_group: str = "registration"
     # Reads the tracker's deployment_status_changed events on registry.events (where versions run,

@@ -41,7 +41,7 @@ class BootstrapSettings(CommonSettings):
     bootstrap_admin_key: str | None = Field(None, validation_alias="BOOTSTRAP_ADMIN_KEY")
     # Registration's database (it owns API keys): the variable registration itself reads.
     registration_mongodb_database: str = Field(
-        "model_registry",
+        "registration",
         validation_alias=AliasChoices("REGISTRATION_MONGODB_DATABASE", "registration_mongodb_database"),
     )
 
