@@ -98,7 +98,7 @@ def test_a_card_renders_and_prints_its_markdown_inertly(
         get_card=lambda *_, **__: SimpleNamespace(markdown=markdown),
         get_card_markdown=lambda *_, **__: markdown,
     )
-    monkeypatch.setattr(browse, "registry", lambda _key: fake_registry(client))
+    monkeypatch.setattr(browse, "registry", lambda _key, _consistency=None: fake_registry(client))
     browse.card("fraud", "card", version=None, markdown=False, as_json=False, api_key=None)
     browse.card("fraud", "card", version=None, markdown=True, as_json=False, api_key=None)
     printed = capsys.readouterr().out
@@ -109,7 +109,7 @@ def test_a_card_renders_and_prints_its_markdown_inertly(
 def test_an_alias_answer_prints_inertly(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     moved = SimpleNamespace(alias=f"champion{CLEAR}", version=f"1.0.0\n{BIDI}", previous_version=None)
     client = SimpleNamespace(set_alias=lambda *_: moved)
-    monkeypatch.setattr(curate, "registry", lambda _key: fake_registry(client))
+    monkeypatch.setattr(curate, "registry", lambda _key, _consistency=None: fake_registry(client))
     curate.set_alias("fraud", "card", "champion", "1.0.0", as_json=False, api_key=None)
     printed = capsys.readouterr().out
     assert_inert(printed)
