@@ -262,7 +262,8 @@ class TestTheAsyncClient:
 async def test_a_platform_admin_reads_every_team(stack: EmbeddedStack, team: Team) -> None:
     async with (
         AsyncRegistryClient(team.writer, **urls(stack)) as client,
-        AsyncRegistryClient(ADMIN_KEY.token, **urls(stack)) as admin,
+        # The writer's consistency tokens travel to the admin's client: its list waits for the write.
+        AsyncRegistryClient(ADMIN_KEY.token, **(urls(stack) | {"consistency": client.consistency})) as admin,
     ):
         await client.register_version(team.name, "m", "1.0.0", **ARTIFACT)
         models = [model.name async for model in admin.team_models(team.name)]
