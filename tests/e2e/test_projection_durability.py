@@ -179,7 +179,7 @@ async def write_catalogue(stack: EmbeddedStack) -> Catalogue:
             "0.1.0 deleted": reads[f"/v1/models/{team}/fraud/versions/0.1.0"][0] == 404,
             "@prod": reads[f"/v1/models/{team}/fraud/versions/@prod"][0] == 200,
             "shared": reads[f"as {reader}: /v1/models/{team}/fraud"][0] == 200,
-            "searchable": found_by_search(reads["/v1/assistant/search?q=fraud"][1]),
+            "searchable": found_by_search(reads[f"/v1/assistant/search?q=fraud&team={team}"][1]),
             "in the reader's feed": in_feed(reads[f"as {reader}: {FEED}"][1]),
         }
         missing[:] = [name for name, holds in checks.items() if not holds]
@@ -232,7 +232,7 @@ async def read_catalogue(stack: EmbeddedStack, catalogue: Catalogue) -> dict[str
         f"/v1/models/{t}/fraud-small/versions/1.0.0/lineage",
         f"/v1/teams/{t}/versions",
         f"/v1/teams/{t}/deployments",
-        "/v1/assistant/search?q=fraud",
+        f"/v1/assistant/search?q=fraud&team={t}",  # one team: scores of others never reorder it
         f"/v1/assistant/models/{t}/fraud/card",
     ]
     reads: dict[str, tuple[int, Any]] = {}
@@ -245,7 +245,8 @@ async def read_catalogue(stack: EmbeddedStack, catalogue: Catalogue) -> dict[str
         by_id = await http.get(f"/v1/models/id/{model_id}")
         reads["/v1/models/id/{model_id}"] = (by_id.status_code, _body(by_id))
     async with client(stack, "query", catalogue.reader_key) as http:
-        for path in (model, f"{model}/versions", f"/v1/models?team={t}", "/v1/assistant/search?q=fraud", FEED):
+        search = f"/v1/assistant/search?q=fraud&team={t}"
+        for path in (model, f"{model}/versions", f"/v1/models?team={t}", search, FEED):
             response = await http.get(path)
             reads[f"as {catalogue.reader}: {path}"] = (response.status_code, _body(response))
     return reads
