@@ -140,5 +140,7 @@ async def test_a_version_is_described_deleted_ones_too_and_an_unknown_one_is_404
         "deleted": False,
     }
     assert (body["approval"]["status"], body["approval"]["comment"]) == ("approved", "ok")
+    # registration's revision of the model when it answered: at least the approval's (the tracker keeps it)
+    assert body["revision"] >= int(decided.headers["X-Registry-Consistency"].rsplit(".", 1)[1])
     assert gone.status_code == 200 and gone.json()["deleted"] is True and gone.json()["version"] == "1.0.0"
     assert (unknown.status_code, not_semver.status_code) == (404, 404)

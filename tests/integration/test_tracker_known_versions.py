@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from deploy_tracker.app import build_app as build_tracker
 from deploy_tracker.config import DeployTrackerSettings
-from deploy_tracker.known_versions import CURSOR_ID, OVERLAP_NS, KnownVersions
+from deploy_tracker.known_versions import CURSOR_ID, OVERLAP_NS, KnownVersions, fact_of
 from deploy_tracker.storage import CURSORS, DEPLOYMENTS, INDEXES, KNOWN_VERSIONS
 from registration.app import build_app as build_registration
 from registration.config import RegistrationSettings
@@ -268,6 +268,47 @@ class TestKnownVersions:
         ]
         row = await stack.tracker_db[KNOWN_VERSIONS].find_one({"_id": version_id("fraud", name, "1.0.0")})
         assert row is not None and (row["approval"]["status"], row["status"]) == ("approved", "deployed")
+
+    async def test_an_approval_registration_confirms_before_its_event_arrives_lets_the_report_through(
+        self, stack: Stack, unique: str
+    ) -> None:
+        # Approve, then deploy to prod at once: the report may overtake the approval event.
+        name, first, approved_at = f"m-{unique}", 1_800_000_000_000_000_000, 1_800_000_000_000_000_050
+        vid = version_id("fraud", name, "1.0.0")
+        stack.fake.events = [logged_registration("fraud", name, first)]  # registered; the approval not delivered
+        stack.fake.versions[("fraud", name, "1.0.0")] = {
+            "model_id": model_id("fraud", name),
+            "version_id": vid,
+            "team": "fraud",
+            "name": name,
+            "version": "1.0.0",
+            "approval": {"status": "approved", "by": "k1", "at": datetime.now(UTC).isoformat(), "comment": None},
+            "deleted": False,
+            "revision": approved_at,
+        }
+        async with (
+            running_registration(stack.registration) as registration,
+            loopback(registration, stack.fake) as url,
+            running_tracker(stack, url),
+        ):
+
+            async def known() -> dict[str, Any] | None:
+                return await stack.tracker_db[KNOWN_VERSIONS].find_one({"_id": vid, "revision": {"$gte": 0}})
+
+            row = await until(known, timeout=30, what="the version known from the catch-up")
+            assert row["approval"] is None  # pending, as far as the tracker's events go
+            recorded = await outcome_of(stack, await report(stack, "fraud", name, "deploying", environment="prod"))
+            assert recorded["outcome"] == "applied", recorded
+        assert stack.fake.asked.count(f"/internal/v1/versions/fraud/{name}/1.0.0") == 1  # re-checked once
+        kept = await stack.tracker_db[KNOWN_VERSIONS].find_one({"_id": vid})
+        assert kept is not None and (kept["approval"]["status"], kept["revision"]) == ("approved", approved_at)
+        # An older event arriving late does not undo what registration said.
+        older = {"model_id": model_id("fraud", name), "team": "fraud", "name": name, "version": "1.0.0"}
+        late = fact_of(messages.VERSION_APPROVAL_CHANGED, older | {"to": "pending"}, None, approved_at - 1)
+        assert late is not None
+        await KnownVersions(stack.tracker_db).learn([late])
+        still = await stack.tracker_db[KNOWN_VERSIONS].find_one({"_id": vid})
+        assert still is not None and still["approval"]["status"] == "approved"
 
     async def test_at_start_it_catches_up_from_registrations_log_retrying_while_it_is_away(
         self, stack: Stack, unique: str

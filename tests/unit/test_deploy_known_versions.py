@@ -252,3 +252,70 @@ class TestEvents:
 
     def test_no_token_for_a_report_filed_under_no_model(self) -> None:
         assert consistency_header({"_id": "fraud/x", "outcome": "rejected"}) == {}
+
+
+GATED = frozenset({"prod"})
+APPROVED_AT_9 = row_of_lookup(LOOKED_UP | {"revision": 9})
+
+
+class TestTheApprovalRecheck:
+    """A report the gate would refuse asks registration once more: the approval event may be on its way."""
+
+    async def test_an_approval_registration_confirms_is_kept_and_the_report_applied(self) -> None:
+        repo, recheck = tracker(registered()), FakeLookup(APPROVED_AT_9)
+        reports = [report("deploying"), report("deployed")]
+        rows = await handle_reports(reports, repo=repo, approval_environments=GATED, recheck=recheck)
+        assert recheck.asked == [("fraud", "card", "1.0.0")]  # once for the batch
+        assert [row["outcome"] for row in rows] == ["applied", "applied"]
+        kept = repo.versions[VID]
+        assert (kept["approval"], kept["revision"], kept["status"]) == ({"status": "approved"}, 9, "deployed")
+
+    async def test_an_older_event_arriving_later_does_not_undo_it(self) -> None:
+        repo = tracker(registered())
+        await handle_reports(
+            [report("deploying")], repo=repo, approval_environments=GATED, recheck=FakeLookup(APPROVED_AT_9)
+        )
+        fact = fact_of_item(approval("pending", 5))
+        assert fact is not None
+        apply_fact(repo.versions, fact)
+        assert repo.versions[VID]["approval"] == {"status": "approved"}
+
+    async def test_a_newer_event_already_kept_is_not_overwritten(self) -> None:
+        repo = tracker(registered(), approval("rejected", 12))
+        answer = row_of_lookup(LOOKED_UP | {"revision": 9})
+        [row] = await handle_reports(
+            [report("deploying")], repo=repo, approval_environments=GATED, recheck=FakeLookup(answer)
+        )
+        assert (row["outcome"], row["reason"]) == ("rejected", "not_approved")  # the answer is older
+        assert (repo.versions[VID]["approval"]["status"], repo.versions[VID]["revision"]) == ("rejected", 12)
+
+    async def test_still_pending_is_refused_not_approved(self) -> None:
+        repo = tracker(registered())
+        recheck = FakeLookup(row_of_lookup(LOOKED_UP | {"approval": {"status": "pending"}, "revision": 9}))
+        [row] = await handle_reports([report("deploying")], repo=repo, approval_environments=GATED, recheck=recheck)
+        assert (row["outcome"], row["reason"]) == ("rejected", "not_approved")
+        assert len(recheck.asked) == 1 and repo.versions[VID]["approval"] is None
+
+    async def test_registration_away_is_refused_not_approved(self) -> None:
+        def away(request: httpx.Request) -> httpx.Response:
+            raise httpx.ConnectError("refused", request=request)
+
+        for handler in (away, lambda _: httpx.Response(503)):
+            recheck = VersionLookup(registration(handler)).recheck
+            repo = tracker(registered())
+            [row] = await handle_reports([report("deploying")], repo=repo, approval_environments=GATED, recheck=recheck)
+            assert (row["outcome"], row["reason"]) == ("rejected", "not_approved")
+
+    async def test_reports_the_gate_lets_through_ask_nothing(self) -> None:
+        repo, recheck = tracker(registered()), FakeLookup(APPROVED_AT_9)
+        await handle_reports(
+            [report("deploying", environment="staging")], repo=repo, approval_environments=GATED, recheck=recheck
+        )
+        assert recheck.asked == []
+
+    async def test_the_recheck_passes_the_miss_cache_and_reads_the_revision(self) -> None:
+        answers = iter([httpx.Response(404), httpx.Response(200, json=LOOKED_UP | {"revision": "9"})])
+        lookup = VersionLookup(registration(lambda _: next(answers)), forget_after=60)
+        assert await lookup("fraud", "card", "1.0.0") is None  # a miss, remembered
+        row = await lookup.recheck("fraud", "card", "1.0.0")
+        assert row is not None and (row["approval"], row["revision"]) == ({"status": "approved"}, 9)

@@ -64,7 +64,9 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
     lookup = VersionLookup(registration, forget_after=settings.version_lookup_forget_seconds)
 
     async def handle_batch(reports: list[Report]) -> None:
-        history = await handle_reports(reports, repo=repo, approval_environments=approval_environments, lookup=lookup)
+        history = await handle_reports(
+            reports, repo=repo, approval_environments=approval_environments, lookup=lookup, recheck=lookup.recheck
+        )
         relay.notify()
         for row in history:
             metrics.REPORTS.labels(row["outcome"], row.get("reason", "")).inc()

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from deploy_tracker.effects import Stamp, emit_rejection, emit_report_recorded, emit_status_change, record
 from deploy_tracker.reports import Refused, Rejected, Report, Reported, judge, parse, status_after
+from deploy_tracker.transitions import APPROVED, approval_status
 from shared.contract.documents import Document
 from shared.contract.ids import version_id
 from shared.outbox.rows import OutboxLog
@@ -41,6 +42,9 @@ class Changes:
     history: list[Document] = field(default_factory=list)
     learned: list[Document] = field(default_factory=list)  # versions registration told of, new to the table
     version_sets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # approvals registration confirmed on a re-check: version id -> {"approval", "revision"}, kept only
+    # over an older revision (an event older than registration's answer never undoes it)
+    approvals: dict[str, dict[str, Any]] = field(default_factory=dict)
     outbox: list[Document] = field(default_factory=list)
     filed: list[tuple[Document, tuple[Document, ...]]] = field(default_factory=list)
 
@@ -113,12 +117,15 @@ async def handle_reports(
     repo: Repository,
     approval_environments: Collection[str] = frozenset(),
     lookup: Lookup | None = None,
+    recheck: Lookup | None = None,
 ) -> list[Document]:
     """Record every new report in history (applied or not); return the history rows written.
 
     ``approval_environments`` are where a version goes to work only once approved (none unless given:
     the service's setting, default ``prod``, decides). A version the tracker does not know yet is
-    asked of registration through ``lookup`` (its event may still be on its way), and kept.
+    asked of registration through ``lookup`` (its event may still be on its way), and kept. A report
+    the approval gate would refuse asks registration once more through ``recheck`` (the approval event
+    may still be on its way too): an approval registration confirms is kept and the report judged on it.
     """
     now, first_position = datetime.now(UTC), time.time_ns()
     fresh = _first_of_each(reports, await repo.seen([r.key for r in reports]))
@@ -127,6 +134,7 @@ async def handle_reports(
     known = await repo.versions_by_id(sorted(wanted))
     learned = await _look_up([d for vid, d in wanted.items() if vid not in known], lookup)
     batch = _Batch(known, learned)
+    await _recheck_approvals(parsed, batch, recheck, approval_environments)
     for offset, (report, data) in enumerate(parsed):
         stamp = Stamp(now, first_position + offset)
         effects = handle_report(
@@ -144,6 +152,34 @@ async def _look_up(unknown: Sequence[Reported], lookup: Lookup | None) -> dict[s
         return {}
     answers = await asyncio.gather(*(lookup(d.team, d.name, d.version) for d in unknown))
     return {row["_id"]: row for row in answers if row is not None}
+
+
+async def _recheck_approvals(
+    parsed: Sequence[tuple[Report, Reported | Rejected]],
+    batch: _Batch,
+    recheck: Lookup | None,
+    approval_environments: Collection[str],
+) -> None:
+    """Ask registration once per version the approval gate would refuse; keep the approvals it confirms."""
+    if recheck is None:
+        return
+    refused: dict[str, Reported] = {}
+    for report, data in parsed:
+        verdict = judge(report, data, batch.versions, approval_environments=approval_environments)
+        if isinstance(verdict, Refused) and verdict.why.reason == "not_approved" and verdict.data is not None:
+            refused.setdefault(version_id(verdict.data.team, verdict.data.name, verdict.data.version), verdict.data)
+    if not refused:
+        return
+    answers = await asyncio.gather(*(recheck(d.team, d.name, d.version) for d in refused.values()))
+    for vid, row in zip(refused, answers, strict=True):
+        if row is None or row.get("deleted") or approval_status(row) != APPROVED:
+            continue
+        revision = row.get("revision")
+        if revision is not None and revision <= batch.versions[vid].get("revision", 0):
+            continue  # the table already holds a newer event than this answer
+        batch.versions[vid]["approval"] = row["approval"]
+        if revision is not None:  # without one, only this batch relies on it
+            batch.changes.approvals[vid] = {"approval": row["approval"], "revision": revision}
 
 
 def _first_of_each(reports: Iterable[Report], seen: set[str]) -> list[Report]:

@@ -7,7 +7,8 @@ knowledge comes from three events on ``registry.events`` (only service-signed on
 the table catches up from registration's event log (``GET /internal/v1/events``, from five minutes
 before the highest position it has seen), retrying in the background while registration is away;
 a report naming a version the table does not know yet asks registration once for it
-(:class:`VersionLookup`), since its registration event may still be on its way.
+(:class:`VersionLookup`), since its registration event may still be on its way; so does a report the
+approval gate would refuse (:meth:`VersionLookup.recheck`), since its approval event may be too.
 
 Events are applied in revision order per version: one older than what a row already holds (the
 catch-up overlaps the consumer) changes nothing.
@@ -127,7 +128,9 @@ def row_of_lookup(answer: Mapping[str, Any]) -> Document:
     """The row of a version registration described (``GET /internal/v1/versions/…``)."""
     identity = {k: answer[k] for k in ("model_id", "team", "name", "version")}
     vid = str(answer.get("version_id") or version_id(answer["team"], answer["name"], answer["version"]))
-    return new_row(vid, identity) | {"approval": answer.get("approval"), "deleted": bool(answer.get("deleted"))}
+    row = new_row(vid, identity) | {"approval": answer.get("approval"), "deleted": bool(answer.get("deleted"))}
+    # registration's revision of the model when it answered: no older event may undo what it said
+    return row | {"revision": revision} if (revision := _revision(answer.get("revision"))) is not None else row
 
 
 class KnownVersions:
@@ -297,6 +300,22 @@ class VersionLookup:
             return None
         self._misses.pop(vid, None)
         return row_of_lookup(answer)
+
+    async def recheck(self, team: str, name: str, version: str) -> Document | None:
+        """Ask registration again for a version the table holds unapproved (its approval event may be on its way).
+
+        Past the miss cache, bounded by the client's timeout; ``None`` when registration does not
+        answer or knows no such version (the report is then refused as before).
+        """
+        try:
+            answer = await self._registration.version(team, name, version)
+        except RegistrationUnavailable as exc:
+            log.warning("approval re-check failed", version_id=version_id(team, name, version), error=str(exc))
+            return None
+        try:
+            return row_of_lookup(answer) if answer is not None else None
+        except KeyError:
+            return None
 
 
 class CatchUp:

@@ -44,3 +44,6 @@ class InMemoryRepository(InMemoryOutboxLog):
             for vid, fields in changes.version_sets.items():
                 if vid in self.versions:  # like an update without upsert
                     self.versions[vid].update(copy.deepcopy(fields))
+            for vid, fields in changes.approvals.items():
+                if vid in self.versions and self.versions[vid].get("revision", 0) < fields["revision"]:
+                    self.versions[vid].update(copy.deepcopy(fields))

@@ -40,6 +40,11 @@ class MongoRepository(MongoOutboxLog):
             # A version learned from registration is kept unless an event brought it meanwhile.
             updates = [_insert_if_new(row) for row in changes.learned]
             updates += [UpdateOne({"_id": vid}, {"$set": fields}) for vid, fields in changes.version_sets.items()]
+            # An approval registration confirmed, unless an event at least as new is already there.
+            updates += [
+                UpdateOne({"_id": vid, "revision": {"$lt": fields["revision"]}}, {"$set": fields})
+                for vid, fields in changes.approvals.items()
+            ]
             if updates:
                 await self._versions.bulk_write(updates, session=session)
             if changes.outbox:

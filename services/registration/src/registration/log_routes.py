@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, Field
 
-from registration.storage import DELETED_VERSIONS, MODEL_VERSIONS
+from registration.storage import DELETED_VERSIONS, MODEL_VERSIONS, OUTBOX
 from shared.chassis.http_app import Service
 from shared.chassis.http_auth import guard_of
 from shared.chassis.http_params import SlugPath, VersionPath
@@ -64,6 +64,11 @@ class VersionKnown(BaseModel):
     version: str
     approval: Approval
     deleted: bool
+    revision: int | None = Field(
+        default=None,
+        description="registration's revision of the model when it was read (its latest outbox position, D2): "
+        "events of the version at or below it are already reflected here",
+    )
 
 
 async def _service_or_platform_admin(
@@ -124,6 +129,9 @@ async def version(team: SlugPath, name: SlugPath, version: VersionPath, request:
     except ValueError:
         raise Problem("not_found", f"{team}/{name} has no version {version[:64]!r}") from None
     db = _service(request).db
+    # Read before the version, so the answer reflects at least every event up to this revision.
+    mid = model_id(team, name)
+    latest = await db[OUTBOX].find_one({"model_id": mid}, {"position": 1}, sort=[("position", -1)])
     stored = await db[MODEL_VERSIONS].find_one({"_id": vid}, {"version": 1, "approval": 1})
     deleted = stored is None
     if deleted:  # its tombstone: the number stays taken
@@ -131,11 +139,12 @@ async def version(team: SlugPath, name: SlugPath, version: VersionPath, request:
     if stored is None:
         raise Problem("not_found", f"{team}/{name} has no version {version[:64]!r}")
     return VersionKnown(
-        model_id=model_id(team, name),
+        model_id=mid,
         version_id=vid,
         team=team,
         name=name,
         version=stored["version"],
         approval=Approval.model_validate(stored.get("approval") or {}),
         deleted=deleted,
+        revision=int(latest["position"]) if latest and latest.get("position") is not None else None,
     )
