@@ -22,8 +22,11 @@ async def scenario_step(stack: EmbeddedStack, team: str, step: int, correlation:
     headers = {**ADMIN, "X-Correlation-ID": correlation}
     body = {"version": f"1.{step}.0", "framework": "onnx", "artifact_uri": "s3://bucket/key"}
     async with httpx.AsyncClient(headers=headers) as http:
-        await http.post(f"{stack.url('registration')}/v1/models/{team}/m/versions", json=body)
-        await http.get(f"{stack.url('query')}/v1/models/{team}/m")
+        written = await http.post(f"{stack.url('registration')}/v1/models/{team}/m/versions", json=body)
+        # With the write's token, the read waits for the read model, so it is a read of the model
+        # (audited as registry.access.read), never a 404 from a model not yet projected.
+        token = {"X-Registry-Consistency": written.headers["X-Registry-Consistency"]}
+        await http.get(f"{stack.url('query')}/v1/models/{team}/m", headers=token)
         await http.get(f"{stack.url('query')}/v1/models/{team}/m", headers={"Authorization": "Bearer mr_bad"})
     command = register_event(team, "k", f"1.{step}.0", token=ADMIN_KEY.token, correlation_id=correlation)
     value, record_headers = binary_record(command)
