@@ -17,7 +17,6 @@ catch-up overlaps the consumer) changes nothing.
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -34,7 +33,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from deploy_tracker.storage import CURSORS, DEPLOYMENTS, KNOWN_VERSIONS
 from deploy_tracker.transitions import overall
 from shared.chassis.settings import CommonSettings
-from shared.chassis.verifiers import INTERNAL_TOKEN_HEADER, internal_token
+from shared.chassis.verifiers import internal_client, internal_token
 from shared.contract import messages
 from shared.contract.documents import Document
 from shared.contract.envelope import CloudEvent
@@ -225,14 +224,7 @@ class Registration:
         ca_file: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            timeout=timeout,
-            verify=verify,
-            transport=transport,
-            headers={INTERNAL_TOKEN_HEADER: token},
-        )
+        self._client = internal_client(base_url, token, timeout=timeout, ca_file=ca_file, transport=transport)
 
     @classmethod
     def of(cls, settings: CommonSettings, *, timeout: float = 2.0) -> Registration:

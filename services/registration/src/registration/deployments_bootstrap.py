@@ -10,7 +10,6 @@ While the tracker is unreachable the bootstrap is retried in the background; the
 from __future__ import annotations
 
 import asyncio
-import ssl
 from typing import Any
 
 import httpx
@@ -19,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from registration.config import RegistrationSettings
 from registration.deployments import DeployedEnvironments, status_seen
-from shared.chassis.verifiers import INTERNAL_TOKEN_HEADER, internal_token
+from shared.chassis.verifiers import internal_client, internal_token
 
 log = structlog.get_logger(__name__)
 EVENTS_PATH = "/internal/v1/events"
@@ -55,14 +54,7 @@ class TrackerLog:
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            timeout=timeout,
-            verify=verify,
-            transport=transport,
-            headers={INTERNAL_TOKEN_HEADER: token},
-        )
+        self._client = internal_client(base_url, token, timeout=timeout, ca_file=ca_file, transport=transport)
 
     @classmethod
     def of(cls, settings: RegistrationSettings) -> TrackerLog:

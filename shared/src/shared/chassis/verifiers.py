@@ -79,6 +79,25 @@ def internal_token(settings: CommonSettings) -> str:
     return hmac.new(base.encode(), b"registry-internal-api-v1", hashlib.sha256).hexdigest()
 
 
+def internal_client(
+    base_url: str,
+    token: str,
+    *,
+    timeout: float,
+    ca_file: str | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """An HTTP client for another service's internal routes: its URL, the services' credential, the internal CA."""
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
+    return httpx.AsyncClient(
+        base_url=base_url.rstrip("/"),
+        timeout=timeout,
+        verify=verify,
+        transport=transport,
+        headers={INTERNAL_TOKEN_HEADER: token},
+    )
+
+
 def sealed_verifiers(box: VerifierBox) -> VerifierSource:
     """Verifiers read from the key records themselves (registration, which owns them)."""
 
