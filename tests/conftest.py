@@ -23,6 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from registry_cli.config import StackSettings, throwaway_settings
 from registry_cli.secrets import load_or_create
 from registry_cli.stack import EmbeddedStack
+from shared.chassis.logs import configure_logging
 from tests.browser import browser_page, chromium_browser, phone_page
 from tests.factories import ADMIN_KEY
 from tests.infra import Infra, external_infra, testcontainers_infra
@@ -155,6 +156,35 @@ async def _remember_the_session_loop() -> AsyncIterator[None]:
     _session_loop = asyncio.get_running_loop()
     yield
     _session_loop = None
+
+
+@pytest.fixture(autouse=True)
+async def _no_background_task_outlives_its_service() -> AsyncIterator[None]:
+    """Fail a test whose in-process service left a supervised background task running.
+
+    Every test shares one event loop: a task that survived its service's shutdown (it swallowed
+    the cancellation) runs for the rest of the session and slows every test after it.
+    """
+    before = asyncio.all_tasks()
+    yield
+    leaked = [
+        task.get_name()
+        for task in asyncio.all_tasks() - before
+        if not task.done() and getattr(task.get_coro(), "__qualname__", "") == "TaskSupervisor.keep"
+    ]
+    for task in asyncio.all_tasks() - before:
+        if task.get_name() in leaked:
+            task.cancel()  # the next tests run without it
+    assert not leaked, f"background tasks still running after their service stopped: {sorted(leaked)}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Log in-process services as the services log: plain text at INFO.
+
+    Unconfigured, structlog prints every DEBUG line and renders each traceback with rich, which
+    costs a CPU-second a time: a task failing in a loop then starves the event loop every test shares.
+    """
+    configure_logging(service="tests", fmt="console", level="INFO")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -37,7 +37,8 @@ class Readiness:
         failed: dict[str, str] = {}
         for name, check in self.checks.items():
             try:
-                await asyncio.wait_for(check(), self.timeout)
+                async with asyncio.timeout(self.timeout):  # not wait_for: see shared.outbox.relay
+                    await check()
                 DEPENDENCY_UP.labels(name).set(1)
             except Exception as exc:  # any failure means not ready; say which and why
                 DEPENDENCY_UP.labels(name).set(0)

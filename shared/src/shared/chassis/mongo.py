@@ -42,7 +42,8 @@ def pinger(client: AsyncMongoClient[Document], *, timeout: float = 2.0) -> Calla
 
     async def reachable() -> bool:
         try:
-            await asyncio.wait_for(client.admin.command("ping"), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see shared.outbox.relay
+                await client.admin.command("ping")
         except Exception:  # any failure to answer is "not reachable"
             return False
         return True

@@ -157,6 +157,9 @@ class OutboxRelay:
                 last_sample = time.monotonic()
                 with contextlib.suppress(Exception):  # the database may be away; next time
                     await self.sample()
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for returns when the event is set
+            # in the same turn as a cancellation and swallows it, leaving the relay running for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
             self._wake.clear()

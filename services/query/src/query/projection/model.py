@@ -99,7 +99,8 @@ class ReadModel:
         entry = (tokens, waiter)
         self._waiters.append(entry)
         try:
-            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see shared.outbox.relay
+                await asyncio.shield(waiter)
         except TimeoutError:
             return self.has_reached(tokens)
         finally:

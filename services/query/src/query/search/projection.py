@@ -108,7 +108,8 @@ class SearchProjection:
                 return False
             waiting = self._applied if self.built.is_set() else self.built
             try:
-                await asyncio.wait_for(waiting.wait(), remaining)
+                async with asyncio.timeout(remaining):  # not wait_for: see shared.outbox.relay
+                    await waiting.wait()
             except TimeoutError:
                 return False
         return True

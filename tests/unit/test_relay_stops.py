@@ -1,0 +1,31 @@
+"""The outbox relay stops when cancelled, even when a commit wakes it in the same turn.
+
+Found: in-process services left their relay running after shutdown. Python 3.11's ``wait_for``
+returns the awaited result when it completes in the turn the cancellation arrives, swallowing the
+cancellation; the relay then looped for ever, logging its closed client's errors.
+"""
+
+import asyncio
+
+import pytest
+
+from shared.outbox.memory import InMemoryOutboxLog
+from shared.outbox.relay import OutboxRelay
+
+pytestmark = pytest.mark.unit
+
+
+async def test_a_relay_woken_as_it_is_cancelled_stops() -> None:
+    async def publish(rows: list[dict[str, object]]) -> list[tuple[dict[str, object], str]]:
+        return []
+
+    for _ in range(20):  # each round races the wake-up against the cancellation once
+        relay = OutboxRelay(repo=InMemoryOutboxLog(), publish=publish, batch_size=10, interval=30)
+        task = asyncio.create_task(relay.run())
+        for _ in range(5):
+            await asyncio.sleep(0)  # the relay drained and waits for a wake-up
+        relay.notify()
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=1)
+        assert task in done, "the relay swallowed its cancellation and kept running"
+        assert task.cancelled()
