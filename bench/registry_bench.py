@@ -34,7 +34,9 @@ from stand_in import add_stand_in_rows, bound_per_s, measure_ceiling, oplog_posi
 from registration.handlers import Command, event_from_outbox, handle_commands
 from registration.repository import MongoRepository
 from registry_cli.database_users import service_database
+from registry_cli.secrets import load_or_create
 from registry_cli.stack import EmbeddedStack, throwaway_stack, unthrottled_admin_key
+from shared.chassis.signing import EventSigner
 from shared.contract.auth import Principal
 from shared.contract.envelope import CloudEvent
 from shared.contract.messages import REGISTER_MODEL_VERSION
@@ -191,11 +193,15 @@ async def load_versions(stack: EmbeddedStack, versions: int) -> tuple[float, flo
     producer = AIOKafkaProducer(bootstrap_servers=stack.settings.kafka_bootstrap, acks="all", linger_ms=5)
     await producer.start()
 
+    # Signed with the stack's key, as registration's relay signs: the query applies nothing else.
+    signer = EventSigner(load_or_create(stack.settings.data_dir).event_signing_key.encode())
+
     async def publish(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
         futures = []
         for row in rows:
-            value, headers = event_from_outbox(row).to_kafka()
-            futures.append(await producer.send("registry.events", value, key=row["key"].encode(), headers=headers))
+            value, headers = signer.encode(event_from_outbox(row))
+            encoded = [(name, raw.encode()) for name, raw in headers.items()]
+            futures.append(await producer.send("registry.events", value, key=row["key"].encode(), headers=encoded))
         await asyncio.gather(*futures)
         return []
 
@@ -206,7 +212,19 @@ async def load_versions(stack: EmbeddedStack, versions: int) -> tuple[float, flo
     await repo.forget_writer(repo.writer)
     await producer.stop()
     await client.close()
+    last = models - 1
+    await projected(stack, f"/v1/models/team-{last % teams:02d}/model-{last:05d}/versions/{per_model - 1}.0.0")
     return versions / elapsed, relay_rate
+
+
+async def projected(stack: EmbeddedStack, path: str, *, timeout: float = 600) -> None:
+    """Wait until the query's projection answers ``path`` (its reads come from events, not the database)."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=stack.url("query"), timeout=30, headers=auth(stack)) as http:
+        while (await http.get(path)).status_code != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the query had not projected {path} after {timeout:g} s")
+            await asyncio.sleep(0.5)
 
 
 async def bench_reads(stack: EmbeddedStack, versions: int, requests: int) -> dict[str, Any]:

@@ -22,36 +22,17 @@ API_KEYS = "api_keys"
 # version id -> {environment: status}; refuses deleting a version that runs somewhere.
 DEPLOYED_ENVIRONMENTS = "deployed_environments"
 
+# Only what registration itself reads: models and versions by id, a model's versions by precedence
+# (a delete picks the next headline), the outbox by command, by writer, by model and by position.
+# Lists, filters, feeds and lineage are the query's, answered from its projection.
 INDEXES: dict[str, list[IndexModel]] = {
-    MODELS: [
-        IndexModel([("team", ASCENDING), ("name", ASCENDING)], unique=True, name="team_name"),
-        # Keyset pagination: every sort has a unique key, alone and behind each equality filter.
-        IndexModel([("created_key", DESCENDING)], name="created"),
-        IndexModel([("updated_key", DESCENDING)], name="updated"),
-        IndexModel([("name_key", ASCENDING)], name="name_key"),
-        IndexModel([("team", ASCENDING), ("created_key", DESCENDING)], name="team_created"),
-        IndexModel([("readers", ASCENDING), ("created_key", DESCENDING)], name="readers_created"),
-        IndexModel([("framework", ASCENDING), ("created_key", DESCENDING)], name="framework_created"),
-        IndexModel([("deployment_targets", ASCENDING), ("created_key", DESCENDING)], name="targets_created"),
-        IndexModel([("tag_pairs", ASCENDING), ("created_key", DESCENDING)], name="tags_created"),
-        IndexModel([("feed_key", ASCENDING)], name="feed"),
-        IndexModel([("readers", ASCENDING), ("feed_key", ASCENDING)], name="readers_feed"),
-        IndexModel([("former_readers", ASCENDING), ("feed_key", ASCENDING)], name="former_readers_feed"),
-    ],
+    MODELS: [IndexModel([("team", ASCENDING), ("name", ASCENDING)], unique=True, name="team_name")],
     MODEL_VERSIONS: [
-        # Lineage: the versions derived from one version (only versions that name a parent).
-        IndexModel(
-            [("parent.team", ASCENDING), ("parent.name", ASCENDING), ("parent.version", ASCENDING)],
-            name="children",
-            sparse=True,
-        ),
         # SemVer precedence uniqueness is the _id itself (model id + precedence key). The headline
         # candidates: a model's versions by precedence.
         IndexModel(
             [("model_id", ASCENDING), ("prerelease", ASCENDING), ("version_key", DESCENDING)], name="model_stable"
         ),
-        IndexModel([("status", ASCENDING), ("model_id", ASCENDING)], name="status_model"),
-        IndexModel([("team", ASCENDING), ("created_at", DESCENDING)], name="team_recent"),
     ],
     DELETED_VERSIONS: [],
     OUTBOX: [
@@ -65,19 +46,37 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
         # The relay reads each writer's rows after its checkpoint.
         IndexModel([("writer", ASCENDING), ("seq", ASCENDING)], name="writer_seq"),
+        # A model's newest revision (GET /internal/v1/versions answers it).
         IndexModel([("model_id", ASCENDING), ("position", ASCENDING)], name="model_history"),
         # The event log (GET /internal/v1/events) pages through every row in position order.
         IndexModel([("position", ASCENDING)], name="position"),
     ],
     RELAY_CHECKPOINTS: [],
-    SHARES: [IndexModel([("with_team", ASCENDING)], name="with_team")],
+    SHARES: [],
     API_KEYS: [IndexModel([("team", ASCENDING)], name="team")],
     DEPLOYED_ENVIRONMENTS: [],
 }
 
-# Indexes earlier versions created that now stand in the way (dropped when found).
+# Indexes earlier versions created that are no longer read here (dropped when found): each one
+# cost every write a further entry on the database server.
 RETIRED_INDEXES: dict[str, list[str]] = {
     OUTBOX: ["causation"],  # unique on the bare ce_id: one id namespace for every team
+    # The query's lists, feed and lineage, served by its projection since each service owns its data.
+    MODELS: [
+        "created",
+        "updated",
+        "name_key",
+        "team_created",
+        "readers_created",
+        "framework_created",
+        "targets_created",
+        "tags_created",
+        "feed",
+        "readers_feed",
+        "former_readers_feed",
+    ],
+    MODEL_VERSIONS: ["children", "status_model", "team_recent"],
+    SHARES: ["with_team"],
 }
 
 

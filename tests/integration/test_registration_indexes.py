@@ -1,0 +1,47 @@
+"""Registration indexes only what it reads itself; an upgrade drops what the query's lists needed.
+
+Every index is one more entry each write makes on the database server. Since the query answers
+lists, feeds and lineage from its projection, registration reads models and versions by id, a
+model's versions by precedence, and its outbox.
+"""
+
+from typing import Any
+
+import pytest
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from registration.storage import MODEL_VERSIONS, MODELS, SHARES, create_indexes
+
+pytestmark = pytest.mark.integration
+
+# What registration created before the query read from its projection.
+EARLIER = {
+    MODELS: [
+        IndexModel([("team", ASCENDING), ("name", ASCENDING)], unique=True, name="team_name"),
+        IndexModel([("created_key", DESCENDING)], name="created"),
+        IndexModel([("readers", ASCENDING), ("feed_key", ASCENDING)], name="readers_feed"),
+        IndexModel([("tag_pairs", ASCENDING), ("created_key", DESCENDING)], name="tags_created"),
+    ],
+    MODEL_VERSIONS: [
+        IndexModel([("status", ASCENDING), ("model_id", ASCENDING)], name="status_model"),
+        IndexModel([("team", ASCENDING), ("created_at", DESCENDING)], name="team_recent"),
+    ],
+    SHARES: [IndexModel([("with_team", ASCENDING)], name="with_team")],
+}
+
+
+async def test_an_upgrade_keeps_only_the_indexes_registration_reads(
+    mongo_database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    for collection, indexes in EARLIER.items():
+        await mongo_database[collection].create_indexes(indexes)
+    await mongo_database[MODELS].insert_one({"_id": "fraud/card", "team": "fraud", "name": "card"})
+
+    await create_indexes(mongo_database)
+    await create_indexes(mongo_database)  # every start runs it: idempotent
+
+    assert set(await mongo_database[MODELS].index_information()) == {"_id_", "team_name"}
+    assert set(await mongo_database[MODEL_VERSIONS].index_information()) == {"_id_", "model_stable"}
+    assert set(await mongo_database[SHARES].index_information()) == {"_id_"}
+    assert await mongo_database[MODELS].count_documents({}) == 1  # documents untouched
