@@ -9,6 +9,7 @@ import asyncio
 
 import pytest
 
+from shared.chassis.supervision import stop_if_cancelled
 from shared.outbox.memory import InMemoryOutboxLog
 from shared.outbox.relay import OutboxRelay
 
@@ -29,3 +30,24 @@ async def test_a_relay_woken_as_it_is_cancelled_stops() -> None:
         done, _ = await asyncio.wait([task], timeout=1)
         assert task in done, "the relay swallowed its cancellation and kept running"
         assert task.cancelled()
+
+
+async def test_a_loop_whose_cancellation_a_library_swallowed_stops_at_its_next_turn() -> None:
+    swallowed = asyncio.Event()
+
+    async def swallowing_wait() -> None:  # what 3.11's wait_for does when its result arrives with the cancel
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            swallowed.set()
+
+    async def background_loop() -> None:
+        while True:
+            await swallowing_wait()
+            stop_if_cancelled()
+
+    task = asyncio.create_task(background_loop())
+    await asyncio.sleep(0)
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=1)
+    assert swallowed.is_set() and task in done and task.cancelled()

@@ -48,6 +48,7 @@ EVENTS_PATH = "/internal/v1/events"
 VERSION_PATH = "/internal/v1/versions/{team}/{name}/{version}"
 CURSOR_ID = "registration"  # the cursor of registration's event log in ``cursors``
 OVERLAP_NS = 300 * 10**9  # the catch-up re-reads five minutes before the highest position seen
+CURSOR_SAVE_SECONDS = 2.0  # the cursor is stored at most this often (far inside OVERLAP_NS)
 PAGE = 1000
 
 
@@ -137,6 +138,7 @@ class KnownVersions:
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._rows, self._cursors, self._history = db[KNOWN_VERSIONS], db[CURSORS], db[DEPLOYMENTS]
+        self._seen, self._saved_at = 0, -CURSOR_SAVE_SECONDS  # the first position seen is stored at once
 
     async def restore_deployment_state(self) -> int:
         """Fill an empty table with each reported version's deployment state, from the tracker's own history.
@@ -195,8 +197,18 @@ class KnownVersions:
         return int(doc["position"]) if doc else 0
 
     async def saw(self, position: int) -> None:
-        """Remember ``position`` as seen (the cursor never moves back)."""
-        await self._cursors.update_one({"_id": CURSOR_ID}, {"$max": {"position": position}}, upsert=True)
+        """Remember ``position`` as seen (the cursor never moves back), stored at most every few seconds.
+
+        A write per event cost every registration one more durable update on the database server.
+        A cursor up to :data:`CURSOR_SAVE_SECONDS` behind loses nothing: the catch-up re-reads five
+        minutes (:data:`OVERLAP_NS`) before it.
+        """
+        self._seen = max(self._seen, position)
+        now = time.monotonic()
+        if now - self._saved_at < CURSOR_SAVE_SECONDS:
+            return
+        self._saved_at = now
+        await self._cursors.update_one({"_id": CURSOR_ID}, {"$max": {"position": self._seen}}, upsert=True)
 
     async def learn_events(self, events: Iterable[CloudEvent]) -> int:
         """Apply the version events among ``events`` (consumed from ``registry.events``) and move the cursor."""

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 from shared.chassis.logs import describe
 from shared.chassis.problems import Problem, problem_response
+from shared.chassis.supervision import stop_if_cancelled
 
 Check = Callable[[], Awaitable[object]]
 ConsumerStatus = Callable[[], dict[str, dict[str, Any]]]
@@ -49,6 +50,7 @@ class Readiness:
         """Re-check every ``interval`` seconds, forever."""
         while True:
             await self.failures()
+            stop_if_cancelled()  # a check's client may have swallowed a shutdown's cancellation
             await asyncio.sleep(interval)
 
 

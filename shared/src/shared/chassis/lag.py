@@ -20,6 +20,7 @@ from shared.chassis.kafka import admin_client, offsets_consumer
 from shared.chassis.logs import describe
 from shared.chassis.metrics import CONSUMER_LAG, CONSUMER_STALLED
 from shared.chassis.settings import CommonSettings
+from shared.chassis.supervision import stop_if_cancelled
 
 log = structlog.get_logger(__name__)
 
@@ -95,4 +96,5 @@ class LagMonitor:
                 await self.sample()
             except Exception as exc:  # the broker may be away; readiness reports that, not this loop
                 log.warning("consumer lag sample failed", error=describe(exc, limit=300))
+            stop_if_cancelled()  # aiokafka's own waits may have swallowed a shutdown's cancellation
             await asyncio.sleep(self._interval)

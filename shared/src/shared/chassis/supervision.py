@@ -26,6 +26,19 @@ Sleep = Callable[[float], Awaitable[None]]
 log = structlog.get_logger("registry.tasks")
 
 
+def stop_if_cancelled() -> None:
+    """Raise ``CancelledError`` in a task asked to stop whose request a library swallowed.
+
+    Python 3.11's ``asyncio.wait_for`` (which aiokafka and others use inside) returns a result
+    that arrives in the same turn as a cancellation and drops the cancellation; a loop that runs
+    until shutdown would then run for ever. The request stays counted in ``Task.cancelling()``, so
+    each loop of a background task calls this once a turn.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 @dataclass
 class _Health:
     """Why a task last died while it is down (``None`` while up), and the timer that brings it up."""

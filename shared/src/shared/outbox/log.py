@@ -62,8 +62,11 @@ class MongoOutboxLog:
         )
 
     async def pending(self, writer: str, limit: int) -> list[Document]:
-        checkpoint = await self._checkpoints.find_one({"_id": writer})
-        after = checkpoint["seq"] if checkpoint else 0
+        if writer == self.writer and self._published:
+            after = self._published  # only this process advances its own checkpoint: no read needed
+        else:
+            checkpoint = await self._checkpoints.find_one({"_id": writer})
+            after = checkpoint["seq"] if checkpoint else 0
         query = {"writer": writer, "seq": {"$gt": after, "$lte": after + limit}}
         return await self._outbox.find(query).sort("seq", 1).to_list()
 

@@ -30,6 +30,7 @@ from shared.chassis.logs import describe
 from shared.chassis.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PARKED, OUTBOX_PUBLISHED
 from shared.chassis.publishing import publish_event
 from shared.chassis.signing import EventSigner
+from shared.chassis.supervision import stop_if_cancelled
 from shared.contract.documents import Document
 from shared.outbox.rows import OutboxLog, event_from_outbox
 
@@ -119,6 +120,11 @@ class OutboxRelay:
             await self._repo.advance(writer, rows[-1]["seq"])
             OUTBOX_PUBLISHED.labels(self._name).inc(len(rows))
             total += len(rows)
+            if len(rows) < self._batch_size:
+                # A writer's rows commit in sequence order, so a short batch was all there was;
+                # a commit after it wakes the relay again. (A further read per drain was one more
+                # query per registration on the database server.)
+                break
         return total
 
     async def adopt_orphans(self) -> int:
@@ -159,6 +165,7 @@ class OutboxRelay:
                     await self.sample()
             # asyncio.timeout, not wait_for: Python 3.11's wait_for returns when the event is set
             # in the same turn as a cancellation and swallows it, leaving the relay running for ever.
+            stop_if_cancelled()  # the broker client's waits may have swallowed a shutdown's cancellation
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._interval):
                     await self._wake.wait()
