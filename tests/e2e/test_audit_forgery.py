@@ -162,7 +162,7 @@ async def test_entries_deleted_with_their_neighbours_given_a_past_expiry_fail(st
         await rehash(db, chain, edited[2:], edited[1]["hash"])
         verdict = await verify(stack)
     assert prev
-    assert verdict["ok"] is False and "expiry" in verdict["first_broken"]["problem"]
+    assert verdict["ok"] is False and "expiry" in verdict["first_broken"]["problem"], verdict
     assert named(verdict)[:4] == (False, chain, before["seq"], before["_id"])  # the first entry changed
     assert (await verify(stack))["ok"] is True
 

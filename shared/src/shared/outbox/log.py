@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.contract.documents import Document
 from shared.outbox.rows import Numbering
+
+CHECKPOINT_SAVE_SECONDS = 1.0  # a process's own checkpoint is stored at most this often
 
 
 class MongoOutboxLog:
@@ -22,6 +25,7 @@ class MongoOutboxLog:
         self._outbox, self._checkpoints, self.writer = outbox, checkpoints, writer
         self._numbering = Numbering()
         self._published = 0  # this writer's checkpoint: only this process advances it
+        self._saved_at = -CHECKPOINT_SAVE_SECONDS  # when it was last stored (the first advance stores it)
 
     async def commit_numbered(
         self,
@@ -71,11 +75,22 @@ class MongoOutboxLog:
         return await self._outbox.find(query).sort("seq", 1).to_list()
 
     async def advance(self, writer: str, seq: int) -> None:
+        """Move ``writer``'s checkpoint to ``seq``; this process's own is stored at most every second.
+
+        Only this process advances its own checkpoint and it reads it from memory, so storing it
+        serves a restart alone: storing it per batch cost every registration one more durable
+        update. A process that dies publishes its last second again (consumers dedupe on the
+        event id); the relay's heartbeat (``seq`` 0) always stores it, with ``seen_at``.
+        """
+        if writer == self.writer:
+            self._published = max(self._published, seq)
+            now = time.monotonic()
+            if seq and now - self._saved_at < CHECKPOINT_SAVE_SECONDS:
+                return
+            self._saved_at, seq = now, self._published
         await self._checkpoints.update_one(
             {"_id": writer}, {"$max": {"seq": seq}, "$set": {"seen_at": datetime.now(UTC)}}, upsert=True
         )
-        if writer == self.writer:
-            self._published = max(self._published, seq)
 
     async def stale_writers(self, idle: timedelta) -> list[str]:
         cutoff = datetime.now(UTC) - idle
