@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from registry_cli.config import free_port
+from registry_cli.config import free_ports
 from shared.contract.auth import generate_api_key
 from tests.waiting import until
 
@@ -22,7 +22,7 @@ REGISTRY = str(Path(sys.executable).with_name("registry"))
 
 def stack_env(tmp_path: Path) -> dict[str, str]:
     names = ("KAFKA", "MONGO", "AUDIT_MONGO", "QUERY", "REGISTRATION", "DEPLOY_TRACKER", "AUDIT", "PROMETHEUS")
-    ports = {name: str(free_port()) for name in names}
+    ports = {name: str(port) for name, port in zip(names, free_ports(len(names)), strict=True)}
     return {
         **os.environ,
         **{f"REGISTRY_{name}_PORT": port for name, port in ports.items()},

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,6 +90,11 @@ def _fuzz(examples: int, strategy: st.SearchStrategy[Any], check: Callable[[Any]
         check(case)
 
     run()
+
+
+def _retry_later(response: httpx.Response) -> bool:
+    """Whether ``response`` is the 503 ``unavailable`` problem a caller is told to retry."""
+    return response.status_code == 503 and "Retry-After" in response.headers and "unavailable" in response.text
 
 
 def _no_server_error(response: httpx.Response, what: object, seen: set[int] | None = None) -> None:
@@ -275,6 +281,11 @@ async def test_console_forms_never_error_nor_reveal_a_private_model(stack: Embed
         if with_token:
             form = {**form, "csrf_token": csrf}
         response = http.post(path, data=form)
+        if _retry_later(response):
+            # The documented answer while a dependency is busy (seen once, under the full suite's
+            # load): the contract says retry, and the retry must not fail on the server.
+            time.sleep(1)
+            response = http.post(path, data=form)
         _no_server_error(response, case, seen)
         assert "private model" not in response.text, case
         flashed = http.get(response.headers["location"]) if response.status_code == 303 else response

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from pathlib import Path
 from typing import Any
@@ -127,27 +128,36 @@ class StackSettings(BaseSettings):
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct TCP ports nothing listens on right now.
+
+    All are held open until all are chosen: ports asked for one at a time may come back twice
+    (a stack's broker and its query service were once given the same one).
+    """
+    with contextlib.ExitStack() as held:
+        socks = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def throwaway_settings(data_dir: Path, **overrides: Any) -> StackSettings:
     """A stack on free ports with quick consumer-group timings, for tests and benchmarks."""
-    ports = {
-        name: free_port()
-        for name in (
-            "kafka_port",
-            "mongo_port",
-            "audit_mongo_port",
-            "query_port",
-            "registration_port",
-            "deploy_tracker_port",
-            "audit_port",
-            "prometheus_port",
-            "alertmanager_port",
-            "gateway_port",
-        )
-    }
+    names = (
+        "kafka_port",
+        "mongo_port",
+        "audit_mongo_port",
+        "query_port",
+        "registration_port",
+        "deploy_tracker_port",
+        "audit_port",
+        "prometheus_port",
+        "alertmanager_port",
+        "gateway_port",
+    )
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     options: dict[str, Any] = {"session_timeout_ms": 2_000, "heartbeat_interval_ms": 500, **ports, **overrides}
     return StackSettings(data_dir=data_dir, **options)
