@@ -168,14 +168,14 @@ async def _no_background_task_outlives_its_service() -> AsyncIterator[None]:
     before = asyncio.all_tasks()
     yield
     leaked = [
-        task.get_name()
+        task
         for task in asyncio.all_tasks() - before
         if not task.done() and getattr(task.get_coro(), "__qualname__", "") == "TaskSupervisor.keep"
     ]
-    for task in asyncio.all_tasks() - before:
-        if task.get_name() in leaked:
-            task.cancel()  # the next tests run without it
-    assert not leaked, f"background tasks still running after their service stopped: {sorted(leaked)}"
+    for task in leaked:
+        task.cancel()  # the next tests run without it
+    names = sorted(task.get_name() for task in leaked)
+    assert not leaked, f"background tasks still running after their service stopped: {names}"
 
 
 def pytest_configure(config: pytest.Config) -> None:

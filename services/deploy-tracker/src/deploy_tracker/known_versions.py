@@ -32,6 +32,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from deploy_tracker.storage import CURSORS, DEPLOYMENTS, KNOWN_VERSIONS
 from deploy_tracker.transitions import overall
+from shared.chassis.pacing import AtMostEvery
 from shared.chassis.settings import CommonSettings
 from shared.chassis.verifiers import internal_client, internal_token
 from shared.contract import messages
@@ -138,7 +139,7 @@ class KnownVersions:
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._rows, self._cursors, self._history = db[KNOWN_VERSIONS], db[CURSORS], db[DEPLOYMENTS]
-        self._seen, self._saved_at = 0, -CURSOR_SAVE_SECONDS  # the first position seen is stored at once
+        self._seen, self._cursor_saves = 0, AtMostEvery(CURSOR_SAVE_SECONDS)
 
     async def restore_deployment_state(self) -> int:
         """Fill an empty table with each reported version's deployment state, from the tracker's own history.
@@ -204,10 +205,8 @@ class KnownVersions:
         minutes (:data:`OVERLAP_NS`) before it.
         """
         self._seen = max(self._seen, position)
-        now = time.monotonic()
-        if now - self._saved_at < CURSOR_SAVE_SECONDS:
+        if not self._cursor_saves.due():
             return
-        self._saved_at = now
         await self._cursors.update_one({"_id": CURSOR_ID}, {"$max": {"position": self._seen}}, upsert=True)
 
     async def learn_events(self, events: Iterable[CloudEvent]) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +9,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
+from shared.chassis.pacing import AtMostEvery
 from shared.contract.documents import Document
 from shared.outbox.rows import Numbering
 
@@ -25,7 +25,7 @@ class MongoOutboxLog:
         self._outbox, self._checkpoints, self.writer = outbox, checkpoints, writer
         self._numbering = Numbering()
         self._published = 0  # this writer's checkpoint: only this process advances it
-        self._saved_at = -CHECKPOINT_SAVE_SECONDS  # when it was last stored (the first advance stores it)
+        self._saves = AtMostEvery(CHECKPOINT_SAVE_SECONDS)  # when its own checkpoint is stored
 
     async def commit_numbered(
         self,
@@ -84,10 +84,9 @@ class MongoOutboxLog:
         """
         if writer == self.writer:
             self._published = max(self._published, seq)
-            now = time.monotonic()
-            if seq and now - self._saved_at < CHECKPOINT_SAVE_SECONDS:
+            if not self._saves.due() and seq:
                 return
-            self._saved_at, seq = now, self._published
+            seq = self._published
         await self._checkpoints.update_one(
             {"_id": writer}, {"$max": {"seq": seq}, "$set": {"seen_at": datetime.now(UTC)}}, upsert=True
         )

@@ -163,9 +163,9 @@ class OutboxRelay:
                 last_sample = time.monotonic()
                 with contextlib.suppress(Exception):  # the database may be away; next time
                     await self.sample()
+            stop_if_cancelled()  # the broker client's waits may have swallowed a shutdown's cancellation
             # asyncio.timeout, not wait_for: Python 3.11's wait_for returns when the event is set
             # in the same turn as a cancellation and swallows it, leaving the relay running for ever.
-            stop_if_cancelled()  # the broker client's waits may have swallowed a shutdown's cancellation
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._interval):
                     await self._wake.wait()
