@@ -107,7 +107,9 @@ async def test_a_name_that_rebinds_to_loopback_after_vetting_is_never_called(
             await until(attempted)
     doc = await db[WEBHOOK_DELIVERIES].find_one({"_id": queued[0][0]})
     assert inside.hits == 0
-    assert doc["errors"][0]["error"] in ("connection_failed", "timeout")  # a category, not a socket error
+    # A category, not a socket error. Which one depends on what answers the vetted public address
+    # from this machine (nothing, or a sandbox's egress proxy with a 4xx): never loopback.
+    assert doc["errors"][0]["error"] in ("connection_failed", "timeout", "http_4xx", "http_5xx")
 
 
 async def test_one_teams_slow_endpoints_do_not_starve_another_team(db: Any) -> None:
