@@ -98,7 +98,7 @@ class TestApproval:
 
 
 class TestModelMetadata:
-    async def test_the_model_keeps_its_own_description_and_tags_over_newer_versions(self) -> None:
+    async def test_the_model_keeps_what_its_team_gave_it_and_versions_do_not_overwrite_it(self) -> None:
         repo = await card_with("1.0.0", description="v1 text")
         owners = [{"name": "Alice", "email": "alice@example.com", "role": "owner"}]
         updated = await one(
@@ -112,10 +112,10 @@ class TestModelMetadata:
         assert updated.event.type == messages.MODEL_UPDATED and updated.event.data["changes"]["owners"] == owners
         await run(repo, register_event("fraud", "card", "2.0.0", description="v2 text", tags={"x": "y"}))
         found = model(repo)
-        assert (found["latest_version"], found["description"], found["tags"]) == (
-            "2.0.0",
+        assert (found["description"], found["tags"], found["owners"]) == (
             "Scores card payments",
             {"domain": "payments"},
+            owners,
         )
         assert found["links"] == {"repository": "https://git.example.com/fraud/card"}
 
@@ -131,27 +131,7 @@ class TestModelMetadata:
         assert reason(await one(InMemoryRepository(), messages.UPDATE_MODEL, description="x")) == "not_found"
 
 
-class TestLatest:
-    async def test_deprecating_or_archiving_the_latest_moves_latest_to_the_best_active_version(self) -> None:
-        repo = await card_with("1.0.0", "1.1.0", "2.0.0")
-        await one(repo, messages.SET_VERSION_LIFECYCLE, version="2.0.0", state="deprecated")
-        assert model(repo)["latest_version"] == "1.1.0"
-        await one(repo, messages.SET_VERSION_LIFECYCLE, version="1.1.0", state="archived")
-        assert model(repo)["latest_version"] == "1.0.0"
-        await one(repo, messages.SET_VERSION_LIFECYCLE, version="2.0.0", state="active")
-        assert model(repo)["latest_version"] == "2.0.0"
-
-    async def test_a_newer_registration_still_becomes_latest_after_a_deprecation(self) -> None:
-        repo = await card_with("1.0.0", "2.0.0")
-        await one(repo, messages.SET_VERSION_LIFECYCLE, version="2.0.0", state="deprecated")
-        await run(repo, register_event("fraud", "card", "1.5.0"))
-        assert model(repo)["latest_version"] == "1.5.0"
-
-    async def test_with_no_active_version_there_is_no_latest(self) -> None:
-        repo = await card_with("1.0.0")
-        await one(repo, messages.SET_VERSION_LIFECYCLE, version="1.0.0", state="deprecated")
-        assert model(repo)["latest_version"] is None
-
+class TestLifecycle:
     async def test_an_aliased_version_cannot_be_archived(self) -> None:
         repo = await card_with("1.0.0")
         await one(repo, messages.SET_ALIAS, alias="champion", version="1.0.0")
@@ -159,12 +139,11 @@ class TestLatest:
 
 
 class TestDelete:
-    async def test_a_deleted_version_is_gone_its_number_is_never_reused_and_latest_moves(self) -> None:
+    async def test_a_deleted_version_is_gone_and_its_number_is_never_reused(self) -> None:
         repo = await card_with("1.0.0", "2.0.0")
         deleted = await one(repo, messages.DELETE_VERSION, version="2.0.0")
         assert deleted.event.type == messages.MODEL_VERSION_DELETED
         assert [v["version"] for v in repo.versions.values()] == ["1.0.0"]
-        assert (model(repo)["latest_version"], model(repo)["version_count"]) == ("1.0.0", 1)
         [again] = await run(repo, register_event("fraud", "card", "2.0.0+rebuilt"))
         assert reason(again) == "duplicate_version" and "deleted" in again.event.data["message"]
         assert reason(await one(repo, messages.DELETE_VERSION, version="2.0.0")) == "not_found"

@@ -110,8 +110,3 @@ class TestLifecycle:
     def test_refuses_other_moves(self, start: str, end: str) -> None:
         with pytest.raises(domain.Conflict):
             domain.check_lifecycle_move(start, end)
-
-
-def test_stable_versions_outrank_prereleases_as_headline() -> None:
-    assert domain.latest_rank("1.0.0") > domain.latest_rank("2.0.0-rc.1")
-    assert domain.latest_rank("2.0.0-rc.2") > domain.latest_rank("2.0.0-rc.1")

@@ -1,5 +1,6 @@
 import pytest
 
+from registration.changes import Changes
 from registration.handlers import Command, Outcome, handle_commands
 from registration.repository import InMemoryRepository
 from shared.contract import messages
@@ -9,6 +10,18 @@ from tests.factories import PRODUCER, command_event, register_event
 
 pytestmark = pytest.mark.unit
 SCHEMES = ["s3"]
+
+
+class Recording(InMemoryRepository):
+    """The fake, keeping what each commit wrote."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commits: list[Changes] = []
+
+    async def commit(self, changes: Changes) -> None:
+        self.commits.append(changes)
+        await super().commit(changes)
 
 
 async def run(repo: InMemoryRepository, *events: CloudEvent) -> list[Outcome]:
@@ -24,7 +37,7 @@ class TestRegister:
         assert outcome.event.causation_id == command.id
         assert outcome.event.correlation_id == command.correlation_id
         [model] = repo.models.values()
-        assert (model["team"], model["name"], model["version_count"]) == ("fraud", "card", 1)
+        assert (model["team"], model["name"], model["readers"]) == ("fraud", "card", ["fraud"])
         assert [row["causation_id"] for row in repo.outbox.values()] == [command.id]
 
     async def test_later_versions_keep_the_model_id(self) -> None:
@@ -66,12 +79,14 @@ class TestRegister:
         [outcome] = await run(repo, register_event("fraud", "card", artifact_uri="s3://bucket"))
         assert outcome.event.data["reason"] == "invalid"
 
-    async def test_headline_version_prefers_the_highest_stable_release(self) -> None:
-        repo = InMemoryRepository()
-        await run(repo, register_event("fraud", "card", "1.0.0"), register_event("fraud", "card", "2.0.0-rc.1"))
-        await run(repo, register_event("fraud", "card", "0.9.0"))
-        [model] = repo.models.values()
-        assert model["latest_version"] == "1.0.0" and model["version_count"] == 3
+    async def test_a_version_of_an_existing_model_writes_only_itself_and_its_outcome(self) -> None:
+        repo = Recording()
+        await run(repo, register_event("fraud", "card", "1.0.0"))
+        await run(repo, register_event("fraud", "card", "1.1.0"), register_event("fraud", "card", "2.0.0-rc.1"))
+        created, later = repo.commits
+        assert [change.writes() for change in created.models.values()] == [True]
+        assert not any(change.writes() for change in later.models.values())
+        assert (len(later.new_versions), len(later.outbox), later.version_sets) == (2, 2, {})
 
     async def test_a_reserved_team_name_is_rejected(self) -> None:
         [outcome] = await run(InMemoryRepository(), register_event("id", "card"))

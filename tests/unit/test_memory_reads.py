@@ -245,7 +245,7 @@ class TestVersionLists:
         reads = Reads(versions.read_model)
         model = versions.model("a", "m")
         assert (await walk_versions(reads, model, 50))[:2] == ["2.6.0", "2.5.0"]
-        del versions.repo.versions[versions.version("a", "m", "2.6.0")["_id"]]
+        versions.forget_version("a", "m", "2.6.0")
         await versions.register("a", "m", "2.7.0-rc.1")  # one gone, one come, in the same change
         assert (await walk_versions(reads, model, 50, include_prerelease=True))[:2] == ["2.7.0-rc.1", "2.5.0"]
         assert (await reads.latest_version(model) or {}).get("version") == "2.4.0"

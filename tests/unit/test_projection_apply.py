@@ -128,6 +128,18 @@ def test_archiving_the_latest_version_moves_the_headline_to_the_best_active_one(
     assert model.version(log.vid("2.0.0"))["lifecycle"] == "archived"  # type: ignore[index]
 
 
+def test_a_newer_registration_heads_the_model_after_a_deprecation_and_none_when_nothing_is_active() -> None:
+    log = Log()
+    log.register("1.0.0")
+    log.register("2.0.0")
+    log.emit(messages.VERSION_LIFECYCLE_CHANGED, {"version": "2.0.0", "from": "active", "to": "deprecated"})
+    log.register("1.5.0")
+    assert replay(log).models[log.model_id]["latest_version"] == "1.5.0"
+    for version in ("1.0.0", "1.5.0"):
+        log.emit(messages.VERSION_LIFECYCLE_CHANGED, {"version": version, "from": "active", "to": "deprecated"})
+    assert replay(log).models[log.model_id]["latest_version"] is None
+
+
 def test_a_deleted_version_is_gone_and_the_count_drops() -> None:
     log = Log()
     log.register("1.0.0")

@@ -72,7 +72,6 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
 
     async def prepare_storage() -> None:
         await create_indexes(service.db)
-        await repo.backfill_feed_keys()
 
     async def announce_keys() -> None:
         await announce_unannounced(changes, service.db[API_KEYS])

@@ -34,7 +34,6 @@ class Batch:
         versions: dict[str, Document],
         models: dict[str, Document],
         now: datetime,
-        candidates: dict[str, list[Document]] | None = None,
         *,
         max_shares: int = DEFAULT_MAX_SHARES,
         deployed: dict[str, dict[str, str]] | None = None,
@@ -43,7 +42,6 @@ class Batch:
         # version id -> {environment: status}, from the tracker's events (versions to delete only)
         self.deployed = deployed or {}
         self.max_shares = max_shares  # teams a model may be shared with (REGISTRATION_MAX_SHARES_PER_MODEL)
-        self.candidates = candidates or {}  # model id -> its newest stored versions (for a new headline)
         self.changes = Changes()
 
     def version(self, ref: messages.VersionRef) -> Document:
@@ -78,12 +76,6 @@ class Batch:
             }
         )
 
-    def candidates_of(self, model_id: str) -> list[Document]:
-        """The model's newest versions as this batch now sees them (its own changes included)."""
-        stored = {v["_id"]: self.versions.get(v["_id"], v) for v in self.candidates.get(model_id, [])}
-        stored |= {v["_id"]: v for v in self.changes.new_versions if v["model_id"] == model_id}
-        return [v for v in stored.values() if not v.get("deleted")]
-
     def add_version(self, version: Document) -> None:
         """Record a new version document."""
         self.versions[version["_id"]] = version
@@ -95,8 +87,16 @@ class Batch:
         if not any(v is version for v in self.changes.new_versions):
             self.changes.version_sets.setdefault(version["_id"], {}).update(fields)
 
+    def ensure_model(self, ref: messages.ModelRef) -> None:
+        """Create the model ``ref`` names unless it exists (its first version is being registered)."""
+        model_id = domain.model_id(ref.team, ref.name)
+        if model_id not in self.models:
+            change = self.model_change(ref)
+            change.creates = True
+            self.models[model_id] = change.apply(None)
+
     def model_change(self, ref: messages.ModelRef) -> ModelChange:
-        """The pending change of the model ``ref`` names (every command touches its model)."""
+        """The pending change of the model ``ref`` names (written only if it changes anything)."""
         model_id = domain.model_id(ref.team, ref.name)
         if model_id not in self.changes.models:
             self.changes.models[model_id] = ModelChange(model_id, ref.team, ref.name, self.now)

@@ -6,8 +6,6 @@ its outcome event (see :mod:`registration.usecases`, whose table maps commands t
 
 from __future__ import annotations
 
-from typing import Any
-
 from registration import domain
 from registration.batch import Applied, Batch
 from registration.commands import Command
@@ -50,7 +48,6 @@ def set_approval(batch: Batch, command: Command, data: messages.SetApproval) -> 
     assert command.principal is not None  # authorized before any use case runs
     approval = {"status": data.status, "by": command.principal.key_id, "at": batch.now, "comment": data.comment}
     batch.set_version(version, {"approval": approval, "updated_at": batch.now})
-    batch.model_change(data)
     payload = {
         **domain.version_ref(version),
         "from": previous,
@@ -65,18 +62,13 @@ def set_approval(batch: Batch, command: Command, data: messages.SetApproval) -> 
 def update_model(batch: Batch, command: Command, data: messages.UpdateModel) -> Applied:
     """Set the model's own description, owners, documentation, tags or links (only those given).
 
-    A description or tags given here belong to the model from then on: registering or editing a
-    version no longer copies its own over them.
+    A description or tags given here belong to the model from then on: the query's projection no
+    longer heads the model with a version's own (it derives that from this event).
     """
-    model = batch.model(data)
+    batch.model(data)  # it must exist
     changes = data.model_dump(include={"description", "owners", "documentation", "tags", "links"}, exclude_none=True)
     if not changes:
         raise domain.InvalidCommand("nothing to update: give description, owners, documentation, tags or links")
-    fields: dict[str, Any] = dict(changes)
-    if "tags" in changes:
-        fields["tag_pairs"] = domain.tag_pairs(changes["tags"])
-    owned = set(model.get("own_metadata") or []) | ({"description", "tags"} & changes.keys())
-    fields["own_metadata"] = sorted(owned)
-    batch.set_model(data, fields)
+    batch.set_model(data, dict(changes))
     payload = {**domain.model_ref(data), "changes": changes}
     return batch.emit(command, messages.MODEL_UPDATED, data, payload), None

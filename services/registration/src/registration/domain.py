@@ -8,8 +8,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import semver
-
 from shared.contract.documents import Document
 from shared.contract.ids import model_id, version_id
 from shared.contract.messages import ModelRef, RegisterModelVersion, RejectReason, ShareModel
@@ -18,7 +16,6 @@ from shared.contract.versioning import precedence_key
 __all__ = ["model_id", "version_id"]
 
 MAX_ALIASES = 32  # per model
-HEADLINE_CANDIDATES = 50  # newest versions read to find a model's new latest after a lifecycle move or delete
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 LIFECYCLE_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -105,12 +102,6 @@ def version_key(version: str) -> str:
     return precedence_key(version)
 
 
-def latest_rank(version: str) -> str:
-    """Rank used to pick a model's headline version: stable releases outrank prereleases."""
-    stable = semver.Version.parse(version).prerelease is None
-    return ("1" if stable else "0") + precedence_key(version)
-
-
 RESERVED_TEAMS = frozenset({"id"})  # /v1/models/id/{model_id} would shadow a team named "id"
 
 
@@ -148,32 +139,6 @@ def new_version(data: RegisterModelVersion, *, created_by: str, command_id: str,
         "updated_at": now,
         "created_by": created_by,
         "command_id": command_id,
-    }
-
-
-def headline(data: RegisterModelVersion) -> dict[str, Any]:
-    """The model fields a version sets when it becomes the model's latest (see :func:`latest_rank`)."""
-    return {
-        "latest_rank": latest_rank(data.version),
-        "latest_version": data.version,
-        "framework": data.framework,
-        "deployment_targets": list(data.deployment_targets),
-        "description": data.description,
-        "tags": dict(data.tags),
-        "tag_pairs": tag_pairs(data.tags),
-    }
-
-
-def headline_of(version: Document) -> dict[str, Any]:
-    """The model fields a stored version sets as the model's latest (like :func:`headline`)."""
-    return {
-        "latest_rank": latest_rank(version["version"]),
-        "latest_version": version["version"],
-        "framework": version.get("framework"),
-        "deployment_targets": list(version.get("deployment_targets") or []),
-        "description": version.get("description") or "",
-        "tags": dict(version.get("tags") or {}),
-        "tag_pairs": tag_pairs(version.get("tags") or {}),
     }
 
 

@@ -8,6 +8,7 @@ catch that); only when the commit reports a duplicate key is it re-run reading e
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -24,8 +25,9 @@ from shared.outbox.rows import event_from_outbox
 __all__ = ["Command", "Outcome", "event_from_outbox", "handle_commands", "request_fingerprint"]
 
 
-# Commands whose rules read the model document (its readers, aliases or own metadata).
+# Commands whose rules read the model document (its readers or aliases), or create it.
 MODEL_READING = (
+    messages.RegisterModelVersion,
     messages.ShareModel,
     messages.SetAlias,
     messages.RemoveAlias,
@@ -33,8 +35,6 @@ MODEL_READING = (
     messages.DeleteVersion,
     messages.SetVersionLifecycle,
 )
-# Commands that may change which version heads the model (its latest).
-REHEADING = (messages.DeleteVersion, messages.SetVersionLifecycle)
 
 
 def utcnow() -> datetime:
@@ -102,7 +102,8 @@ async def _load(repo: Repository, parsed: list[messages.ModelRef | Rejected], *,
 
     Registrations are not read unless ``read_everything``: the unique index refuses a duplicate.
     Only deleted versions' tombstones, which no index of the versions collection holds, are read
-    for them. A version's parent (lineage) is read with its model, to check that it may be named.
+    for them, and their models (to create a model only once). A version's parent (lineage) is read
+    with its model, to check that it may be named. The reads are independent: they run at once.
     """
     refs = [d for d in parsed if isinstance(d, messages.ModelRef)]
     registrations = [d for d in refs if isinstance(d, messages.RegisterModelVersion)]
@@ -115,18 +116,16 @@ async def _load(repo: Repository, parsed: list[messages.ModelRef | Rejected], *,
     versions |= {domain.version_id(p.team, p.name, p.version) for p in parents}
     models = {domain.model_id(d.team, d.name) for d in refs if isinstance(d, MODEL_READING)}
     models |= {domain.model_id(p.team, p.name) for p in parents}
-    reheaded = sorted({domain.model_id(d.team, d.name) for d in refs if isinstance(d, REHEADING)})
-    found = await repo.versions_by_id(sorted(versions))
-    if not read_everything and registrations:
-        wanted = [domain.version_id(d.team, d.name, d.version) for d in registrations]
-        found |= await repo.tombstones_by_id(wanted)
-    candidates = await repo.newest_versions(reheaded, domain.HEADLINE_CANDIDATES) if reheaded else {}
+    tombstones = [] if read_everything else [domain.version_id(d.team, d.name, d.version) for d in registrations]
     # Where the versions to delete run (deletes are refused while deploying or deployed).
-    deleted = sorted(
-        {domain.version_id(d.team, d.name, d.version) for d in refs if isinstance(d, messages.DeleteVersion)}
+    deleted = {domain.version_id(d.team, d.name, d.version) for d in refs if isinstance(d, messages.DeleteVersion)}
+    found, buried, models_found, deployed = await asyncio.gather(
+        repo.versions_by_id(sorted(versions)),
+        repo.tombstones_by_id(tombstones),
+        repo.models_by_id(sorted(models)),
+        repo.deployments_of(sorted(deleted)),
     )
-    deployed = await repo.deployments_of(deleted) if deleted else {}
-    return Batch(found, await repo.models_by_id(sorted(models)), utcnow(), candidates, deployed=deployed)
+    return Batch(found | buried, models_found, utcnow(), deployed=deployed)
 
 
 def apply(batch: Batch, command: Command, data: messages.ModelRef | Rejected) -> Outcome:

@@ -10,7 +10,7 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
-from registration.changes import OWNABLE, Changes, ModelChange
+from registration.changes import Changes, ModelChange
 from registration.deployments import InMemoryDeployedEnvironments, MongoDeployedEnvironments
 from registration.storage import (
     DELETED_VERSIONS,
@@ -23,7 +23,6 @@ from registration.storage import (
 )
 from shared.chassis.mongo import find_by_ids
 from shared.contract.documents import Document
-from shared.contract.sortkeys import time_key
 from shared.outbox.log import MongoOutboxLog
 from shared.outbox.memory import InMemoryOutboxLog
 from shared.outbox.rows import OutboxLog
@@ -56,10 +55,6 @@ class Repository(OutboxLog, Protocol):
         """The tombstones of deleted versions among ``version_ids`` (``deleted: True``)."""
         ...
 
-    async def newest_versions(self, model_ids: Sequence[str], limit: int) -> dict[str, list[Document]]:
-        """Each model's ``limit`` newest versions by SemVer precedence."""
-        ...
-
     async def models_by_id(self, model_ids: Sequence[str]) -> dict[str, Document]:
         """Models by id."""
         ...
@@ -82,47 +77,17 @@ def model_pipeline(change: ModelChange) -> list[dict[str, Any]]:
     base: dict[str, Any] = {key: _lit(value) for key, value in change.identity().items() if key != "_id"}
     base |= {
         "created_at": {"$ifNull": ["$created_at", _lit(change.now)]},
-        "created_key": {"$ifNull": ["$created_key", _lit(time_key(change.now, change.model_id))]},
-        "updated_at": _lit(change.now),
-        "updated_key": _lit(time_key(change.now, change.model_id)),
-        "version_count": {"$add": [{"$ifNull": ["$version_count", 0]}, change.added_versions]},
         "readers": {
             "$setUnion": [
                 {"$setDifference": [{"$ifNull": ["$readers", [change.team]]}, _lit(sorted(change.remove_readers))]},
                 _lit(sorted(change.add_readers | {change.team})),
             ]
         },
-        "former_readers": {
-            "$setUnion": [
-                {"$setDifference": [{"$ifNull": ["$former_readers", []]}, _lit(sorted(change.add_readers))]},
-                _lit(sorted(change.remove_readers)),
-            ]
-        },
-        "feed_key": _lit(time_key(change.now, change.model_id)),
     }
-    # Where a former reader's tombstone stays: the first unsharing since it last read the model.
-    for team in sorted(change.remove_readers):
-        base[f"unshared_at.{team}"] = {"$ifNull": [f"$unshared_at.{team}", _lit(time_key(change.now, change.model_id))]}
-    for team in sorted(change.add_readers):
-        base[f"unshared_at.{team}"] = "$$REMOVE"
     stages: list[dict[str, Any]] = [{"$set": base}]
-    if change.headline:
-        wins = {"$lt": [{"$ifNull": ["$latest_rank", ""]}, _lit(change.headline["latest_rank"])]}
-        stages.append({"$set": {k: _unless_owned(k, wins, v) for k, v in change.headline.items()}})
-    for version, fields in change.edits:
-        is_headline = {"$eq": ["$latest_version", _lit(version)]}
-        stages.append({"$set": {k: _unless_owned(k, is_headline, v) for k, v in fields.items()}})
     if change.fields:
         stages.append({"$set": {k: _lit(v) for k, v in change.fields.items()}})
     return stages
-
-
-def _unless_owned(field: str, condition: dict[str, Any], value: Any) -> dict[str, Any]:
-    """``value`` where ``condition`` holds and the model has not taken ``field`` as its own metadata."""
-    owner = next((name for name, fields in OWNABLE.items() if field in fields), None)
-    if owner is not None:
-        condition = {"$and": [condition, {"$not": [{"$in": [owner, {"$ifNull": ["$own_metadata", []]}]}]}]}
-    return {"$cond": [condition, _lit(value), f"${field}"]}
 
 
 class MongoRepository(MongoOutboxLog):
@@ -147,36 +112,11 @@ class MongoRepository(MongoOutboxLog):
         found = await find_by_ids(self._tombstones, version_ids)
         return {vid: doc | {"deleted": True} for vid, doc in found.items()}
 
-    async def newest_versions(self, model_ids: Sequence[str], limit: int) -> dict[str, list[Document]]:
-        return {
-            mid: await self._versions.find({"model_id": mid, "prerelease": {"$in": [False, True]}})
-            .sort("version_key", -1)
-            .limit(limit)
-            .to_list()
-            for mid in model_ids
-        }
-
     async def models_by_id(self, model_ids: Sequence[str]) -> dict[str, Document]:
         return await find_by_ids(self._models, model_ids)
 
     async def deployments_of(self, version_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         return await self.deployments.of(version_ids)
-
-    async def backfill_feed_keys(self) -> None:
-        """Give models stored before the document feed existed their place in it (idempotent).
-
-        Models unshared before ``unshared_at`` existed keep each former reader's tombstone at their
-        current feed key, and there it stays.
-        """
-        await self._models.update_many(
-            {"feed_key": {"$exists": False}},
-            [{"$set": {"feed_key": "$updated_key", "former_readers": {"$ifNull": ["$former_readers", []]}}}],
-        )
-        at_current_key = {"$map": {"input": "$former_readers", "as": "team", "in": ["$$team", "$feed_key"]}}
-        await self._models.update_many(
-            {"former_readers.0": {"$exists": True}, "unshared_at": {"$exists": False}},
-            [{"$set": {"unshared_at": {"$arrayToObject": at_current_key}}}],
-        )
 
     async def commit(self, changes: Changes) -> None:
         async def write(session: AsyncClientSession) -> None:
@@ -185,8 +125,9 @@ class MongoRepository(MongoOutboxLog):
             if changes.version_sets:
                 updates = [UpdateOne({"_id": vid}, {"$set": fields}) for vid, fields in changes.version_sets.items()]
                 await self._versions.bulk_write(updates, session=session)
-            if changes.models:
-                upserts = [UpdateOne({"_id": mid}, model_pipeline(c), upsert=True) for mid, c in changes.models.items()]
+            writes = [(mid, change) for mid, change in changes.models.items() if change.writes()]
+            if writes:
+                upserts = [UpdateOne({"_id": mid}, model_pipeline(change), upsert=True) for mid, change in writes]
                 await self._models.bulk_write(upserts, session=session)
             for share in changes.shares_added:
                 await self._shares.replace_one({"_id": share["_id"]}, share, upsert=True, session=session)
@@ -234,13 +175,6 @@ class InMemoryRepository(InMemoryOutboxLog):
     async def tombstones_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
         return {vid: self.tombstones[vid] | {"deleted": True} for vid in version_ids if vid in self.tombstones}
 
-    async def newest_versions(self, model_ids: Sequence[str], limit: int) -> dict[str, list[Document]]:
-        by_model = {mid: [v for v in self.versions.values() if v["model_id"] == mid] for mid in model_ids}
-        return {
-            mid: copy.deepcopy(sorted(vs, key=lambda v: v["version_key"], reverse=True)[:limit])
-            for mid, vs in by_model.items()
-        }
-
     async def models_by_id(self, model_ids: Sequence[str]) -> dict[str, Document]:
         return {mid: copy.deepcopy(self.models[mid]) for mid in model_ids if mid in self.models}
 
@@ -262,7 +196,8 @@ class InMemoryRepository(InMemoryOutboxLog):
             for version_id, fields in changes.version_sets.items():
                 self.versions[version_id].update(copy.deepcopy(fields))
             for model_id, change in changes.models.items():
-                self.models[model_id] = copy.deepcopy(change.apply(self.models.get(model_id)))
+                if change.writes():
+                    self.models[model_id] = copy.deepcopy(change.apply(self.models.get(model_id)))
             for share in changes.shares_added:
                 self.shares[share["_id"]] = copy.deepcopy(share)
             for share_id in changes.shares_removed:

@@ -6,7 +6,7 @@ and, to bootstrap or rebuild, from the internal event log (:mod:`registration.lo
 
 from __future__ import annotations
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.contract.documents import Document
@@ -22,18 +22,13 @@ API_KEYS = "api_keys"
 # version id -> {environment: status}; refuses deleting a version that runs somewhere.
 DEPLOYED_ENVIRONMENTS = "deployed_environments"
 
-# Only what registration itself reads: models and versions by id, a model's versions by precedence
-# (a delete picks the next headline), the outbox by command, by writer, by model and by position.
+# Only what registration itself reads: models and versions by id (SemVer precedence uniqueness is
+# the version's _id itself: model id + precedence key), the outbox by command, by writer, by model
+# and by position.
 # Lists, filters, feeds and lineage are the query's, answered from its projection.
 INDEXES: dict[str, list[IndexModel]] = {
     MODELS: [IndexModel([("team", ASCENDING), ("name", ASCENDING)], unique=True, name="team_name")],
-    MODEL_VERSIONS: [
-        # SemVer precedence uniqueness is the _id itself (model id + precedence key). The headline
-        # candidates: a model's versions by precedence.
-        IndexModel(
-            [("model_id", ASCENDING), ("prerelease", ASCENDING), ("version_key", DESCENDING)], name="model_stable"
-        ),
-    ],
+    MODEL_VERSIONS: [],
     DELETED_VERSIONS: [],
     OUTBOX: [
         # One outcome per command: this is also the processed-commands dedupe record. The key is
@@ -75,7 +70,7 @@ RETIRED_INDEXES: dict[str, list[str]] = {
         "readers_feed",
         "former_readers_feed",
     ],
-    MODEL_VERSIONS: ["children", "status_model", "team_recent"],
+    MODEL_VERSIONS: ["children", "status_model", "team_recent", "model_stable"],
     SHARES: ["with_team"],
 }
 

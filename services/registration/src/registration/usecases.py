@@ -38,13 +38,9 @@ def register_version(batch: Batch, command: Command, data: messages.RegisterMode
     assert command.principal is not None  # authorized before any use case runs
     if data.parent is not None:
         _check_parent(batch, data, data.parent, command.principal)
-    model = batch.model_change(data)
+    batch.ensure_model(data)
     version = domain.new_version(data, created_by=command.principal.key_id, command_id=command.event.id, now=batch.now)
     batch.add_version(version)
-    model.added_versions += 1
-    headline = domain.headline(data)
-    if model.headline is None or model.headline["latest_rank"] < headline["latest_rank"]:
-        model.headline = headline
     event = batch.emit(command, messages.MODEL_VERSION_REGISTERED, data, version_public(version), version=data.version)
     return event, version
 
@@ -64,7 +60,7 @@ def _check_parent(
 
 
 def update_version(batch: Batch, command: Command, data: messages.UpdateModelVersion) -> Applied:
-    """Change a version's description, tags or metrics (and the model's headline if it is the latest)."""
+    """Change a version's description, tags or metrics."""
     version = batch.version(data)
     changed = data.model_dump(include={"description", "tags", "metrics"}, exclude_none=True)
     if not changed:
@@ -72,9 +68,6 @@ def update_version(batch: Batch, command: Command, data: messages.UpdateModelVer
     if "tags" in changed:
         changed["tag_pairs"] = domain.tag_pairs(changed["tags"])
     batch.set_version(version, {**changed, "updated_at": batch.now})
-    model = batch.model_change(data)
-    if headline := {k: v for k, v in changed.items() if k != "metrics"}:
-        model.edits.append((version["version"], headline))
     public = {k: v for k, v in changed.items() if k in ("description", "tags", "metrics")}
     payload = {**domain.version_ref(version), "changes": public}
     return batch.emit(command, messages.MODEL_VERSION_UPDATED, data, payload, version=version["version"]), version

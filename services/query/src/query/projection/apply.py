@@ -1,8 +1,9 @@
 """Applying one ``registry.events`` event to the read model: pure functions, no I/O.
 
-They reproduce the documents registration and the deploy-tracker write (registration's
-``ModelChange.apply``, headline and version rules; the tracker's ``status_after``), which the
-query service may not import. Each event carries its owner's revision of the model
+They build the documents the reads answer from: a model's readers, aliases and own metadata as
+registration keeps them, and what only the query keeps (each model's headline, version count,
+list and feed keys, former readers); the version rules; the deployment status rules (the
+tracker's ``status_after``, which the query service may not import). Each event carries its owner's revision of the model
 (``ce_revision``); an event at or below the revision already applied from that owner is skipped,
 so replaying a log, or a catch-up that overlaps the topic, changes nothing.
 """
@@ -25,7 +26,7 @@ from shared.contract.versioning import precedence_key
 
 REPORT_RECORDED = "registry.event.deployment_report_recorded"
 SOURCES = {"/registry/registration": "r", "/registry/deploy-tracker": "d"}
-# Headline fields the model's own metadata owns once a team set them (registration's OWNABLE).
+# Headline fields the model's own metadata owns once its team set them (update_model): versions no longer set them.
 OWNABLE = {"description": ("description",), "tags": ("tags", "tag_pairs")}
 # How far each deployment status has gone (the tracker's ADVANCEMENT): the overall status is the furthest.
 ADVANCEMENT = {"registered": 0, "retired": 1, "rolled_back": 2, "failed": 3, "deploying": 4, "deployed": 5}
