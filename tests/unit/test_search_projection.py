@@ -8,6 +8,7 @@ import pytest
 
 from query.api.reads import Reads
 from query.projection.model import ReadModel
+from query.search import projection as search_projection
 from query.search.projection import SearchProjection
 from tests.waiting import until
 
@@ -17,21 +18,27 @@ pytestmark = pytest.mark.unit
 class Index:
     def __init__(self) -> None:
         self.docs: dict[str, list[str]] = {}
+        self.readers: dict[str, list[str]] = {}  # model id -> the teams whose index holds it
         self.commits = 0
 
     def upsert(self, docs: Sequence[Any]) -> None:
-        self.docs.update(docs)
+        for model_id, versions, readers in docs:
+            self.docs[model_id], self.readers[model_id] = versions, readers
 
     def delete(self, model_ids: Sequence[str]) -> None:
         for model_id in model_ids:
             self.docs.pop(model_id, None)
+            self.readers.pop(model_id, None)
 
     def commit(self) -> None:
         self.commits += 1
 
+    def holders(self, model_id: str) -> tuple[str, ...]:
+        return tuple(self.readers.get(model_id, ()))
 
-def put(read_model: ReadModel, model_id: str, *numbers: str) -> None:
-    read_model.models[model_id] = {"_id": model_id, "team": "t", "name": model_id}
+
+def put(read_model: ReadModel, model_id: str, *numbers: str, readers: tuple[str, ...] = ("t",)) -> None:
+    read_model.models[model_id] = {"_id": model_id, "team": "t", "name": model_id, "readers": list(readers)}
     for number in numbers:
         version = {"_id": f"{model_id}:{number}", "model_id": model_id, "version": number, "version_key": number}
         read_model.versions.setdefault(model_id, {})[version["_id"]] = version
@@ -47,7 +54,10 @@ def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
 
 def projection_of(read_model: ReadModel, index: Index, loaded: asyncio.Event) -> SearchProjection:
     return SearchProjection(
-        Reads(read_model), index, lambda model, own: (model["_id"], [v["version"] for v in own]), loaded=loaded.wait
+        Reads(read_model),
+        index,
+        lambda model, own: (model["_id"], [v["version"] for v in own], model["readers"]),
+        loaded=loaded.wait,
     )
 
 
@@ -100,6 +110,60 @@ async def test_a_search_with_a_token_waits_until_its_models_changes_are_indexed(
         waiting = asyncio.create_task(projection.caught_up({"m1"}, 30))
         assert await projection.caught_up({"m2"}, 0)  # another model's change does not hold it up
         assert await waiting and index.docs["m1"] == ["b", "a"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def settle() -> None:
+    for _ in range(20):  # a few turns of the loop: enough for a round that needs no waiting
+        await asyncio.sleep(0)
+
+
+async def test_changes_wait_for_the_refresh_interval_except_one_that_takes_a_model_from_a_team(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(search_projection, "REFRESH_SECONDS", 3600.0)  # only urgency starts a round now
+    read_model, index, loaded = ReadModel(), Index(), asyncio.Event()
+    put(read_model, "m1", "a", readers=("t", "risk"))
+    put(read_model, "m2", "a")
+    loaded.set()
+    projection = projection_of(read_model, index, loaded)
+    task = asyncio.create_task(projection.run())
+    try:
+        await until(_async(projection.built.is_set), what="the build")
+        await settle()  # the round the build's own notification may start
+        built = index.commits
+        put(read_model, "m2", "a", "b")
+        read_model.notify({"m2"})
+        put(read_model, "m3", "z")
+        read_model.notify({"m3"})
+        await settle()
+        assert ("m3" not in index.docs, index.commits) == (True, built)  # waiting for the interval
+        put(read_model, "m1", "a", readers=("t",))  # unshared from risk: its index must drop it now
+        read_model.notify({"m1"})
+        await until(_async(lambda: index.readers["m1"] == ["t"]), what="the unshare indexed")
+        assert (index.docs["m2"], index.docs["m3"], index.commits) == (["b", "a"], ["z"], built + 1)  # one round
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_search_waiting_for_a_change_does_not_wait_for_the_refresh_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(search_projection, "REFRESH_SECONDS", 3600.0)
+    read_model, index, loaded = ReadModel(), Index(), asyncio.Event()
+    put(read_model, "m1", "a")
+    loaded.set()
+    projection = projection_of(read_model, index, loaded)
+    task = asyncio.create_task(projection.run())
+    try:
+        assert await projection.caught_up({"m1"}, 30)
+        await settle()
+        put(read_model, "m1", "a", "b")
+        read_model.notify({"m1"})
+        assert await projection.caught_up({"m1"}, 30) and index.docs["m1"] == ["b", "a"]
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

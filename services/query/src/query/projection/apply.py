@@ -3,9 +3,10 @@
 They build the documents the reads answer from: a model's readers, aliases and own metadata as
 registration keeps them, and what only the query keeps (each model's headline, version count,
 list and feed keys, former readers); the version rules; the deployment status rules (the
-tracker's ``status_after``, which the query service may not import). Each event carries its owner's revision of the model
-(``ce_revision``); an event at or below the revision already applied from that owner is skipped,
-so replaying a log, or a catch-up that overlaps the topic, changes nothing.
+tracker's ``status_after``, which the query service may not import). Each event carries its
+owner's revision of the model (``ce_revision``); an event at or below the revision already applied
+from that owner is skipped, so replaying a log, or a catch-up that overlaps the topic, changes
+nothing.
 """
 
 from __future__ import annotations

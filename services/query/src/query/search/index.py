@@ -96,6 +96,10 @@ class SearchIndex:
         """Make every change so far visible to searches."""
         self._shards.commit()
 
+    def holders(self, model_id: str) -> tuple[str, ...]:
+        """The teams whose index holds ``model_id`` (written, if not yet committed)."""
+        return self._shards.holders(model_id)
+
     def stamp(self, readers: frozenset[str] | None) -> Stamp:
         """The index that ``readers`` search and its commits so far: a cached result is served while they hold."""
         shard = self._shards.of(readers)

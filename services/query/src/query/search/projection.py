@@ -4,11 +4,18 @@ The read model (:mod:`query.projection`) is the one consumer of ``registry.event
 service; it tells its subscribers which models each applied batch changed. Once it is loaded the
 index is built from it, then every changed model is indexed again from memory (or deleted from
 the index when the read model no longer holds it). Nothing here reads a database or the broker.
+
+Changes are indexed in rounds at most every :data:`REFRESH_SECONDS` (as a search engine's refresh
+interval): a commit of the index costs milliseconds of CPU, and indexing each registration on
+its own was most of the query service's work under a steady stream of them. Two kinds of change
+go at once: one that takes a model from a team's index (an unshare, a delete), so a former
+reader never finds it, and one a search is waiting for (it sent the write's consistency token).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -22,6 +29,7 @@ from shared.contract.documents import Document
 log = structlog.get_logger(__name__)
 BUILD_BATCH = 500  # models indexed per call into the index
 VERSIONS_PER_MODEL = 200  # newest versions of a model that feed its search document
+REFRESH_SECONDS = 0.5  # at most this long between a change and the search that finds it
 
 
 class Index(Protocol):
@@ -30,6 +38,7 @@ class Index(Protocol):
     def upsert(self, docs: Sequence[Any]) -> None: ...
     def delete(self, model_ids: Sequence[str]) -> None: ...
     def commit(self) -> None: ...
+    def holders(self, model_id: str) -> tuple[str, ...]: ...
 
 
 class Documents(Protocol):
@@ -49,14 +58,24 @@ class SearchProjection:
         self._changed: set[str] = set()
         self._applying: set[str] = set()
         self._waiting = asyncio.Event()
+        self._urgent = asyncio.Event()  # a change that may not wait for the refresh interval
         self._applied = asyncio.Event()  # set (and replaced) after each round of changes
+        self._last_round = float("-inf")  # event-loop time the last round of changes started
         self.built = asyncio.Event()
         reads.read_model.subscribe(self.note)
 
     def note(self, model_ids: set[str]) -> None:
         """Note changed models for the next round (a :meth:`ReadModel.subscribe` callback)."""
         self._changed |= model_ids
+        if self.built.is_set() and any(self._taken_from_a_team(model_id) for model_id in model_ids):
+            self._urgent.set()
         self._waiting.set()
+
+    def _taken_from_a_team(self, model_id: str) -> bool:
+        """Whether a team whose index holds the model may no longer read it (or the model is gone)."""
+        model = self._reads.read_model.models.get(model_id)
+        readers = set(model.get("readers") or [model["team"]]) if model is not None else set()
+        return bool(set(self._index.holders(model_id)) - readers)
 
     async def ready(self) -> None:
         """A readiness check: fails until the first build is complete."""
@@ -87,7 +106,10 @@ class SearchProjection:
         await self.build()
         while True:
             await self._waiting.wait()
+            await self._refresh_due()
             self._waiting.clear()
+            self._urgent.clear()
+            self._last_round = asyncio.get_running_loop().time()
             self._applying, self._changed = self._changed, set()
             try:
                 await self.apply(self._applying)
@@ -96,12 +118,22 @@ class SearchProjection:
                 self._applied.set()
                 self._applied = asyncio.Event()
 
+    async def _refresh_due(self) -> None:
+        """Return when the next round may start: the refresh interval is over, or a change is urgent."""
+        remaining = self._last_round + REFRESH_SECONDS - asyncio.get_running_loop().time()
+        if remaining > 0 and not self._urgent.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):  # not wait_for: see shared.outbox.relay
+                    await self._urgent.wait()
+
     async def caught_up(self, model_ids: set[str], timeout: float) -> bool:
         """Wait (at most ``timeout`` s) until no change of ``model_ids`` the read model has applied is still unindexed.
 
         Together with :meth:`ReadModel.reached`, a search that sends a write's consistency token sees it.
         """
         deadline = asyncio.get_running_loop().time() + timeout
+        if model_ids & self._changed:
+            self._urgent.set()  # a search waits for it: no refresh interval
         while model_ids & (self._changed | self._applying) or not self.built.is_set():
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
@@ -122,6 +154,7 @@ class SearchProjection:
             docs, _ = self._documents(model_ids[start : start + BUILD_BATCH])
             count += await self._upsert(docs)
         await asyncio.to_thread(self._index.commit)
+        self._last_round = asyncio.get_running_loop().time()
         self.built.set()
         seconds = time.perf_counter() - started
         metrics.SEARCH_BUILD_SECONDS.set(seconds)

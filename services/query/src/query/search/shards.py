@@ -114,6 +114,10 @@ class Shards:
         """Documents in the teams' indexes, as last committed."""
         return sum(int(shard.searcher().num_docs) for shard in list(self._teams.values()))
 
+    def holders(self, model_id: str) -> tuple[str, ...]:
+        """The teams whose index holds ``model_id`` (written, if not yet committed)."""
+        return self._readers.get(model_id, ())
+
     def upsert(self, docs: Iterable[SearchDocument]) -> None:
         """Index ``docs`` in every index that should hold them (visible after :meth:`commit`)."""
         for doc in docs:
