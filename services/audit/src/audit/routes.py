@@ -24,18 +24,18 @@ from shared.contract.views import Page
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=keyed_route_refusals("invalid"))
 
 
-def _db(request: Request) -> AsyncDatabase[Document]:
+async def _db(request: Request) -> AsyncDatabase[Document]:
     """The audit log's database (its own server's, when it has one)."""
     log_db: AsyncDatabase[Document] = request.app.state.audit_db
     return log_db
 
 
-def _verifier(request: Request) -> Verifier:
+async def _verifier(request: Request) -> Verifier:
     verifier: Verifier = request.app.state.verifier
     return verifier
 
 
-def _signer(request: Request) -> SigningKey:
+async def _signer(request: Request) -> SigningKey:
     signer: SigningKey = request.app.state.signer
     return signer
 

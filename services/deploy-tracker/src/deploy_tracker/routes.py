@@ -61,12 +61,12 @@ def consistency_header(row: Document) -> dict[str, str]:
     return {CONSISTENCY: f"d.{model}.{revision}"} if model is not None and revision is not None else {}
 
 
-def _bridge(request: Request) -> ReportBridge:
+async def _bridge(request: Request) -> ReportBridge:
     bridge: ReportBridge = request.app.state.report_bridge
     return bridge
 
 
-def _outcome_watch(request: Request) -> OutcomeWatch:
+async def _outcome_watch(request: Request) -> OutcomeWatch:
     watch: OutcomeWatch = request.app.state.outcome_watch
     return watch
 

@@ -65,27 +65,27 @@ class SecretRotation(BaseModel):
     previous_valid_seconds: Annotated[int, Field(ge=0, le=7 * 86_400)] | None = None
 
 
-def _settings(request: Request) -> DeployTrackerSettings:
+async def _settings(request: Request) -> DeployTrackerSettings:
     settings: DeployTrackerSettings = request.app.state.settings
     return settings
 
 
-def _box(request: Request) -> SecretBox:
+async def _box(request: Request) -> SecretBox:
     box: SecretBox = request.app.state.secret_box
     return box
 
 
-def _webhooks(request: Request) -> AsyncCollection[Document]:
+async def _webhooks(request: Request) -> AsyncCollection[Document]:
     db: AsyncDatabase[Document] = request.app.state.db
     return db[WEBHOOKS]
 
 
-def _changes(request: Request) -> ChangeLog:
+async def _changes(request: Request) -> ChangeLog:
     changes: ChangeLog = request.app.state.changes
     return changes
 
 
-def _deliveries(request: Request) -> AsyncCollection[Document]:
+async def _deliveries(request: Request) -> AsyncCollection[Document]:
     db: AsyncDatabase[Document] = request.app.state.db
     return db[WEBHOOK_DELIVERIES]
 

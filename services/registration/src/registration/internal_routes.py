@@ -38,12 +38,12 @@ def _service(request: Request) -> Service:
     return service
 
 
-def _box(request: Request) -> VerifierBox:
+async def _box(request: Request) -> VerifierBox:
     box: VerifierBox = request.app.state.verifier_box
     return box
 
 
-def _from_a_service(
+async def _from_a_service(
     request: Request, token: Annotated[str | None, Header(alias="X-Registry-Service-Token")] = None
 ) -> None:
     expected = internal_token(_service(request).settings)

@@ -53,20 +53,20 @@ def _service(request: Request) -> Service:
     return service
 
 
-def _keys(request: Request) -> AsyncCollection[Document]:
+async def _keys(request: Request) -> AsyncCollection[Document]:
     return _service(request).db[API_KEYS]
 
 
-def _keystore(request: Request) -> KeyStore:
+async def _keystore(request: Request) -> KeyStore:
     return _service(request).keystore
 
 
-def _changes(request: Request) -> ChangeLog:
+async def _changes(request: Request) -> ChangeLog:
     changes: ChangeLog = request.app.state.changes
     return changes
 
 
-def _quota(request: Request) -> int:
+async def _quota(request: Request) -> int:
     settings = _service(request).settings
     if not isinstance(settings, RegistrationSettings):
         raise TypeError(f"the key routes need RegistrationSettings, not {type(settings).__name__}")

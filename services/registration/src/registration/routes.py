@@ -42,7 +42,7 @@ def written(status: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"headers": {CONSISTENCY_HEADER: header}}}
 
 
-def keep_response(request: Request, response: Response) -> None:
+async def keep_response(request: Request, response: Response) -> None:
     """Let :func:`run` set headers on the response of the route it runs for."""
     request.state.write_response = response
 

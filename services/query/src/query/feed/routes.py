@@ -22,7 +22,7 @@ router = APIRouter(
 )
 
 
-def feed(request: Request) -> Feed:
+async def feed(request: Request) -> Feed:
     """The service's one feed (its document cache is shared by every request)."""
     found: Feed = request.app.state.feed
     return found
