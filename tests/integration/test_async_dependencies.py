@@ -34,7 +34,6 @@ def test_no_route_runs_a_dependency_or_endpoint_in_a_worker_thread(service: str)
             continue  # not a FastAPI route (a mounted app, a websocket)
         routes += 1
         for call in [dependant.call, *calls(dependant)]:
-            target = call if inspect.isfunction(call) else getattr(call, "__call__", call)
-            if call is not None and not inspect.iscoroutinefunction(target):
+            if call is not None and not inspect.iscoroutinefunction(call):
                 sync.add(f"{route.path}: {getattr(call, '__qualname__', call)}")
     assert routes > 5 and not sync, sorted(sync)
