@@ -11,6 +11,8 @@
    servers (the shared one, the audit log's), the documents one registration writes on each (read
    from their oplogs), and so the registrations/s the stand-in would allow (``bench/stand_in.py``);
    the services' RSS.
+4. Where the time goes: CPU milliseconds per registration end to end, by process of the stack
+   (``bench/process_cpu.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from process_cpu import add_cpu_row, cpu_seconds, per_unit_ms
 from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
@@ -113,6 +116,7 @@ async def bench_registration(stack: EmbeddedStack, commands: int) -> dict[str, A
 
     servers = {"shared": stack.settings.mongodb_uri, "audit": stack.settings.audit_mongodb_uri}
     since = {name: await oplog_position(uri) for name, uri in servers.items()}
+    cpu_before = await asyncio.to_thread(cpu_seconds, stack)
     consumer_task = asyncio.create_task(consume())
     started = time.perf_counter()
     for event in events:
@@ -124,6 +128,7 @@ async def bench_registration(stack: EmbeddedStack, commands: int) -> dict[str, A
     await producer.flush()
     await asyncio.wait_for(consumer_task, 600)
     events_done = time.perf_counter()
+    cpu = per_unit_ms(cpu_before, await asyncio.to_thread(cpu_seconds, stack), commands)
     await producer.stop()
     await consumer.stop()
     # Before the reads below, whose access events would be counted as the registrations' writes.
@@ -141,6 +146,7 @@ async def bench_registration(stack: EmbeddedStack, commands: int) -> dict[str, A
         "p99": percentile(latencies, 99) * 1000,
         "readable": readable,
         "writes": writes,
+        "cpu_ms": cpu,
     }
 
 
@@ -308,6 +314,7 @@ async def main(args: argparse.Namespace) -> int:
         "command → outcome event p50 / p95 / p99 (ms)", f"{r['p50']:.0f} / {r['p95']:.0f} / {r['p99']:.0f}", ""
     )
     table.add_row("versions readable over HTTP afterwards", f"{r['readable']} / {r['commands']}", "all")
+    add_cpu_row(table, "CPU ms per registration end to end, by process", r["cpu_ms"])
     table.add_row(f"bulk load through the handler ({args.versions} versions), versions/s", f"{load_rate:.0f}", "")
     table.add_row("outbox relay to Kafka, events/s", f"{relay_rate:.0f}", "")
     table.add_row(

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from process_cpu import cpu_seconds, cpu_text, per_unit_ms
 from registry_bench import FRAMEWORKS, auth, percentile, register, use_unthrottled_admin_key
 from rich.console import Console
 from rich.table import Table
@@ -97,6 +98,7 @@ class Run:
     last_outcome_at: float = 0.0
     readable_at: list[float] = field(default_factory=list)  # when each registered version's outcome was seen
     readable_paths: list[str] = field(default_factory=list)
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU ms per registration answered during the load
 
     @property
     def ends(self) -> float:
@@ -296,12 +298,15 @@ async def soak(stack: EmbeddedStack, args: argparse.Namespace) -> tuple[Run, flo
     minutes = [Minute() for _ in range(math.ceil(args.minutes))]
     run = Run(started=time.perf_counter(), seconds=args.minutes * MINUTE, minutes=minutes, start_rss=start_rss)
     following = asyncio.create_task(follow_outcomes(consumer, run))
+    cpu_before = await asyncio.to_thread(cpu_seconds, stack)
     try:
         await asyncio.gather(
             produce(stack, run, rate=args.rate, models=args.models),
             read_beside(stack, run, interval=args.read_interval),
             sample_memory(stack, run),
         )
+        answered = sum(minute.outcomes for minute in run.minutes)
+        run.cpu_ms = per_unit_ms(cpu_before, await asyncio.to_thread(cpu_seconds, stack), answered)
         console.print(f"load done; waiting up to {args.drain:g} s for the last outcomes …")
         waited = await drain(run, args.drain)
     finally:
@@ -403,6 +408,7 @@ def report(run: Run, waited: float, args: argparse.Namespace) -> None:
         ("registrations/s end to end", f"{rate:.0f}", f"{args.rate:g}"),
         ("publish → outcome p50 / p99 ms", p50_p99(run.outcome_latencies), ""),
         ("read p99 < 50 ms every minute", verdict(not slow, "yes" if not slow else f"no: {', '.join(slow)}"), "all"),
+        ("CPU ms per registration by process (reads included)", cpu_text(run.cpu_ms), ""),
     ]
     for label, value, target in rows:
         table.add_row(*summary_row(label, value, processes, target))
