@@ -11,7 +11,7 @@ import pytest
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from registration.storage import MODEL_VERSIONS, MODELS, SHARES, create_indexes
+from registration.storage import MODEL_VERSIONS, MODELS, SHARES, create_indexes, retire_model_fields
 
 pytestmark = pytest.mark.integration
 
@@ -48,3 +48,30 @@ async def test_an_upgrade_keeps_only_the_indexes_registration_reads(
     assert set(await mongo_database[MODEL_VERSIONS].index_information()) == {"_id_"}
     assert set(await mongo_database[SHARES].index_information()) == {"_id_"}
     assert await mongo_database[MODELS].count_documents({}) == 1  # documents untouched
+
+
+async def test_an_upgrade_removes_the_headline_and_feed_fields_but_keeps_what_the_team_gave_the_model(
+    mongo_database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    kept = {"team": "fraud", "readers": ["fraud", "risk"], "aliases": {"champion": "1.0.0"}, "owners": [{"name": "a"}]}
+    headline = {"latest_version": "1.0.0", "version_count": 3, "feed_key": "k", "former_readers": ["ops"]}
+    await mongo_database[MODELS].insert_many(
+        [
+            {
+                "_id": "own",
+                **kept,
+                **headline,
+                "own_metadata": ["description"],
+                "description": "ours",
+                "tags": {"v": "1"},
+            },
+            {"_id": "copied", **kept, **headline, "description": "from 1.0.0", "tags": {"v": "1"}},
+            {"_id": "current", **kept},
+        ]
+    )
+
+    assert await retire_model_fields(mongo_database) == 2
+    assert await retire_model_fields(mongo_database) == 0  # every start runs it: idempotent
+
+    found = {doc.pop("_id"): doc async for doc in mongo_database[MODELS].find()}
+    assert found == {"own": kept | {"description": "ours"}, "copied": kept, "current": kept}

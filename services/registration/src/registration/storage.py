@@ -6,6 +6,8 @@ and, to bootstrap or rebuild, from the internal event log (:mod:`registration.lo
 
 from __future__ import annotations
 
+from typing import Any
+
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -73,6 +75,42 @@ RETIRED_INDEXES: dict[str, list[str]] = {
     MODEL_VERSIONS: ["children", "status_model", "team_recent", "model_stable"],
     SHARES: ["with_team"],
 }
+
+# Model fields earlier versions kept for the query's lists, feed and headline (the query's
+# projection derives them from the events now): removed when found, so what is stored is what
+# registration maintains, and nobody reading the database takes a frozen headline for a live one.
+RETIRED_MODEL_FIELDS = (
+    "latest_version",
+    "latest_rank",
+    "framework",
+    "deployment_targets",
+    "tag_pairs",
+    "version_count",
+    "updated_at",
+    "created_key",
+    "updated_key",
+    "name_key",
+    "feed_key",
+    "former_readers",
+    "unshared_at",
+    "own_metadata",
+)
+
+
+async def retire_model_fields(db: AsyncDatabase[Document]) -> int:
+    """Remove :data:`RETIRED_MODEL_FIELDS` from the models that still have them; how many changed (idempotent).
+
+    A description or tags stay only where the team gave them to the model itself (``own_metadata``
+    named them); elsewhere they were copies of the latest version's, like the rest of the headline.
+    """
+    holding = {"$or": [{field: {"$exists": True}} for field in RETIRED_MODEL_FIELDS]}
+    owned = {"$ifNull": ["$own_metadata", []]}
+    kept_if_owned = {
+        field: {"$cond": [{"$in": [field, owned]}, f"${field}", "$$REMOVE"]} for field in ("description", "tags")
+    }
+    retire: list[dict[str, Any]] = [{"$set": kept_if_owned}, {"$unset": list(RETIRED_MODEL_FIELDS)}]
+    result = await db[MODELS].update_many(holding, retire)
+    return result.modified_count
 
 
 async def create_indexes(db: AsyncDatabase[Document]) -> None:

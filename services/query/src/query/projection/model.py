@@ -122,10 +122,15 @@ class ReadModel:
                 waiter.set_result(None)
 
     def adopt(self, other: ReadModel) -> None:
-        """Take ``other``'s contents (a rebuild), keeping this model's subscribers and waiters."""
+        """Take ``other``'s contents (a rebuild), keeping this model's subscribers and waiters.
+
+        Subscribers hear of every model either holds: one the rebuild no longer has must leave
+        the search index and the caches too.
+        """
+        before = set(self.models)
         self.models, self.by_name, self.versions = other.models, other.by_name, other.versions
         self.children, self.history, self.reports = other.children, other.history, other.reports
         self.revisions, self.version_owner, self.positions = other.revisions, other.version_owner, other.positions
         self.dirty_models, self.dirty_versions = other.dirty_models, other.dirty_versions
         self.rewritten = other.rewritten
-        self.notify(set(self.models))
+        self.notify(before | set(self.models))

@@ -5,7 +5,8 @@ Use from one writer and any number of readers: a single task (the projection tha
 :meth:`~SearchIndex.commit`; :meth:`~SearchIndex.search` may be called from the event loop or any
 thread at the same time. Tantivy releases the GIL while it searches, aggregates and commits, and
 each search reads one consistent snapshot (the last commit), so a search never sees half an
-upsert. A commit with nothing pending costs nothing, so the writer can call it every ~100 ms.
+upsert. A commit with nothing pending costs nothing; one with changes costs milliseconds of CPU,
+so the projection commits a round of changes at most every half second (:mod:`query.search.projection`).
 
 A team searches an index of only the models it may read (:mod:`query.search.shards`), so its
 scores, order, snippets, totals and facets are what they would be if nothing else existed.

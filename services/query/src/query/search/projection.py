@@ -8,8 +8,9 @@ the index when the read model no longer holds it). Nothing here reads a database
 Changes are indexed in rounds at most every :data:`REFRESH_SECONDS` (as a search engine's refresh
 interval): a commit of the index costs milliseconds of CPU, and indexing each registration on
 its own was most of the query service's work under a steady stream of them. Two kinds of change
-go at once: one that takes a model from a team's index (an unshare, a delete), so a former
-reader never finds it, and one a search is waiting for (it sent the write's consistency token).
+go at once: one that takes a model from a team (a team leaves its readers, or the model leaves
+the read model), so a former reader never finds it, and one a search is waiting for (it sent
+the write's consistency token).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class SearchProjection:
         self._loaded = loaded  # returns once the read model holds what was persisted or caught up
         self._changed: set[str] = set()
         self._applying: set[str] = set()
+        self._applying_readers: dict[str, set[str]] = {}  # readers of the models in the round being applied
         self._waiting = asyncio.Event()
         self._urgent = asyncio.Event()  # a change that may not wait for the refresh interval
         self._applied = asyncio.Event()  # set (and replaced) after each round of changes
@@ -67,15 +69,20 @@ class SearchProjection:
     def note(self, model_ids: set[str]) -> None:
         """Note changed models for the next round (a :meth:`ReadModel.subscribe` callback)."""
         self._changed |= model_ids
-        if self.built.is_set() and any(self._taken_from_a_team(model_id) for model_id in model_ids):
+        if any(self._taken_from_a_team(model_id) for model_id in model_ids):
             self._urgent.set()
         self._waiting.set()
 
     def _taken_from_a_team(self, model_id: str) -> bool:
-        """Whether a team whose index holds the model may no longer read it (or the model is gone)."""
+        """Whether a team whose index holds the model, or will once the round being applied is, may no longer read it.
+
+        (Or the model is gone.) Before and during the build the index holds only part of what it
+        will: the build's end asks again about every change noted meanwhile.
+        """
         model = self._reads.read_model.models.get(model_id)
-        readers = set(model.get("readers") or [model["team"]]) if model is not None else set()
-        return bool(set(self._index.holders(model_id)) - readers)
+        readers = _readers(model) if model is not None else set()
+        held = set(self._index.holders(model_id)) | self._applying_readers.get(model_id, set())
+        return bool(held - readers)
 
     async def ready(self) -> None:
         """A readiness check: fails until the first build is complete."""
@@ -114,7 +121,7 @@ class SearchProjection:
             try:
                 await self.apply(self._applying)
             finally:
-                self._applying = set()
+                self._applying, self._applying_readers = set(), {}
                 self._applied.set()
                 self._applied = asyncio.Event()
 
@@ -132,9 +139,9 @@ class SearchProjection:
         Together with :meth:`ReadModel.reached`, a search that sends a write's consistency token sees it.
         """
         deadline = asyncio.get_running_loop().time() + timeout
-        if model_ids & self._changed:
-            self._urgent.set()  # a search waits for it: no refresh interval
         while model_ids & (self._changed | self._applying) or not self.built.is_set():
+            if model_ids & self._changed:
+                self._urgent.set()  # a search waits for it: no refresh interval (again after each round)
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 return False
@@ -155,6 +162,8 @@ class SearchProjection:
             count += await self._upsert(docs)
         await asyncio.to_thread(self._index.commit)
         self._last_round = asyncio.get_running_loop().time()
+        if any(self._taken_from_a_team(model_id) for model_id in self._changed):  # noted during the build
+            self._urgent.set()
         self.built.set()
         seconds = time.perf_counter() - started
         metrics.SEARCH_BUILD_SECONDS.set(seconds)
@@ -166,6 +175,8 @@ class SearchProjection:
         if not changed:
             return
         docs, gone = self._documents(sorted(changed))
+        models = self._reads.read_model.models
+        self._applying_readers = {mid: _readers(models[mid]) for mid in changed if mid in models}
         await self._upsert(docs)
         await asyncio.to_thread(self._index.delete, gone)
         await asyncio.to_thread(self._index.commit)
@@ -191,3 +202,8 @@ class SearchProjection:
         # The index works in Rust without the GIL: off the event loop, so reads keep flowing.
         await asyncio.to_thread(self._index.upsert, docs)
         return len(docs)
+
+
+def _readers(model: Document) -> set[str]:
+    """The teams that may read ``model`` (its own team when it names none)."""
+    return set(model.get("readers") or [model["team"]])
