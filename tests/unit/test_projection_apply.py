@@ -320,6 +320,17 @@ def test_subscribers_hear_the_changed_models() -> None:
     assert heard == [{"mdl_x"}]
 
 
+def test_a_rebuild_tells_subscribers_of_the_models_it_dropped_too() -> None:
+    kept, dropped = Log(), Log()
+    kept.register("1.0.0")
+    dropped.register("1.0.0")
+    model = replay(dropped, replay(kept))
+    heard: list[set[str]] = []
+    model.subscribe(heard.append)
+    model.adopt(replay(kept))  # the rebuild no longer holds ``dropped``: the search index must drop it too
+    assert heard == [{kept.model_id, dropped.model_id}]
+
+
 def test_a_registration_event_the_topic_lost_is_folded_in_when_the_owners_log_brings_it_late() -> None:
     log = Log()
     lost = log.register("1.0.0")
