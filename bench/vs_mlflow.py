@@ -15,7 +15,9 @@ keep-alive ``httpx.AsyncClient`` per client. In this order, for each:
    times: the p50 of a whole walk and of one page (ms).
 3. Create ``--versions`` versions spread over five models, from 1 client, then from 8 at once
    (MLflow ``model-versions/create`` into registered models made beforehand, the registry
-   ``POST /v1/models/{team}/{name}/versions``): versions/s (of those accepted) and p50/p99.
+   ``POST /v1/models/{team}/{name}/versions``): versions/s (of those accepted) and p50/p99, and
+   the CPU milliseconds every process of each system spent per version (``bench/process_cpu.py``):
+   the two share this machine's cores, so that bounds how fast either could go here.
 4. Get one version, ``--reads`` times one after another, picked at random among those just created
    (this and the next two: p50/p99 in ms, after ten untimed requests).
 5. List by tag ``owner=alice`` (a quarter of the models), its first page of 50.
@@ -48,6 +50,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+from process_cpu import group_cpu_seconds
 from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
@@ -355,6 +358,11 @@ async def walk(target: Target, models: int) -> tuple[float, float, int]:
     return percentile(totals, 50) * 1000, percentile(pages, 50) * 1000, count
 
 
+def cpu_of(target: Target) -> float:
+    """CPU seconds so far of every process of ``target`` (all its process groups)."""
+    return sum(group_cpu_seconds(group) for group in target.process_groups())
+
+
 async def run_workloads(target: Target, args: argparse.Namespace) -> dict[str, float]:
     results: dict[str, float] = {}
     console.print(f"{target.label}: loading {args.models} models from 8 clients …")
@@ -374,8 +382,11 @@ async def run_workloads(target: Target, args: argparse.Namespace) -> dict[str, f
         items = versions(args.versions, clients)
         async with target.client(write=True) as http:
             await target.prepare_writes(http, items)
+        cpu_before = await asyncio.to_thread(cpu_of, target)
         writes = await write_all(target, target.create_version, items, clients)
+        cpu_ms = (await asyncio.to_thread(cpu_of, target) - cpu_before) * 1000 / max(len(writes.accepted), 1)
         results |= {f"w{clients}": writes.rate, f"w{clients}_p50": writes.p50, f"w{clients}_p99": writes.p99}
+        results[f"w{clients}_cpu"] = cpu_ms
         results["failed"] += writes.failed
         created += [(item.model, target.created(item, answer)) for item, answer in writes.accepted]
     console.print(f"{target.label}: reads …")
@@ -461,9 +472,11 @@ ROWS: list[tuple[str, str, str, bool, float | None]] = [
     ("create a version, 1 client", "versions/s", "w1", True, 1),
     ("", "p50 ms", "w1_p50", False, 1),
     ("", "p99 ms", "w1_p99", False, 1),
+    ("", "CPU ms a version, all processes", "w1_cpu", False, None),
     ("create a version, 8 clients", "versions/s", "w8", True, 3),
     ("", "p50 ms", "w8_p50", False, 1),
     ("", "p99 ms", "w8_p99", False, 1),
+    ("", "CPU ms a version, all processes", "w8_cpu", False, None),
     ("get one version", "p50 ms", "get_p50", False, 3),
     ("", "p99 ms", "get_p99", False, 3),
     ("list by tag, first 50", "p50 ms", "tag_p50", False, 3),
