@@ -36,6 +36,7 @@ def register_audit_subscriber(
         max_records=settings.batch_max_records,
         timeout_ms=settings.batch_timeout_ms,
         probe=probe,
+        linger_ms=settings.batch_linger_ms,
     )
     async def on_records(records: Records) -> None:
         now = received_now()
