@@ -11,7 +11,15 @@ import pytest
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from registration.storage import MODEL_VERSIONS, MODELS, SHARES, create_indexes, retire_model_fields
+from registration.storage import (
+    DELETED_VERSIONS,
+    MODEL_VERSIONS,
+    MODELS,
+    SHARES,
+    create_indexes,
+    move_tombstones,
+    retire_model_fields,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -75,3 +83,21 @@ async def test_an_upgrade_removes_the_headline_and_feed_fields_but_keeps_what_th
 
     found = {doc.pop("_id"): doc async for doc in mongo_database[MODELS].find()}
     assert found == {"own": kept | {"description": "ours"}, "copied": kept, "current": kept}
+
+
+async def test_an_upgrade_moves_the_tombstones_of_deleted_versions_into_their_place(
+    mongo_database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    tombstone = {"_id": "fraud/card@2.0.0", "model_id": "fraud/card", "version": "2.0.0", "deleted_by": "k1"}
+    await mongo_database[DELETED_VERSIONS].insert_one(dict(tombstone))
+    await mongo_database[MODEL_VERSIONS].insert_one({"_id": "fraud/card@1.0.0", "version": "1.0.0"})
+
+    assert await move_tombstones(mongo_database) == 1
+    assert await move_tombstones(mongo_database) == 0  # every start runs it: idempotent
+
+    found = {doc["_id"]: doc async for doc in mongo_database[MODEL_VERSIONS].find()}
+    assert found == {
+        "fraud/card@1.0.0": {"_id": "fraud/card@1.0.0", "version": "1.0.0"},
+        tombstone["_id"]: tombstone | {"deleted": True},
+    }
+    assert await mongo_database[DELETED_VERSIONS].count_documents({}) == 0

@@ -143,7 +143,10 @@ class TestDelete:
         repo = await card_with("1.0.0", "2.0.0")
         deleted = await one(repo, messages.DELETE_VERSION, version="2.0.0")
         assert deleted.event.type == messages.MODEL_VERSION_DELETED
-        assert [v["version"] for v in repo.versions.values()] == ["1.0.0"]
+        assert [(v["version"], v.get("deleted", False)) for v in repo.versions.values()] == [
+            ("1.0.0", False),
+            ("2.0.0", True),  # its tombstone, in its place: the number stays taken
+        ]
         [again] = await run(repo, register_event("fraud", "card", "2.0.0+rebuilt"))
         assert reason(again) == "duplicate_version" and "deleted" in again.event.data["message"]
         assert reason(await one(repo, messages.DELETE_VERSION, version="2.0.0")) == "not_found"

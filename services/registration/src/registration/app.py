@@ -11,7 +11,7 @@ from registration.group_commit import GroupCommit
 from registration.handlers import Command, Outcome, handle_commands
 from registration.key_events import announce_unannounced
 from registration.repository import MongoRepository
-from registration.storage import API_KEYS, OUTBOX, create_indexes, retire_model_fields
+from registration.storage import API_KEYS, OUTBOX, create_indexes, move_tombstones, retire_model_fields
 from registration.subscribers import register_command_subscriber, register_deployment_subscriber
 from shared.chassis import asyncapi
 from shared.chassis.http_app import service_app
@@ -73,6 +73,7 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     async def prepare_storage() -> None:
         await create_indexes(service.db)
         await retire_model_fields(service.db)
+        await move_tombstones(service.db)
 
     async def announce_keys() -> None:
         await announce_unannounced(changes, service.db[API_KEYS])

@@ -71,6 +71,7 @@ class Batch:
                 "_id": version["_id"],
                 "model_id": version["model_id"],
                 "version": version["version"],
+                "deleted": True,
                 "deleted_at": self.now,
                 "deleted_by": deleted_by,
             }

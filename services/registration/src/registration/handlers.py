@@ -100,10 +100,10 @@ def _revised(outcome: Outcome, row: Document) -> Outcome:
 async def _load(repo: Repository, parsed: list[messages.ModelRef | Rejected], *, read_everything: bool) -> Batch:
     """A batch holding the versions and models the parsed commands refer to.
 
-    Registrations are not read unless ``read_everything``: the unique index refuses a duplicate.
-    Only deleted versions' tombstones, which no index of the versions collection holds, are read
-    for them, and their models (to create a model only once). A version's parent (lineage) is read
-    with its model, to check that it may be named. The reads are independent: they run at once.
+    Registrations are not read unless ``read_everything``: the versions collection's unique _id
+    refuses a duplicate, a deleted version's number too (its tombstone keeps the _id). Their models
+    are read, to create a model only once. A version's parent (lineage) is read with its model, to
+    check that it may be named. The reads are independent: they run at once.
     """
     refs = [d for d in parsed if isinstance(d, messages.ModelRef)]
     registrations = [d for d in refs if isinstance(d, messages.RegisterModelVersion)]
@@ -116,16 +116,12 @@ async def _load(repo: Repository, parsed: list[messages.ModelRef | Rejected], *,
     versions |= {domain.version_id(p.team, p.name, p.version) for p in parents}
     models = {domain.model_id(d.team, d.name) for d in refs if isinstance(d, MODEL_READING)}
     models |= {domain.model_id(p.team, p.name) for p in parents}
-    tombstones = [] if read_everything else [domain.version_id(d.team, d.name, d.version) for d in registrations]
     # Where the versions to delete run (deletes are refused while deploying or deployed).
     deleted = {domain.version_id(d.team, d.name, d.version) for d in refs if isinstance(d, messages.DeleteVersion)}
-    found, buried, models_found, deployed = await asyncio.gather(
-        repo.versions_by_id(sorted(versions)),
-        repo.tombstones_by_id(tombstones),
-        repo.models_by_id(sorted(models)),
-        repo.deployments_of(sorted(deleted)),
+    found, models_found, deployed = await asyncio.gather(
+        repo.versions_by_id(sorted(versions)), repo.models_by_id(sorted(models)), repo.deployments_of(sorted(deleted))
     )
-    return Batch(found | buried, models_found, utcnow(), deployed=deployed)
+    return Batch(found, models_found, utcnow(), deployed=deployed)
 
 
 def apply(batch: Batch, command: Command, data: messages.ModelRef | Rejected) -> Outcome:

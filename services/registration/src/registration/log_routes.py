@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, Field
 
-from registration.storage import DELETED_VERSIONS, MODEL_VERSIONS, OUTBOX
+from registration.storage import MODEL_VERSIONS, OUTBOX
 from shared.chassis.http_app import Service
 from shared.chassis.http_auth import guard_of
 from shared.chassis.http_params import SlugPath, VersionPath
@@ -132,10 +132,8 @@ async def version(team: SlugPath, name: SlugPath, version: VersionPath, request:
     # Read before the version, so the answer reflects at least every event up to this revision.
     mid = model_id(team, name)
     latest = await db[OUTBOX].find_one({"model_id": mid}, {"position": 1}, sort=[("position", -1)])
-    stored = await db[MODEL_VERSIONS].find_one({"_id": vid}, {"version": 1, "approval": 1})
-    deleted = stored is None
-    if deleted:  # its tombstone: the number stays taken
-        stored = await db[DELETED_VERSIONS].find_one({"_id": vid}, {"version": 1})
+    # A deleted version's tombstone stands in its place: the number stays taken.
+    stored = await db[MODEL_VERSIONS].find_one({"_id": vid}, {"version": 1, "approval": 1, "deleted": 1})
     if stored is None:
         raise Problem("not_found", f"{team}/{name} has no version {version[:64]!r}")
     return VersionKnown(
@@ -145,6 +143,6 @@ async def version(team: SlugPath, name: SlugPath, version: VersionPath, request:
         name=name,
         version=stored["version"],
         approval=Approval.model_validate(stored.get("approval") or {}),
-        deleted=deleted,
+        deleted=bool(stored.get("deleted")),
         revision=int(latest["position"]) if latest and latest.get("position") is not None else None,
     )

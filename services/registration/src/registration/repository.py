@@ -6,14 +6,13 @@ import copy
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pymongo import UpdateOne
+from pymongo import ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from registration.changes import Changes, ModelChange
 from registration.deployments import InMemoryDeployedEnvironments, MongoDeployedEnvironments
 from registration.storage import (
-    DELETED_VERSIONS,
     DEPLOYED_ENVIRONMENTS,
     MODEL_VERSIONS,
     MODELS,
@@ -49,10 +48,6 @@ class Repository(OutboxLog, Protocol):
 
     async def versions_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
         """Versions by id, deleted ones as their tombstones (``deleted: True``)."""
-        ...
-
-    async def tombstones_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
-        """The tombstones of deleted versions among ``version_ids`` (``deleted: True``)."""
         ...
 
     async def models_by_id(self, model_ids: Sequence[str]) -> dict[str, Document]:
@@ -96,21 +91,16 @@ class MongoRepository(MongoOutboxLog):
     def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document], *, writer: str) -> None:
         super().__init__(db[OUTBOX], db[RELAY_CHECKPOINTS], writer=writer)
         self._client = client
+        # A deleted version's tombstone replaces it in the versions collection: the unique _id
+        # refuses its number again, so a registration reads nothing first.
         self._models, self._versions, self._shares = db[MODELS], db[MODEL_VERSIONS], db[SHARES]
-        self._tombstones = db[DELETED_VERSIONS]
         self.deployments = MongoDeployedEnvironments(db[DEPLOYED_ENVIRONMENTS])
 
     async def outcomes_of(self, command_keys: Sequence[str]) -> dict[str, Document]:
         return await find_by_ids(self._outbox, command_keys, field="command_key")
 
     async def versions_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
-        found = await find_by_ids(self._versions, version_ids)
-        missing = [vid for vid in version_ids if vid not in found]
-        return found | (await self.tombstones_by_id(missing) if missing else {})
-
-    async def tombstones_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
-        found = await find_by_ids(self._tombstones, version_ids)
-        return {vid: doc | {"deleted": True} for vid, doc in found.items()}
+        return await find_by_ids(self._versions, version_ids)
 
     async def models_by_id(self, model_ids: Sequence[str]) -> dict[str, Document]:
         return await find_by_ids(self._models, model_ids)
@@ -134,9 +124,8 @@ class MongoRepository(MongoOutboxLog):
             if changes.shares_removed:
                 await self._shares.delete_many({"_id": {"$in": changes.shares_removed}}, session=session)
             if changes.deleted_versions:
-                gone = [doc["_id"] for doc in changes.deleted_versions]
-                await self._versions.delete_many({"_id": {"$in": gone}}, session=session)
-                await self._tombstones.insert_many(changes.deleted_versions, session=session)
+                buried = [ReplaceOne({"_id": doc["_id"]}, doc) for doc in changes.deleted_versions]
+                await self._versions.bulk_write(buried, session=session)
             await self._outbox.insert_many(changes.outbox, session=session)
 
         try:
@@ -161,7 +150,6 @@ class InMemoryRepository(InMemoryOutboxLog):
         self.models: dict[str, Document] = {}
         self.versions: dict[str, Document] = {}
         self.shares: dict[str, Document] = {}
-        self.tombstones: dict[str, Document] = {}
         self.deployments = InMemoryDeployedEnvironments()
 
     async def outcomes_of(self, command_keys: Sequence[str]) -> dict[str, Document]:
@@ -169,11 +157,7 @@ class InMemoryRepository(InMemoryOutboxLog):
         return {d["command_key"]: copy.deepcopy(d) for d in self.outbox.values() if d.get("command_key") in wanted}
 
     async def versions_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
-        found = {vid: copy.deepcopy(self.versions[vid]) for vid in version_ids if vid in self.versions}
-        return found | await self.tombstones_by_id([vid for vid in version_ids if vid not in found])
-
-    async def tombstones_by_id(self, version_ids: Sequence[str]) -> dict[str, Document]:
-        return {vid: self.tombstones[vid] | {"deleted": True} for vid in version_ids if vid in self.tombstones}
+        return {vid: copy.deepcopy(self.versions[vid]) for vid in version_ids if vid in self.versions}
 
     async def models_by_id(self, model_ids: Sequence[str]) -> dict[str, Document]:
         return {mid: copy.deepcopy(self.models[mid]) for mid in model_ids if mid in self.models}
@@ -185,7 +169,7 @@ class InMemoryRepository(InMemoryOutboxLog):
         handled = {d.get("command_key") for d in self.outbox.values()}
         refs = {(m["team"], m["name"]): mid for mid, m in self.models.items()}
         if (
-            any(v["_id"] in self.versions or v["_id"] in self.tombstones for v in changes.new_versions)
+            any(v["_id"] in self.versions for v in changes.new_versions)
             or any(d.get("command_key") in handled for d in changes.outbox)
             or any(refs.get((c.team, c.name), c.model_id) != c.model_id for c in changes.models.values())
         ):
@@ -203,6 +187,5 @@ class InMemoryRepository(InMemoryOutboxLog):
             for share_id in changes.shares_removed:
                 self.shares.pop(share_id, None)
             for tombstone in changes.deleted_versions:
-                self.versions.pop(tombstone["_id"], None)
-                self.tombstones[tombstone["_id"]] = copy.deepcopy(tombstone)
+                self.versions[tombstone["_id"]] = copy.deepcopy(tombstone)
             self.add_rows(changes.outbox)

@@ -15,7 +15,9 @@ from shared.contract.documents import Document
 
 MODELS = "models"
 MODEL_VERSIONS = "model_versions"
-DELETED_VERSIONS = "deleted_versions"  # tombstones: a deleted version's number is never reused
+# Where earlier versions kept deleted versions' tombstones; they now replace the version in
+# MODEL_VERSIONS (its _id keeps the number taken) and are moved there at start.
+DELETED_VERSIONS = "deleted_versions"
 OUTBOX = "outbox"
 RELAY_CHECKPOINTS = "relay_checkpoints"
 SHARES = "shares"
@@ -31,7 +33,6 @@ DEPLOYED_ENVIRONMENTS = "deployed_environments"
 INDEXES: dict[str, list[IndexModel]] = {
     MODELS: [IndexModel([("team", ASCENDING), ("name", ASCENDING)], unique=True, name="team_name")],
     MODEL_VERSIONS: [],
-    DELETED_VERSIONS: [],
     OUTBOX: [
         # One outcome per command: this is also the processed-commands dedupe record. The key is
         # the sender's team and the command's ce_id, so no team's id can collide with another's.
@@ -111,6 +112,20 @@ async def retire_model_fields(db: AsyncDatabase[Document]) -> int:
     retire: list[dict[str, Any]] = [{"$set": kept_if_owned}, {"$unset": list(RETIRED_MODEL_FIELDS)}]
     result = await db[MODELS].update_many(holding, retire)
     return result.modified_count
+
+
+async def move_tombstones(db: AsyncDatabase[Document]) -> int:
+    """Move :data:`DELETED_VERSIONS`' tombstones into the versions collection; how many (idempotent).
+
+    Each is written where its version was (``deleted: True``), then removed from the old
+    collection: a start interrupted between the two writes it again, over itself.
+    """
+    moved = 0
+    async for tombstone in db[DELETED_VERSIONS].find():
+        await db[MODEL_VERSIONS].replace_one({"_id": tombstone["_id"]}, tombstone | {"deleted": True}, upsert=True)
+        await db[DELETED_VERSIONS].delete_one({"_id": tombstone["_id"]})
+        moved += 1
+    return moved
 
 
 async def create_indexes(db: AsyncDatabase[Document]) -> None:
