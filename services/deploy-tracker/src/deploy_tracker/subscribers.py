@@ -75,6 +75,7 @@ def register_event_subscriber(
         max_records=settings.batch_max_records,
         timeout_ms=settings.batch_timeout_ms,
         probe=probe,
+        linger_ms=settings.events_linger_ms,
     )
     async def on_events(records: Records) -> None:
         events = []
@@ -111,6 +112,7 @@ def register_version_subscriber(
         max_records=settings.batch_max_records,
         timeout_ms=settings.batch_timeout_ms,
         probe=probe,
+        linger_ms=settings.events_linger_ms,
     )
     async def on_version_events(records: Records) -> None:
         events = []
