@@ -30,6 +30,10 @@ class RegistrationSettings(CommonSettings):
     deploy_tracker_url: str = "http://127.0.0.1:8082"
     batch_max_records: int = 500
     batch_timeout_ms: int = 20
+    # The broker holds each fetch of registry.events (where versions run, for refusing deletes)
+    # up to this long for more records (0: answers at once): most of those records are
+    # registration's own events, skipped, so a fetch and offset commit each cost for nothing.
+    deployments_linger_ms: int = Field(100, ge=0, le=5000)
     relay_interval_seconds: float = 0.2
     relay_batch_size: int = 1000
     artifact_schemes: tuple[str, ...] = ("s3",)

@@ -94,6 +94,7 @@ def register_deployment_subscriber(
         max_records=settings.batch_max_records,
         timeout_ms=settings.batch_timeout_ms,
         probe=probe,
+        linger_ms=settings.deployments_linger_ms,
     )
     async def on_deployments(records: Records) -> None:
         seen: list[StatusSeen] = []
