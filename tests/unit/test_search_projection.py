@@ -1,8 +1,9 @@
 """The search projection over the read model: built once it is loaded, then each changed model again."""
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -121,18 +122,55 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-async def test_changes_wait_for_the_refresh_interval_except_one_that_takes_a_model_from_a_team(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(search_projection, "REFRESH_SECONDS", 3600.0)  # only urgency starts a round now
-    read_model, index, loaded = ReadModel(), Index(), asyncio.Event()
-    put(read_model, "m1", "a", readers=("t", "risk"))
-    put(read_model, "m2", "a")
+class SlowIndex(Index):
+    """Holds each upsert in its worker thread until released, as a large round would take its time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.release.set()
+
+    def upsert(self, docs: Sequence[Any]) -> None:
+        self.entered.set()
+        self.release.wait(30)
+        super().upsert(docs)
+
+    def hold(self) -> None:
+        """Hold the next upsert (and every one after it) until :attr:`release` is set."""
+        self.entered.clear()
+        self.release.clear()
+
+
+@contextlib.asynccontextmanager
+async def following(read_model: ReadModel, index: Index, *, built: bool = True) -> AsyncIterator[SearchProjection]:
+    """The projection of a loaded ``read_model`` into ``index``, running (built first, unless not ``built``)."""
+    loaded = asyncio.Event()
     loaded.set()
     projection = projection_of(read_model, index, loaded)
     task = asyncio.create_task(projection.run())
     try:
-        await until(_async(projection.built.is_set), what="the build")
+        if built:
+            await until(_async(projection.built.is_set), what="the build")
+        yield projection
+    finally:
+        if isinstance(index, SlowIndex):
+            index.release.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def refresh_every(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    monkeypatch.setattr(search_projection, "REFRESH_SECONDS", seconds)
+
+
+async def test_changes_wait_for_the_refresh_interval_except_one_that_takes_a_model_from_a_team(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    refresh_every(monkeypatch, 3600.0)  # only urgency starts a round now
+    read_model, index = ReadModel(), Index()
+    put(read_model, "m1", "a", readers=("t", "risk"))
+    put(read_model, "m2", "a")
+    async with following(read_model, index):
         await settle()  # the round the build's own notification may start
         built = index.commits
         put(read_model, "m2", "a", "b")
@@ -145,135 +183,79 @@ async def test_changes_wait_for_the_refresh_interval_except_one_that_takes_a_mod
         read_model.notify({"m1"})
         await until(_async(lambda: index.readers["m1"] == ["t"]), what="the unshare indexed")
         assert (index.docs["m2"], index.docs["m3"], index.commits) == (["b", "a"], ["z"], built + 1)  # one round
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_a_search_waiting_for_a_change_does_not_wait_for_the_refresh_interval(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(search_projection, "REFRESH_SECONDS", 3600.0)
-    read_model, index, loaded = ReadModel(), Index(), asyncio.Event()
+    refresh_every(monkeypatch, 3600.0)
+    read_model, index = ReadModel(), Index()
     put(read_model, "m1", "a")
-    loaded.set()
-    projection = projection_of(read_model, index, loaded)
-    task = asyncio.create_task(projection.run())
-    try:
-        assert await projection.caught_up({"m1"}, 30)
+    async with following(read_model, index) as projection:
         await settle()
         put(read_model, "m1", "a", "b")
         read_model.notify({"m1"})
         assert await projection.caught_up({"m1"}, 30) and index.docs["m1"] == ["b", "a"]
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_a_model_that_leaves_the_read_model_leaves_the_index_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(search_projection, "REFRESH_SECONDS", 3600.0)
-    read_model, index, loaded = ReadModel(), Index(), asyncio.Event()
+    refresh_every(monkeypatch, 3600.0)
+    read_model, index = ReadModel(), Index()
     put(read_model, "m1", "a")
-    loaded.set()
-    projection = projection_of(read_model, index, loaded)
-    task = asyncio.create_task(projection.run())
-    try:
-        await until(_async(projection.built.is_set), what="the build")
+    async with following(read_model, index):
         del read_model.models["m1"]
         read_model.notify({"m1"})
         await until(_async(lambda: "m1" not in index.docs), what="the model gone from the index")
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
-class SlowIndex(Index):
-    """Holds each upsert in its worker thread until released, as a large round would take its time."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.entered, self.release = threading.Event(), threading.Event()
-
-    def upsert(self, docs: Sequence[Any]) -> None:
-        self.entered.set()
-        self.release.wait(30)
-        super().upsert(docs)
 
 
 async def test_an_unshare_noted_while_its_model_is_being_indexed_is_not_left_for_the_interval(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(search_projection, "REFRESH_SECONDS", 0.0)  # the share's round starts at once …
-    read_model, index, loaded = ReadModel(), SlowIndex(), asyncio.Event()
-    index.release.set()
+    refresh_every(monkeypatch, 0.0)  # the share's round starts at once …
+    read_model, index = ReadModel(), SlowIndex()
     put(read_model, "m1", "a")
-    loaded.set()
-    projection = projection_of(read_model, index, loaded)
-    task = asyncio.create_task(projection.run())
-    try:
-        await until(_async(projection.built.is_set), what="the build")
-        index.entered.clear()
-        index.release.clear()
+    async with following(read_model, index):
+        index.hold()
         put(read_model, "m1", "a", readers=("t", "risk"))  # shared with risk
         read_model.notify({"m1"})
         await until(_async(index.entered.is_set), what="the round indexing the share")
-        monkeypatch.setattr(search_projection, "REFRESH_SECONDS", 3600.0)  # … the next only when urgent
+        refresh_every(monkeypatch, 3600.0)  # … the next only when urgent
         put(read_model, "m1", "a", readers=("t",))  # unshared while that round is still being written
         read_model.notify({"m1"})
         shared_round = index.commits + 1
         index.release.set()
         await until(_async(lambda: index.commits >= shared_round), what="the share's round committed")
         await until(_async(lambda: index.readers.get("m1") == ["t"]), what="the unshare indexed")
-    finally:
-        index.release.set()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_an_unshare_noted_during_the_build_is_indexed_once_it_is_done(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(search_projection, "REFRESH_SECONDS", 3600.0)
-    read_model, index, loaded = ReadModel(), SlowIndex(), asyncio.Event()
+    refresh_every(monkeypatch, 3600.0)
+    read_model, index = ReadModel(), SlowIndex()
     put(read_model, "m1", "a", readers=("t", "risk"))
-    loaded.set()
-    projection = projection_of(read_model, index, loaded)
-    task = asyncio.create_task(projection.run())
-    try:
+    index.hold()
+    async with following(read_model, index, built=False):
         await until(_async(index.entered.is_set), what="the build writing")
         put(read_model, "m1", "a", readers=("t",))  # unshared while the build writes the shared state
         read_model.notify({"m1"})
         index.release.set()
         await until(_async(lambda: index.readers.get("m1") == ["t"]), what="the unshare indexed")
-    finally:
-        index.release.set()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_a_search_waiting_through_a_round_still_gets_the_change_noted_during_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(search_projection, "REFRESH_SECONDS", 0.0)
-    read_model, index, loaded = ReadModel(), SlowIndex(), asyncio.Event()
-    index.release.set()
+    refresh_every(monkeypatch, 0.0)
+    read_model, index = ReadModel(), SlowIndex()
     put(read_model, "m1", "a")
-    loaded.set()
-    projection = projection_of(read_model, index, loaded)
-    task = asyncio.create_task(projection.run())
-    try:
-        await until(_async(projection.built.is_set), what="the build")
-        index.entered.clear()
-        index.release.clear()
+    async with following(read_model, index) as projection:
+        index.hold()
         put(read_model, "m1", "a", "b")
         read_model.notify({"m1"})
         await until(_async(index.entered.is_set), what="the round indexing b")
-        monkeypatch.setattr(search_projection, "REFRESH_SECONDS", 3600.0)
+        refresh_every(monkeypatch, 3600.0)
         searching = asyncio.create_task(projection.caught_up({"m1"}, 30))  # m1 is being indexed as it asks
         await settle()
         put(read_model, "m1", "a", "b", "c")  # and changes again meanwhile
         read_model.notify({"m1"})
         index.release.set()
         assert await searching and index.docs["m1"] == ["c", "b", "a"]
-    finally:
-        index.release.set()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
