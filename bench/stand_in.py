@@ -27,6 +27,8 @@ from rich.table import Table
 
 from registry_cli.database_users import service_database
 
+SERVICE_DATABASES = frozenset(service_database(name) for name in ("registration", "query", "deploy-tracker", "audit"))
+
 OPS = {"i": "insert", "u": "update", "d": "delete"}
 
 
@@ -65,11 +67,12 @@ async def oplog_position(uri: str) -> Timestamp:
         await client.close()
 
 
-async def writes_since(uri: str, since: Timestamp, database: str = service_database("registration")) -> Writes:
-    """The documents written to ``database`` after ``since``, by collection and operation.
+async def writes_since(uri: str, since: Timestamp) -> Writes:
+    """The documents the services wrote to the server after ``since``, by database.collection and operation.
 
-    A transaction's writes may be logged as one ``applyOps`` entry (mongod) or one entry each
-    (SecantusDB); both are counted per document.
+    Every service database on the server counts (the shared server holds registration's, the
+    query's and the tracker's): that is the server's load. A transaction's writes may be logged
+    as one ``applyOps`` entry (mongod) or one entry each (SecantusDB); both are counted per document.
     """
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
     counts: Counter[tuple[str, str]] = Counter()
@@ -77,8 +80,8 @@ async def writes_since(uri: str, since: Timestamp, database: str = service_datab
         async for entry in client.local["oplog.rs"].find({"ts": {"$gt": since}}, {"op": 1, "ns": 1, "o": 1}):
             for op, ns in _documents(entry):
                 db, _, coll = ns.partition(".")
-                if db == database and op in OPS:
-                    counts[(coll, OPS[op])] += 1
+                if db in SERVICE_DATABASES and op in OPS:
+                    counts[(f"{db}.{coll}", OPS[op])] += 1
     finally:
         await client.close()
     return Writes(counts)
