@@ -33,6 +33,7 @@ from query.search.documents import search_document
 from query.search.index import SearchIndex
 from query.search.projection import SearchProjection
 from shared.chassis import asyncapi
+from shared.chassis.heap import freeze_survivors
 from shared.chassis.http_app import service_app
 from shared.chassis.kafka import make_broker
 from shared.chassis.mongo import make_client
@@ -90,6 +91,10 @@ async def keep_feed_warm(loaded: Callable[[], Awaitable[object]], feed: Feed, ch
         await asyncio.sleep(REFRESH_INTERVAL_SECONDS)
 
 
+HEAP_FREEZE_SECONDS = 2.0  # what survived is frozen this often: a full collection walks 2 s of allocations
+HEAP_FULL_SECONDS = 3600.0  # everything is collected this often (cycles dropped after they were frozen)
+
+
 def build_app(settings: QuerySettings) -> FastAPI:
     """Wire the read API over the in-memory read model, kept current from ``registry.events``."""
     service = service_app(settings=settings, client=make_client(settings), broker=make_broker(settings))
@@ -121,6 +126,8 @@ def build_app(settings: QuerySettings) -> FastAPI:
     read_model.subscribe(changed.add)
     app.state.feed = feed = Feed(reads, cache=cache)
     service.in_background("feed-cache", lambda: keep_feed_warm(loaded, feed, changed))
+    # The read model is a large heap of long-lived objects: keep full collections off it.
+    service.in_background("heap", lambda: freeze_survivors(HEAP_FREEZE_SECONDS, full_every_seconds=HEAP_FULL_SECONDS))
     for module in (models_routes, versions_routes, deployments_routes, meta_routes, lineage_routes, team_routes):
         app.include_router(module.router)
     app.include_router(feed_router)

@@ -30,6 +30,7 @@ from shared.contract.documents import Document
 log = structlog.get_logger(__name__)
 BUILD_BATCH = 500  # models indexed per call into the index
 VERSIONS_PER_MODEL = 200  # newest versions of a model that feed its search document
+DOCUMENTS_PER_YIELD = 4  # search documents built between two turns of the event loop
 REFRESH_SECONDS = 0.5  # at most this long between a change and the search that finds it
 
 
@@ -174,10 +175,15 @@ class SearchProjection:
         """Index the current documents of ``changed`` models again; drop those the read model no longer holds."""
         if not changed:
             return
-        docs, gone = self._documents(sorted(changed))
         models = self._reads.read_model.models
         self._applying_readers = {mid: _readers(models[mid]) for mid in changed if mid in models}
-        await self._upsert(docs)
+        model_ids, gone = sorted(changed), []
+        # A few models at a time: a document of a model with many versions takes a millisecond or
+        # more to build, and reads wait while it is built; each upsert (in a thread) lets them in.
+        for start in range(0, len(model_ids), DOCUMENTS_PER_YIELD):
+            docs, missing = self._documents(model_ids[start : start + DOCUMENTS_PER_YIELD])
+            await self._upsert(docs)
+            gone += missing
         await asyncio.to_thread(self._index.delete, gone)
         await asyncio.to_thread(self._index.commit)
         metrics.SEARCH_EVENTS_APPLIED.inc(len(changed))

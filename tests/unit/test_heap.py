@@ -1,0 +1,55 @@
+"""Survivors are frozen out of full collections; a cycle dropped after its freeze waits for the full one."""
+
+import asyncio
+import gc
+import weakref
+from collections.abc import AsyncIterator
+
+import pytest
+
+from shared.chassis.heap import freeze_survivors
+from tests.waiting import until
+
+pytestmark = pytest.mark.unit
+
+
+class Node:
+    def __init__(self) -> None:
+        self.me = self  # a reference cycle: only the collector frees it
+
+
+@pytest.fixture
+async def unfrozen() -> AsyncIterator[None]:
+    gc.unfreeze()
+    yield
+    gc.unfreeze()  # the rest of the test session collects as usual
+
+
+async def rounds(full_every_seconds: float) -> weakref.ref[Node]:
+    """A cycle frozen by a round of :func:`freeze_survivors`, then dropped; a few rounds later, a weak ref to it."""
+    node = Node()
+    gone = weakref.ref(node)
+    task = asyncio.create_task(freeze_survivors(0.01, full_every_seconds=full_every_seconds))
+    try:
+
+        async def frozen() -> bool:
+            return gc.get_freeze_count() > 0
+
+        await until(frozen, what="a round of freezing")
+        del node
+        await asyncio.sleep(0.1)  # several more rounds
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return gone
+
+
+async def test_a_frozen_cycle_is_skipped_by_collections(unfrozen: None) -> None:
+    gone = await rounds(full_every_seconds=3600)
+    gc.collect()
+    assert gone() is not None  # frozen: the collections of the rounds, and this one, walk past it
+
+
+async def test_the_full_collection_frees_a_cycle_dropped_after_it_was_frozen(unfrozen: None) -> None:
+    gone = await rounds(full_every_seconds=0.05)
+    assert gone() is None
