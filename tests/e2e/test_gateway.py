@@ -11,6 +11,7 @@ from registry_cli.stack import EmbeddedStack
 from registry_client import AsyncRegistryClient
 from tests.e2e.console_tools import new_team, sign_in
 from tests.factories import ADMIN_KEY
+from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 
@@ -45,9 +46,12 @@ async def test_the_client_does_everything_through_one_url(gateway: str) -> None:
         assert hook.secret.startswith("whsec_")
         outcome = await registry.report_deployment(team, "ranker", "1.0.0", "staging", "deploying", wait=10)
         assert getattr(outcome, "outcome", None) == "applied"
-        # audit: the trail of what was just done, read through the same URL
-        entries = [entry async for entry in registry.audit_entries(team=team, page_size=50)]
-        assert entries
+        # audit: the trail of what was just done, read through the same URL (chained a moment later)
+
+        async def trail() -> list[object]:
+            return [entry async for entry in registry.audit_entries(team=team, page_size=50)]
+
+        assert await until(trail, timeout=30, what="the team's audit trail")
         assert (await registry.verify_audit()).ok
 
 
