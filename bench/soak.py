@@ -44,7 +44,7 @@ from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from process_cpu import cpu_seconds, cpu_text, per_unit_ms
+from process_cpu import cpu_seconds, cpu_text, per_unit_ms, stack_groups
 from registry_bench import FRAMEWORKS, auth, percentile, register, use_unthrottled_admin_key
 from rich.console import Console
 from rich.table import Table
@@ -268,8 +268,7 @@ def group_rss_mb(group: int) -> float:
 
 
 def rss_by_process(stack: EmbeddedStack) -> dict[str, float]:
-    children = [*stack.services.values(), stack.kafka, stack.mongo, stack.audit_mongo]
-    return {child.name: group_rss_mb(child.process.pid) for child in children if child and child.process}
+    return {name: group_rss_mb(group) for name, group in stack_groups(stack).items()}
 
 
 async def sample_memory(stack: EmbeddedStack, run: Run) -> None:

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-from process_cpu import group_cpu_seconds
+from process_cpu import group_cpu_seconds, stack_groups
 from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
@@ -260,8 +260,7 @@ class Registry:
         return answer.status_code == 200 and answer.json()["total"] >= -(-models // len(TOPICS))
 
     def process_groups(self) -> list[int]:
-        children = [self.stack.kafka, self.stack.mongo, self.stack.audit_mongo, *self.stack.services.values()]
-        return [child.process.pid for child in children if child and child.process]
+        return list(stack_groups(self.stack).values())
 
 
 def pairs(tags: dict[str, str]) -> list[dict[str, str]]:

@@ -66,10 +66,15 @@ def search_document(model: Document, versions: list[Document]) -> SearchDocument
         environments=tuple(sorted({env for v in versions for env, _ in _envs(v)})),
         env_statuses=tuple(sorted(env_statuses)),
         lifecycles=lifecycles,
-        readers=_unique(model.get("readers") or [model["team"]]),
+        readers=readers_of(model),
         updated=_micros([model, *versions]),
         summary=hit_summary(model, versions),
     )
+
+
+def readers_of(model: Document) -> tuple[str, ...]:
+    """The teams whose index holds ``model``: its readers (its own team when it names none)."""
+    return _unique(model.get("readers") or [model["team"]])
 
 
 def hit_summary(model: Document, versions: list[Document]) -> str:

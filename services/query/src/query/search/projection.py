@@ -25,6 +25,7 @@ import structlog
 
 from query import metrics
 from query.api.reads import Reads
+from query.search.documents import readers_of
 from shared.contract.documents import Document
 
 log = structlog.get_logger(__name__)
@@ -81,7 +82,7 @@ class SearchProjection:
         will: the build's end asks again about every change noted meanwhile.
         """
         model = self._reads.read_model.models.get(model_id)
-        readers = _readers(model) if model is not None else set()
+        readers = set(readers_of(model)) if model is not None else set()
         held = set(self._index.holders(model_id)) | self._applying_readers.get(model_id, set())
         return bool(held - readers)
 
@@ -176,7 +177,7 @@ class SearchProjection:
         if not changed:
             return
         models = self._reads.read_model.models
-        self._applying_readers = {mid: _readers(models[mid]) for mid in changed if mid in models}
+        self._applying_readers = {mid: set(readers_of(models[mid])) for mid in changed if mid in models}
         model_ids, gone = sorted(changed), []
         # A few models at a time: a document of a model with many versions takes a millisecond or
         # more to build, and reads wait while it is built; each upsert (in a thread) lets them in.
@@ -208,8 +209,3 @@ class SearchProjection:
         # The index works in Rust without the GIL: off the event loop, so reads keep flowing.
         await asyncio.to_thread(self._index.upsert, docs)
         return len(docs)
-
-
-def _readers(model: Document) -> set[str]:
-    """The teams that may read ``model`` (its own team when it names none)."""
-    return set(model.get("readers") or [model["team"]])
