@@ -25,7 +25,7 @@ async def test_every_acknowledged_command_survives_a_kill_of_each_consumer() -> 
     # Found: a SIGKILL of registration made `registry up` stop the whole stack, broker included,
     # and the 1,200 commands the broker had acknowledged were lost with it.
     async with throwaway_stack("crash-", before_services=seed_key) as stack:
-        report = await run_chaos(stack, ADMIN_KEY.token, seconds=24, rate=15, kill_every=(6, 7), victims=CONSUMERS)
+        report = await run_chaos(stack, ADMIN_KEY.token, seconds=15, rate=20, kill_every=(4, 4.5), victims=CONSUMERS)
     assert set(report.kills) == set(CONSUMERS), report  # each consumer was killed at least once
     assert report.restarts == report.kills
     assert report.commands_sent > 200 and report.reports_sent > 40

@@ -18,15 +18,19 @@ ALERTMANAGER_DIR = PROMETHEUS_DIR.parent / "alertmanager"
 LOCAL_TIMINGS = {"group_wait": "1s", "group_interval": "5s", "repeat_interval": "1h"}
 
 
-def prometheus_config(settings: StackSettings) -> dict[str, Any]:
-    """deploy/prometheus/prometheus.yml with the local services' ports as targets."""
+def prometheus_config(settings: StackSettings, rules_dir: Path = RULES_DIR) -> dict[str, Any]:
+    """deploy/prometheus/prometheus.yml with the local services' ports as targets.
+
+    ``rules_dir`` is where the alert rules are read from: every environment's, unless a test
+    evaluates a copy with shorter waits.
+    """
     return {
         "global": {
             "scrape_interval": settings.prometheus_scrape_interval,
             "evaluation_interval": settings.prometheus_scrape_interval,
             "external_labels": {"system": "model-registry", "environment": "local"},
         },
-        "rule_files": [str(RULES_DIR / "*.yml")],
+        "rule_files": [str(rules_dir / "*.yml")],
         "alerting": {
             "alertmanagers": [{"static_configs": [{"targets": [f"{settings.host}:{settings.alertmanager_port}"]}]}]
         },
@@ -45,10 +49,10 @@ def prometheus_config(settings: StackSettings) -> dict[str, Any]:
     }
 
 
-def prometheus_argv(settings: StackSettings) -> list[str]:
+def prometheus_argv(settings: StackSettings, rules_dir: Path = RULES_DIR) -> list[str]:
     """Write the local config under the data directory; return the command that serves it."""
     binary = installed([settings.prometheus_bin], "prometheus", "REGISTRY_PROMETHEUS_BIN")
-    home, config = _written(settings.data_dir / "prometheus", "prometheus.yml", prometheus_config(settings))
+    home, config = _written(settings.data_dir / "prometheus", "prometheus.yml", prometheus_config(settings, rules_dir))
     return [
         binary,
         f"--config.file={config}",

@@ -22,7 +22,7 @@ import httpx
 from registry_cli.config import StackSettings, free_port, throwaway_settings
 from registry_cli.database_users import AUDIT_SERVER_USERS, SHARED_SERVER_USERS, USERS_ENV, service_database, users
 from registry_cli.gateway import nginx_argv, write_config
-from registry_cli.observe import alertmanager_argv, prometheus_argv
+from registry_cli.observe import RULES_DIR, alertmanager_argv, prometheus_argv
 from registry_cli.processes import Child, check_port_free, wait_for_port
 from registry_cli.secrets import load_or_create
 from registry_cli.shared_database import adopt_shared_database
@@ -305,10 +305,13 @@ class EmbeddedStack:
                     raise StackError(f"{name} was not ready within {timeout:.0f}s ({url})")
                 await asyncio.sleep(0.1)
 
-    async def start_prometheus(self, *, timeout: float = 30.0, alert_webhook_url: str | None = None) -> None:
+    async def start_prometheus(
+        self, *, timeout: float = 30.0, alert_webhook_url: str | None = None, rules_dir: Path = RULES_DIR
+    ) -> None:
         """Start Alertmanager, then Prometheus scraping the four services with every environment's rules.
 
         ``alert_webhook_url`` overrides the setting: where each receiver posts (``<url>/<receiver>``).
+        ``rules_dir`` replaces the rules (a test's copy with shorter waits).
         """
         s = self.settings
         routing = s.model_copy(update={"alert_webhook_url": alert_webhook_url}) if alert_webhook_url else s
@@ -320,9 +323,8 @@ class EmbeddedStack:
         )
         await self.alertmanager.start()
         await wait_for_port(s.host, s.alertmanager_port, timeout=timeout, process=self.alertmanager)
-        self.prometheus = Child(
-            "prometheus", prometheus_argv(s), quiet=self.quiet, log_path=s.data_dir / "logs" / "prometheus.log"
-        )
+        log = s.data_dir / "logs" / "prometheus.log"
+        self.prometheus = Child("prometheus", prometheus_argv(s, rules_dir), quiet=self.quiet, log_path=log)
         await self.prometheus.start()
         await wait_for_port(s.host, s.prometheus_port, timeout=timeout, process=self.prometheus)
 
