@@ -5,6 +5,11 @@ Write-behind: what changed since the last flush (:attr:`ReadModel.dirty_models`,
 with the checkpoint (the Kafka offsets consumed and the highest revision applied per owner) last.
 A crash between a flush's writes loses nothing: the events after the checkpoint are applied again
 at start, and idempotent upserts plus the revisions make that harmless.
+
+A flush of up to :data:`TRANSACTION_OPS` writes goes in one transaction: a database commits (and
+syncs) once for it rather than once per document, which is most of what a flush costs the server.
+A larger flush (a rebuild, a catch-up) could outlive a transaction's lifetime, so it is written
+in bulk without one; both are safe for the reason above.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pymongo import ASCENDING, DeleteOne, IndexModel, ReplaceOne
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from query.projection.model import ReadModel
+from shared.chassis.mongo import committed_once
 from shared.contract.documents import Document
 from shared.contract.ids import version_id
 
@@ -36,6 +43,7 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 CHECKPOINT_ID = "checkpoint"
 WRITE_BATCH = 1_000  # operations per bulk write
+TRANSACTION_OPS = 5_000  # a flush of at most this many writes commits once (see the module)
 
 
 @dataclass
@@ -175,21 +183,31 @@ class MongoProjectionStore:
         return model, Checkpoint(offsets, positions)
 
     async def write(self, rows: Rows, checkpoint: Checkpoint) -> None:
+        if len(rows) > TRANSACTION_OPS:
+            await self._write(rows, checkpoint, session=None)
+            return
+
+        async def in_transaction(session: AsyncClientSession) -> None:
+            await self._write(rows, checkpoint, session=session)
+
+        await committed_once(self._db.client, in_transaction)
+
+    async def _write(self, rows: Rows, checkpoint: Checkpoint, *, session: AsyncClientSession | None) -> None:
         for name, docs in rows.upserts.items():
             ops: list[Any] = [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs]
-            await self._bulk(name, ops)
+            await self._bulk(name, ops, session)
         for name, ids in rows.deletes.items():
-            await self._bulk(name, [DeleteOne({"_id": i}) for i in ids])
+            await self._bulk(name, [DeleteOne({"_id": i}) for i in ids], session)
         state = {
             "_id": CHECKPOINT_ID,
             "offsets": {str(p): o for p, o in checkpoint.offsets.items()},
             "positions": dict(checkpoint.positions),
         }
-        await self._db[PROJECTION_STATE].replace_one({"_id": CHECKPOINT_ID}, state, upsert=True)
+        await self._db[PROJECTION_STATE].replace_one({"_id": CHECKPOINT_ID}, state, upsert=True, session=session)
 
-    async def _bulk(self, name: str, ops: list[Any]) -> None:
+    async def _bulk(self, name: str, ops: list[Any], session: AsyncClientSession | None) -> None:
         for start in range(0, len(ops), WRITE_BATCH):
-            await self._db[name].bulk_write(ops[start : start + WRITE_BATCH], ordered=False)
+            await self._db[name].bulk_write(ops[start : start + WRITE_BATCH], ordered=False, session=session)
 
     async def clear(self) -> None:
         for name in COLLECTIONS:
