@@ -136,7 +136,8 @@ async def main(args: argparse.Namespace) -> int:
         *sampled, done = await asyncio.gather(*samplers, load(stack, args))
         after = await asyncio.to_thread(cpu_seconds, stack)
     profiles = {
-        name: read_collapsed(out / f"{name}.txt") if python else None for name, python in zip(groups, sampled, strict=True)
+        name: read_collapsed(out / f"{name}.txt") if python else None
+        for name, python in zip(groups, sampled, strict=True)
     }
     cpu = {name: after[name] - before[name] for name in groups}
     console.print(table(profiles, cpu, title=f"Where the CPU went: {done} ({args.seconds:g} s)"))
@@ -155,9 +156,7 @@ def table(profiles: dict[str, Profile | None], cpu: dict[str, float], *, title: 
             continue
         total = max(profile.samples, 1)
         packages = ", ".join(f"{p} {n * 100 / total:.0f}%" for p, n in profile.by_package.most_common(TOP_PACKAGES))
-        functions = "\n".join(
-            f"{n * 100 / total:4.1f}% {f}" for f, n in profile.by_function.most_common(TOP_FUNCTIONS)
-        )
+        functions = "\n".join(f"{n * 100 / total:4.1f}% {f}" for f, n in profile.by_function.most_common(TOP_FUNCTIONS))
         result.add_row(name, f"{cpu[name]:.1f}", str(profile.samples), packages, functions)
     return result
 

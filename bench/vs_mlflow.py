@@ -126,12 +126,13 @@ def memory_mb(groups: list[int]) -> tuple[float, float, int]:
     for pid in pids:
         with contextlib.suppress(OSError):
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            console.print(f"  [dim]{pid}: {b' '.join(argv).decode(errors='replace')[:110]}")
+            own = {"Rss:": 0.0, "Pss:": 0.0}
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Rss:"):
-                    rss += int(line.split()[1]) / 1024
-                elif line.startswith("Pss:"):
-                    pss += int(line.split()[1]) / 1024
+                if line.split(maxsplit=1)[0] in own:
+                    own[line.split()[0]] = int(line.split()[1]) / 1024
+            rss, pss = rss + own["Rss:"], pss + own["Pss:"]
+            command = b" ".join(argv).decode(errors="replace")[:100]
+            console.print(f"  [dim]{pid}: RSS {own['Rss:']:.0f} MB  {command}")
     return rss, pss, len(pids)
 
 

@@ -13,10 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from query.projection import storage
 from query.projection.consumer import Projection
 from query.projection.model import ReadModel
 from query.projection.owners import OwnerLog
-from query.projection import storage
 from query.projection.storage import PROJECTION_STATE, MongoProjectionStore
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.settings import CommonSettings

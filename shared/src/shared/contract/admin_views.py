@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from shared.contract.documents import Document
 from shared.contract.times import UtcTime
-from shared.contract.views import ApiKeyPublic
+from shared.contract.views import ApiKeyPublic, stored_fields
 
 
 class ApiKeyList(BaseModel):
@@ -87,7 +87,7 @@ class WebhookDeliveryPublic(BaseModel):
     @classmethod
     def of(cls, doc: Document) -> WebhookDeliveryPublic:
         """The public view of a stored delivery (``webhook_deliveries``, without its body)."""
-        fields = {k: v for k, v in doc.items() if k in cls.model_fields and v is not None}
+        fields = stored_fields(cls, doc)
         return cls.model_validate({**fields, "id": doc["_id"]})
 
 

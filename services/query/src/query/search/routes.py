@@ -24,7 +24,7 @@ from query.deps import (
     Slug,
     checked_status,
 )
-from query.search.index import Hit, SearchIndex, SearchRequest
+from query.search.index import SearchIndex, SearchRequest
 from query.search.parser import InvalidQuery
 from query.search.queries import SearchFilters
 from shared.chassis.problems import Problem, documented
@@ -86,7 +86,10 @@ async def search(
     offset = _offset(cursor, scope)
     readers = None if caller.is_platform_admin else frozenset({caller.team})
     index: SearchIndex = request.app.state.search_index
-    found = await asyncio.to_thread(index.search, SearchRequest(q, readers, filters, limit, offset))
+    wanted = SearchRequest(q, readers, filters, limit, offset)
+    # A result computed since the index last committed is served from the loop; a search runs in a thread.
+    cached = index.cached(wanted)
+    found = cached if cached is not None else await asyncio.to_thread(index.search, wanted)
     if isinstance(found, InvalidQuery):
         raise Problem("invalid", found.message)
     more = offset + len(found.items) < found.total
@@ -96,22 +99,7 @@ async def search(
         "next_cursor": _cursor(offset + len(found.items), scope) if more and found.items else None,
         "relaxed": found.relaxed,
     }
-    return Response(_page_json([_hit_json(hit) for hit in found.items], rest), media_type="application/json")
-
-
-def _hit_json(hit: Hit) -> bytes:
-    """One hit as JSON: its score and snippets, then the model and latest version as the index holds them.
-
-    The held part comes from the same index snapshot as the visibility filter that let the hit
-    through, so a page never mixes two moments (the index trails MongoDB by the event lag, well
-    under a second). It was validated when it was indexed and is spliced in as it is: parsing and
-    re-serializing ten models per search would cost more than the search itself.
-    """
-    snippets = {
-        name: {"fragment": s.fragment, "highlights": s.highlights, "html": s.html} for name, s in hit.snippets.items()
-    }
-    head = json.dumps({"score": hit.score, "snippets": snippets}, separators=(",", ":")).encode()
-    return head[:-1] + b"," + hit.summary[1:]
+    return Response(_page_json(found.items_json, rest), media_type="application/json")
 
 
 def _page_json(items: list[bytes], rest: dict[str, object]) -> bytes:
