@@ -23,7 +23,7 @@ RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --packag
 FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 registry && useradd --system --uid 10001 --gid registry --no-create-home registry
 COPY --from=build --chown=root:root /app/.venv /app/.venv
-ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1 LOG_FORMAT=json \
+ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1 LOG_FORMAT=json MALLOC_ARENA_MAX=2 \
     AUDIT_HTTP_HOST=0.0.0.0 AUDIT_HTTP_PORT=8080
 # Never root; the code is owned by root, so the process cannot change it.
 USER 10001:10001

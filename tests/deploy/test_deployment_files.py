@@ -24,6 +24,8 @@ from audit.config import AuditSettings
 from deploy_tracker.config import DeployTrackerSettings
 from query.config import QuerySettings
 from registration.config import RegistrationSettings
+from registry_cli.config import StackSettings
+from registry_cli.stack import MEMORY_ENV, service_env
 from shared.chassis.settings import CommonSettings
 
 pytestmark = pytest.mark.deploy
@@ -82,6 +84,16 @@ def test_each_image_entry_point_is_the_service_module(service: str, module: str)
     assert entry and entry.group(1) == module and module_runs(module)
     prefix = module.upper() + "_"
     assert f"{prefix}HTTP_HOST=0.0.0.0" in dockerfile(service) and f"{prefix}HTTP_PORT=8080" in dockerfile(service)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_image_limits_malloc_arenas_as_the_local_stack_does(service: str, tmp_path: Path) -> None:
+    # docs/operations.md, "Memory": threads' malloc arenas kept the query's RSS a third higher.
+    runtime_env = " ".join(re.findall(r"^ENV (.*(?:\\\n.*)*)", dockerfile(service), re.M))
+    for name, value in MEMORY_ENV.items():
+        assert f"{name}={value}" in runtime_env.split()
+    for name in SERVICES:
+        assert MEMORY_ENV.items() <= service_env(StackSettings(data_dir=tmp_path), name).items()
 
 
 # --- Compose --------------------------------------------------------------------------------

@@ -71,6 +71,11 @@ def common_settings(stack: StackSettings) -> CommonSettings:
 
 
 LOOPBACK = "127.0.0.1"
+# Every Python process of the stack (services, database servers) runs threads: the query's searches
+# and index writers, a database server's connections. glibc gives threads up to 8 malloc arenas
+# per core, each keeping its freed memory apart; two per process kept the query's RSS at 1,000
+# models 64 MB lower (234 → 170 MB) at no measured cost (docs/operations.md, "Memory"); every image sets it too.
+MEMORY_ENV = {"MALLOC_ARENA_MAX": "2"}
 
 
 def service_env(stack: StackSettings, service: str) -> dict[str, str]:
@@ -86,6 +91,7 @@ def service_env(stack: StackSettings, service: str) -> dict[str, str]:
         "KAFKA_FETCH_MAX_WAIT_MS": str(stack.fetch_max_wait_ms),
         "KAFKA_TOPIC_PARTITIONS": str(stack.partitions),
         "LOG_FORMAT": stack.log_format,
+        **MEMORY_ENV,
         f"{prefix}HTTP_HOST": stack.host,
         f"{prefix}HTTP_PORT": str(stack.service_ports()[service]),
         # The local gateway (nginx on this host) ends TLS and says so in X-Forwarded-Proto.
@@ -250,7 +256,7 @@ class EmbeddedStack:
         """
         storage.mkdir(parents=True, exist_ok=True)
         s = self.settings
-        env: dict[str, str] = {}
+        env: dict[str, str] = dict(MEMORY_ENV)
         if s.tls:
             databases = {service: service_database(service) for service in services}
             env[USERS_ENV] = json.dumps(users(load_or_create(s.data_dir), databases))
