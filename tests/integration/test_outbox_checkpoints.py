@@ -1,4 +1,4 @@
-"""A writer's own checkpoint: read from memory, stored at most once a second and at every heartbeat.
+"""A writer's own checkpoint and rows: read from memory, the checkpoint stored at most once a second.
 
 Storing it after every batch cost each registration one more durable update on the database
 server; reading it before every batch, one more query. What a restart needs survives.
@@ -8,8 +8,10 @@ import uuid
 from typing import Any
 
 import pytest
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.outbox import log as outbox_log
 from shared.outbox.log import MongoOutboxLog
 
 pytestmark = pytest.mark.integration
@@ -42,3 +44,50 @@ async def test_another_writers_checkpoint_is_stored_at_once(mongo_database: Asyn
     await log.advance("dead", 3)
     await log.advance("dead", 7)
     assert await stored(mongo_database, "dead") == 7
+
+
+async def commit(log: MongoOutboxLog, db: AsyncDatabase[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+    """Commit ``count`` outbox rows through ``log``, as a service's repository does."""
+    rows: list[dict[str, Any]] = [{"_id": uuid.uuid4().hex} for _ in range(count)]
+
+    async def nothing_else(session: AsyncClientSession) -> None:
+        return None
+
+    await log.commit_with_rows(db.client, rows, nothing_else)
+    return rows
+
+
+async def test_the_relay_takes_this_writers_committed_rows_from_memory_without_reading_them_back(
+    mongo_database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    writer = f"w-{uuid.uuid4().hex[:6]}"
+    log = MongoOutboxLog(mongo_database["outbox"], mongo_database["relay_checkpoints"], writer=writer)
+    await log.register_writer()
+    first, second = await commit(log, mongo_database, 3), await commit(log, mongo_database, 2)
+    # Gone from the database behind the log's back: what the relay gets now can only come from memory.
+    await mongo_database["outbox"].delete_many({"writer": writer})
+    assert [row["_id"] for row in await log.pending(writer, 4)] == [row["_id"] for row in first + second][:4]
+    await log.advance(writer, 4)
+    assert [row["seq"] for row in await log.pending(writer, 10)] == [5]
+    await log.advance(writer, 5)
+    assert await log.pending(writer, 10) == []
+
+
+async def test_rows_beyond_what_memory_keeps_are_read_from_the_database_in_order(
+    mongo_database: AsyncDatabase[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Kafka away for long: memory keeps a bounded run; the relay reads the rest back, without a gap.
+    monkeypatch.setattr(outbox_log, "COMMITTED_KEPT", 3)
+    writer = f"w-{uuid.uuid4().hex[:6]}"
+    log = MongoOutboxLog(mongo_database["outbox"], mongo_database["relay_checkpoints"], writer=writer)
+    await log.register_writer()
+    for _ in range(4):
+        await commit(log, mongo_database, 2)  # 8 rows: the first 2 kept, then no room for a batch of 2 more
+    published: list[int] = []
+    while rows := await log.pending(writer, 3):
+        published += [row["seq"] for row in rows]
+        await log.advance(writer, rows[-1]["seq"])
+    assert published == list(range(1, 9))
+    await commit(log, mongo_database, 1)  # caught up: kept in memory again
+    await mongo_database["outbox"].delete_many({"writer": writer})
+    assert [row["seq"] for row in await log.pending(writer, 3)] == [9]

@@ -14,6 +14,7 @@ from shared.contract.documents import Document
 from shared.outbox.rows import Numbering
 
 CHECKPOINT_SAVE_SECONDS = 1.0  # a process's own checkpoint is stored at most this often
+COMMITTED_KEPT = 10_000  # this writer's committed, unpublished rows kept for the relay, at most
 
 
 class MongoOutboxLog:
@@ -26,6 +27,11 @@ class MongoOutboxLog:
         self._numbering = Numbering()
         self._published = 0  # this writer's checkpoint: only this process advances it
         self._saves = AtMostEvery(CHECKPOINT_SAVE_SECONDS)  # when its own checkpoint is stored
+        # This writer's rows committed and not yet published, in sequence order: the relay takes
+        # them from here rather than reading back what this process has just written (one query
+        # per commit on the database server). Only a gap-free run right after the checkpoint is
+        # kept; anything else (too many while Kafka is away) is read from the database as before.
+        self._committed: list[Document] = []
 
     async def commit_numbered(
         self,
@@ -45,6 +51,15 @@ class MongoOutboxLog:
             except BaseException:
                 self._numbering.give_back(before)
                 raise
+            self._keep_committed(rows)
+
+    def _keep_committed(self, rows: list[Document]) -> None:
+        """Keep ``rows`` (just committed) for the relay if they continue the kept run without a gap."""
+        if not rows:
+            return
+        follows = self._committed[-1]["seq"] if self._committed else self._published
+        if rows[0]["seq"] == follows + 1 and len(self._committed) + len(rows) <= COMMITTED_KEPT:
+            self._committed.extend(rows)
 
     async def commit_with_rows(
         self,
@@ -66,6 +81,8 @@ class MongoOutboxLog:
         )
 
     async def pending(self, writer: str, limit: int) -> list[Document]:
+        if writer == self.writer and self._committed and self._committed[0]["seq"] == self._published + 1:
+            return self._committed[:limit]
         if writer == self.writer and self._published:
             after = self._published  # only this process advances its own checkpoint: no read needed
         else:
@@ -84,6 +101,8 @@ class MongoOutboxLog:
         """
         if writer == self.writer:
             self._published = max(self._published, seq)
+            if self._committed and self._committed[0]["seq"] <= self._published:
+                del self._committed[: self._published - self._committed[0]["seq"] + 1]
             if not self._saves.due() and seq:
                 return
             seq = self._published
