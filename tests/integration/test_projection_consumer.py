@@ -13,7 +13,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from query.projection import storage
 from query.projection.consumer import Projection
 from query.projection.model import ReadModel
 from query.projection.owners import OwnerLog
@@ -84,13 +83,9 @@ async def test_signed_events_are_projected_and_unsigned_ones_are_not(
         assert following.model.models[log.model_id]["latest_version"] == "1.1.0"
 
 
-# A flush this small commits in one transaction; with a threshold of 0, every flush is "too large"
-# for one and is written in bulk without: both must persist what a restart loads.
-@pytest.mark.parametrize("transaction_ops", [storage.TRANSACTION_OPS, 0], ids=["one-transaction", "bulk"])
 async def test_a_restart_resumes_from_the_persisted_model_without_replaying(
-    infra: Infra, mongo_database: AsyncDatabase[dict[str, Any]], transaction_ops: int, monkeypatch: pytest.MonkeyPatch
+    infra: Infra, mongo_database: AsyncDatabase[dict[str, Any]]
 ) -> None:
-    monkeypatch.setattr(storage, "TRANSACTION_OPS", transaction_ops)
     settings, log = await topic(infra), Log()
     signer = EventSigner(infra.signing_key.encode())
     await publish(infra, settings, [log.register(f"1.{n}.0") for n in range(3)], signer=signer)

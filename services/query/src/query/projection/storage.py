@@ -5,13 +5,6 @@ Write-behind: what changed since the last flush (:attr:`ReadModel.dirty_models`,
 with the checkpoint (the Kafka offsets consumed and the highest revision applied per owner) last.
 A crash between a flush's writes loses nothing: the events after the checkpoint are applied again
 at start, and idempotent upserts plus the revisions make that harmless.
-
-A flush of up to :data:`TRANSACTION_OPS` writes goes in transactions of :data:`TRANSACTION_CHUNK`:
-a database commits (and syncs) once for each rather than once per document, which was most of
-what a flush cost the server; and no one of them holds the server long enough to stall the other
-services' commits (one transaction per flush made one client's p99 write 40-65 ms every flush).
-A larger flush (a rebuild, a catch-up) could outlive a transaction's lifetime, so it is written in
-bulk without one; both are safe for the reason above.
 """
 
 from __future__ import annotations
@@ -22,11 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pymongo import ASCENDING, DeleteOne, IndexModel, ReplaceOne
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from query.projection.model import ReadModel
-from shared.chassis.mongo import committed_once
 from shared.contract.documents import Document
 from shared.contract.ids import version_id
 
@@ -45,8 +36,6 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 CHECKPOINT_ID = "checkpoint"
 WRITE_BATCH = 1_000  # operations per bulk write
-TRANSACTION_OPS = 5_000  # a flush of at most this many writes commits in transactions (see the module)
-TRANSACTION_CHUNK = 50  # writes per transaction: a long one holds up the other services' commits
 
 
 @dataclass
@@ -186,23 +175,11 @@ class MongoProjectionStore:
         return model, Checkpoint(offsets, positions)
 
     async def write(self, rows: Rows, checkpoint: Checkpoint) -> None:
-        writes: list[tuple[str, Any]] = [
-            (name, ReplaceOne({"_id": doc["_id"]}, doc, upsert=True))
-            for name, docs in rows.upserts.items()
-            for doc in docs
-        ]
-        writes += [(name, DeleteOne({"_id": i})) for name, ids in rows.deletes.items() for i in ids]
-        if len(writes) > TRANSACTION_OPS:
-            await self._bulk(writes, session=None)
-        else:
-            for start in range(0, len(writes), TRANSACTION_CHUNK):
-
-                async def in_transaction(
-                    session: AsyncClientSession, chunk: list[Any] = writes[start : start + TRANSACTION_CHUNK]
-                ) -> None:
-                    await self._bulk(chunk, session=session)
-
-                await committed_once(self._db.client, in_transaction)
+        for name, docs in rows.upserts.items():
+            ops: list[Any] = [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs]
+            await self._bulk(name, ops)
+        for name, ids in rows.deletes.items():
+            await self._bulk(name, [DeleteOne({"_id": i}) for i in ids])
         state = {
             "_id": CHECKPOINT_ID,
             "offsets": {str(p): o for p, o in checkpoint.offsets.items()},
@@ -210,14 +187,9 @@ class MongoProjectionStore:
         }
         await self._db[PROJECTION_STATE].replace_one({"_id": CHECKPOINT_ID}, state, upsert=True)
 
-    async def _bulk(self, writes: list[tuple[str, Any]], *, session: AsyncClientSession | None) -> None:
-        """``writes`` (collection, operation) as one bulk write per collection, in chunks of WRITE_BATCH."""
-        by_collection: dict[str, list[Any]] = {}
-        for name, op in writes:
-            by_collection.setdefault(name, []).append(op)
-        for name, ops in by_collection.items():
-            for start in range(0, len(ops), WRITE_BATCH):
-                await self._db[name].bulk_write(ops[start : start + WRITE_BATCH], ordered=False, session=session)
+    async def _bulk(self, name: str, ops: list[Any]) -> None:
+        for start in range(0, len(ops), WRITE_BATCH):
+            await self._db[name].bulk_write(ops[start : start + WRITE_BATCH], ordered=False)
 
     async def clear(self) -> None:
         for name in COLLECTIONS:
