@@ -28,12 +28,10 @@ from urllib.parse import quote
 import httpx
 import structlog
 from pymongo import UpdateOne
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from deploy_tracker.storage import CURSORS, DEPLOYMENTS, KNOWN_VERSIONS
 from deploy_tracker.transitions import overall
-from shared.chassis.mongo import committed_once
 from shared.chassis.pacing import AtMostEvery
 from shared.chassis.settings import CommonSettings
 from shared.chassis.verifiers import internal_client, internal_token
@@ -53,7 +51,6 @@ CURSOR_ID = "registration"  # the cursor of registration's event log in ``cursor
 OVERLAP_NS = 300 * 10**9  # the catch-up re-reads five minutes before the highest position seen
 CURSOR_SAVE_SECONDS = 2.0  # the cursor is stored at most this often (far inside OVERLAP_NS)
 PAGE = 1000
-TRANSACTION_OPS = 1000  # writes of the table committed at once (see KnownVersions.learn)
 
 
 @dataclass(frozen=True)
@@ -141,7 +138,6 @@ class KnownVersions:
     """The table in MongoDB, and the cursor of registration's event log."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self._client = db.client
         self._rows, self._cursors, self._history = db[KNOWN_VERSIONS], db[CURSORS], db[DEPLOYMENTS]
         self._seen, self._cursor_saves = 0, AtMostEvery(CURSOR_SAVE_SECONDS)
 
@@ -192,15 +188,8 @@ class KnownVersions:
             else:
                 newer = {"_id": fact.version_id, "revision": {"$lt": fact.revision}}
                 updates.append(UpdateOne(newer, {"$set": {**fact.fields, "revision": fact.revision}}))
-        # In transactions of at most TRANSACTION_OPS writes: the server commits once for each,
-        # not once per write (each fact is two), and none can outlive a transaction's lifetime.
-        for start in range(0, len(updates), TRANSACTION_OPS):
-            chunk = updates[start : start + TRANSACTION_OPS]
-
-            async def in_order(session: AsyncClientSession, chunk: list[UpdateOne] = chunk) -> None:
-                await self._rows.bulk_write(chunk, ordered=True, session=session)
-
-            await committed_once(self._client, in_order)
+        if updates:
+            await self._rows.bulk_write(updates, ordered=True)
         return len(updates)
 
     async def cursor(self) -> int:

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -99,20 +98,6 @@ async def _retune_expiry(db: AsyncDatabase[Document], name: str, current: Docume
     seconds = wanted.document["expireAfterSeconds"]
     if current.get("expireAfterSeconds") != seconds:
         await db.command("collMod", name, index={"name": EXPIRY_INDEX, "expireAfterSeconds": seconds})
-
-
-async def committed_once(
-    client: AsyncMongoClient[Document], write: Callable[[AsyncClientSession], Awaitable[None]]
-) -> None:
-    """Run ``write`` in one transaction, retried as the driver retries one.
-
-    For a batch of idempotent writes that need no atomicity but are many: outside a transaction
-    the server commits, and syncs its journal, once per document; inside one, once for them all.
-    A batch that could outlive a transaction's lifetime (thousands of documents) is better
-    written without one.
-    """
-    async with client.start_session() as session:
-        await session.with_transaction(write)
 
 
 LOOKUP_CHUNK = 100  # the stand-in's $in gets slower per key beyond ~100 keys
