@@ -120,8 +120,12 @@ class MongoOutboxLog:
 
     async def park(self, rows: list[tuple[str, str]]) -> None:
         now = datetime.now(UTC)
+        kept = {row["_id"]: row for row in self._committed}
         for row_id, reason in rows:
-            await self._outbox.update_one({"_id": row_id}, {"$set": {"parked_reason": reason, "parked_at": now}})
+            marks = {"parked_reason": reason, "parked_at": now}
+            await self._outbox.update_one({"_id": row_id}, {"$set": marks})
+            if row_id in kept:  # the relay's copy says so too, as the database's does
+                kept[row_id].update(marks)
 
     async def unsent(self) -> tuple[int, datetime | None]:
         # Sequences are dense and both ends are known here: the backlog is a subtraction, and
