@@ -5,14 +5,17 @@ server; reading it before every batch, one more query. What a restart needs surv
 """
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.contract.envelope import CloudEvent
 from shared.outbox import log as outbox_log
 from shared.outbox.log import MongoOutboxLog
+from shared.outbox.rows import event_from_outbox, outbox_row
 
 pytestmark = pytest.mark.integration
 
@@ -91,3 +94,24 @@ async def test_rows_beyond_what_memory_keeps_are_read_from_the_database_in_order
     await commit(log, mongo_database, 1)  # caught up: kept in memory again
     await mongo_database["outbox"].delete_many({"writer": writer})
     assert [row["seq"] for row in await log.pending(writer, 3)] == [9]
+
+
+async def test_a_row_from_memory_says_what_the_same_row_read_back_says(
+    mongo_database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    # A row published from memory and the same row published again from the database after a
+    # crash carry one event: its time is kept to the millisecond BSON stores.
+    writer = f"w-{uuid.uuid4().hex[:6]}"
+    log = MongoOutboxLog(mongo_database["outbox"], mongo_database["relay_checkpoints"], writer=writer)
+    await log.register_writer()
+    event = CloudEvent(source="/t", type="t", data={}, time=datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC))
+    row = outbox_row(event, key="k", team="a", model_id=None)
+
+    async def nothing_else(session: AsyncClientSession) -> None:
+        return None
+
+    await log.commit_with_rows(mongo_database.client, [row], nothing_else)
+    [from_memory] = await log.pending(writer, 10)
+    stored = await mongo_database["outbox"].find_one({"_id": event.id})
+    assert stored is not None and from_memory["time"] == stored["time"] == datetime(2026, 1, 2, 3, 4, 5, 123000, UTC)
+    assert event_from_outbox(from_memory).model_dump() == event_from_outbox(stored).model_dump()

@@ -105,13 +105,17 @@ def event_from_outbox(doc: Document) -> CloudEvent:
 
 
 def outbox_row(event: CloudEvent, *, key: str, team: str | None, model_id: str | None) -> Document:
-    """The outbox row of ``event`` (the inverse of :func:`event_from_outbox`), numbered at commit."""
+    """The outbox row of ``event`` (the inverse of :func:`event_from_outbox`), numbered at commit.
+
+    Its time is cut to the millisecond, as BSON stores it: the relay publishes a row from memory
+    or from the database, and either way the event says the same.
+    """
     return {
         "_id": event.id,
         "type": event.type,
         "source": event.source,
         "subject": event.subject,
-        "time": event.time,
+        "time": event.time.replace(microsecond=event.time.microsecond // 1000 * 1000),
         "correlation_id": event.correlation_id,
         "causation_id": event.causation_id,
         "key": key,
