@@ -115,3 +115,31 @@ async def test_a_row_from_memory_says_what_the_same_row_read_back_says(
     stored = await mongo_database["outbox"].find_one({"_id": event.id})
     assert stored is not None and from_memory["time"] == stored["time"] == datetime(2026, 1, 2, 3, 4, 5, 123000, UTC)
     assert event_from_outbox(from_memory).model_dump() == event_from_outbox(stored).model_dump()
+
+
+async def test_after_a_commit_that_raised_the_relay_reads_its_numbers_back_from_the_database(
+    mongo_database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    # A commit whose result is unknown may have landed though it raised: its numbers are reused
+    # by the next commit, and both rows must reach the relay, not only the one it kept.
+    writer = f"w-{uuid.uuid4().hex[:6]}"
+    log = MongoOutboxLog(mongo_database["outbox"], mongo_database["relay_checkpoints"], writer=writer)
+    await log.register_writer()
+    await commit(log, mongo_database, 1)
+
+    async def lost_answer(session: AsyncClientSession) -> None:
+        raise ConnectionError("the commit's answer was lost")
+
+    with pytest.raises(ConnectionError):
+        await log.commit_with_rows(mongo_database.client, [{"_id": "landed"}], lost_answer)
+    # As if it had landed after all: the row is in the database under the number given back.
+    await mongo_database["outbox"].insert_one({"_id": "landed", "writer": writer, "seq": 2})
+    await commit(log, mongo_database, 1)  # numbered 2 as well
+    published: list[str] = []
+    while rows := await log.pending(writer, 10):
+        published += [row["_id"] for row in rows]
+        await log.advance(writer, rows[-1]["seq"])
+    assert "landed" in published and len(published) == 3
+    await commit(log, mongo_database, 1)  # past the unsure numbers: kept in memory again
+    await mongo_database["outbox"].delete_many({"writer": writer})
+    assert [row["seq"] for row in await log.pending(writer, 10)] == [3]

@@ -32,6 +32,10 @@ class MongoOutboxLog:
         # per commit on the database server). Only a gap-free run right after the checkpoint is
         # kept; anything else (too many while Kafka is away) is read from the database as before.
         self._committed: list[Document] = []
+        # A commit that raised may still have landed (its result unknown): its numbers are given
+        # back and reused, so the database may hold two rows under one number. Until the relay has
+        # read past them from the database, no row is served from memory.
+        self._read_back_until = 0
 
     async def commit_numbered(
         self,
@@ -50,12 +54,13 @@ class MongoOutboxLog:
                     await session.with_transaction(write)
             except BaseException:
                 self._numbering.give_back(before)
+                self._read_back_until = max(self._read_back_until, before + len(rows))
                 raise
             self._keep_committed(rows)
 
     def _keep_committed(self, rows: list[Document]) -> None:
         """Keep ``rows`` (just committed) for the relay if they continue the kept run without a gap."""
-        if not rows:
+        if not rows or self._published < self._read_back_until:
             return
         follows = self._committed[-1]["seq"] if self._committed else self._published
         if rows[0]["seq"] == follows + 1 and len(self._committed) + len(rows) <= COMMITTED_KEPT:
@@ -81,7 +86,7 @@ class MongoOutboxLog:
         )
 
     async def pending(self, writer: str, limit: int) -> list[Document]:
-        if writer == self.writer and self._committed and self._committed[0]["seq"] == self._published + 1:
+        if writer == self.writer and self._from_memory():
             return self._committed[:limit]
         if writer == self.writer and self._published:
             after = self._published  # only this process advances its own checkpoint: no read needed
@@ -90,6 +95,14 @@ class MongoOutboxLog:
             after = checkpoint["seq"] if checkpoint else 0
         query = {"writer": writer, "seq": {"$gt": after, "$lte": after + limit}}
         return await self._outbox.find(query).sort("seq", 1).to_list()
+
+    def _from_memory(self) -> bool:
+        """Whether the kept rows are exactly this writer's next ones, and no unsure commit is in the way."""
+        return (
+            bool(self._committed)
+            and self._committed[0]["seq"] == self._published + 1
+            and self._published >= self._read_back_until
+        )
 
     async def advance(self, writer: str, seq: int) -> None:
         """Move ``writer``'s checkpoint to ``seq``; this process's own is stored at most every second.
