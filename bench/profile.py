@@ -37,7 +37,7 @@ from rich.console import Console
 from rich.table import Table
 from soak import soak
 
-from registry_cli.stack import EmbeddedStack, throwaway_stack, unthrottled_admin_key
+from registry_cli.stack import EmbeddedStack, throwaway_stack
 
 console = Console()
 SAMPLES_PER_SECOND = 100
@@ -110,10 +110,9 @@ async def record(pid: int, seconds: float, output: Path) -> bool:
     return True
 
 
-async def load(stack: EmbeddedStack, args: argparse.Namespace) -> str:
-    """Run the chosen load for ``args.seconds``; a line saying what it did."""
+async def load(stack: EmbeddedStack, key: str, args: argparse.Namespace) -> str:
+    """Run the chosen load for ``args.seconds`` (HTTP writes with ``key``); a line saying what it did."""
     if args.workload == "http":
-        key = await unthrottled_admin_key(stack, name="profile")
         latencies = await post_versions(stack, key, first=100, seconds=args.seconds)
         return f"{len(latencies)} versions created over HTTP by one client"
     soak_args = argparse.Namespace(minutes=args.seconds / 60, rate=args.rate, read_interval=0.1, models=300, drain=30)
@@ -126,14 +125,14 @@ async def main(args: argparse.Namespace) -> int:
     out.mkdir(parents=True)
     console.print("starting the embedded stack …")
     async with throwaway_stack("profile-", before_services=use_unthrottled_admin_key) as stack:
+        key = str(stack.admin_key)  # unthrottled: use_unthrottled_admin_key made it before the services
         if args.workload == "http":
-            key = await unthrottled_admin_key(stack, name="warm-up")
             await post_versions(stack, key, first=0, seconds=0)  # connections, caches and the models
         groups = stack_groups(stack)
         console.print(f"sampling {len(groups)} processes for {args.seconds:g} s under the {args.workload} load …")
         before = await asyncio.to_thread(cpu_seconds, stack)
         samplers = [record(pid, args.seconds, out / f"{name}.txt") for name, pid in groups.items()]
-        *sampled, done = await asyncio.gather(*samplers, load(stack, args))
+        *sampled, done = await asyncio.gather(*samplers, load(stack, key, args))
         after = await asyncio.to_thread(cpu_seconds, stack)
     profiles = {
         name: read_collapsed(out / f"{name}.txt") if python else None

@@ -49,9 +49,18 @@ async def test_another_writers_checkpoint_is_stored_at_once(mongo_database: Asyn
     assert await stored(mongo_database, "dead") == 7
 
 
-async def commit(log: MongoOutboxLog, db: AsyncDatabase[dict[str, Any]], count: int) -> list[dict[str, Any]]:
-    """Commit ``count`` outbox rows through ``log``, as a service's repository does."""
-    rows: list[dict[str, Any]] = [{"_id": uuid.uuid4().hex} for _ in range(count)]
+async def own_log(db: AsyncDatabase[dict[str, Any]]) -> MongoOutboxLog:
+    """A fresh writer's log, registered as a relay registers it at start."""
+    log = MongoOutboxLog(db["outbox"], db["relay_checkpoints"], writer=f"w-{uuid.uuid4().hex[:6]}")
+    await log.register_writer()
+    return log
+
+
+async def commit(
+    log: MongoOutboxLog, db: AsyncDatabase[dict[str, Any]], count: int = 1, *, rows: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Commit ``rows`` (else ``count`` bare ones) through ``log``, as a service's repository does."""
+    rows = rows if rows is not None else [{"_id": uuid.uuid4().hex} for _ in range(count)]
 
     async def nothing_else(session: AsyncClientSession) -> None:
         return None
@@ -60,12 +69,20 @@ async def commit(log: MongoOutboxLog, db: AsyncDatabase[dict[str, Any]], count: 
     return rows
 
 
+async def drain(log: MongoOutboxLog) -> list[dict[str, Any]]:
+    """Every row the relay would publish now, batch after batch, moving the checkpoint as it does."""
+    published: list[dict[str, Any]] = []
+    while rows := await log.pending(log.writer, 3):
+        published += rows
+        await log.advance(log.writer, rows[-1]["seq"])
+    return published
+
+
 async def test_the_relay_takes_this_writers_committed_rows_from_memory_without_reading_them_back(
     mongo_database: AsyncDatabase[dict[str, Any]],
 ) -> None:
-    writer = f"w-{uuid.uuid4().hex[:6]}"
-    log = MongoOutboxLog(mongo_database["outbox"], mongo_database["relay_checkpoints"], writer=writer)
-    await log.register_writer()
+    log = await own_log(mongo_database)
+    writer = log.writer
     first, second = await commit(log, mongo_database, 3), await commit(log, mongo_database, 2)
     # Gone from the database behind the log's back: what the relay gets now can only come from memory.
     await mongo_database["outbox"].delete_many({"writer": writer})
@@ -81,16 +98,11 @@ async def test_rows_beyond_what_memory_keeps_are_read_from_the_database_in_order
 ) -> None:
     # Kafka away for long: memory keeps a bounded run; the relay reads the rest back, without a gap.
     monkeypatch.setattr(outbox_log, "COMMITTED_KEPT", 3)
-    writer = f"w-{uuid.uuid4().hex[:6]}"
-    log = MongoOutboxLog(mongo_database["outbox"], mongo_database["relay_checkpoints"], writer=writer)
-    await log.register_writer()
+    log = await own_log(mongo_database)
+    writer = log.writer
     for _ in range(4):
         await commit(log, mongo_database, 2)  # 8 rows: the first 2 kept, then no room for a batch of 2 more
-    published: list[int] = []
-    while rows := await log.pending(writer, 3):
-        published += [row["seq"] for row in rows]
-        await log.advance(writer, rows[-1]["seq"])
-    assert published == list(range(1, 9))
+    assert [row["seq"] for row in await drain(log)] == list(range(1, 9))
     await commit(log, mongo_database, 1)  # caught up: kept in memory again
     await mongo_database["outbox"].delete_many({"writer": writer})
     assert [row["seq"] for row in await log.pending(writer, 3)] == [9]
@@ -101,16 +113,10 @@ async def test_a_row_from_memory_says_what_the_same_row_read_back_says(
 ) -> None:
     # A row published from memory and the same row published again from the database after a
     # crash carry one event: its time is kept to the millisecond BSON stores.
-    writer = f"w-{uuid.uuid4().hex[:6]}"
-    log = MongoOutboxLog(mongo_database["outbox"], mongo_database["relay_checkpoints"], writer=writer)
-    await log.register_writer()
+    log = await own_log(mongo_database)
+    writer = log.writer
     event = CloudEvent(source="/t", type="t", data={}, time=datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC))
-    row = outbox_row(event, key="k", team="a", model_id=None)
-
-    async def nothing_else(session: AsyncClientSession) -> None:
-        return None
-
-    await log.commit_with_rows(mongo_database.client, [row], nothing_else)
+    await commit(log, mongo_database, rows=[outbox_row(event, key="k", team="a", model_id=None)])
     [from_memory] = await log.pending(writer, 10)
     stored = await mongo_database["outbox"].find_one({"_id": event.id})
     assert stored is not None and from_memory["time"] == stored["time"] == datetime(2026, 1, 2, 3, 4, 5, 123000, UTC)
@@ -122,9 +128,8 @@ async def test_after_a_commit_that_raised_the_relay_reads_its_numbers_back_from_
 ) -> None:
     # A commit whose result is unknown may have landed though it raised: its numbers are reused
     # by the next commit, and both rows must reach the relay, not only the one it kept.
-    writer = f"w-{uuid.uuid4().hex[:6]}"
-    log = MongoOutboxLog(mongo_database["outbox"], mongo_database["relay_checkpoints"], writer=writer)
-    await log.register_writer()
+    log = await own_log(mongo_database)
+    writer = log.writer
     await commit(log, mongo_database, 1)
 
     async def lost_answer(session: AsyncClientSession) -> None:
@@ -135,10 +140,7 @@ async def test_after_a_commit_that_raised_the_relay_reads_its_numbers_back_from_
     # As if it had landed after all: the row is in the database under the number given back.
     await mongo_database["outbox"].insert_one({"_id": "landed", "writer": writer, "seq": 2})
     await commit(log, mongo_database, 1)  # numbered 2 as well
-    published: list[str] = []
-    while rows := await log.pending(writer, 10):
-        published += [row["_id"] for row in rows]
-        await log.advance(writer, rows[-1]["seq"])
+    published = [row["_id"] for row in await drain(log)]
     assert "landed" in published and len(published) == 3
     await commit(log, mongo_database, 1)  # past the unsure numbers: kept in memory again
     await mongo_database["outbox"].delete_many({"writer": writer})

@@ -20,6 +20,7 @@ from shared.contract.documents import Document
 from shared.contract.envelope import CloudEvent
 from shared.contract.identity_events import IDENTITY_EVENT_MODELS
 from shared.contract.sortkeys import time_key
+from shared.contract.times import to_stored_precision
 
 _ACCESS_OUTCOMES = {
     messages.ACCESS_READ: "read",
@@ -60,8 +61,7 @@ class Source:
 
 def received_now() -> datetime:
     """Now, at the millisecond precision MongoDB keeps (what is hashed is what is stored)."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+    return to_stored_precision(datetime.now(UTC))
 
 
 def entry_for(

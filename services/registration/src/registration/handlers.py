@@ -20,6 +20,7 @@ from registration.repository import ConcurrentWrite, Repository
 from registration.usecases import USE_CASES
 from shared.contract import messages
 from shared.contract.documents import Document
+from shared.contract.times import to_stored_precision
 from shared.outbox.rows import event_from_outbox
 
 __all__ = ["Command", "Outcome", "event_from_outbox", "handle_commands", "request_fingerprint"]
@@ -39,8 +40,7 @@ MODEL_READING = (
 
 def utcnow() -> datetime:
     """Now, truncated to milliseconds as BSON stores it, so stored and returned values agree."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+    return to_stored_precision(datetime.now(UTC))
 
 
 async def handle_commands(

@@ -10,8 +10,7 @@ from pydantic import AfterValidator
 
 def utc_text(moment: datetime) -> str:
     """``moment`` as RFC 3339 in UTC (a naive time is taken to be UTC, as BSON stores it)."""
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return in_utc(moment).isoformat().replace("+00:00", "Z")
 
 
 def in_utc(moment: datetime) -> datetime:
@@ -20,6 +19,11 @@ def in_utc(moment: datetime) -> datetime:
     if offset is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC) if offset else moment
+
+
+def to_stored_precision(moment: datetime) -> datetime:
+    """``moment`` cut to the millisecond, as BSON stores it: what is written is what is read back."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 # A datetime field of a response or event model. It holds UTC from validation on, so pydantic-core

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from shared.contract.documents import Document
 from shared.contract.envelope import CloudEvent
+from shared.contract.times import to_stored_precision
 
 
 def writer_id() -> str:
@@ -115,7 +116,7 @@ def outbox_row(event: CloudEvent, *, key: str, team: str | None, model_id: str |
         "type": event.type,
         "source": event.source,
         "subject": event.subject,
-        "time": event.time.replace(microsecond=event.time.microsecond // 1000 * 1000),
+        "time": to_stored_precision(event.time),
         "correlation_id": event.correlation_id,
         "causation_id": event.causation_id,
         "key": key,
