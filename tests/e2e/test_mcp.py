@@ -194,9 +194,13 @@ class TestToolsOverHttp:
 
             async def found() -> CallToolResult | None:
                 result = await session.call_tool("search_models", {"query": "fraud transactions", "team": name})
-                return result if not result.is_error and result.structured_content["items"] else None
+                if result.is_error or not result.structured_content["items"]:
+                    return None
+                # The index follows the events: it may hold the model before its second version.
+                latest = result.structured_content["items"][0]["latest_version"]["version"]
+                return result if latest == "1.1.0" else None
 
-            result = await until(found, what="the new model searchable")
+            result = await until(found, what="the new model searchable at its latest version")
         [hit] = result.structured_content["items"]
         assert (hit["model"]["team"], hit["model"]["name"]) == (name, "scorer")
         assert hit["latest_version"]["version"] == "1.1.0" and hit["snippets"]

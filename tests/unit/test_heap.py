@@ -4,9 +4,11 @@ import asyncio
 import gc
 import weakref
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from shared.chassis import heap
 from shared.chassis.heap import freeze_survivors
 from tests.waiting import until
 
@@ -53,3 +55,28 @@ async def test_a_frozen_cycle_is_skipped_by_collections(unfrozen: None) -> None:
 async def test_the_full_collection_frees_a_cycle_dropped_after_it_was_frozen(unfrozen: None) -> None:
     gone = await rounds(full_every_seconds=0.05)
     assert gone() is None
+
+
+def resident_mb() -> float:
+    return int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
+
+
+async def test_a_round_gives_memory_freed_inside_the_process_back_to_the_system(unfrozen: None) -> None:
+    assert heap.RETURN_FREE_MEMORY is not None  # glibc, as on every machine this registry is built for
+    chunks = [bytes(10_000) for _ in range(20_000)]  # 200 MB from the C heap (below glibc's mmap threshold)
+    on_top = bytes(10_000)  # allocated after them: the heap cannot just shrink from its end
+    before = resident_mb()
+    del chunks
+    kept = resident_mb()
+    assert before - kept < 50  # freed inside the process, still resident
+    task = asyncio.create_task(freeze_survivors(0.01, full_every_seconds=3600))
+    try:
+
+        async def returned() -> bool:
+            return resident_mb() < kept - 150
+
+        await until(returned, what="the freed pages given back")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert len(on_top) == 10_000

@@ -8,17 +8,39 @@ have survived a collection are moved to the permanent generation (``gc.freeze``)
 collections skip, so a full collection only walks what was allocated since. An object frozen and
 later dropped is still freed by reference counting; only one left in a reference cycle after it
 was frozen is kept, so the permanent generation is collected too, rarely.
+
+Memory freed inside the process is not given back to the system by itself: glibc's allocator keeps
+the pages of a freed region that is not at the top of its heap, and the search index's writers
+(native code, tens of MB each while a round is written) and the projection's transient objects
+leave such regions behind. Each round also asks glibc to return them (``malloc_trim``, off the
+event loop: the call releases the GIL); on another C library it is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import gc
 import time
+from collections.abc import Callable
 
 import structlog
 
 log = structlog.get_logger(__name__)
+
+
+def _glibc_trim() -> Callable[[], object] | None:
+    """The C library's ``malloc_trim(0)`` (glibc), or ``None`` where it has none (musl, macOS)."""
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        return None
+    return (lambda: trim(0)) if trim is not None else None
+
+
+RETURN_FREE_MEMORY = _glibc_trim()
 
 
 async def freeze_survivors(every_seconds: float, *, full_every_seconds: float) -> None:
@@ -33,3 +55,5 @@ async def freeze_survivors(every_seconds: float, *, full_every_seconds: float) -
         gc.collect()
         gc.freeze()
         log.debug("heap frozen", seconds=round(time.perf_counter() - started, 3), frozen=gc.get_freeze_count())
+        if RETURN_FREE_MEMORY is not None:
+            await asyncio.to_thread(RETURN_FREE_MEMORY)

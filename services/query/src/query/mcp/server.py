@@ -9,48 +9,64 @@
 - Stateless, with JSON answers: no session lives in a replica, so any replica can answer any
   request. The SDK's session manager still needs its task group running; the app's lifespan runs
   it as a background task (mounted sub-apps get no lifespan of their own).
+- Loaded when first asked for: the SDK (:mod:`query.mcp.transport`) is imported, in a worker
+  thread, when the first keyed request reaches ``/mcp``, which waits for it (about a third of a
+  second) rather than being refused. Until then the query service does not carry its ~30 MB.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import anyio
 import httpx
-from mcp.server.mcpserver import Context
-from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from query.mcp.api import RegistryApi
-from query.mcp.tools import ApiOf, build_server
 from shared.chassis.http_app import Service
 from shared.chassis.http_auth import Guard
 from shared.chassis.problems import CORRELATION_HEADER, Problem, problem_response
 from shared.contract import correlation
 
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
 PATH = "/mcp"
 # The request headers a tool's API call carries over from the MCP request.
 FORWARDED = ("authorization", "x-api-key", CORRELATION_HEADER.lower())
+# How long a request waits for the SDK to load and its session manager to start before 503.
+START_WAIT_SECONDS = 10.0
 
 
 class KeyedEndpoint:
     """``/mcp``: the caller's key is checked (and its rate limit taken) before the MCP transport runs."""
 
-    def __init__(self, app: ASGIApp, *, guard: Guard) -> None:
-        self.app, self.guard = app, guard
-        self.running = False  # set while the SDK's session manager runs (the app's lifespan)
+    def __init__(self, *, guard: Guard) -> None:
+        self.guard = guard
+        self.app: ASGIApp | None = None  # the SDK's transport, set by the task that runs its sessions
+        self.wanted = asyncio.Event()  # set by the first keyed request: that is when the SDK loads
+        self.running = asyncio.Event()  # set while the SDK's session manager runs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await self.guard(Request(scope))
-            if not self.running:
-                raise Problem("not_ready", "the MCP endpoint is starting or stopping", headers={"Retry-After": "1"})
+            app = await self._started()
         except Problem as problem:
             await problem_response(problem)(scope, receive, send)
             return
-        await self.app(_with_correlation_id(scope), receive, send)
+        await app(_with_correlation_id(scope), receive, send)
+
+    async def _started(self) -> ASGIApp:
+        self.wanted.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.running.wait(), START_WAIT_SECONDS)
+        if not self.running.is_set() or self.app is None:
+            raise Problem("not_ready", "the MCP endpoint is starting or stopping", headers={"Retry-After": "1"})
+        return self.app
 
 
 def _with_correlation_id(scope: Scope) -> Scope:
@@ -63,14 +79,11 @@ def _with_correlation_id(scope: Scope) -> Scope:
     return {**scope, "headers": [*headers, (name, current.encode())]}
 
 
-def _forwarding(client: httpx.AsyncClient) -> ApiOf:
-    """Each tool call's API: ``client`` with the key and correlation id of the MCP request."""
+def _load_sdk() -> tuple[Callable[..., MCPServer], Callable[..., ASGIApp]]:
+    """The SDK's two entry points this endpoint uses: the tools' server and its transport."""
+    from query.mcp.transport import streamable_app, tools_server  # here: loaded when first asked for
 
-    def api_of(ctx: Context) -> RegistryApi:
-        headers: Mapping[str, str] = ctx.headers or {}
-        return RegistryApi(client, headers={name: headers[name] for name in FORWARDED if name in headers})
-
-    return api_of
+    return tools_server, streamable_app
 
 
 def mount_mcp(service: Service) -> None:
@@ -83,38 +96,27 @@ def mount_mcp(service: Service) -> None:
         base_url="http://query.internal",
         headers=service.guard.internal_headers,
     )
-    server = build_server(_forwarding(api_client))
-
-    def transport() -> ASGIApp:
-        return server.streamable_http_app(
-            streamable_http_path=PATH,
-            stateless_http=True,
-            json_response=True,
-            # DNS-rebinding protection checks Host/Origin against localhost names, which a replica
-            # behind a Service name would fail; it guards keyless local servers, and every request
-            # here must carry an API key a rebinding page does not have.
-            transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-        )
-
-    endpoint = KeyedEndpoint(transport(), guard=service.guard)
+    endpoint = KeyedEndpoint(guard=service.guard)
     # A route, not a mount: a mount would redirect POST /mcp to /mcp/.
     service.app.router.routes.append(Route(PATH, endpoint=endpoint, include_in_schema=False))
-
-    runs = 0
+    server: MCPServer | None = None
 
     async def run_sessions() -> None:
-        # The SDK's session manager runs once per instance: a run after a failure (the chassis
-        # restarts this task) gets a new transport, and with it a new session manager.
-        nonlocal runs
-        if runs:
-            endpoint.app = transport()
-        runs += 1
+        nonlocal server
+        await endpoint.wanted.wait()
+        # In a worker thread: the import would take a third of a second of the event loop's reads.
+        tools_server, streamable_app = await asyncio.to_thread(_load_sdk)
+        if server is None:
+            server = tools_server(api_client, forwarded=FORWARDED)
+        # The SDK's session manager runs once per instance: each run (a restart after a failure
+        # too) gets a new transport, and with it a new session manager.
+        endpoint.app = streamable_app(server, path=PATH)
         async with server.session_manager.run():
-            endpoint.running = True
+            endpoint.running.set()
             try:
                 await anyio.sleep_forever()
             finally:
-                endpoint.running = False
+                endpoint.running.clear()
 
     service.in_background("mcp", run_sessions)
     service.on_stop("mcp-client", api_client.aclose)
