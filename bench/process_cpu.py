@@ -8,8 +8,10 @@ how many units per second the whole stack can do here.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import time
 from pathlib import Path
 
 from rich.table import Table
@@ -55,3 +57,20 @@ def cpu_text(per_unit: dict[str, float]) -> str:
 def add_cpu_row(table: Table, label: str, per_unit: dict[str, float]) -> None:
     """A row of a (measure, result, target) table: :func:`cpu_text`, no target."""
     table.add_row(label, cpu_text(per_unit), "")
+
+
+async def until_quiet(
+    stack: EmbeddedStack, *, busy_below: float = 0.35, window: float = 2.0, timeout: float = 900
+) -> float:
+    """Wait until the whole stack used under ``busy_below`` of a core for ``window`` s; return the seconds waited.
+
+    After a bulk load the services go on digesting it (the query indexes it for search and writes
+    its read model behind); a read measured then measures that work as much as the read.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = sum(cpu_seconds(stack).values())
+        await asyncio.sleep(window)
+        if sum(cpu_seconds(stack).values()) - before < busy_below * window:
+            break
+    return time.monotonic() - started
