@@ -50,8 +50,9 @@ from shared.outbox.relay import OutboxRelay
 console = Console()
 FRAMEWORKS = ["xgboost", "onnx", "pytorch", "scikit-learn"]
 # Commands a transaction of the bulk load: 2,000 at 100,000 versions (2,000 new models, 6,000
-# documents) outlived the stand-in's 10 s transaction lifetime; registration's consumer takes 500.
-LOAD_BATCH = 500
+# documents) outlived the stand-in's 10 s transaction lifetime, and so, once, did 500 while the
+# services were still busy with the Kafka phase; registration's consumer takes up to 500.
+LOAD_BATCH = 250
 
 
 def percentile(values: list[float], q: float) -> float:

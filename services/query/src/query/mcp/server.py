@@ -38,8 +38,10 @@ if TYPE_CHECKING:
 PATH = "/mcp"
 # The request headers a tool's API call carries over from the MCP request.
 FORWARDED = ("authorization", "x-api-key", CORRELATION_HEADER.lower())
-# How long a request waits for the SDK to load and its session manager to start before 503.
-START_WAIT_SECONDS = 10.0
+# How long a request waits for the session manager to run before 503: the first, for the SDK to
+# load and start; a later one, for a restart (a stopping service keeps no request long).
+FIRST_START_WAIT_SECONDS = 10.0
+RESTART_WAIT_SECONDS = 1.0
 
 
 class KeyedEndpoint:
@@ -62,8 +64,9 @@ class KeyedEndpoint:
 
     async def _started(self) -> ASGIApp:
         self.wanted.set()
+        wait = FIRST_START_WAIT_SECONDS if self.app is None else RESTART_WAIT_SECONDS
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.running.wait(), START_WAIT_SECONDS)
+            await asyncio.wait_for(self.running.wait(), wait)
         if not self.running.is_set() or self.app is None:
             raise Problem("not_ready", "the MCP endpoint is starting or stopping", headers={"Retry-After": "1"})
         return self.app
