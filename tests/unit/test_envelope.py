@@ -115,3 +115,19 @@ class TestEventSchemas:
         }
         for outcome in outcomes:
             messages.EVENT_MODELS[outcome.event.type].model_validate(outcome.event.data)
+
+
+def test_records_decoded_apart_share_their_key_strings_and_short_values() -> None:
+    # A service that keeps events (the query's read model) would otherwise hold each name once per record.
+    def received(version: str) -> CloudEvent:
+        data = {"team": "fraud", "version": version, "tags": {"owner": "alice"}, "artifact_uri": "s3://b/" + "x" * 60}
+        value, headers = CloudEvent(source="/t", type="t", data=data).to_kafka()
+        return decode(bytes(bytearray(value)), headers)  # a fresh buffer, as each Kafka record is
+
+    first, second = received("1.0.0"), received("2.0.0")
+    keys = {key: key for key in first.data}
+    assert all(keys[key] is key for key in second.data)
+    tag = next(iter(first.data["tags"]))
+    assert next(iter(second.data["tags"])) is tag and second.data["tags"]["owner"] is first.data["tags"]["owner"]
+    assert second.data["team"] is first.data["team"]
+    assert second.data["artifact_uri"] is not first.data["artifact_uri"]  # long values are left as they are
