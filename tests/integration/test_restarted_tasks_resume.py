@@ -7,10 +7,8 @@ that its work resumes with nothing lost.
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 from cryptography.fernet import Fernet
@@ -26,7 +24,6 @@ from deploy_tracker.webhook_secrets import new_secret
 from deploy_tracker.webhooks import DeliveryWorker, fan_out
 from query.app import build_app as build_query
 from query.config import QuerySettings
-from query.mcp import server as mcp_server
 from query.search.projection import SearchProjection
 from registration.app import build_app as build_registration
 from registration.config import RegistrationSettings
@@ -169,47 +166,6 @@ async def test_a_search_projection_that_dies_is_restarted_and_an_unshare_then_hi
         # And the restarted projection follows events again: shared anew, found anew.
         assert (await writes.put(f"{model}/shares/{other}")).status_code == 200
         await until(found_by_them, what="the re-shared model in the other team's search")
-
-
-async def test_an_mcp_endpoint_whose_session_manager_died_is_restarted_and_answers_again(
-    infra: Infra, db_name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The SDK's session manager runs once per instance: restarted as it was, the task died again at
-    # once, for ever, and /mcp answered 503 "starting or stopping".
-    settings = QuerySettings(**shared_settings(infra, db_name))
-    await ensure_topics(settings)
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri)
-    await store_admin_key(client[db_name])
-    await client.close()
-    died: list[str] = []
-
-    async def serve_then_fail_once() -> None:
-        if not died:  # while its session manager runs, as a failure of its task group would
-            died.append("mcp")
-            raise RuntimeError("the session manager's task group failed (injected)")
-        await anyio.sleep_forever()
-
-    monkeypatch.setattr(mcp_server, "anyio", SimpleNamespace(sleep_forever=serve_then_fail_once))
-    before = restarts("mcp")
-    async with asking_registration_for_keys(settings) as asking, running(build_query(asking), "http://query") as http:
-        await wait_ready(http)
-        initialize = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "0"},
-            },
-        }
-        accept = {"Accept": "application/json, text/event-stream"}
-        await http.post("/mcp", json=initialize, headers=accept)  # loads the SDK and starts its sessions, which die
-        await until(lambda: asyncio.sleep(0, restarts("mcp") > before), what="the MCP task restarted")
-        answer = await http.post("/mcp", json=initialize, headers=accept)
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["result"]["serverInfo"]["name"]
-    assert died == ["mcp"]
 
 
 async def test_a_webhook_worker_that_died_delivers_what_was_queued_while_it_was_down(
