@@ -12,15 +12,14 @@ was frozen is kept, so the permanent generation is collected too, rarely.
 Memory freed inside the process is not given back to the system by itself: glibc's allocator keeps
 the pages of a freed region that is not at the top of its heap, and the search index's writers
 (native code, tens of MB each while a round is written) and the projection's transient objects
-leave such regions behind. Each round also asks glibc to return them (``malloc_trim``, off the
-event loop: the call releases the GIL); on another C library it is skipped.
+leave such regions behind. Each round also asks glibc to return them (``malloc_trim``, in a
+worker thread, which the call lets run without the GIL); on another C library it is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import gc
 import time
 from collections.abc import Callable
@@ -32,11 +31,8 @@ log = structlog.get_logger(__name__)
 
 def _glibc_trim() -> Callable[[], object] | None:
     """The C library's ``malloc_trim(0)`` (glibc), or ``None`` where it has none (musl, macOS)."""
-    name = ctypes.util.find_library("c")
-    try:
-        trim = ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):
-        return None
+    # The process's own symbols, libc's among them: find_library would run ldconfig at import.
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
     return (lambda: trim(0)) if trim is not None else None
 
 

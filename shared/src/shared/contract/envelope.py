@@ -160,8 +160,8 @@ INTERNED_LEVELS = 3
 INTERNED_VALUE_LENGTH = 40  # short values repeat too: a team, a framework, a status, a tag's value
 
 
-def _interned_keys(value: Any, levels: int) -> Any:
-    """``value`` with the keys of its objects, ``levels`` deep, interned.
+def _interned(value: Any, levels: int) -> Any:
+    """``value`` with the keys of its objects, ``levels`` deep, and its short strings interned.
 
     The JSON decoder makes new key strings for every record, and a service that keeps events (the
     query's read model keeps each version's data and history row) would hold the same dozen names
@@ -172,7 +172,7 @@ def _interned_keys(value: Any, levels: int) -> Any:
         return sys.intern(value)
     if levels <= 0 or not isinstance(value, dict):
         return value
-    return {sys.intern(key): _interned_keys(item, levels - 1) for key, item in value.items()}
+    return {sys.intern(key): _interned(item, levels - 1) for key, item in value.items()}
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -181,7 +181,7 @@ def _reject_constant(name: str) -> NoReturn:
 
 def _parse_json(value: bytes) -> Any:
     try:
-        return _interned_keys(json.loads(value, parse_constant=_reject_constant), INTERNED_LEVELS)
+        return _interned(json.loads(value, parse_constant=_reject_constant), INTERNED_LEVELS)
     except RecursionError:
         raise EnvelopeError("too_deep", "value nests too deeply to parse") from None
     except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
