@@ -3,13 +3,13 @@
 import asyncio
 import gc
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 
 import pytest
 
 from shared.chassis import heap
-from shared.chassis.heap import freeze_survivors
+from shared.chassis.heap import freeze_survivors, return_free_memory
 from tests.waiting import until
 
 pytestmark = pytest.mark.unit
@@ -59,10 +59,20 @@ async def test_the_full_collection_frees_a_cycle_dropped_after_it_was_frozen(unf
 
 async def test_a_round_does_not_count_the_frozen_objects(unfrozen: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """Counting walks every frozen object (tens of ms in a large read model), on the event loop."""
-    counted, froze = [], []
-    monkeypatch.setattr(gc, "get_freeze_count", lambda: counted.append(1) or 0)
+    counted: list[int] = []
+    froze: list[int] = []
     freeze = gc.freeze
-    monkeypatch.setattr(gc, "freeze", lambda: froze.append(1) or freeze())
+
+    def count() -> int:
+        counted.append(1)
+        return 0
+
+    def freeze_and_note() -> None:
+        froze.append(1)
+        freeze()
+
+    monkeypatch.setattr(gc, "get_freeze_count", count)
+    monkeypatch.setattr(gc, "freeze", freeze_and_note)
     task = asyncio.create_task(freeze_survivors(0.01, full_every_seconds=0.02))
     try:
 
@@ -80,7 +90,16 @@ def resident_mb() -> float:
     return int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
 
 
-async def test_a_round_gives_memory_freed_inside_the_process_back_to_the_system(unfrozen: None) -> None:
+ROUNDS = {
+    "the query's heap round": lambda: freeze_survivors(0.01, full_every_seconds=3600),
+    "every service's": lambda: return_free_memory(0.01),
+}
+
+
+@pytest.mark.parametrize("round_of", ROUNDS.values(), ids=ROUNDS.keys())
+async def test_a_round_gives_memory_freed_inside_the_process_back_to_the_system(
+    unfrozen: None, round_of: Callable[[], Coroutine[None, None, None]]
+) -> None:
     assert heap.RETURN_FREE_MEMORY is not None  # glibc, as on every machine this registry is built for
     chunks = [bytes(10_000) for _ in range(20_000)]  # 200 MB from the C heap (below glibc's mmap threshold)
     on_top = bytes(10_000)  # allocated after them: the heap cannot just shrink from its end
@@ -88,7 +107,7 @@ async def test_a_round_gives_memory_freed_inside_the_process_back_to_the_system(
     del chunks
     kept = resident_mb()
     assert before - kept < 50  # freed inside the process, still resident
-    task = asyncio.create_task(freeze_survivors(0.01, full_every_seconds=3600))
+    task = asyncio.create_task(round_of())
     try:
 
         async def returned() -> bool:

@@ -18,6 +18,7 @@ from shared.chassis import metrics, problems
 from shared.chassis.access import AccessLog, FailureWatch
 from shared.chassis.cors import ListedOrigins
 from shared.chassis.health import Readiness, health_router
+from shared.chassis.heap import RETURN_FREE_MEMORY, return_free_memory
 from shared.chassis.http_auth import Guard
 from shared.chassis.http_observe import Observe
 from shared.chassis.kafka import ping as kafka_ping
@@ -37,6 +38,7 @@ from shared.contract.documents import Document
 Hook = Callable[[], Awaitable[None]]
 log = structlog.get_logger("registry.http")
 VERSION = "0.1.0"
+FREE_MEMORY_SECONDS = 5.0  # how often a service gives pages freed inside it back to the system
 
 
 @dataclass
@@ -197,6 +199,10 @@ def service_app(
         monitor=monitor,
         supervisor=supervisor,
     )
+    # Every service gives freed memory back; the query replaces this round with its own ("heap"),
+    # which also keeps full collections off its read model.
+    if RETURN_FREE_MEMORY is not None:  # glibc's (musl and macOS have no such call)
+        service.in_background("heap", lambda: return_free_memory(FREE_MEMORY_SECONDS))
     if remote is not None:
         service.on_stop("key-introspection", remote.close)
     # Every replica drops a key from its cache as soon as its revocation event arrives.

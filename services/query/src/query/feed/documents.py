@@ -20,6 +20,7 @@ import base64
 import binascii
 import heapq
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,7 +39,7 @@ MAX_VERSIONS = 20  # versions read per model document (the newest by SemVer prec
 # but commits after it would otherwise land behind a cursor already handed out (clock skew between
 # services counts here too). The feed lags by this much, and no cursor skips a change.
 SETTLE = timedelta(seconds=2)
-RENDERS_PER_YIELD = 5
+RENDER_SLICE_SECONDS = 0.003  # rendering yields to the event loop this often (a card takes about a millisecond)
 _FEED_KEY = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6} \S+")
 
 Render = Callable[[Document, list[Document]], str]
@@ -191,13 +192,15 @@ class Feed:
         """The document of each of ``models`` by id: cached at its feed key, else rendered from its versions."""
         found = {m["_id"]: doc for m in models if (doc := self._cache.get(m)) is not None}
         missing = [m for m in models if m["_id"] not in found]
-        for done, model in enumerate(missing, start=1):
+        slice_ends = time.perf_counter() + RENDER_SLICE_SECONDS
+        for model in missing:
             # The model and its versions are read together, between two awaits: one state of both.
             newest = self._reads.version_orders.newest(model["_id"], MAX_VERSIONS)
             found[model["_id"]] = document(model, newest, self._render)
             self._cache.put(model, found[model["_id"]])
-            if done % RENDERS_PER_YIELD == 0:
-                await asyncio.sleep(0)  # a card takes about a millisecond: let requests in between
+            if time.perf_counter() >= slice_ends:  # let requests in between
+                await asyncio.sleep(0)
+                slice_ends = time.perf_counter() + RENDER_SLICE_SECONDS
         return found
 
     def _changed(self, principal: Principal, after: str, before: str, limit: int) -> list[Document]:

@@ -32,6 +32,7 @@ from shared.contract.envelope import CloudEvent, EnvelopeError, decode
 
 log = structlog.get_logger(__name__)
 CATCH_UP_MARGIN_NS = 5 * 60 * 1_000_000_000  # read each owner's log from 5 minutes before the revision reached
+APPLY_SLICE = 25  # events applied between two yields to the event loop (about 10 ms of work)
 RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)  # back-off between catch-up attempts while an owner is unreachable
 
 
@@ -141,16 +142,23 @@ class Projection:
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=1_000)
             records = [record for found in batches.values() for record in found]
-            events = self._verified(records)
-            async with self._applying:
-                changed = self.apply(events)
-                for record in records:
-                    self._offsets[record.partition] = record.offset + 1
-            newest = newest_time(events)
+            applied: list[CloudEvent] = []
+            # In slices, each told to the subscribers before the next: a fetch of hundreds of events
+            # (a third of a millisecond each) applied at once held every read behind it for that long.
+            for start in range(0, len(records), APPLY_SLICE):
+                chunk = records[start : start + APPLY_SLICE]
+                events = self._verified(chunk)
+                async with self._applying:
+                    changed = self.apply(events)
+                    for record in chunk:
+                        self._offsets[record.partition] = record.offset + 1
+                applied += events
+                self.model.notify(changed)
+                await asyncio.sleep(0)
+            newest = newest_time(applied)
             pending = any((consumer.highwater(tp) or 0) > self._offsets.get(tp.partition, 0) for tp in batches)
             lag = (datetime.now(UTC) - newest).total_seconds() if newest is not None and pending else 0.0
             metrics.PROJECTION_LAG_SECONDS.set(max(lag, 0.0))
-            self.model.notify(changed)
 
     def _verified(self, records: Iterable[Any]) -> list[CloudEvent]:
         events = []
