@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 from pymongo.asynchronous.database import AsyncDatabase
 from starlette.requests import Request
@@ -205,3 +206,43 @@ async def test_an_owner_unreachable_at_start_is_asked_again_until_it_answers(
 
             await until(caught_up, what="the owner's log read once it answered")
             assert REGISTRY.get_sample_value("registry_projection_lag_seconds") == 0.0
+
+
+@pytest.mark.parametrize("linger_ms", [2000, 0])
+async def test_a_trickle_of_events_is_fetched_in_as_few_batches_as_the_linger_allows(
+    infra: Infra, mongo_database: AsyncDatabase[dict[str, Any]], linger_ms: int
+) -> None:
+    """Lingering, the broker answers a trickle a few events at a time: fewer fetches, fewer rounds of applying."""
+    settings, log = await topic(infra), Log()
+    signer = EventSigner(infra.signing_key.encode())
+    following = Projection(
+        ReadModel(),
+        MongoProjectionStore(mongo_database),
+        [],
+        settings=settings,
+        flush_seconds=0.05,
+        linger_ms=linger_ms,
+    )
+    rounds: list[set[str]] = []
+    following.model.subscribe(rounds.append)
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        async with running(following):
+            await asyncio.sleep(1.0)  # the consumer is assigned its partitions and fetching
+            for minor in range(6):  # a trickle: 0.5 s from the first event to the last, one model's partition
+                value, headers = signer.encode(log.register(f"1.{minor}.0"))
+                encoded = [(name, raw.encode()) for name, raw in headers.items()]
+                await producer.send_and_wait(settings.topic_events, value, key=log.model_id.encode(), headers=encoded)
+                await asyncio.sleep(0.1)
+
+            async def projected() -> bool:
+                return len(following.model.sorted_versions(log.model_id)) == 6
+
+            await until(projected, what="the six versions projected")
+    finally:
+        await producer.stop()
+    if linger_ms:
+        assert 1 <= len(rounds) <= 2, rounds  # held for the rest of the trickle (two if a fetch was already out)
+    else:
+        assert len(rounds) >= 3, rounds  # the control: without a linger the trickle arrives in several fetches

@@ -30,6 +30,9 @@ class RegistrationSettings(CommonSettings):
     deploy_tracker_url: str = "http://127.0.0.1:8082"
     batch_max_records: int = 500
     batch_timeout_ms: int = 20
+    # The broker holds each fetch of registry.commands up to this long for more commands (0: answers
+    # at once): each batch is one transaction, synced on commit, so a trickle commits a few at a time.
+    commands_linger_ms: int = Field(20, ge=0, le=5000)
     # The broker holds each fetch of registry.events (where versions run, for refusing deletes)
     # up to this long for more records (0: answers at once): most of those records are
     # registration's own events, skipped, so a fetch and offset commit each cost for nothing.

@@ -44,6 +44,7 @@ def register_command_subscriber(
         max_records=settings.batch_max_records,
         timeout_ms=settings.batch_timeout_ms,
         probe=probe,
+        linger_ms=settings.commands_linger_ms,
     )
     async def on_commands(records: Records) -> None:
         commands: list[Command] = []

@@ -41,6 +41,7 @@ def build_projection(service: Service, settings: QuerySettings) -> tuple[ReadMod
         owner_logs(settings),
         settings=settings,
         flush_seconds=settings.projection_flush_seconds,
+        linger_ms=settings.projection_linger_ms,
         max_versions=settings.projection_max_versions,
         signer=service.signer,
     )

@@ -25,6 +25,7 @@ from query.projection.apply import apply_event
 from query.projection.model import ReadModel
 from query.projection.owners import OwnerLog, OwnerUnavailable
 from query.projection.storage import Checkpoint, Flushed, ProjectionStore, Rows
+from shared.chassis.consuming import LINGER_MIN_BYTES
 from shared.chassis.kafka import client_options
 from shared.chassis.settings import CommonSettings
 from shared.chassis.signing import EventSigner
@@ -60,11 +61,12 @@ class Projection:
         *,
         settings: CommonSettings,
         flush_seconds: float = 0.5,
+        linger_ms: int = 0,
         max_versions: int = 1_000_000,
         signer: EventSigner | None = None,
     ) -> None:
         self.model, self._store, self._owners, self._settings = model, store, list(owners), settings
-        self._flush_seconds, self._max_versions = flush_seconds, max_versions
+        self._flush_seconds, self._linger_ms, self._max_versions = flush_seconds, linger_ms, max_versions
         self._signer = signer or EventSigner.from_settings(settings)
         self._flushed = Flushed()
         self._offsets: dict[int, int] = {}
@@ -97,7 +99,9 @@ class Projection:
         consumer = AIOKafkaConsumer(
             client_id=f"{self._settings.service_name}-projection",
             enable_auto_commit=False,
-            fetch_max_wait_ms=self._settings.kafka_fetch_max_wait_ms,
+            # Lingering, the broker answers a trickle of events a few at a time instead of one fetch each.
+            fetch_max_wait_ms=self._linger_ms or self._settings.kafka_fetch_max_wait_ms,
+            fetch_min_bytes=LINGER_MIN_BYTES if self._linger_ms else 1,
             **client_options(self._settings),
         )
         await consumer.start()

@@ -1,0 +1,62 @@
+"""Registration's consumer of registry.commands lingers for more commands, so a trickle is handled in few batches.
+
+Each batch is one transaction, synced on commit, and one round of the outbox relay: a command at a
+time, a producer's trickle cost the database a sync per command (``REGISTRATION_COMMANDS_LINGER_MS``).
+"""
+
+import asyncio
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
+
+from registration.config import RegistrationSettings
+from tests.infra import Infra
+from tests.integration.registration_inprocess import registration_settings, running
+from tests.waiting import until
+
+pytestmark = pytest.mark.integration
+RECORDS, SPACING_S = 6, 0.04  # a trickle: 200 ms from the first command to the last
+
+
+def batches(group: str) -> float:
+    return REGISTRY.get_sample_value("registry_consumer_batch_seconds_count", {"group": group}) or 0.0
+
+
+def handled(settings: RegistrationSettings) -> float:
+    labels = {"group": settings.consumer_group, "topic": settings.topic_commands, "type": "other"}
+    return REGISTRY.get_sample_value("registry_messages_consumed_total", labels | {"outcome": "processed"}) or 0.0
+
+
+async def trickle(settings: RegistrationSettings) -> None:
+    """Commands that are not even CloudEvents: each goes to the dead-letter topic, in whatever batch it came."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for number in range(RECORDS):
+            await producer.send_and_wait(settings.topic_commands, b"\xff", key=f"k{number}".encode())
+            await asyncio.sleep(SPACING_S)
+    finally:
+        await producer.stop()
+
+
+@pytest.mark.parametrize("linger_ms", [2000, 0])
+async def test_a_trickle_of_commands_is_handled_in_as_few_batches_as_the_linger_allows(
+    infra: Infra, db_name: str, linger_ms: int
+) -> None:
+    settings = await registration_settings(infra, db_name, commands_linger_ms=linger_ms)
+    async with running(settings):
+        await asyncio.sleep(1.0)  # the consumer has joined its group and fetches
+        before = batches(settings.consumer_group)
+        await trickle(settings)
+
+        async def all_handled() -> bool:
+            return handled(settings) >= RECORDS
+
+        await until(all_handled, what="every command handled")
+        await asyncio.sleep(0.2)  # a batch is counted once its handler has returned
+        taken = batches(settings.consumer_group) - before
+    if linger_ms:
+        assert 1 <= taken <= 2, taken  # held for the rest of the trickle (two if a fetch was already out)
+    else:
+        assert taken >= 3, taken  # the control: without a linger the trickle arrives in several batches
