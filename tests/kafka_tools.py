@@ -84,3 +84,15 @@ async def publish_raw(
             await producer.send_and_wait(topic, value, key=key, headers=headers)
     finally:
         await producer.stop()
+
+
+async def trickle_undecodable(bootstrap: str, topic: str, *, records: int, spacing_s: float) -> None:
+    """Send ``records`` values that are not even JSON, ``spacing_s`` apart: a trickle for a lingering consumer."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for number in range(records):
+            await producer.send_and_wait(topic, b"\xff", key=f"k{number}".encode())
+            await asyncio.sleep(spacing_s)
+    finally:
+        await producer.stop()

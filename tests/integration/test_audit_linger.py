@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
@@ -23,6 +22,7 @@ from tests.factories import ADMIN_KEY, store_admin_key
 from tests.infra import Infra
 from tests.integration.audit_settings import audit_settings
 from tests.integration.key_owner import asking_registration_for_keys
+from tests.kafka_tools import trickle_undecodable
 from tests.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -44,17 +44,6 @@ def batches(group: str) -> float:
     return REGISTRY.get_sample_value("registry_consumer_batch_seconds_count", {"group": group}) or 0.0
 
 
-async def trickle(settings: AuditSettings) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        for number in range(RECORDS):
-            await producer.send_and_wait(settings.topic_commands, b"\xff", key=f"k{number}".encode())
-            await asyncio.sleep(SPACING_S)
-    finally:
-        await producer.stop()
-
-
 @pytest.mark.parametrize("linger_ms", [2000, 0])
 async def test_a_trickle_of_records_is_chained_in_as_few_batches_as_the_linger_allows(
     infra: Infra, db_name: str, mongo: AsyncMongoClient[dict[str, object]], linger_ms: int
@@ -66,7 +55,9 @@ async def test_a_trickle_of_records_is_chained_in_as_few_batches_as_the_linger_a
         async with running(settings) as http:
             await asyncio.sleep(1.0)  # the consumer has joined its group and fetches
             before = batches(settings.consumer_group)
-            await trickle(settings)
+            await trickle_undecodable(
+                settings.kafka_bootstrap_servers, settings.topic_commands, records=RECORDS, spacing_s=SPACING_S
+            )
 
             async def audited() -> list[Any]:
                 items = (await http.get("/v1/audit", params={"type": "undecodable", "limit": 50})).json()["items"]

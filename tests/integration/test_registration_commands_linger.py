@@ -7,12 +7,12 @@ time, a producer's trickle cost the database a sync per command (``REGISTRATION_
 import asyncio
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
 from registration.config import RegistrationSettings
 from tests.infra import Infra
 from tests.integration.registration_inprocess import registration_settings, running
+from tests.kafka_tools import trickle_undecodable
 from tests.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -28,18 +28,6 @@ def handled(settings: RegistrationSettings) -> float:
     return REGISTRY.get_sample_value("registry_messages_consumed_total", labels | {"outcome": "processed"}) or 0.0
 
 
-async def trickle(settings: RegistrationSettings) -> None:
-    """Commands that are not even CloudEvents: each goes to the dead-letter topic, in whatever batch it came."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        for number in range(RECORDS):
-            await producer.send_and_wait(settings.topic_commands, b"\xff", key=f"k{number}".encode())
-            await asyncio.sleep(SPACING_S)
-    finally:
-        await producer.stop()
-
-
 @pytest.mark.parametrize("linger_ms", [2000, 0])
 async def test_a_trickle_of_commands_is_handled_in_as_few_batches_as_the_linger_allows(
     infra: Infra, db_name: str, linger_ms: int
@@ -48,7 +36,9 @@ async def test_a_trickle_of_commands_is_handled_in_as_few_batches_as_the_linger_
     async with running(settings):
         await asyncio.sleep(1.0)  # the consumer has joined its group and fetches
         before = batches(settings.consumer_group)
-        await trickle(settings)
+        await trickle_undecodable(
+            settings.kafka_bootstrap_servers, settings.topic_commands, records=RECORDS, spacing_s=SPACING_S
+        )
 
         async def all_handled() -> bool:
             return handled(settings) >= RECORDS
