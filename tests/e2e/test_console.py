@@ -37,6 +37,16 @@ async def fraud(stack: EmbeddedStack) -> dict[str, str]:
         )
         aliased = await http.put(f"/v1/models/{team}/scorer/aliases/champion", json={"version": "1.0.0"})
     assert documented.status_code == 200 and aliased.status_code == 200
+    # The console reads the query's read model, which follows these writes' events a moment later.
+    async with acting_as(stack, "query", key) as http:
+
+        async def projected() -> bool:
+            model = (await http.get(f"/v1/models/{team}/scorer")).json()
+            return bool(
+                model.get("aliases") == {"champion": "1.0.0"} and model.get("description") == "Scores card payments"
+            )
+
+        await until(projected, what="the alias and the description in the query's read model")
     return {"team": team, "key": key}
 
 
