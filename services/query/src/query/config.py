@@ -34,7 +34,7 @@ class QuerySettings(CommonSettings):
         0.5, gt=0, le=60, description="the read model's changes are written to the query's database at most this often"
     )
     projection_linger_ms: int = Field(
-        20,
+        0,
         ge=0,
         le=5000,
         description="the broker holds each of the projection's fetches up to this long for more events (0: at once)",
