@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from registry_cli.stack import EmbeddedStack
+from registry_client.consistency import CONSISTENCY_HEADER
 from shared.contract import messages
 from tests.factories import binary_record, command_event
 from tests.http_tools import ADMIN, acting_as, team_key
@@ -46,6 +47,7 @@ class TestAliasesOverHttp:
         assert set_alias.status_code == 200 and moved.json()["previous_version"] == "1.0.0"
         assert archived.status_code == 200 and to_archived.status_code == 409
         async with acting_as(stack, "query", team["writer"]) as http:
+            http.headers[CONSISTENCY_HEADER] = moved.headers[CONSISTENCY_HEADER]  # the reads wait for the move
             resolved = await http.get(f"/v1/models/{t}/m/versions/@champion")
             listed = await http.get(f"/v1/models/{t}/m/aliases")
             unknown = await http.get(f"/v1/models/{t}/m/versions/@nothing")
