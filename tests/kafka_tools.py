@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client import REGISTRY
 
 from tests.waiting import until
 
@@ -96,3 +97,8 @@ async def trickle_undecodable(bootstrap: str, topic: str, *, records: int, spaci
             await asyncio.sleep(spacing_s)
     finally:
         await producer.stop()
+
+
+def consumer_batches(group: str) -> float:
+    """Batches this process's consumers in ``group`` have handled so far (``registry_consumer_batch_seconds``)."""
+    return REGISTRY.get_sample_value("registry_consumer_batch_seconds_count", {"group": group}) or 0.0

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
 from audit.app import build_app
@@ -22,7 +21,7 @@ from tests.factories import ADMIN_KEY, store_admin_key
 from tests.infra import Infra
 from tests.integration.audit_settings import audit_settings
 from tests.integration.key_owner import asking_registration_for_keys
-from tests.kafka_tools import trickle_undecodable
+from tests.kafka_tools import consumer_batches, trickle_undecodable
 from tests.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -40,10 +39,6 @@ async def running(settings: AuditSettings) -> AsyncIterator[httpx.AsyncClient]:
                 yield client
 
 
-def batches(group: str) -> float:
-    return REGISTRY.get_sample_value("registry_consumer_batch_seconds_count", {"group": group}) or 0.0
-
-
 @pytest.mark.parametrize("linger_ms", [2000, 0])
 async def test_a_trickle_of_records_is_chained_in_as_few_batches_as_the_linger_allows(
     infra: Infra, db_name: str, mongo: AsyncMongoClient[dict[str, object]], linger_ms: int
@@ -54,7 +49,7 @@ async def test_a_trickle_of_records_is_chained_in_as_few_batches_as_the_linger_a
     try:
         async with running(settings) as http:
             await asyncio.sleep(1.0)  # the consumer has joined its group and fetches
-            before = batches(settings.consumer_group)
+            before = consumer_batches(settings.consumer_group)
             await trickle_undecodable(
                 settings.kafka_bootstrap_servers, settings.topic_commands, records=RECORDS, spacing_s=SPACING_S
             )
@@ -66,11 +61,11 @@ async def test_a_trickle_of_records_is_chained_in_as_few_batches_as_the_linger_a
             await until(audited, what="every record's audit entry")
 
             async def counted() -> float:  # the batch is counted once its handler has returned
-                return batches(settings.consumer_group) - before
+                return consumer_batches(settings.consumer_group) - before
 
             await until(counted, what="the batches counted")
             await asyncio.sleep(0.2)
-            handled = batches(settings.consumer_group) - before
+            handled = consumer_batches(settings.consumer_group) - before
     finally:
         await mongo.drop_database(db_name)
     if linger_ms:

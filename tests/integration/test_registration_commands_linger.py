@@ -12,15 +12,11 @@ from prometheus_client import REGISTRY
 from registration.config import RegistrationSettings
 from tests.infra import Infra
 from tests.integration.registration_inprocess import registration_settings, running
-from tests.kafka_tools import trickle_undecodable
+from tests.kafka_tools import consumer_batches, trickle_undecodable
 from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 RECORDS, SPACING_S = 6, 0.04  # a trickle: 200 ms from the first command to the last
-
-
-def batches(group: str) -> float:
-    return REGISTRY.get_sample_value("registry_consumer_batch_seconds_count", {"group": group}) or 0.0
 
 
 def handled(settings: RegistrationSettings) -> float:
@@ -35,7 +31,7 @@ async def test_a_trickle_of_commands_is_handled_in_as_few_batches_as_the_linger_
     settings = await registration_settings(infra, db_name, commands_linger_ms=linger_ms)
     async with running(settings):
         await asyncio.sleep(1.0)  # the consumer has joined its group and fetches
-        before = batches(settings.consumer_group)
+        before = consumer_batches(settings.consumer_group)
         await trickle_undecodable(
             settings.kafka_bootstrap_servers, settings.topic_commands, records=RECORDS, spacing_s=SPACING_S
         )
@@ -45,7 +41,7 @@ async def test_a_trickle_of_commands_is_handled_in_as_few_batches_as_the_linger_
 
         await until(all_handled, what="every command handled")
         await asyncio.sleep(0.2)  # a batch is counted once its handler has returned
-        taken = batches(settings.consumer_group) - before
+        taken = consumer_batches(settings.consumer_group) - before
     if linger_ms:
         assert 1 <= taken <= 2, taken  # held for the rest of the trickle (two if a fetch was already out)
     else:
