@@ -24,8 +24,8 @@ from rich.table import Table
 
 from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack, throwaway_stack
+from registry_contract.auth import SCOPES
 from shared.chassis.keystore import issue_key
-from shared.contract.auth import SCOPES
 
 console = Console()
 TEAM, MODEL = "console-bench", "card-fraud-xgb"

@@ -36,11 +36,11 @@ from registration.repository import MongoRepository
 from registry_cli.config import free_port
 from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack, common_settings, throwaway_stack
+from registry_contract import messages
+from registry_contract.auth import Principal
+from registry_contract.envelope import CloudEvent
 from shared.chassis.keystore import issue_key
 from shared.chassis.verifiers import VerifierBox
-from shared.contract import messages
-from shared.contract.auth import Principal
-from shared.contract.envelope import CloudEvent
 
 console = Console()
 TEAM = "deploy-bench"

@@ -21,9 +21,9 @@ from datetime import UTC, datetime, timedelta
 
 from query.projection.apply import apply_event
 from query.projection.model import ReadModel
-from shared.contract import messages
-from shared.contract.envelope import CloudEvent, decode
-from shared.contract.ids import model_id
+from registry_contract import messages
+from registry_contract.envelope import CloudEvent, decode
+from registry_contract.ids import model_id
 
 REGISTRATION = "/registry/registration"
 

@@ -41,10 +41,10 @@ from registration.repository import MongoRepository
 from registry_cli.database_users import service_database
 from registry_cli.secrets import load_or_create
 from registry_cli.stack import EmbeddedStack, throwaway_stack, unthrottled_admin_key
+from registry_contract.auth import Principal
+from registry_contract.envelope import CloudEvent
+from registry_contract.messages import REGISTER_MODEL_VERSION
 from shared.chassis.signing import EventSigner
-from shared.contract.auth import Principal
-from shared.contract.envelope import CloudEvent
-from shared.contract.messages import REGISTER_MODEL_VERSION
 from shared.outbox.relay import OutboxRelay
 
 console = Console()

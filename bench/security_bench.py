@@ -25,10 +25,10 @@ from stand_in import Writes, add_stand_in_rows, measure_ceiling, oplog_position,
 
 from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack, throwaway_stack
+from registry_contract import messages
+from registry_contract.auth import Principal, generate_api_key
+from registry_contract.envelope import CloudEvent
 from shared.chassis.keystore import issue_key
-from shared.contract import messages
-from shared.contract.auth import Principal, generate_api_key
-from shared.contract.envelope import CloudEvent
 
 console = Console()
 

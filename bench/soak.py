@@ -51,7 +51,7 @@ from rich.table import Table
 
 from registry_cli.processes import group_members
 from registry_cli.stack import EmbeddedStack, throwaway_stack
-from shared.contract import messages
+from registry_contract import messages
 
 console = Console()
 TEAMS = 20

@@ -59,8 +59,8 @@ from registry_cli.config import free_port
 from registry_cli.database_users import service_database
 from registry_cli.processes import Child, group_members
 from registry_cli.stack import EmbeddedStack, throwaway_stack
+from registry_contract.auth import SCOPES
 from shared.chassis.keystore import issue_key
-from shared.contract.auth import SCOPES
 
 console = Console()
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))

@@ -6,10 +6,10 @@ import json
 import uuid
 from typing import Any
 
-from shared.contract import messages
-from shared.contract.auth import Principal, generate_api_key
-from shared.contract.envelope import CloudEvent
-from shared.contract.record_signing import signature_headers
+from registry_contract import messages
+from registry_contract.auth import Principal, generate_api_key
+from registry_contract.envelope import CloudEvent
+from registry_contract.record_signing import signature_headers
 
 # A platform admin acts for every team; tests of authorization build narrower principals.
 ADMIN_KEY = generate_api_key()

@@ -14,8 +14,8 @@ from query.projection.apply import apply_event
 from query.projection.model import ReadModel
 from registration.handlers import Command, handle_commands
 from registration.repository import InMemoryRepository
-from shared.contract.documents import Document
-from shared.contract.ids import version_id
+from registry_contract.documents import Document
+from registry_contract.ids import version_id
 from tests.factories import PRODUCER, register_event
 
 

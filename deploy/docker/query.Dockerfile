@@ -9,16 +9,19 @@ ENV UV_PYTHON_DOWNLOADS=never UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PROJECT
 WORKDIR /src
 # Dependencies first (a cached layer until uv.lock changes), then the code.
 COPY pyproject.toml uv.lock ./
+COPY contract/pyproject.toml contract/
 COPY shared/pyproject.toml shared/
 COPY services/registration/pyproject.toml services/registration/
 COPY services/query/pyproject.toml services/query/
 COPY services/deploy-tracker/pyproject.toml services/deploy-tracker/
 COPY services/audit/pyproject.toml services/audit/
 COPY deploy/local/pyproject.toml deploy/local/
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --package query --no-install-workspace
+COPY client/pyproject.toml client/
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --package registry-query --no-install-workspace
+COPY contract contract
 COPY shared shared
 COPY services/query services/query
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --package query --no-editable
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --package registry-query --no-editable
 
 FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 registry && useradd --system --uid 10001 --gid registry --no-create-home registry

@@ -12,8 +12,8 @@ from pymongo import AsyncMongoClient
 
 from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack
-from shared.contract import messages
-from shared.contract.auth import SCOPES
+from registry_contract import messages
+from registry_contract.auth import SCOPES
 from tests.factories import ADMIN_KEY, binary_record, command_event, register_event
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
 from tests.waiting import until

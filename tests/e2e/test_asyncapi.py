@@ -11,10 +11,10 @@ from jsonschema import Draft202012Validator
 
 from registry_cli.secrets import load_or_create
 from registry_cli.stack import EmbeddedStack
+from registry_contract import messages
+from registry_contract.envelope import CloudEvent
+from registry_contract.identity_events import IDENTITY_EVENT_MODELS
 from shared.chassis.signing import EventSigner
-from shared.contract import messages
-from shared.contract.envelope import CloudEvent
-from shared.contract.identity_events import IDENTITY_EVENT_MODELS
 from tests.factories import ADMIN_KEY, binary_record, register_event
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
 

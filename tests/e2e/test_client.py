@@ -22,7 +22,7 @@ from registry_client import (
     correlated,
 )
 from registry_client.config import ClientOptions
-from shared.contract.deployment_views import ReportOutcome
+from registry_contract.deployment_views import ReportOutcome
 from tests.client_fakes import Artifact
 from tests.factories import ADMIN_KEY
 from tests.http_tools import team_key

@@ -9,7 +9,7 @@ import pytest
 
 from registry_cli.stack import EmbeddedStack
 from registry_client.consistency import CONSISTENCY_HEADER
-from shared.contract import messages
+from registry_contract import messages
 from tests.factories import binary_record, command_event
 from tests.http_tools import ADMIN, acting_as, team_key
 from tests.kafka_tools import Collector, caused_by, header, publish_raw

@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from registry_cli.stack import EmbeddedStack
+from registry_contract import messages
+from registry_contract.envelope import CloudEvent
 from shared.chassis.problems import PROBLEM_JSON
-from shared.contract import messages
-from shared.contract.envelope import CloudEvent
 from tests.factories import ADMIN_KEY
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
 from tests.waiting import until

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from registry_cli.stack import EmbeddedStack
-from shared.contract.ids import model_id
+from registry_contract.ids import model_id
 from tests.factories import ADMIN_KEY
 from tests.http_tools import ADMIN, acting_as, team_key
 from tests.waiting import until

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from registry_cli.stack import EmbeddedStack
-from shared.contract import messages
-from shared.contract.envelope import CloudEvent
+from registry_contract import messages
+from registry_contract.envelope import CloudEvent
 from tests.factories import ADMIN_KEY, binary_record, register_event
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
 from tests.waiting import until

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from registry_cli.stack import EmbeddedStack
-from shared.contract.identity_events import (
+from registry_contract.identity_events import (
     API_KEY_CREATED,
     API_KEY_REVOKED,
     IDENTITY_EVENT_MODELS,

@@ -17,7 +17,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent, TextResourceContents
 
 from registry_cli.stack import EmbeddedStack
-from shared.contract import messages
+from registry_contract import messages
 from tests.factories import ADMIN_KEY
 from tests.waiting import until
 

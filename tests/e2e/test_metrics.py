@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from registry_cli.stack import EmbeddedStack
-from shared.contract import messages
+from registry_contract import messages
 from tests.factories import ADMIN_KEY, binary_record, command_event, register_data, register_event
 from tests.kafka_tools import publish_raw
 from tests.metrics_tools import Samples, eventually, present, scrape, total

@@ -21,7 +21,7 @@ import pytest
 
 from registry_cli.stack import EmbeddedStack
 from registry_client.kafka import RegistryProducer
-from shared.contract.record_signing import signing_key
+from registry_contract.record_signing import signing_key
 from tests.bus_scan import authenticating, credentials_in, every_record
 from tests.factories import ADMIN_KEY
 from tests.http_tools import acting_as, team_key

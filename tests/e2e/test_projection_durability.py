@@ -23,7 +23,7 @@ from pymongo import AsyncMongoClient
 from query.projection.storage import COLLECTIONS as PROJECTION_COLLECTIONS
 from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack
-from shared.contract import messages
+from registry_contract import messages
 from tests.factories import ADMIN_KEY, binary_record, register_event
 from tests.http_tools import team_key
 from tests.kafka_tools import Collector, header, publish_raw

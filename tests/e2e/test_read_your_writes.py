@@ -21,9 +21,9 @@ from registry_client import NO_RETRY, AsyncRegistryClient, RegistryError, consis
 from registry_client.config import ClientOptions
 from registry_client.consistency import CONSISTENCY_HEADER, parse_token
 from registry_client.kafka import RegistryProducer
-from shared.contract import messages
-from shared.contract.deployment_views import ReportOutcome
-from shared.contract.ids import model_id
+from registry_contract import messages
+from registry_contract.deployment_views import ReportOutcome
+from registry_contract.ids import model_id
 from tests.client_fakes import Artifact
 from tests.e2e.console_tools import console_client, hidden, new_team, register, sign_in
 from tests.http_tools import acting_as, team_key

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from registry_cli.stack import EmbeddedStack
-from shared.contract import messages
+from registry_contract import messages
 from tests.factories import ADMIN_KEY, binary_record, command_event, register_data, register_event, structured_record
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
 from tests.waiting import until

@@ -11,7 +11,7 @@ from pymongo import AsyncMongoClient
 from registration.storage import DEPLOYED_ENVIRONMENTS
 from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack
-from shared.contract.ids import version_id
+from registry_contract.ids import version_id
 from tests.e2e.test_deployments import make_key, registered, report, send_waiting
 from tests.waiting import until
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from registry_cli.config import free_ports
-from shared.contract.auth import generate_api_key
+from registry_contract.auth import generate_api_key
 from tests.waiting import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -17,8 +17,8 @@ import pytest
 
 from registry_cli.stack import EmbeddedStack
 from registry_client.kafka import registry_event
+from registry_contract import messages
 from shared.chassis.identity import BAD_SIGNATURE, BEARER_REFUSED
-from shared.contract import messages
 from tests.factories import ADMIN_KEY, bearer_event
 from tests.http_tools import ADMIN, team_key
 from tests.kafka_tools import Collector, caused_by, header, publish_raw

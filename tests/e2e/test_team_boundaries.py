@@ -11,8 +11,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from registry_cli.stack import EmbeddedStack
-from shared.contract import messages
-from shared.contract.envelope import CloudEvent
+from registry_contract import messages
+from registry_contract.envelope import CloudEvent
 from tests.factories import ADMIN_KEY, register_event
 from tests.kafka_tools import publish_raw
 from tests.metrics_tools import scrape, total

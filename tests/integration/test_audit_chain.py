@@ -20,11 +20,11 @@ from audit.signing import KeyRing, SigningKey
 from audit.storage import INDEXES as AUDIT_INDEXES
 from audit.store import AuditStore, ChainRefused
 from audit.team_verify import verify_team
+from registry_contract import messages
+from registry_contract.auth import Principal
+from registry_contract.envelope import decode
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.mongo import ensure_indexes
-from shared.contract import messages
-from shared.contract.auth import Principal
-from shared.contract.envelope import decode
 from tests.factories import ADMIN_KEY, command_event, register_data, register_event, store_admin_key
 from tests.infra import Infra
 from tests.integration.audit_settings import audit_settings

@@ -9,8 +9,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
+from registry_contract.auth import generate_api_key
 from shared.chassis.bootstrap import store_bootstrap_key
-from shared.contract.auth import generate_api_key
 from tests.infra import Infra
 
 pytestmark = pytest.mark.integration

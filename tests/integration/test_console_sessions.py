@@ -8,7 +8,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from query.console.sessions import Flash, Sessions, seal, unseal
-from shared.contract.auth import Principal
+from registry_contract.auth import Principal
 
 KEY = "mr_AbCdEfGh_" + "s" * 43
 

@@ -11,7 +11,7 @@ from deploy_tracker.handlers import Changes, Repository
 from deploy_tracker.memory import InMemoryRepository
 from deploy_tracker.repository import MongoRepository
 from deploy_tracker.storage import INDEXES, ensure_storage
-from shared.contract.envelope import CloudEvent
+from registry_contract.envelope import CloudEvent
 from shared.outbox.rows import outbox_row
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)  # whole milliseconds: MongoDB keeps no finer time

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from registry_contract import messages
+from registry_contract.auth import ApiKey, generate_api_key
+from registry_contract.envelope import decode
+from registry_contract.record_signing import signature_matches, signing_key
 from shared.chassis.kafka import ensure_topics
-from shared.contract import messages
-from shared.contract.auth import ApiKey, generate_api_key
-from shared.contract.envelope import decode
-from shared.contract.record_signing import signature_matches, signing_key
 from tests.factories import command_event, register_data
 from tests.infra import Infra, private_topics
 from tests.kafka_tools import publish_raw

@@ -7,10 +7,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from registration.key_events import announce, announce_unannounced
 from registration.storage import API_KEYS, INDEXES, OUTBOX, RELAY_CHECKPOINTS
+from registry_contract.auth import Principal
+from registry_contract.identity_events import API_KEY_CREATED, API_KEY_REVOKED
 from shared.chassis.keystore import issue_key
 from shared.chassis.mongo import ensure_indexes
-from shared.contract.auth import Principal
-from shared.contract.identity_events import API_KEY_CREATED, API_KEY_REVOKED
 from shared.outbox.changes import ChangeLog
 from shared.outbox.log import MongoOutboxLog
 

@@ -8,12 +8,12 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from registration.storage import API_KEYS
+from registry_contract.envelope import CloudEvent
+from registry_contract.identity_events import API_KEY_REVOKED, ApiKeyChanged
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.key_evictions import KeyEvictions
 from shared.chassis.keystore import MongoKeyStore, issue_key
 from shared.chassis.signing import EventSigner
-from shared.contract.envelope import CloudEvent
-from shared.contract.identity_events import API_KEY_REVOKED, ApiKeyChanged
 from tests.infra import Infra, private_topics
 from tests.kafka_tools import publish_raw
 from tests.waiting import until

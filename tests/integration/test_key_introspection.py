@@ -18,6 +18,9 @@ from fastapi import Depends
 from prometheus_client import REGISTRY
 from pymongo.asynchronous.database import AsyncDatabase
 
+from registry_contract import messages
+from registry_contract.auth import ApiKey, Principal, generate_api_key
+from registry_contract.envelope import decode
 from shared.chassis.http_app import service_app
 from shared.chassis.http_auth import requires
 from shared.chassis.kafka import make_broker
@@ -26,9 +29,6 @@ from shared.chassis.keystore_remote import AUTHENTICATE_PATH, KEY_PATH, RemoteKe
 from shared.chassis.mongo import make_client
 from shared.chassis.settings import CommonSettings
 from shared.chassis.verifiers import INTERNAL_TOKEN_HEADER, VerifierBox, internal_token
-from shared.contract import messages
-from shared.contract.auth import ApiKey, Principal, generate_api_key
-from shared.contract.envelope import decode
 from tests.factories import ADMIN_KEY, command_event, register_data, store_admin_key
 from tests.infra import Infra
 from tests.integration.key_owner import registration_serving_keys

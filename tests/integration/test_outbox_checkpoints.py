@@ -12,7 +12,7 @@ import pytest
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.contract.envelope import CloudEvent
+from registry_contract.envelope import CloudEvent
 from shared.outbox import log as outbox_log
 from shared.outbox.log import MongoOutboxLog
 from shared.outbox.rows import event_from_outbox, outbox_row

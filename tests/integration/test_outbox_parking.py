@@ -6,10 +6,10 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from registry_contract.envelope import CloudEvent
 from shared.chassis.kafka import ensure_topics, make_broker
 from shared.chassis.metrics import OUTBOX_PARKED
 from shared.chassis.signing import EventSigner
-from shared.contract.envelope import CloudEvent
 from shared.outbox.log import MongoOutboxLog
 from shared.outbox.relay import OutboxRelay, kafka_publisher
 from shared.outbox.rows import outbox_row

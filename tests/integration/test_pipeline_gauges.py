@@ -9,11 +9,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from registry_contract.documents import Document
+from registry_contract.envelope import CloudEvent
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.lag import LagMonitor
 from shared.chassis.metrics import CONSUMER_LAG, CONSUMER_STALLED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
-from shared.contract.documents import Document
-from shared.contract.envelope import CloudEvent
 from shared.outbox.log import MongoOutboxLog
 from shared.outbox.relay import OutboxRelay
 from shared.outbox.rows import outbox_row

@@ -18,10 +18,10 @@ from query.projection.consumer import Projection
 from query.projection.model import ReadModel
 from query.projection.owners import OwnerLog
 from query.projection.storage import PROJECTION_STATE, MongoProjectionStore
+from registry_contract.envelope import CloudEvent
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.settings import CommonSettings
 from shared.chassis.signing import EventSigner
-from shared.contract.envelope import CloudEvent
 from tests.infra import Infra, private_topics
 from tests.kafka_tools import publish_raw
 from tests.unit.test_projection_apply import Log

@@ -11,8 +11,8 @@ from query.projection.consumer import Projection
 from query.projection.model import parse_tokens
 from registration.app import build_app as build_registration
 from registration.config import RegistrationSettings
+from registry_contract.ids import model_id
 from shared.chassis.kafka import ensure_topics
-from shared.contract.ids import model_id
 from tests.factories import store_admin_key
 from tests.infra import Infra
 from tests.integration.key_owner import asking_registration_for_keys

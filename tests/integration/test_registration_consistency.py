@@ -5,8 +5,8 @@ import re
 import pytest
 from pymongo import AsyncMongoClient
 
-from shared.contract import messages
-from shared.contract.ids import model_id
+from registry_contract import messages
+from registry_contract.ids import model_id
 from tests.infra import Infra
 from tests.integration.registration_inprocess import registration_settings, running
 from tests.kafka_tools import Collector, header

@@ -15,8 +15,8 @@ from registration.config import RegistrationSettings
 from registration.handlers import Command, handle_commands
 from registration.repository import MongoRepository
 from registration.storage import create_indexes
+from registry_contract import messages
 from shared.chassis.kafka import ensure_topics
-from shared.contract import messages
 from tests.factories import (
     ADMIN_KEY,
     PRODUCER,

@@ -17,11 +17,11 @@ from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.storage import DEPLOY_OUTBOX
 from registration.storage import DEPLOYED_ENVIRONMENTS
 from registry_cli.config import free_port
+from registry_contract import messages
+from registry_contract.envelope import CloudEvent
+from registry_contract.ids import model_id, version_id
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.signing import EventSigner
-from shared.contract import messages
-from shared.contract.envelope import CloudEvent
-from shared.contract.ids import model_id, version_id
 from shared.outbox.rows import outbox_row
 from tests.infra import Infra
 from tests.integration.registration_inprocess import registration_settings, running

@@ -5,9 +5,9 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from shared.contract import messages
-from shared.contract.identity_events import API_KEY_CREATED
-from shared.contract.ids import model_id, version_id
+from registry_contract import messages
+from registry_contract.identity_events import API_KEY_CREATED
+from registry_contract.ids import model_id, version_id
 from tests.infra import Infra
 from tests.integration.registration_inprocess import registration_settings, running, service_headers
 from tests.kafka_tools import Collector, header

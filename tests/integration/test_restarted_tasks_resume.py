@@ -28,12 +28,12 @@ from query.search.projection import SearchProjection
 from registration.app import build_app as build_registration
 from registration.config import RegistrationSettings
 from registration.repository import MongoRepository
+from registry_contract.envelope import CloudEvent
 from shared.chassis.http_app import stop_within
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.keystore import issue_key
 from shared.chassis.mongo import ensure_indexes
 from shared.chassis.supervision import TaskSupervisor
-from shared.contract.envelope import CloudEvent
 from tests.factories import store_admin_key
 from tests.infra import Infra
 from tests.integration.key_owner import asking_registration_for_keys

@@ -21,10 +21,10 @@ from audit.store import AuditStore
 from audit.team_verify import verify_team
 from deploy_tracker.storage import WEBHOOK_DELIVERIES, declared_indexes
 from deploy_tracker.webhook_fanout import deliveries
+from registry_contract import messages
+from registry_contract.envelope import CloudEvent
 from shared.chassis.mongo import EXPIRY_INDEX, ensure_indexes
 from shared.chassis.settings import CommonSettings
-from shared.contract import messages
-from shared.contract.envelope import CloudEvent
 from tests.factories import command_event, register_data
 from tests.infra import Infra
 from tests.waiting import until

@@ -22,6 +22,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from registration.app import build_app
 from registration.config import RegistrationSettings
+from registry_contract import messages
+from registry_contract.auth import ApiKey, generate_api_key
+from registry_contract.envelope import CloudEvent, decode
+from registry_contract.record_signing import signing_key
 from shared.chassis.bootstrap import store_bootstrap_key
 from shared.chassis.identity import BAD_SIGNATURE, BEARER_REFUSED
 from shared.chassis.keystore import MongoKeyStore, issue_key
@@ -32,10 +36,6 @@ from shared.chassis.verifiers import (
     VerifierBox,
     internal_token,
 )
-from shared.contract import messages
-from shared.contract.auth import ApiKey, generate_api_key
-from shared.contract.envelope import CloudEvent, decode
-from shared.contract.record_signing import signing_key
 from tests.factories import ADMIN_KEY, bearer_event, command_event, register_data
 from tests.integration.test_registration_consumer import key_of, running, settings
 from tests.kafka_tools import Collector, caused_by, header, publish_raw

@@ -30,10 +30,10 @@ from deploy_tracker.known_versions import CURSOR_ID, OVERLAP_NS, KnownVersions, 
 from deploy_tracker.storage import CURSORS, DEPLOYMENTS, INDEXES, KNOWN_VERSIONS
 from registration.app import build_app as build_registration
 from registration.config import RegistrationSettings
+from registry_contract import messages
+from registry_contract.ids import model_id, version_id
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.verifiers import INTERNAL_TOKEN_HEADER, internal_token
-from shared.contract import messages
-from shared.contract.ids import model_id, version_id
 from tests.factories import ADMIN_KEY, binary_record, command_event, register_event, store_admin_key
 from tests.infra import Infra
 from tests.integration.restarting import QUICK_RESTARTS, shared_settings

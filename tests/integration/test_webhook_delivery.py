@@ -20,8 +20,8 @@ from deploy_tracker.secret_box import SecretBox
 from deploy_tracker.storage import WEBHOOK_DELIVERIES, WEBHOOKS, declared_indexes
 from deploy_tracker.webhook_secrets import new_secret
 from deploy_tracker.webhooks import DeliveryWorker, fan_out
+from registry_contract.envelope import CloudEvent
 from shared.chassis.mongo import ensure_indexes
-from shared.contract.envelope import CloudEvent
 from tests.infra import Infra
 from tests.waiting import serving, until
 

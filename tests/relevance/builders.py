@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from query.search import SearchDocument, search_document
-from shared.contract.documents import Document
-from shared.contract.ids import model_id, version_id
-from shared.contract.versioning import precedence_key
+from registry_contract.documents import Document
+from registry_contract.ids import model_id, version_id
+from registry_contract.versioning import precedence_key
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 

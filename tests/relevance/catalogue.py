@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.contract.documents import Document
-from shared.contract.ids import model_id, version_id
-from shared.contract.versioning import precedence_key
+from registry_contract.documents import Document
+from registry_contract.ids import model_id, version_id
+from registry_contract.versioning import precedence_key
 from tests.relevance.families import BOILERPLATE, ENVIRONMENTS, FAMILIES, OWNERS, Family
 
 SEED = 20_240_611

@@ -8,11 +8,11 @@ from typing import Any, TypeAlias, cast
 from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaBroker, KafkaMessage
 
+from registry_contract import messages
+from registry_contract.envelope import CloudEvent
 from shared.chassis.identity import RecordIdentity
 from shared.chassis.keystore_memory import InMemoryKeyStore
 from shared.chassis.signing import EventSigner
-from shared.contract import messages
-from shared.contract.envelope import CloudEvent
 from tests.factories import ADMIN_KEY, command_event
 
 SIGNING_KEY = "k" * 64

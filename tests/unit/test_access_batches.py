@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 
+from registry_contract.envelope import CloudEvent
 from shared.chassis import access
 from shared.chassis.access import AccessLog
 from shared.chassis.signing import EventSigner
-from shared.contract.envelope import CloudEvent
 
 pytestmark = pytest.mark.unit
 

@@ -8,10 +8,10 @@ import pytest
 from fastapi import Depends, FastAPI, Request, Response
 from starlette.routing import Route
 
+from registry_contract import messages
+from registry_contract.auth import Principal
 from shared.chassis.http_observe import Observe
 from shared.chassis.problems import Problem, install
-from shared.contract import messages
-from shared.contract.auth import Principal
 
 pytestmark = pytest.mark.unit
 ADMIN = Principal("admin001", "fraud", frozenset({"team:admin"}))

@@ -9,7 +9,7 @@ import pytest
 from audit.chain import BAD_HEAD_SIGNATURE, ChainKey, Tail, Verdict, Verifier, extend, verify_chain
 from audit.entries import Source, entry_for
 from audit.signing import KeyRing, SigningKey
-from shared.contract import messages
+from registry_contract import messages
 from tests.factories import command_event
 
 pytestmark = pytest.mark.unit

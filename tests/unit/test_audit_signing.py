@@ -19,8 +19,8 @@ from audit.chain import (
 from audit.entries import Source, entry_for
 from audit.links import canonical, link, sign_entry
 from audit.signing import KeyRing, PublicKey, SigningKey
+from registry_contract import messages
 from shared.chassis.settings import ConfigurationError
-from shared.contract import messages
 from tests.factories import command_event, register_data
 
 pytestmark = pytest.mark.unit

@@ -7,11 +7,11 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from audit.config import AuditSettings
 from audit.subscribers import register_audit_subscriber
+from registry_contract import messages
+from registry_contract.documents import Document
+from registry_contract.envelope import CloudEvent
 from shared.chassis.kafka import make_broker
 from shared.chassis.signing import EventSigner
-from shared.contract import messages
-from shared.contract.documents import Document
-from shared.contract.envelope import CloudEvent
 from tests.factories import ADMIN_KEY, binary_record, register_event
 from tests.unit.kafka_fakes import (
     NOT_JSON,

@@ -13,14 +13,14 @@ from deploy_tracker.subscribers import register_report_subscriber
 from registration.commands import Command, Outcome
 from registration.config import RegistrationSettings
 from registration.subscribers import register_command_subscriber
+from registry_contract import messages
+from registry_contract.envelope import CloudEvent
+from registry_contract.record_signing import RecordProof
 from shared.chassis import kafka
 from shared.chassis.identity import BEARER_REFUSED
 from shared.chassis.kafka import make_broker
 from shared.chassis.keystore import MongoKeyStore
 from shared.chassis.ratelimit import RateLimiter
-from shared.contract import messages
-from shared.contract.envelope import CloudEvent
-from shared.contract.record_signing import RecordProof
 from tests.factories import ADMIN_KEY, bearer_event, binary_record, register_data
 from tests.unit.kafka_fakes import SIGNING_KEY, identity, mongo_up, published
 

@@ -8,8 +8,8 @@ import pytest
 from query.api.card_markdown import card_markdown
 from query.api.card_routes import prefers_markdown
 from query.api.cards import build_card, described_version
-from shared.contract.documents import Document
-from shared.contract.versioning import precedence_key
+from registry_contract.documents import Document
+from registry_contract.versioning import precedence_key
 
 pytestmark = pytest.mark.unit
 T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)

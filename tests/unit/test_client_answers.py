@@ -20,9 +20,9 @@ from registry_client import (
     WaitTimedOut,
     correlated,
 )
-from shared.contract.assistant_views import DocumentPublic, StreamEnd
-from shared.contract.deployment_views import ReportAccepted, ReportOutcome
-from shared.contract.views import ModelVersionPublic
+from registry_contract.assistant_views import DocumentPublic, StreamEnd
+from registry_contract.deployment_views import ReportAccepted, ReportOutcome
+from registry_contract.views import ModelVersionPublic
 from tests.client_fakes import KEY, Recorder, async_client, model_json, problem, sync_client, version_json
 
 pytestmark = pytest.mark.unit

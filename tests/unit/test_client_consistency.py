@@ -5,7 +5,7 @@ import pytest
 
 from registry_client import WaitTimedOut
 from registry_client.consistency import ConsistencyTokens, consistent, model_of_route
-from shared.contract.ids import model_id
+from registry_contract.ids import model_id
 from tests.client_fakes import Recorder, async_client, problem, sync_client, version_json
 
 pytestmark = pytest.mark.unit

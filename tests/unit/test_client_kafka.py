@@ -8,10 +8,10 @@ import pytest
 from pydantic import ValidationError
 
 from registry_client.kafka import KINDS, RegistryProducer, event_type, registry_event
-from shared.contract import messages
-from shared.contract.auth import generate_api_key
-from shared.contract.envelope import decode
-from shared.contract.record_signing import NotAKey, signature_matches, signing_key
+from registry_contract import messages
+from registry_contract.auth import generate_api_key
+from registry_contract.envelope import decode
+from registry_contract.record_signing import NotAKey, signature_matches, signing_key
 
 pytestmark = pytest.mark.unit
 KEY = generate_api_key()

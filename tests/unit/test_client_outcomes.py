@@ -11,9 +11,9 @@ from aiokafka.structs import ConsumerRecord
 from registry_client.consistency import ConsistencyTokens
 from registry_client.kafka import RegistryProducer
 from registry_client.outcomes import OutcomeWatcher, outcome_of
-from shared.contract import messages
-from shared.contract.envelope import CloudEvent
-from shared.contract.ids import model_id
+from registry_contract import messages
+from registry_contract.envelope import CloudEvent
+from registry_contract.ids import model_id
 from tests.waiting import until
 
 pytestmark = pytest.mark.unit

@@ -6,7 +6,7 @@ import pytest
 from registry_client import NO_RETRY, RateLimited, RegistryError, RetryPolicy
 from registry_client.retry import retry_after
 from registry_client.steps import Call, Send, Sleep, as_model, exchange
-from shared.contract.views import ModelPublic
+from registry_contract.views import ModelPublic
 from tests.client_fakes import REGISTER, Recorder, async_client, model_json, problem, sync_client, version_json
 
 pytestmark = pytest.mark.unit

@@ -13,8 +13,8 @@ from query.app import build_app
 from query.config import QuerySettings
 from query.deps import CONSISTENT, Caller
 from query.projection.model import ReadModel
+from registry_contract.auth import Principal
 from shared.chassis import problems
-from shared.contract.auth import Principal
 
 pytestmark = pytest.mark.unit
 MODEL = "mdl_" + "a" * 24

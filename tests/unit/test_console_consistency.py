@@ -9,7 +9,7 @@ from fastapi import Request
 
 from query.console.actions import read_model_has
 from query.projection.model import ReadModel
-from shared.contract.ids import model_id
+from registry_contract.ids import model_id
 
 pytestmark = pytest.mark.unit
 CARD = model_id("fraud", "card")

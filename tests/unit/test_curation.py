@@ -7,9 +7,9 @@ import pytest
 from registration.deployments import StatusSeen
 from registration.handlers import Command, Outcome, handle_commands
 from registration.repository import InMemoryRepository
-from shared.contract import messages
-from shared.contract.auth import Principal
-from shared.contract.envelope import CloudEvent
+from registry_contract import messages
+from registry_contract.auth import Principal
+from registry_contract.envelope import CloudEvent
 from tests.factories import PRODUCER, command_event, register_event
 
 pytestmark = pytest.mark.unit

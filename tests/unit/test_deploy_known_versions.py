@@ -18,10 +18,10 @@ from deploy_tracker.known_versions import (
 from deploy_tracker.memory import InMemoryRepository
 from deploy_tracker.reports import Report
 from deploy_tracker.routes import consistency_header
-from shared.contract import messages
-from shared.contract.auth import Principal
-from shared.contract.documents import Document
-from shared.contract.ids import model_id, version_id
+from registry_contract import messages
+from registry_contract.auth import Principal
+from registry_contract.documents import Document
+from registry_contract.ids import model_id, version_id
 from tests.factories import command_event
 
 pytestmark = pytest.mark.unit

@@ -12,9 +12,9 @@ from pymongo.errors import ServerSelectionTimeoutError
 
 from deploy_tracker import routes
 from deploy_tracker.outcomes import OutcomeWatch, Waited, requested_wait
+from registry_contract.auth import Principal
+from registry_contract.documents import Document
 from shared.chassis import problems
-from shared.contract.auth import Principal
-from shared.contract.documents import Document
 
 pytestmark = pytest.mark.unit
 FRAUD = Principal(key_id="k-fraud", team="fraud", scopes=frozenset({"deployments:write"}))

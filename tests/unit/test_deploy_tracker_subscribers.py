@@ -10,10 +10,10 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.reports import Report
 from deploy_tracker.subscribers import register_event_subscriber, register_report_subscriber
+from registry_contract import messages
+from registry_contract.envelope import CloudEvent
 from shared.chassis.kafka import make_broker
 from shared.chassis.signing import EventSigner
-from shared.contract import messages
-from shared.contract.envelope import CloudEvent
 from tests.factories import ADMIN_KEY, binary_record
 from tests.unit.kafka_fakes import (
     NOT_JSON,

@@ -11,10 +11,10 @@ from deploy_tracker.handlers import handle_reports
 from deploy_tracker.memory import InMemoryRepository
 from deploy_tracker.reports import Report
 from deploy_tracker.webhook_fanout import deliveries, teams_of
-from shared.contract import messages
-from shared.contract.auth import Principal
-from shared.contract.envelope import CloudEvent
-from shared.contract.ids import model_id, version_id
+from registry_contract import messages
+from registry_contract.auth import Principal
+from registry_contract.envelope import CloudEvent
+from registry_contract.ids import model_id, version_id
 from tests.factories import command_event
 
 pytestmark = pytest.mark.unit

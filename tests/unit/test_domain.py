@@ -2,7 +2,7 @@ import pytest
 from pydantic import ValidationError
 
 from registration import domain
-from shared.contract import messages
+from registry_contract import messages
 
 pytestmark = pytest.mark.unit
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from shared.contract.envelope import MAX_PAYLOAD_BYTES, CloudEvent, EnvelopeError, decode
+from registry_contract.envelope import MAX_PAYLOAD_BYTES, CloudEvent, EnvelopeError, decode
 
 pytestmark = pytest.mark.unit
 
@@ -95,7 +95,7 @@ class TestEventSchemas:
     async def test_every_event_the_handlers_emit_matches_its_schema(self) -> None:
         from registration.handlers import Command, handle_commands
         from registration.repository import InMemoryRepository
-        from shared.contract import messages
+        from registry_contract import messages
         from tests.factories import PRODUCER, command_event, register_event
 
         repo = InMemoryRepository()

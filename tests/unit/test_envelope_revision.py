@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from registry_contract.envelope import CloudEvent, EnvelopeError, decode
 from shared.chassis.signing import EventSigner
-from shared.contract.envelope import CloudEvent, EnvelopeError, decode
 from shared.outbox.rows import event_from_outbox, outbox_row
 
 pytestmark = pytest.mark.unit

@@ -6,10 +6,10 @@ from typing import Any
 import pytest
 
 from query.feed.documents import MAX_VERSIONS, decode_cursor, document, encode_cursor, is_tombstone, metadata, tombstone
+from registry_contract.auth import Principal
+from registry_contract.sortkeys import time_key
+from registry_contract.versioning import precedence_key
 from shared.chassis.problems import Problem
-from shared.contract.auth import Principal
-from shared.contract.sortkeys import time_key
-from shared.contract.versioning import precedence_key
 
 pytestmark = pytest.mark.unit
 T0 = datetime(2026, 11, 26, 10, tzinfo=UTC)

@@ -14,8 +14,8 @@ from query.api.reads import Reads
 from query.feed.cache import DocumentCache
 from query.feed.documents import Feed, FeedPage
 from query.projection.model import ReadModel
-from shared.contract.auth import Principal
-from shared.contract.sortkeys import time_key
+from registry_contract.auth import Principal
+from registry_contract.sortkeys import time_key
 
 pytestmark = pytest.mark.unit
 T0 = datetime(2026, 11, 26, 10, tzinfo=UTC)

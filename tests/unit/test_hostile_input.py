@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from registration.handlers import Command, handle_commands
 from registration.repository import InMemoryRepository
-from shared.contract import messages
-from shared.contract.envelope import CloudEvent, EnvelopeError, decode
+from registry_contract import messages
+from registry_contract.envelope import CloudEvent, EnvelopeError, decode
 from tests.factories import PRODUCER, register_data
 
 pytestmark = pytest.mark.unit

@@ -13,10 +13,10 @@ from deploy_tracker.webhook_events import webhook_event
 from deploy_tracker.webhook_fanout import wants
 from deploy_tracker.webhook_routes import EVENT_TYPES
 from registration.key_events import event_id, key_event
-from shared.contract import messages
-from shared.contract.auth import Principal, generate_api_key
-from shared.contract.envelope import CloudEvent
-from shared.contract.identity_events import (
+from registry_contract import messages
+from registry_contract.auth import Principal, generate_api_key
+from registry_contract.envelope import CloudEvent
+from registry_contract.identity_events import (
     API_KEY_CREATED,
     API_KEY_REVOKED,
     IDENTITY_EVENT_MODELS,

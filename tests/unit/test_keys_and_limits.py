@@ -1,8 +1,8 @@
 import pytest
 
+from registry_contract.auth import Principal, generate_api_key, hash_secret, parse_api_key, secret_matches
 from shared.chassis.keystore import MongoKeyStore
 from shared.chassis.ratelimit import RateLimiter
-from shared.contract.auth import Principal, generate_api_key, hash_secret, parse_api_key, secret_matches
 
 pytestmark = pytest.mark.unit
 

@@ -17,6 +17,10 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
+from registry_contract import messages
+from registry_contract.auth import ApiKey, generate_api_key, hash_secret
+from registry_contract.envelope import decode
+from registry_contract.record_signing import RecordProof, signing_key
 from shared.chassis.consuming import is_transient
 from shared.chassis.keystore_remote import (
     AUTHENTICATE_PATH,
@@ -24,10 +28,6 @@ from shared.chassis.keystore_remote import (
     KeyIntrospectionUnavailable,
     RemoteKeyStore,
 )
-from shared.contract import messages
-from shared.contract.auth import ApiKey, generate_api_key, hash_secret
-from shared.contract.envelope import decode
-from shared.contract.record_signing import RecordProof, signing_key
 from tests.factories import command_event, register_data
 from tests.waiting import until
 

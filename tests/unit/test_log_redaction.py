@@ -1,8 +1,8 @@
 import pytest
 
+from registry_contract.auth import generate_api_key
 from shared.chassis.logs import redact_secrets
 from shared.chassis.metrics import record_type
-from shared.contract.auth import generate_api_key
 
 pytestmark = pytest.mark.unit
 

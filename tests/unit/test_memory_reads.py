@@ -11,9 +11,9 @@ from query.api import reads as reads_module
 from query.api.lookup import Lookup
 from query.api.pagination import SortSpec
 from query.api.reads import MODEL_SORTS, ModelFilters, Page, Reads
+from registry_contract.sortkeys import time_key
+from registry_contract.versioning import parse_range
 from shared.chassis.problems import Problem
-from shared.contract.sortkeys import time_key
-from shared.contract.versioning import parse_range
 from tests.read_models import MemoryWorld
 
 pytestmark = pytest.mark.unit
@@ -202,7 +202,7 @@ async def versions() -> MemoryWorld:
 
 
 def precedence(numbers: list[str]) -> list[str]:
-    from shared.contract.versioning import precedence_key
+    from registry_contract.versioning import precedence_key
 
     return sorted(numbers, key=precedence_key, reverse=True)
 

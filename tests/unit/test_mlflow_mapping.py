@@ -14,7 +14,7 @@ from registry_cli.mlflow_import.mapping import MappingOptions, build_plan
 from registry_cli.mlflow_import.naming import FLAVOR_FRAMEWORKS, slugify, tag_key
 from registry_cli.mlflow_import.plan import ImportPlan, ModelPlan, StepKind
 from registry_cli.mlflow_import.records import MlflowModelVersion, MlflowRegisteredModel, MlflowRun, MlflowSnapshot
-from shared.contract import catalog, messages
+from registry_contract import catalog, messages
 from tests.factories import PRODUCER, command_event
 from tests.unit.test_architecture import ROOT, imported_roots
 

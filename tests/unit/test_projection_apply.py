@@ -11,10 +11,10 @@ import pytest
 
 from query.projection.apply import REPORT_RECORDED, apply_event
 from query.projection.model import ReadModel, Token, parse_tokens
-from shared.contract import messages
-from shared.contract.envelope import CloudEvent
-from shared.contract.ids import model_id, version_id
-from shared.contract.views import ModelPublic, ModelVersionPublic, version_public
+from registry_contract import messages
+from registry_contract.envelope import CloudEvent
+from registry_contract.ids import model_id, version_id
+from registry_contract.views import ModelPublic, ModelVersionPublic, version_public
 
 pytestmark = pytest.mark.unit
 

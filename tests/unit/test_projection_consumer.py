@@ -6,9 +6,9 @@ from pymongo.errors import AutoReconnect
 from query.projection.consumer import Projection, ProjectionTooLarge
 from query.projection.model import ReadModel
 from query.projection.storage import Checkpoint, MemoryProjectionStore, Rows
+from registry_contract import messages
 from shared.chassis.settings import CommonSettings
 from shared.chassis.signing import EventSigner
-from shared.contract import messages
 from tests.unit.test_projection_apply import Log
 
 pytestmark = pytest.mark.unit

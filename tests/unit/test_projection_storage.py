@@ -7,7 +7,7 @@ import pytest
 from query.projection.apply import apply_event
 from query.projection.model import ReadModel
 from query.projection.storage import Checkpoint, Flushed, MemoryProjectionStore
-from shared.contract import messages
+from registry_contract import messages
 from tests.unit.test_projection_apply import TRACKER, Log
 
 pytestmark = pytest.mark.unit

@@ -10,7 +10,7 @@ import pytest
 from query.app import build_app
 from query.config import QuerySettings
 from query.deps import Caller
-from shared.contract.auth import Principal
+from registry_contract.auth import Principal
 from tests.read_models import MemoryWorld
 
 pytestmark = pytest.mark.unit

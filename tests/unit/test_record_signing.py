@@ -17,16 +17,16 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from cryptography.fernet import Fernet
 
+from registry_contract import messages
+from registry_contract.auth import ApiKey, Principal, generate_api_key
+from registry_contract.envelope import CloudEvent, decode
+from registry_contract.record_signing import canonical_string, signature_headers
 from shared.chassis.identity import BAD_SIGNATURE, BEARER_REFUSED, NO_PROOF, RecordIdentity
 from shared.chassis.keystore import KeyStore, MongoKeyStore
 from shared.chassis.keystore_memory import InMemoryKeyStore
 from shared.chassis.keystore_remote import RemoteKeyStore
 from shared.chassis.signing import EventSigner
 from shared.chassis.verifiers import VERIFIER_FIELD, VerifierBox, sealed_verifiers
-from shared.contract import messages
-from shared.contract.auth import ApiKey, Principal, generate_api_key
-from shared.contract.envelope import CloudEvent, decode
-from shared.contract.record_signing import canonical_string, signature_headers
 from tests.bus_scan import credentials_in
 from tests.factories import bearer_event, command_event, register_data, register_event
 from tests.unit.test_keystore_remote import FakeRegistration

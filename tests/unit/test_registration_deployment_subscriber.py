@@ -10,11 +10,11 @@ from faststream.kafka import TestKafkaBroker
 from registration.config import RegistrationSettings
 from registration.deployments import InMemoryDeployedEnvironments
 from registration.subscribers import register_deployment_subscriber
+from registry_contract import messages
+from registry_contract.envelope import CloudEvent
+from registry_contract.ids import version_id
 from shared.chassis.kafka import make_broker
 from shared.chassis.signing import EventSigner
-from shared.contract import messages
-from shared.contract.envelope import CloudEvent
-from shared.contract.ids import version_id
 from tests.unit.kafka_fakes import SIGNING_KEY, identity, mongo_up, published
 
 pytestmark = pytest.mark.unit

@@ -10,8 +10,8 @@ import pytest
 
 from registration.deployments import InMemoryDeployedEnvironments, StatusSeen, status_seen
 from registration.deployments_bootstrap import TrackerLog, TrackerUnavailable, bootstrap
-from shared.contract import messages
-from shared.contract.ids import version_id
+from registry_contract import messages
+from registry_contract.ids import version_id
 
 pytestmark = pytest.mark.unit
 TRACKER = "/registry/deploy-tracker"

@@ -4,8 +4,8 @@ import pytest
 
 from registration.handlers import Command, handle_commands
 from registration.repository import InMemoryRepository
-from shared.contract import messages
-from shared.contract.ids import model_id
+from registry_contract import messages
+from registry_contract.ids import model_id
 from tests.factories import PRODUCER, command_event, register_event
 
 pytestmark = pytest.mark.unit

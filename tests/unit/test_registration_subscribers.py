@@ -13,11 +13,11 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from registration.commands import Command, Outcome
 from registration.config import RegistrationSettings
 from registration.subscribers import register_command_subscriber
+from registry_contract import messages
+from registry_contract.auth import Principal
+from registry_contract.envelope import CloudEvent
 from shared.chassis.kafka import make_broker
 from shared.chassis.ratelimit import RateLimiter
-from shared.contract import messages
-from shared.contract.auth import Principal
-from shared.contract.envelope import CloudEvent
 from tests.factories import ADMIN_KEY, binary_record, register_event, structured_record
 from tests.unit.kafka_fakes import (
     NOT_JSON,

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from query.search import search_document
-from shared.contract.documents import Document
+from registry_contract.documents import Document
 from tests.relevance.builders import T0, deployed, model_doc, version_doc
 
 pytestmark = pytest.mark.unit

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from query.search import SearchIndex, SearchRequest, SearchResult
-from shared.contract import catalog
+from registry_contract import catalog
 from tests.relevance.catalogue import CatalogueModel, generate
 from tests.relevance.judged import JUDGED
 from tests.relevance.measures import Evaluation, build_index, evaluate, evaluate_per_team

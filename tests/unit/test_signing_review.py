@@ -22,16 +22,16 @@ from cryptography.fernet import Fernet
 
 from audit.entries import Source, entry_for
 from audit.subscribers import _entry
+from registry_contract import messages
+from registry_contract.auth import ApiKey, generate_api_key
+from registry_contract.envelope import decode
+from registry_contract.record_signing import RecordProof, signature_matches, signing_key
 from shared.chassis.consuming import is_transient
 from shared.chassis.identity import RecordIdentity
 from shared.chassis.keystore import MongoKeyStore
 from shared.chassis.keystore_memory import InMemoryKeyStore
 from shared.chassis.signing import EventSigner
 from shared.chassis.verifiers import VERIFIER_FIELD, RemoteVerifiers, VerifierBox
-from shared.contract import messages
-from shared.contract.auth import ApiKey, generate_api_key
-from shared.contract.envelope import decode
-from shared.contract.record_signing import RecordProof, signature_matches, signing_key
 from tests.factories import command_event, register_data
 
 pytestmark = pytest.mark.unit

@@ -17,8 +17,8 @@ from registry_cli.mlflow_import.apply import ModelOutcome
 from registry_cli.mlflow_import.plan import Finding, ImportPlan, ModelPlan
 from registry_cli.terminal import json_text, markup, visible
 from registry_client import RegistryError
-from shared.contract.assistant_views import StreamEnd
-from shared.contract.views import ModelPublic
+from registry_contract.assistant_views import StreamEnd
+from registry_contract.views import ModelPublic
 
 pytestmark = pytest.mark.unit
 

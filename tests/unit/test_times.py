@@ -6,7 +6,7 @@ import pytest
 from bson.tz_util import utc as bson_utc
 from pydantic import BaseModel
 
-from shared.contract.times import UtcTime, utc_text
+from registry_contract.times import UtcTime, utc_text
 
 pytestmark = pytest.mark.unit
 

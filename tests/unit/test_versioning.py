@@ -4,7 +4,7 @@ import random
 import pytest
 import semver
 
-from shared.contract.versioning import parse_range, precedence_key
+from registry_contract.versioning import parse_range, precedence_key
 
 pytestmark = pytest.mark.unit
 

@@ -8,8 +8,8 @@ from datetime import datetime
 from registry_client.config import ApiBase
 from registry_client.steps import Call, as_model, body, no_content, path, query
 from registry_client.surface import endpoint
-from shared.contract.admin_views import ApiKeyList, WebhookCreated, WebhookDeliveryList, WebhookList
-from shared.contract.views import ApiKeyCreated, KeyRateLimit
+from registry_contract.admin_views import ApiKeyList, WebhookCreated, WebhookDeliveryList, WebhookList
+from registry_contract.views import ApiKeyCreated, KeyRateLimit
 
 
 class TeamAdmin(ApiBase):

@@ -12,8 +12,8 @@ from registry_client.errors import RegistryError
 from registry_client.reads import CatalogFilters
 from registry_client.steps import Call, Emit, Items, ReadLine, as_model, exchange, pages, path, query
 from registry_client.surface import endpoint, iterator
-from shared.contract.assistant_views import DocumentPage, DocumentPublic, SearchHitPublic, SearchPage, StreamEnd
-from shared.contract.views import ModelCardPublic
+from registry_contract.assistant_views import DocumentPage, DocumentPublic, SearchHitPublic, SearchPage, StreamEnd
+from registry_contract.views import ModelCardPublic
 
 NDJSON = "application/x-ndjson"
 MARKDOWN = "text/markdown"

@@ -8,8 +8,8 @@ from typing import TypedDict, Unpack
 from registry_client.config import ApiBase
 from registry_client.steps import Call, Items, as_model, pages, path, query
 from registry_client.surface import endpoint, iterator
-from shared.contract.audit_views import AuditEntryPublic, AuditPublicKeys, AuditVerification
-from shared.contract.views import Page
+from registry_contract.audit_views import AuditEntryPublic, AuditPublicKeys, AuditVerification
+from registry_contract.views import Page
 
 
 class AuditFilters(TypedDict, total=False):

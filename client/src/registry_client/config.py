@@ -13,8 +13,8 @@ from typing import Any, TypedDict
 from registry_client.consistency import ConsistencyTokens
 from registry_client.retry import RetryPolicy
 from registry_client.steps import SERVICES, Call, Service
-from shared.contract import correlation
-from shared.contract.ids import model_id
+from registry_contract import correlation
+from registry_contract.ids import model_id
 
 API_KEY_ENV = "REGISTRY_API_KEY"
 GATEWAY_URL_ENV = "REGISTRY_GATEWAY_URL"

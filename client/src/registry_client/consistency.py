@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from urllib.parse import unquote
 
-from shared.contract.ids import model_id
+from registry_contract.ids import model_id
 
 CONSISTENCY_HEADER = "X-Registry-Consistency"
 CONSISTENCY_ENV = "REGISTRY_CONSISTENCY"

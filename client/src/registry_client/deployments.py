@@ -10,7 +10,7 @@ import httpx
 from registry_client.config import ApiBase
 from registry_client.steps import Call, body
 from registry_client.surface import endpoint
-from shared.contract.deployment_views import ReportAccepted, ReportOutcome
+from registry_contract.deployment_views import ReportAccepted, ReportOutcome
 
 DeploymentStatus = Literal["deploying", "deployed", "failed", "rolled_back", "retired"]
 

@@ -2,7 +2,7 @@
 
 A CloudEvent in binary mode (``ce_*`` headers, the data as JSON value), keyed ``<team>/<name>`` so
 every message about one model stays in order, signed with the API key (``ce_keyid`` and
-``ce_signature``, :mod:`shared.contract.record_signing`): the key itself never travels. The
+``ce_signature``, :mod:`registry_contract.record_signing`): the key itself never travels. The
 outcome (the success event or ``command_rejected``, whose ``ce_causationid`` is the returned id)
 appears on ``registry.events``; ``publish(..., wait=True)`` waits for it and returns it, with the
 consistency token that makes a later read see the write (:mod:`registry_client.outcomes`). Over
@@ -22,8 +22,8 @@ from pydantic import BaseModel
 
 from registry_client.consistency import ConsistencyTokens
 from registry_client.outcomes import Outcome, OutcomeWatcher
-from shared.contract import messages
-from shared.contract.envelope import CloudEvent
+from registry_contract import messages
+from registry_contract.envelope import CloudEvent
 
 # Short names (``registry produce <kind>``) of every command type, and of the deployment report.
 KINDS: dict[str, str] = {

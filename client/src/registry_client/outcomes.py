@@ -19,9 +19,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from registry_client.consistency import ConsistencyTokens
-from shared.contract import messages
-from shared.contract.envelope import CloudEvent, EnvelopeError, decode
-from shared.contract.ids import model_id
+from registry_contract import messages
+from registry_contract.envelope import CloudEvent, EnvelopeError, decode
+from registry_contract.ids import model_id
 
 # Whose events make which kind of token: the ``ce_source`` of registration's and the deploy-tracker's.
 OWNERS = {"/registry/registration": "r", "/registry/deploy-tracker": "d"}

@@ -13,8 +13,8 @@ from typing import Literal, TypedDict, Unpack
 from registry_client.config import ApiBase
 from registry_client.steps import Call, Items, as_model, pages, path, query
 from registry_client.surface import endpoint, iterator
-from shared.contract.read_views import AliasesPublic, LineagePublic, Meta, SharesPublic
-from shared.contract.views import (
+from registry_contract.read_views import AliasesPublic, LineagePublic, Meta, SharesPublic
+from registry_contract.views import (
     DeploymentReportPublic,
     ModelEventPublic,
     ModelPublic,

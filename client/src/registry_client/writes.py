@@ -18,8 +18,8 @@ from registry_client.errors import WaitTimedOut, problem_error
 from registry_client.retry import RETRIED_STATUSES, RetryPolicy, retry_after
 from registry_client.steps import Call, Flow, Send, Sleep, as_model, body, exchange, idempotency, no_content, path
 from registry_client.surface import endpoint, operation
-from shared.contract.views import ModelVersionPublic
-from shared.contract.write_views import AliasPublic, ModelUpdatedPublic, ShareChange
+from registry_contract.views import ModelVersionPublic
+from registry_contract.write_views import AliasPublic, ModelUpdatedPublic, ShareChange
 
 Lifecycle = Literal["active", "deprecated", "archived"]
 ApprovalStatus = Literal["pending", "approved", "rejected"]
@@ -91,7 +91,7 @@ class VersionWrites(ApiBase):
         (with the field ``errors``) when it breaks the contract. With ``wait``, returns once the
         query service reads it back: one read carrying the write's consistency token
         (:class:`WaitTimedOut` after ``wait_timeout`` seconds).
-        ``source`` and ``parent`` take mappings or :mod:`shared.contract.messages` models.
+        ``source`` and ``parent`` take mappings or :mod:`registry_contract.messages` models.
         """
         data = body(
             version=version,
@@ -181,7 +181,7 @@ class ModelWrites(ApiBase):
     ) -> Call[ModelUpdatedPublic]:
         """Set the model's own description, owners, markdown documentation, tags or links (the fields given).
 
-        ``owners`` are ``{"name", "email"?, "role"?}`` mappings or :class:`shared.contract.messages.Contact`.
+        ``owners`` are ``{"name", "email"?, "role"?}`` mappings or :class:`registry_contract.messages.Contact`.
         """
         data = body(description=description, owners=owners, documentation=documentation, tags=tags, links=links)
         route = path("models", team, name)

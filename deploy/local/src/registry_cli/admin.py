@@ -15,9 +15,9 @@ from audit.config import AuditSettings
 from audit.signing import KeyRing, PublicKey, SigningKey
 from registry_cli.output import ApiKey, print_json, registry
 from registry_cli.secrets import load_or_create
+from registry_contract.auth import SCOPES
 from shared.chassis.mongo import make_client
 from shared.chassis.settings import CommonSettings
-from shared.contract.auth import SCOPES
 
 keys_app = typer.Typer(
     help="Create, list and revoke API keys through the registration service (a team:admin or platform:admin key).",

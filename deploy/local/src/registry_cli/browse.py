@@ -24,7 +24,7 @@ from registry_cli.terminal import visible
 from registry_client.assistant import SearchFilters
 from registry_client.audit import AuditFilters
 from registry_client.reads import Lifecycle, ModelFilters, VersionFilters
-from shared.contract.views import ModelPublic, ModelVersionPublic
+from registry_contract.views import ModelPublic, ModelVersionPublic
 
 models_app = typer.Typer(help="Browse models (scope models:read).", no_args_is_help=True)
 versions_app = typer.Typer(help="Browse a model's versions (scope models:read).", no_args_is_help=True)

@@ -29,8 +29,8 @@ from pymongo import AsyncMongoClient
 
 from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack
-from shared.contract import messages
-from shared.contract.envelope import CloudEvent
+from registry_contract import messages
+from registry_contract.envelope import CloudEvent
 
 CONSUMERS = ("registration", "audit", "deploy-tracker")
 

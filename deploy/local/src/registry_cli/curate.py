@@ -9,7 +9,7 @@ import typer
 from registry_cli.output import ApiKey, AsJson, fields, print_json, registry
 from registry_cli.terminal import visible
 from registry_client.writes import ApprovalStatus
-from shared.contract.views import ModelVersionPublic
+from registry_contract.views import ModelVersionPublic
 
 aliases_app = typer.Typer(help="Point a model's aliases at versions (scope models:write).", no_args_is_help=True)
 Comment = Annotated[str | None, typer.Option(help="Why; kept on the version's approval and in the audit log")]

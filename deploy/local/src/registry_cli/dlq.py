@@ -29,9 +29,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from registry_cli.config import StackSettings
 from registry_cli.stack_tls import kafka_client_options
-from shared.contract.auth import parse_api_key
-from shared.contract.envelope import STRUCTURED, EnvelopeError, decode
-from shared.contract.record_signing import (
+from registry_contract.auth import parse_api_key
+from registry_contract.envelope import STRUCTURED, EnvelopeError, decode
+from registry_contract.record_signing import (
     KEYID_HEADER,
     SIGNATURE_HEADER,
     NotAKey,
@@ -39,7 +39,7 @@ from shared.contract.record_signing import (
     signature_matches,
     signing_key,
 )
-from shared.contract.times import utc_text
+from registry_contract.times import utc_text
 
 dlq_app = typer.Typer(help="Dead-letter topics: show and replay.", no_args_is_help=True)
 Bootstrap = Annotated[str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka of the running stack")]

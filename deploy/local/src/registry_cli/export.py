@@ -15,7 +15,7 @@ from registry_cli.output import exit_code, problem_line
 from registry_cli.terminal import json_text
 from registry_client import RegistryClient
 from registry_client.errors import RegistryError
-from shared.contract.assistant_views import StreamEnd
+from registry_contract.assistant_views import StreamEnd
 
 export_app = typer.Typer(help="Export registry data through the HTTP API.", no_args_is_help=True)
 

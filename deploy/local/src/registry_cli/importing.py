@@ -23,7 +23,7 @@ from registry_cli.mlflow_import.source import (
 from registry_cli.terminal import markup, visible
 from registry_client import RegistryClient
 from registry_client.errors import RegistryError
-from shared.contract import catalog
+from registry_contract import catalog
 
 import_app = typer.Typer(help="Import models from another registry.", no_args_is_help=True)
 console = Console(stderr=True)

@@ -28,13 +28,13 @@ from registry_cli.secrets import load_or_create
 from registry_cli.shared_database import adopt_shared_database
 from registry_cli.stack_tls import service_tls_env, stack_tls, tls_front_argv
 from registry_cli.supervise import Supervisor
+from registry_contract.auth import PLATFORM_TEAM
 from shared.chassis.bootstrap import store_bootstrap_key
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.keystore import issue_key
 from shared.chassis.mongo import make_client
 from shared.chassis.settings import CommonSettings
 from shared.chassis.verifiers import VerifierBox
-from shared.contract.auth import PLATFORM_TEAM
 
 SERVICE_MODULES = {
     "registration": "registration",

@@ -42,7 +42,7 @@ from audit.links import (
 )
 from audit.signing import KeyRing, SigningKey
 from audit.storage import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED
-from shared.contract.documents import Document
+from registry_contract.documents import Document
 
 __all__ = [
     "CHAINED_FIELDS",

@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from audit.chain import VERSION
-from shared.contract import messages
-from shared.contract.auth import Principal, bearer_token, parse_api_key
-from shared.contract.documents import Document
-from shared.contract.envelope import CloudEvent
-from shared.contract.identity_events import IDENTITY_EVENT_MODELS
-from shared.contract.sortkeys import time_key
-from shared.contract.times import to_stored_precision
+from registry_contract import messages
+from registry_contract.auth import Principal, bearer_token, parse_api_key
+from registry_contract.documents import Document
+from registry_contract.envelope import CloudEvent
+from registry_contract.identity_events import IDENTITY_EVENT_MODELS
+from registry_contract.sortkeys import time_key
+from registry_contract.times import to_stored_precision
 
 _ACCESS_OUTCOMES = {
     messages.ACCESS_READ: "read",

@@ -32,8 +32,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from audit.signing import KeyRing, SigningKey
+from registry_contract.documents import Document
 from shared.chassis.settings import ConfigurationError
-from shared.contract.documents import Document
 
 GENESIS = "0" * 64
 MIGRATED = "registry.audit.chain.migrated"  # the type of the (signed, kept for ever) entry a migration chains

@@ -28,9 +28,9 @@ from audit.entries import received_now
 from audit.links import MIGRATED, ChainKey, Tail, extend, sign_entry
 from audit.signing import SigningKey
 from audit.storage import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED
+from registry_contract.documents import Document
+from registry_contract.sortkeys import time_key
 from shared.chassis.settings import ConfigurationError
-from shared.contract.documents import Document
-from shared.contract.sortkeys import time_key
 
 log = structlog.get_logger(__name__)
 __all__ = ["MIGRATED", "MigrationRefused", "migrate", "migration_entry"]

@@ -12,14 +12,14 @@ from audit.signing import SigningKey
 from audit.storage import AUDIT_LOG
 from audit.team_verify import DEFAULT_TEAM_VERIFY, MAX_TEAM_VERIFY, verify_team
 from audit.views import entry_public, verification_public
+from registry_contract import catalog
+from registry_contract.audit_views import AuditEntryPublic, AuditPublicKeys, AuditVerification
+from registry_contract.auth import Principal
+from registry_contract.documents import Document
+from registry_contract.sortkeys import time_key
+from registry_contract.views import Page
 from shared.chassis.http_auth import guard_of, requires
 from shared.chassis.problems import Problem, keyed_route_refusals
-from shared.contract import catalog
-from shared.contract.audit_views import AuditEntryPublic, AuditPublicKeys, AuditVerification
-from shared.contract.auth import Principal
-from shared.contract.documents import Document
-from shared.contract.sortkeys import time_key
-from shared.contract.views import Page
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=keyed_route_refusals("invalid"))
 

@@ -16,8 +16,8 @@ from audit import metrics
 from audit.links import Tail, Verifier, extend, must_be_signed, sign_entry
 from audit.signing import KeyRing, SigningKey
 from audit.storage import AUDIT_HEADS, AUDIT_LOG
+from registry_contract.documents import Document
 from shared.chassis.mongo import find_by_ids
-from shared.contract.documents import Document
 
 log = structlog.get_logger(__name__)
 

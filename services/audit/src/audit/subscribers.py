@@ -13,10 +13,10 @@ from faststream.kafka import KafkaBroker
 from audit import metrics
 from audit.config import AuditSettings
 from audit.entries import Source, entry_for, received_now
+from registry_contract.documents import Document
+from registry_contract.envelope import EnvelopeError, decode
 from shared.chassis.consuming import Probe, Records, batch_subscriber
 from shared.chassis.identity import RecordIdentity
-from shared.contract.documents import Document
-from shared.contract.envelope import EnvelopeError, decode
 
 log = structlog.get_logger(__name__)
 Append = Callable[[list[Document]], Awaitable[list[Document]]]

@@ -32,7 +32,7 @@ from audit.chain import (
 )
 from audit.links import Tail, has_expired, may_be_gone, may_precede_a_gap
 from audit.storage import AUDIT_HEADS, AUDIT_LOG
-from shared.contract.documents import Document
+from registry_contract.documents import Document
 
 DEFAULT_TEAM_VERIFY = 10_000
 MAX_TEAM_VERIFY = 100_000

@@ -1,10 +1,10 @@
-"""The audit API's public shapes (:mod:`shared.contract.audit_views`) built from stored entries and verdicts."""
+"""The audit API's public shapes (:mod:`registry_contract.audit_views`) built from stored entries and verdicts."""
 
 from __future__ import annotations
 
 from audit.chain import CHAINED_FIELDS, Verdict
-from shared.contract.audit_views import AuditEntryPublic, AuditVerification
-from shared.contract.documents import Document
+from registry_contract.audit_views import AuditEntryPublic, AuditVerification
+from registry_contract.documents import Document
 
 _SHOWN = (*CHAINED_FIELDS, "hash", "prev_hash", "sig")
 

@@ -20,12 +20,12 @@ from deploy_tracker.subscribers import (
     register_version_subscriber,
 )
 from deploy_tracker.webhooks import DeliveryWorker, fan_out
+from registry_contract.envelope import CloudEvent
 from shared.chassis import asyncapi
 from shared.chassis.http_app import service_app
 from shared.chassis.identity import RecordIdentity
 from shared.chassis.kafka import make_broker
 from shared.chassis.mongo import make_client, pinger
-from shared.contract.envelope import CloudEvent
 from shared.outbox.changes import ChangeLog
 from shared.outbox.relay import OutboxRelay, kafka_publisher
 from shared.outbox.rows import writer_id

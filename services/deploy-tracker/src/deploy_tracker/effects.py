@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from deploy_tracker.reports import Moved, Refused, Report, Verdict
-from shared.contract import messages
-from shared.contract.documents import Document
-from shared.contract.envelope import CloudEvent
-from shared.contract.ids import ANONYMOUS, model_id
-from shared.contract.views import DeploymentReportPublic
+from registry_contract import messages
+from registry_contract.documents import Document
+from registry_contract.envelope import CloudEvent
+from registry_contract.ids import ANONYMOUS, model_id
+from registry_contract.views import DeploymentReportPublic
 from shared.outbox.rows import outbox_row
 
 SOURCE = "/registry/deploy-tracker"

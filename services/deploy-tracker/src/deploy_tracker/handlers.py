@@ -13,8 +13,8 @@ from typing import Any, Protocol
 from deploy_tracker.effects import Stamp, emit_rejection, emit_report_recorded, emit_status_change, record
 from deploy_tracker.reports import Refused, Rejected, Report, Reported, judge, parse, status_after
 from deploy_tracker.transitions import APPROVED, approval_status
-from shared.contract.documents import Document
-from shared.contract.ids import version_id
+from registry_contract.documents import Document
+from registry_contract.ids import version_id
 from shared.outbox.rows import OutboxLog
 
 # Asks registration for a version the tracker does not know yet: its row, or ``None``.

@@ -15,11 +15,11 @@ from typing import Annotated, Any, Protocol
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, Field
 
+from registry_contract.documents import Document
 from shared.chassis.http_auth import guard_of
 from shared.chassis.problems import Problem, documented
 from shared.chassis.settings import CommonSettings
 from shared.chassis.verifiers import internal_token
-from shared.contract.documents import Document
 
 MAX_EVENTS = 1000
 

@@ -32,13 +32,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from deploy_tracker.storage import CURSORS, DEPLOYMENTS, KNOWN_VERSIONS
 from deploy_tracker.transitions import overall
+from registry_contract import messages
+from registry_contract.documents import Document
+from registry_contract.envelope import CloudEvent
+from registry_contract.ids import version_id
 from shared.chassis.pacing import AtMostEvery
 from shared.chassis.settings import CommonSettings
 from shared.chassis.verifiers import internal_client, internal_token
-from shared.contract import messages
-from shared.contract.documents import Document
-from shared.contract.envelope import CloudEvent
-from shared.contract.ids import version_id
 
 log = structlog.get_logger(__name__)
 

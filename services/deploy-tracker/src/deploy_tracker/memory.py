@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pymongo.errors import DuplicateKeyError
 
 from deploy_tracker.handlers import Changes
-from shared.contract.documents import Document
+from registry_contract.documents import Document
 from shared.outbox.memory import InMemoryOutboxLog
 
 DUPLICATE_KEY = 11000

@@ -16,7 +16,7 @@ import structlog
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
-from shared.contract.documents import Document
+from registry_contract.documents import Document
 
 log = structlog.get_logger(__name__)
 FIRST_POLL_SECONDS = 0.05  # the tracker answers within a batch time-out and a commit when it keeps up

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from deploy_tracker.transitions import APPROVED, approval_status, decide, needs_approval, overall, skips_deploying
-from shared.contract import messages
-from shared.contract.auth import Principal
-from shared.contract.documents import Document
-from shared.contract.envelope import CloudEvent
-from shared.contract.ids import sender_scoped, version_id
+from registry_contract import messages
+from registry_contract.auth import Principal
+from registry_contract.documents import Document
+from registry_contract.envelope import CloudEvent
+from registry_contract.ids import sender_scoped, version_id
 
 Reported = messages.DeploymentStatusReported
 

@@ -10,8 +10,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from deploy_tracker.handlers import Changes
 from deploy_tracker.storage import DEPLOY_OUTBOX, DEPLOY_RELAY_CHECKPOINTS, DEPLOYMENTS, KNOWN_VERSIONS
+from registry_contract.documents import Document
 from shared.chassis.mongo import find_by_ids
-from shared.contract.documents import Document
 from shared.outbox.log import MongoOutboxLog
 
 

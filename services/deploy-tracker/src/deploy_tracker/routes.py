@@ -19,16 +19,16 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 
 from deploy_tracker.outcomes import OutcomeWatch, requested_wait
+from registry_contract import correlation, messages
+from registry_contract.auth import Principal
+from registry_contract.deployment_views import ReportAccepted, ReportOutcome
+from registry_contract.documents import Document
+from registry_contract.envelope import CloudEvent
+from registry_contract.ids import sender_scoped
 from shared.chassis.http_auth import guard_of, requires
 from shared.chassis.problems import CATALOGUE, Problem, ProblemReason, documented, keyed_route_refusals
 from shared.chassis.publishing import publish_event
 from shared.chassis.signing import EventSigner
-from shared.contract import correlation, messages
-from shared.contract.auth import Principal
-from shared.contract.deployment_views import ReportAccepted, ReportOutcome
-from shared.contract.documents import Document
-from shared.contract.envelope import CloudEvent
-from shared.contract.ids import sender_scoped
 
 SOURCE = "/registry/deploy-tracker/http"
 PREFERENCE_APPLIED = "Preference-Applied"

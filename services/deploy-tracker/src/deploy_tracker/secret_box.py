@@ -17,9 +17,9 @@ import structlog
 from cryptography.fernet import InvalidToken
 from pymongo.asynchronous.collection import AsyncCollection
 
+from registry_contract.documents import Document
 from shared.chassis import sealing
 from shared.chassis.sealing import SEALED
-from shared.contract.documents import Document
 
 __all__ = ["SEALED", "SecretBox", "reseal_all"]
 log = structlog.get_logger(__name__)

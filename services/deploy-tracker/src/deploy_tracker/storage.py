@@ -11,9 +11,9 @@ from __future__ import annotations
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
+from registry_contract.documents import Document
 from shared.chassis.mongo import ensure_indexes, expiry_index
 from shared.chassis.settings import CommonSettings
-from shared.contract.documents import Document
 
 DEPLOYMENTS = "deployments"
 KNOWN_VERSIONS = "known_versions"

@@ -10,10 +10,10 @@ from faststream.kafka import KafkaBroker
 from deploy_tracker import metrics
 from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.reports import Report
+from registry_contract.envelope import CloudEvent, EnvelopeError, decode
 from shared.chassis.consuming import Probe, Records, batch_subscriber
 from shared.chassis.identity import RecordIdentity
 from shared.chassis.kafka import decode_or_dead_letter
-from shared.contract.envelope import CloudEvent, EnvelopeError, decode
 
 log = structlog.get_logger(__name__)
 HandleBatch = Callable[[list[Report]], Awaitable[object]]

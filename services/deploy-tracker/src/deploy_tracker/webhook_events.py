@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from shared.contract.auth import Principal
-from shared.contract.documents import Document
-from shared.contract.envelope import CloudEvent
-from shared.contract.identity_events import WebhookChanged, url_origin
+from registry_contract.auth import Principal
+from registry_contract.documents import Document
+from registry_contract.envelope import CloudEvent
+from registry_contract.identity_events import WebhookChanged, url_origin
 
 SOURCE = "/registry/deploy-tracker/webhooks"
 

@@ -6,9 +6,9 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from shared.contract.documents import Document
-from shared.contract.envelope import CloudEvent
-from shared.contract.identity_events import IDENTITY_EVENT_MODELS
+from registry_contract.documents import Document
+from registry_contract.envelope import CloudEvent
+from registry_contract.identity_events import IDENTITY_EVENT_MODELS
 
 
 def teams_of(events: Iterable[CloudEvent]) -> list[str]:

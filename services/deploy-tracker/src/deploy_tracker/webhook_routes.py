@@ -17,25 +17,25 @@ from deploy_tracker.storage import WEBHOOK_DELIVERIES, WEBHOOKS
 from deploy_tracker.webhook_events import webhook_event
 from deploy_tracker.webhook_secrets import new_secret
 from deploy_tracker.webhook_targets import TargetRefused, check_target
-from shared.chassis.http_auth import administers_team
-from shared.chassis.http_params import IdPath, SlugPath
-from shared.chassis.problems import Problem, documented, keyed_route_refusals
-from shared.contract import catalog, messages
-from shared.contract.admin_views import (
+from registry_contract import catalog, messages
+from registry_contract.admin_views import (
     WebhookCreated,
     WebhookDeliveryList,
     WebhookDeliveryPublic,
     WebhookList,
     WebhookPublic,
 )
-from shared.contract.auth import Principal
-from shared.contract.documents import Document
-from shared.contract.identity_events import (
+from registry_contract.auth import Principal
+from registry_contract.documents import Document
+from registry_contract.identity_events import (
     IDENTITY_EVENT_MODELS,
     WEBHOOK_CREATED,
     WEBHOOK_DELETED,
     WEBHOOK_SECRET_ROTATED,
 )
+from shared.chassis.http_auth import administers_team
+from shared.chassis.http_params import IdPath, SlugPath
+from shared.chassis.problems import Problem, documented, keyed_route_refusals
 from shared.outbox.changes import ChangeLog
 
 # Key and webhook changes go to the audit log only, never to a webhook (webhook_fanout.wants).

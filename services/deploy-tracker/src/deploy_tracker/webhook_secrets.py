@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from standardwebhooks import Webhook
 
-from shared.contract.documents import Document
+from registry_contract.documents import Document
 
 PREFIX = "whsec_"
 

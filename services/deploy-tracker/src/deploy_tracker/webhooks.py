@@ -36,8 +36,8 @@ from deploy_tracker.storage import WEBHOOK_DELIVERIES, WEBHOOKS
 from deploy_tracker.webhook_fanout import deliveries, teams_of
 from deploy_tracker.webhook_secrets import signature_header, valid_secrets
 from deploy_tracker.webhook_targets import Resolver, TargetRefused, system_resolver, vet
-from shared.contract.documents import Document
-from shared.contract.envelope import CloudEvent
+from registry_contract.documents import Document
+from registry_contract.envelope import CloudEvent
 
 log = structlog.get_logger(__name__)
 Queued = tuple[str, str]  # (delivery id, team)

@@ -32,12 +32,12 @@ from query.search import routes as search_routes
 from query.search.documents import search_document
 from query.search.index import SearchIndex
 from query.search.projection import SearchProjection
+from registry_contract.auth import Principal
 from shared.chassis import asyncapi
 from shared.chassis.heap import freeze_survivors
 from shared.chassis.http_app import service_app
 from shared.chassis.kafka import make_broker
 from shared.chassis.mongo import make_client
-from shared.contract.auth import Principal
 
 log = structlog.get_logger(__name__)
 REFRESH_CHUNK = 200  # changed models rendered per round trip

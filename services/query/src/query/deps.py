@@ -6,10 +6,10 @@ from fastapi import Depends, Header, Query, Request
 
 from query.api.lookup import Lookup
 from query.projection.model import ReadModel, parse_tokens
+from registry_contract import catalog
+from registry_contract.auth import Principal
 from shared.chassis.http_auth import requires
 from shared.chassis.problems import Problem, documented, keyed_route_refusals
-from shared.contract import catalog
-from shared.contract.auth import Principal
 
 Slug = Annotated[str, Query(pattern=catalog.SLUG_PATTERN)]
 Limit = Annotated[int, Query(ge=1, le=catalog.MAX_PAGE_SIZE)]

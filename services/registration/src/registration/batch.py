@@ -13,10 +13,10 @@ from typing import Any
 from registration import domain
 from registration.changes import Changes, ModelChange
 from registration.commands import Command, Rejected
-from shared.contract import catalog, messages
-from shared.contract.documents import Document
-from shared.contract.envelope import CloudEvent
-from shared.contract.ids import ANONYMOUS
+from registry_contract import catalog, messages
+from registry_contract.documents import Document
+from registry_contract.envelope import CloudEvent
+from registry_contract.ids import ANONYMOUS
 from shared.outbox.rows import outbox_row
 
 SOURCE = "/registry/registration"

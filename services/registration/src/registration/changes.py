@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shared.contract.documents import Document
+from registry_contract.documents import Document
 
 
 @dataclass

@@ -11,12 +11,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from registration import domain
-from shared.contract import messages
-from shared.contract.auth import Principal
-from shared.contract.documents import Document
-from shared.contract.envelope import CloudEvent
-from shared.contract.ids import sender_scoped
-from shared.contract.messages import RejectReason
+from registry_contract import messages
+from registry_contract.auth import Principal
+from registry_contract.documents import Document
+from registry_contract.envelope import CloudEvent
+from registry_contract.ids import sender_scoped
+from registry_contract.messages import RejectReason
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from registration import domain
 from registration.batch import Applied, Batch
 from registration.commands import Command
-from shared.contract import messages
+from registry_contract import messages
 
 
 def set_alias(batch: Batch, command: Command, data: messages.SetAlias) -> Applied:

@@ -11,13 +11,13 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict
 
 from registration.routes import IdempotencyKey, Writer, keep_response, run, version_of, written
+from registry_contract import messages
+from registry_contract.auth import Principal
+from registry_contract.views import ModelVersionPublic
+from registry_contract.write_views import AliasPublic, ModelUpdatedPublic
 from shared.chassis.http_auth import requires
 from shared.chassis.http_params import SlugPath, VersionPath
 from shared.chassis.problems import keyed_route_refusals
-from shared.contract import messages
-from shared.contract.auth import Principal
-from shared.contract.views import ModelVersionPublic
-from shared.contract.write_views import AliasPublic, ModelUpdatedPublic
 
 Approver = Annotated[Principal, Depends(requires("models:approve"))]
 router = APIRouter(

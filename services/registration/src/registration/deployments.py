@@ -18,10 +18,10 @@ from pydantic import BaseModel, ValidationError
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
+from registry_contract import catalog, messages
+from registry_contract.documents import Document
+from registry_contract.ids import version_id
 from shared.chassis.mongo import find_by_ids
-from shared.contract import catalog, messages
-from shared.contract.documents import Document
-from shared.contract.ids import version_id
 
 TRACKER_SOURCE = "/registry/deploy-tracker"
 BOOTSTRAP_MARK = "~bootstrap"  # the document noting how far the bootstrap from the tracker's log got

@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from shared.contract.documents import Document
-from shared.contract.ids import model_id, version_id
-from shared.contract.messages import ModelRef, RegisterModelVersion, RejectReason, ShareModel
-from shared.contract.versioning import precedence_key
+from registry_contract.documents import Document
+from registry_contract.ids import model_id, version_id
+from registry_contract.messages import ModelRef, RegisterModelVersion, RejectReason, ShareModel
+from registry_contract.versioning import precedence_key
 
 __all__ = ["model_id", "version_id"]
 

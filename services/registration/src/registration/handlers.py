@@ -18,9 +18,9 @@ from registration.batch import DEFAULT_MAX_SHARES, Batch
 from registration.commands import Command, Outcome, Rejected, parse, request_fingerprint
 from registration.repository import ConcurrentWrite, Repository
 from registration.usecases import USE_CASES
-from shared.contract import messages
-from shared.contract.documents import Document
-from shared.contract.times import to_stored_precision
+from registry_contract import messages
+from registry_contract.documents import Document
+from registry_contract.times import to_stored_precision
 from shared.outbox.rows import event_from_outbox
 
 __all__ = ["Command", "Outcome", "event_from_outbox", "handle_commands", "request_fingerprint"]

@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, Field
 
+from registry_contract.auth import parse_api_key, secret_matches
 from shared.chassis.http_app import Service
 from shared.chassis.http_params import IdPath
 from shared.chassis.keystore import usable
@@ -23,7 +24,6 @@ from shared.chassis.keystore_remote import AuthenticateRequest, KeyPrincipalReco
 from shared.chassis.mongo import API_KEYS
 from shared.chassis.problems import Problem, documented
 from shared.chassis.verifiers import VerifierBox, internal_token
-from shared.contract.auth import parse_api_key, secret_matches
 
 
 class KeyVerifier(BaseModel):

@@ -17,10 +17,10 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
 from registration.batch import SOURCE
-from shared.contract.auth import Principal
-from shared.contract.documents import Document
-from shared.contract.envelope import CloudEvent
-from shared.contract.identity_events import API_KEY_CREATED, API_KEY_REVOKED, ApiKeyChanged
+from registry_contract.auth import Principal
+from registry_contract.documents import Document
+from registry_contract.envelope import CloudEvent
+from registry_contract.identity_events import API_KEY_CREATED, API_KEY_REVOKED, ApiKeyChanged
 from shared.outbox.changes import AlreadyAnnounced, ChangeLog, Write
 
 log = structlog.get_logger(__name__)

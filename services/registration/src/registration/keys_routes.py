@@ -12,16 +12,16 @@ from pymongo.asynchronous.collection import AsyncCollection
 from registration.config import RegistrationSettings
 from registration.key_events import announce, key_event
 from registration.storage import API_KEYS
+from registry_contract.admin_views import ApiKeyList
+from registry_contract.auth import PLATFORM_TEAM, SCOPES, Principal
+from registry_contract.documents import Document
+from registry_contract.identity_events import API_KEY_CREATED, API_KEY_REVOKED
+from registry_contract.views import ApiKeyCreated, ApiKeyPublic
 from shared.chassis.http_app import Service
 from shared.chassis.http_auth import administers_team
 from shared.chassis.http_params import IdPath, SlugPath
 from shared.chassis.keystore import KeyStore, issue_key
 from shared.chassis.problems import Problem, documented, keyed_route_refusals
-from shared.contract.admin_views import ApiKeyList
-from shared.contract.auth import PLATFORM_TEAM, SCOPES, Principal
-from shared.contract.documents import Document
-from shared.contract.identity_events import API_KEY_CREATED, API_KEY_REVOKED
-from shared.contract.views import ApiKeyCreated, ApiKeyPublic
 from shared.outbox.changes import AlreadyAnnounced, ChangeLog
 
 

@@ -18,13 +18,13 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, Field
 
 from registration.storage import MODEL_VERSIONS, OUTBOX
+from registry_contract.ids import model_id, version_id
+from registry_contract.views import Approval
 from shared.chassis.http_app import Service
 from shared.chassis.http_auth import guard_of
 from shared.chassis.http_params import SlugPath, VersionPath
 from shared.chassis.problems import Problem, documented
 from shared.chassis.verifiers import internal_token
-from shared.contract.ids import model_id, version_id
-from shared.contract.views import Approval
 from shared.outbox.reading import WindowedLog
 from shared.outbox.rows import event_from_outbox
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from prometheus_client import Counter
 
 from registration.commands import Command, Outcome
+from registry_contract import messages
 from shared.chassis.access import ACCESS_DENIED, AUTH_FAILURES, RATE_LIMITED, AccessLog
-from shared.contract import messages
 
 COMMANDS = Counter(
     "registry_commands_total",

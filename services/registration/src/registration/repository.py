@@ -20,8 +20,8 @@ from registration.storage import (
     RELAY_CHECKPOINTS,
     SHARES,
 )
+from registry_contract.documents import Document
 from shared.chassis.mongo import find_by_ids
-from shared.contract.documents import Document
 from shared.outbox.log import MongoOutboxLog
 from shared.outbox.memory import InMemoryOutboxLog
 from shared.outbox.rows import OutboxLog

@@ -13,14 +13,14 @@ from pydantic import BaseModel, ConfigDict
 
 from registration.batch import SOURCE
 from registration.commands import Command, Outcome, request_fingerprint
+from registry_contract import correlation, messages
+from registry_contract.auth import Principal
+from registry_contract.envelope import CloudEvent
+from registry_contract.views import ModelVersionPublic
+from registry_contract.write_views import ShareChange
 from shared.chassis.http_auth import requires
 from shared.chassis.http_params import SlugPath, VersionPath
 from shared.chassis.problems import Problem, keyed_route_refusals
-from shared.contract import correlation, messages
-from shared.contract.auth import Principal
-from shared.contract.envelope import CloudEvent
-from shared.contract.views import ModelVersionPublic
-from shared.contract.write_views import ShareChange
 
 HandleOne = Callable[[Command], Awaitable[Outcome]]
 Writer = Annotated[Principal, Depends(requires("models:write"))]

@@ -11,7 +11,7 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.contract.documents import Document
+from registry_contract.documents import Document
 
 MODELS = "models"
 MODEL_VERSIONS = "model_versions"

@@ -13,12 +13,12 @@ from faststream.kafka import KafkaBroker
 from registration.config import RegistrationSettings
 from registration.deployments import DeployedEnvironments, StatusSeen, status_seen
 from registration.handlers import Command, Outcome
+from registry_contract import correlation, messages
+from registry_contract.envelope import EnvelopeError, decode
 from shared.chassis.consuming import Probe, Records, batch_subscriber
 from shared.chassis.identity import RecordIdentity
 from shared.chassis.kafka import decode_or_dead_letter
 from shared.chassis.ratelimit import RateLimiter
-from shared.contract import correlation, messages
-from shared.contract.envelope import EnvelopeError, decode
 
 log = structlog.get_logger(__name__)
 

@@ -15,9 +15,9 @@ from typing import Any, Generic, TypeVar
 from registration import curation, domain, removal
 from registration.batch import Applied, Batch
 from registration.commands import Command
-from shared.contract import messages
-from shared.contract.auth import Principal
-from shared.contract.views import version_public
+from registry_contract import messages
+from registry_contract.auth import Principal
+from registry_contract.views import version_public
 
 Data = TypeVar("Data", bound=messages.ModelRef)
 

@@ -11,12 +11,12 @@ import structlog
 from faststream.kafka import KafkaBroker
 from prometheus_client import Counter
 
+from registry_contract import correlation, messages
+from registry_contract.auth import Principal
+from registry_contract.envelope import CloudEvent
+from registry_contract.ids import ANONYMOUS
 from shared.chassis.publishing import publish_event
 from shared.chassis.signing import EventSigner
-from shared.contract import correlation, messages
-from shared.contract.auth import Principal
-from shared.contract.envelope import CloudEvent
-from shared.contract.ids import ANONYMOUS
 
 log = structlog.get_logger(__name__)
 

@@ -13,12 +13,12 @@ from typing import Any, Literal
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel
 
+from registry_contract import messages
+from registry_contract.envelope import SPEC_VERSION
+from registry_contract.record_signing import KEYID_HEADER
+from registry_contract.record_signing import SIGNATURE_HEADER as RECORD_SIGNATURE_HEADER
 from shared.chassis.settings import CommonSettings
 from shared.chassis.signing import PRINCIPAL_HEADER, SIGNATURE_HEADER
-from shared.contract import messages
-from shared.contract.envelope import SPEC_VERSION
-from shared.contract.record_signing import KEYID_HEADER
-from shared.contract.record_signing import SIGNATURE_HEADER as RECORD_SIGNATURE_HEADER
 
 TopicKind = Literal["commands", "events", "deploy", "access"]
 SCHEMA_FORMAT = "application/schema+json;version=draft-2020-12"
@@ -52,7 +52,7 @@ def _headers(message_type: str, kind: TopicKind) -> dict[str, Any]:
     }
     required = ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_correlationid"]
     if kind in _CARRIES_KEY:
-        # Producers sign with their key (shared.contract.record_signing; the README gives the canonical string).
+        # Producers sign with their key (registry_contract.record_signing; the README gives the canonical string).
         properties[KEYID_HEADER] = _text("id of the API key that signed the record", pattern="^[A-Za-z0-9]{8}$")
         properties[RECORD_SIGNATURE_HEADER] = _text(
             "v1= and the hex HMAC-SHA256, under the key's signing key, of the record's canonical string",

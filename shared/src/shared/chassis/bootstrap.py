@@ -16,13 +16,7 @@ from typing import Any
 
 from pydantic import AliasChoices, Field
 
-from shared.chassis.kafka import ensure_topics
-from shared.chassis.keystore import issue_key
-from shared.chassis.logs import configure_logging
-from shared.chassis.mongo import API_KEYS, make_client
-from shared.chassis.settings import CommonSettings
-from shared.chassis.verifiers import VERIFIER_FIELD, VerifierBox
-from shared.contract.auth import (
+from registry_contract.auth import (
     MIN_SECRET_BITS,
     PLATFORM_TEAM,
     SCOPES,
@@ -32,6 +26,12 @@ from shared.contract.auth import (
     hash_secret,
     parse_api_key,
 )
+from shared.chassis.kafka import ensure_topics
+from shared.chassis.keystore import issue_key
+from shared.chassis.logs import configure_logging
+from shared.chassis.mongo import API_KEYS, make_client
+from shared.chassis.settings import CommonSettings
+from shared.chassis.verifiers import VERIFIER_FIELD, VerifierBox
 
 
 class BootstrapSettings(CommonSettings):

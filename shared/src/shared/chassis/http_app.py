@@ -14,6 +14,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from registry_contract.documents import Document
 from shared.chassis import metrics, problems
 from shared.chassis.access import AccessLog, FailureWatch
 from shared.chassis.cors import ListedOrigins
@@ -33,7 +34,6 @@ from shared.chassis.settings import CommonSettings
 from shared.chassis.signing import EventSigner
 from shared.chassis.supervision import Background, TaskSupervisor
 from shared.chassis.verifiers import VerifierSource
-from shared.contract.documents import Document
 
 Hook = Callable[[], Awaitable[None]]
 log = structlog.get_logger("registry.http")

@@ -8,13 +8,13 @@ from typing import Annotated
 import structlog
 from fastapi import Depends, Header, Request
 
+from registry_contract import messages
+from registry_contract.auth import Principal, bearer_token, parse_api_key
 from shared.chassis.access import ACCESS_DENIED, AUTH_FAILURES, RATE_LIMITED, AccessLog, FailureWatch
 from shared.chassis.http_params import SlugPath
 from shared.chassis.keystore import KeyStore
 from shared.chassis.problems import Problem
 from shared.chassis.ratelimit import RateLimiter
-from shared.contract import messages
-from shared.contract.auth import Principal, bearer_token, parse_api_key
 
 PrincipalDependency = Callable[..., Awaitable[Principal]]
 

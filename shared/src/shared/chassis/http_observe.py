@@ -15,12 +15,12 @@ from fastapi.routing import APIRoute
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from registry_contract import correlation, messages
+from registry_contract.auth import Principal
 from shared.chassis import metrics, problems
 from shared.chassis.access import AccessLog
 from shared.chassis.consuming import is_transient
 from shared.chassis.http_auth import Guard
-from shared.contract import correlation, messages
-from shared.contract.auth import Principal
 
 log = structlog.get_logger("registry.http")
 _NOTEWORTHY_READ_STATUSES = frozenset({401, 403, 429})

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Path
 
-from shared.contract import catalog
+from registry_contract import catalog
 
 # Teams and model names are slugs everywhere (DESIGN §2); anything else is a 422, never an
 # error later (a team name that is not header-safe once broke a Location header).

@@ -1,7 +1,7 @@
 """Who a Kafka record comes from, as far as the record itself proves it.
 
 A record proves a principal in one of two ways: it is signed with an API key
-(:mod:`shared.contract.record_signing`: commands and reports from producers and pipelines), or it
+(:mod:`registry_contract.record_signing`: commands and reports from producers and pipelines), or it
 is signed by a service (:mod:`shared.chassis.signing`) that names the key it acted for
 (``ce_principal``, the tracker's HTTP bridge). A bearer key in an ``authorization`` header (the
 earlier form) proves one only while ``KAFKA_ACCEPT_BEARER_KEYS`` allows it. Anything else a record
@@ -16,11 +16,11 @@ from typing import Any
 
 from aiokafka.structs import ConsumerRecord
 
+from registry_contract.auth import Principal, bearer_token
+from registry_contract.envelope import CloudEvent
 from shared.chassis.keystore import KeyStore
 from shared.chassis.settings import CommonSettings
 from shared.chassis.signing import PRINCIPAL_HEADER, EventSigner
-from shared.contract.auth import Principal, bearer_token
-from shared.contract.envelope import CloudEvent
 
 LOG_APPEND_TIME = 1  # a record's timestamp type when the broker stamped it (topic message.timestamp.type)
 NO_PROOF = "the record carries no signature: sign it with an API key (ce_keyid, ce_signature)"

@@ -15,10 +15,10 @@ from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from prometheus_client import Counter
 
+from registry_contract.envelope import CloudEvent, EnvelopeError, decode
+from registry_contract.times import utc_text
 from shared.chassis.kafka_security import broker_security, client_security_options
 from shared.chassis.settings import CommonSettings
-from shared.contract.envelope import CloudEvent, EnvelopeError, decode
-from shared.contract.times import utc_text
 
 log = structlog.get_logger(__name__)
 DEAD_LETTERS = Counter("registry_dlq_messages_total", "Records sent to a dead-letter topic", ["topic", "reason"])

@@ -19,11 +19,11 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Counter
 
+from registry_contract.identity_events import API_KEY_REVOKED
 from shared.chassis.kafka import client_options
 from shared.chassis.keystore import KeyStore
 from shared.chassis.settings import CommonSettings
 from shared.chassis.signing import EventSigner
-from shared.contract.identity_events import API_KEY_REVOKED
 
 log = structlog.get_logger(__name__)
 FETCH_WAIT_MS = 500  # an idle fetch waits this long at most: data returns at once, idle polls stay rare

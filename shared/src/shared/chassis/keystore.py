@@ -16,11 +16,11 @@ from typing import Any, Protocol
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from registry_contract.auth import ApiKey, Principal, generate_api_key, parse_api_key, secret_matches
+from registry_contract.documents import Document
+from registry_contract.record_signing import RecordProof, signature_matches
+from registry_contract.views import ApiKeyPublic
 from shared.chassis.verifiers import VERIFIER_FIELD, VerifierBox, VerifierSource
-from shared.contract.auth import ApiKey, Principal, generate_api_key, parse_api_key, secret_matches
-from shared.contract.documents import Document
-from shared.contract.record_signing import RecordProof, signature_matches
-from shared.contract.views import ApiKeyPublic
 
 
 class KeyStore(Protocol):
@@ -215,5 +215,5 @@ async def issue_key(
 
 
 def key_public(record: Document) -> dict[str, Any]:
-    """A key's record without its hash, as JSON-ready data (:class:`shared.contract.views.ApiKeyPublic`)."""
+    """A key's record without its hash, as JSON-ready data (:class:`registry_contract.views.ApiKeyPublic`)."""
     return ApiKeyPublic.of(record).model_dump(mode="json")

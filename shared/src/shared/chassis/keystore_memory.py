@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.contract.auth import ApiKey, Principal, parse_api_key, secret_matches
-from shared.contract.record_signing import RecordProof, signature_matches, signing_key
+from registry_contract.auth import ApiKey, Principal, parse_api_key, secret_matches
+from registry_contract.record_signing import RecordProof, signature_matches, signing_key
 
 
 @dataclass

@@ -31,20 +31,20 @@ import structlog
 from prometheus_client import Counter
 from pydantic import BaseModel, Field, ValidationError
 
+from registry_contract.auth import Principal, parse_api_key
+from registry_contract.documents import Document
+from registry_contract.record_signing import RecordProof, signature_matches
+from registry_contract.times import UtcTime
+from registry_contract.views import KeyRateLimit
 from shared.chassis.settings import CommonSettings
 from shared.chassis.verifiers import INTERNAL_TOKEN_HEADER, RemoteVerifiers, VerifierSource, internal_token
-from shared.contract.auth import Principal, parse_api_key
-from shared.contract.documents import Document
-from shared.contract.record_signing import RecordProof, signature_matches
-from shared.contract.times import UtcTime
-from shared.contract.views import KeyRateLimit
 
 log = structlog.get_logger(__name__)
 
 AUTHENTICATE_PATH = "/internal/v1/keys/authenticate"
 KEY_PATH = "/internal/v1/keys/{key_id}"
 MAX_TOKEN_CHARS = 256  # a key is ~55 characters; anything longer is not one, and is never sent on
-_KEY_ID = re.compile(r"^[A-Za-z0-9]{8}$")  # shared.contract.auth's key ids
+_KEY_ID = re.compile(r"^[A-Za-z0-9]{8}$")  # registry_contract.auth's key ids
 
 INTROSPECTION_FAILURES = Counter(
     "registry_key_introspection_failures_total",

@@ -10,6 +10,8 @@ from typing import Any
 
 import structlog
 
+from registry_contract import correlation
+
 SECRET_FIELDS = frozenset({"authorization", "api_key", "token", "secret", "password", "signing_secret"})
 _KEY_PATTERN = re.compile(r"mr_[A-Za-z0-9]{8}_[A-Za-z0-9_-]{8,}")
 
@@ -33,6 +35,14 @@ def redact_secrets(_logger: object, _name: str, event: MutableMapping[str, Any])
     return event
 
 
+def add_correlation_id(_logger: object, _name: str, event: structlog.types.EventDict) -> structlog.types.EventDict:
+    """Stamp the line with the operation's correlation id (the contract keeps it; it knows no logger)."""
+    current = correlation.current()
+    if current is not None:
+        event.setdefault("correlation_id", current)
+    return event
+
+
 def configure_logging(*, service: str, fmt: str = "auto", level: str = "INFO") -> None:
     """Route stdlib and structlog output through one JSON (or, on a terminal, console) renderer."""
     console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
@@ -41,6 +51,7 @@ def configure_logging(*, service: str, fmt: str = "auto", level: str = "INFO") -
     )
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_correlation_id,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from prometheus_client import Counter, Gauge, Histogram, Info
 
-from shared.contract import messages
+from registry_contract import messages
 
 BUILD = Info("registry_build", "Version of the running service and of what it runs on")
 MESSAGES_CONSUMED = Counter(

@@ -17,8 +17,8 @@ from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from registry_contract.documents import Document
 from shared.chassis.settings import CommonSettings
-from shared.contract.documents import Document
 
 EXPIRY_INDEX = "expiry"  # the TTL index of a collection whose documents expire
 # The collection of :class:`shared.chassis.keystore.MongoKeyStore`, which registration alone wires

@@ -10,14 +10,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.contract import correlation
+from registry_contract import correlation
 
 PROBLEM_JSON = "application/problem+json"
 CORRELATION_HEADER = "X-Correlation-ID"
 PROBLEM_TYPE_PREFIX = "urn:registry:problem:"
 
 # The one catalogue of refusals: each reason is a Kafka ``command_rejected`` reason (the first
-# eight, :data:`shared.contract.messages.RejectReason`) or an HTTP-only one, and has one status and title.
+# eight, :data:`registry_contract.messages.RejectReason`) or an HTTP-only one, and has one status and title.
 ProblemReason = Literal[
     "invalid",
     "unauthenticated",

@@ -7,8 +7,8 @@ import asyncio
 from aiokafka.structs import RecordMetadata
 from faststream.kafka import KafkaBroker
 
+from registry_contract.envelope import CloudEvent
 from shared.chassis.signing import EventSigner
-from shared.contract.envelope import CloudEvent
 
 
 async def publish_event(

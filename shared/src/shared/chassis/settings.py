@@ -73,7 +73,7 @@ class CommonSettings(BaseSettings):
     event_signing_key: SecretStr | None = Field(None, validation_alias=_shared("event_signing_key"))
     event_signing_previous_key: SecretStr | None = Field(None, validation_alias=_shared("event_signing_previous_key"))
 
-    # Producers sign Kafka records with their API key (shared.contract.record_signing). A record
+    # Producers sign Kafka records with their API key (registry_contract.record_signing). A record
     # with a bearer key instead (``authorization: Bearer mr_…``, the earlier form) is refused as
     # unauthenticated unless this transition setting accepts it; new installations refuse.
     kafka_accept_bearer_keys: bool = Field(False, validation_alias=_shared("kafka_accept_bearer_keys"))

@@ -17,8 +17,8 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
+from registry_contract.envelope import CloudEvent, Headers
 from shared.chassis.settings import CommonSettings, ConfigurationError
-from shared.contract.envelope import CloudEvent, Headers
 
 SIGNATURE_HEADER = "ce_registrysignature"  # a CloudEvents extension attribute in binary mode
 PRINCIPAL_HEADER = "ce_principal"  # key id a service acted for (the tracker's HTTP bridge)

@@ -1,7 +1,7 @@
 """API keys' signature verifiers: sealed in registration's keys, fetched by the other services.
 
 A key's verifier is the signing key its producer derives from the key's secret
-(:func:`shared.contract.record_signing.signing_key`). Registration stores it at the key's creation,
+(:func:`registry_contract.record_signing.signing_key`). Registration stores it at the key's creation,
 sealed like webhook secrets (:mod:`shared.chassis.sealing`), and serves it to the other services
 on an internal route (``GET /internal/v1/keys/{key_id}/verifier``) guarded by the services'
 credential (``INTERNAL_API_TOKEN``). It never travels on the bus and never appears in a key event.
@@ -19,11 +19,11 @@ from typing import Self
 import httpx
 from cryptography.fernet import InvalidToken
 
+from registry_contract.auth import parse_api_key
+from registry_contract.documents import Document
+from registry_contract.record_signing import signing_key
 from shared.chassis.sealing import SecretBox, derived_fernet_key
 from shared.chassis.settings import CommonSettings, ConfigurationError
-from shared.contract.auth import parse_api_key
-from shared.contract.documents import Document
-from shared.contract.record_signing import signing_key
 
 VERIFIER_FIELD = "verifier"  # in an api_keys record: the sealed verifier (absent on keys made before signing)
 INTERNAL_TOKEN_HEADER = "x-registry-service-token"

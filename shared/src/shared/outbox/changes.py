@@ -8,8 +8,8 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from shared.contract.documents import Document
-from shared.contract.envelope import CloudEvent
+from registry_contract.documents import Document
+from registry_contract.envelope import CloudEvent
 from shared.outbox.log import MongoOutboxLog
 from shared.outbox.rows import outbox_row
 

@@ -9,8 +9,8 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
+from registry_contract.documents import Document
 from shared.chassis.pacing import AtMostEvery
-from shared.contract.documents import Document
 from shared.outbox.rows import Numbering
 
 CHECKPOINT_SAVE_SECONDS = 1.0  # a process's own checkpoint is stored at most this often

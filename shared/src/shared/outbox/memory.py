@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime, timedelta
 
-from shared.contract.documents import Document
+from registry_contract.documents import Document
 from shared.outbox.rows import Numbering
 
 

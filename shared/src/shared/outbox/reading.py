@@ -16,7 +16,7 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from shared.contract.documents import Document
+from registry_contract.documents import Document
 
 SECOND = 10**9
 FIRST_WINDOW = SECOND

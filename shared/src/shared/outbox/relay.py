@@ -26,12 +26,12 @@ from aiokafka.errors import (
 )
 from faststream.kafka import KafkaBroker
 
+from registry_contract.documents import Document
 from shared.chassis.logs import describe
 from shared.chassis.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PARKED, OUTBOX_PUBLISHED
 from shared.chassis.publishing import publish_event
 from shared.chassis.signing import EventSigner
 from shared.chassis.supervision import stop_if_cancelled
-from shared.contract.documents import Document
 from shared.outbox.rows import OutboxLog, event_from_outbox
 
 log = structlog.get_logger(__name__)

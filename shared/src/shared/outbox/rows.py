@@ -10,9 +10,9 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from shared.contract.documents import Document
-from shared.contract.envelope import CloudEvent
-from shared.contract.times import to_stored_precision
+from registry_contract.documents import Document
+from registry_contract.envelope import CloudEvent
+from registry_contract.times import to_stored_precision
 
 
 def writer_id() -> str:

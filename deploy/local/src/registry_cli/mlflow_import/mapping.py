@@ -38,7 +38,7 @@ from registry_cli.mlflow_import.records import (
     MlflowRun,
     MlflowSnapshot,
 )
-from shared.contract import catalog, messages
+from registry_contract import catalog, messages
 
 STAGE_ALIASES = {"Production": "production", "Staging": "staging"}
 MAX_ALIASES = 32  # the registration service's limit per model

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from shared.contract import catalog
+from registry_contract import catalog
 
 SLUG = re.compile(catalog.SLUG_PATTERN)
 MAX_SLUG = 63

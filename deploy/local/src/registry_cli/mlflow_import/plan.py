@@ -1,7 +1,7 @@
 """The plan of an MLflow import: the commands to send, in the order that works, and what was left out.
 
 Applying it is one loop (``for model, step in plan.steps()``): each :class:`Step`'s ``data`` is
-its contract command's data (``shared.contract.messages``), whose fields are also the keyword
+its contract command's data (``registry_contract.messages``), whose fields are also the keyword
 arguments of the registry client's method named ``step.kind`` (``register_version``,
 ``update_model``, ``set_alias``, ``set_lifecycle``). ``step.idempotency_key`` is a digest of the
 step, so a re-run sends an unchanged step under the same key and the registry replays its first
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from shared.contract import messages
+from registry_contract import messages
 
 StepKind = Literal["register_version", "update_model", "set_alias", "set_lifecycle"]
 COMMAND_TYPES: dict[StepKind, str] = {

@@ -6,8 +6,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from shared.contract.times import utc_text
-from shared.contract.views import (
+from registry_contract.times import utc_text
+from registry_contract.views import (
     CardEnvironment,
     ModelCard,
 )

@@ -8,11 +8,11 @@ from query.api.card_markdown import card_markdown
 from query.api.cards import build_card, described_version
 from query.api.lookup import Lookup, not_found
 from query.deps import CONSISTENT, INVALID, NOT_FOUND, REFUSALS, UNAVAILABLE, Visible
+from registry_contract.documents import Document
+from registry_contract.versioning import VersionRange, precedence_key
+from registry_contract.views import ModelCardPublic
 from shared.chassis.http_params import SlugPath
 from shared.chassis.problems import Problem
-from shared.contract.documents import Document
-from shared.contract.versioning import VersionRange, precedence_key
-from shared.contract.views import ModelCardPublic
 
 MAX_CARD_VERSIONS = 50  # versions one card reads for its metrics and lifecycle sections
 MAX_CARD_REPORTS = 50  # most recent deployment reports of the described version it reads

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.contract.documents import Document
-from shared.contract.versioning import precedence_key
-from shared.contract.views import (
+from registry_contract.documents import Document
+from registry_contract.versioning import precedence_key
+from registry_contract.views import (
     CardDataset,
     CardDeployments,
     CardDetails,

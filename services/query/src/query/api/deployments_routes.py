@@ -5,9 +5,9 @@ from typing import Literal
 from fastapi import APIRouter
 
 from query.deps import CONSISTENT, INVALID, NOT_FOUND, REFUSALS, UNAVAILABLE, Cursor, Environment, Limit, Visible
+from registry_contract import catalog
+from registry_contract.views import DeploymentReportPublic, Page, VersionDeployments
 from shared.chassis.http_params import SlugPath, VersionPath
-from shared.contract import catalog
-from shared.contract.views import DeploymentReportPublic, Page, VersionDeployments
 
 router = APIRouter(
     prefix="/v1/models/{team}/{name}",

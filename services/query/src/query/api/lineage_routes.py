@@ -6,12 +6,12 @@ from fastapi import APIRouter
 
 from query.api.lookup import Lookup, not_found
 from query.deps import CONSISTENT, INVALID, NOT_FOUND, REFUSALS, UNAVAILABLE, Caller, Visible
+from registry_contract import catalog
+from registry_contract.documents import Document
+from registry_contract.read_views import AliasesPublic, LineagePublic, SharesPublic
+from registry_contract.views import ModelVersionPublic
 from shared.chassis.http_params import SlugPath, VersionPath
 from shared.chassis.problems import Problem
-from shared.contract import catalog
-from shared.contract.documents import Document
-from shared.contract.read_views import AliasesPublic, LineagePublic, SharesPublic
-from shared.contract.views import ModelVersionPublic
 
 router = APIRouter(
     prefix="/v1/models/{team}/{name}", responses=REFUSALS | INVALID | NOT_FOUND | UNAVAILABLE, dependencies=CONSISTENT

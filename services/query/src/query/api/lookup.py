@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from query.api.reads import Reads
+from registry_contract.auth import Principal
+from registry_contract.documents import Document
+from registry_contract.ids import model_id, version_doc_id
+from registry_contract.versioning import precedence_key
 from shared.chassis.problems import Problem
-from shared.contract.auth import Principal
-from shared.contract.documents import Document
-from shared.contract.ids import model_id, version_doc_id
-from shared.contract.versioning import precedence_key
 
 VisibleTo = Callable[[Principal], dict[str, Any]]
 

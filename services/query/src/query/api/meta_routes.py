@@ -4,8 +4,8 @@ from fastapi import APIRouter, Request
 
 from query.api.reads import MODEL_SORTS
 from query.deps import INVALID, REFUSALS, Caller
-from shared.contract import catalog
-from shared.contract.read_views import Limits, Meta
+from registry_contract import catalog
+from registry_contract.read_views import Limits, Meta
 
 router = APIRouter(prefix="/v1", tags=["meta"], responses=REFUSALS | INVALID)
 

@@ -21,10 +21,10 @@ from query.deps import (
     Visible,
     checked_status,
 )
+from registry_contract import catalog
+from registry_contract.views import ModelEventPublic, ModelPublic, Page
 from shared.chassis.http_params import IdPath, SlugPath
 from shared.chassis.problems import Problem
-from shared.contract import catalog
-from shared.contract.views import ModelEventPublic, ModelPublic, Page
 
 router = APIRouter(prefix="/v1", tags=["models"], responses=REFUSALS | INVALID | UNAVAILABLE, dependencies=CONSISTENT)
 Sort = Annotated[str, Query(max_length=32, description="a field of /v1/meta model_sorts, '-' for descending")]

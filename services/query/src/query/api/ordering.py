@@ -1,7 +1,7 @@
 """The read model's models in each list order, kept in step with it, so a page is a slice, not a sort.
 
 Each order is a sorted list of unique keys (``created_key``, ``updated_key``, ``name_key``,
-``feed_key``: the sort value then the id, see :mod:`shared.contract.sortkeys`), one for every model
+``feed_key``: the sort value then the id, see :mod:`registry_contract.sortkeys`), one for every model
 and one per group a list narrows to (a team, a reader team, a former reader, a tag pair, a
 deployment status or environment of any of its versions), so the
 smallest group a request names is walked in order from a :mod:`bisect` position. Changed models
@@ -19,7 +19,7 @@ from itertools import takewhile
 from typing import NamedTuple
 
 from query.projection.model import ReadModel
-from shared.contract.documents import Document
+from registry_contract.documents import Document
 
 ORDERS = ("created_key", "updated_key", "name_key", "feed_key")
 RESORT_AFTER = 64  # ids gained at once past which a model's version list is sorted afresh
@@ -54,7 +54,7 @@ def deployment_groups(versions: Iterable[Document]) -> frozenset[tuple[str, str]
 
 
 def owner_of(key: str) -> str:
-    """The model id a sort key ends with (each is ``<value> <id>``, see :mod:`shared.contract.sortkeys`)."""
+    """The model id a sort key ends with (each is ``<value> <id>``, see :mod:`registry_contract.sortkeys`)."""
     return key.rpartition(" ")[2]
 
 

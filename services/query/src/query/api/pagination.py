@@ -1,6 +1,6 @@
 """Opaque keyset cursors: stable under concurrent inserts, unlike skip/offset paging.
 
-Lists sort on unique keys (see :mod:`shared.contract.sortkeys`), so the cursor is the last key seen
+Lists sort on unique keys (see :mod:`registry_contract.sortkeys`), so the cursor is the last key seen
 and the next page starts right after it (:mod:`query.api.ordering`).
 """
 

@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 from query.api.ordering import ModelOrders, VersionOrders, deployment_marks, moment, wanted_mark
 from query.api.pagination import SortSpec, decode_cursor, encode_cursor
 from query.projection.model import ReadModel
+from registry_contract.documents import Document
+from registry_contract.sortkeys import time_key
+from registry_contract.versioning import VersionRange
 from shared.chassis.problems import Problem
-from shared.contract.documents import Document
-from shared.contract.sortkeys import time_key
-from shared.contract.versioning import VersionRange
 
 MODEL_SORTS = {"created_at": "created_key", "updated_at": "updated_key", "name": "name_key"}
 MAX_SCANNED_MODELS = 10_000  # models one request for a list of models may examine

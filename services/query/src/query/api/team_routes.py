@@ -5,10 +5,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from query.deps import CONSISTENT, INVALID, REFUSALS, UNAVAILABLE, Visible
+from registry_contract import catalog
+from registry_contract.documents import Document
+from registry_contract.views import DeploymentReportPublic, ModelVersionPublic, Page
 from shared.chassis.http_params import SlugPath
-from shared.contract import catalog
-from shared.contract.documents import Document
-from shared.contract.views import DeploymentReportPublic, ModelVersionPublic, Page
 
 router = APIRouter(
     prefix="/v1/teams/{team}", tags=["teams"], responses=REFUSALS | INVALID | UNAVAILABLE, dependencies=CONSISTENT

@@ -18,12 +18,12 @@ from query.deps import (
     Visible,
     checked_status,
 )
+from registry_contract import catalog
+from registry_contract.messages import Lifecycle
+from registry_contract.versioning import VersionRange, parse_range
+from registry_contract.views import ModelVersionPublic, Page
 from shared.chassis.http_params import SlugPath, VersionPath
 from shared.chassis.problems import Problem
-from shared.contract import catalog
-from shared.contract.messages import Lifecycle
-from shared.contract.versioning import VersionRange, parse_range
-from shared.contract.views import ModelVersionPublic, Page
 
 router = APIRouter(
     prefix="/v1/models/{team}/{name}/versions",

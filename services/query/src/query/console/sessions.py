@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
-from shared.contract.auth import Principal
-from shared.contract.documents import Document
+from registry_contract.auth import Principal
+from registry_contract.documents import Document
 
 SEAL_INFO = b"model-registry console session: sealed API key"
 NONCE_BYTES = 12

@@ -24,11 +24,11 @@ from fastapi.templating import Jinja2Templates
 from query.console import formatting
 from query.console.sessions import Session, Sessions
 from query.mcp.api import RegistryApi
+from registry_contract import catalog, correlation
+from registry_contract.auth import Principal
+from registry_contract.versioning import precedence_key
 from shared.chassis.http_auth import Guard
 from shared.chassis.problems import CORRELATION_HEADER, Problem
-from shared.contract import catalog, correlation
-from shared.contract.auth import Principal
-from shared.contract.versioning import precedence_key
 
 COOKIE = "mr_console"
 SIGN_IN_COOKIE = "mr_console_sign_in"  # the sign-in form's own CSRF token (there is no session yet)

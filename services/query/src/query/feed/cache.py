@@ -9,7 +9,7 @@ current for exactly as long as the model still has that key. The feed renders on
 
 from __future__ import annotations
 
-from shared.contract.documents import Document
+from registry_contract.documents import Document
 
 DEFAULT_CAPACITY = 50_000  # documents; a card is a few kilobytes, so on the order of 200 MB at most
 

@@ -29,10 +29,10 @@ from query.api.card_markdown import card_markdown
 from query.api.cards import build_card
 from query.api.reads import Reads
 from query.feed.cache import DocumentCache
+from registry_contract.auth import Principal
+from registry_contract.documents import Document
+from registry_contract.sortkeys import time_key
 from shared.chassis.problems import Problem
-from shared.contract.auth import Principal
-from shared.contract.documents import Document
-from shared.contract.sortkeys import time_key
 
 MAX_VERSIONS = 20  # versions read per model document (the newest by SemVer precedence)
 # Changes younger than this are not served yet: a transaction that took its key before a later one

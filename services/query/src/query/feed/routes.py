@@ -10,9 +10,9 @@ from fastapi.responses import StreamingResponse
 
 from query.deps import CONSISTENT, INVALID, REFUSALS, UNAVAILABLE, Caller, Cursor, Limit
 from query.feed.documents import Feed, FeedPage, decode_cursor, encode_cursor
-from shared.contract import catalog
-from shared.contract.assistant_views import DocumentPage, DocumentPublic, StreamEnd
-from shared.contract.auth import Principal
+from registry_contract import catalog
+from registry_contract.assistant_views import DocumentPage, DocumentPublic, StreamEnd
+from registry_contract.auth import Principal
 
 NDJSON = "application/x-ndjson"
 STREAM_PAGE = catalog.MAX_PAGE_SIZE  # documents read per query while streaming

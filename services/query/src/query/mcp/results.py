@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shared.contract.views import EnvironmentStatus, ModelPublic, ModelVersionPublic, Page
+from registry_contract.views import EnvironmentStatus, ModelPublic, ModelVersionPublic, Page
 
 
 class Snippet(BaseModel):

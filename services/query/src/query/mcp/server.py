@@ -27,10 +27,10 @@ from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from registry_contract import correlation
 from shared.chassis.http_app import Service
 from shared.chassis.http_auth import Guard
 from shared.chassis.problems import CORRELATION_HEADER, Problem, problem_response
-from shared.contract import correlation
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer

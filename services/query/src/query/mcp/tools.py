@@ -29,9 +29,9 @@ from query.mcp.results import (
     search_text,
     versions_text,
 )
-from shared.contract import catalog
-from shared.contract.messages import Framework
-from shared.contract.views import ModelPublic
+from registry_contract import catalog
+from registry_contract.messages import Framework
+from registry_contract.views import ModelPublic
 
 ApiOf = Callable[[Context], RegistryApi]
 """The caller's API for one MCP request (its key, its correlation id)."""

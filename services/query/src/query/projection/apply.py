@@ -18,12 +18,12 @@ from typing import Any
 import semver
 
 from query.projection.model import ReadModel
-from shared.contract import messages
-from shared.contract.documents import Document
-from shared.contract.envelope import CloudEvent
-from shared.contract.ids import version_doc_id, version_id
-from shared.contract.sortkeys import text_key, time_key
-from shared.contract.versioning import precedence_key
+from registry_contract import messages
+from registry_contract.documents import Document
+from registry_contract.envelope import CloudEvent
+from registry_contract.ids import version_doc_id, version_id
+from registry_contract.sortkeys import text_key, time_key
+from registry_contract.versioning import precedence_key
 
 REPORT_RECORDED = "registry.event.deployment_report_recorded"
 SOURCES = {"/registry/registration": "r", "/registry/deploy-tracker": "d"}

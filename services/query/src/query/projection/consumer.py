@@ -25,11 +25,11 @@ from query.projection.apply import apply_event
 from query.projection.model import ReadModel
 from query.projection.owners import OwnerLog, OwnerUnavailable
 from query.projection.storage import Checkpoint, Flushed, ProjectionStore, Rows
+from registry_contract.envelope import CloudEvent, EnvelopeError, decode
 from shared.chassis.consuming import LINGER_MIN_BYTES
 from shared.chassis.kafka import client_options
 from shared.chassis.settings import CommonSettings
 from shared.chassis.signing import EventSigner
-from shared.contract.envelope import CloudEvent, EnvelopeError, decode
 
 log = structlog.get_logger(__name__)
 CATCH_UP_MARGIN_NS = 5 * 60 * 1_000_000_000  # read each owner's log from 5 minutes before the revision reached

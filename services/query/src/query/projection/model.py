@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from shared.contract.documents import Document
+from registry_contract.documents import Document
 
 SOURCES = ("r", "d")  # "r": registration's events, "d": the deploy-tracker's
 MAX_TOKENS = 8

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
+from registry_contract.envelope import CloudEvent
 from shared.chassis.verifiers import INTERNAL_TOKEN_HEADER
-from shared.contract.envelope import CloudEvent
 
 EVENTS_PATH = "/internal/v1/events"
 PAGE = 1_000  # events per request, the most an owner serves

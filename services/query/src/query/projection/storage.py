@@ -18,8 +18,8 @@ from pymongo import ASCENDING, DeleteOne, IndexModel, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from query.projection.model import ReadModel
-from shared.contract.documents import Document
-from shared.contract.ids import version_id
+from registry_contract.documents import Document
+from registry_contract.ids import version_id
 
 PROJECTION_MODELS = "projection_models"  # {_id: model id, doc: the model document or None, revisions}
 PROJECTION_VERSIONS = "projection_versions"  # the version documents as they are

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.contract.documents import Document
-from shared.contract.views import model_public, version_public
+from registry_contract.documents import Document
+from registry_contract.views import model_public, version_public
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from query.search.queries import QueryBuilder, SearchFilters
 from query.search.schema import SUMMARY, UPDATED
 from query.search.shards import Shard, Shards
 from query.search.snippets import Snippet, highlight_query, snippets
-from shared.contract import catalog
+from registry_contract import catalog
 
 FACETS = ("framework", "status", "team", "deployment_target", "environment")
 FACET_SIZE = 50

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from shared.contract import catalog
+from registry_contract import catalog
 
 MAX_QUERY_CHARS = 512
 MAX_TERMS = 32

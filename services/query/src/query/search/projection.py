@@ -26,7 +26,7 @@ import structlog
 from query import metrics
 from query.api.reads import Reads
 from query.search.documents import readers_of
-from shared.contract.documents import Document
+from registry_contract.documents import Document
 
 log = structlog.get_logger(__name__)
 BUILD_BATCH = 500  # models indexed per call into the index

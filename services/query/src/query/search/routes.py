@@ -27,9 +27,9 @@ from query.deps import (
 from query.search.index import SearchIndex, SearchRequest
 from query.search.parser import InvalidQuery
 from query.search.queries import SearchFilters
+from registry_contract import catalog
+from registry_contract.assistant_views import SearchPage
 from shared.chassis.problems import Problem, documented
-from shared.contract import catalog
-from shared.contract.assistant_views import SearchPage
 
 router = APIRouter(
     prefix="/v1/assistant", tags=["assistant"], responses=REFUSALS | UNAVAILABLE, dependencies=CONSISTENT

@@ -7,8 +7,6 @@ import uuid
 from contextvars import ContextVar
 from typing import TypeGuard
 
-import structlog
-
 _correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 
 
@@ -31,11 +29,10 @@ def acceptable(correlation_id: object) -> TypeGuard[str]:
 
 
 def bind(correlation_id: str | None) -> str:
-    """Make ``correlation_id`` (or a new one) current for this task and its log lines.
+    """Make ``correlation_id`` (or a new one) current for this task (log lines carry it: shared.chassis.logs).
 
     A value that is not a short token is replaced, so callers cannot inject text into logs.
     """
     value = correlation_id if acceptable(correlation_id) else new_id()
     _correlation_id.set(value)
-    structlog.contextvars.bind_contextvars(correlation_id=value)
     return value

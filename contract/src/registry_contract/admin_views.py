@@ -1,15 +1,15 @@
 """What a team's admin routes answer: its API keys, webhook subscriptions (their secret only once) and deliveries.
 
-A single key is :class:`shared.contract.views.ApiKeyPublic` (``ApiKeyCreated`` when just made).
+A single key is :class:`registry_contract.views.ApiKeyPublic` (``ApiKeyCreated`` when just made).
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from shared.contract.documents import Document
-from shared.contract.times import UtcTime
-from shared.contract.views import ApiKeyPublic, stored_fields
+from registry_contract.documents import Document
+from registry_contract.times import UtcTime
+from registry_contract.views import ApiKeyPublic, stored_fields
 
 
 class ApiKeyList(BaseModel):

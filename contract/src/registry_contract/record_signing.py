@@ -28,7 +28,7 @@ import hmac
 import re
 from dataclasses import dataclass
 
-from shared.contract.auth import parse_api_key
+from registry_contract.auth import parse_api_key
 
 ALGORITHM = "REGISTRY-HMAC-SHA256-V1"
 SIGNING_CONTEXT = b"registry-signing-v1"

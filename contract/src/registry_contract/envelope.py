@@ -11,9 +11,9 @@ from typing import Any, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.contract import correlation
-from shared.contract.jsonbounds import depth_of
-from shared.contract.record_signing import (
+from registry_contract import correlation
+from registry_contract.jsonbounds import depth_of
+from registry_contract.record_signing import (
     KEYID_HEADER,
     SIGNATURE_HEADER,
     RecordProof,
@@ -21,7 +21,7 @@ from shared.contract.record_signing import (
     proof_flaw,
     signature_headers,
 )
-from shared.contract.times import utc_text
+from registry_contract.times import utc_text
 
 SPEC_VERSION = "1.0"
 JSON = "application/json"
@@ -73,7 +73,7 @@ class CloudEvent(BaseModel):
         """Encode in binary mode: data as the value, attributes as ``ce_`` headers.
 
         With :attr:`sign_with`, the record carries ``ce_keyid`` and ``ce_signature``
-        (:mod:`shared.contract.record_signing`) instead of the key.
+        (:mod:`registry_contract.record_signing`) instead of the key.
         """
         time = utc_text(self.time)
         headers: Headers = [

@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 import semver
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from shared.contract import catalog
-from shared.contract.identity_events import IDENTITY_EVENT_MODELS
-from shared.contract.jsonbounds import FIELD_NAME_PATTERN, check_document
+from registry_contract import catalog
+from registry_contract.identity_events import IDENTITY_EVENT_MODELS
+from registry_contract.jsonbounds import FIELD_NAME_PATTERN, check_document
 
 # --- ce_type values -------------------------------------------------------------------------
 REGISTER_MODEL_VERSION = "registry.command.register_model_version"
@@ -422,7 +422,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     VERSION_APPROVAL_CHANGED: VersionApprovalChanged,
     MODEL_UPDATED: ModelUpdated,
     MODEL_VERSION_DELETED: ModelVersionDeleted,
-    **IDENTITY_EVENT_MODELS,  # keys and webhooks (shared.contract.identity_events)
+    **IDENTITY_EVENT_MODELS,  # keys and webhooks (registry_contract.identity_events)
     DEPLOY_STATUS_REPORTED: DeploymentStatusReported,
     ACCESS_READ: AccessRecorded,
     ACCESS_WRITE: AccessRecorded,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from shared.contract.versioning import precedence_key
+from registry_contract.versioning import precedence_key
 
 # Records of nobody: the sender-scoped namespace of commands and reports without a valid key
 # (not a slug, so it is no team's), and the Kafka key and subject of their outcomes.

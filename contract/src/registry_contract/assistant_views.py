@@ -1,6 +1,6 @@
 """What the assistant routes answer: ranked search hits and the RAG document feed.
 
-Model cards are in :mod:`shared.contract.views` (``ModelCardPublic``).
+Model cards are in :mod:`registry_contract.views` (``ModelCardPublic``).
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shared.contract.times import UtcTime
-from shared.contract.views import ModelPublic, ModelVersionPublic
+from registry_contract.times import UtcTime
+from registry_contract.views import ModelPublic, ModelVersionPublic
 
 
 class SnippetPublic(BaseModel):

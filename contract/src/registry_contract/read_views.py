@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from shared.contract import catalog
-from shared.contract.views import ModelVersionPublic
+from registry_contract import catalog
+from registry_contract.views import ModelVersionPublic
 
 
 class AliasesPublic(BaseModel):

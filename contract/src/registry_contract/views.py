@@ -2,7 +2,7 @@
 
 These pydantic models are the HTTP responses (``response_model``, so ``/openapi.json`` documents
 them) and the data of the events that carry a whole resource; times are written one way
-(:data:`shared.contract.times.UtcTime`).
+(:data:`registry_contract.times.UtcTime`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
-from shared.contract.documents import Document
-from shared.contract.times import UtcTime
+from registry_contract.documents import Document
+from registry_contract.times import UtcTime
 
 Item = TypeVar("Item")
 

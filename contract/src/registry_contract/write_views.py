@@ -1,6 +1,6 @@
 """What the registration service's curation writes answer: shares, aliases and the model's metadata.
 
-Writes of versions answer :class:`shared.contract.views.ModelVersionPublic`; these are the others.
+Writes of versions answer :class:`registry_contract.views.ModelVersionPublic`; these are the others.
 """
 
 from __future__ import annotations

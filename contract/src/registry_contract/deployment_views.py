@@ -1,6 +1,6 @@
 """What the deploy-tracker's HTTP bridge answers to a deployment report: accepted, or (``Prefer: wait``) its outcome.
 
-A version's deployment history is :class:`shared.contract.views.VersionDeployments`.
+A version's deployment history is :class:`registry_contract.views.VersionDeployments`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from shared.contract.documents import Document
+from registry_contract.documents import Document
 
 
 class ReportAccepted(BaseModel):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from shared.contract.times import UtcTime
+from registry_contract.times import UtcTime
 
 
 class AuditEntryPublic(BaseModel):
