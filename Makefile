@@ -31,13 +31,13 @@ system-packages:
 
 test: setup system-packages
 	.venv/bin/ruff check .
-	.venv/bin/mypy contract/src shared/src services/*/src deploy/local/src client/src tests
+	.venv/bin/mypy contract/src shared/src services/*/src deploy/local/src client/src tests tools
 	.venv/bin/pytest
 
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy contract/src shared/src services/*/src deploy/local/src client/src tests
+	.venv/bin/mypy contract/src shared/src services/*/src deploy/local/src client/src tests tools
 
 bench: setup
 	.venv/bin/python bench/registry_bench.py

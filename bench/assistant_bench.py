@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
+from stats import percentile
 
 from query.projection.apply import latest_rank, tag_pairs
 from query.projection.storage import PROJECTION_MODELS, PROJECTION_VERSIONS, Checkpoint, MongoProjectionStore, Rows
@@ -46,11 +47,6 @@ from tests.relevance.judged import JUDGED
 
 console = Console()
 DATABASE = service_database("query")  # where the query service persists its read model
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def stored(model: Document) -> Document:

@@ -21,6 +21,7 @@ import httpx
 from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
+from stats import percentile
 
 from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack, throwaway_stack
@@ -107,11 +108,6 @@ async def timed(http: httpx.AsyncClient, path: str, rounds: int) -> tuple[list[f
     return trips, server
 
 
-def percentile(samples: list[float], p: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
-
-
 async def main(args: argparse.Namespace) -> int:
     keys: list[str] = []
 
@@ -164,11 +160,11 @@ async def main(args: argparse.Namespace) -> int:
         table.add_row(
             name,
             str(len(trips)),
-            f"{percentile(server, 0.50):.1f}",
-            f"{percentile(server, 0.95):.1f}",
-            f"{percentile(server, 0.99):.1f}",
-            f"{percentile(trips, 0.50):.1f}",
-            f"{percentile(trips, 0.99):.1f}",
+            f"{percentile(server, 50):.1f}",
+            f"{percentile(server, 95):.1f}",
+            f"{percentile(server, 99):.1f}",
+            f"{percentile(trips, 50):.1f}",
+            f"{percentile(trips, 99):.1f}",
             f"≤ {target:g}" if target else "—",
         )
     console.print(table)

@@ -24,9 +24,9 @@ import time
 
 import httpx
 from process_cpu import add_cpu_row, cpu_seconds, per_unit_ms, stack_groups
-from registry_bench import percentile
 from rich.console import Console
 from rich.table import Table
+from stats import percentile
 
 from registry_cli.stack import EmbeddedStack, throwaway_stack, unthrottled_admin_key
 

@@ -35,6 +35,7 @@ from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
 from stand_in import add_stand_in_rows, bound_per_s, measure_ceiling, oplog_position, settled_writes
+from stats import percentile
 
 from registration.handlers import Command, event_from_outbox, handle_commands
 from registration.repository import MongoRepository
@@ -53,11 +54,6 @@ FRAMEWORKS = ["xgboost", "onnx", "pytorch", "scikit-learn"]
 # documents) outlived the stand-in's 10 s transaction lifetime, and so, once, did 500 while the
 # services were still busy with the Kafka phase; registration's consumer takes up to 500.
 LOAD_BATCH = 250
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def auth(stack: EmbeddedStack) -> dict[str, str]:

@@ -23,6 +23,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from stats import percentile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package, when run as a script
 
@@ -40,11 +41,6 @@ FILTERS = (
     SearchFilters(framework="xgboost"),
     SearchFilters(tags=("tier:critical",)),
 )
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def rss_mb() -> float:

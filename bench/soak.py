@@ -45,9 +45,10 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from process_cpu import cpu_seconds, cpu_text, per_unit_ms, stack_groups
-from registry_bench import FRAMEWORKS, auth, percentile, register, use_unthrottled_admin_key
+from registry_bench import FRAMEWORKS, auth, register, use_unthrottled_admin_key
 from rich.console import Console
 from rich.table import Table
+from stats import percentile
 
 from registry_cli.processes import group_members
 from registry_cli.stack import EmbeddedStack, throwaway_stack

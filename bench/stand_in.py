@@ -1,6 +1,6 @@
 """What the embedded MongoDB stand-in can do at most, and how much a workload asks of it.
 
-The registry's write paths are bounded by SecantusDB (pure Python over WiredTiger, DESIGN §7),
+The registry's write paths are bounded by SecantusDB (pure Python over WiredTiger),
 not by the services: a benchmark that only printed its own rate could not say whether a figure
 is the code's or the stand-in's. So the write benchmarks measure, in the same run and on the
 same server,

@@ -54,6 +54,7 @@ from process_cpu import group_cpu_seconds, stack_groups
 from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
+from stats import percentile
 
 from registry_cli.config import free_port
 from registry_cli.database_users import service_database
@@ -112,11 +113,6 @@ def versions(count: int, clients: int) -> list[Item]:
         )
         for i in range(count)
     ]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def memory_mb(groups: list[int]) -> tuple[float, float, int]:

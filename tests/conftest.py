@@ -1,6 +1,6 @@
 """Test infrastructure: the embedded broker and database (or real ones), chosen by a setting.
 
-``REGISTRY_TEST_INFRA`` = ``embedded`` (default: start the stand-ins of DESIGN §7),
+``REGISTRY_TEST_INFRA`` = ``embedded`` (default: start the embedded Kafka and MongoDB stand-ins),
 ``testcontainers`` (real Apache Kafka and a MongoDB replica set in Docker) or ``external``
 (``KAFKA_BOOTSTRAP_SERVERS`` and ``MONGODB_URI`` point at running servers).
 """
@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +187,23 @@ def pytest_configure(config: pytest.Config) -> None:
     configure_logging(service="tests", fmt="console", level="INFO")
 
 
+# Every test is one of these kinds, so that selecting by kind (``-m unit``) runs every test of it.
+KINDS = ("unit", "integration", "e2e", "deploy")
+
+
+def unmarked_modules(items: Iterable[pytest.Item]) -> list[str]:
+    """The modules holding a test marked with none of :data:`KINDS`, sorted."""
+    return sorted(
+        {item.nodeid.split("::")[0] for item in items if not any(item.get_closest_marker(kind) for kind in KINDS)}
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects: an unmarked test fails the run whatever is selected
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The scan of every topic for credentials runs last, after the whole suite's traffic."""
+    """Refuse a test of no kind; then run the scan of every topic for credentials last, after the suite's traffic."""
+    unmarked = unmarked_modules(items)
+    if unmarked:
+        raise pytest.UsageError(
+            f"tests with none of the markers {', '.join(KINDS)} (set pytestmark in the module): {', '.join(unmarked)}"
+        )
     items.sort(key=lambda item: item.nodeid.startswith("tests/e2e/test_nothing_on_the_bus.py"))

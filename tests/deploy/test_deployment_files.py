@@ -59,8 +59,28 @@ def module_runs(module: str) -> bool:
 # --- Dockerfiles ----------------------------------------------------------------------------
 
 
+DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
+
+
 def dockerfile(service: str) -> str:
-    return (ROOT / "deploy" / "docker" / f"{service}.Dockerfile").read_text()
+    """The one Dockerfile as built for ``service`` (``--build-arg SERVICE=service``)."""
+    return re.sub(r"\$\{SERVICE\}|\$SERVICE\b", service, DOCKERFILE.read_text())
+
+
+def entrypoint() -> Any:
+    """The image's entry point, deploy/docker/entrypoint.py, loaded as a module."""
+    spec = importlib.util.spec_from_file_location("image_entrypoint", DOCKERFILE.parent / "entrypoint.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_one_dockerfile_builds_every_service_and_none_is_written_per_service() -> None:
+    text = DOCKERFILE.read_text()
+    assert len(re.findall(r"^ARG SERVICE$", text, re.M)) == 2  # each stage that uses it declares it
+    assert re.search(r"^ENV SERVICE=\$\{SERVICE\} ", text, re.M)  # the entry point reads it when the container starts
+    assert sorted(path.name for path in DOCKERFILE.parent.iterdir() if "Dockerfile" in path.name) == ["Dockerfile"]
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -68,7 +88,8 @@ def test_each_image_is_multi_stage_uv_built_non_root_and_health_checked(service:
     text = dockerfile(service)
     stages = re.findall(r"^FROM \S+ AS (\w+)$", text, re.M)
     assert len(stages) >= 2, "multi-stage: build tools stay out of the runtime image"
-    assert re.search(r"uv sync --frozen --no-dev --package " + re.escape(service), text)
+    assert re.search(r'uv sync --frozen --no-dev --package "registry-' + re.escape(service) + '"', text)
+    assert (ROOT / "services" / service / "pyproject.toml").is_file()
     runtime = text.split(f"AS {stages[-1]}", 1)[1]
     assert "uv" not in re.sub(r"#.*", "", runtime).split(), "uv is not in the runtime stage"
     user = re.findall(r"^USER (\S+)$", runtime, re.M)
@@ -79,11 +100,36 @@ def test_each_image_is_multi_stage_uv_built_non_root_and_health_checked(service:
 
 
 @pytest.mark.parametrize(("service", "module"), SERVICES.items())
-def test_each_image_entry_point_is_the_service_module(service: str, module: str) -> None:
-    entry = re.search(r'^ENTRYPOINT \["python", "-m", "([\w.]+)"\]$', dockerfile(service), re.M)
-    assert entry and entry.group(1) == module and module_runs(module)
-    prefix = module.upper() + "_"
-    assert f"{prefix}HTTP_HOST=0.0.0.0" in dockerfile(service) and f"{prefix}HTTP_PORT=8080" in dockerfile(service)
+def test_each_image_runs_its_service_module_on_every_interface(
+    service: str, module: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = dockerfile(service)
+    assert re.search(r'^ENTRYPOINT \["python", "/app/entrypoint.py"\]$', text, re.M)
+    assert re.search(r"^COPY (?:--\S+ )*deploy/docker/entrypoint.py /app/entrypoint.py$", text, re.M)
+    entry = entrypoint()
+    assert entry.service_module(service) == module and module_runs(module)
+    environment = entry.service_environment(service, {"KEPT": "as given"})
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    settings = SERVICE_SETTINGS[service]()
+    assert (settings.http_host, settings.http_port) == ("0.0.0.0", 8080)  # what EXPOSE and HEALTHCHECK say
+    assert environment["KEPT"] == "as given"
+
+
+def test_the_containers_own_settings_win_over_the_images_defaults() -> None:
+    given = {"QUERY_HTTP_HOST": "10.0.0.5", "QUERY_HTTP_PORT": "9000"}
+    assert entrypoint().service_environment("query", given).items() >= given.items()
+
+
+def test_an_image_built_without_a_service_says_so_and_runs_nothing() -> None:
+    done = subprocess.run(
+        [sys.executable, str(DOCKERFILE.parent / "entrypoint.py")],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "--build-arg SERVICE=" in done.stderr
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -118,9 +164,8 @@ def test_compose_runs_kraft_kafka_a_replica_set_the_services_and_monitoring() ->
     assert services["init"]["entrypoint"][-1] == "shared.chassis.bootstrap" and module_runs("shared.chassis.bootstrap")
     for name, module in SERVICES.items():
         build = services[name]["build"]
-        assert (
-            COMPOSE.parent / build["context"] / build["dockerfile"]
-        ).resolve() == ROOT / f"deploy/docker/{name}.Dockerfile"
+        assert (COMPOSE.parent / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
+        assert build["args"] == {"SERVICE": name}
         assert services[name]["depends_on"]["init"]["condition"] == "service_completed_successfully"
         assert "healthcheck" not in services[name], f"{name}: the image's HEALTHCHECK applies"
         assert module_runs(module)
@@ -321,5 +366,7 @@ def test_the_workflow_matches_the_github_schema_and_does_what_it_says() -> None:
     assert any(step.get("run") == "bash .ci/run" for step in jobs["test"]["steps"])
     real = [step for step in jobs["real-infrastructure"]["steps"] if step.get("env")]
     assert real and real[0]["env"]["REGISTRY_TEST_INFRA"] == "testcontainers"
-    for service in jobs["images"]["strategy"]["matrix"]["service"]:
-        assert (ROOT / "deploy" / "docker" / f"{service}.Dockerfile").is_file()
+    assert sorted(jobs["images"]["strategy"]["matrix"]["service"]) == sorted(SERVICES)
+    [build] = [step["with"] for step in jobs["images"]["steps"] if "build-push-action" in step.get("uses", "")]
+    assert (ROOT / build["context"] / build["file"]).resolve() == DOCKERFILE
+    assert build["build-args"] == "SERVICE=${{ matrix.service }}"

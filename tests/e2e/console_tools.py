@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import re
-import uuid
-from typing import Any
 
 import httpx
 
 from registry_cli.stack import EmbeddedStack
-from tests.http_tools import acting_as, team_key
+from tests.http_tools import team_key, team_name
 
 CONSOLE_SCOPES = ["models:read", "models:write", "models:approve", "deployments:write", "audit:read", "team:admin"]
 
@@ -36,13 +34,5 @@ async def sign_in(http: httpx.AsyncClient, key: str, *, next_page: str | None = 
 
 async def new_team(stack: EmbeddedStack, prefix: str, scopes: list[str] | None = None) -> tuple[str, str]:
     """A fresh team name and a key of it."""
-    team = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    team = team_name(prefix)
     return team, await team_key(stack, team, scopes or CONSOLE_SCOPES)
-
-
-async def register(stack: EmbeddedStack, key: str, team: str, name: str, version: str, **fields: Any) -> None:
-    """Register one version over HTTP (201)."""
-    body = {"version": version, "framework": "xgboost", "artifact_uri": f"s3://models/{name}/{version}", **fields}
-    async with acting_as(stack, "registration", key) as http:
-        response = await http.post(f"/v1/models/{team}/{name}/versions", json=body)
-    assert response.status_code == 201, response.text

@@ -15,6 +15,7 @@ from registry_cli.stack import EmbeddedStack
 from registry_contract import messages
 from registry_contract.auth import SCOPES
 from tests.factories import ADMIN_KEY, binary_record, command_event, register_event
+from tests.http_tools import make_key, team_key
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
 from tests.waiting import until
 
@@ -33,13 +34,6 @@ class World:
     model_id: str
     keys: dict[str, str | None]  # caller kind -> token
     throwaway_key_ids: list[str]
-
-
-async def make_key(stack: EmbeddedStack, team: str, scopes: list[str], **extra: Any) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
-        response = await http.post(f"/v1/teams/{team}/api-keys", json={"name": "t", "scopes": scopes, **extra})
-    assert response.status_code == 201, response.text
-    return dict(response.json())
 
 
 async def refused_everywhere(stack: EmbeddedStack, team: str, token: str) -> bool:
@@ -64,10 +58,10 @@ async def world(stack: EmbeddedStack) -> World:
     keys: dict[str, str | None] = {
         "none": None,
         "malformed": "mr_nope",
-        "own": (await make_key(stack, owner, TEAM_SCOPES))["token"],
-        "lacking_scope": (await make_key(stack, owner, ["deployments:write"]))["token"],
-        "other_team": (await make_key(stack, other, TEAM_SCOPES))["token"],
-        "shared_with": (await make_key(stack, shared_with, TEAM_SCOPES))["token"],
+        "own": await team_key(stack, owner, TEAM_SCOPES),
+        "lacking_scope": await team_key(stack, owner, ["deployments:write"]),
+        "other_team": await team_key(stack, other, TEAM_SCOPES),
+        "shared_with": await team_key(stack, shared_with, TEAM_SCOPES),
     }
     revoked = await make_key(stack, owner, TEAM_SCOPES)
     keys["revoked"] = revoked["token"]

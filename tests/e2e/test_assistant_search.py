@@ -8,28 +8,16 @@ import pytest
 
 from registry_cli.stack import EmbeddedStack
 from tests.factories import ADMIN_KEY
+from tests.http_tools import register, team_key, team_name
 from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
 
 
-def team() -> str:
-    return f"s{uuid.uuid4().hex[:10]}"
-
-
 async def key(stack: EmbeddedStack, owner: str, scopes: list[str]) -> dict[str, str]:
-    async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
-        response = await http.post(f"/v1/teams/{owner}/api-keys", json={"name": "search", "scopes": scopes})
-    assert response.status_code == 201, response.text
-    return {"Authorization": f"Bearer {response.json()['token']}"}
-
-
-async def register(stack: EmbeddedStack, owner: str, name: str, **fields: Any) -> None:
-    body = {"version": "1.0.0", "framework": "xgboost", "artifact_uri": f"s3://models/{name}", **fields}
-    async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
-        response = await http.post(f"/v1/models/{owner}/{name}/versions", json=body)
-    assert response.status_code == 201, response.text
+    """The headers of a new key of ``owner``."""
+    return {"Authorization": f"Bearer {await team_key(stack, owner, scopes, name='search')}"}
 
 
 async def search(stack: EmbeddedStack, headers: dict[str, str], **params: Any) -> dict[str, Any]:
@@ -45,10 +33,10 @@ def names(page: dict[str, Any]) -> list[str]:
 
 
 async def test_a_registration_becomes_searchable_with_snippets(stack: EmbeddedStack) -> None:
-    owner = team()
+    owner = team_name("s")
     reader = await key(stack, owner, ["models:read"])
     word = f"zeb{uuid.uuid4().hex[:6]}"  # a word no other test's model has
-    await register(stack, owner, "card-fraud", description=f"Detects {word} card fraud in real time")
+    await register(stack, ADMIN_KEY.token, owner, "card-fraud", description=f"Detects {word} card fraud in real time")
 
     async def found() -> dict[str, Any] | None:
         page = await search(stack, reader, q=word)
@@ -67,10 +55,12 @@ async def test_a_registration_becomes_searchable_with_snippets(stack: EmbeddedSt
 
 
 async def test_another_teams_hidden_model_is_neither_shown_nor_counted_until_shared(stack: EmbeddedStack) -> None:
-    owner, other = team(), team()
+    owner, other = team_name("s"), team_name("s")
     word = f"yak{uuid.uuid4().hex[:6]}"
-    await register(stack, owner, "hidden-model", description=f"{word} secret forecasting", framework="onnx")
-    await register(stack, other, "own-model", description=f"{word} public forecasting")
+    await register(
+        stack, ADMIN_KEY.token, owner, "hidden-model", description=f"{word} secret forecasting", framework="onnx"
+    )
+    await register(stack, ADMIN_KEY.token, other, "own-model", description=f"{word} public forecasting")
     theirs = await key(stack, other, ["models:read"])
 
     async def both_indexed() -> bool:

@@ -20,7 +20,7 @@ from tests.kafka_tools import Collector, caused_by, header, publish_raw
 
 pytestmark = pytest.mark.e2e
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
-# What each service consumes and publishes (DESIGN §2), by channel.
+# What each service consumes and publishes, by channel.
 ROLES = {
     "registration": ({"commands", "events"}, {"events", "access"}),  # events: key revocations evict its cache
     "deploy-tracker": ({"deploy", "events"}, {"events", "access", "deploy"}),  # webhooks; the HTTP bridge
@@ -89,7 +89,7 @@ async def test_each_service_documents_what_it_consumes_and_publishes(stack: Embe
 
 
 async def test_what_the_services_send_conforms_to_their_documents(stack: EmbeddedStack) -> None:
-    # Found: nothing described the Kafka side, so a producer could only learn it from the code.
+    # The AsyncAPI documents are how a producer learns the Kafka side without reading the code.
     schemas = message_schemas(await documents(stack))
     team = f"t{uuid.uuid4().hex[:10]}"
     accepted = register_event(team, "card", "1.0.0", token=ADMIN_KEY.token)

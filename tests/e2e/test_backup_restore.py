@@ -163,7 +163,7 @@ async def test_a_restore_to_a_time_between_two_registrations_has_only_the_first(
         await until(lambda: again.has_exactly(team, name, {"1.0.0"}), timeout=30, what="1.0.0 alone restored")
         assert await again.audit_verifies()
         # The restored database keeps its history: a later backup still replays from the start.
-        # (Found: the replay started a fresh oplog, so the next point-in-time restore rebuilt only
+        # (A replay that started a fresh oplog would make the next point-in-time restore rebuild only
         # what was written after the first one, silently.)
         assert await again.register(team, name, "3.0.0") == 201
         await asyncio.sleep(1.0)
@@ -182,7 +182,7 @@ async def test_a_restore_to_a_time_between_two_registrations_has_only_the_first(
 async def test_a_restore_refuses_a_running_stack_and_an_altered_archive(
     settings: StackSettings, first_run: Running, tmp_path: Path
 ) -> None:
-    umask = os.umask(0o022)  # found: the folder and archives followed it (0755/0644), readable by all
+    umask = os.umask(0o022)  # were the folder and archives to follow it, they would be readable by all
     try:
         await backup(settings, tmp_path / "backup")
     finally:
@@ -197,7 +197,7 @@ async def test_a_restore_refuses_a_running_stack_and_an_altered_archive(
     with pytest.raises(BackupError, match="altered"):
         restore(settings, tmp_path / "backup")
     # An archive that matches its manifest but cannot be restored fails before anything moves:
-    # the shared server's archive would be extracted, the audit one's not (found: half-restored).
+    # otherwise the shared server's archive would be extracted and the audit one's not, half-restored.
     manifest_path = tmp_path / "backup" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     archive.write_bytes(b"not an archive")

@@ -63,7 +63,7 @@ async def test_keys_made_by_the_cli_work_list_without_secrets_and_revoke(stack: 
 async def test_keys_made_and_revoked_by_the_cli_are_in_the_teams_audit_log_with_their_actor(
     stack: EmbeddedStack,
 ) -> None:
-    # Found: the CLI wrote the keys collection directly, so its keys left no trace at all.
+    # The CLI goes through registration's API, so its keys leave the same trace as any other.
     team = f"cli-{uuid.uuid4().hex[:6]}"
     code, out = await cli(stack, "keys", "create", "--team", team, "--scope", "models:read", "--name", "ci")
     assert code == 0, out

@@ -5,7 +5,6 @@ The sync client blocks, so it runs in a thread: the event loop keeps draining th
 
 import asyncio
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -25,19 +24,11 @@ from registry_client.config import ClientOptions
 from registry_contract.deployment_views import ReportOutcome
 from tests.client_fakes import Artifact
 from tests.factories import ADMIN_KEY
-from tests.http_tools import team_key
+from tests.http_tools import WRITER_SCOPES, Team, team_key, team_name
 from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
-WRITER_SCOPES = ["models:read", "models:write", "team:admin", "deployments:write", "audit:read"]
 ARTIFACT: Artifact = {"framework": "xgboost", "artifact_uri": "s3://ml-models/client/model.tar.gz"}
-
-
-@dataclass(frozen=True)
-class Team:
-    name: str
-    writer: str
-    approver: str
 
 
 def urls(stack: EmbeddedStack) -> ClientOptions:
@@ -47,14 +38,6 @@ def urls(stack: EmbeddedStack) -> ClientOptions:
         "deploy_tracker_url": stack.url("deploy-tracker"),
         "audit_url": stack.url("audit"),
     }
-
-
-@pytest.fixture
-async def team(stack: EmbeddedStack) -> Team:
-    name = f"cl-{uuid.uuid4().hex[:8]}"
-    writer = await team_key(stack, name, WRITER_SCOPES)
-    approver = await team_key(stack, name, ["models:read", "models:approve"])
-    return Team(name, writer, approver)
 
 
 class TestTheSyncClient:
@@ -91,7 +74,7 @@ class TestTheSyncClient:
     async def test_another_teams_model_is_not_found_and_writing_to_it_is_forbidden(
         self, stack: EmbeddedStack, team: Team
     ) -> None:
-        other = await team_key(stack, f"cl-{uuid.uuid4().hex[:8]}", WRITER_SCOPES)
+        other = await team_key(stack, team_name("cl"), WRITER_SCOPES)
 
         def scenario() -> tuple[BaseException, ...]:
             with RegistryClient(team.writer, **urls(stack)) as mine, RegistryClient(other, **urls(stack)) as theirs:

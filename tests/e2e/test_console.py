@@ -11,8 +11,8 @@ from pymongo import AsyncMongoClient
 
 from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack
-from tests.e2e.console_tools import console_client, hidden, new_team, register, sign_in
-from tests.http_tools import ADMIN, acting_as, team_key
+from tests.e2e.console_tools import console_client, hidden, new_team, sign_in
+from tests.http_tools import ADMIN, acting_as, register, team_key
 from tests.infra import Infra
 from tests.waiting import until
 

@@ -13,8 +13,8 @@ from playwright.async_api import ConsoleMessage, Page, expect
 
 from registry_cli.stack import EmbeddedStack
 from tests.browser import screenshot
-from tests.e2e.console_tools import new_team, register
-from tests.http_tools import acting_as
+from tests.e2e.console_tools import new_team
+from tests.http_tools import acting_as, register
 
 pytestmark = pytest.mark.e2e
 

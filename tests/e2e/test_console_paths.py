@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from registry_cli.stack import EmbeddedStack
-from tests.e2e.console_tools import console_client, new_team, register, sign_in
+from tests.e2e.console_tools import console_client, new_team, sign_in
+from tests.http_tools import register
 
 pytestmark = pytest.mark.e2e
 

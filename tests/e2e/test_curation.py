@@ -2,7 +2,6 @@
 
 import json
 import uuid
-from typing import Any
 
 import httpx
 import pytest
@@ -11,7 +10,7 @@ from registry_cli.stack import EmbeddedStack
 from registry_client.consistency import CONSISTENCY_HEADER
 from registry_contract import messages
 from tests.factories import binary_record, command_event
-from tests.http_tools import ADMIN, acting_as, team_key
+from tests.http_tools import ADMIN, Team, acting_as, register, team_key
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
 from tests.waiting import until
 
@@ -19,34 +18,19 @@ pytestmark = pytest.mark.e2e
 ADMIN_SCOPES = ["models:read", "models:write", "team:admin"]
 
 
-async def register(http: httpx.AsyncClient, team: str, name: str, version: str, **fields: Any) -> httpx.Response:
-    body = {"version": version, "framework": "onnx", "artifact_uri": f"s3://models/{name}/{version}", **fields}
-    return await http.post(f"/v1/models/{team}/{name}/versions", json=body)
-
-
-@pytest.fixture
-async def team(stack: EmbeddedStack) -> dict[str, str]:
-    name = f"cur-{uuid.uuid4().hex[:6]}"
-    writer = await team_key(stack, name, ADMIN_SCOPES)
-    approver = await team_key(stack, name, ["models:read", "models:approve"])
-    return {"team": name, "writer": writer, "approver": approver}
-
-
 class TestAliasesOverHttp:
-    async def test_an_alias_resolves_like_a_version_and_is_shown_on_it(
-        self, stack: EmbeddedStack, team: dict[str, str]
-    ) -> None:
-        t = team["team"]
-        async with acting_as(stack, "registration", team["writer"]) as http:
-            for version in ("1.0.0", "1.1.0"):
-                assert (await register(http, t, "m", version)).status_code == 201
+    async def test_an_alias_resolves_like_a_version_and_is_shown_on_it(self, stack: EmbeddedStack, team: Team) -> None:
+        t = team.name
+        for version in ("1.0.0", "1.1.0"):
+            await register(stack, team.writer, t, "m", version)
+        async with acting_as(stack, "registration", team.writer) as http:
             set_alias = await http.put(f"/v1/models/{t}/m/aliases/champion", json={"version": "1.0.0"})
             moved = await http.put(f"/v1/models/{t}/m/aliases/champion", json={"version": "1.1.0"})
             archived = await http.post(f"/v1/models/{t}/m/versions/1.0.0/lifecycle", json={"state": "archived"})
             to_archived = await http.put(f"/v1/models/{t}/m/aliases/old", json={"version": "1.0.0"})
         assert set_alias.status_code == 200 and moved.json()["previous_version"] == "1.0.0"
         assert archived.status_code == 200 and to_archived.status_code == 409
-        async with acting_as(stack, "query", team["writer"]) as http:
+        async with acting_as(stack, "query", team.writer) as http:
             http.headers[CONSISTENCY_HEADER] = moved.headers[CONSISTENCY_HEADER]  # the reads wait for the move
             resolved = await http.get(f"/v1/models/{t}/m/versions/@champion")
             listed = await http.get(f"/v1/models/{t}/m/aliases")
@@ -58,12 +42,12 @@ class TestAliasesOverHttp:
 
 
 class TestApprovalOverHttp:
-    async def test_only_a_key_with_models_approve_approves(self, stack: EmbeddedStack, team: dict[str, str]) -> None:
-        t = team["team"]
-        async with acting_as(stack, "registration", team["writer"]) as http:
-            await register(http, t, "m", "1.0.0")
+    async def test_only_a_key_with_models_approve_approves(self, stack: EmbeddedStack, team: Team) -> None:
+        t = team.name
+        await register(stack, team.writer, t, "m", "1.0.0")
+        async with acting_as(stack, "registration", team.writer) as http:
             by_writer = await http.put(f"/v1/models/{t}/m/versions/1.0.0/approval", json={"status": "approved"})
-        async with acting_as(stack, "registration", team["approver"]) as http:
+        async with acting_as(stack, "registration", team.approver) as http:
             approved = await http.put(
                 f"/v1/models/{t}/m/versions/1.0.0/approval", json={"status": "approved", "comment": "reviewed"}
             )
@@ -73,21 +57,21 @@ class TestApprovalOverHttp:
 
 
 class TestModelMetadataOverHttp:
-    async def test_the_model_resource_shows_its_own_metadata(self, stack: EmbeddedStack, team: dict[str, str]) -> None:
-        t = team["team"]
+    async def test_the_model_resource_shows_its_own_metadata(self, stack: EmbeddedStack, team: Team) -> None:
+        t = team.name
         metadata = {
             "description": "Scores card payments for fraud",
             "owners": [{"name": "Alice", "email": "alice@example.com"}],
             "documentation": "## Intended use\n\nCard-not-present payments.",
             "links": {"repository": "https://git.example.com/fraud/card"},
         }
-        async with acting_as(stack, "registration", team["writer"]) as http:
-            await register(http, t, "m", "1.0.0", description="version text")
+        async with acting_as(stack, "registration", team.writer) as http:
+            await register(stack, team.writer, t, "m", "1.0.0", description="version text")
             updated = await http.patch(f"/v1/models/{t}/m", json=metadata)
-            await register(http, t, "m", "2.0.0", description="newer version text")
+            await register(stack, team.writer, t, "m", "2.0.0", description="newer version text")
             bad_link = await http.patch(f"/v1/models/{t}/m", json={"links": {"x": "javascript:alert(1)"}})
         assert updated.status_code == 200 and bad_link.status_code == 422
-        async with acting_as(stack, "query", team["writer"]) as http:
+        async with acting_as(stack, "query", team.writer) as http:
             model = (await http.get(f"/v1/models/{t}/m")).json()
         assert model["description"] == metadata["description"] and model["latest_version"] == "2.0.0"
         assert (model["owners"], model["links"]) == (metadata["owners"], metadata["links"])
@@ -95,24 +79,22 @@ class TestModelMetadataOverHttp:
 
 class TestLineage:
     async def test_the_walk_shows_parents_and_children_only_as_far_as_the_reader_may_read(
-        self, stack: EmbeddedStack, team: dict[str, str]
+        self, stack: EmbeddedStack, team: Team
     ) -> None:
-        base, t = f"base-{uuid.uuid4().hex[:6]}", team["team"]
+        base, t = f"base-{uuid.uuid4().hex[:6]}", team.name
         base_key = await team_key(stack, base, ADMIN_SCOPES)
+        await register(stack, base_key, base, "foundation", "1.0.0")
         async with acting_as(stack, "registration", base_key) as http:
-            await register(http, base, "foundation", "1.0.0")
             assert (await http.put(f"/v1/models/{base}/foundation/shares/{t}")).status_code == 200
         source = {"run_id": "run-7", "code_commit": "abc1234", "datasets": [{"uri": "s3://data/cards"}]}
         parent = {"team": base, "name": "foundation", "version": "1.0.0"}
-        async with acting_as(stack, "registration", team["writer"]) as http:
-            tuned = await register(http, t, "tuned", "1.0.0", source=source, parent=parent)
-            child = await register(
-                http, t, "tuned-small", "1.0.0", parent={"team": t, "name": "tuned", "version": "1.0.0"}
-            )
-        assert tuned.status_code == 201 and child.status_code == 201, (tuned.text, child.text)
+        await register(stack, team.writer, t, "tuned", "1.0.0", source=source, parent=parent)
+        await register(
+            stack, team.writer, t, "tuned-small", "1.0.0", parent={"team": t, "name": "tuned", "version": "1.0.0"}
+        )
         async with acting_as(stack, "registration", base_key) as http:
             assert (await http.delete(f"/v1/models/{base}/foundation/shares/{t}")).status_code == 204
-        async with acting_as(stack, "query", team["writer"]) as http:
+        async with acting_as(stack, "query", team.writer) as http:
             lineage = (await http.get(f"/v1/models/{t}/tuned/versions/1.0.0/lineage")).json()
         assert lineage["version"]["source"]["run_id"] == "run-7"
         assert lineage["parents"] == [] and lineage["parents_truncated"]  # unshared since: no longer readable
@@ -124,17 +106,17 @@ class TestLineage:
 
 class TestLatestAndDelete:
     async def test_latest_skips_deprecated_and_a_deleted_version_is_gone_for_good(
-        self, stack: EmbeddedStack, team: dict[str, str]
+        self, stack: EmbeddedStack, team: Team
     ) -> None:
-        t = team["team"]
-        async with acting_as(stack, "registration", team["writer"]) as http:
-            for version in ("1.0.0", "2.0.0", "3.0.0"):
-                await register(http, t, "m", version)
+        t = team.name
+        for version in ("1.0.0", "2.0.0", "3.0.0"):
+            await register(stack, team.writer, t, "m", version)
+        async with acting_as(stack, "registration", team.writer) as http:
             await http.post(f"/v1/models/{t}/m/versions/3.0.0/lifecycle", json={"state": "deprecated"})
             deleted = await http.delete(f"/v1/models/{t}/m/versions/2.0.0")
-            again = await register(http, t, "m", "2.0.0")
-        assert deleted.status_code == 204 and again.status_code == 409
-        async with acting_as(stack, "query", team["writer"]) as http:
+        assert deleted.status_code == 204
+        await register(stack, team.writer, t, "m", "2.0.0", expect=409)
+        async with acting_as(stack, "query", team.writer) as http:
             latest = (await http.get(f"/v1/models/{t}/m/versions/latest")).json()["version"]
             with_deprecated = await http.get(f"/v1/models/{t}/m/versions/latest", params={"include_deprecated": True})
             gone = await http.get(f"/v1/models/{t}/m/versions/2.0.0")
@@ -147,15 +129,13 @@ class TestLatestAndDelete:
 
 
 class TestSharesListed:
-    async def test_the_owner_lists_its_shares_and_a_reader_cannot(
-        self, stack: EmbeddedStack, team: dict[str, str]
-    ) -> None:
-        t, other = team["team"], f"oth-{uuid.uuid4().hex[:6]}"
+    async def test_the_owner_lists_its_shares_and_a_reader_cannot(self, stack: EmbeddedStack, team: Team) -> None:
+        t, other = team.name, f"oth-{uuid.uuid4().hex[:6]}"
         other_key = await team_key(stack, other, ["models:read"])
-        async with acting_as(stack, "registration", team["writer"]) as http:
-            await register(http, t, "m", "1.0.0")
+        await register(stack, team.writer, t, "m", "1.0.0")
+        async with acting_as(stack, "registration", team.writer) as http:
             await http.put(f"/v1/models/{t}/m/shares/{other}")
-        async with acting_as(stack, "query", team["writer"]) as http:
+        async with acting_as(stack, "query", team.writer) as http:
             mine = await http.get(f"/v1/models/{t}/m/shares")
         async with acting_as(stack, "query", other_key) as http:
             theirs = await http.get(f"/v1/models/{t}/m/shares")
@@ -164,18 +144,17 @@ class TestSharesListed:
 
 class TestCommandsOverKafka:
     async def test_an_alias_set_over_kafka_has_one_outcome_event_filed_under_the_model(
-        self, stack: EmbeddedStack, team: dict[str, str]
+        self, stack: EmbeddedStack, team: Team
     ) -> None:
-        t = team["team"]
-        async with acting_as(stack, "registration", team["writer"]) as http:
-            await register(http, t, "m", "1.0.0")
+        t = team.name
+        await register(stack, team.writer, t, "m", "1.0.0")
         command = command_event(
-            messages.SET_ALIAS, {"team": t, "name": "m", "alias": "prod", "version": "1.0.0"}, token=team["writer"]
+            messages.SET_ALIAS, {"team": t, "name": "m", "alias": "prod", "version": "1.0.0"}, token=team.writer
         )
         rejected = command_event(
             messages.SET_APPROVAL,
             {"team": t, "name": "m", "version": "1.0.0", "status": "approved"},
-            token=team["writer"],
+            token=team.writer,
         )
         records = [(*binary_record(c), f"{t}/m".encode()) for c in (command, rejected)]
         async with Collector(stack.settings.kafka_bootstrap, "registry.events") as events:
@@ -189,21 +168,18 @@ class TestCommandsOverKafka:
 
 class TestEveryNewCommandOverKafka:
     async def test_each_has_one_outcome_in_order_on_the_models_partition_and_in_the_audit_log(
-        self, stack: EmbeddedStack, team: dict[str, str]
+        self, stack: EmbeddedStack, team: Team
     ) -> None:
-        t = team["team"]
-        async with acting_as(stack, "registration", team["writer"]) as http:
-            for version in ("1.0.0", "2.0.0"):
-                await register(http, t, "m", version)
+        t = team.name
+        for version in ("1.0.0", "2.0.0"):
+            await register(stack, team.writer, t, "m", version)
         ref = {"team": t, "name": "m"}
         commands = [
-            command_event(messages.SET_ALIAS, ref | {"alias": "candidate", "version": "2.0.0"}, token=team["writer"]),
-            command_event(messages.REMOVE_ALIAS, ref | {"alias": "candidate"}, token=team["writer"]),
-            command_event(messages.UPDATE_MODEL, ref | {"description": "over Kafka"}, token=team["writer"]),
-            command_event(
-                messages.SET_APPROVAL, ref | {"version": "2.0.0", "status": "rejected"}, token=team["approver"]
-            ),
-            command_event(messages.DELETE_VERSION, ref | {"version": "2.0.0"}, token=team["writer"]),
+            command_event(messages.SET_ALIAS, ref | {"alias": "candidate", "version": "2.0.0"}, token=team.writer),
+            command_event(messages.REMOVE_ALIAS, ref | {"alias": "candidate"}, token=team.writer),
+            command_event(messages.UPDATE_MODEL, ref | {"description": "over Kafka"}, token=team.writer),
+            command_event(messages.SET_APPROVAL, ref | {"version": "2.0.0", "status": "rejected"}, token=team.approver),
+            command_event(messages.DELETE_VERSION, ref | {"version": "2.0.0"}, token=team.writer),
         ]
         records = [(*binary_record(c), f"{t}/m".encode()) for c in commands]
         async with Collector(stack.settings.kafka_bootstrap, "registry.events") as events:

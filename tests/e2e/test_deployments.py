@@ -13,24 +13,24 @@ from registry_contract import messages
 from registry_contract.envelope import CloudEvent
 from shared.chassis.problems import PROBLEM_JSON
 from tests.factories import ADMIN_KEY
+from tests.http_tools import team_key
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
 from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
 T0 = datetime(2026, 11, 26, 10, tzinfo=UTC)
+# What a not_approved refusal says would allow the report: an approval, or the gated environments' setting.
+APPROVE_FIRST = (
+    "a key with models:approve approves it first; DEPLOY_TRACKER_APPROVAL_ENVIRONMENTS lists the environments "
+    "that need approval"
+)
 
 
 def caused(event_type: str, report_id: str) -> Any:
     """Records of ``event_type`` that the report ``report_id`` caused."""
     by_report = caused_by(report_id)
     return lambda record: by_report(record) and header(record, "ce_type") == event_type
-
-
-async def make_key(stack: EmbeddedStack, team: str, scopes: list[str]) -> str:
-    async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
-        response = await http.post(f"/v1/teams/{team}/api-keys", json={"name": "p", "scopes": scopes})
-    return str(response.json()["token"])
 
 
 def report(team: str, version: str, environment: str, status: str, at: datetime, **extra: Any) -> dict[str, Any]:
@@ -126,7 +126,7 @@ LIFECYCLE = [
 @pytest.mark.parametrize("transport", ["kafka", "http"])
 async def test_full_lifecycle_moves_status_per_environment(stack: EmbeddedStack, transport: str) -> None:
     team = f"dep-{uuid.uuid4().hex[:6]}"
-    token = await make_key(stack, team, ["models:read", "models:write", "deployments:write"])
+    token = await team_key(stack, team, ["models:read", "models:write", "deployments:write"])
     await registered(stack, team, token)
     await approve(stack, team)  # prod requires approval (DEPLOY_TRACKER_APPROVAL_ENVIRONMENTS' default)
     send = send_kafka if transport == "kafka" else send_http
@@ -151,8 +151,8 @@ async def test_full_lifecycle_moves_status_per_environment(stack: EmbeddedStack,
 
 async def test_out_of_order_duplicate_illegal_unknown_and_foreign_reports(stack: EmbeddedStack) -> None:
     team = f"dep-{uuid.uuid4().hex[:6]}"
-    token = await make_key(stack, team, ["models:read", "models:write", "deployments:write"])
-    stranger = await make_key(stack, f"str-{uuid.uuid4().hex[:6]}", ["deployments:write"])
+    token = await team_key(stack, team, ["models:read", "models:write", "deployments:write"])
+    stranger = await team_key(stack, f"str-{uuid.uuid4().hex[:6]}", ["deployments:write"])
     await registered(stack, team, token)
     await approve(stack, team)
     async with Collector(stack.settings.kafka_bootstrap, "registry.events") as events:
@@ -201,8 +201,8 @@ async def test_out_of_order_duplicate_illegal_unknown_and_foreign_reports(stack:
         "nobody": "unauthenticated",
         "script": "invalid",
     }
-    # Found: foreign and anonymous refusals were merged into the target's history and filed
-    # (and sent to webhooks) under its team.
+    # Foreign and anonymous refusals are filed under their sender, never merged into the target's
+    # history or sent to its team's webhooks.
     assert filed_under["foreign"] != team and filed_under["nobody"] is None
     assert json.loads(changed.value)["status"] == "deploying"
     body = await until_history(stack, team, 3)
@@ -214,8 +214,8 @@ async def test_out_of_order_duplicate_illegal_unknown_and_foreign_reports(stack:
 
 async def test_the_bridge_validates_like_the_consumer(stack: EmbeddedStack) -> None:
     team = f"dep-{uuid.uuid4().hex[:6]}"
-    token = await make_key(stack, team, ["deployments:write"])
-    reader = await make_key(stack, team, ["models:read"])
+    token = await team_key(stack, team, ["deployments:write"])
+    reader = await team_key(stack, team, ["models:read"])
     async with httpx.AsyncClient(base_url=stack.url("deploy-tracker")) as http:
         bad = await http.post(
             "/v1/deployments/events", json={"team": team}, headers={"Authorization": f"Bearer {token}"}
@@ -243,10 +243,10 @@ async def test_garbage_on_deploy_events_is_dead_lettered(stack: EmbeddedStack) -
 
 
 async def test_the_bridge_puts_no_credential_on_the_bus(stack: EmbeddedStack) -> None:
-    # Found: the bridge copied the caller's API key into the deploy.events headers, where anyone
-    # who can read the topic collects it.
+    # The bridge signs for the caller: an API key in the deploy.events headers would go to anyone
+    # who can read the topic.
     team = f"dep-{uuid.uuid4().hex[:6]}"
-    token = await make_key(stack, team, ["models:read", "models:write", "deployments:write"])
+    token = await team_key(stack, team, ["models:read", "models:write", "deployments:write"])
     await registered(stack, team, token)
     async with Collector(stack.settings.kafka_bootstrap, "deploy.events") as seen:
         report_id = await send_http(stack, token, report(team, "1.0.0", "staging", "deploying", T0))
@@ -259,9 +259,10 @@ async def test_the_bridge_puts_no_credential_on_the_bus(stack: EmbeddedStack) ->
 
 async def test_a_pipeline_that_reports_only_deployed_gets_its_outcome(stack: EmbeddedStack) -> None:
     # The README's pipeline steps: one `deployed` report to prod of an approved version, with
-    # `Prefer: wait=30` so that a refusal fails the step. Found: a first `deployed` was a conflict.
+    # `Prefer: wait=30` so that a refusal fails the step. A first report may be `deployed`, with no
+    # `deploying` before it.
     team = f"dep-{uuid.uuid4().hex[:6]}"
-    token = await make_key(stack, team, ["models:read", "models:write", "deployments:write"])
+    token = await team_key(stack, team, ["models:read", "models:write", "deployments:write"])
     await registered(stack, team, token)
     await approve(stack, team)
     response = await send_waiting(stack, token, report(team, "1.0.0", "prod", "deployed", T0))
@@ -277,7 +278,7 @@ async def test_a_pipeline_that_reports_only_deployed_gets_its_outcome(stack: Emb
 
 async def test_a_version_rolled_back_is_deployed_again(stack: EmbeddedStack) -> None:
     team = f"dep-{uuid.uuid4().hex[:6]}"
-    token = await make_key(stack, team, ["models:read", "models:write", "deployments:write"])
+    token = await team_key(stack, team, ["models:read", "models:write", "deployments:write"])
     await registered(stack, team, token)
     await approve(stack, team)
     steps = ["deployed", "rolled_back", "deploying", "deployed"]
@@ -305,21 +306,21 @@ async def test_a_version_rolled_back_is_deployed_again(stack: EmbeddedStack) -> 
 
 async def test_a_pending_version_is_not_deployed_to_prod(stack: EmbeddedStack) -> None:
     team = f"dep-{uuid.uuid4().hex[:6]}"
-    token = await make_key(stack, team, ["models:read", "models:write", "deployments:write"])
+    token = await team_key(stack, team, ["models:read", "models:write", "deployments:write"])
     await registered(stack, team, token)  # never approved: pending
     async with Collector(stack.settings.kafka_bootstrap, "registry.events") as events:
         over_kafka = await send_kafka(stack, token, report(team, "1.0.0", "prod", "deployed", T0))
         [rejected] = await events.wait_for(caused(messages.COMMAND_REJECTED, over_kafka))
     refusal = json.loads(rejected.value)
     assert (refusal["reason"], refusal["team"], refusal["name"]) == ("not_approved", team, "m")
-    assert refusal["message"] == f"{team}/m 1.0.0 is not approved for prod (approval: pending)"
+    assert refusal["message"] == f"{team}/m 1.0.0 is not approved for prod (approval: pending): {APPROVE_FIRST}"
 
     response = await send_waiting(stack, token, report(team, "1.0.0", "prod", "deploying", T0))
     assert (response.status_code, response.headers["content-type"]) == (409, PROBLEM_JSON), response.text
     assert response.headers["Preference-Applied"] == "wait=30"
     problem = response.json()
     assert (problem["type"], problem["title"]) == ("urn:registry:problem:not_approved", "Version not approved")
-    assert problem["detail"] == f"{team}/m 1.0.0 is not approved for prod (approval: pending)"
+    assert problem["detail"] == f"{team}/m 1.0.0 is not approved for prod (approval: pending): {APPROVE_FIRST}"
 
     # Reporting that something stopped is never gated, and an environment that is not gated takes it.
     failed = await send_waiting(stack, token, report(team, "1.0.0", "prod", "failed", T0 + timedelta(minutes=1)))
@@ -336,7 +337,7 @@ async def test_a_pending_version_is_not_deployed_to_prod(stack: EmbeddedStack) -
 
 async def test_a_waiting_pipeline_gets_each_refusal_as_its_problem(stack: EmbeddedStack) -> None:
     team = f"dep-{uuid.uuid4().hex[:6]}"
-    token = await make_key(stack, team, ["models:read", "models:write", "deployments:write"])
+    token = await team_key(stack, team, ["models:read", "models:write", "deployments:write"])
     await registered(stack, team, token)
     unknown = await send_waiting(stack, token, report(team, "9.9.9", "staging", "deployed", T0))
     illegal = await send_waiting(stack, token, report(team, "1.0.0", "staging", "retired", T0))

@@ -15,20 +15,13 @@ import pytest
 from registry_cli.stack import EmbeddedStack
 from registry_contract.ids import model_id
 from tests.factories import ADMIN_KEY
-from tests.http_tools import ADMIN, acting_as, team_key
+from tests.http_tools import ADMIN, acting_as, register, team_key
 from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 REGISTRY = str(Path(sys.executable).with_name("registry"))
 SCOPES = ["models:read", "models:write", "team:admin", "deployments:write"]
-BODY = {"version": "1.0.0", "framework": "onnx", "artifact_uri": "s3://bucket/key", "description": "Scores payments"}
 Docs = list[dict[str, Any]]
-
-
-async def register(stack: EmbeddedStack, token: str, team: str, name: str, version: str = "1.0.0") -> None:
-    async with acting_as(stack, "registration", token) as http:
-        response = await http.post(f"/v1/models/{team}/{name}/versions", json={**BODY, "version": version})
-    assert response.status_code == 201, response.text
 
 
 async def feed(
@@ -90,7 +83,7 @@ async def test_a_team_keeps_an_index_in_sync_through_shares_and_unshares(stack: 
     u = uuid.uuid4().hex[:6]
     a, b = f"fda-{u}", f"fdb-{u}"
     key_a, key_b = await team_key(stack, a, SCOPES), await team_key(stack, b, SCOPES)
-    await register(stack, key_a, a, "shared")
+    await register(stack, key_a, a, "shared", description="Scores payments")
     await register(stack, key_a, a, "hidden")
     await register(stack, key_b, b, "own")
     shared, hidden, own = model_id(a, "shared"), model_id(a, "hidden"), model_id(b, "own")

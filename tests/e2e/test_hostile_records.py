@@ -1,8 +1,8 @@
 """No record stops a consumer: for each consumer, a poison record and then a valid one that must land.
 
-Found: a body of 5,000 ``[`` (RecursionError), a structured event whose ``subject`` is a number
-(pydantic ValidationError) and a tag key with NUL (refused by the driver) each made their batch
-fail and be retried forever, stopping every team's registrations, deployments and auditing.
+A body of 5,000 ``[`` (RecursionError), a structured event whose ``subject`` is a number (pydantic
+ValidationError) and a tag key with NUL (refused by the driver) would each fail their batch; retried
+for ever, that batch would stop every team's registrations, deployments and auditing.
 """
 
 import json
@@ -16,6 +16,7 @@ from registry_cli.stack import EmbeddedStack
 from registry_contract import messages
 from registry_contract.envelope import CloudEvent
 from tests.factories import ADMIN_KEY, binary_record, register_event
+from tests.http_tools import team_name
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
 from tests.waiting import until
 
@@ -33,10 +34,6 @@ NUMBER_SUBJECT = json.dumps(
     {"specversion": "1.0", "id": "p2", "source": "/a", "type": "t", "subject": 5, "data": {}}
 ).encode()
 STRUCTURED = [("content-type", b"application/cloudevents+json")]
-
-
-def team() -> str:
-    return f"h{uuid.uuid4().hex[:8]}"
 
 
 async def readable(stack: EmbeddedStack, path: str) -> bool:
@@ -58,7 +55,7 @@ async def audited(stack: EmbeddedStack, ce_id: str) -> list[dict[str, Any]]:
 async def test_registration_and_audit_dead_letter_the_poison_and_take_the_next_command(
     stack: EmbeddedStack, poison: bytes, headers: list[tuple[str, bytes]], reason: str
 ) -> None:
-    owner = team()
+    owner = team_name("h")
     good = register_event(owner, "m", token=ADMIN_KEY.token)
     key = f"{owner}/m".encode()  # same key: same partition, the valid command is right behind
     bootstrap = stack.settings.kafka_bootstrap
@@ -71,7 +68,7 @@ async def test_registration_and_audit_dead_letter_the_poison_and_take_the_next_c
 
 
 async def test_a_key_mongodb_cannot_store_is_rejected_and_the_next_command_lands(stack: EmbeddedStack) -> None:
-    owner = team()
+    owner = team_name("h")
     bad = register_event(owner, "m", "1.0.0", token=ADMIN_KEY.token, tags={"a\u0000b": "x"})
     good = register_event(owner, "m", "1.0.1", token=ADMIN_KEY.token, signature={"inputs": [{"name": "x"}]})
     key = f"{owner}/m".encode()
@@ -85,7 +82,7 @@ async def test_a_key_mongodb_cannot_store_is_rejected_and_the_next_command_lands
 
 
 async def test_the_tracker_dead_letters_a_poison_report_and_applies_the_next(stack: EmbeddedStack) -> None:
-    owner = team()
+    owner = team_name("h")
     async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
         body = {"version": "1.0.0", "framework": "onnx", "artifact_uri": "s3://bucket/key"}
         assert (await http.post(f"/v1/models/{owner}/m/versions", json=body)).status_code == 201

@@ -34,7 +34,7 @@ async def audit_entries(stack: EmbeddedStack, token: str, team: str, **params: s
 async def test_each_key_and_webhook_change_is_in_the_teams_audit_log_with_its_actor_and_no_secret(
     stack: EmbeddedStack,
 ) -> None:
-    # Found: these changes left only registry.access.write entries, which expire, and no event.
+    # Each change is an event too: registry.access.write entries alone expire.
     team = f"idn-{uuid.uuid4().hex[:6]}"
     correlation = {change: f"idn-{uuid.uuid4().hex[:12]}" for change in IDENTITY_EVENT_MODELS}
     secrets: list[str] = []

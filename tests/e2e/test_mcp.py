@@ -19,6 +19,7 @@ from mcp.types import CallToolResult, TextContent, TextResourceContents
 from registry_cli.stack import EmbeddedStack
 from registry_contract import messages
 from tests.factories import ADMIN_KEY
+from tests.http_tools import Team, register, team_key, team_name
 from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
@@ -31,20 +32,6 @@ INITIALIZE = {
     "method": "initialize",
     "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
 }
-
-
-async def make_key(stack: EmbeddedStack, team: str) -> str:
-    async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
-        response = await http.post(f"/v1/teams/{team}/api-keys", json={"name": "mcp", "scopes": SCOPES})
-    assert response.status_code == 201, response.text
-    return str(response.json()["token"])
-
-
-async def register(stack: EmbeddedStack, token: str, team: str, name: str, version: str, **fields: Any) -> None:
-    body = {"version": version, "framework": "xgboost", "artifact_uri": f"s3://models/{name}/{version}", **fields}
-    async with httpx.AsyncClient(base_url=stack.url("registration"), headers={"Authorization": f"Bearer {token}"}) as h:
-        response = await h.post(f"/v1/models/{team}/{name}/versions", json=body)
-    assert response.status_code == 201, response.text
 
 
 @asynccontextmanager
@@ -76,21 +63,17 @@ def failure(result: CallToolResult, *names: str) -> str:
 
 
 @pytest.fixture
-async def team(stack: EmbeddedStack) -> tuple[str, str]:
-    """A fresh team with a key, and one model ``scorer`` with two versions."""
-    team = f"mcp-{uuid.uuid4().hex[:6]}"
-    token = await make_key(stack, team)
+async def scorer(stack: EmbeddedStack, team: Team) -> None:
+    """The team's model ``scorer``, with two versions."""
     description = "Scores card transactions for fraud"
-    await register(stack, token, team, "scorer", "1.0.0", description=description, metrics={"auc": 0.91})
-    await register(stack, token, team, "scorer", "1.1.0", description=description, tags={"owner": "alice"})
-    return team, token
+    await register(stack, team.writer, team.name, "scorer", "1.0.0", description=description, metrics={"auc": 0.91})
+    await register(stack, team.writer, team.name, "scorer", "1.1.0", description=description, tags={"owner": "alice"})
 
 
+@pytest.mark.usefixtures("scorer")
 class TestToolsOverHttp:
-    async def test_the_five_read_only_tools_are_listed_with_schemas(
-        self, stack: EmbeddedStack, team: tuple[str, str]
-    ) -> None:
-        async with mcp_session(stack, team[1]) as session:
+    async def test_the_five_read_only_tools_are_listed_with_schemas(self, stack: EmbeddedStack, team: Team) -> None:
+        async with mcp_session(stack, team.writer) as session:
             tools = {tool.name: tool for tool in (await session.list_tools()).tools}
             templates = (await session.list_resource_templates()).resource_templates
         assert set(tools) == TOOLS
@@ -102,9 +85,9 @@ class TestToolsOverHttp:
         assert [t.uri_template for t in templates] == ["registry://models/{team}/{name}/card"]
 
     async def test_models_versions_and_deployments_come_as_structured_content_and_text(
-        self, stack: EmbeddedStack, team: tuple[str, str]
+        self, stack: EmbeddedStack, team: Team
     ) -> None:
-        name, token = team
+        name, token = team.name, team.writer
         report = {
             "team": name,
             "name": "scorer",
@@ -139,10 +122,8 @@ class TestToolsOverHttp:
         assert status.structured_content["environments"]["staging"]["target"] == "kubernetes"
         assert "- staging: deploying on kubernetes" in text(status)
 
-    async def test_a_refusal_is_a_tool_error_with_the_problems_detail(
-        self, stack: EmbeddedStack, team: tuple[str, str]
-    ) -> None:
-        name, token = team
+    async def test_a_refusal_is_a_tool_error_with_the_problems_detail(self, stack: EmbeddedStack, team: Team) -> None:
+        name, token = team.name, team.writer
         async with mcp_session(stack, token) as session:
             absent = await session.call_tool("get_model", {"team": name, "name": "nothing-here"})
             no_version = await session.call_tool(
@@ -158,9 +139,9 @@ class TestToolsOverHttp:
         assert "Traceback" not in failure(absent) + failure(no_version) + failure(bad_slug)
 
     async def test_a_tool_call_is_audited_as_the_read_it_makes_with_the_callers_correlation_id(
-        self, stack: EmbeddedStack, team: tuple[str, str]
+        self, stack: EmbeddedStack, team: Team
     ) -> None:
-        name, token = team
+        name, token = team.name, team.writer
         correlation = f"mcp-{uuid.uuid4().hex[:10]}"
         async with mcp_session(stack, token, **{"X-Correlation-ID": correlation}) as session:
             assert not (await session.call_tool("get_model", {"team": name, "name": "scorer"})).is_error
@@ -173,10 +154,8 @@ class TestToolsOverHttp:
         [entry] = await until(audited, what="the tool's read in the audit log")
         assert (entry["team"], entry["detail"]) == (name, f"GET /v1/models/{name}/scorer 200")
 
-    async def test_model_cards_come_as_a_tool_and_as_resources(
-        self, stack: EmbeddedStack, team: tuple[str, str]
-    ) -> None:
-        name, token = team
+    async def test_model_cards_come_as_a_tool_and_as_resources(self, stack: EmbeddedStack, team: Team) -> None:
+        name, token = team.name, team.writer
         async with mcp_session(stack, token) as session:
             card = await session.call_tool("get_model_card", {"team": name, "name": "scorer"})
             older = await session.call_tool("get_model_card", {"team": name, "name": "scorer", "version": "1.0.0"})
@@ -188,8 +167,8 @@ class TestToolsOverHttp:
         assert isinstance(contents, TextResourceContents) and contents.mime_type == "text/markdown"
         assert contents.text == text(card)
 
-    async def test_search_ranks_what_the_caller_may_read(self, stack: EmbeddedStack, team: tuple[str, str]) -> None:
-        name, token = team
+    async def test_search_ranks_what_the_caller_may_read(self, stack: EmbeddedStack, team: Team) -> None:
+        name, token = team.name, team.writer
         async with mcp_session(stack, token) as session:
 
             async def found() -> CallToolResult | None:
@@ -207,13 +186,14 @@ class TestToolsOverHttp:
         assert f"1. {name}/scorer" in text(result)
 
 
+@pytest.mark.usefixtures("scorer")
 class TestTeamIsolation:
     async def test_another_teams_hidden_model_is_a_tool_error_like_an_absent_one(
-        self, stack: EmbeddedStack, team: tuple[str, str]
+        self, stack: EmbeddedStack, team: Team
     ) -> None:
-        owner, _ = team
-        other = f"mcp-{uuid.uuid4().hex[:6]}"
-        other_token = await make_key(stack, other)
+        owner = team.name
+        other = team_name("mcp")
+        other_token = await team_key(stack, other, SCOPES)
         calls: list[tuple[str, dict[str, Any]]] = [
             ("get_model", {}),
             ("list_versions", {}),
@@ -231,11 +211,11 @@ class TestTeamIsolation:
                 await session.read_resource(f"registry://models/{owner}/scorer/card")
 
     async def test_search_neither_shows_nor_counts_another_teams_hidden_model(
-        self, stack: EmbeddedStack, team: tuple[str, str]
+        self, stack: EmbeddedStack, team: Team
     ) -> None:
-        owner, owner_token = team
-        other = f"mcp-{uuid.uuid4().hex[:6]}"
-        other_token = await make_key(stack, other)
+        owner, owner_token = team.name, team.writer
+        other = team_name("mcp")
+        other_token = await team_key(stack, other, SCOPES)
         word = f"zq{uuid.uuid4().hex[:8]}"
         await register(stack, owner_token, owner, "hidden", "1.0.0", description=f"{word} hidden model")
         # The sentinel: the other team's own model, registered after the hidden one, with the same word.
@@ -274,11 +254,10 @@ class TestAuthentication:
                 pass
 
 
+@pytest.mark.usefixtures("scorer")
 class TestStdio:
-    async def test_registry_mcp_serves_the_same_tools_over_stdio(
-        self, stack: EmbeddedStack, team: tuple[str, str]
-    ) -> None:
-        name, token = team
+    async def test_registry_mcp_serves_the_same_tools_over_stdio(self, stack: EmbeddedStack, team: Team) -> None:
+        name, token = team.name, team.writer
         command = Path(sys.executable).with_name("registry")
         server = StdioServerParameters(
             command=str(command), args=["mcp", "--url", stack.url("query"), "--api-key", token]
@@ -296,13 +275,9 @@ class TestStdio:
 
 
 async def test_a_tool_call_takes_one_rate_limit_token(stack: EmbeddedStack) -> None:
-    # Found: the MCP request took the caller's token and the route the tool runs took another.
-    team = f"mcp-rl-{uuid.uuid4().hex[:6]}"
-    body = {"name": "limited", "scopes": SCOPES, "rate_limit": {"per_second": 0.001, "burst": 20}}
-    async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
-        response = await http.post(f"/v1/teams/{team}/api-keys", json=body)
-    assert response.status_code == 201, response.text
-    token = str(response.json()["token"])
+    # A tool call takes the MCP request's rate-limit token, not a second one for the route the tool runs.
+    limit = {"per_second": 0.001, "burst": 20}
+    token = await team_key(stack, team_name("mcp-rl"), SCOPES, name="limited", rate_limit=limit)
     async with mcp_session(stack, token) as session:  # initialize and its notification: a few tokens
         results = [await session.call_tool("search_models", {"query": "anything"}) for _ in range(12)]
     assert not any(result.is_error for result in results), [text(r) for r in results if r.is_error]

@@ -7,18 +7,11 @@ from typing import Any
 import pytest
 
 from registry_cli.stack import EmbeddedStack
-from tests.http_tools import acting_as, team_key
+from tests.http_tools import acting_as, register, team_key
 from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 HOSTILE = "Scores <script>alert(1)</script> transactions | fast"
-
-
-async def register(stack: EmbeddedStack, token: str, team: str, version: str, **fields: Any) -> None:
-    body = {"version": version, "framework": "xgboost", "artifact_uri": f"s3://models/{team}/m/{version}", **fields}
-    async with acting_as(stack, "registration", token) as http:
-        response = await http.post(f"/v1/models/{team}/m/versions", json=body)
-    assert response.status_code == 201, response.text
 
 
 async def report_deploying(stack: EmbeddedStack, token: str, team: str, version: str) -> None:
@@ -41,9 +34,9 @@ async def report_deploying(stack: EmbeddedStack, token: str, team: str, version:
 async def test_a_card_describes_versions_metrics_and_deployments_as_json_and_markdown(stack: EmbeddedStack) -> None:
     team = f"card-{uuid.uuid4().hex[:6]}"
     token = await team_key(stack, team, ["models:read", "models:write", "deployments:write"])
-    await register(stack, token, team, "1.0.0", metrics={"auc": 0.9}, description="first cut")
+    await register(stack, token, team, "m", "1.0.0", metrics={"auc": 0.9}, description="first cut")
     await register(
-        stack, token, team, "1.1.0", metrics={"auc": 0.95}, description=HOSTILE, tags={"domain": "payments|cards"}
+        stack, token, team, "m", "1.1.0", metrics={"auc": 0.95}, description=HOSTILE, tags={"domain": "payments|cards"}
     )
     await report_deploying(stack, token, team, "1.1.0")
     path = f"/v1/assistant/models/{team}/m/card"
@@ -90,7 +83,7 @@ async def test_another_team_gets_the_same_404_for_a_hidden_model_as_for_an_absen
     owner, other = f"card-{uuid.uuid4().hex[:6]}", f"peek-{uuid.uuid4().hex[:6]}"
     owner_token = await team_key(stack, owner, ["models:read", "models:write"])
     other_token = await team_key(stack, other, ["models:read"])
-    await register(stack, owner_token, owner, "1.0.0")
+    await register(stack, owner_token, owner, "m", "1.0.0")
     async with acting_as(stack, "query", owner_token) as query:
 
         async def readable() -> bool:

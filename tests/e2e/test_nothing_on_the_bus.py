@@ -1,9 +1,9 @@
 """Nothing on any topic authenticates anywhere: producers sign, they never send their key.
 
-Found: commands and deployment reports carried ``authorization: Bearer mr_…``, so whoever could
-read ``registry.commands`` or ``deploy.events`` (any consumer, a mirror, a debug tool) collected
-working keys for HTTP and Kafka alike. This module runs last (``tests/conftest.py``): in a full
-run it reads the whole suite's traffic, besides the stack run it makes itself.
+A record carrying ``authorization: Bearer mr_…`` would hand whoever can read ``registry.commands``
+or ``deploy.events`` (any consumer, a mirror, a debug tool) working keys for HTTP and Kafka alike.
+This module runs last (``tests/conftest.py``): in a full run it reads the whole suite's traffic,
+besides the stack run it makes itself.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ async def _cli(stack: EmbeddedStack, *args: str, token: str) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "registry_cli.main",
+        "registry_client.cli.main",
         *args,
         env=env,
         stdout=asyncio.subprocess.PIPE,

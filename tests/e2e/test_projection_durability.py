@@ -25,7 +25,7 @@ from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack
 from registry_contract import messages
 from tests.factories import ADMIN_KEY, binary_record, register_event
-from tests.http_tools import team_key
+from tests.http_tools import register, team_key
 from tests.kafka_tools import Collector, header, publish_raw
 from tests.metrics_tools import scrape, total
 from tests.private_stack import first_ok, kill, pause, private_settings, private_stack, start_again
@@ -47,13 +47,6 @@ async def applied(stack: EmbeddedStack) -> float:
     """Events the query service's projection applied since its process started."""
     samples, _ = await scrape(stack.url("query"))
     return total(samples, APPLIED)
-
-
-async def register(http: httpx.AsyncClient, team: str, name: str, version: str, **fields: Any) -> httpx.Response:
-    body = {"version": version, "framework": "onnx", "artifact_uri": f"s3://models/{name}/{version}", **fields}
-    response = await http.post(f"/v1/models/{team}/{name}/versions", json=body)
-    assert response.status_code == 201, response.text
-    return response
 
 
 def registered_for(team: str) -> Any:
@@ -136,10 +129,14 @@ async def write_catalogue(stack: EmbeddedStack) -> Catalogue:
     model metadata and a deployment report; returns once every one is visible on the query service."""
     team, reader = f"cat-{uuid.uuid4().hex[:6]}", f"rdr-{uuid.uuid4().hex[:6]}"
     reader_key = await team_key(stack, reader, ["models:read"])
+    for version in ("0.9.0", "1.0.0", "1.1.0", "2.0.0-rc.1", "0.1.0"):
+        await register(
+            stack, ADMIN_KEY.token, team, "fraud", version, tags={"domain": "cards"}, description=f"fraud {version}"
+        )
+    await register(
+        stack, ADMIN_KEY.token, team, "fraud-small", "1.0.0", parent={"team": team, "name": "fraud", "version": "1.0.0"}
+    )
     async with client(stack, "registration") as http:
-        for version in ("0.9.0", "1.0.0", "1.1.0", "2.0.0-rc.1", "0.1.0"):
-            await register(http, team, "fraud", version, tags={"domain": "cards"}, description=f"fraud {version}")
-        await register(http, team, "fraud-small", "1.0.0", parent={"team": team, "name": "fraud", "version": "1.0.0"})
         writes = [
             await http.patch(f"/v1/models/{team}/fraud", json={"description": "Scores card payments for fraud"}),
             await http.patch(f"/v1/models/{team}/fraud/versions/1.1.0", json={"description": "retrained"}),
@@ -430,23 +427,19 @@ async def test_stack_stopped_with_unprojected_events_catches_up(tmp_path: Path) 
     team = f"gap-{uuid.uuid4().hex[:6]}"
     unprojected = ["2.0.0", "2.1.0", "3.0.0-rc.1", "3.0.0"]
     async with private_stack(settings) as stack:
-        async with (
-            client(stack, "registration") as registration,
-            client(stack, "query") as query,
-            client(stack, "deploy-tracker") as tracker,
-        ):
-            await register(registration, team, "m", "1.0.0")
+        async with client(stack, "query") as query, client(stack, "deploy-tracker") as tracker:
+            await register(stack, ADMIN_KEY.token, team, "m", "1.0.0")
             await first_ok(query, f"/v1/models/{team}/m/versions/1.0.0")
             pause(stack, "query")  # it sees nothing from here on
             async with Collector(stack.settings.kafka_bootstrap, EVENTS) as events:
                 for version in unprojected:
-                    await register(registration, team, "m", version)
+                    await register(stack, ADMIN_KEY.token, team, "m", version)
                 deployed = await report_waiting(tracker, staging(team, "1.0.0", "deploying"))
                 assert deployed.status_code == 200, deployed.text
                 # The tracker stops too: it will never see 3.1.0 on the topic.
                 await events.wait_for(registered_for(team), count=1 + len(unprojected), timeout=60)
                 pause(stack, "deploy-tracker")
-                await register(registration, team, "m", "3.1.0")
+                await register(stack, ADMIN_KEY.token, team, "m", "3.1.0")
                 # Relayed: on the topic (and marked published in registration's outbox).
                 await events.wait_for(registered_for(team), count=2 + len(unprojected), timeout=60)
         await kill(stack, "query")
@@ -496,7 +489,8 @@ async def test_revision_token_read_your_writes(calm: EmbeddedStack) -> None:
         async def read(path: str, token: str, http: httpx.AsyncClient = query) -> httpx.Response:
             return await http.get(path, headers={CONSISTENCY: token})
 
-        created = (await register(registration, team, "m", "1.0.0", description=f"scores {word}")).headers[CONSISTENCY]
+        registered = await register(calm, ADMIN_KEY.token, team, "m", "1.0.0", description=f"scores {word}")
+        created = registered.headers[CONSISTENCY]
         source, model_id, revision = created.split(".")
         assert (source, model_id.startswith("mdl_"), revision.isdigit()) == ("r", True, True), created
         got = await read(f"/v1/models/{team}/m/versions/1.0.0", created)

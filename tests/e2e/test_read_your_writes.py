@@ -15,9 +15,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from registry_cli.main import app
 from registry_cli.stack import EmbeddedStack
 from registry_client import NO_RETRY, AsyncRegistryClient, RegistryError, consistent
+from registry_client.cli.main import app
 from registry_client.config import ClientOptions
 from registry_client.consistency import CONSISTENCY_HEADER, parse_token
 from registry_client.kafka import RegistryProducer
@@ -25,8 +25,8 @@ from registry_contract import messages
 from registry_contract.deployment_views import ReportOutcome
 from registry_contract.ids import model_id
 from tests.client_fakes import Artifact
-from tests.e2e.console_tools import console_client, hidden, new_team, register, sign_in
-from tests.http_tools import acting_as, team_key
+from tests.e2e.console_tools import console_client, hidden, new_team, sign_in
+from tests.http_tools import acting_as, register, team_key
 
 pytestmark = pytest.mark.e2e
 SCOPES = ["models:read", "models:write", "deployments:write"]

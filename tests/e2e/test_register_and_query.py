@@ -1,7 +1,6 @@
 """The whole system as separate processes: raw CloudEvents in over Kafka, results out over HTTP."""
 
 import json
-import uuid
 from typing import Any
 
 import httpx
@@ -10,6 +9,7 @@ import pytest
 from registry_cli.stack import EmbeddedStack
 from registry_contract import messages
 from tests.factories import ADMIN_KEY, binary_record, command_event, register_data, register_event, structured_record
+from tests.http_tools import team_name
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
 from tests.waiting import until
 
@@ -39,16 +39,12 @@ def raw(event: Any, *, structured: bool = False) -> tuple[bytes, list[tuple[str,
     return value, headers, f"{event.data['team']}/{event.data['name']}".encode()
 
 
-def team() -> str:
-    return f"t{uuid.uuid4().hex[:10]}"
-
-
 class TestRegisterOverKafka:
     @pytest.mark.parametrize("structured", [False, True], ids=["binary", "structured"])
     async def test_a_published_command_becomes_readable(
         self, stack: EmbeddedStack, query: httpx.AsyncClient, structured: bool
     ) -> None:
-        owner = team()
+        owner = team_name("t")
         event = register_event(
             owner, "card-fraud", "1.4.0", tags={"owner": "alice"}, metrics={"auc": 0.93}, token=ADMIN_KEY.token
         )
@@ -61,7 +57,7 @@ class TestRegisterOverKafka:
     async def test_duplicates_and_redeliveries_leave_one_version_and_one_event_each(
         self, stack: EmbeddedStack, query: httpx.AsyncClient
     ) -> None:
-        owner = team()
+        owner = team_name("t")
         first = register_event(owner, "m", "1.0.0+build.1", token=ADMIN_KEY.token)
         duplicate = register_event(owner, "m", "1.0.0+build.2", token=ADMIN_KEY.token)
         sentinel = register_event(owner, "m", "2.0.0", token=ADMIN_KEY.token)
@@ -82,7 +78,7 @@ class TestRegisterOverKafka:
     async def test_garbage_is_dead_lettered_and_the_next_command_still_lands(
         self, stack: EmbeddedStack, query: httpx.AsyncClient
     ) -> None:
-        owner = team()
+        owner = team_name("t")
         good = register_event(owner, "after-garbage", token=ADMIN_KEY.token)
         key = f"{owner}/after-garbage".encode()
         bootstrap = stack.settings.kafka_bootstrap
@@ -97,7 +93,7 @@ class TestReads:
     async def test_versions_sort_by_precedence_with_ranges_latest_and_history(
         self, stack: EmbeddedStack, query: httpx.AsyncClient
     ) -> None:
-        owner = team()
+        owner = team_name("t")
         versions = ["1.0.0", "1.10.0", "1.2.0", "2.0.0-rc.1", "2.0.0-alpha", "0.9.0"]
         bootstrap = stack.settings.kafka_bootstrap
         await publish_raw(
@@ -137,7 +133,7 @@ class TestReads:
     async def test_pagination_is_complete_and_stable_under_concurrent_inserts(
         self, stack: EmbeddedStack, query: httpx.AsyncClient
     ) -> None:
-        owner = team()
+        owner = team_name("t")
         bootstrap = stack.settings.kafka_bootstrap
         await publish_raw(
             bootstrap, COMMANDS, [raw(register_event(owner, f"m{i:03d}", token=ADMIN_KEY.token)) for i in range(230)]
@@ -182,7 +178,7 @@ class TestReads:
     async def test_filters_select_by_framework_target_tag_and_prefix(
         self, stack: EmbeddedStack, query: httpx.AsyncClient
     ) -> None:
-        owner = team()
+        owner = team_name("t")
         await publish_raw(
             stack.settings.kafka_bootstrap,
             COMMANDS,
@@ -245,7 +241,7 @@ class TestHttpContract:
     async def test_http_registration_is_readable_and_emits_the_same_event(
         self, stack: EmbeddedStack, query: httpx.AsyncClient
     ) -> None:
-        owner = team()
+        owner = team_name("t")
         body = {k: v for k, v in register_data(owner, "via-http", "3.1.4").items() if k not in ("team", "name")}
         async with (
             httpx.AsyncClient(base_url=stack.url("registration"), headers=AUTH) as registration,

@@ -12,7 +12,8 @@ from registration.storage import DEPLOYED_ENVIRONMENTS
 from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack
 from registry_contract.ids import version_id
-from tests.e2e.test_deployments import make_key, registered, report, send_waiting
+from tests.e2e.test_deployments import registered, report, send_waiting
+from tests.http_tools import team_key
 from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 async def test_a_deployed_version_is_kept_until_the_tracker_says_it_is_retired(stack: EmbeddedStack) -> None:
     team = f"del-{uuid.uuid4().hex[:6]}"
-    token = await make_key(stack, team, ["models:read", "models:write", "deployments:write"])
+    token = await team_key(stack, team, ["models:read", "models:write", "deployments:write"])
     await registered(stack, team, token)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri, tz_aware=True)
     table = client[service_database("registration")][DEPLOYED_ENVIRONMENTS]

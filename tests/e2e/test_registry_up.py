@@ -163,8 +163,8 @@ async def test_a_killed_service_is_restarted_while_the_rest_keeps_running(tmp_pa
 
 
 async def test_a_restart_with_kept_data_audits_new_work_and_mints_no_second_key(tmp_path: Path) -> None:
-    # Found: after a restart with the same .data/, the broker's offsets start at 0 again and the
-    # audit skipped every new record as already audited; and each start minted another admin key.
+    # After a restart with the same .data/ the broker's offsets start at 0 again: new records are
+    # still audited, not skipped as already audited; and a start mints no second admin key.
     env = {k: v for k, v in stack_env(tmp_path).items() if k != "REGISTRY_BOOTSTRAP_ADMIN_KEY"}
     registration = f"http://127.0.0.1:{env['REGISTRY_REGISTRATION_PORT']}"
     audit = f"http://127.0.0.1:{env['REGISTRY_AUDIT_PORT']}"

@@ -12,9 +12,11 @@ import pytest
 
 from registry_cli.stack import EmbeddedStack
 from tests.e2e.console_tools import console_client, sign_in
-from tests.e2e.test_assistant_search import ADMIN, key, register, search, team
+from tests.e2e.test_assistant_search import ADMIN, key, search
 from tests.e2e.test_console import FRAGMENT
 from tests.e2e.test_mcp import mcp_session, text
+from tests.factories import ADMIN_KEY
+from tests.http_tools import register, team_name
 from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
@@ -22,14 +24,23 @@ FOREIGN_MODELS = 12
 
 
 async def test_another_teams_private_models_change_nothing_in_a_readers_search(stack: EmbeddedStack) -> None:
-    reader_team, other = team(), team()
+    reader_team, other = team_name("s"), team_name("s")
     reader = await key(stack, reader_team, ["models:read"])
     word = f"qu{uuid.uuid4().hex[:7]}"  # a word no other test's model has
     typo = word[:3] + word[4:]  # one letter dropped: not a word of any readable model
-    await register(stack, reader_team, "card-fraud", description=f"Detects {word} card fraud in real time")
-    await register(stack, reader_team, "chargebacks", description=f"Predicts {word} chargebacks on card disputes")
     await register(
-        stack, reader_team, "churn", framework="onnx", description=f"Which {word} customers cancel their card"
+        stack, ADMIN_KEY.token, reader_team, "card-fraud", description=f"Detects {word} card fraud in real time"
+    )
+    await register(
+        stack, ADMIN_KEY.token, reader_team, "chargebacks", description=f"Predicts {word} chargebacks on card disputes"
+    )
+    await register(
+        stack,
+        ADMIN_KEY.token,
+        reader_team,
+        "churn",
+        framework="onnx",
+        description=f"Which {word} customers cancel their card",
     )
     queries = [word, f"{word} card", f"card fraud {word} chargebacks", typo, word[:6], f'"{word} card"', f"{word} zzz"]
 
@@ -54,7 +65,7 @@ async def test_another_teams_private_models_change_nothing_in_a_readers_search(s
 
     for i in range(FOREIGN_MODELS):  # private, full of the reader's words, the misspelled one included
         words = f"{word} card fraud {typo} chargebacks {'card ' * i}{word} customers {i}"
-        await register(stack, other, f"private-{i}", description=words)
+        await register(stack, ADMIN_KEY.token, other, f"private-{i}", description=words)
     await until(lambda: indexed(ADMIN, 3 + FOREIGN_MODELS), what="the private models in search")
 
     crowded = await pages()

@@ -1,8 +1,8 @@
 """The tracker and the audit service check producers' signatures with verifiers fetched from registration.
 
-Found: deployment reports carried their key as ``authorization: Bearer mr_…`` and the audit log
-named the actor from that header. Now the audit names the key whose signature verified, and
-the tracker refuses bearer keys and signatures that do not verify, saying why.
+A report proves its key by a signature rather than carrying it as ``authorization: Bearer mr_…``:
+the audit names the key whose signature verified, and the tracker refuses bearer keys and
+signatures that do not verify, saying why.
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from registry_cli.stack import EmbeddedStack
-from tests.e2e.console_tools import CONSOLE_SCOPES, hidden, register
-from tests.http_tools import ADMIN
+from tests.e2e.console_tools import CONSOLE_SCOPES, hidden
+from tests.http_tools import ADMIN, register
 from tests.waiting import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -333,8 +333,8 @@ async def test_console_forms_never_error_nor_reveal_a_private_model(stack: Embed
 async def test_a_console_form_with_an_idempotency_key_no_page_made_is_refused(
     stack: EmbeddedStack, teams: Teams
 ) -> None:
-    # Found by the fuzzer: a key that cannot be a header value (non-ASCII, control characters)
-    # failed the in-process call with a 500.
+    # A key that cannot be a header value (non-ASCII, control characters) must be refused, not fail
+    # the in-process call with a 500.
     def post() -> httpx.Response:
         http, csrf = _signed_in(stack, teams.reader, teams.reader_key)
         try:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from registry_cli.stack import EmbeddedStack
-from tests.e2e.console_tools import new_team, register
-from tests.http_tools import acting_as
+from tests.e2e.console_tools import new_team
+from tests.http_tools import acting_as, register
 
 pytestmark = pytest.mark.e2e
 

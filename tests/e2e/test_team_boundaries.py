@@ -14,6 +14,7 @@ from registry_cli.stack import EmbeddedStack
 from registry_contract import messages
 from registry_contract.envelope import CloudEvent
 from tests.factories import ADMIN_KEY, register_event
+from tests.http_tools import make_key
 from tests.kafka_tools import publish_raw
 from tests.metrics_tools import scrape, total
 from tests.waiting import serving, until
@@ -24,13 +25,6 @@ BODY = {"version": "1.0.0", "framework": "onnx", "artifact_uri": "s3://bucket/ke
 TEAM_SCOPES = ["models:read", "models:write", "team:admin", "audit:read", "deployments:write"]
 
 
-async def make_key(stack: EmbeddedStack, team: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=stack.url("registration"), headers=ADMIN) as http:
-        response = await http.post(f"/v1/teams/{team}/api-keys", json={"name": "k", "scopes": TEAM_SCOPES})
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
 def as_key(stack: EmbeddedStack, service: str, key: dict[str, Any], **headers: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=stack.url(service), headers={"Authorization": f"Bearer {key['token']}", **headers}, timeout=10
@@ -39,10 +33,10 @@ def as_key(stack: EmbeddedStack, service: str, key: dict[str, Any], **headers: s
 
 class TestIdempotencyKeys:
     async def test_another_team_using_the_same_key_gets_its_own_outcome(self, stack: EmbeddedStack) -> None:
-        # Found: the key was one global namespace, looked up before authorization: team B sending
-        # team A's key got A's stored version resource back.
+        # Idempotency keys are per team and looked up after authorization: team B sending team A's key
+        # must not get A's stored version resource back.
         a, b = f"ida-{uuid.uuid4().hex[:6]}", f"idb-{uuid.uuid4().hex[:6]}"
-        key_a, key_b = await make_key(stack, a), await make_key(stack, b)
+        key_a, key_b = await make_key(stack, a, TEAM_SCOPES), await make_key(stack, b, TEAM_SCOPES)
         shared_key = {"Idempotency-Key": f"build-{uuid.uuid4().hex[:8]}"}
         async with as_key(stack, "registration", key_a, **shared_key) as http_a:
             first = await http_a.post(f"/v1/models/{a}/m/versions", json=BODY)
@@ -57,10 +51,10 @@ class TestIdempotencyKeys:
 
 class TestExistenceOracle:
     async def test_a_hidden_model_and_an_absent_one_look_the_same_to_another_team(self, stack: EmbeddedStack) -> None:
-        # Found: reading an existing, unshared model emitted an access-denied event (in the reader's
-        # own audit log) and moved a per-team counter on /metrics; an absent one did neither.
+        # Reading an existing, unshared model emits no access-denied event and moves no per-team
+        # counter on /metrics, since an absent one does neither: either would tell that it exists.
         owner, other = f"own-{uuid.uuid4().hex[:6]}", f"oth-{uuid.uuid4().hex[:6]}"
-        owner_key, other_key = await make_key(stack, owner), await make_key(stack, other)
+        owner_key, other_key = await make_key(stack, owner, TEAM_SCOPES), await make_key(stack, other, TEAM_SCOPES)
         async with as_key(stack, "registration", owner_key) as http:
             assert (await http.post(f"/v1/models/{owner}/m/versions", json=BODY)).status_code == 201
         before, _ = await scrape(stack.url("query"))
@@ -105,10 +99,10 @@ class Receiver:
 
 class TestForgedRecords:
     async def test_a_record_forged_onto_the_bus_is_never_filed_or_sent_as_a_teams(self, stack: EmbeddedStack) -> None:
-        # Found: the audit took actor from any bearer string and team from the payload, and the
-        # tracker sent on whatever appeared on registry.events, signed with the team's secret.
+        # Anyone who can produce can put a record on the bus: the audit must not take its actor from a
+        # bearer string or its team from the payload, nor the tracker send it on signed with the team's secret.
         victim = f"vic-{uuid.uuid4().hex[:6]}"
-        key = await make_key(stack, victim)
+        key = await make_key(stack, victim, TEAM_SCOPES)
         bootstrap = stack.settings.kafka_bootstrap
         receiver = Receiver()
         async with serving([Route("/hook", receiver.endpoint, methods=["POST"])]) as port:

@@ -17,9 +17,9 @@ from registry_cli.backup import backup
 from registry_cli.config import StackSettings, throwaway_settings
 from registry_cli.database_users import service_database
 from registry_cli.dlq import show_dead_letters
-from registry_cli.produce import produce_message
 from registry_cli.stack import EmbeddedStack, unthrottled_admin_key
 from registry_cli.stack_tls import kafka_client_options
+from registry_client.cli.produce import produce_message
 from tests.factories import register_data, register_event
 from tests.waiting import until
 
@@ -113,7 +113,7 @@ async def test_no_hop_answers_in_the_clear_or_to_a_client_without_a_certificate(
     with pytest.raises(KafkaConnectionError):
         await consumer.start()
     await consumer.stop()
-    # TLS, but no client certificate: found taken by the broker's front, which has no other check.
+    # TLS, but no client certificate: the broker's front must refuse it, as it has no other check.
     anonymous_kafka = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         security_protocol="SSL",
@@ -141,8 +141,8 @@ async def test_no_hop_answers_in_the_clear_or_to_a_client_without_a_certificate(
 async def test_the_stand_ins_private_ports_give_nothing_without_credentials(
     tls_stack: tuple[EmbeddedStack, str],
 ) -> None:
-    # Found: behind their TLS fronts the databases listened in plain text, without authentication,
-    # on loopback ports any local user reaches: one insert into api_keys made a platform admin.
+    # Behind their TLS fronts the databases listen on loopback ports any local user reaches: without
+    # authentication there, one insert into api_keys would make a platform admin.
     stack, _ = tls_stack
     database = service_database("registration")  # where API keys are
     for name in ("mongodb", "audit-mongodb"):

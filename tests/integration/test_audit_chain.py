@@ -97,8 +97,8 @@ class TestExactlyOnce:
         assert verdict.ok and verdict.entries == 13 and verdict.chains == 2
 
     async def test_records_at_reused_offsets_after_a_broker_restart_are_appended(self, db: Any) -> None:
-        # Found: after a restart with kept data, offsets start at 0 again and every new record
-        # at an offset below the stored head was skipped as "already audited".
+        # After a restart with kept data the broker's offsets start at 0 again: a record at an offset
+        # below the stored head is appended, unless it is the same record redelivered.
         store = AuditStore(db.client, db, signer=SIGNER)
         appended = await store.append(entries("registry.commands", 0, range(0, 3), epoch="b"))
         assert [entry["offset"] for entry in appended] == [0, 1, 2]
@@ -132,8 +132,8 @@ class TestExactlyOnce:
 
 class TestAttribution:
     def test_a_record_that_proves_nothing_names_no_actor_and_no_team(self) -> None:
-        # Found: actor was parsed from any bearer string and team taken from the payload, so any
-        # producer could write entries into another team's log in another key's name.
+        # Actor and team come only from what was verified, never from a bearer string or the payload:
+        # otherwise any producer could write entries into another team's log in another key's name.
         # As consumed: signed with a key id the record names, which nothing verified.
         event = decode(*register_event("fraud", "m", token="mr_fraudkey_" + "x" * 43).to_kafka())
         source = Source.of("registry.commands", 0, 0, None, b"{}", [])
@@ -162,7 +162,7 @@ class TestTampering:
         assert "edited" in verdict.broken["problem"]
 
     async def test_editing_the_time_the_api_shows_and_filters_on_is_found(self, db: Any) -> None:
-        # Found: received_at/ts_key were outside the hash.
+        # received_at and ts_key are inside the hash: the API shows and filters on them.
         target = await entry_at(db, "registry.commands:0", 2)
         moved = target["received_at"] - timedelta(days=30)
         await db.audit_log.update_one({"_id": target["_id"]}, {"$set": {"received_at": moved}})
@@ -225,7 +225,7 @@ class TestTampering:
         assert not verdict.ok and verdict.broken and verdict.broken["entry_id"] == first["_id"]
 
     async def test_entries_past_the_head_are_found(self, db: Any) -> None:
-        # Found: verify walked each chain only up to its stored head.
+        # Verify walks each chain to its end, not only to its stored head.
         head = await db.audit_heads.find_one({"_id": "registry.events:1"})
         third = await entry_at(db, "registry.events:1", 3)
         await db.audit_heads.update_one({"_id": head["_id"]}, {"$set": {"seq": 3, "hash": third["hash"]}})

@@ -135,7 +135,7 @@ class TestDependencyOutage:
                     assert await letters_before_a_sentinel(infra, topics, dead) == []
         finally:
             await broker.stop()
-        # Found: the retry log lines carried no exception text.
+        # A retry's log line says what failed.
         retries = [line for line in logs if line["event"] == "batch failed on a dependency; it will be retried"]
         assert len(retries) == 2 and retries[0]["error"] == "AutoReconnect: connection refused"
 

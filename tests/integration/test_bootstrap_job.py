@@ -70,7 +70,7 @@ async def test_the_init_job_creates_topics_and_the_key_once_in_registrations_dat
 async def test_without_a_given_key_one_key_is_made_per_database_and_shown_once(
     mongo: AsyncMongoClient[dict[str, object]], db_name: str
 ) -> None:
-    # Found: every start of `registry up` minted another never-expiring platform:admin key.
+    # `registry up` runs this on every start: each run must not mint another never-expiring platform:admin key.
     db = mongo[db_name]
     first = await store_bootstrap_key(db, None, created_by="registry up")
     second = await store_bootstrap_key(db, None, created_by="registry up")

@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from query.console.sessions import Flash, Sessions, seal, unseal
 from registry_contract.auth import Principal
+
+pytestmark = pytest.mark.integration
 
 KEY = "mr_AbCdEfGh_" + "s" * 43
 

@@ -1,8 +1,8 @@
 """``registry dlq show|replay``: dead letters go back to their topic once, with their original headers.
 
-Found (issue 22 review): ``replay --api-key`` signed every dead letter with the operator's key, so
-whoever could write to a topic could plant a command that later ran as the operator. Now only the
-letters that key signed are signed again; the others go back as they were.
+``replay --api-key`` signs again only the letters that key signed; the others go back as they were.
+Signing every dead letter with the operator's key would let whoever can write to a topic plant a
+command that later runs as the operator.
 """
 
 import asyncio
@@ -42,7 +42,7 @@ async def registry(infra: Infra, *args: str) -> str:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "registry_cli.main",
+        "registry_client.cli.main",
         *args,
         env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap},
         stdout=asyncio.subprocess.PIPE,

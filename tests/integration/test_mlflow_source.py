@@ -10,9 +10,9 @@ import pytest
 from registration.handlers import Command, handle_commands
 from registration.repository import InMemoryRepository
 from registry_cli.config import free_port
-from registry_cli.mlflow_import.mapping import MappingOptions, build_plan
-from registry_cli.mlflow_import.records import MlflowRegisteredModel, MlflowSnapshot
-from registry_cli.mlflow_import.source import (
+from registry_client.cli.mlflow_import.mapping import MappingOptions, build_plan
+from registry_client.cli.mlflow_import.records import MlflowRegisteredModel, MlflowSnapshot
+from registry_client.cli.mlflow_import.source import (
     MlflowRequestFailed,
     MlflowSource,
     MlflowUnreachable,

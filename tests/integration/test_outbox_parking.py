@@ -22,8 +22,8 @@ pytestmark = pytest.mark.integration
 async def test_a_refused_event_is_parked_and_the_events_after_it_are_published(
     infra: Infra, mongo: AsyncMongoClient[dict[str, object]], db_name: str
 ) -> None:
-    # Found: an event over the broker's size limit was retried forever, in order, blocking every
-    # later event of its writer (and the block survived restarts, being in MongoDB).
+    # An event the broker refuses for good (over its size limit) is parked: retried in order, it would
+    # block every later event of its writer, across restarts too, since the outbox is in MongoDB.
     settings = private_topics(infra, f"park-{uuid.uuid4().hex[:8]}", partitions=1)
     await ensure_topics(settings)
     db = mongo[db_name]

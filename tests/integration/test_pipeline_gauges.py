@@ -93,7 +93,7 @@ async def test_consumer_lag_is_end_minus_committed_per_partition(infra: Infra) -
 
 
 async def test_a_group_with_lag_that_does_not_move_is_reported_stalled_and_moving_clears_it(infra: Infra) -> None:
-    # Found: a consumer stuck on a poison batch kept /readyz at 200 and no metric said so.
+    # A consumer stuck on a poison batch still answers /readyz with 200: only this gauge shows it.
     topic, group = f"stall-{uuid.uuid4().hex[:8]}", f"stalled-{uuid.uuid4().hex[:6]}"
     settings = private_topics(infra, topic, partitions=1).model_copy(update={"consumer_stall_seconds": 0.2})
     await ensure_topics(settings, with_dlq=False)

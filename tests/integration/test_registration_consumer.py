@@ -216,8 +216,8 @@ class TestHttpBounds:
     async def test_a_body_over_the_cap_is_refused_before_parsing(
         self, settings: RegistrationSettings, unique: str
     ) -> None:
-        # Found: a version with a 5.6 MB signature was accepted over HTTP, and its event could
-        # never be published (the cap was Kafka-only).
+        # The cap is Kafka's: a body over it, accepted over HTTP, would make an event that can never
+        # be published.
         base = f"/v1/models/fraud/big-{unique}/versions"
         body = {"version": "1.0.0", "framework": "onnx", "artifact_uri": "s3://bucket/key"}
         huge = {**body, "signature": {"inputs": ["x" * 1000] * 5_600}}
@@ -261,6 +261,7 @@ class TestHttpBounds:
             made = [await http.post(base, json={"name": f"k{n}", "scopes": ["models:read"]}) for n in range(3)]
             assert [r.status_code for r in made] == [201, 201, 409]
             assert made[2].json()["type"] == "urn:registry:problem:conflict"
+            assert "REGISTRATION_MAX_KEYS_PER_TEAM" in made[2].json()["detail"]  # what would allow one more
             assert (await http.delete(f"{base}/{made[0].json()['key_id']}")).status_code == 204
             again = await http.post(base, json={"name": "k3", "scopes": ["models:read"]})
         assert again.status_code == 201

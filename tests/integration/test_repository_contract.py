@@ -95,7 +95,7 @@ class TestRepositoryContract:
             await repo.commit(Changes(outbox=[outbox("e2", "c1")]))
 
     async def test_the_same_id_from_another_team_is_another_command(self, repo: Repository) -> None:
-        # Found: ids were one global namespace, so one team could pre-empt another's command.
+        # Command ids are scoped to the team: in one global namespace a team could pre-empt another's command.
         await repo.commit(Changes(outbox=[outbox("e1", "c1", team="fraud")]))
         await repo.commit(Changes(outbox=[outbox("e2", "c1", team="risk")]))
         assert (await repo.outcomes_of(["fraud/c1", "risk/c1"])).keys() == {"fraud/c1", "risk/c1"}

@@ -160,8 +160,8 @@ class TestAccessEntries:
         )
 
     async def test_an_entry_forged_among_expired_ones_is_reported_by_both_verifications(self, audit_db: Any) -> None:
-        # Found: an entry set where entries had expired was excused by its own expiry fields, and
-        # the gap after it by the next genuine entry's; expiry removes only the oldest entries.
+        # Expiry removes only the oldest entries: an entry's own expiry fields cannot excuse it among
+        # expired ones, nor can the next genuine entry's excuse the gap after it.
         store = AuditStore(audit_db.client, audit_db, signer=SIGNER, retention=retention(90))
         await store.append(access_entries(3, received_now() - timedelta(days=100)))
         await store.append(access_entries(3, received_now(), first=3))

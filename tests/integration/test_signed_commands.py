@@ -1,9 +1,9 @@
 """Registration over the real broker and database: signed commands act, everything else is refused.
 
-Found: commands carried ``authorization: Bearer mr_…``, so whoever read ``registry.commands``
-collected working keys. Now a command proves its key with a signature; a bad or tampered one, one
-outside the time window and (by default) a bearer key get ``command_rejected`` ``unauthenticated``
-naming why, and a replay of a signed command changes nothing more.
+A command proves its key with a signature, never by carrying it: whoever reads ``registry.commands``
+must not collect working keys. A bad or tampered signature, one outside the time window and (by
+default) a bearer key get ``command_rejected`` ``unauthenticated`` naming why, and a replay of a
+signed command changes nothing more.
 """
 
 from __future__ import annotations

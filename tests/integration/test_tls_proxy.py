@@ -1,7 +1,7 @@
 """The TLS front of the embedded stand-ins: a connection cap, an idle time-out, client certificates.
 
-Found: a front took any number of connections and kept an idle one open for ever after its
-handshake, so one local user could hold the stand-in's connections or threads.
+Without a cap and an idle time-out, one local user could hold every connection or thread of the
+stand-in behind a front by opening connections and leaving them idle after the handshake.
 """
 
 import asyncio

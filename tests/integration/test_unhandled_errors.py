@@ -44,8 +44,8 @@ async def test_an_unhandled_exception_is_a_counted_problem_500(infra: Infra) -> 
 
 
 async def test_a_database_that_is_away_is_a_retryable_503_not_a_bug(infra: Infra) -> None:
-    # Found by killing the database's TLS front under load: a registration answered 500 "internal",
-    # which clients and the error budget read as a bug, though the same request succeeded once back.
+    # Clients and the error budget read a 500 "internal" as a bug; a request that fails only because
+    # the database is away (its TLS front killed under load, say) succeeds once it is back.
     settings = CommonSettings(
         service_name="away-test",
         kafka_bootstrap_servers=infra.kafka_bootstrap,

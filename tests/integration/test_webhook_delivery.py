@@ -80,8 +80,8 @@ async def working(worker: DeliveryWorker) -> AsyncIterator[None]:
 async def test_a_name_that_rebinds_to_loopback_after_vetting_is_never_called(
     db: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Found: the URL was resolved for the check and again by the HTTP client, so a name answering
-    # a public address first and 127.0.0.1 next reached loopback.
+    # The address vetted is the address called: resolving the name again in the HTTP client would let
+    # a name that answers a public address first and 127.0.0.1 next reach loopback.
     answers = ["8.8.8.8", "127.0.0.1"]
     real = socket.getaddrinfo
 
@@ -113,7 +113,7 @@ async def test_a_name_that_rebinds_to_loopback_after_vetting_is_never_called(
 
 
 async def test_one_teams_slow_endpoints_do_not_starve_another_team(db: Any) -> None:
-    # Found: one global concurrency limit, so a team with many slow deliveries held every slot.
+    # A per-team limit under the global one: otherwise a team with many slow deliveries holds every slot.
     settings = DeployTrackerSettings(
         webhook_timeout_seconds=60.0, webhook_concurrency=8, webhook_team_concurrency=2, allow_private_webhooks=True
     )
@@ -142,8 +142,8 @@ async def test_one_teams_slow_endpoints_do_not_starve_another_team(db: Any) -> N
 
 
 async def test_a_previous_secret_no_key_opens_does_not_stop_deliveries_signed_with_the_current_one(db: Any) -> None:
-    # Found: every delivery failed with secret_unreadable while the rotated-out secret, sealed
-    # under a key since dropped, stayed in its overlap, although the current secret opened.
+    # A rotated-out secret sealed under a key since dropped stays in its overlap; deliveries are
+    # signed with the secrets that open, not failed as secret_unreadable because of it.
     settings = DeployTrackerSettings(webhook_timeout_seconds=5.0, webhook_max_attempts=1, allow_private_webhooks=True)
     worker = DeliveryWorker(db, settings, box=BOX)
     receiver = Receiver()

@@ -40,11 +40,14 @@ STDLIB = set(sys.stdlib_module_names) | {"__future__"}
 # it with these dependencies and no more (the client's pyproject; Kafka is its extra).
 PACKAGE_IMPORTS = {
     "contract/src/registry_contract": {"registry_contract", "pydantic", "semver"},
-    "client/src/registry_client": {"registry_client", "registry_contract", "httpx", "pydantic"},
+    "client/src/registry_client": {"registry_client", "registry_contract", "httpx", "pydantic"}
+    | {"typer", "rich", "yaml"},
 }
+# Modules of an extra: only they may import its libraries, and nothing imports them at start-up.
 EXTRA_IMPORTS = {
     "client/src/registry_client/kafka.py": {"aiokafka"},
     "client/src/registry_client/outcomes.py": {"aiokafka"},
+    "client/src/registry_client/mcp/tools.py": {"mcp"},
 }
 
 

@@ -61,8 +61,8 @@ class TestChaining:
         assert tail.expires_at is None
 
     def test_expiry_never_decreases_along_a_chain(self) -> None:
-        # Found in design: a shorter retention, or a writer with a slower clock, would let a newer
-        # entry expire before an older one and leave a hole no entry vouches for.
+        # A shorter retention, or a writer with a slower clock, would otherwise let a newer entry
+        # expire before an older one and leave a hole no entry vouches for.
         first, tail = chained(days(10))
         second, _ = chained(days(0), retention=timedelta(days=1), tail=tail)
         assert second[0]["expires_at"] == first[0]["expires_at"]

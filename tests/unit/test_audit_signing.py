@@ -67,7 +67,7 @@ class TestSignedChain:
         assert made["hash"] == hashlib.sha256(made["prev_hash"].encode() + canonical(made)).hexdigest()
 
     def test_dropping_v_and_recomputing_the_hashes_is_found_at_the_first_entry_changed(self) -> None:
-        # Found: an entry without ``v`` was checked with unkeyed SHA-256 anywhere in the chain.
+        # Unkeyed SHA-256 is accepted only for entries written before versioning, never further down the chain.
         entries, tail = chain_of(5)
         prev = entries[1]["hash"]
         for doc in entries[2:]:
@@ -82,7 +82,7 @@ class TestSignedChain:
 
     @pytest.mark.parametrize("versioned", [True, False])
     def test_an_entry_appended_at_the_head_with_the_head_moved_is_found_at_that_entry(self, versioned: bool) -> None:
-        # Found: the head's MAC was checked only when the head was ahead of the walk.
+        # The head's MAC is checked wherever the head stands, the walk's end included.
         entries, tail = chain_of(3)
         forged = entry(3, team="risk") | {"outcome": "approved", "actor": "mallory"}
         moved = extend(tail, forged, retention=None)
@@ -117,7 +117,7 @@ class TestSignedChain:
         assert (result.broken["seq"], result.broken["entry_id"]) == (4, forged["_id"])
 
     def test_a_deletion_passed_off_as_expiry_and_rehashed_is_found_at_the_first_entry_changed(self) -> None:
-        # Found: seq 3-4 deleted and the neighbours given a past expiry verified.
+        # Deleting seq 3-4 and giving the neighbours a past expiry must not pass for retention.
         entries, tail = chain_of(6)
         past = NOW - timedelta(days=1)
         kept = entries[:2] + entries[4:]  # seq 3 and 4 deleted
@@ -169,8 +169,8 @@ class TestSignedChain:
         return made, tail
 
     def test_a_forged_entry_standing_among_expired_ones_is_found(self) -> None:
-        # Found: a v4 entry (unsigned seq, no expiry) set where entries expired was excused by its own
-        # hashed expiry fields, and the gap after it by the genuine entry's.
+        # A v4 entry (unsigned seq, no expiry) set where entries expired is excused neither by its own
+        # hashed expiry fields nor, for the gap after it, by the genuine entry's.
         made, tail = self.expiring_chain(6, 2)
         [forged] = [entry(40, team="mallory")]
         forged |= {"chain": made[0]["chain"], "v": 4, "seq": 4, "prev_hash": made[2]["hash"]}
@@ -204,7 +204,7 @@ class TestLegacyChains:
         return made, prev
 
     def test_v2_entries_deleted_with_their_neighbours_given_a_past_expiry_are_found(self) -> None:
-        # Found: v2 entries do not hash the expiry fields, yet a gap before one was excused by them.
+        # v2 entries do not hash the expiry fields, so those fields cannot excuse a gap before one.
         key = ChainKey(secrets.token_bytes(32))
         entries, old = self.legacy_chain(key, [2, 2, 2, 2, 2, 2])
         anchored = Tail(old.seq, old.hash, old.offset, anchor_seq=old.seq, anchor_hash=old.hash)
@@ -227,8 +227,8 @@ class TestLegacyChains:
         assert not result.ok and result.broken and result.broken["seq"] == 3
 
     def test_a_legacy_head_naming_the_last_entry_without_its_mac_does_not_verify(self) -> None:
-        # Found: a chain rewritten as unversioned entries (plain SHA-256, no key needed) and a head
-        # without a MAC naming its last entry was migrated, i.e. signed.
+        # Anyone can rewrite a chain as unversioned entries (plain SHA-256, no key needed) and add a
+        # head without a MAC naming its last entry: such a head must not be migrated, i.e. signed.
         key = ChainKey(secrets.token_bytes(32))
         forged, old = self.legacy_chain(key, [None, None, None])
         head = {"seq": old.seq, "hash": old.hash, "offset": old.offset}

@@ -57,7 +57,8 @@ class TestSharing:
         [model] = repo.models.values()
         assert model["readers"] == ["fraud", "risk"] and len(repo.shares) == 1
         [again] = await run(repo, ADMIN, command_event(messages.SHARE_MODEL, share))
-        assert again.event.data["reason"] == "conflict"
+        assert again.event.type == messages.MODEL_SHARED  # a PUT: sharing again changes nothing
+        assert repo.models[model["_id"]]["readers"] == ["fraud", "risk"] and len(repo.shares) == 1
         [unshared] = await run(repo, ADMIN, command_event(messages.UNSHARE_MODEL, share))
         assert unshared.event.type == messages.MODEL_UNSHARED
         assert repo.models[model["_id"]]["readers"] == ["fraud"] and not repo.shares
@@ -101,6 +102,7 @@ class TestSharing:
         refused = await share("team-3")
         assert refused.event.data["reason"] == "conflict"
         assert "REGISTRATION_MAX_SHARES_PER_MODEL" in refused.event.data["message"]
+        assert not (await share("team-0")).rejected  # already one of them: no room needed
         [model] = repo.models.values()
         assert model["readers"] == ["fraud", "team-0", "team-1", "team-2"]
         unshare = {"team": "fraud", "name": "card", "with_team": "team-0"}

@@ -1,8 +1,8 @@
 """``registry restore`` trusts a backup only as far as its signed manifest and confined paths go.
 
-Found: the manifest's SHA-256 sums were not keyed, so whoever could write the backup folder chose
-what a restore brought back (a planted admin key); a manifest ``file`` could be absolute or hold
-``..``. Each refusal here happens before anything under the data directory moves.
+The manifest's sums are keyed, or whoever can write the backup folder would choose what a restore
+brings back (a planted admin key, say); a manifest ``file`` may be neither absolute nor hold ``..``.
+Each refusal here happens before anything under the data directory moves.
 """
 
 import hashlib
@@ -162,8 +162,8 @@ def test_an_archive_member_outside_plain_files_is_refused_before_anything_moves(
 def test_an_archive_swapped_after_its_check_is_not_what_is_restored(
     settings: StackSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Found: restore hashed each archive in the backup folder, then opened it again by its path to
-    # extract it; whoever could write the folder swapped the file in between.
+    # Restore extracts the very bytes it hashed: opening the archive again by its path would let
+    # whoever can write the backup folder swap the file in between.
     source = tmp_path / "backup"
     make_backup(settings, source)
     planted = tarfile.TarInfo("planted-admin-key")

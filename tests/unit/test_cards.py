@@ -144,6 +144,36 @@ class TestContent:
         )
 
 
+class TestApprovalAndAliases:
+    def test_each_version_shows_its_approval_and_aliases_and_the_described_one_its_decision(self) -> None:
+        approval = {"status": "approved", "by": "fa000001", "at": T0, "comment": "reviewed | signed off"}
+        versions = [version("1.0.0", approval={"status": "rejected", "by": "fa000001", "at": T0}), version("1.1.0")]
+        aliased = model(aliases={"champion": "1.1.0", "candidate": "1.1.0", "legacy": "1.0.0"})
+        card = build_card(aliased, [versions[0], version("1.1.0", approval=approval)], None, None)
+        assert [(m.version, m.approval, m.aliases) for m in card.metrics] == [
+            ("1.1.0", "approved", ["candidate", "champion"]),
+            ("1.0.0", "rejected", ["legacy"]),
+        ]
+        assert (card.approval.status, card.approval.by, card.approval.comment) == (
+            "approved",
+            "fa000001",
+            "reviewed | signed off",
+        )
+        assert card.aliases == {"candidate": "1.1.0", "champion": "1.1.0", "legacy": "1.0.0"}
+        text = card_markdown(card).split("## Approval and aliases", 1)[1].split("\n## ", 1)[0]
+        assert "This version: approved by key fa000001 at 2026-03-01T09:00:00" in text
+        assert "reviewed \\| signed off" in text
+        assert "| champion | 1.1.0 |" in text and "| legacy | 1.0.0 |" in text
+        assert "| 1.1.0 | approved | candidate, champion |" in text and "| 1.0.0 | rejected | legacy |" in text
+        older = build_card(aliased, versions, None, "1.0.0")
+        assert older.approval.status == "rejected" and "Version 1.0.0 was rejected at approval." in older.caveats
+
+    def test_a_version_never_decided_on_is_pending_and_a_model_without_aliases_says_so(self) -> None:
+        card = build_card(model(latest_version="1.0.0"), [version("1.0.0")], None, None)
+        assert (card.approval.status, card.aliases, card.metrics[0].aliases) == ("pending", {}, [])
+        assert "This version: pending.\n\nAliases: none set." in card_markdown(card)
+
+
 class TestMetrics:
     def test_each_version_shows_its_change_from_the_previous_by_precedence(self) -> None:
         versions = [  # deliberately out of order; 1.10.0 follows 1.9.0, not 1.1.0

@@ -9,6 +9,8 @@ from cryptography import x509
 from registry_cli import certificates
 from registry_cli.certificates import leaf
 
+pytestmark = pytest.mark.unit
+
 
 def subject_alternative_names(path: Path) -> set[str]:
     cert = x509.load_pem_x509_certificate(path.read_bytes())
@@ -23,7 +25,7 @@ def test_a_leaf_that_still_serves_is_kept(tmp_path: Path) -> None:
 
 
 def test_a_leaf_for_other_hosts_is_made_again(tmp_path: Path) -> None:
-    # Found: a certificate was reused because its files existed, though the stack's host changed.
+    # That a certificate's files exist is not enough to reuse it: the stack's host may have changed.
     leaf(tmp_path, "stack", ["127.0.0.1", "localhost"])
     again = leaf(tmp_path, "stack", ["10.0.0.5", "localhost"])
     assert subject_alternative_names(again.cert) == {"10.0.0.5", "localhost"}

@@ -3,7 +3,7 @@
 import pytest
 from typer.testing import CliRunner
 
-from registry_cli.main import app
+from registry_client.cli.main import app
 
 pytestmark = pytest.mark.unit
 

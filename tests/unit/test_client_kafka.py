@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from registry_client.kafka import KINDS, RegistryProducer, event_type, registry_event
+from registry_client.kafka import RegistryProducer, event_type, registry_event
+from registry_client.kinds import KINDS
 from registry_contract import messages
 from registry_contract.auth import generate_api_key
 from registry_contract.envelope import decode

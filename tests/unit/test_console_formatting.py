@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from query.console import views
 from query.console.formatting import markdown, number, snippet, web_url, when
 from query.console.web import segment
+
+pytestmark = pytest.mark.unit
 
 
 class TestMarkdown:

@@ -7,6 +7,7 @@ import pytest
 from registration.deployments import StatusSeen
 from registration.handlers import Command, Outcome, handle_commands
 from registration.repository import InMemoryRepository
+from registration.routes import version_of
 from registry_contract import messages
 from registry_contract.auth import Principal
 from registry_contract.envelope import CloudEvent
@@ -52,6 +53,14 @@ class TestAliases:
         assert (moved.event.data["version"], moved.event.data["previous_version"]) == ("1.1.0", "1.0.0")
         assert model(repo)["aliases"] == {"champion": "1.1.0"}
 
+    async def test_setting_an_alias_to_the_version_it_names_is_accepted_and_changes_nothing(self) -> None:
+        repo = await card_with("1.0.0")
+        first = await one(repo, messages.SET_ALIAS, alias="champion", version="1.0.0")
+        again = await one(repo, messages.SET_ALIAS, alias="champion", version="1.0.0")
+        assert (again.event.type, again.event.data["version"]) == (messages.ALIAS_SET, "1.0.0")
+        assert again.event.data["previous_version"] == "1.0.0" and first.event.id != again.event.id
+        assert model(repo)["aliases"] == {"champion": "1.0.0"}
+
     async def test_removing_an_alias_names_what_it_pointed_at(self) -> None:
         repo = await card_with("1.0.0")
         await one(repo, messages.SET_ALIAS, alias="champion", version="1.0.0")
@@ -95,6 +104,28 @@ class TestApproval:
         repo = await card_with("1.0.0")
         outcome = await one(repo, messages.SET_APPROVAL, FRAUD_WRITER, version="1.0.0", status="approved")
         assert reason(outcome) == "forbidden" and "models:approve" in outcome.event.data["message"]
+
+
+class TestAnswersShowAliases:
+    async def test_a_changed_version_is_answered_with_the_aliases_that_name_it(self) -> None:
+        repo = await card_with("1.0.0")
+        await one(repo, messages.SET_ALIAS, alias="champion", version="1.0.0")
+        approved = await one(repo, messages.SET_APPROVAL, FRAUD_APPROVER, version="1.0.0", status="approved")
+        updated = await one(repo, messages.UPDATE_MODEL_VERSION, version="1.0.0", description="scores cards")
+        deprecated = await one(repo, messages.SET_VERSION_LIFECYCLE, version="1.0.0", state="deprecated")
+        assert [version_of(o).aliases for o in (approved, updated, deprecated)] == [["champion"]] * 3
+        [stored] = repo.versions.values()
+        assert "aliases" not in stored  # kept on the model alone
+
+    async def test_a_replayed_request_is_answered_with_the_version_as_it_is_now(self) -> None:
+        repo = await card_with("1.0.0")
+        approval = command_event(messages.SET_APPROVAL, CARD | {"version": "1.0.0", "status": "approved"})
+        [first] = await run(repo, approval, principal=FRAUD_APPROVER)
+        await one(repo, messages.SET_ALIAS, alias="champion", version="1.0.0")
+        [again] = await run(repo, approval, principal=FRAUD_APPROVER)
+        assert again.replayed and again.event.id == first.event.id
+        shown = version_of(again)
+        assert (shown.approval.status, shown.aliases) == ("approved", ["champion"])
 
 
 class TestModelMetadata:

@@ -24,6 +24,11 @@ RISK = Principal(key_id="k-risk", team="risk", scopes=frozenset({"deployments:wr
 
 
 GATED = frozenset({"prod"})  # the service's default
+# What a not_approved refusal says would allow the report: an approval, or the gated environments' setting.
+APPROVE_FIRST = (
+    "a key with models:approve approves it first; DEPLOY_TRACKER_APPROVAL_ENVIRONMENTS lists the environments "
+    "that need approval"
+)
 
 
 def tracker(*models: tuple[str, str], approval: str | None = None) -> InMemoryRepository:
@@ -167,7 +172,7 @@ class TestApprovalGate:
         [row] = await handle_reports([sent], repo=repo, approval_environments=GATED)
         rejected = rejection(repo)
         assert rejected["reason"] == "not_approved"
-        assert rejected["message"] == f"fraud/card 1.0.0 is not approved for prod (approval: {shown})"
+        assert rejected["message"] == f"fraud/card 1.0.0 is not approved for prod (approval: {shown}): {APPROVE_FIRST}"
         assert (rejected["command_id"], rejected["team"], rejected["name"]) == (sent.event.id, "fraud", "card")
         assert (row["outcome"], row["reason"], row["previous_status"]) == ("rejected", "not_approved", None)
         assert row["version_id"] == version_id("fraud", "card", "1.0.0") and row["environment"] == "prod"
@@ -241,7 +246,7 @@ class TestRejectedReports:
         repo = tracker(("fraud", "card"))
         reader = Principal(key_id="k-read", team="fraud", scopes=frozenset({"models:read"}))
         await handle_reports([report("deploying", by=reader)], repo=repo)
-        assert rejection(repo)["reason"] == "forbidden"
+        assert rejection(repo)["reason"] == "forbidden" and "deployments:write" in rejection(repo)["message"]
 
     async def test_a_version_that_does_not_exist_is_not_found(self) -> None:
         repo = tracker(("fraud", "card"))

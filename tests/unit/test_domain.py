@@ -47,7 +47,7 @@ class TestRegisterValidation:
             ("deployment_targets", ["mainframe"]),
             ("artifact_digest", "md5:abc"),
             ("tags", {"k": "v" * 257}),
-            # Keys MongoDB cannot store: found to fail every retry of the batch that carried them.
+            # Keys MongoDB cannot store: they would fail every retry of the batch that carried them.
             ("tags", {"a\u0000b": "v"}),
             ("tags", {"$where": "v"}),
             ("parameters", {"a.b": "v"}),

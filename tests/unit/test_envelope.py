@@ -74,7 +74,7 @@ class TestMalformed:
             (b"{}", binary_headers(ce_time="yesterday"), "malformed"),
             (b"{}", [("content-type", b"application/cloudevents+json")], "malformed"),
             (b"x" * (MAX_PAYLOAD_BYTES + 1), binary_headers(), "too_large"),
-            # Found: these raised RecursionError / pydantic's ValidationError, which no consumer caught.
+            # Decoded naively these raise RecursionError or pydantic's ValidationError, which no consumer catches.
             (b"[" * 5000, binary_headers(), "too_deep"),
             (b'{"a":' * 80 + b"1" + b"}" * 80, binary_headers(), "too_deep"),
             (structured(subject=5), [("content-type", b"application/cloudevents+json")], "malformed"),

@@ -94,8 +94,8 @@ async def test_a_request_that_goes_away_does_not_cancel_the_others() -> None:
 
 
 async def test_a_batch_answered_with_the_wrong_number_of_outcomes_fails_its_requests_and_the_worker_goes_on() -> None:
-    # Found while supervising background work: the worker died on the mismatch, and the batch's
-    # requests and every one queued behind them waited for ever.
+    # Were the worker to die on the mismatch, the batch's requests and every one queued behind them
+    # would wait for ever.
     answers: list[list[Outcome]] = [[], [cast(Outcome, "outcome-2")]]
 
     async def short(commands: list[Command]) -> list[Outcome]:

@@ -136,7 +136,7 @@ class TestUpdateAndLifecycle:
 
 
 class TestIdsAreScopedToTheSender:
-    """Found: command ids were one global namespace, checked before authorization."""
+    """A command id is the sender's team's, and checked only after authorization."""
 
     FRAUD = Principal(key_id="fraudkey", team="fraud", scopes=frozenset({"models:write"}))
     RISK = Principal(key_id="riskkey1", team="risk", scopes=frozenset({"models:write"}))
@@ -159,8 +159,8 @@ class TestIdsAreScopedToTheSender:
         assert outcome.event.type == messages.MODEL_VERSION_REGISTERED
 
     async def test_rejections_are_filed_under_the_sender_not_the_payloads_team(self) -> None:
-        # Found: an unauthenticated or forbidden command's rejection was keyed and labelled with
-        # the team named in its payload, so it reached that team's stream, webhooks and audit.
+        # Keyed and labelled with the payload's team, a refused command's rejection would reach that
+        # team's stream, webhooks and audit log.
         repo = InMemoryRepository()
         command = register_event("fraud", "card", "1.0.0")
         [anonymous] = await handle_commands([Command(command, None)], repo=repo, artifact_schemes=SCHEMES)
@@ -178,8 +178,8 @@ class TestIdsAreScopedToTheSender:
 
 class TestOutcomesAreCountedForTheirOwnSender:
     async def test_a_denial_in_a_batch_where_two_teams_used_one_id_is_recorded_as_the_deniers(self) -> None:
-        # Found in a hostile run: outcomes were matched to senders by ce_id, which two teams may share,
-        # so a forbidden command's access event and rejection counter went to the other team.
+        # Two teams may share a ce_id: matched to senders by it, a forbidden command's access event and
+        # rejection counter would go to the other team.
         from registration.metrics import REJECTIONS, observe
         from shared.chassis.access import AccessLog
         from shared.chassis.signing import EventSigner

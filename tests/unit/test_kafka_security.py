@@ -11,6 +11,8 @@ from shared.chassis.kafka import client_options
 from shared.chassis.kafka_security import broker_security, client_security_options, tls_context
 from shared.chassis.settings import CommonSettings, ConfigurationError
 
+pytestmark = pytest.mark.unit
+
 
 def settings(**values: object) -> CommonSettings:
     return CommonSettings(**values)  # type: ignore[arg-type]
@@ -23,8 +25,8 @@ def test_plaintext_is_plain_for_both() -> None:
 
 
 def test_ssl_without_sasl_encrypts_the_brokers_connections_too(tmp_path: Path) -> None:
-    # Found: with SSL and no SASL mechanism the broker got no security object and spoke plain TCP,
-    # while only the admin and offsets clients used TLS.
+    # SSL without SASL still gives the broker a security object: without one it speaks plain TCP
+    # while the admin and offsets clients use TLS.
     ca = leaf(tmp_path, "kafka", ["127.0.0.1"]).ca
     tls = settings(kafka_security_protocol="SSL", kafka_ssl_cafile=str(ca))
     broker = parse_security(broker_security(tls))

@@ -10,10 +10,15 @@ from pydantic import BaseModel
 
 from registration.handlers import Command, Outcome, handle_commands
 from registration.repository import InMemoryRepository
-from registry_cli.mlflow_import.mapping import MappingOptions, build_plan
-from registry_cli.mlflow_import.naming import FLAVOR_FRAMEWORKS, slugify, tag_key
-from registry_cli.mlflow_import.plan import ImportPlan, ModelPlan, StepKind
-from registry_cli.mlflow_import.records import MlflowModelVersion, MlflowRegisteredModel, MlflowRun, MlflowSnapshot
+from registry_client.cli.mlflow_import.mapping import MappingOptions, build_plan
+from registry_client.cli.mlflow_import.naming import FLAVOR_FRAMEWORKS, slugify, tag_key
+from registry_client.cli.mlflow_import.plan import ImportPlan, ModelPlan, StepKind
+from registry_client.cli.mlflow_import.records import (
+    MlflowModelVersion,
+    MlflowRegisteredModel,
+    MlflowRun,
+    MlflowSnapshot,
+)
 from registry_contract import catalog, messages
 from tests.factories import PRODUCER, command_event
 from tests.unit.test_architecture import ROOT, imported_roots
@@ -372,6 +377,6 @@ class TestBoundaries:
         assert [path for path in files if "mlflow" in imported_roots(path)] == []
 
     def test_the_mapping_does_no_io(self) -> None:
-        package = ROOT / "deploy" / "local" / "src" / "registry_cli" / "mlflow_import"
+        package = ROOT / "client" / "src" / "registry_client" / "cli" / "mlflow_import"
         for module in ("mapping", "naming", "plan", "records"):
             assert not imported_roots(package / f"{module}.py") & {"httpx", "yaml", "socket", "os"}, module

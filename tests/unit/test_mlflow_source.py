@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from registry_cli.mlflow_import.source import (
+from registry_client.cli.mlflow_import.source import (
     MlflowAnswerTooLarge,
     MlflowRequestFailed,
     MlflowSource,

@@ -1,8 +1,8 @@
 """The outbox relay stops when cancelled, even when a commit wakes it in the same turn.
 
-Found: in-process services left their relay running after shutdown. Python 3.11's ``wait_for``
-returns the awaited result when it completes in the turn the cancellation arrives, swallowing the
-cancellation; the relay then looped for ever, logging its closed client's errors.
+Python 3.11's ``wait_for`` returns the awaited result when it completes in the turn the
+cancellation arrives, swallowing the cancellation; a relay relying on it would outlive its service,
+looping for ever and logging its closed client's errors.
 """
 
 import asyncio

@@ -8,6 +8,8 @@ from deploy_tracker.secret_box import SEALED, SecretBox
 from deploy_tracker.webhook_secrets import new_secret
 from shared.chassis.settings import ConfigurationError
 
+pytestmark = pytest.mark.unit
+
 OLD, NEW = Fernet.generate_key().decode(), Fernet.generate_key().decode()
 
 
@@ -53,8 +55,8 @@ def test_the_setting_lists_keys_newest_first() -> None:
 
 
 def test_open_each_keeps_the_secrets_that_open_and_leaves_out_the_rest() -> None:
-    # Found: one unreadable secret (the previous one, sealed under a dropped key) failed every
-    # delivery, even after the team rotated to a new secret.
+    # One unreadable secret (the previous one, sealed under a dropped key) must not fail every
+    # delivery once the team has rotated to a new secret.
     box = SecretBox([NEW])
     readable, lost = box.seal("whsec_new"), SecretBox([OLD]).seal("whsec_old")
     assert box.open_each([readable, lost, "whsec_plain"]) == ["whsec_new", "whsec_plain"]

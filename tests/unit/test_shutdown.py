@@ -10,7 +10,7 @@ pytestmark = pytest.mark.unit
 
 
 async def test_a_hung_closer_and_a_task_that_ignores_cancellation_do_not_hold_shutdown() -> None:
-    # Found in CI: a test's service shutdown hung until pytest's 300 s timeout.
+    # Shutdown is bounded: a hung closer would otherwise hold a test until pytest's 300 s timeout.
     released = asyncio.Event()
 
     async def stubborn() -> None:

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from rich.progress import Progress
 
-from registry_cli import browse, curate, export, importing, output
-from registry_cli.mlflow_import.apply import ModelOutcome
-from registry_cli.mlflow_import.plan import Finding, ImportPlan, ModelPlan
-from registry_cli.terminal import json_text, markup, visible
 from registry_client import RegistryError
+from registry_client.cli import browse, curate, export, importing, output
+from registry_client.cli.mlflow_import.apply import ModelOutcome
+from registry_client.cli.mlflow_import.plan import Finding, ImportPlan, ModelPlan
+from registry_client.cli.terminal import json_text, markup, visible
 from registry_contract.assistant_views import StreamEnd
 from registry_contract.views import ModelPublic
 

@@ -20,8 +20,8 @@ pytestmark = pytest.mark.unit
         "http://localhost/hook",
         "ftp://example/x",
         "http://u:p@8.8.8.8/",
-        # Found missing from the block list: shared address space (and a cloud metadata address in it),
-        # and loopback or metadata hidden in IPv6 forms.
+        # Shared address space (and a cloud metadata address in it), and loopback or metadata hidden
+        # in IPv6 forms.
         "http://100.64.0.1/hook",
         "http://100.100.100.200/latest/meta-data",
         "http://[::ffff:127.0.0.1]/hook",
@@ -31,8 +31,8 @@ pytestmark = pytest.mark.unit
         "http://[fd00::1]/hook",
         "http://198.18.0.1/hook",
         "http://8.8.8.8:99999/hook",
-        # Found passing: NAT64 local-use, site-local, IPv4-compatible (even of a public address) and
-        # IPv4-translated forms.
+        # NAT64 local-use, site-local, IPv4-compatible (even of a public address) and IPv4-translated
+        # forms.
         "http://[64:ff9b:1::a00:1]/hook",
         "http://[64:ff9b:1::808:808]/hook",
         "http://[fec0::1]/hook",

@@ -34,6 +34,14 @@ class RegistryError(Exception):
         self.errors: list[dict[str, Any]] = errors or []
 
     @property
+    def explanation(self) -> str:
+        """The detail, with the fields a 422 names (``loc: msg``): what a person is shown."""
+        fields = [
+            f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg', '')}" for e in self.errors if isinstance(e, dict)
+        ]
+        return f"{self.detail}: {'; '.join(fields)}" if fields else self.detail
+
+    @property
     def reason(self) -> str | None:
         """The problem's reason word (``not_found``, ``duplicate_version``…), the same as Kafka rejections use."""
         if self.type and self.type.startswith(PROBLEM_TYPE_PREFIX):

@@ -21,24 +21,11 @@ from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel
 
 from registry_client.consistency import ConsistencyTokens
+from registry_client.kinds import KINDS
 from registry_client.outcomes import Outcome, OutcomeWatcher
 from registry_contract import messages
 from registry_contract.envelope import CloudEvent
 
-# Short names (``registry produce <kind>``) of every command type, and of the deployment report.
-KINDS: dict[str, str] = {
-    "register": messages.REGISTER_MODEL_VERSION,
-    "update": messages.UPDATE_MODEL_VERSION,
-    "lifecycle": messages.SET_VERSION_LIFECYCLE,
-    "share": messages.SHARE_MODEL,
-    "unshare": messages.UNSHARE_MODEL,
-    "alias": messages.SET_ALIAS,
-    "remove-alias": messages.REMOVE_ALIAS,
-    "approval": messages.SET_APPROVAL,
-    "update-model": messages.UPDATE_MODEL,
-    "delete": messages.DELETE_VERSION,
-    "deploy": messages.DEPLOY_STATUS_REPORTED,
-}
 DATA_MODELS: dict[str, type[BaseModel]] = {
     **messages.COMMAND_MODELS,
     messages.DEPLOY_STATUS_REPORTED: messages.DeploymentStatusReported,

@@ -1,4 +1,4 @@
-"""API-key format (DESIGN §4) and the principal every route and handler receives.
+"""API-key format and the principal every route and handler receives.
 
 Keys are ``mr_<8-char id>_<secret>``; only the SHA-256 of the secret is stored, looked up by id
 and compared in constant time.

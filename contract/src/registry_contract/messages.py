@@ -1,4 +1,4 @@
-"""Typed data of every command, event and report on the contract's topics (DESIGN §2)."""
+"""Typed data of every command, event and report on the contract's topics."""
 
 from __future__ import annotations
 

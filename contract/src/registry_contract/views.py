@@ -269,11 +269,13 @@ class CardIntendedUse(BaseModel):
 
 
 class CardVersionMetrics(BaseModel):
-    """One version's metrics and their change from the version before it by SemVer precedence."""
+    """One version read: its state, approval and aliases, its metrics and their change from the version before it."""
 
     version: str
     prerelease: bool = False
     lifecycle: str = "active"
+    approval: str = Field("pending", description="the version's approval status: pending, approved or rejected")
+    aliases: list[str] = Field([], description="the model's aliases that point at this version")
     created_at: UtcTime | None = None
     metrics: dict[str, float] = {}
     previous: str | None = Field(None, description="the version before this one among those read")
@@ -350,8 +352,12 @@ class ModelCard(BaseModel):
     training: CardTraining
     deployments: CardDeployments
     lifecycle: CardLifecycle
+    approval: Approval = Field(Approval(), description="the described version's approval: status, who, when, why")
+    aliases: dict[str, str] = Field({}, description="the model's aliases: alias → the version it points at")
     tags: dict[str, str] = {}
-    caveats: list[str] = Field([], description="derived from the records: lifecycle, prereleases, failed deployments")
+    caveats: list[str] = Field(
+        [], description="derived from the records: lifecycle, prereleases, a rejection, failed deployments"
+    )
     not_recorded: list[str] = Field([], description="the card's fields with no recorded data")
 
 

@@ -1,10 +1,9 @@
-"""``registry keys …`` (through the registration service, which owns keys) and ``registry audit verify``."""
+"""``registry audit verify``: every audit chain checked in the audit service's database, with its public key."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,17 +12,9 @@ import typer
 from audit.chain import ChainKey, Verdict, Verifier, verify
 from audit.config import AuditSettings
 from audit.signing import KeyRing, PublicKey, SigningKey
-from registry_cli.output import ApiKey, print_json, registry
 from registry_cli.secrets import load_or_create
-from registry_contract.auth import SCOPES
 from shared.chassis.mongo import make_client
 from shared.chassis.settings import CommonSettings
-
-keys_app = typer.Typer(
-    help="Create, list and revoke API keys through the registration service (a team:admin or platform:admin key).",
-    no_args_is_help=True,
-)
-audit_app = typer.Typer(help="Audit log tools.", no_args_is_help=True)
 
 # The audit log's database: its own server in the embedded stack; the shared one elsewhere.
 AuditMongoUri = Annotated[
@@ -49,41 +40,6 @@ async def _with_db(uri: str, database: str, action: Any) -> Any:
         await client.close()
 
 
-@keys_app.command("create")
-def create(
-    team: Annotated[str, typer.Option(help="The key's team")],
-    scope: Annotated[list[str], typer.Option(help=f"Repeatable: {', '.join(SCOPES)}")],
-    name: Annotated[str, typer.Option(help="A label for the key")] = "cli",
-    expires_at: Annotated[datetime | None, typer.Option(help="Optional expiry (ISO 8601)")] = None,
-    api_key: ApiKey = None,
-) -> None:
-    """Create a key and print it as JSON (the token is shown this once); the audit log records who made it."""
-    unknown = sorted(set(scope) - set(SCOPES))
-    if unknown:
-        raise typer.BadParameter(f"unknown scopes {unknown}; use {', '.join(SCOPES)}")
-    expiry = expires_at.replace(tzinfo=expires_at.tzinfo or UTC) if expires_at else None
-    with registry(api_key) as client:
-        created = client.create_api_key(team, name, scope, expires_at=expiry)
-    print_json(created)
-
-
-@keys_app.command("list")
-def list_keys(team: Annotated[str, typer.Option()], api_key: ApiKey = None) -> None:
-    """List a team's keys as JSON (no secrets)."""
-    with registry(api_key) as client:
-        keys = client.list_api_keys(team)
-    print_json(keys.items)
-
-
-@keys_app.command("revoke")
-def revoke(key_id: str, team: Annotated[str, typer.Option(help="The key's team")], api_key: ApiKey = None) -> None:
-    """Revoke a key; services refuse it within their key cache time (5 s by default)."""
-    with registry(api_key) as client:
-        client.revoke_api_key(team, key_id)
-    typer.echo(f"revoked {key_id}")
-
-
-@audit_app.command("verify")
 def verify_audit(
     mongodb_uri: AuditMongoUri = DEFAULT_AUDIT_URI,
     database: AuditDatabase = AuditSettings.model_fields["mongodb_database"].default,

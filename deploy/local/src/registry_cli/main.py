@@ -1,9 +1,12 @@
-"""The ``registry`` command: run the local stack, publish messages, manage keys, benchmark."""
+"""The local stack's commands, added to the user's ``registry`` command (an entry point of this package).
+
+``up`` runs the stack; ``audit verify``, ``dlq``, ``projection``, ``backup`` and ``restore`` work on
+its databases and topics; ``bench`` runs the benchmarks.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import runpy
 import signal
 import sys
@@ -13,46 +16,20 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from registry_cli.admin import audit_app, keys_app
+from registry_cli.admin import verify_audit
 from registry_cli.backup_commands import backup_command, restore_command
-from registry_cli.browse import card, deployments, list_audit, models_app, search, versions_app
 from registry_cli.config import StackSettings
-from registry_cli.curate import aliases_app, approve, reject
 from registry_cli.database_users import redacted
 from registry_cli.dlq import dlq_app
-from registry_cli.export import export_app
-from registry_cli.importing import import_app
-from registry_cli.mcp_stdio import mcp
 from registry_cli.processes import PortInUse
-from registry_cli.produce import KINDS, produce_and_wait, produce_message
 from registry_cli.projection import projection_app
 from registry_cli.stack import EmbeddedStack, StackError
-from registry_cli.stack_tls import kafka_client_options
+from registry_cli.stack_tls import stack_tls
 from registry_cli.supervise import GaveUp
 
-app = typer.Typer(help="Model Registry: local stack and tools.", no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
-app.add_typer(audit_app, name="audit")
-app.add_typer(dlq_app, name="dlq")
-app.add_typer(export_app, name="export")
-app.add_typer(import_app, name="import")
-app.add_typer(projection_app, name="projection")
-app.command("mcp")(mcp)
-audit_app.command("list")(list_audit)
-app.add_typer(models_app, name="models")
-app.add_typer(versions_app, name="versions")
-app.add_typer(aliases_app, name="aliases")
-app.command("search")(search)
-app.command("card")(card)
-app.command("deployments")(deployments)
-app.command("approve")(approve)
-app.command("backup")(backup_command)
-app.command("restore")(restore_command)
-app.command("reject")(reject)
 console = Console(stderr=True, soft_wrap=True)
 
 
-@app.command()
 def up(
     data_dir: Annotated[Path | None, typer.Option(help="Where MongoDB keeps its files (default .data)")] = None,
     partitions: Annotated[int | None, typer.Option(help="Partitions per topic (default 6)")] = None,
@@ -145,7 +122,12 @@ def _print_banner(stack: EmbeddedStack) -> None:
             else []
         ),
         *(
-            [f"  TLS            every hop; clients trust {s.tls_dir / 'ca.pem'} (export SSL_CERT_FILE=…)"]
+            [
+                f"  TLS            every hop; clients trust {s.tls_dir / 'ca.pem'} (export SSL_CERT_FILE=…)",
+                "  registry produce: export KAFKA_SSL_CAFILE="
+                + str(stack_tls(s).ca)
+                + f" KAFKA_SSL_CERTFILE={stack_tls(s).client.cert} KAFKA_SSL_KEYFILE={stack_tls(s).client.key}",
+            ]
             if s.tls
             else []
         ),
@@ -174,88 +156,6 @@ def _print_banner(stack: EmbeddedStack) -> None:
     console.print("\n".join(lines))
 
 
-@app.command()
-def produce(
-    kind: Annotated[str, typer.Argument(help=f"One of: {', '.join(KINDS)}")],
-    data: Annotated[str | None, typer.Option(help="The data as JSON; '-' or omitted reads stdin")] = None,
-    file: Annotated[Path | None, typer.Option(help="Read the data from this JSON file")] = None,
-    api_key: Annotated[str | None, typer.Option(envvar="REGISTRY_API_KEY", help="Signs the record")] = None,
-    bootstrap_servers: Annotated[str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS")] = "127.0.0.1:9092",
-    correlation_id: Annotated[str | None, typer.Option(help="Propagated as ce_correlationid")] = None,
-    wait: Annotated[
-        float | None,
-        typer.Option(
-            help="Wait at most this many seconds for the registry's outcome on registry.events and print it as"
-            " JSON, with the consistency token that makes a later read see the write (REGISTRY_CONSISTENCY);"
-            " exit 4 when refused, 1 when no outcome came in time",
-            min=0.1,
-        ),
-    ] = None,
-) -> None:
-    """Publish a command or a deploy report as a CloudEvent (binary mode); print its id, or with --wait its outcome."""
-    if kind not in KINDS:
-        console.print(f"[red]error:[/red] unknown kind {kind!r}; use one of {', '.join(KINDS)}")
-        raise typer.Exit(2)
-    raw = file.read_text() if file else (data if data not in (None, "-") else sys.stdin.read())
-    try:
-        payload = json.loads(raw or "")
-    except json.JSONDecodeError as exc:
-        console.print(f"[red]error:[/red] data is not JSON: {exc}")
-        raise typer.Exit(2) from None
-    options = kafka_client_options(StackSettings())  # with REGISTRY_TLS=true: the stack's client certificate
-    if wait is not None:
-        _produce_and_wait(kind, payload, bootstrap_servers, api_key, correlation_id, wait, options)
-        return
-    event_id = asyncio.run(
-        produce_message(
-            kind,
-            payload,
-            bootstrap_servers=bootstrap_servers,
-            api_key=api_key,
-            correlation_id=correlation_id,
-            **options,
-        )
-    )
-    typer.echo(event_id)
-
-
-def _produce_and_wait(
-    kind: str,
-    payload: dict[str, object],
-    bootstrap_servers: str,
-    api_key: str | None,
-    correlation_id: str | None,
-    timeout: float,
-    options: dict[str, object],
-) -> None:
-    try:
-        outcome = asyncio.run(
-            produce_and_wait(
-                kind,
-                payload,
-                bootstrap_servers=bootstrap_servers,
-                api_key=api_key,
-                correlation_id=correlation_id,
-                timeout=timeout,
-                **options,
-            )
-        )
-    except TimeoutError:
-        console.print(f"[red]error:[/red] no outcome on registry.events within {timeout:g} s")
-        raise typer.Exit(1) from None
-    answer = {
-        "command_id": outcome.command_id,
-        "type": outcome.type,
-        "revision": outcome.revision,
-        "consistency_token": outcome.consistency_token,
-        "data": dict(outcome.data),
-    }
-    typer.echo(json.dumps(answer, indent=2))  # ASCII only: control characters leave as \uXXXX
-    if outcome.rejected:
-        raise typer.Exit(4)
-
-
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context) -> None:
     """Run ``bench/registry_bench.py`` (from the repository root) with the given options."""
     script = Path("bench/registry_bench.py")
@@ -266,5 +166,14 @@ def bench(ctx: typer.Context) -> None:
     runpy.run_path(str(script), run_name="__main__")
 
 
-if __name__ == "__main__":
-    app()
+def register(app: typer.Typer) -> None:
+    """Add the stack's commands to ``app``, the user's ``registry`` command."""
+    app.command()(up)
+    app.command("backup")(backup_command)
+    app.command("restore")(restore_command)
+    app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(bench)
+    app.add_typer(dlq_app, name="dlq")
+    app.add_typer(projection_app, name="projection")
+    for info in app.registered_groups:
+        if info.name == "audit" and info.typer_instance is not None:
+            info.typer_instance.command("verify")(verify_audit)

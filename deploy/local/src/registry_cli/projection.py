@@ -8,13 +8,16 @@ admin's key or the services' credential.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated
 
 import httpx
 import typer
 
-from registry_cli.output import ApiKey
+from registry_client.cli.output import ApiKey
+from registry_client.errors import RegistryError
+from registry_client.json_api import JsonApi
 
 REBUILD_PATH = "/internal/v1/projection/rebuild"
 projection_app = typer.Typer(help="The query service's read model.", no_args_is_help=True)
@@ -41,15 +44,13 @@ def rebuild(
     if api_key and not service_token:
         headers["Authorization"] = f"Bearer {api_key}"
     try:
-        answer = httpx.post(query_url.rstrip("/") + REBUILD_PATH, headers=headers, timeout=timeout)
-    except httpx.TransportError as exc:
-        typer.echo(f"error: cannot reach the query service at {query_url}: {exc!r}", err=True)
-        raise typer.Exit(1) from None
-    if answer.status_code != 200:
-        try:
-            detail = answer.json().get("detail", answer.text)
-        except ValueError:
-            detail = answer.text
-        typer.echo(f"error: {detail} ({answer.status_code})", err=True)
-        raise typer.Exit(4 if answer.status_code in (401, 403) else 1)
-    typer.echo(json.dumps(answer.json(), indent=2))
+        answer = asyncio.run(_rebuild(query_url, headers, timeout))
+    except RegistryError as exc:
+        typer.echo(f"error: {exc.explanation}" + (f" ({exc.status})" if exc.status else ""), err=True)
+        raise typer.Exit(4 if exc.status in (401, 403) else 1) from None
+    typer.echo(json.dumps(answer, indent=2))
+
+
+async def _rebuild(query_url: str, headers: dict[str, str], timeout: float) -> dict[str, object]:
+    async with httpx.AsyncClient(base_url=query_url, timeout=timeout) as http:
+        return await JsonApi(http, headers=headers).send("POST", REBUILD_PATH)

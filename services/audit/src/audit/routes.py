@@ -87,7 +87,9 @@ def _readable_team(request: Request, caller: Principal, team: str | None) -> str
         return team
     if team and team != caller.team:
         guard_of(request).deny(request, caller, status=403, reason="other team's audit", resource_team=team)
-        raise Problem("forbidden", "you can read only your own team's audit entries")
+        raise Problem(
+            "forbidden", "you can read only your own team's audit entries (every team's takes platform:admin)"
+        )
     return caller.team
 
 

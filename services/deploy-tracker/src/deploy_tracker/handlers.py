@@ -86,7 +86,7 @@ def handle_report(
     if isinstance(verdict, Refused):
         return Effects(history, (emit_rejection(report, verdict), *recorded))
     if verdict.outcome != "applied":
-        return Effects(history, recorded)  # out of order: recorded in history, status untouched (DESIGN §2)
+        return Effects(history, recorded)  # out of order: an older report is history, never the status
     status = status_after(verdict, report.event.id, stamp.at)
     changed = emit_status_change(report, verdict, status)
     return Effects(history, (*recorded, changed), (verdict.version_id, status))

@@ -82,7 +82,7 @@ async def _from_a_service_or_admin(
     caller = guard.admit(request, await guard.authenticate(request))
     if not caller.is_platform_admin:
         guard.deny(request, caller, status=403, reason="internal event log")
-        raise Problem("forbidden", "only the registry's services and platform admins read the event log")
+        raise Problem("forbidden", "only the registry's services and keys with platform:admin read the event log")
 
 
 router = APIRouter(

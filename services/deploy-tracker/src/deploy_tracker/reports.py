@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
+from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.transitions import APPROVED, approval_status, decide, needs_approval, overall, skips_deploying
 from registry_contract import messages
 from registry_contract.auth import Principal
@@ -46,7 +47,12 @@ class Rejected:
 
 
 UNAUTHENTICATED = Rejected("unauthenticated", "the report needs a valid API key")
-FORBIDDEN = Rejected("forbidden", "this key may not report deployments of this model")
+FORBIDDEN = Rejected(
+    "forbidden",
+    "this key may not report deployments of this model: that takes deployments:write in its team, or platform:admin",
+)
+# The setting that lists the environments where a version goes to work only once approved.
+APPROVAL_ENVIRONMENTS = DeployTrackerSettings.env_name("approval_environments")
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,7 @@ class Refused:
 
 @dataclass(frozen=True)
 class Moved:
-    """A report the state machine takes: ``applied``, or ``out_of_order`` (history only, DESIGN §2)."""
+    """A report the state machine takes: ``applied``, or ``out_of_order`` (history only)."""
 
     outcome: str
     data: Reported
@@ -131,7 +137,10 @@ def judge(
 def _unapproved(data: Reported, version: Document) -> Refused:
     """The refusal of a report that would put an unapproved ``version`` to work where approval is required."""
     what = f"{data.team}/{data.name} {data.version}"
-    message = f"{what} is not approved for {data.environment} (approval: {approval_status(version)})"
+    message = (
+        f"{what} is not approved for {data.environment} (approval: {approval_status(version)}): a key with "
+        f"models:approve approves it first; {APPROVAL_ENVIRONMENTS} lists the environments that need approval"
+    )
     previous = _environment(version, data.environment)
     return Refused(Rejected("not_approved", message), data, version=version, previous=previous)
 
@@ -143,7 +152,7 @@ def _environment(version: Document, environment: str) -> str | None:
 
 
 def _move(data: Reported, version: Document) -> Verdict:
-    """Where the state machine takes the report's environment of ``version`` (DESIGN §2)."""
+    """Where the state machine (``transitions``) takes the report's environment of ``version``."""
     current = (version.get("environments") or {}).get(data.environment)
     previous = current["status"] if current else None
     outcome = decide(current, data.status, data.occurred_at.astimezone(UTC))

@@ -131,7 +131,11 @@ async def report(
     """
     if not caller.acts_for(data.team):
         guard_of(request).deny(request, caller, status=403, reason="other team's model", resource_team=data.team)
-        raise Problem("forbidden", f"this key may not report deployments of team {data.team!r}")
+        raise Problem(
+            "forbidden",
+            f"this key may not report deployments of team {data.team!r}: "
+            "a key reports for its own team (platform:admin for any)",
+        )
     model = f"{data.team}/{data.name}"
     event = CloudEvent(
         source=SOURCE,

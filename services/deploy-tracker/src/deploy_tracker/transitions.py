@@ -1,4 +1,4 @@
-"""The deployment state machine of DESIGN §2 and its approval gate (no I/O).
+"""The deployment state machine and its approval gate (no I/O).
 
 Status per (version, environment); ``None`` is "never reported":
 
@@ -30,7 +30,7 @@ TRANSITIONS: dict[str | None, frozenset[str]] = {
     "rolled_back": REDEPLOY,
     "retired": REDEPLOY,
 }
-# A version's overall status is the most advanced of its environments' (DESIGN §2).
+# A version's overall status is the most advanced of its environments'.
 ADVANCEMENT = {"registered": 0, "retired": 1, "rolled_back": 2, "failed": 3, "deploying": 4, "deployed": 5}
 # The statuses that put a version to work in an environment: the only ones the approval gate stops.
 GATED_STATUSES = frozenset({"deploying", "deployed"})

@@ -16,7 +16,7 @@ from deploy_tracker.secret_box import SecretBox
 from deploy_tracker.storage import WEBHOOK_DELIVERIES, WEBHOOKS
 from deploy_tracker.webhook_events import webhook_event
 from deploy_tracker.webhook_secrets import new_secret
-from deploy_tracker.webhook_targets import TargetRefused, check_target
+from deploy_tracker.webhook_targets import PrivateTarget, TargetRefused, check_target
 from registry_contract import catalog, messages
 from registry_contract.admin_views import (
     WebhookCreated,
@@ -127,10 +127,15 @@ async def create(
 ) -> WebhookCreated:
     """Subscribe; the response's ``secret`` signs every delivery and is not shown again.
 
-    The subscription and its ``webhook_created`` event (without the secret) commit together.
+    The subscription and its ``webhook_created`` event (without the secret) commit together. A URL
+    whose host has a private, loopback or other non-public address is refused 422 ``invalid``
+    unless ``DEPLOY_TRACKER_ALLOW_PRIVATE_WEBHOOKS`` is true; the refusal names that setting.
     """
     try:
         await check_target(body.url, allow_private=settings.allow_private_webhooks)
+    except PrivateTarget as exc:
+        allow = f"{DeployTrackerSettings.env_name('allow_private_webhooks')}=true"
+        raise Problem("invalid", f"{exc}; the deploy-tracker setting {allow} allows private targets") from None
     except TargetRefused as exc:
         raise Problem("invalid", str(exc)) from None
     secret = new_secret()

@@ -37,6 +37,10 @@ class TargetRefused(ValueError):
     """The URL is malformed or points somewhere the registry must not call."""
 
 
+class PrivateTarget(TargetRefused):
+    """The URL's host has an address that is not public: refused unless private targets are allowed."""
+
+
 @dataclass(frozen=True)
 class Target:
     """Where one attempt connects: the URL with the vetted address, and the name it stands for."""
@@ -96,7 +100,7 @@ async def vet(url: str, *, allow_private: bool, resolver: Resolver) -> Target:
     if not addresses:
         raise TargetRefused(f"{hostname!r} has no address")
     if not allow_private and not all(is_public(a) for a in addresses):
-        raise TargetRefused(f"{hostname!r} resolves to an address that is not public")
+        raise PrivateTarget(f"{hostname!r} resolves to an address that is not public")
     pinned = addresses[0]
     literal = f"[{pinned}]" if pinned.version == 6 else str(pinned)
     pinned_url = urlunsplit((parts.scheme, f"{literal}:{port}", parts.path or "/", parts.query, ""))

@@ -58,6 +58,14 @@ class Batch:
             raise domain.NotFound(f"model {ref.team}/{ref.name} does not exist")
         return model
 
+    def shown(self, version: Document) -> Document:
+        """``version`` as a command's answer shows it: with the aliases that name it (kept on its model)."""
+        aliases = (self.models.get(version["model_id"]) or {}).get("aliases") or {}
+        return {
+            **version,
+            "aliases": sorted(alias for alias, target in aliases.items() if target == version["version"]),
+        }
+
     def set_model(self, ref: messages.ModelRef, fields: dict[str, Any]) -> None:
         """Set ``fields`` on the model as given (in memory too: a later command of the batch reads them)."""
         self.model_change(ref).fields.update(fields)

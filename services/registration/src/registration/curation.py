@@ -13,18 +13,22 @@ from registry_contract import messages
 
 
 def set_alias(batch: Batch, command: Command, data: messages.SetAlias) -> Applied:
-    """Point ``alias`` at a version, creating the alias or moving it from the version it named."""
+    """Point ``alias`` at a version, creating the alias or moving it from the version it named.
+
+    Setting it to the version it already names changes nothing and is accepted like any set (a PUT
+    is idempotent): its event says so (``previous_version`` equals ``version``), as approving an
+    approved version records the decision again.
+    """
     version = batch.version(data)
     if version.get("lifecycle") == "archived":
         raise domain.Conflict(f"{data.team}/{data.name} {version['version']} is archived: an alias cannot point at it")
     aliases = dict(batch.model(data).get("aliases") or {})
     previous = aliases.get(data.alias)
-    if previous == version["version"]:
-        raise domain.Conflict(f"alias {data.alias!r} already points at {previous}")
     if previous is None and len(aliases) >= domain.MAX_ALIASES:
         raise domain.Conflict(f"{data.team}/{data.name} already has {domain.MAX_ALIASES} aliases")
-    aliases[data.alias] = version["version"]
-    batch.set_model(data, {"aliases": aliases})
+    if previous != version["version"]:
+        aliases[data.alias] = version["version"]
+        batch.set_model(data, {"aliases": aliases})
     payload = {**domain.model_ref(data), "alias": data.alias, "version": version["version"]}
     payload["previous_version"] = previous
     return batch.emit(command, messages.ALIAS_SET, data, payload, version=version["version"]), None

@@ -39,7 +39,11 @@ class AliasBody(BaseModel):
 async def set_alias(
     team: SlugPath, name: SlugPath, alias: SlugPath, body: AliasBody, caller: Writer, request: Request
 ) -> AliasPublic:
-    """Point ``alias`` (``champion``, ``production``…) at a version; it moves if it pointed elsewhere."""
+    """Point ``alias`` (``champion``, ``production``…) at a version; it moves if it pointed elsewhere.
+
+    Idempotent: pointing it at the version it already names answers 200 like any set (with
+    ``previous_version`` equal to ``version``) and changes nothing.
+    """
     data = {"team": team, "name": name, "alias": alias, "version": body.version}
     return AliasPublic.model_validate((await run(request, messages.SET_ALIAS, data, caller, None)).event.data)
 
@@ -60,7 +64,11 @@ async def set_approval(
     request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> ModelVersionPublic:
-    """Approve or reject a version (scope ``models:approve``); gated environments need ``approved``."""
+    """Approve or reject a version (scope ``models:approve``); gated environments need ``approved``.
+
+    Answers the version as it now is, with the aliases that point at it. Deciding again (approving
+    an approved version) answers 200 too, and records the decision again: who, when and why.
+    """
     data = {**body.model_dump(exclude_none=True), "team": team, "name": name, "version": version}
     return version_of(await run(request, messages.SET_APPROVAL, data, caller, idempotency_key))
 

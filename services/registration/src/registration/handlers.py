@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from registration import domain
 from registration.batch import DEFAULT_MAX_SHARES, Batch
 from registration.commands import Command, Outcome, Rejected, parse, request_fingerprint
+from registration.config import RegistrationSettings
 from registration.repository import ConcurrentWrite, Repository
 from registration.usecases import USE_CASES
 from registry_contract import messages
@@ -26,9 +27,12 @@ from shared.outbox.rows import event_from_outbox
 __all__ = ["Command", "Outcome", "event_from_outbox", "handle_commands", "request_fingerprint"]
 
 
-# Commands whose rules read the model document (its readers or aliases), or create it.
+# Commands whose rules read the model document (its readers or aliases), or create it, or whose
+# answer shows the version with its aliases (the model keeps them).
 MODEL_READING = (
     messages.RegisterModelVersion,
+    messages.UpdateModelVersion,
+    messages.SetApproval,
     messages.ShareModel,
     messages.SetAlias,
     messages.RemoveAlias,
@@ -36,6 +40,10 @@ MODEL_READING = (
     messages.DeleteVersion,
     messages.SetVersionLifecycle,
 )
+
+
+# What limits a key's commands over Kafka (HTTP requests have the services' RATE_LIMIT_* settings).
+COMMAND_RATE = " and ".join(RegistrationSettings.env_name(f) for f in ("command_rate_per_second", "command_burst"))
 
 
 def utcnow() -> datetime:
@@ -80,16 +88,16 @@ async def _handle_once(
     done = await repo.outcomes_of([c.key for c in commands]) if read_everything else {}
     parsed: dict[str, tuple[Command, messages.ModelRef | Rejected]] = {}
     for command in commands:
-        if command.key not in done and command.key not in parsed:
+        if command.key not in parsed:  # a command already handled too: its answer shows its version
             parsed[command.key] = (command, parse(command, artifact_schemes))
     batch = await _load(repo, [data for _, data in parsed.values()], read_everything=read_everything)
     batch.max_shares = max_shares
-    fresh = {key: apply(batch, command, data) for key, (command, data) in parsed.items()}
+    fresh = {key: apply(batch, command, data) for key, (command, data) in parsed.items() if key not in done}
     if batch.changes.outbox:
         await repo.commit(batch.changes)  # numbers the rows: their positions are the revisions
     rows = {row.get("command_key"): row for row in batch.changes.outbox}
     fresh = {key: _revised(outcome, rows[key]) for key, outcome in fresh.items()}
-    return [fresh.get(c.key) or _replayed(c, done.get(c.key) or batch.outcome_row(c.key)) for c in commands]
+    return [fresh.get(c.key) or _replayed(c, done.get(c.key) or batch.outcome_row(c.key), batch) for c in commands]
 
 
 def _revised(outcome: Outcome, row: Document) -> Outcome:
@@ -132,7 +140,7 @@ def apply(batch: Batch, command: Command, data: messages.ModelRef | Rejected) ->
         assert claimed is not None
         try:
             event, version = USE_CASES[command.event.type].apply(batch, command, claimed)
-            return Outcome(command.event.id, event, version)
+            return Outcome(command.event.id, event, None if version is None else batch.shown(version))
         except domain.RegistrationError as error:
             refusal = Rejected.of(error)
     return Outcome(command.event.id, batch.reject(command, refusal, claimed))
@@ -144,22 +152,39 @@ def _refusal(command: Command, data: messages.ModelRef | Rejected) -> Rejected |
     if principal is None:  # before validation: say nothing about the data to strangers
         return Rejected("unauthenticated", command.unproven or "the command needs a signature of a valid API key")
     if command.throttled:
-        return Rejected("rate_limited", "this key sent commands faster than its limit; retry later")
+        limit = "its own rate limit (a platform admin's to set)" if principal.rate_limit else f"{COMMAND_RATE} allow"
+        return Rejected("rate_limited", f"this key sent commands faster than {limit}; retry later")
     if isinstance(data, Rejected):
         return data
     scope = USE_CASES[command.event.type].scope
     if not principal.has(scope):
         return Rejected("forbidden", f"this key lacks the {scope} scope")
     if not principal.acts_for(data.team):
-        return Rejected("forbidden", f"this key belongs to team {principal.team!r}, not {data.team!r}")
+        return Rejected(
+            "forbidden", f"this key belongs to team {principal.team!r}, not {data.team!r} (platform:admin acts for any)"
+        )
     return None
 
 
-def _replayed(command: Command, stored: Document) -> Outcome:
+# Outcomes whose stored event names a version without showing it: a replay answers its version as it is now.
+CHANGED_VERSION = (
+    messages.MODEL_VERSION_UPDATED,
+    messages.VERSION_LIFECYCLE_CHANGED,
+    messages.VERSION_APPROVAL_CHANGED,
+)
+
+
+def _replayed(command: Command, stored: Document, batch: Batch) -> Outcome:
     fingerprint = stored.get("fingerprint")
+    event = event_from_outbox(stored)
+    version = None
+    if event.type in CHANGED_VERSION:
+        found = batch.versions.get(domain.version_id(event.data["team"], event.data["name"], event.data["version"]))
+        version = None if found is None or found.get("deleted") else batch.shown(found)
     return Outcome(
         command.event.id,
-        event_from_outbox(stored),
+        event,
+        version,
         replayed=True,
         fingerprint=fingerprint if isinstance(fingerprint, str) else None,
         model_id=stored.get("model_id"),

@@ -116,8 +116,11 @@ async def create_key(
     if refusal:
         raise Problem("invalid", refusal)
     if await _usable_count(keys, team) >= quota:
-        # Found: a team admin could mint keys without end (each one a lookup and a cache entry).
-        raise Problem("conflict", f"team {team!r} already has {quota} usable keys; revoke one first")
+        # A cap, because every usable key costs a lookup and a cache entry: a team admin must not mint them without end.
+        setting = RegistrationSettings.env_name("max_keys_per_team")
+        raise Problem(
+            "conflict", f"team {team!r} already has {quota} usable keys, the most {setting} allows; revoke one first"
+        )
     limit = (body.rate_limit.per_second, body.rate_limit.burst) if body.rate_limit else None
     key, record = await issue_key(
         keys,

@@ -87,7 +87,7 @@ async def _service_or_platform_admin(
     caller = await guard(request, authorization, x_api_key)
     if not caller.is_platform_admin:
         guard.deny(request, caller, status=403, reason="not a platform admin")
-        raise Problem("forbidden", "this route is for the registry's services and platform admins")
+        raise Problem("forbidden", "this route is for the registry's services and keys with platform:admin")
 
 
 router = APIRouter(

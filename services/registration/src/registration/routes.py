@@ -98,10 +98,12 @@ async def run(request: Request, command_type: str, data: dict[str, Any], caller:
 
 
 def version_of(outcome: Outcome) -> ModelVersionPublic:
-    """The version an outcome touched, as clients see it."""
+    """The version an outcome touched, as clients see it (with the aliases that name it)."""
     if outcome.version is not None:
         return ModelVersionPublic.of(outcome.version)
-    return ModelVersionPublic.model_validate(outcome.event.data)  # a replay: the stored event's data
+    if outcome.event.type == messages.MODEL_VERSION_REGISTERED:
+        return ModelVersionPublic.model_validate(outcome.event.data)  # a replay: the stored event's data
+    raise Problem("not_found", "the version this request changed has been deleted since")  # a replay, too late
 
 
 @router.post("/versions", status_code=201, tags=["versions"], responses=written(201))
@@ -156,6 +158,7 @@ async def set_lifecycle(
 async def share(team: SlugPath, name: SlugPath, other_team: SlugPath, caller: Admin, request: Request) -> ShareChange:
     """Let ``other_team`` read every version of this model.
 
+    Idempotent: sharing with a team the model is already shared with answers 200 and changes nothing.
     A model is shared with at most ``REGISTRATION_MAX_SHARES_PER_MODEL`` teams (50): one more is
     refused 409 ``conflict`` naming the limit.
     """

@@ -74,10 +74,11 @@ def update_version(batch: Batch, command: Command, data: messages.UpdateModelVer
 
 
 def share(batch: Batch, command: Command, data: messages.ShareModel) -> Applied:
-    """Let another team read a model."""
+    """Let another team read a model; sharing it again with a team that reads it changes nothing (a PUT)."""
     readers = _readers(batch, data)
+    payload = domain.share_ref(data)
     if data.with_team in readers:
-        raise domain.Conflict(f"{data.team}/{data.name} is already shared with {data.with_team}")
+        return batch.emit(command, messages.MODEL_SHARED, data, payload), None
     if len(readers - {data.team}) >= batch.max_shares:
         raise domain.Conflict(
             f"{data.team}/{data.name} is already shared with {batch.max_shares} teams, the most a model may be "
@@ -86,7 +87,6 @@ def share(batch: Batch, command: Command, data: messages.ShareModel) -> Applied:
     change = batch.model_change(data)
     change.add_readers.add(data.with_team)
     change.remove_readers.discard(data.with_team)
-    payload = domain.share_ref(data)
     assert command.principal is not None
     row = {"_id": domain.share_id(data), **payload, "created_at": batch.now, "created_by": command.principal.key_id}
     batch.changes.shares_added.append(row)

@@ -54,7 +54,7 @@ async def store_bootstrap_key(
 ) -> str | None:
     """Install the ``platform:admin`` bootstrap key; return its token when it is to be shown.
 
-    ``given`` (a key in the format of DESIGN §4 with a random-looking secret) is stored unless it
+    ``given`` (a key in the ``mr_<id>_<secret>`` format with a random-looking secret) is stored unless it
     exists: re-running never re-enables a revoked key. Without one, a key is made only if this
     database has no bootstrap key yet (one per data directory, shown once); later starts return
     ``None`` and the first key stays the only one. With ``verifiers`` the key can sign Kafka

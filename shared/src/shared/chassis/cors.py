@@ -1,4 +1,4 @@
-"""CORS for browser clients of the HTTP APIs: listed origins only, with credentials (DESIGN §4).
+"""CORS for browser clients of the HTTP APIs: listed origins only, with credentials.
 
 Outermost on every service, so a preflight is answered before authentication and body limits
 (a browser sends it without the key). The request headers allowed are those the services read;

@@ -163,8 +163,16 @@ def service_app(
     )
 
     metrics.set_build_info(settings.service_name)
-    app = FastAPI(title=f"Model Registry: {settings.service_name}", version=VERSION, lifespan=_lifespan)
-    problems.install(app)
+    app = FastAPI(
+        title=f"Model Registry: {settings.service_name}",
+        description=(
+            "Every refusal is `application/problem+json`. A request for a route this service does not serve "
+            "answers 404 (405 for a method it does not take) naming the service that serves it."
+        ),
+        version=VERSION,
+        lifespan=_lifespan,
+    )
+    problems.install(app, service=settings.service_name)
     # Added before the observing middleware below, so it runs inside it (correlation id, metrics).
     app.add_middleware(RequestBounds, guard=guard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(Observe)

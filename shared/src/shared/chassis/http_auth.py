@@ -15,6 +15,7 @@ from shared.chassis.http_params import SlugPath
 from shared.chassis.keystore import KeyStore
 from shared.chassis.problems import Problem
 from shared.chassis.ratelimit import RateLimiter
+from shared.chassis.settings import CommonSettings
 
 PrincipalDependency = Callable[..., Awaitable[Principal]]
 
@@ -84,7 +85,7 @@ class Guard:
             )
             raise Problem(
                 "rate_limited",
-                f"rate limit of {self.limiter.rate:g}/s exceeded",
+                rate_limit_exceeded(principal, self.limiter),
                 headers={"Retry-After": str(max(1, round(wait + 0.499)))},
             )
         request.state.principal = principal
@@ -141,6 +142,18 @@ class Guard:
         return principal
 
 
+def rate_limit_exceeded(principal: Principal, limiter: RateLimiter) -> str:
+    """The 429's detail: the limit ``principal`` went over, and the setting (or key field) that sets it."""
+    if principal.rate_limit is not None:
+        rate, burst = principal.rate_limit
+        return f"this key's own rate limit of {rate:g}/s (burst {burst}) exceeded; a platform admin sets it per key"
+    rate_setting, burst_setting = (CommonSettings.env_name(f) for f in ("rate_limit_per_second", "rate_limit_burst"))
+    return (
+        f"rate limit of {limiter.rate:g}/s (burst {limiter.burst}) exceeded: the service's {rate_setting} and "
+        f"{burst_setting}, or a key's own rate_limit set by a platform admin"
+    )
+
+
 def guard_of(request: Request) -> Guard:
     """The app's guard (``app.state.guard``, set by :func:`shared.chassis.http_app.service_app`)."""
     guard: Guard = request.app.state.guard
@@ -176,7 +189,10 @@ def administers_team(resource: str) -> PrincipalDependency:
     ) -> Principal:
         if not caller.acts_for(team):
             guard_of(request).deny(request, caller, status=403, reason=f"other team's {resource}", resource_team=team)
-            raise Problem("forbidden", f"this key cannot manage team {team!r}")
+            raise Problem(
+                "forbidden",
+                f"this key cannot manage team {team!r}: that takes team:admin in {team!r}, or platform:admin",
+            )
         return caller
 
     return dependency

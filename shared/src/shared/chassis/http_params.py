@@ -8,8 +8,8 @@ from fastapi import Path
 
 from registry_contract import catalog
 
-# Teams and model names are slugs everywhere (DESIGN §2); anything else is a 422, never an
-# error later (a team name that is not header-safe once broke a Location header).
+# Teams and model names are slugs everywhere (catalog.SLUG_PATTERN); anything else is a 422, never
+# an error later (a team name that is not header-safe would break a Location header).
 SlugPath = Annotated[str, Path(pattern=catalog.SLUG_PATTERN, description="a lowercase slug")]
 # Ids the services make themselves (key ids, webhook ids, model ids): short, plain ASCII.
 IdPath = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_:.-]+$")]

@@ -85,7 +85,10 @@ class RecordIdentity:
                 return Provenance(None, "a signed record needs ce_time, which its signature covers")
             if abs(event.time - _reference_time(record)) > self._window:
                 seconds = round(self._window.total_seconds())
-                return Provenance(None, f"the record's ce_time is more than {seconds} s from the time it was sent")
+                window = CommonSettings.env_name("kafka_signature_window_seconds")
+                return Provenance(
+                    None, f"the record's ce_time is more than {seconds} s ({window}) from the time it was sent"
+                )
             principal = await self._keystore.verify(event.proof)
             return Provenance(principal, None if principal else BAD_SIGNATURE)
         if event.authorization:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry_contract import correlation
+from shared.chassis import route_owners
 
 PROBLEM_JSON = "application/problem+json"
 CORRELATION_HEADER = "X-Correlation-ID"
@@ -121,8 +122,12 @@ def _clean_errors(errors: Any) -> list[dict[str, Any]]:
     return [{"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")} for err in errors]
 
 
-def install(app: FastAPI) -> None:
-    """Attach the problem+json exception handlers to ``app``."""
+def install(app: FastAPI, *, service: str | None = None) -> None:
+    """Attach the problem+json exception handlers to ``app``.
+
+    With ``service`` (its name), a request for a route it does not serve (404, or 405 for another
+    method) is told so, and which service serves it when another does.
+    """
 
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
@@ -135,5 +140,8 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(status_problem(exc.status_code, str(exc.detail)))
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = str(exc.detail)
+        if service is not None and exc.status_code in (404, 405):  # the router's: no route for this request
+            detail = route_owners.unserved(service, request.method, request.url.path)
+        return problem_response(status_problem(exc.status_code, detail))

@@ -20,13 +20,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.chassis.http_auth import Guard
 from shared.chassis.problems import Problem, problem_response, status_problem
+from shared.chassis.settings import CommonSettings
 
 
 class BodyTooLarge(HTTPException):
     """Raised from ``receive`` when a streamed body passes the cap; FastAPI re-raises HTTP errors."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is over the limit of {limit} bytes")
+        setting = CommonSettings.env_name("max_body_bytes")
+        super().__init__(413, f"the request body is over the limit of {limit} bytes (the service's {setting})")
 
 
 def _body(scope: Scope) -> tuple[bool, int | None]:

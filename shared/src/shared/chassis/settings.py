@@ -26,7 +26,7 @@ class CommonSettings(BaseSettings):
     """Connection and behaviour settings every service reads.
 
     The defaults are the real-infrastructure defaults; the embedded stack overrides the few
-    that its stand-ins need (DESIGN §7).
+    that its stand-ins (an embedded Kafka broker and MongoDB server) need.
     """
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
@@ -45,7 +45,7 @@ class CommonSettings(BaseSettings):
     kafka_ssl_certfile: str | None = Field(None, validation_alias=_shared("kafka_ssl_certfile"))
     kafka_ssl_keyfile: str | None = Field(None, validation_alias=_shared("kafka_ssl_keyfile"))
     kafka_ssl_key_password: SecretStr | None = Field(None, validation_alias=_shared("kafka_ssl_key_password"))
-    # The embedded broker cannot initialise producer ids, so it turns this off (DESIGN §7).
+    # The embedded stack turns this off: its stand-in broker cannot initialise producer ids.
     kafka_enable_idempotence: bool = Field(True, validation_alias=_shared("kafka_enable_idempotence"))
     kafka_session_timeout_ms: int = Field(10_000, validation_alias=_shared("kafka_session_timeout_ms"))
     kafka_heartbeat_interval_ms: int = Field(3_000, validation_alias=_shared("kafka_heartbeat_interval_ms"))
@@ -95,7 +95,7 @@ class CommonSettings(BaseSettings):
     # The CA that internal HTTPS calls trust (default: the system's).
     internal_ca_file: str | None = Field(None, validation_alias=_shared("internal_ca_file"))
 
-    # Access control (DESIGN §4): per-key token buckets, key cache, failure alerting.
+    # Access control: per-key token buckets, key cache, failure alerting.
     rate_limit_per_second: float = Field(50.0, validation_alias=_shared("rate_limit_per_second"))
     rate_limit_burst: int = Field(100, validation_alias=_shared("rate_limit_burst"))
     key_cache_seconds: float = Field(5.0, validation_alias=_shared("key_cache_seconds"))
@@ -170,6 +170,14 @@ class CommonSettings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{proxy!r} is not an IP address or network (no names, no wildcard)") from None
         return proxies
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable that sets ``field``: what a refusal names as the setting that would allow it."""
+        alias = cls.model_fields[field].validation_alias  # an alias is the whole variable name, unprefixed
+        if isinstance(alias, AliasChoices):
+            alias = str(alias.choices[0])
+        return (alias if isinstance(alias, str) else str(cls.model_config.get("env_prefix") or "") + field).upper()
 
     def all_topics(self) -> list[str]:
         """Every topic of the contract, without dead-letter topics."""

@@ -40,6 +40,8 @@ def card_markdown(card: ModelCard) -> str:
         _deployments_md(card),
         "## Lifecycle",
         _lifecycle_md(card),
+        "## Approval and aliases",
+        _approval_md(card),
         "## Tags",
         _table(["Tag", "Value"], [[inline(k), inline(v)] for k, v in sorted(card.tags.items())]) or NOT_RECORDED,
         "## Caveats",
@@ -153,6 +155,21 @@ def _lifecycle_md(card: ModelCard) -> str:
     by_state = card.lifecycle.versions_by_state
     lines = [f"- {inline(state)}: {inline(', '.join(versions))}" for state, versions in sorted(by_state.items())]
     return f"This version: {inline(card.lifecycle.state)}.\n\nVersions read, by state:\n\n" + "\n".join(lines)
+
+
+def _approval_md(card: ModelCard) -> str:
+    approval = card.approval
+    decided = inline(approval.status) + (f" by key {inline(approval.by)}" if approval.by else "")
+    decided += f" at {_when(approval.at)}" if approval.at else ""
+    parts = [f"This version: {decided}."]
+    if approval.comment:
+        parts.append("Comment:\n\n" + paragraphs(approval.comment))
+    aliases = [[inline(alias), inline(version)] for alias, version in card.aliases.items()]
+    parts.append(_table(["Alias", "Version"], aliases) if aliases else "Aliases: none set.")
+    rows = [[inline(m.version), inline(m.approval), inline(", ".join(m.aliases))] for m in card.metrics]
+    if rows:
+        parts.append("Versions read:\n\n" + _table(["Version", "Approval", "Aliases"], rows))
+    return "\n\n".join(parts)
 
 
 def inline(text: str) -> str:

@@ -42,6 +42,9 @@ async def get_model_card(
 ) -> ModelCardPublic | Response:
     """A model card: details, intended use, metrics per version, lineage, deployments, lifecycle, tags, caveats.
 
+    Also each version's approval status and aliases, the described version's approval decision
+    (who, when, why) and the model's aliases.
+
     Only recorded data appears; a section without any says so. The metrics cover the newest
     versions by SemVer precedence (at most ``MAX_CARD_VERSIONS``; the card says when there are more).
     """

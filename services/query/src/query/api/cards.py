@@ -2,7 +2,7 @@
 
 A card says only what the registry recorded: a field without data is listed in ``not_recorded``
 and its markdown section says so, and every caveat is derived from a record (lifecycle,
-prerelease, a failed deployment), never written for the team.
+prerelease, a rejection, a failed deployment), never written for the team.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 from registry_contract.documents import Document
 from registry_contract.versioning import precedence_key
 from registry_contract.views import (
+    Approval,
     CardDataset,
     CardDeployments,
     CardDetails,
@@ -45,6 +46,7 @@ def build_card(
     ordered = sorted(versions, key=lambda doc: str(doc["version_key"]), reverse=True)
     described = described_version(model, ordered, version)
     doc = described or {}
+    aliases = {str(k): str(v) for k, v in (model.get("aliases") or {}).items()}  # the model's: the authority
     details = CardDetails(
         model_id=model["_id"],
         team=model["team"],
@@ -78,13 +80,15 @@ def build_card(
         version=doc.get("version"),
         details=details,
         intended_use=intended,
-        metrics=_metrics(ordered),
+        metrics=_metrics(ordered, aliases),
         training=CardTraining(
             parameters={str(k): str(v) for k, v in (doc.get("parameters") or {}).items()},
             lineage=_lineage(doc.get("lineage") or {k: doc[k] for k in ("source", "parent") if doc.get(k)}),
         ),
         deployments=_deployments(doc, ordered, deployments),
         lifecycle=CardLifecycle(state=doc.get("lifecycle") or "active", versions_by_state=_by_state(ordered)),
+        approval=Approval.model_validate(doc.get("approval") or {}),
+        aliases=dict(sorted(aliases.items())),
         tags={str(k): str(v) for k, v in (doc.get("tags") or {}).items()},
     )
     return card.model_copy(update={"caveats": _caveats(card, ordered), "not_recorded": _not_recorded(card)})
@@ -110,7 +114,7 @@ def described_version(model: Document, versions: list[Document], version: str | 
     return by_name or stable or (ordered[0] if ordered else None)
 
 
-def _metrics(ordered: list[Document]) -> list[CardVersionMetrics]:
+def _metrics(ordered: list[Document], aliases: dict[str, str]) -> list[CardVersionMetrics]:
     rows = []
     for index, doc in enumerate(ordered):
         metrics = {str(k): float(v) for k, v in (doc.get("metrics") or {}).items()}
@@ -121,6 +125,8 @@ def _metrics(ordered: list[Document]) -> list[CardVersionMetrics]:
                 version=doc["version"],
                 prerelease=bool(doc.get("prerelease")),
                 lifecycle=doc.get("lifecycle") or "active",
+                approval=(doc.get("approval") or {}).get("status") or "pending",
+                aliases=sorted(alias for alias, target in aliases.items() if target == doc["version"]),
                 created_at=doc.get("created_at"),
                 metrics=metrics,
                 previous=previous["version"] if previous else None,
@@ -189,6 +195,8 @@ def _caveats(card: ModelCard, ordered: list[Document]) -> list[str]:
         found.append(f"Version {version} is {card.lifecycle.state}.")
     if _is_prerelease(version):
         found.append(f"Version {version} is a prerelease.")
+    if card.approval.status == "rejected":
+        found.append(f"Version {version} was rejected at approval.")
     if latest and _is_prerelease(latest):
         found.append(f"The model has no stable release recorded: its latest version {latest} is a prerelease.")
     if latest and latest != version:

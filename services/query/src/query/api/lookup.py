@@ -32,7 +32,7 @@ class Lookup:
         """``model`` if the caller may see it, else the not-found problem."""
         # A model the caller may not see is answered exactly like one that does not exist: same
         # status and body, and no access event or counter either, since the caller can read its
-        # own team's audit log and anyone can read /metrics (found: both told the two apart).
+        # own team's audit log and anyone can read /metrics: either would tell the two apart.
         if model is not None and matches(model, self.visible):
             return model
         raise not_found(what)

@@ -198,10 +198,6 @@ class Reads:
                 found.append(version)
         return Page(found)
 
-    async def every_version(self, model: Document) -> list[Document]:
-        """All of ``model``'s versions, newest SemVer precedence first."""
-        return self.version_orders.newest(model["_id"])
-
     async def version_by_id(self, version_id: str) -> Document | None:
         """One version by document id (model id and precedence key); ``None`` if unknown or deleted."""
         found = self.read_model.version(version_id)

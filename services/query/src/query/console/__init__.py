@@ -19,7 +19,7 @@ from query.console import actions, pages
 from query.console.sessions import Sessions
 from query.console.storage import CONSOLE_SESSIONS, INDEXES
 from query.console.web import PAGE_HEADERS, PATH, Console, ConsoleRefusal, SignInNeeded, render, sign_in_redirect
-from query.mcp.api import RegistryApiError
+from registry_client.errors import RegistryError
 from shared.chassis.http_app import Service
 from shared.chassis.mongo import ensure_indexes
 
@@ -76,11 +76,11 @@ def mount_console(service: Service, settings: QuerySettings) -> None:
         response.headers.update(exc.headers)
         return response
 
-    @app.exception_handler(RegistryApiError)
-    async def _api_refused(request: Request, exc: RegistryApiError) -> Response:
+    @app.exception_handler(RegistryError)
+    async def _api_refused(request: Request, exc: RegistryError) -> Response:
         # A page whose main read was refused: the API's own status and words (404 for what is hidden).
         status = exc.status or 502
-        return render(request, "error.html", {"status": status, "message": exc.detail}, status=status)
+        return render(request, "error.html", {"status": status, "message": exc.explanation}, status=status)
 
     for name, client in {"reads": reads, "registration": registration, "audit": audit}.items():
         service.on_stop(f"console-{name}", client.aclose)

@@ -34,8 +34,8 @@ from query.console.web import (
     segment,
     visit,
 )
-from query.mcp.api import RegistryApiError
 from query.projection.model import parse_tokens
+from registry_client.errors import RegistryError
 from shared.chassis.http_params import SlugPath, VersionPath
 from shared.chassis.problems import Problem
 
@@ -131,8 +131,8 @@ async def _act(request: Request, visit: Signed, back: str, write: Write, done: s
         await visit.registration.send(method, path, body, headers=headers)
         shown = await read_model_has(request, visit.registration.consistency)
         flash = Flash("ok", done if shown else f"{done} (not on this page yet: reload in a moment)")
-    except RegistryApiError as exc:
-        flash = Flash("problem", f"{exc.detail}" + (f" (HTTP {exc.status})" if exc.status else ""))
+    except RegistryError as exc:
+        flash = Flash("problem", f"{exc.explanation}" + (f" (HTTP {exc.status})" if exc.status else ""))
     await console_of(request).sessions.flash(visit.session_id, flash)
     return redirect(back)
 

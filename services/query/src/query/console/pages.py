@@ -10,7 +10,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from query.console import views
 from query.console.web import PATH, Visit, checked_version, new_token, redirect, render, segment, visit
-from query.mcp.api import RegistryApi, RegistryApiError
+from registry_client.errors import RegistryError
+from registry_client.json_api import JsonApi
 from shared.chassis.http_params import SlugPath
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
@@ -35,8 +36,8 @@ async def _search(
     params: dict[str, str | int | None] = {"q": q, "limit": SEARCH_PAGE_SIZE, "cursor": cursor, **filters}
     try:
         return await visit.reads.get("/v1/assistant/search", params), None
-    except RegistryApiError as exc:
-        return None, exc.detail
+    except RegistryError as exc:
+        return None, exc.explanation
 
 
 def _search_context(
@@ -82,11 +83,11 @@ async def search_results(request: Request, visit: Signed, context: Searched) -> 
     return render(request, "_results.html", context, visit=visit)
 
 
-async def _optional(api: RegistryApi, path: str, params: dict[str, str | int | None] | None = None) -> Any:
+async def _optional(api: JsonApi, path: str, params: dict[str, str | int | None] | None = None) -> Any:
     """A read whose refusal only leaves its part of the page empty (shares of a model one only reads)."""
     try:
         return await api.get(path, params)
-    except RegistryApiError as exc:
+    except RegistryError as exc:
         if exc.status in (403, 404):
             return None
         raise
@@ -193,8 +194,8 @@ async def audit_page(
     else:
         try:
             entries = await visit.audit.get("/v1/audit", params)
-        except RegistryApiError as exc:
-            problem = exc.detail
+        except RegistryError as exc:
+            problem = exc.explanation
     context = {"model": model, "entries": entries, "problem": problem, "correlation_id": correlation_id}
     return render(request, "audit.html", context, visit=visit)
 

@@ -23,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 
 from query.console import formatting
 from query.console.sessions import Session, Sessions
-from query.mcp.api import RegistryApi
+from registry_client.json_api import JsonApi
 from registry_contract import catalog, correlation
 from registry_contract.auth import Principal
 from registry_contract.versioning import precedence_key
@@ -71,9 +71,9 @@ class Visit:
     session_id: str
     session: Session
     principal: Principal
-    reads: RegistryApi
-    registration: RegistryApi
-    audit: RegistryApi
+    reads: JsonApi
+    registration: JsonApi
+    audit: JsonApi
 
     def can(self, scope: str) -> bool:
         """Whether the key holds ``scope`` (forms are shown only then; the API decides regardless)."""
@@ -123,9 +123,9 @@ async def visit(request: Request) -> Visit:
         principal=principal,
         # The page took the caller's token: its own reads say they are internal and take none.
         # Nor are they recorded as accesses of their own: the page view is (one entry, not seven).
-        reads=RegistryApi(console.reads, headers=headers | console.guard.internal_unrecorded_headers),
-        registration=RegistryApi(console.registration, headers=headers),
-        audit=RegistryApi(console.audit, headers=headers),
+        reads=JsonApi(console.reads, headers=headers | console.guard.internal_unrecorded_headers),
+        registration=JsonApi(console.registration, headers=headers),
+        audit=JsonApi(console.audit, headers=headers),
     )
 
 

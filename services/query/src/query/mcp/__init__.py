@@ -1,6 +1,5 @@
-"""The registry's MCP tools and model-card resources, defined once for every transport.
+"""The query service's MCP endpoint (``/mcp``): the tools of :mod:`registry_client.mcp` over Streamable HTTP.
 
-:func:`query.mcp.tools.build_server` takes the HTTP caller as an argument: the query service
-passes one that calls its own API in-process with the MCP request's key (``query.mcp.server``),
-``registry mcp`` one that calls the API over the network with the user's key.
+Each tool call goes to the query's own API with the MCP request's key (``query.mcp.server``), so an
+assistant sees exactly what that key sees over HTTP.
 """

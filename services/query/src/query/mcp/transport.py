@@ -14,8 +14,8 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp
 
-from query.mcp.api import RegistryApi
-from query.mcp.tools import ApiOf, build_server
+from registry_client.json_api import JsonApi
+from registry_client.mcp.tools import ApiOf, build_server
 
 
 def tools_server(api_client: httpx.AsyncClient, *, forwarded: tuple[str, ...]) -> MCPServer:
@@ -39,8 +39,8 @@ def streamable_app(server: MCPServer, *, path: str) -> ASGIApp:
 def _forwarding(client: httpx.AsyncClient, forwarded: tuple[str, ...]) -> ApiOf:
     """Each tool call's API: ``client`` with the key and correlation id of the MCP request."""
 
-    def api_of(ctx: Context) -> RegistryApi:
+    def api_of(ctx: Context) -> JsonApi:
         headers: Mapping[str, str] = ctx.headers or {}
-        return RegistryApi(client, headers={name: headers[name] for name in forwarded if name in headers})
+        return JsonApi(client, headers={name: headers[name] for name in forwarded if name in headers})
 
     return api_of

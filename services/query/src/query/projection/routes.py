@@ -40,7 +40,7 @@ async def _operator(
     principal = await guard(request, authorization, x_api_key)
     if not principal.is_platform_admin:
         guard.deny(request, principal, status=403, reason="not a platform admin")
-        raise Problem("forbidden", "rebuilding the read model takes a platform admin's key")
+        raise Problem("forbidden", "rebuilding the read model takes a key with platform:admin")
 
 
 router = APIRouter(

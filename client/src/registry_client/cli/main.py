@@ -1,0 +1,147 @@
+"""The ``registry`` Typer app: the user's commands, and those other installed packages add to it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from registry_client.cli.browse import card, deployments, list_audit, models_app, search, versions_app
+from registry_client.cli.curate import aliases_app, approve, reject
+from registry_client.cli.export import export_app
+from registry_client.cli.importing import import_app
+from registry_client.cli.keys import keys_app
+from registry_client.cli.mcp_stdio import mcp
+from registry_client.kinds import KINDS
+
+# Packages that add commands name a ``register(app)`` function under this entry-point group.
+PLUGIN_GROUP = "registry.commands"
+
+app = typer.Typer(
+    help="Model Registry: browse, curate, export and import models; more with the local stack.", no_args_is_help=True
+)
+audit_app = typer.Typer(help="Audit log tools.", no_args_is_help=True)
+audit_app.command("list")(list_audit)
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+app.add_typer(export_app, name="export")
+app.add_typer(import_app, name="import")
+app.add_typer(models_app, name="models")
+app.add_typer(versions_app, name="versions")
+app.add_typer(aliases_app, name="aliases")
+app.command("mcp")(mcp)
+app.command("search")(search)
+app.command("card")(card)
+app.command("deployments")(deployments)
+app.command("approve")(approve)
+app.command("reject")(reject)
+console = Console(stderr=True, soft_wrap=True)
+
+
+def group(name: str) -> typer.Typer:
+    """The sub-command group ``name`` (``audit``…), for a plugin that adds commands to it."""
+    for info in app.registered_groups:
+        if info.name == name and info.typer_instance is not None:
+            return info.typer_instance
+    raise KeyError(name)
+
+
+def kafka_tls_options(cafile: str | None, certfile: str | None, keyfile: str | None) -> dict[str, Any]:
+    """Aiokafka's TLS options for a broker that wants TLS (a CA) and, maybe, a client certificate."""
+    if not (cafile or certfile):
+        return {}
+    context = ssl.create_default_context(cafile=cafile)
+    if certfile:
+        context.load_cert_chain(certfile, keyfile)
+    return {"security_protocol": "SSL", "ssl_context": context}
+
+
+@app.command()
+def produce(
+    kind: Annotated[str, typer.Argument(help=f"One of: {', '.join(KINDS)}")],
+    data: Annotated[str | None, typer.Option(help="The data as JSON; '-' or omitted reads stdin")] = None,
+    file: Annotated[Path | None, typer.Option(help="Read the data from this JSON file")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="REGISTRY_API_KEY", help="Signs the record")] = None,
+    bootstrap_servers: Annotated[str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS")] = "127.0.0.1:9092",
+    correlation_id: Annotated[str | None, typer.Option(help="Propagated as ce_correlationid")] = None,
+    wait: Annotated[
+        float | None,
+        typer.Option(
+            help="Wait at most this many seconds for the registry's outcome on registry.events and print it as"
+            " JSON, with the consistency token that makes a later read see the write (REGISTRY_CONSISTENCY);"
+            " exit 4 when refused, 1 when no outcome came in time",
+            min=0.1,
+        ),
+    ] = None,
+    kafka_ca_file: Annotated[
+        str | None, typer.Option(envvar="KAFKA_SSL_CAFILE", help="TLS to the broker: the CA that signed it")
+    ] = None,
+    kafka_cert_file: Annotated[
+        str | None, typer.Option(envvar="KAFKA_SSL_CERTFILE", help="TLS to the broker: this client certificate")
+    ] = None,
+    kafka_key_file: Annotated[
+        str | None, typer.Option(envvar="KAFKA_SSL_KEYFILE", help="TLS to the broker: the certificate's key")
+    ] = None,
+) -> None:
+    """Publish a command or a deploy report as a CloudEvent (binary mode); print its id, or with --wait its outcome.
+
+    Needs the ``kafka`` extra: ``pip install 'registry-client[kafka]'``.
+    """
+    if kind not in KINDS:
+        console.print(f"[red]error:[/red] unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+        raise typer.Exit(2)
+    raw = file.read_text() if file else (data if data not in (None, "-") else sys.stdin.read())
+    try:
+        payload = json.loads(raw or "")
+    except json.JSONDecodeError as exc:
+        console.print(f"[red]error:[/red] data is not JSON: {exc}")
+        raise typer.Exit(2) from None
+    try:
+        from registry_client.cli.produce import produce_and_wait, produce_message
+    except ImportError:
+        console.print(
+            "[red]error:[/red] publishing to Kafka needs the kafka extra: pip install 'registry-client\\[kafka]'"
+        )
+        raise typer.Exit(2) from None
+    options = kafka_tls_options(kafka_ca_file, kafka_cert_file, kafka_key_file)
+    common: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers,
+        "api_key": api_key,
+        "correlation_id": correlation_id,
+    }
+    if wait is None:
+        typer.echo(asyncio.run(produce_message(kind, payload, **common, **options)))
+        return
+    try:
+        outcome = asyncio.run(produce_and_wait(kind, payload, **common, timeout=wait, **options))
+    except TimeoutError:
+        console.print(f"[red]error:[/red] no outcome on registry.events within {wait:g} s")
+        raise typer.Exit(1) from None
+    answer = {
+        "command_id": outcome.command_id,
+        "type": outcome.type,
+        "revision": outcome.revision,
+        "consistency_token": outcome.consistency_token,
+        "data": dict(outcome.data),
+    }
+    typer.echo(json.dumps(answer, indent=2))  # ASCII only: control characters leave as \uXXXX
+    if outcome.rejected:
+        raise typer.Exit(4)
+
+
+def _load_plugins() -> None:
+    for entry in metadata.entry_points(group=PLUGIN_GROUP):
+        entry.load()(app)
+
+
+_load_plugins()
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Developer tools of the workspace (not installed with any package)."""
