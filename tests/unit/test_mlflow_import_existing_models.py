@@ -156,6 +156,9 @@ class TestDeciding:
         assert "pin" not in by_action(decide(model, the_tutorials_model(latest="3.0.0", versions={"3.0.0": "active"})))
         own = the_tutorials_model(headline={"description": "", "tags": {"team": "x"}})
         assert "pin" not in by_action(decide(model, own))
+        older = the_tutorials_model(latest="0.1.0", versions={"0.1.0": "active"})
+        assert "pin" in by_action(decide(model, older))
+        assert "pin" not in by_action(decide(planned("Archived"), older))  # archived: never the latest
 
 
 class StubRegistry:

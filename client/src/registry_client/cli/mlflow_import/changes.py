@@ -46,7 +46,7 @@ ABSENT = Present(False, {}, {}, {})
 
 @dataclass(frozen=True)
 class Change:
-    """What one step of the plan does: ``create``/``add``/``change`` send ``step``; ``present``/``kept`` do not."""
+    """What one step of the plan does: the :data:`SENDING` actions send ``step``; ``present`` and ``kept`` do not."""
 
     action: Action
     step: Step  # for ``change`` of the metadata: only the fields that differ, tags and links merged
@@ -84,7 +84,8 @@ def _pin(model: ModelPlan, have: Present) -> list[Change]:
     """The model's shown description and tags made its own, if an added version would otherwise replace them."""
     if have.latest is None:
         return []
-    added = [v.version for v in model.versions if v.version not in have.versions]
+    archived = {move.version for move in model.lifecycle}  # leave the latest again once archived
+    added = [v.version for v in model.versions if v.version not in have.versions and v.version not in archived]
     newer = [v for v in added if _rank(v) > _rank(have.latest)]
     if not newer:
         return []
@@ -126,7 +127,7 @@ class _Existing:
 
     model: ModelPlan
     have: Present
-    foreign: set[str]  # versions of the plan the registry holds, but not from this MLflow model
+    foreign: set[str]  # versions of the plan the registry holds that did not come from these MLflow versions
     update_existing: bool
 
     def change(self, step: Step) -> Change:
