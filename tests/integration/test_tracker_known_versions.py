@@ -2,8 +2,8 @@
 
 Registration runs in-process with its own database; the tracker has another, and reaches
 registration only through ``REGISTRATION_INTERNAL_URL``: a real loopback HTTP server that passes the
-key routes on to registration and answers registration's event log and version routes (issue 23,
-D3) as each test sets them. Reports are signed Kafka records, as pipelines send them.
+key routes on to registration and answers registration's event log and version routes (issue 23)
+as each test sets them. Reports are signed Kafka records, as pipelines send them.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
 
 @dataclass
 class FakeRegistrationLog:
-    """What the loopback server answers on registration's D3 routes, and what it was asked."""
+    """What the loopback server answers on registration's known-versions routes, and what it was asked."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
     versions: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)

@@ -7,8 +7,6 @@ import re
 
 # A fenced block, or an inline code span (single or double backticks): left as they are.
 _CODE = re.compile(r"^```.*?^```$|``[^`\n]+``|`[^`\n]+`", re.DOTALL | re.MULTILINE)
-# Citations of the original design card: the docs state the contract in their own words.
-_CITATION = re.compile(r"\s*\(DESIGN §[^)]*\)")
 
 
 def escape_outside_code(markdown: str, *, cell: bool = False) -> str:
@@ -31,7 +29,7 @@ def escape_outside_code(markdown: str, *, cell: bool = False) -> str:
 
 def text(value: str) -> str:
     """``value`` (a docstring, a comment) as one table cell: one line, no HTML, no cell break."""
-    return escape_outside_code(_CITATION.sub("", " ".join(value.split())), cell=True)
+    return escape_outside_code(" ".join(value.split()), cell=True)
 
 
 def code(value: str) -> str:

@@ -34,7 +34,7 @@ class StackSettings(BaseSettings):
     data_dir: Path = Path(".data")
     partitions: int = 6
     bootstrap_admin_key: str | None = None
-    # Shorter group timings than Kafka's defaults: a join takes ~5 s otherwise (DESIGN §7), and a
+    # Shorter group timings than Kafka's defaults: a join takes ~5 s otherwise, and a
     # service restarted after a crash waits out its old session before it gets partitions back.
     session_timeout_ms: int = 3_000
     heartbeat_interval_ms: int = 500
@@ -91,7 +91,7 @@ class StackSettings(BaseSettings):
 
     @property
     def mongodb_uri(self) -> str:
-        """Connection string with the stand-in's workaround (no retryable writes, DESIGN §7)."""
+        """Connection string with the stand-in's workaround: no retryable writes, which it does not support."""
         return self._mongo_uri(self.mongo_port)
 
     @property

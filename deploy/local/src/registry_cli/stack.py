@@ -1,6 +1,6 @@
 """The embedded stack: a Kafka-compatible broker, a MongoDB-compatible server, four services.
 
-This is the only package that knows about the stand-ins (DESIGN §7); the services see plain
+This is the only package that knows about the stand-ins; the services see plain
 Kafka and MongoDB endpoints plus the few settings that work around the stand-ins' limits.
 """
 
@@ -79,7 +79,7 @@ MEMORY_ENV = {"MALLOC_ARENA_MAX": "2"}
 
 
 def service_env(stack: StackSettings, service: str) -> dict[str, str]:
-    """Environment of one service process (DESIGN §5 variables)."""
+    """Environment of one service process (the settings it reads, docs/reference/settings.md)."""
     prefix = service.upper().replace("-", "_") + "_"
     return {
         "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,

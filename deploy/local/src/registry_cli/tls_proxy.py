@@ -1,6 +1,6 @@
 """``python -m registry_cli.tls_proxy``: TLS in front of the embedded broker and database servers.
 
-Neither stand-in serves TLS well enough to rely on. The broker (tansu 0.6, DESIGN §7) has TLS
+Neither stand-in serves TLS well enough to rely on. The broker (tansu 0.6) has TLS
 flags, but its command line refuses the certificate and the key together. SecantusDB has TLS
 options, but it runs each handshake on its one accept thread without a time-out: a client that
 connects in plain text (or stalls) holds up every other connection until it gives up, which

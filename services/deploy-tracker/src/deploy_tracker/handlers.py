@@ -35,7 +35,7 @@ class Changes:
     """Every write of one batch: history rows, versions learned, version status fields, outbox rows.
 
     A history row filed under a model carries the position of the last outbox row its report
-    wrote for that model (``revision``: the tracker's revision of the model, D2), stamped once the
+    wrote for that model (``revision``: the tracker's revision of the model), stamped once the
     commit has numbered the rows (:meth:`stamp_revisions`).
     """
 
@@ -81,7 +81,7 @@ def handle_report(
     """Decide what one report does, record it in history, and emit its event (if it causes one)."""
     verdict = judge(report, parsed, versions, approval_environments=approval_environments)
     history = record(report, stamp, verdict)
-    # Every report filed under a model reaches the read side (D4), whatever became of it.
+    # Every report filed under a model reaches the read side, whatever became of it.
     recorded = (row,) if (row := emit_report_recorded(report, history)) is not None else ()
     if isinstance(verdict, Refused):
         return Effects(history, (emit_rejection(report, verdict), *recorded))

@@ -66,7 +66,7 @@ class VersionKnown(BaseModel):
     deleted: bool
     revision: int | None = Field(
         default=None,
-        description="registration's revision of the model when it was read (its latest outbox position, D2): "
+        description="registration's revision of the model when it was read (its latest outbox position): "
         "events of the version at or below it are already reflected here",
     )
 
