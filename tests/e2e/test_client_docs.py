@@ -82,4 +82,4 @@ async def test_the_readmes_client_example_runs(stack: EmbeddedStack, monkeypatch
     section = README.read_text().split("## Python client", 1)[1].split("\n## ", 1)[0]
     [block] = python_blocks(section)
     namespace = await asyncio.to_thread(run_blocks, [for_team(block, team)], "README.md")
-    assert namespace["version"].version == "1.4.0"  # the duplicate was refused, and caught as written
+    assert namespace["version"].version == "2.0.0"  # the duplicate was refused, and caught as written

@@ -146,7 +146,9 @@ async def test_a_former_reader_sees_its_tombstone_and_nothing_of_what_the_owner_
     assert ids(streamed) == [(secret, True), (own, False)]
 
 
-async def test_a_deployment_moves_the_model_to_the_end_and_every_reader_agrees(stack: EmbeddedStack) -> None:
+async def test_a_deployment_moves_the_model_to_the_end_and_every_reader_agrees(
+    stack: EmbeddedStack, tmp_path: Path
+) -> None:
     team = f"fdd-{uuid.uuid4().hex[:6]}"
     token = await team_key(stack, team, SCOPES)
     for name in ("first", "second", "third"):
@@ -176,6 +178,10 @@ async def test_a_deployment_moves_the_model_to_the_end_and_every_reader_agrees(s
     assert await stream(stack, token, page["next_cursor"]) == (items[1:], end)
     assert await cli_export(stack, token) == (items, end)
     assert await cli_export(stack, token, "--since", end) == ([], end)
+    kept = tmp_path / "cursor"
+    assert await cli_export(stack, token, "--cursor-file", str(kept)) == (items, end)
+    assert kept.read_text() == f"{end}\n"
+    assert await cli_export(stack, token, "--cursor-file", str(kept)) == ([], end)  # resumed from the file
 
 
 async def test_a_cursor_that_is_not_one_is_refused_and_a_caller_needs_a_key(stack: EmbeddedStack) -> None:

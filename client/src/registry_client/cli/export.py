@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, TextIO
 
 import httpx
@@ -42,14 +43,26 @@ def export_documents(client: RegistryClient, since: str | None, out: TextIO, pro
 @export_app.command("documents")
 def documents(
     since: Annotated[str | None, typer.Option(help="Resume after this cursor (printed by the previous export)")] = None,
+    cursor_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Resume after the cursor kept in this file (when it exists; --since wins) and keep the new one in it"
+        ),
+    ] = None,
     url: Annotated[str, typer.Option(envvar="REGISTRY_QUERY_URL", help="The query service")] = "http://127.0.0.1:8080",
     api_key: Annotated[str | None, typer.Option(envvar="REGISTRY_API_KEY", help="Sent as Bearer credential")] = None,
 ) -> None:
     """Every model you can read as a RAG document (NDJSON on stdout); the resume cursor goes to stderr.
 
     Tombstones ("deleted": true) are models your team can no longer read: delete them from your
-    index. Run again with --since to get only what changed. A count of documents runs on stderr.
+    index. Run again with --since (or the same --cursor-file) to get only what changed. A count of
+    documents runs on stderr. An empty --since is refused: it would export everything again.
     """
+    if since is not None and not since.strip():
+        typer.echo("error: --since is empty: give the next_cursor an earlier export printed, or leave it out", err=True)
+        raise typer.Exit(2)
+    if since is None and cursor_file is not None and cursor_file.is_file():
+        since = cursor_file.read_text().strip() or None
     columns = (SpinnerColumn(), TextColumn("{task.completed:,} {task.description}"))
     try:
         with (
@@ -63,4 +76,6 @@ def documents(
     except (RegistryError, httpx.TransportError) as exc:
         typer.echo(problem_line(exc), err=True)
         raise typer.Exit(exit_code(exc)) from None
+    if cursor_file is not None and cursor:
+        cursor_file.write_text(cursor + "\n")
     typer.echo(json.dumps({"next_cursor": cursor}), err=True)
