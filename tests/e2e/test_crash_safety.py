@@ -2,10 +2,10 @@
 
 import pytest
 
-from registry_cli.chaos import CONSUMERS, run_chaos
 from registry_cli.database_users import service_database
 from registry_cli.secrets import load_or_create
 from registry_cli.stack import EmbeddedStack, throwaway_stack
+from tests.chaos import CONSUMERS, run_chaos
 from tests.factories import ADMIN_KEY, store_admin_key
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -5,7 +5,8 @@ Commands (registrations) and deployment reports are published at a steady rate w
 is killed at random intervals and the stack's supervisor restarts it. At the end the load stops,
 everything drains, and the run is judged: every acknowledged command and report must have
 exactly one outcome event, every registered version must be readable over HTTP, and every
-record must have exactly one audit entry. Used by ``bench/chaos_bench.py`` and the crash tests.
+record must have exactly one audit entry. Test harness: used by ``bench/chaos_bench.py`` and
+tests/e2e/test_crash_safety.py.
 """
 
 from __future__ import annotations
