@@ -31,6 +31,7 @@ async def cli(stack: EmbeddedStack, *args: str) -> tuple[int, str]:
         "AUDIT_MONGODB_URI": stack.settings.audit_mongodb_uri,  # the audit log's own server
         "REGISTRY_API_KEY": ADMIN_KEY.token,
         "REGISTRY_REGISTRATION_URL": stack.url("registration"),
+        "REGISTRY_AUDIT_URL": stack.url("audit"),
     }
     env.pop("REGISTRY_GATEWAY_URL", None)
     process = await asyncio.create_subprocess_exec(
@@ -140,7 +141,9 @@ async def test_produce_publishes_a_command_and_a_deploy_report_in_one_line(stack
     env_args = ("--api-key", ADMIN_KEY.token, "--bootstrap-servers", stack.settings.kafka_bootstrap)
     register = {"team": team, "name": "m", "version": "1.0.0", "framework": "onnx", "artifact_uri": "s3://bucket/key"}
     code, out = await cli(stack, "produce", "register", "--data", json.dumps(register), *env_args)
-    assert code == 0 and len(out.strip()) == 32, out
+    event_id, hint = out.strip().splitlines()  # the id on stdout; on stderr, how to find the outcome
+    assert code == 0 and len(event_id) == 32 and "not yet applied" in hint, out
+    correlation_id = hint.split("--correlation-id ")[1].split()[0]
     report = {
         "team": team,
         "name": "m",
@@ -158,9 +161,19 @@ async def test_produce_publishes_a_command_and_a_deploy_report_in_one_line(stack
             return (await http.get(path)).status_code == 200
 
         await until(registered, what="the produced registration readable")
+
+        async def outcome_audited() -> list[dict[str, Any]] | None:
+            code, out = await cli(stack, "audit", "list", "--team", team, "--correlation-id", correlation_id, "--json")
+            assert code == 0, out
+            entries: list[dict[str, Any]] = json.loads(out)
+            return entries if any(e["type"].endswith("model_version_registered") for e in entries) else None
+
+        # The hint's lookup finds the command and its outcome, and nothing of another operation.
+        entries = await until(outcome_audited, what="the outcome found by the printed correlation id")
+        assert {entry["correlation_id"] for entry in entries} == {correlation_id}
         code, out = await cli(stack, "produce", "deploy", "--data", json.dumps(report), *env_args)
         assert code == 0, out
-        report_id = out.strip()
+        report_id = out.strip().splitlines()[0]
 
         async def deployed() -> dict[str, Any] | None:
             version: dict[str, Any] = (await http.get(path)).json()

@@ -199,6 +199,10 @@ def deployments(
 def list_audit(
     team: Annotated[str | None, typer.Option(help="Whose log (default the key's; others: platform admins)")] = None,
     event_type: Annotated[str | None, typer.Option("--type", help="A CloudEvents type, or 'undecodable'")] = None,
+    model: Annotated[str | None, typer.Option(help="One model: team/name")] = None,
+    correlation_id: Annotated[
+        str | None, typer.Option(help="One operation: a command and its outcome share it (registry produce prints it)")
+    ] = None,
     limit: Limit = DEFAULT_LIMIT,
     as_json: AsJson = False,
     api_key: ApiKey = None,
@@ -209,6 +213,10 @@ def list_audit(
         filters["team"] = team
     if event_type:
         filters["type"] = event_type
+    if model:
+        filters["model"] = model
+    if correlation_id:
+        filters["correlation_id"] = correlation_id
     with registry(api_key) as client:
         entries = list(islice(client.audit_entries(page_size=min(limit, _PAGE), **filters), limit))
     if as_json:

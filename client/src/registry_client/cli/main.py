@@ -6,6 +6,7 @@ import asyncio
 import json
 import ssl
 import sys
+import uuid
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any
@@ -92,6 +93,9 @@ def produce(
 ) -> None:
     """Publish a command or a deploy report as a CloudEvent (binary mode); print its id, or with --wait its outcome.
 
+    Without --wait, stdout gets the record's id and stderr says how to find its outcome: the
+    registry applies or refuses it after this command has exited.
+
     Needs the ``kafka`` extra: ``pip install 'registry-client[kafka]'``.
     """
     if kind not in KINDS:
@@ -111,6 +115,7 @@ def produce(
         )
         raise typer.Exit(2) from None
     options = kafka_tls_options(kafka_ca_file, kafka_cert_file, kafka_key_file)
+    correlation_id = correlation_id or uuid.uuid4().hex  # known here, so the outcome can be looked up by it
     common: dict[str, Any] = {
         "bootstrap_servers": bootstrap_servers,
         "api_key": api_key,
@@ -118,6 +123,12 @@ def produce(
     }
     if wait is None:
         typer.echo(asyncio.run(produce_message(kind, payload, **common, **options)))
+        # Published is not applied: the registry may still refuse it (a command_rejected event).
+        console.print(
+            "published, not yet applied or refused (add --wait 30 to wait for the outcome); later, its outcome: "
+            f"registry audit list --correlation-id {correlation_id} (audit:read)",
+            markup=False,
+        )
         return
     try:
         outcome = asyncio.run(produce_and_wait(kind, payload, **common, timeout=wait, **options))
