@@ -23,8 +23,17 @@ from tests.http_tools import team_name
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 # Each tour: the documents a newcomer follows one after the other, in one shell (the command
-# line guide's and the plain-Kafka producer's examples go on from the tutorial's state and variables).
-TOURS = {"readme": ["README.md"], "tutorial": ["docs/tutorial.md", "docs/guides/cli.md", "docs/guides/kafka.md"]}
+# line, Kafka, deployments and assistants guides go on from the tutorial's state and variables).
+TOURS = {
+    "readme": ["README.md"],
+    "tutorial": [
+        "docs/tutorial.md",
+        "docs/guides/cli.md",
+        "docs/guides/kafka.md",
+        "docs/guides/deployments.md",
+        "docs/guides/assistants.md",
+    ],
+}
 LOCAL_PORTS = {"8080": "query", "8081": "registration", "8082": "deploy-tracker", "8083": "audit"}
 PRELUDE = """set -euo pipefail
 curl() { command curl --fail-with-body "$@"; }
