@@ -57,7 +57,9 @@ async def prepare(stack: EmbeddedStack, versions: int) -> str:
         scopes=["deployments:write", "team:admin"],
         created_by="bench",
         rate_limit=(1e5, 100_000),
-        verifiers=VerifierBox.of(common_settings(stack.settings)),  # it signs its reports
+        verifiers=VerifierBox.of(
+            common_settings(stack.settings), sealing_keys=stack.settings.key_verifier_sealing_keys
+        ),  # it signs its reports
     )
     repo = MongoRepository(client, db, writer="deploy-bench-loader")
     commands = [

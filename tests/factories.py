@@ -83,7 +83,8 @@ async def store_admin_key(db: Any, *, signing_key: str | None = None) -> str:
     from shared.chassis.settings import CommonSettings
     from shared.chassis.verifiers import VerifierBox
 
-    verifiers = VerifierBox.of(CommonSettings(event_signing_key=signing_key)) if signing_key else None
+    settings = CommonSettings(event_signing_key=signing_key)
+    verifiers = VerifierBox.of(settings, sealing_keys=None) if signing_key else None
     await issue_key(
         db["api_keys"],
         team="platform",

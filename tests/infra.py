@@ -34,7 +34,6 @@ class Infra:
             "KAFKA_SESSION_TIMEOUT_MS": "2000",
             "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
             "KAFKA_FETCH_MAX_WAIT_MS": "20",
-            "KAFKA_TOPIC_PARTITIONS": "3",
             "EVENT_SIGNING_KEY": self.signing_key,
             "AUDIT_CHAIN_KEY": self.audit_chain_key,
             "AUDIT_SIGNING_KEY": self.audit_signing_key,
@@ -73,12 +72,11 @@ def testcontainers_infra() -> Iterator[Infra]:
         )
 
 
-def private_topics(infra: Infra, prefix: str, *, partitions: int) -> CommonSettings:
+def private_topics(infra: Infra, prefix: str) -> CommonSettings:
     """Settings whose four contract topics are this test's own (``<prefix>`` for commands)."""
     return CommonSettings(
         event_signing_key=infra.signing_key,
         kafka_bootstrap_servers=infra.kafka_bootstrap,
-        kafka_topic_partitions=partitions,
         topic_commands=prefix,
         topic_events=f"{prefix}-e",
         topic_deploy=f"{prefix}-d",

@@ -25,9 +25,9 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
     ports = {name: str(port) for name, port in zip(names, free_ports(len(names)), strict=True)}
     return {
         **os.environ,
-        **{f"REGISTRY_{name}_PORT": port for name, port in ports.items()},
-        "REGISTRY_DATA_DIR": str(tmp_path / "data"),
-        "REGISTRY_BOOTSTRAP_ADMIN_KEY": generate_api_key().token,
+        **{f"REGISTRY_STACK_{name}_PORT": port for name, port in ports.items()},
+        "REGISTRY_STACK_DATA_DIR": str(tmp_path / "data"),
+        "REGISTRY_STACK_BOOTSTRAP_ADMIN_KEY": generate_api_key().token,
     }
 
 
@@ -64,18 +64,18 @@ async def test_up_serves_prints_the_key_and_leaves_nothing_behind(tmp_path: Path
             while "Ctrl-C" not in output[-1]:
                 output.append((await process.stdout.readline()).decode())
         text = "".join(output)
-        assert env["REGISTRY_BOOTSTRAP_ADMIN_KEY"] in text
+        assert env["REGISTRY_STACK_BOOTSTRAP_ADMIN_KEY"] in text
         assert any(line.startswith("registration   | ") for line in output)
         children = descendants(process.pid)
         assert len(children) >= 6 + len(flags)  # broker, database, four services (and Prometheus)
         async with httpx.AsyncClient() as client:
-            ready = await client.get(f"http://127.0.0.1:{env['REGISTRY_QUERY_PORT']}/readyz")
+            ready = await client.get(f"http://127.0.0.1:{env['REGISTRY_STACK_QUERY_PORT']}/readyz")
             assert ready.status_code == 200
             if flags:
-                prometheus = f"http://127.0.0.1:{env['REGISTRY_PROMETHEUS_PORT']}"
+                prometheus = f"http://127.0.0.1:{env['REGISTRY_STACK_PROMETHEUS_PORT']}"
                 assert f"Prometheus     {prometheus}" in text
                 assert (await client.get(f"{prometheus}/-/ready")).status_code == 200
-        assert (Path(env["REGISTRY_DATA_DIR"]) / "logs" / "query.log").stat().st_size > 0
+        assert (Path(env["REGISTRY_STACK_DATA_DIR"]) / "logs" / "query.log").stat().st_size > 0
     finally:
         process.send_signal(signal.SIGTERM)
         drain = asyncio.create_task(process.stdout.read())
@@ -83,8 +83,8 @@ async def test_up_serves_prints_the_key_and_leaves_nothing_behind(tmp_path: Path
         await drain
     assert code == 0
     assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
-    assert (Path(env["REGISTRY_DATA_DIR"]) / "mongo").is_dir()
-    assert (Path(env["REGISTRY_DATA_DIR"]) / "audit-mongo").is_dir()  # the audit log's own server
+    assert (Path(env["REGISTRY_STACK_DATA_DIR"]) / "mongo").is_dir()
+    assert (Path(env["REGISTRY_STACK_DATA_DIR"]) / "audit-mongo").is_dir()  # the audit log's own server
 
 
 class Up:
@@ -155,7 +155,7 @@ async def test_a_killed_service_is_restarted_while_the_rest_keeps_running(tmp_pa
         }
         os.kill(service_pid(up, "registration"), signal.SIGKILL)
         await up.wait_for("registration restarted (restart 1")
-        await wait_ready(f"http://127.0.0.1:{env['REGISTRY_REGISTRATION_PORT']}")
+        await wait_ready(f"http://127.0.0.1:{env['REGISTRY_STACK_REGISTRATION_PORT']}")
         assert broker_and_database <= descendants(up.process.pid)  # never stopped
         assert "registration exited with code -9" in up.text
     finally:
@@ -165,9 +165,9 @@ async def test_a_killed_service_is_restarted_while_the_rest_keeps_running(tmp_pa
 async def test_a_restart_with_kept_data_audits_new_work_and_mints_no_second_key(tmp_path: Path) -> None:
     # After a restart with the same .data/ the broker's offsets start at 0 again: new records are
     # still audited, not skipped as already audited; and a start mints no second admin key.
-    env = {k: v for k, v in stack_env(tmp_path).items() if k != "REGISTRY_BOOTSTRAP_ADMIN_KEY"}
-    registration = f"http://127.0.0.1:{env['REGISTRY_REGISTRATION_PORT']}"
-    audit = f"http://127.0.0.1:{env['REGISTRY_AUDIT_PORT']}"
+    env = {k: v for k, v in stack_env(tmp_path).items() if k != "REGISTRY_STACK_BOOTSTRAP_ADMIN_KEY"}
+    registration = f"http://127.0.0.1:{env['REGISTRY_STACK_REGISTRATION_PORT']}"
+    audit = f"http://127.0.0.1:{env['REGISTRY_STACK_AUDIT_PORT']}"
     up = await start_up(env)
     try:
         token = re.search(r"(mr_[A-Za-z0-9]{8}_[A-Za-z0-9]{43,})", up.text)
@@ -205,7 +205,7 @@ async def audited(http: httpx.AsyncClient, audit: str, type_: str, *, count: int
 async def test_a_port_in_use_is_a_one_line_error_naming_the_setting(tmp_path: Path) -> None:
     env = stack_env(tmp_path)
     with socket.socket() as blocker:
-        blocker.bind(("127.0.0.1", int(env["REGISTRY_MONGO_PORT"])))
+        blocker.bind(("127.0.0.1", int(env["REGISTRY_STACK_MONGO_PORT"])))
         blocker.listen()
         process = await asyncio.create_subprocess_exec(
             REGISTRY, "up", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
@@ -213,4 +213,4 @@ async def test_a_port_in_use_is_a_one_line_error_naming_the_setting(tmp_path: Pa
         out, _ = await asyncio.wait_for(process.communicate(), 60)
     lines = [line for line in out.decode().splitlines() if line.strip()]
     assert process.returncode == 2
-    assert len(lines) == 1 and "REGISTRY_MONGO_PORT" in lines[0] and env["REGISTRY_MONGO_PORT"] in lines[0]
+    assert len(lines) == 1 and "REGISTRY_STACK_MONGO_PORT" in lines[0] and env["REGISTRY_STACK_MONGO_PORT"] in lines[0]

@@ -183,7 +183,7 @@ async def test_the_closed_stack_is_backed_up_by_its_administrator(
 
 
 async def test_the_clis_kafka_commands_present_the_client_certificate(tls_stack: tuple[EmbeddedStack, str]) -> None:
-    # `registry produce` and `registry dlq` with REGISTRY_TLS=true: the broker's front requires a certificate.
+    # `registry dlq` with REGISTRY_STACK_TLS=true, `registry produce` with its options: the front wants a certificate.
     stack, token = tls_stack
     settings, team = stack.settings, f"cli{uuid.uuid4().hex[:8]}"
     options = kafka_client_options(settings)

@@ -21,7 +21,6 @@ def audit_settings(infra: Infra, db_name: str) -> AuditSettings:
         kafka_session_timeout_ms=int(env["KAFKA_SESSION_TIMEOUT_MS"]),
         kafka_heartbeat_interval_ms=int(env["KAFKA_HEARTBEAT_INTERVAL_MS"]),
         kafka_fetch_max_wait_ms=int(env["KAFKA_FETCH_MAX_WAIT_MS"]),
-        kafka_topic_partitions=1,
         topic_commands=f"commands-{suffix}",
         topic_events=f"events-{suffix}",
         topic_deploy=f"deploy-{suffix}",

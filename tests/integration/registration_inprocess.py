@@ -32,7 +32,6 @@ async def registration_settings(infra: Infra, db_name: str, **overrides: Any) ->
         kafka_session_timeout_ms=int(env["KAFKA_SESSION_TIMEOUT_MS"]),
         kafka_heartbeat_interval_ms=int(env["KAFKA_HEARTBEAT_INTERVAL_MS"]),
         kafka_fetch_max_wait_ms=int(env["KAFKA_FETCH_MAX_WAIT_MS"]),
-        kafka_topic_partitions=1,
         topic_commands=f"commands-{suffix}",
         topic_events=f"events-{suffix}",
         topic_deploy=f"deploy-{suffix}",
@@ -43,7 +42,7 @@ async def registration_settings(infra: Infra, db_name: str, **overrides: Any) ->
         event_signing_key=infra.signing_key,
         **({"deploy_tracker_url": NO_TRACKER} | overrides),
     )
-    await ensure_topics(settings)
+    await ensure_topics(settings, partitions=1)
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongodb_uri)
     await store_admin_key(client[db_name], signing_key=infra.signing_key)
     await client.close()

@@ -63,7 +63,6 @@ def shared_settings(infra: Infra, db_name: str) -> dict[str, Any]:
         "kafka_session_timeout_ms": int(env["KAFKA_SESSION_TIMEOUT_MS"]),
         "kafka_heartbeat_interval_ms": int(env["KAFKA_HEARTBEAT_INTERVAL_MS"]),
         "kafka_fetch_max_wait_ms": int(env["KAFKA_FETCH_MAX_WAIT_MS"]),
-        "kafka_topic_partitions": 1,
         "topic_commands": f"commands-{suffix}",
         "topic_events": f"events-{suffix}",
         "topic_deploy": f"deploy-{suffix}",
@@ -93,7 +92,7 @@ async def registration_with_admin(infra: Infra, db_name: str) -> RegistrationSet
     """Registration's settings, its topics made, and the admin key stored in its database."""
     settings = service_settings("registration", infra, db_name)
     assert isinstance(settings, RegistrationSettings)
-    await ensure_topics(settings)
+    await ensure_topics(settings, partitions=1)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri)
     await store_admin_key(client[db_name])
     await client.close()

@@ -112,7 +112,7 @@ class TestExactlyOnce:
     ) -> None:
         # Through the audit service itself: its consumer, the store and the API.
         settings = audit_settings(infra, db_name)
-        await ensure_topics(settings)
+        await ensure_topics(settings, partitions=1)
         await store_admin_key(mongo[db_name])
         try:
             async with running(settings) as http:
@@ -301,7 +301,7 @@ class TestForgedHeads:
     ) -> None:
         # Through the audit service: its consumer, the store, /readyz and the API.
         settings = audit_settings(infra, db_name)
-        await ensure_topics(settings)
+        await ensure_topics(settings, partitions=1)
         await store_admin_key(mongo[db_name])
         db, chain = mongo[db_name], f"{settings.topic_commands}:0"
         try:
@@ -487,7 +487,7 @@ class TestMigration:
         made, head = legacy_chain(key, self.CHAIN, 3)
         await mongo[db_name].audit_log.insert_many(made)
         await mongo[db_name].audit_heads.insert_one(head)
-        await ensure_topics(settings)
+        await ensure_topics(settings, partitions=1)
         await store_admin_key(mongo[db_name])
         try:
             async with running(settings) as http:

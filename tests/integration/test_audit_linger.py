@@ -44,7 +44,7 @@ async def test_a_trickle_of_records_is_chained_in_as_few_batches_as_the_linger_a
     infra: Infra, db_name: str, mongo: AsyncMongoClient[dict[str, object]], linger_ms: int
 ) -> None:
     settings = audit_settings(infra, db_name).model_copy(update={"batch_linger_ms": linger_ms})
-    await ensure_topics(settings)
+    await ensure_topics(settings, partitions=1)
     await store_admin_key(mongo[db_name])
     try:
         async with running(settings) as http:

@@ -42,7 +42,7 @@ async def test_every_background_task_of_the_service_is_restarted_while_it_dies_a
     service: str, infra: Infra, db_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = service_settings(service, infra, db_name)
-    await ensure_topics(settings)
+    await ensure_topics(settings, partitions=1)
     outage = Outage()
     start = TaskSupervisor.start
 

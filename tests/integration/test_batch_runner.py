@@ -23,7 +23,7 @@ SENTINEL = b"poison sentinel"  # a record every handler here refuses: it always 
 
 @pytest.fixture
 async def topics(infra: Infra) -> CommonSettings:
-    settings = private_topics(infra, f"runner-{uuid.uuid4().hex[:8]}", partitions=1).model_copy(
+    settings = private_topics(infra, f"runner-{uuid.uuid4().hex[:8]}").model_copy(
         update={
             "kafka_enable_idempotence": infra.idempotence,
             "kafka_session_timeout_ms": 2000,
@@ -32,7 +32,7 @@ async def topics(infra: Infra) -> CommonSettings:
             "consumer_backoff_seconds": 0.1,
         }
     )
-    await ensure_topics(settings)
+    await ensure_topics(settings, partitions=1)
     return settings
 
 

@@ -114,7 +114,7 @@ async def listening(app: FastAPI) -> AsyncIterator[str]:
 async def audit_url(infra: Infra) -> AsyncIterator[str]:
     """One audit service for the class's tests (each only reads), on a database of its own."""
     settings = audit_settings(infra, f"t_{uuid.uuid4().hex[:12]}")
-    await ensure_topics(settings)
+    await ensure_topics(settings, partitions=1)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri, tz_aware=True)
     try:
         await store_admin_key(client[settings.mongodb_database])

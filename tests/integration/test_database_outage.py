@@ -41,7 +41,7 @@ async def test_commands_published_during_an_outage_land_after_it(infra: Infra, t
         consumer_backoff_seconds=0.5,
         event_signing_key=infra.signing_key,
     )
-    await ensure_topics(settings)
+    await ensure_topics(settings, partitions=6)
     command = register_event("fraud", f"outage-{suffix}", token=ADMIN_KEY.token)
     value, headers = binary_record(command)
     key = f"fraud/outage-{suffix}".encode()  # the key of the command and of its event

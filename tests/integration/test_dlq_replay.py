@@ -73,7 +73,7 @@ def secret_of(key: ApiKey) -> str:
 
 async def test_dead_letters_are_shown_and_replayed_exactly_once(infra: Infra) -> None:
     topic = f"replay-{uuid.uuid4().hex[:8]}"
-    await ensure_topics(private_topics(infra, topic, partitions=1))
+    await ensure_topics(private_topics(infra, topic), partitions=1)
     key = generate_api_key()
     await publish_raw(infra.kafka_bootstrap, f"{topic}.dlq", [dead_letter(topic, 41, token=key.token)])
 
@@ -97,7 +97,7 @@ async def test_dead_letters_are_shown_and_replayed_exactly_once(infra: Infra) ->
 
 async def test_a_replay_signs_again_only_what_the_replaying_key_signed(infra: Infra) -> None:
     topic = f"replay-{uuid.uuid4().hex[:8]}"
-    await ensure_topics(private_topics(infra, topic, partitions=1))
+    await ensure_topics(private_topics(infra, topic), partitions=1)
     operator, other = generate_api_key(), generate_api_key()
     planted = dead_letter(topic, 2, token=other.token)  # claims the operator's key id, signed by another key
     planted_headers = [(k, operator.key_id.encode()) if k == "ce_keyid" else (k, v) for k, v in planted[1]]

@@ -32,8 +32,8 @@ def revocation(key_id: str, signer: EventSigner) -> tuple[bytes, list[tuple[str,
 async def test_a_revocation_event_evicts_the_key_from_a_cache_that_would_keep_it_an_hour(
     infra: Infra, mongo_database: AsyncDatabase[dict[str, Any]]
 ) -> None:
-    settings = private_topics(infra, f"evict-{uuid.uuid4().hex[:8]}", partitions=1)
-    await ensure_topics(settings)
+    settings = private_topics(infra, f"evict-{uuid.uuid4().hex[:8]}")
+    await ensure_topics(settings, partitions=1)
     keys = mongo_database[API_KEYS]
     keystore = MongoKeyStore(keys, ttl=HOUR)
     revoked, _ = await issue_key(keys, team="fraud", name="a", scopes=["models:read"], created_by="t")
@@ -70,8 +70,8 @@ async def test_a_revocation_event_evicts_the_key_from_a_cache_that_would_keep_it
 async def test_a_revocation_published_while_the_task_was_down_is_not_served_from_the_cache_after_its_restart(
     infra: Infra, mongo_database: AsyncDatabase[dict[str, Any]]
 ) -> None:
-    settings = private_topics(infra, f"evict-{uuid.uuid4().hex[:8]}", partitions=1)
-    await ensure_topics(settings)
+    settings = private_topics(infra, f"evict-{uuid.uuid4().hex[:8]}")
+    await ensure_topics(settings, partitions=1)
     keys = mongo_database[API_KEYS]
     keystore = MongoKeyStore(keys, ttl=HOUR)
     key, _ = await issue_key(keys, team="fraud", name="a", scopes=["models:read"], created_by="t")

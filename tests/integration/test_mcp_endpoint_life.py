@@ -43,7 +43,7 @@ def test_building_the_query_app_imports_no_part_of_the_sdk() -> None:
 async def query_with_admin(infra: Infra, db_name: str) -> QuerySettings:
     """The query's settings, its topics made, and the admin key stored in the test's database."""
     settings = QuerySettings(**shared_settings(infra, db_name))
-    await ensure_topics(settings)
+    await ensure_topics(settings, partitions=1)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri)
     await store_admin_key(client[db_name])
     await client.close()

@@ -24,8 +24,8 @@ async def test_a_refused_event_is_parked_and_the_events_after_it_are_published(
 ) -> None:
     # An event the broker refuses for good (over its size limit) is parked: retried in order, it would
     # block every later event of its writer, across restarts too, since the outbox is in MongoDB.
-    settings = private_topics(infra, f"park-{uuid.uuid4().hex[:8]}", partitions=1)
-    await ensure_topics(settings)
+    settings = private_topics(infra, f"park-{uuid.uuid4().hex[:8]}")
+    await ensure_topics(settings, partitions=1)
     db = mongo[db_name]
     log = MongoOutboxLog(db["outbox"], db["relay_checkpoints"], writer=f"w-{uuid.uuid4().hex[:6]}")
     await log.register_writer()

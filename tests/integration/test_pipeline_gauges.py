@@ -64,8 +64,8 @@ async def test_outbox_backlog_and_age_grow_while_publishing_fails_and_clear_afte
 
 async def test_consumer_lag_is_end_minus_committed_per_partition(infra: Infra) -> None:
     topic, group = f"lag-{uuid.uuid4().hex[:8]}", f"stuck-{uuid.uuid4().hex[:6]}"
-    settings = private_topics(infra, topic, partitions=2)
-    await ensure_topics(settings, with_dlq=False)
+    settings = private_topics(infra, topic)
+    await ensure_topics(settings, partitions=2, with_dlq=False)
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
     await producer.start()
     try:
@@ -95,8 +95,8 @@ async def test_consumer_lag_is_end_minus_committed_per_partition(infra: Infra) -
 async def test_a_group_with_lag_that_does_not_move_is_reported_stalled_and_moving_clears_it(infra: Infra) -> None:
     # A consumer stuck on a poison batch still answers /readyz with 200: only this gauge shows it.
     topic, group = f"stall-{uuid.uuid4().hex[:8]}", f"stalled-{uuid.uuid4().hex[:6]}"
-    settings = private_topics(infra, topic, partitions=1).model_copy(update={"consumer_stall_seconds": 0.2})
-    await ensure_topics(settings, with_dlq=False)
+    settings = private_topics(infra, topic).model_copy(update={"consumer_stall_seconds": 0.2})
+    await ensure_topics(settings, partitions=1, with_dlq=False)
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
     await producer.start()
     try:

@@ -62,8 +62,8 @@ async def publish(infra: Infra, settings: CommonSettings, events: list[CloudEven
 
 
 async def topic(infra: Infra) -> CommonSettings:
-    settings = private_topics(infra, f"proj-{uuid.uuid4().hex[:8]}", partitions=2)
-    await ensure_topics(settings)
+    settings = private_topics(infra, f"proj-{uuid.uuid4().hex[:8]}")
+    await ensure_topics(settings, partitions=2)
     return settings
 
 

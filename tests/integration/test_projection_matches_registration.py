@@ -28,7 +28,7 @@ async def test_after_every_kind_of_write_the_projected_documents_equal_registrat
 ) -> None:
     common = shared_settings(infra, db_name)
     registration = RegistrationSettings(**common, consumer_group=f"r-{unique}", relay_interval_seconds=0.05)
-    await ensure_topics(registration)
+    await ensure_topics(registration, partitions=1)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri, tz_aware=True)
     await store_admin_key(client[db_name])
     team, name = f"team-{unique}", "m"

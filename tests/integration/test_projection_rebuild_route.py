@@ -48,7 +48,7 @@ async def test_the_rebuild_answers_operators_only_and_rebuilds_from_registration
 ) -> None:
     common = shared_settings(infra, db_name)
     registration = RegistrationSettings(**common, consumer_group=f"r-{unique}", relay_interval_seconds=0.05)
-    await ensure_topics(registration)
+    await ensure_topics(registration, partitions=1)
     team = f"team-{unique}"
     theirs = await team_key(infra, db_name, team)
     async with (

@@ -44,7 +44,6 @@ async def settings(infra: Infra, db_name: str) -> RegistrationSettings:
         kafka_session_timeout_ms=int(env["KAFKA_SESSION_TIMEOUT_MS"]),
         kafka_heartbeat_interval_ms=int(env["KAFKA_HEARTBEAT_INTERVAL_MS"]),
         kafka_fetch_max_wait_ms=int(env["KAFKA_FETCH_MAX_WAIT_MS"]),
-        kafka_topic_partitions=3,
         topic_commands=f"commands-{suffix}",
         topic_events=f"events-{suffix}",
         topic_deploy=f"deploy-{suffix}",
@@ -53,7 +52,7 @@ async def settings(infra: Infra, db_name: str) -> RegistrationSettings:
         relay_interval_seconds=0.05,
         event_signing_key=infra.signing_key,
     )
-    await ensure_topics(result)
+    await ensure_topics(result, partitions=3)
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongodb_uri)
     await store_admin_key(client[db_name], signing_key=infra.signing_key)
     await client.close()

@@ -127,7 +127,7 @@ async def test_a_first_start_learns_deployments_from_the_tracker_log_once_the_tr
     settings = await registration_settings(infra, db_name, deploy_tracker_url=f"http://127.0.0.1:{port}")
     tracker_settings = service_settings("deploy-tracker", infra, f"{db_name}_tracker")
     assert isinstance(tracker_settings, DeployTrackerSettings)
-    await ensure_topics(tracker_settings)
+    await ensure_topics(tracker_settings, partitions=1)
     name = f"card-{unique}"
     # What the tracker published before registration kept a table: 1.0.0 went to prod.
     event = status_changed("fraud", name, "1.0.0", "prod", "deployed", time=datetime.now(UTC))

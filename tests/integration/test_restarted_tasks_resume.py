@@ -103,7 +103,7 @@ async def test_a_search_projection_that_dies_is_restarted_and_an_unshare_then_hi
     # the team the model was unshared from kept finding it, description and snippets included.
     common = shared_settings(infra, db_name)
     registration = RegistrationSettings(**common, consumer_group=f"r-{unique}", relay_interval_seconds=0.05)
-    await ensure_topics(registration)
+    await ensure_topics(registration, partitions=1)
     owner, other, word = f"own-{unique}", f"other-{unique}", f"quokka{unique}"
     theirs = await reader_key(infra, db_name, other)
     outage = Outage()

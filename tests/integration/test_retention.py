@@ -19,12 +19,12 @@ from audit.storage import AUDIT_LOG
 from audit.storage import INDEXES as AUDIT_INDEXES
 from audit.store import AuditStore
 from audit.team_verify import verify_team
+from deploy_tracker.config import DeployTrackerSettings
 from deploy_tracker.storage import WEBHOOK_DELIVERIES, declared_indexes
 from deploy_tracker.webhook_fanout import deliveries
 from registry_contract import messages
 from registry_contract.envelope import CloudEvent
 from shared.chassis.mongo import EXPIRY_INDEX, ensure_indexes
-from shared.chassis.settings import CommonSettings
 from tests.factories import command_event, register_data
 from tests.infra import Infra
 from tests.waiting import until
@@ -66,7 +66,7 @@ def retention(days: float) -> dict[str, timedelta]:
 class TestWebhookDeliveries:
     async def test_deliveries_expire_the_configured_period_after_they_were_created(self, db: Any) -> None:
         await ensure_indexes(
-            db, declared_indexes(CommonSettings(webhook_delivery_retention_days=30)), [WEBHOOK_DELIVERIES]
+            db, declared_indexes(DeployTrackerSettings(webhook_delivery_retention_days=30)), [WEBHOOK_DELIVERIES]
         )
         index = (await db[WEBHOOK_DELIVERIES].index_information())[EXPIRY_INDEX]
         assert index["key"] == [("created_at", 1)] and index["expireAfterSeconds"] == 30 * 86_400
@@ -80,15 +80,15 @@ class TestWebhookDeliveries:
 
     async def test_a_changed_period_is_applied_at_the_next_start(self, db: Any) -> None:
         for days in (90, 7):
-            settings = CommonSettings(webhook_delivery_retention_days=days)
+            settings = DeployTrackerSettings(webhook_delivery_retention_days=days)
             await ensure_indexes(db, declared_indexes(settings), [WEBHOOK_DELIVERIES])
             index = (await db[WEBHOOK_DELIVERIES].index_information())[EXPIRY_INDEX]
             assert index["expireAfterSeconds"] == days * 86_400
 
     async def test_a_period_of_zero_keeps_deliveries_for_ever(self, db: Any) -> None:
-        await ensure_indexes(db, declared_indexes(CommonSettings()), [WEBHOOK_DELIVERIES])
+        await ensure_indexes(db, declared_indexes(DeployTrackerSettings()), [WEBHOOK_DELIVERIES])
         await ensure_indexes(
-            db, declared_indexes(CommonSettings(webhook_delivery_retention_days=0)), [WEBHOOK_DELIVERIES]
+            db, declared_indexes(DeployTrackerSettings(webhook_delivery_retention_days=0)), [WEBHOOK_DELIVERIES]
         )
         assert EXPIRY_INDEX not in await db[WEBHOOK_DELIVERIES].index_information()
 

@@ -70,7 +70,7 @@ async def team_key(settings: RegistrationSettings, mongo: AsyncMongoClient[dict[
         name="bearer-test",
         scopes=["models:write"],
         created_by="tests",
-        verifiers=VerifierBox.of(settings),
+        verifiers=VerifierBox.of(settings, sealing_keys=settings.key_verifier_sealing_keys),
     )
     return key
 
@@ -198,7 +198,7 @@ class TestTheVerifierRoute:
             scopes=["models:write"],
             created_by="tests",
             expires_at=datetime.now(UTC) - timedelta(seconds=1),
-            verifiers=VerifierBox.of(settings),
+            verifiers=VerifierBox.of(settings, sealing_keys=settings.key_verifier_sealing_keys),
         )
         app = build_app(settings)
         headers = {INTERNAL_TOKEN_HEADER: internal_token(settings)}

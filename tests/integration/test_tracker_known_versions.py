@@ -66,10 +66,10 @@ class Stack:
 
 @pytest.fixture
 async def stack(infra: Infra, db_name: str) -> AsyncIterator[Stack]:
-    common = shared_settings(infra, db_name) | {"kafka_topic_partitions": 1}
+    common = shared_settings(infra, db_name)
     registration = RegistrationSettings(**common, consumer_group=f"reg-{uuid.uuid4().hex[:8]}")
     registration = registration.model_copy(update={"relay_interval_seconds": 0.05})
-    await ensure_topics(registration)
+    await ensure_topics(registration, partitions=1)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri, tz_aware=True)
     await store_admin_key(client[db_name], signing_key=infra.signing_key)
     tracker_db_name = f"{db_name}_tracker"

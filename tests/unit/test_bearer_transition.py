@@ -111,6 +111,6 @@ async def test_the_topics_producers_sign_for_keep_the_brokers_append_time(monkey
 
     monkeypatch.setattr(kafka, "admin_client", lambda _settings: Admin())
     settings = RegistrationSettings(event_signing_key=SIGNING_KEY)
-    await kafka.ensure_topics(settings)
+    await kafka.ensure_topics(settings, partitions=6)
     append_time = {t.name for t in created if t.topic_configs.get("message.timestamp.type") == "LogAppendTime"}
     assert append_time == {settings.topic_commands, settings.topic_deploy}

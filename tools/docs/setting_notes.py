@@ -28,12 +28,6 @@ NOTES: dict[str, str] = {
     "KAFKA_SESSION_TIMEOUT_MS": "consumer group session time-out (a dead consumer's partitions move after it)",
     "KAFKA_HEARTBEAT_INTERVAL_MS": "how often consumers tell their group they are alive",
     "KAFKA_FETCH_MAX_WAIT_MS": "how long the broker may hold a fetch that has nothing yet",
-    "KAFKA_GROUP_INSTANCE_ID": (
-        "static group membership (unique per replica, e.g. the pod name): a restarted process gets its"
-        " partitions back without a rebalance. Not for the embedded broker, whose joins it slows"
-    ),
-    "KAFKA_TOPIC_PARTITIONS": "partitions of the topics created at start-up (and their `.dlq` twins)",
-    "KAFKA_REPLICATION_FACTOR": "replication factor of the topics created at start-up",
     "TOPIC_COMMANDS": "the commands topic",
     "TOPIC_EVENTS": "the domain events topic, where every command's outcome appears",
     "TOPIC_DEPLOY": "the deployment reports topic",
@@ -139,42 +133,44 @@ NOTES: dict[str, str] = {
         ' "Secrets at rest")'
     ),
     # The init job.
+    "KAFKA_TOPIC_PARTITIONS": "partitions of each topic it creates (and of its `.dlq` twin)",
+    "KAFKA_REPLICATION_FACTOR": "replication factor of the topics it creates",
     "BOOTSTRAP_ADMIN_KEY": (
         "a `platform:admin` key (`mr_<8 chars>_<secret>`, a random secret) to store if absent; never"
         " re-enables a revoked key"
     ),
     # The local stack.
-    "REGISTRY_HOST": "the address every process of the stack listens on",
-    "REGISTRY_KAFKA_PORT": "the embedded broker's port",
-    "REGISTRY_MONGO_PORT": "the shared database server's port",
-    "REGISTRY_QUERY_PORT": "the query service's port",
-    "REGISTRY_REGISTRATION_PORT": "the registration service's port",
-    "REGISTRY_DEPLOY_TRACKER_PORT": "the deploy-tracker's port",
-    "REGISTRY_AUDIT_PORT": "the audit service's port",
-    "REGISTRY_DATA_DIR": "the data directory: both databases, logs, secrets, certificates",
-    "REGISTRY_PARTITIONS": "partitions of each topic the stack creates",
-    "REGISTRY_BOOTSTRAP_ADMIN_KEY": (
+    "REGISTRY_STACK_HOST": "the address every process of the stack listens on",
+    "REGISTRY_STACK_KAFKA_PORT": "the embedded broker's port",
+    "REGISTRY_STACK_MONGO_PORT": "the shared database server's port",
+    "REGISTRY_STACK_QUERY_PORT": "the query service's port",
+    "REGISTRY_STACK_REGISTRATION_PORT": "the registration service's port",
+    "REGISTRY_STACK_DEPLOY_TRACKER_PORT": "the deploy-tracker's port",
+    "REGISTRY_STACK_AUDIT_PORT": "the audit service's port",
+    "REGISTRY_STACK_DATA_DIR": "the data directory: both databases, logs, secrets, certificates",
+    "REGISTRY_STACK_PARTITIONS": "partitions of each topic the stack creates",
+    "REGISTRY_STACK_BOOTSTRAP_ADMIN_KEY": (
         "`mr_<8 chars>_<secret>`: the bootstrap key instead of a generated one, for scripted set-ups (a"
         " low-entropy secret such as `aaaa…` is refused)"
     ),
-    "REGISTRY_SESSION_TIMEOUT_MS": (
+    "REGISTRY_STACK_SESSION_TIMEOUT_MS": (
         "the services' consumer group timings, shorter than Kafka's defaults: a join takes ~5 s otherwise on the"
         " embedded broker, and a restarted service waits out its old session"
     ),
-    "REGISTRY_HEARTBEAT_INTERVAL_MS": "the services' consumer heartbeat",
-    "REGISTRY_FETCH_MAX_WAIT_MS": "the services' fetch wait",
-    "REGISTRY_LOG_FORMAT": "the services' log format (`json`, `console` or `auto`)",
-    "REGISTRY_PROMETHEUS_PORT": "`registry up --with-prometheus` (`make observe`): Prometheus's port",
-    "REGISTRY_PROMETHEUS_SCRAPE_INTERVAL": "how often that Prometheus scrapes the services",
-    "REGISTRY_ALERTMANAGER_PORT": "Alertmanager's port, beside that Prometheus",
-    "REGISTRY_ALERT_WEBHOOK_URL": (
+    "REGISTRY_STACK_HEARTBEAT_INTERVAL_MS": "the services' consumer heartbeat",
+    "REGISTRY_STACK_FETCH_MAX_WAIT_MS": "the services' fetch wait",
+    "REGISTRY_STACK_LOG_FORMAT": "the services' log format (`json`, `console` or `auto`)",
+    "REGISTRY_STACK_PROMETHEUS_PORT": "`registry up --with-prometheus` (`make observe`): Prometheus's port",
+    "REGISTRY_STACK_PROMETHEUS_SCRAPE_INTERVAL": "how often that Prometheus scrapes the services",
+    "REGISTRY_STACK_ALERTMANAGER_PORT": "Alertmanager's port, beside that Prometheus",
+    "REGISTRY_STACK_ALERT_WEBHOOK_URL": (
         "every Alertmanager receiver posts to `<url>/<receiver>` (unset: alerts show only in its UI)"
     ),
-    "REGISTRY_GATEWAY_PORT": "`registry up --with-gateway`: the HTTPS entry point's port",
-    "REGISTRY_TLS_FRONT_MAX_CONNECTIONS": (
+    "REGISTRY_STACK_GATEWAY_PORT": "`registry up --with-gateway`: the HTTPS entry point's port",
+    "REGISTRY_STACK_TLS_FRONT_MAX_CONNECTIONS": (
         "with `--tls`, connections each TLS front holds at once (more are closed before their handshake)"
     ),
-    "REGISTRY_TLS_FRONT_IDLE_SECONDS": (
+    "REGISTRY_STACK_TLS_FRONT_IDLE_SECONDS": (
         "with `--tls`, how long a connection may carry nothing before its front closes it"
     ),
 }

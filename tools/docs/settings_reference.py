@@ -187,11 +187,15 @@ def sections() -> list[tuple[str, str, list[Setting]]]:
     ]
     for service in SERVICES:
         names = prefixed + [n for n in _own(service.settings) if n not in prefixed]
+        prefix = _env_prefix(service.settings)
+        own = list(settings_of(service.settings, names))
+        kept = " (a name without it is one kept from when the setting was shared)"
+        unprefixed = any(not s.variable.startswith(prefix) for s in own)
         found.append(
             (
                 service.name,
-                f"Read by the {service.name} service only, with its prefix `{_env_prefix(service.settings)}`.",
-                list(settings_of(service.settings, names)),
+                f"Read by the {service.name} service only, with its prefix `{prefix}`{kept if unprefixed else ''}.",
+                own,
             )
         )
     found.append(
@@ -205,7 +209,8 @@ def sections() -> list[tuple[str, str, list[Setting]]]:
     found.append(
         (
             "The local stack",
-            "`registry up` (and `make run`), and the commands that work on its data directory.",
+            "`registry up` (and `make run`), and the commands that work on its data directory. The earlier"
+            " names without `STACK_` (`REGISTRY_TLS`, `REGISTRY_DATA_DIR`, …) still work; the new one wins.",
             list(settings_of(StackSettings, list(StackSettings.model_fields))),
         )
     )

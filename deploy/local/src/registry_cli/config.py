@@ -1,4 +1,4 @@
-"""Settings of the embedded local stack (``REGISTRY_`` prefix)."""
+"""Settings of the embedded local stack (``REGISTRY_STACK_`` prefix; the earlier ``REGISTRY_`` names still work)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,31 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from pydantic import AliasChoices, AliasGenerator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from registry_cli.secrets import load_or_create
 
 # With --tls the databases require a user (registry_cli.database_users); this one is the stack's own.
 DATABASE_ADMIN = "registry-admin"
+PREFIX = "REGISTRY_STACK_"
+# The stack's settings had the client's prefix before; those names are still read, after the new ones.
+EARLIER_PREFIX = "REGISTRY_"
+
+
+def _variables(field: str) -> AliasChoices:
+    return AliasChoices(PREFIX + field.upper(), EARLIER_PREFIX + field.upper())
 
 
 class StackSettings(BaseSettings):
     """Ports, data directory and stand-in tuning of ``registry up``."""
 
-    model_config = SettingsConfigDict(env_prefix="REGISTRY_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX,
+        extra="ignore",
+        populate_by_name=True,
+        alias_generator=AliasGenerator(validation_alias=_variables),
+    )
 
     host: str = "127.0.0.1"
     kafka_port: int = 9092
@@ -34,6 +47,12 @@ class StackSettings(BaseSettings):
     data_dir: Path = Path(".data")
     partitions: int = 6
     bootstrap_admin_key: str | None = None
+    # Seals the verifiers of the keys the stack issues (its bootstrap key, benchmarks' keys): the
+    # variable registration reads, which the stack's services inherit. Unset: derived from the
+    # stack's event signing key, as registration derives it.
+    key_verifier_sealing_keys: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("KEY_VERIFIER_SEALING_KEYS", "key_verifier_sealing_keys")
+    )
     # Shorter group timings than Kafka's defaults: a join takes ~5 s otherwise, and a
     # service restarted after a crash waits out its old session before it gets partitions back.
     session_timeout_ms: int = 3_000
@@ -115,6 +134,12 @@ class StackSettings(BaseSettings):
             "&authSource=admin&authMechanism=SCRAM-SHA-256"
             f"&tls=true&tlsCAFile={tls / 'ca.pem'}&tlsCertificateKeyFile={tls / 'client-combined.pem'}"
         )
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The variable that sets ``field``: what a message names as the setting to change."""
+        alias = cls.model_fields[field].validation_alias
+        return str(alias.choices[0]) if isinstance(alias, AliasChoices) else PREFIX + field.upper()
 
     def service_ports(self) -> dict[str, int]:
         """HTTP port of each service, by service name."""

@@ -16,8 +16,8 @@ other local users can read), replacing any earlier record of the same name: a re
 users take the current passwords.
 
 ``python -m registry_cli.database_users`` prints the administrator's connection strings (with
-``REGISTRY_TLS=true`` and the stack's other ``REGISTRY_`` settings) for the commands that read
-``MONGODB_URI`` / ``AUDIT_MONGODB_URI``: ``eval "$(REGISTRY_TLS=true python -m registry_cli.database_users)"``.
+``REGISTRY_STACK_TLS=true`` and the stack's other ``REGISTRY_STACK_`` settings) for the commands that read
+``MONGODB_URI`` / ``AUDIT_MONGODB_URI``: ``eval "$(REGISTRY_STACK_TLS=true python -m registry_cli.database_users)"``.
 """
 
 from __future__ import annotations

@@ -221,7 +221,7 @@ def replay_command(
     bootstrap_servers: Bootstrap = "127.0.0.1:9092",
 ) -> None:
     """Send dead letters not replayed before back to their source topic, original headers and key."""
-    options = kafka_client_options(StackSettings())  # with REGISTRY_TLS=true: the stack's client certificate
+    options = kafka_client_options(StackSettings())  # with REGISTRY_STACK_TLS=true: the stack's certificate
     try:
         letters = asyncio.run(replay(bootstrap_servers, topic, dry_run=dry_run, api_key=api_key, **options))
     except NotAKey as exc:

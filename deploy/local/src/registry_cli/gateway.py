@@ -23,7 +23,7 @@ DEBIAN_NGINX = "/usr/sbin/nginx"  # outside a non-root user's PATH
 
 def nginx_binary(settings: StackSettings) -> str:
     """The nginx to run: the setting's, else Debian's."""
-    return installed([settings.nginx_bin], "nginx", "REGISTRY_NGINX_BIN", also=(DEBIAN_NGINX,))
+    return installed([settings.nginx_bin], "nginx", StackSettings.env_name("nginx_bin"), also=(DEBIAN_NGINX,))
 
 
 def render(values: dict[str, str]) -> str:

@@ -111,7 +111,11 @@ def _print_banner(stack: EmbeddedStack) -> None:
         f"  Kafka          {s.kafka_bootstrap}",
         f"  MongoDB        {redacted(s.mongodb_uri)}",
         f"  audit MongoDB  {redacted(s.audit_mongodb_uri)}   (the audit log's own server)",
-        *(['  (the password: eval "$(REGISTRY_TLS=true python -m registry_cli.database_users)")'] if s.tls else []),
+        *(
+            ['  (the password: eval "$(REGISTRY_STACK_TLS=true python -m registry_cli.database_users)")']
+            if s.tls
+            else []
+        ),
         *(
             [
                 f"  Prometheus     {stack.prometheus_url} (alerts: {stack.prometheus_url}/alerts)",

@@ -51,7 +51,7 @@ def prometheus_config(settings: StackSettings, rules_dir: Path = RULES_DIR) -> d
 
 def prometheus_argv(settings: StackSettings, rules_dir: Path = RULES_DIR) -> list[str]:
     """Write the local config under the data directory; return the command that serves it."""
-    binary = installed([settings.prometheus_bin], "prometheus", "REGISTRY_PROMETHEUS_BIN")
+    binary = installed([settings.prometheus_bin], "prometheus", StackSettings.env_name("prometheus_bin"))
     home, config = _written(settings.data_dir / "prometheus", "prometheus.yml", prometheus_config(settings, rules_dir))
     return [
         binary,
@@ -96,7 +96,7 @@ def _use_local_timings(route: dict[str, Any], *, top: bool = False) -> None:
 def alertmanager_argv(settings: StackSettings) -> list[str]:
     """Write the local Alertmanager config under the data directory; return the command that serves it."""
     names = [settings.alertmanager_bin, "alertmanager"]  # Debian's name, then upstream's
-    binary = installed(names, "prometheus-alertmanager", "REGISTRY_ALERTMANAGER_BIN")
+    binary = installed(names, "prometheus-alertmanager", StackSettings.env_name("alertmanager_bin"))
     home, config = _written(settings.data_dir / "alertmanager", "alertmanager.yml", alertmanager_config(settings))
     return [
         binary,

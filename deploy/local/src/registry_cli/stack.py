@@ -55,7 +55,6 @@ def common_settings(stack: StackSettings) -> CommonSettings:
         kafka_bootstrap_servers=stack.kafka_bootstrap,
         mongodb_uri=stack.mongodb_uri,
         kafka_enable_idempotence=False,
-        kafka_topic_partitions=stack.partitions,
         event_signing_key=load_or_create(stack.data_dir).event_signing_key,
     )
     if not stack.tls:
@@ -89,7 +88,6 @@ def service_env(stack: StackSettings, service: str) -> dict[str, str]:
         "KAFKA_SESSION_TIMEOUT_MS": str(stack.session_timeout_ms),
         "KAFKA_HEARTBEAT_INTERVAL_MS": str(stack.heartbeat_interval_ms),
         "KAFKA_FETCH_MAX_WAIT_MS": str(stack.fetch_max_wait_ms),
-        "KAFKA_TOPIC_PARTITIONS": str(stack.partitions),
         "LOG_FORMAT": stack.log_format,
         **MEMORY_ENV,
         f"{prefix}HTTP_HOST": stack.host,
@@ -148,19 +146,18 @@ class EmbeddedStack:
 
     def check_ports(self, *, services: bool = True, prometheus: bool = False, gateway: bool = False) -> None:
         """Fail fast, naming the port and the setting to change, if anything is taken."""
-        s = self.settings
-        check_port_free(s.host, s.kafka_port, "Kafka broker", "REGISTRY_KAFKA_PORT")
-        check_port_free(s.host, s.mongo_port, "MongoDB server", "REGISTRY_MONGO_PORT")
-        check_port_free(s.host, s.audit_mongo_port, "audit's MongoDB server", "REGISTRY_AUDIT_MONGO_PORT")
+        s, setting = self.settings, StackSettings.env_name
+        check_port_free(s.host, s.kafka_port, "Kafka broker", setting("kafka_port"))
+        check_port_free(s.host, s.mongo_port, "MongoDB server", setting("mongo_port"))
+        check_port_free(s.host, s.audit_mongo_port, "audit's MongoDB server", setting("audit_mongo_port"))
         if services:
             for name, port in s.service_ports().items():
-                setting = f"REGISTRY_{name.upper().replace('-', '_')}_PORT"
-                check_port_free(s.host, port, f"{name} service", setting)
+                check_port_free(s.host, port, f"{name} service", setting(f"{name.replace('-', '_')}_port"))
         if prometheus:
-            check_port_free(s.host, s.prometheus_port, "Prometheus", "REGISTRY_PROMETHEUS_PORT")
-            check_port_free(s.host, s.alertmanager_port, "Alertmanager", "REGISTRY_ALERTMANAGER_PORT")
+            check_port_free(s.host, s.prometheus_port, "Prometheus", setting("prometheus_port"))
+            check_port_free(s.host, s.alertmanager_port, "Alertmanager", setting("alertmanager_port"))
         if gateway:
-            check_port_free(s.host, s.gateway_port, "gateway", "REGISTRY_GATEWAY_PORT")
+            check_port_free(s.host, s.gateway_port, "gateway", setting("gateway_port"))
 
     async def start_infrastructure(self) -> None:
         """Start the broker and the database servers, then create topics and store the bootstrap key.
@@ -218,7 +215,7 @@ class EmbeddedStack:
         await wait_for_port(private_host, mongo_port, timeout=60, process=self.mongo)
         await wait_for_port(private_host, audit_mongo_port, timeout=60, process=self.audit_mongo)
         settings = common_settings(s)
-        await _retry(lambda: ensure_topics(settings), attempts=50)
+        await _retry(lambda: ensure_topics(settings, partitions=s.partitions, replication_factor=1), attempts=50)
         await self._adopt_shared_database(settings)
         client = make_client(settings)
         try:
@@ -227,10 +224,10 @@ class EmbeddedStack:
                     client[service_database("registration")],  # registration owns API keys
                     s.bootstrap_admin_key,
                     created_by="registry up",
-                    verifiers=VerifierBox.of(settings),
+                    verifiers=VerifierBox.of(settings, sealing_keys=s.key_verifier_sealing_keys),
                 )
             except ValueError as exc:
-                raise StackError(f"REGISTRY_BOOTSTRAP_ADMIN_KEY: {exc}") from None
+                raise StackError(f"{StackSettings.env_name('bootstrap_admin_key')}: {exc}") from None
         finally:
             await client.close()
 
@@ -422,7 +419,7 @@ async def unthrottled_admin_key(stack: EmbeddedStack, *, name: str) -> str:
             scopes=["platform:admin"],
             created_by=name,
             rate_limit=(1e6, 1_000_000),
-            verifiers=VerifierBox.of(settings),  # so it can sign Kafka records
+            verifiers=VerifierBox.of(settings, sealing_keys=stack.settings.key_verifier_sealing_keys),  # it can sign
         )
     finally:
         await client.close()

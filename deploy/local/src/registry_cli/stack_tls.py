@@ -69,7 +69,7 @@ def service_tls_env(settings: StackSettings, service: str) -> dict[str, str]:
 def kafka_client_options(settings: StackSettings) -> dict[str, Any]:
     """What the CLI's Kafka clients (``registry produce``, ``registry dlq``) add for this stack.
 
-    With ``--tls`` (``REGISTRY_TLS=true``): TLS trusting the stack's CA, presenting its client
+    With ``--tls`` (``REGISTRY_STACK_TLS=true``): TLS trusting the stack's CA, presenting its client
     certificate, which the broker's front requires; nothing otherwise.
     """
     if not settings.tls:

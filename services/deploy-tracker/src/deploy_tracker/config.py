@@ -55,5 +55,12 @@ class DeployTrackerSettings(CommonSettings):
         None, validation_alias=AliasChoices("DEPLOY_TRACKER_WEBHOOK_SECRET_KEYS", "webhook_secret_keys")
     )
     webhook_recovery_seconds: float = 30.0
+    # Webhook delivery records (``webhook_deliveries``) are deleted this long after they were
+    # created (a MongoDB TTL index); 0 keeps them forever. Unprefixed: the name it had when shared.
+    webhook_delivery_retention_days: float = Field(
+        90.0,
+        ge=0,
+        validation_alias=AliasChoices("WEBHOOK_DELIVERY_RETENTION_DAYS", "webhook_delivery_retention_days"),
+    )
     # Refuse webhook URLs resolving to any address that is not public unless allowed (tests).
     allow_private_webhooks: bool = False

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
+from deploy_tracker.config import DeployTrackerSettings
 from registry_contract.documents import Document
 from shared.chassis.mongo import ensure_indexes, expiry_index
-from shared.chassis.settings import CommonSettings
 
 DEPLOYMENTS = "deployments"
 KNOWN_VERSIONS = "known_versions"
@@ -45,13 +45,13 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-def declared_indexes(settings: CommonSettings | None = None) -> dict[str, list[IndexModel]]:
+def declared_indexes(settings: DeployTrackerSettings | None = None) -> dict[str, list[IndexModel]]:
     """:data:`INDEXES` with the webhook deliveries' TTL index of ``settings``' retention (default: its default)."""
-    days = (settings or CommonSettings.model_construct()).webhook_delivery_retention_days
+    days = (settings or DeployTrackerSettings.model_construct()).webhook_delivery_retention_days
     expiring = {WEBHOOK_DELIVERIES: expiry_index("created_at", days * 86_400)}
     return {name: [*indexes, *expiring.get(name, [])] for name, indexes in INDEXES.items()}
 
 
-async def ensure_storage(db: AsyncDatabase[Document], settings: CommonSettings | None = None) -> None:
+async def ensure_storage(db: AsyncDatabase[Document], settings: DeployTrackerSettings | None = None) -> None:
     """Create the tracker's indexes (idempotent), the deliveries' retention as ``settings`` says."""
     await ensure_indexes(db, declared_indexes(settings))

@@ -31,7 +31,7 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     client = make_client(settings)
     broker = make_broker(settings)
     # Keys' signature verifiers are sealed in their records; the other services fetch them here.
-    verifier_box = VerifierBox.of(settings)
+    verifier_box = VerifierBox.of(settings, sealing_keys=settings.key_verifier_sealing_keys)
     service = service_app(
         settings=settings,
         client=client,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.chassis.settings import CommonSettings
@@ -51,3 +51,10 @@ class RegistrationSettings(CommonSettings):
     # Teams a model may be shared with; one more is refused (409). Each reader team costs every
     # query replica a search index, and teams are implicit (any slug), so only a cap bounds them.
     max_shares_per_model: int = Field(default=50, ge=1)
+    # Fernet keys (comma-separated, newest first) sealing API keys' signature verifiers; whatever
+    # else issues keys (the init job, `registry up`) reads the same variable. Unset: derived from
+    # EVENT_SIGNING_KEY, whose holders can already act for any key on the bus. Unprefixed: the
+    # name it had when shared.
+    key_verifier_sealing_keys: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("KEY_VERIFIER_SEALING_KEYS", "key_verifier_sealing_keys")
+    )

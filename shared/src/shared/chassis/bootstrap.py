@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 
 from registry_contract.auth import (
     MIN_SECRET_BITS,
@@ -43,6 +43,17 @@ class BootstrapSettings(CommonSettings):
     registration_mongodb_database: str = Field(
         "registration",
         validation_alias=AliasChoices("REGISTRATION_MONGODB_DATABASE", "registration_mongodb_database"),
+    )
+    kafka_topic_partitions: int = Field(
+        6, validation_alias=AliasChoices("KAFKA_TOPIC_PARTITIONS", "kafka_topic_partitions")
+    )
+    kafka_replication_factor: int = Field(
+        1, validation_alias=AliasChoices("KAFKA_REPLICATION_FACTOR", "kafka_replication_factor")
+    )
+    # Seals the bootstrap key's signature verifier: the variable registration reads (unset: derived
+    # from EVENT_SIGNING_KEY, as registration derives it).
+    key_verifier_sealing_keys: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("KEY_VERIFIER_SEALING_KEYS", "key_verifier_sealing_keys")
     )
 
 
@@ -90,14 +101,17 @@ async def store_bootstrap_key(
 
 async def bootstrap(settings: BootstrapSettings) -> list[str]:
     """Create the contract's topics (with ``.dlq``); install the admin key in registration's database if given."""
-    topics = await ensure_topics(settings)
+    topics = await ensure_topics(
+        settings, partitions=settings.kafka_topic_partitions, replication_factor=settings.kafka_replication_factor
+    )
     if not settings.bootstrap_admin_key:
         return topics
     client = make_client(settings)
     try:
         db = client[settings.registration_mongodb_database]
-        sealable = settings.key_verifier_sealing_keys or settings.event_signing_key
-        verifiers = VerifierBox.of(settings) if sealable else None  # without: the key cannot sign
+        sealing_keys = settings.key_verifier_sealing_keys
+        sealable = sealing_keys or settings.event_signing_key
+        verifiers = VerifierBox.of(settings, sealing_keys=sealing_keys) if sealable else None  # without: cannot sign
         await store_bootstrap_key(db, settings.bootstrap_admin_key, created_by="bootstrap job", verifiers=verifiers)
     finally:
         await client.close()

@@ -60,8 +60,14 @@ def offsets_consumer(settings: CommonSettings) -> AIOKafkaConsumer:
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
 
 
-async def ensure_topics(settings: CommonSettings, *, with_dlq: bool = True) -> list[str]:
-    """Create the contract's topics (and their ``.dlq``) that do not exist yet; return all names."""
+async def ensure_topics(
+    settings: CommonSettings, *, partitions: int, replication_factor: int = 1, with_dlq: bool = True
+) -> list[str]:
+    """Create the contract's topics (and their ``.dlq``) that do not exist yet; return all names.
+
+    Topics are made once per deployment, by the init job and ``registry up`` (their own settings
+    say how many partitions and copies), never by the services.
+    """
     names = settings.all_topics()
     if with_dlq:
         names += [f"{name}.dlq" for name in names]
@@ -75,8 +81,8 @@ async def ensure_topics(settings: CommonSettings, *, with_dlq: bool = True) -> l
         missing = [
             NewTopic(
                 name,
-                settings.kafka_topic_partitions,
-                settings.kafka_replication_factor,
+                partitions,
+                replication_factor,
                 topic_configs=APPEND_TIME if name in signed else {},
             )
             for name in names

@@ -18,7 +18,7 @@ class ConfigurationError(RuntimeError):
 
 
 def _shared(name: str) -> AliasChoices:
-    """Accept both the service-prefixed variable and the shared, unprefixed one."""
+    """The unprefixed variable ``NAME`` (and the field's own name, for keyword arguments)."""
     return AliasChoices(name.upper(), name)
 
 
@@ -52,10 +52,8 @@ class CommonSettings(BaseSettings):
     kafka_fetch_max_wait_ms: int = Field(500, validation_alias=_shared("kafka_fetch_max_wait_ms"))
     # Static group membership (KIP-345): a restarted process with the same id gets its partitions
     # back at once instead of waiting out its old session and a rebalance. Unique per replica
-    # (the pod name, say); unset: dynamic membership.
+    # (the pod name, say); unset: dynamic membership. Not for the embedded broker, whose joins it slows.
     kafka_group_instance_id: str | None = Field(None, validation_alias=_shared("kafka_group_instance_id"))
-    kafka_topic_partitions: int = Field(6, validation_alias=_shared("kafka_topic_partitions"))
-    kafka_replication_factor: int = Field(1, validation_alias=_shared("kafka_replication_factor"))
 
     mongodb_uri: str = Field("mongodb://127.0.0.1:27017/", validation_alias=_shared("mongodb_uri"))
     # Each service's own database, read from its prefixed variable (REGISTRATION_MONGODB_DATABASE,
@@ -82,10 +80,6 @@ class CommonSettings(BaseSettings):
     kafka_signature_window_seconds: float = Field(
         300.0, gt=0, validation_alias=_shared("kafka_signature_window_seconds")
     )
-    # Fernet keys (comma-separated, newest first) sealing API keys' signature verifiers: read by
-    # registration and by whatever issues keys (the CLI, the init job). Unset: derived from
-    # EVENT_SIGNING_KEY, whose holders can already act for any key on the bus.
-    key_verifier_sealing_keys: SecretStr | None = Field(None, validation_alias=_shared("key_verifier_sealing_keys"))
     # Where the other services fetch verifiers: registration's internal route (never behind the gateway).
     registration_internal_url: str = Field(
         "http://127.0.0.1:8081", validation_alias=_shared("registration_internal_url")
@@ -144,11 +138,6 @@ class CommonSettings(BaseSettings):
     # (the console's cookies stay Secure) and the client is the gateway's caller. None by
     # default: then those headers are ignored, from whoever sends them.
     trusted_proxies: list[str] = Field(default_factory=list, validation_alias=_shared("trusted_proxies"))
-    # Webhook delivery records (``webhook_deliveries``) are deleted this long after they were
-    # created (a MongoDB TTL index); 0 keeps them forever.
-    webhook_delivery_retention_days: float = Field(
-        90.0, ge=0, validation_alias=_shared("webhook_delivery_retention_days")
-    )
     # "auto": human-readable on a terminal, JSON lines otherwise (pipes, containers, files).
     log_format: Literal["auto", "json", "console"] = Field("auto", validation_alias=_shared("log_format"))
     log_level: str = Field("INFO", validation_alias=_shared("log_level"))

@@ -18,6 +18,7 @@ from typing import Self
 
 import httpx
 from cryptography.fernet import InvalidToken
+from pydantic import SecretStr
 
 from registry_contract.auth import parse_api_key
 from registry_contract.documents import Document
@@ -46,10 +47,13 @@ class VerifierBox(SecretBox):
     SETTING = "KEY_VERIFIER_SEALING_KEYS"
 
     @classmethod
-    def of(cls, settings: CommonSettings) -> Self:
-        """The box of ``KEY_VERIFIER_SEALING_KEYS``; unset, a key derived from ``EVENT_SIGNING_KEY``."""
-        if settings.key_verifier_sealing_keys is not None:
-            return cls.from_setting(settings.key_verifier_sealing_keys)
+    def of(cls, settings: CommonSettings, *, sealing_keys: SecretStr | None) -> Self:
+        """The box of ``sealing_keys`` (``KEY_VERIFIER_SEALING_KEYS``, read by each key issuer's own settings).
+
+        Unset: a key derived from ``settings``' ``EVENT_SIGNING_KEY``.
+        """
+        if sealing_keys is not None:
+            return cls.from_setting(sealing_keys)
         base = _derived_from_event_key(settings, "key-verifiers", cls.SETTING)
         return cls([derived_fernet_key(base, "registry-key-verifier-sealing-v1")])
 
