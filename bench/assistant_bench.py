@@ -35,7 +35,7 @@ from stats import percentile
 from query.projection.apply import latest_rank, tag_pairs
 from query.projection.storage import PROJECTION_MODELS, PROJECTION_VERSIONS, Checkpoint, MongoProjectionStore, Rows
 from registry_cli.database_users import service_database
-from registry_cli.stack import EmbeddedStack, throwaway_stack, unthrottled_admin_key
+from registry_cli.stack import EmbeddedStack
 from registry_contract.documents import Document
 from registry_contract.envelope import CloudEvent
 from registry_contract.messages import REGISTER_MODEL_VERSION
@@ -44,6 +44,7 @@ from registry_contract.sortkeys import text_key, time_key
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package, when run as a script
 from tests.relevance.catalogue import generate
 from tests.relevance.judged import JUDGED
+from tests.throwaway import throwaway_stack, unthrottled_admin_key
 
 console = Console()
 DATABASE = service_database("query")  # where the query service persists its read model

@@ -16,8 +16,8 @@ import asyncio
 from rich.console import Console
 from rich.table import Table
 
-from registry_cli.stack import throwaway_stack, unthrottled_admin_key
 from tests.chaos import run_chaos
+from tests.throwaway import throwaway_stack, unthrottled_admin_key
 
 console = Console()
 

@@ -24,9 +24,10 @@ from rich.table import Table
 from stats import percentile
 
 from registry_cli.database_users import service_database
-from registry_cli.stack import EmbeddedStack, throwaway_stack
+from registry_cli.stack import EmbeddedStack
 from registry_contract.auth import SCOPES
 from shared.chassis.keystore import issue_key
+from tests.throwaway import throwaway_stack
 
 console = Console()
 TEAM, MODEL = "console-bench", "card-fraud-xgb"

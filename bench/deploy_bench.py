@@ -35,12 +35,13 @@ from registration.handlers import Command, handle_commands
 from registration.repository import MongoRepository
 from registry_cli.config import free_port
 from registry_cli.database_users import service_database
-from registry_cli.stack import EmbeddedStack, common_settings, throwaway_stack
+from registry_cli.stack import EmbeddedStack, common_settings
 from registry_contract import messages
 from registry_contract.auth import Principal
 from registry_contract.envelope import CloudEvent
 from shared.chassis.keystore import issue_key
 from shared.chassis.verifiers import VerifierBox
+from tests.throwaway import throwaway_stack
 
 console = Console()
 TEAM = "deploy-bench"

@@ -28,7 +28,8 @@ from rich.console import Console
 from rich.table import Table
 from stats import percentile
 
-from registry_cli.stack import EmbeddedStack, throwaway_stack, unthrottled_admin_key
+from registry_cli.stack import EmbeddedStack
+from tests.throwaway import throwaway_stack, unthrottled_admin_key
 
 console = Console()
 MODELS = 50  # versions go to this many models in turn, as a CI fleet's would

@@ -37,7 +37,8 @@ from rich.console import Console
 from rich.table import Table
 from soak import soak
 
-from registry_cli.stack import EmbeddedStack, throwaway_stack
+from registry_cli.stack import EmbeddedStack
+from tests.throwaway import throwaway_stack
 
 console = Console()
 SAMPLES_PER_SECOND = 100

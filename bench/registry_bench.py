@@ -41,12 +41,13 @@ from registration.handlers import Command, event_from_outbox, handle_commands
 from registration.repository import MongoRepository
 from registry_cli.database_users import service_database
 from registry_cli.secrets import load_or_create
-from registry_cli.stack import EmbeddedStack, throwaway_stack, unthrottled_admin_key
+from registry_cli.stack import EmbeddedStack
 from registry_contract.auth import Principal
 from registry_contract.envelope import CloudEvent
 from registry_contract.messages import REGISTER_MODEL_VERSION
 from shared.chassis.signing import EventSigner
 from shared.outbox.relay import OutboxRelay
+from tests.throwaway import throwaway_stack, unthrottled_admin_key
 
 console = Console()
 FRAMEWORKS = ["xgboost", "onnx", "pytorch", "scikit-learn"]

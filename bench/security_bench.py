@@ -24,11 +24,12 @@ from rich.table import Table
 from stand_in import Writes, add_stand_in_rows, measure_ceiling, oplog_position, settled_writes
 
 from registry_cli.database_users import service_database
-from registry_cli.stack import EmbeddedStack, throwaway_stack
+from registry_cli.stack import EmbeddedStack
 from registry_contract import messages
 from registry_contract.auth import Principal, generate_api_key
 from registry_contract.envelope import CloudEvent
 from shared.chassis.keystore import issue_key
+from tests.throwaway import throwaway_stack
 
 console = Console()
 

@@ -51,8 +51,9 @@ from rich.table import Table
 from stats import percentile
 
 from registry_cli.processes import group_members
-from registry_cli.stack import EmbeddedStack, throwaway_stack
+from registry_cli.stack import EmbeddedStack
 from registry_contract import messages
+from tests.throwaway import throwaway_stack
 
 console = Console()
 TEAMS = 20

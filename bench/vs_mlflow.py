@@ -59,9 +59,10 @@ from stats import percentile
 from registry_cli.config import free_port
 from registry_cli.database_users import service_database
 from registry_cli.processes import Child, group_members
-from registry_cli.stack import EmbeddedStack, throwaway_stack
+from registry_cli.stack import EmbeddedStack
 from registry_contract.auth import SCOPES
 from shared.chassis.keystore import issue_key
+from tests.throwaway import throwaway_stack
 
 console = Console()
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))

@@ -20,7 +20,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from registry_cli.config import StackSettings, throwaway_settings
+from registry_cli.config import StackSettings
 from registry_cli.secrets import load_or_create
 from registry_cli.stack import EmbeddedStack
 from shared.chassis.logs import configure_logging
@@ -28,6 +28,7 @@ from tests.browser import browser_page, chromium_browser, phone_page
 from tests.factories import ADMIN_KEY
 from tests.infra import Infra, external_infra, testcontainers_infra
 from tests.mlflow_server import mlflow_server
+from tests.throwaway import throwaway_settings
 
 # Fixtures defined elsewhere: a seeded MLflow tracking server, and Debian's Chromium driven by
 # Playwright (one browser per run; a page per test, desktop- or phone-sized).

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import httpx
 
-from registry_cli.config import StackSettings, throwaway_settings
+from registry_cli.config import StackSettings
 from registry_cli.stack import EmbeddedStack
 from tests.factories import ADMIN_KEY
+from tests.throwaway import throwaway_settings
 from tests.waiting import until
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from registry_cli.config import throwaway_settings
 from registry_cli.observe import ALERTMANAGER_DIR, alertmanager_argv
+from tests.throwaway import throwaway_settings
 
 pytestmark = pytest.mark.deploy
 AMTOOL = shutil.which("amtool")

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from registry_cli.certificates import leaf
-from registry_cli.config import throwaway_settings
 from registry_cli.gateway import TEMPLATE, nginx_argv, nginx_binary, render, write_config
 from tests.routes import documented_routes
+from tests.throwaway import throwaway_settings
 
 pytestmark = pytest.mark.deploy
 ROOT = Path(__file__).resolve().parents[2]

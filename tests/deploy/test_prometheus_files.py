@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from registry_cli.config import throwaway_settings
 from registry_cli.observe import PROMETHEUS_DIR, prometheus_argv
+from tests.throwaway import throwaway_settings
 
 pytestmark = pytest.mark.deploy
 ROOT = Path(__file__).resolve().parents[2]

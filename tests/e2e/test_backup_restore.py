@@ -15,9 +15,10 @@ import httpx
 import pytest
 
 from registry_cli.backup import BackupError, backup, restore, sign_manifest
-from registry_cli.config import StackSettings, throwaway_settings
+from registry_cli.config import StackSettings
 from registry_cli.secrets import load_or_create
-from registry_cli.stack import EmbeddedStack, unthrottled_admin_key
+from registry_cli.stack import EmbeddedStack
+from tests.throwaway import throwaway_settings, unthrottled_admin_key
 from tests.waiting import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -4,9 +4,10 @@ import pytest
 
 from registry_cli.database_users import service_database
 from registry_cli.secrets import load_or_create
-from registry_cli.stack import EmbeddedStack, throwaway_stack
+from registry_cli.stack import EmbeddedStack
 from tests.chaos import CONSUMERS, run_chaos
 from tests.factories import ADMIN_KEY, store_admin_key
+from tests.throwaway import throwaway_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -14,13 +14,14 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 
 from registry_cli.backup import backup
-from registry_cli.config import StackSettings, throwaway_settings
+from registry_cli.config import StackSettings
 from registry_cli.database_users import service_database
 from registry_cli.dlq import show_dead_letters
-from registry_cli.stack import EmbeddedStack, unthrottled_admin_key
+from registry_cli.stack import EmbeddedStack
 from registry_cli.stack_tls import kafka_client_options
 from registry_client.cli.produce import produce_message
 from tests.factories import register_data, register_event
+from tests.throwaway import throwaway_settings, unthrottled_admin_key
 from tests.waiting import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

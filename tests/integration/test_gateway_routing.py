@@ -17,10 +17,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from registry_cli.config import StackSettings, throwaway_settings
+from registry_cli.config import StackSettings
 from registry_cli.gateway import nginx_argv, write_config
 from registry_cli.processes import wait_for_port
 from tests.routes import APPS, documented_routes
+from tests.throwaway import throwaway_settings
 from tests.waiting import serving
 
 pytestmark = pytest.mark.integration

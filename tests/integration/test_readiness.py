@@ -6,11 +6,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from registry_cli.config import throwaway_settings
 from registry_cli.processes import Child
 from registry_cli.stack import EmbeddedStack, StackError, service_env
 from tests.infra import Infra
 from tests.metrics_tools import scrape, total
+from tests.throwaway import throwaway_settings
 from tests.waiting import until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

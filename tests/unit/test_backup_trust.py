@@ -16,8 +16,9 @@ import pytest
 
 from registry_cli import backup
 from registry_cli.backup import FORMAT, MANIFEST, BackupError, restore, sign_manifest
-from registry_cli.config import StackSettings, throwaway_settings
+from registry_cli.config import StackSettings
 from registry_cli.secrets import load_or_create
+from tests.throwaway import throwaway_settings
 
 pytestmark = pytest.mark.unit
 

