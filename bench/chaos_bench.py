@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package, when run as a script
 
 from tests.chaos import run_chaos
 from tests.throwaway import throwaway_stack, unthrottled_admin_key

@@ -14,14 +14,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
 from stats import percentile
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package, when run as a script
 
 from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack

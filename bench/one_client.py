@@ -20,13 +20,17 @@ import argparse
 import asyncio
 import os
 import signal
+import sys
 import time
+from pathlib import Path
 
 import httpx
 from process_cpu import add_cpu_row, cpu_seconds, per_unit_ms, stack_groups
 from rich.console import Console
 from rich.table import Table
 from stats import percentile
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package, when run as a script
 
 from registry_cli.stack import EmbeddedStack
 from tests.throwaway import throwaway_stack, unthrottled_admin_key

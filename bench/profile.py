@@ -37,6 +37,8 @@ from rich.console import Console
 from rich.table import Table
 from soak import soak
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package, when run as a script
+
 from registry_cli.stack import EmbeddedStack
 from tests.throwaway import throwaway_stack
 

@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import random
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -36,6 +37,8 @@ from rich.console import Console
 from rich.table import Table
 from stand_in import add_stand_in_rows, bound_per_s, measure_ceiling, oplog_position, settled_writes
 from stats import percentile
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package, when run as a script
 
 from registration.handlers import Command, event_from_outbox, handle_commands
 from registration.repository import MongoRepository

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +24,8 @@ from pymongo import AsyncMongoClient
 from rich.console import Console
 from rich.table import Table
 from stand_in import Writes, add_stand_in_rows, measure_ceiling, oplog_position, settled_writes
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package, when run as a script
 
 from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack

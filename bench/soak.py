@@ -36,6 +36,7 @@ import bisect
 import contextlib
 import math
 import random
+import sys
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -49,6 +50,8 @@ from registry_bench import FRAMEWORKS, auth, register, use_unthrottled_admin_key
 from rich.console import Console
 from rich.table import Table
 from stats import percentile
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package, when run as a script
 
 from registry_cli.processes import group_members
 from registry_cli.stack import EmbeddedStack

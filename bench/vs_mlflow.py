@@ -56,6 +56,8 @@ from rich.console import Console
 from rich.table import Table
 from stats import percentile
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests package, when run as a script
+
 from registry_cli.config import free_port
 from registry_cli.database_users import service_database
 from registry_cli.processes import Child, group_members

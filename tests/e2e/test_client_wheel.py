@@ -50,24 +50,41 @@ def uv(*args: str, cwd: Path = ROOT) -> str:
 
 
 @pytest.fixture(scope="module")
-def client_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    wheels = tmp_path_factory.mktemp("wheels")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The built wheels of the contract and the client."""
+    out = tmp_path_factory.mktemp("wheels")
     for package in ("registry-contract", "registry-client"):
-        uv("build", "--wheel", "--package", package, "--out-dir", str(wheels))
-    (contract,) = wheels.glob("registry_contract-*.whl")
-    (client,) = wheels.glob("registry_client-*.whl")
-    venv = wheels / "venv"
-    uv("venv", "--python", sys.executable, str(venv))
-    python = venv / "bin" / "python"
+        uv("build", "--wheel", "--package", package, "--out-dir", str(out))
+    (contract,) = out.glob("registry_contract-*.whl")
+    (client,) = out.glob("registry_client-*.whl")
+    return contract, client
+
+
+def venv_with(wheels: tuple[Path, Path], folder: Path, extras: str) -> Path:
+    contract, client = wheels
+    uv("venv", "--python", sys.executable, str(folder))
+    python = str(folder / "bin" / "python")
     uv(
         "pip",
         "install",
         "--python",
-        str(python),
+        python,
         f"registry-contract @ {contract.as_uri()}",
-        f"registry-client[kafka] @ {client.as_uri()}",
+        f"registry-client{extras} @ {client.as_uri()}",
     )
-    return venv
+    return folder
+
+
+@pytest.fixture(scope="module")
+def client_venv(wheels: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``pip install 'registry-client[kafka]'``: what docs/client.md needs."""
+    return venv_with(wheels, tmp_path_factory.mktemp("kafka") / "venv", "[kafka]")
+
+
+@pytest.fixture(scope="module")
+def bare_venv(wheels: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``pip install registry-client``: no extra."""
+    return venv_with(wheels, tmp_path_factory.mktemp("bare") / "venv", "")
 
 
 def installed(venv: Path) -> dict[str, str]:
@@ -111,6 +128,19 @@ def test_mcp_without_its_extra_says_what_to_install(client_venv: Path) -> None:
         [str(client_venv / "bin" / "registry"), "mcp", "--api-key", "mr_x"], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 2 and "registry-client[mcp]" in done.stderr
+
+
+def test_without_extras_the_client_has_no_kafka_and_produce_says_what_to_install(bare_venv: Path) -> None:
+    assert not installed(bare_venv).keys() & ({"aiokafka", "mcp"} | SERVER_LIBRARIES)
+    done = subprocess.run(
+        [str(bare_venv / "bin" / "registry"), "produce", "register", "--data", "{}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "registry-client[kafka]" in done.stderr
+    imported = subprocess.run([str(bare_venv / "bin" / "python"), "-c", "import registry_client"], capture_output=True)
+    assert imported.returncode == 0, imported.stderr
 
 
 async def test_the_client_guide_runs_with_the_installed_wheel(

@@ -61,6 +61,15 @@ def run(
 
 
 class TestChoosingModels:
+    def test_a_pattern_past_the_listed_models_says_the_listing_was_cut(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        # The third model is past --max-models 2: the refusal says so, instead of "no such model".
+        result = run(
+            monkeypatch, FakeMlflow(NAMES), StubRegistry(), "--models", "card fraud xgb trained*", "--max-models", "2"
+        )
+        assert result.exit_code == 3, result.output
+        assert "only the first 2 were listed: raise --max-models" in result.output
+        assert run(monkeypatch, FakeMlflow(NAMES), StubRegistry(), "--models", "card fraud xgb trained*").exit_code == 0
+
     def test_a_pattern_matches_regardless_of_case_and_against_the_name_the_model_becomes(self) -> None:
         choose = Selection(("card-*", "CHURN*"))
         assert [n for n in NAMES if choose.chooses(n)] == NAMES

@@ -170,3 +170,9 @@ class TestARouteOfAnotherService:
             refused = await http.get("/v1/nothing-here")
         assert refused.status_code == 404 and refused.json()["title"] == "Not found"
         assert refused.json()["detail"] == "the audit service does not serve GET /v1/nothing-here"
+
+
+def test_the_wrong_service_refusal_repeats_a_bounded_method_and_path() -> None:
+    # Both come from the caller: a request line can make them long.
+    detail = route_owners.unserved("registration", "X" * 5_000, "/v1/" + "a" * 5_000)
+    assert len(detail) < route_owners.MAX_METHOD_SHOWN + route_owners.MAX_PATH_SHOWN + 100

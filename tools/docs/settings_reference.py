@@ -180,8 +180,9 @@ def sections() -> list[tuple[str, str, list[Setting]]]:
     prefixed = [n for n in CommonSettings.model_fields if n not in shared]
     found = [
         (
-            "Every service",
-            "Read by all four services (and the init job) under the same name, without a prefix.",
+            "Shared by the services",
+            "Read by the chassis for each service that uses what they configure (at least two services; the init job"
+            " too), under the same name, without a prefix.",
             list(settings_of(CommonSettings, shared)),
         )
     ]

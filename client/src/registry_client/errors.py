@@ -118,7 +118,7 @@ def problem_error(response: httpx.Response) -> RegistryError:
     body = _json_object(response)
     problem_type = body.get("type") if isinstance(body.get("type"), str) else None
     error = RegistryError(
-        str(body.get("detail") or response.text or response.reason_phrase),
+        _detail(body, response),
         status=response.status_code,
         type=problem_type,
         title=body.get("title") if isinstance(body.get("title"), str) else None,
@@ -136,6 +136,17 @@ def problem_error(response: httpx.Response) -> RegistryError:
     if cls is RateLimited:
         return RateLimited(error.detail, retry_after=retry_after(response), **fields)
     return cls(error.detail, **fields)
+
+
+MAX_DETAIL = 500  # characters of a refusal's detail kept: a proxy's error page can be any size
+
+
+def _detail(body: dict[str, Any], response: httpx.Response) -> str:
+    """The problem's detail (or title); from a proxy's plain-text answer its text; never an HTML page."""
+    said = body.get("detail") or body.get("title")
+    if not said and response.headers.get("content-type", "").startswith("text/plain"):
+        said = response.text.strip()
+    return str(said or response.reason_phrase or f"HTTP {response.status_code}")[:MAX_DETAIL]
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:

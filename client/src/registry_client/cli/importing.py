@@ -71,6 +71,15 @@ def import_mlflow(
         bool, typer.Option("--json", help="Print the plan or the outcome as JSON, with every step's action per model")
     ] = False,
     concurrency: Annotated[int, typer.Option(min=1, max=32, help="Models imported at once")] = DEFAULT_CONCURRENCY,
+    max_models: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_MODELS_LISTED,
+            help="Read at most this many registered models by name (the first, in MLflow's order); --models"
+            " chooses among them",
+        ),
+    ] = SourceLimits.max_models,
     max_answer_bytes: Annotated[
         int,
         typer.Option(
@@ -93,12 +102,13 @@ def import_mlflow(
     try:
         schemes = tuple(artifact_scheme or catalog.DEFAULT_ARTIFACT_SCHEMES)
         options = MappingOptions(team=team, default_framework=default_framework, artifact_schemes=schemes)
-        with MlflowSource(tracking_uri, limits=SourceLimits(max_answer_bytes=max_answer_bytes)) as source:
+        limits = SourceLimits(max_models=max_models, max_answer_bytes=max_answer_bytes)
+        with MlflowSource(tracking_uri, limits=limits) as source:
             snapshot = source.read(select=selection.chooses)
     except (ValueError, MlflowSourceError) as exc:
         console.print(f"[red]cannot read MLflow:[/red] {markup(str(exc), lines=False)}")
         raise typer.Exit(ExitCode.ERROR) from None
-    matched = _matched(selection, snapshot)
+    matched = _matched(selection, snapshot, max_models)
     plan = build_plan(snapshot, options)
     with registry(api_key) as client, Progress(console=console, transient=True) as progress:
         task = progress.add_task("planning" if dry_run else "importing", total=plan.step_count())
@@ -123,7 +133,10 @@ def import_mlflow(
         raise typer.Exit(ExitCode.ERROR)
 
 
-def _matched(selection: Selection, snapshot: MlflowSnapshot) -> dict[str, list[str]] | None:
+MAX_MODELS_LISTED = 100_000  # bounds the names one import lists, even when asked for more
+
+
+def _matched(selection: Selection, snapshot: MlflowSnapshot, max_models: int) -> dict[str, list[str]] | None:
     """What each ``--models`` pattern matched; a warning for each that matched nothing, an exit if none did."""
     if not selection.patterns:
         return None
@@ -135,6 +148,8 @@ def _matched(selection: Selection, snapshot: MlflowSnapshot) -> dict[str, list[s
         more = f" (and {len(snapshot.listed) - NAMES_SHOWN} more)" if len(snapshot.listed) > NAMES_SHOWN else ""
         found = f"its {len(snapshot.listed)} models are {shown}{more}" if snapshot.listed else "it has no model"
         message = f"error: {patterns} matched no model of the MLflow server: {found}"
+        if len(snapshot.listed) >= max_models:
+            message += f"; only the first {max_models} were listed: raise --max-models to look further"
         typer.echo(visible(message, lines=False), err=True)
         raise typer.Exit(ExitCode.NOT_FOUND)
     for pattern in empty:

@@ -148,8 +148,12 @@ def produce(
 
 
 def _load_plugins() -> None:
+    """Add every installed package's commands; one that fails to load costs only its own commands."""
     for entry in metadata.entry_points(group=PLUGIN_GROUP):
-        entry.load()(app)
+        try:
+            entry.load()(app)
+        except Exception as exc:  # a broken plugin must not take the user's commands with it
+            console.print(f"warning: the commands of {entry.value} are unavailable: {exc!r}", markup=False)
 
 
 _load_plugins()

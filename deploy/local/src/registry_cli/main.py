@@ -10,6 +10,7 @@ import asyncio
 import runpy
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -167,7 +168,18 @@ def bench(ctx: typer.Context) -> None:
         console.print("[red]error:[/red] run `registry bench` from the repository root (bench/ not found)")
         raise typer.Exit(2)
     sys.argv = [str(script), *ctx.args]
+    sys.path[:0] = [str(script.parent.resolve())]  # its siblings (stats, …), as `python bench/…` would have
     runpy.run_path(str(script), run_name="__main__")
+
+
+def __getattr__(name: str) -> object:
+    """``registry_cli.main.app``, kept for scripts written before the client held the command (deprecated)."""
+    if name != "app":
+        raise AttributeError(name)
+    warnings.warn("registry_cli.main.app moved: use registry_client.cli.main.app", DeprecationWarning, stacklevel=2)
+    from registry_client.cli.main import app
+
+    return app
 
 
 def register(app: typer.Typer) -> None:
@@ -181,3 +193,9 @@ def register(app: typer.Typer) -> None:
     for info in app.registered_groups:
         if info.name == "audit" and info.typer_instance is not None:
             info.typer_instance.command("verify")(verify_audit)
+
+
+if __name__ == "__main__":  # `python -m registry_cli.main`, as before the move
+    from registry_client.cli.main import app as registry
+
+    registry()

@@ -16,6 +16,7 @@ import httpx
 import typer
 
 from registry_client.cli.output import ApiKey
+from registry_client.cli.terminal import visible
 from registry_client.errors import RegistryError
 from registry_client.json_api import JsonApi
 
@@ -46,7 +47,7 @@ def rebuild(
     try:
         answer = asyncio.run(_rebuild(query_url, headers, timeout))
     except RegistryError as exc:
-        typer.echo(f"error: {exc.explanation}" + (f" ({exc.status})" if exc.status else ""), err=True)
+        typer.echo(f"error: {visible(exc.explanation)}" + (f" ({exc.status})" if exc.status else ""), err=True)
         raise typer.Exit(4 if exc.status in (401, 403) else 1) from None
     typer.echo(json.dumps(answer, indent=2))
 

@@ -13,6 +13,7 @@ import re
 
 _READS = frozenset({"GET", "HEAD"})
 MAX_PATH_SHOWN = 200  # characters of the requested path a refusal repeats
+MAX_METHOD_SHOWN = 16  # and of its method, which the caller chooses too
 # (path pattern, the methods it is for (None: any), the service that serves it), first match wins.
 ROUTES: tuple[tuple[re.Pattern[str], frozenset[str] | None, str], ...] = (
     (re.compile(r"/v1/models(/|$)"), _READS, "query"),
@@ -38,7 +39,7 @@ def owner(method: str, path: str) -> str | None:
 def unserved(service: str, method: str, path: str) -> str:
     """The detail of the refusal of a route ``service`` does not serve, naming the service that does, if any."""
     shown = path if len(path) <= MAX_PATH_SHOWN else path[:MAX_PATH_SHOWN] + "…"
-    detail = f"the {service} service does not serve {method} {shown}"
+    detail = f"the {service} service does not serve {method[:MAX_METHOD_SHOWN]} {shown}"
     serving = owner(method, path)
     if serving is None or serving == service:
         return detail
