@@ -33,6 +33,7 @@ PACKAGES = {
 EXTRA_MODULES = {
     "kafka": {"registry_client/kafka.py", "registry_client/outcomes.py"},
     "mcp": {"registry_client/mcp/tools.py"},
+    "audit": {"registry_client/audit_keys.py"},
 }
 STDLIB = set(sys.stdlib_module_names) | {"__future__"}
 

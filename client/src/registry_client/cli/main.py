@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from registry_client.cli.audit import check_audit, export_audit
 from registry_client.cli.browse import card, deployments, list_audit, models_app, search, versions_app
 from registry_client.cli.curate import aliases_app, approve, reject
 from registry_client.cli.export import export_app
@@ -30,6 +31,8 @@ app = typer.Typer(
 )
 audit_app = typer.Typer(help="Audit log tools.", no_args_is_help=True)
 audit_app.command("list")(list_audit)
+audit_app.command("export")(export_audit)
+audit_app.command("check")(check_audit)
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(export_app, name="export")

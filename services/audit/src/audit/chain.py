@@ -42,10 +42,13 @@ from audit.links import (
 )
 from audit.signing import KeyRing, SigningKey
 from audit.storage import AUDIT_HEADS, AUDIT_LOG, AUDIT_VERIFIED
+from registry_contract.audit_chain import BAD_ENTRY_SIGNATURE, EDITED
 from registry_contract.documents import Document
 
 __all__ = [
+    "BAD_ENTRY_SIGNATURE",
     "CHAINED_FIELDS",
+    "EDITED",
     "GENESIS",
     "VERSION",
     "ChainKey",
@@ -61,8 +64,6 @@ __all__ = [
     "verify_legacy",
 ]
 
-EDITED = "hash does not match (entry edited)"
-BAD_ENTRY_SIGNATURE = "entry's signature is missing or does not verify (entry edited, or the chain rewritten)"
 BAD_HEAD_SIGNATURE = "head is not signed by the audit service's key (head moved, edited or forged)"
 LEGACY_AFTER_ANCHOR = "legacy entry after the chain's signed migration point (written around the service)"
 _CHECKPOINT_GONE = "entry verified before is missing or changed"

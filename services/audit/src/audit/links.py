@@ -1,12 +1,13 @@
 """How audit entries are linked: the canonical form of each version, signed heads, expiry.
 
 Each entry (``v`` 4) stores ``hash = SHA-256(prev_hash + canonical(entry))`` and a dense
-``seq``: plain SHA-256, so anyone can recompute it. What makes the chain unforgeable is the
-audit service's Ed25519 signature (:mod:`audit.signing`) over the chain's head (last seq, hash,
-expiry facts and migration point), kept in ``audit_heads``, and over every entry whose seq is a
-multiple of :data:`SIGNED_EVERY` (its ``sig``, required there): without the private key nobody
-can move a head or append past it, and a chain re-hashed after an edit shows at the next signed
-entry.
+``seq``: plain SHA-256, so anyone can recompute it (the hashing and its offline check live in the
+contract, :mod:`registry_contract.audit_chain`; this module adds the service's side). What makes
+the chain unforgeable is the audit service's Ed25519 signature (:mod:`audit.signing`) over the
+chain's head (last seq, hash, expiry facts and migration point), kept in ``audit_heads``, and
+over every entry whose seq is a multiple of :data:`SIGNED_EVERY` (its ``sig``, required there):
+without the private key nobody can move a head or append past it, and a chain re-hashed after an
+edit shows at the next signed entry.
 
 Entries written before signed chains are *legacy*: without ``v`` (plain SHA-256 over their
 original fields), ``v`` 2 and 3 (HMAC-SHA256 under ``AUDIT_CHAIN_KEY``; 3 added the expiry
@@ -26,87 +27,54 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from audit.signing import KeyRing, SigningKey
+from registry_contract.audit_chain import (
+    CHAINED_FIELDS,
+    GENESIS,
+    LEGACY_FIELDS,
+    LEGACY_VERSIONS,
+    SIGNED_EVERY,
+    V2_FIELDS,
+    VERSION,
+    canonical,
+    entry_fields,
+    link,
+    must_be_signed,
+)
+from registry_contract.audit_chain import plain as _plain
 from registry_contract.documents import Document
 from shared.chassis.settings import ConfigurationError
 
-GENESIS = "0" * 64
+__all__ = [
+    "CHAINED_FIELDS",
+    "GENESIS",
+    "LEGACY_VERSIONS",
+    "MIGRATED",
+    "SIGNED_EVERY",
+    "VERSION",
+    "ChainKey",
+    "Tail",
+    "Verifier",
+    "canonical",
+    "entry_fields",
+    "extend",
+    "has_expired",
+    "head_fields",
+    "link",
+    "may_be_gone",
+    "may_precede_a_gap",
+    "must_be_signed",
+    "sign_entry",
+]
+
 MIGRATED = "registry.audit.chain.migrated"  # the type of the (signed, kept for ever) entry a migration chains
-SIGNED_EVERY = 64  # every entry at a multiple of this seq carries the service's signature
-VERSION = 4
-LEGACY_VERSIONS = (None, 2, 3)
-_V2_FIELDS = (
-    "_id",
-    "v",
-    "chain",
-    "seq",
-    "topic",
-    "partition",
-    "offset",
-    "received_at",
-    "ts_key",
-    "ce_id",
-    "type",
-    "source",
-    "time",
-    "verified",
-    "actor",
-    "actor_team",
-    "team",
-    "model",
-    "claims",
-    "outcome",
-    "correlation_id",
-    "causation_id",
-    "detail",
-)
-CHAINED_FIELDS = (*_V2_FIELDS, "expires_at", "prev_expires_at", "prev_expiring_from")
-_LEGACY_FIELDS = (
-    "_id",
-    "chain",
-    "seq",
-    "topic",
-    "partition",
-    "offset",
-    "ce_id",
-    "type",
-    "source",
-    "time",
-    "actor",
-    "team",
-    "model",
-    "outcome",
-    "correlation_id",
-    "causation_id",
-    "detail",
-)
-_FIELDS = {2: _V2_FIELDS, 3: CHAINED_FIELDS}
+_FIELDS = {2: V2_FIELDS, 3: CHAINED_FIELDS}
 # Entries expire by the database's clock and are judged by the verifier's: this much apart is tolerated.
 CLOCK_SKEW = timedelta(minutes=5)
-
-
-def _plain(value: Any) -> Any:
-    # Datetimes as MongoDB stores them (UTC, milliseconds), so a read-back entry hashes the same.
-    if isinstance(value, datetime):
-        moment = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-        return moment.isoformat(timespec="milliseconds")
-    return str(value)
-
-
-def canonical(entry: Document, fields: tuple[str, ...] = CHAINED_FIELDS) -> bytes:
-    """The bytes an entry's hash covers: its chained fields as sorted, compact JSON."""
-    body = {name: entry.get(name) for name in fields}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=_plain).encode()
-
-
-def link(prev_hash: str, entry: Document) -> str:
-    """The hash of a ``v`` 4 entry following ``prev_hash``: plain SHA-256, anyone can recompute it."""
-    return hashlib.sha256(prev_hash.encode() + canonical(entry)).hexdigest()
 
 
 class ChainKey:
@@ -121,7 +89,7 @@ class ChainKey:
         """The hash of a legacy ``entry`` following ``prev_hash``, over the fields of the entry's version."""
         version = entry.get("v")
         if version is None:  # written before keyed chains
-            return hashlib.sha256(prev_hash.encode() + canonical(entry, _LEGACY_FIELDS)).hexdigest()
+            return hashlib.sha256(prev_hash.encode() + canonical(entry, LEGACY_FIELDS)).hexdigest()
         fields = _FIELDS.get(version, CHAINED_FIELDS) if isinstance(version, int) else CHAINED_FIELDS
         return hmac.new(self._key, prev_hash.encode() + canonical(entry, fields), hashlib.sha256).hexdigest()
 
@@ -151,7 +119,7 @@ class Verifier:
         if version == VERSION:
             return link(prev_hash, entry)
         if version is None:
-            return hashlib.sha256(prev_hash.encode() + canonical(entry, _LEGACY_FIELDS)).hexdigest()
+            return hashlib.sha256(prev_hash.encode() + canonical(entry, LEGACY_FIELDS)).hexdigest()
         return self.legacy.link(prev_hash, entry) if self.legacy else None
 
     def head_ok(self, chain: str, head: Document) -> bool:
@@ -182,11 +150,6 @@ def head_fields(chain: str, tail: Tail) -> dict[str, Any]:
         "anchor_hash": tail.anchor_hash,
         "expiring_since": tail.expiring_since,
     }
-
-
-def entry_fields(chain: str, seq: int, hash_: Any) -> dict[str, Any]:
-    """What an entry's batch-end signature (or a checkpoint's) covers: its hash covers the rest."""
-    return {"chain": chain, "seq": seq, "hash": hash_}
 
 
 @dataclass(frozen=True)
@@ -263,11 +226,6 @@ def extend(tail: Tail, entry: Document, *, retention: timedelta | None) -> Tail:
     return Tail(
         seq, entry["hash"], entry["offset"], expires_at, expiring_from, tail.anchor_seq, tail.anchor_hash, since
     )
-
-
-def must_be_signed(seq: int) -> bool:
-    """Whether the entry at ``seq`` carries the service's signature: a signed point inside the chain."""
-    return seq % SIGNED_EVERY == 0
 
 
 def sign_entry(signer: SigningKey, entry: Document) -> None:

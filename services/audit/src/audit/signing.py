@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,14 +19,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from registry_contract.audit_chain import signed_message
 from shared.chassis.settings import ConfigurationError
 
+__all__ = ["ALGORITHM", "KeyRing", "PublicKey", "SigningKey", "signed_message"]
+
 ALGORITHM = "Ed25519"
-
-
-def signed_message(kind: str, fields: Mapping[str, Any]) -> bytes:
-    """The bytes a signature covers: the kind (head, entry, checkpoint) and fields, as sorted compact JSON."""
-    return json.dumps({"kind": kind, **fields}, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
 @dataclass(frozen=True)
