@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Each tour: the documents a newcomer follows one after the other, in one shell (the command
 # line, Kafka, deployments and assistants guides go on from the tutorial's state and variables).
 TOURS = {
-    "readme": ["README.md"],
+    "readme": ["README.md", "docs/tutorial.md#5. "],  # the README's tour goes on at the tutorial's step 5
     "tutorial": [
         "docs/tutorial.md",
         "docs/guides/cli.md",
@@ -54,12 +54,19 @@ def here(code: str, stack: EmbeddedStack, team: str) -> str:
     return re.sub(r"\bfraud\b", team, code)
 
 
+def read(document: str) -> str:
+    """``path``, or ``path#heading``: the document from its section ``## heading`` on."""
+    path, _, heading = document.partition("#")
+    text = (ROOT / path).read_text()
+    return text[text.index(f"\n## {heading}") :] if heading else text
+
+
 def blocks_of(tour: list[str]) -> list[tuple[str, int, str, str]]:
     """(document, number, kind, code) of every block of the tour's documents, in reading order."""
     return [
         (document, number, kind, code)
         for document in tour
-        for number, (kind, code) in enumerate(runnable_blocks((ROOT / document).read_text()), 1)
+        for number, (kind, code) in enumerate(runnable_blocks(read(document)), 1)
     ]
 
 
@@ -106,4 +113,4 @@ async def test_the_tour_runs_as_written(stack: EmbeddedStack, tour: str, tmp_pat
 
 
 def test_every_document_of_a_tour_has_runnable_blocks() -> None:
-    assert all(runnable_blocks((ROOT / document).read_text()) for tour in TOURS.values() for document in tour)
+    assert all(runnable_blocks(read(document)) for tour in TOURS.values() for document in tour)
