@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
 import sys
 import uuid
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any
@@ -150,6 +152,30 @@ def produce(
         raise typer.Exit(4)
 
 
+def own_commands() -> tuple[set[str], set[str]]:
+    """The names of this package's commands and groups, and of its ``audit`` group's commands."""
+    commands = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
+    groups = {g.name or "" for g in app.registered_groups}
+    audit = {c.name or "" for c in audit_app.registered_commands}
+    return {name.replace("_", "-") for name in commands} | groups, audit
+
+
+def needs_plugins(argv: list[str], environ: Mapping[str, str]) -> bool:
+    """Whether this invocation may use another package's commands: not when it names one of ours.
+
+    Loading the stack's commands imports the stack (about half a second): a user command of the
+    ``registry`` program need not. Help, shell completion, an import as a library and anything
+    else load them all.
+    """
+    if Path(argv[0]).name not in {"registry", "main.py"} or any(name.endswith("_COMPLETE") for name in environ):
+        return True  # imported as a library (tests, the docs' generator), or completing: every command
+    words = [arg for arg in argv[1:] if not arg.startswith("-")]
+    own, audit = OWN_COMMANDS
+    if not words or words[0] not in own:
+        return True
+    return words[0] == "audit" and (len(words) < 2 or words[1] not in audit)
+
+
 def _load_plugins() -> None:
     """Add every installed package's commands; one that fails to load costs only its own commands."""
     for entry in metadata.entry_points(group=PLUGIN_GROUP):
@@ -159,7 +185,9 @@ def _load_plugins() -> None:
             console.print(f"warning: the commands of {entry.value} are unavailable: {exc!r}", markup=False)
 
 
-_load_plugins()
+OWN_COMMANDS = own_commands()  # before any plugin adds its own
+if needs_plugins(sys.argv, os.environ):
+    _load_plugins()
 
 if __name__ == "__main__":
     app()
