@@ -7,7 +7,6 @@ imported only by the modules that need them, which nothing imports at start-up.
 
 from __future__ import annotations
 
-import ast
 import importlib.metadata
 import re
 import sys
@@ -15,6 +14,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
+from tests.unit.test_architecture import imported_roots
 
 pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,13 +69,7 @@ def imports_by_module(member: str) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     source = ROOT / member / "src"
     for path in source.rglob("*.py"):
-        roots: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                roots |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                roots.add(node.module.split(".")[0])
-        found[str(path.relative_to(source))] = roots - STDLIB
+        found[str(path.relative_to(source))] = imported_roots(path) - STDLIB
     return found
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import ssl
 import sys
 import uuid
 from collections.abc import Mapping
@@ -23,6 +22,7 @@ from registry_client.cli.export import export_app
 from registry_client.cli.importing import import_app
 from registry_client.cli.keys import keys_app
 from registry_client.cli.mcp_stdio import mcp
+from registry_client.kafka_tls import kafka_tls_options
 from registry_client.kinds import KINDS
 
 # Packages that add commands name a ``register(app)`` function under this entry-point group.
@@ -57,16 +57,6 @@ def group(name: str) -> typer.Typer:
         if info.name == name and info.typer_instance is not None:
             return info.typer_instance
     raise KeyError(name)
-
-
-def kafka_tls_options(cafile: str | None, certfile: str | None, keyfile: str | None) -> dict[str, Any]:
-    """Aiokafka's TLS options for a broker that wants TLS (a CA) and, maybe, a client certificate."""
-    if not (cafile or certfile):
-        return {}
-    context = ssl.create_default_context(cafile=cafile)
-    if certfile:
-        context.load_cert_chain(certfile, keyfile)
-    return {"security_protocol": "SSL", "ssl_context": context}
 
 
 @app.command()

@@ -91,6 +91,15 @@ async def _run_stack(settings: StackSettings, *, with_prometheus: bool, with_gat
     return code
 
 
+def _produce_exports(settings: StackSettings) -> str:
+    """What ``registry produce`` needs to reach a ``--tls`` stack's broker: its CA and client certificate."""
+    tls = stack_tls(settings)
+    return (
+        f"  registry produce: export KAFKA_SSL_CAFILE={tls.ca} KAFKA_SSL_CERTFILE={tls.client.cert}"
+        f" KAFKA_SSL_KEYFILE={tls.client.key}"
+    )
+
+
 def _supervisor_says(line: str) -> None:
     console.print(f"{'supervisor':<15}| {line}")
 
@@ -129,9 +138,7 @@ def _print_banner(stack: EmbeddedStack) -> None:
         *(
             [
                 f"  TLS            every hop; clients trust {s.tls_dir / 'ca.pem'} (export SSL_CERT_FILE=…)",
-                "  registry produce: export KAFKA_SSL_CAFILE="
-                + str(stack_tls(s).ca)
-                + f" KAFKA_SSL_CERTFILE={stack_tls(s).client.cert} KAFKA_SSL_KEYFILE={stack_tls(s).client.key}",
+                _produce_exports(s),
             ]
             if s.tls
             else []

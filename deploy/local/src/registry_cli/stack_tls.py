@@ -9,7 +9,6 @@ which is what every client trusts. PyMongo wants a client's certificate and key 
 
 from __future__ import annotations
 
-import ssl
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from registry_cli.certificates import Leaf, leaf
 from registry_cli.config import StackSettings
 from registry_cli.files import write_private
+from registry_client.kafka_tls import kafka_tls_options
 
 
 @dataclass(frozen=True)
@@ -75,9 +75,7 @@ def kafka_client_options(settings: StackSettings) -> dict[str, Any]:
     if not settings.tls:
         return {}
     tls = stack_tls(settings)
-    context = ssl.create_default_context(cafile=str(tls.ca))
-    context.load_cert_chain(tls.client.cert, tls.client.key)
-    return {"security_protocol": "SSL", "ssl_context": context}
+    return kafka_tls_options(str(tls.ca), str(tls.client.cert), str(tls.client.key))
 
 
 def tls_front_argv(settings: StackSettings, *, listen: int, to: int) -> list[str]:
