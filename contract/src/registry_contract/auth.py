@@ -29,13 +29,39 @@ _KEY = re.compile(r"^mr_([A-Za-z0-9]{8})_([A-Za-z0-9]{43,})$")
 
 
 @dataclass(frozen=True)
+class FederatedIdentity:
+    """Who a verified OpenID Connect token names, and the trust rule that admitted it."""
+
+    issuer: str
+    subject: str
+    rule_id: str
+    claims: tuple[tuple[str, str], ...] = ()  # the claims the rule matched on, as (name, value)
+
+    def as_record(self) -> dict[str, object]:
+        """The identity as an audit entry keeps it."""
+        return {"issuer": self.issuer, "subject": self.subject, "rule": self.rule_id, "claims": dict(self.claims)}
+
+
+@dataclass(frozen=True)
 class Principal:
-    """Who is acting: the key's id and team, and what the key may do."""
+    """Who is acting: the key's id and team, and what the key may do.
+
+    A caller that presented an OpenID Connect token has ``identity`` set; its ``key_id`` is then
+    the id of the trust rule that admitted it (the id a service names when it acts for the caller).
+    """
 
     key_id: str
     team: str
     scopes: frozenset[str] = field(default_factory=frozenset)
     rate_limit: tuple[float, int] | None = None  # (per second, burst) when the key has its own limit
+    identity: FederatedIdentity | None = None
+
+    @property
+    def limit_key(self) -> str:
+        """Whose rate-limit bucket a request takes from: the key's, or the rule's for one token subject."""
+        if self.identity is None:
+            return self.key_id
+        return f"{self.key_id}/{hashlib.sha256(self.identity.subject.encode()).hexdigest()[:16]}"
 
     @property
     def is_platform_admin(self) -> bool:

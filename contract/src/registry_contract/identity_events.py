@@ -1,6 +1,6 @@
 """Identity and configuration changes as events on ``registry.events`` (kept for ever in the audit log).
 
-API keys (registration) and webhook subscriptions (deploy-tracker) change through these events,
+API keys and trust rules (registration) and webhook subscriptions (deploy-tracker) change through these events,
 so the audit log keeps every change for ever, whoever made it and however. Each names its actor;
 none carries a secret, a secret's hash or a verifier, and a webhook's URL is reduced to its origin
 (paths and queries of webhook URLs often embed a token).
@@ -18,6 +18,8 @@ API_KEY_REVOKED = "registry.event.api_key_revoked"
 WEBHOOK_CREATED = "registry.event.webhook_created"
 WEBHOOK_SECRET_ROTATED = "registry.event.webhook_secret_rotated"
 WEBHOOK_DELETED = "registry.event.webhook_deleted"
+TRUST_RULE_CREATED = "registry.event.trust_rule_created"
+TRUST_RULE_DELETED = "registry.event.trust_rule_deleted"
 
 
 class _Change(BaseModel):
@@ -57,12 +59,24 @@ class WebhookChanged(_Change):
     )
 
 
+class TrustRuleChanged(_Change):
+    """Data of ``registry.event.trust_rule_created`` and ``trust_rule_deleted``: the rule as its admins see it."""
+
+    rule_id: str
+    issuer: str
+    claims: dict[str, str] = Field(description="the claims a token must carry to act under the rule")
+    scopes: list[str]
+    description: str | None = None
+
+
 IDENTITY_EVENT_MODELS: dict[str, type[BaseModel]] = {
     API_KEY_CREATED: ApiKeyChanged,
     API_KEY_REVOKED: ApiKeyChanged,
     WEBHOOK_CREATED: WebhookChanged,
     WEBHOOK_SECRET_ROTATED: WebhookChanged,
     WEBHOOK_DELETED: WebhookChanged,
+    TRUST_RULE_CREATED: TrustRuleChanged,
+    TRUST_RULE_DELETED: TrustRuleChanged,
 }
 
 

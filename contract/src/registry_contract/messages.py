@@ -380,6 +380,11 @@ class AccessRecorded(BaseModel):
     status: int
     reason: str | None = None
     resource_team: str | None = None
+    identity: dict[str, Any] | None = Field(
+        None,
+        description="for a caller that presented an OpenID Connect token: its issuer, subject, the trust rule "
+        "that admitted it and the claims that rule matched on",
+    )
 
 
 class CommandRejected(BaseModel):

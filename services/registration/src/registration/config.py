@@ -2,10 +2,47 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
+from ipaddress import ip_address
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from registry_contract import catalog
+from registry_contract.auth import SCOPES
 from shared.chassis.settings import CommonSettings
+
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"}
+)
+
+
+def issuer_url_allowed(url: str) -> bool:
+    """Whether ``url`` may be an issuer: https, or http on a loopback host (a provider on this machine)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    if parts.hostname == "localhost":
+        return True
+    try:
+        return ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
+
+
+class SignInRule(BaseModel):
+    """A platform rule for people: a token of ``issuer`` carrying ``claims`` acts for ``team`` with ``scopes``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str
+    claims: dict[str, Annotated[str, StringConstraints(min_length=1, max_length=256)]] = Field(min_length=1)
+    team: Annotated[str, StringConstraints(pattern=catalog.SLUG_PATTERN)]
+    scopes: list[Annotated[str, StringConstraints(pattern="^(" + "|".join(SCOPES) + ")$")]] = Field(min_length=1)
+    description: str | None = None
 
 
 class RegistrationSettings(CommonSettings):
@@ -58,3 +95,66 @@ class RegistrationSettings(CommonSettings):
     key_verifier_sealing_keys: SecretStr | None = Field(
         None, validation_alias=AliasChoices("KEY_VERIFIER_SEALING_KEYS", "key_verifier_sealing_keys")
     )
+
+    # --- OpenID Connect tokens as bearers (registration verifies them for every service) ---------
+    # Unprefixed: they are the platform's identity settings, named alike in every deployment file.
+    oidc_issuers: list[str] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("OIDC_ISSUERS", "oidc_issuers"),
+        description="issuers whose tokens are accepted (JSON list of URLs, each exactly as its tokens' iss says); "
+        "https, or http on a loopback host; empty: tokens are refused",
+    )
+    oidc_audiences: list[str] = Field(
+        default_factory=lambda: ["model-registry"],
+        validation_alias=AliasChoices("OIDC_AUDIENCES", "oidc_audiences"),
+        description="a token's aud must name one of these (JSON list): the console's client id, the audience "
+        "pipelines ask their provider for",
+    )
+    oidc_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "PS256", "ES256", "EdDSA"],
+        validation_alias=AliasChoices("OIDC_ALGORITHMS", "oidc_algorithms"),
+        description="signature algorithms accepted (JSON list); only asymmetric ones may be listed",
+    )
+    oidc_sign_in_rules: list[SignInRule] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("OIDC_SIGN_IN_RULES", "oidc_sign_in_rules"),
+        description="the platform's rules for people, tried in order before the teams' trust rules: JSON list of "
+        '{"issuer", "claims": {name: value}, "team", "scopes"}; the first that matches decides',
+    )
+    oidc_leeway_seconds: float = Field(
+        30, ge=0, le=300, validation_alias=AliasChoices("OIDC_LEEWAY_SECONDS", "oidc_leeway_seconds")
+    )
+    oidc_max_token_bytes: int = Field(
+        8192, ge=1024, le=16_384, validation_alias=AliasChoices("OIDC_MAX_TOKEN_BYTES", "oidc_max_token_bytes")
+    )
+    # An unknown key id makes the issuer's JWKS be fetched again, at most this often per issuer.
+    oidc_jwks_refresh_seconds: float = Field(
+        30, ge=0, le=3600, validation_alias=AliasChoices("OIDC_JWKS_REFRESH_SECONDS", "oidc_jwks_refresh_seconds")
+    )
+    # A fetched JWKS is used at most this long before it is fetched again (rotations without new key ids).
+    oidc_jwks_max_age_seconds: float = Field(
+        3600, gt=0, validation_alias=AliasChoices("OIDC_JWKS_MAX_AGE_SECONDS", "oidc_jwks_max_age_seconds")
+    )
+    oidc_http_timeout_seconds: float = Field(
+        5, gt=0, le=60, validation_alias=AliasChoices("OIDC_HTTP_TIMEOUT_SECONDS", "oidc_http_timeout_seconds")
+    )
+    # Trust rules a team may hold; one more is refused (409): every rule is tried on every token.
+    max_trust_rules_per_team: int = Field(50, ge=1, le=1000)
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, algorithms: list[str]) -> list[str]:
+        refused = sorted(set(algorithms) - ASYMMETRIC_ALGORITHMS)
+        if refused:
+            raise ValueError(
+                f"not asymmetric, or unknown: {', '.join(refused)} (allowed: {sorted(ASYMMETRIC_ALGORITHMS)})"
+            )
+        return algorithms
+
+    @field_validator("oidc_issuers")
+    @classmethod
+    def _issuers_over_tls(cls, issuers: list[str]) -> list[str]:
+        for issuer in issuers:
+            if not issuer_url_allowed(issuer):
+                raise ValueError(f"{issuer!r}: an issuer is https, or http on a loopback host")
+        return issuers

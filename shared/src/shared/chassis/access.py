@@ -85,6 +85,7 @@ class AccessLog:
             status=status,
             reason=reason,
             resource_team=resource_team,
+            identity=principal.identity.as_record() if principal and principal.identity else None,
         )
         event = CloudEvent(
             source=f"/registry/{self.service}",

@@ -18,6 +18,7 @@ from registry_contract.documents import Document
 from shared.chassis import metrics, problems
 from shared.chassis.access import AccessLog, FailureWatch
 from shared.chassis.cors import ListedOrigins
+from shared.chassis.federation import Federation, RemoteFederation
 from shared.chassis.health import Readiness, health_router
 from shared.chassis.heap import RETURN_FREE_MEMORY, return_free_memory
 from shared.chassis.http_auth import Guard
@@ -66,6 +67,13 @@ class Service:
     start_hooks: list[Hook] = field(default_factory=list)  # run in order, before the broker starts
     background: dict[str, Background] = field(default_factory=dict)
     stop_hooks: dict[str, Hook] = field(default_factory=dict)  # run at shutdown, after Kafka and MongoDB
+    evictions: KeyEvictions | None = None
+
+    def federate(self, federation: Federation) -> None:
+        """Authenticate OpenID Connect tokens with ``federation`` (registration's own verifier)."""
+        self.guard.federation = federation
+        if self.evictions is not None:
+            self.evictions.federation = federation
 
     def on_start(self, hook: Hook) -> None:
         """Run ``hook`` at start-up, before the broker starts (indexes, recovery)."""
@@ -153,7 +161,9 @@ def service_app(
         keystore = remote = RemoteKeyStore.of(settings)
     limiter = RateLimiter(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
     watch = FailureWatch(threshold=settings.auth_failure_threshold, window=settings.auth_failure_window_seconds)
-    guard = Guard(keystore=keystore, limiter=limiter, access=access, watch=watch)
+    # Registration verifies tokens itself (it sets the guard's federation); the others ask it.
+    federation = None if owns_keys else RemoteFederation.of(settings)
+    guard = Guard(keystore=keystore, limiter=limiter, access=access, watch=watch, federation=federation)
     readiness = Readiness({})
     monitor = LagMonitor(settings, consumer_groups, interval=settings.lag_sample_seconds) if consumer_groups else None
     supervisor = TaskSupervisor(
@@ -213,7 +223,10 @@ def service_app(
         service.in_background("heap", lambda: return_free_memory(FREE_MEMORY_SECONDS))
     if remote is not None:
         service.on_stop("key-introspection", remote.close)
-    # Every replica drops a key from its cache as soon as its revocation event arrives.
-    service.in_background("key-evictions", KeyEvictions(settings, keystore, signer).run)
+    if federation is not None:
+        service.on_stop("token-introspection", federation.close)
+    # Every replica drops a key (or a trust rule's principals) from its caches as soon as its event arrives.
+    service.evictions = KeyEvictions(settings, keystore, signer, federation)
+    service.in_background("key-evictions", service.evictions.run)
     app.state.service, app.state.guard = service, guard
     return service

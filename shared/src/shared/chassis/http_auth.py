@@ -3,7 +3,7 @@
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import structlog
 from fastapi import Depends, Header, Request
@@ -11,6 +11,7 @@ from fastapi import Depends, Header, Request
 from registry_contract import messages
 from registry_contract.auth import Principal, bearer_token, parse_api_key
 from shared.chassis.access import ACCESS_DENIED, AUTH_FAILURES, RATE_LIMITED, AccessLog, FailureWatch
+from shared.chassis.federation import TEAM_HEADER, Federation, TokenRefused, looks_like_token
 from shared.chassis.http_params import SlugPath
 from shared.chassis.keystore import KeyStore
 from shared.chassis.problems import Problem
@@ -35,8 +36,17 @@ class Guard:
     header's value is a secret made per process, so no request from outside can carry it.
     """
 
-    def __init__(self, *, keystore: KeyStore, limiter: RateLimiter, access: AccessLog, watch: FailureWatch) -> None:
+    def __init__(
+        self,
+        *,
+        keystore: KeyStore,
+        limiter: RateLimiter,
+        access: AccessLog,
+        watch: FailureWatch,
+        federation: Federation | None = None,
+    ) -> None:
         self.keystore, self.limiter, self.access, self.watch = keystore, limiter, access, watch
+        self.federation = federation  # OpenID Connect tokens; None: only API keys authenticate
         self._internal_secret = secrets.token_urlsafe(32)
 
     @property
@@ -73,7 +83,7 @@ class Guard:
 
     def admit(self, request: Request, principal: Principal) -> Principal:
         """Take ``principal``'s rate-limit token for ``request`` (none if internal), or the 429 (recorded)."""
-        wait = 0.0 if self.is_internal(request) else self.limiter.take(principal.key_id, principal.rate_limit)
+        wait = 0.0 if self.is_internal(request) else self.limiter.take(principal.limit_key, principal.rate_limit)
         if wait > 0:
             RATE_LIMITED.labels(self.access.service, principal.team).inc()
             self.access.record(
@@ -100,13 +110,21 @@ class Guard:
 
     async def authenticate_token(self, request: Request, token: str | None) -> Principal:
         """The principal of ``token`` (sent by ``request`` other than in a header: a sign-in form), or the 401."""
+        if token and self.federation is not None and looks_like_token(token):
+            try:
+                return await self.federation.authenticate(token, team=_named_team(request))
+            except TokenRefused as refused:
+                return self._refuse(request, f"token {refused.reason}", source="")
         principal = await self.keystore.authenticate(token)
         if principal is not None:
             return principal
         parsed = parse_api_key(token) if token else None
         reason = "missing" if not token else ("malformed" if parsed is None else "invalid")
+        return self._refuse(request, reason, source=parsed[0] if parsed else "")
+
+    def _refuse(self, request: Request, reason: str, *, source: str) -> NoReturn:
+        """Count and record a failed authentication, and raise the one 401 every failure gets."""
         AUTH_FAILURES.labels(self.access.service, reason).inc()
-        source = parsed[0] if parsed else ""
         self.watch.failed(source or (request.client.host if request.client else "unknown"), reason)
         self.access.record(
             messages.ACCESS_AUTH_FAILED,
@@ -117,7 +135,11 @@ class Guard:
             reason=reason,
         )
         # One answer for every failure, so probing learns nothing about which keys exist.
-        raise Problem("unauthenticated", "a valid API key is required", headers={"WWW-Authenticate": "Bearer"})
+        raise Problem(
+            "unauthenticated",
+            "a valid API key, or an OpenID Connect token a trust rule admits, is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
     def deny(
         self, request: Request, principal: Principal, *, status: int, reason: str, resource_team: str | None = None
@@ -140,6 +162,12 @@ class Guard:
             self.deny(request, principal, status=403, reason=f"missing scope {scope}")
             raise Problem("forbidden", f"this key lacks the {scope} scope")
         return principal
+
+
+def _named_team(request: Request) -> str | None:
+    """The team a token's caller says it acts for (``X-Registry-Team``), if it says one."""
+    named = request.headers.get(TEAM_HEADER)
+    return named.strip()[:64] or None if named else None
 
 
 def rate_limit_exceeded(principal: Principal, limiter: RateLimiter) -> str:

@@ -1,4 +1,8 @@
-"""Revoked keys leave every replica's key cache as their ``api_key_revoked`` event arrives.
+"""Revoked keys and deleted trust rules leave every replica's caches as their event arrives.
+
+``api_key_revoked`` drops the key from the key store; ``trust_rule_deleted`` drops every token
+principal the rule admitted (and the rule's id from the key store, which a service acting for a
+token's caller names).
 
 Each process follows ``registry.events`` from its end on every partition, outside any consumer
 group (every replica must see every revocation), and drops the revoked key from its
@@ -19,7 +23,8 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Counter
 
-from registry_contract.identity_events import API_KEY_REVOKED
+from registry_contract.identity_events import API_KEY_REVOKED, TRUST_RULE_DELETED
+from shared.chassis.federation import Federation
 from shared.chassis.kafka import client_options
 from shared.chassis.keystore import KeyStore
 from shared.chassis.settings import CommonSettings
@@ -32,27 +37,34 @@ KEYS_EVICTED = Counter(
 )
 
 
+_ID_FIELDS = {API_KEY_REVOKED.encode(): "key_id", TRUST_RULE_DELETED.encode(): "rule_id"}
+
+
 class KeyEvictions:
     """Follows the events topic and tells the key store to forget each key a service revoked."""
 
-    def __init__(self, settings: CommonSettings, keystore: KeyStore, signer: EventSigner) -> None:
+    def __init__(
+        self, settings: CommonSettings, keystore: KeyStore, signer: EventSigner, federation: Federation | None = None
+    ) -> None:
         self._settings, self._keystore, self._signer = settings, keystore, signer
+        self.federation = federation
         self.following = asyncio.Event()  # set once positioned at the end of every partition
 
     def apply(self, records: Iterable[Any]) -> list[str]:
         """Forget the keys ``records`` revoke (signed ``api_key_revoked`` events only); return their ids."""
         forgotten = []
         for record in records:
-            if _header(record, "ce_type") != API_KEY_REVOKED.encode():
-                continue
-            if not self._signer.verify(record.value, record.headers or ()):
+            field = _ID_FIELDS.get(_header(record, "ce_type") or b"")
+            if field is None or not self._signer.verify(record.value, record.headers or ()):
                 continue
             try:
-                key_id = json.loads(record.value)["key_id"]
+                key_id = json.loads(record.value)[field]
             except (ValueError, TypeError, KeyError):
                 continue
             if isinstance(key_id, str):
                 self._keystore.forget(key_id)
+                if self.federation is not None:
+                    self.federation.forget(key_id)
                 forgotten.append(key_id)
         if forgotten:
             KEYS_EVICTED.inc(len(forgotten))
@@ -81,6 +93,8 @@ class KeyEvictions:
             # Revocations published while this task was not following are missed: drop every cached
             # record, so each key is read again from MongoDB (its revocation was written there first).
             self._keystore.clear()
+            if self.federation is not None:
+                self.federation.clear()
             self.following.set()
             while True:
                 batches = await consumer.getmany(timeout_ms=1_000, max_records=1_000)
