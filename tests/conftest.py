@@ -28,6 +28,7 @@ from tests.browser import browser_page, chromium_browser, phone_page
 from tests.factories import ADMIN_KEY
 from tests.infra import Infra, external_infra, testcontainers_infra
 from tests.mlflow_server import mlflow_server
+from tests.oidc_provider import OidcProvider, stack_environment
 from tests.throwaway import throwaway_settings
 
 # Fixtures defined elsewhere: a seeded MLflow tracking server, and Debian's Chromium driven by
@@ -78,10 +79,22 @@ async def infra(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Infra
 
 
 @pytest.fixture(scope="session")
-async def stack(infra: Infra) -> AsyncIterator[EmbeddedStack]:
+async def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[OidcProvider]:
+    """A real OpenID Connect provider on loopback, which the end-to-end stack trusts."""
+    provider = OidcProvider(tmp_path_factory.mktemp("oidc"))
+    await provider.start()
+    try:
+        yield provider
+    finally:
+        await provider.stop()
+
+
+@pytest.fixture(scope="session")
+async def stack(infra: Infra, oidc_provider: OidcProvider) -> AsyncIterator[EmbeddedStack]:
     """The four services as separate processes over the session's broker and database."""
     if infra.stack is None:
         pytest.fail("the end-to-end stack needs REGISTRY_TEST_INFRA=embedded")
+    os.environ.update(stack_environment(oidc_provider))  # the services inherit it
     await infra.stack.start_services()
     yield infra.stack
 

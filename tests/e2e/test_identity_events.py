@@ -1,4 +1,4 @@
-"""Key and webhook changes are events: in the team's audit log for ever, with their actor, never a secret."""
+"""Key, trust-rule and webhook changes are events: in the audit log for ever, with their actor, never a secret."""
 
 import json
 import uuid
@@ -12,12 +12,15 @@ from registry_contract.identity_events import (
     API_KEY_CREATED,
     API_KEY_REVOKED,
     IDENTITY_EVENT_MODELS,
+    TRUST_RULE_CREATED,
+    TRUST_RULE_DELETED,
     WEBHOOK_CREATED,
     WEBHOOK_DELETED,
     WEBHOOK_SECRET_ROTATED,
 )
 from tests.factories import ADMIN_KEY
 from tests.kafka_tools import Collector, header
+from tests.oidc_provider import OidcProvider
 from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
@@ -31,8 +34,8 @@ async def audit_entries(stack: EmbeddedStack, token: str, team: str, **params: s
     return list(response.json()["items"])
 
 
-async def test_each_key_and_webhook_change_is_in_the_teams_audit_log_with_its_actor_and_no_secret(
-    stack: EmbeddedStack,
+async def test_each_key_rule_and_webhook_change_is_in_the_teams_audit_log_with_its_actor_and_no_secret(
+    stack: EmbeddedStack, oidc_provider: OidcProvider
 ) -> None:
     # Each change is an event too: registry.access.write entries alone expire.
     team = f"idn-{uuid.uuid4().hex[:6]}"
@@ -73,6 +76,15 @@ async def test_each_key_and_webhook_change_is_in_the_teams_audit_log_with_its_ac
             secrets.append(rotated.json()["secret"])
             deleted = await tracker.delete(route, headers=tagged(WEBHOOK_DELETED))
             assert deleted.status_code == 204, deleted.text
+            rule = {"issuer": oidc_provider.issuer, "claims": {"repository": "acme/x"}, "scopes": ["audit:read"]}
+            made = await registration.post(
+                f"/v1/teams/{team}/trust-rules", json=rule, headers=tagged(TRUST_RULE_CREATED)
+            )
+            assert made.status_code == 201, made.text
+            unmade = await registration.delete(
+                f"/v1/teams/{team}/trust-rules/{made.json()['rule_id']}", headers=tagged(TRUST_RULE_DELETED)
+            )
+            assert unmade.status_code == 204, unmade.text
 
         async def all_audited() -> dict[str, dict[str, Any]] | None:
             entries = await audit_entries(stack, admin["token"], team)  # the team's own audit:read key
@@ -80,7 +92,7 @@ async def test_each_key_and_webhook_change_is_in_the_teams_audit_log_with_its_ac
             found = {e["type"]: e for e in by_admin}
             return found if len(found) == len(IDENTITY_EVENT_MODELS) else None
 
-        found = await until(all_audited, timeout=30, what="every key and webhook change in the team's audit log")
+        found = await until(all_audited, timeout=30, what="every key, rule and webhook change in the team's audit log")
         records = seen.matching(lambda r: header(r, "ce_type") in IDENTITY_EVENT_MODELS and team.encode() in r.value)
     for change, entry in found.items():
         assert entry["topic"] == "registry.events" and entry["verified"] == "service", change
@@ -88,6 +100,11 @@ async def test_each_key_and_webhook_change_is_in_the_teams_audit_log_with_its_ac
         assert entry["correlation_id"] == correlation[change], change
         assert entry["expires_at"] is None, f"{change} must be kept for ever"
     assert found[WEBHOOK_CREATED]["detail"] == f"webhook {hook.json()['id']} -> http://127.0.0.1:9"
+    rule_id = made.json()["rule_id"]
+    assert (
+        found[TRUST_RULE_DELETED]["detail"]
+        == f"trust rule {rule_id} iss={oidc_provider.issuer} [repository=acme/x] scopes audit:read"
+    )
     # Its access entry expires (AUDIT_ACCESS_RETENTION_DAYS); the event does not. (Access and event
     # entries come from two topics: the one may be chained a linger after the other.)
 

@@ -16,7 +16,7 @@ from typer.models import Context
 INTRO = """\
 Every command and option of `registry`, generated from the command itself (`python -m tools.docs`).
 The commands come from the packages installed: `registry-client` brings the reads, writes,
-`produce`, `keys`, `export`, `import` and `mcp`; the local stack (`registry-stack`) adds `up`,
+`produce`, `keys`, `trust-rules`, `export`, `import` and `mcp`; the local stack (`registry-stack`) adds `up`,
 `backup`, `restore`, `dlq`, `projection`, `audit verify` and `bench`. How to use them together:
 [the command line](../guides/cli.md).
 """

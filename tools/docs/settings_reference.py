@@ -232,9 +232,11 @@ classes (`python -m tools.docs`); a test fails when it no longer matches them.
 CLIENT = """\
 ## The Python client and the `registry` command
 
-They read `REGISTRY_API_KEY` (the key), `REGISTRY_GATEWAY_URL` (one address for every service)
-or `REGISTRY_QUERY_URL`, `REGISTRY_REGISTRATION_URL`, `REGISTRY_DEPLOY_TRACKER_URL` and
-`REGISTRY_AUDIT_URL`, and `REGISTRY_CONSISTENCY` (tokens a read must see): [the client](../client.md#connecting).
+They read `REGISTRY_API_KEY` (the key, or an OpenID Connect token a team's trust rule matches),
+`REGISTRY_TEAM` (the team such a token acts for, sent as `X-Registry-Team`), `REGISTRY_GATEWAY_URL`
+(one address for every service) or `REGISTRY_QUERY_URL`, `REGISTRY_REGISTRATION_URL`,
+`REGISTRY_DEPLOY_TRACKER_URL` and `REGISTRY_AUDIT_URL`, and `REGISTRY_CONSISTENCY` (tokens a read
+must see): [the client](../client.md#connecting).
 Each command's own variables are listed with its options in [the command line reference](cli.md).
 `SSL_CERT_FILE` names the CA that HTTPS clients trust (`.data/tls/ca.pem` for `registry up --tls`).
 """

@@ -1,19 +1,20 @@
-"""A team's administration (scope ``team:admin``): API keys (registration service) and webhooks (deploy-tracker)."""
+"""A team's administration (scope ``team:admin``): keys and trust rules (registration), webhooks (deploy-tracker)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from registry_client.config import ApiBase
 from registry_client.steps import Call, as_model, body, no_content, path, query
 from registry_client.surface import endpoint
 from registry_contract.admin_views import ApiKeyList, WebhookCreated, WebhookDeliveryList, WebhookList
+from registry_contract.trust_rules import TrustRuleList, TrustRulePublic
 from registry_contract.views import ApiKeyCreated, KeyRateLimit
 
 
 class TeamAdmin(ApiBase):
-    """Keys and webhook subscriptions of a team."""
+    """Keys, trust rules and webhook subscriptions of a team."""
 
     @endpoint
     def create_api_key(
@@ -38,6 +39,40 @@ class TeamAdmin(ApiBase):
     def revoke_api_key(self, team: str, key_id: str) -> Call[None]:
         """Revoke a key: registration refuses it at once, the other services as its event reaches them."""
         return Call("registration", "DELETE", path("teams", team, "api-keys", key_id), no_content)
+
+    @endpoint
+    def create_trust_rule(
+        self,
+        team: str,
+        *,
+        issuer: str,
+        claims: Mapping[str, str],
+        scopes: Sequence[str],
+        description: str | None = None,
+    ) -> Call[TrustRulePublic]:
+        """Let OpenID Connect tokens of ``issuer`` carrying ``claims`` act for ``team`` with ``scopes``, keyless.
+
+        Args:
+            team: the team the matching tokens act for.
+            issuer: an issuer on the platform's list (``OIDC_ISSUERS``), as the tokens' ``iss`` says it.
+            claims: claim name to the value the token must carry (a list claim: contain), e.g.
+                ``{"repository": "acme/fraud-model", "ref": "refs/heads/main"}``.
+            scopes: what a matching token may do; at most the caller's own, never ``platform:admin``.
+            description: a label for the rule.
+
+        """
+        data = body(issuer=issuer, claims=dict(claims), scopes=list(scopes), description=description)
+        return Call("registration", "POST", path("teams", team, "trust-rules"), as_model(TrustRulePublic), json=data)
+
+    @endpoint
+    def list_trust_rules(self, team: str) -> Call[TrustRuleList]:
+        """The team's trust rules, oldest first."""
+        return Call("registration", "GET", path("teams", team, "trust-rules"), as_model(TrustRuleList))
+
+    @endpoint
+    def delete_trust_rule(self, team: str, rule_id: str) -> Call[None]:
+        """Delete a trust rule: tokens that only it matched stop acting for the team."""
+        return Call("registration", "DELETE", path("teams", team, "trust-rules", rule_id), no_content)
 
     @endpoint
     def create_webhook(

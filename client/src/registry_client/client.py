@@ -19,7 +19,8 @@ class RegistryClient(RegistryApi, SyncDriver):
     """The registry's HTTP API, blocking (``httpx.Client``).
 
     ``RegistryClient(api_key=None, *, gateway_url=..., query_url=..., timeout=30, retry=RetryPolicy(), ...)``:
-    the key defaults to ``REGISTRY_API_KEY``, the URLs to the local stack's (see
+    the key (or an OpenID Connect token a team's trust rule matches) defaults to ``REGISTRY_API_KEY``,
+    the URLs to the local stack's, the team a token acts for to ``REGISTRY_TEAM`` (see
     :class:`~registry_client.config.ClientOptions`). Use it as a context manager, or call :meth:`close`.
     Answers are the registry's own contract models; refusals raise :class:`~registry_client.RegistryError`
     subclasses; the correlation id of the last answer is :attr:`last_correlation_id`.

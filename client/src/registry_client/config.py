@@ -1,4 +1,9 @@
-"""Where the services are, which key to send, and which correlation id a call carries."""
+"""Where the services are, which credential to send, and which correlation id a call carries.
+
+The credential (``REGISTRY_API_KEY``) is sent as it is, ``Authorization: Bearer <credential>``: an
+API key (``mr_<key id>_<secret>``) or an OpenID Connect token (a CI job's, a JWT) that one of a
+team's trust rules matches. The client does not check its shape: the registry judges it.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from registry_contract import correlation
 from registry_contract.ids import model_id
 
 API_KEY_ENV = "REGISTRY_API_KEY"
+TEAM_ENV = "REGISTRY_TEAM"
 GATEWAY_URL_ENV = "REGISTRY_GATEWAY_URL"
 DEFAULT_URLS: Mapping[Service, str] = {
     "registration": "http://127.0.0.1:8081",
@@ -31,6 +37,8 @@ URL_ENVS: Mapping[Service, str] = {
     "audit": "REGISTRY_AUDIT_URL",
 }
 CORRELATION_HEADER = "X-Correlation-ID"
+# Which team a token acts for, when trust rules of several teams match it (an API key has one team).
+TEAM_HEADER = "X-Registry-Team"
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = "registry-client/0.1"
 
@@ -59,6 +67,7 @@ class ClientConfig:
     retry: RetryPolicy
     correlation_id: str | None = None
     timeout: float = DEFAULT_TIMEOUT
+    team: str | None = None
 
     @classmethod
     def resolve(
@@ -70,11 +79,14 @@ class ClientConfig:
         retry: RetryPolicy | None,
         correlation_id: str | None,
         timeout: float = DEFAULT_TIMEOUT,
+        team: str | None = None,
     ) -> ClientConfig:
         """Arguments first, then the environment, then the local stack's ports.
 
         Within each, a service's own URL (``registration_url``…, ``REGISTRY_<SERVICE>_URL``) wins
         over a gateway's (``gateway_url``, ``REGISTRY_GATEWAY_URL``), which serves every service.
+        The credential is ``api_key`` else ``REGISTRY_API_KEY``; the team a token acts for
+        ``team`` else ``REGISTRY_TEAM`` (none: the header is not sent).
         """
         env_gateway = os.environ.get(GATEWAY_URL_ENV)
 
@@ -88,6 +100,7 @@ class ClientConfig:
             retry=retry or RetryPolicy(),
             correlation_id=correlation_id,
             timeout=timeout,
+            team=team or os.environ.get(TEAM_ENV) or None,
         )
 
     def operation_correlation(self) -> str:
@@ -103,6 +116,8 @@ class ClientConfig:
         headers = {CORRELATION_HEADER: correlation_id, "User-Agent": USER_AGENT, **call.headers}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
+        if self.team:
+            headers[TEAM_HEADER] = self.team
         return {
             "method": call.method,
             "url": self.urls[call.service] + call.path,
@@ -123,6 +138,9 @@ class ClientOptions(TypedDict, total=False):
         timeout: seconds per request (connect, read, write, pool), 30 by default.
         retry: how often and how patiently requests are retried (:class:`RetryPolicy`).
         correlation_id: sent on every call of the client (default: a new one per operation).
+        team: the team the credential acts for, sent as ``X-Registry-Team`` on every call (default
+            ``REGISTRY_TEAM``, else none): it chooses among the teams whose trust rules match an
+            OpenID Connect token.
         consistency: where the client keeps its writes' consistency tokens (share one
             :class:`~registry_client.consistency.ConsistencyTokens` between clients and a producer
             so each reads what the others wrote; default: one of its own).
@@ -137,6 +155,7 @@ class ClientOptions(TypedDict, total=False):
     retry: RetryPolicy | None
     correlation_id: str | None
     consistency: ConsistencyTokens | None
+    team: str | None
 
 
 class ApiBase:
@@ -157,6 +176,7 @@ class ApiBase:
             retry=options.get("retry"),
             correlation_id=options.get("correlation_id"),
             timeout=options.get("timeout") or DEFAULT_TIMEOUT,
+            team=options.get("team"),
         )
         self.last_correlation_id: str | None = None
         shared = options.get("consistency")

@@ -22,6 +22,7 @@ from registry_client.cli.export import export_app
 from registry_client.cli.importing import import_app
 from registry_client.cli.keys import keys_app
 from registry_client.cli.mcp_stdio import mcp
+from registry_client.cli.trust_rules import trust_rules_app
 from registry_client.kafka_tls import kafka_tls_options
 from registry_client.kinds import KINDS
 
@@ -36,6 +37,7 @@ audit_app.command("list")(list_audit)
 audit_app.command("export")(export_audit)
 audit_app.command("check")(check_audit)
 app.add_typer(keys_app, name="keys")
+app.add_typer(trust_rules_app, name="trust-rules")
 app.add_typer(audit_app, name="audit")
 app.add_typer(export_app, name="export")
 app.add_typer(import_app, name="import")

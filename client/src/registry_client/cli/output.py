@@ -37,7 +37,8 @@ ApiKey = Annotated[
     typer.Option(
         envvar="REGISTRY_API_KEY",
         show_envvar=True,
-        help="Sent as Bearer credential; service URLs come from REGISTRY_GATEWAY_URL or REGISTRY_<SERVICE>_URL",
+        help="Sent as Bearer credential: an API key, or an OIDC token a trust rule matches (REGISTRY_TEAM: the team"
+        " it acts for); service URLs come from REGISTRY_GATEWAY_URL or REGISTRY_<SERVICE>_URL",
     ),
 ]
 Consistency = Annotated[

@@ -169,7 +169,7 @@ def _outcome(event: CloudEvent) -> str:
 def _detail(event: CloudEvent) -> str | None:
     data = event.data
     if event.type in _ACCESS_OUTCOMES:
-        return f"{data.get('method')} {data.get('path')} {data.get('status')}"[:500]
+        return (f"{data.get('method')} {data.get('path')} {data.get('status')}" + _token_detail(data))[:500]
     if event.type == messages.COMMAND_REJECTED:
         return (_text(data.get("message")) or "")[:500] or None
     if event.type in IDENTITY_EVENT_MODELS:
@@ -178,12 +178,31 @@ def _detail(event: CloudEvent) -> str | None:
     return f"version {version[:256]}" if version else None
 
 
+def _token_detail(data: dict[str, Any]) -> str:
+    """Who a token's caller is, for an access entry: issuer, subject, the rule and the claims it matched."""
+    identity = data.get("identity")
+    if not isinstance(identity, dict):
+        return ""
+    claims = identity.get("claims")
+    matched = " ".join(f"{k}={_text(v)}" for k, v in claims.items()) if isinstance(claims, dict) else ""
+    issuer, subject, rule = (_text(identity.get(k)) for k in ("issuer", "subject", "rule"))
+    return f" by token iss={issuer} sub={subject} rule={rule} matched [{matched}]"
+
+
 def _identity_detail(data: dict[str, Any]) -> str:
     """What changed, in a line: the key and its scopes, or the webhook and where it points."""
     if "key_id" in data:
         scopes = data.get("scopes")
         listed = ",".join(s for s in scopes if isinstance(s, str)) if isinstance(scopes, list) else ""
         return f"key {_text(data.get('key_id'))} ({_text(data.get('key_name')) or ''}) scopes {listed}"[:500]
+    if "rule_id" in data:
+        claims = data.get("claims")
+        matched = " ".join(f"{k}={_text(v)}" for k, v in claims.items()) if isinstance(claims, dict) else ""
+        scopes = data.get("scopes")
+        listed = ",".join(s for s in scopes if isinstance(s, str)) if isinstance(scopes, list) else ""
+        return f"trust rule {_text(data.get('rule_id'))} iss={_text(data.get('issuer'))} [{matched}] scopes {listed}"[
+            :500
+        ]
     return f"webhook {_text(data.get('webhook_id'))} -> {_text(data.get('url'))}"[:500]
 
 

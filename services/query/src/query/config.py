@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, HttpUrl
+from pydantic import Field, HttpUrl, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.chassis.settings import CommonSettings
@@ -49,4 +49,29 @@ class QuerySettings(CommonSettings):
     )
     console_secure_cookies: bool = Field(
         False, description="mark the session cookie Secure even when requests reach the service over plain HTTP"
+    )
+    # Signing in to the console through an OpenID Connect provider (authorization code with PKCE).
+    # The ID token it gets is then used as the API key would be: registration's sign-in rules map it.
+    console_oidc_issuer: str | None = Field(
+        None,
+        description="the OpenID Connect provider people sign in to the console with (its issuer URL; "
+        "unset: API keys only). Registration must trust it too (OIDC_ISSUERS)",
+    )
+    console_oidc_client_id: str = Field(
+        "model-registry",
+        description="the console's client id at the provider: the ID tokens' audience, one of OIDC_AUDIENCES",
+    )
+    console_oidc_client_secret: SecretStr | None = Field(
+        None, description="the console's client secret at the provider (unset: a public client, PKCE alone)"
+    )
+    console_oidc_scopes: str = Field(
+        "openid profile email", description="the scopes the console asks the provider for (space-separated)"
+    )
+    console_oidc_provider_name: str = Field(
+        "your identity provider", description='the provider as the sign-in page names it ("Sign in with …")'
+    )
+    console_public_url: HttpUrl | None = Field(
+        None,
+        description="the console's external base URL (scheme, host and port), from which the provider's redirect "
+        "URI <base>/console/sign-in/oidc/callback is made (unset: from each request's own URL)",
     )

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from registration import curation_routes, internal_routes, keys_routes, log_routes, metrics, routes
+from registration import (
+    curation_routes,
+    internal_routes,
+    keys_routes,
+    log_routes,
+    metrics,
+    routes,
+    trust_rules_routes,
+    whoami_routes,
+)
 from registration.config import RegistrationSettings
 from registration.deployments_bootstrap import TrackerLog, keep_bootstrapping
+from registration.federation import LocalFederation
 from registration.group_commit import GroupCommit
 from registration.handlers import Command, Outcome, handle_commands
 from registration.key_events import announce_unannounced
 from registration.repository import MongoRepository
-from registration.storage import API_KEYS, OUTBOX, create_indexes, move_tombstones, retire_model_fields
+from registration.storage import API_KEYS, OUTBOX, TRUST_RULES, create_indexes, move_tombstones, retire_model_fields
 from registration.subscribers import register_command_subscriber, register_deployment_subscriber
+from registration.tokens import TokenVerifier
+from registration.trust_rules import TrustRules
 from shared.chassis import asyncapi
 from shared.chassis.http_app import service_app
 from shared.chassis.identity import RecordIdentity
@@ -54,6 +66,12 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
 
     # Key changes are announced through the same outbox as the command outcomes (key_events).
     changes = ChangeLog(repo, client, wake=relay.notify)
+    # OpenID Connect tokens: verified here for every service (the others ask internal_routes).
+    trust_rules = TrustRules(service.db[TRUST_RULES], changes, ttl=settings.key_cache_seconds)
+    verifier = TokenVerifier.of(settings)
+    federation = LocalFederation(verifier, trust_rules, settings.oidc_sign_in_rules, ttl=settings.key_cache_seconds)
+    service.federate(federation)
+    service.on_stop("token-verifier", verifier.close)
 
     async def handle_batch(commands: list[Command]) -> list[Outcome]:
         outcomes = await handle_commands(
@@ -107,6 +125,8 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     service.app.include_router(routes.router)
     service.app.include_router(curation_routes.router)
     service.app.include_router(keys_routes.router)
+    service.app.include_router(trust_rules_routes.router)
+    service.app.include_router(whoami_routes.router)
     service.app.include_router(internal_routes.router)
     service.app.include_router(log_routes.router)
     service.app.state.event_log = WindowedLog(service.db[OUTBOX])
@@ -114,4 +134,5 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     service.app.state.relay = relay
     service.app.state.repo = repo
     service.app.state.changes = changes
+    service.app.state.trust_rules, service.app.state.federation = trust_rules, federation
     return service.app

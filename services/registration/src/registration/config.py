@@ -111,7 +111,7 @@ class RegistrationSettings(CommonSettings):
         "pipelines ask their provider for",
     )
     oidc_algorithms: list[str] = Field(
-        default_factory=lambda: ["RS256", "PS256", "ES256", "EdDSA"],
+        default_factory=lambda: ["RS256", "PS256", "ES256"],
         validation_alias=AliasChoices("OIDC_ALGORITHMS", "oidc_algorithms"),
         description="signature algorithms accepted (JSON list); only asymmetric ones may be listed",
     )
@@ -121,20 +121,23 @@ class RegistrationSettings(CommonSettings):
         description="the platform's rules for people, tried in order before the teams' trust rules: JSON list of "
         '{"issuer", "claims": {name: value}, "team", "scopes"}; the first that matches decides',
     )
+    # Clock skew allowed between the provider and the registry on a token's exp, nbf and iat.
     oidc_leeway_seconds: float = Field(
         30, ge=0, le=300, validation_alias=AliasChoices("OIDC_LEEWAY_SECONDS", "oidc_leeway_seconds")
     )
+    # The largest token read: a longer one is refused before anything in it is decoded.
     oidc_max_token_bytes: int = Field(
         8192, ge=1024, le=16_384, validation_alias=AliasChoices("OIDC_MAX_TOKEN_BYTES", "oidc_max_token_bytes")
     )
     # An unknown key id makes the issuer's JWKS be fetched again, at most this often per issuer.
     oidc_jwks_refresh_seconds: float = Field(
-        30, ge=0, le=3600, validation_alias=AliasChoices("OIDC_JWKS_REFRESH_SECONDS", "oidc_jwks_refresh_seconds")
+        30, ge=1, le=3600, validation_alias=AliasChoices("OIDC_JWKS_REFRESH_SECONDS", "oidc_jwks_refresh_seconds")
     )
     # A fetched JWKS is used at most this long before it is fetched again (rotations without new key ids).
     oidc_jwks_max_age_seconds: float = Field(
         3600, gt=0, validation_alias=AliasChoices("OIDC_JWKS_MAX_AGE_SECONDS", "oidc_jwks_max_age_seconds")
     )
+    # How long fetching an issuer's discovery document and JWKS may take, in all.
     oidc_http_timeout_seconds: float = Field(
         5, gt=0, le=60, validation_alias=AliasChoices("OIDC_HTTP_TIMEOUT_SECONDS", "oidc_http_timeout_seconds")
     )

@@ -14,9 +14,12 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from registration.federation import LocalFederation
 from registry_contract.auth import parse_api_key, secret_matches
+from shared.chassis.federation import TokenAuthenticateRequest, TokenPrincipalRecord, TokenRefusal, TokenRefused
 from shared.chassis.http_app import Service
 from shared.chassis.http_params import IdPath
 from shared.chassis.keystore import usable
@@ -88,6 +91,31 @@ async def authenticate_key(body: AuthenticateRequest, request: Request) -> KeyPr
 async def key_record(key_id: IdPath, request: Request) -> KeyPrincipalRecord:
     """The principal record of a usable key by id; 404 alike for unknown, revoked and expired keys."""
     record = usable(await _service(request).db[API_KEYS].find_one({"_id": key_id}))
-    if record is None:
+    if record is not None:
+        return KeyPrincipalRecord.of(record)
+    # A service acting for a token's caller names the trust rule that admitted it.
+    granted = await _federation(request).principal_of(key_id)
+    if granted is None:
         raise Problem("not_found", f"no usable key {key_id!r}")
-    return KeyPrincipalRecord.of(record)
+    return KeyPrincipalRecord(
+        key_id=key_id,
+        team=granted.team,
+        scopes=sorted(granted.scopes),
+        platform_admin=granted.is_platform_admin,
+        can_sign=False,
+    )
+
+
+@router.post("/tokens/authenticate", response_model=TokenPrincipalRecord, responses=documented("not_found", "invalid"))
+async def authenticate_token(body: TokenAuthenticateRequest, request: Request) -> TokenPrincipalRecord | JSONResponse:
+    """The principal an OpenID Connect token acts as; 404 with the reason when it admits no one."""
+    try:
+        admission = await _federation(request).admit(body.token, team=body.team)
+    except TokenRefused as refused:
+        return JSONResponse(TokenRefusal(reason=refused.reason).model_dump(), status_code=404)
+    return TokenPrincipalRecord.of(admission.principal, admission.expires_at)
+
+
+def _federation(request: Request) -> LocalFederation:
+    federation: LocalFederation = request.app.state.federation
+    return federation

@@ -22,6 +22,7 @@ OUTBOX = "outbox"
 RELAY_CHECKPOINTS = "relay_checkpoints"
 SHARES = "shares"
 API_KEYS = "api_keys"
+TRUST_RULES = "trust_rules"
 # What registration knows of deployments, from the tracker's deployment_status_changed events:
 # version id -> {environment: status}; refuses deleting a version that runs somewhere.
 DEPLOYED_ENVIRONMENTS = "deployed_environments"
@@ -52,6 +53,11 @@ INDEXES: dict[str, list[IndexModel]] = {
     RELAY_CHECKPOINTS: [],
     SHARES: [],
     API_KEYS: [IndexModel([("team", ASCENDING)], name="team")],
+    # A token's rules are read by its issuer; a team's admins list theirs.
+    TRUST_RULES: [
+        IndexModel([("issuer", ASCENDING), ("deleted", ASCENDING)], name="issuer"),
+        IndexModel([("team", ASCENDING), ("deleted", ASCENDING)], name="team"),
+    ],
     DEPLOYED_ENVIRONMENTS: [],
 }
 

@@ -193,9 +193,9 @@ class RemoteFederation:
             del self._flights[slot]
 
     def forget(self, rule_id: str) -> None:
-        """Drop every answer that names ``rule_id``, and lookups in flight."""
+        """Drop every answer that names ``rule_id``, every refusal (a new rule may admit it), and lookups in flight."""
         self._generation += 1
-        for slot in [slot for slot, answer in self._cache.items() if answer.rule_id == rule_id]:
+        for slot in [slot for slot, answer in self._cache.items() if answer.rule_id in (rule_id, None)]:
             del self._cache[slot]
         self._flights.clear()
 

@@ -19,6 +19,13 @@ from shared.chassis.ratelimit import RateLimiter
 from shared.chassis.settings import CommonSettings
 
 PrincipalDependency = Callable[..., Awaitable[Principal]]
+TeamHeader = Annotated[
+    str | None,
+    Header(
+        description="with an OpenID Connect token: the team it acts for, needed only when trust rules of "
+        "several teams match the token"
+    ),
+]
 
 
 INTERNAL_HEADER = "x-registry-internal"
@@ -75,9 +82,10 @@ class Guard:
     async def __call__(
         self,
         request: Request,
-        # Read from the request by authenticate(); declared so /openapi.json documents both headers.
+        # Read from the request by authenticate(); declared so /openapi.json documents the headers.
         authorization: Annotated[str | None, Header()] = None,
         x_api_key: Annotated[str | None, Header()] = None,
+        x_registry_team: TeamHeader = None,
     ) -> Principal:
         return self.admit(request, await self.authenticate(request))
 
@@ -188,6 +196,16 @@ def guard_of(request: Request) -> Guard:
     return guard
 
 
+async def authenticated(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+    x_registry_team: TeamHeader = None,
+) -> Principal:
+    """For module-level routes: the caller's principal, whatever its scopes."""
+    return await guard_of(request)(request, authorization, x_api_key, x_registry_team)
+
+
 def requires(scope: str) -> PrincipalDependency:
     """For module-level routes: the caller's principal, which must hold ``scope``.
 
@@ -198,9 +216,10 @@ def requires(scope: str) -> PrincipalDependency:
         request: Request,
         authorization: Annotated[str | None, Header()] = None,
         x_api_key: Annotated[str | None, Header()] = None,
+        x_registry_team: TeamHeader = None,
     ) -> Principal:
         guard = guard_of(request)
-        return guard.demand(request, await guard(request, authorization, x_api_key), scope)
+        return guard.demand(request, await guard(request, authorization, x_api_key, x_registry_team), scope)
 
     return dependency
 

@@ -2,7 +2,8 @@
 
 ``api_key_revoked`` drops the key from the key store; ``trust_rule_deleted`` drops every token
 principal the rule admitted (and the rule's id from the key store, which a service acting for a
-token's caller names).
+token's caller names); ``trust_rule_created`` and ``trust_rule_deleted`` drop the cached refusals of
+tokens, which the changed rules may now admit.
 
 Each process follows ``registry.events`` from its end on every partition, outside any consumer
 group (every replica must see every revocation), and drops the revoked key from its
@@ -23,7 +24,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Counter
 
-from registry_contract.identity_events import API_KEY_REVOKED, TRUST_RULE_DELETED
+from registry_contract.identity_events import API_KEY_REVOKED, TRUST_RULE_CREATED, TRUST_RULE_DELETED
 from shared.chassis.federation import Federation
 from shared.chassis.kafka import client_options
 from shared.chassis.keystore import KeyStore
@@ -37,7 +38,12 @@ KEYS_EVICTED = Counter(
 )
 
 
-_ID_FIELDS = {API_KEY_REVOKED.encode(): "key_id", TRUST_RULE_DELETED.encode(): "rule_id"}
+# A new rule may admit a token refused a moment ago: its event drops the cached refusals too.
+_ID_FIELDS = {
+    API_KEY_REVOKED.encode(): "key_id",
+    TRUST_RULE_CREATED.encode(): "rule_id",
+    TRUST_RULE_DELETED.encode(): "rule_id",
+}
 
 
 class KeyEvictions:

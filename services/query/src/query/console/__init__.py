@@ -15,9 +15,11 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from query.config import QuerySettings
-from query.console import actions, pages
+from query.console import actions, oidc_sign_in, pages
+from query.console.identity_provider import IdentityProvider
 from query.console.sessions import Sessions
-from query.console.storage import CONSOLE_SESSIONS, INDEXES
+from query.console.sign_ins import SignIns
+from query.console.storage import CONSOLE_SESSIONS, CONSOLE_SIGN_INS, INDEXES
 from query.console.web import PAGE_HEADERS, PATH, Console, ConsoleRefusal, SignInNeeded, render, sign_in_redirect
 from registry_client.errors import RegistryError
 from shared.chassis.http_app import Service
@@ -38,6 +40,7 @@ def mount_console(service: Service, settings: QuerySettings) -> None:
     reads = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://query.internal")
     registration = httpx.AsyncClient(base_url=str(settings.registration_url), timeout=CALL_TIMEOUT)
     audit = httpx.AsyncClient(base_url=str(settings.audit_url), timeout=CALL_TIMEOUT)
+    discovery = httpx.AsyncClient(timeout=CALL_TIMEOUT)  # the identity provider's discovery document
     app.state.console = Console(
         sessions=Sessions(
             service.db[CONSOLE_SESSIONS],
@@ -49,14 +52,18 @@ def mount_console(service: Service, settings: QuerySettings) -> None:
         registration=registration,
         audit=audit,
         secure_cookies=settings.console_secure_cookies,
+        sign_ins=SignIns(service.db[CONSOLE_SIGN_INS]),
+        identity_provider=IdentityProvider.of(settings, discovery),
+        public_url=str(settings.console_public_url) if settings.console_public_url else None,
     )
 
-    async def create_indexes() -> None:  # the sessions' expiry: the console's own collection
+    async def create_indexes() -> None:  # the sessions' and sign-ins' expiry: the console's own collections
         await ensure_indexes(service.db, INDEXES)
 
     service.on_start(create_indexes)
     app.include_router(pages.router)
     app.include_router(actions.router)
+    app.include_router(oidc_sign_in.router)
     assets = {name: (STATIC / name).read_bytes() for name in ASSETS}
 
     @app.get(f"{PATH}/static/{{name}}", include_in_schema=False)
@@ -82,5 +89,6 @@ def mount_console(service: Service, settings: QuerySettings) -> None:
         status = exc.status or 502
         return render(request, "error.html", {"status": status, "message": exc.explanation}, status=status)
 
-    for name, client in {"reads": reads, "registration": registration, "audit": audit}.items():
+    clients = {"reads": reads, "registration": registration, "audit": audit, "discovery": discovery}
+    for name, client in clients.items():
         service.on_stop(f"console-{name}", client.aclose)

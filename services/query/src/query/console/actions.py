@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from query.console.sessions import Flash
+from query.console.sign_in_page import set_session_cookie, sign_in_page
 from query.console.web import (
     COOKIE,
     PATH,
@@ -27,9 +28,7 @@ from query.console.web import (
     checked_version,
     console_of,
     form_of,
-    new_token,
     redirect,
-    render,
     safe_next,
     segment,
     visit,
@@ -41,34 +40,13 @@ from shared.chassis.problems import Problem
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
 Signed = Annotated[Visit, Depends(visit)]
-SIGN_IN_FORM_SECONDS = 600
 DEFAULT_WAIT_SECONDS = 5.0  # QUERY_CONSISTENCY_WAIT_SECONDS' default, when the app sets none
-
-
-def _secure(request: Request) -> bool:
-    return request.url.scheme == "https" or console_of(request).secure_cookies
-
-
-def _sign_in_form(request: Request, *, message: str | None = None, status: int = 200) -> HTMLResponse:
-    token = new_token()
-    context = {"sign_in_token": token, "next": safe_next(request.query_params.get("next")), "message": message}
-    response = render(request, "sign_in.html", context, status=status)
-    response.set_cookie(
-        SIGN_IN_COOKIE,
-        token,
-        max_age=SIGN_IN_FORM_SECONDS,
-        path=PATH,
-        httponly=True,
-        secure=_secure(request),
-        samesite="strict",
-    )
-    return response
 
 
 @router.get("/sign-in", response_class=HTMLResponse)
 async def sign_in_form(request: Request) -> HTMLResponse:
     """The sign-in form, with its own token (cookie and hidden field: there is no session to hold one yet)."""
-    return _sign_in_form(request)
+    return sign_in_page(request)
 
 
 @router.post("/sign-in")
@@ -77,29 +55,21 @@ async def sign_in(request: Request) -> Response:
     form = await form_of(request)
     sent, expected = form.get("sign_in_token", ""), request.cookies.get(SIGN_IN_COOKIE, "")
     if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
-        return _sign_in_form(request, message="The sign-in form expired; please sign in again.", status=403)
+        return sign_in_page(request, message="The sign-in form expired; please sign in again.", status=403)
     console = console_of(request)
     key = form.get("api_key", "").strip()
     try:
         principal = console.guard.admit(request, await console.guard.authenticate_token(request, key))
     except Problem as problem:
         message = "That key was not accepted." if problem.status == 401 else problem.detail
-        return _sign_in_form(request, message=message, status=problem.status)
+        return sign_in_page(request, message=message, status=problem.status)
     if not principal.has("models:read"):
         console.guard.deny(request, principal, status=403, reason="missing scope models:read")
-        return _sign_in_form(request, message="This key lacks the models:read scope the console needs.", status=403)
+        return sign_in_page(request, message="This key lacks the models:read scope the console needs.", status=403)
     session_id, _ = await console.sessions.create(key, principal)
     response = redirect(safe_next(form.get("next")))
     response.delete_cookie(SIGN_IN_COOKIE, path=PATH)
-    response.set_cookie(
-        COOKIE,
-        session_id,
-        max_age=int(console.sessions.lifetime.total_seconds()),
-        path=PATH,
-        httponly=True,
-        secure=_secure(request),
-        samesite="strict",
-    )
+    set_session_cookie(response, request, session_id, max_age=int(console.sessions.lifetime.total_seconds()))
     return response
 
 

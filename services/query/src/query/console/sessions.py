@@ -1,4 +1,4 @@
-"""Console sign-ins: a random session id in the cookie, the API key sealed under it in MongoDB.
+"""Console sign-ins: a random session id in the cookie, the API key (or ID token) sealed under it in MongoDB.
 
 The browser holds only the session id (``HttpOnly``, ``SameSite=Strict``). MongoDB holds the
 session under the id's SHA-256, and the API key encrypted (AES-GCM) under a key derived from the
@@ -6,7 +6,8 @@ id itself. A copy of the database therefore yields neither a usable cookie nor a
 any replica holding the cookie can open the session: no secret has to be shared between them.
 
 A session ends at sign-out, after ``idle`` seconds without a request, or ``lifetime`` seconds
-after sign-in, whichever comes first; the TTL index removes it at ``expires_at``.
+after sign-in, whichever comes first; the TTL index removes it at ``expires_at``. A session opened
+through the identity provider holds the ID token in the key's place, and ends when the token expires.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import hashlib
 import os
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,18 +45,35 @@ class Flash:
 
 
 @dataclass(frozen=True)
+class Person:
+    """Who opened a session through the identity provider (the header names them, not a key id)."""
+
+    issuer: str
+    subject: str
+    name: str | None = None
+    email: str | None = None
+
+    @property
+    def shown_as(self) -> str:
+        """Their name, else their email, else the provider's subject."""
+        return self.name or self.email or self.subject
+
+
+@dataclass(frozen=True)
 class Session:
     """An open session: whose key it holds, and the token its forms must carry."""
 
-    api_key: str
+    api_key: str  # the API key, or the ID token of a session opened through the identity provider
     key_id: str
     team: str
     csrf_token: str
     expires_at: datetime
     flash: Flash | None = None
+    person: Person | None = None  # set when opened through the identity provider
 
 
-def _record_id(session_id: str) -> str:
+def record_id(session_id: str) -> str:
+    """The id a record is kept under: the SHA-256 of the id only the browser holds."""
     return hashlib.sha256(session_id.encode()).hexdigest()
 
 
@@ -65,16 +83,16 @@ def _sealing_key(session_id: str) -> AESGCM:
 
 
 def seal(session_id: str, api_key: str) -> bytes:
-    """``api_key`` encrypted under ``session_id``, bound to the session's record id."""
+    """``api_key`` encrypted under ``session_id``, bound to the record's id (a sign-in flow's secrets too)."""
     nonce = os.urandom(NONCE_BYTES)
-    return nonce + _sealing_key(session_id).encrypt(nonce, api_key.encode(), _record_id(session_id).encode())
+    return nonce + _sealing_key(session_id).encrypt(nonce, api_key.encode(), record_id(session_id).encode())
 
 
 def unseal(session_id: str, sealed: bytes) -> str | None:
-    """The API key sealed under ``session_id``, or ``None`` if it was not sealed under that id."""
+    """The text sealed under ``session_id``, or ``None`` if it was not sealed under that id."""
     try:
         plain = _sealing_key(session_id).decrypt(
-            sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _record_id(session_id).encode()
+            sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], record_id(session_id).encode()
         )
     except (InvalidTag, ValueError):
         return None
@@ -94,35 +112,45 @@ class Sessions:
     ) -> None:
         self.collection, self.lifetime, self.idle, self.clock = collection, lifetime, idle, clock
 
-    async def create(self, api_key: str, principal: Principal) -> tuple[str, Session]:
-        """A new session for an authenticated key: its id (for the cookie only) and the session."""
+    async def create(
+        self, api_key: str, principal: Principal, *, person: Person | None = None, not_after: datetime | None = None
+    ) -> tuple[str, Session]:
+        """A new session for an authenticated key: its id (for the cookie only) and the session.
+
+        ``person`` and ``not_after`` (the ID token's expiry, which the session never outlives) are
+        those of a sign-in through the identity provider, whose ID token is ``api_key``.
+        """
         session_id = secrets.token_urlsafe(32)
         now = self.clock()
+        expires_at = now + self.lifetime if not_after is None else min(now + self.lifetime, not_after)
         session = Session(
             api_key=api_key,
             key_id=principal.key_id,
             team=principal.team,
             csrf_token=secrets.token_urlsafe(32),
-            expires_at=now + self.lifetime,
+            expires_at=expires_at,
+            person=person,
         )
-        await self.collection.insert_one(
-            {
-                "_id": _record_id(session_id),
-                "sealed_key": seal(session_id, api_key),
-                "key_id": principal.key_id,
-                "team": principal.team,
-                "csrf_token": session.csrf_token,
-                "created_at": now,
-                "expires_at": session.expires_at,
-                "idle_until": now + self.idle,
-            }
-        )
+        record: Document = {
+            "_id": record_id(session_id),
+            "sealed_key": seal(session_id, api_key),
+            "via": "api_key" if person is None else "oidc",
+            "key_id": principal.key_id,
+            "team": principal.team,
+            "csrf_token": session.csrf_token,
+            "created_at": now,
+            "expires_at": expires_at,
+            "idle_until": min(now + self.idle, expires_at),
+        }
+        if person is not None:
+            record["person"] = asdict(person)
+        await self.collection.insert_one(record)
         return session_id, session
 
     async def open(self, session_id: str, *, take_flash: bool = True) -> Session | None:
         """The live session of ``session_id`` (its idle deadline moved on), or ``None``."""
         now = self.clock()
-        live = {"_id": _record_id(session_id), "expires_at": {"$gt": now}, "idle_until": {"$gt": now}}
+        live = {"_id": record_id(session_id), "expires_at": {"$gt": now}, "idle_until": {"$gt": now}}
         record = await self.collection.find_one(live)
         if record is None:
             return None
@@ -138,6 +166,7 @@ class Sessions:
         if api_key is None:
             return None
         flash = record.get("flash") if take_flash else None
+        person = record.get("person")
         return Session(
             api_key=api_key,
             key_id=record["key_id"],
@@ -145,14 +174,15 @@ class Sessions:
             csrf_token=record["csrf_token"],
             expires_at=record["expires_at"],
             flash=Flash(kind=flash["kind"], message=flash["message"]) if flash else None,
+            person=Person(**person) if person else None,
         )
 
     async def flash(self, session_id: str, flash: Flash) -> None:
         """Keep ``flash`` for the session's next page."""
         await self.collection.update_one(
-            {"_id": _record_id(session_id)}, {"$set": {"flash": {"kind": flash.kind, "message": flash.message}}}
+            {"_id": record_id(session_id)}, {"$set": {"flash": {"kind": flash.kind, "message": flash.message}}}
         )
 
     async def close(self, session_id: str) -> None:
         """End the session (sign-out, or its key no longer authenticates)."""
-        await self.collection.delete_one({"_id": _record_id(session_id)})
+        await self.collection.delete_one({"_id": record_id(session_id)})

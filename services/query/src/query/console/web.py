@@ -1,9 +1,9 @@
 """What every console page and action stands on: the signed-in visit, rendering, forms and refusals.
 
-A console request is a request of the API key its session holds: the key is authenticated again
-(a revoked key ends the session at once), takes one rate-limit token, and every read and write it
-causes is a call to the registry's own API with that key, so team isolation, scopes and audit are
-exactly those of the API.
+A console request is a request of the API key (or ID token) its session holds: it is authenticated
+again (a revoked key or an expired token ends the session at once), takes one rate-limit token,
+and every read and write it causes is a call to the registry's own API with that credential, so
+team isolation, scopes and audit are exactly those of the API.
 """
 
 from __future__ import annotations
@@ -22,11 +22,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from query.console import formatting
+from query.console.identity_provider import IdentityProvider
 from query.console.sessions import Session, Sessions
+from query.console.sign_ins import SignInFlows
 from registry_client.json_api import JsonApi
 from registry_contract import catalog, correlation
 from registry_contract.auth import Principal
 from registry_contract.versioning import precedence_key
+from shared.chassis.federation import TokenRefused, looks_like_token
 from shared.chassis.http_auth import Guard
 from shared.chassis.problems import CORRELATION_HEADER, Problem
 
@@ -62,6 +65,9 @@ class Console:
     registration: httpx.AsyncClient
     audit: httpx.AsyncClient
     secure_cookies: bool
+    sign_ins: SignInFlows
+    identity_provider: IdentityProvider | None = None  # None: API keys are the only way in
+    public_url: str | None = None  # the console's external base URL (QUERY_CONSOLE_PUBLIC_URL), if set
 
 
 @dataclass
@@ -106,7 +112,7 @@ async def visit(request: Request) -> Visit:
     session = await console.sessions.open(session_id, take_flash=not is_fragment) if session_id else None
     if session_id is None or session is None:
         raise SignInNeeded
-    principal = await console.guard.keystore.authenticate(session.api_key)
+    principal = await authenticated_again(console.guard, session.api_key)
     if principal is None:  # revoked or expired since sign-in
         await console.sessions.close(session_id)
         raise SignInNeeded
@@ -127,6 +133,21 @@ async def visit(request: Request) -> Visit:
         registration=JsonApi(console.registration, headers=headers),
         audit=JsonApi(console.audit, headers=headers),
     )
+
+
+async def authenticated_again(guard: Guard, credential: str) -> Principal | None:
+    """The principal of a session's API key or ID token now; ``None`` once revoked, expired or no longer admitted.
+
+    Silent, unlike the guard's 401: the visitor is sent to sign in again, not refused.
+    """
+    if not looks_like_token(credential):
+        return await guard.keystore.authenticate(credential)
+    if guard.federation is None:
+        return None
+    try:
+        return await guard.federation.authenticate(credential, team=None)
+    except TokenRefused:
+        return None
 
 
 def render(

@@ -1,0 +1,144 @@
+"""The teams' trust rules (``trust_rules``), each change committed with its event.
+
+A rule is written and deleted through the HTTP API only (:mod:`registration.trust_rules_routes`),
+in one transaction with its ``trust_rule_created`` or ``trust_rule_deleted`` event, whose id is
+derived from the rule: a change is announced once, and the audit log keeps it for ever. A
+deleted rule is kept, marked, so its id is never reused and an acting-for lookup names it gone.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+
+from registration.batch import SOURCE
+from registry_contract.auth import Principal
+from registry_contract.documents import Document
+from registry_contract.envelope import CloudEvent
+from registry_contract.identity_events import TRUST_RULE_CREATED, TRUST_RULE_DELETED, TrustRuleChanged
+from registry_contract.trust_rules import TrustRuleCreate, TrustRulePublic
+from shared.outbox.changes import ChangeLog
+
+_IDS = uuid.UUID("0b6f3c52-2f7e-4d1e-9a58-3c6d2b8e7f14")  # namespace of trust-rule event ids
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_rule_id() -> str:
+    """Eight random characters, the shape of a key id: a service acting for a token's caller names it alike."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(8))
+
+
+def public(record: Document) -> TrustRulePublic:
+    """The rule as its team's admins see it."""
+    return TrustRulePublic.model_validate({**record, "rule_id": record["_id"]})
+
+
+def rule_event(record: Document, event_type: str, *, actor: Principal) -> CloudEvent:
+    """The one event of ``event_type`` for the rule ``record``."""
+    data = TrustRuleChanged(
+        team=record["team"],
+        actor=actor.key_id,
+        actor_team=actor.team,
+        rule_id=record["_id"],
+        issuer=record["issuer"],
+        claims=record["claims"],
+        scopes=record["scopes"],
+        description=record.get("description"),
+    )
+    return CloudEvent(
+        id=uuid.uuid5(_IDS, f"{event_type}:{record['_id']}").hex,
+        source=SOURCE,
+        type=event_type,
+        data=data.model_dump(mode="json"),
+    )
+
+
+class TrustRules:
+    """The ``trust_rules`` collection: writes with their events, and the live rules of an issuer, cached briefly."""
+
+    def __init__(
+        self,
+        collection: AsyncCollection[Document],
+        changes: ChangeLog,
+        *,
+        ttl: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.collection, self._changes, self._ttl, self._clock = collection, changes, ttl, clock
+        self._by_issuer: dict[str, tuple[float, list[Document]]] = {}
+
+    async def create(self, team: str, body: TrustRuleCreate, *, actor: Principal) -> Document:
+        """Store a new rule for ``team`` and announce it, atomically."""
+        record: Document = {
+            "_id": new_rule_id(),
+            "team": team,
+            "issuer": body.issuer,
+            "claims": dict(body.claims),
+            "scopes": sorted(set(body.scopes)),
+            "description": body.description,
+            "created_at": datetime.now(UTC),
+            "created_by": actor.key_id,
+            "deleted": False,
+        }
+
+        async def insert(session: AsyncClientSession) -> None:
+            await self.collection.insert_one(record, session=session)
+
+        await self._changes.commit([rule_event(record, TRUST_RULE_CREATED, actor=actor)], insert)
+        self._by_issuer.pop(body.issuer, None)
+        return record
+
+    async def delete(self, record: Document, *, actor: Principal) -> None:
+        """Mark ``record`` deleted and announce it, atomically (a rule already deleted stays as it is)."""
+
+        async def mark(session: AsyncClientSession) -> None:
+            deleted = {"$set": {"deleted": True, "deleted_at": datetime.now(UTC)}}
+            await self.collection.update_one({"_id": record["_id"], "deleted": False}, deleted, session=session)
+
+        await self._changes.commit([rule_event(record, TRUST_RULE_DELETED, actor=actor)], mark)
+        self._by_issuer.pop(record["issuer"], None)
+
+    async def live(self, team: str, rule_id: str) -> Document | None:
+        """The team's rule ``rule_id``, unless deleted."""
+        return await self.collection.find_one({"_id": rule_id, "team": team, "deleted": False})
+
+    async def of_team(self, team: str) -> list[Document]:
+        """The team's live rules, oldest first."""
+        return await self.collection.find({"team": team, "deleted": False}).sort("created_at", 1).to_list()
+
+    async def count(self, team: str) -> int:
+        """How many live rules the team holds."""
+        return await self.collection.count_documents({"team": team, "deleted": False})
+
+    async def by_id(self, rule_id: str) -> Document | None:
+        """A live rule by id alone (a service acting for a token's caller names the rule)."""
+        return await self.collection.find_one({"_id": rule_id, "deleted": False})
+
+    async def of_issuer(self, issuer: str) -> list[Document]:
+        """Every team's live rules for ``issuer``, oldest first; read at most every ``ttl`` seconds."""
+        cached = self._by_issuer.get(issuer)
+        if cached is not None and cached[0] > self._clock():
+            return cached[1]
+        rules = await self.collection.find({"issuer": issuer, "deleted": False}).sort("created_at", 1).to_list()
+        self._by_issuer[issuer] = (self._clock() + self._ttl, rules)
+        return rules
+
+    def forget(self, issuer: str | None = None) -> None:
+        """Read the rules again at the next token (all issuers when ``issuer`` is None)."""
+        if issuer is None:
+            self._by_issuer.clear()
+        else:
+            self._by_issuer.pop(issuer, None)
+
+
+def rule_fields(record: Document) -> dict[str, Any]:
+    """What an acting-for lookup of a rule answers: its team and scopes."""
+    return {"team": record["team"], "scopes": list(record.get("scopes") or ())}
