@@ -49,9 +49,12 @@ async def team_key(stack: EmbeddedStack, team: str, scopes: list[str], *, name: 
     return str((await make_key(stack, team, scopes, name=name, **fields))["token"])
 
 
-def acting_as(stack: EmbeddedStack, service: str, token: str, *, timeout: float = 30) -> httpx.AsyncClient:
-    """A client of ``service`` that sends ``token`` on every request."""
-    return httpx.AsyncClient(base_url=stack.url(service), headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+def acting_as(
+    stack: EmbeddedStack, service: str, token: str, *, timeout: float = 30, for_team: str | None = None
+) -> httpx.AsyncClient:
+    """A client of ``service`` that sends ``token`` on every request (an OpenID Connect token: ``for_team``)."""
+    headers = {"Authorization": f"Bearer {token}"} | ({"X-Registry-Team": for_team} if for_team else {})
+    return httpx.AsyncClient(base_url=stack.url(service), headers=headers, timeout=timeout)
 
 
 async def register(
@@ -62,12 +65,13 @@ async def register(
     version: str = "1.0.0",
     *,
     expect: int | None = 201,
+    for_team: str | None = None,
     **fields: Any,
 ) -> httpx.Response:
     """Register ``version`` of ``team``/``name`` over HTTP as ``token`` (``fields`` added to or replacing
     the body's); the answer, whose status is checked to be ``expect`` unless that is None."""
     body = {"version": version, "framework": "xgboost", "artifact_uri": f"s3://models/{team}/{name}/{version}"}
-    async with acting_as(stack, "registration", token) as http:
+    async with acting_as(stack, "registration", token, for_team=for_team) as http:
         response = await http.post(f"/v1/models/{team}/{name}/versions", json=body | fields)
     if expect is not None:
         assert response.status_code == expect, response.text

@@ -145,6 +145,8 @@ def stack_environment(provider: OidcProvider) -> dict[str, str]:
     return {
         "OIDC_ISSUERS": json.dumps([provider.issuer]),
         "OIDC_AUDIENCES": json.dumps([AUDIENCE]),
+        # Its tokens are GitHub's stand-in: a trust rule names whose workload, as for GitHub's.
+        "OIDC_IDENTIFYING_CLAIMS": json.dumps({provider.issuer: ["sub", "repository"]}),
         "OIDC_SIGN_IN_RULES": json.dumps(rules),
         # A rotation is picked up within a second, so the rotation test need not wait 30 s.
         "OIDC_JWKS_REFRESH_SECONDS": "1",

@@ -66,7 +66,7 @@ async def test_a_pipeline_with_only_a_token_registers_and_reports_and_the_audit_
     token = await _pipeline_token(oidc_provider, repository)
     # No rule yet: the token is nobody, on every service.
     for service in SERVICES:
-        async with acting_as(stack, service, token) as http:
+        async with acting_as(stack, service, token, for_team=team.name) as http:
             if service == "deploy-tracker":
                 refused = await http.post("/v1/deployments/events", json={})
             else:
@@ -81,15 +81,17 @@ async def test_a_pipeline_with_only_a_token_registers_and_reports_and_the_audit_
 
     async def admitted_by_the_tracker() -> bool:
         # Its refusal of a moment ago was cached; the rule's event drops it.
-        async with acting_as(stack, "deploy-tracker", token) as http:
+        async with acting_as(stack, "deploy-tracker", token, for_team=team.name) as http:
             return (await http.post("/v1/deployments/events", json={})).status_code == 422
 
     await until(admitted_by_the_tracker, timeout=10, what="the tracker to admit the token under the new rule")
 
     correlation = f"tok-{uuid.uuid4().hex[:10]}"
-    registered = await register(stack, token, team.name, "from-ci", "1.0.0", expect=201)
+    # Without naming its team, the token is nobody: another team's rules are never tried for it.
+    await register(stack, token, team.name, "from-ci", "1.0.0", expect=401)
+    registered = await register(stack, token, team.name, "from-ci", "1.0.0", expect=201, for_team=team.name)
     assert registered.json()["created_by"] == rule["rule_id"]
-    async with acting_as(stack, "deploy-tracker", token) as http:
+    async with acting_as(stack, "deploy-tracker", token, for_team=team.name) as http:
         reported = await http.post(
             "/v1/deployments/events",
             headers={"Prefer": "wait=30", "X-Correlation-Id": correlation},
@@ -139,6 +141,12 @@ async def test_a_rule_grants_at_most_its_writers_scopes_and_only_listed_issuers(
     unlisted = body | {"scopes": ["models:read"], "issuer": "https://evil.example"}
     assert "not on the platform's list" in (await _rule(stack, admin_only, team, unlisted, expect=422))["detail"]
     await _rule(stack, admin_only, team, body | {"scopes": ["models:read"], "claims": {}}, expect=422)
+    # A rule on claims any workload of the issuer has (a branch) would admit every one of them.
+    anyone = body | {"scopes": ["models:read"], "claims": {"ref": "refs/heads/main"}}
+    assert (
+        "must match at least one of sub, repository"
+        in (await _rule(stack, admin_only, team, anyone, expect=422))["detail"]
+    )
     await _rule(stack, admin_only, team, body | {"scopes": ["models:read"], "claims": {"aud": "x"}}, expect=422)
     # Another team's admin cannot write rules for this team.
     stranger = await team_key(stack, team_name("other"), ["team:admin", "models:read"])
@@ -154,35 +162,29 @@ async def test_a_token_of_one_team_is_any_other_teams_stranger(
     repository = f"acme/{other}"
     await _rule(stack, other_admin, other, _rule_body(oidc_provider, repository, ["models:read", "models:write"]))
     token = await _pipeline_token(oidc_provider, repository)
-    async with acting_as(stack, "query", token) as http:
+    async with acting_as(stack, "query", token, for_team=other) as http:
         assert (await http.get(f"/v1/models/{team.name}/private")).status_code == 404
-    await register(stack, token, team.name, "private", "2.0.0", expect=403)
-    # Naming the other team does not help: the token's rules are its own team's.
-    async with acting_as(stack, "query", token) as http:
-        named = await http.get(f"/v1/models/{team.name}/private", headers={"X-Registry-Team": team.name})
-    assert named.status_code == 401
+    await register(stack, token, team.name, "private", "2.0.0", expect=403, for_team=other)
+    # Naming the other team does not help: only that team's rules are tried, and none matches.
+    async with acting_as(stack, "query", token, for_team=team.name) as http:
+        assert (await http.get(f"/v1/models/{team.name}/private")).status_code == 401
 
 
-async def test_when_rules_of_two_teams_match_the_caller_names_its_team(
+async def test_another_teams_rule_on_the_same_claims_neither_captures_nor_blocks_a_pipeline(
     stack: EmbeddedStack, oidc_provider: OidcProvider, team: Team
 ) -> None:
     repository = f"acme/{team.name}-shared"
     await _rule(stack, team.writer, team.name, _rule_body(oidc_provider, repository, ["models:write"]))
-    # Another team writes a rule matching the same pipeline: it cannot take the pipeline over.
+    # Another team writes a rule matching the same pipeline's claims.
     squatter = team_name("squat")
     squatter_admin = await team_key(stack, squatter, ["team:admin", "models:read", "models:write"])
     await _rule(stack, squatter_admin, squatter, _rule_body(oidc_provider, repository, ["models:write"]))
     token = await _pipeline_token(oidc_provider, repository)
-    await register(stack, token, team.name, "named", "1.0.0", expect=401)
-    async with httpx.AsyncClient(
-        base_url=stack.url("registration"),
-        headers={"Authorization": f"Bearer {token}", "X-Registry-Team": team.name},
-    ) as http:
-        answer = await http.post(
-            f"/v1/models/{team.name}/named/versions",
-            json={"version": "1.0.0", "framework": "xgboost", "artifact_uri": "s3://models/named/1.0.0"},
-        )
-    assert answer.status_code == 201, answer.text
+    # The pipeline names its team: the squatter's rule is never tried, and changes nothing.
+    await register(stack, token, team.name, "named", "1.0.0", for_team=team.name)
+    async with acting_as(stack, "registration", token, for_team=team.name) as http:
+        who = (await http.get("/v1/whoami")).json()
+    assert who["team"] == team.name
 
 
 async def test_a_deleted_rule_admits_nothing_on_any_service(
@@ -192,17 +194,17 @@ async def test_a_deleted_rule_admits_nothing_on_any_service(
     rule = await _rule(stack, team.writer, team.name, _rule_body(oidc_provider, repository, ["models:read"]))
     token = await _pipeline_token(oidc_provider, repository)
     for service in ("query", "registration"):
-        async with acting_as(stack, service, token) as http:
+        async with acting_as(stack, service, token, for_team=team.name) as http:
             assert (await http.get("/v1/models" if service == "query" else "/v1/whoami")).status_code == 200
     async with acting_as(stack, "registration", team.writer) as http:
         assert (await http.delete(f"/v1/teams/{team.name}/trust-rules/{rule['rule_id']}")).status_code == 204
         listed = await http.get(f"/v1/teams/{team.name}/trust-rules")
     assert listed.json()["items"] == []
-    async with acting_as(stack, "registration", token) as http:
+    async with acting_as(stack, "registration", token, for_team=team.name) as http:
         assert (await http.get("/v1/whoami")).status_code == 401
 
     async def refused_by_query() -> bool:
-        async with acting_as(stack, "query", token) as http:
+        async with acting_as(stack, "query", token, for_team=team.name) as http:
             return (await http.get("/v1/models")).status_code == 401
 
     await until(refused_by_query, timeout=10, what="the query service to refuse the deleted rule's token")

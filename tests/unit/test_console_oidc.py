@@ -32,6 +32,7 @@ from registry_contract.documents import Document
 from shared.chassis.federation import TokenRefused
 from shared.chassis.http_auth import Guard
 from shared.chassis.problems import Problem
+from shared.chassis.ratelimit import RateLimiter
 
 pytestmark = pytest.mark.unit
 ISSUER = "https://idp.example"
@@ -85,6 +86,7 @@ class FakeGuard:
     def __init__(self) -> None:
         self.scopes = frozenset({"models:read", "models:write"})
         self.denials: list[str] = []
+        self.limiter = RateLimiter(rate=1, burst=5)  # sign-in starts per client address
 
     async def authenticate_token(self, request: Request, token: str | None) -> Principal:
         claims = token_claims(token or "")
@@ -217,6 +219,11 @@ async def test_the_flow_cookie_is_secure_as_the_session_cookie_is() -> None:
     finally:
         await world.close()
     assert "secure" in {part.strip() for part in cookie.split(";")}
+
+
+async def test_sign_in_starts_from_one_address_are_rate_limited(world: World) -> None:
+    statuses = [(await world.browser.get("/console/sign-in/oidc")).status_code for _ in range(8)]
+    assert statuses[:5] == [302] * 5 and statuses[-1] == 429
 
 
 async def test_the_redirect_uri_is_made_from_the_public_url_when_set() -> None:

@@ -158,7 +158,8 @@ async def test_a_token_without_a_kid_verifies_under_the_key_that_signed_it(
     # The issuer has two keys; a token naming neither is tried under each (a bounded number).
     assert (await verifier.verify(sign(kid=None))).subject == "alice"
     assert (await verifier.verify(sign(EC_KEY, "ES256", kid=None))).subject == "alice"
-    assert await refused(verifier, sign(UNBOUND_RSA_KEY, "PS256", kid=None)) == "signature"
+    # No key of the issuer is for PS256 (its RSA key is bound to RS256): none is tried.
+    assert await refused(verifier, sign(UNBOUND_RSA_KEY, "PS256", kid=None)) == "unknown_key"
 
 
 async def test_a_rotation_without_kids_is_followed_at_most_once_per_interval(
@@ -471,3 +472,10 @@ async def test_a_verifier_is_built_from_the_settings() -> None:
     verifier = TokenVerifier.of(settings)
     assert await refused(verifier, sign(iss="https://other.example.com")) == "issuer"
     await verifier.close()
+
+
+async def test_a_jwks_uri_the_http_client_cannot_parse_fails_the_token_not_the_request(
+    verifier: TokenVerifier, provider: Provider
+) -> None:
+    provider.discovery["jwks_uri"] = "https://a\x00b.example/jwks"
+    assert await refused(verifier, sign()) == "jwks_unavailable"

@@ -37,7 +37,7 @@ URL_ENVS: Mapping[Service, str] = {
     "audit": "REGISTRY_AUDIT_URL",
 }
 CORRELATION_HEADER = "X-Correlation-ID"
-# Which team a token acts for, when trust rules of several teams match it (an API key has one team).
+# Which team a token acts for: only that team's trust rules are tried (an API key has one team).
 TEAM_HEADER = "X-Registry-Team"
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = "registry-client/0.1"
@@ -139,8 +139,8 @@ class ClientOptions(TypedDict, total=False):
         retry: how often and how patiently requests are retried (:class:`RetryPolicy`).
         correlation_id: sent on every call of the client (default: a new one per operation).
         team: the team the credential acts for, sent as ``X-Registry-Team`` on every call (default
-            ``REGISTRY_TEAM``, else none): it chooses among the teams whose trust rules match an
-            OpenID Connect token.
+            ``REGISTRY_TEAM``, else none): an OpenID Connect token acts under that team's trust
+            rules only.
         consistency: where the client keeps its writes' consistency tokens (share one
             :class:`~registry_client.consistency.ConsistencyTokens` between clients and a producer
             so each reads what the others wrote; default: one of its own).

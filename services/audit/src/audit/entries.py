@@ -169,7 +169,10 @@ def _outcome(event: CloudEvent) -> str:
 def _detail(event: CloudEvent) -> str | None:
     data = event.data
     if event.type in _ACCESS_OUTCOMES:
-        return (f"{data.get('method')} {data.get('path')} {data.get('status')}" + _token_detail(data))[:500]
+        request = f"{_text(data.get('method'))} {(_text(data.get('path')) or '')[:200]} {data.get('status')}"
+        # Why an authentication failed ("token expired", "invalid"): what an operator looks for first.
+        why = _text(data.get("reason")) if event.type == messages.ACCESS_AUTH_FAILED else None
+        return (request + (f" ({why[:64]})" if why else "") + _token_detail(data))[:500]
     if event.type == messages.COMMAND_REJECTED:
         return (_text(data.get("message")) or "")[:500] or None
     if event.type in IDENTITY_EVENT_MODELS:
@@ -185,8 +188,9 @@ def _token_detail(data: dict[str, Any]) -> str:
         return ""
     claims = identity.get("claims")
     matched = " ".join(f"{k}={_text(v)}" for k, v in claims.items()) if isinstance(claims, dict) else ""
-    issuer, subject, rule = (_text(identity.get(k)) for k in ("issuer", "subject", "rule"))
-    return f" by token iss={issuer} sub={subject} rule={rule} matched [{matched}]"
+    issuer, subject, rule = ((_text(identity.get(k)) or "")[:128] for k in ("issuer", "subject", "rule"))
+    # The rule first: however long the subject, the entry names what admitted the caller.
+    return f" by token rule={rule} iss={issuer} sub={subject} matched [{matched}]"
 
 
 def _identity_detail(data: dict[str, Any]) -> str:

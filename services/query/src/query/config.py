@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, HttpUrl, SecretStr
+from pydantic import Field, HttpUrl, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.chassis.federation import issuer_url_allowed
 from shared.chassis.settings import CommonSettings
 
 
@@ -75,3 +76,18 @@ class QuerySettings(CommonSettings):
         description="the console's external base URL (scheme, host and port), from which the provider's redirect "
         "URI <base>/console/sign-in/oidc/callback is made (unset: from each request's own URL)",
     )
+
+    @field_validator("console_oidc_issuer", mode="before")
+    @classmethod
+    def _issuer_or_none(cls, issuer: object) -> object:
+        # An empty variable (a Compose default of "") means no provider, not one at "".
+        if isinstance(issuer, str) and not issuer.strip():
+            return None
+        if isinstance(issuer, str) and not issuer_url_allowed(issuer):
+            raise ValueError(f"{issuer!r}: an issuer is https, or http on a loopback host")
+        return issuer
+
+    @field_validator("console_oidc_client_secret", mode="before")
+    @classmethod
+    def _secret_or_none(cls, secret: object) -> object:
+        return None if isinstance(secret, str) and not secret else secret

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from ipaddress import ip_address
 from typing import Annotated
-from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import SettingsConfigDict
 
 from registry_contract import catalog
-from registry_contract.auth import SCOPES
+from registry_contract.auth import PLATFORM_TEAM, SCOPES
+from registry_contract.trust_rules import RESERVED_CLAIMS
+from shared.chassis.federation import issuer_url_allowed
 from shared.chassis.settings import CommonSettings
 
 ASYMMETRIC_ALGORITHMS = frozenset(
@@ -18,19 +27,10 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 )
 
 
-def issuer_url_allowed(url: str) -> bool:
-    """Whether ``url`` may be an issuer: https, or http on a loopback host (a provider on this machine)."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return True
-    if parts.scheme != "http" or not parts.hostname:
-        return False
-    if parts.hostname == "localhost":
-        return True
-    try:
-        return ip_address(parts.hostname).is_loopback
-    except ValueError:
-        return False
+GITHUB_ACTIONS_ISSUER = "https://token.actions.githubusercontent.com"
+# What a GitHub Actions token says of whose workflow it is; ref, environment or workflow alone
+# would be met by a token of any repository on GitHub.
+GITHUB_IDENTIFYING_CLAIMS = ("sub", "repository", "repository_id", "repository_owner", "repository_owner_id")
 
 
 class SignInRule(BaseModel):
@@ -121,6 +121,12 @@ class RegistrationSettings(CommonSettings):
         description="the platform's rules for people, tried in order before the teams' trust rules: JSON list of "
         '{"issuer", "claims": {name: value}, "team", "scopes"}; the first that matches decides',
     )
+    oidc_identifying_claims: dict[str, list[str]] = Field(
+        default_factory=lambda: {GITHUB_ACTIONS_ISSUER: list(GITHUB_IDENTIFYING_CLAIMS)},
+        validation_alias=AliasChoices("OIDC_IDENTIFYING_CLAIMS", "oidc_identifying_claims"),
+        description="per issuer, the claims that say whose workload a token is (JSON object: issuer -> names); a "
+        "trust rule must match at least one, else any token of the issuer would meet it. An issuer not named: sub",
+    )
     # Clock skew allowed between the provider and the registry on a token's exp, nbf and iat.
     oidc_leeway_seconds: float = Field(
         30, ge=0, le=300, validation_alias=AliasChoices("OIDC_LEEWAY_SECONDS", "oidc_leeway_seconds")
@@ -153,6 +159,19 @@ class RegistrationSettings(CommonSettings):
                 f"not asymmetric, or unknown: {', '.join(refused)} (allowed: {sorted(ASYMMETRIC_ALGORITHMS)})"
             )
         return algorithms
+
+    @model_validator(mode="after")
+    def _sign_in_rules_can_match(self) -> RegistrationSettings:
+        for number, rule in enumerate(self.oidc_sign_in_rules, 1):
+            where = f"OIDC_SIGN_IN_RULES rule {number}"
+            if rule.issuer not in self.oidc_issuers:
+                raise ValueError(f"{where}: issuer {rule.issuer!r} is not on OIDC_ISSUERS, so it would match nothing")
+            reserved = sorted(RESERVED_CLAIMS & set(rule.claims))
+            if reserved:
+                raise ValueError(f"{where}: cannot match on {', '.join(reserved)} (the verifier checks these)")
+            if "platform:admin" in rule.scopes and rule.team != PLATFORM_TEAM:
+                raise ValueError(f"{where}: platform:admin is for team {PLATFORM_TEAM!r} only")
+        return self
 
     @field_validator("oidc_issuers")
     @classmethod

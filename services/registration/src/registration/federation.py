@@ -1,13 +1,13 @@
 """Registration's :class:`~shared.chassis.federation.Federation`: verify a token, then find the rule it meets.
 
 Order: the platform's sign-in rules (``OIDC_SIGN_IN_RULES``, for people), tried in their order,
-the first that matches deciding; then the teams' trust rules. A team's rules are tried oldest
-first, and the first that matches decides the scopes. When rules of several teams match, the
-caller names its team (``X-Registry-Team``); unnamed, the token admits no one: a team cannot take
-over another team's pipeline by writing a rule that matches it. A named team whose rules do not
-match is refused alike, so the answer never says whether some other team's rule matched.
+the first that matches deciding; then the trust rules of the team the caller names
+(``X-Registry-Team``), oldest first, the first that matches deciding the scopes. A token acts under
+a team's trust rules only for the team it names: another team's rules are never tried, so no team
+can capture, block or probe another team's pipeline by writing a rule that matches its tokens.
 
-Admitted principals are cached by the token's hash until the token expires or ``ttl`` passes.
+Admitted principals are cached by the token's hash (and the named team) until the token expires
+or ``ttl`` passes; the internal route other services ask reads the rules afresh.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from registration.config import SignInRule
 from registration.tokens import TokenVerifier, VerifiedToken
@@ -28,6 +27,7 @@ from registry_contract.trust_rules import claims_match
 from shared.chassis.federation import TokenRefused
 
 NO_RULE = "no_rule"
+TEAM_NOT_NAMED = "team_not_named"  # no sign-in rule matched, and no team was named for the trust rules
 SIGN_IN_RULE_PREFIX = "p"  # ids of sign-in rules: "p" and seven characters derived from the rule
 
 
@@ -40,8 +40,11 @@ class Admission:
 
 
 def sign_in_rule_id(rule: SignInRule) -> str:
-    """A sign-in rule's id, stable across restarts and replicas (derived from the rule itself)."""
-    digest = hashlib.sha256(rule.model_dump_json().encode()).hexdigest()
+    """A sign-in rule's id, stable across restarts and replicas (derived from what it matches and grants).
+
+    Its description is left out: rewording a rule must not change the actor id of everyone it admits.
+    """
+    digest = hashlib.sha256(rule.model_dump_json(exclude={"description"}).encode()).hexdigest()
     return SIGN_IN_RULE_PREFIX + "".join(ch for ch in digest if ch.isalnum())[:7]
 
 
@@ -67,15 +70,19 @@ class LocalFederation:
         """The principal ``token`` acts as (for ``team`` when named), or :class:`TokenRefused`."""
         return (await self.admit(token, team=team)).principal
 
-    async def admit(self, token: str, *, team: str | None) -> Admission:
-        """:meth:`authenticate` with the token's expiry (the internal route answers both)."""
+    async def admit(self, token: str, *, team: str | None, fresh: bool = False) -> Admission:
+        """:meth:`authenticate` with the token's expiry; ``fresh``: the rules read now, not from a cache.
+
+        The internal route asks ``fresh``: a replica that has not yet seen a rule's deletion must not
+        admit under it (the asking service caches the answer in turn).
+        """
         slot = hashlib.sha256(f"{team or ''}\n{token}".encode()).hexdigest()
         cached = self._cache.get(slot)
-        if cached is not None and cached[0] > self._clock():
+        if not fresh and cached is not None and cached[0] > self._clock():
             self._cache.move_to_end(slot)
             return cached[1]
         verified = await self.verifier.verify(token)
-        admission = Admission(await self._principal(verified, team), verified.expires_at)
+        admission = Admission(await self._principal(verified, team, fresh=fresh), verified.expires_at)
         remaining = (verified.expires_at - datetime.now(verified.expires_at.tzinfo)).total_seconds()
         self._cache[slot] = (self._clock() + min(self._ttl, remaining), admission)
         while len(self._cache) > self._max:
@@ -103,22 +110,18 @@ class LocalFederation:
         self._cache.clear()
         self.rules.forget()
 
-    async def _principal(self, verified: VerifiedToken, team: str | None) -> Principal:
+    async def _principal(self, verified: VerifiedToken, team: str | None, *, fresh: bool) -> Principal:
         for rule_id, rule in self.sign_in_rules:
             if rule.issuer == verified.issuer and claims_match(rule.claims, verified.claims):
                 if team is not None and team != rule.team:
                     raise TokenRefused(NO_RULE)
                 return _admitted(verified, rule_id, rule.team, rule.scopes, rule.claims)
-        matching: dict[str, dict[str, Any]] = {}
-        for record in await self.rules.of_issuer(verified.issuer):
-            if claims_match(record["claims"], verified.claims):
-                matching.setdefault(record["team"], record)  # oldest first: a team's first match decides
-        if team is not None:
-            matching = {team: matching[team]} if team in matching else {}
-        if len(matching) != 1:
-            raise TokenRefused(NO_RULE)
-        (record,) = matching.values()
-        return _admitted(verified, record["_id"], record["team"], record["scopes"], record["claims"])
+        if team is None:
+            raise TokenRefused(TEAM_NOT_NAMED)
+        for record in await self.rules.of_issuer(verified.issuer, fresh=fresh):
+            if record["team"] == team and claims_match(record["claims"], verified.claims):
+                return _admitted(verified, record["_id"], team, record["scopes"], record["claims"])
+        raise TokenRefused(NO_RULE)
 
 
 def _admitted(

@@ -110,7 +110,7 @@ async def key_record(key_id: IdPath, request: Request) -> KeyPrincipalRecord:
 async def authenticate_token(body: TokenAuthenticateRequest, request: Request) -> TokenPrincipalRecord | JSONResponse:
     """The principal an OpenID Connect token acts as; 404 with the reason when it admits no one."""
     try:
-        admission = await _federation(request).admit(body.token, team=body.team)
+        admission = await _federation(request).admit(body.token, team=body.team, fresh=True)
     except TokenRefused as refused:
         return JSONResponse(TokenRefusal(reason=refused.reason).model_dump(), status_code=404)
     return TokenPrincipalRecord.of(admission.principal, admission.expires_at)

@@ -20,8 +20,7 @@ import structlog
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry, Key
 
-from registration.config import issuer_url_allowed
-from shared.chassis.federation import TokenRefused
+from shared.chassis.federation import TokenRefused, issuer_url_allowed
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +28,7 @@ DISCOVERY_PATH = "/.well-known/openid-configuration"
 MAX_DOCUMENT_BYTES = 256 * 1024
 # A token without a key id is tried under each key: a bounded number of signature checks.
 MAX_KIDLESS_TRIES = 5
+_KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}  # by the algorithm's first two letters
 MAX_KEYS = 100
 SIGNATURE_KEY_TYPES = frozenset({"RSA", "EC", "OKP"})  # never "oct": a published secret is no secret
 
@@ -134,7 +134,8 @@ class IssuerKeys:
             async with asyncio.timeout(self._timeout):  # the whole exchange, not each read
                 keys = await self._download(issuer)
             state.keys, state.fetched_at, succeeded = keys, self._clock(), True
-        except (_Unavailable, httpx.HTTPError, TimeoutError) as exc:
+        # Whatever the issuer serves (a jwks_uri httpx cannot even parse…), its tokens fail, never the request.
+        except Exception as exc:
             log.warning("could not fetch an issuer's signing keys", issuer=issuer, why=str(exc) or type(exc).__name__)
         finally:  # whatever went wrong, even unforeseen, the next try waits a refresh interval
             state.failed, state.attempted_at = not succeeded, self._clock()
@@ -202,7 +203,8 @@ def _find(keys: tuple[Key, ...] | None, kid: str | None, alg: str) -> list[Key]:
     if keys is None:
         return []
     if kid is None:
-        return list(keys[:MAX_KIDLESS_TRIES])
+        suitable = [key for key in keys if key.key_type == _KEY_TYPES.get(alg[:2]) and key.alg in (None, alg)]
+        return suitable[:MAX_KIDLESS_TRIES]
     named = [key for key in keys if key.kid == kid]
     # One kid may name keys for several algorithms: prefer the one declared for the token's.
     preferred = next((key for key in named if key.alg in (None, alg)), named[0] if named else None)

@@ -23,9 +23,9 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import Key
 
-from registration.config import ASYMMETRIC_ALGORITHMS, RegistrationSettings, issuer_url_allowed
+from registration.config import ASYMMETRIC_ALGORITHMS, RegistrationSettings
 from registration.issuer_keys import IssuerKeys
-from shared.chassis.federation import TokenRefused
+from shared.chassis.federation import TokenRefused, issuer_url_allowed
 
 MAX_CLAIMS = 200
 MAX_JSON_DEPTH = 16  # of the payload; claims nest a few levels (realm_access.roles), never dozens

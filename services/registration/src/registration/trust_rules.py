@@ -68,17 +68,21 @@ class TrustRules:
         self,
         collection: AsyncCollection[Document],
         changes: ChangeLog,
+        keys: AsyncCollection[Document],
         *,
         ttl: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.collection, self._changes, self._ttl, self._clock = collection, changes, ttl, clock
+        self.collection, self._changes, self._keys, self._ttl, self._clock = collection, changes, keys, ttl, clock
         self._by_issuer: dict[str, tuple[float, list[Document]]] = {}
 
     async def create(self, team: str, body: TrustRuleCreate, *, actor: Principal) -> Document:
         """Store a new rule for ``team`` and announce it, atomically."""
+        rule_id = new_rule_id()
+        while await self._keys.find_one({"_id": rule_id}, {"_id": 1}) is not None:
+            rule_id = new_rule_id()  # a service acting for a caller names a key or a rule by one id
         record: Document = {
-            "_id": new_rule_id(),
+            "_id": rule_id,
             "team": team,
             "issuer": body.issuer,
             "claims": dict(body.claims),
@@ -122,10 +126,10 @@ class TrustRules:
         """A live rule by id alone (a service acting for a token's caller names the rule)."""
         return await self.collection.find_one({"_id": rule_id, "deleted": False})
 
-    async def of_issuer(self, issuer: str) -> list[Document]:
-        """Every team's live rules for ``issuer``, oldest first; read at most every ``ttl`` seconds."""
+    async def of_issuer(self, issuer: str, *, fresh: bool = False) -> list[Document]:
+        """Every team's live rules for ``issuer``, oldest first; read at most every ``ttl`` seconds unless ``fresh``."""
         cached = self._by_issuer.get(issuer)
-        if cached is not None and cached[0] > self._clock():
+        if not fresh and cached is not None and cached[0] > self._clock():
             return cached[1]
         rules = await self.collection.find({"issuer": issuer, "deleted": False}).sort("created_at", 1).to_list()
         self._by_issuer[issuer] = (self._clock() + self._ttl, rules)

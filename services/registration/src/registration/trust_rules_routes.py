@@ -4,6 +4,7 @@ A rule names an issuer on the platform's list and grants at most the scopes of t
 writes it, never ``platform:admin``; each change is an event the audit log keeps for ever.
 """
 
+import contextlib
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -15,6 +16,7 @@ from registry_contract.trust_rules import TrustRuleCreate, TrustRuleList, TrustR
 from shared.chassis.http_auth import administers_team
 from shared.chassis.http_params import IdPath, SlugPath
 from shared.chassis.problems import Problem, documented, keyed_route_refusals
+from shared.outbox.changes import AlreadyAnnounced
 
 
 def _settings(request: Request) -> RegistrationSettings:
@@ -45,6 +47,13 @@ def _refusal(body: TrustRuleCreate, caller: Principal, settings: RegistrationSet
         listed = ", ".join(settings.oidc_issuers) or "none"
         setting = RegistrationSettings.env_name("oidc_issuers")
         return f"issuer {body.issuer!r} is not on the platform's list ({setting}: {listed})"
+    identifying = settings.oidc_identifying_claims.get(body.issuer, ["sub"])
+    if not set(identifying) & set(body.claims):
+        setting = RegistrationSettings.env_name("oidc_identifying_claims")
+        return (
+            f"a rule for {body.issuer!r} must match at least one of {', '.join(identifying)} ({setting}): "
+            "without one, a token of any workload of the issuer would meet it"
+        )
     beyond = sorted(scope for scope in set(body.scopes) if not caller.has(scope))
     if beyond:
         return f"a rule grants at most its writer's scopes; this key lacks {', '.join(beyond)}"
@@ -81,5 +90,6 @@ async def delete_trust_rule(team: SlugPath, rule_id: IdPath, caller: TeamAdmin, 
     record = await rules.live(team, rule_id)
     if record is None:
         raise Problem("not_found", f"team {team!r} has no trust rule {rule_id!r}")
-    await rules.delete(record, actor=caller)
+    with contextlib.suppress(AlreadyAnnounced):  # deleted by a request running beside this one
+        await rules.delete(record, actor=caller)
     request.app.state.federation.forget(rule_id)

@@ -20,7 +20,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from ipaddress import ip_address
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -61,6 +63,21 @@ class Federation(Protocol):
     def clear(self) -> None:
         """Drop everything cached (deletions may have been missed: the evictions were not following)."""
         ...
+
+
+def issuer_url_allowed(url: str) -> bool:
+    """Whether ``url`` may be an issuer: https, or http on a loopback host (a provider on this machine)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    if parts.hostname == "localhost":
+        return True
+    try:
+        return ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
 
 
 def looks_like_token(credential: str) -> bool:

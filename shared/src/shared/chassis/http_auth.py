@@ -11,7 +11,7 @@ from fastapi import Depends, Header, Request
 from registry_contract import messages
 from registry_contract.auth import Principal, bearer_token, parse_api_key
 from shared.chassis.access import ACCESS_DENIED, AUTH_FAILURES, RATE_LIMITED, AccessLog, FailureWatch
-from shared.chassis.federation import TEAM_HEADER, Federation, TokenRefused, looks_like_token
+from shared.chassis.federation import TEAM_HEADER, UNAVAILABLE, Federation, TokenRefused, looks_like_token
 from shared.chassis.http_params import SlugPath
 from shared.chassis.keystore import KeyStore
 from shared.chassis.problems import Problem
@@ -22,8 +22,8 @@ PrincipalDependency = Callable[..., Awaitable[Principal]]
 TeamHeader = Annotated[
     str | None,
     Header(
-        description="with an OpenID Connect token: the team it acts for, needed only when trust rules of "
-        "several teams match the token"
+        description="with an OpenID Connect token: the team it acts for; only that team's trust rules "
+        "are tried (not needed for the platform's sign-in rules)"
     ),
 ]
 
@@ -122,6 +122,12 @@ class Guard:
             try:
                 return await self.federation.authenticate(token, team=_named_team(request))
             except TokenRefused as refused:
+                if refused.reason == UNAVAILABLE:  # registration is away: not the caller's fault, retry
+                    raise Problem(
+                        "unavailable",
+                        "tokens cannot be checked right now (the registration service is unreachable); retry",
+                        headers={"Retry-After": "5"},
+                    ) from None
                 return self._refuse(request, f"token {refused.reason}", source="")
         principal = await self.keystore.authenticate(token)
         if principal is not None:
@@ -145,7 +151,8 @@ class Guard:
         # One answer for every failure, so probing learns nothing about which keys exist.
         raise Problem(
             "unauthenticated",
-            "a valid API key, or an OpenID Connect token a trust rule admits, is required",
+            "a valid API key, or an OpenID Connect token a rule admits (a team's trust rules: for the team "
+            "named in X-Registry-Team), is required",
             headers={"WWW-Authenticate": "Bearer"},
         )
 

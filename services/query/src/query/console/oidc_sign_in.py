@@ -59,6 +59,9 @@ def callback_url(request: Request, public_url: str | None) -> str:
     return base + CALLBACK_PATH
 
 
+TOO_MANY_STARTS = "Too many sign-ins were started from your address just now; wait a moment and try again."
+
+
 @router.get("/sign-in/oidc")
 async def begin_sign_in(request: Request, next_page: Annotated[str | None, Query(alias="next")] = None) -> Response:
     """Keep a new flow (state, nonce, PKCE verifier) and send the browser to the provider's authorization endpoint."""
@@ -66,6 +69,10 @@ async def begin_sign_in(request: Request, next_page: Annotated[str | None, Query
     provider = console.identity_provider
     if provider is None:
         return sign_in_page(request, message=NOT_SET_UP, status=404)
+    # No one is signed in yet, and each start stores a flow: starts are limited per client address.
+    client = request.client.host if request.client else "unknown"
+    if console.guard.limiter.take(f"console-sign-in/{client}", None) > 0:
+        return sign_in_page(request, message=TOO_MANY_STARTS, status=429, next_page=safe_next(next_page))
     flow = SignInFlow.new(redirect_uri=callback_url(request, console.public_url), next_page=safe_next(next_page))
     try:
         location = await provider.authorization_url(flow)
