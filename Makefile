@@ -29,10 +29,9 @@ observe: setup
 system-packages:
 	@tools/ensure-system-packages
 
+# The linters, the type checker and the unit tests run beside the stack's tests (tools/run-tests).
 test: setup system-packages
-	.venv/bin/ruff check .
-	.venv/bin/mypy contract/src shared/src services/*/src deploy/local/src client/src tests tools
-	.venv/bin/pytest
+	tools/run-tests
 
 lint: setup
 	.venv/bin/ruff check .

@@ -28,7 +28,7 @@ from tests.browser import browser_page, chromium_browser, phone_page
 from tests.factories import ADMIN_KEY
 from tests.infra import Infra, external_infra, testcontainers_infra
 from tests.mlflow_server import mlflow_server
-from tests.oidc_provider import OidcProvider, stack_environment
+from tests.oidc_provider import STACK_IDENTITY_PREFIXES, OidcProvider, stack_environment
 from tests.throwaway import throwaway_settings
 
 # Fixtures defined elsewhere: a seeded MLflow tracking server, and Debian's Chromium driven by
@@ -221,3 +221,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             f"tests with none of the markers {', '.join(KINDS)} (set pytestmark in the module): {', '.join(unmarked)}"
         )
     items.sort(key=lambda item: item.nodeid.startswith("tests/e2e/test_nothing_on_the_bus.py"))
+
+
+@pytest.fixture(autouse=True)
+def _only_the_stack_trusts_the_test_provider(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hide the identity settings the session's stack was started with from tests that build settings themselves.
+
+    The services inherit them through the environment (see ``stack``); a unit or integration test
+    that makes ``RegistrationSettings()`` or ``QuerySettings()`` must see the defaults, whatever ran before.
+    """
+    if request.node.get_closest_marker("e2e"):
+        return
+    for name in [name for name in os.environ if name.startswith(STACK_IDENTITY_PREFIXES)]:
+        monkeypatch.delenv(name)

@@ -131,6 +131,9 @@ ADMINS_GROUP = "registry-admins"
 PEOPLE_SCOPES = ["models:read", "models:write", "models:approve", "deployments:write", "audit:read"]
 
 
+STACK_IDENTITY_PREFIXES = ("OIDC_", "QUERY_CONSOLE_OIDC_")  # what stack_environment sets
+
+
 def stack_environment(provider: OidcProvider) -> dict[str, str]:
     """The settings that make a stack trust ``provider``: its tokens, the sign-in rules, the console's sign-in."""
     rules = [

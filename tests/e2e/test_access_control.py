@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import os
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +92,12 @@ def expect(own: int, *, other: int, shared: int, lacking: int = 403) -> dict[str
     return {**UNAUTH, "other_team": other, "lacking_scope": lacking, "own": own, "shared_with": shared}
 
 
+def trusted_issuer() -> str:
+    """The issuer the session's stack trusts (its test provider: tests/oidc_provider.py)."""
+    issuers: list[str] = json.loads(os.environ["OIDC_ISSUERS"])
+    return issuers[0]
+
+
 def routes(w: World) -> list[tuple[str, str, str, Any, dict[str, int]]]:
     m = f"/v1/models/{w.owner}/{w.model}"
     hidden = expect(200, other=404, shared=200)
@@ -124,6 +131,16 @@ def routes(w: World) -> list[tuple[str, str, str, Any, dict[str, int]]]:
             expect(201, other=403, shared=403),
         ),
         ("registration", "GET", f"/v1/teams/{w.owner}/api-keys", None, expect(200, other=403, shared=403)),
+        (
+            "registration",
+            "POST",
+            f"/v1/teams/{w.owner}/trust-rules",
+            {"issuer": trusted_issuer(), "claims": {"repository": f"acme/{w.owner}"}, "scopes": ["models:read"]},
+            expect(201, other=403, shared=403),
+        ),
+        ("registration", "GET", f"/v1/teams/{w.owner}/trust-rules", None, expect(200, other=403, shared=403)),
+        # Any valid key may ask who it is.
+        ("registration", "GET", "/v1/whoami", None, expect(200, other=200, shared=200, lacking=200)),
         (
             "registration",
             "DELETE",

@@ -17,6 +17,7 @@ from registry_contract.identity_events import IDENTITY_EVENT_MODELS
 from shared.chassis.signing import EventSigner
 from tests.factories import ADMIN_KEY, binary_record, register_event
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
+from tests.oidc_provider import OidcProvider
 
 pytestmark = pytest.mark.e2e
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
@@ -66,12 +67,19 @@ def violations(record: Any, schemas: dict[str, tuple[dict[str, Any], dict[str, A
     return [f"{ce_type}: {p}" for p in problems]
 
 
-async def change_keys_and_webhooks(stack: EmbeddedStack, team: str) -> None:
-    """Create and revoke a key, create, re-key and delete a webhook: one of each identity event."""
+async def change_keys_rules_and_webhooks(stack: EmbeddedStack, team: str, issuer: str) -> None:
+    """Create and revoke a key, create and delete a trust rule, create, re-key and delete a webhook.
+
+    One of each identity event.
+    """
     async with httpx.AsyncClient(headers=AUTH, timeout=10) as http:
         keys = f"{stack.url('registration')}/v1/teams/{team}/api-keys"
         key = (await http.post(keys, json={"name": "k", "scopes": ["models:read"]})).json()
         assert (await http.delete(f"{keys}/{key['key_id']}")).status_code == 204
+        rules = f"{stack.url('registration')}/v1/teams/{team}/trust-rules"
+        body = {"issuer": issuer, "claims": {"repository": "acme/x"}, "scopes": ["models:read"]}
+        rule = (await http.post(rules, json=body)).json()
+        assert (await http.delete(f"{rules}/{rule['rule_id']}")).status_code == 204
         hooks = f"{stack.url('deploy-tracker')}/v1/teams/{team}/webhooks"
         hook = (await http.post(hooks, json={"url": "http://127.0.0.1:9/h", "event_types": ["*"]})).json()
         assert (await http.post(f"{hooks}/{hook['id']}/secret")).status_code == 200
@@ -88,7 +96,9 @@ async def test_each_service_documents_what_it_consumes_and_publishes(stack: Embe
     assert every_type == set(messages.COMMAND_MODELS) | set(messages.EVENT_MODELS)
 
 
-async def test_what_the_services_send_conforms_to_their_documents(stack: EmbeddedStack) -> None:
+async def test_what_the_services_send_conforms_to_their_documents(
+    stack: EmbeddedStack, oidc_provider: OidcProvider
+) -> None:
     # The AsyncAPI documents are how a producer learns the Kafka side without reading the code.
     schemas = message_schemas(await documents(stack))
     team = f"t{uuid.uuid4().hex[:10]}"
@@ -122,7 +132,7 @@ async def test_what_the_services_send_conforms_to_their_documents(stack: Embedde
             assert (await query.get(f"/v1/models/{team}/card")).status_code == 200
         await seen.wait_for(lambda r: header(r, "ce_type") == messages.ACCESS_READ and team in r.value.decode())
         await seen.wait_for(caused_by(refused.id))
-        await change_keys_and_webhooks(stack, team)
+        await change_keys_rules_and_webhooks(stack, team, oidc_provider.issuer)
         for change in IDENTITY_EVENT_MODELS:
 
             def announced(record: Any, change: str = change) -> bool:

@@ -243,7 +243,7 @@ class TestAuthentication:
             assert response.status_code == 401, response.text
             assert response.headers["content-type"] == "application/problem+json"
             assert response.headers["www-authenticate"] == "Bearer"
-            assert response.json()["detail"] == "a valid API key is required"
+            assert response.json()["detail"].startswith("a valid API key, or an OpenID Connect token")
             assert "mcp-session-id" not in response.headers
 
     async def test_the_sdk_client_cannot_open_a_session_without_a_valid_key(self, stack: EmbeddedStack) -> None:

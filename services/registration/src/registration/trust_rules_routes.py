@@ -19,7 +19,7 @@ from shared.chassis.problems import Problem, documented, keyed_route_refusals
 from shared.outbox.changes import AlreadyAnnounced
 
 
-def _settings(request: Request) -> RegistrationSettings:
+async def _settings(request: Request) -> RegistrationSettings:
     settings = request.app.state.service.settings
     if not isinstance(settings, RegistrationSettings):
         raise TypeError(f"the trust-rule routes need RegistrationSettings, not {type(settings).__name__}")

@@ -29,7 +29,10 @@ class WhoAmI(BaseModel):
     token: TokenIdentity | None = None
 
 
-router = APIRouter(prefix="/v1", tags=["api-keys"], responses=documented("unauthenticated"))
+# No scope is needed: any valid key or admitted token may ask (401 without one, 429 over the rate).
+router = APIRouter(
+    prefix="/v1", tags=["api-keys"], responses=documented("unauthenticated", "rate_limited", "unavailable")
+)
 
 
 @router.get("/whoami")
