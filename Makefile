@@ -41,6 +41,7 @@ lint: setup
 bench: setup
 	.venv/bin/python bench/registry_bench.py
 	.venv/bin/python bench/security_bench.py
+	.venv/bin/python bench/token_bench.py
 	.venv/bin/python bench/deploy_bench.py
 	.venv/bin/python bench/search_bench.py
 	.venv/bin/python bench/console_bench.py

@@ -55,6 +55,8 @@ async def infra(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Infra
     os.environ.setdefault("KEY_CACHE_SECONDS", "1")
     # Consumer lag is sampled every second instead of every 15 s, so tests see it move.
     os.environ.setdefault("LAG_SAMPLE_SECONDS", "1")
+    # A stopped service closes what its peers left open after a second, not five (TLS stacks).
+    os.environ.setdefault("HTTP_SHUTDOWN_SECONDS", "1")
     # Webhook tests deliver to a receiver on loopback, with quick retries and time-outs.
     os.environ.setdefault("DEPLOY_TRACKER_ALLOW_PRIVATE_WEBHOOKS", "true")
     os.environ.setdefault("DEPLOY_TRACKER_WEBHOOK_BACKOFF_SECONDS", "0.2")

@@ -41,6 +41,7 @@ def serve(settings_class: type[S], build_app: Callable[[S], FastAPI]) -> None:
         # Forwarded headers are the app's business, believed from TRUSTED_PROXIES only
         # (uvicorn's own default would believe any process on 127.0.0.1).
         proxy_headers=False,
+        timeout_graceful_shutdown=settings.http_shutdown_seconds,
     )
 
 

@@ -111,6 +111,9 @@ class CommonSettings(BaseSettings):
 
     # Each shutdown step (background tasks, Kafka, MongoDB) gets this long before it is abandoned.
     shutdown_grace_seconds: float = Field(10.0, validation_alias=_shared("shutdown_grace_seconds"))
+    # A stopping service waits this long for open HTTP requests and connections before closing
+    # them: an idle keep-alive connection over TLS is otherwise held until its peer reads again.
+    http_shutdown_seconds: int = Field(5, ge=0, validation_alias=_shared("http_shutdown_seconds"))
     # A background task that dies is restarted after a pause doubling from the first to the
     # maximum; it counts as up again (``/readyz``, registry_background_task_up) once it has run
     # for the settle time, which also starts the pauses afresh.
