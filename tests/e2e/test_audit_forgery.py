@@ -23,32 +23,13 @@ from registry_cli.database_users import service_database
 from registry_cli.secrets import load_or_create
 from registry_cli.stack import EmbeddedStack
 from registry_client import AsyncRegistryClient
+from registry_contract.audit_chain import LEGACY_FIELDS
 from tests.factories import ADMIN_KEY, binary_record, register_event
 from tests.kafka_tools import publish_raw
 from tests.waiting import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
-# The fields unversioned (pre-keyed) entries were hashed over: the formula anyone can compute.
-_UNVERSIONED = (
-    "_id",
-    "chain",
-    "seq",
-    "topic",
-    "partition",
-    "offset",
-    "ce_id",
-    "type",
-    "source",
-    "time",
-    "actor",
-    "team",
-    "model",
-    "outcome",
-    "correlation_id",
-    "causation_id",
-    "detail",
-)
 SPAN = 7  # the newest entries of the chain each forgery works on
 
 
@@ -107,7 +88,9 @@ async def rehash(db: Any, chain: str, docs: list[dict[str, Any]], prev: str, *, 
         if unversioned:
             doc.pop("v", None)
         doc["prev_hash"] = prev
-        body = prev.encode() + canonical(doc, _UNVERSIONED) if unversioned else None
+        body = prev.encode() + canonical(
+            doc, LEGACY_FIELDS
+        )  # the published formula of pre-keyed entries if unversioned else None
         doc["hash"] = prev = hashlib.sha256(body).hexdigest() if body else link(prev, doc)
         await db.audit_log.replace_one({"_id": doc["_id"]}, doc)
     await db.audit_heads.update_one({"_id": chain}, {"$set": {"hash": prev}})

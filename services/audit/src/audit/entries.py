@@ -186,11 +186,15 @@ def _token_detail(data: dict[str, Any]) -> str:
     identity = data.get("identity")
     if not isinstance(identity, dict):
         return ""
-    claims = identity.get("claims")
-    matched = " ".join(f"{k}={_text(v)}" for k, v in claims.items()) if isinstance(claims, dict) else ""
+    matched = _claims_text(identity.get("claims"))
     issuer, subject, rule = ((_text(identity.get(k)) or "")[:128] for k in ("issuer", "subject", "rule"))
     # The rule first: however long the subject, the entry names what admitted the caller.
     return f" by token rule={rule} iss={issuer} sub={subject} matched [{matched}]"
+
+
+def _claims_text(claims: Any) -> str:
+    """``name=value`` pairs of a token's or a rule's claims, space-separated (nothing if they are not a map)."""
+    return " ".join(f"{k}={_text(v)}" for k, v in claims.items()) if isinstance(claims, dict) else ""
 
 
 def _identity_detail(data: dict[str, Any]) -> str:
@@ -200,8 +204,7 @@ def _identity_detail(data: dict[str, Any]) -> str:
         listed = ",".join(s for s in scopes if isinstance(s, str)) if isinstance(scopes, list) else ""
         return f"key {_text(data.get('key_id'))} ({_text(data.get('key_name')) or ''}) scopes {listed}"[:500]
     if "rule_id" in data:
-        claims = data.get("claims")
-        matched = " ".join(f"{k}={_text(v)}" for k, v in claims.items()) if isinstance(claims, dict) else ""
+        matched = _claims_text(data.get("claims"))
         scopes = data.get("scopes")
         listed = ",".join(s for s in scopes if isinstance(s, str)) if isinstance(scopes, list) else ""
         return f"trust rule {_text(data.get('rule_id'))} iss={_text(data.get('issuer'))} [{matched}] scopes {listed}"[

@@ -67,7 +67,7 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     # Key changes are announced through the same outbox as the command outcomes (key_events).
     changes = ChangeLog(repo, client, wake=relay.notify)
     # OpenID Connect tokens: verified here for every service (the others ask internal_routes).
-    trust_rules = TrustRules(service.db[TRUST_RULES], changes, service.db[API_KEYS], ttl=settings.key_cache_seconds)
+    trust_rules = TrustRules(service.db[TRUST_RULES], changes, service.db[API_KEYS])
     verifier = TokenVerifier.of(settings)
     federation = LocalFederation(verifier, trust_rules, settings.oidc_sign_in_rules, ttl=settings.key_cache_seconds)
     service.federate(federation)

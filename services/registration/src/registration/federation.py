@@ -7,7 +7,7 @@ a team's trust rules only for the team it names: another team's rules are never 
 can capture, block or probe another team's pipeline by writing a rule that matches its tokens.
 
 Admitted principals are cached by the token's hash (and the named team) until the token expires
-or ``ttl`` passes; the internal route other services ask reads the rules afresh.
+or ``ttl`` passes; the internal route other services ask admits afresh.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from registration.tokens import TokenVerifier, VerifiedToken
 from registration.trust_rules import TrustRules
 from registry_contract.auth import FederatedIdentity, Principal
 from registry_contract.trust_rules import claims_match
-from shared.chassis.federation import TokenRefused
+from shared.chassis.federation import TokenRefused, token_slot
 
 NO_RULE = "no_rule"
 TEAM_NOT_NAMED = "team_not_named"  # no sign-in rule matched, and no team was named for the trust rules
@@ -71,18 +71,18 @@ class LocalFederation:
         return (await self.admit(token, team=team)).principal
 
     async def admit(self, token: str, *, team: str | None, fresh: bool = False) -> Admission:
-        """:meth:`authenticate` with the token's expiry; ``fresh``: the rules read now, not from a cache.
+        """:meth:`authenticate` with the token's expiry; ``fresh``: not from this replica's cache of admissions.
 
         The internal route asks ``fresh``: a replica that has not yet seen a rule's deletion must not
-        admit under it (the asking service caches the answer in turn).
+        admit under it (the asking service caches the answer in turn). The rules are read each time.
         """
-        slot = hashlib.sha256(f"{team or ''}\n{token}".encode()).hexdigest()
+        slot = token_slot(token, team)
         cached = self._cache.get(slot)
         if not fresh and cached is not None and cached[0] > self._clock():
             self._cache.move_to_end(slot)
             return cached[1]
         verified = await self.verifier.verify(token)
-        admission = Admission(await self._principal(verified, team, fresh=fresh), verified.expires_at)
+        admission = Admission(await self._principal(verified, team), verified.expires_at)
         remaining = (verified.expires_at - datetime.now(verified.expires_at.tzinfo)).total_seconds()
         self._cache[slot] = (self._clock() + min(self._ttl, remaining), admission)
         while len(self._cache) > self._max:
@@ -100,17 +100,15 @@ class LocalFederation:
         return Principal(key_id=rule_id, team=record["team"], scopes=frozenset(record["scopes"]))
 
     def forget(self, rule_id: str) -> None:
-        """Drop the admissions of ``rule_id`` and the cached rules (it was deleted)."""
+        """Drop the admissions of ``rule_id`` (it was deleted)."""
         for slot in [slot for slot, (_, admission) in self._cache.items() if admission.principal.key_id == rule_id]:
             del self._cache[slot]
-        self.rules.forget()
 
     def clear(self) -> None:
-        """Drop every cached admission and rule."""
+        """Drop every cached admission."""
         self._cache.clear()
-        self.rules.forget()
 
-    async def _principal(self, verified: VerifiedToken, team: str | None, *, fresh: bool) -> Principal:
+    async def _principal(self, verified: VerifiedToken, team: str | None) -> Principal:
         for rule_id, rule in self.sign_in_rules:
             if rule.issuer == verified.issuer and claims_match(rule.claims, verified.claims):
                 if team is not None and team != rule.team:
@@ -118,8 +116,8 @@ class LocalFederation:
                 return _admitted(verified, rule_id, rule.team, rule.scopes, rule.claims)
         if team is None:
             raise TokenRefused(TEAM_NOT_NAMED)
-        for record in await self.rules.of_issuer(verified.issuer, fresh=fresh):
-            if record["team"] == team and claims_match(record["claims"], verified.claims):
+        for record in await self.rules.of_team(team):  # oldest first: its first match decides
+            if record["issuer"] == verified.issuer and claims_match(record["claims"], verified.claims):
                 return _admitted(verified, record["_id"], team, record["scopes"], record["claims"])
         raise TokenRefused(NO_RULE)
 

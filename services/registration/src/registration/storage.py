@@ -53,11 +53,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     RELAY_CHECKPOINTS: [],
     SHARES: [],
     API_KEYS: [IndexModel([("team", ASCENDING)], name="team")],
-    # A token's rules are read by its issuer; a team's admins list theirs.
-    TRUST_RULES: [
-        IndexModel([("issuer", ASCENDING), ("deleted", ASCENDING)], name="issuer"),
-        IndexModel([("team", ASCENDING), ("deleted", ASCENDING)], name="team"),
-    ],
+    # A team's rules, read for each token that names the team and listed by its admins.
+    TRUST_RULES: [IndexModel([("team", ASCENDING), ("deleted", ASCENDING)], name="team")],
     DEPLOYED_ENVIRONMENTS: [],
 }
 

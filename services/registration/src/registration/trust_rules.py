@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import secrets
 import string
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
@@ -62,19 +59,12 @@ def rule_event(record: Document, event_type: str, *, actor: Principal) -> CloudE
 
 
 class TrustRules:
-    """The ``trust_rules`` collection: writes with their events, and the live rules of an issuer, cached briefly."""
+    """The ``trust_rules`` collection: reads, and writes with their events."""
 
     def __init__(
-        self,
-        collection: AsyncCollection[Document],
-        changes: ChangeLog,
-        keys: AsyncCollection[Document],
-        *,
-        ttl: float = 5.0,
-        clock: Callable[[], float] = time.monotonic,
+        self, collection: AsyncCollection[Document], changes: ChangeLog, keys: AsyncCollection[Document]
     ) -> None:
-        self.collection, self._changes, self._keys, self._ttl, self._clock = collection, changes, keys, ttl, clock
-        self._by_issuer: dict[str, tuple[float, list[Document]]] = {}
+        self.collection, self._changes, self._keys = collection, changes, keys
 
     async def create(self, team: str, body: TrustRuleCreate, *, actor: Principal) -> Document:
         """Store a new rule for ``team`` and announce it, atomically."""
@@ -97,7 +87,6 @@ class TrustRules:
             await self.collection.insert_one(record, session=session)
 
         await self._changes.commit([rule_event(record, TRUST_RULE_CREATED, actor=actor)], insert)
-        self._by_issuer.pop(body.issuer, None)
         return record
 
     async def delete(self, record: Document, *, actor: Principal) -> None:
@@ -108,7 +97,6 @@ class TrustRules:
             await self.collection.update_one({"_id": record["_id"], "deleted": False}, deleted, session=session)
 
         await self._changes.commit([rule_event(record, TRUST_RULE_DELETED, actor=actor)], mark)
-        self._by_issuer.pop(record["issuer"], None)
 
     async def live(self, team: str, rule_id: str) -> Document | None:
         """The team's rule ``rule_id``, unless deleted."""
@@ -125,24 +113,3 @@ class TrustRules:
     async def by_id(self, rule_id: str) -> Document | None:
         """A live rule by id alone (a service acting for a token's caller names the rule)."""
         return await self.collection.find_one({"_id": rule_id, "deleted": False})
-
-    async def of_issuer(self, issuer: str, *, fresh: bool = False) -> list[Document]:
-        """Every team's live rules for ``issuer``, oldest first; read at most every ``ttl`` seconds unless ``fresh``."""
-        cached = self._by_issuer.get(issuer)
-        if not fresh and cached is not None and cached[0] > self._clock():
-            return cached[1]
-        rules = await self.collection.find({"issuer": issuer, "deleted": False}).sort("created_at", 1).to_list()
-        self._by_issuer[issuer] = (self._clock() + self._ttl, rules)
-        return rules
-
-    def forget(self, issuer: str | None = None) -> None:
-        """Read the rules again at the next token (all issuers when ``issuer`` is None)."""
-        if issuer is None:
-            self._by_issuer.clear()
-        else:
-            self._by_issuer.pop(issuer, None)
-
-
-def rule_fields(record: Document) -> dict[str, Any]:
-    """What an acting-for lookup of a rule answers: its team and scopes."""
-    return {"team": record["team"], "scopes": list(record.get("scopes") or ())}

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from pydantic import BaseModel, Field, ValidationError
 from registry_contract.auth import FederatedIdentity, Principal, parse_api_key
 from registry_contract.times import UtcTime
 from shared.chassis.settings import CommonSettings
-from shared.chassis.verifiers import INTERNAL_TOKEN_HEADER, internal_token
+from shared.chassis.verifiers import internal_client, internal_token
 
 log = structlog.get_logger(__name__)
 
@@ -80,6 +79,11 @@ def issuer_url_allowed(url: str) -> bool:
         return False
 
 
+def token_slot(token: str, team: str | None) -> str:
+    """Where an answer for ``token`` acting for ``team`` is cached: their hash (the token itself is never kept)."""
+    return hashlib.sha256(f"{team or ''}\n{token}".encode()).hexdigest()
+
+
 def looks_like_token(credential: str) -> bool:
     """Whether ``credential`` is shaped as a JWS (three dot-separated parts), not an API key."""
     return credential.count(".") == 2 and parse_api_key(credential) is None
@@ -115,14 +119,11 @@ class TokenPrincipalRecord(BaseModel):
         """The answer for ``principal`` (which must carry an identity), admitted until ``expires_at``."""
         if principal.identity is None:
             raise ValueError("only a token's principal has an identity")
-        identity = principal.identity
         return cls(
             key_id=principal.key_id,
             team=principal.team,
             scopes=sorted(principal.scopes),
-            identity=IdentityRecord(
-                issuer=identity.issuer, subject=identity.subject, rule=identity.rule_id, claims=dict(identity.claims)
-            ),
+            identity=IdentityRecord.model_validate(principal.identity.as_record()),
             expires_at=expires_at,
         )
 
@@ -166,10 +167,7 @@ class RemoteFederation:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._base_url, self._token, self._timeout = base_url.rstrip("/"), token, timeout
-        self._verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
-        self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._client = internal_client(base_url, token, timeout=timeout, ca_file=ca_file, transport=transport)
         self._ttl, self._max, self._clock = ttl, max_entries, clock
         self._cache: OrderedDict[str, _Answer] = OrderedDict()
         self._flights: dict[str, asyncio.Task[_Answer]] = {}
@@ -189,15 +187,13 @@ class RemoteFederation:
         """The principal registration admits ``token`` as, or :class:`TokenRefused`."""
         if len(token) > MAX_TOKEN_CHARS:
             raise TokenRefused("too_large")
-        slot = hashlib.sha256(f"{team or ''}\n{token}".encode()).hexdigest()
+        slot = token_slot(token, team)
         answer = self._cache.get(slot)
         if answer is None or answer.until <= self._clock():
             flight = self._flights.get(slot)
             if flight is None:
                 flight = self._flights[slot] = asyncio.get_running_loop().create_task(self._fetch(slot, token, team))
-                flight.add_done_callback(
-                    lambda done: self._flights.pop(slot, None) if self._flights.get(slot) is done else None
-                )
+                flight.add_done_callback(lambda done: self._landed(slot, done))
             answer = await asyncio.shield(flight)
         else:
             self._cache.move_to_end(slot)
@@ -223,9 +219,8 @@ class RemoteFederation:
         self._flights.clear()
 
     async def close(self) -> None:
-        """Close the HTTP client, if opened."""
-        if self._client is not None:
-            await self._client.aclose()
+        """Close the HTTP client."""
+        await self._client.aclose()
 
     async def _fetch(self, slot: str, token: str, team: str | None) -> _Answer:
         generation = self._generation
@@ -240,16 +235,13 @@ class RemoteFederation:
         return answer
 
     async def _ask(self, token: str, team: str | None) -> _Answer:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                base_url=self._base_url, timeout=self._timeout, verify=self._verify, transport=self._transport
-            )
         until = self._clock() + self._ttl
         body: dict[str, Any] = {"token": token, "team": team}
         try:
-            reply = await self._client.post(TOKENS_PATH, json=body, headers={INTERNAL_TOKEN_HEADER: self._token})
+            reply = await self._client.post(TOKENS_PATH, json=body)
         except httpx.HTTPError as exc:
-            log.warning("registration could not answer a token lookup", why=type(exc).__name__, url=self._base_url)
+            url = str(self._client.base_url)
+            log.warning("registration could not answer a token lookup", why=type(exc).__name__, url=url)
             return _Answer(until, None, None, UNAVAILABLE)
         try:
             if reply.status_code == 200:

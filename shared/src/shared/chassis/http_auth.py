@@ -181,8 +181,7 @@ class Guard:
 
 def _named_team(request: Request) -> str | None:
     """The team a token's caller says it acts for (``X-Registry-Team``), if it says one."""
-    named = request.headers.get(TEAM_HEADER)
-    return named.strip()[:64] or None if named else None
+    return (request.headers.get(TEAM_HEADER) or "").strip()[:64] or None
 
 
 def rate_limit_exceeded(principal: Principal, limiter: RateLimiter) -> str:
