@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -45,6 +45,18 @@ class ApiKeyCreate(BaseModel):
     name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(SCOPES))]
     expires_at: datetime | None = None
+
+    @field_validator("expires_at")
+    @classmethod
+    def _in_utc(cls, expires_at: datetime | None) -> datetime | None:
+        """In UTC (naive: taken as UTC); a time with no UTC equivalent (year 1 at +00:03) is refused, not a 500."""
+        if expires_at is None:
+            return None
+        try:
+            return (expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)).astimezone(UTC)
+        except OverflowError:
+            raise ValueError("expires_at is out of range") from None
+
     rate_limit: RateLimit | None = None
 
 
@@ -87,7 +99,7 @@ def _refusal(team: str, body: ApiKeyCreate, caller: Principal) -> str | None:
     """Why ``caller`` may not create the key ``body`` for ``team``, if it may not."""
     if "platform:admin" in body.scopes and not (team == PLATFORM_TEAM and caller.is_platform_admin):
         return "platform:admin is only for platform-team keys made by a platform admin"
-    if body.expires_at is not None and body.expires_at.astimezone(UTC) <= datetime.now(UTC):
+    if body.expires_at is not None and body.expires_at <= datetime.now(UTC):
         return "expires_at must be in the future"
     if body.rate_limit is not None and not caller.is_platform_admin:
         return "only platform admins set a key's own rate limit"
