@@ -62,6 +62,8 @@ async def infra(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Infra
     os.environ.setdefault("DEPLOY_TRACKER_WEBHOOK_BACKOFF_SECONDS", "0.2")
     os.environ.setdefault("DEPLOY_TRACKER_WEBHOOK_TIMEOUT_SECONDS", "1")
     os.environ.setdefault("DEPLOY_TRACKER_WEBHOOK_MAX_ATTEMPTS", "3")
+    # Versions go to work in `secure` only with verified provenance (tests/e2e/test_provenance.py).
+    os.environ.setdefault("DEPLOY_TRACKER_PROVENANCE_ENVIRONMENTS", "secure")
     settings = _stack_settings(tmp_path_factory.mktemp("stack"))
     stack = EmbeddedStack(settings, quiet=True)
     await stack.start_infrastructure()

@@ -6,6 +6,9 @@ import json
 import uuid
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from registry_contract import messages
 from registry_contract.auth import Principal, generate_api_key
 from registry_contract.envelope import CloudEvent
@@ -95,3 +98,9 @@ async def store_admin_key(db: Any, *, signing_key: str | None = None) -> str:
         verifiers=verifiers,
     )
     return ADMIN_KEY.token
+
+
+def signing_key_pem(curve: ec.EllipticCurve | None = None) -> str:
+    """A fresh elliptic-curve public key (P-256 unless ``curve``), PEM: a team's signing key."""
+    public = ec.generate_private_key(curve or ec.SECP256R1()).public_key()
+    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()

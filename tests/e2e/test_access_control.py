@@ -15,7 +15,7 @@ from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack
 from registry_contract import messages
 from registry_contract.auth import SCOPES
-from tests.factories import ADMIN_KEY, binary_record, command_event, register_event
+from tests.factories import ADMIN_KEY, binary_record, command_event, register_event, signing_key_pem
 from tests.http_tools import make_key, team_key
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
 from tests.waiting import until
@@ -111,6 +111,12 @@ def routes(w: World) -> list[tuple[str, str, str, Any, dict[str, int]]]:
         ("query", "GET", f"{m}/versions/latest", None, hidden),
         ("query", "GET", f"{m}/history", None, hidden),
         ("query", "GET", f"{m}/versions/1.0.0/deployments", None, hidden),
+        ("query", "GET", f"{m}/compare?versions=1.0.0,1.0.1", None, hidden),
+        ("query", "GET", f"{m}?as_of=2999-01-01T00:00:00Z", None, hidden),
+        ("query", "GET", f"{m}/versions/1.0.0?as_of=2000-01-01T00:00:00Z", None, expect(404, other=404, shared=404)),
+        ("query", "GET", f"{m}/aliases/champion/history", None, hidden),
+        ("query", "GET", f"{m}/environments/prod/timeline", None, hidden),
+        ("query", "GET", f"{m}/timeline", None, hidden),
         ("query", "GET", "/v1/meta", None, expect(200, other=200, shared=200)),
         ("registration", "POST", f"{m}/versions", "NEW_VERSION", expect(201, other=403, shared=403)),
         ("registration", "PATCH", f"{m}/versions/1.0.0", {"description": "d"}, expect(200, other=403, shared=403)),
@@ -139,6 +145,21 @@ def routes(w: World) -> list[tuple[str, str, str, Any, dict[str, int]]]:
             expect(201, other=403, shared=403),
         ),
         ("registration", "GET", f"/v1/teams/{w.owner}/trust-rules", None, expect(200, other=403, shared=403)),
+        (
+            "registration",
+            "POST",
+            f"/v1/teams/{w.owner}/signing-keys",
+            {"name": "ci", "public_key": signing_key_pem()},
+            expect(201, other=403, shared=403),
+        ),
+        ("registration", "GET", f"/v1/teams/{w.owner}/signing-keys", None, expect(200, other=403, shared=403)),
+        (
+            "registration",
+            "DELETE",
+            f"/v1/teams/{w.owner}/signing-keys/sk_0000000000000000",
+            None,
+            expect(404, other=403, shared=403),
+        ),
         # Any valid key may ask who it is.
         ("registration", "GET", "/v1/whoami", None, expect(200, other=200, shared=200, lacking=200)),
         (
@@ -173,6 +194,7 @@ def routes(w: World) -> list[tuple[str, str, str, Any, dict[str, int]]]:
         ("audit", "GET", "/v1/audit", None, expect(200, other=200, shared=200)),
         ("audit", "GET", f"/v1/audit?team={w.owner}", None, expect(200, other=403, shared=403)),
         ("audit", "GET", "/v1/audit/verify", None, expect(200, other=200, shared=200)),
+        ("audit", "GET", f"/v1/audit/evidence/{w.owner}/{w.model}/1.0.0", None, expect(200, other=404, shared=404)),
     ]
 
 

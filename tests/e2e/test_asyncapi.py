@@ -15,7 +15,7 @@ from registry_contract import messages
 from registry_contract.envelope import CloudEvent
 from registry_contract.identity_events import IDENTITY_EVENT_MODELS
 from shared.chassis.signing import EventSigner
-from tests.factories import ADMIN_KEY, binary_record, register_event
+from tests.factories import ADMIN_KEY, binary_record, register_event, signing_key_pem
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
 from tests.oidc_provider import OidcProvider
 
@@ -68,7 +68,7 @@ def violations(record: Any, schemas: dict[str, tuple[dict[str, Any], dict[str, A
 
 
 async def change_keys_rules_and_webhooks(stack: EmbeddedStack, team: str, issuer: str) -> None:
-    """Create and revoke a key, create and delete a trust rule, create, re-key and delete a webhook.
+    """Create and revoke a key, create and delete a trust rule and a signing key, make, re-key, drop a webhook.
 
     One of each identity event.
     """
@@ -80,6 +80,9 @@ async def change_keys_rules_and_webhooks(stack: EmbeddedStack, team: str, issuer
         body = {"issuer": issuer, "claims": {"repository": "acme/x"}, "scopes": ["models:read"]}
         rule = (await http.post(rules, json=body)).json()
         assert (await http.delete(f"{rules}/{rule['rule_id']}")).status_code == 204
+        signing_keys = f"{stack.url('registration')}/v1/teams/{team}/signing-keys"
+        signing_key = (await http.post(signing_keys, json={"name": "ci", "public_key": signing_key_pem()})).json()
+        assert (await http.delete(f"{signing_keys}/{signing_key['key_id']}")).status_code == 204
         hooks = f"{stack.url('deploy-tracker')}/v1/teams/{team}/webhooks"
         hook = (await http.post(hooks, json={"url": "http://127.0.0.1:9/h", "event_types": ["*"]})).json()
         assert (await http.post(f"{hooks}/{hook['id']}/secret")).status_code == 200

@@ -2,7 +2,8 @@
 
 The wheels of ``registry-contract`` and ``registry-client[kafka]`` go into a new venv (the rest from
 the package index, through uv's cache); the test lists what came, then runs every ``python``
-block of docs/client.md with that venv's interpreter against the running stack.
+block of docs/client.md with that venv's interpreter against the running stack. Bare and
+``[signing]`` venvs check that the extras stay extras.
 """
 
 import asyncio
@@ -87,6 +88,12 @@ def bare_venv(wheels: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactor
     return venv_with(wheels, tmp_path_factory.mktemp("bare") / "venv", "")
 
 
+@pytest.fixture(scope="module")
+def signing_venv(wheels: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``pip install 'registry-client[signing]'``: signing models and verifying their files."""
+    return venv_with(wheels, tmp_path_factory.mktemp("signing") / "venv", "[signing]")
+
+
 def installed(venv: Path) -> dict[str, str]:
     listing = json.loads(uv("pip", "list", "--python", str(venv / "bin" / "python"), "--format", "json"))
     return {entry["name"].lower(): entry["version"] for entry in listing}
@@ -141,6 +148,44 @@ def test_without_extras_the_client_has_no_kafka_and_produce_says_what_to_install
     assert done.returncode == 2 and "registry-client[kafka]" in done.stderr
     imported = subprocess.run([str(bare_venv / "bin" / "python"), "-c", "import registry_client"], capture_output=True)
     assert imported.returncode == 0, imported.stderr
+
+
+def test_without_the_signing_extra_sign_says_what_to_install(bare_venv: Path, tmp_path: Path) -> None:
+    assert "model-signing" not in installed(bare_venv)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.bin").write_bytes(b"\x00" * 64)
+    (tmp_path / "key.pem").write_text("not used")
+    done = subprocess.run(
+        [str(bare_venv / "bin" / "registry"), "sign", str(tmp_path / "model"), "--key", str(tmp_path / "key.pem")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "registry-client[signing]" in done.stderr
+
+
+def test_the_signing_extra_brings_no_server_library_and_signs(signing_venv: Path, tmp_path: Path) -> None:
+    packages = installed(signing_venv)
+    assert "model-signing" in packages and not packages.keys() & SERVER_LIBRARIES
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.bin").write_bytes(b"\x00" * 64)
+    make_key = (
+        "from cryptography.hazmat.primitives import serialization as s\n"
+        "from cryptography.hazmat.primitives.asymmetric import ec\n"
+        "key = ec.generate_private_key(ec.SECP256R1())\n"
+        "print(key.private_bytes(s.Encoding.PEM, s.PrivateFormat.PKCS8, s.NoEncryption()).decode())"
+    )
+    python, registry = str(signing_venv / "bin" / "python"), str(signing_venv / "bin" / "registry")
+    key = subprocess.run([python, "-c", make_key], capture_output=True, text=True, timeout=60, check=True).stdout
+    (tmp_path / "key.pem").write_text(key)
+    done = subprocess.run(
+        [registry, "sign", str(tmp_path / "model"), "--key", str(tmp_path / "key.pem")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["dsseEnvelope"]["payloadType"] == "application/vnd.in-toto+json"
 
 
 async def test_the_client_guide_runs_with_the_installed_wheel(

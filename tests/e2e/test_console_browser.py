@@ -7,6 +7,7 @@ Content-Security-Policy (Chromium reports any violation on the console, which fa
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 from playwright.async_api import ConsoleMessage, Page, expect
@@ -15,6 +16,7 @@ from registry_cli.stack import EmbeddedStack
 from tests.browser import screenshot
 from tests.e2e.console_tools import new_team
 from tests.http_tools import acting_as, register
+from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 
@@ -137,4 +139,36 @@ async def test_the_pages_fit_a_phone_screen(stack: EmbeddedStack, phone_page: Pa
         overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} is {overflow}px wider than the phone"
         await screenshot(page, name)
+    assert problems == [], problems
+
+
+async def test_the_model_page_shows_its_history(stack: EmbeddedStack, browser_page: Page) -> None:
+    page = browser_page
+    problems = _watch_console(page)
+    team, key = await _seed(stack)
+    model = f"/v1/models/{team}/payment-scorer"
+    async with acting_as(stack, "registration", key) as http:
+        approved = await http.put(f"{model}/versions/1.1.0/approval", json={"status": "approved", "comment": "ok"})
+        moved = await http.put(f"{model}/aliases/champion", json={"version": "1.1.0"})
+    assert approved.status_code == 200 and moved.status_code == 200
+    async with acting_as(stack, "deploy-tracker", key, timeout=45) as http:
+        for environment, status in (("staging", "deploying"), ("staging", "deployed"), ("prod", "deployed")):
+            report = {"team": team, "name": "payment-scorer", "version": "1.1.0", "environment": environment}
+            report |= {"status": status, "pipeline": "github-actions", "occurred_at": datetime.now(UTC).isoformat()}
+            answer = await http.post("/v1/deployments/events", json=report, headers={"Prefer": "wait=30"})
+            assert answer.status_code == 200 and answer.json()["outcome"] == "applied", answer.text
+
+    async def shown() -> bool:
+        async with acting_as(stack, "query", key) as http:
+            return len((await http.get(f"{model}/timeline")).json()["items"]) == 6
+
+    await until(shown, timeout=30, what="the model's timeline")
+    await _sign_in(page, stack, key)
+    await page.goto(f"{stack.url('query')}/console/models/{team}/payment-scorer#history")
+    entries = page.locator("#history li")
+    await expect(entries).to_have_count(6)
+    await expect(entries.first).to_contain_text("prod")
+    await expect(entries.nth(3)).to_contain_text("@champion → v1.1.0 (was v1.0.0)")
+    await expect(entries.nth(4)).to_contain_text("pending → approved")
+    await screenshot(page, "12-model-history")
     assert problems == [], problems

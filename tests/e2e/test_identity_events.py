@@ -1,4 +1,4 @@
-"""Key, trust-rule and webhook changes are events: in the audit log for ever, with their actor, never a secret."""
+"""Key, trust-rule, signing-key and webhook changes are events: kept in the audit log, with their actor, no secret."""
 
 import json
 import uuid
@@ -12,13 +12,15 @@ from registry_contract.identity_events import (
     API_KEY_CREATED,
     API_KEY_REVOKED,
     IDENTITY_EVENT_MODELS,
+    SIGNING_KEY_CREATED,
+    SIGNING_KEY_DELETED,
     TRUST_RULE_CREATED,
     TRUST_RULE_DELETED,
     WEBHOOK_CREATED,
     WEBHOOK_DELETED,
     WEBHOOK_SECRET_ROTATED,
 )
-from tests.factories import ADMIN_KEY
+from tests.factories import ADMIN_KEY, signing_key_pem
 from tests.kafka_tools import Collector, header
 from tests.oidc_provider import OidcProvider
 from tests.waiting import until
@@ -85,6 +87,15 @@ async def test_each_key_rule_and_webhook_change_is_in_the_teams_audit_log_with_i
                 f"/v1/teams/{team}/trust-rules/{made.json()['rule_id']}", headers=tagged(TRUST_RULE_DELETED)
             )
             assert unmade.status_code == 204, unmade.text
+            signing_key = {"name": "release", "public_key": signing_key_pem()}
+            trusted = await registration.post(
+                f"/v1/teams/{team}/signing-keys", json=signing_key, headers=tagged(SIGNING_KEY_CREATED)
+            )
+            assert trusted.status_code == 201, trusted.text
+            untrusted = await registration.delete(
+                f"/v1/teams/{team}/signing-keys/{trusted.json()['key_id']}", headers=tagged(SIGNING_KEY_DELETED)
+            )
+            assert untrusted.status_code == 204, untrusted.text
 
         async def all_audited() -> dict[str, dict[str, Any]] | None:
             entries = await audit_entries(stack, admin["token"], team)  # the team's own audit:read key
@@ -104,6 +115,10 @@ async def test_each_key_rule_and_webhook_change_is_in_the_teams_audit_log_with_i
     assert (
         found[TRUST_RULE_DELETED]["detail"]
         == f"trust rule {rule_id} iss={oidc_provider.issuer} [repository=acme/x] scopes audit:read"
+    )
+    signing = trusted.json()
+    assert found[SIGNING_KEY_DELETED]["detail"] == (
+        f"signing key {signing['key_id']} (release) ecdsa-sha256-nistp256 {signing['fingerprint']}"
     )
     # Its access entry expires (AUDIT_ACCESS_RETENTION_DAYS); the event does not. (Access and event
     # entries come from two topics: the one may be chained a linger after the other.)

@@ -25,7 +25,7 @@ from tests.waiting import until
 pytestmark = pytest.mark.e2e
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
 SCOPES = ["models:read", "models:write", "deployments:write", "audit:read"]
-TOOLS = {"search_models", "get_model", "list_versions", "get_model_card", "get_deployment_status"}
+TOOLS = {"search_models", "get_model", "list_versions", "get_model_card", "get_deployment_status", "compare_versions"}
 INITIALIZE = {
     "jsonrpc": "2.0",
     "id": 1,
@@ -72,7 +72,7 @@ async def scorer(stack: EmbeddedStack, team: Team) -> None:
 
 @pytest.mark.usefixtures("scorer")
 class TestToolsOverHttp:
-    async def test_the_five_read_only_tools_are_listed_with_schemas(self, stack: EmbeddedStack, team: Team) -> None:
+    async def test_the_read_only_tools_are_listed_with_schemas(self, stack: EmbeddedStack, team: Team) -> None:
         async with mcp_session(stack, team.writer) as session:
             tools = {tool.name: tool for tool in (await session.list_tools()).tools}
             templates = (await session.list_resource_templates()).resource_templates

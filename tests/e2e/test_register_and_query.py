@@ -139,12 +139,19 @@ class TestReads:
             bootstrap, COMMANDS, [raw(register_event(owner, f"m{i:03d}", token=ADMIN_KEY.token)) for i in range(230)]
         )
 
-        async def first_page_full() -> bool:
-            page = (await query.get("/v1/models", params={"team": owner, "limit": 200})).json()
-            return len(page["items"]) == 200
+        async def all_listed() -> bool:
+            # Commands spread over the topic's partitions, so m229 may land before m150: wait for
+            # every one, or a late one would sort before the cursor and look skipped.
+            names: list[str] = []
+            params: dict[str, str | int] = {"team": owner, "limit": 200}
+            while True:
+                page = (await query.get("/v1/models", params=params)).json()
+                names += [m["name"] for m in page["items"]]
+                if not page["next_cursor"]:
+                    return len(names) == 230
+                params["cursor"] = page["next_cursor"]
 
-        await until(first_page_full, timeout=30, what="200 of the 230 models registered")
-        await readable(query, f"/v1/models/{owner}/m229")
+        await until(all_listed, timeout=30, what="the 230 models registered")
         seen: list[str] = []
         cursor = None
         pages = 0

@@ -30,7 +30,14 @@ from tests.waiting import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 EXAMPLES = 60
-MCP_TOOLS = ["search_models", "get_model", "list_versions", "get_model_card", "get_deployment_status"]
+MCP_TOOLS = [
+    "search_models",
+    "get_model",
+    "list_versions",
+    "get_model_card",
+    "get_deployment_status",
+    "compare_versions",
+]
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
@@ -190,13 +197,18 @@ def _tool_calls(teams: Teams) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
          "../../v1/models", "%2e%2e%2f", teams.codeword, "", "x" * 5000, "1.0.0+b", ">=1.0.0", "\x00"]
     )  # fmt: skip
     value = st.one_of(plausible, _JSON)
-    names = ["team", "name", "version", "query", "cursor", "limit", "environment", "framework", "status", "range"]
+    names = [
+        *("team", "name", "version", "versions", "query", "cursor", "limit"),
+        *("environment", "framework", "status", "range"),
+    ]
     arguments = st.dictionaries(st.sampled_from([*names, "extra"]), value, max_size=6)
     model = {"team": teams.reader, "name": "public"}
-    valid = st.sampled_from(
+    calls: list[tuple[str, dict[str, Any]]] = (
         [("search_models", {"query": teams.codeword}), ("get_model", model), ("list_versions", model),
-         ("get_model_card", model), ("get_deployment_status", {**model, "version": "1.0.0"})]
+         ("get_model_card", model), ("get_deployment_status", {**model, "version": "1.0.0"}),
+         ("compare_versions", {**model, "versions": ["1.0.0", "latest"]})]
     )  # fmt: skip
+    valid = st.sampled_from(calls)
     # Well-formed calls, then the same with one argument replaced or added, then anything at all.
     mangled = st.tuples(valid, st.sampled_from(names), value).map(lambda t: (t[0][0], {**t[0][1], t[1]: t[2]}))
     return st.one_of(valid, mangled, st.tuples(st.sampled_from(MCP_TOOLS), arguments))

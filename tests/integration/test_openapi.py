@@ -20,6 +20,7 @@ NO_SCOPE = {("/v1/whoami", "get")}  # any valid caller may ask who it is: no 403
 MODEL, VERSIONS = "/v1/models/{team}/{name}", "/v1/models/{team}/{name}/versions"
 KEYS, WEBHOOKS = "/v1/teams/{team}/api-keys", "/v1/teams/{team}/webhooks"
 RULES = "/v1/teams/{team}/trust-rules"
+SIGNING_KEYS = "/v1/teams/{team}/signing-keys"
 # Every route of the HTTP API and its success status.
 ROUTES = {
     "registration": {
@@ -39,6 +40,9 @@ ROUTES = {
         (RULES, "post"): "201",
         (RULES, "get"): "200",
         (RULES + "/{rule_id}", "delete"): "204",
+        (SIGNING_KEYS, "post"): "201",
+        (SIGNING_KEYS, "get"): "200",
+        (SIGNING_KEYS + "/{key_id}", "delete"): "204",
         ("/v1/whoami", "get"): "200",
     },
     "query": {
@@ -55,6 +59,10 @@ ROUTES = {
             MODEL + "/history",
             MODEL + "/aliases",
             MODEL + "/shares",
+            MODEL + "/compare",
+            MODEL + "/aliases/{alias}/history",
+            MODEL + "/environments/{environment}/timeline",
+            MODEL + "/timeline",
             VERSIONS,
             VERSIONS + "/{version}",
             VERSIONS + "/{version}/deployments",
@@ -76,6 +84,7 @@ ROUTES = {
         ("/v1/audit", "get"): "200",
         ("/v1/audit/verify", "get"): "200",
         ("/v1/audit/public-keys", "get"): "200",
+        ("/v1/audit/evidence/{team}/{name}/{version}", "get"): "200",
     },
 }
 # A second success a request can ask for: the bridge answers the tracker's outcome on `Prefer: wait`.

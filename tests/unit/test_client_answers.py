@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from registry_client import (
+    BadSignature,
     Conflict,
     DuplicateVersion,
     Forbidden,
@@ -17,6 +18,7 @@ from registry_client import (
     RegistryClient,
     RegistryError,
     Unauthenticated,
+    Unsigned,
     WaitTimedOut,
     correlated,
 )
@@ -38,7 +40,9 @@ class TestProblemsBecomeTypedErrors:
             (409, "conflict", Conflict),
             (409, "duplicate_version", DuplicateVersion),
             (409, "not_approved", NotApproved),
+            (409, "unsigned", Unsigned),
             (422, "invalid", Invalid),
+            (422, "bad_signature", BadSignature),
             (429, "rate_limited", RateLimited),
             (413, "too_large", RegistryError),
         ],

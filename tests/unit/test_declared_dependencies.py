@@ -1,7 +1,7 @@
 """Each package imports only what its own pyproject declares: its audience installs exactly that.
 
 A package that imports a library it does not declare works inside the workspace (another member
-brings it) and breaks where it is installed alone; the client's extras (Kafka, MCP) may be
+brings it) and breaks where it is installed alone; the client's extras (Kafka, MCP, signing) may be
 imported only by the modules that need them, which nothing imports at start-up.
 """
 
@@ -35,6 +35,7 @@ EXTRA_MODULES = {
     "kafka": {"registry_client/kafka.py", "registry_client/outcomes.py"},
     "mcp": {"registry_client/mcp/tools.py"},
     "audit": {"registry_client/audit_keys.py"},
+    "signing": {"registry_client/signing.py"},
 }
 STDLIB = set(sys.stdlib_module_names) | {"__future__"}
 

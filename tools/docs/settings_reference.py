@@ -20,7 +20,7 @@ from annotated_types import Ge, Gt, Le, Lt
 from pydantic import AliasChoices, AliasPath, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, NoDecode
 
 from registry_cli.config import StackSettings
 from shared.chassis.bootstrap import BootstrapSettings
@@ -121,6 +121,11 @@ def _type(annotation: Any) -> str:
     return text(str(annotation))
 
 
+def _comma_separated(field: FieldInfo) -> bool:
+    """Whether the setting is a list read as ``a,b`` from the environment (``NoDecode``), not as JSON."""
+    return any(item is NoDecode or isinstance(item, NoDecode) for item in field.metadata)
+
+
 def _bounds(field: FieldInfo) -> str:
     bounds = []
     for item in field.metadata:
@@ -165,8 +170,12 @@ def settings_of(settings_class: type[BaseSettings], names: list[str]) -> Iterato
         specific = comment.text if comment and comment.fields == 1 else None
         heading = comment.text if comment and comment.fields > 1 else None
         description = field.description or specific or NOTES.get(env) or heading or UNDESCRIBED
-        annotation = _type(field.annotation) + _bounds(field)
+        listed = _comma_separated(field)
+        annotation = ("comma-separated list" if listed else _type(field.annotation)) + _bounds(field)
         shown = f"required by {REQUIRED[env]}" if env in REQUIRED else default(field)
+        if listed and shown.startswith("`["):  # written as the environment takes it: a,b (or nothing)
+            values = field.get_default(call_default_factory=True, validated_data={})
+            shown = code(",".join(values)) if values else "empty"
         yield Setting(env, settings_class, name, annotation, shown, description)
 
 

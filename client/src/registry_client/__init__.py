@@ -8,6 +8,7 @@ from registry_client.client import AsyncRegistryClient, RegistryApi, RegistryCli
 from registry_client.config import correlated
 from registry_client.consistency import ConsistencyTokens, consistent
 from registry_client.errors import (
+    BadSignature,
     Conflict,
     DuplicateVersion,
     Forbidden,
@@ -17,6 +18,7 @@ from registry_client.errors import (
     RateLimited,
     RegistryError,
     Unauthenticated,
+    Unsigned,
     WaitTimedOut,
 )
 from registry_client.retry import NO_RETRY, RetryPolicy
@@ -24,6 +26,7 @@ from registry_client.retry import NO_RETRY, RetryPolicy
 __all__ = [
     "NO_RETRY",
     "AsyncRegistryClient",
+    "BadSignature",
     "Conflict",
     "ConsistencyTokens",
     "DuplicateVersion",
@@ -37,6 +40,7 @@ __all__ = [
     "RegistryError",
     "RetryPolicy",
     "Unauthenticated",
+    "Unsigned",
     "WaitTimedOut",
     "consistent",
     "correlated",

@@ -1,4 +1,4 @@
-"""A team's administration (scope ``team:admin``): keys and trust rules (registration), webhooks (deploy-tracker)."""
+"""A team's administration (scope ``team:admin``): keys, trust rules, signing keys, webhooks (deploy-tracker)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from registry_client.config import ApiBase
 from registry_client.steps import Call, as_model, body, no_content, path, query
 from registry_client.surface import endpoint
 from registry_contract.admin_views import ApiKeyList, WebhookCreated, WebhookDeliveryList, WebhookList
+from registry_contract.signing_keys import SigningKeyList, SigningKeyPublic
 from registry_contract.trust_rules import TrustRuleList, TrustRulePublic
 from registry_contract.views import ApiKeyCreated, KeyRateLimit
 
 
 class TeamAdmin(ApiBase):
-    """Keys, trust rules and webhook subscriptions of a team."""
+    """Keys, trust rules, signing keys and webhook subscriptions of a team."""
 
     @endpoint
     def create_api_key(
@@ -73,6 +74,29 @@ class TeamAdmin(ApiBase):
     def delete_trust_rule(self, team: str, rule_id: str) -> Call[None]:
         """Delete a trust rule: tokens that only it matched stop acting for the team."""
         return Call("registration", "DELETE", path("teams", team, "trust-rules", rule_id), no_content)
+
+    @endpoint
+    def add_signing_key(
+        self, team: str, name: str, public_key_pem: str, *, description: str | None = None
+    ) -> Call[SigningKeyPublic]:
+        """Trust signatures by this elliptic-curve public key (PEM, P-256 or P-384) on the team's versions.
+
+        A version registered with ``provenance={"signature": ...}`` is verified against the team's
+        signing keys and refused ``bad_signature`` (:class:`Invalid`) unless one of them verifies it.
+        """
+        data = body(name=name, public_key=public_key_pem, description=description)
+        route = path("teams", team, "signing-keys")
+        return Call("registration", "POST", route, as_model(SigningKeyPublic), json=data)
+
+    @endpoint
+    def list_signing_keys(self, team: str) -> Call[SigningKeyList]:
+        """The team's signing keys, oldest first, with their fingerprints."""
+        return Call("registration", "GET", path("teams", team, "signing-keys"), as_model(SigningKeyList))
+
+    @endpoint
+    def remove_signing_key(self, team: str, key_id: str) -> Call[None]:
+        """Stop trusting a signing key: registrations it signed are refused; verified versions keep their record."""
+        return Call("registration", "DELETE", path("teams", team, "signing-keys", key_id), no_content)
 
     @endpoint
     def create_webhook(

@@ -9,6 +9,7 @@ from registry_client.config import ApiBase
 from registry_client.steps import Call, Items, as_model, pages, path, query
 from registry_client.surface import endpoint, iterator
 from registry_contract.audit_views import AuditEntryPublic, AuditPublicKeys, AuditVerification
+from registry_contract.evidence import EvidenceBundle
 from registry_contract.views import Page
 
 
@@ -59,3 +60,12 @@ class AuditReads(ApiBase):
     def audit_public_keys(self) -> Call[AuditPublicKeys]:
         """The Ed25519 public keys that verify the audit chains (current and retired): all an auditor needs."""
         return Call("audit", "GET", path("audit", "public-keys"), as_model(AuditPublicKeys))
+
+    @endpoint
+    def export_evidence(self, team: str, name: str, version: str) -> Call[EvidenceBundle]:
+        """One version's evidence bundle: its history, the audit entries that prove it and the chain proof.
+
+        Check it offline with :func:`registry_contract.evidence_check.verify_bundle` (or ``registry
+        audit verify --bundle``). Scope ``audit:read`` of the owning team, or a platform admin.
+        """
+        return Call("audit", "GET", path("audit", "evidence", team, name, version), as_model(EvidenceBundle))

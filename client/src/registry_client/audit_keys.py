@@ -1,4 +1,4 @@
-"""Ed25519 checks of the audit service's signatures, for ``registry audit check`` (the ``audit`` extra).
+"""Ed25519 checks of the audit service's signatures: ``registry audit check``, ``verify --bundle`` (``audit`` extra).
 
 Only this module imports ``cryptography``; the rest of the check is the contract's
 (:mod:`registry_contract.audit_chain`), which needs nothing but the standard library.
@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from registry_contract.audit_chain import SignatureCheck, signed_message
@@ -21,16 +22,32 @@ def key_id(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def signature_check(public_keys: Iterable[str]) -> SignatureCheck:
-    """A verifier that accepts signatures by any of ``public_keys`` (raw Ed25519 keys, 64 hex digits).
+def raw_key(text: str) -> bytes:
+    """The raw 32 bytes of an Ed25519 public key given as 64 hex digits or a PEM ``PUBLIC KEY``.
 
     Raises:
-        ValueError: a key is not 32 bytes of hex.
+        ValueError: neither, or not an Ed25519 key.
+
+    """
+    text = text.strip()
+    if not text.startswith("-----BEGIN"):
+        return bytes.fromhex(text)
+    loaded = serialization.load_pem_public_key(text.encode())
+    if not isinstance(loaded, Ed25519PublicKey):
+        raise ValueError("the PEM key is not an Ed25519 key")
+    return loaded.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def signature_check(public_keys: Iterable[str]) -> SignatureCheck:
+    """A verifier that accepts signatures by any of ``public_keys`` (Ed25519: 64 hex digits, or PEM).
+
+    Raises:
+        ValueError: a key is neither 32 bytes of hex nor an Ed25519 PEM public key.
 
     """
     keys: dict[str, Ed25519PublicKey] = {}
     for text in public_keys:
-        raw = bytes.fromhex(text.strip())
+        raw = raw_key(text)
         keys[key_id(raw)] = Ed25519PublicKey.from_public_bytes(raw)
 
     def verify(kind: str, fields: Mapping[str, Any], signature: Any) -> bool:

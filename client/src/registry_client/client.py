@@ -7,11 +7,14 @@ from registry_client.assistant import AssistantReads
 from registry_client.audit import AuditReads
 from registry_client.deployments import DeploymentReports
 from registry_client.drivers import AsyncDriver, SyncDriver
+from registry_client.history import HistoryReads
 from registry_client.reads import ModelReads
 from registry_client.writes import ModelWrites, VersionWrites
 
 
-class RegistryApi(ModelReads, AssistantReads, VersionWrites, ModelWrites, TeamAdmin, DeploymentReports, AuditReads):
+class RegistryApi(
+    ModelReads, HistoryReads, AssistantReads, VersionWrites, ModelWrites, TeamAdmin, DeploymentReports, AuditReads
+):
     """Every read and write of the registry's HTTP API, for either driver."""
 
 

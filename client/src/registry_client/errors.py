@@ -73,8 +73,16 @@ class NotApproved(Conflict):
     """409: the environment needs an approved version."""
 
 
+class Unsigned(Conflict):
+    """409: the environment needs a version with verified provenance (registered with a trusted signature)."""
+
+
 class Invalid(RegistryError):
     """422: the request breaks the contract; ``errors`` lists the fields (``loc``, ``msg``, ``type``)."""
+
+
+class BadSignature(Invalid):
+    """422: no signing key the team trusts verifies the version's provenance signature."""
 
 
 class RateLimited(RegistryError):
@@ -100,7 +108,9 @@ _BY_REASON: dict[str, type[RegistryError]] = {
     "conflict": Conflict,
     "duplicate_version": DuplicateVersion,
     "not_approved": NotApproved,
+    "unsigned": Unsigned,
     "invalid": Invalid,
+    "bad_signature": BadSignature,
     "rate_limited": RateLimited,
 }
 _BY_STATUS: dict[int, type[RegistryError]] = {

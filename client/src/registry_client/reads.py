@@ -13,6 +13,7 @@ from typing import Literal, TypedDict, Unpack
 from registry_client.config import ApiBase
 from registry_client.steps import Call, Items, as_model, pages, path, query
 from registry_client.surface import endpoint, iterator
+from registry_contract.compare_views import VersionComparison
 from registry_contract.read_views import AliasesPublic, LineagePublic, Meta, SharesPublic
 from registry_contract.views import (
     DeploymentReportPublic,
@@ -55,7 +56,7 @@ class VersionFilters(TypedDict, total=False):
     """Filters of a model's version list (newest SemVer precedence first).
 
     ``version_range`` is a SemVer range such as ``>=1.2.0,<2.0.0``; prereleases are left out
-    unless ``include_prerelease``.
+    unless ``include_prerelease``. ``as_of`` (an aware datetime) lists them as they stood then.
     """
 
     version_range: str
@@ -63,6 +64,7 @@ class VersionFilters(TypedDict, total=False):
     status: str
     environment: str
     lifecycle: Lifecycle
+    as_of: datetime
 
 
 _MODEL_PAGE = as_model(Page[ModelPublic])
@@ -91,9 +93,11 @@ def _history(team: str, name: str, limit: int | None, cursor: str | None) -> Cal
     return Call("query", "GET", path("models", team, name, "history"), _EVENT_PAGE, params)
 
 
-def _deployments(team: str, name: str, version: str, limit: int | None, cursor: str | None) -> Call[VersionDeployments]:
+def _deployments(
+    team: str, name: str, version: str, limit: int | None, cursor: str | None, as_of: datetime | None = None
+) -> Call[VersionDeployments]:
     route = path("models", team, name, "versions", version, "deployments")
-    return Call("query", "GET", route, as_model(VersionDeployments), query(limit=limit, cursor=cursor))
+    return Call("query", "GET", route, as_model(VersionDeployments), query(limit=limit, cursor=cursor, as_of=as_of))
 
 
 class ModelReads(ApiBase):
@@ -129,9 +133,12 @@ class ModelReads(ApiBase):
         return pages(self.config.retry, lambda cursor: _team_models(team, sort, page_size, cursor))
 
     @endpoint
-    def get_model(self, team: str, name: str) -> Call[ModelPublic]:
-        """A model with its headline (latest) version's fields; :class:`NotFound` if you cannot read it."""
-        return Call("query", "GET", path("models", team, name), as_model(ModelPublic))
+    def get_model(self, team: str, name: str, *, as_of: datetime | None = None) -> Call[ModelPublic]:
+        """A model with its headline (latest) version's fields; :class:`NotFound` if you cannot read it.
+
+        ``as_of`` (an aware datetime): the model as it stood then (:class:`NotFound` if it did not exist).
+        """
+        return Call("query", "GET", path("models", team, name), as_model(ModelPublic), query(as_of=as_of))
 
     @endpoint
     def get_model_by_id(self, model_id: str) -> Call[ModelPublic]:
@@ -179,20 +186,23 @@ class ModelReads(ApiBase):
         *,
         include_prerelease: bool | None = None,
         include_deprecated: bool | None = None,
+        as_of: datetime | None = None,
     ) -> Call[ModelVersionPublic]:
         """A version: SemVer (``1.4.0``), ``latest`` (highest active stable one) or an alias (``@champion``).
 
-        ``include_prerelease`` and ``include_deprecated`` widen what ``latest`` may be.
+        ``include_prerelease`` and ``include_deprecated`` widen what ``latest`` may be; ``as_of`` (an
+        aware datetime) answers the version as it stood then, ``latest`` and ``@alias`` resolved then.
         """
-        params = query(include_prerelease=include_prerelease, include_deprecated=include_deprecated)
+        params = query(include_prerelease=include_prerelease, include_deprecated=include_deprecated, as_of=as_of)
         return Call(
             "query", "GET", path("models", team, name, "versions", version), as_model(ModelVersionPublic), params
         )
 
     @endpoint
-    def list_aliases(self, team: str, name: str) -> Call[AliasesPublic]:
-        """A model's aliases and the versions they point at."""
-        return Call("query", "GET", path("models", team, name, "aliases"), as_model(AliasesPublic))
+    def list_aliases(self, team: str, name: str, *, as_of: datetime | None = None) -> Call[AliasesPublic]:
+        """A model's aliases and the versions they point at (then, with an aware ``as_of``)."""
+        route = path("models", team, name, "aliases")
+        return Call("query", "GET", route, as_model(AliasesPublic), query(as_of=as_of))
 
     @endpoint
     def list_shares(self, team: str, name: str) -> Call[SharesPublic]:
@@ -206,15 +216,35 @@ class ModelReads(ApiBase):
         return Call("query", "GET", route, as_model(LineagePublic))
 
     @endpoint
+    def compare_versions(self, team: str, name: str, versions: Sequence[str]) -> Call[VersionComparison]:
+        """Versions side by side (2 to 10: SemVer, ``@alias`` or ``latest``), each after the first compared with it.
+
+        The answer has each version's metrics, tags, parameters, lineage, approval and deployments,
+        and per later version its metric deltas and what it added, removed or changed.
+        """
+        route = path("models", team, name, "compare")
+        return Call("query", "GET", route, as_model(VersionComparison), query(versions=",".join(versions)))
+
+    @endpoint
     def get_deployments(
-        self, team: str, name: str, version: str, *, limit: int | None = None, cursor: str | None = None
+        self,
+        team: str,
+        name: str,
+        version: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        as_of: datetime | None = None,
     ) -> Call[VersionDeployments]:
-        """Where a version stands per environment, with one page of its reports (oldest first)."""
-        return _deployments(team, name, version, limit, cursor)
+        """Where a version stands per environment, with one page of its reports (oldest first).
+
+        ``as_of`` (an aware datetime): where it stood then, and the reports recorded by then.
+        """
+        return _deployments(team, name, version, limit, cursor, as_of)
 
     @iterator
     def deployment_history(
-        self, team: str, name: str, version: str, *, page_size: int | None = None
+        self, team: str, name: str, version: str, *, page_size: int | None = None, as_of: datetime | None = None
     ) -> Items[DeploymentReportPublic]:
-        """Every deployment report of a version, oldest first (applied, out of order and rejected)."""
-        return pages(self.config.retry, lambda cursor: _deployments(team, name, version, page_size, cursor))
+        """Every deployment report of a version, oldest first (applied, out of order and rejected); by ``as_of``."""
+        return pages(self.config.retry, lambda cursor: _deployments(team, name, version, page_size, cursor, as_of))

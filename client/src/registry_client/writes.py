@@ -81,6 +81,7 @@ class VersionWrites(ApiBase):
         signature: Mapping[str, Any] | None = None,
         source: Json | None = None,
         parent: Json | None = None,
+        provenance: Json | None = None,
         idempotency_key: str | None = None,
         wait: bool = False,
         wait_timeout: float = 30.0,
@@ -92,6 +93,8 @@ class VersionWrites(ApiBase):
         query service reads it back: one read carrying the write's consistency token
         (:class:`WaitTimedOut` after ``wait_timeout`` seconds).
         ``source`` and ``parent`` take mappings or :mod:`registry_contract.messages` models.
+        ``provenance`` is ``{"signature": ...}`` (:func:`registry_client.signing.sign_model`'s answer):
+        verified against the team's signing keys, else refused ``bad_signature`` (:class:`Invalid`).
         """
         data = body(
             version=version,
@@ -107,6 +110,7 @@ class VersionWrites(ApiBase):
             signature=signature,
             source=source,
             parent=parent,
+            provenance=provenance,
         )
         route = path("models", team, name, "versions")
         call = Call("registration", "POST", route, _VERSION, json=data, headers=idempotency(idempotency_key))

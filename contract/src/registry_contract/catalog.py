@@ -59,5 +59,11 @@ MAX_LINEAGE_DEPTH = 32  # parent hops a lineage walk follows
 MAX_LINEAGE_CHILDREN = 100  # derived versions a lineage answer lists
 MAX_SIGNATURE_DEPTH = 16
 MAX_SIGNATURE_VALUES = 5_000
+# A provenance signature (an OpenSSF model-signing bundle): its JSON size, nesting and values. Its
+# base64 payload (the in-toto statement listing every file) is the one long string it holds.
+MAX_PROVENANCE_BYTES = 128 * 1024
+MAX_PROVENANCE_DEPTH = 8
+MAX_PROVENANCE_VALUES = 200
+MAX_SIGNING_KEY_PEM = 4_096  # characters of a PEM public key (an EC P-384 key takes about 215)
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50

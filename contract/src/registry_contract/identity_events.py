@@ -1,9 +1,9 @@
 """Identity and configuration changes as events on ``registry.events`` (kept for ever in the audit log).
 
-API keys and trust rules (registration) and webhook subscriptions (deploy-tracker) change through these events,
-so the audit log keeps every change for ever, whoever made it and however. Each names its actor;
-none carries a secret, a secret's hash or a verifier, and a webhook's URL is reduced to its origin
-(paths and queries of webhook URLs often embed a token).
+API keys, trust rules and signing keys (registration) and webhook subscriptions (deploy-tracker)
+change through these events, so the audit log keeps every change for ever, whoever made it and
+however. Each names its actor; none carries a secret, a secret's hash or a verifier, and a
+webhook's URL is reduced to its origin (paths and queries of webhook URLs often embed a token).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ WEBHOOK_SECRET_ROTATED = "registry.event.webhook_secret_rotated"
 WEBHOOK_DELETED = "registry.event.webhook_deleted"
 TRUST_RULE_CREATED = "registry.event.trust_rule_created"
 TRUST_RULE_DELETED = "registry.event.trust_rule_deleted"
+SIGNING_KEY_CREATED = "registry.event.signing_key_created"
+SIGNING_KEY_DELETED = "registry.event.signing_key_deleted"
 
 
 class _Change(BaseModel):
@@ -69,6 +71,17 @@ class TrustRuleChanged(_Change):
     description: str | None = None
 
 
+class SigningKeyChanged(_Change):
+    """Data of ``registry.event.signing_key_created`` and ``signing_key_deleted``: the key as its admins see it."""
+
+    key_id: str = Field(description="the signing key's id (not an API key's)")
+    name: str
+    algorithm: str
+    fingerprint: str = Field(description="sha256:<hex> of the key's DER SubjectPublicKeyInfo")
+    public_key: str = Field(description="the public key, PEM (public: no secret)")
+    description: str | None = None
+
+
 IDENTITY_EVENT_MODELS: dict[str, type[BaseModel]] = {
     API_KEY_CREATED: ApiKeyChanged,
     API_KEY_REVOKED: ApiKeyChanged,
@@ -77,6 +90,8 @@ IDENTITY_EVENT_MODELS: dict[str, type[BaseModel]] = {
     WEBHOOK_DELETED: WebhookChanged,
     TRUST_RULE_CREATED: TrustRuleChanged,
     TRUST_RULE_DELETED: TrustRuleChanged,
+    SIGNING_KEY_CREATED: SigningKeyChanged,
+    SIGNING_KEY_DELETED: SigningKeyChanged,
 }
 
 

@@ -32,7 +32,7 @@ def check_field_name(name: str) -> None:
         )
 
 
-def check_document(value: Any, *, max_depth: int, max_nodes: int) -> None:
+def check_document(value: Any, *, max_depth: int, max_nodes: int, max_string: int = MAX_STRING) -> None:
     """Walk ``value`` (parsed JSON) and raise :class:`JsonBoundsError` at the first value out of bounds."""
     stack: list[tuple[Any, int, str]] = [(value, 0, "$")]
     nodes = 0
@@ -60,8 +60,8 @@ def check_document(value: Any, *, max_depth: int, max_nodes: int) -> None:
             if not math.isfinite(item):
                 raise JsonBoundsError(f"{path}: numbers must be finite")
         elif isinstance(item, str):
-            if len(item) > MAX_STRING:
-                raise JsonBoundsError(f"{path}: string longer than {MAX_STRING} characters")
+            if len(item) > max_string:
+                raise JsonBoundsError(f"{path}: string longer than {max_string} characters")
         else:
             raise JsonBoundsError(f"{path}: {type(item).__name__} is not a JSON value")
 

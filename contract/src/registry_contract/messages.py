@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -67,6 +68,8 @@ RejectReason = Literal[
     "conflict",
     "rate_limited",
     "not_approved",
+    "bad_signature",
+    "unsigned",
 ]
 
 
@@ -77,6 +80,19 @@ def _semver(value: str) -> str:
 
 def _bounded_document(value: dict[str, Any]) -> dict[str, Any]:
     check_document(value, max_depth=catalog.MAX_SIGNATURE_DEPTH, max_nodes=catalog.MAX_SIGNATURE_VALUES)
+    return value
+
+
+def _bounded_bundle(value: dict[str, Any]) -> dict[str, Any]:
+    check_document(
+        value,
+        max_depth=catalog.MAX_PROVENANCE_DEPTH,
+        max_nodes=catalog.MAX_PROVENANCE_VALUES,
+        max_string=catalog.MAX_PROVENANCE_BYTES,
+    )
+    size = len(json.dumps(value, separators=(",", ":")))
+    if size > catalog.MAX_PROVENANCE_BYTES:
+        raise ValueError(f"the signature takes {size} bytes as JSON, more than {catalog.MAX_PROVENANCE_BYTES}")
     return value
 
 
@@ -143,6 +159,21 @@ class Contact(_Data):
     role: Annotated[str, StringConstraints(max_length=64)] | None = None
 
 
+# An OpenSSF model-signing signature file as JSON: bounded before anything parses it.
+SignatureBundle = Annotated[dict[str, Any], AfterValidator(_bounded_bundle)]
+
+
+class ProvenanceSubmission(_Data):
+    """What a producer sends to bind a signed manifest to the version it registers."""
+
+    signature: SignatureBundle = Field(
+        description="the signature file OpenSSF model-signing writes (`model_signing.signing.Config()"
+        ".use_elliptic_key_signer(...)`): a Sigstore bundle whose DSSE envelope signs an in-toto statement "
+        "listing every file of the model with its digest. Verified against the team's signing keys "
+        f"(`/v1/teams/{{team}}/signing-keys`); at most {catalog.MAX_PROVENANCE_BYTES} bytes as JSON"
+    )
+
+
 class VersionFields(_Data):
     """Fields a producer supplies when registering a version (team/name/version aside)."""
 
@@ -158,6 +189,12 @@ class VersionFields(_Data):
     signature: Signature | None = None
     source: Source | None = None
     parent: VersionRef | None = Field(None, description="the version this one was fine-tuned or derived from")
+    provenance: ProvenanceSubmission | None = Field(
+        None,
+        description="a signature over the model's files (OpenSSF model signing), verified at registration against "
+        "the team's signing keys: refused `bad_signature` unless one of them verifies it; the version then "
+        "records the verified manifest (`provenance` of the version)",
+    )
 
 
 class RegisterModelVersion(VersionFields, VersionRef):

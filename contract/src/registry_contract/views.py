@@ -57,6 +57,43 @@ class VersionParent(BaseModel):
     version: str
 
 
+class ProvenanceSigner(BaseModel):
+    """The team signing key that verified a version's signature."""
+
+    key_id: str
+    name: str = Field(description="the key's name when the version was registered")
+    fingerprint: str = Field(description="sha256:<hex> of the key's DER SubjectPublicKeyInfo")
+
+
+class ManifestFile(BaseModel):
+    """One file (or shard) of a signed model, with its digest."""
+
+    name: str = Field(description="its path relative to the model directory, / separated")
+    algorithm: str = Field(description="the digest's algorithm, e.g. sha256")
+    digest: str = Field(description="the digest, hex")
+
+
+class ProvenanceManifest(BaseModel):
+    """The signed manifest: how the model was hashed, and every file's digest."""
+
+    serialization: dict[str, Any] = Field(
+        description="how model-signing serialized the model (method, hash_type, allow_symlinks, ignore_paths), "
+        "as its predicate states it: what a verifier re-hashes the files with"
+    )
+    files: list[ManifestFile]
+
+
+class Provenance(BaseModel):
+    """A version's verified signature: who signed which files, checked when it was registered."""
+
+    verified: bool = Field(description="true: a key the team trusted at registration verified the signature")
+    signer: ProvenanceSigner
+    algorithm: str = Field(description="the signature's algorithm, e.g. ecdsa-sha256-nistp256")
+    manifest: ProvenanceManifest
+    manifest_digest: str = Field(description="sha256:<hex> of the signed in-toto statement (the DSSE payload)")
+    verified_at: UtcTime
+
+
 class ModelVersionPublic(BaseModel):
     """A model version as clients see it; deployment fields default until a first report."""
 
@@ -85,6 +122,9 @@ class ModelVersionPublic(BaseModel):
     aliases: list[str] = Field([], description="the model's aliases that point at this version")
     source: dict[str, Any] | None = Field(None, description="training run, experiment, code and datasets")
     parent: VersionParent | None = None
+    provenance: Provenance | None = Field(
+        None, description="the verified signature over the model's files (null: registered without one)"
+    )
 
     @classmethod
     def of(cls, doc: Document) -> ModelVersionPublic:
@@ -247,6 +287,11 @@ class CardDetails(BaseModel):
     artifact_uri: str | None = None
     artifact_digest: str | None = None
     registered_by: str | None = Field(None, description="the key id that registered the described version")
+    signed_by: str | None = Field(
+        None,
+        description="the signing key whose signature over the described version's files registration verified: "
+        "its name and fingerprint (null: registered without a signature)",
+    )
     version_created_at: UtcTime | None = None
     version_updated_at: UtcTime | None = None
     model_created_at: UtcTime | None = None

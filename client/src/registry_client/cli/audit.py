@@ -1,7 +1,8 @@
-"""``registry audit export`` and ``registry audit check``: a team's audit entries as NDJSON, checked offline.
+"""``registry audit export``, ``check``, ``evidence`` and ``verify --bundle``: audit evidence, checked offline.
 
-The check is the contract's (:func:`registry_contract.audit_chain.check_entries`): anyone with
-an export and the audit service's public keys can check it, without the registry.
+The checks are the contract's (:func:`registry_contract.audit_chain.check_entries`,
+:func:`registry_contract.evidence_check.verify_bundle`): anyone with an export or an evidence
+bundle and the audit service's public keys can check it, without the registry.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from registry_client.cli.output import ApiKey, registry
 from registry_client.cli.terminal import json_text
 from registry_contract.audit_chain import SignatureCheck, check_entries
 from registry_contract.audit_views import AuditEntryPublic
+from registry_contract.evidence_check import verify_bundle
 
 _PAGE = 200  # the audit service's largest page
 INSTALL_AUDIT = "pip install 'registry-client[audit]'"
@@ -77,6 +79,89 @@ def check_audit(
         raise typer.Exit(1)
 
 
+def evidence(
+    team: str,
+    name: str,
+    version: str,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the bundle to this file (default: stdout)")
+    ] = None,
+    api_key: ApiKey = None,
+) -> None:
+    """One version's evidence bundle as JSON (scope audit:read): check it offline with `audit verify --bundle`.
+
+    The bundle holds the version's registration (fields, lineage, provenance), updates, approvals,
+    lifecycle changes, alias moves and deployments, as its events' records say, the team's audit
+    entries about it and the chain proof the audit service signed.
+    """
+    with registry(api_key) as client:
+        bundle = client.export_evidence(team, name, version)
+    text = json_text(bundle.model_dump_json(indent=2)) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+        return
+    output.write_text(text)
+    truncated = " (truncated: more entries concern the version)" if bundle.truncated else ""
+    typer.echo(f"{len(bundle.entries)} audit entries written to {output}{truncated}", err=True)
+
+
+def verify_bundle_file(bundle: Path, public_key: list[str] | None) -> None:
+    """Check an evidence bundle offline and print the verdict as JSON; exit 1 if it does not verify, 2 if unreadable."""
+    try:
+        document = json.loads(sys.stdin.read() if str(bundle) == "-" else bundle.read_text())
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: {bundle} is not a JSON file: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if not isinstance(document, dict):
+        typer.echo(f"error: {bundle} is not an evidence bundle (not a JSON object)", err=True)
+        raise typer.Exit(2)
+    verify, note = _signature_check([_key_text(key) for key in public_key or []])
+    verdict = verify_bundle(document, verify).model_dump(mode="json", exclude_none=True)
+    if note:
+        verdict["signatures"] = note
+    typer.echo(json.dumps(verdict, indent=2))
+    if not verdict["ok"]:
+        raise typer.Exit(1)
+
+
+def verify_audit_bundle(
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            help="An evidence bundle (`registry audit evidence`) to check offline ('-': stdin)", allow_dash=True
+        ),
+    ] = None,
+    public_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Repeatable: an audit public key (64 hex digits, PEM text, or a PEM file) of GET /v1/audit/public-keys"
+        ),
+    ] = None,
+) -> None:
+    """Check an evidence bundle offline (--bundle): hashes, links to signed points, signatures, records, summary.
+
+    Exit 0: it verifies; 1: it does not (the verdict's first_broken names the first broken entry,
+    link, signed point, record or the summary); 2: the file is not a bundle or a key is not one.
+    Without --public-key the signatures go unchecked (the verdict says so); checking them needs
+    the audit extra (pip install 'registry-client[audit]'). With the local stack installed,
+    `registry audit verify` without --bundle walks the audit database instead.
+    """
+    if bundle is None:
+        raise typer.BadParameter(
+            "give --bundle FILE (walking the audit database takes the local stack: pip install registry-stack)",
+            param_hint="--bundle",
+        )
+    verify_bundle_file(bundle, public_key)
+
+
+def _key_text(value: str) -> str:
+    """A public key as text: given inline (hex or PEM), or the PEM file it names."""
+    candidate = Path(value)
+    if not value.strip().startswith("-----BEGIN") and len(value) < 4096 and candidate.is_file():
+        return candidate.read_text()
+    return value
+
+
 def _signature_check(public_keys: list[str]) -> tuple[SignatureCheck | None, str | None]:
     """The verifier of ``public_keys``, or none and why signatures go unchecked."""
     if not public_keys:
@@ -89,5 +174,5 @@ def _signature_check(public_keys: list[str]) -> tuple[SignatureCheck | None, str
         return signature_check(public_keys), None
     except ValueError as exc:
         raise typer.BadParameter(
-            f"not a raw Ed25519 public key (64 hex digits): {exc}", param_hint="--public-key"
+            f"not an Ed25519 public key (64 hex digits or PEM): {exc}", param_hint="--public-key"
         ) from None

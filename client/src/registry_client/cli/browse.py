@@ -10,6 +10,7 @@ from rich.markdown import Markdown
 
 from registry_client.assistant import SearchFilters
 from registry_client.audit import AuditFilters
+from registry_client.cli.history import AsOfText, as_of_time
 from registry_client.cli.output import (
     DEFAULT_LIMIT,
     ApiKey,
@@ -67,11 +68,17 @@ def list_models(
 
 @models_app.command("show")
 def show_model(
-    team: str, name: str, as_json: AsJson = False, api_key: ApiKey = None, consistency: Consistency = None
+    team: str,
+    name: str,
+    as_of: AsOfText = None,
+    as_json: AsJson = False,
+    api_key: ApiKey = None,
+    consistency: Consistency = None,
 ) -> None:
-    """One model with its latest version's headline fields."""
+    """One model with its latest version's headline fields (as they stood at --as-of)."""
+    moment = as_of_time(as_of)
     with registry(api_key, consistency) as client:
-        model = client.get_model(team, name)
+        model = client.get_model(team, name, as_of=moment)
     if as_json:
         print_json(model)
         return
@@ -84,13 +91,16 @@ def list_versions(
     name: str,
     lifecycle: Annotated[str | None, typer.Option(help="active, deprecated or archived")] = None,
     include_prerelease: Annotated[bool, typer.Option(help="Also list prereleases")] = False,
+    as_of: AsOfText = None,
     limit: Limit = DEFAULT_LIMIT,
     as_json: AsJson = False,
     api_key: ApiKey = None,
     consistency: Consistency = None,
 ) -> None:
-    """A model's versions, newest SemVer precedence first."""
+    """A model's versions, newest SemVer precedence first (as they stood at --as-of)."""
     filters: VersionFilters = {"include_prerelease": include_prerelease}
+    if (moment := as_of_time(as_of)) is not None:
+        filters["as_of"] = moment
     if lifecycle:
         if lifecycle not in ("active", "deprecated", "archived"):
             raise typer.BadParameter("use active, deprecated or archived", param_hint="--lifecycle")
@@ -109,13 +119,15 @@ def show_version(
     team: str,
     name: str,
     version: Annotated[str, typer.Argument(help="SemVer, 'latest' or '@alias'")] = "latest",
+    as_of: AsOfText = None,
     as_json: AsJson = False,
     api_key: ApiKey = None,
     consistency: Consistency = None,
 ) -> None:
-    """One version: by number, the latest active stable one, or through an alias."""
+    """One version: by number, the latest active stable one, or through an alias (resolved at --as-of)."""
+    moment = as_of_time(as_of)
     with registry(api_key, consistency) as client:
-        found = client.get_version(team, name, version)
+        found = client.get_version(team, name, version, as_of=moment)
     if as_json:
         print_json(found)
         return
@@ -179,14 +191,16 @@ def deployments(
     team: str,
     name: str,
     version: str,
+    as_of: AsOfText = None,
     limit: Limit = DEFAULT_LIMIT,
     as_json: AsJson = False,
     api_key: ApiKey = None,
     consistency: Consistency = None,
 ) -> None:
-    """Where a version stands per environment, and its deployment reports (oldest first)."""
+    """Where a version stands per environment, and its deployment reports (oldest first); then, with --as-of."""
+    moment = as_of_time(as_of)
     with registry(api_key, consistency) as client:
-        found = client.get_deployments(team, name, version, limit=min(limit, _PAGE))
+        found = client.get_deployments(team, name, version, limit=min(limit, _PAGE), as_of=moment)
     if as_json:
         print_json(found)
         return
@@ -253,6 +267,7 @@ def _version_fields(version: ModelVersionPublic) -> dict[str, object]:
         "status": version.status,
         "environments": {env: s.status for env, s in version.environments.items()},
         "approval": version.approval.status + (f" by {version.approval.by}" if version.approval.by else ""),
+        "provenance": _provenance_text(version),
         "aliases": version.aliases,
         "targets": version.deployment_targets,
         "description": version.description,
@@ -261,3 +276,13 @@ def _version_fields(version: ModelVersionPublic) -> dict[str, object]:
         "created": version.created_at,
         "created by": version.created_by,
     }
+
+
+def _provenance_text(version: ModelVersionPublic) -> str | None:
+    """Who signed the version's files, when its signature was verified (``None``: registered without one)."""
+    found = version.provenance
+    if found is None:
+        return None
+    state = "verified" if found.verified else "not verified"
+    files = len(found.manifest.files)
+    return f"{state}: {files} files signed by {found.signer.name} ({found.signer.fingerprint}), {found.manifest_digest}"

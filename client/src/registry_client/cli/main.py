@@ -15,13 +15,16 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from registry_client.cli.audit import check_audit, export_audit
+from registry_client.cli.audit import check_audit, evidence, export_audit, verify_audit_bundle
 from registry_client.cli.browse import card, deployments, list_audit, models_app, search, versions_app
+from registry_client.cli.compare import compare
 from registry_client.cli.curate import aliases_app, approve, reject
 from registry_client.cli.export import export_app
+from registry_client.cli.history import history_app
 from registry_client.cli.importing import import_app
 from registry_client.cli.keys import keys_app
 from registry_client.cli.mcp_stdio import mcp
+from registry_client.cli.signing import sign, signing_keys_app, verify, with_signature
 from registry_client.cli.trust_rules import trust_rules_app
 from registry_client.kafka_tls import kafka_tls_options
 from registry_client.kinds import KINDS
@@ -36,20 +39,30 @@ audit_app = typer.Typer(help="Audit log tools.", no_args_is_help=True)
 audit_app.command("list")(list_audit)
 audit_app.command("export")(export_audit)
 audit_app.command("check")(check_audit)
+audit_app.command("evidence")(evidence)
+# Checks an evidence bundle offline; the local stack, when installed, replaces it with its own
+# `audit verify`, which walks the audit database and takes --bundle to this same check.
+audit_app.command("verify")(verify_audit_bundle)
+STACK_EXTENDED = frozenset({"verify"})  # audit commands the local stack's plugin replaces
 app.add_typer(keys_app, name="keys")
 app.add_typer(trust_rules_app, name="trust-rules")
+app.add_typer(signing_keys_app, name="signing-keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(export_app, name="export")
 app.add_typer(import_app, name="import")
 app.add_typer(models_app, name="models")
 app.add_typer(versions_app, name="versions")
 app.add_typer(aliases_app, name="aliases")
+app.add_typer(history_app, name="history")
 app.command("mcp")(mcp)
 app.command("search")(search)
 app.command("card")(card)
+app.command("compare")(compare)
 app.command("deployments")(deployments)
 app.command("approve")(approve)
 app.command("reject")(reject)
+app.command("sign")(sign)
+app.command("verify")(verify)
 console = Console(stderr=True, soft_wrap=True)
 
 
@@ -66,6 +79,15 @@ def produce(
     kind: Annotated[str, typer.Argument(help=f"One of: {', '.join(KINDS)}")],
     data: Annotated[str | None, typer.Option(help="The data as JSON; '-' or omitted reads stdin")] = None,
     file: Annotated[Path | None, typer.Option(help="Read the data from this JSON file")] = None,
+    signature: Annotated[
+        Path | None,
+        typer.Option(
+            help="register only: a model signature (`registry sign -o FILE`) sent as the version's"
+            " provenance.signature, verified against the team's signing keys",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     api_key: Annotated[str | None, typer.Option(envvar="REGISTRY_API_KEY", help="Signs the record")] = None,
     bootstrap_servers: Annotated[str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS")] = "127.0.0.1:9092",
     correlation_id: Annotated[str | None, typer.Option(help="Propagated as ce_correlationid")] = None,
@@ -104,6 +126,8 @@ def produce(
     except json.JSONDecodeError as exc:
         console.print(f"[red]error:[/red] data is not JSON: {exc}")
         raise typer.Exit(2) from None
+    if signature is not None:
+        payload = with_signature(kind, payload, signature)
     try:
         from registry_client.cli.produce import produce_and_wait, produce_message
     except ImportError:
@@ -165,7 +189,7 @@ def needs_plugins(argv: list[str], environ: Mapping[str, str]) -> bool:
     own, audit = OWN_COMMANDS
     if not words or words[0] not in own:
         return True
-    return words[0] == "audit" and (len(words) < 2 or words[1] not in audit)
+    return words[0] == "audit" and (len(words) < 2 or words[1] not in audit or words[1] in STACK_EXTENDED)
 
 
 def _load_plugins() -> None:

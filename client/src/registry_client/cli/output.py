@@ -66,6 +66,8 @@ class ExitCode(IntEnum):
     USAGE = 2
     NOT_FOUND = 3
     REFUSED = 4
+    TAMPERED = 5  # `registry verify`: local files differ from the version's verified manifest
+    UNVERIFIED = 6  # `registry verify`: the version has no verified provenance to check against
 
 
 def exit_code(error: Exception) -> ExitCode:

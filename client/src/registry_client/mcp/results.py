@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from registry_contract.compare_views import VersionComparison
 from registry_contract.views import EnvironmentStatus, ModelPublic, ModelVersionPublic, Page
 
 
@@ -133,4 +134,28 @@ def search_text(query: str, results: SearchResults) -> str:
             lines.append(f"{facet}: {_listed(counts)}")
     if results.next_cursor:
         lines.append(f'More results: call search_models again with cursor="{results.next_cursor}".')
+    return "\n".join(lines)
+
+
+def comparison_text(found: VersionComparison) -> str:
+    """Each version's state, then per later version its metric deltas and what else changed from the base."""
+    lines = [f"{found.team}/{found.name}: {', '.join(v.version for v in found.versions)} compared with {found.base}"]
+    for v in found.versions:
+        lines.append(
+            f"- {v.version}: {v.lifecycle}, approval {v.approval.status}, {v.status} [{_environments(v.environments)}]"
+        )
+    for diff in found.differences:
+        deltas = [
+            f"{m.name} {m.base:.4g} -> {m.value:.4g} ({m.delta:+.4g})"
+            for m in diff.metrics
+            if m.base is not None and m.value is not None and m.delta is not None
+        ]
+        lines.append(f"{diff.version} against {found.base}: " + ("; ".join(deltas) or "no metric in common"))
+        if diff.metrics_only_in_base or diff.metrics_only_in_version:
+            lines.append(
+                f"  metrics only in {found.base}: {_listed(diff.metrics_only_in_base) or 'none'}; "
+                f"only in {diff.version}: {_listed(diff.metrics_only_in_version) or 'none'}"
+            )
+        others = [name for name in diff.changed if name != "metrics"]
+        lines.append(f"  also changed: {_listed(others)}" if others else "  nothing else changed")
     return "\n".join(lines)

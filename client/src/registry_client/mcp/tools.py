@@ -1,4 +1,4 @@
-"""The five read-only MCP tools and the model-card resource, over an injected HTTP caller.
+"""The six read-only MCP tools and the model-card resource, over an injected HTTP caller.
 
 Every tool is one GET of the read API with the caller's key, so what an assistant may see is
 exactly what that key may see over HTTP; a refusal is a tool error carrying the problem's detail.
@@ -25,12 +25,14 @@ from registry_client.mcp.results import (
     ModelCardResult,
     SearchResults,
     VersionPage,
+    comparison_text,
     deployment_text,
     model_text,
     search_text,
     versions_text,
 )
 from registry_contract import catalog
+from registry_contract.compare_views import MAX_COMPARED_VERSIONS, VersionComparison
 from registry_contract.messages import Framework
 from registry_contract.views import ModelPublic
 
@@ -45,7 +47,8 @@ Read-only access to a machine-learning model registry. A model is named by its t
 (lowercase slugs, e.g. team "fraud", name "card-scorer") and has SemVer versions, each with a \
 framework, artifact, metrics, lifecycle state and a deployment status per environment.
 Start with search_models when you do not know a model's exact team and name; then use get_model, \
-list_versions, get_model_card (its full documentation) or get_deployment_status.
+list_versions, get_model_card (its full documentation), get_deployment_status or compare_versions \
+(metric deltas and differences between versions).
 You see only the models of your API key's team and those shared with it: any other model answers \
 "does not exist or is not visible to you". Report only what the tools return; a card section that \
 says it is not recorded means the registry does not know it."""
@@ -198,12 +201,36 @@ def build_server(api_of: ApiOf) -> MCPServer:
         status = DeploymentStatus.model_validate(body)
         return _answer(status.model_dump(mode="json"), deployment_text(status))
 
+    async def compare_versions(
+        team: Team,
+        name: Name,
+        versions: Annotated[
+            list[Version],
+            Field(
+                min_length=2,
+                max_length=MAX_COMPARED_VERSIONS,
+                description="The versions to compare, the base first, e.g. ['1.3.0', '1.4.0'] ('latest' allowed).",
+            ),
+        ],
+        ctx: Context,
+    ) -> Annotated[CallToolResult, VersionComparison]:
+        """Compare versions of one model side by side, each later version against the first (the base).
+
+        Answers each version's metrics, tags, parameters, lineage (parent, datasets, code commit, run),
+        approval, lifecycle, aliases and deployment status per environment, and for each later version
+        its metric deltas (absolute and relative; metrics either lacks), tags and parameters added,
+        removed or changed, datasets added or removed, and a changed code commit or parent.
+        """
+        body = await _read(api_of(ctx), f"{_model_path(team, name)}/compare", {"versions": ",".join(versions)})
+        return _answer(body, comparison_text(VersionComparison.model_validate(body)))
+
     for tool, title in (
         (search_models, "Search models"),
         (get_model, "Get a model"),
         (list_versions, "List a model's versions"),
         (get_model_card, "Get a model card"),
         (get_deployment_status, "Get deployment status"),
+        (compare_versions, "Compare versions"),
     ):
         server.add_tool(tool, title=title, description=_description(tool), annotations=READ_ONLY)
 

@@ -13,6 +13,7 @@ from audit.chain import ChainKey, Verdict, Verifier, verify
 from audit.config import AuditSettings
 from audit.signing import KeyRing, PublicKey, SigningKey
 from registry_cli.secrets import load_or_create
+from registry_client.cli.audit import verify_bundle_file
 from shared.chassis.mongo import make_client
 from shared.chassis.settings import CommonSettings
 
@@ -46,8 +47,8 @@ def verify_audit(
     public_key: Annotated[
         list[str] | None,
         typer.Option(
-            help="An audit public key (64 hex digits, as GET /v1/audit/public-keys lists it); repeat for retired "
-            "keys (default: the local stack's)"
+            help="An audit public key (64 hex digits, as GET /v1/audit/public-keys lists it; with --bundle also PEM); "
+            "repeat for retired keys (default: the local stack's)"
         ),
     ] = None,
     chain_key: Annotated[
@@ -66,14 +67,25 @@ def verify_audit(
     strict: Annotated[
         bool, typer.Option(help="Exit 1 also when legacy entries' contents could not be checked (no chain key)")
     ] = False,
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            help="Check this evidence bundle (`registry audit evidence`) offline instead of the database ('-': stdin)"
+        ),
+    ] = None,
 ) -> None:
     """Check every audit chain with the audit service's public key (no secret); exit 1 at the first broken link.
 
     Read-only: it holds nothing that could sign, so it moves no checkpoint. Without the legacy
     chain key, entries written before signed chains are checked by their links and the signed
     migration point only (``legacy_unchecked`` counts them): a warning on stderr says how many,
-    and ``--strict`` makes that exit 1.
+    and ``--strict`` makes that exit 1. With ``--bundle FILE`` it checks an evidence bundle
+    offline instead, as the client's ``registry audit verify --bundle`` does (--public-key: the
+    keys to check its signatures with, hex or PEM; exit 0 valid, 1 broken, 2 not a bundle).
     """
+    if bundle is not None:
+        verify_bundle_file(bundle, public_key)
+        return
     local = load_or_create(data_dir) if (data_dir / "secrets.json").exists() else None
     if not public_key:
         if local is None:

@@ -199,6 +199,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(projection_app, name="projection")
     for info in app.registered_groups:
         if info.name == "audit" and info.typer_instance is not None:
+            # The client's `audit verify` checks bundles only; this one also walks the database.
+            commands = info.typer_instance.registered_commands
+            commands[:] = [command for command in commands if command.name != "verify"]
             info.typer_instance.command("verify")(verify_audit)
 
 

@@ -66,6 +66,12 @@ def build_app(settings: AuditSettings) -> FastAPI:
         service.readiness.checks["audit_mongodb"] = log_database_ping
         service.on_stop("audit-mongodb", log_client.close)
     service.app.state.verifier, service.app.state.signer, service.app.state.audit_db = verifier, signer, log_db
+    service.app.state.evidence_topics = {  # what an evidence bundle reads, in its order of priority
+        "events": settings.topic_events,
+        "commands": settings.topic_commands,
+        "deploy": settings.topic_deploy,
+        "access": settings.topic_access,
+    }
     service.app.include_router(routes.router)
     asyncapi.serve(service.app, settings, consumes=["commands", "events", "deploy", "access"], publishes=["access"])
     return service.app

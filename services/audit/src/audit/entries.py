@@ -8,7 +8,6 @@ so no producer can write entries into another team's log or in another key's nam
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +17,7 @@ from registry_contract import messages
 from registry_contract.auth import Principal, bearer_token, parse_api_key
 from registry_contract.documents import Document
 from registry_contract.envelope import CloudEvent
+from registry_contract.evidence import record_digest
 from registry_contract.identity_events import IDENTITY_EVENT_MODELS
 from registry_contract.sortkeys import time_key
 from registry_contract.times import to_stored_precision
@@ -50,13 +50,7 @@ class Source:
         cls, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, headers: Any
     ) -> Source:
         """The source of a consumed record."""
-        digest = hashlib.sha256()
-        for part in (topic.encode(), str(partition).encode(), str(offset).encode(), key or b"", value or b""):
-            digest.update(len(part).to_bytes(8, "big") + part)
-        for name, raw in headers or ():
-            for part in (str(name).encode(), bytes(raw)):
-                digest.update(len(part).to_bytes(8, "big") + part)
-        return cls(topic, partition, offset, digest.hexdigest()[:40])
+        return cls(topic, partition, offset, record_digest(topic, partition, offset, key, value, headers))
 
 
 def received_now() -> datetime:
@@ -109,6 +103,23 @@ def entry_for(
         "causation_id": event.causation_id,
         "detail": _detail(event),
     }
+
+
+RECORD = "record"  # the key under which an entry carries its record to the store (never chained or stored with it)
+
+
+def with_record(entry: Document, key: bytes | None, value: bytes | None, headers: Any) -> Document:
+    """``entry`` carrying its record, if it is kept: a service's own model event (evidence bundles show its data).
+
+    Only records a service signed, naming a model, and carrying no credential are kept: what a
+    bundle discloses is what the service published, never a producer's bearer key.
+    """
+    listed = [(str(name), bytes(raw)) for name, raw in headers or ()]
+    if entry.get("verified") != "service" or not entry.get("model"):
+        return entry
+    if any(name.lower() == "authorization" for name, _ in listed):
+        return entry
+    return entry | {RECORD: {"key": key, "value": value, "headers": listed}}
 
 
 def _attribution(event: CloudEvent, principal: Principal | None, signed: bool) -> Document:
@@ -198,7 +209,10 @@ def _claims_text(claims: Any) -> str:
 
 
 def _identity_detail(data: dict[str, Any]) -> str:
-    """What changed, in a line: the key and its scopes, or the webhook and where it points."""
+    """What changed, in a line: the key and its scopes, the signing key, or the webhook and where it points."""
+    if "fingerprint" in data:  # a signing key: whose signatures the team trusts
+        what = f"{_text(data.get('name')) or ''}) {_text(data.get('algorithm'))} {_text(data.get('fingerprint'))}"
+        return f"signing key {_text(data.get('key_id'))} ({what}"[:500]
     if "key_id" in data:
         scopes = data.get("scopes")
         listed = ",".join(s for s in scopes if isinstance(s, str)) if isinstance(scopes, list) else ""

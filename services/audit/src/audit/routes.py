@@ -1,4 +1,4 @@
-"""``GET /v1/audit`` (filtered, paginated, team-scoped), ``GET /v1/audit/verify`` and ``GET /v1/audit/public-keys``."""
+"""The audit API: ``GET /v1/audit``, ``/verify``, ``/public-keys`` and ``/evidence/{team}/{name}/{version}``."""
 
 from datetime import datetime
 from typing import Annotated, Any
@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from pymongo.asynchronous.database import AsyncDatabase
 
 from audit.chain import Verifier, verify
+from audit.evidence import evidence
 from audit.signing import SigningKey
 from audit.storage import AUDIT_LOG
 from audit.team_verify import DEFAULT_TEAM_VERIFY, MAX_TEAM_VERIFY, verify_team
@@ -16,10 +17,12 @@ from registry_contract import catalog
 from registry_contract.audit_views import AuditEntryPublic, AuditPublicKeys, AuditVerification
 from registry_contract.auth import Principal
 from registry_contract.documents import Document
+from registry_contract.evidence import MAX_EVIDENCE_ENTRIES, EvidenceBundle
 from registry_contract.sortkeys import time_key
 from registry_contract.views import Page
 from shared.chassis.http_auth import guard_of, requires
-from shared.chassis.problems import Problem, keyed_route_refusals
+from shared.chassis.http_params import SlugPath, VersionPath
+from shared.chassis.problems import Problem, documented, keyed_route_refusals
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=keyed_route_refusals("invalid"))
 
@@ -133,3 +136,39 @@ async def public_keys(caller: Reader, verifier: Checker) -> AuditPublicKeys:
     these alone (no secret), ``registry audit verify --public-key`` checks a chain offline.
     """
     return AuditPublicKeys.model_validate({"keys": verifier.keys.public()})
+
+
+@router.get("/evidence/{team}/{name}/{version}", responses=documented("not_found"))
+async def evidence_bundle(
+    caller: Reader,
+    request: Request,
+    db: Db,
+    verifier: Checker,
+    signer: Signer,
+    team: SlugPath,
+    name: SlugPath,
+    version: VersionPath,
+) -> EvidenceBundle:
+    """One version's evidence: its history from its events, the audit entries that prove it, and the chain proof.
+
+    The owning team's entries about the version (its commands, events, deployment reports and the
+    accesses of its URL), at most 500 (``truncated`` says when more exist; events
+    first, then commands, reports and accesses), each with every field its hash covers; the Kafka
+    records of its events (each one's digest is its entry's id), with a summary of what they say:
+    the registration (fields, lineage, provenance), updates, approvals, lifecycle changes, alias
+    moves to or from it, deployment reports, status changes and each environment's last status.
+    The chain proof links each entry, through the hashes only of the entries after it (never
+    shown: they may be other teams'), to the next point of its chain the service signed, and the
+    service's Ed25519 ``attestation`` signs it all. ``registry audit verify --bundle FILE`` checks
+    it offline. Scope ``audit:read`` of the owning team, or a platform admin; for anyone else,
+    and for a version the team's log has nothing about, 404 ``not_found``.
+    """
+    if not caller.is_platform_admin and caller.team != team:  # answered like a miss, leaving no trace
+        raise Problem("not_found", f"no audit entries about {team}/{name} {version[:64]!r}")
+    topics: dict[str, str] = request.app.state.evidence_topics
+    bundle = await evidence(
+        db, verifier, signer, team=team, name=name, version=version, topics=topics, limit=MAX_EVIDENCE_ENTRIES
+    )
+    if bundle is None:
+        raise Problem("not_found", f"no audit entries about {team}/{name} {version[:64]!r}")
+    return bundle

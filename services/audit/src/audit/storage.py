@@ -1,7 +1,9 @@
 """The audit service's collections and their indexes: it reads and writes only these, in its own database.
 
 ``audit_log`` is the hash-chained log, ``audit_heads`` each chain's signed head, ``audit_verified``
-what a full verification last reached. The service creates these indexes at start-up.
+what a full verification last reached, ``audit_records`` the Kafka records of the services' model
+events (key, value, headers, under their entry's id, which is their digest): what evidence bundles
+show of an event's data. The service creates these indexes at start-up.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from shared.chassis.mongo import EXPIRY_INDEX
 AUDIT_LOG = "audit_log"
 AUDIT_HEADS = "audit_heads"
 AUDIT_VERIFIED = "audit_verified"
+AUDIT_RECORDS = "audit_records"
 
 INDEXES: dict[str, list[IndexModel]] = {
     AUDIT_LOG: [
@@ -31,4 +34,5 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     AUDIT_HEADS: [],
     AUDIT_VERIFIED: [],
+    AUDIT_RECORDS: [],  # read by entry id only
 }

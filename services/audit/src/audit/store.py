@@ -13,9 +13,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from audit import metrics
+from audit.entries import RECORD
 from audit.links import Tail, Verifier, extend, must_be_signed, sign_entry
 from audit.signing import KeyRing, SigningKey
-from audit.storage import AUDIT_HEADS, AUDIT_LOG
+from audit.storage import AUDIT_HEADS, AUDIT_LOG, AUDIT_RECORDS
 from registry_contract.documents import Document
 from shared.chassis.mongo import find_by_ids
 
@@ -47,6 +48,7 @@ class AuditStore:
         retention: Mapping[str, timedelta] | None = None,
     ) -> None:
         self._client, self._log, self._heads, self._signer = client, db[AUDIT_LOG], db[AUDIT_HEADS], signer
+        self._records = db[AUDIT_RECORDS]
         self._verifier = verifier or Verifier(KeyRing.of(signer))
         self._retention = dict(retention or {})
         self._tails: dict[str, Tail] = {}  # each chain's end as this process last wrote or verified it
@@ -110,9 +112,12 @@ class AuditStore:
                 )
         if not fresh:
             return []
+        records = [{"_id": entry["_id"]} | entry.pop(RECORD) for entry in fresh if RECORD in entry]
 
         async def write(session: AsyncClientSession) -> None:
             await self._log.insert_many(fresh, ordered=False, session=session)
+            if records:  # an event's record, kept beside its entry (evidence bundles)
+                await self._records.insert_many(records, ordered=False, session=session)
             result = await self._heads.bulk_write(head_updates, session=session)
             if result.matched_count + result.upserted_count != len(head_updates):
                 raise HeadMoved("another writer appended to a chain of this batch")

@@ -12,7 +12,7 @@ from faststream.kafka import KafkaBroker
 
 from audit import metrics
 from audit.config import AuditSettings
-from audit.entries import Source, entry_for, received_now
+from audit.entries import Source, entry_for, received_now, with_record
 from registry_contract.documents import Document
 from registry_contract.envelope import EnvelopeError, decode
 from shared.chassis.consuming import Probe, Records, batch_subscriber
@@ -27,6 +27,7 @@ def register_audit_subscriber(
 ) -> None:
     """Consume every contract topic in batches (group ``audit``)."""
     key_topics = frozenset({settings.topic_commands, settings.topic_deploy})
+    events_topic = settings.topic_events
 
     @batch_subscriber(
         broker,
@@ -40,7 +41,7 @@ def register_audit_subscriber(
     )
     async def on_records(records: Records) -> None:
         now = received_now()
-        entries = [await _entry(record, now, identity, key_topics) for record in records]
+        entries = [await _entry(record, now, identity, key_topics, events_topic) for record in records]
         appended = await append(entries)
         for entry in appended:  # redelivered records were skipped: count only what was chained
             metrics.AUDITED.labels(entry["topic"]).inc()
@@ -48,7 +49,11 @@ def register_audit_subscriber(
 
 
 async def _entry(
-    record: ConsumerRecord[Any, Any], now: datetime, identity: RecordIdentity, key_topics: frozenset[str]
+    record: ConsumerRecord[Any, Any],
+    now: datetime,
+    identity: RecordIdentity,
+    key_topics: frozenset[str],
+    events_topic: str | None = None,
 ) -> Document:
     source = Source.of(record.topic, record.partition, record.offset, record.key, record.value, record.headers)
     try:
@@ -60,4 +65,7 @@ async def _entry(
     by_key = event.proof is not None or event.authorization is not None
     principal = await identity.principal(record, event) if record.topic in key_topics or not by_key else None
     signed = principal is None and identity.signed(record)
-    return entry_for(source, event=event, error=None, received_at=now, principal=principal, signed=signed)
+    entry = entry_for(source, event=event, error=None, received_at=now, principal=principal, signed=signed)
+    if record.topic == events_topic:  # the services' model events: their data is kept for evidence bundles
+        entry = with_record(entry, record.key, record.value, record.headers)
+    return entry

@@ -59,13 +59,19 @@ def build_app(settings: DeployTrackerSettings) -> FastAPI:
     )
 
     approval_environments = frozenset(settings.approval_environments)
+    provenance_environments = frozenset(settings.provenance_environments)
     known = KnownVersions(service.db)
     registration = Registration.of(settings, timeout=settings.version_lookup_timeout_seconds)
     lookup = VersionLookup(registration, forget_after=settings.version_lookup_forget_seconds)
 
     async def handle_batch(reports: list[Report]) -> None:
         history = await handle_reports(
-            reports, repo=repo, approval_environments=approval_environments, lookup=lookup, recheck=lookup.recheck
+            reports,
+            repo=repo,
+            approval_environments=approval_environments,
+            provenance_environments=provenance_environments,
+            lookup=lookup,
+            recheck=lookup.recheck,
         )
         relay.notify()
         for row in history:

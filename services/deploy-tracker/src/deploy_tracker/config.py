@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import SettingsConfigDict
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from shared.chassis.settings import CommonSettings
 
@@ -34,6 +36,9 @@ class DeployTrackerSettings(CommonSettings):
     relay_batch_size: int = 1000
     # Environments where a version goes to work (deploying, deployed) only once approved.
     approval_environments: tuple[str, ...] = ("prod",)
+    # Environments where a version goes to work (deploying, deployed) only with verified provenance (a
+    # signature one of its team's signing keys verified at registration); none by default.
+    provenance_environments: Annotated[tuple[str, ...], NoDecode] = ()
     # ``Prefer: wait=<s>`` on the HTTP bridge: the longest wait granted, and how many requests may
     # wait at once (past that, the bridge answers 202 at once, as without the preference).
     report_wait_max_seconds: int = 30
@@ -64,3 +69,10 @@ class DeployTrackerSettings(CommonSettings):
     )
     # Refuse webhook URLs resolving to any address that is not public unless allowed (tests).
     allow_private_webhooks: bool = False
+
+    @field_validator("provenance_environments", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value

@@ -77,9 +77,16 @@ def handle_report(
     stamp: Stamp,
     versions: Mapping[str, Document],
     approval_environments: Collection[str] = frozenset(),
+    provenance_environments: Collection[str] = frozenset(),
 ) -> Effects:
     """Decide what one report does, record it in history, and emit its event (if it causes one)."""
-    verdict = judge(report, parsed, versions, approval_environments=approval_environments)
+    verdict = judge(
+        report,
+        parsed,
+        versions,
+        approval_environments=approval_environments,
+        provenance_environments=provenance_environments,
+    )
     history = record(report, stamp, verdict)
     # Every report filed under a model reaches the read side, whatever became of it.
     recorded = (row,) if (row := emit_report_recorded(report, history)) is not None else ()
@@ -116,13 +123,15 @@ async def handle_reports(
     *,
     repo: Repository,
     approval_environments: Collection[str] = frozenset(),
+    provenance_environments: Collection[str] = frozenset(),
     lookup: Lookup | None = None,
     recheck: Lookup | None = None,
 ) -> list[Document]:
     """Record every new report in history (applied or not); return the history rows written.
 
     ``approval_environments`` are where a version goes to work only once approved (none unless given:
-    the service's setting, default ``prod``, decides). A version the tracker does not know yet is
+    the service's setting, default ``prod``, decides); ``provenance_environments`` where it goes to
+    work only with verified provenance (the service's setting, default none). A version the tracker does not know yet is
     asked of registration through ``lookup`` (its event may still be on its way), and kept. A report
     the approval gate would refuse asks registration once more through ``recheck`` (the approval event
     may still be on its way too): an approval registration confirms is kept and the report judged on it.
@@ -138,7 +147,12 @@ async def handle_reports(
     for offset, (report, data) in enumerate(parsed):
         stamp = Stamp(now, first_position + offset)
         effects = handle_report(
-            report, data, stamp=stamp, versions=batch.versions, approval_environments=approval_environments
+            report,
+            data,
+            stamp=stamp,
+            versions=batch.versions,
+            approval_environments=approval_environments,
+            provenance_environments=provenance_environments,
         )
         batch.add(effects)
     if batch.changes.history:

@@ -1,7 +1,8 @@
 """The tracker's own table of versions, kept from registration's events (never from its database).
 
 A report is judged against what the tracker knows of its version: that it exists, its owner, its
-approval, whether it was deleted, and the deployment state the tracker itself records. That
+approval, whether it was registered with verified provenance, whether it was deleted, and the
+deployment state the tracker itself records. That
 knowledge comes from three events on ``registry.events`` (only service-signed ones count):
 ``model_version_registered``, ``version_approval_changed`` and ``model_version_deleted``. At start
 the table catches up from registration's event log (``GET /internal/v1/events``, from five minutes
@@ -61,6 +62,8 @@ class Fact:
     identity: Document  # model_id, team, name, version
     fields: Document = field(default_factory=dict)
     revision: int | None = None  # registration's position of the event (absent on older records)
+    # What a registration fixes for good (verified provenance): set whatever the row's revision.
+    settled: Document = field(default_factory=dict)
 
 
 def fact_of(event_type: str, data: Mapping[str, Any], at: datetime | str | None, revision: int | None) -> Fact | None:
@@ -73,6 +76,12 @@ def fact_of(event_type: str, data: Mapping[str, Any], at: datetime | str | None,
     except KeyError:
         return None
     fields: Document = {}
+    if event_type == messages.MODEL_VERSION_REGISTERED:
+        provenance = data.get("provenance")
+        verified = isinstance(provenance, Mapping) and provenance.get("verified") is True
+        return Fact(
+            version_id(team, name, number), identity, revision=revision, settled={"provenance_verified": verified}
+        )
     if event_type == messages.VERSION_APPROVAL_CHANGED:
         fields["approval"] = {"status": data.get("to"), "by": data.get("by"), "at": at, "comment": data.get("comment")}
     elif event_type == messages.MODEL_VERSION_DELETED:
@@ -107,6 +116,7 @@ def new_row(vid: str, identity: Mapping[str, Any]) -> Document:
         "_id": vid,
         **identity,
         "approval": None,
+        "provenance_verified": False,
         "deleted": False,
         "environments": {},
         "status": "registered",
@@ -117,6 +127,7 @@ def new_row(vid: str, identity: Mapping[str, Any]) -> Document:
 def apply_fact(rows: dict[str, Document], fact: Fact) -> None:
     """Apply ``fact`` to ``rows`` in memory, as :meth:`KnownVersions.learn` does in MongoDB."""
     row = rows.setdefault(fact.version_id, new_row(fact.version_id, fact.identity))
+    row.update(fact.settled)
     if not fact.fields:
         return
     if fact.revision is None:
@@ -129,7 +140,11 @@ def row_of_lookup(answer: Mapping[str, Any]) -> Document:
     """The row of a version registration described (``GET /internal/v1/versions/…``)."""
     identity = {k: answer[k] for k in ("model_id", "team", "name", "version")}
     vid = str(answer.get("version_id") or version_id(answer["team"], answer["name"], answer["version"]))
-    row = new_row(vid, identity) | {"approval": answer.get("approval"), "deleted": bool(answer.get("deleted"))}
+    row = new_row(vid, identity) | {
+        "approval": answer.get("approval"),
+        "deleted": bool(answer.get("deleted")),
+        "provenance_verified": answer.get("provenance_verified") is True,
+    }
     # registration's revision of the model when it answered: no older event may undo what it said
     return row | {"revision": revision} if (revision := _revision(answer.get("revision"))) is not None else row
 
@@ -179,8 +194,12 @@ class KnownVersions:
         """Apply ``facts`` in order; return how many there were."""
         updates: list[UpdateOne] = []
         for fact in facts:
-            insert = {k: v for k, v in new_row(fact.version_id, fact.identity).items() if k != "_id"}
-            updates.append(UpdateOne({"_id": fact.version_id}, {"$setOnInsert": insert}, upsert=True))
+            row = new_row(fact.version_id, fact.identity) | fact.settled
+            insert = {k: v for k, v in row.items() if k != "_id" and k not in fact.settled}
+            change: Document = {"$setOnInsert": insert}
+            if fact.settled:
+                change["$set"] = fact.settled  # never changes once registered: no revision to compare
+            updates.append(UpdateOne({"_id": fact.version_id}, change, upsert=True))
             if not fact.fields:
                 continue
             if fact.revision is None:

@@ -9,7 +9,16 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from deploy_tracker.config import DeployTrackerSettings
-from deploy_tracker.transitions import APPROVED, approval_status, decide, needs_approval, overall, skips_deploying
+from deploy_tracker.transitions import (
+    APPROVED,
+    approval_status,
+    decide,
+    needs_approval,
+    needs_provenance,
+    overall,
+    provenance_verified,
+    skips_deploying,
+)
 from registry_contract import messages
 from registry_contract.auth import Principal
 from registry_contract.documents import Document
@@ -53,6 +62,8 @@ FORBIDDEN = Rejected(
 )
 # The setting that lists the environments where a version goes to work only once approved.
 APPROVAL_ENVIRONMENTS = DeployTrackerSettings.env_name("approval_environments")
+# The setting that lists the environments where a version goes to work only with verified provenance.
+PROVENANCE_ENVIRONMENTS = DeployTrackerSettings.env_name("provenance_environments")
 
 
 @dataclass(frozen=True)
@@ -111,11 +122,13 @@ def judge(
     versions: Mapping[str, Document],
     *,
     approval_environments: Collection[str] = frozenset(),
+    provenance_environments: Collection[str] = frozenset(),
 ) -> Verdict:
     """What one report does: the first failing check refuses it, authentication first.
 
     The approval gate comes before the state machine: a report that would put an unapproved
     version to work in a gated environment is ``not_approved`` wherever the machine would take it.
+    The provenance gate follows it: a version without verified provenance is ``unsigned`` there.
     """
     principal = report.principal
     if principal is None:  # before validation: nothing about the data is said to strangers
@@ -131,6 +144,10 @@ def judge(
     gated = needs_approval(parsed.environment, parsed.status, approval_environments)
     if gated and approval_status(version) != APPROVED:
         return _unapproved(parsed, version)
+    if needs_provenance(parsed.environment, parsed.status, provenance_environments) and not provenance_verified(
+        version
+    ):
+        return _unsigned(parsed, version)
     return _move(parsed, version)
 
 
@@ -143,6 +160,18 @@ def _unapproved(data: Reported, version: Document) -> Refused:
     )
     previous = _environment(version, data.environment)
     return Refused(Rejected("not_approved", message), data, version=version, previous=previous)
+
+
+def _unsigned(data: Reported, version: Document) -> Refused:
+    """The refusal of a report that would put ``version``, without verified provenance, to work where it is required."""
+    what = f"{data.team}/{data.name} {data.version}"
+    message = (
+        f"{what} has no verified provenance, which {data.environment} requires: register a version with a "
+        f"signature (provenance.signature) one of the team's signing keys verifies; {PROVENANCE_ENVIRONMENTS} "
+        "lists the environments that require it"
+    )
+    previous = _environment(version, data.environment)
+    return Refused(Rejected("unsigned", message), data, version=version, previous=previous)
 
 
 def _environment(version: Document, environment: str) -> str | None:

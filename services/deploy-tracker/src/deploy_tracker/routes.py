@@ -75,8 +75,9 @@ def _refusals_after_waiting() -> dict[int | str, dict[str, Any]]:
     """The refusals a waited-for report can come back with, beyond those of every keyed route."""
     responses = documented("not_found", "conflict")
     responses[409] = responses[409] | {
-        "description": "Conflict (`conflict`: a transition the state machine forbids) or Version not approved "
-        "(`not_approved`: the environment requires an approved version)"
+        "description": "Conflict (`conflict`: a transition the state machine forbids), Version not approved "
+        "(`not_approved`: the environment requires an approved version) or Version not signed (`unsigned`: "
+        "the environment requires verified provenance)"
     }
     return responses
 

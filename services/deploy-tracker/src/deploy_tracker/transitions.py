@@ -12,7 +12,9 @@ Status per (version, environment); ``None`` is "never reported":
 The approval gate: moving to ``deploying`` or ``deployed`` in an environment that requires
 approval (``DEPLOY_TRACKER_APPROVAL_ENVIRONMENTS``, default ``prod``) needs an approved version.
 ``failed``, ``rolled_back`` and ``retired`` are never gated: a pipeline must always be able to say
-that something stopped running.
+that something stopped running. The provenance gate stops the same moves, in the environments of
+``DEPLOY_TRACKER_PROVENANCE_ENVIRONMENTS`` (default none), for a version registered without a
+signature one of its team's signing keys verified.
 """
 
 from __future__ import annotations
@@ -53,6 +55,16 @@ def skips_deploying(previous: str | None, status: str) -> bool:
 def needs_approval(environment: str, status: str, approval_environments: Collection[str]) -> bool:
     """Whether moving to ``status`` in ``environment`` needs an approved version."""
     return status in GATED_STATUSES and environment in approval_environments
+
+
+def needs_provenance(environment: str, status: str, provenance_environments: Collection[str]) -> bool:
+    """Whether moving to ``status`` in ``environment`` needs a version with verified provenance."""
+    return status in GATED_STATUSES and environment in provenance_environments
+
+
+def provenance_verified(version: dict[str, Any]) -> bool:
+    """Whether the version was registered with a signature its team's key verified (unknown: no)."""
+    return version.get("provenance_verified") is True
 
 
 def approval_status(version: dict[str, Any]) -> str:

@@ -13,13 +13,16 @@ from fastapi import FastAPI
 from query import metrics
 from query.api import (
     card_routes,
+    compare_routes,
     deployments_routes,
+    history_routes,
     lineage_routes,
     meta_routes,
     models_routes,
     team_routes,
     versions_routes,
 )
+from query.api.past import PastStates
 from query.api.reads import Reads
 from query.config import QuerySettings
 from query.console import mount_console
@@ -110,6 +113,7 @@ def build_app(settings: QuerySettings) -> FastAPI:
     # What the routes' dependencies (query.deps) read from each request.
     app.state.read_model, app.state.consistency_wait_seconds = read_model, settings.consistency_wait_seconds
     app.state.reads = reads = Reads(read_model)
+    app.state.past_states = PastStates(read_model)  # the scratch reads of as_of requests, a few kept
     app.state.visible_to = visible_to
     app.state.search_index = index = SearchIndex()
     metrics.SEARCH_INDEXED_DOCUMENTS.labels("platform").set_function(lambda: len(index))
@@ -130,9 +134,11 @@ def build_app(settings: QuerySettings) -> FastAPI:
     service.in_background("heap", lambda: freeze_survivors(HEAP_FREEZE_SECONDS, full_every_seconds=HEAP_FULL_SECONDS))
     for module in (models_routes, versions_routes, deployments_routes, meta_routes, lineage_routes, team_routes):
         app.include_router(module.router)
+    app.include_router(history_routes.router)
     app.include_router(feed_router)
     app.include_router(search_routes.router)
     app.include_router(card_routes.router)
+    app.include_router(compare_routes.router)
     asyncapi.serve(app, settings, consumes=["events"], publishes=["access"])
     mount_mcp(service)
     mount_console(service, settings)

@@ -1,5 +1,7 @@
 """The dependencies of the read routes, resolved per request from what ``build_app`` put on ``app.state``."""
 
+import re
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
@@ -69,10 +71,41 @@ UNAVAILABLE = documented("unavailable")
 async def lookup(request: Request, caller: Caller) -> Lookup:
     """The reads of the caller, limited to what ``app.state.visible_to`` lets it see."""
     state = request.app.state
-    return Lookup(state.reads, state.visible_to(caller))
+    return Lookup(state.reads, state.visible_to(caller), state.past_states)
 
 
 Visible = Annotated[Lookup, Depends(lookup)]
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+\- ][0-9]{2}:[0-9]{2})"
+)
+AS_OF = (
+    "answer as things stood at this instant: an RFC 3339 time with an offset (`2026-03-01T02:14:00Z`, "
+    "`2026-03-01T03:14:00+01:00`); a time without one is refused (422 `invalid`), a future time answers "
+    "the current state; a model or version that did not exist then, or a time before your team's share "
+    "of the model began, answers 404 `not_found`"
+)
+
+
+async def as_of_time(as_of: Annotated[str | None, Query(max_length=64, description=AS_OF)] = None) -> datetime | None:
+    """The ``as_of`` query parameter as an aware datetime (``None`` without one), or the invalid problem."""
+    if as_of is None:
+        return None
+    text = as_of.strip()
+    if _RFC3339.fullmatch(text) is None:
+        raise Problem(
+            "invalid", f"as_of must be an RFC 3339 time with an offset, such as 2026-03-01T02:14:00Z: {text!r}"
+        )
+    if text[-6] == " ":  # a "+" an unencoded query string turned into a space
+        text = f"{text[:-6]}+{text[-5:]}"
+    text = text.upper().replace("Z", "+00:00")
+    date, _, fraction = text[:-6].partition(".")
+    try:
+        return datetime.fromisoformat(date + (f".{fraction[:6]}" if fraction else "") + text[-6:])
+    except ValueError:
+        raise Problem("invalid", f"as_of is not a valid time: {as_of!r}") from None
+
+
+AsOf = Annotated[datetime | None, Depends(as_of_time)]
 
 
 def checked_status(status: str | None) -> str | None:

@@ -11,6 +11,7 @@ from registration import (
     log_routes,
     metrics,
     routes,
+    signing_keys_routes,
     trust_rules_routes,
     whoami_routes,
 )
@@ -21,7 +22,16 @@ from registration.group_commit import GroupCommit
 from registration.handlers import Command, Outcome, handle_commands
 from registration.key_events import announce_unannounced
 from registration.repository import MongoRepository
-from registration.storage import API_KEYS, OUTBOX, TRUST_RULES, create_indexes, move_tombstones, retire_model_fields
+from registration.signing_keys import SignatureCheck, SigningKeys
+from registration.storage import (
+    API_KEYS,
+    OUTBOX,
+    SIGNING_KEYS,
+    TRUST_RULES,
+    create_indexes,
+    move_tombstones,
+    retire_model_fields,
+)
 from registration.subscribers import register_command_subscriber, register_deployment_subscriber
 from registration.tokens import TokenVerifier
 from registration.trust_rules import TrustRules
@@ -72,6 +82,9 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     federation = LocalFederation(verifier, trust_rules, settings.oidc_sign_in_rules, ttl=settings.key_cache_seconds)
     service.federate(federation)
     service.on_stop("token-verifier", verifier.close)
+    # Signed provenance: registrations' signatures are verified against their team's keys.
+    signing_keys = SigningKeys(service.db[SIGNING_KEYS], changes)
+    check_signatures = SignatureCheck(signing_keys)
 
     async def handle_batch(commands: list[Command]) -> list[Outcome]:
         outcomes = await handle_commands(
@@ -80,6 +93,7 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
             artifact_schemes=settings.artifact_schemes,
             retries=settings.commit_retries,
             max_shares=settings.max_shares_per_model,
+            check_signatures=check_signatures,
         )
         relay.notify()
         metrics.observe(outcomes, commands, service.access, topic=settings.topic_commands)
@@ -126,6 +140,7 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     service.app.include_router(curation_routes.router)
     service.app.include_router(keys_routes.router)
     service.app.include_router(trust_rules_routes.router)
+    service.app.include_router(signing_keys_routes.router)
     service.app.include_router(whoami_routes.router)
     service.app.include_router(internal_routes.router)
     service.app.include_router(log_routes.router)
@@ -135,4 +150,5 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
     service.app.state.repo = repo
     service.app.state.changes = changes
     service.app.state.trust_rules, service.app.state.federation = trust_rules, federation
+    service.app.state.signing_keys = signing_keys
     return service.app

@@ -42,6 +42,8 @@ class Batch:
         # version id -> {environment: status}, from the tracker's events (versions to delete only)
         self.deployed = deployed or {}
         self.max_shares = max_shares  # teams a model may be shared with (REGISTRATION_MAX_SHARES_PER_MODEL)
+        # command key -> the verified provenance of its registration (signatures are checked before the batch)
+        self.provenance: dict[str, Document] = {}
         self.changes = Changes()
 
     def version(self, ref: messages.VersionRef) -> Document:

@@ -149,6 +149,8 @@ class RegistrationSettings(CommonSettings):
     )
     # Trust rules a team may hold; one more is refused (409): every rule is tried on every token.
     max_trust_rules_per_team: int = Field(50, ge=1, le=1000)
+    # Signing keys a team may hold; one more is refused (409): a signature naming no key is tried on each.
+    max_signing_keys_per_team: int = Field(20, ge=1, le=100)
 
     @field_validator("oidc_algorithms")
     @classmethod

@@ -72,6 +72,12 @@ class RateLimited(RegistrationError):
     reason: RejectReason = "rate_limited"
 
 
+class BadSignature(RegistrationError):
+    """The version's provenance signature is malformed, or no key its team trusts verifies it."""
+
+    reason: RejectReason = "bad_signature"
+
+
 class Conflict(RegistrationError):
     """The command is valid but not in the current state (e.g. an illegal lifecycle move)."""
 
@@ -122,8 +128,15 @@ def tag_pairs(tags: dict[str, str]) -> list[str]:
     return [f"{k}:{v}" for k, v in tags.items()]
 
 
-def new_version(data: RegisterModelVersion, *, created_by: str, command_id: str, now: datetime) -> Document:
-    """The stored document of a version being registered."""
+def new_version(
+    data: RegisterModelVersion,
+    *,
+    created_by: str,
+    command_id: str,
+    now: datetime,
+    provenance: Document | None = None,
+) -> Document:
+    """The stored document of a version being registered (``provenance``: its verified signature, if any)."""
     return {
         "_id": version_id(data.team, data.name, data.version),
         "model_id": model_id(data.team, data.name),
@@ -132,7 +145,8 @@ def new_version(data: RegisterModelVersion, *, created_by: str, command_id: str,
         "version": data.version,
         "version_key": version_key(data.version),
         "prerelease": "-" in data.version.split("+", 1)[0],
-        **data.model_dump(exclude={"team", "name", "version"}),
+        **data.model_dump(exclude={"team", "name", "version", "provenance"}),
+        "provenance": provenance,
         "tag_pairs": tag_pairs(data.tags),
         "lifecycle": "active",
         "created_at": now,

@@ -9,7 +9,7 @@ catch that); only when the commit reports a duplicate key is it re-run reading e
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -42,6 +42,14 @@ MODEL_READING = (
 )
 
 
+# Verifies the provenance signatures of registrations: command key -> the provenance to record, or
+# the refusal (``bad_signature``). Awaited once per batch, before its transaction.
+CheckSignatures = Callable[
+    [Sequence[tuple[str, messages.RegisterModelVersion]]], Awaitable[dict[str, Document | Rejected]]
+]
+UNCHECKED = Rejected("bad_signature", "this registry verifies no signatures: register the version without provenance")
+
+
 # What limits a key's commands over Kafka (HTTP requests have the services' RATE_LIMIT_* settings).
 COMMAND_RATE = " and ".join(RegistrationSettings.env_name(f) for f in ("command_rate_per_second", "command_burst"))
 
@@ -58,16 +66,19 @@ async def handle_commands(
     artifact_schemes: Sequence[str],
     retries: int = 5,
     max_shares: int = DEFAULT_MAX_SHARES,
+    check_signatures: CheckSignatures | None = None,
 ) -> list[Outcome]:
     """Handle ``commands`` in order; one outcome per command, in their order.
 
-    A command already handled yields its stored outcome.
+    A command already handled yields its stored outcome. Registrations carrying a signature are
+    verified first, outside the transaction (``check_signatures``; none: every signature is refused).
     """
+    signed = await _signatures(commands, artifact_schemes, check_signatures)
     read_everything = False
     for attempt in range(retries + 1):
         try:
             return await _handle_once(
-                commands, repo, artifact_schemes, read_everything=read_everything, max_shares=max_shares
+                commands, repo, artifact_schemes, read_everything=read_everything, max_shares=max_shares, signed=signed
             )
         except ConcurrentWrite:
             # A duplicate, a redelivery or another writer: re-run, reading everything first.
@@ -84,20 +95,48 @@ async def _handle_once(
     *,
     read_everything: bool,
     max_shares: int,
+    signed: dict[str, Document | Rejected],
 ) -> list[Outcome]:
     done = await repo.outcomes_of([c.key for c in commands]) if read_everything else {}
     parsed: dict[str, tuple[Command, messages.ModelRef | Rejected]] = {}
     for command in commands:
         if command.key not in parsed:  # a command already handled too: its answer shows its version
-            parsed[command.key] = (command, parse(command, artifact_schemes))
+            checked = signed.get(command.key)
+            refused = checked if isinstance(checked, Rejected) else None
+            parsed[command.key] = (command, refused or parse(command, artifact_schemes))
     batch = await _load(repo, [data for _, data in parsed.values()], read_everything=read_everything)
     batch.max_shares = max_shares
+    batch.provenance = {key: found for key, found in signed.items() if not isinstance(found, Rejected)}
     fresh = {key: apply(batch, command, data) for key, (command, data) in parsed.items() if key not in done}
     if batch.changes.outbox:
         await repo.commit(batch.changes)  # numbers the rows: their positions are the revisions
     rows = {row.get("command_key"): row for row in batch.changes.outbox}
     fresh = {key: _revised(outcome, rows[key]) for key, outcome in fresh.items()}
     return [fresh.get(c.key) or _replayed(c, done.get(c.key) or batch.outcome_row(c.key), batch) for c in commands]
+
+
+async def _signatures(
+    commands: Sequence[Command], artifact_schemes: Sequence[str], check: CheckSignatures | None
+) -> dict[str, Document | Rejected]:
+    """The verified provenance (or refusal) of each registration with a signature its sender may send.
+
+    A sender refused anyway (no key, a missing scope, another team) has nothing verified: its
+    command is refused as it would be without a signature, and no team's keys are tried for it.
+    """
+    wanted: dict[str, messages.RegisterModelVersion] = {}
+    for command in commands:
+        if command.event.type != messages.REGISTER_MODEL_VERSION or not command.event.data.get("provenance"):
+            continue  # the common case, told without parsing the command twice
+        data = parse(command, artifact_schemes)
+        if not isinstance(data, messages.RegisterModelVersion) or data.provenance is None:
+            continue
+        if _refusal(command, data) is None:
+            wanted.setdefault(command.key, data)
+    if not wanted:
+        return {}
+    if check is None:
+        return dict.fromkeys(wanted, UNCHECKED)
+    return await check(list(wanted.items()))
 
 
 def _revised(outcome: Outcome, row: Document) -> Outcome:

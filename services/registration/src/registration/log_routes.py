@@ -64,6 +64,7 @@ class VersionKnown(BaseModel):
     version: str
     approval: Approval
     deleted: bool
+    provenance_verified: bool = Field(False, description="registered with a signature a team key verified")
     revision: int | None = Field(
         default=None,
         description="registration's revision of the model when it was read (its latest outbox position): "
@@ -133,7 +134,9 @@ async def version(team: SlugPath, name: SlugPath, version: VersionPath, request:
     mid = model_id(team, name)
     latest = await db[OUTBOX].find_one({"model_id": mid}, {"position": 1}, sort=[("position", -1)])
     # A deleted version's tombstone stands in its place: the number stays taken.
-    stored = await db[MODEL_VERSIONS].find_one({"_id": vid}, {"version": 1, "approval": 1, "deleted": 1})
+    stored = await db[MODEL_VERSIONS].find_one(
+        {"_id": vid}, {"version": 1, "approval": 1, "deleted": 1, "provenance.verified": 1}
+    )
     if stored is None:
         raise Problem("not_found", f"{team}/{name} has no version {version[:64]!r}")
     return VersionKnown(
@@ -144,5 +147,6 @@ async def version(team: SlugPath, name: SlugPath, version: VersionPath, request:
         version=stored["version"],
         approval=Approval.model_validate(stored.get("approval") or {}),
         deleted=bool(stored.get("deleted")),
+        provenance_verified=bool((stored.get("provenance") or {}).get("verified")),
         revision=int(latest["position"]) if latest and latest.get("position") is not None else None,
     )

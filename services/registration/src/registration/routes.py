@@ -20,7 +20,7 @@ from registry_contract.views import ModelVersionPublic
 from registry_contract.write_views import ShareChange
 from shared.chassis.http_auth import requires
 from shared.chassis.http_params import SlugPath, VersionPath
-from shared.chassis.problems import Problem, keyed_route_refusals
+from shared.chassis.problems import Problem, documented, keyed_route_refusals
 
 HandleOne = Callable[[Command], Awaitable[Outcome]]
 Writer = Annotated[Principal, Depends(requires("models:write"))]
@@ -106,7 +106,17 @@ def version_of(outcome: Outcome) -> ModelVersionPublic:
     raise Problem("not_found", "the version this request changed has been deleted since")  # a replay, too late
 
 
-@router.post("/versions", status_code=201, tags=["versions"], responses=written(201))
+def _register_refusals() -> dict[int | str, dict[str, Any]]:
+    """The register route's answers: its consistency token, and a 422 that is ``invalid`` or ``bad_signature``."""
+    refused = documented("invalid")
+    refused[422] = refused[422] | {
+        "description": "Invalid request (`invalid`) or Bad signature (`bad_signature`: the provenance signature "
+        "is malformed, or no signing key of the team verifies it)"
+    }
+    return written(201) | refused
+
+
+@router.post("/versions", status_code=201, tags=["versions"], responses=_register_refusals())
 async def register_version(
     team: SlugPath,
     name: SlugPath,
@@ -116,7 +126,12 @@ async def register_version(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> ModelVersionPublic:
-    """Register a new version (201), 409 when its SemVer precedence exists, 422 when invalid."""
+    """Register a new version (201), 409 when its SemVer precedence exists, 422 when invalid.
+
+    With ``provenance.signature`` (an OpenSSF model-signing signature file), the signature is verified
+    offline against the team's signing keys and the verified manifest is recorded as the version's
+    ``provenance``; 422 ``bad_signature`` when it is malformed or no key of the team verifies it.
+    """
     data = {**body.model_dump(mode="json", exclude_unset=True), "team": team, "name": name}
     outcome = await run(request, messages.REGISTER_MODEL_VERSION, data, caller, idempotency_key)
     version = version_of(outcome)

@@ -23,6 +23,7 @@ RELAY_CHECKPOINTS = "relay_checkpoints"
 SHARES = "shares"
 API_KEYS = "api_keys"
 TRUST_RULES = "trust_rules"
+SIGNING_KEYS = "signing_keys"
 # What registration knows of deployments, from the tracker's deployment_status_changed events:
 # version id -> {environment: status}; refuses deleting a version that runs somewhere.
 DEPLOYED_ENVIRONMENTS = "deployed_environments"
@@ -55,6 +56,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     API_KEYS: [IndexModel([("team", ASCENDING)], name="team")],
     # A team's rules, read for each token that names the team and listed by its admins.
     TRUST_RULES: [IndexModel([("team", ASCENDING), ("deleted", ASCENDING)], name="team")],
+    # A team's signing keys, read for each signed registration and listed by its admins.
+    SIGNING_KEYS: [IndexModel([("team", ASCENDING), ("deleted", ASCENDING)], name="team")],
     DEPLOYED_ENVIRONMENTS: [],
 }
 

@@ -18,7 +18,7 @@ CORRELATION_HEADER = "X-Correlation-ID"
 PROBLEM_TYPE_PREFIX = "urn:registry:problem:"
 
 # The one catalogue of refusals: each reason is a Kafka ``command_rejected`` reason (the first
-# eight, :data:`registry_contract.messages.RejectReason`) or an HTTP-only one, and has one status and title.
+# ten, :data:`registry_contract.messages.RejectReason`) or an HTTP-only one, and has one status and title.
 ProblemReason = Literal[
     "invalid",
     "unauthenticated",
@@ -28,6 +28,8 @@ ProblemReason = Literal[
     "conflict",
     "rate_limited",
     "not_approved",
+    "bad_signature",
+    "unsigned",
     "method_not_allowed",
     "too_large",
     "not_ready",
@@ -43,6 +45,8 @@ CATALOGUE: dict[ProblemReason, tuple[int, str]] = {
     "conflict": (409, "Conflict"),
     "rate_limited": (429, "Too many requests"),
     "not_approved": (409, "Version not approved"),
+    "bad_signature": (422, "Bad signature"),
+    "unsigned": (409, "Version not signed"),
     "method_not_allowed": (405, "Method not allowed"),
     "too_large": (413, "Content too large"),
     "not_ready": (503, "Not ready"),

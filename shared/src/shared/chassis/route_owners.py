@@ -18,7 +18,7 @@ MAX_METHOD_SHOWN = 16  # and of its method, which the caller chooses too
 ROUTES: tuple[tuple[re.Pattern[str], frozenset[str] | None, str], ...] = (
     (re.compile(r"/v1/models(/|$)"), _READS, "query"),
     (re.compile(r"/v1/models(/|$)"), None, "registration"),
-    (re.compile(r"/v1/teams/[^/]+/(api-keys|trust-rules)(/|$)"), None, "registration"),
+    (re.compile(r"/v1/teams/[^/]+/(api-keys|trust-rules|signing-keys)(/|$)"), None, "registration"),
     (re.compile(r"/v1/whoami$"), None, "registration"),
     (re.compile(r"/v1/teams/[^/]+/webhooks(/|$)"), None, "deploy-tracker"),
     (re.compile(r"/v1/teams/"), _READS, "query"),

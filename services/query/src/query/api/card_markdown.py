@@ -72,6 +72,8 @@ def _details(card: ModelCard) -> str:
         ("Latest version", d.latest_version),
         ("Versions", f"{d.version_count}: {listed}" if listed else ""),
     ]
+    if d.signed_by:  # only where a signature was verified: most versions carry none
+        rows.insert(8, ("Signed by", d.signed_by))
     return _table(["Field", "Value"], [[name, inline(value) if value else NOT_RECORDED] for name, value in rows])
 
 

@@ -57,6 +57,7 @@ def build_card(
         artifact_uri=doc.get("artifact_uri"),
         artifact_digest=doc.get("artifact_digest"),
         registered_by=doc.get("created_by"),
+        signed_by=_signed_by(doc.get("provenance")),
         version_created_at=doc.get("created_at"),
         version_updated_at=doc.get("updated_at"),
         model_created_at=model.get("created_at"),
@@ -219,6 +220,14 @@ def _caveats(card: ModelCard, ordered: list[Document]) -> list[str]:
             "older ones are not in its metrics and lifecycle sections."
         )
     return found
+
+
+def _signed_by(provenance: Any) -> str | None:
+    """``name (fingerprint)`` of the key that verified the version's signature, if one did."""
+    if not isinstance(provenance, dict) or provenance.get("verified") is not True:
+        return None
+    signer = provenance.get("signer") or {}
+    return f"{signer.get('name')} ({signer.get('fingerprint')})"
 
 
 def _is_prerelease(version: str) -> bool:

@@ -4,7 +4,7 @@ from typing import Literal
 
 from fastapi import APIRouter
 
-from query.deps import CONSISTENT, INVALID, NOT_FOUND, REFUSALS, UNAVAILABLE, Cursor, Environment, Limit, Visible
+from query.deps import CONSISTENT, INVALID, NOT_FOUND, REFUSALS, UNAVAILABLE, AsOf, Cursor, Environment, Limit, Visible
 from registry_contract import catalog
 from registry_contract.views import DeploymentReportPublic, Page, VersionDeployments
 from shared.chassis.http_params import SlugPath, VersionPath
@@ -25,8 +25,13 @@ async def get_model_deployments(
     environment: Environment = None,
     outcome: Literal["applied", "out_of_order", "rejected"] | None = None,
     limit: Limit = catalog.DEFAULT_PAGE_SIZE,
+    as_of: AsOf = None,
 ) -> Page[DeploymentReportPublic]:
-    """The model's latest deployment reports across its versions (one ``environment``'s, if given), newest first."""
+    """The model's latest deployment reports across its versions (one ``environment``'s, if given), newest first.
+
+    With ``as_of``: the reports the tracker had recorded by then.
+    """
+    visible = await visible.as_of(team, name, as_of)
     model = await visible.model(team, name)
     reports = await visible.reads.model_deployments(model, environment=environment, outcome=outcome, limit=limit)
     return Page[DeploymentReportPublic](items=[DeploymentReportPublic.of(doc) for doc in reports])
@@ -40,8 +45,14 @@ async def get_deployments(
     version: VersionPath,
     limit: Limit = catalog.DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
+    as_of: AsOf = None,
 ) -> VersionDeployments:
-    """Current status per environment and the report history of a version, oldest report first."""
+    """Current status per environment and the report history of a version, oldest report first.
+
+    With ``as_of``: each environment's status then (its latest applied report recorded by then),
+    and the reports recorded by then.
+    """
+    visible = await visible.as_of(team, name, as_of)
     found = await visible.version(team, name, version)
     page = await visible.reads.deployment_history(found, limit=limit, cursor=cursor)
     return VersionDeployments(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from query.api.lookup import Lookup, not_found
-from query.deps import CONSISTENT, INVALID, NOT_FOUND, REFUSALS, UNAVAILABLE, Caller, Visible
+from query.deps import CONSISTENT, INVALID, NOT_FOUND, REFUSALS, UNAVAILABLE, AsOf, Caller, Visible
 from registry_contract import catalog
 from registry_contract.documents import Document
 from registry_contract.read_views import AliasesPublic, LineagePublic, SharesPublic
@@ -20,8 +20,12 @@ MAX_CHILDREN = catalog.MAX_LINEAGE_CHILDREN
 
 
 @router.get("/aliases", tags=["aliases"])
-async def get_aliases(visible: Visible, team: SlugPath, name: SlugPath) -> AliasesPublic:
-    """The model's aliases; ``GET …/versions/@{alias}`` resolves one."""
+async def get_aliases(visible: Visible, team: SlugPath, name: SlugPath, as_of: AsOf = None) -> AliasesPublic:
+    """The model's aliases (as they stood at ``as_of``, if given); ``GET …/versions/@{alias}`` resolves one.
+
+    ``GET …/aliases/{alias}/history`` lists every move of one.
+    """
+    visible = await visible.as_of(team, name, as_of)
     model = await visible.model(team, name)
     aliases = sorted((model.get("aliases") or {}).items())
     return AliasesPublic(items=[{"alias": alias, "version": version} for alias, version in aliases])

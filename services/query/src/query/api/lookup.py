@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from query.api.past import PastStates
 from query.api.reads import Reads
+from query.projection.past import Since, access_began
 from registry_contract.auth import Principal
 from registry_contract.documents import Document
 from registry_contract.ids import model_id, version_doc_id
@@ -23,10 +26,14 @@ def not_found(what: str) -> Problem:
 
 @dataclass(frozen=True)
 class Lookup:
-    """The reads of one caller; ``visible`` is its visibility (``{}``, or ``{"readers": team}``)."""
+    """The reads of one caller; ``visible`` is its visibility (``{}``, or ``{"readers": team}``).
+
+    ``past`` keeps the scratch reads of as-of requests (a fresh one per call without it).
+    """
 
     reads: Reads
     visible: dict[str, Any]
+    past: PastStates | None = None
 
     def shown(self, model: Document | None, what: str) -> Document:
         """``model`` if the caller may see it, else the not-found problem."""
@@ -40,6 +47,34 @@ class Lookup:
     async def model(self, team: str, name: str) -> Document:
         """A visible model by team and name."""
         return self.shown(await self.reads.model(team, name), f"model {team}/{name}")
+
+    def since(self, model: Document) -> Since | None:
+        """Where the caller's view of the model's past begins: ``None`` (all of it) for its team and admins.
+
+        A team that reads the model through a share sees its past from the ``model_shared`` event
+        that opened its current access on.
+        """
+        team = self.visible.get("readers")
+        if team is None or team == model["team"]:
+            return None
+        return access_began(self.reads.read_model.history.get(model["_id"], []), str(team))
+
+    async def as_of(self, team: str, name: str, at: datetime | None) -> Lookup:
+        """The caller's reads of ``team/name`` as they stood at ``at`` (these reads for no time or a future one).
+
+        The model must be visible now; a time before the caller's access began answers as missing,
+        and so does a model or version that did not exist then.
+        """
+        if at is None:
+            return self
+        model = await self.model(team, name)
+        since = self.since(model)
+        if since is not None and at < since.at:
+            raise not_found(f"model {team}/{name}")
+        if at >= datetime.now(UTC):
+            return self
+        past = self.past or PastStates(self.reads.read_model)
+        return Lookup(past.reads_at(str(model["_id"]), at), {}, past)
 
     async def model_by_id(self, model_id: str) -> Document:
         """A visible model by its stable id."""

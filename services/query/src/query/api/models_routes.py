@@ -13,6 +13,7 @@ from query.deps import (
     NOT_FOUND,
     REFUSALS,
     UNAVAILABLE,
+    AsOf,
     Cursor,
     DeploymentStatus,
     Environment,
@@ -101,9 +102,9 @@ async def get_model_by_id(visible: Visible, model_id: IdPath) -> ModelPublic:
 
 
 @router.get("/models/{team}/{name}", responses=NOT_FOUND)
-async def get_model(visible: Visible, team: SlugPath, name: SlugPath) -> ModelPublic:
-    """A model and its headline (latest) version fields."""
-    return ModelPublic.of(await visible.model(team, name))
+async def get_model(visible: Visible, team: SlugPath, name: SlugPath, as_of: AsOf = None) -> ModelPublic:
+    """A model and its headline (latest) version fields (as they stood at ``as_of``, if given)."""
+    return ModelPublic.of(await (await visible.as_of(team, name, as_of)).model(team, name))
 
 
 @router.get("/models/{team}/{name}/history", responses=NOT_FOUND)
@@ -114,6 +115,7 @@ async def get_history(
     limit: Limit = catalog.MAX_PAGE_SIZE,
     cursor: Cursor = None,
 ) -> Page[ModelEventPublic]:
-    """Every change of the model, oldest first."""
-    page = await visible.reads.history(await visible.model(team, name), limit=limit, cursor=cursor)
+    """Every change of the model, oldest first; a team reading it through a share sees them from the share on."""
+    model = await visible.model(team, name)
+    page = await visible.reads.history(model, limit=limit, cursor=cursor, since=visible.since(model))
     return Page[ModelEventPublic](items=[ModelEventPublic.of(doc) for doc in page.items], next_cursor=page.next_cursor)

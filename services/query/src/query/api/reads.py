@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from query.api.ordering import ModelOrders, VersionOrders, deployment_marks, moment, wanted_mark
 from query.api.pagination import SortSpec, decode_cursor, encode_cursor
 from query.projection.model import ReadModel
+from query.projection.past import Since, visible_history
 from registry_contract.documents import Document
 from registry_contract.sortkeys import time_key
 from registry_contract.versioning import VersionRange
@@ -95,7 +96,7 @@ class Reads:
     ) -> Page:
         """Models matching ``filters``, one keyset page at a time, at most ``MAX_SCANNED_MODELS`` examined."""
         scope = filters.scope({"visible": visible})
-        last = _cursor_key(cursor, sort, scope, str)
+        last = cursor_key(cursor, sort, scope, str)
         after, before = filters.key_bounds(sort.key_field)
         if last is not None:
             if sort.descending:
@@ -174,8 +175,8 @@ class Reads:
     ) -> Page:
         """A model's versions, newest SemVer precedence first, optionally by deployment state or lifecycle."""
         key_bounds = version_range.to_filter() if version_range else {}
-        scope = _fingerprint(f"{model['_id']}|{key_bounds}|{include_prerelease}|{status}|{environment}|{lifecycle}")
-        last = _cursor_key(cursor, _BY_PRECEDENCE, scope, str)
+        scope = fingerprint(f"{model['_id']}|{key_bounds}|{include_prerelease}|{status}|{environment}|{lifecycle}")
+        last = cursor_key(cursor, _BY_PRECEDENCE, scope, str)
         model_id = str(model["_id"])
         ids, prefix = self.version_orders.precedence(model_id), f"{model_id}:"
         start, end = _key_range(ids, {op: prefix + key for op, key in key_bounds.items()})
@@ -227,9 +228,10 @@ class Reads:
         )
         return heapq.nlargest(limit, shown, key=lambda v: str(v["version_key"]))
 
-    async def history(self, model: Document, *, limit: int, cursor: str | None) -> Page:
-        """Every change of a model, oldest first (its events, as the projection applied them)."""
-        return _by_position(self.read_model.history.get(model["_id"], []), str(model["_id"]), limit, cursor)
+    async def history(self, model: Document, *, limit: int, cursor: str | None, since: Since | None = None) -> Page:
+        """Every change of a model, oldest first (its events, as the projection applied them), from ``since`` on."""
+        rows = visible_history(self.read_model.history.get(model["_id"], []), since)
+        return by_position(rows, str(model["_id"]), limit, cursor)
 
     async def recent_deployments(self, version: Document, limit: int) -> list[Document]:
         """A version's most recent deployment reports, newest first (the history pages oldest first)."""
@@ -272,7 +274,7 @@ class Reads:
 
     async def deployment_history(self, version: Document, *, limit: int, cursor: str | None) -> Page:
         """Deployment reports of a version, oldest first."""
-        return _by_position(self._reports_of(version), str(version["_id"]), limit, cursor)
+        return by_position(self._reports_of(version), str(version["_id"]), limit, cursor)
 
     def _reports_of(self, version: Document) -> list[Document]:
         return self.version_orders.reports_of(str(version["model_id"]), str(version["_id"]))
@@ -289,11 +291,12 @@ _BY_PRECEDENCE = SortSpec("version", "version_key", descending=True)
 _BY_POSITION = SortSpec("position", "position", descending=False)
 
 
-def _fingerprint(text: str) -> str:
+def fingerprint(text: str) -> str:
+    """A short digest of ``text``: the scope that binds a cursor to its query."""
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _cursor_key(cursor: str | None, sort: SortSpec, scope: str, kind: type[_K]) -> _K | None:
+def cursor_key(cursor: str | None, sort: SortSpec, scope: str, kind: type[_K]) -> _K | None:
     """The key a cursor of this query holds (``None`` without one); the invalid problem if it holds another kind."""
     if not cursor:
         return None
@@ -326,10 +329,10 @@ def _key_range(keys: list[str], bounds: dict[str, str]) -> tuple[int, int]:
     return start, max(start, end)
 
 
-def _by_position(rows: list[Document], owner: str, limit: int, cursor: str | None) -> Page:
+def by_position(rows: list[Document], owner: str, limit: int, cursor: str | None) -> Page:
     """A page of an append-only log ordered by ``position`` (``rows`` oldest first)."""
-    scope = _fingerprint(owner)
-    last = _cursor_key(cursor, _BY_POSITION, scope, int)
+    scope = fingerprint(owner)
+    last = cursor_key(cursor, _BY_POSITION, scope, int)
     start = bisect_right(rows, last, key=lambda row: int(row["position"])) if last is not None else 0
     page = rows[start : start + limit + 1]
     if len(page) <= limit:

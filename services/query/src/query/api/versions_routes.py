@@ -11,6 +11,7 @@ from query.deps import (
     NOT_FOUND,
     REFUSALS,
     UNAVAILABLE,
+    AsOf,
     Cursor,
     DeploymentStatus,
     Environment,
@@ -54,9 +55,14 @@ async def get_versions(
     lifecycle: Lifecycle | None = None,
     limit: Limit = catalog.DEFAULT_PAGE_SIZE,
     cursor: Cursor = None,
+    as_of: AsOf = None,
 ) -> Page[ModelVersionPublic]:
-    """Versions by SemVer precedence, newest first; filter by deployment ``status``/``environment`` or ``lifecycle``."""
+    """Versions by SemVer precedence, newest first; filter by deployment ``status``/``environment`` or ``lifecycle``.
+
+    With ``as_of``: the versions as they stood then (deleted ones included, later ones left out).
+    """
     status = checked_status(status)
+    visible = await visible.as_of(team, name, as_of)
     model = await visible.model(team, name)
     page = await visible.reads.list_versions(
         model,
@@ -81,11 +87,14 @@ async def get_version(
     version: VersionPath,
     include_prerelease: Annotated[bool, Query(description="latest: prereleases count too")] = False,
     include_deprecated: Annotated[bool, Query(description="latest: deprecated versions count too")] = False,
+    as_of: AsOf = None,
 ) -> ModelVersionPublic:
     """One version: a SemVer version, ``@alias`` (``@champion``), or ``latest``.
 
-    ``latest`` is the highest non-prerelease version that is ``active``.
+    ``latest`` is the highest non-prerelease version that is ``active``. With ``as_of``, the
+    version as it stood then, and ``@alias`` and ``latest`` resolved as they were then.
     """
+    visible = await visible.as_of(team, name, as_of)
     found = await visible.version(
         team, name, version, include_prerelease=include_prerelease, include_deprecated=include_deprecated
     )

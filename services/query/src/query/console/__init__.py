@@ -15,7 +15,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from query.config import QuerySettings
-from query.console import actions, oidc_sign_in, pages
+from query.console import actions, compare_page, oidc_sign_in, pages
 from query.console.identity_provider import IdentityProvider
 from query.console.sessions import Sessions
 from query.console.sign_ins import SignIns
@@ -62,6 +62,7 @@ def mount_console(service: Service, settings: QuerySettings) -> None:
 
     service.on_start(create_indexes)
     app.include_router(pages.router)
+    app.include_router(compare_page.router)
     app.include_router(actions.router)
     app.include_router(oidc_sign_in.router)
     assets = {name: (STATIC / name).read_bytes() for name in ASSETS}

@@ -22,6 +22,7 @@ Cursor = Annotated[str | None, Query(max_length=2048)]
 SEARCH_PAGE_SIZE = 20
 VERSIONS_SHOWN = 50  # a page of the versions table, newest SemVer first; older ones a page further
 DEPLOYMENTS_SHOWN = 50
+HISTORY_SHOWN = 30  # entries of the model's timeline per page, newest first
 
 
 @router.get("")
@@ -101,8 +102,9 @@ async def model_page(
     name: SlugPath,
     version: Annotated[str | None, Query(max_length=300)] = None,
     versions_cursor: Cursor = None,
+    history_cursor: Cursor = None,
 ) -> HTMLResponse:
-    """A model: metadata, versions, the chosen version's metrics, lineage and card, deployments, shares."""
+    """A model: metadata, versions, the chosen version's metrics, lineage and card, deployments, history, shares."""
     base = f"/v1/models/{segment(team)}/{segment(name)}"
     if version:
         checked_version(version)
@@ -110,7 +112,7 @@ async def model_page(
     # The chosen version's lineage is asked for at once (the latest's when none is chosen), so the
     # page costs one round of concurrent reads, not two.
     wanted = f"{base}/versions/{segment(version or 'latest')}/lineage"
-    model, versions, deployments, shares, lineage = await asyncio.gather(
+    model, versions, deployments, shares, lineage, history = await asyncio.gather(
         visit.reads.get(base),
         visit.reads.get(
             f"{base}/versions",
@@ -120,6 +122,8 @@ async def model_page(
         visit.reads.get(f"{base}/deployments", {"limit": DEPLOYMENTS_SHOWN, "outcome": "applied"}),
         _optional(visit.reads, f"{base}/shares") if owner else asyncio.sleep(0, None),
         _optional(visit.reads, wanted),
+        # Alias moves, approvals, deletions and status changes, newest first (from a share's start for a reader).
+        visit.reads.get(f"{base}/timeline", {"limit": HISTORY_SHOWN, "cursor": history_cursor}),
     )
     items: list[dict[str, Any]] = versions["items"]
     selected = _selected(items, version, model)
@@ -139,6 +143,9 @@ async def model_page(
         "lineage": lineage,
         "versions_cursor": versions_cursor,
         "timelines": views.timelines(deployments["items"]),
+        "history": history["items"],
+        "history_next": history.get("next_cursor"),
+        "history_cursor": history_cursor,
         "shares": shares["items"] if shares else None,
         "owner": owner,
         "lifecycles": ("active", "deprecated", "archived"),

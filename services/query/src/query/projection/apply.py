@@ -95,7 +95,7 @@ def _late(model: ReadModel, event: CloudEvent, source: str, model_id: str) -> st
 
 def _replay_registration(model: ReadModel, model_id: str, missed: CloudEvent) -> None:
     """Rebuild the model from its registration events plus ``missed``, keeping what the tracker set."""
-    events = sorted([*map(_event_of, model.history.pop(model_id, [])), missed], key=lambda e: e.revision or 0)
+    events = sorted([*map(event_of, model.history.pop(model_id, [])), missed], key=lambda e: e.revision or 0)
     versions = model.versions.pop(model_id, {})
     deployed: dict[str, dict[str, Any]] = {
         vid: {k: v[k] for k in ("status", "environments") if k in v} for vid, v in versions.items()
@@ -117,7 +117,7 @@ def _replay_registration(model: ReadModel, model_id: str, missed: CloudEvent) ->
     model.rewritten.add(model_id)
 
 
-def _event_of(row: Document) -> CloudEvent:
+def event_of(row: Document) -> CloudEvent:
     """The event a history row records."""
     fields = ("source", "type", "time", "subject", "correlation_id", "causation_id", "data")
     return CloudEvent(id=row["_id"], revision=row.get("position"), **{k: row[k] for k in fields if k in row})

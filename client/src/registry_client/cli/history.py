@@ -1,0 +1,98 @@
+"""History commands: who an alias named when, what ran in an environment when, a model's timeline; ``--as-of``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from itertools import islice
+from typing import Annotated
+
+import typer
+
+from registry_client.cli.output import DEFAULT_LIMIT, ApiKey, AsJson, Consistency, Limit, print_json, registry, table
+
+history_app = typer.Typer(
+    help="A model's past (scope models:read): alias moves, an environment's timeline, the model's timeline.",
+    no_args_is_help=True,
+)
+_PAGE = 200  # the services' largest page
+
+AsOfText = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="As things stood at this RFC 3339 time with an offset (2026-03-01T02:14:00Z); a future time is now",
+    ),
+]
+
+
+def as_of_time(text: str | None) -> datetime | None:
+    """The ``--as-of`` option as an aware datetime, or a usage error for a time without an offset."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an RFC 3339 time", param_hint="--as-of") from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter("give the time's offset (Z for UTC, or +01:00)", param_hint="--as-of")
+    return moment
+
+
+@history_app.command("alias")
+def alias_history(
+    team: str,
+    name: str,
+    alias: str,
+    limit: Limit = DEFAULT_LIMIT,
+    as_json: AsJson = False,
+    api_key: ApiKey = None,
+    consistency: Consistency = None,
+) -> None:
+    """Every set, move and removal of an alias, oldest first."""
+    with registry(api_key, consistency) as client:
+        found = list(islice(client.alias_history(team, name, alias, page_size=min(limit, _PAGE)), limit))
+    if as_json:
+        print_json(found)
+        return
+    rows = [(m.at, m.action, m.previous_version, m.version, m.by, m.correlation_id) for m in found]
+    table(f"{team}/{name} @{alias}", ["at", "action", "from", "to", "by", "correlation id"], rows)
+
+
+@history_app.command("environment")
+def environment_timeline(
+    team: str,
+    name: str,
+    environment: str,
+    limit: Limit = DEFAULT_LIMIT,
+    as_json: AsJson = False,
+    api_key: ApiKey = None,
+    consistency: Consistency = None,
+) -> None:
+    """Every status change in one environment, across the model's versions, oldest first."""
+    with registry(api_key, consistency) as client:
+        pages = client.environment_timeline(team, name, environment, page_size=min(limit, _PAGE))
+        found = list(islice(pages, limit))
+    if as_json:
+        print_json(found)
+        return
+    rows = [(c.at, c.version, c.previous_status, c.status, c.occurred_at, c.report_id) for c in found]
+    table(f"{team}/{name} in {environment}", ["at", "version", "from", "to", "occurred", "report"], rows)
+
+
+@history_app.command("model")
+def model_timeline(
+    team: str,
+    name: str,
+    limit: Limit = DEFAULT_LIMIT,
+    as_json: AsJson = False,
+    api_key: ApiKey = None,
+    consistency: Consistency = None,
+) -> None:
+    """The model's timeline, newest first: alias moves, approvals, deletions and status changes."""
+    with registry(api_key, consistency) as client:
+        found = list(islice(client.model_timeline(team, name, page_size=min(limit, _PAGE)), limit))
+    if as_json:
+        print_json(found)
+        return
+    rows = [(e.at, e.kind, e.version, e.subject, e.previous, e.current, e.by) for e in found]
+    table(f"{team}/{name}", ["at", "kind", "version", "alias/environment", "from", "to", "by"], rows)

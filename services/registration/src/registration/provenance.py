@@ -1,0 +1,196 @@
+"""Signed provenance: verify an OpenSSF model-signing signature against a team's keys, offline.
+
+The registry holds a version's artifact URI, never its files, so what it verifies is the signature
+over the model's manifest: a Sigstore bundle whose DSSE envelope signs an in-toto statement listing
+every file with its digest. model-signing's elliptic-key verifier checks the envelope against each
+trusted key (the bundle's key hint picks the one key to try when it names one); the verified
+statement is recorded on the version: signer, algorithm, manifest and its digest. Nothing here does
+I/O; the work is bounded by the bundle's size (``catalog.MAX_PROVENANCE_BYTES``) and the team's key
+count (``REGISTRATION_MAX_SIGNING_KEYS_PER_TEAM``).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography import exceptions
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from model_signing._signing import sign_ec_key, sign_sigstore_pb, signing
+from sigstore_models.bundle import v1 as bundle_pb
+
+from registry_contract.documents import Document
+from registry_contract.jsonbounds import check_document
+
+# The curves a team's signing key may use, and the name of the signatures each verifies.
+ALGORITHMS = {"secp256r1": "ecdsa-sha256-nistp256", "secp384r1": "ecdsa-sha384-nistp384"}
+_KINDS = (
+    (rsa.RSAPublicKey, "RSA"),
+    (ed25519.Ed25519PublicKey, "Ed25519"),
+    (ed448.Ed448PublicKey, "Ed448"),
+    (dsa.DSAPublicKey, "DSA"),
+)
+
+
+class BadSignature(ValueError):
+    """The signature is refused; the message says why (``bad_signature``)."""
+
+
+@dataclass(frozen=True)
+class PublicKeyInfo:
+    """What registration keeps of a public key it accepted."""
+
+    pem: str  # normalized: the key re-encoded
+    algorithm: str
+    fingerprint: str  # sha256:<hex> of the DER SubjectPublicKeyInfo
+    hint: str  # hex sha256 of the PEM, as model-signing names its key in a bundle
+
+
+def read_public_key(pem: str) -> PublicKeyInfo:
+    """The key ``pem`` holds, or a ``ValueError`` saying precisely why it is refused."""
+    try:
+        key = serialization.load_pem_public_key(pem.strip().encode())
+    except (ValueError, TypeError, exceptions.UnsupportedAlgorithm):
+        raise ValueError(
+            "public_key is not a PEM public key (-----BEGIN PUBLIC KEY-----, SubjectPublicKeyInfo)"
+        ) from None
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        kind = next((name for kind, name in _KINDS if isinstance(key, kind)), "non-elliptic-curve")
+        raise ValueError(f"public_key is of type {kind}: only elliptic-curve keys on P-256 or P-384 are accepted")
+    curve = key.curve.name
+    if curve not in ALGORITHMS:
+        raise ValueError(f"public_key is on curve {curve}: only P-256 (secp256r1) and P-384 (secp384r1) are accepted")
+    return _info(key)
+
+
+def _info(key: ec.EllipticCurvePublicKey) -> PublicKeyInfo:
+    pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return PublicKeyInfo(
+        pem=pem.decode(),
+        algorithm=ALGORITHMS[key.curve.name],
+        fingerprint="sha256:" + hashlib.sha256(der).hexdigest(),
+        hint=hashlib.sha256(pem).hexdigest(),
+    )
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    """One of the team's signing keys, ready to verify with."""
+
+    key_id: str
+    name: str
+    public_key: ec.EllipticCurvePublicKey
+    info: PublicKeyInfo
+
+    @classmethod
+    def of(cls, record: Document) -> TrustedKey:
+        """The key of a stored ``signing_keys`` record."""
+        key = serialization.load_pem_public_key(str(record["public_key"]).encode())
+        assert isinstance(key, ec.EllipticCurvePublicKey)  # only such keys are stored
+        return cls(record["_id"], record["name"], key, _info(key))
+
+
+class _Verifier(sign_ec_key.Verifier):
+    """model-signing's elliptic-key verifier over a key in memory (its own reads a key file)."""
+
+    def __init__(self, public_key: ec.EllipticCurvePublicKey) -> None:
+        self._public_key = public_key
+
+    def signed_content(self, signature: sign_sigstore_pb.Signature) -> tuple[str, bytes]:
+        """The envelope's payload type and payload, once the key verifies its signature."""
+        return self._verify_signed_content(signature)
+
+
+def verify(signature: dict[str, Any], keys: Sequence[TrustedKey], *, now: datetime) -> Document:
+    """The provenance to record for ``signature``, or :class:`BadSignature` saying why it is refused."""
+    bundle = _bundle(signature)
+    if not keys:
+        raise BadSignature(
+            "the team trusts no signing key: a team admin adds one (POST /v1/teams/{team}/signing-keys) "
+            "before a signed version is registered"
+        )
+    hint = bundle.verification_material.public_key.hint if bundle.verification_material.public_key else None
+    candidates = [key for key in keys if key.info.hint == hint] if hint else list(keys)
+    if hint and not candidates:
+        raise BadSignature(
+            f"the signature names a key (hint {hint[:16]}…) that is not one of the team's {len(keys)} signing keys"
+        )
+    wrapped = sign_sigstore_pb.Signature(bundle)
+    for key in candidates:
+        try:
+            payload_type, payload = _Verifier(key.public_key).signed_content(wrapped)
+        except (exceptions.InvalidSignature, ValueError):
+            continue
+        return _recorded(key, payload_type, payload, now=now)
+    tried = "the key it names" if hint else f"any of the team's {len(keys)} signing keys"
+    raise BadSignature(f"the signature does not verify with {tried}: the statement or the signature was altered")
+
+
+def _bundle(signature: dict[str, Any]) -> bundle_pb.Bundle:
+    """The Sigstore bundle of a signature file's JSON, read as model-signing reads its files."""
+    parsed = copy.deepcopy(signature)
+    try:
+        material = parsed["verificationMaterial"]
+        material.setdefault("tlogEntries", [])
+        if isinstance(material.get("publicKey"), dict):
+            material["publicKey"].setdefault("hint", None)
+            for legacy in ("rawBytes", "keyDetails"):
+                material["publicKey"].pop(legacy, None)
+        bundle = bundle_pb.Bundle.from_dict(parsed)
+    except Exception as exc:  # the library raises what its parsers raise: every one is a malformed bundle
+        raise BadSignature(f"malformed signature bundle: {_first_line(exc)}") from None
+    if bundle.media_type != sign_sigstore_pb._BUNDLE_MEDIA_TYPE:
+        raise BadSignature(
+            f"malformed signature bundle: media type {bundle.media_type!r}, expected "
+            f"{sign_sigstore_pb._BUNDLE_MEDIA_TYPE!r} (model-signing's key signer writes it)"
+        )
+    envelope = bundle.dsse_envelope
+    if envelope is None or not envelope.signatures:
+        raise BadSignature(
+            "malformed signature bundle: no DSSE envelope with a signature (a key signer's bundle has one)"
+        )
+    return bundle
+
+
+def _recorded(key: TrustedKey, payload_type: str, payload: bytes, *, now: datetime) -> Document:
+    """The provenance of a verified payload: the statement must be a model-signing manifest."""
+    if payload_type != signing._IN_TOTO_JSON_PAYLOAD_TYPE:
+        raise BadSignature(f"the signed payload is {payload_type!r}, not an in-toto statement")
+    try:
+        statement = json.loads(payload)
+        if statement.get("_type") != signing._IN_TOTO_STATEMENT_TYPE:
+            raise ValueError(f"statement type {statement.get('_type')!r}, expected {signing._IN_TOTO_STATEMENT_TYPE}")
+        if statement.get("predicateType") != signing._PREDICATE_TYPE:
+            raise ValueError(f"predicate type {statement.get('predicateType')!r}, expected {signing._PREDICATE_TYPE}")
+        signing.dsse_payload_to_manifest(statement)  # the subject's digest must cover the resources listed
+        predicate = statement["predicate"]
+        serialization_args = dict(predicate["serialization"])
+        check_document(serialization_args, max_depth=4, max_nodes=200)  # stored as it is: storable
+        files = [
+            {"name": str(item["name"]), "algorithm": str(item["algorithm"]), "digest": str(item["digest"])}
+            for item in predicate["resources"]
+        ]
+    except BadSignature:
+        raise
+    except Exception as exc:
+        raise BadSignature(f"the signed statement is not a model-signing manifest: {_first_line(exc)}") from None
+    return {
+        "verified": True,
+        "signer": {"key_id": key.key_id, "name": key.name, "fingerprint": key.info.fingerprint},
+        "algorithm": key.info.algorithm,
+        "manifest": {"serialization": serialization_args, "files": files},
+        "manifest_digest": "sha256:" + hashlib.sha256(payload).hexdigest(),
+        "verified_at": now,
+    }
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

@@ -1,0 +1,156 @@
+"""The teams' signing keys (``signing_keys``), each change committed with its event.
+
+A key is added and deleted through the HTTP API only (:mod:`registration.signing_keys_routes`), in
+one transaction with its ``signing_key_created`` or ``signing_key_deleted`` event, whose id is
+derived from the key: a change is announced once, and the audit log keeps it for ever. A deleted
+key is kept, marked, so its id is never reused; versions it verified keep their recorded provenance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+
+from registration.batch import SOURCE
+from registration.commands import Rejected
+from registration.provenance import BadSignature, PublicKeyInfo, TrustedKey, verify
+from registry_contract import messages
+from registry_contract.auth import Principal
+from registry_contract.documents import Document
+from registry_contract.envelope import CloudEvent
+from registry_contract.identity_events import SIGNING_KEY_CREATED, SIGNING_KEY_DELETED, SigningKeyChanged
+from registry_contract.signing_keys import SigningKeyCreate, SigningKeyPublic
+from registry_contract.times import to_stored_precision
+from shared.outbox.changes import ChangeLog
+
+_IDS = uuid.UUID("6a0f7d3e-5b8c-4f21-9e47-1d2c3b4a5f60")  # namespace of signing-key event ids
+
+
+def new_key_id() -> str:
+    """``sk_`` and 16 random hex digits."""
+    return "sk_" + secrets.token_hex(8)
+
+
+def public(record: Document) -> SigningKeyPublic:
+    """The key as its team's admins see it."""
+    return SigningKeyPublic.model_validate({**record, "key_id": record["_id"]})
+
+
+def key_event(record: Document, event_type: str, *, actor: Principal) -> CloudEvent:
+    """The one event of ``event_type`` for the signing key ``record``."""
+    data = SigningKeyChanged(
+        team=record["team"],
+        actor=actor.key_id,
+        actor_team=actor.team,
+        key_id=record["_id"],
+        name=record["name"],
+        algorithm=record["algorithm"],
+        fingerprint=record["fingerprint"],
+        public_key=record["public_key"],
+        description=record.get("description"),
+    )
+    return CloudEvent(
+        id=uuid.uuid5(_IDS, f"{event_type}:{record['_id']}").hex,
+        source=SOURCE,
+        type=event_type,
+        data=data.model_dump(mode="json"),
+    )
+
+
+class SigningKeys:
+    """The ``signing_keys`` collection: reads, and writes with their events."""
+
+    def __init__(self, collection: AsyncCollection[Document], changes: ChangeLog) -> None:
+        self.collection, self._changes = collection, changes
+
+    async def create(self, team: str, body: SigningKeyCreate, info: PublicKeyInfo, *, actor: Principal) -> Document:
+        """Store a new key for ``team`` and announce it, atomically."""
+        record: Document = {
+            "_id": new_key_id(),
+            "team": team,
+            "name": body.name,
+            "algorithm": info.algorithm,
+            "fingerprint": info.fingerprint,
+            "public_key": info.pem,
+            "description": body.description,
+            "created_at": datetime.now(UTC),
+            "created_by": actor.key_id,
+            "deleted": False,
+        }
+
+        async def insert(session: AsyncClientSession) -> None:
+            await self.collection.insert_one(record, session=session)
+
+        await self._changes.commit([key_event(record, SIGNING_KEY_CREATED, actor=actor)], insert)
+        return record
+
+    async def delete(self, record: Document, *, actor: Principal) -> None:
+        """Mark ``record`` deleted and announce it, atomically (a key already deleted stays as it is)."""
+
+        async def mark(session: AsyncClientSession) -> None:
+            deleted = {"$set": {"deleted": True, "deleted_at": datetime.now(UTC)}}
+            await self.collection.update_one({"_id": record["_id"], "deleted": False}, deleted, session=session)
+
+        await self._changes.commit([key_event(record, SIGNING_KEY_DELETED, actor=actor)], mark)
+
+    async def live(self, team: str, key_id: str) -> Document | None:
+        """The team's key ``key_id``, unless deleted."""
+        return await self.collection.find_one({"_id": key_id, "team": team, "deleted": False})
+
+    async def of_team(self, team: str) -> list[Document]:
+        """The team's live keys, oldest first."""
+        return await self.collection.find({"team": team, "deleted": False}).sort("created_at", 1).to_list()
+
+    async def with_fingerprint(self, team: str, fingerprint: str) -> Document | None:
+        """The team's live key with ``fingerprint``, if it holds one."""
+        return await self.collection.find_one({"team": team, "fingerprint": fingerprint, "deleted": False})
+
+    async def count(self, team: str) -> int:
+        """How many live keys the team holds."""
+        return await self.collection.count_documents({"team": team, "deleted": False})
+
+    async def trusted(self, teams: set[str]) -> dict[str, list[TrustedKey]]:
+        """The live keys of each of ``teams``, ready to verify with (oldest first)."""
+        found: dict[str, list[TrustedKey]] = {team: [] for team in teams}
+        cursor = self.collection.find({"team": {"$in": sorted(teams)}, "deleted": False}).sort("created_at", 1)
+        async for record in cursor:
+            found[record["team"]].append(TrustedKey.of(record))
+        return found
+
+
+class SignatureCheck:
+    """Verifies registrations' signatures against their teams' keys, off the event loop (CPU work)."""
+
+    def __init__(self, keys: SigningKeys) -> None:
+        self._keys = keys
+
+    async def __call__(
+        self, registrations: Sequence[tuple[str, messages.RegisterModelVersion]]
+    ) -> dict[str, Document | Rejected]:
+        """Command key -> the provenance to record, or its ``bad_signature`` refusal."""
+        trusted = await self._keys.trusted({data.team for _, data in registrations})
+        now = to_stored_precision(datetime.now(UTC))
+        return await asyncio.to_thread(verify_all, registrations, trusted, now=now)
+
+
+def verify_all(
+    registrations: Sequence[tuple[str, messages.RegisterModelVersion]],
+    trusted: dict[str, list[TrustedKey]],
+    *,
+    now: datetime,
+) -> dict[str, Document | Rejected]:
+    """Verify each registration's signature with its team's keys (each bounded by the bundle's size)."""
+    found: dict[str, Document | Rejected] = {}
+    for key, data in registrations:
+        assert data.provenance is not None  # only signed registrations are checked
+        try:
+            found[key] = verify(data.provenance.signature, trusted.get(data.team, []), now=now)
+        except BadSignature as refusal:
+            found[key] = Rejected("bad_signature", f"{data.team}/{data.name} {data.version}: {refusal}")
+    return found

@@ -1,0 +1,116 @@
+"""The provenance gate: environments where a version goes to work only with a verified signature."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from deploy_tracker.config import DeployTrackerSettings
+from deploy_tracker.handlers import handle_reports
+from deploy_tracker.known_versions import apply_fact, fact_of, row_of_lookup
+from deploy_tracker.memory import InMemoryRepository
+from deploy_tracker.reports import Report
+from registry_contract import messages
+from registry_contract.auth import Principal
+from registry_contract.ids import model_id, version_id
+from tests.factories import command_event
+
+pytestmark = pytest.mark.unit
+T0 = datetime(2026, 11, 26, 10, tzinfo=UTC)
+FRAUD = Principal(key_id="k-fraud", team="fraud", scopes=frozenset({"deployments:write"}))
+SIGNED_ONLY = frozenset({"secure"})
+VID = version_id("fraud", "card", "1.0.0")
+
+
+def tracker(*, verified: bool | None) -> InMemoryRepository:
+    """Version 1.0.0 of fraud/card, never reported; ``verified`` None: a row from before the flag existed."""
+    repo = InMemoryRepository()
+    row: dict[str, Any] = {
+        "_id": VID,
+        "model_id": model_id("fraud", "card"),
+        "team": "fraud",
+        "name": "card",
+        "version": "1.0.0",
+        "status": "registered",
+    }
+    if verified is not None:
+        row["provenance_verified"] = verified
+    repo.versions[VID] = row
+    return repo
+
+
+def report(status: str, environment: str = "secure") -> Report:
+    data = {"team": "fraud", "name": "card", "version": "1.0.0", "environment": environment, "status": status}
+    return Report(command_event(messages.DEPLOY_STATUS_REPORTED, data | {"occurred_at": T0.isoformat()}), FRAUD)
+
+
+async def outcome(repo: InMemoryRepository, sent: Report) -> tuple[str, str | None]:
+    [row] = await handle_reports([sent], repo=repo, provenance_environments=SIGNED_ONLY)
+    return row["outcome"], row.get("reason")
+
+
+class TestGate:
+    @pytest.mark.parametrize("status", ["deploying", "deployed"])
+    @pytest.mark.parametrize("verified", [False, None])
+    async def test_a_version_without_verified_provenance_is_refused_unsigned(
+        self, status: str, verified: bool | None
+    ) -> None:
+        repo = tracker(verified=verified)
+        assert await outcome(repo, report(status)) == ("rejected", "unsigned")
+        [rejected] = [row["data"] for row in repo.outbox.values() if row["type"] == messages.COMMAND_REJECTED]
+        assert rejected["reason"] == "unsigned"
+        assert "has no verified provenance, which secure requires" in rejected["message"]
+        assert "DEPLOY_TRACKER_PROVENANCE_ENVIRONMENTS" in rejected["message"]
+        assert not (repo.versions[VID].get("environments") or {})
+
+    async def test_a_version_with_verified_provenance_goes_to_work(self) -> None:
+        repo = tracker(verified=True)
+        assert await outcome(repo, report("deployed")) == ("applied", None)
+        assert repo.versions[VID]["environments"]["secure"]["status"] == "deployed"
+
+    async def test_environments_off_the_list_take_unsigned_versions(self) -> None:
+        assert await outcome(tracker(verified=False), report("deployed", "staging")) == ("applied", None)
+
+    async def test_stopping_is_never_gated(self) -> None:
+        assert await outcome(tracker(verified=False), report("failed")) == ("applied", None)
+
+    async def test_no_environment_is_gated_unless_listed(self) -> None:
+        [row] = await handle_reports([report("deployed")], repo=tracker(verified=False))
+        assert row["outcome"] == "applied"
+
+
+class TestSetting:
+    def test_the_setting_is_comma_separated_and_empty_by_default(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        assert DeployTrackerSettings().provenance_environments == ()
+        monkeypatch.setenv("DEPLOY_TRACKER_PROVENANCE_ENVIRONMENTS", "secure, prod-eu,")
+        assert DeployTrackerSettings().provenance_environments == ("secure", "prod-eu")
+
+
+class TestKnownVersions:
+    def registered(self, provenance: dict[str, Any] | None, revision: int = 5) -> Any:
+        data = {"model_id": "m", "team": "fraud", "name": "card", "version": "1.0.0", "provenance": provenance}
+        return fact_of(messages.MODEL_VERSION_REGISTERED, data, T0, revision)
+
+    def test_the_table_learns_verified_provenance_from_the_registered_event(self) -> None:
+        rows: dict[str, Any] = {}
+        apply_fact(rows, self.registered({"verified": True}))
+        assert rows[VID]["provenance_verified"] is True
+
+    def test_a_version_registered_without_signature_is_not_verified(self) -> None:
+        rows: dict[str, Any] = {}
+        apply_fact(rows, self.registered(None))
+        assert rows[VID]["provenance_verified"] is False
+
+    def test_the_flag_holds_whatever_events_came_before(self) -> None:
+        rows: dict[str, Any] = {}
+        approval = {"model_id": "m", "team": "fraud", "name": "card", "version": "1.0.0", "to": "approved"}
+        fact = fact_of(messages.VERSION_APPROVAL_CHANGED, approval, T0, 9)
+        assert fact is not None
+        apply_fact(rows, fact)
+        apply_fact(rows, self.registered({"verified": True}, revision=5))  # older, yet never undone
+        assert rows[VID]["provenance_verified"] is True and rows[VID]["approval"]["status"] == "approved"
+
+    def test_a_row_registration_describes_carries_the_flag(self) -> None:
+        answer = {"model_id": "m", "team": "fraud", "name": "card", "version": "1.0.0", "provenance_verified": True}
+        assert row_of_lookup(answer)["provenance_verified"] is True
+        assert row_of_lookup(answer | {"provenance_verified": False})["provenance_verified"] is False
