@@ -112,6 +112,14 @@ async def test_a_versions_evidence_is_exported_verified_offline_and_shows_no_oth
     code, out = await cli(stack, team.writer, "audit", "verify", "--bundle", str(file), *key_options)
     assert code == 0, out
     assert json.loads(out)["ok"] is True
+    # Signatures nobody checks do not pass, unless asked for (a stack directory without keys: none to default to).
+    no_keys = ["--data-dir", str(tmp_path / "no-stack")]
+    code, out = await cli(stack, team.writer, "audit", "verify", "--bundle", str(file), *no_keys)
+    assert code == 2 and "--no-signature-check" in out, out
+    code, out = await cli(
+        stack, team.writer, "audit", "verify", "--bundle", str(file), *no_keys, "--no-signature-check"
+    )
+    assert code == 0 and json.loads(out)["signatures_unchecked"] >= 1, out
 
     text = file.read_text()
     uri = f"s3://models/{team.name}/m/{VERSION}"

@@ -5,6 +5,9 @@ The stack requires verified provenance in the environment ``secure`` (tests/conf
 with a key each test makes.
 """
 
+import asyncio
+import base64
+import copy
 import hashlib
 import json
 import pathlib
@@ -117,6 +120,7 @@ async def test_a_signed_version_is_verified_recorded_read_and_deployed_where_pro
         name: hashlib.sha256((model / name).read_bytes()).hexdigest() for name in ("config.json", "weights/booster.bin")
     }
     assert provenance["manifest"]["serialization"]["method"] == "files"
+    assert provenance["subject"] == "model"  # the signed statement's subject: the directory's name
 
     # The read side shows it as recorded (read at least this write: its consistency token).
     consistency = {"X-Registry-Consistency": registered.headers["X-Registry-Consistency"]}
@@ -213,6 +217,42 @@ async def test_a_signature_no_trusted_key_verifies_is_refused_bad_signature_over
         [registered] = await events.wait_for(caused_by(command.id))
     assert header(registered, "ce_type") == messages.MODEL_VERSION_REGISTERED, registered.value
     assert json.loads(registered.value)["provenance"]["verified"] is True
+
+
+async def test_a_certificate_bundle_is_refused_alone_while_a_signed_registration_beside_it_succeeds(
+    stack: EmbeddedStack, tmp_path: pathlib.Path
+) -> None:
+    team = team_name("sig")
+    token = await team_key(stack, team, SCOPES)
+    private_key, public_key = key_pair(tmp_path)
+    await trust(stack, token, team, public_key)
+    good = sign(model_dir(tmp_path), private_key)
+    hostile = copy.deepcopy(good)  # a certificate where the key's hint was: what keyless or PKI signing writes
+    hostile["verificationMaterial"] = {"certificate": {"rawBytes": base64.b64encode(b"not a cert").decode()}}
+
+    # Over HTTP, at the same moment: the hostile one does not fail the transaction the other shares.
+    refused, registered = await asyncio.gather(
+        register(stack, token, team, "m", "1.0.0", provenance={"signature": hostile}, expect=None),
+        register(stack, token, team, "m", "2.0.0", provenance={"signature": good}, expect=None),
+    )
+    assert refused.status_code == 422, refused.text
+    assert "names no public key" in refused.json()["detail"]
+    assert registered.status_code == 201 and registered.json()["provenance"]["verified"] is True, registered.text
+
+    # Over Kafka: rejected with its outcome, and the partition moves on to the command after it.
+    async with Collector(stack.settings.kafka_bootstrap, "registry.events") as events:
+        bad = register_event(team, "m", "3.0.0", token=token, provenance={"signature": hostile})
+        after = register_event(team, "m", "4.0.0", token=token, provenance={"signature": good})
+        await publish_raw(
+            stack.settings.kafka_bootstrap,
+            "registry.commands",
+            [(*binary_record(command), f"{team}/m".encode()) for command in (bad, after)],
+        )
+        [rejected] = await events.wait_for(caused_by(bad.id))
+        [next_one] = await events.wait_for(caused_by(after.id))
+    assert header(rejected, "ce_type") == messages.COMMAND_REJECTED
+    assert json.loads(rejected.value)["reason"] == "bad_signature"
+    assert header(next_one, "ce_type") == messages.MODEL_VERSION_REGISTERED
 
 
 async def test_signing_keys_are_ec_p256_or_p384_once_each_and_a_deleted_key_verifies_no_more(

@@ -26,10 +26,12 @@ async def test_recent_activity_is_newest_first_and_only_what_the_caller_reads(st
     reader, reader_key = await new_team(stack, "rd")
     for name in ("shared-model", "private-model"):
         await register(stack, owner_key, owner, name, "1.0.0")
-        await _deploy(stack, owner_key, owner, name, "staging", "deployed")
-    await _deploy(stack, owner_key, owner, "shared-model", "dev", "deployed")
+    await _deploy(stack, owner_key, owner, "shared-model", "qa", "deployed")  # before the share: not the reader's
     async with acting_as(stack, "registration", owner_key) as http:
         assert (await http.put(f"/v1/models/{owner}/shared-model/shares/{reader}")).status_code == 200
+    for name in ("shared-model", "private-model"):
+        await _deploy(stack, owner_key, owner, name, "staging", "deployed")
+    await _deploy(stack, owner_key, owner, "shared-model", "dev", "deployed")
 
     async def activity(key: str) -> tuple[list[str], list[tuple[str, str]], list[str]]:
         async with acting_as(stack, "query", key) as http:
@@ -45,7 +47,7 @@ async def test_recent_activity_is_newest_first_and_only_what_the_caller_reads(st
 
     assert await activity(owner_key) == (
         ["private-model", "shared-model"],
-        [("shared-model", "dev"), ("private-model", "staging"), ("shared-model", "staging")],
+        [("shared-model", "dev"), ("private-model", "staging"), ("shared-model", "staging"), ("shared-model", "qa")],
         ["dev"],
     )
     assert await activity(reader_key) == (

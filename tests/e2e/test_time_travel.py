@@ -226,10 +226,15 @@ class TestIsolationInThePast:
         assert (await get(stack, token, f"{model}/aliases/champion/history")).json()["items"] == []
         assert (await get(stack, token, f"{model}/environments/prod/timeline")).json()["items"] == []
         events = (await get(stack, token, f"{model}/history")).json()["items"]
-        assert [e["type"] for e in events] == [
-            "registry.event.model_shared",
-            "registry.event.model_unshared",  # the other team's share ending: part of the model's past since
-        ]
+        # Its own share only: the other team's share ending since is none of its business.
+        assert [e["type"] for e in events] == ["registry.event.model_shared"]
+        # Every report came before its share: none is listed, now or as of then (the statuses stand).
+        team = model.split("/")[3]
+        for path, as_of in ((f"{model}/deployments", None), (f"{model}/deployments", at[15])):
+            assert (await get(stack, token, path, **({"as_of": as_of} if as_of else {}))).json()["items"] == []
+        version = (await get(stack, token, f"{model}/versions/1.0.0/deployments", as_of=at[15])).json()
+        assert version["items"] == [] and "prod" in version["environments"]
+        assert (await get(stack, token, f"/v1/teams/{team}/deployments")).json()["items"] == []
 
     async def test_a_former_reader_sees_nothing_past_included(
         self, stack: EmbeddedStack, history: dict[str, Any]

@@ -19,6 +19,7 @@ from typer.testing import CliRunner, Result
 from registry_client import RegistryClient
 from registry_client.cli import output
 from registry_client.cli import produce as produce_module
+from registry_client.cli import signing as signing_cli
 from registry_client.cli.main import app
 from registry_client.signing import sign_model
 from tests.client_fakes import KEY, QUICK, Recorder, problem, version_json
@@ -147,6 +148,19 @@ class TestVerify:
         result, _ = invoke(monkeypatch, "verify", "fraud", "card", "9.9.9", str(model), answer=answer)
         assert result.exit_code == 3 and "no such version" in result.stderr
 
+    def test_a_file_that_cannot_be_read_while_hashing_is_a_clear_error(
+        self, monkeypatch: pytest.MonkeyPatch, model: Path, key: Path
+    ) -> None:
+        provenance = recorded(sign_model(model, key))
+
+        def unreadable(*args: Any, **kwargs: Any) -> Any:
+            raise PermissionError(13, "Permission denied", str(model / "weights.bin"))
+
+        monkeypatch.setattr(signing_cli, "verify_model_files", unreadable)
+        result, _ = invoke(monkeypatch, "verify", "fraud", "card", "1.4.0", str(model), answer=version_with(provenance))
+        assert result.exit_code == 1 and "cannot read the files of" in result.stderr
+        assert "Permission denied" in result.stderr and "Traceback" not in result.output
+
     def test_a_path_that_does_not_exist_is_a_usage_error(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         result, recorder = invoke(monkeypatch, "verify", "fraud", "card", "1.4.0", str(tmp_path / "nowhere"))
         assert result.exit_code == 2 and recorder.requests == []
@@ -186,6 +200,13 @@ class TestSigningKeys:
         assert (request.method, request.url.path) == ("POST", "/v1/teams/fraud/signing-keys")
         assert json.loads(request.content) == {"name": "ci", "public_key": pem.read_text(), "description": "nightly"}
         assert "sk_1" in result.stdout and "sha256:abab" in result.stdout
+
+    def test_a_binary_key_file_is_a_usage_error(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        der = tmp_path / "signing-key.der"
+        der.write_bytes(bytes([0x30, 0x59, 0xFF, 0xFE, 0x80]))
+        args = ("signing-keys", "add", "fraud", "--name", "ci", "--public-key", str(der))
+        result, recorder = invoke(monkeypatch, *args)
+        assert result.exit_code == 2 and "not a PEM text file" in result.output and recorder.requests == []
 
     def test_list_prints_ids_and_fingerprints(self, monkeypatch: pytest.MonkeyPatch) -> None:
         answer = httpx.Response(

@@ -1,13 +1,18 @@
 """Comparing versions: metric deltas, missing metrics, tag/parameter/dataset/code/parent differences, the request."""
 
+import json
+import math
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from query.api.compare_routes import asked_versions, get_comparison
 from query.api.comparing import compare, compared, metric_delta
 from query.api.lookup import Lookup
+from query.api.past import PastStates
 from query.api.reads import Reads
+from registry_contract.compare_views import MetricDelta
 from registry_contract.documents import Document
 from shared.chassis.problems import Problem
 from tests.read_models import MemoryWorld
@@ -53,6 +58,23 @@ class TestMetricDeltas:
         assert by_name["loss"].value is None and by_name["loss"].delta is None
         assert diff.metrics_only_in_base == ["loss"] and diff.metrics_only_in_version == ["f1"]
         assert "metrics" in diff.changed
+
+    @pytest.mark.parametrize(
+        ("base", "value", "delta", "relative"),
+        [(-1.7e308, 1.7e308, None, None), (5e-324, 1.0, 1.0, None), (-1e308, 1e308, None, None)],
+    )
+    def test_a_change_too_large_for_a_float_is_null_not_infinite(
+        self, base: float, value: float, delta: float | None, relative: float | None
+    ) -> None:
+        found = metric_delta("auc", base, value)
+        assert (found.delta, found.relative) == (delta, relative)
+        assert json.loads(found.model_dump_json())["delta"] == delta  # JSON has no infinity: it would be a 500
+        diff = compare(MODEL, [version("1.0.0", metrics={"auc": base}), version("1.1.0", metrics={"auc": value})])
+        assert "metrics" in diff.differences[0].changed
+
+    def test_an_infinite_delta_is_refused_by_the_contract(self) -> None:
+        with pytest.raises(ValidationError):
+            MetricDelta(name="auc", base=1.0, value=2.0, delta=math.inf)
 
     def test_equal_metrics_are_not_a_change(self) -> None:
         same = {"metrics": {"auc": 0.9}}
@@ -168,7 +190,7 @@ class TestOverTheReadModel:
         return world
 
     def lookup(self, world: MemoryWorld, team: str | None) -> Lookup:
-        return Lookup(Reads(world.read_model), {"readers": team} if team else {})
+        return Lookup(Reads(world.read_model), {"readers": team} if team else {}, PastStates(world.read_model))
 
     async def test_aliases_and_latest_resolve(self, world: MemoryWorld) -> None:
         found = await get_comparison(self.lookup(world, "fraud"), "fraud", "scorer", versions="1.0.0,@champion")

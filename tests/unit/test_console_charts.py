@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from query.console.charts import deployment_chart, metric_chart, segments
+from query.console.charts import metric_chart
+from query.console.deployments_chart import deployment_chart, segments
 
 pytestmark = pytest.mark.unit
 SVG = "{http://www.w3.org/2000/svg}"
@@ -37,6 +38,7 @@ def report(env: str, version: str, status: str, day: int, hour: int = 9) -> dict
         "version": version,
         "status": status,
         "occurred_at": f"2026-03-{day:02d}T{hour:02d}:00:00Z",
+        "received_at": f"2026-03-{day:02d}T{hour:02d}:00:05Z",
     }
 
 
@@ -132,10 +134,28 @@ class TestDeploymentChart:
 
     def test_no_reports_draws_a_message_and_bad_times_are_skipped(self) -> None:
         assert "No deployment reported yet" in "".join(parsed(deployment_chart([], versions=[], now=NOW)).itertext())
-        odd = [{"environment": "prod", "version": "1.0.0", "status": "deployed", "occurred_at": "not a time"}]
+        odd = [{"environment": "prod", "version": "1.0.0", "status": "deployed", "received_at": "not a time"}]
         assert "No deployment reported yet" in deployment_chart(odd, versions=["1.0.0"], now=NOW)
 
     def test_a_single_instant_does_not_divide_by_zero(self) -> None:
         svg = deployment_chart([report("prod", "1.0.0", "deployed", 10, 12)], versions=["1.0.0"], now=NOW)
         assert "nan" not in svg.lower() and "inf" not in svg.lower()
         assert all(re.fullmatch(r"[-0-9., ]+", value) for value in numbers(svg))
+
+    def test_reports_stand_where_the_tracker_recorded_them_not_where_the_pipeline_dated_them(self) -> None:
+        early = report("prod", "1.0.0", "deployed", 1) | {"occurred_at": "0001-01-01T00:00:00Z"}
+        found = segments([early, report("prod", "1.0.0", "retired", 5)], NOW)
+        assert [s.start.year for s in found] == [2026, 2026]
+        svg = deployment_chart([early], versions=["1.0.0"], now=NOW)
+        assert "0001-01-01" not in svg and "2026-03-01 09:00" in svg
+
+
+class TestValuesAtTheFloatsLimits:
+    @pytest.mark.parametrize(
+        "values", [(1.7e308, -1.7e308), (1.7976931348623157e308, 1.7976931348623157e308), (5e-324, -5e-324, 0.0)]
+    )
+    def test_the_chart_keeps_finite_coordinates(self, values: tuple[float, ...]) -> None:
+        svg = metric_chart("auc", [(f"1.{i}.0", v) for i, v in enumerate(values)], compared={"1.0.0"})
+        parsed(svg)
+        assert "nan" not in svg.lower() and "inf" not in svg.lower()
+        assert len(re.findall("<circle", svg)) == len(values)

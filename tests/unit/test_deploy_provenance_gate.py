@@ -85,6 +85,19 @@ class TestSetting:
         monkeypatch.setenv("DEPLOY_TRACKER_PROVENANCE_ENVIRONMENTS", "secure, prod-eu,")
         assert DeployTrackerSettings().provenance_environments == ("secure", "prod-eu")
 
+    def test_both_gates_read_the_same_forms_and_the_approval_gates_json_still_works(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        assert DeployTrackerSettings().approval_environments == ("prod",)
+        monkeypatch.setenv("DEPLOY_TRACKER_APPROVAL_ENVIRONMENTS", '["prod", "prod-eu"]')
+        monkeypatch.setenv("DEPLOY_TRACKER_PROVENANCE_ENVIRONMENTS", '["secure"]')
+        settings = DeployTrackerSettings()
+        assert (settings.approval_environments, settings.provenance_environments) == (("prod", "prod-eu"), ("secure",))
+        monkeypatch.setenv("DEPLOY_TRACKER_APPROVAL_ENVIRONMENTS", "prod, prod-eu")
+        assert DeployTrackerSettings().approval_environments == ("prod", "prod-eu")
+        monkeypatch.setenv("DEPLOY_TRACKER_APPROVAL_ENVIRONMENTS", "[]")
+        assert DeployTrackerSettings().approval_environments == ()
+
 
 class TestKnownVersions:
     def registered(self, provenance: dict[str, Any] | None, revision: int = 5) -> Any:
@@ -110,7 +123,62 @@ class TestKnownVersions:
         apply_fact(rows, self.registered({"verified": True}, revision=5))  # older, yet never undone
         assert rows[VID]["provenance_verified"] is True and rows[VID]["approval"]["status"] == "approved"
 
+    def test_a_row_made_from_an_approval_event_does_not_know_whether_the_version_was_signed(self) -> None:
+        rows: dict[str, Any] = {}
+        approval = {"model_id": "m", "team": "fraud", "name": "card", "version": "1.0.0", "to": "approved"}
+        fact = fact_of(messages.VERSION_APPROVAL_CHANGED, approval, T0, 9)
+        assert fact is not None
+        apply_fact(rows, fact)
+        assert rows[VID]["provenance_verified"] is None
+
+    def test_a_registration_event_without_the_field_leaves_it_unknown(self) -> None:
+        data = {"model_id": "m", "team": "fraud", "name": "card", "version": "1.0.0"}  # from before provenance
+        fact = fact_of(messages.MODEL_VERSION_REGISTERED, data, T0, 5)
+        assert fact is not None
+        rows: dict[str, Any] = {}
+        apply_fact(rows, fact)
+        assert rows[VID]["provenance_verified"] is None
+        assert row_of_lookup({k: data[k] for k in data})["provenance_verified"] is None
+
     def test_a_row_registration_describes_carries_the_flag(self) -> None:
         answer = {"model_id": "m", "team": "fraud", "name": "card", "version": "1.0.0", "provenance_verified": True}
         assert row_of_lookup(answer)["provenance_verified"] is True
         assert row_of_lookup(answer | {"provenance_verified": False})["provenance_verified"] is False
+
+
+class TestRecheck:
+    """A version whose row does not know whether it was signed is asked of registration before ``unsigned``."""
+
+    def asker(self, verified: bool | None) -> tuple[Any, list[str]]:
+        asked: list[str] = []
+
+        async def recheck(team: str, name: str, version: str) -> dict[str, Any] | None:
+            asked.append(version)
+            answer = {"model_id": model_id("fraud", "card"), "team": team, "name": name, "version": version}
+            return row_of_lookup(answer | {"provenance_verified": verified})
+
+        return recheck, asked
+
+    async def test_a_signed_version_the_row_did_not_know_of_goes_to_work_and_the_row_learns_it(self) -> None:
+        repo, (recheck, asked) = tracker(verified=None), self.asker(True)
+        [row] = await handle_reports(
+            [report("deployed")], repo=repo, provenance_environments=SIGNED_ONLY, recheck=recheck
+        )
+        assert (row["outcome"], asked) == ("applied", ["1.0.0"])
+        assert repo.versions[VID]["provenance_verified"] is True
+
+    async def test_an_unsigned_version_registration_confirms_is_refused_and_never_asked_again(self) -> None:
+        repo, (recheck, asked) = tracker(verified=None), self.asker(False)
+        for status in ("deploying", "deployed"):
+            [row] = await handle_reports(
+                [report(status)], repo=repo, provenance_environments=SIGNED_ONLY, recheck=recheck
+            )
+            assert (row["outcome"], row.get("reason")) == ("rejected", "unsigned")
+        assert asked == ["1.0.0"] and repo.versions[VID]["provenance_verified"] is False
+
+    async def test_a_version_known_unsigned_is_refused_without_asking(self) -> None:
+        repo, (recheck, asked) = tracker(verified=False), self.asker(True)
+        [row] = await handle_reports(
+            [report("deployed")], repo=repo, provenance_environments=SIGNED_ONLY, recheck=recheck
+        )
+        assert row.get("reason") == "unsigned" and asked == []

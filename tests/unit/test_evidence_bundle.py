@@ -4,6 +4,7 @@ import asyncio
 import copy
 import json
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,24 +17,32 @@ from audit.entries import RECORD, Source, entry_for, with_record
 from audit.evidence import evidence
 from audit.links import Tail, Verifier, extend, must_be_signed, sign_entry
 from audit.signing import KeyRing, SigningKey
+from registry_cli.secrets import load_or_create
 from registry_client.audit_keys import signature_check
 from registry_client.cli.audit import verify_audit_bundle
 from registry_client.cli.main import app
 from registry_contract import messages
 from registry_contract.audit_chain import BAD_ENTRY_SIGNATURE, BROKEN_LINK, EDITED
 from registry_contract.envelope import CloudEvent
-from registry_contract.evidence import EvidenceBundle
+from registry_contract.evidence import EvidenceBundle, events_of, summarize
 from registry_contract.evidence_check import (
     BAD_ANCHOR_SIGNATURE,
     BAD_ATTESTATION,
     OTHER_TEAM,
     OUT_OF_ORDER,
     RECORD_CHANGED,
+    REPEATED_RECORD,
     SUMMARY_CHANGED,
     verify_bundle,
 )
 
 pytestmark = pytest.mark.unit
+# An EC public key on a curve cryptography does not support (it raises UnsupportedAlgorithm).
+BRAINPOOL_P160 = (
+    "-----BEGIN PUBLIC KEY-----\n"
+    "MEIwFAYHKoZIzj0CAQYJKyQDAwIIAQEBAyoABAEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n"
+    "-----END PUBLIC KEY-----\n"
+)
 SIGNER = SigningKey.generate()
 VERIFY = signature_check([SIGNER.public.raw.hex()])
 TOPICS = {"events": "registry.events", "commands": "registry.commands", "deploy": "deploy.events", "access": "a"}
@@ -45,9 +54,10 @@ class FakeCollection:
     """As much of a MongoDB collection as building a bundle asks of one: find, sort, limit, $in, $regex."""
 
     def __init__(self, docs: list[dict[str, Any]]) -> None:
-        self.docs = docs
+        self.docs, self.queries = docs, list[dict[str, Any]]()
 
     def find(self, query: dict[str, Any], projection: Any = None) -> "FakeCursor":
+        self.queries.append(query)
         return FakeCursor([copy.deepcopy(doc) for doc in self.docs if _matches(doc, query)])
 
 
@@ -192,6 +202,20 @@ class TestBuildingABundle:
     def test_a_version_the_log_has_nothing_about_has_no_bundle(self) -> None:
         assert build(version="9.9.9") is None
 
+    def test_a_model_the_log_has_nothing_about_has_no_bundle_without_scanning_accesses(self) -> None:
+        db = history()
+        assert build(db, name="unknown") is None
+        assert [query.get("model") for query in db["audit_log"].queries] == ["fraud/unknown"]
+
+    def test_event_entries_without_a_kept_record_are_listed_unrecorded(self) -> None:
+        db = history()
+        approval = next(d["_id"] for d in db["audit_log"].docs if d["type"] == messages.VERSION_APPROVAL_CHANGED)
+        db["audit_records"].docs = [r for r in db["audit_records"].docs if r["_id"] != approval]  # not kept
+        made = build(db)
+        assert made is not None and made.unrecorded == [approval] and made.summary.approval is None
+        verdict = verify_bundle(made, VERIFY)
+        assert verdict.ok and verdict.unrecorded == [approval]
+
     def test_a_chain_edited_in_the_database_is_not_attested(self) -> None:
         db = history()
         db["audit_log"].docs[20]["detail"] = "edited"  # another team's entry between ours and seq 64
@@ -306,6 +330,30 @@ class TestVerifyingABundle:
         forged["summary"]["approval"] = "rejected"
         assert _problem(forged) == SUMMARY_CHANGED
 
+    def test_a_record_taken_out_with_the_summary_recomputed_fails(self, bundle: dict[str, Any]) -> None:
+        forged = copy.deepcopy(bundle)
+        approval = next(e["id"] for e in forged["entries"] if e["type"] == messages.VERSION_APPROVAL_CHANGED)
+        forged["records"] = [r for r in forged["records"] if r["entry_id"] != approval]
+        model = EvidenceBundle.model_validate(forged)
+        summary = summarize(events_of(model.records, model.entries), "fraud", "m", "1.4.0")
+        forged["summary"] = summary.model_dump(mode="json")
+        assert forged["summary"]["approval"] is None  # the approval is gone from what the bundle says
+        assert _problem(forged) == BAD_ATTESTATION
+        forged["unrecorded"] = [approval]  # nor does calling it unrecorded help
+        assert _problem(forged) == BAD_ATTESTATION
+
+    def test_a_repeated_record_fails(self, bundle: dict[str, Any]) -> None:
+        forged = copy.deepcopy(bundle)
+        forged["records"].append(copy.deepcopy(forged["records"][0]))
+        assert _problem(forged) == REPEATED_RECORD
+
+    def test_an_entry_listed_unrecorded_must_be_the_bundles_and_have_no_record(self, bundle: dict[str, Any]) -> None:
+        forged = copy.deepcopy(bundle)
+        forged["unrecorded"] = [forged["records"][0]["entry_id"]]
+        assert _problem(forged) == "listed without a record, but it has one"
+        forged["unrecorded"] = ["f" * 40]
+        assert _problem(forged) == "names no entry in the bundle"
+
     def test_what_is_not_a_bundle_says_so(self) -> None:
         verdict = verify_bundle({"format": "registry.evidence/1"})
         assert verdict.first_broken is not None and verdict.first_broken.section == "bundle"
@@ -325,7 +373,7 @@ class TestTheCommand:
         result = runner.invoke(app, ["audit", "verify", "--bundle", str(file), *key])
         assert result.exit_code == 1 and json.loads(result.stdout)["first_broken"]["problem"] == SUMMARY_CHANGED
         file.write_text("not json")
-        assert runner.invoke(app, ["audit", "verify", "--bundle", str(file)]).exit_code == 2
+        assert runner.invoke(app, ["audit", "verify", "--bundle", str(file), *key]).exit_code == 2
 
     def test_without_the_stack_the_clients_own_verify_checks_bundles_only(
         self, bundle: dict[str, Any], tmp_path: Path
@@ -336,9 +384,53 @@ class TestTheCommand:
         file.write_text(json.dumps(bundle))
         result = CliRunner().invoke(client_only, ["--bundle", str(file), "--public-key", SIGNER.public.raw.hex()])
         assert result.exit_code == 0 and json.loads(result.stdout)["signatures_checked"] >= 4
-        unchecked = CliRunner().invoke(client_only, ["--bundle", str(file)])
+        unchecked = CliRunner().invoke(client_only, ["--bundle", str(file), "--no-signature-check"])
         assert unchecked.exit_code == 0 and "not checked" in json.loads(unchecked.stdout)["signatures"]
         assert CliRunner().invoke(client_only, []).exit_code == 2  # no bundle: walking the database is the stack's
+
+    def test_a_bundle_whose_signatures_nobody_checks_does_not_pass_unless_asked(
+        self, bundle: dict[str, Any], tmp_path: Path
+    ) -> None:
+        file = tmp_path / "bundle.json"
+        file.write_text(json.dumps(bundle))
+        no_stack = ["--data-dir", str(tmp_path)]  # the local stack's command: no stack here, no key to default to
+        result = CliRunner().invoke(app, ["audit", "verify", "--bundle", str(file), *no_stack])
+        assert result.exit_code == 2 and "--no-signature-check" in result.output and '"ok"' not in result.output
+        both = ["--public-key", SIGNER.public.raw.hex(), "--no-signature-check"]
+        assert CliRunner().invoke(app, ["audit", "verify", "--bundle", str(file), *both]).exit_code == 2
+
+    def test_the_local_stacks_command_checks_with_the_stacks_own_audit_key_by_default(
+        self, bundle: dict[str, Any], tmp_path: Path
+    ) -> None:
+        file = tmp_path / "bundle.json"
+        file.write_text(json.dumps(bundle))
+        made = load_or_create(tmp_path / "stack")
+        (tmp_path / "stack" / "secrets.json").write_text(
+            json.dumps(made.__dict__ | {"audit_signing_key": SIGNER.seed_hex()})
+        )
+        result = CliRunner().invoke(
+            app, ["audit", "verify", "--bundle", str(file), "--data-dir", str(tmp_path / "stack")]
+        )
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["signatures_checked"] >= 4
+
+    def test_a_key_given_without_the_audit_extra_exits_2_instead_of_being_ignored(
+        self, bundle: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        file = tmp_path / "bundle.json"
+        file.write_text(json.dumps(bundle))
+        monkeypatch.setitem(sys.modules, "registry_client.audit_keys", None)  # cryptography not installed
+        result = CliRunner().invoke(app, ["audit", "verify", "--bundle", str(file), "--public-key", "ab" * 32])
+        assert result.exit_code == 2 and "registry-client[audit]" in result.output
+
+    def test_a_pem_key_of_a_type_the_library_cannot_read_is_a_usage_error(
+        self, bundle: dict[str, Any], tmp_path: Path
+    ) -> None:
+        file = tmp_path / "bundle.json"
+        file.write_text(json.dumps(bundle))
+        result = CliRunner().invoke(app, ["audit", "verify", "--bundle", str(file), "--public-key", BRAINPOOL_P160])
+        assert result.exit_code == 2 and "not an Ed25519 public key" in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
 def _problem(forged: dict[str, Any]) -> str | None:

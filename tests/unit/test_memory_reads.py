@@ -10,6 +10,7 @@ import pytest
 from query.api import reads as reads_module
 from query.api.lookup import Lookup
 from query.api.pagination import SortSpec
+from query.api.past import PastStates
 from query.api.reads import MODEL_SORTS, ModelFilters, Page, Reads
 from registry_contract.sortkeys import time_key
 from registry_contract.versioning import parse_range
@@ -314,7 +315,7 @@ class TestLookups:
         versions.model("a", "m")["aliases"] = {"champion": "1.4.0"}
         versions.sync()
         reads = Reads(versions.read_model)
-        mine = Lookup(reads, {"readers": "a"})
+        mine = Lookup(reads, {"readers": "a"}, PastStates(reads.read_model))
         assert (await mine.version("a", "m", "@champion"))["aliases"] == ["champion"]
         assert (await mine.version("a", "m", "1.4.0"))["version"] == "1.4.0"
         assert (await mine.version("a", "m", "latest"))["version"] == "2.6.0"
@@ -323,7 +324,7 @@ class TestLookups:
                 await mine.version("a", "m", missing)
             assert refused.value.reason == "not_found"
         with pytest.raises(Problem) as hidden:
-            await Lookup(reads, {"readers": "b"}).version("a", "m", "1.4.0")
+            await Lookup(reads, {"readers": "b"}, PastStates(reads.read_model)).version("a", "m", "1.4.0")
         assert hidden.value.reason == "not_found"
 
     async def test_children_are_only_those_of_readable_models(self) -> None:

@@ -12,15 +12,17 @@ import model_signing
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from model_signing._signing import sign_sigstore_pb
 from pydantic import ValidationError
 
 from query.api.card_markdown import card_markdown
 from query.api.cards import build_card
+from registration import provenance
 from registration.commands import Rejected
-from registration.handlers import Command, handle_commands
-from registration.provenance import BadSignature, TrustedKey, read_public_key, verify
+from registration.handlers import Command, checked_first, handle_commands
+from registration.provenance import SignatureRefused, TrustedKey, read_public_key, verify
 from registration.repository import InMemoryRepository
-from registration.signing_keys import verify_all
+from registration.signatures import verify_all
 from registry_contract import catalog, messages
 from registry_contract.auth import Principal
 from registry_contract.documents import Document
@@ -130,6 +132,7 @@ class TestVerification:
         assert public.manifest.serialization["method"] == "files"
         payload = base64.b64decode(signature["dsseEnvelope"]["payload"])
         assert public.manifest_digest == "sha256:" + hashlib.sha256(payload).hexdigest()
+        assert public.subject == "model"  # the signed statement's subject: the directory's name
 
     def test_a_p384_signature_verifies_with_its_key(self, tmp_path: pathlib.Path) -> None:
         path, key = private_key_file(tmp_path, ec.SECP384R1())
@@ -147,17 +150,84 @@ class TestVerification:
         self, signed: tuple[pathlib.Path, ec.EllipticCurvePrivateKey, dict[str, Any]]
     ) -> None:
         _, _, signature = signed
-        with pytest.raises(BadSignature, match="not one of the team's 1 signing keys"):
+        with pytest.raises(SignatureRefused, match="not one of the team's 1 signing keys"):
             verify(signature, [trusted(ec.generate_private_key(ec.SECP256R1()))], now=NOW)
 
-    def test_a_signature_naming_no_key_is_tried_on_every_key_and_refused_when_none_verifies(
-        self, signed: tuple[pathlib.Path, ec.EllipticCurvePrivateKey, dict[str, Any]]
+    @pytest.mark.parametrize(
+        "material",
+        [
+            {"certificate": {"rawBytes": base64.b64encode(b"not a certificate").decode()}},
+            {"x509CertificateChain": {"certificates": [{"rawBytes": base64.b64encode(b"x").decode()}]}},
+            {"publicKey": {}},
+            {"publicKey": {"hint": ""}},
+        ],
+        ids=["certificate", "certificate-chain", "no-hint", "empty-hint"],
+    )
+    def test_a_bundle_naming_no_public_key_is_refused_without_trying_any_key(
+        self, signed: tuple[pathlib.Path, ec.EllipticCurvePrivateKey, dict[str, Any]], material: Document
     ) -> None:
-        _, _, signature = signed
-        del signature["verificationMaterial"]["publicKey"]["hint"]
-        keys = [trusted(ec.generate_private_key(ec.SECP256R1()), f"sk_{n}") for n in range(2)]
-        with pytest.raises(BadSignature, match="does not verify with any of the team's 2 signing keys"):
-            verify(signature, keys, now=NOW)
+        _, key, signature = signed
+        signature["verificationMaterial"] = material
+        with pytest.raises(SignatureRefused, match="names no public key"):
+            verify(signature, [trusted(key)], now=NOW)
+
+    @pytest.mark.parametrize(
+        "mangle",
+        [
+            lambda s: {**s, "verificationMaterial": []},
+            lambda s: {**s, "verificationMaterial": {"publicKey": {"hint": 7}}},
+            lambda s: {**s, "verificationMaterial": {"publicKey": []}},
+            lambda s: {**s, "verificationMaterial": None},
+            lambda s: {**s, "dsseEnvelope": {**s["dsseEnvelope"], "signatures": [{"sig": 5}]}},
+            lambda s: {**s, "dsseEnvelope": {**s["dsseEnvelope"], "signatures": ["sig"]}},
+            lambda s: {**s, "dsseEnvelope": {**s["dsseEnvelope"], "payload": None}},
+            lambda s: {**s, "dsseEnvelope": {**s["dsseEnvelope"], "payloadType": []}},
+            lambda s: {**s, "dsseEnvelope": {**s["dsseEnvelope"], "signatures": [{"sig": "!!not base64"}]}},
+            lambda s: {**s, "dsseEnvelope": {**s["dsseEnvelope"], "signatures": [{"sig": ""}]}},
+            lambda s: {**s, "mediaType": None},
+            lambda s: [],
+        ],
+    )
+    def test_a_bundle_with_wrong_types_anywhere_is_refused_never_raising_anything_else(
+        self, signed: tuple[pathlib.Path, ec.EllipticCurvePrivateKey, dict[str, Any]], mangle: Any
+    ) -> None:
+        _, key, signature = signed
+        with pytest.raises(SignatureRefused):
+            verify(mangle(signature), [trusted(key)], now=NOW)
+
+    def test_whatever_a_keys_check_raises_is_a_refusal(
+        self, signed: tuple[pathlib.Path, ec.EllipticCurvePrivateKey, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        _, key, signature = signed
+
+        def broken(*args: Any) -> None:
+            raise AttributeError("'NoneType' object has no attribute 'hint'")  # what a certificate bundle did
+
+        monkeypatch.setattr(provenance._Verifier, "_verify_bundle", broken)
+        with pytest.raises(SignatureRefused, match="does not verify with the key it names"):
+            verify(signature, [trusted(key)], now=NOW)
+
+    def test_a_bad_signature_costs_one_check_never_the_libraries_0x_fallback(
+        self, signed: tuple[pathlib.Path, ec.EllipticCurvePrivateKey, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        _, key, signature = signed
+        fallbacks: list[bytes] = []
+        monkeypatch.setattr(sign_sigstore_pb, "pae_compat", fallbacks.append)
+        sig = bytearray(base64.b64decode(signature["dsseEnvelope"]["signatures"][0]["sig"]))
+        sig[-1] ^= 0x01
+        signature["dsseEnvelope"]["signatures"][0]["sig"] = base64.b64encode(bytes(sig)).decode()
+        with pytest.raises(SignatureRefused, match="does not verify"):
+            verify(signature, [trusted(key)], now=NOW)
+        assert fallbacks == []
+
+    def test_a_verifying_signature_prints_nothing(
+        self,
+        signed: tuple[pathlib.Path, ec.EllipticCurvePrivateKey, dict[str, Any]],
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        _, key, signature = signed
+        verify(signature, [trusted(key)], now=NOW)
+        assert capsys.readouterr().out == ""
 
     def test_a_tampered_statement_is_refused(
         self, signed: tuple[pathlib.Path, ec.EllipticCurvePrivateKey, dict[str, Any]]
@@ -166,7 +236,7 @@ class TestVerification:
         statement = json.loads(base64.b64decode(signature["dsseEnvelope"]["payload"]))
         statement["predicate"]["resources"][0]["digest"] = "0" * 64  # another file, under the same signature
         signature["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
-        with pytest.raises(BadSignature, match="does not verify with the key it names"):
+        with pytest.raises(SignatureRefused, match="does not verify with the key it names"):
             verify(signature, [trusted(key)], now=NOW)
 
     def test_a_flipped_signature_byte_is_refused(
@@ -176,7 +246,7 @@ class TestVerification:
         sig = bytearray(base64.b64decode(signature["dsseEnvelope"]["signatures"][0]["sig"]))
         sig[-1] ^= 0x01
         signature["dsseEnvelope"]["signatures"][0]["sig"] = base64.b64encode(bytes(sig)).decode()
-        with pytest.raises(BadSignature, match="does not verify"):
+        with pytest.raises(SignatureRefused, match="does not verify"):
             verify(signature, [trusted(key)], now=NOW)
 
     @pytest.mark.parametrize(
@@ -193,13 +263,13 @@ class TestVerification:
         self, signed: tuple[pathlib.Path, ec.EllipticCurvePrivateKey, dict[str, Any]], mangle: Any
     ) -> None:
         _, key, signature = signed
-        with pytest.raises(BadSignature, match="malformed signature bundle"):
+        with pytest.raises(SignatureRefused, match="malformed signature bundle"):
             verify(mangle(signature), [trusted(key)], now=NOW)
 
     def test_a_team_without_keys_is_told_to_add_one(
         self, signed: tuple[pathlib.Path, ec.EllipticCurvePrivateKey, dict[str, Any]]
     ) -> None:
-        with pytest.raises(BadSignature, match="trusts no signing key"):
+        with pytest.raises(SignatureRefused, match="trusts no signing key"):
             verify(signed[2], [], now=NOW)
 
     def test_each_registration_is_verified_with_its_own_teams_keys(
@@ -295,6 +365,28 @@ class TestRegistering:
         command = Command(register_event("fraud", "card", provenance=SIGNED), PRODUCER)
         [outcome] = await handle_commands([command], repo=InMemoryRepository(), artifact_schemes=["s3"])
         assert outcome.rejected and outcome.event.data["reason"] == "bad_signature"
+
+    async def test_a_signature_checked_before_queueing_is_not_checked_again_in_the_batch(self) -> None:
+        repo, check = InMemoryRepository(), FakeCheck({"1.0.0": RECORDED})
+        command = Command(register_event("fraud", "card", provenance=SIGNED), PRODUCER)
+        first = await checked_first(command, artifact_schemes=["s3"], check_signatures=check)
+        assert first.signature_checked == RECORDED and check.asked == [command.key]
+        [outcome] = await handle_commands([first], repo=repo, artifact_schemes=["s3"], check_signatures=check)
+        assert outcome.event.data["provenance"]["signer"]["key_id"] == "sk_1" and check.asked == [command.key]
+
+    async def test_a_refusal_found_before_queueing_rejects_only_its_own_command(self) -> None:
+        refused = Rejected("bad_signature", "fraud/card 1.0.0: the bundle names no public key")
+        check = FakeCheck({"1.0.0": refused, "2.0.0": RECORDED})
+        bad = await checked_first(
+            Command(register_event("fraud", "card", provenance=SIGNED), PRODUCER),
+            artifact_schemes=["s3"],
+            check_signatures=check,
+        )
+        good = Command(register_event("fraud", "card", version="2.0.0", provenance=SIGNED), PRODUCER)
+        outcomes = await handle_commands(
+            [bad, good], repo=InMemoryRepository(), artifact_schemes=["s3"], check_signatures=check
+        )
+        assert [o.event.data.get("reason") for o in outcomes] == ["bad_signature", None]
 
     async def test_another_teams_registration_is_forbidden_without_trying_any_key(self) -> None:
         check = FakeCheck({"1.0.0": RECORDED})

@@ -170,7 +170,10 @@ class TestTheAuditAttributesKeysOnTheirTopicsOnly:
     ) -> None:
         value, headers = signed_command(key)
         key_topics = frozenset({"registry.commands", "deploy.events"})  # the settings' defaults
-        entry = await _entry(consumer_record(topic, value, headers), datetime.now(UTC), identity(keys), key_topics)
+        record = consumer_record(topic, value, headers)
+        entry = await _entry(
+            record, datetime.now(UTC), identity(keys), key_topics=key_topics, events_topic="registry.events"
+        )
         assert entry["verified"] == verified
         if verified is None:
             assert entry["actor"] is None and entry["claims"]["actor"] == key.key_id

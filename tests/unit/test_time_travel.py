@@ -8,18 +8,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from fastapi import Response
 
 from query.api import past
+from query.api.card_routes import get_model_card
+from query.api.deployments_routes import get_deployments, get_model_deployments
 from query.api.lookup import Lookup
 from query.api.reads import Reads
+from query.api.team_routes import recent_deployments
 from query.deps import as_of_time
 from query.projection.apply import REPORT_RECORDED, apply_event
 from query.projection.model import ReadModel
+from query.projection.past import SHARE_EVENTS
 from registry_contract import messages
 from registry_contract.envelope import CloudEvent
 from registry_contract.history_views import AliasMovePublic, EnvironmentChangePublic
 from registry_contract.ids import model_id, version_id
-from registry_contract.views import version_public
+from registry_contract.views import ModelCardPublic, version_public
 from shared.chassis.problems import Problem
 
 pytestmark = pytest.mark.unit
@@ -132,12 +137,16 @@ def history() -> History:
     return h
 
 
+def lookup_of(h: History, visible: dict[str, Any]) -> Lookup:
+    return Lookup(Reads(h.read_model), visible, past.PastStates(h.read_model))
+
+
 def owner(h: History) -> Lookup:
-    return Lookup(Reads(h.read_model), {"readers": TEAM})
+    return lookup_of(h, {"readers": TEAM})
 
 
 def reader(h: History, team: str = READER) -> Lookup:
-    return Lookup(Reads(h.read_model), {"readers": team})
+    return lookup_of(h, {"readers": team})
 
 
 async def champion(lookup: Lookup, h: History, at: datetime) -> str | None:
@@ -279,7 +288,7 @@ class TestIsolationInThePast:
             assert missing.value.reason == "not_found"
 
     async def test_the_owner_and_a_platform_admin_see_all_of_it(self, history: History) -> None:
-        admin = Lookup(Reads(history.read_model), {})
+        admin = lookup_of(history, {})
         assert await champion(admin, history, history.between(3)) == "1.0.0"
         assert await champion(owner(history), history, history.between(3)) == "1.0.0"
 
@@ -387,3 +396,122 @@ class TestTheAsOfParameter:
 
     async def test_no_time_is_now(self) -> None:
         assert await as_of_time(None) is None
+
+
+class TestReportsOfAReader:
+    """A team reading the model through a share sees the deployment reports recorded since its access began."""
+
+    @pytest.fixture
+    def deployed(self, history: History) -> History:
+        history.deploy("1.2.0", "prod", None, "deployed")  # 20, after the reader's share (16)
+        return history
+
+    async def test_the_model_and_version_lists_start_at_its_share(self, deployed: History) -> None:
+        ids = await model_report_ids(reader(deployed), deployed)
+        assert ids == ["report-20"]
+        assert await model_report_ids(owner(deployed), deployed) == ["report-20", "report-11", "report-9", "report-5"]
+        old = await get_deployments(reader(deployed), TEAM, deployed.name, "1.0.0", limit=50, cursor=None, as_of=None)
+        assert old.items == [] and old.environments["prod"].status == "deployed"  # the status is of every report
+
+    async def test_as_of_keeps_every_report_for_the_status_but_lists_those_since_its_share(
+        self, deployed: History
+    ) -> None:
+        at = deployed.between(17)
+        then = await get_deployments(reader(deployed), TEAM, deployed.name, "1.0.0", limit=50, cursor=None, as_of=at)
+        assert then.items == [] and then.environments["prod"].status == "deployed"
+        assert await model_report_ids(reader(deployed), deployed, at) == []
+        mine = await get_deployments(owner(deployed), TEAM, deployed.name, "1.0.0", limit=50, cursor=None, as_of=at)
+        assert [r.id for r in mine.items] == ["report-5"]
+
+    async def test_the_teams_recent_deployments_cut_each_model_at_its_share(self, deployed: History) -> None:
+        page = await recent_deployments(reader(deployed), TEAM, limit=20)
+        assert [r.id for r in page.items] == ["report-20"]
+        assert len((await recent_deployments(owner(deployed), TEAM, limit=20)).items) == 4
+
+    async def test_the_card_reads_only_the_reports_since_its_share(self, deployed: History) -> None:
+        card = await get_model_card(reader(deployed), TEAM, deployed.name, Response(), version="1.0.0")
+        assert isinstance(card, ModelCardPublic) and card.card.deployments.reports_read == 0
+        mine = await get_model_card(owner(deployed), TEAM, deployed.name, Response(), version="1.0.0")
+        assert isinstance(mine, ModelCardPublic) and mine.card.deployments.reports_read == 1
+
+    async def test_an_as_of_lookup_keeps_the_callers_visibility_and_share(self, deployed: History) -> None:
+        lookup = reader(deployed)
+        then = await lookup.as_of(TEAM, deployed.name, deployed.between(17))
+        model = await lookup.model(TEAM, deployed.name)
+        assert then.visible == {"readers": READER} and then.since(model) == lookup.since(model) is not None
+
+
+async def model_report_ids(lookup: Lookup, h: History, at: datetime | None = None) -> list[str]:
+    page = await get_model_deployments(lookup, TEAM, h.name, limit=50, as_of=at)
+    return [r.id for r in page.items]
+
+
+class TestTheOtherReaders:
+    async def test_a_reader_sees_no_share_or_unsharing_of_another_team(self, history: History) -> None:
+        lookup = reader(history)
+        model = await lookup.model(TEAM, history.name)
+        page = await lookup.reads.history(model, limit=50, cursor=None, since=lookup.since(model))
+        shares = [row["data"]["with_team"] for row in page.items if row["type"] in SHARE_EVENTS]
+        assert shares == [READER]
+        everything = await owner(history).reads.history(model, limit=50, cursor=None)
+        assert [row["data"].get("with_team") for row in everything.items].count(STRANGER) == 2
+
+
+class TestKeptStates:
+    async def test_every_instant_between_two_events_shares_one_state(self, history: History) -> None:
+        states = past.PastStates(history.read_model)
+        first = states.reads_at(history.model_id, history.between(5))
+        assert states.reads_at(history.model_id, history.at(5) + timedelta(seconds=59)) is first
+        assert states.reads_at(history.model_id, history.at(5)) is first  # the report of step 5 is at step 5
+        assert states.reads_at(history.model_id, history.at(6)) is not first
+
+    def test_instants_within_one_cut_need_no_second_state(self, history: History) -> None:
+        states = past.PastStates(history.read_model, kept=2)
+        first = states.reads_at(history.model_id, history.between(3))
+        for second in range(1, 20):
+            assert states.reads_at(history.model_id, history.at(3) + timedelta(seconds=second)) is first
+
+
+class TestClockSkew:
+    @pytest.fixture
+    def skewed(self) -> History:
+        h = History()
+        for version in ("1.0.0", "1.1.0", "1.2.0"):  # steps 1, 2, 3
+            h.register(version)
+        return h
+
+    def row(self, h: History, step: int) -> dict[str, Any]:
+        return sorted(h.read_model.history[h.model_id], key=lambda r: r["position"])[step - 1]
+
+    async def test_the_replay_stops_at_the_first_event_dated_after_the_instant(self, skewed: History) -> None:
+        self.row(skewed, 2)["time"] = skewed.at(10)
+        assert await versions_then(owner(skewed), skewed, skewed.between(3)) == ["1.0.0"]
+        assert await versions_then(owner(skewed), skewed, skewed.between(10)) == ["1.2.0", "1.1.0", "1.0.0"]
+
+    async def test_an_event_without_a_time_counts_as_after_any_instant(self, skewed: History) -> None:
+        del self.row(skewed, 2)["time"]
+        assert await versions_then(owner(skewed), skewed, skewed.between(5)) == ["1.0.0"]
+
+    async def test_a_report_without_a_receipt_time_is_never_recorded_then_nor_on_a_timeline(
+        self, history: History
+    ) -> None:
+        undated = {"_id": "x:1", "outcome": "applied", "environment": "prod", "version": "1.0.0", "status": "failed"}
+        history.read_model.reports[history.model_id].append(undated)
+        assert await prod_then(owner(history), history, "1.0.0", history.between(30)) == "deployed"
+        model = history.read_model.models[history.model_id]
+        page = past.environment_timeline(history.read_model, model, "prod", None, limit=50, cursor=None)
+        assert [EnvironmentChangePublic.of(row).report_id for row in page.items] == [
+            "report-5",
+            "report-9",
+            "report-11",
+        ]
+        timeline = past.model_timeline(history.read_model, model, None, limit=50, cursor=None)
+        assert "x:1" not in [entry["ref"] for entry in timeline.items]
+
+
+class TestAliasActions:
+    def test_setting_an_alias_again_to_its_version_is_a_set(self) -> None:
+        row = {"type": messages.ALIAS_SET, "time": T0, "_id": "e1"}
+        again = AliasMovePublic.of(row | {"data": {"alias": "c", "version": "1.0.0", "previous_version": "1.0.0"}})
+        moved = AliasMovePublic.of(row | {"data": {"alias": "c", "version": "1.1.0", "previous_version": "1.0.0"}})
+        assert (again.action, moved.action) == ("set", "moved")

@@ -122,7 +122,7 @@ def _type(annotation: Any) -> str:
 
 
 def _comma_separated(field: FieldInfo) -> bool:
-    """Whether the setting is a list read as ``a,b`` from the environment (``NoDecode``), not as JSON."""
+    """Whether the setting is a list read as ``a,b`` from the environment (``NoDecode``), or as a JSON list."""
     return any(item is NoDecode or isinstance(item, NoDecode) for item in field.metadata)
 
 
@@ -171,7 +171,7 @@ def settings_of(settings_class: type[BaseSettings], names: list[str]) -> Iterato
         heading = comment.text if comment and comment.fields > 1 else None
         description = field.description or specific or NOTES.get(env) or heading or UNDESCRIBED
         listed = _comma_separated(field)
-        annotation = ("comma-separated list" if listed else _type(field.annotation)) + _bounds(field)
+        annotation = ("comma-separated or JSON list" if listed else _type(field.annotation)) + _bounds(field)
         shown = f"required by {REQUIRED[env]}" if env in REQUIRED else default(field)
         if listed and shown.startswith("`["):  # written as the environment takes it: a,b (or nothing)
             values = field.get_default(call_default_factory=True, validated_data={})

@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -32,7 +32,10 @@ def raw_key(text: str) -> bytes:
     text = text.strip()
     if not text.startswith("-----BEGIN"):
         return bytes.fromhex(text)
-    loaded = serialization.load_pem_public_key(text.encode())
+    try:
+        loaded = serialization.load_pem_public_key(text.encode())
+    except UnsupportedAlgorithm:
+        raise ValueError("the PEM key is of a type this library cannot read, not an Ed25519 key") from None
     if not isinstance(loaded, Ed25519PublicKey):
         raise ValueError("the PEM key is not an Ed25519 key")
     return loaded.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

@@ -10,6 +10,8 @@ from registry_contract.times import UtcTime
 from registry_contract.views import Approval, EnvironmentStatus, VersionParent
 
 MAX_COMPARED_VERSIONS = 10  # versions one comparison reads
+MAX_VERSION_CHARS = 256  # one asked version (SemVer, @alias or latest), as a version in a path
+MAX_VERSIONS_CHARS = MAX_COMPARED_VERSIONS * (MAX_VERSION_CHARS + 1)  # the comma-separated list of them
 
 
 class ComparedDataset(BaseModel):
@@ -69,8 +71,14 @@ class MetricDelta(BaseModel):
     name: str
     base: float | None = Field(None, description="the base version's value; null when it has none")
     value: float | None = Field(None, description="this version's value; null when it has none")
-    delta: float | None = Field(None, description="value minus base, when both have the metric")
-    relative: float | None = Field(None, description="delta divided by |base|; null when base is 0 or missing")
+    delta: float | None = Field(
+        None, allow_inf_nan=False, description="value minus base, when both have the metric and it is finite"
+    )
+    relative: float | None = Field(
+        None,
+        allow_inf_nan=False,
+        description="delta divided by |base|; null when base is 0 or missing, or when it is not finite",
+    )
 
 
 class ValueChange(BaseModel):

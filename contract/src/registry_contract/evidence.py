@@ -163,6 +163,11 @@ class EvidenceBundle(BaseModel):
     summary: EvidenceSummary
     entries: list[AuditEntryPublic] = Field(description="the team's entries about the version, by chain and seq")
     records: list[EvidenceRecord] = Field(description="the Kafka records of the event entries the service kept")
+    unrecorded: list[str] = Field(
+        [],
+        description="ids of the event entries whose record the service did not keep (sorted); the attestation "
+        "covers them with the records' ids, so a record removed from the bundle does not verify",
+    )
     links: list[EvidenceLink] = Field(description="undisclosed entries between each entry and its signed point")
     anchors: list[EvidenceAnchor] = Field(description="the signed points the entries link to")
     public_keys: list[AuditPublicKey] = Field(
@@ -176,13 +181,16 @@ class EvidenceBundle(BaseModel):
 
 
 def attested(bundle: EvidenceBundle) -> dict[str, Any]:
-    """What the attestation signs (kind ``evidence``): the subject and the digest of the whole chain proof."""
+    """What the attestation signs (kind ``evidence``): the subject and the digests of the proof and summary.
+
+    The proof digest covers every entry, link and anchor; ``records`` and ``unrecorded`` name which
+    entries have records and which have none, so a record taken out fails the attestation.
+    """
     proof = {
         "entries": [[e.chain, e.seq, e.hash] for e in bundle.entries],
         "links": [[link.chain, link.seq, link.prev_hash, link.hash] for link in bundle.links],
         "anchors": [[a.chain, a.seq, a.hash, a.kind] for a in bundle.anchors],
     }
-    digest = hashlib.sha256(json.dumps(proof, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     return {
         "team": bundle.team,
         "name": bundle.name,
@@ -190,8 +198,15 @@ def attested(bundle: EvidenceBundle) -> dict[str, Any]:
         "exported_at": bundle.exported_at,
         "truncated": bundle.truncated,
         "omitted": bundle.omitted,
-        "proof": digest,
+        "proof": _digest(proof),
+        "records": sorted(record.entry_id for record in bundle.records),
+        "unrecorded": sorted(bundle.unrecorded),
+        "summary": _digest(bundle.summary.model_dump(mode="json")),
     }
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def summarize(events: Iterable[tuple[str, CloudEvent]], team: str, name: str, version: str) -> EvidenceSummary:

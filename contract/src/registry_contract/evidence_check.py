@@ -4,7 +4,9 @@ In order, the first failure is reported: every entry is the subject team's, in (
 order, and its hash recomputes from its contents; the undisclosed entries' hashes link each
 entry, seq by seq, to a signed point of its chain within :data:`SIGNED_EVERY` entries; every
 signature (signed entries, anchors, the attestation) verifies with the caller's check; each
-record's digest is its entry's id; and the summary is what the records say. Verifying Ed25519
+record's digest is its entry's id, no record is repeated, and the entries listed ``unrecorded``
+are the bundle's own and have none; and the summary is what the records say. The attestation
+covers which entries have records and the summary's digest: a record taken out fails it. Verifying Ed25519
 needs a library this package does not depend on: the caller passes a check in
 (``registry_client.audit_keys.signature_check``); without one, signatures are counted unchecked.
 """
@@ -40,6 +42,7 @@ BAD_ATTESTATION = "the attestation does not verify (bundle's proof changed, or n
 BAD_ANCHOR_SIGNATURE = "signed point's signature does not verify (forged or changed)"
 RECORD_CHANGED = "record's digest is not its entry's id (event data changed)"
 SUMMARY_CHANGED = "summary is not what the records say (summary edited)"
+REPEATED_RECORD = "record repeated (one record per entry)"
 
 
 class BundleProblem(BaseModel):
@@ -63,6 +66,9 @@ class BundleCheck(BaseModel):
     anchors: int = 0
     signatures_checked: int = 0
     signatures_unchecked: int = Field(0, description="signatures not verified (no signature check given)")
+    unrecorded: list[str] = Field(
+        [], description="event entries whose record the audit service did not keep: their data is not shown"
+    )
     truncated: bool = False
     first_broken: BundleProblem | None = None
 
@@ -102,6 +108,7 @@ def verify_bundle(bundle: EvidenceBundle | Mapping[str, Any], verify: SignatureC
         links=len(model.links),
         anchors=len(model.anchors),
         truncated=model.truncated,
+        unrecorded=model.unrecorded,
     )
     try:
         _check_entries(model, signatures)
@@ -189,11 +196,15 @@ def _walk_to_anchor(
 
 def _check_records(bundle: EvidenceBundle) -> None:
     entries = {entry.id: entry for entry in bundle.entries}
+    seen: set[str] = set()
     for index, record in enumerate(bundle.records):
         where = {"index": index, "entry_id": record.entry_id}
         entry = entries.get(record.entry_id)
         if entry is None:
             raise _Broken("records", "record of no entry in the bundle", **where)
+        if record.entry_id in seen:
+            raise _Broken("records", REPEATED_RECORD, **where)
+        seen.add(record.entry_id)
         where |= {"chain": entry.chain, "seq": entry.seq}
         if (record.topic, record.partition, record.offset) != (entry.topic, entry.partition, entry.offset):
             raise _Broken("records", "record's topic, partition or offset is not its entry's", **where)
@@ -203,6 +214,10 @@ def _check_records(bundle: EvidenceBundle) -> None:
             raise _Broken("records", "record is not base64", **where) from None
         if digest != record.entry_id:
             raise _Broken("records", RECORD_CHANGED, **where)
+    for index, entry_id in enumerate(bundle.unrecorded):
+        if entry_id not in entries or entry_id in seen:
+            problem = "listed without a record, but it has one" if entry_id in seen else "names no entry in the bundle"
+            raise _Broken("unrecorded", problem, index=index, entry_id=entry_id)
     try:
         summary = summarize(events_of(bundle.records, bundle.entries), bundle.team, bundle.name, bundle.version)
     except (EnvelopeError, ValueError) as exc:

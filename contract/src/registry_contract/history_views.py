@@ -22,7 +22,9 @@ class AliasMovePublic(BaseModel):
     """One set, move or removal of an alias."""
 
     alias: str
-    action: AliasAction = Field(description="set (new alias), moved (to another version) or removed")
+    action: AliasAction = Field(
+        description="set (new alias, or set again to the version it named), moved (to another version) or removed"
+    )
     version: str | None = Field(description="the version the alias pointed at after this change (null once removed)")
     previous_version: str | None = Field(description="the version it pointed at before (null if it was new)")
     at: UtcTime = Field(description="when registration made the change")
@@ -36,7 +38,7 @@ class AliasMovePublic(BaseModel):
         data = row["data"]
         version, previous = data.get("version"), data.get("previous_version")
         removed = row["type"] == messages.ALIAS_REMOVED
-        action: AliasAction = "removed" if removed else ("set" if previous is None else "moved")
+        action: AliasAction = "removed" if removed else ("set" if previous in (None, version) else "moved")
         return cls(
             alias=data["alias"],
             action=action,
@@ -72,7 +74,7 @@ class EnvironmentChangePublic(BaseModel):
         values: dict[str, Any] = {name: row.get(name) for name in fields}
         return cls(
             **values,
-            at=row["received_at"],
+            at=row.get("received_at"),  # the timelines leave out reports without one
             report_id=row.get("report_id") or row["_id"],
             run_id=row.get("run_id"),
             correlation_id=row.get("correlation_id"),

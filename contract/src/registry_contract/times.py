@@ -21,6 +21,16 @@ def in_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC) if offset else moment
 
 
+def as_utc(value: object) -> datetime | None:
+    """A stored or written time (a datetime, or RFC 3339 text) in UTC; ``None`` for anything else or unreadable."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return in_utc(value) if isinstance(value, datetime) else None
+
+
 def to_stored_precision(moment: datetime) -> datetime:
     """``moment`` cut to the millisecond, as BSON stores it: what is written is what is read back."""
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)

@@ -91,6 +91,11 @@ class Provenance(BaseModel):
     algorithm: str = Field(description="the signature's algorithm, e.g. ecdsa-sha256-nistp256")
     manifest: ProvenanceManifest
     manifest_digest: str = Field(description="sha256:<hex> of the signed in-toto statement (the DSSE payload)")
+    subject: str | None = Field(
+        default=None,
+        description="the signed statement's subject name (the model directory's name when it was signed); "
+        "none for versions registered before it was recorded",
+    )
     verified_at: UtcTime
 
 

@@ -70,10 +70,10 @@ def check_audit(
         except ValidationError as exc:
             typer.echo(f"error: line {number} is not an audit entry: {exc.errors()[0]['msg']}", err=True)
             raise typer.Exit(2) from None
-    verify, note = _signature_check(public_key or [])
+    verify = _signature_check(public_key) if public_key else None
     verdict = check_entries(entries, verify).model_dump(mode="json", exclude_none=True)
-    if note:
-        verdict["signatures"] = note
+    if verify is None:
+        verdict["signatures"] = "not checked: give the audit service's public keys with --public-key"
     typer.echo(json.dumps(verdict, indent=2))
     if not verdict["ok"]:
         raise typer.Exit(1)
@@ -105,8 +105,31 @@ def evidence(
     typer.echo(f"{len(bundle.entries)} audit entries written to {output}{truncated}", err=True)
 
 
-def verify_bundle_file(bundle: Path, public_key: list[str] | None) -> None:
-    """Check an evidence bundle offline and print the verdict as JSON; exit 1 if it does not verify, 2 if unreadable."""
+NoSignatureCheck = Annotated[
+    bool,
+    typer.Option(
+        "--no-signature-check",
+        help="Check hashes, links, records and summary only, leaving the audit service's signatures unchecked "
+        "(without it, a bundle whose signatures were not checked exits 2)",
+    ),
+]
+
+
+def verify_bundle_file(bundle: Path, public_key: list[str] | None, *, no_signature_check: bool = False) -> None:
+    """Check an evidence bundle offline and print the verdict as JSON; exit 1 if it does not verify, 2 if unreadable.
+
+    Signatures are checked with ``public_key``; without one, only ``no_signature_check`` lets the
+    bundle pass (a bundle whose signatures nobody checked proves nothing about who made it).
+    """
+    keys = [_key_text(key) for key in public_key or []]
+    if keys and no_signature_check:
+        raise typer.BadParameter("give --public-key or --no-signature-check, not both", param_hint="--public-key")
+    if not keys and not no_signature_check:
+        raise typer.BadParameter(
+            "give the audit service's public key (GET /v1/audit/public-keys) to check the bundle's signatures, "
+            "or --no-signature-check to check everything else only",
+            param_hint="--public-key",
+        )
     try:
         document = json.loads(sys.stdin.read() if str(bundle) == "-" else bundle.read_text())
     except (OSError, ValueError) as exc:
@@ -115,10 +138,10 @@ def verify_bundle_file(bundle: Path, public_key: list[str] | None) -> None:
     if not isinstance(document, dict):
         typer.echo(f"error: {bundle} is not an evidence bundle (not a JSON object)", err=True)
         raise typer.Exit(2)
-    verify, note = _signature_check([_key_text(key) for key in public_key or []])
+    verify = _signature_check(keys) if keys else None
     verdict = verify_bundle(document, verify).model_dump(mode="json", exclude_none=True)
-    if note:
-        verdict["signatures"] = note
+    if verify is None:
+        verdict["signatures"] = "not checked (--no-signature-check)"
     typer.echo(json.dumps(verdict, indent=2))
     if not verdict["ok"]:
         raise typer.Exit(1)
@@ -137,21 +160,23 @@ def verify_audit_bundle(
             help="Repeatable: an audit public key (64 hex digits, PEM text, or a PEM file) of GET /v1/audit/public-keys"
         ),
     ] = None,
+    no_signature_check: NoSignatureCheck = False,
 ) -> None:
     """Check an evidence bundle offline (--bundle): hashes, links to signed points, signatures, records, summary.
 
-    Exit 0: it verifies; 1: it does not (the verdict's first_broken names the first broken entry,
-    link, signed point, record or the summary); 2: the file is not a bundle or a key is not one.
-    Without --public-key the signatures go unchecked (the verdict says so); checking them needs
-    the audit extra (pip install 'registry-client[audit]'). With the local stack installed,
-    `registry audit verify` without --bundle walks the audit database instead.
+    Exit 0: it verifies, its signatures checked with --public-key; 1: it does not (the verdict's
+    first_broken names the first broken entry, link, signed point, record or the summary); 2: the
+    file is not a bundle, a key is not one, no --public-key was given, or checking signatures needs
+    the audit extra (pip install 'registry-client[audit]'). --no-signature-check checks all but the
+    signatures, and says so in the verdict. With the local stack installed, `registry audit verify`
+    without --bundle walks the audit database instead.
     """
     if bundle is None:
         raise typer.BadParameter(
             "give --bundle FILE (walking the audit database takes the local stack: pip install registry-stack)",
             param_hint="--bundle",
         )
-    verify_bundle_file(bundle, public_key)
+    verify_bundle_file(bundle, public_key, no_signature_check=no_signature_check)
 
 
 def _key_text(value: str) -> str:
@@ -162,16 +187,17 @@ def _key_text(value: str) -> str:
     return value
 
 
-def _signature_check(public_keys: list[str]) -> tuple[SignatureCheck | None, str | None]:
-    """The verifier of ``public_keys``, or none and why signatures go unchecked."""
-    if not public_keys:
-        return None, "not checked: give the audit service's public keys with --public-key"
+def _signature_check(public_keys: list[str]) -> SignatureCheck:
+    """The verifier of ``public_keys``; exit 2 when the audit extra that checks them is missing."""
     try:
         from registry_client.audit_keys import signature_check
     except ImportError:
-        return None, f"not checked: verifying Ed25519 signatures needs the audit extra: {INSTALL_AUDIT}"
+        typer.echo(
+            f"error: checking the audit service's Ed25519 signatures needs the audit extra: {INSTALL_AUDIT}", err=True
+        )
+        raise typer.Exit(2) from None
     try:
-        return signature_check(public_keys), None
+        return signature_check(public_keys)
     except ValueError as exc:
         raise typer.BadParameter(
             f"not an Ed25519 public key (64 hex digits or PEM): {exc}", param_hint="--public-key"

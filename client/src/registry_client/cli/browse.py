@@ -10,13 +10,14 @@ from rich.markdown import Markdown
 
 from registry_client.assistant import SearchFilters
 from registry_client.audit import AuditFilters
-from registry_client.cli.history import AsOfText, as_of_time
 from registry_client.cli.output import (
     DEFAULT_LIMIT,
     ApiKey,
     AsJson,
+    AsOfText,
     Consistency,
     Limit,
+    as_of_time,
     fields,
     print_json,
     registry,

@@ -1,41 +1,21 @@
-"""History commands: who an alias named when, what ran in an environment when, a model's timeline; ``--as-of``."""
+"""History commands: an alias's moves, an environment's timeline, a model's timeline.
+
+(The ``--as-of`` option of the read commands is in :mod:`registry_client.cli.output`.)
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
 from itertools import islice
-from typing import Annotated
 
 import typer
 
 from registry_client.cli.output import DEFAULT_LIMIT, ApiKey, AsJson, Consistency, Limit, print_json, registry, table
+from registry_contract import catalog
 
 history_app = typer.Typer(
     help="A model's past (scope models:read): alias moves, an environment's timeline, the model's timeline.",
     no_args_is_help=True,
 )
-_PAGE = 200  # the services' largest page
-
-AsOfText = Annotated[
-    str | None,
-    typer.Option(
-        "--as-of",
-        help="As things stood at this RFC 3339 time with an offset (2026-03-01T02:14:00Z); a future time is now",
-    ),
-]
-
-
-def as_of_time(text: str | None) -> datetime | None:
-    """The ``--as-of`` option as an aware datetime, or a usage error for a time without an offset."""
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not an RFC 3339 time", param_hint="--as-of") from None
-    if moment.tzinfo is None:
-        raise typer.BadParameter("give the time's offset (Z for UTC, or +01:00)", param_hint="--as-of")
-    return moment
 
 
 @history_app.command("alias")
@@ -50,7 +30,9 @@ def alias_history(
 ) -> None:
     """Every set, move and removal of an alias, oldest first."""
     with registry(api_key, consistency) as client:
-        found = list(islice(client.alias_history(team, name, alias, page_size=min(limit, _PAGE)), limit))
+        found = list(
+            islice(client.alias_history(team, name, alias, page_size=min(limit, catalog.MAX_PAGE_SIZE)), limit)
+        )
     if as_json:
         print_json(found)
         return
@@ -70,7 +52,7 @@ def environment_timeline(
 ) -> None:
     """Every status change in one environment, across the model's versions, oldest first."""
     with registry(api_key, consistency) as client:
-        pages = client.environment_timeline(team, name, environment, page_size=min(limit, _PAGE))
+        pages = client.environment_timeline(team, name, environment, page_size=min(limit, catalog.MAX_PAGE_SIZE))
         found = list(islice(pages, limit))
     if as_json:
         print_json(found)
@@ -90,7 +72,7 @@ def model_timeline(
 ) -> None:
     """The model's timeline, newest first: alias moves, approvals, deletions and status changes."""
     with registry(api_key, consistency) as client:
-        found = list(islice(client.model_timeline(team, name, page_size=min(limit, _PAGE)), limit))
+        found = list(islice(client.model_timeline(team, name, page_size=min(limit, catalog.MAX_PAGE_SIZE)), limit))
     if as_json:
         print_json(found)
         return

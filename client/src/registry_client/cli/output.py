@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
+from datetime import datetime
 from enum import IntEnum
 from typing import Annotated, Any
 
@@ -53,6 +54,13 @@ Consistency = Annotated[
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON (lists as an array) for scripts")]
 Limit = Annotated[int, typer.Option(min=1, help="Print at most this many")]
+AsOfText = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="As things stood at this RFC 3339 time with an offset (2026-03-01T02:14:00Z); a future time is now",
+    ),
+]
 DEFAULT_LIMIT = 50
 WIDE = 200  # columns when stdout is no terminal: names stay whole in pipes and logs
 _REFUSALS = (Forbidden, Unauthenticated, Conflict, Invalid, RateLimited)
@@ -157,3 +165,16 @@ def cell_text(value: object) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(map(str, value))
     return str(value)
+
+
+def as_of_time(text: str | None) -> datetime | None:
+    """The ``--as-of`` option as an aware datetime, or a usage error for a time without an offset."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an RFC 3339 time", param_hint="--as-of") from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter("give the time's offset (Z for UTC, or +01:00)", param_hint="--as-of")
+    return moment

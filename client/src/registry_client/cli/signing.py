@@ -129,6 +129,8 @@ def verify(
         fail(f"{label}: {exc}; nothing to verify the files against", ExitCode.UNVERIFIED)
     except ValueError as exc:  # a symlink or special file the signed serialization refuses, an unknown hashing
         fail(f"cannot hash {path}: {exc}", ExitCode.ERROR)
+    except OSError as exc:  # a file unreadable, or gone while hashing
+        fail(f"cannot read the files of {path}: {exc}", ExitCode.ERROR)
     if as_json:
         typer.echo(json.dumps(verdict(result), indent=2))
     elif result.ok:
@@ -189,7 +191,16 @@ def add(
     api_key: ApiKey = None,
 ) -> None:
     """Trust signatures by this public key on TEAM's versions; the audit log records it."""
-    pem = public_key.read_text(encoding="utf-8")
+    try:
+        pem = public_key.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise typer.BadParameter(
+            f"{public_key} is not a PEM text file (a DER or other binary key? convert it: "
+            "openssl pkey -pubin -inform DER -in KEY -out KEY.pem)",
+            param_hint="--public-key",
+        ) from None
+    except OSError as exc:
+        fail(f"cannot read {public_key}: {exc}", ExitCode.ERROR)
     with registry(api_key) as client:
         key = client.add_signing_key(team, name, pem, description=description)
     if as_json:

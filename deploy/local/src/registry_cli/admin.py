@@ -13,7 +13,7 @@ from audit.chain import ChainKey, Verdict, Verifier, verify
 from audit.config import AuditSettings
 from audit.signing import KeyRing, PublicKey, SigningKey
 from registry_cli.secrets import load_or_create
-from registry_client.cli.audit import verify_bundle_file
+from registry_client.cli.audit import NoSignatureCheck, verify_bundle_file
 from shared.chassis.mongo import make_client
 from shared.chassis.settings import CommonSettings
 
@@ -73,6 +73,7 @@ def verify_audit(
             help="Check this evidence bundle (`registry audit evidence`) offline instead of the database ('-': stdin)"
         ),
     ] = None,
+    no_signature_check: NoSignatureCheck = False,
 ) -> None:
     """Check every audit chain with the audit service's public key (no secret); exit 1 at the first broken link.
 
@@ -81,12 +82,16 @@ def verify_audit(
     migration point only (``legacy_unchecked`` counts them): a warning on stderr says how many,
     and ``--strict`` makes that exit 1. With ``--bundle FILE`` it checks an evidence bundle
     offline instead, as the client's ``registry audit verify --bundle`` does (--public-key: the
-    keys to check its signatures with, hex or PEM; exit 0 valid, 1 broken, 2 not a bundle).
+    keys to check its signatures with, hex or PEM, by default the local stack's; exit 0 valid,
+    1 broken, 2 not a bundle or no key to check its signatures with; --no-signature-check checks
+    all but the signatures).
     """
-    if bundle is not None:
-        verify_bundle_file(bundle, public_key)
-        return
     local = load_or_create(data_dir) if (data_dir / "secrets.json").exists() else None
+    if bundle is not None:
+        if not public_key and not no_signature_check and local is not None:
+            public_key = [SigningKey.parse(local.audit_signing_key).public.raw.hex()]
+        verify_bundle_file(bundle, public_key, no_signature_check=no_signature_check)
+        return
     if not public_key:
         if local is None:
             raise typer.BadParameter("give --public-key (GET /v1/audit/public-keys), or run from the stack's directory")

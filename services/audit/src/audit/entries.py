@@ -211,8 +211,9 @@ def _claims_text(claims: Any) -> str:
 def _identity_detail(data: dict[str, Any]) -> str:
     """What changed, in a line: the key and its scopes, the signing key, or the webhook and where it points."""
     if "fingerprint" in data:  # a signing key: whose signatures the team trusts
-        what = f"{_text(data.get('name')) or ''}) {_text(data.get('algorithm'))} {_text(data.get('fingerprint'))}"
-        return f"signing key {_text(data.get('key_id'))} ({what}"[:500]
+        key_id, name = _text(data.get("key_id")), _text(data.get("name")) or ""
+        algorithm, fingerprint = _text(data.get("algorithm")), _text(data.get("fingerprint"))
+        return f"signing key {key_id} ({name}) {algorithm} {fingerprint}"[:500]
     if "key_id" in data:
         scopes = data.get("scopes")
         listed = ",".join(s for s in scopes if isinstance(s, str)) if isinstance(scopes, list) else ""

@@ -65,9 +65,11 @@ async def evidence(
     log = db[AUDIT_LOG]
     model = f"{team}/{name}"
     about_model = await log.find({"team": team, "model": model}).sort("ts_key", 1).limit(SCAN_LIMIT).to_list()
+    if not about_model:  # nothing about the model: no access scan for it either
+        return None
     path = re.escape(f"/v1/models/{team}/{name}/versions/{version}")
     # Accesses of the version's URL, from the model's first entry on (none can come before it).
-    since = {"ts_key": {"$gte": about_model[0]["ts_key"]}} if about_model else {}
+    since = {"ts_key": {"$gte": about_model[0]["ts_key"]}}
     access_query = {"team": team, "topic": topics["access"], "detail": {"$regex": f"^[A-Z]+ {path}[/ ?]"}} | since
     accesses = await log.find(access_query).sort("ts_key", 1).limit(SCAN_LIMIT).to_list()
     # Entries naming the version, and alias moves (which name the version they move to): only their records are read.
@@ -94,6 +96,7 @@ async def evidence(
         for doc in included
         if doc["_id"] in kept
     ]
+    unrecorded = sorted(doc["_id"] for doc in included if doc["topic"] == topics["events"] and doc["_id"] not in kept)
     bundle = EvidenceBundle(
         team=team,
         name=name,
@@ -105,6 +108,7 @@ async def evidence(
         summary=summarize(events_of(records, entries), team, name, version),
         entries=entries,
         records=records,
+        unrecorded=unrecorded,
         links=[],
         anchors=[],
         public_keys=[AuditPublicKey.model_validate(key) for key in verifier.keys.public()],

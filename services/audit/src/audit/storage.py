@@ -23,6 +23,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("ts_key", DESCENDING)], name="recent"),
         IndexModel([("team", ASCENDING), ("ts_key", DESCENDING)], name="team_recent"),
         IndexModel([("correlation_id", ASCENDING), ("ts_key", DESCENDING)], name="correlation_recent"),
+        # Evidence bundles: a model's entries in order, and a team's accesses (one topic) since a time.
+        IndexModel([("team", ASCENDING), ("model", ASCENDING), ("ts_key", ASCENDING)], name="team_model_time"),
+        IndexModel([("team", ASCENDING), ("topic", ASCENDING), ("ts_key", ASCENDING)], name="team_topic_time"),
         # Retention: only entries that carry an expiry date (access events, audit.links.extend)
         # are ever deleted, at that date; no other entry has the field, so none can expire.
         IndexModel(

@@ -41,7 +41,9 @@ def register_audit_subscriber(
     )
     async def on_records(records: Records) -> None:
         now = received_now()
-        entries = [await _entry(record, now, identity, key_topics, events_topic) for record in records]
+        entries = [
+            await _entry(record, now, identity, key_topics=key_topics, events_topic=events_topic) for record in records
+        ]
         appended = await append(entries)
         for entry in appended:  # redelivered records were skipped: count only what was chained
             metrics.AUDITED.labels(entry["topic"]).inc()
@@ -52,8 +54,9 @@ async def _entry(
     record: ConsumerRecord[Any, Any],
     now: datetime,
     identity: RecordIdentity,
+    *,
     key_topics: frozenset[str],
-    events_topic: str | None = None,
+    events_topic: str,
 ) -> Document:
     source = Source.of(record.topic, record.partition, record.offset, record.key, record.value, record.headers)
     try:

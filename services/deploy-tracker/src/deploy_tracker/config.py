@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from shared.chassis.settings import CommonSettings
+
+
+def _names(value: Any) -> Any:
+    """Names given as ``a,b`` (spaces and empty items ignored) or as a JSON list ``["a", "b"]``."""
+    if not isinstance(value, str):
+        return value
+    if value.strip().startswith("["):
+        return json.loads(value)
+    return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
+# A list of environment names, read from the environment as ``prod,eu-prod`` or ``["prod", "eu-prod"]``.
+EnvironmentNames = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_names)]
 
 
 class DeployTrackerSettings(CommonSettings):
@@ -35,10 +49,10 @@ class DeployTrackerSettings(CommonSettings):
     relay_interval_seconds: float = 0.2
     relay_batch_size: int = 1000
     # Environments where a version goes to work (deploying, deployed) only once approved.
-    approval_environments: tuple[str, ...] = ("prod",)
+    approval_environments: EnvironmentNames = ("prod",)
     # Environments where a version goes to work (deploying, deployed) only with verified provenance (a
     # signature one of its team's signing keys verified at registration); none by default.
-    provenance_environments: Annotated[tuple[str, ...], NoDecode] = ()
+    provenance_environments: EnvironmentNames = ()
     # ``Prefer: wait=<s>`` on the HTTP bridge: the longest wait granted, and how many requests may
     # wait at once (past that, the bridge answers 202 at once, as without the preference).
     report_wait_max_seconds: int = 30
@@ -69,10 +83,3 @@ class DeployTrackerSettings(CommonSettings):
     )
     # Refuse webhook URLs resolving to any address that is not public unless allowed (tests).
     allow_private_webhooks: bool = False
-
-    @field_validator("provenance_environments", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(name.strip() for name in value.split(",") if name.strip())
-        return value

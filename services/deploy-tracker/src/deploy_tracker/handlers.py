@@ -45,6 +45,9 @@ class Changes:
     # approvals registration confirmed on a re-check: version id -> {"approval", "revision"}, kept only
     # over an older revision (an event older than registration's answer never undoes it)
     approvals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # whether versions the table did not know to be signed were, as registration confirmed on a
+    # re-check: version id -> {"provenance_verified"}, kept only where the row still does not know
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
     outbox: list[Document] = field(default_factory=list)
     filed: list[tuple[Document, tuple[Document, ...]]] = field(default_factory=list)
 
@@ -135,6 +138,8 @@ async def handle_reports(
     asked of registration through ``lookup`` (its event may still be on its way), and kept. A report
     the approval gate would refuse asks registration once more through ``recheck`` (the approval event
     may still be on its way too): an approval registration confirms is kept and the report judged on it.
+    So does one the provenance gate would refuse while the table does not know whether the version
+    was signed (its row made from an approval event, or from a registration event without the field).
     """
     now, first_position = datetime.now(UTC), time.time_ns()
     fresh = _first_of_each(reports, await repo.seen([r.key for r in reports]))
@@ -143,7 +148,7 @@ async def handle_reports(
     known = await repo.versions_by_id(sorted(wanted))
     learned = await _look_up([d for vid, d in wanted.items() if vid not in known], lookup)
     batch = _Batch(known, learned)
-    await _recheck_approvals(parsed, batch, recheck, approval_environments)
+    await _recheck(parsed, batch, recheck, approval_environments, provenance_environments)
     for offset, (report, data) in enumerate(parsed):
         stamp = Stamp(now, first_position + offset)
         effects = handle_report(
@@ -168,25 +173,43 @@ async def _look_up(unknown: Sequence[Reported], lookup: Lookup | None) -> dict[s
     return {row["_id"]: row for row in answers if row is not None}
 
 
-async def _recheck_approvals(
+async def _recheck(
     parsed: Sequence[tuple[Report, Reported | Rejected]],
     batch: _Batch,
     recheck: Lookup | None,
     approval_environments: Collection[str],
+    provenance_environments: Collection[str],
 ) -> None:
-    """Ask registration once per version the approval gate would refuse; keep the approvals it confirms."""
+    """Ask registration once per version a gate would refuse on what the table may not know yet; keep what it confirms.
+
+    The approval gate: an approval registration confirms. The provenance gate: only where the row
+    does not know whether the version was signed (``provenance_verified`` unknown), what registration says.
+    """
     if recheck is None:
         return
     refused: dict[str, Reported] = {}
     for report, data in parsed:
-        verdict = judge(report, data, batch.versions, approval_environments=approval_environments)
-        if isinstance(verdict, Refused) and verdict.why.reason == "not_approved" and verdict.data is not None:
-            refused.setdefault(version_id(verdict.data.team, verdict.data.name, verdict.data.version), verdict.data)
+        verdict = judge(
+            report,
+            data,
+            batch.versions,
+            approval_environments=approval_environments,
+            provenance_environments=provenance_environments,
+        )
+        if not isinstance(verdict, Refused) or verdict.data is None:
+            continue
+        vid = version_id(verdict.data.team, verdict.data.name, verdict.data.version)
+        unknown = verdict.why.reason == "unsigned" and batch.versions[vid].get("provenance_verified") is None
+        if verdict.why.reason == "not_approved" or unknown:
+            refused.setdefault(vid, verdict.data)
     if not refused:
         return
     answers = await asyncio.gather(*(recheck(d.team, d.name, d.version) for d in refused.values()))
     for vid, row in zip(refused, answers, strict=True):
-        if row is None or row.get("deleted") or approval_status(row) != APPROVED:
+        if row is None or row.get("deleted"):
+            continue
+        _keep_provenance(batch, vid, row)
+        if approval_status(row) != APPROVED:
             continue
         revision = row.get("revision")
         if revision is not None and revision <= batch.versions[vid].get("revision", 0):
@@ -194,6 +217,14 @@ async def _recheck_approvals(
         batch.versions[vid]["approval"] = row["approval"]
         if revision is not None:  # without one, only this batch relies on it
             batch.changes.approvals[vid] = {"approval": row["approval"], "revision": revision}
+
+
+def _keep_provenance(batch: _Batch, vid: str, row: Document) -> None:
+    """Whether the version was signed, as registration says, where the table did not know (a registration fixes it)."""
+    verified = row.get("provenance_verified")
+    if batch.versions[vid].get("provenance_verified") is None and isinstance(verified, bool):
+        batch.versions[vid]["provenance_verified"] = verified
+        batch.changes.provenance[vid] = {"provenance_verified": verified}
 
 
 def _first_of_each(reports: Iterable[Report], seen: set[str]) -> list[Report]:

@@ -9,7 +9,9 @@ the table catches up from registration's event log (``GET /internal/v1/events``,
 before the highest position it has seen), retrying in the background while registration is away;
 a report naming a version the table does not know yet asks registration once for it
 (:class:`VersionLookup`), since its registration event may still be on its way; so does a report the
-approval gate would refuse (:meth:`VersionLookup.recheck`), since its approval event may be too.
+approval gate would refuse (:meth:`VersionLookup.recheck`), since its approval event may be too, and
+one the provenance gate would refuse while the row does not know whether the version was signed
+(a row made from an approval event, or from a registration event from before provenance).
 
 Events are applied in revision order per version: one older than what a row already holds (the
 catch-up overlaps the consumer) changes nothing.
@@ -77,7 +79,9 @@ def fact_of(event_type: str, data: Mapping[str, Any], at: datetime | str | None,
         return None
     fields: Document = {}
     if event_type == messages.MODEL_VERSION_REGISTERED:
-        provenance = data.get("provenance")
+        if "provenance" not in data:  # a registration from before provenance: unknown, asked when it matters
+            return Fact(version_id(team, name, number), identity, revision=revision)
+        provenance = data["provenance"]
         verified = isinstance(provenance, Mapping) and provenance.get("verified") is True
         return Fact(
             version_id(team, name, number), identity, revision=revision, settled={"provenance_verified": verified}
@@ -116,7 +120,7 @@ def new_row(vid: str, identity: Mapping[str, Any]) -> Document:
         "_id": vid,
         **identity,
         "approval": None,
-        "provenance_verified": False,
+        "provenance_verified": None,  # unknown until its registration event (or registration) says
         "deleted": False,
         "environments": {},
         "status": "registered",
@@ -143,7 +147,7 @@ def row_of_lookup(answer: Mapping[str, Any]) -> Document:
     row = new_row(vid, identity) | {
         "approval": answer.get("approval"),
         "deleted": bool(answer.get("deleted")),
-        "provenance_verified": answer.get("provenance_verified") is True,
+        "provenance_verified": verified if isinstance(verified := answer.get("provenance_verified"), bool) else None,
     }
     # registration's revision of the model when it answered: no older event may undo what it said
     return row | {"revision": revision} if (revision := _revision(answer.get("revision"))) is not None else row
@@ -324,7 +328,7 @@ class VersionLookup:
         return row_of_lookup(answer)
 
     async def recheck(self, team: str, name: str, version: str) -> Document | None:
-        """Ask registration again for a version the table holds unapproved (its approval event may be on its way).
+        """Ask registration again for a version a gate would refuse (its approval, or whether it was signed).
 
         Past the miss cache, bounded by the client's timeout; ``None`` when registration does not
         answer or knows no such version (the report is then refused as before).

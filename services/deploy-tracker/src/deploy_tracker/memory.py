@@ -47,3 +47,6 @@ class InMemoryRepository(InMemoryOutboxLog):
             for vid, fields in changes.approvals.items():
                 if vid in self.versions and self.versions[vid].get("revision", 0) < fields["revision"]:
                     self.versions[vid].update(copy.deepcopy(fields))
+            for vid, fields in changes.provenance.items():
+                if vid in self.versions and self.versions[vid].get("provenance_verified") is None:
+                    self.versions[vid].update(fields)

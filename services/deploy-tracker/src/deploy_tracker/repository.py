@@ -45,6 +45,11 @@ class MongoRepository(MongoOutboxLog):
                 UpdateOne({"_id": vid, "revision": {"$lt": fields["revision"]}}, {"$set": fields})
                 for vid, fields in changes.approvals.items()
             ]
+            # Whether a version was signed, registration confirmed, where the table did not know.
+            updates += [
+                UpdateOne({"_id": vid, "provenance_verified": None}, {"$set": fields})
+                for vid, fields in changes.provenance.items()
+            ]
             if updates:
                 await self._versions.bulk_write(updates, session=session)
             if changes.outbox:

@@ -19,10 +19,11 @@ from registration.config import RegistrationSettings
 from registration.deployments_bootstrap import TrackerLog, keep_bootstrapping
 from registration.federation import LocalFederation
 from registration.group_commit import GroupCommit
-from registration.handlers import Command, Outcome, handle_commands
+from registration.handlers import Command, Outcome, checked_first, handle_commands
 from registration.key_events import announce_unannounced
 from registration.repository import MongoRepository
-from registration.signing_keys import SignatureCheck, SigningKeys
+from registration.signatures import SignatureCheck
+from registration.signing_keys import SigningKeys
 from registration.storage import (
     API_KEYS,
     OUTBOX,
@@ -100,7 +101,14 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
         return outcomes
 
     # HTTP writes arriving together share one transaction, as the Kafka path's polls do.
-    handle_one = GroupCommit(handle_batch, max_commands=settings.http_group_commit_max).submit
+    group_commit = GroupCommit(handle_batch, max_commands=settings.http_group_commit_max)
+
+    async def handle_one(command: Command) -> Outcome:
+        # A signature is verified before its command queues: a slow check holds no other request's write.
+        checked = await checked_first(
+            command, artifact_schemes=settings.artifact_schemes, check_signatures=check_signatures
+        )
+        return await group_commit.submit(checked)
 
     async def prepare_storage() -> None:
         await create_indexes(service.db)

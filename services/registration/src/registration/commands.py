@@ -29,6 +29,8 @@ class Command:
     throttled: bool = False  # the key is over its command rate
     # What an HTTP request asked for, to tell a retry from a reused Idempotency-Key (Kafka: none).
     fingerprint: str | None = None
+    # Its signature's check, when done before the command queued (HTTP): the provenance or refusal.
+    signature_checked: Document | Rejected | None = None
 
     @property
     def key(self) -> str:

@@ -72,12 +72,6 @@ class RateLimited(RegistrationError):
     reason: RejectReason = "rate_limited"
 
 
-class BadSignature(RegistrationError):
-    """The version's provenance signature is malformed, or no key its team trusts verifies it."""
-
-    reason: RejectReason = "bad_signature"
-
-
 class Conflict(RegistrationError):
     """The command is valid but not in the current state (e.g. an illegal lifecycle move)."""
 

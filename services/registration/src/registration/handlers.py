@@ -24,7 +24,7 @@ from registry_contract.documents import Document
 from registry_contract.times import to_stored_precision
 from shared.outbox.rows import event_from_outbox
 
-__all__ = ["Command", "Outcome", "event_from_outbox", "handle_commands", "request_fingerprint"]
+__all__ = ["Command", "Outcome", "checked_first", "event_from_outbox", "handle_commands", "request_fingerprint"]
 
 
 # Commands whose rules read the model document (its readers or aliases), or create it, or whose
@@ -124,6 +124,7 @@ async def _signatures(
     command is refused as it would be without a signature, and no team's keys are tried for it.
     """
     wanted: dict[str, messages.RegisterModelVersion] = {}
+    known: dict[str, Document | Rejected] = {}  # checked before the command queued
     for command in commands:
         if command.event.type != messages.REGISTER_MODEL_VERSION or not command.event.data.get("provenance"):
             continue  # the common case, told without parsing the command twice
@@ -131,12 +132,23 @@ async def _signatures(
         if not isinstance(data, messages.RegisterModelVersion) or data.provenance is None:
             continue
         if _refusal(command, data) is None:
-            wanted.setdefault(command.key, data)
+            if command.signature_checked is not None:
+                known.setdefault(command.key, command.signature_checked)
+            else:
+                wanted.setdefault(command.key, data)
     if not wanted:
-        return {}
+        return known
     if check is None:
-        return dict.fromkeys(wanted, UNCHECKED)
-    return await check(list(wanted.items()))
+        return dict.fromkeys(wanted, UNCHECKED) | known
+    return await check(list(wanted.items())) | known
+
+
+async def checked_first(
+    command: Command, *, artifact_schemes: Sequence[str], check_signatures: CheckSignatures | None
+) -> Command:
+    """``command`` carrying its signature's check, done now: the batch it joins does not wait on it."""
+    found = await _signatures([command], artifact_schemes, check_signatures)
+    return replace(command, signature_checked=found[command.key]) if command.key in found else command
 
 
 def _revised(outcome: Outcome, row: Document) -> Outcome:

@@ -2,11 +2,12 @@
 
 The registry holds a version's artifact URI, never its files, so what it verifies is the signature
 over the model's manifest: a Sigstore bundle whose DSSE envelope signs an in-toto statement listing
-every file with its digest. model-signing's elliptic-key verifier checks the envelope against each
-trusted key (the bundle's key hint picks the one key to try when it names one); the verified
-statement is recorded on the version: signer, algorithm, manifest and its digest. Nothing here does
-I/O; the work is bounded by the bundle's size (``catalog.MAX_PROVENANCE_BYTES``) and the team's key
-count (``REGISTRATION_MAX_SIGNING_KEYS_PER_TEAM``).
+every file with its digest. The bundle must name its key by a ``publicKey`` hint (model-signing's
+key signer writes one since 1.0): that picks the one trusted key model-signing's elliptic-key
+verifier checks the envelope with, so a signature costs one key and one check, and a bundle of
+another kind (a certificate, a chain) is refused, never handed to a verifier that does not expect
+it. The verified statement is recorded on the version: signer, algorithm, subject, manifest and its
+digest. Nothing here does I/O; the work is bounded by the bundle's size (``catalog.MAX_PROVENANCE_BYTES``).
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ _KINDS = (
     (ed448.Ed448PublicKey, "Ed448"),
     (dsa.DSAPublicKey, "DSA"),
 )
+_MAX_SUBJECT = 500  # a subject name is a directory's name: more is noise, not kept
 
 
-class BadSignature(ValueError):
+class SignatureRefused(ValueError):
     """The signature is refused; the message says why (``bad_signature``)."""
 
 
@@ -98,39 +100,64 @@ class TrustedKey:
 
 
 class _Verifier(sign_ec_key.Verifier):
-    """model-signing's elliptic-key verifier over a key in memory (its own reads a key file)."""
+    """model-signing's elliptic-key verifier over a key in memory (its own reads a key file).
+
+    It checks the envelope once, with model-signing's own PAE encoding and the key's hash: the
+    library's fallback (a second check with the encoding of its 0.x releases, for bundles without a
+    key hint, after printing a warning on stdout) is never taken, since a bundle without a hint is
+    refused before any check.
+    """
 
     def __init__(self, public_key: ec.EllipticCurvePublicKey) -> None:
-        self._public_key = public_key
+        self._public_key = self._key = public_key
 
     def signed_content(self, signature: sign_sigstore_pb.Signature) -> tuple[str, bytes]:
         """The envelope's payload type and payload, once the key verifies its signature."""
         return self._verify_signed_content(signature)
 
+    def _verify_bundle(self, bundle: bundle_pb.Bundle) -> tuple[str, bytes]:
+        envelope = bundle.dsse_envelope
+        if envelope is None:  # refused before (``_bundle``); said again for the type checker
+            raise ValueError("no DSSE envelope")
+        algorithm = ec.ECDSA(sign_ec_key.get_ec_key_hash(self._key))
+        self._key.verify(envelope.signatures[0].sig, sign_sigstore_pb.pae(envelope.payload), algorithm)
+        return envelope.payload_type, envelope.payload
+
 
 def verify(signature: dict[str, Any], keys: Sequence[TrustedKey], *, now: datetime) -> Document:
-    """The provenance to record for ``signature``, or :class:`BadSignature` saying why it is refused."""
+    """The provenance to record for ``signature``, or :class:`SignatureRefused` saying why it is refused."""
     bundle = _bundle(signature)
     if not keys:
-        raise BadSignature(
+        raise SignatureRefused(
             "the team trusts no signing key: a team admin adds one (POST /v1/teams/{team}/signing-keys) "
             "before a signed version is registered"
         )
-    hint = bundle.verification_material.public_key.hint if bundle.verification_material.public_key else None
-    candidates = [key for key in keys if key.info.hint == hint] if hint else list(keys)
-    if hint and not candidates:
-        raise BadSignature(
+    hint = _hint(bundle)
+    key = next((key for key in keys if key.info.hint == hint), None)
+    if key is None:
+        raise SignatureRefused(
             f"the signature names a key (hint {hint[:16]}…) that is not one of the team's {len(keys)} signing keys"
         )
-    wrapped = sign_sigstore_pb.Signature(bundle)
-    for key in candidates:
-        try:
-            payload_type, payload = _Verifier(key.public_key).signed_content(wrapped)
-        except (exceptions.InvalidSignature, ValueError):
-            continue
-        return _recorded(key, payload_type, payload, now=now)
-    tried = "the key it names" if hint else f"any of the team's {len(keys)} signing keys"
-    raise BadSignature(f"the signature does not verify with {tried}: the statement or the signature was altered")
+    try:
+        payload_type, payload = _Verifier(key.public_key).signed_content(sign_sigstore_pb.Signature(bundle))
+    except Exception:  # whatever the library raises on a hostile bundle, the signature is not verified
+        raise SignatureRefused(
+            f"the signature does not verify with the key it names ({key.name}, {key.key_id}): "
+            "the statement or the signature was altered"
+        ) from None
+    return _recorded(key, payload_type, payload, now=now)
+
+
+def _hint(bundle: bundle_pb.Bundle) -> str:
+    """The hint naming the bundle's key: a bundle without one is refused (one key, one check)."""
+    material = bundle.verification_material.public_key
+    hint = material.hint if material is not None else None
+    if not isinstance(hint, str) or not hint:
+        raise SignatureRefused(
+            "the signature bundle names no public key (verificationMaterial.publicKey.hint): only bundles "
+            "of model-signing's key method (1.0 or later) are accepted, not certificates or certificate chains"
+        )
+    return hint
 
 
 def _bundle(signature: dict[str, Any]) -> bundle_pb.Bundle:
@@ -145,15 +172,15 @@ def _bundle(signature: dict[str, Any]) -> bundle_pb.Bundle:
                 material["publicKey"].pop(legacy, None)
         bundle = bundle_pb.Bundle.from_dict(parsed)
     except Exception as exc:  # the library raises what its parsers raise: every one is a malformed bundle
-        raise BadSignature(f"malformed signature bundle: {_first_line(exc)}") from None
+        raise SignatureRefused(f"malformed signature bundle: {_first_line(exc)}") from None
     if bundle.media_type != sign_sigstore_pb._BUNDLE_MEDIA_TYPE:
-        raise BadSignature(
+        raise SignatureRefused(
             f"malformed signature bundle: media type {bundle.media_type!r}, expected "
             f"{sign_sigstore_pb._BUNDLE_MEDIA_TYPE!r} (model-signing's key signer writes it)"
         )
     envelope = bundle.dsse_envelope
     if envelope is None or not envelope.signatures:
-        raise BadSignature(
+        raise SignatureRefused(
             "malformed signature bundle: no DSSE envelope with a signature (a key signer's bundle has one)"
         )
     return bundle
@@ -162,7 +189,7 @@ def _bundle(signature: dict[str, Any]) -> bundle_pb.Bundle:
 def _recorded(key: TrustedKey, payload_type: str, payload: bytes, *, now: datetime) -> Document:
     """The provenance of a verified payload: the statement must be a model-signing manifest."""
     if payload_type != signing._IN_TOTO_JSON_PAYLOAD_TYPE:
-        raise BadSignature(f"the signed payload is {payload_type!r}, not an in-toto statement")
+        raise SignatureRefused(f"the signed payload is {payload_type!r}, not an in-toto statement")
     try:
         statement = json.loads(payload)
         if statement.get("_type") != signing._IN_TOTO_STATEMENT_TYPE:
@@ -170,6 +197,7 @@ def _recorded(key: TrustedKey, payload_type: str, payload: bytes, *, now: dateti
         if statement.get("predicateType") != signing._PREDICATE_TYPE:
             raise ValueError(f"predicate type {statement.get('predicateType')!r}, expected {signing._PREDICATE_TYPE}")
         signing.dsse_payload_to_manifest(statement)  # the subject's digest must cover the resources listed
+        subject = str(statement["subject"][0]["name"])[:_MAX_SUBJECT]
         predicate = statement["predicate"]
         serialization_args = dict(predicate["serialization"])
         check_document(serialization_args, max_depth=4, max_nodes=200)  # stored as it is: storable
@@ -177,16 +205,17 @@ def _recorded(key: TrustedKey, payload_type: str, payload: bytes, *, now: dateti
             {"name": str(item["name"]), "algorithm": str(item["algorithm"]), "digest": str(item["digest"])}
             for item in predicate["resources"]
         ]
-    except BadSignature:
+    except SignatureRefused:
         raise
     except Exception as exc:
-        raise BadSignature(f"the signed statement is not a model-signing manifest: {_first_line(exc)}") from None
+        raise SignatureRefused(f"the signed statement is not a model-signing manifest: {_first_line(exc)}") from None
     return {
         "verified": True,
         "signer": {"key_id": key.key_id, "name": key.name, "fingerprint": key.info.fingerprint},
         "algorithm": key.info.algorithm,
         "manifest": {"serialization": serialization_args, "files": files},
         "manifest_digest": "sha256:" + hashlib.sha256(payload).hexdigest(),
+        "subject": subject,
         "verified_at": now,
     }
 

@@ -4,32 +4,44 @@ A key is added and deleted through the HTTP API only (:mod:`registration.signing
 one transaction with its ``signing_key_created`` or ``signing_key_deleted`` event, whose id is
 derived from the key: a change is announced once, and the audit log keeps it for ever. A deleted
 key is kept, marked, so its id is never reused; versions it verified keep their recorded provenance.
+
+Two admins adding keys at once cannot go past what one may: unique indexes over the team's live
+keys refuse a second key with the same fingerprint, and a second key in the same quota ``slot``
+(each live key holds one of ``0 … quota-1``), so a team never holds more keys than its quota.
 """
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
 from registration.batch import SOURCE
-from registration.commands import Rejected
-from registration.provenance import BadSignature, PublicKeyInfo, TrustedKey, verify
-from registry_contract import messages
+from registration.provenance import PublicKeyInfo, TrustedKey
 from registry_contract.auth import Principal
 from registry_contract.documents import Document
 from registry_contract.envelope import CloudEvent
 from registry_contract.identity_events import SIGNING_KEY_CREATED, SIGNING_KEY_DELETED, SigningKeyChanged
 from registry_contract.signing_keys import SigningKeyCreate, SigningKeyPublic
-from registry_contract.times import to_stored_precision
-from shared.outbox.changes import ChangeLog
+from shared.outbox.changes import AlreadyAnnounced, ChangeLog
 
 _IDS = uuid.UUID("6a0f7d3e-5b8c-4f21-9e47-1d2c3b4a5f60")  # namespace of signing-key event ids
+_TRIES = 5  # adds racing for the same free slot: each try after a loss reads the slots again
+
+
+class AlreadyTrusted(Exception):
+    """The team already trusts this key (``record``)."""
+
+    def __init__(self, record: Document) -> None:
+        super().__init__(record["_id"])
+        self.record = record
+
+
+class QuotaReached(Exception):
+    """The team holds as many live keys as its quota allows (or other adds kept taking the free slots)."""
 
 
 def new_key_id() -> str:
@@ -69,8 +81,30 @@ class SigningKeys:
     def __init__(self, collection: AsyncCollection[Document], changes: ChangeLog) -> None:
         self.collection, self._changes = collection, changes
 
-    async def create(self, team: str, body: SigningKeyCreate, info: PublicKeyInfo, *, actor: Principal) -> Document:
-        """Store a new key for ``team`` and announce it, atomically."""
+    async def create(
+        self, team: str, body: SigningKeyCreate, info: PublicKeyInfo, *, actor: Principal, quota: int
+    ) -> Document:
+        """Store a new key for ``team`` in a free quota slot and announce it, atomically.
+
+        Raises :class:`AlreadyTrusted` or :class:`QuotaReached`, also when a concurrent add won.
+        """
+        for _ in range(_TRIES):
+            if (same := await self.with_fingerprint(team, info.fingerprint)) is not None:
+                raise AlreadyTrusted(same)
+            live = await self.collection.find({"team": team, "deleted": False}, {"slot": 1}).to_list()
+            taken = {doc.get("slot") for doc in live}
+            free = [slot for slot in range(quota) if slot not in taken]
+            if len(live) >= quota or not free:
+                raise QuotaReached(team)
+            try:
+                return await self._insert(team, body, info, actor=actor, slot=free[0])
+            except AlreadyAnnounced:  # a unique index: another add took the slot or the key meanwhile
+                continue
+        raise QuotaReached(team)
+
+    async def _insert(
+        self, team: str, body: SigningKeyCreate, info: PublicKeyInfo, *, actor: Principal, slot: int
+    ) -> Document:
         record: Document = {
             "_id": new_key_id(),
             "team": team,
@@ -82,6 +116,7 @@ class SigningKeys:
             "created_at": datetime.now(UTC),
             "created_by": actor.key_id,
             "deleted": False,
+            "slot": slot,
         }
 
         async def insert(session: AsyncClientSession) -> None:
@@ -111,10 +146,6 @@ class SigningKeys:
         """The team's live key with ``fingerprint``, if it holds one."""
         return await self.collection.find_one({"team": team, "fingerprint": fingerprint, "deleted": False})
 
-    async def count(self, team: str) -> int:
-        """How many live keys the team holds."""
-        return await self.collection.count_documents({"team": team, "deleted": False})
-
     async def trusted(self, teams: set[str]) -> dict[str, list[TrustedKey]]:
         """The live keys of each of ``teams``, ready to verify with (oldest first)."""
         found: dict[str, list[TrustedKey]] = {team: [] for team in teams}
@@ -122,35 +153,3 @@ class SigningKeys:
         async for record in cursor:
             found[record["team"]].append(TrustedKey.of(record))
         return found
-
-
-class SignatureCheck:
-    """Verifies registrations' signatures against their teams' keys, off the event loop (CPU work)."""
-
-    def __init__(self, keys: SigningKeys) -> None:
-        self._keys = keys
-
-    async def __call__(
-        self, registrations: Sequence[tuple[str, messages.RegisterModelVersion]]
-    ) -> dict[str, Document | Rejected]:
-        """Command key -> the provenance to record, or its ``bad_signature`` refusal."""
-        trusted = await self._keys.trusted({data.team for _, data in registrations})
-        now = to_stored_precision(datetime.now(UTC))
-        return await asyncio.to_thread(verify_all, registrations, trusted, now=now)
-
-
-def verify_all(
-    registrations: Sequence[tuple[str, messages.RegisterModelVersion]],
-    trusted: dict[str, list[TrustedKey]],
-    *,
-    now: datetime,
-) -> dict[str, Document | Rejected]:
-    """Verify each registration's signature with its team's keys (each bounded by the bundle's size)."""
-    found: dict[str, Document | Rejected] = {}
-    for key, data in registrations:
-        assert data.provenance is not None  # only signed registrations are checked
-        try:
-            found[key] = verify(data.provenance.signature, trusted.get(data.team, []), now=now)
-        except BadSignature as refusal:
-            found[key] = Rejected("bad_signature", f"{data.team}/{data.name} {data.version}: {refusal}")
-    return found

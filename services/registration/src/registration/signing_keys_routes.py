@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from registration.config import RegistrationSettings
 from registration.provenance import read_public_key
-from registration.signing_keys import SigningKeys, public
+from registration.signing_keys import AlreadyTrusted, QuotaReached, SigningKeys, public
 from registry_contract.auth import Principal
 from registry_contract.signing_keys import SigningKeyCreate, SigningKeyList, SigningKeyPublic
 from shared.chassis.http_auth import administers_team
@@ -59,14 +59,18 @@ async def create_signing_key(
         raise Problem(
             "invalid", str(exc), errors=[{"loc": ["body", "public_key"], "msg": str(exc), "type": "value_error"}]
         ) from None
-    if (same := await keys.with_fingerprint(team, info.fingerprint)) is not None:
-        raise Problem("conflict", f"team {team!r} already trusts this key as {same['_id']} ({info.fingerprint})")
     quota = settings.max_signing_keys_per_team
-    if await keys.count(team) >= quota:
-        # A signature that names no key is tried on each of them: a team must not add them without end.
+    try:
+        record = await keys.create(team, body, info, actor=caller, quota=quota)
+    except AlreadyTrusted as same:
+        raise Problem(
+            "conflict", f"team {team!r} already trusts this key as {same.record['_id']} ({info.fingerprint})"
+        ) from None
+    except QuotaReached:
         setting = RegistrationSettings.env_name("max_signing_keys_per_team")
-        raise Problem("conflict", f"team {team!r} already has {quota} signing keys, the most {setting} allows")
-    record = await keys.create(team, body, info, actor=caller)
+        raise Problem(
+            "conflict", f"team {team!r} already has {quota} signing keys, the most {setting} allows"
+        ) from None
     response.headers["Location"] = f"/v1/teams/{team}/signing-keys/{record['_id']}"
     return public(record)
 

@@ -57,7 +57,23 @@ INDEXES: dict[str, list[IndexModel]] = {
     # A team's rules, read for each token that names the team and listed by its admins.
     TRUST_RULES: [IndexModel([("team", ASCENDING), ("deleted", ASCENDING)], name="team")],
     # A team's signing keys, read for each signed registration and listed by its admins.
-    SIGNING_KEYS: [IndexModel([("team", ASCENDING), ("deleted", ASCENDING)], name="team")],
+    SIGNING_KEYS: [
+        IndexModel([("team", ASCENDING), ("deleted", ASCENDING)], name="team"),
+        # A team's live keys: one per fingerprint, and one per quota slot (concurrent adds cannot
+        # trust a key twice, nor go past the quota; registration.signing_keys).
+        IndexModel(
+            [("team", ASCENDING), ("fingerprint", ASCENDING)],
+            name="team_fingerprint_live",
+            unique=True,
+            partialFilterExpression={"deleted": False},
+        ),
+        IndexModel(
+            [("team", ASCENDING), ("slot", ASCENDING)],
+            name="team_slot_live",
+            unique=True,
+            partialFilterExpression={"deleted": False, "slot": {"$exists": True}},
+        ),
+    ],
     DEPLOYED_ENVIRONMENTS: [],
 }
 

@@ -38,9 +38,7 @@ def register_version(batch: Batch, command: Command, data: messages.RegisterMode
     assert command.principal is not None  # authorized before any use case runs
     if data.parent is not None:
         _check_parent(batch, data, data.parent, command.principal)
-    provenance = batch.provenance.get(command.key)
-    if data.provenance is not None and provenance is None:  # verified before the batch, or refused there
-        raise domain.BadSignature("the version's signature was not verified")
+    provenance = batch.provenance.get(command.key)  # verified before the batch (a refusal never gets here)
     batch.ensure_model(data)
     version = domain.new_version(
         data, created_by=command.principal.key_id, command_id=command.event.id, now=batch.now, provenance=provenance

@@ -59,7 +59,8 @@ async def get_model_card(
         described = described_version(model, versions, version)
     except ValueError:
         raise not_found(f"version {version} of {team}/{name}") from None
-    reports = await visible.reads.recent_deployments(described, MAX_CARD_REPORTS) if described else None
+    shown = visible.reports_after(model)
+    reports = await visible.reads.recent_deployments(described, MAX_CARD_REPORTS, shown) if described else None
     card = build_card(model, versions, reports, described["version"] if described else None)
     markdown = card_markdown(card)
     response.headers["Vary"] = "Accept"

@@ -8,7 +8,12 @@ from fastapi import APIRouter, Query
 
 from query.api.comparing import compare
 from query.deps import CONSISTENT, INVALID, NOT_FOUND, REFUSALS, UNAVAILABLE, Visible
-from registry_contract.compare_views import MAX_COMPARED_VERSIONS, VersionComparison
+from registry_contract.compare_views import (
+    MAX_COMPARED_VERSIONS,
+    MAX_VERSION_CHARS,
+    MAX_VERSIONS_CHARS,
+    VersionComparison,
+)
 from shared.chassis.http_params import SlugPath
 from shared.chassis.problems import Problem
 
@@ -18,11 +23,10 @@ router = APIRouter(
     responses=REFUSALS | INVALID | UNAVAILABLE,
     dependencies=CONSISTENT,
 )
-MAX_VERSION_CHARS = 256  # as a version in a path
 Versions = Annotated[
     str | None,
     Query(
-        max_length=MAX_COMPARED_VERSIONS * (MAX_VERSION_CHARS + 1),
+        max_length=MAX_VERSIONS_CHARS,
         description=(
             f"2 to {MAX_COMPARED_VERSIONS} versions, comma-separated, the base first: SemVer (1.4.0), "
             "@alias or latest (e.g. 1.3.0,1.4.0,@champion)"

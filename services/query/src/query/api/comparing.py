@@ -130,9 +130,21 @@ def metric_delta(name: str, base: float | None, value: float | None) -> MetricDe
     if base is None or value is None:
         return MetricDelta(name=name, base=base, value=value)
     # Rounded so that 0.95 - 0.93 reads 0.02, not 0.019999999999999907 (as the model card does).
-    delta = round(value - base, 12)
-    relative = round(delta / abs(base), 12) if base != 0 else None
+    # Near the float's limits a change can overflow (1.7e308 - -1.7e308, or 1.0 / 5e-324): null then.
+    delta = _rounded(value - base)
+    relative = _rounded(delta / abs(base)) if delta is not None and base != 0 else None
     return MetricDelta(name=name, base=base, value=value, delta=delta, relative=relative)
+
+
+def _differs(metric: MetricDelta) -> bool:
+    """Whether both versions have the metric and it changed (a change too large for a float: changed)."""
+    both = metric.base is not None and metric.value is not None
+    return bool(metric.delta) or (both and metric.delta is None)
+
+
+def _rounded(number: float) -> float | None:
+    """``number`` rounded to 12 decimals, or ``None`` when it is not finite."""
+    return round(number, 12) if math.isfinite(number) else None
 
 
 def mapping_differences(base: dict[str, str], other: dict[str, str]) -> MappingDifferences:
@@ -146,7 +158,7 @@ def mapping_differences(base: dict[str, str], other: dict[str, str]) -> MappingD
 
 def _changed(found: VersionDifferences) -> list[str]:
     names = []
-    if any(m.delta for m in found.metrics) or found.metrics_only_in_base or found.metrics_only_in_version:
+    if any(_differs(m) for m in found.metrics) or found.metrics_only_in_base or found.metrics_only_in_version:
         names.append("metrics")
     for field in ("tags", "parameters"):
         mapping: MappingDifferences = getattr(found, field)

@@ -29,11 +29,15 @@ async def get_model_deployments(
 ) -> Page[DeploymentReportPublic]:
     """The model's latest deployment reports across its versions (one ``environment``'s, if given), newest first.
 
-    With ``as_of``: the reports the tracker had recorded by then.
+    With ``as_of``: the reports the tracker had recorded by then. A team reading the model through a
+    share sees only the reports recorded since its current access began.
     """
     visible = await visible.as_of(team, name, as_of)
     model = await visible.model(team, name)
-    reports = await visible.reads.model_deployments(model, environment=environment, outcome=outcome, limit=limit)
+    shown = visible.reports_after(model)
+    reports = await visible.reads.model_deployments(
+        model, environment=environment, outcome=outcome, limit=limit, shown=shown
+    )
     return Page[DeploymentReportPublic](items=[DeploymentReportPublic.of(doc) for doc in reports])
 
 
@@ -50,11 +54,13 @@ async def get_deployments(
     """Current status per environment and the report history of a version, oldest report first.
 
     With ``as_of``: each environment's status then (its latest applied report recorded by then),
-    and the reports recorded by then.
+    and the reports recorded by then. A team reading the model through a share sees only the
+    reports recorded since its current access began (the statuses stand as every report left them).
     """
     visible = await visible.as_of(team, name, as_of)
     found = await visible.version(team, name, version)
-    page = await visible.reads.deployment_history(found, limit=limit, cursor=cursor)
+    shown = visible.reports_after(await visible.model(team, name))
+    page = await visible.reads.deployment_history(found, limit=limit, cursor=cursor, shown=shown)
     return VersionDeployments(
         items=[DeploymentReportPublic.of(doc) for doc in page.items],
         next_cursor=page.next_cursor,

@@ -9,7 +9,7 @@ from typing import Any
 
 from query.api.past import PastStates
 from query.api.reads import Reads
-from query.projection.past import Since, access_began
+from query.projection.past import Since, access_began, every
 from registry_contract.auth import Principal
 from registry_contract.documents import Document
 from registry_contract.ids import model_id, version_doc_id
@@ -28,12 +28,15 @@ def not_found(what: str) -> Problem:
 class Lookup:
     """The reads of one caller; ``visible`` is its visibility (``{}``, or ``{"readers": team}``).
 
-    ``past`` keeps the scratch reads of as-of requests (a fresh one per call without it).
+    ``past`` keeps the scratch reads of as-of requests. An as-of Lookup (:meth:`as_of`) reads a
+    scratch read model with the caller's visibility, and keeps the present one as ``live``: where
+    the caller's access began is a matter of now.
     """
 
     reads: Reads
     visible: dict[str, Any]
-    past: PastStates | None = None
+    past: PastStates
+    live: Lookup | None = None
 
     def shown(self, model: Document | None, what: str) -> Document:
         """``model`` if the caller may see it, else the not-found problem."""
@@ -57,7 +60,17 @@ class Lookup:
         team = self.visible.get("readers")
         if team is None or team == model["team"]:
             return None
-        return access_began(self.reads.read_model.history.get(model["_id"], []), str(team))
+        present = (self.live or self).reads.read_model
+        return access_began(present.history.get(model["_id"], []), str(team))
+
+    def reports_after(self, model: Document) -> Callable[[Document], bool]:
+        """Which of ``model``'s deployment reports the caller may see.
+
+        Every one for its team and admins; for a team reading it through a share, those the
+        tracker recorded (``received_at``) since its current access began (:meth:`since`).
+        """
+        since = self.since(model)
+        return every if since is None else since.received
 
     async def as_of(self, team: str, name: str, at: datetime | None) -> Lookup:
         """The caller's reads of ``team/name`` as they stood at ``at`` (these reads for no time or a future one).
@@ -73,8 +86,7 @@ class Lookup:
             raise not_found(f"model {team}/{name}")
         if at >= datetime.now(UTC):
             return self
-        past = self.past or PastStates(self.reads.read_model)
-        return Lookup(past.reads_at(str(model["_id"]), at), {}, past)
+        return Lookup(self.past.reads_at(str(model["_id"]), at), self.visible, self.past, live=self)
 
     async def model_by_id(self, model_id: str) -> Document:
         """A visible model by its stable id."""

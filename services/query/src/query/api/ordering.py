@@ -14,12 +14,12 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
 from itertools import takewhile
 from typing import NamedTuple
 
 from query.projection.model import ReadModel
 from registry_contract.documents import Document
+from registry_contract.times import as_utc
 
 ORDERS = ("created_key", "updated_key", "name_key", "feed_key")
 RESORT_AFTER = 64  # ids gained at once past which a model's version list is sorted afresh
@@ -309,9 +309,8 @@ def wanted_mark(status: str | None, environment: str | None) -> str | None:
 
 def moment(value: object) -> float:
     """A stored time as seconds since the epoch, for ordering (naive times are UTC; none is the epoch)."""
-    if not isinstance(value, datetime):
-        return 0.0
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    found = as_utc(value)
+    return 0.0 if found is None else found.timestamp()
 
 
 def _registered(version: Document) -> tuple[float, str]:

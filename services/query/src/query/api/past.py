@@ -29,25 +29,29 @@ _NEWEST_FIRST = SortSpec("at", "at_key", descending=True)
 class PastStates:
     """Reads of one model at a past instant, the last :data:`PAST_STATES_KEPT` kept.
 
-    An entry is keyed by the model's revisions and row counts as well as the instant, so a change
-    of the model (even a late event folded into its past) makes a fresh one.
+    An entry is keyed by the model's revisions and row counts and by the instant's cut point (how
+    many history rows it replays, how many reports had been recorded by then), so every instant
+    between the same two events shares one entry, and a change of the model (even a late event
+    folded into its past) makes a fresh one.
     """
 
     def __init__(self, read_model: ReadModel, kept: int = PAST_STATES_KEPT) -> None:
         self._read_model, self._kept = read_model, kept
         self._states: OrderedDict[tuple[object, ...], Reads] = OrderedDict()
+        self._times: OrderedDict[str, tuple[tuple[object, ...], list[datetime], list[datetime]]] = OrderedDict()
 
     def reads_at(self, model_id: str, at: datetime) -> Reads:
         """Reads over a scratch read model holding ``model_id`` as it stood at ``at``."""
         live = self._read_model
-        key = (
+        model = (
             model_id,
             live.revisions.get(("r", model_id)),
             live.revisions.get(("d", model_id)),
             len(live.history.get(model_id, ())),
             len(live.reports.get(model_id, ())),
-            at,
         )
+        replayed, received = self._sorted_times(model)
+        key = (*model, bisect_right(replayed, at), bisect_right(received, at))
         found = self._states.get(key)
         if found is None:
             found = self._states[key] = Reads(past.state_at(live, model_id, at))
@@ -55,6 +59,19 @@ class PastStates:
                 self._states.popitem(last=False)
         self._states.move_to_end(key)
         return found
+
+    def _sorted_times(self, model: tuple[object, ...]) -> tuple[list[datetime], list[datetime]]:
+        """The model's replay ends (:func:`past.replay_ends`) and its reports' sorted receipt times, kept per model."""
+        model_id = str(model[0])
+        kept = self._times.get(model_id)
+        if kept is None or kept[0] != model:
+            rows = past.in_order(self._read_model.history.get(model_id, []))
+            times = (past.utc(row.get("received_at")) for row in self._read_model.reports.get(model_id, []))
+            kept = self._times[model_id] = (model, past.replay_ends(rows), sorted(t for t in times if t is not None))
+            while len(self._times) > self._kept:
+                self._times.popitem(last=False)
+        self._times.move_to_end(model_id)
+        return kept[1], kept[2]
 
 
 def alias_history(
@@ -70,7 +87,7 @@ def environment_timeline(
 ) -> Page:
     """Every status change in ``environment`` across the model's versions, oldest first."""
     rows = past.environment_changes(read_model.reports.get(model["_id"], []), environment, since)
-    keyed = [(time_key(past.utc(row.get("received_at")), str(row["_id"])), row) for row in rows]
+    keyed = [(time_key(past.utc(row.get("received_at")) or past.EPOCH, str(row["_id"])), row) for row in rows]
     return _keyed_page(keyed, f"{model['_id']}|env|{environment}", _BY_TIME, limit, cursor)
 
 
@@ -85,10 +102,8 @@ def model_timeline(
         if row.get("type") in past.TIMELINE_EVENTS
     )
     entries = [_event_entry(row) for row in events]
-    reports = read_model.reports.get(model_id, [])
-    environments = {str(row.get("environment")) for row in reports if row.get("outcome") == "applied"}
-    for environment in environments:
-        entries += [_report_entry(row) for row in past.environment_changes(reports, environment, since)]
+    for changes in past.environments_changes(read_model.reports.get(model_id, []), since).values():
+        entries += [_report_entry(row) for row in changes]
     keyed = [(time_key(entry.at, entry.ref), entry.model_dump()) for entry in entries]
     return _keyed_page(keyed, f"{model_id}|timeline", _NEWEST_FIRST, limit, cursor)
 
@@ -112,7 +127,7 @@ def _event_entry(row: Document) -> TimelineEntryPublic:
 def _report_entry(row: Document) -> TimelineEntryPublic:
     return TimelineEntryPublic(
         kind="deployment",
-        at=row["received_at"],
+        at=row.get("received_at"),  # always there: environments_changes leaves undated reports out
         version=row.get("version"),
         subject=row.get("environment"),
         previous=row.get("previous_status"),

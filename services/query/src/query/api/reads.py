@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from query.api.ordering import ModelOrders, VersionOrders, deployment_marks, moment, wanted_mark
 from query.api.pagination import SortSpec, decode_cursor, encode_cursor
 from query.projection.model import ReadModel
-from query.projection.past import Since, visible_history
+from query.projection.past import Since, every, visible_history
 from registry_contract.documents import Document
 from registry_contract.sortkeys import time_key
 from registry_contract.versioning import VersionRange
@@ -233,9 +233,11 @@ class Reads:
         rows = visible_history(self.read_model.history.get(model["_id"], []), since)
         return by_position(rows, str(model["_id"]), limit, cursor)
 
-    async def recent_deployments(self, version: Document, limit: int) -> list[Document]:
-        """A version's most recent deployment reports, newest first (the history pages oldest first)."""
-        return list(islice(reversed(self._reports_of(version)), limit))
+    async def recent_deployments(
+        self, version: Document, limit: int, shown: Callable[[Document], bool] = every
+    ) -> list[Document]:
+        """A version's most recent deployment reports the caller sees (``shown``), newest first."""
+        return list(islice(filter(shown, reversed(self._reports_of(version))), limit))
 
     async def readable_model_ids(self, team: str, visible: dict[str, Any]) -> list[str] | None:
         """Which of ``team``'s models ``visible`` lets the caller read: ``None`` for every one of them.
@@ -248,8 +250,19 @@ class Reads:
         shared = (m["_id"] for m in self._team_models(team) if readable(m, visible))
         return list(islice(shared, MAX_SCANNED_MODELS))
 
-    async def team_recent(self, what: str, team: str, model_ids: list[str] | None, limit: int) -> list[Document]:
-        """The newest ``limit`` ``versions`` (by registration) or ``deployments`` (by receipt) of a team's models."""
+    async def team_recent(
+        self,
+        what: str,
+        team: str,
+        model_ids: list[str] | None,
+        limit: int,
+        shown: Callable[[Document], Callable[[Document], bool]] | None = None,
+    ) -> list[Document]:
+        """The newest ``limit`` ``versions`` (by registration) or ``deployments`` (by receipt) of a team's models.
+
+        ``shown`` answers, per model, which of its deployment reports the caller sees (every one
+        without it).
+        """
         if model_ids is None:
             owned = [m["_id"] for m in self._team_models(team)]
         else:
@@ -257,24 +270,36 @@ class Reads:
         if what == "versions":
             lists = [self.version_orders.by_registration(mid, limit) for mid in owned]
             return list(islice(heapq.merge(*lists, key=_registered_at, reverse=True), limit))
-        reports = [self.version_orders.reports_by_receipt(mid) for mid in owned]
+        models = self.read_model.models
+        reports = [
+            filter(shown(models[mid]) if shown else every, self.version_orders.reports_by_receipt(mid)) for mid in owned
+        ]
         return list(islice(heapq.merge(*reports, key=_received_at, reverse=True), limit))
 
     async def model_deployments(
-        self, model: Document, *, environment: str | None, outcome: str | None, limit: int
+        self,
+        model: Document,
+        *,
+        environment: str | None,
+        outcome: str | None,
+        limit: int,
+        shown: Callable[[Document], bool] = every,
     ) -> list[Document]:
-        """A model's most recent deployment reports across its versions, newest first."""
+        """A model's most recent deployment reports the caller sees (``shown``) across its versions, newest first."""
         rows = self.version_orders.reports_by_receipt(model["_id"])
         wanted = (
             row
             for row in rows
-            if environment in (None, row.get("environment")) and outcome in (None, row.get("outcome"))
+            if environment in (None, row.get("environment")) and outcome in (None, row.get("outcome")) and shown(row)
         )
         return list(islice(wanted, limit))
 
-    async def deployment_history(self, version: Document, *, limit: int, cursor: str | None) -> Page:
-        """Deployment reports of a version, oldest first."""
-        return by_position(self._reports_of(version), str(version["_id"]), limit, cursor)
+    async def deployment_history(
+        self, version: Document, *, limit: int, cursor: str | None, shown: Callable[[Document], bool] = every
+    ) -> Page:
+        """Deployment reports of a version the caller sees (``shown``), oldest first."""
+        rows = self._reports_of(version)
+        return by_position(rows if shown is every else list(filter(shown, rows)), str(version["_id"]), limit, cursor)
 
     def _reports_of(self, version: Document) -> list[Document]:
         return self.version_orders.reports_of(str(version["model_id"]), str(version["_id"]))

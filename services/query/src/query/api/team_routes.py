@@ -19,7 +19,8 @@ Activity = Literal["versions", "deployments"]
 
 async def _recent(visible: Visible, what: Activity, team: str, limit: int) -> list[Document]:
     reads = visible.reads
-    return await reads.team_recent(what, team, await reads.readable_model_ids(team, visible.visible), limit)
+    readable = await reads.readable_model_ids(team, visible.visible)
+    return await reads.team_recent(what, team, readable, limit, visible.reports_after)
 
 
 @router.get("/versions")
@@ -31,6 +32,9 @@ async def recent_versions(visible: Visible, team: SlugPath, limit: RecentLimit =
 
 @router.get("/deployments")
 async def recent_deployments(visible: Visible, team: SlugPath, limit: RecentLimit = 20) -> Page[DeploymentReportPublic]:
-    """The team's most recent deployment reports on its versions, newest first (another team's: shared models only)."""
+    """The team's most recent deployment reports on its versions, newest first.
+
+    Of another team: only those of the models shared with you, recorded since your access to each began.
+    """
     docs = await _recent(visible, "deployments", team, limit)
     return Page[DeploymentReportPublic](items=[DeploymentReportPublic.of(doc) for doc in docs])

@@ -59,7 +59,7 @@ async def get_versions(
 ) -> Page[ModelVersionPublic]:
     """Versions by SemVer precedence, newest first; filter by deployment ``status``/``environment`` or ``lifecycle``.
 
-    With ``as_of``: the versions as they stood then (deleted ones included, later ones left out).
+    With ``as_of``: the versions as they stood then (versions deleted since then included, later ones left out).
     """
     status = checked_status(status)
     visible = await visible.as_of(team, name, as_of)

@@ -1,4 +1,6 @@
-"""Charts of the console drawn on the server as inline SVG: a metric across versions, deployments over time.
+"""Charts of the console drawn on the server as inline SVG: the pieces every chart shares, and a metric across versions.
+
+The deployments over time are in :mod:`query.console.deployments_chart`.
 
 Pure functions from API data to SVG text. No script, no ``style`` attribute or element (the
 console's Content-Security-Policy allows neither inline), no external reference: colours are SVG
@@ -10,26 +12,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from html import escape
-from typing import Any, TypeGuard
+from typing import TypeGuard
 
-from query.console.views import environment_key
-
-# Colour-blind-safe palette (Okabe and Ito), one colour per version in a deployment chart.
-PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#8c6d00", "#000000")
 LINE, POINT, COMPARED = "#1f4e79", "#1f4e79", "#d55e00"
 INK, MUTED, GRID, BAD = "#1b1f24", "#5a6470", "#d8dde3", "#b42318"
-LIVE = ("deploying", "deployed")  # a status that lasts until the next report
 MAX_X_LABELS = 12
-MAX_LANE_ROWS = 40  # (environment, version) rows one deployment chart draws
 
 W, H = 420, 230
 LEFT, RIGHT, TOP, BOTTOM = 58, 12, 12, 62
 
 
-def _text(value: object) -> str:
+def text(value: object) -> str:
+    """``value`` escaped for SVG text and attributes alike."""
     return escape(str(value), quote=True)
 
 
@@ -37,27 +32,28 @@ def _number(value: float) -> str:
     return f"{value:.4g}" if abs(value) < 1e6 else f"{value:.3e}"
 
 
-def _svg(width: int, height: int, ident: str, title: str, description: str, body: list[str], css: str) -> str:
+def svg(width: int, height: int, ident: str, title: str, description: str, body: list[str], css: str) -> str:
     """The ``<svg>`` element around ``body``, titled for screen readers."""
-    ident = _text(ident)
+    ident = text(ident)
     return "".join(
         [
             f'<svg xmlns="http://www.w3.org/2000/svg" class="chart {css}" viewBox="0 0 {width} {height}" '
             f'width="{width}" height="{height}" role="img" aria-labelledby="{ident}-t {ident}-d">',
-            f'<title id="{ident}-t">{_text(title)}</title><desc id="{ident}-d">{_text(description)}</desc>',
+            f'<title id="{ident}-t">{text(title)}</title><desc id="{ident}-d">{text(description)}</desc>',
             *body,
             "</svg>",
         ]
     )
 
 
-def _empty(width: int, height: int, ident: str, title: str, message: str) -> str:
+def empty(width: int, height: int, ident: str, title: str, message: str) -> str:
+    """A framed chart holding only ``message`` (nothing to draw)."""
     body = [
         f'<rect x="0.5" y="0.5" width="{width - 1}" height="{height - 1}" fill="none" stroke="{GRID}"/>',
         f'<text x="{width / 2:.1f}" y="{height / 2:.1f}" text-anchor="middle" fill="{MUTED}" font-size="13">'
-        f"{_text(message)}</text>",
+        f"{text(message)}</text>",
     ]
-    return _svg(width, height, ident, title, message, body, "chart-empty")
+    return svg(width, height, ident, title, message, body, "chart-empty")
 
 
 def metric_chart(
@@ -71,8 +67,11 @@ def metric_chart(
     title = f"{name} across versions"
     values = [(i, version, float(v)) for i, (version, v) in enumerate(points) if _finite(v)]
     if not values:
-        return _empty(W, 80, ident, title, f"No values of {name} recorded")
-    low, high = min(v for _, _, v in values), max(v for _, _, v in values)
+        return empty(W, 80, ident, title, f"No values of {name} recorded")
+    # Drawn in units of the largest magnitude: the span of values near the float's limits
+    # (1.7e308 and -1.7e308) would overflow, and so would a padding around it.
+    scale = max(1.0, *(abs(v) for _, _, v in values))
+    low, high = min(v for _, _, v in values) / scale, max(v for _, _, v in values) / scale
     if high == low:
         pad = abs(high) * 0.1 or 1.0
         low, high = low - pad, high + pad
@@ -85,15 +84,17 @@ def metric_chart(
     def x(index: int) -> float:
         return LEFT + (inset + index * step if len(points) > 1 else plot_w / 2)
 
-    def y(value: float) -> float:
-        return TOP + plot_h - (value - low) / (high - low) * plot_h
+    def y(scaled: float) -> float:
+        return TOP + plot_h - (scaled - low) / (high - low) * plot_h
 
     body = [f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="{GRID}"/>']
     for tick in (low + (high - low) * f for f in (0.05 / 1.1, 0.5, 1.05 / 1.1)):
+        if not math.isfinite(tick * scale):  # a rounding past the float's limit: no label
+            continue
         body.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="{GRID}"/>')
         body.append(
             f'<text x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" font-size="12" fill="{MUTED}">'
-            f"{_text(_number(tick))}</text>"
+            f"{text(_number(tick * scale))}</text>"
         )
     if low < 0 < high:
         body.append(
@@ -102,22 +103,22 @@ def metric_chart(
         )
     for run in _runs(values):
         if len(run) > 1:
-            coords = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, _, v in run)
+            coords = " ".join(f"{x(i):.1f},{y(v / scale):.1f}" for i, _, v in run)
             body.append(f'<polyline points="{coords}" fill="none" stroke="{LINE}" stroke-width="2"/>')
     every = math.ceil(len(points) / MAX_X_LABELS)
     for index, (version, _) in enumerate(points):
         if index % every == 0 or index == len(points) - 1 or version in compared:
             body.append(
                 f'<text x="{x(index):.1f}" y="{TOP + plot_h + 14}" text-anchor="end" font-size="12" fill="{INK}" '
-                f'transform="rotate(-35 {x(index):.1f} {TOP + plot_h + 14})">{_text(version)}</text>'
+                f'transform="rotate(-35 {x(index):.1f} {TOP + plot_h + 14})">{text(version)}</text>'
             )
     for index, version, value in values:
         chosen = version in compared
         colour, radius = (COMPARED, 5.5) if chosen else (POINT, 3.5)
         body.append(
-            f'<circle cx="{x(index):.1f}" cy="{y(value):.1f}" r="{radius}" fill="{colour}" stroke="#fff" '
+            f'<circle cx="{x(index):.1f}" cy="{y(value / scale):.1f}" r="{radius}" fill="{colour}" stroke="#fff" '
             f'stroke-width="1.5" class="chart-point{" chart-compared" if chosen else ""}">'
-            f"<title>{_text(version)}: {_text(_number(value))}</title></circle>"
+            f"<title>{text(version)}: {text(_number(value))}</title></circle>"
         )
     body.append(
         f'<text x="{LEFT + plot_w / 2:.1f}" y="{H - 4}" text-anchor="middle" font-size="12" fill="{MUTED}">'
@@ -125,10 +126,10 @@ def metric_chart(
     )
     body.append(
         f'<text x="14" y="{TOP + plot_h / 2:.1f}" text-anchor="middle" font-size="12" fill="{MUTED}" '
-        f'transform="rotate(-90 14 {TOP + plot_h / 2:.1f})">{_text(_short(name, 28))}</text>'
+        f'transform="rotate(-90 14 {TOP + plot_h / 2:.1f})">{text(short(name, 28))}</text>'
     )
     description = "; ".join(f"{version} {_number(value)}" for _, version, value in values)
-    return _svg(W, H, ident, title, description, body, "chart-metric")
+    return svg(W, H, ident, title, description, body, "chart-metric")
 
 
 def _runs(values: list[tuple[int, str, float]]) -> list[list[tuple[int, str, float]]]:
@@ -142,201 +143,9 @@ def _runs(values: list[tuple[int, str, float]]) -> list[list[tuple[int, str, flo
     return runs
 
 
-@dataclass(frozen=True)
-class Segment:
-    """A version's status in an environment from ``start`` until ``end`` (the next report, or the chart's end)."""
-
-    environment: str
-    version: str
-    status: str
-    start: datetime
-    end: datetime
-    lasting: bool  # drawn to ``end``; a failure, rollback or retirement is drawn as a mark at ``start``
-
-
-def segments(reports: Sequence[dict[str, Any]], now: datetime) -> list[Segment]:
-    """Applied deployment reports as status segments per environment and version, oldest first."""
-    rows: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
-    for report in reports:
-        moment = _moment(report.get("occurred_at"))
-        if moment is None or not report.get("environment") or not report.get("version"):
-            continue
-        key = (str(report["environment"]), str(report["version"]))
-        rows.setdefault(key, []).append((moment, str(report.get("status") or "")))
-    found = []
-    for (environment, version), changes in rows.items():
-        changes.sort()
-        for index, (start, status) in enumerate(changes):
-            end = changes[index + 1][0] if index + 1 < len(changes) else max(now, start)
-            lasting = index + 1 < len(changes) or status in LIVE
-            found.append(Segment(environment, version, status, start, end, lasting))
-    return sorted(found, key=lambda s: s.start)
-
-
-def deployment_chart(
-    reports: Sequence[dict[str, Any]], *, versions: Sequence[str], now: datetime | None = None, ident: str = "deploys"
-) -> str:
-    """Deployments over time as SVG: one lane per environment, a row per version, segments by status.
-
-    ``versions`` (oldest SemVer first) fixes each version's colour; ``reports`` are applied
-    deployment reports (any order). At most ``MAX_LANE_ROWS`` rows are drawn.
-    """
-    title = "Deployments over time"
-    now = now or datetime.now(UTC)
-    found = segments(reports, now)
-    if not found:
-        return _empty(W, 80, ident, title, "No deployment reported yet")
-    colours = {version: PALETTE[i % len(PALETTE)] for i, version in enumerate(versions)}
-    start, end = min(s.start for s in found), max(max(s.end for s in found), now)
-    timeline = _Timeline(start, end)
-    lanes, rows, bottom = _lanes(found, versions)
-    body = lanes + [
-        _segment(s, rows[key], timeline, colours) for s in found if (key := (s.environment, s.version)) in rows
-    ]
-    body += _time_axis(timeline, bottom)
-    legend, height = _legend([v for v in versions if any(s.version == v for s in found)], colours, bottom + 36)
-    environments = len({s.environment for s in found})
-    description = f"{len(found)} status periods in {environments} environments from {_when(start)} to {_when(end)}"
-    if len(rows) < len({(s.environment, s.version) for s in found}):
-        description += "; more rows than shown"
-    return _svg(CHART_W, height, ident, title, description, body + legend, "chart-deployments")
-
-
-CHART_W, LANE_LEFT, LANE_RIGHT, ROW_H = 860, 180, 20, 16
-
-
-@dataclass(frozen=True)
-class _Timeline:
-    """The time axis of a deployment chart: ``start`` at the lanes' left edge, ``end`` at their right."""
-
-    start: datetime
-    end: datetime
-
-    def x(self, moment: datetime) -> float:
-        seconds = max((self.end - self.start).total_seconds(), 1.0)
-        return LANE_LEFT + (moment - self.start).total_seconds() / seconds * (CHART_W - LANE_LEFT - LANE_RIGHT)
-
-
-def _lanes(found: list[Segment], versions: Sequence[str]) -> tuple[list[str], dict[tuple[str, str], float], float]:
-    """Each environment's lane (promotion order), a labelled row per version: the SVG, each row's top, the bottom."""
-    by_environment: dict[str, list[str]] = {}
-    for segment in found:
-        rows = by_environment.setdefault(segment.environment, [])
-        if segment.version not in rows:
-            rows.append(segment.version)
-    order = {version: index for index, version in enumerate(versions)}
-    drawn: list[str] = []
-    placed: dict[tuple[str, str], float] = {}
-    y = 12.0
-    for env in sorted(by_environment, key=environment_key):
-        top, labels = y, []
-        for version in sorted(by_environment[env], key=lambda v: (order.get(v, len(order)), v)):
-            if len(placed) == MAX_LANE_ROWS:
-                break
-            placed[(env, version)] = y
-            labels.append(
-                f'<text x="{LANE_LEFT - 8}" y="{y + 12:.1f}" text-anchor="end" font-size="12" fill="{INK}">'
-                f"{_text(_short(version, 16))}</text>"
-            )
-            y += ROW_H + 2
-        if not labels:
-            break
-        drawn.append(
-            f'<rect x="2" y="{top - 4:.1f}" width="{CHART_W - 4}" height="{y - top + 6:.1f}" rx="4" fill="#f6f7f9" '
-            f'stroke="{GRID}"/><text x="10" y="{top + 12:.1f}" font-size="12" font-weight="600" fill="{INK}">'
-            f"{_text(_short(env, 14))}</text>"
-        )
-        drawn += labels
-        y += 10
-    return drawn, placed, y
-
-
-def _segment(segment: Segment, row: float, timeline: _Timeline, colours: dict[str, str]) -> str:
-    """One status period as a bar: colour by version, opacity and outline by status, a tooltip saying which."""
-    colour = colours.get(segment.version, MUTED)
-    x0 = timeline.x(segment.start)
-    x1 = max(timeline.x(segment.end), x0 + 4) if segment.lasting else x0 + 4
-    opacity = {"deployed": "1", "deploying": "0.45"}.get(segment.status, "0.25")
-    stroke = BAD if segment.status in ("failed", "rolled_back") else colour
-    dash = ' stroke-dasharray="3 2"' if segment.status in ("retired", "rolled_back") else ""
-    span = f"{_when(segment.start)} to {_when(segment.end)}" if segment.lasting else f"at {_when(segment.start)}"
-    what = f"{segment.environment}: {segment.version} {segment.status} {span}"
-    return (
-        f'<rect x="{x0:.1f}" y="{row + 1:.1f}" width="{x1 - x0:.1f}" height="{ROW_H - 2}" rx="2" fill="{colour}" '
-        f'fill-opacity="{opacity}" stroke="{stroke}" stroke-width="1.5"{dash} '
-        f'class="chart-segment status-{_text(_slug(segment.status))}"><title>{_text(what)}</title></rect>'
-    )
-
-
-def _time_axis(timeline: _Timeline, y: float) -> list[str]:
-    """The time axis under the lanes, with four labelled ticks (UTC)."""
-    left, right = timeline.x(timeline.start), timeline.x(timeline.end)
-    drawn = [f'<line x1="{left:.1f}" x2="{right:.1f}" y1="{y:.1f}" y2="{y:.1f}" stroke="{MUTED}"/>']
-    for fraction, anchor in ((0.0, "start"), (1 / 3, "middle"), (2 / 3, "middle"), (1.0, "end")):
-        moment = timeline.start + (timeline.end - timeline.start) * fraction
-        at = timeline.x(moment)
-        drawn.append(
-            f'<line x1="{at:.1f}" x2="{at:.1f}" y1="{y:.1f}" y2="{y + 4:.1f}" stroke="{MUTED}"/>'
-            f'<text x="{at:.1f}" y="{y + 16:.1f}" text-anchor="{anchor}" font-size="12" fill="{MUTED}">'
-            f"{_text(_when(moment))} UTC</text>"
-        )
-    return drawn
-
-
-STATUS_KEYS = (
-    ("deployed", "1", MUTED, ""),
-    ("deploying", "0.45", MUTED, ""),
-    ("failed", "0.25", BAD, ""),
-    ("rolled_back", "0.25", BAD, ' stroke-dasharray="3 2"'),
-    ("retired", "0.25", MUTED, ' stroke-dasharray="3 2"'),
-)
-
-
-def _legend(shown: list[str], colours: dict[str, str], y: float) -> tuple[list[str], int]:
-    """A line of version colours and a line of status styles; the SVG and the chart's height under them."""
-    drawn: list[str] = []
-    x = 10.0
-    for version in shown[: len(PALETTE) * 2]:
-        if x > CHART_W - 120:
-            x, y = 10.0, y + 18
-        drawn.append(
-            f'<rect x="{x:.1f}" y="{y - 9:.1f}" width="12" height="10" fill="{colours[version]}"/>'
-            f'<text x="{x + 16:.1f}" y="{y:.1f}" font-size="12" fill="{INK}">{_text(_short(version, 16))}</text>'
-        )
-        x += 28 + 7 * min(len(version), 16)
-    x, y = 10.0, y + 18
-    for status, opacity, stroke, dash in STATUS_KEYS:
-        drawn.append(
-            f'<rect x="{x:.1f}" y="{y - 9:.1f}" width="18" height="10" fill="{MUTED}" fill-opacity="{opacity}" '
-            f'stroke="{stroke}" stroke-width="1.5"{dash}/>'
-            f'<text x="{x + 22:.1f}" y="{y:.1f}" font-size="12" fill="{INK}">{status.replace("_", " ")}</text>'
-        )
-        x += 100
-    return drawn, int(y + 10)
-
-
-def _moment(value: object) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _when(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def _short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)[:32]
+def short(words: str, limit: int) -> str:
+    """``words`` cut to ``limit`` characters, an ellipsis marking the cut."""
+    return words if len(words) <= limit else words[: limit - 1] + "…"
 
 
 def _finite(value: object) -> TypeGuard[float]:

@@ -9,16 +9,17 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
-from query.console import charts, views
+from query.console import charts, deployments_chart, views
 from query.console.web import PATH, Visit, render, segment, visit
 from registry_client.errors import RegistryError
 from registry_contract import catalog
+from registry_contract.compare_views import MAX_VERSION_CHARS, MAX_VERSIONS_CHARS
 from shared.chassis.http_params import SlugPath
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
 Signed = Annotated[Visit, Depends(visit)]
-Asked = Annotated[str | None, Query(max_length=2600)]
-One = Annotated[str | None, Query(max_length=256)]
+Asked = Annotated[str | None, Query(max_length=MAX_VERSIONS_CHARS)]
+One = Annotated[str | None, Query(max_length=MAX_VERSION_CHARS)]
 MAX_METRIC_CHARTS = 12  # one chart per metric of the compared versions, at most this many
 HISTORY = catalog.MAX_PAGE_SIZE  # newest versions and applied deployment reports the charts read
 
@@ -62,7 +63,7 @@ async def compare_page(
         "rows": metric_rows(comparison) if comparison else [],
         "metric_charts": metric_charts(comparison, oldest_first),
         "deployment_chart": Markup(
-            charts.deployment_chart(reports["items"], versions=[v["version"] for v in oldest_first])
+            deployments_chart.deployment_chart(reports["items"], versions=[v["version"] for v in oldest_first])
         ),
         "history_truncated": bool(listed.get("next_cursor")),
         "newest": [v["version"] for v in newest_first],
