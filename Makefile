@@ -45,6 +45,7 @@ bench: setup
 	.venv/bin/python bench/deploy_bench.py
 	.venv/bin/python bench/search_bench.py
 	.venv/bin/python bench/console_bench.py
+	.venv/bin/python bench/history_bench.py
 	.venv/bin/python bench/projection_memory.py
 	.venv/bin/python bench/soak.py
 	.venv/bin/python bench/vs_mlflow.py

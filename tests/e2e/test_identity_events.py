@@ -30,7 +30,10 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
 
 
 async def audit_entries(stack: EmbeddedStack, token: str, team: str, **params: str) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=stack.url("audit"), headers={"Authorization": f"Bearer {token}"}) as http:
+    # The platform's entries are most of a long session's log, which the embedded stand-in sorts
+    # whole for a filtered list: allow it the time the waits below allow, not httpx's 5 s.
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=stack.url("audit"), headers=headers, timeout=30) as http:
         response = await http.get("/v1/audit", params={"team": team, "limit": 200, **params})
     assert response.status_code == 200, response.text
     return list(response.json()["items"])

@@ -11,6 +11,7 @@ import copy
 import hashlib
 import json
 import pathlib
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,7 @@ from registry_cli.stack import EmbeddedStack
 from registry_contract import messages
 from registry_contract.envelope import CloudEvent
 from shared.chassis.problems import PROBLEM_JSON
+from tests.e2e.console_tools import console_client, sign_in
 from tests.factories import binary_record, register_event, signing_key_pem
 from tests.http_tools import acting_as, register, team_key, team_name
 from tests.kafka_tools import Collector, caused_by, header, publish_raw
@@ -128,6 +130,14 @@ async def test_a_signed_version_is_verified_recorded_read_and_deployed_where_pro
         read = await query.get(f"/v1/models/{team}/m/versions/1.0.0", headers=consistency)
     assert read.status_code == 200, read.text
     assert read.json()["provenance"] == provenance
+
+    # The console's version section says who signed it.
+    async with console_client(stack) as console:
+        await sign_in(console, token)
+        page = await console.get(f"/console/models/{team}/m", params={"version": "1.0.0"})
+    assert page.status_code == 200, page.text
+    assert re.search(r"verified</span> signed by release <code[^>]*>" + key["fingerprint"], page.text), page.text
+    assert "2 files, manifest" in page.text and provenance["manifest_digest"] in page.text
 
     # It goes to work where verified provenance is required.
     deployed = await report_waiting(stack, token, report(team, SIGNED_ONLY))

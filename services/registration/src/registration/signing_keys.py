@@ -1,9 +1,8 @@
 """The teams' signing keys (``signing_keys``), each change committed with its event.
 
-A key is added and deleted through the HTTP API only (:mod:`registration.signing_keys_routes`), in
-one transaction with its ``signing_key_created`` or ``signing_key_deleted`` event, whose id is
-derived from the key: a change is announced once, and the audit log keeps it for ever. A deleted
-key is kept, marked, so its id is never reused; versions it verified keep their recorded provenance.
+A key is added and deleted through the HTTP API only (:mod:`registration.signing_keys_routes`),
+with its ``signing_key_created`` or ``signing_key_deleted`` event (:mod:`registration.team_records`).
+A deleted key is kept, marked; versions it verified keep their recorded provenance.
 
 Two admins adding keys at once cannot go past what one may: unique indexes over the team's live
 keys refuse a second key with the same fingerprint, and a second key in the same quota ``slot``
@@ -16,17 +15,14 @@ import secrets
 import uuid
 from datetime import UTC, datetime
 
-from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.asynchronous.collection import AsyncCollection
-
-from registration.batch import SOURCE
 from registration.provenance import PublicKeyInfo, TrustedKey
+from registration.team_records import TeamRecords, announcement
 from registry_contract.auth import Principal
 from registry_contract.documents import Document
 from registry_contract.envelope import CloudEvent
 from registry_contract.identity_events import SIGNING_KEY_CREATED, SIGNING_KEY_DELETED, SigningKeyChanged
 from registry_contract.signing_keys import SigningKeyCreate, SigningKeyPublic
-from shared.outbox.changes import AlreadyAnnounced, ChangeLog
+from shared.outbox.changes import AlreadyAnnounced
 
 _IDS = uuid.UUID("6a0f7d3e-5b8c-4f21-9e47-1d2c3b4a5f60")  # namespace of signing-key event ids
 _TRIES = 5  # adds racing for the same free slot: each try after a loss reads the slots again
@@ -67,19 +63,11 @@ def key_event(record: Document, event_type: str, *, actor: Principal) -> CloudEv
         public_key=record["public_key"],
         description=record.get("description"),
     )
-    return CloudEvent(
-        id=uuid.uuid5(_IDS, f"{event_type}:{record['_id']}").hex,
-        source=SOURCE,
-        type=event_type,
-        data=data.model_dump(mode="json"),
-    )
+    return announcement(_IDS, event_type, record["_id"], data)
 
 
-class SigningKeys:
+class SigningKeys(TeamRecords):
     """The ``signing_keys`` collection: reads, and writes with their events."""
-
-    def __init__(self, collection: AsyncCollection[Document], changes: ChangeLog) -> None:
-        self.collection, self._changes = collection, changes
 
     async def create(
         self, team: str, body: SigningKeyCreate, info: PublicKeyInfo, *, actor: Principal, quota: int
@@ -118,29 +106,12 @@ class SigningKeys:
             "deleted": False,
             "slot": slot,
         }
-
-        async def insert(session: AsyncClientSession) -> None:
-            await self.collection.insert_one(record, session=session)
-
-        await self._changes.commit([key_event(record, SIGNING_KEY_CREATED, actor=actor)], insert)
+        await self._commit_new(record, key_event(record, SIGNING_KEY_CREATED, actor=actor))
         return record
 
     async def delete(self, record: Document, *, actor: Principal) -> None:
         """Mark ``record`` deleted and announce it, atomically (a key already deleted stays as it is)."""
-
-        async def mark(session: AsyncClientSession) -> None:
-            deleted = {"$set": {"deleted": True, "deleted_at": datetime.now(UTC)}}
-            await self.collection.update_one({"_id": record["_id"], "deleted": False}, deleted, session=session)
-
-        await self._changes.commit([key_event(record, SIGNING_KEY_DELETED, actor=actor)], mark)
-
-    async def live(self, team: str, key_id: str) -> Document | None:
-        """The team's key ``key_id``, unless deleted."""
-        return await self.collection.find_one({"_id": key_id, "team": team, "deleted": False})
-
-    async def of_team(self, team: str) -> list[Document]:
-        """The team's live keys, oldest first."""
-        return await self.collection.find({"team": team, "deleted": False}).sort("created_at", 1).to_list()
+        await self._mark_deleted(record, key_event(record, SIGNING_KEY_DELETED, actor=actor))
 
     async def with_fingerprint(self, team: str, fingerprint: str) -> Document | None:
         """The team's live key with ``fingerprint``, if it holds one."""

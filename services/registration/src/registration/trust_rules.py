@@ -1,9 +1,8 @@
 """The teams' trust rules (``trust_rules``), each change committed with its event.
 
 A rule is written and deleted through the HTTP API only (:mod:`registration.trust_rules_routes`),
-in one transaction with its ``trust_rule_created`` or ``trust_rule_deleted`` event, whose id is
-derived from the rule: a change is announced once, and the audit log keeps it for ever. A
-deleted rule is kept, marked, so its id is never reused and an acting-for lookup names it gone.
+with its ``trust_rule_created`` or ``trust_rule_deleted`` event (:mod:`registration.team_records`).
+A deleted rule is kept, marked, so an acting-for lookup names it gone.
 """
 
 from __future__ import annotations
@@ -13,10 +12,9 @@ import string
 import uuid
 from datetime import UTC, datetime
 
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
-from registration.batch import SOURCE
+from registration.team_records import TeamRecords, announcement
 from registry_contract.auth import Principal
 from registry_contract.documents import Document
 from registry_contract.envelope import CloudEvent
@@ -50,21 +48,17 @@ def rule_event(record: Document, event_type: str, *, actor: Principal) -> CloudE
         scopes=record["scopes"],
         description=record.get("description"),
     )
-    return CloudEvent(
-        id=uuid.uuid5(_IDS, f"{event_type}:{record['_id']}").hex,
-        source=SOURCE,
-        type=event_type,
-        data=data.model_dump(mode="json"),
-    )
+    return announcement(_IDS, event_type, record["_id"], data)
 
 
-class TrustRules:
+class TrustRules(TeamRecords):
     """The ``trust_rules`` collection: reads, and writes with their events."""
 
     def __init__(
         self, collection: AsyncCollection[Document], changes: ChangeLog, keys: AsyncCollection[Document]
     ) -> None:
-        self.collection, self._changes, self._keys = collection, changes, keys
+        super().__init__(collection, changes)
+        self._keys = keys
 
     async def create(self, team: str, body: TrustRuleCreate, *, actor: Principal) -> Document:
         """Store a new rule for ``team`` and announce it, atomically."""
@@ -82,29 +76,12 @@ class TrustRules:
             "created_by": actor.key_id,
             "deleted": False,
         }
-
-        async def insert(session: AsyncClientSession) -> None:
-            await self.collection.insert_one(record, session=session)
-
-        await self._changes.commit([rule_event(record, TRUST_RULE_CREATED, actor=actor)], insert)
+        await self._commit_new(record, rule_event(record, TRUST_RULE_CREATED, actor=actor))
         return record
 
     async def delete(self, record: Document, *, actor: Principal) -> None:
         """Mark ``record`` deleted and announce it, atomically (a rule already deleted stays as it is)."""
-
-        async def mark(session: AsyncClientSession) -> None:
-            deleted = {"$set": {"deleted": True, "deleted_at": datetime.now(UTC)}}
-            await self.collection.update_one({"_id": record["_id"], "deleted": False}, deleted, session=session)
-
-        await self._changes.commit([rule_event(record, TRUST_RULE_DELETED, actor=actor)], mark)
-
-    async def live(self, team: str, rule_id: str) -> Document | None:
-        """The team's rule ``rule_id``, unless deleted."""
-        return await self.collection.find_one({"_id": rule_id, "team": team, "deleted": False})
-
-    async def of_team(self, team: str) -> list[Document]:
-        """The team's live rules, oldest first."""
-        return await self.collection.find({"team": team, "deleted": False}).sort("created_at", 1).to_list()
+        await self._mark_deleted(record, rule_event(record, TRUST_RULE_DELETED, actor=actor))
 
     async def count(self, team: str) -> int:
         """How many live rules the team holds."""
