@@ -208,7 +208,11 @@ async def test_a_deleted_rule_admits_nothing_on_any_service(
             return (await http.get("/v1/models")).status_code == 401
 
     await until(refused_by_query, timeout=10, what="the query service to refuse the deleted rule's token")
-    deleted = await _audit(stack, team.name, type=TRUST_RULE_DELETED)
+
+    async def audited() -> list[dict[str, Any]] | None:  # the audit log follows the bus: it may lag
+        return await _audit(stack, team.name, type=TRUST_RULE_DELETED) or None
+
+    deleted = await until(audited, timeout=30, what="the rule's deletion in the team's audit log")
     assert [entry["detail"].split()[2] for entry in deleted] == [rule["rule_id"]]
 
 

@@ -23,9 +23,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("ts_key", DESCENDING)], name="recent"),
         IndexModel([("team", ASCENDING), ("ts_key", DESCENDING)], name="team_recent"),
         IndexModel([("correlation_id", ASCENDING), ("ts_key", DESCENDING)], name="correlation_recent"),
-        # Evidence bundles: a model's entries in order, and a team's accesses (one topic) since a time.
+        # Evidence bundles: a model's entries in order. (Its accesses since a time use team_recent:
+        # accesses are most of the log, so an index of their own would cost every insert for a
+        # rare export.)
         IndexModel([("team", ASCENDING), ("model", ASCENDING), ("ts_key", ASCENDING)], name="team_model_time"),
-        IndexModel([("team", ASCENDING), ("topic", ASCENDING), ("ts_key", ASCENDING)], name="team_topic_time"),
         # Retention: only entries that carry an expiry date (access events, audit.links.extend)
         # are ever deleted, at that date; no other entry has the field, so none can expire.
         IndexModel(
