@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from itertools import islice
+from typing import TypeVar
 
 import typer
 
@@ -16,6 +18,12 @@ history_app = typer.Typer(
     help="A model's past (scope models:read): alias moves, an environment's timeline, the model's timeline.",
     no_args_is_help=True,
 )
+T = TypeVar("T")
+
+
+def _first(pages: Callable[[int], Iterable[T]], limit: int) -> list[T]:
+    """The first ``limit`` items of a history, asked in pages no larger than needed (``pages`` takes the page size)."""
+    return list(islice(pages(min(limit, catalog.MAX_PAGE_SIZE)), limit))
 
 
 @history_app.command("alias")
@@ -30,9 +38,7 @@ def alias_history(
 ) -> None:
     """Every set, move and removal of an alias, oldest first."""
     with registry(api_key, consistency) as client:
-        found = list(
-            islice(client.alias_history(team, name, alias, page_size=min(limit, catalog.MAX_PAGE_SIZE)), limit)
-        )
+        found = _first(lambda size: client.alias_history(team, name, alias, page_size=size), limit)
     if as_json:
         print_json(found)
         return
@@ -52,8 +58,7 @@ def environment_timeline(
 ) -> None:
     """Every status change in one environment, across the model's versions, oldest first."""
     with registry(api_key, consistency) as client:
-        pages = client.environment_timeline(team, name, environment, page_size=min(limit, catalog.MAX_PAGE_SIZE))
-        found = list(islice(pages, limit))
+        found = _first(lambda size: client.environment_timeline(team, name, environment, page_size=size), limit)
     if as_json:
         print_json(found)
         return
@@ -72,7 +77,7 @@ def model_timeline(
 ) -> None:
     """The model's timeline, newest first: alias moves, approvals, deletions and status changes."""
     with registry(api_key, consistency) as client:
-        found = list(islice(client.model_timeline(team, name, page_size=min(limit, catalog.MAX_PAGE_SIZE)), limit))
+        found = _first(lambda size: client.model_timeline(team, name, page_size=size), limit)
     if as_json:
         print_json(found)
         return

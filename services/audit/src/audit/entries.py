@@ -114,9 +114,9 @@ def with_record(entry: Document, key: bytes | None, value: bytes | None, headers
     Only records a service signed, naming a model, and carrying no credential are kept: what a
     bundle discloses is what the service published, never a producer's bearer key.
     """
-    listed = [(str(name), bytes(raw)) for name, raw in headers or ()]
     if entry.get("verified") != "service" or not entry.get("model"):
         return entry
+    listed = [(str(name), bytes(raw)) for name, raw in headers or ()]
     if any(name.lower() == "authorization" for name, _ in listed):
         return entry
     return entry | {RECORD: {"key": key, "value": value, "headers": listed}}

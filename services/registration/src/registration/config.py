@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from fastapi import Request
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -182,3 +183,11 @@ class RegistrationSettings(CommonSettings):
             if not issuer_url_allowed(issuer):
                 raise ValueError(f"{issuer!r}: an issuer is https, or http on a loopback host")
         return issuers
+
+
+async def settings_of(request: Request) -> RegistrationSettings:
+    """The running service's settings (a FastAPI dependency of the registration routes)."""
+    settings = request.app.state.service.settings
+    if not isinstance(settings, RegistrationSettings):
+        raise TypeError(f"the registration routes need RegistrationSettings, not {type(settings).__name__}")
+    return settings

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
-from registration.config import RegistrationSettings
+from registration.config import RegistrationSettings, settings_of
 from registration.key_events import announce, key_event
 from registration.storage import API_KEYS
 from registry_contract.admin_views import ApiKeyList
@@ -79,10 +79,7 @@ async def _changes(request: Request) -> ChangeLog:
 
 
 async def _quota(request: Request) -> int:
-    settings = _service(request).settings
-    if not isinstance(settings, RegistrationSettings):
-        raise TypeError(f"the key routes need RegistrationSettings, not {type(settings).__name__}")
-    return settings.max_keys_per_team
+    return (await settings_of(request)).max_keys_per_team
 
 
 TeamAdmin = Annotated[Principal, Depends(administers_team("keys"))]

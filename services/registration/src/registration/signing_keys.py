@@ -77,9 +77,9 @@ class SigningKeys(TeamRecords):
         Raises :class:`AlreadyTrusted` or :class:`QuotaReached`, also when a concurrent add won.
         """
         for _ in range(_TRIES):
-            if (same := await self.with_fingerprint(team, info.fingerprint)) is not None:
+            live = await self.of_team(team)
+            if (same := next((doc for doc in live if doc["fingerprint"] == info.fingerprint), None)) is not None:
                 raise AlreadyTrusted(same)
-            live = await self.collection.find({"team": team, "deleted": False}, {"slot": 1}).to_list()
             taken = {doc.get("slot") for doc in live}
             free = [slot for slot in range(quota) if slot not in taken]
             if len(live) >= quota or not free:
@@ -112,10 +112,6 @@ class SigningKeys(TeamRecords):
     async def delete(self, record: Document, *, actor: Principal) -> None:
         """Mark ``record`` deleted and announce it, atomically (a key already deleted stays as it is)."""
         await self._mark_deleted(record, key_event(record, SIGNING_KEY_DELETED, actor=actor))
-
-    async def with_fingerprint(self, team: str, fingerprint: str) -> Document | None:
-        """The team's live key with ``fingerprint``, if it holds one."""
-        return await self.collection.find_one({"team": team, "fingerprint": fingerprint, "deleted": False})
 
     async def trusted(self, teams: set[str]) -> dict[str, list[TrustedKey]]:
         """The live keys of each of ``teams``, ready to verify with (oldest first)."""

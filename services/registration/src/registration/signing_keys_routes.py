@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from registration.config import RegistrationSettings
+from registration.config import RegistrationSettings, settings_of
 from registration.provenance import read_public_key
 from registration.signing_keys import AlreadyTrusted, QuotaReached, SigningKeys, public
 from registry_contract.auth import Principal
@@ -21,13 +21,6 @@ from shared.chassis.problems import Problem, documented, keyed_route_refusals
 from shared.outbox.changes import AlreadyAnnounced
 
 
-async def _settings(request: Request) -> RegistrationSettings:
-    settings = request.app.state.service.settings
-    if not isinstance(settings, RegistrationSettings):
-        raise TypeError(f"the signing-key routes need RegistrationSettings, not {type(settings).__name__}")
-    return settings
-
-
 async def _keys(request: Request) -> SigningKeys:
     keys: SigningKeys = request.app.state.signing_keys
     return keys
@@ -35,7 +28,7 @@ async def _keys(request: Request) -> SigningKeys:
 
 TeamAdmin = Annotated[Principal, Depends(administers_team("signing keys"))]
 Keys = Annotated[SigningKeys, Depends(_keys)]
-Settings = Annotated[RegistrationSettings, Depends(_settings)]
+Settings = Annotated[RegistrationSettings, Depends(settings_of)]
 router = APIRouter(
     prefix="/v1/teams/{team}/signing-keys",
     tags=["signing-keys"],

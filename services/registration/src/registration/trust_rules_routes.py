@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from registration.config import RegistrationSettings
+from registration.config import RegistrationSettings, settings_of
 from registration.trust_rules import TrustRules, public
 from registry_contract.auth import Principal
 from registry_contract.trust_rules import TrustRuleCreate, TrustRuleList, TrustRulePublic
@@ -19,13 +19,6 @@ from shared.chassis.problems import Problem, documented, keyed_route_refusals
 from shared.outbox.changes import AlreadyAnnounced
 
 
-async def _settings(request: Request) -> RegistrationSettings:
-    settings = request.app.state.service.settings
-    if not isinstance(settings, RegistrationSettings):
-        raise TypeError(f"the trust-rule routes need RegistrationSettings, not {type(settings).__name__}")
-    return settings
-
-
 async def _rules(request: Request) -> TrustRules:
     rules: TrustRules = request.app.state.trust_rules
     return rules
@@ -33,7 +26,7 @@ async def _rules(request: Request) -> TrustRules:
 
 TeamAdmin = Annotated[Principal, Depends(administers_team("trust rules"))]
 Rules = Annotated[TrustRules, Depends(_rules)]
-Settings = Annotated[RegistrationSettings, Depends(_settings)]
+Settings = Annotated[RegistrationSettings, Depends(settings_of)]
 router = APIRouter(
     prefix="/v1/teams/{team}/trust-rules",
     tags=["trust-rules"],

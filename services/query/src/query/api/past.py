@@ -20,6 +20,7 @@ from registry_contract import messages
 from registry_contract.documents import Document
 from registry_contract.history_views import TimelineEntryPublic
 from registry_contract.sortkeys import time_key
+from registry_contract.times import as_utc
 
 PAST_STATES_KEPT = 16  # scratch read models kept for repeated as-of reads (each holds one model)
 _BY_TIME = SortSpec("at", "at_key", descending=False)
@@ -66,7 +67,7 @@ class PastStates:
         kept = self._times.get(model_id)
         if kept is None or kept[0] != model:
             rows = past.in_order(self._read_model.history.get(model_id, []))
-            times = (past.utc(row.get("received_at")) for row in self._read_model.reports.get(model_id, []))
+            times = (as_utc(row.get("received_at")) for row in self._read_model.reports.get(model_id, []))
             kept = self._times[model_id] = (model, past.replay_ends(rows), sorted(t for t in times if t is not None))
             while len(self._times) > self._kept:
                 self._times.popitem(last=False)
@@ -87,7 +88,7 @@ def environment_timeline(
 ) -> Page:
     """Every status change in ``environment`` across the model's versions, oldest first."""
     rows = past.environment_changes(read_model.reports.get(model["_id"], []), environment, since)
-    keyed = [(time_key(past.utc(row.get("received_at")) or past.EPOCH, str(row["_id"])), row) for row in rows]
+    keyed = [(time_key(as_utc(row.get("received_at")) or past.EPOCH, str(row["_id"])), row) for row in rows]
     return _keyed_page(keyed, f"{model['_id']}|env|{environment}", _BY_TIME, limit, cursor)
 
 

@@ -38,7 +38,7 @@ class Since:
 
     def received(self, report: Document) -> bool:
         """Whether the tracker recorded ``report`` since this access began (an undated one: not)."""
-        received = utc(report.get("received_at"))
+        received = as_utc(report.get("received_at"))
         return received is not None and received >= self.at
 
 
@@ -51,14 +51,9 @@ def every(_: Document) -> bool:
     return True
 
 
-def utc(value: object) -> datetime | None:
-    """A stored time as an aware UTC datetime (naive ones are UTC); ``None`` for a missing or unreadable one."""
-    return as_utc(value)
-
-
 def at_or_before(value: object, at: datetime) -> bool:
     """Whether the stored time ``value`` is ``at`` or earlier (a missing or unreadable one counts as later)."""
-    moment = utc(value)
+    moment = as_utc(value)
     return moment is not None and moment <= at
 
 
@@ -70,7 +65,7 @@ def replay_ends(rows: list[Document]) -> list[datetime]:
     """
     ends, latest = [], EPOCH
     for row in rows:
-        latest = max(latest, utc(row.get("time")) or LATER)
+        latest = max(latest, as_utc(row.get("time")) or LATER)
         ends.append(latest)
     return ends
 
@@ -126,7 +121,7 @@ def access_began(rows: Iterable[Document], team: str) -> Since:
             opened = None
         elif opened is None:
             opened = row
-    began = utc(opened.get("time")) if opened is not None else None
+    began = as_utc(opened.get("time")) if opened is not None else None
     if opened is None or began is None:
         return NEVER
     return Since(began, _position(opened), team)
@@ -143,7 +138,8 @@ def alias_moves(rows: Iterable[Document], alias: str, since: Since | None) -> li
 
 def environment_changes(reports: Iterable[Document], environment: str, since: Since | None) -> list[Document]:
     """The applied reports of ``environment`` (every status change there), oldest first, from ``since`` on."""
-    return environments_changes(reports, since).get(environment, [])
+    of_environment = (row for row in reports if str(row.get("environment")) == environment)
+    return environments_changes(of_environment, since).get(environment, [])
 
 
 def environments_changes(reports: Iterable[Document], since: Since | None) -> dict[str, list[Document]]:
@@ -155,7 +151,7 @@ def environments_changes(reports: Iterable[Document], since: Since | None) -> di
     for row in reports:
         if (
             row.get("outcome") == "applied"
-            and utc(row.get("received_at")) is not None
+            and as_utc(row.get("received_at")) is not None
             and (since is None or since.received(row))
         ):
             found.setdefault(str(row.get("environment")), []).append(row)
@@ -194,4 +190,4 @@ def _position(row: Document) -> int:
 
 
 def _received(row: Document) -> tuple[datetime, int]:
-    return utc(row.get("received_at")) or EPOCH, _position(row)
+    return as_utc(row.get("received_at")) or EPOCH, _position(row)
