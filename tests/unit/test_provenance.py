@@ -26,6 +26,7 @@ from registration.signatures import verify_all
 from registry_contract import catalog, messages
 from registry_contract.auth import Principal
 from registry_contract.documents import Document
+from registry_contract.signing_keys import SigningKeyCreate
 from registry_contract.versioning import precedence_key
 from registry_contract.views import ModelVersionPublic
 from tests.factories import register_data, register_event
@@ -412,3 +413,13 @@ class TestModelCard:
         assert "| Signed by | ci (sha256:" in card_markdown(signed)
         unsigned = build_card(card_model, versions, None, "1.0.0")
         assert unsigned.details.signed_by is None and "Signed by" not in card_markdown(unsigned)
+
+
+@pytest.mark.parametrize("field", ["name", "description"])
+@pytest.mark.parametrize("character", ["\n", "\r", "\t", "\x00", "\x1b"])
+def test_a_signing_keys_name_and_description_hold_no_control_character(field: str, character: str) -> None:
+    # Both go into the audit log's one-line detail of the key's events, as a trust rule's do.
+    body = {"name": "release", "public_key": "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n"}
+    with pytest.raises(ValidationError, match="control characters"):
+        SigningKeyCreate.model_validate(body | {field: f"line one{character}line two"})
+    assert SigningKeyCreate.model_validate(body).public_key.count("\n") == 3  # the PEM keeps its newlines

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from registry_contract import catalog
 from registry_contract.times import UtcTime
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # newlines are a PEM's own
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # in a name or description: they would break the audit's one-line detail
 
 KeyName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 PemPublicKey = Annotated[
