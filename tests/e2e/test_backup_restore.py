@@ -21,7 +21,7 @@ from registry_cli.stack import EmbeddedStack
 from tests.throwaway import throwaway_settings, unthrottled_admin_key
 from tests.waiting import until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.own_stack]
 ARTIFACT = {"framework": "onnx", "artifact_uri": "s3://bucket/model.onnx"}
 
 

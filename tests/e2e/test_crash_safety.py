@@ -9,7 +9,7 @@ from tests.chaos import CONSUMERS, run_chaos
 from tests.factories import ADMIN_KEY, store_admin_key
 from tests.throwaway import throwaway_stack
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.own_stack]
 
 
 async def seed_key(stack: EmbeddedStack) -> None:

@@ -31,7 +31,7 @@ from tests.metrics_tools import scrape, total
 from tests.private_stack import first_ok, kill, pause, private_settings, private_stack, start_again
 from tests.waiting import until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.own_stack]
 COMMANDS, EVENTS = "registry.commands", "registry.events"
 APPLIED = "registry_projection_applied_events_total"
 CONSISTENCY = "X-Registry-Consistency"

@@ -16,7 +16,7 @@ from registry_cli.config import free_ports
 from registry_contract.auth import generate_api_key
 from tests.waiting import until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.own_stack]
 REGISTRY = str(Path(sys.executable).with_name("registry"))
 
 

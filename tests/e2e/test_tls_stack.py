@@ -24,7 +24,7 @@ from tests.factories import register_data, register_event
 from tests.throwaway import throwaway_settings, unthrottled_admin_key
 from tests.waiting import until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.own_stack]
 
 
 @pytest.fixture(scope="module")

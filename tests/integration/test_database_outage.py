@@ -18,7 +18,7 @@ from tests.integration.test_registration_consumer import running
 from tests.kafka_tools import Collector, caused_by, publish_raw
 from tests.waiting import until
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.own_stack]
 
 
 async def test_commands_published_during_an_outage_land_after_it(infra: Infra, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from tests.metrics_tools import scrape, total
 from tests.throwaway import throwaway_settings
 from tests.waiting import until
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.own_stack]
 
 
 async def _ready_status(http: httpx.AsyncClient, wanted: int, *, timeout: float) -> httpx.Response:

@@ -40,7 +40,7 @@ from tests.integration.restarting import QUICK_RESTARTS, shared_settings
 from tests.kafka_tools import publish_raw
 from tests.waiting import serving, until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_stack]
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
 
 

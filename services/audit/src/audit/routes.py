@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from audit.chain import Verifier, verify
 from audit.evidence import evidence
+from audit.newest import newest_first
 from audit.signing import SigningKey
 from audit.storage import AUDIT_LOG
 from audit.team_verify import DEFAULT_TEAM_VERIFY, MAX_TEAM_VERIFY, verify_team
@@ -103,7 +104,7 @@ async def list_entries(
     """Entries newest first; ``next_cursor`` continues. Callers see their own team's entries."""
     query = filters.query(_readable_team(request, caller, filters.team))
     limit = filters.limit
-    docs = await db[AUDIT_LOG].find(query).sort("ts_key", -1).limit(limit + 1).to_list()
+    docs = await newest_first(db[AUDIT_LOG], query, limit + 1)
     next_cursor = docs[limit - 1]["ts_key"] if len(docs) > limit else None
     return Page[AuditEntryPublic](items=[entry_public(doc) for doc in docs[:limit]], next_cursor=next_cursor)
 

@@ -1,0 +1,91 @@
+"""A page of the audit log read through widening windows of time is the page a plain sort gives.
+
+The windows are there for the embedded stand-in, which decodes a whole index before it applies a
+limit (``audit.newest`` says why); the answer must not depend on where the entries fall in time.
+"""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from audit.newest import WINDOWS, newest_first
+from audit.storage import AUDIT_LOG
+from audit.storage import INDEXES as AUDIT_INDEXES
+from registry_contract.sortkeys import time_key
+from shared.chassis.mongo import ensure_indexes
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime.now(UTC)
+# Entries in the newest window, in each wider one, and older than all of them.
+AGES = (
+    [timedelta(seconds=30 * i) for i in range(1, 16)]
+    + [timedelta(hours=1, minutes=i) for i in range(40)]
+    + [timedelta(days=2, minutes=i) for i in range(40)]
+    + [timedelta(days=20, minutes=i) for i in range(60)]
+)
+
+
+async def _log(db: AsyncDatabase[dict[str, Any]]) -> Any:
+    await ensure_indexes(db, AUDIT_INDEXES, [AUDIT_LOG])
+    docs = [
+        {
+            "_id": f"e{i:04d}",
+            "chain": f"c{i % 3}",
+            "seq": i,
+            "team": "alpha" if i % 3 else "beta",
+            "ts_key": time_key(NOW - age, f"e{i:04d}"),
+        }
+        for i, age in enumerate(AGES)
+    ]
+    await db[AUDIT_LOG].insert_many(docs)
+    return db[AUDIT_LOG]
+
+
+async def test_every_page_size_filter_and_cursor_gives_the_plain_sorts_page(
+    mongo_database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    assert WINDOWS[0] < timedelta(hours=1) < WINDOWS[1] < timedelta(days=2) < WINDOWS[2] < timedelta(days=20)
+    log = await _log(mongo_database)
+    cursor_in_the_second_window = time_key(NOW - timedelta(hours=1, minutes=20), "")
+    queries: list[dict[str, Any]] = [
+        {},
+        {"team": "beta"},
+        {"ts_key": {"$lt": cursor_in_the_second_window}},
+        {"team": "alpha", "ts_key": {"$lt": cursor_in_the_second_window}},
+        {"ts_key": {"$gte": time_key(NOW - timedelta(hours=3), "")}},  # narrower than the second window
+        {"ts_key": {"$lt": "not a key"}},
+    ]
+    for query in queries:
+        for count in (1, 10, 15, 16, 56, 100, 500):
+            plain = await log.find(query).sort("ts_key", -1).limit(count).to_list()
+            windowed = await newest_first(log, query, count)
+            assert [d["_id"] for d in windowed] == [d["_id"] for d in plain], (query, count)
+
+
+class _Recording:
+    """The log collection, remembering the filter of every ``find`` sent to it."""
+
+    def __init__(self, log: Any) -> None:
+        self.log, self.filters = log, list[dict[str, Any]]()
+
+    def find(self, query: dict[str, Any]) -> Any:
+        self.filters.append(query)
+        return self.log.find(query)
+
+
+async def test_a_page_of_recent_entries_reads_only_the_recent_ones(
+    mongo_database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    log = await _log(mongo_database)
+    recording = _Recording(log)
+    page = await newest_first(cast(Any, recording), {}, 10)
+    assert len(page) == 10
+    examined = 0
+    for query in recording.filters:
+        plan = await log.find(query).sort("ts_key", -1).limit(10).explain()
+        examined += plan["executionStats"]["totalDocsExamined"]
+    # The newest window holds 15 entries: the server read those, not the 155 of the whole log.
+    assert examined <= 15, (examined, recording.filters)
