@@ -21,7 +21,7 @@ from registration.storage import (
     SHARES,
 )
 from registry_contract.documents import Document
-from shared.chassis.mongo import find_by_ids
+from shared.chassis.mongo import DUPLICATE_KEY, find_by_ids
 from shared.outbox.log import MongoOutboxLog
 from shared.outbox.memory import InMemoryOutboxLog
 from shared.outbox.rows import OutboxLog
@@ -29,8 +29,6 @@ from shared.outbox.rows import OutboxLog
 if TYPE_CHECKING:
     from pymongo import AsyncMongoClient
     from pymongo.asynchronous.database import AsyncDatabase
-
-DUPLICATE_KEY = 11000
 
 
 class ConcurrentWrite(Exception):

@@ -20,6 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from registry_contract.documents import Document
 from shared.chassis.settings import CommonSettings
 
+DUPLICATE_KEY = 11000  # MongoDB's error code for a write that would repeat a unique key
 EXPIRY_INDEX = "expiry"  # the TTL index of a collection whose documents expire
 # The collection of :class:`shared.chassis.keystore.MongoKeyStore`, which registration alone wires
 # (API keys are registration's: ``registration.storage`` declares them with its other collections).

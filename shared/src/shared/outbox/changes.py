@@ -10,11 +10,11 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from registry_contract.documents import Document
 from registry_contract.envelope import CloudEvent
+from shared.chassis.mongo import DUPLICATE_KEY
 from shared.outbox.log import MongoOutboxLog
 from shared.outbox.rows import outbox_row
 
 Write = Callable[[AsyncClientSession], Awaitable[None]]
-DUPLICATE_KEY = 11000
 
 
 class AlreadyAnnounced(Exception):

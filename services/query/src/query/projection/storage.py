@@ -16,10 +16,12 @@ from typing import Any, Protocol
 
 from pymongo import ASCENDING, DeleteOne, IndexModel, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from query.projection.model import ReadModel
 from registry_contract.documents import Document
 from registry_contract.ids import version_id
+from shared.chassis.mongo import DUPLICATE_KEY
 
 PROJECTION_MODELS = "projection_models"  # {_id: model id, doc: the model document or None, revisions}
 PROJECTION_VERSIONS = "projection_versions"  # the version documents as they are
@@ -179,8 +181,8 @@ class MongoProjectionStore:
 
     async def write(self, rows: Rows, checkpoint: Checkpoint) -> None:
         for name, docs in rows.upserts.items():
-            ops: list[Any] = [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs]
-            await self._bulk(name, ops)
+            for start in range(0, len(docs), WRITE_BATCH):
+                await self._insert_or_replace(name, docs[start : start + WRITE_BATCH])
         for name, ids in rows.deletes.items():
             await self._bulk(name, [DeleteOne({"_id": i}) for i in ids])
         state = {
@@ -189,6 +191,25 @@ class MongoProjectionStore:
             "positions": dict(checkpoint.positions),
         }
         await self._db[PROJECTION_STATE].replace_one({"_id": CHECKPOINT_ID}, state, upsert=True)
+
+    async def _insert_or_replace(self, name: str, docs: list[Document]) -> None:
+        """Insert ``docs``; replace those whose id is already stored.
+
+        Most of a flush is new: versions just registered and history rows, which are only appended.
+        An insert of many documents is one commit; an update, even an upsert in a bulk write, is a
+        commit per document in the embedded stand-in, and those commits were most of the shared
+        database server's work for a registration (2.2 of its 5.4 ms of CPU). What already exists
+        (a model's document, a changed version, rows written again after a restart) is refused as
+        a duplicate by the insert and replaced after it, in order, so the newest document wins.
+        """
+        try:
+            await self._db[name].insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            stored = [docs[error["index"]] for error in sorted(errors, key=lambda error: error["index"])]
+            await self._bulk(name, [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in stored])
 
     async def _bulk(self, name: str, ops: list[Any]) -> None:
         for start in range(0, len(ops), WRITE_BATCH):
