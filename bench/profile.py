@@ -1,6 +1,6 @@
 """Where each process of the stack spends its CPU under a write load: py-spy profiles, summed up.
 
-    .venv/bin/python bench/profile.py [--workload http|kafka] [--seconds 20] [--rate 150]
+    .venv/bin/python bench/profile.py [--workload http|kafka|idle] [--seconds 20] [--rate 150]
 
 Starts a throwaway embedded stack, warms it, then samples every Python process of it (the four
 services and both MongoDB stand-ins; the broker is a native binary, shown by its CPU alone) with
@@ -9,7 +9,9 @@ py-spy while a load runs:
 - ``http``: one client creating versions over HTTP one after another (``one_client.py``'s load,
   the single-client write of ``vs_mlflow.py``);
 - ``kafka``: registration commands published at ``--rate`` per second with a reader beside them
-  (``soak.py``'s load, shortened).
+  (``soak.py``'s load, shortened);
+- ``idle``: nothing, after one client's 100 versions: what the stack spends at rest (polling the
+  broker, probes, timers), which every load pays on top of its own work.
 
 The table shows, per process, the share of its samples spent in each package (by the file of the
 innermost frame: ``pymongo``, ``asyncio``, ``pydantic``, the service's own code, …) and its
@@ -118,6 +120,9 @@ async def load(stack: EmbeddedStack, key: str, args: argparse.Namespace) -> str:
     if args.workload == "http":
         latencies = await post_versions(stack, key, first=100, seconds=args.seconds)
         return f"{len(latencies)} versions created over HTTP by one client"
+    if args.workload == "idle":
+        await asyncio.sleep(args.seconds)
+        return "the stack at rest, after one client's 100 versions"
     soak_args = argparse.Namespace(minutes=args.seconds / 60, rate=args.rate, read_interval=0.1, models=300, drain=30)
     run, _ = await soak(stack, soak_args)
     return f"{sum(m.outcomes for m in run.minutes)} registrations over Kafka at {args.rate:g}/s, reads beside"
@@ -129,7 +134,7 @@ async def main(args: argparse.Namespace) -> int:
     console.print("starting the embedded stack …")
     async with throwaway_stack("profile-", before_services=use_unthrottled_admin_key) as stack:
         key = str(stack.admin_key)  # unthrottled: use_unthrottled_admin_key made it before the services
-        if args.workload == "http":
+        if args.workload in ("http", "idle"):
             await post_versions(stack, key, first=0, seconds=0)  # connections, caches and the models
         groups = stack_groups(stack)
         console.print(f"sampling {len(groups)} processes for {args.seconds:g} s under the {args.workload} load …")
@@ -165,7 +170,7 @@ def table(profiles: dict[str, Profile | None], cpu: dict[str, float], *, title: 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workload", choices=("http", "kafka"), default="http", help="the load sampled under")
+    parser.add_argument("--workload", choices=("http", "kafka", "idle"), default="http", help="the load sampled under")
     parser.add_argument("--seconds", type=float, default=20, help="how long the load and the sampling last")
     parser.add_argument("--rate", type=float, default=150, help="kafka: registration commands per second")
     parser.add_argument("--out", type=Path, default=Path(".data/profiles"), help="where the raw profiles go")

@@ -7,6 +7,8 @@
    ``audit_log`` gives entries/s while draining a backlog.
 2. Authentication on a read: ``GET /v1/meta`` with a cached key, with a key never seen before
    (cache miss: one MongoDB lookup), and ``GET /healthz`` (no authentication) as the baseline.
+3. Reading the audit log those N entries are in: ``GET /v1/audit`` as a platform admin, the newest
+   page of 50, and a page of 50 after 4,000 (a cursor 20 pages of 200 back), p50/p99.
 """
 
 from __future__ import annotations
@@ -124,6 +126,25 @@ async def auth_latency(stack: EmbeddedStack, requests: int) -> dict[str, tuple[f
     return result
 
 
+async def audit_list_latency(stack: EmbeddedStack, reads: int) -> dict[str, tuple[float, float]]:
+    """p50/p99 ms of a page of the newest 50 entries, and of 50 entries 4,000 back, as a platform admin."""
+    headers = {"Authorization": f"Bearer {stack.admin_key}"}
+    async with httpx.AsyncClient(base_url=stack.url("audit"), headers=headers, timeout=120) as http:
+        cursor: str | None = None
+        for _ in range(20):
+            params: dict[str, Any] = {"limit": 200} | ({"cursor": cursor} if cursor else {})
+            cursor = (await http.get("/v1/audit", params=params)).raise_for_status().json()["next_cursor"]
+        result: dict[str, tuple[float, float]] = {}
+        for label, page in (("the newest 50", {"limit": 50}), ("50 after 4,000", {"limit": 50, "cursor": cursor})):
+            timings = []
+            for _ in range(reads):
+                started = time.perf_counter()
+                (await http.get("/v1/audit", params=page)).raise_for_status()
+                timings.append(time.perf_counter() - started)
+            result[label] = (pct(timings, 50), pct(timings, 99))
+    return result
+
+
 async def main(args: argparse.Namespace) -> int:
     console.print("starting the embedded stack …")
     async with throwaway_stack("registry-security-bench-") as stack:
@@ -131,6 +152,8 @@ async def main(args: argparse.Namespace) -> int:
         latency = await auth_latency(stack, args.requests)
         console.print(f"audit ingest of a {args.messages}-message backlog …")
         ingest, writes = await audit_ingest(stack, args.messages)
+        console.print("reading the audit log …")
+        listing = await audit_list_latency(stack, reads=50)
         ceiling = await measure_ceiling(stack.settings.audit_mongodb_uri)
     table = Table(title="Access control and audit benchmark (embedded stack, this machine)")
     table.add_column("measure")
@@ -140,6 +163,8 @@ async def main(args: argparse.Namespace) -> int:
     add_stand_in_rows(table, {"audit": writes}, {"audit": ceiling}, args.messages, "entry", "entries")
     for label, (p50, p99) in latency.items():
         table.add_row(f"read latency p50 / p99 (ms), {label}", f"{p50:.1f} / {p99:.1f}", "")
+    for label, (p50, p99) in listing.items():
+        table.add_row(f"audit log of {args.messages:,} entries, {label}, p50 / p99 (ms)", f"{p50:.1f} / {p99:.1f}", "")
     console.print(table)
     return 0
 

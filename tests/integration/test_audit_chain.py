@@ -93,6 +93,7 @@ class TestExactlyOnce:
         store = AuditStore(db.client, db, signer=SIGNER)
         appended = await store.append(entries("registry.commands", 0, range(4, 9)))  # 4 and 5 are redeliveries
         assert [entry["offset"] for entry in appended] == [6, 7, 8]
+        assert store.newest_written == max(entry["ts_key"] for entry in appended)  # where a page starts looking
         verdict = await verify(db, VERIFIER, signer=SIGNER)
         assert verdict.ok and verdict.entries == 13 and verdict.chains == 2
 

@@ -66,6 +66,7 @@ def build_app(settings: AuditSettings) -> FastAPI:
         service.readiness.checks["audit_mongodb"] = log_database_ping
         service.on_stop("audit-mongodb", log_client.close)
     service.app.state.verifier, service.app.state.signer, service.app.state.audit_db = verifier, signer, log_db
+    service.app.state.audit_store = store  # its newest entry anchors a page's windows (audit.newest)
     service.app.state.evidence_topics = {  # what an evidence bundle reads, in its order of priority
         "events": settings.topic_events,
         "commands": settings.topic_commands,

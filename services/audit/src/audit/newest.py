@@ -1,12 +1,15 @@
 """The newest entries of the log that match a filter, read through widening windows of time.
 
-MongoDB answers "the newest 200 that match" by walking the ``ts_key`` index from its end and
-stopping after 200. The embedded stand-in walks the whole index and decodes every entry before
+MongoDB answers "the newest 50 that match" by walking the ``ts_key`` index from its end and
+stopping after 50. The embedded stand-in walks the whole index and decodes every entry before
 it applies the limit, so a page of a long log cost the whole log (seconds, once a busy day's
 access entries are in it). A lower bound on ``ts_key`` makes both servers read only that range:
-the newest entries are looked for in the last ten minutes, then the last six hours, then the last
-week, then everywhere. A window that holds a full page has every entry of the page (anything
-outside it is older than everything in it); a short one costs one more query.
+the newest entries are looked for in the quarter second before the newest entry this process
+has written (or before the page's cursor, or now), then in the second, the 4 seconds, … before
+it (each window four times the last, up to 48 days), then everywhere. A window that holds a full
+page has every entry of the page (anything outside it is older than everything in it, and newer
+entries are never excluded); a short one costs one more query, and all of them together read at
+most about 4/3 of the window that answers.
 """
 
 from __future__ import annotations
@@ -19,16 +22,23 @@ from pymongo.asynchronous.collection import AsyncCollection
 from registry_contract.documents import Document
 from registry_contract.sortkeys import time_key
 
-WINDOWS = (timedelta(minutes=10), timedelta(hours=6), timedelta(days=7))
+WINDOWS = tuple(timedelta(seconds=0.25 * 4**power) for power in range(13))  # 0.25 s, 1 s, … 48 days
 _KEY_TIME = "%Y-%m-%dT%H:%M:%S.%f"
 _KEY_TIME_LENGTH = len("2026-01-01T00:00:00.000000")
 
 
-async def newest_first(log: AsyncCollection[Document], query: dict[str, Any], count: int) -> list[Document]:
-    """Up to ``count`` entries matching ``query``, newest ``ts_key`` first."""
+async def newest_first(
+    log: AsyncCollection[Document], query: dict[str, Any], count: int, *, newest_written: str | None = None
+) -> list[Document]:
+    """Up to ``count`` entries matching ``query``, newest ``ts_key`` first.
+
+    ``newest_written`` is the ``ts_key`` of the newest entry this process wrote, if any: the log
+    may hold newer ones (another replica's), which every window takes in too.
+    """
     bounds: dict[str, str] = query.get("ts_key", {})
     floor = bounds.get("$gte")
-    end = _time_of(bounds.get("$lt")) or datetime.now(UTC)
+    known = [time for key in (bounds.get("$lt"), newest_written) if (time := _time_of(key)) is not None]
+    end = min(known, default=datetime.now(UTC))
     for window in WINDOWS:
         start = time_key(end - window, "")
         if floor is not None and start <= floor:

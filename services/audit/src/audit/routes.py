@@ -104,7 +104,8 @@ async def list_entries(
     """Entries newest first; ``next_cursor`` continues. Callers see their own team's entries."""
     query = filters.query(_readable_team(request, caller, filters.team))
     limit = filters.limit
-    docs = await newest_first(db[AUDIT_LOG], query, limit + 1)
+    store = getattr(request.app.state, "audit_store", None)
+    docs = await newest_first(db[AUDIT_LOG], query, limit + 1, newest_written=getattr(store, "newest_written", None))
     next_cursor = docs[limit - 1]["ts_key"] if len(docs) > limit else None
     return Page[AuditEntryPublic](items=[entry_public(doc) for doc in docs[:limit]], next_cursor=next_cursor)
 

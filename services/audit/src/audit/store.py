@@ -53,6 +53,7 @@ class AuditStore:
         self._retention = dict(retention or {})
         self._tails: dict[str, Tail] = {}  # each chain's end as this process last wrote or verified it
         self._refused: dict[str, str] = {}  # chains refused, with why, until one of their batches is chained
+        self.newest_written: str | None = None  # the ts_key of the newest entry written (audit.newest)
 
     async def append(self, entries: list[Document], *, attempts: int = 3) -> list[Document]:
         """Append entries (in source order per chain) and return them; records already audited are skipped.
@@ -124,6 +125,7 @@ class AuditStore:
 
         async with self._client.start_session() as session:
             await session.with_transaction(write)
+        self.newest_written = max(self.newest_written or "", *(entry["ts_key"] for entry in fresh))
         self._tails.update(tails)
         for chain in tails:
             self._refused.pop(chain, None)
