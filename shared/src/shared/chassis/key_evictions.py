@@ -32,7 +32,7 @@ from shared.chassis.settings import CommonSettings
 from shared.chassis.signing import EventSigner
 
 log = structlog.get_logger(__name__)
-FETCH_WAIT_MS = 500  # an idle fetch waits this long at most: data returns at once, idle polls stay rare
+FETCH_WAIT_MS = 500  # idle polls stay rare; Kafka answers as a record lands, the embedded broker within this
 KEYS_EVICTED = Counter(
     "registry_key_evictions_total", "Revoked keys dropped from this process's key cache as their event arrived"
 )
