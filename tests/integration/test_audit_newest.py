@@ -58,6 +58,8 @@ async def test_every_page_size_filter_and_cursor_gives_the_plain_sorts_page(
         {"team": "alpha", "ts_key": {"$lt": cursor_in_the_second_window}},
         {"ts_key": {"$gte": time_key(NOW - timedelta(hours=3), "")}},  # narrower than the second window
         {"ts_key": {"$lt": "not a key"}},
+        {"ts_key": {"$lt": "0001-01-01T00:00:00.000000 x"}},  # a cursor at the dawn of time
+        {"team": "alpha", "type": "registry.access.read"},  # a rarer filter: not windowed
     ]
     for query in queries:
         for count in (1, 10, 15, 16, 56, 100, 500):

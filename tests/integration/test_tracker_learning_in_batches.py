@@ -38,6 +38,7 @@ def registered(version: str, revision: int | None, *, signed: bool | None = None
     return fact(messages.MODEL_VERSION_REGISTERED, version, revision, **provenance)
 
 
+SAME = approved("7.0.0", None)
 BATCHES = [
     [registered("1.0.0", 1), registered("2.0.0", 2, signed=True)],
     [
@@ -52,6 +53,7 @@ BATCHES = [
         approved("5.0.0", None, to="rejected"),
     ],
     [registered("1.0.0", 1), approved("3.0.0", 4), registered("6.0.0", None)],  # replays and a late arrival
+    [SAME, approved("7.0.0", None, to="rejected"), SAME],  # one fact twice: its second time applies too
 ]
 
 

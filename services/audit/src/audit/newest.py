@@ -23,6 +23,7 @@ from registry_contract.documents import Document
 from registry_contract.sortkeys import time_key
 
 WINDOWS = tuple(timedelta(seconds=0.25 * 4**power) for power in range(13))  # 0.25 s, 1 s, … 48 days
+DENSE_FILTERS = frozenset({"team", "ts_key"})  # what a page is windowed for
 _KEY_TIME = "%Y-%m-%dT%H:%M:%S.%f"
 _KEY_TIME_LENGTH = len("2026-01-01T00:00:00.000000")
 
@@ -39,7 +40,12 @@ async def newest_first(
     floor = bounds.get("$gte")
     known = [time for key in (bounds.get("$lt"), newest_written) if (time := _time_of(key)) is not None]
     end = min(known, default=datetime.now(UTC))
-    for window in WINDOWS:
+    # Windows pay off where matches are dense (the whole log, a team's part of it: both indexed with
+    # the time). A rarer filter (a type, a principal) could fail every window and pay for each.
+    windows = WINDOWS if set(query) <= DENSE_FILTERS else ()
+    for window in windows:
+        if end - datetime.min.replace(tzinfo=UTC) <= window:
+            break  # a cursor at the dawn of time: nothing before it to window
         start = time_key(end - window, "")
         if floor is not None and start <= floor:
             break  # the query's own lower bound is narrower than this window

@@ -214,13 +214,13 @@ class KnownVersions:
         later facts follow its inserted first one).
         """
         facts = list(facts)
-        firsts: dict[str, Fact] = {}
-        for fact in facts:
-            firsts.setdefault(fact.version_id, fact)
-        inserted = await self._insert_new([row_after(fact) for fact in firsts.values()])
+        firsts: dict[str, int] = {}  # version id -> the position of its first fact
+        for position, fact in enumerate(facts):
+            firsts.setdefault(fact.version_id, position)
+        inserted = await self._insert_new([row_after(facts[position]) for position in firsts.values()])
         updates: list[UpdateOne] = []
-        for fact in facts:
-            if fact.version_id in inserted and firsts[fact.version_id] is fact:
+        for position, fact in enumerate(facts):
+            if fact.version_id in inserted and firsts[fact.version_id] == position:
                 continue
             row = new_row(fact.version_id, fact.identity) | fact.settled
             insert = {k: v for k, v in row.items() if k != "_id" and k not in fact.settled}
@@ -247,7 +247,7 @@ class KnownVersions:
             await self._rows.insert_many(rows, ordered=False)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
-            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+            if exc.details.get("writeConcernErrors") or any(error.get("code") != DUPLICATE_KEY for error in errors):
                 raise
             refused = {error["index"] for error in errors}
             return {row["_id"] for index, row in enumerate(rows) if index not in refused}

@@ -206,7 +206,7 @@ class MongoProjectionStore:
             await self._db[name].insert_many(docs, ordered=False)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
-            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+            if exc.details.get("writeConcernErrors") or any(error.get("code") != DUPLICATE_KEY for error in errors):
                 raise
             stored = [docs[error["index"]] for error in sorted(errors, key=lambda error: error["index"])]
             await self._bulk(name, [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in stored])
