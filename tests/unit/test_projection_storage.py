@@ -6,7 +6,7 @@ import pytest
 
 from query.projection.apply import apply_event
 from query.projection.model import ReadModel
-from query.projection.storage import Checkpoint, Flushed, MemoryProjectionStore
+from query.projection.storage import PROJECTION_VERSIONS, Checkpoint, Flushed, MemoryProjectionStore, Rows
 from registry_contract import messages
 from tests.unit.test_projection_apply import TRACKER, Log
 
@@ -65,3 +65,19 @@ async def test_a_history_rewritten_by_a_late_event_is_persisted_in_its_new_order
     loaded, _ = await store.load()
     assert contents(loaded) == contents(model)
     assert [row["_id"] for row in loaded.history[log.model_id]] == [lost.id, log.events[1].id]
+
+
+def test_rows_waiting_for_a_failed_write_take_a_later_take_in_order() -> None:
+    # A flush that failed keeps its rows and is written with the next take's: the later take's
+    # word on an id wins, a write after a delete as much as a delete after a write.
+    v1 = {"_id": "v1", "model_id": "m1", "version": "1.0.0"}
+    deleted_then_written = Rows(deletes={PROJECTION_VERSIONS: ["v1"]}).then(Rows({PROJECTION_VERSIONS: [v1]}))
+    assert (deleted_then_written.upserts, deleted_then_written.deletes) == (
+        {PROJECTION_VERSIONS: [v1]},
+        {PROJECTION_VERSIONS: []},
+    )
+    written_then_deleted = Rows({PROJECTION_VERSIONS: [v1]}).then(Rows(deletes={PROJECTION_VERSIONS: ["v1"]}))
+    assert (written_then_deleted.upserts, written_then_deleted.deletes) == (
+        {PROJECTION_VERSIONS: []},
+        {PROJECTION_VERSIONS: ["v1"]},
+    )

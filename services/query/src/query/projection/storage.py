@@ -61,15 +61,16 @@ class Rows:
     def then(self, newer: Rows) -> Rows:
         """These rows followed by ``newer``, as one write: the newer document of an id wins."""
         upserts: dict[str, dict[str, Document]] = {}
-        deletes = {name: set(ids) for name, ids in self.deletes.items()}
-        for rows in (self, newer):
+        deletes: dict[str, set[str]] = {}
+        for rows in (self, newer):  # one take never both writes and deletes an id: the order is the takes'
             for name, docs in rows.upserts.items():
-                upserts.setdefault(name, {}).update((doc["_id"], doc) for doc in docs)
-        for name, ids in newer.deletes.items():
-            deletes.setdefault(name, set()).update(ids)
-        for name, gone in deletes.items():
-            for doc_id in gone:
-                upserts.get(name, {}).pop(doc_id, None)
+                for doc in docs:
+                    upserts.setdefault(name, {})[doc["_id"]] = doc
+                    deletes.get(name, set()).discard(doc["_id"])
+            for name, ids in rows.deletes.items():
+                for doc_id in ids:
+                    upserts.get(name, {}).pop(doc_id, None)
+                    deletes.setdefault(name, set()).add(doc_id)
         return Rows({n: list(d.values()) for n, d in upserts.items()}, {n: sorted(i) for n, i in deletes.items()})
 
 
