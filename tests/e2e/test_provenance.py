@@ -72,6 +72,16 @@ async def trust(stack: EmbeddedStack, token: str, team: str, public_key: str, na
     return dict(added.json())
 
 
+async def signing_team(
+    stack: EmbeddedStack, tmp_path: pathlib.Path
+) -> tuple[str, str, pathlib.Path, str, dict[str, Any]]:
+    """A new team, its key, and a key pair it trusts: (team, token, private key file, public PEM, signing key)."""
+    team = team_name("sig")
+    token = await team_key(stack, team, SCOPES)
+    private_key, public_key = key_pair(tmp_path)
+    return team, token, private_key, public_key, await trust(stack, token, team, public_key)
+
+
 def report(team: str, environment: str, status: str = "deployed", version: str = "1.0.0") -> dict[str, Any]:
     return {
         "team": team,
@@ -92,10 +102,7 @@ async def report_waiting(stack: EmbeddedStack, token: str, data: dict[str, Any])
 async def test_a_signed_version_is_verified_recorded_read_and_deployed_where_provenance_is_required(
     stack: EmbeddedStack, tmp_path: pathlib.Path
 ) -> None:
-    team = team_name("sig")
-    token = await team_key(stack, team, SCOPES)
-    private_key, public_key = key_pair(tmp_path)
-    key = await trust(stack, token, team, public_key)
+    team, token, private_key, public_key, key = await signing_team(stack, tmp_path)
     der = serialization.load_pem_public_key(public_key.encode()).public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -232,10 +239,7 @@ async def test_a_signature_no_trusted_key_verifies_is_refused_bad_signature_over
 async def test_a_certificate_bundle_is_refused_alone_while_a_signed_registration_beside_it_succeeds(
     stack: EmbeddedStack, tmp_path: pathlib.Path
 ) -> None:
-    team = team_name("sig")
-    token = await team_key(stack, team, SCOPES)
-    private_key, public_key = key_pair(tmp_path)
-    await trust(stack, token, team, public_key)
+    team, token, private_key, _, _ = await signing_team(stack, tmp_path)
     good = sign(model_dir(tmp_path), private_key)
     hostile = copy.deepcopy(good)  # a certificate where the key's hint was: what keyless or PKI signing writes
     hostile["verificationMaterial"] = {"certificate": {"rawBytes": base64.b64encode(b"not a cert").decode()}}

@@ -104,6 +104,10 @@ class TestKnownVersions:
         data = {"model_id": "m", "team": "fraud", "name": "card", "version": "1.0.0", "provenance": provenance}
         return fact_of(messages.MODEL_VERSION_REGISTERED, data, T0, revision)
 
+    def approved(self, revision: int) -> Any:
+        data = {"model_id": "m", "team": "fraud", "name": "card", "version": "1.0.0", "to": "approved"}
+        return fact_of(messages.VERSION_APPROVAL_CHANGED, data, T0, revision)
+
     def test_the_table_learns_verified_provenance_from_the_registered_event(self) -> None:
         rows: dict[str, Any] = {}
         apply_fact(rows, self.registered({"verified": True}))
@@ -116,19 +120,13 @@ class TestKnownVersions:
 
     def test_the_flag_holds_whatever_events_came_before(self) -> None:
         rows: dict[str, Any] = {}
-        approval = {"model_id": "m", "team": "fraud", "name": "card", "version": "1.0.0", "to": "approved"}
-        fact = fact_of(messages.VERSION_APPROVAL_CHANGED, approval, T0, 9)
-        assert fact is not None
-        apply_fact(rows, fact)
+        apply_fact(rows, self.approved(revision=9))
         apply_fact(rows, self.registered({"verified": True}, revision=5))  # older, yet never undone
         assert rows[VID]["provenance_verified"] is True and rows[VID]["approval"]["status"] == "approved"
 
     def test_a_row_made_from_an_approval_event_does_not_know_whether_the_version_was_signed(self) -> None:
         rows: dict[str, Any] = {}
-        approval = {"model_id": "m", "team": "fraud", "name": "card", "version": "1.0.0", "to": "approved"}
-        fact = fact_of(messages.VERSION_APPROVAL_CHANGED, approval, T0, 9)
-        assert fact is not None
-        apply_fact(rows, fact)
+        apply_fact(rows, self.approved(revision=9))
         assert rows[VID]["provenance_verified"] is None
 
     def test_a_registration_event_without_the_field_leaves_it_unknown(self) -> None:

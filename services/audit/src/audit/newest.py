@@ -20,12 +20,10 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 
 from registry_contract.documents import Document
-from registry_contract.sortkeys import time_key
+from registry_contract.sortkeys import time_key, time_of_key
 
 WINDOWS = tuple(timedelta(seconds=0.25 * 4**power) for power in range(13))  # 0.25 s, 1 s, … 48 days
 DENSE_FILTERS = frozenset({"team", "ts_key"})  # what a page is windowed for
-_KEY_TIME = "%Y-%m-%dT%H:%M:%S.%f"
-_KEY_TIME_LENGTH = len("2026-01-01T00:00:00.000000")
 
 
 async def newest_first(
@@ -38,7 +36,7 @@ async def newest_first(
     """
     bounds: dict[str, str] = query.get("ts_key", {})
     floor = bounds.get("$gte")
-    known = [time for key in (bounds.get("$lt"), newest_written) if (time := _time_of(key)) is not None]
+    known = [time for key in (bounds.get("$lt"), newest_written) if key and (time := time_of_key(key))]
     end = min(known, default=datetime.now(UTC))
     # Windows pay off where matches are dense (the whole log, a team's part of it: both indexed with
     # the time). A rarer filter (a type, a principal) could fail every window and pay for each.
@@ -54,13 +52,3 @@ async def newest_first(
         if len(docs) >= count:
             return docs
     return await log.find(query).sort("ts_key", -1).limit(count).to_list()
-
-
-def _time_of(key: str | None) -> datetime | None:
-    """The instant a ``ts_key`` (or a cursor, which is one) starts with; ``None`` for anything else."""
-    if key is None:
-        return None
-    try:
-        return datetime.strptime(key[:_KEY_TIME_LENGTH], _KEY_TIME).replace(tzinfo=UTC)
-    except ValueError:
-        return None

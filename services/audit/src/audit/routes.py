@@ -12,6 +12,7 @@ from audit.evidence import evidence
 from audit.newest import newest_first
 from audit.signing import SigningKey
 from audit.storage import AUDIT_LOG
+from audit.store import AuditStore
 from audit.team_verify import DEFAULT_TEAM_VERIFY, MAX_TEAM_VERIFY, verify_team
 from audit.views import entry_public, verification_public
 from registry_contract import catalog
@@ -37,6 +38,12 @@ async def _db(request: Request) -> AsyncDatabase[Document]:
 async def _verifier(request: Request) -> Verifier:
     verifier: Verifier = request.app.state.verifier
     return verifier
+
+
+async def _newest_written(request: Request) -> str | None:
+    """The ``ts_key`` of the newest entry this process wrote, where a page starts looking (audit.newest)."""
+    store: AuditStore = request.app.state.audit_store
+    return store.newest_written
 
 
 async def _signer(request: Request) -> SigningKey:
@@ -99,13 +106,16 @@ def _readable_team(request: Request, caller: Principal, team: str | None) -> str
 
 @router.get("")
 async def list_entries(
-    caller: Reader, request: Request, db: Db, filters: Annotated[AuditFilters, Query()]
+    caller: Reader,
+    request: Request,
+    db: Db,
+    filters: Annotated[AuditFilters, Query()],
+    newest_written: Annotated[str | None, Depends(_newest_written)],
 ) -> Page[AuditEntryPublic]:
     """Entries newest first; ``next_cursor`` continues. Callers see their own team's entries."""
     query = filters.query(_readable_team(request, caller, filters.team))
     limit = filters.limit
-    store = getattr(request.app.state, "audit_store", None)
-    docs = await newest_first(db[AUDIT_LOG], query, limit + 1, newest_written=getattr(store, "newest_written", None))
+    docs = await newest_first(db[AUDIT_LOG], query, limit + 1, newest_written=newest_written)
     next_cursor = docs[limit - 1]["ts_key"] if len(docs) > limit else None
     return Page[AuditEntryPublic](items=[entry_public(doc) for doc in docs[:limit]], next_cursor=next_cursor)
 

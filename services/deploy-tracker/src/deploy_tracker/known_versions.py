@@ -32,7 +32,6 @@ import httpx
 import structlog
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from deploy_tracker.storage import CURSORS, DEPLOYMENTS, KNOWN_VERSIONS
 from deploy_tracker.transitions import overall
@@ -40,7 +39,7 @@ from registry_contract import messages
 from registry_contract.documents import Document
 from registry_contract.envelope import CloudEvent
 from registry_contract.ids import version_id
-from shared.chassis.mongo import DUPLICATE_KEY
+from shared.chassis.mongo import insert_new
 from shared.chassis.pacing import AtMostEvery
 from shared.chassis.settings import CommonSettings
 from shared.chassis.verifiers import internal_client, internal_token
@@ -217,7 +216,9 @@ class KnownVersions:
         firsts: dict[str, int] = {}  # version id -> the position of its first fact
         for position, fact in enumerate(facts):
             firsts.setdefault(fact.version_id, position)
-        inserted = await self._insert_new([row_after(facts[position]) for position in firsts.values()])
+        rows = [row_after(facts[position]) for position in firsts.values()]
+        refused = set(await insert_new(self._rows, rows))
+        inserted = {row["_id"] for index, row in enumerate(rows) if index not in refused}
         updates: list[UpdateOne] = []
         for position, fact in enumerate(facts):
             if fact.version_id in inserted and firsts[fact.version_id] == position:
@@ -238,20 +239,6 @@ class KnownVersions:
         if updates:
             await self._rows.bulk_write(updates, ordered=True)
         return len(facts)
-
-    async def _insert_new(self, rows: list[Document]) -> set[str]:
-        """Insert ``rows``; the ids of those inserted (a row whose id the table holds is refused)."""
-        if not rows:
-            return set()
-        try:
-            await self._rows.insert_many(rows, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if exc.details.get("writeConcernErrors") or any(error.get("code") != DUPLICATE_KEY for error in errors):
-                raise
-            refused = {error["index"] for error in errors}
-            return {row["_id"] for index, row in enumerate(rows) if index not in refused}
-        return {row["_id"] for row in rows}
 
     async def cursor(self) -> int:
         """The highest position of registration's event log seen so far (0: none)."""

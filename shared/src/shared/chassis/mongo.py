@@ -16,6 +16,7 @@ from typing import Any
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from registry_contract.documents import Document
 from shared.chassis.settings import CommonSettings
@@ -114,3 +115,22 @@ async def find_by_ids(
         async for doc in collection.find(query, projection):
             found[doc[field]] = doc
     return found
+
+
+async def insert_new(collection: AsyncCollection[Document], docs: Sequence[Document]) -> list[int]:
+    """Insert ``docs`` in one unordered write; the positions of those refused as already stored, in order.
+
+    An insert of many documents is one commit, where an upsert is one per document in the embedded
+    stand-in: a writer whose documents are mostly new inserts them and updates only the refused.
+    Any other failure (another write error, a write-concern error) is raised.
+    """
+    if not docs:
+        return []
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if exc.details.get("writeConcernErrors") or any(error.get("code") != DUPLICATE_KEY for error in errors):
+            raise
+        return sorted(error["index"] for error in errors)
+    return []

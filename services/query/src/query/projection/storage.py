@@ -16,12 +16,11 @@ from typing import Any, Protocol
 
 from pymongo import ASCENDING, DeleteOne, IndexModel, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from query.projection.model import ReadModel
 from registry_contract.documents import Document
 from registry_contract.ids import version_id
-from shared.chassis.mongo import DUPLICATE_KEY
+from shared.chassis.mongo import insert_new
 
 PROJECTION_MODELS = "projection_models"  # {_id: model id, doc: the model document or None, revisions}
 PROJECTION_VERSIONS = "projection_versions"  # the version documents as they are
@@ -197,20 +196,13 @@ class MongoProjectionStore:
         """Insert ``docs``; replace those whose id is already stored.
 
         Most of a flush is new: versions just registered and history rows, which are only appended.
-        An insert of many documents is one commit; an update, even an upsert in a bulk write, is a
-        commit per document in the embedded stand-in, and those commits were most of the shared
-        database server's work for a registration (2.2 of its 5.4 ms of CPU). What already exists
-        (a model's document, a changed version, rows written again after a restart) is refused as
-        a duplicate by the insert and replaced after it, in order, so the newest document wins.
+        Upserts were a commit per document in the embedded stand-in, most of the shared database
+        server's work for a registration (2.2 of its 5.4 ms of CPU). What already exists (a model's
+        document, a changed version, rows written again after a restart) is refused by the insert
+        and replaced after it, in order, so the newest document wins.
         """
-        try:
-            await self._db[name].insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if exc.details.get("writeConcernErrors") or any(error.get("code") != DUPLICATE_KEY for error in errors):
-                raise
-            stored = [docs[error["index"]] for error in sorted(errors, key=lambda error: error["index"])]
-            await self._bulk(name, [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in stored])
+        refused = await insert_new(self._db[name], docs)
+        await self._bulk(name, [ReplaceOne({"_id": docs[i]["_id"]}, docs[i], upsert=True) for i in refused])
 
     async def _bulk(self, name: str, ops: list[Any]) -> None:
         for start in range(0, len(ops), WRITE_BATCH):
