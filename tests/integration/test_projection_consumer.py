@@ -18,13 +18,14 @@ from query.projection.consumer import Projection
 from query.projection.model import ReadModel
 from query.projection.owners import OwnerLog
 from query.projection.storage import PROJECTION_STATE, MongoProjectionStore
+from registry_contract import messages
 from registry_contract.envelope import CloudEvent
 from shared.chassis.kafka import ensure_topics
 from shared.chassis.settings import CommonSettings
 from shared.chassis.signing import EventSigner
 from tests.infra import Infra, private_topics
 from tests.kafka_tools import publish_raw
-from tests.unit.test_projection_apply import Log
+from tests.unit.test_projection_apply import TRACKER, Log
 from tests.waiting import serving, until
 
 pytestmark = pytest.mark.integration
@@ -206,6 +207,53 @@ async def test_an_owner_unreachable_at_start_is_asked_again_until_it_answers(
 
             await until(caught_up, what="the owner's log read once it answered")
             assert REGISTRY.get_sample_value("registry_projection_lag_seconds") == 0.0
+
+
+def staged(log: Log, version: str, *, revision: int | None = None) -> CloudEvent:
+    """The tracker's status change of ``version`` to ``deploying`` in staging (at ``revision``, if given)."""
+    state = {"status": "deploying", "report_id": f"r-{version}", "updated_at": log.clock.isoformat()}
+    data = {"version": version, "environment": "staging", "status": "deploying", "environment_state": state}
+    event = log.emit(messages.DEPLOYMENT_STATUS_CHANGED, data | {"overall_status": "deploying"}, source=TRACKER)
+    return event if revision is None else event.model_copy(update={"revision": revision})
+
+
+async def test_the_trackers_log_is_read_only_after_registrations_whatever_the_topic_brought_meanwhile(
+    infra: Infra, mongo_database: AsyncDatabase[dict[str, Any]]
+) -> None:
+    """Registration's log away, the tracker's up: the tracker's report of a version only registration's
+    log holds is read once registration answers, from the revision loaded, not from what the topic
+    brought meanwhile (a report far newer, of a version the topic registered)."""
+    settings, log = await topic(infra), Log()
+    missed = [log.register("1.0.0")]  # on a log since lost: only registration's event log has it
+    reports = [staged(log, "1.0.0")]
+    an_hour_later = (reports[0].revision or 0) + 3_600 * 10**9  # past the catch-up's 5-minute margin
+    on_the_topic = [log.register("2.0.0"), staged(log, "2.0.0", revision=an_hour_later)]
+    away, asked = {"on": True}, list[int]()
+    registration = owner_app([*missed, on_the_topic[0]], [])
+
+    async def flaky(request: Request) -> JSONResponse:
+        if away["on"]:
+            return JSONResponse({"title": "Service unavailable"}, status_code=503)
+        answer: JSONResponse = await registration[0].endpoint(request)
+        return answer
+
+    async with (
+        serving([Route("/internal/v1/events", flaky)]) as r_port,
+        serving(owner_app(reports, asked)) as d_port,
+    ):
+        owners = [OwnerLog(src, f"http://127.0.0.1:{port}", TOKEN) for src, port in (("r", r_port), ("d", d_port))]
+        async with running(projection(settings, mongo_database, owners)) as following:
+            await publish(infra, settings, on_the_topic, signer=EventSigner(infra.signing_key.encode()))
+
+            async def deploying(version: str) -> bool:
+                found = following.model.version(log.vid(version))
+                return found is not None and found.get("status") == "deploying"
+
+            await until(lambda: deploying("2.0.0"), what="the topic's report applied while registration is away")
+            assert asked == [], "the tracker's log is not read before registration's"
+            away["on"] = False
+            await until(lambda: deploying("1.0.0"), what="the report of the version caught up")
+            assert asked[0] == 0, "read from the revision loaded, not the one the topic reached"
 
 
 @pytest.mark.parametrize("linger_ms", [2000, 0])

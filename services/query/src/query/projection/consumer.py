@@ -34,7 +34,7 @@ from shared.chassis.signing import EventSigner
 log = structlog.get_logger(__name__)
 CATCH_UP_MARGIN_NS = 5 * 60 * 1_000_000_000  # read each owner's log from 5 minutes before the revision reached
 APPLY_SLICE = 25  # events applied between two yields to the event loop (about 10 ms of work)
-RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)  # back-off between catch-up attempts while an owner is unreachable
+RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0)  # back-off between catch-up attempts while an owner is unreachable
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,7 @@ class Projection:
         self._writing = asyncio.Lock()
         self._loaded = False
         self._caught_up: dict[str, bool] = {}
+        self._reached: dict[str, int] = {}  # the revision per owner loaded, where its catch-up starts
         self.started = asyncio.Event()  # loaded, and the first catch-up attempt is over
         self.applied = 0  # events applied since this process started (tests count replays with it)
 
@@ -92,6 +93,8 @@ class Projection:
             self._flushed.history = {mid: len(rows) for mid, rows in loaded.history.items()}
             self._flushed.reports = {mid: len(rows) for mid, rows in loaded.reports.items()}
             self._offsets = dict(checkpoint.offsets)
+            # Not the revisions reached later: the topic may bring newer events before an owner answers.
+            self._reached = dict(self.model.positions)
             self._loaded = True
             log.info("read model loaded", models=len(loaded.models), versions=loaded.version_count())
         await self._catch_up([owner for owner in self._owners if not self._caught_up.get(owner.source)])
@@ -197,14 +200,19 @@ class Projection:
             )
 
     async def _catch_up(self, owners: Sequence[OwnerLog]) -> None:
-        """Apply each owner's log from a little before what was reached; note the owners that answered."""
+        """Apply each owner's log, in order, from a little before what was loaded; note those that answered.
+
+        The first owner that does not answer ends the attempt: a later owner's events name what an
+        earlier one's define (the tracker's reports, registration's versions), and read first they
+        would be dropped as about versions not known yet, then never read again.
+        """
         for owner in owners:
-            after = max(self.model.positions.get(owner.source, 0) - CATCH_UP_MARGIN_NS, 0)
+            after = max(self._reached.get(owner.source, 0) - CATCH_UP_MARGIN_NS, 0)
             try:
                 count = await self._read_log(owner, after, into=self.model)
             except OwnerUnavailable as exc:
                 log.warning("owner's event log unreachable; following the topic", owner=repr(owner), error=str(exc))
-                continue
+                return
             self._caught_up[owner.source] = True
             log.info("caught up from an owner's event log", owner=repr(owner), after=after, events=count)
 
