@@ -1,5 +1,7 @@
 """The embedded databases' users with ``registry up --tls``: who holds what, and nothing printed in the clear."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,11 @@ def test_connection_strings_carry_a_user_only_with_tls_and_print_without_the_pas
     assert f"{DATABASE_ADMIN}:" in closed.audit_mongodb_uri and "authSource=admin" in closed.audit_mongodb_uri
     shown = redacted(closed.service_mongodb_uri("query"))
     assert password not in shown and "query:***@" in shown
+
+
+def test_the_database_launcher_imports_nothing_of_the_services() -> None:
+    # The services' settings bring FastAPI, pydantic-settings and structlog: 28 MB in each database server.
+    heavy = {"fastapi", "pydantic_settings", "structlog", "shared", "registration", "query", "audit", "deploy_tracker"}
+    code = f"import sys, registry_cli.embedded_mongo; print(sorted({{m.split('.')[0] for m in sys.modules}} & {heavy}))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert loaded.stdout.strip() == "[]", loaded.stdout

@@ -11,9 +11,9 @@ derive from ``database_secret`` in ``<data dir>/secrets.json``
 
 SecantusDB provisions users only through a server that does not yet require them; instead, its
 launcher (:mod:`registry_cli.embedded_mongo`) writes these users into the server's storage before
-it listens, from the environment variable :data:`USERS_ENV` (never its command line, which
-other local users can read), replacing any earlier record of the same name: a restored backup's
-users take the current passwords.
+it listens (:mod:`registry_cli.stored_users`), from the environment variable
+``REGISTRY_DATABASE_USERS`` (never its command line, which other local users can read), replacing
+any earlier record of the same name: a restored backup's users take the current passwords.
 
 ``python -m registry_cli.database_users`` prints the administrator's connection strings (with
 ``REGISTRY_STACK_TLS=true`` and the stack's other ``REGISTRY_STACK_`` settings) for the commands that read
@@ -36,7 +36,6 @@ from registry_cli.config import DATABASE_ADMIN, StackSettings
 from registry_cli.secrets import StackSecrets
 from shared.chassis.settings import CommonSettings
 
-USERS_ENV = "REGISTRY_DATABASE_USERS"
 # Who uses each server: the shared one, and the audit log's own.
 SHARED_SERVER_USERS = ("registration", "query", "deploy-tracker", "audit")
 AUDIT_SERVER_USERS = ("audit",)
@@ -58,23 +57,6 @@ def users(secrets: StackSecrets, databases: Mapping[str, str]) -> list[dict[str,
     roles = {DATABASE_ADMIN: [{"role": "root", "db": "admin"}]}
     roles |= {service: [{"role": "readWrite", "db": database}] for service, database in databases.items()}
     return [{"user": user, "pwd": secrets.database_password(user), "roles": held} for user, held in roles.items()]
-
-
-def provision(storage: Any, wanted: list[dict[str, Any]]) -> None:
-    """Write ``wanted`` into a SecantusDB storage as ``admin`` users (SCRAM-SHA-256), as createUser does."""
-    from secantus.auth import SCRAM_SHA_256, derive_credentials
-
-    for user in wanted:
-        name = user["user"]
-        record = {
-            "_id": f"admin.{name}",
-            "user": name,
-            "db": "admin",
-            "credentials": derive_credentials(user["pwd"], mechanism=SCRAM_SHA_256, username=name).to_doc(),
-            "roles": user["roles"],
-            "mechanisms": [SCRAM_SHA_256],
-        }
-        storage.add_user("admin", name, record, replace=True)
 
 
 def redacted(uri: str) -> str:

@@ -9,7 +9,8 @@ daemon has no flag for it, so this launcher passes it to the server it builds.
 
 With ``--users-from-env`` it also writes the users listed (JSON) in ``REGISTRY_DATABASE_USERS``
 into the server's storage before it listens, and runs it with ``--auth``
-(:mod:`registry_cli.database_users` says why).
+(:mod:`registry_cli.database_users` says why). It imports
+nothing of the services: a database server is not a service.
 
     python -m registry_cli.embedded_mongo --transaction-lifetime-seconds 10 [--users-from-env] -- <secantus options>
 """
@@ -25,7 +26,7 @@ from typing import Any
 import secantus.server
 from secantus.cli import main as secantus_main
 
-from registry_cli.database_users import USERS_ENV, provision
+from registry_cli.stored_users import USERS_ENV, provision
 
 
 def run(argv: list[str]) -> int:

