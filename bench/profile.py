@@ -1,6 +1,6 @@
 """Where each process of the stack spends its CPU under a write load: py-spy profiles, summed up.
 
-    .venv/bin/python bench/profile.py [--workload http|kafka|idle] [--seconds 20] [--rate 150]
+    .venv/bin/python bench/profile.py [--workload http|reads|kafka|idle] [--seconds 20] [--rate 150]
 
 Starts a throwaway embedded stack, warms it, then samples every Python process of it (the four
 services and both MongoDB stand-ins; the broker is a native binary, shown by its CPU alone) with
@@ -8,6 +8,9 @@ py-spy while a load runs:
 
 - ``http``: one client creating versions over HTTP one after another (``one_client.py``'s load,
   the single-client write of ``vs_mlflow.py``);
+- ``reads``: one client getting one of 100 versions after another over HTTP (``vs_mlflow.py``'s
+  get, after one client's 100 versions): what a read costs each process, the audit of each
+  access included;
 - ``kafka``: registration commands published at ``--rate`` per second with a reader beside them
   (``soak.py``'s load, shortened);
 - ``idle``: nothing, after one client's 100 versions: what the stack spends at rest (polling the
@@ -32,7 +35,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from one_client import post_versions
+import httpx
+from one_client import MODELS, post_versions
 from process_cpu import cpu_seconds, stack_groups
 from registry_bench import use_unthrottled_admin_key
 from rich.console import Console
@@ -120,6 +124,9 @@ async def load(stack: EmbeddedStack, key: str, args: argparse.Namespace) -> str:
     if args.workload == "http":
         latencies = await post_versions(stack, key, first=100, seconds=args.seconds)
         return f"{len(latencies)} versions created over HTTP by one client"
+    if args.workload == "reads":
+        count = await get_versions(stack, key, seconds=args.seconds)
+        return f"{count} versions read over HTTP by one client"
     if args.workload == "idle":
         await asyncio.sleep(args.seconds)
         return "the stack at rest, after one client's 100 versions"
@@ -134,7 +141,7 @@ async def main(args: argparse.Namespace) -> int:
     console.print("starting the embedded stack …")
     async with throwaway_stack("profile-", before_services=use_unthrottled_admin_key) as stack:
         key = str(stack.admin_key)  # unthrottled: use_unthrottled_admin_key made it before the services
-        if args.workload in ("http", "idle"):
+        if args.workload in ("http", "reads", "idle"):
             await post_versions(stack, key, first=0, seconds=0)  # connections, caches and the models
         groups = stack_groups(stack)
         console.print(f"sampling {len(groups)} processes for {args.seconds:g} s under the {args.workload} load …")
@@ -150,6 +157,20 @@ async def main(args: argparse.Namespace) -> int:
     console.print(table(profiles, cpu, title=f"Where the CPU went: {done} ({args.seconds:g} s)"))
     console.print(f"raw profiles (collapsed stacks): {out}")
     return 0
+
+
+async def get_versions(stack: EmbeddedStack, key: str, *, seconds: float) -> int:
+    """Get the versions ``post_versions(first=0)`` made, one after another, for ``seconds``; how many."""
+    headers, count = {"Authorization": f"Bearer {key}"}, 0
+    async with httpx.AsyncClient(base_url=stack.url("query"), headers=headers, timeout=60) as http:
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            number = count % 100
+            answer = await http.get(f"/v1/models/platform/m-{number % MODELS}/versions/1.0.{number}")
+            if answer.status_code != 200:
+                raise RuntimeError(f"version 1.0.{number} was not read: {answer.status_code} {answer.text[:300]}")
+            count += 1
+    return count
 
 
 def table(profiles: dict[str, Profile | None], cpu: dict[str, float], *, title: str) -> Table:
@@ -170,7 +191,7 @@ def table(profiles: dict[str, Profile | None], cpu: dict[str, float], *, title: 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workload", choices=("http", "kafka", "idle"), default="http", help="the load sampled under")
+    parser.add_argument("--workload", choices=("http", "reads", "kafka", "idle"), default="http", help="the load sampled under")
     parser.add_argument("--seconds", type=float, default=20, help="how long the load and the sampling last")
     parser.add_argument("--rate", type=float, default=150, help="kafka: registration commands per second")
     parser.add_argument("--out", type=Path, default=Path(".data/profiles"), help="where the raw profiles go")

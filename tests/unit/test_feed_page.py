@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from query.api.reads import Reads
-from query.feed.cache import DocumentCache
 from query.feed.documents import Feed, FeedPage
 from query.projection.model import ReadModel
+from query.rendered import RenderedCache
 from registry_contract.auth import Principal
+from registry_contract.documents import Document
 from registry_contract.sortkeys import time_key
 
 pytestmark = pytest.mark.unit
@@ -25,10 +26,10 @@ ADMIN = Principal(key_id="k0", team="platform", scopes=frozenset({"platform:admi
 
 
 class World:
-    def __init__(self, cache: DocumentCache | None = None) -> None:
+    def __init__(self, cache: RenderedCache[Document] | None = None) -> None:
         self.read_model, self.now = ReadModel(), T0 + timedelta(hours=1)
         self.rendered: list[str] = []  # the model of every card rendered, in order
-        self.cache = cache if cache is not None else DocumentCache()
+        self.cache = cache if cache is not None else RenderedCache[Document]()
         self.read_model.subscribe(self.cache.forget)
         self.feed = Feed(Reads(self.read_model), clock=lambda: self.now, render=self.render, cache=self.cache)
 
@@ -175,7 +176,7 @@ class TestStreaming:
         assert [i for i, _ in streamed] == ["m-m2", "m-m3", "m-m4"]
 
 
-class TestDocumentCache:
+class TestRenderedCache:
     async def test_a_document_is_rendered_once_per_change_of_its_model(self) -> None:
         world = World()
         world.model("a", 0)
@@ -202,14 +203,14 @@ class TestDocumentCache:
         assert sorted(world.rendered) == ["m-m0", "m-m1", "m-m2"]
 
     async def test_with_no_capacity_every_read_renders(self) -> None:
-        world = World(DocumentCache(capacity=0))
+        world = World(RenderedCache[Document](capacity=0))
         world.model("a", 0)
         await world.feed.page(FRAUD, after="", limit=10)
         await world.feed.page(FRAUD, after="", limit=10)
         assert world.rendered == ["m-a", "m-a"]
 
     def test_past_capacity_the_longest_unrefreshed_document_goes(self) -> None:
-        cache = DocumentCache(capacity=2)
+        cache = RenderedCache[Document](capacity=2)
         a, b, c = ({"_id": name, "feed_key": f"k-{name}"} for name in "abc")
         cache.put(a, {"id": "a"})
         cache.put(b, {"id": "b"})
@@ -218,7 +219,7 @@ class TestDocumentCache:
         assert (cache.get(a), cache.get(b), cache.get(c), len(cache)) == ({"id": "a2"}, None, {"id": "c"}, 2)
 
     def test_a_document_of_an_earlier_change_is_not_served(self) -> None:
-        cache = DocumentCache()
+        cache = RenderedCache[Document]()
         cache.put({"_id": "a", "feed_key": "k1"}, {"id": "a"})
         assert cache.get({"_id": "a", "feed_key": "k2"}) is None
 

@@ -26,16 +26,17 @@ from query.api.past import PastStates
 from query.api.reads import Reads
 from query.config import QuerySettings
 from query.console import mount_console
-from query.feed.cache import DocumentCache
 from query.feed.documents import Feed
 from query.feed.routes import router as feed_router
 from query.mcp.server import mount_mcp
 from query.projection.build import build_projection
+from query.rendered import RenderedCache
 from query.search import routes as search_routes
 from query.search.documents import search_document
 from query.search.index import SearchIndex
 from query.search.projection import SearchProjection
 from registry_contract.auth import Principal
+from registry_contract.documents import Document
 from shared.chassis import asyncapi
 from shared.chassis.heap import freeze_survivors
 from shared.chassis.http_app import service_app
@@ -123,7 +124,7 @@ def build_app(settings: QuerySettings) -> FastAPI:
     service.readiness.checks["search_index"] = search.ready
     app.state.search_unavailable = lambda: search.unavailable(service.supervisor.down())
     app.state.search_caught_up = search.caught_up
-    cache = DocumentCache(settings.feed_cache_documents)
+    cache = RenderedCache[Document](settings.feed_cache_documents)
     metrics.FEED_CACHED_DOCUMENTS.set_function(lambda: len(cache))
     changed = ChangedModels()
     read_model.subscribe(cache.forget)  # before the refresh below: a changed model's old document is never served

@@ -66,7 +66,8 @@ async def list_models(
     page = await visible.reads.list_models(
         filters, visible=visible.visible, sort=SortSpec.parse(sort, MODEL_SORTS), limit=limit, cursor=cursor
     )
-    return Page[ModelPublic](items=[ModelPublic.of(doc) for doc in page.items], next_cursor=page.next_cursor)
+    items = [visible.reads.model_view(doc) for doc in page.items]
+    return Page[ModelPublic](items=items, next_cursor=page.next_cursor)
 
 
 # ``visible`` comes first: the caller is authenticated before its filters are judged.
@@ -98,13 +99,14 @@ async def get_team_models(
 @router.get("/models/id/{model_id}", responses=NOT_FOUND)
 async def get_model_by_id(visible: Visible, model_id: IdPath) -> ModelPublic:
     """A model by its stable id."""
-    return ModelPublic.of(await visible.model_by_id(model_id))
+    return visible.reads.model_view(await visible.model_by_id(model_id))
 
 
 @router.get("/models/{team}/{name}", responses=NOT_FOUND)
 async def get_model(visible: Visible, team: SlugPath, name: SlugPath, as_of: AsOf = None) -> ModelPublic:
     """A model and its headline (latest) version fields (as they stood at ``as_of``, if given)."""
-    return ModelPublic.of(await (await visible.as_of(team, name, as_of)).model(team, name))
+    lookup = await visible.as_of(team, name, as_of)  # as_of: a past state's reads, with views of their own
+    return lookup.reads.model_view(await lookup.model(team, name))
 
 
 @router.get("/models/{team}/{name}/history", responses=NOT_FOUND)

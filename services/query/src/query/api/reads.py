@@ -23,9 +23,11 @@ from query.api.ordering import ModelOrders, VersionOrders, deployment_marks, mom
 from query.api.pagination import SortSpec, decode_cursor, encode_cursor
 from query.projection.model import ReadModel
 from query.projection.past import Since, every, visible_history
+from query.rendered import RenderedCache
 from registry_contract.documents import Document
 from registry_contract.sortkeys import time_key
 from registry_contract.versioning import VersionRange
+from registry_contract.views import ModelPublic
 from shared.chassis.problems import Problem
 
 MODEL_SORTS = {"created_at": "created_key", "updated_at": "updated_key", "name": "name_key"}
@@ -84,6 +86,16 @@ class Reads:
         self.read_model = read_model
         self.orders = ModelOrders(read_model)
         self.version_orders = VersionOrders(read_model)
+        self._model_views = RenderedCache[ModelPublic]()
+        read_model.subscribe(self._model_views.forget)
+
+    def model_view(self, model: Document) -> ModelPublic:
+        """The public view of ``model``, a document of this read model, validated once per change of it."""
+        view = self._model_views.get(model)
+        if view is None:
+            view = ModelPublic.of(model)
+            self._model_views.put(model, view)
+        return view
 
     async def list_models(
         self,

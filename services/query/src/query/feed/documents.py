@@ -9,7 +9,7 @@ id of a model the team could read before; the tombstone stands where the model w
 timing. Order and visibility come from the read model (its models in ``feed_key`` order, see
 :mod:`query.api.ordering`), which every query replica builds from the same events, so a cursor
 from one resumes on another; the documents themselves come from a
-:class:`~query.feed.cache.DocumentCache` when it holds the model's current change, and are
+:class:`~query.rendered.RenderedCache` when it holds the model's current change, and are
 rendered (and cached) when it does not.
 """
 
@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from query.api.card_markdown import card_markdown
 from query.api.cards import build_card
 from query.api.reads import Reads
-from query.feed.cache import DocumentCache
+from query.rendered import RenderedCache
 from registry_contract.auth import Principal
 from registry_contract.documents import Document
 from registry_contract.sortkeys import time_key
@@ -141,11 +141,11 @@ class Feed:
         render: Render = card_text,
         settle: timedelta = SETTLE,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        cache: DocumentCache | None = None,
+        cache: RenderedCache[Document] | None = None,
     ) -> None:
         self._reads = reads
         self._render, self._settle, self._clock = render, settle, clock
-        self._cache = cache if cache is not None else DocumentCache()
+        self._cache = cache if cache is not None else RenderedCache[Document]()
 
     def horizon(self) -> str:
         """The feed key below which every change has settled."""

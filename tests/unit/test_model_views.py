@@ -1,0 +1,63 @@
+"""A model's public view is validated once per change of the model, and never served after one."""
+
+import pytest
+
+from query.api.reads import Reads
+from query.projection.apply import apply_event
+from query.projection.model import ReadModel
+from registry_contract import messages
+from registry_contract.envelope import CloudEvent
+from registry_contract.views import ModelPublic
+from tests.unit.test_projection_apply import Log
+
+pytestmark = pytest.mark.unit
+
+
+def applied(model: ReadModel, *events: CloudEvent) -> None:
+    """Apply ``events`` and tell the subscribers, as the projection does after each batch."""
+    model.notify({changed for event in events if (changed := apply_event(model, event)) is not None})
+
+
+def test_an_unchanged_model_is_validated_once() -> None:
+    model, log = ReadModel(), Log()
+    applied(model, log.register("1.0.0"))
+    reads = Reads(model)
+    first = reads.model_view(model.models[log.model_id])
+    assert reads.model_view(model.models[log.model_id]) is first
+    assert first == ModelPublic.of(model.models[log.model_id])
+
+
+def test_every_change_of_the_model_is_shown_at_once() -> None:
+    model, log = ReadModel(), Log()
+    applied(model, log.register("1.0.0"))
+    reads = Reads(model)
+    reads.model_view(model.models[log.model_id])
+    applied(model, log.register("1.1.0", description="retrained"))
+    applied(model, log.emit(messages.ALIAS_SET, {"alias": "prod", "version": "1.1.0", "previous_version": None}))
+    view = reads.model_view(model.models[log.model_id])
+    assert (view.latest_version, view.version_count, view.aliases) == ("1.1.0", 2, {"prod": "1.1.0"})
+    assert view == ModelPublic.of(model.models[log.model_id])
+
+
+def test_a_change_at_the_same_instant_is_shown_too() -> None:
+    # Two events of one command carry one time, so the model's feed key stands: the notice drops the view.
+    model, log = ReadModel(), Log()
+    applied(model, log.register("1.0.0"))
+    reads = Reads(model)
+    reads.model_view(model.models[log.model_id])
+    same_time = log.emit(messages.MODEL_UPDATED, {"changes": {"description": "ours"}})
+    same_time = same_time.model_copy(update={"time": log.events[0].time})
+    applied(model, same_time)
+    assert reads.model_view(model.models[log.model_id]).description == "ours"
+
+
+def test_a_rebuilt_model_is_shown_as_rebuilt() -> None:
+    model, log, other = ReadModel(), Log(), Log()
+    applied(model, log.register("1.0.0"))
+    reads = Reads(model)
+    reads.model_view(model.models[log.model_id])
+    fresh = ReadModel()
+    applied(fresh, log.events[0], log.register("2.0.0"))
+    applied(fresh, other.register("1.0.0"))
+    model.adopt(fresh)
+    assert reads.model_view(model.models[log.model_id]).latest_version == "2.0.0"
