@@ -191,7 +191,8 @@ def table(profiles: dict[str, Profile | None], cpu: dict[str, float], *, title: 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workload", choices=("http", "reads", "kafka", "idle"), default="http", help="the load sampled under")
+    loads = ("http", "reads", "kafka", "idle")
+    parser.add_argument("--workload", choices=loads, default="http", help="the load sampled under")
     parser.add_argument("--seconds", type=float, default=20, help="how long the load and the sampling last")
     parser.add_argument("--rate", type=float, default=150, help="kafka: registration commands per second")
     parser.add_argument("--out", type=Path, default=Path(".data/profiles"), help="where the raw profiles go")
