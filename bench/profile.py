@@ -163,6 +163,12 @@ async def get_versions(stack: EmbeddedStack, key: str, *, seconds: float) -> int
     """Get the versions ``post_versions(first=0)`` made, one after another, for ``seconds``; how many."""
     headers, count = {"Authorization": f"Bearer {key}"}, 0
     async with httpx.AsyncClient(base_url=stack.url("query"), headers=headers, timeout=60) as http:
+        last = f"/v1/models/platform/m-{99 % MODELS}/versions/1.0.99"
+        deadline = time.perf_counter() + 30
+        while (await http.get(last)).status_code != 200:  # the projection may lag the last write a moment
+            if time.perf_counter() > deadline:
+                raise RuntimeError("the query service did not show the versions written within 30 s")
+            await asyncio.sleep(0.1)
         started = time.perf_counter()
         while time.perf_counter() - started < seconds:
             number = count % 100

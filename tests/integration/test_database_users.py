@@ -16,9 +16,10 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import OperationFailure
 
 from registry_cli.config import free_port
-from registry_cli.database_users import USERS_ENV, users
+from registry_cli.database_users import users
 from registry_cli.processes import Child, wait_for_port
 from registry_cli.secrets import StackSecrets, load_or_create
+from registry_cli.stored_users import USERS_ENV
 
 pytestmark = pytest.mark.integration
 DATABASES = {"registration": "registration", "query": "query", "deploy-tracker": "deploy_tracker", "audit": "audit"}

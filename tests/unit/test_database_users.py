@@ -54,8 +54,8 @@ def test_connection_strings_carry_a_user_only_with_tls_and_print_without_the_pas
 
 
 def test_the_database_launcher_imports_nothing_of_the_services() -> None:
-    # The services' settings bring FastAPI, pydantic-settings and structlog: 28 MB in each database server.
-    heavy = {"fastapi", "pydantic_settings", "structlog", "shared", "registration", "query", "audit", "deploy_tracker"}
+    # The services' settings bring FastAPI, pydantic, structlog, OpenTelemetry: 28 MB in each database server.
+    heavy = {"fastapi", "pydantic", "structlog", "opentelemetry", "httpx", "shared", "registration", "query", "audit"}
     code = f"import sys, registry_cli.embedded_mongo; print(sorted({{m.split('.')[0] for m in sys.modules}} & {heavy}))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert loaded.stdout.strip() == "[]", loaded.stdout

@@ -67,3 +67,13 @@ async def test_rows_a_failed_flush_could_not_write_are_written_by_the_next() -> 
     loaded, _ = await store.load()
     assert [v["version"] for v in loaded.sorted_versions(log.model_id)] == ["1.1.0", "1.0.1", "1.0.0"]
     assert len(loaded.history[log.model_id]) == 5
+
+
+def test_what_was_applied_before_the_bound_stopped_it_is_told_to_the_readers() -> None:
+    # Replayed after the restart, those events change nothing: this is the readers' only notice.
+    log, following = Log(), projection(MemoryProjectionStore(), max_versions=1)
+    told: list[set[str]] = []
+    following.model.subscribe(told.append)
+    with pytest.raises(ProjectionTooLarge):
+        following.apply([log.register("1.0.0"), log.register("1.1.0")])
+    assert told == [{log.model_id}]

@@ -20,7 +20,10 @@ Check = Callable[[], Awaitable[None]]
 
 
 def owner_logs(settings: QuerySettings) -> list[OwnerLog]:
-    """Registration's log (``REGISTRATION_INTERNAL_URL``), then the tracker's (``QUERY_DEPLOY_TRACKER_URL``)."""
+    """Registration's log (``REGISTRATION_INTERNAL_URL``), then the tracker's (``QUERY_DEPLOY_TRACKER_URL``).
+
+    In this order: the catch-up reads them in it, and the tracker's reports name registration's versions.
+    """
     token, ca_file = internal_token(settings), settings.internal_ca_file
     return [
         OwnerLog("r", settings.registration_internal_url, token, ca_file=ca_file),

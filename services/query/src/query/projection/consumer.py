@@ -183,13 +183,19 @@ class Projection:
     def apply(self, events: Iterable[CloudEvent]) -> set[str]:
         """Apply ``events`` in order; the ids of the models they changed."""
         changed: set[str] = set()
-        for event in events:
-            if (found := apply_event(self.model, event)) is not None:
-                changed.add(found)
-                self.applied += 1
-                metrics.PROJECTION_APPLIED_EVENTS.inc()
-        if changed:
-            self._check_size(self.model)
+        try:
+            for event in events:
+                if (found := apply_event(self.model, event)) is not None:
+                    changed.add(found)
+                    self.applied += 1
+                    metrics.PROJECTION_APPLIED_EVENTS.inc()
+            if changed:
+                self._check_size(self.model)
+        except BaseException:
+            # What was applied before the failure stays applied: its readers (caches, orders, the
+            # search index) hear of it now, since the events replayed after a restart change nothing.
+            self.model.notify(changed)
+            raise
         return changed
 
     def _check_size(self, model: ReadModel) -> None:
@@ -211,7 +217,13 @@ class Projection:
             try:
                 count = await self._read_log(owner, after, into=self.model)
             except OwnerUnavailable as exc:
-                log.warning("owner's event log unreachable; following the topic", owner=repr(owner), error=str(exc))
+                waiting = [repr(later) for later in owners[owners.index(owner) + 1 :]]
+                log.warning(
+                    "owner's event log unreachable; following the topic",
+                    owner=repr(owner),
+                    error=str(exc),
+                    waiting=waiting,  # read once this one answers
+                )
                 return
             self._caught_up[owner.source] = True
             log.info("caught up from an owner's event log", owner=repr(owner), after=after, events=count)
@@ -230,10 +242,11 @@ class Projection:
 
     async def _retry_catch_up(self) -> None:
         attempt = 0
-        while behind := [owner for owner in self._owners if not self._caught_up.get(owner.source)]:
+        while any(not self._caught_up.get(owner.source) for owner in self._owners):
             await asyncio.sleep(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)])
             attempt += 1
-            await self._catch_up(behind)
+            # Who is behind is asked after the pause: a rebuild meanwhile caught every owner up.
+            await self._catch_up([owner for owner in self._owners if not self._caught_up.get(owner.source)])
 
     async def _flush_loop(self) -> None:
         while True:
