@@ -269,6 +269,8 @@ class EmbeddedStack:
             "--storage-path",
             str(storage),
             "--sync-on-commit",
+            "--cache-size",
+            s.mongo_cache_size,
             "--log-level",
             "WARNING",
         ]
