@@ -4,10 +4,8 @@ import os
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from registry_cli.config import StackSettings
-from registry_cli.stack import EmbeddedStack
 from registry_client.config import API_KEY_ENV, GATEWAY_URL_ENV, URL_ENVS
 from registry_client.consistency import CONSISTENCY_ENV
 
@@ -45,19 +43,3 @@ def test_no_stack_setting_answers_to_a_client_variable() -> None:
     for field in StackSettings.model_fields:
         alias = StackSettings.model_fields[field].validation_alias
         assert not {str(choice).upper() for choice in getattr(alias, "choices", [])} & CLIENT, field
-
-
-def test_each_database_server_is_started_with_the_cache_size(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # SecantusDB's own default is a 1 GB cache: a server's memory grows towards it with the data.
-    monkeypatch.setenv("REGISTRY_STACK_MONGO_CACHE_SIZE", "64M")
-    stack = EmbeddedStack(StackSettings(data_dir=tmp_path))
-    argv = stack._database_server("mongodb", "127.0.0.1", 27017, tmp_path / "mongo", ()).argv
-    assert argv[argv.index("--cache-size") + 1] == "64M"
-    assert StackSettings().mongo_cache_size == "64M"
-
-
-@pytest.mark.parametrize("size", ["", "1T", "-5M", "0M", "256M; rm -rf /", "256"])
-def test_a_cache_size_secantus_would_not_read_is_refused(monkeypatch: pytest.MonkeyPatch, size: str) -> None:
-    monkeypatch.setenv("REGISTRY_STACK_MONGO_CACHE_SIZE", size)
-    with pytest.raises(ValidationError, match="REGISTRY_STACK_MONGO_CACHE_SIZE"):
-        StackSettings()

@@ -61,10 +61,6 @@ class StackSettings(BaseSettings):
     # How long the database keeps a transaction whose client died (mongod's
     # transactionLifetimeLimitSeconds, 60 s): a restarted service waits that long on its locks.
     mongo_transaction_lifetime_seconds: float = 10.0
-    # Each embedded database server's WiredTiger cache (SecantusDB's --cache-size, 1G by default):
-    # a server's memory levels off near this much above its own 60 MB instead of growing towards
-    # 1 GB with the data; what falls out of the cache is read back from the operating system's.
-    mongo_cache_size: str = Field("256M", pattern=r"^[1-9][0-9]*[KMG]$")
     # `registry up --with-prometheus` / `make observe`: Debian's `prometheus` package (or any build).
     prometheus_bin: str = "prometheus"
     prometheus_port: int = 9090

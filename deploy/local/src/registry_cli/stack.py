@@ -269,8 +269,6 @@ class EmbeddedStack:
             "--storage-path",
             str(storage),
             "--sync-on-commit",
-            "--cache-size",
-            s.mongo_cache_size,
             "--log-level",
             "WARNING",
         ]
