@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests packag
 
 from registry_cli.stack import EmbeddedStack
 from tests.throwaway import throwaway_stack
+from tests.waiting import until
 
 console = Console()
 SAMPLES_PER_SECOND = 100
@@ -164,11 +165,11 @@ async def get_versions(stack: EmbeddedStack, key: str, *, seconds: float) -> int
     headers, count = {"Authorization": f"Bearer {key}"}, 0
     async with httpx.AsyncClient(base_url=stack.url("query"), headers=headers, timeout=60) as http:
         last = f"/v1/models/platform/m-{99 % MODELS}/versions/1.0.99"
-        deadline = time.perf_counter() + 30
-        while (await http.get(last)).status_code != 200:  # the projection may lag the last write a moment
-            if time.perf_counter() > deadline:
-                raise RuntimeError("the query service did not show the versions written within 30 s")
-            await asyncio.sleep(0.1)
+
+        async def shown() -> bool:  # the projection may lag the last write a moment
+            return (await http.get(last)).status_code == 200
+
+        await until(shown, timeout=30, what="the query service showing the versions written", interval=0.1)
         started = time.perf_counter()
         while time.perf_counter() - started < seconds:
             number = count % 100

@@ -122,6 +122,19 @@ def owner_app(events: list[CloudEvent], asked: list[int]) -> list[Route]:
     return [Route("/internal/v1/events", page)]
 
 
+def owner_away_while(away: dict[str, bool], events: list[CloudEvent]) -> list[Route]:
+    """An owner's event log of ``events`` that answers 503 while ``away["on"]``."""
+    serve = owner_app(events, [])[0].endpoint
+
+    async def page(request: Request) -> JSONResponse:
+        if away["on"]:
+            return JSONResponse({"title": "Service unavailable"}, status_code=503)
+        answer: JSONResponse = await serve(request)
+        return answer
+
+    return [Route("/internal/v1/events", page)]
+
+
 async def test_offsets_beyond_the_end_of_a_lost_log_are_caught_up_from_the_owner_then_the_topic_read_anew(
     infra: Infra, mongo_database: AsyncDatabase[dict[str, Any]]
 ) -> None:
@@ -186,15 +199,7 @@ async def test_an_owner_unreachable_at_start_is_asked_again_until_it_answers(
     settings, log = await topic(infra), Log()
     missed = [log.register("1.0.0")]  # published before this replica existed, on a log since lost
     away = {"on": True}
-    routes = owner_app(missed, [])
-
-    async def flaky(request: Request) -> JSONResponse:
-        if away["on"]:
-            return JSONResponse({"title": "Service unavailable"}, status_code=503)
-        answer: JSONResponse = await routes[0].endpoint(request)
-        return answer
-
-    async with serving([Route("/internal/v1/events", flaky)]) as port:
+    async with serving(owner_away_while(away, missed)) as port:
         owner = OwnerLog("r", f"http://127.0.0.1:{port}", TOKEN)
         async with running(projection(settings, mongo_database, [owner])) as following:
             assert following.model.models == {}, "ready once the first attempt is over, without the owner"
@@ -229,16 +234,8 @@ async def test_the_trackers_log_is_read_only_after_registrations_whatever_the_to
     an_hour_later = (reports[0].revision or 0) + 3_600 * 10**9  # past the catch-up's 5-minute margin
     on_the_topic = [log.register("2.0.0"), staged(log, "2.0.0", revision=an_hour_later)]
     away, asked = {"on": True}, list[int]()
-    registration = owner_app([*missed, on_the_topic[0]], [])
-
-    async def flaky(request: Request) -> JSONResponse:
-        if away["on"]:
-            return JSONResponse({"title": "Service unavailable"}, status_code=503)
-        answer: JSONResponse = await registration[0].endpoint(request)
-        return answer
-
     async with (
-        serving([Route("/internal/v1/events", flaky)]) as r_port,
+        serving(owner_away_while(away, [*missed, on_the_topic[0]])) as r_port,
         serving(owner_app(reports, asked)) as d_port,
     ):
         owners = [OwnerLog(src, f"http://127.0.0.1:{port}", TOKEN) for src, port in (("r", r_port), ("d", d_port))]

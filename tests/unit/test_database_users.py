@@ -1,7 +1,5 @@
 """The embedded databases' users with ``registry up --tls``: who holds what, and nothing printed in the clear."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from registry_cli.database_users import (
 )
 from registry_cli.secrets import load_or_create
 from registry_cli.stack import service_env
+from tests.imports import modules_loaded_by
 
 pytestmark = pytest.mark.unit
 
@@ -56,6 +55,5 @@ def test_connection_strings_carry_a_user_only_with_tls_and_print_without_the_pas
 def test_the_database_launcher_imports_nothing_of_the_services() -> None:
     # The services' settings bring FastAPI, pydantic, structlog, OpenTelemetry: 28 MB in each database server.
     heavy = {"fastapi", "pydantic", "structlog", "opentelemetry", "httpx", "shared", "registration", "query", "audit"}
-    code = f"import sys, registry_cli.embedded_mongo; print(sorted({{m.split('.')[0] for m in sys.modules}} & {heavy}))"
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
-    assert loaded.stdout.strip() == "[]", loaded.stdout
+    loaded = {name.split(".")[0] for name in modules_loaded_by("registry_cli.embedded_mongo")} & heavy
+    assert loaded == set(), loaded

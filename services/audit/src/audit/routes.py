@@ -46,6 +46,9 @@ async def _newest_written(request: Request) -> str | None:
     return store.newest_written
 
 
+NewestWritten = Annotated[str | None, Depends(_newest_written)]
+
+
 async def _signer(request: Request) -> SigningKey:
     signer: SigningKey = request.app.state.signer
     return signer
@@ -110,7 +113,7 @@ async def list_entries(
     request: Request,
     db: Db,
     filters: Annotated[AuditFilters, Query()],
-    newest_written: Annotated[str | None, Depends(_newest_written)],
+    newest_written: NewestWritten,
 ) -> Page[AuditEntryPublic]:
     """Entries newest first; ``next_cursor`` continues. Callers see their own team's entries."""
     query = filters.query(_readable_team(request, caller, filters.team))
@@ -126,6 +129,7 @@ async def verify_chains(
     db: Db,
     verifier: Checker,
     signer: Signer,
+    newest_written: NewestWritten,
     full: bool = False,
     limit: Annotated[int, Query(ge=1, le=MAX_TEAM_VERIFY)] = DEFAULT_TEAM_VERIFY,
 ) -> AuditVerification:
@@ -137,7 +141,8 @@ async def verify_chains(
     """
     if caller.is_platform_admin:
         return verification_public(await verify(db, verifier, signer=signer, full=full))
-    return verification_public(await verify_team(db, verifier, team=caller.team, limit=limit))
+    verdict = await verify_team(db, verifier, team=caller.team, limit=limit, newest_written=newest_written)
+    return verification_public(verdict)
 
 
 @router.get("/public-keys")

@@ -31,6 +31,7 @@ from audit.chain import (
     version_problem,
 )
 from audit.links import Tail, has_expired, may_be_gone, may_precede_a_gap
+from audit.newest import newest_first
 from audit.storage import AUDIT_HEADS, AUDIT_LOG
 from registry_contract.documents import Document
 
@@ -41,11 +42,20 @@ _GAP = "previous entries missing after an entry that has not expired (expiry rem
 
 
 async def verify_team(
-    db: AsyncDatabase[Document], verifier: Verifier, *, team: str, limit: int, now: datetime | None = None
+    db: AsyncDatabase[Document],
+    verifier: Verifier,
+    *,
+    team: str,
+    limit: int,
+    now: datetime | None = None,
+    newest_written: str | None = None,
 ) -> Verdict:
-    """Check ``team``'s newest ``limit`` entries and their links; report only the team's own entries."""
+    """Check ``team``'s newest ``limit`` entries and their links; report only the team's own entries.
+
+    ``newest_written`` is where the newest entries are looked for first (:func:`audit.newest.newest_first`).
+    """
     now = now or datetime.now(UTC)
-    docs = await db[AUDIT_LOG].find({"team": team}).sort("ts_key", -1).limit(limit).to_list()
+    docs = await newest_first(db[AUDIT_LOG], {"team": team}, limit, newest_written=newest_written)
     by_chain: dict[str, list[Document]] = defaultdict(list)
     for doc in docs:
         by_chain[doc["chain"]].append(doc)

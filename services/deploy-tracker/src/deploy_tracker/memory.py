@@ -9,9 +9,8 @@ from pymongo.errors import DuplicateKeyError
 
 from deploy_tracker.handlers import Changes
 from registry_contract.documents import Document
+from shared.chassis.mongo import DUPLICATE_KEY
 from shared.outbox.memory import InMemoryOutboxLog
-
-DUPLICATE_KEY = 11000
 
 
 class InMemoryRepository(InMemoryOutboxLog):

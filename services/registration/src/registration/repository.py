@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from registration.changes import Changes, ModelChange
 from registration.deployments import InMemoryDeployedEnvironments, MongoDeployedEnvironments
@@ -21,7 +21,7 @@ from registration.storage import (
     SHARES,
 )
 from registry_contract.documents import Document
-from shared.chassis.mongo import DUPLICATE_KEY, find_by_ids
+from shared.chassis.mongo import find_by_ids, is_duplicate_key
 from shared.outbox.log import MongoOutboxLog
 from shared.outbox.memory import InMemoryOutboxLog
 from shared.outbox.rows import OutboxLog
@@ -129,15 +129,9 @@ class MongoRepository(MongoOutboxLog):
         try:
             await self.commit_numbered(self._client, changes.outbox, write)
         except (DuplicateKeyError, BulkWriteError) as exc:
-            if _is_duplicate(exc):
+            if is_duplicate_key(exc):
                 raise ConcurrentWrite(str(exc)) from None
             raise
-
-
-def _is_duplicate(exc: OperationFailure) -> bool:
-    if isinstance(exc, BulkWriteError):
-        return any(err.get("code") == DUPLICATE_KEY for err in exc.details.get("writeErrors", []))
-    return exc.code == DUPLICATE_KEY
 
 
 class InMemoryRepository(InMemoryOutboxLog):

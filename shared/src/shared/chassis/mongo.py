@@ -16,12 +16,21 @@ from typing import Any
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, OperationFailure
 
 from registry_contract.documents import Document
 from shared.chassis.settings import CommonSettings
 
 DUPLICATE_KEY = 11000  # MongoDB's error code for a write that would repeat a unique key
+
+
+def is_duplicate_key(exc: OperationFailure) -> bool:
+    """Whether ``exc`` (a write's failure, or a bulk write's) refused a repeated unique key."""
+    if isinstance(exc, BulkWriteError):
+        return any(error.get("code") == DUPLICATE_KEY for error in exc.details.get("writeErrors", []))
+    return exc.code == DUPLICATE_KEY
+
+
 EXPIRY_INDEX = "expiry"  # the TTL index of a collection whose documents expire
 # The collection of :class:`shared.chassis.keystore.MongoKeyStore`, which registration alone wires
 # (API keys are registration's: ``registration.storage`` declares them with its other collections).

@@ -10,7 +10,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from registry_contract.documents import Document
 from registry_contract.envelope import CloudEvent
-from shared.chassis.mongo import DUPLICATE_KEY
+from shared.chassis.mongo import is_duplicate_key
 from shared.outbox.log import MongoOutboxLog
 from shared.outbox.rows import outbox_row
 
@@ -37,13 +37,7 @@ class ChangeLog:
         try:
             await self._log.commit_with_rows(self._client, rows, write)
         except (DuplicateKeyError, BulkWriteError) as exc:
-            if not _duplicate(exc):
+            if not is_duplicate_key(exc):
                 raise
             raise AlreadyAnnounced(str(exc)) from None
         self._wake()
-
-
-def _duplicate(exc: DuplicateKeyError | BulkWriteError) -> bool:
-    if isinstance(exc, BulkWriteError):
-        return any(err.get("code") == DUPLICATE_KEY for err in exc.details.get("writeErrors", []))
-    return True

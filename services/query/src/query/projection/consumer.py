@@ -97,7 +97,7 @@ class Projection:
             self._reached = dict(self.model.positions)
             self._loaded = True
             log.info("read model loaded", models=len(loaded.models), versions=loaded.version_count())
-        await self._catch_up([owner for owner in self._owners if not self._caught_up.get(owner.source)])
+        await self._catch_up(self._behind())
         self.started.set()
         consumer = AIOKafkaConsumer(
             client_id=f"{self._settings.service_name}-projection",
@@ -156,11 +156,10 @@ class Projection:
                 chunk = records[start : start + APPLY_SLICE]
                 events = self._verified(chunk)
                 async with self._applying:
-                    changed = self.apply(events)
+                    self.apply(events)
                     for record in chunk:
                         self._offsets[record.partition] = record.offset + 1
                 applied += events
-                self.model.notify(changed)
                 await asyncio.sleep(0)
             newest = newest_time(applied)
             pending = any((consumer.highwater(tp) or 0) > self._offsets.get(tp.partition, 0) for tp in batches)
@@ -181,7 +180,7 @@ class Projection:
         return events
 
     def apply(self, events: Iterable[CloudEvent]) -> set[str]:
-        """Apply ``events`` in order; the ids of the models they changed."""
+        """Apply ``events`` in order and tell the model's subscribers; the ids of the models they changed."""
         changed: set[str] = set()
         try:
             for event in events:
@@ -191,11 +190,10 @@ class Projection:
                     metrics.PROJECTION_APPLIED_EVENTS.inc()
             if changed:
                 self._check_size(self.model)
-        except BaseException:
-            # What was applied before the failure stays applied: its readers (caches, orders, the
-            # search index) hear of it now, since the events replayed after a restart change nothing.
+        finally:
+            # Even when something failed: what was applied stays applied, and the events replayed
+            # after a restart change nothing, so this is its readers' (caches, orders, search) only notice.
             self.model.notify(changed)
-            raise
         return changed
 
     def _check_size(self, model: ReadModel) -> None:
@@ -212,17 +210,16 @@ class Projection:
         earlier one's define (the tracker's reports, registration's versions), and read first they
         would be dropped as about versions not known yet, then never read again.
         """
-        for owner in owners:
+        for position, owner in enumerate(owners):
             after = max(self._reached.get(owner.source, 0) - CATCH_UP_MARGIN_NS, 0)
             try:
                 count = await self._read_log(owner, after, into=self.model)
             except OwnerUnavailable as exc:
-                waiting = [repr(later) for later in owners[owners.index(owner) + 1 :]]
                 log.warning(
                     "owner's event log unreachable; following the topic",
                     owner=repr(owner),
                     error=str(exc),
-                    waiting=waiting,  # read once this one answers
+                    waiting=[repr(later) for later in owners[position + 1 :]],  # read once this one answers
                 )
                 return
             self._caught_up[owner.source] = True
@@ -234,7 +231,7 @@ class Projection:
             count += len(events)
             if into is self.model:
                 async with self._applying:
-                    self.model.notify(self.apply(events))
+                    self.apply(events)
             else:
                 for event in events:
                     apply_event(into, event)
@@ -242,11 +239,14 @@ class Projection:
 
     async def _retry_catch_up(self) -> None:
         attempt = 0
-        while any(not self._caught_up.get(owner.source) for owner in self._owners):
+        while self._behind():
             await asyncio.sleep(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)])
             attempt += 1
-            # Who is behind is asked after the pause: a rebuild meanwhile caught every owner up.
-            await self._catch_up([owner for owner in self._owners if not self._caught_up.get(owner.source)])
+            await self._catch_up(self._behind())  # asked after the pause: a rebuild meanwhile caught all up
+
+    def _behind(self) -> list[OwnerLog]:
+        """The owners whose logs this process has not read yet, in their order."""
+        return [owner for owner in self._owners if not self._caught_up.get(owner.source)]
 
     async def _flush_loop(self) -> None:
         while True:
