@@ -159,6 +159,11 @@ NOTES: dict[str, str] = {
     ),
     "REGISTRY_STACK_HEARTBEAT_INTERVAL_MS": "the services' consumer heartbeat",
     "REGISTRY_STACK_FETCH_MAX_WAIT_MS": "the services' fetch wait",
+    "REGISTRY_STACK_FETCH_IDLE_MAX_WAIT_MS": (
+        "how long a quiet consumer's fetch wait may grow (the services' `KAFKA_FETCH_IDLE_MAX_WAIT_MS`): the "
+        "embedded broker answers a fetch only once its wait is over, so the first event after a quiet spell is "
+        "read up to this much later; 0 keeps every wait at `REGISTRY_STACK_FETCH_MAX_WAIT_MS`"
+    ),
     "REGISTRY_STACK_LOG_FORMAT": "the services' log format (`json`, `console` or `auto`)",
     "REGISTRY_STACK_PROMETHEUS_PORT": "`registry up --with-prometheus` (`make observe`): Prometheus's port",
     "REGISTRY_STACK_PROMETHEUS_SCRAPE_INTERVAL": "how often that Prometheus scrapes the services",

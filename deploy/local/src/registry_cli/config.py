@@ -56,7 +56,10 @@ class StackSettings(BaseSettings):
     # service restarted after a crash waits out its old session before it gets partitions back.
     session_timeout_ms: int = 3_000
     heartbeat_interval_ms: int = 500
+    # The stand-in broker answers a fetch only once its wait is over: a short wait, for latency, and
+    # a quiet consumer's grows up to the second (the services' KAFKA_FETCH_IDLE_MAX_WAIT_MS).
     fetch_max_wait_ms: int = 20
+    fetch_idle_max_wait_ms: int = 100
     log_format: str = "json"
     # How long the database keeps a transaction whose client died (mongod's
     # transactionLifetimeLimitSeconds, 60 s): a restarted service waits that long on its locks.

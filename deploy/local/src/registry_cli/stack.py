@@ -85,6 +85,7 @@ def service_env(stack: StackSettings, service: str) -> dict[str, str]:
         "KAFKA_SESSION_TIMEOUT_MS": str(stack.session_timeout_ms),
         "KAFKA_HEARTBEAT_INTERVAL_MS": str(stack.heartbeat_interval_ms),
         "KAFKA_FETCH_MAX_WAIT_MS": str(stack.fetch_max_wait_ms),
+        "KAFKA_FETCH_IDLE_MAX_WAIT_MS": str(stack.fetch_idle_max_wait_ms),
         "LOG_FORMAT": stack.log_format,
         **MEMORY_ENV,
         f"{prefix}HTTP_HOST": stack.host,

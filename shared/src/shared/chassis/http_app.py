@@ -19,6 +19,7 @@ from shared.chassis import metrics, problems
 from shared.chassis.access import AccessLog, FailureWatch
 from shared.chassis.cors import ListedOrigins
 from shared.chassis.federation import Federation, RemoteFederation
+from shared.chassis.fetch_waits import FetchWaits
 from shared.chassis.health import Readiness, health_router
 from shared.chassis.heap import RETURN_FREE_MEMORY, return_free_memory
 from shared.chassis.http_auth import Guard
@@ -68,6 +69,7 @@ class Service:
     background: dict[str, Background] = field(default_factory=dict)
     stop_hooks: dict[str, Hook] = field(default_factory=dict)  # run at shutdown, after Kafka and MongoDB
     evictions: KeyEvictions | None = None
+    fetch_waits: FetchWaits | None = None
 
     def federate(self, federation: Federation) -> None:
         """Authenticate OpenID Connect tokens with ``federation`` (registration's own verifier)."""
@@ -228,5 +230,9 @@ def service_app(
     # Every replica drops a key (or a trust rule's principals) from its caches as soon as its event arrives.
     service.evictions = KeyEvictions(settings, keystore, signer, federation)
     service.in_background("key-evictions", service.evictions.run)
+    if settings.kafka_fetch_idle_max_wait_ms:  # quiet consumers ask the broker less often
+        service.fetch_waits = FetchWaits(settings.kafka_fetch_idle_max_wait_ms)
+        service.fetch_waits.follow_subscribers(broker)
+        service.in_background("fetch-waits", service.fetch_waits.run)
     app.state.service, app.state.guard = service, guard
     return service

@@ -51,6 +51,8 @@ def build_projection(service: Service, settings: QuerySettings) -> tuple[ReadMod
     service.on_start(lambda: ensure_indexes(service.db, INDEXES))
     metrics.PROJECTION_MODELS.set_function(lambda: len(model.models))
     metrics.PROJECTION_VERSIONS.set_function(model.version_count)
+    if service.fetch_waits is not None:  # the projection's consumer is its own, not a subscriber's
+        service.fetch_waits.follow(lambda: projection.consumer)
     service.app.state.projection = projection
     service.app.include_router(routes.router)
     return model, projection.run, projection.ready
