@@ -53,9 +53,13 @@ async def test_a_quiet_consumer_waits_longer_and_a_record_brings_its_wait_back(
         await ticked_until(waits, consumer, IDLE_MAX_MS)  # 20, 40, 80, 160: nothing came
 
         await publish_raw(infra.kafka_bootstrap, settings.topic_events, [(b"{}", [], b"a")])
+        await ticked_until(waits, consumer, CONFIGURED_MS)  # its high-water mark moved
+        for _ in range(4):  # not read yet: behind, so it keeps its configured wait
+            waits.tick()
+            assert waits.wait_ms(consumer) == CONFIGURED_MS
         got = await consumer.getmany(timeout_ms=5_000)
         assert sum(map(len, got.values())) == 1
-        await ticked_until(waits, consumer, CONFIGURED_MS)  # its high-water mark moved
+        await ticked_until(waits, consumer, IDLE_MAX_MS)  # read, and nothing more came
     finally:
         await consumer.stop()
 
@@ -68,8 +72,11 @@ async def test_every_subscriber_of_a_broker_is_paced_but_one_that_lingers_is_lef
     async def ignore(_: Any) -> None:
         return None
 
-    quick = broker.subscriber(settings.topic_events, group_id="quick", batch=True, fetch_max_wait_ms=CONFIGURED_MS)
-    lingering = broker.subscriber(settings.topic_deploy, group_id="slow", batch=True, fetch_max_wait_ms=LINGER_MS)
+    group = f"waits-{uuid.uuid4().hex[:8]}"
+    quick = broker.subscriber(settings.topic_events, group_id=group, batch=True, fetch_max_wait_ms=CONFIGURED_MS)
+    lingering = broker.subscriber(
+        settings.topic_deploy, group_id=f"{group}-slow", batch=True, fetch_max_wait_ms=LINGER_MS
+    )
     quick(ignore)
     lingering(ignore)
     waits = FetchWaits(IDLE_MAX_MS)
@@ -78,12 +85,12 @@ async def test_every_subscriber_of_a_broker_is_paced_but_one_that_lingers_is_lef
     try:
         fast, slow = quick.consumer, lingering.consumer
         assert isinstance(fast, AIOKafkaConsumer) and isinstance(slow, AIOKafkaConsumer)
+
+        async def assigned() -> bool:
+            return bool(fast.assignment()) and bool(slow.assignment())
+
+        await until(assigned, what="both groups' partitions")
         await ticked_until(waits, fast, IDLE_MAX_MS)
-
-        async def slow_assigned() -> bool:
-            return bool(slow.assignment())
-
-        await until(slow_assigned, what="the lingering group's partitions")
         for _ in range(4):  # enough to have cut its wait to the limit
             waits.tick()
         assert waits.wait_ms(slow) == LINGER_MS  # as configured

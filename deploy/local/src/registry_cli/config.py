@@ -56,8 +56,8 @@ class StackSettings(BaseSettings):
     # service restarted after a crash waits out its old session before it gets partitions back.
     session_timeout_ms: int = 3_000
     heartbeat_interval_ms: int = 500
-    # The stand-in broker answers a fetch only once its wait is over: a short wait, for latency, and
-    # a quiet consumer's grows up to the second (the services' KAFKA_FETCH_IDLE_MAX_WAIT_MS).
+    # The stand-in broker answers a fetch only once its wait is over: a short wait, for latency, and a
+    # quiet consumer's grows up to fetch_idle_max_wait_ms (the services' KAFKA_FETCH_IDLE_MAX_WAIT_MS).
     fetch_max_wait_ms: int = 20
     fetch_idle_max_wait_ms: int = 100
     log_format: str = "json"

@@ -8,55 +8,80 @@ versions created over HTTP, the command and report consumers have nothing to rea
 fetches were about a sixth of the CPU a version cost over all processes.
 
 With ``KAFKA_FETCH_IDLE_MAX_WAIT_MS`` set, each tick (0.1 s) looks at every consumer of the
-service: one whose partitions' high-water marks moved is given its configured wait again; one
-whose did not has its wait doubled, up to that setting. The first record after a quiet spell is
-read at most that much later; records after it come at the configured pace. A consumer configured
-with a wait at least that long (those that linger for batches) is left alone.
+service. One that read records since the last tick, or that is behind its partitions' high-water
+marks (a backlog, a restart catching up), gets its configured wait again. One that is neither has
+its wait doubled, up to that setting. So the first record after a quiet spell is read at most that
+much later (plus one configured wait: the fetch in flight keeps the wait it was sent with), and the
+records after it at the configured pace. A consumer configured with a wait at least that long (one
+that lingers for batches) is left alone.
 
-aiokafka has no public way to change a running consumer's fetch wait: this sets its fetcher's
-``_fetch_max_wait_ms`` (aiokafka 0.14; the unit tests check it is there). A consumer without it
-keeps its configured wait.
+aiokafka has no public way to change a running consumer's fetch wait, nor a synchronous one to
+read its positions: this sets its fetcher's ``_fetch_max_wait_ms`` and reads its partitions'
+states (aiokafka 0.14; tests/unit/test_fetch_waits.py checks aiokafka still has them). A consumer
+without them keeps its configured wait, and a warning says so once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 from weakref import WeakKeyDictionary
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import IllegalStateError
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.kafka import KafkaBroker
 
+log = structlog.get_logger(__name__)
 TICK_SECONDS = 0.1
-WAIT_ATTRIBUTE = "_fetch_max_wait_ms"  # on AIOKafkaConsumer._fetcher, read as each fetch is built
+WAIT_ATTRIBUTE = "_fetch_max_wait_ms"  # on AIOKafkaConsumer._fetcher, read as each fetch request is built
 
 ConsumerSource = Callable[[], AIOKafkaConsumer | None]
+Marks = dict[TopicPartition, tuple[int | None, int | None]]  # partition -> (position, high-water mark)
 
 
 @dataclass
 class _Pace:
-    """One consumer's configured wait, the one it has now, and the high-water marks it last saw."""
+    """One consumer's configured wait, the one it has now, and its partitions' marks at the last tick."""
 
     configured_ms: int
     wait_ms: int
-    highwaters: dict[object, int | None] = field(default_factory=dict)
+    marks: Marks = field(default_factory=dict)
 
 
-def _fetcher(consumer: AIOKafkaConsumer) -> object | None:
+def _fetcher(consumer: AIOKafkaConsumer) -> Any | None:
     """The consumer's fetcher if it is running and has the wait this module sets, else ``None``."""
     fetcher = getattr(consumer, "_fetcher", None)
     return fetcher if isinstance(getattr(fetcher, WAIT_ATTRIBUTE, None), int) else None
 
 
-def _highwaters(consumer: AIOKafkaConsumer) -> dict[object, int | None]:
-    marks: dict[object, int | None] = {}
+def _marks(consumer: AIOKafkaConsumer) -> Marks | None:
+    """Each assigned partition's position (next offset to read) and last fetched high-water mark.
+
+    ``None`` if aiokafka keeps them elsewhere than 0.14 does. (The public ``position`` is a
+    coroutine that can wait for a reset; the fetcher and the consumer's reads are in this thread.)
+    """
+    subscriptions: Any = getattr(consumer, "_subscription", None)
+    if not hasattr(subscriptions, "subscription"):
+        return None
+    subscription = subscriptions.subscription  # None until the consumer subscribes or is assigned
+    assignment = getattr(subscription, "assignment", None)
+    if assignment is None:
+        return {} if subscription is None or hasattr(subscription, "assignment") else None
+    marks: Marks = {}
     for partition in consumer.assignment():
-        with contextlib.suppress(IllegalStateError):  # unassigned between the two calls (a rebalance)
-            marks[partition] = consumer.highwater(partition)
+        state = assignment.state_value(partition)
+        if not hasattr(state, "highwater"):
+            return None
+        marks[partition] = (state.position if state.has_valid_position else None, state.highwater)
     return marks
+
+
+def _busy(marks: Marks, before: Marks) -> bool:
+    """Records read or landed since the last tick (or the assignment changed), or some still to read."""
+    behind = any(p is not None and h is not None and p < h for p, h in marks.values())
+    return behind or marks != before
 
 
 class FetchWaits:
@@ -67,6 +92,7 @@ class FetchWaits:
         self._sources: list[ConsumerSource] = []
         self._brokers: list[KafkaBroker] = []
         self._paces: WeakKeyDictionary[AIOKafkaConsumer, _Pace] = WeakKeyDictionary()
+        self._warned = False
 
     def follow(self, source: ConsumerSource) -> None:
         """Pace the consumer ``source`` returns at each tick (``None`` while it is not running)."""
@@ -90,22 +116,32 @@ class FetchWaits:
         return getattr(fetcher, WAIT_ATTRIBUTE) if fetcher is not None and consumer in self._paces else None
 
     def tick(self) -> None:
-        """One step for every consumer: its configured wait if records came since the last, else a longer one."""
+        """One step for every consumer: its configured wait if it is busy, else a longer one."""
         for consumer in self._consumers():
+            if getattr(consumer, "_fetcher", None) is None:
+                continue  # not started, or stopped
             fetcher = _fetcher(consumer)
-            if fetcher is None:
-                continue
             pace = self._paces.get(consumer)
             if pace is None:
+                if fetcher is None:
+                    self._warn_once("aiokafka's fetcher has no fetch wait to set")
+                    continue
                 configured = getattr(fetcher, WAIT_ATTRIBUTE)
                 pace = self._paces[consumer] = _Pace(configured, configured)
-            if pace.configured_ms >= self.idle_max_ms:
+            if fetcher is None or pace.configured_ms >= self.idle_max_ms:
                 continue
-            marks = _highwaters(consumer)
-            moved = marks != pace.highwaters
-            pace.highwaters = marks
-            pace.wait_ms = pace.configured_ms if moved else min(max(pace.wait_ms, 1) * 2, self.idle_max_ms)
+            if (marks := _marks(consumer)) is None:
+                self._warn_once("aiokafka keeps its partitions' positions where this cannot read them")
+                setattr(fetcher, WAIT_ATTRIBUTE, pace.configured_ms)
+                continue
+            busy, pace.marks = _busy(marks, pace.marks), marks
+            pace.wait_ms = pace.configured_ms if busy else min(max(pace.wait_ms, 1) * 2, self.idle_max_ms)
             setattr(fetcher, WAIT_ATTRIBUTE, pace.wait_ms)
+
+    def _warn_once(self, problem: str) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning("quiet consumers keep their configured fetch wait", problem=problem)
 
     async def run(self) -> None:
         """Tick until cancelled (a background task of the service)."""

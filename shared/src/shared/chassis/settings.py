@@ -50,11 +50,12 @@ class CommonSettings(BaseSettings):
     kafka_session_timeout_ms: int = Field(10_000, validation_alias=_shared("kafka_session_timeout_ms"))
     kafka_heartbeat_interval_ms: int = Field(3_000, validation_alias=_shared("kafka_heartbeat_interval_ms"))
     kafka_fetch_max_wait_ms: int = Field(500, validation_alias=_shared("kafka_fetch_max_wait_ms"))
-    # A consumer that got nothing has its fetch wait doubled each 0.1 s up to this, and back as records
-    # come (shared.chassis.fetch_waits): for brokers that answer a fetch only when its wait is over,
-    # as the embedded one does. 0: waits stay as configured (Kafka answers as soon as a record lands).
+    # A consumer that read nothing for 0.1 s and has nothing left to read has its fetch wait doubled,
+    # up to this (under the 40 s request time-out); as records come it gets its own configured wait
+    # back (shared.chassis.fetch_waits). For brokers that answer a fetch only once its wait is over, as
+    # the embedded one does. 0: waits stay as configured (Kafka answers as soon as a record lands).
     kafka_fetch_idle_max_wait_ms: int = Field(
-        0, ge=0, le=60_000, validation_alias=_shared("kafka_fetch_idle_max_wait_ms")
+        0, ge=0, le=30_000, validation_alias=_shared("kafka_fetch_idle_max_wait_ms")
     )
     # Static group membership (KIP-345): a restarted process with the same id gets its partitions
     # back at once instead of waiting out its old session and a rebalance. Unique per replica
