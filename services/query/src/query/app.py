@@ -46,6 +46,11 @@ from shared.chassis.mongo import make_client
 log = structlog.get_logger(__name__)
 REFRESH_CHUNK = 200  # changed models rendered per round trip
 REFRESH_INTERVAL_SECONDS = 1.0
+# At most this share of the time goes to rendering changed models ahead of the syncs that will read
+# them. Under the soak's 150 registrations/s over 300 models the refresh was 40% of the event loop
+# (py-spy), and reads waited behind it; past the share, rounds come less often and grow, and a model
+# changed many times meanwhile is rendered once. A sync renders what is not cached yet itself.
+REFRESH_SHARE = 0.2
 
 
 def visible_to(principal: Principal) -> dict[str, Any]:
@@ -89,10 +94,18 @@ async def keep_feed_warm(loaded: Callable[[], Awaitable[object]], feed: Feed, ch
     log.info("feed cache warmed", documents=count, seconds=round(time.perf_counter() - started, 2))
     while True:
         model_ids = await changed.take()
+        started = time.perf_counter()
         for start in range(0, len(model_ids), REFRESH_CHUNK):
             await feed.refresh(model_ids[start : start + REFRESH_CHUNK])
-        # At most one round a second: a burst is rendered in a few large rounds instead of one per batch.
-        await asyncio.sleep(REFRESH_INTERVAL_SECONDS)
+        await asyncio.sleep(pause_after_refresh(time.perf_counter() - started))
+
+
+def pause_after_refresh(spent: float) -> float:
+    """Seconds to wait after a refresh round that took ``spent``, to keep rendering to :data:`REFRESH_SHARE`.
+
+    A second at least: a burst renders in a few large rounds, not one per batch.
+    """
+    return max(REFRESH_INTERVAL_SECONDS, spent * (1 - REFRESH_SHARE) / REFRESH_SHARE)
 
 
 HEAP_FREEZE_SECONDS = 2.0  # what survived is frozen this often: a full collection walks 2 s of allocations
