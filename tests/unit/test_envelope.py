@@ -77,6 +77,7 @@ class TestMalformed:
             # Decoded naively these raise RecursionError or pydantic's ValidationError, which no consumer catches.
             (b"[" * 5000, binary_headers(), "too_deep"),
             (b'{"a":' * 80 + b"1" + b"}" * 80, binary_headers(), "too_deep"),
+            (b'{"a":' * 65 + b"1" + b"}" * 65, binary_headers(), "too_deep"),  # one level past the limit
             (structured(subject=5), [("content-type", b"application/cloudevents+json")], "malformed"),
             (structured(id=["x"]), [("content-type", b"application/cloudevents+json")], "malformed"),
             (structured(time="2026-13-45T99:00:00Z"), [("content-type", b"application/cloudevents+json")], "malformed"),
@@ -89,6 +90,14 @@ class TestMalformed:
         with pytest.raises(EnvelopeError) as caught:
             decode(value, headers)
         assert caught.value.reason == reason
+
+
+def test_depth_is_judged_by_the_nesting_not_by_brackets_inside_strings() -> None:
+    """Only a value with more opening brackets than levels allowed is walked; brackets in text are not levels."""
+    bracketed = json.dumps({"notes": "[{" * 200, "a": {"b": [1, 2]}}).encode()
+    assert decode(bracketed, binary_headers()).data["a"] == {"b": [1, 2]}
+    at_the_limit = b'{"a":' * 64 + b"1" + b"}" * 64
+    assert decode(at_the_limit, binary_headers()).data is not None
 
 
 class TestEventSchemas:
