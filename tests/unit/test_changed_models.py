@@ -4,7 +4,13 @@ import asyncio
 
 import pytest
 
-from query.app import REFRESH_INTERVAL_SECONDS, REFRESH_SHARE, ChangedModels, pause_after_refresh
+from query.app import (
+    REFRESH_INTERVAL_SECONDS,
+    REFRESH_MAX_PAUSE_SECONDS,
+    REFRESH_SHARE,
+    ChangedModels,
+    pause_after_refresh,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -26,3 +32,4 @@ def test_the_feed_refresh_waits_a_second_at_least_and_renders_at_most_its_share_
     # A round of 0.5 s (a stream of changes over many models) is followed by 2 s without rendering:
     # the refresh takes a fifth of the time, not half.
     assert pause_after_refresh(0.5) == pytest.approx(0.5 * (1 - REFRESH_SHARE) / REFRESH_SHARE) == pytest.approx(2.0)
+    assert pause_after_refresh(60) == REFRESH_MAX_PAUSE_SECONDS  # a round stalled by the database: not 4 minutes

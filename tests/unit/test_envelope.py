@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from registry_contract import envelope
 from registry_contract.envelope import MAX_PAYLOAD_BYTES, CloudEvent, EnvelopeError, decode
 
 pytestmark = pytest.mark.unit
@@ -90,6 +91,18 @@ class TestMalformed:
         with pytest.raises(EnvelopeError) as caught:
             decode(value, headers)
         assert caught.value.reason == reason
+
+
+def test_an_event_with_few_brackets_is_not_walked_for_its_depth(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its count of opening brackets bounds its depth: the walk would be a second pass for nothing."""
+
+    def walked(*_: object, **__: object) -> int:
+        raise AssertionError("walked")
+
+    monkeypatch.setattr(envelope, "depth_of", walked)
+    assert decode(json.dumps({"a": {"b": [1, 2]}}).encode(), binary_headers()).data["a"] == {"b": [1, 2]}
+    with pytest.raises(AssertionError, match="walked"):
+        decode(b'{"a":' * 65 + b"1" + b"}" * 65, binary_headers())
 
 
 def test_depth_is_judged_by_the_nesting_not_by_brackets_inside_strings() -> None:

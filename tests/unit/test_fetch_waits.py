@@ -7,6 +7,7 @@ from typing import Any, cast
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.consumer.fetcher import Fetcher as AiokafkaFetcher
+from aiokafka.consumer.subscription_state import Assignment as AiokafkaAssignment
 from aiokafka.consumer.subscription_state import Subscription as AiokafkaSubscription
 from aiokafka.consumer.subscription_state import TopicPartitionState
 
@@ -110,5 +111,24 @@ def test_aiokafka_still_has_what_the_pacing_reads_and_sets() -> None:
     assert f"self.{WAIT_ATTRIBUTE} = " in inspect.getsource(AiokafkaFetcher.__init__)
     assert "self._subscription.subscription.assignment" in inspect.getsource(AIOKafkaConsumer.position)
     assert "def assignment" in inspect.getsource(AiokafkaSubscription)
-    state = inspect.getsource(TopicPartitionState)
-    assert all(name in state for name in ("self.highwater", "def has_valid_position", "def position"))
+    assert "def state_value" in inspect.getsource(AiokafkaAssignment)
+    assert isinstance(TopicPartitionState.has_valid_position, property)
+    assert isinstance(TopicPartitionState.position, property)
+    assert "self.highwater = " in inspect.getsource(TopicPartitionState)
+    assert "self._fetcher = " in inspect.getsource(AIOKafkaConsumer.start)
+
+
+class BrokenAssignment(Assignment):
+    def state_value(self, partition: str) -> PartitionState:
+        raise AssertionError("aiokafka changed")
+
+
+def test_a_consumer_whose_pacing_fails_gets_its_wait_back_and_the_others_are_still_paced() -> None:
+    broken, sound = stand_in(), stand_in()
+    waits, broken_consumer = paced(broken)
+    sound_consumer = cast(AIOKafkaConsumer, sound)
+    waits.follow(lambda: sound_consumer)
+    waits_over(waits, broken_consumer, 3)  # paced to 80 ms while aiokafka still looked as expected
+    broken._subscription.subscription.assignment = BrokenAssignment(broken._subscription.subscription.assignment.states)
+    assert waits_over(waits, broken_consumer, 2) == [20, 20]  # its own wait back, and left there
+    assert waits.wait_ms(sound_consumer) == 100

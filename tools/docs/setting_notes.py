@@ -162,7 +162,7 @@ NOTES: dict[str, str] = {
     "REGISTRY_STACK_FETCH_IDLE_MAX_WAIT_MS": (
         "how long a quiet consumer's fetch wait may grow (the services' `KAFKA_FETCH_IDLE_MAX_WAIT_MS`): the "
         "embedded broker answers a fetch only once its wait is over, so the first event after a quiet spell is "
-        "read up to this much later; 0 keeps every wait at `REGISTRY_STACK_FETCH_MAX_WAIT_MS`"
+        "read up to this much later; 0 leaves every consumer at its own configured wait"
     ),
     "REGISTRY_STACK_LOG_FORMAT": "the services' log format (`json`, `console` or `auto`)",
     "REGISTRY_STACK_PROMETHEUS_PORT": "`registry up --with-prometheus` (`make observe`): Prometheus's port",

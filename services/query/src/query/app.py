@@ -51,6 +51,7 @@ REFRESH_INTERVAL_SECONDS = 1.0
 # (py-spy), and reads waited behind it; past the share, rounds come less often and grow, and a model
 # changed many times meanwhile is rendered once. A sync renders what is not cached yet itself.
 REFRESH_SHARE = 0.2
+REFRESH_MAX_PAUSE_SECONDS = 30.0  # a round slowed by something else (a database stall) does not stop it for long
 
 
 def visible_to(principal: Principal) -> dict[str, Any]:
@@ -103,9 +104,10 @@ async def keep_feed_warm(loaded: Callable[[], Awaitable[object]], feed: Feed, ch
 def pause_after_refresh(spent: float) -> float:
     """Seconds to wait after a refresh round that took ``spent``, to keep rendering to :data:`REFRESH_SHARE`.
 
-    A second at least: a burst renders in a few large rounds, not one per batch.
+    A second at least: a burst renders in a few large rounds, not one per batch. At most
+    :data:`REFRESH_MAX_PAUSE_SECONDS`: ``spent`` is the round's wall time, its awaits included.
     """
-    return max(REFRESH_INTERVAL_SECONDS, spent * (1 - REFRESH_SHARE) / REFRESH_SHARE)
+    return min(max(REFRESH_INTERVAL_SECONDS, spent * (1 - REFRESH_SHARE) / REFRESH_SHARE), REFRESH_MAX_PAUSE_SECONDS)
 
 
 HEAP_FREEZE_SECONDS = 2.0  # what survived is frozen this often: a full collection walks 2 s of allocations

@@ -11,14 +11,16 @@ With ``KAFKA_FETCH_IDLE_MAX_WAIT_MS`` set, each tick (0.1 s) looks at every cons
 service. One that read records since the last tick, or that is behind its partitions' high-water
 marks (a backlog, a restart catching up), gets its configured wait again. One that is neither has
 its wait doubled, up to that setting. So the first record after a quiet spell is read at most that
-much later (plus one configured wait: the fetch in flight keeps the wait it was sent with), and the
-records after it at the configured pace. A consumer configured with a wait at least that long (one
-that lingers for batches) is left alone.
+much later (the fetch in flight keeps the wait it was sent with), and until the next tick the
+fetches after it may still wait as long; from then on the consumer is back at its configured pace.
+A consumer configured with a wait at least that long (one that lingers for batches) is left alone,
+and so is one behind a transaction still open (``read_committed``; the services use none).
 
 aiokafka has no public way to change a running consumer's fetch wait, nor a synchronous one to
 read its positions: this sets its fetcher's ``_fetch_max_wait_ms`` and reads its partitions'
 states (aiokafka 0.14; tests/unit/test_fetch_waits.py checks aiokafka still has them). A consumer
-without them keeps its configured wait, and a warning says so once.
+whose pacing fails, for want of them or otherwise, gets its configured wait back and is not paced
+again, and a warning names the problem.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from weakref import WeakKeyDictionary
+from weakref import WeakKeyDictionary, WeakSet
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -92,7 +94,8 @@ class FetchWaits:
         self._sources: list[ConsumerSource] = []
         self._brokers: list[KafkaBroker] = []
         self._paces: WeakKeyDictionary[AIOKafkaConsumer, _Pace] = WeakKeyDictionary()
-        self._warned = False
+        self._given_up: WeakSet[AIOKafkaConsumer] = WeakSet()
+        self._warned: set[str] = set()
 
     def follow(self, source: ConsumerSource) -> None:
         """Pace the consumer ``source`` returns at each tick (``None`` while it is not running)."""
@@ -118,30 +121,45 @@ class FetchWaits:
     def tick(self) -> None:
         """One step for every consumer: its configured wait if it is busy, else a longer one."""
         for consumer in self._consumers():
-            if getattr(consumer, "_fetcher", None) is None:
-                continue  # not started, or stopped
-            fetcher = _fetcher(consumer)
-            pace = self._paces.get(consumer)
-            if pace is None:
-                if fetcher is None:
-                    self._warn_once("aiokafka's fetcher has no fetch wait to set")
-                    continue
-                configured = getattr(fetcher, WAIT_ATTRIBUTE)
-                pace = self._paces[consumer] = _Pace(configured, configured)
-            if fetcher is None or pace.configured_ms >= self.idle_max_ms:
+            if consumer in self._given_up:
                 continue
-            if (marks := _marks(consumer)) is None:
-                self._warn_once("aiokafka keeps its partitions' positions where this cannot read them")
-                setattr(fetcher, WAIT_ATTRIBUTE, pace.configured_ms)
-                continue
-            busy, pace.marks = _busy(marks, pace.marks), marks
-            pace.wait_ms = pace.configured_ms if busy else min(max(pace.wait_ms, 1) * 2, self.idle_max_ms)
-            setattr(fetcher, WAIT_ATTRIBUTE, pace.wait_ms)
+            try:
+                self._step(consumer)
+            except Exception as exc:  # aiokafka's internals moved: never a reason to stop the others
+                self._give_up(consumer, f"{type(exc).__name__}: {exc}"[:200])
 
-    def _warn_once(self, problem: str) -> None:
-        if not self._warned:
-            self._warned = True
-            log.warning("quiet consumers keep their configured fetch wait", problem=problem)
+    def _step(self, consumer: AIOKafkaConsumer) -> None:
+        if not hasattr(consumer, "_fetcher"):
+            self._give_up(consumer, "aiokafka's consumer has no fetcher where this looks for it")
+            return
+        if consumer._fetcher is None:
+            return  # not started yet
+        fetcher = _fetcher(consumer)
+        if fetcher is None:
+            self._give_up(consumer, "aiokafka's fetcher has no fetch wait to set")
+            return
+        pace = self._paces.get(consumer)
+        if pace is None:
+            configured = getattr(fetcher, WAIT_ATTRIBUTE)
+            pace = self._paces[consumer] = _Pace(configured, configured)
+        if pace.configured_ms >= self.idle_max_ms:
+            return
+        if (marks := _marks(consumer)) is None:
+            self._give_up(consumer, "aiokafka keeps its partitions' positions where this cannot read them")
+            return
+        busy, pace.marks = _busy(marks, pace.marks), marks
+        pace.wait_ms = pace.configured_ms if busy else min(max(pace.wait_ms, 1) * 2, self.idle_max_ms)
+        setattr(fetcher, WAIT_ATTRIBUTE, pace.wait_ms)
+
+    def _give_up(self, consumer: AIOKafkaConsumer, problem: str) -> None:
+        """Give ``consumer`` its configured wait back and pace it no more; warn once per problem."""
+        self._given_up.add(consumer)
+        pace, fetcher = self._paces.get(consumer), _fetcher(consumer)
+        if pace is not None and fetcher is not None:
+            setattr(fetcher, WAIT_ATTRIBUTE, pace.configured_ms)
+        if problem not in self._warned:
+            self._warned.add(problem)
+            log.warning("a consumer keeps its configured fetch wait", problem=problem)
 
     async def run(self) -> None:
         """Tick until cancelled (a background task of the service)."""
