@@ -72,6 +72,8 @@ class TestRegisterOverKafka:
             [rejected] = events.matching(caused_by(duplicate.id))
         assert header(rejected, "ce_type") == messages.COMMAND_REJECTED
         assert json.loads(rejected.value)["reason"] == "duplicate_version"
+        # The outcome on the topic does not mean the query has projected it yet: wait for the last one.
+        await readable(query, f"/v1/models/{owner}/m/versions/2.0.0")
         versions = (await query.get(f"/v1/models/{owner}/m/versions")).json()["items"]
         assert [v["version"] for v in versions] == ["2.0.0", "1.0.0+build.1"]
 

@@ -51,8 +51,9 @@ def build_projection(service: Service, settings: QuerySettings) -> tuple[ReadMod
     service.on_start(lambda: ensure_indexes(service.db, INDEXES))
     metrics.PROJECTION_MODELS.set_function(lambda: len(model.models))
     metrics.PROJECTION_VERSIONS.set_function(model.version_count)
-    if service.fetch_waits is not None:  # the projection's consumer is its own, not a subscriber's
-        service.fetch_waits.follow(lambda: projection.consumer)
+    # The projection's consumer (its own, not a subscriber) is not paced by shared.chassis.fetch_waits:
+    # an event on registry.events is readable here as soon after as ever, quiet spell or not. A
+    # pipeline that reads the topic and then asks this service for the version is not made to race.
     service.app.state.projection = projection
     service.app.include_router(routes.router)
     return model, projection.run, projection.ready

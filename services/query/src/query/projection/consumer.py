@@ -78,7 +78,6 @@ class Projection:
         self._reached: dict[str, int] = {}  # the revision per owner loaded, where its catch-up starts
         self.started = asyncio.Event()  # loaded, and the first catch-up attempt is over
         self.applied = 0  # events applied since this process started (tests count replays with it)
-        self.consumer: AIOKafkaConsumer | None = None  # while following the topic (shared.chassis.fetch_waits)
 
     async def ready(self) -> None:
         """A readiness check: fails until the persisted model is loaded and the owners' logs were tried."""
@@ -109,7 +108,6 @@ class Projection:
             **client_options(self._settings),
         )
         await consumer.start()
-        self.consumer = consumer
         try:
             partitions = await self._assign(consumer)
             await self._seek(consumer, partitions)
@@ -118,7 +116,6 @@ class Projection:
                 tasks.create_task(self._flush_loop())
                 await self._follow(consumer)
         finally:
-            self.consumer = None
             await consumer.stop()
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
