@@ -7,9 +7,10 @@ to read asks 50 times a second. Measured on the stack at rest, that was a third 
 versions created over HTTP, the command and report consumers have nothing to read, and their
 fetches were about a sixth of the CPU a version cost over all processes.
 
-With ``KAFKA_FETCH_IDLE_MAX_WAIT_MS`` set, each tick (0.1 s) looks at every consumer of the
-service. One that read records since the last tick, or that is behind its partitions' high-water
-marks (a backlog, a restart catching up), gets its configured wait again. One that is neither has
+With ``KAFKA_FETCH_IDLE_MAX_WAIT_MS`` set, each tick (0.1 s) looks at every consumer it follows
+(the service's subscribers; not the query's read model, which stays as fresh as configured). One
+that read records since the last tick, or that is behind its partitions' high-water marks (a
+backlog, a restart catching up), gets its configured wait again. One that is neither has
 its wait doubled, up to that setting. So the first record after a quiet spell is read at most that
 much later (the fetch in flight keeps the wait it was sent with), and until the next tick the
 fetches after it may still wait as long; from then on the consumer is back at its configured pace.
