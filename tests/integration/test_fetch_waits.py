@@ -1,6 +1,5 @@
 """A quiet consumer's fetch wait grows up to the idle limit, and drops back as records come (embedded broker)."""
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,10 +27,9 @@ async def topic_of_its_own(infra: Infra) -> CommonSettings:
 async def ticked_until(waits: FetchWaits, consumer: AIOKafkaConsumer, wanted: int) -> None:
     async def reached() -> bool:
         waits.tick()
-        await asyncio.sleep(TICK_SECONDS)
         return waits.wait_ms(consumer) == wanted
 
-    await until(reached, timeout=15, what=f"a fetch wait of {wanted} ms")
+    await until(reached, timeout=15, what=f"a fetch wait of {wanted} ms", interval=TICK_SECONDS)
 
 
 @pytest.fixture

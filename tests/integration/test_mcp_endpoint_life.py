@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,6 +15,7 @@ from query.config import QuerySettings
 from query.mcp import server as mcp_server
 from shared.chassis.kafka import ensure_topics
 from tests.factories import store_admin_key
+from tests.imports import modules_loaded_by
 from tests.infra import Infra
 from tests.integration.key_owner import asking_registration_for_keys
 from tests.integration.restarting import ADMIN, restarts, running, shared_settings, wait_ready
@@ -35,9 +34,7 @@ MCP_ACCEPT = {"Accept": "application/json, text/event-stream"}
 
 def test_building_the_query_app_imports_no_part_of_the_sdk() -> None:
     # In a fresh interpreter: this test process has the SDK loaded by other tests.
-    script = "import sys; import query.app; print(sorted(m for m in sys.modules if m.split('.')[0] == 'mcp'))"
-    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
-    assert loaded.stdout.strip() == "[]"
+    assert [m for m in modules_loaded_by("query.app") if m.split(".")[0] == "mcp"] == []
 
 
 async def query_with_admin(infra: Infra, db_name: str) -> QuerySettings:

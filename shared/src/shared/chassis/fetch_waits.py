@@ -46,10 +46,9 @@ Marks = dict[TopicPartition, tuple[int | None, int | None]]  # partition -> (pos
 
 @dataclass
 class _Pace:
-    """One consumer's configured wait, the one it has now, and its partitions' marks at the last tick."""
+    """One consumer's configured wait and its partitions' marks at the last tick (its fetcher holds the wait now)."""
 
     configured_ms: int
-    wait_ms: int
     marks: Marks = field(default_factory=dict)
 
 
@@ -59,24 +58,18 @@ def _fetcher(consumer: AIOKafkaConsumer) -> Any | None:
     return fetcher if isinstance(getattr(fetcher, WAIT_ATTRIBUTE, None), int) else None
 
 
-def _marks(consumer: AIOKafkaConsumer) -> Marks | None:
+def _marks(consumer: AIOKafkaConsumer) -> Marks:
     """Each assigned partition's position (next offset to read) and last fetched high-water mark.
 
-    ``None`` if aiokafka keeps them elsewhere than 0.14 does. (The public ``position`` is a
-    coroutine that can wait for a reset; the fetcher and the consumer's reads are in this thread.)
+    Read from aiokafka 0.14's partition states (the public ``position`` is a coroutine that can wait
+    for a reset); if aiokafka keeps them elsewhere, this raises and the consumer is given up.
     """
-    subscriptions: Any = getattr(consumer, "_subscription", None)
-    if not hasattr(subscriptions, "subscription"):
-        return None
-    subscription = subscriptions.subscription  # None until the consumer subscribes or is assigned
-    assignment = getattr(subscription, "assignment", None)
-    if assignment is None:
-        return {} if subscription is None or hasattr(subscription, "assignment") else None
+    subscription = consumer._subscription.subscription  # None until subscribed or assigned
+    if subscription is None or subscription.assignment is None:
+        return {}
     marks: Marks = {}
     for partition in consumer.assignment():
-        state = assignment.state_value(partition)
-        if not hasattr(state, "highwater"):
-            return None
+        state = subscription.assignment.state_value(partition)
         marks[partition] = (state.position if state.has_valid_position else None, state.highwater)
     return marks
 
@@ -130,27 +123,19 @@ class FetchWaits:
                 self._give_up(consumer, f"{type(exc).__name__}: {exc}"[:200])
 
     def _step(self, consumer: AIOKafkaConsumer) -> None:
-        if not hasattr(consumer, "_fetcher"):
-            self._give_up(consumer, "aiokafka's consumer has no fetcher where this looks for it")
-            return
-        if consumer._fetcher is None:
-            return  # not started yet
-        fetcher = _fetcher(consumer)
+        """Pace ``consumer`` one tick; anything of aiokafka's not where 0.14 keeps it raises (see :meth:`tick`)."""
+        fetcher = consumer._fetcher
         if fetcher is None:
-            self._give_up(consumer, "aiokafka's fetcher has no fetch wait to set")
-            return
+            return  # not started yet
         pace = self._paces.get(consumer)
         if pace is None:
-            configured = getattr(fetcher, WAIT_ATTRIBUTE)
-            pace = self._paces[consumer] = _Pace(configured, configured)
+            pace = self._paces[consumer] = _Pace(int(getattr(fetcher, WAIT_ATTRIBUTE)))
         if pace.configured_ms >= self.idle_max_ms:
             return
-        if (marks := _marks(consumer)) is None:
-            self._give_up(consumer, "aiokafka keeps its partitions' positions where this cannot read them")
-            return
+        marks = _marks(consumer)
         busy, pace.marks = _busy(marks, pace.marks), marks
-        pace.wait_ms = pace.configured_ms if busy else min(max(pace.wait_ms, 1) * 2, self.idle_max_ms)
-        setattr(fetcher, WAIT_ATTRIBUTE, pace.wait_ms)
+        waiting = int(getattr(fetcher, WAIT_ATTRIBUTE))
+        setattr(fetcher, WAIT_ATTRIBUTE, pace.configured_ms if busy else min(max(waiting, 1) * 2, self.idle_max_ms))
 
     def _give_up(self, consumer: AIOKafkaConsumer, problem: str) -> None:
         """Give ``consumer`` its configured wait back and pace it no more; warn once per problem."""

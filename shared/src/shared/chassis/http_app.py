@@ -69,7 +69,6 @@ class Service:
     background: dict[str, Background] = field(default_factory=dict)
     stop_hooks: dict[str, Hook] = field(default_factory=dict)  # run at shutdown, after Kafka and MongoDB
     evictions: KeyEvictions | None = None
-    fetch_waits: FetchWaits | None = None
 
     def federate(self, federation: Federation) -> None:
         """Authenticate OpenID Connect tokens with ``federation`` (registration's own verifier)."""
@@ -231,8 +230,8 @@ def service_app(
     service.evictions = KeyEvictions(settings, keystore, signer, federation)
     service.in_background("key-evictions", service.evictions.run)
     if settings.kafka_fetch_idle_max_wait_ms:  # quiet consumers ask the broker less often
-        service.fetch_waits = FetchWaits(settings.kafka_fetch_idle_max_wait_ms)
-        service.fetch_waits.follow_subscribers(broker)
-        service.in_background("fetch-waits", service.fetch_waits.run)
+        fetch_waits = FetchWaits(settings.kafka_fetch_idle_max_wait_ms)
+        fetch_waits.follow_subscribers(broker)
+        service.in_background("fetch-waits", fetch_waits.run)
     app.state.service, app.state.guard = service, guard
     return service

@@ -179,8 +179,8 @@ class Projection:
                 continue
         return events
 
-    def apply(self, events: Iterable[CloudEvent]) -> set[str]:
-        """Apply ``events`` in order and tell the model's subscribers; the ids of the models they changed."""
+    def apply(self, events: Iterable[CloudEvent]) -> None:
+        """Apply ``events`` in order and tell the model's subscribers which models they changed."""
         changed: set[str] = set()
         try:
             for event in events:
@@ -194,7 +194,6 @@ class Projection:
             # Even when something failed: what was applied stays applied, and the events replayed
             # after a restart change nothing, so this is its readers' (caches, orders, search) only notice.
             self.model.notify(changed)
-        return changed
 
     def _check_size(self, model: ReadModel) -> None:
         if model.version_count() > self._max_versions:

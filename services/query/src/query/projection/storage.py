@@ -202,8 +202,7 @@ class MongoProjectionStore:
         and replaced after it, in order, so the newest document wins.
         """
         if refused := await insert_new(self._db[name], docs):  # at most WRITE_BATCH: one bulk write
-            replaced = [ReplaceOne({"_id": docs[i]["_id"]}, docs[i], upsert=True) for i in refused]
-            await self._db[name].bulk_write(replaced, ordered=False)
+            await self._bulk(name, [ReplaceOne({"_id": docs[i]["_id"]}, docs[i], upsert=True) for i in refused])
 
     async def _bulk(self, name: str, ops: list[Any]) -> None:
         for start in range(0, len(ops), WRITE_BATCH):
