@@ -25,7 +25,9 @@ class AuditSettings(CommonSettings):
     # The broker holds each fetch up to this long for more records (0: answers at once): every
     # batch is one transaction that reads and moves its chains' heads, so fewer, larger batches
     # cost the audit service and its database less per entry, for entries that show this much later.
-    batch_linger_ms: int = Field(100, ge=0, le=5000)
+    # From one client creating versions, 500 rather than 100 ms (and the same for
+    # DEPLOY_TRACKER_EVENTS_LINGER_MS) cut the stack's CPU a version from 14.0 to 11.6 ms.
+    batch_linger_ms: int = Field(500, ge=0, le=5000)
     # The audit service's Ed25519 private key (64 hex digits, the seed, or PEM): it signs the
     # chains' heads and checkpoints; its public key is published (GET /v1/audit/public-keys).
     # Kept outside the database (a Secret), like EVENT_SIGNING_KEY.

@@ -44,8 +44,9 @@ class DeployTrackerSettings(CommonSettings):
     batch_timeout_ms: int = 20
     # The broker holds each fetch of registry.events (webhook fan-out, the table of versions) up to
     # this long for more records (0: answers at once): a batch costs a lookup and a write, so a
-    # steady trickle of events costs less in fewer, larger batches. Deployment reports never wait.
-    events_linger_ms: int = Field(100, ge=0, le=5000)
+    # steady trickle of events costs less in fewer, larger batches. Deployment reports never wait,
+    # and one naming a version the table does not know yet asks registration for it.
+    events_linger_ms: int = Field(500, ge=0, le=5000)
     relay_interval_seconds: float = 0.2
     relay_batch_size: int = 1000
     # Environments where a version goes to work (deploying, deployed) only once approved.
