@@ -31,8 +31,10 @@ class QuerySettings(CommonSettings):
     consistency_wait_seconds: float = Field(
         5, ge=0, le=60, description="how long a read with X-Registry-Consistency waits for the read model to reach it"
     )
+    # What a restart replays from the topic beyond the stored checkpoint: a few seconds of events
+    # cost nothing there, and each flush writes every model changed since the last one.
     projection_flush_seconds: float = Field(
-        0.5, gt=0, le=60, description="the read model's changes are written to the query's database at most this often"
+        2.0, gt=0, le=60, description="the read model's changes are written to the query's database at most this often"
     )
     projection_linger_ms: int = Field(
         0,

@@ -60,7 +60,7 @@ class Projection:
         owners: Sequence[OwnerLog],
         *,
         settings: CommonSettings,
-        flush_seconds: float = 0.5,
+        flush_seconds: float = 2.0,
         linger_ms: int = 0,
         max_versions: int = 1_000_000,
         signer: EventSigner | None = None,
