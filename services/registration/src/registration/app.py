@@ -31,6 +31,7 @@ from registration.storage import (
     TRUST_RULES,
     create_indexes,
     move_tombstones,
+    require_bulk_write,
     retire_model_fields,
 )
 from registration.subscribers import register_command_subscriber, register_deployment_subscriber
@@ -111,6 +112,7 @@ def build_app(settings: RegistrationSettings) -> FastAPI:
         return await group_commit.submit(checked)
 
     async def prepare_storage() -> None:
+        await require_bulk_write(service.db)
         await create_indexes(service.db)
         await retire_model_fields(service.db)
         await move_tombstones(service.db)

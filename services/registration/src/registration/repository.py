@@ -6,9 +6,9 @@ import copy
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pymongo import ReplaceOne, UpdateOne
+from pymongo import DeleteMany, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, ClientBulkWriteException, DuplicateKeyError
 
 from registration.changes import Changes, ModelChange
 from registration.deployments import InMemoryDeployedEnvironments, MongoDeployedEnvironments
@@ -25,6 +25,8 @@ from shared.chassis.mongo import find_by_ids, is_duplicate_key
 from shared.outbox.log import MongoOutboxLog
 from shared.outbox.memory import InMemoryOutboxLog
 from shared.outbox.rows import OutboxLog
+
+ClientWrite = InsertOne[Document] | ReplaceOne[Document] | UpdateOne | DeleteMany
 
 if TYPE_CHECKING:
     from pymongo import AsyncMongoClient
@@ -106,29 +108,39 @@ class MongoRepository(MongoOutboxLog):
     async def deployments_of(self, version_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         return await self.deployments.of(version_ids)
 
+    def _writes(self, changes: Changes) -> list[ClientWrite]:
+        """Every write of a batch, in order, as one ``bulkWrite`` across the collections.
+
+        One command where there were two or more (a version and its outbox row): each command is a
+        round trip inside the transaction, on the request's path.
+        """
+        versions, models, shares = self._versions.full_name, self._models.full_name, self._shares.full_name
+        writes: list[ClientWrite] = [InsertOne(version, namespace=versions) for version in changes.new_versions]
+        writes += [
+            UpdateOne({"_id": vid}, {"$set": fields}, namespace=versions)
+            for vid, fields in changes.version_sets.items()
+        ]
+        writes += [
+            UpdateOne({"_id": mid}, model_pipeline(change), upsert=True, namespace=models)
+            for mid, change in changes.models.items()
+            if change.writes()
+        ]
+        writes += [
+            ReplaceOne({"_id": share["_id"]}, share, upsert=True, namespace=shares) for share in changes.shares_added
+        ]
+        if changes.shares_removed:
+            writes.append(DeleteMany({"_id": {"$in": changes.shares_removed}}, namespace=shares))
+        writes += [ReplaceOne({"_id": doc["_id"]}, doc, namespace=versions) for doc in changes.deleted_versions]
+        writes += [InsertOne(row, namespace=self._outbox.full_name) for row in changes.outbox]
+        return writes
+
     async def commit(self, changes: Changes) -> None:
-        async def write(session: AsyncClientSession) -> None:
-            if changes.new_versions:
-                await self._versions.insert_many(changes.new_versions, session=session)
-            if changes.version_sets:
-                updates = [UpdateOne({"_id": vid}, {"$set": fields}) for vid, fields in changes.version_sets.items()]
-                await self._versions.bulk_write(updates, session=session)
-            writes = [(mid, change) for mid, change in changes.models.items() if change.writes()]
-            if writes:
-                upserts = [UpdateOne({"_id": mid}, model_pipeline(change), upsert=True) for mid, change in writes]
-                await self._models.bulk_write(upserts, session=session)
-            for share in changes.shares_added:
-                await self._shares.replace_one({"_id": share["_id"]}, share, upsert=True, session=session)
-            if changes.shares_removed:
-                await self._shares.delete_many({"_id": {"$in": changes.shares_removed}}, session=session)
-            if changes.deleted_versions:
-                buried = [ReplaceOne({"_id": doc["_id"]}, doc) for doc in changes.deleted_versions]
-                await self._versions.bulk_write(buried, session=session)
-            await self._outbox.insert_many(changes.outbox, session=session)
+        async def write(session: AsyncClientSession) -> None:  # the outbox rows are numbered by now
+            await self._client.bulk_write(self._writes(changes), session=session)
 
         try:
             await self.commit_numbered(self._client, changes.outbox, write)
-        except (DuplicateKeyError, BulkWriteError) as exc:
+        except (DuplicateKeyError, BulkWriteError, ClientBulkWriteException) as exc:
             if is_duplicate_key(exc):
                 raise ConcurrentWrite(str(exc)) from None
             raise

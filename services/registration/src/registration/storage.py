@@ -150,6 +150,27 @@ async def move_tombstones(db: AsyncDatabase[Document]) -> int:
     return moved
 
 
+BULK_WRITE_WIRE_VERSION = 25  # MongoDB 8.0: the cross-collection bulkWrite command
+
+
+class UnsupportedServer(RuntimeError):
+    """The MongoDB server is older than registration's writes need."""
+
+
+async def require_bulk_write(db: AsyncDatabase[Document]) -> None:
+    """Refuse to start on a server without ``bulkWrite`` (before 8.0), rather than fail every write.
+
+    Each batch commits its documents with one cross-collection ``bulkWrite`` in its transaction
+    (:meth:`registration.repository.MongoRepository.commit`).
+    """
+    hello = await db.client.admin.command("hello")
+    if hello.get("maxWireVersion", 0) < BULK_WRITE_WIRE_VERSION:
+        raise UnsupportedServer(
+            f"registration needs MongoDB 8.0 or later (bulkWrite); the server speaks wire version "
+            f"{hello.get('maxWireVersion')}"
+        )
+
+
 async def create_indexes(db: AsyncDatabase[Document]) -> None:
     """Create registration's indexes and drop retired ones; idempotent (run at every start)."""
     for name, indexes in INDEXES.items():

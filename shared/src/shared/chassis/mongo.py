@@ -16,7 +16,7 @@ from typing import Any
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, OperationFailure
+from pymongo.errors import BulkWriteError, ClientBulkWriteException, OperationFailure
 
 from registry_contract.documents import Document
 from shared.chassis.settings import CommonSettings
@@ -26,7 +26,7 @@ DUPLICATE_KEY = 11000  # MongoDB's error code for a write that would repeat a un
 
 def is_duplicate_key(exc: OperationFailure) -> bool:
     """Whether ``exc`` (a write's failure, or a bulk write's) refused a repeated unique key."""
-    if isinstance(exc, BulkWriteError):
+    if isinstance(exc, BulkWriteError | ClientBulkWriteException):
         return any(error.get("code") == DUPLICATE_KEY for error in exc.details.get("writeErrors", []))
     return exc.code == DUPLICATE_KEY
 
