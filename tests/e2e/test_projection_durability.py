@@ -20,6 +20,7 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
+from query.projection.storage import CHECKPOINT_ID, PROJECTION_STATE
 from query.projection.storage import COLLECTIONS as PROJECTION_COLLECTIONS
 from registry_cli.database_users import service_database
 from registry_cli.stack import EmbeddedStack
@@ -41,6 +42,16 @@ FEED = "/v1/assistant/documents"  # read as the reader team: only the model shar
 
 def client(stack: EmbeddedStack, service: str, token: str = ADMIN_KEY.token) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=stack.url(service), headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+async def stored_offsets(stack: EmbeddedStack) -> int:
+    """The topic offsets the query service has persisted with its read model (its checkpoint), summed."""
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.settings.mongodb_uri)
+    try:
+        state = await mongo[service_database("query")][PROJECTION_STATE].find_one({"_id": CHECKPOINT_ID})
+    finally:
+        await mongo.close()
+    return sum((state or {}).get("offsets", {}).values())
 
 
 async def applied(stack: EmbeddedStack) -> float:
@@ -87,9 +98,16 @@ async def test_query_killed_mid_burst_resumes(tmp_path: Path) -> None:
     async with private_stack(private_settings(tmp_path / "data")) as stack, client(stack, "query") as query:
         bootstrap = stack.settings.kafka_bootstrap
         async with Collector(bootstrap, EVENTS) as events:
-            # The first half is projected (and, the projection flushing as it goes, mostly stored) ...
+            # The first half is projected and, the projection writing behind as it goes, partly
+            # stored (QUERY_PROJECTION_FLUSH_SECONDS) ...
+            stored_before = await stored_offsets(stack)
             await publish_raw(bootstrap, COMMANDS, records[:half])
             await every_version_listed(query, team, versions[:half])
+
+            async def stored_more() -> bool:
+                return await stored_offsets(stack) > stored_before
+
+            await until(stored_more, timeout=30, what="a checkpoint stored past the first events", interval=0.2)
             # ... then the query service dies as the second half starts.
             burst = asyncio.create_task(publish_raw(bootstrap, COMMANDS, records[half:]))
             await kill(stack, "query")

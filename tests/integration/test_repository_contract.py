@@ -1,5 +1,6 @@
 """One contract, two implementations: the in-memory fake must behave like MongoDB."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -8,7 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from registration.changes import Changes, ModelChange
 from registration.repository import ConcurrentWrite, InMemoryRepository, MongoRepository, Repository
-from registration.storage import create_indexes
+from registration.storage import MODELS, create_indexes
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 
@@ -149,3 +150,23 @@ class TestRepositoryContract:
             await repo.commit(Changes(models={"m1": step}, outbox=[outbox(f"e{number}", f"c{number}")]))
             readers = cast(list[str], (await stored_model(repo, "m1"))["readers"])
             assert sorted(readers) == expected, number  # $setUnion's order is unspecified
+
+
+@pytest.mark.integration
+async def test_a_write_conflict_with_another_transaction_is_retried_until_it_commits(
+    mongo_repo: Repository, mongo_database: AsyncDatabase[dict[str, Any]]
+) -> None:
+    # The batch's writes go in one bulkWrite, whose driver wraps a failure of the command itself
+    # (here another writer's transaction holding the model): its TransientTransactionError label
+    # must still reach with_transaction, which retries until the other transaction is over.
+    await mongo_repo.commit(Changes(models={"m1": change(creates=True)}, outbox=[outbox("e0", "c0")]))
+    async with mongo_database.client.start_session() as other:
+        await other.start_transaction()
+        await mongo_database[MODELS].update_one({"_id": "m1"}, {"$set": {"description": "theirs"}}, session=other)
+        mine = Changes(models={"m1": change(fields={"description": "mine"})}, outbox=[outbox("e1", "c1")])
+        committing = asyncio.create_task(mongo_repo.commit(mine))
+        await asyncio.sleep(0.5)
+        assert not committing.done(), committing.exception()  # retrying, neither failed nor through
+        await other.commit_transaction()
+    await asyncio.wait_for(committing, 30)
+    assert (await stored_model(mongo_repo, "m1"))["description"] == "mine"

@@ -34,7 +34,8 @@ NOTES: dict[str, str] = {
     "TOPIC_ACCESS": "the access and security events topic",
     # Every service: MongoDB, secrets, HTTP.
     "MONGODB_URI": (
-        "MongoDB; a replica set (transactions) is required. In production each service gets its own,"
+        "MongoDB 8.0 or later (registration writes with its bulkWrite command); a replica set (transactions)"
+        " is required. In production each service gets its own,"
         ' with its own user (see operations, "Where the data lives")'
     ),
     "EVENT_SIGNING_KEY": (

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pymongo import DeleteMany, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import BulkWriteError, ClientBulkWriteException, DuplicateKeyError
+from pymongo.errors import ClientBulkWriteException, OperationFailure, PyMongoError
 
 from registration.changes import Changes, ModelChange
 from registration.deployments import InMemoryDeployedEnvironments, MongoDeployedEnvironments
@@ -136,11 +136,19 @@ class MongoRepository(MongoOutboxLog):
 
     async def commit(self, changes: Changes) -> None:
         async def write(session: AsyncClientSession) -> None:  # the outbox rows are numbered by now
-            await self._client.bulk_write(self._writes(changes), session=session)
+            try:
+                await self._client.bulk_write(self._writes(changes), session=session)
+            except ClientBulkWriteException as exc:
+                # A failure of the command itself (a write conflict, a lost connection) is wrapped,
+                # its TransientTransactionError label with it: unwrapped, with_transaction retries
+                # it as it did the single-collection writes, and callers tell a transient failure.
+                if isinstance(exc.error, PyMongoError):
+                    raise exc.error from exc
+                raise
 
         try:
             await self.commit_numbered(self._client, changes.outbox, write)
-        except (DuplicateKeyError, BulkWriteError, ClientBulkWriteException) as exc:
+        except OperationFailure as exc:  # a duplicate: written in the batch's bulkWrite, or on its own
             if is_duplicate_key(exc):
                 raise ConcurrentWrite(str(exc)) from None
             raise

@@ -50,7 +50,11 @@ class MongoOutboxLog:
         async with self._numbering.lock:
             before = self._numbering.take(rows, self.writer)
             try:
-                async with client.start_session() as session:
+                # Not causally consistent: the session holds this one transaction, which reads
+                # nothing an earlier operation of it wrote. A causal session's retried transaction
+                # opens with a readConcern (afterClusterTime) that the embedded stand-in refuses
+                # on registration's bulkWrite (mongod accepts it), failing a write conflict's retry.
+                async with client.start_session(causal_consistency=False) as session:
                     await session.with_transaction(write)
             except BaseException:
                 self._numbering.give_back(before)

@@ -32,10 +32,7 @@ log = structlog.get_logger(__name__)
 BUILD_BATCH = 500  # models indexed per call into the index
 VERSIONS_PER_MODEL = 200  # newest versions of a model that feed its search document
 DOCUMENTS_PER_YIELD = 4  # search documents built between two turns of the event loop
-# At most this long between a change and the search that finds it: Elasticsearch's default refresh
-# interval. From one client creating versions, 1 s rather than 0.5 cut the query's CPU a version
-# by about a fifth (with QUERY_PROJECTION_FLUSH_SECONDS at 2 s rather than 0.5).
-REFRESH_SECONDS = 1.0
+REFRESH_SECONDS = 0.5  # at most this long between a change and the search that finds it
 
 
 class Index(Protocol):
