@@ -24,6 +24,7 @@ from audit.config import AuditSettings
 from deploy_tracker.config import DeployTrackerSettings
 from query.config import QuerySettings
 from registration.config import RegistrationSettings
+from registration.storage import BULK_WRITE_WIRE_VERSION
 from registry_cli.config import StackSettings
 from registry_cli.stack import MEMORY_ENV, service_env
 from shared.chassis.settings import CommonSettings
@@ -352,6 +353,23 @@ def test_the_backup_cronjob_dumps_with_the_oplog_to_object_storage_and_keeps_a_b
     assert pod["serviceAccountName"] == "registry-backup" and pod["securityContext"]["runAsNonRoot"]
     [config] = [d for d in by_kind(docs, "ConfigMap").values() if d["metadata"]["name"].startswith("registry-backup")]
     assert int(config["data"]["BACKUP_RETENTION_DAYS"]) > 0 and config["data"]["BACKUP_BUCKET_URI"].startswith("s3://")
+
+
+MONGODB_RELEASES = {25: "8.0"}  # wire version -> release, for the versions the registry requires
+
+
+def test_the_backups_dump_with_the_mongodb_release_the_registry_requires(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    # An older mongodump against a newer server is not a supported pairing: the dump is what a
+    # restore depends on, so it is taken by the release the server runs.
+    image = f"mongo:{MONGODB_RELEASES[BULK_WRITE_WIRE_VERSION]}"
+    services = compose()["services"]
+    assert services["mongo"]["image"] == services["backup"]["image"] == image
+    _, docs = rendered
+    pod = by_kind(docs, "CronJob")["registry-backup"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    [dump] = pod["initContainers"]
+    assert dump["image"] == image
 
 
 # --- CI workflow ----------------------------------------------------------------------------
