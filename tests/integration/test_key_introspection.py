@@ -25,7 +25,7 @@ from shared.chassis.http_app import service_app
 from shared.chassis.http_auth import requires
 from shared.chassis.kafka import make_broker
 from shared.chassis.keystore import issue_key
-from shared.chassis.keystore_remote import AUTHENTICATE_PATH, KEY_PATH, RemoteKeyStore
+from shared.chassis.keystore_remote import AUTHENTICATE_PATH, KEY_PATH, KeyIntrospectionUnavailable, RemoteKeyStore
 from shared.chassis.mongo import make_client
 from shared.chassis.settings import CommonSettings
 from shared.chassis.verifiers import INTERNAL_TOKEN_HEADER, VerifierBox, internal_token
@@ -169,14 +169,15 @@ class TestTheRemoteKeyStore:
         assert await store.authenticate(key.token) is None
         assert await store.principal_of(key.key_id) is None
 
-    async def test_registration_away_fails_closed(self, settings: CommonSettings) -> None:
+    async def test_registration_away_admits_nothing_and_says_it_is_unavailable(self, settings: CommonSettings) -> None:
         with socket.socket() as closed:  # a port nobody listens on once this socket is closed
             closed.bind(("127.0.0.1", 0))
             port = closed.getsockname()[1]
         away = RemoteKeyStore.of(settings.model_copy(update={"registration_internal_url": f"http://127.0.0.1:{port}"}))
         before = REGISTRY.get_sample_value("registry_key_introspection_failures_total", {"lookup": "authenticate"})
         try:
-            assert await away.authenticate(ADMIN_KEY.token) is None
+            with pytest.raises(KeyIntrospectionUnavailable):
+                await away.authenticate(ADMIN_KEY.token)
         finally:
             await away.close()
         after = REGISTRY.get_sample_value("registry_key_introspection_failures_total", {"lookup": "authenticate"})
@@ -184,7 +185,7 @@ class TestTheRemoteKeyStore:
 
 
 class TestAServiceWhileRegistrationIsAway:
-    async def test_a_cached_key_keeps_working_and_any_other_is_a_401_never_a_500(
+    async def test_a_cached_key_keeps_working_and_any_other_is_a_503_to_retry_never_a_401_or_500(
         self, settings: CommonSettings, mongo_database: Keys
     ) -> None:
         await store_admin_key(mongo_database)
@@ -201,12 +202,16 @@ class TestAServiceWhileRegistrationIsAway:
             http = httpx.AsyncClient(transport=transport, base_url="http://service")
             admin = {"Authorization": f"Bearer {ADMIN_KEY.token}"}
             assert (await http.get("/whoami", headers=admin)).json() == {"key_id": ADMIN_KEY.key_id}
-        # Registration has stopped: what was cached still answers, anything else fails closed.
+        # Registration has stopped: what was cached still answers; anything else is admitted to
+        # nothing, and told to retry (a 401 would say the key is bad, and it is not).
         try:
             assert (await http.get("/whoami", headers=admin)).status_code == 200
             refused = await http.get("/whoami", headers={"Authorization": f"Bearer {other.token}"})
-            assert refused.status_code == 401, refused.text
+            assert refused.status_code == 503, refused.text
             assert refused.headers["content-type"].startswith("application/problem+json")
+            assert refused.headers["retry-after"] == "5" and refused.json()["type"].endswith("unavailable")
+            malformed = await http.get("/whoami", headers={"Authorization": "Bearer not-a-key"})
+            assert malformed.status_code == 401  # nothing to ask registration about: refused as ever
         finally:
             await http.aclose()
             await service.client.close()

@@ -26,11 +26,12 @@ from query.console import actions, oidc_sign_in
 from query.console.identity_provider import IdentityProvider, token_claims
 from query.console.sessions import Sessions, unseal
 from query.console.sign_ins import MemorySignIns, SignInFlow
-from query.console.web import Console, authenticated_again
+from query.console.web import Console, ConsoleRefusal, authenticated_again
 from registry_contract.auth import FederatedIdentity, Principal
 from registry_contract.documents import Document
-from shared.chassis.federation import TokenRefused
+from shared.chassis.federation import UNAVAILABLE, TokenRefused
 from shared.chassis.http_auth import Guard
+from shared.chassis.keystore_remote import KeyIntrospectionUnavailable
 from shared.chassis.problems import Problem
 from shared.chassis.ratelimit import RateLimiter
 
@@ -399,13 +400,20 @@ async def test_a_key_session_is_opened_as_before() -> None:
 
 
 class FakeFederation:
-    def __init__(self, admitted: Principal | None) -> None:
-        self.admitted = admitted
+    def __init__(self, admitted: Principal | None, *, refusal: str = "expired") -> None:
+        self.admitted, self.refusal = admitted, refusal
 
     async def authenticate(self, token: str, *, team: str | None) -> Principal:
         if self.admitted is None:
-            raise TokenRefused("expired")
+            raise TokenRefused(self.refusal)
         return self.admitted
+
+
+class UnreachableKeys:
+    """Registration away: every key lookup fails as the remote key store's does."""
+
+    async def authenticate(self, token: str | None) -> Principal | None:
+        raise KeyIntrospectionUnavailable("registration unreachable for a key lookup (authenticate)")
 
 
 async def test_each_page_authenticates_a_sessions_token_again_through_the_federation() -> None:
@@ -417,6 +425,20 @@ async def test_each_page_authenticates_a_sessions_token_again_through_the_federa
     assert await authenticated_again(guard, token) == principal
     guard.federation = cast(Any, FakeFederation(None))
     assert await authenticated_again(guard, token) is None  # expired, or its rule deleted: sign in again
+
+
+async def test_an_outage_of_registration_is_a_503_to_retry_not_a_sign_out() -> None:
+    # None would close the session (the visitor signs in again); a refusal leaves it open.
+    guard = Guard(
+        keystore=cast(Any, UnreachableKeys()), limiter=cast(Any, None), access=cast(Any, None), watch=cast(Any, None)
+    )
+    with pytest.raises(ConsoleRefusal) as refused:
+        await authenticated_again(guard, "mr_abcdefgh_" + "x" * 43)
+    assert (refused.value.status, refused.value.headers) == (503, {"Retry-After": "5"})
+    guard.federation = cast(Any, FakeFederation(None, refusal=UNAVAILABLE))
+    with pytest.raises(ConsoleRefusal) as refused:
+        await authenticated_again(guard, jws({"sub": "alice"}))
+    assert (refused.value.status, refused.value.headers) == (503, {"Retry-After": "5"})
 
 
 @pytest.mark.parametrize("token", ["", "a.b", "a.!!!.c", f"a.{base64.urlsafe_b64encode(b'[1]').decode()}.c"])

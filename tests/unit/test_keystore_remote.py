@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka.structs import ConsumerRecord
 from prometheus_client import REGISTRY
 
 from registry_contract import messages
@@ -22,13 +23,15 @@ from registry_contract.auth import ApiKey, generate_api_key, hash_secret
 from registry_contract.envelope import decode
 from registry_contract.record_signing import RecordProof, signing_key
 from shared.chassis.consuming import is_transient
+from shared.chassis.identity import RecordIdentity
 from shared.chassis.keystore_remote import (
     AUTHENTICATE_PATH,
     MAX_TOKEN_CHARS,
     KeyIntrospectionUnavailable,
     RemoteKeyStore,
 )
-from tests.factories import command_event, register_data
+from shared.chassis.signing import EventSigner
+from tests.factories import bearer_event, command_event, register_data
 from tests.waiting import until
 
 pytestmark = pytest.mark.unit
@@ -264,25 +267,45 @@ class TestBounds:
 
 class TestRegistrationAway:
     @pytest.mark.parametrize("status", [500, 503, 401, 403, 400])
-    async def test_a_key_authenticates_nothing_while_registration_cannot_answer(
+    async def test_a_key_is_not_refused_but_unavailable_while_registration_cannot_answer(
         self, registration: FakeRegistration, key: ApiKey, status: int
     ) -> None:
         store = store_of(registration, ttl=60)
         before = failures("authenticate")
         registration.status = status
-        assert await store.authenticate(key.token) is None
+        with pytest.raises(KeyIntrospectionUnavailable) as raised:
+            await store.authenticate(key.token)
+        assert is_transient(raised.value)
         assert failures("authenticate") == before + 1
         registration.status = None  # back: the outage was not cached as a refusal
         assert await store.authenticate(key.token) is not None
 
-    async def test_unreachable_registration_fails_closed_without_raising(self, key: ApiKey) -> None:
+    async def test_unreachable_registration_admits_nothing_and_says_it_is_unavailable(self, key: ApiKey) -> None:
         def refuse(_request: httpx.Request) -> httpx.Response:
             raise httpx.ConnectError("connection refused")
 
         store = RemoteKeyStore("http://registration", "t", transport=httpx.MockTransport(refuse))
         before = failures("authenticate")
-        assert await store.authenticate(key.token) is None
+        with pytest.raises(KeyIntrospectionUnavailable):
+            await store.authenticate(key.token)
         assert failures("authenticate") == before + 1
+        assert await store.authenticate("not a key") is None  # nothing to ask: refused as before
+        assert failures("authenticate") == before + 1
+
+    async def test_a_bearer_record_waits_for_registration_instead_of_being_refused(
+        self, registration: FakeRegistration, key: ApiKey
+    ) -> None:
+        # KAFKA_ACCEPT_BEARER_KEYS: the record's key is checked as a presented key is; an outage
+        # must fail the batch (retried), not reject a record whose key may well be valid.
+        identity = RecordIdentity(keystore=store_of(registration), signer=EventSigner(b"s" * 32), accept_bearer=True)
+        event = bearer_event(messages.REGISTER_MODEL_VERSION, register_data("fraud", "m"), token=key.token)
+        value, headers = event.to_kafka()
+        record = ConsumerRecord("registry.commands", 0, 0, 0, 0, None, value, None, 0, len(value), headers)
+        registration.status = 503
+        with pytest.raises(KeyIntrospectionUnavailable):
+            await identity.provenance(record, event)
+        registration.status = None
+        assert (await identity.provenance(record, event)).principal is not None
 
     async def test_a_signed_record_waits_for_registration_instead_of_being_refused(
         self, registration: FakeRegistration, key: ApiKey

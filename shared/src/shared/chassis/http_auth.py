@@ -14,6 +14,7 @@ from shared.chassis.access import ACCESS_DENIED, AUTH_FAILURES, RATE_LIMITED, Ac
 from shared.chassis.federation import TEAM_HEADER, UNAVAILABLE, Federation, TokenRefused, looks_like_token
 from shared.chassis.http_params import SlugPath
 from shared.chassis.keystore import KeyStore
+from shared.chassis.keystore_remote import KeyIntrospectionUnavailable
 from shared.chassis.problems import Problem
 from shared.chassis.ratelimit import RateLimiter
 from shared.chassis.settings import CommonSettings
@@ -32,6 +33,16 @@ INTERNAL_HEADER = "x-registry-internal"
 # On an internal request: its caller's own request is recorded as the access (a console page
 # view), so this read of the API it makes is not recorded again.
 RECORDED_BY_CALLER_HEADER = "x-registry-recorded-by-caller"
+CREDENTIALS_RETRY_AFTER_SECONDS = 5  # a registration restart or a network blip, not a long outage
+
+
+def credentials_unavailable(what: str) -> Problem:
+    """The 503 of a credential that cannot be checked while registration is away: retry, nothing was admitted."""
+    return Problem(
+        "unavailable",
+        f"{what} cannot be checked right now (the registration service is unreachable); retry",
+        headers={"Retry-After": str(CREDENTIALS_RETRY_AFTER_SECONDS)},
+    )
 
 
 class Guard:
@@ -123,13 +134,13 @@ class Guard:
                 return await self.federation.authenticate(token, team=_named_team(request))
             except TokenRefused as refused:
                 if refused.reason == UNAVAILABLE:  # registration is away: not the caller's fault, retry
-                    raise Problem(
-                        "unavailable",
-                        "tokens cannot be checked right now (the registration service is unreachable); retry",
-                        headers={"Retry-After": "5"},
-                    ) from None
+                    raise credentials_unavailable("tokens") from None
                 return self._refuse(request, f"token {refused.reason}", source="")
-        principal = await self.keystore.authenticate(token)
+        try:
+            principal = await self.keystore.authenticate(token)
+        except KeyIntrospectionUnavailable:
+            # Not a 401: that tells a client its key is bad, and it may well be fine (nothing is admitted).
+            raise credentials_unavailable("API keys") from None
         if principal is not None:
             return principal
         parsed = parse_api_key(token) if token else None

@@ -27,7 +27,9 @@ class KeyStore(Protocol):
     """Where keys are checked: a presented token, a signed record, or a key id a service vouches for.
 
     Every method answers ``None`` alike for malformed, unknown, revoked and expired keys and for a
-    wrong secret or signature, so a caller learns nothing about which keys exist.
+    wrong secret or signature, so a caller learns nothing about which keys exist. A store that asks
+    another service raises a :class:`ConnectionError` when it cannot get an answer (an outage is not
+    a refusal: :class:`~shared.chassis.keystore_remote.KeyIntrospectionUnavailable`).
     """
 
     async def authenticate(self, token: str | None) -> Principal | None:

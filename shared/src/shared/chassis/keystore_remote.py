@@ -7,10 +7,12 @@ in a bounded LRU keyed by the SHA-256 of the token (the token itself is never ke
 lookups of one entry share one call. ``forget`` drops every entry of a key: the key evictions call it
 on each ``api_key_revoked`` event, so a revocation takes effect as fast as that event travels.
 
-When registration cannot answer, a presented key authenticates nothing (401, fail closed) and
-``registry_key_introspection_failures_total`` counts it; a Kafka record's signature or the key a
-service acted for raise :class:`KeyIntrospectionUnavailable` instead, so its consumer retries the
-batch rather than refusing a record that may well be signed correctly.
+When registration cannot answer, every lookup raises :class:`KeyIntrospectionUnavailable` and
+``registry_key_introspection_failures_total`` counts it: a presented key authenticates nothing, and
+its request is answered 503 with ``Retry-After`` (:mod:`shared.chassis.http_auth`), not the 401 of
+a bad key, which would tell a client to replace a key that is fine; a consumer checking a Kafka
+record's signature, bearer key or the key a service acted for retries the batch rather than
+refusing a record that may well be proven correctly. Nothing is cached from a failed lookup.
 """
 
 from __future__ import annotations
@@ -152,15 +154,16 @@ class RemoteKeyStore:
         )
 
     async def authenticate(self, token: str | None) -> Principal | None:
-        """The key's principal; ``None`` alike for malformed, unknown, revoked, expired keys and outages."""
+        """The key's principal; ``None`` alike for malformed, unknown, revoked and expired keys.
+
+        Raises:
+            KeyIntrospectionUnavailable: registration could not answer for a well-formed key.
+
+        """
         if not token or len(token) > MAX_TOKEN_CHARS or (parsed := parse_api_key(token)) is None:
             return None
         slot = "t:" + hashlib.sha256(token.encode()).hexdigest()
-        try:
-            record = await self._cached(slot, parsed[0], lambda: self._introspect("authenticate", token=token))
-        except KeyIntrospectionUnavailable:
-            return None  # fail closed: counted and logged where it failed
-        return _principal(record)
+        return _principal(await self._cached(slot, parsed[0], lambda: self._introspect("authenticate", token=token)))
 
     async def principal_of(self, key_id: str) -> Principal | None:
         """The principal of a key a service already authenticated, if still valid.

@@ -99,8 +99,12 @@ def documented(*reasons: ProblemReason) -> dict[int | str, dict[str, Any]]:
 
 
 def keyed_route_refusals(*more: ProblemReason) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` of a route behind an API key: no key, a missing scope, over the rate, and ``more``."""
-    return documented("unauthenticated", "forbidden", "rate_limited", *more)
+    """``responses=`` of a route behind an API key: no key, a missing scope, over the rate, and ``more``.
+
+    And 503: a credential that cannot be checked while registration is away (retry), as any
+    request whose dependency is away.
+    """
+    return documented("unauthenticated", "forbidden", "rate_limited", "unavailable", *more)
 
 
 def problem_response(problem: Problem) -> JSONResponse:

@@ -29,8 +29,9 @@ from registry_client.json_api import JsonApi
 from registry_contract import catalog, correlation
 from registry_contract.auth import Principal
 from registry_contract.versioning import precedence_key
-from shared.chassis.federation import TokenRefused, looks_like_token
-from shared.chassis.http_auth import Guard
+from shared.chassis.federation import UNAVAILABLE, TokenRefused, looks_like_token
+from shared.chassis.http_auth import Guard, credentials_unavailable
+from shared.chassis.keystore_remote import KeyIntrospectionUnavailable
 from shared.chassis.problems import CORRELATION_HEADER, Problem
 
 COOKIE = "mr_console"
@@ -119,7 +120,7 @@ async def visit(request: Request) -> Visit:
     try:
         console.guard.admit(request, principal)
     except Problem as problem:
-        raise ConsoleRefusal(problem.status, problem.detail, headers=problem.headers) from None
+        raise refusal_of(problem) from None
     headers = {"Authorization": f"Bearer {session.api_key}"}
     if (current := correlation.current()) is not None:
         headers[CORRELATION_HEADER] = current  # one operation, one id, across every service it reaches
@@ -138,16 +139,28 @@ async def visit(request: Request) -> Visit:
 async def authenticated_again(guard: Guard, credential: str) -> Principal | None:
     """The principal of a session's API key or ID token now; ``None`` once revoked, expired or no longer admitted.
 
-    Silent, unlike the guard's 401: the visitor is sent to sign in again, not refused.
+    Silent, unlike the guard's 401: the visitor is sent to sign in again, not refused. While
+    registration cannot answer, the session is kept and the page is a 503 to retry: an outage
+    does not sign anyone out.
     """
     if not looks_like_token(credential):
-        return await guard.keystore.authenticate(credential)
+        try:
+            return await guard.keystore.authenticate(credential)
+        except KeyIntrospectionUnavailable:
+            raise refusal_of(credentials_unavailable("API keys")) from None
     if guard.federation is None:
         return None
     try:
         return await guard.federation.authenticate(credential, team=None)
-    except TokenRefused:
+    except TokenRefused as refused:
+        if refused.reason == UNAVAILABLE:
+            raise refusal_of(credentials_unavailable("tokens")) from None
         return None
+
+
+def refusal_of(problem: Problem) -> ConsoleRefusal:
+    """The console's error page for an API refusal: its status, detail and headers (a Retry-After)."""
+    return ConsoleRefusal(problem.status, problem.detail, headers=problem.headers)
 
 
 def render(
