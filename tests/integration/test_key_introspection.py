@@ -24,8 +24,8 @@ from registry_contract.envelope import decode
 from shared.chassis.http_app import service_app
 from shared.chassis.http_auth import requires
 from shared.chassis.kafka import make_broker
-from shared.chassis.keystore import issue_key
-from shared.chassis.keystore_remote import AUTHENTICATE_PATH, KEY_PATH, KeyIntrospectionUnavailable, RemoteKeyStore
+from shared.chassis.keystore import KeyIntrospectionUnavailable, issue_key
+from shared.chassis.keystore_remote import AUTHENTICATE_PATH, KEY_PATH, RemoteKeyStore
 from shared.chassis.mongo import make_client
 from shared.chassis.settings import CommonSettings
 from shared.chassis.verifiers import INTERNAL_TOKEN_HEADER, VerifierBox, internal_token

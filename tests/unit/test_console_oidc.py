@@ -30,8 +30,8 @@ from query.console.web import Console, ConsoleRefusal, authenticated_again
 from registry_contract.auth import FederatedIdentity, Principal
 from registry_contract.documents import Document
 from shared.chassis.federation import UNAVAILABLE, TokenRefused
-from shared.chassis.http_auth import Guard
-from shared.chassis.keystore_remote import KeyIntrospectionUnavailable
+from shared.chassis.http_auth import Guard, credentials_unavailable
+from shared.chassis.keystore import KeyIntrospectionUnavailable
 from shared.chassis.problems import Problem
 from shared.chassis.ratelimit import RateLimiter
 
@@ -88,8 +88,11 @@ class FakeGuard:
         self.scopes = frozenset({"models:read", "models:write"})
         self.denials: list[str] = []
         self.limiter = RateLimiter(rate=1, burst=5)  # sign-in starts per client address
+        self.registration_away = False
 
     async def authenticate_token(self, request: Request, token: str | None) -> Principal:
+        if self.registration_away:
+            raise credentials_unavailable("tokens")
         claims = token_claims(token or "")
         if "console-people" not in claims.get("groups", []):
             raise Problem("unauthenticated", "a valid API key, or an OpenID Connect token a trust rule admits")
@@ -360,6 +363,14 @@ async def test_an_account_without_models_read_is_refused_and_the_denial_recorded
     page = await world.come_back(code="the-code", state=query["state"])
     assert page.status_code == 403 and "models:read" in page.text
     assert world.guard.denials == ["missing scope models:read"] and world.stored.records == []
+
+
+async def test_registration_away_is_a_sign_in_page_to_retry_with_its_retry_after(world: World) -> None:
+    world.guard.registration_away = True
+    query = await world.leave_for_provider()
+    page = await world.come_back(code="the-code", state=query["state"])
+    assert (page.status_code, page.headers.get("retry-after")) == (503, "5")
+    assert "cannot be checked right now" in page.text and world.stored.records == []
 
 
 async def test_a_code_the_provider_refuses_is_a_sign_in_page_not_an_error(world: World) -> None:

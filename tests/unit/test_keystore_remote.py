@@ -24,12 +24,8 @@ from registry_contract.envelope import decode
 from registry_contract.record_signing import RecordProof, signing_key
 from shared.chassis.consuming import is_transient
 from shared.chassis.identity import RecordIdentity
-from shared.chassis.keystore_remote import (
-    AUTHENTICATE_PATH,
-    MAX_TOKEN_CHARS,
-    KeyIntrospectionUnavailable,
-    RemoteKeyStore,
-)
+from shared.chassis.keystore import KeyIntrospectionUnavailable
+from shared.chassis.keystore_remote import AUTHENTICATE_PATH, MAX_TOKEN_CHARS, RemoteKeyStore
 from shared.chassis.signing import EventSigner
 from tests.factories import bearer_event, command_event, register_data
 from tests.waiting import until

@@ -13,8 +13,7 @@ from registry_contract.auth import Principal, bearer_token, parse_api_key
 from shared.chassis.access import ACCESS_DENIED, AUTH_FAILURES, RATE_LIMITED, AccessLog, FailureWatch
 from shared.chassis.federation import TEAM_HEADER, UNAVAILABLE, Federation, TokenRefused, looks_like_token
 from shared.chassis.http_params import SlugPath
-from shared.chassis.keystore import KeyStore
-from shared.chassis.keystore_remote import KeyIntrospectionUnavailable
+from shared.chassis.keystore import KeyIntrospectionUnavailable, KeyStore
 from shared.chassis.problems import Problem
 from shared.chassis.ratelimit import RateLimiter
 from shared.chassis.settings import CommonSettings

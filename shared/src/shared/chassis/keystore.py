@@ -23,13 +23,17 @@ from registry_contract.views import ApiKeyPublic
 from shared.chassis.verifiers import VERIFIER_FIELD, VerifierBox, VerifierSource
 
 
+class KeyIntrospectionUnavailable(ConnectionError):
+    """Registration could not answer for a key: a dependency fault (a request gets 503, a consumer retries)."""
+
+
 class KeyStore(Protocol):
     """Where keys are checked: a presented token, a signed record, or a key id a service vouches for.
 
     Every method answers ``None`` alike for malformed, unknown, revoked and expired keys and for a
     wrong secret or signature, so a caller learns nothing about which keys exist. A store that asks
-    another service raises a :class:`ConnectionError` when it cannot get an answer (an outage is not
-    a refusal: :class:`~shared.chassis.keystore_remote.KeyIntrospectionUnavailable`).
+    another service raises :class:`KeyIntrospectionUnavailable` when it cannot get an answer: an
+    outage is not a refusal.
     """
 
     async def authenticate(self, token: str | None) -> Principal | None:

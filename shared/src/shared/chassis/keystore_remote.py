@@ -38,6 +38,7 @@ from registry_contract.documents import Document
 from registry_contract.record_signing import RecordProof, signature_matches
 from registry_contract.times import UtcTime
 from registry_contract.views import KeyRateLimit
+from shared.chassis.keystore import KeyIntrospectionUnavailable
 from shared.chassis.settings import CommonSettings
 from shared.chassis.verifiers import INTERNAL_TOKEN_HEADER, RemoteVerifiers, VerifierSource, internal_token
 
@@ -98,10 +99,6 @@ class AuthenticateRequest(BaseModel):
     """A presented key to check (the body of ``POST /internal/v1/keys/authenticate``)."""
 
     token: str = Field(max_length=MAX_TOKEN_CHARS)
-
-
-class KeyIntrospectionUnavailable(ConnectionError):
-    """Registration could not answer for a key: a dependency fault (a consumer retries its batch)."""
 
 
 @dataclass

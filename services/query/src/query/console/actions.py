@@ -62,7 +62,7 @@ async def sign_in(request: Request) -> Response:
         principal = console.guard.admit(request, await console.guard.authenticate_token(request, key))
     except Problem as problem:
         message = "That key was not accepted." if problem.status == 401 else problem.detail
-        return sign_in_page(request, message=message, status=problem.status)
+        return sign_in_page(request, message=message, status=problem.status, headers=problem.headers)
     if not principal.has("models:read"):
         console.guard.deny(request, principal, status=403, reason="missing scope models:read")
         return sign_in_page(request, message="This key lacks the models:read scope the console needs.", status=403)

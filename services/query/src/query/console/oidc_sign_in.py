@@ -48,9 +48,9 @@ NOT_SET_UP = "Signing in through an identity provider is not set up here: sign i
 class SignInFailed(Exception):
     """A callback that opens no session: the sign-in page with ``message``; ``reason`` is what the log says."""
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(self, status: int, reason: str, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(reason)
-        self.status, self.reason, self.message = status, reason, message
+        self.status, self.reason, self.message, self.headers = status, reason, message, headers or {}
 
 
 def callback_url(request: Request, public_url: str | None) -> str:
@@ -105,7 +105,11 @@ async def finish_sign_in(request: Request, code: Param = None, state: Param = No
     except SignInFailed as failed:
         log.info("console sign-in through the identity provider refused", reason=failed.reason)
         response: Response = sign_in_page(
-            request, message=failed.message, status=failed.status, next_page=flow.next_page if flow else None
+            request,
+            message=failed.message,
+            status=failed.status,
+            next_page=flow.next_page if flow else None,
+            headers=failed.headers,
         )
     else:
         response = _continue_to(request, session, flow.next_page if flow else safe_next(None))
@@ -194,8 +198,8 @@ async def _admitted(request: Request, provider: IdentityProvider, id_token: str)
     try:
         return guard.admit(request, await guard.authenticate_token(request, id_token))
     except Problem as problem:
-        if problem.status != 401:
-            raise SignInFailed(problem.status, "refused", problem.detail) from None
+        if problem.status != 401:  # registration away (a 503 to retry), or over the rate
+            raise SignInFailed(problem.status, problem.reason, problem.detail, headers=problem.headers) from None
         message = (
             f"{provider.name} signed you in, but no rule of the platform gives this account access to the "
             "registry: ask a platform admin."

@@ -16,11 +16,17 @@ def secure_cookies(request: Request) -> bool:
 
 
 def sign_in_page(
-    request: Request, *, message: str | None = None, status: int = 200, next_page: str | None = None
+    request: Request,
+    *,
+    message: str | None = None,
+    status: int = 200,
+    next_page: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     """The sign-in form, with its own token (cookie and hidden field: there is no session to hold one yet).
 
-    ``next_page`` is where signing in leads (by default the request's own ``next``), kept a console path.
+    ``next_page`` is where signing in leads (by default the request's own ``next``), kept a console path;
+    ``headers`` are a refusal's own (a 503's ``Retry-After``).
     """
     token = new_token()
     provider = console_of(request).identity_provider
@@ -31,6 +37,7 @@ def sign_in_page(
         "provider_name": provider.name if provider is not None else None,
     }
     response = render(request, "sign_in.html", context, status=status)
+    response.headers.update(headers or {})
     response.set_cookie(
         SIGN_IN_COOKIE,
         token,

@@ -31,7 +31,7 @@ from registry_contract.auth import Principal
 from registry_contract.versioning import precedence_key
 from shared.chassis.federation import UNAVAILABLE, TokenRefused, looks_like_token
 from shared.chassis.http_auth import Guard, credentials_unavailable
-from shared.chassis.keystore_remote import KeyIntrospectionUnavailable
+from shared.chassis.keystore import KeyIntrospectionUnavailable
 from shared.chassis.problems import CORRELATION_HEADER, Problem
 
 COOKIE = "mr_console"
