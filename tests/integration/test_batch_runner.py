@@ -1,6 +1,7 @@
 """The one consumer mechanism every service uses, on the real broker: poison is isolated, outages wait."""
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -169,3 +170,40 @@ class TestDependencyOutage:
                 assert await letters_before_a_sentinel(infra, topics, dead) == []
         finally:
             await broker.stop()
+
+
+class TestSharingTheEventLoop:
+    async def test_a_backlog_is_handled_a_batch_at_a_time_with_the_event_loop_free_between_batches(
+        self, topics: CommonSettings, infra: Infra
+    ) -> None:
+        # A handler with nothing to write for a batch (registration's deployments consumer skips
+        # every event but a status change) awaits nothing that suspends, and the consumer hands
+        # over buffered records without yielding: a backlog would be read through in one go,
+        # holding the service's requests behind it.
+        ticks = 0
+        taken: list[tuple[int, int]] = []  # (records in a batch, the other task's ticks when it came)
+
+        async def handler(records: Records) -> None:
+            taken.append((len(records), ticks))
+
+        async def other_work() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        backlog = 1_000
+        await publish_raw(
+            infra.kafka_bootstrap, topics.topic_commands, [(b"x%d" % i, [], b"k") for i in range(backlog)]
+        )
+        ticker = asyncio.create_task(other_work())
+        broker = await consuming(topics, handler, probe=up)
+        try:
+            await until(holds(lambda: sum(count for count, _ in taken) >= backlog), what="the backlog handled")
+        finally:
+            await broker.stop()
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+        ticks_at = [at for _, at in taken]
+        assert len(taken) >= backlog // 50  # max_records
+        assert all(later > earlier for earlier, later in itertools.pairwise(ticks_at)), ticks_at

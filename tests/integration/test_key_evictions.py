@@ -1,6 +1,7 @@
 """A revoked key leaves every replica's key cache when its event arrives, not when the cache expires."""
 
 import asyncio
+import itertools
 import uuid
 from typing import Any
 
@@ -11,7 +12,7 @@ from registration.storage import API_KEYS
 from registry_contract.envelope import CloudEvent
 from registry_contract.identity_events import API_KEY_REVOKED, ApiKeyChanged
 from shared.chassis.kafka import ensure_topics
-from shared.chassis.key_evictions import KeyEvictions
+from shared.chassis.key_evictions import TAKE_RECORDS, KeyEvictions
 from shared.chassis.keystore import MongoKeyStore, issue_key
 from shared.chassis.signing import EventSigner
 from tests.infra import Infra, private_topics
@@ -92,3 +93,50 @@ async def test_a_revocation_published_while_the_task_was_down_is_not_served_from
 
 def infra_signer(infra: Infra) -> EventSigner:
     return EventSigner(infra.signing_key.encode())
+
+
+async def test_a_burst_of_events_is_read_a_slice_at_a_time_with_the_event_loop_free_between_slices(
+    infra: Infra, mongo_database: AsyncDatabase[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every service runs this task beside its requests: reading a burst through in one go (the
+    # consumer hands over buffered records without yielding) held every request behind it.
+    settings = private_topics(infra, f"evict-{uuid.uuid4().hex[:8]}")
+    await ensure_topics(settings, partitions=1)
+    evictions = KeyEvictions(settings, MongoKeyStore(mongo_database[API_KEYS], ttl=HOUR), EventSigner(b"s" * 32))
+    ticks = 0
+    taken: list[tuple[int, int]] = []  # (records in a take, the other task's ticks when it was taken)
+    apply = evictions.apply
+
+    def counted(records: Any) -> list[str]:
+        records = list(records)
+        if records:
+            taken.append((len(records), ticks))
+        return apply(records)
+
+    async def other_work() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    monkeypatch.setattr(evictions, "apply", counted)
+    tasks = [asyncio.create_task(evictions.run()), asyncio.create_task(other_work())]
+    try:
+        await asyncio.wait_for(evictions.following.wait(), 30)
+        burst = 1_000
+        forged = EventSigner(b"not-the-services-key" * 2)  # read and dropped: the reading is what counts
+        await publish_raw(
+            infra.kafka_bootstrap, settings.topic_events, [revocation(f"k{i:07d}", forged) for i in range(burst)]
+        )
+
+        async def all_read() -> bool:
+            return sum(count for count, _ in taken) >= burst
+
+        await until(all_read, timeout=30, what="the burst read")
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert len(taken) >= burst // TAKE_RECORDS and max(count for count, _ in taken) <= TAKE_RECORDS
+    ticks_at = [at for _, at in taken]
+    assert all(later > earlier for earlier, later in itertools.pairwise(ticks_at)), ticks_at

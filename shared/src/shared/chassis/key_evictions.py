@@ -32,6 +32,9 @@ from shared.chassis.settings import CommonSettings
 from shared.chassis.signing import EventSigner
 
 log = structlog.get_logger(__name__)
+# Records taken per call: aiokafka builds every one it hands over (this task reads them all, for the
+# few revocations among them) inside the call, on the event loop: a thousand at once blocked it.
+TAKE_RECORDS = 100
 FETCH_WAIT_MS = 500  # idle polls stay rare; Kafka answers as a record lands, the embedded broker within this
 KEYS_EVICTED = Counter(
     "registry_key_evictions_total", "Revoked keys dropped from this process's key cache as their event arrived"
@@ -103,8 +106,11 @@ class KeyEvictions:
                 self.federation.clear()
             self.following.set()
             while True:
-                batches = await consumer.getmany(timeout_ms=1_000, max_records=1_000)
+                batches = await consumer.getmany(timeout_ms=1_000, max_records=TAKE_RECORDS)
                 self.apply(record for records in batches.values() for record in records)
+                # getmany returns at once, without yielding, while fetched records are buffered:
+                # without this, a burst (a bulk load's events) would be read through in one go.
+                await asyncio.sleep(0)
         finally:
             self.following.clear()
             await consumer.stop()
