@@ -13,7 +13,7 @@ from deploy_tracker.reports import Report
 from registry_contract.envelope import CloudEvent, EnvelopeError, decode
 from shared.chassis.consuming import Probe, Records, batch_subscriber
 from shared.chassis.identity import RecordIdentity
-from shared.chassis.kafka import decode_or_dead_letter
+from shared.chassis.kafka import dead_letter_undecodable, decode_records
 
 log = structlog.get_logger(__name__)
 HandleBatch = Callable[[list[Report]], Awaitable[object]]
@@ -40,17 +40,15 @@ def register_report_subscriber(
     )
     async def on_reports(records: Records) -> None:
         reports: list[Report] = []
-        for record in records:
-            event = await decode_or_dead_letter(broker, record)
-            if event is None:
-                continue
+        decoded, undecodable = decode_records(records)
+        for record, event in decoded:
             proven = await identity.provenance(record, event)
             # A bearer key accepted in transition goes no further than here.
             event = event.model_copy(update={"authorization": None}) if event.authorization else event
             reports.append(Report(event, proven.principal, unproven=proven.why_not))
-        if not reports:
-            return
-        await handle_batch(reports)
+        if reports:
+            await handle_batch(reports)
+        await dead_letter_undecodable(broker, undecodable)  # last: once, not once per retry of the batch
 
 
 def register_event_subscriber(

@@ -17,7 +17,7 @@ from registry_contract import correlation, messages
 from registry_contract.envelope import EnvelopeError, decode
 from shared.chassis.consuming import Probe, Records, batch_subscriber
 from shared.chassis.identity import RecordIdentity
-from shared.chassis.kafka import decode_or_dead_letter
+from shared.chassis.kafka import dead_letter_undecodable, decode_records
 from shared.chassis.ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
@@ -48,19 +48,15 @@ def register_command_subscriber(
     )
     async def on_commands(records: Records) -> None:
         commands: list[Command] = []
-        for record in records:
-            event = await decode_or_dead_letter(broker, record)
-            if event is None:
-                continue
+        decoded, undecodable = decode_records(records)
+        for record, event in decoded:
             proven = await identity.provenance(record, event)
             principal = proven.principal
             throttled = principal is not None and limiter.take(principal.key_id, principal.rate_limit) > 0
             # A bearer key accepted in transition goes no further than here.
             event = event.model_copy(update={"authorization": None}) if event.authorization else event
             commands.append(Command(event=event, principal=principal, throttled=throttled, unproven=proven.why_not))
-        if not commands:
-            return
-        outcomes = await handle_batch(commands)
+        outcomes = await handle_batch(commands) if commands else []
         for command, outcome in zip(commands, outcomes, strict=True):  # in the order of their commands
             correlation.bind(outcome.event.correlation_id)
             log.info(
@@ -70,6 +66,7 @@ def register_command_subscriber(
                 reason=outcome.event.data.get("reason") if outcome.rejected else None,
                 team=command.principal.team if command.principal else None,
             )
+        await dead_letter_undecodable(broker, undecodable)  # last: once, not once per retry of the batch
 
 
 def register_deployment_subscriber(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -126,11 +127,30 @@ async def dead_letter(broker: KafkaBroker, record: ConsumerRecord[Any, Any], *, 
     await broker.publish(record.value or b"", topic=f"{record.topic}.dlq", key=record.key, headers=headers)
 
 
-async def decode_or_dead_letter(broker: KafkaBroker, record: ConsumerRecord[Any, Any]) -> CloudEvent | None:
-    """The record's CloudEvent; an undecodable record goes to ``<topic>.dlq`` (counted, logged) and gives None."""
-    try:
-        return decode(record.value, record.headers or ())
-    except EnvelopeError as exc:
+Undecodable = list[tuple[ConsumerRecord[Any, Any], EnvelopeError]]
+
+
+def decode_records(
+    records: Iterable[ConsumerRecord[Any, Any]],
+) -> tuple[list[tuple[ConsumerRecord[Any, Any], CloudEvent]], Undecodable]:
+    """Each record's CloudEvent, in order, and apart the records that are none, with why.
+
+    The undecodable go to :func:`dead_letter_undecodable` once the batch's own work has succeeded:
+    a batch retried (a dependency away while its keys were checked or its writes made) would
+    otherwise dead-letter them again on every attempt.
+    """
+    events, undecodable = [], []
+    for record in records:
+        try:
+            events.append((record, decode(record.value, record.headers or ())))
+        except EnvelopeError as exc:
+            undecodable.append((record, exc))
+    return events, undecodable
+
+
+async def dead_letter_undecodable(broker: KafkaBroker, undecodable: Undecodable) -> None:
+    """Send each undecodable record to ``<topic>.dlq`` (counted, logged), so the partition moves on."""
+    for record, exc in undecodable:
         await dead_letter(broker, record, reason=exc.reason, error=str(exc))
         DEAD_LETTERS.labels(record.topic, exc.reason).inc()
         log.warning(
@@ -140,4 +160,3 @@ async def decode_or_dead_letter(broker: KafkaBroker, record: ConsumerRecord[Any,
             offset=record.offset,
             reason=exc.reason,
         )
-        return None
