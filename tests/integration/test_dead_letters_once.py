@@ -15,7 +15,7 @@ from shared.chassis.kafka import ensure_topics, make_broker
 from shared.chassis.keystore import KeyIntrospectionUnavailable
 from shared.chassis.signing import EventSigner
 from tests.factories import ADMIN_KEY, bearer_event, binary_record
-from tests.infra import Infra
+from tests.infra import Infra, private_topics
 from tests.kafka_tools import Collector, publish_raw
 from tests.waiting import until
 
@@ -38,20 +38,15 @@ class AwayOnce:
 
 async def test_a_batch_retried_for_an_outage_dead_letters_its_garbage_once(infra: Infra) -> None:
     prefix = f"once-{uuid.uuid4().hex[:8]}"
-    settings = DeployTrackerSettings(
-        event_signing_key=infra.signing_key,
-        kafka_bootstrap_servers=infra.kafka_bootstrap,
-        kafka_enable_idempotence=infra.idempotence,
-        topic_commands=prefix,
-        topic_events=f"{prefix}-e",
-        topic_deploy=f"{prefix}-d",
-        topic_access=f"{prefix}-a",
-        consumer_group=f"g-{prefix}",
-        kafka_session_timeout_ms=2000,
-        kafka_heartbeat_interval_ms=500,
-        kafka_fetch_max_wait_ms=20,
-        consumer_backoff_seconds=0.1,
-    )
+    quick = {
+        "kafka_enable_idempotence": infra.idempotence,
+        "consumer_group": f"g-{prefix}",
+        "kafka_session_timeout_ms": 2000,
+        "kafka_heartbeat_interval_ms": 500,
+        "kafka_fetch_max_wait_ms": 20,
+        "consumer_backoff_seconds": 0.1,
+    }
+    settings = DeployTrackerSettings(**(private_topics(infra, prefix).model_dump() | quick))
     await ensure_topics(settings, partitions=1)
     keys = AwayOnce()
     # A bearer report's key is checked with registration (KAFKA_ACCEPT_BEARER_KEYS): the first
