@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -15,6 +16,41 @@ from starlette.routing import Route
 from registry_cli.config import free_port
 
 T = TypeVar("T")
+
+
+class LoopTurns:
+    """Another task's turns on the event loop, noted at each step of some work (``async with``).
+
+    The work left the loop free between two steps when the other task got a turn between them.
+    """
+
+    def __init__(self) -> None:
+        self.turns = 0
+        self.steps: list[tuple[int, int]] = []  # (records in a step, the other task's turns by then)
+        self._task: asyncio.Task[None] | None = None
+
+    def step(self, records: int) -> None:
+        self.steps.append((records, self.turns))
+
+    def records(self) -> int:
+        return sum(count for count, _ in self.steps)
+
+    def free_between_steps(self) -> bool:
+        return all(later > earlier for (_, earlier), (_, later) in itertools.pairwise(self.steps))
+
+    async def _take_turns(self) -> None:
+        while True:
+            self.turns += 1
+            await asyncio.sleep(0)
+
+    async def __aenter__(self) -> LoopTurns:
+        self._task = asyncio.create_task(self._take_turns())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
 
 
 async def until(

@@ -1,7 +1,6 @@
 """The one consumer mechanism every service uses, on the real broker: poison is isolated, outages wait."""
 
 import asyncio
-import itertools
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -15,7 +14,7 @@ from shared.chassis.kafka import ensure_topics, make_broker
 from shared.chassis.settings import CommonSettings
 from tests.infra import Infra, private_topics
 from tests.kafka_tools import Collector, header, publish_raw
-from tests.waiting import until
+from tests.waiting import LoopTurns, until
 
 pytestmark = pytest.mark.integration
 Handler = Callable[[Records], Awaitable[None]]
@@ -180,30 +179,19 @@ class TestSharingTheEventLoop:
         # every event but a status change) awaits nothing that suspends, and the consumer hands
         # over buffered records without yielding: a backlog would be read through in one go,
         # holding the service's requests behind it.
-        ticks = 0
-        taken: list[tuple[int, int]] = []  # (records in a batch, the other task's ticks when it came)
-
-        async def handler(records: Records) -> None:
-            taken.append((len(records), ticks))
-
-        async def other_work() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0)
-
         backlog = 1_000
         await publish_raw(
             infra.kafka_bootstrap, topics.topic_commands, [(b"x%d" % i, [], b"k") for i in range(backlog)]
         )
-        ticker = asyncio.create_task(other_work())
-        broker = await consuming(topics, handler, probe=up)
-        try:
-            await until(holds(lambda: sum(count for count, _ in taken) >= backlog), what="the backlog handled")
-        finally:
-            await broker.stop()
-            ticker.cancel()
-            await asyncio.gather(ticker, return_exceptions=True)
-        ticks_at = [at for _, at in taken]
-        assert len(taken) >= backlog // 50  # max_records
-        assert all(later > earlier for earlier, later in itertools.pairwise(ticks_at)), ticks_at
+        async with LoopTurns() as turns:
+
+            async def handler(records: Records) -> None:
+                turns.step(len(records))
+
+            broker = await consuming(topics, handler, probe=up)
+            try:
+                await until(holds(lambda: turns.records() >= backlog), what="the backlog handled")
+            finally:
+                await broker.stop()
+        assert len(turns.steps) >= backlog // 50  # max_records
+        assert turns.free_between_steps(), turns.steps

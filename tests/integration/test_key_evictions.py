@@ -1,7 +1,6 @@
 """A revoked key leaves every replica's key cache when its event arrives, not when the cache expires."""
 
 import asyncio
-import itertools
 import uuid
 from typing import Any
 
@@ -11,13 +10,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from registration.storage import API_KEYS
 from registry_contract.envelope import CloudEvent
 from registry_contract.identity_events import API_KEY_REVOKED, ApiKeyChanged
-from shared.chassis.kafka import ensure_topics
-from shared.chassis.key_evictions import TAKE_RECORDS, KeyEvictions
+from shared.chassis.kafka import TAKE_RECORDS, ensure_topics
+from shared.chassis.key_evictions import KeyEvictions
 from shared.chassis.keystore import MongoKeyStore, issue_key
 from shared.chassis.signing import EventSigner
 from tests.infra import Infra, private_topics
 from tests.kafka_tools import publish_raw
-from tests.waiting import until
+from tests.waiting import LoopTurns, until
 
 pytestmark = pytest.mark.integration
 HOUR = 3600.0
@@ -103,40 +102,31 @@ async def test_a_burst_of_events_is_read_a_slice_at_a_time_with_the_event_loop_f
     settings = private_topics(infra, f"evict-{uuid.uuid4().hex[:8]}")
     await ensure_topics(settings, partitions=1)
     evictions = KeyEvictions(settings, MongoKeyStore(mongo_database[API_KEYS], ttl=HOUR), EventSigner(b"s" * 32))
-    ticks = 0
-    taken: list[tuple[int, int]] = []  # (records in a take, the other task's ticks when it was taken)
     apply = evictions.apply
+    burst = 1_000
+    async with LoopTurns() as turns:
 
-    def counted(records: Any) -> list[str]:
-        records = list(records)
-        if records:
-            taken.append((len(records), ticks))
-        return apply(records)
+        def counted(records: Any) -> list[str]:
+            records = list(records)
+            if records:
+                turns.step(len(records))
+            return apply(records)
 
-    async def other_work() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
+        monkeypatch.setattr(evictions, "apply", counted)
+        task = asyncio.create_task(evictions.run())
+        try:
+            await asyncio.wait_for(evictions.following.wait(), 30)
+            forged = EventSigner(b"not-the-services-key" * 2)  # read and dropped: the reading is what counts
+            await publish_raw(
+                infra.kafka_bootstrap, settings.topic_events, [revocation(f"k{i:07d}", forged) for i in range(burst)]
+            )
 
-    monkeypatch.setattr(evictions, "apply", counted)
-    tasks = [asyncio.create_task(evictions.run()), asyncio.create_task(other_work())]
-    try:
-        await asyncio.wait_for(evictions.following.wait(), 30)
-        burst = 1_000
-        forged = EventSigner(b"not-the-services-key" * 2)  # read and dropped: the reading is what counts
-        await publish_raw(
-            infra.kafka_bootstrap, settings.topic_events, [revocation(f"k{i:07d}", forged) for i in range(burst)]
-        )
+            async def all_read() -> bool:
+                return turns.records() >= burst
 
-        async def all_read() -> bool:
-            return sum(count for count, _ in taken) >= burst
-
-        await until(all_read, timeout=30, what="the burst read")
-    finally:
-        for task in tasks:
+            await until(all_read, timeout=30, what="the burst read")
+        finally:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    assert len(taken) >= burst // TAKE_RECORDS and max(count for count, _ in taken) <= TAKE_RECORDS
-    ticks_at = [at for _, at in taken]
-    assert all(later > earlier for earlier, later in itertools.pairwise(ticks_at)), ticks_at
+            await asyncio.gather(task, return_exceptions=True)
+    assert len(turns.steps) >= burst // TAKE_RECORDS and max(count for count, _ in turns.steps) <= TAKE_RECORDS
+    assert turns.free_between_steps(), turns.steps

@@ -22,6 +22,9 @@ from shared.chassis.kafka_security import broker_security, client_security_optio
 from shared.chassis.settings import CommonSettings
 
 log = structlog.get_logger(__name__)
+# Records a task that reads the consumer itself takes per call: aiokafka builds the records it hands
+# over inside the call, on the event loop, in one go (1,000 at once held requests back 20-250 ms).
+TAKE_RECORDS = 100
 DEAD_LETTERS = Counter("registry_dlq_messages_total", "Records sent to a dead-letter topic", ["topic", "reason"])
 
 

@@ -26,15 +26,12 @@ from prometheus_client import Counter
 
 from registry_contract.identity_events import API_KEY_REVOKED, TRUST_RULE_CREATED, TRUST_RULE_DELETED
 from shared.chassis.federation import Federation
-from shared.chassis.kafka import client_options
+from shared.chassis.kafka import TAKE_RECORDS, client_options
 from shared.chassis.keystore import KeyStore
 from shared.chassis.settings import CommonSettings
 from shared.chassis.signing import EventSigner
 
 log = structlog.get_logger(__name__)
-# Records taken per call: aiokafka builds every one it hands over (this task reads them all, for the
-# few revocations among them) inside the call, on the event loop: a thousand at once blocked it.
-TAKE_RECORDS = 100
 FETCH_WAIT_MS = 500  # idle polls stay rare; Kafka answers as a record lands, the embedded broker within this
 KEYS_EVICTED = Counter(
     "registry_key_evictions_total", "Revoked keys dropped from this process's key cache as their event arrived"

@@ -27,16 +27,13 @@ from query.projection.owners import OwnerLog, OwnerUnavailable
 from query.projection.storage import Checkpoint, Flushed, ProjectionStore, Rows
 from registry_contract.envelope import CloudEvent, EnvelopeError, decode
 from shared.chassis.consuming import LINGER_MIN_BYTES
-from shared.chassis.kafka import client_options
+from shared.chassis.kafka import TAKE_RECORDS, client_options
 from shared.chassis.settings import CommonSettings
 from shared.chassis.signing import EventSigner
 
 log = structlog.get_logger(__name__)
 CATCH_UP_MARGIN_NS = 5 * 60 * 1_000_000_000  # read each owner's log from 5 minutes before the revision reached
 APPLY_SLICE = 25  # events applied between two yields to the event loop (about 10 ms of work)
-# Records taken from the consumer per call: aiokafka builds them from the fetched bytes inside the
-# call, on the event loop, in one go (1,000 at once held reads back for 20-250 ms while catching up).
-TAKE_RECORDS = 100
 RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0)  # back-off between catch-up attempts while an owner is unreachable
 
 
