@@ -1,10 +1,14 @@
+from collections.abc import Sequence
+
 import pytest
 
 from registration.changes import Changes
 from registration.handlers import Command, Outcome, handle_commands
+from registration.known_models import KnownModels
 from registration.repository import InMemoryRepository
 from registry_contract import messages
 from registry_contract.auth import Principal
+from registry_contract.documents import Document
 from registry_contract.envelope import CloudEvent
 from tests.factories import PRODUCER, command_event, register_event
 
@@ -96,6 +100,73 @@ class TestRegister:
         repo = InMemoryRepository()
         [outcome] = await run(repo, command_event("registry.command.launch_rocket", {}))
         assert outcome.event.data["reason"] == "invalid"
+
+
+class CountingModelReads(Recording):
+    """The fake, counting the models each batch read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.models_read: list[list[str]] = []
+        self.fail_commits = 0
+
+    async def models_by_id(self, model_ids: Sequence[str]) -> dict[str, Document]:
+        if model_ids:
+            self.models_read.append(list(model_ids))
+        return await super().models_by_id(model_ids)
+
+    async def commit(self, changes: Changes) -> None:
+        if self.fail_commits:
+            self.fail_commits -= 1
+            raise ConnectionError("the database went away")
+        await super().commit(changes)
+
+
+class TestModelReads:
+    """A registration reads its model only when this process does not know it is stored."""
+
+    async def test_versions_of_a_model_this_process_created_read_nothing_of_it(self) -> None:
+        repo = CountingModelReads()
+        await run(repo, register_event("fraud", "card", "1.0.0"))
+        await run(repo, register_event("fraud", "card", "1.1.0"), register_event("fraud", "card", "1.2.0"))
+        model_id = repo.commits[0].outbox[0]["model_id"]
+        assert repo.models_read == [[model_id]]  # the first registration's, which created it
+        assert [change.writes() for change in repo.commits[1].models.values()] == []
+        assert len(repo.models) == 1 and len(repo.versions) == 3
+
+    async def test_a_model_another_process_created_is_read_once_and_not_created_again(self) -> None:
+        repo = CountingModelReads()
+        await run(repo, register_event("fraud", "card", "1.0.0"))
+        repo.known_models = KnownModels()  # a restart, or another replica
+        created_at = next(iter(repo.models.values()))["created_at"]
+        await run(repo, register_event("fraud", "card", "1.1.0"))
+        await run(repo, register_event("fraud", "card", "1.2.0"))
+        assert len(repo.models_read) == 2
+        assert not any(change.writes() for commit in repo.commits[1:] for change in commit.models.values())
+        assert next(iter(repo.models.values()))["created_at"] == created_at
+
+    async def test_a_model_whose_commit_failed_is_not_taken_as_stored(self) -> None:
+        repo = CountingModelReads()
+        repo.fail_commits = 1
+        with pytest.raises(ConnectionError):
+            await run(repo, register_event("fraud", "card", "1.0.0"))
+        [outcome] = await run(repo, register_event("fraud", "card", "1.0.0"))
+        assert outcome.event.type == messages.MODEL_VERSION_REGISTERED
+        [model] = repo.models.values()
+        assert model["name"] == "card" and len(repo.models_read) == 2
+
+    async def test_other_commands_still_read_a_known_model(self) -> None:
+        repo = CountingModelReads()
+        await run(repo, register_event("fraud", "card", "1.0.0"))
+        alias = {"team": "fraud", "name": "card", "alias": "champion", "version": "1.0.0"}
+        [outcome] = await run(repo, command_event(messages.SET_ALIAS, alias))
+        assert outcome.event.type == messages.ALIAS_SET
+        assert len(repo.models_read) == 2
+
+    def test_the_set_of_known_models_is_bounded(self) -> None:
+        known = KnownModels(kept=2)
+        known.add(["a", "b", "c"])
+        assert "c" in known and "a" not in known and "b" not in known
 
 
 class TestUpdateAndLifecycle:

@@ -7,6 +7,7 @@ Use cases read and change this state in memory; every change is also recorded in
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from datetime import datetime
 from typing import Any
 
@@ -37,8 +38,11 @@ class Batch:
         *,
         max_shares: int = DEFAULT_MAX_SHARES,
         deployed: dict[str, dict[str, str]] | None = None,
+        stored_models: Container[str] = (),
     ) -> None:
         self.versions, self.models, self.now = versions, models, now
+        # Models known to be stored though not loaded (a registration of one reads nothing of it).
+        self.stored_models = stored_models
         # version id -> {environment: status}, from the tracker's events (versions to delete only)
         self.deployed = deployed or {}
         self.max_shares = max_shares  # teams a model may be shared with (REGISTRATION_MAX_SHARES_PER_MODEL)
@@ -101,7 +105,7 @@ class Batch:
     def ensure_model(self, ref: messages.ModelRef) -> None:
         """Create the model ``ref`` names unless it exists (its first version is being registered)."""
         model_id = domain.model_id(ref.team, ref.name)
-        if model_id not in self.models:
+        if model_id not in self.models and model_id not in self.stored_models:
             change = self.model_change(ref)
             change.creates = True
             self.models[model_id] = change.apply(None)

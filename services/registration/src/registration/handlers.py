@@ -110,6 +110,7 @@ async def _handle_once(
     fresh = {key: apply(batch, command, data) for key, (command, data) in parsed.items() if key not in done}
     if batch.changes.outbox:
         await repo.commit(batch.changes)  # numbers the rows: their positions are the revisions
+        repo.known_models.add(model_id for model_id, change in batch.changes.models.items() if change.writes())
     rows = {row.get("command_key"): row for row in batch.changes.outbox}
     fresh = {key: _revised(outcome, rows[key]) for key, outcome in fresh.items()}
     return [fresh.get(c.key) or _replayed(c, done.get(c.key) or batch.outcome_row(c.key), batch) for c in commands]
@@ -161,7 +162,8 @@ async def _load(repo: Repository, parsed: list[messages.ModelRef | Rejected], *,
 
     Registrations are not read unless ``read_everything``: the versions collection's unique _id
     refuses a duplicate, a deleted version's number too (its tombstone keeps the _id). Their models
-    are read, to create a model only once. A version's parent (lineage) is read with its model, to
+    are read, to create a model only once, unless this process knows them stored
+    (:mod:`registration.known_models`). A version's parent (lineage) is read with its model, to
     check that it may be named. The reads are independent: they run at once.
     """
     refs = [d for d in parsed if isinstance(d, messages.ModelRef)]
@@ -173,14 +175,26 @@ async def _load(repo: Repository, parsed: list[messages.ModelRef | Rejected], *,
     }
     parents = [d.parent for d in registrations if d.parent is not None]
     versions |= {domain.version_id(p.team, p.name, p.version) for p in parents}
-    models = {domain.model_id(d.team, d.name) for d in refs if isinstance(d, MODEL_READING)}
+    models = {
+        domain.model_id(d.team, d.name)
+        for d in refs
+        if isinstance(d, MODEL_READING) and not isinstance(d, messages.RegisterModelVersion)
+    }
     models |= {domain.model_id(p.team, p.name) for p in parents}
+    # A registration reads its model only to create it: not one this process knows is stored.
+    known = repo.known_models
+    models |= {
+        model_id
+        for model_id in (domain.model_id(d.team, d.name) for d in registrations)
+        if read_everything or model_id not in known
+    }
     # Where the versions to delete run (deletes are refused while deploying or deployed).
     deleted = {domain.version_id(d.team, d.name, d.version) for d in refs if isinstance(d, messages.DeleteVersion)}
     found, models_found, deployed = await asyncio.gather(
         repo.versions_by_id(sorted(versions)), repo.models_by_id(sorted(models)), repo.deployments_of(sorted(deleted))
     )
-    return Batch(found, models_found, utcnow(), deployed=deployed)
+    known.add(models_found)
+    return Batch(found, models_found, utcnow(), deployed=deployed, stored_models=known)
 
 
 def apply(batch: Batch, command: Command, data: messages.ModelRef | Rejected) -> Outcome:

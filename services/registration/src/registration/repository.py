@@ -12,6 +12,7 @@ from pymongo.errors import ClientBulkWriteException, OperationFailure, PyMongoEr
 
 from registration.changes import Changes, ModelChange
 from registration.deployments import InMemoryDeployedEnvironments, MongoDeployedEnvironments
+from registration.known_models import KnownModels
 from registration.storage import (
     DEPLOYED_ENVIRONMENTS,
     MODEL_VERSIONS,
@@ -41,6 +42,7 @@ class Repository(OutboxLog, Protocol):
     """What the command handlers and the outbox relay need from storage."""
 
     writer: str
+    known_models: KnownModels  # models this process has read or committed: a registration need not read them
 
     async def outcomes_of(self, command_keys: Sequence[str]) -> dict[str, Document]:
         """Outbox rows of commands already handled, by command key (team-scoped id)."""
@@ -95,6 +97,7 @@ class MongoRepository(MongoOutboxLog):
         # refuses its number again, so a registration reads nothing first.
         self._models, self._versions, self._shares = db[MODELS], db[MODEL_VERSIONS], db[SHARES]
         self.deployments = MongoDeployedEnvironments(db[DEPLOYED_ENVIRONMENTS])
+        self.known_models = KnownModels()
 
     async def outcomes_of(self, command_keys: Sequence[str]) -> dict[str, Document]:
         return await find_by_ids(self._outbox, command_keys, field="command_key")
@@ -163,6 +166,7 @@ class InMemoryRepository(InMemoryOutboxLog):
         self.versions: dict[str, Document] = {}
         self.shares: dict[str, Document] = {}
         self.deployments = InMemoryDeployedEnvironments()
+        self.known_models = KnownModels()
 
     async def outcomes_of(self, command_keys: Sequence[str]) -> dict[str, Document]:
         wanted = set(command_keys)
