@@ -102,6 +102,9 @@ class TestRegister:
         assert outcome.event.data["reason"] == "invalid"
 
 
+ALIAS = {"team": "fraud", "name": "card", "alias": "champion", "version": "1.0.0"}
+
+
 class CountingModelReads(Recording):
     """The fake, counting the models each batch read."""
 
@@ -158,10 +161,25 @@ class TestModelReads:
     async def test_other_commands_still_read_a_known_model(self) -> None:
         repo = CountingModelReads()
         await run(repo, register_event("fraud", "card", "1.0.0"))
-        alias = {"team": "fraud", "name": "card", "alias": "champion", "version": "1.0.0"}
-        [outcome] = await run(repo, command_event(messages.SET_ALIAS, alias))
+        [outcome] = await run(repo, command_event(messages.SET_ALIAS, ALIAS))
         assert outcome.event.type == messages.ALIAS_SET
         assert len(repo.models_read) == 2
+
+    async def test_a_batch_re_run_after_a_conflict_reads_a_known_model(self) -> None:
+        repo = CountingModelReads()
+        await run(repo, register_event("fraud", "card", "1.0.0"))
+        [again] = await run(repo, register_event("fraud", "card", "1.0.0"))  # a duplicate: found at commit
+        assert again.event.data["reason"] == "duplicate_version"
+        assert len(repo.models_read) == 2
+
+    async def test_a_refused_command_reads_nothing_of_what_it_names(self) -> None:
+        # Read for a stranger, a model's existence would show in how long the refusal took.
+        repo = CountingModelReads()
+        stranger = Principal(key_id="riskkey1", team="risk", scopes=frozenset({"models:write"}))
+        commands = [register_event("fraud", "card", "1.0.0"), command_event(messages.SET_ALIAS, ALIAS)]
+        outcomes = await handle_commands([Command(c, stranger) for c in commands], repo=repo, artifact_schemes=SCHEMES)
+        assert [o.event.data["reason"] for o in outcomes] == ["forbidden", "forbidden"]
+        assert repo.models_read == []
 
     def test_the_set_of_known_models_is_bounded(self) -> None:
         known = KnownModels(kept=2)

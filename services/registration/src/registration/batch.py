@@ -41,7 +41,7 @@ class Batch:
         stored_models: Container[str] = (),
     ) -> None:
         self.versions, self.models, self.now = versions, models, now
-        # Models known to be stored though not loaded (a registration of one reads nothing of it).
+        # Models not loaded because they are known to be stored (registrations of them read nothing).
         self.stored_models = stored_models
         # version id -> {environment: status}, from the tracker's events (versions to delete only)
         self.deployed = deployed or {}

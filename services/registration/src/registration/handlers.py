@@ -28,7 +28,8 @@ __all__ = ["Command", "Outcome", "checked_first", "event_from_outbox", "handle_c
 
 
 # Commands whose rules read the model document (its readers or aliases), or create it, or whose
-# answer shows the version with its aliases (the model keeps them).
+# answer shows the version with its aliases (the model keeps them). A registration reads it only
+# to create it, so not when this process knows it is stored (registration.known_models).
 MODEL_READING = (
     messages.RegisterModelVersion,
     messages.UpdateModelVersion,
@@ -104,7 +105,10 @@ async def _handle_once(
             checked = signed.get(command.key)
             refused = checked if isinstance(checked, Rejected) else None
             parsed[command.key] = (command, refused or parse(command, artifact_schemes))
-    batch = await _load(repo, [data for _, data in parsed.values()], read_everything=read_everything)
+    # A refused command reads nothing: how long its refusal takes must not tell whether what it
+    # names exists (another team's model this process knows, say). An answered one is replayed.
+    wanted = [data for key, (command, data) in parsed.items() if key in done or _refusal(command, data) is None]
+    batch = await _load(repo, wanted, read_everything=read_everything)
     batch.max_shares = max_shares
     batch.provenance = {key: found for key, found in signed.items() if not isinstance(found, Rejected)}
     fresh = {key: apply(batch, command, data) for key, (command, data) in parsed.items() if key not in done}
@@ -182,19 +186,16 @@ async def _load(repo: Repository, parsed: list[messages.ModelRef | Rejected], *,
     }
     models |= {domain.model_id(p.team, p.name) for p in parents}
     # A registration reads its model only to create it: not one this process knows is stored.
-    known = repo.known_models
-    models |= {
-        model_id
-        for model_id in (domain.model_id(d.team, d.name) for d in registrations)
-        if read_everything or model_id not in known
-    }
+    registered = {domain.model_id(d.team, d.name) for d in registrations}
+    stored: set[str] = set() if read_everything else {m for m in registered - models if m in repo.known_models}
+    models |= registered - stored
     # Where the versions to delete run (deletes are refused while deploying or deployed).
     deleted = {domain.version_id(d.team, d.name, d.version) for d in refs if isinstance(d, messages.DeleteVersion)}
     found, models_found, deployed = await asyncio.gather(
         repo.versions_by_id(sorted(versions)), repo.models_by_id(sorted(models)), repo.deployments_of(sorted(deleted))
     )
-    known.add(models_found)
-    return Batch(found, models_found, utcnow(), deployed=deployed, stored_models=known)
+    repo.known_models.add(models_found)
+    return Batch(found, models_found, utcnow(), deployed=deployed, stored_models=stored)
 
 
 def apply(batch: Batch, command: Command, data: messages.ModelRef | Rejected) -> Outcome:

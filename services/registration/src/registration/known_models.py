@@ -6,7 +6,10 @@ was (:class:`~registration.changes.ModelChange`): so once a process has read a m
 it, later versions of it need no read. That is one query less on every registration's path (the
 HTTP write waits for it, and the database server answers it). Every other command that reads a
 model (its readers, aliases or metadata) still reads it, and so does a batch re-run after a
-conflict, which reads everything.
+conflict, which reads everything. A batch decides which models it skips before it reads any, and
+works with that set (:class:`~registration.batch.Batch`'s ``stored_models``), so the bound
+starting over mid-batch changes nothing. A command its sender may not send reads nothing at all:
+a stranger could otherwise time its refusal to learn whether a model is known here.
 """
 
 from __future__ import annotations
