@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import ServerSelectionTimeoutError
 
 from registry_contract.documents import Document
 from shared.chassis.pacing import AtMostEvery
@@ -55,7 +56,7 @@ class MongoOutboxLog:
                 # opens with a readConcern (afterClusterTime) that the embedded stand-in refuses
                 # on registration's bulkWrite (mongod accepts it), failing a write conflict's retry.
                 async with client.start_session(causal_consistency=False) as session:
-                    await session.with_transaction(write)
+                    await session.with_transaction(_unreachable_ends(write))
             except BaseException:
                 self._numbering.give_back(before)
                 self._read_back_until = max(self._read_back_until, before + len(rows))
@@ -152,3 +153,25 @@ class MongoOutboxLog:
             return 0, None
         oldest = await self._outbox.find_one({"writer": self.writer, "seq": self._published + 1}, {"time": 1})
         return backlog, oldest["time"] if oldest else None
+
+
+def _unreachable_ends(
+    write: Callable[[AsyncClientSession], Awaitable[None]],
+) -> Callable[[AsyncClientSession], Awaitable[None]]:
+    """``write``, failing the transaction at once when no server could be selected for it.
+
+    The driver labels that failure a transient transaction error, so ``with_transaction`` would run
+    the transaction again and again for two minutes (its own limit) while an HTTP write waited and
+    its client timed out. Raised unlabelled, after the client's ``serverSelectionTimeoutMS``, it
+    ends the transaction: a request answers 503 (the error is still a connection failure, which
+    :func:`shared.chassis.consuming.is_transient` counts as transient) and a consumer backs off
+    and retries its batch, as when a read before the transaction found no server.
+    """
+
+    async def bounded(session: AsyncClientSession) -> None:
+        try:
+            await write(session)
+        except ServerSelectionTimeoutError as exc:
+            raise ServerSelectionTimeoutError(str(exc)) from exc  # a new error: without the label
+
+    return bounded
