@@ -5,11 +5,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
 from registration.changes import Changes, ModelChange
 from registration.repository import ConcurrentWrite, InMemoryRepository, MongoRepository, Repository
 from registration.storage import MODELS, create_indexes
+from tests.infra import Infra
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 
@@ -170,3 +172,35 @@ async def test_a_write_conflict_with_another_transaction_is_retried_until_it_com
         await other.commit_transaction()
     await asyncio.wait_for(committing, 30)
     assert (await stored_model(mongo_repo, "m1"))["description"] == "mine"
+
+
+class FindsOfModels(monitoring.CommandListener):
+    """The read concern of every ``find`` on the models collection."""
+
+    def __init__(self) -> None:
+        self.read_concerns: list[object] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find" and event.command.get("find") == MODELS:
+            self.read_concerns.append(event.command.get("readConcern"))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.mark.integration
+async def test_models_are_read_majority_committed(infra: Infra, mongo_database: AsyncDatabase[dict[str, Any]]) -> None:
+    # Registration remembers a model it read as stored (registration.known_models): one a failover
+    # later rolled back must never have been read.
+    finds = FindsOfModels()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_uri, event_listeners=[finds])
+    try:
+        repo = MongoRepository(client, client[mongo_database.name], writer="w1")
+        await repo.commit(Changes(models={"m1": change(creates=True)}, outbox=[outbox("e1", "c1")]))
+        assert set(await repo.models_by_id(["m1"])) == {"m1"}
+    finally:
+        await client.close()
+    assert finds.read_concerns == [{"level": "majority"}]

@@ -9,7 +9,10 @@ model (its readers, aliases or metadata) still reads it, and so does a batch re-
 conflict, which reads everything. A batch decides which models it skips before it reads any, and
 works with that set (:class:`~registration.batch.Batch`'s ``stored_models``), so the bound
 starting over mid-batch changes nothing. A command its sender may not send reads nothing at all:
-a stranger could otherwise time its refusal to learn whether a model is known here.
+a stranger could otherwise time its refusal to learn whether a model is known here. Models are
+read majority-committed, and written by transactions under the server's default write concern
+(majority, on the replica sets registration requires, unless an operator lowered it): what is
+remembered here is not rolled back by a failover.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pymongo import DeleteMany, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import ClientBulkWriteException, OperationFailure, PyMongoError
+from pymongo.read_concern import ReadConcern
 
 from registration.changes import Changes, ModelChange
 from registration.deployments import InMemoryDeployedEnvironments, MongoDeployedEnvironments
@@ -96,6 +97,7 @@ class MongoRepository(MongoOutboxLog):
         # A deleted version's tombstone replaces it in the versions collection: the unique _id
         # refuses its number again, so a registration reads nothing first.
         self._models, self._versions, self._shares = db[MODELS], db[MODEL_VERSIONS], db[SHARES]
+        self._models_committed = self._models.with_options(read_concern=ReadConcern("majority"))
         self.deployments = MongoDeployedEnvironments(db[DEPLOYED_ENVIRONMENTS])
         self.known_models = KnownModels()
 
@@ -106,7 +108,9 @@ class MongoRepository(MongoOutboxLog):
         return await find_by_ids(self._versions, version_ids)
 
     async def models_by_id(self, model_ids: Sequence[str]) -> dict[str, Document]:
-        return await find_by_ids(self._models, model_ids)
+        # Majority-committed only: a model read here is remembered as stored (registration.known_models),
+        # and one another writer's failover later rolled back would stay "stored" to this process.
+        return await find_by_ids(self._models_committed, model_ids)
 
     async def deployments_of(self, version_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         return await self.deployments.of(version_ids)
