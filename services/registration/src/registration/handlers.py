@@ -27,11 +27,10 @@ from shared.outbox.rows import event_from_outbox
 __all__ = ["Command", "Outcome", "checked_first", "event_from_outbox", "handle_commands", "request_fingerprint"]
 
 
-# Commands whose rules read the model document (its readers or aliases), or create it, or whose
-# answer shows the version with its aliases (the model keeps them). A registration reads it only
-# to create it, so not when this process knows it is stored (registration.known_models).
+# Commands whose rules read the model document (its readers or aliases), or whose answer shows the
+# version with its aliases (the model keeps them). A registration reads it only to create it, so
+# not when this process knows it is stored (registration.known_models): see _load.
 MODEL_READING = (
-    messages.RegisterModelVersion,
     messages.UpdateModelVersion,
     messages.SetApproval,
     messages.ShareModel,
@@ -179,11 +178,7 @@ async def _load(repo: Repository, parsed: list[messages.ModelRef | Rejected], *,
     }
     parents = [d.parent for d in registrations if d.parent is not None]
     versions |= {domain.version_id(p.team, p.name, p.version) for p in parents}
-    models = {
-        domain.model_id(d.team, d.name)
-        for d in refs
-        if isinstance(d, MODEL_READING) and not isinstance(d, messages.RegisterModelVersion)
-    }
+    models = {domain.model_id(d.team, d.name) for d in refs if isinstance(d, MODEL_READING)}
     models |= {domain.model_id(p.team, p.name) for p in parents}
     # A registration reads its model only to create it: not one this process knows is stored.
     registered = {domain.model_id(d.team, d.name) for d in registrations}
